@@ -1,0 +1,7 @@
+/**
+ * Entry point of the `hd` binary.
+ * @module
+ */
+import { main } from "./src/cli/main.ts";
+
+Deno.exit(await main(Deno.args));

@@ -1,0 +1,36 @@
+/**
+ * `hd cas gc [--dry-run]`: removes everything not reachable from a ref.
+ * @module
+ */
+import { collectGarbage } from "../../cas/gc.ts";
+import { dagReferences } from "../../dag/refs.ts";
+import type { Command } from "../command.ts";
+import { formatBytes } from "../output.ts";
+
+/** `hd cas gc`. */
+export const casGc: Command = {
+  name: "cas gc",
+  summary: "delete objects no ref reaches (--dry-run to only report)",
+  usage: "hd cas gc [--dry-run]",
+  options: { "dry-run": { type: "boolean", help: "report what would be removed; remove nothing" } },
+  async run(ctx) {
+    const store = ctx.store();
+    const r = await collectGarbage(store, {
+      dryRun: !!ctx.values["dry-run"],
+      references: dagReferences,
+    });
+    ctx.out.result(
+      r,
+      () =>
+        `${
+          r.dryRun ? "would remove" : "removed"
+        } ${r.removedObjects} objects and ${r.removedManifests} manifests (${
+          formatBytes(r.removedBytes)
+        }); kept ${r.reachableObjects} objects reachable from ${r.roots} refs` +
+        (r.missing.length
+          ? `\nwarning: ${r.missing.length} referenced ids are missing (run hd cas verify)`
+          : ""),
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,21 @@
+/**
+ * Every command of the `hd` CLI. Add a command by writing its file and listing it here.
+ * @module
+ */
+import type { Command } from "./command.ts";
+import { casAdd } from "./cas/add.ts";
+import { casCat } from "./cas/cat.ts";
+import { casCheckout } from "./cas/checkout.ts";
+import { casGc } from "./cas/gc.ts";
+import { casStats } from "./cas/stats.ts";
+import { casVerify } from "./cas/verify.ts";
+
+/** All commands, in the order `hd --help` lists them. */
+export const COMMANDS: Command[] = [
+  casAdd,
+  casCheckout,
+  casCat,
+  casStats,
+  casGc,
+  casVerify,
+];

@@ -1,0 +1,186 @@
+/**
+ * The `hd` entry point: finds the command, parses its options, runs it, and turns errors into
+ * one-line messages (`error: Cannot …` and a `hint:` line) with exit code 1 (user) or 2 (usage).
+ *
+ * @example
+ * ```ts
+ * import { main } from "./main.ts";
+ * Deno.exit(await main(["cas", "stats", "--json"]));
+ * ```
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { HdError } from "../cas/errors.ts";
+import { defaultStoreRoot, Store } from "../cas/store.ts";
+import type { Command, Context, OptionSpec } from "./command.ts";
+import { COMMANDS } from "./commands.ts";
+import { Output } from "./output.ts";
+
+const GLOBAL: Record<string, OptionSpec> = {
+  json: { type: "boolean", help: "print one JSON document on stdout" },
+  store: { type: "string", help: "store directory (default $HD_HOME, else ~/.hd)" },
+  debug: { type: "boolean", help: "show stack traces on errors" },
+  help: { type: "boolean", short: "h", help: "show help" },
+};
+
+/** The version printed by `hd --version`. */
+export const VERSION = "0.1.0";
+
+function findCommand(argv: string[]): { cmd: Command; rest: string[] } | null {
+  let best: { cmd: Command; rest: string[] } | null = null;
+  for (const cmd of COMMANDS) {
+    const words = cmd.name.split(" ");
+    if (words.every((w, i) => argv[i] === w)) {
+      if (!best || words.length > best.cmd.name.split(" ").length) {
+        best = { cmd, rest: argv.slice(words.length) };
+      }
+    }
+  }
+  return best;
+}
+
+function levenshtein(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(
+        d[i - 1][j] + 1,
+        d[i][j - 1] + 1,
+        d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The closest of `candidates` to `word`, when it is close enough to be a likely typo. */
+export function didYouMean(word: string, candidates: Iterable<string>): string | null {
+  let best: string | null = null;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const dist = levenshtein(word, c);
+    if (dist < bestD) (bestD = dist, best = c);
+  }
+  return best !== null && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : null;
+}
+
+function topHelp(): string {
+  const w = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    "hd — content-addressed development environments",
+    "",
+    "Usage: hd <command> [options]",
+    "",
+    "Commands:",
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
+    "",
+    "Global options: --json, --store DIR, --debug, --help. `hd <command> --help` for more.",
+  ].join("\n");
+}
+
+function commandHelp(cmd: Command): string {
+  const opts = { ...cmd.options, ...GLOBAL };
+  const lines = Object.entries(opts).map(([k, o]) =>
+    `  ${o.short ? `-${o.short}, ` : "    "}--${k}${o.type === "string" ? " VALUE" : ""}`.padEnd(
+      28,
+    ) +
+    o.help
+  );
+  return [`${cmd.summary}`, "", `Usage: ${cmd.usage}`, "", "Options:", ...lines].join("\n");
+}
+
+/** Runs the CLI with `argv` (without the program name); resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const json = argv.includes("--json");
+  const debug = argv.includes("--debug");
+  const out = new Output({ json });
+  try {
+    if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+      out.line(topHelp());
+      return argv.length === 0 ? 2 : 0;
+    }
+    if (argv[0] === "--version" || argv[0] === "version") {
+      out.result({ version: VERSION }, () => `hd ${VERSION}`);
+      return 0;
+    }
+    const found = findCommand(argv);
+    if (!found) {
+      const words = argv.filter((a) => !a.startsWith("-")).slice(0, 2).join(" ");
+      const guess = didYouMean(words, COMMANDS.map((c) => c.name)) ??
+        didYouMean(argv[0], new Set(COMMANDS.map((c) => c.name.split(" ")[0])));
+      throw new HdError(
+        `Cannot run "hd ${words}": no such command`,
+        guess
+          ? `did you mean \`hd ${guess}\`? (\`hd --help\` lists commands)`
+          : "`hd --help` lists the commands",
+        2,
+      );
+    }
+    const { cmd, rest } = found;
+    const options = { ...GLOBAL, ...cmd.options };
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: rest,
+        options: Object.fromEntries(
+          Object.entries(options).map(([k, o]) => [
+            k,
+            { type: o.type, multiple: o.multiple ?? false, ...(o.short ? { short: o.short } : {}) },
+          ]),
+        ),
+        allowPositionals: true,
+        strict: !cmd.passThrough,
+      });
+    } catch (e) {
+      const msg = (e as Error).message.split("\n")[0];
+      const unknown = /Unknown option '(-{1,2})([^']+)'/.exec(msg);
+      const guess = unknown ? didYouMean(unknown[2], Object.keys(options)) : null;
+      throw new HdError(
+        `Cannot parse options of "hd ${cmd.name}": ${msg}`,
+        guess
+          ? `did you mean --${guess}? (usage: ${cmd.usage.split("\n")[0]})`
+          : `usage: ${cmd.usage.split("\n")[0]}`,
+        2,
+      );
+    }
+    if (parsed.values.help) {
+      out.line(commandHelp(cmd));
+      return 0;
+    }
+    const storeRoot = (parsed.values.store as string | undefined) ?? defaultStoreRoot();
+    let store: Store | null = null;
+    const ctx: Context = {
+      out,
+      storeRoot,
+      debug,
+      store: (create = true) => (store ??= Store.open(storeRoot, { create })),
+      values: parsed.values as Context["values"],
+      positionals: parsed.positionals,
+    };
+    return await cmd.run(ctx);
+  } catch (e) {
+    out.clearProgress();
+    if (e instanceof HdError) {
+      if (json) {
+        Deno.stdout.writeSync(
+          new TextEncoder().encode(
+            JSON.stringify({ error: e.message, hint: e.hint || undefined }, null, 2) + "\n",
+          ),
+        );
+      }
+      out.note(`${out.paint("error:", "red")} ${e.message}`);
+      if (e.hint) out.note(`${out.paint("hint:", "dim")} ${e.hint}`);
+      if (debug) out.note(e.stack ?? "");
+      return e.exitCode;
+    }
+    const err = e as Error;
+    out.note(`${out.paint("error:", "red")} Cannot complete the command: ${err.message}`);
+    out.note(
+      debug
+        ? err.stack ?? ""
+        : "hint: this looks like a bug in hd; run again with --debug and report it",
+    );
+    return 1;
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Checkout: materializes a stored tree into a directory, byte-identical to what was added
+ * (contents, modes, symlinks, empty directories; owners and mtimes when the tree keeps them and
+ * we may apply them). The tree is written into a temp sibling and renamed into place, so an
+ * interrupted checkout leaves nothing at the destination.
+ *
+ * @example
+ * ```ts
+ * import { checkoutTree } from "./checkout.ts";
+ * checkoutTree(store, rootId, "/tmp/out");
+ * ```
+ * @module
+ */
+import { HdError } from "../cas/errors.ts";
+import type { Store } from "../cas/store.ts";
+import { getNode, readFileChunks } from "./dag.ts";
+import { type FileNode, S_IFLNK, S_IFMT, S_IFREG } from "./node.ts";
+
+/** Counters of a checkout. */
+export interface CheckoutStats {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+  /** Entries that could not be created (device nodes without privilege), with the reason. */
+  skipped: { path: string; why: string }[];
+}
+
+const isRoot = Deno.uid() === 0;
+
+function writeFile(store: Store, path: string, f: FileNode): void {
+  const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
+  try {
+    for (const chunk of readFileChunks(store, f)) {
+      let off = 0;
+      while (off < chunk.length) off += file.writeSync(chunk.subarray(off));
+    }
+  } finally {
+    file.close();
+  }
+}
+
+function applyMeta(
+  path: string,
+  mode: number,
+  n: { uid?: number; gid?: number; mtime?: number },
+  link = false,
+): void {
+  if (isRoot && (n.uid !== undefined || n.gid !== undefined)) {
+    try {
+      // Deno.chown follows symlinks; owners of symlinks themselves are left as is.
+      if (!link) Deno.chownSync(path, n.uid ?? 0, n.gid ?? 0);
+    } catch { /* unsupported filesystem */ }
+  }
+  if (!link) Deno.chmodSync(path, mode & 0o7777);
+  if (n.mtime !== undefined && !link) {
+    try {
+      Deno.utimeSync(path, n.mtime, n.mtime);
+    } catch { /* ignore */ }
+  }
+}
+
+/** Writes the tree `id` below `dest`, which must not exist yet (or be an empty directory). */
+export function checkoutTree(store: Store, id: string, dest: string): CheckoutStats {
+  const root = getNode(store, id);
+  if (root.type !== "dir" && root.type !== "file") {
+    throw new HdError(
+      `Cannot check out ${id}: it is a ${root.type} node`,
+      "pass the hash of a directory or file (as printed by `hd cas add`)",
+    );
+  }
+  try {
+    const st = Deno.lstatSync(dest);
+    if (!st.isDirectory || [...Deno.readDirSync(dest)].length > 0) {
+      throw new HdError(
+        `Cannot check out into ${dest}: it exists and is not an empty directory`,
+        "pick a new directory; hd never overwrites files on checkout",
+      );
+    }
+    Deno.removeSync(dest);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const slash = dest.replace(/\/+$/, "").lastIndexOf("/");
+  const parent = slash > 0 ? dest.slice(0, slash) : slash === 0 ? "/" : ".";
+  Deno.mkdirSync(parent, { recursive: true });
+  const tmp = `${dest.replace(/\/+$/, "")}.hd-checkout-${Deno.pid}-${Date.now().toString(36)}`;
+  const stats: CheckoutStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, skipped: [] };
+
+  const writeEntry = (path: string, rel: string, f: FileNode) => {
+    const type = f.mode & S_IFMT;
+    if (type === S_IFLNK) {
+      Deno.symlinkSync(f.target ?? "", path);
+      stats.symlinks++;
+    } else if (type === S_IFREG) {
+      writeFile(store, path, f);
+      applyMeta(path, f.mode, f);
+      stats.files++;
+      stats.bytes += f.size;
+    } else {
+      stats.skipped.push({ path: rel, why: `special file (mode ${f.mode.toString(8)})` });
+    }
+  };
+
+  const writeDir = (dirId: string, path: string, rel: string) => {
+    const node = getNode(store, dirId);
+    if (node.type !== "dir") {
+      throw new HdError(`Cannot check out ${rel}: ${dirId} is not a directory`, "");
+    }
+    Deno.mkdirSync(path, { mode: 0o700 });
+    stats.dirs++;
+    for (const e of node.entries) {
+      if (e.name.includes("/") || e.name === ".." || e.name === "." || e.name === "") {
+        throw new HdError(
+          `Cannot check out ${rel}: unsafe entry name "${e.name}"`,
+          "the tree is damaged or hostile",
+        );
+      }
+      const p = `${path}/${e.name}`;
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.dir !== undefined) writeDir(e.dir, p, r);
+      else writeEntry(p, r, e.file);
+    }
+    applyMeta(path, node.mode, node);
+  };
+
+  try {
+    if (root.type === "dir") writeDir(id, tmp, "");
+    else writeEntry(tmp, "", root);
+    Deno.renameSync(tmp, dest);
+  } catch (e) {
+    try {
+      Deno.chmodSync(tmp, 0o700);
+      Deno.removeSync(tmp, { recursive: true });
+    } catch { /* nothing was created */ }
+    throw e;
+  }
+  return stats;
+}

@@ -1,0 +1,145 @@
+/**
+ * Canonical byte encoding primitives for DAG nodes: unsigned LEB128 varints, length-prefixed
+ * byte strings, raw 32-byte ids. Writers emit fields in a fixed order, so equal nodes always
+ * encode to equal bytes.
+ *
+ * @example
+ * ```ts
+ * import { ByteWriter, ByteReader } from "./encoding.ts";
+ * const w = new ByteWriter(); w.varint(5); w.str("a");
+ * const r = new ByteReader(w.finish()); r.varint(); r.str();
+ * ```
+ * @module
+ */
+import { fromHex, toHex } from "../cas/hash.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder("utf-8", { fatal: true });
+
+/** Growable byte buffer with canonical field writers. */
+export class ByteWriter {
+  #buf = new Uint8Array(256);
+  #len = 0;
+
+  #ensure(n: number): void {
+    if (this.#len + n <= this.#buf.length) return;
+    let cap = this.#buf.length * 2;
+    while (cap < this.#len + n) cap *= 2;
+    const nb = new Uint8Array(cap);
+    nb.set(this.#buf.subarray(0, this.#len));
+    this.#buf = nb;
+  }
+
+  /** One byte. */
+  u8(b: number): void {
+    this.#ensure(1);
+    this.#buf[this.#len++] = b & 0xff;
+  }
+
+  /** Unsigned varint (non-negative safe integer). */
+  varint(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`Cannot encode varint ${n}`);
+    this.#ensure(10);
+    while (n >= 0x80) {
+      this.#buf[this.#len++] = (n % 0x80) | 0x80;
+      n = Math.floor(n / 0x80);
+    }
+    this.#buf[this.#len++] = n;
+  }
+
+  /** Signed varint (zigzag). */
+  svarint(n: number): void {
+    this.varint(n >= 0 ? n * 2 : -n * 2 - 1);
+  }
+
+  /** Raw bytes, no length. */
+  raw(b: Uint8Array): void {
+    this.#ensure(b.length);
+    this.#buf.set(b, this.#len);
+    this.#len += b.length;
+  }
+
+  /** Length-prefixed bytes. */
+  bytes(b: Uint8Array): void {
+    this.varint(b.length);
+    this.raw(b);
+  }
+
+  /** Length-prefixed UTF-8 string. */
+  str(s: string): void {
+    this.bytes(enc.encode(s));
+  }
+
+  /** A 32-byte id from its hex. */
+  id(hex: string): void {
+    const b = fromHex(hex);
+    if (b.length !== 32) throw new Error(`Cannot encode id "${hex}": not 32 bytes`);
+    this.raw(b);
+  }
+
+  /** The bytes written so far (a copy). */
+  finish(): Uint8Array {
+    return this.#buf.slice(0, this.#len);
+  }
+}
+
+/** Reader matching {@link ByteWriter}; every read throws on truncation. */
+export class ByteReader {
+  #b: Uint8Array;
+  #p = 0;
+  constructor(b: Uint8Array) {
+    this.#b = b;
+  }
+  /** True when every byte was read. */
+  get done(): boolean {
+    return this.#p >= this.#b.length;
+  }
+  /** The next byte without consuming it (-1 at the end). */
+  peek(): number {
+    return this.#p < this.#b.length ? this.#b[this.#p] : -1;
+  }
+  #need(n: number): void {
+    if (this.#p + n > this.#b.length) throw new Error("Cannot decode node: truncated");
+  }
+  /** One byte. */
+  u8(): number {
+    this.#need(1);
+    return this.#b[this.#p++];
+  }
+  /** Unsigned varint. */
+  varint(): number {
+    let n = 0;
+    let mul = 1;
+    for (let i = 0; i < 10; i++) {
+      const byte = this.u8();
+      n += (byte & 0x7f) * mul;
+      if ((byte & 0x80) === 0) return n;
+      mul *= 0x80;
+    }
+    throw new Error("Cannot decode node: varint too long");
+  }
+  /** Signed (zigzag) varint. */
+  svarint(): number {
+    const z = this.varint();
+    return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+  }
+  /** `n` raw bytes (a view). */
+  raw(n: number): Uint8Array {
+    this.#need(n);
+    const v = this.#b.subarray(this.#p, this.#p + n);
+    this.#p += n;
+    return v;
+  }
+  /** Length-prefixed bytes (a view). */
+  bytes(): Uint8Array {
+    return this.raw(this.varint());
+  }
+  /** Length-prefixed UTF-8 string. */
+  str(): string {
+    return dec.decode(this.bytes());
+  }
+  /** A 32-byte id as hex. */
+  id(): string {
+    return toHex(this.raw(32));
+  }
+}
