@@ -1,0 +1,87 @@
+/**
+ * Benchmark helpers: timing commands and functions, and the row format every bench emits.
+ * `deno task bench` (bench/run.ts) runs each bench module and writes all rows to
+ * bench/out/results.json.
+ * @module
+ */
+
+/** One measured figure. */
+export interface BenchRow {
+  /** Group (e.g. "cas", "fuse", "oci"). */
+  bench: string;
+  /** What was measured ("cold add node_modules"). */
+  case: string;
+  /** Who did it: "hd" or the peer's name ("restic", "git", "b3sum"). */
+  tool: string;
+  value: number;
+  unit: string;
+  /** Free-form details (sizes, counts). */
+  extra?: Record<string, unknown>;
+}
+
+/** A bench module: `export const bench: Bench`. */
+export interface Bench {
+  name: string;
+  run(ctx: { workDir: string; quick: boolean; log: (s: string) => void }): Promise<BenchRow[]>;
+}
+
+/** Runs a command and returns its wall time in ms; throws when it fails. */
+export async function timeCmd(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<number> {
+  const t = performance.now();
+  const out = await new Deno.Command(cmd, {
+    args,
+    cwd: opts.cwd,
+    env: opts.env,
+    stdout: "null",
+    stderr: "piped",
+  })
+    .output();
+  const ms = performance.now() - t;
+  if (!out.success) {
+    throw new Error(
+      `${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).slice(0, 400)}`,
+    );
+  }
+  return ms;
+}
+
+/** Runs a shell line; returns stdout (throws on failure). */
+export async function sh(line: string, opts: { cwd?: string } = {}): Promise<string> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", line],
+    cwd: opts.cwd,
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  if (!out.success) {
+    throw new Error(`sh -c ${line} failed: ${new TextDecoder().decode(out.stderr).slice(0, 400)}`);
+  }
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** Median of numbers. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** p-th percentile (0..100) of numbers. */
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+/** Drops the page cache when possible (root), so "cold" means cold. */
+export async function dropCaches(): Promise<boolean> {
+  try {
+    await sh("sync && echo 3 > /proc/sys/vm/drop_caches");
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The parsed, validated shape of hd.toml (an {@link EnvSpec}). Every other module reads this, never
+ * the raw TOML. Positions point at the key in the source file for error messages.
+ *
+ * @example
+ * ```ts
+ * import type { EnvSpec } from "./types.ts";
+ * function names(spec: EnvSpec) { return Object.keys(spec.services); }
+ * ```
+ * @module
+ */
+
+/** Where a key or value sits in hd.toml (1-based line and column). */
+export interface Position {
+  file: string;
+  line: number;
+  column: number;
+}
+
+/** One entry of [dependencies]: `provider = [...]`, `provider = "version"`, or `provider = { file }`. */
+export type DependencySpec =
+  | { provider: string; form: "list"; packages: string[]; at?: Position }
+  | { provider: string; form: "version"; version: string; at?: Position }
+  | { provider: string; form: "file"; file: string; at?: Position };
+
+/** One build step. The string form chains (previous step + all tracked files); the table form
+ * declares its inputs so that only they invalidate it. */
+export interface BuildStepSpec {
+  /** The shell command (run with `sh -c`). */
+  run: string;
+  /** Declared inputs (paths or globs relative to the project); null for the chained string form. */
+  inputs: string[] | null;
+  /** Declared outputs (paths relative to the project). */
+  outputs: string[];
+  /** Environment variables for this step. */
+  env: Record<string, string>;
+  /** `network = "none"` for a hermetic step; "host" by default. */
+  network: "host" | "none";
+  /** Index in [build].steps. */
+  index: number;
+  at?: Position;
+}
+
+/** Restart policy of a service. */
+export type RestartPolicy = "always" | "on_failure" | "never";
+
+/** One [services.NAME] table. */
+export interface ServiceSpec {
+  name: string;
+  /** The shell command (run with `sh -c`). */
+  command: string;
+  /** Globs (relative to the project) whose change restarts this service. */
+  watch: string[];
+  /** A TCP port the service listens on; readiness = it accepts connections on 127.0.0.1. */
+  port: number | null;
+  /** Names of services that must be started (and ready) first. */
+  depends_on: string[];
+  restart_policy: RestartPolicy;
+  /** Environment variables (on top of [environment].env). */
+  env: Record<string, string>;
+  /** Working directory relative to the project (default "."). */
+  workdir: string;
+  at?: Position;
+}
+
+/** The whole hd.toml. */
+export interface EnvSpec {
+  /** Absolute path of hd.toml. */
+  file: string;
+  /** Absolute path of the project directory (where hd.toml sits). */
+  dir: string;
+  environment: {
+    name: string;
+    /** Base OCI image reference, or null to run on the host. */
+    base: string | null;
+    /** Environment variables for every step, service and `hd exec`. */
+    env: Record<string, string>;
+    /** Working directory inside the environment (default: the project dir on the host, /app in a sandbox). */
+    workdir: string | null;
+  };
+  dependencies: DependencySpec[];
+  build: {
+    steps: BuildStepSpec[];
+    /** Cache directories that persist across runs outside the layers (e.g. ~/.npm). */
+    cache: string[];
+  };
+  /** Services in declaration order. */
+  services: Record<string, ServiceSpec>;
+  files: { include: string[]; exclude: string[] };
+  options: {
+    /** Time between SIGTERM and SIGKILL when stopping a service. */
+    restartGraceMs: number;
+    /** Quiet period before a burst of file changes is processed. */
+    debounceMs: number;
+  };
+}
