@@ -82,6 +82,16 @@ export function markReachable(
   return { objects, manifests, missing, roots: refs.length };
 }
 
+function estimateBytes(store: Store, dead: Set<string>): number {
+  let n = 0;
+  for (const key of dead) {
+    n += key.length === 65
+      ? store.storedSize("manifests", key.slice(1))
+      : store.storedSize("objects", key);
+  }
+  return n;
+}
+
 /** Runs a gc (or, with `dryRun`, reports what one would remove). */
 export async function collectGarbage(
   store: Store,
@@ -100,20 +110,18 @@ export async function collectGarbage(
       missing: live.missing,
       dryRun,
     };
-    const dead: [string, "objects" | "manifests"][] = [];
-    for (const id of store.list("objects")) if (!live.objects.has(id)) dead.push([id, "objects"]);
-    for (const id of store.list("manifests")) {
-      if (!live.manifests.has(id)) dead.push([id, "manifests"]);
+    const dead = new Set<string>();
+    for (const id of store.list("objects")) {
+      if (!live.objects.has(id)) (dead.add(id), report.removedObjects++);
     }
-    if (!dryRun && dead.length) store.bumpGeneration();
-    for (const [id, kind] of dead) {
-      const p = store.path(kind, id);
-      try {
-        report.removedBytes += Deno.lstatSync(p).size;
-        if (!dryRun) Deno.removeSync(p);
-      } catch { /* removed meanwhile */ }
-      if (kind === "objects") report.removedObjects++;
-      else report.removedManifests++;
+    for (const id of store.list("manifests")) {
+      if (!live.manifests.has(id)) (dead.add("m" + id), report.removedManifests++);
+    }
+    if (dryRun) {
+      report.removedBytes = estimateBytes(store, dead);
+    } else if (dead.size) {
+      store.bumpGeneration();
+      report.removedBytes = store.removeObjects(dead);
     }
     if (!dryRun) {
       store.forgetKnown();

@@ -45,13 +45,26 @@ export function toHex(bytes: Uint8Array): string {
   return s;
 }
 
+const NIBBLE = (() => {
+  const t = new Int8Array(128).fill(-1);
+  for (let i = 0; i < 10; i++) t[48 + i] = i;
+  for (let i = 0; i < 6; i++) (t[97 + i] = 10 + i, t[65 + i] = 10 + i);
+  return t;
+})();
+
 /** Bytes of a hex string; throws on odd length or a non-hex character. */
 export function fromHex(hex: string): Uint8Array {
-  if (hex.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(hex)) {
-    throw new Error(`Cannot parse hex: "${hex.slice(0, 16)}…" is not lowercase hex`);
+  const out = new Uint8Array(hex.length >> 1);
+  let bad = hex.length % 2 !== 0;
+  for (let i = 0; i < out.length && !bad; i++) {
+    const a = hex.charCodeAt(2 * i);
+    const b = hex.charCodeAt(2 * i + 1);
+    const hi = a < 128 ? NIBBLE[a] : -1;
+    const lo = b < 128 ? NIBBLE[b] : -1;
+    if (hi < 0 || lo < 0) bad = true;
+    out[i] = (hi << 4) | lo;
   }
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
+  if (bad) throw new Error(`Cannot parse hex: "${hex.slice(0, 16)}…" is not hex`);
   return out;
 }
 

@@ -7,6 +7,8 @@
  *   FORMAT                 "hd-store 1"
  *   objects/<2 hex>/<62 hex>     chunks and DAG nodes: codec byte + payload
  *   manifests/<2 hex>/<62 hex>   large-file manifests: codec byte + payload
+ *   packs/<64 hex>.pack    many objects and manifests in one file (see pack.ts), written by
+ *                          batched adds; read exactly like loose objects
  *   refs/<name>            a root: one hex id and a newline
  *   tmp/                   temp files, renamed into place (same filesystem)
  *   lock                   flock: adds hold it shared, gc exclusive
@@ -26,6 +28,16 @@ import { blake3Hex, isId } from "./hash.ts";
 import { decodeObject, encodeObject } from "./compress.ts";
 import { decodeManifest, encodeManifest, type Manifest } from "./manifest.ts";
 import { CorruptObjectError, HdError, MissingObjectError } from "./errors.ts";
+import { PackBuilder, type PackEntry, readAt, readPackIndex } from "./pack.ts";
+
+/** A batch's pack is written out when it reaches this size. */
+export const PACK_TARGET = 32 << 20;
+
+interface PackLoc {
+  pack: string;
+  offset: number;
+  length: number;
+}
 
 /** The store format this code reads and writes. */
 export const STORE_FORMAT = "hd-store 1";
@@ -53,6 +65,11 @@ export class Store {
   #tmp: string;
   #lockFile: Deno.FsFile | null = null;
   #lockDepth = 0;
+  #packIndex: Map<string, PackLoc> | null = null;
+  #packFiles = new Map<string, Deno.FsFile>();
+  #batch: PackBuilder | null = null;
+  #batchDepth = 0;
+  #looseDirs = new Map<string, Set<string>>();
 
   private constructor(root: string) {
     this.root = root;
@@ -91,10 +108,11 @@ export class Store {
   static #init(root: string): void {
     try {
       Deno.mkdirSync(root, { recursive: true });
-      for (const kind of ["objects", "manifests"]) {
-        for (const h of HEX2) Deno.mkdirSync(`${root}/${kind}/${h}`, { recursive: true });
-      }
+      // Fan-out directories (objects/<2 hex>) are made on first write into them.
+      Deno.mkdirSync(`${root}/objects`, { recursive: true });
+      Deno.mkdirSync(`${root}/manifests`, { recursive: true });
       Deno.mkdirSync(`${root}/refs`, { recursive: true });
+      Deno.mkdirSync(`${root}/packs`, { recursive: true });
       Deno.mkdirSync(`${root}/tmp`, { recursive: true });
       const tmp = `${root}/tmp/FORMAT.${Deno.pid}.${tmpCounter++}`;
       Deno.writeTextFileSync(tmp, STORE_FORMAT + "\n");
@@ -112,10 +130,27 @@ export class Store {
     return `${this.root}/${kind}/${id.slice(0, 2)}/${id.slice(2)}`;
   }
 
-  /** True when the store holds the object or manifest `id`. */
+  /** True when the store holds the object or manifest `id` (loose, packed or pending). */
   has(id: string, kind: ObjectKind = "objects"): boolean {
     const key = kind === "objects" ? id : "m" + id;
     if (this.#known.has(key)) return true;
+    if (this.#batch?.pending(key)) return true;
+    if (this.#packs().has(key)) return true;
+    if (this.#batch) {
+      // In a batch, list each fan-out directory once instead of one failed lstat per new object.
+      const dir = `${kind}/${id.slice(0, 2)}`;
+      let set = this.#looseDirs.get(dir);
+      if (!set) {
+        set = new Set();
+        try {
+          for (const e of Deno.readDirSync(`${this.root}/${dir}`)) set.add(e.name);
+        } catch { /* empty */ }
+        this.#looseDirs.set(dir, set);
+      }
+      if (!set.has(id.slice(2))) return false;
+      this.#known.add(key);
+      return true;
+    }
     try {
       Deno.lstatSync(this.path(kind, id));
       this.#known.add(key);
@@ -123,6 +158,132 @@ export class Store {
     } catch {
       return false;
     }
+  }
+
+  // ---- packs ----
+
+  #packs(reload = false): Map<string, PackLoc> {
+    if (this.#packIndex && !reload) return this.#packIndex;
+    const idx = this.#packIndex ?? new Map<string, PackLoc>();
+    let names: string[] = [];
+    try {
+      names = [...Deno.readDirSync(`${this.root}/packs`)]
+        .filter((e) => e.isFile && e.name.endsWith(".pack")).map((e) => e.name.slice(0, -5));
+    } catch { /* no packs yet */ }
+    const loaded = new Set([...idx.values()].map((l) => l.pack));
+    for (const name of names) {
+      if (loaded.has(name)) continue;
+      try {
+        const f = this.#packFile(name);
+        for (const e of readPackIndex(f, f.statSync().size)) {
+          const key = e.kind === "objects" ? e.id : "m" + e.id;
+          if (!idx.has(key)) idx.set(key, { pack: name, offset: e.offset, length: e.length });
+        }
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) continue; // removed by a concurrent gc
+        throw new CorruptObjectError(name, this.packPath(name), (e as Error).message);
+      }
+    }
+    this.#packIndex = idx;
+    return idx;
+  }
+
+  #packFile(name: string): Deno.FsFile {
+    let f = this.#packFiles.get(name);
+    if (!f) {
+      f = Deno.openSync(this.packPath(name), { read: true });
+      this.#packFiles.set(name, f);
+    }
+    return f;
+  }
+
+  /** Path of a pack file. */
+  packPath(name: string): string {
+    return `${this.root}/packs/${name}.pack`;
+  }
+
+  /** Every pack's entries (for verify and gc). */
+  packEntries(): { pack: string; entries: PackEntry[] }[] {
+    const out: { pack: string; entries: PackEntry[] }[] = [];
+    let names: string[] = [];
+    try {
+      names = [...Deno.readDirSync(`${this.root}/packs`)]
+        .filter((e) => e.isFile && e.name.endsWith(".pack")).map((e) => e.name.slice(0, -5)).sort();
+    } catch { /* none */ }
+    for (const name of names) {
+      const f = this.#packFile(name);
+      out.push({ pack: name, entries: readPackIndex(f, f.statSync().size) });
+    }
+    return out;
+  }
+
+  /**
+   * Runs `fn` with writes batched into pack files (flushed at {@link PACK_TARGET} and at the end).
+   * Objects put during the batch are readable at once. Nested batches join the outer one.
+   */
+  batch<T>(fn: () => T): T {
+    this.#beginBatch();
+    let ok = false;
+    try {
+      const r = fn();
+      ok = true;
+      return r;
+    } finally {
+      this.#endBatch(ok);
+    }
+  }
+
+  /** {@link batch} for async work. */
+  async batchAsync<T>(fn: () => Promise<T>): Promise<T> {
+    this.#beginBatch();
+    let ok = false;
+    try {
+      const r = await fn();
+      ok = true;
+      return r;
+    } finally {
+      this.#endBatch(ok);
+    }
+  }
+
+  #beginBatch(): void {
+    if (this.#batchDepth++ === 0) this.#batch = new PackBuilder();
+  }
+
+  #endBatch(ok: boolean): void {
+    if (--this.#batchDepth > 0) return;
+    try {
+      // Objects already written stay valid even when the work failed: write them out.
+      if (ok || this.#batch!.count > 0) this.flushPack();
+    } finally {
+      this.#batch = null;
+      this.#looseDirs.clear();
+    }
+  }
+
+  /** Writes the pending pack (if any) atomically and makes its objects visible. */
+  flushPack(): void {
+    const b = this.#batch;
+    if (!b || b.count === 0) return;
+    const { name, bytes, entries } = b.finish();
+    this.writeAtomic(this.packPath(name), bytes);
+    const idx = this.#packs();
+    for (const e of entries) {
+      const key = e.kind === "objects" ? e.id : "m" + e.id;
+      this.#known.add(key);
+      if (!idx.has(key)) idx.set(key, { pack: name, offset: e.offset, length: e.length });
+    }
+    this.#batch = new PackBuilder();
+  }
+
+  #put(kind: ObjectKind, id: string, stored: Uint8Array): void {
+    if (this.#batch) {
+      this.#batch.add(kind, id, stored);
+      if (this.#batch.size >= PACK_TARGET) this.flushPack();
+      return;
+    }
+    this.writeAtomic(this.path(kind, id), stored);
+    this.#known.add(kind === "objects" ? id : "m" + id);
   }
 
   /** A fresh temp path inside the store (same filesystem, so rename is atomic). */
@@ -169,8 +330,7 @@ export class Store {
   putObject(bytes: Uint8Array, opts: { compress?: boolean; id?: string } = {}): string {
     const id = opts.id ?? blake3Hex(bytes);
     if (this.has(id)) return id;
-    this.writeAtomic(this.path("objects", id), encodeObject(bytes, opts.compress ?? true));
-    this.#known.add(id);
+    this.#put("objects", id, encodeObject(bytes, opts.compress ?? true));
     return id;
   }
 
@@ -183,16 +343,7 @@ export class Store {
     if (!isId(id)) {
       throw new HdError(`Cannot read ${kind.slice(0, -1)} "${id}": not a 64-hex id`, "");
     }
-    const p = this.path(kind, id);
-    let stored: Uint8Array;
-    try {
-      stored = Deno.readFileSync(p);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new MissingObjectError(id, kind === "objects" ? "object" : "manifest");
-      }
-      throw e;
-    }
+    const [stored, p] = this.#readStored(kind, id);
     let bytes: Uint8Array;
     try {
       bytes = decodeObject(stored);
@@ -204,13 +355,121 @@ export class Store {
     return bytes;
   }
 
+  #readStored(kind: ObjectKind, id: string): [Uint8Array, string] {
+    const key = kind === "objects" ? id : "m" + id;
+    const pending = this.#batch?.pending(key);
+    if (pending) return [pending, "(pending pack)"];
+    for (const reload of [false, true]) {
+      const loc = this.#packs(reload).get(key);
+      if (loc) {
+        const buf = new Uint8Array(loc.length);
+        try {
+          readAt(this.#packFile(loc.pack), buf, loc.offset);
+        } catch (e) {
+          throw new CorruptObjectError(
+            id,
+            `${this.packPath(loc.pack)}@${loc.offset}`,
+            (e as Error).message,
+          );
+        }
+        return [buf, `${this.packPath(loc.pack)}@${loc.offset}`];
+      }
+      const p = this.path(kind, id);
+      try {
+        return [Deno.readFileSync(p), p];
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      }
+    }
+    throw new MissingObjectError(id, kind === "objects" ? "object" : "manifest");
+  }
+
+  /** Bytes an object takes on disk (0 when absent). */
+  storedSize(kind: ObjectKind, id: string): number {
+    const loc = this.#packs().get(kind === "objects" ? id : "m" + id);
+    if (loc) return loc.length;
+    try {
+      return Deno.lstatSync(this.path(kind, id)).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Where an object is stored: its loose path or `pack@offset` (null when absent). */
+  location(kind: ObjectKind, id: string): string | null {
+    const loc = this.#packs().get(kind === "objects" ? id : "m" + id);
+    if (loc) return `${this.packPath(loc.pack)}@${loc.offset}`;
+    try {
+      Deno.lstatSync(this.path(kind, id));
+      return this.path(kind, id);
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Removes objects and manifests (gc only, under the exclusive lock): loose files are deleted,
+   * packs holding any of them are rewritten without them. Returns the bytes freed.
+   */
+  removeObjects(dead: Set<string>): number {
+    const keyOf = (kind: ObjectKind, id: string) => (kind === "objects" ? id : "m" + id);
+    let freed = 0;
+    for (const kind of ["objects", "manifests"] as const) {
+      for (const id of this.#listLoose(kind)) {
+        if (!dead.has(keyOf(kind, id))) continue;
+        const p = this.path(kind, id);
+        try {
+          freed += Deno.lstatSync(p).size;
+          Deno.removeSync(p);
+        } catch { /* gone */ }
+      }
+    }
+    for (const { pack, entries } of this.packEntries()) {
+      const live = entries.filter((e) => !dead.has(keyOf(e.kind, e.id)));
+      if (live.length === entries.length) continue;
+      const f = this.#packFile(pack);
+      const size = f.statSync().size;
+      if (live.length > 0) {
+        const b = new PackBuilder();
+        for (const e of live) {
+          const buf = new Uint8Array(e.length);
+          readAt(f, buf, e.offset);
+          b.add(e.kind, e.id, buf);
+        }
+        const { name, bytes } = b.finish();
+        this.writeAtomic(this.packPath(name), bytes);
+        freed -= bytes.length;
+      }
+      f.close();
+      this.#packFiles.delete(pack);
+      Deno.removeSync(this.packPath(pack));
+      freed += size;
+    }
+    this.#packIndex = null;
+    this.#known.clear();
+    return freed;
+  }
+
+  *#listLoose(kind: ObjectKind): Generator<string> {
+    for (const h of HEX2) {
+      let entries: Iterable<Deno.DirEntry>;
+      try {
+        entries = Deno.readDirSync(`${this.root}/${kind}/${h}`);
+      } catch {
+        continue;
+      }
+      for (const e of entries) {
+        if (e.isFile && e.name.length === 62) yield h + e.name;
+      }
+    }
+  }
+
   /** Stores a manifest if absent; returns its id. */
   putManifest(m: Manifest): string {
     const enc = encodeManifest(m);
     const id = blake3Hex(enc);
     if (this.has(id, "manifests")) return id;
-    this.writeAtomic(this.path("manifests", id), encodeObject(enc));
-    this.#known.add("m" + id);
+    this.#put("manifests", id, encodeObject(enc));
     return id;
   }
 
@@ -344,18 +603,39 @@ export class Store {
     }
   }
 
-  /** Lists every id stored under `kind`. */
+  /** Lists every id stored under `kind`, loose and packed (each once). */
   *list(kind: ObjectKind): Generator<string> {
-    for (const h of HEX2) {
-      let entries: Iterable<Deno.DirEntry>;
-      try {
-        entries = Deno.readDirSync(`${this.root}/${kind}/${h}`);
-      } catch {
-        continue;
-      }
-      for (const e of entries) {
-        if (e.isFile && e.name.length === 62) yield h + e.name;
+    const seen = new Set<string>();
+    for (const id of this.#listLoose(kind)) {
+      seen.add(id);
+      yield id;
+    }
+    for (const [key] of this.#packs(true)) {
+      const isManifest = key.length === 65;
+      if ((kind === "manifests") !== isManifest) continue;
+      const id = isManifest ? key.slice(1) : key;
+      if (!seen.has(id)) (seen.add(id), yield id);
+    }
+  }
+
+  /** Bytes on disk: loose objects, loose manifests and packs. */
+  usage(): { looseObjects: number; looseManifests: number; packs: number; bytes: number } {
+    const u = { looseObjects: 0, looseManifests: 0, packs: 0, bytes: 0 };
+    for (const kind of ["objects", "manifests"] as const) {
+      for (const id of this.#listLoose(kind)) {
+        kind === "objects" ? u.looseObjects++ : u.looseManifests++;
+        try {
+          u.bytes += Deno.lstatSync(this.path(kind, id)).size;
+        } catch { /* gone */ }
       }
     }
+    try {
+      for (const e of Deno.readDirSync(`${this.root}/packs`)) {
+        if (!e.name.endsWith(".pack")) continue;
+        u.packs++;
+        u.bytes += Deno.lstatSync(`${this.root}/packs/${e.name}`).size;
+      }
+    } catch { /* none */ }
+    return u;
   }
 }

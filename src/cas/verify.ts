@@ -48,7 +48,11 @@ export function verifyStore(
         const why = e instanceof CorruptObjectError
           ? e.message.replace(/^.*corrupt \((.*)\) at .*$/, "$1")
           : (e as Error).message;
-        report.corrupt.push({ id, path: store.path(kind, id), why });
+        report.corrupt.push({
+          id,
+          path: e instanceof CorruptObjectError ? e.path : store.path(kind, id),
+          why,
+        });
         bad.add(id);
       }
       if (kind === "objects") report.checkedObjects++;

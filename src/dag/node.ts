@@ -114,6 +114,13 @@ const te = new TextEncoder();
 /** Compares two strings by their UTF-8 bytes (the canonical entry order). */
 export function compareNames(a: string, b: string): number {
   if (a === b) return 0;
+  // UTF-16 code-unit order equals UTF-8 byte order unless a surrogate (>= 0xD800) is involved.
+  const n0 = Math.min(a.length, b.length);
+  let i0 = 0;
+  while (i0 < n0 && a.charCodeAt(i0) === b.charCodeAt(i0)) i0++;
+  const ca = i0 < a.length ? a.charCodeAt(i0) : -1;
+  const cb = i0 < b.length ? b.charCodeAt(i0) : -1;
+  if (ca < 0xd800 && cb < 0xd800) return ca - cb;
   const ea = te.encode(a);
   const eb = te.encode(b);
   const n = Math.min(ea.length, eb.length);

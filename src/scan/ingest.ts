@@ -206,8 +206,11 @@ export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}):
     return d;
   };
 
-  const tree = new Tree(walk(dir, "", rootSt.mode ?? S_IFDIR | 0o755)!);
-  const root = tree.commit(store);
+  // Batched: new chunks and Dir nodes go into pack files, not one file each.
+  const { tree, root } = store.batch(() => {
+    const tree = new Tree(walk(dir, "", rootSt.mode ?? S_IFDIR | 0o755)!);
+    return { tree, root: tree.commit(store) };
+  });
   opts.onProgress?.(progress);
   return { ...progress, root, tree, cacheHits: cache.hits, skipped };
 }

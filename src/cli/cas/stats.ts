@@ -13,26 +13,26 @@ export const casStats: Command = {
   options: {},
   run(ctx) {
     const store = ctx.store();
-    const count = (kind: "objects" | "manifests") => {
-      let n = 0;
-      let bytes = 0;
-      for (const id of store.list(kind)) {
-        n++;
-        try {
-          bytes += Deno.lstatSync(store.path(kind, id)).size;
-        } catch { /* removed meanwhile */ }
-      }
-      return { count: n, bytes };
-    };
-    const objects = count("objects");
-    const manifests = count("manifests");
+    let objects = 0;
+    let manifests = 0;
+    for (const _ of store.list("objects")) objects++;
+    for (const _ of store.list("manifests")) manifests++;
+    const usage = store.usage();
     const refs = store.listRefs();
-    const data = { store: store.root, objects, manifests, refs: refs.length, format: "hd-store 1" };
+    const data = {
+      store: store.root,
+      objects,
+      manifests,
+      refs: refs.length,
+      ...usage,
+      format: "hd-store 1",
+    };
     ctx.out.result(data, () =>
       [
         `store      ${store.root}`,
-        `objects    ${objects.count} (${formatBytes(objects.bytes)} on disk)`,
-        `manifests  ${manifests.count} (${formatBytes(manifests.bytes)})`,
+        `objects    ${objects} (${usage.looseObjects} loose, the rest in ${usage.packs} packs)`,
+        `manifests  ${manifests}`,
+        `on disk    ${formatBytes(usage.bytes)}`,
         `refs       ${refs.length}`,
       ].join("\n"));
     return 0;
