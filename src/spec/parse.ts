@@ -1,0 +1,578 @@
+/**
+ * Loading hd.toml: TOML parsing (smol-toml), validation into an {@link EnvSpec}, and errors that
+ * name `file:line:column`, the key, and the nearest valid key for a typo.
+ *
+ * Every error is an {@link HdError} whose message reads
+ * `Cannot load hd.toml: hd.toml:12:8: port must be an integer from 1 to 65535 (key services.web.port)`
+ * and whose hint says what to write instead. The reference of the format is docs/hdtoml.md.
+ *
+ * @example
+ * ```ts
+ * import { findSpecFile, loadSpec } from "./parse.ts";
+ * const spec = loadSpec(findSpecFile(Deno.cwd()));
+ * console.log(spec.environment.name, Object.keys(spec.services));
+ * ```
+ * @module
+ */
+import { parse as parseToml, TomlError } from "smol-toml";
+import { HdError } from "../cas/errors.ts";
+import { parseDuration } from "./duration.ts";
+import { type LineCol, SourcePositions } from "./positions.ts";
+import { didYouMean } from "./suggest.ts";
+import type {
+  BuildStepSpec,
+  DependencySpec,
+  EnvSpec,
+  Position,
+  RestartPolicy,
+  ServiceSpec,
+} from "./types.ts";
+
+/** The file name hd looks for. */
+export const SPEC_FILE = "hd.toml";
+
+const REF_HINT = "see docs/hdtoml.md for the hd.toml reference";
+
+/** Keys allowed in each table, for unknown-key errors and suggestions. */
+export const KNOWN_KEYS = {
+  top: ["environment", "dependencies", "build", "services", "files", "options"],
+  environment: ["name", "base", "env", "workdir"],
+  build: ["steps", "cache"],
+  step: ["run", "inputs", "outputs", "env", "network"],
+  service: ["command", "watch", "port", "depends_on", "restart_policy", "env", "workdir"],
+  files: ["include", "exclude"],
+  options: ["restart_grace", "debounce"],
+  fileDependency: ["file"],
+} as const;
+
+const RESTART_POLICIES: RestartPolicy[] = ["always", "on_failure", "never"];
+const ENV_NAME = /^[a-z0-9][a-z0-9._-]*$/;
+const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+const PROVIDER_NAME = /^[a-z][a-z0-9_-]*$/;
+const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Defaults of [options], in milliseconds. */
+export const DEFAULT_OPTIONS = { restartGraceMs: 5000, debounceMs: 50 } as const;
+
+type Table = Record<string, unknown>;
+
+function isTable(v: unknown): v is Table {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+function typeName(v: unknown): string {
+  if (typeof v === "string") return "a string";
+  if (typeof v === "number") return Number.isInteger(v) ? "an integer" : "a float";
+  if (typeof v === "bigint") return "an integer";
+  if (typeof v === "boolean") return "a boolean";
+  if (v instanceof Date) return "a date";
+  if (Array.isArray(v)) return "an array";
+  return "a table";
+}
+
+/** Shows a path for messages relative to the current directory when it sits below it. */
+export function displayPath(file: string): string {
+  let cwd = "";
+  try {
+    cwd = Deno.cwd();
+  } catch { /* no cwd */ }
+  if (cwd && file.startsWith(cwd + "/")) return file.slice(cwd.length + 1);
+  return file;
+}
+
+class Validator {
+  readonly file: string;
+  readonly shown: string;
+  readonly pos: SourcePositions;
+
+  constructor(file: string, source: string) {
+    this.file = file;
+    this.shown = displayPath(file);
+    this.pos = new SourcePositions(source);
+  }
+
+  at(path: string, preferKey = false): Position {
+    const lc: LineCol = this.pos.nearest(path, preferKey);
+    return { file: this.file, line: lc.line, column: lc.column };
+  }
+
+  fail(path: string, what: string, hint = REF_HINT, preferKey = false): never {
+    const lc = this.pos.nearest(path, preferKey);
+    const key = path ? ` (key ${path})` : "";
+    throw new HdError(
+      `Cannot load hd.toml: ${this.shown}:${lc.line}:${lc.column}: ${what}${key}`,
+      hint,
+    );
+  }
+
+  keys(path: string, t: Table, allowed: readonly string[], where: string): void {
+    for (const k of Object.keys(t)) {
+      if (allowed.includes(k)) continue;
+      const guess = didYouMean(k, allowed);
+      const full = path ? `${path}.${k}` : k;
+      this.fail(
+        full,
+        `unknown key "${k}" in ${where}`,
+        guess
+          ? `did you mean "${guess}"? (valid keys in ${where}: ${allowed.join(", ")})`
+          : `valid keys in ${where}: ${allowed.join(", ")}`,
+        true,
+      );
+    }
+  }
+
+  table(path: string, v: unknown, what = path): Table {
+    if (!isTable(v)) this.fail(path, `${what} must be a table, not ${typeName(v)}`);
+    return v;
+  }
+
+  str(path: string, v: unknown, nonEmpty = true): string {
+    const name = lastKey(path);
+    if (typeof v !== "string") {
+      this.fail(path, `${name} must be a string, not ${typeName(v)}`, `write ${name} = "…"`);
+    }
+    if (nonEmpty && v.trim() === "") this.fail(path, `${name} must not be empty`);
+    return v;
+  }
+
+  strArray(path: string, v: unknown, example: string): string[] {
+    const name = lastKey(path);
+    if (!Array.isArray(v)) {
+      this.fail(
+        path,
+        `${name} must be an array of strings, not ${typeName(v)}`,
+        `write ${name} = ${example}`,
+      );
+    }
+    return v.map((item, i) => {
+      if (typeof item !== "string" || item.trim() === "") {
+        this.fail(
+          `${path}[${i}]`,
+          `${name} must hold non-empty strings; item ${i + 1} is ${
+            typeof item === "string" ? "empty" : typeName(item)
+          }`,
+          `write ${name} = ${example}`,
+        );
+      }
+      return item;
+    });
+  }
+
+  env(path: string, v: unknown): Record<string, string> {
+    const t = this.table(path, v, lastKey(path));
+    const out: Record<string, string> = {};
+    for (const [k, val] of Object.entries(t)) {
+      if (!VAR_NAME.test(k)) {
+        this.fail(
+          `${path}.${k}`,
+          `"${k}" is not a valid environment variable name`,
+          "use letters, digits and _ (not starting with a digit)",
+          true,
+        );
+      }
+      if (typeof val !== "string") {
+        const shown = typeof val === "number" || typeof val === "boolean" ? String(val) : "…";
+        this.fail(
+          `${path}.${k}`,
+          `environment variable ${k} must be a string, not ${typeName(val)}`,
+          `quote it: ${k} = "${shown}"`,
+        );
+      }
+      out[k] = val;
+    }
+    return out;
+  }
+
+  relPath(path: string, v: unknown): string {
+    const s = this.str(path, v);
+    if (s.split("/").includes("..")) {
+      this.fail(path, `${lastKey(path)} must stay inside the project (no "..")`);
+    }
+    return s;
+  }
+
+  duration(path: string, v: unknown, fallback: number): number {
+    if (v === undefined) return fallback;
+    const name = lastKey(path);
+    const ms = typeof v === "string" ? parseDuration(v) : null;
+    if (ms === null) {
+      this.fail(
+        path,
+        `${name} must be a duration like "5s", "500ms" or "1m", not ${
+          typeof v === "string" ? `"${v}"` : typeName(v)
+        }`,
+        `write ${name} = "${fallback >= 1000 ? `${fallback / 1000}s` : `${fallback}ms`}"`,
+      );
+    }
+    return ms;
+  }
+}
+
+function lastKey(path: string): string {
+  const m = /([^.\[\]]+)(\[\d+\])?$/.exec(path);
+  return m ? m[1] : path;
+}
+
+/**
+ * Parses and validates the text of an hd.toml. `file` is its absolute path (the project dir is
+ * its directory). Throws {@link HdError} `Cannot load hd.toml: FILE:LINE:COL: …` on any problem.
+ */
+export function parseSpec(source: string, file: string): EnvSpec {
+  const v: Validator = new Validator(file, source);
+  let doc: Table;
+  try {
+    doc = parseToml(source) as Table;
+  } catch (e) {
+    if (e instanceof TomlError) {
+      const why = e.message.split("\n")[0].replace(/^Invalid TOML document:\s*/, "");
+      const lineText = source.split("\n")[e.line - 1] ?? "";
+      throw new HdError(
+        `Cannot load hd.toml: ${v.shown}:${e.line}:${e.column}: invalid TOML: ${why}`,
+        `fix the syntax of line ${e.line}: ${lineText.trim().slice(0, 80)}`,
+      );
+    }
+    throw e;
+  }
+  v.keys("", doc, KNOWN_KEYS.top, "hd.toml (top level)");
+
+  // [environment]
+  if (doc.environment === undefined) {
+    v.fail(
+      "",
+      "missing the [environment] table",
+      'start the file with:  [environment]  name = "myapp"',
+    );
+  }
+  const envT = v.table("environment", doc.environment, "[environment]");
+  v.keys("environment", envT, KNOWN_KEYS.environment, "[environment]");
+  if (envT.name === undefined) {
+    v.fail("environment", "[environment] needs a name", 'add name = "myapp"', true);
+  }
+  const name = v.str("environment.name", envT.name);
+  if (!ENV_NAME.test(name)) {
+    v.fail(
+      "environment.name",
+      `name "${name}" is not valid`,
+      "use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit",
+    );
+  }
+  const environment: EnvSpec["environment"] = {
+    name,
+    base: envT.base === undefined ? null : v.str("environment.base", envT.base),
+    env: envT.env === undefined ? {} : v.env("environment.env", envT.env),
+    workdir: envT.workdir === undefined ? null : v.str("environment.workdir", envT.workdir),
+  };
+  if (environment.base !== null && /\s/.test(environment.base)) {
+    v.fail(
+      "environment.base",
+      `base "${environment.base}" is not an image reference`,
+      'e.g. base = "debian:12"',
+    );
+  }
+
+  // [dependencies]
+  const dependencies: DependencySpec[] = [];
+  if (doc.dependencies !== undefined) {
+    const deps = v.table("dependencies", doc.dependencies, "[dependencies]");
+    for (const [provider, val] of Object.entries(deps)) {
+      const path = `dependencies.${provider}`;
+      if (!PROVIDER_NAME.test(provider)) {
+        v.fail(path, `"${provider}" is not a provider name`, "e.g. npm, apt, node", true);
+      }
+      const at = v.at(path, true);
+      if (Array.isArray(val)) {
+        const packages = v.strArray(path, val, `["curl", "git=1:2.39.5-0+deb12u1"]`);
+        packages.forEach((p, i) => {
+          if (/\s/.test(p)) {
+            v.fail(`${path}[${i}]`, `package "${p}" contains spaces`, 'pin as "name=version"');
+          }
+        });
+        dependencies.push({ provider, form: "list", packages, at });
+      } else if (typeof val === "string") {
+        dependencies.push({ provider, form: "version", version: v.str(path, val), at });
+      } else if (isTable(val)) {
+        v.keys(path, val, KNOWN_KEYS.fileDependency, `[dependencies] ${provider}`);
+        if (val.file === undefined) {
+          v.fail(path, `${provider} = { … } needs a file`, `write ${provider} = { file = "…" }`);
+        }
+        dependencies.push({
+          provider,
+          form: "file",
+          file: v.relPath(`${path}.file`, val.file),
+          at,
+        });
+      } else {
+        v.fail(
+          path,
+          `${provider} must be a list of packages, a version string or { file = "…" }, not ${
+            typeName(val)
+          }`,
+          `e.g. apt = ["curl"], node = "20", npm = { file = "package-lock.json" }`,
+        );
+      }
+    }
+  }
+
+  // [build]
+  const build: EnvSpec["build"] = { steps: [], cache: [] };
+  if (doc.build !== undefined) {
+    const b = v.table("build", doc.build, "[build]");
+    v.keys("build", b, KNOWN_KEYS.build, "[build]");
+    const steps = b.steps;
+    if (steps !== undefined) {
+      if (!Array.isArray(steps)) {
+        v.fail(
+          "build.steps",
+          `steps must be an array, not ${typeName(steps)}`,
+          'write steps = ["make", { run = "npm ci", inputs = ["package-lock.json"] }]',
+        );
+      }
+      steps.forEach((s: unknown, index: number) => build.steps.push(step(v, s, index)));
+    }
+    if (b.cache !== undefined) build.cache = v.strArray("build.cache", b.cache, '["~/.npm"]');
+  }
+
+  // [services.NAME]
+  const services: Record<string, ServiceSpec> = {};
+  if (doc.services !== undefined) {
+    const st = v.table("services", doc.services, "[services]");
+    for (const [sname, sv] of Object.entries(st)) {
+      services[sname] = service(v, sname, sv);
+    }
+    checkDependsOn(v, services);
+  }
+
+  // [files]
+  const files: EnvSpec["files"] = { include: [], exclude: [] };
+  if (doc.files !== undefined) {
+    const f = v.table("files", doc.files, "[files]");
+    v.keys("files", f, KNOWN_KEYS.files, "[files]");
+    if (f.include !== undefined) {
+      files.include = v.strArray("files.include", f.include, '["src/**", "package.json"]');
+    }
+    if (f.exclude !== undefined) {
+      files.exclude = v.strArray("files.exclude", f.exclude, '["**/*.log", "dist"]');
+    }
+  }
+
+  // [options]
+  const options: EnvSpec["options"] = { ...DEFAULT_OPTIONS };
+  if (doc.options !== undefined) {
+    const o = v.table("options", doc.options, "[options]");
+    v.keys("options", o, KNOWN_KEYS.options, "[options]");
+    options.restartGraceMs = v.duration(
+      "options.restart_grace",
+      o.restart_grace,
+      DEFAULT_OPTIONS.restartGraceMs,
+    );
+    options.debounceMs = v.duration("options.debounce", o.debounce, DEFAULT_OPTIONS.debounceMs);
+  }
+
+  const dir = file.slice(0, file.lastIndexOf("/")) || "/";
+  return { file, dir, environment, dependencies, build, services, files, options };
+}
+
+function step(v: Validator, s: unknown, index: number): BuildStepSpec {
+  const path = `build.steps[${index}]`;
+  const at = v.at(path);
+  if (typeof s === "string") {
+    if (s.trim() === "") v.fail(path, `step ${index + 1} is an empty command`);
+    return { run: s, inputs: null, outputs: [], env: {}, network: "host", index, at };
+  }
+  if (!isTable(s)) {
+    v.fail(
+      path,
+      `step ${index + 1} must be a command string or a table, not ${typeName(s)}`,
+      'write "make" or { run = "npm ci", inputs = ["package-lock.json"] }',
+    );
+  }
+  v.keys(path, s, KNOWN_KEYS.step, `build step ${index + 1}`);
+  if (s.run === undefined) {
+    v.fail(path, `step ${index + 1} needs a run command`, 'add run = "…"', true);
+  }
+  const run = v.str(`${path}.run`, s.run);
+  const inputs = s.inputs === undefined
+    ? null
+    : v.strArray(`${path}.inputs`, s.inputs, '["package.json", "package-lock.json"]');
+  inputs?.forEach((p, i) => {
+    if (p.split("/").includes("..")) {
+      v.fail(`${path}.inputs[${i}]`, `input "${p}" leaves the project`, 'remove the ".."');
+    }
+  });
+  const outputs = s.outputs === undefined
+    ? []
+    : v.strArray(`${path}.outputs`, s.outputs, '["node_modules"]');
+  const env = s.env === undefined ? {} : v.env(`${path}.env`, s.env);
+  let network: "host" | "none" = "host";
+  if (s.network !== undefined) {
+    const n = v.str(`${path}.network`, s.network);
+    if (n !== "host" && n !== "none") {
+      const guess = didYouMean(n, ["host", "none"]);
+      v.fail(
+        `${path}.network`,
+        `network must be "none" or "host", not "${n}"`,
+        guess ? `did you mean "${guess}"?` : 'write network = "none" or network = "host"',
+      );
+    }
+    network = n;
+  }
+  return { run, inputs, outputs, env, network, index, at };
+}
+
+function service(v: Validator, name: string, sv: unknown): ServiceSpec {
+  const path = `services.${name}`;
+  if (!SERVICE_NAME.test(name)) {
+    v.fail(
+      path,
+      `service name "${name}" is not valid`,
+      "use letters, digits, '_' and '-', starting with a letter or digit",
+      true,
+    );
+  }
+  const t = v.table(path, sv, `[services.${name}]`);
+  v.keys(path, t, KNOWN_KEYS.service, `[services.${name}]`);
+  if (t.command === undefined) {
+    v.fail(path, `service "${name}" needs a command`, 'add command = "…"', true);
+  }
+  const command = v.str(`${path}.command`, t.command);
+  const watch = t.watch === undefined ? [] : v.strArray(`${path}.watch`, t.watch, '["src/**"]');
+  let port: number | null = null;
+  if (t.port !== undefined) {
+    const p = t.port;
+    const n = typeof p === "bigint" ? Number(p) : p;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 65535) {
+      v.fail(
+        `${path}.port`,
+        `port must be an integer from 1 to 65535, not ${
+          typeof p === "number" || typeof p === "bigint"
+            ? String(p)
+            : typeof p === "string"
+            ? `"${p}"`
+            : typeName(p)
+        }`,
+        typeof p === "string" && /^\d+$/.test(p)
+          ? `remove the quotes: port = ${p}`
+          : "e.g. port = 3000",
+      );
+    }
+    port = n;
+  }
+  const depends_on = t.depends_on === undefined
+    ? []
+    : v.strArray(`${path}.depends_on`, t.depends_on, '["db"]');
+  let restart_policy: RestartPolicy = "on_failure";
+  if (t.restart_policy !== undefined) {
+    const r = v.str(`${path}.restart_policy`, t.restart_policy);
+    if (!(RESTART_POLICIES as string[]).includes(r)) {
+      const guess = didYouMean(r, RESTART_POLICIES);
+      v.fail(
+        `${path}.restart_policy`,
+        `restart_policy must be always, on_failure or never, not "${r}"`,
+        guess ? `did you mean "${guess}"?` : 'write restart_policy = "on_failure"',
+      );
+    }
+    restart_policy = r as RestartPolicy;
+  }
+  const env = t.env === undefined ? {} : v.env(`${path}.env`, t.env);
+  const workdir = t.workdir === undefined ? "." : v.relPath(`${path}.workdir`, t.workdir);
+  return {
+    name,
+    command,
+    watch,
+    port,
+    depends_on,
+    restart_policy,
+    env,
+    workdir,
+    at: v.at(path, true),
+  };
+}
+
+function checkDependsOn(v: Validator, services: Record<string, ServiceSpec>): void {
+  const names = Object.keys(services);
+  for (const s of Object.values(services)) {
+    s.depends_on.forEach((d, i) => {
+      const path = `services.${s.name}.depends_on[${i}]`;
+      if (services[d] === undefined) {
+        const guess = didYouMean(d, names.filter((n) => n !== s.name));
+        v.fail(
+          path,
+          `depends_on names unknown service "${d}"`,
+          guess
+            ? `did you mean "${guess}"? (services: ${names.join(", ")})`
+            : `services defined: ${names.join(", ")}`,
+        );
+      }
+      if (d === s.name) {
+        v.fail(
+          path,
+          `depends_on forms a cycle: ${s.name} -> ${s.name}`,
+          "a service cannot depend on itself",
+        );
+      }
+    });
+  }
+  const state = new Map<string, "active" | "done">();
+  const stack: string[] = [];
+  const visit = (n: string): void => {
+    state.set(n, "active");
+    stack.push(n);
+    for (const d of services[n].depends_on) {
+      const st = state.get(d);
+      if (st === "active") {
+        const cycle = [...stack.slice(stack.indexOf(d)), d];
+        v.fail(
+          `services.${d}.depends_on`,
+          `depends_on forms a cycle: ${cycle.join(" -> ")}`,
+          "remove one of these depends_on entries so the services can start in order",
+        );
+      }
+      if (st === undefined) visit(d);
+    }
+    stack.pop();
+    state.set(n, "done");
+  };
+  for (const n of names) if (!state.has(n)) visit(n);
+}
+
+/** Reads and validates the hd.toml at `file`. */
+export function loadSpec(file: string): EnvSpec {
+  let abs = file;
+  if (!abs.startsWith("/")) abs = `${Deno.cwd()}/${file}`.replace(/\/\.\//g, "/");
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(abs);
+  } catch (e) {
+    throw new HdError(
+      `Cannot load hd.toml: ${displayPath(abs)}: ${
+        e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message
+      }`,
+      "run `hd init` to create one, or pass --file PATH",
+    );
+  }
+  return parseSpec(text, abs);
+}
+
+/** Finds hd.toml in `start` or the nearest parent directory; throws when there is none. */
+export function findSpecFile(start: string = Deno.cwd()): string {
+  let dir = start.startsWith("/") ? start : `${Deno.cwd()}/${start}`;
+  dir = dir.replace(/\/+$/, "") || "/";
+  const first = dir;
+  while (true) {
+    const candidate = dir === "/" ? `/${SPEC_FILE}` : `${dir}/${SPEC_FILE}`;
+    try {
+      if (Deno.statSync(candidate).isFile) return candidate;
+    } catch { /* keep looking */ }
+    if (dir === "/") break;
+    dir = dir.slice(0, dir.lastIndexOf("/")) || "/";
+  }
+  throw new HdError(
+    `Cannot find hd.toml: none in ${first} or any parent directory`,
+    "run `hd init` to create one here, or pass --file PATH",
+  );
+}
+
+/** The spec a command works on: `--file PATH` when given, else hd.toml found from the cwd. */
+export function loadProjectSpec(file?: string): EnvSpec {
+  return loadSpec(file ?? findSpecFile());
+}
