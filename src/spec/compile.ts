@@ -1,0 +1,310 @@
+/**
+ * Compile: an {@link EnvSpec}, its project directory and a store → the Env DAG.
+ *
+ * - The tracked files ([files] include/exclude, the default excludes, and every declared step
+ *   output) are ingested into a Dir tree, with a stat cache at `<project>/.hd/statcache.json`.
+ * - Dependencies become stored Package nodes, from hd.lock when it is current, else resolved now.
+ * - Each build step becomes a stored BuildStep node. A table step with `inputs` is keyed on the
+ *   command, its env, the previous step and the hash of each declared input only (a file's File
+ *   node, a directory's Dir node, or a glob's matched set as a Dir); a string step (or a table
+ *   without `inputs`) chains: previous step + the whole tracked tree. A base image adds its
+ *   reference (stored as a small blob) to every step.
+ * - The Env node names, in order: files, base, packages, steps. Refs `trees/<name>` and
+ *   `envs/<name>` record the result.
+ *
+ * {@link stepHashes} recomputes only the steps from an updated Tree, for the watcher.
+ *
+ * @example
+ * ```ts
+ * import { compileEnv, stepHashes } from "./compile.ts";
+ * const env = await compileEnv(store, spec);
+ * env.tree.setFile("src/a.js", fileNode);
+ * const steps = stepHashes(spec, env.tree, { store });
+ * ```
+ * @module
+ */
+// @ts-types="npm:@types/picomatch@4.0.3"
+import picomatch from "picomatch";
+import { blake3Hex } from "../cas/hash.ts";
+import type { Store } from "../cas/store.ts";
+import { putNode } from "../dag/dag.ts";
+import {
+  type BuildStepNode,
+  compareNames,
+  type EnvNode,
+  type FileNode,
+  nodeId,
+  type PackageNode,
+} from "../dag/node.ts";
+import { MemDir, Tree } from "../dag/tree.ts";
+import { PathFilter } from "../scan/filter.ts";
+import { ingestTree } from "../scan/ingest.ts";
+import { StatCache } from "../scan/statcache.ts";
+import {
+  LOCK_FILE,
+  lockPackageNode,
+  type LockState,
+  lockState,
+  readLock,
+  resolveLock,
+} from "./lockfile.ts";
+import type { BuildStepSpec, EnvSpec } from "./types.ts";
+
+/** One input of a step and what it hashed to. */
+export interface StepInput {
+  /** The declared path or glob, or "previous", "files", "base". */
+  label: string;
+  id: string;
+  /** Files the input covers (1 for a file; for "files", every tracked file). */
+  files: number;
+  /** True when a declared input matched nothing (it then hashes as an empty directory). */
+  missing?: boolean;
+}
+
+/** A build step with its node and id. */
+export interface StepHash {
+  index: number;
+  spec: BuildStepSpec;
+  node: BuildStepNode;
+  /** The step's hash: the id of its BuildStep node. */
+  id: string;
+  inputs: StepInput[];
+}
+
+/** Everything compile produced. */
+export interface CompiledEnv {
+  spec: EnvSpec;
+  name: string;
+  /** Id of the Env node. */
+  envId: string;
+  envNode: EnvNode;
+  /** Root Dir id of the tracked files. */
+  filesRoot: string;
+  /** The tracked tree, for incremental updates by the watcher. */
+  tree: Tree;
+  /** The filter used for the tracked files. */
+  filter: PathFilter;
+  /** Tracked files and their total size. */
+  files: number;
+  bytes: number;
+  /** Files answered by the stat cache without reading. */
+  cacheHits: number;
+  skipped: { path: string; why: string }[];
+  /** Id of the stored base reference blob, or null without a base image. */
+  baseId: string | null;
+  packages: { id: string; node: PackageNode; path?: string }[];
+  /** Where the packages came from: a current hd.lock, or resolved now. */
+  packagesFrom: "lock" | "resolved";
+  lock: LockState;
+  steps: StepHash[];
+}
+
+/** Options of {@link compileEnv}. */
+export interface CompileOptions {
+  /** Record refs `trees/<name>` and `envs/<name>` (default true). */
+  record?: boolean;
+  /** Ignore the stat cache (re-read every file). */
+  noCache?: boolean;
+  /** Progress while ingesting. */
+  onProgress?: (files: number, bytes: number) => void;
+}
+
+/** Path of the project's stat cache. */
+export function statCachePath(spec: EnvSpec): string {
+  return `${spec.dir}/.hd/statcache.json`;
+}
+
+/** The filter of tracked files: [files] include/exclude plus every step's declared outputs. */
+export function trackedFilter(spec: EnvSpec): PathFilter {
+  const outputs = spec.build.steps.flatMap((s) => s.outputs);
+  return new PathFilter(spec.files.include, [...spec.files.exclude, ...outputs]);
+}
+
+const te = new TextEncoder();
+
+/** The bytes stored to stand for a base image reference in the DAG. */
+export function baseRefBytes(base: string): Uint8Array {
+  return te.encode(`hd-base-image 1\n${base}\n`);
+}
+
+const GLOB = /[*?[\]{}!]/;
+
+function* walkFiles(d: MemDir, prefix: string): Generator<[string, FileNode]> {
+  for (const [name, c] of d.entries) {
+    const p = prefix ? `${prefix}/${name}` : name;
+    if (c instanceof MemDir) yield* walkFiles(c, p);
+    else yield [p, c];
+  }
+}
+
+function countFiles(d: MemDir): number {
+  let n = 0;
+  for (const _ of walkFiles(d, "")) n++;
+  return n;
+}
+
+function emptyDirId(store: Store | undefined): string {
+  const t = new Tree(new MemDir());
+  return t.commit(store);
+}
+
+/** Hashes one declared input against the tree. */
+function hashInput(pattern: string, tree: Tree, store: Store | undefined): StepInput {
+  const clean = pattern.replace(/^\.\//, "").replace(/\/+$/, "");
+  if (!GLOB.test(clean)) {
+    const hit = clean === "" || clean === "." ? tree.root : tree.get(clean);
+    if (hit instanceof MemDir) {
+      const sub = new Tree(hit);
+      return { label: pattern, id: sub.commit(store), files: countFiles(hit) };
+    }
+    if (hit !== undefined) {
+      const id = store ? putNode(store, hit) : nodeId(hit);
+      return { label: pattern, id, files: 1 };
+    }
+    return { label: pattern, id: emptyDirId(store), files: 0, missing: true };
+  }
+  const match = picomatch(clean, { dot: true });
+  const sub = new Tree(new MemDir(tree.root.mode));
+  let files = 0;
+  for (const [p, f] of walkFiles(tree.root, "")) {
+    if (match(p)) (sub.setFile(p, f), files++);
+  }
+  const id = sub.commit(store);
+  return files === 0
+    ? { label: pattern, id, files: 0, missing: true }
+    : { label: pattern, id, files };
+}
+
+/**
+ * The BuildStep nodes and hashes of every step, from the current tree. With `store`, the nodes
+ * (and the File/Dir nodes of the inputs) are written; without, only hashed.
+ */
+export function stepHashes(
+  spec: EnvSpec,
+  tree: Tree,
+  opts: { store?: Store } = {},
+): StepHash[] {
+  const store = opts.store;
+  const filesRoot = tree.commit(store);
+  const filesCount = countFiles(tree.root);
+  const base = spec.environment.base;
+  const baseId = base === null
+    ? null
+    : store
+    ? store.putObject(baseRefBytes(base))
+    : blake3Hex(baseRefBytes(base));
+  const out: StepHash[] = [];
+  let previous: string | null = null;
+  for (const s of spec.build.steps) {
+    const inputs: StepInput[] = [];
+    if (previous !== null) inputs.push({ label: "previous", id: previous, files: 0 });
+    if (baseId !== null) inputs.push({ label: "base", id: baseId, files: 0 });
+    if (s.inputs === null) inputs.push({ label: "files", id: filesRoot, files: filesCount });
+    else for (const p of s.inputs) inputs.push(hashInput(p, tree, store));
+    const env = Object.entries({ ...spec.environment.env, ...s.env })
+      .sort((a, b) => compareNames(a[0], b[0])) as [string, string][];
+    if (s.network === "none") env.push(["HD_NETWORK", "none"]); // part of the step's identity
+    const node: BuildStepNode = {
+      type: "buildstep",
+      command: s.run,
+      inputs: inputs.map(({ label, id }) => ({ label, id })),
+      env,
+      outputs: s.outputs,
+      cache: spec.build.cache,
+    };
+    const id = store ? putNode(store, node) : nodeId(node);
+    out.push({ index: s.index, spec: s, node, id, inputs });
+    previous = id;
+  }
+  return out;
+}
+
+/** The packages of `spec`: from hd.lock when it is current, else resolved by the providers. */
+export async function packagesFor(spec: EnvSpec): Promise<{
+  packages: { node: PackageNode; path?: string }[];
+  from: "lock" | "resolved";
+  lock: LockState;
+}> {
+  const lock = readLock(`${spec.dir}/${LOCK_FILE}`);
+  const state = lockState(spec, lock);
+  const source = state === "current" ? lock! : await resolveLock(spec);
+  return {
+    packages: source.packages.map((p) => ({ node: lockPackageNode(p), path: p.path })),
+    from: state === "current" ? "lock" : "resolved",
+    lock: state,
+  };
+}
+
+/** The Env node for a compiled tree, packages and steps. */
+export function envNode(
+  name: string,
+  filesRoot: string,
+  baseId: string | null,
+  packageIds: string[],
+  stepIds: string[],
+): EnvNode {
+  const children: EnvNode["children"] = [{ role: "files", id: filesRoot }];
+  if (baseId !== null) children.push({ role: "base", id: baseId });
+  const seen = new Set<string>();
+  for (const id of packageIds) {
+    if (!seen.has(id)) (seen.add(id), children.push({ role: "package", id }));
+  }
+  for (const id of stepIds) children.push({ role: "step", id });
+  return { type: "env", name, children };
+}
+
+/** Compiles `spec` into the store; see the module doc. Holds the store's shared lock. */
+export async function compileEnv(
+  store: Store,
+  spec: EnvSpec,
+  opts: CompileOptions = {},
+): Promise<CompiledEnv> {
+  const pk = await packagesFor(spec);
+  return await store.withLock("shared", () => {
+    const filter = trackedFilter(spec);
+    const cachePath = statCachePath(spec);
+    const cache = opts.noCache
+      ? StatCache.empty(store.generation())
+      : StatCache.load(cachePath, store.generation());
+    const r = ingestTree(store, spec.dir, {
+      filter,
+      cache,
+      onProgress: opts.onProgress ? (p) => opts.onProgress!(p.files, p.bytes) : undefined,
+    });
+    cache.save(cachePath);
+    const packages = pk.packages.map((p) => ({ ...p, id: putNode(store, p.node) }));
+    const steps = stepHashes(spec, r.tree, { store });
+    const base = spec.environment.base;
+    const baseId = base === null ? null : store.putObject(baseRefBytes(base));
+    const node = envNode(
+      spec.environment.name,
+      r.root,
+      baseId,
+      packages.map((p) => p.id),
+      steps.map((s) => s.id),
+    );
+    const envId = putNode(store, node);
+    if (opts.record ?? true) {
+      store.setRef(`trees/${spec.environment.name}`, r.root);
+      store.setRef(`envs/${spec.environment.name}`, envId);
+    }
+    return {
+      spec,
+      name: spec.environment.name,
+      envId,
+      envNode: node,
+      filesRoot: r.root,
+      tree: r.tree,
+      filter,
+      files: r.files,
+      bytes: r.bytes,
+      cacheHits: r.cacheHits,
+      skipped: r.skipped,
+      baseId,
+      packages,
+      packagesFrom: pk.from,
+      lock: pk.lock,
+      steps,
+    };
+  });
+}

@@ -1,0 +1,276 @@
+/**
+ * hd.lock: every resolved package of an environment and the hash of each file its providers
+ * read. The file is JSON with sorted keys, two-space indentation, entries sorted by
+ * (provider, path or name, version) and a trailing newline, so the same inputs always give
+ * byte-identical files, whatever the order of keys in hd.toml. Written atomically.
+ *
+ * ```json
+ * {
+ *   "dependencies": "<BLAKE3 of the [dependencies] section, canonical>",
+ *   "environment": "hello",
+ *   "inputs": { "package-lock.json": "<BLAKE3 hex of the file>" },
+ *   "packages": [
+ *     { "artifact": "sha512-…", "id": "<Package node id>", "name": "greet", "path": "node_modules/greet",
+ *       "provider": "npm", "resolved": "https://…", "version": "1.0.0" }
+ *   ],
+ *   "version": 1
+ * }
+ * ```
+ *
+ * @example
+ * ```ts
+ * import { resolveLock, writeLock } from "./lockfile.ts";
+ * const lock = await resolveLock(spec);
+ * writeLock(`${spec.dir}/hd.lock`, lock);
+ * ```
+ * @module
+ */
+import { HdError } from "../cas/errors.ts";
+import { blake3Hex } from "../cas/hash.ts";
+import { compareNames, nodeId, type PackageNode } from "../dag/node.ts";
+import { resolveDependency } from "./providers/registry.ts";
+import type { EnvSpec } from "./types.ts";
+
+/** File name of the lockfile, beside hd.toml. */
+export const LOCK_FILE = "hd.lock";
+
+/** Format version written in hd.lock. */
+export const LOCK_VERSION = 1;
+
+/** One package of hd.lock. */
+export interface LockPackage {
+  provider: string;
+  name: string;
+  version: string;
+  /** Integrity string or artifact id (the Package node's artifact). */
+  artifact: string;
+  /** Where it is fetched from, when known. */
+  resolved?: string;
+  /** Install location in the provider's layout (npm: `node_modules/a`). */
+  path?: string;
+  dev?: boolean;
+  optional?: boolean;
+  /** Id of the Package node. */
+  id: string;
+}
+
+/** The content of hd.lock. */
+export interface LockFile {
+  version: number;
+  environment: string;
+  /** BLAKE3 of the canonical [dependencies] section: a changed section makes the lock stale. */
+  dependencies: string;
+  /** Project-relative path → BLAKE3 hex of each file the providers read. */
+  inputs: Record<string, string>;
+  packages: LockPackage[];
+}
+
+/** A difference between two lockfiles, for `hd lock` to print. */
+export interface LockChange {
+  kind: "added" | "removed" | "changed" | "input";
+  /** `npm node_modules/express`, or the input path. */
+  what: string;
+  from?: string;
+  to?: string;
+}
+
+/** Serializes any JSON value with sorted object keys (2-space indent, trailing newline). */
+export function stableJson(value: unknown): string {
+  const enc = (v: unknown, ind: string): string => {
+    if (v === null || typeof v !== "object") return JSON.stringify(v);
+    const inner = ind + "  ";
+    if (Array.isArray(v)) {
+      if (v.length === 0) return "[]";
+      return `[\n${v.map((x) => inner + enc(x, inner)).join(",\n")}\n${ind}]`;
+    }
+    const keys = Object.keys(v as Record<string, unknown>)
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .sort(compareNames);
+    if (keys.length === 0) return "{}";
+    return `{\n${
+      keys.map((k) =>
+        `${inner}${JSON.stringify(k)}: ${enc((v as Record<string, unknown>)[k], inner)}`
+      )
+        .join(",\n")
+    }\n${ind}}`;
+  };
+  return enc(value, "") + "\n";
+}
+
+/** BLAKE3 of the [dependencies] section in a canonical form (sorted, positions left out). */
+export function dependenciesFingerprint(spec: EnvSpec): string {
+  const deps = spec.dependencies
+    .map((d) => {
+      const { at: _at, ...rest } = d;
+      return rest;
+    })
+    .sort((a, b) => compareNames(a.provider, b.provider));
+  return blake3Hex(new TextEncoder().encode(stableJson(deps)));
+}
+
+function sortKey(p: LockPackage): string {
+  return `${p.provider}\u0000${p.path ?? p.name}\u0000${p.version}\u0000${p.id}`;
+}
+
+/** The Package node a lock entry stands for. */
+export function lockPackageNode(p: LockPackage): PackageNode {
+  const n: PackageNode = {
+    type: "package",
+    provider: p.provider,
+    name: p.name,
+    version: p.version,
+    artifact: p.artifact,
+  };
+  if (p.resolved !== undefined) n.resolved = p.resolved;
+  return n;
+}
+
+/** Resolves every [dependencies] entry with its provider into a lock (no file is written). */
+export async function resolveLock(spec: EnvSpec): Promise<LockFile> {
+  const packages: LockPackage[] = [];
+  const inputs: Record<string, string> = {};
+  for (const dep of spec.dependencies) {
+    const r = await resolveDependency(dep, { spec, dir: spec.dir });
+    for (const i of r.inputs) inputs[i.path] = i.hash;
+    for (const rp of r.packages) {
+      const n = rp.node;
+      const p: LockPackage = {
+        provider: n.provider,
+        name: n.name,
+        version: n.version,
+        artifact: n.artifact,
+        id: nodeId(n),
+      };
+      if (n.resolved !== undefined) p.resolved = n.resolved;
+      if (rp.path !== undefined) p.path = rp.path;
+      if (rp.dev) p.dev = true;
+      if (rp.optional) p.optional = true;
+      packages.push(p);
+    }
+  }
+  packages.sort((a, b) => compareNames(sortKey(a), sortKey(b)));
+  return {
+    version: LOCK_VERSION,
+    environment: spec.environment.name,
+    dependencies: dependenciesFingerprint(spec),
+    inputs,
+    packages,
+  };
+}
+
+/** The exact bytes of hd.lock for `lock`. */
+export function encodeLock(lock: LockFile): string {
+  const packages = [...lock.packages].sort((a, b) => compareNames(sortKey(a), sortKey(b)));
+  return stableJson({ ...lock, packages });
+}
+
+/** Reads hd.lock; null when it does not exist. Throws HdError when it is damaged. */
+export function readLock(path: string): LockFile | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw new HdError(`Cannot read ${path}: ${(e as Error).message}`, "check its permissions");
+  }
+  let j: LockFile;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new HdError(
+      `Cannot read ${path}: not valid JSON (${(e as Error).message})`,
+      "delete it and run `hd lock` to write it again",
+    );
+  }
+  if (j?.version !== LOCK_VERSION || !Array.isArray(j.packages) || typeof j.inputs !== "object") {
+    throw new HdError(
+      `Cannot read ${path}: not an hd.lock of version ${LOCK_VERSION}`,
+      "delete it and run `hd lock` to write it again",
+    );
+  }
+  return j;
+}
+
+/**
+ * Writes hd.lock atomically (temp file + rename, fsynced) unless its bytes would not change.
+ * Returns true when the file was written.
+ */
+export function writeLock(path: string, lock: LockFile): boolean {
+  const text = encodeLock(lock);
+  try {
+    if (Deno.readTextFileSync(path) === text) return false;
+  } catch { /* absent */ }
+  const tmp = `${path}.${Deno.pid}.${Date.now()}.tmp`;
+  try {
+    const f = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+    try {
+      const bytes = new TextEncoder().encode(text);
+      let off = 0;
+      while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
+      f.syncSync();
+    } finally {
+      f.close();
+    }
+    Deno.renameSync(tmp, path);
+  } catch (e) {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* not created */ }
+    throw new HdError(
+      `Cannot write ${path}: ${(e as Error).message}`,
+      "check the directory's permissions",
+    );
+  }
+  return true;
+}
+
+function entryKey(p: LockPackage): string {
+  return `${p.provider} ${p.path ?? p.name}`;
+}
+
+/** What changed from `old` (null: no lock yet) to `next`. */
+export function diffLocks(old: LockFile | null, next: LockFile): LockChange[] {
+  const changes: LockChange[] = [];
+  const before = new Map((old?.packages ?? []).map((p) => [entryKey(p), p]));
+  const after = new Map(next.packages.map((p) => [entryKey(p), p]));
+  for (const [k, p] of after) {
+    const q = before.get(k);
+    if (!q) changes.push({ kind: "added", what: k, to: p.version });
+    else if (q.version !== p.version || q.artifact !== p.artifact) {
+      changes.push({
+        kind: "changed",
+        what: k,
+        from: q.version === p.version ? q.artifact : q.version,
+        to: q.version === p.version ? p.artifact : p.version,
+      });
+    }
+  }
+  for (const [k, q] of before) {
+    if (!after.has(k)) changes.push({ kind: "removed", what: k, from: q.version });
+  }
+  const inputs = new Set([...Object.keys(old?.inputs ?? {}), ...Object.keys(next.inputs)]);
+  for (const i of [...inputs].sort(compareNames)) {
+    const a = old?.inputs[i];
+    const b = next.inputs[i];
+    if (a !== b) changes.push({ kind: "input", what: i, from: a, to: b });
+  }
+  return changes.sort((a, b) => compareNames(a.what, b.what));
+}
+
+/** Freshness of hd.lock against hd.toml and the files its providers read. */
+export type LockState = "missing" | "current" | "stale";
+
+/** Whether `lock` still matches `spec` ([dependencies] unchanged, every input file unchanged). */
+export function lockState(spec: EnvSpec, lock: LockFile | null): LockState {
+  if (lock === null) return "missing";
+  if (lock.dependencies !== dependenciesFingerprint(spec)) return "stale";
+  if (lock.environment !== spec.environment.name) return "stale";
+  for (const [path, hash] of Object.entries(lock.inputs)) {
+    try {
+      if (blake3Hex(Deno.readFileSync(`${spec.dir}/${path}`)) !== hash) return "stale";
+    } catch {
+      return "stale";
+    }
+  }
+  return "current";
+}
