@@ -13,7 +13,7 @@
  * @module
  */
 import type { Output } from "./output.ts";
-import { Store } from "../cas/store.ts";
+import type { Store } from "../cas/store.ts";
 
 /** An option of a command, as node:util parseArgs takes it, plus help text. */
 export interface OptionSpec {
