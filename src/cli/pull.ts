@@ -1,0 +1,97 @@
+/**
+ * `hd pull REF`: pulls an image (a registry reference, `oci:DIR[:TAG]` or
+ * `docker-archive:FILE[:REF]`) into the store and prints its digest and root filesystem hash.
+ * @module
+ */
+import { HdError } from "../cas/errors.ts";
+import { pullImage } from "../oci/image.ts";
+import type { Command } from "./command.ts";
+import { formatBytes } from "./output.ts";
+
+/** `hd pull`. */
+export const pull: Command = {
+  name: "pull",
+  summary: "pull an OCI image into the store; print its digest and rootfs hash",
+  usage:
+    "hd pull REF [--insecure-registry HOST]… [--platform OS/ARCH] [--max-ratio N] [--force]\n\n" +
+    "REF is a registry reference as docker reads it (node:20, ghcr.io/o/r:tag,\n" +
+    "localhost:5000/x@sha256:…), oci:DIR[:TAG] (an OCI image layout) or docker-archive:FILE[:REF]\n" +
+    "(a `docker save` tar). `hd cas checkout ROOTFS DIR` materializes the root filesystem.",
+  options: {
+    "insecure-registry": {
+      type: "string",
+      multiple: true,
+      help: "reach HOST over plain http (loopback hosts always are)",
+    },
+    platform: {
+      type: "string",
+      help: "platform to pick from an index (default linux/<host arch>)",
+    },
+    "max-ratio": {
+      type: "string",
+      help: "refuse layers that decompress to more than N× their size (default 100; 0 = off)",
+    },
+    force: { type: "boolean", help: "fetch and unpack every layer again" },
+  },
+  async run(ctx) {
+    const [ref, ...extra] = ctx.positionals;
+    if (!ref || extra.length) {
+      throw new HdError("Cannot pull: expected one image reference", "usage: hd pull REF", 2);
+    }
+    let maxRatio: number | undefined;
+    if (typeof ctx.values["max-ratio"] === "string") {
+      maxRatio = Number(ctx.values["max-ratio"]);
+      if (!Number.isFinite(maxRatio) || maxRatio < 0) {
+        throw new HdError(
+          `Cannot use --max-ratio ${ctx.values["max-ratio"]}: not a number ≥ 0`,
+          "",
+          2,
+        );
+      }
+    }
+    const store = ctx.store();
+    const t0 = performance.now();
+    const img = await pullImage(store, ref, {
+      insecure: (ctx.values["insecure-registry"] as string[] | undefined) ?? [],
+      platform: ctx.values.platform as string | undefined,
+      maxRatio,
+      force: ctx.values.force === true,
+      onProgress: (p) => {
+        const id = p.diffId.slice(7, 19);
+        if (p.state === "fetch") {
+          ctx.out.progress(
+            `layer ${p.layer + 1}/${p.layers} ${id}: ${formatBytes(p.compressed)} of ${
+              formatBytes(p.total)
+            } (${formatBytes(p.uncompressed)} unpacked)`,
+          );
+        } else if (ctx.out.interactive) {
+          ctx.out.note(
+            `layer ${p.layer + 1}/${p.layers} ${id}: ${
+              p.state === "cached"
+                ? "already in the store"
+                : formatBytes(p.uncompressed) + " unpacked"
+            }`,
+          );
+        }
+      },
+    });
+    const ms = Math.round(performance.now() - t0);
+    ctx.out.result({ ...img, upToDate: img.upToDate ?? false, ms }, () =>
+      [
+        `${img.name}`,
+        `digest ${img.digest}`,
+        `rootfs ${img.rootfs}`,
+        ...(ctx.out.interactive
+          ? [
+            ctx.out.paint(
+              `${img.layers.length} layers, ${formatBytes(img.size)}, ${img.platform}, ${ms} ms${
+                img.upToDate ? " (up to date)" : ""
+              }`,
+              "dim",
+            ),
+          ]
+          : []),
+      ].join("\n"));
+    return 0;
+  },
+};

@@ -1,0 +1,498 @@
+/**
+ * Layers into the CAS: a layer blob (tar, tar+gzip or tar+zstd) is streamed — downloaded bytes are
+ * digested, decompressed, parsed and chunked as they arrive, never written to disk as a whole —
+ * into File and Dir nodes that keep modes, owners, mtimes, symlinks, hardlinks (the same File node
+ * twice) and device numbers. Each layer keeps its own tree, OCI whiteouts (`.wh.NAME`,
+ * `.wh..wh..opq`) included as plain files; {@link mergeLayer} applies them when it lays a layer
+ * over the image's root tree.
+ *
+ * Hostile archives are refused before anything is recorded: absolute paths, `..`, entries written
+ * through a symlink, hardlinks to nothing, and decompression bombs (more than
+ * {@link DEFAULT_MAX_RATIO}× the compressed size, above a {@link RATIO_FLOOR} floor).
+ *
+ * @example
+ * ```ts
+ * import { mergeLayer, unpackLayer } from "./unpack.ts";
+ * const layer = await unpackLayer(store, blobStream, { diffId, compressedSize });
+ * const rootfs = new Tree();
+ * mergeLayer(store, rootfs, layer.tree);
+ * rootfs.commit(store);
+ * ```
+ * @module
+ */
+import { createHash } from "node:crypto";
+import zlib from "node:zlib";
+import { MAX_CHUNK, nextCut } from "../cas/chunk.ts";
+import { HdError } from "../cas/errors.ts";
+import type { Store } from "../cas/store.ts";
+import { type FileNode, INLINE_CHUNKS, S_IFDIR, S_IFLNK, S_IFREG } from "../dag/node.ts";
+import { MemDir, Tree } from "../dag/tree.ts";
+import { type TarHeader, TarReader } from "./tar.ts";
+
+/** Character device type bits. */
+export const S_IFCHR = 0o020000;
+/** Block device type bits. */
+export const S_IFBLK = 0o060000;
+/** FIFO type bits. */
+export const S_IFIFO = 0o010000;
+
+/** A layer may decompress to at most this many times its compressed size… */
+export const DEFAULT_MAX_RATIO = 100;
+/** …once it is past this many decompressed bytes. */
+export const RATIO_FLOOR = 64 << 20;
+
+/** Prefix of an OCI whiteout entry. */
+export const WHITEOUT_PREFIX = ".wh.";
+/** Name of the OCI opaque-directory marker. */
+export const OPAQUE_MARKER = ".wh..wh..opq";
+
+/** Options of {@link unpackLayer}. */
+export interface UnpackOptions {
+  /** Label used in messages (`sha256:…`). */
+  label?: string;
+  /** Expected `sha256:<hex>` of the blob as sent (compressed); checked when given. */
+  digest?: string | null;
+  /** Expected `sha256:<hex>` of the uncompressed tar (the config's diff_id); checked when given. */
+  diffId?: string | null;
+  /** Size of the blob as sent, for the decompression-ratio cap. */
+  compressedSize: number;
+  /** Decompressed/compressed ratio cap (default {@link DEFAULT_MAX_RATIO}; 0 = no cap). */
+  maxRatio?: number;
+  /** The merged tree of the layers below, to resolve hardlinks that point into them. */
+  lower?: Tree | null;
+  /** Called as bytes arrive: compressed bytes read, uncompressed bytes unpacked. */
+  onProgress?: (compressed: number, uncompressed: number) => void;
+}
+
+/** What {@link unpackLayer} produced. */
+export interface UnpackedLayer {
+  /** Id of the layer's root Dir node (whiteouts kept as files). */
+  root: string;
+  /** The layer's tree (in memory). */
+  tree: Tree;
+  /** `sha256:<hex>` of the blob as sent. */
+  digest: string;
+  /** `sha256:<hex>` of the uncompressed tar. */
+  diffId: string;
+  /** Compression detected from the blob's first bytes. */
+  compression: "none" | "gzip" | "zstd";
+  compressedBytes: number;
+  uncompressedBytes: number;
+  entries: number;
+}
+
+function hostile(label: string, why: string): HdError {
+  return new HdError(
+    `Cannot unpack layer ${label}: ${why}`,
+    "the image is damaged or hostile; nothing was recorded for it",
+  );
+}
+
+/** Splits a tar path into clean components; refuses absolute paths and `..`. */
+export function cleanTarPath(label: string, path: string): string[] {
+  if (path.startsWith("/")) throw hostile(label, `entry "${path}" is an absolute path`);
+  const parts: string[] = [];
+  for (const p of path.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") throw hostile(label, `entry "${path}" leaves the root (..)`);
+    if (p.includes("\0")) throw hostile(label, `entry "${path}" has a NUL byte`);
+    parts.push(p);
+  }
+  return parts;
+}
+
+function makedev(major: number, minor: number): number {
+  // glibc's encoding, as st_rdev holds it.
+  return ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) * 0x1000) +
+      (major & ~0xfff) * 0x100000000) >>> 0;
+}
+
+/** Cuts a file's bytes, pushed piece by piece, into FastCDC chunks stored in the CAS. */
+class FileSink {
+  static #scratch = new Uint8Array(4 * MAX_CHUNK);
+  #store: Store;
+  #have = 0;
+  ids: string[] = [];
+  size = 0;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
+
+  push(data: Uint8Array): void {
+    const buf = FileSink.#scratch;
+    let off = 0;
+    this.size += data.length;
+    while (off < data.length) {
+      if (this.#have === buf.length) {
+        let pos = 0;
+        while (true) {
+          const cut = nextCut(buf, pos, this.#have, false);
+          if (cut < 0) break;
+          this.ids.push(this.#store.putObject(buf.subarray(pos, pos + cut)));
+          pos += cut;
+        }
+        buf.copyWithin(0, pos, this.#have);
+        this.#have -= pos;
+      }
+      const take = Math.min(data.length - off, buf.length - this.#have);
+      buf.set(data.subarray(off, off + take), this.#have);
+      this.#have += take;
+      off += take;
+    }
+  }
+
+  finish(mode: number): FileNode {
+    const buf = FileSink.#scratch;
+    let pos = 0;
+    while (pos < this.#have) {
+      const cut = nextCut(buf, pos, this.#have, true);
+      this.ids.push(this.#store.putObject(buf.subarray(pos, pos + cut)));
+      pos += cut;
+    }
+    this.#have = 0;
+    const f: FileNode = { type: "file", mode, size: this.size };
+    if (this.ids.length <= INLINE_CHUNKS) f.chunks = this.ids;
+    else f.manifest = this.#store.putManifest({ size: this.size, chunks: this.ids });
+    return f;
+  }
+}
+
+/** Builds one layer's tree from tar entries. */
+class LayerBuilder {
+  tree = new Tree(new MemDir());
+  #store: Store;
+  #label: string;
+  #lower: Tree | null;
+  #sink: FileSink | null = null;
+  #pending: { parent: MemDir; name: string; h: TarHeader } | null = null;
+
+  constructor(store: Store, label: string, lower: Tree | null) {
+    this.#store = store;
+    this.#label = label;
+    this.#lower = lower;
+  }
+
+  #parentDir(parts: string[], path: string): MemDir {
+    let d = this.tree.root;
+    for (let i = 0; i < parts.length - 1; i++) {
+      const c = d.entries.get(parts[i]);
+      if (c === undefined) {
+        const nd = new MemDir();
+        d.entries.set(parts[i], nd);
+        d = nd;
+      } else if (c instanceof MemDir) {
+        d = c;
+      } else if ((c.mode & 0o170000) === S_IFLNK) {
+        throw hostile(
+          this.#label,
+          `entry "${path}" is written through the symlink "${
+            parts.slice(0, i + 1).join("/")
+          }" → "${c.target}"`,
+        );
+      } else {
+        throw hostile(
+          this.#label,
+          `entry "${path}" is below "${parts.slice(0, i + 1).join("/")}", which is not a directory`,
+        );
+      }
+    }
+    return d;
+  }
+
+  entry(h: TarHeader): void {
+    const parts = cleanTarPath(this.#label, h.path);
+    const meta = { uid: h.uid, gid: h.gid, mtime: h.mtime };
+    if (parts.length === 0) {
+      if (h.type !== "dir") throw hostile(this.#label, `entry "${h.path}" replaces the root`);
+      this.tree.root.mode = S_IFDIR | h.mode;
+      this.tree.root.meta = meta;
+      return;
+    }
+    const parent = this.#parentDir(parts, h.path);
+    const name = parts[parts.length - 1];
+    switch (h.type) {
+      case "dir": {
+        const cur = parent.entries.get(name);
+        const d = cur instanceof MemDir ? cur : new MemDir();
+        d.mode = S_IFDIR | h.mode;
+        d.meta = meta;
+        parent.entries.set(name, d);
+        return;
+      }
+      case "file":
+        this.#sink = new FileSink(this.#store);
+        this.#pending = { parent, name, h };
+        return;
+      case "symlink": {
+        const target = h.linkname;
+        parent.entries.set(name, {
+          type: "file",
+          mode: S_IFLNK | 0o777,
+          size: new TextEncoder().encode(target).length,
+          target,
+          ...meta,
+        });
+        return;
+      }
+      case "hardlink": {
+        const tparts = cleanTarPath(this.#label, h.linkname);
+        const path = tparts.join("/");
+        let target = tparts.length ? this.tree.get(path) : undefined;
+        if (target === undefined && this.#lower && tparts.length) target = this.#lower.get(path);
+        if (target === undefined || target instanceof MemDir) {
+          throw hostile(
+            this.#label,
+            `hardlink "${h.path}" points at "${h.linkname}", which is ${
+              target ? "a directory" : "not in the image"
+            }`,
+          );
+        }
+        parent.entries.set(name, target);
+        return;
+      }
+      case "char":
+      case "block":
+      case "fifo": {
+        const type = h.type === "char" ? S_IFCHR : h.type === "block" ? S_IFBLK : S_IFIFO;
+        const f: FileNode = { type: "file", mode: type | h.mode, size: 0, ...meta };
+        if (h.type !== "fifo") f.rdev = makedev(h.devmajor, h.devminor);
+        parent.entries.set(name, f);
+        return;
+      }
+    }
+  }
+
+  data(bytes: Uint8Array): void {
+    this.#sink!.push(bytes);
+  }
+
+  end(): void {
+    if (!this.#pending) return;
+    const { parent, name, h } = this.#pending;
+    const f = this.#sink!.finish(S_IFREG | h.mode);
+    f.uid = h.uid;
+    f.gid = h.gid;
+    f.mtime = h.mtime;
+    parent.entries.set(name, f);
+    this.#pending = null;
+    this.#sink = null;
+  }
+}
+
+type Compression = "none" | "gzip" | "zstd";
+
+function detect(b: Uint8Array): Compression {
+  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return "gzip";
+  if (b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) {
+    return "zstd";
+  }
+  return "none";
+}
+
+/**
+ * Streams one layer blob into the store and returns its tree. Verifies the blob's digest and the
+ * uncompressed diff_id when they are given; throws an HdError (and records nothing) when they
+ * differ, when the tar is malformed or hostile, or when it decompresses past the ratio cap.
+ */
+export async function unpackLayer(
+  store: Store,
+  blob: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
+  opts: UnpackOptions,
+): Promise<UnpackedLayer> {
+  const label = opts.label ?? opts.diffId ?? opts.digest ?? "(layer)";
+  const ratio = opts.maxRatio ?? DEFAULT_MAX_RATIO;
+  const limit = ratio > 0 ? Math.max(RATIO_FLOOR, ratio * opts.compressedSize) : Infinity;
+  const outer = createHash("sha256");
+  const inner = createHash("sha256");
+  const builder = new LayerBuilder(store, label, opts.lower ?? null);
+  const reader = new TarReader(builder);
+  let compressed = 0;
+  let uncompressed = 0;
+  let compression: Compression | null = null;
+  let z: zlib.Gunzip | zlib.ZstdDecompress | null = null;
+  let zDone: Promise<void> | null = null;
+  let failure: unknown = null;
+
+  const consume = (piece: Uint8Array) => {
+    uncompressed += piece.length;
+    if (uncompressed > limit) {
+      throw hostile(
+        label,
+        `it decompresses to more than ${limit} bytes, over ${ratio}× its ${opts.compressedSize} ` +
+          `compressed bytes (a decompression bomb?)`,
+      );
+    }
+    inner.update(piece);
+    if (!reader.done) {
+      try {
+        reader.push(piece);
+      } catch (e) {
+        if (e instanceof HdError) throw e;
+        throw hostile(label, `the tar is malformed: ${(e as Error).message}`);
+      }
+    }
+  };
+
+  const startDecoder = (kind: Compression) => {
+    const d = kind === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
+    z = d;
+    zDone = new Promise<void>((resolve) => {
+      d.on("data", (out: Uint8Array) => {
+        if (failure) return;
+        try {
+          consume(out);
+        } catch (e) {
+          failure = e;
+          d.destroy();
+          resolve();
+        }
+      });
+      d.on("end", () => resolve());
+      d.on("close", () => resolve());
+      d.on("error", (e: Error) => {
+        if (!failure) {
+          failure = hostile(label, `the ${kind} stream is corrupt: ${e.message}`);
+        }
+        resolve();
+      });
+    });
+  };
+
+  const iterable = Symbol.asyncIterator in blob
+    ? blob as AsyncIterable<Uint8Array>
+    : (blob as ReadableStream<Uint8Array>);
+  let lastReport = 0;
+  for await (const piece of iterable) {
+    if (failure) break;
+    compressed += piece.length;
+    outer.update(piece);
+    if (compression === null) {
+      compression = detect(piece);
+      if (compression !== "none") startDecoder(compression);
+    }
+    if (z) {
+      const d = z as zlib.Gunzip;
+      if (!d.write(piece)) {
+        await new Promise<void>((r) => {
+          const go = () => {
+            d.off("drain", go);
+            d.off("close", go);
+            r();
+          };
+          d.on("drain", go);
+          d.on("close", go);
+        });
+      }
+    } else {
+      consume(piece);
+    }
+    if (opts.onProgress && compressed - lastReport > (1 << 20)) {
+      lastReport = compressed;
+      opts.onProgress(compressed, uncompressed);
+    }
+  }
+  if (z) {
+    (z as zlib.Gunzip).end();
+    await zDone;
+  }
+  if (failure) throw failure;
+  opts.onProgress?.(compressed, uncompressed);
+  try {
+    reader.finish();
+  } catch (e) {
+    throw hostile(label, `the tar is malformed: ${(e as Error).message}`);
+  }
+  const digest = "sha256:" + outer.digest("hex");
+  const diffId = "sha256:" + inner.digest("hex");
+  if (opts.digest && opts.digest !== digest) {
+    throw new HdError(
+      `Cannot unpack layer ${label}: its bytes hash to ${digest}, not ${opts.digest}`,
+      "the download was damaged or the registry serves something else; pull again",
+    );
+  }
+  if (opts.diffId && opts.diffId !== diffId) {
+    throw new HdError(
+      `Cannot unpack layer ${label}: its uncompressed tar hashes to ${diffId}, not the config's ` +
+        `diff_id ${opts.diffId}`,
+      "the image is damaged or hostile; nothing was recorded for it",
+    );
+  }
+  const root = builder.tree.commit(store);
+  return {
+    root,
+    tree: builder.tree,
+    digest,
+    diffId,
+    compression: compression ?? "none",
+    compressedBytes: compressed,
+    uncompressedBytes: uncompressed,
+    entries: reader.entries,
+  };
+}
+
+const whiteoutFree = new Map<string, boolean>();
+
+function hasWhiteouts(d: MemDir): boolean {
+  if (d.id !== null) {
+    const known = whiteoutFree.get(d.id);
+    if (known !== undefined) return !known;
+  }
+  let found = false;
+  for (const [name, c] of d.entries) {
+    if (name.startsWith(WHITEOUT_PREFIX) || (c instanceof MemDir && hasWhiteouts(c))) {
+      found = true;
+      break;
+    }
+  }
+  if (d.id !== null) whiteoutFree.set(d.id, !found);
+  return found;
+}
+
+function copyClean(store: Store, upper: MemDir, label: string, path: string): MemDir {
+  if (upper.id !== null && !hasWhiteouts(upper)) {
+    const d = MemDir.lazy(upper.id, store);
+    return d;
+  }
+  const d = new MemDir();
+  mergeDir(store, d, upper, label, path);
+  return d;
+}
+
+function mergeDir(store: Store, lower: MemDir, upper: MemDir, label: string, path: string): void {
+  const ents = upper.entries; // loads a stored layer dir (and its mode) first
+  if (ents.has(OPAQUE_MARKER)) lower.entries.clear();
+  for (const name of ents.keys()) {
+    if (name === OPAQUE_MARKER || !name.startsWith(WHITEOUT_PREFIX)) continue;
+    const victim = name.slice(WHITEOUT_PREFIX.length);
+    if (victim === "" || victim === "." || victim === ".." || victim.includes("/")) {
+      throw hostile(label, `whiteout "${path}${name}" names nothing valid`);
+    }
+    lower.entries.delete(victim);
+  }
+  for (const [name, c] of ents) {
+    if (name.startsWith(WHITEOUT_PREFIX)) continue;
+    if (c instanceof MemDir) {
+      const cur = lower.entries.get(name);
+      if (cur instanceof MemDir) {
+        mergeDir(store, cur, c, label, `${path}${name}/`);
+      } else {
+        lower.entries.set(name, copyClean(store, c, label, `${path}${name}/`));
+      }
+    } else {
+      lower.entries.set(name, c);
+    }
+  }
+  lower.mode = upper.mode;
+  lower.meta = { ...upper.meta };
+  lower.id = null;
+}
+
+/**
+ * Lays the layer tree `layer` (its whiteouts kept as files) over `rootfs`: whiteouts delete what
+ * they name below, opaque markers empty their directory below, everything else replaces what it
+ * covers (a directory merges into a directory). `rootfs` is changed in place; commit it afterwards.
+ */
+export function mergeLayer(store: Store, rootfs: Tree, layer: Tree, label = "(layer)"): void {
+  mergeDir(store, rootfs.root, layer.root, label, "/");
+}
