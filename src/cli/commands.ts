@@ -9,6 +9,8 @@ import { casCheckout } from "./cas/checkout.ts";
 import { casGc } from "./cas/gc.ts";
 import { casStats } from "./cas/stats.ts";
 import { casVerify } from "./cas/verify.ts";
+import { pull } from "./pull.ts";
+import { images } from "./images.ts";
 
 /** All commands, in the order `hd --help` lists them. */
 export const COMMANDS: Command[] = [
@@ -18,4 +20,6 @@ export const COMMANDS: Command[] = [
   casStats,
   casGc,
   casVerify,
+  pull,
+  images,
 ];
