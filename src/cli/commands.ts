@@ -11,6 +11,11 @@ import { casStats } from "./cas/stats.ts";
 import { casVerify } from "./cas/verify.ts";
 import { pull } from "./pull.ts";
 import { images } from "./images.ts";
+import { up } from "./up.ts";
+import { down } from "./down.ts";
+import { logs } from "./logs.ts";
+import { restart } from "./restart.ts";
+import { exec } from "./exec.ts";
 
 /** All commands, in the order `hd --help` lists them. */
 export const COMMANDS: Command[] = [
@@ -22,4 +27,9 @@ export const COMMANDS: Command[] = [
   casVerify,
   pull,
   images,
+  up,
+  down,
+  logs,
+  restart,
+  exec,
 ];

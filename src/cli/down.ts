@@ -1,0 +1,71 @@
+/**
+ * `hd down`: stops the running `hd up` of this project (services in reverse dependency order,
+ * grace, then SIGKILL of each process group). With nothing running it says so and exits 0; a stale
+ * state left by a killed supervisor is cleaned up (its leftover service processes are killed).
+ *
+ * @example
+ * ```sh
+ * hd down
+ * ```
+ * @module
+ */
+import { HdError } from "../cas/errors.ts";
+import { loadProjectSpec } from "../spec/parse.ts";
+import { callControl, readUpState, removeUpState } from "../services/control.ts";
+import { isAlive } from "../services/process.ts";
+import { cleanupIfStale } from "../services/status.ts";
+import type { Command } from "./command.ts";
+
+/** `hd down`. */
+export const down: Command = {
+  name: "down",
+  summary: "stop the services of `hd up` (reverse dependency order)",
+  usage: "hd down [--file hd.toml]",
+  options: { file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" } },
+  async run(ctx) {
+    const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
+    const dir = spec.dir;
+    const stale = cleanupIfStale(dir);
+    if (stale) {
+      ctx.out.result(
+        { running: false, stale: true, pid: stale.pid, killed: stale.killedServices },
+        () =>
+          `nothing running; cleaned up the state of a supervisor that is gone (pid ${stale.pid})` +
+          (stale.killedServices.length ? `, killed ${stale.killedServices.join(", ")}` : ""),
+      );
+      return 0;
+    }
+    const st = readUpState(dir);
+    if (!st) {
+      ctx.out.result({ running: false }, () => `nothing running for ${spec.environment.name}`);
+      return 0;
+    }
+    const t0 = performance.now();
+    try {
+      await callControl(st.state.socket, { op: "down" }, 5000);
+    } catch {
+      // not answering: ask it by signal
+      try {
+        Deno.kill(st.state.pid, "SIGTERM");
+      } catch { /* gone */ }
+    }
+    const limit = 10_000 + spec.options.restartGraceMs * (Object.keys(spec.services).length + 1);
+    while (isAlive(st.state.pid, st.state.startTime)) {
+      if (performance.now() - t0 > limit) {
+        throw new HdError(
+          `Cannot stop ${spec.environment.name}: the supervisor (pid ${st.state.pid}) is still running`,
+          `see .hd/logs/hd.log; \`kill -9 ${st.state.pid}\` then \`hd down\` cleans up`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const left = readUpState(dir);
+    if (left && left.state.pid === st.state.pid) removeUpState(dir);
+    const ms = Math.round(performance.now() - t0);
+    ctx.out.result(
+      { running: false, stopped: true, pid: st.state.pid, ms },
+      () => `stopped ${spec.environment.name} (supervisor pid ${st.state.pid}) in ${ms} ms`,
+    );
+    return 0;
+  },
+};

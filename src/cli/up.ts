@@ -1,0 +1,260 @@
+/**
+ * `hd up [-d] [SERVICE…]`: build the environment (ingest, hash, uncached build steps), start its
+ * services in dependency order, and watch the project: each edit re-ingests only the changed
+ * files, re-runs the steps whose hash changed and restarts the services that watch the change.
+ * In the foreground every service's output is multiplexed with a coloured name prefix; Ctrl-C
+ * stops the services in reverse order. With `-d` a detached supervisor does the same, logs to
+ * `.hd/logs/`, and answers the control socket `.hd/control.sock` (`hd status`, `hd restart`,
+ * `hd logs`, `hd down`).
+ *
+ * @example
+ * ```sh
+ * hd up            # foreground, Ctrl-C to stop
+ * hd up -d web     # detached, only web and what it depends on
+ * ```
+ * @module
+ */
+import { HdError } from "../cas/errors.ts";
+import { loadProjectSpec } from "../spec/parse.ts";
+import {
+  type ControlRequest,
+  readUpState,
+  removeUpState,
+  selfState,
+  serveControl,
+  writeUpState,
+} from "../services/control.ts";
+import { DevLoop } from "../services/loop.ts";
+import {
+  cleanupIfStale,
+  formatServices,
+  gatherServices,
+  type UpStatus,
+} from "../services/status.ts";
+import type { Command, Context } from "./command.ts";
+
+const COLORS = [36, 33, 35, 32, 34, 31, 96, 93, 95, 92, 94];
+const enc = new TextEncoder();
+
+function entryArgs(): string[] {
+  const exe = Deno.execPath();
+  const base = exe.slice(exe.lastIndexOf("/") + 1);
+  return base.startsWith("deno") ? ["run", "-A", "--quiet", Deno.mainModule] : [];
+}
+
+/** Command line that starts the detached supervisor for the same project. */
+function supervisorCommand(ctx: Context): string[] {
+  const args = [...entryArgs(), "up", "--supervise"];
+  if (typeof ctx.values.file === "string") args.push("--file", ctx.values.file);
+  return [Deno.execPath(), ...args, ...ctx.positionals];
+}
+
+async function detach(ctx: Context, dir: string): Promise<number> {
+  const log = `${dir}/.hd/logs/hd.log`;
+  Deno.mkdirSync(`${dir}/.hd/logs`, { recursive: true });
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      'log="$1"; shift; exec setsid "$@" >>"$log" 2>&1 </dev/null',
+      "sh",
+      log,
+      ...supervisorCommand(ctx),
+    ],
+    cwd: Deno.cwd(),
+    env: { HD_HOME: ctx.storeRoot, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  child.unref();
+  let exited: Deno.CommandStatus | null = null;
+  child.status.then((s) => exited = s);
+  const t0 = performance.now();
+  let status: UpStatus = { running: false };
+  while (performance.now() - t0 < 600_000) {
+    await new Promise((r) => setTimeout(r, 50));
+    if (exited) break;
+    const st = readUpState(dir);
+    if (!st || st.state.pid !== child.pid) continue;
+    status = await gatherServices(dir);
+    if (!status.running) continue;
+    if (status.phase === "failed") break;
+    if (status.phase === "running" && settled(status)) break;
+  }
+  if (exited || !status.running || status.phase === "failed") {
+    let tail = "";
+    try {
+      tail = Deno.readTextFileSync(log).split("\n").slice(-15).join("\n");
+    } catch { /* no log */ }
+    ctx.out.note(tail);
+    throw new HdError(
+      "Cannot start the environment in the background: the supervisor stopped",
+      `its output is in ${log} (last lines above)`,
+    );
+  }
+  ctx.out.result(status, () =>
+    [
+      `${status.env}: root ${status.root}`,
+      `supervisor pid ${status.pid} (logs in .hd/logs/, \`hd down\` to stop)`,
+      formatServices(status.services),
+    ].join("\n"));
+  return 0;
+}
+
+function settled(s: UpStatus): boolean {
+  if (!s.running) return false;
+  const by = new Map(s.services.map((x) => [x.name, x]));
+  const blockedForGood = (name: string, seen = new Set<string>()): boolean => {
+    const x = by.get(name);
+    if (!x || seen.has(name)) return true;
+    seen.add(name);
+    if (x.state === "crashed" || x.state === "exited" || x.state === "stopped") return true;
+    if (x.state === "waiting") return x.waitingFor.some((d) => blockedForGood(d, seen));
+    return false;
+  };
+  return s.services.every((x) =>
+    (x.state === "running" && x.ready !== false) || x.state === "crashed" ||
+    x.state === "exited" || x.state === "stopped" ||
+    (x.state === "waiting" && x.waitingFor.some((d) => blockedForGood(d)))
+  );
+}
+
+async function runLoop(ctx: Context, detached: boolean): Promise<number> {
+  const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
+  const dir = spec.dir;
+  const store = ctx.store();
+  const names = ["hd", "build", ...Object.keys(spec.services)];
+  const width = Math.max(...names.map((n) => n.length));
+  const color = (n: string) => COLORS[names.indexOf(n) % COLORS.length];
+  const json = ctx.out.json;
+  const print = (src: string, line: string) => {
+    if (json) return;
+    const tag = src.padEnd(width);
+    const pre = ctx.out.color ? `\x1b[${color(src)}m${tag} |\x1b[0m ` : `${tag} | `;
+    Deno.stdout.writeSync(enc.encode(pre + line + "\n"));
+  };
+  const emit = (ev: Record<string, unknown>) => {
+    if (json) Deno.stdout.writeSync(enc.encode(JSON.stringify({ t: Date.now(), ...ev }) + "\n"));
+  };
+  let phase = "starting";
+  let stateTimer: ReturnType<typeof setTimeout> | null = null;
+  const state = selfState(dir, spec.environment.name, detached);
+  const loop = new DevLoop({
+    spec,
+    store,
+    only: ctx.positionals,
+    print,
+    onEvent: emit,
+    onChange: () => {
+      stateTimer ??= setTimeout(() => {
+        stateTimer = null;
+        state.groups = loop.supervisor.groups();
+        if (phase !== "stopped") writeUpState(dir, state);
+      }, 0);
+    },
+  });
+  let stop!: (why: string) => void;
+  const stopped = new Promise<string>((r) => stop = r);
+  const handler = (req: ControlRequest): Promise<unknown> => {
+    switch (req.op) {
+      case "ping":
+        return Promise.resolve({ ok: true });
+      case "status":
+        return Promise.resolve({ phase, ...loop.status() });
+      case "restart": {
+        for (const n of req.services) {
+          if (!spec.services[n]) return Promise.resolve({ error: `no service "${n}"` });
+        }
+        return loop.supervisor.restart(req.services).then((restarted) => ({ restarted }));
+      }
+      case "down":
+        stop("hd down");
+        return Promise.resolve({ ok: true });
+      default:
+        return Promise.resolve({ error: "unknown op" });
+    }
+  };
+  writeUpState(dir, state);
+  const server = serveControl(state.socket, handler);
+  const onSignal = (sig: string) => () => stop(sig);
+  const sigs: [Deno.Signal, () => void][] = [
+    ["SIGINT", onSignal("SIGINT")],
+    ["SIGTERM", onSignal("SIGTERM")],
+  ];
+  for (const [s, f] of sigs) Deno.addSignalListener(s, f);
+  const code = 0;
+  try {
+    try {
+      await loop.start();
+      phase = "running";
+      emit({ event: "started", root: loop.root });
+    } catch (e) {
+      phase = "failed";
+      if (detached) await new Promise((r) => setTimeout(r, 300)); // let `hd up -d` see it
+      throw e;
+    }
+    const why = await stopped;
+    print("hd", `stopping (${why}): ${[...loop.supervisor.order].reverse().join(", ")}`);
+    emit({ event: "stopping", reason: why });
+    // a second Ctrl-C during the stop kills at once
+    const force = () => {
+      for (const g of loop.supervisor.groups()) {
+        try {
+          Deno.kill(-g.pgid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+    };
+    for (const [s, f] of sigs) Deno.removeSignalListener(s, f);
+    Deno.addSignalListener("SIGINT", force);
+    await loop.stop();
+    Deno.removeSignalListener("SIGINT", force);
+    print("hd", "stopped");
+    emit({ event: "stopped" });
+  } catch (e) {
+    await loop.stop().catch(() => {});
+    throw e;
+  } finally {
+    for (const [s, f] of sigs) {
+      try {
+        Deno.removeSignalListener(s, f);
+      } catch { /* removed */ }
+    }
+    phase = "stopped";
+    if (stateTimer !== null) clearTimeout(stateTimer);
+    server.close();
+    const cur = readUpState(dir);
+    if (cur && cur.state.pid === Deno.pid) removeUpState(dir);
+  }
+  return code;
+}
+
+/** `hd up`. */
+export const up: Command = {
+  name: "up",
+  summary: "build the environment, start its services, and watch for changes",
+  usage: "hd up [-d] [SERVICE…] [--file hd.toml]",
+  options: {
+    detach: { type: "boolean", short: "d", help: "run in the background (a supervisor)" },
+    file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" },
+    supervise: { type: "boolean", help: "(internal) be the detached supervisor" },
+  },
+  async run(ctx) {
+    const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
+    const stale = cleanupIfStale(spec.dir);
+    if (stale) {
+      ctx.out.note(
+        `hd: cleaned up the state of a supervisor that is gone (pid ${stale.pid})` +
+          (stale.killedServices.length ? `; killed ${stale.killedServices.join(", ")}` : ""),
+      );
+    }
+    const cur = readUpState(spec.dir);
+    if (cur?.alive && !(ctx.values.supervise && cur.state.pid === Deno.pid)) {
+      throw new HdError(
+        `Cannot start ${spec.environment.name}: \`hd up\` is already running (pid ${cur.state.pid})`,
+        "see `hd status`; `hd restart SERVICE` restarts one, `hd down` stops everything",
+      );
+    }
+    if (ctx.values.detach && !ctx.values.supervise) return await detach(ctx, spec.dir);
+    return await runLoop(ctx, !!ctx.values.supervise);
+  },
+};

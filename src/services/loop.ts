@@ -1,0 +1,395 @@
+/**
+ * The inner loop of `hd up`: ingest the project (stat cache), hash the build steps and the Env
+ * node, run the steps that are not cached, start the services, then watch — each debounced batch
+ * of changes re-ingests only the changed files, prints the old and new root hash, re-runs the
+ * steps whose hash changed, and restarts the services whose `watch` globs match a changed path
+ * (with their dependents, in dependency order). Everything else keeps running.
+ *
+ * Declared build outputs (e.g. node_modules) are not tracked files: they are what steps make, and
+ * tracking them would make a step invalidate itself.
+ *
+ * @example
+ * ```ts
+ * import { DevLoop } from "./loop.ts";
+ * const loop = new DevLoop({ spec, store, print: (src, line) => console.log(src, line) });
+ * await loop.start();
+ * // … edits happen, the loop reacts …
+ * await loop.stop();
+ * ```
+ * @module
+ */
+import { HdError } from "../cas/errors.ts";
+import type { Store } from "../cas/store.ts";
+import { putNode } from "../dag/dag.ts";
+import type { EnvNode } from "../dag/node.ts";
+import type { Tree } from "../dag/tree.ts";
+import { PathFilter } from "../scan/filter.ts";
+import { ingestTree } from "../scan/ingest.ts";
+import { StatCache } from "../scan/statcache.ts";
+import type { EnvSpec } from "../spec/types.ts";
+import { hostStepHashes, isStepCached, runHostStep, type RunningStep } from "../build/run_host.ts";
+import { affected, GlobSet } from "../watch/pathmap.ts";
+import { applyChanges, type UpdateResult } from "../watch/update.ts";
+import { ProjectWatcher } from "../watch/watcher.ts";
+import { type ServiceStatus, Supervisor } from "./supervisor.ts";
+
+/** Where a printed line comes from: "hd", "build", or a service name. */
+export type LineSource = string;
+
+/** Options of a {@link DevLoop}. */
+export interface DevLoopOptions {
+  spec: EnvSpec;
+  store: Store;
+  /** Services to run (with their dependencies); default all. */
+  only?: string[];
+  /** Receives every line: hd's messages, build output, service output. */
+  print: (source: LineSource, line: string) => void;
+  /** Structured events (for --json). */
+  onEvent?: (ev: Record<string, unknown>) => void;
+  /** Called when service states change. */
+  onChange?: () => void;
+  /** Do not watch (tests of the start alone). */
+  noWatch?: boolean;
+}
+
+/** State of one build step after the last run. */
+export interface StepState {
+  index: number;
+  run: string;
+  hash: string;
+  state: "cached" | "ran" | "failed" | "pending";
+  ms?: number;
+}
+
+/** What `hd status` shows about a running loop. */
+export interface LoopStatus {
+  env: string;
+  dir: string;
+  /** Id of the Env node. */
+  root: string;
+  /** Id of the root Dir of the tracked files. */
+  files: string;
+  steps: StepState[];
+  services: ServiceStatus[];
+  updates: number;
+  lastUpdate: UpdateReport | null;
+  watching: boolean;
+}
+
+/** What one batch of changes did. */
+export interface UpdateReport {
+  paths: number;
+  oldRoot: string;
+  root: string;
+  added: string[];
+  modified: string[];
+  removed: string[];
+  stepsRun: number[];
+  stepsFailed: number[];
+  restarted: string[];
+  ms: number;
+}
+
+/** One environment's loop: files → DAG → steps → services → watch. */
+export class DevLoop {
+  #o: DevLoopOptions;
+  #spec: EnvSpec;
+  #store: Store;
+  #filter: PathFilter;
+  #outputs: GlobSet;
+  #cache: StatCache;
+  #tree: Tree | null = null;
+  #filesRoot = "";
+  #envRoot = "";
+  #steps: StepState[] = [];
+  #watchGlobs: Record<string, GlobSet>;
+  #watcher: ProjectWatcher | null = null;
+  #running: RunningStep | null = null;
+  #stopping = false;
+  #updates = 0;
+  #last: UpdateReport | null = null;
+  /** The service supervisor. */
+  readonly supervisor: Supervisor;
+
+  constructor(opts: DevLoopOptions) {
+    this.#o = opts;
+    this.#spec = opts.spec;
+    this.#store = opts.store;
+    const outputs = opts.spec.build.steps.flatMap((s) => s.outputs);
+    this.#filter = new PathFilter(opts.spec.files.include, [
+      ...opts.spec.files.exclude,
+      ...outputs,
+    ]);
+    this.#outputs = new GlobSet(outputs);
+    this.#cache = StatCache.load(this.#cachePath, opts.store.generation());
+    this.#watchGlobs = Object.fromEntries(
+      Object.values(opts.spec.services).map((s) => [s.name, new GlobSet(s.watch)]),
+    );
+    this.supervisor = new Supervisor({
+      services: opts.spec.services,
+      dir: opts.spec.dir,
+      env: this.baseEnv(),
+      graceMs: opts.spec.options.restartGraceMs,
+      logDir: `${opts.spec.dir}/.hd/logs`,
+      onLine: (svc, line) => opts.print(svc, line),
+      onEvent: (svc, msg) => {
+        opts.print(svc, `\u2500\u2500 ${msg}`);
+        opts.onEvent?.({ event: "service", service: svc, message: msg });
+      },
+      onChange: opts.onChange,
+    });
+    if (opts.only?.length) {
+      for (const n of opts.only) {
+        if (!opts.spec.services[n]) {
+          throw new HdError(
+            `Cannot start service "${n}": no such service in ${opts.spec.file}`,
+            `services: ${Object.keys(opts.spec.services).join(", ") || "(none)"}`,
+            2,
+          );
+        }
+      }
+    }
+  }
+
+  get #cachePath(): string {
+    return `${this.#spec.dir}/.hd/statcache.json`;
+  }
+
+  /** The environment of services, steps and `hd exec`: the host's plus [environment].env. */
+  baseEnv(): Record<string, string> {
+    return { ...Deno.env.toObject(), ...this.#spec.environment.env };
+  }
+
+  /** Id of the Env node (the root hash). */
+  get root(): string {
+    return this.#envRoot;
+  }
+
+  #print(line: string): void {
+    this.#o.print("hd", line);
+  }
+
+  #envNode(stepHashes: string[]): string {
+    const node: EnvNode = {
+      type: "env",
+      name: this.#spec.environment.name,
+      children: [
+        { role: "files", id: this.#filesRoot },
+        ...stepHashes.map((id, i) => ({ role: `step:${i}`, id })),
+      ],
+    };
+    const id = putNode(this.#store, node);
+    this.#store.setRef(`trees/${this.#spec.environment.name}`, this.#filesRoot);
+    this.#store.setRef(`envs/${this.#spec.environment.name}`, id);
+    return id;
+  }
+
+  /**
+   * Ingests, runs uncached steps, starts the services and (unless `noWatch`) the watcher.
+   * Throws when a build step fails (nothing is started then).
+   */
+  async start(): Promise<void> {
+    const t0 = performance.now();
+    const res = await this.#store.withLock(
+      "shared",
+      () => ingestTree(this.#store, this.#spec.dir, { filter: this.#filter, cache: this.#cache }),
+    );
+    this.#cache.save(this.#cachePath);
+    this.#tree = res.tree;
+    this.#filesRoot = res.root;
+    const hashes = await this.#store.withLock(
+      "shared",
+      () => hostStepHashes(this.#store, this.#spec, res.tree),
+    );
+    this.#envRoot = this.#envNode(hashes);
+    this.#print(
+      `root ${this.#envRoot}  (${res.files} files, ${res.files - res.cacheHits} read, ${
+        Math.round(performance.now() - t0)
+      } ms)`,
+    );
+    this.#o.onEvent?.({
+      event: "root",
+      root: this.#envRoot,
+      files: this.#filesRoot,
+      count: res.files,
+      read: res.files - res.cacheHits,
+    });
+    this.#steps = this.#spec.build.steps.map((s, i) => ({
+      index: i,
+      run: s.run,
+      hash: hashes[i],
+      state: "pending",
+    }));
+    const failed = await this.#runSteps(new Set(this.#steps.map((s) => s.index)));
+    if (failed.length) {
+      const s = this.#spec.build.steps[failed[0]];
+      throw new HdError(
+        `Cannot start the environment: build step ${failed[0] + 1} (\`${s.run}\`) failed`,
+        "fix the step (its output is above and in .hd/logs/build.log), then run `hd up` again",
+      );
+    }
+    if (!this.#o.noWatch) {
+      this.#watcher = new ProjectWatcher(this.#spec.dir, {
+        debounceMs: this.#spec.options.debounceMs,
+        filter: this.#filter,
+        ignore: this.#outputs,
+        onBatch: (paths) => this.update(paths).then(() => {}),
+      });
+      this.#watcher.start();
+    }
+    this.supervisor.start(this.#o.only?.length ? this.#o.only : undefined);
+  }
+
+  /** Runs the steps in `which` that are not cached, in order; returns the indexes that failed. */
+  async #runSteps(which: Set<number>): Promise<number[]> {
+    const failed: number[] = [];
+    let log: Deno.FsFile | null = null;
+    for (const st of this.#steps) {
+      if (!which.has(st.index) || this.#stopping) continue;
+      const spec = this.#spec.build.steps[st.index];
+      if (isStepCached(this.#spec, spec, st.hash)) {
+        st.state = "cached";
+        this.#print(`step ${st.index + 1} cached (${st.hash.slice(0, 12)}): ${st.run}`);
+        continue;
+      }
+      if (failed.length) {
+        st.state = "pending";
+        continue;
+      }
+      this.#print(`step ${st.index + 1} running (${st.hash.slice(0, 12)}): ${st.run}`);
+      log ??= openLog(`${this.#spec.dir}/.hd/logs/build.log`);
+      const write = (line: string) => {
+        try {
+          log?.writeSync(new TextEncoder().encode(line + "\n"));
+        } catch { /* no log */ }
+      };
+      write(`[hd] step ${st.index + 1} (${st.hash}): ${st.run}`);
+      this.#running = runHostStep(this.#spec, spec, st.hash, {
+        baseEnv: Deno.env.toObject(),
+        onLine: (line) => (write(line), this.#o.print("build", line)),
+      });
+      const r = await this.#running.done;
+      this.#running = null;
+      st.ms = Math.round(r.ms);
+      st.state = r.code === 0 ? "ran" : "failed";
+      this.#print(
+        r.code === 0
+          ? `step ${st.index + 1} done in ${st.ms} ms`
+          : `step ${st.index + 1} failed with exit code ${r.code} after ${st.ms} ms`,
+      );
+      this.#o.onEvent?.({ event: "step", index: st.index, hash: st.hash, code: r.code, ms: st.ms });
+      if (r.code !== 0) failed.push(st.index);
+    }
+    log?.close();
+    return failed;
+  }
+
+  /** Applies one batch of changed paths (relative to the project). */
+  async update(paths: string[]): Promise<UpdateReport | null> {
+    if (!this.#tree || this.#stopping) return null;
+    const t0 = performance.now();
+    const tree = this.#tree;
+    const r: UpdateResult = await this.#store.withLock(
+      "shared",
+      () =>
+        applyChanges(this.#store, tree, this.#spec.dir, paths, {
+          filter: this.#filter,
+          ignore: this.#outputs,
+          cache: this.#cache,
+        }),
+    );
+    if (r.root === r.oldRoot) return null;
+    this.#filesRoot = r.root;
+    const hashes = await this.#store.withLock(
+      "shared",
+      () => hostStepHashes(this.#store, this.#spec, tree),
+    );
+    const oldEnv = this.#envRoot;
+    this.#envRoot = this.#envNode(hashes);
+    const changed = [...r.added, ...r.modified, ...r.removed];
+    const what = [
+      r.modified.length ? `modified ${list(r.modified)}` : "",
+      r.added.length ? `added ${list(r.added)}` : "",
+      r.removed.length ? `removed ${list(r.removed)}` : "",
+    ].filter(Boolean).join("; ");
+    this.#print(`root ${short(oldEnv)} \u2192 ${short(this.#envRoot)}  ${what}`);
+    const rerun = new Set<number>();
+    for (const st of this.#steps) {
+      if (st.hash !== hashes[st.index]) (st.hash = hashes[st.index], rerun.add(st.index));
+    }
+    const failed = rerun.size ? await this.#runSteps(rerun) : [];
+    const stepsRun = [...rerun].filter((i) => this.#steps[i].state === "ran");
+    let restarted: string[] = [];
+    if (failed.length) {
+      this.#print("not restarting services: a build step failed (fix it and save again)");
+    } else if (!this.#stopping) {
+      const hit = [...affected(this.#watchGlobs, changed).keys()].filter((n) =>
+        this.supervisor.wanted(n)
+      );
+      if (hit.length) restarted = await this.supervisor.restart(hit);
+    }
+    this.#cache.save(this.#cachePath, true);
+    const report: UpdateReport = {
+      paths: paths.length,
+      oldRoot: oldEnv,
+      root: this.#envRoot,
+      added: r.added,
+      modified: r.modified,
+      removed: r.removed,
+      stepsRun,
+      stepsFailed: failed,
+      restarted,
+      ms: Math.round(performance.now() - t0),
+    };
+    if (restarted.length) this.#print(`restarting ${restarted.join(", ")}`);
+    this.#updates++;
+    this.#last = report;
+    this.#o.onEvent?.({ event: "update", ...report });
+    return report;
+  }
+
+  /** The loop's status. */
+  status(): LoopStatus {
+    return {
+      env: this.#spec.environment.name,
+      dir: this.#spec.dir,
+      root: this.#envRoot,
+      files: this.#filesRoot,
+      steps: this.#steps.map((s) => ({ ...s })),
+      services: this.supervisor.status(),
+      updates: this.#updates,
+      lastUpdate: this.#last,
+      watching: this.#watcher !== null,
+    };
+  }
+
+  /** Stops the watcher, a running step, and the services (reverse dependency order). */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await this.#running?.stop(this.#spec.options.restartGraceMs);
+    const w = this.#watcher;
+    this.#watcher = null;
+    const closing = w?.close();
+    await this.supervisor.close();
+    await closing;
+  }
+}
+
+function openLog(path: string): Deno.FsFile | null {
+  try {
+    Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    return Deno.openSync(path, { append: true, create: true });
+  } catch {
+    return null;
+  }
+}
+
+function short(id: string): string {
+  return id.slice(0, 12);
+}
+
+function list(paths: string[]): string {
+  return paths.length <= 3
+    ? paths.join(", ")
+    : `${paths.slice(0, 3).join(", ")} and ${paths.length - 3} more`;
+}

@@ -1,0 +1,98 @@
+/**
+ * The services section of `hd status`: asks the running `hd up` of a project over its control
+ * socket, detects and cleans up a stale state (supervisor killed: pid gone or reused), and formats
+ * the answer as a table.
+ *
+ * @example
+ * ```ts
+ * import { formatServices, gatherServices } from "./status.ts";
+ * const s = await gatherServices("/proj");
+ * console.log(s.running ? formatServices(s.services) : "no services running");
+ * ```
+ * @module
+ */
+import { callControl, cleanupStale, readUpState, removeUpState } from "./control.ts";
+import type { LoopStatus } from "./loop.ts";
+import type { ServiceStatus } from "./supervisor.ts";
+
+/** The state of `hd up` for a project. */
+export type UpStatus =
+  | {
+    running: false;
+    /** Set when a stale state was found and cleaned up. */
+    stale?: { pid: number; killedServices: string[] };
+  }
+  | ({ running: true; pid: number; detached: boolean; phase: string } & LoopStatus);
+
+/** Asks the supervisor of the project at `dir`; cleans up a stale state. */
+export async function gatherServices(dir: string): Promise<UpStatus> {
+  const st = readUpState(dir);
+  if (st === null) return { running: false };
+  if (!st.alive) {
+    const killed = cleanupStale(dir, st.state);
+    return { running: false, stale: { pid: st.state.pid, killedServices: killed } };
+  }
+  try {
+    const res = await callControl(st.state.socket, { op: "status" }, 10_000);
+    return {
+      running: true,
+      pid: st.state.pid,
+      detached: st.state.detached,
+      ...(res as unknown as LoopStatus & { phase: string }),
+    };
+  } catch {
+    // alive but not answering: starting up (socket not yet there) or wedged
+    return {
+      running: true,
+      pid: st.state.pid,
+      detached: st.state.detached,
+      phase: "starting",
+      env: st.state.env,
+      dir,
+      root: "",
+      files: "",
+      steps: [],
+      services: [],
+      updates: 0,
+      lastUpdate: null,
+      watching: false,
+    };
+  }
+}
+
+/** Cleans up after a supervisor that is gone, if any; true when something was cleaned. */
+export function cleanupIfStale(dir: string): { pid: number; killedServices: string[] } | null {
+  const st = readUpState(dir);
+  if (st === null || st.alive) return null;
+  const killed = cleanupStale(dir, st.state);
+  removeUpState(dir);
+  return { pid: st.state.pid, killedServices: killed };
+}
+
+/** Formats a duration in ms as "4s", "3m12s", "2h05m". */
+export function formatUptime(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
+}
+
+/** A plain-text table of services: name, state, pid, restarts, uptime, port readiness. */
+export function formatServices(services: ServiceStatus[]): string {
+  if (services.length === 0) return "  (no services)";
+  const rows = services.map((s) => [
+    s.name,
+    s.state + (s.waitingFor.length ? ` (for ${s.waitingFor.join(", ")})` : "") +
+    ((s.state === "exited" || s.state === "crashed") && s.lastExitCode !== null
+      ? ` (exit ${s.lastExitCode})`
+      : ""),
+    s.pid === null ? "-" : String(s.pid),
+    String(s.restarts),
+    s.uptimeMs === null ? "-" : formatUptime(s.uptimeMs),
+    s.port === null ? "-" : `${s.port} ${s.ready ? "ready" : "not ready"}`,
+  ]);
+  const head = ["SERVICE", "STATE", "PID", "RESTARTS", "UPTIME", "PORT"];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) => "  " + r.map((c, i) => c.padEnd(w[i])).join("  ").trimEnd();
+  return [fmt(head), ...rows.map(fmt)].join("\n");
+}

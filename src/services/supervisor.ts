@@ -1,0 +1,430 @@
+/**
+ * The service supervisor: starts host services in dependency order (a service starts once every
+ * service it depends on is ready — its port accepts connections, or it is running when it has no
+ * port), stops them in reverse order (SIGTERM to the process group, grace, SIGKILL), restarts a
+ * service together with its dependents, and applies restart policies with exponential backoff and
+ * a crash-loop limit. Output lines go to per-service log files and to a callback.
+ *
+ * @example
+ * ```ts
+ * import { Supervisor } from "./supervisor.ts";
+ * const sup = new Supervisor({ services: spec.services, dir: spec.dir, env: {}, graceMs: 2000 });
+ * sup.start();
+ * await sup.restart(["api"]); // api and what depends on it; others keep running
+ * await sup.stopAll();
+ * ```
+ * @module
+ */
+import type { ServiceSpec } from "../spec/types.ts";
+import { type DepGraph, topoOrder, withDependents } from "./graph.ts";
+import { type GroupProcess, signalGroup, spawnGroup, stopGroup } from "./process.ts";
+import { waitForPort } from "./readiness.ts";
+
+/** Lifecycle state of a service. */
+export type ServiceState =
+  | "pending" // wanted, not started yet
+  | "waiting" // wanted, a dependency is not ready
+  | "starting" // running, port not yet accepting
+  | "running" // running (and ready)
+  | "backoff" // died, restart scheduled
+  | "stopping"
+  | "stopped"
+  | "exited" // died and the policy says to leave it
+  | "crashed"; // too many deaths in a minute: left stopped
+
+/** What `hd status` shows for one service. */
+export interface ServiceStatus {
+  name: string;
+  state: ServiceState;
+  pid: number | null;
+  restarts: number;
+  /** Epoch ms when the current process started. */
+  startedAt: number | null;
+  uptimeMs: number | null;
+  port: number | null;
+  /** Port readiness (null when the service has no port). */
+  ready: boolean | null;
+  lastExitCode: number | null;
+  /** Dependencies not ready yet (state "waiting"). */
+  waitingFor: string[];
+  dependsOn: string[];
+}
+
+/** Options of a {@link Supervisor}. */
+export interface SupervisorOptions {
+  services: Record<string, ServiceSpec>;
+  /** Project directory; service workdirs are relative to it. */
+  dir: string;
+  /** Environment of every service (service env is added on top). */
+  env: Record<string, string>;
+  /** Time between SIGTERM and SIGKILL. */
+  graceMs: number;
+  /** Directory of `<service>.log` files, or null for none. */
+  logDir?: string | null;
+  /** Each output line of a service. */
+  onLine?: (service: string, line: string) => void;
+  /** Lifecycle messages ("ready on :8080", "exited with code 1, restarting in 200 ms"). */
+  onEvent?: (service: string, message: string) => void;
+  /** Called after any state change. */
+  onChange?: () => void;
+  /** Deaths within `windowMs` that make a crash loop (default 5 in 60 s). */
+  crashLoop?: { deaths: number; windowMs: number };
+  /** Restart backoff: first delay and cap (default 100 ms doubling to 10 s). */
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+interface Svc {
+  spec: ServiceSpec;
+  state: ServiceState;
+  proc: GroupProcess | null;
+  ready: boolean;
+  restarts: number;
+  deaths: number[];
+  failStreak: number;
+  startedAt: number | null;
+  lastExitCode: number | null;
+  gen: number;
+  stopRequested: boolean;
+  exited: Promise<void> | null;
+  timer: ReturnType<typeof setTimeout> | null;
+  log: Deno.FsFile | null;
+}
+
+const enc = new TextEncoder();
+
+/** Owns the processes of the services of one environment. */
+export class Supervisor {
+  #o: SupervisorOptions;
+  #svc = new Map<string, Svc>();
+  #graph: DepGraph;
+  #order: string[];
+  #desired = new Set<string>();
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  constructor(opts: SupervisorOptions) {
+    this.#o = opts;
+    this.#graph = Object.fromEntries(
+      Object.values(opts.services).map((s) => [s.name, s.depends_on]),
+    );
+    this.#order = topoOrder(this.#graph);
+    if (opts.logDir) Deno.mkdirSync(opts.logDir, { recursive: true });
+    for (const name of this.#order) {
+      this.#svc.set(name, {
+        spec: opts.services[name],
+        state: "stopped",
+        proc: null,
+        ready: false,
+        restarts: 0,
+        deaths: [],
+        failStreak: 0,
+        startedAt: null,
+        lastExitCode: null,
+        gen: 0,
+        stopRequested: false,
+        exited: null,
+        timer: null,
+        log: opts.logDir
+          ? Deno.openSync(`${opts.logDir}/${name}.log`, { append: true, create: true })
+          : null,
+      });
+    }
+  }
+
+  /** Service names in start order. */
+  get order(): string[] {
+    return [...this.#order];
+  }
+
+  /** Starts `names` (default: all) and what they depend on; returns at once. */
+  start(names: Iterable<string> = this.#order): void {
+    const want = new Set<string>();
+    const add = (n: string) => {
+      if (want.has(n)) return;
+      want.add(n);
+      for (const d of this.#graph[n] ?? []) add(d);
+    };
+    for (const n of names) add(n);
+    for (const n of want) {
+      this.#desired.add(n);
+      const s = this.#svc.get(n)!;
+      if (["stopped", "exited", "crashed"].includes(s.state)) this.#set(s, "pending");
+    }
+    this.#pump();
+  }
+
+  /** Resolves once every wanted service is ready, or settled in a state that will not change. */
+  async settled(timeoutMs = 30_000): Promise<boolean> {
+    const end = performance.now() + timeoutMs;
+    while (performance.now() < end) {
+      const busy = [...this.#desired].some((n) => {
+        const s = this.#svc.get(n)!;
+        if (s.state === "waiting") {
+          return this.#blockers(n).some((d) => this.#svc.get(d)!.state !== "crashed");
+        }
+        return ["pending", "starting", "backoff", "stopping"].includes(s.state);
+      });
+      if (!busy) return true;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return false;
+  }
+
+  /** Status of every service, in start order. */
+  status(): ServiceStatus[] {
+    const now = Date.now();
+    return this.#order.map((name) => {
+      const s = this.#svc.get(name)!;
+      const live = s.proc !== null;
+      return {
+        name,
+        state: s.state,
+        pid: s.proc?.pid ?? null,
+        restarts: s.restarts,
+        startedAt: live ? s.startedAt : null,
+        uptimeMs: live && s.startedAt ? now - s.startedAt : null,
+        port: s.spec.port,
+        ready: s.spec.port === null ? null : s.ready,
+        lastExitCode: s.lastExitCode,
+        waitingFor: s.state === "waiting" ? this.#blockers(name) : [],
+        dependsOn: [...s.spec.depends_on],
+      };
+    });
+  }
+
+  /** True when `name` is meant to run (started and not stopped since). */
+  wanted(name: string): boolean {
+    return this.#desired.has(name);
+  }
+
+  /** Pids (process groups) of running services, with their leader's start time. */
+  groups(): { service: string; pgid: number; startTime: number | null }[] {
+    const out = [];
+    for (const [name, s] of this.#svc) {
+      if (s.proc) out.push({ service: name, pgid: s.proc.pid, startTime: s.proc.startTime });
+    }
+    return out;
+  }
+
+  /**
+   * Restarts `names` and every running service that depends on them: stops them in reverse
+   * order, then starts them in dependency order. Others keep running. Resolves to the set
+   * restarted (in start order).
+   */
+  restart(names: Iterable<string>): Promise<string[]> {
+    return this.#serial(async () => {
+      const named = [...names];
+      for (const n of named) {
+        if (!this.#svc.has(n)) throw new Error(`no service "${n}"`);
+      }
+      const set = withDependents(this.#graph, named);
+      const chosen = this.#order.filter((n) =>
+        set.has(n) && (named.includes(n) || this.#desired.has(n))
+      );
+      for (const n of [...chosen].reverse()) await this.#stopOne(n);
+      for (const n of chosen) {
+        const s = this.#svc.get(n)!;
+        if (named.includes(n)) (s.deaths = [], s.failStreak = 0);
+        s.restarts++;
+        this.#desired.add(n);
+        this.#set(s, "pending");
+      }
+      this.#pump();
+      return chosen;
+    });
+  }
+
+  /** Stops every service in reverse dependency order; the supervisor can start again later. */
+  stopAll(): Promise<void> {
+    return this.#serial(async () => {
+      this.#desired.clear();
+      for (const n of [...this.#order].reverse()) await this.#stopOne(n);
+    });
+  }
+
+  /** Stops everything and closes the log files. */
+  async close(): Promise<void> {
+    await this.stopAll();
+    this.#closed = true;
+    for (const s of this.#svc.values()) {
+      try {
+        s.log?.close();
+      } catch { /* closed */ }
+      s.log = null;
+    }
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.#queue.then(fn, fn);
+    this.#queue = p.catch(() => {});
+    return p;
+  }
+
+  #set(s: Svc, state: ServiceState): void {
+    s.state = state;
+    this.#o.onChange?.();
+  }
+
+  #isReady(name: string): boolean {
+    const s = this.#svc.get(name)!;
+    return s.state === "running" && s.ready;
+  }
+
+  #blockers(name: string): string[] {
+    return (this.#graph[name] ?? []).filter((d) => !this.#isReady(d));
+  }
+
+  #pump(): void {
+    if (this.#closed) return;
+    for (const n of this.#order) {
+      if (!this.#desired.has(n)) continue;
+      const s = this.#svc.get(n)!;
+      if (s.state !== "pending" && s.state !== "waiting") continue;
+      const blockers = this.#blockers(n);
+      if (blockers.length === 0) this.#spawn(n);
+      else if (s.state !== "waiting") {
+        this.#set(s, "waiting");
+        this.#event(n, `waiting for ${blockers.join(", ")}`);
+      }
+    }
+  }
+
+  #event(name: string, msg: string): void {
+    this.#write(name, `[hd] ${msg}`);
+    this.#o.onEvent?.(name, msg);
+  }
+
+  #write(name: string, line: string): void {
+    const s = this.#svc.get(name)!;
+    try {
+      s.log?.writeSync(enc.encode(line + "\n"));
+    } catch { /* log unavailable */ }
+  }
+
+  async #pipe(name: string, stream: ReadableStream<Uint8Array>): Promise<void> {
+    let buf = "";
+    try {
+      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+        buf += chunk;
+        let i;
+        while ((i = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          this.#write(name, line);
+          this.#o.onLine?.(name, line);
+        }
+      }
+    } catch { /* stream broken */ }
+    if (buf) (this.#write(name, buf), this.#o.onLine?.(name, buf));
+  }
+
+  #spawn(name: string): void {
+    const s = this.#svc.get(name)!;
+    const gen = ++s.gen;
+    const spec = s.spec;
+    const cwd = spec.workdir && spec.workdir !== "."
+      ? `${this.#o.dir}/${spec.workdir}`
+      : this.#o.dir;
+    let proc: GroupProcess;
+    try {
+      proc = spawnGroup(spec.command, { cwd, env: { ...this.#o.env, ...spec.env } });
+    } catch (e) {
+      this.#event(name, `cannot start: ${(e as Error).message}`);
+      s.lastExitCode = 127;
+      this.#died(name, gen);
+      return;
+    }
+    s.proc = proc;
+    s.stopRequested = false;
+    s.startedAt = Date.now();
+    s.ready = spec.port === null;
+    this.#set(s, spec.port === null ? "running" : "starting");
+    this.#event(name, `started (pid ${proc.pid}): ${spec.command}`);
+    const pipes = Promise.all([this.#pipe(name, proc.stdout), this.#pipe(name, proc.stderr)]);
+    s.exited = proc.status.then(async (st) => {
+      if (s.gen !== gen) return;
+      s.lastExitCode = st.signal ? 128 + signalNumber(st.signal) : st.code;
+      s.proc = null;
+      s.ready = false;
+      if (s.stopRequested) {
+        // stopGroup handles the rest of the group
+        this.#set(s, "stopped");
+        return;
+      }
+      signalGroup(proc.pid, "SIGKILL"); // leftovers of a dead leader would hold its port
+      await Promise.race([pipes, new Promise((r) => setTimeout(r, 50))]);
+      this.#died(name, gen);
+    });
+    if (spec.port !== null) {
+      const port = spec.port;
+      waitForPort(port, { until: () => s.gen !== gen || s.proc === null }).then((ok) => {
+        if (!ok || s.gen !== gen || s.proc === null) return;
+        s.ready = true;
+        this.#set(s, "running");
+        this.#event(name, `ready on 127.0.0.1:${port}`);
+        this.#pump();
+      });
+    } else {
+      queueMicrotask(() => this.#pump());
+    }
+  }
+
+  #died(name: string, gen: number): void {
+    const s = this.#svc.get(name)!;
+    const now = Date.now();
+    const code = s.lastExitCode;
+    const ran = s.startedAt ? now - s.startedAt : 0;
+    s.deaths = [...s.deaths.filter((t) => now - t < (this.#o.crashLoop?.windowMs ?? 60_000)), now];
+    const policy = s.spec.restart_policy;
+    if (!this.#desired.has(name) || policy === "never" || (policy === "on_failure" && code === 0)) {
+      this.#set(s, "exited");
+      this.#event(name, `exited with code ${code} (restart_policy = "${policy}": left stopped)`);
+      return;
+    }
+    const limit = this.#o.crashLoop?.deaths ?? 5;
+    if (s.deaths.length >= limit) {
+      this.#set(s, "crashed");
+      this.#event(
+        name,
+        `exited with code ${code}; crash loop (${s.deaths.length} exits within ${
+          Math.round((this.#o.crashLoop?.windowMs ?? 60_000) / 1000)
+        } s): left stopped — fix it, then \`hd restart ${name}\``,
+      );
+      return;
+    }
+    if (ran > 10_000) s.failStreak = 0;
+    s.failStreak++;
+    const b = this.#o.backoff ?? { initialMs: 100, maxMs: 10_000 };
+    const delay = Math.min(b.initialMs * 2 ** (s.failStreak - 1), b.maxMs);
+    this.#set(s, "backoff");
+    this.#event(name, `exited with code ${code}; restarting in ${delay} ms`);
+    s.timer = setTimeout(() => {
+      s.timer = null;
+      if (s.gen !== gen || s.state !== "backoff" || !this.#desired.has(name)) return;
+      s.restarts++;
+      this.#set(s, "pending");
+      this.#pump();
+    }, delay);
+  }
+
+  async #stopOne(name: string): Promise<void> {
+    const s = this.#svc.get(name)!;
+    if (s.timer !== null) (clearTimeout(s.timer), s.timer = null);
+    if (s.proc) {
+      s.stopRequested = true;
+      this.#set(s, "stopping");
+      const how = await stopGroup(s.proc.pid, s.proc.status, this.#o.graceMs);
+      await s.exited;
+      this.#event(name, how === "kill" ? "killed (grace period over)" : "stopped");
+    }
+    s.gen++;
+    s.proc = null;
+    s.ready = false;
+    if (s.state !== "crashed" && s.state !== "exited") this.#set(s, "stopped");
+  }
+}
+
+function signalNumber(sig: Deno.Signal): number {
+  const n: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+  return n[sig] ?? 0;
+}

@@ -1,0 +1,121 @@
+/**
+ * A debounced project watcher: Deno.watchFs on the project directory, events filtered by the
+ * project's {@link PathFilter} (and extra ignored globs, e.g. build outputs), collected until the
+ * tree has been quiet for `debounceMs` (so a `git checkout` of 500 files is one batch), then handed
+ * over as one sorted set of project-relative paths. A batch is never cut short by more than
+ * `maxWaitMs` of continuous events.
+ *
+ * @example
+ * ```ts
+ * import { ProjectWatcher } from "./watcher.ts";
+ * const w = new ProjectWatcher("/proj", { debounceMs: 50, onBatch: (paths) => console.log(paths) });
+ * w.start();
+ * // …
+ * w.close();
+ * ```
+ * @module
+ */
+import type { PathFilter } from "../scan/filter.ts";
+import type { GlobSet } from "./pathmap.ts";
+
+/** Options of a {@link ProjectWatcher}. */
+export interface WatcherOptions {
+  /** Quiet period that ends a batch. */
+  debounceMs: number;
+  /** Longest time a batch waits under continuous events (default 20 × debounce, ≥ 1 s). */
+  maxWaitMs?: number;
+  /** Which paths are tracked; others are ignored (default excludes always apply). */
+  filter?: PathFilter;
+  /** Paths ignored on top of the filter (build step outputs). */
+  ignore?: GlobSet;
+  /** Receives each batch; the next batch is not delivered before this resolves. */
+  onBatch: (paths: string[]) => Promise<void> | void;
+}
+
+/** Watches a directory tree and delivers debounced batches of changed paths. */
+export class ProjectWatcher {
+  #dir: string;
+  #o: WatcherOptions;
+  #fs: Deno.FsWatcher | null = null;
+  #pending = new Set<string>();
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #first = 0;
+  #busy: Promise<void> | null = null;
+  #closed = false;
+  /** Events seen (before filtering). */
+  events = 0;
+
+  constructor(dir: string, opts: WatcherOptions) {
+    this.#dir = dir.replace(/\/+$/, "");
+    this.#o = opts;
+  }
+
+  /** Starts watching (returns at once; the watch is active when this returns). */
+  start(): void {
+    this.#fs = Deno.watchFs(this.#dir, { recursive: true });
+    (async () => {
+      try {
+        for await (const ev of this.#fs!) {
+          this.events++;
+          for (const p of ev.paths) this.#add(p);
+        }
+      } catch (e) {
+        if (!this.#closed) console.error(`hd: watcher stopped: ${(e as Error).message}`);
+      }
+    })();
+  }
+
+  /** Project-relative form of an absolute path, or null when outside or ignored. */
+  relevant(abs: string): string | null {
+    if (!abs.startsWith(this.#dir + "/")) return null;
+    const rel = abs.slice(this.#dir.length + 1);
+    if (this.#o.filter?.excluded(rel)) return null;
+    if (this.#o.ignore?.matches(rel)) return null;
+    return rel;
+  }
+
+  #add(abs: string): void {
+    const rel = this.relevant(abs);
+    if (rel === null) return;
+    if (this.#pending.size === 0) this.#first = performance.now();
+    this.#pending.add(rel);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    const maxWait = this.#o.maxWaitMs ?? Math.max(1000, this.#o.debounceMs * 20);
+    const left = this.#first + maxWait - performance.now();
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, Math.min(this.#o.debounceMs, left)));
+  }
+
+  async #fire(): Promise<void> {
+    this.#timer = null;
+    if (this.#closed || this.#pending.size === 0) return;
+    // a batch is being handled: what piles up is delivered when it is done
+    if (this.#busy) return;
+    const batch = [...this.#pending].sort();
+    this.#pending.clear();
+    const run = (async () => {
+      try {
+        await this.#o.onBatch(batch);
+      } catch (e) {
+        console.error(`hd: update failed: ${(e as Error).message}`);
+      }
+    })();
+    this.#busy = run;
+    await run;
+    this.#busy = null;
+    if (this.#pending.size > 0 && this.#timer === null) this.#schedule();
+  }
+
+  /** Stops watching; a batch being handled finishes. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    try {
+      this.#fs?.close();
+    } catch { /* closed */ }
+    await this.#busy;
+  }
+}
