@@ -1,0 +1,473 @@
+/**
+ * The FUSE server: a libfuse3 low-level session driven from Deno.
+ *
+ * `fuse_session_receive_buf` runs on a worker thread (a nonblocking FFI call, so the event loop
+ * stays free); each request is then handed to `fuse_session_process_buf` on the JS thread, which
+ * calls the op callbacks below synchronously, and every op replies before returning. Reads come
+ * from a {@link Projection} (lazy, verified); with `rw` the write ops go to an {@link Overlay},
+ * otherwise the mount is read-only (the kernel answers EROFS).
+ *
+ * Immutable trees are mounted with long attribute/entry timeouts, keep_cache and cached readdir,
+ * so repeated stats and reads are served by the kernel's caches.
+ *
+ * @example
+ * ```ts
+ * import { FuseServer } from "./fuse.ts";
+ * const srv = new FuseServer(projection, null, { mountpoint: "/mnt/x" });
+ * srv.mount();
+ * await srv.serve(); // until unmounted or srv.stop()
+ * ```
+ * @module
+ */
+import {
+  CALLBACKS,
+  FUSE_SET_ATTR,
+  LAYOUT,
+  type Libfuse3,
+  num,
+  openLibfuse3,
+} from "../../ffi/libfuse3.ts";
+import { HdError } from "../cas/errors.ts";
+import { S_IFDIR, S_IFMT } from "../dag/node.ts";
+import type { Overlay } from "./overlay.ts";
+import { Errno, FsError, type Inode, type Projection } from "./projected.ts";
+
+const EINTR = 4;
+const O_ACCMODE = 3;
+const enc = new TextEncoder();
+
+/** Options of a {@link FuseServer}. */
+export interface FuseOptions {
+  /** Absolute path of the directory to mount on. */
+  mountpoint: string;
+  /** Name shown in /proc/mounts (default `hd`). */
+  fsname?: string;
+  /** Let other users (and user namespaces) see the mount; default: when running as root. */
+  allowOther?: boolean;
+  /** Seconds the kernel may cache attributes and entries (default 86400 read-only, 1 rw). */
+  timeout?: number;
+  /** Where the server logs. */
+  log?: (line: string) => void;
+}
+
+/** Loads libfuse3 and checks /dev/fuse; throws one clear HdError naming the package. */
+export function loadFuse(): Libfuse3 {
+  try {
+    Deno.statSync("/dev/fuse");
+  } catch {
+    throw new HdError(
+      "Cannot mount: /dev/fuse is missing",
+      "install fuse3 (`apt-get install fuse3`) and load the module (`modprobe fuse`); " +
+        "in a container, pass --device /dev/fuse",
+    );
+  }
+  try {
+    return openLibfuse3();
+  } catch (e) {
+    throw new HdError(
+      `Cannot mount: ${(e as Error).message}`,
+      "install libfuse3 (`apt-get install fuse3 libfuse3-3`)",
+    );
+  }
+}
+
+function cstr(s: string): Uint8Array<ArrayBuffer> {
+  const b = enc.encode(s);
+  const out = new Uint8Array(b.length + 1);
+  out.set(b);
+  return out;
+}
+
+// deno-lint-ignore no-explicit-any
+type Cb = Deno.UnsafeCallback<any>;
+
+/** A mounted FUSE session serving a projection (and, with rw, its overlay). */
+export class FuseServer {
+  readonly fs: Projection;
+  readonly overlay: Overlay | null;
+  readonly mountpoint: string;
+  #lib: Libfuse3;
+  #se: Deno.PointerValue = null;
+  #callbacks: Cb[] = [];
+  #keep: unknown[] = [];
+  #timeout: number;
+  #stat = new Uint8Array(LAYOUT.stat.size);
+  #statView = new DataView(this.#stat.buffer);
+  #entry = new Uint8Array(LAYOUT.entry.size);
+  #entryView = new DataView(this.#entry.buffer);
+  #dirHandles = new Map<number, Inode[]>();
+  #nextFh = 1;
+  #stopping = false;
+  #loop: Promise<void> | null = null;
+  #log: (line: string) => void;
+  #opts: FuseOptions;
+  /** Requests served, by op name. */
+  readonly ops: Record<string, number> = {};
+
+  constructor(fs: Projection, overlay: Overlay | null, opts: FuseOptions) {
+    this.fs = fs;
+    this.overlay = overlay;
+    this.mountpoint = opts.mountpoint;
+    this.#opts = opts;
+    this.#timeout = opts.timeout ?? (overlay ? 1 : 86400);
+    this.#log = opts.log ?? ((l) => console.error(l));
+    this.#lib = loadFuse();
+  }
+
+  /** Creates the session and mounts it; throws HdError when the kernel refuses. */
+  mount(): void {
+    const L = this.#lib.symbols;
+    const ops = new Uint8Array(LAYOUT.opsSize);
+    const opsView = new DataView(ops.buffer);
+    for (const [name, fn] of Object.entries(this.#handlers())) {
+      const def = CALLBACKS[name as keyof typeof CALLBACKS];
+      // deno-lint-ignore no-explicit-any
+      const cb = new Deno.UnsafeCallback(def, fn as any);
+      this.#callbacks.push(cb);
+      const off = LAYOUT.ops[name as keyof typeof LAYOUT.ops];
+      opsView.setBigUint64(off, BigInt(Deno.UnsafePointer.value(cb.pointer)), true);
+    }
+    const allowOther = this.#opts.allowOther ?? Deno.uid() === 0;
+    const o = [
+      `fsname=${(this.#opts.fsname ?? "hd").replace(/[,\\]/g, "_")}`,
+      "subtype=hd",
+      "default_permissions",
+      ...(allowOther ? ["allow_other"] : []),
+      ...(this.overlay ? [] : ["ro"]),
+    ].join(",");
+    const argStrs = ["hd", "-o", o].map(cstr);
+    const argv = new BigUint64Array(argStrs.length + 1);
+    argStrs.forEach((s, i) => argv[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s))));
+    const args = new Uint8Array(LAYOUT.args.size);
+    const av = new DataView(args.buffer);
+    av.setInt32(LAYOUT.args.argc, argStrs.length, true);
+    av.setBigUint64(
+      LAYOUT.args.argv,
+      BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(argv))),
+      true,
+    );
+    this.#keep.push(ops, argStrs, argv, args);
+    const se = L.fuse_session_new(
+      Deno.UnsafePointer.of(args),
+      Deno.UnsafePointer.of(ops),
+      BigInt(LAYOUT.opsSize),
+      null,
+    );
+    if (se === null) {
+      throw new HdError(
+        "Cannot mount: fuse_session_new failed (see the lines above)",
+        "check the mount options; run with --debug",
+      );
+    }
+    if (L.fuse_session_mount(se, cstr(this.mountpoint)) !== 0) {
+      L.fuse_session_destroy(se);
+      throw new HdError(
+        `Cannot mount on ${this.mountpoint}: the kernel refused (see the lines above)`,
+        "check that the directory exists and that you may mount there (root, or fusermount3)",
+      );
+    }
+    this.#se = se;
+  }
+
+  /** Serves requests until the filesystem is unmounted or {@link stop} is called. */
+  serve(): Promise<void> {
+    if (!this.#loop) this.#loop = this.#run();
+    return this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    const L = this.#lib.symbols;
+    const buf = new Uint8Array(LAYOUT.buf.size);
+    const bufPtr = Deno.UnsafePointer.of(buf);
+    this.#keep.push(buf);
+    while (!this.#stopping) {
+      const r = await L.fuse_session_receive_buf(this.#se, bufPtr);
+      if (this.#stopping) break;
+      if (r === -EINTR) continue;
+      if (r <= 0) break;
+      L.fuse_session_process_buf(this.#se, bufPtr);
+      if (L.fuse_session_exited(this.#se)) break;
+    }
+  }
+
+  /**
+   * Stops serving and unmounts (lazily, so a reader whose cwd is inside cannot block it). Waits
+   * at most `graceMs` for the receive loop to notice; the caller should then exit the process,
+   * which closes the connection (busy clients then see ENOTCONN, not a hang).
+   */
+  async stop(graceMs = 1500): Promise<boolean> {
+    if (this.#se === null) return true;
+    const L = this.#lib.symbols;
+    const first = !this.#stopping;
+    this.#stopping = true;
+    if (first) {
+      L.fuse_session_exit(this.#se);
+      L.fuse_session_unmount(this.#se);
+    }
+    if (!this.#loop) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ended = await Promise.race([
+      this.#loop.then(() => true),
+      new Promise<boolean>((r) => timer = setTimeout(() => r(false), graceMs)),
+    ]);
+    clearTimeout(timer);
+    return ended;
+  }
+
+  // ---- replies ----
+
+  #fillStat(n: Inode): Uint8Array {
+    const v = this.#statView;
+    const S = LAYOUT.stat;
+    this.#stat.fill(0);
+    v.setBigUint64(S.ino, BigInt(n.ino), true);
+    v.setBigUint64(S.nlink, BigInt(this.fs.nlink(n)), true);
+    v.setUint32(S.mode, n.mode, true);
+    v.setUint32(S.uid, n.uid, true);
+    v.setUint32(S.gid, n.gid, true);
+    v.setBigUint64(S.rdev, BigInt(n.rdev), true);
+    v.setBigInt64(S.st_size, BigInt(n.size), true);
+    v.setBigInt64(S.blksize, 4096n, true);
+    v.setBigInt64(S.blocks, BigInt(Math.ceil(n.size / 512)), true);
+    const t = BigInt(n.mtime);
+    v.setBigInt64(S.atim, t, true);
+    v.setBigInt64(S.mtim, t, true);
+    v.setBigInt64(S.ctim, t, true);
+    return this.#stat;
+  }
+
+  #fillEntry(n: Inode | null, timeout = this.#timeout): Uint8Array {
+    const v = this.#entryView;
+    const E = LAYOUT.entry;
+    if (n) {
+      this.#fillStat(n);
+      this.#entry.set(this.#stat, E.attr);
+    } else this.#entry.fill(0, E.attr, E.attr + LAYOUT.stat.size);
+    v.setBigUint64(E.ino, BigInt(n ? n.ino : 0), true);
+    v.setBigUint64(E.generation, 0n, true);
+    v.setFloat64(E.attr_timeout, timeout, true);
+    v.setFloat64(E.entry_timeout, timeout, true);
+    return this.#entry;
+  }
+
+  #fi(fi: Deno.PointerValue): DataView {
+    return new DataView(Deno.UnsafePointerView.getArrayBuffer(fi!, LAYOUT.fileInfo.size));
+  }
+
+  #setFiBits(fi: Deno.PointerValue, bits: number[]): void {
+    const v = this.#fi(fi);
+    let w = v.getUint32(LAYOUT.fileInfo.bits, true);
+    for (const b of bits) w |= 1 << b;
+    v.setUint32(LAYOUT.fileInfo.bits, w, true);
+  }
+
+  #ctx(req: Deno.PointerValue): { uid: number; gid: number } {
+    const p = this.#lib.symbols.fuse_req_ctx(req);
+    if (!p) return { uid: 0, gid: 0 };
+    const v = new Deno.UnsafePointerView(p);
+    return { uid: v.getUint32(LAYOUT.ctx.uid), gid: v.getUint32(LAYOUT.ctx.gid) };
+  }
+
+  #rw(): Overlay {
+    if (!this.overlay) throw new FsError(Errno.EROFS);
+    return this.overlay;
+  }
+
+  /** Wraps an op: counts it, and turns a thrown FsError (or any error) into fuse_reply_err. */
+  #op<A extends unknown[]>(
+    name: string,
+    fn: (req: Deno.PointerValue, ...a: A) => void,
+  ): (req: Deno.PointerValue, ...a: A) => void {
+    const L = this.#lib.symbols;
+    return (req, ...a) => {
+      this.ops[name] = (this.ops[name] ?? 0) + 1;
+      try {
+        fn(req, ...a);
+      } catch (e) {
+        if (e instanceof FsError) L.fuse_reply_err(req, e.errno);
+        else {
+          this.#log(`hd mount: ${name} failed: ${(e as Error).stack ?? e}`);
+          L.fuse_reply_err(req, Errno.EIO);
+        }
+      }
+    };
+  }
+
+  #handlers(): Record<string, unknown> {
+    const L = this.#lib.symbols;
+    const fs = this.fs;
+    const name = (p: Deno.PointerValue) => Deno.UnsafePointerView.getCString(p!);
+    const replyEntry = (req: Deno.PointerValue, n: Inode) =>
+      L.fuse_reply_entry(req, this.#fillEntry(n));
+    type P = Deno.PointerValue;
+    type N = number | bigint;
+
+    const readdir = (plus: boolean) =>
+      this.#op(plus ? "readdirplus" : "readdir", (req: P, _ino: N, size: N, off: N, fi: P) => {
+        const list = this.#dirHandles.get(
+          Number(this.#fi(fi).getBigUint64(LAYOUT.fileInfo.fh, true)),
+        );
+        if (!list) throw new FsError(Errno.EBADF);
+        const cap = num(size);
+        const buf = new Uint8Array(cap);
+        let pos = 0;
+        for (let i = num(off); i < list.length; i++) {
+          const n = list[i];
+          const nm = i === 0 ? "." : i === 1 ? ".." : n.name;
+          let need: number;
+          if (plus) {
+            if (i > 1) fs.getattr(n.ino);
+            need = num(
+              L.fuse_add_direntry_plus(
+                req,
+                buf.subarray(pos),
+                BigInt(cap - pos),
+                cstr(nm),
+                this.#fillEntry(n),
+                BigInt(i + 1),
+              ),
+            );
+          } else {
+            need = num(
+              L.fuse_add_direntry(
+                req,
+                buf.subarray(pos),
+                BigInt(cap - pos),
+                cstr(nm),
+                this.#fillStat(n),
+                BigInt(i + 1),
+              ),
+            );
+          }
+          if (need > cap - pos) break;
+          pos += need;
+        }
+        L.fuse_reply_buf(req, buf.subarray(0, pos), BigInt(pos));
+      });
+
+    return {
+      lookup: this.#op("lookup", (req: P, parent: N, nameP: P) => {
+        let n: Inode;
+        try {
+          n = fs.lookup(num(parent), name(nameP));
+        } catch (e) {
+          if (e instanceof FsError && e.errno === Errno.ENOENT && !this.overlay) {
+            // Negative entry: the kernel remembers the miss (the tree cannot change).
+            L.fuse_reply_entry(req, this.#fillEntry(null));
+            return;
+          }
+          throw e;
+        }
+        replyEntry(req, n);
+      }),
+      forget: (req: P) => L.fuse_reply_none(req),
+      forget_multi: (req: P) => L.fuse_reply_none(req),
+      getattr: this.#op("getattr", (req: P, ino: N) => {
+        L.fuse_reply_attr(req, this.#fillStat(fs.getattr(num(ino))), this.#timeout);
+      }),
+      setattr: this.#op("setattr", (req: P, ino: N, attr: P, toSet: number) => {
+        const ov = this.#rw();
+        const v = new Deno.UnsafePointerView(attr!);
+        const S = LAYOUT.stat;
+        const i = num(ino);
+        if (toSet & FUSE_SET_ATTR.SIZE) ov.truncate(i, Number(v.getBigInt64(S.st_size)));
+        const a: { mode?: number; uid?: number; gid?: number; mtime?: number } = {};
+        if (toSet & FUSE_SET_ATTR.MODE) a.mode = v.getUint32(S.mode);
+        if (toSet & FUSE_SET_ATTR.UID) a.uid = v.getUint32(S.uid);
+        if (toSet & FUSE_SET_ATTR.GID) a.gid = v.getUint32(S.gid);
+        if (toSet & FUSE_SET_ATTR.MTIME) a.mtime = Number(v.getBigInt64(S.mtim));
+        if (toSet & FUSE_SET_ATTR.MTIME_NOW) a.mtime = Math.floor(Date.now() / 1000);
+        if (Object.keys(a).length) ov.setattr(i, a);
+        L.fuse_reply_attr(req, this.#fillStat(fs.getattr(i)), this.#timeout);
+      }),
+      readlink: this.#op("readlink", (req: P, ino: N) => {
+        L.fuse_reply_readlink(req, cstr(fs.readlink(num(ino))));
+      }),
+      open: this.#op("open", (req: P, ino: N, fi: P) => {
+        const n = fs.inode(num(ino));
+        if ((n.mode & S_IFMT) === S_IFDIR) throw new FsError(Errno.EISDIR);
+        const flags = this.#fi(fi).getInt32(LAYOUT.fileInfo.flags, true);
+        if ((flags & O_ACCMODE) !== 0 && !this.overlay) throw new FsError(Errno.EROFS);
+        this.#setFiBits(fi, [LAYOUT.fileInfoBits.keep_cache]);
+        L.fuse_reply_open(req, fi);
+      }),
+      read: this.#op("read", (req: P, ino: N, size: N, off: N) => {
+        const bytes = fs.read(num(ino), num(off), num(size));
+        L.fuse_reply_buf(req, bytes, BigInt(bytes.length));
+      }),
+      write: this.#op("write", (req: P, ino: N, buf: P, size: N, off: N) => {
+        const ov = this.#rw();
+        const n = num(size);
+        const bytes = n
+          ? new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(buf!, n))
+          : new Uint8Array(0);
+        L.fuse_reply_write(req, BigInt(ov.write(num(ino), num(off), bytes)));
+      }),
+      flush: this.#op("flush", (req: P) => L.fuse_reply_err(req, 0)),
+      release: this.#op("release", (req: P) => L.fuse_reply_err(req, 0)),
+      fsync: this.#op("fsync", (req: P) => L.fuse_reply_err(req, 0)),
+      opendir: this.#op("opendir", (req: P, ino: N, fi: P) => {
+        const d = fs.inode(num(ino));
+        if ((d.mode & S_IFMT) !== S_IFDIR) throw new FsError(Errno.ENOTDIR);
+        const list = [d, d.parent, ...fs.children(d).values()];
+        const fh = this.#nextFh++;
+        this.#dirHandles.set(fh, list);
+        this.#fi(fi).setBigUint64(LAYOUT.fileInfo.fh, BigInt(fh), true);
+        if (!this.overlay) {
+          this.#setFiBits(fi, [LAYOUT.fileInfoBits.keep_cache, LAYOUT.fileInfoBits.cache_readdir]);
+        }
+        L.fuse_reply_open(req, fi);
+      }),
+      readdir: readdir(false),
+      readdirplus: readdir(true),
+      releasedir: this.#op("releasedir", (req: P, _ino: N, fi: P) => {
+        this.#dirHandles.delete(Number(this.#fi(fi).getBigUint64(LAYOUT.fileInfo.fh, true)));
+        L.fuse_reply_err(req, 0);
+      }),
+      statfs: this.#op("statfs", (req: P) => {
+        const S = LAYOUT.statvfs;
+        const b = new Uint8Array(S.size);
+        const v = new DataView(b.buffer);
+        const free = this.overlay
+          ? BigInt(Math.floor(Deno.systemMemoryInfo().available / 4096))
+          : 0n;
+        v.setBigUint64(S.bsize, 4096n, true);
+        v.setBigUint64(S.frsize, 4096n, true);
+        v.setBigUint64(S.blocks, free, true);
+        v.setBigUint64(S.bfree, free, true);
+        v.setBigUint64(S.bavail, free, true);
+        v.setBigUint64(S.files, BigInt(fs.stats.inodes), true);
+        v.setBigUint64(S.namemax, 255n, true);
+        L.fuse_reply_statfs(req, b);
+      }),
+      create: this.#op("create", (req: P, parent: N, nameP: P, mode: number, fi: P) => {
+        const c = this.#ctx(req);
+        const n = this.#rw().create(num(parent), name(nameP), mode, c.uid, c.gid);
+        L.fuse_reply_create(req, this.#fillEntry(n), fi);
+      }),
+      mkdir: this.#op("mkdir", (req: P, parent: N, nameP: P, mode: number) => {
+        const c = this.#ctx(req);
+        replyEntry(req, this.#rw().mkdir(num(parent), name(nameP), mode, c.uid, c.gid));
+      }),
+      symlink: this.#op("symlink", (req: P, link: P, parent: N, nameP: P) => {
+        const c = this.#ctx(req);
+        replyEntry(req, this.#rw().symlink(num(parent), name(nameP), name(link), c.uid, c.gid));
+      }),
+      unlink: this.#op("unlink", (req: P, parent: N, nameP: P) => {
+        this.#rw().unlink(num(parent), name(nameP));
+        L.fuse_reply_err(req, 0);
+      }),
+      rmdir: this.#op("rmdir", (req: P, parent: N, nameP: P) => {
+        this.#rw().rmdir(num(parent), name(nameP));
+        L.fuse_reply_err(req, 0);
+      }),
+      rename: this.#op(
+        "rename",
+        (req: P, parent: N, nameP: P, newParent: N, newName: P, flags: number) => {
+          this.#rw().rename(num(parent), name(nameP), num(newParent), name(newName), flags);
+          L.fuse_reply_err(req, 0);
+        },
+      ),
+    };
+  }
+}

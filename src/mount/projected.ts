@@ -1,0 +1,496 @@
+/**
+ * The projection of a stored tree as a filesystem: inodes for path → node, and lazy, verified
+ * reads of file ranges through manifests and chunks, with a small chunk cache.
+ *
+ * An inode is made the first time its parent directory is listed or looked up, and keeps its
+ * number for the life of the projection (numbers never move to another path or node). A file's
+ * chunks are read only when a read touches their range; every chunk read goes through
+ * {@link Store.getObject}, which checks the bytes against their id, so a damaged object makes
+ * that read fail with EIO (and a log line) instead of returning wrong bytes.
+ *
+ * The write overlay (overlay.ts) keeps its changes on the same inodes (`data`, `dirty`).
+ *
+ * @example
+ * ```ts
+ * import { Projection } from "./projected.ts";
+ * const p = new Projection(store, rootId);
+ * const ino = p.lookup(1, "README.md").ino;
+ * const bytes = p.read(ino, 0, 4096);
+ * ```
+ * @module
+ */
+import { HdError } from "../cas/errors.ts";
+import type { Store } from "../cas/store.ts";
+import { getNode } from "../dag/dag.ts";
+import { type FileNode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../dag/node.ts";
+
+/** The mtime shown for nodes that carry none (project trees): 2000-01-01T00:00:00Z. */
+export const FIXED_MTIME = 946684800;
+
+/** errno values the filesystem replies with. */
+export const Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  EIO: 5,
+  EBADF: 9,
+  EACCES: 13,
+  EEXIST: 17,
+  EXDEV: 18,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  EFBIG: 27,
+  EROFS: 30,
+  ENAMETOOLONG: 36,
+  ENOSYS: 38,
+  ENOTEMPTY: 39,
+  ENODATA: 61,
+} as const;
+
+/** A failure with the errno to reply. */
+export class FsError extends Error {
+  /** The errno (positive). */
+  readonly errno: number;
+  constructor(errno: number, message = "") {
+    super(message || `errno ${errno}`);
+    this.errno = errno;
+  }
+}
+
+/** One file or directory of the mounted view. */
+export interface Inode {
+  ino: number;
+  /** The directory holding it (the root is its own parent). */
+  parent: Inode;
+  name: string;
+  /** Full st_mode with type bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Modification time in seconds. */
+  mtime: number;
+  size: number;
+  rdev: number;
+  /** Symlink target. */
+  target?: string;
+  /** The stored File node this inode shows (absent for overlay files and directories). */
+  lower?: FileNode;
+  /** Id of the stored Dir node this directory shows (absent for overlay directories). */
+  lowerDir?: string;
+  /** Children by name once loaded (directories only); the merged view when an overlay is on. */
+  children: Map<string, Inode> | null;
+  /** Chunk ids of `lower`, once known. */
+  chunkIds?: string[];
+  /** End offsets of the chunks whose sizes are known (a prefix of `chunkIds`). */
+  chunkEnds?: number[];
+  /** Content of a file written through the overlay (its first `size` bytes are valid). */
+  data?: Uint8Array;
+  /** Overlay: this file's content or this directory's entries differ from the stored tree. */
+  dirty?: boolean;
+  /** Overlay: names of stored entries removed from this directory. */
+  whiteouts?: Set<string>;
+  /** The stored Dir node carried owner/mtime (image layers): keep them in snapshots. */
+  hasMeta?: boolean;
+  /** Overlay: removed from its directory while still open. */
+  unlinked?: boolean;
+}
+
+/** Counters of what the projection read from the store. */
+export interface ProjectionStats {
+  /** Chunk objects read (and verified) from the store. */
+  chunkReads: number;
+  /** Reads answered from the chunk cache. */
+  chunkCacheHits: number;
+  /** Chunks whose size was learned without verifying them (to seek past them). */
+  sizeProbes: number;
+  /** Manifests read. */
+  manifestReads: number;
+  /** Dir nodes read. */
+  dirReads: number;
+  /** Bytes returned to readers. */
+  bytesServed: number;
+  /** Reads that failed with EIO (corrupt or missing objects). */
+  readErrors: number;
+  /** Inodes made so far. */
+  inodes: number;
+}
+
+/** Options of a {@link Projection}. */
+export interface ProjectionOptions {
+  /** Bytes of decoded chunks kept in memory (default 64 MiB). */
+  cacheBytes?: number;
+  /** Owner shown for nodes without one (default: this process's uid/gid). */
+  uid?: number;
+  gid?: number;
+  /** Where problems are reported (default console.error). */
+  log?: (line: string) => void;
+}
+
+/** A stored tree seen as inodes, with lazy verified reads. */
+export class Projection {
+  readonly store: Store;
+  /** Id of the root Dir node. */
+  readonly rootId: string;
+  /** The root inode (number 1). */
+  readonly root: Inode;
+  readonly stats: ProjectionStats = {
+    chunkReads: 0,
+    chunkCacheHits: 0,
+    sizeProbes: 0,
+    manifestReads: 0,
+    dirReads: 0,
+    bytesServed: 0,
+    readErrors: 0,
+    inodes: 1,
+  };
+  #inodes = new Map<number, Inode>();
+  #nextIno = 2;
+  #cache = new Map<string, Uint8Array>();
+  #cacheBytes = 0;
+  #cacheLimit: number;
+  #uid: number;
+  #gid: number;
+  #log: (line: string) => void;
+  #scratch = new Uint8Array(1 << 20);
+
+  constructor(store: Store, rootId: string, opts: ProjectionOptions = {}) {
+    this.store = store;
+    this.rootId = rootId;
+    this.#cacheLimit = opts.cacheBytes ?? 64 << 20;
+    this.#uid = opts.uid ?? Deno.uid() ?? 0;
+    this.#gid = opts.gid ?? Deno.gid() ?? 0;
+    this.#log = opts.log ?? ((l) => console.error(l));
+    const node = getNode(store, rootId);
+    if (node.type !== "dir") {
+      throw new HdError(
+        `Cannot mount ${rootId}: it is a ${node.type} node, not a directory`,
+        "pass the hash of a directory tree (the root printed by `hd cas add`) or its ref",
+      );
+    }
+    const root = {
+      ino: 1,
+      name: "",
+      mode: node.mode,
+      uid: node.uid ?? this.#uid,
+      gid: node.gid ?? this.#gid,
+      mtime: node.mtime ?? FIXED_MTIME,
+      size: 0,
+      rdev: 0,
+      lowerDir: rootId,
+      children: null,
+    } as unknown as Inode;
+    root.parent = root;
+    this.root = root;
+    this.#inodes.set(1, root);
+  }
+
+  /** Writes a line to the mount's log. */
+  log(line: string): void {
+    this.#log(line);
+  }
+
+  /** The inode numbered `ino`; throws ENOENT for an unknown number. */
+  inode(ino: number): Inode {
+    const n = this.#inodes.get(ino);
+    if (!n) throw new FsError(Errno.ENOENT, `no inode ${ino}`);
+    return n;
+  }
+
+  /** Makes a new inode (used by the overlay for created files). */
+  newInode(parent: Inode, name: string, fields: Partial<Inode>): Inode {
+    const n: Inode = {
+      ino: this.#nextIno++,
+      parent,
+      name,
+      mode: S_IFREG | 0o644,
+      uid: this.#uid,
+      gid: this.#gid,
+      mtime: FIXED_MTIME,
+      size: 0,
+      rdev: 0,
+      children: null,
+      ...fields,
+    };
+    this.#inodes.set(n.ino, n);
+    this.stats.inodes++;
+    return n;
+  }
+
+  /** Forgets an inode number (an unlinked file, once closed). */
+  dropInode(ino: number): void {
+    if (ino !== 1) this.#inodes.delete(ino);
+  }
+
+  /** The path of an inode inside the mount, for log lines. */
+  pathOf(n: Inode): string {
+    const parts: string[] = [];
+    for (let c = n; c.ino !== 1; c = c.parent) parts.push(c.name);
+    return "/" + parts.reverse().join("/");
+  }
+
+  /** The children of a directory, loading its Dir node on first use. */
+  children(dir: Inode): Map<string, Inode> {
+    if (dir.children) return dir.children;
+    if ((dir.mode & S_IFMT) !== S_IFDIR) throw new FsError(Errno.ENOTDIR);
+    const m = new Map<string, Inode>();
+    if (dir.lowerDir) {
+      let node;
+      try {
+        node = getNode(this.store, dir.lowerDir);
+        this.stats.dirReads++;
+      } catch (e) {
+        this.#fail(dir, e);
+      }
+      if (node.type !== "dir") {
+        this.#fail(dir, new Error(`${dir.lowerDir} is a ${node.type} node`));
+      }
+      dir.mode = node.mode;
+      dir.uid = node.uid ?? this.#uid;
+      dir.gid = node.gid ?? this.#gid;
+      dir.mtime = node.mtime ?? FIXED_MTIME;
+      dir.hasMeta = node.uid !== undefined || node.mtime !== undefined;
+      for (const e of node.entries) {
+        if (e.dir !== undefined) {
+          m.set(e.name, this.newInode(dir, e.name, { mode: S_IFDIR | 0o755, lowerDir: e.dir }));
+        } else {
+          const f = e.file;
+          m.set(
+            e.name,
+            this.newInode(dir, e.name, {
+              mode: f.mode,
+              uid: f.uid ?? this.#uid,
+              gid: f.gid ?? this.#gid,
+              mtime: f.mtime ?? FIXED_MTIME,
+              size: f.size,
+              rdev: f.rdev ?? 0,
+              target: f.target,
+              lower: f,
+            }),
+          );
+        }
+      }
+    }
+    dir.children = m;
+    return m;
+  }
+
+  /**
+   * Fills in a subdirectory's own mode and owner from its Dir node (they live in the child, not
+   * in the parent's entry). Cheap after the first call.
+   */
+  #dirMeta(n: Inode): void {
+    if (n.children !== null || !n.lowerDir) return;
+    this.children(n);
+  }
+
+  /** Looks up `name` in directory `parent`; throws ENOENT. */
+  lookup(parent: number, name: string): Inode {
+    const dir = this.inode(parent);
+    const n = this.children(dir).get(name);
+    if (!n) throw new FsError(Errno.ENOENT);
+    this.#dirMeta(n);
+    return n;
+  }
+
+  /** The inode for getattr (directory metadata loaded). */
+  getattr(ino: number): Inode {
+    const n = this.inode(ino);
+    this.#dirMeta(n);
+    return n;
+  }
+
+  /** Number of links shown for an inode: 2 + subdirectories for a directory, else 1. */
+  nlink(n: Inode): number {
+    if ((n.mode & S_IFMT) !== S_IFDIR) return 1;
+    let k = 2;
+    for (const c of (n.children ?? new Map()).values()) {
+      if ((c.mode & S_IFMT) === S_IFDIR) k++;
+    }
+    return k;
+  }
+
+  /** A symlink's target. */
+  readlink(ino: number): string {
+    const n = this.inode(ino);
+    if ((n.mode & S_IFMT) !== S_IFLNK) throw new FsError(Errno.EINVAL);
+    return n.target ?? "";
+  }
+
+  #fail(n: Inode, e: unknown): never {
+    this.stats.readErrors++;
+    const why = e instanceof Error ? e.message : String(e);
+    this.#log(`hd mount: cannot read ${this.pathOf(n)}: ${why}`);
+    throw new FsError(Errno.EIO, why);
+  }
+
+  #chunks(n: Inode): string[] {
+    if (n.chunkIds) return n.chunkIds;
+    const f = n.lower!;
+    if (f.chunks) n.chunkIds = f.chunks;
+    else if (f.manifest) {
+      try {
+        const m = this.store.getManifest(f.manifest);
+        this.stats.manifestReads++;
+        if (m.size !== f.size) throw new Error(`manifest ${f.manifest} says ${m.size} bytes`);
+        n.chunkIds = m.chunks;
+      } catch (e) {
+        this.#fail(n, e);
+      }
+    } else n.chunkIds = [];
+    n.chunkEnds = [];
+    return n.chunkIds!;
+  }
+
+  /** A chunk's bytes, verified, from the cache or the store. */
+  #chunk(n: Inode, id: string): Uint8Array {
+    const hit = this.#cache.get(id);
+    if (hit) {
+      this.#cache.delete(id);
+      this.#cache.set(id, hit);
+      this.stats.chunkCacheHits++;
+      return hit;
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = this.store.getObject(id);
+    } catch (e) {
+      this.#fail(n, e);
+    }
+    this.stats.chunkReads++;
+    if (bytes.length <= this.#cacheLimit / 4) {
+      this.#cache.set(id, bytes);
+      this.#cacheBytes += bytes.length;
+      while (this.#cacheBytes > this.#cacheLimit) {
+        const [k, v] = this.#cache.entries().next().value!;
+        this.#cache.delete(k);
+        this.#cacheBytes -= v.length;
+      }
+    }
+    return bytes;
+  }
+
+  /** The size of a chunk without verifying it (a raw object's size is its file size - 1). */
+  #probeSize(n: Inode, id: string): number {
+    const hit = this.#cache.get(id);
+    if (hit) return hit.length;
+    this.stats.sizeProbes++;
+    try {
+      const p = this.store.path("objects", id);
+      const f = Deno.openSync(p, { read: true });
+      try {
+        const head = new Uint8Array(1);
+        f.readSync(head);
+        if (head[0] === 0) return f.statSync().size - 1;
+      } finally {
+        f.close();
+      }
+      // Compressed: its size is only known by decoding it, so read (and verify) it.
+      this.stats.sizeProbes--;
+      return this.#chunk(n, id).length;
+    } catch (e) {
+      if (e instanceof FsError) throw e;
+      this.#fail(n, e);
+    }
+  }
+
+  /** Index of the chunk holding byte `off` (sizes learned as needed), or -1 past the end. */
+  #findChunk(n: Inode, off: number, end: number): number {
+    const ids = this.#chunks(n);
+    const ends = n.chunkEnds!;
+    // Known prefix: binary search.
+    if (ends.length && off < ends[ends.length - 1]) {
+      let lo = 0, hi = ends.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (ends[mid] > off) hi = mid;
+        else lo = mid + 1;
+      }
+      return lo;
+    }
+    while (ends.length < ids.length) {
+      const i = ends.length;
+      const start = i ? ends[i - 1] : 0;
+      // A chunk starting inside the request is needed anyway: read it; one before, probe it.
+      const size = start >= off && start < end
+        ? this.#chunk(n, ids[i]).length
+        : this.#probeSize(n, ids[i]);
+      ends.push(start + size);
+      if (ends.length === ids.length && start + size !== n.lower!.size) {
+        this.#fail(n, new Error(`chunks add up to ${start + size} bytes, not ${n.lower!.size}`));
+      }
+      if (start + size > off) return i;
+    }
+    return -1;
+  }
+
+  /**
+   * Reads up to `len` bytes at `off` of a file. The result may be a view of a cached chunk or of
+   * a scratch buffer reused by the next call: copy it (or send it) before calling again.
+   */
+  read(ino: number, off: number, len: number): Uint8Array {
+    const n = this.inode(ino);
+    if ((n.mode & S_IFMT) === S_IFDIR) throw new FsError(Errno.EISDIR);
+    if (off >= n.size || len <= 0) return new Uint8Array(0);
+    const end = Math.min(n.size, off + len);
+    if (n.data) {
+      this.stats.bytesServed += end - off;
+      return n.data.subarray(off, end);
+    }
+    if (!n.lower) return new Uint8Array(end - off);
+    let i = this.#findChunk(n, off, end);
+    if (i < 0) return new Uint8Array(0);
+    const ids = n.chunkIds!;
+    const ends = n.chunkEnds!;
+    const start = (k: number) => (k ? ends[k - 1] : 0);
+    let c = this.#chunk(n, ids[i]);
+    this.#checkSize(n, i, c);
+    // The common case: the range lies inside one chunk, so send a view of it.
+    if (end <= ends[i]) {
+      this.stats.bytesServed += end - off;
+      return c.subarray(off - start(i), end - start(i));
+    }
+    if (this.#scratch.length < end - off) this.#scratch = new Uint8Array(end - off);
+    const out = this.#scratch.subarray(0, end - off);
+    let pos = off;
+    while (pos < end) {
+      const s = start(i);
+      const take = Math.min(end, s + c.length) - pos;
+      out.set(c.subarray(pos - s, pos - s + take), pos - off);
+      pos += take;
+      if (pos >= end) break;
+      i++;
+      if (i >= ids.length) this.#fail(n, new Error("file shorter than its size"));
+      c = this.#chunk(n, ids[i]);
+      if (ends.length <= i) {
+        ends.push(ends[i - 1] + c.length);
+        if (i === ids.length - 1 && ends[i] !== n.size) {
+          this.#fail(n, new Error(`chunks add up to ${ends[i]} bytes, not ${n.size}`));
+        }
+      } else this.#checkSize(n, i, c);
+    }
+    this.stats.bytesServed += end - off;
+    return out;
+  }
+
+  /** A chunk whose size was probed must have that size once verified. */
+  #checkSize(n: Inode, i: number, c: Uint8Array): void {
+    const ends = n.chunkEnds!;
+    const want = ends[i] - (i ? ends[i - 1] : 0);
+    if (c.length !== want) {
+      this.#fail(n, new Error(`chunk ${n.chunkIds![i]} is ${c.length} bytes, expected ${want}`));
+    }
+  }
+
+  /** The whole content of a file (overlay copy-up); throws EIO like {@link read}. */
+  readAll(n: Inode, limit = n.size): Uint8Array {
+    const out = new Uint8Array(Math.min(limit, n.size));
+    let off = 0;
+    while (off < out.length) {
+      const part = this.read(n.ino, off, Math.min(1 << 20, out.length - off));
+      if (part.length === 0) break;
+      out.set(part, off);
+      off += part.length;
+    }
+    return out;
+  }
+}
