@@ -16,6 +16,11 @@ import { down } from "./down.ts";
 import { logs } from "./logs.ts";
 import { restart } from "./restart.ts";
 import { exec } from "./exec.ts";
+import { init } from "./init.ts";
+import { lock } from "./lock.ts";
+import { status } from "./status.ts";
+import { dagShow } from "./dag/show.ts";
+import { dagDiff } from "./dag/diff.ts";
 
 /** All commands, in the order `hd --help` lists them. */
 export const COMMANDS: Command[] = [
@@ -32,4 +37,9 @@ export const COMMANDS: Command[] = [
   logs,
   restart,
   exec,
+  init,
+  lock,
+  status,
+  dagShow,
+  dagDiff,
 ];

@@ -1,0 +1,82 @@
+/**
+ * `hd lock`: resolves every [dependencies] entry and writes hd.lock beside hd.toml (atomically,
+ * only when its bytes change), then prints what changed. `--check` writes nothing and exits 1
+ * when hd.lock is missing or out of date.
+ * @module
+ */
+import { HdError } from "../cas/errors.ts";
+import { diffLocks, LOCK_FILE, readLock, resolveLock, writeLock } from "../spec/lockfile.ts";
+import { displayPath, loadProjectSpec } from "../spec/parse.ts";
+import type { Command } from "./command.ts";
+
+/** `hd lock`. */
+export const lock: Command = {
+  name: "lock",
+  summary: "resolve dependencies and write hd.lock",
+  usage: "hd lock [--file PATH] [--check]",
+  options: {
+    file: {
+      type: "string",
+      help: "path of hd.toml (default: found from the current directory up)",
+    },
+    check: { type: "boolean", help: "write nothing; exit 1 when hd.lock is missing or stale" },
+  },
+  async run(ctx) {
+    if (ctx.positionals.length > 0) {
+      throw new HdError("Cannot lock: unexpected argument", "usage: hd lock [--file PATH]", 2);
+    }
+    const spec = loadProjectSpec(ctx.values.file as string | undefined);
+    const path = `${spec.dir}/${LOCK_FILE}`;
+    const old = readLock(path);
+    const next = await resolveLock(spec);
+    const changes = diffLocks(old, next);
+    const check = ctx.values.check === true;
+    let written = false;
+    if (check) {
+      const same = old !== null && changes.length === 0 &&
+        old.dependencies === next.dependencies && old.environment === next.environment;
+      if (!same) {
+        throw new HdError(
+          `Cannot verify ${displayPath(path)}: it is ${old === null ? "missing" : "out of date"}${
+            changes.length ? ` (${changes.length} changes)` : ""
+          }`,
+          "run `hd lock` and commit hd.lock",
+        );
+      }
+    } else {
+      written = writeLock(path, next);
+    }
+    ctx.out.result(
+      {
+        file: path,
+        written,
+        created: old === null && written,
+        packages: next.packages.length,
+        changes,
+      },
+      () => {
+        const lines = changes.map((c) => {
+          switch (c.kind) {
+            case "added":
+              return `+ ${c.what} ${c.to}`;
+            case "removed":
+              return `- ${c.what} ${c.from}`;
+            case "changed":
+              return `~ ${c.what} ${c.from} -> ${c.to}`;
+            default:
+              return `~ input ${c.what} ${c.from ? c.from.slice(0, 12) : "(new)"} -> ${
+                c.to ? c.to.slice(0, 12) : "(gone)"
+              }`;
+          }
+        });
+        const n = `${next.packages.length} package${next.packages.length === 1 ? "" : "s"}`;
+        if (check) lines.push(`${displayPath(path)} is up to date (${n})`);
+        else if (!written) lines.push(`${displayPath(path)} is up to date (${n})`);
+        else if (old === null) lines.push(`wrote ${displayPath(path)} (${n})`);
+        else lines.push(`updated ${displayPath(path)} (${n}, ${changes.length} changes)`);
+        return lines.join("\n");
+      },
+    );
+    return 0;
+  },
+};

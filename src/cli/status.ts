@@ -1,0 +1,71 @@
+/**
+ * `hd status`: the project's environment as hd sees it now — name, tracked tree and Env hashes,
+ * tracked files, hd.lock state, and each build step with its hash and whether it is cached.
+ * The data comes from {@link gatherStatus} (src/spec/status.ts); this file only prints it.
+ * @module
+ */
+import { HdError } from "../cas/errors.ts";
+import { displayPath, loadProjectSpec } from "../spec/parse.ts";
+import { gatherStatus, type Status } from "../spec/status.ts";
+import type { Command } from "./command.ts";
+import { formatBytes, type Output } from "./output.ts";
+
+/** Short form of a hash for people. */
+export function short(id: string): string {
+  return id.slice(0, 12);
+}
+
+/** The human text of the foundation part of a status. */
+export function formatStatus(s: Status, out: Output): string {
+  const lines = [
+    `${out.paint("environment", "bold")} ${s.name}  (${displayPath(s.file)})`,
+    `  base     ${s.base ?? "(none: runs on the host)"}`,
+    `  env      ${short(s.env.id)}  ${
+      s.env.upToDate
+        ? out.paint("recorded", "green")
+        : s.env.recorded
+        ? out.paint(`changed since ${short(s.env.recorded)}`, "yellow")
+        : out.paint("not recorded yet", "yellow")
+    }`,
+    `  files    ${short(s.tree.root)}  ${s.tree.files} files, ${formatBytes(s.tree.bytes)}`,
+    `  lock     hd.lock ${
+      s.lock === "current"
+        ? out.paint("up to date", "green")
+        : s.lock === "missing"
+        ? out.paint("missing (run `hd lock`)", "yellow")
+        : out.paint("stale (run `hd lock`)", "yellow")
+    }, ${s.packages} packages`,
+  ];
+  if (s.steps.length) lines.push(`${out.paint("build steps", "bold")}`);
+  for (const st of s.steps) {
+    const state = st.cached ? out.paint("cached", "green") : out.paint("not built", "yellow");
+    lines.push(`  ${st.index + 1}. ${short(st.hash)}  ${state}  ${st.run}`);
+    const ins = st.inputs.filter((i) => i.label !== "previous" && i.label !== "base")
+      .map((i) => `${i.label}${i.missing ? " (missing)" : ""}`);
+    if (ins.length) lines.push(out.paint(`     inputs: ${ins.join(", ")}`, "dim"));
+  }
+  for (const k of s.skipped) lines.push(out.paint(`skipped ${k.path}: ${k.why}`, "dim"));
+  return lines.join("\n");
+}
+
+/** `hd status`. */
+export const status: Command = {
+  name: "status",
+  summary: "show the environment: hashes, tracked files, build steps",
+  usage: "hd status [--file PATH]",
+  options: {
+    file: {
+      type: "string",
+      help: "path of hd.toml (default: found from the current directory up)",
+    },
+  },
+  async run(ctx) {
+    if (ctx.positionals.length > 0) {
+      throw new HdError("Cannot show status: unexpected argument", "usage: hd status", 2);
+    }
+    const spec = loadProjectSpec(ctx.values.file as string | undefined);
+    const s = await gatherStatus(ctx.store(), spec);
+    ctx.out.result(s, () => formatStatus(s, ctx.out));
+    return 0;
+  },
+};

@@ -1,0 +1,108 @@
+/**
+ * The data behind `hd status`: the environment's name, the hashes of its tracked tree and Env
+ * node, the build steps with their hashes and whether each is cached, and the state of hd.lock.
+ * The inner loop extends the report with services; keep gathering here and printing in the CLI.
+ *
+ * A step counts as cached when the ref `builds/<step hash>` exists (the build module records it
+ * when a step's output layer is stored; see {@link stepCacheRef}).
+ *
+ * @example
+ * ```ts
+ * import { gatherStatus } from "./status.ts";
+ * const s = await gatherStatus(store, spec);
+ * console.log(s.env.id, s.steps.map((x) => x.cached));
+ * ```
+ * @module
+ */
+import type { Store } from "../cas/store.ts";
+import { type CompiledEnv, compileEnv } from "./compile.ts";
+import type { LockState } from "./lockfile.ts";
+import type { EnvSpec } from "./types.ts";
+
+/** The ref under which a built step's result is recorded. */
+export function stepCacheRef(stepId: string): string {
+  return `builds/${stepId}`;
+}
+
+/** One build step in the status. */
+export interface StepStatus {
+  index: number;
+  run: string;
+  /** "chained" (string form, or a table without inputs) or "inputs" (declared inputs). */
+  kind: "chained" | "inputs";
+  hash: string;
+  /** True when `builds/<hash>` is recorded in the store. */
+  cached: boolean;
+  /** What `builds/<hash>` points at, when cached. */
+  output: string | null;
+  inputs: { label: string; hash: string; files: number; missing: boolean }[];
+}
+
+/** What `hd status` reports (the foundation part). */
+export interface Status {
+  name: string;
+  file: string;
+  dir: string;
+  base: string | null;
+  tree: { root: string; files: number; bytes: number; cacheHits: number; recorded: string | null };
+  env: {
+    id: string;
+    /** The Env id recorded under `envs/<name>`, or null. */
+    recorded: string | null;
+    /** True when the recorded Env equals the current one. */
+    upToDate: boolean;
+  };
+  lock: LockState;
+  packages: number;
+  steps: StepStatus[];
+  skipped: { path: string; why: string }[];
+}
+
+/**
+ * Compiles the project (without moving its refs) and reports its state. Pass `compiled` to report
+ * on an environment compiled already.
+ */
+export async function gatherStatus(
+  store: Store,
+  spec: EnvSpec,
+  compiled?: CompiledEnv,
+): Promise<Status> {
+  const name = spec.environment.name;
+  const recordedEnv = store.getRef(`envs/${name}`);
+  const recordedTree = store.getRef(`trees/${name}`);
+  const c = compiled ?? await compileEnv(store, spec, { record: false });
+  return {
+    name,
+    file: spec.file,
+    dir: spec.dir,
+    base: spec.environment.base,
+    tree: {
+      root: c.filesRoot,
+      files: c.files,
+      bytes: c.bytes,
+      cacheHits: c.cacheHits,
+      recorded: recordedTree,
+    },
+    env: { id: c.envId, recorded: recordedEnv, upToDate: recordedEnv === c.envId },
+    lock: c.lock,
+    packages: c.packages.length,
+    steps: c.steps.map((s) => {
+      const output = store.getRef(stepCacheRef(s.id));
+      return {
+        index: s.index,
+        run: s.spec.run,
+        kind: s.spec.inputs === null ? "chained" : "inputs",
+        hash: s.id,
+        cached: output !== null,
+        output,
+        inputs: s.inputs.map((i) => ({
+          label: i.label,
+          hash: i.id,
+          files: i.files,
+          missing: i.missing ?? false,
+        })),
+      };
+    }),
+    skipped: c.skipped,
+  };
+}
