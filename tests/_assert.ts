@@ -17,11 +17,17 @@ export function assertEquals<T>(a: T, b: T, msg = ""): void {
       : Array.isArray(v)
       ? v.map(norm)
       : v && typeof v === "object"
-      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, norm((v as Record<string, unknown>)[k])]))
+      ? Object.fromEntries(
+        Object.keys(v).sort().map((k) => [k, norm((v as Record<string, unknown>)[k])]),
+      )
       : v;
   const ja = JSON.stringify(norm(a));
   const jb = JSON.stringify(norm(b));
-  if (ja !== jb) throw new Error(`${msg ? msg + ": " : ""}expected ${jb.slice(0, 500)}, got ${ja.slice(0, 500)}`);
+  if (ja !== jb) {
+    throw new Error(
+      `${msg ? msg + ": " : ""}expected ${jb.slice(0, 500)}, got ${ja.slice(0, 500)}`,
+    );
+  }
 }
 
 /** Throws unless `fn` throws an error whose message matches `pattern`. Returns the error. */
@@ -52,5 +58,9 @@ export async function assertRejects(fn: () => Promise<unknown>, pattern?: RegExp
 
 /** Throws unless `s` contains `part`. */
 export function assertIncludes(s: string, part: string): void {
-  if (!s.includes(part)) throw new Error(`expected ${JSON.stringify(s.slice(0, 800))} to include ${JSON.stringify(part)}`);
+  if (!s.includes(part)) {
+    throw new Error(
+      `expected ${JSON.stringify(s.slice(0, 800))} to include ${JSON.stringify(part)}`,
+    );
+  }
 }

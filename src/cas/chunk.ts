@@ -53,7 +53,9 @@ export function nextCut(buf: Uint8Array, start: number, end: number, final: bool
   let h = 0;
   // Warm the 32-byte window up first, so a decision depends on content only, not on where
   // the chunk started.
-  for (let w = start + MIN_CHUNK - 32; w < start + MIN_CHUNK; w++) h = ((h << 1) + gear[buf[w]]) | 0;
+  for (let w = start + MIN_CHUNK - 32; w < start + MIN_CHUNK; w++) {
+    h = ((h << 1) + gear[buf[w]]) | 0;
+  }
   let i = start + MIN_CHUNK;
   const normalEnd = start + normal;
   const hardEnd = start + n;

@@ -119,7 +119,10 @@ export class Tree {
       dir = next;
       chain.push(dir);
     }
-    if (create) { for (const d of chain) d.id = null; }
+    if (create) {
+      dir.entries; // load the last directory before its id is cleared
+      for (const d of chain) d.id = null;
+    }
     return { parent: dir, name: parts[parts.length - 1] };
   }
 

@@ -17,7 +17,7 @@
 import type { FileNode } from "../dag/node.ts";
 
 /** Entries modified this close to the save time are re-read on the next scan. */
-export const RACY_MS = 2000;
+export const RACY_MS = 1000;
 
 const VERSION = 1;
 

@@ -39,7 +39,12 @@ Deno.test("chunks respect min and max sizes and cover the input exactly", () => 
 
 Deno.test("zero-filled input is cut at the max size", () => {
   const bounds = [...chunkBoundaries(new Uint8Array(300_000))];
-  assertEquals(bounds.slice(0, 4).map(([s, e]) => e - s), [MAX_CHUNK, MAX_CHUNK, MAX_CHUNK, MAX_CHUNK]);
+  assertEquals(bounds.slice(0, 4).map(([s, e]) => e - s), [
+    MAX_CHUNK,
+    MAX_CHUNK,
+    MAX_CHUNK,
+    MAX_CHUNK,
+  ]);
 });
 
 Deno.test("the same input always cuts the same way, whole or in blocks", () => {

@@ -17,17 +17,24 @@ function randomBytes(n: number): Uint8Array {
   return b;
 }
 
-testIf(skipUnless({ commands: ["b3sum"] }), "a small file's chunk id equals b3sum of the file", async () => {
-  using d = tempDir();
-  const bytes = te.encode("hello, content-addressed world\n".repeat(50));
-  Deno.writeFileSync(`${d.path}/f`, bytes);
-  const out = await new Deno.Command("b3sum", { args: ["--no-names", `${d.path}/f`], stdout: "piped" }).output();
-  const b3 = new TextDecoder().decode(out.stdout).trim();
-  const store = Store.open(`${d.path}/store`);
-  const f = ingestBytes(store, bytes);
-  assertEquals(f.chunks, [b3]);
-  assertEquals(blake3Hex(bytes), b3);
-});
+testIf(
+  skipUnless({ commands: ["b3sum"] }),
+  "a small file's chunk id equals b3sum of the file",
+  async () => {
+    using d = tempDir();
+    const bytes = te.encode("hello, content-addressed world\n".repeat(50));
+    Deno.writeFileSync(`${d.path}/f`, bytes);
+    const out = await new Deno.Command("b3sum", {
+      args: ["--no-names", `${d.path}/f`],
+      stdout: "piped",
+    }).output();
+    const b3 = new TextDecoder().decode(out.stdout).trim();
+    const store = Store.open(`${d.path}/store`);
+    const f = ingestBytes(store, bytes);
+    assertEquals(f.chunks, [b3]);
+    assertEquals(blake3Hex(bytes), b3);
+  },
+);
 
 Deno.test("objects over 512 bytes are compressed when it saves space, and read back verified", () => {
   using d = tempDir();
@@ -58,13 +65,16 @@ Deno.test("a corrupted loose object is reported with its path on read", () => {
   const e = assertThrows(() => fresh.getObject(id), /corrupt/);
   assert(e instanceof CorruptObjectError);
   assert(e.message.includes(p), e.message);
-  assertThrows(() => fresh.getObject("00".repeat(32)), /not in the store/) instanceof MissingObjectError;
+  assertThrows(() => fresh.getObject("00".repeat(32)), /not in the store/) instanceof
+    MissingObjectError;
 });
 
 Deno.test("a corrupted packed object is caught by read and by verify", () => {
   using d = tempDir();
   const store = Store.open(`${d.path}/s`);
-  const ids = store.batch(() => [1, 2, 3].map((i) => store.putObject(te.encode(`object ${i} `.repeat(300)))));
+  const ids = store.batch(() =>
+    [1, 2, 3].map((i) => store.putObject(te.encode(`object ${i} `.repeat(300))))
+  );
   const packs = [...Deno.readDirSync(`${d.path}/s/packs`)];
   assertEquals(packs.length, 1);
   const pp = `${d.path}/s/packs/${packs[0].name}`;
@@ -105,7 +115,11 @@ Deno.test("gc keeps what refs reach (through dirs, manifests and chunks) and rem
   const store = Store.open(`${d.path}/s`);
   const keep = ingestBytes(store, randomBytes(300_000)); // > 8 chunks: manifest
   assert(keep.manifest !== undefined);
-  const dir = putNode(store, { type: "dir", mode: 0o40755, entries: [{ name: "big", file: keep }] });
+  const dir = putNode(store, {
+    type: "dir",
+    mode: 0o40755,
+    entries: [{ name: "big", file: keep }],
+  });
   store.setRef("keep", dir);
   const drop = ingestBytes(store, te.encode("garbage ".repeat(500)));
   const dry = await collectGarbage(store, { dryRun: true, references: dagReferences });
@@ -126,7 +140,10 @@ Deno.test("gc rewrites a pack that holds garbage and keeps its live objects", as
     ingestBytes(store, te.encode("live ".repeat(400))),
     ingestBytes(store, te.encode("dead ".repeat(400))),
   ]);
-  store.setRef("a", putNode(store, { type: "dir", mode: 0o40755, entries: [{ name: "a", file: a }] }));
+  store.setRef(
+    "a",
+    putNode(store, { type: "dir", mode: 0o40755, entries: [{ name: "a", file: a }] }),
+  );
   const r = await collectGarbage(store, { references: dagReferences });
   assertEquals(r.removedObjects, 1);
   const fresh = Store.open(`${d.path}/s`);
@@ -143,7 +160,10 @@ Deno.test("gc waits for a concurrent add that holds the store lock", async () =>
   const adding = store.withLock("shared", async () => {
     const f = ingestBytes(store, te.encode("being added ".repeat(100)));
     await gate; // the add has written its chunk but not yet its ref
-    store.setRef("new", putNode(store, { type: "dir", mode: 0o40755, entries: [{ name: "f", file: f }] }));
+    store.setRef(
+      "new",
+      putNode(store, { type: "dir", mode: 0o40755, entries: [{ name: "f", file: f }] }),
+    );
     addDone = true;
   });
   const other = Store.open(`${d.path}/s`);

@@ -1,0 +1,106 @@
+import { assert, assertEquals } from "../_assert.ts";
+import { Store } from "../../src/cas/store.ts";
+import { PathFilter } from "../../src/scan/filter.ts";
+import { ingestTree } from "../../src/scan/ingest.ts";
+import { RACY_MS, StatCache } from "../../src/scan/statcache.ts";
+import { tempDir } from "../_helpers.ts";
+
+function makeTree(root: string, n: number): void {
+  const past = new Date(Date.now() - 60_000); // a tree last edited a minute ago
+  for (let i = 0; i < n; i++) {
+    Deno.mkdirSync(`${root}/pkg${i % 20}/lib`, { recursive: true });
+    const p = `${root}/pkg${i % 20}/lib/m${i}.js`;
+    Deno.writeTextFileSync(p, `module.exports = ${i};\n`.repeat(1 + (i % 7)));
+    Deno.utimeSync(p, past, past);
+  }
+}
+
+Deno.test("re-scanning an unchanged tree reads no file contents", async () => {
+  using d = tempDir();
+  makeTree(`${d.path}/t`, 500);
+  const store = Store.open(`${d.path}/s`);
+  const cachePath = `${d.path}/cache.json`;
+  const c1 = StatCache.load(cachePath, store.generation());
+  const r1 = ingestTree(store, `${d.path}/t`, { cache: c1 });
+  assertEquals(r1.files, 500);
+  assert(r1.bytesRead > 0);
+  c1.save(cachePath);
+  const c2 = StatCache.load(cachePath, store.generation());
+  const r2 = ingestTree(store, `${d.path}/t`, { cache: c2 });
+  assertEquals(r2.root, r1.root);
+  assertEquals(r2.bytesRead, 0);
+  assertEquals(r2.cacheHits, 500);
+  // One edit: only that file is read.
+  Deno.writeTextFileSync(`${d.path}/t/pkg3/lib/m3.js`, "changed\n");
+  c2.save(cachePath);
+  const c3 = StatCache.load(cachePath, store.generation());
+  const r3 = ingestTree(store, `${d.path}/t`, { cache: c3 });
+  assertEquals(r3.bytesRead, 8);
+  assert(r3.root !== r1.root);
+  // The edited file was written just before the save: it is "racily clean" and read once more,
+  // so an edit in the same timestamp tick as the save cannot go unnoticed.
+  c3.save(cachePath);
+  Deno.writeTextFileSync(`${d.path}/t/pkg3/lib/m3.js`, "CHANGED\n"); // same size, same tick
+  const r4 = ingestTree(store, `${d.path}/t`, {
+    cache: StatCache.load(cachePath, store.generation()),
+  });
+  assertEquals(r4.bytesRead, 8);
+  assert(r4.root !== r3.root);
+  await new Promise((r) => setTimeout(r, RACY_MS + 100));
+});
+
+Deno.test("a gc generation change drops the stat cache", async () => {
+  using d = tempDir();
+  makeTree(`${d.path}/t`, 20);
+  const store = Store.open(`${d.path}/s`);
+  const c = StatCache.load(`${d.path}/c.json`, store.generation());
+  ingestTree(store, `${d.path}/t`, { cache: c });
+  c.save(`${d.path}/c.json`);
+  const again = ingestTree(store, `${d.path}/t`, {
+    cache: StatCache.load(`${d.path}/c.json`, store.generation()),
+  });
+  assertEquals(again.cacheHits, 20);
+  store.bumpGeneration();
+  const r = ingestTree(store, `${d.path}/t`, {
+    cache: StatCache.load(`${d.path}/c.json`, store.generation()),
+  });
+  assertEquals(r.cacheHits, 0);
+});
+
+Deno.test("default excludes and include/exclude globs decide what is tracked", () => {
+  using d = tempDir();
+  const t = `${d.path}/t`;
+  for (
+    const p of [
+      ".git/config",
+      "node_modules/.cache/x",
+      "node_modules/a/index.js",
+      "src/a.ts",
+      "src/.DS_Store",
+      "target/debug/x",
+      "notes.log",
+      "README.md",
+    ]
+  ) {
+    Deno.mkdirSync(`${t}/${p.split("/").slice(0, -1).join("/")}`, { recursive: true });
+    Deno.writeTextFileSync(`${t}/${p}`, p);
+  }
+  const store = Store.open(`${d.path}/s`);
+  const all = ingestTree(store, t);
+  const paths = (r: typeof all) => {
+    const out: string[] = [];
+    const walk = (prefix: string, dir: { entries: Map<string, unknown> }) => {
+      for (const [name, c] of dir.entries) {
+        const p = prefix ? `${prefix}/${name}` : name;
+        if (c && typeof c === "object" && "entries" in c) {
+          walk(p, c as { entries: Map<string, unknown> });
+        } else out.push(p);
+      }
+    };
+    walk("", r.tree.root);
+    return out.sort();
+  };
+  assertEquals(paths(all), ["README.md", "node_modules/a/index.js", "notes.log", "src/a.ts"]);
+  const some = ingestTree(store, t, { filter: new PathFilter(["src", "README.md"], ["**/*.log"]) });
+  assertEquals(paths(some), ["README.md", "src/a.ts"]);
+});
