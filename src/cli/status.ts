@@ -34,7 +34,7 @@ export function formatStatus(s: Status, out: Output): string {
         : s.lock === "missing"
         ? out.paint("missing (run `hd lock`)", "yellow")
         : out.paint("stale (run `hd lock`)", "yellow")
-    }, ${s.packages} packages`,
+    }, ${s.packages} package${s.packages === 1 ? "" : "s"}`,
   ];
   if (s.steps.length) lines.push(`${out.paint("build steps", "bold")}`);
   for (const st of s.steps) {

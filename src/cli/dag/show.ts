@@ -71,7 +71,6 @@ export function showTree(store: Store, id: string, label: string, depth: number)
         kind: "dir",
         label: label || "dir",
         id,
-        detail: `${n.entries.length} entries`,
         ...kids(
           () =>
             n.entries.map((e) =>
@@ -116,7 +115,12 @@ export function showTree(store: Store, id: string, label: string, depth: number)
 export function renderTree(root: ShowNode): string {
   const lines: string[] = [];
   const line = (n: ShowNode) =>
-    [n.label, n.id ? n.id.slice(0, 12) : "", n.detail ?? "", n.hidden ? `(${n.hidden} more)` : ""]
+    [
+      n.label,
+      n.id ? n.id.slice(0, 12) : "",
+      n.detail ?? "",
+      n.hidden ? `(${n.hidden} ${n.kind === "dir" ? "entries" : "children"} not shown)` : "",
+    ]
       .filter((x) => x !== "").join("  ");
   const walk = (n: ShowNode, prefix: string) => {
     const kids = n.children ?? [];
@@ -154,7 +158,11 @@ export const dagShow: Command = {
       );
     }
     if (ctx.positionals.length > 1 || (ctx.positionals.length === 1 && ctx.values.env)) {
-      throw new HdError("Cannot show the DAG: give one HASH or --env", "usage: hd dag show [HASH|REF] [--env] [--depth N]", 2);
+      throw new HdError(
+        "Cannot show the DAG: give one HASH or --env",
+        "usage: hd dag show [HASH|REF] [--env] [--depth N]",
+        2,
+      );
     }
     const depth = Number(depthText);
     let root: ShowNode;
