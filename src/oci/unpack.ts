@@ -90,13 +90,16 @@ function hostile(label: string, why: string): HdError {
 
 /** Splits a tar path into clean components; refuses absolute paths and `..`. */
 export function cleanTarPath(label: string, path: string): string[] {
-  if (path.startsWith("/")) throw hostile(label, `entry "${path}" is an absolute path`);
   const parts: string[] = [];
   for (const p of path.split("/")) {
     if (p === "" || p === ".") continue;
     if (p === "..") throw hostile(label, `entry "${path}" leaves the root (..)`);
     if (p.includes("\0")) throw hostile(label, `entry "${path}" has a NUL byte`);
     parts.push(p);
+  }
+  // "/" alone names the root (umoci writes it so); anything else absolute is refused.
+  if (path.startsWith("/") && parts.length > 0) {
+    throw hostile(label, `entry "${path}" is an absolute path`);
   }
   return parts;
 }

@@ -1,0 +1,250 @@
+/**
+ * Test fixtures for the OCI tests: a tiny tar writer (for crafted and hostile layers), an OCI
+ * image-layout writer, and a real `docker-registry` started on 127.0.0.1.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import zlib from "node:zlib";
+
+const te = new TextEncoder();
+
+/** One entry for {@link makeTar}. */
+export interface TarSpec {
+  path: string;
+  type?: "file" | "dir" | "symlink" | "hardlink" | "char" | "fifo";
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  mtime?: number;
+  data?: Uint8Array | string;
+  /** Size to declare (for bombs: zero bytes of this size follow). */
+  zeros?: number;
+  link?: string;
+  major?: number;
+  minor?: number;
+}
+
+function octal(n: number, len: number): string {
+  return n.toString(8).padStart(len - 1, "0") + "\0";
+}
+
+function header(name: string, flag: string, s: TarSpec, size: number, link = ""): Uint8Array {
+  const b = new Uint8Array(512);
+  const put = (off: number, str: string) => b.set(te.encode(str).subarray(0, str.length), off);
+  put(0, name.slice(0, 100));
+  put(100, octal(s.mode ?? (flag === "5" ? 0o755 : 0o644), 8));
+  put(108, octal(s.uid ?? 0, 8));
+  put(116, octal(s.gid ?? 0, 8));
+  put(124, octal(size, 12));
+  put(136, octal(s.mtime ?? 1700000000, 12));
+  put(148, "        ");
+  put(156, flag);
+  put(157, link.slice(0, 100));
+  put(257, "ustar\x0000");
+  put(329, octal(s.major ?? 0, 8));
+  put(337, octal(s.minor ?? 0, 8));
+  let sum = 0;
+  for (const x of b) sum += x;
+  put(148, sum.toString(8).padStart(6, "0") + "\0 ");
+  return b;
+}
+
+/** Writes an uncompressed tar of `entries` (pax headers for long paths). */
+export function makeTar(entries: TarSpec[]): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const pad = (n: number) => {
+    const r = n % 512;
+    if (r) parts.push(new Uint8Array(512 - r));
+  };
+  for (const e of entries) {
+    const type = e.type ?? "file";
+    const flag = { file: "0", dir: "5", symlink: "2", hardlink: "1", char: "3", fifo: "6" }[type];
+    const data = typeof e.data === "string" ? te.encode(e.data) : e.data ?? new Uint8Array(0);
+    const size = type === "file" ? (e.zeros ?? data.length) : 0;
+    const link = e.link ?? "";
+    if (te.encode(e.path).length > 99 || te.encode(link).length > 99) {
+      let recs = "";
+      for (const [k, v] of [["path", e.path], ["linkpath", link]]) {
+        if (!v) continue;
+        const body = ` ${k}=${v}\n`;
+        let len = te.encode(body).length;
+        len += String(len + String(len).length).length;
+        recs += `${len}${body}`;
+      }
+      const pb = te.encode(recs);
+      parts.push(header("PaxHeader", "x", { path: "" }, pb.length));
+      parts.push(pb);
+      pad(pb.length);
+    }
+    parts.push(header(e.path, flag, e, size, link));
+    if (type === "file") {
+      if (e.zeros !== undefined) parts.push(new Uint8Array(e.zeros));
+      else parts.push(data);
+      pad(size);
+    }
+  }
+  parts.push(new Uint8Array(1024));
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) (out.set(p, o), o += p.length);
+  return out;
+}
+
+/** `sha256:<hex>` of bytes. */
+export function sha256(b: Uint8Array): string {
+  return "sha256:" + createHash("sha256").update(b).digest("hex");
+}
+
+/** gzip of bytes. */
+export function gzip(b: Uint8Array): Uint8Array {
+  return new Uint8Array(zlib.gzipSync(b));
+}
+
+/** zstd of bytes. */
+export function zstd(b: Uint8Array): Uint8Array {
+  return new Uint8Array(zlib.zstdCompressSync(b));
+}
+
+/** A layer for {@link writeLayout}: the uncompressed tar and how to send it. */
+export interface LayerSpec {
+  tar: Uint8Array;
+  compression?: "gzip" | "zstd" | "none";
+  /** Override the diff_id written in the config (to test verification). */
+  diffId?: string;
+}
+
+/**
+ * Writes (or extends) an OCI image layout at `dir` holding one image tagged `tag`;
+ * returns the manifest digest.
+ */
+export function writeLayout(dir: string, tag: string, layers: LayerSpec[]): string {
+  Deno.mkdirSync(`${dir}/blobs/sha256`, { recursive: true });
+  Deno.writeTextFileSync(`${dir}/oci-layout`, '{"imageLayoutVersion":"1.0.0"}');
+  const put = (b: Uint8Array) => {
+    const d = sha256(b);
+    Deno.writeFileSync(`${dir}/blobs/sha256/${d.slice(7)}`, b);
+    return { digest: d, size: b.length };
+  };
+  const descs = layers.map((l) => {
+    const c = l.compression ?? "gzip";
+    const blob = c === "gzip" ? gzip(l.tar) : c === "zstd" ? zstd(l.tar) : l.tar;
+    const mt = "application/vnd.oci.image.layer.v1.tar" + (c === "none" ? "" : "+" + c);
+    return { mediaType: mt, ...put(blob) };
+  });
+  const config = {
+    architecture: "amd64",
+    os: "linux",
+    config: { Env: ["PATH=/bin"], Cmd: ["/bin/sh"] },
+    rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId ?? sha256(l.tar)) },
+    history: layers.map(() => ({ created_by: "hd test" })),
+  };
+  const cfg = put(te.encode(JSON.stringify(config)));
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...cfg },
+    layers: descs,
+  };
+  const m = put(te.encode(JSON.stringify(manifest)));
+  let index: { schemaVersion: number; manifests: unknown[] } = { schemaVersion: 2, manifests: [] };
+  try {
+    index = JSON.parse(Deno.readTextFileSync(`${dir}/index.json`));
+  } catch { /* new layout */ }
+  index.manifests = index.manifests.filter((d) =>
+    (d as { annotations?: Record<string, string> }).annotations?.[
+      "org.opencontainers.image.ref.name"
+    ] !== tag
+  );
+  index.manifests.push({
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    ...m,
+    annotations: { "org.opencontainers.image.ref.name": tag },
+  });
+  Deno.writeTextFileSync(`${dir}/index.json`, JSON.stringify(index));
+  return m.digest;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** A running docker-registry on 127.0.0.1. */
+export interface Registry {
+  host: string;
+  storage: string;
+  stop(): Promise<void>;
+}
+
+/** Starts Debian's docker-registry on a free loopback port with storage under `dir`. */
+export async function startRegistry(dir: string, extraYaml = ""): Promise<Registry> {
+  const port = freePort();
+  const storage = `${dir}/registry-data`;
+  Deno.mkdirSync(storage, { recursive: true });
+  const cfg = `${dir}/registry.yml`;
+  Deno.writeTextFileSync(
+    cfg,
+    `version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: ${storage}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:${port}
+${extraYaml}`,
+  );
+  const child = new Deno.Command("docker-registry", {
+    args: ["serve", cfg],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const host = `127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      const r = await fetch(`http://${host}/v2/`);
+      await r.body?.cancel();
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    host,
+    storage,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.stderr.cancel();
+      await child.status;
+    },
+  };
+}
+
+/** Runs a command; throws with its stderr when it fails. Returns stdout. */
+export async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" })
+    .output();
+  const dec = new TextDecoder();
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${dec.decode(out.stderr).slice(0, 2000)}`);
+  }
+  return dec.decode(out.stdout);
+}
+
+/** `find` listing of a tree: path, type, mode, owner, group, link target (and size of files). */
+export async function describeTree(dir: string): Promise<string> {
+  const out = await run("find", [".", "-printf", "%P\t%y\t%m\t%U\t%G\t%l\t%s\n"], dir);
+  return out.split("\n").filter(Boolean).map((l) => {
+    const f = l.split("\t");
+    if (f[1] !== "f") f[6] = "-"; // directory and symlink sizes depend on the filesystem
+    return f.join("\t");
+  }).sort().join("\n");
+}
