@@ -1,75 +1,27 @@
 /**
- * Build steps on the host (an environment without `base`): each step's hash, the step cache
- * (a record `.hd/steps/<hash>.json` per successful run in this project), and running a step with
- * `sh -c` in the project directory, its output streamed line by line.
+ * Build steps on the host (an environment without `base`): the step cache and running a step
+ * with `sh -c` in the project directory (its own process group), output streamed line by line.
  *
- * A step's hash is the id of its BuildStep node: the command, its sorted environment, its declared
- * outputs and cache directories, and its inputs — for the table form, one id per declared input
- * (the tree of the tracked files it matches); for the string form, the previous step's hash and
- * the root of all tracked files. A step is cached when its record exists and its declared outputs
- * are present; the sandbox issue will add sandboxed execution that captures outputs as a layer.
+ * A step's hash comes from src/spec/compile.ts (`stepHashes`). A successful host run is recorded
+ * twice: `.hd/steps/<hash>.json` in the project (the outputs live in this checkout, so this is
+ * what makes the step cached here — together with its declared outputs still existing), and the
+ * store ref `builds/<hash>` → a Dir of the step's declared outputs as they were after the run
+ * (what `hd status` reads). The sandbox issue will add sandboxed execution with output layers.
  *
  * @example
  * ```ts
- * import { hostStepHashes, isStepCached, runHostStep } from "./run_host.ts";
- * const hashes = hostStepHashes(store, spec, tree);
- * if (!isStepCached(spec, spec.build.steps[0], hashes[0])) await runHostStep(spec, spec.build.steps[0], hashes[0]);
+ * import { isStepCached, runHostStep } from "./run_host.ts";
+ * const step = spec.build.steps[0];
+ * if (!isStepCached(spec, step, hash)) await runHostStep(spec, step, hash, { store }).done;
  * ```
  * @module
  */
 import type { Store } from "../cas/store.ts";
-import { putNode } from "../dag/dag.ts";
-import type { BuildStepNode } from "../dag/node.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
+import { ingestFile, ingestTree } from "../scan/ingest.ts";
+import { stepCacheRef } from "../spec/status.ts";
 import type { BuildStepSpec, EnvSpec } from "../spec/types.ts";
 import { spawnGroup, stopGroup } from "../services/process.ts";
-import { GlobSet } from "../watch/pathmap.ts";
-
-/** The files of `tree` matching `glob`, as a tree of their own; returns its root id. */
-function inputTreeId(store: Store, tree: Tree, glob: string): string {
-  const g = new GlobSet([glob]);
-  const sub = new Tree();
-  const walk = (d: MemDir, prefix: string) => {
-    for (const [name, c] of d.entries) {
-      const rel = prefix ? `${prefix}/${name}` : name;
-      if (c instanceof MemDir) walk(c, rel);
-      else if (g.matches(rel)) sub.setFile(rel, c);
-    }
-  };
-  walk(tree.root, "");
-  return sub.commit(store);
-}
-
-/** The BuildStep nodes of `spec`'s steps for the tracked files in `tree` (stored in `store`). */
-export function hostStepNodes(store: Store, spec: EnvSpec, tree: Tree): BuildStepNode[] {
-  const root = tree.commit(store);
-  const nodes: BuildStepNode[] = [];
-  let prev: string | null = null;
-  for (const step of spec.build.steps) {
-    const inputs = step.inputs === null
-      ? [...(prev ? [{ label: "previous", id: prev }] : []), { label: "files", id: root }]
-      : step.inputs.map((glob) => ({ label: glob, id: inputTreeId(store, tree, glob) }));
-    const env = Object.entries({ ...spec.environment.env, ...step.env }).sort((a, b) =>
-      a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0
-    );
-    const node: BuildStepNode = {
-      type: "buildstep",
-      command: step.run,
-      inputs,
-      env,
-      outputs: step.outputs,
-      cache: spec.build.cache,
-    };
-    nodes.push(node);
-    prev = putNode(store, node);
-  }
-  return nodes;
-}
-
-/** The hash of each build step of `spec` (see the module doc). */
-export function hostStepHashes(store: Store, spec: EnvSpec, tree: Tree): string[] {
-  return hostStepNodes(store, spec, tree).map((n) => putNode(store, n));
-}
 
 /** Path of the record of a successful run of step `hash`. */
 export function stepRecordPath(spec: EnvSpec, hash: string): string {
@@ -115,7 +67,7 @@ export function runHostStep(
   spec: EnvSpec,
   step: BuildStepSpec,
   hash: string,
-  opts: { onLine?: (line: string) => void; baseEnv?: Record<string, string> } = {},
+  opts: { onLine?: (line: string) => void; baseEnv?: Record<string, string>; store?: Store } = {},
 ): RunningStep {
   const t0 = performance.now();
   const env = { ...(opts.baseEnv ?? Deno.env.toObject()), ...spec.environment.env, ...step.env };
@@ -137,7 +89,15 @@ export function runHostStep(
   const done = (async () => {
     const [st] = await Promise.all([p.status, pump(p.stdout), pump(p.stderr)]);
     const code = st.signal ? 128 + 15 : st.code;
-    if (code === 0) recordStep(spec, hash, { index: step.index, run: step.run });
+    if (code === 0) {
+      let outputs: string | null = null;
+      if (opts.store) {
+        const store = opts.store;
+        outputs = await store.withLock("shared", () => captureOutputs(store, spec, step));
+        store.setRef(stepCacheRef(hash), outputs);
+      }
+      recordStep(spec, hash, { index: step.index, run: step.run, outputs });
+    }
     return { index: step.index, hash, code, ms: performance.now() - t0 };
   })();
   return {
@@ -155,4 +115,21 @@ export function recordStep(spec: EnvSpec, hash: string, info: Record<string, unk
   const tmp = `${dir}/.${hash}.${Deno.pid}.tmp`;
   Deno.writeTextFileSync(tmp, JSON.stringify({ hash, ...info, at: new Date().toISOString() }));
   Deno.renameSync(tmp, stepRecordPath(spec, hash));
+}
+
+/** Stores the declared outputs of `step` as one Dir tree (missing outputs are left out). */
+export function captureOutputs(store: Store, spec: EnvSpec, step: BuildStepSpec): string {
+  const t = new Tree(new MemDir());
+  for (const o of step.outputs) {
+    const abs = `${spec.dir}/${o}`;
+    let st: Deno.FileInfo;
+    try {
+      st = Deno.lstatSync(abs);
+    } catch {
+      continue;
+    }
+    if (st.isDirectory) t.setDir(o, ingestTree(store, abs).tree.root);
+    else if (st.isFile || st.isSymlink) t.setFile(o, ingestFile(store, abs, st));
+  }
+  return t.commit(store);
 }

@@ -7,6 +7,7 @@
 import { HdError } from "../cas/errors.ts";
 import { displayPath, loadProjectSpec } from "../spec/parse.ts";
 import { gatherStatus, type Status } from "../spec/status.ts";
+import { formatUpStatus, gatherServices } from "../services/status.ts";
 import type { Command } from "./command.ts";
 import { formatBytes, type Output } from "./output.ts";
 
@@ -65,7 +66,8 @@ export const status: Command = {
     }
     const spec = loadProjectSpec(ctx.values.file as string | undefined);
     const s = await gatherStatus(ctx.store(), spec);
-    ctx.out.result(s, () => formatStatus(s, ctx.out));
+    const up = await gatherServices(spec.dir); // services of a running `hd up` (src/services)
+    ctx.out.result({ ...s, up }, () => formatStatus(s, ctx.out) + "\n" + formatUpStatus(up));
     return 0;
   },
 };

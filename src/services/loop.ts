@@ -21,13 +21,12 @@
 import { HdError } from "../cas/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { putNode } from "../dag/dag.ts";
-import type { EnvNode } from "../dag/node.ts";
 import type { Tree } from "../dag/tree.ts";
-import { PathFilter } from "../scan/filter.ts";
-import { ingestTree } from "../scan/ingest.ts";
+import type { PathFilter } from "../scan/filter.ts";
 import { StatCache } from "../scan/statcache.ts";
+import { compileEnv, envNode, statCachePath, stepHashes, trackedFilter } from "../spec/compile.ts";
 import type { EnvSpec } from "../spec/types.ts";
-import { hostStepHashes, isStepCached, runHostStep, type RunningStep } from "../build/run_host.ts";
+import { isStepCached, runHostStep, type RunningStep } from "../build/run_host.ts";
 import { affected, GlobSet } from "../watch/pathmap.ts";
 import { applyChanges, type UpdateResult } from "../watch/update.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
@@ -101,6 +100,8 @@ export class DevLoop {
   #tree: Tree | null = null;
   #filesRoot = "";
   #envRoot = "";
+  #baseId: string | null = null;
+  #packageIds: string[] = [];
   #steps: StepState[] = [];
   #watchGlobs: Record<string, GlobSet>;
   #watcher: ProjectWatcher | null = null;
@@ -115,13 +116,9 @@ export class DevLoop {
     this.#o = opts;
     this.#spec = opts.spec;
     this.#store = opts.store;
-    const outputs = opts.spec.build.steps.flatMap((s) => s.outputs);
-    this.#filter = new PathFilter(opts.spec.files.include, [
-      ...opts.spec.files.exclude,
-      ...outputs,
-    ]);
-    this.#outputs = new GlobSet(outputs);
-    this.#cache = StatCache.load(this.#cachePath, opts.store.generation());
+    this.#filter = trackedFilter(opts.spec);
+    this.#outputs = new GlobSet(opts.spec.build.steps.flatMap((s) => s.outputs));
+    this.#cache = StatCache.empty(opts.store.generation());
     this.#watchGlobs = Object.fromEntries(
       Object.values(opts.spec.services).map((s) => [s.name, new GlobSet(s.watch)]),
     );
@@ -152,7 +149,7 @@ export class DevLoop {
   }
 
   get #cachePath(): string {
-    return `${this.#spec.dir}/.hd/statcache.json`;
+    return statCachePath(this.#spec);
   }
 
   /** The environment of services, steps and `hd exec`: the host's plus [environment].env. */
@@ -169,18 +166,12 @@ export class DevLoop {
     this.#o.print("hd", line);
   }
 
-  #envNode(stepHashes: string[]): string {
-    const node: EnvNode = {
-      type: "env",
-      name: this.#spec.environment.name,
-      children: [
-        { role: "files", id: this.#filesRoot },
-        ...stepHashes.map((id, i) => ({ role: `step:${i}`, id })),
-      ],
-    };
+  #recordEnv(stepIds: string[]): string {
+    const name = this.#spec.environment.name;
+    const node = envNode(name, this.#filesRoot, this.#baseId, this.#packageIds, stepIds);
     const id = putNode(this.#store, node);
-    this.#store.setRef(`trees/${this.#spec.environment.name}`, this.#filesRoot);
-    this.#store.setRef(`envs/${this.#spec.environment.name}`, id);
+    this.#store.setRef(`trees/${name}`, this.#filesRoot);
+    this.#store.setRef(`envs/${name}`, id);
     return id;
   }
 
@@ -190,20 +181,16 @@ export class DevLoop {
    */
   async start(): Promise<void> {
     const t0 = performance.now();
-    const res = await this.#store.withLock(
-      "shared",
-      () => ingestTree(this.#store, this.#spec.dir, { filter: this.#filter, cache: this.#cache }),
-    );
-    this.#cache.save(this.#cachePath);
-    this.#tree = res.tree;
-    this.#filesRoot = res.root;
-    const hashes = await this.#store.withLock(
-      "shared",
-      () => hostStepHashes(this.#store, this.#spec, res.tree),
-    );
-    this.#envRoot = this.#envNode(hashes);
+    const c = await compileEnv(this.#store, this.#spec);
+    this.#tree = c.tree;
+    this.#filesRoot = c.filesRoot;
+    this.#envRoot = c.envId;
+    this.#baseId = c.baseId;
+    this.#packageIds = c.packages.map((p) => p.id);
+    this.#cache = StatCache.load(this.#cachePath, this.#store.generation());
+    const hashes = c.steps.map((s) => s.id);
     this.#print(
-      `root ${this.#envRoot}  (${res.files} files, ${res.files - res.cacheHits} read, ${
+      `root ${this.#envRoot}  (${c.files} files, ${c.files - c.cacheHits} read, ${
         Math.round(performance.now() - t0)
       } ms)`,
     );
@@ -211,8 +198,8 @@ export class DevLoop {
       event: "root",
       root: this.#envRoot,
       files: this.#filesRoot,
-      count: res.files,
-      read: res.files - res.cacheHits,
+      count: c.files,
+      read: c.files - c.cacheHits,
     });
     this.#steps = this.#spec.build.steps.map((s, i) => ({
       index: i,
@@ -266,6 +253,7 @@ export class DevLoop {
       write(`[hd] step ${st.index + 1} (${st.hash}): ${st.run}`);
       this.#running = runHostStep(this.#spec, spec, st.hash, {
         baseEnv: Deno.env.toObject(),
+        store: this.#store,
         onLine: (line) => (write(line), this.#o.print("build", line)),
       });
       const r = await this.#running.done;
@@ -302,10 +290,10 @@ export class DevLoop {
     this.#filesRoot = r.root;
     const hashes = await this.#store.withLock(
       "shared",
-      () => hostStepHashes(this.#store, this.#spec, tree),
+      () => stepHashes(this.#spec, tree, { store: this.#store }).map((s) => s.id),
     );
     const oldEnv = this.#envRoot;
-    this.#envRoot = this.#envNode(hashes);
+    this.#envRoot = this.#recordEnv(hashes);
     const changed = [...r.added, ...r.modified, ...r.removed];
     const what = [
       r.modified.length ? `modified ${list(r.modified)}` : "",
@@ -326,7 +314,13 @@ export class DevLoop {
       const hit = [...affected(this.#watchGlobs, changed).keys()].filter((n) =>
         this.supervisor.wanted(n)
       );
-      if (hit.length) restarted = await this.supervisor.restart(hit);
+      if (hit.length) {
+        const why = hit.map((n) =>
+          `${n} watches ${affected({ [n]: this.#watchGlobs[n] }, changed).get(n)![0]}`
+        );
+        this.#print(`restarting ${this.supervisor.restartSet(hit).join(", ")} (${why.join("; ")})`);
+        restarted = await this.supervisor.restart(hit);
+      }
     }
     this.#cache.save(this.#cachePath, true);
     const report: UpdateReport = {
@@ -341,7 +335,6 @@ export class DevLoop {
       restarted,
       ms: Math.round(performance.now() - t0),
     };
-    if (restarted.length) this.#print(`restarting ${restarted.join(", ")}`);
     this.#updates++;
     this.#last = report;
     this.#o.onEvent?.({ event: "update", ...report });

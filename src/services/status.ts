@@ -96,3 +96,22 @@ export function formatServices(services: ServiceStatus[]): string {
   const fmt = (r: string[]) => "  " + r.map((c, i) => c.padEnd(w[i])).join("  ").trimEnd();
   return [fmt(head), ...rows.map(fmt)].join("\n");
 }
+
+/** The services section of `hd status` as text. */
+export function formatUpStatus(up: UpStatus): string {
+  if (!up.running) {
+    const stale = up.stale
+      ? ` (cleaned up the stale state of supervisor pid ${up.stale.pid}${
+        up.stale.killedServices.length ? `; killed ${up.stale.killedServices.join(", ")}` : ""
+      })`
+      : "";
+    return `services  not running${stale} — \`hd up\` starts them`;
+  }
+  const lines = [
+    `services  ${up.phase} under ${up.detached ? "supervisor" : "foreground hd up"} pid ${up.pid}` +
+    (up.root ? `, root ${up.root.slice(0, 12)}` : "") +
+    `, ${up.updates} update${up.updates === 1 ? "" : "s"}`,
+    formatServices(up.services),
+  ];
+  return lines.join("\n");
+}

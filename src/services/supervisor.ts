@@ -206,6 +206,12 @@ export class Supervisor {
     return out;
   }
 
+  /** The services {@link restart} of `names` would restart, in start order. */
+  restartSet(names: string[]): string[] {
+    const set = withDependents(this.#graph, names);
+    return this.#order.filter((n) => set.has(n) && (names.includes(n) || this.#desired.has(n)));
+  }
+
   /**
    * Restarts `names` and every running service that depends on them: stops them in reverse
    * order, then starts them in dependency order. Others keep running. Resolves to the set
@@ -217,10 +223,7 @@ export class Supervisor {
       for (const n of named) {
         if (!this.#svc.has(n)) throw new Error(`no service "${n}"`);
       }
-      const set = withDependents(this.#graph, named);
-      const chosen = this.#order.filter((n) =>
-        set.has(n) && (named.includes(n) || this.#desired.has(n))
-      );
+      const chosen = this.restartSet(named);
       for (const n of [...chosen].reverse()) await this.#stopOne(n);
       for (const n of chosen) {
         const s = this.#svc.get(n)!;
