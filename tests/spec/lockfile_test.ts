@@ -1,0 +1,266 @@
+/**
+ * hd.lock and the providers: determinism (byte-identical, independent of key order), the npm
+ * provider on a real npm v3 lockfile and on v2/v1 lockfiles, staleness, unavailable providers.
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { blake3Hex } from "../../src/cas/hash.ts";
+import { nodeId } from "../../src/dag/node.ts";
+import {
+  diffLocks,
+  encodeLock,
+  LOCK_FILE,
+  lockPackageNode,
+  lockState,
+  readLock,
+  resolveLock,
+  writeLock,
+} from "../../src/spec/lockfile.ts";
+import { loadSpec } from "../../src/spec/parse.ts";
+import { parseNpmLockfile } from "../../src/spec/providers/npm.ts";
+import { registerProvider } from "../../src/spec/providers/registry.ts";
+import { REPO, tempDir } from "../_helpers.ts";
+import { assertMatch, rejectsHd } from "./_util.ts";
+
+const FIXTURE = `${REPO}/tests/spec/fixtures/npm-v3`;
+
+function project(dir: string, toml: string, lockfile?: string): string {
+  Deno.writeTextFileSync(`${dir}/hd.toml`, toml);
+  if (lockfile !== undefined) Deno.writeTextFileSync(`${dir}/package-lock.json`, lockfile);
+  return `${dir}/hd.toml`;
+}
+
+Deno.test("npm provider reads a real v3 lockfile: every installed package, integrity, nesting", () => {
+  const text = Deno.readTextFileSync(`${FIXTURE}/package-lock.json`);
+  const raw = JSON.parse(text).packages as Record<string, Record<string, unknown>>;
+  const pkgs = parseNpmLockfile(text, "package-lock.json");
+  const installed = Object.keys(raw).filter((k) => k.startsWith("node_modules/"));
+  assertEquals(pkgs.length, installed.length);
+  assertEquals(pkgs.map((p) => p.path).sort(), installed.sort());
+  for (const p of pkgs) {
+    const e = raw[p.path!];
+    assertEquals(p.node.version, e.version);
+    assertEquals(p.node.provider, "npm");
+    if (typeof e.integrity === "string") assertEquals(p.node.artifact, e.integrity);
+    assertEquals(p.dev ?? false, e.dev === true);
+    const tail = p.path!.slice(p.path!.lastIndexOf("node_modules/") + 13);
+    assertEquals(p.node.name, tail);
+  }
+  // a nested copy keeps its own version and its name without the parent path
+  const nested = pkgs.find((p) => p.path!.split("node_modules/").length > 2)!;
+  assert(nested, "fixture has nested packages");
+  assert(!nested.node.name.includes("node_modules"));
+  // scoped names keep their scope
+  assert(pkgs.some((p) => p.node.name.startsWith("@babel/")));
+});
+
+Deno.test("npm provider reads v2 (packages) and v1 (nested dependencies) lockfiles", () => {
+  const v2 = JSON.stringify({
+    name: "p",
+    lockfileVersion: 2,
+    packages: {
+      "": { name: "p", dependencies: { a: "^1" } },
+      "node_modules/a": {
+        version: "1.2.3",
+        resolved: "https://registry.npmjs.org/a/-/a-1.2.3.tgz",
+        integrity: "sha512-AAAA",
+      },
+      "node_modules/a/node_modules/b": { version: "2.0.0", integrity: "sha512-BBBB", dev: true },
+      "node_modules/loc": { resolved: "libs/loc", link: true },
+      "libs/loc": { version: "0.1.0" },
+    },
+    dependencies: { a: { version: "1.2.3" } },
+  });
+  const p2 = parseNpmLockfile(v2, "package-lock.json");
+  assertEquals(
+    p2.map((p) => [p.path, p.node.name, p.node.version, p.node.artifact, p.node.resolved ?? null]),
+    [
+      [
+        "node_modules/a",
+        "a",
+        "1.2.3",
+        "sha512-AAAA",
+        "https://registry.npmjs.org/a/-/a-1.2.3.tgz",
+      ],
+      ["node_modules/a/node_modules/b", "b", "2.0.0", "sha512-BBBB", null],
+      ["node_modules/loc", "loc", "0.1.0", "link:libs/loc", null],
+    ],
+  );
+  assertEquals(p2[1].dev, true);
+  const v1 = JSON.stringify({
+    name: "p",
+    lockfileVersion: 1,
+    dependencies: {
+      a: {
+        version: "1.2.3",
+        resolved: "https://r/a.tgz",
+        integrity: "sha1-xx",
+        dependencies: { b: { version: "2.0.0", integrity: "sha1-yy", dev: true } },
+      },
+      c: { version: "file:vendor/c" },
+    },
+  });
+  const p1 = parseNpmLockfile(v1, "package-lock.json");
+  assertEquals(p1.map((p) => [p.path, p.node.name, p.node.version, p.node.artifact]), [
+    ["node_modules/a", "a", "1.2.3", "sha1-xx"],
+    ["node_modules/a/node_modules/b", "b", "2.0.0", "sha1-yy"],
+    ["node_modules/c", "c", "0.0.0", "link:vendor/c"],
+  ]);
+});
+
+Deno.test("hd.lock is byte-identical across runs and independent of key order", async () => {
+  using a = tempDir("hd-lock-");
+  using b = tempDir("hd-lock-");
+  const lockText = Deno.readTextFileSync(`${FIXTURE}/package-lock.json`);
+  // The same lockfile with every object's keys reversed: same packages, different byte order.
+  const reversed = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(reversed)
+      : v && typeof v === "object"
+      ? Object.fromEntries(Object.keys(v).reverse().map((k) => [k, reversed((v as never)[k])]))
+      : v;
+  const fa = project(
+    a.path,
+    '[environment]\nname = "p"\n[dependencies]\nnpm = { file = "package-lock.json" }\n',
+    lockText,
+  );
+  const fb = project(
+    b.path,
+    '[dependencies]\nnpm = { file = "package-lock.json" }\n\n[environment]\nname = "p"\n',
+    JSON.stringify(reversed(JSON.parse(lockText)), null, 1),
+  );
+  const la = await resolveLock(loadSpec(fa));
+  assert(writeLock(`${a.path}/${LOCK_FILE}`, la), "first write");
+  const first = Deno.readFileSync(`${a.path}/${LOCK_FILE}`);
+  const st1 = Deno.statSync(`${a.path}/${LOCK_FILE}`);
+  assert(!writeLock(`${a.path}/${LOCK_FILE}`, await resolveLock(loadSpec(fa))), "unchanged");
+  assertEquals(Deno.readFileSync(`${a.path}/${LOCK_FILE}`), first);
+  assertEquals(Deno.statSync(`${a.path}/${LOCK_FILE}`).ino, st1.ino);
+
+  const lb = await resolveLock(loadSpec(fb));
+  writeLock(`${b.path}/${LOCK_FILE}`, lb);
+  const second = Deno.readTextFileSync(`${b.path}/${LOCK_FILE}`);
+  // Only the input hash differs (the lockfile bytes differ); everything else is identical.
+  const strip = (s: string) => s.replace(/"package-lock\.json": "[0-9a-f]{64}"/, "");
+  assertEquals(strip(second), strip(new TextDecoder().decode(first)));
+  assertEquals(la.packages, lb.packages);
+  assertEquals(la.dependencies, lb.dependencies);
+  assert(second.endsWith("}\n"));
+  // entries are sorted and keys sorted
+  const parsed = readLock(`${b.path}/${LOCK_FILE}`)!;
+  const paths = parsed.packages.map((p) => p.path!);
+  assertEquals(paths, [...paths].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
+  assertEquals(Object.keys(JSON.parse(second)), [
+    "dependencies",
+    "environment",
+    "inputs",
+    "packages",
+    "version",
+  ]);
+  assertEquals(
+    parsed.inputs["package-lock.json"],
+    blake3Hex(Deno.readFileSync(`${b.path}/package-lock.json`)),
+  );
+  for (const p of parsed.packages) assertEquals(p.id, nodeId(lockPackageNode(p)));
+  assertEquals(encodeLock(parsed), second);
+  // no temp files left behind
+  assertEquals([...Deno.readDirSync(b.path)].map((e) => e.name).sort(), [
+    "hd.lock",
+    "hd.toml",
+    "package-lock.json",
+  ]);
+});
+
+Deno.test("lock state follows the lockfile and [dependencies]; diffLocks names changes", async () => {
+  using d = tempDir("hd-lock-");
+  const lockv = (ver: string) =>
+    JSON.stringify({
+      lockfileVersion: 3,
+      packages: {
+        "": { name: "p" },
+        "node_modules/a": { version: ver, integrity: `sha512-${ver}` },
+        "node_modules/b": { version: "1.0.0", integrity: "sha512-b" },
+      },
+    });
+  const file = project(
+    d.path,
+    '[environment]\nname = "p"\n[dependencies]\nnpm = { file = "package-lock.json" }\n',
+    lockv("1.0.0"),
+  );
+  const spec = loadSpec(file);
+  assertEquals(lockState(spec, readLock(`${d.path}/hd.lock`)), "missing");
+  const l1 = await resolveLock(spec);
+  writeLock(`${d.path}/hd.lock`, l1);
+  assertEquals(lockState(spec, readLock(`${d.path}/hd.lock`)), "current");
+  Deno.writeTextFileSync(`${d.path}/package-lock.json`, lockv("1.1.0"));
+  assertEquals(lockState(spec, readLock(`${d.path}/hd.lock`)), "stale");
+  const l2 = await resolveLock(spec);
+  const changes = diffLocks(l1, l2);
+  assertEquals(changes.map((c) => [c.kind, c.what, c.from, c.to]), [
+    ["changed", "npm node_modules/a", "1.0.0", "1.1.0"],
+    ["input", "package-lock.json", l1.inputs["package-lock.json"], l2.inputs["package-lock.json"]],
+  ]);
+  // editing [dependencies] (here: pointing at another file) makes the lock stale too
+  writeLock(`${d.path}/hd.lock`, l2);
+  Deno.copyFileSync(`${d.path}/package-lock.json`, `${d.path}/other-lock.json`);
+  const file2 = project(
+    d.path,
+    '[environment]\nname = "p"\n[dependencies]\nnpm = { file = "other-lock.json" }\n',
+  );
+  assertEquals(lockState(loadSpec(file2), readLock(`${d.path}/hd.lock`)), "stale");
+});
+
+Deno.test("unavailable, unknown and misused providers fail clearly", async () => {
+  using d = tempDir("hd-lock-");
+  const apt = loadSpec(
+    project(d.path, '[environment]\nname = "p"\n[dependencies]\napt = ["curl"]\n'),
+  );
+  const e1 = await rejectsHd(() => resolveLock(apt));
+  assertMatch(
+    e1.message,
+    /^Cannot resolve dependency "apt" \(.*hd\.toml:4:1\): the apt provider is not available yet$/,
+  );
+  assert(e1.hint.length > 0);
+  const typo = loadSpec(
+    project(d.path, '[environment]\nname = "p"\n[dependencies]\nnpn = { file = "x" }\n'),
+  );
+  const e2 = await rejectsHd(() => resolveLock(typo));
+  assertMatch(e2.message, /no provider is called "npn"/);
+  assertMatch(e2.hint, /did you mean "npm"\?/);
+  const form = loadSpec(project(d.path, '[environment]\nname = "p"\n[dependencies]\nnpm = "10"\n'));
+  const e3 = await rejectsHd(() => resolveLock(form));
+  assertMatch(e3.message, /the npm provider does not take the version form/);
+  const missing = loadSpec(
+    project(d.path, '[environment]\nname = "p"\n[dependencies]\nnpm = { file = "nope.json" }\n'),
+  );
+  const e4 = await rejectsHd(() => resolveLock(missing));
+  assertMatch(e4.message, /nope\.json does not exist/);
+  Deno.writeTextFileSync(`${d.path}/nope.json`, "{ not json");
+  const e5 = await rejectsHd(() => resolveLock(missing));
+  assertMatch(e5.message, /nope\.json: not valid JSON/);
+});
+
+Deno.test("a registered provider is used for its entries", async () => {
+  using d = tempDir("hd-lock-");
+  registerProvider({
+    name: "testpkg",
+    summary: "test provider",
+    forms: ["list"],
+    resolve(dep) {
+      if (dep.form !== "list") throw new Error("unreachable");
+      return Promise.resolve({
+        packages: dep.packages.map((p) => {
+          const [name, version = "1"] = p.split("=");
+          return {
+            node: { type: "package", provider: "testpkg", name, version, artifact: `t:${name}` },
+          };
+        }),
+        inputs: [],
+      });
+    },
+  });
+  const spec = loadSpec(
+    project(d.path, '[environment]\nname = "p"\n[dependencies]\ntestpkg = ["zz=2", "aa"]\n'),
+  );
+  const lock = await resolveLock(spec);
+  assertEquals(lock.packages.map((p) => `${p.name}@${p.version}`), ["aa@1", "zz@2"]);
+});
