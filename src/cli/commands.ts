@@ -21,6 +21,9 @@ import { lock } from "./lock.ts";
 import { status } from "./status.ts";
 import { dagShow } from "./dag/show.ts";
 import { dagDiff } from "./dag/diff.ts";
+import { mount } from "./mount.ts";
+import { unmount } from "./unmount.ts";
+import { snapshot } from "./snapshot.ts";
 
 /** All commands, in the order `hd --help` lists them. */
 export const COMMANDS: Command[] = [
@@ -42,4 +45,7 @@ export const COMMANDS: Command[] = [
   status,
   dagShow,
   dagDiff,
+  mount,
+  unmount,
+  snapshot,
 ];

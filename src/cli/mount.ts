@@ -1,0 +1,128 @@
+/**
+ * `hd mount HASH|REF DIR [--rw] [--foreground]`: projects a stored tree on DIR through FUSE,
+ * lazily from the store. Without --foreground it starts a background hd process that serves the
+ * mount and returns once the mount is live. `hd mount` alone lists this store's mounts.
+ * @module
+ */
+import { HdError } from "../cas/errors.ts";
+import { loadFuse } from "../mount/fuse.ts";
+import {
+  absMountDir,
+  findMount,
+  listMounts,
+  mountKey,
+  pidAlive,
+  recoverStale,
+  serveMount,
+} from "../mount/manager.ts";
+import type { Command } from "./command.ts";
+import { resolveId } from "./cas/resolve.ts";
+
+/** The argv that runs this same hd (the compiled binary, or deno + cli.ts). */
+function selfArgv(): string[] {
+  const exe = Deno.execPath();
+  const base = exe.slice(exe.lastIndexOf("/") + 1);
+  if (!base.startsWith("deno")) return [exe];
+  return [exe, "run", "-A", "--quiet", new URL(Deno.mainModule).pathname];
+}
+
+/** `hd mount`. */
+export const mount: Command = {
+  name: "mount",
+  summary: "project a stored tree on a directory (FUSE, lazy from the store)",
+  usage: "hd mount HASH|REF DIR [--rw] [--foreground]\n" +
+    "hd mount                      list the mounts of this store\n\n" +
+    "Read-only unless --rw, which adds an in-memory write overlay (`hd snapshot DIR` stores it).\n" +
+    "Without --foreground a background hd serves the mount; `hd unmount DIR` ends it.",
+  options: {
+    rw: { type: "boolean", help: "writable: keep writes in an in-memory overlay" },
+    foreground: { type: "boolean", help: "serve in this process until unmounted or Ctrl-C" },
+    log: { type: "string", help: "append the server's log to this file" },
+  },
+  async run(ctx) {
+    const [ref, dir, ...extra] = ctx.positionals;
+    if (!ref) {
+      const mounts = listMounts(ctx.store(false));
+      ctx.out.result(
+        { mounts },
+        () =>
+          mounts.length
+            ? mounts.map((m) =>
+              `${m.dir}  ${m.root.slice(0, 12)}  ${m.rw ? "rw" : "ro"}  pid ${m.pid}  ${m.state}`
+            ).join("\n")
+            : "no mounts",
+      );
+      return 0;
+    }
+    if (!dir || extra.length) {
+      throw new HdError(
+        "Cannot mount: expected HASH|REF and DIR",
+        "usage: hd mount HASH|REF DIR [--rw]",
+        2,
+      );
+    }
+    const store = ctx.store(false);
+    const id = resolveId(store, ref);
+    const rw = !!ctx.values.rw;
+    loadFuse().close();
+    const abs = absMountDir(dir);
+    if (ctx.values.foreground) {
+      await serveMount(store, id, abs, {
+        rw,
+        log: ctx.values.log as string | undefined,
+        onReady: (rec) => ctx.out.note(`mounted ${rec.root} on ${rec.dir} (pid ${rec.pid})`),
+      });
+      return 0;
+    }
+    recoverStale(store, abs);
+    const key = mountKey(abs);
+    const log = (ctx.values.log as string | undefined) ?? `${store.root}/mounts/${key}.log`;
+    Deno.mkdirSync(`${store.root}/mounts`, { recursive: true });
+    const child = new Deno.Command(selfArgv()[0], {
+      args: [
+        ...selfArgv().slice(1),
+        "mount",
+        id,
+        abs,
+        "--foreground",
+        "--store",
+        store.root,
+        "--log",
+        log,
+        ...(rw ? ["--rw"] : []),
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      detached: true,
+    }).spawn();
+    let exited = null as Deno.CommandStatus | null;
+    child.status.then((s) => exited = s);
+    const t0 = Date.now();
+    while (true) {
+      const m = findMount(store, abs);
+      if (m && m.pid === child.pid && m.state === "live") {
+        child.unref();
+        ctx.out.result(
+          { root: id, dir: abs, pid: child.pid, rw, log },
+          () => `mounted ${id.slice(0, 12)} on ${abs}${rw ? " (rw)" : ""} (pid ${child.pid})`,
+        );
+        return 0;
+      }
+      if (exited !== null || Date.now() - t0 > 20000) {
+        if (exited === null && pidAlive(child.pid)) child.kill("SIGTERM");
+        let tail = "";
+        try {
+          tail = Deno.readTextFileSync(log).trim().split("\n").slice(-3).join(" | ");
+        } catch { /* no log */ }
+        throw new HdError(
+          `Cannot mount ${id.slice(0, 12)} on ${abs}: the mount process ${
+            exited ? `exited (${exited.code})` : "did not become ready"
+          }${tail ? `: ${tail}` : ""}`,
+          `see ${log}; \`hd mount … --foreground\` shows errors directly`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 30));
+    }
+  },
+};

@@ -1,0 +1,470 @@
+/**
+ * Mount lifecycle: serving a tree on a directory, the registry of live mounts in the store,
+ * stale-mount detection and recovery, clean unmount on signals, and the control socket through
+ * which `hd snapshot` and tests talk to a running mount.
+ *
+ * Registry: `<store>/mounts/<key>.json` ({@link MountRecord}; key = first 16 hex of BLAKE3 of the
+ * mount directory), a log `<key>.log`, and a unix socket `<key>.sock` speaking one JSON line per
+ * request (`{"op":"stats"}`, `{"op":"snapshot","ref":…}`). While mounted, the tree is a gc root
+ * (`refs/mounts/<key>`).
+ *
+ * @example
+ * ```ts
+ * import { listMounts, serveMount } from "./manager.ts";
+ * await serveMount(store, rootId, "/mnt/env", { rw: false }); // until unmounted or signalled
+ * listMounts(store); // [{ dir, root, pid, state: "live", … }]
+ * ```
+ * @module
+ */
+import { HdError } from "../cas/errors.ts";
+import { blake3Hex } from "../cas/hash.ts";
+import type { Store } from "../cas/store.ts";
+import { FuseServer } from "./fuse.ts";
+import { Overlay } from "./overlay.ts";
+import { Projection } from "./projected.ts";
+
+/** What the registry records about a mount. */
+export interface MountRecord {
+  /** Absolute mount directory. */
+  dir: string;
+  /** Id of the mounted tree. */
+  root: string;
+  /** Pid of the hd process serving it. */
+  pid: number;
+  /** Writable overlay on. */
+  rw: boolean;
+  /** Control socket path. */
+  socket: string;
+  /** Log file (detached mounts). */
+  log: string | null;
+  /** ISO time it was mounted. */
+  started: string;
+}
+
+/** A registry entry with its checked state. */
+export interface MountStatus extends MountRecord {
+  /** live: served; stale: mounted but its process is gone; gone: neither (a leftover record). */
+  state: "live" | "stale" | "gone";
+}
+
+/** Options of {@link serveMount}. */
+export interface ServeOptions {
+  rw?: boolean;
+  /** Log file; lines go to stderr when absent. */
+  log?: string;
+  /** Called once the mount is live. */
+  onReady?: (rec: MountRecord) => void;
+}
+
+/** Absolute form of `dir` without stat-ing it (a stale mount point cannot be stat-ed). */
+export function absMountDir(dir: string): string {
+  const trimmed = dir.replace(/\/+$/, "") || "/";
+  const abs = trimmed.startsWith("/") ? trimmed : `${Deno.cwd()}/${trimmed}`;
+  const cut = abs.lastIndexOf("/");
+  const parent = abs.slice(0, cut) || "/";
+  const base = abs.slice(cut + 1);
+  let real = parent;
+  try {
+    real = Deno.realPathSync(parent);
+  } catch { /* keep as typed */ }
+  return base ? (real === "/" ? `/${base}` : `${real}/${base}`) : real;
+}
+
+/** Registry key of a mount directory. */
+export function mountKey(absDir: string): string {
+  return blake3Hex(new TextEncoder().encode(absDir)).slice(0, 16);
+}
+
+function registry(store: Store): string {
+  return `${store.root}/mounts`;
+}
+
+function socketPath(store: Store, key: string): string {
+  const p = `${registry(store)}/${key}.sock`;
+  return p.length < 100 ? p : `/tmp/hd-mount-${Deno.uid() ?? 0}-${key}.sock`;
+}
+
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Mount entries at `absDir` in this mount namespace, innermost last. */
+export function mountsAt(absDir: string): { fstype: string; source: string }[] {
+  let text = "";
+  try {
+    text = Deno.readTextFileSync("/proc/self/mountinfo");
+  } catch {
+    return [];
+  }
+  const out: { fstype: string; source: string }[] = [];
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    const f = line.split(" ");
+    const sep = f.indexOf("-");
+    if (sep < 0 || unescapeMount(f[4]) !== absDir) continue;
+    out.push({ fstype: f[sep + 1], source: unescapeMount(f[sep + 2]) });
+  }
+  return out;
+}
+
+/** True when process `pid` exists and is not a zombie. */
+export function pidAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** True when stat-ing `absDir` fails with "Transport endpoint is not connected". */
+export function isDisconnected(absDir: string): boolean {
+  try {
+    Deno.statSync(absDir);
+    return false;
+  } catch (e) {
+    return /os error 107|not connected/i.test((e as Error).message);
+  }
+}
+
+function readRecord(path: string): MountRecord | null {
+  try {
+    return JSON.parse(Deno.readTextFileSync(path)) as MountRecord;
+  } catch {
+    return null;
+  }
+}
+
+function recordPath(store: Store, key: string): string {
+  return `${registry(store)}/${key}.json`;
+}
+
+function stateOf(rec: MountRecord): MountStatus["state"] {
+  const mounted = mountsAt(rec.dir).some((m) => m.fstype.startsWith("fuse"));
+  if (pidAlive(rec.pid) && mounted && !isDisconnected(rec.dir)) return "live";
+  return mounted ? "stale" : "gone";
+}
+
+/** Every mount in the store's registry, with its state checked (for `hd status`). */
+export function listMounts(store: Store): MountStatus[] {
+  const out: MountStatus[] = [];
+  let entries: Deno.DirEntry[] = [];
+  try {
+    entries = [...Deno.readDirSync(registry(store))];
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!e.name.endsWith(".json")) continue;
+    const rec = readRecord(`${registry(store)}/${e.name}`);
+    if (rec) out.push({ ...rec, state: stateOf(rec) });
+  }
+  return out.sort((a, b) => (a.dir < b.dir ? -1 : a.dir > b.dir ? 1 : 0));
+}
+
+/** The registry record of the mount at `dir`, if any. */
+export function findMount(store: Store, dir: string): MountStatus | null {
+  const abs = absMountDir(dir);
+  const rec = readRecord(recordPath(store, mountKey(abs)));
+  return rec ? { ...rec, state: stateOf(rec) } : null;
+}
+
+function run(cmd: string, args: string[]): boolean {
+  try {
+    return new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/** Detaches every FUSE mount stacked on `absDir` (fusermount3 -u, else umount -l). */
+export function forceUnmount(absDir: string): number {
+  let n = 0;
+  for (let i = 0; i < 16; i++) {
+    const ms = mountsAt(absDir);
+    if (!ms.length || !ms[ms.length - 1].fstype.startsWith("fuse")) break;
+    if (!run("fusermount3", ["-u", "-q", absDir]) && !run("umount", ["-l", absDir])) {
+      if (!run("fusermount3", ["-u", "-z", "-q", absDir])) break;
+    }
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Makes `absDir` ready to mount on: recovers a stale hd mount (its server is gone), and refuses a
+ * live one or a foreign mount. Returns how many stale mounts it removed.
+ */
+export function recoverStale(store: Store, absDir: string): number {
+  const ms = mountsAt(absDir);
+  const rec = readRecord(recordPath(store, mountKey(absDir)));
+  if (!ms.length) return 0;
+  const top = ms[ms.length - 1];
+  if (!top.fstype.startsWith("fuse")) {
+    throw new HdError(
+      `Cannot mount on ${absDir}: it is already a mount point (${top.fstype})`,
+      "pick an empty directory, or unmount what is there",
+    );
+  }
+  const live = rec && pidAlive(rec.pid) && !isDisconnected(absDir);
+  if (live) {
+    throw new HdError(
+      `Cannot mount on ${absDir}: hd (pid ${rec!.pid}) already serves ${
+        rec!.root.slice(0, 12)
+      } there`,
+      `run \`hd unmount ${absDir}\` first`,
+    );
+  }
+  if (!isDisconnected(absDir) && top.fstype !== "fuse.hd") {
+    throw new HdError(
+      `Cannot mount on ${absDir}: another FUSE filesystem (${top.fstype}) is mounted there`,
+      "pick another directory, or unmount it",
+    );
+  }
+  const n = forceUnmount(absDir);
+  if (mountsAt(absDir).some((m) => m.fstype.startsWith("fuse"))) {
+    throw new HdError(
+      `Cannot recover the stale mount on ${absDir}`,
+      `unmount it by hand: umount -l ${absDir}`,
+    );
+  }
+  return n;
+}
+
+/** Sends one request to a running mount's control socket and returns its reply. */
+export async function requestMount(
+  store: Store,
+  dir: string,
+  msg: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const m = findMount(store, dir);
+  if (!m || m.state !== "live") {
+    throw new HdError(
+      `Cannot reach the mount at ${absMountDir(dir)}: ${m ? `it is ${m.state}` : "not mounted"}`,
+      "mount it with `hd mount HASH DIR` (add --rw to capture writes)",
+    );
+  }
+  const conn = await Deno.connect({ transport: "unix", path: m.socket });
+  try {
+    await conn.write(new TextEncoder().encode(JSON.stringify(msg) + "\n"));
+    const chunks: Uint8Array[] = [];
+    const buf = new Uint8Array(65536);
+    while (true) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      chunks.push(buf.slice(0, n));
+      if (buf[n - 1] === 10) break;
+    }
+    const text = new TextDecoder().decode(
+      chunks.reduce((a, b) => {
+        const o = new Uint8Array(a.length + b.length);
+        o.set(a);
+        o.set(b, a.length);
+        return o;
+      }, new Uint8Array(0)),
+    );
+    const reply = JSON.parse(text) as Record<string, unknown>;
+    if (typeof reply.error === "string") {
+      throw new HdError(`Cannot ${String(msg.op)} ${m.dir}: ${reply.error}`, "see the mount log");
+    }
+    return reply;
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
+}
+
+/**
+ * Mounts `root` on `dir` and serves it until it is unmounted or the process gets SIGINT, SIGTERM
+ * or SIGHUP (then it unmounts, drops its registry entry and returns). Recovers a stale mount on
+ * `dir` first.
+ */
+export async function serveMount(
+  store: Store,
+  root: string,
+  dir: string,
+  opts: ServeOptions = {},
+): Promise<void> {
+  const absDir = absMountDir(dir);
+  const key = mountKey(absDir);
+  const logFile = opts.log ? Deno.openSync(opts.log, { append: true, create: true }) : null;
+  const enc = new TextEncoder();
+  const log = (line: string) => {
+    const l = `${new Date().toISOString()} ${line}\n`;
+    if (logFile) logFile.writeSync(enc.encode(l));
+    else Deno.stderr.writeSync(enc.encode(l));
+  };
+  const recovered = recoverStale(store, absDir);
+  if (recovered) log(`recovered ${recovered} stale mount(s) on ${absDir}`);
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.statSync(absDir);
+  } catch (e) {
+    throw new HdError(`Cannot mount on ${absDir}: ${(e as Error).message}`, "create the directory");
+  }
+  if (!st.isDirectory) throw new HdError(`Cannot mount on ${absDir}: not a directory`, "");
+
+  const fs = new Projection(store, root, { log });
+  const overlay = opts.rw ? new Overlay(fs) : null;
+  const server = new FuseServer(fs, overlay, {
+    mountpoint: absDir,
+    fsname: `hd:${root.slice(0, 12)}`,
+    log,
+  });
+  Deno.mkdirSync(registry(store), { recursive: true });
+  store.setRef(`mounts/${key}`, root);
+  server.mount();
+  // Serve before touching the mount point: a stat of it waits for the server's reply.
+  const served = server.serve();
+  // A larger read-ahead window: fewer, bigger read requests for sequential readers.
+  try {
+    const dev = (await Deno.stat(absDir)).dev;
+    const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+    await Deno.writeTextFile(`/sys/class/bdi/0:${minor}/read_ahead_kb`, "1024");
+  } catch { /* not root, or no such bdi: keep the default */ }
+  const sock = socketPath(store, key);
+  try {
+    Deno.removeSync(sock);
+  } catch { /* none */ }
+  const listener = Deno.listen({ transport: "unix", path: sock });
+  const rec: MountRecord = {
+    dir: absDir,
+    root,
+    pid: Deno.pid,
+    rw: !!opts.rw,
+    socket: sock,
+    log: opts.log ?? null,
+    started: new Date().toISOString(),
+  };
+  store.writeAtomic(recordPath(store, key), enc.encode(JSON.stringify(rec, null, 2) + "\n"));
+  log(`mounted ${root} on ${absDir}${opts.rw ? " (rw)" : ""}`);
+
+  const control = (async () => {
+    for await (const conn of listener) {
+      handleControl(conn, store, fs, overlay, server, log).catch(() => {});
+    }
+  })().catch(() => {});
+
+  let stopping: Promise<void> | null = null;
+  let signalled!: () => void;
+  const signalledP = new Promise<void>((r) => signalled = r);
+  const stop = (why: string) => {
+    stopping ??= (async () => {
+      log(`stopping (${why})`);
+      const clean = await server.stop();
+      if (!clean) log("a client still holds the mount busy; detached it lazily");
+    })();
+    signalled();
+    return stopping;
+  };
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  const handlers = signals.map((s) => {
+    const h = () => void stop(s);
+    Deno.addSignalListener(s, h);
+    return [s, h] as const;
+  });
+  opts.onReady?.(rec);
+  try {
+    await Promise.race([served, signalledP]);
+    await stop("unmounted");
+  } finally {
+    for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+    try {
+      listener.close();
+    } catch { /* closed */ }
+    await control;
+    for (const p of [sock, recordPath(store, key)]) {
+      try {
+        Deno.removeSync(p);
+      } catch { /* gone */ }
+    }
+    store.deleteRef(`mounts/${key}`);
+    forceUnmount(absDir);
+    log(`stats ${JSON.stringify(fs.stats)}`);
+    logFile?.close();
+  }
+}
+
+async function handleControl(
+  conn: Deno.Conn,
+  store: Store,
+  fs: Projection,
+  overlay: Overlay | null,
+  server: FuseServer,
+  log: (l: string) => void,
+): Promise<void> {
+  const buf = new Uint8Array(65536);
+  let text = "";
+  while (!text.includes("\n")) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  let reply: Record<string, unknown>;
+  try {
+    const req = JSON.parse(text) as { op: string; ref?: string };
+    if (req.op === "stats") {
+      reply = {
+        root: fs.rootId,
+        stats: fs.stats,
+        ops: server.ops,
+        overlay: overlay ? overlay.summary() : null,
+      };
+    } else if (req.op === "snapshot") {
+      if (!overlay) throw new Error("the mount is read-only: its view is its root");
+      const ref = req.ref;
+      reply = await store.withLock("shared", () => {
+        const root = overlay.snapshot();
+        if (ref) store.setRef(ref, root);
+        return { root, ref: ref ?? null, ...overlay.summary() };
+      });
+      log(`snapshot ${reply.root}${ref ? ` → refs/${ref}` : ""}`);
+    } else throw new Error(`unknown op ${req.op}`);
+  } catch (e) {
+    reply = { error: (e as Error).message };
+  }
+  try {
+    await conn.write(new TextEncoder().encode(JSON.stringify(reply) + "\n"));
+  } finally {
+    conn.close();
+  }
+}
+
+/**
+ * Unmounts `dir`: asks its hd process to stop (SIGTERM) and waits for it, then detaches whatever
+ * is left (a stale mount). Returns what it did.
+ */
+export async function unmountDir(
+  store: Store,
+  dir: string,
+  timeoutMs = 5000,
+): Promise<{ dir: string; stopped: number | null; detached: number }> {
+  const absDir = absMountDir(dir);
+  const key = mountKey(absDir);
+  const rec = readRecord(recordPath(store, key));
+  let stopped: number | null = null;
+  if (rec && pidAlive(rec.pid)) {
+    Deno.kill(rec.pid, "SIGTERM");
+    const t0 = Date.now();
+    while (pidAlive(rec.pid) && Date.now() - t0 < timeoutMs) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    stopped = rec.pid;
+  }
+  const detached = forceUnmount(absDir);
+  if (!rec && detached === 0) {
+    throw new HdError(
+      `Cannot unmount ${absDir}: nothing hd mounted is there`,
+      "`hd status` lists the mounts of this store (or pass the --store it was mounted with)",
+    );
+  }
+  for (const p of [recordPath(store, key), rec?.socket ?? ""]) {
+    try {
+      if (p) Deno.removeSync(p);
+    } catch { /* gone */ }
+  }
+  store.deleteRef(`mounts/${key}`);
+  return { dir: absDir, stopped, detached };
+}
