@@ -1,0 +1,186 @@
+/**
+ * Compile to the Env DAG on real project directories and a real store: step invalidation (a src/
+ * edit keeps a table step with declared inputs, changes a chained step), the Env node's children,
+ * refs, the stat cache, outputs excluded from tracking, globs and directories as inputs.
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { Store } from "../../src/cas/store.ts";
+import { getNode, putNode } from "../../src/dag/dag.ts";
+import { Tree } from "../../src/dag/tree.ts";
+import { ingestBytes } from "../../src/scan/ingest.ts";
+import { compileEnv, stepHashes } from "../../src/spec/compile.ts";
+import { LOCK_FILE, resolveLock, writeLock } from "../../src/spec/lockfile.ts";
+import { loadSpec } from "../../src/spec/parse.ts";
+import { REPO, tempDir } from "../_helpers.ts";
+
+const TOML = `[environment]
+name = "demo"
+env = { A = "1" }
+
+[dependencies]
+npm = { file = "package-lock.json" }
+
+[build]
+steps = [
+  { run = "npm ci", inputs = ["package.json", "package-lock.json"], outputs = ["node_modules"] },
+  "npm run build",
+  { run = "lint", inputs = ["src/**/*.js"] },
+  { run = "docs", inputs = ["docs"] },
+]
+
+[files]
+exclude = ["*.log"]
+`;
+
+function writeProject(dir: string): void {
+  Deno.mkdirSync(`${dir}/src/lib`, { recursive: true });
+  Deno.mkdirSync(`${dir}/docs`, { recursive: true });
+  Deno.mkdirSync(`${dir}/node_modules/a`, { recursive: true });
+  Deno.writeTextFileSync(`${dir}/hd.toml`, TOML);
+  Deno.writeTextFileSync(`${dir}/package.json`, '{ "name": "demo" }\n');
+  Deno.copyFileSync(
+    `${REPO}/tests/spec/fixtures/npm-v3/package-lock.json`,
+    `${dir}/package-lock.json`,
+  );
+  Deno.writeTextFileSync(`${dir}/src/index.js`, "console.log(1);\n");
+  Deno.writeTextFileSync(`${dir}/src/lib/util.js`, "module.exports = 1;\n");
+  Deno.writeTextFileSync(`${dir}/src/notes.txt`, "notes\n");
+  Deno.writeTextFileSync(`${dir}/docs/readme.md`, "# docs\n");
+  Deno.writeTextFileSync(`${dir}/node_modules/a/index.js`, "installed\n");
+  Deno.writeTextFileSync(`${dir}/debug.log`, "log\n");
+}
+
+Deno.test("compile: Env node, refs, stat cache, outputs and excludes left out", async () => {
+  using d = tempDir("hd-compile-");
+  using s = tempDir("hd-store-");
+  writeProject(d.path);
+  const store = Store.open(s.path, { create: true });
+  const spec = loadSpec(`${d.path}/hd.toml`);
+  const env = await compileEnv(store, spec);
+  // tracked: hd.toml, package.json, package-lock.json, src/* (3), docs/readme.md
+  assertEquals(env.files, 7);
+  assert(env.tree.get("node_modules") === undefined, "a declared output is not tracked");
+  assert(env.tree.get("debug.log") === undefined, "[files] exclude applies");
+  assert(env.tree.get("src/lib/util.js") !== undefined);
+  assertEquals(store.getRef("envs/demo"), env.envId);
+  assertEquals(store.getRef("trees/demo"), env.filesRoot);
+  const node = getNode(store, env.envId);
+  assert(node.type === "env");
+  assertEquals(node.name, "demo");
+  assertEquals(node.children[0], { role: "files", id: env.filesRoot });
+  const raw = JSON.parse(Deno.readTextFileSync(`${d.path}/package-lock.json`)).packages;
+  const installed = Object.keys(raw).filter((k) => k.startsWith("node_modules/")).length;
+  assertEquals(env.packages.length, installed);
+  assertEquals(
+    node.children.filter((c) => c.role === "step").map((c) => c.id),
+    env.steps.map((x) => x.id),
+  );
+  for (const c of node.children) assert(store.has(c.id), `${c.role} ${c.id} is stored`);
+  for (const st of env.steps) for (const i of st.inputs) assert(store.has(i.id), i.label);
+  assertEquals(env.packagesFrom, "resolved");
+  assertEquals(env.lock, "missing");
+  // the stat cache lives in the project's .hd/ and is not itself tracked
+  assert(Deno.statSync(`${d.path}/.hd/statcache.json`).isFile);
+  const again = await compileEnv(store, spec);
+  assertEquals(again.envId, env.envId);
+  assert(env.tree.get(".hd") === undefined);
+  // with a current hd.lock, packages come from it and the Env is the same
+  writeLock(`${d.path}/${LOCK_FILE}`, await resolveLock(spec));
+  const locked = await compileEnv(store, spec, { record: false });
+  assertEquals(locked.packagesFrom, "lock");
+  assertEquals(locked.lock, "current");
+  assertEquals(
+    locked.packages.map((p) => p.id).sort(),
+    env.packages.map((p) => p.id).sort(),
+  );
+  assertEquals(store.getRef("envs/demo"), env.envId, "record: false leaves refs alone");
+});
+
+Deno.test("editing src/ keeps the npm ci step and changes the chained step", async () => {
+  using d = tempDir("hd-compile-");
+  using s = tempDir("hd-store-");
+  writeProject(d.path);
+  const store = Store.open(s.path, { create: true });
+  const spec = loadSpec(`${d.path}/hd.toml`);
+  const before = await compileEnv(store, spec);
+  const [ci, build, lint, docs] = before.steps;
+  assertEquals(ci.inputs.map((i) => i.label), ["package.json", "package-lock.json"]);
+  assertEquals(build.inputs.map((i) => i.label), ["previous", "files"]);
+  assertEquals(lint.inputs.map((i) => [i.label, i.files]), [["previous", 0], ["src/**/*.js", 2]]);
+  assertEquals(docs.inputs.map((i) => [i.label, i.files]), [["previous", 0], ["docs", 1]]);
+
+  // 1. On disk, then a full recompile.
+  Deno.writeTextFileSync(`${d.path}/src/index.js`, "console.log(2);\n");
+  const after = await compileEnv(store, spec);
+  assertEquals(after.steps[0].id, ci.id, "npm ci keeps its hash");
+  assert(after.steps[1].id !== build.id, "the chained step changes");
+  assert(after.steps[2].id !== lint.id, "steps after a changed step change too");
+  assert(after.filesRoot !== before.filesRoot);
+  assert(after.envId !== before.envId);
+
+  // 2. In memory, as the watcher does: update the Tree and call stepHashes.
+  const tree = after.tree;
+  tree.setFile("src/notes.txt", ingestBytes(store, new TextEncoder().encode("more notes\n")));
+  const mem = stepHashes(spec, tree, { store });
+  assertEquals(mem[0].id, ci.id);
+  assert(mem[1].id !== after.steps[1].id);
+  // without a store the same hashes come out (nothing written)
+  const dry = stepHashes(spec, Tree.load(store, tree.commit(store)));
+  assertEquals(dry.map((x) => x.id), mem.map((x) => x.id));
+
+  // 3. Editing a declared input changes the table step.
+  Deno.writeTextFileSync(`${d.path}/package.json`, '{ "name": "demo", "version": "2.0.0" }\n');
+  const changed = await compileEnv(store, spec);
+  assert(changed.steps[0].id !== ci.id, "editing package.json invalidates npm ci");
+});
+
+Deno.test("step identity: env, base image, missing inputs, file node stored", async () => {
+  using d = tempDir("hd-compile-");
+  using s = tempDir("hd-store-");
+  writeProject(d.path);
+  const store = Store.open(s.path, { create: true });
+  const spec = loadSpec(`${d.path}/hd.toml`);
+  const env = await compileEnv(store, spec, { record: false });
+  const ci = env.steps[0];
+  assertEquals(ci.node.env, [["A", "1"]]);
+  const pkgFile = env.tree.get("package.json");
+  assert(pkgFile && !("entries" in pkgFile));
+  assertEquals(ci.inputs[0].id, putNode(store, pkgFile as never));
+
+  const withBase = loadSpec(`${d.path}/hd.toml`);
+  withBase.environment.base = "debian:12";
+  const b = stepHashes(withBase, env.tree, { store });
+  assert(b[0].id !== ci.id, "a base image changes every step");
+  assertEquals(b[0].inputs.map((i) => i.label), ["base", "package.json", "package-lock.json"]);
+  assertEquals(
+    new TextDecoder().decode(store.getObject(b[0].inputs[0].id)),
+    "hd-base-image 1\ndebian:12\n",
+  );
+
+  const envChanged = loadSpec(`${d.path}/hd.toml`);
+  envChanged.environment.env.A = "2";
+  assert(stepHashes(envChanged, env.tree)[0].id !== ci.id, "env is part of the step");
+
+  const missing = loadSpec(`${d.path}/hd.toml`);
+  missing.build.steps[0].inputs = ["nope.json", "src/**/*.rs"];
+  const m = stepHashes(missing, env.tree, { store });
+  assertEquals(m[0].inputs.map((i) => i.missing), [true, true]);
+});
+
+Deno.test("the example project compiles", async () => {
+  using s = tempDir("hd-store-");
+  using d = tempDir("hd-compile-");
+  // copy the example so its .hd/ stat cache does not land in the repository
+  for (const e of Deno.readDirSync(`${REPO}/examples/hello`)) {
+    if (e.name === ".hd" || e.name === "node_modules") continue;
+    new Deno.Command("cp", { args: ["-r", `${REPO}/examples/hello/${e.name}`, d.path] })
+      .outputSync();
+  }
+  const store = Store.open(s.path, { create: true });
+  const env = await compileEnv(store, loadSpec(`${d.path}/hd.toml`));
+  assertEquals(env.name, "hello");
+  assertEquals(env.packages.map((p) => `${p.node.name}@${p.node.version}`), ["greet@1.0.0"]);
+  assertEquals(env.lock, "current");
+  assertEquals(env.steps.length, 2);
+  assert(env.tree.get("server.js") !== undefined);
+});
