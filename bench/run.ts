@@ -1,0 +1,67 @@
+/**
+ * `deno task bench [--only NAME,…] [--quick]`: runs every bench module and writes all rows to
+ * bench/out/results.json (and a dated copy), printing a table of hd beside its peers.
+ * @module
+ */
+import type { Bench, BenchRow } from "./lib.ts";
+
+const MODULES = ["cas", "loop", "fuse", "oci"];
+
+const only = (() => {
+  const i = Deno.args.indexOf("--only");
+  return i >= 0 ? new Set(Deno.args[i + 1].split(",")) : null;
+})();
+const quick = Deno.args.includes("--quick");
+const outDir = new URL("./out/", import.meta.url).pathname;
+Deno.mkdirSync(outDir, { recursive: true });
+const workDir = Deno.makeTempDirSync({ prefix: "hd-bench-" });
+const rows: BenchRow[] = [];
+const errors: { bench: string; error: string }[] = [];
+const log = (s: string) => console.error(`[bench] ${s}`);
+
+for (const name of MODULES) {
+  if (only && !only.has(name)) continue;
+  let mod: { bench: Bench };
+  try {
+    mod = await import(`./${name}.ts`);
+  } catch (e) {
+    errors.push({ bench: name, error: `not loaded: ${(e as Error).message.split("\n")[0]}` });
+    continue;
+  }
+  log(`${name}: start`);
+  const dir = `${workDir}/${name}`;
+  Deno.mkdirSync(dir, { recursive: true });
+  try {
+    const got = await mod.bench.run({ workDir: dir, quick, log: (s) => log(`${name}: ${s}`) });
+    rows.push(...got);
+    for (const r of got) {
+      console.log(
+        `${r.bench.padEnd(5)} ${r.case.padEnd(48)} ${r.tool.padEnd(14)} ${
+          (Math.round(r.value * 100) / 100).toString().padStart(10)
+        } ${r.unit}`,
+      );
+    }
+  } catch (e) {
+    errors.push({ bench: name, error: (e as Error).stack ?? String(e) });
+    log(`${name}: FAILED ${(e as Error).message}`);
+  }
+  try {
+    Deno.removeSync(dir, { recursive: true });
+  } catch { /* mounts may linger; the bench module cleans up its own */ }
+}
+
+const doc = {
+  when: new Date().toISOString(),
+  machine: { cores: navigator.hardwareConcurrency, deno: Deno.version.deno, os: Deno.build.os },
+  rows,
+  errors,
+};
+const body = JSON.stringify(doc, null, 2) + "\n";
+Deno.writeTextFileSync(`${outDir}results.json.tmp`, body);
+Deno.renameSync(`${outDir}results.json.tmp`, `${outDir}results.json`);
+console.log(`\nwrote ${outDir}results.json (${rows.length} rows, ${errors.length} errors)`);
+for (const e of errors) console.error(`error in ${e.bench}: ${e.error.split("\n")[0]}`);
+try {
+  Deno.removeSync(workDir, { recursive: true });
+} catch { /* ignore */ }
+Deno.exit(errors.length ? 1 : 0);
