@@ -424,92 +424,104 @@ export async function pullImage(
     ) {
       return { ...prev, upToDate: true };
     }
-    const rootfs = new Tree();
-    const layers: ImageLayer[] = [];
-    for (const [i, l] of r.layers.entries()) {
-      const ref = layerRef(l.diffId);
-      const have = opts.force ? null : store.getRef(ref);
-      let tree: Tree | null = null;
-      let treeId: string | null = null;
-      let digest = l.digest;
-      if (have && store.has(have)) {
-        tree = Tree.load(store, have);
-        treeId = have;
-        opts.onProgress?.({
-          layer: i,
-          layers: r.layers.length,
-          diffId: l.diffId,
-          state: "cached",
-          compressed: 0,
-          uncompressed: 0,
-          total: l.size,
-        });
-      } else {
-        const stream = await l.open();
-        const u = await unpackLayer(store, stream, {
-          label: l.digest ?? l.diffId,
-          digest: l.digest,
-          diffId: l.diffId,
-          compressedSize: l.size,
-          maxRatio: opts.maxRatio,
-          lower: i > 0 ? rootfs : null,
-          onProgress: (c, u) =>
-            opts.onProgress?.({
-              layer: i,
-              layers: r.layers.length,
-              diffId: l.diffId,
-              state: "fetch",
-              compressed: c,
-              uncompressed: u,
-              total: l.size,
-            }),
-        });
-        tree = u.tree;
-        treeId = u.root;
-        digest ??= null;
-        opts.onProgress?.({
-          layer: i,
-          layers: r.layers.length,
-          diffId: l.diffId,
-          state: "done",
-          compressed: u.compressedBytes,
-          uncompressed: u.uncompressedBytes,
-          total: l.size,
-        });
-      }
-      mergeLayer(store, rootfs, tree, l.digest ?? l.diffId);
-      layers.push({ digest, diffId: l.diffId, tree: treeId, size: l.size });
-    }
-    const rootId = rootfs.commit(store);
-    const enc = new TextEncoder();
-    const info: Info = {
-      name: origin.name,
-      source,
-      digest: r.digest,
-      manifestDigest: r.manifest.digest,
-      platform: r.platform,
-      layers: layers.map(({ digest, diffId, size }) => ({ digest, diffId, size })),
-      size: layers.reduce((n, l) => n + l.size, 0),
-      pulledAt: new Date().toISOString(),
-    };
-    const children = [{ role: "info", id: store.putObject(enc.encode(JSON.stringify(info))) }];
-    if (r.index) children.push({ role: "index", id: store.putObject(r.index.bytes) });
-    children.push({ role: "manifest", id: store.putObject(r.manifest.bytes) });
-    children.push({ role: "config", id: store.putObject(r.config) });
-    for (const l of layers) children.push({ role: "layer", id: l.tree });
-    children.push({ role: "rootfs", id: rootId });
-    const record = putNode(store, { type: "env", name: origin.name, children });
-    // Layer refs first, the image last: a crash in between leaves only reusable layers.
-    for (const l of layers) store.setRef(layerRef(l.diffId), l.tree);
-    store.setRef(`images/${origin.name}`, record);
-    return {
-      ...info,
-      rootfs: rootId,
-      layers,
-      config: json<ImageConfig>(r.config, "config"),
-      record,
-    };
+    // Objects go into pack files (a few large writes instead of one file per chunk); the refs
+    // are set only after the batch is flushed, so a ref never names an unwritten object.
+    const done = await store.batchAsync(() => unpackAll(store, r, origin, source, opts));
+    for (const l of done.layers) store.setRef(layerRef(l.diffId), l.tree);
+    store.setRef(`images/${origin.name}`, done.record);
+    return done;
   });
+}
+
+async function unpackAll(
+  store: Store,
+  r: Resolved,
+  origin: Origin,
+  source: string,
+  opts: PullOptions,
+): Promise<PulledImage> {
+  const rootfs = new Tree();
+  const layers: ImageLayer[] = [];
+  for (const [i, l] of r.layers.entries()) {
+    const ref = layerRef(l.diffId);
+    const have = opts.force ? null : store.getRef(ref);
+    let tree: Tree | null = null;
+    let treeId: string | null = null;
+    let digest = l.digest;
+    if (have && store.has(have)) {
+      tree = Tree.load(store, have);
+      treeId = have;
+      opts.onProgress?.({
+        layer: i,
+        layers: r.layers.length,
+        diffId: l.diffId,
+        state: "cached",
+        compressed: 0,
+        uncompressed: 0,
+        total: l.size,
+      });
+    } else {
+      const stream = await l.open();
+      const u = await unpackLayer(store, stream, {
+        label: l.digest ?? l.diffId,
+        digest: l.digest,
+        diffId: l.diffId,
+        compressedSize: l.size,
+        maxRatio: opts.maxRatio,
+        lower: i > 0 ? rootfs : null,
+        onProgress: (c, u) =>
+          opts.onProgress?.({
+            layer: i,
+            layers: r.layers.length,
+            diffId: l.diffId,
+            state: "fetch",
+            compressed: c,
+            uncompressed: u,
+            total: l.size,
+          }),
+      });
+      tree = u.tree;
+      treeId = u.root;
+      digest ??= null;
+      opts.onProgress?.({
+        layer: i,
+        layers: r.layers.length,
+        diffId: l.diffId,
+        state: "done",
+        compressed: u.compressedBytes,
+        uncompressed: u.uncompressedBytes,
+        total: l.size,
+      });
+    }
+    mergeLayer(store, rootfs, tree, l.digest ?? l.diffId);
+    layers.push({ digest, diffId: l.diffId, tree: treeId, size: l.size });
+  }
+  const rootId = rootfs.commit(store);
+  const enc = new TextEncoder();
+  const info: Info = {
+    name: origin.name,
+    source,
+    digest: r.digest,
+    manifestDigest: r.manifest.digest,
+    platform: r.platform,
+    layers: layers.map(({ digest, diffId, size }) => ({ digest, diffId, size })),
+    size: layers.reduce((n, l) => n + l.size, 0),
+    pulledAt: new Date().toISOString(),
+  };
+  const children = [{ role: "info", id: store.putObject(enc.encode(JSON.stringify(info))) }];
+  if (r.index) children.push({ role: "index", id: store.putObject(r.index.bytes) });
+  children.push({ role: "manifest", id: store.putObject(r.manifest.bytes) });
+  children.push({ role: "config", id: store.putObject(r.config) });
+  for (const l of layers) children.push({ role: "layer", id: l.tree });
+  children.push({ role: "rootfs", id: rootId });
+  const record = putNode(store, { type: "env", name: origin.name, children });
+  return {
+    ...info,
+    rootfs: rootId,
+    layers,
+    config: json<ImageConfig>(r.config, "config"),
+    record,
+  };
 }
 
 function fromRecord(store: Store, id: string): PulledImage {
