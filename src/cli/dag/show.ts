@@ -37,8 +37,12 @@ function fileLeaf(name: string, f: FileNode): ShowNode {
   };
 }
 
-/** Builds the tree shown for `id` down to `depth` levels (0 = unlimited). */
+/** Builds the tree shown for `id` with `depth` levels of children below it (0 = unlimited). */
 export function showTree(store: Store, id: string, label: string, depth: number): ShowNode {
+  return show(store, id, label, depth === 0 ? Infinity : depth);
+}
+
+function show(store: Store, id: string, label: string, depth: number): ShowNode {
   const bytes = store.getObject(id);
   if (!isNodeEncoding(bytes)) {
     const text = new TextDecoder().decode(bytes.subarray(0, 200));
@@ -48,7 +52,7 @@ export function showTree(store: Store, id: string, label: string, depth: number)
       : { kind: "blob", label: label || "blob", id, detail: formatBytes(bytes.length) };
   }
   const n = getNode(store, id);
-  const deeper = depth === 1 ? null : depth === 0 ? 0 : depth - 1;
+  const deeper = depth <= 0 ? null : depth - 1;
   const kids = (make: () => ShowNode[], count: number): Partial<ShowNode> =>
     deeper === null ? (count ? { hidden: count } : {}) : { children: make() };
   switch (n.type) {
@@ -60,9 +64,9 @@ export function showTree(store: Store, id: string, label: string, depth: number)
         id,
         ...kids(() =>
           n.children.map((c) => {
-            if (c.role === "step") return showTree(store, c.id, `step ${++step}`, deeper!);
-            if (c.role === "files") return showTree(store, c.id, "files", deeper!);
-            return showTree(store, c.id, c.role === "package" ? "" : c.role, deeper!);
+            if (c.role === "step") return show(store, c.id, `step ${++step}`, deeper!);
+            if (c.role === "files") return show(store, c.id, "files", deeper!);
+            return show(store, c.id, c.role === "package" ? "" : c.role, deeper!);
           }), n.children.length),
       };
     }
@@ -75,7 +79,7 @@ export function showTree(store: Store, id: string, label: string, depth: number)
           () =>
             n.entries.map((e) =>
               e.dir !== undefined
-                ? showTree(store, e.dir, `${e.name}/`, deeper!)
+                ? show(store, e.dir, `${e.name}/`, deeper!)
                 : fileLeaf(e.name, e.file)
             ),
           n.entries.length,
@@ -103,7 +107,7 @@ export function showTree(store: Store, id: string, label: string, depth: number)
                 ? { kind: "input", label: "previous step", id: i.id }
                 : i.label === "files"
                 ? { kind: "input", label: "files (all tracked)", id: i.id }
-                : showTree(store, i.id, i.label === "base" ? "base" : `input ${i.label}`, deeper!)
+                : show(store, i.id, i.label === "base" ? "base" : `input ${i.label}`, deeper!)
             ),
           n.inputs.length,
         ),
