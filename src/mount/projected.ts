@@ -152,6 +152,7 @@ export class Projection {
   #gid: number;
   #log: (line: string) => void;
   #scratch = new Uint8Array(1 << 20);
+  #files = new Map<string, Deno.FsFile>();
 
   constructor(store: Store, rootId: string, opts: ProjectionOptions = {}) {
     this.store = store;
@@ -369,28 +370,35 @@ export class Projection {
     return bytes;
   }
 
-  /** The size of a chunk without verifying it (a raw object's size is its file size - 1). */
+  /** The size of a chunk without verifying it (a raw object is its stored size - 1 bytes). */
   #probeSize(n: Inode, id: string): number {
     const hit = this.#cache.get(id);
     if (hit) return hit.length;
-    this.stats.sizeProbes++;
     try {
-      const p = this.store.path("objects", id);
-      const f = Deno.openSync(p, { read: true });
-      try {
+      const loc = this.store.location("objects", id);
+      if (loc !== null) {
+        const at = loc.lastIndexOf("@");
+        const path = at > 0 && !loc.slice(at + 1).includes("/") ? loc.slice(0, at) : loc;
+        const offset = path === loc ? 0 : Number(loc.slice(at + 1));
+        let f = this.#files.get(path);
+        if (!f) {
+          if (this.#files.size > 64) {
+            for (const h of this.#files.values()) h.close();
+            this.#files.clear();
+          }
+          f = Deno.openSync(path, { read: true });
+          this.#files.set(path, f);
+        }
         const head = new Uint8Array(1);
-        f.readSync(head);
-        if (head[0] === 0) return f.statSync().size - 1;
-      } finally {
-        f.close();
+        f.seekSync(offset, Deno.SeekMode.Start);
+        if (f.readSync(head) === 1 && head[0] === 0) {
+          this.stats.sizeProbes++;
+          return this.store.storedSize("objects", id) - 1;
+        }
       }
-      // Compressed: its size is only known by decoding it, so read (and verify) it.
-      this.stats.sizeProbes--;
-      return this.#chunk(n, id).length;
-    } catch (e) {
-      if (e instanceof FsError) throw e;
-      this.#fail(n, e);
-    }
+    } catch { /* fall back to reading it */ }
+    // Compressed (or unreadable): its size is only known by decoding it, so read and verify it.
+    return this.#chunk(n, id).length;
   }
 
   /** Index of the chunk holding byte `off` (sizes learned as needed), or -1 past the end. */
