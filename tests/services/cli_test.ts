@@ -1,0 +1,147 @@
+import { assert, assertEquals, assertIncludes } from "../_assert.ts";
+import { hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { freePort, nodeListen, pidsWith, waitFor } from "./_util.ts";
+
+const NEEDS = skipUnless({ commands: ["setsid", "node"] });
+
+function project(dir: string, marker: string, port: number): void {
+  Deno.writeTextFileSync(
+    `${dir}/hd.toml`,
+    `[environment]
+name = "clitest"
+env = { GREETING = "hi from hd.toml" }
+
+[services.db]
+command = "${nodeListen(port, marker).replaceAll('"', '\\"')}"
+port = ${port}
+
+[services.worker]
+command = "sleep ${marker} & sleep ${marker} & echo worker-up; wait"
+depends_on = ["db"]
+
+[options]
+restart_grace = "1s"
+`,
+  );
+  Deno.writeTextFileSync(`${dir}/main.txt`, "hello");
+}
+
+testIf(NEEDS, "cli: status and down with nothing running say so and exit 0", async () => {
+  using tmp = tempDir();
+  using store = tempDir();
+  project(tmp.path, "1", freePort());
+  const down = await hd(["down"], { cwd: tmp.path, store: store.path });
+  assertEquals(down.code, 0, down.stderr);
+  assertIncludes(down.stdout, "nothing running for clitest");
+  const st = await hd(["status", "--json"], { cwd: tmp.path, store: store.path });
+  assertEquals(st.code, 0, st.stderr);
+  assertEquals(JSON.parse(st.stdout).up, { running: false });
+});
+
+testIf(
+  NEEDS,
+  "cli: exec passes the environment, runs in the project, returns the exit code",
+  async () => {
+    using tmp = tempDir();
+    using store = tempDir();
+    project(tmp.path, "1", freePort());
+    Deno.mkdirSync(`${tmp.path}/sub`);
+    const r = await hd(["exec", "sh", "-c", 'echo "$GREETING|$PWD"; exit 7'], {
+      cwd: `${tmp.path}/sub`,
+      store: store.path,
+    });
+    assertEquals(r.code, 7, r.stderr);
+    assertEquals(r.stdout.trim(), `hi from hd.toml|${Deno.realPathSync(tmp.path)}`);
+  },
+);
+
+testIf(NEEDS, "cli: foreground up, SIGINT stops everything and leaves no process", async () => {
+  using tmp = tempDir();
+  using store = tempDir();
+  const marker = `3000.${Math.floor(Math.random() * 1e9)}`; // a unique sleep time
+  const port = freePort();
+  project(tmp.path, marker, port);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", `${REPO}/cli.ts`, "up"],
+    cwd: tmp.path,
+    env: { HD_HOME: store.path, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const out: string[] = [];
+  const reading = (async () => {
+    for await (const c of child.stdout.pipeThrough(new TextDecoderStream())) out.push(c);
+  })();
+  await waitFor(() => out.join("").includes("worker | worker-up"), "worker up", 30_000);
+  assert(pidsWith(marker).length >= 3, "node + two sleeps");
+  // the control socket answers while it runs
+  const st = await hd(["status", "--json"], { cwd: tmp.path, store: store.path });
+  const up = JSON.parse(st.stdout).up;
+  assertEquals(up.running, true);
+  assertEquals(up.detached, false);
+  assertEquals(up.services.map((s: { name: string; state: string }) => [s.name, s.state]), [
+    ["db", "running"],
+    ["worker", "running"],
+  ]);
+  child.kill("SIGINT");
+  const status = await child.status;
+  await reading;
+  await child.stderr.cancel();
+  assertEquals(status.code, 0);
+  const text = out.join("");
+  assertIncludes(text, "db     | listening");
+  assert(
+    text.indexOf("worker | \u2500\u2500 stopped") < text.indexOf("db     | \u2500\u2500 stopped"),
+    "reverse order",
+  );
+  assertEquals(pidsWith(marker), []);
+  // the state is gone
+  const down = await hd(["down"], { cwd: tmp.path, store: store.path });
+  assertIncludes(down.stdout, "nothing running");
+});
+
+testIf(NEEDS, "cli: up -d, restart, logs, down; a killed supervisor is cleaned up", async () => {
+  using tmp = tempDir();
+  using store = tempDir();
+  const marker = `3000.${Math.floor(Math.random() * 1e9)}`; // a unique sleep time
+  const port = freePort();
+  project(tmp.path, marker, port);
+  const opts = { cwd: tmp.path, store: store.path };
+  const up = await hd(["up", "-d", "--json"], opts);
+  assertEquals(up.code, 0, up.stderr);
+  const s = JSON.parse(up.stdout);
+  assertEquals(s.services.map((x: { state: string }) => x.state), ["running", "running"]);
+  assertEquals(s.services[0].ready, true);
+  const again = await hd(["up", "-d"], opts);
+  assertEquals(again.code, 1);
+  assertIncludes(again.stderr, "already running");
+  const worker1 = s.services[1].pid;
+  const db1 = s.services[0].pid;
+  const rs = await hd(["restart", "worker", "--json"], opts);
+  assertEquals(JSON.parse(rs.stdout).restarted, ["worker"], rs.stderr);
+  const st = JSON.parse((await hd(["status", "--json"], opts)).stdout).up;
+  assertEquals(st.services[0].pid, db1);
+  assert(st.services[1].pid !== worker1);
+  assertEquals(st.services[1].restarts, 1);
+  const logs = await hd(["logs", "worker"], opts);
+  assertEquals(logs.stdout.split("\n").filter((l) => l === "worker-up").length, 2);
+  const bad = await hd(["restart", "wroker"], opts);
+  assertEquals(bad.code, 2);
+  assertIncludes(bad.stderr, 'did you mean "worker"');
+  // kill the supervisor hard: its services are orphans now
+  const state = JSON.parse(Deno.readTextFileSync(`${tmp.path}/.hd/up.json`));
+  Deno.kill(state.pid, "SIGKILL");
+  await waitFor(() => {
+    try {
+      return Deno.readTextFileSync(`/proc/${state.pid}/stat`).includes(") Z") === true;
+    } catch {
+      return true;
+    }
+  }, "supervisor gone");
+  assert(pidsWith(marker).length >= 3, "services survive their supervisor");
+  const down = await hd(["down", "--json"], opts);
+  assertEquals(down.code, 0, down.stderr);
+  const d = JSON.parse(down.stdout);
+  assertEquals([d.stale, d.killed.sort()], [true, ["db", "worker"]]);
+  await waitFor(() => pidsWith(marker).length === 0, "orphans killed");
+});
