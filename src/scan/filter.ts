@@ -42,6 +42,8 @@ export class PathFilter {
   readonly exclude: readonly string[];
   #inc: ((p: string) => boolean) | null;
   #exc: (p: string) => boolean;
+  /** When every exclude pattern ends in a literal name, only paths ending in one can match. */
+  #excNames: Set<string> | null;
 
   constructor(include: readonly string[] = [], exclude: readonly string[] = []) {
     this.include = include;
@@ -49,16 +51,45 @@ export class PathFilter {
     const opts = { dot: true };
     this.#inc = include.length ? picomatch(expand(include), opts) : null;
     this.#exc = picomatch(expand(this.exclude), opts);
+    const names = new Set<string>();
+    for (const p of this.exclude) {
+      const last = p.replace(/\/+$/, "").split("/").pop() ?? "";
+      if (/[*?[\]{}()!+@]/.test(last) || last === "") {
+        this.#excNames = null;
+        return;
+      }
+      names.add(last);
+    }
+    this.#excNames = names;
+  }
+
+  #excluded(rel: string): boolean {
+    if (this.#excNames !== null) {
+      // A pattern "a/b" also covers "a/b/**": check every segment, cheaply, before picomatch.
+      let hit = false;
+      let start = 0;
+      while (start <= rel.length) {
+        let end = rel.indexOf("/", start);
+        if (end < 0) end = rel.length;
+        if (this.#excNames.has(rel.slice(start, end))) {
+          hit = true;
+          break;
+        }
+        start = end + 1;
+      }
+      if (!hit) return false;
+    }
+    return this.#exc(rel);
   }
 
   /** True when a path (file or directory) is excluded; excluded directories are not entered. */
   excluded(rel: string): boolean {
-    return this.#exc(rel);
+    return this.#excluded(rel);
   }
 
   /** True when a file at `rel` is tracked. */
   includesFile(rel: string): boolean {
-    if (this.#exc(rel)) return false;
+    if (this.#excluded(rel)) return false;
     return this.#inc === null || this.#inc(rel);
   }
 

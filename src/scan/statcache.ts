@@ -106,6 +106,10 @@ export class StatCache {
    * Returns false (and writes nothing) when the directory cannot be written.
    */
   save(path: string, keepOld = false): boolean {
+    if (!keepOld && this.misses === 0 && this.#next.size === this.#rows.size && this.#savedAt > 0) {
+      this.#next = new Map(); // every entry was a hit: the file on disk already says this
+      return true;
+    }
     const rows: Record<string, Row> = {};
     if (keepOld) { for (const [k, v] of this.#rows) rows[k] = v; }
     for (const [k, v] of this.#next) rows[k] = v;
