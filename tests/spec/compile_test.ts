@@ -128,6 +128,18 @@ Deno.test("editing src/ keeps the npm ci step and changes the chained step", asy
   const dry = stepHashes(spec, Tree.load(store, tree.commit(store)));
   assertEquals(dry.map((x) => x.id), mem.map((x) => x.id));
 
+  // 2b. The same with a glob input (package*.json): a src/ edit keeps it, a match edit does not.
+  const globbed = loadSpec(`${d.path}/hd.toml`);
+  globbed.build.steps[0].inputs = ["package*.json"];
+  const g1 = stepHashes(globbed, tree, { store });
+  assertEquals(g1[0].inputs.map((i) => [i.label, i.files]), [["package*.json", 2]]);
+  tree.setFile("src/index.js", ingestBytes(store, new TextEncoder().encode("edited\n")));
+  const g2 = stepHashes(globbed, tree, { store });
+  assertEquals(g2[0].id, g1[0].id);
+  assert(g2[1].id !== g1[1].id);
+  tree.setFile("package.json", ingestBytes(store, new TextEncoder().encode("{}\n")));
+  assert(stepHashes(globbed, tree, { store })[0].id !== g1[0].id);
+
   // 3. Editing a declared input changes the table step.
   Deno.writeTextFileSync(`${d.path}/package.json`, '{ "name": "demo", "version": "2.0.0" }\n');
   const changed = await compileEnv(store, spec);
