@@ -153,6 +153,7 @@ export class Projection {
   #log: (line: string) => void;
   #scratch = new Uint8Array(1 << 20);
   #files = new Map<string, Deno.FsFile>();
+  #sizes = new Map<string, number>();
 
   constructor(store: Store, rootId: string, opts: ProjectionOptions = {}) {
     this.store = store;
@@ -374,6 +375,8 @@ export class Projection {
   #probeSize(n: Inode, id: string): number {
     const hit = this.#cache.get(id);
     if (hit) return hit.length;
+    const known = this.#sizes.get(id);
+    if (known !== undefined) return known;
     try {
       const loc = this.store.location("objects", id);
       if (loc !== null) {
@@ -393,7 +396,10 @@ export class Projection {
         f.seekSync(offset, Deno.SeekMode.Start);
         if (f.readSync(head) === 1 && head[0] === 0) {
           this.stats.sizeProbes++;
-          return this.store.storedSize("objects", id) - 1;
+          const size = this.store.storedSize("objects", id) - 1;
+          if (this.#sizes.size > 1_000_000) this.#sizes.clear();
+          this.#sizes.set(id, size);
+          return size;
         }
       }
     } catch { /* fall back to reading it */ }
