@@ -246,7 +246,7 @@ export function parseSpec(source: string, file: string): EnvSpec {
   const envT = v.table("environment", doc.environment, "[environment]");
   v.keys("environment", envT, KNOWN_KEYS.environment, "[environment]");
   if (envT.name === undefined) {
-    v.fail("environment", "[environment] needs a name", 'add name = "myapp"', true);
+    v.fail("environment.name", "[environment] needs a name", 'add name = "myapp"', true);
   }
   const name = v.str("environment.name", envT.name);
   if (!ENV_NAME.test(name)) {
@@ -293,7 +293,11 @@ export function parseSpec(source: string, file: string): EnvSpec {
       } else if (isTable(val)) {
         v.keys(path, val, KNOWN_KEYS.fileDependency, `[dependencies] ${provider}`);
         if (val.file === undefined) {
-          v.fail(path, `${provider} = { … } needs a file`, `write ${provider} = { file = "…" }`);
+          v.fail(
+            `${path}.file`,
+            `${provider} = { … } needs a file`,
+            `write ${provider} = { file = "…" }`,
+          );
         }
         dependencies.push({
           provider,
@@ -388,7 +392,7 @@ function step(v: Validator, s: unknown, index: number): BuildStepSpec {
   }
   v.keys(path, s, KNOWN_KEYS.step, `build step ${index + 1}`);
   if (s.run === undefined) {
-    v.fail(path, `step ${index + 1} needs a run command`, 'add run = "…"', true);
+    v.fail(`${path}.run`, `step ${index + 1} needs a run command`, 'add run = "…"', true);
   }
   const run = v.str(`${path}.run`, s.run);
   const inputs = s.inputs === undefined
@@ -432,7 +436,7 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
   const t = v.table(path, sv, `[services.${name}]`);
   v.keys(path, t, KNOWN_KEYS.service, `[services.${name}]`);
   if (t.command === undefined) {
-    v.fail(path, `service "${name}" needs a command`, 'add command = "…"', true);
+    v.fail(`${path}.command`, `service "${name}" needs a command`, 'add command = "…"', true);
   }
   const command = v.str(`${path}.command`, t.command);
   const watch = t.watch === undefined ? [] : v.strArray(`${path}.watch`, t.watch, '["src/**"]');

@@ -249,7 +249,7 @@ Deno.test("wrong types and values name the value's position", () => {
     [
       '[environment]\nname = "a"\n[services.web]\nport = 3000\n',
       "[services.web]",
-      /service "web" needs a command \(key services\.web\)$/,
+      /service "web" needs a command \(key services\.web\.command\)$/,
     ],
     [
       '[environment]\nname = "a"\n[dependencies]\napt = 3\n',
@@ -282,7 +282,7 @@ Deno.test("missing [environment] and name, TOML syntax errors with their line:co
   const none = loadError('[services.web]\ncommand = "x"\n');
   assertMatch(none.err.message, /:1:1: missing the \[environment\] table$/);
   const noName = loadError('[environment]\nbase = "debian:12"\n');
-  assertMatch(noName.err.message, /:1:2: \[environment\] needs a name \(key environment\)$/);
+  assertMatch(noName.err.message, /:1:2: \[environment\] needs a name \(key environment\.name\)$/);
   const syntax = loadError('[environment]\nname = "a"\nb = [\n  1,\n  x\n]\n');
   assertMatch(syntax.err.message, /hd\.toml:5:3: invalid TOML: /);
   const dup = loadError('[environment]\nname = "a"\nname = "b"\n');
