@@ -166,8 +166,13 @@ function hashInput(pattern: string, tree: Tree, store: Store | undefined): StepI
   const match = picomatch(clean, { dot: true });
   const sub = new Tree(new MemDir(tree.root.mode));
   let files = 0;
-  for (const [p, f] of walkFiles(tree.root, "")) {
-    if (match(p)) (sub.setFile(p, f), files++);
+  // Walk only below the pattern's static prefix (`src` for `src/**/*.js`).
+  const base = picomatch.scan(clean).base;
+  const start = base === "" ? tree.root : tree.get(base);
+  if (start instanceof MemDir) {
+    for (const [p, f] of walkFiles(start, base)) {
+      if (match(p)) (sub.setFile(p, f), files++);
+    }
   }
   const id = sub.commit(store);
   return files === 0
@@ -186,7 +191,7 @@ export function stepHashes(
 ): StepHash[] {
   const store = opts.store;
   const filesRoot = tree.commit(store);
-  const filesCount = countFiles(tree.root);
+  const filesCount = spec.build.steps.some((s) => s.inputs === null) ? countFiles(tree.root) : 0;
   const base = spec.environment.base;
   const baseId = base === null
     ? null
