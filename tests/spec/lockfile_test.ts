@@ -18,6 +18,7 @@ import {
 import { loadSpec } from "../../src/spec/parse.ts";
 import { parseNpmLockfile } from "../../src/spec/providers/npm.ts";
 import { registerProvider } from "../../src/spec/providers/registry.ts";
+import { parsePackagePin } from "../../src/spec/providers/provider.ts";
 import { REPO, tempDir } from "../_helpers.ts";
 import { assertMatch, rejectsHd } from "./_util.ts";
 
@@ -263,4 +264,15 @@ Deno.test("a registered provider is used for its entries", async () => {
   );
   const lock = await resolveLock(spec);
   assertEquals(lock.packages.map((p) => `${p.name}@${p.version}`), ["aa@1", "zz@2"]);
+});
+
+Deno.test("list-form pins: name=version, name@version, scoped names", () => {
+  assertEquals(parsePackagePin("curl"), { name: "curl", version: null });
+  assertEquals(parsePackagePin("git=1:2.39.5-0+deb12u1"), {
+    name: "git",
+    version: "1:2.39.5-0+deb12u1",
+  });
+  assertEquals(parsePackagePin("left-pad@1.3.0"), { name: "left-pad", version: "1.3.0" });
+  assertEquals(parsePackagePin("@scope/pkg@2.0.0"), { name: "@scope/pkg", version: "2.0.0" });
+  assertEquals(parsePackagePin("@scope/pkg"), { name: "@scope/pkg", version: null });
 });

@@ -59,3 +59,15 @@ export interface Provider {
   /** Resolves an entry; throws HdError `Cannot resolve dependency "…": …` on failure. */
   resolve(dep: DependencySpec, ctx: ProviderContext): Promise<Resolution>;
 }
+
+/**
+ * Splits a list-form package (`curl`, `git=1:2.39.5-0+deb12u1`, `left-pad@1.3.0`,
+ * `@scope/pkg@2.0.0`) into its name and pinned version (null when unpinned).
+ */
+export function parsePackagePin(text: string): { name: string; version: string | null } {
+  const eq = text.indexOf("=");
+  if (eq > 0) return { name: text.slice(0, eq), version: text.slice(eq + 1) || null };
+  const at = text.indexOf("@", 1); // a leading @ is an npm scope, not a separator
+  if (at > 0) return { name: text.slice(0, at), version: text.slice(at + 1) || null };
+  return { name: text, version: null };
+}
