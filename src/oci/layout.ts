@@ -171,6 +171,7 @@ export function indexTarFile(path: string): Map<string, TarMember> {
     let off = 0;
     let longName: string | null = null;
     let paxPath: string | null = null;
+    const links: [string, string][] = [];
     const readAt = (pos: number, buf: Uint8Array) => {
       f.seekSync(pos, Deno.SeekMode.Start);
       let got = 0;
@@ -201,10 +202,31 @@ export function indexTarFile(path: string): Map<string, TarMember> {
         name = (longName ?? paxPath ?? name).replace(/^(\.\/)+/, "");
         out.set(name, { offset: data, size: len });
         longName = paxPath = null;
+      } else if (flag === "1" || flag === "2") {
+        // Older `docker save` links a repeated layer.tar to the first copy.
+        let name = cstr(hdr, 0, 100);
+        if (cstr(hdr, 257, 6) === "ustar") {
+          const prefix = cstr(hdr, 345, 155);
+          if (prefix) name = `${prefix}/${name}`;
+        }
+        name = (longName ?? paxPath ?? name).replace(/^(\.\/)+/, "");
+        const link = cstr(hdr, 157, 100);
+        const base = flag === "2" ? name.split("/").slice(0, -1) : [];
+        const parts: string[] = [];
+        for (const p of [...base, ...link.split("/")]) {
+          if (p === "..") parts.pop();
+          else if (p !== "." && p !== "") parts.push(p);
+        }
+        links.push([name, parts.join("/")]);
+        longName = paxPath = null;
       } else {
         longName = paxPath = null;
       }
       off = data + Math.ceil(len / 512) * 512;
+    }
+    for (const [name, target] of links) {
+      const m = out.get(target);
+      if (m) out.set(name, m);
     }
   } catch (e) {
     throw new HdError(

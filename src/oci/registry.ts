@@ -172,7 +172,17 @@ export class RegistryClient {
       else if (this.#basic) h.authorization = this.#basic;
       let res: Response;
       try {
-        res = await fetch(this.#url(path), { headers: h });
+        res = await fetch(this.#url(path), { headers: h, redirect: "manual" });
+        // Blobs are often redirected to a CDN or object store: follow without our credentials
+        // when the redirect leaves the registry's origin (S3 refuses a second auth mechanism).
+        for (let hops = 0; hops < 5 && res.status >= 300 && res.status < 400; hops++) {
+          const loc = res.headers.get("location");
+          await res.body?.cancel();
+          if (!loc) break;
+          const next = new URL(loc, res.url || this.#url(path));
+          const same = next.origin === new URL(this.#url(path)).origin;
+          res = await fetch(next, { headers: same ? h : {}, redirect: "manual" });
+        }
       } catch (e) {
         throw new HdError(
           `Cannot fetch ${what} from ${this.scheme}://${this.host}: ${(e as Error).message}`,

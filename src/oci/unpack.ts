@@ -54,7 +54,7 @@ export interface UnpackOptions {
   digest?: string | null;
   /** Expected `sha256:<hex>` of the uncompressed tar (the config's diff_id); checked when given. */
   diffId?: string | null;
-  /** Size of the blob as sent, for the decompression-ratio cap. */
+  /** Size of the blob as sent: checked, and the base of the decompression-ratio cap. */
   compressedSize: number;
   /** Decompressed/compressed ratio cap (default {@link DEFAULT_MAX_RATIO}; 0 = no cap). */
   maxRatio?: number;
@@ -369,6 +369,12 @@ export async function unpackLayer(
   for await (const piece of iterable) {
     if (failure) break;
     compressed += piece.length;
+    if (opts.compressedSize >= 0 && compressed > opts.compressedSize) {
+      throw hostile(
+        label,
+        `it is larger than the ${opts.compressedSize} bytes its descriptor says`,
+      );
+    }
     outer.update(piece);
     if (compression === null) {
       compression = detect(piece);
@@ -405,6 +411,12 @@ export async function unpackLayer(
     reader.finish();
   } catch (e) {
     throw hostile(label, `the tar is malformed: ${(e as Error).message}`);
+  }
+  if (opts.compressedSize >= 0 && compressed !== opts.compressedSize) {
+    throw new HdError(
+      `Cannot unpack layer ${label}: it is ${compressed} bytes, its descriptor says ${opts.compressedSize}`,
+      "the download was cut short or the image is damaged; pull again",
+    );
   }
   const digest = "sha256:" + outer.digest("hex");
   const diffId = "sha256:" + inner.digest("hex");

@@ -112,6 +112,8 @@ export interface LayerSpec {
   compression?: "gzip" | "zstd" | "none";
   /** Override the diff_id written in the config (to test verification). */
   diffId?: string;
+  /** Override the size written in the manifest's descriptor. */
+  size?: number;
 }
 
 /**
@@ -130,7 +132,8 @@ export function writeLayout(dir: string, tag: string, layers: LayerSpec[]): stri
     const c = l.compression ?? "gzip";
     const blob = c === "gzip" ? gzip(l.tar) : c === "zstd" ? zstd(l.tar) : l.tar;
     const mt = "application/vnd.oci.image.layer.v1.tar" + (c === "none" ? "" : "+" + c);
-    return { mediaType: mt, ...put(blob) };
+    const d = put(blob);
+    return { mediaType: mt, digest: d.digest, size: l.size ?? d.size };
   });
   const config = {
     architecture: "amd64",

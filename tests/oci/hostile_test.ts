@@ -10,14 +10,14 @@ import { gzip, makeTar, type TarSpec, writeLayout } from "./_fixtures.ts";
 async function refused(
   entries: TarSpec[] | Uint8Array,
   expect: string,
-  opts: { diffId?: string; raw?: Uint8Array } = {},
+  opts: { diffId?: string; size?: number } = {},
 ): Promise<void> {
   using tmp = tempDir("hd-oci-hostile-");
   const layout = `${tmp.path}/layout`;
   const tar = entries instanceof Uint8Array ? entries : makeTar(entries);
   writeLayout(layout, "1", [
     { tar: makeTar([{ path: "ok.txt", data: "fine" }]) },
-    { tar, diffId: opts.diffId },
+    { tar, diffId: opts.diffId, size: opts.size },
   ]);
   const store = `${tmp.path}/store`;
   const r = await hd(["pull", `oci:${layout}:1`], { store });
@@ -95,4 +95,8 @@ Deno.test("a malformed tar is refused", async () => {
   const tar = makeTar([{ path: "a", data: "hello" }]);
   tar[148] = 0x39; // break the header checksum
   await refused(tar, "malformed");
+});
+
+Deno.test("a blob larger than its descriptor says is refused", async () => {
+  await refused([{ path: "a", data: "a".repeat(5000) }], "larger than the 10 bytes", { size: 10 });
 });

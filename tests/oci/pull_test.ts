@@ -202,3 +202,37 @@ function exists(p: string): boolean {
     return false;
   }
 }
+
+Deno.test("a legacy `docker save` archive (layer dirs, a symlinked repeated layer)", async () => {
+  using tmp = tempDir("hd-oci-save-");
+  const layer = makeTar([{ path: "etc/", type: "dir" }, { path: "etc/os", data: "saved\n" }]);
+  const top = makeTar([{ path: "etc/.wh.os" }, { path: "etc/new", data: "top\n" }]);
+  const config = new TextEncoder().encode(JSON.stringify({
+    architecture: "amd64",
+    os: "linux",
+    rootfs: { type: "layers", diff_ids: [sha256(layer), sha256(layer), sha256(top)] },
+  }));
+  const cfgName = `${sha256(config).slice(7)}.json`;
+  const manifest = JSON.stringify([{
+    Config: cfgName,
+    RepoTags: ["saved:1"],
+    Layers: ["aaa/layer.tar", "bbb/layer.tar", "ccc/layer.tar"],
+  }]);
+  const archive = makeTar([
+    { path: "aaa/", type: "dir" },
+    { path: "aaa/layer.tar", data: layer },
+    { path: "bbb/", type: "dir" },
+    { path: "bbb/layer.tar", type: "symlink", link: "../aaa/layer.tar" },
+    { path: "ccc/layer.tar", data: top },
+    { path: cfgName, data: config },
+    { path: "manifest.json", data: manifest },
+  ]);
+  Deno.writeFileSync(`${tmp.path}/save.tar`, archive);
+  const store = Store.open(`${tmp.path}/store`, { create: true });
+  const img = await pullImage(store, `docker-archive:${tmp.path}/save.tar:saved:1`);
+  assertEquals(img.digest, sha256(config));
+  assertEquals(img.layers.length, 3);
+  const t = Tree.load(store, img.rootfs);
+  assertEquals(t.get("etc/os"), undefined);
+  assert(t.get("etc/new") !== undefined);
+});
