@@ -23,16 +23,16 @@ const BASE = [
 ];
 const APP = ["usr/lib/node_modules/npm", "usr/lib/node_modules/corepack"];
 
-async function tarOf(paths: string[], extra?: string): Promise<Uint8Array> {
+async function tarOf(paths: string[], extra?: string, root = "/"): Promise<Uint8Array> {
   const present = paths.filter((p) => {
     try {
-      Deno.statSync(`/${p}`);
+      Deno.statSync(`${root}/${p}`);
       return true;
     } catch {
       return false;
     }
   });
-  const args = ["--numeric-owner", "-C", "/", "-cf", "-", ...present];
+  const args = ["--numeric-owner", "-C", root, "-cf", "-", ...present];
   if (extra) args.push("-C", extra, ".");
   const out = await new Deno.Command("tar", { args, stdout: "piped", stderr: "null" }).output();
   return out.stdout;
@@ -55,10 +55,15 @@ export const bench: Bench = {
     await sh(`rm -rf ${dir} && mkdir -p ${dir}/extra/etc`);
     Deno.writeTextFileSync(`${dir}/extra/etc/image-b`, "second image\n");
 
-    log("building the images from host files");
-    const base = await tarOf(BASE);
+    // HD_BENCH_OCI_ROOTFS=DIR (e.g. a debootstrap minbase with nodejs installed) makes DIR the
+    // base layer instead of the host's files.
+    const rootfs = Deno.env.get("HD_BENCH_OCI_ROOTFS");
+    log(`building the images from ${rootfs ?? "host files"}`);
+    const base = rootfs ? await tarOf(["."], undefined, rootfs) : await tarOf(BASE);
     const app = await tarOf(APP);
-    const baseB = await tarOf([...BASE, "usr/share/perl5"]);
+    const baseB = rootfs
+      ? await tarOf(["."], `${dir}/extra`, rootfs)
+      : await tarOf([...BASE, "usr/share/perl5"]);
     const appB = await tarOf(APP, `${dir}/extra`);
     const layout = `${dir}/src-layout`;
     writeLayout(layout, "a", [{ tar: base }, { tar: app }]);
@@ -87,7 +92,7 @@ export const bench: Bench = {
       await dropCaches();
       const hdCold = await hdPull("a");
       const storeA = await duBytes(store);
-      const extra = { uncompressedBytes: size, layers: 2 };
+      const extra = { uncompressedBytes: size, layers: 2, rootfs: rootfs ?? "host files" };
       row("cold pull ~130 MB image", "hd", hdCold, "ms", { ...extra, storeBytes: storeA });
       await dropCaches();
       const peer = `${dir}/peer-layout`;
