@@ -132,6 +132,15 @@ testIf(
       assertEquals(a.code, 0, a.stderr);
       assertEquals(JSON.parse(a.stdout).rootfs, img.rootfs);
 
+      // gc keeps everything the image record names; verify finds nothing wrong.
+      const gc = await hd(["cas", "gc"], { store });
+      assertEquals(gc.code, 0, gc.stderr);
+      const v = await hd(["cas", "verify"], { store });
+      assertEquals(v.code, 0, v.stdout + v.stderr);
+      const out2 = `${tmp.path}/out2`;
+      assertEquals((await hd(["cas", "checkout", img.rootfs, out2], { store })).code, 0);
+      await run("diff", ["-r", "--no-dereference", out, out2]);
+
       // Re-pull: up to date, nothing fetched.
       const again = await hd(["pull", `${reg.host}/test:1`, "--json"], { store });
       assertEquals(again.code, 0, again.stderr);
