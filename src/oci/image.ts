@@ -26,7 +26,10 @@ import { Tree } from "../dag/tree.ts";
 import { DockerArchive, OciLayout } from "./layout.ts";
 import { parseReference } from "./reference.ts";
 import { type FetchedManifest, MEDIA, RegistryClient, sha256Digest } from "./registry.ts";
-import { mergeLayer, unpackLayer } from "./unpack.ts";
+import { mergeLayer, resolvePendingLinks, type UnpackedLayer, unpackLayer } from "./unpack.ts";
+
+/** How many layers are fetched and unpacked at once. */
+export const LAYER_CONCURRENCY = 3;
 
 /** The parts of an image config hd reads (the rest is kept in the raw bytes). */
 export interface ImageConfig {
@@ -442,59 +445,77 @@ async function unpackAll(
 ): Promise<PulledImage> {
   const rootfs = new Tree();
   const layers: ImageLayer[] = [];
-  for (const [i, l] of r.layers.entries()) {
-    const ref = layerRef(l.diffId);
-    const have = opts.force ? null : store.getRef(ref);
-    let tree: Tree | null = null;
-    let treeId: string | null = null;
-    let digest = l.digest;
-    if (have && store.has(have)) {
-      tree = Tree.load(store, have);
-      treeId = have;
-      opts.onProgress?.({
-        layer: i,
-        layers: r.layers.length,
-        diffId: l.diffId,
-        state: "cached",
-        compressed: 0,
-        uncompressed: 0,
-        total: l.size,
-      });
-    } else {
-      const stream = await l.open();
-      const u = await unpackLayer(store, stream, {
-        label: l.digest ?? l.diffId,
-        digest: l.digest,
-        diffId: l.diffId,
-        compressedSize: l.size,
-        maxRatio: opts.maxRatio,
-        lower: i > 0 ? rootfs : null,
-        onProgress: (c, u) =>
-          opts.onProgress?.({
-            layer: i,
-            layers: r.layers.length,
+  const abort = new AbortController();
+  let firstError: unknown = undefined;
+  const n = r.layers.length;
+  const event = (i: number, state: PullProgress["state"], c = 0, u = 0) =>
+    opts.onProgress?.({
+      layer: i,
+      layers: n,
+      diffId: r.layers[i].diffId,
+      state,
+      compressed: c,
+      uncompressed: u,
+      total: r.layers[i].size,
+    });
+  // Up to LAYER_CONCURRENCY layers stream at once (their trees are independent; hardlinks into
+  // lower layers wait for the merge below); a layer listed twice is unpacked once.
+  const byDiffId = new Map<string, Promise<UnpackedLayer | Tree>>();
+  const started: (Promise<UnpackedLayer | Tree> | undefined)[] = [];
+  const start = (i: number) => {
+    if (i >= n || started[i] !== undefined) return;
+    const l = r.layers[i];
+    let p = byDiffId.get(l.diffId);
+    if (!p) {
+      const have = opts.force ? null : store.getRef(layerRef(l.diffId));
+      if (have && store.has(have)) {
+        event(i, "cached");
+        p = Promise.resolve(Tree.load(store, have));
+      } else {
+        p = (async () => {
+          const u = await unpackLayer(store, await l.open(), {
+            label: l.digest ?? l.diffId,
+            digest: l.digest,
             diffId: l.diffId,
-            state: "fetch",
-            compressed: c,
-            uncompressed: u,
-            total: l.size,
-          }),
+            compressedSize: l.size,
+            maxRatio: opts.maxRatio,
+            signal: abort.signal,
+            onProgress: (c, u) => event(i, "fetch", c, u),
+          });
+          event(i, "done", u.compressedBytes, u.uncompressedBytes);
+          return u;
+        })();
+      }
+      p.catch((e) => {
+        firstError ??= e; // the cause, not the "stopped" of the layers aborted because of it
+        abort.abort();
       });
-      tree = u.tree;
-      treeId = u.root;
-      digest ??= null;
-      opts.onProgress?.({
-        layer: i,
-        layers: r.layers.length,
-        diffId: l.diffId,
-        state: "done",
-        compressed: u.compressedBytes,
-        uncompressed: u.uncompressedBytes,
-        total: l.size,
-      });
+      byDiffId.set(l.diffId, p);
     }
-    mergeLayer(store, rootfs, tree, l.digest ?? l.diffId);
-    layers.push({ digest, diffId: l.diffId, tree: treeId, size: l.size });
+    started[i] = p;
+  };
+  try {
+    for (let i = 0; i < n; i++) {
+      for (let k = i; k < i + LAYER_CONCURRENCY; k++) start(k);
+      const l = r.layers[i];
+      const label = l.digest ?? l.diffId;
+      const got = (await started[i])!;
+      let tree: Tree;
+      let treeId: string;
+      if (got instanceof Tree) {
+        tree = got;
+        treeId = got.root.id!;
+      } else {
+        tree = got.tree;
+        treeId = got.root ?? resolvePendingLinks(store, got, rootfs, label);
+      }
+      mergeLayer(store, rootfs, tree, label);
+      layers.push({ digest: l.digest, diffId: l.diffId, tree: treeId, size: l.size });
+    }
+  } catch (e) {
+    abort.abort();
+    await Promise.allSettled(started);
+    throw firstError ?? e;
   }
   const rootId = rootfs.commit(store);
   const enc = new TextEncoder();

@@ -58,16 +58,30 @@ export interface UnpackOptions {
   compressedSize: number;
   /** Decompressed/compressed ratio cap (default {@link DEFAULT_MAX_RATIO}; 0 = no cap). */
   maxRatio?: number;
-  /** The merged tree of the layers below, to resolve hardlinks that point into them. */
+  /**
+   * The merged tree of the layers below, to resolve hardlinks that point into them. Without it,
+   * such hardlinks are returned in `pendingLinks` and the tree is left uncommitted until
+   * {@link resolvePendingLinks} (so layers can be unpacked concurrently).
+   */
   lower?: Tree | null;
+  /** Stops the unpack (the blob stream is cancelled and the call rejects). */
+  signal?: AbortSignal;
   /** Called as bytes arrive: compressed bytes read, uncompressed bytes unpacked. */
   onProgress?: (compressed: number, uncompressed: number) => void;
 }
 
+/** A hardlink whose target was not in its own layer (resolved against the layers below). */
+export interface PendingLink {
+  path: string;
+  target: string;
+}
+
 /** What {@link unpackLayer} produced. */
 export interface UnpackedLayer {
-  /** Id of the layer's root Dir node (whiteouts kept as files). */
-  root: string;
+  /** Id of the layer's root Dir node (whiteouts kept as files); null while links are pending. */
+  root: string | null;
+  /** Hardlinks into lower layers still to resolve (only when no `lower` tree was given). */
+  pendingLinks: PendingLink[];
   /** The layer's tree (in memory). */
   tree: Tree;
   /** `sha256:<hex>` of the blob as sent. */
@@ -112,18 +126,20 @@ function makedev(major: number, minor: number): number {
 
 /** Cuts a file's bytes, pushed piece by piece, into FastCDC chunks stored in the CAS. */
 class FileSink {
-  static #scratch = new Uint8Array(4 * MAX_CHUNK);
   #store: Store;
+  #scratch: Uint8Array;
   #have = 0;
   ids: string[] = [];
   size = 0;
 
-  constructor(store: Store) {
+  /** `scratch` (4 × MAX_CHUNK bytes) is reused from file to file of one layer. */
+  constructor(store: Store, scratch: Uint8Array) {
     this.#store = store;
+    this.#scratch = scratch;
   }
 
   push(data: Uint8Array): void {
-    const buf = FileSink.#scratch;
+    const buf = this.#scratch;
     let off = 0;
     this.size += data.length;
     while (off < data.length) {
@@ -146,7 +162,7 @@ class FileSink {
   }
 
   finish(mode: number): FileNode {
-    const buf = FileSink.#scratch;
+    const buf = this.#scratch;
     let pos = 0;
     while (pos < this.#have) {
       const cut = nextCut(buf, pos, this.#have, true);
@@ -167,13 +183,17 @@ class LayerBuilder {
   #store: Store;
   #label: string;
   #lower: Tree | null;
+  #scratch = new Uint8Array(4 * MAX_CHUNK);
   #sink: FileSink | null = null;
+  pending: PendingLink[] = [];
+  #defer: boolean;
   #pending: { parent: MemDir; name: string; h: TarHeader } | null = null;
 
-  constructor(store: Store, label: string, lower: Tree | null) {
+  constructor(store: Store, label: string, lower: Tree | null, defer: boolean) {
     this.#store = store;
     this.#label = label;
     this.#lower = lower;
+    this.#defer = defer;
   }
 
   #parentDir(parts: string[], path: string): MemDir {
@@ -224,7 +244,7 @@ class LayerBuilder {
         return;
       }
       case "file":
-        this.#sink = new FileSink(this.#store);
+        this.#sink = new FileSink(this.#store, this.#scratch);
         this.#pending = { parent, name, h };
         return;
       case "symlink": {
@@ -243,6 +263,11 @@ class LayerBuilder {
         const path = tparts.join("/");
         let target = tparts.length ? this.tree.get(path) : undefined;
         if (target === undefined && this.#lower && tparts.length) target = this.#lower.get(path);
+        if (target === undefined && this.#defer && tparts.length) {
+          // Maybe a file of a lower layer: resolved once those are merged.
+          this.pending.push({ path: parts.join("/"), target: path });
+          return;
+        }
         if (target === undefined || target instanceof MemDir) {
           throw hostile(
             this.#label,
@@ -308,7 +333,7 @@ export async function unpackLayer(
   const limit = ratio > 0 ? Math.max(RATIO_FLOOR, ratio * opts.compressedSize) : Infinity;
   const outer = createHash("sha256");
   const inner = createHash("sha256");
-  const builder = new LayerBuilder(store, label, opts.lower ?? null);
+  const builder = new LayerBuilder(store, label, opts.lower ?? null, !opts.lower);
   const reader = new TarReader(builder);
   let compressed = 0;
   let uncompressed = 0;
@@ -368,6 +393,10 @@ export async function unpackLayer(
   let lastReport = 0;
   for await (const piece of iterable) {
     if (failure) break;
+    if (opts.signal?.aborted) {
+      failure = new HdError(`Cannot unpack layer ${label}: stopped`, "");
+      break;
+    }
     compressed += piece.length;
     if (opts.compressedSize >= 0 && compressed > opts.compressedSize) {
       throw hostile(
@@ -433,9 +462,11 @@ export async function unpackLayer(
       "the image is damaged or hostile; nothing was recorded for it",
     );
   }
-  const root = builder.tree.commit(store);
+  const pendingLinks = builder.pending;
+  const root = pendingLinks.length ? null : builder.tree.commit(store);
   return {
     root,
+    pendingLinks,
     tree: builder.tree,
     digest,
     diffId,
@@ -444,6 +475,33 @@ export async function unpackLayer(
     uncompressedBytes: uncompressed,
     entries: reader.entries,
   };
+}
+
+/**
+ * Resolves a layer's hardlinks into lower layers against `lower` (the merged tree of the layers
+ * below), then commits the layer tree and returns its root id. Throws when a target is missing.
+ */
+export function resolvePendingLinks(
+  store: Store,
+  layer: UnpackedLayer,
+  lower: Tree,
+  label = "(layer)",
+): string {
+  for (const l of layer.pendingLinks) {
+    const target = layer.tree.get(l.target) ?? lower.get(l.target);
+    if (target === undefined || target instanceof MemDir) {
+      throw hostile(
+        label,
+        `hardlink "${l.path}" points at "${l.target}", which is ${
+          target ? "a directory" : "not in the image"
+        }`,
+      );
+    }
+    layer.tree.setFile(l.path, target);
+  }
+  layer.pendingLinks = [];
+  layer.root = layer.tree.commit(store);
+  return layer.root;
 }
 
 const whiteoutFree = new Map<string, boolean>();
