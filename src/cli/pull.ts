@@ -51,28 +51,35 @@ export const pull: Command = {
     }
     const store = ctx.store();
     const t0 = performance.now();
+    const got: number[] = [];
+    const totals: number[] = [];
+    let done = 0;
     const img = await pullImage(store, ref, {
       insecure: (ctx.values["insecure-registry"] as string[] | undefined) ?? [],
       platform: ctx.values.platform as string | undefined,
       maxRatio,
       force: ctx.values.force === true,
       onProgress: (p) => {
+        // Layers stream concurrently: one line with the totals, a note as each one finishes.
+        got[p.layer] = p.state === "cached" ? p.total : p.compressed;
+        totals[p.layer] = p.total;
         const id = p.diffId.slice(7, 19);
-        if (p.state === "fetch") {
-          ctx.out.progress(
-            `layer ${p.layer + 1}/${p.layers} ${id}: ${formatBytes(p.compressed)} of ${
-              formatBytes(p.total)
-            } (${formatBytes(p.uncompressed)} unpacked)`,
-          );
-        } else if (ctx.out.interactive) {
+        if (p.state !== "fetch" && ctx.out.interactive) {
           ctx.out.note(
             `layer ${p.layer + 1}/${p.layers} ${id}: ${
               p.state === "cached"
                 ? "already in the store"
-                : formatBytes(p.uncompressed) + " unpacked"
+                : `${formatBytes(p.compressed)} → ${formatBytes(p.uncompressed)} unpacked`
             }`,
           );
         }
+        if (p.state !== "fetch") done++;
+        const sum = (xs: number[]) => xs.reduce((a, b) => a + (b ?? 0), 0);
+        ctx.out.progress(
+          `pulling ${ref}: ${done}/${p.layers} layers, ${formatBytes(sum(got))} of ${
+            formatBytes(sum(totals))
+          }`,
+        );
       },
     });
     const ms = Math.round(performance.now() - t0);
