@@ -245,3 +245,42 @@ Deno.test("a legacy `docker save` archive (layer dirs, a symlinked repeated laye
   assertEquals(t.get("etc/os"), undefined);
   assert(t.get("etc/new") !== undefined);
 });
+
+testIf(
+  skipUnless({ commands: ["umoci", "tar"] }),
+  "a tree of this host's real files (owners, setuid, hardlinks) matches umoci unpack",
+  async () => {
+    using tmp = tempDir("hd-oci-host-");
+    const paths = [
+      "etc",
+      "usr/share/zoneinfo",
+      "usr/lib/x86_64-linux-gnu/perl-base",
+      "usr/bin/passwd",
+      "usr/bin/chage",
+      "usr/bin/su",
+    ].filter((p) => {
+      try {
+        Deno.lstatSync(`/${p}`);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    const t = await new Deno.Command("tar", {
+      args: ["--numeric-owner", "-C", "/", "-cf", "-", ...paths],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const layout = `${tmp.path}/layout`;
+    writeLayout(layout, "host", [{ tar: t.stdout }]);
+    const store = `${tmp.path}/store`;
+    const p = await hd(["pull", `oci:${layout}:host`, "--json"], { store });
+    assertEquals(p.code, 0, p.stderr);
+    const out = `${tmp.path}/out`;
+    const c = await hd(["cas", "checkout", JSON.parse(p.stdout).rootfs, out], { store });
+    assertEquals(c.code, 0, c.stderr);
+    await run("umoci", ["unpack", "--image", `${layout}:host`, `${tmp.path}/bundle`]);
+    await run("diff", ["-r", "--no-dereference", out, `${tmp.path}/bundle/rootfs`]);
+    assertEquals(await describeTree(out), await describeTree(`${tmp.path}/bundle/rootfs`));
+  },
+);
