@@ -184,9 +184,13 @@ export class RegistryClient {
           res = await fetch(next, { headers: same ? h : {}, redirect: "manual" });
         }
       } catch (e) {
+        const err = e as Error & { cause?: { message?: string } };
+        const why = err.cause?.message ? `${err.message} (${err.cause.message})` : err.message;
         throw new HdError(
-          `Cannot fetch ${what} from ${this.scheme}://${this.host}: ${(e as Error).message}`,
-          this.scheme === "https"
+          `Cannot fetch ${what} from ${this.scheme}://${this.host}: ${why}`,
+          this.host === DEFAULT_API_HOST
+            ? "check the network: Docker Hub is served by registry-1.docker.io over https"
+            : this.scheme === "https"
             ? "check the host name and network; for a plain-http registry pass " +
               `--insecure-registry ${this.host}`
             : "check that the registry is running and the host and port are right",
