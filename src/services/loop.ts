@@ -21,6 +21,7 @@
 import { HdError } from "../cas/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { putNode } from "../dag/dag.ts";
+import { type EnvNode, nodeId } from "../dag/node.ts";
 import type { Tree } from "../dag/tree.ts";
 import type { PathFilter } from "../scan/filter.ts";
 import { StatCache } from "../scan/statcache.ts";
@@ -86,7 +87,10 @@ export interface UpdateReport {
   stepsRun: number[];
   stepsFailed: number[];
   restarted: string[];
+  /** From the batch to the restarted services spawned (and the refs recorded). */
   ms: number;
+  /** Ingest + hashing, build steps, stopping and spawning services. */
+  timings: { hashMs: number; stepsMs: number; restartMs: number };
 }
 
 /** One environment's loop: files → DAG → steps → services → watch. */
@@ -166,13 +170,17 @@ export class DevLoop {
     this.#o.print("hd", line);
   }
 
-  #recordEnv(stepIds: string[]): string {
+  #envNode(stepIds: string[]): EnvNode {
     const name = this.#spec.environment.name;
-    const node = envNode(name, this.#filesRoot, this.#baseId, this.#packageIds, stepIds);
-    const id = putNode(this.#store, node);
-    this.#store.setRef(`trees/${name}`, this.#filesRoot);
-    this.#store.setRef(`envs/${name}`, id);
-    return id;
+    return envNode(name, this.#filesRoot, this.#baseId, this.#packageIds, stepIds);
+  }
+
+  /** Stores the Env node and moves the refs `trees/<name>` and `envs/<name>`. */
+  #persistEnv(node: EnvNode, filesRoot: string): void {
+    const name = this.#spec.environment.name;
+    putNode(this.#store, node);
+    this.#store.setRef(`trees/${name}`, filesRoot);
+    this.#store.setRef(`envs/${name}`, nodeId(node));
   }
 
   /**
@@ -293,7 +301,9 @@ export class DevLoop {
       () => stepHashes(this.#spec, tree, { store: this.#store }).map((s) => s.id),
     );
     const oldEnv = this.#envRoot;
-    this.#envRoot = this.#recordEnv(hashes);
+    const env = this.#envNode(hashes);
+    this.#envRoot = nodeId(env);
+    const tHash = performance.now();
     const changed = [...r.added, ...r.modified, ...r.removed];
     const what = [
       r.modified.length ? `modified ${list(r.modified)}` : "",
@@ -306,6 +316,7 @@ export class DevLoop {
       if (st.hash !== hashes[st.index]) (st.hash = hashes[st.index], rerun.add(st.index));
     }
     const failed = rerun.size ? await this.#runSteps(rerun) : [];
+    const tSteps = performance.now();
     const stepsRun = [...rerun].filter((i) => this.#steps[i].state === "ran");
     let restarted: string[] = [];
     if (failed.length) {
@@ -322,6 +333,9 @@ export class DevLoop {
         restarted = await this.supervisor.restart(hit);
       }
     }
+    const tRestart = performance.now();
+    // recorded after the restart: nothing on the way to a restarted service waits for an fsync
+    await this.#store.withLock("shared", () => this.#persistEnv(env, r.root));
     this.#cache.save(this.#cachePath, true);
     const report: UpdateReport = {
       paths: paths.length,
@@ -334,6 +348,11 @@ export class DevLoop {
       stepsFailed: failed,
       restarted,
       ms: Math.round(performance.now() - t0),
+      timings: {
+        hashMs: round1(tHash - t0),
+        stepsMs: round1(tSteps - tHash),
+        restartMs: round1(tRestart - tSteps),
+      },
     };
     this.#updates++;
     this.#last = report;
@@ -375,6 +394,10 @@ function openLog(path: string): Deno.FsFile | null {
   } catch {
     return null;
   }
+}
+
+function round1(ms: number): number {
+  return Math.round(ms * 10) / 10;
 }
 
 function short(id: string): string {

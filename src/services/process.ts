@@ -28,8 +28,11 @@ export function spawnGroup(
   command: string,
   opts: { cwd: string; env: Record<string, string> },
 ): GroupProcess {
+  // a simple command replaces the shell (one process less to start and to signal)
+  const simple = /^[^;&|\n`()<>$*?{}\[\]#'"\\]+$/.test(command.trim()) &&
+    !/^(exec|cd|export|set|\w+=)/.test(command.trim());
   const child = new Deno.Command("setsid", {
-    args: ["sh", "-c", command],
+    args: ["sh", "-c", simple ? `exec ${command.trim()}` : command],
     cwd: opts.cwd,
     env: opts.env,
     clearEnv: true,
@@ -79,6 +82,16 @@ export function groupMembers(pgid: number): number[] {
   return out;
 }
 
+/** True when some process (possibly a zombie) is in group `pgid` (kill(-pgid, 0)). */
+export function groupExists(pgid: number): boolean {
+  try {
+    Deno.kill(-pgid, 0 as unknown as Deno.Signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Sends `signal` to every process of group `pgid`; false when the group is gone. */
 export function signalGroup(pgid: number, signal: Deno.Signal): boolean {
   try {
@@ -105,11 +118,19 @@ export async function stopGroup(
     return "gone";
   }
   const deadline = performance.now() + graceMs;
-  let leaderDone = leaderExit === null;
-  leaderExit?.then(() => leaderDone = true);
+  if (leaderExit) {
+    // wait for the leader's exit itself (no polling), then for the rest of its group
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      leaderExit,
+      new Promise((r) => timer = setTimeout(r, graceMs)),
+    ]);
+    clearTimeout(timer);
+  }
   while (performance.now() < deadline) {
-    if (leaderDone && groupMembers(pgid).length === 0) return "term";
-    await sleep(leaderDone ? 20 : 10);
+    // kill(0) is the fast check; the /proc scan tells zombies (never reaped here) from the living
+    if (!groupExists(pgid) || groupMembers(pgid).length === 0) return "term";
+    await sleep(5);
   }
   signalGroup(pgid, "SIGKILL");
   if (leaderExit) await leaderExit;

@@ -1,0 +1,236 @@
+/**
+ * The inner loop, hd beside nodemon on the same Node.js HTTP app (examples/loop, its api service):
+ *
+ * - edit → answer: time from writing web/page.js to the restarted service answering HTTP with
+ *   the new content, p50 and p95 over 20 edits (hd: `hd up -d`, web restarts, api keeps running;
+ *   nodemon: `nodemon --watch web web/server.js`, its defaults, asking the same api). Edits
+ *   alternate between the two so that a busy machine slows both alike;
+ * - app start: the app alone, from spawn to answering HTTP (the floor both tools pay);
+ * - unwatched edit → root: time from writing a file no service watches to the new root hash on
+ *   hd's control socket (`git add -A && git write-tree` is shown as a reference that hashes the
+ *   same tree without a watcher).
+ *
+ * nodemon is installed with `npm install nodemon` into ~/.cache/hd-bench/nodemon (once).
+ * @module
+ */
+import { type Bench, type BenchRow, percentile, sh } from "./lib.ts";
+import { callControl } from "../src/services/control.ts";
+
+const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const NODEMON_VERSION = "3.1.10";
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function get(port: number): Promise<string | null> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}/`);
+    return await r.text();
+  } catch {
+    return null;
+  }
+}
+
+/** Polls the app until its answer contains `needle`; returns the ms since `t0`. */
+async function untilAnswer(port: number, needle: string, t0: number, limitMs = 20_000) {
+  while (performance.now() - t0 < limitMs) {
+    const body = await get(port);
+    if (body?.includes(needle)) return performance.now() - t0;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error(`no answer containing "${needle}" on :${port} within ${limitMs} ms`);
+}
+
+async function copyExample(dest: string, apiPort: number, webPort: number): Promise<void> {
+  Deno.mkdirSync(dest, { recursive: true });
+  await sh(`cp -r ${REPO}/examples/loop/. ${dest}/ && rm -rf ${dest}/node_modules ${dest}/.hd`);
+  const toml = Deno.readTextFileSync(`${dest}/hd.toml`).replaceAll("18081", String(apiPort))
+    .replaceAll("18082", String(webPort));
+  Deno.writeTextFileSync(`${dest}/hd.toml`, toml);
+  await sh("npm ci --offline --no-audit --no-fund >/dev/null 2>&1", { cwd: dest });
+}
+
+async function nodemonBin(log: (s: string) => void): Promise<string> {
+  const home = Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME")}/.cache`;
+  const dir = `${home}/hd-bench/nodemon`;
+  const bin = `${dir}/node_modules/nodemon/bin/nodemon.js`;
+  try {
+    Deno.statSync(bin);
+    return bin;
+  } catch { /* install */ }
+  log(`installing nodemon@${NODEMON_VERSION} into ${dir}`);
+  Deno.mkdirSync(dir, { recursive: true });
+  Deno.writeTextFileSync(`${dir}/package.json`, '{"private":true}');
+  await sh(`npm install --no-audit --no-fund nodemon@${NODEMON_VERSION} >/dev/null 2>&1`, {
+    cwd: dir,
+  });
+  return bin;
+}
+
+function writePage(dir: string, tag: string): void {
+  Deno.writeTextFileSync(
+    `${dir}/web/page.js`,
+    `module.exports = { render: (m) => \`web ${tag} | api says: \${m}\` };\n`,
+  );
+}
+
+function spawnGroup(cmd: string[], cwd: string, env: Record<string, string>) {
+  return new Deno.Command("setsid", {
+    args: cmd,
+    cwd,
+    env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
+function killGroup(pid: number): void {
+  try {
+    Deno.kill(-pid, "SIGKILL");
+  } catch { /* gone */ }
+}
+
+async function editLoop(
+  dir: string,
+  port: number,
+  n: number,
+  tag: string,
+): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const needle = `${tag}-${i}-${Math.random().toString(36).slice(2, 8)}`;
+    const t0 = performance.now();
+    writePage(dir, needle);
+    times.push(await untilAnswer(port, needle, t0));
+    await new Promise((r) => setTimeout(r, 250)); // let dependents settle
+  }
+  return times;
+}
+
+/** The loop bench. */
+export const bench: Bench = {
+  name: "loop",
+  async run({ workDir, quick, log }) {
+    const rows: BenchRow[] = [];
+    const n = quick ? 5 : 20;
+    const row = (c: string, tool: string, value: number, unit = "ms", extra = {}) =>
+      rows.push({ bench: "loop", case: c, tool, value: Math.round(value * 10) / 10, unit, extra });
+
+    // the app's own start time
+    const startPort = freePort();
+    const plain = `${workDir}/plain`;
+    await copyExample(plain, startPort, freePort());
+    const starts: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      const p = spawnGroup(["node", "web/server.js"], plain, {
+        PATH: Deno.env.get("PATH")!,
+        WEB_PORT: String(startPort),
+      });
+      starts.push(await untilAnswer(startPort, "api says", t0));
+      killGroup(p.pid);
+      await p.status;
+    }
+    row("app start (node web/server.js → HTTP), p50", "node", percentile(starts, 50));
+
+    // hd and nodemon run side by side; edits alternate between them so that the noise of a
+    // shared machine falls on both alike
+    const store = `${workDir}/store`;
+    const hdDir = `${workDir}/hd`;
+    const [apiPort, webPort] = [freePort(), freePort()];
+    await copyExample(hdDir, apiPort, webPort);
+    const bin = await nodemonBin(log);
+    const nmDir = `${workDir}/nodemon`;
+    const nmPort = freePort();
+    await copyExample(nmDir, nmPort, freePort());
+    await sh(`HD_HOME=${store} deno run -A --quiet ${REPO}/cli.ts up -d >/dev/null`, {
+      cwd: hdDir,
+    });
+    const nm = spawnGroup(["node", bin, "--watch", "web", "web/server.js"], nmDir, {
+      PATH: Deno.env.get("PATH")!,
+      WEB_PORT: String(nmPort),
+      API_PORT: String(apiPort), // hd's api: both webs ask the same one
+      HOME: Deno.env.get("HOME") ?? "/root",
+    });
+    try {
+      await untilAnswer(webPort, "api says", performance.now());
+      await untilAnswer(nmPort, "api says", performance.now());
+      const hdTimes: number[] = [];
+      const nmTimes: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const pair = [
+          async () => hdTimes.push(...await editLoop(hdDir, webPort, 1, `hd${i}`)),
+          async () => nmTimes.push(...await editLoop(nmDir, nmPort, 1, `nm${i}`)),
+        ];
+        if (i % 2) pair.reverse();
+        for (const f of pair) await f();
+      }
+      row("edit → restarted service answers, p50", "hd", percentile(hdTimes, 50), "ms", { n });
+      row("edit → restarted service answers, p95", "hd", percentile(hdTimes, 95), "ms", { n });
+      row("edit → restarted service answers, p50", "nodemon", percentile(nmTimes, 50), "ms", { n });
+      row("edit → restarted service answers, p95", "nodemon", percentile(nmTimes, 95), "ms", { n });
+      log(`hd edit→answer: ${hdTimes.map((t) => Math.round(t)).join(" ")}`);
+      log(`nodemon edit→answer: ${nmTimes.map((t) => Math.round(t)).join(" ")}`);
+
+      // unwatched file → new root hash on the control socket
+      const sock = `${hdDir}/.hd/control.sock`;
+      const rootTimes: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const before = (await callControl(sock, { op: "status" })).root;
+        const t0 = performance.now();
+        Deno.writeTextFileSync(`${hdDir}/NOTES.md`, `# Notes\n\nedit ${i} ${Math.random()}\n`);
+        while (true) {
+          const r = (await callControl(sock, { op: "status" })).root;
+          if (r !== before) break;
+          if (performance.now() - t0 > 10_000) throw new Error("root did not change");
+          await new Promise((r) => setTimeout(r, 2));
+        }
+        rootTimes.push(performance.now() - t0);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      row("unwatched edit → new root hash, p50", "hd", percentile(rootTimes, 50), "ms", { n });
+      row("unwatched edit → new root hash, p95", "hd", percentile(rootTimes, 95), "ms", { n });
+    } finally {
+      killGroup(nm.pid);
+      await nm.status;
+      await sh(`HD_HOME=${store} deno run -A --quiet ${REPO}/cli.ts down >/dev/null`, {
+        cwd: hdDir,
+      }).catch(() => {});
+    }
+
+    // git as a reference for hashing the tree after an edit (no watcher, no services)
+    await sh(
+      "git init -q . && git add -A && git -c user.email=b@h -c user.name=b commit -qm x",
+      { cwd: plain },
+    );
+    const gitTimes: number[] = [];
+    for (let i = 0; i < n; i++) {
+      Deno.writeTextFileSync(`${plain}/NOTES.md`, `# Notes\n\nedit ${i} ${Math.random()}\n`);
+      const t0 = performance.now();
+      await sh("git add -A && git write-tree >/dev/null", { cwd: plain });
+      gitTimes.push(performance.now() - t0);
+    }
+    row("unwatched edit → new root hash, p50", "git add+write-tree", percentile(gitTimes, 50));
+    return rows;
+  },
+};
+
+if (import.meta.main) {
+  const workDir = Deno.makeTempDirSync({ prefix: "hd-bench-loop-" });
+  const rows = await bench.run({
+    workDir,
+    quick: Deno.args.includes("--quick"),
+    log: (s) => console.error(s),
+  });
+  for (const r of rows) {
+    console.log(
+      `${r.case.padEnd(44)} ${r.tool.padEnd(20)} ${String(r.value).padStart(8)} ${r.unit}`,
+    );
+  }
+  Deno.removeSync(workDir, { recursive: true });
+}
