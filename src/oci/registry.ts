@@ -165,6 +165,7 @@ export class RegistryClient {
     headers: Record<string, string>,
     what: string,
   ): Promise<Response> {
+    let busy = 0;
     for (let attempt = 0; attempt < 3; attempt++) {
       const h: Record<string, string> = { ...headers };
       const token = this.#tokens.get(`repository:${repo}:pull`);
@@ -197,6 +198,15 @@ export class RegistryClient {
         );
       }
       if (res.status === 401 && attempt < 2 && await this.#authenticate(res, repo)) continue;
+      if ((res.status === 429 || res.status >= 502) && busy++ < 2) {
+        // Rate limited or a proxy hiccup: wait (Retry-After when it is short) and try again.
+        await res.body?.cancel();
+        const after = Number(res.headers.get("retry-after"));
+        const wait = Number.isFinite(after) && after > 0 && after <= 10 ? after * 1000 : 500 * busy;
+        await new Promise((r) => setTimeout(r, wait));
+        attempt--;
+        continue;
+      }
       if (res.ok) return res;
       await res.body?.cancel();
       const hint = res.status === 404
