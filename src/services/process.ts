@@ -23,6 +23,11 @@ export interface GroupProcess {
   status: Promise<Deno.CommandStatus>;
 }
 
+const SHELL_WORDS = new Set(
+  ("exec cd export set unset exit return eval trap wait read shift source . : alias ulimit umask " +
+    "if for while until case time command builtin local readonly type hash getopts").split(" "),
+);
+
 /** Runs `sh -c command` as the leader of a new session and process group. */
 export function spawnGroup(
   command: string,
@@ -30,7 +35,7 @@ export function spawnGroup(
 ): GroupProcess {
   // a simple command replaces the shell (one process less to start and to signal)
   const simple = /^[^;&|\n`()<>$*?{}\[\]#'"\\]+$/.test(command.trim()) &&
-    !/^(exec|cd|export|set|\w+=)/.test(command.trim());
+    !SHELL_WORDS.has(command.trim().split(/\s+/)[0]) && !/^\w+=/.test(command.trim());
   const child = new Deno.Command("setsid", {
     args: ["sh", "-c", simple ? `exec ${command.trim()}` : command],
     cwd: opts.cwd,
