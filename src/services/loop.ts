@@ -331,6 +331,8 @@ export class DevLoop {
         );
         this.#print(`restarting ${this.supervisor.restartSet(hit).join(", ")} (${why.join("; ")})`);
         restarted = await this.supervisor.restart(hit);
+      } else if (rerun.size === 0) {
+        this.#print("no service watches it: nothing restarts");
       }
     }
     const tRestart = performance.now();

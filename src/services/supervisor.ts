@@ -294,7 +294,7 @@ export class Supervisor {
   }
 
   #event(name: string, msg: string): void {
-    this.#write(name, `[hd] ${msg}`);
+    this.#write(name, `[hd ${new Date().toISOString().slice(11, 23)}] ${msg}`);
     this.#o.onEvent?.(name, msg);
   }
 
