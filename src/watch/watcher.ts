@@ -37,6 +37,7 @@ export class ProjectWatcher {
   #dir: string;
   #o: WatcherOptions;
   #fs: Deno.FsWatcher | null = null;
+  #subs = new Map<string, { w: Deno.FsWatcher; ino: number }>();
   #pending = new Set<string>();
   #timer: ReturnType<typeof setTimeout> | null = null;
   #first = 0;
@@ -50,17 +51,70 @@ export class ProjectWatcher {
     this.#o = opts;
   }
 
-  /** Starts watching (returns at once; the watch is active when this returns). */
+  /**
+   * Starts watching (returns at once; the watch is active when this returns). The project root
+   * is watched flat and each top-level directory recursively, except excluded ones: a large
+   * `node_modules` or `.git` costs no inotify watches. New top-level directories are added as
+   * they appear.
+   */
   start(): void {
-    this.#fs = Deno.watchFs(this.#dir, { recursive: true });
+    this.#pump(Deno.watchFs(this.#dir, { recursive: false }), (ev) => {
+      for (const p of ev.paths) {
+        const rel = this.relevant(p);
+        if (rel !== null && !rel.includes("/")) {
+          // removed or renamed away: the watch of the old directory is dead even when a new one
+          // with the same name (and, often, the same inode number) appears
+          this.#checkTop(rel, true, ev.kind === "remove" || ev.kind === "rename");
+        }
+      }
+    }, true);
+    for (const e of Deno.readDirSync(this.#dir)) {
+      if (e.isDirectory && this.relevant(`${this.#dir}/${e.name}`) !== null) {
+        this.#checkTop(e.name, false);
+      }
+    }
+  }
+
+  /** Keeps the recursive watch of top-level `name` in step with what is on disk now. */
+  #checkTop(name: string, report = true, renew = false): void {
+    let ino: number | null = null;
+    try {
+      const st = Deno.lstatSync(`${this.#dir}/${name}`);
+      if (st.isDirectory) ino = st.ino ?? 0;
+    } catch { /* gone */ }
+    const cur = this.#subs.get(name);
+    if (cur && cur.ino === ino && !renew) return;
+    if (cur) {
+      this.#subs.delete(name);
+      try {
+        cur.w.close();
+      } catch { /* closed */ }
+    }
+    if (ino === null || this.#closed) return;
+    let w: Deno.FsWatcher;
+    try {
+      w = Deno.watchFs(`${this.#dir}/${name}`, { recursive: true });
+    } catch {
+      return; // vanished meanwhile
+    }
+    this.#subs.set(name, { w, ino });
+    this.#pump(w);
+    // files created before the watch was in place are found by the update's walk of the
+    // directory, which this reports
+    if (report) this.#add(`${this.#dir}/${name}`);
+  }
+
+  #pump(w: Deno.FsWatcher, extra?: (ev: Deno.FsEvent) => void, root = false): void {
+    if (root) this.#fs = w;
     (async () => {
       try {
-        for await (const ev of this.#fs!) {
+        for await (const ev of w) {
           this.events++;
+          extra?.(ev);
           for (const p of ev.paths) this.#add(p);
         }
       } catch (e) {
-        if (!this.#closed) console.error(`hd: watcher stopped: ${(e as Error).message}`);
+        if (!this.#closed && root) console.error(`hd: watcher stopped: ${(e as Error).message}`);
       }
     })();
   }
@@ -113,9 +167,12 @@ export class ProjectWatcher {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
-    try {
-      this.#fs?.close();
-    } catch { /* closed */ }
+    for (const w of [this.#fs, ...[...this.#subs.values()].map((x) => x.w)]) {
+      try {
+        w?.close();
+      } catch { /* closed */ }
+    }
+    this.#subs.clear();
     await this.#busy;
   }
 }

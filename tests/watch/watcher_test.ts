@@ -78,3 +78,31 @@ Deno.test("watcher: an editor's atomic save (temp + rename) reports the saved fi
   await w.close();
   assert(batches.flat().includes("main.js"), JSON.stringify(batches));
 });
+
+Deno.test("watcher: excluded top-level directories cost no watch; recreated ones are re-watched", async () => {
+  using tmp = tempDir();
+  const dir = tmp.path;
+  Deno.mkdirSync(`${dir}/node_modules/pkg`, { recursive: true });
+  Deno.mkdirSync(`${dir}/src`);
+  const batches: string[][] = [];
+  const w = new ProjectWatcher(dir, {
+    debounceMs: 30,
+    filter: new PathFilter([], ["node_modules"]),
+    onBatch: (p) => void batches.push(p),
+  });
+  w.start();
+  await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 50; i++) Deno.writeTextFileSync(`${dir}/node_modules/pkg/f${i}.js`, "x");
+  await new Promise((r) => setTimeout(r, 150));
+  assertEquals(w.events, 0);
+  assertEquals(batches, []);
+  // src removed and made again (a checkout, a rename over it): edits inside still arrive
+  Deno.removeSync(`${dir}/src`, { recursive: true });
+  Deno.mkdirSync(`${dir}/src`);
+  await waitFor(() => batches.length > 0, "batch for the new src");
+  await new Promise((r) => setTimeout(r, 100));
+  batches.length = 0;
+  Deno.writeTextFileSync(`${dir}/src/late.js`, "1");
+  await waitFor(() => batches.flat().includes("src/late.js"), "edit in the recreated directory");
+  await w.close();
+});
