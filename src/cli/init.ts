@@ -37,7 +37,7 @@ name = ${q(name)}
 # env = { NODE_ENV = "development" }    # variables for every step, service and \`hd exec\`
 
 [dependencies]
-${hasLock ? "" : "# "}npm = { file = "package-lock.json" }   # packages pinned by an npm lockfile
+${hasLock ? "" : "# "}npm = { file = "package-lock.json" }  # packages pinned by an npm lockfile
 # apt = ["curl", "git"]                 # Debian packages (name, name=version)
 # node = "20"                           # a tool version
 

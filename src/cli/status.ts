@@ -28,14 +28,18 @@ export function formatStatus(s: Status, out: Output): string {
         ? out.paint(`changed since ${short(s.env.recorded)}`, "yellow")
         : out.paint("not recorded yet", "yellow")
     }`,
-    `  files    ${short(s.tree.root)}  ${s.tree.files} files, ${formatBytes(s.tree.bytes)}`,
-    `  lock     hd.lock ${
-      s.lock === "current"
-        ? out.paint("up to date", "green")
-        : s.lock === "missing"
-        ? out.paint("missing (run `hd lock`)", "yellow")
-        : out.paint("stale (run `hd lock`)", "yellow")
-    }, ${s.packages} package${s.packages === 1 ? "" : "s"}`,
+    `  files    ${short(s.tree.root)}  ${s.tree.files} file${s.tree.files === 1 ? "" : "s"}, ${
+      formatBytes(s.tree.bytes)
+    }`,
+    s.dependencies === 0 && s.lock === "missing"
+      ? "  lock     none needed (no [dependencies])"
+      : `  lock     hd.lock ${
+        s.lock === "current"
+          ? out.paint("up to date", "green")
+          : s.lock === "missing"
+          ? out.paint("missing (run `hd lock`)", "yellow")
+          : out.paint("stale (run `hd lock`)", "yellow")
+      }, ${s.packages} package${s.packages === 1 ? "" : "s"}`,
   ];
   if (s.steps.length) lines.push(`${out.paint("build steps", "bold")}`);
   for (const st of s.steps) {

@@ -53,6 +53,8 @@ export interface Status {
     upToDate: boolean;
   };
   lock: LockState;
+  /** Entries in [dependencies]. */
+  dependencies: number;
   packages: number;
   steps: StepStatus[];
   skipped: { path: string; why: string }[];
@@ -85,6 +87,7 @@ export async function gatherStatus(
     },
     env: { id: c.envId, recorded: recordedEnv, upToDate: recordedEnv === c.envId },
     lock: c.lock,
+    dependencies: spec.dependencies.length,
     packages: c.packages.length,
     steps: c.steps.map((s) => {
       const output = store.getRef(stepCacheRef(s.id));
