@@ -68,6 +68,23 @@ Deno.test("hd lock, status, dag show and dag diff on the example project", async
     Deno.readTextFileSync(`${REPO}/examples/hello/hd.lock`),
   );
 
+  assertEquals((await hd(["lock", "--check"], { store, cwd: proj })).code, 0);
+  // a changed npm lockfile: --check fails and writes nothing; lock prints the change
+  const pl = JSON.parse(Deno.readTextFileSync(`${proj}/package-lock.json`));
+  pl.packages["vendor/greet"].version = "1.1.0";
+  const plBefore = Deno.readTextFileSync(`${proj}/package-lock.json`);
+  Deno.writeTextFileSync(`${proj}/package-lock.json`, JSON.stringify(pl, null, 2) + "\n");
+  const check = await hd(["lock", "--check"], { store, cwd: proj });
+  assertEquals(check.code, 1);
+  assertIncludes(check.stderr, "hd.lock: it is out of date");
+  assertEquals(Deno.readFileSync(`${proj}/hd.lock`), first);
+  const l3 = await hd(["lock"], { store, cwd: proj });
+  assertIncludes(l3.stdout, "~ npm node_modules/greet 1.0.0 -> 1.1.0");
+  assertIncludes(l3.stdout, "~ input package-lock.json");
+  Deno.writeTextFileSync(`${proj}/package-lock.json`, plBefore);
+  assertEquals((await hd(["lock"], { store, cwd: proj })).code, 0);
+  assertEquals(Deno.readFileSync(`${proj}/hd.lock`), first);
+
   const s1 = await hd(["status", "--json"], { store, cwd: proj });
   assertEquals(s1.code, 0, s1.stderr);
   const st = JSON.parse(s1.stdout);
