@@ -8,7 +8,8 @@
  *   command, its env, the previous step and the hash of each declared input only (a file's File
  *   node, a directory's Dir node, or a glob's matched set as a Dir); a string step (or a table
  *   without `inputs`) chains: previous step + the whole tracked tree. A base image adds its
- *   reference (stored as a small blob) to every step.
+ *   reference (stored as a small blob, or the id a caller passes as `baseId`, e.g. the pulled
+ *   image) to every step.
  * - The Env node names, in order: files, base, packages, steps. Refs `trees/<name>` and
  *   `envs/<name>` record the result.
  *
@@ -107,6 +108,11 @@ export interface CompileOptions {
   noCache?: boolean;
   /** Progress while ingesting. */
   onProgress?: (files: number, bytes: number) => void;
+  /**
+   * Id standing for the base image (e.g. a pulled image's record or rootfs root). Without it,
+   * the base is identified by its reference string (see {@link baseRefBytes}).
+   */
+  baseId?: string;
 }
 
 /** Path of the project's stat cache. */
@@ -125,6 +131,17 @@ const te = new TextEncoder();
 /** The bytes stored to stand for a base image reference in the DAG. */
 export function baseRefBytes(base: string): Uint8Array {
   return te.encode(`hd-base-image 1\n${base}\n`);
+}
+
+/**
+ * The id standing for the base image: `override` when given (a pulled image), else the stored
+ * (or, without a store, hashed) reference string; null without a base.
+ */
+export function baseIdFor(spec: EnvSpec, store?: Store, override?: string): string | null {
+  const base = spec.environment.base;
+  if (base === null) return null;
+  if (override !== undefined) return override;
+  return store ? store.putObject(baseRefBytes(base)) : blake3Hex(baseRefBytes(base));
 }
 
 const GLOB = /[*?[\]{}!]/;
@@ -187,17 +204,12 @@ function hashInput(pattern: string, tree: Tree, store: Store | undefined): StepI
 export function stepHashes(
   spec: EnvSpec,
   tree: Tree,
-  opts: { store?: Store } = {},
+  opts: { store?: Store; baseId?: string } = {},
 ): StepHash[] {
   const store = opts.store;
   const filesRoot = tree.commit(store);
   const filesCount = spec.build.steps.some((s) => s.inputs === null) ? countFiles(tree.root) : 0;
-  const base = spec.environment.base;
-  const baseId = base === null
-    ? null
-    : store
-    ? store.putObject(baseRefBytes(base))
-    : blake3Hex(baseRefBytes(base));
+  const baseId = baseIdFor(spec, store, opts.baseId);
   const out: StepHash[] = [];
   let previous: string | null = null;
   for (const s of spec.build.steps) {
@@ -278,9 +290,8 @@ export async function compileEnv(
     });
     cache.save(cachePath);
     const packages = pk.packages.map((p) => ({ ...p, id: putNode(store, p.node) }));
-    const steps = stepHashes(spec, r.tree, { store });
-    const base = spec.environment.base;
-    const baseId = base === null ? null : store.putObject(baseRefBytes(base));
+    const steps = stepHashes(spec, r.tree, { store, baseId: opts.baseId });
+    const baseId = baseIdFor(spec, store, opts.baseId);
     const node = envNode(
       spec.environment.name,
       r.root,

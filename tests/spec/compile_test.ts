@@ -196,3 +196,26 @@ Deno.test("the example project compiles", async () => {
   assertEquals(env.steps.length, 2);
   assert(env.tree.get("server.js") !== undefined);
 });
+
+Deno.test("a caller-provided base id (a pulled image) replaces the reference blob", async () => {
+  using d = tempDir("hd-compile-");
+  using s = tempDir("hd-store-");
+  writeProject(d.path);
+  Deno.writeTextFileSync(
+    `${d.path}/hd.toml`,
+    TOML.replace('name = "demo"', 'name = "demo"\nbase = "debian:12"'),
+  );
+  const store = Store.open(s.path, { create: true });
+  const spec = loadSpec(`${d.path}/hd.toml`);
+  const byRef = await compileEnv(store, spec, { record: false });
+  const image = store.putObject(new TextEncoder().encode("pretend image record"));
+  const byImage = await compileEnv(store, spec, { record: false, baseId: image });
+  assert(byImage.steps[0].id !== byRef.steps[0].id);
+  assertEquals(byImage.baseId, image);
+  assertEquals(byImage.steps[0].inputs[0], { label: "base", id: image, files: 0 });
+  assertEquals(byImage.envNode.children[1], { role: "base", id: image });
+  assertEquals(
+    stepHashes(spec, byImage.tree, { baseId: image }).map((x) => x.id),
+    byImage.steps.map((x) => x.id),
+  );
+});
