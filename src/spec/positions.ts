@@ -34,6 +34,7 @@ export class SourcePositions {
 
   constructor(source: string) {
     this.#src = source;
+    if (source.startsWith("\ufeff")) this.#i = this.#lineStarts[0] = 1; // a BOM is not a column
     for (let i = 0; i < source.length; i++) if (source[i] === "\n") this.#lineStarts.push(i + 1);
     try {
       this.#document();

@@ -321,6 +321,20 @@ run = "y"
   assertEquals(p.nearest("services.api.nothing.deeper"), { line: 8, column: 2 });
 });
 
+Deno.test("CRLF line ends and a byte-order mark keep positions right", () => {
+  const crlf = throwsHd(() =>
+    parseSpec(
+      '[environment]\r\nname = "a"\r\n[services.web]\r\ncommand = "x"\r\nport = 0\r\n',
+      "/p/hd.toml",
+    )
+  );
+  assertMatch(crlf.message, /hd\.toml:5:8: port must be an integer/);
+  const bom = throwsHd(() =>
+    parseSpec('\ufeff[environment]\nname = "a"\nbogus = 1\n', "/p/hd.toml")
+  );
+  assertMatch(bom.message, /hd\.toml:3:1: unknown key "bogus"/);
+});
+
 Deno.test("durations and suggestions", () => {
   assertEquals(parseDuration("5s"), 5000);
   assertEquals(parseDuration("500ms"), 500);
