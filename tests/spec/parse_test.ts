@@ -10,6 +10,7 @@ import { SourcePositions } from "../../src/spec/positions.ts";
 import { parseDuration } from "../../src/spec/duration.ts";
 import { didYouMean } from "../../src/spec/suggest.ts";
 import { REPO, tempDir } from "../_helpers.ts";
+import { parse as parseToml } from "smol-toml";
 
 /** Writes `text` as hd.toml in a temp dir and loads it; returns the thrown HdError. */
 function loadError(text: string): { err: HdError; file: string } {
@@ -319,6 +320,30 @@ run = "y"
   assertEquals(p.value("services.api.inline.c[1]"), { line: 13, column: 35 });
   assertEquals(p.value("build.steps[1].run"), { line: 17, column: 7 });
   assertEquals(p.nearest("services.api.nothing.deeper"), { line: 8, column: 2 });
+});
+
+Deno.test("positions: every key and value smol-toml parsed has a position", () => {
+  const texts = [
+    Deno.readTextFileSync(`${REPO}/examples/hello/hd.toml`),
+    `a.b."c.d" = 1\n[x]\ny = [ { z = 'q' }, [1, [2, 3]] ]\n[[t]]\nk = \"\"\"\nm\n\"\"\"\n[[t]]\nk = 2024-01-01T00:00:00Z\n`,
+  ];
+  for (const text of texts) {
+    const p = new SourcePositions(text);
+    // tables themselves have key positions (headers) but no value positions: walk leaves only
+    const leaves = (v: unknown, path: string) => {
+      if (v && typeof v === "object" && !Array.isArray(v) && !(v instanceof Date)) {
+        for (const [k, x] of Object.entries(v)) leaves(x, path ? `${path}.${k}` : k);
+      } else if (
+        Array.isArray(v) && v.some((x) => x && typeof x === "object" && !Array.isArray(x))
+      ) {
+        v.forEach((x, i) => leaves(x, `${path}[${i}]`));
+      } else {
+        assert(p.key(path) !== null || /\]$/.test(path), `no key position for ${path}`);
+        assert(p.value(path) !== null, `no value position for ${path}`);
+      }
+    };
+    leaves(parseToml(text), "");
+  }
 });
 
 Deno.test("CRLF line ends and a byte-order mark keep positions right", () => {
