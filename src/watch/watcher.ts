@@ -37,7 +37,8 @@ export class ProjectWatcher {
   #dir: string;
   #o: WatcherOptions;
   #fs: Deno.FsWatcher | null = null;
-  #subs = new Map<string, { w: Deno.FsWatcher; ino: number }>();
+  /** Watched top-level directories: their watcher and inode. */
+  #tops = new Map<string, { w: Deno.FsWatcher; ino: number }>();
   #pending = new Set<string>();
   #timer: ReturnType<typeof setTimeout> | null = null;
   #first = 0;
@@ -53,7 +54,7 @@ export class ProjectWatcher {
 
   /**
    * Starts watching (returns at once; the watch is active when this returns). The project root
-   * is watched flat and each top-level directory recursively, except excluded ones: a large
+   * is watched flat and the top-level directories recursively, except excluded ones: a large
    * `node_modules` or `.git` costs no inotify watches. New top-level directories are added as
    * they appear.
    */
@@ -75,17 +76,23 @@ export class ProjectWatcher {
     }
   }
 
-  /** Keeps the recursive watch of top-level `name` in step with what is on disk now. */
+  /**
+   * Keeps the recursive watch of top-level `name` in step with what is on disk now. (Deno shares
+   * one inotify instance among all its watchers, so a watcher per directory is cheap; but it
+   * also shares the kernel watch of a path, so an old watcher must be closed before a new one on
+   * the same path is made. What changes in between is covered by the walk of the reported
+   * directory.)
+   */
   #checkTop(name: string, report = true, renew = false): void {
     let ino: number | null = null;
     try {
       const st = Deno.lstatSync(`${this.#dir}/${name}`);
       if (st.isDirectory) ino = st.ino ?? 0;
     } catch { /* gone */ }
-    const cur = this.#subs.get(name);
+    const cur = this.#tops.get(name);
     if (cur && cur.ino === ino && !renew) return;
     if (cur) {
-      this.#subs.delete(name);
+      this.#tops.delete(name);
       try {
         cur.w.close();
       } catch { /* closed */ }
@@ -97,7 +104,7 @@ export class ProjectWatcher {
     } catch {
       return; // vanished meanwhile
     }
-    this.#subs.set(name, { w, ino });
+    this.#tops.set(name, { w, ino });
     this.#pump(w);
     // files created before the watch was in place are found by the update's walk of the
     // directory, which this reports
@@ -167,12 +174,12 @@ export class ProjectWatcher {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
-    for (const w of [this.#fs, ...[...this.#subs.values()].map((x) => x.w)]) {
+    for (const w of [this.#fs, ...[...this.#tops.values()].map((t) => t.w)]) {
       try {
         w?.close();
       } catch { /* closed */ }
     }
-    this.#subs.clear();
+    this.#tops.clear();
     await this.#busy;
   }
 }
