@@ -334,6 +334,16 @@ export class Store {
     return id;
   }
 
+  /**
+   * Stores an object already encoded for disk (codec byte + payload) under `id`, if absent. The
+   * caller vouches that `id` is BLAKE3 of the decoded bytes (the parallel ingest's workers hash and
+   * encode; reads verify as always).
+   */
+  putEncoded(id: string, stored: Uint8Array): void {
+    if (this.has(id)) return;
+    this.#put("objects", id, stored);
+  }
+
   /** Reads an object and verifies its hash. */
   getObject(id: string): Uint8Array {
     return this.#read("objects", id);

@@ -128,13 +128,38 @@ export function ingestBytes(store: Store, bytes: Uint8Array, mode = S_IFREG | 0o
   return f;
 }
 
+/** A regular file whose content still has to be read (a stat-cache miss). */
+interface FileJob {
+  dir: MemDir;
+  name: string;
+  rel: string;
+  abs: string;
+  mode: number;
+  size: number;
+  sig: StatSig;
+  /** Other tracked paths hardlinked to this one: they share its node. */
+  aliases: { dir: MemDir; name: string; rel: string; sig: StatSig }[];
+}
+
+interface Walked {
+  tree: Tree;
+  jobs: FileJob[];
+  progress: IngestProgress;
+  skipped: { path: string; why: string }[];
+}
+
 /**
- * Walks `dir`, stores every tracked file, and builds the tree (Dir nodes are written too).
- * Throws `Cannot add …` when `dir` is not a readable directory.
+ * Walks `dir` applying the filter and the stat cache. Cache hits and symlinks are resolved at once;
+ * regular files that must be read become jobs (placed in the tree once done).
  */
-export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}): IngestResult {
+function walkTree(
+  store: Store,
+  dir: string,
+  opts: IngestOptions,
+  progress: IngestProgress,
+): Walked {
   const filter = opts.filter ?? new PathFilter();
-  const cache = opts.cache ?? StatCache.empty(store.generation());
+  const cache = opts.cache!;
   let rootSt: Deno.FileInfo;
   try {
     rootSt = Deno.statSync(dir);
@@ -142,11 +167,11 @@ export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}):
     throw new HdError(`Cannot add ${dir}: ${(e as Error).message}`, "check the path");
   }
   if (!rootSt.isDirectory) throw new HdError(`Cannot add ${dir}: not a directory`, "");
-  const progress: IngestProgress = { files: 0, dirs: 0, bytes: 0, bytesRead: 0 };
   const skipped: { path: string; why: string }[] = [];
-  const byIno = new Map<string, FileNode>();
-  let sinceReport = 0;
+  const jobs: FileJob[] = [];
+  const byIno = new Map<string, FileJob>();
 
+  const pending = new Map<MemDir, number>();
   const walk = (abs: string, rel: string, mode: number): MemDir | null => {
     const d = new MemDir(mode);
     let entries: Deno.DirEntry[];
@@ -170,7 +195,10 @@ export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}):
       }
       if (st.isDirectory) {
         const sub = walk(a, r, st.mode ?? S_IFDIR | 0o755);
-        if (sub && (sub.entries.size > 0 || filter.keepsEmptyDir(r))) d.entries.set(e.name, sub);
+        if (sub && (sub.entries.size > 0 || pending.has(sub) || filter.keepsEmptyDir(r))) {
+          d.entries.set(e.name, sub);
+          if (pending.has(sub)) pending.set(d, 1);
+        }
         continue;
       }
       if (!st.isFile && !st.isSymlink) {
@@ -179,38 +207,234 @@ export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}):
       }
       if (!filter.includesFile(r)) continue;
       const sig = statSig(st);
-      let f = cache.lookup(r, sig);
-      if (f === null) {
-        const inoKey = st.nlink && st.nlink > 1 ? `${st.dev}:${st.ino}` : "";
-        f = inoKey ? byIno.get(inoKey) ?? null : null;
-        if (f === null) {
-          try {
-            f = ingestFile(store, a, st);
-          } catch (err) {
-            skipped.push({ path: r, why: (err as Error).message });
-            continue;
-          }
-          if (st.isFile) progress.bytesRead += f.size;
-          if (inoKey) byIno.set(inoKey, f);
+      const f = cache.lookup(r, sig);
+      if (f !== null) {
+        d.entries.set(e.name, f);
+        progress.files++;
+        progress.bytes += f.size;
+        continue;
+      }
+      if (st.isSymlink) {
+        try {
+          const link = ingestFile(store, a, st);
+          cache.record(r, sig, link);
+          d.entries.set(e.name, link);
+          progress.files++;
+          progress.bytes += link.size;
+        } catch (err) {
+          skipped.push({ path: r, why: (err as Error).message });
         }
-        cache.record(r, sig, f);
+        continue;
       }
-      d.entries.set(e.name, f);
-      progress.files++;
-      progress.bytes += f.size;
-      if (opts.onProgress && ++sinceReport >= 256) {
-        sinceReport = 0;
-        opts.onProgress(progress);
+      const inoKey = st.nlink && st.nlink > 1 ? `${st.dev}:${st.ino}` : "";
+      const first = inoKey ? byIno.get(inoKey) : undefined;
+      if (first) {
+        first.aliases.push({ dir: d, name: e.name, rel: r, sig });
+        continue;
       }
+      pending.set(d, 1);
+      const job: FileJob = {
+        dir: d,
+        name: e.name,
+        rel: r,
+        abs: a,
+        mode: st.mode ?? S_IFREG | 0o644,
+        size: st.size,
+        sig,
+        aliases: [],
+      };
+      jobs.push(job);
+      if (inoKey) byIno.set(inoKey, job);
     }
     return d;
   };
+  const tree = new Tree(walk(dir, "", rootSt.mode ?? S_IFDIR | 0o755)!);
+  return { tree, jobs, progress, skipped };
+}
 
+function fileFromChunks(store: Store, mode: number, size: number, ids: string[]): FileNode {
+  const f: FileNode = { type: "file", mode, size };
+  if (ids.length <= INLINE_CHUNKS) f.chunks = ids;
+  else f.manifest = store.putManifest({ size, chunks: ids });
+  return f;
+}
+
+function place(job: FileJob, f: FileNode, cache: StatCache, progress: IngestProgress): void {
+  for (const t of [job, ...job.aliases]) {
+    t.dir.entries.set(t.name, f);
+    cache.record(t.rel, t.sig, f);
+    progress.files++;
+    progress.bytes += f.size;
+  }
+  progress.bytesRead += f.size;
+}
+
+function finish(store: Store, w: Walked, cache: StatCache, opts: IngestOptions): IngestResult {
+  const root = w.tree.commit(store);
+  opts.onProgress?.(w.progress);
+  return { ...w.progress, root, tree: w.tree, cacheHits: cache.hits, skipped: w.skipped };
+}
+
+/**
+ * Walks `dir`, stores every tracked file, and builds the tree (Dir nodes are written too), on
+ * this thread. Throws `Cannot add …` when `dir` is not a readable directory.
+ */
+export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}): IngestResult {
+  const cache = opts.cache ?? StatCache.empty(store.generation());
+  const progress: IngestProgress = { files: 0, dirs: 0, bytes: 0, bytesRead: 0 };
   // Batched: new chunks and Dir nodes go into pack files, not one file each.
-  const { tree, root } = store.batch(() => {
-    const tree = new Tree(walk(dir, "", rootSt.mode ?? S_IFDIR | 0o755)!);
-    return { tree, root: tree.commit(store) };
+  return store.batch(() => {
+    const w = walkTree(store, dir, { ...opts, cache }, progress);
+    let since = 0;
+    for (const job of w.jobs) {
+      let f: FileNode;
+      try {
+        f = ingestFile(
+          store,
+          job.abs,
+          { mode: job.mode, size: job.size, isSymlink: false } as Deno.FileInfo,
+        );
+      } catch (err) {
+        w.skipped.push({ path: job.rel, why: (err as Error).message });
+        continue;
+      }
+      place(job, f, cache, progress);
+      if (opts.onProgress && ++since >= 256) (since = 0, opts.onProgress(progress));
+    }
+    return finish(store, w, cache, opts);
   });
-  opts.onProgress?.(progress);
-  return { ...progress, root, tree, cacheHits: cache.hits, skipped };
+}
+
+/** Below this many bytes to read, a parallel ingest is not worth starting workers for. */
+export const PARALLEL_MIN_BYTES = 8 << 20;
+
+/**
+ * {@link ingestTree} with reading, chunking, hashing and compression spread over worker threads
+ * (one per core); this thread walks, dedups and writes packs. Same result, byte for byte.
+ */
+export async function ingestTreeParallel(
+  store: Store,
+  dir: string,
+  opts: IngestOptions & { workers?: number } = {},
+): Promise<IngestResult> {
+  const cache = opts.cache ?? StatCache.empty(store.generation());
+  const progress: IngestProgress = { files: 0, dirs: 0, bytes: 0, bytesRead: 0 };
+  return await store.batchAsync(async () => {
+    const w = walkTree(store, dir, { ...opts, cache }, progress);
+    const toRead = w.jobs.reduce((n, j) => n + j.size, 0);
+    const n = Math.max(1, Math.min(opts.workers ?? navigator.hardwareConcurrency ?? 2, 8));
+    if (toRead < PARALLEL_MIN_BYTES || w.jobs.length < 64) {
+      for (const job of w.jobs) {
+        try {
+          place(
+            job,
+            ingestFile(store, job.abs, { mode: job.mode, size: job.size } as Deno.FileInfo),
+            cache,
+            progress,
+          );
+        } catch (err) {
+          w.skipped.push({ path: job.rel, why: (err as Error).message });
+        }
+      }
+      return finish(store, w, cache, opts);
+    }
+    await runPool(store, w, n, cache, progress, opts);
+    return finish(store, w, cache, opts);
+  });
+}
+
+/** One file's result (or part of it) from a worker. */
+type WorkerReply = {
+  job: number;
+  chunks: { id: string; stored: Uint8Array; length: number }[];
+  done: boolean;
+  error?: string;
+};
+
+async function runPool(
+  store: Store,
+  w: Walked,
+  n: number,
+  cache: StatCache,
+  progress: IngestProgress,
+  opts: IngestOptions,
+): Promise<void> {
+  const url = new URL("./ingest_worker.ts", import.meta.url);
+  const workers = Array.from({ length: n }, () => new Worker(url, { type: "module" }));
+  const ids = new Map<number, string[]>();
+  const sizes = new Map<number, number>();
+  let next = 0;
+  let doneCount = 0;
+  // Files go out in batches (up to 128 files or 4 MiB) so that small files do not pay one message
+  // round trip each; two batches per worker keep it busy while this thread stores results.
+  const BATCH_FILES = 128;
+  const BATCH_BYTES = 4 << 20;
+  const nextBatch = () => {
+    const jobs: { job: number; path: string; size: number }[] = [];
+    let bytes = 0;
+    while (next < w.jobs.length && jobs.length < BATCH_FILES && bytes < BATCH_BYTES) {
+      const j = w.jobs[next];
+      jobs.push({ job: next, path: j.abs, size: j.size });
+      ids.set(next, []);
+      sizes.set(next, 0);
+      bytes += j.size;
+      next++;
+    }
+    return jobs;
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const send = (wk: Worker) => {
+        const jobs = nextBatch();
+        if (jobs.length) wk.postMessage({ jobs });
+      };
+      for (const wk of workers) {
+        wk.onerror = (e) => {
+          e.preventDefault();
+          reject(new Error(`Cannot ingest: a worker failed: ${e.message}`));
+        };
+        wk.onmessage = (ev: MessageEvent<{ replies: WorkerReply[] } | { ready: true }>) => {
+          if ("ready" in ev.data) {
+            send(wk);
+            send(wk);
+            return;
+          }
+          try {
+            let finished = false;
+            for (const r of ev.data.replies) {
+              const job = w.jobs[r.job];
+              const list = ids.get(r.job)!;
+              for (const c of r.chunks) {
+                store.putEncoded(c.id, c.stored);
+                list.push(c.id);
+                sizes.set(r.job, sizes.get(r.job)! + c.length);
+              }
+              if (!r.done) continue;
+              if (r.error) w.skipped.push({ path: job.rel, why: r.error });
+              else {place(
+                  job,
+                  fileFromChunks(store, job.mode, sizes.get(r.job)!, list),
+                  cache,
+                  progress,
+                );}
+              ids.delete(r.job);
+              sizes.delete(r.job);
+              doneCount++;
+              finished = true;
+            }
+            if (opts.onProgress) opts.onProgress(progress);
+            if (doneCount === w.jobs.length) resolve();
+            else if (finished && ev.data.replies.length > 0 && ev.data.replies.at(-1)!.done) {
+              send(wk);
+            }
+          } catch (e) {
+            reject(e);
+          }
+        };
+      }
+      if (w.jobs.length === 0) resolve();
+    });
+  } finally {
+    for (const wk of workers) wk.terminate();
+  }
 }

@@ -1,7 +1,9 @@
 import { assert, assertEquals } from "../_assert.ts";
 import { Store } from "../../src/cas/store.ts";
 import { PathFilter } from "../../src/scan/filter.ts";
-import { ingestTree } from "../../src/scan/ingest.ts";
+import { ingestTree, ingestTreeParallel } from "../../src/scan/ingest.ts";
+import { verifyStore } from "../../src/cas/verify.ts";
+import { dagReferences } from "../../src/dag/refs.ts";
 import { RACY_MS, StatCache } from "../../src/scan/statcache.ts";
 import { tempDir } from "../_helpers.ts";
 
@@ -103,4 +105,22 @@ Deno.test("default excludes and include/exclude globs decide what is tracked", (
   assertEquals(paths(all), ["README.md", "node_modules/a/index.js", "notes.log", "src/a.ts"]);
   const some = ingestTree(store, t, { filter: new PathFilter(["src", "README.md"], ["**/*.log"]) });
   assertEquals(paths(some), ["README.md", "src/a.ts"]);
+});
+
+Deno.test("the parallel ingest (worker threads) gives the same root as the single-threaded one", async () => {
+  using d = tempDir();
+  makeTree(`${d.path}/t`, 400);
+  const big = new Uint8Array(20 << 20); // streamed in blocks, partial replies
+  for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) & 0xff;
+  Deno.writeFileSync(`${d.path}/t/big.bin`, big);
+  Deno.writeFileSync(`${d.path}/t/empty`, new Uint8Array(0));
+  Deno.linkSync(`${d.path}/t/big.bin`, `${d.path}/t/hardlink.bin`);
+  Deno.symlinkSync("big.bin", `${d.path}/t/link`);
+  const a = ingestTree(Store.open(`${d.path}/s1`), `${d.path}/t`);
+  const store2 = Store.open(`${d.path}/s2`);
+  const b = await ingestTreeParallel(store2, `${d.path}/t`, { workers: 2 });
+  assertEquals(b.root, a.root);
+  assertEquals(b.files, a.files);
+  assertEquals(verifyStore(store2, dagReferences).corrupt, []);
+  assertEquals(verifyStore(store2, dagReferences).missing, []);
 });

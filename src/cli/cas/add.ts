@@ -8,7 +8,7 @@ import { blake3Hex } from "../../cas/hash.ts";
 import { putNode } from "../../dag/dag.ts";
 import type { FileNode } from "../../dag/node.ts";
 import { MemDir, Tree } from "../../dag/tree.ts";
-import { ingestFile, ingestTree } from "../../scan/ingest.ts";
+import { ingestFile, ingestTreeParallel } from "../../scan/ingest.ts";
 import { StatCache } from "../../scan/statcache.ts";
 import type { Command } from "../command.ts";
 import { formatBytes } from "../output.ts";
@@ -31,7 +31,7 @@ export const casAdd: Command = {
     }
     const store = ctx.store();
     const t0 = performance.now();
-    return await store.withLock("shared", () => {
+    return await store.withLock("shared", async () => {
       const totals = { files: 0, dirs: 0, bytes: 0, bytesRead: 0, cacheHits: 0 };
       const skipped: { path: string; why: string }[] = [];
       const results: { path: string; root: string; file?: FileNode }[] = [];
@@ -50,7 +50,7 @@ export const casAdd: Command = {
           const cache = ctx.values["no-cache"]
             ? StatCache.empty(store.generation())
             : StatCache.load(cachePath, store.generation());
-          const r = ingestTree(store, p, {
+          const r = await ingestTreeParallel(store, p, {
             cache,
             onProgress: (pr) =>
               ctx.out.progress(
