@@ -51,7 +51,7 @@ Deno.test("re-scanning an unchanged tree reads no file contents", async () => {
   await new Promise((r) => setTimeout(r, RACY_MS + 100));
 });
 
-Deno.test("a gc generation change drops the stat cache", async () => {
+Deno.test("a gc generation change drops the stat cache", () => {
   using d = tempDir();
   makeTree(`${d.path}/t`, 20);
   const store = Store.open(`${d.path}/s`);
