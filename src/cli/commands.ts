@@ -1,51 +1,40 @@
 /**
- * Every command of the `hd` CLI. Add a command by writing its file and listing it here.
+ * Every command of the `hd` CLI, loaded on demand: `hd status` does not pay for compiling the
+ * modules of `hd pull` or `hd mount`. Add a command by writing its file and listing it here
+ * (name as typed, and a loader of its exported Command).
  * @module
  */
 import type { Command } from "./command.ts";
-import { casAdd } from "./cas/add.ts";
-import { casCat } from "./cas/cat.ts";
-import { casCheckout } from "./cas/checkout.ts";
-import { casGc } from "./cas/gc.ts";
-import { casStats } from "./cas/stats.ts";
-import { casVerify } from "./cas/verify.ts";
-import { pull } from "./pull.ts";
-import { images } from "./images.ts";
-import { up } from "./up.ts";
-import { down } from "./down.ts";
-import { logs } from "./logs.ts";
-import { restart } from "./restart.ts";
-import { exec } from "./exec.ts";
-import { init } from "./init.ts";
-import { lock } from "./lock.ts";
-import { status } from "./status.ts";
-import { dagShow } from "./dag/show.ts";
-import { dagDiff } from "./dag/diff.ts";
-import { mount } from "./mount.ts";
-import { unmount } from "./unmount.ts";
-import { snapshot } from "./snapshot.ts";
+
+/** A command known by name; its module loads only when it runs (or for `hd --help`). */
+export interface CommandEntry {
+  /** Full name, words separated by spaces ("cas add"). */
+  name: string;
+  /** Imports the command's module. */
+  load: () => Promise<Command>;
+}
 
 /** All commands, in the order `hd --help` lists them. */
-export const COMMANDS: Command[] = [
-  casAdd,
-  casCheckout,
-  casCat,
-  casStats,
-  casGc,
-  casVerify,
-  pull,
-  images,
-  up,
-  down,
-  logs,
-  restart,
-  exec,
-  init,
-  lock,
-  status,
-  dagShow,
-  dagDiff,
-  mount,
-  unmount,
-  snapshot,
+export const COMMANDS: CommandEntry[] = [
+  { name: "cas add", load: async () => (await import("./cas/add.ts")).casAdd },
+  { name: "cas checkout", load: async () => (await import("./cas/checkout.ts")).casCheckout },
+  { name: "cas cat", load: async () => (await import("./cas/cat.ts")).casCat },
+  { name: "cas stats", load: async () => (await import("./cas/stats.ts")).casStats },
+  { name: "cas gc", load: async () => (await import("./cas/gc.ts")).casGc },
+  { name: "cas verify", load: async () => (await import("./cas/verify.ts")).casVerify },
+  { name: "pull", load: async () => (await import("./pull.ts")).pull },
+  { name: "images", load: async () => (await import("./images.ts")).images },
+  { name: "up", load: async () => (await import("./up.ts")).up },
+  { name: "down", load: async () => (await import("./down.ts")).down },
+  { name: "logs", load: async () => (await import("./logs.ts")).logs },
+  { name: "restart", load: async () => (await import("./restart.ts")).restart },
+  { name: "exec", load: async () => (await import("./exec.ts")).exec },
+  { name: "init", load: async () => (await import("./init.ts")).init },
+  { name: "lock", load: async () => (await import("./lock.ts")).lock },
+  { name: "status", load: async () => (await import("./status.ts")).status },
+  { name: "dag show", load: async () => (await import("./dag/show.ts")).dagShow },
+  { name: "dag diff", load: async () => (await import("./dag/diff.ts")).dagDiff },
+  { name: "mount", load: async () => (await import("./mount.ts")).mount },
+  { name: "unmount", load: async () => (await import("./unmount.ts")).unmount },
+  { name: "snapshot", load: async () => (await import("./snapshot.ts")).snapshot },
 ];

@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import { HdError } from "../cas/errors.ts";
 import { defaultStoreRoot, Store } from "../cas/store.ts";
 import type { Command, Context, OptionSpec } from "./command.ts";
-import { COMMANDS } from "./commands.ts";
+import { type CommandEntry, COMMANDS } from "./commands.ts";
 import { Output } from "./output.ts";
 import { didYouMean } from "../spec/suggest.ts";
 
@@ -30,28 +30,29 @@ const GLOBAL: Record<string, OptionSpec> = {
 /** The version printed by `hd --version`. */
 export const VERSION = "0.1.0";
 
-function findCommand(argv: string[]): { cmd: Command; rest: string[] } | null {
-  let best: { cmd: Command; rest: string[] } | null = null;
-  for (const cmd of COMMANDS) {
-    const words = cmd.name.split(" ");
+function findCommand(argv: string[]): { entry: CommandEntry; rest: string[] } | null {
+  let best: { entry: CommandEntry; rest: string[] } | null = null;
+  for (const entry of COMMANDS) {
+    const words = entry.name.split(" ");
     if (words.every((w, i) => argv[i] === w)) {
-      if (!best || words.length > best.cmd.name.split(" ").length) {
-        best = { cmd, rest: argv.slice(words.length) };
+      if (!best || words.length > best.entry.name.split(" ").length) {
+        best = { entry, rest: argv.slice(words.length) };
       }
     }
   }
   return best;
 }
 
-function topHelp(): string {
-  const w = Math.max(...COMMANDS.map((c) => c.name.length));
+async function topHelp(): Promise<string> {
+  const cmds = await Promise.all(COMMANDS.map((c) => c.load()));
+  const w = Math.max(...cmds.map((c) => c.name.length));
   return [
     "hd — content-addressed development environments",
     "",
     "Usage: hd <command> [options]",
     "",
     "Commands:",
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
+    ...cmds.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
     "",
     "Global options: --json, --store DIR, --debug, --help. `hd <command> --help` for more.",
   ].join("\n");
@@ -59,12 +60,11 @@ function topHelp(): string {
 
 function commandHelp(cmd: Command): string {
   const opts = { ...cmd.options, ...GLOBAL };
-  const lines = Object.entries(opts).map(([k, o]) =>
-    `  ${o.short ? `-${o.short}, ` : "    "}--${k}${o.type === "string" ? " VALUE" : ""}`.padEnd(
-      28,
-    ) +
-    o.help
+  const heads = Object.entries(opts).map(([k, o]) =>
+    `  ${o.short ? `-${o.short}, ` : "    "}--${k}${o.type === "string" ? " VALUE" : ""}`
   );
+  const w = Math.max(...heads.map((h) => h.length)) + 2;
+  const lines = Object.values(opts).map((o, i) => heads[i].padEnd(w) + o.help);
   return [`${cmd.summary}`, "", `Usage: ${cmd.usage}`, "", "Options:", ...lines].join("\n");
 }
 
@@ -75,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
   const out = new Output({ json });
   try {
     if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
-      out.line(topHelp());
+      out.line(await topHelp());
       return argv.length === 0 ? 2 : 0;
     }
     if (argv[0] === "--version" || argv[0] === "version") {
@@ -95,7 +95,8 @@ export async function main(argv: string[]): Promise<number> {
         2,
       );
     }
-    const { cmd, rest } = found;
+    const cmd = await found.entry.load();
+    const rest = found.rest;
     const options = { ...GLOBAL, ...cmd.options };
     let parsed;
     try {
