@@ -145,6 +145,12 @@ export const SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
+  /** The same call bound synchronously, for draining a non-blocking fd on the JS thread. */
+  fuse_session_receive_buf_sync: {
+    name: "fuse_session_receive_buf",
+    parameters: ["pointer", "pointer"],
+    result: "i32",
+  },
   fuse_session_process_buf: { parameters: ["pointer", "pointer"], result: "void" },
   fuse_reply_err: { parameters: ["pointer", "i32"], result: "i32" },
   fuse_reply_none: { parameters: ["pointer"], result: "void" },

@@ -27,12 +27,24 @@ import {
   num,
   openLibfuse3,
 } from "../../ffi/libfuse3.ts";
+import {
+  EAGAIN,
+  F_GETFL,
+  F_SETFL,
+  type Libc,
+  O_NONBLOCK,
+  openLibc,
+  POLLFD_SIZE,
+  POLLIN,
+} from "../../ffi/libc.ts";
 import { HdError } from "../cas/errors.ts";
 import { S_IFDIR, S_IFMT } from "../dag/node.ts";
 import type { Overlay } from "./overlay.ts";
 import { Errno, FsError, type Inode, type Projection } from "./projected.ts";
 
 const EINTR = 4;
+/** How long (ms) the loop polls the fd for the next request before sleeping in poll(). */
+const SPIN_MS = 0.05;
 const O_ACCMODE = 3;
 const enc = new TextEncoder();
 
@@ -96,6 +108,7 @@ export class FuseServer {
   #entry = new Uint8Array(LAYOUT.entry.size);
   #entryView = new DataView(this.#entry.buffer);
   #dirHandles = new Map<number, Inode[]>();
+  #listings = new Map<number, Inode[]>();
   #nextFh = 1;
   #stopping = false;
   #loop: Promise<void> | null = null;
@@ -180,14 +193,51 @@ export class FuseServer {
     const buf = new Uint8Array(LAYOUT.buf.size);
     const bufPtr = Deno.UnsafePointer.of(buf);
     this.#keep.push(buf);
+    // Drain queued requests synchronously on this thread (the fd is made non-blocking) and spin
+    // briefly for the next one; only when idle wait for it with poll() on a worker thread. This
+    // saves a thread round trip per request for serial clients (find, stat loops, cat).
+    const fd = L.fuse_session_fd(this.#se);
+    let libc: Libc | null = null;
+    try {
+      libc = openLibc();
+      const fl = libc.symbols.fcntl(fd, F_GETFL, 0);
+      if (fl < 0 || libc.symbols.fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) libc = null;
+    } catch {
+      libc = null;
+    }
+    const pfd = new Uint8Array(POLLFD_SIZE);
+    const pv = new DataView(pfd.buffer);
+    pv.setInt32(0, fd, true);
+    pv.setInt16(4, POLLIN, true);
+    let yieldAt = performance.now() + 20;
     while (!this.#stopping) {
-      const r = await L.fuse_session_receive_buf(this.#se, bufPtr);
+      let r: number;
+      if (libc) {
+        r = L.fuse_session_receive_buf_sync(this.#se, bufPtr);
+        if (r === -EAGAIN) {
+          const until = performance.now() + SPIN_MS;
+          while (r === -EAGAIN && performance.now() < until) {
+            r = L.fuse_session_receive_buf_sync(this.#se, bufPtr);
+          }
+        }
+        if (r === -EAGAIN) {
+          await libc.symbols.poll(pfd, 1n, -1);
+          yieldAt = performance.now() + 20;
+          continue;
+        }
+      } else r = await L.fuse_session_receive_buf(this.#se, bufPtr);
       if (this.#stopping) break;
       if (r === -EINTR) continue;
       if (r <= 0) break;
       L.fuse_session_process_buf(this.#se, bufPtr);
       if (L.fuse_session_exited(this.#se)) break;
+      // Under steady load, let signals and the control socket in now and then.
+      if (libc && performance.now() > yieldAt) {
+        await new Promise((res) => setTimeout(res, 0));
+        yieldAt = performance.now() + 20;
+      }
     }
+    libc?.close();
   }
 
   /**
@@ -268,6 +318,23 @@ export class FuseServer {
     return { uid: v.getUint32(LAYOUT.ctx.uid), gid: v.getUint32(LAYOUT.ctx.gid) };
   }
 
+  /** The entries readdir walks: the open handle's snapshot (rw), else the inode's listing. */
+  #listing(ino: number, fi: Deno.PointerValue): Inode[] {
+    const fh = fi ? Number(this.#fi(fi).getBigUint64(LAYOUT.fileInfo.fh, true)) : 0;
+    const h = fh ? this.#dirHandles.get(fh) : undefined;
+    if (h) return h;
+    if (this.overlay) throw new FsError(Errno.EBADF);
+    let l = this.#listings.get(ino);
+    if (!l) {
+      const d = this.fs.inode(ino);
+      if ((d.mode & S_IFMT) !== S_IFDIR) throw new FsError(Errno.ENOTDIR);
+      l = [d, d.parent, ...this.fs.children(d).values()];
+      if (this.#listings.size > 4096) this.#listings.clear();
+      this.#listings.set(ino, l);
+    }
+    return l;
+  }
+
   #rw(): Overlay {
     if (!this.overlay) throw new FsError(Errno.EROFS);
     return this.overlay;
@@ -303,11 +370,8 @@ export class FuseServer {
     type N = number | bigint;
 
     const readdir = (plus: boolean) =>
-      this.#op(plus ? "readdirplus" : "readdir", (req: P, _ino: N, size: N, off: N, fi: P) => {
-        const list = this.#dirHandles.get(
-          Number(this.#fi(fi).getBigUint64(LAYOUT.fileInfo.fh, true)),
-        );
-        if (!list) throw new FsError(Errno.EBADF);
+      this.#op(plus ? "readdirplus" : "readdir", (req: P, ino: N, size: N, off: N, fi: P) => {
+        const list = this.#listing(num(ino), fi);
         const cap = num(size);
         const buf = new Uint8Array(cap);
         let pos = 0;
@@ -384,6 +448,9 @@ export class FuseServer {
         L.fuse_reply_readlink(req, cstr(fs.readlink(num(ino))));
       }),
       open: this.#op("open", (req: P, ino: N, fi: P) => {
+        // Read-only: ENOSYS tells the kernel to stop sending OPEN and RELEASE for files; it then
+        // keeps their page cache (FOPEN_KEEP_CACHE is its default without open).
+        if (!this.overlay) throw new FsError(Errno.ENOSYS);
         const n = fs.inode(num(ino));
         if ((n.mode & S_IFMT) === S_IFDIR) throw new FsError(Errno.EISDIR);
         const flags = this.#fi(fi).getInt32(LAYOUT.fileInfo.flags, true);
@@ -407,6 +474,8 @@ export class FuseServer {
       release: this.#op("release", (req: P) => L.fuse_reply_err(req, 0)),
       fsync: this.#op("fsync", (req: P) => L.fuse_reply_err(req, 0)),
       opendir: this.#op("opendir", (req: P, ino: N, fi: P) => {
+        // Read-only: likewise no OPENDIR/RELEASEDIR; readdir lists the inode (cached listing).
+        if (!this.overlay) throw new FsError(Errno.ENOSYS);
         const d = fs.inode(num(ino));
         if ((d.mode & S_IFMT) !== S_IFDIR) throw new FsError(Errno.ENOTDIR);
         const list = [d, d.parent, ...fs.children(d).values()];
