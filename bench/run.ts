@@ -5,7 +5,7 @@
  */
 import type { Bench, BenchRow } from "./lib.ts";
 
-const MODULES = ["cas", "loop", "fuse", "oci"];
+const MODULES = ["cas", "spec", "loop", "fuse", "oci", "sandbox"];
 
 const only = (() => {
   const i = Deno.args.indexOf("--only");
