@@ -18,12 +18,11 @@ import { HdError } from "../cas/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { type FileNode, INLINE_CHUNKS, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../dag/node.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
+import { readBlocks, STREAM_THRESHOLD } from "./blocks.ts";
 import { PathFilter } from "./filter.ts";
 import { StatCache, type StatSig } from "./statcache.ts";
 
-/** Files larger than this are read in blocks instead of whole. */
-export const STREAM_THRESHOLD = 16 << 20;
-const BLOCK = 4 << 20;
+export { STREAM_THRESHOLD } from "./blocks.ts";
 
 /** Counters reported while a tree is ingested. */
 export interface IngestProgress {
@@ -70,20 +69,6 @@ function storeChunks(store: Store, chunks: Iterable<Uint8Array>): string[] {
   const ids: string[] = [];
   for (const c of chunks) ids.push(store.putObject(c));
   return ids;
-}
-
-function* readBlocks(path: string): Generator<Uint8Array> {
-  const f = Deno.openSync(path, { read: true });
-  try {
-    const buf = new Uint8Array(BLOCK);
-    while (true) {
-      const n = f.readSync(buf);
-      if (n === null || n === 0) return;
-      yield buf.subarray(0, n);
-    }
-  } finally {
-    f.close();
-  }
 }
 
 /** Stores the bytes of one file (or symlink) given its lstat, and returns its File node. */

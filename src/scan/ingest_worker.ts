@@ -12,28 +12,14 @@
 import { chunkBlocks, chunkBoundaries } from "../cas/chunk.ts";
 import { encodeObject } from "../cas/compress.ts";
 import { blake3Hex } from "../cas/hash.ts";
+import { readBlocks, STREAM_THRESHOLD } from "./blocks.ts";
 
-const STREAM_THRESHOLD = 16 << 20;
 const BATCH_BYTES = 8 << 20;
 
 interface Out {
   id: string;
   stored: Uint8Array;
   length: number;
-}
-
-function* blocksOf(path: string): Generator<Uint8Array> {
-  const f = Deno.openSync(path, { read: true });
-  try {
-    const buf = new Uint8Array(4 << 20);
-    while (true) {
-      const n = f.readSync(buf);
-      if (n === null || n === 0) return;
-      yield buf.subarray(0, n);
-    }
-  } finally {
-    f.close();
-  }
 }
 
 type Job = { job: number; path: string; size: number };
@@ -55,7 +41,7 @@ function processFile(j: Job, send: (r: Reply[]) => void, pending: Reply[]): void
   };
   try {
     if (j.size > STREAM_THRESHOLD) {
-      for (const c of chunkBlocks(blocksOf(j.path))) add(c);
+      for (const c of chunkBlocks(readBlocks(j.path))) add(c);
     } else {
       const bytes = Deno.readFileSync(j.path);
       for (const [a, b] of chunkBoundaries(bytes)) add(bytes.subarray(a, b));
