@@ -1,0 +1,32 @@
+/**
+ * Bindings to libzstd (package libzstd1, always present on Debian): a reusable decompression
+ * context, so decoding a small stored chunk costs a few microseconds instead of setting up a new
+ * decoder per call. Used by the FUSE projection's read path.
+ *
+ * @example
+ * ```ts
+ * import { openLibzstd } from "./libzstd.ts";
+ * const z = openLibzstd();
+ * const dctx = z.symbols.ZSTD_createDCtx();
+ * ```
+ * @module
+ */
+
+/** The symbols bound. */
+export const ZSTD_SYMBOLS = {
+  ZSTD_createDCtx: { parameters: [], result: "pointer" },
+  ZSTD_freeDCtx: { parameters: ["pointer"], result: "usize" },
+  ZSTD_decompressDCtx: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "usize"],
+    result: "usize",
+  },
+  ZSTD_isError: { parameters: ["usize"], result: "u32" },
+} as const;
+
+/** The opened libzstd. */
+export type Libzstd = Deno.DynamicLibrary<typeof ZSTD_SYMBOLS>;
+
+/** Opens libzstd.so.1; throws when it is not installed. */
+export function openLibzstd(): Libzstd {
+  return Deno.dlopen("libzstd.so.1", ZSTD_SYMBOLS);
+}
