@@ -107,6 +107,15 @@ export function signalGroup(pgid: number, signal: Deno.Signal): boolean {
   }
 }
 
+function signalPid(pid: number, signal: Deno.Signal): boolean {
+  try {
+    Deno.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -118,7 +127,8 @@ export async function stopGroup(
   leaderExit: Promise<unknown> | null,
   graceMs: number,
 ): Promise<"term" | "kill" | "gone"> {
-  if (!signalGroup(pgid, "SIGTERM")) {
+  // right after spawn the leader may not have called setsid() yet: then signal it alone
+  if (!signalGroup(pgid, "SIGTERM") && !signalPid(pgid, "SIGTERM")) {
     if (leaderExit) await leaderExit;
     return "gone";
   }
@@ -137,7 +147,7 @@ export async function stopGroup(
     if (!groupExists(pgid) || groupMembers(pgid).length === 0) return "term";
     await sleep(5);
   }
-  signalGroup(pgid, "SIGKILL");
+  if (!signalGroup(pgid, "SIGKILL")) signalPid(pgid, "SIGKILL");
   if (leaderExit) await leaderExit;
   for (let i = 0; i < 100 && groupMembers(pgid).length > 0; i++) await sleep(10);
   return "kill";

@@ -1,0 +1,180 @@
+import { assert, assertEquals } from "../_assert.ts";
+import { skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { Store } from "../../src/cas/store.ts";
+import { DevLoop } from "../../src/services/loop.ts";
+import { compileEnv } from "../../src/spec/compile.ts";
+import type { BuildStepSpec } from "../../src/spec/types.ts";
+import { envSpec, svc, waitFor } from "./_util.ts";
+
+const NEEDS = skipUnless({ commands: ["setsid", "git"] });
+
+function step(index: number, run: string, more: Partial<BuildStepSpec> = {}): BuildStepSpec {
+  return { run, inputs: null, outputs: [], env: {}, network: "host", index, ...more };
+}
+
+function lines(path: string): string[] {
+  try {
+    return Deno.readTextFileSync(path).split("\n").filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+testIf(NEEDS, "loop: a git checkout of 500 files is one update and one restart", async () => {
+  using tmp = tempDir();
+  using st = tempDir();
+  const dir = tmp.path;
+  const git = (...args: string[]) =>
+    new Deno.Command("git", {
+      args: ["-c", "user.email=t@t", "-c", "user.name=t", ...args],
+      cwd: dir,
+      stdout: "null",
+      stderr: "null",
+    }).outputSync();
+  Deno.mkdirSync(`${dir}/data`);
+  for (let i = 0; i < 500; i++) Deno.writeTextFileSync(`${dir}/data/f${i}.txt`, `a${i}`);
+  git("init", "-q", "-b", "a");
+  git("add", "-A");
+  git("commit", "-qm", "a");
+  git("checkout", "-qb", "b");
+  for (let i = 0; i < 500; i++) Deno.writeTextFileSync(`${dir}/data/f${i}.txt`, `b${i}`);
+  git("commit", "-qam", "b");
+  git("checkout", "-q", "a");
+  const spec = envSpec(dir, {
+    services: {
+      reader: svc("reader", `echo start >> ${st.path}/starts; exec sleep 60`, { watch: ["data"] }),
+    },
+    options: { restartGraceMs: 1000, debounceMs: 50 },
+  });
+  const store = Store.open(`${st.path}/store`);
+  const loop = new DevLoop({ spec, store, print: () => {} });
+  await loop.start();
+  try {
+    await run();
+  } finally {
+    await loop.stop();
+  }
+  async function run() {
+    await waitFor(() => lines(`${st.path}/starts`).length === 1, "first start");
+    const root0 = loop.root;
+    git("checkout", "-q", "b");
+    await waitFor(() => loop.status().updates >= 1, "update");
+    await new Promise((r) => setTimeout(r, 400));
+    const s = loop.status();
+    assertEquals(s.updates, 1);
+    assertEquals(s.lastUpdate!.modified.length, 500);
+    assertEquals(s.lastUpdate!.restarted, ["reader"]);
+    assertEquals(lines(`${st.path}/starts`).length, 2);
+    const fresh = await compileEnv(store, spec, { record: false });
+    assertEquals(loop.root, fresh.envId);
+    assert(loop.root !== root0);
+  }
+});
+
+testIf(NEEDS, "loop: steps re-run by hash; a change during a step is the next update", async () => {
+  using tmp = tempDir();
+  using st = tempDir();
+  const dir = tmp.path;
+  const log = `${st.path}/steps.log`;
+  Deno.writeTextFileSync(`${dir}/deps.lock`, "v1");
+  Deno.writeTextFileSync(`${dir}/app.js`, "1");
+  Deno.writeTextFileSync(`${dir}/other.txt`, "1");
+  const spec = envSpec(dir, {
+    build: {
+      steps: [
+        // declared inputs: only deps.lock invalidates it
+        step(0, `echo install >> ${log}; mkdir -p vendor; cat deps.lock > vendor/x`, {
+          inputs: ["deps.lock"],
+          outputs: ["vendor"],
+        }),
+        // chained: every tracked change invalidates it; slow, so edits land while it runs
+        step(1, `echo build >> ${log}; sleep 0.5`),
+      ],
+      cache: [],
+    },
+    services: {
+      app: svc("app", "exec sleep 60", { watch: ["app.js"] }),
+      side: svc("side", "exec sleep 60"),
+    },
+  });
+  const store = Store.open(`${st.path}/store`);
+  const out: string[] = [];
+  let loop = new DevLoop({ spec, store, print: (s, l) => out.push(`${s} | ${l}`) });
+  await loop.start();
+  const first = loop;
+  try {
+    await part1();
+  } finally {
+    await first.stop();
+  }
+  async function part1() {
+    assertEquals(lines(log), ["install", "build"]);
+    await loop.supervisor.settled();
+    const sidePid = loop.supervisor.status()[1].pid;
+
+    // an edit of a tracked file: the chained step re-runs, install does not; app restarts
+    Deno.writeTextFileSync(`${dir}/app.js`, "2");
+    await waitFor(() => lines(log).length === 3, "build re-run starts");
+    // while it runs (0.5 s), another file changes
+    Deno.writeTextFileSync(`${dir}/other.txt`, "2");
+    await waitFor(() => loop.status().updates === 2, "second update", 20_000);
+    assertEquals(lines(log), ["install", "build", "build"].concat(["build"]));
+    const s = loop.status();
+    assertEquals(s.lastUpdate!.modified, ["other.txt"]);
+    assertEquals(s.lastUpdate!.restarted, []); // nobody watches other.txt
+    assertEquals(loop.supervisor.status()[0].restarts, 1); // app, for app.js
+    assertEquals(loop.supervisor.status()[1].pid, sidePid); // side never restarted
+    // the step's outputs are not tracked: vendor/ never shows up as a change
+    assert(!out.some((l) => /root .*vendor/.test(l)), out.join("\n"));
+
+    // deps.lock: install re-runs (and then build, which chains on it)
+    Deno.writeTextFileSync(`${dir}/deps.lock`, "v2");
+    await waitFor(() => loop.status().updates === 3, "third update", 20_000);
+    assertEquals(loop.status().lastUpdate!.stepsRun, [0, 1]);
+    assertEquals(Deno.readTextFileSync(`${dir}/vendor/x`), "v2");
+  }
+
+  // a new loop on the unchanged tree: every step cached, nothing runs
+  for (const round of [1, 2]) {
+    await new Promise((r) => setTimeout(r, 1100)); // past the racy window of the last save
+    out.length = 0;
+    loop = new DevLoop({ spec, store, print: (s, l) => out.push(`${s} | ${l}`), noWatch: true });
+    try {
+      await loop.start();
+      assertEquals(loop.status().steps.map((x) => x.state), ["cached", "cached"]);
+      assertEquals(lines(log).length, 6);
+      // the second start reads no file: the first one re-read those written within the stat
+      // cache's racy window of its last save, and saved them as settled
+      if (round === 2) assert(out.some((l) => /\(\d+ files, 0 read/.test(l)), out.join("\n"));
+    } finally {
+      await loop.stop();
+    }
+  }
+});
+
+testIf(NEEDS, "loop: hd up SERVICE starts it and its dependencies only", async () => {
+  using tmp = tempDir();
+  using st = tempDir();
+  const spec = envSpec(tmp.path, {
+    services: {
+      a: svc("a", "exec sleep 60"),
+      b: svc("b", "exec sleep 60", { depends_on: ["a"] }),
+      c: svc("c", "exec sleep 60"),
+    },
+  });
+  const loop = new DevLoop({
+    spec,
+    store: Store.open(`${st.path}/store`),
+    print: () => {},
+    only: ["b"],
+    noWatch: true,
+  });
+  await loop.start();
+  await loop.supervisor.settled();
+  assertEquals(loop.supervisor.status().map((s) => [s.name, s.state]), [
+    ["a", "running"],
+    ["b", "running"],
+    ["c", "stopped"],
+  ]);
+  await loop.stop();
+});
