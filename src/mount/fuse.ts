@@ -46,6 +46,7 @@ const EINTR = 4;
 /** How long (ms) the loop polls the fd for the next request before sleeping in poll(). */
 const SPIN_MS = 0.05;
 const O_ACCMODE = 3;
+const O_TRUNC = 0o1000;
 const enc = new TextEncoder();
 
 /** Options of a {@link FuseServer}. */
@@ -455,6 +456,8 @@ export class FuseServer {
         if ((n.mode & S_IFMT) === S_IFDIR) throw new FsError(Errno.EISDIR);
         const flags = this.#fi(fi).getInt32(LAYOUT.fileInfo.flags, true);
         if ((flags & O_ACCMODE) !== 0 && !this.overlay) throw new FsError(Errno.EROFS);
+        // libfuse asks for atomic O_TRUNC: the truncation of `> file` arrives here, not in setattr.
+        if (flags & O_TRUNC && (flags & O_ACCMODE) !== 0) this.#rw().truncate(n.ino, 0);
         this.#setFiBits(fi, [LAYOUT.fileInfoBits.keep_cache]);
         L.fuse_reply_open(req, fi);
       }),
