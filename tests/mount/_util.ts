@@ -3,7 +3,8 @@
  * through the real CLI.
  * @module
  */
-import type { Store } from "../../src/cas/store.ts";
+import { Store } from "../../src/cas/store.ts";
+import { unmountDir } from "../../src/mount/manager.ts";
 import { hd } from "../_helpers.ts";
 
 /** Deterministic pseudo-random bytes (xorshift). */
@@ -87,7 +88,11 @@ export async function withMount(
   try {
     await fn();
   } finally {
-    await hd(["unmount", dir], { store });
+    const r = await hd(["unmount", dir], { store });
+    if (r.code !== 0) {
+      // Never leave a mount behind, even when the CLI cannot run: stop it in-process.
+      await unmountDir(Store.open(store, { create: false }), dir).catch(() => {});
+    }
   }
 }
 
