@@ -15,7 +15,10 @@
  * @module
  */
 import { HdError } from "../cas/errors.ts";
-import { loadProjectSpec } from "../spec/parse.ts";
+import { loadProjectSpec, loadSpec } from "../spec/parse.ts";
+import { trackedFilter } from "../spec/compile.ts";
+import type { EnvSpec } from "../spec/types.ts";
+import { ProjectWatcher } from "../watch/watcher.ts";
 import {
   type ControlRequest,
   readUpState,
@@ -120,13 +123,18 @@ function settled(s: UpStatus): boolean {
 }
 
 async function runLoop(ctx: Context, detached: boolean): Promise<number> {
-  const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
+  let spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
   const dir = spec.dir;
   const store = ctx.store();
-  const names = ["hd", "build", ...Object.keys(spec.services)];
-  const width = Math.max(...names.map((n) => n.length));
-  const color = (n: string) => COLORS[names.indexOf(n) % COLORS.length];
   const json = ctx.out.json;
+  let names: string[] = [];
+  let width = 0;
+  const setNames = (sp: EnvSpec) => {
+    names = ["hd", "build", ...Object.keys(sp.services)];
+    width = Math.max(...names.map((n) => n.length));
+  };
+  setNames(spec);
+  const color = (n: string) => COLORS[Math.max(0, names.indexOf(n)) % COLORS.length];
   const print = (src: string, line: string) => {
     if (json) return;
     const tag = src.padEnd(width);
@@ -139,22 +147,41 @@ async function runLoop(ctx: Context, detached: boolean): Promise<number> {
   let phase = "starting";
   let stateTimer: ReturnType<typeof setTimeout> | null = null;
   const state = selfState(dir, spec.environment.name, detached);
-  const loop = new DevLoop({
-    spec,
-    store,
-    only: ctx.positionals,
-    print,
-    onEvent: emit,
-    onChange: () => {
-      stateTimer ??= setTimeout(() => {
-        stateTimer = null;
-        state.groups = loop.supervisor.groups();
-        if (phase !== "stopped") writeUpState(dir, state);
-      }, 0);
-    },
-  });
-  let stop!: (why: string) => void;
-  const stopped = new Promise<string>((r) => stop = r);
+  // what the main loop waits for: a stop (signal, `hd down`) or a reload (hd.toml changed)
+  let stopReason: string | null = null;
+  let reloadWanted = false;
+  let poke: () => void = () => {};
+  const wake = () => poke();
+  const next = () =>
+    stopReason !== null || reloadWanted
+      ? Promise.resolve()
+      : new Promise<void>((r) => poke = () => (poke = () => {}, r()));
+  const stop = (why: string) => {
+    stopReason ??= why;
+    wake();
+  };
+  const makeLoop = (sp: EnvSpec): DevLoop => {
+    const l: DevLoop = new DevLoop({
+      spec: sp,
+      store,
+      only: ctx.positionals,
+      print,
+      onEvent: emit,
+      onChange: () => {
+        stateTimer ??= setTimeout(() => {
+          stateTimer = null;
+          state.groups = loop.supervisor.groups();
+          if (phase !== "stopped") writeUpState(dir, state);
+        }, 0);
+      },
+      onSpecChange: () => {
+        reloadWanted = true;
+        wake();
+      },
+    });
+    return l;
+  };
+  let loop = makeLoop(spec);
   const handler = (req: ControlRequest): Promise<unknown> => {
     switch (req.op) {
       case "ping":
@@ -182,7 +209,12 @@ async function runLoop(ctx: Context, detached: boolean): Promise<number> {
     ["SIGTERM", onSignal("SIGTERM")],
   ];
   for (const [s, f] of sigs) Deno.addSignalListener(s, f);
-  const code = 0;
+  // after a failed reload, any edit of the project (hd.toml or a step's input) retries it
+  let retryWatch: ProjectWatcher | null = null;
+  const closeRetry = async () => {
+    await retryWatch?.close();
+    retryWatch = null;
+  };
   try {
     try {
       await loop.start();
@@ -193,9 +225,53 @@ async function runLoop(ctx: Context, detached: boolean): Promise<number> {
       if (detached) await new Promise((r) => setTimeout(r, 300)); // let `hd up -d` see it
       throw e;
     }
-    const why = await stopped;
-    print("hd", `stopping (${why}): ${[...loop.supervisor.order].reverse().join(", ")}`);
-    emit({ event: "stopping", reason: why });
+    while (true) {
+      await next();
+      if (stopReason !== null) break;
+      reloadWanted = false;
+      let fresh: EnvSpec;
+      try {
+        fresh = loadSpec(spec.file);
+        if (fresh.environment.name !== spec.environment.name) {
+          throw new Error(
+            `the environment name changed (${spec.environment.name} → ${fresh.environment.name}); stop and start hd up`,
+          );
+        }
+      } catch (e) {
+        print("hd", `cannot reload: ${(e as Error).message} — still running the previous one`);
+        emit({ event: "reload", ok: false, error: (e as Error).message });
+        continue;
+      }
+      print("hd", "reloading: stopping the services of the previous configuration");
+      await closeRetry();
+      await loop.stop();
+      spec = fresh;
+      setNames(spec);
+      phase = "starting";
+      try {
+        loop = makeLoop(spec);
+        await loop.start();
+        phase = "running";
+        emit({ event: "reload", ok: true, root: loop.root });
+      } catch (e) {
+        phase = "failed";
+        const hint = e instanceof HdError && e.hint ? ` (${e.hint})` : "";
+        print("hd", `reload failed: ${(e as Error).message}${hint}; waiting for a change`);
+        emit({ event: "reload", ok: false, error: (e as Error).message });
+        retryWatch = new ProjectWatcher(dir, {
+          debounceMs: spec.options.debounceMs,
+          filter: trackedFilter(spec),
+          onBatch: () => {
+            reloadWanted = true;
+            wake();
+          },
+        });
+        retryWatch.start();
+      }
+    }
+    await closeRetry();
+    print("hd", `stopping (${stopReason}): ${[...loop.supervisor.order].reverse().join(", ")}`);
+    emit({ event: "stopping", reason: stopReason });
     // a second Ctrl-C during the stop kills at once
     const force = () => {
       for (const g of loop.supervisor.groups()) {
@@ -211,6 +287,7 @@ async function runLoop(ctx: Context, detached: boolean): Promise<number> {
     print("hd", "stopped");
     emit({ event: "stopped" });
   } catch (e) {
+    await closeRetry().catch(() => {});
     await loop.stop().catch(() => {});
     throw e;
   } finally {
@@ -225,7 +302,7 @@ async function runLoop(ctx: Context, detached: boolean): Promise<number> {
     const cur = readUpState(dir);
     if (cur && cur.state.pid === Deno.pid) removeUpState(dir);
   }
-  return code;
+  return 0;
 }
 
 /** `hd up`. */

@@ -50,6 +50,11 @@ export interface DevLoopOptions {
   onChange?: () => void;
   /** Do not watch (tests of the start alone). */
   noWatch?: boolean;
+  /**
+   * Called (not awaited) when hd.toml itself changed; the caller reloads (stops this loop and
+   * starts one with the new spec). Without it, a note says to restart `hd up`.
+   */
+  onSpecChange?: () => void;
 }
 
 /** State of one build step after the last run. */
@@ -311,6 +316,17 @@ export class DevLoop {
       r.removed.length ? `removed ${list(r.removed)}` : "",
     ].filter(Boolean).join("; ");
     this.#print(`root ${short(oldEnv)} \u2192 ${short(this.#envRoot)}  ${what}`);
+    const specRel = this.#spec.file.startsWith(this.#spec.dir + "/")
+      ? this.#spec.file.slice(this.#spec.dir.length + 1)
+      : null;
+    if (specRel !== null && changed.includes(specRel)) {
+      if (this.#o.onSpecChange) {
+        this.#print(`${specRel} changed: reloading the environment`);
+        this.#o.onSpecChange();
+        return null;
+      }
+      this.#print(`${specRel} changed: restart \`hd up\` to apply it`);
+    }
     const rerun = new Set<number>();
     for (const st of this.#steps) {
       if (st.hash !== hashes[st.index]) (st.hash = hashes[st.index], rerun.add(st.index));

@@ -145,3 +145,42 @@ testIf(NEEDS, "cli: up -d, restart, logs, down; a killed supervisor is cleaned u
   assertEquals([d.stale, d.killed.sort()], [true, ["db", "worker"]]);
   await waitFor(() => pidsWith(marker).length === 0, "orphans killed");
 });
+
+testIf(
+  NEEDS,
+  "cli: editing hd.toml reloads; a broken one keeps the running environment",
+  async () => {
+    using tmp = tempDir();
+    using store = tempDir();
+    const opts = { cwd: tmp.path, store: store.path };
+    const toml = (greeting: string) =>
+      `[environment]
+name = "reload"
+env = { GREETING = "${greeting}" }
+
+[services.say]
+command = "echo said-$GREETING; exec sleep 60"
+`;
+    Deno.writeTextFileSync(`${tmp.path}/hd.toml`, toml("one"));
+    const up = await hd(["up", "-d"], opts);
+    assertEquals(up.code, 0, up.stderr);
+    const log = () => Deno.readTextFileSync(`${tmp.path}/.hd/logs/say.log`);
+    await waitFor(() => log().includes("said-one"), "first start");
+    Deno.writeTextFileSync(`${tmp.path}/hd.toml`, toml("two"));
+    await waitFor(() => log().includes("said-two"), "reloaded with the new env");
+    Deno.writeTextFileSync(
+      `${tmp.path}/hd.toml`,
+      toml("three").replace("[services.say]", "[services"),
+    );
+    await waitFor(
+      () => Deno.readTextFileSync(`${tmp.path}/.hd/logs/hd.log`).includes("cannot reload"),
+      "reload refused",
+    );
+    const st = JSON.parse((await hd(["status", "--json"], opts)).stdout);
+    // status itself cannot parse the broken hd.toml
+    assert(st.error !== undefined || st.up?.running === true);
+    Deno.writeTextFileSync(`${tmp.path}/hd.toml`, toml("four"));
+    await waitFor(() => log().includes("said-four"), "reloaded after the fix");
+    assertEquals((await hd(["down"], opts)).code, 0);
+  },
+);
