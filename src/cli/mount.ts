@@ -75,6 +75,14 @@ export const mount: Command = {
       return 0;
     }
     recoverStale(store, abs);
+    try {
+      if (!Deno.statSync(abs).isDirectory) throw new Error("not a directory");
+    } catch (e) {
+      throw new HdError(
+        `Cannot mount on ${abs}: ${(e as Error).message}`,
+        "create an empty directory to mount on (mkdir -p DIR)",
+      );
+    }
     const key = mountKey(abs);
     const log = (ctx.values.log as string | undefined) ?? `${store.root}/mounts/${key}.log`;
     Deno.mkdirSync(`${store.root}/mounts`, { recursive: true });
