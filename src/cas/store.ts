@@ -70,6 +70,7 @@ export class Store {
   #batch: PackBuilder | null = null;
   #batchDepth = 0;
   #looseDirs = new Map<string, Set<string>>();
+  #seenGeneration: string | null = null;
 
   private constructor(root: string) {
     this.root = root;
@@ -600,6 +601,16 @@ export class Store {
     await f.lock(mode === "exclusive");
     this.#lockFile = f;
     this.#lockDepth = 1;
+    // A long-lived process (hd up, hd mount) must not trust what it remembers of the store
+    // across another process's gc: start over when the gc generation moved.
+    const gen = this.generation();
+    if (this.#seenGeneration !== null && gen !== this.#seenGeneration) {
+      this.#known.clear();
+      this.#packIndex = null;
+      for (const file of this.#packFiles.values()) file.close();
+      this.#packFiles.clear();
+    }
+    this.#seenGeneration = gen;
     try {
       return await fn();
     } finally {
