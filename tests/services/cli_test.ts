@@ -185,3 +185,58 @@ command = "echo said-$GREETING; exec sleep 60"
     assertEquals((await hd(["down"], opts)).code, 0);
   },
 );
+
+testIf(NEEDS, "cli: up --json prints JSON events; logs -f follows", async () => {
+  using tmp = tempDir();
+  using store = tempDir();
+  Deno.writeTextFileSync(
+    `${tmp.path}/hd.toml`,
+    `[environment]
+name = "ticks"
+
+[services.ticker]
+command = "i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.1; done"
+`,
+  );
+  const spawn = (args: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", `${REPO}/cli.ts`, ...args],
+      cwd: tmp.path,
+      env: { HD_HOME: store.path, NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+  const collect = (child: Deno.ChildProcess, into: string[]) =>
+    (async () => {
+      for await (const c of child.stdout.pipeThrough(new TextDecoderStream())) into.push(c);
+    })();
+  const upOut: string[] = [];
+  const up = spawn(["up", "--json"]);
+  const upDone = collect(up, upOut);
+  await waitFor(() => {
+    try {
+      return Deno.readTextFileSync(`${tmp.path}/.hd/logs/ticker.log`).includes("tick-3");
+    } catch {
+      return false;
+    }
+  }, "ticks");
+  const logsOut: string[] = [];
+  const logs = spawn(["logs", "ticker", "-f"]);
+  const logsDone = collect(logs, logsOut);
+  await waitFor(() => logsOut.join("").includes("tick-3"), "old lines");
+  const last = Number(/tick-(\d+)\n(?![\s\S]*tick-)/.exec(logsOut.join(""))?.[1] ?? 0);
+  await waitFor(() => logsOut.join("").includes(`tick-${last + 3}\n`), "new lines followed");
+  logs.kill("SIGINT");
+  assertEquals((await logs.status).code, 0);
+  await logsDone;
+  up.kill("SIGINT");
+  assertEquals((await up.status).code, 0);
+  await upDone;
+  const events = upOut.join("").trim().split("\n").map((l) => JSON.parse(l));
+  const kinds = events.map((e) => e.event);
+  assertEquals(kinds[0], "root");
+  assert(kinds.includes("started") && kinds.includes("service"), kinds.join());
+  assert(kinds.indexOf("stopping") > kinds.indexOf("started"), kinds.join());
+  assertEquals(kinds.at(-1), "stopped");
+  assert(events.some((e) => e.event === "service" && e.message === "stopped"), kinds.join());
+});
