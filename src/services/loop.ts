@@ -194,6 +194,12 @@ export class DevLoop {
    */
   async start(): Promise<void> {
     const t0 = performance.now();
+    if (this.#spec.environment.base !== null) {
+      this.#print(
+        `base = "${this.#spec.environment.base}": running in the image is not implemented yet; ` +
+          "steps and services run on the host",
+      );
+    }
     const c = await compileEnv(this.#store, this.#spec);
     this.#tree = c.tree;
     this.#filesRoot = c.filesRoot;
