@@ -116,6 +116,7 @@ export class DevLoop {
   #watcher: ProjectWatcher | null = null;
   #running: RunningStep | null = null;
   #stopping = false;
+  #cacheTimer: ReturnType<typeof setTimeout> | null = null;
   #updates = 0;
   #last: UpdateReport | null = null;
   /** The service supervisor. */
@@ -360,7 +361,7 @@ export class DevLoop {
     const tRestart = performance.now();
     // recorded after the restart: nothing on the way to a restarted service waits for an fsync
     await this.#store.withLock("shared", () => this.#persistEnv(env, r.root));
-    this.#cache.save(this.#cachePath, true);
+    this.#saveCacheSoon();
     const report: UpdateReport = {
       paths: paths.length,
       oldRoot: oldEnv,
@@ -382,6 +383,23 @@ export class DevLoop {
     this.#last = report;
     this.#o.onEvent?.({ event: "update", ...report });
     return report;
+  }
+
+  /**
+   * Saves the stat cache a second after the last update (and on stop): serializing it costs CPU
+   * that a service being restarted needs more.
+   */
+  #saveCacheSoon(): void {
+    if (this.#cacheTimer !== null) clearTimeout(this.#cacheTimer);
+    if (this.#stopping) {
+      this.#cacheTimer = null;
+      this.#cache.save(this.#cachePath, true);
+      return;
+    }
+    this.#cacheTimer = setTimeout(() => {
+      this.#cacheTimer = null;
+      this.#cache.save(this.#cachePath, true);
+    }, 1000);
   }
 
   /** The loop's status. */
@@ -408,6 +426,11 @@ export class DevLoop {
     const closing = w?.close();
     await this.supervisor.close();
     await closing;
+    if (this.#cacheTimer !== null) {
+      clearTimeout(this.#cacheTimer);
+      this.#cacheTimer = null;
+      this.#cache.save(this.#cachePath, true);
+    }
   }
 }
 
