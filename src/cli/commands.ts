@@ -29,6 +29,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: "logs", load: async () => (await import("./logs.ts")).logs },
   { name: "restart", load: async () => (await import("./restart.ts")).restart },
   { name: "exec", load: async () => (await import("./exec.ts")).exec },
+  { name: "shell", load: async () => (await import("./shell.ts")).shell },
   { name: "init", load: async () => (await import("./init.ts")).init },
   { name: "lock", load: async () => (await import("./lock.ts")).lock },
   { name: "status", load: async () => (await import("./status.ts")).status },

@@ -1,0 +1,54 @@
+/**
+ * The sandboxed build cache: a step whose hash (src/spec/compile.ts) is recorded under the ref
+ * `builds/<hash>` is skipped and its recorded output layer (a layer tree, whiteouts as `.wh.`
+ * entries) is used. `[build].cache` directories live outside the layers, in
+ * `<store>/cache/<env>/<path>`, bind-mounted into every step like BuildKit cache mounts.
+ *
+ * @example
+ * ```ts
+ * import { cachedLayer, recordLayer, cacheBinds } from "./cache.ts";
+ * const layer = cachedLayer(store, hash) ?? recordLayer(store, hash, newLayerId);
+ * ```
+ * @module
+ */
+import type { Store } from "../cas/store.ts";
+import { stepCacheRef } from "../spec/status.ts";
+import type { BindSpec } from "../sandbox/sandbox.ts";
+
+/** The output layer recorded for step `hash`, or null when the step has not run. */
+export function cachedLayer(store: Store, hash: string): string | null {
+  return store.getRef(stepCacheRef(hash));
+}
+
+/** Records `layer` as the output of step `hash`; returns `layer`. */
+export function recordLayer(store: Store, hash: string, layer: string): string {
+  store.setRef(stepCacheRef(hash), layer);
+  return layer;
+}
+
+/** The path inside the sandbox of a `[build].cache` entry (`~` is /root; relative → workdir). */
+export function cacheTarget(path: string, workdir: string): string {
+  if (path === "~" || path.startsWith("~/")) return `/root${path.slice(1)}`.replace(/\/+$/, "");
+  if (path.startsWith("/")) return path.replace(/\/+$/, "");
+  return `${workdir.replace(/\/+$/, "")}/${path.replace(/^\.\//, "").replace(/\/+$/, "")}`;
+}
+
+/** Host directory holding cache `path` of environment `env`. */
+export function cacheDir(store: Store, env: string, path: string, workdir: string): string {
+  const t = cacheTarget(path, workdir).replace(/^\/+/, "").replace(/\//g, "%2F");
+  return `${store.root}/cache/${encodeURIComponent(env)}/${t}`;
+}
+
+/** Bind mounts of every cache dir (host dirs are created). */
+export function cacheBinds(
+  store: Store,
+  env: string,
+  paths: string[],
+  workdir: string,
+): BindSpec[] {
+  return paths.map((p) => {
+    const src = cacheDir(store, env, p, workdir);
+    Deno.mkdirSync(src, { recursive: true });
+    return { src, dst: cacheTarget(p, workdir) };
+  });
+}

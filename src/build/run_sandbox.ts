@@ -1,0 +1,376 @@
+/**
+ * Sandboxed environments (hd.toml with a `base`): the base image is pulled (when not in the
+ * store) and its layers materialized; each build step whose hash is recorded (`builds/<hash>`) is
+ * skipped, any other runs in the sandbox on top of the layers below it, and its overlay upperdir
+ * (minus `[build].cache` dirs and the sandbox's own mount points) becomes a new layer in the CAS.
+ * During a step the project is the lower layer of an overlay at the working directory, so what a
+ * step writes there (node_modules, dist) lands in its layer, not in the project. A failing step
+ * keeps nothing and names the step, its exit code and its last output lines.
+ *
+ * The environment's root is an overlay of the step layers over the base layers with the
+ * environment's writable layer (`.hd/sandbox/upper`) on top, mounted at `.hd/sandbox/root` and
+ * reused while its layers stay the same; the project is bind-mounted at the working directory
+ * (default /app), with what the steps produced there (e.g. /app/node_modules) kept visible.
+ *
+ * @example
+ * ```ts
+ * import { prepareEnv, mountEnv, envSandbox } from "./run_sandbox.ts";
+ * const env = await prepareEnv(store, spec, { onLine: console.log });
+ * const root = mountEnv(env);
+ * spawnSandbox(envSandbox(env, root.target, ["sh"]));
+ * ```
+ * @module
+ */
+import { HdError } from "../cas/errors.ts";
+import type { Store } from "../cas/store.ts";
+import { MemDir, Tree } from "../dag/tree.ts";
+import { loadImage, type PulledImage, pullImage } from "../oci/image.ts";
+import { type CompiledEnv, compileEnv, type StepHash } from "../spec/compile.ts";
+import type { EnvSpec } from "../spec/types.ts";
+import { captureLayer, materializeLayer } from "../sandbox/layers.ts";
+import { isMountPoint, mountRootfs, type Rootfs, unmountRootfs } from "../sandbox/rootfs.ts";
+import { type SandboxOptions, spawnSandbox } from "../sandbox/sandbox.ts";
+import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./cache.ts";
+
+/** Default working directory inside a sandboxed environment. */
+export const DEFAULT_WORKDIR = "/app";
+
+/** What happened to one step. */
+export interface SandboxStepResult {
+  index: number;
+  run: string;
+  hash: string;
+  /** Id of the output layer tree. */
+  layer: string;
+  cached: boolean;
+  ms: number;
+}
+
+/** A prepared environment: image, compiled spec, and the layers of its root, lowest first. */
+export interface SandboxEnv {
+  spec: EnvSpec;
+  store: Store;
+  image: PulledImage;
+  compiled: CompiledEnv;
+  /** Layer tree ids, lowest first: base image layers, then step outputs. */
+  layers: string[];
+  steps: SandboxStepResult[];
+  workdir: string;
+  /** Variables: the image's Env, [environment].env, HD_ENV. */
+  env: Record<string, string>;
+  /** Milliseconds spent: pull/load, compile, materialize, steps. */
+  timings: Record<string, number>;
+}
+
+/** Options of {@link prepareEnv}. */
+export interface PrepareOptions {
+  /** Output lines of running steps. */
+  onLine?: (line: string, step: StepHash) => void;
+  /** A step starts (cached or not). */
+  onStep?: (step: StepHash, cached: boolean) => void;
+  /** Progress notes (pull, materialize). */
+  onNote?: (text: string) => void;
+  /** Host CA certificates in steps (default: `$HD_HOST_CA` is set and not "0"). */
+  caCerts?: boolean;
+}
+
+/** True when the host's CA certificates are asked for (`HD_HOST_CA=1`). */
+export function hostCaWanted(): boolean {
+  const v = Deno.env.get("HD_HOST_CA");
+  return v !== undefined && v !== "" && v !== "0";
+}
+
+function imageEnv(img: PulledImage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of img.config.config?.Env ?? []) {
+    const i = kv.indexOf("=");
+    if (i > 0) out[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  out.PATH ??= "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  return out;
+}
+
+/** The working directory inside the sandbox for `spec`. */
+export function sandboxWorkdir(spec: EnvSpec): string {
+  const w = spec.environment.workdir;
+  if (!w) return DEFAULT_WORKDIR;
+  return w.startsWith("/") ? w.replace(/\/+$/, "") || "/" : `${DEFAULT_WORKDIR}/${w}`;
+}
+
+/** The pulled base image of `spec` (pulled now when not in the store). */
+export async function baseImage(
+  store: Store,
+  spec: EnvSpec,
+  onNote?: (t: string) => void,
+): Promise<PulledImage> {
+  const base = spec.environment.base;
+  if (base === null) {
+    throw new HdError(
+      `Cannot prepare a sandbox for ${spec.environment.name}: hd.toml has no base image`,
+      'add `base = "IMAGE"` to [environment]',
+    );
+  }
+  const have = loadImage(store, base);
+  if (have) return have;
+  onNote?.(`pulling ${base}`);
+  return await pullImage(store, base);
+}
+
+/** Pulls/loads the image, compiles, materializes the layers and runs the uncached steps. */
+export async function prepareEnv(
+  store: Store,
+  spec: EnvSpec,
+  opts: PrepareOptions = {},
+): Promise<SandboxEnv> {
+  const timings: Record<string, number> = {};
+  let t = performance.now();
+  const lap = (k: string) => {
+    const n = performance.now();
+    timings[k] = n - t;
+    t = n;
+  };
+  const image = await baseImage(store, spec, opts.onNote);
+  lap("image");
+  const compiled = await compileEnv(store, spec, { baseId: image.record });
+  lap("compile");
+  const layers = image.layers.map((l) => l.tree);
+  for (const id of layers) {
+    const m = materializeLayer(store, id);
+    if (m.created) opts.onNote?.(`materialized layer ${id.slice(0, 12)} (${m.files} files)`);
+  }
+  lap("materialize");
+  const workdir = sandboxWorkdir(spec);
+  const env: Record<string, string> = {
+    ...imageEnv(image),
+    HOME: "/root",
+    ...spec.environment.env,
+    HD_ENV: spec.environment.name,
+  };
+  const steps: SandboxStepResult[] = [];
+  const prep: SandboxEnv = {
+    spec,
+    store,
+    image,
+    compiled,
+    layers,
+    steps,
+    workdir,
+    env,
+    timings,
+  };
+  for (const s of compiled.steps) {
+    const t0 = performance.now();
+    const hit = cachedLayer(store, s.id);
+    opts.onStep?.(s, hit !== null);
+    const layer = hit ?? await runStep(prep, s, opts);
+    materializeLayer(store, layer);
+    layers.push(layer);
+    steps.push({
+      index: s.index,
+      run: s.spec.run,
+      hash: s.id,
+      layer,
+      cached: hit !== null,
+      ms: performance.now() - t0,
+    });
+  }
+  lap("steps");
+  return prep;
+}
+
+/** Layer directories of `layers` (lowest first) as overlay lowerdirs (highest first). */
+function lowerDirs(store: Store, layers: string[]): string[] {
+  return [...layers].reverse().map((id) => materializeLayer(store, id).dir);
+}
+
+/** Runs one step in the sandbox and records its output layer; throws when it fails. */
+export async function runStep(
+  env: SandboxEnv,
+  step: StepHash,
+  opts: PrepareOptions = {},
+): Promise<string> {
+  const { store, spec, workdir } = env;
+  const tmpRoot = `${store.root}/tmp`;
+  Deno.mkdirSync(tmpRoot, { recursive: true });
+  const tmp = Deno.makeTempDirSync({ dir: tmpRoot, prefix: `build-${step.id.slice(0, 12)}-` });
+  const dirs = {
+    upper: `${tmp}/upper`,
+    work: `${tmp}/work`,
+    root: `${tmp}/root`,
+    appUpper: `${tmp}/app-upper`,
+    appWork: `${tmp}/app-work`,
+  };
+  for (const d of Object.values(dirs)) Deno.mkdirSync(d);
+  let root: Rootfs | null = null;
+  const tail: string[] = [];
+  try {
+    root = mountRootfs({
+      lowers: lowerDirs(store, env.layers),
+      upper: dirs.upper,
+      work: dirs.work,
+      target: dirs.root,
+    });
+    const caches = cacheBinds(store, spec.environment.name, spec.build.cache, workdir);
+    const sb: SandboxOptions = {
+      root: dirs.root,
+      argv: ["sh", "-c", step.spec.run],
+      env: { ...env.env, ...step.spec.env },
+      cwd: workdir,
+      binds: caches,
+      network: step.spec.network,
+      caCerts: opts.caCerts ?? hostCaWanted(),
+      hostname: spec.environment.name.replace(/[^A-Za-z0-9-]/g, "-").slice(0, 63) || "hd",
+      overlays: [{
+        lowers: [spec.dir, `${dirs.root}${workdir}`],
+        upper: dirs.appUpper,
+        work: dirs.appWork,
+        dst: workdir,
+      }],
+    };
+    Deno.mkdirSync(`${dirs.root}${workdir}`, { recursive: true });
+    const child = spawnSandbox(sb, { stdin: "null", stdout: "piped" });
+    const pump = async (s: ReadableStream<Uint8Array>) => {
+      let buf = "";
+      const line = (l: string) => {
+        tail.push(l);
+        if (tail.length > 20) tail.shift();
+        opts.onLine?.(l, step);
+      };
+      for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+        buf += chunk;
+        let i;
+        while ((i = buf.indexOf("\n")) >= 0) (line(buf.slice(0, i)), buf = buf.slice(i + 1));
+      }
+      if (buf) line(buf);
+    };
+    const [st] = await Promise.all([child.status, pump(child.stdout), pump(child.stderr)]);
+    const code = st.signal ? 128 + 15 : st.code;
+    if (code !== 0) {
+      throw new HdError(
+        `Cannot build step ${step.index + 1} (\`${step.spec.run}\`): it exited with code ${code}`,
+        `its last output lines:\n${tail.slice(-10).map((l) => `  ${l}`).join("\n")}\n` +
+          "nothing of the failed step was kept; the previous environment still works",
+      );
+    }
+    unmountRootfs(root);
+    root = null;
+    const wd = workdir.replace(/^\/+/, "");
+    const cacheRel = spec.build.cache.map((c) => cacheTarget(c, workdir).replace(/^\/+/, ""));
+    const layer = await store.withLock("shared", () => {
+      const sys = ["proc", "dev", "tmp", "sys", "etc/resolv.conf", "etc/ssl/certs"];
+      const top = captureLayer(store, dirs.upper, {
+        exclude: [...sys, "usr/local/share/ca-certificates", wd, ...cacheRel],
+      });
+      const inWd = cacheRel.filter((c) => c.startsWith(`${wd}/`)).map((c) =>
+        c.slice(wd.length + 1)
+      );
+      const app = captureLayer(store, dirs.appUpper, { exclude: [".hd", ...inWd] });
+      if (app.empty) return top.id;
+      const t = Tree.load(store, top.id);
+      t.setDir(wd, MemDir.lazy(app.id, store));
+      return t.commit(store);
+    });
+    return recordLayer(store, step.id, layer);
+  } finally {
+    if (root) unmountRootfs(root);
+    try {
+      Deno.removeSync(tmp, { recursive: true });
+    } catch { /* busy: left for the next gc */ }
+  }
+}
+
+/** Paths below the working directory that the step layers provide (kept over the project). */
+export function keptPaths(env: SandboxEnv): string[] {
+  const wd = env.workdir.replace(/^\/+/, "");
+  const out = new Set<string>();
+  for (const s of env.steps) {
+    const d = Tree.load(env.store, s.layer).get(wd);
+    if (d instanceof MemDir) {
+      for (const name of d.entries.keys()) {
+        if (!name.startsWith(".wh.")) out.add(`${env.workdir}/${name}`);
+      }
+    }
+  }
+  return [...out].sort();
+}
+
+/** Where the environment's root and writable layer live: `<project>/.hd/sandbox`. */
+export function envSandboxDir(spec: EnvSpec): string {
+  return `${spec.dir}/.hd/sandbox`;
+}
+
+/**
+ * Mounts the environment's root (overlay of its layers with `.hd/sandbox/upper` on top) at
+ * `.hd/sandbox/root`, or reuses the mount when its layers are the same.
+ */
+export function mountEnv(env: SandboxEnv): Rootfs & { reused: boolean } {
+  const t0 = performance.now();
+  const dir = envSandboxDir(env.spec);
+  const state = `${dir}/root.json`;
+  const lowers = lowerDirs(env.store, env.layers);
+  const target = `${dir}/root`;
+  let prev: { lowers: string[]; mode: Rootfs["mode"] } | null = null;
+  try {
+    prev = JSON.parse(Deno.readTextFileSync(state));
+  } catch { /* first mount */ }
+  const spec = { lowers, upper: `${dir}/upper`, work: `${dir}/work`, target };
+  if (prev && prev.lowers.join(":") === lowers.join(":")) {
+    if (prev.mode === "overlay" ? isMountPoint(target) : exists(target)) {
+      return { ...spec, mode: prev.mode, ms: performance.now() - t0, reused: true };
+    }
+  }
+  if (prev) unmountRootfs({ mode: prev.mode, target });
+  else if (isMountPoint(target)) unmountRootfs({ mode: "overlay", target });
+  const r = mountRootfs(spec);
+  Deno.mkdirSync(dir, { recursive: true });
+  const tmp = `${state}.${Deno.pid}.tmp`;
+  Deno.writeTextFileSync(tmp, JSON.stringify({ lowers, mode: r.mode }));
+  Deno.renameSync(tmp, state);
+  return { ...r, reused: false };
+}
+
+/** Unmounts the environment's root (nothing when it is not mounted). */
+export function unmountEnv(spec: EnvSpec): void {
+  const dir = envSandboxDir(spec);
+  let mode: Rootfs["mode"] = "overlay";
+  try {
+    mode = JSON.parse(Deno.readTextFileSync(`${dir}/root.json`)).mode;
+  } catch { /* default */ }
+  unmountRootfs({ mode, target: `${dir}/root` });
+  try {
+    Deno.removeSync(`${dir}/root.json`);
+  } catch { /* none */ }
+}
+
+function exists(p: string): boolean {
+  try {
+    Deno.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Sandbox options to run `argv` in the mounted environment (project bound at the workdir). */
+export function envSandbox(
+  env: SandboxEnv,
+  root: string,
+  argv: string[],
+  extra: Partial<SandboxOptions> = {},
+): SandboxOptions {
+  return {
+    root,
+    argv,
+    env: env.env,
+    cwd: env.workdir,
+    binds: [
+      { src: env.spec.dir, dst: env.workdir },
+      ...cacheBinds(env.store, env.spec.environment.name, env.spec.build.cache, env.workdir),
+    ],
+    keep: keptPaths(env),
+    network: "host",
+    caCerts: hostCaWanted(),
+    hostname: env.spec.environment.name.replace(/[^A-Za-z0-9-]/g, "-").slice(0, 63) || "hd",
+    ...extra,
+  };
+}

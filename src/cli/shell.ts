@@ -1,0 +1,65 @@
+/**
+ * `hd shell [-- CMD…]`: an interactive shell (or CMD) inside the environment's sandbox — the
+ * base image's layers and the build steps' layers under overlayfs, the project at the working
+ * directory, new mount/pid/ipc/uts namespaces, the host's network. Needs a `base` in hd.toml.
+ * Uncached build steps run first; the exit code passes through.
+ *
+ * @example
+ * ```sh
+ * hd shell                  # /bin/bash or /bin/sh in /app
+ * hd shell -- node -v       # one command
+ * ```
+ * @module
+ */
+import { HdError } from "../cas/errors.ts";
+import { loadProjectSpec } from "../spec/parse.ts";
+import type { Command } from "./command.ts";
+
+/** `hd shell`. */
+export const shell: Command = {
+  name: "shell",
+  summary: "open a shell (or run a command) inside the environment's sandbox",
+  usage: "hd shell [--file hd.toml] [--] [CMD [ARG…]]",
+  options: {
+    file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" },
+  },
+  passThrough: true,
+  async run(ctx) {
+    const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
+    if (spec.environment.base === null) {
+      throw new HdError(
+        `Cannot open a shell in ${spec.environment.name}: hd.toml has no base image`,
+        'add `base = "IMAGE"` to [environment] (or use `hd exec` to run on the host)',
+      );
+    }
+    const { prepareEnv, mountEnv, envSandbox } = await import("../build/run_sandbox.ts");
+    const { spawnSandbox } = await import("../sandbox/sandbox.ts");
+    const store = ctx.store();
+    const env = await prepareEnv(store, spec, {
+      onNote: (t) => ctx.out.note(`hd: ${t}`),
+      onStep: (s, cached) =>
+        ctx.out.note(`hd: step ${s.index + 1} ${cached ? "cached" : "running"}: ${s.spec.run}`),
+      onLine: (l) => ctx.out.note(`build | ${l}`),
+    });
+    const root = mountEnv(env);
+    if (root.mode === "hardlink") {
+      ctx.out.note(`hd: overlayfs unavailable (${root.why ?? "?"}); using a hardlink farm`);
+    }
+    let argv = ctx.positionals;
+    if (argv[0] === "--") argv = argv.slice(1);
+    if (argv.length === 0) {
+      let sh = "/bin/sh";
+      try {
+        Deno.statSync(`${root.target}/bin/bash`);
+        sh = "/bin/bash";
+      } catch { /* no bash in the image */ }
+      argv = [sh];
+    }
+    const child = spawnSandbox(envSandbox(env, root.target, argv));
+    const ign = () => {}; // the sandbox's init forwards signals to the command
+    Deno.addSignalListener("SIGINT", ign);
+    const st = await child.status;
+    Deno.removeSignalListener("SIGINT", ign);
+    return st.signal ? 128 + 15 : st.code;
+  },
+};

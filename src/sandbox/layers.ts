@@ -1,0 +1,223 @@
+/**
+ * Layer directories: a layer tree from the CAS materialized once into
+ * `<store>/layers/<tree id>/` (written into a temp sibling and renamed into place), shared by every
+ * environment that uses it as an overlayfs lowerdir. OCI whiteouts kept in the tree as files are
+ * translated to overlayfs' form: `.wh.NAME` → a character device 0:0 named NAME,
+ * `.wh..wh..opq` → the xattr `trusted.overlay.opaque=y` on its directory.
+ *
+ * The reverse, {@link captureLayer}, turns an overlay upperdir back into a layer tree (whiteouts
+ * as `.wh.` entries again), for build-step outputs.
+ *
+ * @example
+ * ```ts
+ * import { materializeLayer, captureLayer } from "./layers.ts";
+ * const dir = materializeLayer(store, treeId).dir;
+ * const id = captureLayer(store, "/path/upper", { exclude: ["root/.npm"] }).id;
+ * ```
+ * @module
+ */
+import type { Store } from "../cas/store.ts";
+import { getNode, readFileChunks } from "../dag/dag.ts";
+import { type FileNode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../dag/node.ts";
+import { MemDir, Tree } from "../dag/tree.ts";
+import { ingestFile } from "../scan/ingest.ts";
+import { libc } from "./libc.ts";
+
+/** Prefix of an OCI whiteout entry. */
+export const WHITEOUT_PREFIX = ".wh.";
+/** Name of the OCI opaque-directory marker. */
+export const OPAQUE_MARKER = ".wh..wh..opq";
+/** The xattr overlayfs reads to make a directory opaque. */
+export const OPAQUE_XATTR = "trusted.overlay.opaque";
+
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const S_IFIFO = 0o010000;
+
+/** Where the layer directory of tree `id` lives. */
+export function layerDir(store: Store, id: string): string {
+  return `${store.root}/layers/${id}`;
+}
+
+/** What {@link materializeLayer} did. */
+export interface MaterializedLayer {
+  id: string;
+  dir: string;
+  /** False when the directory already existed (reused). */
+  created: boolean;
+  files: number;
+  bytes: number;
+  whiteouts: number;
+  ms: number;
+}
+
+const isRoot = Deno.uid() === 0;
+
+function meta(path: string, mode: number, n: { uid?: number; gid?: number; mtime?: number }) {
+  if (isRoot && (n.uid || n.gid)) libc().lchown(path, n.uid ?? 0, n.gid ?? 0);
+  if ((mode & S_IFMT) !== S_IFLNK) {
+    Deno.chmodSync(path, mode & 0o7777);
+    if (n.mtime !== undefined) Deno.utimeSync(path, n.mtime, n.mtime);
+  }
+}
+
+/**
+ * Writes layer tree `id` into `<store>/layers/<id>/` unless it is already there. Needs root (or
+ * CAP_MKNOD) for whiteouts and device nodes.
+ */
+export function materializeLayer(store: Store, id: string): MaterializedLayer {
+  const t0 = performance.now();
+  const dir = layerDir(store, id);
+  const out: MaterializedLayer = {
+    id,
+    dir,
+    created: false,
+    files: 0,
+    bytes: 0,
+    whiteouts: 0,
+    ms: 0,
+  };
+  try {
+    Deno.statSync(dir);
+    out.ms = performance.now() - t0;
+    return out;
+  } catch { /* not yet */ }
+  Deno.mkdirSync(`${store.root}/layers`, { recursive: true });
+  const tmp = `${store.root}/layers/.tmp-${id.slice(0, 16)}-${Deno.pid}-${Date.now().toString(36)}`;
+  const dirs: [string, number, { uid?: number; gid?: number; mtime?: number }][] = [];
+  const writeFile = (path: string, f: FileNode) => {
+    const type = f.mode & S_IFMT;
+    if (type === S_IFLNK) {
+      Deno.symlinkSync(f.target ?? "", path);
+    } else if (type === S_IFREG) {
+      const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
+      try {
+        for (const c of readFileChunks(store, f)) {
+          let off = 0;
+          while (off < c.length) off += file.writeSync(c.subarray(off));
+        }
+      } finally {
+        file.close();
+      }
+      out.files++;
+      out.bytes += f.size;
+    } else if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
+      libc().mknod(path, f.mode, f.rdev ?? 0);
+    } else return;
+    meta(path, f.mode, f);
+  };
+  const walk = (treeId: string, path: string) => {
+    const node = getNode(store, treeId);
+    if (node.type !== "dir") throw new Error(`Cannot materialize layer ${id}: ${treeId} is no dir`);
+    Deno.mkdirSync(path, { mode: 0o700 });
+    for (const e of node.entries) {
+      if (e.name.includes("/") || e.name === "." || e.name === ".." || e.name === "") {
+        throw new Error(`Cannot materialize layer ${id}: unsafe name "${e.name}"`);
+      }
+      const p = `${path}/${e.name}`;
+      if (e.name === OPAQUE_MARKER) {
+        libc().setxattr(path, OPAQUE_XATTR, "y");
+        out.whiteouts++;
+      } else if (e.name.startsWith(WHITEOUT_PREFIX)) {
+        libc().mknodChar(`${path}/${e.name.slice(WHITEOUT_PREFIX.length)}`, 0);
+        out.whiteouts++;
+      } else if (e.dir !== undefined) walk(e.dir, p);
+      else writeFile(p, e.file);
+    }
+    dirs.push([path, node.mode, node]);
+  };
+  try {
+    walk(id, tmp);
+    // directory modes and times last, deepest first (children were written inside them)
+    for (const [p, mode, n] of dirs) meta(p, mode, n);
+    try {
+      Deno.renameSync(tmp, dir);
+      out.created = true;
+    } catch (e) {
+      // another process materialized it first: keep theirs
+      Deno.removeSync(tmp, { recursive: true });
+      try {
+        Deno.statSync(dir);
+      } catch {
+        throw e;
+      }
+    }
+  } catch (e) {
+    try {
+      Deno.removeSync(tmp, { recursive: true });
+    } catch { /* nothing made */ }
+    throw e;
+  }
+  out.ms = performance.now() - t0;
+  return out;
+}
+
+/** What {@link captureLayer} stored. */
+export interface CapturedLayer {
+  /** Id of the layer tree. */
+  id: string;
+  files: number;
+  bytes: number;
+  whiteouts: number;
+  /** True when the upperdir held nothing (no change). */
+  empty: boolean;
+}
+
+/**
+ * Ingests an overlay upperdir as a layer tree: files, symlinks, directories (with owners and
+ * modes), device nodes; a 0:0 character device becomes a `.wh.NAME` file and an opaque directory
+ * gets a `.wh..wh..opq` entry. Paths in `exclude` (relative to the upperdir) are left out.
+ */
+export function captureLayer(
+  store: Store,
+  upper: string,
+  opts: { exclude?: string[] } = {},
+): CapturedLayer {
+  const exclude = new Set((opts.exclude ?? []).map((p) => p.replace(/^\/+|\/+$/g, "")));
+  const out: CapturedLayer = { id: "", files: 0, bytes: 0, whiteouts: 0, empty: true };
+  const whiteout: FileNode = { type: "file", mode: S_IFREG | 0o644, size: 0, chunks: [] };
+  const keep = (st: Deno.FileInfo) => ({
+    ...(st.uid ? { uid: st.uid } : {}),
+    ...(st.gid ? { gid: st.gid } : {}),
+  });
+  const walk = (abs: string, rel: string, into: MemDir) => {
+    if (libc().getxattr(abs, OPAQUE_XATTR) === "y") {
+      into.entries.set(OPAQUE_MARKER, whiteout);
+      out.whiteouts++;
+    }
+    for (const e of Deno.readDirSync(abs)) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (exclude.has(r)) continue;
+      const p = `${abs}/${e.name}`;
+      const st = Deno.lstatSync(p);
+      const type = (st.mode ?? 0) & S_IFMT;
+      out.empty = false;
+      if (type === S_IFDIR) {
+        const d = new MemDir(st.mode!);
+        d.meta = keep(st);
+        into.entries.set(e.name, d);
+        walk(p, r, d);
+      } else if (type === S_IFCHR && (st.rdev ?? 0) === 0) {
+        into.entries.set(WHITEOUT_PREFIX + e.name, whiteout);
+        out.whiteouts++;
+      } else if (type === S_IFREG || type === S_IFLNK) {
+        const f = ingestFile(store, p, st);
+        Object.assign(f, keep(st));
+        into.entries.set(e.name, f);
+        if (type === S_IFREG) (out.files++, out.bytes += st.size);
+      } else if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
+        into.entries.set(e.name, {
+          type: "file",
+          mode: st.mode!,
+          size: 0,
+          rdev: st.rdev ?? 0,
+          ...keep(st),
+        });
+      }
+    }
+  };
+  const root = new MemDir(S_IFDIR | 0o755);
+  walk(upper, "", root);
+  out.id = new Tree(root).commit(store);
+  return out;
+}
