@@ -36,6 +36,8 @@ import {
 } from "../services/status.ts";
 import type { Command, Context } from "./command.ts";
 
+/** How long `hd up -d` waits for the services to be ready once the build is done. */
+const READY_WAIT_MS = 30_000;
 const COLORS = [36, 33, 35, 32, 34, 31, 96, 93, 95, 92, 94];
 const enc = new TextEncoder();
 
@@ -74,7 +76,9 @@ async function detach(ctx: Context, dir: string): Promise<number> {
   child.status.then((s) => exited = s);
   const t0 = performance.now();
   let status: UpStatus = { running: false };
-  while (performance.now() - t0 < 600_000) {
+  // builds may take long; once running, services get READY_WAIT_MS to become ready
+  let runningSince = 0;
+  while (performance.now() - t0 < 3_600_000) {
     await new Promise((r) => setTimeout(r, 50));
     if (exited) break;
     const st = readUpState(dir);
@@ -82,7 +86,9 @@ async function detach(ctx: Context, dir: string): Promise<number> {
     status = await gatherServices(dir);
     if (!status.running) continue;
     if (status.phase === "failed") break;
-    if (status.phase === "running" && settled(status)) break;
+    if (status.phase !== "running") continue;
+    runningSince ||= performance.now();
+    if (settled(status) || performance.now() - runningSince > READY_WAIT_MS) break;
   }
   if (exited || !status.running || status.phase === "failed") {
     let tail = "";
@@ -95,11 +101,19 @@ async function detach(ctx: Context, dir: string): Promise<number> {
       `its output is in ${log} (last lines above)`,
     );
   }
+  const notReady = status.services.filter((s) => s.state === "starting" || s.state === "waiting");
   ctx.out.result(status, () =>
     [
       `${status.env}: root ${status.root}`,
       `supervisor pid ${status.pid} (logs in .hd/logs/, \`hd down\` to stop)`,
       formatServices(status.services),
+      ...(notReady.length
+        ? [
+          `not ready after ${READY_WAIT_MS / 1000} s: ${
+            notReady.map((s) => s.name).join(", ")
+          } (still trying; \`hd status\`, \`hd logs\`)`,
+        ]
+        : []),
     ].join("\n"));
   return 0;
 }
@@ -158,6 +172,8 @@ async function runLoop(ctx: Context, detached: boolean): Promise<number> {
       : new Promise<void>((r) => poke = () => (poke = () => {}, r()));
   const stop = (why: string) => {
     stopReason ??= why;
+    // still building: end the running step now rather than after it
+    if (phase === "starting") loop.stop().catch(() => {});
     wake();
   };
   const makeLoop = (sp: EnvSpec): DevLoop => {

@@ -228,6 +228,7 @@ export class DevLoop {
       state: "pending",
     }));
     const failed = await this.#runSteps(new Set(this.#steps.map((s) => s.index)));
+    if (this.#stopping) return; // stopped while building: start nothing
     if (failed.length) {
       const s = this.#spec.build.steps[failed[0]];
       throw new HdError(

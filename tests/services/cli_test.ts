@@ -240,3 +240,40 @@ command = "i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.1; done"
   assertEquals(kinds.at(-1), "stopped");
   assert(events.some((e) => e.event === "service" && e.message === "stopped"), kinds.join());
 });
+
+testIf(NEEDS, "cli: Ctrl-C during a build step ends the step at once", async () => {
+  using tmp = tempDir();
+  using store = tempDir();
+  const marker = `3000.${Math.floor(Math.random() * 1e9)}`;
+  Deno.writeTextFileSync(
+    `${tmp.path}/hd.toml`,
+    `[environment]
+name = "slowbuild"
+
+[build]
+steps = ["echo building; sleep ${marker}"]
+
+[services.never]
+command = "exec sleep 60"
+`,
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", `${REPO}/cli.ts`, "up"],
+    cwd: tmp.path,
+    env: { HD_HOME: store.path, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const out: string[] = [];
+  const reading = (async () => {
+    for await (const c of child.stdout.pipeThrough(new TextDecoderStream())) out.push(c);
+  })();
+  await waitFor(() => out.join("").includes("build | building"), "step running");
+  const t0 = performance.now();
+  child.kill("SIGINT");
+  assertEquals((await child.status).code, 0);
+  await reading;
+  assert(performance.now() - t0 < 5000, "stopped quickly");
+  assertEquals(pidsWith(marker), []);
+  assert(!out.join("").includes("never  | \u2500\u2500 started"), out.join(""));
+});
