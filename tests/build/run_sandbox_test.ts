@@ -1,0 +1,117 @@
+/**
+ * Sandboxed build steps through the real CLI (`hd shell`): the base image is pulled from a
+ * docker-registry on 127.0.0.1, a step runs in the sandbox and its writes become a CAS layer,
+ * the second run hits the cache, an edit of a declared input reruns it, a cache dir persists
+ * outside the layers, and a failing step names itself and keeps nothing.
+ * @module
+ */
+import { assert, assertEquals, assertIncludes } from "../_assert.ts";
+import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { busyboxRegistry } from "../sandbox/_image.ts";
+
+const skip = skipUnless({
+  root: true,
+  commands: ["unshare", "docker-registry", "skopeo"],
+  paths: ["/bin/busybox"],
+});
+
+function project(dir: string, ref: string, steps: string): void {
+  Deno.mkdirSync(`${dir}/src`, { recursive: true });
+  Deno.writeTextFileSync(`${dir}/src/msg.txt`, "one\n");
+  Deno.writeTextFileSync(
+    `${dir}/hd.toml`,
+    `[environment]
+name = "sbx"
+base = "${ref}"
+env = { GREETING = "hi" }
+
+[build]
+steps = [
+${steps}
+]
+cache = ["~/.cache/x"]
+`,
+  );
+}
+
+const STEPS =
+  `  { run = "mkdir -p out && cp src/msg.txt out/msg.txt && date +%s%N > /opt/stamp && ` +
+  `echo run >> /root/.cache/x/runs && rm /var/www/index.html", inputs = ["src"], outputs = ["out"] },`;
+
+testIf(
+  skip,
+  "build step: runs in the sandbox, output layer cached, rerun on input change",
+  async () => {
+    using tmp = tempDir();
+    const { reg, ref } = await busyboxRegistry(tmp.path);
+    const store = `${tmp.path}/store`;
+    const dir = `${tmp.path}/proj`;
+    project(dir, ref, STEPS);
+    try {
+      const cmd = "cat out/msg.txt /opt/stamp; echo $GREETING $HD_ENV; pwd; " +
+        "test -e /var/www/index.html || echo deleted; ls /root/.cache/x";
+      const r1 = await hd(["shell", "--", "sh", "-c", cmd], { store, cwd: dir });
+      assertEquals(r1.code, 0, r1.stderr);
+      assertIncludes(r1.stderr, "step 1 running");
+      const [msg, stamp, vars, pwd, deleted] = r1.stdout.split("\n");
+      assertEquals([msg, vars, pwd, deleted], ["one", "hi sbx", "/app", "deleted"]);
+      // the step wrote into its layer, not into the project
+      assert(
+        !Deno.statSync(`${dir}/out`).isDirectory ||
+          [...Deno.readDirSync(`${dir}/out`)].length === 0,
+      );
+
+      const r2 = await hd(["shell", "--", "sh", "-c", cmd], { store, cwd: dir });
+      assertEquals(r2.code, 0, r2.stderr);
+      assertIncludes(r2.stderr, "step 1 cached");
+      assertEquals(r2.stdout.split("\n")[1], stamp, "cached: the same layer");
+
+      Deno.writeTextFileSync(`${dir}/src/msg.txt`, "two\n");
+      const r3 = await hd(["shell", "--", "sh", "-c", "cat out/msg.txt /root/.cache/x/runs"], {
+        store,
+        cwd: dir,
+      });
+      assertEquals(r3.code, 0, r3.stderr);
+      assertIncludes(r3.stderr, "step 1 running");
+      // the cache dir kept the first run's line; it is not part of any layer
+      assertEquals(r3.stdout, "two\nrun\nrun\n");
+
+      // exit codes pass through
+      const r4 = await hd(["shell", "--", "sh", "-c", "exit 3"], { store, cwd: dir });
+      assertEquals(r4.code, 3);
+    } finally {
+      await reg.stop();
+    }
+  },
+);
+
+testIf(
+  skip,
+  "a failing step names itself, its exit code and last lines, and keeps nothing",
+  async () => {
+    using tmp = tempDir();
+    const { reg, ref } = await busyboxRegistry(tmp.path);
+    const store = `${tmp.path}/store`;
+    const dir = `${tmp.path}/proj`;
+    project(
+      dir,
+      ref,
+      `  { run = "echo about to fail; echo partial > /opt/partial; exit 4", inputs = ["src"] },`,
+    );
+    try {
+      const r = await hd(["shell", "--", "true"], { store, cwd: dir });
+      assertEquals(r.code, 1);
+      assertIncludes(r.stderr, "Cannot build step 1");
+      assertIncludes(r.stderr, "exited with code 4");
+      assertIncludes(r.stderr, "about to fail");
+      const builds = [...Deno.readDirSync(`${store}/refs`)].map((e) => e.name);
+      assert(!builds.includes("builds"), `no build recorded: ${builds}`);
+      const tmpLeft = [...Deno.readDirSync(`${store}/tmp`)].filter((e) =>
+        e.name.startsWith("build-")
+      );
+      assertEquals(tmpLeft.length, 0, "partial upperdir discarded");
+    } finally {
+      await reg.stop();
+    }
+  },
+);
