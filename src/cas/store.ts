@@ -71,6 +71,7 @@ export class Store {
   #batchDepth = 0;
   #looseDirs = new Map<string, Set<string>>();
   #seenGeneration: string | null = null;
+  #brokenPacks = new Map<string, string>();
 
   private constructor(root: string) {
     this.root = root;
@@ -182,7 +183,9 @@ export class Store {
         }
       } catch (e) {
         if (e instanceof Deno.errors.NotFound) continue; // removed by a concurrent gc
-        throw new CorruptObjectError(name, this.packPath(name), (e as Error).message);
+        // A pack whose index is unreadable hides its objects (reads say "missing"); the rest
+        // of the store keeps working and `hd cas verify` names the pack.
+        this.#brokenPacks.set(name, (e as Error).message);
       }
     }
     this.#packIndex = idx;
@@ -212,10 +215,20 @@ export class Store {
         .filter((e) => e.isFile && e.name.endsWith(".pack")).map((e) => e.name.slice(0, -5)).sort();
     } catch { /* none */ }
     for (const name of names) {
-      const f = this.#packFile(name);
-      out.push({ pack: name, entries: readPackIndex(f, f.statSync().size) });
+      try {
+        const f = this.#packFile(name);
+        out.push({ pack: name, entries: readPackIndex(f, f.statSync().size) });
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) this.#brokenPacks.set(name, (e as Error).message);
+      }
     }
     return out;
+  }
+
+  /** Packs whose index could not be read, with the reason (their objects read as missing). */
+  brokenPacks(): { path: string; why: string }[] {
+    this.#packs(true);
+    return [...this.#brokenPacks].map(([name, why]) => ({ path: this.packPath(name), why }));
   }
 
   /**

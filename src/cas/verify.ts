@@ -60,6 +60,9 @@ export function verifyStore(
       onProgress?.(report.checkedObjects + report.checkedManifests);
     }
   }
+  for (const b of store.brokenPacks()) {
+    report.corrupt.push({ id: "(pack index)", path: b.path, why: b.why });
+  }
   const live = markReachable(store, references);
   report.missing = live.missing.filter((id) => !bad.has(id));
   return report;

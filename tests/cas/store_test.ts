@@ -222,3 +222,20 @@ Deno.test("a long-lived store handle forgets what it knew after another process'
     "soon",
   );
 });
+
+Deno.test("a pack with a damaged index is reported by verify; other objects stay readable", () => {
+  using d = tempDir();
+  const store = Store.open(`${d.path}/s`);
+  const loose = store.putObject(te.encode("loose object"));
+  const packed = store.batch(() => store.putObject(te.encode("packed object ".repeat(100))));
+  const name = [...Deno.readDirSync(`${d.path}/s/packs`)][0].name;
+  const pp = `${d.path}/s/packs/${name}`;
+  const b = Deno.readFileSync(pp);
+  b[b.length - 1] ^= 0xff; // trailer magic
+  Deno.writeFileSync(pp, b);
+  const fresh = Store.open(`${d.path}/s`);
+  assertEquals(new TextDecoder().decode(fresh.getObject(loose)), "loose object");
+  assertThrows(() => fresh.getObject(packed), /not in the store/);
+  const r = verifyStore(fresh, dagReferences);
+  assertEquals(r.corrupt.map((c) => c.path), [pp]);
+});
