@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
-import { hd, tempDir } from "../_helpers.ts";
+import { hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
 
 Deno.test("hd cas add then checkout of /usr/share/doc gives diff -r no differences", async () => {
   using d = tempDir();
@@ -109,3 +109,32 @@ Deno.test("hd cas stats --json counts objects", async () => {
   assertEquals(s.objects, 2, "one chunk and one dir node");
   assertEquals(s.refs, 1);
 });
+
+testIf(
+  skipUnless({ commands: ["script"] }),
+  "a long add shows progress on a terminal and none under CI",
+  async () => {
+    using d = tempDir();
+    const run = async (ci: boolean) => {
+      const line = `${Deno.execPath()} run -A --quiet ${REPO}/cli.ts cas add --store ${d.path}/s${
+        ci ? 1 : 2
+      } /usr/share/doc`;
+      const env: Record<string, string> = { ...Deno.env.toObject(), TERM: "xterm" };
+      delete env.CI;
+      if (ci) env.CI = "true";
+      const out = await new Deno.Command("script", {
+        args: ["-qec", line, "/dev/null"],
+        env,
+        clearEnv: true,
+        stdout: "piped",
+      })
+        .output();
+      return new TextDecoder().decode(out.stdout);
+    };
+    const tty = await run(false);
+    assertIncludes(tty, "adding /usr/share/doc:");
+    const ci = await run(true);
+    assert(!ci.includes("adding /usr/share/doc:"), "no progress under CI");
+    assert(/^[0-9a-f]{64}/m.test(ci), "the root is printed");
+  },
+);
