@@ -41,6 +41,13 @@ const READY_WAIT_MS = 30_000;
 const COLORS = [36, 33, 35, 32, 34, 31, 96, 93, 95, 92, 94];
 const enc = new TextEncoder();
 
+/** Writes to stdout; a closed stdout (`hd up | head`) must not bring the supervisor down. */
+function out(text: string): void {
+  try {
+    Deno.stdout.writeSync(enc.encode(text));
+  } catch { /* nobody reads: the logs in .hd/logs/ still have it */ }
+}
+
 function entryArgs(): string[] {
   const exe = Deno.execPath();
   const base = exe.slice(exe.lastIndexOf("/") + 1);
@@ -153,10 +160,10 @@ async function runLoop(ctx: Context, detached: boolean): Promise<number> {
     if (json) return;
     const tag = src.padEnd(width);
     const pre = ctx.out.color ? `\x1b[${color(src)}m${tag} |\x1b[0m ` : `${tag} | `;
-    Deno.stdout.writeSync(enc.encode(pre + line + "\n"));
+    out(pre + line + "\n");
   };
   const emit = (ev: Record<string, unknown>) => {
-    if (json) Deno.stdout.writeSync(enc.encode(JSON.stringify({ t: Date.now(), ...ev }) + "\n"));
+    if (json) out(JSON.stringify({ t: Date.now(), ...ev }) + "\n");
   };
   let phase = "starting";
   let stateTimer: ReturnType<typeof setTimeout> | null = null;

@@ -88,9 +88,21 @@ interface Svc {
   exited: Promise<void> | null;
   timer: ReturnType<typeof setTimeout> | null;
   log: Deno.FsFile | null;
+  logSize: number;
 }
 
 const enc = new TextEncoder();
+
+/** A service log is rotated (to `<service>.log.1`) past this size. */
+export const LOG_ROTATE_BYTES = 16 << 20;
+
+function fileSize(path: string): number {
+  try {
+    return Deno.statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
 
 /** Owns the processes of the services of one environment. */
 export class Supervisor {
@@ -127,6 +139,7 @@ export class Supervisor {
         log: opts.logDir
           ? Deno.openSync(`${opts.logDir}/${name}.log`, { append: true, create: true })
           : null,
+        logSize: opts.logDir ? fileSize(`${opts.logDir}/${name}.log`) : 0,
       });
     }
   }
@@ -300,8 +313,19 @@ export class Supervisor {
 
   #write(name: string, line: string): void {
     const s = this.#svc.get(name)!;
+    if (!s.log) return;
     try {
-      s.log?.writeSync(enc.encode(line + "\n"));
+      const bytes = enc.encode(line + "\n");
+      s.log.writeSync(bytes);
+      s.logSize += bytes.length;
+      if (s.logSize > LOG_ROTATE_BYTES && this.#o.logDir) {
+        // keep one previous file: <service>.log.1
+        const path = `${this.#o.logDir}/${name}.log`;
+        s.log.close();
+        Deno.renameSync(path, `${path}.1`);
+        s.log = Deno.openSync(path, { append: true, create: true });
+        s.logSize = 0;
+      }
     } catch { /* log unavailable */ }
   }
 
