@@ -246,7 +246,8 @@ export class Supervisor {
         this.#desired.add(n);
         this.#set(s, "pending");
       }
-      this.#pump();
+      // a service named here that was not running brings what it depends on
+      this.start(chosen);
       return chosen;
     });
   }

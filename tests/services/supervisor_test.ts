@@ -180,3 +180,27 @@ testIf(
     await sup.close();
   },
 );
+
+testIf(
+  SETSID,
+  "supervisor: restarting a service that was not started brings its dependencies",
+  async () => {
+    using tmp = tempDir();
+    const sup = new Supervisor({
+      services: {
+        a: svc("a", "exec sleep 60"),
+        b: svc("b", "exec sleep 60", { depends_on: ["a"] }),
+        c: svc("c", "exec sleep 60"),
+      },
+      dir: tmp.path,
+      env: { PATH: Deno.env.get("PATH")! },
+      graceMs: 500,
+    });
+    sup.start(["c"]);
+    assert(await sup.settled());
+    assertEquals(await sup.restart(["b"]), ["b"]);
+    assert(await sup.settled());
+    assertEquals(sup.status().map((s) => s.state), ["running", "running", "running"]);
+    await sup.close();
+  },
+);
