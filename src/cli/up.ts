@@ -61,9 +61,37 @@ function supervisorCommand(ctx: Context): string[] {
   return [Deno.execPath(), ...args, ...ctx.positionals];
 }
 
+/** Follows a growing file from its current end: each call returns the complete new lines. */
+function tailer(path: string): () => string[] {
+  let off = 0;
+  try {
+    off = Deno.statSync(path).size;
+  } catch { /* not yet */ }
+  let rest = "";
+  return () => {
+    let data: Uint8Array;
+    try {
+      data = Deno.readFileSync(path);
+    } catch {
+      return [];
+    }
+    if (data.length <= off) return [];
+    const text = rest + new TextDecoder().decode(data.subarray(off));
+    off = data.length;
+    const lines = text.split("\n");
+    rest = lines.pop() ?? "";
+    return lines;
+  };
+}
+
 async function detach(ctx: Context, dir: string): Promise<number> {
   const log = `${dir}/.hd/logs/hd.log`;
   Deno.mkdirSync(`${dir}/.hd/logs`, { recursive: true });
+  // the supervisor's own output (root, steps, build output) is shown while it starts
+  const follow = tailer(log);
+  const showNew = () => {
+    for (const l of follow()) if (/^(hd|build) +\| /.test(l)) ctx.out.note(l);
+  };
   const child = new Deno.Command("sh", {
     args: [
       "-c",
@@ -87,6 +115,7 @@ async function detach(ctx: Context, dir: string): Promise<number> {
   let runningSince = 0;
   while (performance.now() - t0 < 3_600_000) {
     await new Promise((r) => setTimeout(r, 50));
+    showNew();
     if (exited) break;
     const st = readUpState(dir);
     if (!st || st.state.pid !== child.pid) continue;
@@ -97,6 +126,7 @@ async function detach(ctx: Context, dir: string): Promise<number> {
     runningSince ||= performance.now();
     if (settled(status) || performance.now() - runningSince > READY_WAIT_MS) break;
   }
+  showNew();
   if (exited || !status.running || status.phase === "failed") {
     let tail = "";
     try {
