@@ -128,6 +128,8 @@ interface FileJob {
 
 interface Walked {
   tree: Tree;
+  /** Every directory with its path, to record its id in the stat cache after commit. */
+  dirs: [string, MemDir][];
   jobs: FileJob[];
   progress: IngestProgress;
   skipped: { path: string; why: string }[];
@@ -157,8 +159,12 @@ function walkTree(
   const byIno = new Map<string, FileJob>();
 
   const pending = new Map<MemDir, number>();
+  const dirs: [string, MemDir][] = [];
   const walk = (abs: string, rel: string, mode: number): MemDir | null => {
     const d = new MemDir(mode);
+    // Clean: every entry below was answered by the stat cache, so the Dir id recorded last time
+    // can be reused without encoding or hashing anything.
+    let clean = true;
     let entries: Deno.DirEntry[];
     try {
       entries = [...Deno.readDirSync(abs)];
@@ -180,6 +186,7 @@ function walkTree(
       }
       if (st.isDirectory) {
         const sub = walk(a, r, st.mode ?? S_IFDIR | 0o755);
+        if (!sub || sub.id === null) clean = false;
         if (sub && (sub.entries.size > 0 || pending.has(sub) || filter.keepsEmptyDir(r))) {
           d.entries.set(e.name, sub);
           if (pending.has(sub)) pending.set(d, 1);
@@ -199,6 +206,7 @@ function walkTree(
         progress.bytes += f.size;
         continue;
       }
+      clean = false;
       if (st.isSymlink) {
         try {
           const link = ingestFile(store, a, st);
@@ -215,6 +223,7 @@ function walkTree(
       const first = inoKey ? byIno.get(inoKey) : undefined;
       if (first) {
         first.aliases.push({ dir: d, name: e.name, rel: r, sig });
+        pending.set(d, 1);
         continue;
       }
       pending.set(d, 1);
@@ -231,10 +240,12 @@ function walkTree(
       jobs.push(job);
       if (inoKey) byIno.set(inoKey, job);
     }
+    if (clean) d.id = cache.lookupDir(rel, d.entries.size, mode);
+    dirs.push([rel, d]);
     return d;
   };
   const tree = new Tree(walk(dir, "", rootSt.mode ?? S_IFDIR | 0o755)!);
-  return { tree, jobs, progress, skipped };
+  return { tree, dirs, jobs, progress, skipped };
 }
 
 function fileFromChunks(store: Store, mode: number, size: number, ids: string[]): FileNode {
@@ -256,6 +267,7 @@ function place(job: FileJob, f: FileNode, cache: StatCache, progress: IngestProg
 
 function finish(store: Store, w: Walked, cache: StatCache, opts: IngestOptions): IngestResult {
   const root = w.tree.commit(store);
+  for (const [rel, d] of w.dirs) cache.recordDir(rel, d.id!, d.entries.size, d.mode);
   opts.onProgress?.(w.progress);
   return { ...w.progress, root, tree: w.tree, cacheHits: cache.hits, skipped: w.skipped };
 }

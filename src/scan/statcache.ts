@@ -19,7 +19,7 @@ import type { FileNode } from "../dag/node.ts";
 /** Entries modified this close to the save time are re-read on the next scan. */
 export const RACY_MS = 1000;
 
-const VERSION = 1;
+const VERSION = 2;
 
 /** The stat signature of a file. */
 export interface StatSig {
@@ -31,6 +31,7 @@ export interface StatSig {
 }
 
 type Row = [number, number, number, number, number, string[] | string | { target: string }];
+type DirRow = [string, number, number];
 
 function content(f: FileNode): Row[5] {
   if (f.target !== undefined) return { target: f.target };
@@ -41,6 +42,9 @@ function content(f: FileNode): Row[5] {
 export class StatCache {
   #rows: Map<string, Row>;
   #next = new Map<string, Row>();
+  /** Directory path → [Dir id, entry count, mode] from the last scan. */
+  #dirs: Map<string, DirRow>;
+  #nextDirs = new Map<string, DirRow>();
   #savedAt: number;
   #generation: string;
   /** Number of lookups answered from the cache in this scan. */
@@ -48,8 +52,14 @@ export class StatCache {
   /** Number of lookups that needed the file's content. */
   misses = 0;
 
-  private constructor(rows: Map<string, Row>, savedAt: number, generation: string) {
+  private constructor(
+    rows: Map<string, Row>,
+    savedAt: number,
+    generation: string,
+    dirs: Map<string, DirRow> = new Map(),
+  ) {
     this.#rows = rows;
+    this.#dirs = dirs;
     this.#savedAt = savedAt;
     this.#generation = generation;
   }
@@ -64,7 +74,12 @@ export class StatCache {
     try {
       const j = JSON.parse(Deno.readTextFileSync(path));
       if (j.version !== VERSION || j.generation !== generation) return StatCache.empty(generation);
-      return new StatCache(new Map(Object.entries(j.rows)), j.savedAt, generation);
+      return new StatCache(
+        new Map(Object.entries(j.rows)),
+        j.savedAt,
+        generation,
+        new Map(Object.entries(j.dirs ?? {})),
+      );
     } catch {
       return StatCache.empty(generation);
     }
@@ -90,6 +105,29 @@ export class StatCache {
     return null;
   }
 
+  /**
+   * The Dir id recorded for directory `rel` when it had `count` entries and this mode. The caller
+   * may reuse it only when every entry below was answered by this cache (nothing changed).
+   */
+  lookupDir(rel: string, count: number, mode: number): string | null {
+    const r = this.#dirs.get(rel);
+    if (r && r[1] === count && r[2] === mode) {
+      this.#nextDirs.set(rel, r);
+      return r[0];
+    }
+    return null;
+  }
+
+  /** Records the Dir id of directory `rel` for the next scan. */
+  recordDir(rel: string, id: string, count: number, mode: number): void {
+    const r = this.#dirs.get(rel);
+    if (!r || r[0] !== id || r[1] !== count || r[2] !== mode) this.dirsChanged = true;
+    this.#nextDirs.set(rel, [id, count, mode]);
+  }
+
+  /** True when a directory's recorded id changed in this scan (the cache must be saved). */
+  dirsChanged = false;
+
   /** Records the content of `rel` for the next scan. */
   record(rel: string, sig: StatSig, f: FileNode): void {
     this.#next.set(rel, [sig.size, sig.mtime, sig.ctime, sig.ino, sig.mode, content(f)]);
@@ -106,15 +144,28 @@ export class StatCache {
    * Returns false (and writes nothing) when the directory cannot be written.
    */
   save(path: string, keepOld = false): boolean {
-    if (!keepOld && this.misses === 0 && this.#next.size === this.#rows.size && this.#savedAt > 0) {
+    if (
+      !keepOld && this.misses === 0 && !this.dirsChanged && this.#next.size === this.#rows.size &&
+      this.#nextDirs.size === this.#dirs.size && this.#savedAt > 0
+    ) {
       this.#next = new Map(); // every entry was a hit: the file on disk already says this
+      this.#nextDirs = new Map();
       return true;
     }
     const rows: Record<string, Row> = {};
     if (keepOld) { for (const [k, v] of this.#rows) rows[k] = v; }
     for (const [k, v] of this.#next) rows[k] = v;
+    const dirs: Record<string, DirRow> = {};
+    if (keepOld) { for (const [k, v] of this.#dirs) dirs[k] = v; }
+    for (const [k, v] of this.#nextDirs) dirs[k] = v;
     const savedAt = Date.now();
-    const body = JSON.stringify({ version: VERSION, generation: this.#generation, savedAt, rows });
+    const body = JSON.stringify({
+      version: VERSION,
+      generation: this.#generation,
+      savedAt,
+      rows,
+      dirs,
+    });
     const tmp = `${path}.${Deno.pid}.tmp`;
     try {
       Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || ".", { recursive: true });
@@ -128,6 +179,9 @@ export class StatCache {
     }
     this.#rows = new Map(Object.entries(rows));
     this.#next = new Map();
+    this.#dirs = new Map(Object.entries(dirs));
+    this.#nextDirs = new Map();
+    this.dirsChanged = false;
     this.#savedAt = savedAt;
     return true;
   }

@@ -32,6 +32,7 @@ Deno.test("re-scanning an unchanged tree reads no file contents", async () => {
   assertEquals(r2.root, r1.root);
   assertEquals(r2.bytesRead, 0);
   assertEquals(r2.cacheHits, 500);
+  assertEquals(r2.tree.rehashed, 0, "no directory was re-encoded: their ids came from the cache");
   // One edit: only that file is read.
   Deno.writeTextFileSync(`${d.path}/t/pkg3/lib/m3.js`, "changed\n");
   c2.save(cachePath);
@@ -39,6 +40,9 @@ Deno.test("re-scanning an unchanged tree reads no file contents", async () => {
   const r3 = ingestTree(store, `${d.path}/t`, { cache: c3 });
   assertEquals(r3.bytesRead, 8);
   assert(r3.root !== r1.root);
+  assertEquals(r3.tree.rehashed, 3, "only pkg3/lib, pkg3 and the root were re-encoded");
+  // The same tree ingested without any cache gives the same root: reuse changed nothing.
+  assertEquals(ingestTree(Store.open(`${d.path}/fresh`), `${d.path}/t`).root, r3.root);
   // The edited file was written just before the save: it is "racily clean" and read once more,
   // so an edit in the same timestamp tick as the save cannot go unnoticed.
   c3.save(cachePath);
