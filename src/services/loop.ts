@@ -337,7 +337,11 @@ export class DevLoop {
     }
     const rerun = new Set<number>();
     for (const st of this.#steps) {
-      if (st.hash !== hashes[st.index]) (st.hash = hashes[st.index], rerun.add(st.index));
+      // a changed hash re-runs a step; so does any change after it failed (or was skipped)
+      if (st.hash !== hashes[st.index] || st.state === "failed" || st.state === "pending") {
+        st.hash = hashes[st.index];
+        rerun.add(st.index);
+      }
     }
     const failed = rerun.size ? await this.#runSteps(rerun) : [];
     const tSteps = performance.now();
