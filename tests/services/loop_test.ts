@@ -178,3 +178,40 @@ testIf(NEEDS, "loop: hd up SERVICE starts it and its dependencies only", async (
   ]);
   await loop.stop();
 });
+
+testIf(NEEDS, "loop: a failing step holds restarts back until it passes again", async () => {
+  using tmp = tempDir();
+  using st = tempDir();
+  const dir = tmp.path;
+  Deno.writeTextFileSync(`${dir}/gate.txt`, "good");
+  Deno.writeTextFileSync(`${dir}/other.txt`, "1");
+  const spec = envSpec(dir, {
+    build: { steps: [step(0, "grep -q good gate.txt", { inputs: ["gate.txt"] })], cache: [] },
+    services: { app: svc("app", "exec sleep 60", { watch: ["gate.txt", "other.txt"] }) },
+  });
+  const out: string[] = [];
+  const loop = new DevLoop({
+    spec,
+    store: Store.open(`${st.path}/store`),
+    print: (s, l) => out.push(`${s} | ${l}`),
+  });
+  await loop.start();
+  try {
+    await loop.supervisor.settled();
+    Deno.writeTextFileSync(`${dir}/gate.txt`, "bad");
+    await waitFor(() => loop.status().updates === 1, "update 1");
+    assertEquals(loop.status().lastUpdate!.stepsFailed, [0]);
+    assertEquals(loop.status().lastUpdate!.restarted, []);
+    Deno.writeTextFileSync(`${dir}/other.txt`, "2"); // not an input: the failed step is retried
+    await waitFor(() => loop.status().updates === 2, "update 2");
+    assertEquals(loop.status().lastUpdate!.stepsFailed, [0]);
+    Deno.writeTextFileSync(`${dir}/gate.txt`, "good again");
+    await waitFor(() => loop.status().updates === 3, "update 3");
+    assertEquals(loop.status().lastUpdate!.stepsRun, [0]);
+    assertEquals(loop.status().lastUpdate!.restarted, ["app"]);
+    assertEquals(loop.supervisor.status()[0].restarts, 1);
+    assert(out.some((l) => l.includes("not restarting services: a build step failed")));
+  } finally {
+    await loop.stop();
+  }
+});
