@@ -131,12 +131,25 @@ export class StatCache {
   /** Records the content of `rel` for the next scan. */
   record(rel: string, sig: StatSig, f: FileNode): void {
     this.#next.set(rel, [sig.size, sig.mtime, sig.ctime, sig.ino, sig.mode, content(f)]);
+    this.#dropAncestors(rel);
+  }
+
+  /** A changed path invalidates the recorded ids of every directory above it. */
+  #dropAncestors(rel: string): void {
+    let i = rel.lastIndexOf("/");
+    while (true) {
+      const dir = i < 0 ? "" : rel.slice(0, i);
+      if (this.#dirs.delete(dir) || this.#nextDirs.delete(dir)) this.dirsChanged = true;
+      if (i < 0) break;
+      i = rel.lastIndexOf("/", i - 1);
+    }
   }
 
   /** Forgets `rel` (deleted file). */
   forget(rel: string): void {
     this.#next.delete(rel);
     this.#rows.delete(rel);
+    this.#dropAncestors(rel);
   }
 
   /**

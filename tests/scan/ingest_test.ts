@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "../_assert.ts";
 import { Store } from "../../src/cas/store.ts";
 import { PathFilter } from "../../src/scan/filter.ts";
-import { ingestTree, ingestTreeParallel } from "../../src/scan/ingest.ts";
+import { ingestFile, ingestTree, ingestTreeParallel, statSig } from "../../src/scan/ingest.ts";
 import { verifyStore } from "../../src/cas/verify.ts";
 import { dagReferences } from "../../src/dag/refs.ts";
 import { RACY_MS, StatCache } from "../../src/scan/statcache.ts";
@@ -127,4 +127,28 @@ Deno.test("the parallel ingest (worker threads) gives the same root as the singl
   assertEquals(b.files, a.files);
   assertEquals(verifyStore(store2, dagReferences).corrupt, []);
   assertEquals(verifyStore(store2, dagReferences).missing, []);
+});
+
+Deno.test("recording one file (as the watcher does) invalidates its directories' recorded ids", () => {
+  using d = tempDir();
+  makeTree(`${d.path}/t`, 40);
+  const store = Store.open(`${d.path}/s`);
+  const cachePath = `${d.path}/c.json`;
+  const c1 = StatCache.load(cachePath, store.generation());
+  ingestTree(store, `${d.path}/t`, { cache: c1 });
+  c1.save(cachePath);
+  // The watcher's path: one file changes, its row is recorded and the cache saved incrementally.
+  const p = `${d.path}/t/pkg2/lib/m2.js`;
+  Deno.writeTextFileSync(p, "edited by the watcher\n");
+  const past = new Date(Date.now() - 30_000);
+  Deno.utimeSync(p, past, past);
+  const c2 = StatCache.load(cachePath, store.generation());
+  c2.record("pkg2/lib/m2.js", statSig(Deno.lstatSync(p)), ingestFile(store, p, Deno.lstatSync(p)));
+  c2.save(cachePath, true);
+  // A full scan now hits the cache for every file, yet must not reuse the stale directory ids.
+  const r = ingestTree(store, `${d.path}/t`, {
+    cache: StatCache.load(cachePath, store.generation()),
+  });
+  assertEquals(r.bytesRead, 0);
+  assertEquals(r.root, ingestTree(Store.open(`${d.path}/fresh`), `${d.path}/t`).root);
 });
