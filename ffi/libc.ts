@@ -27,6 +27,8 @@ export const POLLFD_SIZE = 8;
 /** The symbols bound. */
 export const LIBC_SYMBOLS = {
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  /** poll on the calling thread (for short waits without a thread hop). */
+  poll_sync: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
 } as const;
 

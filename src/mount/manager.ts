@@ -118,13 +118,13 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** True when stat-ing `absDir` fails with "Transport endpoint is not connected". */
+/** True when stat-ing `absDir` fails with ENOTCONN or ECONNABORTED (its server is gone). */
 export function isDisconnected(absDir: string): boolean {
   try {
     Deno.statSync(absDir);
     return false;
   } catch (e) {
-    return /os error 107|not connected/i.test((e as Error).message);
+    return /os error 10[37]|not connected|connection abort/i.test((e as Error).message);
   }
 }
 
