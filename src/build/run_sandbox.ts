@@ -29,7 +29,7 @@ import { type CompiledEnv, compileEnv, type StepHash } from "../spec/compile.ts"
 import type { EnvSpec } from "../spec/types.ts";
 import { captureLayer, materializeLayer } from "../sandbox/layers.ts";
 import { isMountPoint, mountRootfs, type Rootfs, unmountRootfs } from "../sandbox/rootfs.ts";
-import { type SandboxOptions, spawnSandbox } from "../sandbox/sandbox.ts";
+import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/sandbox.ts";
 import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./cache.ts";
 
 /** Default working directory inside a sandboxed environment. */
@@ -62,16 +62,31 @@ export interface SandboxEnv {
   timings: Record<string, number>;
 }
 
+/** What running a step needs: the environment with the layers below the step. */
+export type StepContext = Pick<SandboxEnv, "store" | "spec" | "workdir" | "layers" | "env">;
+
+/** The step to run: its hash, index and spec. */
+export type StepToRun = Pick<StepHash, "id" | "index" | "spec">;
+
+/** A step that exited non-zero (its message names it, the code and the last lines). */
+export class StepFailed extends HdError {
+  constructor(message: string, hint: string, readonly stepCode: number) {
+    super(message, hint);
+  }
+}
+
 /** Options of {@link prepareEnv}. */
 export interface PrepareOptions {
   /** Output lines of running steps. */
-  onLine?: (line: string, step: StepHash) => void;
+  onLine?: (line: string, step: StepToRun) => void;
   /** A step starts (cached or not). */
   onStep?: (step: StepHash, cached: boolean) => void;
   /** Progress notes (pull, materialize). */
   onNote?: (text: string) => void;
   /** Host CA certificates in steps (default: `$HD_HOST_CA` is set and not "0"). */
   caCerts?: boolean;
+  /** Aborting stops a running step (its sandbox gets SIGTERM, then SIGKILL). */
+  signal?: AbortSignal;
 }
 
 /** True when the host's CA certificates are asked for (`HD_HOST_CA=1`). */
@@ -116,6 +131,26 @@ export async function baseImage(
   return await pullImage(store, base);
 }
 
+/** The environment's variables and working directory over `image`, before any step. */
+export function baseContext(
+  spec: EnvSpec,
+  image: PulledImage,
+): Pick<SandboxEnv, "spec" | "image" | "layers" | "steps" | "workdir" | "env"> {
+  return {
+    spec,
+    image,
+    layers: image.layers.map((l) => l.tree),
+    steps: [],
+    workdir: sandboxWorkdir(spec),
+    env: {
+      ...imageEnv(image),
+      HOME: "/root",
+      ...spec.environment.env,
+      HD_ENV: spec.environment.name,
+    },
+  };
+}
+
 /** Pulls/loads the image, compiles, materializes the layers and runs the uncached steps. */
 export async function prepareEnv(
   store: Store,
@@ -133,31 +168,13 @@ export async function prepareEnv(
   lap("image");
   const compiled = await compileEnv(store, spec, { baseId: image.record });
   lap("compile");
-  const layers = image.layers.map((l) => l.tree);
-  for (const id of layers) {
+  for (const id of image.layers.map((l) => l.tree)) {
     const m = materializeLayer(store, id);
     if (m.created) opts.onNote?.(`materialized layer ${id.slice(0, 12)} (${m.files} files)`);
   }
   lap("materialize");
-  const workdir = sandboxWorkdir(spec);
-  const env: Record<string, string> = {
-    ...imageEnv(image),
-    HOME: "/root",
-    ...spec.environment.env,
-    HD_ENV: spec.environment.name,
-  };
-  const steps: SandboxStepResult[] = [];
-  const prep: SandboxEnv = {
-    spec,
-    store,
-    image,
-    compiled,
-    layers,
-    steps,
-    workdir,
-    env,
-    timings,
-  };
+  const prep: SandboxEnv = { ...baseContext(spec, image), store, compiled, timings };
+  const { layers, steps } = prep;
   for (const s of compiled.steps) {
     const t0 = performance.now();
     const hit = cachedLayer(store, s.id);
@@ -185,8 +202,8 @@ function lowerDirs(store: Store, layers: string[]): string[] {
 
 /** Runs one step in the sandbox and records its output layer; throws when it fails. */
 export async function runStep(
-  env: SandboxEnv,
-  step: StepHash,
+  env: StepContext,
+  step: StepToRun,
   opts: PrepareOptions = {},
 ): Promise<string> {
   const { store, spec, workdir } = env;
@@ -229,6 +246,8 @@ export async function runStep(
     };
     Deno.mkdirSync(`${dirs.root}${workdir}`, { recursive: true });
     const child = spawnSandbox(sb, { stdin: "null", stdout: "piped" });
+    const abort = () => void stopSandbox(child, 1000);
+    opts.signal?.addEventListener("abort", abort);
     const pump = async (s: ReadableStream<Uint8Array>) => {
       let buf = "";
       const line = (l: string) => {
@@ -244,12 +263,14 @@ export async function runStep(
       if (buf) line(buf);
     };
     const [st] = await Promise.all([child.status, pump(child.stdout), pump(child.stderr)]);
+    opts.signal?.removeEventListener("abort", abort);
     const code = st.signal ? 128 + 15 : st.code;
     if (code !== 0) {
-      throw new HdError(
+      throw new StepFailed(
         `Cannot build step ${step.index + 1} (\`${step.spec.run}\`): it exited with code ${code}`,
         `its last output lines:\n${tail.slice(-10).map((l) => `  ${l}`).join("\n")}\n` +
           "nothing of the failed step was kept; the previous environment still works",
+        code,
       );
     }
     unmountRootfs(root);
@@ -280,7 +301,9 @@ export async function runStep(
 }
 
 /** Paths below the working directory that the step layers provide (kept over the project). */
-export function keptPaths(env: SandboxEnv): string[] {
+export function keptPaths(
+  env: Pick<SandboxEnv, "store" | "workdir" | "steps">,
+): string[] {
   const wd = env.workdir.replace(/^\/+/, "");
   const out = new Set<string>();
   for (const s of env.steps) {

@@ -13,7 +13,43 @@
  */
 import { HdError } from "../cas/errors.ts";
 import { loadProjectSpec } from "../spec/parse.ts";
-import type { Command } from "./command.ts";
+import type { EnvSpec } from "../spec/types.ts";
+import type { Command, Context } from "./command.ts";
+
+/**
+ * Prepares the environment of `spec` (pull, layers, uncached steps), mounts its root and runs
+ * `argv` there (a shell when empty) with the terminal; returns the exit code. `hd exec` uses it
+ * for an environment with a base.
+ */
+export async function runInSandbox(ctx: Context, spec: EnvSpec, argv: string[]): Promise<number> {
+  const { prepareEnv, mountEnv, envSandbox } = await import("../build/run_sandbox.ts");
+  const { spawnSandbox } = await import("../sandbox/sandbox.ts");
+  const store = ctx.store();
+  const env = await prepareEnv(store, spec, {
+    onNote: (t) => ctx.out.note(`hd: ${t}`),
+    onStep: (s, cached) =>
+      ctx.out.note(`hd: step ${s.index + 1} ${cached ? "cached" : "running"}: ${s.spec.run}`),
+    onLine: (l) => ctx.out.note(`build | ${l}`),
+  });
+  const root = mountEnv(env);
+  if (root.mode === "hardlink") {
+    ctx.out.note(`hd: overlayfs unavailable (${root.why ?? "?"}); using a hardlink farm`);
+  }
+  if (argv.length === 0) {
+    let sh = "/bin/sh";
+    try {
+      Deno.statSync(`${root.target}/bin/bash`);
+      sh = "/bin/bash";
+    } catch { /* no bash in the image */ }
+    argv = [sh];
+  }
+  const child = spawnSandbox(envSandbox(env, root.target, argv));
+  const ign = () => {}; // the sandbox's init forwards signals to the command
+  Deno.addSignalListener("SIGINT", ign);
+  const st = await child.status;
+  Deno.removeSignalListener("SIGINT", ign);
+  return st.signal ? 128 + 15 : st.code;
+}
 
 /** `hd shell`. */
 export const shell: Command = {
@@ -32,34 +68,8 @@ export const shell: Command = {
         'add `base = "IMAGE"` to [environment] (or use `hd exec` to run on the host)',
       );
     }
-    const { prepareEnv, mountEnv, envSandbox } = await import("../build/run_sandbox.ts");
-    const { spawnSandbox } = await import("../sandbox/sandbox.ts");
-    const store = ctx.store();
-    const env = await prepareEnv(store, spec, {
-      onNote: (t) => ctx.out.note(`hd: ${t}`),
-      onStep: (s, cached) =>
-        ctx.out.note(`hd: step ${s.index + 1} ${cached ? "cached" : "running"}: ${s.spec.run}`),
-      onLine: (l) => ctx.out.note(`build | ${l}`),
-    });
-    const root = mountEnv(env);
-    if (root.mode === "hardlink") {
-      ctx.out.note(`hd: overlayfs unavailable (${root.why ?? "?"}); using a hardlink farm`);
-    }
     let argv = ctx.positionals;
     if (argv[0] === "--") argv = argv.slice(1);
-    if (argv.length === 0) {
-      let sh = "/bin/sh";
-      try {
-        Deno.statSync(`${root.target}/bin/bash`);
-        sh = "/bin/bash";
-      } catch { /* no bash in the image */ }
-      argv = [sh];
-    }
-    const child = spawnSandbox(envSandbox(env, root.target, argv));
-    const ign = () => {}; // the sandbox's init forwards signals to the command
-    Deno.addSignalListener("SIGINT", ign);
-    const st = await child.status;
-    Deno.removeSignalListener("SIGINT", ign);
-    return st.signal ? 128 + 15 : st.code;
+    return await runInSandbox(ctx, spec, argv);
   },
 };

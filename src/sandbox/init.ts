@@ -1,6 +1,7 @@
 /**
  * The sandbox's init: hd re-executed as PID 1 inside the namespaces `unshare` made (mount, pid,
- * ipc, uts, optionally net). It reads its {@link InitConfig} from `$HD_SANDBOX_INIT`, mounts
+ * ipc, uts, optionally net). It reads its {@link InitConfig} from `$HD_SANDBOX_INIT` (or the file
+ * `$HD_SANDBOX_INIT_FILE`, which services use so that a restart picks up a new root), mounts
  * /proc, a minimal /dev (null zero full random urandom tty, /dev/pts, /dev/shm), /tmp and the
  * requested bind mounts below the root, sets the hostname, chroots, starts the command, forwards
  * SIGINT/SIGTERM/SIGHUP to it, reaps orphans, and exits with the command's exit code (the
@@ -154,9 +155,18 @@ function childPids(main: number): number[] {
 }
 
 async function main(): Promise<number> {
-  const raw = Deno.env.get("HD_SANDBOX_INIT");
+  const file = Deno.env.get("HD_SANDBOX_INIT_FILE");
+  let raw = Deno.env.get("HD_SANDBOX_INIT");
+  if (file) {
+    try {
+      raw = Deno.readTextFileSync(file);
+    } catch (e) {
+      console.error(`hd sandbox init: cannot read ${file}: ${(e as Error).message}`);
+      return 125;
+    }
+  }
   if (!raw) {
-    console.error("hd sandbox init: no configuration ($HD_SANDBOX_INIT)");
+    console.error("hd sandbox init: no configuration ($HD_SANDBOX_INIT or $HD_SANDBOX_INIT_FILE)");
     return 125;
   }
   const cfg = JSON.parse(raw) as InitConfig;

@@ -86,25 +86,37 @@ export function initConfig(opts: SandboxOptions): InitConfig {
   };
 }
 
-/** The host command line (unshare … deno run init.ts) and its environment. */
-export function sandboxArgv(opts: SandboxOptions): { argv: string[]; env: Record<string, string> } {
+/** The host command line that starts the sandbox: `unshare … -- deno run … init.ts`. */
+export function unshareArgv(network: "host" | "none" = "host"): string[] {
   const ns = ["--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child"];
   ns.push("--propagation", "private");
-  if ((opts.network ?? "host") === "none") ns.push("--net");
+  if (network === "none") ns.push("--net");
   if (Deno.uid() !== 0) ns.push("--user", "--map-root-user");
   const exe = Deno.execPath();
   const base = exe.slice(exe.lastIndexOf("/") + 1);
   const init = base.startsWith("deno")
     ? [exe, "run", "-A", "--quiet", "--no-config", "--cached-only", INIT.href]
     : [exe, "run", "-A", "--quiet", INIT.href];
+  return ["unshare", ...ns, "--", ...init];
+}
+
+/** The host-side variables of the sandbox process (PATH, HOME, DENO_DIR), plus `extra`. */
+export function hostEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const out: Record<string, string> = {
+    PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+  };
+  for (const k of ["HOME", "DENO_DIR"]) {
+    const v = Deno.env.get(k);
+    if (v) out[k] = v;
+  }
+  return { ...out, ...extra };
+}
+
+/** The host command line (unshare … deno run init.ts) and its environment. */
+export function sandboxArgv(opts: SandboxOptions): { argv: string[]; env: Record<string, string> } {
   return {
-    argv: ["unshare", ...ns, "--", ...init],
-    env: {
-      HD_SANDBOX_INIT: JSON.stringify(initConfig(opts)),
-      PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin",
-      ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
-      ...(Deno.env.get("HOME") ? { HOME: Deno.env.get("HOME")! } : {}),
-    },
+    argv: unshareArgv(opts.network ?? "host"),
+    env: hostEnv({ HD_SANDBOX_INIT: JSON.stringify(initConfig(opts)) }),
   };
 }
 

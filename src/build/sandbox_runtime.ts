@@ -1,0 +1,156 @@
+/**
+ * The sandbox as the runtime of `hd up`'s loop (src/services/loop.ts) for an environment with a
+ * `base`: the loop keeps hashing, watching and supervising; this object pulls the image, answers
+ * "is step N cached" from `builds/<hash>`, runs steps in the sandbox on top of the layers below
+ * them, mounts the environment's root and writes the services' sandbox configurations (the
+ * services themselves are the wrapped specs of sandbox_services.ts).
+ *
+ * @example
+ * ```ts
+ * import { SandboxRuntime } from "./sandbox_runtime.ts";
+ * const rt = new SandboxRuntime(spec, store);
+ * await rt.prepare();                 // pull + materialize; rt.baseId for the step hashes
+ * rt.isCached(0, hash) || await rt.runStep(0, hash, spec.build.steps[0], {}).done;
+ * await rt.ready();                   // mount the root, write service configs
+ * ```
+ * @module
+ */
+import type { Store } from "../cas/store.ts";
+import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../spec/types.ts";
+import { materializeLayer } from "../sandbox/layers.ts";
+import type { RunningStep, StepRun } from "./run_host.ts";
+import { cachedLayer } from "./cache.ts";
+import {
+  baseContext,
+  baseImage,
+  mountEnv,
+  runStep,
+  type SandboxEnv,
+  StepFailed,
+} from "./run_sandbox.ts";
+import { sandboxedServices, writeServiceConfigs } from "./sandbox_services.ts";
+
+/** What the loop needs from a runtime. */
+export interface LoopRuntime {
+  /** Id standing for the base image in step hashes (set by prepare). */
+  readonly baseId: string | undefined;
+  /** Service specs as the supervisor must run them. */
+  readonly services: Record<string, ServiceSpec>;
+  /** Variables of the supervisor itself (the host side). */
+  readonly hostEnv: Record<string, string>;
+  prepare(): Promise<void>;
+  isCached(index: number, hash: string): boolean;
+  runStep(
+    index: number,
+    hash: string,
+    step: BuildStepSpec,
+    opts: { onLine?: (line: string) => void },
+  ): RunningStep;
+  /** Mounts the current root; true when it changed since the last call (restart services). */
+  ready(): Promise<boolean>;
+}
+
+/** The sandbox runtime (see the module doc). */
+export class SandboxRuntime implements LoopRuntime {
+  readonly services: Record<string, ServiceSpec>;
+  readonly hostEnv: Record<string, string>;
+  #spec: EnvSpec;
+  #store: Store;
+  #env: SandboxEnv | null = null;
+  #hashes = new Map<number, string>();
+  #mounted = "";
+
+  constructor(spec: EnvSpec, store: Store) {
+    this.#spec = spec;
+    this.#store = store;
+    this.services = sandboxedServices(spec);
+    this.hostEnv = { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" };
+  }
+
+  get baseId(): string | undefined {
+    return this.#env?.image.record;
+  }
+
+  /** The prepared environment (after {@link prepare}). */
+  get env(): SandboxEnv {
+    if (!this.#env) throw new Error("SandboxRuntime: prepare() first");
+    return this.#env;
+  }
+
+  async prepare(): Promise<void> {
+    const image = await baseImage(this.#store, this.#spec);
+    for (const l of image.layers) materializeLayer(this.#store, l.tree);
+    this.#env = {
+      ...baseContext(this.#spec, image),
+      store: this.#store,
+      compiled: null as never,
+      timings: {},
+    };
+  }
+
+  isCached(index: number, hash: string): boolean {
+    this.#hashes.set(index, hash);
+    return cachedLayer(this.#store, hash) !== null;
+  }
+
+  /** Layers of the base and of every step before `index`, lowest first. */
+  #layersBelow(index: number): string[] {
+    const out = [...this.env.image.layers.map((l) => l.tree)];
+    for (let i = 0; i < index; i++) {
+      const h = this.#hashes.get(i);
+      const l = h === undefined ? null : cachedLayer(this.#store, h);
+      if (l) out.push(l);
+    }
+    return out;
+  }
+
+  runStep(
+    index: number,
+    hash: string,
+    step: BuildStepSpec,
+    opts: { onLine?: (line: string) => void },
+  ): RunningStep {
+    this.#hashes.set(index, hash);
+    const t0 = performance.now();
+    const ac = new AbortController();
+    const done = (async (): Promise<StepRun> => {
+      const ctx = { ...this.env, layers: this.#layersBelow(index) };
+      try {
+        await runStep(ctx, { id: hash, index, spec: step }, {
+          onLine: (l) => opts.onLine?.(l),
+          signal: ac.signal,
+        });
+        return { index, hash, code: 0, ms: performance.now() - t0 };
+      } catch (e) {
+        const code = e instanceof StepFailed ? e.stepCode : 1;
+        if (!(e instanceof StepFailed)) opts.onLine?.(`hd: ${(e as Error).message}`);
+        return { index, hash, code, ms: performance.now() - t0 };
+      }
+    })();
+    return {
+      done,
+      stop: async () => {
+        ac.abort();
+        await done;
+      },
+    };
+  }
+
+  async ready(): Promise<boolean> {
+    const env = this.env;
+    const steps = this.#spec.build.steps.map((s, i) => {
+      const hash = this.#hashes.get(i) ?? "";
+      const layer = hash ? cachedLayer(this.#store, hash) : null;
+      return { index: i, run: s.run, hash, layer: layer ?? "", cached: true, ms: 0 };
+    }).filter((s) => s.layer !== "");
+    for (const s of steps) materializeLayer(this.#store, s.layer);
+    env.steps = steps;
+    env.layers = [...env.image.layers.map((l) => l.tree), ...steps.map((s) => s.layer)];
+    const root = mountEnv(env);
+    writeServiceConfigs(env, root.target);
+    const key = env.layers.join(":");
+    const changed = this.#mounted !== "" && this.#mounted !== key;
+    this.#mounted = key;
+    return await Promise.resolve(changed);
+  }
+}

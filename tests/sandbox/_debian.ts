@@ -1,0 +1,145 @@
+/**
+ * A Debian base image for the example-app tests and bench: debootstrap minbase plus a package
+ * list, built once into /var/tmp/hd-test-images/<key>/rootfs (key = hash of suite, variant and
+ * packages) and reused by later runs; then written as a one-layer OCI layout that skopeo pushes
+ * to a local docker-registry. Returns null with a reason when debootstrap cannot reach its mirror.
+ *
+ * Run directly to build the cache: `deno run -A tests/sandbox/_debian.ts`.
+ * @module
+ */
+import { createHash } from "node:crypto";
+
+/** Packages of the example app's base image. */
+export const NODE_PACKAGES = ["nodejs", "npm", "node-express"];
+
+/** Where built root filesystems are cached. */
+export const IMAGE_CACHE = Deno.env.get("HD_TEST_IMAGES") ?? "/var/tmp/hd-test-images";
+
+const MIRROR = Deno.env.get("HD_DEBIAN_MIRROR") ?? "http://deb.debian.org/debian";
+
+async function sh(cmd: string, args: string[]): Promise<{ ok: boolean; err: string }> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  const dec = new TextDecoder();
+  return {
+    ok: out.success,
+    err: dec.decode(out.stderr).slice(-2000) + dec.decode(out.stdout).slice(-1000),
+  };
+}
+
+/** The cached rootfs for `packages` (built now when missing), or a reason it cannot be built. */
+export async function debianRootfs(
+  packages: string[] = NODE_PACKAGES,
+  suite = "bookworm",
+): Promise<{ rootfs: string; key: string } | { skip: string }> {
+  const key = createHash("sha256").update(`${suite} minbase ${[...packages].sort().join(",")}`)
+    .digest("hex").slice(0, 16);
+  const dir = `${IMAGE_CACHE}/${key}`;
+  const rootfs = `${dir}/rootfs`;
+  try {
+    Deno.statSync(`${dir}/done`);
+    return { rootfs, key };
+  } catch { /* build it */ }
+  const which = await sh("sh", ["-c", "command -v debootstrap"]);
+  if (!which.ok) return { skip: "needs debootstrap (apt-get install debootstrap)" };
+  Deno.mkdirSync(IMAGE_CACHE, { recursive: true });
+  const tmp = `${dir}.tmp-${Deno.pid}`;
+  // debootstrap installs the essentials (and nodejs); apt-get in the chroot adds the rest, which
+  // debootstrap's own dependency ordering does not configure reliably (node-* packages)
+  const [first, ...rest] = packages;
+  const r = await sh("debootstrap", [
+    "--variant=minbase",
+    `--include=${first},ca-certificates`,
+    suite,
+    tmp,
+    MIRROR,
+  ]);
+  const fail = async (what: string, err: string) => {
+    await sh("sh", ["-c", `umount "${tmp}/proc" 2>/dev/null; rm -rf "${tmp}"`]);
+    return { skip: `${what} (mirror ${MIRROR}): ${err.slice(-300)}` };
+  };
+  if (!r.ok) return await fail("debootstrap could not build the image", r.err);
+  if (rest.length) {
+    Deno.copyFileSync("/etc/resolv.conf", `${tmp}/etc/resolv.conf`);
+    const a = await sh("chroot", [
+      tmp,
+      "sh",
+      "-c",
+      "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q " +
+      `--no-install-recommends ${rest.join(" ")} && apt-get clean`,
+    ]);
+    if (!a.ok) return await fail("apt-get in the new rootfs failed", a.err);
+  }
+  await sh("sh", [
+    "-c",
+    `rm -rf "${tmp}"/var/cache/apt/archives/*.deb "${tmp}"/var/lib/apt/lists/*`,
+  ]);
+  Deno.mkdirSync(dir, { recursive: true });
+  await sh("rm", ["-rf", rootfs]);
+  Deno.renameSync(tmp, rootfs);
+  Deno.writeTextFileSync(`${dir}/done`, new Date().toISOString());
+  return { rootfs, key };
+}
+
+/**
+ * Writes an OCI layout at `layout` holding `tag`: one uncompressed layer made by GNU tar from
+ * `rootfs` (numeric owners), config Env PATH.
+ */
+export async function rootfsLayout(rootfs: string, layout: string, tag: string): Promise<void> {
+  Deno.mkdirSync(`${layout}/blobs/sha256`, { recursive: true });
+  const tarPath = `${layout}/layer.tar`;
+  const t = await sh("tar", ["--numeric-owner", "--xattrs", "-C", rootfs, "-cf", tarPath, "."]);
+  if (!t.ok) throw new Error(`tar: ${t.err}`);
+  const digestOf = async (p: string) => {
+    const h = await sh("sha256sum", [p]);
+    if (!h.ok) throw new Error(h.err);
+    const out = new TextDecoder().decode(
+      (await new Deno.Command("sha256sum", { args: [p], stdout: "piped" }).output()).stdout,
+    );
+    return out.split(" ")[0];
+  };
+  const layerHex = await digestOf(tarPath);
+  const size = Deno.statSync(tarPath).size;
+  Deno.renameSync(tarPath, `${layout}/blobs/sha256/${layerHex}`);
+  const te = new TextEncoder();
+  const put = (b: Uint8Array) => {
+    const hex = createHash("sha256").update(b).digest("hex");
+    Deno.writeFileSync(`${layout}/blobs/sha256/${hex}`, b);
+    return { digest: `sha256:${hex}`, size: b.length };
+  };
+  const cfg = put(te.encode(JSON.stringify({
+    architecture: "amd64",
+    os: "linux",
+    config: {
+      Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+      Cmd: ["/bin/bash"],
+    },
+    rootfs: { type: "layers", diff_ids: [`sha256:${layerHex}`] },
+  })));
+  const m = put(te.encode(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...cfg },
+    layers: [{
+      mediaType: "application/vnd.oci.image.layer.v1.tar",
+      digest: `sha256:${layerHex}`,
+      size,
+    }],
+  })));
+  Deno.writeTextFileSync(`${layout}/oci-layout`, '{"imageLayoutVersion":"1.0.0"}');
+  Deno.writeTextFileSync(
+    `${layout}/index.json`,
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        ...m,
+        annotations: { "org.opencontainers.image.ref.name": tag },
+      }],
+    }),
+  );
+}
+
+if (import.meta.main) {
+  const t0 = performance.now();
+  console.log(await debianRootfs(), `${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
