@@ -215,3 +215,64 @@ testIf(NEEDS, "loop: a failing step holds restarts back until it passes again", 
     await loop.stop();
   }
 });
+
+testIf(
+  NEEDS,
+  "loop: deletes, renames, new directories and atomic saves through the watcher",
+  async () => {
+    using tmp = tempDir();
+    using st = tempDir();
+    const dir = tmp.path;
+    Deno.mkdirSync(`${dir}/src/lib`, { recursive: true });
+    Deno.writeTextFileSync(`${dir}/src/a.js`, "a");
+    Deno.writeTextFileSync(`${dir}/src/lib/b.js`, "b");
+    Deno.writeTextFileSync(`${dir}/README`, "r");
+    const spec = envSpec(dir, {
+      services: { app: svc("app", "exec sleep 60", { watch: ["src"] }) },
+      options: { restartGraceMs: 1000, debounceMs: 30 },
+    });
+    const store = Store.open(`${st.path}/store`);
+    const loop = new DevLoop({ spec, store, print: () => {} });
+    await loop.start();
+    try {
+      let n = 0;
+      const step = async (what: string, change: () => void) => {
+        change();
+        n++;
+        await waitFor(() => loop.status().updates === n, what);
+        await new Promise((r) => setTimeout(r, 80)); // nothing more comes of it
+        assertEquals(loop.status().updates, n, `${what}: one update`);
+        const fresh = await compileEnv(store, spec, { record: false, noCache: true });
+        assertEquals(loop.root, fresh.envId, `${what}: same root as a full scan`);
+        return loop.status().lastUpdate!;
+      };
+      let u = await step("delete", () => Deno.removeSync(`${dir}/src/a.js`));
+      assertEquals(u.removed, ["src/a.js"]);
+      u = await step("rename", () => Deno.renameSync(`${dir}/src/lib/b.js`, `${dir}/src/lib/c.js`));
+      assertEquals([u.added, u.removed], [["src/lib/c.js"], ["src/lib/b.js"]]);
+      u = await step("new directory", () => {
+        Deno.mkdirSync(`${dir}/src/new/deeper`, { recursive: true });
+        Deno.writeTextFileSync(`${dir}/src/new/deeper/d.js`, "d");
+      });
+      assertEquals(u.added, ["src/new/deeper/d.js"]);
+      u = await step("atomic save", () => {
+        Deno.writeTextFileSync(`${dir}/src/.c.js.swx`, "c2");
+        Deno.renameSync(`${dir}/src/.c.js.swx`, `${dir}/src/lib/c.js`);
+      });
+      assertEquals([u.modified, u.added, u.removed], [["src/lib/c.js"], [], []]);
+      u = await step("new top-level directory", () => {
+        Deno.mkdirSync(`${dir}/docs`);
+        Deno.writeTextFileSync(`${dir}/docs/x.md`, "x");
+      });
+      assertEquals([u.added, u.restarted], [["docs/x.md"], []]);
+      u = await step(
+        "directory removed",
+        () => Deno.removeSync(`${dir}/src/new`, { recursive: true }),
+      );
+      assertEquals(u.removed, ["src/new/deeper/d.js"]);
+      assertEquals(loop.supervisor.status()[0].restarts, 5);
+    } finally {
+      await loop.stop();
+    }
+  },
+);
