@@ -8,6 +8,8 @@
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
+import { unmountEnv } from "../../src/build/run_sandbox.ts";
+import { loadSpec } from "../../src/spec/parse.ts";
 
 const skip = skipUnless({
   root: true,
@@ -81,6 +83,7 @@ testIf(
       assertEquals(r4.code, 3);
     } finally {
       await reg.stop();
+      unmountEnv(loadSpec(`${dir}/hd.toml`));
     }
   },
 );
@@ -112,6 +115,7 @@ testIf(
       assertEquals(tmpLeft.length, 0, "partial upperdir discarded");
     } finally {
       await reg.stop();
+      unmountEnv(loadSpec(`${dir}/hd.toml`));
     }
   },
 );
