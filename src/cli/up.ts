@@ -188,6 +188,8 @@ async function runLoop(ctx: Context, detached: boolean): Promise<number> {
   const color = (n: string) => COLORS[Math.max(0, names.indexOf(n)) % COLORS.length];
   const print = (src: string, line: string) => {
     if (json) return;
+    // detached, stdout is .hd/logs/hd.log: service output already has its own log file
+    if (detached && src !== "hd" && src !== "build") return;
     const tag = src.padEnd(width);
     const pre = ctx.out.color ? `\x1b[${color(src)}m${tag} |\x1b[0m ` : `${tag} | `;
     out(pre + line + "\n");
