@@ -21,7 +21,7 @@ import { MemDir, Tree } from "../dag/tree.ts";
 import { ingestFile, ingestTree } from "../scan/ingest.ts";
 import { stepCacheRef } from "../spec/status.ts";
 import type { BuildStepSpec, EnvSpec } from "../spec/types.ts";
-import { spawnGroup, stopGroup } from "../services/process.ts";
+import { signalGroup, spawnGroup, stopGroup } from "../services/process.ts";
 
 /** Path of the record of a successful run of step `hash`. */
 export function stepRecordPath(spec: EnvSpec, hash: string): string {
@@ -67,7 +67,14 @@ export function runHostStep(
   spec: EnvSpec,
   step: BuildStepSpec,
   hash: string,
-  opts: { onLine?: (line: string) => void; baseEnv?: Record<string, string>; store?: Store } = {},
+  opts: {
+    onLine?: (line: string) => void;
+    baseEnv?: Record<string, string>;
+    /** Where to record `builds/<hash>` → the captured outputs. */
+    store?: Store;
+    /** Capture the outputs now (default); false leaves it to {@link recordOutputs} later. */
+    capture?: boolean;
+  } = {},
 ): RunningStep {
   const t0 = performance.now();
   const env = { ...(opts.baseEnv ?? Deno.env.toObject()), ...spec.environment.env, ...step.env };
@@ -87,14 +94,22 @@ export function runHostStep(
     if (buf) opts.onLine?.(buf);
   };
   const done = (async () => {
-    const [st] = await Promise.all([p.status, pump(p.stdout), pump(p.stderr)]);
+    const pumps = Promise.all([pump(p.stdout), pump(p.stderr)]);
+    const st = await p.status;
+    // a step that left processes behind holding its output open: they go with the step
+    const drained = await Promise.race([
+      pumps.then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 1000)),
+    ]);
+    if (!drained) {
+      signalGroup(p.pid, "SIGKILL");
+      await pumps;
+    }
     const code = st.signal ? 128 + 15 : st.code;
     if (code === 0) {
       let outputs: string | null = null;
-      if (opts.store) {
-        const store = opts.store;
-        outputs = await store.withLock("shared", () => captureOutputs(store, spec, step));
-        store.setRef(stepCacheRef(hash), outputs);
+      if (opts.store && opts.capture !== false) {
+        outputs = await recordOutputs(opts.store, spec, step, hash);
       }
       recordStep(spec, hash, { index: step.index, run: step.run, outputs });
     }
@@ -115,6 +130,18 @@ export function recordStep(spec: EnvSpec, hash: string, info: Record<string, unk
   const tmp = `${dir}/.${hash}.${Deno.pid}.tmp`;
   Deno.writeTextFileSync(tmp, JSON.stringify({ hash, ...info, at: new Date().toISOString() }));
   Deno.renameSync(tmp, stepRecordPath(spec, hash));
+}
+
+/** Captures the outputs of step `hash` and records them as `builds/<hash>`; returns their id. */
+export async function recordOutputs(
+  store: Store,
+  spec: EnvSpec,
+  step: BuildStepSpec,
+  hash: string,
+): Promise<string> {
+  const id = await store.withLock("shared", () => captureOutputs(store, spec, step));
+  store.setRef(stepCacheRef(hash), id);
+  return id;
 }
 
 /** Stores the declared outputs of `step` as one Dir tree (missing outputs are left out). */

@@ -27,7 +27,7 @@ import type { PathFilter } from "../scan/filter.ts";
 import { StatCache } from "../scan/statcache.ts";
 import { compileEnv, envNode, statCachePath, stepHashes, trackedFilter } from "../spec/compile.ts";
 import type { EnvSpec } from "../spec/types.ts";
-import { isStepCached, runHostStep, type RunningStep } from "../build/run_host.ts";
+import { isStepCached, recordOutputs, runHostStep, type RunningStep } from "../build/run_host.ts";
 import { affected, GlobSet } from "../watch/pathmap.ts";
 import { applyChanges, type UpdateResult } from "../watch/update.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
@@ -117,6 +117,9 @@ export class DevLoop {
   #running: RunningStep | null = null;
   #stopping = false;
   #cacheTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Steps that ran and whose outputs are still to be recorded (hash → index). */
+  #captures = new Map<string, number>();
+  #captureTimer: ReturnType<typeof setTimeout> | null = null;
   #updates = 0;
   #last: UpdateReport | null = null;
   /** The service supervisor. */
@@ -246,6 +249,7 @@ export class DevLoop {
       this.#watcher.start();
     }
     this.supervisor.start(this.#o.only?.length ? this.#o.only : undefined);
+    this.#captureSoon();
   }
 
   /** Runs the steps in `which` that are not cached, in order; returns the indexes that failed. */
@@ -275,6 +279,7 @@ export class DevLoop {
       this.#running = runHostStep(this.#spec, spec, st.hash, {
         baseEnv: Deno.env.toObject(),
         store: this.#store,
+        capture: false, // later, off the way to the services (see #captureSoon)
         onLine: (line) => (write(line), this.#o.print("build", line)),
       });
       const r = await this.#running.done;
@@ -288,6 +293,7 @@ export class DevLoop {
       );
       this.#o.onEvent?.({ event: "step", index: st.index, hash: st.hash, code: r.code, ms: st.ms });
       if (r.code !== 0) failed.push(st.index);
+      else this.#captures.set(st.hash, st.index);
     }
     log?.close();
     return failed;
@@ -367,6 +373,7 @@ export class DevLoop {
     // recorded after the restart: nothing on the way to a restarted service waits for an fsync
     await this.#store.withLock("shared", () => this.#persistEnv(env, r.root));
     this.#saveCacheSoon();
+    this.#captureSoon();
     const report: UpdateReport = {
       paths: paths.length,
       oldRoot: oldEnv,
@@ -407,6 +414,27 @@ export class DevLoop {
     }, 1000);
   }
 
+  /**
+   * Records the outputs of the steps that ran (`builds/<hash>`) a little later: reading a big
+   * `node_modules` takes a while, and services being (re)started should not wait for it.
+   */
+  #captureSoon(): void {
+    if (this.#captures.size === 0) return;
+    if (this.#captureTimer !== null) clearTimeout(this.#captureTimer);
+    this.#captureTimer = setTimeout(() => {
+      this.#captureTimer = null;
+      this.#flushCaptures().catch((e) => this.#print(`cannot record step outputs: ${e.message}`));
+    }, 1500);
+  }
+
+  async #flushCaptures(): Promise<void> {
+    const todo = [...this.#captures];
+    this.#captures.clear();
+    for (const [hash, index] of todo) {
+      await recordOutputs(this.#store, this.#spec, this.#spec.build.steps[index], hash);
+    }
+  }
+
   /** The loop's status. */
   status(): LoopStatus {
     return {
@@ -431,6 +459,8 @@ export class DevLoop {
     const closing = w?.close();
     await this.supervisor.close();
     await closing;
+    if (this.#captureTimer !== null) (clearTimeout(this.#captureTimer), this.#captureTimer = null);
+    await this.#flushCaptures().catch(() => {});
     if (this.#cacheTimer !== null) {
       clearTimeout(this.#cacheTimer);
       this.#cacheTimer = null;
