@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "../_assert.ts";
 import { hasCommand, hd, tempDir, testIf } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
-import { findMount, mountsAt } from "../../src/mount/manager.ts";
+import { findMount, forceUnmount, mountsAt } from "../../src/mount/manager.ts";
 import { fuseSkip, hdOk, randomBytes, sh, withMount } from "./_util.ts";
 
 const SKIP = fuseSkip();
@@ -31,6 +31,14 @@ testIf(SKIP, "a killed server leaves a stale mount that the next hd mount recove
   Deno.mkdirSync(mnt);
   const root = (await hdOk(["cas", "add", src], store)).trim().split("\n")[0];
   const st = Store.open(store, { create: false });
+  try {
+    await killedServer(st, store, root, mnt);
+  } finally {
+    forceUnmount(Deno.realPathSync(tmp.path) + "/mnt");
+  }
+});
+
+async function killedServer(st: Store, store: string, root: string, mnt: string) {
   await hdOk(["mount", root, mnt], store);
   const rec = findMount(st, mnt)!;
   assertEquals(rec.state, "live");
@@ -54,7 +62,7 @@ testIf(SKIP, "a killed server leaves a stale mount that the next hd mount recove
   await new Promise((r) => setTimeout(r, 200));
   await hdOk(["unmount", mnt], store);
   assertEquals((await sh(`ls ${mnt}`)).code, 0);
-});
+}
 
 testIf(SKIP, "unmount does not hang while a reader's cwd is inside the mount", async () => {
   using tmp = tempDir();
