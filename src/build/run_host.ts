@@ -20,7 +20,8 @@ import type { Store } from "../cas/store.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { ingestFile, ingestTree } from "../scan/ingest.ts";
 import { stepCacheRef } from "../spec/status.ts";
-import type { BuildStepSpec, EnvSpec } from "../spec/types.ts";
+import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../spec/types.ts";
+import type { LoopRuntime } from "./sandbox_runtime.ts";
 import { signalGroup, spawnGroup, stopGroup } from "../services/process.ts";
 
 /** Path of the record of a successful run of step `hash`. */
@@ -159,4 +160,52 @@ export function captureOutputs(store: Store, spec: EnvSpec, step: BuildStepSpec)
     else if (st.isFile || st.isSymlink) t.setFile(o, ingestFile(store, abs, st));
   }
   return t.commit(store);
+}
+
+/**
+ * The host as the runtime of `hd up`'s loop (the environment has no `base`): steps run with
+ * {@link runHostStep}, are cached by {@link isStepCached}, and services run as declared.
+ * Outputs are recorded later with {@link recordOutputs} (see `pending`).
+ */
+export class HostRuntime implements LoopRuntime {
+  readonly baseId: string | undefined = undefined;
+  readonly services: Record<string, ServiceSpec>;
+  readonly hostEnv: Record<string, string>;
+  /** Steps that ran and whose outputs are not recorded yet (hash → index). */
+  readonly pending = new Map<string, number>();
+  #spec: EnvSpec;
+
+  constructor(spec: EnvSpec) {
+    this.#spec = spec;
+    this.services = spec.services;
+    this.hostEnv = { ...Deno.env.toObject(), ...spec.environment.env };
+  }
+
+  prepare(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  isCached(index: number, hash: string): boolean {
+    return isStepCached(this.#spec, this.#spec.build.steps[index], hash);
+  }
+
+  runStep(
+    index: number,
+    hash: string,
+    step: BuildStepSpec,
+    opts: { onLine?: (line: string) => void },
+  ): RunningStep {
+    const r = runHostStep(this.#spec, step, hash, { onLine: opts.onLine, capture: false });
+    return {
+      done: r.done.then((res) => {
+        if (res.code === 0) this.pending.set(hash, index);
+        return res;
+      }),
+      stop: r.stop,
+    };
+  }
+
+  ready(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
 }

@@ -1,6 +1,7 @@
 /**
  * `hd exec CMD…`: runs a command with the environment's variables ([environment].env on top of
- * the caller's) in its working directory, and exits with the command's exit code.
+ * the caller's) in its working directory, and exits with the command's exit code. With a `base`
+ * image the command runs in the sandbox, in the environment's root.
  *
  * @example
  * ```sh
@@ -32,6 +33,11 @@ export const exec: Command = {
       throw new HdError("Cannot exec: no command given", "usage: hd exec [--] CMD [ARG…]", 2);
     }
     const spec = loadProjectSpec();
+    if (spec.environment.base !== null) {
+      // in the environment's root (the image and the steps' layers), src/cli/shell.ts
+      const { runInSandbox } = await import("./shell.ts");
+      return await runInSandbox(ctx, spec, cmd);
+    }
     const wd = spec.environment.workdir && !spec.environment.base
       ? (spec.environment.workdir.startsWith("/")
         ? spec.environment.workdir

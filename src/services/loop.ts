@@ -27,7 +27,8 @@ import type { PathFilter } from "../scan/filter.ts";
 import { StatCache } from "../scan/statcache.ts";
 import { compileEnv, envNode, statCachePath, stepHashes, trackedFilter } from "../spec/compile.ts";
 import type { EnvSpec } from "../spec/types.ts";
-import { isStepCached, recordOutputs, runHostStep, type RunningStep } from "../build/run_host.ts";
+import { HostRuntime, recordOutputs, type RunningStep } from "../build/run_host.ts";
+import { type LoopRuntime, SandboxRuntime } from "../build/sandbox_runtime.ts";
 import { affected, GlobSet } from "../watch/pathmap.ts";
 import { applyChanges, type UpdateResult } from "../watch/update.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
@@ -118,12 +119,14 @@ export class DevLoop {
   #stopping = false;
   #cacheTimer: ReturnType<typeof setTimeout> | null = null;
   /** Steps that ran and whose outputs are still to be recorded (hash → index). */
-  #captures = new Map<string, number>();
+  #captures: Map<string, number>;
   #captureTimer: ReturnType<typeof setTimeout> | null = null;
   #updates = 0;
   #last: UpdateReport | null = null;
   /** The service supervisor. */
   readonly supervisor: Supervisor;
+  /** Where steps and services run: the host, or the sandbox of the `base` image. */
+  readonly runtime: LoopRuntime;
 
   constructor(opts: DevLoopOptions) {
     this.#o = opts;
@@ -135,10 +138,14 @@ export class DevLoop {
     this.#watchGlobs = Object.fromEntries(
       Object.values(opts.spec.services).map((s) => [s.name, new GlobSet(s.watch)]),
     );
+    this.runtime = opts.spec.environment.base === null
+      ? new HostRuntime(opts.spec)
+      : new SandboxRuntime(opts.spec, opts.store);
+    this.#captures = this.runtime instanceof HostRuntime ? this.runtime.pending : new Map();
     this.supervisor = new Supervisor({
-      services: opts.spec.services,
+      services: this.runtime.services,
       dir: opts.spec.dir,
-      env: this.baseEnv(),
+      env: this.runtime.hostEnv,
       graceMs: opts.spec.options.restartGraceMs,
       logDir: `${opts.spec.dir}/.hd/logs`,
       onLine: (svc, line) => opts.print(svc, line),
@@ -199,12 +206,10 @@ export class DevLoop {
   async start(): Promise<void> {
     const t0 = performance.now();
     if (this.#spec.environment.base !== null) {
-      this.#print(
-        `base = "${this.#spec.environment.base}": running in the image is not implemented yet; ` +
-          "steps and services run on the host",
-      );
+      this.#print(`base ${this.#spec.environment.base}: preparing the image`);
     }
-    const c = await compileEnv(this.#store, this.#spec);
+    await this.runtime.prepare();
+    const c = await compileEnv(this.#store, this.#spec, { baseId: this.runtime.baseId });
     this.#tree = c.tree;
     this.#filesRoot = c.filesRoot;
     this.#envRoot = c.envId;
@@ -239,6 +244,7 @@ export class DevLoop {
         "fix the step (its output is above and in .hd/logs/build.log), then run `hd up` again",
       );
     }
+    await this.runtime.ready();
     if (!this.#o.noWatch) {
       this.#watcher = new ProjectWatcher(this.#spec.dir, {
         debounceMs: this.#spec.options.debounceMs,
@@ -259,7 +265,7 @@ export class DevLoop {
     for (const st of this.#steps) {
       if (!which.has(st.index) || this.#stopping) continue;
       const spec = this.#spec.build.steps[st.index];
-      if (isStepCached(this.#spec, spec, st.hash)) {
+      if (this.runtime.isCached(st.index, st.hash)) {
         st.state = "cached";
         this.#print(`step ${st.index + 1} cached (${st.hash.slice(0, 12)}): ${st.run}`);
         continue;
@@ -276,10 +282,7 @@ export class DevLoop {
         } catch { /* no log */ }
       };
       write(`[hd] step ${st.index + 1} (${st.hash}): ${st.run}`);
-      this.#running = runHostStep(this.#spec, spec, st.hash, {
-        baseEnv: Deno.env.toObject(),
-        store: this.#store,
-        capture: false, // later, off the way to the services (see #captureSoon)
+      this.#running = this.runtime.runStep(st.index, st.hash, spec, {
         onLine: (line) => (write(line), this.#o.print("build", line)),
       });
       const r = await this.#running.done;
@@ -293,7 +296,6 @@ export class DevLoop {
       );
       this.#o.onEvent?.({ event: "step", index: st.index, hash: st.hash, code: r.code, ms: st.ms });
       if (r.code !== 0) failed.push(st.index);
-      else this.#captures.set(st.hash, st.index);
     }
     log?.close();
     return failed;
@@ -317,7 +319,9 @@ export class DevLoop {
     this.#filesRoot = r.root;
     const hashes = await this.#store.withLock(
       "shared",
-      () => stepHashes(this.#spec, tree, { store: this.#store }).map((s) => s.id),
+      () =>
+        stepHashes(this.#spec, tree, { store: this.#store, baseId: this.runtime.baseId })
+          .map((s) => s.id),
     );
     const oldEnv = this.#envRoot;
     const env = this.#envNode(hashes);
@@ -359,11 +363,22 @@ export class DevLoop {
       const hit = [...affected(this.#watchGlobs, changed).keys()].filter((n) =>
         this.supervisor.wanted(n)
       );
+      // a sandboxed environment whose root changed (a step's layer): every service restarts in it
+      if (rerun.size && await this.runtime.ready()) {
+        for (const n of this.supervisor.order) {
+          if (this.supervisor.wanted(n) && !hit.includes(n)) hit.push(n);
+        }
+        this.#print("the environment's root changed: every service restarts in the new one");
+      }
       if (hit.length) {
-        const why = hit.map((n) =>
-          `${n} watches ${affected({ [n]: this.#watchGlobs[n] }, changed).get(n)![0]}`
+        const why = hit.flatMap((n) => {
+          const p = affected({ [n]: this.#watchGlobs[n] }, changed).get(n);
+          return p ? [`${n} watches ${p[0]}`] : [];
+        });
+        this.#print(
+          `restarting ${this.supervisor.restartSet(hit).join(", ")}` +
+            (why.length ? ` (${why.join("; ")})` : ""),
         );
-        this.#print(`restarting ${this.supervisor.restartSet(hit).join(", ")} (${why.join("; ")})`);
         restarted = await this.supervisor.restart(hit);
       } else if (rerun.size === 0) {
         this.#print("no service watches it: nothing restarts");
