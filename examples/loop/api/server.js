@@ -4,7 +4,7 @@ const { message } = require("./message.js");
 const greet = require("greet");
 const port = Number(process.env.API_PORT || 18081);
 http
-  .createServer((req, res) => {
+  .createServer((_req, res) => {
     res.writeHead(200, { "content-type": "application/json" });
     res.end(
       JSON.stringify({
