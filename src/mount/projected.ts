@@ -22,7 +22,7 @@
 import { type Libzstd, openLibzstd } from "../../ffi/libzstd.ts";
 import { MAX_CHUNK } from "../cas/chunk.ts";
 import { CorruptObjectError, HdError } from "../cas/errors.ts";
-import { blake3Hex } from "../cas/hash.ts";
+import { blake3Id } from "./fasthash.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
 import { type FileNode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../dag/node.ts";
@@ -433,7 +433,7 @@ export class Projection {
       }
     }
     if (bytes === null) return this.store.getObject(id);
-    const actual = blake3Hex(bytes);
+    const actual = blake3Id(bytes);
     if (actual !== id) throw new CorruptObjectError(id, where, `content hashes to ${actual}`);
     return bytes;
   }
