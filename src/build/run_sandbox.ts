@@ -31,6 +31,8 @@ import { captureLayer, materializeLayer } from "../sandbox/layers.ts";
 import { isMountPoint, mountRootfs, type Rootfs, unmountRootfs } from "../sandbox/rootfs.ts";
 import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/sandbox.ts";
 import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./cache.ts";
+import { aptLayer } from "./apt_layer.ts";
+import "../spec/providers/apt.ts"; // registers the apt provider
 
 /** Default working directory inside a sandboxed environment. */
 export const DEFAULT_WORKDIR = "/app";
@@ -172,9 +174,16 @@ export async function prepareEnv(
     const m = materializeLayer(store, id);
     if (m.created) opts.onNote?.(`materialized layer ${id.slice(0, 12)} (${m.files} files)`);
   }
+  const apt = await aptLayer(
+    store,
+    compiled.packages.map((p) => p.node),
+    image.layers.map((l) => l.tree),
+    opts.onNote,
+  );
   lap("materialize");
   const prep: SandboxEnv = { ...baseContext(spec, image), store, compiled, timings };
   const { layers, steps } = prep;
+  if (apt) (materializeLayer(store, apt), layers.push(apt));
   for (const s of compiled.steps) {
     const t0 = performance.now();
     const hit = cachedLayer(store, s.id);

@@ -29,6 +29,9 @@ import {
   StepFailed,
 } from "./run_sandbox.ts";
 import { sandboxedServices, writeServiceConfigs } from "./sandbox_services.ts";
+import { aptLayer } from "./apt_layer.ts";
+import { packagesFor } from "../spec/compile.ts";
+import "../spec/providers/apt.ts"; // registers the apt provider
 
 /** What the loop needs from a runtime. */
 export interface LoopRuntime {
@@ -59,6 +62,8 @@ export class SandboxRuntime implements LoopRuntime {
   #env: SandboxEnv | null = null;
   #hashes = new Map<number, string>();
   #mounted = "";
+  /** Layers between the image and the steps (the apt layer). */
+  #base: string[] = [];
 
   constructor(spec: EnvSpec, store: Store) {
     this.#spec = spec;
@@ -80,12 +85,11 @@ export class SandboxRuntime implements LoopRuntime {
   async prepare(): Promise<void> {
     const image = await baseImage(this.#store, this.#spec);
     for (const l of image.layers) materializeLayer(this.#store, l.tree);
-    this.#env = {
-      ...baseContext(this.#spec, image),
-      store: this.#store,
-      compiled: null as never,
-      timings: {},
-    };
+    const ctx = baseContext(this.#spec, image);
+    const pk = await packagesFor(this.#spec);
+    const apt = await aptLayer(this.#store, pk.packages.map((p) => p.node), ctx.layers);
+    if (apt) (materializeLayer(this.#store, apt), this.#base.push(apt));
+    this.#env = { ...ctx, store: this.#store, compiled: null as never, timings: {} };
   }
 
   isCached(index: number, hash: string): boolean {
@@ -95,7 +99,7 @@ export class SandboxRuntime implements LoopRuntime {
 
   /** Layers of the base and of every step before `index`, lowest first. */
   #layersBelow(index: number): string[] {
-    const out = [...this.env.image.layers.map((l) => l.tree)];
+    const out = [...this.env.image.layers.map((l) => l.tree), ...this.#base];
     for (let i = 0; i < index; i++) {
       const h = this.#hashes.get(i);
       const l = h === undefined ? null : cachedLayer(this.#store, h);
@@ -145,7 +149,11 @@ export class SandboxRuntime implements LoopRuntime {
     }).filter((s) => s.layer !== "");
     for (const s of steps) materializeLayer(this.#store, s.layer);
     env.steps = steps;
-    env.layers = [...env.image.layers.map((l) => l.tree), ...steps.map((s) => s.layer)];
+    env.layers = [
+      ...env.image.layers.map((l) => l.tree),
+      ...this.#base,
+      ...steps.map((s) => s.layer),
+    ];
     const root = mountEnv(env);
     writeServiceConfigs(env, root.target);
     const key = env.layers.join(":");

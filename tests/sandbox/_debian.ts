@@ -114,6 +114,7 @@ export async function rootfsLayout(rootfs: string, layout: string, tag: string):
       Cmd: ["/bin/bash"],
     },
     rootfs: { type: "layers", diff_ids: [`sha256:${layerHex}`] },
+    history: [{ created: "2026-01-01T00:00:00Z", created_by: "debootstrap (hd test image)" }],
   })));
   const m = put(te.encode(JSON.stringify({
     schemaVersion: 2,

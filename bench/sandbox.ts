@@ -1,0 +1,279 @@
+/**
+ * Sandboxed environments, hd beside podman on examples/node-app (Express in a Debian image built
+ * by debootstrap, pushed to a docker-registry on 127.0.0.1):
+ *
+ * - cold `hd up -d`: empty store → image pulled and materialized, `npm ci` and the build step run
+ *   in the sandbox, the service answering (podman: pull + `podman build` + run, answering);
+ * - no-change `hd up -d` after `hd down` (podman: `podman build` with every layer cached);
+ * - edit src/message.js → the service answers with the change (podman: rebuild the image with a
+ *   good Dockerfile order, replace the container, answer);
+ * - edit package.json → reinstall (`npm ci` step reruns) → the service answers the new version.
+ *
+ * podman runs when it is installed (`apt-get install podman`); otherwise the figures measured on
+ * the same kind of machine are quoted in docs/sandbox.md.
+ * @module
+ */
+import { type Bench, type BenchRow, median, sh } from "./lib.ts";
+import { debianRootfs, rootfsLayout } from "../tests/sandbox/_debian.ts";
+import { startRegistry } from "../tests/oci/_fixtures.ts";
+
+const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function untilAnswer(url: string, needle: string, t0: number, limitMs = 120_000) {
+  while (performance.now() - t0 < limitMs) {
+    try {
+      const r = await fetch(url);
+      const body = await r.text();
+      if (r.ok && body.includes(needle)) return performance.now() - t0;
+    } catch { /* not up */ }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error(`no answer containing "${needle}" from ${url} within ${limitMs} ms`);
+}
+
+async function hdCmd(args: string[], cwd: string, store: string): Promise<number> {
+  const t0 = performance.now();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", `${REPO}/cli.ts`, ...args],
+    cwd,
+    env: { HD_HOME: store, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const ms = performance.now() - t0;
+  if (!out.success) {
+    const dec = new TextDecoder();
+    throw new Error(`hd ${args.join(" ")}: ${dec.decode(out.stderr)}${dec.decode(out.stdout)}`);
+  }
+  return ms;
+}
+
+function hasPodman(): boolean {
+  try {
+    return new Deno.Command("podman", { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+const DOCKERFILE = `FROM IMAGE
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY vendor vendor
+RUN npm ci --offline --no-audit --no-fund
+COPY build.js ./
+COPY public public
+RUN node build.js
+COPY src src
+ENV NODE_ENV=development PORT=PORTNUM
+CMD ["node", "src/server.js"]
+`;
+
+export const bench: Bench = {
+  name: "sandbox",
+  async run({ workDir, quick, log }) {
+    const rows: BenchRow[] = [];
+    const img = await debianRootfs();
+    if ("skip" in img) {
+      log(`sandbox: skipped: ${img.skip}`);
+      return rows;
+    }
+    const dir = `${workDir}/sandbox`;
+    await sh(`rm -rf ${dir} && mkdir -p ${dir}`);
+    const reg = await startRegistry(dir);
+    const edits = quick ? 2 : 5;
+    try {
+      await rootfsLayout(img.rootfs, `${dir}/layout`, "bookworm");
+      const ref = `${reg.host}/hd-node:bookworm`;
+      await sh(
+        `skopeo copy --dest-tls-verify=false oci:${dir}/layout:bookworm docker://${ref} >/dev/null`,
+      );
+      const rootfsBytes = Number((await sh(`du -sb ${img.rootfs} | cut -f1`)).trim());
+      const extra = { image: "debootstrap minbase + nodejs npm node-express", rootfsBytes };
+
+      // ---- hd
+      const app = `${dir}/hd-app`;
+      const port = freePort();
+      await sh(`cp -r ${REPO}/examples/node-app ${app} && rm -rf ${app}/.hd ${app}/node_modules`);
+      Deno.writeTextFileSync(
+        `${app}/hd.toml`,
+        Deno.readTextFileSync(`${app}/hd.toml`).replace("127.0.0.1:5000/hd-node:bookworm", ref)
+          .replaceAll("3000", String(port)),
+      );
+      const store = `${dir}/store`;
+      const url = `http://127.0.0.1:${port}`;
+      try {
+        let t0 = performance.now();
+        await hdCmd(["up", "-d"], app, store);
+        const cold = await untilAnswer(url, "hello", t0);
+        rows.push({
+          bench: "sandbox",
+          case: "cold up (pull, npm ci, build, answer)",
+          tool: "hd",
+          value: cold,
+          unit: "ms",
+          extra,
+        });
+        log(`hd cold up: ${cold.toFixed(0)} ms`);
+        await hdCmd(["down"], app, store);
+        t0 = performance.now();
+        const upMs = await hdCmd(["up", "-d"], app, store);
+        const warm = await untilAnswer(url, "hello", t0);
+        rows.push({
+          bench: "sandbox",
+          case: "no-change up (to answering)",
+          tool: "hd",
+          value: warm,
+          unit: "ms",
+          extra: { upCommandMs: upMs },
+        });
+        log(
+          `hd no-change up: ${warm.toFixed(0)} ms (hd up -d returned after ${upMs.toFixed(0)} ms)`,
+        );
+        const ts: number[] = [];
+        for (let i = 0; i < edits; i++) {
+          const needle = `edit ${i} ${Date.now()}`;
+          t0 = performance.now();
+          Deno.writeTextFileSync(`${app}/src/message.js`, `module.exports = "${needle}";\n`);
+          ts.push(await untilAnswer(url, needle, t0));
+          await new Promise((r) => setTimeout(r, 300));
+        }
+        rows.push({
+          bench: "sandbox",
+          case: "edit src → answer (median)",
+          tool: "hd",
+          value: median(ts),
+          unit: "ms",
+          extra: { samples: ts.map(Math.round) },
+        });
+        log(
+          `hd edit → answer: median ${median(ts).toFixed(0)} ms (${ts.map(Math.round).join(", ")})`,
+        );
+        const pkg = JSON.parse(Deno.readTextFileSync(`${app}/package.json`));
+        pkg.version = "1.0.1";
+        t0 = performance.now();
+        Deno.writeTextFileSync(`${app}/package.json`, JSON.stringify(pkg, null, 2) + "\n");
+        const reinstall = await untilAnswer(`${url}/version`, "1.0.1", t0);
+        rows.push({
+          bench: "sandbox",
+          case: "edit package.json → reinstall → answer",
+          tool: "hd",
+          value: reinstall,
+          unit: "ms",
+        });
+        log(`hd package.json → answer: ${reinstall.toFixed(0)} ms`);
+      } finally {
+        await hdCmd(["down"], app, store).catch(() => 0);
+        await sh(`umount -l ${app}/.hd/sandbox/root 2>/dev/null; true`);
+      }
+
+      // ---- podman
+      if (!hasPodman()) {
+        log("sandbox: podman not installed; see docs/sandbox.md for its figures");
+        return rows;
+      }
+      const papp = `${dir}/podman-app`;
+      const pport = freePort();
+      await sh(
+        `cp -r ${REPO}/examples/node-app ${papp} && rm -rf ${papp}/.hd ${papp}/node_modules`,
+      );
+      Deno.writeTextFileSync(
+        `${papp}/Dockerfile`,
+        DOCKERFILE.replace("IMAGE", ref).replace("PORTNUM", String(pport)),
+      );
+      const purl = `http://127.0.0.1:${pport}`;
+      const tag = `localhost/hd-bench-node-app:${Date.now()}`;
+      const name = `hd-bench-${Deno.pid}`;
+      const build = `podman build -q --tls-verify=false -t ${tag} ${papp} >/dev/null`;
+      const runIt = `podman rm -f ${name} >/dev/null 2>&1; podman run -d --name ${name} ` +
+        `--network host ${tag} >/dev/null`;
+      try {
+        await sh(`podman rmi -f ${ref} >/dev/null 2>&1; true`);
+        let t0 = performance.now();
+        await sh(build);
+        await sh(runIt);
+        const cold = await untilAnswer(purl, "hello", t0);
+        rows.push({
+          bench: "sandbox",
+          case: "cold up (pull, npm ci, build, answer)",
+          tool: "podman",
+          value: cold,
+          unit: "ms",
+        });
+        log(`podman cold: ${cold.toFixed(0)} ms`);
+        t0 = performance.now();
+        await sh(build);
+        const nochange = performance.now() - t0;
+        rows.push({
+          bench: "sandbox",
+          case: "no-change rebuild",
+          tool: "podman",
+          value: nochange,
+          unit: "ms",
+        });
+        log(`podman no-change build: ${nochange.toFixed(0)} ms`);
+        const ts: number[] = [];
+        for (let i = 0; i < edits; i++) {
+          const needle = `edit ${i} ${Date.now()}`;
+          t0 = performance.now();
+          Deno.writeTextFileSync(`${papp}/src/message.js`, `module.exports = "${needle}";\n`);
+          await sh(build);
+          await sh(runIt);
+          ts.push(await untilAnswer(purl, needle, t0));
+        }
+        rows.push({
+          bench: "sandbox",
+          case: "edit src → answer (median)",
+          tool: "podman",
+          value: median(ts),
+          unit: "ms",
+          extra: { samples: ts.map(Math.round) },
+        });
+        log(
+          `podman edit → answer: median ${median(ts).toFixed(0)} ms (${
+            ts.map(Math.round).join(", ")
+          })`,
+        );
+        const pkg = JSON.parse(Deno.readTextFileSync(`${papp}/package.json`));
+        pkg.version = "1.0.1";
+        t0 = performance.now();
+        Deno.writeTextFileSync(`${papp}/package.json`, JSON.stringify(pkg, null, 2) + "\n");
+        await sh(build);
+        await sh(runIt);
+        const reinstall = await untilAnswer(`${purl}/version`, "1.0.1", t0);
+        rows.push({
+          bench: "sandbox",
+          case: "edit package.json → reinstall → answer",
+          tool: "podman",
+          value: reinstall,
+          unit: "ms",
+        });
+        log(`podman package.json → answer: ${reinstall.toFixed(0)} ms`);
+      } finally {
+        await sh(
+          `podman rm -f ${name} >/dev/null 2>&1; podman rmi -f ${tag} >/dev/null 2>&1; true`,
+        );
+      }
+    } finally {
+      await reg.stop();
+    }
+    return rows;
+  },
+};
+
+if (import.meta.main) {
+  const rows = await bench.run({
+    workDir: Deno.makeTempDirSync({ prefix: "hd-bench-sandbox-" }),
+    quick: Deno.args.includes("--quick"),
+    log: (s) => console.log(s),
+  });
+  console.table(rows.map(({ extra: _e, ...r }) => ({ ...r, value: Math.round(r.value) })));
+}
