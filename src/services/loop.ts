@@ -32,6 +32,7 @@ import { type LoopRuntime, SandboxRuntime } from "../build/sandbox_runtime.ts";
 import { affected, GlobSet } from "../watch/pathmap.ts";
 import { applyChanges, type UpdateResult } from "../watch/update.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
+import { portOpen } from "./readiness.ts";
 import { type ServiceStatus, Supervisor } from "./supervisor.ts";
 
 /** Where a printed line comes from: "hd", "build", or a service name. */
@@ -253,6 +254,15 @@ export class DevLoop {
         onBatch: (paths) => this.update(paths).then(() => {}),
       });
       this.#watcher.start();
+    }
+    // a port something else already listens on would look ready at once
+    for (const svc of Object.values(this.#spec.services)) {
+      if (svc.port !== null && await portOpen(svc.port)) {
+        this.#print(
+          `warning: port ${svc.port} of ${svc.name} is already in use by another process; ` +
+            `${svc.name} will look ready before it is (stop the other process, or change the port)`,
+        );
+      }
     }
     this.supervisor.start(this.#o.only?.length ? this.#o.only : undefined);
     this.#captureSoon();
