@@ -27,6 +27,9 @@ import type { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
 import { type FileNode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../dag/node.ts";
 
+/** Bytes read from a pack at once: neighbouring chunks (files read in order) come along. */
+const WINDOW = 512 << 10;
+
 /** The mtime shown for nodes that carry none (project trees): 2000-01-01T00:00:00Z. */
 export const FIXED_MTIME = 946684800;
 
@@ -156,6 +159,9 @@ export class Projection {
   #log: (line: string) => void;
   #scratch = new Uint8Array(1 << 20);
   #files = new Map<string, Deno.FsFile>();
+  #win = { path: "", start: 0, end: 0, buf: new Uint8Array(WINDOW) };
+  #lastId: string | null = null;
+  #lastBytes: Uint8Array | null = null;
   #sizes = new Map<string, number>();
 
   constructor(store: Store, rootId: string, opts: ProjectionOptions = {}) {
@@ -346,7 +352,10 @@ export class Projection {
     return n.chunkIds!;
   }
 
-  /** A chunk's bytes, verified, from the cache or the store. */
+  /**
+   * A chunk's bytes, verified, from the cache or the store. What comes from the store is a view
+   * of a reused buffer, valid until the next fetch: keep it with {@link #remember}.
+   */
   #chunk(n: Inode, id: string): Uint8Array {
     const hit = this.#cache.get(id);
     if (hit) {
@@ -355,6 +364,8 @@ export class Projection {
       this.stats.chunkCacheHits++;
       return hit;
     }
+    if (this.#lastId === id) return this.#lastBytes!;
+    this.#lastId = null;
     let bytes: Uint8Array;
     try {
       bytes = this.#fetch(id);
@@ -362,16 +373,46 @@ export class Projection {
       this.#fail(n, e);
     }
     this.stats.chunkReads++;
-    if (bytes.length <= this.#cacheLimit / 4) {
-      this.#cache.set(id, bytes);
-      this.#cacheBytes += bytes.length;
-      while (this.#cacheBytes > this.#cacheLimit) {
-        const [k, v] = this.#cache.entries().next().value!;
-        this.#cache.delete(k);
-        this.#cacheBytes -= v.length;
-      }
-    }
+    this.#lastId = id;
+    this.#lastBytes = bytes;
     return bytes;
+  }
+
+  /** Keeps a copy of a chunk that a later read will probably need (partly consumed). */
+  #remember(id: string, bytes: Uint8Array): void {
+    if (this.#cache.has(id) || bytes.length > this.#cacheLimit / 4) return;
+    const copy = bytes.slice();
+    this.#cache.set(id, copy);
+    this.#cacheBytes += copy.length;
+    if (this.#lastId === id) this.#lastBytes = copy;
+    while (this.#cacheBytes > this.#cacheLimit) {
+      const [k, v] = this.#cache.entries().next().value!;
+      this.#cache.delete(k);
+      this.#cacheBytes -= v.length;
+    }
+  }
+
+  /** Reads `len` bytes at `off` of a pack through a read window (one syscall per window). */
+  #readPacked(path: string, off: number, len: number): Uint8Array {
+    const w = this.#win;
+    if (w.path === path && off >= w.start && off + len <= w.end) {
+      return w.buf.subarray(off - w.start, off - w.start + len);
+    }
+    const size = Math.max(len, WINDOW);
+    if (w.buf.length < size) w.buf = new Uint8Array(size);
+    w.path = "";
+    const f = this.#file(path);
+    f.seekSync(off, Deno.SeekMode.Start);
+    let got = 0;
+    while (got < len) {
+      const k = f.readSync(w.buf.subarray(got, size));
+      if (!k) throw new Error("short read");
+      got += k;
+    }
+    w.path = path;
+    w.start = off;
+    w.end = off + got;
+    return w.buf.subarray(0, len);
   }
 
   /** An open handle on a pack (or loose object) file, cached. */
@@ -401,15 +442,11 @@ export class Projection {
       if (loc !== null) {
         const at = loc.lastIndexOf("@");
         if (at > 0 && !loc.slice(at + 1).includes("/")) {
-          const f = this.#file(loc.slice(0, at));
-          stored = new Uint8Array(this.store.storedSize("objects", id));
-          f.seekSync(Number(loc.slice(at + 1)), Deno.SeekMode.Start);
-          let got = 0;
-          while (got < stored.length) {
-            const k = f.readSync(stored.subarray(got));
-            if (!k) throw new Error("short read");
-            got += k;
-          }
+          stored = this.#readPacked(
+            loc.slice(0, at),
+            Number(loc.slice(at + 1)),
+            this.store.storedSize("objects", id),
+          );
         } else stored = Deno.readFileSync(loc);
         where = loc;
       }
@@ -429,7 +466,7 @@ export class Projection {
           stored.subarray(1),
           BigInt(stored.length - 1),
         );
-        if (!z.lib.symbols.ZSTD_isError(r)) bytes = z.out.slice(0, Number(r));
+        if (!z.lib.symbols.ZSTD_isError(r)) bytes = z.out.subarray(0, Number(r));
       }
     }
     if (bytes === null) return this.store.getObject(id);
@@ -533,6 +570,8 @@ export class Projection {
     this.#checkSize(n, i, c);
     // The common case: the range lies inside one chunk, so send a view of it.
     if (end <= ends[i]) {
+      // Only a chunk that is read in part is kept: the rest of it is likely read next.
+      if (off > start(i) || end < ends[i]) this.#remember(ids[i], c);
       this.stats.bytesServed += end - off;
       return c.subarray(off - start(i), end - start(i));
     }
@@ -543,6 +582,7 @@ export class Projection {
       const s = start(i);
       const take = Math.min(end, s + c.length) - pos;
       out.set(c.subarray(pos - s, pos - s + take), pos - off);
+      if (pos > s || s + c.length > end) this.#remember(ids[i], c);
       pos += take;
       if (pos >= end) break;
       i++;
