@@ -26,6 +26,7 @@ import type { Tree } from "../dag/tree.ts";
 import type { PathFilter } from "../scan/filter.ts";
 import { StatCache } from "../scan/statcache.ts";
 import { compileEnv, envNode, statCachePath, stepHashes, trackedFilter } from "../spec/compile.ts";
+import { loadSpec } from "../spec/parse.ts";
 import type { EnvSpec } from "../spec/types.ts";
 import { HostRuntime, recordOutputs, type RunningStep } from "../build/run_host.ts";
 import { type LoopRuntime, SandboxRuntime } from "../build/sandbox_runtime.ts";
@@ -347,13 +348,29 @@ export class DevLoop {
     const specRel = this.#spec.file.startsWith(this.#spec.dir + "/")
       ? this.#spec.file.slice(this.#spec.dir.length + 1)
       : null;
+    const respec: string[] = [];
     if (specRel !== null && changed.includes(specRel)) {
-      if (this.#o.onSpecChange) {
+      let fresh: EnvSpec | null = null;
+      try {
+        fresh = loadSpec(this.#spec.file);
+      } catch (e) {
+        this.#print(`${specRel} has an error: ${(e as Error).message} — keeping the running one`);
+      }
+      const inPlace = fresh ? this.#applyInPlace(fresh) : null;
+      if (inPlace !== null) {
+        respec.push(...inPlace);
+        this.#print(
+          `${specRel} changed: ${
+            inPlace.length ? `new configuration for ${inPlace.join(", ")}` : "nothing to apply"
+          }`,
+        );
+      } else if (fresh && this.#o.onSpecChange) {
         this.#print(`${specRel} changed: reloading the environment`);
         this.#o.onSpecChange();
         return null;
+      } else if (fresh) {
+        this.#print(`${specRel} changed: restart \`hd up\` to apply it`);
       }
-      this.#print(`${specRel} changed: restart \`hd up\` to apply it`);
     }
     const rerun = new Set<number>();
     for (const st of this.#steps) {
@@ -373,6 +390,7 @@ export class DevLoop {
       const hit = [...affected(this.#watchGlobs, changed).keys()].filter((n) =>
         this.supervisor.wanted(n)
       );
+      for (const n of respec) if (this.supervisor.wanted(n) && !hit.includes(n)) hit.push(n);
       // a sandboxed environment whose root changed (a step's layer): every service restarts in it
       if (rerun.size && await this.runtime.ready()) {
         for (const n of this.supervisor.order) {
@@ -383,7 +401,7 @@ export class DevLoop {
       if (hit.length) {
         const why = hit.flatMap((n) => {
           const p = affected({ [n]: this.#watchGlobs[n] }, changed).get(n);
-          return p ? [`${n} watches ${p[0]}`] : [];
+          return p ? [`${n} watches ${p[0]}`] : respec.includes(n) ? [`${n} changed`] : [];
         });
         this.#print(
           `restarting ${this.supervisor.restartSet(hit).join(", ")}` +
@@ -420,6 +438,34 @@ export class DevLoop {
     this.#last = report;
     this.#o.onEvent?.({ event: "update", ...report });
     return report;
+  }
+
+  /**
+   * Takes a new hd.toml without a reload when only services' own settings changed (command,
+   * env, watch, port, restart policy, workdir — not their names or dependencies) on the host.
+   * Returns the services whose configuration changed, or null when a full reload is needed.
+   */
+  #applyInPlace(fresh: EnvSpec): string[] | null {
+    if (!(this.runtime instanceof HostRuntime)) return null;
+    const old = this.#spec;
+    const same = (a: unknown, b: unknown) => canon(a) === canon(b);
+    if (
+      !same(old.environment, fresh.environment) || !same(old.dependencies, fresh.dependencies) ||
+      !same(old.build, fresh.build) || !same(old.files, fresh.files) ||
+      !same(old.options, fresh.options)
+    ) return null;
+    const names = Object.keys(old.services);
+    if (!same(names, Object.keys(fresh.services))) return null;
+    if (names.some((n) => !same(old.services[n].depends_on, fresh.services[n]?.depends_on))) {
+      return null;
+    }
+    const changed = names.filter((n) => !same(old.services[n], fresh.services[n]));
+    this.#spec = fresh;
+    for (const n of changed) {
+      this.supervisor.updateService(fresh.services[n]);
+      this.#watchGlobs[n] = new GlobSet(fresh.services[n].watch);
+    }
+    return changed;
   }
 
   /**
@@ -501,6 +547,11 @@ function openLog(path: string): Deno.FsFile | null {
   } catch {
     return null;
   }
+}
+
+/** JSON of `v` without source positions (`at`), for comparing two parses of hd.toml. */
+function canon(v: unknown): string {
+  return JSON.stringify(v, (k, x) => (k === "at" ? undefined : x));
 }
 
 function round1(ms: number): number {

@@ -205,6 +205,16 @@ export class Supervisor {
     });
   }
 
+  /**
+   * Replaces the configuration of a service (same name and dependencies); it applies from its
+   * next start — {@link restart} it to apply now.
+   */
+  updateService(spec: ServiceSpec): void {
+    const s = this.#svc.get(spec.name);
+    if (!s) throw new Error(`no service "${spec.name}"`);
+    s.spec = spec;
+  }
+
   /** True when `name` is meant to run (started and not stopped since). */
   wanted(name: string): boolean {
     return this.#desired.has(name);

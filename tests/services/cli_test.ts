@@ -173,7 +173,7 @@ command = "echo said-$GREETING; exec sleep 60"
       toml("three").replace("[services.say]", "[services"),
     );
     await waitFor(
-      () => Deno.readTextFileSync(`${tmp.path}/.hd/logs/hd.log`).includes("cannot reload"),
+      () => Deno.readTextFileSync(`${tmp.path}/.hd/logs/hd.log`).includes("hd.toml has an error"),
       "reload refused",
     );
     // the supervisor keeps running the previous configuration

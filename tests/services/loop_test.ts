@@ -4,6 +4,7 @@ import { Store } from "../../src/cas/store.ts";
 import { DevLoop } from "../../src/services/loop.ts";
 import { compileEnv } from "../../src/spec/compile.ts";
 import type { BuildStepSpec } from "../../src/spec/types.ts";
+import { loadSpec } from "../../src/spec/parse.ts";
 import { envSpec, svc, waitFor } from "./_util.ts";
 
 const NEEDS = skipUnless({ commands: ["setsid", "git"] });
@@ -271,6 +272,52 @@ testIf(
       );
       assertEquals(u.removed, ["src/new/deeper/d.js"]);
       assertEquals(loop.supervisor.status()[0].restarts, 5);
+    } finally {
+      await loop.stop();
+    }
+  },
+);
+
+testIf(
+  NEEDS,
+  "loop: a service's own settings in hd.toml apply in place; others keep running",
+  async () => {
+    using tmp = tempDir();
+    using st = tempDir();
+    const dir = tmp.path;
+    const toml = (word: string, greeting = "hi") =>
+      `[environment]
+name = "inplace"
+env = { GREETING = "${greeting}" }
+
+[services.a]
+command = "exec sleep 60"
+
+[services.b]
+command = "echo b-${word}; exec sleep 60"
+`;
+    Deno.writeTextFileSync(`${dir}/hd.toml`, toml("one"));
+    const spec = loadSpec(`${dir}/hd.toml`);
+    const out: string[] = [];
+    let reloads = 0;
+    const loop = new DevLoop({
+      spec,
+      store: Store.open(`${st.path}/store`),
+      print: (s, l) => out.push(`${s} | ${l}`),
+      onSpecChange: () => void reloads++,
+    });
+    await loop.start();
+    try {
+      await loop.supervisor.settled();
+      const aPid = loop.supervisor.status()[0].pid;
+      Deno.writeTextFileSync(`${dir}/hd.toml`, toml("two"));
+      await waitFor(() => out.includes("b | b-two"), "b restarted with its new command");
+      assertEquals(loop.supervisor.status()[0].pid, aPid);
+      assertEquals(loop.status().lastUpdate!.restarted, ["b"]);
+      assertEquals(reloads, 0);
+      // [environment] changed: that needs a full reload (the caller's)
+      Deno.writeTextFileSync(`${dir}/hd.toml`, toml("two", "hello"));
+      await waitFor(() => reloads === 1, "reload asked for");
     } finally {
       await loop.stop();
     }
