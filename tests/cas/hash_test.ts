@@ -1,0 +1,39 @@
+import { createBLAKE3 } from "hash-wasm";
+import { assertEquals } from "../_assert.ts";
+import { blake3Hex, fromHex, toHex } from "../../src/cas/hash.ts";
+import { hasCommand } from "../_helpers.ts";
+
+Deno.test("ids agree with hash-wasm's BLAKE3 at every size (native or not)", async () => {
+  const ref = await createBLAKE3();
+  for (const n of [0, 1, 63, 64, 65, 1023, 1024, 1025, 4096, 16384, 65536, 200_001]) {
+    const b = new Uint8Array(n);
+    for (let i = 0; i < n; i++) b[i] = (i * 31 + n) & 0xff;
+    ref.init();
+    ref.update(b);
+    assertEquals(blake3Hex(b), ref.digest("hex"), `size ${n}`);
+  }
+});
+
+Deno.test("ids agree with Debian's b3sum", async () => {
+  if (!hasCommand("b3sum")) return console.log("SKIP b3sum comparison: b3sum not installed");
+  const b = new TextEncoder().encode("hd\n".repeat(5000));
+  const p = await Deno.makeTempFile();
+  Deno.writeFileSync(p, b);
+  const out = await new Deno.Command("b3sum", { args: ["--no-names", p], stdout: "piped" })
+    .output();
+  Deno.removeSync(p);
+  assertEquals(blake3Hex(b), new TextDecoder().decode(out.stdout).trim());
+});
+
+Deno.test("hex round-trips and rejects bad input", () => {
+  const b = new Uint8Array([0, 1, 0xab, 0xff]);
+  assertEquals(toHex(b), "0001abff");
+  assertEquals(fromHex("0001ABff"), b);
+  let threw = false;
+  try {
+    fromHex("0g");
+  } catch {
+    threw = true;
+  }
+  assertEquals(threw, true);
+});
