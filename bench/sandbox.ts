@@ -9,8 +9,9 @@
  *   good Dockerfile order, replace the container, answer);
  * - edit package.json → reinstall (`npm ci` step reruns) → the service answers the new version.
  *
- * podman runs when it is installed (`apt-get install podman`); otherwise the figures measured on
- * the same kind of machine are quoted in docs/sandbox.md.
+ * podman (when installed: `apt-get install podman`) is measured building the same app with a
+ * good Dockerfile order; its containers cannot start on this machine (crun cannot set rlimits),
+ * so its edit → answer figures from a kind machine are quoted in docs/sandbox.md.
  * @module
  */
 import { type Bench, type BenchRow, median, sh } from "./lib.ts";
@@ -175,40 +176,39 @@ export const bench: Bench = {
         await sh(`umount -l ${app}/.hd/sandbox/root 2>/dev/null; true`);
       }
 
-      // ---- podman
+      // ---- podman: image builds (a good Dockerfile order). Containers cannot run on this
+      // machine (crun: setrlimit EPERM, hybrid cgroups), so builds use --isolation chroot and
+      // the edit → answer figures measured with podman on a kind machine are quoted in the docs.
       if (!hasPodman()) {
         log("sandbox: podman not installed; see docs/sandbox.md for its figures");
         return rows;
       }
       const papp = `${dir}/podman-app`;
-      const pport = freePort();
       await sh(
         `cp -r ${REPO}/examples/node-app ${papp} && rm -rf ${papp}/.hd ${papp}/node_modules`,
       );
       Deno.writeTextFileSync(
         `${papp}/Dockerfile`,
-        DOCKERFILE.replace("IMAGE", ref).replace("PORTNUM", String(pport)),
+        DOCKERFILE.replace("IMAGE", ref).replace("PORTNUM", "3000"),
       );
-      const purl = `http://127.0.0.1:${pport}`;
       const tag = `localhost/hd-bench-node-app:${Date.now()}`;
-      const name = `hd-bench-${Deno.pid}`;
-      const build = `podman build -q --tls-verify=false -t ${tag} ${papp} >/dev/null`;
-      const runIt = `podman rm -f ${name} >/dev/null 2>&1; podman run -d --name ${name} ` +
-        `--network host ${tag} >/dev/null`;
+      const build = `podman build -q --isolation chroot --tls-verify=false -t ${tag} ${papp} ` +
+        ">/dev/null";
+      const note = { note: "image build only (--isolation chroot); the container is not run" };
       try {
         await sh(`podman rmi -f ${ref} >/dev/null 2>&1; true`);
         let t0 = performance.now();
         await sh(build);
-        await sh(runIt);
-        const cold = await untilAnswer(purl, "hello", t0);
+        const cold = performance.now() - t0;
         rows.push({
           bench: "sandbox",
-          case: "cold up (pull, npm ci, build, answer)",
+          case: "cold build (pull, npm ci, build)",
           tool: "podman",
           value: cold,
           unit: "ms",
+          extra: note,
         });
-        log(`podman cold: ${cold.toFixed(0)} ms`);
+        log(`podman cold build: ${cold.toFixed(0)} ms`);
         t0 = performance.now();
         await sh(build);
         const nochange = performance.now() - t0;
@@ -218,27 +218,26 @@ export const bench: Bench = {
           tool: "podman",
           value: nochange,
           unit: "ms",
+          extra: note,
         });
         log(`podman no-change build: ${nochange.toFixed(0)} ms`);
         const ts: number[] = [];
         for (let i = 0; i < edits; i++) {
-          const needle = `edit ${i} ${Date.now()}`;
           t0 = performance.now();
-          Deno.writeTextFileSync(`${papp}/src/message.js`, `module.exports = "${needle}";\n`);
+          Deno.writeTextFileSync(`${papp}/src/message.js`, `module.exports = "edit ${i}";\n`);
           await sh(build);
-          await sh(runIt);
-          ts.push(await untilAnswer(purl, needle, t0));
+          ts.push(performance.now() - t0);
         }
         rows.push({
           bench: "sandbox",
-          case: "edit src → answer (median)",
+          case: "edit src → image rebuilt (median)",
           tool: "podman",
           value: median(ts),
           unit: "ms",
-          extra: { samples: ts.map(Math.round) },
+          extra: { ...note, samples: ts.map(Math.round) },
         });
         log(
-          `podman edit → answer: median ${median(ts).toFixed(0)} ms (${
+          `podman edit → rebuilt: median ${median(ts).toFixed(0)} ms (${
             ts.map(Math.round).join(", ")
           })`,
         );
@@ -247,20 +246,18 @@ export const bench: Bench = {
         t0 = performance.now();
         Deno.writeTextFileSync(`${papp}/package.json`, JSON.stringify(pkg, null, 2) + "\n");
         await sh(build);
-        await sh(runIt);
-        const reinstall = await untilAnswer(`${purl}/version`, "1.0.1", t0);
+        const reinstall = performance.now() - t0;
         rows.push({
           bench: "sandbox",
-          case: "edit package.json → reinstall → answer",
+          case: "edit package.json → image rebuilt",
           tool: "podman",
           value: reinstall,
           unit: "ms",
+          extra: note,
         });
-        log(`podman package.json → answer: ${reinstall.toFixed(0)} ms`);
+        log(`podman package.json → rebuilt: ${reinstall.toFixed(0)} ms`);
       } finally {
-        await sh(
-          `podman rm -f ${name} >/dev/null 2>&1; podman rmi -f ${tag} >/dev/null 2>&1; true`,
-        );
+        await sh(`podman rmi -f ${tag} >/dev/null 2>&1; true`);
       }
     } finally {
       await reg.stop();

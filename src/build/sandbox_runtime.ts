@@ -65,9 +65,13 @@ export class SandboxRuntime implements LoopRuntime {
   /** Layers between the image and the steps (the apt layer). */
   #base: string[] = [];
 
-  constructor(spec: EnvSpec, store: Store) {
+  #note: (line: string) => void;
+
+  /** `note` receives progress lines (pull, materialized layers, apt packages). */
+  constructor(spec: EnvSpec, store: Store, note: (line: string) => void = () => {}) {
     this.#spec = spec;
     this.#store = store;
+    this.#note = note;
     this.services = sandboxedServices(spec);
     this.hostEnv = { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" };
   }
@@ -83,11 +87,19 @@ export class SandboxRuntime implements LoopRuntime {
   }
 
   async prepare(): Promise<void> {
-    const image = await baseImage(this.#store, this.#spec);
-    for (const l of image.layers) materializeLayer(this.#store, l.tree);
+    const t0 = performance.now();
+    const image = await baseImage(this.#store, this.#spec, this.#note);
+    let made = 0;
+    for (const l of image.layers) made += materializeLayer(this.#store, l.tree).created ? 1 : 0;
     const ctx = baseContext(this.#spec, image);
     const pk = await packagesFor(this.#spec);
-    const apt = await aptLayer(this.#store, pk.packages.map((p) => p.node), ctx.layers);
+    const apt = await aptLayer(this.#store, pk.packages.map((p) => p.node), ctx.layers, this.#note);
+    this.#note(
+      `base ${this.#spec.environment.base} (${image.layers.length} layers` +
+        `${made ? `, ${made} materialized` : ""}${apt ? ", apt layer" : ""}, ${
+          Math.round(performance.now() - t0)
+        } ms)`,
+    );
     if (apt) (materializeLayer(this.#store, apt), this.#base.push(apt));
     this.#env = { ...ctx, store: this.#store, compiled: null as never, timings: {} };
   }

@@ -31,12 +31,15 @@ export function serviceConfigPath(spec: EnvSpec, name: string): string {
 /** The services of `spec`, each wrapped to start in the sandbox (see the module doc). */
 export function sandboxedServices(spec: EnvSpec): Record<string, ServiceSpec> {
   const out: Record<string, ServiceSpec> = {};
-  const argv = unshareArgv("host");
+  const argv = unshareArgv("host").map(shQuote).join(" ");
   for (const [name, s] of Object.entries(spec.services)) {
+    // the sandbox command line sits in a variable so that the supervisor's "started" line shows
+    // the service's own command (after the shell comment sign)
+    const original = s.command.replace(/\s*\n\s*/g, " ");
     out[name] = {
       ...s,
-      command: `exec ${argv.map(shQuote).join(" ")}`,
-      env: hostEnv({ HD_SANDBOX_INIT_FILE: serviceConfigPath(spec, name) }),
+      command: `eval exec "$HD_SANDBOX" # in the sandbox: ${original}`,
+      env: hostEnv({ HD_SANDBOX: argv, HD_SANDBOX_INIT_FILE: serviceConfigPath(spec, name) }),
       workdir: ".",
     };
   }

@@ -37,7 +37,7 @@ cache = ["~/.cache/x"]
 }
 
 const STEPS =
-  `  { run = "mkdir -p out && cp src/msg.txt out/msg.txt && date +%s%N > /opt/stamp && ` +
+  `  { run = "mkdir -p out && cp src/msg.txt out/msg.txt && cat /proc/sys/kernel/random/uuid > /opt/stamp && ` +
   `echo run >> /root/.cache/x/runs && rm /var/www/index.html", inputs = ["src"], outputs = ["out"] },`;
 
 testIf(
