@@ -20,6 +20,7 @@ import { trackedFilter } from "../spec/compile.ts";
 import type { EnvSpec } from "../spec/types.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
 import {
+  claimUpState,
   type ControlRequest,
   readUpState,
   removeUpState,
@@ -256,7 +257,15 @@ async function runLoop(ctx: Context, detached: boolean): Promise<number> {
         return Promise.resolve({ error: "unknown op" });
     }
   };
-  writeUpState(dir, state);
+  if (!claimUpState(dir, state)) {
+    const other = readUpState(dir);
+    throw new HdError(
+      `Cannot start ${spec.environment.name}: \`hd up\` is already running (pid ${
+        other?.state.pid ?? "?"
+      })`,
+      "see `hd status`; `hd restart SERVICE` restarts one, `hd down` stops everything",
+    );
+  }
   const server = serveControl(state.socket, handler);
   const onSignal = (sig: string) => () => stop(sig);
   const sigs: [Deno.Signal, () => void][] = [

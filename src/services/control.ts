@@ -46,6 +46,27 @@ export function writeUpState(dir: string, state: UpState): void {
   Deno.renameSync(tmp, upStatePath(dir));
 }
 
+/**
+ * Writes the state file only if there is none (atomically, via a hard link): of two `hd up`
+ * started at once, one wins. False when another state file is there.
+ */
+export function claimUpState(dir: string, state: UpState): boolean {
+  Deno.mkdirSync(`${dir}/.hd`, { recursive: true });
+  const tmp = `${upStatePath(dir)}.${Deno.pid}.claim`;
+  Deno.writeTextFileSync(tmp, JSON.stringify(state, null, 2));
+  try {
+    Deno.linkSync(tmp, upStatePath(dir));
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) return false;
+    throw e;
+  } finally {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* gone */ }
+  }
+}
+
 /** The recorded state and whether its supervisor is still that live process; null when none. */
 export function readUpState(dir: string): { state: UpState; alive: boolean } | null {
   let state: UpState;

@@ -277,3 +277,17 @@ command = "exec sleep 60"
   assertEquals(pidsWith(marker), []);
   assert(!out.join("").includes("never  | \u2500\u2500 started"), out.join(""));
 });
+
+testIf(NEEDS, "cli: two hd up -d at once: one supervisor wins", async () => {
+  using tmp = tempDir();
+  using store = tempDir();
+  project(tmp.path, `3000.${Math.floor(Math.random() * 1e9)}`, freePort());
+  const opts = { cwd: tmp.path, store: store.path };
+  const [a, b] = await Promise.all([hd(["up", "-d"], opts), hd(["up", "-d"], opts)]);
+  assertEquals([a.code, b.code].sort(), [0, 1], a.stderr + b.stderr);
+  const loser = a.code === 1 ? a : b;
+  assertIncludes(loser.stderr, "already running");
+  const st = JSON.parse((await hd(["status", "--json"], opts)).stdout).up;
+  assertEquals(st.running, true);
+  assertEquals((await hd(["down"], opts)).code, 0);
+});
