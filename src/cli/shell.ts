@@ -16,6 +16,30 @@ import { loadProjectSpec } from "../spec/parse.ts";
 import type { EnvSpec } from "../spec/types.ts";
 import type { Command, Context } from "./command.ts";
 
+async function listConflicts(ctx: Context, spec: EnvSpec): Promise<number> {
+  const { prepareEnv } = await import("../build/run_sandbox.ts");
+  const { layerConflicts } = await import("../sandbox/rootfs.ts");
+  const store = ctx.store();
+  const env = await prepareEnv(store, spec, { onNote: (t) => ctx.out.note(`hd: ${t}`) });
+  const names = env.layers.map((id, i) =>
+    i < env.image.layers.length
+      ? `image layer ${i + 1}`
+      : env.steps.find((s) => s.layer === id)
+      ? `step ${env.steps.find((s) => s.layer === id)!.index + 1}`
+      : "apt layer"
+  );
+  const conflicts = layerConflicts(store, env.layers);
+  ctx.out.result(
+    { layers: env.layers, conflicts },
+    () =>
+      conflicts.length === 0
+        ? `no file is provided by more than one of the ${env.layers.length} layers`
+        : conflicts.map((c) => `${c.path}: ${c.layers.map((i) => names[i]).join(", ")}`)
+          .join("\n"),
+  );
+  return 0;
+}
+
 /**
  * Prepares the environment of `spec` (pull, layers, uncached steps), mounts its root and runs
  * `argv` there (a shell when empty) with the terminal; returns the exit code. `hd exec` uses it
@@ -58,6 +82,10 @@ export const shell: Command = {
   usage: "hd shell [--file hd.toml] [--] [CMD [ARG…]]",
   options: {
     file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" },
+    conflicts: {
+      type: "boolean",
+      help: "list files that more than one layer provides (package databases and caches excepted)",
+    },
   },
   passThrough: true,
   async run(ctx) {
@@ -68,6 +96,7 @@ export const shell: Command = {
         'add `base = "IMAGE"` to [environment] (or use `hd exec` to run on the host)',
       );
     }
+    if (ctx.values.conflicts) return await listConflicts(ctx, spec);
     let argv = ctx.positionals;
     if (argv[0] === "--") argv = argv.slice(1);
     return await runInSandbox(ctx, spec, argv);

@@ -38,7 +38,7 @@ cache = ["~/.cache/x"]
 
 const STEPS =
   `  { run = "mkdir -p out && cp src/msg.txt out/msg.txt && cat /proc/sys/kernel/random/uuid > /opt/stamp && ` +
-  `echo run >> /root/.cache/x/runs && rm /var/www/index.html", inputs = ["src"], outputs = ["out"] },`;
+  `echo run >> /root/.cache/x/runs && rm /var/www/index.html && echo step >> /etc/motd", inputs = ["src"], outputs = ["out"] },`;
 
 testIf(
   skip,
@@ -77,6 +77,11 @@ testIf(
       assertIncludes(r3.stderr, "step 1 running");
       // the cache dir kept the first run's line; it is not part of any layer
       assertEquals(r3.stdout, "two\nrun\nrun\n");
+
+      // /etc/motd comes from image layer 2 and again from the step: a conflict
+      const c = await hd(["shell", "--conflicts"], { store, cwd: dir });
+      assertEquals(c.code, 0, c.stderr);
+      assertEquals(c.stdout.trim(), "etc/motd: image layer 2, step 1");
 
       // exit codes pass through
       const r4 = await hd(["shell", "--", "sh", "-c", "exit 3"], { store, cwd: dir });
