@@ -25,7 +25,15 @@ import { CorruptObjectError, HdError } from "../cas/errors.ts";
 import { blake3Id } from "./fasthash.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
-import { type FileNode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../dag/node.ts";
+import {
+  decodeNode,
+  type FileNode,
+  type Node,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+} from "../dag/node.ts";
 
 /** Bytes read from a pack at once: neighbouring chunks (files read in order) come along. */
 const WINDOW = 512 << 10;
@@ -247,7 +255,7 @@ export class Projection {
     if (dir.lowerDir) {
       let node;
       try {
-        node = getNode(this.store, dir.lowerDir);
+        node = this.#node(dir.lowerDir);
         this.stats.dirReads++;
       } catch (e) {
         this.#fail(dir, e);
@@ -378,6 +386,16 @@ export class Projection {
     return bytes;
   }
 
+  /** A stored node, read and verified through the fast path, decoded. */
+  #node(id: string): Node {
+    const bytes = this.#fetch(id);
+    try {
+      return decodeNode(bytes);
+    } catch (e) {
+      throw new CorruptObjectError(id, this.store.location("objects", id) ?? "", String(e));
+    }
+  }
+
   /** Keeps a copy of a chunk that a later read will probably need (partly consumed). */
   #remember(id: string, bytes: Uint8Array): void {
     if (this.#cache.has(id) || bytes.length > this.#cacheLimit / 4) return;
@@ -435,6 +453,7 @@ export class Projection {
    * the id. Anything unusual falls back to {@link Store.getObject} (same checks, slower).
    */
   #fetch(id: string): Uint8Array {
+    this.#lastId = null; // the buffers behind the last fetched view get reused
     let stored: Uint8Array | null = null;
     let where = "";
     try {
