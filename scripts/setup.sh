@@ -13,6 +13,9 @@ fi
 
 PKGS=(fuse3 libfuse3-3 libfuse3-dev util-linux b3sum restic git skopeo umoci docker-registry
   squashfuse squashfs-tools busybox-static debootstrap uidmap iproute2 procps psmisc)
+# Node.js (examples, e2e tests, benches): Debian's nodejs when the machine has no node at all
+# (machines that ship NodeSource's nodejs already have node and npm).
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
