@@ -17,6 +17,7 @@
 import { type Bench, type BenchRow, median, sh } from "./lib.ts";
 import { debianRootfs, rootfsLayout } from "../tests/sandbox/_debian.ts";
 import { startRegistry } from "../tests/oci/_fixtures.ts";
+import { busyboxRegistry } from "../tests/sandbox/_image.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -171,9 +172,109 @@ export const bench: Bench = {
           unit: "ms",
         });
         log(`hd package.json → answer: ${reinstall.toFixed(0)} ms`);
+        await hdCmd(["down"], app, store);
+        const execs: number[] = [];
+        for (let i = 0; i < 3; i++) execs.push(await hdCmd(["exec", "true"], app, store));
+        rows.push({
+          bench: "sandbox",
+          case: "hd exec true (mounted root)",
+          tool: "hd",
+          value: median(execs),
+          unit: "ms",
+        });
+        log(`hd exec true: ${median(execs).toFixed(0)} ms`);
+        // the app's own start in the sandbox: spawn → answering (what every restart pays)
+        const aport = freePort();
+        t0 = performance.now();
+        const child = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            "--quiet",
+            `${REPO}/cli.ts`,
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            `PORT=${aport} exec node src/server.js`,
+          ],
+          cwd: app,
+          env: { HD_HOME: store, NO_COLOR: "1" },
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        const appStart = await untilAnswer(`http://127.0.0.1:${aport}`, "**", t0);
+        child.kill("SIGTERM");
+        await child.status;
+        rows.push({
+          bench: "sandbox",
+          case: "app start via hd exec (spawn → answer)",
+          tool: "hd",
+          value: appStart,
+          unit: "ms",
+        });
+        log(`app start via hd exec: ${appStart.toFixed(0)} ms`);
       } finally {
         await hdCmd(["down"], app, store).catch(() => 0);
         await sh(`umount -l ${app}/.hd/sandbox/root 2>/dev/null; true`);
+      }
+
+      // ---- hd's own share of a restart: a busybox httpd service (starts in ~1 ms)
+      {
+        const bb = await busyboxRegistry(`${dir}/bb`);
+        const proj = `${dir}/bb/proj`;
+        Deno.mkdirSync(`${proj}/site`, { recursive: true });
+        Deno.writeTextFileSync(`${proj}/site/msg`, "v0\n");
+        const bport = freePort();
+        Deno.writeTextFileSync(
+          `${proj}/hd.toml`,
+          `[environment]\nname = "bb"\nbase = "${bb.ref}"\n[services.web]\n` +
+            `command = "mkdir -p /tmp/w && cp /app/site/msg /tmp/w/msg && ` +
+            `exec httpd -f -p 127.0.0.1:${bport} -h /tmp/w"\nwatch = ["site/**"]\n` +
+            `port = ${bport}\n[options]\ndebounce = "10ms"\n`,
+        );
+        const bstore = `${dir}/bb/store`;
+        try {
+          await hdCmd(["up", "-d"], proj, bstore);
+          await hdCmd(["down"], proj, bstore);
+          const ups: number[] = [];
+          for (let i = 0; i < 3; i++) {
+            const t0 = performance.now();
+            await hdCmd(["up", "-d"], proj, bstore);
+            ups.push(await untilAnswer(`http://127.0.0.1:${bport}/msg`, "v0", t0));
+            await hdCmd(["down"], proj, bstore);
+          }
+          rows.push({
+            bench: "sandbox",
+            case: "no-change up, busybox httpd (to answering)",
+            tool: "hd",
+            value: median(ups),
+            unit: "ms",
+            extra: { samples: ups.map(Math.round) },
+          });
+          log(`hd no-change up (busybox): ${median(ups).toFixed(0)} ms`);
+          await hdCmd(["up", "-d"], proj, bstore);
+          const ts: number[] = [];
+          for (let i = 1; i <= edits; i++) {
+            const t0 = performance.now();
+            Deno.writeTextFileSync(`${proj}/site/msg`, `v${i}\n`);
+            ts.push(await untilAnswer(`http://127.0.0.1:${bport}/msg`, `v${i}`, t0));
+            await new Promise((r) => setTimeout(r, 300));
+          }
+          rows.push({
+            bench: "sandbox",
+            case: "edit → answer, busybox httpd (median)",
+            tool: "hd",
+            value: median(ts),
+            unit: "ms",
+            extra: { samples: ts.map(Math.round) },
+          });
+          log(`hd edit → answer (busybox): median ${median(ts).toFixed(0)} ms`);
+        } finally {
+          await hdCmd(["down"], proj, bstore).catch(() => 0);
+          await sh(`umount -l ${proj}/.hd/sandbox/root 2>/dev/null; true`);
+          await bb.reg.stop();
+        }
       }
 
       // ---- podman: image builds (a good Dockerfile order). Containers cannot run on this
