@@ -48,13 +48,17 @@ testIf(
     const { reg, ref } = await busyboxRegistry(tmp.path);
     const store = `${tmp.path}/store`;
     const dir = `${tmp.path}/proj`;
-    project(dir, ref, STEPS);
+    const hermetic = '{ run = "grep -c : /proc/net/dev > /opt/ifaces", inputs = [], ' +
+      'network = "none" },';
+    project(dir, ref, `${STEPS}\n  ${hermetic}`);
     try {
+      const net = await hd(["shell", "--", "cat", "/opt/ifaces"], { store, cwd: dir });
+      assertEquals(net.stdout, "1\n", "a hermetic step sees only lo");
       const cmd = "cat out/msg.txt /opt/stamp; echo $GREETING $HD_ENV; pwd; " +
         "test -e /var/www/index.html || echo deleted; ls /root/.cache/x";
       const r1 = await hd(["shell", "--", "sh", "-c", cmd], { store, cwd: dir });
       assertEquals(r1.code, 0, r1.stderr);
-      assertIncludes(r1.stderr, "step 1 running");
+      assertIncludes(net.stderr, "step 1 running");
       const [msg, stamp, vars, pwd, deleted] = r1.stdout.split("\n");
       assertEquals([msg, vars, pwd, deleted], ["one", "hi sbx", "/app", "deleted"]);
       // the step wrote into its layer, not into the project
