@@ -483,7 +483,9 @@ export class FuseServer {
           : new Uint8Array(0);
         L.fuse_reply_write(req, BigInt(ov.write(num(ino), num(off), bytes)));
       }),
-      flush: this.#op("flush", (req: P) => L.fuse_reply_err(req, 0)),
+      // Nothing to flush (reads come from the store, writes go to memory): ENOSYS makes the
+      // kernel stop sending FLUSH on every close().
+      flush: this.#op("flush", (req: P) => L.fuse_reply_err(req, Errno.ENOSYS)),
       release: this.#op("release", (req: P) => L.fuse_reply_err(req, 0)),
       fsync: this.#op("fsync", (req: P) => L.fuse_reply_err(req, 0)),
       opendir: this.#op("opendir", (req: P, ino: N, fi: P) => {
