@@ -27,7 +27,13 @@ import { MemDir, Tree } from "../dag/tree.ts";
 import { loadImage, type PulledImage, pullImage } from "../oci/image.ts";
 import { type CompiledEnv, compileEnv, type StepHash } from "../spec/compile.ts";
 import type { EnvSpec } from "../spec/types.ts";
-import { captureLayer, materializeLayer } from "../sandbox/layers.ts";
+import {
+  captureFarm,
+  captureLayer,
+  type FarmEntry,
+  farmSnapshot,
+  materializeLayer,
+} from "../sandbox/layers.ts";
 import { isMountPoint, mountRootfs, type Rootfs, unmountRootfs } from "../sandbox/rootfs.ts";
 import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/sandbox.ts";
 import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./cache.ts";
@@ -246,14 +252,22 @@ export async function runStep(
       network: step.spec.network,
       caCerts: opts.caCerts ?? hostCaWanted(),
       hostname: spec.environment.name.replace(/[^A-Za-z0-9-]/g, "-").slice(0, 63) || "hd",
-      overlays: [{
-        lowers: [spec.dir, `${dirs.root}${workdir}`],
-        upper: dirs.appUpper,
-        work: dirs.appWork,
-        dst: workdir,
-      }],
+      overlays: root.mode === "overlay"
+        ? [{
+          lowers: [spec.dir, `${dirs.root}${workdir}`],
+          upper: dirs.appUpper,
+          work: dirs.appWork,
+          dst: workdir,
+        }]
+        : undefined,
     };
     Deno.mkdirSync(`${dirs.root}${workdir}`, { recursive: true });
+    let before: Map<string, FarmEntry> | null = null;
+    if (root.mode === "hardlink") {
+      // no overlay for the working directory either: a copy of the project (never links to it)
+      await copyProject(spec.dir, `${dirs.root}${workdir}`);
+      before = farmSnapshot(dirs.root);
+    }
     const child = spawnSandbox(sb, { stdin: "null", stdout: "piped" });
     const abort = () => void stopSandbox(child, 1000);
     opts.signal?.addEventListener("abort", abort);
@@ -282,12 +296,20 @@ export async function runStep(
         code,
       );
     }
-    unmountRootfs(root);
-    root = null;
     const wd = workdir.replace(/^\/+/, "");
     const cacheRel = spec.build.cache.map((c) => cacheTarget(c, workdir).replace(/^\/+/, ""));
+    const sys = ["proc", "dev", "tmp", "sys", "etc/resolv.conf", "etc/ssl/certs"];
+    if (before !== null) {
+      const farm = root.target;
+      const layer = await store.withLock("shared", () =>
+        captureFarm(store, farm, before!, {
+          exclude: [...sys, "usr/local/share/ca-certificates", `${wd}/.hd`, ...cacheRel],
+        }).id);
+      return recordLayer(store, step.id, layer);
+    }
+    unmountRootfs(root);
+    root = null;
     const layer = await store.withLock("shared", () => {
-      const sys = ["proc", "dev", "tmp", "sys", "etc/resolv.conf", "etc/ssl/certs"];
       const top = captureLayer(store, dirs.upper, {
         exclude: [...sys, "usr/local/share/ca-certificates", wd, ...cacheRel],
       });
@@ -306,6 +328,20 @@ export async function runStep(
     try {
       Deno.removeSync(tmp, { recursive: true });
     } catch { /* busy: left for the next gc */ }
+  }
+}
+
+/** Copies the project (without `.hd`) into `dest` with GNU tar (owners, modes, times kept). */
+async function copyProject(src: string, dest: string): Promise<void> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", 'tar -C "$1" --exclude=./.hd -cf - . | tar -C "$2" -xf -', "sh", src, dest],
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new HdError(
+      `Cannot copy the project into the build root: ${new TextDecoder().decode(out.stderr)}`,
+      "check free space",
+    );
   }
 }
 

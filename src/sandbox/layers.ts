@@ -221,3 +221,93 @@ export function captureLayer(
   out.id = new Tree(root).commit(store);
   return out;
 }
+
+/** What a path looked like before a step ran in a hardlink farm. */
+export interface FarmEntry {
+  ino: number;
+  mtime: number;
+  size: number;
+  mode: number;
+}
+
+/** Inode, mtime, size and mode of every path below `dir` (relative paths). */
+export function farmSnapshot(dir: string): Map<string, FarmEntry> {
+  const out = new Map<string, FarmEntry>();
+  const walk = (abs: string, rel: string) => {
+    for (const e of Deno.readDirSync(abs)) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      const st = Deno.lstatSync(`${abs}/${e.name}`);
+      out.set(r, {
+        ino: st.ino ?? 0,
+        mtime: st.mtime?.getTime() ?? 0,
+        size: st.size,
+        mode: st.mode ?? 0,
+      });
+      if (st.isDirectory) walk(`${abs}/${e.name}`, r);
+    }
+  };
+  walk(dir, "");
+  return out;
+}
+
+/**
+ * The changes a step made to a hardlink farm (see rootfs.ts) as a layer tree: paths that are new
+ * or whose inode, mtime, size or mode changed since `before`, and `.wh.` entries for paths that
+ * are gone. Paths in `exclude` (and below them) are left out.
+ */
+export function captureFarm(
+  store: Store,
+  farm: string,
+  before: Map<string, FarmEntry>,
+  opts: { exclude?: string[] } = {},
+): CapturedLayer {
+  const exclude = (opts.exclude ?? []).map((p) => p.replace(/^\/+|\/+$/g, ""));
+  const skip = (r: string) => exclude.some((x) => r === x || r.startsWith(`${x}/`));
+  const out: CapturedLayer = { id: "", files: 0, bytes: 0, whiteouts: 0, empty: true };
+  const tree = new Tree(new MemDir(S_IFDIR | 0o755));
+  const whiteout: FileNode = { type: "file", mode: S_IFREG | 0o644, size: 0, chunks: [] };
+  const seen = new Set<string>();
+  const walk = (abs: string, rel: string) => {
+    for (const e of Deno.readDirSync(abs)) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (skip(r)) continue;
+      seen.add(r);
+      const p = `${abs}/${e.name}`;
+      const st = Deno.lstatSync(p);
+      const b = before.get(r);
+      const changed = !b || b.ino !== st.ino || b.mtime !== (st.mtime?.getTime() ?? 0) ||
+        b.size !== st.size || b.mode !== st.mode;
+      if (st.isDirectory) {
+        if (changed) {
+          const d = new MemDir(st.mode!);
+          if (st.uid || st.gid) d.meta = { uid: st.uid || undefined, gid: st.gid || undefined };
+          tree.setDir(r, d);
+          out.empty = false;
+        }
+        walk(p, r);
+      } else if (changed && (st.isFile || st.isSymlink)) {
+        const f = ingestFile(store, p, st);
+        if (st.uid) f.uid = st.uid;
+        if (st.gid) f.gid = st.gid;
+        tree.setFile(r, f);
+        out.empty = false;
+        if (st.isFile) (out.files++, out.bytes += st.size);
+      }
+    }
+  };
+  walk(farm, "");
+  for (const r of before.keys()) {
+    if (seen.has(r) || skip(r)) continue;
+    const slash = r.lastIndexOf("/");
+    const parent = slash < 0 ? "" : r.slice(0, slash);
+    if (parent !== "" && !seen.has(parent)) continue; // the parent went too: one whiteout above
+    tree.setFile(
+      parent ? `${parent}/${WHITEOUT_PREFIX}${r.slice(slash + 1)}` : `${WHITEOUT_PREFIX}${r}`,
+      whiteout,
+    );
+    out.whiteouts++;
+    out.empty = false;
+  }
+  out.id = tree.commit(store);
+  return out;
+}

@@ -128,3 +128,34 @@ testIf(
     }
   },
 );
+
+testIf(skip, "hardlink fallback: a step's changes are captured from the farm", async () => {
+  using tmp = tempDir();
+  const { reg, ref } = await busyboxRegistry(tmp.path);
+  const store = `${tmp.path}/store`;
+  const dir = `${tmp.path}/proj`;
+  project(dir, ref, STEPS);
+  const env = { HD_ROOTFS: "hardlink" };
+  try {
+    const cmd = "cat out/msg.txt /etc/motd; test -e /var/www/index.html || echo deleted";
+    const r1 = await hd(["shell", "--", "sh", "-c", cmd], { store, cwd: dir, env });
+    assertEquals(r1.code, 0, r1.stderr);
+    assertIncludes(r1.stderr, "hardlink farm");
+    assertEquals(r1.stdout, "one\nlayer 2\nstep\ndeleted\n");
+    // the layer holds exactly the step's changes: a fresh farm from it shows the same
+    Deno.removeSync(`${dir}/.hd/sandbox`, { recursive: true });
+    const r2 = await hd(["shell", "--", "sh", "-c", cmd], { store, cwd: dir, env });
+    assertIncludes(r2.stderr, "step 1 cached");
+    assertEquals(r2.stdout, r1.stdout);
+    // and the project was not written to (out/ is only the empty mount point of the layer's out/)
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+      ".hd",
+      "hd.toml",
+      "out",
+      "src",
+    ]);
+    assertEquals([...Deno.readDirSync(`${dir}/out`)].length, 0);
+  } finally {
+    await reg.stop();
+  }
+});
