@@ -190,24 +190,72 @@ export async function prepareEnv(
   const prep: SandboxEnv = { ...baseContext(spec, image), store, compiled, timings };
   const { layers, steps } = prep;
   if (apt) (materializeLayer(store, apt), layers.push(apt));
-  for (const s of compiled.steps) {
+  // steps run in waves: each waits only for the steps it depends on (see stepDeps), and runs on
+  // the layers of those; the environment stacks every layer in declaration order
+  const deps = stepDeps(spec);
+  const below = layers.slice();
+  const results = new Map<number, SandboxStepResult>();
+  const pending = new Map<number, Promise<SandboxStepResult>>();
+  const runOne = async (s: StepHash): Promise<SandboxStepResult> => {
+    const need = [...deps[s.index]].sort((a, b) => a - b);
+    const mine = await Promise.all(need.map((j) => pending.get(j)!));
     const t0 = performance.now();
     const hit = cachedLayer(store, s.id);
     opts.onStep?.(s, hit !== null);
-    const layer = hit ?? await runStep(prep, s, opts);
+    const ctx = { ...prep, layers: [...below, ...mine.map((r) => r.layer)] };
+    const layer = hit ?? await runStep(ctx, s, opts);
     materializeLayer(store, layer);
-    layers.push(layer);
-    steps.push({
+    const r = {
       index: s.index,
       run: s.spec.run,
       hash: s.id,
       layer,
       cached: hit !== null,
       ms: performance.now() - t0,
-    });
+    };
+    results.set(s.index, r);
+    return r;
+  };
+  for (const s of compiled.steps) {
+    const p = runOne(s);
+    p.catch(() => {}); // awaited below; a failure is reported once
+    pending.set(s.index, p);
+  }
+  const settled = await Promise.allSettled(pending.values());
+  const failed = settled.find((x) => x.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  for (const s of compiled.steps) {
+    const r = results.get(s.index)!;
+    layers.push(r.layer);
+    steps.push(r);
   }
   lap("steps");
   return prep;
+}
+
+/**
+ * For each step, the earlier steps it depends on (transitively): a chained step (no declared
+ * inputs) depends on every earlier step and every later step depends on it; a step with declared
+ * inputs depends on an earlier step when one of its inputs names (or lies below, or above) one of
+ * that step's declared outputs. Steps that depend on nothing run side by side.
+ */
+export function stepDeps(spec: EnvSpec): Set<number>[] {
+  const base = (p: string) => p.replace(/^\.\//, "").replace(/\/+$/, "").split(/[*?[{]/)[0]
+    .replace(/\/+$/, "");
+  const overlaps = (a: string, b: string) =>
+    a === "" || b === "" || a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
+  const out: Set<number>[] = [];
+  spec.build.steps.forEach((s, i) => {
+    const d = new Set<number>();
+    for (let j = 0; j < i; j++) {
+      const t = spec.build.steps[j];
+      const linked = s.inputs === null || t.inputs === null ||
+        s.inputs.some((inp) => t.outputs.some((o) => overlaps(base(inp), base(o))));
+      if (linked) (d.add(j), out[j].forEach((k) => d.add(k)));
+    }
+    out.push(d);
+  });
+  return out;
 }
 
 /** Layer directories of `layers` (lowest first) as overlay lowerdirs (highest first). */

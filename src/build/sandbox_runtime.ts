@@ -26,6 +26,7 @@ import {
   mountEnv,
   runStep,
   type SandboxEnv,
+  stepDeps,
   StepFailed,
 } from "./run_sandbox.ts";
 import { sandboxedServices, writeServiceConfigs } from "./sandbox_services.ts";
@@ -109,10 +110,12 @@ export class SandboxRuntime implements LoopRuntime {
     return cachedLayer(this.#store, hash) !== null;
   }
 
-  /** Layers of the base and of every step before `index`, lowest first. */
+  /** Layers of the base and of the steps `index` depends on (stepDeps), lowest first. */
   #layersBelow(index: number): string[] {
     const out = [...this.env.image.layers.map((l) => l.tree), ...this.#base];
+    const deps = stepDeps(this.#spec)[index] ?? new Set<number>();
     for (let i = 0; i < index; i++) {
+      if (!deps.has(i)) continue;
       const h = this.#hashes.get(i);
       const l = h === undefined ? null : cachedLayer(this.#store, h);
       if (l) out.push(l);

@@ -159,3 +159,38 @@ testIf(skip, "hardlink fallback: a step's changes are captured from the farm", a
     await reg.stop();
   }
 });
+
+testIf(skip, "independent steps run side by side; a step on both outputs sees both", async () => {
+  using tmp = tempDir();
+  const { reg, ref } = await busyboxRegistry(tmp.path);
+  const store = `${tmp.path}/store`;
+  const dir = `${tmp.path}/proj`;
+  // a and b each wait for the other to have started (through the shared cache dir): they pass
+  // only when they run at the same time
+  const meet = (me: string, other: string) =>
+    `touch /root/.cache/x/${me}; for i in $(seq 100); do test -e /root/.cache/x/${other} && ` +
+    `break; sleep 0.05; done; test -e /root/.cache/x/${other}`;
+  project(
+    dir,
+    ref,
+    [
+      `{ run = "${
+        meet("a", "b")
+      } && mkdir -p a && echo A > a/x", inputs = ["src"], outputs = ["a"] },`,
+      `{ run = "${
+        meet("b", "a")
+      } && mkdir -p b && echo B > b/x && ls", inputs = ["src"], outputs = ["b"] },`,
+      `{ run = "cat a/x b/x > c.txt", inputs = ["a", "b/x"], outputs = ["c.txt"] },`,
+    ].map((l) => `  ${l}`).join("\n"),
+  );
+  try {
+    const r = await hd(["shell", "--", "cat", "c.txt"], { store, cwd: dir });
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.stdout, "A\nB\n");
+    // b ran without a's layer below it
+    assert(!r.stderr.includes("build | a\n"), r.stderr);
+  } finally {
+    await reg.stop();
+    unmountEnv(loadSpec(`${dir}/hd.toml`));
+  }
+});
