@@ -240,8 +240,9 @@ export async function prepareEnv(
  * that step's declared outputs. Steps that depend on nothing run side by side.
  */
 export function stepDeps(spec: EnvSpec): Set<number>[] {
-  const base = (p: string) => p.replace(/^\.\//, "").replace(/\/+$/, "").split(/[*?[{]/)[0]
-    .replace(/\/+$/, "");
+  const base = (p: string) =>
+    p.replace(/^\.\//, "").replace(/\/+$/, "").split(/[*?[{]/)[0]
+      .replace(/\/+$/, "");
   const overlaps = (a: string, b: string) =>
     a === "" || b === "" || a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
   const out: Set<number>[] = [];
@@ -272,7 +273,11 @@ export async function runStep(
   const { store, spec, workdir } = env;
   const tmpRoot = `${store.root}/tmp`;
   Deno.mkdirSync(tmpRoot, { recursive: true });
-  const tmp = Deno.makeTempDirSync({ dir: tmpRoot, prefix: `build-${step.id.slice(0, 12)}-` });
+  cleanStaleBuilds(tmpRoot);
+  const tmp = Deno.makeTempDirSync({
+    dir: tmpRoot,
+    prefix: `build-${step.id.slice(0, 12)}-${Deno.pid}-`,
+  });
   const dirs = {
     upper: `${tmp}/upper`,
     work: `${tmp}/work`,
@@ -377,6 +382,40 @@ export async function runStep(
       Deno.removeSync(tmp, { recursive: true });
     } catch { /* busy: left for the next gc */ }
   }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes what a build left behind when its hd process died mid-step: the step's root (unmounted)
+ * and its partial upperdir, for every `<store>/tmp/build-<hash>-<pid>-*` whose pid is gone.
+ */
+export function cleanStaleBuilds(tmpRoot: string): string[] {
+  const removed: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(tmpRoot)];
+  } catch {
+    return removed;
+  }
+  for (const e of entries) {
+    const m = /^build-[0-9a-f]{12}-(\d+)-/.exec(e.name);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    const dir = `${tmpRoot}/${e.name}`;
+    if (isMountPoint(`${dir}/root`)) unmountRootfs({ mode: "overlay", target: `${dir}/root` });
+    try {
+      Deno.removeSync(dir, { recursive: true });
+      removed.push(dir);
+    } catch { /* still busy: next time */ }
+  }
+  return removed;
 }
 
 /** Copies the project (without `.hd`) into `dest` with GNU tar (owners, modes, times kept). */

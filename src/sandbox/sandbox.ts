@@ -3,7 +3,8 @@
  * namespaces (plus a network namespace for `network = "none"`, and a user namespace mapping the
  * caller to root when hd does not run as root), and hd's own init (src/sandbox/init.ts) becomes
  * PID 1 there: it mounts /proc, /dev, /tmp and the bind mounts, chroots into the assembled root
- * and runs the command. `unshare --kill-child` ends the namespace when the caller goes away.
+ * and runs the command. `setpriv --pdeathsig KILL` and `unshare --kill-child` end the namespace
+ * when the caller goes away.
  *
  * @example
  * ```ts
@@ -97,7 +98,8 @@ export function unshareArgv(network: "host" | "none" = "host"): string[] {
   const init = base.startsWith("deno")
     ? [exe, "run", "-A", "--quiet", "--no-config", "--cached-only", INIT.href]
     : [exe, "run", "-A", "--quiet", INIT.href];
-  return ["unshare", ...ns, "--", ...init];
+  // setpriv: unshare gets SIGKILL when hd goes away (its --kill-child then ends the namespace)
+  return ["setpriv", "--pdeathsig", "KILL", "--", "unshare", ...ns, "--", ...init];
 }
 
 /** The host-side variables of the sandbox process (PATH, HOME, DENO_DIR), plus `extra`. */

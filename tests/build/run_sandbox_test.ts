@@ -6,9 +6,10 @@
  * @module
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
-import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { isMountPoint } from "../../src/sandbox/rootfs.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
-import { unmountEnv } from "../../src/build/run_sandbox.ts";
+import { cleanStaleBuilds, unmountEnv } from "../../src/build/run_sandbox.ts";
 import { loadSpec } from "../../src/spec/parse.ts";
 
 const skip = skipUnless({
@@ -192,5 +193,47 @@ testIf(skip, "independent steps run side by side; a step on both outputs sees bo
   } finally {
     await reg.stop();
     unmountEnv(loadSpec(`${dir}/hd.toml`));
+  }
+});
+
+testIf(skip, "what a build killed mid-step left behind is unmounted and removed", async () => {
+  using tmp = tempDir();
+  const { reg, ref } = await busyboxRegistry(tmp.path);
+  const store = `${tmp.path}/store`;
+  const dir = `${tmp.path}/proj`;
+  project(dir, ref, `  { run = "touch /opt/started; sleep 30", inputs = ["src"] },`);
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", `${REPO}/cli.ts`, "shell", "--", "true"],
+      cwd: dir,
+      env: { HD_HOME: store, NO_COLOR: "1" },
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    let left: string[] = [];
+    for (let i = 0; i < 200 && left.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      try {
+        left = [...Deno.readDirSync(`${store}/tmp`)].map((e) => e.name).filter((n) =>
+          n.startsWith("build-") && isMountPoint(`${store}/tmp/${n}/root`)
+        );
+      } catch { /* not yet */ }
+    }
+    assertEquals(left.length, 1, "the step is running");
+    child.kill("SIGKILL"); // hd dies; its sandbox goes with it (pdeathsig), its mount stays
+    await child.status;
+    let alive = true;
+    for (let i = 0; i < 100 && alive; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      alive = new Deno.Command("sh", {
+        args: ["-c", "ps -eo args | grep -v grep | grep -q 'touch /opt/started'"],
+      }).outputSync().success;
+    }
+    assert(!alive, "the step's processes ended with hd");
+    assert(isMountPoint(`${store}/tmp/${left[0]}/root`));
+    assertEquals(cleanStaleBuilds(`${store}/tmp`), [`${store}/tmp/${left[0]}`]);
+    assert(!isMountPoint(`${store}/tmp/${left[0]}/root`));
+  } finally {
+    await reg.stop();
   }
 });
