@@ -1,7 +1,8 @@
 /**
  * Bindings to libzstd (package libzstd1, always present on Debian): a reusable decompression
  * context, so decoding a small stored chunk costs a few microseconds instead of setting up a new
- * decoder per call. Used by the FUSE projection's read path.
+ * decoder per call, and the frame header's content size (the store's objects record it). Used by
+ * the store's read path (src/cas/compress.ts).
  *
  * @example
  * ```ts
@@ -21,6 +22,7 @@ export const ZSTD_SYMBOLS = {
     result: "usize",
   },
   ZSTD_isError: { parameters: ["usize"], result: "u32" },
+  ZSTD_getFrameContentSize: { parameters: ["buffer", "usize"], result: "u64" },
 } as const;
 
 /** The opened libzstd. */

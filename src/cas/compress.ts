@@ -11,6 +11,26 @@
  * @module
  */
 import zlib from "node:zlib";
+import { type Libzstd, openLibzstd } from "../../ffi/libzstd.ts";
+
+/** ZSTD_CONTENTSIZE_UNKNOWN and _ERROR: frame headers that do not say their size. */
+const SIZE_UNKNOWN = 0xffffffffffffffffn;
+const SIZE_ERROR = 0xfffffffffffffffen;
+
+let zstd: { lib: Libzstd; dctx: Deno.PointerValue } | null | undefined;
+
+/** libzstd with one reused decompression context, or null where it cannot be opened. */
+function libzstd(): { lib: Libzstd; dctx: Deno.PointerValue } | null {
+  if (zstd !== undefined) return zstd;
+  try {
+    const lib = openLibzstd();
+    const dctx = lib.symbols.ZSTD_createDCtx();
+    zstd = dctx ? { lib, dctx } : null;
+  } catch {
+    zstd = null;
+  }
+  return zstd;
+}
 
 /** Codec byte of an uncompressed object. */
 export const CODEC_RAW = 0;
@@ -43,7 +63,12 @@ function looksCompressed(b: Uint8Array): boolean {
 /** Encodes bytes for storage: codec byte + (possibly compressed) payload. */
 export function encodeObject(bytes: Uint8Array, compress = true): Uint8Array {
   if (compress && bytes.length > COMPRESS_MIN && !looksCompressed(bytes)) {
-    const z = zlib.zstdCompressSync(bytes) as Uint8Array;
+    // The pledged size is written into the frame header, so readers can size the output (and
+    // learn a chunk's length from its first bytes) without decoding.
+    const z = zlib.zstdCompressSync(
+      bytes,
+      { pledgedSrcSize: bytes.length } as zlib.ZstdOptions,
+    ) as Uint8Array;
     if (z.length + (bytes.length >> 5) < bytes.length) {
       const out = new Uint8Array(z.length + 1);
       out[0] = CODEC_ZSTD;
@@ -57,6 +82,20 @@ export function encodeObject(bytes: Uint8Array, compress = true): Uint8Array {
   return out;
 }
 
+/**
+ * The decoded size of a stored object from its first bytes (codec byte + up to 18 bytes of zstd
+ * frame header) and its stored length, or null when the header does not say (older objects).
+ */
+export function decodedSize(head: Uint8Array, storedLength: number): number | null {
+  if (head.length === 0) return null;
+  if (head[0] === CODEC_RAW) return storedLength - 1;
+  if (head[0] !== CODEC_ZSTD) return null;
+  const z = libzstd();
+  if (!z) return null;
+  const size = z.lib.symbols.ZSTD_getFrameContentSize(head.subarray(1), BigInt(head.length - 1));
+  return size === SIZE_UNKNOWN || size === SIZE_ERROR ? null : Number(size);
+}
+
 /** Decodes a stored object; throws `Cannot decode object` on an unknown codec or bad zstd data. */
 export function decodeObject(stored: Uint8Array): Uint8Array {
   if (stored.length === 0) throw new Error("Cannot decode object: it is empty");
@@ -64,6 +103,23 @@ export function decodeObject(stored: Uint8Array): Uint8Array {
   const payload = stored.subarray(1);
   if (codec === CODEC_RAW) return payload;
   if (codec === CODEC_ZSTD) {
+    const z = libzstd();
+    if (z) {
+      const size = z.lib.symbols.ZSTD_getFrameContentSize(payload, BigInt(payload.length));
+      if (size !== SIZE_UNKNOWN && size !== SIZE_ERROR && size <= BigInt(1 << 30)) {
+        const out = new Uint8Array(Number(size));
+        const r = z.lib.symbols.ZSTD_decompressDCtx(
+          z.dctx,
+          out,
+          size,
+          payload,
+          BigInt(payload.length),
+        );
+        if (z.lib.symbols.ZSTD_isError(r)) throw new Error("Cannot decode object: bad zstd data");
+        if (Number(r) !== out.length) throw new Error("Cannot decode object: zstd size mismatch");
+        return out;
+      }
+    }
     const out = zlib.zstdDecompressSync(payload) as Uint8Array;
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }

@@ -25,10 +25,13 @@
  * @module
  */
 import { blake3Hex, isId } from "./hash.ts";
-import { decodeObject, encodeObject } from "./compress.ts";
+import { decodedSize, decodeObject, encodeObject } from "./compress.ts";
 import { decodeManifest, encodeManifest, type Manifest } from "./manifest.ts";
 import { CorruptObjectError, HdError, MissingObjectError } from "./errors.ts";
 import { PackBuilder, type PackEntry, readAt, readPackIndex } from "./pack.ts";
+
+/** Bytes read from a pack at once: neighbouring objects (a file's chunks) come along. */
+export const READ_WINDOW = 512 << 10;
 
 /** A batch's pack is written out when it reaches this size. */
 export const PACK_TARGET = 32 << 20;
@@ -71,6 +74,7 @@ export class Store {
   #batchDepth = 0;
   #looseDirs = new Map<string, Set<string>>();
   #seenGeneration: string | null = null;
+  #window = { pack: "", start: 0, end: 0, buf: new Uint8Array(READ_WINDOW) };
   #brokenPacks = new Map<string, string>();
 
   private constructor(root: string) {
@@ -371,6 +375,8 @@ export class Store {
     let bytes: Uint8Array;
     try {
       bytes = decodeObject(stored);
+      // A raw object decodes to a view of the stored bytes, which may be the shared read window.
+      if (bytes.buffer === this.#window.buf.buffer) bytes = bytes.slice();
     } catch (e) {
       throw new CorruptObjectError(id, p, (e as Error).message);
     }
@@ -386,9 +392,9 @@ export class Store {
     for (const reload of [false, true]) {
       const loc = this.#packs(reload).get(key);
       if (loc) {
-        const buf = new Uint8Array(loc.length);
+        let buf: Uint8Array;
         try {
-          readAt(this.#packFile(loc.pack), buf, loc.offset);
+          buf = this.#readPacked(loc.pack, loc.offset, loc.length);
         } catch (e) {
           throw new CorruptObjectError(
             id,
@@ -406,6 +412,49 @@ export class Store {
       }
     }
     throw new MissingObjectError(id, kind === "objects" ? "object" : "manifest");
+  }
+
+  /**
+   * Reads `len` bytes of a pack at `off` through a window of {@link READ_WINDOW} bytes, so that
+   * objects read in pack order (a file's chunks, a tree's nodes) cost one syscall per window. The
+   * result is a view of the window: decode or copy it before the next read.
+   */
+  #readPacked(pack: string, off: number, len: number): Uint8Array {
+    const w = this.#window;
+    if (w.pack === pack && off >= w.start && off + len <= w.end) {
+      return w.buf.subarray(off - w.start, off - w.start + len);
+    }
+    if (len > READ_WINDOW) {
+      const buf = new Uint8Array(len);
+      readAt(this.#packFile(pack), buf, off);
+      return buf;
+    }
+    w.pack = "";
+    const f = this.#packFile(pack);
+    f.seekSync(off, Deno.SeekMode.Start);
+    let got = 0;
+    while (got < len) {
+      const n = f.readSync(w.buf.subarray(got));
+      if (n === null || n === 0) throw new Error("Cannot read pack: unexpected end of file");
+      got += n;
+    }
+    w.pack = pack;
+    w.start = off;
+    w.end = off + got;
+    return w.buf.subarray(0, len);
+  }
+
+  /**
+   * The decoded size of an object without decoding or verifying it (from its codec byte and zstd
+   * frame header), or null when unknown. For lazy readers that must locate an offset in a file.
+   */
+  objectSize(id: string): number | null {
+    try {
+      const [stored] = this.#readStored("objects", id);
+      return decodedSize(stored.subarray(0, 19), stored.length);
+    } catch {
+      return null;
+    }
   }
 
   /** Bytes an object takes on disk (0 when absent). */

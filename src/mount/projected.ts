@@ -19,10 +19,7 @@
  * ```
  * @module
  */
-import { type Libzstd, openLibzstd } from "../../ffi/libzstd.ts";
-import { MAX_CHUNK } from "../cas/chunk.ts";
 import { CorruptObjectError, HdError } from "../cas/errors.ts";
-import { blake3Id } from "./fasthash.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
 import {
@@ -34,9 +31,6 @@ import {
   S_IFMT,
   S_IFREG,
 } from "../dag/node.ts";
-
-/** Bytes read from a pack at once: neighbouring chunks (files read in order) come along. */
-const WINDOW = 512 << 10;
 
 /** The mtime shown for nodes that carry none (project trees): 2000-01-01T00:00:00Z. */
 export const FIXED_MTIME = 946684800;
@@ -166,8 +160,6 @@ export class Projection {
   #gid: number;
   #log: (line: string) => void;
   #scratch = new Uint8Array(1 << 20);
-  #files = new Map<string, Deno.FsFile>();
-  #win = { path: "", start: 0, end: 0, buf: new Uint8Array(WINDOW) };
   #lastId: string | null = null;
   #lastBytes: Uint8Array | null = null;
   #sizes = new Map<string, number>();
@@ -410,102 +402,13 @@ export class Projection {
     }
   }
 
-  /** Reads `len` bytes at `off` of a pack through a read window (one syscall per window). */
-  #readPacked(path: string, off: number, len: number): Uint8Array {
-    const w = this.#win;
-    if (w.path === path && off >= w.start && off + len <= w.end) {
-      return w.buf.subarray(off - w.start, off - w.start + len);
-    }
-    const size = Math.max(len, WINDOW);
-    if (w.buf.length < size) w.buf = new Uint8Array(size);
-    w.path = "";
-    const f = this.#file(path);
-    f.seekSync(off, Deno.SeekMode.Start);
-    let got = 0;
-    while (got < len) {
-      const k = f.readSync(w.buf.subarray(got, size));
-      if (!k) throw new Error("short read");
-      got += k;
-    }
-    w.path = path;
-    w.start = off;
-    w.end = off + got;
-    return w.buf.subarray(0, len);
-  }
-
-  /** An open handle on a pack (or loose object) file, cached. */
-  #file(path: string): Deno.FsFile {
-    let f = this.#files.get(path);
-    if (!f) {
-      if (this.#files.size > 64) {
-        for (const h of this.#files.values()) h.close();
-        this.#files.clear();
-      }
-      f = Deno.openSync(path, { read: true });
-      this.#files.set(path, f);
-    }
-    return f;
-  }
-
   /**
-   * Reads and verifies a chunk: the store's format (codec byte + payload) read directly from its
-   * pack or loose file, zstd decoded with a reused libzstd context, and BLAKE3 checked against
-   * the id. Anything unusual falls back to {@link Store.getObject} (same checks, slower).
+   * Reads and verifies a chunk through the store (pack read window, libzstd with a reused
+   * context, native BLAKE3: see src/cas).
    */
   #fetch(id: string): Uint8Array {
-    this.#lastId = null; // the buffers behind the last fetched view get reused
-    let stored: Uint8Array | null = null;
-    let where = "";
-    try {
-      const loc = this.store.location("objects", id);
-      if (loc !== null) {
-        const at = loc.lastIndexOf("@");
-        if (at > 0 && !loc.slice(at + 1).includes("/")) {
-          stored = this.#readPacked(
-            loc.slice(0, at),
-            Number(loc.slice(at + 1)),
-            this.store.storedSize("objects", id),
-          );
-        } else stored = Deno.readFileSync(loc);
-        where = loc;
-      }
-    } catch {
-      stored = null;
-    }
-    if (stored === null || stored.length === 0) return this.store.getObject(id);
-    let bytes: Uint8Array | null = null;
-    if (stored[0] === 0) bytes = stored.subarray(1);
-    else if (stored[0] === 1) {
-      const z = this.#zstdCtx();
-      if (z) {
-        const r = z.lib.symbols.ZSTD_decompressDCtx(
-          z.dctx,
-          z.out,
-          BigInt(z.out.length),
-          stored.subarray(1),
-          BigInt(stored.length - 1),
-        );
-        if (!z.lib.symbols.ZSTD_isError(r)) bytes = z.out.subarray(0, Number(r));
-      }
-    }
-    if (bytes === null) return this.store.getObject(id);
-    const actual = blake3Id(bytes);
-    if (actual !== id) throw new CorruptObjectError(id, where, `content hashes to ${actual}`);
-    return bytes;
-  }
-
-  #zstd: { lib: Libzstd; dctx: Deno.PointerValue; out: Uint8Array } | null | undefined;
-
-  #zstdCtx(): { lib: Libzstd; dctx: Deno.PointerValue; out: Uint8Array } | null {
-    if (this.#zstd !== undefined) return this.#zstd;
-    try {
-      const lib = openLibzstd();
-      const dctx = lib.symbols.ZSTD_createDCtx();
-      this.#zstd = dctx ? { lib, dctx, out: new Uint8Array(MAX_CHUNK + 4096) } : null;
-    } catch {
-      this.#zstd = null;
-    }
-    return this.#zstd;
+    this.#lastId = null;
+    return this.store.getObject(id);
   }
 
   /** The size of a chunk without verifying it (a raw object is its stored size - 1 bytes). */
@@ -514,25 +417,15 @@ export class Projection {
     if (hit) return hit.length;
     const known = this.#sizes.get(id);
     if (known !== undefined) return known;
-    try {
-      const loc = this.store.location("objects", id);
-      if (loc !== null) {
-        const at = loc.lastIndexOf("@");
-        const path = at > 0 && !loc.slice(at + 1).includes("/") ? loc.slice(0, at) : loc;
-        const offset = path === loc ? 0 : Number(loc.slice(at + 1));
-        const f = this.#file(path);
-        const head = new Uint8Array(1);
-        f.seekSync(offset, Deno.SeekMode.Start);
-        if (f.readSync(head) === 1 && head[0] === 0) {
-          this.stats.sizeProbes++;
-          const size = this.store.storedSize("objects", id) - 1;
-          if (this.#sizes.size > 1_000_000) this.#sizes.clear();
-          this.#sizes.set(id, size);
-          return size;
-        }
-      }
-    } catch { /* fall back to reading it */ }
-    // Compressed (or unreadable): its size is only known by decoding it, so read and verify it.
+    // The store knows a chunk's size from its codec byte and zstd frame header, unverified.
+    const size = this.store.objectSize(id);
+    if (size !== null) {
+      this.stats.sizeProbes++;
+      if (this.#sizes.size > 1_000_000) this.#sizes.clear();
+      this.#sizes.set(id, size);
+      return size;
+    }
+    // Unknown (an object written before sizes were recorded): read and verify it.
     return this.#chunk(n, id).length;
   }
 
