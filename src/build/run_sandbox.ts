@@ -38,7 +38,6 @@ import { isMountPoint, mountRootfs, type Rootfs, unmountRootfs } from "../sandbo
 import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/sandbox.ts";
 import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./cache.ts";
 import { aptLayer } from "./apt_layer.ts";
-import "../spec/providers/apt.ts"; // registers the apt provider
 
 /** Default working directory inside a sandboxed environment. */
 export const DEFAULT_WORKDIR = "/app";

@@ -32,7 +32,6 @@ import {
 import { sandboxedServices, writeServiceConfigs } from "./sandbox_services.ts";
 import { aptLayer } from "./apt_layer.ts";
 import { packagesFor } from "../spec/compile.ts";
-import "../spec/providers/apt.ts"; // registers the apt provider
 
 /** What the loop needs from a runtime. */
 export interface LoopRuntime {

@@ -181,16 +181,16 @@ dependson = ["web"]
     storeMade = false;
   }
   assert(!storeMade, "no store refs were written");
-  // an apt dependency: a clear provider error
+  // a pip dependency: a clear provider error
   Deno.writeTextFileSync(
     `${proj}/hd.toml`,
-    '[environment]\nname = "p"\n[dependencies]\napt = ["curl"]\n',
+    '[environment]\nname = "p"\n[dependencies]\npip = ["requests"]\n',
   );
-  const apt = await hd(["lock"], { store, cwd: proj });
-  assertEquals(apt.code, 1);
+  const pip = await hd(["lock"], { store, cwd: proj });
+  assertEquals(pip.code, 1);
   assertIncludes(
-    apt.stderr,
-    'Cannot resolve dependency "apt" (hd.toml:4:1): the apt provider is not available yet',
+    pip.stderr,
+    'Cannot resolve dependency "pip" (hd.toml:4:1): the pip provider is not available yet',
   );
   // no hd.toml anywhere up the tree
   const none = await hd(["status"], { store, cwd: d.path });

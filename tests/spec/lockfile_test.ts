@@ -212,13 +212,13 @@ Deno.test("lock state follows the lockfile and [dependencies]; diffLocks names c
 
 Deno.test("unavailable, unknown and misused providers fail clearly", async () => {
   using d = tempDir("hd-lock-");
-  const apt = loadSpec(
-    project(d.path, '[environment]\nname = "p"\n[dependencies]\napt = ["curl"]\n'),
+  const pip = loadSpec(
+    project(d.path, '[environment]\nname = "p"\n[dependencies]\npip = ["requests"]\n'),
   );
-  const e1 = await rejectsHd(() => resolveLock(apt));
+  const e1 = await rejectsHd(() => resolveLock(pip));
   assertMatch(
     e1.message,
-    /^Cannot resolve dependency "apt" \(.*hd\.toml:4:1\): the apt provider is not available yet$/,
+    /^Cannot resolve dependency "pip" \(.*hd\.toml:4:1\): the pip provider is not available yet$/,
   );
   assert(e1.hint.length > 0);
   const typo = loadSpec(

@@ -19,7 +19,6 @@
 import { HdError } from "../../cas/errors.ts";
 import type { DependencySpec } from "../types.ts";
 import { parsePackagePin, type Provider, type ResolvedPackage } from "./provider.ts";
-import { registerProvider } from "./registry.ts";
 
 /** One stanza of a Packages index (the fields hd reads). */
 export interface AptStanza {
@@ -203,5 +202,3 @@ export const aptProvider: Provider = {
     return { packages, inputs: [] };
   },
 };
-
-registerProvider(aptProvider);

@@ -1,5 +1,5 @@
 /**
- * The registry of dependency providers. npm is built in; other modules add theirs with
+ * The registry of dependency providers. npm and apt are built in; other modules add theirs with
  * {@link registerProvider}. Resolving an entry whose provider is missing fails with a clear
  * `Cannot resolve dependency "apt": the apt provider is not available yet`.
  *
@@ -14,6 +14,7 @@ import { HdError } from "../../cas/errors.ts";
 import { displayPath } from "../parse.ts";
 import { didYouMean } from "../suggest.ts";
 import type { DependencySpec } from "../types.ts";
+import { aptProvider } from "./apt.ts";
 import { npmProvider } from "./npm.ts";
 import type { Provider, ProviderContext, Resolution } from "./provider.ts";
 
@@ -28,7 +29,10 @@ export const KNOWN_PROVIDER_NAMES: readonly string[] = [
   "go",
 ];
 
-const providers = new Map<string, Provider>([[npmProvider.name, npmProvider]]);
+const providers = new Map<string, Provider>([
+  [npmProvider.name, npmProvider],
+  [aptProvider.name, aptProvider],
+]);
 
 /** Adds (or replaces) a provider. */
 export function registerProvider(p: Provider): void {
