@@ -22,7 +22,7 @@ import { ingestFile, ingestTree } from "../scan/ingest.ts";
 import { stepCacheRef } from "../spec/status.ts";
 import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../spec/types.ts";
 import type { LoopRuntime } from "./sandbox_runtime.ts";
-import { signalGroup, spawnGroup, stopGroup } from "../services/process.ts";
+import { signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
 
 /** Path of the record of a successful run of step `hash`. */
 export function stepRecordPath(spec: EnvSpec, hash: string): string {

@@ -12,7 +12,7 @@
 import { HdError } from "../cas/errors.ts";
 import { loadProjectSpec } from "../spec/parse.ts";
 import { callControl, readUpState, removeUpState } from "../services/control.ts";
-import { isAlive } from "../services/process.ts";
+import { isAlive } from "../sandbox/process.ts";
 import { cleanupIfStale } from "../services/status.ts";
 import type { Command } from "./command.ts";
 

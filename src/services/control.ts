@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import { isAlive, procStartTime, signalGroup } from "./process.ts";
+import { isAlive, procStartTime, signalGroup } from "../sandbox/process.ts";
 
 /** Contents of `.hd/up.json`. */
 export interface UpState {

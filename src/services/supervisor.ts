@@ -17,7 +17,7 @@
  */
 import type { ServiceSpec } from "../spec/types.ts";
 import { type DepGraph, topoOrder, withDependents } from "./graph.ts";
-import { type GroupProcess, signalGroup, spawnGroup, stopGroup } from "./process.ts";
+import { type GroupProcess, signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
 import { waitForPort } from "./readiness.ts";
 
 /** Lifecycle state of a service. */

@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { groupMembers } from "../../src/services/process.ts";
+import { groupMembers } from "../../src/sandbox/process.ts";
 import { freePort, waitFor } from "../services/_util.ts";
 
 const NEEDS = skipUnless({ commands: ["node", "npm", "setsid"] });

@@ -8,7 +8,7 @@ import {
   serveControl,
   writeUpState,
 } from "../../src/services/control.ts";
-import { isAlive, procStartTime } from "../../src/services/process.ts";
+import { isAlive, procStartTime } from "../../src/sandbox/process.ts";
 
 Deno.test("control: a live pid with another start time is a reused pid, i.e. stale", () => {
   using tmp = tempDir();
