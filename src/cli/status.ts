@@ -8,6 +8,7 @@ import { HdError } from "../cas/errors.ts";
 import { displayPath, loadProjectSpec } from "../spec/parse.ts";
 import { gatherStatus, type Status } from "../spec/status.ts";
 import { formatUpStatus, gatherServices } from "../services/status.ts";
+import { listMounts, type MountStatus } from "../mount/manager.ts";
 import type { Command } from "./command.ts";
 import { formatBytes, type Output } from "./output.ts";
 
@@ -53,10 +54,23 @@ export function formatStatus(s: Status, out: Output): string {
   return lines.join("\n");
 }
 
+/** The mounts of the store (`hd mount`), live or stale; empty text when there are none. */
+export function formatMounts(mounts: MountStatus[], out: Output): string {
+  if (mounts.length === 0) return "";
+  const lines = [`\n${out.paint("mounts", "bold")}`];
+  for (const m of mounts) {
+    const state = m.state === "live"
+      ? out.paint(`live (pid ${m.pid})`, "green")
+      : out.paint("stale (its process is gone: `hd unmount` or `hd mount` again)", "yellow");
+    lines.push(`  ${m.dir}  ${short(m.root)}${m.rw ? " rw" : ""}  ${state}`);
+  }
+  return lines.join("\n");
+}
+
 /** `hd status`. */
 export const status: Command = {
   name: "status",
-  summary: "show the environment: hashes, tracked files, build steps",
+  summary: "show the environment: hashes, files, build steps, services, mounts",
   usage: "hd status [--file PATH]",
   options: {
     file: {
@@ -71,7 +85,11 @@ export const status: Command = {
     const spec = loadProjectSpec(ctx.values.file as string | undefined);
     const s = await gatherStatus(ctx.store(), spec);
     const up = await gatherServices(spec.dir); // services of a running `hd up` (src/services)
-    ctx.out.result({ ...s, up }, () => formatStatus(s, ctx.out) + "\n" + formatUpStatus(up));
+    const mounts = listMounts(ctx.store()).filter((m) => m.state !== "gone");
+    ctx.out.result(
+      { ...s, up, mounts },
+      () => formatStatus(s, ctx.out) + "\n" + formatUpStatus(up) + formatMounts(mounts, ctx.out),
+    );
     return 0;
   },
 };
