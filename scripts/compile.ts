@@ -4,16 +4,10 @@
  * Set DENORT_BIN to a denort binary of the same Deno version to compile offline.
  * @module
  */
+import { exists } from "../src/cas/fs.ts";
+
 const repo = new URL("..", import.meta.url).pathname;
 const out = Deno.args[0] ?? `${repo}hd`;
-function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 // Worker modules are loaded by URL at run time: deno compile must be told to embed them.
 const workers = [`${repo}src/scan/ingest_worker.ts`].filter(exists);
 const args = [

@@ -38,6 +38,7 @@ import { isMountPoint, mountRootfs, type Rootfs, unmountRootfs } from "../sandbo
 import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/sandbox.ts";
 import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./cache.ts";
 import { aptLayer } from "./apt_layer.ts";
+import { exists } from "../cas/fs.ts";
 
 /** Default working directory inside a sandboxed environment. */
 export const DEFAULT_WORKDIR = "/app";
@@ -494,15 +495,6 @@ export function unmountEnv(spec: EnvSpec): void {
   try {
     Deno.removeSync(`${dir}/root.json`);
   } catch { /* none */ }
-}
-
-function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Sandbox options to run `argv` in the mounted environment (project bound at the workdir). */

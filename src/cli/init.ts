@@ -5,6 +5,7 @@
 import { HdError } from "../cas/errors.ts";
 import { parseSpec, SPEC_FILE } from "../spec/parse.ts";
 import type { Command } from "./command.ts";
+import { exists } from "../cas/fs.ts";
 
 /** A valid environment name made from a directory name. */
 export function envNameFor(dir: string): string {
@@ -12,15 +13,6 @@ export function envNameFor(dir: string): string {
   const n = base.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[^a-z0-9]+/, "")
     .replace(/-+$/, "");
   return n || "app";
-}
-
-function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The starter hd.toml for a project directory (looks at package.json / package-lock.json). */

@@ -16,6 +16,7 @@
  */
 import { HdError } from "../cas/errors.ts";
 import type { BindSpec, InitConfig } from "./init.ts";
+import { exists } from "../cas/fs.ts";
 
 export type { BindSpec } from "./init.ts";
 
@@ -46,15 +47,6 @@ const INIT = new URL("./init.ts", import.meta.url);
 
 /** Where the host's CA bundle is, when there is one. */
 export const HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
-
-function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The init configuration for `opts` (binds for resolv.conf and CA certificates added). */
 export function initConfig(opts: SandboxOptions): InitConfig {
