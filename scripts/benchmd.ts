@@ -13,7 +13,9 @@ const doc = JSON.parse(Deno.readTextFileSync(`${repo}bench/out/results.json`)) a
   errors: { bench: string; error: string }[];
 };
 const fmt = (v: number, unit: string) => {
-  if (unit === "bytes") return v >= 1 << 20 ? `${(v / (1 << 20)).toFixed(1)} MiB` : `${(v / 1024).toFixed(0)} KiB`;
+  if (unit === "bytes") {
+    return v >= 1 << 20 ? `${(v / (1 << 20)).toFixed(1)} MiB` : `${(v / 1024).toFixed(0)} KiB`;
+  }
   const r = v >= 100 ? Math.round(v) : Math.round(v * 100) / 100;
   return `${r} ${unit}`;
 };
@@ -36,9 +38,11 @@ for (const b of benches) {
     const hd = rs.filter((r) => r.tool === "hd" || r.tool.startsWith("hd "));
     const peers = rs.filter((r) => !hd.includes(r));
     out.push(
-      `| ${c} | ${hd.map((r) => `${r.tool === "hd" ? "" : r.tool + ": "}${fmt(r.value, r.unit)}`).join("<br>") || "—"} | ${
-        peers.map((r) => `${r.tool}: ${fmt(r.value, r.unit)}`).join("<br>") || "—"
-      } |`,
+      `| ${c} | ${
+        hd.map((r) => `${r.tool === "hd" ? "" : r.tool + ": "}${fmt(r.value, r.unit)}`).join(
+          "<br>",
+        ) || "—"
+      } | ${peers.map((r) => `${r.tool}: ${fmt(r.value, r.unit)}`).join("<br>") || "—"} |`,
     );
   }
   out.push("");

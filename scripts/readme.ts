@@ -19,7 +19,7 @@ const cmds = await Promise.all(COMMANDS.map((c) => c.load()));
 const cli = [
   "## CLI reference",
   "",
-  "Every command takes `--json` (one JSON document on stdout; errors as `{\"error\", \"hint\"}`),",
+  'Every command takes `--json` (one JSON document on stdout; errors as `{"error", "hint"}`),',
   "`--store DIR` (default `$HD_HOME`, else `~/.hd`), `--debug` (stack traces) and `--help`.",
   "Errors read `error: Cannot <do what>: <why>` plus a `hint:` line; user errors exit 1, usage",
   "errors 2. Progress lines appear only on a terminal, never under CI.",
