@@ -11,6 +11,7 @@ const doc = JSON.parse(Deno.readTextFileSync(`${repo}bench/out/results.json`)) a
   machine: { cores: number; deno: string };
   rows: BenchRow[];
   errors: { bench: string; error: string }[];
+  note?: string;
 };
 const fmt = (v: number, unit: string) => {
   if (unit === "bytes") {
@@ -26,6 +27,7 @@ const out = [
   `The figures below are from ${doc.when.slice(0, 16).replace("T", " ")} UTC on this project's`,
   `machine kind (${doc.machine.cores} cores, Deno ${doc.machine.deno}); "cold" means the page cache`,
   "was dropped first. One run each: the 2-core machine is shared, so rows vary by 10–50% run to run.",
+  ...(doc.note ? ["", `Note: ${doc.note}.`] : []),
   "",
 ];
 const benches = [...new Set(doc.rows.map((r) => r.bench))];
