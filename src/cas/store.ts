@@ -599,6 +599,7 @@ export class Store {
   /** Points ref `name` at `id` (atomic, fsynced). */
   setRef(name: string, id: string): void {
     const p = this.#refPath(name);
+    if (this.getRef(name) === id) return; // unchanged: no write, no fsync
     Deno.mkdirSync(p.slice(0, p.lastIndexOf("/")), { recursive: true });
     this.writeAtomic(p, new TextEncoder().encode(id + "\n"), { fsync: true });
   }
