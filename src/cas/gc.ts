@@ -95,7 +95,15 @@ function estimateBytes(store: Store, dead: Set<string>): number {
 /** Runs a gc (or, with `dryRun`, reports what one would remove). */
 export async function collectGarbage(
   store: Store,
-  opts: { dryRun?: boolean; references: ReferenceFn },
+  opts: {
+    dryRun?: boolean;
+    references: ReferenceFn;
+    /**
+     * Called under the exclusive lock with the reachable set, so that caches derived from the
+     * store (materialized layer directories) can be swept in the same critical section.
+     */
+    sweepDerived?: (isLive: (id: string) => boolean, dryRun: boolean) => void;
+  },
 ): Promise<GcReport> {
   const dryRun = opts.dryRun ?? false;
   return await store.withLock("exclusive", () => {
@@ -123,6 +131,7 @@ export async function collectGarbage(
       store.bumpGeneration();
       report.removedBytes = store.removeObjects(dead);
     }
+    opts.sweepDerived?.((id) => live.objects.has(id), dryRun);
     if (!dryRun) {
       store.forgetKnown();
       // Temp files left by crashed writers (older than an hour) go too.

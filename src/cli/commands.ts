@@ -24,6 +24,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: "cas verify", load: async () => (await import("./cas/verify.ts")).casVerify },
   { name: "pull", load: async () => (await import("./pull.ts")).pull },
   { name: "images", load: async () => (await import("./images.ts")).images },
+  { name: "images rm", load: async () => (await import("./images_rm.ts")).imagesRm },
   { name: "up", load: async () => (await import("./up.ts")).up },
   { name: "down", load: async () => (await import("./down.ts")).down },
   { name: "logs", load: async () => (await import("./logs.ts")).logs },

@@ -39,6 +39,54 @@ export function layerDir(store: Store, id: string): string {
   return `${store.root}/layers/${id}`;
 }
 
+/** Layer directories that a mounted overlay (or anything else) uses right now, by path. */
+function mountedPaths(): string {
+  try {
+    return Deno.readTextFileSync("/proc/self/mountinfo");
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Removes materialized layer directories whose tree no ref reaches any more (gc's reachable set),
+ * leaving alone any that a mount still names (a running environment's lowerdir).
+ * With `dryRun`, only counts. Returns how many were (or would be) removed.
+ */
+export function sweepLayerDirs(
+  store: Store,
+  isLive: (id: string) => boolean,
+  dryRun = false,
+): { removed: number; kept: number; inUse: number } {
+  const r = { removed: 0, kept: 0, inUse: 0 };
+  let entries: Deno.DirEntry[] = [];
+  try {
+    entries = [...Deno.readDirSync(`${store.root}/layers`)];
+  } catch {
+    return r;
+  }
+  const mounts = mountedPaths();
+  for (const e of entries) {
+    if (!e.isDirectory || !/^[0-9a-f]{64}$/.test(e.name)) continue;
+    if (isLive(e.name)) {
+      r.kept++;
+      continue;
+    }
+    const dir = layerDir(store, e.name);
+    if (mounts.includes(dir)) {
+      r.inUse++;
+      continue;
+    }
+    r.removed++;
+    if (!dryRun) {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch { /* busy or gone: the next gc tries again */ }
+    }
+  }
+  return r;
+}
+
 /** What {@link materializeLayer} did. */
 export interface MaterializedLayer {
   id: string;

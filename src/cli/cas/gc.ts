@@ -4,6 +4,7 @@
  */
 import { collectGarbage } from "../../cas/gc.ts";
 import { dagReferences } from "../../dag/refs.ts";
+import { sweepLayerDirs } from "../../sandbox/layers.ts";
 import type { Command } from "../command.ts";
 import { formatBytes } from "../output.ts";
 
@@ -15,18 +16,24 @@ export const casGc: Command = {
   options: { "dry-run": { type: "boolean", help: "report what would be removed; remove nothing" } },
   async run(ctx) {
     const store = ctx.store();
+    let layers = { removed: 0, kept: 0, inUse: 0 };
     const r = await collectGarbage(store, {
       dryRun: !!ctx.values["dry-run"],
       references: dagReferences,
+      sweepDerived: (isLive, dry) => (layers = sweepLayerDirs(store, isLive, dry)),
     });
     ctx.out.result(
-      r,
+      { ...r, layerDirs: layers },
       () =>
         `${
           r.dryRun ? "would remove" : "removed"
         } ${r.removedObjects} objects and ${r.removedManifests} manifests (${
           formatBytes(r.removedBytes)
         }); kept ${r.reachableObjects} objects reachable from ${r.roots} refs` +
+        (layers.removed || layers.inUse
+          ? `\n${r.dryRun ? "would remove" : "removed"} ${layers.removed} materialized layer dirs` +
+            (layers.inUse ? ` (${layers.inUse} unreferenced but still mounted: kept)` : "")
+          : "") +
         (r.missing.length
           ? `\nwarning: ${r.missing.length} referenced ids are missing (run hd cas verify)`
           : ""),
