@@ -95,3 +95,16 @@ export function testIf(
   if (skip !== null) console.log(`SKIP ${name}: ${skip}`);
   Deno.test({ name, ignore: skip !== null, fn });
 }
+
+/** Deterministic pseudo-random bytes (xorshift32), so failures reproduce. */
+export function randomBytes(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13, x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5, x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}

@@ -19,3 +19,13 @@ export function exists(path: string): boolean {
     return false;
   }
 }
+
+/** True when `path` exists itself (a dangling symlink counts); false on any error. */
+export function lexists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,19 +1,7 @@
 import { assert, assertEquals } from "../_assert.ts";
 import { chunkBlocks, chunkBoundaries, MAX_CHUNK, MIN_CHUNK } from "../../src/cas/chunk.ts";
 import { blake3Hex } from "../../src/cas/hash.ts";
-
-/** Deterministic pseudo-random bytes (xorshift), so failures reproduce. */
-function randomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13, x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5, x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+import { randomBytes } from "../_helpers.ts";
 
 function chunkIds(b: Uint8Array): string[] {
   return [...chunkBoundaries(b)].map(([s, e]) => blake3Hex(b.subarray(s, e)));

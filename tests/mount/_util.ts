@@ -3,22 +3,10 @@
  * through the real CLI.
  * @module
  */
+export { randomBytes } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
 import { unmountDir } from "../../src/mount/manager.ts";
 import { hd } from "../_helpers.ts";
-
-/** Deterministic pseudo-random bytes (xorshift). */
-export function randomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13, x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5, x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** Flips the last stored byte of object `id` (loose or packed): same length, wrong content. */
 export function corruptObject(store: Store, id: string): void {

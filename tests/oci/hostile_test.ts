@@ -2,6 +2,7 @@
  * Hostile and damaged layers are refused by `hd pull` with a clear error, and nothing is recorded
  * (no image ref, no layer ref) nor written outside the store.
  */
+import { lexists as exists } from "../../src/cas/fs.ts";
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { hd, tempDir } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
@@ -29,15 +30,6 @@ async function refused(
   assertEquals(refs, [], "no ref recorded");
   assert(!exists(`${tmp.path}/outside/passwd`), "nothing written through the symlink");
   assert(!exists(`${tmp.path}/evil`), "nothing written next to the layout");
-}
-
-function exists(p: string): boolean {
-  try {
-    Deno.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test("a ../ path is refused", async () => {

@@ -5,6 +5,7 @@
  * what `umoci unpack` makes of the same image. The same image read as `oci:` and as
  * `docker-archive:` must give the same root filesystem hash.
  */
+import { lexists as exists } from "../../src/cas/fs.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
@@ -202,15 +203,6 @@ testIf(skip, "zstd and gzip layers of the same tars give the same trees", async 
   assertEquals(dev.mode, 0o020666);
   assertEquals(dev.rdev, 0x103);
 });
-
-function exists(p: string): boolean {
-  try {
-    Deno.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("a legacy `docker save` archive (layer dirs, a symlinked repeated layer)", async () => {
   using tmp = tempDir("hd-oci-save-");
