@@ -1,7 +1,8 @@
 /**
  * Checkout: materializes a stored tree into a directory, byte-identical to what was added
- * (contents, modes, symlinks, empty directories; owners and mtimes when the tree keeps them and
- * we may apply them). The tree is written into a temp sibling and renamed into place, so an
+ * (contents, modes, symlinks, empty directories; owners, mtimes and extended attributes when the
+ * tree keeps them and we may apply them: every xattr as root, only `user.*` otherwise; one the
+ * filesystem refuses is listed in `skipped`). The tree is written into a temp sibling and renamed into place, so an
  * interrupted checkout leaves nothing at the destination.
  *
  * @example
@@ -14,6 +15,7 @@
 import { HdError } from "../cas/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode, readFileChunks } from "./dag.ts";
+import { type Libc, lsetxattr, openLibc } from "../../ffi/libc.ts";
 import { type FileNode, S_IFLNK, S_IFMT, S_IFREG } from "./node.ts";
 
 /** Counters of a checkout. */
@@ -27,6 +29,27 @@ export interface CheckoutStats {
 }
 
 const isRoot = Deno.uid() === 0;
+
+let libc: Libc | null = null;
+
+/** Sets the node's xattrs on `path` (not following a symlink); failures go to `skipped`. */
+function applyXattrs(
+  path: string,
+  rel: string,
+  xattrs: [string, Uint8Array][] | undefined,
+  skipped: { path: string; why: string }[],
+): void {
+  if (!xattrs?.length) return;
+  for (const [name, value] of xattrs) {
+    if (!isRoot && !name.startsWith("user.")) {
+      skipped.push({ path: rel || ".", why: `xattr ${name} (needs root)` });
+      continue;
+    }
+    libc ??= openLibc();
+    const err = lsetxattr(libc, path, name, value);
+    if (err !== null) skipped.push({ path: rel || ".", why: `xattr ${name}: ${err}` });
+  }
+}
 
 function writeFile(store: Store, path: string, f: FileNode): void {
   const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
@@ -42,8 +65,10 @@ function writeFile(store: Store, path: string, f: FileNode): void {
 
 function applyMeta(
   path: string,
+  rel: string,
   mode: number,
-  n: { uid?: number; gid?: number; mtime?: number },
+  n: { uid?: number; gid?: number; mtime?: number; xattrs?: [string, Uint8Array][] },
+  skipped: { path: string; why: string }[],
   link = false,
 ): void {
   if (isRoot && (n.uid !== undefined || n.gid !== undefined)) {
@@ -52,6 +77,9 @@ function applyMeta(
       if (!link) Deno.chownSync(path, n.uid ?? 0, n.gid ?? 0);
     } catch { /* unsupported filesystem */ }
   }
+  // After chown (which clears security.capability), before chmod (a read-only mode would refuse
+  // user.* to a non-root owner).
+  applyXattrs(path, rel, n.xattrs, skipped);
   if (!link) Deno.chmodSync(path, mode & 0o7777);
   if (n.mtime !== undefined && !link) {
     try {
@@ -91,10 +119,11 @@ export function checkoutTree(store: Store, id: string, dest: string): CheckoutSt
     const type = f.mode & S_IFMT;
     if (type === S_IFLNK) {
       Deno.symlinkSync(f.target ?? "", path);
+      applyXattrs(path, rel, f.xattrs, stats.skipped);
       stats.symlinks++;
     } else if (type === S_IFREG) {
       writeFile(store, path, f);
-      applyMeta(path, f.mode, f);
+      applyMeta(path, rel, f.mode, f, stats.skipped);
       stats.files++;
       stats.bytes += f.size;
     } else {
@@ -121,7 +150,7 @@ export function checkoutTree(store: Store, id: string, dest: string): CheckoutSt
       if (e.dir !== undefined) writeDir(e.dir, p, r);
       else writeEntry(p, r, e.file);
     }
-    applyMeta(path, node.mode, node);
+    applyMeta(path, rel, node.mode, node, stats.skipped);
   };
 
   try {

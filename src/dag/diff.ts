@@ -35,6 +35,15 @@ function sameFile(a: FileNode, b: FileNode): boolean {
   return ea.length === eb.length && ea.every((x, i) => x === eb[i]);
 }
 
+function sameXattrs(a?: [string, Uint8Array][], b?: [string, Uint8Array][]): boolean {
+  const x = a ?? [];
+  const y = b ?? [];
+  return x.length === y.length &&
+    x.every(([k, v], i) =>
+      k === y[i][0] && v.length === y[i][1].length && v.every((c, j) => c === y[i][1][j])
+    );
+}
+
 function listAll(store: Store, id: string, prefix: string, out: string[]): void {
   const d = loadDir(store, id);
   out.push(prefix + "/");
@@ -52,6 +61,8 @@ export function diffTrees(store: Store, a: string, b: string): TreeDiff {
     if (ia === ib) return;
     const da = loadDir(store, ia);
     const db = loadDir(store, ib);
+    // A directory's own xattrs changing is a change of that directory (reported as "dir/").
+    if (prefix && !sameXattrs(da.xattrs, db.xattrs)) res.changed.push(prefix + "/");
     const mb = new Map(db.entries.map((e) => [e.name, e]));
     const seen = new Set<string>();
     for (const ea of da.entries) {

@@ -49,6 +49,11 @@ export interface FileNode {
   mtime?: number;
   /** Device number of a character or block device. */
   rdev?: number;
+  /**
+   * Extended attributes (image layers: `security.capability`, `user.*`, …), sorted by the UTF-8
+   * bytes of the name; absent when there are none.
+   */
+  xattrs?: [string, Uint8Array][];
 }
 
 /** One entry of a directory: a subdirectory by id, or an embedded file. */
@@ -64,6 +69,8 @@ export interface DirNode {
   uid?: number;
   gid?: number;
   mtime?: number;
+  /** Extended attributes, as on {@link FileNode}. */
+  xattrs?: [string, Uint8Array][];
 }
 
 /** A resolved dependency. */
@@ -141,6 +148,43 @@ function writeMeta(w: ByteWriter, n: { uid?: number; gid?: number; mtime?: numbe
   if (n.mtime !== undefined) (w.u8(22), w.svarint(n.mtime));
 }
 
+/** Largest xattr value kept (Linux's own limit, XATTR_SIZE_MAX). */
+export const XATTR_VALUE_MAX = 64 * 1024;
+
+/** The xattrs sorted canonically; throws on a duplicate name. */
+export function sortXattrs(x: [string, Uint8Array][]): [string, Uint8Array][] {
+  const s = [...x].sort((a, b) => compareNames(a[0], b[0]));
+  for (let i = 1; i < s.length; i++) {
+    if (s[i - 1][0] === s[i][0]) {
+      throw new Error(`Cannot encode node: xattr "${s[i][0]}" appears twice`);
+    }
+  }
+  return s;
+}
+
+/** Tag 7: count, then (name, value) pairs in canonical order. Omitted when there are none. */
+function writeXattrs(w: ByteWriter, x: [string, Uint8Array][] | undefined): void {
+  if (x === undefined || x.length === 0) return;
+  w.u8(7), w.varint(x.length);
+  for (const [k, v] of sortXattrs(x)) (w.str(k), w.bytes(v));
+}
+
+function readXattrs(r: ByteReader, n: { xattrs?: [string, Uint8Array][] }): void {
+  if (r.done || r.peek() !== 7) return;
+  r.u8();
+  const count = r.varint();
+  if (count === 0) throw new Error("Cannot decode node: empty xattr field");
+  const x: [string, Uint8Array][] = [];
+  for (let i = 0; i < count; i++) {
+    const k = r.str();
+    if (x.length && compareNames(x[x.length - 1][0], k) >= 0) {
+      throw new Error(`Cannot decode node: xattrs not sorted/unique at "${k}"`);
+    }
+    x.push([k, r.bytes().slice()]);
+  }
+  n.xattrs = x;
+}
+
 function writeFileBody(w: ByteWriter, f: FileNode): void {
   w.u8(1), w.varint(f.mode);
   w.u8(2), w.varint(f.size);
@@ -151,6 +195,7 @@ function writeFileBody(w: ByteWriter, f: FileNode): void {
   if (f.manifest !== undefined) (w.u8(4), w.id(f.manifest));
   if (f.target !== undefined) (w.u8(5), w.str(f.target));
   if (f.rdev !== undefined) (w.u8(6), w.varint(f.rdev));
+  writeXattrs(w, f.xattrs);
   writeMeta(w, f);
 }
 
@@ -182,6 +227,7 @@ export function encodeNode(n: Node): Uint8Array {
         if (e.dir !== undefined) (w.u8(0x64), w.id(e.dir));
         else (w.u8(0x66), w.bytes(encodeFileBody(e.file)));
       }
+      writeXattrs(w, n.xattrs);
       writeMeta(w, n);
       break;
     }
@@ -239,6 +285,7 @@ function readFileBody(r: ByteReader): FileNode {
   if (r.peek() === 4) (r.u8(), f.manifest = r.id());
   if (r.peek() === 5) (r.u8(), f.target = r.str());
   if (r.peek() === 6) (r.u8(), f.rdev = r.varint());
+  readXattrs(r, f);
   readMeta(r, f);
   return f;
 }
@@ -280,6 +327,7 @@ export function decodeNode(b: Uint8Array): Node {
         else throw new Error(`Cannot decode node: bad entry tag ${t}`);
       }
       const d: DirNode = { type: "dir", mode, entries };
+      readXattrs(r, d);
       readMeta(r, d);
       n = d;
       break;

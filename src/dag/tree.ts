@@ -34,7 +34,7 @@ export class MemDir {
   /** st_mode of the directory (with S_IFDIR). */
   mode: number;
   /** Extra metadata kept from the source (image layers). */
-  meta: { uid?: number; gid?: number; mtime?: number } = {};
+  meta: { uid?: number; gid?: number; mtime?: number; xattrs?: [string, Uint8Array][] } = {};
   #entries: Map<string, MemDir | FileNode> | null;
   #store: Store | null;
 
@@ -63,11 +63,17 @@ export class MemDir {
         throw new HdError(`Cannot load directory ${this.id}: it is a ${node.type} node`, "");
       }
       this.mode = node.mode;
-      this.meta = { uid: node.uid, gid: node.gid, mtime: node.mtime };
+      this.meta = dirMeta(node);
       this.#entries = fromDirNode(node, this.#store!);
     }
     return this.#entries;
   }
+}
+
+function dirMeta(node: DirNode): MemDir["meta"] {
+  const m: MemDir["meta"] = { uid: node.uid, gid: node.gid, mtime: node.mtime };
+  if (node.xattrs?.length) m.xattrs = node.xattrs;
+  return m;
 }
 
 function fromDirNode(node: DirNode, store: Store): Map<string, MemDir | FileNode> {
@@ -100,7 +106,7 @@ export class Tree {
       );
     }
     const root = new MemDir(node.mode, fromDirNode(node, store), rootId, store);
-    root.meta = { uid: node.uid, gid: node.gid, mtime: node.mtime };
+    root.meta = dirMeta(node);
     return new Tree(root);
   }
 
@@ -175,7 +181,9 @@ export class Tree {
         return c instanceof MemDir ? { name, dir: visit(c) } : { name, file: c };
       });
       const node: DirNode = { type: "dir", mode: d.mode, entries, ...d.meta };
-      for (const k of ["uid", "gid", "mtime"] as const) if (node[k] === undefined) delete node[k];
+      for (const k of ["uid", "gid", "mtime", "xattrs"] as const) {
+        if (node[k] === undefined) delete node[k];
+      }
       const bytes = encodeNode(node);
       d.id = store ? store.putObject(bytes) : blake3Hex(bytes);
       dirs++;

@@ -1,6 +1,8 @@
 /**
  * A streaming, push-style tar reader: ustar, pax extended headers (`path`, `linkpath`, `size`,
- * `uid`, `gid`, `mtime`) and GNU long names (`L`, `K`), numbers in octal or base-256.
+ * `uid`, `gid`, `mtime`, and extended attributes as `SCHILY.xattr.<name>` with raw bytes or
+ * `LIBARCHIVE.xattr.<name>` with base64) and GNU long names (`L`, `K`), numbers in octal or
+ * base-256.
  *
  * Written by hand instead of taking `tar-stream` or `modern-tar` from npm: those hand each entry's
  * body out as its own (async) stream, which costs a promise round-trip per piece and per entry;
@@ -45,6 +47,11 @@ export interface TarHeader {
   linkname: string;
   devmajor: number;
   devminor: number;
+  /**
+   * Extended attributes from pax records, as stored (names not yet checked), in record order;
+   * absent when there are none.
+   */
+  xattrs?: [string, Uint8Array][];
 }
 
 /** Callbacks of a {@link TarReader}. */
@@ -114,23 +121,68 @@ export function checksumOk(b: Uint8Array): boolean {
   return stored === u || stored === s;
 }
 
-/** The records of a pax extended header body. */
-export function parsePax(body: Uint8Array): Map<string, string> {
-  const out = new Map<string, string>();
+/** The records of a pax extended header body, values as raw bytes (views of `body`). */
+export function parsePaxRecords(body: Uint8Array): [string, Uint8Array][] {
+  const out: [string, Uint8Array][] = [];
   let p = 0;
   while (p < body.length) {
     let sp = p;
     while (sp < body.length && body[sp] !== 0x20) sp++;
     const len = parseInt(dec.decode(body.subarray(p, sp)), 10);
-    if (!Number.isFinite(len) || len <= 0 || p + len > body.length) {
+    if (!Number.isFinite(len) || len <= 0 || p + len > body.length || sp >= p + len) {
       throw new TarError("bad pax extended header record");
     }
-    const rec = dec.decode(body.subarray(sp + 1, p + len - 1)); // drop trailing \n
-    const eq = rec.indexOf("=");
-    if (eq > 0) out.set(rec.slice(0, eq), rec.slice(eq + 1));
+    const end = p + len - 1; // drop trailing \n
+    let eq = sp + 1;
+    while (eq < end && body[eq] !== 0x3d) eq++;
+    if (eq < end && eq > sp + 1) {
+      out.push([dec.decode(body.subarray(sp + 1, eq)), body.subarray(eq + 1, end)]);
+    }
     p += len;
   }
   return out;
+}
+
+/** The records of a pax extended header body. */
+export function parsePax(body: Uint8Array): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of parsePaxRecords(body)) out.set(k, dec.decode(v));
+  return out;
+}
+
+const SCHILY = "SCHILY.xattr.";
+const LIBARCHIVE = "LIBARCHIVE.xattr.";
+
+function base64(s: string): Uint8Array {
+  try {
+    // libarchive writes base64 without padding.
+    const t = s.replace(/=+$/, "");
+    const bin = atob(t + "=".repeat((4 - (t.length % 4)) % 4));
+    return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+  } catch {
+    throw new TarError(`bad base64 in a LIBARCHIVE.xattr record`);
+  }
+}
+
+/** Splits a pax header's records into plain ones and extended attributes (by name). */
+function splitPax(
+  body: Uint8Array,
+  plain: Map<string, string>,
+  xattrs: Map<string, Uint8Array>,
+): void {
+  for (const [k, v] of parsePaxRecords(body)) {
+    if (k.startsWith(SCHILY)) xattrs.set(k.slice(SCHILY.length), v.slice());
+    else if (k.startsWith(LIBARCHIVE)) {
+      let name: string;
+      try {
+        name = decodeURIComponent(k.slice(LIBARCHIVE.length));
+      } catch {
+        throw new TarError(`bad name in the pax record "${k}"`);
+      }
+      // SCHILY (raw bytes) wins when an archive carries both forms.
+      if (!xattrs.has(name)) xattrs.set(name, base64(dec.decode(v)));
+    } else plain.set(k, dec.decode(v));
+  }
 }
 
 const TYPES: Record<string, TarEntryType> = {
@@ -158,6 +210,8 @@ export class TarReader {
   #meta: { kind: string; buf: Uint8Array; have: number } | null = null;
   #pax = new Map<string, string>();
   #global = new Map<string, string>();
+  #paxX = new Map<string, Uint8Array>();
+  #globalX = new Map<string, Uint8Array>();
   #longName: string | null = null;
   #longLink: string | null = null;
   #inEntry = false;
@@ -225,8 +279,8 @@ export class TarReader {
     if (this.#meta) {
       const m = this.#meta;
       this.#meta = null;
-      if (m.kind === "x") { for (const [k, v] of parsePax(m.buf)) this.#pax.set(k, v); }
-      else if (m.kind === "g") { for (const [k, v] of parsePax(m.buf)) this.#global.set(k, v); }
+      if (m.kind === "x") splitPax(m.buf, this.#pax, this.#paxX);
+      else if (m.kind === "g") splitPax(m.buf, this.#global, this.#globalX);
       else if (m.kind === "L") this.#longName = cstr(m.buf, 0, m.buf.length);
       else if (m.kind === "K") this.#longLink = cstr(m.buf, 0, m.buf.length);
     } else {
@@ -287,7 +341,11 @@ export class TarReader {
       devminor: type === "char" || type === "block" ? num(b, 337, 8) : 0,
     };
     if (pax.has("path") && this.#longName === null) h.path = pax.get("path")!;
+    if (this.#paxX.size || this.#globalX.size) {
+      h.xattrs = [...new Map([...this.#globalX, ...this.#paxX])];
+    }
     this.#pax = new Map();
+    this.#paxX = new Map();
     this.#longName = null;
     this.#longLink = null;
     if (!Number.isSafeInteger(h.size) || h.size < 0) throw new TarError("bad entry size");

@@ -6,8 +6,12 @@
  * `.wh..wh..opq`) included as plain files; {@link mergeLayer} applies them when it lays a layer
  * over the image's root tree.
  *
+ * Extended attributes (pax `SCHILY.xattr.*` / `LIBARCHIVE.xattr.*`, e.g. `security.capability`)
+ * are kept on the File and Dir nodes.
+ *
  * Hostile archives are refused before anything is recorded: absolute paths, `..`, entries written
- * through a symlink, hardlinks to nothing, and decompression bombs (more than
+ * through a symlink, hardlinks to nothing, xattrs without a namespace or over 64 KiB, and
+ * decompression bombs (more than
  * {@link DEFAULT_MAX_RATIO}× the compressed size, above a {@link RATIO_FLOOR} floor).
  *
  * @example
@@ -25,7 +29,15 @@ import zlib from "node:zlib";
 import { MAX_CHUNK, nextCut } from "../cas/chunk.ts";
 import { HdError } from "../cas/errors.ts";
 import type { Store } from "../cas/store.ts";
-import { type FileNode, INLINE_CHUNKS, S_IFDIR, S_IFLNK, S_IFREG } from "../dag/node.ts";
+import {
+  type FileNode,
+  INLINE_CHUNKS,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFREG,
+  sortXattrs,
+  XATTR_VALUE_MAX,
+} from "../dag/node.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { type TarHeader, TarReader } from "./tar.ts";
 
@@ -116,6 +128,46 @@ export function cleanTarPath(label: string, path: string): string[] {
     throw hostile(label, `entry "${path}" is an absolute path`);
   }
   return parts;
+}
+
+/** Longest xattr name Linux accepts (XATTR_NAME_MAX). */
+const XATTR_NAME_MAX = 255;
+
+/** Checks an entry's xattrs and returns them in canonical order (undefined when none). */
+export function checkXattrs(
+  label: string,
+  path: string,
+  xattrs: [string, Uint8Array][] | undefined,
+): [string, Uint8Array][] | undefined {
+  if (!xattrs || xattrs.length === 0) return undefined;
+  for (const [name, value] of xattrs) {
+    const dot = name.indexOf(".");
+    if (dot <= 0 || dot === name.length - 1) {
+      throw hostile(
+        label,
+        `entry "${path}" has the xattr "${name}", which has no namespace (like "user." or ` +
+          `"security.")`,
+      );
+    }
+    if (name.includes("\0") || new TextEncoder().encode(name).length > XATTR_NAME_MAX) {
+      throw hostile(label, `entry "${path}" has an xattr name that is too long or has a NUL byte`);
+    }
+    if (name.startsWith("trusted.overlay.")) {
+      throw hostile(
+        label,
+        `entry "${path}" has the xattr "${name}", which would steer overlayfs when the layer is ` +
+          `mounted`,
+      );
+    }
+    if (value.length > XATTR_VALUE_MAX) {
+      throw hostile(
+        label,
+        `entry "${path}" has the xattr "${name}" of ${value.length} bytes, over the ` +
+          `${XATTR_VALUE_MAX}-byte limit`,
+      );
+    }
+  }
+  return sortXattrs(xattrs);
 }
 
 function makedev(major: number, minor: number): number {
@@ -225,7 +277,13 @@ class LayerBuilder {
 
   entry(h: TarHeader): void {
     const parts = cleanTarPath(this.#label, h.path);
-    const meta = { uid: h.uid, gid: h.gid, mtime: h.mtime };
+    const xattrs = checkXattrs(this.#label, h.path, h.xattrs);
+    const meta: { uid: number; gid: number; mtime: number; xattrs?: [string, Uint8Array][] } = {
+      uid: h.uid,
+      gid: h.gid,
+      mtime: h.mtime,
+    };
+    if (xattrs) meta.xattrs = xattrs;
     if (parts.length === 0) {
       if (h.type !== "dir") throw hostile(this.#label, `entry "${h.path}" replaces the root`);
       this.tree.root.mode = S_IFDIR | h.mode;
@@ -302,6 +360,8 @@ class LayerBuilder {
     f.uid = h.uid;
     f.gid = h.gid;
     f.mtime = h.mtime;
+    const xattrs = checkXattrs(this.#label, h.path, h.xattrs);
+    if (xattrs) f.xattrs = xattrs;
     parent.entries.set(name, f);
     this.#pending = null;
     this.#sink = null;

@@ -96,13 +96,33 @@ export interface MaterializedLayer {
   files: number;
   bytes: number;
   whiteouts: number;
+  /** Extended attributes set (e.g. `security.capability`). */
+  xattrs: number;
+  /** Extended attributes the filesystem refused (or that need root), left out. */
+  xattrsSkipped: number;
   ms: number;
 }
 
 const isRoot = Deno.uid() === 0;
 
-function meta(path: string, mode: number, n: { uid?: number; gid?: number; mtime?: number }) {
+type Meta = { uid?: number; gid?: number; mtime?: number; xattrs?: [string, Uint8Array][] };
+
+function meta(path: string, mode: number, n: Meta, out: MaterializedLayer) {
   if (isRoot && (n.uid || n.gid)) libc().lchown(path, n.uid ?? 0, n.gid ?? 0);
+  // xattrs after lchown (which clears security.capability); one the filesystem refuses (or a
+  // non-root user may not set) is counted, not fatal.
+  for (const [name, value] of n.xattrs ?? []) {
+    if (!isRoot && !name.startsWith("user.")) {
+      out.xattrsSkipped++;
+      continue;
+    }
+    try {
+      libc().setxattr(path, name, value);
+      out.xattrs++;
+    } catch {
+      out.xattrsSkipped++;
+    }
+  }
   if ((mode & S_IFMT) !== S_IFLNK) {
     Deno.chmodSync(path, mode & 0o7777);
     if (n.mtime !== undefined) Deno.utimeSync(path, n.mtime, n.mtime);
@@ -123,6 +143,8 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
     files: 0,
     bytes: 0,
     whiteouts: 0,
+    xattrs: 0,
+    xattrsSkipped: 0,
     ms: 0,
   };
   try {
@@ -132,7 +154,7 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
   } catch { /* not yet */ }
   Deno.mkdirSync(`${store.root}/layers`, { recursive: true });
   const tmp = `${store.root}/layers/.tmp-${id.slice(0, 16)}-${Deno.pid}-${Date.now().toString(36)}`;
-  const dirs: [string, number, { uid?: number; gid?: number; mtime?: number }][] = [];
+  const dirs: [string, number, Meta][] = [];
   const writeFile = (path: string, f: FileNode) => {
     const type = f.mode & S_IFMT;
     if (type === S_IFLNK) {
@@ -152,7 +174,7 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
     } else if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
       libc().mknod(path, f.mode, f.rdev ?? 0);
     } else return;
-    meta(path, f.mode, f);
+    meta(path, f.mode, f, out);
   };
   const walk = (treeId: string, path: string) => {
     const node = getNode(store, treeId);
@@ -177,7 +199,7 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
   try {
     walk(id, tmp);
     // directory modes and times last, deepest first (children were written inside them)
-    for (const [p, mode, n] of dirs) meta(p, mode, n);
+    for (const [p, mode, n] of dirs) meta(p, mode, n, out);
     try {
       Deno.renameSync(tmp, dir);
       out.created = true;

@@ -84,9 +84,11 @@ export class Libc {
     this.#check("mknod", this.#lib.symbols.mknod(cstr(path), mode, BigInt(rdev)));
   }
 
-  /** lsetxattr(path, name, value). */
-  setxattr(path: string, name: string, value: string): void {
-    const v = te.encode(value) as Uint8Array<ArrayBuffer>;
+  /** lsetxattr(path, name, value): a string is written as UTF-8. */
+  setxattr(path: string, name: string, value: string | Uint8Array): void {
+    const v = (typeof value === "string" ? te.encode(value) : new Uint8Array(value)) as Uint8Array<
+      ArrayBuffer
+    >;
     this.#check(
       "setxattr",
       this.#lib.symbols.lsetxattr(cstr(path), cstr(name), v, BigInt(v.length), 0),

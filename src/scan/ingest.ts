@@ -6,6 +6,11 @@
  * stored manifest. The walk honours a {@link PathFilter}; a {@link StatCache} lets an unchanged
  * file skip being read; hardlinked files are read once per scan.
  *
+ * Extended attributes of project files are deliberately not read (File and Dir nodes can carry
+ * them, for image layers): a project tree's id must not depend on which machine or filesystem it
+ * was scanned on (SELinux labels, `user.*` tags from editors or downloads), and an llistxattr per
+ * file would slow the scan for nothing a project needs.
+ *
  * @example
  * ```ts
  * import { ingestTree } from "./ingest.ts";

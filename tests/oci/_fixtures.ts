@@ -22,6 +22,26 @@ export interface TarSpec {
   link?: string;
   major?: number;
   minor?: number;
+  /** Extended attributes, written as pax `SCHILY.xattr.<name>` records (raw bytes). */
+  xattrs?: Record<string, Uint8Array | string>;
+  /** Extra pax records, written as given (e.g. `LIBARCHIVE.xattr.<name>` with base64). */
+  pax?: [string, Uint8Array | string][];
+}
+
+/** One pax record `<len> <key>=<value>\n`, byte-exact (the length counts its own digits). */
+export function paxRecord(key: string, value: Uint8Array | string): Uint8Array {
+  const v = typeof value === "string" ? te.encode(value) : value;
+  const k = te.encode(` ${key}=`);
+  const base = k.length + v.length + 1;
+  let len = base + String(base).length;
+  if (String(len).length !== String(base).length) len = base + String(len).length;
+  const out = new Uint8Array(len);
+  const head = te.encode(String(len));
+  out.set(head, 0);
+  out.set(k, head.length);
+  out.set(v, head.length + k.length);
+  out[len - 1] = 0x0a;
+  return out;
 }
 
 function octal(n: number, len: number): string {
@@ -62,16 +82,21 @@ export function makeTar(entries: TarSpec[]): Uint8Array {
     const data = typeof e.data === "string" ? te.encode(e.data) : e.data ?? new Uint8Array(0);
     const size = type === "file" ? (e.zeros ?? data.length) : 0;
     const link = e.link ?? "";
-    if (te.encode(e.path).length > 99 || te.encode(link).length > 99) {
-      let recs = "";
-      for (const [k, v] of [["path", e.path], ["linkpath", link]]) {
-        if (!v) continue;
-        const body = ` ${k}=${v}\n`;
-        let len = te.encode(body).length;
-        len += String(len + String(len).length).length;
-        recs += `${len}${body}`;
+    const long = te.encode(e.path).length > 99 || te.encode(link).length > 99;
+    if (long || e.xattrs || e.pax) {
+      const recs: Uint8Array[] = [];
+      if (long) {
+        for (const [k, v] of [["path", e.path], ["linkpath", link]]) {
+          if (v) recs.push(paxRecord(k, v));
+        }
       }
-      const pb = te.encode(recs);
+      for (const [k, v] of Object.entries(e.xattrs ?? {})) {
+        recs.push(paxRecord(`SCHILY.xattr.${k}`, v));
+      }
+      for (const [k, v] of e.pax ?? []) recs.push(paxRecord(k, v));
+      const pb = new Uint8Array(recs.reduce((n, r) => n + r.length, 0));
+      let po = 0;
+      for (const r of recs) (pb.set(r, po), po += r.length);
       parts.push(header("PaxHeader", "x", { path: "" }, pb.length));
       parts.push(pb);
       pad(pb.length);

@@ -92,3 +92,16 @@ Deno.test("a malformed tar is refused", async () => {
 Deno.test("a blob larger than its descriptor says is refused", async () => {
   await refused([{ path: "a", data: "a".repeat(5000) }], "larger than the 10 bytes", { size: 10 });
 });
+
+Deno.test("hostile xattrs are refused: over 64 KiB, no namespace, overlayfs's own", async () => {
+  await refused(
+    [{ path: "big", data: "x", xattrs: { "user.big": new Uint8Array(64 * 1024 + 1) } }],
+    'xattr "user.big" of 65537 bytes, over the 65536-byte limit',
+  );
+  await refused([{ path: "bare", data: "x", xattrs: { capability: "x" } }], "has no namespace");
+  await refused([{ path: "dot", data: "x", xattrs: { "user.": "x" } }], "has no namespace");
+  await refused(
+    [{ path: "d/", type: "dir", xattrs: { "trusted.overlay.redirect": "/etc" } }],
+    "would steer overlayfs",
+  );
+});
