@@ -63,6 +63,13 @@ export interface FuseOptions {
   timeout?: number;
   /** Where the server logs. */
   log?: (line: string) => void;
+  /**
+   * Answer getxattr/listxattr from the stored nodes (read-only; ENODATA when absent). Off by
+   * default: without handlers the kernel learns ENOSYS once and stops asking, whereas with them
+   * every overlayfs lookup on a projected lower layer (trusted.overlay.* probes) and every exec
+   * (security.capability) costs a round trip to this server.
+   */
+  xattrs?: boolean;
 }
 
 /** Loads libfuse3 and checks /dev/fuse; throws one clear HdError naming the package. */
@@ -93,6 +100,19 @@ function cstr(s: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/** sizeof(struct fuse_entry_out) in fuse_kernel.h. */
+const ENTRY_OUT_SIZE = 128;
+/** Offset of the name in struct fuse_dirent. */
+const DIRENT_NAME = 24;
+/** Offset of the name in struct fuse_direntplus (entry_out, then dirent). */
+const DIRENTPLUS_NAME = ENTRY_OUT_SIZE + DIRENT_NAME;
+
+/** Stores a non-negative integer below 2^53 as a little-endian u64, without a BigInt. */
+function setU64(v: DataView, off: number, x: number): void {
+  v.setUint32(off, x >>> 0, true);
+  v.setUint32(off + 4, Math.floor(x / 4294967296) >>> 0, true);
+}
+
 // deno-lint-ignore no-explicit-any
 type Cb = Deno.UnsafeCallback<any>;
 
@@ -110,6 +130,8 @@ export class FuseServer {
   #statView = new DataView(this.#stat.buffer);
   #entry = new Uint8Array(LAYOUT.entry.size);
   #entryView = new DataView(this.#entry.buffer);
+  #dirBuf = new Uint8Array(0);
+  #dirView = new DataView(this.#dirBuf.buffer);
   #dirHandles = new Map<number, Inode[]>();
   #listings = new Map<number, Inode[]>();
   #nextFh = 1;
@@ -136,6 +158,7 @@ export class FuseServer {
     const ops = new Uint8Array(LAYOUT.opsSize);
     const opsView = new DataView(ops.buffer);
     for (const [name, fn] of Object.entries(this.#handlers())) {
+      if ((name === "getxattr" || name === "listxattr") && !this.#opts.xattrs) continue;
       const def = CALLBACKS[name as keyof typeof CALLBACKS];
       // deno-lint-ignore no-explicit-any
       const cb = new Deno.UnsafeCallback(def, fn as any);
@@ -281,20 +304,49 @@ export class FuseServer {
     const v = this.#statView;
     const S = LAYOUT.stat;
     this.#stat.fill(0);
-    v.setBigUint64(S.ino, BigInt(n.ino), true);
-    v.setBigUint64(S.nlink, BigInt(this.fs.nlink(n)), true);
+    setU64(v, S.ino, n.ino);
+    setU64(v, S.nlink, this.fs.nlink(n));
     v.setUint32(S.mode, n.mode, true);
     v.setUint32(S.uid, n.uid, true);
     v.setUint32(S.gid, n.gid, true);
-    v.setBigUint64(S.rdev, BigInt(n.rdev), true);
-    v.setBigInt64(S.st_size, BigInt(n.size), true);
-    v.setBigInt64(S.blksize, 4096n, true);
-    v.setBigInt64(S.blocks, BigInt(Math.ceil(n.size / 512)), true);
-    const t = BigInt(n.mtime);
-    v.setBigInt64(S.atim, t, true);
-    v.setBigInt64(S.mtim, t, true);
-    v.setBigInt64(S.ctim, t, true);
+    setU64(v, S.rdev, n.rdev);
+    setU64(v, S.st_size, n.size);
+    setU64(v, S.blksize, 4096);
+    setU64(v, S.blocks, Math.ceil(n.size / 512));
+    setU64(v, S.atim, n.mtime);
+    setU64(v, S.mtim, n.mtime);
+    setU64(v, S.ctim, n.mtime);
     return this.#stat;
+  }
+
+  /** struct fuse_entry_out (and its fuse_attr) at `p`, as libfuse's fill_entry writes it. */
+  #encodeEntryOut(v: DataView, p: number, n: Inode): void {
+    const t = this.#timeout;
+    const sec = Math.floor(t);
+    const nsec = Math.floor((t - sec) * 1e9);
+    setU64(v, p, n.ino); // nodeid
+    setU64(v, p + 8, 0); // generation
+    setU64(v, p + 16, sec); // entry_valid
+    setU64(v, p + 24, sec); // attr_valid
+    v.setUint32(p + 32, nsec, true);
+    v.setUint32(p + 36, nsec, true);
+    const a = p + 40; // struct fuse_attr
+    setU64(v, a, n.ino);
+    setU64(v, a + 8, n.size);
+    setU64(v, a + 16, Math.ceil(n.size / 512));
+    setU64(v, a + 24, n.mtime); // atime
+    setU64(v, a + 32, n.mtime);
+    setU64(v, a + 40, n.mtime); // ctime
+    v.setUint32(a + 48, 0, true);
+    v.setUint32(a + 52, 0, true);
+    v.setUint32(a + 56, 0, true);
+    v.setUint32(a + 60, n.mode, true);
+    v.setUint32(a + 64, this.fs.nlink(n), true);
+    v.setUint32(a + 68, n.uid, true);
+    v.setUint32(a + 72, n.gid, true);
+    v.setUint32(a + 76, n.rdev, true);
+    v.setUint32(a + 80, 4096, true); // blksize
+    v.setUint32(a + 84, 0, true); // flags
   }
 
   #fillEntry(n: Inode | null, timeout = this.#timeout): Uint8Array {
@@ -304,8 +356,8 @@ export class FuseServer {
       this.#fillStat(n);
       this.#entry.set(this.#stat, E.attr);
     } else this.#entry.fill(0, E.attr, E.attr + LAYOUT.stat.size);
-    v.setBigUint64(E.ino, BigInt(n ? n.ino : 0), true);
-    v.setBigUint64(E.generation, 0n, true);
+    setU64(v, E.ino, n ? n.ino : 0);
+    setU64(v, E.generation, 0);
     v.setFloat64(E.attr_timeout, timeout, true);
     v.setFloat64(E.entry_timeout, timeout, true);
     return this.#entry;
@@ -380,42 +432,48 @@ export class FuseServer {
     type P = Deno.PointerValue;
     type N = number | bigint;
 
+    // Readdir replies are encoded here in the kernel's wire format (struct fuse_dirent /
+    // fuse_direntplus of fuse_kernel.h, what fuse_add_direntry[_plus] writes): one FFI call per
+    // request instead of one per entry, and no per-entry allocations.
     const readdir = (plus: boolean) =>
       this.#op(plus ? "readdirplus" : "readdir", (req: P, ino: N, size: N, off: N, fi: P) => {
         const list = this.#listing(num(ino), fi);
         const cap = num(size);
-        const buf = new Uint8Array(cap);
+        if (this.#dirBuf.length < cap) {
+          this.#dirBuf = new Uint8Array(cap);
+          this.#dirView = new DataView(this.#dirBuf.buffer);
+        }
+        const buf = this.#dirBuf;
+        const v = this.#dirView;
+        const head = plus ? DIRENTPLUS_NAME : DIRENT_NAME;
         let pos = 0;
         for (let i = num(off); i < list.length; i++) {
           const n = list[i];
           const nm = i === 0 ? "." : i === 1 ? ".." : n.name;
-          let need: number;
-          if (plus) {
-            if (i > 1) fs.getattr(n.ino);
-            need = num(
-              L.fuse_add_direntry_plus(
-                req,
-                buf.subarray(pos),
-                BigInt(cap - pos),
-                cstr(nm),
-                this.#fillEntry(n),
-                BigInt(i + 1),
-              ),
-            );
-          } else {
-            need = num(
-              L.fuse_add_direntry(
-                req,
-                buf.subarray(pos),
-                BigInt(cap - pos),
-                cstr(nm),
-                this.#fillStat(n),
-                BigInt(i + 1),
-              ),
-            );
+          if (plus && i > 1) fs.getattr(n.ino);
+          const room = cap - pos - head;
+          if (room <= 0) break;
+          let len: number;
+          if (nm.length * 3 <= room) len = enc.encodeInto(nm, buf.subarray(pos + head)).written;
+          else {
+            const b = enc.encode(nm);
+            if (b.length > room) break;
+            buf.set(b, pos + head);
+            len = b.length;
           }
-          if (need > cap - pos) break;
-          pos += need;
+          const padded = (head + len + 7) & ~7;
+          if (padded > cap - pos) break;
+          buf.fill(0, pos + head + len, pos + padded);
+          let d = pos;
+          if (plus) {
+            this.#encodeEntryOut(v, pos, n);
+            d += ENTRY_OUT_SIZE;
+          }
+          setU64(v, d, n.ino);
+          setU64(v, d + 8, i + 1);
+          v.setUint32(d + 16, len, true);
+          v.setUint32(d + 20, (n.mode & S_IFMT) >>> 12, true);
+          pos += padded;
         }
         L.fuse_reply_buf(req, buf.subarray(0, pos), BigInt(pos));
       });
@@ -507,6 +565,24 @@ export class FuseServer {
       releasedir: this.#op("releasedir", (req: P, _ino: N, fi: P) => {
         this.#dirHandles.delete(Number(this.#fi(fi).getBigUint64(LAYOUT.fileInfo.fh, true)));
         L.fuse_reply_err(req, 0);
+      }),
+      getxattr: this.#op("getxattr", (req: P, ino: N, nameP: P, size: N) => {
+        const want = name(nameP);
+        const v = fs.xattrs(num(ino)).find(([k]) => k === want)?.[1];
+        if (v === undefined) throw new FsError(Errno.ENODATA);
+        const cap = num(size);
+        if (cap === 0) L.fuse_reply_xattr(req, BigInt(v.length));
+        else if (cap < v.length) throw new FsError(Errno.ERANGE);
+        else L.fuse_reply_buf(req, new Uint8Array(v), BigInt(v.length));
+      }),
+      listxattr: this.#op("listxattr", (req: P, ino: N, size: N) => {
+        const names = new TextEncoder().encode(
+          fs.xattrs(num(ino)).map(([k]) => k + "\0").join(""),
+        );
+        const cap = num(size);
+        if (cap === 0) L.fuse_reply_xattr(req, BigInt(names.length));
+        else if (cap < names.length) throw new FsError(Errno.ERANGE);
+        else L.fuse_reply_buf(req, names, BigInt(names.length));
       }),
       statfs: this.#op("statfs", (req: P) => {
         const S = LAYOUT.statvfs;
