@@ -162,6 +162,7 @@ export const SYMBOLS = {
   fuse_reply_write: { parameters: ["pointer", "usize"], result: "i32" },
   fuse_reply_buf: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
   fuse_reply_statfs: { parameters: ["pointer", "buffer"], result: "i32" },
+  fuse_reply_xattr: { parameters: ["pointer", "usize"], result: "i32" },
   fuse_add_direntry: {
     parameters: ["pointer", "buffer", "usize", "buffer", "buffer", "i64"],
     result: "usize",
@@ -208,6 +209,8 @@ export const CALLBACKS = {
   releasedir: { parameters: ["pointer", "u64", "pointer"], result: "void" },
   statfs: { parameters: ["pointer", "u64"], result: "void" },
   create: { parameters: ["pointer", "u64", "pointer", "u32", "pointer"], result: "void" },
+  getxattr: { parameters: ["pointer", "u64", "pointer", "usize"], result: "void" },
+  listxattr: { parameters: ["pointer", "u64", "usize"], result: "void" },
 } as const;
 
 /** Bits of `to_set` in setattr. */

@@ -49,6 +49,7 @@ export const Errno = {
   EINVAL: 22,
   EFBIG: 27,
   EROFS: 30,
+  ERANGE: 34,
   ENAMETOOLONG: 36,
   ENOSYS: 38,
   ENOTEMPTY: 39,
@@ -379,6 +380,18 @@ export class Projection {
   }
 
   /** A stored node, read and verified through the fast path, decoded. */
+  /**
+   * Extended attributes of an inode, from its stored node (image layers keep them); empty for
+   * files and directories made through the overlay.
+   */
+  xattrs(ino: number): [string, Uint8Array][] {
+    const n = this.inode(ino);
+    if (n.lower) return n.lower.xattrs ?? [];
+    if (!n.lowerDir) return [];
+    const node = this.#node(n.lowerDir);
+    return node.type === "dir" ? node.xattrs ?? [] : [];
+  }
+
   #node(id: string): Node {
     const bytes = this.#fetch(id);
     try {
