@@ -103,6 +103,9 @@ testIf(NEEDS, "e2e: up, edit watched/unwatched/lock files, kill a service, down"
   assertEquals(st.steps[0].state, "ran");
   assertEquals(hdLog().split("step 1 running").length - 1, 2);
   assertEquals(pids(st), stable);
+  // Let the supervisor's deferred stat-cache save (1 s after an update) happen: a save sooner
+  // than the racy window after the edit would (rightly) leave package-lock.json to be re-read.
+  await new Promise((r) => setTimeout(r, 1300));
 
   // kill api: restart_policy "always" brings it back (web keeps running)
   Deno.kill(stable.api!, "SIGKILL");
