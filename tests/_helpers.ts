@@ -108,3 +108,11 @@ export function randomBytes(n: number, seed: number): Uint8Array {
   }
   return out;
 }
+
+/**
+ * `await using _ = downAtEnd(opts)` right after a test's first `hd up -d`: however the test ends,
+ * `hd down` runs, so a failed assertion leaves no supervisor or service behind for later tests.
+ */
+export function downAtEnd(opts: { cwd?: string; store?: string }): AsyncDisposable {
+  return { [Symbol.asyncDispose]: async () => void (await hd(["down"], opts)) };
+}

@@ -3,7 +3,7 @@
  * `npm ci` step keyed by package.json + package-lock.json), driven through the real CLI.
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
-import { hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { downAtEnd, hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { groupMembers } from "../../src/sandbox/process.ts";
 import { freePort, waitFor } from "../services/_util.ts";
 
@@ -31,6 +31,7 @@ testIf(NEEDS, "e2e: up, edit watched/unwatched/lock files, kill a service, down"
     .replaceAll("18082", String(webPort));
   Deno.writeTextFileSync(`${dir}/hd.toml`, toml);
   const opts = { cwd: dir, store: store.path };
+  await using _down = downAtEnd(opts);
   const status = async () => {
     const r = await hd(["status", "--json"], opts);
     assertEquals(r.code, 0, r.stderr);

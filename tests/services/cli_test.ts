@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
-import { hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { downAtEnd, hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { freePort, nodeListen, pidsWith, waitFor } from "./_util.ts";
 
 const NEEDS = skipUnless({ commands: ["setsid", "node"] });
@@ -107,6 +107,7 @@ testIf(NEEDS, "cli: up -d, restart, logs, down; a killed supervisor is cleaned u
   const port = freePort();
   project(tmp.path, marker, port);
   const opts = { cwd: tmp.path, store: store.path };
+  await using _down = downAtEnd(opts);
   const up = await hd(["up", "-d", "--json"], opts);
   assertEquals(up.code, 0, up.stderr);
   const s = JSON.parse(up.stdout);
@@ -153,6 +154,7 @@ testIf(
     using tmp = tempDir();
     using store = tempDir();
     const opts = { cwd: tmp.path, store: store.path };
+    await using _down = downAtEnd(opts);
     const toml = (greeting: string) =>
       `[environment]
 name = "reload"
@@ -283,6 +285,7 @@ testIf(NEEDS, "cli: two hd up -d at once: one supervisor wins", async () => {
   using store = tempDir();
   project(tmp.path, `3000.${Math.floor(Math.random() * 1e9)}`, freePort());
   const opts = { cwd: tmp.path, store: store.path };
+  await using _down = downAtEnd(opts);
   const [a, b] = await Promise.all([hd(["up", "-d"], opts), hd(["up", "-d"], opts)]);
   assertEquals([a.code, b.code].sort(), [0, 1], a.stderr + b.stderr);
   const loser = a.code === 1 ? a : b;
