@@ -36,8 +36,8 @@ const GEAR: Uint32Array = (() => {
 // size, an easier one (1 fewer bit) after it. The bits sit at the top of the 32-bit gear hash,
 // where each bit depends on the most recent 19..32 bytes. Level 1 rather than 2: measured on
 // random 1 MiB files (119 seeds, a prototype with these masks), level 2 made 28% of 4 KiB
-// insertions change 3-9 chunks (level 1:
-// 7%, 3-6 chunks), at the price of a slightly wider size spread.
+// insertions change 3-9 chunks (level 1: 7%, 3-6 chunks), at the price of a slightly wider size
+// spread.
 const MASK_S = 0xfffe0000 | 0; // 15 bits
 const MASK_L = 0xfff80000 | 0; // 13 bits
 
