@@ -98,3 +98,19 @@ export async function sh(
   const d = new TextDecoder();
   return { code: o.code, stdout: d.decode(o.stdout), stderr: d.decode(o.stderr) };
 }
+
+/** Adds `src` to the store with the real CLI and returns the root id it prints. */
+export async function addTree(src: string, store: string): Promise<string> {
+  return (await hdOk(["cas", "add", src], store)).trim().split("\n")[0];
+}
+
+/** The usual layout of a mount test under `tmp`: a source tree made by `make`, added to a store. */
+export async function mountFixture(
+  tmp: string,
+  make: (src: string) => void,
+): Promise<{ src: string; store: string; mnt: string; root: string }> {
+  const src = `${tmp}/src`;
+  const store = `${tmp}/store`;
+  make(src);
+  return { src, store, mnt: `${tmp}/mnt`, root: await addTree(src, store) };
+}

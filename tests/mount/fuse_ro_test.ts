@@ -10,7 +10,15 @@ import { getNode, putNode } from "../../src/dag/dag.ts";
 import { compareNames, type DirEntry, type FileNode, S_IFDIR } from "../../src/dag/node.ts";
 import { FIXED_MTIME } from "../../src/mount/projected.ts";
 import { requestMount } from "../../src/mount/manager.ts";
-import { corruptObject, fuseSkip, hdOk, randomBytes, sh, withMount } from "./_util.ts";
+import {
+  addTree,
+  corruptObject,
+  fuseSkip,
+  mountFixture,
+  randomBytes,
+  sh,
+  withMount,
+} from "./_util.ts";
 
 const SKIP = fuseSkip();
 
@@ -46,11 +54,7 @@ function makeSource(src: string): void {
 
 testIf(SKIP, "mount shows the tree byte for byte, read-only, with lazy reads", async () => {
   using tmp = tempDir();
-  const src = `${tmp.path}/src`;
-  const store = `${tmp.path}/store`;
-  const mnt = `${tmp.path}/mnt`;
-  makeSource(src);
-  const root = (await hdOk(["cas", "add", src], store)).trim().split("\n")[0];
+  const { src, store, mnt, root } = await mountFixture(tmp.path, makeSource);
   await withMount(store, root, mnt, {}, async () => {
     const st = Store.open(store, { create: false });
     // Lazy: nothing read yet; 4 KiB with O_DIRECT at 10 MiB reads a chunk or two.
@@ -116,7 +120,7 @@ testIf(SKIP, "a corrupt chunk gives EIO for that file only, and a log line", asy
   Deno.mkdirSync(src);
   Deno.writeFileSync(`${src}/bad`, randomBytes(200000, 4));
   Deno.writeTextFileSync(`${src}/good`, "fine\n");
-  const root = (await hdOk(["cas", "add", src], store)).trim().split("\n")[0];
+  const root = await addTree(src, store);
   const st = Store.open(store, { create: false });
   const rootNode = getNode(st, root);
   assert(rootNode.type === "dir");

@@ -7,7 +7,7 @@ import { assert, assertEquals } from "../_assert.ts";
 import { hasCommand, hd, tempDir, testIf } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
 import { findMount, forceUnmount, mountsAt } from "../../src/mount/manager.ts";
-import { fuseSkip, hdOk, randomBytes, sh, withMount } from "./_util.ts";
+import { addTree, fuseSkip, hdOk, randomBytes, sh, withMount } from "./_util.ts";
 
 const SKIP = fuseSkip();
 
@@ -29,7 +29,7 @@ testIf(SKIP, "a killed server leaves a stale mount that the next hd mount recove
   const mnt = `${tmp.path}/mnt`;
   makeTree(src, 2, 3);
   Deno.mkdirSync(mnt);
-  const root = (await hdOk(["cas", "add", src], store)).trim().split("\n")[0];
+  const root = await addTree(src, store);
   const st = Store.open(store, { create: false });
   try {
     await killedServer(st, store, root, mnt);
@@ -71,7 +71,7 @@ testIf(SKIP, "unmount does not hang while a reader's cwd is inside the mount", a
   const mnt = `${tmp.path}/mnt`;
   makeTree(src, 1, 2);
   Deno.mkdirSync(mnt);
-  const root = (await hdOk(["cas", "add", src], store)).trim().split("\n")[0];
+  const root = await addTree(src, store);
   await hdOk(["mount", root, mnt], store);
   const reader = new Deno.Command("sh", {
     args: ["-c", "cat package.json >/dev/null; sleep 30"],
@@ -98,7 +98,7 @@ testIf(
     const store = `${tmp.path}/store`;
     const mnt = `${tmp.path}/mnt`;
     makeTree(src, 30, 20);
-    const root = (await hdOk(["cas", "add", src], store)).trim().split("\n")[0];
+    const root = await addTree(src, store);
     const sums = async (dir: string) =>
       (await sh(`cd ${dir} && find . -type f | sort | xargs b3sum`)).stdout;
     const want = await sums(src);
@@ -133,7 +133,7 @@ testIf(
     Deno.mkdirSync(src);
     Deno.writeTextFileSync(`${src}/f`, "f");
     Deno.mkdirSync(`${tmp.path}/mnt`);
-    const root = (await hdOk(["cas", "add", src], store)).trim().split("\n")[0];
+    const root = await addTree(src, store);
     // A private mount namespace whose /dev lacks fuse.
     const line = `mount -t tmpfs none /dev && exec "${Deno.execPath()}" run -A --quiet ` +
       `${new URL("../../cli.ts", import.meta.url).pathname} mount ${root} ${tmp.path}/mnt`;

@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { tempDir, testIf } from "../_helpers.ts";
-import { fuseSkip, hdOk, randomBytes, sh, withMount } from "./_util.ts";
+import { addTree, fuseSkip, hdOk, mountFixture, randomBytes, sh, withMount } from "./_util.ts";
 
 const SKIP = fuseSkip();
 
@@ -36,11 +36,7 @@ const EDITS = [
 
 testIf(SKIP, "writes through a --rw mount, and hd snapshot stores exactly that view", async () => {
   using tmp = tempDir();
-  const src = `${tmp.path}/src`;
-  const store = `${tmp.path}/store`;
-  const mnt = `${tmp.path}/mnt`;
-  makeSource(src);
-  const root = (await hdOk(["cas", "add", src], store)).trim().split("\n")[0];
+  const { src, store, mnt, root } = await mountFixture(tmp.path, makeSource);
   let snap = "";
   await withMount(store, root, mnt, { rw: true }, async () => {
     // Nothing changed yet: the snapshot is the mounted root.
@@ -58,7 +54,7 @@ testIf(SKIP, "writes through a --rw mount, and hd snapshot stores exactly that v
   const disk = `${tmp.path}/disk`;
   assertEquals((await sh(`cp -a ${src} ${disk}`)).code, 0);
   for (const e of EDITS) assertEquals((await sh(e, { cwd: disk })).code, 0, e);
-  const want = (await hdOk(["cas", "add", disk], store)).trim().split("\n")[0];
+  const want = await addTree(disk, store);
   assertEquals(snap, want);
   // The snapshot is a gc root and mounts read-only as it was.
   assertEquals(Deno.readTextFileSync(`${store}/refs/test/snap`).trim(), snap);
@@ -71,11 +67,7 @@ testIf(SKIP, "writes through a --rw mount, and hd snapshot stores exactly that v
 
 testIf(SKIP, "the mount works as an overlayfs lowerdir", async () => {
   using tmp = tempDir();
-  const src = `${tmp.path}/src`;
-  const store = `${tmp.path}/store`;
-  const mnt = `${tmp.path}/mnt`;
-  makeSource(src);
-  const root = (await hdOk(["cas", "add", src], store)).trim().split("\n")[0];
+  const { store, mnt, root } = await mountFixture(tmp.path, makeSource);
   const up = `${tmp.path}/up`;
   const merged = `${tmp.path}/merged`;
   Deno.mkdirSync(`${up}/upper`, { recursive: true });
