@@ -27,10 +27,18 @@ export const lock: Command = {
     }
     const spec = loadProjectSpec(ctx.values.file as string | undefined);
     const path = `${spec.dir}/${LOCK_FILE}`;
-    const old = readLock(path);
+    const check = ctx.values.check === true;
+    let old;
+    try {
+      old = readLock(path);
+    } catch (e) {
+      // hd.lock is generated: `hd lock` is how a damaged one gets repaired (--check only reports).
+      if (check || !(e instanceof HdError)) throw e;
+      ctx.out.note(`note: ${e.message}; writing a new one`);
+      old = null;
+    }
     const next = await resolveLock(spec);
     const changes = diffLocks(old, next);
-    const check = ctx.values.check === true;
     let written = false;
     if (check) {
       const same = old !== null && changes.length === 0 &&
