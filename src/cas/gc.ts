@@ -55,10 +55,6 @@ export function markReachable(
   for (const [, id] of refs) pushObj(id);
   while (stack.length) {
     const id = stack.pop()!;
-    if (!store.has(id)) {
-      missing.push(id);
-      continue;
-    }
     let bytes: Uint8Array;
     try {
       bytes = store.getObject(id);
