@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Sets up the machine (scripts/setup.sh) and runs `hd up` on the bundled example project:
-# two Node.js services, a cached install step and a chained build step. Ctrl-C stops everything.
+# Sets up what hd needs (scripts/setup.sh), puts `hd` on the PATH (deno install -g, in
+# ~/.deno/bin) and runs `hd up` on the bundled example project: two Node.js services, a cached
+# install step and a chained build step. Ctrl-C stops everything.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$repo/scripts/setup.sh"
+(cd "$repo" && deno install -g -A -f -q -n hd --config deno.json cli.ts >/dev/null 2>&1) ||
+  echo "setup: could not install hd on the PATH; running it from source" >&2
 cd "$repo/examples/hello"
-exec deno run -A "$repo/cli.ts" up "$@"
+exec deno run -A --config "$repo/deno.json" "$repo/cli.ts" up "$@"

@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Installs what hd and its tests need on a fresh Debian/Ubuntu machine (idempotent):
-# Deno 2.9.6 from npm, and Debian packages: fuse3 + libfuse3-3 (the FUSE projection), util-linux
-# (unshare, setsid), and the real peers the tests and benches compare against or use as servers.
+# Installs what hd needs on a fresh Debian/Ubuntu machine (idempotent).
+#   bash scripts/setup.sh        what `hd` itself needs: Deno 2.9.6 (npm), fuse3 + libfuse3-3 (the
+#                                FUSE projection), util-linux + uidmap + iproute2 (namespaces,
+#                                networks), runc (the sandbox's OCI runtime), and Node.js for the
+#                                bundled examples where the machine has none
+#   bash scripts/setup.sh test   the same, plus the real peers and servers the tests and benches
+#                                use (gcc, registries, restic, squashfuse, debootstrap, …)
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+for_tests=0
+[ "${1:-}" = "test" ] && for_tests=1
 
 if ! command -v deno >/dev/null 2>&1 || ! deno --version 2>/dev/null | grep -q '^deno 2\.9\.'; then
   echo "setup: installing Deno 2.9.6 from npm" >&2
   $SUDO npm install -g deno@2.9.6 >/dev/null
 fi
 
-PKGS=(fuse3 libfuse3-3 libfuse3-dev gcc util-linux b3sum restic git skopeo umoci docker-registry dpkg-dev attr
-  squashfuse squashfs-tools busybox-static debootstrap uidmap iproute2 procps psmisc)
+PKGS=(fuse3 libfuse3-3 util-linux uidmap iproute2 procps runc)
+if [ "$for_tests" -eq 1 ]; then
+  PKGS+=(gcc libfuse3-dev b3sum restic git skopeo umoci docker-registry dpkg-dev attr squashfuse
+    squashfs-tools busybox-static debootstrap psmisc)
+fi
 # Node.js (examples, e2e tests, benches): Debian's nodejs when the machine has no node at all
 # (machines that ship NodeSource's nodejs already have node and npm).
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
