@@ -317,6 +317,8 @@ export class DevLoop {
     if (!this.#tree || this.#stopping) return null;
     const t0 = performance.now();
     const tree = this.#tree;
+    // Keeps the new tree (and what the steps store) from a gc until persistEnv sets the refs.
+    using _lease = this.#store.lease("hd up: update");
     const r: UpdateResult = await this.#store.withLock(
       "shared",
       () =>

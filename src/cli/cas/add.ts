@@ -31,6 +31,7 @@ export const casAdd: Command = {
     }
     const store = ctx.store();
     const t0 = performance.now();
+    using _lease = store.lease("hd cas add");
     return await store.withLock("shared", async () => {
       const totals = { files: 0, dirs: 0, bytes: 0, bytesRead: 0, cacheHits: 0 };
       const skipped: { path: string; why: string }[] = [];
