@@ -26,11 +26,18 @@
  * ```
  * @module
  */
-import { blake3Hex, isId } from "./hash.ts";
+import { blake3Hex, fromHex, isId } from "./hash.ts";
 import { decodedSize, decodeObject, encodeObject } from "./compress.ts";
 import { decodeManifest, encodeManifest, type Manifest } from "./manifest.ts";
 import { CorruptObjectError, HdError, MissingObjectError } from "./errors.ts";
-import { PackBuilder, type PackEntry, readAt, readPackIndex } from "./pack.ts";
+import {
+  INDEX_ENTRY,
+  PackBuilder,
+  type PackEntry,
+  readAt,
+  readPackIndex,
+  TRAILER,
+} from "./pack.ts";
 import { Lease } from "./lease.ts";
 
 /** Bytes read from a pack at once: neighbouring objects (a file's chunks) come along. */
@@ -84,6 +91,7 @@ export class Store {
   #lockFile: Deno.FsFile | null = null;
   #lockDepth = 0;
   #packIndex: Map<string, PackLoc> | null = null;
+  #rawIndex: Uint8Array[] | null = null;
   #packFiles = new Map<string, Deno.FsFile>();
   #batch: PackBuilder | null = null;
   #batchDepth = 0;
@@ -172,7 +180,7 @@ export class Store {
     const key = kind === "objects" ? id : "m" + id;
     if (this.#known.has(key)) return true;
     if (this.#batch?.pending(key)) return true;
-    if (this.#packs().has(key)) return true;
+    if (this.#inPacks(key)) return true;
     if (this.#batch) {
       // In a batch, list each fan-out directory once instead of one failed lstat per new object.
       const dir = `${kind}/${id.slice(0, 2)}`;
@@ -198,6 +206,56 @@ export class Store {
   }
 
   // ---- packs ----
+
+  /**
+   * True when a pack holds `key`. Until something needs the full index map (a read, a flush), a
+   * lookup binary-searches each pack's sorted on-disk index instead of parsing every entry: a
+   * scan that only checks a few ids (a no-change re-scan checks its root) stays cheap.
+   */
+  #inPacks(key: string): boolean {
+    if (this.#packIndex) return this.#packIndex.has(key);
+    if (!this.#rawIndex) {
+      this.#rawIndex = [];
+      let names: string[] = [];
+      try {
+        names = [...Deno.readDirSync(`${this.root}/packs`)]
+          .filter((e) => e.isFile && e.name.endsWith(".pack")).map((e) => e.name.slice(0, -5));
+      } catch { /* no packs yet */ }
+      for (const name of names) {
+        try {
+          const f = this.#packFile(name);
+          const size = f.statSync().size;
+          const t = new Uint8Array(TRAILER);
+          readAt(f, t, size - TRAILER);
+          const dv = new DataView(t.buffer);
+          const off = Number(dv.getBigUint64(0));
+          const count = dv.getUint32(8);
+          if (off + count * INDEX_ENTRY + TRAILER !== size) return this.#packs().has(key);
+          const index = new Uint8Array(count * INDEX_ENTRY);
+          readAt(f, index, off);
+          this.#rawIndex.push(index);
+        } catch {
+          return this.#packs().has(key); // let the full load sort out what is wrong
+        }
+      }
+    }
+    const kind = key.length === 65 ? 1 : 0;
+    const id = fromHex(kind ? key.slice(1) : key);
+    for (const index of this.#rawIndex) {
+      let lo = 0;
+      let hi = index.length / INDEX_ENTRY;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const o = mid * INDEX_ENTRY;
+        let c = index[o] - kind;
+        for (let i = 0; c === 0 && i < 32; i++) c = index[o + 1 + i] - id[i];
+        if (c === 0) return true;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+      }
+    }
+    return false;
+  }
 
   #packs(reload = false): Map<string, PackLoc> {
     if (this.#packIndex && !reload) return this.#packIndex;
@@ -431,6 +489,7 @@ export class Store {
           if (e instanceof Deno.errors.NotFound && !reload) {
             // The pack went (a gc rewrote or dropped it): forget the index and look again.
             this.#packIndex = null;
+            this.#rawIndex = null;
             this.#packFiles.delete(loc.pack);
             continue;
           }
@@ -611,6 +670,7 @@ export class Store {
     }
     if (changed) {
       this.#packIndex = null;
+      this.#rawIndex = null;
       this.#known.clear();
     }
     return r;
@@ -909,6 +969,7 @@ export class Store {
     if (this.#seenGeneration !== null && gen !== this.#seenGeneration) {
       this.#known.clear();
       this.#packIndex = null;
+      this.#rawIndex = null;
       for (const file of this.#packFiles.values()) file.close();
       this.#packFiles.clear();
     }

@@ -136,7 +136,7 @@ export class DevLoop {
     this.#store = opts.store;
     this.#filter = trackedFilter(opts.spec);
     this.#outputs = new GlobSet(opts.spec.build.steps.flatMap((s) => s.outputs));
-    this.#cache = StatCache.empty(opts.store.generation());
+    this.#cache = StatCache.empty(opts.store);
     this.#watchGlobs = Object.fromEntries(
       Object.values(opts.spec.services).map((s) => [s.name, new GlobSet(s.watch)]),
     );
@@ -217,7 +217,7 @@ export class DevLoop {
     this.#envRoot = c.envId;
     this.#baseId = c.baseId;
     this.#packageIds = c.packages.map((p) => p.id);
-    this.#cache = StatCache.load(this.#cachePath, this.#store.generation());
+    this.#cache = StatCache.load(this.#cachePath, this.#store);
     const hashes = c.steps.map((s) => s.id);
     this.#print(
       `root ${this.#envRoot}  (${c.files} files, ${c.files - c.cacheHits} read, ${

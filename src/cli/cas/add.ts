@@ -49,8 +49,9 @@ export const casAdd: Command = {
             blake3Hex(new TextEncoder().encode(abs)).slice(0, 24)
           }.json`;
           const cache = ctx.values["no-cache"]
-            ? StatCache.empty(store.generation())
-            : StatCache.load(cachePath, store.generation());
+            ? StatCache.empty(store)
+            : StatCache.load(cachePath, store);
+          cache.dir = abs; // for `hd cas verify --repair`
           const r = await ingestTreeParallel(store, p, {
             cache,
             onProgress: (pr) =>
