@@ -66,6 +66,8 @@ export interface Marked {
   manifests: Map<string, number>;
   /** Ids reached from a ref but absent. */
   missing: string[];
+  /** Those of `missing` that are manifests. */
+  missingManifests: Set<string>;
   /** Number of refs. */
   roots: number;
   /** Ids reached only from `extra` roots (leases). */
@@ -84,6 +86,7 @@ export function markReachable(
   const objects = new Map<string, number>();
   const manifests = new Map<string, number>();
   const missing: string[] = [];
+  const missingManifests = new Set<string>();
   let recordMissing = true;
   const stack: string[] = [];
   const refs = store.listRefs();
@@ -99,7 +102,7 @@ export function markReachable(
     try {
       for (const c of store.getManifest(m).chunks) pushObj(c);
     } catch {
-      if (recordMissing) missing.push(m);
+      if (recordMissing) (missing.push(m), missingManifests.add(m));
     }
   };
   const drain = () => {
@@ -131,6 +134,7 @@ export function markReachable(
     objects,
     manifests,
     missing,
+    missingManifests,
     roots: refs.length,
     extraOnly: objects.size + manifests.size - before,
   };

@@ -676,6 +676,45 @@ export class Store {
     return r;
   }
 
+  /**
+   * Replaces a damaged or missing object or manifest with `bytes` (its decoded content, which must
+   * hash to `id`): writes a good loose copy and rewrites every pack whose copy does not verify
+   * without it. Call under the exclusive lock (`hd cas verify --repair` does).
+   */
+  repair(kind: ObjectKind, id: string, bytes: Uint8Array): void {
+    const actual = blake3Hex(bytes);
+    if (actual !== id) {
+      throw new HdError(`Cannot repair ${id}: the bytes offered hash to ${actual}`, "");
+    }
+    const key = kind === "objects" ? id : "m" + id;
+    this.writeAtomic(this.path(kind, id), encodeObject(bytes, true), { fsync: true });
+    for (const { pack, entries } of this.packEntries()) {
+      const bad = entries.filter((e) =>
+        (e.kind === "objects" ? e.id : "m" + e.id) === key && !this.#copyVerifies(e, pack)
+      );
+      if (bad.length === 0) continue;
+      const f = this.#packFile(pack);
+      const live = entries.filter((e) => !bad.includes(e));
+      if (live.length) {
+        const b = new PackBuilder();
+        for (const e of live) {
+          const buf = new Uint8Array(e.length);
+          readAt(f, buf, e.offset);
+          b.add(e.kind, e.id, buf);
+        }
+        const { name, bytes: packBytes } = b.finish();
+        this.writeAtomic(this.packPath(name), packBytes, { fsync: true });
+      }
+      f.close();
+      this.#packFiles.delete(pack);
+      Deno.removeSync(this.packPath(pack));
+    }
+    this.#packIndex = null;
+    this.#rawIndex = null;
+    this.#known.clear();
+    this.#window.pack = "";
+  }
+
   /** Removes `dead` (see {@link sweep}); returns the bytes freed. */
   removeObjects(dead: Set<string>): number {
     return this.sweep(dead).freed;
