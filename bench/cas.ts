@@ -145,13 +145,13 @@ export const bench: Bench = {
     // In-process scan (what `hd up` does after start, without process startup).
     const s = Store.open(store);
     const cachePath = `${workDir}/sc.json`;
-    const c0 = StatCache.empty(s.generation());
+    const c0 = StatCache.empty(s);
     const first = ingestTree(s, tree, { cache: c0 });
     c0.save(cachePath);
     const inproc: number[] = [];
     for (let i = 0; i < 5; i++) {
       const t0 = performance.now();
-      const r = ingestTree(s, tree, { cache: StatCache.load(cachePath, s.generation()) });
+      const r = ingestTree(s, tree, { cache: StatCache.load(cachePath, s) });
       inproc.push(performance.now() - t0);
       if (r.bytesRead !== 0) throw new Error(`re-scan read ${r.bytesRead} bytes`);
     }

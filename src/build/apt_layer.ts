@@ -129,6 +129,7 @@ export async function aptLayer(
       `${root}/var/lib/dpkg/status`,
       (kept ? kept + "\n\n" : "") + stanzas.join("\n\n") + "\n",
     );
+    using _lease = store.lease("apt layer");
     const layer = await store.withLock("shared", () => captureLayer(store, root).id);
     return recordLayer(store, key, layer);
   } finally {

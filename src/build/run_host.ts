@@ -140,6 +140,7 @@ export async function recordOutputs(
   step: BuildStepSpec,
   hash: string,
 ): Promise<string> {
+  using _lease = store.lease(`step outputs ${hash.slice(0, 12)}`);
   const id = await store.withLock("shared", () => captureOutputs(store, spec, step));
   store.setRef(stepCacheRef(hash), id);
   return id;

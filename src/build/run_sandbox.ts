@@ -352,6 +352,8 @@ export async function runStep(
     const wd = workdir.replace(/^\/+/, "");
     const cacheRel = spec.build.cache.map((c) => cacheTarget(c, workdir).replace(/^\/+/, ""));
     const sys = ["proc", "dev", "tmp", "sys", "etc/resolv.conf", "etc/ssl/certs"];
+    // The captured layer has no ref until recordLayer: a lease keeps it from a gc till then.
+    using _lease = store.lease(`build step ${step.index + 1}`);
     if (before !== null) {
       const farm = root.target;
       const layer = await store.withLock("shared", () =>

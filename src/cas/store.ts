@@ -11,7 +11,9 @@
  *                          batched adds; read exactly like loose objects
  *   refs/<name>            a root: one hex id and a newline
  *   tmp/                   temp files, renamed into place (same filesystem)
- *   lock                   flock: adds hold it shared, gc exclusive
+ *   leases/<id>.json       open leases: ids a writer stored but no ref reaches yet (lease.ts)
+ *   KEY                    random per-store secret (mode 0600); the store id derives from it
+ *   lock                   flock: writers hold it shared while writing, gc exclusive
  * ```
  * Every read re-hashes what it read and raises {@link CorruptObjectError} on a mismatch.
  *
@@ -24,11 +26,19 @@
  * ```
  * @module
  */
-import { blake3Hex, isId } from "./hash.ts";
+import { blake3Hex, fromHex, isId } from "./hash.ts";
 import { decodedSize, decodeObject, encodeObject } from "./compress.ts";
 import { decodeManifest, encodeManifest, type Manifest } from "./manifest.ts";
 import { CorruptObjectError, HdError, MissingObjectError } from "./errors.ts";
-import { PackBuilder, type PackEntry, readAt, readPackIndex } from "./pack.ts";
+import {
+  INDEX_ENTRY,
+  PackBuilder,
+  type PackEntry,
+  readAt,
+  readPackIndex,
+  TRAILER,
+} from "./pack.ts";
+import { Lease } from "./lease.ts";
 
 /** Bytes read from a pack at once: neighbouring objects (a file's chunks) come along. */
 export const READ_WINDOW = 512 << 10;
@@ -40,6 +50,18 @@ interface PackLoc {
   pack: string;
   offset: number;
   length: number;
+}
+
+/** What {@link Store.sweep} did (or, dry, would do). */
+export interface SweepResult {
+  /** Bytes freed on disk. */
+  freed: number;
+  /** Copies dropped because the same id is stored elsewhere. */
+  duplicates: number;
+  /** Packs deleted (nothing of them left). */
+  packsRemoved: number;
+  /** Packs rewritten without what they lost. */
+  packsRewritten: number;
 }
 
 /** The store format this code reads and writes. */
@@ -69,6 +91,7 @@ export class Store {
   #lockFile: Deno.FsFile | null = null;
   #lockDepth = 0;
   #packIndex: Map<string, PackLoc> | null = null;
+  #rawIndex: Uint8Array[] | null = null;
   #packFiles = new Map<string, Deno.FsFile>();
   #batch: PackBuilder | null = null;
   #batchDepth = 0;
@@ -76,6 +99,10 @@ export class Store {
   #seenGeneration: string | null = null;
   #window = { pack: "", start: 0, end: 0, buf: new Uint8Array(READ_WINDOW) };
   #brokenPacks = new Map<string, string>();
+  #leases = new Set<Lease>();
+  /** A shared lock taken by a leased write outside {@link withLock}, held until a lease flush. */
+  #syncLock: Deno.FsFile | null = null;
+  #identity: { id: string; key: Uint8Array } | null = null;
 
   private constructor(root: string) {
     this.root = root;
@@ -102,6 +129,9 @@ export class Store {
         );
       }
       Store.#init(root);
+      const s = new Store(root);
+      s.identity(); // made with the store
+      return s;
     } else if (format !== STORE_FORMAT) {
       throw new HdError(
         `Cannot open store ${root}: format "${format}" is not "${STORE_FORMAT}"`,
@@ -138,10 +168,19 @@ export class Store {
 
   /** True when the store holds the object or manifest `id` (loose, packed or pending). */
   has(id: string, kind: ObjectKind = "objects"): boolean {
+    if (this.#hasRaw(id, kind)) {
+      // A dedup hit is a reference: an open lease must keep the object the writer now relies on.
+      if (this.#leases.size) this.#note(kind, id);
+      return true;
+    }
+    return false;
+  }
+
+  #hasRaw(id: string, kind: ObjectKind): boolean {
     const key = kind === "objects" ? id : "m" + id;
     if (this.#known.has(key)) return true;
     if (this.#batch?.pending(key)) return true;
-    if (this.#packs().has(key)) return true;
+    if (this.#inPacks(key)) return true;
     if (this.#batch) {
       // In a batch, list each fan-out directory once instead of one failed lstat per new object.
       const dir = `${kind}/${id.slice(0, 2)}`;
@@ -167,6 +206,56 @@ export class Store {
   }
 
   // ---- packs ----
+
+  /**
+   * True when a pack holds `key`. Until something needs the full index map (a read, a flush), a
+   * lookup binary-searches each pack's sorted on-disk index instead of parsing every entry: a
+   * scan that only checks a few ids (a no-change re-scan checks its root) stays cheap.
+   */
+  #inPacks(key: string): boolean {
+    if (this.#packIndex) return this.#packIndex.has(key);
+    if (!this.#rawIndex) {
+      this.#rawIndex = [];
+      let names: string[] = [];
+      try {
+        names = [...Deno.readDirSync(`${this.root}/packs`)]
+          .filter((e) => e.isFile && e.name.endsWith(".pack")).map((e) => e.name.slice(0, -5));
+      } catch { /* no packs yet */ }
+      for (const name of names) {
+        try {
+          const f = this.#packFile(name);
+          const size = f.statSync().size;
+          const t = new Uint8Array(TRAILER);
+          readAt(f, t, size - TRAILER);
+          const dv = new DataView(t.buffer);
+          const off = Number(dv.getBigUint64(0));
+          const count = dv.getUint32(8);
+          if (off + count * INDEX_ENTRY + TRAILER !== size) return this.#packs().has(key);
+          const index = new Uint8Array(count * INDEX_ENTRY);
+          readAt(f, index, off);
+          this.#rawIndex.push(index);
+        } catch {
+          return this.#packs().has(key); // let the full load sort out what is wrong
+        }
+      }
+    }
+    const kind = key.length === 65 ? 1 : 0;
+    const id = fromHex(kind ? key.slice(1) : key);
+    for (const index of this.#rawIndex) {
+      let lo = 0;
+      let hi = index.length / INDEX_ENTRY;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const o = mid * INDEX_ENTRY;
+        let c = index[o] - kind;
+        for (let i = 0; c === 0 && i < 32; i++) c = index[o + 1 + i] - id[i];
+        if (c === 0) return true;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+      }
+    }
+    return false;
+  }
 
   #packs(reload = false): Map<string, PackLoc> {
     if (this.#packIndex && !reload) return this.#packIndex;
@@ -295,6 +384,7 @@ export class Store {
   }
 
   #put(kind: ObjectKind, id: string, stored: Uint8Array): void {
+    if (this.#leases.size) this.#note(kind, id);
     if (this.#batch) {
       this.#batch.add(kind, id, stored);
       if (this.#batch.size >= PACK_TARGET) this.flushPack();
@@ -396,6 +486,13 @@ export class Store {
         try {
           buf = this.#readPacked(loc.pack, loc.offset, loc.length);
         } catch (e) {
+          if (e instanceof Deno.errors.NotFound && !reload) {
+            // The pack went (a gc rewrote or dropped it): forget the index and look again.
+            this.#packIndex = null;
+            this.#rawIndex = null;
+            this.#packFiles.delete(loc.pack);
+            continue;
+          }
           throw new CorruptObjectError(
             id,
             `${this.packPath(loc.pack)}@${loc.offset}`,
@@ -481,28 +578,79 @@ export class Store {
   }
 
   /**
-   * Removes objects and manifests (gc only, under the exclusive lock): loose files are deleted,
-   * packs holding any of them are rewritten without them. Returns the bytes freed.
+   * Removes objects and manifests (gc only, under the exclusive lock) and reclaims duplicates:
+   * an id stored in more than one pack, or loose and packed (concurrent adds of the same files
+   * each write a pack), keeps one copy that verifies. Loose files are deleted; packs holding
+   * anything to drop are rewritten without it, or deleted when nothing of them is left. With
+   * `dryRun`, only counts. Returns the bytes freed and what the duplicates cost.
    */
-  removeObjects(dead: Set<string>): number {
+  sweep(
+    dead: Set<string>,
+    opts: { dryRun?: boolean; beforeChange?: () => void } = {},
+  ): SweepResult {
+    let changed = false;
+    const change = () => {
+      if (!changed) (changed = true, opts.beforeChange?.());
+    };
     const keyOf = (kind: ObjectKind, id: string) => (kind === "objects" ? id : "m" + id);
-    let freed = 0;
-    for (const kind of ["objects", "manifests"] as const) {
-      for (const id of this.#listLoose(kind)) {
-        if (!dead.has(keyOf(kind, id))) continue;
-        const p = this.path(kind, id);
-        try {
-          freed += Deno.lstatSync(p).size;
-          Deno.removeSync(p);
-        } catch { /* gone */ }
+    const r: SweepResult = { freed: 0, duplicates: 0, packsRemoved: 0, packsRewritten: 0 };
+    const packs = this.packEntries();
+    // The biggest packs own their ids; smaller packs holding the same ids are the duplicates.
+    packs.sort((a, b) => b.entries.length - a.entries.length || (a.pack < b.pack ? -1 : 1));
+    const copies = new Map<string, { pack: string; e: PackEntry }[]>();
+    for (const { pack, entries } of packs) {
+      for (const e of entries) {
+        const k = keyOf(e.kind, e.id);
+        if (dead.has(k)) continue;
+        const c = copies.get(k);
+        if (c) c.push({ pack, e });
+        else copies.set(k, [{ pack, e }]);
       }
     }
-    for (const { pack, entries } of this.packEntries()) {
-      const live = entries.filter((e) => !dead.has(keyOf(e.kind, e.id)));
+    const loose: { kind: ObjectKind; id: string; key: string }[] = [];
+    for (const kind of ["objects", "manifests"] as const) {
+      for (const id of this.#listLoose(kind)) loose.push({ kind, id, key: keyOf(kind, id) });
+    }
+    // owner: the pack whose copy of a duplicated id is kept ("" = the loose copy).
+    const owner = new Map<string, string>();
+    const looseKeys = new Set(loose.map((l) => l.key));
+    for (const [k, c] of copies) {
+      if (c.length === 1 && !looseKeys.has(k)) continue;
+      const good = c.find((x) => this.#copyVerifies(x.e, x.pack));
+      if (good) owner.set(k, good.pack);
+      else if (looseKeys.has(k) && this.#looseVerifies(k)) owner.set(k, "");
+      else owner.set(k, "*"); // no copy verifies: touch none of them
+    }
+    for (const l of loose) {
+      const o = owner.get(l.key);
+      const drop = dead.has(l.key) || (o !== undefined && o !== "" && o !== "*");
+      if (!drop) continue;
+      if (!dead.has(l.key)) r.duplicates++;
+      const p = this.path(l.kind, l.id);
+      try {
+        r.freed += Deno.lstatSync(p).size;
+        if (!opts.dryRun) (change(), Deno.removeSync(p));
+      } catch { /* gone */ }
+    }
+    for (const { pack, entries } of packs) {
+      const keep = (e: PackEntry) => {
+        const k = keyOf(e.kind, e.id);
+        if (dead.has(k)) return false;
+        const o = owner.get(k);
+        return o === undefined || o === "*" || o === pack;
+      };
+      const live = entries.filter(keep);
       if (live.length === entries.length) continue;
+      for (const e of entries) if (!dead.has(keyOf(e.kind, e.id)) && !keep(e)) r.duplicates++;
       const f = this.#packFile(pack);
       const size = f.statSync().size;
       if (live.length > 0) {
+        r.packsRewritten++;
+        if (opts.dryRun) {
+          r.freed += size - live.reduce((n, e) => n + e.length, 0);
+          continue;
+        }
+        change();
         const b = new PackBuilder();
         for (const e of live) {
           const buf = new Uint8Array(e.length);
@@ -511,16 +659,86 @@ export class Store {
         }
         const { name, bytes } = b.finish();
         this.writeAtomic(this.packPath(name), bytes);
-        freed -= bytes.length;
+        r.freed -= bytes.length;
+      } else r.packsRemoved++;
+      r.freed += size;
+      if (opts.dryRun) continue;
+      change();
+      f.close();
+      this.#packFiles.delete(pack);
+      Deno.removeSync(this.packPath(pack));
+    }
+    if (changed) {
+      this.#packIndex = null;
+      this.#rawIndex = null;
+      this.#known.clear();
+    }
+    return r;
+  }
+
+  /**
+   * Replaces a damaged or missing object or manifest with `bytes` (its decoded content, which must
+   * hash to `id`): writes a good loose copy and rewrites every pack whose copy does not verify
+   * without it. Call under the exclusive lock (`hd cas verify --repair` does).
+   */
+  repair(kind: ObjectKind, id: string, bytes: Uint8Array): void {
+    const actual = blake3Hex(bytes);
+    if (actual !== id) {
+      throw new HdError(`Cannot repair ${id}: the bytes offered hash to ${actual}`, "");
+    }
+    const key = kind === "objects" ? id : "m" + id;
+    this.writeAtomic(this.path(kind, id), encodeObject(bytes, true), { fsync: true });
+    for (const { pack, entries } of this.packEntries()) {
+      const bad = entries.filter((e) =>
+        (e.kind === "objects" ? e.id : "m" + e.id) === key && !this.#copyVerifies(e, pack)
+      );
+      if (bad.length === 0) continue;
+      const f = this.#packFile(pack);
+      const live = entries.filter((e) => !bad.includes(e));
+      if (live.length) {
+        const b = new PackBuilder();
+        for (const e of live) {
+          const buf = new Uint8Array(e.length);
+          readAt(f, buf, e.offset);
+          b.add(e.kind, e.id, buf);
+        }
+        const { name, bytes: packBytes } = b.finish();
+        this.writeAtomic(this.packPath(name), packBytes, { fsync: true });
       }
       f.close();
       this.#packFiles.delete(pack);
       Deno.removeSync(this.packPath(pack));
-      freed += size;
     }
     this.#packIndex = null;
+    this.#rawIndex = null;
     this.#known.clear();
-    return freed;
+    this.#window.pack = "";
+  }
+
+  /** Removes `dead` (see {@link sweep}); returns the bytes freed. */
+  removeObjects(dead: Set<string>): number {
+    return this.sweep(dead).freed;
+  }
+
+  #looseVerifies(key: string): boolean {
+    const [kind, id] = key.length === 65
+      ? ["manifests" as const, key.slice(1)]
+      : ["objects" as const, key];
+    try {
+      return blake3Hex(decodeObject(Deno.readFileSync(this.path(kind, id)))) === id;
+    } catch {
+      return false;
+    }
+  }
+
+  #copyVerifies(e: PackEntry, pack: string): boolean {
+    try {
+      const buf = new Uint8Array(e.length);
+      readAt(this.#packFile(pack), buf, e.offset);
+      return blake3Hex(decodeObject(buf)) === e.id;
+    } catch {
+      return false;
+    }
   }
 
   *#listLoose(kind: ObjectKind): Generator<string> {
@@ -645,6 +863,99 @@ export class Store {
     return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   }
 
+  // ---- leases ----
+
+  /**
+   * Opens a lease (see lease.ts): until it is released, every id this process stores or finds
+   * in the store is kept by `hd cas gc` even when no ref reaches it yet. Take one before the
+   * first write of a write-then-ref sequence and release it (`using`) after the ref is set.
+   */
+  lease(why: string): Lease {
+    const dir = `${this.root}/leases`;
+    Deno.mkdirSync(dir, { recursive: true });
+    const l = new Lease(dir, why, (p, b) => this.writeAtomic(p, b), (x) => {
+      this.#leases.delete(x);
+      if (this.#leases.size === 0) this.#releaseSyncLock();
+    });
+    this.#leases.add(l);
+    return l;
+  }
+
+  /** Leases open in this process. */
+  get openLeases(): number {
+    return this.#leases.size;
+  }
+
+  #note(kind: ObjectKind, id: string): void {
+    // A leased write outside withLock: take the shared lock now (a gc waits for it) and hold it
+    // until the lease is written out, so that no gc runs between the write and the lease file.
+    if (this.#lockDepth === 0 && this.#syncLock === null) {
+      const f = Deno.openSync(`${this.root}/lock`, { read: true, write: true, create: true });
+      f.lockSync(false);
+      this.#syncLock = f;
+      this.#checkGeneration();
+    }
+    for (const l of this.#leases) l.keep(id, kind);
+  }
+
+  /** Writes out every open lease that changed (before the shared lock is given up). */
+  flushLeases(): void {
+    for (const l of this.#leases) l.flush();
+    if (this.#lockDepth === 0) this.#releaseSyncLock();
+  }
+
+  #releaseSyncLock(): void {
+    const f = this.#syncLock;
+    if (!f) return;
+    this.#syncLock = null;
+    try {
+      f.unlockSync();
+    } finally {
+      f.close();
+    }
+  }
+
+  // ---- identity ----
+
+  /**
+   * The store's identity: a random secret `key` made with the store (file KEY, mode 0600, created
+   * atomically; old stores get one on first use) and the public `id` derived from it. Caches
+   * derived from the store (the stat cache) record the id and authenticate themselves with the
+   * key, so that a cache is never trusted by another store.
+   */
+  identity(): { id: string; key: Uint8Array } {
+    if (this.#identity) return this.#identity;
+    const p = `${this.root}/KEY`;
+    let hex: string | null = null;
+    for (let attempt = 0; attempt < 2 && hex === null; attempt++) {
+      try {
+        const t = Deno.readTextFileSync(p).trim();
+        if (/^[0-9a-f]{64}$/.test(t)) hex = t;
+        else {throw new HdError(
+            `Cannot use store ${this.root}: ${p} is damaged (not 64 hex digits)`,
+            "remove the file: a new key is made (stat caches of this store are then re-made)",
+          );}
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+        const key = crypto.getRandomValues(new Uint8Array(32));
+        const tmp = this.tempPath("key");
+        Deno.writeTextFileSync(tmp, [...key].map((b) => HEX2[b]).join("") + "\n", { mode: 0o600 });
+        try {
+          Deno.linkSync(tmp, p); // never replaces: a concurrent first use keeps one key
+        } catch (e2) {
+          if (!(e2 instanceof Deno.errors.AlreadyExists)) throw e2;
+        } finally {
+          Deno.removeSync(tmp);
+        }
+      }
+    }
+    const key = new Uint8Array(hex!.match(/../g)!.map((h) => parseInt(h, 16)));
+    const id = blake3Hex(new Uint8Array([...new TextEncoder().encode("hd-store-id\0"), ...key]))
+      .slice(0, 32);
+    this.#identity = { id, key };
+    return this.#identity;
+  }
+
   // ---- locking ----
 
   /**
@@ -660,31 +971,48 @@ export class Store {
         this.#lockDepth--;
       }
     }
+    if (mode === "exclusive") {
+      // Our own shared lock (a leased write outside withLock) would block us forever.
+      for (const l of this.#leases) l.flush();
+      this.#releaseSyncLock();
+    }
     const f = Deno.openSync(`${this.root}/lock`, { read: true, write: true, create: true });
     await f.lock(mode === "exclusive");
     this.#lockFile = f;
     this.#lockDepth = 1;
-    // A long-lived process (hd up, hd mount) must not trust what it remembers of the store
-    // across another process's gc: start over when the gc generation moved.
-    const gen = this.generation();
-    if (this.#seenGeneration !== null && gen !== this.#seenGeneration) {
-      this.#known.clear();
-      this.#packIndex = null;
-      for (const file of this.#packFiles.values()) file.close();
-      this.#packFiles.clear();
-    }
-    this.#seenGeneration = gen;
+    this.#checkGeneration();
     try {
       return await fn();
     } finally {
       this.#lockDepth = 0;
       this.#lockFile = null;
       try {
-        f.unlockSync();
+        // What this process stored under the lock is in its leases before a gc can start.
+        if (mode === "shared") this.flushLeases();
       } finally {
-        f.close();
+        try {
+          f.unlockSync();
+        } finally {
+          f.close();
+        }
       }
     }
+  }
+
+  /**
+   * A long-lived process (hd up, hd mount) must not trust what it remembers of the store across
+   * another process's gc: start over when the gc generation moved.
+   */
+  #checkGeneration(): void {
+    const gen = this.generation();
+    if (this.#seenGeneration !== null && gen !== this.#seenGeneration) {
+      this.#known.clear();
+      this.#packIndex = null;
+      this.#rawIndex = null;
+      for (const file of this.#packFiles.values()) file.close();
+      this.#packFiles.clear();
+    }
+    this.#seenGeneration = gen;
   }
 
   /** Lists every id stored under `kind`, loose and packed (each once). */

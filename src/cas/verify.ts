@@ -12,7 +12,7 @@
  */
 import { CorruptObjectError } from "./errors.ts";
 import { markReachable, type ReferenceFn } from "./gc.ts";
-import type { Store } from "./store.ts";
+import type { ObjectKind, Store } from "./store.ts";
 
 /** Result of {@link verifyStore}. */
 export interface VerifyReport {
@@ -20,9 +20,11 @@ export interface VerifyReport {
   checkedManifests: number;
   checkedBytes: number;
   /** Damaged entries with their path and what is wrong. */
-  corrupt: { id: string; path: string; why: string }[];
+  corrupt: { id: string; kind: ObjectKind; path: string; why: string }[];
   /** Ids referenced from a ref but not in the store. */
   missing: string[];
+  /** Those of `missing` that are manifests. */
+  missingManifests: string[];
 }
 
 /** Checks the whole store; `onProgress` is called with the count checked so far. */
@@ -37,6 +39,7 @@ export function verifyStore(
     checkedBytes: 0,
     corrupt: [],
     missing: [],
+    missingManifests: [],
   };
   const bad = new Set<string>();
   for (const kind of ["objects", "manifests"] as const) {
@@ -50,6 +53,7 @@ export function verifyStore(
           : (e as Error).message;
         report.corrupt.push({
           id,
+          kind,
           path: e instanceof CorruptObjectError ? e.path : store.path(kind, id),
           why,
         });
@@ -61,9 +65,10 @@ export function verifyStore(
     }
   }
   for (const b of store.brokenPacks()) {
-    report.corrupt.push({ id: "(pack index)", path: b.path, why: b.why });
+    report.corrupt.push({ id: "(pack index)", kind: "objects", path: b.path, why: b.why });
   }
   const live = markReachable(store, references);
   report.missing = live.missing.filter((id) => !bad.has(id));
+  report.missingManifests = report.missing.filter((id) => live.missingManifests.has(id));
   return report;
 }

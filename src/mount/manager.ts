@@ -415,6 +415,7 @@ async function handleControl(
     } else if (req.op === "snapshot") {
       if (!overlay) throw new Error("the mount is read-only: its view is its root");
       const ref = req.ref;
+      using _lease = store.lease("hd snapshot");
       reply = await store.withLock("shared", () => {
         const root = overlay.snapshot();
         if (ref) store.setRef(ref, root);

@@ -417,6 +417,7 @@ export async function pullImage(
   opts: PullOptions = {},
 ): Promise<PulledImage> {
   const origin = parseSource(source);
+  using _lease = store.lease(`pull ${source}`);
   return await store.withLock("shared", async () => {
     const r = await resolve(origin, opts, source);
     const prev = loadImage(store, source);

@@ -131,8 +131,19 @@ interface FileJob {
   aliases: { dir: MemDir; name: string; rel: string; sig: StatSig }[];
 }
 
+/** A file answered by the stat cache: its ids are checked against the store before reuse. */
+interface CacheHit {
+  name: string;
+  rel: string;
+  abs: string;
+  sig: StatSig;
+  f: FileNode;
+}
+
 interface Walked {
   tree: Tree;
+  /** Stat-cache hits per directory. */
+  hits: Map<MemDir, CacheHit[]>;
   /** Every directory with its path, to record its id in the stat cache after commit. */
   dirs: [string, MemDir][];
   jobs: FileJob[];
@@ -165,6 +176,7 @@ function walkTree(
 
   const pending = new Map<MemDir, number>();
   const dirs: [string, MemDir][] = [];
+  const hits = new Map<MemDir, CacheHit[]>();
   const walk = (abs: string, rel: string, mode: number): MemDir | null => {
     const d = new MemDir(mode);
     // Clean: every entry below was answered by the stat cache, so the Dir id recorded last time
@@ -207,6 +219,10 @@ function walkTree(
       const f = cache.lookup(r, sig);
       if (f !== null) {
         d.entries.set(e.name, f);
+        const h = hits.get(d);
+        const hit = { name: e.name, rel: r, abs: a, sig, f };
+        if (h) h.push(hit);
+        else hits.set(d, [hit]);
         progress.files++;
         progress.bytes += f.size;
         continue;
@@ -250,7 +266,58 @@ function walkTree(
     return d;
   };
   const tree = new Tree(walk(dir, "", rootSt.mode ?? S_IFDIR | 0o755)!);
-  return { tree, dirs, jobs, progress, skipped };
+  const w = { tree, hits, dirs, jobs, progress, skipped };
+  checkCached(store, w, cache);
+  return w;
+}
+
+function contentStored(store: Store, f: FileNode): boolean {
+  if (f.target !== undefined) return true;
+  // A manifest is written after its chunks: its presence vouches for them.
+  if (f.manifest !== undefined) return store.has(f.manifest, "manifests");
+  for (const c of f.chunks ?? []) if (!store.has(c)) return false;
+  return true;
+}
+
+/**
+ * Checks every id the walk took from the stat cache against the store before it is reused: a
+ * reused Dir id must be stored (it then vouches for everything below it: a Dir node is written
+ * after its children); a cached file's chunks or manifest must be stored. A file whose content is
+ * not is read again (it becomes a job), and the directories above it are re-encoded. The cache is
+ * authenticated (statcache.ts); this catches objects lost without a gc (a damaged or hand-edited
+ * store). In a leased writer each check also records the id in the lease.
+ */
+function checkCached(store: Store, w: Walked, cache: StatCache): void {
+  const check = (d: MemDir): boolean => {
+    if (d.id !== null) {
+      if (store.has(d.id)) return true;
+      d.id = null;
+    }
+    let ok = true;
+    for (const child of d.entries.values()) {
+      if (child instanceof MemDir && !check(child)) ok = false;
+    }
+    for (const h of w.hits.get(d) ?? []) {
+      if (contentStored(store, h.f)) continue;
+      ok = false;
+      d.entries.delete(h.name);
+      cache.forget(h.rel);
+      w.progress.files--;
+      w.progress.bytes -= h.f.size;
+      w.jobs.push({
+        dir: d,
+        name: h.name,
+        rel: h.rel,
+        abs: h.abs,
+        mode: h.sig.mode,
+        size: h.sig.size,
+        sig: h.sig,
+        aliases: [],
+      });
+    }
+    return ok;
+  };
+  check(w.tree.root);
 }
 
 function fileFromChunks(store: Store, mode: number, size: number, ids: string[]): FileNode {
@@ -282,7 +349,7 @@ function finish(store: Store, w: Walked, cache: StatCache, opts: IngestOptions):
  * this thread. Throws `Cannot add …` when `dir` is not a readable directory.
  */
 export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}): IngestResult {
-  const cache = opts.cache ?? StatCache.empty(store.generation());
+  const cache = opts.cache ?? StatCache.empty(store);
   const progress: IngestProgress = { files: 0, dirs: 0, bytes: 0, bytesRead: 0 };
   // Batched: new chunks and Dir nodes go into pack files, not one file each.
   return store.batch(() => {
@@ -319,7 +386,7 @@ export async function ingestTreeParallel(
   dir: string,
   opts: IngestOptions & { workers?: number } = {},
 ): Promise<IngestResult> {
-  const cache = opts.cache ?? StatCache.empty(store.generation());
+  const cache = opts.cache ?? StatCache.empty(store);
   const progress: IngestProgress = { files: 0, dirs: 0, bytes: 0, bytesRead: 0 };
   return await store.batchAsync(async () => {
     const w = walkTree(store, dir, { ...opts, cache }, progress);

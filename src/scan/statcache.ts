@@ -7,19 +7,73 @@
  * otherwise go unnoticed. The cache also records the store's gc generation: after a gc the cache
  * is dropped, since the objects it points at may be gone.
  *
+ * The file is untrusted input (it lives in the project, may be copied, edited, truncated):
+ * - it records the id of the store it was made against (`Store.identity`), and a cache of
+ *   another store is ignored — every fresh store has gc generation 0, so the generation alone
+ *   cannot tell two stores apart;
+ * - it carries a MAC, BLAKE3(store key ‖ body), with the store's secret key: a flipped digit, an id
+ *   swapped for another, or a file written for another store fails it and the cache loads empty;
+ * - rows are schema-checked when used; a malformed row is a miss;
+ * - the ingest still checks that every id it reuses from the cache is in the store (scan/ingest.ts).
+ * Any failure means a re-scan, never an error.
+ *
  * @example
  * ```ts
  * import { StatCache } from "./statcache.ts";
- * const cache = StatCache.load(".hd/statcache.json", store.generation());
+ * const cache = StatCache.load(".hd/statcache.json", store);
  * ```
  * @module
  */
+import { blake3Hex, isId } from "../cas/hash.ts";
+import type { Store } from "../cas/store.ts";
 import type { FileNode } from "../dag/node.ts";
 
 /** Entries modified this close to the save time are re-read on the next scan. */
 export const RACY_MS = 1000;
 
-const VERSION = 2;
+const VERSION = 3;
+
+/** What binds a cache to one store: its id, secret key and gc generation. */
+export interface CacheBinding {
+  storeId: string;
+  key: Uint8Array;
+  generation: string;
+}
+
+function bindingOf(store: Store): CacheBinding {
+  const { id, key } = store.identity();
+  return { storeId: id, key, generation: store.generation() };
+}
+
+/** BLAKE3(key ‖ body): BLAKE3 has no length extension, so a key prefix makes a MAC. */
+function mac(key: Uint8Array, body: Uint8Array): string {
+  const buf = new Uint8Array(key.length + body.length);
+  buf.set(key);
+  buf.set(body, key.length);
+  return blake3Hex(buf);
+}
+
+const MAC_PREFIX = '{"mac":"';
+/** Bytes before the body the MAC covers: `{"mac":"<64 hex>",`. */
+const MAC_END = 74;
+
+function validRow(r: unknown): r is Row {
+  if (!Array.isArray(r) || r.length !== 6) return false;
+  for (let i = 0; i < 5; i++) if (typeof r[i] !== "number") return false;
+  const c = r[5];
+  if (typeof c === "string") return isId(c);
+  if (Array.isArray(c)) return c.every((x) => typeof x === "string" && isId(x));
+  return typeof c === "object" && c !== null && typeof c.target === "string";
+}
+
+function validDirRow(r: unknown): r is DirRow {
+  return Array.isArray(r) && r.length === 3 && typeof r[0] === "string" && isId(r[0]) &&
+    typeof r[1] === "number" && typeof r[2] === "number";
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
 
 /** The stat signature of a file. */
 export interface StatSig {
@@ -46,50 +100,85 @@ export class StatCache {
   #dirs: Map<string, DirRow>;
   #nextDirs = new Map<string, DirRow>();
   #savedAt: number;
-  #generation: string;
+  #binding: CacheBinding;
+  /** The directory this cache describes (recorded, for `hd cas verify --repair`). */
+  dir: string | null = null;
   /** Number of lookups answered from the cache in this scan. */
   hits = 0;
   /** Number of lookups that needed the file's content. */
   misses = 0;
+  /** Why the file on disk was not used (null when it was, or there was none). */
+  rejected: string | null = null;
 
   private constructor(
-    rows: Map<string, Row>,
+    rows: Map<string, unknown>,
     savedAt: number,
-    generation: string,
-    dirs: Map<string, DirRow> = new Map(),
+    binding: CacheBinding,
+    dirs: Map<string, unknown> = new Map(),
   ) {
-    this.#rows = rows;
-    this.#dirs = dirs;
+    this.#rows = rows as Map<string, Row>;
+    this.#dirs = dirs as Map<string, DirRow>;
     this.#savedAt = savedAt;
-    this.#generation = generation;
+    this.#binding = binding;
   }
 
-  /** An empty cache. */
-  static empty(generation: string): StatCache {
-    return new StatCache(new Map(), 0, generation);
+  /** An empty cache for `store`. */
+  static empty(store: Store): StatCache {
+    return new StatCache(new Map(), 0, bindingOf(store));
   }
 
-  /** Loads the cache at `path`; a missing, unreadable or outdated cache loads empty. */
-  static load(path: string, generation: string): StatCache {
+  /**
+   * Loads the cache at `path` for `store`. A missing, unreadable, malformed, outdated or foreign
+   * cache (another store's, or one whose MAC fails) loads empty; `rejected` says why.
+   */
+  static load(path: string, store: Store): StatCache {
+    const binding = bindingOf(store);
+    const empty = (why: string | null) => {
+      const c = new StatCache(new Map(), 0, binding);
+      c.rejected = why;
+      return c;
+    };
+    let bytes: Uint8Array;
     try {
-      const j = JSON.parse(Deno.readTextFileSync(path));
-      if (j.version !== VERSION || j.generation !== generation) return StatCache.empty(generation);
-      return new StatCache(
-        new Map(Object.entries(j.rows)),
-        j.savedAt,
-        generation,
-        new Map(Object.entries(j.dirs ?? {})),
-      );
+      bytes = Deno.readFileSync(path);
     } catch {
-      return StatCache.empty(generation);
+      return empty(null);
     }
+    // `{"mac":"<64 hex>",` + the rest of the body; the MAC covers the rest.
+    const head = new TextDecoder().decode(bytes.subarray(0, MAC_END));
+    const m = head.startsWith(MAC_PREFIX) ? head.slice(8, 72) : "";
+    if (!/^[0-9a-f]{64}$/.test(m) || head.slice(72) !== '",') return empty("no MAC");
+    if (mac(binding.key, bytes.subarray(MAC_END)) !== m) {
+      return empty("MAC mismatch (damaged, or another store's)");
+    }
+    let j: unknown;
+    try {
+      j = JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      return empty("not JSON");
+    }
+    if (!isRecord(j) || j.version !== VERSION) return empty("another version");
+    if (j.store !== binding.storeId) return empty("made against another store");
+    if (j.generation !== binding.generation) return empty("made before a gc");
+    if (typeof j.savedAt !== "number" || !isRecord(j.rows) || !isRecord(j.dirs)) {
+      return empty("malformed");
+    }
+    const c = new StatCache(
+      new Map(Object.entries(j.rows)),
+      j.savedAt,
+      binding,
+      new Map(Object.entries(j.dirs)),
+    );
+    if (typeof j.dir === "string") c.dir = j.dir;
+    return c;
   }
 
   /** The cached File node for `rel` when its stat signature is unchanged, else null. */
   lookup(rel: string, sig: StatSig): FileNode | null {
     const r = this.#rows.get(rel);
     if (
-      r && r[0] === sig.size && r[1] === sig.mtime && r[2] === sig.ctime && r[3] === sig.ino &&
+      r && validRow(r) && r[0] === sig.size && r[1] === sig.mtime && r[2] === sig.ctime &&
+      r[3] === sig.ino &&
       r[4] === sig.mode && sig.mtime < this.#savedAt - RACY_MS
     ) {
       this.hits++;
@@ -111,7 +200,7 @@ export class StatCache {
    */
   lookupDir(rel: string, count: number, mode: number): string | null {
     const r = this.#dirs.get(rel);
-    if (r && r[1] === count && r[2] === mode) {
+    if (r && validDirRow(r) && r[1] === count && r[2] === mode) {
       this.#nextDirs.set(rel, r);
       return r[0];
     }
@@ -172,17 +261,24 @@ export class StatCache {
     if (keepOld) { for (const [k, v] of this.#dirs) dirs[k] = v; }
     for (const [k, v] of this.#nextDirs) dirs[k] = v;
     const savedAt = Date.now();
-    const body = JSON.stringify({
+    const inner = JSON.stringify({
       version: VERSION,
-      generation: this.#generation,
+      store: this.#binding.storeId,
+      generation: this.#binding.generation,
       savedAt,
+      dir: this.dir,
       rows,
       dirs,
     });
+    const enc = new TextEncoder().encode(inner).subarray(1); // without the "{"
+    const head = new TextEncoder().encode(`${MAC_PREFIX}${mac(this.#binding.key, enc)}",`);
+    const body = new Uint8Array(head.length + enc.length);
+    body.set(head);
+    body.set(enc, head.length);
     const tmp = `${path}.${Deno.pid}.tmp`;
     try {
       Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || ".", { recursive: true });
-      Deno.writeTextFileSync(tmp, body);
+      Deno.writeFileSync(tmp, body);
       Deno.renameSync(tmp, path);
     } catch {
       try {

@@ -136,7 +136,7 @@ export class DevLoop {
     this.#store = opts.store;
     this.#filter = trackedFilter(opts.spec);
     this.#outputs = new GlobSet(opts.spec.build.steps.flatMap((s) => s.outputs));
-    this.#cache = StatCache.empty(opts.store.generation());
+    this.#cache = StatCache.empty(opts.store);
     this.#watchGlobs = Object.fromEntries(
       Object.values(opts.spec.services).map((s) => [s.name, new GlobSet(s.watch)]),
     );
@@ -217,7 +217,7 @@ export class DevLoop {
     this.#envRoot = c.envId;
     this.#baseId = c.baseId;
     this.#packageIds = c.packages.map((p) => p.id);
-    this.#cache = StatCache.load(this.#cachePath, this.#store.generation());
+    this.#cache = StatCache.load(this.#cachePath, this.#store);
     const hashes = c.steps.map((s) => s.id);
     this.#print(
       `root ${this.#envRoot}  (${c.files} files, ${c.files - c.cacheHits} read, ${
@@ -317,6 +317,8 @@ export class DevLoop {
     if (!this.#tree || this.#stopping) return null;
     const t0 = performance.now();
     const tree = this.#tree;
+    // Keeps the new tree (and what the steps store) from a gc until persistEnv sets the refs.
+    using _lease = this.#store.lease("hd up: update");
     const r: UpdateResult = await this.#store.withLock(
       "shared",
       () =>

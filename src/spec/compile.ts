@@ -280,9 +280,8 @@ export async function compileEnv(
   return await store.withLock("shared", () => {
     const filter = trackedFilter(spec);
     const cachePath = statCachePath(spec);
-    const cache = opts.noCache
-      ? StatCache.empty(store.generation())
-      : StatCache.load(cachePath, store.generation());
+    const cache = opts.noCache ? StatCache.empty(store) : StatCache.load(cachePath, store);
+    cache.dir = spec.dir; // for `hd cas verify --repair`
     const r = ingestTree(store, spec.dir, {
       filter,
       cache,

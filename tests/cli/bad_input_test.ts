@@ -38,13 +38,13 @@ Deno.test("a truncated stat cache is ignored: the scan reads everything and is r
   for (let i = 0; i < 20; i++) Deno.writeTextFileSync(`${d.path}/t/f${i}`, `file ${i}\n`);
   const store = Store.open(`${d.path}/s`);
   const cachePath = `${d.path}/cache.json`;
-  const c = StatCache.load(cachePath, store.generation());
+  const c = StatCache.load(cachePath, store);
   const first = ingestTree(store, `${d.path}/t`, { cache: c });
   c.save(cachePath);
   const full = Deno.readTextFileSync(cachePath);
   Deno.writeTextFileSync(cachePath, full.slice(0, full.length >> 1));
   const again = ingestTree(store, `${d.path}/t`, {
-    cache: StatCache.load(cachePath, store.generation()),
+    cache: StatCache.load(cachePath, store),
   });
   assertEquals(again.cacheHits, 0);
   assertEquals(again.root, first.root);

@@ -22,12 +22,12 @@ Deno.test("re-scanning an unchanged tree reads no file contents", async () => {
   makeTree(`${d.path}/t`, 500);
   const store = Store.open(`${d.path}/s`);
   const cachePath = `${d.path}/cache.json`;
-  const c1 = StatCache.load(cachePath, store.generation());
+  const c1 = StatCache.load(cachePath, store);
   const r1 = ingestTree(store, `${d.path}/t`, { cache: c1 });
   assertEquals(r1.files, 500);
   assert(r1.bytesRead > 0);
   c1.save(cachePath);
-  const c2 = StatCache.load(cachePath, store.generation());
+  const c2 = StatCache.load(cachePath, store);
   const r2 = ingestTree(store, `${d.path}/t`, { cache: c2 });
   assertEquals(r2.root, r1.root);
   assertEquals(r2.bytesRead, 0);
@@ -36,7 +36,7 @@ Deno.test("re-scanning an unchanged tree reads no file contents", async () => {
   // One edit: only that file is read.
   Deno.writeTextFileSync(`${d.path}/t/pkg3/lib/m3.js`, "changed\n");
   c2.save(cachePath);
-  const c3 = StatCache.load(cachePath, store.generation());
+  const c3 = StatCache.load(cachePath, store);
   const r3 = ingestTree(store, `${d.path}/t`, { cache: c3 });
   assertEquals(r3.bytesRead, 8);
   assert(r3.root !== r1.root);
@@ -48,7 +48,7 @@ Deno.test("re-scanning an unchanged tree reads no file contents", async () => {
   c3.save(cachePath);
   Deno.writeTextFileSync(`${d.path}/t/pkg3/lib/m3.js`, "CHANGED\n"); // same size, same tick
   const r4 = ingestTree(store, `${d.path}/t`, {
-    cache: StatCache.load(cachePath, store.generation()),
+    cache: StatCache.load(cachePath, store),
   });
   assertEquals(r4.bytesRead, 8);
   assert(r4.root !== r3.root);
@@ -59,16 +59,16 @@ Deno.test("a gc generation change drops the stat cache", () => {
   using d = tempDir();
   makeTree(`${d.path}/t`, 20);
   const store = Store.open(`${d.path}/s`);
-  const c = StatCache.load(`${d.path}/c.json`, store.generation());
+  const c = StatCache.load(`${d.path}/c.json`, store);
   ingestTree(store, `${d.path}/t`, { cache: c });
   c.save(`${d.path}/c.json`);
   const again = ingestTree(store, `${d.path}/t`, {
-    cache: StatCache.load(`${d.path}/c.json`, store.generation()),
+    cache: StatCache.load(`${d.path}/c.json`, store),
   });
   assertEquals(again.cacheHits, 20);
   store.bumpGeneration();
   const r = ingestTree(store, `${d.path}/t`, {
-    cache: StatCache.load(`${d.path}/c.json`, store.generation()),
+    cache: StatCache.load(`${d.path}/c.json`, store),
   });
   assertEquals(r.cacheHits, 0);
 });
@@ -134,7 +134,7 @@ Deno.test("recording one file (as the watcher does) invalidates its directories'
   makeTree(`${d.path}/t`, 40);
   const store = Store.open(`${d.path}/s`);
   const cachePath = `${d.path}/c.json`;
-  const c1 = StatCache.load(cachePath, store.generation());
+  const c1 = StatCache.load(cachePath, store);
   ingestTree(store, `${d.path}/t`, { cache: c1 });
   c1.save(cachePath);
   // The watcher's path: one file changes, its row is recorded and the cache saved incrementally.
@@ -142,12 +142,12 @@ Deno.test("recording one file (as the watcher does) invalidates its directories'
   Deno.writeTextFileSync(p, "edited by the watcher\n");
   const past = new Date(Date.now() - 30_000);
   Deno.utimeSync(p, past, past);
-  const c2 = StatCache.load(cachePath, store.generation());
+  const c2 = StatCache.load(cachePath, store);
   c2.record("pkg2/lib/m2.js", statSig(Deno.lstatSync(p)), ingestFile(store, p, Deno.lstatSync(p)));
   c2.save(cachePath, true);
   // A full scan now hits the cache for every file, yet must not reuse the stale directory ids.
   const r = ingestTree(store, `${d.path}/t`, {
-    cache: StatCache.load(cachePath, store.generation()),
+    cache: StatCache.load(cachePath, store),
   });
   assertEquals(r.bytesRead, 0);
   assertEquals(r.root, ingestTree(Store.open(`${d.path}/fresh`), `${d.path}/t`).root);

@@ -31,6 +31,7 @@ export const casAdd: Command = {
     }
     const store = ctx.store();
     const t0 = performance.now();
+    using _lease = store.lease("hd cas add");
     return await store.withLock("shared", async () => {
       const totals = { files: 0, dirs: 0, bytes: 0, bytesRead: 0, cacheHits: 0 };
       const skipped: { path: string; why: string }[] = [];
@@ -48,8 +49,9 @@ export const casAdd: Command = {
             blake3Hex(new TextEncoder().encode(abs)).slice(0, 24)
           }.json`;
           const cache = ctx.values["no-cache"]
-            ? StatCache.empty(store.generation())
-            : StatCache.load(cachePath, store.generation());
+            ? StatCache.empty(store)
+            : StatCache.load(cachePath, store);
+          cache.dir = abs; // for `hd cas verify --repair`
           const r = await ingestTreeParallel(store, p, {
             cache,
             onProgress: (pr) =>

@@ -34,6 +34,18 @@ export const casGc: Command = {
           ? `\n${r.dryRun ? "would remove" : "removed"} ${layers.removed} materialized layer dirs` +
             (layers.inUse ? ` (${layers.inUse} unreferenced but still mounted: kept)` : "")
           : "") +
+        (r.duplicates.copies
+          ? `\n${
+            r.dryRun ? "would drop" : "dropped"
+          } ${r.duplicates.copies} duplicate copies (${r.duplicates.packsRemoved} packs removed, ${r.duplicates.packsRewritten} rewritten)`
+          : "") +
+        r.leases.map((l) =>
+          `\nlease ${l.id} (${l.why}, process ${l.pid}) keeps what it names: ${l.ids} ids`
+        ).join("") +
+        (r.keptByLeases ? `\nkept ${r.keptByLeases} ids that only open leases reach` : "") +
+        r.expiredLeases.map((e) =>
+          `\n${r.dryRun ? "would expire" : "expired"} lease ${e.path}: ${e.why}`
+        ).join("") +
         (r.missing.length
           ? `\nwarning: ${r.missing.length} referenced ids are missing (run hd cas verify)`
           : ""),
