@@ -11,7 +11,7 @@ if ! command -v deno >/dev/null 2>&1 || ! deno --version 2>/dev/null | grep -q '
   $SUDO npm install -g deno@2.9.6 >/dev/null
 fi
 
-PKGS=(fuse3 libfuse3-3 libfuse3-dev gcc util-linux b3sum restic git skopeo umoci docker-registry dpkg-dev attr
+PKGS=(fuse3 libfuse3-3 libfuse3-dev gcc util-linux runc tini b3sum restic git skopeo umoci docker-registry dpkg-dev attr
   squashfuse squashfs-tools busybox-static debootstrap uidmap iproute2 procps psmisc)
 # Node.js (examples, e2e tests, benches): Debian's nodejs when the machine has no node at all
 # (machines that ship NodeSource's nodejs already have node and npm).
