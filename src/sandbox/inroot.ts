@@ -87,21 +87,20 @@ export function resolveInRoot(root: string, p: string): string {
  * returns its host path. Throws when a component exists and is not a directory.
  */
 export function mkdirInRoot(root: string, p: string, mode = 0o755): string {
-  const parts = p.split("/").filter((c) => c !== "");
-  let cur = "";
-  let host = root.replace(/\/+$/, "");
-  for (const c of parts) {
+  const base = root.replace(/\/+$/, "");
+  const host = resolveInRoot(root, p);
+  // below the root, resolved: existing components are directories (or files), never symlinks
+  let cur = base;
+  for (const c of host.slice(base.length).split("/").filter((x) => x !== "")) {
     cur = `${cur}/${c}`;
-    host = resolveInRoot(root, cur);
     try {
-      Deno.mkdirSync(host, { mode });
+      Deno.mkdirSync(cur, { mode });
     } catch (e) {
       if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
     }
-    // mkdir never follows a final symlink; resolveInRoot resolved any that was there
-    if (!Deno.lstatSync(host).isDirectory) {
+    if (!Deno.lstatSync(cur).isDirectory) {
       throw new HdError(
-        `Cannot create ${p} in the environment's root: ${cur} is not a directory`,
+        `Cannot create ${p} in the environment's root: ${cur.slice(base.length)} is not a directory`,
         "the image has a file where a directory is needed; pick another workdir",
       );
     }
