@@ -100,7 +100,9 @@ export function mkdirInRoot(root: string, p: string, mode = 0o755): string {
     }
     if (!Deno.lstatSync(cur).isDirectory) {
       throw new HdError(
-        `Cannot create ${p} in the environment's root: ${cur.slice(base.length)} is not a directory`,
+        `Cannot create ${p} in the environment's root: ${
+          cur.slice(base.length)
+        } is not a directory`,
         "the image has a file where a directory is needed; pick another workdir",
       );
     }
