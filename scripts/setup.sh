@@ -2,7 +2,7 @@
 # Installs what hd needs on a fresh Debian/Ubuntu machine (idempotent).
 #   bash scripts/setup.sh        what `hd` itself needs: Deno 2.9.6 (npm), fuse3 + libfuse3-3 (the
 #                                FUSE projection), util-linux + uidmap + iproute2 (namespaces,
-#                                networks), runc (the sandbox's OCI runtime), and Node.js for the
+#                                networks), runc + tini (the sandbox's OCI runtime and its PID 1), and Node.js for the
 #                                bundled examples where the machine has none
 #   bash scripts/setup.sh test   the same, plus the real peers and servers the tests and benches
 #                                use (gcc, registries, restic, squashfuse, debootstrap, …)
@@ -17,7 +17,7 @@ if ! command -v deno >/dev/null 2>&1 || ! deno --version 2>/dev/null | grep -q '
   $SUDO npm install -g deno@2.9.6 >/dev/null
 fi
 
-PKGS=(fuse3 libfuse3-3 util-linux uidmap iproute2 procps runc)
+PKGS=(fuse3 libfuse3-3 util-linux uidmap iproute2 procps runc tini)
 if [ "$for_tests" -eq 1 ]; then
   PKGS+=(gcc libfuse3-dev b3sum restic git skopeo umoci docker-registry dpkg-dev attr squashfuse
     squashfs-tools busybox-static debootstrap psmisc)

@@ -36,6 +36,8 @@ import {
 } from "../sandbox/layers.ts";
 import { isMountPoint, mountRootfs, type Rootfs, unmountRootfs } from "../sandbox/rootfs.ts";
 import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/sandbox.ts";
+import { checkSandboxPath, mkdirInRoot } from "../sandbox/inroot.ts";
+import { othersRunningIn, sweepContainers } from "../sandbox/runc.ts";
 import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./cache.ts";
 import { aptLayer } from "./apt_layer.ts";
 import { exists } from "../cas/fs.ts";
@@ -113,11 +115,25 @@ function imageEnv(img: PulledImage): Record<string, string> {
   return out;
 }
 
-/** The working directory inside the sandbox for `spec`. */
+/**
+ * The working directory inside the sandbox for `spec` (absolute and normalized; a relative
+ * `workdir` is below /app). Throws for `..` and other unnormalized paths.
+ */
 export function sandboxWorkdir(spec: EnvSpec): string {
   const w = spec.environment.workdir;
   if (!w) return DEFAULT_WORKDIR;
-  return w.startsWith("/") ? w.replace(/\/+$/, "") || "/" : `${DEFAULT_WORKDIR}/${w}`;
+  const abs = w.startsWith("/") ? w.replace(/\/+$/, "") || "/" : `${DEFAULT_WORKDIR}/${w}`;
+  return checkSandboxPath(abs, "[environment].workdir");
+}
+
+/** The sandbox paths of the `[build].cache` entries of `spec` (each checked like the workdir). */
+function checkedCacheBinds(
+  store: Store,
+  spec: EnvSpec,
+  workdir: string,
+): ReturnType<typeof cacheBinds> {
+  for (const c of spec.build.cache) checkSandboxPath(cacheTarget(c, workdir), "[build].cache");
+  return cacheBinds(store, spec.environment.name, spec.build.cache, workdir);
 }
 
 /** The pulled base image of `spec` (pulled now when not in the store). */
@@ -295,7 +311,9 @@ export async function runStep(
       work: dirs.work,
       target: dirs.root,
     });
-    const caches = cacheBinds(store, spec.environment.name, spec.build.cache, workdir);
+    const caches = checkedCacheBinds(store, spec, workdir);
+    // the working directory, resolved inside the root (an image's symlink cannot lead out)
+    const wdHost = mkdirInRoot(dirs.root, workdir);
     const sb: SandboxOptions = {
       root: dirs.root,
       argv: ["sh", "-c", step.spec.run],
@@ -305,20 +323,21 @@ export async function runStep(
       network: step.spec.network,
       caCerts: opts.caCerts ?? hostCaWanted(),
       hostname: spec.environment.name.replace(/[^A-Za-z0-9-]/g, "-").slice(0, 63) || "hd",
+      runDir: envRunDir(spec),
+      kind: "step",
       overlays: root.mode === "overlay"
         ? [{
-          lowers: [spec.dir, `${dirs.root}${workdir}`],
+          lowers: [spec.dir, wdHost],
           upper: dirs.appUpper,
           work: dirs.appWork,
           dst: workdir,
         }]
         : undefined,
     };
-    Deno.mkdirSync(`${dirs.root}${workdir}`, { recursive: true });
     let before: Map<string, FarmEntry> | null = null;
     if (root.mode === "hardlink") {
       // no overlay for the working directory either: a copy of the project (never links to it)
-      await copyProject(spec.dir, `${dirs.root}${workdir}`);
+      await copyProject(spec.dir, wdHost);
       before = farmSnapshot(dirs.root);
     }
     const child = spawnSandbox(sb, { stdin: "null", stdout: "piped" });
@@ -456,6 +475,11 @@ export function envSandboxDir(spec: EnvSpec): string {
   return `${spec.dir}/.hd/sandbox`;
 }
 
+/** runc's state (`run/runc`) and the bundles of steps and `hd exec` (`run/bundles`). */
+export function envRunDir(spec: EnvSpec): string {
+  return `${envSandboxDir(spec)}/run`;
+}
+
 /**
  * Mounts the environment's root (overlay of its layers with `.hd/sandbox/upper` on top) at
  * `.hd/sandbox/root`, or reuses the mount when its layers are the same.
@@ -499,6 +523,38 @@ export function unmountEnv(spec: EnvSpec): void {
   } catch { /* none */ }
 }
 
+/**
+ * Unmounts the environment's overlay root when it is mounted (a hardlink farm, which is plain
+ * files, stays for the next run); true when something was unmounted. Callers make sure nothing
+ * runs in it (`hd down` after the services stopped, `hd exec` when no `hd up` runs).
+ */
+export function releaseEnvMount(spec: EnvSpec): boolean {
+  const dir = envSandboxDir(spec);
+  let mode: Rootfs["mode"] = "overlay";
+  try {
+    mode = JSON.parse(Deno.readTextFileSync(`${dir}/root.json`)).mode;
+  } catch { /* default */ }
+  if (mode !== "overlay" || !isMountPoint(`${dir}/root`)) return false;
+  unmountRootfs({ mode, target: `${dir}/root` });
+  try {
+    Deno.removeSync(`${dir}/root.json`);
+  } catch { /* none */ }
+  return !isMountPoint(`${dir}/root`);
+}
+
+/**
+ * After the services stopped (`hd down`): deletes the runc states left by killed containers and
+ * unmounts the overlay root unless an `hd exec` still runs in it.
+ */
+export async function releaseEnv(
+  spec: EnvSpec,
+): Promise<{ deleted: string[]; unmounted: boolean }> {
+  const state = `${envRunDir(spec)}/runc`;
+  const deleted = await sweepContainers(state, true);
+  const unmounted = othersRunningIn(state, "") ? false : releaseEnvMount(spec);
+  return { deleted, unmounted };
+}
+
 /** Sandbox options to run `argv` in the mounted environment (project bound at the workdir). */
 export function envSandbox(
   env: SandboxEnv,
@@ -513,8 +569,10 @@ export function envSandbox(
     cwd: env.workdir,
     binds: [
       { src: env.spec.dir, dst: env.workdir },
-      ...cacheBinds(env.store, env.spec.environment.name, env.spec.build.cache, env.workdir),
+      ...checkedCacheBinds(env.store, env.spec, env.workdir),
     ],
+    runDir: envRunDir(env.spec),
+    kind: "exec",
     keep: keptPaths(env),
     network: "host",
     caCerts: hostCaWanted(),

@@ -1,7 +1,9 @@
 /**
  * `hd down`: stops the running `hd up` of this project (services in reverse dependency order,
  * grace, then SIGKILL of each process group). With nothing running it says so and exits 0; a stale
- * state left by a killed supervisor is cleaned up (its leftover service processes are killed).
+ * state left by a killed supervisor is cleaned up (its leftover service processes are killed). With
+ * a base image, the environment's root is then unmounted and runc states of killed containers are
+ * deleted.
  *
  * @example
  * ```sh
@@ -26,7 +28,14 @@ export const down: Command = {
     const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
     const dir = spec.dir;
     const stale = cleanupIfStale(dir);
+    // the sandbox's root is unmounted once nothing runs in it (the project can then be deleted)
+    const release = async () => {
+      if (spec.environment.base === null) return;
+      const { releaseEnv } = await import("../build/run_sandbox.ts");
+      await releaseEnv(spec);
+    };
     if (stale) {
+      await release();
       ctx.out.result(
         { running: false, stale: true, pid: stale.pid, killed: stale.killedServices },
         () =>
@@ -37,6 +46,7 @@ export const down: Command = {
     }
     const st = readUpState(dir);
     if (!st) {
+      await release();
       ctx.out.result({ running: false }, () => `nothing running for ${spec.environment.name}`);
       return 0;
     }
@@ -61,6 +71,7 @@ export const down: Command = {
     }
     const left = readUpState(dir);
     if (left && left.state.pid === st.state.pid) removeUpState(dir);
+    await release();
     const ms = Math.round(performance.now() - t0);
     ctx.out.result(
       { running: false, stopped: true, pid: st.state.pid, ms },

@@ -1,8 +1,9 @@
 /**
  * `hd shell [-- CMD…]`: an interactive shell (or CMD) inside the environment's sandbox — the
  * base image's layers and the build steps' layers under overlayfs, the project at the working
- * directory, new mount/pid/ipc/uts namespaces, the host's network. Needs a `base` in hd.toml.
- * Uncached build steps run first; the exit code passes through.
+ * directory, a runc container (src/sandbox/sandbox.ts) on the host's network. Needs a `base` in
+ * hd.toml. Uncached build steps run first; the exit code passes through. The root is unmounted
+ * afterwards unless an `hd up` (or another `hd exec`) of the project uses it.
  *
  * @example
  * ```sh
@@ -46,8 +47,13 @@ async function listConflicts(ctx: Context, spec: EnvSpec): Promise<number> {
  * for an environment with a base.
  */
 export async function runInSandbox(ctx: Context, spec: EnvSpec, argv: string[]): Promise<number> {
-  const { prepareEnv, mountEnv, envSandbox } = await import("../build/run_sandbox.ts");
+  const { prepareEnv, mountEnv, envSandbox, envRunDir, releaseEnvMount } = await import(
+    "../build/run_sandbox.ts"
+  );
   const { spawnSandbox } = await import("../sandbox/sandbox.ts");
+  const { othersRunningIn } = await import("../sandbox/runc.ts");
+  const { readUpState } = await import("../services/control.ts");
+  const { resolveInRoot } = await import("../sandbox/inroot.ts");
   const store = ctx.store();
   const env = await prepareEnv(store, spec, {
     onNote: (t) => ctx.out.note(`hd: ${t}`),
@@ -62,16 +68,19 @@ export async function runInSandbox(ctx: Context, spec: EnvSpec, argv: string[]):
   if (argv.length === 0) {
     let sh = "/bin/sh";
     try {
-      Deno.statSync(`${root.target}/bin/bash`);
+      Deno.statSync(resolveInRoot(root.target, "/bin/bash"));
       sh = "/bin/bash";
     } catch { /* no bash in the image */ }
     argv = [sh];
   }
   const child = spawnSandbox(envSandbox(env, root.target, argv));
-  const ign = () => {}; // the sandbox's init forwards signals to the command
+  const ign = () => {}; // runc forwards signals to tini, tini to the command
   Deno.addSignalListener("SIGINT", ign);
   const st = await child.status;
   Deno.removeSignalListener("SIGINT", ign);
+  // the root stays mounted only while something uses it: an `hd up`, another `hd exec`
+  const up = readUpState(spec.dir);
+  if (!up?.alive && !othersRunningIn(`${envRunDir(spec)}/runc`, child.id)) releaseEnvMount(spec);
   return st.signal ? 128 + 15 : st.code;
 }
 

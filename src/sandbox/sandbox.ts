@@ -1,24 +1,31 @@
 /**
- * Running a command in Linux namespaces: util-linux `unshare` makes new mount, pid, ipc and uts
- * namespaces (plus a network namespace for `network = "none"`, and a user namespace mapping the
- * caller to root when hd does not run as root), and hd's own init (src/sandbox/init.ts) becomes
- * PID 1 there: it mounts /proc, /dev, /tmp and the bind mounts, chroots into the assembled root
- * and runs the command. `setpriv --pdeathsig KILL` and `unshare --kill-child` end the namespace
- * when the caller goes away.
+ * Running a command in a container: hd writes an OCI bundle (src/sandbox/oci_config.ts: Docker's
+ * default capabilities, no new privileges, a seccomp allowlist, masked /proc and /sys paths, a
+ * devices cgroup, pivot_root into the assembled root) and runs it with runc (src/sandbox/runc.ts),
+ * tini as the container's PID 1. The bundle is removed when the container ends; a state runc
+ * could not remove (runc killed) is deleted by the id hd gave it.
  *
  * @example
  * ```ts
- * import { sandboxArgv, spawnSandbox } from "./sandbox.ts";
- * const child = spawnSandbox({ root, argv: ["sh", "-c", "id"], cwd: "/", env: {}, binds: [] });
- * await child.status;
+ * import { runSandbox } from "./sandbox.ts";
+ * const r = await runSandbox({ root, argv: ["sh", "-c", "id"], cwd: "/", env: {}, binds: [] });
  * ```
  * @module
  */
 import { HdError } from "../cas/errors.ts";
-import type { BindSpec, InitConfig } from "./init.ts";
 import { exists } from "../cas/fs.ts";
+import {
+  type BindSpec,
+  type ContainerSpec,
+  type KeptPath,
+  ociConfig,
+  type OverlaySpec,
+  type RuntimeOptions,
+} from "./oci_config.ts";
+import { resolveInRoot } from "./inroot.ts";
+import { containerId, deleteContainer, runcRunArgv, sweepContainers, tiniPath } from "./runc.ts";
 
-export type { BindSpec } from "./init.ts";
+export type { BindSpec, OverlaySpec } from "./oci_config.ts";
 
 /** What to run and where. */
 export interface SandboxOptions {
@@ -37,19 +44,31 @@ export interface SandboxOptions {
   /** Bind the host's /etc/resolv.conf (default true with the host network). */
   resolvConf?: boolean;
   readonlyRoot?: boolean;
-  /** Overlays mounted inside the sandbox (see InitConfig.overlays). */
-  overlays?: InitConfig["overlays"];
-  /** Root paths kept visible over the bind mounts (see InitConfig.keep). */
+  /** Overlays mounted inside the sandbox (before the binds). */
+  overlays?: OverlaySpec[];
+  /** Root paths kept visible over the bind mounts (see ContainerSpec.keep). */
   keep?: string[];
+  /**
+   * Where runc's state and the bundles live (`<runDir>/runc`, `<runDir>/bundles/<id>`); default
+   * a private directory of the user (`/run/hd` for root).
+   */
+  runDir?: string;
+  /** Container kind in its id (default "run"). */
+  kind?: "step" | "exec" | "run";
 }
-
-const INIT = new URL("./init.ts", import.meta.url);
 
 /** Where the host's CA bundle is, when there is one. */
 export const HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
-/** The init configuration for `opts` (binds for resolv.conf and CA certificates added). */
-export function initConfig(opts: SandboxOptions): InitConfig {
+/** The default run directory (see SandboxOptions.runDir). */
+export function defaultRunDir(): string {
+  if (Deno.uid() === 0) return "/run/hd";
+  const xdg = Deno.env.get("XDG_RUNTIME_DIR");
+  return xdg ? `${xdg}/hd` : `/tmp/hd-${Deno.uid()}`;
+}
+
+/** The container's view for `opts` (binds for resolv.conf and CA certificates added). */
+export function containerSpec(opts: SandboxOptions): ContainerSpec {
   const binds = [...opts.binds];
   const net = opts.network ?? "host";
   if ((opts.resolvConf ?? net === "host") && exists("/etc/resolv.conf")) {
@@ -75,68 +94,113 @@ export function initConfig(opts: SandboxOptions): InitConfig {
     netns: net === "none",
     readonlyRoot: opts.readonlyRoot,
     overlays: opts.overlays,
-    keep: opts.keep,
+    keep: keptPaths(opts.root, opts.keep ?? []),
   };
 }
 
-/** The host command line that starts the sandbox: `unshare … -- deno run … init.ts`. */
-export function unshareArgv(network: "host" | "none" = "host"): string[] {
-  const ns = ["--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child"];
-  ns.push("--propagation", "private");
-  if (network === "none") ns.push("--net");
-  if (Deno.uid() !== 0) ns.push("--user", "--map-root-user");
-  const exe = Deno.execPath();
-  const base = exe.slice(exe.lastIndexOf("/") + 1);
-  const init = base.startsWith("deno")
-    ? [exe, "run", "-A", "--quiet", "--no-config", "--cached-only", INIT.href]
-    : [exe, "run", "-A", "--quiet", INIT.href];
-  // setpriv: unshare gets SIGKILL when hd goes away (its --kill-child then ends the namespace)
-  return ["setpriv", "--pdeathsig", "KILL", "--", "unshare", ...ns, "--", ...init];
+/** The kept paths of `root` that exist, resolved inside the root (see ContainerSpec.keep). */
+function keptPaths(root: string, paths: string[]): KeptPath[] {
+  const dev = resolveInRoot(root, "/dev");
+  const out: KeptPath[] = [];
+  for (const path of paths) {
+    const source = resolveInRoot(root, path);
+    if (!exists(source)) continue;
+    const stash = `/dev/.hd-keep-${out.length}`;
+    out.push({ path, source, stash, stashSource: `${dev}/.hd-keep-${out.length}` });
+  }
+  return out;
 }
 
-/** The host-side variables of the sandbox process (PATH, HOME, DENO_DIR), plus `extra`. */
+/** The runtime options of container `id` on this host (tini, cgroup path, rootless mode). */
+export function runtimeOptions(id: string): RuntimeOptions {
+  return {
+    init: tiniPath(),
+    cgroupsPath: `/hd/${id}`,
+    rootless: Deno.uid() === 0 ? undefined : { uid: Deno.uid() ?? 0, gid: Deno.gid() ?? 0 },
+  };
+}
+
+/** Writes `<bundle>/config.json` for `opts` as container `id` (temp file + rename). */
+export function writeBundle(bundle: string, opts: SandboxOptions, id: string): void {
+  Deno.mkdirSync(bundle, { recursive: true, mode: 0o700 });
+  const cfg = ociConfig(containerSpec(opts), runtimeOptions(id));
+  const tmp = `${bundle}/config.json.${Deno.pid}.tmp`;
+  Deno.writeTextFileSync(tmp, JSON.stringify(cfg));
+  Deno.renameSync(tmp, `${bundle}/config.json`);
+}
+
+/** The host-side variables of the runtime process (PATH, HOME), plus `extra`. */
 export function hostEnv(extra: Record<string, string> = {}): Record<string, string> {
   const out: Record<string, string> = {
     PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin",
   };
-  for (const k of ["HOME", "DENO_DIR"]) {
+  for (const k of ["HOME", "HD_RUNC", "HD_TINI"]) {
     const v = Deno.env.get(k);
     if (v) out[k] = v;
   }
   return { ...out, ...extra };
 }
 
-/** The host command line (unshare … deno run init.ts) and its environment. */
-export function sandboxArgv(opts: SandboxOptions): { argv: string[]; env: Record<string, string> } {
-  return {
-    argv: unshareArgv(opts.network ?? "host"),
-    env: hostEnv({ HD_SANDBOX_INIT: JSON.stringify(initConfig(opts)) }),
-  };
+/** A running sandbox. `status` resolves once the container's leftovers are removed too. */
+export interface SandboxProcess {
+  /** Pid of the host process started (setpriv/unshare; runc is below it). */
+  readonly pid: number;
+  /** The container's id. */
+  readonly id: string;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  readonly status: Promise<Deno.CommandStatus>;
+  kill(signal?: Deno.Signal): void;
 }
 
 /** Starts `opts.argv` in a sandbox; stdio as given (inherit by default). */
 export function spawnSandbox(
   opts: SandboxOptions,
   stdio: { stdin?: "inherit" | "null" | "piped"; stdout?: "inherit" | "piped" | "null" } = {},
-): Deno.ChildProcess {
-  const { argv, env } = sandboxArgv(opts);
+): SandboxProcess {
+  const runDir = opts.runDir ?? defaultRunDir();
+  const state = `${runDir}/runc`;
+  const id = containerId(opts.runDir ?? opts.root, opts.kind ?? "run");
+  const bundle = `${runDir}/bundles/${id}`;
+  // leftovers of hd processes that died mid-run (fire and forget: ids never collide)
+  void sweepContainers(state, false);
+  writeBundle(bundle, opts, id);
+  const argv = runcRunArgv(state, bundle, id);
+  let child: Deno.ChildProcess;
   try {
-    return new Deno.Command(argv[0], {
+    child = new Deno.Command(argv[0], {
       args: argv.slice(1),
-      env,
+      env: hostEnv(),
       clearEnv: true,
       stdin: stdio.stdin ?? "inherit",
       stdout: stdio.stdout ?? "inherit",
       stderr: stdio.stdout ?? "inherit",
     }).spawn();
   } catch (e) {
+    Deno.removeSync(bundle, { recursive: true });
     throw new HdError(
       `Cannot start the sandbox: ${
-        e instanceof Deno.errors.NotFound ? "`unshare` is not installed" : (e as Error).message
+        e instanceof Deno.errors.NotFound ? "`setpriv` is not installed" : (e as Error).message
       }`,
-      "install util-linux (it provides unshare)",
+      "install util-linux (setpriv, unshare) and runc",
     );
   }
+  const status = child.status.then(async (st) => {
+    await deleteContainer(state, id);
+    try {
+      Deno.removeSync(bundle, { recursive: true });
+    } catch { /* gone */ }
+    return st;
+  });
+  const empty = () => new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+  return {
+    pid: child.pid,
+    id,
+    stdout: stdio.stdout === "piped" ? child.stdout : empty(),
+    stderr: stdio.stdout === "piped" ? child.stderr : empty(),
+    status,
+    kill: (s) => child.kill(s),
+  };
 }
 
 /** Runs `opts.argv` in a sandbox and collects its output (for tests and build steps). */
@@ -144,39 +208,50 @@ export async function runSandbox(
   opts: SandboxOptions,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = spawnSandbox(opts, { stdin: "null", stdout: "piped" });
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  const read = async (s: ReadableStream<Uint8Array>) => await new Response(s).text();
+  const [st, stdout, stderr] = await Promise.all([
+    child.status,
+    read(child.stdout),
+    read(child.stderr),
+  ]);
+  return { code: st.code, stdout, stderr };
 }
 
-/** Pid (on the host) of the sandbox's init: the child of `unshare`, or null when it is gone. */
-export function initPid(unsharePid: number): number | null {
-  try {
-    const c = Deno.readTextFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`).trim();
-    return c ? Number(c.split(" ")[0]) : null;
-  } catch {
-    return null;
+/** Pid (on the host) of runc below the wrapper `pid` started, or null when it is gone. */
+export function runcPid(pid: number): number | null {
+  let p = pid;
+  // setpriv execs unshare, which forks runc: one level down (none when not root)
+  for (let i = 0; i < 2; i++) {
+    try {
+      const comm = Deno.readTextFileSync(`/proc/${p}/comm`).trim();
+      if (comm.startsWith("runc")) return p;
+      const c = Deno.readTextFileSync(`/proc/${p}/task/${p}/children`).trim();
+      if (!c) return null;
+      p = Number(c.split(" ")[0]);
+    } catch {
+      return null;
+    }
   }
+  return null;
 }
 
 /**
- * Stops a sandbox: SIGTERM to its init (which forwards it to the command; `unshare` itself
- * ignores SIGTERM), SIGKILL to the init after `graceMs`. Resolves with the sandbox's status.
+ * Stops a sandbox: SIGTERM to runc (which forwards it to tini, which forwards it to the command's
+ * process group), SIGKILL to runc after `graceMs` (its PID namespace, the container's included,
+ * dies with it). Resolves with the sandbox's status.
  */
 export async function stopSandbox(
-  child: Deno.ChildProcess,
+  child: SandboxProcess,
   graceMs = 2000,
 ): Promise<Deno.CommandStatus> {
-  const init = initPid(child.pid);
-  if (init !== null) {
-    try {
-      Deno.kill(init, "SIGTERM");
-    } catch { /* gone */ }
-  }
+  const r = runcPid(child.pid);
+  try {
+    if (r !== null && r > 1) Deno.kill(r, "SIGTERM");
+  } catch { /* gone */ }
   const timer = setTimeout(() => {
-    const p = initPid(child.pid);
+    const p = runcPid(child.pid);
     try {
-      if (p !== null) Deno.kill(p, "SIGKILL");
+      if (p !== null && p > 1) Deno.kill(p, "SIGKILL");
       else child.kill("SIGKILL");
     } catch { /* gone */ }
   }, graceMs);

@@ -19,7 +19,7 @@ const DEBS = ["dns-root-data_2024071801~deb12u1_all.deb", "libwayland-egl1_1.21.
 
 const skip = skipUnless({
   root: true,
-  commands: ["dpkg-scanpackages", "dpkg-deb", "unshare", "docker-registry", "skopeo"],
+  commands: ["dpkg-scanpackages", "dpkg-deb", "runc", "unshare", "docker-registry", "skopeo"],
   paths: DEBS.map((d) => `${ARCHIVES}/${d}`),
 });
 

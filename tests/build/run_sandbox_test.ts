@@ -14,8 +14,8 @@ import { loadSpec } from "../../src/spec/parse.ts";
 
 const skip = skipUnless({
   root: true,
-  commands: ["unshare", "docker-registry", "skopeo"],
-  paths: ["/bin/busybox"],
+  commands: ["runc", "unshare", "setpriv", "docker-registry", "skopeo"],
+  paths: ["/bin/busybox", "/usr/bin/tini-static"],
 });
 
 function project(dir: string, ref: string, steps: string): void {

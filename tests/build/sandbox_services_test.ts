@@ -5,21 +5,24 @@
  * service — busybox httpd inside the namespaces — which answers on loopback, restarts, and stops.
  * @module
  */
-import { assertEquals } from "../_assert.ts";
+import { assert, assertEquals } from "../_assert.ts";
 import { skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
 import { loadSpec } from "../../src/spec/parse.ts";
 import { compileEnv } from "../../src/spec/compile.ts";
 import { Supervisor } from "../../src/services/supervisor.ts";
 import { SandboxRuntime } from "../../src/build/sandbox_runtime.ts";
-import { unmountEnv } from "../../src/build/run_sandbox.ts";
+import { envRunDir, releaseEnv, unmountEnv } from "../../src/build/run_sandbox.ts";
+import { serviceContainerId } from "../../src/sandbox/runc.ts";
+import { groupMembers, signalGroup, spawnGroup } from "../../src/sandbox/process.ts";
+import { exists } from "../../src/cas/fs.ts";
 import { freePort } from "../oci/_fixtures.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
 
 const skip = skipUnless({
   root: true,
-  commands: ["unshare", "docker-registry", "skopeo", "setsid"],
-  paths: ["/bin/busybox"],
+  commands: ["runc", "unshare", "setpriv", "docker-registry", "skopeo", "setsid"],
+  paths: ["/bin/busybox", "/usr/bin/tini-static"],
 });
 
 async function get(url: string): Promise<string> {
@@ -81,6 +84,91 @@ port = ${port}
   } finally {
     await sup?.close();
     await reg.stop().catch(() => {});
+    unmountEnv(spec);
+  }
+});
+
+/** Pids of live processes whose command line is exactly `argv` (the test's own marker). */
+function pidsOf(argv: string[]): number[] {
+  const want = argv.join("\0");
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const c = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replace(/\0$/, "");
+      const st = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      if (c === want && !/\) [ZX] /.test(st)) out.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
+  for (const t0 = Date.now(); Date.now() - t0 < ms;) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return cond();
+}
+
+testIf(skip, "SIGKILL of runc or of the service's group leaves no container process", async () => {
+  using tmp = tempDir();
+  const { reg, ref } = await busyboxRegistry(tmp.path);
+  const dir = `${tmp.path}/proj`;
+  Deno.mkdirSync(dir);
+  Deno.writeTextFileSync(`${dir}/index.html`, "up\n");
+  const port = freePort();
+  const marker = ["sleep", String(3000 + (port % 1000))];
+  Deno.writeTextFileSync(
+    `${dir}/hd.toml`,
+    `[environment]
+name = "svc-kill"
+base = "${ref}"
+
+[services.web]
+command = "${marker.join(" ")} & httpd -f -p 127.0.0.1:${port} -h /app"
+port = ${port}
+`,
+  );
+  const spec = loadSpec(`${dir}/hd.toml`);
+  const store = Store.open(`${tmp.path}/store`, { create: true });
+  const rt = new SandboxRuntime(spec, store);
+  const stateDir = `${envRunDir(spec)}/runc/${serviceContainerId(spec.dir, "web")}`;
+  try {
+    await rt.prepare();
+    await rt.ready();
+    const web = rt.services.web;
+    for (const how of ["runc", "group"]) {
+      const g = spawnGroup(web.command, { cwd: dir, env: web.env });
+      assertEquals(await get(`http://127.0.0.1:${port}/index.html`), "up\n", how);
+      assert(await until(() => pidsOf(marker).length === 1), `${how}: the marker runs`);
+      if (how === "runc") {
+        const runc = groupMembers(g.pid).find((p) =>
+          Deno.readTextFileSync(`/proc/${p}/comm`).trim() === "runc"
+        );
+        assert(runc !== undefined && runc > 1, "runc is in the service's group");
+        Deno.kill(runc, "SIGKILL");
+      } else {
+        signalGroup(g.pid, "SIGKILL");
+      }
+      await g.status;
+      await Promise.all([g.stdout.cancel(), g.stderr.cancel()]);
+      assert(await until(() => pidsOf(marker).length === 0), `${how}: no container process left`);
+      assert(
+        await until(() =>
+          pidsOf(["httpd", "-f", "-p", `127.0.0.1:${port}`, "-h", "/app"]).length === 0
+        ),
+      );
+      // runc had no time to remove its state: the next start (loop) or hd down deletes it
+      assert(exists(stateDir), `${how}: a stale state to clean`);
+    }
+    const rel = await releaseEnv(spec);
+    assertEquals(rel.deleted, [serviceContainerId(spec.dir, "web")]);
+    assert(!exists(stateDir), "no stale runc state");
+    assert(rel.unmounted, "the root is unmounted");
+    Deno.removeSync(dir, { recursive: true }); // nothing busy below the project
+  } finally {
+    await reg.stop();
     unmountEnv(spec);
   }
 });

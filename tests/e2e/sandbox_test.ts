@@ -12,11 +12,13 @@ import { hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { freePort, run, startRegistry } from "../oci/_fixtures.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
 import { debianRootfs, rootfsLayout } from "../sandbox/_debian.ts";
+import { isMountPoint } from "../../src/sandbox/rootfs.ts";
+import { exists } from "../../src/cas/fs.ts";
 
 const skip = skipUnless({
   root: true,
-  commands: ["unshare", "docker-registry", "skopeo", "setsid"],
-  paths: ["/bin/busybox"],
+  commands: ["runc", "unshare", "setpriv", "docker-registry", "skopeo", "setsid"],
+  paths: ["/bin/busybox", "/usr/bin/tini-static"],
 });
 
 async function get(url: string, want?: (s: string) => boolean, ms = 20_000): Promise<string> {
@@ -85,8 +87,22 @@ debounce = "10ms"
       assertEquals(await get(`${base}/gen/stamp`), stamp2, "second hd up: step cached");
       const log2 = Deno.readTextFileSync(`${dir}/.hd/logs/hd.log`);
       assertIncludes(log2, "step 1 cached");
+      // hd exec next to hd up keeps the root mounted (the service runs in it)
+      assertEquals((await hd(["exec", "true"], { store, cwd: dir })).code, 0);
+      assert(isMountPoint(`${dir}/.hd/sandbox/root`), "mounted while hd up runs");
+      assertEquals((await hd(["down"], { store, cwd: dir })).code, 0);
+      // hd down unmounts the root and leaves no runc state: the project can be deleted
+      assert(!isMountPoint(`${dir}/.hd/sandbox/root`), "unmounted by hd down");
+      assertEquals([...Deno.readDirSync(`${dir}/.hd/sandbox/run/runc`)], []);
+      const ex = await hd(["exec", "cat", "/app/gen/copy"], { store, cwd: dir });
+      assertEquals(ex.stdout, "v2\n", ex.stderr);
+      assert(
+        !isMountPoint(`${dir}/.hd/sandbox/root`),
+        "a finished hd exec unmounts what it mounted",
+      );
+      Deno.removeSync(dir, { recursive: true });
     } finally {
-      await hd(["down"], { store, cwd: dir });
+      if (exists(dir)) await hd(["down"], { store, cwd: dir });
       await reg.stop().catch(() => {});
       await new Deno.Command("sh", {
         args: ["-c", `umount -l "${dir}/.hd/sandbox/root" 2>/dev/null; true`],

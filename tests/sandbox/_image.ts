@@ -88,10 +88,22 @@ async function run(cmd: string, args: string[]): Promise<void> {
 
 /** A registry on 127.0.0.1 holding `busybox:1`; returns it and the image reference. */
 export async function busyboxRegistry(dir: string): Promise<{ reg: Registry; ref: string }> {
-  const layout = `${dir}/layout`;
-  writeLayout(layout, "1", busyboxLayers().map((l) => ({ tar: makeTar(l) })));
+  return await imageRegistry(dir, busyboxLayers());
+}
+
+/**
+ * A registry on 127.0.0.1 holding an image made of `layers` (lowest first) as `<name>:1`; returns
+ * it and the image reference.
+ */
+export async function imageRegistry(
+  dir: string,
+  layers: TarSpec[][],
+  name = "busybox",
+): Promise<{ reg: Registry; ref: string }> {
+  const layout = `${dir}/layout-${name}`;
+  writeLayout(layout, "1", layers.map((l) => ({ tar: makeTar(l) })));
   const reg = await startRegistry(dir);
-  const ref = `${reg.host}/busybox:1`;
+  const ref = `${reg.host}/${name}:1`;
   await run("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:1`, `docker://${ref}`]);
   return { reg, ref };
 }

@@ -2,7 +2,7 @@
  * The sandbox end to end on real pieces: a busybox image pushed by skopeo to a docker-registry on
  * 127.0.0.1 and pulled by hd; its layers materialized (OCI whiteouts → overlay whiteouts); the
  * root assembled by overlayfs and by the hardlink fallback; commands run in namespaces by
- * util-linux unshare and hd's init; a service in the sandbox answering on loopback.
+ * runc (tini as PID 1); a service in the sandbox answering on loopback.
  * @module
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
@@ -23,12 +23,12 @@ import { busyboxRegistry } from "./_image.ts";
 
 const skip = skipUnless({
   root: true,
-  commands: ["unshare", "docker-registry", "skopeo", "busybox"],
-  paths: ["/bin/busybox"],
+  commands: ["runc", "unshare", "setpriv", "docker-registry", "skopeo", "busybox"],
+  paths: ["/bin/busybox", "/usr/bin/tini-static"],
 });
 
 const VIEW = "hostname; echo pid $$; ls /etc; ls /opt/old; cat /app/x.txt; ls /dev | wc -l; " +
-  "echo hi > /root/new; rm /var/www/index.html; cat /proc/1/cmdline | grep -c init.ts";
+  "echo hi > /root/new; rm /var/www/index.html; cat /proc/1/cmdline | grep -c hd-init";
 
 async function pulled(dir: string) {
   const { reg, ref } = await busyboxRegistry(dir);
@@ -185,7 +185,7 @@ testIf(skip, "a service in the sandbox answers on loopback", async () => {
     assertEquals(body, "hello from the image\n");
   } finally {
     const st = await stopSandbox(child);
-    assertEquals(st.code, 128 + 15, "httpd ended by SIGTERM, forwarded by the init");
+    assertEquals(st.code, 128 + 15, "httpd ended by SIGTERM, forwarded by runc and tini");
     unmountRootfs(r);
   }
 });
