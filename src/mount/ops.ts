@@ -180,6 +180,7 @@ export class FuseOps {
   #listings = new Map<number, Inode[]>();
   #nextFh = 1;
 
+  /** Handlers over `o.fs` (and `o.overlay`); nothing is registered until the session does. */
   constructor(o: OpsOptions) {
     this.#L = o.lib.symbols;
     this.#fs = o.fs;

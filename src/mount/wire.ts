@@ -100,9 +100,9 @@ export const FUSE_DIRENT = {
 export const FUSE_DIRENTPLUS = { sizeof: 152, entry_out: 0, dirent: 128 } as const;
 
 /** `FUSE_NAME_OFFSET` of linux/fuse.h: where a fuse_dirent's name starts. */
-export const FUSE_NAME_OFFSET = FUSE_DIRENT.name;
+export const FUSE_NAME_OFFSET: number = FUSE_DIRENT.name;
 /** `FUSE_NAME_OFFSET_DIRENTPLUS` of linux/fuse.h: where a fuse_direntplus's name starts. */
-export const FUSE_NAME_OFFSET_DIRENTPLUS = FUSE_DIRENTPLUS.dirent + FUSE_DIRENT.name;
+export const FUSE_NAME_OFFSET_DIRENTPLUS: number = FUSE_DIRENTPLUS.dirent + FUSE_DIRENT.name;
 /** Directory entries are padded to a multiple of this (`FUSE_DIRENT_ALIGN`). */
 export const FUSE_DIRENT_ALIGNMENT = 8;
 
@@ -152,12 +152,17 @@ export const BLOCK_SIZE = 4096;
 
 /** The attributes of an inode that go on the wire (a projection's `Inode` has them). */
 export interface WireAttr {
+  /** Inode number (also the FUSE node id). */
   readonly ino: number;
+  /** Size in bytes. */
   readonly size: number;
   /** Full st_mode with type bits. */
   readonly mode: number;
+  /** Owner. */
   readonly uid: number;
+  /** Group. */
   readonly gid: number;
+  /** Device number of a device node, else 0. */
   readonly rdev: number;
   /** Seconds since the epoch; used for atime, mtime and ctime. */
   readonly mtime: number;
@@ -165,7 +170,9 @@ export interface WireAttr {
 
 /** A byte buffer and a DataView over the same bytes (offset 0), reused between replies. */
 export interface WireBuffer {
+  /** The bytes (what is passed to libfuse). */
   readonly bytes: Uint8Array<ArrayBuffer>;
+  /** A view of the same bytes, for the multi-byte fields. */
   readonly view: DataView<ArrayBuffer>;
 }
 
