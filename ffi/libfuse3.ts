@@ -1,8 +1,9 @@
 /**
  * Raw Deno FFI bindings to libfuse3's low-level API (libfuse 3.x, x86_64 Linux, glibc): the
- * symbols, callback signatures and struct layouts hd's FUSE server uses. Nothing else lives here:
- * the session loop and the filesystem are in src/mount/. Layouts are checked against the
- * libfuse3-dev headers by tests/mount/layout_test.ts.
+ * symbols, callback signatures and the layouts of the structs hd passes to libfuse itself (the
+ * ops table, fuse_args, fuse_buf). Nothing else lives here: the session loop, the ops and the
+ * reply encodings are in src/mount/. Layouts are checked against the libfuse3-dev headers by
+ * tests/mount/layout_test.ts.
  *
  * @example
  * ```ts
@@ -21,7 +22,11 @@ export const LIBFUSE3_NAMES = [
   "/usr/lib/libfuse3.so.3",
 ];
 
-/** Byte offsets and sizes of the C structs hd reads or writes (x86_64, glibc, libfuse 3.14). */
+/**
+ * Byte offsets and sizes of the C structs the session hands to libfuse (x86_64, glibc, libfuse
+ * 3.14). The structs of requests and replies (stat, fuse_entry_param, fuse_file_info, statvfs,
+ * fuse_ctx, the kernel's dirents) are in src/mount/wire.ts, next to their encoders.
+ */
 export const LAYOUT = {
   /** sizeof(struct fuse_lowlevel_ops): 44 function pointers. */
   opsSize: 352,
@@ -74,59 +79,10 @@ export const LAYOUT = {
   },
   /** struct fuse_args. */
   args: { size: 24, argc: 0, argv: 8, allocated: 16 },
-  /** struct fuse_entry_param. */
-  entry: { size: 176, ino: 0, generation: 8, attr: 16, attr_timeout: 160, entry_timeout: 168 },
-  /** struct stat. */
-  stat: {
-    size: 144,
-    dev: 0,
-    ino: 8,
-    nlink: 16,
-    mode: 24,
-    uid: 28,
-    gid: 32,
-    rdev: 40,
-    st_size: 48,
-    blksize: 56,
-    blocks: 64,
-    atim: 72,
-    mtim: 88,
-    ctim: 104,
-  },
-  /** struct fuse_file_info; `bits` is the word of one-bit flags. */
-  fileInfo: { size: 40, flags: 0, bits: 4, fh: 16, lock_owner: 24, poll_events: 32 },
-  /** Bit numbers inside fuse_file_info's flag word. */
-  fileInfoBits: {
-    writepage: 0,
-    direct_io: 1,
-    keep_cache: 2,
-    flush: 3,
-    nonseekable: 4,
-    flock_release: 5,
-    cache_readdir: 6,
-    noflush: 7,
-  },
   /** struct fuse_buf (passed zeroed; libfuse allocates `mem`). */
   buf: { size: 40, size_field: 0, flags: 8, mem: 16, fd: 24, pos: 32 },
   /** struct fuse_conn_info. */
   conn: { size: 128, max_write: 8, max_read: 12, max_readahead: 16, capable: 20, want: 24 },
-  /** struct statvfs. */
-  statvfs: {
-    size: 112,
-    bsize: 0,
-    frsize: 8,
-    blocks: 16,
-    bfree: 24,
-    bavail: 32,
-    files: 40,
-    ffree: 48,
-    favail: 56,
-    fsid: 64,
-    flag: 72,
-    namemax: 80,
-  },
-  /** struct fuse_ctx. */
-  ctx: { uid: 0, gid: 4, pid: 8, umask: 12 },
   /** struct fuse_forget_data (forget_multi). */
   forget: { size: 16, ino: 0, nlookup: 8 },
 } as const;

@@ -1,0 +1,431 @@
+/**
+ * The filesystem operations of hd's FUSE server, as typed handlers of libfuse3's low-level API.
+ *
+ * This module exists to keep what each request means (lookup, getattr, readdir, read, write,
+ * xattrs, …) apart from the bytes it is answered with (`wire.ts`) and from the session that mounts
+ * and feeds requests (`fuse.ts`). {@link LowLevelOps} gives one signature per op hd implements,
+ * with the argument list of `struct fuse_lowlevel_ops` as ffi/libfuse3.ts's `CALLBACKS` declares
+ * it to Deno; {@link LowLevelOpsMatchFfi} fails to compile if the two ever differ, so the session
+ * registers the handlers without a cast.
+ *
+ * Every handler replies before it returns (libfuse calls them synchronously from
+ * `fuse_session_process_buf`). Reads come from a {@link Projection}; with an {@link Overlay} the
+ * write ops go there, otherwise they answer EROFS. A thrown {@link FsError} becomes that errno;
+ * anything else is logged and answered EIO.
+ *
+ * @example
+ * ```ts
+ * import { FuseOps } from "./ops.ts";
+ * const ops = new FuseOps({ lib, fs, overlay: null, timeout: 86400, xattrs: false, log, counts });
+ * const table = ops.table(); // what the session registers as callbacks
+ * ```
+ * @module
+ */
+import { type CALLBACKS, type Libfuse3, num } from "../../ffi/libfuse3.ts";
+import { S_IFDIR, S_IFMT } from "../dag/node.ts";
+import type { Overlay } from "./overlay.ts";
+import { Errno, FsError, type Inode, type Projection } from "./projected.ts";
+import {
+  cstr,
+  decodeCtx,
+  decodeSetattr,
+  encodeEntryParam,
+  encodeStat,
+  encodeStatvfs,
+  encodeXattrNames,
+  fileInfoFh,
+  fileInfoFlags,
+  FUSE_CTX,
+  FUSE_ENTRY_PARAM,
+  FUSE_FILE_INFO,
+  FUSE_FILE_INFO_BITS,
+  putDirent,
+  putDirentPlus,
+  setFileInfoBits,
+  setFileInfoFh,
+  STAT,
+  type WireBuffer,
+  wireBuffer,
+} from "./wire.ts";
+
+const O_ACCMODE = 3;
+const O_TRUNC = 0o1000;
+
+/** `fuse_req_t`: the request; exactly one fuse_reply_* call answers it. */
+export type Req = Deno.PointerValue;
+/** A pointer argument: `const char *`, `struct fuse_file_info *`, `struct stat *`, … */
+export type Ptr = Deno.PointerValue;
+/** `fuse_ino_t`, `size_t`, `off_t`, `uint64_t`: 64-bit integers, which Deno passes as bigint. */
+export type U64 = bigint;
+
+/**
+ * The low-level ops hd implements, one signature each, in the argument order of
+ * `struct fuse_lowlevel_ops` (fuse_lowlevel.h). Optional ops are left out of the table when the
+ * mount does not want them (the kernel then gets ENOSYS and stops asking).
+ */
+export interface LowLevelOps {
+  /** `lookup(req, fuse_ino_t parent, const char *name)` */
+  lookup: (req: Req, parent: U64, name: Ptr) => void;
+  /** `forget(req, fuse_ino_t ino, uint64_t nlookup)` */
+  forget: (req: Req, ino: U64, nlookup: U64) => void;
+  /** `forget_multi(req, size_t count, struct fuse_forget_data *forgets)` */
+  forget_multi: (req: Req, count: U64, forgets: Ptr) => void;
+  /** `getattr(req, fuse_ino_t ino, struct fuse_file_info *fi)` */
+  getattr: (req: Req, ino: U64, fi: Ptr) => void;
+  /** `setattr(req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)` */
+  setattr: (req: Req, ino: U64, attr: Ptr, toSet: number, fi: Ptr) => void;
+  /** `readlink(req, fuse_ino_t ino)` */
+  readlink: (req: Req, ino: U64) => void;
+  /** `mkdir(req, fuse_ino_t parent, const char *name, mode_t mode)` */
+  mkdir: (req: Req, parent: U64, name: Ptr, mode: number) => void;
+  /** `unlink(req, fuse_ino_t parent, const char *name)` */
+  unlink: (req: Req, parent: U64, name: Ptr) => void;
+  /** `rmdir(req, fuse_ino_t parent, const char *name)` */
+  rmdir: (req: Req, parent: U64, name: Ptr) => void;
+  /** `symlink(req, const char *link, fuse_ino_t parent, const char *name)` */
+  symlink: (req: Req, link: Ptr, parent: U64, name: Ptr) => void;
+  /** `rename(req, parent, const char *name, newparent, const char *newname, unsigned flags)` */
+  rename: (
+    req: Req,
+    parent: U64,
+    name: Ptr,
+    newParent: U64,
+    newName: Ptr,
+    flags: number,
+  ) => void;
+  /** `open(req, fuse_ino_t ino, struct fuse_file_info *fi)` */
+  open: (req: Req, ino: U64, fi: Ptr) => void;
+  /** `read(req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)` */
+  read: (req: Req, ino: U64, size: U64, off: U64, fi: Ptr) => void;
+  /** `write(req, ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)` */
+  write: (req: Req, ino: U64, buf: Ptr, size: U64, off: U64, fi: Ptr) => void;
+  /** `flush(req, fuse_ino_t ino, struct fuse_file_info *fi)` */
+  flush: (req: Req, ino: U64, fi: Ptr) => void;
+  /** `release(req, fuse_ino_t ino, struct fuse_file_info *fi)` */
+  release: (req: Req, ino: U64, fi: Ptr) => void;
+  /** `fsync(req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)` */
+  fsync: (req: Req, ino: U64, datasync: number, fi: Ptr) => void;
+  /** `opendir(req, fuse_ino_t ino, struct fuse_file_info *fi)` */
+  opendir: (req: Req, ino: U64, fi: Ptr) => void;
+  /** `readdir(req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)` */
+  readdir: (req: Req, ino: U64, size: U64, off: U64, fi: Ptr) => void;
+  /** `readdirplus(req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)` */
+  readdirplus: (req: Req, ino: U64, size: U64, off: U64, fi: Ptr) => void;
+  /** `releasedir(req, fuse_ino_t ino, struct fuse_file_info *fi)` */
+  releasedir: (req: Req, ino: U64, fi: Ptr) => void;
+  /** `statfs(req, fuse_ino_t ino)` */
+  statfs: (req: Req, ino: U64) => void;
+  /** `create(req, parent, const char *name, mode_t mode, struct fuse_file_info *fi)` */
+  create: (req: Req, parent: U64, name: Ptr, mode: number, fi: Ptr) => void;
+  /** `getxattr(req, fuse_ino_t ino, const char *name, size_t size)`; only with `xattrs`. */
+  getxattr?: (req: Req, ino: U64, name: Ptr, size: U64) => void;
+  /** `listxattr(req, fuse_ino_t ino, size_t size)`; only with `xattrs`. */
+  listxattr?: (req: Req, ino: U64, size: U64) => void;
+}
+
+/** The name of an op ffi/libfuse3.ts declares a callback signature for. */
+export type OpName = keyof typeof CALLBACKS;
+
+/** The JS function type Deno calls for op `K`, derived from its `CALLBACKS` definition. */
+export type FfiCallback<K extends OpName> = Deno.UnsafeCallbackFunction<
+  (typeof CALLBACKS)[K]["parameters"],
+  (typeof CALLBACKS)[K]["result"]
+>;
+
+/** Any subset of the ops, each typed as Deno calls it: what the session registers. */
+export type FfiOps = { [K in OpName]?: FfiCallback<K> };
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Expect<T extends true> = T;
+
+/**
+ * `true`, checked at compile time: every signature of {@link LowLevelOps} is exactly the one
+ * `CALLBACKS` declares for that op (same arity, same argument types).
+ */
+export type LowLevelOpsMatchFfi = Expect<
+  Same<Required<LowLevelOps>, { [K in keyof LowLevelOps]-?: FfiCallback<K> }>
+>;
+
+/** What a {@link FuseOps} serves and where it reports. */
+export interface OpsOptions {
+  /** The opened libfuse3 (the fuse_reply_* calls). */
+  lib: Libfuse3;
+  /** The tree served. */
+  fs: Projection;
+  /** The write overlay; null for a read-only mount. */
+  overlay: Overlay | null;
+  /** Seconds the kernel may cache attributes and entries. */
+  timeout: number;
+  /** Include getxattr/listxattr in the table. */
+  xattrs: boolean;
+  /** Where unexpected errors are logged. */
+  log: (line: string) => void;
+  /** Requests served, by op name; incremented in place. */
+  counts: Record<string, number>;
+}
+
+/** The handlers of one mount, with their state (open directory handles, reply buffers). */
+export class FuseOps {
+  readonly #L: Libfuse3["symbols"];
+  readonly #fs: Projection;
+  readonly #overlay: Overlay | null;
+  readonly #timeout: number;
+  readonly #xattrs: boolean;
+  readonly #log: (line: string) => void;
+  readonly #counts: Record<string, number>;
+  #stat: WireBuffer = wireBuffer(STAT.sizeof);
+  #entry: WireBuffer = wireBuffer(FUSE_ENTRY_PARAM.sizeof);
+  #dir: WireBuffer = wireBuffer(0);
+  #dirHandles = new Map<number, Inode[]>();
+  #listings = new Map<number, Inode[]>();
+  #nextFh = 1;
+
+  /** Handlers over `o.fs` (and `o.overlay`); nothing is registered until the session does. */
+  constructor(o: OpsOptions) {
+    this.#L = o.lib.symbols;
+    this.#fs = o.fs;
+    this.#overlay = o.overlay;
+    this.#timeout = o.timeout;
+    this.#xattrs = o.xattrs;
+    this.#log = o.log;
+    this.#counts = o.counts;
+  }
+
+  // ---- helpers ----
+
+  #fillStat(n: Inode): Uint8Array<ArrayBuffer> {
+    encodeStat(this.#stat, 0, n, this.#fs.nlink(n));
+    return this.#stat.bytes;
+  }
+
+  #fillEntry(n: Inode | null): Uint8Array<ArrayBuffer> {
+    encodeEntryParam(this.#entry, n, n ? this.#fs.nlink(n) : 0, this.#timeout);
+    return this.#entry.bytes;
+  }
+
+  #fi(fi: Ptr): DataView {
+    return new DataView(Deno.UnsafePointerView.getArrayBuffer(fi!, FUSE_FILE_INFO.sizeof));
+  }
+
+  #ctx(req: Req): { uid: number; gid: number } {
+    const p = this.#L.fuse_req_ctx(req);
+    if (!p) return { uid: 0, gid: 0 };
+    return decodeCtx(new DataView(Deno.UnsafePointerView.getArrayBuffer(p, FUSE_CTX.sizeof)));
+  }
+
+  /** The entries readdir walks: the open handle's snapshot (rw), else the inode's listing. */
+  #listing(ino: number, fi: Ptr): Inode[] {
+    const fh = fi ? fileInfoFh(this.#fi(fi)) : 0;
+    const h = fh ? this.#dirHandles.get(fh) : undefined;
+    if (h) return h;
+    if (this.#overlay) throw new FsError(Errno.EBADF);
+    let l = this.#listings.get(ino);
+    if (!l) {
+      const d = this.#fs.inode(ino);
+      if ((d.mode & S_IFMT) !== S_IFDIR) throw new FsError(Errno.ENOTDIR);
+      l = [d, d.parent, ...this.#fs.children(d).values()];
+      if (this.#listings.size > 4096) this.#listings.clear();
+      this.#listings.set(ino, l);
+    }
+    return l;
+  }
+
+  #rw(): Overlay {
+    if (!this.#overlay) throw new FsError(Errno.EROFS);
+    return this.#overlay;
+  }
+
+  /** Wraps an op: counts it, and turns a thrown FsError (or any error) into fuse_reply_err. */
+  #op<A extends unknown[]>(
+    name: string,
+    fn: (req: Req, ...a: A) => void,
+  ): (req: Req, ...a: A) => void {
+    const L = this.#L;
+    const counts = this.#counts;
+    return (req, ...a) => {
+      counts[name] = (counts[name] ?? 0) + 1;
+      try {
+        fn(req, ...a);
+      } catch (e) {
+        if (e instanceof FsError) L.fuse_reply_err(req, e.errno);
+        else {
+          this.#log(`hd mount: ${name} failed: ${(e as Error).stack ?? e}`);
+          L.fuse_reply_err(req, Errno.EIO);
+        }
+      }
+    };
+  }
+
+  // Readdir replies are encoded in the kernel's wire format (struct fuse_dirent /
+  // fuse_direntplus, what fuse_add_direntry[_plus] writes) into one reused buffer: one FFI call
+  // per request instead of one per entry, and no per-entry allocations.
+  #readdir(plus: boolean): (req: Req, ino: U64, size: U64, off: U64, fi: Ptr) => void {
+    const name = plus ? "readdirplus" : "readdir";
+    return this.#op(name, (req: Req, ino: U64, size: U64, off: U64, fi: Ptr) => {
+      const fs = this.#fs;
+      const list = this.#listing(num(ino), fi);
+      const cap = num(size);
+      if (this.#dir.bytes.length < cap) this.#dir = wireBuffer(cap);
+      const w = this.#dir;
+      let pos = 0;
+      for (let i = num(off); i < list.length; i++) {
+        const n = list[i];
+        const nm = i === 0 ? "." : i === 1 ? ".." : n.name;
+        let next: number;
+        if (plus) {
+          if (i > 1) fs.getattr(n.ino);
+          next = putDirentPlus(w, pos, cap, nm, n, fs.nlink(n), i + 1, this.#timeout);
+        } else next = putDirent(w, pos, cap, nm, n.ino, i + 1, n.mode);
+        if (next < 0) break;
+        pos = next;
+      }
+      this.#L.fuse_reply_buf(req, w.bytes.subarray(0, pos), BigInt(pos));
+    });
+  }
+
+  /** The handlers, ready to be registered (see {@link LowLevelOps} for which are included). */
+  table(): LowLevelOps {
+    const L = this.#L;
+    const fs = this.#fs;
+    const timeout = this.#timeout;
+    const name = (p: Ptr) => Deno.UnsafePointerView.getCString(p!);
+    const replyEntry = (req: Req, n: Inode) => L.fuse_reply_entry(req, this.#fillEntry(n));
+
+    const ops: LowLevelOps = {
+      lookup: this.#op("lookup", (req: Req, parent: U64, nameP: Ptr) => {
+        let n: Inode;
+        try {
+          n = fs.lookup(num(parent), name(nameP));
+        } catch (e) {
+          if (e instanceof FsError && e.errno === Errno.ENOENT && !this.#overlay) {
+            // Negative entry: the kernel remembers the miss (the tree cannot change).
+            L.fuse_reply_entry(req, this.#fillEntry(null));
+            return;
+          }
+          throw e;
+        }
+        replyEntry(req, n);
+      }),
+      forget: (req: Req) => L.fuse_reply_none(req),
+      forget_multi: (req: Req) => L.fuse_reply_none(req),
+      getattr: this.#op("getattr", (req: Req, ino: U64) => {
+        L.fuse_reply_attr(req, this.#fillStat(fs.getattr(num(ino))), timeout);
+      }),
+      setattr: this.#op("setattr", (req: Req, ino: U64, attr: Ptr, toSet: number) => {
+        const ov = this.#rw();
+        const st = new DataView(Deno.UnsafePointerView.getArrayBuffer(attr!, STAT.sizeof));
+        const s = decodeSetattr(st, toSet, Math.floor(Date.now() / 1000));
+        const i = num(ino);
+        if (s.size !== null) ov.truncate(i, s.size);
+        if (Object.keys(s.attrs).length) ov.setattr(i, s.attrs);
+        L.fuse_reply_attr(req, this.#fillStat(fs.getattr(i)), timeout);
+      }),
+      readlink: this.#op("readlink", (req: Req, ino: U64) => {
+        L.fuse_reply_readlink(req, cstr(fs.readlink(num(ino))));
+      }),
+      open: this.#op("open", (req: Req, ino: U64, fi: Ptr) => {
+        // Read-only: ENOSYS tells the kernel to stop sending OPEN and RELEASE for files; it then
+        // keeps their page cache (FOPEN_KEEP_CACHE is its default without open).
+        if (!this.#overlay) throw new FsError(Errno.ENOSYS);
+        const n = fs.inode(num(ino));
+        if ((n.mode & S_IFMT) === S_IFDIR) throw new FsError(Errno.EISDIR);
+        const fiv = this.#fi(fi);
+        const flags = fileInfoFlags(fiv);
+        if ((flags & O_ACCMODE) !== 0 && !this.#overlay) throw new FsError(Errno.EROFS);
+        // libfuse asks for atomic O_TRUNC: the truncation of `> file` arrives here, not in setattr.
+        if (flags & O_TRUNC && (flags & O_ACCMODE) !== 0) this.#rw().truncate(n.ino, 0);
+        setFileInfoBits(fiv, [FUSE_FILE_INFO_BITS.keep_cache]);
+        L.fuse_reply_open(req, fi);
+      }),
+      read: this.#op("read", (req: Req, ino: U64, size: U64, off: U64) => {
+        const bytes = fs.read(num(ino), num(off), num(size));
+        L.fuse_reply_buf(req, bytes, BigInt(bytes.length));
+      }),
+      write: this.#op("write", (req: Req, ino: U64, buf: Ptr, size: U64, off: U64) => {
+        const ov = this.#rw();
+        const n = num(size);
+        const bytes = n
+          ? new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(buf!, n))
+          : new Uint8Array(0);
+        L.fuse_reply_write(req, BigInt(ov.write(num(ino), num(off), bytes)));
+      }),
+      // Nothing to flush (reads come from the store, writes go to memory): ENOSYS makes the
+      // kernel stop sending FLUSH on every close().
+      flush: this.#op("flush", (req: Req) => L.fuse_reply_err(req, Errno.ENOSYS)),
+      release: this.#op("release", (req: Req) => L.fuse_reply_err(req, 0)),
+      fsync: this.#op("fsync", (req: Req) => L.fuse_reply_err(req, 0)),
+      opendir: this.#op("opendir", (req: Req, ino: U64, fi: Ptr) => {
+        // Read-only: likewise no OPENDIR/RELEASEDIR; readdir lists the inode (cached listing).
+        if (!this.#overlay) throw new FsError(Errno.ENOSYS);
+        const d = fs.inode(num(ino));
+        if ((d.mode & S_IFMT) !== S_IFDIR) throw new FsError(Errno.ENOTDIR);
+        const list = [d, d.parent, ...fs.children(d).values()];
+        const fh = this.#nextFh++;
+        this.#dirHandles.set(fh, list);
+        const fiv = this.#fi(fi);
+        setFileInfoFh(fiv, fh);
+        if (!this.#overlay) {
+          setFileInfoBits(fiv, [FUSE_FILE_INFO_BITS.keep_cache, FUSE_FILE_INFO_BITS.cache_readdir]);
+        }
+        L.fuse_reply_open(req, fi);
+      }),
+      readdir: this.#readdir(false),
+      readdirplus: this.#readdir(true),
+      releasedir: this.#op("releasedir", (req: Req, _ino: U64, fi: Ptr) => {
+        this.#dirHandles.delete(fileInfoFh(this.#fi(fi)));
+        L.fuse_reply_err(req, 0);
+      }),
+      statfs: this.#op("statfs", (req: Req) => {
+        const free = this.#overlay ? Math.floor(Deno.systemMemoryInfo().available / 4096) : 0;
+        L.fuse_reply_statfs(req, encodeStatvfs(free, fs.stats.inodes));
+      }),
+      create: this.#op("create", (req: Req, parent: U64, nameP: Ptr, mode: number, fi: Ptr) => {
+        const c = this.#ctx(req);
+        const n = this.#rw().create(num(parent), name(nameP), mode, c.uid, c.gid);
+        L.fuse_reply_create(req, this.#fillEntry(n), fi);
+      }),
+      mkdir: this.#op("mkdir", (req: Req, parent: U64, nameP: Ptr, mode: number) => {
+        const c = this.#ctx(req);
+        replyEntry(req, this.#rw().mkdir(num(parent), name(nameP), mode, c.uid, c.gid));
+      }),
+      symlink: this.#op("symlink", (req: Req, link: Ptr, parent: U64, nameP: Ptr) => {
+        const c = this.#ctx(req);
+        replyEntry(req, this.#rw().symlink(num(parent), name(nameP), name(link), c.uid, c.gid));
+      }),
+      unlink: this.#op("unlink", (req: Req, parent: U64, nameP: Ptr) => {
+        this.#rw().unlink(num(parent), name(nameP));
+        L.fuse_reply_err(req, 0);
+      }),
+      rmdir: this.#op("rmdir", (req: Req, parent: U64, nameP: Ptr) => {
+        this.#rw().rmdir(num(parent), name(nameP));
+        L.fuse_reply_err(req, 0);
+      }),
+      rename: this.#op(
+        "rename",
+        (req: Req, parent: U64, nameP: Ptr, newParent: U64, newName: Ptr, flags: number) => {
+          this.#rw().rename(num(parent), name(nameP), num(newParent), name(newName), flags);
+          L.fuse_reply_err(req, 0);
+        },
+      ),
+    };
+    if (this.#xattrs) {
+      ops.getxattr = this.#op("getxattr", (req: Req, ino: U64, nameP: Ptr, size: U64) => {
+        const want = name(nameP);
+        const v = fs.xattrs(num(ino)).find(([k]) => k === want)?.[1];
+        if (v === undefined) throw new FsError(Errno.ENODATA);
+        const cap = num(size);
+        if (cap === 0) L.fuse_reply_xattr(req, BigInt(v.length));
+        else if (cap < v.length) throw new FsError(Errno.ERANGE);
+        else L.fuse_reply_buf(req, new Uint8Array(v), BigInt(v.length));
+      });
+      ops.listxattr = this.#op("listxattr", (req: Req, ino: U64, size: U64) => {
+        const names = encodeXattrNames(fs.xattrs(num(ino)).map(([k]) => k));
+        const cap = num(size);
+        if (cap === 0) L.fuse_reply_xattr(req, BigInt(names.length));
+        else if (cap < names.length) throw new FsError(Errno.ERANGE);
+        else L.fuse_reply_buf(req, names, BigInt(names.length));
+      });
+    }
+    return ops;
+  }
+}

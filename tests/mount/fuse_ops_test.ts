@@ -1,0 +1,44 @@
+/**
+ * The ops whose arguments or replies other mount tests do not reach, through a real mount: setattr
+ * with owner and mtime (the request's struct stat), the caller's uid/gid on create and mkdir
+ * (fuse_ctx), statfs (struct statvfs), and the directory handles of a --rw mount (opendir,
+ * readdir, releasedir).
+ */
+import { assertEquals } from "../_assert.ts";
+import { tempDir, testIf } from "../_helpers.ts";
+import { fuseSkip, mountFixture, sh, withMount } from "./_util.ts";
+
+const SKIP = fuseSkip() ??
+  ((await sh("command -v setpriv")).code === 0 ? null : "needs setpriv (util-linux)");
+
+async function ok(line: string, cwd: string): Promise<string> {
+  const r = await sh(line, { cwd });
+  assertEquals(r.code, 0, `${line}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+testIf(SKIP, "setattr, the caller's ids, statfs and readdir on a --rw mount", async () => {
+  using tmp = tempDir();
+  const { store, mnt, root } = await mountFixture(tmp.path, (src) => {
+    Deno.mkdirSync(`${src}/d`, { recursive: true });
+    for (let i = 0; i < 300; i++) Deno.writeTextFileSync(`${src}/d/f${i}`, `${i}`);
+    Deno.writeTextFileSync(`${src}/a`, "a");
+  });
+  await withMount(store, root, mnt, { rw: true }, async () => {
+    // setattr: owner, group, mtime (FUSE_SET_ATTR_UID|GID|MTIME) and mode, read back by stat.
+    await ok("chown 1234:4321 a && touch -m -d @1600000000 a && chmod 640 a", mnt);
+    assertEquals(await ok("stat -c '%u %g %Y %a' a", mnt), "1234 4321 1600000000 640");
+    // The caller's uid/gid (fuse_ctx) own what it creates.
+    await ok("mkdir shared && chmod 777 shared", mnt);
+    const as = "setpriv --reuid=1000 --regid=2000 --clear-groups";
+    await ok(`${as} sh -c 'echo x > shared/f && mkdir shared/sub'`, mnt);
+    assertEquals(await ok("stat -c '%u %g' shared/f shared/sub", mnt), "1000 2000\n1000 2000");
+    // statfs: 4 KiB blocks, names up to 255 bytes.
+    assertEquals(await ok(`stat -f -c '%S %l' .`, mnt), "4096 255");
+    // readdir through an open directory handle, across several READDIR requests.
+    const names = (await ok("ls -a d", mnt)).split("\n");
+    assertEquals(names.length, 302);
+    assertEquals(names.slice(0, 2), [".", ".."]);
+    assertEquals(new Set(names).size, 302);
+  });
+});
