@@ -17,6 +17,7 @@
 import { HdError } from "../cas/errors.ts";
 import type { BindSpec, InitConfig } from "./init.ts";
 import { exists } from "../cas/fs.ts";
+import { signalChild } from "./process.ts";
 
 export type { BindSpec } from "./init.ts";
 
@@ -168,17 +169,16 @@ export async function stopSandbox(
   graceMs = 2000,
 ): Promise<Deno.CommandStatus> {
   const init = initPid(child.pid);
-  if (init !== null) {
-    try {
-      Deno.kill(init, "SIGTERM");
-    } catch { /* gone */ }
-  }
+  // init is the child of hd's own child `unshare`: signalChild refuses pid <= 1 and hd itself
+  if (init !== null) signalChild(init, "SIGTERM");
   const timer = setTimeout(() => {
     const p = initPid(child.pid);
-    try {
-      if (p !== null) Deno.kill(p, "SIGKILL");
-      else child.kill("SIGKILL");
-    } catch { /* gone */ }
+    if (p !== null) signalChild(p, "SIGKILL");
+    else {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }
   }, graceMs);
   try {
     return await child.status;

@@ -181,8 +181,8 @@ export class StatCache {
     });
     const tmp = `${path}.${Deno.pid}.tmp`;
     try {
-      Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || ".", { recursive: true });
-      Deno.writeTextFileSync(tmp, body);
+      Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || ".", { recursive: true, mode: 0o700 });
+      Deno.writeTextFileSync(tmp, body, { mode: 0o600 }); // private, like the rest of .hd/
       Deno.renameSync(tmp, path);
     } catch {
       try {
