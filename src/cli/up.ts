@@ -48,12 +48,15 @@ import type { Command, Context } from "./command.ts";
  */
 export const EXIT_ALREADY_RUNNING = 3;
 
-/** The error of a second `hd up` of a project (the lock is held by pid `holder`). */
-function alreadyRunning(env: string, holder: number | null): HdError {
+/**
+ * The error of a second `hd up` of a project (the lock is held by pid `holder`): exit code 1, or
+ * {@link EXIT_ALREADY_RUNNING} from a detached supervisor (for the `hd up -d` that started it).
+ */
+function alreadyRunning(env: string, holder: number | null, code = 1): HdError {
   return new HdError(
     `Cannot start ${env}: \`hd up\` is already running (pid ${holder ?? "unknown"})`,
     "see `hd status`; `hd restart SERVICE` restarts one, `hd down` stops everything",
-    EXIT_ALREADY_RUNNING,
+    code,
   );
 }
 
@@ -426,7 +429,9 @@ export const up: Command = {
     }
     // one `hd up` per project: the lock is taken before anything is built, and held until exit
     const lock = acquireUpLock(spec.dir);
-    if (!("file" in lock)) throw alreadyRunning(env, lock.holder);
+    if (!("file" in lock)) {
+      throw alreadyRunning(env, lock.holder, ctx.values.supervise ? EXIT_ALREADY_RUNNING : 1);
+    }
     try {
       const stale = cleanupIfStale(spec.dir);
       if (stale) ctx.out.note(`hd: ${formatCleanup(stale)}`);

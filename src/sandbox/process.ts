@@ -38,6 +38,7 @@ export function spawnGroup(
   // a simple command replaces the shell (one process less to start and to signal)
   const simple = /^[^;&|\n`()<>$*?{}\[\]#'"\\]+$/.test(command.trim()) &&
     !SHELL_WORDS.has(command.trim().split(/\s+/)[0]) && !/^\w+=/.test(command.trim());
+  const guard = guardian(); // started before the first group: it must outlive hd
   const child = new Deno.Command("setsid", {
     args: ["sh", "-c", simple ? `exec ${command.trim()}` : command],
     cwd: opts.cwd,
@@ -48,8 +49,8 @@ export function spawnGroup(
     stderr: "piped",
   }).spawn();
   const startTime = procStartTime(child.pid);
-  if (startTime !== null) guardian().add(child.pid, startTime);
-  const status = child.status.then((st) => (guardian().remove(child.pid), st));
+  if (startTime !== null) guard.add(child.pid, startTime);
+  const status = child.status.then((st) => (guard.remove(child.pid), st));
   return {
     pid: child.pid,
     startTime,
@@ -61,21 +62,24 @@ export function spawnGroup(
 }
 
 /**
- * The guardian: one `sh` per hd process that spawned groups, reading `+ PGID STARTTIME` and
- * `- PGID` lines on a pipe from hd. When the pipe closes — hd exited, or was killed with SIGKILL
- * and could stop nothing — it SIGKILLs every group still registered whose leader is still that
- * process (same start time, still leading its group and session), then exits. It ignores the
- * terminal's signals so that a Ctrl-C or hang-up reaches hd first. The pipe is close-on-exec in hd:
- * no service holds it open.
+ * The guardian: one `sh` per hd process that spawned groups. hd appends `+ PGID STARTTIME` and
+ * `- PGID` lines to a file in a private temp directory (synchronously, right after each spawn and
+ * exit), and holds the guardian's stdin open without writing. When the pipe closes — hd exited, or
+ * was killed with SIGKILL and could stop nothing — the guardian SIGKILLs every group still
+ * registered whose leader is still that process (same start time, still leading its group and
+ * session), removes the file and exits. It ignores the terminal's signals so that a Ctrl-C or a
+ * hang-up reaches hd first. The pipe is close-on-exec in hd: no service holds it open.
  */
 const GUARD_SCRIPT = `trap '' INT HUP TERM QUIT PIPE
+f="$1"
+while read -r _; do :; done
 g=""
 while read -r op pg st; do
   case "$op" in
     +) g="$g $pg:$st" ;;
     -) n=""; for e in $g; do [ "\${e%%:*}" = "$pg" ] || n="$n $e"; done; g="$n" ;;
   esac
-done
+done < "$f"
 for e in $g; do
   pg="\${e%%:*}"; st="\${e#*:}"
   [ "$pg" -gt 1 ] 2>/dev/null || continue
@@ -83,6 +87,7 @@ for e in $g; do
   s="\${s##*) }"; set -- $s
   [ "$3" = "$pg" ] && [ "$4" = "$pg" ] && [ "\${20}" = "$st" ] && kill -9 -"$pg" 2>/dev/null
 done
+rm -f "$f"; rmdir "\${f%/*}" 2>/dev/null
 exit 0`;
 
 interface Guardian {
@@ -91,28 +96,36 @@ interface Guardian {
 }
 
 let theGuardian: Guardian | null = null;
+/** The guardian's stdin: held open (never written) until hd exits. */
+let guardianPipe: WritableStream<Uint8Array> | null = null;
 
 function guardian(): Guardian {
   if (theGuardian) return theGuardian;
-  let send: (line: string) => void = () => {};
+  let file: string | null = null;
   try {
+    const dir = Deno.makeTempDirSync({ prefix: "hd-guard-" }); // 0700
+    file = `${dir}/groups`;
+    Deno.writeTextFileSync(file, "", { mode: 0o600 });
     const child = new Deno.Command("sh", {
-      args: ["-c", GUARD_SCRIPT],
+      args: ["-c", GUARD_SCRIPT, "hd-guard", file],
       stdin: "piped",
       stdout: "null",
       stderr: "null",
     }).spawn();
     child.unref();
-    const w = child.stdin.getWriter();
-    let chain = Promise.resolve();
-    const enc = new TextEncoder();
-    send = (line) => {
-      chain = chain.then(() => w.write(enc.encode(line + "\n"))).catch(() => {});
-    };
-  } catch { /* no sh: groups are only stopped by hd itself */ }
+    guardianPipe = child.stdin;
+  } catch {
+    file = null; // no sh or no /tmp: groups are only stopped by hd itself
+  }
+  const append = (line: string) => {
+    if (file === null) return;
+    try {
+      Deno.writeTextFileSync(file, line + "\n", { append: true });
+    } catch { /* the guardian is gone */ }
+  };
   theGuardian = {
-    add: (pgid, startTime) => send(`+ ${pgid} ${startTime}`),
-    remove: (pgid) => send(`- ${pgid}`),
+    add: (pgid, startTime) => append(`+ ${pgid} ${startTime}`),
+    remove: (pgid) => append(`- ${pgid}`),
   };
   return theGuardian;
 }

@@ -296,6 +296,9 @@ export function serveControl(
     Deno.removeSync(path);
   } catch { /* none */ }
   const listener = Deno.listen({ transport: "unix", path });
+  try {
+    Deno.chmodSync(path, 0o600); // created under the umask; only its owner may connect
+  } catch { /* the private .hd/ still guards it */ }
   const enc = new TextEncoder();
   (async () => {
     try {

@@ -14,6 +14,8 @@ import {
   type ProcRecord,
   procStartTime,
   signalDecision,
+  spawnGroup,
+  stopGroup,
 } from "../../src/sandbox/process.ts";
 import { parseUpState } from "../../src/services/control.ts";
 
@@ -151,5 +153,47 @@ Deno.test("parseUpState: a clear error naming the file and the key", () => {
     assert(msg.startsWith("Cannot read .hd/up.json: "), msg);
     assert(re.test(msg), `${text}: ${msg}`);
     assert(!msg.includes("\n"), "one line");
+  }
+});
+
+Deno.test("cleanupStale: kills a group hd started (recorded), leaves a planted one", async () => {
+  using tmp = tempDir();
+  const mine = spawnGroup("sleep 300 & exec sleep 301", {
+    cwd: tmp.path,
+    env: { PATH: "/usr/bin:/bin" },
+  });
+  const other = spawnGroup("exec sleep 302", { cwd: tmp.path, env: { PATH: "/usr/bin:/bin" } });
+  try {
+    await new Promise((r) => setTimeout(r, 200)); // both exec'd: their exe is sleep
+    const me = selfState(tmp.path, "x", true);
+    const rm = mine.record();
+    const ro = other.record();
+    const state = {
+      ...me,
+      pid: 2 ** 22 - 5, // a supervisor that is gone
+      groups: [
+        { service: "mine", pgid: mine.pid, startTime: rm.startTime!, exe: rm.exe! },
+        { service: "other", pgid: other.pid, startTime: ro.startTime! + 1, exe: ro.exe! },
+      ],
+    };
+    writeUpState(tmp.path, state);
+    const st = readUpState(tmp.path)!;
+    assertEquals(st.alive, false);
+    const c = cleanupStale(tmp.path, st.state!);
+    assertEquals(c.killed, ["mine"]);
+    assertEquals(c.left.map((l) => l.service), ["other"]);
+    assert(/reused/.test(c.left[0].why), c.left[0].why);
+    await mine.status;
+    assertEquals(isAlive(other.pid), true);
+    assertEquals(readUpState(tmp.path), null);
+  } finally {
+    await stopGroup(mine.pid, mine.status, 100);
+    await stopGroup(other.pid, other.status, 100);
+    await Promise.all([
+      mine.stdout.cancel(),
+      mine.stderr.cancel(),
+      other.stdout.cancel(),
+      other.stderr.cancel(),
+    ]);
   }
 });
