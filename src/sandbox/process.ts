@@ -39,17 +39,22 @@ export function spawnGroup(
   const simple = /^[^;&|\n`()<>$*?{}\[\]#'"\\]+$/.test(command.trim()) &&
     !SHELL_WORDS.has(command.trim().split(/\s+/)[0]) && !/^\w+=/.test(command.trim());
   const guard = guardian(); // started before the first group: it must outlive hd
+  // the command starts only once hd has registered its group with the guardian (a line on its
+  // stdin, then EOF as with /dev/null): a SIGKILL of hd at any moment leaves nothing behind
+  const script = simple ? `exec ${command.trim()}` : command;
   const child = new Deno.Command("setsid", {
-    args: ["sh", "-c", simple ? `exec ${command.trim()}` : command],
+    args: ["sh", "-c", `read -r _ || :\n${script}`],
     cwd: opts.cwd,
     env: opts.env,
     clearEnv: true,
-    stdin: "null",
+    stdin: "piped",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
   const startTime = procStartTime(child.pid);
   if (startTime !== null) guard.add(child.pid, startTime);
+  const go = child.stdin.getWriter();
+  go.write(new TextEncoder().encode("go\n")).finally(() => go.close()).catch(() => {});
   const status = child.status.then((st) => (guard.remove(child.pid), st));
   return {
     pid: child.pid,
