@@ -16,6 +16,7 @@
  * ```
  * @module
  */
+import { privateDir, writePrivateAtomic } from "../cas/fs.ts";
 import type { Store } from "../cas/store.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { ingestFile, ingestTree } from "../scan/ingest.ts";
@@ -126,11 +127,11 @@ export function runHostStep(
 
 /** Writes the step cache record of `hash` atomically. */
 export function recordStep(spec: EnvSpec, hash: string, info: Record<string, unknown>): void {
-  const dir = `${spec.dir}/.hd/steps`;
-  Deno.mkdirSync(dir, { recursive: true });
-  const tmp = `${dir}/.${hash}.${Deno.pid}.tmp`;
-  Deno.writeTextFileSync(tmp, JSON.stringify({ hash, ...info, at: new Date().toISOString() }));
-  Deno.renameSync(tmp, stepRecordPath(spec, hash));
+  privateDir(`${spec.dir}/.hd`);
+  writePrivateAtomic(
+    stepRecordPath(spec, hash),
+    JSON.stringify({ hash, ...info, at: new Date().toISOString() }),
+  );
 }
 
 /** Captures the outputs of step `hash` and records them as `builds/<hash>`; returns their id. */

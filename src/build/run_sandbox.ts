@@ -490,10 +490,8 @@ export function mountEnv(env: SandboxEnv): Rootfs & { reused: boolean } {
   const state = `${dir}/root.json`;
   const lowers = lowerDirs(env.store, env.layers);
   const target = `${dir}/root`;
-  let prev: { lowers: string[]; mode: Rootfs["mode"] } | null = null;
-  try {
-    prev = JSON.parse(Deno.readTextFileSync(state));
-  } catch { /* first mount */ }
+  // a state file is untrusted (a repository can ship a .hd/): a malformed one counts as none
+  const prev = readRootState(state);
   const spec = { lowers, upper: `${dir}/upper`, work: `${dir}/work`, target };
   if (prev && prev.lowers.join(":") === lowers.join(":")) {
     if (prev.mode === "overlay" ? isMountPoint(target) : exists(target)) {
@@ -510,13 +508,22 @@ export function mountEnv(env: SandboxEnv): Rootfs & { reused: boolean } {
   return { ...r, reused: false };
 }
 
+/** `.hd/sandbox/root.json` when it has the shape hd writes (lowers: strings, a known mode). */
+function readRootState(path: string): { lowers: string[]; mode: Rootfs["mode"] } | null {
+  try {
+    const j = JSON.parse(Deno.readTextFileSync(path));
+    if (
+      Array.isArray(j?.lowers) && j.lowers.every((l: unknown) => typeof l === "string") &&
+      (j.mode === "overlay" || j.mode === "hardlink")
+    ) return { lowers: j.lowers, mode: j.mode };
+  } catch { /* none, or not JSON */ }
+  return null;
+}
+
 /** Unmounts the environment's root (nothing when it is not mounted). */
 export function unmountEnv(spec: EnvSpec): void {
   const dir = envSandboxDir(spec);
-  let mode: Rootfs["mode"] = "overlay";
-  try {
-    mode = JSON.parse(Deno.readTextFileSync(`${dir}/root.json`)).mode;
-  } catch { /* default */ }
+  const mode: Rootfs["mode"] = readRootState(`${dir}/root.json`)?.mode ?? "overlay";
   unmountRootfs({ mode, target: `${dir}/root` });
   try {
     Deno.removeSync(`${dir}/root.json`);

@@ -29,3 +29,41 @@ export function lexists(path: string): boolean {
     return false;
   }
 }
+
+/**
+ * Creates directory `path` (and its parents) private to its owner: 0700. An existing one with
+ * other bits is made 0700 (state and logs of hd were once created 0755).
+ */
+export function privateDir(path: string): void {
+  Deno.mkdirSync(path, { recursive: true, mode: 0o700 });
+  const st = Deno.statSync(path);
+  if (st.mode !== null && (st.mode & 0o077) !== 0) Deno.chmodSync(path, st.mode & 0o700);
+}
+
+/**
+ * Opens `path` to append, creating it 0600; an existing file readable by others is made 0600.
+ * Its directory is made private with {@link privateDir}.
+ */
+export function openPrivateAppend(path: string): Deno.FsFile {
+  privateDir(path.slice(0, path.lastIndexOf("/")) || "/");
+  const f = Deno.openSync(path, { append: true, create: true, mode: 0o600 });
+  const st = f.statSync();
+  if (st.mode !== null && (st.mode & 0o077) !== 0) Deno.chmodSync(path, st.mode & 0o700);
+  return f;
+}
+
+/** Writes `text` to `path` atomically (temp file + rename), 0600, in a private directory. */
+export function writePrivateAtomic(path: string, text: string): void {
+  privateDir(path.slice(0, path.lastIndexOf("/")) || "/");
+  const tmp = `${path}.${Deno.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  try {
+    Deno.writeTextFileSync(tmp, text, { mode: 0o600 });
+    Deno.chmodSync(tmp, 0o600); // mode applies only on creation, and under the umask
+    Deno.renameSync(tmp, path);
+  } catch (e) {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* not created */ }
+    throw e;
+  }
+}

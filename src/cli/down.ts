@@ -13,9 +13,9 @@
  */
 import { HdError } from "../cas/errors.ts";
 import { loadProjectSpec } from "../spec/parse.ts";
-import { callControl, readUpState, removeUpState } from "../services/control.ts";
-import { isAlive } from "../sandbox/process.ts";
-import { cleanupIfStale } from "../services/status.ts";
+import { callControl, controlSocketPath, readUpState, removeUpState } from "../services/control.ts";
+import { bootId, procInfo, sameProcess, signalRecorded } from "../sandbox/process.ts";
+import { cleanupIfStale, formatCleanup } from "../services/status.ts";
 import type { Command } from "./command.ts";
 
 /** `hd down`. */
@@ -37,30 +37,38 @@ export const down: Command = {
     if (stale) {
       await release();
       ctx.out.result(
-        { running: false, stale: true, pid: stale.pid, killed: stale.killedServices },
-        () =>
-          `nothing running; cleaned up the state of a supervisor that is gone (pid ${stale.pid})` +
-          (stale.killedServices.length ? `, killed ${stale.killedServices.join(", ")}` : ""),
+        stale.invalid !== undefined ? { running: false, invalid: stale.invalid } : {
+          running: false,
+          stale: true,
+          pid: stale.pid,
+          killed: stale.killedServices,
+          left: stale.left,
+        },
+        () => `nothing running; ${formatCleanup(stale)}`,
       );
       return 0;
     }
     const st = readUpState(dir);
-    if (!st) {
+    if (!st || !st.state) {
       await release();
       ctx.out.result({ running: false }, () => `nothing running for ${spec.environment.name}`);
       return 0;
     }
     const t0 = performance.now();
+    const sup = {
+      pid: st.state.pid,
+      startTime: st.state.startTime,
+      exe: st.state.exe,
+      bootId: st.state.bootId,
+    };
     try {
-      await callControl(st.state.socket, { op: "down" }, 5000);
+      await callControl(controlSocketPath(dir), { op: "down" }, 5000);
     } catch {
-      // not answering: ask it by signal
-      try {
-        Deno.kill(st.state.pid, "SIGTERM");
-      } catch { /* gone */ }
+      // not answering: ask it by signal (only when it provably is the supervisor hd started)
+      signalRecorded("pid", sup, "SIGTERM");
     }
     const limit = 10_000 + spec.options.restartGraceMs * (Object.keys(spec.services).length + 1);
-    while (isAlive(st.state.pid, st.state.startTime)) {
+    while (sameProcess(sup, procInfo(sup.pid), bootId())) {
       if (performance.now() - t0 > limit) {
         throw new HdError(
           `Cannot stop ${spec.environment.name}: the supervisor (pid ${st.state.pid}) is still running`,
@@ -70,7 +78,7 @@ export const down: Command = {
       await new Promise((r) => setTimeout(r, 25));
     }
     const left = readUpState(dir);
-    if (left && left.state.pid === st.state.pid) removeUpState(dir);
+    if (left?.state?.pid === st.state.pid) removeUpState(dir);
     await release();
     const ms = Math.round(performance.now() - t0);
     ctx.out.result(

@@ -5,7 +5,14 @@
  * @module
  */
 import { HdError } from "../cas/errors.ts";
-import { diffLocks, LOCK_FILE, readLock, resolveLock, writeLock } from "../spec/lockfile.ts";
+import {
+  diffLocks,
+  LOCK_FILE,
+  lockStatus,
+  readLock,
+  resolveLock,
+  writeLock,
+} from "../spec/lockfile.ts";
 import { displayPath, loadProjectSpec } from "../spec/parse.ts";
 import type { Command } from "./command.ts";
 
@@ -37,23 +44,27 @@ export const lock: Command = {
       ctx.out.note(`note: ${e.message}; writing a new one`);
       old = null;
     }
-    const next = await resolveLock(spec);
-    const changes = diffLocks(old, next);
-    let written = false;
     if (check) {
-      const same = old !== null && changes.length === 0 &&
-        old.dependencies === next.dependencies && old.environment === next.environment;
-      if (!same) {
+      // the same judge as `hd status`: offline, and they agree
+      const st = lockStatus(spec, old);
+      if (st.state !== "current") {
         throw new HdError(
-          `Cannot verify ${displayPath(path)}: it is ${old === null ? "missing" : "out of date"}${
-            changes.length ? ` (${changes.length} changes)` : ""
+          `Cannot verify ${displayPath(path)}: it is ${
+            st.state === "missing" ? "missing" : `out of date (${st.why})`
           }`,
           "run `hd lock` and commit hd.lock",
         );
       }
-    } else {
-      written = writeLock(path, next);
+      const n = `${old!.packages.length} package${old!.packages.length === 1 ? "" : "s"}`;
+      ctx.out.result(
+        { file: path, written: false, created: false, packages: old!.packages.length, changes: [] },
+        () => `${displayPath(path)} is up to date (${n})`,
+      );
+      return 0;
     }
+    const next = await resolveLock(spec);
+    const changes = diffLocks(old, next);
+    const written = writeLock(path, next);
     ctx.out.result(
       {
         file: path,
@@ -78,8 +89,7 @@ export const lock: Command = {
           }
         });
         const n = `${next.packages.length} package${next.packages.length === 1 ? "" : "s"}`;
-        if (check) lines.push(`${displayPath(path)} is up to date (${n})`);
-        else if (!written) lines.push(`${displayPath(path)} is up to date (${n})`);
+        if (!written) lines.push(`${displayPath(path)} is up to date (${n})`);
         else if (old === null) lines.push(`wrote ${displayPath(path)} (${n})`);
         else lines.push(`updated ${displayPath(path)} (${n}, ${changes.length} changes)`);
         return lines.join("\n");

@@ -15,6 +15,7 @@ import { defaultStoreRoot, Store } from "../cas/store.ts";
 import type { Command, Context, OptionSpec } from "./command.ts";
 import { type CommandEntry, COMMANDS } from "./commands.ts";
 import { Output } from "./output.ts";
+import { fsErrorToHdError } from "./fs_error.ts";
 import { didYouMean } from "../spec/suggest.ts";
 
 /** Re-exported for callers that imported it from here; it lives in src/spec/suggest.ts. */
@@ -138,8 +139,13 @@ export async function main(argv: string[]): Promise<number> {
       positionals: parsed.positionals,
     };
     return await cmd.run(ctx);
-  } catch (e) {
+  } catch (caught) {
     out.clearProgress();
+    // a foreseeable filesystem error (a directory where a file should be, a full disk …) is the
+    // user's to fix, not a bug: say which path and what to do
+    const fsErr = caught instanceof HdError ? null : fsErrorToHdError(caught);
+    if (fsErr && debug) out.note((caught as Error).stack ?? "");
+    const e = fsErr ?? caught;
     if (e instanceof HdError) {
       if (json) {
         Deno.stdout.writeSync(

@@ -10,7 +10,7 @@
  */
 import { HdError } from "../cas/errors.ts";
 import { loadProjectSpec } from "../spec/parse.ts";
-import { callControl, readUpState } from "../services/control.ts";
+import { callControl, controlSocketPath, readUpState } from "../services/control.ts";
 import { didYouMean } from "../spec/suggest.ts";
 import { cleanupIfStale } from "../services/status.ts";
 import type { Command } from "./command.ts";
@@ -48,7 +48,10 @@ export const restart: Command = {
         "start it with `hd up -d`",
       );
     }
-    const res = await callControl(st.state.socket, { op: "restart", services: ctx.positionals });
+    const res = await callControl(controlSocketPath(spec.dir), {
+      op: "restart",
+      services: ctx.positionals,
+    });
     if (typeof res.error === "string") {
       throw new HdError(`Cannot restart ${ctx.positionals.join(", ")}: ${res.error}`, "");
     }

@@ -19,23 +19,46 @@ import { loadProjectSpec, loadSpec } from "../spec/parse.ts";
 import { trackedFilter } from "../spec/compile.ts";
 import type { EnvSpec } from "../spec/types.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
+import { openPrivateAppend, privateDir } from "../cas/fs.ts";
 import {
-  claimUpState,
+  acquireUpLock,
   type ControlRequest,
+  controlSocketPath,
   readUpState,
   removeUpState,
   selfState,
   serveControl,
+  upLockHolder,
   writeUpState,
 } from "../services/control.ts";
 import { DevLoop } from "../services/loop.ts";
 import {
   cleanupIfStale,
+  formatCleanup,
   formatServices,
   gatherServices,
   type UpStatus,
 } from "../services/status.ts";
+import { signalGroup } from "../sandbox/process.ts";
 import type { Command, Context } from "./command.ts";
+
+/**
+ * Exit code of `hd up` when another `hd up` of the project holds `.hd/up.lock`: the detached
+ * supervisor exits with it, and `hd up -d` turns it into the "already running" message.
+ */
+export const EXIT_ALREADY_RUNNING = 3;
+
+/**
+ * The error of a second `hd up` of a project (the lock is held by pid `holder`): exit code 1, or
+ * {@link EXIT_ALREADY_RUNNING} from a detached supervisor (for the `hd up -d` that started it).
+ */
+function alreadyRunning(env: string, holder: number | null, code = 1): HdError {
+  return new HdError(
+    `Cannot start ${env}: \`hd up\` is already running (pid ${holder ?? "unknown"})`,
+    "see `hd status`; `hd restart SERVICE` restarts one, `hd down` stops everything",
+    code,
+  );
+}
 
 /** How long `hd up -d` waits for the services to be ready once the build is done. */
 const READY_WAIT_MS = 30_000;
@@ -85,13 +108,19 @@ function tailer(path: string): () => string[] {
   };
 }
 
-async function detach(ctx: Context, dir: string): Promise<number> {
+async function detach(ctx: Context, dir: string, env: string): Promise<number> {
   const log = `${dir}/.hd/logs/hd.log`;
-  Deno.mkdirSync(`${dir}/.hd/logs`, { recursive: true });
-  // the supervisor's own output (root, steps, build output) is shown while it starts
+  privateDir(`${dir}/.hd`);
+  openPrivateAppend(log).close(); // the shell's >> would create it 0644
+  // the supervisor's own output (root, steps, build output) is shown while it starts; what it
+  // wrote that was not shown (its error) is shown if it stops
   const follow = tailer(log);
+  const unshown: string[] = [];
   const showNew = () => {
-    for (const l of follow()) if (/^(hd|build) +\| /.test(l)) ctx.out.note(l);
+    for (const l of follow()) {
+      if (/^(hd|build) +\| /.test(l)) ctx.out.note(l);
+      else if (l.trim()) unshown.push(l);
+    }
   };
   const child = new Deno.Command("sh", {
     args: [
@@ -119,7 +148,7 @@ async function detach(ctx: Context, dir: string): Promise<number> {
     showNew();
     if (exited) break;
     const st = readUpState(dir);
-    if (!st || st.state.pid !== child.pid) continue;
+    if (st?.state?.pid !== child.pid) continue;
     status = await gatherServices(dir);
     if (!status.running) continue;
     if (status.phase === "failed") break;
@@ -128,15 +157,16 @@ async function detach(ctx: Context, dir: string): Promise<number> {
     if (settled(status) || performance.now() - runningSince > READY_WAIT_MS) break;
   }
   showNew();
+  const ended = exited as Deno.CommandStatus | null; // set by the callback above
+  if (ended?.code === EXIT_ALREADY_RUNNING) throw alreadyRunning(env, upLockHolder(dir));
   if (exited || !status.running || status.phase === "failed") {
-    let tail = "";
-    try {
-      tail = Deno.readTextFileSync(log).split("\n").slice(-15).join("\n");
-    } catch { /* no log */ }
-    ctx.out.note(tail);
+    // its own error lines (others may write to the same log: only lines since it started)
+    const tail = unshown.slice(-15);
+    if (tail.length) ctx.out.note(tail.join("\n"));
     throw new HdError(
-      "Cannot start the environment in the background: the supervisor stopped",
-      `its output is in ${log} (last lines above)`,
+      "Cannot start the environment in the background: the supervisor stopped" +
+        (ended ? ` (exit code ${ended.code})` : ""),
+      `its output is in ${log}${tail.length ? " (its last lines are above)" : ""}`,
     );
   }
   const notReady = status.services.filter((s) => s.state === "starting" || s.state === "waiting");
@@ -174,7 +204,7 @@ function settled(s: UpStatus): boolean {
   );
 }
 
-async function runLoop(ctx: Context, detached: boolean): Promise<number> {
+async function runLoop(ctx: Context, detached: boolean, lock: Deno.FsFile): Promise<number> {
   let spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
   const dir = spec.dir;
   const store = ctx.store();
@@ -226,8 +256,7 @@ async function runLoop(ctx: Context, detached: boolean): Promise<number> {
       onChange: () => {
         stateTimer ??= setTimeout(() => {
           stateTimer = null;
-          state.groups = loop.supervisor.groups();
-          if (phase !== "stopped") writeUpState(dir, state);
+          saveState();
         }, 0);
       },
       onSpecChange: () => {
@@ -237,6 +266,22 @@ async function runLoop(ctx: Context, detached: boolean): Promise<number> {
     });
     return l;
   };
+  // the state records each service's group with its leader's executable, which may change just
+  // after a spawn (setsid, sh, then the command): it is compared again every second
+  let saved = "";
+  const saveState = () => {
+    if (phase === "stopped") return;
+    state.groups = loop.supervisor.groups();
+    const text = JSON.stringify(state);
+    if (text === saved) return;
+    saved = text;
+    try {
+      writeUpState(dir, state);
+    } catch (e) {
+      print("hd", `cannot write .hd/up.json: ${(e as Error).message}`);
+    }
+  };
+  const refresh = setInterval(saveState, 1000);
   let loop = makeLoop(spec);
   const handler = (req: ControlRequest): Promise<unknown> => {
     switch (req.op) {
@@ -257,16 +302,9 @@ async function runLoop(ctx: Context, detached: boolean): Promise<number> {
         return Promise.resolve({ error: "unknown op" });
     }
   };
-  if (!claimUpState(dir, state)) {
-    const other = readUpState(dir);
-    throw new HdError(
-      `Cannot start ${spec.environment.name}: \`hd up\` is already running (pid ${
-        other?.state.pid ?? "?"
-      })`,
-      "see `hd status`; `hd restart SERVICE` restarts one, `hd down` stops everything",
-    );
-  }
-  const server = serveControl(state.socket, handler);
+  // this process holds .hd/up.lock: whatever state file is there is not a live one's
+  saveState();
+  const server = serveControl(controlSocketPath(dir), handler);
   const onSignal = (sig: string) => () => stop(sig);
   const sigs: [Deno.Signal, () => void][] = [
     ["SIGINT", onSignal("SIGINT")],
@@ -338,11 +376,7 @@ async function runLoop(ctx: Context, detached: boolean): Promise<number> {
     emit({ event: "stopping", reason: stopReason });
     // a second Ctrl-C during the stop kills at once
     const force = () => {
-      for (const g of loop.supervisor.groups()) {
-        try {
-          Deno.kill(-g.pgid, "SIGKILL");
-        } catch { /* gone */ }
-      }
+      for (const g of loop.supervisor.groups()) signalGroup(g.pgid, "SIGKILL");
     };
     for (const [s, f] of sigs) Deno.removeSignalListener(s, f);
     Deno.addSignalListener("SIGINT", force);
@@ -361,10 +395,12 @@ async function runLoop(ctx: Context, detached: boolean): Promise<number> {
       } catch { /* removed */ }
     }
     phase = "stopped";
+    clearInterval(refresh);
     if (stateTimer !== null) clearTimeout(stateTimer);
     server.close();
     const cur = readUpState(dir);
-    if (cur && cur.state.pid === Deno.pid) removeUpState(dir);
+    if (cur?.state?.pid === Deno.pid || cur?.invalid !== undefined) removeUpState(dir);
+    lock.close();
   }
   return 0;
 }
@@ -381,21 +417,30 @@ export const up: Command = {
   },
   async run(ctx) {
     const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
-    const stale = cleanupIfStale(spec.dir);
-    if (stale) {
-      ctx.out.note(
-        `hd: cleaned up the state of a supervisor that is gone (pid ${stale.pid})` +
-          (stale.killedServices.length ? `; killed ${stale.killedServices.join(", ")}` : ""),
-      );
+    const env = spec.environment.name;
+    if (ctx.values.detach && !ctx.values.supervise) {
+      // the supervisor takes the lock; this only spares starting one when one is running, and
+      // reports here what a stale state was (the supervisor's own notes go to its log)
+      const stale = cleanupIfStale(spec.dir);
+      if (stale) ctx.out.note(`hd: ${formatCleanup(stale)}`);
+      const cur = readUpState(spec.dir);
+      if (cur?.alive) throw alreadyRunning(env, cur.state.pid);
+      return await detach(ctx, spec.dir, env);
     }
-    const cur = readUpState(spec.dir);
-    if (cur?.alive && !(ctx.values.supervise && cur.state.pid === Deno.pid)) {
-      throw new HdError(
-        `Cannot start ${spec.environment.name}: \`hd up\` is already running (pid ${cur.state.pid})`,
-        "see `hd status`; `hd restart SERVICE` restarts one, `hd down` stops everything",
-      );
+    // one `hd up` per project: the lock is taken before anything is built, and held until exit
+    const lock = acquireUpLock(spec.dir);
+    if (!("file" in lock)) {
+      throw alreadyRunning(env, lock.holder, ctx.values.supervise ? EXIT_ALREADY_RUNNING : 1);
     }
-    if (ctx.values.detach && !ctx.values.supervise) return await detach(ctx, spec.dir);
-    return await runLoop(ctx, !!ctx.values.supervise);
+    try {
+      const stale = cleanupIfStale(spec.dir);
+      if (stale) ctx.out.note(`hd: ${formatCleanup(stale)}`);
+      const cur = readUpState(spec.dir);
+      if (cur?.alive) throw alreadyRunning(env, cur.state.pid); // an hd without the lock
+    } catch (e) {
+      lock.file.close();
+      throw e;
+    }
+    return await runLoop(ctx, !!ctx.values.supervise, lock.file);
   },
 };

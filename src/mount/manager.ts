@@ -446,7 +446,10 @@ export async function unmountDir(
   const key = mountKey(absDir);
   const rec = readRecord(recordPath(store, key));
   let stopped: number | null = null;
-  if (rec && pidAlive(rec.pid)) {
+  // the record is a file: never signal pid <= 1 or hd itself whatever it says
+  if (
+    rec && Number.isSafeInteger(rec.pid) && rec.pid > 1 && rec.pid !== Deno.pid && pidAlive(rec.pid)
+  ) {
     Deno.kill(rec.pid, "SIGTERM");
     const t0 = Date.now();
     while (pidAlive(rec.pid) && Date.now() - t0 < timeoutMs) {

@@ -24,6 +24,7 @@ import {
 } from "./oci_config.ts";
 import { resolveInRoot } from "./inroot.ts";
 import { containerId, deleteContainer, runcRunArgv, sweepContainers, tiniPath } from "./runc.ts";
+import { signalChild } from "./process.ts";
 
 export type { BindSpec, OverlaySpec } from "./oci_config.ts";
 
@@ -245,15 +246,16 @@ export async function stopSandbox(
   graceMs = 2000,
 ): Promise<Deno.CommandStatus> {
   const r = runcPid(child.pid);
-  try {
-    if (r !== null && r > 1) Deno.kill(r, "SIGTERM");
-  } catch { /* gone */ }
+  // runc is the child of hd's own child `unshare`: signalChild refuses pid <= 1 and hd itself
+  if (r !== null) signalChild(r, "SIGTERM");
   const timer = setTimeout(() => {
     const p = runcPid(child.pid);
-    try {
-      if (p !== null && p > 1) Deno.kill(p, "SIGKILL");
-      else child.kill("SIGKILL");
-    } catch { /* gone */ }
+    if (p !== null) signalChild(p, "SIGKILL");
+    else {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }
   }, graceMs);
   try {
     return await child.status;

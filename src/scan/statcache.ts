@@ -277,8 +277,8 @@ export class StatCache {
     body.set(enc, head.length);
     const tmp = `${path}.${Deno.pid}.tmp`;
     try {
-      Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || ".", { recursive: true });
-      Deno.writeFileSync(tmp, body);
+      Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || ".", { recursive: true, mode: 0o700 });
+      Deno.writeFileSync(tmp, body, { mode: 0o600 }); // private, like the rest of .hd/
       Deno.renameSync(tmp, path);
     } catch {
       try {

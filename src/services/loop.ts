@@ -19,6 +19,7 @@
  * @module
  */
 import { HdError } from "../cas/errors.ts";
+import { openPrivateAppend } from "../cas/fs.ts";
 import type { Store } from "../cas/store.ts";
 import { putNode } from "../dag/dag.ts";
 import { type EnvNode, nodeId } from "../dag/node.ts";
@@ -544,8 +545,7 @@ export class DevLoop {
 
 function openLog(path: string): Deno.FsFile | null {
   try {
-    Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-    return Deno.openSync(path, { append: true, create: true });
+    return openPrivateAppend(path);
   } catch {
     return null;
   }

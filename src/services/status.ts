@@ -11,7 +11,13 @@
  * ```
  * @module
  */
-import { callControl, cleanupStale, readUpState, removeUpState } from "./control.ts";
+import {
+  callControl,
+  cleanupStale,
+  controlSocketPath,
+  readUpState,
+  removeUpState,
+} from "./control.ts";
 import type { LoopStatus } from "./loop.ts";
 import type { ServiceStatus } from "./supervisor.ts";
 
@@ -20,20 +26,35 @@ export type UpStatus =
   | {
     running: false;
     /** Set when a stale state was found and cleaned up. */
-    stale?: { pid: number; killedServices: string[] };
+    stale?: StaleCleanup;
+    /** Set when `.hd/up.json` is not a state hd wrote: why (it was ignored, not acted on). */
+    invalid?: string;
   }
   | ({ running: true; pid: number; detached: boolean; phase: string } & LoopStatus);
 
-/** Asks the supervisor of the project at `dir`; cleans up a stale state. */
+/** What cleaning up after a supervisor that is gone did. */
+export interface StaleCleanup {
+  pid: number;
+  /** Services whose leftover process group was killed. */
+  killedServices: string[];
+  /** Services whose recorded group was left alone: not provably what hd started. */
+  left: { service: string; why: string }[];
+}
+
+/**
+ * Asks the supervisor of the project at `dir`; cleans up a stale state. A state file that is not
+ * one hd wrote is reported and ignored (nothing in it is acted on).
+ */
 export async function gatherServices(dir: string): Promise<UpStatus> {
   const st = readUpState(dir);
   if (st === null) return { running: false };
+  if (st.invalid !== undefined) return { running: false, invalid: st.invalid };
   if (!st.alive) {
-    const killed = cleanupStale(dir, st.state);
-    return { running: false, stale: { pid: st.state.pid, killedServices: killed } };
+    const c = cleanupStale(dir, st.state);
+    return { running: false, stale: { pid: st.state.pid, killedServices: c.killed, left: c.left } };
   }
   try {
-    const res = await callControl(st.state.socket, { op: "status" }, 10_000);
+    const res = await callControl(controlSocketPath(dir), { op: "status" }, 10_000);
     return {
       running: true,
       pid: st.state.pid,
@@ -60,13 +81,32 @@ export async function gatherServices(dir: string): Promise<UpStatus> {
   }
 }
 
-/** Cleans up after a supervisor that is gone, if any; true when something was cleaned. */
-export function cleanupIfStale(dir: string): { pid: number; killedServices: string[] } | null {
+/**
+ * Cleans up after a supervisor that is gone, if any: the stale state (with the leftover groups it
+ * can prove are hd's), or an invalid state file (removed without acting on it). Null when there
+ * was nothing to clean.
+ */
+export function cleanupIfStale(
+  dir: string,
+): (StaleCleanup & { invalid?: undefined }) | { invalid: string } | null {
   const st = readUpState(dir);
   if (st === null || st.alive) return null;
-  const killed = cleanupStale(dir, st.state);
-  removeUpState(dir);
-  return { pid: st.state.pid, killedServices: killed };
+  if (st.invalid !== undefined) {
+    removeUpState(dir);
+    return { invalid: st.invalid };
+  }
+  const c = cleanupStale(dir, st.state);
+  return { pid: st.state.pid, killedServices: c.killed, left: c.left };
+}
+
+/** One line about what {@link cleanupIfStale} did, for `hd up` and `hd down`. */
+export function formatCleanup(c: StaleCleanup | { invalid: string }): string {
+  if ("invalid" in c) return `ignored and removed a state file hd did not write: ${c.invalid}`;
+  return `cleaned up the state of a supervisor that is gone (pid ${c.pid})` +
+    (c.killedServices.length ? `; killed ${c.killedServices.join(", ")}` : "") +
+    (c.left.length
+      ? `; left alone ${c.left.map((l) => `${l.service} (${l.why})`).join(", ")}`
+      : "");
 }
 
 /** Formats a duration in ms as "4s", "3m12s", "2h05m". */
@@ -100,12 +140,9 @@ export function formatServices(services: ServiceStatus[]): string {
 /** The services section of `hd status` as text. */
 export function formatUpStatus(up: UpStatus): string {
   if (!up.running) {
-    const stale = up.stale
-      ? ` (cleaned up the stale state of supervisor pid ${up.stale.pid}${
-        up.stale.killedServices.length ? `; killed ${up.stale.killedServices.join(", ")}` : ""
-      })`
-      : "";
-    return `services  not running${stale} — \`hd up\` starts them`;
+    const stale = up.stale ? ` (${formatCleanup(up.stale)})` : "";
+    const invalid = up.invalid ? `\n  ignored: ${up.invalid}` : "";
+    return `services  not running${stale} — \`hd up\` starts them${invalid}`;
   }
   const lines = [
     `services  ${up.phase} under ${up.detached ? "supervisor" : "foreground hd up"} pid ${up.pid}` +

@@ -15,10 +15,22 @@
  * ```
  * @module
  */
+import { openPrivateAppend, privateDir } from "../cas/fs.ts";
 import type { ServiceSpec } from "../spec/types.ts";
 import { type DepGraph, topoOrder, withDependents } from "./graph.ts";
 import { type GroupProcess, signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
 import { waitForPort } from "./readiness.ts";
+
+/** A process group of a running service: its id and its leader's identity. */
+export interface GroupRecord {
+  service: string;
+  /** The group's id = its leader's pid. */
+  pgid: number;
+  /** The leader's start time (clock ticks since boot, /proc/PID/stat field 22). */
+  startTime: number;
+  /** The leader's executable (/proc/PID/exe, or comm when unreadable) when recorded. */
+  exe: string;
+}
 
 /** Lifecycle state of a service. */
 export type ServiceState =
@@ -120,7 +132,7 @@ export class Supervisor {
       Object.values(opts.services).map((s) => [s.name, s.depends_on]),
     );
     this.#order = topoOrder(this.#graph);
-    if (opts.logDir) Deno.mkdirSync(opts.logDir, { recursive: true });
+    if (opts.logDir) privateDir(opts.logDir);
     for (const name of this.#order) {
       this.#svc.set(name, {
         spec: opts.services[name],
@@ -136,9 +148,7 @@ export class Supervisor {
         stopRequested: false,
         exited: null,
         timer: null,
-        log: opts.logDir
-          ? Deno.openSync(`${opts.logDir}/${name}.log`, { append: true, create: true })
-          : null,
+        log: opts.logDir ? openPrivateAppend(`${opts.logDir}/${name}.log`) : null,
         logSize: opts.logDir ? fileSize(`${opts.logDir}/${name}.log`) : 0,
       });
     }
@@ -220,11 +230,17 @@ export class Supervisor {
     return this.#desired.has(name);
   }
 
-  /** Pids (process groups) of running services, with their leader's start time. */
-  groups(): { service: string; pgid: number; startTime: number | null }[] {
-    const out = [];
+  /**
+   * Process groups of running services, with their leader's start time and executable now (what
+   * `.hd/up.json` records so that a later hd can prove a leftover group is one it started).
+   */
+  groups(): GroupRecord[] {
+    const out: GroupRecord[] = [];
     for (const [name, s] of this.#svc) {
-      if (s.proc) out.push({ service: name, pgid: s.proc.pid, startTime: s.proc.startTime });
+      if (!s.proc) continue;
+      const r = s.proc.record();
+      if (r.startTime === null || r.exe === null) continue; // gone already
+      out.push({ service: name, pgid: s.proc.pid, startTime: r.startTime, exe: r.exe });
     }
     return out;
   }
@@ -334,7 +350,7 @@ export class Supervisor {
         const path = `${this.#o.logDir}/${name}.log`;
         s.log.close();
         Deno.renameSync(path, `${path}.1`);
-        s.log = Deno.openSync(path, { append: true, create: true });
+        s.log = openPrivateAppend(path);
         s.logSize = 0;
       }
     } catch { /* log unavailable */ }

@@ -39,3 +39,37 @@ export function formatDuration(ms: number): string {
   if (rest > 0) out += `${rest}ms`;
   return out;
 }
+
+/**
+ * The largest value of each duration key of hd.toml, and why. Every duration ends up in a timer,
+ * and a timer beyond 2^31-1 ms (24.8 days) fires at once: `restart_grace = "99999999999h"` would
+ * have meant no grace at all. The limits are far below that, at what still makes sense:
+ * - `restart_grace`: 1 h. `hd down` and every restart wait up to the grace per service; a
+ *   process that needs more than an hour to stop is hung, not shutting down.
+ * - `debounce`: 1 min. Every edit waits for it before anything is rebuilt; beyond a minute edits
+ *   would seem to be ignored.
+ * Any other duration key: 1 h.
+ */
+export const DURATION_LIMITS: Readonly<Record<string, number>> = {
+  restart_grace: 3_600_000,
+  debounce: 60_000,
+};
+
+/** The limit of a duration key that {@link DURATION_LIMITS} does not name. */
+export const DEFAULT_DURATION_LIMIT_MS = 3_600_000;
+
+/**
+ * Checks `ms` against the limit of duration key `key` (the last part of its path); returns the
+ * error message and hint when it is over, else null.
+ */
+export function durationOverLimit(
+  key: string,
+  ms: number,
+): { message: string; hint: string } | null {
+  const max = DURATION_LIMITS[key] ?? DEFAULT_DURATION_LIMIT_MS;
+  if (ms <= max) return null;
+  return {
+    message: `${key} must be at most ${formatDuration(max)}, not ${formatDuration(ms)}`,
+    hint: `write ${key} = "${formatDuration(max)}" or less`,
+  };
+}

@@ -164,7 +164,120 @@ export function encodeLock(lock: LockFile): string {
   return stableJson({ ...lock, packages });
 }
 
-/** Reads hd.lock; null when it does not exist. Throws HdError when it is damaged. */
+/**
+ * Line of each value of a JSON text (which JSON.parse accepted), by path: `version`,
+ * `packages[3].version`, `inputs["package-lock.json"]`. The root is "".
+ */
+export function jsonLines(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  let i = 0;
+  let line = 1;
+  const ws = () => {
+    while (
+      i < text.length &&
+      (text[i] === " " || text[i] === "\n" || text[i] === "\t" || text[i] === "\r")
+    ) {
+      if (text[i] === "\n") line++;
+      i++;
+    }
+  };
+  const str = (): string => {
+    const start = i++;
+    while (i < text.length && text[i] !== '"') i += text[i] === "\\" ? 2 : 1;
+    i++;
+    return JSON.parse(text.slice(start, i));
+  };
+  const value = (path: string, depth: number): void => {
+    ws();
+    out.set(path, line);
+    const c = text[i];
+    if (depth > 64) return;
+    if (c === "{" || c === "[") {
+      const close = c === "{" ? "}" : "]";
+      i++;
+      ws();
+      if (text[i] === close) return void i++;
+      for (let n = 0;; n++) {
+        ws();
+        if (c === "{") {
+          const k = str();
+          ws();
+          i++; // :
+          value(childPath(path, k), depth + 1);
+        } else value(`${path}[${n}]`, depth + 1);
+        ws();
+        if (text[i++] !== ",") return;
+      }
+    }
+    if (c === '"') return void str();
+    while (i < text.length && !",]} \n\t\r".includes(text[i])) i++;
+  };
+  value("", 0);
+  return out;
+}
+
+function childPath(path: string, key: string): string {
+  const k = /^[A-Za-z_][\w-]*$/.test(key) ? key : `[${JSON.stringify(key)}]`;
+  return path === "" ? k.replace(/^\[/, "[") : k.startsWith("[") ? path + k : `${path}.${k}`;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * Checks the shape of a parsed hd.lock; returns the first bad key and what it must be, or null.
+ * Every entry must be of the type hd writes (hd.lock is generated: anything else was edited).
+ */
+export function lockProblem(j: unknown): { key: string; want: string; found: unknown } | null {
+  const isObj = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
+  const p = (key: string, want: string, found: unknown) => ({ key, want, found });
+  if (!isObj(j)) return p("", "an object", j);
+  if (j.version !== LOCK_VERSION) return p("version", `${LOCK_VERSION}`, j.version);
+  if (typeof j.environment !== "string" || j.environment === "") {
+    return p("environment", "a non-empty string", j.environment);
+  }
+  if (typeof j.dependencies !== "string" || !HEX64.test(j.dependencies)) {
+    return p("dependencies", "a BLAKE3 hex string (64 hex digits)", j.dependencies);
+  }
+  if (!isObj(j.inputs)) return p("inputs", "an object of path → hash", j.inputs);
+  for (const [k, v] of Object.entries(j.inputs)) {
+    const key = childPath("inputs", k);
+    if (k === "" || k.startsWith("/") || k.split("/").includes("..")) {
+      return p(key, "a path inside the project", k);
+    }
+    if (typeof v !== "string" || !HEX64.test(v)) return p(key, "a BLAKE3 hex string", v);
+  }
+  if (!Array.isArray(j.packages)) return p("packages", "an array", j.packages);
+  for (const [n, e] of j.packages.entries()) {
+    const at = `packages[${n}]`;
+    if (!isObj(e)) return p(at, "an object", e);
+    for (const k of ["provider", "name", "version", "artifact"]) {
+      if (typeof e[k] !== "string" || e[k] === "") {
+        return p(`${at}.${k}`, "a non-empty string", e[k]);
+      }
+    }
+    if (typeof e.id !== "string" || !HEX64.test(e.id)) return p(`${at}.id`, "a node id", e.id);
+    for (const k of ["resolved", "path"]) {
+      if (e[k] !== undefined && typeof e[k] !== "string") return p(`${at}.${k}`, "a string", e[k]);
+    }
+    if (
+      typeof e.path === "string" && (e.path.startsWith("/") || e.path.split("/").includes(".."))
+    ) {
+      return p(`${at}.path`, "a path inside the project", e.path);
+    }
+    for (const k of ["dev", "optional"]) {
+      if (e[k] !== undefined && typeof e[k] !== "boolean") {
+        return p(`${at}.${k}`, "true or false", e[k]);
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * Reads hd.lock; null when it does not exist. Throws HdError when it is damaged: not JSON, or an
+ * entry of the wrong type (the message names `file:line` and the key).
+ */
 export function readLock(path: string): LockFile | null {
   let text: string;
   try {
@@ -173,7 +286,7 @@ export function readLock(path: string): LockFile | null {
     if (e instanceof Deno.errors.NotFound) return null;
     throw new HdError(`Cannot read ${path}: ${(e as Error).message}`, "check its permissions");
   }
-  let j: LockFile;
+  let j: unknown;
   try {
     j = JSON.parse(text);
   } catch (e) {
@@ -182,13 +295,21 @@ export function readLock(path: string): LockFile | null {
       "delete it and run `hd lock` to write it again",
     );
   }
-  if (j?.version !== LOCK_VERSION || !Array.isArray(j.packages) || typeof j.inputs !== "object") {
+  const bad = lockProblem(j);
+  if (bad) {
+    const lines = jsonLines(text);
+    // a missing key: the line of the object that lacks it
+    let at = bad.key;
+    while (!lines.has(at) && at !== "") at = at.replace(/(\.[^.\[]+|\[[^\]]+\])$/, "");
+    const found = bad.found === undefined ? "missing" : `found ${JSON.stringify(bad.found)}`;
     throw new HdError(
-      `Cannot read ${path}: not an hd.lock of version ${LOCK_VERSION}`,
-      "delete it and run `hd lock` to write it again",
+      `Cannot read ${path}:${lines.get(at) ?? 1}: ${bad.key || "the file"} must be ${bad.want} (${
+        found.slice(0, 60)
+      })`,
+      "hd.lock is generated, not edited: run `hd lock` to write it again",
     );
   }
-  return j;
+  return j as LockFile;
 }
 
 /**
@@ -260,17 +381,40 @@ export function diffLocks(old: LockFile | null, next: LockFile): LockChange[] {
 /** Freshness of hd.lock against hd.toml and the files its providers read. */
 export type LockState = "missing" | "current" | "stale";
 
-/** Whether `lock` still matches `spec` ([dependencies] unchanged, every input file unchanged). */
-export function lockState(spec: EnvSpec, lock: LockFile | null): LockState {
-  if (lock === null) return "missing";
-  if (lock.dependencies !== dependenciesFingerprint(spec)) return "stale";
-  if (lock.environment !== spec.environment.name) return "stale";
+/**
+ * Whether `lock` still matches `spec`, and why not: [dependencies] unchanged, same environment,
+ * every input file unchanged, and every entry still the Package node its id names (an entry edited
+ * by hand — a version, an artifact — no longer is). The one judge of hd.lock: `hd status` (through
+ * compile) and `hd lock --check` both ask it, so they agree. Offline: it resolves nothing.
+ */
+export function lockStatus(
+  spec: EnvSpec,
+  lock: LockFile | null,
+): { state: LockState; why: string } {
+  if (lock === null) return { state: "missing", why: "there is no hd.lock" };
+  const stale = (why: string) => ({ state: "stale" as const, why });
+  if (lock.dependencies !== dependenciesFingerprint(spec)) {
+    return stale("[dependencies] in hd.toml changed");
+  }
+  if (lock.environment !== spec.environment.name) return stale("the environment's name changed");
   for (const [path, hash] of Object.entries(lock.inputs)) {
     try {
-      if (blake3Hex(Deno.readFileSync(`${spec.dir}/${path}`)) !== hash) return "stale";
+      if (blake3Hex(Deno.readFileSync(`${spec.dir}/${path}`)) !== hash) {
+        return stale(`${path} changed`);
+      }
     } catch {
-      return "stale";
+      return stale(`${path} cannot be read`);
     }
   }
-  return "current";
+  for (const p of lock.packages) {
+    if (nodeId(lockPackageNode(p)) !== p.id) {
+      return stale(`the entry of ${entryKey(p)} was edited (its id names another package)`);
+    }
+  }
+  return { state: "current", why: "" };
+}
+
+/** Whether `lock` still matches `spec` (see {@link lockStatus}). */
+export function lockState(spec: EnvSpec, lock: LockFile | null): LockState {
+  return lockStatus(spec, lock).state;
 }

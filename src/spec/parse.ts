@@ -16,7 +16,7 @@
  */
 import { parse as parseToml, TomlError } from "smol-toml";
 import { HdError } from "../cas/errors.ts";
-import { parseDuration } from "./duration.ts";
+import { durationOverLimit, parseDuration } from "./duration.ts";
 import { type LineCol, SourcePositions } from "./positions.ts";
 import { didYouMean } from "./suggest.ts";
 import type {
@@ -204,6 +204,8 @@ class Validator {
         `write ${name} = "${fallback >= 1000 ? `${fallback / 1000}s` : `${fallback}ms`}"`,
       );
     }
+    const over = durationOverLimit(name, ms);
+    if (over) this.fail(path, over.message, over.hint);
     return ms;
   }
 }

@@ -7,6 +7,7 @@ import { hd, tempDir } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
 import { ingestTree } from "../../src/scan/ingest.ts";
 import { StatCache } from "../../src/scan/statcache.ts";
+import { fsErrorToHdError } from "../../src/cli/fs_error.ts";
 
 const lockToml =
   '[environment]\nname = "p"\n[dependencies]\nnpm = { file = "package-lock.json" }\n';
@@ -72,4 +73,106 @@ Deno.test("mount commands on the wrong target say so and change nothing", async 
   assertEquals(Deno.readTextFileSync(`${d.path}/file`), "not a directory");
   assertEquals(Deno.readTextFileSync(`${d.path}/dir/a`), "a");
   for (const r of [un, snap, onFile]) assert(!r.stderr.includes("    at "), "no stack trace");
+});
+
+/** A project whose `hd status` has recorded nothing yet, and a store with refs/envs/ ready. */
+function refProject(d: string): { cwd: string; store: string } {
+  Deno.mkdirSync(`${d}/p`);
+  Deno.writeTextFileSync(`${d}/p/hd.toml`, '[environment]\nname = "t"\n');
+  Deno.writeTextFileSync(`${d}/p/a.txt`, "a");
+  Deno.mkdirSync(`${d}/store/refs/envs`, { recursive: true });
+  return { cwd: `${d}/p`, store: `${d}/store` };
+}
+
+Deno.test("filesystem errors name the path and say what to do, not 'a bug in hd'", async () => {
+  using d = tempDir();
+  const opts = refProject(d.path);
+  const ref = `${opts.store}/refs/envs/t`;
+  const cases: [string, () => void, RegExp, RegExp][] = [
+    [
+      "a ref that is a directory",
+      () => Deno.mkdirSync(ref),
+      /^error: Cannot read \S+\/refs\/envs\/t: it is a directory where hd expects a file$/m,
+      /^hint: move \S+\/refs\/envs\/t away/m,
+    ],
+    [
+      "a ref under a file",
+      () => {
+        Deno.removeSync(`${opts.store}/refs/envs`);
+        Deno.writeTextFileSync(`${opts.store}/refs/envs`, "x");
+      },
+      /^error: Cannot read \S+\/refs\/envs\/t: a part of the path is a file where hd expects a directory$/m,
+      /^hint: check each parent of /m,
+    ],
+    [
+      "a ref that is a symlink loop",
+      () => Deno.symlinkSync(ref, ref),
+      /^error: Cannot read \S+\/refs\/envs\/t: too many levels of symbolic links$/m,
+      /^hint: fix or remove the symlink loop at /m,
+    ],
+  ];
+  for (const [what, make, err, hint] of cases) {
+    Deno.removeSync(`${opts.store}/refs/envs`, { recursive: true });
+    Deno.mkdirSync(`${opts.store}/refs/envs`);
+    make();
+    const r = await hd(["status"], opts);
+    assertEquals(r.code, 1, `${what}: ${r.stderr}`);
+    assert(err.test(r.stderr), `${what}: ${r.stderr}`);
+    assert(hint.test(r.stderr), `${what}: ${r.stderr}`);
+    assert(!r.stderr.includes("bug"), `${what}: ${r.stderr}`);
+    const j = await hd(["status", "--json"], opts);
+    assertEquals(JSON.parse(j.stdout).error.startsWith("Cannot read "), true, what);
+  }
+});
+
+Deno.test("fsErrorToHdError: real errors of Deno, and what it leaves alone", () => {
+  using d = tempDir();
+  const err = (f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      return fsErrorToHdError(e);
+    }
+    throw new Error("no error");
+  };
+  assertEquals(
+    err(() => Deno.readTextFileSync(d.path))?.message,
+    `Cannot read ${d.path}: it is a directory where hd expects a file`,
+  );
+  assertEquals(
+    err(() => Deno.renameSync(`${d.path}/nope`, `${d.path}/x`))?.message,
+    `Cannot rename ${d.path}/nope to ${d.path}/x: no such file or directory`,
+  );
+  Deno.writeTextFileSync(`${d.path}/f`, "");
+  assertEquals(
+    err(() => Deno.mkdirSync(`${d.path}/f/sub`))?.message,
+    `Cannot create the directory ${d.path}/f/sub: a part of the path is a file where hd expects a directory`,
+  );
+  assertEquals(fsErrorToHdError(new TypeError("x is undefined")), null);
+  assertEquals(fsErrorToHdError(new Error("No space left on device (os error 28)")), null); // no path
+});
+
+Deno.test("durations past their limit are refused with file:line and the key", async () => {
+  using d = tempDir();
+  const cases: [string, RegExp][] = [
+    [
+      'restart_grace = "99999999999h"',
+      /hd\.toml:4:\d+: .*restart_grace must be at most 1h, not 99999999999h/,
+    ],
+    ['restart_grace = "61m"', /restart_grace must be at most 1h, not 1h1m/],
+    ['debounce = "2m"', /debounce must be at most 1m, not 2m/],
+  ];
+  for (const [line, re] of cases) {
+    Deno.writeTextFileSync(`${d.path}/hd.toml`, `[environment]\nname = "t"\n[options]\n${line}\n`);
+    const r = await hd(["status"], { cwd: d.path, store: `${d.path}/store` });
+    assertEquals(r.code, 1, r.stderr);
+    assert(re.test(r.stderr), `${re}: ${r.stderr}`);
+    assert(!r.stderr.includes("bug"), r.stderr);
+  }
+  Deno.writeTextFileSync(
+    `${d.path}/hd.toml`,
+    '[environment]\nname = "t"\n[options]\nrestart_grace = "1h"\ndebounce = "1m"\n',
+  );
+  const ok = await hd(["status"], { cwd: d.path, store: `${d.path}/store` });
+  assertEquals(ok.code, 0, ok.stderr);
 });

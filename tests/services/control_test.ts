@@ -8,7 +8,16 @@ import {
   serveControl,
   writeUpState,
 } from "../../src/services/control.ts";
-import { isAlive, procStartTime } from "../../src/sandbox/process.ts";
+import {
+  isAlive,
+  type ProcInfo,
+  type ProcRecord,
+  procStartTime,
+  signalDecision,
+  spawnGroup,
+  stopGroup,
+} from "../../src/sandbox/process.ts";
+import { parseUpState } from "../../src/services/control.ts";
 
 Deno.test("control: a live pid with another start time is a reused pid, i.e. stale", () => {
   using tmp = tempDir();
@@ -21,7 +30,7 @@ Deno.test("control: a live pid with another start time is a reused pid, i.e. sta
   assertEquals(isAlive(Deno.pid, procStartTime(Deno.pid)), true);
   assertEquals(isAlive(2 ** 22 + 17), false);
   // cleanup leaves the reused pid (this very process) alone and removes the files
-  cleanupStale(tmp.path, readUpState(tmp.path)!.state);
+  cleanupStale(tmp.path, readUpState(tmp.path)!.state!);
   assertEquals(readUpState(tmp.path), null);
 });
 
@@ -46,5 +55,145 @@ Deno.test("control: JSON lines over the unix socket", async () => {
     assert(many.every((r) => r.ok === true));
   } finally {
     srv.close();
+  }
+});
+
+// ---- what hd may signal: the decision table ----
+
+Deno.test("signalDecision: the table", () => {
+  const self = { pid: 500, pgid: 499, bootId: "boot-a" };
+  const rec: ProcRecord = { pid: 4242, startTime: 777, exe: "/usr/bin/sleep", bootId: "boot-a" };
+  const seen: ProcInfo = {
+    pid: 4242,
+    state: "S",
+    pgid: 4242,
+    sid: 4242,
+    startTime: 777,
+    exe: "/usr/bin/sleep",
+    comm: "sleep",
+  };
+  const rows: [string, "pid" | "group", ProcRecord, ProcInfo | null, boolean, RegExp][] = [
+    ["the group hd started", "group", rec, seen, true, /hd started/],
+    ["the pid hd started", "pid", rec, seen, true, /hd started/],
+    ["pid 1", "group", { ...rec, pid: 1 }, { ...seen, pid: 1 }, false, /never/],
+    ["pid 0", "group", { ...rec, pid: 0 }, null, false, /never/],
+    ["pid -1", "pid", { ...rec, pid: -1 }, null, false, /never/],
+    ["a fraction", "pid", { ...rec, pid: 4242.5 }, null, false, /never/],
+    ["hd itself", "pid", { ...rec, pid: 500 }, { ...seen, pid: 500 }, false, /hd itself/],
+    ["hd's own group", "group", { ...rec, pid: 499 }, { ...seen, pid: 499 }, false, /own/],
+    ["no start time", "group", { ...rec, startTime: null }, seen, false, /no start time/],
+    ["no executable", "group", { ...rec, exe: null }, seen, false, /no executable/],
+    ["no boot id (a shipped file)", "group", { ...rec, bootId: null }, seen, false, /boot/],
+    ["another boot", "group", { ...rec, bootId: "boot-b" }, seen, false, /boot/],
+    ["gone", "group", rec, null, false, /gone/],
+    ["a zombie", "group", rec, { ...seen, state: "Z" }, false, /gone/],
+    ["pid reused", "group", rec, { ...seen, startTime: 778 }, false, /reused/],
+    ["another program", "group", rec, { ...seen, exe: "/bin/bash", comm: "bash" }, false, /runs/],
+    [
+      "exe unreadable, comm matches",
+      "group",
+      { ...rec, exe: "sleep" },
+      {
+        ...seen,
+        exe: null,
+      },
+      true,
+      /hd started/,
+    ],
+    ["no longer a group leader", "group", rec, { ...seen, pgid: 4000 }, false, /leads/],
+    ["not a session leader", "group", rec, { ...seen, sid: 4000 }, false, /leads/],
+    ["a pid need not lead", "pid", rec, { ...seen, pgid: 4000, sid: 4000 }, true, /hd started/],
+  ];
+  for (const [what, target, r, s, want, why] of rows) {
+    const v = signalDecision(target, r, s, self);
+    assertEquals(v.signal, want, `${what}: ${v.why}`);
+    assert(why.test(v.why), `${what}: ${v.why}`);
+  }
+  // no boot id on this side either: nothing is provable
+  assertEquals(signalDecision("group", rec, seen, { ...self, bootId: null }).signal, false);
+});
+
+Deno.test("parseUpState: a clear error naming the file and the key", () => {
+  using tmp = tempDir();
+  const good = JSON.stringify(selfState(tmp.path, "x", true));
+  assertEquals(parseUpState(good, ".hd/up.json").pid, Deno.pid);
+  const cases: [unknown, RegExp][] = [
+    ["{", /not valid JSON/],
+    [[], /the file must be an object/],
+    [{ ...JSON.parse(good), pid: 1 }, /pid must be an integer >= 2 \(found 1\)/],
+    [{ ...JSON.parse(good), pid: "12" }, /pid must be an integer/],
+    [
+      { ...JSON.parse(good), startTime: undefined },
+      /startTime must be an integer >= 0 \(missing\)/,
+    ],
+    [{ ...JSON.parse(good), bootId: 3 }, /bootId must be a non-empty string/],
+    [{ ...JSON.parse(good), detached: "yes" }, /detached must be true or false/],
+    [{ ...JSON.parse(good), groups: {} }, /groups must be an array/],
+    [
+      { ...JSON.parse(good), groups: [{ service: "a", pgid: 1, startTime: 5, exe: "x" }] },
+      /groups\[0\]\.pgid must be an integer >= 2/,
+    ],
+    [
+      { ...JSON.parse(good), groups: [{ service: "a", pgid: 77, exe: "x" }] },
+      /groups\[0\]\.startTime must be an integer >= 0 \(missing\)/,
+    ],
+    [
+      { ...JSON.parse(good), groups: [{ service: "a", pgid: 77, startTime: 1 }] },
+      /groups\[0\]\.exe must be a non-empty string/,
+    ],
+  ];
+  for (const [j, re] of cases) {
+    const text = typeof j === "string" ? j : JSON.stringify(j);
+    let msg = "";
+    try {
+      parseUpState(text, ".hd/up.json");
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    assert(msg.startsWith("Cannot read .hd/up.json: "), msg);
+    assert(re.test(msg), `${text}: ${msg}`);
+    assert(!msg.includes("\n"), "one line");
+  }
+});
+
+Deno.test("cleanupStale: kills a group hd started (recorded), leaves a planted one", async () => {
+  using tmp = tempDir();
+  const mine = spawnGroup("sleep 300 & exec sleep 301", {
+    cwd: tmp.path,
+    env: { PATH: "/usr/bin:/bin" },
+  });
+  const other = spawnGroup("exec sleep 302", { cwd: tmp.path, env: { PATH: "/usr/bin:/bin" } });
+  try {
+    await new Promise((r) => setTimeout(r, 200)); // both exec'd: their exe is sleep
+    const me = selfState(tmp.path, "x", true);
+    const rm = mine.record();
+    const ro = other.record();
+    const state = {
+      ...me,
+      pid: 2 ** 22 - 5, // a supervisor that is gone
+      groups: [
+        { service: "mine", pgid: mine.pid, startTime: rm.startTime!, exe: rm.exe! },
+        { service: "other", pgid: other.pid, startTime: ro.startTime! + 1, exe: ro.exe! },
+      ],
+    };
+    writeUpState(tmp.path, state);
+    const st = readUpState(tmp.path)!;
+    assertEquals(st.alive, false);
+    const c = cleanupStale(tmp.path, st.state!);
+    assertEquals(c.killed, ["mine"]);
+    assertEquals(c.left.map((l) => l.service), ["other"]);
+    assert(/reused/.test(c.left[0].why), c.left[0].why);
+    await mine.status;
+    assertEquals(isAlive(other.pid), true);
+    assertEquals(readUpState(tmp.path), null);
+  } finally {
+    await stopGroup(mine.pid, mine.status, 100);
+    await stopGroup(other.pid, other.status, 100);
+    await Promise.all([
+      mine.stdout.cancel(),
+      mine.stderr.cancel(),
+      other.stdout.cancel(),
+      other.stderr.cancel(),
+    ]);
   }
 });

@@ -13,13 +13,14 @@ import {
   lockState,
   readLock,
   resolveLock,
+  stableJson,
   writeLock,
 } from "../../src/spec/lockfile.ts";
 import { loadSpec } from "../../src/spec/parse.ts";
 import { parseNpmLockfile } from "../../src/spec/providers/npm.ts";
 import { registerProvider } from "../../src/spec/providers/registry.ts";
 import { parsePackagePin } from "../../src/spec/providers/provider.ts";
-import { REPO, tempDir } from "../_helpers.ts";
+import { hd, REPO, tempDir } from "../_helpers.ts";
 import { assertMatch, rejectsHd } from "./_util.ts";
 
 const FIXTURE = `${REPO}/tests/spec/fixtures/npm-v3`;
@@ -275,4 +276,116 @@ Deno.test("list-form pins: name=version, name@version, scoped names", () => {
   assertEquals(parsePackagePin("left-pad@1.3.0"), { name: "left-pad", version: "1.3.0" });
   assertEquals(parsePackagePin("@scope/pkg@2.0.0"), { name: "@scope/pkg", version: "2.0.0" });
   assertEquals(parsePackagePin("@scope/pkg"), { name: "@scope/pkg", version: null });
+});
+
+/** A project with a real hd.lock of two npm packages; returns the dir's lock text. */
+async function lockedProject(dir: string): Promise<string> {
+  const file = project(
+    dir,
+    '[environment]\nname = "p"\n[dependencies]\nnpm = { file = "package-lock.json" }\n',
+    JSON.stringify({
+      lockfileVersion: 3,
+      packages: {
+        "": { name: "p" },
+        "node_modules/a": { version: "1.0.0", integrity: "sha512-a" },
+        "node_modules/b": { version: "2.0.0", integrity: "sha512-b" },
+      },
+    }),
+  );
+  writeLock(`${dir}/${LOCK_FILE}`, await resolveLock(loadSpec(file)));
+  return Deno.readTextFileSync(`${dir}/${LOCK_FILE}`);
+}
+
+Deno.test("hd.lock entries of the wrong type: file:line and the key", async () => {
+  using d = tempDir("hd-lock-");
+  const good = await lockedProject(d.path);
+  const path = `${d.path}/${LOCK_FILE}`;
+  const lineOf = (text: string, needle: string) =>
+    text.split("\n").findIndex((l) => l.includes(needle)) + 1;
+  // deno-lint-ignore no-explicit-any
+  const edit = (f: (j: Record<string, any>) => void): string => {
+    const j = JSON.parse(good);
+    f(j);
+    return stableJson(j);
+  };
+  const cases: [string, string, RegExp][] = [
+    [edit((j) => j.version = 3), '"version": 3', /version must be 1 \(found 3\)/],
+    [edit((j) => j.version = "1"), '"version": "1"', /version must be 1 \(found "1"\)/],
+    [
+      edit((j) => j.packages[1].version = 3),
+      '"version": 3',
+      /packages\[1\]\.version must be a non-empty string \(found 3\)/,
+    ],
+    [
+      edit((j) => j.packages[0].artifact = []),
+      '"artifact": []',
+      /packages\[0\]\.artifact must be a non-empty string \(found \[\]\)/,
+    ],
+    [
+      edit((j) => j.inputs["package-lock.json"] = []),
+      '"package-lock.json": []',
+      /inputs\["package-lock\.json"\] must be a BLAKE3 hex string/,
+    ],
+    [
+      edit((j) => j.packages[0].dev = "yes"),
+      '"dev": "yes"',
+      /packages\[0\]\.dev must be true or false/,
+    ],
+    [
+      edit((j) => j.packages[0].path = "../../etc"),
+      '"path": "../../etc"',
+      /packages\[0\]\.path must be a path inside the project/,
+    ],
+    [
+      edit((j) => j.inputs["/etc/passwd"] = "0".repeat(64)),
+      '"/etc/passwd"',
+      /inputs\["\/etc\/passwd"\] must be a path inside the project/,
+    ],
+    [
+      edit((j) => delete j.packages[1].id),
+      '"name": "b"',
+      /packages\[1\]\.id must be a node id \(missing\)/,
+    ],
+    [edit((j) => j.packages = {}), '"packages"', /packages must be an array/],
+  ];
+  for (const [text, needle, re] of cases) {
+    Deno.writeTextFileSync(path, text);
+    let msg = "";
+    try {
+      readLock(path);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    const line = needle === '"name": "b"' ? lineOf(text, needle) - 3 : lineOf(text, needle);
+    assert(msg.startsWith(`Cannot read ${path}:`), msg);
+    assert(re.test(msg), `${re}: ${msg}`);
+    if (needle !== '"name": "b"') assert(msg.includes(`${path}:${line}: `), `line ${line}: ${msg}`);
+    else assert(/:\d+: /.test(msg), msg);
+  }
+});
+
+Deno.test("a hand-edited hd.lock entry: `hd status` and `hd lock --check` agree it is stale", async () => {
+  using d = tempDir("hd-lock-");
+  using store = tempDir();
+  const good = await lockedProject(d.path);
+  const st0 = await hd(["status", "--json"], { cwd: d.path, store: store.path });
+  assertEquals(JSON.parse(st0.stdout).lock, "current", st0.stderr);
+  assertEquals((await hd(["lock", "--check"], { cwd: d.path, store: store.path })).code, 0);
+  // the version of b, edited by hand (the id still names 2.0.0)
+  Deno.writeTextFileSync(
+    `${d.path}/${LOCK_FILE}`,
+    good.replace('"version": "2.0.0"', '"version": "9.9.9"'),
+  );
+  const st = await hd(["status"], { cwd: d.path, store: store.path });
+  assertEquals(st.code, 0, st.stderr);
+  assert(st.stdout.includes("hd.lock stale"), st.stdout);
+  const check = await hd(["lock", "--check"], { cwd: d.path, store: store.path });
+  assertEquals(check.code, 1);
+  assert(
+    check.stderr.includes("out of date (the entry of npm node_modules/b was edited"),
+    check.stderr,
+  );
+  // and `hd lock` puts it right
+  assertEquals((await hd(["lock"], { cwd: d.path, store: store.path })).code, 0);
+  assertEquals(Deno.readTextFileSync(`${d.path}/${LOCK_FILE}`), good);
 });
