@@ -12,6 +12,7 @@ import { dagReferences } from "../../src/dag/refs.ts";
 import { getNode } from "../../src/dag/dag.ts";
 import type { DirNode, EnvNode } from "../../src/dag/node.ts";
 import { repairStore } from "../../src/cas/repair.ts";
+import { verifyStore } from "../../src/cas/verify.ts";
 import { pullImage } from "../../src/oci/image.ts";
 import { imageSource } from "../../src/oci/repair.ts";
 import { makeTar, run, startRegistry, writeLayout } from "./_fixtures.ts";
@@ -208,5 +209,31 @@ Deno.test("image repair source: an image pulled from an OCI layout is repaired f
   assertEquals(r.repaired.map((x) => x.id).sort(), [base, app].sort());
   assertEquals(fetched.length, 2, fetched.join("\n")); // the two layers, not a whole pull
   assert(r.repaired.every((x) => x.from.includes(`OCI layout ${layout}`)));
+  assertEquals(r.after.corrupt, []);
+});
+
+Deno.test("image repair source: missing objects and manifests (swept from their pack) come back", async () => {
+  using tmp = tempDir("hd-oci-repair-missing-");
+  const layout = `${tmp.path}/layout`;
+  const [l1, l2] = layers();
+  writeLayout(layout, "1", [{ tar: l1 }, { tar: l2 }]);
+  const store = Store.open(`${tmp.path}/store`, { create: true });
+  const img = await pullImage(store, `oci:${layout}:1`);
+  const d = getNode(store, img.layers[0].tree) as DirNode;
+  const opt = getNode(store, d.entries.find((e) => e.name === "opt")!.dir!) as DirNode;
+  const manifest = opt.entries.find((e) => e.name === "base.bin")!.file!.manifest!;
+  assert(manifest !== undefined, "base.bin has a manifest");
+  const chunk = chunksOf(store, img.layers[1].tree, "app/data.bin")[1];
+  store.removeObjects(new Set([chunk, "m" + manifest]));
+  const s = Store.open(store.root);
+  const before = verifyStore(s, dagReferences);
+  assertEquals(before.missing.sort(), [chunk, manifest].sort());
+  const r = await repairStore(s, dagReferences, [imageSource(s)]);
+  assertEquals(r.unrepaired, []);
+  assertEquals(
+    r.repaired.map((x) => `${x.kind} ${x.id}`).sort(),
+    [`objects ${chunk}`, `manifests ${manifest}`].sort(),
+  );
+  assertEquals(r.after.missing, []);
   assertEquals(r.after.corrupt, []);
 });
