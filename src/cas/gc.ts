@@ -247,14 +247,21 @@ export async function collectGarbage(
     opts.sweepDerived?.((id) => live.objects.has(id), dryRun);
     if (!dryRun) {
       store.forgetKnown();
-      // Temp files left by crashed writers (older than an hour) go too.
+      // Temp files left by crashed writers (older than an hour) go too, and scratch stores a
+      // killed `hd cas verify --repair` left (directories); one that cannot go stops nothing.
+      let entries: Deno.DirEntry[] = [];
       try {
-        for (const e of Deno.readDirSync(`${store.root}/tmp`)) {
-          const p = `${store.root}/tmp/${e.name}`;
-          const st = Deno.lstatSync(p);
-          if (Date.now() - (st.mtime?.getTime() ?? 0) > 3600_000) Deno.removeSync(p);
-        }
+        entries = [...Deno.readDirSync(`${store.root}/tmp`)];
       } catch { /* no tmp dir */ }
+      for (const e of entries) {
+        const p = `${store.root}/tmp/${e.name}`;
+        try {
+          const st = Deno.lstatSync(p);
+          if (Date.now() - (st.mtime?.getTime() ?? 0) > 3600_000) {
+            Deno.removeSync(p, { recursive: st.isDirectory });
+          }
+        } catch { /* removed meanwhile, or not ours to remove */ }
+      }
     }
     return report;
   });

@@ -25,12 +25,21 @@ import { type VerifyReport, verifyStore } from "./verify.ts";
 /** Offers bytes that may be a wanted object (kind, decoded bytes, where they came from). */
 export type Offer = (kind: ObjectKind, bytes: Uint8Array, from: string) => void;
 
+/**
+ * Says why a source that should hold a wanted key could not supply it (the registry is down, the
+ * image record is damaged); shown with the key when it stays unrepaired.
+ */
+export type Explain = (key: string, why: string) => void;
+
 /** Somewhere the bytes of lost objects may still be. */
 export interface RepairSource {
   /** Shown in the report. */
   name: string;
-  /** Offers what it can for `wanted` (keys: id, or "m" + id for manifests); stop when empty. */
-  supply(wanted: ReadonlySet<string>, offer: Offer): void | Promise<void>;
+  /**
+   * Offers what it can for `wanted` (keys: id, or "m" + id for manifests); stop when empty.
+   * `explain` records why a key it knows of could not be supplied.
+   */
+  supply(wanted: ReadonlySet<string>, offer: Offer, explain: Explain): void | Promise<void>;
 }
 
 /** What {@link repairStore} did. */
@@ -62,6 +71,12 @@ export async function repairStore(
   const mm = new Set(before.missingManifests);
   for (const id of before.missing) wanted.add(keyOf(mm.has(id) ? "manifests" : "objects", id));
   const repaired: RepairReport["repaired"] = [];
+  const notes = new Map<string, string[]>();
+  const explain: Explain = (key, why) => {
+    const l = notes.get(key);
+    if (!l) notes.set(key, [why]);
+    else if (!l.includes(why)) l.push(why);
+  };
   if (wanted.size) {
     await store.withLock("exclusive", async () => {
       const offer: Offer = (kind, bytes, from) => {
@@ -75,7 +90,7 @@ export async function repairStore(
       };
       for (const s of sources) {
         if (wanted.size === 0) break;
-        await s.supply(wanted, offer);
+        await s.supply(wanted, offer, explain);
       }
     });
   }
@@ -84,6 +99,8 @@ export async function repairStore(
   for (const c of before.corrupt) why.set(c.id, `corrupt at ${c.path} (${c.why})`);
   const unrepaired: RepairReport["unrepaired"] = [];
   const amm = new Set(after.missingManifests);
+  const reason = (kind: ObjectKind, id: string) =>
+    notes.get(keyOf(kind, id))?.join("; ") ?? "no source holds its bytes";
   for (const c of after.corrupt) {
     const pack = c.id === "(pack index)";
     unrepaired.push({
@@ -91,15 +108,12 @@ export async function repairStore(
       kind: pack ? "pack" : c.kind,
       why: pack
         ? `pack index unreadable (${c.why}): its objects read as missing`
-        : `corrupt at ${c.path} (${c.why}); no source holds its bytes`,
+        : `corrupt at ${c.path} (${c.why}); ${reason(c.kind, c.id)}`,
     });
   }
   for (const id of after.missing) {
-    unrepaired.push({
-      id,
-      kind: amm.has(id) ? "manifests" : "objects",
-      why: `${why.get(id) ?? "missing"}; no source holds its bytes`,
-    });
+    const kind = amm.has(id) ? "manifests" : "objects";
+    unrepaired.push({ id, kind, why: `${why.get(id) ?? "missing"}; ${reason(kind, id)}` });
   }
   return { before, repaired, unrepaired, after };
 }

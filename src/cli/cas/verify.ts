@@ -1,8 +1,10 @@
 /**
- * `hd cas verify [--repair [--from DIR…]]`: re-reads everything; exit 1 when anything is missing
- * or corrupt. With --repair, re-supplies damaged objects from project files that still hold
- * their content (the directories the stat caches of this store describe, and each --from DIR),
- * then says what it repaired and what it could not (exit 1 if anything remains).
+ * `hd cas verify [--repair [--from DIR…] [--offline]]`: re-reads everything; exit 1 when anything
+ * is missing or corrupt. With --repair, re-supplies damaged objects from project files that still
+ * hold their content (the directories the stat caches of this store describe, and each --from
+ * DIR), then from where pulled images came from (their registries, OCI layouts, archives: the
+ * layers that hold the damage are fetched and unpacked again), then says what it repaired, from
+ * where, and what it could not and why (exit 1 if anything remains).
  * @module
  */
 import { HdError } from "../../cas/errors.ts";
@@ -12,6 +14,7 @@ import type { Store } from "../../cas/store.ts";
 import { verifyStore } from "../../cas/verify.ts";
 import { dagReferences } from "../../dag/refs.ts";
 import type { Command } from "../command.ts";
+import { imageSource } from "../../oci/repair.ts";
 import { formatBytes } from "../output.ts";
 
 /**
@@ -63,25 +66,40 @@ function cacheFiles(store: Store, from: string[]): string[] {
 export const casVerify: Command = {
   name: "cas verify",
   summary: "re-read and re-hash every object; report (--repair: re-supply) missing or corrupt ones",
-  usage: "hd cas verify [--repair [--from DIR…]]",
+  usage: "hd cas verify [--repair [--from DIR…] [--offline] [--insecure-registry HOST…]]\n\n" +
+    "--repair looks for the bytes of what is damaged in project files (the projects this store\n" +
+    "has seen, and each --from DIR), then re-fetches the layers of pulled images that hold it\n" +
+    "from where they were pulled (registry, OCI layout, archive). Only bytes that hash to a\n" +
+    "damaged id are written.",
   options: {
     repair: {
       type: "boolean",
-      help: "re-supply damaged objects from project files that still hold their content",
+      help: "re-supply damaged objects from project files and the sources of pulled images",
     },
     from: {
       type: "string",
       multiple: true,
       help: "with --repair: also look in DIR (a project or a copy of the files)",
     },
+    offline: {
+      type: "boolean",
+      help: "with --repair: fetch nothing from registries (only say which image holds what)",
+    },
+    "insecure-registry": {
+      type: "string",
+      multiple: true,
+      help: "with --repair: reach HOST over plain http (loopback hosts always are)",
+    },
   },
   async run(ctx) {
     const store = ctx.store(false);
     const from = (ctx.values.from as string[] | undefined) ?? [];
-    if (from.length && !ctx.values.repair) {
+    const insecure = (ctx.values["insecure-registry"] as string[] | undefined) ?? [];
+    if ((from.length || ctx.values.offline || insecure.length) && !ctx.values.repair) {
+      const opt = from.length ? "--from" : ctx.values.offline ? "--offline" : "--insecure-registry";
       throw new HdError(
-        "Cannot use --from without --repair",
-        "hd cas verify --repair --from DIR",
+        `Cannot use ${opt} without --repair`,
+        `hd cas verify --repair ${opt}${opt === "--offline" ? "" : " …"}`,
         2,
       );
     }
@@ -96,7 +114,12 @@ export const casVerify: Command = {
       });
       const { dirs, hints } = statCacheHints(cacheFiles(store, abs));
       const source = projectSource([...new Set([...abs, ...dirs])], hints, [store.root]);
-      const r = await repairStore(store, dagReferences, [source], progress);
+      const images = imageSource(store, {
+        insecure,
+        offline: ctx.values.offline === true,
+        onFetch: (what) => ctx.out.progress(what),
+      });
+      const r = await repairStore(store, dagReferences, [source, images], progress);
       const ok = r.unrepaired.length === 0;
       ctx.out.result(
         { ok, repaired: r.repaired, unrepaired: r.unrepaired, before: r.before, after: r.after },
@@ -124,7 +147,10 @@ export const casVerify: Command = {
         }: checked ${r.checkedObjects} objects, ${r.checkedManifests} manifests, ${
           formatBytes(r.checkedBytes)
         }; ${r.corrupt.length} corrupt, ${r.missing.length} missing` +
-        (ok ? "" : "\nhint: hd cas verify --repair re-supplies what project files still hold"),
+        (ok
+          ? ""
+          : "\nhint: hd cas verify --repair re-supplies what project files and image registries " +
+            "still hold"),
       ].join("\n"));
     return ok ? 0 : 1;
   },
