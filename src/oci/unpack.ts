@@ -11,8 +11,9 @@
  *
  * Hostile archives are refused before anything is recorded: absolute paths, `..`, entries written
  * through a symlink, hardlinks to nothing, xattrs without a namespace or over 64 KiB, and
- * decompression bombs (more than
- * {@link DEFAULT_MAX_RATIO}× the compressed size, above a {@link RATIO_FLOOR} floor).
+ * decompression bombs: more than {@link DEFAULT_MAX_RATIO}× the compressed bytes actually received
+ * (above a {@link RATIO_FLOOR} floor), or more than {@link DEFAULT_MAX_UNPACKED} bytes in all,
+ * whichever comes first — the size a descriptor declares is never the base of a limit.
  *
  * @example
  * ```ts
@@ -52,6 +53,8 @@ export const S_IFIFO = 0o010000;
 export const DEFAULT_MAX_RATIO = 100;
 /** …once it is past this many decompressed bytes. */
 export const RATIO_FLOOR = 64 << 20;
+/** A layer may never decompress to more than this many bytes (nor be larger compressed). */
+export const DEFAULT_MAX_UNPACKED = 64 * 1024 ** 3;
 
 /** Prefix of an OCI whiteout entry. */
 export const WHITEOUT_PREFIX = ".wh.";
@@ -68,8 +71,13 @@ export interface UnpackOptions {
   diffId?: string | null;
   /** Size of the blob as sent: checked, and the base of the decompression-ratio cap. */
   compressedSize: number;
-  /** Decompressed/compressed ratio cap (default {@link DEFAULT_MAX_RATIO}; 0 = no cap). */
+  /**
+   * Decompressed/compressed ratio cap over the compressed bytes received so far (default
+   * {@link DEFAULT_MAX_RATIO}; 0 = no ratio cap).
+   */
   maxRatio?: number;
+  /** Absolute cap of decompressed (and compressed) bytes (default {@link DEFAULT_MAX_UNPACKED}). */
+  maxUnpacked?: number;
   /**
    * The merged tree of the layers below, to resolve hardlinks that point into them. Without it,
    * such hardlinks are returned in `pendingLinks` and the tree is left uncommitted until
@@ -390,7 +398,9 @@ export async function unpackLayer(
 ): Promise<UnpackedLayer> {
   const label = opts.label ?? opts.diffId ?? opts.digest ?? "(layer)";
   const ratio = opts.maxRatio ?? DEFAULT_MAX_RATIO;
-  const limit = ratio > 0 ? Math.max(RATIO_FLOOR, ratio * opts.compressedSize) : Infinity;
+  const maxUnpacked = opts.maxUnpacked ?? DEFAULT_MAX_UNPACKED;
+  const BOMB_HINT = "the image is damaged or hostile; nothing was recorded for it (if it is " +
+    "genuine, raise --max-ratio or --max-unpacked, or HD_PULL_MAX_RATIO / HD_PULL_MAX_UNPACKED)";
   const outer = createHash("sha256");
   const inner = createHash("sha256");
   const builder = new LayerBuilder(store, label, opts.lower ?? null, !opts.lower);
@@ -404,11 +414,19 @@ export async function unpackLayer(
 
   const consume = (piece: Uint8Array) => {
     uncompressed += piece.length;
-    if (uncompressed > limit) {
-      throw hostile(
-        label,
-        `it decompresses to more than ${limit} bytes, over ${ratio}× its ${opts.compressedSize} ` +
-          `compressed bytes (a decompression bomb?)`,
+    // The ratio is over the bytes received, never over the size the descriptor declares.
+    if (ratio > 0 && uncompressed > RATIO_FLOOR && uncompressed > ratio * compressed) {
+      throw new HdError(
+        `Cannot unpack layer ${label}: it decompresses to more than ${uncompressed} bytes, over ` +
+          `${ratio}× the ${compressed} compressed bytes received (a decompression bomb?)`,
+        BOMB_HINT,
+      );
+    }
+    if (uncompressed > maxUnpacked) {
+      throw new HdError(
+        `Cannot unpack layer ${label}: it decompresses to more than the ${maxUnpacked}-byte ` +
+          `limit (a decompression bomb?)`,
+        BOMB_HINT,
       );
     }
     inner.update(piece);
@@ -451,44 +469,55 @@ export async function unpackLayer(
     ? blob as AsyncIterable<Uint8Array>
     : (blob as ReadableStream<Uint8Array>);
   let lastReport = 0;
-  for await (const piece of iterable) {
-    if (failure) break;
-    if (opts.signal?.aborted) {
-      failure = new HdError(`Cannot unpack layer ${label}: stopped`, "");
-      break;
-    }
-    compressed += piece.length;
-    if (opts.compressedSize >= 0 && compressed > opts.compressedSize) {
-      throw hostile(
-        label,
-        `it is larger than the ${opts.compressedSize} bytes its descriptor says`,
-      );
-    }
-    outer.update(piece);
-    if (compression === null) {
-      compression = detect(piece);
-      if (compression !== "none") startDecoder(compression);
-    }
-    if (z) {
-      const d = z as zlib.Gunzip;
-      if (!d.write(piece)) {
-        await new Promise<void>((r) => {
-          const go = () => {
-            d.off("drain", go);
-            d.off("close", go);
-            r();
-          };
-          d.on("drain", go);
-          d.on("close", go);
-        });
+  try {
+    for await (const piece of iterable) {
+      if (failure) break;
+      if (opts.signal?.aborted) {
+        failure = new HdError(`Cannot unpack layer ${label}: stopped`, "");
+        break;
       }
-    } else {
-      consume(piece);
+      compressed += piece.length;
+      if (compressed > maxUnpacked) {
+        throw new HdError(
+          `Cannot unpack layer ${label}: it is larger than the ${maxUnpacked}-byte limit`,
+          BOMB_HINT,
+        );
+      }
+      if (opts.compressedSize >= 0 && compressed > opts.compressedSize) {
+        throw hostile(
+          label,
+          `it is larger than the ${opts.compressedSize} bytes its descriptor says`,
+        );
+      }
+      outer.update(piece);
+      if (compression === null) {
+        compression = detect(piece);
+        if (compression !== "none") startDecoder(compression);
+      }
+      if (z) {
+        const d = z as zlib.Gunzip;
+        if (!d.write(piece)) {
+          await new Promise<void>((r) => {
+            const go = () => {
+              d.off("drain", go);
+              d.off("close", go);
+              r();
+            };
+            d.on("drain", go);
+            d.on("close", go);
+          });
+        }
+      } else {
+        consume(piece);
+      }
+      if (opts.onProgress && compressed - lastReport > (1 << 20)) {
+        lastReport = compressed;
+        opts.onProgress(compressed, uncompressed);
+      }
     }
-    if (opts.onProgress && compressed - lastReport > (1 << 20)) {
-      lastReport = compressed;
-      opts.onProgress(compressed, uncompressed);
-    }
+  } catch (e) {
+    (z as zlib.Gunzip | null)?.destroy();
+    throw e;
   }
   if (z) {
     (z as zlib.Gunzip).end();
