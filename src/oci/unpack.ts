@@ -122,14 +122,25 @@ function hostile(label: string, why: string): HdError {
   );
 }
 
-/** Splits a tar path into clean components; refuses absolute paths and `..`. */
+/**
+ * Most components a path in a layer may have. Linux's PATH_MAX (4096 bytes) allows at most 2048
+ * in one path; real images stay far below 100. Deeper entries are refused before any tree is
+ * built from them.
+ */
+export const MAX_PATH_DEPTH = 1024;
+
+/** Splits a tar path into clean components; refuses absolute paths, `..` and deep paths. */
 export function cleanTarPath(label: string, path: string): string[] {
   const parts: string[] = [];
+  const shown = path.length > 120 ? `${path.slice(0, 60)}…${path.slice(-40)}` : path;
   for (const p of path.split("/")) {
     if (p === "" || p === ".") continue;
     if (p === "..") throw hostile(label, `entry "${path}" leaves the root (..)`);
     if (p.includes("\0")) throw hostile(label, `entry "${path}" has a NUL byte`);
     parts.push(p);
+  }
+  if (parts.length > MAX_PATH_DEPTH) {
+    throw hostile(label, `entry "${shown}" is deeper than the ${MAX_PATH_DEPTH}-component limit`);
   }
   // "/" alone names the root (umoci writes it so); anything else absolute is refused.
   if (path.startsWith("/") && parts.length > 0) {
@@ -595,59 +606,79 @@ export function resolvePendingLinks(
 
 const whiteoutFree = new Map<string, boolean>();
 
-function hasWhiteouts(d: MemDir): boolean {
-  if (d.id !== null) {
-    const known = whiteoutFree.get(d.id);
+/** True when `top` or a directory below it holds a whiteout (iterative; memoized by dir id). */
+function hasWhiteouts(top: MemDir): boolean {
+  if (top.id !== null) {
+    const known = whiteoutFree.get(top.id);
     if (known !== undefined) return !known;
   }
+  const seen: MemDir[] = [];
+  const stack = [top];
   let found = false;
-  for (const [name, c] of d.entries) {
-    if (name.startsWith(WHITEOUT_PREFIX) || (c instanceof MemDir && hasWhiteouts(c))) {
-      found = true;
-      break;
+  while (stack.length && !found) {
+    const d = stack.pop()!;
+    if (d !== top && d.id !== null) {
+      const known = whiteoutFree.get(d.id);
+      if (known === true) continue;
+      if (known === false) {
+        found = true;
+        break;
+      }
+    }
+    seen.push(d);
+    for (const [name, c] of d.entries) {
+      if (name.startsWith(WHITEOUT_PREFIX)) {
+        found = true;
+        break;
+      }
+      if (c instanceof MemDir) stack.push(c);
     }
   }
-  if (d.id !== null) whiteoutFree.set(d.id, !found);
+  if (!found) { for (const d of seen) if (d.id !== null) whiteoutFree.set(d.id, true); }
+  if (found && top.id !== null) whiteoutFree.set(top.id, false);
   return found;
 }
 
-function copyClean(store: Store, upper: MemDir, label: string, path: string): MemDir {
-  if (upper.id !== null && !hasWhiteouts(upper)) {
-    const d = MemDir.lazy(upper.id, store);
-    return d;
-  }
-  const d = new MemDir();
-  mergeDir(store, d, upper, label, path);
-  return d;
-}
-
+/**
+ * Merges `upper` into `lower` (see {@link mergeLayer}). Iterative: each directory is one task on
+ * a stack (whiteouts, then its entries; subdirectories become tasks), so any depth is fine.
+ */
 function mergeDir(store: Store, lower: MemDir, upper: MemDir, label: string, path: string): void {
-  const ents = upper.entries; // loads a stored layer dir (and its mode) first
-  if (ents.has(OPAQUE_MARKER)) lower.entries.clear();
-  for (const name of ents.keys()) {
-    if (name === OPAQUE_MARKER || !name.startsWith(WHITEOUT_PREFIX)) continue;
-    const victim = name.slice(WHITEOUT_PREFIX.length);
-    if (victim === "" || victim === "." || victim === ".." || victim.includes("/")) {
-      throw hostile(label, `whiteout "${path}${name}" names nothing valid`);
-    }
-    lower.entries.delete(victim);
-  }
-  for (const [name, c] of ents) {
-    if (name.startsWith(WHITEOUT_PREFIX)) continue;
-    if (c instanceof MemDir) {
-      const cur = lower.entries.get(name);
-      if (cur instanceof MemDir) {
-        mergeDir(store, cur, c, label, `${path}${name}/`);
-      } else {
-        lower.entries.set(name, copyClean(store, c, label, `${path}${name}/`));
+  const tasks = [{ lower, upper, path }];
+  while (tasks.length) {
+    const { lower, upper, path } = tasks.pop()!;
+    const ents = upper.entries; // loads a stored layer dir (and its mode) first
+    if (ents.has(OPAQUE_MARKER)) lower.entries.clear();
+    for (const name of ents.keys()) {
+      if (name === OPAQUE_MARKER || !name.startsWith(WHITEOUT_PREFIX)) continue;
+      const victim = name.slice(WHITEOUT_PREFIX.length);
+      if (victim === "" || victim === "." || victim === ".." || victim.includes("/")) {
+        throw hostile(label, `whiteout "${path}${name}" names nothing valid`);
       }
-    } else {
-      lower.entries.set(name, c);
+      lower.entries.delete(victim);
     }
+    for (const [name, c] of ents) {
+      if (name.startsWith(WHITEOUT_PREFIX)) continue;
+      if (c instanceof MemDir) {
+        const cur = lower.entries.get(name);
+        if (cur instanceof MemDir) {
+          tasks.push({ lower: cur, upper: c, path: `${path}${name}/` });
+        } else if (c.id !== null && !hasWhiteouts(c)) {
+          // A stored directory without whiteouts is shared as is.
+          lower.entries.set(name, MemDir.lazy(c.id, store));
+        } else {
+          const d = new MemDir();
+          lower.entries.set(name, d);
+          tasks.push({ lower: d, upper: c, path: `${path}${name}/` });
+        }
+      } else {
+        lower.entries.set(name, c);
+      }
+    }
+    lower.mode = upper.mode;
+    lower.meta = { ...upper.meta };
+    lower.id = null;
   }
-  lower.mode = upper.mode;
-  lower.meta = { ...upper.meta };
-  lower.id = null;
 }
 
 /**
