@@ -16,7 +16,7 @@ import { HdError } from "../cas/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode, readFileChunks } from "./dag.ts";
 import { type Libc, lsetxattr, openLibc } from "../../ffi/libc.ts";
-import { type FileNode, S_IFLNK, S_IFMT, S_IFREG } from "./node.ts";
+import { type DirNode, type FileNode, S_IFLNK, S_IFMT, S_IFREG } from "./node.ts";
 
 /** Counters of a checkout. */
 export interface CheckoutStats {
@@ -131,26 +131,62 @@ export function checkoutTree(store: Store, id: string, dest: string): CheckoutSt
     }
   };
 
+  // Iterative (a stack of steps in the order a recursive walk would take them), so a tree of any
+  // depth is written until the kernel itself refuses a path (PATH_MAX), which is reported below.
+  type Step =
+    | { t: "dir"; id: string; path: string; rel: string }
+    | { t: "file"; f: FileNode; path: string; rel: string }
+    | { t: "meta"; node: DirNode; path: string; rel: string };
   const writeDir = (dirId: string, path: string, rel: string) => {
-    const node = getNode(store, dirId);
-    if (node.type !== "dir") {
-      throw new HdError(`Cannot check out ${rel}: ${dirId} is not a directory`, "");
-    }
-    Deno.mkdirSync(path, { mode: 0o700 });
-    stats.dirs++;
-    for (const e of node.entries) {
-      if (e.name.includes("/") || e.name === ".." || e.name === "." || e.name === "") {
+    const stack: Step[] = [{ t: "dir", id: dirId, path, rel }];
+    while (stack.length) {
+      const s = stack.pop()!;
+      try {
+        if (s.t === "file") {
+          writeEntry(s.path, s.rel, s.f);
+          continue;
+        }
+        if (s.t === "meta") {
+          applyMeta(s.path, s.rel, s.node.mode, s.node, stats.skipped);
+          continue;
+        }
+        const node = getNode(store, s.id);
+        if (node.type !== "dir") {
+          throw new HdError(`Cannot check out ${s.rel}: ${s.id} is not a directory`, "");
+        }
+        Deno.mkdirSync(s.path, { mode: 0o700 });
+        stats.dirs++;
+        // The directory's own metadata after its children (a read-only mode would refuse them).
+        stack.push({ t: "meta", node, path: s.path, rel: s.rel });
+        for (let i = node.entries.length - 1; i >= 0; i--) {
+          const e = node.entries[i];
+          if (e.name.includes("/") || e.name === ".." || e.name === "." || e.name === "") {
+            throw new HdError(
+              `Cannot check out ${s.rel}: unsafe entry name "${e.name}"`,
+              "the tree is damaged or hostile",
+            );
+          }
+          const p = `${s.path}/${e.name}`;
+          const r = s.rel ? `${s.rel}/${e.name}` : e.name;
+          stack.push(
+            e.dir !== undefined
+              ? { t: "dir", id: e.dir, path: p, rel: r }
+              : { t: "file", f: e.file, path: p, rel: r },
+          );
+        }
+      } catch (e) {
+        if (e instanceof HdError || !(e instanceof Error)) throw e;
+        const shown = s.rel.length > 200 ? `${s.rel.slice(0, 100)}…${s.rel.slice(-100)}` : s.rel;
         throw new HdError(
-          `Cannot check out ${rel}: unsafe entry name "${e.name}"`,
-          "the tree is damaged or hostile",
+          // Deno's message ends with the whole path again: keep only the reason.
+          `Cannot check out ${shown || "."}: ${e.message.replace(/(\(os error \d+\)):.*$/s, "$1")}`,
+          e instanceof Deno.errors.FilesystemLoop || /name too long/i.test(e.message)
+            ? `the tree is ${s.rel.split("/").length} levels deep, deeper than the kernel's ` +
+              "PATH_MAX lets one path reach"
+            : "check the destination's permissions and free space",
         );
       }
-      const p = `${path}/${e.name}`;
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (e.dir !== undefined) writeDir(e.dir, p, r);
-      else writeEntry(p, r, e.file);
     }
-    applyMeta(path, rel, node.mode, node, stats.skipped);
   };
 
   try {

@@ -44,53 +44,63 @@ function sameXattrs(a?: [string, Uint8Array][], b?: [string, Uint8Array][]): boo
     );
 }
 
-function listAll(store: Store, id: string, prefix: string, out: string[]): void {
-  const d = loadDir(store, id);
-  out.push(prefix + "/");
-  for (const e of d.entries) {
-    const p = `${prefix}/${e.name}`;
-    if (e.dir !== undefined) listAll(store, e.dir, p, out);
-    else out.push(p);
-  }
-}
+/** One step of the diff walk; steps run in order, each expanding into more steps. */
+type Step =
+  | { t: "walk"; ia: string; ib: string; prefix: string }
+  | { t: "list"; id: string; prefix: string; out: string[] }
+  | { t: "push"; p: string; out: string[] };
 
-/** Compares two stored Dir roots. */
+/**
+ * Compares two stored Dir roots. Iterative (a stack of steps, run in the order a recursive walk
+ * would), so trees of any depth are fine.
+ */
 export function diffTrees(store: Store, a: string, b: string): TreeDiff {
   const res: TreeDiff = { added: [], removed: [], changed: [] };
-  const walk = (ia: string, ib: string, prefix: string) => {
-    if (ia === ib) return;
-    const da = loadDir(store, ia);
-    const db = loadDir(store, ib);
-    // A directory's own xattrs changing is a change of that directory (reported as "dir/").
-    if (prefix && !sameXattrs(da.xattrs, db.xattrs)) res.changed.push(prefix + "/");
-    const mb = new Map(db.entries.map((e) => [e.name, e]));
-    const seen = new Set<string>();
-    for (const ea of da.entries) {
-      const p = prefix ? `${prefix}/${ea.name}` : ea.name;
-      const eb = mb.get(ea.name);
-      seen.add(ea.name);
-      if (!eb) {
-        if (ea.dir !== undefined) listAll(store, ea.dir, p, res.removed);
-        else res.removed.push(p);
-      } else if (ea.dir !== undefined && eb.dir !== undefined) {
-        walk(ea.dir, eb.dir, p);
-      } else if (ea.file && eb.file) {
-        if (!sameFile(ea.file, eb.file)) res.changed.push(p);
-      } else {
-        // a file became a directory or the reverse
-        if (ea.dir !== undefined) listAll(store, ea.dir, p, res.removed);
-        else res.removed.push(p);
-        if (eb.dir !== undefined) listAll(store, eb.dir, p, res.added);
-        else res.added.push(p);
+  const stack: Step[] = [{ t: "walk", ia: a, ib: b, prefix: "" }];
+  const gone = (id: string | undefined, p: string, out: string[]): Step =>
+    id !== undefined ? { t: "list", id, prefix: p, out } : { t: "push", p, out };
+  while (stack.length) {
+    const s = stack.pop()!;
+    if (s.t === "push") {
+      s.out.push(s.p);
+      continue;
+    }
+    const next: Step[] = [];
+    if (s.t === "list") {
+      const d = loadDir(store, s.id);
+      s.out.push(s.prefix + "/");
+      for (const e of d.entries) next.push(gone(e.dir, `${s.prefix}/${e.name}`, s.out));
+    } else {
+      const { ia, ib, prefix } = s;
+      if (ia === ib) continue;
+      const da = loadDir(store, ia);
+      const db = loadDir(store, ib);
+      // A directory's own xattrs changing is a change of that directory (reported as "dir/").
+      if (prefix && !sameXattrs(da.xattrs, db.xattrs)) res.changed.push(prefix + "/");
+      const mb = new Map(db.entries.map((e) => [e.name, e]));
+      const seen = new Set<string>();
+      for (const ea of da.entries) {
+        const p = prefix ? `${prefix}/${ea.name}` : ea.name;
+        const eb = mb.get(ea.name);
+        seen.add(ea.name);
+        if (!eb) {
+          next.push(gone(ea.dir, p, res.removed));
+        } else if (ea.dir !== undefined && eb.dir !== undefined) {
+          next.push({ t: "walk", ia: ea.dir, ib: eb.dir, prefix: p });
+        } else if (ea.file && eb.file) {
+          if (!sameFile(ea.file, eb.file)) next.push({ t: "push", p, out: res.changed });
+        } else {
+          // a file became a directory or the reverse
+          next.push(gone(ea.dir, p, res.removed));
+          next.push(gone(eb.dir, p, res.added));
+        }
+      }
+      for (const eb of db.entries) {
+        if (seen.has(eb.name)) continue;
+        next.push(gone(eb.dir, prefix ? `${prefix}/${eb.name}` : eb.name, res.added));
       }
     }
-    for (const eb of db.entries) {
-      if (seen.has(eb.name)) continue;
-      const p = prefix ? `${prefix}/${eb.name}` : eb.name;
-      if (eb.dir !== undefined) listAll(store, eb.dir, p, res.added);
-      else res.added.push(p);
-    }
-  };
-  walk(a, b, "");
+    for (let i = next.length - 1; i >= 0; i--) stack.push(next[i]);
+  }
   return res;
 }

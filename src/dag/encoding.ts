@@ -16,6 +16,18 @@ import { fromHex, toHex } from "../cas/hash.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
 
+/**
+ * Bytes that are not a well-formed node: every decoding failure is one of these (never a
+ * TypeError or RangeError), so callers can tell damaged input from a bug. `getNode` reports it as
+ * a corrupt object.
+ */
+export class DecodeError extends Error {
+  constructor(why: string) {
+    super(`Cannot decode node: ${why}`);
+    this.name = "DecodeError";
+  }
+}
+
 /** Growable byte buffer with canonical field writers. */
 export class ByteWriter {
   #buf = new Uint8Array(256);
@@ -99,7 +111,7 @@ export class ByteReader {
     return this.#p < this.#b.length ? this.#b[this.#p] : -1;
   }
   #need(n: number): void {
-    if (this.#p + n > this.#b.length) throw new Error("Cannot decode node: truncated");
+    if (this.#p + n > this.#b.length) throw new DecodeError("truncated");
   }
   /** One byte. */
   u8(): number {
@@ -113,10 +125,13 @@ export class ByteReader {
     for (let i = 0; i < 10; i++) {
       const byte = this.u8();
       n += (byte & 0x7f) * mul;
-      if ((byte & 0x80) === 0) return n;
+      if ((byte & 0x80) === 0) {
+        if (!Number.isSafeInteger(n)) throw new DecodeError("varint over 2^53");
+        return n;
+      }
       mul *= 0x80;
     }
-    throw new Error("Cannot decode node: varint too long");
+    throw new DecodeError("varint too long");
   }
   /** Signed (zigzag) varint. */
   svarint(): number {
@@ -136,7 +151,25 @@ export class ByteReader {
   }
   /** Length-prefixed UTF-8 string. */
   str(): string {
-    return dec.decode(this.bytes());
+    try {
+      return dec.decode(this.bytes());
+    } catch (e) {
+      if (e instanceof DecodeError) throw e;
+      throw new DecodeError("a string is not valid UTF-8");
+    }
+  }
+  /** Bytes not read yet. */
+  get remaining(): number {
+    return this.#b.length - this.#p;
+  }
+  /**
+   * A count of items that each take at least `min` bytes: refused when the bytes left cannot hold
+   * them (so a hostile count never sizes an allocation).
+   */
+  count(min = 1): number {
+    const n = this.varint();
+    if (n * min > this.remaining) throw new DecodeError(`a count of ${n} items overruns the node`);
+    return n;
   }
   /** A 32-byte id as hex. */
   id(): string {

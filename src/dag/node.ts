@@ -17,7 +17,7 @@
  * @module
  */
 import { blake3Hex } from "../cas/hash.ts";
-import { ByteReader, ByteWriter } from "./encoding.ts";
+import { ByteReader, ByteWriter, DecodeError } from "./encoding.ts";
 
 /** File type bits of st_mode. */
 export const S_IFMT = 0o170000;
@@ -172,13 +172,13 @@ function writeXattrs(w: ByteWriter, x: [string, Uint8Array][] | undefined): void
 function readXattrs(r: ByteReader, n: { xattrs?: [string, Uint8Array][] }): void {
   if (r.done || r.peek() !== 7) return;
   r.u8();
-  const count = r.varint();
-  if (count === 0) throw new Error("Cannot decode node: empty xattr field");
+  const count = r.count(2);
+  if (count === 0) throw new DecodeError("empty xattr field");
   const x: [string, Uint8Array][] = [];
   for (let i = 0; i < count; i++) {
     const k = r.str();
     if (x.length && compareNames(x[x.length - 1][0], k) >= 0) {
-      throw new Error(`Cannot decode node: xattrs not sorted/unique at "${k}"`);
+      throw new DecodeError(`xattrs not sorted/unique at "${k}"`);
     }
     x.push([k, r.bytes().slice()]);
   }
@@ -268,7 +268,7 @@ function readMeta(r: ByteReader, n: { uid?: number; gid?: number; mtime?: number
 
 function expect(r: ByteReader, tag: number): void {
   const t = r.u8();
-  if (t !== tag) throw new Error(`Cannot decode node: expected field ${tag}, found ${t}`);
+  if (t !== tag) throw new DecodeError(`expected field ${tag}, found ${t}`);
 }
 
 function readFileBody(r: ByteReader): FileNode {
@@ -278,7 +278,7 @@ function readFileBody(r: ByteReader): FileNode {
   f.size = r.varint();
   if (r.peek() === 3) {
     r.u8();
-    const n = r.varint();
+    const n = r.count(32);
     f.chunks = [];
     for (let i = 0; i < n; i++) f.chunks.push(r.id());
   }
@@ -292,9 +292,10 @@ function readFileBody(r: ByteReader): FileNode {
 
 /** Decodes the embedded body of a File node. */
 export function decodeFileBody(b: Uint8Array): FileNode {
+  // Throws DecodeError like decodeNode.
   const r = new ByteReader(b);
   const f = readFileBody(r);
-  if (!r.done) throw new Error("Cannot decode file node: trailing bytes");
+  if (!r.done) throw new DecodeError("trailing bytes in a file entry");
   return f;
 }
 
@@ -304,9 +305,12 @@ export function isNodeEncoding(b: Uint8Array): boolean {
     b[3] >= 1 && b[3] <= 5;
 }
 
-/** Parses node bytes; throws `Cannot decode node` on anything malformed. */
+/**
+ * Parses node bytes; throws a {@link DecodeError} (`Cannot decode node: …`) on anything malformed
+ * and on counts the remaining bytes cannot hold, so no count sizes an allocation.
+ */
 export function decodeNode(b: Uint8Array): Node {
-  if (!isNodeEncoding(b)) throw new Error("Cannot decode node: not a version-1 hd node");
+  if (!isNodeEncoding(b)) throw new DecodeError("not a version-1 hd node");
   const r = new ByteReader(b.subarray(4));
   let n: Node;
   switch (b[3]) {
@@ -317,14 +321,14 @@ export function decodeNode(b: Uint8Array): Node {
       expect(r, 1);
       const mode = r.varint();
       expect(r, 2);
-      const count = r.varint();
+      const count = r.count(3);
       const entries: DirEntry[] = [];
       for (let i = 0; i < count; i++) {
         const name = r.str();
         const t = r.u8();
         if (t === 0x64) entries.push({ name, dir: r.id() });
         else if (t === 0x66) entries.push({ name, file: decodeFileBody(r.bytes()) });
-        else throw new Error(`Cannot decode node: bad entry tag ${t}`);
+        else throw new DecodeError(`bad entry tag ${t}`);
       }
       const d: DirNode = { type: "dir", mode, entries };
       readXattrs(r, d);
@@ -349,13 +353,13 @@ export function decodeNode(b: Uint8Array): Node {
       expect(r, 1);
       const command = r.str();
       expect(r, 2);
-      const inputs = Array.from({ length: r.varint() }, () => ({ label: r.str(), id: r.id() }));
+      const inputs = Array.from({ length: r.count(33) }, () => ({ label: r.str(), id: r.id() }));
       expect(r, 3);
-      const env = Array.from({ length: r.varint() }, () => [r.str(), r.str()] as [string, string]);
+      const env = Array.from({ length: r.count(2) }, () => [r.str(), r.str()] as [string, string]);
       expect(r, 4);
-      const outputs = Array.from({ length: r.varint() }, () => r.str());
+      const outputs = Array.from({ length: r.count() }, () => r.str());
       expect(r, 5);
-      const cache = Array.from({ length: r.varint() }, () => r.str());
+      const cache = Array.from({ length: r.count() }, () => r.str());
       n = { type: "buildstep", command, inputs, env, outputs, cache };
       break;
     }
@@ -363,11 +367,11 @@ export function decodeNode(b: Uint8Array): Node {
       expect(r, 1);
       const name = r.str();
       expect(r, 2);
-      const children = Array.from({ length: r.varint() }, () => ({ role: r.str(), id: r.id() }));
+      const children = Array.from({ length: r.count(33) }, () => ({ role: r.str(), id: r.id() }));
       n = { type: "env", name, children };
     }
   }
-  if (!r.done) throw new Error("Cannot decode node: trailing bytes");
+  if (!r.done) throw new DecodeError("trailing bytes");
   return n;
 }
 

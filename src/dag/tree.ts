@@ -169,27 +169,48 @@ export class Tree {
 
   /**
    * Rehashes dirty directories bottom-up, writing each new Dir node to `store` (when given),
-   * and returns the root id.
+   * and returns the root id. Iterative: any depth.
    */
   commit(store?: Store): string {
     let dirs = 0;
-    const visit = (d: MemDir): string => {
-      if (d.id !== null) return d.id;
-      const names = [...d.entries.keys()].sort(compareNames);
-      const entries: DirEntry[] = names.map((name) => {
-        const c = d.entries.get(name)!;
-        return c instanceof MemDir ? { name, dir: visit(c) } : { name, file: c };
-      });
-      const node: DirNode = { type: "dir", mode: d.mode, entries, ...d.meta };
+    // Post-order with an explicit stack (a tree may be thousands of levels deep): a frame's `i`
+    // stays on a dirty subdirectory until that one is hashed, then moves on.
+    type Frame = { d: MemDir; names: string[]; i: number; entries: DirEntry[] };
+    const open = (d: MemDir): Frame => ({
+      d,
+      names: [...d.entries.keys()].sort(compareNames),
+      i: 0,
+      entries: [],
+    });
+    const stack: Frame[] = this.root.id === null ? [open(this.root)] : [];
+    while (stack.length) {
+      const f = stack[stack.length - 1];
+      if (f.i < f.names.length) {
+        const name = f.names[f.i];
+        const c = f.d.entries.get(name)!;
+        if (c instanceof MemDir) {
+          if (c.id === null) {
+            stack.push(open(c));
+            continue;
+          }
+          f.entries.push({ name, dir: c.id });
+        } else {
+          f.entries.push({ name, file: c });
+        }
+        f.i++;
+        continue;
+      }
+      const d = f.d;
+      const node: DirNode = { type: "dir", mode: d.mode, entries: f.entries, ...d.meta };
       for (const k of ["uid", "gid", "mtime", "xattrs"] as const) {
         if (node[k] === undefined) delete node[k];
       }
       const bytes = encodeNode(node);
       d.id = store ? store.putObject(bytes) : blake3Hex(bytes);
       dirs++;
-      return d.id;
-    };
-    const id = visit(this.root);
+      stack.pop();
+    }
+    const id = this.root.id!;
     this.rehashed = dirs + this.#changedFiles;
     this.#changedFiles = 0;
     return id;

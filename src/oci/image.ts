@@ -25,8 +25,24 @@ import { getNode, putNode } from "../dag/dag.ts";
 import { Tree } from "../dag/tree.ts";
 import { DockerArchive, OciLayout } from "./layout.ts";
 import { parseReference } from "./reference.ts";
-import { type FetchedManifest, MEDIA, RegistryClient, sha256Digest } from "./registry.ts";
-import { mergeLayer, resolvePendingLinks, type UnpackedLayer, unpackLayer } from "./unpack.ts";
+import {
+  DEFAULT_TIMEOUTS,
+  type FetchedManifest,
+  MAX_CONFIG_BYTES,
+  MEDIA,
+  readCapped,
+  RegistryClient,
+  sha256Digest,
+  type Timeouts,
+} from "./registry.ts";
+import {
+  DEFAULT_MAX_RATIO,
+  DEFAULT_MAX_UNPACKED,
+  mergeLayer,
+  resolvePendingLinks,
+  type UnpackedLayer,
+  unpackLayer,
+} from "./unpack.ts";
 
 /** How many layers are fetched and unpacked at once. */
 export const LAYER_CONCURRENCY = 3;
@@ -111,9 +127,79 @@ export interface PullOptions {
   platform?: string;
   /** Decompressed/compressed ratio cap per layer (0 = none). */
   maxRatio?: number;
+  /** Absolute cap of a layer's decompressed bytes. */
+  maxUnpacked?: number;
+  /** Time limits of registry requests (unset ones come from the environment, see
+   * {@link pullEnvOptions}, then {@link DEFAULT_TIMEOUTS}). */
+  timeouts?: Partial<Timeouts>;
   /** Re-fetch and re-unpack layers even when their trees are in the store. */
   force?: boolean;
   onProgress?: (p: PullProgress) => void;
+}
+
+/** Environment variables that set pull limits for every command that pulls (seconds / bytes). */
+export const PULL_ENV = {
+  connectTimeout: "HD_PULL_CONNECT_TIMEOUT",
+  idleTimeout: "HD_PULL_IDLE_TIMEOUT",
+  timeout: "HD_PULL_TIMEOUT",
+  maxRatio: "HD_PULL_MAX_RATIO",
+  maxUnpacked: "HD_PULL_MAX_UNPACKED",
+} as const;
+
+/**
+ * A size like `64G`, `512M`, `1.5GiB` or `1000` (bytes), or null when it is not one. Units are
+ * binary (K = 1024).
+ */
+export function parseSize(s: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(s);
+  if (!m) return null;
+  const mul = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase()]!;
+  const n = Math.floor(Number(m[1]) * mul);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/** A number of seconds ≥ 0 (0 = no limit) as milliseconds, or null. */
+export function parseSeconds(s: string): number | null {
+  if (!/^\s*\d+(\.\d+)?\s*$/.test(s)) return null;
+  const ms = Math.round(Number(s) * 1000);
+  return Number.isSafeInteger(ms) ? ms : null;
+}
+
+/** Pull limits set by {@link PULL_ENV} variables; throws on a malformed value. */
+export function pullEnvOptions(
+  env: (name: string) => string | undefined = (n) => Deno.env.get(n),
+): Pick<PullOptions, "timeouts" | "maxRatio" | "maxUnpacked"> {
+  const out: Pick<PullOptions, "timeouts" | "maxRatio" | "maxUnpacked"> = { timeouts: {} };
+  const bad = (name: string, v: string, want: string) =>
+    new HdError(
+      `Cannot use ${name}=${v}: not ${want}`,
+      `unset it or write e.g. ${name}=${want === "a size" ? "32G" : "60"}`,
+    );
+  const secs: [string, keyof Timeouts][] = [
+    [PULL_ENV.connectTimeout, "connectMs"],
+    [PULL_ENV.idleTimeout, "idleMs"],
+    [PULL_ENV.timeout, "totalMs"],
+  ];
+  for (const [name, key] of secs) {
+    const v = env(name);
+    if (v === undefined || v === "") continue;
+    const ms = parseSeconds(v);
+    if (ms === null) throw bad(name, v, "a number of seconds");
+    out.timeouts![key] = ms;
+  }
+  const r = env(PULL_ENV.maxRatio);
+  if (r !== undefined && r !== "") {
+    const n = Number(r);
+    if (!Number.isFinite(n) || n < 0) throw bad(PULL_ENV.maxRatio, r, "a number ≥ 0");
+    out.maxRatio = n;
+  }
+  const u = env(PULL_ENV.maxUnpacked);
+  if (u !== undefined && u !== "") {
+    const n = parseSize(u);
+    if (n === null || n <= 0) throw bad(PULL_ENV.maxUnpacked, u, "a size");
+    out.maxUnpacked = n;
+  }
+  return out;
 }
 
 /** The platform of this host in OCI terms. */
@@ -226,20 +312,6 @@ function json<T>(bytes: Uint8Array, what: string): T {
   }
 }
 
-async function readAll(s: ReadableStream<Uint8Array>, max: number, what: string) {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const p of s) {
-    n += p.length;
-    if (n > max) throw new HdError(`Cannot read ${what}: larger than ${max} bytes`, "");
-    parts.push(p);
-  }
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) (out.set(p, o), o += p.length);
-  return out;
-}
-
 function platformOf(d: Descriptor): string {
   const p = d.platform ?? {};
   return `${p.os ?? "?"}/${p.architecture ?? "?"}${p.variant ? "/" + p.variant : ""}`;
@@ -350,6 +422,8 @@ async function resolve(origin: Origin, opts: PullOptions, source: string): Promi
     const client = new RegistryClient(origin.host, {
       insecure: opts.insecure,
       dockerConfig: opts.dockerConfig,
+      timeouts: opts.timeouts,
+      source,
     });
     src = {
       root: () => client.manifest(origin.repo, origin.reference),
@@ -359,7 +433,17 @@ async function resolve(origin: Origin, opts: PullOptions, source: string): Promi
   }
   const top = await src.root();
   const { index, manifest, m, platform } = await resolveTop(src, top, opts, source);
-  const configBytes = await readAll(await src.blob(m.config!.digest), 32 << 20, "config");
+  const configBytes = await readCapped(
+    await src.blob(m.config!.digest),
+    MAX_CONFIG_BYTES,
+    () =>
+      new HdError(
+        `Cannot pull ${source}: its config ${
+          m.config!.digest
+        } is larger than ${MAX_CONFIG_BYTES} bytes`,
+        "image configs are small JSON documents; the source is damaged or hostile",
+      ),
+  );
   if (sha256Digest(configBytes) !== m.config!.digest) {
     throw new HdError(
       `Cannot pull ${source}: the config blob does not hash to ${m.config!.digest}`,
@@ -418,6 +502,14 @@ export async function pullImage(
 ): Promise<PulledImage> {
   const origin = parseSource(source);
   using _lease = store.lease(`pull ${source}`);
+  // Limits not given explicitly come from HD_PULL_* (so `hd up` pulling a base obeys them too).
+  const env = pullEnvOptions();
+  opts = {
+    ...opts,
+    timeouts: { ...DEFAULT_TIMEOUTS, ...env.timeouts, ...opts.timeouts },
+    maxRatio: opts.maxRatio ?? env.maxRatio ?? DEFAULT_MAX_RATIO,
+    maxUnpacked: opts.maxUnpacked ?? env.maxUnpacked ?? DEFAULT_MAX_UNPACKED,
+  };
   return await store.withLock("shared", async () => {
     const r = await resolve(origin, opts, source);
     const prev = loadImage(store, source);
@@ -480,6 +572,7 @@ async function unpackAll(
             diffId: l.diffId,
             compressedSize: l.size,
             maxRatio: opts.maxRatio,
+            maxUnpacked: opts.maxUnpacked,
             signal: abort.signal,
             onProgress: (c, u) => event(i, "fetch", c, u),
           });

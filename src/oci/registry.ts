@@ -4,6 +4,13 @@
  * credentials from `~/.docker/config.json` (`auths.<host>.auth` or `username`/`password`).
  * Plain http is used for loopback hosts and for hosts named in `insecure`.
  *
+ * A registry is not trusted: every URL hd fetches (the API, each redirect, a bearer realm) must be
+ * http(s) — plain http only to a loopback host or one named in `insecure`, and never after https
+ * except to loopback ({@link refuseUrl}); redirects are followed by hand, at most
+ * {@link MAX_REDIRECTS}; manifests, indexes and token responses are capped while they stream
+ * ({@link MAX_MANIFEST_BYTES}, {@link MAX_TOKEN_BYTES}); every request has a connect, an idle and a
+ * total timeout ({@link Timeouts}); a body shorter than its Content-Length is reported as such.
+ *
  * @example
  * ```ts
  * import { RegistryClient } from "./registry.ts";
@@ -30,12 +37,96 @@ const ACCEPT = [MEDIA.ociIndex, MEDIA.dockerList, MEDIA.ociManifest, MEDIA.docke
   ", ",
 );
 
+/** Largest manifest or index hd reads (containerd's limit too). */
+export const MAX_MANIFEST_BYTES = 4 << 20;
+/** Largest token response of a bearer realm. */
+export const MAX_TOKEN_BYTES = 1 << 20;
+/** Largest image config hd reads. */
+export const MAX_CONFIG_BYTES = 16 << 20;
+/** Most redirects followed for one request. */
+export const MAX_REDIRECTS = 10;
+
+/** Time limits of the requests of a pull, in milliseconds (0 = none). */
+export interface Timeouts {
+  /** From sending a request to its response headers (connecting included). */
+  connectMs: number;
+  /** Longest wait for the next byte of a body. */
+  idleMs: number;
+  /** The whole pull: every request and body of one client. */
+  totalMs: number;
+}
+
+/** Defaults of {@link Timeouts}: 30 s to connect, 60 s without a byte, 1 h in all. */
+export const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 30_000, idleMs: 60_000, totalMs: 3_600_000 };
+
 /** Options of a {@link RegistryClient}. */
 export interface RegistryOptions {
   /** Hosts to reach over plain http (loopback hosts always are). */
   insecure?: string[];
   /** Path of a Docker config.json holding credentials (default ~/.docker/config.json). */
   dockerConfig?: string;
+  /** Time limits (each defaults to {@link DEFAULT_TIMEOUTS}). */
+  timeouts?: Partial<Timeouts>;
+  /** What is being pulled, for messages (`Cannot pull <source>: …`); default the host. */
+  source?: string;
+}
+
+function hostOf(u: URL): string {
+  return u.host;
+}
+
+function isInsecure(host: string, insecure: readonly string[]): boolean {
+  return insecure.includes(host) || insecure.includes(host.replace(/:[0-9]+$/, ""));
+}
+
+/**
+ * Why hd refuses to fetch `to` (reached from `from`, null for the first request), or null when it
+ * may. Only http and https are fetched; plain http only to a loopback host or one named in
+ * `insecure`; and never http after https (a downgrade), except to a loopback host.
+ */
+export function refuseUrl(to: URL, from: URL | null, insecure: readonly string[]): string | null {
+  if (to.protocol !== "https:" && to.protocol !== "http:") {
+    return `${to.protocol.replace(/:$/, "")}: URLs are not fetched (only http and https)`;
+  }
+  if (to.username || to.password) return "URLs with credentials in them are not fetched";
+  if (to.protocol === "https:") return null;
+  const host = hostOf(to);
+  if (isLoopbackHost(host)) return null;
+  if (from?.protocol === "https:") return `it downgrades https to plain http (${to.origin})`;
+  if (!isInsecure(host, insecure)) {
+    return `plain http to ${host} is not allowed (only loopback or --insecure-registry hosts)`;
+  }
+  return null;
+}
+
+/** Reads a whole body, refusing it as soon as it passes `max` bytes. */
+export async function readCapped(
+  body: ReadableStream<Uint8Array> | null,
+  max: number,
+  tooLarge: (n: number) => Error,
+): Promise<Uint8Array> {
+  if (!body) return new Uint8Array(0);
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  const reader = body.getReader();
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      n += value.length;
+      if (n > max) throw tooLarge(n);
+      parts.push(value);
+    }
+  } catch (e) {
+    await reader.cancel().catch(() => {});
+    throw e;
+  } finally {
+    reader.releaseLock();
+  }
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) (out.set(p, o), o += p.length);
+  return out;
 }
 
 /** A manifest or index as fetched. */
@@ -82,6 +173,12 @@ export function dockerCredentials(
   return null;
 }
 
+/** A URL for a message: no query (tokens), at most 120 characters. */
+function shortUrl(u: URL): string {
+  const s = `${u.protocol}//${u.host}${u.pathname}`;
+  return s.length > 120 ? s.slice(0, 117) + "…" : s;
+}
+
 function parseChallenge(h: string): { scheme: string; params: Record<string, string> } {
   const m = /^\s*(\w+)\s*(.*)$/.exec(h);
   const params: Record<string, string> = {};
@@ -98,16 +195,189 @@ export class RegistryClient {
   readonly host: string;
   /** `http` or `https`. */
   readonly scheme: string;
+  /** The time limits in force. */
+  readonly timeouts: Timeouts;
   #opts: RegistryOptions;
   #tokens = new Map<string, string>();
   #basic: string | null = null;
+  #source: string;
+  /** performance.now() after which nothing more is fetched (Infinity: no total limit). */
+  #deadline: number;
 
   constructor(host: string, opts: RegistryOptions = {}) {
     this.host = host;
     this.#opts = opts;
-    const insecure = (opts.insecure ?? []).includes(host) ||
-      (opts.insecure ?? []).includes(host.replace(/:[0-9]+$/, ""));
+    this.#source = opts.source ?? host;
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+    this.#deadline = this.timeouts.totalMs > 0
+      ? performance.now() + this.timeouts.totalMs
+      : Infinity;
+    const insecure = isInsecure(host, opts.insecure ?? []);
     this.scheme = insecure || isLoopbackHost(host) ? "http" : "https";
+  }
+
+  /**
+   * One request, redirects followed by hand (each checked by {@link refuseUrl}; credentials kept
+   * only within the first origin), under the connect and total timeouts. The body comes back
+   * wrapped: idle and total timeouts, and a short body (fewer bytes than Content-Length) reported.
+   */
+  async #request(
+    first: URL,
+    from: URL | null,
+    headers: Record<string, string>,
+    what: string,
+  ): Promise<{ res: Response; url: URL; body: ReadableStream<Uint8Array> }> {
+    const insecure = this.#opts.insecure ?? [];
+    let url = first;
+    let prev = from;
+    for (let hops = 0;; hops++) {
+      const why = refuseUrl(url, prev, insecure);
+      if (why !== null) {
+        throw new HdError(
+          `Cannot pull ${this.#source}: ${
+            hops > 0 ? "the registry redirects" : "the registry points"
+          } ${what} to ${shortUrl(url)}: ${why}`,
+          "the registry is misconfigured or hostile; hd fetches only http(s) URLs it may trust",
+        );
+      }
+      const ctl = new AbortController();
+      const res = await this.#timed(
+        ctl,
+        this.timeouts.connectMs,
+        "connect",
+        what,
+        () =>
+          fetch(url, {
+            headers: url.origin === first.origin ? headers : {},
+            redirect: "manual",
+            signal: ctl.signal,
+          }),
+      );
+      if (res.status < 300 || res.status >= 400 || res.status === 304) {
+        return { res, url, body: this.#guard(res, ctl, what) };
+      }
+      const loc = res.headers.get("location");
+      await res.body?.cancel();
+      if (!loc) return { res, url, body: new ReadableStream({ start: (c) => c.close() }) };
+      if (hops >= MAX_REDIRECTS) {
+        throw new HdError(
+          `Cannot pull ${this.#source}: the registry redirects ${what} more than ` +
+            `${MAX_REDIRECTS} times`,
+          "the registry is misconfigured (a redirect loop?) or hostile",
+        );
+      }
+      prev = url;
+      try {
+        url = new URL(loc, url);
+      } catch {
+        throw new HdError(
+          `Cannot pull ${this.#source}: the registry redirects ${what} to "${
+            loc.slice(0, 200)
+          }", which is not a URL`,
+          "the registry is misconfigured or hostile",
+        );
+      }
+    }
+  }
+
+  /** Runs `op` (which uses `ctl`), aborting it after `ms` or at the deadline, whichever is first. */
+  async #timed<T>(
+    ctl: AbortController,
+    ms: number,
+    kind: "connect" | "idle",
+    what: string,
+    op: () => Promise<T>,
+  ): Promise<T> {
+    const left = this.#deadline - performance.now();
+    const wait = Math.min(ms > 0 ? ms : Infinity, left);
+    const total = left <= (ms > 0 ? ms : Infinity);
+    if (wait <= 0) throw this.#timeout("total", what);
+    let fired = false;
+    const timer = Number.isFinite(wait)
+      ? setTimeout(() => {
+        fired = true;
+        ctl.abort();
+      }, wait)
+      : undefined;
+    try {
+      return await op();
+    } catch (e) {
+      if (fired) throw this.#timeout(total ? "total" : kind, what);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #timeout(kind: "connect" | "idle" | "total", what: string): HdError {
+    const t = this.timeouts;
+    const [why, flag, env] = kind === "connect"
+      ? [
+        `no answer for ${what} within ${t.connectMs / 1000} s`,
+        "connect-timeout",
+        "CONNECT_TIMEOUT",
+      ]
+      : kind === "idle"
+      ? [
+        `the registry sent nothing for ${t.idleMs / 1000} s while sending ${what}`,
+        "idle-timeout",
+        "IDLE_TIMEOUT",
+      ]
+      : [`the pull took longer than ${t.totalMs / 1000} s (at ${what})`, "timeout", "TIMEOUT"];
+    return new HdError(
+      `Cannot pull ${this.#source}: ${why}`,
+      `the registry or the network stalls; try again, or raise --${flag} SECONDS ` +
+        `(HD_PULL_${env} for commands that pull a base image)`,
+    );
+  }
+
+  /** The body of `res`, with idle/total timeouts and a Content-Length check. */
+  #guard(res: Response, ctl: AbortController, what: string): ReadableStream<Uint8Array> {
+    const cl = res.headers.get("content-length");
+    const expected = cl !== null && /^\d+$/.test(cl) ? Number(cl) : null;
+    if (!res.body) return new ReadableStream({ start: (c) => c.close() });
+    const reader = res.body.getReader();
+    let got = 0;
+    const short = (cause: string) =>
+      new HdError(
+        `Cannot pull ${this.#source}: the registry sent ${got} of ${expected} bytes for ${what}` +
+          cause,
+        "the connection was cut short (a flaky network or registry); pull again",
+      );
+    return new ReadableStream<Uint8Array>({
+      pull: async (c) => {
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          r = await this.#timed(ctl, this.timeouts.idleMs, "idle", what, () => reader.read());
+        } catch (e) {
+          if (e instanceof HdError) throw e;
+          if (expected !== null && got < expected) throw short("");
+          const err = e as Error & { cause?: { message?: string } };
+          throw new HdError(
+            `Cannot pull ${this.#source}: the connection broke after ${got} bytes of ${what} ` +
+              `(${err.cause?.message ?? err.message})`,
+            "a flaky network or registry; pull again",
+          );
+        }
+        if (r.done) {
+          if (expected !== null && got !== expected) throw short("");
+          c.close();
+          return;
+        }
+        got += r.value.length;
+        if (expected !== null && got > expected) {
+          throw new HdError(
+            `Cannot pull ${this.#source}: the registry sent more than the ${expected} bytes its ` +
+              `Content-Length says for ${what}`,
+            "the registry is misbehaving or hostile",
+          );
+        }
+        c.enqueue(r.value);
+      },
+      cancel: async (reason) => {
+        await reader.cancel(reason).catch(() => {});
+      },
+    }, { highWaterMark: 0 });
   }
 
   #url(path: string): string {
@@ -116,7 +386,6 @@ export class RegistryClient {
 
   async #authenticate(res: Response, repo: string): Promise<boolean> {
     const h = res.headers.get("www-authenticate");
-    await res.body?.cancel();
     if (!h) return false;
     const { scheme, params } = parseChallenge(h);
     const creds = dockerCredentials(this.host, this.#opts.dockerConfig);
@@ -128,32 +397,50 @@ export class RegistryClient {
     if (scheme !== "bearer" || !params.realm) return false;
     const scope = params.scope ?? `repository:${repo}:pull`;
     if (this.#tokens.has(scope)) return false; // the token we had was refused
-    const url = new URL(params.realm);
+    let url: URL;
+    try {
+      url = new URL(params.realm);
+    } catch {
+      throw new HdError(
+        `Cannot pull ${this.#source}: the registry names the token service "${
+          params.realm.slice(0, 200)
+        }", which is not a URL`,
+        "the registry is misconfigured or hostile",
+      );
+    }
     if (params.service) url.searchParams.set("service", params.service);
     url.searchParams.set("scope", scope);
     const headers: Record<string, string> = {};
     if (creds) headers.authorization = "Basic " + btoa(`${creds.username}:${creds.password}`);
-    let tr: Response;
-    try {
-      tr = await fetch(url, { headers });
-    } catch (e) {
+    // The realm is where the registry sends us (with our credentials): checked like a redirect.
+    const tr = await this.#request(url, new URL(this.#url("")), headers, `a token for ${scope}`);
+    if (!tr.res.ok) {
+      await tr.body.cancel();
       throw new HdError(
-        `Cannot get a token from ${url.origin}: ${(e as Error).message}`,
-        "check the network and the registry's auth service",
-      );
-    }
-    if (!tr.ok) {
-      await tr.body?.cancel();
-      throw new HdError(
-        `Cannot get a token from ${url.origin} for ${scope}: HTTP ${tr.status}`,
+        `Cannot get a token from ${tr.url.origin} for ${scope}: HTTP ${tr.res.status}`,
         creds
           ? "check the credentials in ~/.docker/config.json"
           : "log in (`docker login` writes ~/.docker/config.json) if the image is private",
       );
     }
-    const body = await tr.json() as { token?: string; access_token?: string };
+    const raw = await readCapped(tr.body, MAX_TOKEN_BYTES, (n) =>
+      new HdError(
+        `Cannot pull ${this.#source}: the token response of ${tr.url.origin} is larger than ` +
+          `${MAX_TOKEN_BYTES} bytes (${n} so far)`,
+        "the registry's auth service is misbehaving or hostile",
+      ));
+    let body: { token?: string; access_token?: string };
+    try {
+      body = JSON.parse(new TextDecoder().decode(raw));
+    } catch {
+      throw new HdError(
+        `Cannot get a token from ${tr.url.origin} for ${scope}: the answer is not JSON`,
+        "the registry's auth service is misbehaving",
+      );
+    }
+    if (typeof body !== "object" || body === null) return false;
     const token = body.token ?? body.access_token;
-    if (!token) return false;
+    if (typeof token !== "string" || !token) return false;
     this.#tokens.set(scope, token);
     this.#tokens.set(`repository:${repo}:pull`, token);
     return true;
@@ -164,27 +451,20 @@ export class RegistryClient {
     repo: string,
     headers: Record<string, string>,
     what: string,
-  ): Promise<Response> {
+  ): Promise<{ res: Response; body: ReadableStream<Uint8Array> }> {
     let busy = 0;
     for (let attempt = 0; attempt < 3; attempt++) {
       const h: Record<string, string> = { ...headers };
       const token = this.#tokens.get(`repository:${repo}:pull`);
       if (token) h.authorization = `Bearer ${token}`;
       else if (this.#basic) h.authorization = this.#basic;
-      let res: Response;
+      let got: { res: Response; body: ReadableStream<Uint8Array> };
       try {
-        res = await fetch(this.#url(path), { headers: h, redirect: "manual" });
-        // Blobs are often redirected to a CDN or object store: follow without our credentials
+        // Blobs are often redirected to a CDN or object store: followed without our credentials
         // when the redirect leaves the registry's origin (S3 refuses a second auth mechanism).
-        for (let hops = 0; hops < 5 && res.status >= 300 && res.status < 400; hops++) {
-          const loc = res.headers.get("location");
-          await res.body?.cancel();
-          if (!loc) break;
-          const next = new URL(loc, res.url || this.#url(path));
-          const same = next.origin === new URL(this.#url(path)).origin;
-          res = await fetch(next, { headers: same ? h : {}, redirect: "manual" });
-        }
+        got = await this.#request(new URL(this.#url(path)), null, h, what);
       } catch (e) {
+        if (e instanceof HdError) throw e;
         const err = e as Error & { cause?: { message?: string } };
         const why = err.cause?.message ? `${err.message} (${err.cause.message})` : err.message;
         throw new HdError(
@@ -197,22 +477,28 @@ export class RegistryClient {
             : "check that the registry is running and the host and port are right",
         );
       }
-      if (res.status === 401 && attempt < 2 && await this.#authenticate(res, repo)) continue;
+      const res = got.res;
+      if (res.status === 401 && attempt < 2) {
+        await got.body.cancel();
+        if (await this.#authenticate(res, repo)) continue;
+      }
       if ((res.status === 429 || res.status >= 502) && busy++ < 2) {
         // Rate limited or a proxy hiccup: wait (Retry-After when it is short) and try again.
-        await res.body?.cancel();
+        await got.body.cancel();
         const after = Number(res.headers.get("retry-after"));
         const wait = Number.isFinite(after) && after > 0 && after <= 10 ? after * 1000 : 500 * busy;
         await new Promise((r) => setTimeout(r, wait));
         attempt--;
         continue;
       }
-      if (res.ok) return res;
-      await res.body?.cancel();
+      if (res.ok) return got;
+      await got.body.cancel();
       const hint = res.status === 404
         ? "check the repository name and tag (`hd pull` names like docker pull does)"
         : res.status === 401 || res.status === 403
         ? "the registry refused access: log in (~/.docker/config.json) or check the name"
+        : res.status >= 300 && res.status < 400
+        ? "the registry redirected without saying where (no Location)"
         : "the registry answered with an error; try again later";
       throw new HdError(`Cannot fetch ${what} from ${this.host}: HTTP ${res.status}`, hint);
     }
@@ -221,13 +507,24 @@ export class RegistryClient {
 
   /** Fetches a manifest or index by tag or digest, and checks a digest reference. */
   async manifest(repo: string, reference: string): Promise<FetchedManifest> {
-    const res = await this.#get(
+    const what = `manifest ${repo}${reference.startsWith("sha256:") ? "@" : ":"}${reference}`;
+    const { res, body } = await this.#get(
       `${repo}/manifests/${reference}`,
       repo,
       { accept: ACCEPT },
-      `manifest ${repo}:${reference}`,
+      what,
     );
-    const bytes = new Uint8Array(await res.arrayBuffer());
+    const tooLarge = () =>
+      new HdError(
+        `Cannot pull ${this.#source}: the ${what} is larger than ${MAX_MANIFEST_BYTES} bytes`,
+        "manifests and indexes are small JSON documents; the registry is misbehaving or hostile",
+      );
+    const cl = Number(res.headers.get("content-length") ?? "0");
+    if (cl > MAX_MANIFEST_BYTES) {
+      await body.cancel();
+      throw tooLarge();
+    }
+    const bytes = await readCapped(body, MAX_MANIFEST_BYTES, tooLarge);
     const digest = sha256Digest(bytes);
     if (reference.startsWith("sha256:") && reference !== digest) {
       throw new HdError(
@@ -247,7 +544,7 @@ export class RegistryClient {
 
   /** Opens a blob as a stream (the caller checks its digest as it reads). */
   async blob(repo: string, digest: string): Promise<ReadableStream<Uint8Array>> {
-    const res = await this.#get(`${repo}/blobs/${digest}`, repo, {}, `blob ${digest}`);
-    return res.body ?? new ReadableStream({ start: (c) => c.close() });
+    const { body } = await this.#get(`${repo}/blobs/${digest}`, repo, {}, `blob ${digest}`);
+    return body;
   }
 }

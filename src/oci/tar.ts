@@ -185,6 +185,20 @@ function splitPax(
   }
 }
 
+/**
+ * A numeric pax record: decimal digits (for `mtime`, a sign and a fraction too, dropped), as a safe
+ * integer; anything else is a TarError (`Number("abc")` would be NaN, `Number("-5")` a negative
+ * owner).
+ */
+export function paxNumber(v: string, key: string): number {
+  const ok = key === "mtime" ? /^-?\d+(\.\d*)?$/.test(v) : /^\d+$/.test(v);
+  const n = ok ? Math.floor(Number(v)) : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new TarError(`bad pax ${key} "${v.length > 40 ? v.slice(0, 40) + "…" : v}"`);
+  }
+  return n;
+}
+
 const TYPES: Record<string, TarEntryType> = {
   "0": "file",
   "\0": "file",
@@ -332,10 +346,10 @@ export class TarReader {
       path: this.#longName ?? get("path") ?? path,
       type,
       mode: num(b, 100, 8) & 0o7777,
-      uid: get("uid") !== undefined ? Number(get("uid")) : num(b, 108, 8),
-      gid: get("gid") !== undefined ? Number(get("gid")) : num(b, 116, 8),
-      mtime: get("mtime") !== undefined ? Math.floor(Number(get("mtime"))) : num(b, 136, 12),
-      size: get("size") !== undefined ? Number(get("size")) : size,
+      uid: get("uid") !== undefined ? paxNumber(get("uid")!, "uid") : num(b, 108, 8),
+      gid: get("gid") !== undefined ? paxNumber(get("gid")!, "gid") : num(b, 116, 8),
+      mtime: get("mtime") !== undefined ? paxNumber(get("mtime")!, "mtime") : num(b, 136, 12),
+      size: get("size") !== undefined ? paxNumber(get("size")!, "size") : size,
       linkname: this.#longLink ?? get("linkpath") ?? cstr(b, 157, 100),
       devmajor: type === "char" || type === "block" ? num(b, 329, 8) : 0,
       devminor: type === "char" || type === "block" ? num(b, 337, 8) : 0,

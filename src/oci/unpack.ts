@@ -11,8 +11,9 @@
  *
  * Hostile archives are refused before anything is recorded: absolute paths, `..`, entries written
  * through a symlink, hardlinks to nothing, xattrs without a namespace or over 64 KiB, and
- * decompression bombs (more than
- * {@link DEFAULT_MAX_RATIO}× the compressed size, above a {@link RATIO_FLOOR} floor).
+ * decompression bombs: more than {@link DEFAULT_MAX_RATIO}× the compressed bytes actually received
+ * (above a {@link RATIO_FLOOR} floor), or more than {@link DEFAULT_MAX_UNPACKED} bytes in all,
+ * whichever comes first — the size a descriptor declares is never the base of a limit.
  *
  * @example
  * ```ts
@@ -52,6 +53,8 @@ export const S_IFIFO = 0o010000;
 export const DEFAULT_MAX_RATIO = 100;
 /** …once it is past this many decompressed bytes. */
 export const RATIO_FLOOR = 64 << 20;
+/** A layer may never decompress to more than this many bytes (nor be larger compressed). */
+export const DEFAULT_MAX_UNPACKED = 64 * 1024 ** 3;
 
 /** Prefix of an OCI whiteout entry. */
 export const WHITEOUT_PREFIX = ".wh.";
@@ -68,8 +71,13 @@ export interface UnpackOptions {
   diffId?: string | null;
   /** Size of the blob as sent: checked, and the base of the decompression-ratio cap. */
   compressedSize: number;
-  /** Decompressed/compressed ratio cap (default {@link DEFAULT_MAX_RATIO}; 0 = no cap). */
+  /**
+   * Decompressed/compressed ratio cap over the compressed bytes received so far (default
+   * {@link DEFAULT_MAX_RATIO}; 0 = no ratio cap).
+   */
   maxRatio?: number;
+  /** Absolute cap of decompressed (and compressed) bytes (default {@link DEFAULT_MAX_UNPACKED}). */
+  maxUnpacked?: number;
   /**
    * The merged tree of the layers below, to resolve hardlinks that point into them. Without it,
    * such hardlinks are returned in `pendingLinks` and the tree is left uncommitted until
@@ -114,14 +122,25 @@ function hostile(label: string, why: string): HdError {
   );
 }
 
-/** Splits a tar path into clean components; refuses absolute paths and `..`. */
+/**
+ * Most components a path in a layer may have. Linux's PATH_MAX (4096 bytes) allows at most 2048
+ * in one path; real images stay far below 100. Deeper entries are refused before any tree is
+ * built from them.
+ */
+export const MAX_PATH_DEPTH = 1024;
+
+/** Splits a tar path into clean components; refuses absolute paths, `..` and deep paths. */
 export function cleanTarPath(label: string, path: string): string[] {
   const parts: string[] = [];
+  const shown = path.length > 120 ? `${path.slice(0, 60)}…${path.slice(-40)}` : path;
   for (const p of path.split("/")) {
     if (p === "" || p === ".") continue;
     if (p === "..") throw hostile(label, `entry "${path}" leaves the root (..)`);
     if (p.includes("\0")) throw hostile(label, `entry "${path}" has a NUL byte`);
     parts.push(p);
+  }
+  if (parts.length > MAX_PATH_DEPTH) {
+    throw hostile(label, `entry "${shown}" is deeper than the ${MAX_PATH_DEPTH}-component limit`);
   }
   // "/" alone names the root (umoci writes it so); anything else absolute is refused.
   if (path.startsWith("/") && parts.length > 0) {
@@ -390,7 +409,9 @@ export async function unpackLayer(
 ): Promise<UnpackedLayer> {
   const label = opts.label ?? opts.diffId ?? opts.digest ?? "(layer)";
   const ratio = opts.maxRatio ?? DEFAULT_MAX_RATIO;
-  const limit = ratio > 0 ? Math.max(RATIO_FLOOR, ratio * opts.compressedSize) : Infinity;
+  const maxUnpacked = opts.maxUnpacked ?? DEFAULT_MAX_UNPACKED;
+  const BOMB_HINT = "the image is damaged or hostile; nothing was recorded for it (if it is " +
+    "genuine, raise --max-ratio or --max-unpacked, or HD_PULL_MAX_RATIO / HD_PULL_MAX_UNPACKED)";
   const outer = createHash("sha256");
   const inner = createHash("sha256");
   const builder = new LayerBuilder(store, label, opts.lower ?? null, !opts.lower);
@@ -404,11 +425,19 @@ export async function unpackLayer(
 
   const consume = (piece: Uint8Array) => {
     uncompressed += piece.length;
-    if (uncompressed > limit) {
-      throw hostile(
-        label,
-        `it decompresses to more than ${limit} bytes, over ${ratio}× its ${opts.compressedSize} ` +
-          `compressed bytes (a decompression bomb?)`,
+    // The ratio is over the bytes received, never over the size the descriptor declares.
+    if (ratio > 0 && uncompressed > RATIO_FLOOR && uncompressed > ratio * compressed) {
+      throw new HdError(
+        `Cannot unpack layer ${label}: it decompresses to more than ${uncompressed} bytes, over ` +
+          `${ratio}× the ${compressed} compressed bytes received (a decompression bomb?)`,
+        BOMB_HINT,
+      );
+    }
+    if (uncompressed > maxUnpacked) {
+      throw new HdError(
+        `Cannot unpack layer ${label}: it decompresses to more than the ${maxUnpacked}-byte ` +
+          `limit (a decompression bomb?)`,
+        BOMB_HINT,
       );
     }
     inner.update(piece);
@@ -451,44 +480,55 @@ export async function unpackLayer(
     ? blob as AsyncIterable<Uint8Array>
     : (blob as ReadableStream<Uint8Array>);
   let lastReport = 0;
-  for await (const piece of iterable) {
-    if (failure) break;
-    if (opts.signal?.aborted) {
-      failure = new HdError(`Cannot unpack layer ${label}: stopped`, "");
-      break;
-    }
-    compressed += piece.length;
-    if (opts.compressedSize >= 0 && compressed > opts.compressedSize) {
-      throw hostile(
-        label,
-        `it is larger than the ${opts.compressedSize} bytes its descriptor says`,
-      );
-    }
-    outer.update(piece);
-    if (compression === null) {
-      compression = detect(piece);
-      if (compression !== "none") startDecoder(compression);
-    }
-    if (z) {
-      const d = z as zlib.Gunzip;
-      if (!d.write(piece)) {
-        await new Promise<void>((r) => {
-          const go = () => {
-            d.off("drain", go);
-            d.off("close", go);
-            r();
-          };
-          d.on("drain", go);
-          d.on("close", go);
-        });
+  try {
+    for await (const piece of iterable) {
+      if (failure) break;
+      if (opts.signal?.aborted) {
+        failure = new HdError(`Cannot unpack layer ${label}: stopped`, "");
+        break;
       }
-    } else {
-      consume(piece);
+      compressed += piece.length;
+      if (compressed > maxUnpacked) {
+        throw new HdError(
+          `Cannot unpack layer ${label}: it is larger than the ${maxUnpacked}-byte limit`,
+          BOMB_HINT,
+        );
+      }
+      if (opts.compressedSize >= 0 && compressed > opts.compressedSize) {
+        throw hostile(
+          label,
+          `it is larger than the ${opts.compressedSize} bytes its descriptor says`,
+        );
+      }
+      outer.update(piece);
+      if (compression === null) {
+        compression = detect(piece);
+        if (compression !== "none") startDecoder(compression);
+      }
+      if (z) {
+        const d = z as zlib.Gunzip;
+        if (!d.write(piece)) {
+          await new Promise<void>((r) => {
+            const go = () => {
+              d.off("drain", go);
+              d.off("close", go);
+              r();
+            };
+            d.on("drain", go);
+            d.on("close", go);
+          });
+        }
+      } else {
+        consume(piece);
+      }
+      if (opts.onProgress && compressed - lastReport > (1 << 20)) {
+        lastReport = compressed;
+        opts.onProgress(compressed, uncompressed);
+      }
     }
-    if (opts.onProgress && compressed - lastReport > (1 << 20)) {
-      lastReport = compressed;
-      opts.onProgress(compressed, uncompressed);
-    }
+  } catch (e) {
+    (z as zlib.Gunzip | null)?.destroy();
+    throw e;
   }
   if (z) {
     (z as zlib.Gunzip).end();
@@ -566,59 +606,79 @@ export function resolvePendingLinks(
 
 const whiteoutFree = new Map<string, boolean>();
 
-function hasWhiteouts(d: MemDir): boolean {
-  if (d.id !== null) {
-    const known = whiteoutFree.get(d.id);
+/** True when `top` or a directory below it holds a whiteout (iterative; memoized by dir id). */
+function hasWhiteouts(top: MemDir): boolean {
+  if (top.id !== null) {
+    const known = whiteoutFree.get(top.id);
     if (known !== undefined) return !known;
   }
+  const seen: MemDir[] = [];
+  const stack = [top];
   let found = false;
-  for (const [name, c] of d.entries) {
-    if (name.startsWith(WHITEOUT_PREFIX) || (c instanceof MemDir && hasWhiteouts(c))) {
-      found = true;
-      break;
+  while (stack.length && !found) {
+    const d = stack.pop()!;
+    if (d !== top && d.id !== null) {
+      const known = whiteoutFree.get(d.id);
+      if (known === true) continue;
+      if (known === false) {
+        found = true;
+        break;
+      }
+    }
+    seen.push(d);
+    for (const [name, c] of d.entries) {
+      if (name.startsWith(WHITEOUT_PREFIX)) {
+        found = true;
+        break;
+      }
+      if (c instanceof MemDir) stack.push(c);
     }
   }
-  if (d.id !== null) whiteoutFree.set(d.id, !found);
+  if (!found) { for (const d of seen) if (d.id !== null) whiteoutFree.set(d.id, true); }
+  if (found && top.id !== null) whiteoutFree.set(top.id, false);
   return found;
 }
 
-function copyClean(store: Store, upper: MemDir, label: string, path: string): MemDir {
-  if (upper.id !== null && !hasWhiteouts(upper)) {
-    const d = MemDir.lazy(upper.id, store);
-    return d;
-  }
-  const d = new MemDir();
-  mergeDir(store, d, upper, label, path);
-  return d;
-}
-
+/**
+ * Merges `upper` into `lower` (see {@link mergeLayer}). Iterative: each directory is one task on
+ * a stack (whiteouts, then its entries; subdirectories become tasks), so any depth is fine.
+ */
 function mergeDir(store: Store, lower: MemDir, upper: MemDir, label: string, path: string): void {
-  const ents = upper.entries; // loads a stored layer dir (and its mode) first
-  if (ents.has(OPAQUE_MARKER)) lower.entries.clear();
-  for (const name of ents.keys()) {
-    if (name === OPAQUE_MARKER || !name.startsWith(WHITEOUT_PREFIX)) continue;
-    const victim = name.slice(WHITEOUT_PREFIX.length);
-    if (victim === "" || victim === "." || victim === ".." || victim.includes("/")) {
-      throw hostile(label, `whiteout "${path}${name}" names nothing valid`);
-    }
-    lower.entries.delete(victim);
-  }
-  for (const [name, c] of ents) {
-    if (name.startsWith(WHITEOUT_PREFIX)) continue;
-    if (c instanceof MemDir) {
-      const cur = lower.entries.get(name);
-      if (cur instanceof MemDir) {
-        mergeDir(store, cur, c, label, `${path}${name}/`);
-      } else {
-        lower.entries.set(name, copyClean(store, c, label, `${path}${name}/`));
+  const tasks = [{ lower, upper, path }];
+  while (tasks.length) {
+    const { lower, upper, path } = tasks.pop()!;
+    const ents = upper.entries; // loads a stored layer dir (and its mode) first
+    if (ents.has(OPAQUE_MARKER)) lower.entries.clear();
+    for (const name of ents.keys()) {
+      if (name === OPAQUE_MARKER || !name.startsWith(WHITEOUT_PREFIX)) continue;
+      const victim = name.slice(WHITEOUT_PREFIX.length);
+      if (victim === "" || victim === "." || victim === ".." || victim.includes("/")) {
+        throw hostile(label, `whiteout "${path}${name}" names nothing valid`);
       }
-    } else {
-      lower.entries.set(name, c);
+      lower.entries.delete(victim);
     }
+    for (const [name, c] of ents) {
+      if (name.startsWith(WHITEOUT_PREFIX)) continue;
+      if (c instanceof MemDir) {
+        const cur = lower.entries.get(name);
+        if (cur instanceof MemDir) {
+          tasks.push({ lower: cur, upper: c, path: `${path}${name}/` });
+        } else if (c.id !== null && !hasWhiteouts(c)) {
+          // A stored directory without whiteouts is shared as is.
+          lower.entries.set(name, MemDir.lazy(c.id, store));
+        } else {
+          const d = new MemDir();
+          lower.entries.set(name, d);
+          tasks.push({ lower: d, upper: c, path: `${path}${name}/` });
+        }
+      } else {
+        lower.entries.set(name, c);
+      }
+    }
+    lower.mode = upper.mode;
+    lower.meta = { ...upper.meta };
+    lower.id = null;
   }
-  lower.mode = upper.mode;
-  lower.meta = { ...upper.meta };
-  lower.id = null;
 }
 
 /**

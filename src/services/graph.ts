@@ -17,44 +17,70 @@ export type DepGraph = Record<string, readonly string[]>;
 
 /**
  * Names in an order where every service comes after its dependencies (declaration order is kept
- * where the graph allows). Throws on unknown dependencies and cycles.
+ * where the graph allows). Throws on unknown dependencies and cycles. Iterative (an explicit
+ * stack), so a chain of any length is fine.
  */
 export function topoOrder(graph: DepGraph): string[] {
   const out: string[] = [];
   const state = new Map<string, "visiting" | "done">();
-  const visit = (name: string, path: string[]) => {
-    const s = state.get(name);
-    if (s === "done") return;
-    if (s === "visiting") {
-      throw new HdError(
-        `Cannot order services: dependency cycle ${[...path, name].join(" → ")}`,
-        "remove one of the depends_on entries of the cycle in hd.toml",
-      );
+  for (const root of Object.keys(graph)) {
+    if (state.get(root) === "done") continue;
+    // `path[i]` is on the current path, `next[i]` the index of its next dependency to visit.
+    const path = [root];
+    const next = [0];
+    state.set(root, "visiting");
+    while (path.length) {
+      const top = path.length - 1;
+      const deps = graph[path[top]];
+      if (next[top] === deps.length) {
+        state.set(path[top], "done");
+        out.push(path[top]);
+        path.pop();
+        next.pop();
+        continue;
+      }
+      const d = deps[next[top]++];
+      const s = state.get(d);
+      if (s === "done") continue;
+      if (s === "visiting") {
+        const cycle = [...path.slice(path.indexOf(d)), d];
+        const shown = cycle.length <= 12
+          ? cycle
+          : [...cycle.slice(0, 5), `… (${cycle.length - 10} more) …`, ...cycle.slice(-5)];
+        throw new HdError(
+          `Cannot order services: dependency cycle ${shown.join(" → ")}`,
+          "remove one of the depends_on entries of the cycle in hd.toml",
+        );
+      }
+      if (graph[d] === undefined) {
+        throw new HdError(
+          `Cannot order services: ${path[top]} depends on unknown service "${d}"`,
+          `declare [services.${d}] or fix depends_on`,
+        );
+      }
+      state.set(d, "visiting");
+      path.push(d);
+      next.push(0);
     }
-    const deps = graph[name];
-    if (deps === undefined) {
-      throw new HdError(
-        `Cannot order services: ${path.at(-1)} depends on unknown service "${name}"`,
-        `declare [services.${name}] or fix depends_on`,
-      );
-    }
-    state.set(name, "visiting");
-    for (const d of deps) visit(d, [...path, name]);
-    state.set(name, "done");
-    out.push(name);
-  };
-  for (const name of Object.keys(graph)) visit(name, []);
+  }
   return out;
 }
 
 /** The given services plus everything that (transitively) depends on them. */
 export function withDependents(graph: DepGraph, names: Iterable<string>): Set<string> {
+  const dependents = new Map<string, string[]>();
+  for (const [n, deps] of Object.entries(graph)) {
+    for (const d of deps) {
+      const l = dependents.get(d);
+      if (l) l.push(n);
+      else dependents.set(d, [n]);
+    }
+  }
   const set = new Set(names);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const [n, deps] of Object.entries(graph)) {
-      if (!set.has(n) && deps.some((d) => set.has(d))) (set.add(n), grew = true);
+  const todo = [...set];
+  while (todo.length) {
+    for (const n of dependents.get(todo.pop()!) ?? []) {
+      if (!set.has(n)) (set.add(n), todo.push(n));
     }
   }
   return set;
@@ -63,8 +89,10 @@ export function withDependents(graph: DepGraph, names: Iterable<string>): Set<st
 /** The given services plus everything they (transitively) depend on. */
 export function withDependencies(graph: DepGraph, names: Iterable<string>): Set<string> {
   const set = new Set<string>();
-  const add = (n: string) => {
-    if (set.has(n)) return;
+  const todo = [...names].reverse();
+  while (todo.length) {
+    const n = todo.pop()!;
+    if (set.has(n)) continue;
     if (graph[n] === undefined) {
       throw new HdError(
         `Cannot select service "${n}": no such service`,
@@ -72,8 +100,7 @@ export function withDependencies(graph: DepGraph, names: Iterable<string>): Set<
       );
     }
     set.add(n);
-    for (const d of graph[n]) add(d);
-  };
-  for (const n of names) add(n);
+    for (let i = graph[n].length - 1; i >= 0; i--) todo.push(graph[n][i]);
+  }
   return set;
 }

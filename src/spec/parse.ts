@@ -51,6 +51,12 @@ const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 const PROVIDER_NAME = /^[a-z][a-z0-9_-]*$/;
 const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/**
+ * Deepest nesting of arrays and inline tables hd.toml may use (hd's own keys need 3); deeper
+ * documents are refused as invalid TOML before anything recurses over them.
+ */
+export const TOML_MAX_DEPTH = 64;
+
 /** Defaults of [options], in milliseconds. */
 export const DEFAULT_OPTIONS = { restartGraceMs: 5000, debounceMs: 50 } as const;
 
@@ -183,12 +189,149 @@ class Validator {
     return out;
   }
 
-  relPath(path: string, v: unknown): string {
+  /**
+   * A path relative to the project (a dependency file, an output, a service workdir): not
+   * absolute, no `~`, no `..` component, no control character. Returned normalized (no `.`
+   * components, no doubled or trailing slashes); `.` stands for the project itself, refused
+   * unless `root` allows it.
+   */
+  relPath(path: string, v: unknown, root = false): string {
     const s = this.str(path, v);
+    const name = lastKey(path);
+    this.#plain(path, s);
+    if (s.startsWith("/")) {
+      this.fail(
+        path,
+        `${name} "${s}" is an absolute path; it must be relative to the project`,
+        `write it relative to ${this.dir}, e.g. "${s.replace(/^\/+/, "").split("/").pop()}"`,
+      );
+    }
+    if (s.startsWith("~")) {
+      this.fail(
+        path,
+        `${name} "${s}" names a home directory; it must be relative to the project`,
+        "write a path relative to the project (hd.toml's directory)",
+      );
+    }
     if (s.split("/").includes("..")) {
-      this.fail(path, `${lastKey(path)} must stay inside the project (no "..")`);
+      this.fail(
+        path,
+        `${name} "${s}" leaves the project (a ".." component)`,
+        'remove the ".."; hd reads and writes only below the project directory',
+      );
+    }
+    const n = normalizePath(s);
+    if (n === "." && !root) {
+      this.fail(
+        path,
+        `${name} "${s}" names the project itself`,
+        "name a file or directory below the project",
+      );
+    }
+    return n;
+  }
+
+  /** A glob relative to the project (inputs, watch, [files]): as {@link relPath}, kept as is. */
+  glob(path: string, s: string): string {
+    const name = lastKey(path);
+    this.#plain(path, s);
+    if (s.startsWith("/")) {
+      this.fail(
+        path,
+        `${name} "${s}" is an absolute path; globs match paths relative to the project`,
+        `write it relative to the project, e.g. "${s.replace(/^\/+/, "")}"`,
+      );
+    }
+    if (s.startsWith("~")) {
+      this.fail(
+        path,
+        `${name} "${s}" names a home directory; globs match paths relative to the project`,
+        "write a glob relative to the project (hd.toml's directory)",
+      );
+    }
+    if (s.split("/").includes("..")) {
+      this.fail(
+        path,
+        `${name} "${s}" leaves the project (a ".." component)`,
+        'remove the ".."; globs match only files below the project directory',
+      );
     }
     return s;
+  }
+
+  /** An array of project globs. */
+  globs(path: string, v: unknown, example: string): string[] {
+    return this.strArray(path, v, example).map((s, i) => this.glob(`${path}[${i}]`, s));
+  }
+
+  /** A `[build].cache` entry: `~`, `~/…` or relative below the workdir, never escaping it. */
+  cachePath(path: string, s: string): string {
+    this.#plain(path, s);
+    if (s.startsWith("/")) {
+      this.fail(
+        path,
+        `cache "${s}" is an absolute path`,
+        'write "~/…" (the home directory) or a path relative to the workdir',
+      );
+    }
+    if (s.startsWith("~") && s !== "~" && !s.startsWith("~/")) {
+      this.fail(
+        path,
+        `cache "${s}" names another user's home directory`,
+        'write "~/…" (the home directory of the user steps run as)',
+      );
+    }
+    const home = s === "~" || s.startsWith("~/");
+    if (s.split("/").includes("..")) {
+      this.fail(
+        path,
+        `cache "${s}" leaves ${home ? "the home directory" : "the workdir"} (a ".." component)`,
+        'remove the ".."',
+      );
+    }
+    if (home) return s === "~" ? "~" : `~/${normalizePath(s.slice(2))}`.replace(/\/\.$/, "");
+    const n = normalizePath(s);
+    if (n === ".") {
+      this.fail(path, `cache "${s}" names the workdir itself`, "name a directory below it");
+    }
+    return n;
+  }
+
+  /** `[environment].workdir`: absolute, or relative to the project; no `..`; normalized. */
+  workdir(path: string, v: unknown): string {
+    const s = this.str(path, v);
+    this.#plain(path, s);
+    if (s.split("/").includes("..")) {
+      this.fail(
+        path,
+        `workdir "${s}" has a ".." component`,
+        'write the directory without "..", e.g. workdir = "/app"',
+      );
+    }
+    if (s.startsWith("~")) {
+      this.fail(
+        path,
+        `workdir "${s}" names a home directory`,
+        'write an absolute path like "/app"',
+      );
+    }
+    return s.startsWith("/") ? "/" + normalizePath(s).replace(/^\.$/, "") : normalizePath(s);
+  }
+
+  /** Refuses control characters (NUL, newline, …) in a path. */
+  #plain(path: string, s: string): void {
+    // deno-lint-ignore no-control-regex
+    if (/[\x00-\x1f\x7f]/.test(s)) {
+      this.fail(
+        path,
+        `${lastKey(path)} ${JSON.stringify(s)} has a control character`,
+        "write the path without NUL, newline or other control characters",
+      );
+    }
+  }
+
+  get dir(): string {
+    return this.file.slice(0, this.file.lastIndexOf("/")) || "/";
   }
 
   duration(path: string, v: unknown, fallback: number): number {
@@ -210,6 +353,12 @@ class Validator {
   }
 }
 
+/** `a//b/./c/` → `a/b/c`; "" or only `.` components → `.`. (No `..` handling: callers refuse it.) */
+export function normalizePath(p: string): string {
+  const parts = p.split("/").filter((c) => c !== "" && c !== ".");
+  return parts.length ? parts.join("/") : ".";
+}
+
 function lastKey(path: string): string {
   const m = /([^.\[\]]+)(\[\d+\])?$/.exec(path);
   return m ? m[1] : path;
@@ -223,17 +372,23 @@ export function parseSpec(source: string, file: string): EnvSpec {
   const v: Validator = new Validator(file, source);
   let doc: Table;
   try {
-    doc = parseToml(source) as Table;
+    doc = parseToml(source, { maxDepth: TOML_MAX_DEPTH }) as Table;
   } catch (e) {
     if (e instanceof TomlError) {
       const why = e.message.split("\n")[0].replace(/^Invalid TOML document:\s*/, "");
       const lineText = source.split("\n")[e.line - 1] ?? "";
       throw new HdError(
         `Cannot load hd.toml: ${v.shown}:${e.line}:${e.column}: invalid TOML: ${why}`,
-        `fix the syntax of line ${e.line}: ${lineText.trim().slice(0, 80)}`,
+        why.includes("nested")
+          ? `hd.toml nests arrays and inline tables at most ${TOML_MAX_DEPTH} deep; flatten line ${e.line}`
+          : `fix the syntax of line ${e.line}: ${lineText.trim().slice(0, 80)}`,
       );
     }
-    throw e;
+    // smol-toml reports what it refuses as TomlError; anything else is still about the text.
+    throw new HdError(
+      `Cannot load hd.toml: ${v.shown}: invalid TOML: ${(e as Error).message.split("\n")[0]}`,
+      "check the file's syntax (docs/hdtoml.md)",
+    );
   }
   v.keys("", doc, KNOWN_KEYS.top, "hd.toml (top level)");
 
@@ -262,7 +417,7 @@ export function parseSpec(source: string, file: string): EnvSpec {
     name,
     base: envT.base === undefined ? null : v.str("environment.base", envT.base),
     env: envT.env === undefined ? {} : v.env("environment.env", envT.env),
-    workdir: envT.workdir === undefined ? null : v.str("environment.workdir", envT.workdir),
+    workdir: envT.workdir === undefined ? null : v.workdir("environment.workdir", envT.workdir),
   };
   if (environment.base !== null && /\s/.test(environment.base)) {
     v.fail(
@@ -335,7 +490,10 @@ export function parseSpec(source: string, file: string): EnvSpec {
       }
       steps.forEach((s: unknown, index: number) => build.steps.push(step(v, s, index)));
     }
-    if (b.cache !== undefined) build.cache = v.strArray("build.cache", b.cache, '["~/.npm"]');
+    if (b.cache !== undefined) {
+      build.cache = v.strArray("build.cache", b.cache, '["~/.npm"]')
+        .map((c, i) => v.cachePath(`build.cache[${i}]`, c));
+    }
   }
 
   // [services.NAME]
@@ -354,10 +512,10 @@ export function parseSpec(source: string, file: string): EnvSpec {
     const f = v.table("files", doc.files, "[files]");
     v.keys("files", f, KNOWN_KEYS.files, "[files]");
     if (f.include !== undefined) {
-      files.include = v.strArray("files.include", f.include, '["src/**", "package.json"]');
+      files.include = v.globs("files.include", f.include, '["src/**", "package.json"]');
     }
     if (f.exclude !== undefined) {
-      files.exclude = v.strArray("files.exclude", f.exclude, '["**/*.log", "dist"]');
+      files.exclude = v.globs("files.exclude", f.exclude, '["**/*.log", "dist"]');
     }
   }
 
@@ -399,15 +557,11 @@ function step(v: Validator, s: unknown, index: number): BuildStepSpec {
   const run = v.str(`${path}.run`, s.run);
   const inputs = s.inputs === undefined
     ? null
-    : v.strArray(`${path}.inputs`, s.inputs, '["package.json", "package-lock.json"]');
-  inputs?.forEach((p, i) => {
-    if (p.split("/").includes("..")) {
-      v.fail(`${path}.inputs[${i}]`, `input "${p}" leaves the project`, 'remove the ".."');
-    }
-  });
+    : v.globs(`${path}.inputs`, s.inputs, '["package.json", "package-lock.json"]');
   const outputs = s.outputs === undefined
     ? []
-    : v.strArray(`${path}.outputs`, s.outputs, '["node_modules"]');
+    : v.strArray(`${path}.outputs`, s.outputs, '["node_modules"]')
+      .map((o, i) => v.relPath(`${path}.outputs[${i}]`, o));
   const env = s.env === undefined ? {} : v.env(`${path}.env`, s.env);
   let network: "host" | "none" = "host";
   if (s.network !== undefined) {
@@ -441,7 +595,7 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
     v.fail(`${path}.command`, `service "${name}" needs a command`, 'add command = "…"', true);
   }
   const command = v.str(`${path}.command`, t.command);
-  const watch = t.watch === undefined ? [] : v.strArray(`${path}.watch`, t.watch, '["src/**"]');
+  const watch = t.watch === undefined ? [] : v.globs(`${path}.watch`, t.watch, '["src/**"]');
   let port: number | null = null;
   if (t.port !== undefined) {
     const p = t.port;
@@ -480,7 +634,7 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
     restart_policy = r as RestartPolicy;
   }
   const env = t.env === undefined ? {} : v.env(`${path}.env`, t.env);
-  const workdir = t.workdir === undefined ? "." : v.relPath(`${path}.workdir`, t.workdir);
+  const workdir = t.workdir === undefined ? "." : v.relPath(`${path}.workdir`, t.workdir, true);
   return {
     name,
     command,
@@ -518,27 +672,43 @@ function checkDependsOn(v: Validator, services: Record<string, ServiceSpec>): vo
       }
     });
   }
+  // Depth-first search with an explicit stack (a 20,000-long chain must not overflow the call
+  // stack): `stack` is the current path, `next[i]` the next dependency of stack[i] to look at.
   const state = new Map<string, "active" | "done">();
-  const stack: string[] = [];
-  const visit = (n: string): void => {
-    state.set(n, "active");
-    stack.push(n);
-    for (const d of services[n].depends_on) {
+  for (const start of names) {
+    if (state.has(start)) continue;
+    const stack = [start];
+    const next = [0];
+    state.set(start, "active");
+    while (stack.length) {
+      const top = stack.length - 1;
+      const deps = services[stack[top]].depends_on;
+      if (next[top] === deps.length) {
+        state.set(stack[top], "done");
+        stack.pop();
+        next.pop();
+        continue;
+      }
+      const d = deps[next[top]++];
       const st = state.get(d);
       if (st === "active") {
         const cycle = [...stack.slice(stack.indexOf(d)), d];
+        const shown = cycle.length <= 12
+          ? cycle
+          : [...cycle.slice(0, 5), `… (${cycle.length - 10} more) …`, ...cycle.slice(-5)];
         v.fail(
           `services.${d}.depends_on`,
-          `depends_on forms a cycle: ${cycle.join(" -> ")}`,
+          `depends_on forms a cycle: ${shown.join(" -> ")}`,
           "remove one of these depends_on entries so the services can start in order",
         );
       }
-      if (st === undefined) visit(d);
+      if (st === undefined) {
+        state.set(d, "active");
+        stack.push(d);
+        next.push(0);
+      }
     }
-    stack.pop();
-    state.set(n, "done");
-  };
-  for (const n of names) if (!state.has(n)) visit(n);
+  }
 }
 
 /** Reads and validates the hd.toml at `file`. */

@@ -23,6 +23,9 @@ export interface LineCol {
 
 const BARE = /[A-Za-z0-9_-]/;
 
+/** Deeper arrays and inline tables than this are not followed (smol-toml refuses them anyway). */
+const MAX_DEPTH = 128;
+
 /** Key and value positions of a TOML document. */
 export class SourcePositions {
   #src: string;
@@ -136,7 +139,7 @@ export class SourcePositions {
     }
   }
 
-  #keyValue(base: string): void {
+  #keyValue(base: string, depth = 0): void {
     const at = this.#i;
     const keys = this.#keyPath();
     let path = base;
@@ -147,7 +150,7 @@ export class SourcePositions {
     this.#skip(false);
     if (this.#peek() === "=") this.#i++;
     this.#skip(false);
-    this.#value(path);
+    this.#value(path, depth);
   }
 
   #keyPath(): string[] {
@@ -205,7 +208,8 @@ export class SourcePositions {
     }
   }
 
-  #value(path: string): void {
+  #value(path: string, depth = 0): void {
+    if (depth > MAX_DEPTH) throw new Error("too deep");
     this.#values.set(path, this.#pos(this.#i));
     const c = this.#peek();
     if (c === '"') {
@@ -225,10 +229,12 @@ export class SourcePositions {
           return;
         }
         const item = `${path}[${idx++}]`;
+        const before = this.#i;
         this.#recordKey(item, this.#i);
-        this.#value(item);
+        this.#value(item, depth + 1);
         this.#skip(true);
         if (this.#peek() === ",") this.#i++;
+        else if (this.#i === before) throw new Error("stuck"); // e.g. `[}`: invalid TOML
       }
     } else if (c === "{") {
       this.#i++;
@@ -239,9 +245,11 @@ export class SourcePositions {
           this.#i++;
           return;
         }
-        this.#keyValue(path);
+        const before = this.#i;
+        this.#keyValue(path, depth + 1);
         this.#skip(false);
         if (this.#peek() === ",") this.#i++;
+        else if (this.#i === before) throw new Error("stuck");
       }
     } else {
       while (this.#i < this.#src.length && !",]}#\n\r".includes(this.#src[this.#i])) this.#i++;

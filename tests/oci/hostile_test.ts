@@ -105,3 +105,8 @@ Deno.test("hostile xattrs are refused: over 64 KiB, no namespace, overlayfs's ow
     "would steer overlayfs",
   );
 });
+
+Deno.test("a 5,000-component path is refused at the depth limit, not by a stack overflow", async () => {
+  const deep = Array.from({ length: 5000 }, () => "a").join("/") + "/f";
+  await refused([{ path: deep, data: "x" }], "deeper than the 1024-component limit");
+});

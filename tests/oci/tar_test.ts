@@ -4,7 +4,7 @@
  */
 import { assertEquals, assertThrows } from "../_assert.ts";
 import { skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { type TarHeader, TarReader } from "../../src/oci/tar.ts";
+import { paxNumber, type TarHeader, TarReader } from "../../src/oci/tar.ts";
 import { makeTar } from "./_fixtures.ts";
 
 function readAll(tar: Uint8Array, piece: number): { h: TarHeader; body: string }[] {
@@ -83,4 +83,26 @@ Deno.test("reads devices and fifos; a truncated archive throws", () => {
   const r = new TarReader({ entry() {}, data() {}, end() {} });
   r.push(tar.subarray(0, 512 * 3 + 5));
   assertThrows(() => r.finish(), /truncated/);
+});
+
+Deno.test("numeric pax records must be decimal numbers (NaN, negative owners refused)", () => {
+  for (
+    const [k, v, ok] of [
+      ["mtime", "1700000000.5", 1700000000],
+      ["mtime", "-12", -12],
+      ["mtime", "abc", null],
+      ["mtime", "1e400", null],
+      ["uid", "5", 5],
+      ["uid", "-5", null],
+      ["gid", "1e3", null],
+      ["size", "99999999999999999999", null],
+      ["size", "", null],
+    ] as const
+  ) {
+    if (ok === null) assertThrows(() => paxNumber(v, k), /bad pax/);
+    else assertEquals(paxNumber(v, k), ok);
+  }
+  const tar = makeTar([{ path: "t", data: "z", pax: [["mtime", "soon"]] }]);
+  const r = new TarReader({ entry() {}, data() {}, end() {} });
+  assertThrows(() => r.push(tar), /bad pax mtime "soon"/);
 });

@@ -382,3 +382,213 @@ Deno.test("findSpecFile walks up from a subdirectory", () => {
   assertMatch(err.message, /^Cannot find hd\.toml: none in /);
   assertMatch(err.hint, /hd init/);
 });
+
+/** Every path key of hd.toml: a bad value is a located error naming the key, with a hint. */
+const BAD_PATHS: { what: string; toml: string; needle: string; key: string; why: RegExp }[] = [
+  {
+    what: "an output that leaves the project",
+    toml: '[build]\nsteps = [{ run = "x", outputs = ["../x"] }]\n',
+    needle: '"../x"',
+    key: "build.steps[0].outputs[0]",
+    why: /leaves the project/,
+  },
+  {
+    what: "an output hidden behind a normal component",
+    toml: '[build]\nsteps = [{ run = "x", outputs = ["a/../../x"] }]\n',
+    needle: '"a/../../x"',
+    key: "build.steps[0].outputs[0]",
+    why: /leaves the project/,
+  },
+  {
+    what: "an absolute output",
+    toml: '[build]\nsteps = [{ run = "x", outputs = ["/etc"] }]\n',
+    needle: '"/etc"',
+    key: "build.steps[0].outputs[0]",
+    why: /absolute/,
+  },
+  {
+    what: "an output naming the whole project",
+    toml: '[build]\nsteps = [{ run = "x", outputs = ["./"] }]\n',
+    needle: '"./"',
+    key: "build.steps[0].outputs[0]",
+    why: /names the project itself/,
+  },
+  {
+    what: "an absolute input",
+    toml: '[build]\nsteps = [{ run = "x", inputs = ["/etc/passwd"] }]\n',
+    needle: '"/etc/passwd"',
+    key: "build.steps[0].inputs[0]",
+    why: /absolute/,
+  },
+  {
+    what: "an input with ..",
+    toml: '[build]\nsteps = [{ run = "x", inputs = ["src/../../y"] }]\n',
+    needle: '"src/../../y"',
+    key: "build.steps[0].inputs[0]",
+    why: /leaves the project/,
+  },
+  {
+    what: "a watch glob with ..",
+    toml: '[services.web]\ncommand = "x"\nwatch = ["../**"]\n',
+    needle: '"../**"',
+    key: "services.web.watch[0]",
+    why: /leaves the project/,
+  },
+  {
+    what: "an include glob with a home directory",
+    toml: '[files]\ninclude = ["~/.ssh/**"]\n',
+    needle: '"~/.ssh/**"',
+    key: "files.include[0]",
+    why: /home directory/,
+  },
+  {
+    what: "an absolute exclude glob",
+    toml: '[files]\nexclude = ["/tmp/**"]\n',
+    needle: '"/tmp/**"',
+    key: "files.exclude[0]",
+    why: /absolute/,
+  },
+  {
+    what: "an absolute cache",
+    toml: '[build]\ncache = ["/etc"]\n',
+    needle: '"/etc"',
+    key: "build.cache[0]",
+    why: /absolute/,
+  },
+  {
+    what: "a cache that leaves the home directory",
+    toml: '[build]\ncache = ["~/../etc"]\n',
+    needle: '"~/../etc"',
+    key: "build.cache[0]",
+    why: /leaves/,
+  },
+  {
+    what: "another user's home as cache",
+    toml: '[build]\ncache = ["~bob/.npm"]\n',
+    needle: '"~bob/.npm"',
+    key: "build.cache[0]",
+    why: /another user/,
+  },
+  {
+    what: "a relative cache that leaves the workdir",
+    toml: '[build]\ncache = ["../c"]\n',
+    needle: '"../c"',
+    key: "build.cache[0]",
+    why: /leaves the workdir/,
+  },
+  {
+    what: "a service workdir that leaves the project",
+    toml: '[services.web]\ncommand = "x"\nworkdir = "a/../.."\n',
+    needle: '"a/../.."',
+    key: "services.web.workdir",
+    why: /leaves the project/,
+  },
+  {
+    what: "an absolute service workdir",
+    toml: '[services.web]\ncommand = "x"\nworkdir = "/srv"\n',
+    needle: '"/srv"',
+    key: "services.web.workdir",
+    why: /absolute/,
+  },
+  {
+    what: "an environment workdir with ..",
+    toml: 'workdir = "/app/../../etc"\n',
+    needle: '"/app/../../etc"',
+    key: "environment.workdir",
+    why: /"\.\."/,
+  },
+  {
+    what: "a relative environment workdir that leaves the project",
+    toml: 'workdir = "../x"\n',
+    needle: '"../x"',
+    key: "environment.workdir",
+    why: /"\.\."/,
+  },
+  {
+    what: "a dependency file that leaves the project",
+    toml: '[dependencies]\nnpm = { file = "../package-lock.json" }\n',
+    needle: '"../package-lock.json"',
+    key: "dependencies.npm.file",
+    why: /leaves the project/,
+  },
+  {
+    what: "a NUL byte in a path",
+    toml: '[build]\nsteps = [{ run = "x", outputs = ["a\\u0000b"] }]\n',
+    needle: '"a\\u0000b"',
+    key: "build.steps[0].outputs[0]",
+    why: /control character/,
+  },
+];
+
+Deno.test("path keys: every bad value is refused with file:line:col, the key and a hint", () => {
+  for (const c of BAD_PATHS) {
+    // Keys before the first table header belong to [environment].
+    const text = `[environment]\nname = "x"\n${c.toml}`;
+    const { err, file } = loadError(text);
+    const shown = file.replace(/^.*\//, "");
+    assert(err.message.includes(`hd.toml:${where(text, c.needle)}:`), `${c.what}: ${err.message}`);
+    assert(err.message.includes(`(key ${c.key})`), `${c.what}: ${err.message}`);
+    assert(err.message.startsWith("Cannot load hd.toml: "), c.what);
+    assertMatch(err.message, c.why);
+    assert(err.hint.length > 0, `${c.what}: no hint`);
+    assert(!err.message.includes("\n"), `${c.what}: one line`);
+    assert(shown === "hd.toml");
+  }
+});
+
+Deno.test("path keys: good values are kept, and normalized where they are paths", () => {
+  const spec = parseSpec(
+    `[environment]\nname = "x"\nworkdir = "/app//src/./"\n` +
+      `[build]\nsteps = [{ run = "x", inputs = ["src/**", "./a.txt"], outputs = ["./dist/", "a//b"] }]\n` +
+      `cache = ["~/.npm", "~", ".cache/x/"]\n` +
+      `[services.web]\ncommand = "x"\nworkdir = "./web/"\nwatch = ["src/**/*.ts", "..foo/x"]\n` +
+      `[files]\ninclude = ["src/**"]\nexclude = ["**/*.log", "dist"]\n`,
+    "/p/hd.toml",
+  );
+  assertEquals(spec.environment.workdir, "/app/src");
+  assertEquals(spec.build.steps[0].outputs, ["dist", "a/b"]);
+  assertEquals(spec.build.steps[0].inputs, ["src/**", "./a.txt"]);
+  assertEquals(spec.build.cache, ["~/.npm", "~", ".cache/x"]);
+  assertEquals(spec.services.web.workdir, "web");
+  assertEquals(spec.services.web.watch, ["src/**/*.ts", "..foo/x"]);
+  const rel = parseSpec(`[environment]\nname = "x"\nworkdir = "sub/dir"\n`, "/p/hd.toml");
+  assertEquals(rel.environment.workdir, "sub/dir");
+});
+
+Deno.test("a 20,000-service depends_on chain loads (no stack overflow), and its cycle is found", () => {
+  const n = 20_000;
+  let text = `[environment]\nname = "x"\n`;
+  for (let i = 0; i < n; i++) {
+    text += `[services.s${i}]\ncommand = "x"\n${i + 1 < n ? `depends_on = ["s${i + 1}"]\n` : ""}`;
+  }
+  const spec = parseSpec(text, "/p/hd.toml");
+  assertEquals(Object.keys(spec.services).length, n);
+  const cyclic = text + `depends_on = ["s0"]\n`;
+  const err = throwsHd(() => parseSpec(cyclic, "/p/hd.toml"));
+  assertMatch(err.message, /depends_on forms a cycle: s0 -> s1 -> .* -> s19999 -> s0/);
+  assertMatch(err.message, /^Cannot load hd\.toml: \/p\/hd\.toml:\d+:\d+: /);
+});
+
+Deno.test("deeply nested TOML (inline tables, arrays) is refused with a clear located error", () => {
+  for (
+    const deep of [
+      `x = ${"{a=".repeat(5000)}1${"}".repeat(5000)}`,
+      `x = ${"[".repeat(100_000)}1${"]".repeat(100_000)}`,
+      `x = ${"[".repeat(200)}${"]".repeat(200)}`,
+    ]
+  ) {
+    const err = throwsHd(() => parseSpec(`[environment]\nname = "x"\n${deep}\n`, "/p/hd.toml"));
+    assertMatch(err.message, /^Cannot load hd\.toml: \/p\/hd\.toml:3:\d+: invalid TOML: .*nested/);
+    assert(err.hint.length > 0);
+  }
+});
+
+Deno.test("text the position scanner cannot follow does not hang it", () => {
+  for (const text of ["a = [}\n", "a = [}]\n", "a = {]\n", "a = [[}}\n", "[a\n= [}"]) {
+    const t0 = performance.now();
+    new SourcePositions(text);
+    const err = throwsHd(() => parseSpec(text, "/p/hd.toml"));
+    assertMatch(err.message, /invalid TOML/);
+    assert(performance.now() - t0 < 1000, `${JSON.stringify(text)} took too long`);
+  }
+});
