@@ -11,7 +11,7 @@
  * @module
  */
 import { HdError } from "../cas/errors.ts";
-import { loadProjectSpec } from "../spec/parse.ts";
+import { loadProjectSpec } from "../config/parse.ts";
 import type { Command } from "./command.ts";
 
 /** `hd exec`. */

@@ -3,7 +3,7 @@
  * @module
  */
 import { HdError } from "../cas/errors.ts";
-import { parseSpec, SPEC_FILE } from "../spec/parse.ts";
+import { parseSpec, SPEC_FILE } from "../config/parse.ts";
 import type { Command } from "./command.ts";
 import { exists } from "../cas/fs.ts";
 

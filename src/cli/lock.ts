@@ -12,8 +12,8 @@ import {
   readLock,
   resolveLock,
   writeLock,
-} from "../spec/lockfile.ts";
-import { displayPath, loadProjectSpec } from "../spec/parse.ts";
+} from "../config/lockfile.ts";
+import { displayPath, loadProjectSpec } from "../config/parse.ts";
 import type { Command } from "./command.ts";
 
 /** `hd lock`. */

@@ -10,8 +10,8 @@
  * @module
  */
 import { HdError } from "../cas/errors.ts";
-import { loadProjectSpec } from "../spec/parse.ts";
-import { didYouMean } from "../spec/suggest.ts";
+import { loadProjectSpec } from "../config/parse.ts";
+import { didYouMean } from "../config/suggest.ts";
 import type { Command } from "./command.ts";
 
 const enc = new TextEncoder();

@@ -13,12 +13,12 @@
  * @module
  */
 import { HdError } from "../cas/errors.ts";
-import { loadProjectSpec } from "../spec/parse.ts";
-import type { EnvSpec } from "../spec/types.ts";
+import { loadProjectSpec } from "../config/parse.ts";
+import type { EnvSpec } from "../config/types.ts";
 import type { Command, Context } from "./command.ts";
 
 async function listConflicts(ctx: Context, spec: EnvSpec): Promise<number> {
-  const { prepareEnv } = await import("../build/run_sandbox.ts");
+  const { prepareEnv } = await import("../runtime/sandbox_steps.ts");
   const { layerConflicts } = await import("../sandbox/rootfs.ts");
   const store = ctx.store();
   const env = await prepareEnv(store, spec, { onNote: (t) => ctx.out.note(`hd: ${t}`) });
@@ -48,7 +48,7 @@ async function listConflicts(ctx: Context, spec: EnvSpec): Promise<number> {
  */
 export async function runInSandbox(ctx: Context, spec: EnvSpec, argv: string[]): Promise<number> {
   const { prepareEnv, mountEnv, envSandbox, envRunDir, releaseEnvMount } = await import(
-    "../build/run_sandbox.ts"
+    "../runtime/sandbox_steps.ts"
   );
   const { spawnSandbox } = await import("../sandbox/sandbox.ts");
   const { othersRunningIn } = await import("../sandbox/runc.ts");

@@ -15,7 +15,7 @@ import { DecodeError } from "../../src/dag/encoding.ts";
 import { decodeNode, encodeNode } from "../../src/dag/node.ts";
 import { TarError, TarReader } from "../../src/oci/tar.ts";
 import { checkXattrs, cleanTarPath } from "../../src/oci/unpack.ts";
-import { parseSpec } from "../../src/spec/parse.ts";
+import { parseSpec } from "../../src/config/parse.ts";
 
 /** One fuzz target. */
 export interface Target {
