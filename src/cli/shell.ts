@@ -1,7 +1,7 @@
 /**
  * `hd shell [-- CMD…]`: an interactive shell (or CMD) inside the environment's sandbox — the
  * base image's layers and the build steps' layers under overlayfs, the project at the working
- * directory, a runc container (src/sandbox/sandbox.ts) on the host's network. Needs a `base` in
+ * directory, a runc container (src/sandbox/container.ts) on the host's network. Needs a `base` in
  * hd.toml. Uncached build steps run first; the exit code passes through. The root is unmounted
  * afterwards unless an `hd up` (or another `hd exec`) of the project uses it.
  *
@@ -50,7 +50,7 @@ export async function runInSandbox(ctx: Context, spec: EnvSpec, argv: string[]):
   const { prepareEnv, mountEnv, envSandbox, envRunDir, releaseEnvMount } = await import(
     "../runtime/sandbox_steps.ts"
   );
-  const { spawnSandbox } = await import("../sandbox/sandbox.ts");
+  const { spawnSandbox } = await import("../sandbox/container.ts");
   const { othersRunningIn } = await import("../sandbox/runc.ts");
   const { readUpState } = await import("../services/control.ts");
   const { resolveInRoot } = await import("../sandbox/inroot.ts");

@@ -17,7 +17,7 @@
  * @module
  */
 import type { EnvSpec, ServiceSpec } from "../config/types.ts";
-import { hostEnv, writeBundle } from "../sandbox/sandbox.ts";
+import { hostEnv, writeBundle } from "../sandbox/container.ts";
 import { runcDeleteArgv, runcRunArgv, serviceContainerId } from "../sandbox/runc.ts";
 import { envRunDir, envSandbox, envSandboxDir, type SandboxEnv } from "./sandbox_steps.ts";
 

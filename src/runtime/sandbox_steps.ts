@@ -35,7 +35,7 @@ import {
   materializeLayer,
 } from "../sandbox/layers.ts";
 import { isMountPoint, mountRootfs, type Rootfs, unmountRootfs } from "../sandbox/rootfs.ts";
-import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/sandbox.ts";
+import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/container.ts";
 import { checkSandboxPath, mkdirInRoot } from "../sandbox/inroot.ts";
 import { othersRunningIn, sweepContainers } from "../sandbox/runc.ts";
 import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./step_cache.ts";

@@ -13,7 +13,7 @@
  */
 import type { Store } from "../cas/store.ts";
 import { stepCacheRef } from "../env/report.ts";
-import type { BindSpec } from "../sandbox/sandbox.ts";
+import type { BindSpec } from "../sandbox/container.ts";
 
 /** The output layer recorded for step `hash`, or null when the step has not run. */
 export function cachedLayer(store: Store, hash: string): string | null {

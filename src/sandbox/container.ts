@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts
- * import { runSandbox } from "./sandbox.ts";
+ * import { runSandbox } from "./container.ts";
  * const r = await runSandbox({ root, argv: ["sh", "-c", "id"], cwd: "/", env: {}, binds: [] });
  * ```
  * @module
