@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { loadProjectSpec } from "../config/parse.ts";
 import { callControl, controlSocketPath, readUpState, removeUpState } from "../services/control.ts";
 import { bootId, procInfo, sameProcess, signalRecorded } from "../sandbox/process.ts";

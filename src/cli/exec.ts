@@ -10,7 +10,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { loadProjectSpec } from "../config/parse.ts";
 import type { Command } from "./command.ts";
 

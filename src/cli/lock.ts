@@ -4,7 +4,7 @@
  * when hd.lock is missing or out of date.
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import {
   diffLocks,
   LOCK_FILE,

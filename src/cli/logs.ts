@@ -9,7 +9,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { loadProjectSpec } from "../config/parse.ts";
 import { didYouMean } from "../config/suggest.ts";
 import type { Command } from "./command.ts";

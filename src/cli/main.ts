@@ -10,7 +10,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { defaultStoreRoot, Store } from "../cas/store.ts";
 import type { Command, Context, OptionSpec } from "./command.ts";
 import { type CommandEntry, COMMANDS } from "./commands.ts";

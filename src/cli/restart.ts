@@ -8,7 +8,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { loadProjectSpec } from "../config/parse.ts";
 import { callControl, controlSocketPath, readUpState } from "../services/control.ts";
 import { didYouMean } from "../config/suggest.ts";

@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { loadProjectSpec } from "../config/parse.ts";
 import type { EnvSpec } from "../config/types.ts";
 import type { Command, Context } from "./command.ts";

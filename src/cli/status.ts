@@ -4,7 +4,7 @@
  * The data comes from {@link gatherStatus} (src/env/report.ts); this file only prints it.
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { displayPath, loadProjectSpec } from "../config/parse.ts";
 import { gatherStatus, type Status } from "../env/report.ts";
 import { formatUpStatus, gatherServices } from "../services/report.ts";

@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import { privateDir, writePrivateAtomic } from "../cas/fs.ts";
+import { privateDir, writePrivateAtomic } from "../sys/fs.ts";
 import type { Store } from "../cas/store.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { ingestFile, ingestTree } from "../scan/ingest.ts";

@@ -21,7 +21,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { loadImage, type PulledImage, pullImage } from "../oci/image.ts";
@@ -40,7 +40,7 @@ import { checkSandboxPath, mkdirInRoot } from "../sandbox/inroot.ts";
 import { othersRunningIn, sweepContainers } from "../sandbox/runc.ts";
 import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./step_cache.ts";
 import { aptLayer } from "./apt_layer.ts";
-import { exists } from "../cas/fs.ts";
+import { exists } from "../sys/fs.ts";
 
 /** Default working directory inside a sandboxed environment. */
 export const DEFAULT_WORKDIR = "/app";

@@ -12,8 +12,8 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
-import { exists } from "../cas/fs.ts";
+import { HdError } from "../sys/errors.ts";
+import { exists } from "../sys/fs.ts";
 import {
   type BindSpec,
   type ContainerSpec,

@@ -18,8 +18,8 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
-import { openPrivateAppend } from "../cas/fs.ts";
+import { HdError } from "../sys/errors.ts";
+import { openPrivateAppend } from "../sys/fs.ts";
 import type { Store } from "../cas/store.ts";
 import { putNode } from "../dag/dag.ts";
 import { type EnvNode, nodeId } from "../dag/node.ts";

@@ -15,7 +15,7 @@ import { SandboxRuntime } from "../../src/runtime/sandbox.ts";
 import { envRunDir, releaseEnv, unmountEnv } from "../../src/runtime/sandbox_steps.ts";
 import { serviceContainerId } from "../../src/sandbox/runc.ts";
 import { groupMembers, signalGroup, spawnGroup } from "../../src/sandbox/process.ts";
-import { exists } from "../../src/cas/fs.ts";
+import { exists } from "../../src/sys/fs.ts";
 import { freePort } from "../oci/_fixtures.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
 

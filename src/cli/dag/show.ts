@@ -5,7 +5,7 @@
  * refs `envs/<name>` and `trees/<name>`.
  * @module
  */
-import { HdError } from "../../cas/errors.ts";
+import { HdError } from "../../sys/errors.ts";
 import type { Store } from "../../cas/store.ts";
 import { getNode } from "../../dag/dag.ts";
 import { type FileNode, isNodeEncoding, nodeId, S_IFLNK, S_IFMT } from "../../dag/node.ts";

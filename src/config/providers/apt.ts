@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import { HdError } from "../../cas/errors.ts";
+import { HdError } from "../../sys/errors.ts";
 import type { DependencySpec } from "../types.ts";
 import { parsePackagePin, type Provider, type ResolvedPackage } from "./provider.ts";
 
