@@ -16,7 +16,8 @@ import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode, readFileChunks } from "./dag.ts";
 import { type Libc, lsetxattr, openLibc } from "../../ffi/libc.ts";
-import { type DirNode, type FileNode, S_IFLNK, S_IFMT, S_IFREG } from "./node.ts";
+import type { DirNode, FileNode } from "./node.ts";
+import { S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 
 /** Counters of a checkout. */
 export interface CheckoutStats {

@@ -19,15 +19,6 @@
 import { blake3Hex } from "../cas/hash.ts";
 import { ByteReader, ByteWriter, DecodeError } from "./encoding.ts";
 
-/** File type bits of st_mode. */
-export const S_IFMT = 0o170000;
-/** Regular file. */
-export const S_IFREG = 0o100000;
-/** Directory. */
-export const S_IFDIR = 0o040000;
-/** Symbolic link. */
-export const S_IFLNK = 0o120000;
-
 /** A file, symlink or special file: mode (with type bits) and content. */
 export interface FileNode {
   type: "file";

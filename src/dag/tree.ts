@@ -16,14 +16,8 @@
  */
 import type { Store } from "../cas/store.ts";
 import { getNode } from "./dag.ts";
-import {
-  compareNames,
-  type DirEntry,
-  type DirNode,
-  encodeNode,
-  type FileNode,
-  S_IFDIR,
-} from "./node.ts";
+import { compareNames, type DirEntry, type DirNode, encodeNode, type FileNode } from "./node.ts";
+import { S_IFDIR } from "../sys/mode.ts";
 import { blake3Hex } from "../cas/hash.ts";
 import { HdError } from "../sys/errors.ts";
 

@@ -22,7 +22,7 @@
  * @module
  */
 import { type CALLBACKS, type Libfuse3, num } from "../../ffi/libfuse3.ts";
-import { S_IFDIR, S_IFMT } from "../dag/node.ts";
+import { S_IFDIR, S_IFMT } from "../sys/mode.ts";
 import type { Overlay } from "./overlay.ts";
 import { Errno, FsError, type Inode, type Projection } from "./projected.ts";
 import {

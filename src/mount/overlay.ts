@@ -19,16 +19,8 @@
  * @module
  */
 import { putNode } from "../dag/dag.ts";
-import {
-  compareNames,
-  type DirEntry,
-  type DirNode,
-  type FileNode,
-  S_IFDIR,
-  S_IFLNK,
-  S_IFMT,
-  S_IFREG,
-} from "../dag/node.ts";
+import { compareNames, type DirEntry, type DirNode, type FileNode } from "../dag/node.ts";
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 import { ingestBytes } from "../scan/ingest.ts";
 import { Errno, FsError, type Inode, type Projection } from "./projected.ts";
 

@@ -22,15 +22,8 @@
 import { CorruptObjectError, HdError } from "../cas/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
-import {
-  decodeNode,
-  type FileNode,
-  type Node,
-  S_IFDIR,
-  S_IFLNK,
-  S_IFMT,
-  S_IFREG,
-} from "../dag/node.ts";
+import { decodeNode, type FileNode, type Node } from "../dag/node.ts";
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 
 /** The mtime shown for nodes that carry none (project trees): 2000-01-01T00:00:00Z. */
 export const FIXED_MTIME = 946684800;

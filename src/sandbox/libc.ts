@@ -9,6 +9,7 @@
  * ```
  * @module
  */
+import { S_IFCHR } from "../sys/mode.ts";
 
 const SYMBOLS = {
   mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
@@ -40,7 +41,6 @@ export const MS = {
 /** MNT_DETACH for umount2. */
 export const MNT_DETACH = 2;
 
-const S_IFCHR = 0o020000;
 const te = new TextEncoder();
 
 function cstr(s: string): Uint8Array<ArrayBuffer> {

@@ -16,6 +16,7 @@
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
+import { S_IFCHR, S_IFMT } from "../sys/mode.ts";
 // @ts-types="npm:@types/picomatch@4.0.3"
 import picomatch from "picomatch";
 import { libc, LibcError, MNT_DETACH } from "./libc.ts";
@@ -131,9 +132,6 @@ export function unmountRootfs(r: { mode: RootfsMode; target: string }): void {
     } catch { /* gone */ }
   }
 }
-
-const S_IFMT = 0o170000;
-const S_IFCHR = 0o020000;
 
 function linkTree(src: string, dst: string): void {
   const opaque = libc().getxattr(src, OPAQUE_XATTR) === "y";
