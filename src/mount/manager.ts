@@ -17,6 +17,7 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
+import { guardedKill, isAlive } from "../sys/proc.ts";
 import { blake3Hex } from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
 import { FuseServer } from "./fuse.ts";
@@ -107,17 +108,6 @@ export function mountsAt(absDir: string): { fstype: string; source: string }[] {
   return out;
 }
 
-/** True when process `pid` exists and is not a zombie. */
-export function pidAlive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
-
 /** True when stat-ing `absDir` fails with ENOTCONN or ECONNABORTED (its server is gone). */
 export function isDisconnected(absDir: string): boolean {
   try {
@@ -142,7 +132,7 @@ function recordPath(store: Store, key: string): string {
 
 function stateOf(rec: MountRecord): MountStatus["state"] {
   const mounted = mountsAt(rec.dir).some((m) => m.fstype.startsWith("fuse"));
-  if (pidAlive(rec.pid) && mounted && !isDisconnected(rec.dir)) return "live";
+  if (isAlive(rec.pid, { zombies: "dead" }) && mounted && !isDisconnected(rec.dir)) return "live";
   return mounted ? "stale" : "gone";
 }
 
@@ -207,7 +197,7 @@ export function recoverStale(store: Store, absDir: string): number {
       "pick an empty directory, or unmount what is there",
     );
   }
-  const live = rec && pidAlive(rec.pid) && !isDisconnected(absDir);
+  const live = rec && isAlive(rec.pid, { zombies: "dead" }) && !isDisconnected(absDir);
   if (live) {
     throw new HdError(
       `Cannot mount on ${absDir}: hd (pid ${rec!.pid}) already serves ${
@@ -446,13 +436,10 @@ export async function unmountDir(
   const key = mountKey(absDir);
   const rec = readRecord(recordPath(store, key));
   let stopped: number | null = null;
-  // the record is a file: never signal pid <= 1 or hd itself whatever it says
-  if (
-    rec && Number.isSafeInteger(rec.pid) && rec.pid > 1 && rec.pid !== Deno.pid && pidAlive(rec.pid)
-  ) {
-    Deno.kill(rec.pid, "SIGTERM");
+  // the record is a file: guardedKill never signals pid <= 1 or hd itself whatever it says
+  if (rec && isAlive(rec.pid, { zombies: "dead" }) && guardedKill(rec.pid, "SIGTERM")) {
     const t0 = Date.now();
-    while (pidAlive(rec.pid) && Date.now() - t0 < timeoutMs) {
+    while (isAlive(rec.pid, { zombies: "dead" }) && Date.now() - t0 < timeoutMs) {
       await new Promise((r) => setTimeout(r, 25));
     }
     stopped = rec.pid;

@@ -41,6 +41,7 @@ import { othersRunningIn, sweepContainers } from "../sandbox/runc.ts";
 import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./step_cache.ts";
 import { aptLayer } from "./apt_layer.ts";
 import { exists } from "../sys/fs.ts";
+import { isAlive } from "../sys/proc.ts";
 
 /** Default working directory inside a sandboxed environment. */
 export const DEFAULT_WORKDIR = "/app";
@@ -405,14 +406,8 @@ export async function runStep(
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** The hd process `pid` still holds what it made: a zombie too (deleting is the riskier answer). */
+const holderAlive = (pid: number) => isAlive(pid, { zombies: "alive" });
 
 /**
  * Removes what a build left behind when its hd process died mid-step: the step's root (unmounted)
@@ -428,7 +423,7 @@ export function cleanStaleBuilds(tmpRoot: string): string[] {
   }
   for (const e of entries) {
     const m = /^build-[0-9a-f]{12}-(\d+)-/.exec(e.name);
-    if (!m || pidAlive(Number(m[1]))) continue;
+    if (!m || holderAlive(Number(m[1]))) continue;
     const dir = `${tmpRoot}/${e.name}`;
     if (isMountPoint(`${dir}/root`)) unmountRootfs({ mode: "overlay", target: `${dir}/root` });
     try {

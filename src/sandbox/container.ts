@@ -25,6 +25,7 @@ import {
 import { resolveInRoot } from "./inroot.ts";
 import { containerId, deleteContainer, runcRunArgv, sweepContainers, tiniPath } from "./runc.ts";
 import { signalChild } from "./process.ts";
+import { procChildren, readStat } from "../sys/proc.ts";
 
 export type { BindSpec, OverlaySpec } from "./oci_config.ts";
 
@@ -223,15 +224,12 @@ export function runcPid(pid: number): number | null {
   let p = pid;
   // setpriv execs unshare, which forks runc: one level down (none when not root)
   for (let i = 0; i < 2; i++) {
-    try {
-      const comm = Deno.readTextFileSync(`/proc/${p}/comm`).trim();
-      if (comm.startsWith("runc")) return p;
-      const c = Deno.readTextFileSync(`/proc/${p}/task/${p}/children`).trim();
-      if (!c) return null;
-      p = Number(c.split(" ")[0]);
-    } catch {
-      return null;
-    }
+    const s = readStat(p);
+    if (s === null || s === "gone") return null;
+    if (s.comm.startsWith("runc")) return p;
+    const c = procChildren(p);
+    if (!c.length) return null;
+    p = c[0];
   }
   return null;
 }

@@ -21,7 +21,7 @@ import {
   recordOf,
   sameProcess,
   signalRecorded,
-} from "../sandbox/process.ts";
+} from "../sys/proc.ts";
 
 import type { GroupRecord } from "./supervisor.ts";
 
