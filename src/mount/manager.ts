@@ -18,6 +18,7 @@
  */
 import { HdError } from "../sys/errors.ts";
 import { guardedKill, isAlive } from "../sys/proc.ts";
+import { jsonlRequest, serveJsonl } from "../sys/jsonl.ts";
 import { blake3Hex } from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
 import { FuseServer } from "./fuse.ts";
@@ -235,35 +236,15 @@ export async function requestMount(
       "mount it with `hd mount HASH DIR` (add --rw to capture writes)",
     );
   }
-  const conn = await Deno.connect({ transport: "unix", path: m.socket });
-  try {
-    await conn.write(new TextEncoder().encode(JSON.stringify(msg) + "\n"));
-    const chunks: Uint8Array[] = [];
-    const buf = new Uint8Array(65536);
-    while (true) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      chunks.push(buf.slice(0, n));
-      if (buf[n - 1] === 10) break;
-    }
-    const text = new TextDecoder().decode(
-      chunks.reduce((a, b) => {
-        const o = new Uint8Array(a.length + b.length);
-        o.set(a);
-        o.set(b, a.length);
-        return o;
-      }, new Uint8Array(0)),
-    );
-    const reply = JSON.parse(text) as Record<string, unknown>;
-    if (typeof reply.error === "string") {
-      throw new HdError(`Cannot ${String(msg.op)} ${m.dir}: ${reply.error}`, "see the mount log");
-    }
-    return reply;
-  } finally {
-    try {
-      conn.close();
-    } catch { /* closed */ }
+  const reply = await jsonlRequest(m.socket, msg, {
+    // a snapshot ingests the overlay's writes (and may wait for a gc's lock): give it time
+    replyTimeoutMs: msg.op === "snapshot" ? 600_000 : 30_000,
+    hint: `see the mount log; \`hd unmount ${m.dir}\` stops a wedged mount`,
+  }) as Record<string, unknown>;
+  if (typeof reply.error === "string") {
+    throw new HdError(`Cannot ${String(msg.op)} ${m.dir}: ${reply.error}`, "see the mount log");
   }
+  return reply;
 }
 
 /**
@@ -315,10 +296,7 @@ export async function serveMount(
     await Deno.writeTextFile(`/sys/class/bdi/0:${minor}/read_ahead_kb`, "1024");
   } catch { /* not root, or no such bdi: keep the default */ }
   const sock = socketPath(store, key);
-  try {
-    Deno.removeSync(sock);
-  } catch { /* none */ }
-  const listener = Deno.listen({ transport: "unix", path: sock });
+  const control = serveJsonl(sock, (req) => mountRequest(req, store, fs, overlay, server, log));
   const rec: MountRecord = {
     dir: absDir,
     root,
@@ -330,12 +308,6 @@ export async function serveMount(
   };
   store.writeAtomic(recordPath(store, key), enc.encode(JSON.stringify(rec, null, 2) + "\n"));
   log(`mounted ${root} on ${absDir}${opts.rw ? " (rw)" : ""}`);
-
-  const control = (async () => {
-    for await (const conn of listener) {
-      handleControl(conn, store, fs, overlay, server, log).catch(() => {});
-    }
-  })().catch(() => {});
 
   let stopping: Promise<void> | null = null;
   let signalled!: () => void;
@@ -361,10 +333,8 @@ export async function serveMount(
     await stop("unmounted");
   } finally {
     for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
-    try {
-      listener.close();
-    } catch { /* closed */ }
-    await control;
+    control.close();
+    await control.done;
     for (const p of [sock, recordPath(store, key)]) {
       try {
         Deno.removeSync(p);
@@ -377,50 +347,37 @@ export async function serveMount(
   }
 }
 
-async function handleControl(
-  conn: Deno.Conn,
+/** The answer of a mount to one control request (`stats`, `snapshot`); throws for anything else. */
+async function mountRequest(
+  request: unknown,
   store: Store,
   fs: Projection,
   overlay: Overlay | null,
   server: FuseServer,
   log: (l: string) => void,
-): Promise<void> {
-  const buf = new Uint8Array(65536);
-  let text = "";
-  while (!text.includes("\n")) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    text += new TextDecoder().decode(buf.subarray(0, n));
+): Promise<Record<string, unknown>> {
+  const req = request as { op: string; ref?: string };
+  if (req.op === "stats") {
+    return {
+      root: fs.rootId,
+      stats: fs.stats,
+      ops: server.ops,
+      overlay: overlay ? overlay.summary() : null,
+    };
   }
-  let reply: Record<string, unknown>;
-  try {
-    const req = JSON.parse(text) as { op: string; ref?: string };
-    if (req.op === "stats") {
-      reply = {
-        root: fs.rootId,
-        stats: fs.stats,
-        ops: server.ops,
-        overlay: overlay ? overlay.summary() : null,
-      };
-    } else if (req.op === "snapshot") {
-      if (!overlay) throw new Error("the mount is read-only: its view is its root");
-      const ref = req.ref;
-      using _lease = store.lease("hd snapshot");
-      reply = await store.withLock("shared", () => {
-        const root = overlay.snapshot();
-        if (ref) store.setRef(ref, root);
-        return { root, ref: ref ?? null, ...overlay.summary() };
-      });
-      log(`snapshot ${reply.root}${ref ? ` → refs/${ref}` : ""}`);
-    } else throw new Error(`unknown op ${req.op}`);
-  } catch (e) {
-    reply = { error: (e as Error).message };
+  if (req.op === "snapshot") {
+    if (!overlay) throw new Error("the mount is read-only: its view is its root");
+    const ref = req.ref;
+    using _lease = store.lease("hd snapshot");
+    const reply = await store.withLock("shared", () => {
+      const root = overlay.snapshot();
+      if (ref) store.setRef(ref, root);
+      return { root, ref: ref ?? null, ...overlay.summary() };
+    });
+    log(`snapshot ${reply.root}${ref ? ` → refs/${ref}` : ""}`);
+    return reply;
   }
-  try {
-    await conn.write(new TextEncoder().encode(JSON.stringify(reply) + "\n"));
-  } finally {
-    conn.close();
-  }
+  throw new Error(`unknown op ${req.op}`);
 }
 
 /**

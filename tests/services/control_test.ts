@@ -51,6 +51,35 @@ Deno.test("control: JSON lines over the unix socket", async () => {
   }
 });
 
+Deno.test("control: a supervisor that accepts but never answers is given up on in time", async () => {
+  using tmp = tempDir();
+  const sock = `${tmp.path}/control.sock`;
+  const l = Deno.listen({ transport: "unix", path: sock });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of l) held.push(c); // read nothing, answer nothing
+  })().catch(() => {});
+  try {
+    const t0 = performance.now();
+    let err: Error | null = null;
+    try {
+      await callControl(sock, { op: "status" }, 300);
+    } catch (e) {
+      err = e as Error;
+    }
+    assert(
+      err !== null &&
+        /Cannot get a reply from .*control\.sock: no reply within 300 ms/.test(err.message),
+      String(err),
+    );
+    assert(performance.now() - t0 < 3000);
+  } finally {
+    l.close();
+    for (const c of held) c.close();
+    await accepting;
+  }
+});
+
 Deno.test("parseUpState: a clear error naming the file and the key", () => {
   using tmp = tempDir();
   const good = JSON.stringify(selfState(tmp.path, "x", true));
