@@ -17,8 +17,7 @@ import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
 import { S_IFCHR, S_IFMT } from "../sys/mode.ts";
-// @ts-types="npm:@types/picomatch@4.0.3"
-import picomatch from "picomatch";
+import { globMatcher } from "../sys/glob.ts";
 import { libc, LibcError, MNT_DETACH } from "./libc.ts";
 import { OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX } from "./layers.ts";
 
@@ -207,7 +206,7 @@ export function layerConflicts(
   layerIds: string[],
   whitelist: readonly string[] = DEFAULT_CONFLICT_WHITELIST,
 ): Conflict[] {
-  const ok = picomatch([...whitelist], { dot: true });
+  const ok = globMatcher(whitelist);
   const seen = new Map<string, number[]>();
   const walk = (id: string, prefix: string, layer: number) => {
     const n = getNode(store, id);
