@@ -42,6 +42,7 @@ import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./step_cache.
 import { aptLayer } from "./apt_layer.ts";
 import { exists } from "../sys/fs.ts";
 import { isAlive } from "../sys/proc.ts";
+import { globBase } from "../sys/glob.ts";
 
 /** Default working directory inside a sandboxed environment. */
 export const DEFAULT_WORKDIR = "/app";
@@ -257,9 +258,7 @@ export async function prepareEnv(
  * that step's declared outputs. Steps that depend on nothing run side by side.
  */
 export function stepDeps(spec: EnvSpec): Set<number>[] {
-  const base = (p: string) =>
-    p.replace(/^\.\//, "").replace(/\/+$/, "").split(/[*?[{]/)[0]
-      .replace(/\/+$/, "");
+  const base = globBase; // `src/a*.js` lies below `src` (not `src/a`)
   const overlaps = (a: string, b: string) =>
     a === "" || b === "" || a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
   const out: Set<number>[] = [];

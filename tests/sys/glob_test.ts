@@ -1,7 +1,8 @@
 /**
  * The one meaning of a project glob (docs/hdtoml.md: relative to the project root, `**` crosses
  * directories, dotfiles match, a pattern naming a directory covers everything below it), and every
- * consumer agreeing with it: [files] (PathFilter), watch (GlobSet), step inputs (stepHashes).
+ * consumer agreeing with it: [files] (PathFilter), watch (GlobSet), step inputs (stepHashes) and
+ * the order of steps (stepDeps).
  */
 import { assertEquals } from "../_assert.ts";
 import { cleanGlob, globBase, globMatcher, normalizeGlob } from "../../src/sys/glob.ts";
@@ -10,6 +11,7 @@ import { GlobSet } from "../../src/watch/pathmap.ts";
 import { stepHashes } from "../../src/env/compile.ts";
 import { parseSpec } from "../../src/config/parse.ts";
 import { MemDir, Tree } from "../../src/dag/tree.ts";
+import { stepDeps } from "../../src/runtime/sandbox_steps.ts";
 
 const PATHS = [
   "package.json",
@@ -127,5 +129,28 @@ Deno.test("glob: [files], watch and step inputs agree with the table", () => {
     );
     const [step] = stepHashes(spec, tree);
     assertEquals(step.inputs[0].files, wantFiles.length, `input ${JSON.stringify(pattern)}`);
+  }
+});
+
+Deno.test("glob: a step whose input glob matches an earlier step's output runs after it", () => {
+  const spec = (inputs: string, outputs: string) =>
+    parseSpec(
+      `[environment]\nname = "g"\n[build]\nsteps = [\n` +
+        `  { run = "gen", inputs = [], outputs = [${outputs}] },\n` +
+        `  { run = "use", inputs = [${inputs}] },\n]\n`,
+      "/p/hd.toml",
+    );
+  const rows: [string, string, boolean][] = [
+    ['"src/a*.js"', '"src/abc.js"', true], // the static prefix of src/a*.js is src, not src/a
+    ['"src/**"', '"src/gen"', true],
+    ['"src"', '"src/gen/x.js"', true],
+    ['"src/gen/x.js"', '"src/gen"', true],
+    ['"./src/*.ts"', '"src/"', true],
+    ['"docs/*.md"', '"src/gen"', false],
+    ['"srcx/*.js"', '"src"', false],
+  ];
+  for (const [inputs, outputs, linked] of rows) {
+    const deps = stepDeps(spec(inputs, outputs));
+    assertEquals(deps[1].has(0), linked, `${inputs} after ${outputs}`);
   }
 });
