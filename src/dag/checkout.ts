@@ -15,7 +15,7 @@
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode, readFileChunks } from "./dag.ts";
-import { type Libc, lsetxattr, openLibc } from "../../ffi/libc.ts";
+import { libc, LibcError } from "../sys/libc.ts";
 import type { DirNode, FileNode } from "./node.ts";
 import { S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 
@@ -31,8 +31,6 @@ export interface CheckoutStats {
 
 const isRoot = Deno.uid() === 0;
 
-let libc: Libc | null = null;
-
 /** Sets the node's xattrs on `path` (not following a symlink); failures go to `skipped`. */
 function applyXattrs(
   path: string,
@@ -46,9 +44,12 @@ function applyXattrs(
       skipped.push({ path: rel || ".", why: `xattr ${name} (needs root)` });
       continue;
     }
-    libc ??= openLibc();
-    const err = lsetxattr(libc, path, name, value);
-    if (err !== null) skipped.push({ path: rel || ".", why: `xattr ${name}: ${err}` });
+    try {
+      libc().setxattr(path, name, value);
+    } catch (e) {
+      if (!(e instanceof LibcError)) throw e;
+      skipped.push({ path: rel || ".", why: `xattr ${name}: ${e.text} (errno ${e.errno})` });
+    }
   }
 }
 

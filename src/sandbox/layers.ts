@@ -22,7 +22,7 @@ import type { FileNode } from "../dag/node.ts";
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { ingestFile } from "../scan/ingest.ts";
-import { libc } from "./libc.ts";
+import { libc } from "../sys/libc.ts";
 
 /** Prefix of an OCI whiteout entry. */
 export const WHITEOUT_PREFIX = ".wh.";

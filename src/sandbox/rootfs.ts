@@ -18,7 +18,8 @@ import type { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
 import { S_IFCHR, S_IFMT } from "../sys/mode.ts";
 import { globMatcher } from "../sys/glob.ts";
-import { libc, LibcError, MNT_DETACH } from "./libc.ts";
+import { MNT_DETACH } from "../../ffi/libc.ts";
+import { libc, LibcError } from "../sys/libc.ts";
 import { OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX } from "./layers.ts";
 
 /** How a root filesystem was assembled. */
