@@ -4,7 +4,7 @@
  * Set DENORT_BIN to a denort binary of the same Deno version to compile offline.
  * @module
  */
-import { exists } from "../src/cas/fs.ts";
+import { exists } from "../src/sys/fs.ts";
 
 const repo = new URL("..", import.meta.url).pathname;
 const out = Deno.args[0] ?? `${repo}hd`;

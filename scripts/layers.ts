@@ -20,15 +20,23 @@ export interface Layer {
 /** Bottom first. A directory may import itself and any directory above it in this list. */
 export const LAYERS: readonly Layer[] = [
   { dir: "ffi", holds: "raw bindings: libc, libfuse3, libzstd" },
+  { dir: "src/sys", holds: "system helpers every module shares: errors, files, processes" },
   { dir: "src/cas", holds: "chunks, objects, packs, refs, gc, verify" },
   { dir: "src/dag", holds: "nodes, trees, diff, checkout" },
   { dir: "src/scan", holds: "walk, filters, stat cache, ingest" },
-  { dir: "src/spec", holds: "hd.toml, hd.lock, providers, compile" },
+  { dir: "src/config", holds: "the hd.toml and hd.lock model: parse, types, positions, providers" },
+  {
+    dir: "src/env",
+    holds: "compiling an environment from hd.toml and the tracked tree; its report",
+  },
   { dir: "src/watch", holds: "the watcher and incremental update" },
   { dir: "src/oci", holds: "image references, registries, tar, pulls" },
   { dir: "src/mount", holds: "the FUSE projection" },
   { dir: "src/sandbox", holds: "root filesystems, namespaces, process groups" },
-  { dir: "src/build", holds: "step and service runtimes (host, sandbox)" },
+  {
+    dir: "src/runtime",
+    holds: "where steps and services run: the runtime interface, host, sandbox",
+  },
   { dir: "src/services", holds: "supervisor, dev loop, control socket" },
   { dir: "src/cli", holds: "one file per command" },
 ];

@@ -2,20 +2,9 @@
  * Errors raised by the store. Each message reads `Cannot <do what>: <why>` and carries a hint.
  * @module
  */
+import { HdError } from "../sys/errors.ts";
 
-/** A user-facing error: a one-line message and a hint on how to fix it. Exit code 1 by default. */
-export class HdError extends Error {
-  /** A line that tells the user what to do about it. */
-  readonly hint: string;
-  /** Process exit code for the CLI (1 = user error, 2 = usage). */
-  readonly exitCode: number;
-  constructor(message: string, hint = "", exitCode = 1) {
-    super(message);
-    this.name = "HdError";
-    this.hint = hint;
-    this.exitCode = exitCode;
-  }
-}
+export { HdError };
 
 /** An object whose bytes do not hash to its id, or cannot be decoded. */
 export class CorruptObjectError extends HdError {

@@ -11,11 +11,11 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
-import { loadProjectSpec } from "../spec/parse.ts";
+import { HdError } from "../sys/errors.ts";
+import { loadProjectSpec } from "../config/parse.ts";
 import { callControl, controlSocketPath, readUpState, removeUpState } from "../services/control.ts";
 import { bootId, procInfo, sameProcess, signalRecorded } from "../sandbox/process.ts";
-import { cleanupIfStale, formatCleanup } from "../services/status.ts";
+import { cleanupIfStale, formatCleanup } from "../services/report.ts";
 import type { Command } from "./command.ts";
 
 /** `hd down`. */
@@ -31,7 +31,7 @@ export const down: Command = {
     // the sandbox's root is unmounted once nothing runs in it (the project can then be deleted)
     const release = async () => {
       if (spec.environment.base === null) return;
-      const { releaseEnv } = await import("../build/run_sandbox.ts");
+      const { releaseEnv } = await import("../runtime/sandbox_steps.ts");
       await releaseEnv(spec);
     };
     if (stale) {

@@ -10,8 +10,8 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
-import { loadProjectSpec } from "../spec/parse.ts";
+import { HdError } from "../sys/errors.ts";
+import { loadProjectSpec } from "../config/parse.ts";
 import type { Command } from "./command.ts";
 
 /** `hd exec`. */

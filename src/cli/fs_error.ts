@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 
 /** What Deno's operation names mean, for the message (`Cannot <verb> <path>`). */
 const VERBS: Record<string, string> = {

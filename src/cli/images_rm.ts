@@ -4,7 +4,7 @@
  * materialized layer directories), unless a build or another image still reaches them.
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { imageName, layerRef, listImages, loadImage } from "../oci/image.ts";
 import type { Command } from "./command.ts";
 

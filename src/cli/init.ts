@@ -2,10 +2,10 @@
  * `hd init [DIR]`: writes a commented starter hd.toml. Refuses to overwrite an existing one.
  * @module
  */
-import { HdError } from "../cas/errors.ts";
-import { parseSpec, SPEC_FILE } from "../spec/parse.ts";
+import { HdError } from "../sys/errors.ts";
+import { parseSpec, SPEC_FILE } from "../config/parse.ts";
 import type { Command } from "./command.ts";
-import { exists } from "../cas/fs.ts";
+import { exists } from "../sys/fs.ts";
 
 /** A valid environment name made from a directory name. */
 export function envNameFor(dir: string): string {

@@ -4,7 +4,7 @@
  * when hd.lock is missing or out of date.
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import {
   diffLocks,
   LOCK_FILE,
@@ -12,8 +12,8 @@ import {
   readLock,
   resolveLock,
   writeLock,
-} from "../spec/lockfile.ts";
-import { displayPath, loadProjectSpec } from "../spec/parse.ts";
+} from "../config/lockfile.ts";
+import { displayPath, loadProjectSpec } from "../config/parse.ts";
 import type { Command } from "./command.ts";
 
 /** `hd lock`. */

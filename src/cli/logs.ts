@@ -9,9 +9,9 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
-import { loadProjectSpec } from "../spec/parse.ts";
-import { didYouMean } from "../spec/suggest.ts";
+import { HdError } from "../sys/errors.ts";
+import { loadProjectSpec } from "../config/parse.ts";
+import { didYouMean } from "../config/suggest.ts";
 import type { Command } from "./command.ts";
 
 const enc = new TextEncoder();

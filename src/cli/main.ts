@@ -10,15 +10,15 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { defaultStoreRoot, Store } from "../cas/store.ts";
 import type { Command, Context, OptionSpec } from "./command.ts";
 import { type CommandEntry, COMMANDS } from "./commands.ts";
 import { Output } from "./output.ts";
 import { fsErrorToHdError } from "./fs_error.ts";
-import { didYouMean } from "../spec/suggest.ts";
+import { didYouMean } from "../config/suggest.ts";
 
-/** Re-exported for callers that imported it from here; it lives in src/spec/suggest.ts. */
+/** Re-exported for callers that imported it from here; it lives in src/config/suggest.ts. */
 export { didYouMean };
 
 const GLOBAL: Record<string, OptionSpec> = {

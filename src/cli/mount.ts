@@ -4,7 +4,7 @@
  * mount and returns once the mount is live. `hd mount` alone lists this store's mounts.
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { loadFuse } from "../mount/fuse.ts";
 import {
   absMountDir,

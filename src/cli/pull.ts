@@ -3,7 +3,7 @@
  * `docker-archive:FILE[:REF]`) into the store and prints its digest and root filesystem hash.
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { parseSeconds, parseSize, PULL_ENV, pullImage } from "../oci/image.ts";
 import type { Timeouts } from "../oci/registry.ts";
 import type { Command } from "./command.ts";

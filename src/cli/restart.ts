@@ -8,11 +8,11 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
-import { loadProjectSpec } from "../spec/parse.ts";
+import { HdError } from "../sys/errors.ts";
+import { loadProjectSpec } from "../config/parse.ts";
 import { callControl, controlSocketPath, readUpState } from "../services/control.ts";
-import { didYouMean } from "../spec/suggest.ts";
-import { cleanupIfStale } from "../services/status.ts";
+import { didYouMean } from "../config/suggest.ts";
+import { cleanupIfStale } from "../services/report.ts";
 import type { Command } from "./command.ts";
 
 /** `hd restart`. */

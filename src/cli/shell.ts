@@ -1,7 +1,7 @@
 /**
  * `hd shell [-- CMD…]`: an interactive shell (or CMD) inside the environment's sandbox — the
  * base image's layers and the build steps' layers under overlayfs, the project at the working
- * directory, a runc container (src/sandbox/sandbox.ts) on the host's network. Needs a `base` in
+ * directory, a runc container (src/sandbox/container.ts) on the host's network. Needs a `base` in
  * hd.toml. Uncached build steps run first; the exit code passes through. The root is unmounted
  * afterwards unless an `hd up` (or another `hd exec`) of the project uses it.
  *
@@ -12,13 +12,13 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
-import { loadProjectSpec } from "../spec/parse.ts";
-import type { EnvSpec } from "../spec/types.ts";
+import { HdError } from "../sys/errors.ts";
+import { loadProjectSpec } from "../config/parse.ts";
+import type { EnvSpec } from "../config/types.ts";
 import type { Command, Context } from "./command.ts";
 
 async function listConflicts(ctx: Context, spec: EnvSpec): Promise<number> {
-  const { prepareEnv } = await import("../build/run_sandbox.ts");
+  const { prepareEnv } = await import("../runtime/sandbox_steps.ts");
   const { layerConflicts } = await import("../sandbox/rootfs.ts");
   const store = ctx.store();
   const env = await prepareEnv(store, spec, { onNote: (t) => ctx.out.note(`hd: ${t}`) });
@@ -48,9 +48,9 @@ async function listConflicts(ctx: Context, spec: EnvSpec): Promise<number> {
  */
 export async function runInSandbox(ctx: Context, spec: EnvSpec, argv: string[]): Promise<number> {
   const { prepareEnv, mountEnv, envSandbox, envRunDir, releaseEnvMount } = await import(
-    "../build/run_sandbox.ts"
+    "../runtime/sandbox_steps.ts"
   );
-  const { spawnSandbox } = await import("../sandbox/sandbox.ts");
+  const { spawnSandbox } = await import("../sandbox/container.ts");
   const { othersRunningIn } = await import("../sandbox/runc.ts");
   const { readUpState } = await import("../services/control.ts");
   const { resolveInRoot } = await import("../sandbox/inroot.ts");

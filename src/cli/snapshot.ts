@@ -4,7 +4,7 @@
  * control socket, so only changed directories are re-encoded and unchanged files are not re-read.
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { absMountDir, mountKey, requestMount } from "../mount/manager.ts";
 import type { Command } from "./command.ts";
 

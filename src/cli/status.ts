@@ -1,13 +1,13 @@
 /**
  * `hd status`: the project's environment as hd sees it now — name, tracked tree and Env hashes,
  * tracked files, hd.lock state, and each build step with its hash and whether it is cached.
- * The data comes from {@link gatherStatus} (src/spec/status.ts); this file only prints it.
+ * The data comes from {@link gatherStatus} (src/env/report.ts); this file only prints it.
  * @module
  */
-import { HdError } from "../cas/errors.ts";
-import { displayPath, loadProjectSpec } from "../spec/parse.ts";
-import { gatherStatus, type Status } from "../spec/status.ts";
-import { formatUpStatus, gatherServices } from "../services/status.ts";
+import { HdError } from "../sys/errors.ts";
+import { displayPath, loadProjectSpec } from "../config/parse.ts";
+import { gatherStatus, type Status } from "../env/report.ts";
+import { formatUpStatus, gatherServices } from "../services/report.ts";
 import { listMounts, type MountStatus } from "../mount/manager.ts";
 import type { Command } from "./command.ts";
 import { formatBytes, type Output } from "./output.ts";

@@ -2,7 +2,7 @@
  * `hd unmount DIR`: stops the hd process serving DIR and detaches the mount (a stale one too).
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { unmountDir } from "../mount/manager.ts";
 import type { Command } from "./command.ts";
 

@@ -14,12 +14,12 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
-import { loadProjectSpec, loadSpec } from "../spec/parse.ts";
-import { trackedFilter } from "../spec/compile.ts";
-import type { EnvSpec } from "../spec/types.ts";
+import { HdError } from "../sys/errors.ts";
+import { loadProjectSpec, loadSpec } from "../config/parse.ts";
+import { trackedFilter } from "../env/compile.ts";
+import type { EnvSpec } from "../config/types.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
-import { openPrivateAppend, privateDir } from "../cas/fs.ts";
+import { openPrivateAppend, privateDir } from "../sys/fs.ts";
 import {
   acquireUpLock,
   type ControlRequest,
@@ -38,7 +38,7 @@ import {
   formatServices,
   gatherServices,
   type UpStatus,
-} from "../services/status.ts";
+} from "../services/report.ts";
 import { signalGroup } from "../sandbox/process.ts";
 import type { Command, Context } from "./command.ts";
 

@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode, readFileChunks } from "./dag.ts";
 import { type Libc, lsetxattr, openLibc } from "../../ffi/libc.ts";

@@ -12,7 +12,7 @@
 import type { Store } from "../cas/store.ts";
 import { getNode } from "./dag.ts";
 import { type DirNode, encodeFileBody, type FileNode } from "./node.ts";
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 
 /** Paths that differ between two trees; directories end in "/". */
 export interface TreeDiff {

@@ -25,7 +25,7 @@ import {
   S_IFDIR,
 } from "./node.ts";
 import { blake3Hex } from "../cas/hash.ts";
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 
 /** A directory in the tree; `entries` is null until loaded from the store. */
 export class MemDir {

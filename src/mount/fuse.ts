@@ -34,7 +34,7 @@ import {
   POLLFD_SIZE,
   POLLIN,
 } from "../../ffi/libc.ts";
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { type FfiOps, FuseOps, type OpName } from "./ops.ts";
 import type { Overlay } from "./overlay.ts";
 import type { Projection } from "./projected.ts";

@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { blake3Hex } from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
 import { FuseServer } from "./fuse.ts";

@@ -19,7 +19,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode, putNode } from "../dag/dag.ts";
 import { Tree } from "../dag/tree.ts";

@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { checksumOk, cstr, num, parsePax } from "./tar.ts";
 import { type FetchedManifest, MEDIA, sha256Digest } from "./registry.ts";
 

@@ -13,7 +13,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 
 /** The registry a reference without a domain names. */
 export const DEFAULT_DOMAIN = "docker.io";

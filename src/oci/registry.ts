@@ -21,7 +21,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { DEFAULT_API_HOST, DEFAULT_DOMAIN, isLoopbackHost } from "./reference.ts";
 
 /** Media types of manifests and indexes hd reads. */

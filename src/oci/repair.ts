@@ -23,7 +23,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { encodeManifest } from "../cas/manifest.ts";
 import type { Explain, Offer, RepairSource } from "../cas/repair.ts";
 import { type ObjectKind, Store } from "../cas/store.ts";

@@ -28,7 +28,7 @@
 import { createHash } from "node:crypto";
 import zlib from "node:zlib";
 import { MAX_CHUNK, nextCut } from "../cas/chunk.ts";
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import {
   type FileNode,

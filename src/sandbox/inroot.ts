@@ -18,7 +18,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 
 /**
  * Checks that `p` is an absolute, normalized path inside a sandbox (no `.`, `..` or empty

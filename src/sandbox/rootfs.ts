@@ -13,7 +13,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
 // @ts-types="npm:@types/picomatch@4.0.3"

@@ -24,7 +24,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 
 /** FNV-1a (32 bits) of `s` as 8 hex digits. */
 export function shortHash(s: string): string {

@@ -19,7 +19,7 @@
  * @module
  */
 import { chunkBlocks, chunkBoundaries } from "../cas/chunk.ts";
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { type FileNode, INLINE_CHUNKS, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../dag/node.ts";
 import { MemDir, Tree } from "../dag/tree.ts";

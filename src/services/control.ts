@@ -12,8 +12,8 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
-import { privateDir, writePrivateAtomic } from "../cas/fs.ts";
+import { HdError } from "../sys/errors.ts";
+import { privateDir, writePrivateAtomic } from "../sys/fs.ts";
 import {
   bootId,
   procInfo,

@@ -10,7 +10,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 
 /** Service name → names it depends on. */
 export type DepGraph = Record<string, readonly string[]>;

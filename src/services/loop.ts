@@ -18,19 +18,19 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
-import { openPrivateAppend } from "../cas/fs.ts";
+import { HdError } from "../sys/errors.ts";
+import { openPrivateAppend } from "../sys/fs.ts";
 import type { Store } from "../cas/store.ts";
 import { putNode } from "../dag/dag.ts";
 import { type EnvNode, nodeId } from "../dag/node.ts";
 import type { Tree } from "../dag/tree.ts";
 import type { PathFilter } from "../scan/filter.ts";
 import { StatCache } from "../scan/statcache.ts";
-import { compileEnv, envNode, statCachePath, stepHashes, trackedFilter } from "../spec/compile.ts";
-import { loadSpec } from "../spec/parse.ts";
-import type { EnvSpec } from "../spec/types.ts";
-import { HostRuntime, recordOutputs, type RunningStep } from "../build/run_host.ts";
-import { type LoopRuntime, SandboxRuntime } from "../build/sandbox_runtime.ts";
+import { compileEnv, envNode, statCachePath, stepHashes, trackedFilter } from "../env/compile.ts";
+import { loadSpec } from "../config/parse.ts";
+import type { EnvSpec } from "../config/types.ts";
+import { HostRuntime, recordOutputs, type RunningStep } from "../runtime/host.ts";
+import { type LoopRuntime, SandboxRuntime } from "../runtime/sandbox.ts";
 import { affected, GlobSet } from "../watch/pathmap.ts";
 import { applyChanges, type UpdateResult } from "../watch/update.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";

@@ -15,8 +15,8 @@
  * ```
  * @module
  */
-import { openPrivateAppend, privateDir } from "../cas/fs.ts";
-import type { ServiceSpec } from "../spec/types.ts";
+import { openPrivateAppend, privateDir } from "../sys/fs.ts";
+import type { ServiceSpec } from "../config/types.ts";
 import { type DepGraph, topoOrder, withDependents } from "./graph.ts";
 import { type GroupProcess, signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
 import { waitForPort } from "./readiness.ts";

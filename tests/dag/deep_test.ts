@@ -4,7 +4,7 @@
  * stops it, never "Maximum call stack size exceeded".
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { HdError } from "../../src/cas/errors.ts";
+import { HdError } from "../../src/sys/errors.ts";
 import { Store } from "../../src/cas/store.ts";
 import { checkoutTree } from "../../src/dag/checkout.ts";
 import { diffTrees } from "../../src/dag/diff.ts";

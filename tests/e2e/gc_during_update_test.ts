@@ -8,7 +8,7 @@ import { assert, assertEquals } from "../_assert.ts";
 import { downAtEnd, hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { waitFor } from "../services/_util.ts";
 import { Store } from "../../src/cas/store.ts";
-import { gatherServices } from "../../src/services/status.ts";
+import { gatherServices } from "../../src/services/report.ts";
 
 interface UpState {
   updates: number;

@@ -13,7 +13,7 @@ import { freePort, run, startRegistry } from "../oci/_fixtures.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
 import { debianRootfs, rootfsLayout } from "../sandbox/_debian.ts";
 import { isMountPoint } from "../../src/sandbox/rootfs.ts";
-import { exists } from "../../src/cas/fs.ts";
+import { exists } from "../../src/sys/fs.ts";
 
 const skip = skipUnless({
   root: true,

@@ -10,12 +10,12 @@
  *   the re-encoding of a non-canonical node, an `Error` whose message starts `Cannot encode`).
  * @module
  */
-import { HdError } from "../../src/cas/errors.ts";
+import { HdError } from "../../src/sys/errors.ts";
 import { DecodeError } from "../../src/dag/encoding.ts";
 import { decodeNode, encodeNode } from "../../src/dag/node.ts";
 import { TarError, TarReader } from "../../src/oci/tar.ts";
 import { checkXattrs, cleanTarPath } from "../../src/oci/unpack.ts";
-import { parseSpec } from "../../src/spec/parse.ts";
+import { parseSpec } from "../../src/config/parse.ts";
 
 /** One fuzz target. */
 export interface Target {

@@ -8,7 +8,7 @@
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { hd, randomBytes, tempDir } from "../_helpers.ts";
-import { HdError } from "../../src/cas/errors.ts";
+import { HdError } from "../../src/sys/errors.ts";
 import { Store } from "../../src/cas/store.ts";
 import { pullEnvOptions, pullImage } from "../../src/oci/image.ts";
 import { MAX_MANIFEST_BYTES, MAX_TOKEN_BYTES, refuseUrl } from "../../src/oci/registry.ts";

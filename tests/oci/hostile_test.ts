@@ -2,7 +2,7 @@
  * Hostile and damaged layers are refused by `hd pull` with a clear error, and nothing is recorded
  * (no image ref, no layer ref) nor written outside the store.
  */
-import { lexists as exists } from "../../src/cas/fs.ts";
+import { lexists as exists } from "../../src/sys/fs.ts";
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { hd, tempDir } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";

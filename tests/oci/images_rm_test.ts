@@ -1,7 +1,7 @@
 /** `hd images rm` forgets an image; `hd cas gc` then frees its objects and layer directories. */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { hd, tempDir } from "../_helpers.ts";
-import { exists } from "../../src/cas/fs.ts";
+import { exists } from "../../src/sys/fs.ts";
 import { Store } from "../../src/cas/store.ts";
 import { loadImage } from "../../src/oci/image.ts";
 import { layerDir, materializeLayer } from "../../src/sandbox/layers.ts";

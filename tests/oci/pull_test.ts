@@ -5,7 +5,7 @@
  * what `umoci unpack` makes of the same image. The same image read as `oci:` and as
  * `docker-archive:` must give the same root filesystem hash.
  */
-import { lexists as exists } from "../../src/cas/fs.ts";
+import { lexists as exists } from "../../src/sys/fs.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";

@@ -10,8 +10,8 @@
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { busyboxRegistry } from "./_image.ts";
-import { releaseEnvMount } from "../../src/build/run_sandbox.ts";
-import { loadSpec } from "../../src/spec/parse.ts";
+import { releaseEnvMount } from "../../src/runtime/sandbox_steps.ts";
+import { loadSpec } from "../../src/config/parse.ts";
 
 const skip = skipUnless({
   root: true,

@@ -10,8 +10,8 @@ import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { APPLETS } from "./_image.ts";
 import { imageRegistry } from "./_image.ts";
 import type { TarSpec } from "../oci/_fixtures.ts";
-import { releaseEnvMount } from "../../src/build/run_sandbox.ts";
-import { loadSpec } from "../../src/spec/parse.ts";
+import { releaseEnvMount } from "../../src/runtime/sandbox_steps.ts";
+import { loadSpec } from "../../src/config/parse.ts";
 
 const skip = skipUnless({
   root: true,

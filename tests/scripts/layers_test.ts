@@ -12,14 +12,17 @@ Deno.test("layers: who may import whom (table)", () => {
     ["ffi/libc.ts", "src/cas/errors.ts", false],
     ["src/cli/up.ts", "src/services/loop.ts", true],
     ["src/services/loop.ts", "src/cli/up.ts", false],
-    ["src/spec/providers/npm.ts", "src/scan/ingest.ts", true],
+    ["src/config/providers/npm.ts", "src/scan/ingest.ts", true],
     ["src/oci/image.ts", "src/mount/fuse.ts", false],
     ["src/cas/store.ts", "cli.ts", false],
     ["cli.ts", "src/cli/main.ts", true],
     ["tests/cas/store_test.ts", "src/services/loop.ts", true],
   ];
   for (const [from, to, want] of cases) assertEquals(mayImport(from, to), want, `${from} → ${to}`);
-  assertEquals(layerOf("src/spec/providers/apt.ts"), LAYERS.findIndex((l) => l.dir === "src/spec"));
+  assertEquals(
+    layerOf("src/config/providers/apt.ts"),
+    LAYERS.findIndex((l) => l.dir === "src/config"),
+  );
 });
 
 Deno.test("layers: import forms found (static, re-export, dynamic)", () => {

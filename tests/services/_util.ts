@@ -3,7 +3,7 @@
  * polling.
  * @module
  */
-import type { EnvSpec, ServiceSpec } from "../../src/spec/types.ts";
+import type { EnvSpec, ServiceSpec } from "../../src/config/types.ts";
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export function freePort(): number {

@@ -2,9 +2,9 @@ import { assert, assertEquals } from "../_assert.ts";
 import { skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
 import { DevLoop } from "../../src/services/loop.ts";
-import { compileEnv } from "../../src/spec/compile.ts";
-import type { BuildStepSpec } from "../../src/spec/types.ts";
-import { loadSpec } from "../../src/spec/parse.ts";
+import { compileEnv } from "../../src/env/compile.ts";
+import type { BuildStepSpec } from "../../src/config/types.ts";
+import { loadSpec } from "../../src/config/parse.ts";
 import { envSpec, svc, waitFor } from "./_util.ts";
 
 const NEEDS = skipUnless({ commands: ["setsid", "git"] });

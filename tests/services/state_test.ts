@@ -8,7 +8,7 @@ import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { downAtEnd, hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { bootId, procStartTime } from "../../src/sandbox/process.ts";
 import { waitFor } from "./_util.ts";
-import { lexists } from "../../src/cas/fs.ts";
+import { lexists } from "../../src/sys/fs.ts";
 
 const NEEDS = skipUnless({ commands: ["setsid", "sleep"] });
 

@@ -3,7 +3,7 @@
  * paths, the root is a directory holding each under its base name.
  * @module
  */
-import { HdError } from "../../cas/errors.ts";
+import { HdError } from "../../sys/errors.ts";
 import { blake3Hex } from "../../cas/hash.ts";
 import { putNode } from "../../dag/dag.ts";
 import type { FileNode } from "../../dag/node.ts";

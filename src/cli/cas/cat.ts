@@ -3,7 +3,7 @@
  * directory its listing, other nodes their fields; `--json` prints the decoded node.
  * @module
  */
-import { HdError } from "../../cas/errors.ts";
+import { HdError } from "../../sys/errors.ts";
 import { getNode, readFileChunks } from "../../dag/dag.ts";
 import { decodeNode, type FileNode, isNodeEncoding, S_IFLNK, S_IFMT } from "../../dag/node.ts";
 import type { Command } from "../command.ts";

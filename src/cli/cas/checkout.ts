@@ -2,7 +2,7 @@
  * `hd cas checkout HASH DIR`: materializes a stored tree (or file) into a new directory.
  * @module
  */
-import { HdError } from "../../cas/errors.ts";
+import { HdError } from "../../sys/errors.ts";
 import { checkoutTree } from "../../dag/checkout.ts";
 import type { Command } from "../command.ts";
 import { formatBytes } from "../output.ts";

@@ -3,7 +3,7 @@
  * or `ID:path/inside` to name an entry of a tree.
  * @module
  */
-import { HdError } from "../../cas/errors.ts";
+import { HdError } from "../../sys/errors.ts";
 import { isId } from "../../cas/hash.ts";
 import type { Store } from "../../cas/store.ts";
 import { getNode } from "../../dag/dag.ts";

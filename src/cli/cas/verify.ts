@@ -7,7 +7,7 @@
  * where, and what it could not and why (exit 1 if anything remains).
  * @module
  */
-import { HdError } from "../../cas/errors.ts";
+import { HdError } from "../../sys/errors.ts";
 import { isId } from "../../cas/hash.ts";
 import { projectSource, repairStore } from "../../cas/repair.ts";
 import type { Store } from "../../cas/store.ts";

@@ -4,7 +4,7 @@
  * compare their packages and build steps).
  * @module
  */
-import { HdError } from "../../cas/errors.ts";
+import { HdError } from "../../sys/errors.ts";
 import type { Store } from "../../cas/store.ts";
 import { getNode } from "../../dag/dag.ts";
 import { diffTrees } from "../../dag/diff.ts";

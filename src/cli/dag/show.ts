@@ -5,12 +5,12 @@
  * refs `envs/<name>` and `trees/<name>`.
  * @module
  */
-import { HdError } from "../../cas/errors.ts";
+import { HdError } from "../../sys/errors.ts";
 import type { Store } from "../../cas/store.ts";
 import { getNode } from "../../dag/dag.ts";
 import { type FileNode, isNodeEncoding, nodeId, S_IFLNK, S_IFMT } from "../../dag/node.ts";
-import { compileEnv } from "../../spec/compile.ts";
-import { loadProjectSpec } from "../../spec/parse.ts";
+import { compileEnv } from "../../env/compile.ts";
+import { loadProjectSpec } from "../../config/parse.ts";
 import { resolveName } from "../cas/resolve.ts";
 import type { Command } from "../command.ts";
 import { formatBytes } from "../output.ts";

@@ -48,8 +48,8 @@ import {
   lockState,
   readLock,
   resolveLock,
-} from "./lockfile.ts";
-import type { BuildStepSpec, EnvSpec } from "./types.ts";
+} from "../config/lockfile.ts";
+import type { BuildStepSpec, EnvSpec } from "../config/types.ts";
 
 /** One input of a step and what it hashed to. */
 export interface StepInput {

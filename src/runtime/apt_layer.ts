@@ -13,13 +13,13 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { blake3Hex } from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
 import type { PackageNode } from "../dag/node.ts";
 import { nodeId } from "../dag/node.ts";
 import { captureLayer, materializeLayer } from "../sandbox/layers.ts";
-import { cachedLayer, recordLayer } from "./cache.ts";
+import { cachedLayer, recordLayer } from "./step_cache.ts";
 
 /** The cache key of the apt layer over `baseLayers` (lowest first) with `packages`. */
 export function aptLayerKey(packages: PackageNode[], baseLayers: string[]): string {

@@ -8,9 +8,9 @@ import { Store } from "../../src/cas/store.ts";
 import { getNode, putNode } from "../../src/dag/dag.ts";
 import { Tree } from "../../src/dag/tree.ts";
 import { ingestBytes } from "../../src/scan/ingest.ts";
-import { compileEnv, stepHashes } from "../../src/spec/compile.ts";
-import { LOCK_FILE, resolveLock, writeLock } from "../../src/spec/lockfile.ts";
-import { loadSpec } from "../../src/spec/parse.ts";
+import { compileEnv, stepHashes } from "../../src/env/compile.ts";
+import { LOCK_FILE, resolveLock, writeLock } from "../../src/config/lockfile.ts";
+import { loadSpec } from "../../src/config/parse.ts";
 import { REPO, tempDir } from "../_helpers.ts";
 
 const TOML = `[environment]
@@ -39,7 +39,7 @@ function writeProject(dir: string): void {
   Deno.writeTextFileSync(`${dir}/hd.toml`, TOML);
   Deno.writeTextFileSync(`${dir}/package.json`, '{ "name": "demo" }\n');
   Deno.copyFileSync(
-    `${REPO}/tests/spec/fixtures/npm-v3/package-lock.json`,
+    `${REPO}/tests/config/fixtures/npm-v3/package-lock.json`,
     `${dir}/package-lock.json`,
   );
   Deno.writeTextFileSync(`${dir}/src/index.js`, "console.log(1);\n");

@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import { HdError } from "../../cas/errors.ts";
+import { HdError } from "../../sys/errors.ts";
 import { blake3Hex } from "../../cas/hash.ts";
 import type { PackageNode } from "../../dag/node.ts";
 import type { DependencySpec } from "../types.ts";

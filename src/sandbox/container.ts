@@ -7,13 +7,13 @@
  *
  * @example
  * ```ts
- * import { runSandbox } from "./sandbox.ts";
+ * import { runSandbox } from "./container.ts";
  * const r = await runSandbox({ root, argv: ["sh", "-c", "id"], cwd: "/", env: {}, binds: [] });
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
-import { exists } from "../cas/fs.ts";
+import { HdError } from "../sys/errors.ts";
+import { exists } from "../sys/fs.ts";
 import {
   type BindSpec,
   type ContainerSpec,

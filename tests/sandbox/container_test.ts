@@ -17,7 +17,7 @@ import {
   overlayAvailable,
   unmountRootfs,
 } from "../../src/sandbox/rootfs.ts";
-import { runSandbox, spawnSandbox, stopSandbox } from "../../src/sandbox/sandbox.ts";
+import { runSandbox, spawnSandbox, stopSandbox } from "../../src/sandbox/container.ts";
 import { freePort } from "../oci/_fixtures.ts";
 import { busyboxRegistry } from "./_image.ts";
 

@@ -7,11 +7,11 @@
  */
 import { assert, assertEquals, assertIncludes, assertRejects } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { aptProvider } from "../../src/spec/providers/apt.ts";
-import type { EnvSpec } from "../../src/spec/types.ts";
-import { unmountEnv } from "../../src/build/run_sandbox.ts";
-import { loadSpec } from "../../src/spec/parse.ts";
-import { LOCK_FILE, resolveLock, writeLock } from "../../src/spec/lockfile.ts";
+import { aptProvider } from "../../src/config/providers/apt.ts";
+import type { EnvSpec } from "../../src/config/types.ts";
+import { unmountEnv } from "../../src/runtime/sandbox_steps.ts";
+import { loadSpec } from "../../src/config/parse.ts";
+import { LOCK_FILE, resolveLock, writeLock } from "../../src/config/lockfile.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
 
 const ARCHIVES = "/var/cache/apt/archives";

@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts
- * import { formatServices, gatherServices } from "./status.ts";
+ * import { formatServices, gatherServices } from "./report.ts";
  * const s = await gatherServices("/proj");
  * console.log(s.running ? formatServices(s.services) : "no services running");
  * ```

@@ -5,10 +5,10 @@
 import { assert, assertEquals } from "../_assert.ts";
 import type { HdError } from "../../src/cas/errors.ts";
 import { assertMatch, throwsHd } from "./_util.ts";
-import { findSpecFile, loadSpec, parseSpec } from "../../src/spec/parse.ts";
-import { SourcePositions } from "../../src/spec/positions.ts";
-import { parseDuration } from "../../src/spec/duration.ts";
-import { didYouMean } from "../../src/spec/suggest.ts";
+import { findSpecFile, loadSpec, parseSpec } from "../../src/config/parse.ts";
+import { SourcePositions } from "../../src/config/positions.ts";
+import { parseDuration } from "../../src/config/duration.ts";
+import { didYouMean } from "../../src/config/suggest.ts";
 import { REPO, tempDir } from "../_helpers.ts";
 import { parse as parseToml } from "smol-toml";
 

@@ -2,7 +2,7 @@
  * Small helpers for the spec tests.
  * @module
  */
-import { HdError } from "../../src/cas/errors.ts";
+import { HdError } from "../../src/sys/errors.ts";
 
 /** Throws unless `s` matches `re`. */
 export function assertMatch(s: string, re: RegExp): void {

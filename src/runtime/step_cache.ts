@@ -1,19 +1,19 @@
 /**
- * The sandboxed build cache: a step whose hash (src/spec/compile.ts) is recorded under the ref
+ * The sandboxed build cache: a step whose hash (src/env/compile.ts) is recorded under the ref
  * `builds/<hash>` is skipped and its recorded output layer (a layer tree, whiteouts as `.wh.`
  * entries) is used. `[build].cache` directories live outside the layers, in
  * `<store>/cache/<env>/<path>`, bind-mounted into every step like BuildKit cache mounts.
  *
  * @example
  * ```ts
- * import { cachedLayer, recordLayer, cacheBinds } from "./cache.ts";
+ * import { cachedLayer, recordLayer, cacheBinds } from "./step_cache.ts";
  * const layer = cachedLayer(store, hash) ?? recordLayer(store, hash, newLayerId);
  * ```
  * @module
  */
 import type { Store } from "../cas/store.ts";
-import { stepCacheRef } from "../spec/status.ts";
-import type { BindSpec } from "../sandbox/sandbox.ts";
+import { stepCacheRef } from "../env/report.ts";
+import type { BindSpec } from "../sandbox/container.ts";
 
 /** The output layer recorded for step `hash`, or null when the step has not run. */
 export function cachedLayer(store: Store, hash: string): string | null {

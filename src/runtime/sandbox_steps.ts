@@ -14,19 +14,19 @@
  *
  * @example
  * ```ts
- * import { prepareEnv, mountEnv, envSandbox } from "./run_sandbox.ts";
+ * import { prepareEnv, mountEnv, envSandbox } from "./sandbox_steps.ts";
  * const env = await prepareEnv(store, spec, { onLine: console.log });
  * const root = mountEnv(env);
  * spawnSandbox(envSandbox(env, root.target, ["sh"]));
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { loadImage, type PulledImage, pullImage } from "../oci/image.ts";
-import { type CompiledEnv, compileEnv, type StepHash } from "../spec/compile.ts";
-import type { EnvSpec } from "../spec/types.ts";
+import { type CompiledEnv, compileEnv, type StepHash } from "../env/compile.ts";
+import type { EnvSpec } from "../config/types.ts";
 import {
   captureFarm,
   captureLayer,
@@ -35,12 +35,12 @@ import {
   materializeLayer,
 } from "../sandbox/layers.ts";
 import { isMountPoint, mountRootfs, type Rootfs, unmountRootfs } from "../sandbox/rootfs.ts";
-import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/sandbox.ts";
+import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/container.ts";
 import { checkSandboxPath, mkdirInRoot } from "../sandbox/inroot.ts";
 import { othersRunningIn, sweepContainers } from "../sandbox/runc.ts";
-import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./cache.ts";
+import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./step_cache.ts";
 import { aptLayer } from "./apt_layer.ts";
-import { exists } from "../cas/fs.ts";
+import { exists } from "../sys/fs.ts";
 
 /** Default working directory inside a sandboxed environment. */
 export const DEFAULT_WORKDIR = "/app";

@@ -8,7 +8,7 @@
  *
  * @example
  * ```ts
- * import { gatherStatus } from "./status.ts";
+ * import { gatherStatus } from "./report.ts";
  * const s = await gatherStatus(store, spec);
  * console.log(s.env.id, s.steps.map((x) => x.cached));
  * ```
@@ -16,8 +16,8 @@
  */
 import type { Store } from "../cas/store.ts";
 import { type CompiledEnv, compileEnv } from "./compile.ts";
-import type { LockState } from "./lockfile.ts";
-import type { EnvSpec } from "./types.ts";
+import type { LockState } from "../config/lockfile.ts";
+import type { EnvSpec } from "../config/types.ts";
 
 /** The ref under which a built step's result is recorded. */
 export function stepCacheRef(stepId: string): string {

@@ -10,7 +10,7 @@
  * ```
  * @module
  */
-import { HdError } from "../../cas/errors.ts";
+import { HdError } from "../../sys/errors.ts";
 import { displayPath } from "../parse.ts";
 import { didYouMean } from "../suggest.ts";
 import type { DependencySpec } from "../types.ts";

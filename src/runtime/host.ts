@@ -2,7 +2,7 @@
  * Build steps on the host (an environment without `base`): the step cache and running a step
  * with `sh -c` in the project directory (its own process group), output streamed line by line.
  *
- * A step's hash comes from src/spec/compile.ts (`stepHashes`). A successful host run is recorded
+ * A step's hash comes from src/env/compile.ts (`stepHashes`). A successful host run is recorded
  * twice: `.hd/steps/<hash>.json` in the project (the outputs live in this checkout, so this is
  * what makes the step cached here — together with its declared outputs still existing), and the
  * store ref `builds/<hash>` → a Dir of the step's declared outputs as they were after the run
@@ -10,19 +10,19 @@
  *
  * @example
  * ```ts
- * import { isStepCached, runHostStep } from "./run_host.ts";
+ * import { isStepCached, runHostStep } from "./host.ts";
  * const step = spec.build.steps[0];
  * if (!isStepCached(spec, step, hash)) await runHostStep(spec, step, hash, { store }).done;
  * ```
  * @module
  */
-import { privateDir, writePrivateAtomic } from "../cas/fs.ts";
+import { privateDir, writePrivateAtomic } from "../sys/fs.ts";
 import type { Store } from "../cas/store.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { ingestFile, ingestTree } from "../scan/ingest.ts";
-import { stepCacheRef } from "../spec/status.ts";
-import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../spec/types.ts";
-import type { LoopRuntime } from "./sandbox_runtime.ts";
+import { stepCacheRef } from "../env/report.ts";
+import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../config/types.ts";
+import type { LoopRuntime } from "./sandbox.ts";
 import { signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
 
 /** Path of the record of a successful run of step `hash`. */

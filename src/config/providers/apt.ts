@@ -4,7 +4,7 @@
  * URL — with the closure of Depends/Pre-Depends (the first alternative the index has). The
  * repository is `$HD_APT_SOURCE`: `URL SUITE COMPONENT` (default
  * `http://deb.debian.org/debian bookworm main`) or `URL ./` for a flat repository (e.g. one made
- * by dpkg-scanpackages and served on 127.0.0.1). src/build/apt_layer.ts downloads, verifies and
+ * by dpkg-scanpackages and served on 127.0.0.1). src/runtime/apt_layer.ts downloads, verifies and
  * unpacks the packages into a layer.
  *
  * Importing this module registers the provider.
@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import { HdError } from "../../cas/errors.ts";
+import { HdError } from "../../sys/errors.ts";
 import type { DependencySpec } from "../types.ts";
 import { parsePackagePin, type Provider, type ResolvedPackage } from "./provider.ts";
 

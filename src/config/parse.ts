@@ -15,7 +15,7 @@
  * @module
  */
 import { parse as parseToml, TomlError } from "smol-toml";
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { durationOverLimit, parseDuration } from "./duration.ts";
 import { type LineCol, SourcePositions } from "./positions.ts";
 import { didYouMean } from "./suggest.ts";

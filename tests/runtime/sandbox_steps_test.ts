@@ -9,8 +9,8 @@ import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { isMountPoint } from "../../src/sandbox/rootfs.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
-import { cleanStaleBuilds, unmountEnv } from "../../src/build/run_sandbox.ts";
-import { loadSpec } from "../../src/spec/parse.ts";
+import { cleanStaleBuilds, unmountEnv } from "../../src/runtime/sandbox_steps.ts";
+import { loadSpec } from "../../src/config/parse.ts";
 
 const skip = skipUnless({
   root: true,

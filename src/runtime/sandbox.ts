@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts
- * import { SandboxRuntime } from "./sandbox_runtime.ts";
+ * import { SandboxRuntime } from "./sandbox.ts";
  * const rt = new SandboxRuntime(spec, store);
  * await rt.prepare();                 // pull + materialize; rt.baseId for the step hashes
  * rt.isCached(0, hash) || await rt.runStep(0, hash, spec.build.steps[0], {}).done;
@@ -16,10 +16,10 @@
  * @module
  */
 import type { Store } from "../cas/store.ts";
-import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../spec/types.ts";
+import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../config/types.ts";
 import { materializeLayer } from "../sandbox/layers.ts";
-import type { RunningStep, StepRun } from "./run_host.ts";
-import { cachedLayer } from "./cache.ts";
+import type { RunningStep, StepRun } from "./host.ts";
+import { cachedLayer } from "./step_cache.ts";
 import {
   baseContext,
   baseImage,
@@ -28,10 +28,10 @@ import {
   type SandboxEnv,
   stepDeps,
   StepFailed,
-} from "./run_sandbox.ts";
+} from "./sandbox_steps.ts";
 import { sandboxedServices, writeServiceConfigs } from "./sandbox_services.ts";
 import { aptLayer } from "./apt_layer.ts";
-import { packagesFor } from "../spec/compile.ts";
+import { packagesFor } from "../env/compile.ts";
 
 /** What the loop needs from a runtime. */
 export interface LoopRuntime {

@@ -25,7 +25,7 @@
  * ```
  * @module
  */
-import { HdError } from "../cas/errors.ts";
+import { HdError } from "../sys/errors.ts";
 import { blake3Hex } from "../cas/hash.ts";
 import { compareNames, nodeId, type PackageNode } from "../dag/node.ts";
 import { resolveDependency } from "./providers/registry.ts";

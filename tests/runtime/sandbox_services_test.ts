@@ -8,14 +8,14 @@
 import { assert, assertEquals } from "../_assert.ts";
 import { skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
-import { loadSpec } from "../../src/spec/parse.ts";
-import { compileEnv } from "../../src/spec/compile.ts";
+import { loadSpec } from "../../src/config/parse.ts";
+import { compileEnv } from "../../src/env/compile.ts";
 import { Supervisor } from "../../src/services/supervisor.ts";
-import { SandboxRuntime } from "../../src/build/sandbox_runtime.ts";
-import { envRunDir, releaseEnv, unmountEnv } from "../../src/build/run_sandbox.ts";
+import { SandboxRuntime } from "../../src/runtime/sandbox.ts";
+import { envRunDir, releaseEnv, unmountEnv } from "../../src/runtime/sandbox_steps.ts";
 import { serviceContainerId } from "../../src/sandbox/runc.ts";
 import { groupMembers, signalGroup, spawnGroup } from "../../src/sandbox/process.ts";
-import { exists } from "../../src/cas/fs.ts";
+import { exists } from "../../src/sys/fs.ts";
 import { freePort } from "../oci/_fixtures.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
 

@@ -16,10 +16,10 @@
  * ```
  * @module
  */
-import type { EnvSpec, ServiceSpec } from "../spec/types.ts";
-import { hostEnv, writeBundle } from "../sandbox/sandbox.ts";
+import type { EnvSpec, ServiceSpec } from "../config/types.ts";
+import { hostEnv, writeBundle } from "../sandbox/container.ts";
 import { runcDeleteArgv, runcRunArgv, serviceContainerId } from "../sandbox/runc.ts";
-import { envRunDir, envSandbox, envSandboxDir, type SandboxEnv } from "./run_sandbox.ts";
+import { envRunDir, envSandbox, envSandboxDir, type SandboxEnv } from "./sandbox_steps.ts";
 
 /** Quotes `s` for sh. */
 export function shQuote(s: string): string {

@@ -15,15 +15,15 @@ import {
   resolveLock,
   stableJson,
   writeLock,
-} from "../../src/spec/lockfile.ts";
-import { loadSpec } from "../../src/spec/parse.ts";
-import { parseNpmLockfile } from "../../src/spec/providers/npm.ts";
-import { registerProvider } from "../../src/spec/providers/registry.ts";
-import { parsePackagePin } from "../../src/spec/providers/provider.ts";
+} from "../../src/config/lockfile.ts";
+import { loadSpec } from "../../src/config/parse.ts";
+import { parseNpmLockfile } from "../../src/config/providers/npm.ts";
+import { registerProvider } from "../../src/config/providers/registry.ts";
+import { parsePackagePin } from "../../src/config/providers/provider.ts";
 import { hd, REPO, tempDir } from "../_helpers.ts";
 import { assertMatch, rejectsHd } from "./_util.ts";
 
-const FIXTURE = `${REPO}/tests/spec/fixtures/npm-v3`;
+const FIXTURE = `${REPO}/tests/config/fixtures/npm-v3`;
 
 function project(dir: string, toml: string, lockfile?: string): string {
   Deno.writeTextFileSync(`${dir}/hd.toml`, toml);
