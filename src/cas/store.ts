@@ -39,6 +39,9 @@ import {
   TRAILER,
 } from "./pack.ts";
 import { Lease } from "./lease.ts";
+import { keyId, keyKind, type ObjectKey, objectKey, type ObjectKind } from "./key.ts";
+
+export type { ObjectKind } from "./key.ts";
 
 /** Bytes read from a pack at once: neighbouring objects (a file's chunks) come along. */
 export const READ_WINDOW = 512 << 10;
@@ -77,20 +80,17 @@ export function defaultStoreRoot(): string {
   return `${home}/.hd`;
 }
 
-/** Kinds of content files in the store. */
-export type ObjectKind = "objects" | "manifests";
-
 let tmpCounter = 0;
 
 /** A content-addressed store rooted at a directory. */
 export class Store {
   /** Absolute path of the store directory. */
   readonly root: string;
-  #known = new Set<string>();
+  #known = new Set<ObjectKey>();
   #tmp: string;
   #lockFile: Deno.FsFile | null = null;
   #lockDepth = 0;
-  #packIndex: Map<string, PackLoc> | null = null;
+  #packIndex: Map<ObjectKey, PackLoc> | null = null;
   #rawIndex: Uint8Array[] | null = null;
   #packFiles = new Map<string, Deno.FsFile>();
   #batch: PackBuilder | null = null;
@@ -177,7 +177,7 @@ export class Store {
   }
 
   #hasRaw(id: string, kind: ObjectKind): boolean {
-    const key = kind === "objects" ? id : "m" + id;
+    const key = objectKey(kind, id);
     if (this.#known.has(key)) return true;
     if (this.#batch?.pending(key)) return true;
     if (this.#inPacks(key)) return true;
@@ -212,7 +212,7 @@ export class Store {
    * lookup binary-searches each pack's sorted on-disk index instead of parsing every entry: a
    * scan that only checks a few ids (a no-change re-scan checks its root) stays cheap.
    */
-  #inPacks(key: string): boolean {
+  #inPacks(key: ObjectKey): boolean {
     if (this.#packIndex) return this.#packIndex.has(key);
     if (!this.#rawIndex) {
       this.#rawIndex = [];
@@ -239,8 +239,8 @@ export class Store {
         }
       }
     }
-    const kind = key.length === 65 ? 1 : 0;
-    const id = fromHex(kind ? key.slice(1) : key);
+    const kind = keyKind(key) === "manifests" ? 1 : 0;
+    const id = fromHex(keyId(key));
     for (const index of this.#rawIndex) {
       let lo = 0;
       let hi = index.length / INDEX_ENTRY;
@@ -257,9 +257,9 @@ export class Store {
     return false;
   }
 
-  #packs(reload = false): Map<string, PackLoc> {
+  #packs(reload = false): Map<ObjectKey, PackLoc> {
     if (this.#packIndex && !reload) return this.#packIndex;
-    const idx = this.#packIndex ?? new Map<string, PackLoc>();
+    const idx = this.#packIndex ?? new Map<ObjectKey, PackLoc>();
     let names: string[] = [];
     try {
       names = [...Deno.readDirSync(`${this.root}/packs`)]
@@ -271,7 +271,7 @@ export class Store {
       try {
         const f = this.#packFile(name);
         for (const e of readPackIndex(f, f.statSync().size)) {
-          const key = e.kind === "objects" ? e.id : "m" + e.id;
+          const key = objectKey(e.kind, e.id);
           if (!idx.has(key)) idx.set(key, { pack: name, offset: e.offset, length: e.length });
         }
       } catch (e) {
@@ -376,7 +376,7 @@ export class Store {
     this.writeAtomic(this.packPath(name), bytes);
     const idx = this.#packs();
     for (const e of entries) {
-      const key = e.kind === "objects" ? e.id : "m" + e.id;
+      const key = objectKey(e.kind, e.id);
       this.#known.add(key);
       if (!idx.has(key)) idx.set(key, { pack: name, offset: e.offset, length: e.length });
     }
@@ -391,7 +391,7 @@ export class Store {
       return;
     }
     this.writeAtomic(this.path(kind, id), stored);
-    this.#known.add(kind === "objects" ? id : "m" + id);
+    this.#known.add(objectKey(kind, id));
   }
 
   /** A fresh temp path inside the store (same filesystem, so rename is atomic). */
@@ -476,7 +476,7 @@ export class Store {
   }
 
   #readStored(kind: ObjectKind, id: string): [Uint8Array, string] {
-    const key = kind === "objects" ? id : "m" + id;
+    const key = objectKey(kind, id);
     const pending = this.#batch?.pending(key);
     if (pending) return [pending, "(pending pack)"];
     for (const reload of [false, true]) {
@@ -556,7 +556,7 @@ export class Store {
 
   /** Bytes an object takes on disk (0 when absent). */
   storedSize(kind: ObjectKind, id: string): number {
-    const loc = this.#packs().get(kind === "objects" ? id : "m" + id);
+    const loc = this.#packs().get(objectKey(kind, id));
     if (loc) return loc.length;
     try {
       return Deno.lstatSync(this.path(kind, id)).size;
@@ -567,7 +567,7 @@ export class Store {
 
   /** Where an object is stored: its loose path or `pack@offset` (null when absent). */
   location(kind: ObjectKind, id: string): string | null {
-    const loc = this.#packs().get(kind === "objects" ? id : "m" + id);
+    const loc = this.#packs().get(objectKey(kind, id));
     if (loc) return `${this.packPath(loc.pack)}@${loc.offset}`;
     try {
       Deno.lstatSync(this.path(kind, id));
@@ -585,19 +585,19 @@ export class Store {
    * `dryRun`, only counts. Returns the bytes freed and what the duplicates cost.
    */
   sweep(
-    dead: Set<string>,
+    dead: ReadonlySet<ObjectKey>,
     opts: { dryRun?: boolean; beforeChange?: () => void } = {},
   ): SweepResult {
     let changed = false;
     const change = () => {
       if (!changed) (changed = true, opts.beforeChange?.());
     };
-    const keyOf = (kind: ObjectKind, id: string) => (kind === "objects" ? id : "m" + id);
+    const keyOf = objectKey;
     const r: SweepResult = { freed: 0, duplicates: 0, packsRemoved: 0, packsRewritten: 0 };
     const packs = this.packEntries();
     // The biggest packs own their ids; smaller packs holding the same ids are the duplicates.
     packs.sort((a, b) => b.entries.length - a.entries.length || (a.pack < b.pack ? -1 : 1));
-    const copies = new Map<string, { pack: string; e: PackEntry }[]>();
+    const copies = new Map<ObjectKey, { pack: string; e: PackEntry }[]>();
     for (const { pack, entries } of packs) {
       for (const e of entries) {
         const k = keyOf(e.kind, e.id);
@@ -607,12 +607,12 @@ export class Store {
         else copies.set(k, [{ pack, e }]);
       }
     }
-    const loose: { kind: ObjectKind; id: string; key: string }[] = [];
+    const loose: { kind: ObjectKind; id: string; key: ObjectKey }[] = [];
     for (const kind of ["objects", "manifests"] as const) {
       for (const id of this.#listLoose(kind)) loose.push({ kind, id, key: keyOf(kind, id) });
     }
     // owner: the pack whose copy of a duplicated id is kept ("" = the loose copy).
-    const owner = new Map<string, string>();
+    const owner = new Map<ObjectKey, string>();
     const looseKeys = new Set(loose.map((l) => l.key));
     for (const [k, c] of copies) {
       if (c.length === 1 && !looseKeys.has(k)) continue;
@@ -686,11 +686,11 @@ export class Store {
     if (actual !== id) {
       throw new HdError(`Cannot repair ${id}: the bytes offered hash to ${actual}`, "");
     }
-    const key = kind === "objects" ? id : "m" + id;
+    const key = objectKey(kind, id);
     this.writeAtomic(this.path(kind, id), encodeObject(bytes, true), { fsync: true });
     for (const { pack, entries } of this.packEntries()) {
       const bad = entries.filter((e) =>
-        (e.kind === "objects" ? e.id : "m" + e.id) === key && !this.#copyVerifies(e, pack)
+        objectKey(e.kind, e.id) === key && !this.#copyVerifies(e, pack)
       );
       if (bad.length === 0) continue;
       const f = this.#packFile(pack);
@@ -716,14 +716,13 @@ export class Store {
   }
 
   /** Removes `dead` (see {@link sweep}); returns the bytes freed. */
-  removeObjects(dead: Set<string>): number {
+  removeObjects(dead: ReadonlySet<ObjectKey>): number {
     return this.sweep(dead).freed;
   }
 
-  #looseVerifies(key: string): boolean {
-    const [kind, id] = key.length === 65
-      ? ["manifests" as const, key.slice(1)]
-      : ["objects" as const, key];
+  #looseVerifies(key: ObjectKey): boolean {
+    const kind = keyKind(key);
+    const id = keyId(key);
     try {
       return blake3Hex(decodeObject(Deno.readFileSync(this.path(kind, id)))) === id;
     } catch {
@@ -1022,10 +1021,9 @@ export class Store {
       seen.add(id);
       yield id;
     }
-    for (const [key] of this.#packs(true)) {
-      const isManifest = key.length === 65;
-      if ((kind === "manifests") !== isManifest) continue;
-      const id = isManifest ? key.slice(1) : key;
+    for (const key of this.#packs(true).keys()) {
+      if (keyKind(key) !== kind) continue;
+      const id = keyId(key);
       if (!seen.has(id)) (seen.add(id), yield id);
     }
   }
