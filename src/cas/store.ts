@@ -39,6 +39,10 @@ import {
   TRAILER,
 } from "./pack.ts";
 import { Lease } from "./lease.ts";
+import { tempPath, writeAtomic } from "./fs.ts";
+import { readIdentity, type StoreIdentity } from "./identity.ts";
+import { StoreLock } from "./lock.ts";
+import { Refs } from "./refs.ts";
 import { keyId, keyKind, type ObjectKey, objectKey, type ObjectKind } from "./key.ts";
 
 export type { ObjectKind } from "./key.ts";
@@ -80,33 +84,38 @@ export function defaultStoreRoot(): string {
   return `${home}/.hd`;
 }
 
-let tmpCounter = 0;
-
 /** A content-addressed store rooted at a directory. */
 export class Store {
   /** Absolute path of the store directory. */
   readonly root: string;
   #known = new Set<ObjectKey>();
   #tmp: string;
-  #lockFile: Deno.FsFile | null = null;
-  #lockDepth = 0;
+  readonly #refs: Refs;
+  readonly #lock: StoreLock;
   #packIndex: Map<ObjectKey, PackLoc> | null = null;
   #rawIndex: Uint8Array[] | null = null;
   #packFiles = new Map<string, Deno.FsFile>();
   #batch: PackBuilder | null = null;
   #batchDepth = 0;
   #looseDirs = new Map<string, Set<string>>();
-  #seenGeneration: string | null = null;
   #window = { pack: "", start: 0, end: 0, buf: new Uint8Array(READ_WINDOW) };
   #brokenPacks = new Map<string, string>();
   #leases = new Set<Lease>();
-  /** A shared lock taken by a leased write outside {@link withLock}, held until a lease flush. */
-  #syncLock: Deno.FsFile | null = null;
-  #identity: { id: string; key: Uint8Array } | null = null;
+  #identity: StoreIdentity | null = null;
 
   private constructor(root: string) {
     this.root = root;
     this.#tmp = `${root}/tmp`;
+    this.#refs = new Refs(root);
+    // A long-lived process (hd up, hd mount) must not trust what it remembers of the store
+    // across another process's gc: start over when the gc generation moved.
+    this.#lock = new StoreLock(root, () => {
+      this.#known.clear();
+      this.#packIndex = null;
+      this.#rawIndex = null;
+      for (const file of this.#packFiles.values()) file.close();
+      this.#packFiles.clear();
+    });
   }
 
   /**
@@ -150,7 +159,7 @@ export class Store {
       Deno.mkdirSync(`${root}/refs`, { recursive: true });
       Deno.mkdirSync(`${root}/packs`, { recursive: true });
       Deno.mkdirSync(`${root}/tmp`, { recursive: true });
-      const tmp = `${root}/tmp/FORMAT.${Deno.pid}.${tmpCounter++}`;
+      const tmp = tempPath(`${root}/tmp`, "FORMAT");
       Deno.writeTextFileSync(tmp, STORE_FORMAT + "\n");
       Deno.renameSync(tmp, `${root}/FORMAT`);
     } catch (e) {
@@ -396,42 +405,12 @@ export class Store {
 
   /** A fresh temp path inside the store (same filesystem, so rename is atomic). */
   tempPath(label = "obj"): string {
-    return `${this.#tmp}/${label}.${Deno.pid}.${tmpCounter++}.${
-      Math.random().toString(36).slice(2, 8)
-    }`;
+    return tempPath(this.#tmp, label);
   }
 
   /** Writes `data` to `dest` atomically: temp file, optional fsync, rename. */
   writeAtomic(dest: string, data: Uint8Array, opts: { fsync?: boolean } = {}): void {
-    const tmp = this.tempPath();
-    try {
-      if (opts.fsync) {
-        const f = Deno.openSync(tmp, { write: true, createNew: true });
-        try {
-          let off = 0;
-          while (off < data.length) off += f.writeSync(data.subarray(off));
-          f.syncSync();
-        } finally {
-          f.close();
-        }
-      } else {
-        Deno.writeFileSync(tmp, data);
-      }
-      Deno.renameSync(tmp, dest);
-    } catch (e) {
-      try {
-        Deno.removeSync(tmp);
-      } catch { /* already gone */ }
-      if (e instanceof Deno.errors.NotFound) {
-        // A fan-out directory went missing (manual cleanup): recreate and retry once.
-        Deno.mkdirSync(this.#tmp, { recursive: true });
-        Deno.mkdirSync(dest.slice(0, dest.lastIndexOf("/")), { recursive: true });
-        Deno.writeFileSync(tmp, data);
-        Deno.renameSync(tmp, dest);
-        return;
-      }
-      throw e;
-    }
+    writeAtomic(this.#tmp, dest, data, opts);
   }
 
   /** Stores raw bytes as an object (chunk or node) if absent; returns its id. */
@@ -778,19 +757,12 @@ export class Store {
    * objects exist (the stat cache) know to start over.
    */
   generation(): string {
-    try {
-      return Deno.readTextFileSync(`${this.root}/GENERATION`).trim();
-    } catch {
-      return "0";
-    }
+    return this.#lock.generation();
   }
 
   /** Starts a new gc generation (called by gc before it deletes). */
   bumpGeneration(): void {
-    const g = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-    this.writeAtomic(`${this.root}/GENERATION`, new TextEncoder().encode(g + "\n"), {
-      fsync: true,
-    });
+    this.#lock.bumpGeneration();
   }
 
   /** Forgets which ids this process has seen (after a gc deleted some). */
@@ -798,71 +770,29 @@ export class Store {
     this.#known.clear();
   }
 
-  // ---- refs ----
-
-  #refPath(name: string): string {
-    if (
-      !/^[A-Za-z0-9._@:+-]+(\/[A-Za-z0-9._@:+-]+)*$/.test(name) || name.split("/").includes("..")
-    ) {
-      throw new HdError(
-        `Cannot use ref name "${name}": only letters, digits, . _ @ : + - and / are allowed`,
-        "pick a name such as trees/myproject",
-        2,
-      );
-    }
-    return `${this.root}/refs/${name}`;
-  }
+  // ---- refs (refs.ts) ----
 
   /** Points ref `name` at `id` (atomic, fsynced). */
   setRef(name: string, id: string): void {
-    const p = this.#refPath(name);
-    if (this.getRef(name) === id) return; // unchanged: no write, no fsync
-    Deno.mkdirSync(p.slice(0, p.lastIndexOf("/")), { recursive: true });
-    this.writeAtomic(p, new TextEncoder().encode(id + "\n"), { fsync: true });
+    this.#refs.set(name, id);
   }
 
   /** The id a ref points at, or null. */
   getRef(name: string): string | null {
-    try {
-      return Deno.readTextFileSync(this.#refPath(name)).trim();
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
-    }
+    return this.#refs.get(name);
   }
 
   /** Removes a ref; true when it existed. */
   deleteRef(name: string): boolean {
-    try {
-      Deno.removeSync(this.#refPath(name));
-      return true;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return false;
-      throw e;
-    }
+    return this.#refs.delete(name);
   }
 
   /** Every ref as [name, id], sorted by name. */
   listRefs(): [string, string][] {
-    const out: [string, string][] = [];
-    const walk = (dir: string, prefix: string) => {
-      let entries: Deno.DirEntry[];
-      try {
-        entries = [...Deno.readDirSync(dir)];
-      } catch {
-        return;
-      }
-      for (const e of entries) {
-        const name = prefix ? `${prefix}/${e.name}` : e.name;
-        if (e.isDirectory) walk(`${dir}/${e.name}`, name);
-        else if (e.isFile) out.push([name, Deno.readTextFileSync(`${dir}/${e.name}`).trim()]);
-      }
-    };
-    walk(`${this.root}/refs`, "");
-    return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return this.#refs.list();
   }
 
-  // ---- leases ----
+  // ---- leases (lease.ts) ----
 
   /**
    * Opens a lease (see lease.ts): until it is released, every id this process stores or finds
@@ -874,7 +804,7 @@ export class Store {
     Deno.mkdirSync(dir, { recursive: true });
     const l = new Lease(dir, why, (p, b) => this.writeAtomic(p, b), (x) => {
       this.#leases.delete(x);
-      if (this.#leases.size === 0) this.#releaseSyncLock();
+      if (this.#leases.size === 0) this.#lock.letGo();
     });
     this.#leases.add(l);
     return l;
@@ -888,33 +818,17 @@ export class Store {
   #note(kind: ObjectKind, id: string): void {
     // A leased write outside withLock: take the shared lock now (a gc waits for it) and hold it
     // until the lease is written out, so that no gc runs between the write and the lease file.
-    if (this.#lockDepth === 0 && this.#syncLock === null) {
-      const f = Deno.openSync(`${this.root}/lock`, { read: true, write: true, create: true });
-      f.lockSync(false);
-      this.#syncLock = f;
-      this.#checkGeneration();
-    }
+    this.#lock.hold();
     for (const l of this.#leases) l.keep(id, kind);
   }
 
   /** Writes out every open lease that changed (before the shared lock is given up). */
   flushLeases(): void {
     for (const l of this.#leases) l.flush();
-    if (this.#lockDepth === 0) this.#releaseSyncLock();
+    if (!this.#lock.inRun) this.#lock.letGo();
   }
 
-  #releaseSyncLock(): void {
-    const f = this.#syncLock;
-    if (!f) return;
-    this.#syncLock = null;
-    try {
-      f.unlockSync();
-    } finally {
-      f.close();
-    }
-  }
-
-  // ---- identity ----
+  // ---- identity (identity.ts) ----
 
   /**
    * The store's identity: a random secret `key` made with the store (file KEY, mode 0600, created
@@ -923,95 +837,24 @@ export class Store {
    * key, so that a cache is never trusted by another store.
    */
   identity(): { id: string; key: Uint8Array } {
-    if (this.#identity) return this.#identity;
-    const p = `${this.root}/KEY`;
-    let hex: string | null = null;
-    for (let attempt = 0; attempt < 2 && hex === null; attempt++) {
-      try {
-        const t = Deno.readTextFileSync(p).trim();
-        if (/^[0-9a-f]{64}$/.test(t)) hex = t;
-        else {throw new HdError(
-            `Cannot use store ${this.root}: ${p} is damaged (not 64 hex digits)`,
-            "remove the file: a new key is made (stat caches of this store are then re-made)",
-          );}
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-        const key = crypto.getRandomValues(new Uint8Array(32));
-        const tmp = this.tempPath("key");
-        Deno.writeTextFileSync(tmp, [...key].map((b) => HEX2[b]).join("") + "\n", { mode: 0o600 });
-        try {
-          Deno.linkSync(tmp, p); // never replaces: a concurrent first use keeps one key
-        } catch (e2) {
-          if (!(e2 instanceof Deno.errors.AlreadyExists)) throw e2;
-        } finally {
-          Deno.removeSync(tmp);
-        }
-      }
-    }
-    const key = new Uint8Array(hex!.match(/../g)!.map((h) => parseInt(h, 16)));
-    const id = blake3Hex(new Uint8Array([...new TextEncoder().encode("hd-store-id\0"), ...key]))
-      .slice(0, 32);
-    this.#identity = { id, key };
-    return this.#identity;
+    return this.#identity ??= readIdentity(this.root);
   }
 
-  // ---- locking ----
+  // ---- locking (lock.ts) ----
 
   /**
    * Runs `fn` holding the store lock: shared for writers that add, exclusive for gc. Re-entrant
    * within one process for shared holders.
    */
-  async withLock<T>(mode: "shared" | "exclusive", fn: () => Promise<T> | T): Promise<T> {
-    if (mode === "shared" && this.#lockDepth > 0) {
-      this.#lockDepth++;
-      try {
-        return await fn();
-      } finally {
-        this.#lockDepth--;
-      }
-    }
-    if (mode === "exclusive") {
-      // Our own shared lock (a leased write outside withLock) would block us forever.
-      for (const l of this.#leases) l.flush();
-      this.#releaseSyncLock();
-    }
-    const f = Deno.openSync(`${this.root}/lock`, { read: true, write: true, create: true });
-    await f.lock(mode === "exclusive");
-    this.#lockFile = f;
-    this.#lockDepth = 1;
-    this.#checkGeneration();
-    try {
-      return await fn();
-    } finally {
-      this.#lockDepth = 0;
-      this.#lockFile = null;
-      try {
-        // What this process stored under the lock is in its leases before a gc can start.
-        if (mode === "shared") this.flushLeases();
-      } finally {
-        try {
-          f.unlockSync();
-        } finally {
-          f.close();
-        }
-      }
-    }
-  }
-
-  /**
-   * A long-lived process (hd up, hd mount) must not trust what it remembers of the store across
-   * another process's gc: start over when the gc generation moved.
-   */
-  #checkGeneration(): void {
-    const gen = this.generation();
-    if (this.#seenGeneration !== null && gen !== this.#seenGeneration) {
-      this.#known.clear();
-      this.#packIndex = null;
-      this.#rawIndex = null;
-      for (const file of this.#packFiles.values()) file.close();
-      this.#packFiles.clear();
-    }
-    this.#seenGeneration = gen;
+  withLock<T>(mode: "shared" | "exclusive", fn: () => Promise<T> | T): Promise<T> {
+    return this.#lock.run(mode, fn, {
+      // Our own held shared lock is let go before an exclusive one: write the leases out first.
+      beforeExclusive: () => {
+        for (const l of this.#leases) l.flush();
+      },
+      // What this process stored under the lock is in its leases before a gc can start.
+      beforeUnlock: () => this.flushLeases(),
+    });
   }
 
   /** Lists every id stored under `kind`, loose and packed (each once). */
