@@ -41,7 +41,10 @@ Deno.test("packs: the binary search over raw indexes agrees with the full index"
   const { stored, objectsOnly } = fixture(d.path);
   const absent: ObjectKey[] = [
     ...objectsOnly.slice(0, 40).map((id) => objectKey("manifests", id)),
-    ...Array.from({ length: 40 }, (_, i) => objectKey("objects", blake3Hex(randomBytes(8, 5000 + i)))),
+    ...Array.from(
+      { length: 40 },
+      (_, i) => objectKey("objects", blake3Hex(randomBytes(8, 5000 + i))),
+    ),
     objectKey("objects", "0".repeat(64)),
     objectKey("manifests", "f".repeat(64)),
   ];
