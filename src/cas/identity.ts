@@ -16,7 +16,7 @@
  * @module
  */
 import { HdError } from "./errors.ts";
-import { tempPath } from "./fs.ts";
+import { tempPath } from "./atomic.ts";
 import { blake3Hex, fromHex, toHex } from "./hash.ts";
 
 /** A store's identity: the public `id` (32 hex) and the secret `key` (32 bytes). */

@@ -22,7 +22,7 @@
  * ```
  * @module
  */
-import { writeAtomic } from "./fs.ts";
+import { writeAtomic } from "./atomic.ts";
 
 /** The store's flock and gc generation. */
 export class StoreLock {

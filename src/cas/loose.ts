@@ -20,7 +20,7 @@
  */
 import { blake3Hex } from "./hash.ts";
 import { decodeObject } from "./compress.ts";
-import { writeAtomic } from "./fs.ts";
+import { writeAtomic } from "./atomic.ts";
 import type { ObjectKind } from "./key.ts";
 
 const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));

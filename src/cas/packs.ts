@@ -33,7 +33,7 @@
  */
 import { blake3Hex, fromHex } from "./hash.ts";
 import { decodeObject } from "./compress.ts";
-import { writeAtomic } from "./fs.ts";
+import { writeAtomic } from "./atomic.ts";
 import { keyId, keyKind, type ObjectKey, objectKey, type ObjectKind } from "./key.ts";
 import {
   INDEX_ENTRY,

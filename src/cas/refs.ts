@@ -16,7 +16,7 @@
  * @module
  */
 import { HdError } from "./errors.ts";
-import { writeAtomic } from "./fs.ts";
+import { writeAtomic } from "./atomic.ts";
 
 /** The refs of the store at `root`. */
 export class Refs {

@@ -10,7 +10,7 @@
  *   packs/<64 hex>.pack    many objects and manifests in one file (pack.ts), written by
  *                          batched adds; read exactly like loose objects        (packs.ts)
  *   refs/<name>            a root: one hex id and a newline                      (refs.ts)
- *   tmp/                   temp files, renamed into place (same filesystem)      (fs.ts)
+ *   tmp/                   temp files, renamed into place (same filesystem)      (atomic.ts)
  *   leases/<id>.json       open leases: ids a writer stored but no ref reaches yet (lease.ts)
  *   KEY                    random per-store secret (mode 0600); the store id derives from it
  *                                                                                (identity.ts)
@@ -37,7 +37,7 @@ import { blake3Hex, isId } from "./hash.ts";
 import { decodedSize, decodeObject, encodeObject } from "./compress.ts";
 import { decodeManifest, encodeManifest, type Manifest } from "./manifest.ts";
 import { CorruptObjectError, HdError, MissingObjectError } from "./errors.ts";
-import { tempPath, writeAtomic } from "./fs.ts";
+import { tempPath, writeAtomic } from "./atomic.ts";
 import { readIdentity, type StoreIdentity } from "./identity.ts";
 import { keyId, keyKind, type ObjectKey, objectKey, type ObjectKind } from "./key.ts";
 import { Lease } from "./lease.ts";
