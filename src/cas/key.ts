@@ -45,3 +45,15 @@ export function keyKind(key: ObjectKey): ObjectKind {
 export function keyId(key: ObjectKey): string {
   return key.charCodeAt(0) === 0x6d ? key.slice(1) : key;
 }
+
+/**
+ * Checks that a plain string is a key (a 64-hex id, or `"m"` + one) and types it as one; for
+ * callers that hold keys as strings (tests, older code). Throws on anything else.
+ */
+export function toObjectKey(s: string): ObjectKey {
+  if (!/^m?[0-9a-f]{64}$/.test(s)) {
+    const shown = JSON.stringify(s.slice(0, 80));
+    throw new Error(`Cannot use ${shown} as an object key: not a 64-hex id or "m" + id`);
+  }
+  return s as ObjectKey;
+}

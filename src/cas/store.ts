@@ -39,7 +39,7 @@ import { decodeManifest, encodeManifest, type Manifest } from "./manifest.ts";
 import { CorruptObjectError, HdError, MissingObjectError } from "./errors.ts";
 import { tempPath, writeAtomic } from "./atomic.ts";
 import { readIdentity, type StoreIdentity } from "./identity.ts";
-import { keyId, keyKind, type ObjectKey, objectKey, type ObjectKind } from "./key.ts";
+import { keyId, keyKind, type ObjectKey, objectKey, type ObjectKind, toObjectKey } from "./key.ts";
 import { Lease } from "./lease.ts";
 import { StoreLock } from "./lock.ts";
 import { LooseObjects } from "./loose.ts";
@@ -408,9 +408,12 @@ export class Store {
     this.#known.clear();
   }
 
-  /** Removes `dead` (see {@link sweep}); returns the bytes freed. */
-  removeObjects(dead: ReadonlySet<ObjectKey>): number {
-    return this.sweep(dead).freed;
+  /**
+   * Removes `dead` (see {@link sweep}); returns the bytes freed. Takes keys as plain strings too
+   * (checked by {@link toObjectKey}).
+   */
+  removeObjects(dead: ReadonlySet<string>): number {
+    return this.sweep(new Set([...dead].map(toObjectKey))).freed;
   }
 
   /** Stores a manifest if absent; returns its id. */

@@ -1,5 +1,6 @@
 import { assertEquals } from "../_assert.ts";
-import { keyId, keyKind, objectKey } from "../../src/cas/key.ts";
+import { assertThrows } from "../_assert.ts";
+import { keyId, keyKind, objectKey, toObjectKey } from "../../src/cas/key.ts";
 
 const ID = "0123456789abcdef".repeat(4);
 
@@ -16,4 +17,12 @@ Deno.test("object keys round-trip, and the same id of both kinds gives two keys"
     }
   }
   assertEquals(new Set([objectKey("objects", ID), objectKey("manifests", ID)]).size, 2);
+});
+
+Deno.test("toObjectKey takes a key held as a string and refuses anything else", () => {
+  assertEquals(toObjectKey(ID), objectKey("objects", ID));
+  assertEquals(toObjectKey("m" + ID), objectKey("manifests", ID));
+  for (const bad of ["", ID.slice(1), ID.toUpperCase(), "x" + ID, "mm" + ID, ID + "\n"]) {
+    assertThrows(() => toObjectKey(bad), /Cannot use .* as an object key/);
+  }
 });
