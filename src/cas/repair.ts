@@ -41,7 +41,7 @@ export interface RepairSource {
   /** Shown in the report. */
   name: string;
   /**
-   * Offers what it can for `wanted` (keys: id, or "m" + id for manifests); stop when empty.
+   * Offers what it can for `wanted` (object keys, src/cas/key.ts); stop when empty.
    * `explain` records why a key it knows of could not be supplied.
    */
   supply(wanted: ReadonlySet<string>, offer: Offer, explain: Explain): void | Promise<void>;
