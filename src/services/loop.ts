@@ -29,8 +29,9 @@ import { StatCache } from "../scan/statcache.ts";
 import { compileEnv, envNode, statCachePath, stepHashes, trackedFilter } from "../env/compile.ts";
 import { loadSpec } from "../config/parse.ts";
 import type { EnvSpec } from "../config/types.ts";
-import { HostRuntime, recordOutputs, type RunningStep } from "../runtime/host.ts";
-import { type LoopRuntime, SandboxRuntime } from "../runtime/sandbox.ts";
+import { HostRuntime } from "../runtime/host.ts";
+import { SandboxRuntime } from "../runtime/sandbox.ts";
+import type { LoopRuntime, RunningStep } from "../runtime/runtime.ts";
 import { affected, GlobSet } from "../watch/pathmap.ts";
 import { applyChanges, type UpdateResult } from "../watch/update.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
@@ -121,8 +122,6 @@ export class DevLoop {
   #running: RunningStep | null = null;
   #stopping = false;
   #cacheTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Steps that ran and whose outputs are still to be recorded (hash → index). */
-  #captures: Map<string, number>;
   #captureTimer: ReturnType<typeof setTimeout> | null = null;
   #updates = 0;
   #last: UpdateReport | null = null;
@@ -142,9 +141,8 @@ export class DevLoop {
       Object.values(opts.spec.services).map((s) => [s.name, new GlobSet(s.watch)]),
     );
     this.runtime = opts.spec.environment.base === null
-      ? new HostRuntime(opts.spec)
+      ? new HostRuntime(opts.spec, opts.store)
       : new SandboxRuntime(opts.spec, opts.store);
-    this.#captures = this.runtime instanceof HostRuntime ? this.runtime.pending : new Map();
     this.supervisor = new Supervisor({
       services: this.runtime.services,
       dir: opts.spec.dir,
@@ -449,7 +447,7 @@ export class DevLoop {
    * Returns the services whose configuration changed, or null when a full reload is needed.
    */
   #applyInPlace(fresh: EnvSpec): string[] | null {
-    if (!(this.runtime instanceof HostRuntime)) return null;
+    if (!this.runtime.servicesInPlace) return null;
     const old = this.#spec;
     const same = (a: unknown, b: unknown) => canon(a) === canon(b);
     if (
@@ -493,20 +491,14 @@ export class DevLoop {
    * `node_modules` takes a while, and services being (re)started should not wait for it.
    */
   #captureSoon(): void {
-    if (this.#captures.size === 0) return;
+    if (this.runtime.unrecorded === 0) return;
     if (this.#captureTimer !== null) clearTimeout(this.#captureTimer);
     this.#captureTimer = setTimeout(() => {
       this.#captureTimer = null;
-      this.#flushCaptures().catch((e) => this.#print(`cannot record step outputs: ${e.message}`));
+      this.runtime.recordPending().catch((e) =>
+        this.#print(`cannot record step outputs: ${e.message}`)
+      );
     }, 1500);
-  }
-
-  async #flushCaptures(): Promise<void> {
-    const todo = [...this.#captures];
-    this.#captures.clear();
-    for (const [hash, index] of todo) {
-      await recordOutputs(this.#store, this.#spec, this.#spec.build.steps[index], hash);
-    }
   }
 
   /** The loop's status. */
@@ -534,7 +526,7 @@ export class DevLoop {
     await this.supervisor.close();
     await closing;
     if (this.#captureTimer !== null) (clearTimeout(this.#captureTimer), this.#captureTimer = null);
-    await this.#flushCaptures().catch(() => {});
+    await this.runtime.recordPending().catch(() => {});
     if (this.#cacheTimer !== null) {
       clearTimeout(this.#cacheTimer);
       this.#cacheTimer = null;
