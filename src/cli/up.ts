@@ -29,6 +29,7 @@ import {
   formatCleanup,
   formatServices,
   gatherServices,
+  servicesSettled,
   type UpStatus,
 } from "../services/report.ts";
 import { AlreadyRunning, UpSession } from "../services/session.ts";
@@ -141,7 +142,7 @@ async function detach(ctx: Context, dir: string, env: string): Promise<number> {
     if (status.phase === "failed") break;
     if (status.phase !== "running") continue;
     runningSince ||= performance.now();
-    if (settled(status) || performance.now() - runningSince > READY_WAIT_MS) break;
+    if (servicesSettled(status.services) || performance.now() - runningSince > READY_WAIT_MS) break;
   }
   showNew();
   const ended = exited as Deno.CommandStatus | null; // set by the callback above
@@ -171,24 +172,6 @@ async function detach(ctx: Context, dir: string, env: string): Promise<number> {
         : []),
     ].join("\n"));
   return 0;
-}
-
-function settled(s: UpStatus): boolean {
-  if (!s.running) return false;
-  const by = new Map(s.services.map((x) => [x.name, x]));
-  const blockedForGood = (name: string, seen = new Set<string>()): boolean => {
-    const x = by.get(name);
-    if (!x || seen.has(name)) return true;
-    seen.add(name);
-    if (x.state === "crashed" || x.state === "exited" || x.state === "stopped") return true;
-    if (x.state === "waiting") return x.waitingFor.some((d) => blockedForGood(d, seen));
-    return false;
-  };
-  return s.services.every((x) =>
-    (x.state === "running" && x.ready !== false) || x.state === "crashed" ||
-    x.state === "exited" || x.state === "stopped" ||
-    (x.state === "waiting" && x.waitingFor.some((d) => blockedForGood(d)))
-  );
 }
 
 /**
