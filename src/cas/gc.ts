@@ -11,7 +11,10 @@
  *
  * @example
  * ```ts
- * import { collectGarbage } from "./gc.ts";
+ * import { collectGarbage, type ReferenceFn } from "./gc.ts";
+ * import type { Store } from "./store.ts";
+ * declare const store: Store;
+ * declare const references: ReferenceFn;
  * const report = await collectGarbage(store, { dryRun: true, references });
  * ```
  * @module
@@ -23,6 +26,7 @@ import {
   type ProcProbe,
   systemProbe,
 } from "./lease.ts";
+import { keyId, keyKind, type ObjectKey, objectKey } from "./key.ts";
 import type { Store } from "./store.ts";
 
 /** Ids referred to by an object's bytes: objects (nodes, chunks) and manifests. */
@@ -140,13 +144,9 @@ export function markReachable(
   };
 }
 
-function estimateBytes(store: Store, dead: Set<string>): number {
+function estimateBytes(store: Store, dead: ReadonlySet<ObjectKey>): number {
   let n = 0;
-  for (const key of dead) {
-    n += key.length === 65
-      ? store.storedSize("manifests", key.slice(1))
-      : store.storedSize("objects", key);
-  }
+  for (const key of dead) n += store.storedSize(keyKind(key), keyId(key));
   return n;
 }
 
@@ -214,12 +214,14 @@ export async function collectGarbage(
       duplicates: { copies: 0, packsRemoved: 0, packsRewritten: 0 },
       dryRun,
     };
-    const dead = new Set<string>();
+    const dead = new Set<ObjectKey>();
     for (const id of store.list("objects")) {
-      if (!live.objects.has(id)) (dead.add(id), report.removedObjects++);
+      if (!live.objects.has(id)) (dead.add(objectKey("objects", id)), report.removedObjects++);
     }
     for (const id of store.list("manifests")) {
-      if (!live.manifests.has(id)) (dead.add("m" + id), report.removedManifests++);
+      if (!live.manifests.has(id)) {
+        (dead.add(objectKey("manifests", id)), report.removedManifests++);
+      }
     }
     if (dryRun) {
       const s = store.sweep(new Set(), { dryRun: true });

@@ -22,6 +22,7 @@
  * ```ts
  * import { Store } from "./store.ts";
  * const store = Store.open("/tmp/s");
+ * const bytes = new TextEncoder().encode("hello");
  * {
  *   using _lease = store.lease("import");
  *   const id = await store.withLock("shared", () => store.putObject(bytes));

@@ -16,13 +16,21 @@
  * @example
  * ```ts
  * import { PackBuilder, parsePackIndex } from "./pack.ts";
- * const b = new PackBuilder(); b.add("objects", id, stored);
- * const bytes = b.finish();
+ * import { encodeObject } from "./compress.ts";
+ * import { blake3Hex } from "./hash.ts";
+ * const data = new TextEncoder().encode("one object");
+ * const b = new PackBuilder();
+ * b.add("objects", blake3Hex(data), encodeObject(data));
+ * const { name, bytes, entries } = b.finish(); // name: BLAKE3 of the index
+ * const tv = new DataView(bytes.buffer, bytes.length - 16);
+ * const indexOffset = Number(tv.getBigUint64(0));
+ * const index = bytes.subarray(indexOffset, bytes.length - 16);
+ * console.log(name, parsePackIndex(index, indexOffset)[0].offset === entries[0].offset); // true
  * ```
  * @module
  */
 import { blake3Hex, fromHex, toHex } from "./hash.ts";
-import type { ObjectKind } from "./store.ts";
+import { type ObjectKey, objectKey, type ObjectKind } from "./key.ts";
 
 /** Bytes of one index entry. */
 export const INDEX_ENTRY = 45;
@@ -44,7 +52,7 @@ export class PackBuilder {
   #parts: Uint8Array[] = [new Uint8Array(MAGIC)];
   #size = 4;
   #entries: PackEntry[] = [];
-  #pending = new Map<string, Uint8Array>();
+  #pending = new Map<ObjectKey, Uint8Array>();
 
   /** Bytes collected so far. */
   get size(): number {
@@ -56,14 +64,14 @@ export class PackBuilder {
     return this.#entries.length;
   }
 
-  /** The stored bytes of a pending object (`m`-prefixed key for manifests), or undefined. */
-  pending(key: string): Uint8Array | undefined {
+  /** The stored bytes of a pending object or manifest, or undefined. */
+  pending(key: ObjectKey): Uint8Array | undefined {
     return this.#pending.get(key);
   }
 
   /** Adds an object's stored bytes (codec byte + payload). Duplicates are ignored. */
   add(kind: ObjectKind, id: string, stored: Uint8Array): void {
-    const key = kind === "objects" ? id : "m" + id;
+    const key = objectKey(kind, id);
     if (this.#pending.has(key)) return;
     this.#pending.set(key, stored);
     this.#entries.push({ kind, id, offset: this.#size, length: stored.length });

@@ -11,6 +11,10 @@
  * @example
  * ```ts
  * import { projectSource, repairStore } from "./repair.ts";
+ * import type { ReferenceFn } from "./gc.ts";
+ * import type { Store } from "./store.ts";
+ * declare const store: Store;
+ * declare const references: ReferenceFn;
  * const r = await repairStore(store, references, [projectSource(["/src/app"])]);
  * ```
  * @module
@@ -18,6 +22,7 @@
 import { chunkBoundaries } from "./chunk.ts";
 import type { ReferenceFn } from "./gc.ts";
 import { blake3Hex } from "./hash.ts";
+import { objectKey as keyOf } from "./key.ts";
 import { encodeManifest } from "./manifest.ts";
 import type { ObjectKind, Store } from "./store.ts";
 import { type VerifyReport, verifyStore } from "./verify.ts";
@@ -36,7 +41,7 @@ export interface RepairSource {
   /** Shown in the report. */
   name: string;
   /**
-   * Offers what it can for `wanted` (keys: id, or "m" + id for manifests); stop when empty.
+   * Offers what it can for `wanted` (object keys, src/cas/key.ts); stop when empty.
    * `explain` records why a key it knows of could not be supplied.
    */
   supply(wanted: ReadonlySet<string>, offer: Offer, explain: Explain): void | Promise<void>;
@@ -52,8 +57,6 @@ export interface RepairReport {
   /** The store after repair. */
   after: VerifyReport;
 }
-
-const keyOf = (kind: ObjectKind, id: string) => (kind === "objects" ? id : "m" + id);
 
 /**
  * Verifies the store, asks `sources` (in order) for every corrupt or missing id, writes what

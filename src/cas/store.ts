@@ -1,73 +1,62 @@
 /**
- * The content-addressed store on disk.
+ * The content-addressed store on disk: a façade over the modules that each hold one part of it.
  *
  * Layout (format version 1, see README "On-disk format"):
  * ```
  * $HD_HOME/
  *   FORMAT                 "hd-store 1"
- *   objects/<2 hex>/<62 hex>     chunks and DAG nodes: codec byte + payload
- *   manifests/<2 hex>/<62 hex>   large-file manifests: codec byte + payload
- *   packs/<64 hex>.pack    many objects and manifests in one file (see pack.ts), written by
- *                          batched adds; read exactly like loose objects
- *   refs/<name>            a root: one hex id and a newline
- *   tmp/                   temp files, renamed into place (same filesystem)
+ *   objects/<2 hex>/<62 hex>     chunks and DAG nodes: codec byte + payload      (loose.ts)
+ *   manifests/<2 hex>/<62 hex>   large-file manifests: codec byte + payload      (loose.ts)
+ *   packs/<64 hex>.pack    many objects and manifests in one file (pack.ts), written by
+ *                          batched adds; read exactly like loose objects        (packs.ts)
+ *   refs/<name>            a root: one hex id and a newline                      (refs.ts)
+ *   tmp/                   temp files, renamed into place (same filesystem)      (atomic.ts)
  *   leases/<id>.json       open leases: ids a writer stored but no ref reaches yet (lease.ts)
  *   KEY                    random per-store secret (mode 0600); the store id derives from it
- *   lock                   flock: writers hold it shared while writing, gc exclusive
+ *                                                                                (identity.ts)
+ *   lock, GENERATION       flock: writers hold it shared while writing, gc exclusive; the gc
+ *                          generation                                            (lock.ts)
  * ```
- * Every read re-hashes what it read and raises {@link CorruptObjectError} on a mismatch.
+ * What the store itself adds: every read re-hashes what it read and raises
+ * {@link CorruptObjectError} on a mismatch, wherever the bytes came from (the batch's pending
+ * pack, a pack, a loose file); a batch sends writes to a pack instead of loose files; an open
+ * lease records every id written or found; and the store remembers which keys (key.ts) it has
+ * seen present, until a gc's generation says to forget.
  *
  * @example
  * ```ts
  * import { Store } from "./store.ts";
- * const store = Store.open("/tmp/store", { create: true });
+ * const store = Store.open(Deno.makeTempDirSync(), { create: true });
  * const id = store.putObject(new TextEncoder().encode("hello"));
  * store.getObject(id);
+ * store.setRef("notes/hello", id);
  * ```
  * @module
  */
-import { blake3Hex, fromHex, isId } from "./hash.ts";
+import { blake3Hex, isId } from "./hash.ts";
 import { decodedSize, decodeObject, encodeObject } from "./compress.ts";
 import { decodeManifest, encodeManifest, type Manifest } from "./manifest.ts";
 import { CorruptObjectError, HdError, MissingObjectError } from "./errors.ts";
-import {
-  INDEX_ENTRY,
-  PackBuilder,
-  type PackEntry,
-  readAt,
-  readPackIndex,
-  TRAILER,
-} from "./pack.ts";
+import { tempPath, writeAtomic } from "./atomic.ts";
+import { readIdentity, type StoreIdentity } from "./identity.ts";
+import { keyId, keyKind, type ObjectKey, objectKey, type ObjectKind, toObjectKey } from "./key.ts";
 import { Lease } from "./lease.ts";
+import { StoreLock } from "./lock.ts";
+import { LooseObjects } from "./loose.ts";
+import type { PackEntry } from "./pack.ts";
+import { Packs } from "./packs.ts";
+import { Refs } from "./refs.ts";
+import { type SweepResult, sweepStore } from "./sweep.ts";
 
-/** Bytes read from a pack at once: neighbouring objects (a file's chunks) come along. */
-export const READ_WINDOW = 512 << 10;
+export type { ObjectKind } from "./key.ts";
+export { READ_WINDOW } from "./packs.ts";
+export type { SweepResult } from "./sweep.ts";
 
 /** A batch's pack is written out when it reaches this size. */
 export const PACK_TARGET = 32 << 20;
 
-interface PackLoc {
-  pack: string;
-  offset: number;
-  length: number;
-}
-
-/** What {@link Store.sweep} did (or, dry, would do). */
-export interface SweepResult {
-  /** Bytes freed on disk. */
-  freed: number;
-  /** Copies dropped because the same id is stored elsewhere. */
-  duplicates: number;
-  /** Packs deleted (nothing of them left). */
-  packsRemoved: number;
-  /** Packs rewritten without what they lost. */
-  packsRewritten: number;
-}
-
 /** The store format this code reads and writes. */
 export const STORE_FORMAT = "hd-store 1";
-
-const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /** Default store root: `$HD_HOME`, else `~/.hd`. */
 export function defaultStoreRoot(): string {
@@ -77,36 +66,33 @@ export function defaultStoreRoot(): string {
   return `${home}/.hd`;
 }
 
-/** Kinds of content files in the store. */
-export type ObjectKind = "objects" | "manifests";
-
-let tmpCounter = 0;
-
 /** A content-addressed store rooted at a directory. */
 export class Store {
   /** Absolute path of the store directory. */
   readonly root: string;
-  #known = new Set<string>();
-  #tmp: string;
-  #lockFile: Deno.FsFile | null = null;
-  #lockDepth = 0;
-  #packIndex: Map<string, PackLoc> | null = null;
-  #rawIndex: Uint8Array[] | null = null;
-  #packFiles = new Map<string, Deno.FsFile>();
-  #batch: PackBuilder | null = null;
+  readonly #tmp: string;
+  readonly #loose: LooseObjects;
+  readonly #packs: Packs;
+  readonly #refs: Refs;
+  readonly #lock: StoreLock;
+  /** Keys seen present (loose or packed) by this process, until a gc's generation moves. */
+  readonly #known = new Set<ObjectKey>();
   #batchDepth = 0;
-  #looseDirs = new Map<string, Set<string>>();
-  #seenGeneration: string | null = null;
-  #window = { pack: "", start: 0, end: 0, buf: new Uint8Array(READ_WINDOW) };
-  #brokenPacks = new Map<string, string>();
-  #leases = new Set<Lease>();
-  /** A shared lock taken by a leased write outside {@link withLock}, held until a lease flush. */
-  #syncLock: Deno.FsFile | null = null;
-  #identity: { id: string; key: Uint8Array } | null = null;
+  readonly #leases = new Set<Lease>();
+  #identity: StoreIdentity | null = null;
 
   private constructor(root: string) {
     this.root = root;
     this.#tmp = `${root}/tmp`;
+    this.#loose = new LooseObjects(root);
+    this.#packs = new Packs(root);
+    this.#refs = new Refs(root);
+    // A long-lived process (hd up, hd mount) must not trust what it remembers of the store
+    // across another process's gc: start over when the gc generation moved.
+    this.#lock = new StoreLock(root, () => {
+      this.#known.clear();
+      this.#packs.reset();
+    });
   }
 
   /**
@@ -150,7 +136,7 @@ export class Store {
       Deno.mkdirSync(`${root}/refs`, { recursive: true });
       Deno.mkdirSync(`${root}/packs`, { recursive: true });
       Deno.mkdirSync(`${root}/tmp`, { recursive: true });
-      const tmp = `${root}/tmp/FORMAT.${Deno.pid}.${tmpCounter++}`;
+      const tmp = tempPath(`${root}/tmp`, "FORMAT");
       Deno.writeTextFileSync(tmp, STORE_FORMAT + "\n");
       Deno.renameSync(tmp, `${root}/FORMAT`);
     } catch (e) {
@@ -163,7 +149,7 @@ export class Store {
 
   /** Path of a content file of the given kind. */
   path(kind: ObjectKind, id: string): string {
-    return `${this.root}/${kind}/${id.slice(0, 2)}/${id.slice(2)}`;
+    return this.#loose.path(kind, id);
   }
 
   /** True when the store holds the object or manifest `id` (loose, packed or pending). */
@@ -177,151 +163,33 @@ export class Store {
   }
 
   #hasRaw(id: string, kind: ObjectKind): boolean {
-    const key = kind === "objects" ? id : "m" + id;
+    const key = objectKey(kind, id);
     if (this.#known.has(key)) return true;
-    if (this.#batch?.pending(key)) return true;
-    if (this.#inPacks(key)) return true;
-    if (this.#batch) {
-      // In a batch, list each fan-out directory once instead of one failed lstat per new object.
-      const dir = `${kind}/${id.slice(0, 2)}`;
-      let set = this.#looseDirs.get(dir);
-      if (!set) {
-        set = new Set();
-        try {
-          for (const e of Deno.readDirSync(`${this.root}/${dir}`)) set.add(e.name);
-        } catch { /* empty */ }
-        this.#looseDirs.set(dir, set);
-      }
-      if (!set.has(id.slice(2))) return false;
+    if (this.#packs.pendingBytes(key)) return true;
+    if (this.#packs.has(key)) return true;
+    // In a batch, list each fan-out directory once instead of one failed lstat per new object.
+    if (this.#packs.batching ? this.#loose.listed(kind, id) : this.#loose.exists(kind, id)) {
       this.#known.add(key);
       return true;
-    }
-    try {
-      Deno.lstatSync(this.path(kind, id));
-      this.#known.add(key);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  // ---- packs ----
-
-  /**
-   * True when a pack holds `key`. Until something needs the full index map (a read, a flush), a
-   * lookup binary-searches each pack's sorted on-disk index instead of parsing every entry: a
-   * scan that only checks a few ids (a no-change re-scan checks its root) stays cheap.
-   */
-  #inPacks(key: string): boolean {
-    if (this.#packIndex) return this.#packIndex.has(key);
-    if (!this.#rawIndex) {
-      this.#rawIndex = [];
-      let names: string[] = [];
-      try {
-        names = [...Deno.readDirSync(`${this.root}/packs`)]
-          .filter((e) => e.isFile && e.name.endsWith(".pack")).map((e) => e.name.slice(0, -5));
-      } catch { /* no packs yet */ }
-      for (const name of names) {
-        try {
-          const f = this.#packFile(name);
-          const size = f.statSync().size;
-          const t = new Uint8Array(TRAILER);
-          readAt(f, t, size - TRAILER);
-          const dv = new DataView(t.buffer);
-          const off = Number(dv.getBigUint64(0));
-          const count = dv.getUint32(8);
-          if (off + count * INDEX_ENTRY + TRAILER !== size) return this.#packs().has(key);
-          const index = new Uint8Array(count * INDEX_ENTRY);
-          readAt(f, index, off);
-          this.#rawIndex.push(index);
-        } catch {
-          return this.#packs().has(key); // let the full load sort out what is wrong
-        }
-      }
-    }
-    const kind = key.length === 65 ? 1 : 0;
-    const id = fromHex(kind ? key.slice(1) : key);
-    for (const index of this.#rawIndex) {
-      let lo = 0;
-      let hi = index.length / INDEX_ENTRY;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        const o = mid * INDEX_ENTRY;
-        let c = index[o] - kind;
-        for (let i = 0; c === 0 && i < 32; i++) c = index[o + 1 + i] - id[i];
-        if (c === 0) return true;
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
-      }
     }
     return false;
   }
 
-  #packs(reload = false): Map<string, PackLoc> {
-    if (this.#packIndex && !reload) return this.#packIndex;
-    const idx = this.#packIndex ?? new Map<string, PackLoc>();
-    let names: string[] = [];
-    try {
-      names = [...Deno.readDirSync(`${this.root}/packs`)]
-        .filter((e) => e.isFile && e.name.endsWith(".pack")).map((e) => e.name.slice(0, -5));
-    } catch { /* no packs yet */ }
-    const loaded = new Set([...idx.values()].map((l) => l.pack));
-    for (const name of names) {
-      if (loaded.has(name)) continue;
-      try {
-        const f = this.#packFile(name);
-        for (const e of readPackIndex(f, f.statSync().size)) {
-          const key = e.kind === "objects" ? e.id : "m" + e.id;
-          if (!idx.has(key)) idx.set(key, { pack: name, offset: e.offset, length: e.length });
-        }
-      } catch (e) {
-        if (e instanceof Deno.errors.NotFound) continue; // removed by a concurrent gc
-        // A pack whose index is unreadable hides its objects (reads say "missing"); the rest
-        // of the store keeps working and `hd cas verify` names the pack.
-        this.#brokenPacks.set(name, (e as Error).message);
-      }
-    }
-    this.#packIndex = idx;
-    return idx;
-  }
-
-  #packFile(name: string): Deno.FsFile {
-    let f = this.#packFiles.get(name);
-    if (!f) {
-      f = Deno.openSync(this.packPath(name), { read: true });
-      this.#packFiles.set(name, f);
-    }
-    return f;
-  }
+  // ---- packs ----
 
   /** Path of a pack file. */
   packPath(name: string): string {
-    return `${this.root}/packs/${name}.pack`;
+    return this.#packs.path(name);
   }
 
   /** Every pack's entries (for verify and gc). */
   packEntries(): { pack: string; entries: PackEntry[] }[] {
-    const out: { pack: string; entries: PackEntry[] }[] = [];
-    let names: string[] = [];
-    try {
-      names = [...Deno.readDirSync(`${this.root}/packs`)]
-        .filter((e) => e.isFile && e.name.endsWith(".pack")).map((e) => e.name.slice(0, -5)).sort();
-    } catch { /* none */ }
-    for (const name of names) {
-      try {
-        const f = this.#packFile(name);
-        out.push({ pack: name, entries: readPackIndex(f, f.statSync().size) });
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) this.#brokenPacks.set(name, (e as Error).message);
-      }
-    }
-    return out;
+    return this.#packs.entries();
   }
 
   /** Packs whose index could not be read, with the reason (their objects read as missing). */
   brokenPacks(): { path: string; why: string }[] {
-    this.#packs(true);
-    return [...this.#brokenPacks].map(([name, why]) => ({ path: this.packPath(name), why }));
+    return this.#packs.broken();
   }
 
   /**
@@ -354,84 +222,44 @@ export class Store {
   }
 
   #beginBatch(): void {
-    if (this.#batchDepth++ === 0) this.#batch = new PackBuilder();
+    if (this.#batchDepth++ === 0) this.#packs.startBatch();
   }
 
   #endBatch(ok: boolean): void {
     if (--this.#batchDepth > 0) return;
     try {
       // Objects already written stay valid even when the work failed: write them out.
-      if (ok || this.#batch!.count > 0) this.flushPack();
+      if (ok || this.#packs.pendingCount > 0) this.flushPack();
     } finally {
-      this.#batch = null;
-      this.#looseDirs.clear();
+      this.#packs.stopBatch();
+      this.#loose.forgetListings();
     }
   }
 
   /** Writes the pending pack (if any) atomically and makes its objects visible. */
   flushPack(): void {
-    const b = this.#batch;
-    if (!b || b.count === 0) return;
-    const { name, bytes, entries } = b.finish();
-    this.writeAtomic(this.packPath(name), bytes);
-    const idx = this.#packs();
-    for (const e of entries) {
-      const key = e.kind === "objects" ? e.id : "m" + e.id;
-      this.#known.add(key);
-      if (!idx.has(key)) idx.set(key, { pack: name, offset: e.offset, length: e.length });
-    }
-    this.#batch = new PackBuilder();
+    for (const e of this.#packs.flush()) this.#known.add(objectKey(e.kind, e.id));
   }
 
   #put(kind: ObjectKind, id: string, stored: Uint8Array): void {
     if (this.#leases.size) this.#note(kind, id);
-    if (this.#batch) {
-      this.#batch.add(kind, id, stored);
-      if (this.#batch.size >= PACK_TARGET) this.flushPack();
+    if (this.#packs.batching) {
+      this.#packs.add(kind, id, stored);
+      if (this.#packs.pendingSize >= PACK_TARGET) this.flushPack();
       return;
     }
-    this.writeAtomic(this.path(kind, id), stored);
-    this.#known.add(kind === "objects" ? id : "m" + id);
+    this.#loose.write(kind, id, stored);
+    this.#known.add(objectKey(kind, id));
   }
 
   /** A fresh temp path inside the store (same filesystem, so rename is atomic). */
   tempPath(label = "obj"): string {
-    return `${this.#tmp}/${label}.${Deno.pid}.${tmpCounter++}.${
-      Math.random().toString(36).slice(2, 8)
-    }`;
+    return tempPath(this.#tmp, label);
   }
 
   /** Writes `data` to `dest` atomically: temp file, optional fsync, rename. */
   writeAtomic(dest: string, data: Uint8Array, opts: { fsync?: boolean } = {}): void {
-    const tmp = this.tempPath();
-    try {
-      if (opts.fsync) {
-        const f = Deno.openSync(tmp, { write: true, createNew: true });
-        try {
-          let off = 0;
-          while (off < data.length) off += f.writeSync(data.subarray(off));
-          f.syncSync();
-        } finally {
-          f.close();
-        }
-      } else {
-        Deno.writeFileSync(tmp, data);
-      }
-      Deno.renameSync(tmp, dest);
-    } catch (e) {
-      try {
-        Deno.removeSync(tmp);
-      } catch { /* already gone */ }
-      if (e instanceof Deno.errors.NotFound) {
-        // A fan-out directory went missing (manual cleanup): recreate and retry once.
-        Deno.mkdirSync(this.#tmp, { recursive: true });
-        Deno.mkdirSync(dest.slice(0, dest.lastIndexOf("/")), { recursive: true });
-        Deno.writeFileSync(tmp, data);
-        Deno.renameSync(tmp, dest);
-        return;
-      }
-      throw e;
-    }
+    writeAtomic(this.#tmp, dest, data, opts);
   }
 
   /** Stores raw bytes as an object (chunk or node) if absent; returns its id. */
@@ -466,7 +294,7 @@ export class Store {
     try {
       bytes = decodeObject(stored);
       // A raw object decodes to a view of the stored bytes, which may be the shared read window.
-      if (bytes.buffer === this.#window.buf.buffer) bytes = bytes.slice();
+      if (this.#packs.sharesWindow(bytes)) bytes = bytes.slice();
     } catch (e) {
       throw new CorruptObjectError(id, p, (e as Error).message);
     }
@@ -475,70 +303,31 @@ export class Store {
     return bytes;
   }
 
+  /** The stored bytes of `id` (not verified) and where they are: pending, packed or loose. */
   #readStored(kind: ObjectKind, id: string): [Uint8Array, string] {
-    const key = kind === "objects" ? id : "m" + id;
-    const pending = this.#batch?.pending(key);
+    const key = objectKey(kind, id);
+    const pending = this.#packs.pendingBytes(key);
     if (pending) return [pending, "(pending pack)"];
     for (const reload of [false, true]) {
-      const loc = this.#packs(reload).get(key);
+      const loc = this.#packs.locate(key, reload);
       if (loc) {
         let buf: Uint8Array;
         try {
-          buf = this.#readPacked(loc.pack, loc.offset, loc.length);
+          buf = this.#packs.read(loc);
         } catch (e) {
           if (e instanceof Deno.errors.NotFound && !reload) {
             // The pack went (a gc rewrote or dropped it): forget the index and look again.
-            this.#packIndex = null;
-            this.#rawIndex = null;
-            this.#packFiles.delete(loc.pack);
+            this.#packs.forgetPack(loc.pack);
             continue;
           }
-          throw new CorruptObjectError(
-            id,
-            `${this.packPath(loc.pack)}@${loc.offset}`,
-            (e as Error).message,
-          );
+          throw new CorruptObjectError(id, this.#packs.where(loc), (e as Error).message);
         }
-        return [buf, `${this.packPath(loc.pack)}@${loc.offset}`];
+        return [buf, this.#packs.where(loc)];
       }
-      const p = this.path(kind, id);
-      try {
-        return [Deno.readFileSync(p), p];
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-      }
+      const stored = this.#loose.read(kind, id);
+      if (stored) return [stored, this.#loose.path(kind, id)];
     }
     throw new MissingObjectError(id, kind === "objects" ? "object" : "manifest");
-  }
-
-  /**
-   * Reads `len` bytes of a pack at `off` through a window of {@link READ_WINDOW} bytes, so that
-   * objects read in pack order (a file's chunks, a tree's nodes) cost one syscall per window. The
-   * result is a view of the window: decode or copy it before the next read.
-   */
-  #readPacked(pack: string, off: number, len: number): Uint8Array {
-    const w = this.#window;
-    if (w.pack === pack && off >= w.start && off + len <= w.end) {
-      return w.buf.subarray(off - w.start, off - w.start + len);
-    }
-    if (len > READ_WINDOW) {
-      const buf = new Uint8Array(len);
-      readAt(this.#packFile(pack), buf, off);
-      return buf;
-    }
-    w.pack = "";
-    const f = this.#packFile(pack);
-    f.seekSync(off, Deno.SeekMode.Start);
-    let got = 0;
-    while (got < len) {
-      const n = f.readSync(w.buf.subarray(got));
-      if (n === null || n === 0) throw new Error("Cannot read pack: unexpected end of file");
-      got += n;
-    }
-    w.pack = pack;
-    w.start = off;
-    w.end = off + got;
-    return w.buf.subarray(0, len);
   }
 
   /**
@@ -556,25 +345,16 @@ export class Store {
 
   /** Bytes an object takes on disk (0 when absent). */
   storedSize(kind: ObjectKind, id: string): number {
-    const loc = this.#packs().get(kind === "objects" ? id : "m" + id);
+    const loc = this.#packs.locate(objectKey(kind, id));
     if (loc) return loc.length;
-    try {
-      return Deno.lstatSync(this.path(kind, id)).size;
-    } catch {
-      return 0;
-    }
+    return this.#loose.size(kind, id);
   }
 
   /** Where an object is stored: its loose path or `pack@offset` (null when absent). */
   location(kind: ObjectKind, id: string): string | null {
-    const loc = this.#packs().get(kind === "objects" ? id : "m" + id);
-    if (loc) return `${this.packPath(loc.pack)}@${loc.offset}`;
-    try {
-      Deno.lstatSync(this.path(kind, id));
-      return this.path(kind, id);
-    } catch {
-      return null;
-    }
+    const loc = this.#packs.locate(objectKey(kind, id));
+    if (loc) return this.#packs.where(loc);
+    return this.#loose.exists(kind, id) ? this.#loose.path(kind, id) : null;
   }
 
   /**
@@ -585,92 +365,19 @@ export class Store {
    * `dryRun`, only counts. Returns the bytes freed and what the duplicates cost.
    */
   sweep(
-    dead: Set<string>,
+    dead: ReadonlySet<ObjectKey>,
     opts: { dryRun?: boolean; beforeChange?: () => void } = {},
   ): SweepResult {
     let changed = false;
-    const change = () => {
-      if (!changed) (changed = true, opts.beforeChange?.());
-    };
-    const keyOf = (kind: ObjectKind, id: string) => (kind === "objects" ? id : "m" + id);
-    const r: SweepResult = { freed: 0, duplicates: 0, packsRemoved: 0, packsRewritten: 0 };
-    const packs = this.packEntries();
-    // The biggest packs own their ids; smaller packs holding the same ids are the duplicates.
-    packs.sort((a, b) => b.entries.length - a.entries.length || (a.pack < b.pack ? -1 : 1));
-    const copies = new Map<string, { pack: string; e: PackEntry }[]>();
-    for (const { pack, entries } of packs) {
-      for (const e of entries) {
-        const k = keyOf(e.kind, e.id);
-        if (dead.has(k)) continue;
-        const c = copies.get(k);
-        if (c) c.push({ pack, e });
-        else copies.set(k, [{ pack, e }]);
-      }
-    }
-    const loose: { kind: ObjectKind; id: string; key: string }[] = [];
-    for (const kind of ["objects", "manifests"] as const) {
-      for (const id of this.#listLoose(kind)) loose.push({ kind, id, key: keyOf(kind, id) });
-    }
-    // owner: the pack whose copy of a duplicated id is kept ("" = the loose copy).
-    const owner = new Map<string, string>();
-    const looseKeys = new Set(loose.map((l) => l.key));
-    for (const [k, c] of copies) {
-      if (c.length === 1 && !looseKeys.has(k)) continue;
-      const good = c.find((x) => this.#copyVerifies(x.e, x.pack));
-      if (good) owner.set(k, good.pack);
-      else if (looseKeys.has(k) && this.#looseVerifies(k)) owner.set(k, "");
-      else owner.set(k, "*"); // no copy verifies: touch none of them
-    }
-    for (const l of loose) {
-      const o = owner.get(l.key);
-      const drop = dead.has(l.key) || (o !== undefined && o !== "" && o !== "*");
-      if (!drop) continue;
-      if (!dead.has(l.key)) r.duplicates++;
-      const p = this.path(l.kind, l.id);
-      try {
-        r.freed += Deno.lstatSync(p).size;
-        if (!opts.dryRun) (change(), Deno.removeSync(p));
-      } catch { /* gone */ }
-    }
-    for (const { pack, entries } of packs) {
-      const keep = (e: PackEntry) => {
-        const k = keyOf(e.kind, e.id);
-        if (dead.has(k)) return false;
-        const o = owner.get(k);
-        return o === undefined || o === "*" || o === pack;
-      };
-      const live = entries.filter(keep);
-      if (live.length === entries.length) continue;
-      for (const e of entries) if (!dead.has(keyOf(e.kind, e.id)) && !keep(e)) r.duplicates++;
-      const f = this.#packFile(pack);
-      const size = f.statSync().size;
-      if (live.length > 0) {
-        r.packsRewritten++;
-        if (opts.dryRun) {
-          r.freed += size - live.reduce((n, e) => n + e.length, 0);
-          continue;
-        }
-        change();
-        const b = new PackBuilder();
-        for (const e of live) {
-          const buf = new Uint8Array(e.length);
-          readAt(f, buf, e.offset);
-          b.add(e.kind, e.id, buf);
-        }
-        const { name, bytes } = b.finish();
-        this.writeAtomic(this.packPath(name), bytes);
-        r.freed -= bytes.length;
-      } else r.packsRemoved++;
-      r.freed += size;
-      if (opts.dryRun) continue;
-      change();
-      f.close();
-      this.#packFiles.delete(pack);
-      Deno.removeSync(this.packPath(pack));
-    }
+    const r = sweepStore(this.#loose, this.#packs, dead, {
+      dryRun: opts.dryRun,
+      beforeChange: () => {
+        changed = true;
+        opts.beforeChange?.();
+      },
+    });
     if (changed) {
-      this.#packIndex = null;
-      this.#rawIndex = null;
+      this.#packs.forget();
       this.#known.clear();
     }
     return r;
@@ -686,73 +393,27 @@ export class Store {
     if (actual !== id) {
       throw new HdError(`Cannot repair ${id}: the bytes offered hash to ${actual}`, "");
     }
-    const key = kind === "objects" ? id : "m" + id;
-    this.writeAtomic(this.path(kind, id), encodeObject(bytes, true), { fsync: true });
-    for (const { pack, entries } of this.packEntries()) {
+    const key = objectKey(kind, id);
+    this.#loose.write(kind, id, encodeObject(bytes, true), { fsync: true });
+    for (const { pack, entries } of this.#packs.entries()) {
       const bad = entries.filter((e) =>
-        (e.kind === "objects" ? e.id : "m" + e.id) === key && !this.#copyVerifies(e, pack)
+        objectKey(e.kind, e.id) === key && !this.#packs.verifies(e, pack)
       );
       if (bad.length === 0) continue;
-      const f = this.#packFile(pack);
       const live = entries.filter((e) => !bad.includes(e));
-      if (live.length) {
-        const b = new PackBuilder();
-        for (const e of live) {
-          const buf = new Uint8Array(e.length);
-          readAt(f, buf, e.offset);
-          b.add(e.kind, e.id, buf);
-        }
-        const { name, bytes: packBytes } = b.finish();
-        this.writeAtomic(this.packPath(name), packBytes, { fsync: true });
-      }
-      f.close();
-      this.#packFiles.delete(pack);
-      Deno.removeSync(this.packPath(pack));
+      if (live.length) this.#packs.rewrite(pack, live, { fsync: true });
+      this.#packs.remove(pack);
     }
-    this.#packIndex = null;
-    this.#rawIndex = null;
+    this.#packs.forget();
     this.#known.clear();
-    this.#window.pack = "";
   }
 
-  /** Removes `dead` (see {@link sweep}); returns the bytes freed. */
-  removeObjects(dead: Set<string>): number {
-    return this.sweep(dead).freed;
-  }
-
-  #looseVerifies(key: string): boolean {
-    const [kind, id] = key.length === 65
-      ? ["manifests" as const, key.slice(1)]
-      : ["objects" as const, key];
-    try {
-      return blake3Hex(decodeObject(Deno.readFileSync(this.path(kind, id)))) === id;
-    } catch {
-      return false;
-    }
-  }
-
-  #copyVerifies(e: PackEntry, pack: string): boolean {
-    try {
-      const buf = new Uint8Array(e.length);
-      readAt(this.#packFile(pack), buf, e.offset);
-      return blake3Hex(decodeObject(buf)) === e.id;
-    } catch {
-      return false;
-    }
-  }
-
-  *#listLoose(kind: ObjectKind): Generator<string> {
-    for (const h of HEX2) {
-      let entries: Iterable<Deno.DirEntry>;
-      try {
-        entries = Deno.readDirSync(`${this.root}/${kind}/${h}`);
-      } catch {
-        continue;
-      }
-      for (const e of entries) {
-        if (e.isFile && e.name.length === 62) yield h + e.name;
-      }
-    }
+  /**
+   * Removes `dead` (see {@link sweep}); returns the bytes freed. Takes keys as plain strings too
+   * (checked by {@link toObjectKey}).
+   */
+  removeObjects(dead: ReadonlySet<string>): number {
+    return this.sweep(new Set([...dead].map(toObjectKey))).freed;
   }
 
   /** Stores a manifest if absent; returns its id. */
@@ -779,19 +440,12 @@ export class Store {
    * objects exist (the stat cache) know to start over.
    */
   generation(): string {
-    try {
-      return Deno.readTextFileSync(`${this.root}/GENERATION`).trim();
-    } catch {
-      return "0";
-    }
+    return this.#lock.generation();
   }
 
   /** Starts a new gc generation (called by gc before it deletes). */
   bumpGeneration(): void {
-    const g = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-    this.writeAtomic(`${this.root}/GENERATION`, new TextEncoder().encode(g + "\n"), {
-      fsync: true,
-    });
+    this.#lock.bumpGeneration();
   }
 
   /** Forgets which ids this process has seen (after a gc deleted some). */
@@ -799,71 +453,29 @@ export class Store {
     this.#known.clear();
   }
 
-  // ---- refs ----
-
-  #refPath(name: string): string {
-    if (
-      !/^[A-Za-z0-9._@:+-]+(\/[A-Za-z0-9._@:+-]+)*$/.test(name) || name.split("/").includes("..")
-    ) {
-      throw new HdError(
-        `Cannot use ref name "${name}": only letters, digits, . _ @ : + - and / are allowed`,
-        "pick a name such as trees/myproject",
-        2,
-      );
-    }
-    return `${this.root}/refs/${name}`;
-  }
+  // ---- refs (refs.ts) ----
 
   /** Points ref `name` at `id` (atomic, fsynced). */
   setRef(name: string, id: string): void {
-    const p = this.#refPath(name);
-    if (this.getRef(name) === id) return; // unchanged: no write, no fsync
-    Deno.mkdirSync(p.slice(0, p.lastIndexOf("/")), { recursive: true });
-    this.writeAtomic(p, new TextEncoder().encode(id + "\n"), { fsync: true });
+    this.#refs.set(name, id);
   }
 
   /** The id a ref points at, or null. */
   getRef(name: string): string | null {
-    try {
-      return Deno.readTextFileSync(this.#refPath(name)).trim();
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
-    }
+    return this.#refs.get(name);
   }
 
   /** Removes a ref; true when it existed. */
   deleteRef(name: string): boolean {
-    try {
-      Deno.removeSync(this.#refPath(name));
-      return true;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return false;
-      throw e;
-    }
+    return this.#refs.delete(name);
   }
 
   /** Every ref as [name, id], sorted by name. */
   listRefs(): [string, string][] {
-    const out: [string, string][] = [];
-    const walk = (dir: string, prefix: string) => {
-      let entries: Deno.DirEntry[];
-      try {
-        entries = [...Deno.readDirSync(dir)];
-      } catch {
-        return;
-      }
-      for (const e of entries) {
-        const name = prefix ? `${prefix}/${e.name}` : e.name;
-        if (e.isDirectory) walk(`${dir}/${e.name}`, name);
-        else if (e.isFile) out.push([name, Deno.readTextFileSync(`${dir}/${e.name}`).trim()]);
-      }
-    };
-    walk(`${this.root}/refs`, "");
-    return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return this.#refs.list();
   }
 
-  // ---- leases ----
+  // ---- leases (lease.ts) ----
 
   /**
    * Opens a lease (see lease.ts): until it is released, every id this process stores or finds
@@ -875,7 +487,7 @@ export class Store {
     Deno.mkdirSync(dir, { recursive: true });
     const l = new Lease(dir, why, (p, b) => this.writeAtomic(p, b), (x) => {
       this.#leases.delete(x);
-      if (this.#leases.size === 0) this.#releaseSyncLock();
+      if (this.#leases.size === 0) this.#lock.letGo();
     });
     this.#leases.add(l);
     return l;
@@ -889,33 +501,17 @@ export class Store {
   #note(kind: ObjectKind, id: string): void {
     // A leased write outside withLock: take the shared lock now (a gc waits for it) and hold it
     // until the lease is written out, so that no gc runs between the write and the lease file.
-    if (this.#lockDepth === 0 && this.#syncLock === null) {
-      const f = Deno.openSync(`${this.root}/lock`, { read: true, write: true, create: true });
-      f.lockSync(false);
-      this.#syncLock = f;
-      this.#checkGeneration();
-    }
+    this.#lock.hold();
     for (const l of this.#leases) l.keep(id, kind);
   }
 
   /** Writes out every open lease that changed (before the shared lock is given up). */
   flushLeases(): void {
     for (const l of this.#leases) l.flush();
-    if (this.#lockDepth === 0) this.#releaseSyncLock();
+    if (!this.#lock.inRun) this.#lock.letGo();
   }
 
-  #releaseSyncLock(): void {
-    const f = this.#syncLock;
-    if (!f) return;
-    this.#syncLock = null;
-    try {
-      f.unlockSync();
-    } finally {
-      f.close();
-    }
-  }
-
-  // ---- identity ----
+  // ---- identity (identity.ts) ----
 
   /**
    * The store's identity: a random secret `key` made with the store (file KEY, mode 0600, created
@@ -924,108 +520,36 @@ export class Store {
    * key, so that a cache is never trusted by another store.
    */
   identity(): { id: string; key: Uint8Array } {
-    if (this.#identity) return this.#identity;
-    const p = `${this.root}/KEY`;
-    let hex: string | null = null;
-    for (let attempt = 0; attempt < 2 && hex === null; attempt++) {
-      try {
-        const t = Deno.readTextFileSync(p).trim();
-        if (/^[0-9a-f]{64}$/.test(t)) hex = t;
-        else {throw new HdError(
-            `Cannot use store ${this.root}: ${p} is damaged (not 64 hex digits)`,
-            "remove the file: a new key is made (stat caches of this store are then re-made)",
-          );}
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-        const key = crypto.getRandomValues(new Uint8Array(32));
-        const tmp = this.tempPath("key");
-        Deno.writeTextFileSync(tmp, [...key].map((b) => HEX2[b]).join("") + "\n", { mode: 0o600 });
-        try {
-          Deno.linkSync(tmp, p); // never replaces: a concurrent first use keeps one key
-        } catch (e2) {
-          if (!(e2 instanceof Deno.errors.AlreadyExists)) throw e2;
-        } finally {
-          Deno.removeSync(tmp);
-        }
-      }
-    }
-    const key = new Uint8Array(hex!.match(/../g)!.map((h) => parseInt(h, 16)));
-    const id = blake3Hex(new Uint8Array([...new TextEncoder().encode("hd-store-id\0"), ...key]))
-      .slice(0, 32);
-    this.#identity = { id, key };
-    return this.#identity;
+    return this.#identity ??= readIdentity(this.root);
   }
 
-  // ---- locking ----
+  // ---- locking (lock.ts) ----
 
   /**
    * Runs `fn` holding the store lock: shared for writers that add, exclusive for gc. Re-entrant
    * within one process for shared holders.
    */
-  async withLock<T>(mode: "shared" | "exclusive", fn: () => Promise<T> | T): Promise<T> {
-    if (mode === "shared" && this.#lockDepth > 0) {
-      this.#lockDepth++;
-      try {
-        return await fn();
-      } finally {
-        this.#lockDepth--;
-      }
-    }
-    if (mode === "exclusive") {
-      // Our own shared lock (a leased write outside withLock) would block us forever.
-      for (const l of this.#leases) l.flush();
-      this.#releaseSyncLock();
-    }
-    const f = Deno.openSync(`${this.root}/lock`, { read: true, write: true, create: true });
-    await f.lock(mode === "exclusive");
-    this.#lockFile = f;
-    this.#lockDepth = 1;
-    this.#checkGeneration();
-    try {
-      return await fn();
-    } finally {
-      this.#lockDepth = 0;
-      this.#lockFile = null;
-      try {
-        // What this process stored under the lock is in its leases before a gc can start.
-        if (mode === "shared") this.flushLeases();
-      } finally {
-        try {
-          f.unlockSync();
-        } finally {
-          f.close();
-        }
-      }
-    }
-  }
-
-  /**
-   * A long-lived process (hd up, hd mount) must not trust what it remembers of the store across
-   * another process's gc: start over when the gc generation moved.
-   */
-  #checkGeneration(): void {
-    const gen = this.generation();
-    if (this.#seenGeneration !== null && gen !== this.#seenGeneration) {
-      this.#known.clear();
-      this.#packIndex = null;
-      this.#rawIndex = null;
-      for (const file of this.#packFiles.values()) file.close();
-      this.#packFiles.clear();
-    }
-    this.#seenGeneration = gen;
+  withLock<T>(mode: "shared" | "exclusive", fn: () => Promise<T> | T): Promise<T> {
+    return this.#lock.run(mode, fn, {
+      // Our own held shared lock is let go before an exclusive one: write the leases out first.
+      beforeExclusive: () => {
+        for (const l of this.#leases) l.flush();
+      },
+      // What this process stored under the lock is in its leases before a gc can start.
+      beforeUnlock: () => this.flushLeases(),
+    });
   }
 
   /** Lists every id stored under `kind`, loose and packed (each once). */
   *list(kind: ObjectKind): Generator<string> {
     const seen = new Set<string>();
-    for (const id of this.#listLoose(kind)) {
+    for (const id of this.#loose.list(kind)) {
       seen.add(id);
       yield id;
     }
-    for (const [key] of this.#packs(true)) {
-      const isManifest = key.length === 65;
-      if ((kind === "manifests") !== isManifest) continue;
-      const id = isManifest ? key.slice(1) : key;
+    for (const key of this.#packs.keys()) {
+      if (keyKind(key) !== kind) continue;
+      const id = keyId(key);
       if (!seen.has(id)) (seen.add(id), yield id);
     }
   }
@@ -1034,20 +558,14 @@ export class Store {
   usage(): { looseObjects: number; looseManifests: number; packs: number; bytes: number } {
     const u = { looseObjects: 0, looseManifests: 0, packs: 0, bytes: 0 };
     for (const kind of ["objects", "manifests"] as const) {
-      for (const id of this.#listLoose(kind)) {
+      for (const id of this.#loose.list(kind)) {
         kind === "objects" ? u.looseObjects++ : u.looseManifests++;
-        try {
-          u.bytes += Deno.lstatSync(this.path(kind, id)).size;
-        } catch { /* gone */ }
+        u.bytes += this.#loose.size(kind, id);
       }
     }
-    try {
-      for (const e of Deno.readDirSync(`${this.root}/packs`)) {
-        if (!e.name.endsWith(".pack")) continue;
-        u.packs++;
-        u.bytes += Deno.lstatSync(`${this.root}/packs/${e.name}`).size;
-      }
-    } catch { /* none */ }
+    const p = this.#packs.usage();
+    u.packs = p.packs;
+    u.bytes += p.bytes;
     return u;
   }
 }

@@ -7,6 +7,11 @@
  * `.hd/logs/`, and answers the control socket `.hd/control.sock` (`hd status`, `hd restart`,
  * `hd logs`, `hd down`).
  *
+ * The lifecycle (lock, state file, control socket, signals, reloads) is the session of
+ * src/services/session.ts; this file is the command: its flags, how the session's lines and events
+ * are printed (a coloured name prefix, or one JSON object per line with `--json`), starting the
+ * detached supervisor and waiting for it, and exit codes.
+ *
  * @example
  * ```sh
  * hd up            # foreground, Ctrl-C to stop
@@ -15,50 +20,33 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
-import { loadProjectSpec, loadSpec } from "../config/parse.ts";
-import { trackedFilter } from "../env/compile.ts";
+import { loadProjectSpec } from "../config/parse.ts";
 import type { EnvSpec } from "../config/types.ts";
-import { ProjectWatcher } from "../watch/watcher.ts";
 import { openPrivateAppend, privateDir } from "../sys/fs.ts";
-import {
-  acquireUpLock,
-  type ControlRequest,
-  controlSocketPath,
-  readUpState,
-  removeUpState,
-  selfState,
-  serveControl,
-  upLockHolder,
-  writeUpState,
-} from "../services/control.ts";
-import { DevLoop } from "../services/loop.ts";
+import { readUpState, upLockHolder } from "../services/control.ts";
 import {
   cleanupIfStale,
   formatCleanup,
   formatServices,
   gatherServices,
+  servicesSettled,
   type UpStatus,
 } from "../services/report.ts";
-import { signalGroup } from "../sandbox/process.ts";
+import { AlreadyRunning, UpSession } from "../services/session.ts";
 import type { Command, Context } from "./command.ts";
 
 /**
  * Exit code of `hd up` when another `hd up` of the project holds `.hd/up.lock`: the detached
  * supervisor exits with it, and `hd up -d` turns it into the "already running" message.
+ *
+ * @example
+ * ```ts
+ * import { EXIT_ALREADY_RUNNING } from "./up.ts";
+ * declare const status: Deno.CommandStatus;
+ * if (status.code === EXIT_ALREADY_RUNNING) console.log("another hd up won");
+ * ```
  */
 export const EXIT_ALREADY_RUNNING = 3;
-
-/**
- * The error of a second `hd up` of a project (the lock is held by pid `holder`): exit code 1, or
- * {@link EXIT_ALREADY_RUNNING} from a detached supervisor (for the `hd up -d` that started it).
- */
-function alreadyRunning(env: string, holder: number | null, code = 1): HdError {
-  return new HdError(
-    `Cannot start ${env}: \`hd up\` is already running (pid ${holder ?? "unknown"})`,
-    "see `hd status`; `hd restart SERVICE` restarts one, `hd down` stops everything",
-    code,
-  );
-}
 
 /** How long `hd up -d` waits for the services to be ready once the build is done. */
 const READY_WAIT_MS = 30_000;
@@ -154,11 +142,11 @@ async function detach(ctx: Context, dir: string, env: string): Promise<number> {
     if (status.phase === "failed") break;
     if (status.phase !== "running") continue;
     runningSince ||= performance.now();
-    if (settled(status) || performance.now() - runningSince > READY_WAIT_MS) break;
+    if (servicesSettled(status.services) || performance.now() - runningSince > READY_WAIT_MS) break;
   }
   showNew();
   const ended = exited as Deno.CommandStatus | null; // set by the callback above
-  if (ended?.code === EXIT_ALREADY_RUNNING) throw alreadyRunning(env, upLockHolder(dir));
+  if (ended?.code === EXIT_ALREADY_RUNNING) throw new AlreadyRunning(env, upLockHolder(dir));
   if (exited || !status.running || status.phase === "failed") {
     // its own error lines (others may write to the same log: only lines since it started)
     const tail = unshown.slice(-15);
@@ -186,36 +174,14 @@ async function detach(ctx: Context, dir: string, env: string): Promise<number> {
   return 0;
 }
 
-function settled(s: UpStatus): boolean {
-  if (!s.running) return false;
-  const by = new Map(s.services.map((x) => [x.name, x]));
-  const blockedForGood = (name: string, seen = new Set<string>()): boolean => {
-    const x = by.get(name);
-    if (!x || seen.has(name)) return true;
-    seen.add(name);
-    if (x.state === "crashed" || x.state === "exited" || x.state === "stopped") return true;
-    if (x.state === "waiting") return x.waitingFor.some((d) => blockedForGood(d, seen));
-    return false;
-  };
-  return s.services.every((x) =>
-    (x.state === "running" && x.ready !== false) || x.state === "crashed" ||
-    x.state === "exited" || x.state === "stopped" ||
-    (x.state === "waiting" && x.waitingFor.some((d) => blockedForGood(d)))
-  );
-}
-
-async function runLoop(ctx: Context, detached: boolean, lock: Deno.FsFile): Promise<number> {
-  let spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
-  const dir = spec.dir;
-  const store = ctx.store();
+/**
+ * Runs the session in this process (the foreground, or the detached supervisor `--supervise`):
+ * prints its lines with a coloured name prefix (text) or its events (`--json`) until it stops.
+ */
+async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<number> {
   const json = ctx.out.json;
   let names: string[] = [];
   let width = 0;
-  const setNames = (sp: EnvSpec) => {
-    names = ["hd", "build", ...Object.keys(sp.services)];
-    width = Math.max(...names.map((n) => n.length));
-  };
-  setNames(spec);
   const color = (n: string) => COLORS[Math.max(0, names.indexOf(n)) % COLORS.length];
   const print = (src: string, line: string) => {
     if (json) return;
@@ -225,187 +191,44 @@ async function runLoop(ctx: Context, detached: boolean, lock: Deno.FsFile): Prom
     const pre = ctx.out.color ? `\x1b[${color(src)}m${tag} |\x1b[0m ` : `${tag} | `;
     out(pre + line + "\n");
   };
-  const emit = (ev: Record<string, unknown>) => {
-    if (json) out(JSON.stringify({ t: Date.now(), ...ev }) + "\n");
-  };
-  let phase = "starting";
-  let stateTimer: ReturnType<typeof setTimeout> | null = null;
-  const state = selfState(dir, spec.environment.name, detached);
-  // what the main loop waits for: a stop (signal, `hd down`) or a reload (hd.toml changed)
-  let stopReason: string | null = null;
-  let reloadWanted = false;
-  let poke: () => void = () => {};
-  const wake = () => poke();
-  const next = () =>
-    stopReason !== null || reloadWanted
-      ? Promise.resolve()
-      : new Promise<void>((r) => poke = () => (poke = () => {}, r()));
-  const stop = (why: string) => {
-    stopReason ??= why;
-    // still building: end the running step now rather than after it
-    if (phase === "starting") loop.stop().catch(() => {});
-    wake();
-  };
-  const makeLoop = (sp: EnvSpec): DevLoop => {
-    const l: DevLoop = new DevLoop({
-      spec: sp,
-      store,
-      only: ctx.positionals,
-      print,
-      onEvent: emit,
-      onChange: () => {
-        stateTimer ??= setTimeout(() => {
-          stateTimer = null;
-          saveState();
-        }, 0);
-      },
-      onSpecChange: () => {
-        reloadWanted = true;
-        wake();
-      },
-    });
-    return l;
-  };
-  // the state records each service's group with its leader's executable, which may change just
-  // after a spawn (setsid, sh, then the command): it is compared again every second
-  let saved = "";
-  const saveState = () => {
-    if (phase === "stopped") return;
-    state.groups = loop.supervisor.groups();
-    const text = JSON.stringify(state);
-    if (text === saved) return;
-    saved = text;
-    try {
-      writeUpState(dir, state);
-    } catch (e) {
-      print("hd", `cannot write .hd/up.json: ${(e as Error).message}`);
-    }
-  };
-  const refresh = setInterval(saveState, 1000);
-  let loop = makeLoop(spec);
-  const handler = (req: ControlRequest): Promise<unknown> => {
-    switch (req.op) {
-      case "ping":
-        return Promise.resolve({ ok: true });
-      case "status":
-        return Promise.resolve({ phase, ...loop.status() });
-      case "restart": {
-        for (const n of req.services) {
-          if (!spec.services[n]) return Promise.resolve({ error: `no service "${n}"` });
-        }
-        return loop.supervisor.restart(req.services).then((restarted) => ({ restarted }));
-      }
-      case "down":
-        stop("hd down");
-        return Promise.resolve({ ok: true });
-      default:
-        return Promise.resolve({ error: "unknown op" });
-    }
-  };
-  // this process holds .hd/up.lock: whatever state file is there is not a live one's
-  saveState();
-  const server = serveControl(controlSocketPath(dir), handler);
-  const onSignal = (sig: string) => () => stop(sig);
-  const sigs: [Deno.Signal, () => void][] = [
-    ["SIGINT", onSignal("SIGINT")],
-    ["SIGTERM", onSignal("SIGTERM")],
-  ];
-  for (const [s, f] of sigs) Deno.addSignalListener(s, f);
-  // after a failed reload, any edit of the project (hd.toml or a step's input) retries it
-  let retryWatch: ProjectWatcher | null = null;
-  const closeRetry = async () => {
-    await retryWatch?.close();
-    retryWatch = null;
-  };
+  let session: UpSession;
   try {
-    try {
-      await loop.start();
-      phase = "running";
-      emit({ event: "started", root: loop.root });
-    } catch (e) {
-      phase = "failed";
-      if (detached) await new Promise((r) => setTimeout(r, 300)); // let `hd up -d` see it
-      throw e;
-    }
-    while (true) {
-      await next();
-      if (stopReason !== null) break;
-      reloadWanted = false;
-      let fresh: EnvSpec;
-      try {
-        fresh = loadSpec(spec.file);
-        if (fresh.environment.name !== spec.environment.name) {
-          throw new Error(
-            `the environment name changed (${spec.environment.name} → ${fresh.environment.name}); stop and start hd up`,
-          );
-        }
-      } catch (e) {
-        print("hd", `cannot reload: ${(e as Error).message} — still running the previous one`);
-        emit({ event: "reload", ok: false, error: (e as Error).message });
-        continue;
-      }
-      print("hd", "reloading: stopping the services of the previous configuration");
-      await closeRetry();
-      await loop.stop();
-      spec = fresh;
-      setNames(spec);
-      phase = "starting";
-      try {
-        loop = makeLoop(spec);
-        await loop.start();
-        phase = "running";
-        emit({ event: "reload", ok: true, root: loop.root });
-      } catch (e) {
-        phase = "failed";
-        const hint = e instanceof HdError && e.hint ? ` (${e.hint})` : "";
-        print("hd", `reload failed: ${(e as Error).message}${hint}; waiting for a change`);
-        emit({ event: "reload", ok: false, error: (e as Error).message });
-        retryWatch = new ProjectWatcher(dir, {
-          debounceMs: spec.options.debounceMs,
-          filter: trackedFilter(spec),
-          onBatch: () => {
-            reloadWanted = true;
-            wake();
-          },
-        });
-        retryWatch.start();
-      }
-    }
-    await closeRetry();
-    print("hd", `stopping (${stopReason}): ${[...loop.supervisor.order].reverse().join(", ")}`);
-    emit({ event: "stopping", reason: stopReason });
-    // a second Ctrl-C during the stop kills at once
-    const force = () => {
-      for (const g of loop.supervisor.groups()) signalGroup(g.pgid, "SIGKILL");
-    };
-    for (const [s, f] of sigs) Deno.removeSignalListener(s, f);
-    Deno.addSignalListener("SIGINT", force);
-    await loop.stop();
-    Deno.removeSignalListener("SIGINT", force);
-    print("hd", "stopped");
-    emit({ event: "stopped" });
+    session = UpSession.open({
+      spec,
+      store: ctx.store(),
+      only: ctx.positionals,
+      detached,
+      print,
+      onEvent: (ev) => {
+        if (json) out(JSON.stringify({ t: Date.now(), ...ev }) + "\n");
+      },
+      onSpec: (sp) => {
+        names = ["hd", "build", ...Object.keys(sp.services)];
+        width = Math.max(...names.map((n) => n.length));
+      },
+      onNote: (line) => ctx.out.note(line),
+    });
   } catch (e) {
-    await closeRetry().catch(() => {});
-    await loop.stop().catch(() => {});
-    throw e;
-  } finally {
-    for (const [s, f] of sigs) {
-      try {
-        Deno.removeSignalListener(s, f);
-      } catch { /* removed */ }
+    // the detached supervisor tells the `hd up -d` that started it by its exit code
+    if (e instanceof AlreadyRunning && e.byLock && detached) {
+      throw new AlreadyRunning(spec.environment.name, e.holder, EXIT_ALREADY_RUNNING);
     }
-    phase = "stopped";
-    clearInterval(refresh);
-    if (stateTimer !== null) clearTimeout(stateTimer);
-    server.close();
-    const cur = readUpState(dir);
-    if (cur?.state?.pid === Deno.pid || cur?.invalid !== undefined) removeUpState(dir);
-    lock.close();
+    throw e;
   }
+  await session.start();
+  await session.done();
   return 0;
 }
 
-/** `hd up`. */
+/**
+ * `hd up`.
+ *
+ * @example
+ * ```ts
+ * import { up } from "./up.ts";
+ * console.log(up.usage); // hd up [-d] [SERVICE…] [--file hd.toml]
+ * ```
+ */
 export const up: Command = {
   name: "up",
   summary: "build the environment, start its services, and watch for changes",
@@ -417,30 +240,16 @@ export const up: Command = {
   },
   async run(ctx) {
     const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
-    const env = spec.environment.name;
     if (ctx.values.detach && !ctx.values.supervise) {
       // the supervisor takes the lock; this only spares starting one when one is running, and
       // reports here what a stale state was (the supervisor's own notes go to its log)
       const stale = cleanupIfStale(spec.dir);
       if (stale) ctx.out.note(`hd: ${formatCleanup(stale)}`);
       const cur = readUpState(spec.dir);
-      if (cur?.alive) throw alreadyRunning(env, cur.state.pid);
-      return await detach(ctx, spec.dir, env);
+      if (cur?.alive) throw new AlreadyRunning(spec.environment.name, cur.state.pid);
+      return await detach(ctx, spec.dir, spec.environment.name);
     }
     // one `hd up` per project: the lock is taken before anything is built, and held until exit
-    const lock = acquireUpLock(spec.dir);
-    if (!("file" in lock)) {
-      throw alreadyRunning(env, lock.holder, ctx.values.supervise ? EXIT_ALREADY_RUNNING : 1);
-    }
-    try {
-      const stale = cleanupIfStale(spec.dir);
-      if (stale) ctx.out.note(`hd: ${formatCleanup(stale)}`);
-      const cur = readUpState(spec.dir);
-      if (cur?.alive) throw alreadyRunning(env, cur.state.pid); // an hd without the lock
-    } catch (e) {
-      lock.file.close();
-      throw e;
-    }
-    return await runLoop(ctx, !!ctx.values.supervise, lock.file);
+    return await serve(ctx, spec, !!ctx.values.supervise);
   },
 };

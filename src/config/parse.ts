@@ -264,16 +264,13 @@ class Validator {
     return this.strArray(path, v, example).map((s, i) => this.glob(`${path}[${i}]`, s));
   }
 
-  /** A `[build].cache` entry: `~`, `~/…` or relative below the workdir, never escaping it. */
+  /**
+   * A `[build].cache` entry: an absolute path inside the environment (`/var/cache/apt`, as a
+   * Dockerfile's `--mount=type=cache,target=…`), `~`, `~/…`, or relative below the workdir; never
+   * with a `..` component.
+   */
   cachePath(path: string, s: string): string {
     this.#plain(path, s);
-    if (s.startsWith("/")) {
-      this.fail(
-        path,
-        `cache "${s}" is an absolute path`,
-        'write "~/…" (the home directory) or a path relative to the workdir',
-      );
-    }
     if (s.startsWith("~") && s !== "~" && !s.startsWith("~/")) {
       this.fail(
         path,
@@ -290,6 +287,17 @@ class Validator {
       );
     }
     if (home) return s === "~" ? "~" : `~/${normalizePath(s.slice(2))}`.replace(/\/\.$/, "");
+    if (s.startsWith("/")) {
+      const abs = normalizePath(s);
+      if (abs === ".") {
+        this.fail(
+          path,
+          `cache "${s}" names the whole root`,
+          'name a directory, e.g. "/var/cache/apt"',
+        );
+      }
+      return `/${abs}`;
+    }
     const n = normalizePath(s);
     if (n === ".") {
       this.fail(path, `cache "${s}" names the workdir itself`, "name a directory below it");

@@ -8,6 +8,9 @@
  * @example
  * ```ts
  * import { checkoutTree } from "./checkout.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const rootId: string;
  * checkoutTree(store, rootId, "/tmp/out");
  * ```
  * @module

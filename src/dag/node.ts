@@ -10,8 +10,8 @@
  *
  * @example
  * ```ts
- * import { encodeNode, decodeNode, nodeId } from "./node.ts";
- * const f = { type: "file", mode: 0o100644, size: 0, chunks: [] } as const;
+ * import { encodeNode, decodeNode, nodeId, type FileNode } from "./node.ts";
+ * const f: FileNode = { type: "file", mode: 0o100644, size: 0, chunks: [] };
  * decodeNode(encodeNode(f)); nodeId(f);
  * ```
  * @module

@@ -8,6 +8,11 @@
  * @example
  * ```ts
  * import { Tree } from "./tree.ts";
+ * import type { FileNode } from "./node.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const rootId: string;
+ * declare const fileNode: FileNode;
  * const t = Tree.load(store, rootId);
  * t.setFile("src/a.ts", fileNode);
  * const newRoot = t.commit(store);

@@ -18,6 +18,12 @@
  * @example
  * ```ts
  * import { compileEnv, stepHashes } from "./compile.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * import type { FileNode } from "../dag/node.ts";
+ * declare const store: Store;
+ * declare const spec: EnvSpec;
+ * declare const fileNode: FileNode;
  * const env = await compileEnv(store, spec);
  * env.tree.setFile("src/a.js", fileNode);
  * const steps = stepHashes(spec, env.tree, { store });

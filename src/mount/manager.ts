@@ -11,6 +11,9 @@
  * @example
  * ```ts
  * import { listMounts, serveMount } from "./manager.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const rootId: string;
  * await serveMount(store, rootId, "/mnt/env", { rw: false }); // until unmounted or signalled
  * listMounts(store); // [{ dir, root, pid, state: "live", … }]
  * ```

@@ -16,6 +16,12 @@
  * @example
  * ```ts
  * import { FuseOps } from "./ops.ts";
+ * import { loadFuse } from "./fuse.ts";
+ * import type { Projection } from "./projected.ts";
+ * declare const fs: Projection;
+ * const lib = loadFuse();
+ * const log = (line: string) => console.error(line);
+ * const counts: Record<string, number> = {};
  * const ops = new FuseOps({ lib, fs, overlay: null, timeout: 86400, xattrs: false, log, counts });
  * const table = ops.table(); // what the session registers as callbacks
  * ```

@@ -11,6 +11,8 @@
  * @example
  * ```ts
  * import { Overlay } from "./overlay.ts";
+ * import type { Projection } from "./projected.ts";
+ * declare const projection: Projection;
  * const ov = new Overlay(projection);
  * const f = ov.create(1, "new.txt", 0o100644);
  * ov.write(f.ino, 0, new TextEncoder().encode("hi"));

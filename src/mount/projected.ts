@@ -13,6 +13,9 @@
  * @example
  * ```ts
  * import { Projection } from "./projected.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const rootId: string;
  * const p = new Projection(store, rootId);
  * const ino = p.lookup(1, "README.md").ino;
  * const bytes = p.read(ino, 0, 4096);

@@ -19,6 +19,10 @@
  * @example
  * ```ts
  * import { imageSource } from "./repair.ts";
+ * import { repairStore } from "../cas/repair.ts";
+ * import { dagReferences } from "../dag/refs.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
  * const r = await repairStore(store, dagReferences, [imageSource(store)]);
  * ```
  * @module
@@ -26,7 +30,8 @@
 import { HdError } from "../sys/errors.ts";
 import { encodeManifest } from "../cas/manifest.ts";
 import type { Explain, Offer, RepairSource } from "../cas/repair.ts";
-import { type ObjectKind, Store } from "../cas/store.ts";
+import { keyKind, objectKey, type ObjectKind, toObjectKey } from "../cas/key.ts";
+import { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
 import type { FileNode } from "../dag/node.ts";
 import { type ImageLayer, parseSource, pullImage } from "./image.ts";
@@ -98,7 +103,7 @@ export function readRecordView(store: Store, id: string): ImageRecordView {
   };
 }
 
-/** Which wanted keys (id, or "m" + id for manifests) each part of one pulled image reaches. */
+/** Which wanted keys (src/cas/key.ts) each part of one pulled image reaches. */
 export interface ImageDamage {
   /** The record's name (`images/<name>`). */
   name: string;
@@ -112,7 +117,7 @@ export interface ImageDamage {
   whole: Set<string>;
 }
 
-const isManifestKey = (k: string) => k.length === 65 && k.startsWith("m");
+const isManifestKey = (k: string) => keyKind(toObjectKey(k)) === "manifests";
 
 /**
  * Walks trees in `store` and says which wanted keys each reaches, reading Dir nodes and
@@ -155,7 +160,8 @@ export class Reach {
   #file(f: FileNode, out: Set<string>): void {
     for (const c of f.chunks ?? []) if (this.#wanted.has(c)) out.add(c);
     if (!f.manifest) return;
-    if (this.#wanted.has("m" + f.manifest)) out.add("m" + f.manifest);
+    const mk = objectKey("manifests", f.manifest);
+    if (this.#wanted.has(mk)) out.add(mk);
     try {
       for (const c of this.#store.getManifest(f.manifest).chunks) {
         if (this.#wanted.has(c)) out.add(c);

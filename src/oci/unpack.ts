@@ -18,6 +18,11 @@
  * @example
  * ```ts
  * import { mergeLayer, unpackLayer } from "./unpack.ts";
+ * import { Tree } from "../dag/tree.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const blobStream: ReadableStream<Uint8Array>;
+ * declare const diffId: string, compressedSize: number;
  * const layer = await unpackLayer(store, blobStream, { diffId, compressedSize });
  * const rootfs = new Tree();
  * mergeLayer(store, rootfs, layer.tree);

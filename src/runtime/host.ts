@@ -6,11 +6,17 @@
  * twice: `.hd/steps/<hash>.json` in the project (the outputs live in this checkout, so this is
  * what makes the step cached here — together with its declared outputs still existing), and the
  * store ref `builds/<hash>` → a Dir of the step's declared outputs as they were after the run
- * (what `hd status` reads). The sandbox issue will add sandboxed execution with output layers.
+ * (what `hd status` reads). An environment with a `base` runs its steps in the sandbox instead
+ * (sandbox.ts); both are runtimes of the loop (runtime.ts).
  *
  * @example
  * ```ts
  * import { isStepCached, runHostStep } from "./host.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * declare const hash: string;
  * const step = spec.build.steps[0];
  * if (!isStepCached(spec, step, hash)) await runHostStep(spec, step, hash, { store }).done;
  * ```
@@ -22,15 +28,39 @@ import { MemDir, Tree } from "../dag/tree.ts";
 import { ingestFile, ingestTree } from "../scan/ingest.ts";
 import { stepCacheRef } from "../env/report.ts";
 import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../config/types.ts";
-import type { LoopRuntime } from "./sandbox.ts";
+import type { LoopRuntime, RunningStep, StepRun } from "./runtime.ts";
 import { signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
 
-/** Path of the record of a successful run of step `hash`. */
+/**
+ * Path of the record of a successful run of step `hash`.
+ *
+ * @example
+ * ```ts
+ * import { stepRecordPath } from "./host.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * console.log(stepRecordPath(spec, "ab12")); // <project>/.hd/steps/ab12.json
+ * ```
+ */
 export function stepRecordPath(spec: EnvSpec, hash: string): string {
   return `${spec.dir}/.hd/steps/${hash}.json`;
 }
 
-/** True when step `hash` ran successfully here and its declared outputs still exist. */
+/**
+ * True when step `hash` ran successfully here and its declared outputs still exist.
+ *
+ * @example
+ * ```ts
+ * import { isStepCached } from "./host.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * const fresh = !isStepCached(spec, spec.build.steps[0], "ab12");
+ * ```
+ */
 export function isStepCached(spec: EnvSpec, step: BuildStepSpec, hash: string): boolean {
   try {
     Deno.statSync(stepRecordPath(spec, hash));
@@ -47,23 +77,20 @@ export function isStepCached(spec: EnvSpec, step: BuildStepSpec, hash: string): 
   return true;
 }
 
-/** What one host run of a step did. */
-export interface StepRun {
-  index: number;
-  hash: string;
-  code: number;
-  ms: number;
-}
-
-/** A step being run; `stop()` ends its process group. */
-export interface RunningStep {
-  done: Promise<StepRun>;
-  stop(graceMs?: number): Promise<void>;
-}
-
 /**
  * Runs `step` on the host with `sh -c` in the project directory (its own process group) and, when
  * it exits 0, records it in the step cache. Output lines go to `onLine`.
+ *
+ * @example
+ * ```ts
+ * import { runHostStep } from "./host.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * const r = await runHostStep(spec, spec.build.steps[0], "ab12", { store, onLine: console.log }).done;
+ * console.log(r.code, r.ms);
+ * ```
  */
 export function runHostStep(
   spec: EnvSpec,
@@ -95,7 +122,7 @@ export function runHostStep(
     }
     if (buf) opts.onLine?.(buf);
   };
-  const done = (async () => {
+  const done = (async (): Promise<StepRun> => {
     const pumps = Promise.all([pump(p.stdout), pump(p.stderr)]);
     const st = await p.status;
     // a step that left processes behind holding its output open: they go with the step
@@ -125,7 +152,19 @@ export function runHostStep(
   };
 }
 
-/** Writes the step cache record of `hash` atomically. */
+/**
+ * Writes the step cache record of `hash` atomically.
+ *
+ * @example
+ * ```ts
+ * import { recordStep } from "./host.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * recordStep(spec, "ab12", { index: 0, run: "npm ci", outputs: null });
+ * ```
+ */
 export function recordStep(spec: EnvSpec, hash: string, info: Record<string, unknown>): void {
   privateDir(`${spec.dir}/.hd`);
   writePrivateAtomic(
@@ -134,7 +173,19 @@ export function recordStep(spec: EnvSpec, hash: string, info: Record<string, unk
   );
 }
 
-/** Captures the outputs of step `hash` and records them as `builds/<hash>`; returns their id. */
+/**
+ * Captures the outputs of step `hash` and records them as `builds/<hash>`; returns their id.
+ *
+ * @example
+ * ```ts
+ * import { recordOutputs } from "./host.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * const id = await recordOutputs(store, spec, spec.build.steps[0], "ab12");
+ * ```
+ */
 export async function recordOutputs(
   store: Store,
   spec: EnvSpec,
@@ -147,7 +198,19 @@ export async function recordOutputs(
   return id;
 }
 
-/** Stores the declared outputs of `step` as one Dir tree (missing outputs are left out). */
+/**
+ * Stores the declared outputs of `step` as one Dir tree (missing outputs are left out).
+ *
+ * @example
+ * ```ts
+ * import { captureOutputs } from "./host.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * const dirId = captureOutputs(store, spec, spec.build.steps[0]);
+ * ```
+ */
 export function captureOutputs(store: Store, spec: EnvSpec, step: BuildStepSpec): string {
   const t = new Tree(new MemDir());
   for (const o of step.outputs) {
@@ -166,21 +229,44 @@ export function captureOutputs(store: Store, spec: EnvSpec, step: BuildStepSpec)
 
 /**
  * The host as the runtime of `hd up`'s loop (the environment has no `base`): steps run with
- * {@link runHostStep}, are cached by {@link isStepCached}, and services run as declared.
- * Outputs are recorded later with {@link recordOutputs} (see `pending`).
+ * {@link runHostStep}, are cached by {@link isStepCached}, and services run as declared (so a
+ * service's new settings apply by restarting it). A step's outputs are recorded later, by
+ * {@link HostRuntime.recordPending} (with {@link recordOutputs}), so that restarting services does
+ * not wait for reading them.
+ *
+ * @example
+ * ```ts
+ * import { HostRuntime } from "./host.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * const rt = new HostRuntime(spec, store);
+ * const step = spec.build.steps[0];
+ * if (!rt.isCached(0, "hash")) await rt.runStep(0, "hash", step, {}).done;
+ * await rt.recordPending(); // builds/hash -> its outputs
+ * ```
  */
 export class HostRuntime implements LoopRuntime {
   readonly baseId: string | undefined = undefined;
   readonly services: Record<string, ServiceSpec>;
   readonly hostEnv: Record<string, string>;
+  readonly servicesInPlace = true;
   /** Steps that ran and whose outputs are not recorded yet (hash → index). */
-  readonly pending = new Map<string, number>();
+  #pending = new Map<string, number>();
   #spec: EnvSpec;
+  #store: Store;
 
-  constructor(spec: EnvSpec) {
+  /** The runtime of `spec`; step outputs are recorded in `store`. */
+  constructor(spec: EnvSpec, store: Store) {
     this.#spec = spec;
+    this.#store = store;
     this.services = spec.services;
     this.hostEnv = { ...Deno.env.toObject(), ...spec.environment.env };
+  }
+
+  get unrecorded(): number {
+    return this.#pending.size;
   }
 
   prepare(): Promise<void> {
@@ -200,7 +286,7 @@ export class HostRuntime implements LoopRuntime {
     const r = runHostStep(this.#spec, step, hash, { onLine: opts.onLine, capture: false });
     return {
       done: r.done.then((res) => {
-        if (res.code === 0) this.pending.set(hash, index);
+        if (res.code === 0) this.#pending.set(hash, index);
         return res;
       }),
       stop: r.stop,
@@ -209,5 +295,14 @@ export class HostRuntime implements LoopRuntime {
 
   ready(): Promise<boolean> {
     return Promise.resolve(false);
+  }
+
+  /** Records `builds/<hash>` of each step that ran since the last call (the first error stops it). */
+  async recordPending(): Promise<void> {
+    const todo = [...this.#pending];
+    this.#pending.clear();
+    for (const [hash, index] of todo) {
+      await recordOutputs(this.#store, this.#spec, this.#spec.build.steps[index], hash);
+    }
   }
 }

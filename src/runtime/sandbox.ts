@@ -3,11 +3,17 @@
  * `base`: the loop keeps hashing, watching and supervising; this object pulls the image, answers
  * "is step N cached" from `builds/<hash>`, runs steps in the sandbox on top of the layers below
  * them, mounts the environment's root and writes the services' sandbox configurations (the
- * services themselves are the wrapped specs of sandbox_services.ts).
+ * services themselves are the wrapped specs of sandbox_services.ts). It implements the runtime
+ * interface of runtime.ts, as the host (host.ts) does.
  *
  * @example
  * ```ts
  * import { SandboxRuntime } from "./sandbox.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * declare const hash: string;
  * const rt = new SandboxRuntime(spec, store);
  * await rt.prepare();                 // pull + materialize; rt.baseId for the step hashes
  * rt.isCached(0, hash) || await rt.runStep(0, hash, spec.build.steps[0], {}).done;
@@ -18,7 +24,7 @@
 import type { Store } from "../cas/store.ts";
 import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../config/types.ts";
 import { materializeLayer } from "../sandbox/layers.ts";
-import type { RunningStep, StepRun } from "./host.ts";
+import type { LoopRuntime, RunningStep, StepRun } from "./runtime.ts";
 import { cachedLayer } from "./step_cache.ts";
 import {
   baseContext,
@@ -33,30 +39,28 @@ import { sandboxedServices, writeServiceConfigs } from "./sandbox_services.ts";
 import { aptLayer } from "./apt_layer.ts";
 import { packagesFor } from "../env/compile.ts";
 
-/** What the loop needs from a runtime. */
-export interface LoopRuntime {
-  /** Id standing for the base image in step hashes (set by prepare). */
-  readonly baseId: string | undefined;
-  /** Service specs as the supervisor must run them. */
-  readonly services: Record<string, ServiceSpec>;
-  /** Variables of the supervisor itself (the host side). */
-  readonly hostEnv: Record<string, string>;
-  prepare(): Promise<void>;
-  isCached(index: number, hash: string): boolean;
-  runStep(
-    index: number,
-    hash: string,
-    step: BuildStepSpec,
-    opts: { onLine?: (line: string) => void },
-  ): RunningStep;
-  /** Mounts the current root; true when it changed since the last call (restart services). */
-  ready(): Promise<boolean>;
-}
-
-/** The sandbox runtime (see the module doc). */
+/**
+ * The sandbox runtime (see the module doc). A step's layer is recorded as it runs (nothing is left
+ * for {@link SandboxRuntime.recordPending}); services are wrapped, so a change of their settings
+ * takes a reload.
+ *
+ * @example
+ * ```ts
+ * import { SandboxRuntime } from "./sandbox.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * const rt = new SandboxRuntime(spec, store, (line) => console.log(line));
+ * await rt.prepare();
+ * console.log(rt.baseId, rt.servicesInPlace); // "sha256:…" false
+ * ```
+ */
 export class SandboxRuntime implements LoopRuntime {
   readonly services: Record<string, ServiceSpec>;
   readonly hostEnv: Record<string, string>;
+  readonly servicesInPlace = false;
+  readonly unrecorded = 0;
   #spec: EnvSpec;
   #store: Store;
   #env: SandboxEnv | null = null;
@@ -174,5 +178,9 @@ export class SandboxRuntime implements LoopRuntime {
     const changed = this.#mounted !== "" && this.#mounted !== key;
     this.#mounted = key;
     return await Promise.resolve(changed);
+  }
+
+  recordPending(): Promise<void> {
+    return Promise.resolve();
   }
 }

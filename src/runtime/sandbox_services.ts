@@ -11,8 +11,14 @@
  * @example
  * ```ts
  * import { sandboxedServices, writeServiceConfigs } from "./sandbox_services.ts";
+ * import { mountEnv, type SandboxEnv } from "./sandbox_steps.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const env: SandboxEnv;
+ * declare const spec: EnvSpec;
+ * const root = mountEnv(env);
  * writeServiceConfigs(env, root.target);
- * new Supervisor({ services: sandboxedServices(spec), dir: spec.dir, env: {}, graceMs: 1000 });
+ * // what `hd up` hands to the Supervisor of src/services as its `services`:
+ * const services = sandboxedServices(spec);
  * ```
  * @module
  */

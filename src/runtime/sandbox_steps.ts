@@ -15,6 +15,11 @@
  * @example
  * ```ts
  * import { prepareEnv, mountEnv, envSandbox } from "./sandbox_steps.ts";
+ * import { spawnSandbox } from "../sandbox/container.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const store: Store;
+ * declare const spec: EnvSpec;
  * const env = await prepareEnv(store, spec, { onLine: console.log });
  * const root = mountEnv(env);
  * spawnSandbox(envSandbox(env, root.target, ["sh"]));

@@ -8,6 +8,7 @@
  * @example
  * ```ts
  * import { runSandbox } from "./container.ts";
+ * declare const root: string; // an assembled root filesystem
  * const r = await runSandbox({ root, argv: ["sh", "-c", "id"], cwd: "/", env: {}, binds: [] });
  * ```
  * @module

@@ -11,6 +11,9 @@
  * @example
  * ```ts
  * import { materializeLayer, captureLayer } from "./layers.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const treeId: string;
  * const dir = materializeLayer(store, treeId).dir;
  * const id = captureLayer(store, "/path/upper", { exclude: ["root/.npm"] }).id;
  * ```

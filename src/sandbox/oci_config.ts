@@ -14,7 +14,11 @@
  * @example
  * ```ts
  * import { ociConfig } from "./oci_config.ts";
- * const cfg = ociConfig({ root, argv: ["sh"], env: {}, cwd: "/", binds: [] }, { cgroupsPath: "/hd/x" });
+ * declare const root: string, bundle: string;
+ * const cfg = ociConfig({ root, argv: ["sh"], env: {}, cwd: "/", binds: [] }, {
+ *   init: "/usr/bin/tini-static",
+ *   cgroupsPath: "/hd/x",
+ * });
  * Deno.writeTextFileSync(`${bundle}/config.json`, JSON.stringify(cfg));
  * ```
  * @module

@@ -8,6 +8,7 @@
  * @example
  * ```ts
  * import { mountRootfs, unmountRootfs } from "./rootfs.ts";
+ * declare const stepDir: string, baseDir: string, upper: string, work: string, target: string;
  * const m = mountRootfs({ lowers: [stepDir, baseDir], upper, work, target });
  * unmountRootfs(m);
  * ```

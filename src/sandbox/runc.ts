@@ -19,6 +19,7 @@
  * @example
  * ```ts
  * import { containerId, runcRunArgv } from "./runc.ts";
+ * declare const bundleDir: string;
  * const id = containerId("/home/me/app", "exec");
  * const argv = runcRunArgv("/home/me/app/.hd/sandbox/run/runc", bundleDir, id);
  * ```

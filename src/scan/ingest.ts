@@ -14,6 +14,8 @@
  * @example
  * ```ts
  * import { ingestTree } from "./ingest.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
  * const { root, files } = ingestTree(store, "./my-project");
  * ```
  * @module

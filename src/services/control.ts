@@ -6,9 +6,9 @@
  *
  * @example
  * ```ts
- * import { callControl, readUpState } from "./control.ts";
+ * import { callControl, controlSocketPath, readUpState } from "./control.ts";
  * const st = readUpState("/proj");
- * if (st?.alive) console.log(await callControl(st.state.socket, { op: "status" }));
+ * if (st?.alive) console.log(await callControl(controlSocketPath("/proj"), { op: "status" }));
  * ```
  * @module
  */

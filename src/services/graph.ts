@@ -104,3 +104,24 @@ export function withDependencies(graph: DepGraph, names: Iterable<string>): Set<
   }
   return set;
 }
+
+/**
+ * What a restart of `names` restarts, in start order: `names` and their dependents, leaving out
+ * dependents that are not `wanted` (not running: a restart does not start them).
+ *
+ * @example
+ * ```ts
+ * import { restartSet } from "./graph.ts";
+ * const g = { db: [], api: ["db"], web: ["api"] };
+ * restartSet(g, ["db", "api", "web"], ["api"], new Set(["db", "api"])); // ["api"]
+ * ```
+ */
+export function restartSet(
+  graph: DepGraph,
+  order: readonly string[],
+  names: readonly string[],
+  wanted: ReadonlySet<string>,
+): string[] {
+  const set = withDependents(graph, names);
+  return order.filter((n) => set.has(n) && (names.includes(n) || wanted.has(n)));
+}

@@ -8,9 +8,17 @@
  * Declared build outputs (e.g. node_modules) are not tracked files: they are what steps make, and
  * tracking them would make a step invalidate itself.
  *
+ * What a batch does (re-run, restart, reload, and the lines explaining it) is decided by the pure
+ * functions of plan.ts; this class reads their inputs and carries the plan out. Where steps and
+ * services run is a runtime (src/runtime/runtime.ts): the host, or the sandbox of a `base` image.
+ *
  * @example
  * ```ts
  * import { DevLoop } from "./loop.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
  * const loop = new DevLoop({ spec, store, print: (src, line) => console.log(src, line) });
  * await loop.start();
  * // … edits happen, the loop reacts …
@@ -29,18 +37,40 @@ import { StatCache } from "../scan/statcache.ts";
 import { compileEnv, envNode, statCachePath, stepHashes, trackedFilter } from "../env/compile.ts";
 import { loadSpec } from "../config/parse.ts";
 import type { EnvSpec } from "../config/types.ts";
-import { HostRuntime, recordOutputs, type RunningStep } from "../runtime/host.ts";
-import { type LoopRuntime, SandboxRuntime } from "../runtime/sandbox.ts";
-import { affected, GlobSet } from "../watch/pathmap.ts";
+import { HostRuntime } from "../runtime/host.ts";
+import { SandboxRuntime } from "../runtime/sandbox.ts";
+import type { LoopRuntime, RunningStep } from "../runtime/runtime.ts";
+import { GlobSet } from "../watch/pathmap.ts";
 import { applyChanges, type UpdateResult } from "../watch/update.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
+import { configChanged, planRestart, type PlanState, planUpdate } from "./plan.ts";
 import { portOpen } from "./readiness.ts";
 import { type ServiceStatus, Supervisor } from "./supervisor.ts";
 
-/** Where a printed line comes from: "hd", "build", or a service name. */
+/**
+ * Where a printed line comes from: "hd", "build", or a service name.
+ *
+ * @example
+ * ```ts
+ * import type { LineSource } from "./loop.ts";
+ * const src: LineSource = "build";
+ * ```
+ */
 export type LineSource = string;
 
-/** Options of a {@link DevLoop}. */
+/**
+ * Options of a {@link DevLoop}.
+ *
+ * @example
+ * ```ts
+ * import type { DevLoopOptions } from "./loop.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * const opts: DevLoopOptions = { spec, store, only: ["web"], print: console.log, noWatch: true };
+ * ```
+ */
 export interface DevLoopOptions {
   spec: EnvSpec;
   store: Store;
@@ -61,7 +91,15 @@ export interface DevLoopOptions {
   onSpecChange?: () => void;
 }
 
-/** State of one build step after the last run. */
+/**
+ * State of one build step after the last run.
+ *
+ * @example
+ * ```ts
+ * import type { StepState } from "./loop.ts";
+ * const st: StepState = { index: 0, run: "npm ci", hash: "ab12", state: "cached" };
+ * ```
+ */
 export interface StepState {
   index: number;
   run: string;
@@ -70,7 +108,17 @@ export interface StepState {
   ms?: number;
 }
 
-/** What `hd status` shows about a running loop. */
+/**
+ * What `hd status` shows about a running loop.
+ *
+ * @example
+ * ```ts
+ * import type { DevLoop, LoopStatus } from "./loop.ts";
+ * declare const loop: DevLoop;
+ * const st: LoopStatus = loop.status();
+ * console.log(st.root, st.updates, st.lastUpdate?.restarted);
+ * ```
+ */
 export interface LoopStatus {
   env: string;
   dir: string;
@@ -85,7 +133,17 @@ export interface LoopStatus {
   watching: boolean;
 }
 
-/** What one batch of changes did. */
+/**
+ * What one batch of changes did.
+ *
+ * @example
+ * ```ts
+ * import type { DevLoop, UpdateReport } from "./loop.ts";
+ * declare const loop: DevLoop;
+ * const r: UpdateReport | null = await loop.update(["src/a.js"]);
+ * console.log(r?.stepsRun, r?.restarted, r?.ms);
+ * ```
+ */
 export interface UpdateReport {
   paths: number;
   oldRoot: string;
@@ -102,7 +160,22 @@ export interface UpdateReport {
   timings: { hashMs: number; stepsMs: number; restartMs: number };
 }
 
-/** One environment's loop: files → DAG → steps → services → watch. */
+/**
+ * One environment's loop: files → DAG → steps → services → watch.
+ *
+ * @example
+ * ```ts
+ * import { DevLoop } from "./loop.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * const loop = new DevLoop({ spec, store, print: (src, line) => console.log(`${src} | ${line}`) });
+ * await loop.start();
+ * console.log(loop.root, loop.supervisor.status());
+ * await loop.stop();
+ * ```
+ */
 export class DevLoop {
   #o: DevLoopOptions;
   #spec: EnvSpec;
@@ -121,8 +194,6 @@ export class DevLoop {
   #running: RunningStep | null = null;
   #stopping = false;
   #cacheTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Steps that ran and whose outputs are still to be recorded (hash → index). */
-  #captures: Map<string, number>;
   #captureTimer: ReturnType<typeof setTimeout> | null = null;
   #updates = 0;
   #last: UpdateReport | null = null;
@@ -142,9 +213,8 @@ export class DevLoop {
       Object.values(opts.spec.services).map((s) => [s.name, new GlobSet(s.watch)]),
     );
     this.runtime = opts.spec.environment.base === null
-      ? new HostRuntime(opts.spec)
+      ? new HostRuntime(opts.spec, opts.store)
       : new SandboxRuntime(opts.spec, opts.store);
-    this.#captures = this.runtime instanceof HostRuntime ? this.runtime.pending : new Map();
     this.supervisor = new Supervisor({
       services: this.runtime.services,
       dir: opts.spec.dir,
@@ -342,79 +412,38 @@ export class DevLoop {
     this.#envRoot = nodeId(env);
     const tHash = performance.now();
     const changed = [...r.added, ...r.modified, ...r.removed];
-    const what = [
-      r.modified.length ? `modified ${list(r.modified)}` : "",
-      r.added.length ? `added ${list(r.added)}` : "",
-      r.removed.length ? `removed ${list(r.removed)}` : "",
-    ].filter(Boolean).join("; ");
-    this.#print(`root ${short(oldEnv)} \u2192 ${short(this.#envRoot)}  ${what}`);
-    const specRel = this.#spec.file.startsWith(this.#spec.dir + "/")
-      ? this.#spec.file.slice(this.#spec.dir.length + 1)
-      : null;
-    const respec: string[] = [];
-    if (specRel !== null && changed.includes(specRel)) {
-      let fresh: EnvSpec | null = null;
-      try {
-        fresh = loadSpec(this.#spec.file);
-      } catch (e) {
-        this.#print(`${specRel} has an error: ${(e as Error).message} — keeping the running one`);
-      }
-      const inPlace = fresh ? this.#applyInPlace(fresh) : null;
-      if (inPlace !== null) {
-        respec.push(...inPlace);
-        this.#print(
-          `${specRel} changed: ${
-            inPlace.length ? `new configuration for ${inPlace.join(", ")}` : "nothing to apply"
-          }`,
-        );
-      } else if (fresh && this.#o.onSpecChange) {
-        this.#print(`${specRel} changed: reloading the environment`);
-        this.#o.onSpecChange();
-        return null;
-      } else if (fresh) {
-        this.#print(`${specRel} changed: restart \`hd up\` to apply it`);
-      }
+    const plan = planUpdate(this.#planState(), {
+      added: r.added,
+      modified: r.modified,
+      removed: r.removed,
+      oldRoot: oldEnv,
+      root: this.#envRoot,
+      hashes,
+      config: configChanged(this.#spec, changed) ? readConfig(this.#spec) : undefined,
+    });
+    for (const line of plan.lines) this.#print(line);
+    if (plan.config.kind === "reload") {
+      this.#o.onSpecChange?.();
+      return null;
     }
-    const rerun = new Set<number>();
-    for (const st of this.#steps) {
-      // a changed hash re-runs a step; so does any change after it failed (or was skipped)
-      if (st.hash !== hashes[st.index] || st.state === "failed" || st.state === "pending") {
-        st.hash = hashes[st.index];
-        rerun.add(st.index);
-      }
+    if (plan.config.kind === "in-place") {
+      this.#spec = plan.config.spec;
+      for (const n of plan.config.services) this.supervisor.updateService(this.#spec.services[n]);
     }
-    const failed = rerun.size ? await this.#runSteps(rerun) : [];
+    this.#watchGlobs = plan.watch;
+    for (const i of plan.rerun) this.#steps[i].hash = hashes[i];
+    const failed = plan.rerun.length ? await this.#runSteps(new Set(plan.rerun)) : [];
     const tSteps = performance.now();
-    const stepsRun = [...rerun].filter((i) => this.#steps[i].state === "ran");
-    let restarted: string[] = [];
-    if (failed.length) {
-      this.#print("not restarting services: a build step failed (fix it and save again)");
-    } else if (!this.#stopping) {
-      const hit = [...affected(this.#watchGlobs, changed).keys()].filter((n) =>
-        this.supervisor.wanted(n)
-      );
-      for (const n of respec) if (this.supervisor.wanted(n) && !hit.includes(n)) hit.push(n);
-      // a sandboxed environment whose root changed (a step's layer): every service restarts in it
-      if (rerun.size && await this.runtime.ready()) {
-        for (const n of this.supervisor.order) {
-          if (this.supervisor.wanted(n) && !hit.includes(n)) hit.push(n);
-        }
-        this.#print("the environment's root changed: every service restarts in the new one");
-      }
-      if (hit.length) {
-        const why = hit.flatMap((n) => {
-          const p = affected({ [n]: this.#watchGlobs[n] }, changed).get(n);
-          return p ? [`${n} watches ${p[0]}`] : respec.includes(n) ? [`${n} changed`] : [];
-        });
-        this.#print(
-          `restarting ${this.supervisor.restartSet(hit).join(", ")}` +
-            (why.length ? ` (${why.join("; ")})` : ""),
-        );
-        restarted = await this.supervisor.restart(hit);
-      } else if (rerun.size === 0) {
-        this.#print("no service watches it: nothing restarts");
-      }
-    }
+    const stepsRun = plan.rerun.filter((i) => this.#steps[i].state === "ran");
+    const stopping = this.#stopping;
+    // a sandboxed environment whose root changed (a step's layer): every service restarts in it
+    const rootChanged = failed.length === 0 && !stopping && plan.rerun.length > 0 &&
+      await this.runtime.ready();
+    const restart = planRestart(this.#planState(), plan, { failed, stopping, rootChanged });
+    for (const line of restart.lines) this.#print(line);
+    const restarted = restart.services.length
+      ? await this.supervisor.restart(restart.services)
+      : [];
     const tRestart = performance.now();
     // recorded after the restart: nothing on the way to a restarted service waits for an fsync
     await this.#store.withLock("shared", () => this.#persistEnv(env, r.root));
@@ -443,32 +472,18 @@ export class DevLoop {
     return report;
   }
 
-  /**
-   * Takes a new hd.toml without a reload when only services' own settings changed (command,
-   * env, watch, port, restart policy, workdir — not their names or dependencies) on the host.
-   * Returns the services whose configuration changed, or null when a full reload is needed.
-   */
-  #applyInPlace(fresh: EnvSpec): string[] | null {
-    if (!(this.runtime instanceof HostRuntime)) return null;
-    const old = this.#spec;
-    const same = (a: unknown, b: unknown) => canon(a) === canon(b);
-    if (
-      !same(old.environment, fresh.environment) || !same(old.dependencies, fresh.dependencies) ||
-      !same(old.build, fresh.build) || !same(old.files, fresh.files) ||
-      !same(old.options, fresh.options)
-    ) return null;
-    const names = Object.keys(old.services);
-    if (!same(names, Object.keys(fresh.services))) return null;
-    if (names.some((n) => !same(old.services[n].depends_on, fresh.services[n]?.depends_on))) {
-      return null;
-    }
-    const changed = names.filter((n) => !same(old.services[n], fresh.services[n]));
-    this.#spec = fresh;
-    for (const n of changed) {
-      this.supervisor.updateService(fresh.services[n]);
-      this.#watchGlobs[n] = new GlobSet(fresh.services[n].watch);
-    }
-    return changed;
+  /** What the plan of a batch starts from: this loop's configuration, steps and services now. */
+  #planState(): PlanState {
+    const order = this.supervisor.order;
+    return {
+      spec: this.#spec,
+      steps: this.#steps,
+      watch: this.#watchGlobs,
+      order,
+      wanted: new Set(order.filter((n) => this.supervisor.wanted(n))),
+      servicesInPlace: this.runtime.servicesInPlace,
+      canReload: this.#o.onSpecChange !== undefined,
+    };
   }
 
   /**
@@ -493,20 +508,14 @@ export class DevLoop {
    * `node_modules` takes a while, and services being (re)started should not wait for it.
    */
   #captureSoon(): void {
-    if (this.#captures.size === 0) return;
+    if (this.runtime.unrecorded === 0) return;
     if (this.#captureTimer !== null) clearTimeout(this.#captureTimer);
     this.#captureTimer = setTimeout(() => {
       this.#captureTimer = null;
-      this.#flushCaptures().catch((e) => this.#print(`cannot record step outputs: ${e.message}`));
+      this.runtime.recordPending().catch((e) =>
+        this.#print(`cannot record step outputs: ${e.message}`)
+      );
     }, 1500);
-  }
-
-  async #flushCaptures(): Promise<void> {
-    const todo = [...this.#captures];
-    this.#captures.clear();
-    for (const [hash, index] of todo) {
-      await recordOutputs(this.#store, this.#spec, this.#spec.build.steps[index], hash);
-    }
   }
 
   /** The loop's status. */
@@ -534,7 +543,7 @@ export class DevLoop {
     await this.supervisor.close();
     await closing;
     if (this.#captureTimer !== null) (clearTimeout(this.#captureTimer), this.#captureTimer = null);
-    await this.#flushCaptures().catch(() => {});
+    await this.runtime.recordPending().catch(() => {});
     if (this.#cacheTimer !== null) {
       clearTimeout(this.#cacheTimer);
       this.#cacheTimer = null;
@@ -551,21 +560,15 @@ function openLog(path: string): Deno.FsFile | null {
   }
 }
 
-/** JSON of `v` without source positions (`at`), for comparing two parses of hd.toml. */
-function canon(v: unknown): string {
-  return JSON.stringify(v, (k, x) => (k === "at" ? undefined : x));
+/** hd.toml of `spec` read again: the new configuration, or the message of its error. */
+function readConfig(spec: EnvSpec): { spec: EnvSpec } | { error: string } {
+  try {
+    return { spec: loadSpec(spec.file) };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
 }
 
 function round1(ms: number): number {
   return Math.round(ms * 10) / 10;
-}
-
-function short(id: string): string {
-  return id.slice(0, 12);
-}
-
-function list(paths: string[]): string {
-  return paths.length <= 3
-    ? paths.join(", ")
-    : `${paths.slice(0, 3).join(", ")} and ${paths.length - 3} more`;
 }

@@ -109,6 +109,39 @@ export function formatCleanup(c: StaleCleanup | { invalid: string }): string {
       : "");
 }
 
+/**
+ * True when `hd up -d` may stop waiting for the services: each is running and ready, or has
+ * settled in a state that will not change by itself — crashed, exited, stopped, or waiting for a
+ * dependency that is (transitively) one of those.
+ *
+ * @example
+ * ```ts
+ * import { servicesSettled } from "./report.ts";
+ * servicesSettled([
+ *   { name: "db", state: "crashed", ready: null, waitingFor: [] },
+ *   { name: "api", state: "waiting", ready: false, waitingFor: ["db"] },
+ * ]); // true: api waits for a service that crashed
+ * ```
+ */
+export function servicesSettled(
+  services: readonly Pick<ServiceStatus, "name" | "state" | "ready" | "waitingFor">[],
+): boolean {
+  const by = new Map(services.map((x) => [x.name, x]));
+  const over = (state: string) => state === "crashed" || state === "exited" || state === "stopped";
+  const blockedForGood = (name: string, seen = new Set<string>()): boolean => {
+    const x = by.get(name);
+    if (!x || seen.has(name)) return true;
+    seen.add(name);
+    if (over(x.state)) return true;
+    if (x.state === "waiting") return x.waitingFor.some((d) => blockedForGood(d, seen));
+    return false;
+  };
+  return services.every((x) =>
+    (x.state === "running" && x.ready !== false) || over(x.state) ||
+    (x.state === "waiting" && x.waitingFor.some((d) => blockedForGood(d)))
+  );
+}
+
 /** Formats a duration in ms as "4s", "3m12s", "2h05m". */
 export function formatUptime(ms: number): string {
   const s = Math.floor(ms / 1000);

@@ -8,6 +8,8 @@
  * @example
  * ```ts
  * import { Supervisor } from "./supervisor.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
  * const sup = new Supervisor({ services: spec.services, dir: spec.dir, env: {}, graceMs: 2000 });
  * sup.start();
  * await sup.restart(["api"]); // api and what depends on it; others keep running
@@ -17,7 +19,7 @@
  */
 import { openPrivateAppend, privateDir } from "../sys/fs.ts";
 import type { ServiceSpec } from "../config/types.ts";
-import { type DepGraph, topoOrder, withDependents } from "./graph.ts";
+import { type DepGraph, restartSet, topoOrder } from "./graph.ts";
 import { type GroupProcess, signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
 import { waitForPort } from "./readiness.ts";
 
@@ -247,8 +249,7 @@ export class Supervisor {
 
   /** The services {@link restart} of `names` would restart, in start order. */
   restartSet(names: string[]): string[] {
-    const set = withDependents(this.#graph, names);
-    return this.#order.filter((n) => set.has(n) && (names.includes(n) || this.#desired.has(n)));
+    return restartSet(this.#graph, this.#order, names, this.#desired);
   }
 
   /**

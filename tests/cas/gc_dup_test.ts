@@ -1,4 +1,5 @@
 import { assert, assertEquals } from "../_assert.ts";
+import { objectKey } from "../../src/cas/key.ts";
 import { Store } from "../../src/cas/store.ts";
 import { hd, tempDir } from "../_helpers.ts";
 
@@ -23,7 +24,7 @@ function copies(store: Store): Map<string, number> {
   const n = new Map<string, number>();
   for (const { entries } of store.packEntries()) {
     for (const e of entries) {
-      const k = e.kind === "objects" ? e.id : "m" + e.id;
+      const k = objectKey(e.kind, e.id);
       n.set(k, (n.get(k) ?? 0) + 1);
     }
   }
@@ -31,7 +32,7 @@ function copies(store: Store): Map<string, number> {
     for (const id of store.list(kind)) {
       try {
         Deno.lstatSync(store.path(kind, id));
-        const k = kind === "objects" ? id : "m" + id;
+        const k = objectKey(kind, id);
         n.set(k, (n.get(k) ?? 0) + 1);
       } catch { /* packed only */ }
     }

@@ -449,11 +449,11 @@ const BAD_PATHS: { what: string; toml: string; needle: string; key: string; why:
     why: /absolute/,
   },
   {
-    what: "an absolute cache",
-    toml: '[build]\ncache = ["/etc"]\n',
-    needle: '"/etc"',
+    what: "the whole root as cache",
+    toml: '[build]\ncache = ["/"]\n',
+    needle: '"/"',
     key: "build.cache[0]",
-    why: /absolute/,
+    why: /whole root/,
   },
   {
     what: "a cache that leaves the home directory",
@@ -540,7 +540,7 @@ Deno.test("path keys: good values are kept, and normalized where they are paths"
   const spec = parseSpec(
     `[environment]\nname = "x"\nworkdir = "/app//src/./"\n` +
       `[build]\nsteps = [{ run = "x", inputs = ["src/**", "./a.txt"], outputs = ["./dist/", "a//b"] }]\n` +
-      `cache = ["~/.npm", "~", ".cache/x/"]\n` +
+      `cache = ["~/.npm", "~", ".cache/x/", "/var/cache//apt/"]\n` +
       `[services.web]\ncommand = "x"\nworkdir = "./web/"\nwatch = ["src/**/*.ts", "..foo/x"]\n` +
       `[files]\ninclude = ["src/**"]\nexclude = ["**/*.log", "dist"]\n`,
     "/p/hd.toml",
@@ -548,7 +548,7 @@ Deno.test("path keys: good values are kept, and normalized where they are paths"
   assertEquals(spec.environment.workdir, "/app/src");
   assertEquals(spec.build.steps[0].outputs, ["dist", "a/b"]);
   assertEquals(spec.build.steps[0].inputs, ["src/**", "./a.txt"]);
-  assertEquals(spec.build.cache, ["~/.npm", "~", ".cache/x"]);
+  assertEquals(spec.build.cache, ["~/.npm", "~", ".cache/x", "/var/cache/apt"]);
   assertEquals(spec.services.web.workdir, "web");
   assertEquals(spec.services.web.watch, ["src/**/*.ts", "..foo/x"]);
   const rel = parseSpec(`[environment]\nname = "x"\nworkdir = "sub/dir"\n`, "/p/hd.toml");

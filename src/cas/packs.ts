@@ -1,0 +1,378 @@
+/**
+ * The set of pack files of a store (`packs/<64 hex>.pack`, format in pack.ts) and the pack being
+ * filled by a batch: which pack holds a key and where, reading an entry, writing the batch's pack,
+ * and the rewrites that gc and repair make. Split from the store so that the pack machinery
+ * (open file handles, the index, the read window) has one owner and the store only asks "where
+ * is this key?".
+ *
+ * Lookups are cheap until something needs more: {@link Packs.has} binary-searches each pack's
+ * sorted on-disk index (a no-change re-scan checks only its root), and the full index map is
+ * built on the first read, flush or listing. Reads go through a window of {@link READ_WINDOW}
+ * bytes, so objects read in pack order (a file's chunks) cost one syscall per window. Nothing
+ * here verifies content: the store hashes whatever it reads, loose or packed.
+ *
+ * @example
+ * ```ts
+ * import { Packs } from "./packs.ts";
+ * import { objectKey } from "./key.ts";
+ * import { encodeObject } from "./compress.ts";
+ * import { blake3Hex } from "./hash.ts";
+ * const root = Deno.makeTempDirSync();
+ * Deno.mkdirSync(`${root}/packs`);
+ * const packs = new Packs(root);
+ * const bytes = new TextEncoder().encode("packed");
+ * const id = blake3Hex(bytes);
+ * packs.startBatch();
+ * packs.add("objects", id, encodeObject(bytes));
+ * packs.flush(); // packs/<name>.pack, written atomically
+ * packs.stopBatch();
+ * const loc = packs.locate(objectKey("objects", id))!;
+ * console.log(packs.has(objectKey("objects", id)), packs.where(loc), packs.read(loc).length);
+ * ```
+ * @module
+ */
+import { blake3Hex, fromHex } from "./hash.ts";
+import { decodeObject } from "./compress.ts";
+import { writeAtomic } from "./atomic.ts";
+import { keyId, keyKind, type ObjectKey, objectKey, type ObjectKind } from "./key.ts";
+import {
+  INDEX_ENTRY,
+  PackBuilder,
+  type PackEntry,
+  readAt,
+  readPackIndex,
+  TRAILER,
+} from "./pack.ts";
+
+/** Bytes read from a pack at once: neighbouring objects (a file's chunks) come along. */
+export const READ_WINDOW = 512 << 10;
+
+/** Where a key is stored in a pack. */
+export interface PackLoc {
+  /** The pack's name (64 hex, without `.pack`). */
+  pack: string;
+  /** Offset of the stored bytes in the pack file. */
+  offset: number;
+  /** Length of the stored bytes. */
+  length: number;
+}
+
+/** The packs of the store at `root`, and the batch's pack in the making. */
+export class Packs {
+  /** The store directory. */
+  readonly root: string;
+  readonly #tmp: string;
+  /** Full index: every key of every readable pack (the first pack listed wins). */
+  #index: Map<ObjectKey, PackLoc> | null = null;
+  /** Each pack's raw sorted index, for binary search before the full index is needed. */
+  #raw: Uint8Array[] | null = null;
+  readonly #files = new Map<string, Deno.FsFile>();
+  readonly #broken = new Map<string, string>();
+  readonly #window = { pack: "", start: 0, end: 0, buf: new Uint8Array(READ_WINDOW) };
+  #batch: PackBuilder | null = null;
+
+  /** `root` is the store directory (packs/ and tmp/ are under it). */
+  constructor(root: string) {
+    this.root = root;
+    this.#tmp = `${root}/tmp`;
+  }
+
+  /** Path of a pack file. */
+  path(name: string): string {
+    return `${this.root}/packs/${name}.pack`;
+  }
+
+  /** `pack@offset`: how errors and `hd cas` name a packed entry. */
+  where(loc: PackLoc): string {
+    return `${this.path(loc.pack)}@${loc.offset}`;
+  }
+
+  #names(): string[] {
+    try {
+      return [...Deno.readDirSync(`${this.root}/packs`)]
+        .filter((e) => e.isFile && e.name.endsWith(".pack")).map((e) => e.name.slice(0, -5));
+    } catch {
+      return []; // no packs yet
+    }
+  }
+
+  #file(name: string): Deno.FsFile {
+    let f = this.#files.get(name);
+    if (!f) {
+      f = Deno.openSync(this.path(name), { read: true });
+      this.#files.set(name, f);
+    }
+    return f;
+  }
+
+  /**
+   * True when a pack holds `key`. Until something needs the full index map (a read, a flush), a
+   * lookup binary-searches each pack's sorted on-disk index instead of parsing every entry: a
+   * scan that only checks a few ids (a no-change re-scan checks its root) stays cheap.
+   */
+  has(key: ObjectKey): boolean {
+    if (this.#index) return this.#index.has(key);
+    if (!this.#raw) {
+      this.#raw = [];
+      for (const name of this.#names()) {
+        try {
+          const f = this.#file(name);
+          const size = f.statSync().size;
+          const t = new Uint8Array(TRAILER);
+          readAt(f, t, size - TRAILER);
+          const dv = new DataView(t.buffer);
+          const off = Number(dv.getBigUint64(0));
+          const count = dv.getUint32(8);
+          if (off + count * INDEX_ENTRY + TRAILER !== size) return this.#load().has(key);
+          const index = new Uint8Array(count * INDEX_ENTRY);
+          readAt(f, index, off);
+          this.#raw.push(index);
+        } catch {
+          return this.#load().has(key); // let the full load sort out what is wrong
+        }
+      }
+    }
+    const kind = keyKind(key) === "manifests" ? 1 : 0;
+    const id = fromHex(keyId(key));
+    for (const index of this.#raw) {
+      let lo = 0;
+      let hi = index.length / INDEX_ENTRY;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const o = mid * INDEX_ENTRY;
+        let c = index[o] - kind;
+        for (let i = 0; c === 0 && i < 32; i++) c = index[o + 1 + i] - id[i];
+        if (c === 0) return true;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+      }
+    }
+    return false;
+  }
+
+  /** The full index, loaded on first use; `reload` adds packs that appeared since. */
+  #load(reload = false): Map<ObjectKey, PackLoc> {
+    if (this.#index && !reload) return this.#index;
+    const idx = this.#index ?? new Map<ObjectKey, PackLoc>();
+    const loaded = new Set([...idx.values()].map((l) => l.pack));
+    for (const name of this.#names()) {
+      if (loaded.has(name)) continue;
+      try {
+        const f = this.#file(name);
+        for (const e of readPackIndex(f, f.statSync().size)) {
+          const key = objectKey(e.kind, e.id);
+          if (!idx.has(key)) idx.set(key, { pack: name, offset: e.offset, length: e.length });
+        }
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) continue; // removed by a concurrent gc
+        // A pack whose index is unreadable hides its objects (reads say "missing"); the rest
+        // of the store keeps working and `hd cas verify` names the pack.
+        this.#broken.set(name, (e as Error).message);
+      }
+    }
+    this.#index = idx;
+    return idx;
+  }
+
+  /** Where `key` is packed, or undefined; `reload` first looks for packs that appeared since. */
+  locate(key: ObjectKey, reload = false): PackLoc | undefined {
+    return this.#load(reload).get(key);
+  }
+
+  /** Every packed key (each once), after looking for new packs. */
+  keys(): IterableIterator<ObjectKey> {
+    return this.#load(true).keys();
+  }
+
+  /**
+   * Reads an entry's stored bytes through the read window. The result may be a view of the
+   * window ({@link sharesWindow}): decode or copy it before the next read. Throws NotFound when
+   * the pack went (a gc rewrote or dropped it).
+   */
+  read(loc: PackLoc): Uint8Array {
+    const { pack, offset: off, length: len } = loc;
+    const w = this.#window;
+    if (w.pack === pack && off >= w.start && off + len <= w.end) {
+      return w.buf.subarray(off - w.start, off - w.start + len);
+    }
+    if (len > READ_WINDOW) {
+      const buf = new Uint8Array(len);
+      readAt(this.#file(pack), buf, off);
+      return buf;
+    }
+    w.pack = "";
+    const f = this.#file(pack);
+    f.seekSync(off, Deno.SeekMode.Start);
+    let got = 0;
+    while (got < len) {
+      const n = f.readSync(w.buf.subarray(got));
+      if (n === null || n === 0) throw new Error("Cannot read pack: unexpected end of file");
+      got += n;
+    }
+    w.pack = pack;
+    w.start = off;
+    w.end = off + got;
+    return w.buf.subarray(0, len);
+  }
+
+  /** True when `bytes` shares memory with the read window (copy it to keep it). */
+  sharesWindow(bytes: Uint8Array): boolean {
+    return bytes.buffer === this.#window.buf.buffer;
+  }
+
+  /** Forgets the index and the window (after packs changed: a gc, a repair, a vanished pack). */
+  forget(): void {
+    this.#index = null;
+    this.#raw = null;
+    this.#window.pack = "";
+  }
+
+  /** {@link forget}, and closes the handle of a pack that went. */
+  forgetPack(name: string): void {
+    this.forget();
+    this.#close(name);
+  }
+
+  /** {@link forget}, and closes every pack handle (another process's gc may have replaced them). */
+  reset(): void {
+    this.forget();
+    for (const f of this.#files.values()) f.close();
+    this.#files.clear();
+  }
+
+  #close(name: string): void {
+    const f = this.#files.get(name);
+    if (!f) return;
+    this.#files.delete(name);
+    try {
+      f.close();
+    } catch { /* already closed */ }
+  }
+
+  /** Every pack's entries, sorted by pack name (for verify and gc). */
+  entries(): { pack: string; entries: PackEntry[] }[] {
+    const out: { pack: string; entries: PackEntry[] }[] = [];
+    for (const name of this.#names().sort()) {
+      try {
+        const f = this.#file(name);
+        out.push({ pack: name, entries: readPackIndex(f, f.statSync().size) });
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) this.#broken.set(name, (e as Error).message);
+      }
+    }
+    return out;
+  }
+
+  /** Packs whose index could not be read, with the reason (their objects read as missing). */
+  broken(): { path: string; why: string }[] {
+    this.#load(true);
+    return [...this.#broken].map(([name, why]) => ({ path: this.path(name), why }));
+  }
+
+  /** Size of a pack file in bytes. */
+  fileSize(pack: string): number {
+    return this.#file(pack).statSync().size;
+  }
+
+  /** Bytes on disk of every pack, and how many there are. */
+  usage(): { packs: number; bytes: number } {
+    const u = { packs: 0, bytes: 0 };
+    try {
+      for (const e of Deno.readDirSync(`${this.root}/packs`)) {
+        if (!e.name.endsWith(".pack")) continue;
+        u.packs++;
+        u.bytes += Deno.lstatSync(`${this.root}/packs/${e.name}`).size;
+      }
+    } catch { /* none */ }
+    return u;
+  }
+
+  /** True when a pack's copy of an entry decodes and hashes to its id. */
+  verifies(e: PackEntry, pack: string): boolean {
+    try {
+      const buf = new Uint8Array(e.length);
+      readAt(this.#file(pack), buf, e.offset);
+      return blake3Hex(decodeObject(buf)) === e.id;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Writes a new pack holding `live`, entries of `pack` copied byte for byte; returns its size.
+   * The old pack stays until {@link remove}.
+   */
+  rewrite(pack: string, live: PackEntry[], opts: { fsync?: boolean } = {}): number {
+    const f = this.#file(pack);
+    const b = new PackBuilder();
+    for (const e of live) {
+      const buf = new Uint8Array(e.length);
+      readAt(f, buf, e.offset);
+      b.add(e.kind, e.id, buf);
+    }
+    const { name, bytes } = b.finish();
+    writeAtomic(this.#tmp, this.path(name), bytes, opts);
+    return bytes.length;
+  }
+
+  /** Deletes a pack file (gc, repair: under the exclusive lock). */
+  remove(pack: string): void {
+    this.#close(pack);
+    Deno.removeSync(this.path(pack));
+  }
+
+  // ---- the batch's pack ----
+
+  /** True while a batch collects writes into a pack. */
+  get batching(): boolean {
+    return this.#batch !== null;
+  }
+
+  /** Starts collecting writes into a new pack. */
+  startBatch(): void {
+    this.#batch = new PackBuilder();
+  }
+
+  /** Stops collecting (call {@link flush} first: what is pending is dropped). */
+  stopBatch(): void {
+    this.#batch = null;
+  }
+
+  /** Bytes collected in the batch's pack so far. */
+  get pendingSize(): number {
+    return this.#batch?.size ?? 0;
+  }
+
+  /** Objects collected in the batch's pack so far. */
+  get pendingCount(): number {
+    return this.#batch?.count ?? 0;
+  }
+
+  /** The stored bytes of a key pending in the batch's pack, or undefined. */
+  pendingBytes(key: ObjectKey): Uint8Array | undefined {
+    return this.#batch?.pending(key);
+  }
+
+  /** Adds stored bytes to the batch's pack (call only while {@link batching}). */
+  add(kind: ObjectKind, id: string, stored: Uint8Array): void {
+    this.#batch!.add(kind, id, stored);
+  }
+
+  /**
+   * Writes the batch's pack (if it holds anything) atomically, adds it to the index and starts a
+   * new one; returns the entries written.
+   */
+  flush(): PackEntry[] {
+    const b = this.#batch;
+    if (!b || b.count === 0) return [];
+    const { name, bytes, entries } = b.finish();
+    writeAtomic(this.#tmp, this.path(name), bytes);
+    const idx = this.#load();
+    for (const e of entries) {
+      const key = objectKey(e.kind, e.id);
+      if (!idx.has(key)) idx.set(key, { pack: name, offset: e.offset, length: e.length });
+    }
+    this.#batch = new PackBuilder();
+    return entries;
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * The runtime interface: what `hd up`'s loop (src/services/loop.ts) needs from the place where
+ * build steps and services run. Two implement it — the host (src/runtime/host.ts, an environment
+ * without `base`) and the sandbox of a base image (src/runtime/sandbox.ts) — and the loop talks
+ * only to this interface, never to either class: whatever differs between them (how a step is
+ * cached, when its outputs are recorded, whether a service's new settings can apply by a restart)
+ * is a member here.
+ *
+ * @example
+ * ```ts
+ * import type { LoopRuntime } from "./runtime.ts";
+ * import type { BuildStepSpec } from "../config/types.ts";
+ * declare const rt: LoopRuntime;
+ * declare const step: BuildStepSpec;
+ * declare const hash: string;
+ * await rt.prepare();
+ * if (!rt.isCached(step.index, hash)) await rt.runStep(step.index, hash, step, {}).done;
+ * await rt.ready();
+ * if (rt.unrecorded > 0) await rt.recordPending();
+ * ```
+ * @module
+ */
+import type { BuildStepSpec, ServiceSpec } from "../config/types.ts";
+
+/**
+ * What one run of a build step did.
+ *
+ * @example
+ * ```ts
+ * import type { StepRun } from "./runtime.ts";
+ * const r: StepRun = { index: 0, hash: "ab12", code: 0, ms: 12 };
+ * ```
+ */
+export interface StepRun {
+  index: number;
+  hash: string;
+  code: number;
+  ms: number;
+}
+
+/**
+ * A build step being run; `stop()` ends it (its process group, or its container).
+ *
+ * @example
+ * ```ts
+ * import type { RunningStep } from "./runtime.ts";
+ * declare const step: RunningStep;
+ * const r = await Promise.race([step.done, step.stop(1000).then(() => null)]);
+ * ```
+ */
+export interface RunningStep {
+  done: Promise<StepRun>;
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * What the loop needs from a runtime (see the module doc).
+ *
+ * @example
+ * ```ts
+ * import type { LoopRuntime } from "./runtime.ts";
+ * declare const rt: LoopRuntime;
+ * console.log(rt.baseId, Object.keys(rt.services), rt.servicesInPlace);
+ * ```
+ */
+export interface LoopRuntime {
+  /** Id standing for the base image in step hashes (set by prepare). */
+  readonly baseId: string | undefined;
+  /** Service specs as the supervisor must run them. */
+  readonly services: Record<string, ServiceSpec>;
+  /** Variables of the supervisor itself (the host side). */
+  readonly hostEnv: Record<string, string>;
+  /**
+   * True when a service whose own settings changed in hd.toml runs with its new spec as written
+   * after a restart (the host); false when the runtime derives how services run from the whole
+   * environment (the sandbox writes their bundles in {@link ready}), so any change is a reload.
+   */
+  readonly servicesInPlace: boolean;
+  /** Steps that ran and whose outputs are not recorded yet (see {@link recordPending}). */
+  readonly unrecorded: number;
+  /** Pulls and prepares what steps need (the base image); sets {@link baseId}. */
+  prepare(): Promise<void>;
+  /** True when step `index` with `hash` need not run (its result is there). */
+  isCached(index: number, hash: string): boolean;
+  /** Starts step `index` (`hash`); output lines go to `onLine`. */
+  runStep(
+    index: number,
+    hash: string,
+    step: BuildStepSpec,
+    opts: { onLine?: (line: string) => void },
+  ): RunningStep;
+  /** Mounts the current root; true when it changed since the last call (restart services). */
+  ready(): Promise<boolean>;
+  /**
+   * Records the outputs of the steps that ran since the last call (`builds/<hash>`). The loop
+   * calls it a little after a run: reading a big `node_modules` should not hold back the
+   * services being (re)started. A runtime that records them as it runs has nothing to do.
+   */
+  recordPending(): Promise<void>;
+}

@@ -1,0 +1,436 @@
+/**
+ * One `hd up` of a project, from taking its lock to removing its state: the process lifecycle
+ * around the dev loop. It holds `.hd/up.lock` (one `hd up` per project), keeps `.hd/up.json` (who
+ * runs, and the process groups of its services) current, answers the control socket
+ * `.hd/control.sock` (`hd status`, `hd restart`, `hd down`), stops on SIGINT/SIGTERM (a second
+ * Ctrl-C while stopping kills the services at once), and reloads: when hd.toml changes in a way
+ * the loop cannot apply in place, the loop is stopped and a new one started from the new file; a
+ * failed reload waits for the next edit of the project. It exists so that the CLI (src/cli/up.ts)
+ * is left with flags, printing and exit codes, and so that this lifecycle can be driven — and
+ * tested — without a terminal: every line and event goes to callbacks.
+ *
+ * @example
+ * ```ts
+ * import { UpSession } from "./session.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * const session = UpSession.open({
+ *   spec,
+ *   store,
+ *   detached: false,
+ *   print: (src, line) => console.log(`${src} | ${line}`),
+ *   onEvent: (ev) => console.log(JSON.stringify(ev)),
+ * });
+ * await session.start(); // built, services starting; Ctrl-C or `hd down` ends it
+ * await session.done();
+ * ```
+ * @module
+ */
+import { HdError } from "../sys/errors.ts";
+import type { Store } from "../cas/store.ts";
+import { loadSpec } from "../config/parse.ts";
+import type { EnvSpec } from "../config/types.ts";
+import { trackedFilter } from "../env/compile.ts";
+import { ProjectWatcher } from "../watch/watcher.ts";
+import { signalGroup } from "../sandbox/process.ts";
+import {
+  acquireUpLock,
+  type ControlRequest,
+  controlSocketPath,
+  readUpState,
+  removeUpState,
+  selfState,
+  serveControl,
+  type UpState,
+  writeUpState,
+} from "./control.ts";
+import { DevLoop, type LineSource, type LoopStatus } from "./loop.ts";
+import { reloadRefusal } from "./plan.ts";
+import { cleanupIfStale, formatCleanup } from "./report.ts";
+
+/**
+ * The error of a second `hd up` of a project: another holds `.hd/up.lock` (`byLock`), or a live
+ * state file names another `hd up`. `holder` is its pid (for the message only).
+ *
+ * @example
+ * ```ts
+ * import { AlreadyRunning } from "./session.ts";
+ * const e = new AlreadyRunning("web", 4242);
+ * console.log(e.message); // Cannot start web: `hd up` is already running (pid 4242)
+ * ```
+ */
+export class AlreadyRunning extends HdError {
+  /** The pid of the `hd up` that runs, or null when unknown. */
+  readonly holder: number | null;
+  /** True when the lock said so (rather than a live state file). */
+  readonly byLock: boolean;
+  /** The error for environment `env`; `exitCode` 1 unless given. */
+  constructor(env: string, holder: number | null, exitCode = 1, byLock = false) {
+    super(
+      `Cannot start ${env}: \`hd up\` is already running (pid ${holder ?? "unknown"})`,
+      "see `hd status`; `hd restart SERVICE` restarts one, `hd down` stops everything",
+      exitCode,
+    );
+    this.holder = holder;
+    this.byLock = byLock;
+  }
+}
+
+/**
+ * Where a session is: building and starting, running, failed (a start or reload failed; the
+ * session waits for an edit), or stopped.
+ *
+ * @example
+ * ```ts
+ * import type { UpPhase, UpSession } from "./session.ts";
+ * declare const session: UpSession;
+ * const p: UpPhase = session.phase;
+ * ```
+ */
+export type UpPhase = "starting" | "running" | "failed" | "stopped";
+
+/**
+ * Options of {@link UpSession.open}.
+ *
+ * @example
+ * ```ts
+ * import type { UpSessionOptions } from "./session.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * const opts: UpSessionOptions = { spec, store, detached: true, print: () => {}, signals: false };
+ * ```
+ */
+export interface UpSessionOptions {
+  /** The project's configuration as loaded; a reload reads `spec.file` again. */
+  spec: EnvSpec;
+  store: Store;
+  /** Services to run (with their dependencies); default all. */
+  only?: string[];
+  /** This is a detached supervisor (recorded in the state; a failed start lingers 300 ms). */
+  detached: boolean;
+  /** Every line: hd's own ("hd"), build output ("build"), each service's output. */
+  print: (source: LineSource, line: string) => void;
+  /** Structured events: the loop's, then `started`, `reload`, `stopping`, `stopped`. */
+  onEvent?: (ev: Record<string, unknown>) => void;
+  /** The configuration in use: at start, and at each reload before its services start. */
+  onSpec?: (spec: EnvSpec) => void;
+  /** What opening found and cleaned up (a stale state), one line each. */
+  onNote?: (line: string) => void;
+  /** Stop on SIGINT/SIGTERM, kill on a second SIGINT (default true; false in tests). */
+  signals?: boolean;
+}
+
+/** One `hd up` of a project (see the module doc). */
+export class UpSession {
+  #o: UpSessionOptions;
+  #lock: Deno.FsFile;
+  #spec: EnvSpec;
+  #loop: DevLoop;
+  #phase: UpPhase = "starting";
+  #state: UpState;
+  /** The state file as last written: rewritten only when it changes. */
+  #saved = "";
+  #stateTimer: ReturnType<typeof setTimeout> | null = null;
+  #refresh: ReturnType<typeof setInterval> | null = null;
+  #server: { close(): void } | null = null;
+  #signals: [Deno.Signal, () => void][] = [];
+  /** What the main loop waits for: a stop (signal, `hd down`) or a reload (hd.toml changed). */
+  #stopReason: string | null = null;
+  #reloadWanted = false;
+  #poke: () => void = () => {};
+  /** After a failed reload, any edit of the project (hd.toml or a step's input) retries it. */
+  #retryWatch: ProjectWatcher | null = null;
+  #done: Promise<void> = Promise.resolve();
+
+  /**
+   * Takes the project's `.hd/up.lock` (held until the session ends), cleans up after a
+   * supervisor that is gone, and prepares the loop; nothing is built or started yet. Throws
+   * {@link AlreadyRunning} when another `hd up` runs, and the loop's errors (an unknown service
+   * in `only`).
+   *
+   * @example
+   * ```ts
+   * import { AlreadyRunning, UpSession, type UpSessionOptions } from "./session.ts";
+   * declare const opts: UpSessionOptions;
+   * try {
+   *   UpSession.open(opts);
+   * } catch (e) {
+   *   if (e instanceof AlreadyRunning) console.log(`running as pid ${e.holder}`);
+   * }
+   * ```
+   */
+  static open(opts: UpSessionOptions): UpSession {
+    const dir = opts.spec.dir;
+    const env = opts.spec.environment.name;
+    const lock = acquireUpLock(dir);
+    if (!("file" in lock)) throw new AlreadyRunning(env, lock.holder, 1, true);
+    try {
+      const stale = cleanupIfStale(dir);
+      if (stale) opts.onNote?.(`hd: ${formatCleanup(stale)}`);
+      const cur = readUpState(dir);
+      if (cur?.alive) throw new AlreadyRunning(env, cur.state.pid); // an hd without the lock
+      return new UpSession(opts, lock.file);
+    } catch (e) {
+      lock.file.close();
+      throw e;
+    }
+  }
+
+  private constructor(opts: UpSessionOptions, lock: Deno.FsFile) {
+    this.#o = opts;
+    this.#lock = lock;
+    this.#spec = opts.spec;
+    this.#state = selfState(opts.spec.dir, opts.spec.environment.name, opts.detached);
+    this.#loop = this.#makeLoop(opts.spec);
+  }
+
+  /** Where the session is. */
+  get phase(): UpPhase {
+    return this.#phase;
+  }
+
+  /** The configuration in use (the new one once a reload took it). */
+  get spec(): EnvSpec {
+    return this.#spec;
+  }
+
+  /** What the control socket answers to `status`: the phase and the loop's status. */
+  status(): { phase: UpPhase } & LoopStatus {
+    return { phase: this.#phase, ...this.#loop.status() };
+  }
+
+  /**
+   * Writes the state file, opens the control socket, listens for signals, builds the environment
+   * and starts its services. Resolves once they are starting; the session then runs until
+   * {@link stop} ({@link done} resolves after). When the build fails, everything is released
+   * (lock, state, socket) and the error is thrown.
+   */
+  async start(): Promise<void> {
+    this.#o.onSpec?.(this.#spec);
+    // the state records each service's group with its leader's executable, which may change just
+    // after a spawn (setsid, sh, then the command): it is compared again every second
+    this.#refresh = setInterval(() => this.#saveState(), 1000);
+    // this process holds .hd/up.lock: whatever state file is there is not a live one's
+    this.#saveState();
+    this.#server = serveControl(controlSocketPath(this.#spec.dir), (req) => this.#handle(req));
+    if (this.#o.signals !== false) {
+      const on = (sig: Deno.Signal): [Deno.Signal, () => void] => [sig, () => this.stop(sig)];
+      this.#signals = [on("SIGINT"), on("SIGTERM")];
+      for (const [s, f] of this.#signals) Deno.addSignalListener(s, f);
+    }
+    try {
+      await this.#loop.start();
+      this.#phase = "running";
+      this.#emit({ event: "started", root: this.#loop.root });
+    } catch (e) {
+      this.#phase = "failed";
+      if (this.#o.detached) await new Promise((r) => setTimeout(r, 300)); // let `hd up -d` see it
+      await this.#abort();
+      throw e;
+    }
+    this.#done = this.#run();
+  }
+
+  /** Resolves once the session has stopped its services and released the project. */
+  done(): Promise<void> {
+    return this.#done;
+  }
+
+  /**
+   * Asks for a reload: stop the services, read hd.toml again, start anew (what an edit of
+   * hd.toml that cannot apply in place does). Returns at once.
+   */
+  reload(): void {
+    this.#reloadWanted = true;
+    this.#poke();
+  }
+
+  /**
+   * Asks the session to stop (`reason` is printed: "SIGINT", "hd down"); a build step running is
+   * ended at once. Returns at once; {@link done} resolves once stopped.
+   */
+  stop(reason: string): void {
+    this.#stopReason ??= reason;
+    // still building: end the running step now rather than after it
+    if (this.#phase === "starting") this.#loop.stop().catch(() => {});
+    this.#poke();
+  }
+
+  /** Kills every service's process group now (a second Ctrl-C while stopping). */
+  kill(): void {
+    for (const g of this.#loop.supervisor.groups()) signalGroup(g.pgid, "SIGKILL");
+  }
+
+  #print(line: string): void {
+    this.#o.print("hd", line);
+  }
+
+  #emit(ev: Record<string, unknown>): void {
+    this.#o.onEvent?.(ev);
+  }
+
+  /** Resolves at the next stop or reload request (at once when one is pending). */
+  #next(): Promise<void> {
+    return this.#stopReason !== null || this.#reloadWanted
+      ? Promise.resolve()
+      : new Promise<void>((r) => this.#poke = () => (this.#poke = () => {}, r()));
+  }
+
+  #makeLoop(spec: EnvSpec): DevLoop {
+    return new DevLoop({
+      spec,
+      store: this.#o.store,
+      only: this.#o.only,
+      print: this.#o.print,
+      onEvent: this.#o.onEvent,
+      onChange: () => {
+        this.#stateTimer ??= setTimeout(() => {
+          this.#stateTimer = null;
+          this.#saveState();
+        }, 0);
+      },
+      onSpecChange: () => this.reload(),
+    });
+  }
+
+  #saveState(): void {
+    if (this.#phase === "stopped") return;
+    this.#state.groups = this.#loop.supervisor.groups();
+    const text = JSON.stringify(this.#state);
+    if (text === this.#saved) return;
+    this.#saved = text;
+    try {
+      writeUpState(this.#spec.dir, this.#state);
+    } catch (e) {
+      this.#print(`cannot write .hd/up.json: ${(e as Error).message}`);
+    }
+  }
+
+  #handle(req: ControlRequest): Promise<unknown> {
+    switch (req.op) {
+      case "ping":
+        return Promise.resolve({ ok: true });
+      case "status":
+        return Promise.resolve(this.status());
+      case "restart": {
+        for (const n of req.services) {
+          if (!this.#spec.services[n]) return Promise.resolve({ error: `no service "${n}"` });
+        }
+        return this.#loop.supervisor.restart(req.services).then((restarted) => ({ restarted }));
+      }
+      case "down":
+        this.stop("hd down");
+        return Promise.resolve({ ok: true });
+      default:
+        return Promise.resolve({ error: "unknown op" });
+    }
+  }
+
+  /** From started to stopped: reloads on request, then the stop. */
+  async #run(): Promise<void> {
+    try {
+      while (true) {
+        await this.#next();
+        if (this.#stopReason !== null) break;
+        this.#reloadWanted = false;
+        await this.#reloadNow();
+      }
+      await this.#closeRetry();
+      const order = [...this.#loop.supervisor.order].reverse();
+      this.#print(`stopping (${this.#stopReason}): ${order.join(", ")}`);
+      this.#emit({ event: "stopping", reason: this.#stopReason });
+      // a second Ctrl-C during the stop kills at once
+      const force = () => this.kill();
+      this.#removeSignals();
+      if (this.#o.signals !== false) Deno.addSignalListener("SIGINT", force);
+      try {
+        await this.#loop.stop();
+      } finally {
+        if (this.#o.signals !== false) Deno.removeSignalListener("SIGINT", force);
+      }
+      this.#print("stopped");
+      this.#emit({ event: "stopped" });
+    } catch (e) {
+      await this.#abort();
+      throw e;
+    } finally {
+      this.#release();
+    }
+  }
+
+  /** One reload: read hd.toml again; if it is usable, stop this loop and start a new one. */
+  async #reloadNow(): Promise<void> {
+    let fresh: EnvSpec;
+    try {
+      fresh = loadSpec(this.#spec.file);
+      const refused = reloadRefusal(this.#spec, fresh);
+      if (refused !== null) throw new Error(refused);
+    } catch (e) {
+      this.#print(`cannot reload: ${(e as Error).message} — still running the previous one`);
+      this.#emit({ event: "reload", ok: false, error: (e as Error).message });
+      return;
+    }
+    this.#print("reloading: stopping the services of the previous configuration");
+    await this.#closeRetry();
+    await this.#loop.stop();
+    this.#spec = fresh;
+    this.#o.onSpec?.(fresh);
+    this.#phase = "starting";
+    try {
+      this.#loop = this.#makeLoop(fresh);
+      await this.#loop.start();
+      this.#phase = "running";
+      this.#emit({ event: "reload", ok: true, root: this.#loop.root });
+    } catch (e) {
+      this.#phase = "failed";
+      const hint = e instanceof HdError && e.hint ? ` (${e.hint})` : "";
+      this.#print(`reload failed: ${(e as Error).message}${hint}; waiting for a change`);
+      this.#emit({ event: "reload", ok: false, error: (e as Error).message });
+      this.#retryWatch = new ProjectWatcher(fresh.dir, {
+        debounceMs: fresh.options.debounceMs,
+        filter: trackedFilter(fresh),
+        onBatch: () => this.reload(),
+      });
+      this.#retryWatch.start();
+    }
+  }
+
+  async #closeRetry(): Promise<void> {
+    await this.#retryWatch?.close();
+    this.#retryWatch = null;
+  }
+
+  /** After an error: stop what runs, then release the project. */
+  async #abort(): Promise<void> {
+    await this.#closeRetry().catch(() => {});
+    await this.#loop.stop().catch(() => {});
+    this.#release();
+  }
+
+  #removeSignals(): void {
+    for (const [s, f] of this.#signals) {
+      try {
+        Deno.removeSignalListener(s, f);
+      } catch { /* removed */ }
+    }
+    this.#signals = [];
+  }
+
+  /** Stops listening, removes this session's state file and socket, and drops the lock. */
+  #release(): void {
+    if (this.#phase === "stopped") return;
+    this.#removeSignals();
+    this.#phase = "stopped";
+    if (this.#refresh !== null) clearInterval(this.#refresh);
+    if (this.#stateTimer !== null) clearTimeout(this.#stateTimer);
+    this.#server?.close();
+    const dir = this.#spec.dir;
+    const cur = readUpState(dir);
+    if (cur?.state?.pid === Deno.pid || cur?.invalid !== undefined) removeUpState(dir);
+    this.#lock.close();
+  }
+}
