@@ -18,6 +18,7 @@
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { didYouMean } from "../config/suggest.ts";
 import { SourceError, translateDockerfile } from "./from_dockerfile.ts";
+import { applyDockerignore } from "./dockerignore.ts";
 import {
   emptyDoc,
   type HdDoc,
@@ -568,6 +569,7 @@ export function translateCompose(tr: Translation, o: ComposeOptions): HdDoc {
       serviceName: envSvc,
     });
     projectDir = df.projectDir;
+    applyDockerignore(tr, doc, readFile, dfRel, ctxRel);
     doc.environment.base = df.base;
     doc.environment.env = df.env;
     doc.environment.comment.push(
@@ -601,32 +603,27 @@ export function translateCompose(tr: Translation, o: ComposeOptions): HdDoc {
   for (const n of names) {
     const s = resolved[n];
     const p = `services.${n}`;
+    const sv = newService(n, "");
+    let ownImage = false;
     if (!emitted.has(n)) {
+      // a service on an image of its own (or another Dockerfile): services.NAME.image, planned
       const img = s.build !== undefined
         ? `(built from ${isObj(s.build) ? str(s.build.context ?? ".") : str(s.build)})`
         : str(s.image ?? "");
-      const sv = newService(n, argvOf(s.command) ? shellQuote(argvOf(s.command)!) : "");
+      const where = at(s.image !== undefined ? `${p}.image` : `${p}.build`);
       if (
-        tr.planned(
-          "service.image",
-          sv.extra,
-          "image",
-          img,
-          at(s.image !== undefined ? `${p}.image` : `${p}.build`),
-          `service ${n} (image ${img})`,
-        )
+        !tr.planned("service.image", sv.extra, "image", img, where, `service ${n} (image ${img})`)
       ) {
-        sv.comment.push(`from ${file}:${lineOf(p)}`);
-        out.push(sv);
+        continue;
       }
-      continue;
+      ownImage = true;
     }
-    const sv = newService(n, "");
     sv.comment.push(`from ${file}:${lineOf(p)} (service ${n})`);
     // command: compose entrypoint/command over the Dockerfile's, combined as Docker does
     let ep: string[] | null = null;
     let cmd: string[] | null = null;
-    if (df && n === envSvc && df.service) {
+    if (ownImage) { /* its image's own command unless compose gives one */ }
+    else if (df && n === envSvc && df.service) {
       ep = df.entrypoint;
       cmd = df.cmd;
       sv.port = df.service.port;
@@ -638,6 +635,7 @@ export function translateCompose(tr: Translation, o: ComposeOptions): HdDoc {
       ep = df.entrypoint;
       cmd = df.cmd;
       sv.watch = df.service.watch;
+      sv.workdir = df.service.workdir;
     }
     if (s.entrypoint !== undefined) {
       ep = argvOf(s.entrypoint);
@@ -645,7 +643,7 @@ export function translateCompose(tr: Translation, o: ComposeOptions): HdDoc {
     }
     if (s.command !== undefined) cmd = argvOf(s.command);
     const argv = [...(ep ?? []), ...(cmd ?? [])];
-    if (!argv.length) {
+    if (!argv.length && !ownImage) {
       tr.report(
         at(p),
         `service ${n}`,
@@ -653,7 +651,9 @@ export function translateCompose(tr: Translation, o: ComposeOptions): HdDoc {
       );
       continue;
     }
-    sv.command = argv.length === 3 && /^(\/bin\/)?sh$/.test(argv[0]) && argv[1] === "-c"
+    sv.command = !argv.length
+      ? ""
+      : argv.length === 3 && /^(\/bin\/)?sh$/.test(argv[0]) && argv[1] === "-c"
       ? argv[2]
       : shellQuote(argv);
     if (
@@ -671,7 +671,15 @@ export function translateCompose(tr: Translation, o: ComposeOptions): HdDoc {
     }
     // ports: the container port is the readiness port (hd services share the host's network)
     const published: string[] = [];
-    const ports = Array.isArray(s.ports) ? s.ports : [];
+    // a service's own ports first (extends merges the base's after them)
+    const own = isObj(servicesRaw[n]) && Array.isArray((servicesRaw[n] as Obj).ports)
+      ? (servicesRaw[n] as Obj).ports as Json[]
+      : [];
+    const all = Array.isArray(s.ports) ? s.ports : [];
+    const ports = [
+      ...own,
+      ...all.filter((x) => !own.some((y) => JSON.stringify(y) === JSON.stringify(x))),
+    ];
     ports.forEach((pv, i) => {
       let container = "";
       let host = "";

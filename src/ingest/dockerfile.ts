@@ -105,7 +105,10 @@ const HEREDOC_RE = /(?<!<)<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_.-]*)\2/g;
 function heredocOpeners(s: string): { strip: boolean; quoted: boolean; name: string }[] {
   const out: { strip: boolean; quoted: boolean; name: string }[] = [];
   // blank out quoted text so that `echo "<<x"` opens nothing
-  const masked = s.replace(/'[^']*'|"(?:[^"\\]|\\.)*"/g, (m) => " ".repeat(m.length));
+  const masked = s.replace(
+    /(?<!<<-?)(?:'[^']*'|"(?:[^"\\]|\\.)*")/g,
+    (m) => " ".repeat(m.length),
+  );
   for (const m of masked.matchAll(HEREDOC_RE)) {
     const orig = s.slice(m.index!, m.index! + m[0].length);
     const mm = /^<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_.-]*)\2$/.exec(orig);
@@ -138,8 +141,12 @@ function parseJson(s: string): { ok: string[] } | { bad: string } | null {
     const v = JSON.parse(t);
     if (Array.isArray(v) && v.every((x) => typeof x === "string")) return { ok: v };
     return { bad: "the JSON array must hold only strings" };
-  } catch (e) {
-    return { bad: (e as Error).message.replace(/\s*\(line \d+ column \d+\)$/, "") };
+  } catch {
+    return {
+      bad: /'/.test(t)
+        ? "its strings need double quotes, not single quotes"
+        : "it is not a valid JSON array of strings",
+    };
   }
 }
 

@@ -127,6 +127,8 @@ type Event =
     kind: "run";
     at: number;
     cmd: string;
+    /** A SHELL to run the command with (folded: `bash -c 'cmd'`), or null. */
+    shellFold: string[] | null;
     args: Record<string, string>;
     env: Record<string, string>;
     workdir: string;
@@ -532,9 +534,9 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
           } else if (ins.heredocs.length) {
             cmd = ins.args + "\n" + ins.heredocs.map((h) => `${h.body}${h.name}`).join("\n");
           } else cmd = ins.args;
-          if (st.shell && !ins.json && !tr.features["build.shell"]) {
-            cmd = shellQuote([...st.shell.argv, cmd]);
-          }
+          const shellFold = st.shell && !ins.json && !tr.features["build.shell"]
+            ? st.shell.argv
+            : null;
           let network: "host" | "none" = "host";
           const cache: string[] = [];
           const binds: string[] = [];
@@ -594,6 +596,7 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
             kind: "run",
             at: line,
             cmd,
+            shellFold,
             args,
             env: { ...st.env },
             workdir: st.workdir,
@@ -643,6 +646,16 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
 
   // ---- where the context lands: the dest of `COPY . DEST`, else the final WORKDIR ----
   let projectDir = st.workdir === "/" ? "/app" : st.workdir;
+  // without COPY . DEST: where the first plain COPY of project files puts them
+  const first = events.find((e) =>
+    e.kind === "copy" && !e.from && !e.heredocs.length &&
+    e.sources.every((x) => !/^[a-z]+:\/\//.test(x) && !TAR.test(x) && !isDir(inCtx(normRel(x))))
+  );
+  if (first && first.kind === "copy") {
+    projectDir = first.dest.endsWith("/") || first.sources.length > 1
+      ? first.dest.replace(/\/$/, "") || "/"
+      : first.dest.replace(/\/[^/]*$/, "") || "/";
+  }
   let wholeAt = 0;
   for (const e of events) {
     if (e.kind === "copy" && !e.from && e.sources.length === 1 && normRel(e.sources[0]) === "") {
@@ -650,7 +663,11 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
       wholeAt = e.at;
     }
   }
-  const workIn = ctx ? `${projectDir}/${ctx}` : projectDir;
+  /** Docker's path → hd's: the context sits at projectDir/ctx, the project root at projectDir. */
+  const hdDir = (d: string): string =>
+    ctx && (d === projectDir || d.startsWith(projectDir + "/"))
+      ? `${projectDir}/${ctx}${d.slice(projectDir.length)}`
+      : d;
 
   // ---- emission ----
   const steps: StepOut[] = [];
@@ -667,20 +684,22 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
     comment,
     extra: {},
   });
-  const inDir = (dir: string, cmd: string): string => {
+  const inDir = (dockerDir: string, cmd: string): string => {
+    const dir = hdDir(dockerDir);
     if (dir === projectDir) return cmd;
-    if (dir === workIn) return `cd ${shellQuoteWord(ctx)} && ${cmd}`;
-    const q = shellQuoteWord(dir);
+    if (dir === "/") return /[;|\n]/.test(cmd) ? `cd / || exit 1; ${cmd}` : `cd / && ${cmd}`;
+    const q = shellQuoteWord(
+      dir.startsWith(projectDir + "/") ? dir.slice(projectDir.length + 1) : dir,
+    );
     return /[;|\n]/.test(cmd)
       ? `mkdir -p ${q} && cd ${q} || exit 1; ${cmd}`
       : `mkdir -p ${q} && cd ${q} && ${cmd}`;
   };
   const stepAt = (s: StepOut, e: { workdir?: string; at: number }, cmd: string) => {
     if (
-      e.workdir !== undefined && e.workdir !== projectDir && e.workdir !== workIn &&
-      tr.features["step.workdir"]
+      e.workdir !== undefined && hdDir(e.workdir) !== projectDir && tr.features["step.workdir"]
     ) {
-      s.extra.workdir = e.workdir;
+      s.extra.workdir = hdDir(e.workdir);
       s.run = cmd;
     } else s.run = e.workdir !== undefined ? inDir(e.workdir, cmd) : cmd;
   };
@@ -689,7 +708,7 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
     if (e.kind === "run") {
       const key = classifyRun(e.cmd, (g) => exists(inCtx(g)));
       const s = step("", null, []);
-      stepAt(s, e, e.cmd);
+      stepAt(s, e, e.shellFold ? shellQuote([...e.shellFold, e.cmd]) : e.cmd);
       const loc = `${file}:${e.at} ${e.text}`;
       if (whole !== null) {
         if (key.rules.length) {
@@ -709,7 +728,9 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
         s.outputs = key.outputs.map(inCtx);
         s.comment.push(
           copiedLines.length
-            ? `${loc}: keyed by what was copied before it (lines ${copiedLines.join(", ")})`
+            ? `${loc}: keyed by what was copied before it (line${
+              copiedLines.length > 1 ? "s" : ""
+            } ${copiedLines.join(", ")})`
             : `${loc}: nothing of the project was copied before it: no inputs`,
         );
         if (key.rules.length) s.comment[0] += ` — ${key.rules.join(" + ")} rule`;
@@ -801,6 +822,9 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
         );
       }
     }
+    const cps: string[] = [];
+    const intoDir: string[] = [];
+    const cpInputs: string[] = [];
     for (const src of e.sources) {
       if (e.add && /^(https?|git|ssh):\/\/|^git@|\.git(#.*)?$/.test(src)) {
         tr.report(
@@ -860,16 +884,23 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
           : `mkdir -p ${shellQuoteWord(d.replace(/\/[^/]*$/, "") || "/")} && cp -a ${q} ${
             shellQuoteWord(d)
           }`;
-        steps.push(
-          step(cmd, [pIn], [
-            `${file}:${e.at} ${e.text}: copies outside the project's place (${projectDir})`,
-          ]),
-        );
+        if (!dir && dstDir) intoDir.push(q);
+        else cps.push(cmd);
+        cpInputs.push(pIn);
       }
       if (whole === null) {
         if (!copied.includes(pIn)) copied.push(pIn);
         if (!copiedLines.includes(e.at)) copiedLines.push(e.at);
       }
+    }
+    if (intoDir.length) {
+      const d = shellQuoteWord(e.dest.replace(/\/$/, "") || "/");
+      cps.unshift(`mkdir -p ${d} && cp -a ${intoDir.join(" ")} ${d}/`);
+    }
+    if (cps.length) {
+      steps.push(step(cps.join(" && "), cpInputs, [
+        `${file}:${e.at} ${e.text}: copies outside the project's place (${projectDir})`,
+      ]));
     }
   }
 
@@ -890,7 +921,7 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
     let command = argv.length === 3 && /^(\/bin\/)?sh$/.test(argv[0]) && argv[1] === "-c"
       ? argv[2]
       : shellQuote(argv);
-    const fin = st.workdir;
+    const fin = hdDir(st.workdir);
     let wd: string | null = null;
     if (fin !== projectDir) {
       if (fin.startsWith(projectDir + "/")) wd = fin.slice(projectDir.length + 1);
@@ -1034,19 +1065,16 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
     buildComment.push(`SHELL at ${file}:${st.shell.line} is folded into each RUN after it`);
   }
 
-  const envComment = [
-    `from ${file}:${
-      [root.from.line, ...st.workdirLines, ...st.envLines, ...(wholeAt ? [wholeAt] : [])].sort((
-        a,
-        b,
-      ) => a - b).join(", ")
-    }` +
-    ` (stage ${target.name ?? target.index}${
+  const fromLines = [root.from.line, ...st.workdirLines, ...st.envLines];
+  if (wholeAt) fromLines.push(wholeAt);
+  const stageNote = stages.length < 2
+    ? ""
+    : ` (stage ${target.name ?? target.index}${
       chain.length > 1
         ? `, built on ${chain.slice(0, -1).map((s) => s.name ?? s.index).join(" <- ")}`
         : ""
-    })`,
-  ];
+    })`;
+  const envComment = [`from ${file}:${fromLines.sort((a, b) => a - b).join(", ")}${stageNote}`];
   if (base && Object.values(st.env).some((v) => v.includes(DEFAULT_PATH))) {
     envComment.push("$PATH of the base image taken as the default " + DEFAULT_PATH);
   }

@@ -26,6 +26,7 @@ import {
   Translation,
 } from "./model.ts";
 import { globSource } from "./words.ts";
+import { applyDockerignore } from "./dockerignore.ts";
 
 /** What ingest reads of the project. Paths are relative to the project directory. */
 export interface ProjectFiles {
@@ -96,40 +97,6 @@ export function findInputs(dir: string): string[] {
     for (const e of entries) if (re.test(e) && !names.includes(e)) names.push(e);
   }
   return names;
-}
-
-/** `.dockerignore` patterns as `[files].exclude` globs; `!` exceptions are reported. */
-export function dockerignoreExcludes(
-  tr: Translation,
-  file: string,
-  text: string,
-  prefix: string,
-): string[] {
-  const out: string[] = [];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const l = raw.trim();
-    if (!l || l.startsWith("#")) return;
-    if (l.startsWith("!")) {
-      tr.report(
-        { file, line: i + 1 },
-        l,
-        "not translated: [files].exclude has no exceptions; add the path to [files].include instead",
-      );
-      return;
-    }
-    let p = l.replace(/^\/+/, "").replace(/^\.\//, "").replace(/\/+$/, "");
-    if (!p || p === "." || p.includes("..")) {
-      tr.report(
-        { file, line: i + 1 },
-        l,
-        "not translated: it names the whole context or leaves it",
-      );
-      return;
-    }
-    if (prefix) p = `${prefix}/${p}`;
-    if (!out.includes(p)) out.push(p);
-  });
-  return out;
 }
 
 /** What to ingest. */
@@ -232,17 +199,9 @@ export function ingest(o: IngestOptions): IngestResult {
       "each step names its Dockerfile line and what its hash covers (docs/ingest.md: the split rules)",
     );
   }
-  // .dockerignore of the (first) build context: Dockerfile-specific one first
-  const ctx = kind === "dockerfile" && o.input.includes("/") ? o.input.replace(/\/[^/]*$/, "") : "";
-  const ignores = kind === "dockerfile"
-    ? [`${o.input}.dockerignore`, `${ctx ? ctx + "/" : ""}.dockerignore`]
-    : [".dockerignore"];
-  for (const ig of ignores) {
-    const t = o.fs.read(ig);
-    if (t === null) continue;
-    doc.files.exclude = dockerignoreExcludes(tr, ig, t, ctx);
-    doc.files.comment.push(`from ${ig}`);
-    break;
+  if (kind === "dockerfile") {
+    const ctx = o.input.includes("/") ? o.input.replace(/\/[^/]*$/, "") : "";
+    applyDockerignore(tr, doc, (rel) => o.fs.read(rel), o.input, ctx);
   }
   if (o.nameGiven) doc.environment.name = o.name;
   const toml = renderToml(doc);

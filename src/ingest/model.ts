@@ -301,7 +301,7 @@ export function renderToml(doc: HdDoc): string {
   }
   for (const s of doc.services) {
     out += "\n" + comments(s.comment) + `[services.${tomlKey(s.name)}]\n`;
-    out += `command = ${tomlString(s.command)}\n`;
+    if (s.command) out += `command = ${tomlString(s.command)}\n`;
     if (s.watch.length) out += `watch = ${tomlValue(s.watch)}\n`;
     if (s.port !== null) out += `port = ${s.port}\n`;
     if (s.depends_on.length) out += `depends_on = ${tomlValue(s.depends_on)}\n`;
