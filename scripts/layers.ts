@@ -29,6 +29,10 @@ export const LAYERS: readonly Layer[] = [
   { dir: "src/scan", holds: "walk, filters, stat cache, ingest" },
   { dir: "src/config", holds: "the hd.toml and hd.lock model: parse, types, positions, providers" },
   {
+    dir: "src/ingest",
+    holds: "Dockerfiles and compose files translated into hd.toml: tokens, meaning, reports",
+  },
+  {
     dir: "src/env",
     holds: "compiling an environment from hd.toml and the tracked tree; its report",
   },
