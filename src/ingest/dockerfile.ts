@@ -11,7 +11,7 @@
  * @example
  * ```ts
  * import { tokenizeDockerfile } from "./dockerfile.ts";
- * const df = tokenizeDockerfile("FROM debian\nRUN echo hi\n", "Dockerfile");
+ * const df = tokenizeDockerfile("FROM debian\nRUN echo hi\n");
  * console.log(df.instructions[1].keyword, df.instructions[1].args); // RUN echo hi
  * ```
  * @module
