@@ -19,6 +19,7 @@ import { HdError } from "../sys/errors.ts";
 import { durationOverLimit, parseDuration } from "./duration.ts";
 import { type LineCol, SourcePositions } from "./positions.ts";
 import { didYouMean } from "./suggest.ts";
+import { hostPortClash } from "./ports.ts";
 import type {
   BuildStepSpec,
   DependencySpec,
@@ -512,6 +513,26 @@ export function parseSpec(source: string, file: string): EnvSpec {
       services[sname] = service(v, sname, sv);
     }
     checkDependsOn(v, services);
+    // Host services share the host's network: the same `port` twice is an error (src/config/ports.ts).
+    const clash = hostPortClash(
+      Object.values(services).map((s) => ({
+        name: s.name,
+        port: s.port,
+        onHost: environment.base === null,
+        at: v.at(`services.${s.name}.port`),
+      })),
+    );
+    if (clash) {
+      const loc = (p: Position) => `${displayPath(p.file)}:${p.line}:${p.column}`;
+      const { first, second } = clash;
+      v.fail(
+        `services.${second.name}.port`,
+        `port ${clash.port} is declared by two services on the host: "${first.name}" at ${
+          loc(first.at)
+        } and "${second.name}" at ${loc(second.at)}`,
+        'give each service its own port; on the host they share one network (with base = "IMAGE" each sandboxed service has its own)',
+      );
+    }
   }
 
   // [files]
