@@ -525,11 +525,25 @@ export function parseSpec(source: string, file: string): EnvSpec {
     }
     checkDependsOn(v, services);
     // Host services share the host's network: the same `port` twice is an error (src/config/ports.ts).
+    const onHost = (_s: ServiceSpec) => environment.base === null;
+    for (const s of Object.values(services)) {
+      const key = s.ports ? "ports" : s.aliases ? "aliases" : null;
+      if (key && onHost(s)) {
+        v.fail(
+          `services.${s.name}.${key}`,
+          `${key} needs the service to run in a sandbox; on the host it shares the host's network`,
+          key === "ports"
+            ? `remove ports (the service's own port is the host's already), or set base = "IMAGE"`
+            : `remove aliases, or set base = "IMAGE" (each sandboxed service then has its own network)`,
+          true,
+        );
+      }
+    }
     const clash = hostPortClash(
       Object.values(services).map((s) => ({
         name: s.name,
         port: s.port,
-        onHost: environment.base === null,
+        onHost: onHost(s),
         at: v.at(`services.${s.name}.port`),
       })),
     );

@@ -63,7 +63,7 @@ export function publications(services: EnvSpec["services"]): Publication[] {
     }
     if (ports.length === 0 && s.port !== null) {
       const k = key("127.0.0.1", s.port);
-      if (explicit.has(k) || taken.has(k)) continue;
+      if (explicit.has(k) || explicit.has(key("0.0.0.0", s.port)) || taken.has(k)) continue;
       taken.add(k);
       out.push({
         service: s.name,

@@ -193,43 +193,40 @@ export interface NetCommand {
   stdin?: string;
 }
 
-/** The commands that build `plan` on a clean machine, in order (bridge, namespaces, NAT). */
+/**
+ * The commands that build `plan` on a clean machine, in order: one `ip -batch` on the host (bridge,
+ * namespaces, veth pairs), one per namespace (eth0, addresses, routes), the loopback DNAT of
+ * services with ports, then the NAT table. Batches keep it to a few processes (≈ 10 ms each).
+ */
 export function setupCommands(plan: NetPlan): NetCommand[] {
-  const c: NetCommand[] = [
-    { argv: ["ip", "link", "add", plan.bridge, "type", "bridge"] },
-    { argv: ["ip", "addr", "add", `${plan.gateway}/24`, "dev", plan.bridge] },
-    { argv: ["ip", "link", "set", plan.bridge, "up"] },
+  const host = [
+    `link add ${plan.bridge} type bridge`,
+    `addr add ${plan.gateway}/24 dev ${plan.bridge}`,
+    `link set ${plan.bridge} up`,
   ];
   for (const s of plan.services) {
-    const inNs = (...a: string[]) => ["ip", "-n", s.netns, ...a];
-    c.push(
-      { argv: ["ip", "netns", "add", s.netns] },
-      { argv: ["ip", "link", "add", s.hostVeth, "type", "veth", "peer", "name", s.peerVeth] },
-      { argv: ["ip", "link", "set", s.peerVeth, "netns", s.netns] },
-      { argv: inNs("link", "set", s.peerVeth, "name", "eth0") },
-      { argv: inNs("addr", "add", `${s.address}/24`, "dev", "eth0") },
-      { argv: inNs("link", "set", "lo", "up") },
-      { argv: inNs("link", "set", "eth0", "up") },
-      { argv: inNs("route", "add", "default", "via", plan.gateway) },
-      { argv: ["ip", "link", "set", s.hostVeth, "master", plan.bridge] },
-      { argv: ["ip", "link", "set", s.hostVeth, "up"] },
+    host.push(
+      `netns add ${s.netns}`,
+      `link add ${s.hostVeth} type veth peer name ${s.peerVeth}`,
+      `link set ${s.peerVeth} netns ${s.netns}`,
+      `link set ${s.hostVeth} master ${plan.bridge}`,
+      `link set ${s.hostVeth} up`,
     );
+  }
+  const c: NetCommand[] = [{ argv: ["ip", "-batch", "-"], stdin: host.join("\n") + "\n" }];
+  for (const s of plan.services) {
+    const inside = [
+      `link set ${s.peerVeth} name eth0`,
+      `addr add ${s.address}/24 dev eth0`,
+      "link set lo up",
+      "link set eth0 up",
+      `route add default via ${plan.gateway}`,
+    ];
+    c.push({ argv: ["ip", "-n", s.netns, "-batch", "-"], stdin: inside.join("\n") + "\n" });
     const lo = loopbackRules(s.ports);
     if (lo) {
-      c.push(
-        {
-          argv: [
-            "ip",
-            "netns",
-            "exec",
-            s.netns,
-            "sh",
-            "-c",
-            "echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet",
-          ],
-        },
-        { argv: ["ip", "netns", "exec", s.netns, "nft", "-f", "-"], stdin: lo },
-      );
+      const script = "echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet && exec nft -f -";
+      c.push({ argv: ["ip", "netns", "exec", s.netns, "sh", "-c", script], stdin: lo });
     }
   }
   c.push({ argv: ["nft", "-f", "-"], stdin: natRules(plan) });
@@ -333,19 +330,25 @@ async function seenNow(): Promise<{ links: string[]; netns: string[]; tables: st
  * Returns what was removed.
  */
 export async function teardownNetwork(id: string): Promise<string[]> {
-  const own = ownedLeftovers(id, await seenNow());
-  const done: string[] = [];
-  for (const n of own.netns) {
-    if ((await exec({ argv: ["ip", "netns", "delete", n] })).ok) done.push(`netns ${n}`);
+  const seen = await seenNow();
+  const own = ownedLeftovers(id, seen);
+  const lines = [
+    ...own.netns.map((n) => `netns delete ${n}`),
+    ...own.links.map((l) => `link delete ${l}`),
+  ];
+  if (lines.length) {
+    // -force: go on past a veth that went with its namespace
+    await exec({ argv: ["ip", "-force", "-batch", "-"], stdin: lines.join("\n") + "\n" });
   }
-  const now = await seenNow();
-  for (const l of ownedLeftovers(id, now).links) {
-    if ((await exec({ argv: ["ip", "link", "delete", l] })).ok) done.push(`link ${l}`);
-  }
-  for (const t of own.tables) {
-    if ((await exec({ argv: ["nft", "delete", "table", "ip", t] })).ok) done.push(`nft ${t}`);
-  }
-  restoreForwarding((await seenNow()).links);
+  for (const t of own.tables) await exec({ argv: ["nft", "delete", "table", "ip", t] });
+  const left = lines.length || own.tables.length ? await seenNow() : seen;
+  const still = ownedLeftovers(id, left);
+  const done = [
+    ...own.netns.filter((n) => !still.netns.includes(n)).map((n) => `netns ${n}`),
+    ...own.links.filter((l) => !still.links.includes(l)).map((l) => `link ${l}`),
+    ...own.tables.filter((t) => !still.tables.includes(t)).map((t) => `nft ${t}`),
+  ];
+  restoreForwarding(left.links);
   return done;
 }
 

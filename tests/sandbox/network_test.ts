@@ -101,18 +101,37 @@ Deno.test("networkPlan: stable, distinct addresses per service", () => {
 
 Deno.test("setupCommands, NAT and loopback rules", () => {
   const p = networkPlan("/p", [svc("web", [], [3000]), svc("db")], []);
-  const cmds = setupCommands(p).map((c) => c.argv.join(" "));
-  assertEquals(cmds[0], `ip link add ${p.bridge} type bridge`);
-  assertEquals(cmds[1], `ip addr add ${p.gateway}/24 dev ${p.bridge}`);
+  const cmds = setupCommands(p);
   const web = p.services[0];
-  assert(cmds.includes(`ip netns add ${web.netns}`));
-  assert(cmds.includes(`ip -n ${web.netns} route add default via ${p.gateway}`));
-  assert(cmds.includes(`ip -n ${web.netns} addr add ${web.address}/24 dev eth0`));
-  assert(cmds.includes(`ip link set ${web.hostVeth} master ${p.bridge}`));
+  const db = p.services[1];
+  // one batch on the host: bridge, namespaces, veth pairs on the bridge
+  assertEquals(cmds[0].argv, ["ip", "-batch", "-"]);
+  const host = cmds[0].stdin!.split("\n");
+  assertEquals(host.slice(0, 3), [
+    `link add ${p.bridge} type bridge`,
+    `addr add ${p.gateway}/24 dev ${p.bridge}`,
+    `link set ${p.bridge} up`,
+  ]);
+  for (const s of [web, db]) {
+    assert(host.includes(`netns add ${s.netns}`));
+    assert(host.includes(`link add ${s.hostVeth} type veth peer name ${s.peerVeth}`));
+    assert(host.includes(`link set ${s.peerVeth} netns ${s.netns}`));
+    assert(host.includes(`link set ${s.hostVeth} master ${p.bridge}`));
+  }
+  // one batch per namespace: eth0 with the service's address, the default route via the bridge
+  const inWeb = cmds.find((c) => c.argv.join(" ") === `ip -n ${web.netns} -batch -`)!;
+  assertEquals(inWeb.stdin!.trim().split("\n"), [
+    `link set ${web.peerVeth} name eth0`,
+    `addr add ${web.address}/24 dev eth0`,
+    "link set lo up",
+    "link set eth0 up",
+    `route add default via ${p.gateway}`,
+  ]);
   // only web has ports: one DNAT script, for web's namespace
-  const nsNft = setupCommands(p).filter((c) => c.argv.includes("exec") && c.stdin);
+  const nsNft = cmds.filter((c) => c.argv.includes("exec"));
   assertEquals(nsNft.length, 1);
   assertEquals(nsNft[0].argv.slice(0, 4), ["ip", "netns", "exec", web.netns]);
+  assertEquals(nsNft[0].stdin, loopbackRules([3000]));
   // the last command is the NAT table
   const last = setupCommands(p).at(-1)!;
   assertEquals(last.argv, ["nft", "-f", "-"]);
@@ -230,6 +249,14 @@ Deno.test("publishedClash and publications", () => {
     { service: "web", hostIp: "127.0.0.1", published: 8080, target: 3000, implicit: false },
     { service: "api", hostIp: "127.0.0.1", published: 3000, target: 3000, implicit: true },
   ]);
+  // an explicit 0.0.0.0:3000 of another service holds 127.0.0.1:3000 too
+  assertEquals(
+    publications({
+      api: s("api", 3000),
+      web: s("web", null, [{ hostIp: "0.0.0.0", published: 3000, target: 80 }]),
+    }).map((p) => p.service),
+    ["web"],
+  );
 });
 
 Deno.test("hd.toml: ports and aliases, long form, errors with positions", () => {
@@ -254,16 +281,28 @@ ports = ["8080:3000", { target = 9000, published = 9001, host_ip = "0.0.0.0" }, 
     ["127.0.0.1", 0, 53],
   ]);
   const bad: [string, RegExp][] = [
-    [`ports = ["53:53/udp"]`, /hd\.toml:5:10: port "53:53\/udp": udp is not supported/],
+    [`ports = ["53:53/udp"]`, /hd\.toml:6:10: port "53:53\/udp": udp is not supported/],
     [`ports = [{ target = 53, protocol = "udp" }]`, /udp is not supported/],
     [`ports = [{ published = 53 }]`, /needs a target/],
     [`ports = "8080:80"`, /ports must be an array/],
     [`aliases = ["bad name"]`, /alias "bad name" is not a host name/],
   ];
-  for (const [line, re] of bad) {
+  // on the host (no base) ports and aliases mean nothing: an error, not silently ignored
+  for (const line of [`ports = ["8080:80"]`, `aliases = ["x"]`]) {
     Deno.writeTextFileSync(
       file,
       `[environment]\nname = "x"\n[services.web]\ncommand = "a"\n${line}\n`,
+    );
+    const e = throwsHd(() => loadSpec(file));
+    assert(
+      /hd\.toml:5:1: (ports|aliases) needs the service to run in a sandbox/.test(e.message),
+      e.message,
+    );
+  }
+  for (const [line, re] of bad) {
+    Deno.writeTextFileSync(
+      file,
+      `[environment]\nname = "x"\nbase = "b"\n[services.web]\ncommand = "a"\n${line}\n`,
     );
     const e = throwsHd(() => loadSpec(file));
     assert(re.test(e.message), `${line}: ${e.message}`);
