@@ -17,6 +17,7 @@ import type { EnvSpec, PublishedPort } from "../config/types.ts";
 import { type Forwarder, startForwarder } from "../sandbox/forward.ts";
 import {
   hostsFile,
+  loopbackOnlyResolvers,
   type NetPlan,
   networkId,
   networkPlan,
@@ -137,6 +138,17 @@ export class EnvNetwork {
     const tmp = `${this.hostsPath}.${Deno.pid}.tmp`;
     Deno.writeTextFileSync(tmp, hostsFile(this.plan), { mode: 0o644 });
     Deno.renameSync(tmp, this.hostsPath);
+    let resolv = "";
+    try {
+      resolv = Deno.readTextFileSync("/etc/resolv.conf");
+    } catch { /* none */ }
+    const stub = loopbackOnlyResolvers(resolv);
+    if (stub) {
+      this.lines.push(
+        `warning: /etc/resolv.conf names only loopback nameservers (${stub.join(", ")}), ` +
+          "which services in their own network namespace cannot reach: outside names will not resolve",
+      );
+    }
     this.lines.push(
       `network ${this.plan.bridge} ${this.plan.subnet}: ${
         this.plan.services.map((s) => `${s.name} ${s.address}`).join(", ")

@@ -243,6 +243,17 @@ export function hostsFile(plan: NetPlan): string {
   return lines.join("\n") + "\n";
 }
 
+/**
+ * The nameservers of a resolv.conf text when every one of them is a loopback address (a local stub
+ * such as systemd-resolved's 127.0.0.53, unreachable from a service's own namespace), else null.
+ */
+export function loopbackOnlyResolvers(resolvConf: string): string[] | null {
+  const ns = resolvConf.split("\n").map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
+    .filter((x): x is string => x !== undefined);
+  if (ns.length === 0) return null;
+  return ns.every((a) => a.startsWith("127.") || a === "::1") ? ns : null;
+}
+
 /** What of the machine's links, namespaces and nft tables belongs to network `id`. */
 export function ownedLeftovers(
   id: string,

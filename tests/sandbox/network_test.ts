@@ -9,6 +9,7 @@ import {
   anyHdBridge,
   cidrRange,
   hostsFile,
+  loopbackOnlyResolvers,
   loopbackRules,
   natRules,
   type NetService,
@@ -314,4 +315,15 @@ ports = ["8080:3000", { target = 9000, published = 9001, host_ip = "0.0.0.0" }, 
   assert(/127\.0\.0\.1:8080 is published twice: by "a" and by "b"/.test(
     throwsHd(() => loadSpec(file)).message,
   ));
+});
+
+Deno.test("loopbackOnlyResolvers: a local stub resolver is unreachable from a namespace", () => {
+  const table: [string, string[] | null][] = [
+    ["nameserver 127.0.0.53\noptions edns0\n", ["127.0.0.53"]],
+    ["nameserver 10.255.255.53\n", null],
+    ["nameserver 127.0.0.1\nnameserver 192.0.2.53\n", null],
+    ["# none\n", null],
+    ["nameserver ::1\n", ["::1"]],
+  ];
+  for (const [text, want] of table) assertEquals(loopbackOnlyResolvers(text), want, text);
 });
