@@ -165,7 +165,13 @@ export function networkPlan(
 
 /** The nftables script of the outbound NAT of `plan` (one table of hd's own). */
 export function natRules(plan: NetPlan): string {
+  // forward: nothing routed from this bridge into another hd bridge (environments are isolated
+  // from each other, as Docker's networks are); postrouting: masquerade what leaves the subnet
   return `table ip ${plan.table} {
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname "${plan.bridge}" oifname "hd-*" oifname != "${plan.bridge}" drop
+  }
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     ip saddr ${plan.subnet} ip daddr != ${plan.subnet} masquerade
@@ -178,7 +184,14 @@ export function natRules(plan: NetPlan): string {
 export function loopbackRules(ports: number[]): string | null {
   const uniq = [...new Set(ports)].sort((a, b) => a - b);
   if (uniq.length === 0) return null;
+  // route_localnet would also accept packets a neighbour on the bridge addressed to 127.0.0.0/8
+  // itself (CVE-2020-8558 in Kubernetes): those are dropped before the DNAT, so only the declared
+  // ports reach the loopback
   return `table ip hd {
+  chain raw {
+    type filter hook prerouting priority raw; policy accept;
+    iifname "eth0" ip daddr 127.0.0.0/8 drop
+  }
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
     iifname "eth0" tcp dport { ${uniq.join(", ")} } dnat to 127.0.0.1

@@ -17,13 +17,17 @@ import {
   networkPlan,
   overlaps,
   ownedLeftovers,
+  routedSubnets,
   setupCommands,
+  setupNetwork,
+  teardownNetwork,
 } from "../../src/sandbox/network.ts";
 import { parsePortEntry, publishedClash } from "../../src/config/ports.ts";
 import { publications } from "../../src/runtime/network.ts";
 import type { ServiceSpec } from "../../src/config/types.ts";
 import { loadSpec } from "../../src/config/parse.ts";
-import { tempDir } from "../_helpers.ts";
+import { skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { freePort } from "../oci/_fixtures.ts";
 import { throwsHd } from "../config/_util.ts";
 
 const svc = (name: string, aliases: string[] = [], ports: number[] = []): NetService => ({
@@ -139,6 +143,10 @@ Deno.test("setupCommands, NAT and loopback rules", () => {
   assertEquals(last.stdin, natRules(p));
   assert(natRules(p).includes(`table ip ${p.table} {`));
   assert(natRules(p).includes(`ip saddr ${p.subnet} ip daddr != ${p.subnet} masquerade`));
+  assert(
+    natRules(p).includes(`iifname "${p.bridge}" oifname "hd-*" oifname != "${p.bridge}" drop`),
+  );
+  assert(loopbackRules([80])!.includes(`iifname "eth0" ip daddr 127.0.0.0/8 drop`));
   assertEquals(loopbackRules([]), null);
   assert(loopbackRules([3000, 80, 3000])!.includes("tcp dport { 80, 3000 } dnat to 127.0.0.1"));
 });
@@ -327,3 +335,83 @@ Deno.test("loopbackOnlyResolvers: a local stub resolver is unreachable from a na
   ];
   for (const [text, want] of table) assertEquals(loopbackOnlyResolvers(text), want, text);
 });
+
+function sh(cmd: string): { ok: boolean; out: string } {
+  const o = new Deno.Command("sh", { args: ["-c", cmd], stdout: "piped", stderr: "piped" })
+    .outputSync();
+  const d = new TextDecoder();
+  return { ok: o.success, out: d.decode(o.stdout) + d.decode(o.stderr) };
+}
+
+testIf(
+  skipUnless({ root: true, commands: ["ip", "nft"], paths: ["/bin/busybox"] }),
+  "two environments' networks: each reachable from the host, not from each other; clean teardown",
+  async () => {
+    using tmp = tempDir("hd-netiso-");
+    const a = networkPlan(`${tmp.path}/a`, [svc("a")], routedSubnets());
+    await setupNetwork(a);
+    const b = networkPlan(`${tmp.path}/b`, [svc("b", [], [])], routedSubnets());
+    const forward = Deno.readTextFileSync("/proc/sys/net/ipv4/ip_forward");
+    let server: Deno.ChildProcess | null = null;
+    try {
+      await setupNetwork(b);
+      assert(!overlaps(a.subnet, b.subnet), `${a.subnet} ${b.subnet}`);
+      Deno.writeTextFileSync(`${tmp.path}/x`, "b\n");
+      const port = freePort();
+      const bAddr = b.services[0].address;
+      server = new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          b.services[0].netns,
+          "/bin/busybox",
+          "httpd",
+          "-f",
+          "-p",
+          `${bAddr}:${port}`,
+          "-h",
+          tmp.path,
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      // a TCP connection by bash's /dev/tcp (busybox's wget crashes on the host's nsswitch)
+      const connect = (ns: string | null) =>
+        sh(
+          `${
+            ns ? `ip netns exec ${ns} ` : ""
+          }timeout 2 bash -c 'exec 3<>/dev/tcp/${bAddr}/${port}'`,
+        );
+      let fromHost = { ok: false, out: "" };
+      for (let i = 0; i < 40 && !fromHost.ok; i++) {
+        fromHost = connect(null);
+        if (!fromHost.ok) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert(fromHost.ok, `the host reaches a service on its bridge: ${fromHost.out}`);
+      assertEquals(await (await fetch(`http://${bAddr}:${port}/x`)).text(), "b\n");
+      // the default route of a's namespace leads to the host, which drops what goes to b's bridge
+      const fromA = connect(a.services[0].netns);
+      assert(!fromA.ok, `environment a reached b: ${fromA.out}`);
+    } finally {
+      server?.kill("SIGKILL");
+      await server?.status;
+      await teardownNetwork(a.id);
+      await teardownNetwork(b.id);
+    }
+    const leftovers = (id: string) => {
+      const links = sh("ip -o link show").out.split("\n").map((l) =>
+        /^\d+:\s+([^:@]+)/.exec(l)?.[1] ?? ""
+      );
+      const netns = sh("ip netns list").out.split("\n").map((l) => l.split(" ")[0]);
+      const tables = sh("nft list tables ip").out.split("\n").map((l) =>
+        l.replace(/^table ip /, "")
+      );
+      return ownedLeftovers(id, { links, netns, tables });
+    };
+    for (const id of [a.id, b.id]) {
+      assertEquals(leftovers(id), { links: [], netns: [], tables: [] }, id);
+    }
+    // ip_forward as it was before the first of the two (a was up when forward was read)
+    assertEquals(forward, "1\n");
+  },
+);
