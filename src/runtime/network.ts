@@ -8,13 +8,14 @@
  * @example
  * ```ts
  * import { EnvNetwork } from "./network.ts";
- * const net = EnvNetwork.forSpec(spec, hostsDir);
- * if (net) { await net.up(); console.log(net.lines); await net.down(); }
+ * const net = EnvNetwork.forSpec(spec);
+ * if (typeof net !== "string") { await net.up(); console.log(net.lines); await net.down(); }
  * ```
  * @module
  */
 import type { EnvSpec, PublishedPort } from "../config/types.ts";
 import { type Forwarder, startForwarder } from "../sandbox/forward.ts";
+import { defaultRunDir } from "../sandbox/container.ts";
 import {
   hostsFile,
   loopbackOnlyResolvers,
@@ -95,10 +96,10 @@ export class EnvNetwork {
   }
 
   /**
-   * The network for `spec` (its hosts file under `dir`), or null with the reason when this host
+   * The network for `spec` (its hosts file under /run/hd/net/BRIDGE), or the reason this host
    * cannot build one (not root, no iproute2/nftables): the services then share the host's network.
    */
-  static forSpec(spec: EnvSpec, dir: string): EnvNetwork | string {
+  static forSpec(spec: EnvSpec): EnvNetwork | string {
     const why = networkUnavailable();
     if (why) return why;
     const pubs = publications(spec.services);
@@ -110,11 +111,9 @@ export class EnvNetwork {
         ...pubs.filter((p) => p.service === s.name).map((p) => p.target),
       ],
     }));
-    return new EnvNetwork(
-      spec,
-      networkPlan(spec.dir, services, routedSubnets()),
-      `${dir}/hosts`,
-    );
+    const plan = networkPlan(spec.dir, services, routedSubnets());
+    // outside the project, which services can write (/app): the hosts file is hd's alone
+    return new EnvNetwork(spec, plan, `${defaultRunDir()}/net/${plan.bridge}/hosts`);
   }
 
   /** The address of service `name` on the bridge. */
@@ -172,11 +171,20 @@ export class EnvNetwork {
     if (!this.#up) return;
     this.#up = false;
     await teardownNetwork(this.plan.id);
+    try {
+      Deno.removeSync(this.hostsPath.slice(0, this.hostsPath.lastIndexOf("/")), {
+        recursive: true,
+      });
+    } catch { /* gone */ }
   }
 }
 
 /** `hd down`: removes the network of the project at `spec.dir` (a crashed hd's leftovers). */
 export async function teardownEnvNetwork(spec: EnvSpec): Promise<string[]> {
   if (networkUnavailable()) return [];
-  return await teardownNetwork(networkId(spec.dir));
+  const id = networkId(spec.dir);
+  try {
+    Deno.removeSync(`${defaultRunDir()}/net/hd-${id}`, { recursive: true });
+  } catch { /* none */ }
+  return await teardownNetwork(id);
 }

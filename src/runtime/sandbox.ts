@@ -39,7 +39,6 @@ import { sandboxedServices, writeServiceConfigs } from "./sandbox_services.ts";
 import { aptLayer } from "./apt_layer.ts";
 import { packagesFor } from "../env/compile.ts";
 import { EnvNetwork } from "./network.ts";
-import { envSandboxDir } from "./sandbox_steps.ts";
 
 /**
  * The sandbox runtime (see the module doc). A step's layer is recorded as it runs (nothing is left
@@ -80,7 +79,7 @@ export class SandboxRuntime implements LoopRuntime {
     this.#spec = spec;
     this.#store = store;
     this.#note = note;
-    const net = EnvNetwork.forSpec(spec, `${envSandboxDir(spec)}/net`);
+    const net = EnvNetwork.forSpec(spec);
     if (typeof net === "string") note(`services share the host's network: ${net}`);
     else this.#net = net;
     this.services = sandboxedServices(spec, this.#net);

@@ -151,6 +151,7 @@ wget -q -O /app/out/by-name http://a:${port}/who
 wget -q -O /app/out/by-alias http://alpha:${port}/who
 wget -q -O /app/out/outbound http://${ext.addr}:${extPort}/hello
 ip -o -4 addr show eth0 | sed 's/.* inet \\([0-9.]*\\).*/\\1/' > /app/out/b-addr
+if echo 1.2.3.4 a >> /etc/hosts; then echo writable; else echo read-only; fi > /app/out/hosts
 mkdir -p /tmp/w && echo served-by-b > /tmp/w/who
 exec httpd -f -p 127.0.0.1:${port} -h /tmp/w
 '''
@@ -170,6 +171,8 @@ exclude = ["out"]
       assertEquals(await waitFile(`${dir}/out/by-alias`), "served-by-a\n");
       // outbound: the answer of a server with no route to the bridge came back (masquerade)
       assertEquals(await waitFile(`${dir}/out/outbound`), "from outside\n");
+      // /etc/hosts is hd's, bound read-only
+      assertEquals(await waitFile(`${dir}/out/hosts`), "read-only\n");
       // b's own address is on the bridge, not the host's
       const bAddr = (await waitFile(`${dir}/out/b-addr`)).trim();
       assert(/^(172\.29|10\.89)\.\d+\.\d+$/.test(bAddr), bAddr);
@@ -187,6 +190,7 @@ exclude = ["out"]
       const down = await hd(["down"], { store, cwd: dir });
       assertEquals(down.code, 0, down.stderr);
       assertEquals(present(id), [], "hd down removes the bridge, veths, namespaces, nft table");
+      assert(!exists(`/run/hd/net/hd-${id}`), "and the hosts file");
       assertEquals(Deno.readTextFileSync("/proc/sys/net/ipv4/ip_forward"), forward);
       let refused = false;
       try {

@@ -24,6 +24,8 @@ import {
 } from "../../src/sandbox/network.ts";
 import { parsePortEntry, publishedClash } from "../../src/config/ports.ts";
 import { publications } from "../../src/runtime/network.ts";
+import { startForwarder } from "../../src/sandbox/forward.ts";
+import { ociConfig } from "../../src/sandbox/oci_config.ts";
 import type { ServiceSpec } from "../../src/config/types.ts";
 import { loadSpec } from "../../src/config/parse.ts";
 import { skipUnless, tempDir, testIf } from "../_helpers.ts";
@@ -415,3 +417,55 @@ testIf(
     assertEquals(forward, "1\n");
   },
 );
+
+Deno.test("ociConfig: a service joins its namespace by path", () => {
+  const base = { root: "/r", argv: ["true"], env: {}, cwd: "/", binds: [] };
+  const ns = (c: Record<string, unknown>) =>
+    (c.linux as { namespaces: { type: string; path?: string }[] }).namespaces
+      .filter((n) => n.type === "network");
+  assertEquals(ns(ociConfig({ ...base, netnsPath: "/run/netns/hd-abc123-web" }, { init: "/t" })), [
+    { type: "network", path: "/run/netns/hd-abc123-web" },
+  ]);
+  assertEquals(ns(ociConfig({ ...base, netns: true }, { init: "/t" })), [{ type: "network" }]);
+  assertEquals(ns(ociConfig(base, { init: "/t" })), []);
+});
+
+Deno.test("startForwarder: a free host port to a server, both ways; closed after close()", async () => {
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+    async (r) => new Response(`echo:${await r.text()}`),
+  );
+  const f = startForwarder({ hostIp: "127.0.0.1", published: 0 }, {
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  try {
+    assert(f.port > 0 && f.port !== server.addr.port);
+    const big = "x".repeat(1 << 20);
+    const r = await fetch(`http://127.0.0.1:${f.port}/`, { method: "POST", body: big });
+    assertEquals(await r.text(), `echo:${big}`);
+  } finally {
+    await f.close();
+    ac.abort();
+    await server.finished;
+  }
+  let refused = false;
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port: f.port })).close();
+  } catch {
+    refused = true;
+  }
+  assert(refused, "nothing listens after close()");
+  // a taken port is an error naming it
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (l.addr as Deno.NetAddr).port;
+    assertThrows(
+      () => startForwarder({ hostIp: "127.0.0.1", published: port }, { hostname: "x", port: 1 }),
+      new RegExp(`Cannot publish 127.0.0.1:${port}`),
+    );
+  } finally {
+    l.close();
+  }
+});
