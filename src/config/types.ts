@@ -61,6 +61,12 @@ export interface ServiceSpec {
   /** Working directory relative to the project (default "."). */
   workdir: string;
   at?: Position;
+  /** Extra host names on the environment's network (besides the service's name). */
+  aliases?: string[];
+  /** Ports published on the host (`ports`). */
+  ports?: PublishedPort[];
+  /** Where port readiness connects (set by the sandbox runtime: the service's own address). */
+  readyHost?: string;
 }
 
 /** The whole hd.toml. */
@@ -93,4 +99,15 @@ export interface EnvSpec {
     /** Quiet period before a burst of file changes is processed. */
     debounceMs: number;
   };
+}
+
+/** One `ports` entry: `host_ip:published:target/tcp` (compose's short or long syntax). */
+export interface PublishedPort {
+  /** Host address to listen on (default 127.0.0.1). */
+  hostIp: string;
+  /** Host port; 0 = any free port (compose's `"3000"`). */
+  published: number;
+  /** The service's own port. */
+  target: number;
+  at?: Position;
 }

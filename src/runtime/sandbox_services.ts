@@ -26,6 +26,7 @@ import type { EnvSpec, ServiceSpec } from "../config/types.ts";
 import { hostEnv, writeBundle } from "../sandbox/container.ts";
 import { runcDeleteArgv, runcRunArgv, serviceContainerId } from "../sandbox/runc.ts";
 import { envRunDir, envSandbox, envSandboxDir, type SandboxEnv } from "./sandbox_steps.ts";
+import type { EnvNetwork } from "./network.ts";
 
 /** Quotes `s` for sh. */
 export function shQuote(s: string): string {
@@ -52,7 +53,10 @@ export function serviceScript(spec: EnvSpec, name: string): string {
 }
 
 /** The services of `spec`, each wrapped to start in the sandbox (see the module doc). */
-export function sandboxedServices(spec: EnvSpec): Record<string, ServiceSpec> {
+export function sandboxedServices(
+  spec: EnvSpec,
+  net?: EnvNetwork | null,
+): Record<string, ServiceSpec> {
   const out: Record<string, ServiceSpec> = {};
   for (const [name, s] of Object.entries(spec.services)) {
     // the sandbox command line sits in a variable so that the supervisor's "started" line shows
@@ -63,19 +67,32 @@ export function sandboxedServices(spec: EnvSpec): Record<string, ServiceSpec> {
       command: `eval "$HD_SANDBOX" # in the sandbox: ${original}`,
       env: hostEnv({ HD_SANDBOX: serviceScript(spec, name) }),
       workdir: ".",
+      // readiness checks the service's own address on the environment's network
+      ...(net?.address(name) ? { readyHost: net.address(name) } : {}),
     };
   }
   return out;
 }
 
 /** Writes the runtime configuration of every service for the root mounted at `root`. */
-export function writeServiceConfigs(env: SandboxEnv, root: string): void {
+export function writeServiceConfigs(
+  env: SandboxEnv,
+  root: string,
+  net?: EnvNetwork | null,
+): void {
   for (const [name, s] of Object.entries(env.spec.services)) {
     const cwd = s.workdir && s.workdir !== "." ? `${env.workdir}/${s.workdir}` : env.workdir;
     const opts = envSandbox(env, root, ["sh", "-c", s.command], {
       env: { ...env.env, ...s.env },
       cwd,
     });
+    const netns = net?.netnsPath(name);
+    if (net && netns) {
+      // its own namespace on the environment's bridge; names of the others in /etc/hosts
+      opts.netnsPath = netns;
+      opts.resolvConf = true;
+      opts.binds.push({ src: net.hostsPath, dst: "/etc/hosts", readonly: true });
+    }
     writeBundle(serviceBundle(env.spec, name), opts, serviceContainerId(env.spec.dir, name));
   }
 }

@@ -557,6 +557,8 @@ export async function releaseEnv(
 ): Promise<{ deleted: string[]; unmounted: boolean }> {
   const state = `${envRunDir(spec)}/runc`;
   const deleted = await sweepContainers(state, true);
+  // the environment's network, by its names (a crashed hd's leftovers included)
+  await (await import("./network.ts")).teardownEnvNetwork(spec).catch(() => []);
   const unmounted = othersRunningIn(state, "") ? false : releaseEnvMount(spec);
   return { deleted, unmounted };
 }

@@ -58,6 +58,8 @@ export interface SandboxOptions {
   runDir?: string;
   /** Container kind in its id (default "run"). */
   kind?: "step" | "exec" | "run";
+  /** Join this network namespace (a service on the environment's bridge, see network.ts). */
+  netnsPath?: string;
 }
 
 /** Where the host's CA bundle is, when there is one. */
@@ -98,6 +100,7 @@ export function containerSpec(opts: SandboxOptions): ContainerSpec {
     readonlyRoot: opts.readonlyRoot,
     overlays: opts.overlays,
     keep: keptPaths(opts.root, opts.keep ?? []),
+    netnsPath: opts.netnsPath,
   };
 }
 

@@ -65,6 +65,8 @@ export interface ContainerSpec {
    * and from there onto itself after them.
    */
   keep?: KeptPath[];
+  /** A network namespace to join (a netns mount such as /run/netns/NAME) instead of a new one. */
+  netnsPath?: string;
 }
 
 /** A kept path (see ContainerSpec.keep), its host paths resolved inside the root. */
@@ -307,13 +309,14 @@ export interface RuntimeOptions {
 /** The OCI runtime configuration of container `c` (see the module doc). */
 export function ociConfig(c: ContainerSpec, rt: RuntimeOptions): Record<string, unknown> {
   const caps = [...CAPABILITIES];
-  const namespaces: { type: string }[] = [
+  const namespaces: { type: string; path?: string }[] = [
     { type: "pid" },
     { type: "ipc" },
     { type: "uts" },
     { type: "mount" },
   ];
-  if (c.netns) namespaces.push({ type: "network" });
+  if (c.netnsPath) namespaces.push({ type: "network", path: c.netnsPath });
+  else if (c.netns) namespaces.push({ type: "network" });
   if (rt.rootless) namespaces.push({ type: "user" });
   const linux: Record<string, unknown> = {
     namespaces,

@@ -84,6 +84,7 @@ port = ${port}
     assertEquals(await get(`http://127.0.0.1:${port}/gen/host.txt`), "svc\n");
   } finally {
     await sup?.close();
+    await rt.close(); // the environment's network
     await reg.stop().catch(() => {});
     unmountEnv(spec);
   }
