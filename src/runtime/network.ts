@@ -7,7 +7,9 @@
  *
  * @example
  * ```ts
+ * import type { EnvSpec } from "../config/types.ts";
  * import { EnvNetwork } from "./network.ts";
+ * declare const spec: EnvSpec;
  * const net = EnvNetwork.forSpec(spec);
  * if (typeof net !== "string") { await net.up(); console.log(net.lines); await net.down(); }
  * ```
