@@ -330,6 +330,7 @@ export async function runStep(
       hostname: spec.environment.name.replace(/[^A-Za-z0-9-]/g, "-").slice(0, 63) || "hd",
       runDir: envRunDir(spec),
       kind: "step",
+      project: spec.dir,
       overlays: root.mode === "overlay"
         ? [{
           lowers: [spec.dir, wdHost],
@@ -581,6 +582,7 @@ export function envSandbox(
     ],
     runDir: envRunDir(env.spec),
     kind: "exec",
+    project: env.spec.dir,
     keep: keptPaths(env),
     network: "host",
     caCerts: hostCaWanted(),

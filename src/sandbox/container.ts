@@ -52,6 +52,12 @@ export interface SandboxOptions {
   /** Root paths kept visible over the bind mounts (see ContainerSpec.keep). */
   keep?: string[];
   /**
+   * The project directory whose `.hd/` (hd's state: up.json, logs, runc state, bundles, the
+   * mounted root) must stay invisible inside: wherever a bind or an overlay lower shows it, an
+   * empty read-only tmpfs covers it (see {@link stateMasks}).
+   */
+  project?: string;
+  /**
    * Where runc's state and the bundles live (`<runDir>/runc`, `<runDir>/bundles/<id>`); default
    * a private directory of the user (`/run/hd` for root).
    */
@@ -101,7 +107,39 @@ export function containerSpec(opts: SandboxOptions): ContainerSpec {
     overlays: opts.overlays,
     keep: keptPaths(opts.root, opts.keep ?? []),
     netnsPath: opts.netnsPath,
+    masks: opts.project ? stateMasks(opts.project, binds, opts.overlays ?? []) : undefined,
   };
+}
+
+/**
+ * Where `project`'s `.hd/` would appear inside a container with these binds and overlays: below
+ * every bind whose source is the project or one of its parents, and every overlay with the project
+ * as a lower. Each gets an empty read-only tmpfs over it, so a process inside can neither read
+ * hd's state nor rewrite what hd reads back on the host (bundles, runc state, up.json).
+ *
+ * @example
+ * ```ts
+ * import { stateMasks } from "./container.ts";
+ * stateMasks("/p", [{ src: "/p", dst: "/app" }], []); // ["/app/.hd"]
+ * ```
+ */
+export function stateMasks(
+  project: string,
+  binds: readonly BindSpec[],
+  overlays: readonly OverlaySpec[],
+): string[] {
+  const proj = project.replace(/\/+$/, "");
+  const out = new Set<string>();
+  const below = (dst: string, src: string): void => {
+    const s = src.replace(/\/+$/, "");
+    if (s === proj) out.add(`${dst.replace(/\/+$/, "")}/.hd`);
+    else if (proj.startsWith(`${s}/`) || s === "") {
+      out.add(`${dst.replace(/\/+$/, "")}${proj.slice(s.length)}/.hd`);
+    }
+  };
+  for (const b of binds) below(b.dst, b.src);
+  for (const o of overlays) for (const l of o.lowers) below(o.dst, l);
+  return [...out];
 }
 
 /** The kept paths of `root` that exist, resolved inside the root (see ContainerSpec.keep). */

@@ -67,6 +67,12 @@ export interface ContainerSpec {
   keep?: KeptPath[];
   /** A network namespace to join (a netns mount such as /run/netns/NAME) instead of a new one. */
   netnsPath?: string;
+  /**
+   * Paths inside hidden by an empty read-only tmpfs, mounted after everything else: the project's
+   * `.hd/` below the working directory, so that nothing inside can read hd's state or rewrite the
+   * bundles and runc state hd reads back on the host.
+   */
+  masks?: string[];
 }
 
 /** A kept path (see ContainerSpec.keep), its host paths resolved inside the root. */
@@ -292,6 +298,14 @@ export function containerMounts(c: ContainerSpec, init: string): Mount[] {
   // the stash is reached through the root, where runc mounted the /dev tmpfs above
   for (const k of keep) {
     m.push({ destination: k.path, type: "bind", source: k.stashSource, options: ["rbind"] });
+  }
+  for (const path of c.masks ?? []) {
+    m.push({
+      destination: path,
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["ro", "nosuid", "nodev", "noexec", "mode=555", "size=4k"],
+    });
   }
   return m;
 }
