@@ -36,6 +36,7 @@ import {
   MAX_INDEX_BYTES,
   MAX_PACK_BYTES,
   missingFromTree,
+  PACK_TARGET,
   parseIndex,
   type StepIndex,
   stepManifest,
@@ -55,8 +56,10 @@ export interface PushStats {
   /** Packs uploaded / found on the remote already. */
   uploaded: number;
   skipped: number;
-  /** Bytes uploaded (packs + index + manifest). */
+  /** Bytes of packs uploaded. */
   bytes: number;
+  /** Bytes of the index blob and manifest uploaded (the index names every id of the tree). */
+  metaBytes: number;
   objects: number;
 }
 
@@ -88,7 +91,10 @@ class Cache implements RemoteCache {
   #store: Store;
   #mapPath: string;
 
-  constructor(store: Store, b: Backend) {
+  #target: number;
+
+  constructor(store: Store, b: Backend, packTarget: number) {
+    this.#target = packTarget;
     this.#b = b;
     this.#store = store;
     this.describe = b.describe;
@@ -187,11 +193,18 @@ class Cache implements RemoteCache {
         (k.kind === "objects" ? p.objects : p.manifests).push(k.id);
       } else fresh.push(k);
     }
-    const stats: PushStats = { step, uploaded: 0, skipped: reuse.size, bytes: 0, objects: 0 };
+    const stats: PushStats = {
+      step,
+      uploaded: 0,
+      skipped: reuse.size,
+      bytes: 0,
+      metaBytes: 0,
+      objects: 0,
+    };
     const made: IndexPack[] = [];
     const inflight = new Set<Promise<void>>();
     let failure: unknown = null;
-    for (const p of buildPacks(store, fresh)) {
+    for (const p of buildPacks(store, fresh, this.#target)) {
       const entry: IndexPack = {
         digest: p.digest,
         size: p.bytes.length,
@@ -218,7 +231,7 @@ class Cache implements RemoteCache {
     const ixDigest = sha256Digest(ixBytes);
     if (!await this.#b.hasBlob(ixDigest)) {
       await this.#b.putBlob(ixDigest, ixBytes);
-      stats.bytes += ixBytes.length;
+      stats.metaBytes += ixBytes.length;
     }
     const man = stepManifest(
       step,
@@ -227,7 +240,7 @@ class Cache implements RemoteCache {
       packs.map((p) => ({ digest: p.digest, size: p.size })),
     );
     await this.#b.putStep(step, man);
-    stats.bytes += man.length;
+    stats.metaBytes += man.length;
     this.#save(Object.fromEntries(made.map((p) => [p.digest, p])));
     return stats;
   }
@@ -252,9 +265,9 @@ function decodeManifestChecked(bytes: Uint8Array, id: string) {
 export function openRemoteCache(
   store: Store,
   ref: string,
-  opts: { insecure?: string[] } = {},
+  opts: { insecure?: string[]; packTarget?: number } = {},
 ): RemoteCache {
-  return new Cache(store, openBackend(ref, opts));
+  return new Cache(store, openBackend(ref, opts), opts.packTarget ?? PACK_TARGET);
 }
 
 /**

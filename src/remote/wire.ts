@@ -141,7 +141,11 @@ function storedBytes(store: Store, k: Key): Uint8Array {
  * generator: a 10 GiB tree never sits in memory). The same keys give the same packs, so a push
  * that was cut short finds its packs already on the remote when it runs again.
  */
-export function* buildPacks(store: Store, keys: Key[]): Generator<BuiltPack> {
+export function* buildPacks(
+  store: Store,
+  keys: Key[],
+  target = PACK_TARGET,
+): Generator<BuiltPack> {
   let b = new PackBuilder();
   let ks: Key[] = [];
   const done = (): BuiltPack => {
@@ -151,7 +155,7 @@ export function* buildPacks(store: Store, keys: Key[]): Generator<BuiltPack> {
   for (const k of keys) {
     b.add(k.kind, k.id, storedBytes(store, k));
     ks.push(k);
-    if (b.size >= PACK_TARGET) {
+    if (b.size >= target) {
       yield done();
       b = new PackBuilder();
       ks = [];
