@@ -37,7 +37,7 @@ const REF_HINT = "see docs/hdtoml.md for the hd.toml reference";
 
 /** Keys allowed in each table, for unknown-key errors and suggestions. */
 export const KNOWN_KEYS = {
-  top: ["environment", "dependencies", "build", "services", "files", "options"],
+  top: ["environment", "dependencies", "build", "services", "files", "options", "remote"],
   environment: ["name", "base", "env", "workdir"],
   build: ["steps", "cache"],
   step: ["run", "inputs", "outputs", "env", "network"],
@@ -55,6 +55,7 @@ export const KNOWN_KEYS = {
   files: ["include", "exclude"],
   options: ["restart_grace", "debounce"],
   fileDependency: ["file"],
+  remote: ["cache"],
 } as const;
 
 const RESTART_POLICIES: RestartPolicy[] = ["always", "on_failure", "never"];
@@ -605,8 +606,24 @@ export function parseSpec(source: string, file: string): EnvSpec {
     options.debounceMs = v.duration("options.debounce", o.debounce, DEFAULT_OPTIONS.debounceMs);
   }
 
+  // [remote]: the shared build cache (src/remote), "REGISTRY/REPO" or "s3://BUCKET/PREFIX"
+  let remote: EnvSpec["remote"];
+  if (doc.remote !== undefined) {
+    const r = v.table("remote", doc.remote, "[remote]");
+    v.keys("remote", r, KNOWN_KEYS.remote, "[remote]");
+    const c = r.cache === undefined ? "" : v.str("remote.cache", r.cache);
+    if (c && !/^s3:\/\/[^/]+|^[^/\s]+\/[^\s]+$/.test(c)) {
+      v.fail(
+        "remote.cache",
+        `remote.cache must be "REGISTRY/REPOSITORY" or "s3://BUCKET/PREFIX", not "${c}"`,
+        'write cache = "registry.example.com/team/hd-cache"',
+      );
+    }
+    remote = { cache: c || null };
+  }
+
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
-  return { file, dir, environment, dependencies, build, services, files, options };
+  return { file, dir, environment, dependencies, build, services, files, options, remote };
 }
 
 function step(v: Validator, s: unknown, index: number): BuildStepSpec {

@@ -99,6 +99,8 @@ export interface EnvSpec {
     /** Quiet period before a burst of file changes is processed. */
     debounceMs: number;
   };
+  /** `[remote]`: the shared build cache (`REGISTRY/REPO` or `s3://BUCKET/PREFIX`), if any. */
+  remote?: { cache: string | null };
 }
 
 /** One `ports` entry: `host_ip:published:target/tcp` (compose's short or long syntax). */
