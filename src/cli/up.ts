@@ -70,6 +70,8 @@ function entryArgs(): string[] {
 function supervisorCommand(ctx: Context): string[] {
   const args = [...entryArgs(), "up", "--supervise"];
   if (typeof ctx.values.file === "string") args.push("--file", ctx.values.file);
+  if (typeof ctx.values.cache === "string") args.push("--cache", ctx.values.cache);
+  if (ctx.values["push-cache"]) args.push("--push-cache");
   return [Deno.execPath(), ...args, ...ctx.positionals];
 }
 
@@ -207,6 +209,10 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
         width = Math.max(...names.map((n) => n.length));
       },
       onNote: (line) => ctx.out.note(line),
+      remote: {
+        flag: typeof ctx.values.cache === "string" ? ctx.values.cache : undefined,
+        push: !!ctx.values["push-cache"],
+      },
     });
   } catch (e) {
     // the detached supervisor tells the `hd up -d` that started it by its exit code
@@ -226,17 +232,26 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
  * @example
  * ```ts
  * import { up } from "./up.ts";
- * console.log(up.usage); // hd up [-d] [SERVICE…] [--file hd.toml]
+ * console.log(up.usage); // hd up [-d] [SERVICE…] [--file hd.toml] [--cache REF] [--push-cache]
  * ```
  */
 export const up: Command = {
   name: "up",
   summary: "build the environment, start its services, and watch for changes",
-  usage: "hd up [-d] [SERVICE…] [--file hd.toml]",
+  usage: "hd up [-d] [SERVICE…] [--file hd.toml] [--cache REF] [--push-cache]",
   options: {
     detach: { type: "boolean", short: "d", help: "run in the background (a supervisor)" },
     file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" },
     supervise: { type: "boolean", help: "(internal) be the detached supervisor" },
+    cache: {
+      type: "string",
+      help: "remote build cache REGISTRY/REPO or s3://BUCKET/PREFIX (over HD_REMOTE_CACHE, " +
+        "hd.toml's [remote] cache; off: none)",
+    },
+    "push-cache": {
+      type: "boolean",
+      help: "push each step that ran to the remote cache (for CI)",
+    },
   },
   async run(ctx) {
     const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);

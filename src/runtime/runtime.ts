@@ -99,4 +99,10 @@ export interface LoopRuntime {
   recordPending(): Promise<void>;
   /** Releases what the runtime holds while services run (the sandbox's network); optional. */
   close?(): Promise<void>;
+  /**
+   * Takes `tree` (a step result downloaded from the remote cache, src/remote) as the output of
+   * step `index` (`hash`), as if it had run here: records `builds/<hash>` (and, on the host,
+   * writes the outputs into the project). Called under the download's lease.
+   */
+  adopt?(index: number, hash: string, tree: string): Promise<void>;
 }

@@ -25,7 +25,7 @@ import type { Store } from "../cas/store.ts";
 import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../config/types.ts";
 import { materializeLayer } from "../sandbox/layers.ts";
 import type { LoopRuntime, RunningStep, StepRun } from "./runtime.ts";
-import { cachedLayer } from "./step_cache.ts";
+import { cachedLayer, recordLayer } from "./step_cache.ts";
 import {
   baseContext,
   baseImage,
@@ -192,6 +192,13 @@ export class SandboxRuntime implements LoopRuntime {
   }
 
   recordPending(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** A remote result is a layer like one this runtime built: recorded as `builds/<hash>`. */
+  adopt(index: number, hash: string, tree: string): Promise<void> {
+    this.#hashes.set(index, hash);
+    recordLayer(this.#store, hash, tree);
     return Promise.resolve();
   }
 

@@ -39,6 +39,8 @@ import { loadSpec } from "../config/parse.ts";
 import type { EnvSpec } from "../config/types.ts";
 import { HostRuntime } from "../runtime/host.ts";
 import { SandboxRuntime } from "../runtime/sandbox.ts";
+import { fromRemote, pushStep, specRemote } from "../runtime/remote_steps.ts";
+import type { RemoteCache } from "../remote/cache.ts";
 import type { LoopRuntime, RunningStep } from "../runtime/runtime.ts";
 import { GlobSet } from "../watch/pathmap.ts";
 import { applyChanges, type UpdateResult } from "../watch/update.ts";
@@ -89,6 +91,8 @@ export interface DevLoopOptions {
    * starts one with the new spec). Without it, a note says to restart `hd up`.
    */
   onSpecChange?: () => void;
+  /** The remote build cache: `--cache REF` (over HD_REMOTE_CACHE and hd.toml), `--push-cache`. */
+  remote?: { flag?: string; push?: boolean };
 }
 
 /**
@@ -178,6 +182,8 @@ export interface UpdateReport {
  */
 export class DevLoop {
   #o: DevLoopOptions;
+  /** The remote cache (false: none configured; undefined: not looked at yet). */
+  #remote: RemoteCache | false | undefined;
   #spec: EnvSpec;
   #store: Store;
   #filter: PathFilter;
@@ -358,6 +364,13 @@ export class DevLoop {
         st.state = "pending";
         continue;
       }
+      this.#remote ??= specRemote(this.#store, this.#spec, this.#o.remote?.flag) ?? false;
+      if (this.#remote) {
+        const got = await fromRemote(this.runtime, this.#store, this.#remote, st.index, st.hash);
+        if (got.line) this.#print(got.line);
+        if (got.hit) (st.state = "cached", this.#o.onChange?.());
+        if (got.hit) continue;
+      }
       this.#print(`step ${st.index + 1} running (${st.hash.slice(0, 12)}): ${st.run}`);
       log ??= openLog(`${this.#spec.dir}/.hd/logs/build.log`);
       const write = (line: string) => {
@@ -380,6 +393,10 @@ export class DevLoop {
       );
       this.#o.onEvent?.({ event: "step", index: st.index, hash: st.hash, code: r.code, ms: st.ms });
       if (r.code !== 0) failed.push(st.index);
+      if (r.code === 0 && this.#remote && this.#o.remote?.push) {
+        await this.runtime.recordPending();
+        this.#print(await pushStep(this.#store, this.#remote, st.hash));
+      }
     }
     log?.close();
     return failed;
