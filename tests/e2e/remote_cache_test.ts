@@ -1,0 +1,90 @@
+/**
+ * e2e of the remote build cache through the CLI: store A runs a step that writes a timestamp
+ * into its output and pushes it (`hd up --push-cache`); a fresh store B with a copy of the
+ * project (no outputs, no .hd) reuses the result without running the step — B's output holds
+ * A's timestamp. Once with a local docker-registry, once with s3rver.
+ * @module
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { startRegistry } from "../oci/_fixtures.ts";
+import { startS3 } from "../remote/_fixtures.ts";
+
+function project(dir: string): void {
+  Deno.mkdirSync(`${dir}/src`, { recursive: true });
+  Deno.writeTextFileSync(`${dir}/src/input.txt`, "v1\n");
+  Deno.writeTextFileSync(
+    `${dir}/hd.toml`,
+    `[environment]
+name = "remote-e2e"
+
+[build]
+steps = [{ run = "mkdir -p out && cat src/input.txt > out/copy && date +%s%N > out/stamp", inputs = ["src"], outputs = ["out"] }]
+`,
+  );
+}
+
+async function shareThrough(root: string, cache: string, env: Record<string, string>) {
+  const a = { store: `${root}/storeA`, cwd: `${root}/projA`, env };
+  const b = { store: `${root}/storeB`, cwd: `${root}/projB`, env };
+  project(a.cwd);
+  project(b.cwd);
+  try {
+    const upA = await hd(["up", "-d", "--push-cache", "--cache", cache], a);
+    assertEquals(upA.code, 0, upA.stderr + upA.stdout);
+    const logA = Deno.readTextFileSync(`${a.cwd}/.hd/logs/hd.log`);
+    assert(logA.includes("step 1 running"), logA);
+    assert(logA.includes("pushed step"), logA);
+    const stampA = Deno.readTextFileSync(`${a.cwd}/out/stamp`);
+    assertEquals((await hd(["down"], a)).code, 0);
+
+    // a second push uploads nothing new
+    const again = await hd(["cache", "push", "--cache", cache, "--json"], a);
+    assertEquals(again.code, 0, again.stderr);
+    const aj = JSON.parse(again.stdout);
+    assertEquals(aj.steps[0].uploaded, 0);
+
+    const ls = await hd(["cache", "ls", "--cache", cache, "--json"], b);
+    assertEquals(ls.code, 0, ls.stderr);
+    assertEquals(JSON.parse(ls.stdout).steps[0].remote, true);
+
+    const upB = await hd(["up", "-d", "--cache", cache], b);
+    assertEquals(upB.code, 0, upB.stderr + upB.stdout);
+    const logB = Deno.readTextFileSync(`${b.cwd}/.hd/logs/hd.log`);
+    assert(logB.includes("step 1 from the remote cache"), logB);
+    assert(!logB.includes("step 1 running"), "B did not run the step: " + logB);
+    assertEquals(Deno.readTextFileSync(`${b.cwd}/out/stamp`), stampA, "B has A's timestamp");
+    assertEquals(Deno.readTextFileSync(`${b.cwd}/out/copy`), "v1\n");
+    assertEquals((await hd(["down"], b)).code, 0);
+    // B's store records the result: the next hd up there is a local hit
+    const st = await hd(["status", "--json"], b);
+    assertEquals(JSON.parse(st.stdout).steps[0].cached, true, st.stdout);
+  } finally {
+    await hd(["down"], a);
+    await hd(["down"], b);
+  }
+}
+
+testIf(
+  skipUnless({ commands: ["docker-registry"] }),
+  "e2e: a step pushed from store A through a docker-registry is reused by a fresh store B",
+  async () => {
+    using tmp = tempDir();
+    const reg = await startRegistry(tmp.path);
+    try {
+      await shareThrough(tmp.path, `${reg.host}/team/hd-cache`, {});
+    } finally {
+      await reg.stop();
+    }
+  },
+);
+
+Deno.test("e2e: the same through s3rver (s3://bucket/prefix)", async () => {
+  using tmp = tempDir();
+  const s3 = await startS3(tmp.path);
+  try {
+    await shareThrough(tmp.path, `s3://${s3.bucket}/team`, s3.env);
+  } finally {
+    await s3.stop();
+  }
+});
