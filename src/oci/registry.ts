@@ -498,6 +498,29 @@ export class RegistryClient {
         continue;
       }
       if (res.ok || init.pass?.includes(res.status)) return got;
+      const method = init.method ?? "GET";
+      if (method !== "GET" && method !== "HEAD") {
+        // a refused write: the registry's own error code says why (MANIFEST_INVALID, DENIED…)
+        const raw = await readCapped(got.body, 64 << 10, () => new Error("large")).catch(() =>
+          new Uint8Array(0)
+        );
+        let why = "";
+        try {
+          const e = JSON.parse(new TextDecoder().decode(raw)).errors?.[0];
+          if (e?.code) {
+            why = ` (${String(e.code).slice(0, 60)}: ${String(e.message).slice(0, 120)})`;
+          }
+        } catch { /* not the registry's JSON */ }
+        throw new HdError(
+          `Cannot push ${what} to ${this.host}: HTTP ${res.status}${why}`,
+          res.status === 401 || res.status === 403
+            ? "the registry refused the push: log in with push rights (~/.docker/config.json)"
+            : res.status === 400 || res.status === 415
+            ? "the registry refuses this upload (a registry without OCI 1.1 artifacts?); " +
+              "use another registry or an s3:// remote"
+            : "the registry answered with an error; try again later",
+        );
+      }
       await got.body.cancel();
       const hint = res.status === 404
         ? "check the repository name and tag (`hd pull` names like docker pull does)"

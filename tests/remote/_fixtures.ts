@@ -71,18 +71,29 @@ export async function startS3(dir: string, bucket = "hd-cache"): Promise<S3Serve
 }
 
 /** How the hostile proxy misbehaves on a blob GET whose digest `which` accepts. */
-export type Hostility = "flip" | "truncate" | "short" | "401" | "403" | "reject-manifest" | null;
+export type Hostility =
+  | "flip"
+  | "truncate"
+  | "short"
+  | "gone"
+  | "401"
+  | "403"
+  | "reject-manifest"
+  | null;
 
 /**
  * A proxy on 127.0.0.1 in front of `upstream` (a registry's `host:port`) that passes everything
  * through except what `mode()` says: a flipped byte or a truncated body (with a matching
- * Content-Length) for blobs, a body cut short of its Content-Length, 401 without a challenge,
+ * Content-Length) for blobs, a body cut short of its Content-Length, a 404 for a blob the
+ * manifest names (only packs are hit, from the second one served on), 401 without a challenge,
  * 403, or a 400 for manifest PUTs (a registry rejecting the artifact's media type).
  */
 export function hostileProxy(
   upstream: string,
   mode: () => Hostility,
 ): { host: string; close(): Promise<void> } {
+  let last: Hostility = null;
+  let served = 0;
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     const u = new URL(req.url);
     const m = mode();
@@ -107,7 +118,14 @@ export function hostileProxy(
     if (loc) headers.set("location", loc.replace(upstream, u.host));
     if (req.method === "GET" && u.pathname.includes("/blobs/") && res.ok && m) {
       const bytes = new Uint8Array(await res.arrayBuffer());
-      if (bytes.length < 1000) return new Response(bytes, { status: res.status, headers });
+      // only packs ("HDP1"), and not the first one served since the mode changed: the fetch has
+      // stored a verified pack when the bad one comes
+      const isPack = bytes.length > 4 && new TextDecoder().decode(bytes.subarray(0, 4)) === "HDP1";
+      if (m !== last) (last = m, served = 0);
+      if (!isPack || served++ === 0) return new Response(bytes, { status: res.status, headers });
+      if (m === "gone") {
+        return Response.json({ errors: [{ code: "BLOB_UNKNOWN" }] }, { status: 404 });
+      }
       if (m === "flip") bytes[bytes.length >> 1] ^= 0xff;
       if (m === "truncate" || m === "flip") {
         const out = m === "truncate" ? bytes.slice(0, bytes.length >> 1) : bytes;

@@ -1,0 +1,98 @@
+/**
+ * Bad remotes: a hostile proxy on 127.0.0.1 in front of a real docker-registry flips a byte of a
+ * pack, truncates one (with a matching Content-Length), cuts a body short of its
+ * Content-Length, answers 404 for a pack the manifest names, 401 or 403 for everything, or
+ * rejects the artifact's manifest on push; and a remote nobody listens on. Each gives a one-line
+ * `Cannot …` error (hd up then runs the step, see tests/e2e/remote_cache_test.ts), and the store
+ * fetching from it is left without a ref to anything and with nothing corrupt in it.
+ * @module
+ */
+import { assert, assertEquals, assertRejects } from "../_assert.ts";
+import { Store } from "../../src/cas/store.ts";
+import { verifyStore } from "../../src/cas/verify.ts";
+import { dagReferences } from "../../src/dag/refs.ts";
+import { openRemoteCache, restoreStep } from "../../src/remote/cache.ts";
+import { HdError } from "../../src/sys/errors.ts";
+import { freePort, startRegistry } from "../oci/_fixtures.ts";
+import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { hostileProxy, type Hostility, storeWithTree } from "./_fixtures.ts";
+
+const STEP = "7a".repeat(32);
+
+testIf(
+  skipUnless({ commands: ["docker-registry"] }),
+  "bad remotes: clear one-line errors, nothing wrong or half-written in the store",
+  async (t) => {
+    using tmp = tempDir();
+    const reg = await startRegistry(tmp.path);
+    let mode: Hostility = null;
+    const proxy = hostileProxy(reg.host, () => mode);
+    try {
+      const ref = `${proxy.host}/team/cache`;
+      const a = storeWithTree(`${tmp.path}/a`);
+      await openRemoteCache(a.store, ref, { packTarget: 512 << 10 }).push(STEP, a.tree);
+
+      const cases: [Hostility, RegExp][] = [
+        ["flip", /do not match its digest/],
+        ["truncate", /do not match its digest/],
+        ["short", /sent \d+ of \d+ bytes|connection broke/],
+        ["gone", /HTTP 404/],
+        ["401", /HTTP 401/],
+        ["403", /HTTP 403/],
+      ];
+      for (const [m, want] of cases) {
+        await t.step(`${m}`, async () => {
+          mode = m;
+          const root = `${tmp.path}/b-${m}`;
+          const b = Store.open(root, { create: true });
+          const rc = openRemoteCache(b, ref);
+          const e = await assertRejects(
+            () => restoreStep(b, rc, STEP, (tree) => b.setRef(`builds/${STEP}`, tree)),
+          );
+          assert(e instanceof HdError, `${m}: ${e}`);
+          assert(want.test(e.message), `${m}: ${e.message}`);
+          assert(e.message.startsWith("Cannot "), e.message);
+          assert(!e.message.includes("\n"), "one line");
+          assertEquals(b.listRefs(), [], "no ref to a partial result");
+          // pack cases: the first pack (verified) was stored before the bad one came; refused
+          // requests store nothing. Either way no ref reaches it, and gc may take it.
+          assertEquals(b.has(a.tree), m !== "401" && m !== "403");
+          const v = verifyStore(b, dagReferences);
+          assertEquals(v.corrupt, []);
+          assertEquals(v.missing, []);
+          mode = null;
+        });
+      }
+
+      await t.step("a registry rejecting the artifact's manifest", async () => {
+        mode = "reject-manifest";
+        const e = await assertRejects(
+          () => openRemoteCache(a.store, ref).push("7b".repeat(32), a.tree),
+        );
+        assert(/Cannot push .* HTTP 400 \(MANIFEST_INVALID/.test(e.message), e.message);
+        mode = null;
+      });
+
+      await t.step("unreachable", async () => {
+        const b = Store.open(`${tmp.path}/b-unreachable`, { create: true });
+        const rc = openRemoteCache(b, `127.0.0.1:${freePort()}/team/cache`);
+        const e = await assertRejects(() => rc.lookup(STEP));
+        assert(/^Cannot fetch .*refused/i.test(e.message), e.message);
+      });
+
+      await t.step("the CLI: one line, exit 1", async () => {
+        mode = "403";
+        const dir = `${tmp.path}/proj`;
+        Deno.mkdirSync(dir);
+        Deno.writeTextFileSync(`${dir}/hd.toml`, `[environment]\nname = "x"\n`);
+        const r = await hd(["cache", "ls", "--cache", ref], { cwd: dir, store: `${tmp.path}/s` });
+        assertEquals(r.code, 1);
+        assert(/Cannot .*HTTP 403/.test(r.stderr), r.stderr);
+        mode = null;
+      });
+    } finally {
+      await proxy.close();
+      await reg.stop();
+    }
+  },
+);
