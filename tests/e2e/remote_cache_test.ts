@@ -7,8 +7,8 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { startRegistry } from "../oci/_fixtures.ts";
-import { startS3 } from "../remote/_fixtures.ts";
+import { freePort, startRegistry } from "../oci/_fixtures.ts";
+import { hostileProxy, type Hostility, startS3 } from "../remote/_fixtures.ts";
 
 function project(dir: string): void {
   Deno.mkdirSync(`${dir}/src`, { recursive: true });
@@ -88,3 +88,55 @@ Deno.test("e2e: the same through s3rver (s3://bucket/prefix)", async () => {
     await s3.stop();
   }
 });
+
+testIf(
+  skipUnless({ commands: ["docker-registry"] }),
+  "e2e: a damaged or unreachable remote makes hd up run the step (one warning line)",
+  async () => {
+    using tmp = tempDir();
+    const reg = await startRegistry(tmp.path);
+    let mode: Hostility = null;
+    const proxy = hostileProxy(reg.host, () => mode, false);
+    const a = { store: `${tmp.path}/storeA`, cwd: `${tmp.path}/projA` };
+    const b = { store: `${tmp.path}/storeB`, cwd: `${tmp.path}/projB` };
+    const c = { store: `${tmp.path}/storeC`, cwd: `${tmp.path}/projC` };
+    project(a.cwd);
+    project(b.cwd);
+    project(c.cwd);
+    try {
+      // 3 MiB of incompressible output
+      Deno.writeTextFileSync(
+        `${a.cwd}/hd.toml`,
+        Deno.readTextFileSync(`${a.cwd}/hd.toml`).replace(
+          "date +%s%N > out/stamp",
+          "date +%s%N > out/stamp && head -c 3000000 /dev/urandom > out/big",
+        ),
+      );
+      for (const p of [b, c]) Deno.copyFileSync(`${a.cwd}/hd.toml`, `${p.cwd}/hd.toml`);
+      const cache = `${proxy.host}/team/hd-cache`;
+      const upA = await hd(["up", "-d", "--push-cache", "--cache", cache], a);
+      assertEquals(upA.code, 0, upA.stderr + upA.stdout);
+      await hd(["down"], a);
+      mode = "flip";
+      const upB = await hd(["up", "-d", "--cache", cache], b);
+      assertEquals(upB.code, 0, upB.stderr + upB.stdout);
+      const logB = Deno.readTextFileSync(`${b.cwd}/.hd/logs/hd.log`);
+      assert(/warning: remote cache .*Cannot .*; running the step/.test(logB), logB);
+      assert(logB.includes("step 1 running"), logB);
+      assert(
+        Deno.readTextFileSync(`${b.cwd}/out/stamp`) !==
+          Deno.readTextFileSync(`${a.cwd}/out/stamp`),
+        "B ran the step itself",
+      );
+      const upC = await hd(["up", "-d", "--cache", `127.0.0.1:${freePort()}/nobody`], c);
+      assertEquals(upC.code, 0, upC.stderr + upC.stdout);
+      const logC = Deno.readTextFileSync(`${c.cwd}/.hd/logs/hd.log`);
+      assert(/warning: remote cache .*; running the step/.test(logC), logC);
+      assert(logC.includes("step 1 running"), logC);
+    } finally {
+      for (const p of [a, b, c]) await hd(["down"], p);
+      await proxy.close();
+      await reg.stop();
+    }
+  },
+);

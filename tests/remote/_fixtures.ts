@@ -85,12 +85,14 @@ export type Hostility =
  * A proxy on 127.0.0.1 in front of `upstream` (a registry's `host:port`) that passes everything
  * through except what `mode()` says: a flipped byte or a truncated body (with a matching
  * Content-Length) for blobs, a body cut short of its Content-Length, a 404 for a blob the
- * manifest names (only packs are hit, from the second one served on), 401 without a challenge,
+ * manifest names (only packs are hit, from the second one served on unless `firstGood` is
+ * false), 401 without a challenge,
  * 403, or a 400 for manifest PUTs (a registry rejecting the artifact's media type).
  */
 export function hostileProxy(
   upstream: string,
   mode: () => Hostility,
+  firstGood = true,
 ): { host: string; close(): Promise<void> } {
   let last: Hostility = null;
   let served = 0;
@@ -122,7 +124,9 @@ export function hostileProxy(
       // stored a verified pack when the bad one comes
       const isPack = bytes.length > 4 && new TextDecoder().decode(bytes.subarray(0, 4)) === "HDP1";
       if (m !== last) (last = m, served = 0);
-      if (!isPack || served++ === 0) return new Response(bytes, { status: res.status, headers });
+      if (!isPack || (served++ === 0 && firstGood)) {
+        return new Response(bytes, { status: res.status, headers });
+      }
       if (m === "gone") {
         return Response.json({ errors: [{ code: "BLOB_UNKNOWN" }] }, { status: 404 });
       }
