@@ -28,7 +28,7 @@ import { loadImage } from "../oci/image.ts";
 import { type FetchStats, type PushStats, restoreStep } from "../remote/cache.ts";
 import { HostRuntime } from "../runtime/host.ts";
 import { specRemote } from "../runtime/remote_steps.ts";
-import { recordLayer } from "../runtime/step_cache.ts";
+import { recordLayer, stepBaseId } from "../runtime/step_cache.ts";
 import type { Command, Context, OptionSpec } from "./command.ts";
 import { formatBytes } from "./output.ts";
 
@@ -65,7 +65,8 @@ async function envSteps(store: Store, spec: EnvSpec) {
       `run \`hd pull ${base}\` (or \`hd up\`) first`,
     );
   }
-  const c = await compileEnv(store, spec, { record: false, baseId: image?.record });
+  const baseId = image ? stepBaseId(store, image) : undefined;
+  const c = await compileEnv(store, spec, { record: false, baseId });
   return c.steps.map((s) => ({
     index: s.index,
     run: s.spec.run,

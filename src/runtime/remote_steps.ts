@@ -20,6 +20,7 @@ import { stepCacheRef } from "../env/report.ts";
 import type { BuildStepSpec, EnvSpec } from "../config/types.ts";
 import { openRemoteCache, type RemoteCache, restoreStep } from "../remote/cache.ts";
 import type { LoopRuntime } from "./runtime.ts";
+import { recordLayer } from "./step_cache.ts";
 
 /**
  * The remote cache reference in force, or null: the `--cache` flag, else `HD_REMOTE_CACHE`, else
@@ -72,6 +73,26 @@ export async function fromRemote(
       hit: false,
       line: `warning: remote cache ${rc.describe}: ${(e as Error).message}; running the step`,
     };
+  }
+}
+
+/**
+ * For the sandbox's `prepareEnv` (`hd shell`, `hd exec`): step `hash`'s layer from the remote,
+ * recorded as `builds/<hash>`, or null (a miss, or a failure noted in one line: the step runs).
+ */
+export async function layerFromRemote(
+  store: Store,
+  rc: RemoteCache,
+  hash: string,
+  note?: (line: string) => void,
+): Promise<string | null> {
+  try {
+    const r = await restoreStep(store, rc, hash, (tree) => void recordLayer(store, hash, tree));
+    if (r) note?.(`step ${hash.slice(0, 12)} from the remote cache (${r.stats.bytes} bytes)`);
+    return r?.tree ?? null;
+  } catch (e) {
+    note?.(`warning: remote cache ${rc.describe}: ${(e as Error).message}; running the step`);
+    return null;
   }
 }
 

@@ -25,7 +25,7 @@ import type { Store } from "../cas/store.ts";
 import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../config/types.ts";
 import { materializeLayer } from "../sandbox/layers.ts";
 import type { LoopRuntime, RunningStep, StepRun } from "./runtime.ts";
-import { cachedLayer, recordLayer } from "./step_cache.ts";
+import { cachedLayer, recordLayer, stepBaseId } from "./step_cache.ts";
 import {
   baseContext,
   baseImage,
@@ -87,7 +87,7 @@ export class SandboxRuntime implements LoopRuntime {
   }
 
   get baseId(): string | undefined {
-    return this.#env?.image.record;
+    return this.#env ? stepBaseId(this.#store, this.#env.image) : undefined;
   }
 
   /** The prepared environment (after {@link prepare}). */

@@ -9,6 +9,7 @@ import { assert, assertEquals } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { freePort, startRegistry } from "../oci/_fixtures.ts";
 import { hostileProxy, type Hostility, startS3 } from "../remote/_fixtures.ts";
+import { busyboxRegistry } from "../sandbox/_image.ts";
 
 function project(dir: string): void {
   Deno.mkdirSync(`${dir}/src`, { recursive: true });
@@ -137,6 +138,60 @@ testIf(
       for (const p of [a, b, c]) await hd(["down"], p);
       await proxy.close();
       await reg.stop();
+    }
+  },
+);
+
+testIf(
+  skipUnless({
+    root: true,
+    commands: ["runc", "unshare", "setpriv", "docker-registry", "skopeo", "setsid"],
+    paths: ["/bin/busybox", "/usr/bin/tini-static"],
+  }),
+  "e2e sandbox: a step's layer pushed from store A is reused by a fresh store B",
+  async () => {
+    using tmp = tempDir();
+    // one registry holds the base image and the cache
+    const { reg, ref } = await busyboxRegistry(tmp.path);
+    const cache = `${reg.host}/team/hd-cache`;
+    const a = { store: `${tmp.path}/storeA`, cwd: `${tmp.path}/projA` };
+    const b = { store: `${tmp.path}/storeB`, cwd: `${tmp.path}/projB` };
+    for (const p of [a, b]) {
+      Deno.mkdirSync(`${p.cwd}/site`, { recursive: true });
+      Deno.writeTextFileSync(`${p.cwd}/site/index.html`, "v1\n");
+      Deno.writeTextFileSync(
+        `${p.cwd}/hd.toml`,
+        `[environment]
+name = "remote-sbx"
+base = "${ref}"
+
+[build]
+steps = [{ run = "mkdir -p gen && cat /proc/sys/kernel/random/uuid > gen/stamp", inputs = ["site"], outputs = ["gen"] }]
+`,
+      );
+    }
+    try {
+      const upA = await hd(["up", "-d", "--push-cache", "--cache", cache], a);
+      assertEquals(upA.code, 0, upA.stderr + upA.stdout);
+      const logA = Deno.readTextFileSync(`${a.cwd}/.hd/logs/hd.log`);
+      assert(logA.includes("pushed step"), logA + "\n---\n" + upA.stdout + upA.stderr);
+      const stampA = (await hd(["exec", "cat", "/app/gen/stamp"], a)).stdout;
+      assert(stampA.length > 10, stampA);
+      await hd(["down"], a);
+      const upB = await hd(["up", "-d", "--cache", cache], b);
+      assertEquals(upB.code, 0, upB.stderr + upB.stdout);
+      const logB = Deno.readTextFileSync(`${b.cwd}/.hd/logs/hd.log`);
+      assert(logB.includes("step 1 from the remote cache"), logB);
+      assert(!logB.includes("step 1 running"), logB);
+      assertEquals((await hd(["exec", "cat", "/app/gen/stamp"], b)).stdout, stampA);
+    } finally {
+      for (const p of [a, b]) await hd(["down"], p);
+      await reg.stop();
+      for (const p of [a, b]) {
+        await new Deno.Command("sh", {
+          args: ["-c", `umount -l "${p.cwd}/.hd/sandbox/root" 2>/dev/null; true`],
+        }).output();
+      }
     }
   },
 );
