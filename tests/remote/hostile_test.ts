@@ -14,7 +14,7 @@ import { dagReferences } from "../../src/dag/refs.ts";
 import { openRemoteCache, restoreStep } from "../../src/remote/cache.ts";
 import { HdError } from "../../src/sys/errors.ts";
 import { freePort, startRegistry } from "../oci/_fixtures.ts";
-import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { hd, randomBytes, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { hostileProxy, type Hostility, storeWithTree } from "./_fixtures.ts";
 
 const STEP = "7a".repeat(32);
@@ -72,6 +72,27 @@ testIf(
         assert(/Cannot push .* HTTP 400 \(MANIFEST_INVALID/.test(e.message), e.message);
         mode = null;
       });
+
+      await t.step(
+        "a push cut short resumes: the re-run uploads only what is missing",
+        async () => {
+          const c = storeWithTree(`${tmp.path}/c`, { "c.bin": randomBytes(2 << 20, 99) });
+          const step = "7c".repeat(32);
+          mode = "reject-manifest"; // every pack arrives, then the tag is refused
+          await assertRejects(() =>
+            openRemoteCache(c.store, ref, { packTarget: 512 << 10 }).push(step, c.tree)
+          );
+          mode = null;
+          const again = await openRemoteCache(c.store, ref, { packTarget: 512 << 10 }).push(
+            step,
+            c.tree,
+          );
+          assertEquals(again.uploaded, 0, "the packs were there already (HEAD)");
+          assert(again.skipped >= 4, JSON.stringify(again));
+          const b = Store.open(`${tmp.path}/b-resumed`, { create: true });
+          assert(await restoreStep(b, openRemoteCache(b, ref), step, () => {}));
+        },
+      );
 
       await t.step("unreachable", async () => {
         const b = Store.open(`${tmp.path}/b-unreachable`, { create: true });
