@@ -84,6 +84,8 @@ interface Mapping {
 
 /** Most uploads in flight at once. */
 export const PUSH_PARALLEL = 3;
+/** Most pack downloads in flight at once. */
+export const FETCH_PARALLEL = 3;
 
 class Cache implements RemoteCache {
   readonly describe: string;
@@ -134,25 +136,48 @@ class Cache implements RemoteCache {
     const store = this.#store;
     const stats: FetchStats = { packs: 0, bytes: 0, objects: 0 };
     const learned: Record<string, IndexPack> = {};
+    const todo: { p: IndexPack; want: Set<string> }[] = [];
     for (const p of ix.packs) {
       learned[p.digest] = p;
       const want = new Set<string>();
       for (const id of p.objects) if (!store.has(id)) want.add(`o${id}`);
       for (const id of p.manifests) if (!store.has(id, "manifests")) want.add(`m${id}`);
-      if (want.size === 0) continue;
-      const bytes = await this.#b.getBlob(p.digest, MAX_PACK_BYTES);
-      const entries = verifyPack(bytes, p, want); // throws before anything is stored
-      await store.withLock("shared", () =>
-        store.batch(() => {
-          for (const e of entries) {
-            if (e.kind === "objects") store.putEncoded(e.id, e.stored);
-            else store.putManifest(decodeManifestChecked(e.decoded, e.id));
-          }
-        }));
-      stats.packs++;
-      stats.bytes += bytes.length;
-      stats.objects += entries.length;
+      if (want.size) todo.push({ p, want });
     }
+    // FETCH_PARALLEL downloads at once; each pack is verified whole before any of it is stored,
+    // and the first failure stops the others from starting a new one.
+    let next = 0;
+    let failure: unknown = null;
+    let writes = Promise.resolve();
+    const worker = async () => {
+      while (next < todo.length && failure === null) {
+        const { p, want } = todo[next++];
+        try {
+          const bytes = await this.#b.getBlob(p.digest, MAX_PACK_BYTES);
+          const entries = verifyPack(bytes, p, want); // throws before anything is stored
+          if (failure !== null) return;
+          writes = writes.then(() =>
+            store.withLock("shared", () =>
+              store.batch(() => {
+                for (const e of entries) {
+                  if (e.kind === "objects") store.putEncoded(e.id, e.stored);
+                  else store.putManifest(decodeManifestChecked(e.decoded, e.id));
+                }
+              }))
+          );
+          await writes;
+          stats.packs++;
+          stats.bytes += bytes.length;
+          stats.objects += entries.length;
+        } catch (e) {
+          failure ??= e;
+        }
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(FETCH_PARALLEL, todo.length) }, () => worker()),
+    );
+    if (failure !== null) throw failure;
     const missing = await store.withLock("shared", () => missingFromTree(store, ix.tree));
     if (missing.length) {
       throw new HdError(
