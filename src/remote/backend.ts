@@ -20,8 +20,12 @@ export interface Backend {
   readonly describe: string;
   /** True when the remote holds blob `digest`. */
   hasBlob(digest: string): Promise<boolean>;
-  /** Uploads a blob (whose digest the caller computed). */
-  putBlob(digest: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Uploads a blob (whose digest the caller computed). `mountFrom` names another repository of
+   * the same registry that holds it: a cross-repo mount is tried first (no bytes sent). Returns
+   * whether the blob was mounted or uploaded.
+   */
+  putBlob(digest: string, bytes: Uint8Array, mountFrom?: string): Promise<"mounted" | "uploaded">;
   /** Downloads a blob, at most `max` bytes, checked against its SHA-256 digest. */
   getBlob(digest: string, max: number): Promise<Uint8Array>;
   /** The step manifest of `step`, or null when the remote has none. */

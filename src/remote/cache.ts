@@ -26,6 +26,7 @@ import { decodeManifest, manifestId } from "../cas/manifest.ts";
 import { sha256Digest } from "../oci/registry.ts";
 import { HdError } from "../sys/errors.ts";
 import { type Backend, openBackend } from "./backend.ts";
+import { parseRegistryRef, RegistryBackend } from "./registry.ts";
 import {
   buildPacks,
   collectTree,
@@ -53,9 +54,10 @@ export interface FetchStats {
 /** What a push did. */
 export interface PushStats {
   step: string;
-  /** Packs uploaded / found on the remote already. */
+  /** Packs uploaded / found on the remote already / mounted from another repository. */
   uploaded: number;
   skipped: number;
+  mounted: number;
   /** Bytes of packs uploaded. */
   bytes: number;
   /** Bytes of the index blob and manifest uploaded (the index names every id of the tree). */
@@ -123,6 +125,31 @@ class Cache implements RemoteCache {
     }
     Deno.mkdirSync(`${this.#store.root}/remote`, { recursive: true });
     this.#store.writeAtomic(this.#mapPath, new TextEncoder().encode(JSON.stringify(m)));
+  }
+
+  /**
+   * Another repository of the same registry that this store pushed `digest` to or fetched it
+   * from (its mapping file says so), for a cross-repo mount; undefined when none.
+   */
+  #mountSource(digest: string): string | undefined {
+    if (!(this.#b instanceof RegistryBackend)) return undefined;
+    const host = this.#b.host;
+    let names: string[];
+    try {
+      names = [...Deno.readDirSync(`${this.#store.root}/remote`)].map((e) => e.name);
+    } catch {
+      return undefined;
+    }
+    for (const n of names) {
+      const path = `${this.#store.root}/remote/${n}`;
+      if (!n.endsWith(".json") || path === this.#mapPath) continue;
+      try {
+        const m = JSON.parse(Deno.readTextFileSync(path)) as Mapping;
+        const p = typeof m.remote === "string" ? parseRegistryRef(m.remote) : null;
+        if (p && p.host === host && m.packs?.[digest]) return p.repo;
+      } catch { /* not a mapping */ }
+    }
+    return undefined;
   }
 
   async lookup(step: string): Promise<StepIndex | null> {
@@ -222,6 +249,7 @@ class Cache implements RemoteCache {
       step,
       uploaded: 0,
       skipped: reuse.size,
+      mounted: 0,
       bytes: 0,
       metaBytes: 0,
       objects: 0,
@@ -239,7 +267,8 @@ class Cache implements RemoteCache {
       made.push(entry);
       const job = (async () => {
         if (await this.#b.hasBlob(p.digest)) return void stats.skipped++;
-        await this.#b.putBlob(p.digest, p.bytes);
+        const how = await this.#b.putBlob(p.digest, p.bytes, this.#mountSource(p.digest));
+        if (how === "mounted") return void stats.mounted++;
         stats.uploaded++;
         stats.bytes += p.bytes.length;
         stats.objects += p.keys.length;

@@ -69,16 +69,21 @@ export class RegistryBackend implements Backend {
     return res.status === 200;
   }
 
-  async putBlob(digest: string, bytes: Uint8Array): Promise<void> {
+  async putBlob(
+    digest: string,
+    bytes: Uint8Array,
+    mountFrom?: string,
+  ): Promise<"mounted" | "uploaded"> {
     const what = `upload of blob ${digest.slice(0, 19)} to ${this.describe}`;
-    const start = await this.#c.send("POST", `${this.#repo}/blobs/uploads/`, this.#repo, {
+    const mount = mountFrom ? `?mount=${digest}&from=${encodeURIComponent(mountFrom)}` : "";
+    const start = await this.#c.send("POST", `${this.#repo}/blobs/uploads/${mount}`, this.#repo, {
       what,
       push: true,
       headers: { "content-length": "0" },
     });
     await start.body.cancel();
     const loc = start.res.headers.get("location");
-    if (start.res.status === 201) return; // already there
+    if (start.res.status === 201) return "mounted"; // mounted from the other repository
     if (!loc) {
       throw new HdError(
         `Cannot push to ${this.describe}: the registry started an upload without a Location`,
@@ -94,6 +99,12 @@ export class RegistryBackend implements Backend {
       headers: { "content-type": "application/octet-stream" },
     });
     await put.body.cancel();
+    return "uploaded";
+  }
+
+  /** The registry host (for cross-repo mounts between remotes of the same registry). */
+  get host(): string {
+    return this.#c.host;
   }
 
   async getBlob(digest: string, max: number): Promise<Uint8Array> {

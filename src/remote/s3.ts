@@ -177,15 +177,16 @@ export class S3Backend implements Backend {
     return true;
   }
 
-  async putBlob(digest: string, bytes: Uint8Array): Promise<void> {
+  async putBlob(digest: string, bytes: Uint8Array): Promise<"mounted" | "uploaded"> {
     const key = this.#key(`blobs/${digest.replace(":", "/")}`);
     const res = await this.#send("PUT", key, {
       body: bytes,
       headers: { "if-none-match": "*", "content-type": "application/octet-stream" },
     }, "upload a blob");
-    if (res.status === 412) return void await res.body?.cancel(); // someone wrote it first
-    if (!res.ok) await this.#fail(res, `upload blob ${digest.slice(0, 19)}`);
     await res.body?.cancel();
+    if (res.status === 412) return "uploaded"; // someone wrote it first
+    if (!res.ok) await this.#fail(res, `upload blob ${digest.slice(0, 19)}`);
+    return "uploaded";
   }
 
   async #get(key: string, max: number, what: string): Promise<Uint8Array | null> {

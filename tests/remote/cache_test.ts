@@ -70,6 +70,15 @@ testIf(noReg, "remote cache: push, lookup, fetch through a docker-registry", asy
     assertEquals(m.artifactType, STEP_ARTIFACT);
     assertEquals(m.config.mediaType, "application/vnd.oci.empty.v1+json");
     assertEquals(m.layers[0].mediaType, "application/vnd.hd.step.index.v1+json");
+    // the same result pushed to another repository of the registry: mounted, not uploaded
+    const { store, tree } = storeWithTree(`${tmp.path}/m`);
+    const m1 = openRemoteCache(store, `${reg.host}/team/one`, { packTarget: 256 << 10 });
+    const first = await m1.push(STEP, tree);
+    assert(first.uploaded >= 4);
+    const second = await openRemoteCache(store, `${reg.host}/team/two`, { packTarget: 256 << 10 })
+      .push(STEP, tree);
+    assertEquals(second.uploaded, 0, JSON.stringify(second));
+    assertEquals(second.mounted, first.uploaded, "every pack mounted from team/one");
     if (skipUnless({ commands: ["skopeo"] }) === null) {
       const raw = await run("skopeo", [
         "inspect",
