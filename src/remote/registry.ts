@@ -55,7 +55,9 @@ export class RegistryBackend implements Backend {
       insecure: opts.insecure,
       dockerConfig: opts.dockerConfig,
       source: `the remote cache ${ref}`,
-      timeouts: { totalMs: 0 },
+      // a lookup stands between an edit and its step: a registry that does not answer in 10 s
+      // is taken as down (hd up then runs the step)
+      timeouts: { connectMs: 10_000, totalMs: 0 },
     });
   }
 

@@ -95,6 +95,8 @@ export interface DevLoopOptions {
   remote?: { flag?: string; push?: boolean };
 }
 
+const REMOTE_OFF = "remote cache off until hd up restarts (it failed; steps run here)";
+
 /**
  * State of one build step after the last run.
  *
@@ -370,6 +372,8 @@ export class DevLoop {
         if (got.line) this.#print(got.line);
         if (got.hit) (st.state = "cached", this.#o.onChange?.());
         if (got.hit) continue;
+        // a failing remote is not asked again this session: each edit would wait for it
+        if (got.line?.startsWith("warning")) (this.#remote = false, this.#print(REMOTE_OFF));
       }
       this.#print(`step ${st.index + 1} running (${st.hash.slice(0, 12)}): ${st.run}`);
       log ??= openLog(`${this.#spec.dir}/.hd/logs/build.log`);

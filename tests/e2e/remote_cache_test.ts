@@ -133,6 +133,7 @@ testIf(
       assertEquals(upC.code, 0, upC.stderr + upC.stdout);
       const logC = Deno.readTextFileSync(`${c.cwd}/.hd/logs/hd.log`);
       assert(/warning: remote cache .*; running the step/.test(logC), logC);
+      assert(logC.includes("remote cache off until hd up restarts"), logC);
       assert(logC.includes("step 1 running"), logC);
     } finally {
       for (const p of [a, b, c]) await hd(["down"], p);
