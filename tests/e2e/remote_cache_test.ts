@@ -2,7 +2,8 @@
  * e2e of the remote build cache through the CLI: store A runs a step that writes a timestamp
  * into its output and pushes it (`hd up --push-cache`); a fresh store B with a copy of the
  * project (no outputs, no .hd) reuses the result without running the step — B's output holds
- * A's timestamp. Once with a local docker-registry, once with s3rver.
+ * A's timestamp. Once with a local docker-registry (B finds it by HD_REMOTE_CACHE), once with
+ * s3rver (B finds it in hd.toml's [remote]).
  * @module
  */
 import { assert, assertEquals } from "../_assert.ts";
@@ -25,11 +26,24 @@ steps = [{ run = "mkdir -p out && cat src/input.txt > out/copy && date +%s%N > o
   );
 }
 
-async function shareThrough(root: string, cache: string, env: Record<string, string>) {
+/** B finds the remote by HD_REMOTE_CACHE or by hd.toml's [remote] (A by --cache). */
+async function shareThrough(
+  root: string,
+  cache: string,
+  env: Record<string, string>,
+  bVia: "env" | "toml",
+) {
   const a = { store: `${root}/storeA`, cwd: `${root}/projA`, env };
-  const b = { store: `${root}/storeB`, cwd: `${root}/projB`, env };
+  const b = {
+    store: `${root}/storeB`,
+    cwd: `${root}/projB`,
+    env: bVia === "env" ? { ...env, HD_REMOTE_CACHE: cache } : env,
+  };
   project(a.cwd);
   project(b.cwd);
+  if (bVia === "toml") {
+    Deno.writeTextFileSync(`${b.cwd}/hd.toml`, `[remote]\ncache = "${cache}"\n`, { append: true });
+  }
   try {
     const upA = await hd(["up", "-d", "--push-cache", "--cache", cache], a);
     assertEquals(upA.code, 0, upA.stderr + upA.stdout);
@@ -45,11 +59,11 @@ async function shareThrough(root: string, cache: string, env: Record<string, str
     const aj = JSON.parse(again.stdout);
     assertEquals(aj.steps[0].uploaded, 0);
 
-    const ls = await hd(["cache", "ls", "--cache", cache, "--json"], b);
+    const ls = await hd(["cache", "ls", "--json"], b);
     assertEquals(ls.code, 0, ls.stderr);
     assertEquals(JSON.parse(ls.stdout).steps[0].remote, true);
 
-    const upB = await hd(["up", "-d", "--cache", cache], b);
+    const upB = await hd(["up", "-d"], b);
     assertEquals(upB.code, 0, upB.stderr + upB.stdout);
     const logB = Deno.readTextFileSync(`${b.cwd}/.hd/logs/hd.log`);
     assert(logB.includes("step 1 from the remote cache"), logB);
@@ -73,7 +87,7 @@ testIf(
     using tmp = tempDir();
     const reg = await startRegistry(tmp.path);
     try {
-      await shareThrough(tmp.path, `${reg.host}/team/hd-cache`, {});
+      await shareThrough(tmp.path, `${reg.host}/team/hd-cache`, {}, "env");
     } finally {
       await reg.stop();
     }
@@ -84,7 +98,7 @@ Deno.test("e2e: the same through s3rver (s3://bucket/prefix)", async () => {
   using tmp = tempDir();
   const s3 = await startS3(tmp.path);
   try {
-    await shareThrough(tmp.path, `s3://${s3.bucket}/team`, s3.env);
+    await shareThrough(tmp.path, `s3://${s3.bucket}/team`, s3.env, "toml");
   } finally {
     await s3.stop();
   }
