@@ -13,6 +13,7 @@ import { verifyStore } from "../../src/cas/verify.ts";
 import { dagReferences } from "../../src/dag/refs.ts";
 import { openRemoteCache, restoreStep } from "../../src/remote/cache.ts";
 import { HdError } from "../../src/sys/errors.ts";
+import { S3Backend } from "../../src/remote/s3.ts";
 import { freePort, startRegistry } from "../oci/_fixtures.ts";
 import { hd, randomBytes, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { hostileProxy, type Hostility, storeWithTree } from "./_fixtures.ts";
@@ -117,3 +118,30 @@ testIf(
     }
   },
 );
+
+Deno.test("S3: blobs go with If-None-Match: * and SigV4; a 412 means already written", async () => {
+  // s3rver 3.7.1 ignores If-None-Match (it overwrites), so the 412 path is checked here
+  const seen: Headers[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    seen.push(req.headers);
+    return new Response(
+      "<Error><Code>PreconditionFailed</Code></Error>",
+      { status: req.method === "PUT" ? 412 : 500 },
+    );
+  });
+  try {
+    const env: Record<string, string> = {
+      AWS_ENDPOINT_URL: `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`,
+      AWS_ACCESS_KEY_ID: "AK",
+      AWS_SECRET_ACCESS_KEY: "SK",
+    };
+    const b = new S3Backend("s3://bucket/p", (k) => env[k]);
+    assertEquals(await b.putBlob(`sha256:${"0".repeat(64)}`, new Uint8Array([1])), "uploaded");
+    assertEquals(seen[0].get("if-none-match"), "*");
+    assert(seen[0].get("authorization")?.startsWith("AWS4-HMAC-SHA256 Credential=AK/"));
+    const e = await assertRejects(() => b.listSteps());
+    assert(/^Cannot list steps in s3:\/\/bucket\/p: HTTP 500/.test(e.message), e.message);
+  } finally {
+    await server.shutdown();
+  }
+});
