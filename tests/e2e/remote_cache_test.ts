@@ -71,6 +71,18 @@ async function shareThrough(
     assertEquals(Deno.readTextFileSync(`${b.cwd}/out/stamp`), stampA, "B has A's timestamp");
     assertEquals(Deno.readTextFileSync(`${b.cwd}/out/copy`), "v1\n");
     assertEquals((await hd(["down"], b)).code, 0);
+    // hd cache pull prefetches into a third store: its hd up is a local hit, nothing runs
+    const c = { store: `${root}/storeC`, cwd: `${root}/projC`, env: b.env };
+    project(c.cwd);
+    if (bVia === "toml") Deno.copyFileSync(`${b.cwd}/hd.toml`, `${c.cwd}/hd.toml`);
+    const pull = await hd(["cache", "pull", "--json"], c);
+    assertEquals(pull.code, 0, pull.stderr);
+    assertEquals(JSON.parse(pull.stdout).steps[0].state, "pulled");
+    assertEquals(Deno.readTextFileSync(`${c.cwd}/out/stamp`), stampA);
+    const upC = await hd(["up", "-d"], c);
+    assertEquals(upC.code, 0, upC.stderr);
+    assert(Deno.readTextFileSync(`${c.cwd}/.hd/logs/hd.log`).includes("step 1 cached"));
+    assertEquals((await hd(["down"], c)).code, 0);
     // B's store records the result: the next hd up there is a local hit
     const st = await hd(["status", "--json"], b);
     assertEquals(JSON.parse(st.stdout).steps[0].cached, true, st.stdout);
