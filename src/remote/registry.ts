@@ -110,7 +110,19 @@ export class RegistryBackend implements Backend {
   }
 
   async getBlob(digest: string, max: number): Promise<Uint8Array> {
-    const body = await this.#c.blob(this.#repo, digest);
+    const { res, body } = await this.#c.send("GET", `${this.#repo}/blobs/${digest}`, this.#repo, {
+      pass: [404],
+      what: `blob ${digest.slice(0, 19)}`,
+    });
+    if (res.status === 404) {
+      await body.cancel();
+      throw new HdError(
+        `Cannot fetch blob ${digest.slice(0, 19)} from ${this.describe}: HTTP 404, the registry ` +
+          `no longer has it`,
+        "the registry's gc or a retention policy removed it; push the step again from a machine " +
+          "that has it (`hd cache push`)",
+      );
+    }
     const bytes = await readCapped(body, max, (n) =>
       new HdError(
         `Cannot fetch blob ${
