@@ -165,7 +165,6 @@ class Cache implements RemoteCache {
     const learned: Record<string, IndexPack> = {};
     const todo: { p: IndexPack; want: Set<string> }[] = [];
     for (const p of ix.packs) {
-      learned[p.digest] = p;
       const want = new Set<string>();
       for (const id of p.objects) if (!store.has(id)) want.add(`o${id}`);
       for (const id of p.manifests) if (!store.has(id, "manifests")) want.add(`m${id}`);
@@ -182,6 +181,7 @@ class Cache implements RemoteCache {
         try {
           const bytes = await this.#b.getBlob(p.digest, MAX_PACK_BYTES);
           const entries = verifyPack(bytes, p, want); // throws before anything is stored
+          learned[p.digest] = p; // verified: the mapping learns only what it saw
           if (failure !== null) return;
           writes = writes.then(() =>
             store.withLock("shared", () =>

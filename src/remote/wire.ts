@@ -261,6 +261,11 @@ export function verifyPack(
   for (const k of want) {
     if (!found.has(k)) throw bad(what, `it lacks ${k.slice(1, 13)}, which the index names`);
   }
+  // every id the index places in this pack must be there (the store learns the placement)
+  const held = new Set(entries.map((e) => `${e.kind === "objects" ? "o" : "m"}${e.id}`));
+  for (const k of [...p.objects.map((i) => `o${i}`), ...p.manifests.map((i) => `m${i}`)]) {
+    if (!held.has(k)) throw bad(what, `it lacks ${k.slice(1, 13)}, which the index names`);
+  }
   return out;
 }
 
