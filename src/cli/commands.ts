@@ -23,6 +23,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: "cas gc", load: async () => (await import("./cas/gc.ts")).casGc },
   { name: "cas verify", load: async () => (await import("./cas/verify.ts")).casVerify },
   { name: "pull", load: async () => (await import("./pull.ts")).pull },
+  { name: "export", load: async () => (await import("./export.ts")).exportCmd },
   { name: "images", load: async () => (await import("./images.ts")).images },
   { name: "images rm", load: async () => (await import("./images_rm.ts")).imagesRm },
   { name: "up", load: async () => (await import("./up.ts")).up },
