@@ -262,7 +262,7 @@ testIf(
         }).output();
         const err = new TextDecoder().decode(pm.stderr);
         if (pm.success) {
-          assertEquals(new TextDecoder().decode(pm.stdout), "two\nbuilt\n".replace("two", "one"));
+          assertEquals(new TextDecoder().decode(pm.stdout), "one\nbuilt\n");
           console.log("podman (runc, cgroupfs) ran the exported image");
         } else console.log(`podman could not run the image here (skipped): ${err.slice(-400)}`);
       }
