@@ -150,6 +150,8 @@ export interface ExportResult {
     how: "reused" | "built" | "cached";
     /** For a push: `present` (HEAD), `mounted`, `uploaded`. */
     push?: "present" | "mounted" | "uploaded";
+    /** Why a base layer was written from its tree instead of reused. */
+    note?: string;
   }[];
   /** Blob bytes uploaded (pushes) or written (files). */
   bytesWritten: number;
@@ -210,21 +212,28 @@ async function buildLayer(
   const blob = createHash("sha256");
   let size = 0;
   let writeChain: Promise<unknown> = Promise.resolve();
+  let queued = 0; // bytes handed to writeChain and not yet on disk
   const write = (b: Uint8Array) => {
     blob.update(b);
     size += b.length;
     const copy = b.slice();
+    queued += copy.length;
     writeChain = writeChain.then(async () => {
       let o = 0;
       while (o < copy.length) o += await file.write(copy.subarray(o));
+      queued -= copy.length;
     });
+  };
+  /** Waits for the disk when more than 16 MiB wait to be written. */
+  const settle = async () => {
+    if (queued > 16 << 20) await writeChain;
   };
   try {
     if (!gzip) {
       for (const p of layerPieces(store, l, epoch)) {
         diff.update(p);
         write(p);
-        if (size > 0 && size % (8 << 20) < p.length) await writeChain;
+        await settle();
       }
     } else {
       const gz = zlib.createGzip({ level: 6, memLevel: 8 });
@@ -236,6 +245,7 @@ async function buildLayer(
       for (const p of layerPieces(store, l, epoch)) {
         diff.update(p);
         if (!gz.write(p)) await new Promise((r) => gz.once("drain", r));
+        await settle();
       }
       gz.end();
       await done;
@@ -447,70 +457,79 @@ export async function exportImage(
     for (const [i, l] of plan.layers.entries()) {
       say(`layer ${i + 1}/${plan.layers.length}: ${l.label}`);
       const b = l.base && baseReachable(l.base) ? l.base : undefined;
-      if (b && dest.kind !== "archive") {
-        const mediaType = ociLayerType(b.mediaType);
-        const entry: ExportResult["layers"][number] = {
-          label: l.label,
-          digest: b.digest,
-          diffId: b.diffId,
-          size: b.size,
-          how: "reused",
-        };
-        if (await destHas(b.digest)) entry.push = push ? "present" : undefined;
-        else {
-          const o = parseSource(b.source);
-          if (
-            push && dest.kind === "registry" && o.kind === "registry" && o.host === dest.host &&
-            await push.mountBlob((dest as { repo: string }).repo, b.digest, o.repo)
-          ) entry.push = "mounted";
+      let fallback: string | undefined;
+      try {
+        if (b && dest.kind !== "archive") {
+          const mediaType = ociLayerType(b.mediaType);
+          const entry: ExportResult["layers"][number] = {
+            label: l.label,
+            digest: b.digest,
+            diffId: b.diffId,
+            size: b.size,
+            how: "reused",
+          };
+          if (await destHas(b.digest)) entry.push = push ? "present" : undefined;
           else {
-            const p = `${tmpDir}/base-${i}`;
-            const got = await streamToFile(await openBase(b), p);
-            if (got.digest !== b.digest) {
-              throw new HdError(
-                `Cannot export base layer ${
-                  i + 1
-                }: the source served bytes hashing to ${got.digest}, not ${b.digest}`,
-                "the source changed or is damaged; `hd pull` the base image again",
-              );
+            const o = parseSource(b.source);
+            if (
+              push && dest.kind === "registry" && o.kind === "registry" && o.host === dest.host &&
+              await push.mountBlob((dest as { repo: string }).repo, b.digest, o.repo)
+            ) entry.push = "mounted";
+            else {
+              const p = `${tmpDir}/base-${i}`;
+              const got = await streamToFile(await openBase(b), p);
+              if (got.digest !== b.digest) {
+                throw new HdError(
+                  `Cannot export base layer ${
+                    i + 1
+                  }: the source served bytes hashing to ${got.digest}, not ${b.digest}`,
+                  "the source changed or is damaged; `hd pull` the base image again",
+                );
+              }
+              await putFile(b.digest, got.size, p);
+              if (push) entry.push = "uploaded";
             }
-            await putFile(b.digest, got.size, p);
-            if (push) entry.push = "uploaded";
           }
+          descs.push({ mediaType, digest: b.digest, size: b.size });
+          diffIds.push(b.diffId);
+          result.layers.push(entry);
+          continue;
         }
-        descs.push({ mediaType, digest: b.digest, size: b.size });
-        diffIds.push(b.diffId);
-        result.layers.push(entry);
-        continue;
-      }
-      if (b && dest.kind === "archive" && ociLayerType(b.mediaType) === EXPORT_MEDIA.layerGzip) {
-        // the original bytes, uncompressed: the tar whose digest is the diff_id
-        const p = `${tmpDir}/base-${i}.tar`;
-        const s = (await openBase(b)).pipeThrough(
-          new DecompressionStream("gzip") as unknown as ReadableWritablePair<
-            Uint8Array,
-            Uint8Array
-          >,
-        );
-        const got = await streamToFile(s, p);
-        if (got.digest !== b.diffId) {
-          throw new HdError(
-            `Cannot export base layer ${
-              i + 1
-            }: it unpacks to ${got.digest}, not its diff_id ${b.diffId}`,
-            "`hd pull` the base image again",
+        if (b && dest.kind === "archive" && ociLayerType(b.mediaType) === EXPORT_MEDIA.layerGzip) {
+          // the original bytes, uncompressed: the tar whose digest is the diff_id
+          const p = `${tmpDir}/base-${i}.tar`;
+          const s = (await openBase(b)).pipeThrough(
+            new DecompressionStream("gzip") as unknown as ReadableWritablePair<
+              Uint8Array,
+              Uint8Array
+            >,
           );
+          const got = await streamToFile(s, p);
+          if (got.digest !== b.diffId) {
+            throw new HdError(
+              `Cannot export base layer ${
+                i + 1
+              }: it unpacks to ${got.digest}, not its diff_id ${b.diffId}`,
+              "`hd pull` the base image again",
+            );
+          }
+          archiveLayers.push({ diffId: b.diffId, path: p, size: got.size });
+          diffIds.push(b.diffId);
+          result.layers.push({
+            label: l.label,
+            digest: b.diffId,
+            diffId: b.diffId,
+            size: got.size,
+            how: "reused",
+          });
+          continue;
         }
-        archiveLayers.push({ diffId: b.diffId, path: p, size: got.size });
-        diffIds.push(b.diffId);
-        result.layers.push({
-          label: l.label,
-          digest: b.diffId,
-          diffId: b.diffId,
-          size: got.size,
-          how: "reused",
-        });
-        continue;
+      } catch (e) {
+        // the original blob cannot be had (the source is gone, unreachable or changed): the
+        // layer is written from its tree instead, which the store verified when it was pulled
+        if (!(e instanceof HdError)) throw e;
+        fallback = `original blob unavailable (${e.message}); written from the store`;
+        say(`layer ${i + 1}: ${fallback}`);
       }
       const key = cacheKey(l, plan.epoch, gzip);
       const known = readCache(store, key);
@@ -534,6 +553,7 @@ export async function exportImage(
         diffId: built.diffId,
         size: built.size,
         how: "built",
+        ...(fallback ? { note: fallback } : {}),
       };
       if (dest.kind === "archive") {
         archiveLayers.push({ diffId: built.diffId, path: built.path!, size: built.size });

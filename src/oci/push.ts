@@ -114,8 +114,9 @@ export class PushClient {
     if (why) throw new HdError(`Cannot push to ${this.host}: ${why}`, "");
     for (let attempt = 0;; attempt++) {
       const h = { ...headers };
+      // credentials go to the registry's own origin only (an upload Location may point elsewhere)
       const a = this.#auth.get(scope);
-      if (a) h.authorization = a;
+      if (a && url.origin === this.#url("").origin) h.authorization = a;
       let res: Response;
       try {
         res = await fetch(url, { method, headers: h, body: body?.(), redirect: "manual" });

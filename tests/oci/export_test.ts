@@ -140,6 +140,7 @@ testIf(
     const store = `${tmp.path}/store`;
     const dir = `${tmp.path}/proj`;
     project(dir, ref);
+    let stopped = false;
     try {
       const ex = async (to: string, env?: Record<string, string>): Promise<Exported> => {
         const r = await hd(["export", "--to", to, "--json"], { store, cwd: dir, env });
@@ -187,6 +188,19 @@ testIf(
       assert(want.some((l) => l.startsWith("/app/src/msg.txt f")), "project at /app");
       getNode(s, env.compiled.filesRoot);
 
+      // --- SOURCE_DATE_EPOCH: another digest, the same one twice
+      const e1 = await ex(`oci:${tmp.path}/lay3:1`, { SOURCE_DATE_EPOCH: "1700000000" });
+      const e2 = await ex(`oci:${tmp.path}/lay4:1`, { SOURCE_DATE_EPOCH: "1700000000" });
+      assert(e1.digest !== a.digest);
+      assertEquals(e2.digest, e1.digest);
+
+      // --- bad destinations: a clear error, nothing written
+      const bad = await hd(["export", "--to", "oci:"], { store, cwd: dir });
+      assertEquals(bad.code, 2, bad.stderr);
+      assert(bad.stderr.includes("Cannot parse"), bad.stderr);
+      const gone = await hd(["export", "--to", "127.0.0.1:1/x:1"], { store, cwd: dir });
+      assert(gone.code !== 0 && gone.stderr.includes("Cannot push"), gone.stderr);
+
       // --- docker archive
       const arch = await ex(`docker-archive:${tmp.path}/img.tar:exp:1`);
       const ai = JSON.parse(await run("skopeo", ["inspect", `docker-archive:${tmp.path}/img.tar`]));
@@ -231,6 +245,21 @@ testIf(
         } bytes; step layer ${p2.layers[2].size}; first push ${p1.bytesWritten})`,
       );
 
+      // --- the base image's registry is gone: base layers are written from the store instead,
+      // and the root is still the environment's
+      await reg.stop();
+      stopped = true;
+      Deno.writeTextFileSync(`${dir}/src/msg.txt`, "one\n"); // the project as `want` has it
+      const fb = await ex(`oci:${tmp.path}/lay5:1`);
+      assertEquals(fb.layers.map((l) => l.how).slice(0, 2), ["built", "built"]);
+      assert(fb.digest !== a.digest);
+      await run("umoci", ["unpack", "--image", `${tmp.path}/lay5:1`, `${tmp.path}/bundle5`]);
+      assertEquals(
+        listDisk(`${tmp.path}/bundle5/rootfs`),
+        want,
+        "re-emitted base layers: same root",
+      );
+
       // --- podman runs it, where this machine lets it
       if (!skipUnless({ commands: ["podman"] })) {
         const pm = await new Deno.Command("podman", {
@@ -268,7 +297,7 @@ testIf(
       }
     } finally {
       unmountEnv(loadSpec(`${dir}/hd.toml`));
-      await reg.stop();
+      if (!stopped) await reg.stop();
     }
   },
 );
