@@ -475,7 +475,11 @@ export async function exportImage(
               push && dest.kind === "registry" && o.kind === "registry" && o.host === dest.host &&
               await push.mountBlob((dest as { repo: string }).repo, b.digest, o.repo)
             ) entry.push = "mounted";
-            else {
+            else if (push && dest.kind === "registry") {
+              // streamed from the source straight up: the registry checks the digest
+              await push.uploadBlob(dest.repo, b.digest, b.size, () => openBase(b));
+              entry.push = "uploaded";
+            } else {
               const p = `${tmpDir}/base-${i}`;
               const got = await streamToFile(await openBase(b), p);
               if (got.digest !== b.digest) {

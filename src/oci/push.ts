@@ -108,7 +108,7 @@ export class PushClient {
     url: URL,
     scope: string,
     headers: Record<string, string> = {},
-    body?: () => BodyInit,
+    body?: () => BodyInit | Promise<BodyInit>,
   ): Promise<Response> {
     const why = refuseUrl(url, null, this.#opts.insecure ?? []);
     if (why) throw new HdError(`Cannot push to ${this.host}: ${why}`, "");
@@ -119,7 +119,12 @@ export class PushClient {
       if (a && url.origin === this.#url("").origin) h.authorization = a;
       let res: Response;
       try {
-        res = await fetch(url, { method, headers: h, body: body?.(), redirect: "manual" });
+        res = await fetch(url, {
+          method,
+          headers: h,
+          body: body ? await body() : undefined,
+          redirect: "manual",
+        });
       } catch (e) {
         throw new HdError(
           `Cannot push to ${this.scheme}://${this.host}: ${(e as Error).message}`,
@@ -190,7 +195,10 @@ export class PushClient {
     repo: string,
     digest: string,
     size: number,
-    open: () => ReadableStream<Uint8Array> | Uint8Array,
+    open: () =>
+      | ReadableStream<Uint8Array>
+      | Uint8Array
+      | Promise<ReadableStream<Uint8Array> | Uint8Array>,
   ): Promise<void> {
     const scope = `repository:${repo}:pull,push`;
     const start = this.#url(`${repo}/blobs/uploads/`);
@@ -204,7 +212,7 @@ export class PushClient {
     const r1 = await this.#send("PUT", put, scope, {
       "content-type": "application/octet-stream",
       "content-length": String(size),
-    }, () => open() as BodyInit);
+    }, async () => (await open()) as BodyInit);
     const t1 = await r1.text();
     if (r1.status !== 201) throw this.#fail(`blob ${digest}`, r1, t1);
     this.bytesSent += size;

@@ -15,7 +15,7 @@ import { createHash } from "node:crypto";
 import { assert, assertEquals } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
-import { run } from "./_fixtures.ts";
+import { run, startRegistry } from "./_fixtures.ts";
 import { Store } from "../../src/cas/store.ts";
 import { getNode, readFileContent } from "../../src/dag/dag.ts";
 import { MemDir, Tree } from "../../src/dag/tree.ts";
@@ -244,6 +244,20 @@ testIf(
           p2.layers[3].size
         } bytes; step layer ${p2.layers[2].size}; first push ${p1.bytesWritten})`,
       );
+
+      // --- another registry, empty: base layers streamed from the base's registry, the same digest
+      const reg2 = await startRegistry(`${tmp.path}/reg2`);
+      try {
+        const o = await ex(`${reg2.host}/other/exp:1`);
+        assertEquals(o.digest, p2.digest, "the same image on another registry");
+        assertEquals(o.layers.map((l) => l.push), ["uploaded", "uploaded", "uploaded", "uploaded"]);
+        const back = await hd(["pull", `${reg2.host}/other/exp:1`], {
+          store: `${tmp.path}/store-d`,
+        });
+        assertEquals(back.code, 0, back.stderr);
+      } finally {
+        await reg2.stop();
+      }
 
       // --- the base image's registry is gone: base layers are written from the store instead,
       // and the root is still the environment's
