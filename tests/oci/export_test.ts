@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import { assert, assertEquals } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { busyboxRegistry } from "../sandbox/_image.ts";
+import { busyboxLayers, busyboxRegistry, imageRegistry } from "../sandbox/_image.ts";
 import { run, startRegistry } from "./_fixtures.ts";
 import { Store } from "../../src/cas/store.ts";
 import { getNode, readFileContent } from "../../src/dag/dag.ts";
@@ -24,6 +24,30 @@ import { mergeLayer } from "../../src/oci/unpack.ts";
 import { prepareEnv, unmountEnv } from "../../src/runtime/sandbox_steps.ts";
 import { loadSpec } from "../../src/config/parse.ts";
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../../src/sys/mode.ts";
+
+/** A version-2 security.capability value (cap_net_raw, permitted and effective). */
+const CAP = new Uint8Array([
+  0x01,
+  0x00,
+  0x00,
+  0x02,
+  0x00,
+  0x20,
+  0x00,
+  0x00,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+]);
 
 const skip = skipUnless({
   root: true,
@@ -309,6 +333,73 @@ testIf(
           console.log("podman (runc, cgroupfs) ran the exported image");
         } else console.log(`podman could not run the image here (skipped): ${err.slice(-400)}`);
       }
+    } finally {
+      unmountEnv(loadSpec(`${dir}/hd.toml`));
+      if (!stopped) await reg.stop();
+    }
+  },
+);
+
+testIf(
+  skipUnless({
+    root: true,
+    commands: ["runc", "unshare", "setpriv", "docker-registry", "skopeo", "umoci", "getfattr"],
+    paths: ["/bin/busybox", "/usr/bin/tini-static"],
+  }),
+  "hd export: base layers written from the store keep hardlinks, xattrs, owners (umoci unpack)",
+  async () => {
+    using tmp = tempDir("hd-export-links-");
+    const layers = busyboxLayers();
+    layers.push([
+      { path: "srv/", type: "dir", uid: 1000, gid: 1000, mode: 0o750 },
+      { path: "srv/a", data: "linked\n", uid: 1000, gid: 1000, mode: 0o640 },
+      { path: "srv/b", type: "hardlink", link: "srv/a" },
+      { path: "srv/x", data: "x", xattrs: { "user.note": "kept" } },
+      { path: "srv/cap", data: "c", mode: 0o755, xattrs: { "security.capability": CAP } },
+    ]);
+    const { reg, ref } = await imageRegistry(tmp.path, layers, "links");
+    const store = `${tmp.path}/store`;
+    const dir = `${tmp.path}/proj`;
+    Deno.mkdirSync(dir);
+    Deno.writeTextFileSync(`${dir}/hd.toml`, `[environment]\nname = "links"\nbase = "${ref}"\n`);
+    let stopped = false;
+    try {
+      const pulled = await hd(["pull", ref], { store });
+      assertEquals(pulled.code, 0, pulled.stderr);
+      await reg.stop(); // the original blobs are out of reach: every layer is written by hd
+      stopped = true;
+      const r = await hd(["export", "--to", `oci:${tmp.path}/lay:1`, "--json"], {
+        store,
+        cwd: dir,
+      });
+      assertEquals(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as Exported;
+      assertEquals(out.layers.map((l) => l.how), ["built", "built", "built", "built"]);
+      await run("umoci", ["unpack", "--image", `${tmp.path}/lay:1`, `${tmp.path}/b`]);
+      const root = `${tmp.path}/b/rootfs`;
+      const a = Deno.statSync(`${root}/srv/a`);
+      assertEquals(a.ino, Deno.statSync(`${root}/srv/b`).ino, "a hardlink stays a hardlink");
+      assertEquals([a.uid, a.gid, a.mode! & 0o7777], [1000, 1000, 0o640]);
+      const d = Deno.statSync(`${root}/srv`);
+      assertEquals([d.uid, d.gid, d.mode! & 0o7777], [1000, 1000, 0o750]);
+      const note = await run("getfattr", ["-n", "user.note", "--only-values", `${root}/srv/x`]);
+      assertEquals(note, "kept");
+      const cap = await run("getfattr", [
+        "-n",
+        "security.capability",
+        "-e",
+        "hex",
+        `${root}/srv/cap`,
+      ]);
+      assert(cap.includes("0x" + [...CAP].map((b) => b.toString(16).padStart(2, "0")).join("")));
+      assert(!Deno.statSync(`${root}/var/www`).isFile);
+      let gone = false;
+      try {
+        Deno.statSync(`${root}/etc/gone`);
+      } catch {
+        gone = true;
+      }
+      assert(gone, "the base image's own whiteout is applied");
     } finally {
       unmountEnv(loadSpec(`${dir}/hd.toml`));
       if (!stopped) await reg.stop();
