@@ -41,6 +41,9 @@ import { MEDIA, RegistryClient, sha256Digest } from "./registry.ts";
 import { PushClient } from "./push.ts";
 import { parseSource } from "./image.ts";
 
+/** How many layers are written or uploaded at once. */
+export const EXPORT_CONCURRENCY = 3;
+
 /** OCI media types written. */
 export const EXPORT_MEDIA = {
   config: "application/vnd.oci.image.config.v1+json",
@@ -453,124 +456,141 @@ export async function exportImage(
   const descs: Desc[] = [];
   const diffIds: string[] = [];
   const archiveLayers: { diffId: string; path: string; size: number }[] = [];
-  try {
-    for (const [i, l] of plan.layers.entries()) {
-      say(`layer ${i + 1}/${plan.layers.length}: ${l.label}`);
-      const b = l.base && baseReachable(l.base) ? l.base : undefined;
-      let fallback: string | undefined;
-      try {
-        if (b && dest.kind !== "archive") {
-          const mediaType = ociLayerType(b.mediaType);
-          const entry: ExportResult["layers"][number] = {
-            label: l.label,
-            digest: b.digest,
-            diffId: b.diffId,
-            size: b.size,
-            how: "reused",
-          };
-          if (await destHas(b.digest)) entry.push = push ? "present" : undefined;
-          else {
-            const o = parseSource(b.source);
-            if (
-              push && dest.kind === "registry" && o.kind === "registry" && o.host === dest.host &&
-              await push.mountBlob((dest as { repo: string }).repo, b.digest, o.repo)
-            ) entry.push = "mounted";
-            else if (push && dest.kind === "registry") {
-              // streamed from the source straight up: the registry checks the digest
-              await push.uploadBlob(dest.repo, b.digest, b.size, () => openBase(b));
-              entry.push = "uploaded";
-            } else {
-              const p = `${tmpDir}/base-${i}`;
-              const got = await streamToFile(await openBase(b), p);
-              if (got.digest !== b.digest) {
-                throw new HdError(
-                  `Cannot export base layer ${
-                    i + 1
-                  }: the source served bytes hashing to ${got.digest}, not ${b.digest}`,
-                  "the source changed or is damaged; `hd pull` the base image again",
-                );
-              }
-              await putFile(b.digest, got.size, p);
-              if (push) entry.push = "uploaded";
-            }
-          }
-          descs.push({ mediaType, digest: b.digest, size: b.size });
-          diffIds.push(b.diffId);
-          result.layers.push(entry);
-          continue;
-        }
-        if (b && dest.kind === "archive" && ociLayerType(b.mediaType) === EXPORT_MEDIA.layerGzip) {
-          // the original bytes, uncompressed: the tar whose digest is the diff_id
-          const p = `${tmpDir}/base-${i}.tar`;
-          const s = (await openBase(b)).pipeThrough(
-            new DecompressionStream("gzip") as unknown as ReadableWritablePair<
-              Uint8Array,
-              Uint8Array
-            >,
-          );
-          const got = await streamToFile(s, p);
-          if (got.digest !== b.diffId) {
-            throw new HdError(
-              `Cannot export base layer ${
-                i + 1
-              }: it unpacks to ${got.digest}, not its diff_id ${b.diffId}`,
-              "`hd pull` the base image again",
-            );
-          }
-          archiveLayers.push({ diffId: b.diffId, path: p, size: got.size });
-          diffIds.push(b.diffId);
-          result.layers.push({
-            label: l.label,
-            digest: b.diffId,
-            diffId: b.diffId,
-            size: got.size,
-            how: "reused",
-          });
-          continue;
-        }
-      } catch (e) {
-        // the original blob cannot be had (the source is gone, unreachable or changed): the
-        // layer is written from its tree instead, which the store verified when it was pulled
-        if (!(e instanceof HdError)) throw e;
-        fallback = `original blob unavailable (${e.message}); written from the store`;
-        say(`layer ${i + 1}: ${fallback}`);
-      }
-      const key = cacheKey(l, plan.epoch, gzip);
-      const known = readCache(store, key);
-      if (known && dest.kind !== "archive" && await destHas(known.digest)) {
-        descs.push({ mediaType: EXPORT_MEDIA.layerGzip, digest: known.digest, size: known.size });
-        diffIds.push(known.diffId);
-        result.layers.push({
+  /** One layer: its blob at the destination, its descriptor and diff_id at index `i`. */
+  const one = async (i: number, l: ExportLayer): Promise<void> => {
+    say(`layer ${i + 1}/${plan.layers.length}: ${l.label}`);
+    const b = l.base && baseReachable(l.base) ? l.base : undefined;
+    let fallback: string | undefined;
+    try {
+      if (b && dest.kind !== "archive") {
+        const mediaType = ociLayerType(b.mediaType);
+        const entry: ExportResult["layers"][number] = {
           label: l.label,
-          ...known,
-          how: "cached",
-          push: push ? "present" : undefined,
-        });
-        continue;
-      }
-      const built = await buildLayer(store, l, plan.epoch, gzip, tmpDir);
-      writeCache(store, key, built);
-      diffIds.push(built.diffId);
-      const entry: ExportResult["layers"][number] = {
-        label: l.label,
-        digest: built.digest,
-        diffId: built.diffId,
-        size: built.size,
-        how: "built",
-        ...(fallback ? { note: fallback } : {}),
-      };
-      if (dest.kind === "archive") {
-        archiveLayers.push({ diffId: built.diffId, path: built.path!, size: built.size });
-      } else {
-        descs.push({ mediaType: EXPORT_MEDIA.layerGzip, digest: built.digest, size: built.size });
-        if (await destHas(built.digest)) entry.push = push ? "present" : undefined;
+          digest: b.digest,
+          diffId: b.diffId,
+          size: b.size,
+          how: "reused",
+        };
+        if (await destHas(b.digest)) entry.push = push ? "present" : undefined;
         else {
-          await putFile(built.digest, built.size, built.path!);
-          if (push) entry.push = "uploaded";
+          const o = parseSource(b.source);
+          if (
+            push && dest.kind === "registry" && o.kind === "registry" && o.host === dest.host &&
+            await push.mountBlob((dest as { repo: string }).repo, b.digest, o.repo)
+          ) entry.push = "mounted";
+          else if (push && dest.kind === "registry") {
+            // streamed from the source straight up: the registry checks the digest
+            await push.uploadBlob(dest.repo, b.digest, b.size, () => openBase(b));
+            entry.push = "uploaded";
+          } else {
+            const p = `${tmpDir}/base-${i}`;
+            const got = await streamToFile(await openBase(b), p);
+            if (got.digest !== b.digest) {
+              throw new HdError(
+                `Cannot export base layer ${
+                  i + 1
+                }: the source served bytes hashing to ${got.digest}, not ${b.digest}`,
+                "the source changed or is damaged; `hd pull` the base image again",
+              );
+            }
+            await putFile(b.digest, got.size, p);
+            if (push) entry.push = "uploaded";
+          }
+        }
+        descs[i] = { mediaType, digest: b.digest, size: b.size };
+        diffIds[i] = b.diffId;
+        result.layers[i] = entry;
+        return;
+      }
+      if (b && dest.kind === "archive" && ociLayerType(b.mediaType) === EXPORT_MEDIA.layerGzip) {
+        // the original bytes, uncompressed: the tar whose digest is the diff_id
+        const p = `${tmpDir}/base-${i}.tar`;
+        const s = (await openBase(b)).pipeThrough(
+          new DecompressionStream("gzip") as unknown as ReadableWritablePair<
+            Uint8Array,
+            Uint8Array
+          >,
+        );
+        const got = await streamToFile(s, p);
+        if (got.digest !== b.diffId) {
+          throw new HdError(
+            `Cannot export base layer ${
+              i + 1
+            }: it unpacks to ${got.digest}, not its diff_id ${b.diffId}`,
+            "`hd pull` the base image again",
+          );
+        }
+        archiveLayers[i] = { diffId: b.diffId, path: p, size: got.size };
+        diffIds[i] = b.diffId;
+        result.layers[i] = {
+          label: l.label,
+          digest: b.diffId,
+          diffId: b.diffId,
+          size: got.size,
+          how: "reused",
+        };
+        return;
+      }
+    } catch (e) {
+      // the original blob cannot be had (the source is gone, unreachable or changed): the
+      // layer is written from its tree instead, which the store verified when it was pulled
+      if (!(e instanceof HdError)) throw e;
+      fallback = `original blob unavailable (${e.message}); written from the store`;
+      say(`layer ${i + 1}: ${fallback}`);
+    }
+    const key = cacheKey(l, plan.epoch, gzip);
+    const known = readCache(store, key);
+    if (known && dest.kind !== "archive" && await destHas(known.digest)) {
+      descs[i] = { mediaType: EXPORT_MEDIA.layerGzip, digest: known.digest, size: known.size };
+      diffIds[i] = known.diffId;
+      result.layers[i] = {
+        label: l.label,
+        ...known,
+        how: "cached",
+        push: push ? "present" : undefined,
+      };
+      return;
+    }
+    const built = await buildLayer(store, l, plan.epoch, gzip, tmpDir);
+    writeCache(store, key, built);
+    diffIds[i] = built.diffId;
+    const entry: ExportResult["layers"][number] = {
+      label: l.label,
+      digest: built.digest,
+      diffId: built.diffId,
+      size: built.size,
+      how: "built",
+      ...(fallback ? { note: fallback } : {}),
+    };
+    if (dest.kind === "archive") {
+      archiveLayers[i] = { diffId: built.diffId, path: built.path!, size: built.size };
+    } else {
+      descs[i] = { mediaType: EXPORT_MEDIA.layerGzip, digest: built.digest, size: built.size };
+      if (await destHas(built.digest)) entry.push = push ? "present" : undefined;
+      else {
+        await putFile(built.digest, built.size, built.path!);
+        if (push) entry.push = "uploaded";
+      }
+    }
+    result.layers[i] = entry;
+  };
+  try {
+    // a few layers at once: compressing one overlaps uploading another
+    let next = 0;
+    let failure: unknown = null;
+    const worker = async () => {
+      while (next < plan.layers.length && failure === null) {
+        const i = next++;
+        try {
+          await one(i, plan.layers[i]);
+        } catch (e) {
+          failure ??= e; // the others finish what they started, then stop
         }
       }
-      result.layers.push(entry);
-    }
+    };
+    const n = Math.min(EXPORT_CONCURRENCY, plan.layers.length);
+    await Promise.all(Array.from({ length: n }, worker));
+    if (failure !== null) throw failure;
     const config = imageConfig(plan, diffIds);
     const configDigest = sha256Digest(config);
     result.configDigest = configDigest;
