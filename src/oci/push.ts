@@ -66,11 +66,11 @@ export class PushClient {
 
   async #token(res: Response, scopeKey: string): Promise<boolean> {
     const h = res.headers.get("www-authenticate");
-    if (!h || this.#auth.has(scopeKey)) return false;
+    if (!h) return false;
     const { scheme, params } = challenge(h);
     const creds = dockerCredentials(this.host, this.#opts.dockerConfig);
     if (scheme === "basic") {
-      if (!creds) return false;
+      if (!creds || this.#auth.has(scopeKey)) return false; // the credentials were refused
       this.#auth.set(scopeKey, "Basic " + btoa(`${creds.username}:${creds.password}`));
       return true;
     }
@@ -131,8 +131,11 @@ export class PushClient {
           "check that the registry is running and the host and port are right",
         );
       }
-      if (res.status === 401 && attempt === 0) {
+      if (res.status === 401 && attempt < 2) {
         await res.body?.cancel();
+        // another request (layers go up side by side) may have got a token meanwhile
+        const now = this.#auth.get(scope);
+        if (attempt === 0 && now !== undefined && now !== a) continue;
         if (await this.#token(res, scope)) continue;
         throw new HdError(
           `Cannot push to ${this.host}: HTTP 401`,
