@@ -228,6 +228,13 @@ testIf(
       // --- docker archive
       const arch = await ex(`docker-archive:${tmp.path}/img.tar:exp:1`);
       const ai = JSON.parse(await run("skopeo", ["inspect", `docker-archive:${tmp.path}/img.tar`]));
+      const arch2 = await ex(`docker-archive:${tmp.path}/img2.tar:exp:1`);
+      assertEquals(arch2.digest, arch.digest);
+      assertEquals(
+        sha(Deno.readFileSync(`${tmp.path}/img2.tar`)),
+        sha(Deno.readFileSync(`${tmp.path}/img.tar`)),
+        "two archives of the same environment are the same bytes",
+      );
       assertEquals(ai.Layers.length, 4);
       assert(arch.digest.startsWith("sha256:"));
       const pa = await hd(["pull", `docker-archive:${tmp.path}/img.tar`, "--json"], {
