@@ -51,7 +51,7 @@ export interface ServiceSpec {
   command: string;
   /** Globs (relative to the project) whose change restarts this service. */
   watch: string[];
-  /** A TCP port the service listens on; readiness = it accepts connections on 127.0.0.1. */
+  /** A TCP port the service listens on; readiness = one of its own processes holds a LISTEN socket on it. */
   port: number | null;
   /** Names of services that must be started (and ready) first. */
   depends_on: string[];

@@ -44,7 +44,7 @@ import { GlobSet } from "../watch/pathmap.ts";
 import { applyChanges, type UpdateResult } from "../watch/update.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
 import { configChanged, planRestart, type PlanState, planUpdate } from "./plan.ts";
-import { portOpen } from "./readiness.ts";
+import { listenersOnPort } from "./readiness.ts";
 import { type ServiceStatus, Supervisor } from "./supervisor.ts";
 
 /**
@@ -327,12 +327,12 @@ export class DevLoop {
       });
       this.#watcher.start();
     }
-    // a port something else already listens on would look ready at once
+    // readiness is the service's own listener: a port another process holds delays it
     for (const svc of Object.values(this.#spec.services)) {
-      if (svc.port !== null && await portOpen(svc.port)) {
+      if (svc.port !== null && listenersOnPort(svc.port).length > 0) {
         this.#print(
           `warning: port ${svc.port} of ${svc.name} is already in use by another process; ` +
-            `${svc.name} will look ready before it is (stop the other process, or change the port)`,
+            `${svc.name} is not ready until it listens there itself (stop the other process, or change the port)`,
         );
       }
     }

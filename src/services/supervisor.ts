@@ -21,7 +21,7 @@ import { openPrivateAppend, privateDir } from "../sys/fs.ts";
 import type { ServiceSpec } from "../config/types.ts";
 import { type DepGraph, restartSet, topoOrder } from "./graph.ts";
 import { type GroupProcess, signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
-import { waitForPort } from "./readiness.ts";
+import { servicePids, waitForListener } from "./readiness.ts";
 
 /** A process group of a running service: its id and its leader's identity. */
 export interface GroupRecord {
@@ -85,6 +85,11 @@ export interface SupervisorOptions {
   crashLoop?: { deaths: number; windowMs: number };
   /** Restart backoff: first delay and cap (default 100 ms doubling to 10 s). */
   backoff?: { initialMs: number; maxMs: number };
+  /**
+   * The processes of a service whose group leader is `leader` — whose listening sockets make it
+   * ready (default {@link servicePids}: the group and its descendants).
+   */
+  pids?: (service: string, leader: number) => readonly number[];
 }
 
 interface Svc {
@@ -413,11 +418,15 @@ export class Supervisor {
     });
     if (spec.port !== null) {
       const port = spec.port;
-      waitForPort(port, { until: () => s.gen !== gen || s.proc === null }).then((ok) => {
-        if (!ok || s.gen !== gen || s.proc === null) return;
+      const pids = () => this.#o.pids?.(name, proc.pid) ?? servicePids(proc.pid);
+      waitForListener(port, { pids, until: () => s.gen !== gen || s.proc === null }).then((l) => {
+        if (!l || s.gen !== gen || s.proc === null) return;
         s.ready = true;
         this.#set(s, "running");
-        this.#event(name, `ready on 127.0.0.1:${port}`);
+        this.#event(
+          name,
+          `ready on ${l.address.includes(":") ? `[${l.address}]` : l.address}:${port}`,
+        );
         this.#pump();
       });
     } else {

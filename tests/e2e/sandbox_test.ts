@@ -68,6 +68,8 @@ debounce = "10ms"
     try {
       const up = await hd(["up", "-d"], { store, cwd: dir });
       assertEquals(up.code, 0, up.stderr + up.stdout);
+      // ready: the container's httpd (a descendant of runc, in its own pid namespace) listens
+      assert(/web\s+running.*\bready\b/.test(up.stdout), up.stdout);
       await reg.stop(); // everything needed is in the store now
       assertEquals(await get(`${base}/site/index.html`), "v1\n");
       assertEquals(await get(`${base}/gen/copy`), "v1\n");
