@@ -22,7 +22,10 @@ import { didYouMean } from "./suggest.ts";
 import type {
   BuildStepSpec,
   DependencySpec,
+  DependsCondition,
   EnvSpec,
+  HealthcheckSpec,
+  HealthProbe,
   Position,
   RestartPolicy,
   ServiceSpec,
@@ -39,7 +42,17 @@ export const KNOWN_KEYS = {
   environment: ["name", "base", "env", "workdir"],
   build: ["steps", "cache"],
   step: ["run", "inputs", "outputs", "env", "network"],
-  service: ["command", "watch", "port", "depends_on", "restart_policy", "env", "workdir"],
+  service: [
+    "command",
+    "watch",
+    "port",
+    "depends_on",
+    "restart_policy",
+    "env",
+    "workdir",
+    "healthcheck",
+  ],
+  healthcheck: ["test", "http", "tcp", "interval", "timeout", "retries", "start_period"],
   files: ["include", "exclude"],
   options: ["restart_grace", "debounce"],
   fileDependency: ["file"],
@@ -625,8 +638,12 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
     }
     port = n;
   }
+  // depends_on: a list of names, or a table of name = condition (see dependsOnTable)
+  const dependsTable = isTable(t.depends_on) ? dependsOnTable(v, path, t.depends_on) : null;
   const depends_on = t.depends_on === undefined
     ? []
+    : dependsTable
+    ? Object.keys(dependsTable)
     : v.strArray(`${path}.depends_on`, t.depends_on, '["db"]');
   let restart_policy: RestartPolicy = "on_failure";
   if (t.restart_policy !== undefined) {
@@ -653,6 +670,8 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
     env,
     workdir,
     at: v.at(path, true),
+    healthcheck: t.healthcheck === undefined ? null : healthcheck(v, path, t.healthcheck),
+    ...(dependsTable ? { depends_conditions: dependsTable } : {}),
   };
 }
 
@@ -759,4 +778,134 @@ export function findSpecFile(start: string = Deno.cwd()): string {
 /** The spec a command works on: `--file PATH` when given, else hd.toml found from the cwd. */
 export function loadProjectSpec(file?: string): EnvSpec {
   return loadSpec(file ?? findSpecFile());
+}
+
+const CONDITIONS: Record<string, DependsCondition> = {
+  started: "started",
+  healthy: "healthy",
+  completed_successfully: "completed_successfully",
+  service_started: "started",
+  service_healthy: "healthy",
+  service_completed_successfully: "completed_successfully",
+};
+
+/** `depends_on = { db = "healthy", migrate = "completed_successfully" }` (compose's aliases too). */
+function dependsOnTable(
+  v: Validator,
+  path: string,
+  t: Table,
+): Record<string, DependsCondition> {
+  const out: Record<string, DependsCondition> = {};
+  for (const [dep, c] of Object.entries(t)) {
+    const key = `${path}.depends_on.${dep}`;
+    // compose's long form { condition = "service_healthy" } is accepted as well
+    const raw = isTable(c) && c.condition !== undefined ? c.condition : c;
+    const name = v.str(key, raw);
+    const cond = CONDITIONS[name];
+    if (cond === undefined) {
+      const guess = didYouMean(name, Object.keys(CONDITIONS));
+      v.fail(
+        key,
+        `the condition of ${dep} must be started, healthy or completed_successfully, not "${name}"`,
+        guess ? `did you mean "${guess}"?` : `write ${dep} = "healthy"`,
+      );
+    }
+    out[dep] = cond;
+  }
+  return out;
+}
+
+/** Defaults of a healthcheck (compose's). */
+export const HEALTHCHECK_DEFAULTS = {
+  intervalMs: 30_000,
+  timeoutMs: 30_000,
+  retries: 3,
+  startPeriodMs: 0,
+} as const;
+
+/** `healthcheck = { test = …, http = …, tcp = …, interval, timeout, retries, start_period }`. */
+function healthcheck(v: Validator, service: string, raw: unknown): HealthcheckSpec {
+  const path = `${service}.healthcheck`;
+  const t = v.table(path, raw, "healthcheck");
+  v.keys(path, t, KNOWN_KEYS.healthcheck, "healthcheck");
+  const given = (["test", "http", "tcp"] as const).filter((k) => t[k] !== undefined);
+  if (given.length !== 1) {
+    v.fail(
+      path,
+      given.length === 0
+        ? "healthcheck needs one of test, http or tcp"
+        : `healthcheck takes one of test, http or tcp, not ${given.join(" and ")}`,
+      'e.g. healthcheck = { test = ["CMD", "pg_isready"] } or { http = "http://127.0.0.1:3000/health" }',
+    );
+  }
+  let probe: HealthProbe;
+  if (t.test !== undefined) {
+    const tp = `${path}.test`;
+    if (typeof t.test === "string") {
+      probe = { kind: "shell", script: v.str(tp, t.test) };
+    } else {
+      const a = v.strArray(tp, t.test, '["CMD", "pg_isready", "-U", "postgres"]');
+      if (a[0] === "CMD" && a.length >= 2) probe = { kind: "cmd", argv: a.slice(1) };
+      else if (a[0] === "CMD-SHELL" && a.length === 2 && a[1].trim() !== "") {
+        probe = { kind: "shell", script: a[1] };
+      } else {
+        v.fail(
+          tp,
+          `test must be ["CMD", program, args…], ["CMD-SHELL", "script"] or a string, not ${
+            JSON.stringify(a)
+          }`,
+          a[0] === "NONE"
+            ? "remove the healthcheck to have none"
+            : 'e.g. test = ["CMD", "redis-cli", "ping"] or test = "curl -f http://127.0.0.1/"',
+        );
+      }
+    }
+  } else if (t.http !== undefined) {
+    const url = v.str(`${path}.http`, t.http);
+    let ok = false;
+    try {
+      ok = ["http:", "https:"].includes(new URL(url).protocol);
+    } catch { /* not a URL */ }
+    if (!ok) {
+      v.fail(
+        `${path}.http`,
+        `http must be an http:// or https:// URL, not "${url}"`,
+        'e.g. http = "http://127.0.0.1:3000/health"',
+      );
+    }
+    probe = { kind: "http", url };
+  } else {
+    const p = typeof t.tcp === "bigint" ? Number(t.tcp) : t.tcp;
+    if (typeof p !== "number" || !Number.isInteger(p) || p < 1 || p > 65535) {
+      v.fail(
+        `${path}.tcp`,
+        `tcp must be a port from 1 to 65535, not ${JSON.stringify(String(t.tcp))}`,
+        "e.g. tcp = 5432",
+      );
+    }
+    probe = { kind: "tcp", port: p };
+  }
+  let retries: number = HEALTHCHECK_DEFAULTS.retries;
+  if (t.retries !== undefined) {
+    const r = typeof t.retries === "bigint" ? Number(t.retries) : t.retries;
+    if (typeof r !== "number" || !Number.isInteger(r) || r < 1 || r > 1000) {
+      v.fail(
+        `${path}.retries`,
+        `retries must be an integer from 1 to 1000, not ${JSON.stringify(String(t.retries))}`,
+        "e.g. retries = 3",
+      );
+    }
+    retries = r;
+  }
+  const intervalMs = v.duration(`${path}.interval`, t.interval, HEALTHCHECK_DEFAULTS.intervalMs);
+  const timeoutMs = v.duration(`${path}.timeout`, t.timeout, HEALTHCHECK_DEFAULTS.timeoutMs);
+  const startPeriodMs = v.duration(
+    `${path}.start_period`,
+    t.start_period,
+    HEALTHCHECK_DEFAULTS.startPeriodMs,
+  );
+  for (const [k, ms] of [["interval", intervalMs], ["timeout", timeoutMs]] as const) {
+    if (ms === 0) v.fail(`${path}.${k}`, `${k} must be more than 0`, `e.g. ${k} = "5s"`);
+  }
+  return { probe, intervalMs, timeoutMs, retries, startPeriodMs, at: v.at(path, true) };
 }

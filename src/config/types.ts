@@ -61,6 +61,37 @@ export interface ServiceSpec {
   /** Working directory relative to the project (default "."). */
   workdir: string;
   at?: Position;
+  /** `healthcheck`: how hd checks that the service works (absent or null: no check). */
+  healthcheck?: HealthcheckSpec | null;
+  /**
+   * Condition per dependency, from the table form of `depends_on`; a dependency without one (the
+   * list form) gets the default: `healthy` when it has a healthcheck or a port, else `started`.
+   */
+  depends_conditions?: Record<string, DependsCondition>;
+}
+
+/** What a dependency must reach before a dependent starts (compose's `depends_on` conditions). */
+export type DependsCondition = "started" | "healthy" | "completed_successfully";
+
+/** The probe of a `healthcheck`. */
+export type HealthProbe =
+  | { kind: "cmd"; argv: string[] } // ["CMD", …]: exec form
+  | { kind: "shell"; script: string } // ["CMD-SHELL", "…"] or a string: sh -c
+  | { kind: "http"; url: string } // GET; 2xx/3xx is healthy
+  | { kind: "tcp"; port: number }; // one of the service's processes listens on the port
+
+/** A service's `healthcheck` (compose semantics; durations in ms). */
+export interface HealthcheckSpec {
+  probe: HealthProbe;
+  /** Time between checks once the service has been healthy (default 30 s). */
+  intervalMs: number;
+  /** A check taking longer fails (default 30 s). */
+  timeoutMs: number;
+  /** Consecutive failures that make the service unhealthy (default 3). */
+  retries: number;
+  /** Failures within this time of the start do not count (default 0). */
+  startPeriodMs: number;
+  at?: Position;
 }
 
 /** The whole hd.toml. */

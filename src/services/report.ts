@@ -124,10 +124,14 @@ export function formatCleanup(c: StaleCleanup | { invalid: string }): string {
  * ```
  */
 export function servicesSettled(
-  services: readonly Pick<ServiceStatus, "name" | "state" | "ready" | "waitingFor">[],
+  services: readonly (
+    & Pick<ServiceStatus, "name" | "state" | "ready" | "waitingFor">
+    & Partial<Pick<ServiceStatus, "health">>
+  )[],
 ): boolean {
   const by = new Map(services.map((x) => [x.name, x]));
-  const over = (state: string) => state === "crashed" || state === "exited" || state === "stopped";
+  const over = (state: string) =>
+    state === "crashed" || state === "exited" || state === "stopped" || state === "failed";
   const blockedForGood = (name: string, seen = new Set<string>()): boolean => {
     const x = by.get(name);
     if (!x || seen.has(name)) return true;
@@ -137,7 +141,7 @@ export function servicesSettled(
     return false;
   };
   return services.every((x) =>
-    (x.state === "running" && x.ready !== false) || over(x.state) ||
+    (x.state === "running" && x.ready !== false && x.health !== "starting") || over(x.state) ||
     (x.state === "waiting" && x.waitingFor.some((d) => blockedForGood(d)))
   );
 }
@@ -153,6 +157,7 @@ export function formatUptime(ms: number): string {
 /** A plain-text table of services: name, state, pid, restarts, uptime, port readiness. */
 export function formatServices(services: ServiceStatus[]): string {
   if (services.length === 0) return "  (no services)";
+  const withHealth = services.some((s) => s.health || s.healthOutput || s.reason);
   const rows = services.map((s) => [
     s.name,
     s.state + (s.waitingFor.length ? ` (for ${s.waitingFor.join(", ")})` : "") +
@@ -163,11 +168,28 @@ export function formatServices(services: ServiceStatus[]): string {
     String(s.restarts),
     s.uptimeMs === null ? "-" : formatUptime(s.uptimeMs),
     s.port === null ? "-" : `${s.port} ${s.ready ? "ready" : "not ready"}`,
+    ...(withHealth ? [healthCell(s)] : []),
   ]);
-  const head = ["SERVICE", "STATE", "PID", "RESTARTS", "UPTIME", "PORT"];
+  const head = [
+    "SERVICE",
+    "STATE",
+    "PID",
+    "RESTARTS",
+    "UPTIME",
+    "PORT",
+    ...(withHealth ? ["HEALTH"] : []),
+  ];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const fmt = (r: string[]) => "  " + r.map((c, i) => c.padEnd(w[i])).join("  ").trimEnd();
   return [fmt(head), ...rows.map(fmt)].join("\n");
+}
+
+/** The HEALTH cell: the health and the last line of the last check (or why it failed to start). */
+function healthCell(s: ServiceStatus): string {
+  const cut = (t: string) => t.length > 60 ? t.slice(0, 59) + "…" : t;
+  if (s.reason) return cut(s.reason);
+  if (!s.health) return "-";
+  return s.healthOutput ? `${s.health}: ${cut(s.healthOutput)}` : s.health;
 }
 
 /** The services section of `hd status` as text. */

@@ -59,6 +59,7 @@ steps = [{ run = "mkdir -p gen && cat site/index.html > gen/copy && cat /proc/sy
 command = "httpd -f -p 127.0.0.1:${port} -h /app"
 watch = ["site/**"]
 port = ${port}
+healthcheck = { test = ["CMD-SHELL", "cat /app/site/index.html"], interval = "1s" }
 
 [options]
 debounce = "10ms"
@@ -70,6 +71,8 @@ debounce = "10ms"
       assertEquals(up.code, 0, up.stderr + up.stdout);
       // ready: the container's httpd (a descendant of runc, in its own pid namespace) listens
       assert(/web\s+running.*\bready\b/.test(up.stdout), up.stdout);
+      // the healthcheck ran inside the container (/app exists only in its root)
+      assert(/ready\s+healthy: v1\b/.test(up.stdout), up.stdout);
       await reg.stop(); // everything needed is in the store now
       assertEquals(await get(`${base}/site/index.html`), "v1\n");
       assertEquals(await get(`${base}/gen/copy`), "v1\n");
