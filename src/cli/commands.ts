@@ -12,6 +12,8 @@ export interface CommandEntry {
   name: string;
   /** Imports the command's module. */
   load: () => Promise<Command>;
+  /** The command runs another command: nothing after its first positional is hd's option. */
+  passThrough?: boolean;
 }
 
 /** All commands, in the order `hd --help` lists them. */
@@ -29,8 +31,11 @@ export const COMMANDS: CommandEntry[] = [
   { name: "down", load: async () => (await import("./down.ts")).down },
   { name: "logs", load: async () => (await import("./logs.ts")).logs },
   { name: "restart", load: async () => (await import("./restart.ts")).restart },
-  { name: "exec", load: async () => (await import("./exec.ts")).exec },
-  { name: "shell", load: async () => (await import("./shell.ts")).shell },
+  { name: "start", load: async () => (await import("./service_ctl.ts")).start },
+  { name: "stop", load: async () => (await import("./service_ctl.ts")).stop },
+  { name: "ps", load: async () => (await import("./service_ctl.ts")).ps },
+  { name: "exec", load: async () => (await import("./exec.ts")).exec, passThrough: true },
+  { name: "shell", load: async () => (await import("./shell.ts")).shell, passThrough: true },
   { name: "init", load: async () => (await import("./init.ts")).init },
   { name: "lock", load: async () => (await import("./lock.ts")).lock },
   { name: "status", load: async () => (await import("./status.ts")).status },

@@ -187,8 +187,8 @@ function readLink(p: string): string | null {
   }
 }
 
-/** The command line that runs `argv` inside the container whose init is host pid `init`. */
-export function nsenterCommand(init: number, argv: string[]): string {
+/** The nsenter argv that runs `argv` inside the container whose init is host pid `init`. */
+export function nsenterArgv(init: number, argv: string[]): string[] {
   const flags = ["-m", "-u", "-i", "-n", "-p", "-r", "-w"];
   if (readLink(`/proc/${init}/ns/user`) !== readLink("/proc/self/ns/user")) flags.push("-U");
   else {
@@ -197,7 +197,12 @@ export function nsenterCommand(init: number, argv: string[]): string {
     const gid = /^Gid:\s+\d+\s+(\d+)/m.exec(st)?.[1];
     if (uid && gid) flags.push("-S", uid, "-G", gid);
   }
-  return ["exec", "nsenter", "-t", String(init), ...flags, "--", ...argv].map(shQuote).join(" ");
+  return ["nsenter", "-t", String(init), ...flags, "--", ...argv];
+}
+
+/** The sh command line that runs `argv` inside the container whose init is host pid `init`. */
+export function nsenterCommand(init: number, argv: string[]): string {
+  return ["exec", ...nsenterArgv(init, argv)].map(shQuote).join(" ");
 }
 
 function lastLine(s: string): string {
@@ -206,7 +211,8 @@ function lastLine(s: string): string {
   return l.length > 200 ? l.slice(0, 200) + "…" : l;
 }
 
-function containerEnv(init: number): Record<string, string> {
+/** The environment of the container whose init is host pid `init` (its configuration's). */
+export function containerEnv(init: number): Record<string, string> {
   const out: Record<string, string> = {};
   try {
     for (const kv of Deno.readTextFileSync(`/proc/${init}/environ`).split("\0")) {

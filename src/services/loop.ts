@@ -251,6 +251,11 @@ export class DevLoop {
   }
 
   /** Id of the Env node (the root hash). */
+  /** The configuration in use (an edit of hd.toml applied in place changes it). */
+  get spec(): EnvSpec {
+    return this.#spec;
+  }
+
   get root(): string {
     return this.#envRoot;
   }

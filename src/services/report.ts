@@ -146,6 +146,91 @@ export function servicesSettled(
   );
 }
 
+/** What {@link waitVerdict} reads of a service. */
+export type WaitInput =
+  & Pick<
+    ServiceStatus,
+    | "name"
+    | "state"
+    | "ready"
+    | "waitingFor"
+    | "lastExitCode"
+    | "health"
+    | "healthOutput"
+    | "reason"
+  >
+  & { uptimeMs?: number | null };
+
+/** What `hd up -d --wait` makes of the services now. */
+export interface WaitVerdict {
+  /** Every started service is healthy (or ready, or completed): success. */
+  ok: boolean;
+  /** Services that failed for good (crash loop, non-zero exit, unhealthy, a failed condition). */
+  failed: { name: string; why: string }[];
+  /** Services still on their way: their state (and health, with its last output). */
+  pending: { name: string; state: string }[];
+}
+
+/**
+ * The decision of `hd up -d --wait` (pure): ok when every service that was started is running and
+ * ready and not `starting`/`unhealthy` by its healthcheck, or exited 0 (a completed one-shot); a
+ * service with neither a port nor a healthcheck counts once it has run `settleMs` (a command that
+ * fails at once must not pass for up);
+ * failed as soon as one crashed, exited non-zero, is unhealthy, could not start (`failed`), or
+ * waits for a service that failed. Services never started (`stopped`) do not count.
+ *
+ * @example
+ * ```ts
+ * import { waitVerdict } from "./report.ts";
+ * declare const services: Parameters<typeof waitVerdict>[0];
+ * const v = waitVerdict(services);
+ * if (v.failed.length) console.log(v.failed.map((f) => `${f.name}: ${f.why}`).join("\n"));
+ * ```
+ */
+export function waitVerdict(
+  services: readonly WaitInput[],
+  settleMs = 1000,
+): WaitVerdict {
+  const by = new Map(services.map((x) => [x.name, x]));
+  const why = (x: WaitInput): string | null => {
+    if (x.state === "crashed") return `crashed (exit code ${x.lastExitCode}, crash loop)`;
+    if (x.state === "exited" && x.lastExitCode !== 0) return `exited with code ${x.lastExitCode}`;
+    if (x.state === "failed") return `not started: ${x.reason ?? "a dependency failed"}`;
+    if (x.state === "running" && x.health === "unhealthy") {
+      return `unhealthy${x.healthOutput ? `: ${x.healthOutput}` : ""}`;
+    }
+    return null;
+  };
+  const failed: WaitVerdict["failed"] = [];
+  const pending: WaitVerdict["pending"] = [];
+  for (const x of services) {
+    if (x.state === "stopped") continue;
+    const w = why(x);
+    if (w) {
+      failed.push({ name: x.name, why: w });
+      continue;
+    }
+    const bare = x.ready === null && x.health === null; // nothing says it works but running
+    const done = (x.state === "running" && x.ready !== false && x.health !== "starting" &&
+      (!bare || (x.uptimeMs ?? 0) >= settleMs)) ||
+      (x.state === "exited" && x.lastExitCode === 0);
+    if (done) continue;
+    const dead = x.state === "waiting"
+      ? x.waitingFor.find((d) => {
+        const dep = by.get(d);
+        return dep && (why(dep) !== null || dep.state === "stopped");
+      })
+      : undefined;
+    if (dead) failed.push({ name: x.name, why: `waiting for ${dead}, which is not coming up` });
+    else {
+      const health = x.health ? `, ${x.health}${x.healthOutput ? `: ${x.healthOutput}` : ""}` : "";
+      const waiting = x.state === "waiting" ? ` for ${x.waitingFor.join(", ")}` : "";
+      pending.push({ name: x.name, state: x.state + waiting + health });
+    }
+  }
+  return { ok: failed.length === 0 && pending.length === 0, failed, pending };
+}
+
 /** Formats a duration in ms as "4s", "3m12s", "2h05m". */
 export function formatUptime(ms: number): string {
   const s = Math.floor(ms / 1000);

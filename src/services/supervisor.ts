@@ -22,6 +22,7 @@ import type { ServiceSpec } from "../config/types.ts";
 import { type DepGraph, restartSet, topoOrder } from "./graph.ts";
 import { type GroupProcess, signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
 import { servicePids, waitForListener } from "./readiness.ts";
+import { stampLine } from "./logs.ts";
 import {
   conditionMet,
   defaultCondition,
@@ -319,6 +320,24 @@ export class Supervisor {
     });
   }
 
+  /**
+   * Stops `names` (in reverse dependency order) and leaves them stopped until {@link start} or
+   * {@link restart}; what depends on them keeps running (as `docker compose stop`).
+   */
+  stop(names: Iterable<string>): Promise<void> {
+    return this.#serial(async () => {
+      const named = new Set(names);
+      for (const n of named) if (!this.#svc.has(n)) throw new Error(`no service "${n}"`);
+      for (const n of [...this.#order].reverse()) {
+        if (!named.has(n)) continue;
+        this.#desired.delete(n);
+        await this.#stopOne(n);
+        const s = this.#svc.get(n)!;
+        if (s.state !== "stopped") this.#set(s, "stopped");
+      }
+    });
+  }
+
   /** Stops every service in reverse dependency order; the supervisor can start again later. */
   stopAll(): Promise<void> {
     return this.#serial(async () => {
@@ -411,7 +430,7 @@ export class Supervisor {
     const s = this.#svc.get(name)!;
     if (!s.log) return;
     try {
-      const bytes = enc.encode(line + "\n");
+      const bytes = enc.encode(stampLine(Date.now(), line) + "\n"); // hd logs interleaves by it
       s.log.writeSync(bytes);
       s.logSize += bytes.length;
       if (s.logSize > LOG_ROTATE_BYTES && this.#o.logDir) {
