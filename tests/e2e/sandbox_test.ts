@@ -73,6 +73,18 @@ debounce = "10ms"
       assert(/web\s+running.*\bready\b/.test(up.stdout), up.stdout);
       // the healthcheck ran inside the container (/app exists only in its root)
       assert(/ready\s+healthy: v1\b/.test(up.stdout), up.stdout);
+      // hd exec SERVICE runs inside the running container (its root, its namespaces, its cwd)
+      const inSvc = await hd([
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        'cat site/index.html; echo "$PWD"; exit 3',
+      ], {
+        store,
+        cwd: dir,
+      });
+      assertEquals([inSvc.code, inSvc.stdout], [3, "v1\n/app\n"], inSvc.stderr);
       await reg.stop(); // everything needed is in the store now
       assertEquals(await get(`${base}/site/index.html`), "v1\n");
       assertEquals(await get(`${base}/gen/copy`), "v1\n");
