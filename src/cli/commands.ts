@@ -44,4 +44,5 @@ export const COMMANDS: CommandEntry[] = [
   { name: "mount", load: async () => (await import("./mount.ts")).mount },
   { name: "unmount", load: async () => (await import("./unmount.ts")).unmount },
   { name: "snapshot", load: async () => (await import("./snapshot.ts")).snapshot },
+  { name: "completions", load: async () => (await import("./completions.ts")).completions },
 ];
