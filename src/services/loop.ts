@@ -45,6 +45,7 @@ import { applyChanges, type UpdateResult } from "../watch/update.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
 import { configChanged, planRestart, type PlanState, planUpdate } from "./plan.ts";
 import { listenersOnPort } from "./readiness.ts";
+import { ownOutputFiles } from "../watch/own_output.ts";
 import { type ServiceStatus, Supervisor } from "./supervisor.ts";
 
 /**
@@ -182,6 +183,7 @@ export class DevLoop {
   #store: Store;
   #filter: PathFilter;
   #outputs: GlobSet;
+  #ownOutput: string[];
   #cache: StatCache;
   #tree: Tree | null = null;
   #filesRoot = "";
@@ -206,7 +208,9 @@ export class DevLoop {
     this.#o = opts;
     this.#spec = opts.spec;
     this.#store = opts.store;
-    this.#filter = trackedFilter(opts.spec);
+    // never track (nor watch) a file hd itself writes to: `hd up > up.log` must not loop
+    this.#ownOutput = ownOutputFiles(opts.spec.dir);
+    this.#filter = trackedFilter(opts.spec, this.#ownOutput);
     this.#outputs = new GlobSet(opts.spec.build.steps.flatMap((s) => s.outputs));
     this.#cache = StatCache.empty(opts.store);
     this.#watchGlobs = Object.fromEntries(
@@ -287,7 +291,13 @@ export class DevLoop {
       this.#print(`base ${this.#spec.environment.base}: preparing the image`);
     }
     await this.runtime.prepare();
-    const c = await compileEnv(this.#store, this.#spec, { baseId: this.runtime.baseId });
+    if (this.#ownOutput.length) {
+      this.#print(`not tracking ${this.#ownOutput.join(", ")}: hd writes its output there`);
+    }
+    const c = await compileEnv(this.#store, this.#spec, {
+      baseId: this.runtime.baseId,
+      exclude: this.#ownOutput,
+    });
     this.#tree = c.tree;
     this.#filesRoot = c.filesRoot;
     this.#envRoot = c.envId;
