@@ -39,7 +39,7 @@ const REF_HINT = "see docs/hdtoml.md for the hd.toml reference";
 /** Keys allowed in each table, for unknown-key errors and suggestions. */
 export const KNOWN_KEYS = {
   top: ["environment", "dependencies", "build", "services", "files", "options"],
-  environment: ["name", "base", "env", "workdir"],
+  environment: ["name", "base", "env", "workdir", "ca_certs"],
   build: ["steps", "cache"],
   step: ["run", "inputs", "outputs", "env", "network"],
   service: [
@@ -440,6 +440,16 @@ export function parseSpec(source: string, file: string): EnvSpec {
     env: envT.env === undefined ? {} : v.env("environment.env", envT.env),
     workdir: envT.workdir === undefined ? null : v.workdir("environment.workdir", envT.workdir),
   };
+  if (envT.ca_certs !== undefined) {
+    if (typeof envT.ca_certs !== "boolean") {
+      v.fail(
+        "environment.ca_certs",
+        `ca_certs must be true or false, not ${typeName(envT.ca_certs)}`,
+        "write ca_certs = true (no quotes)",
+      );
+    }
+    environment.caCerts = envT.ca_certs;
+  }
   if (environment.base !== null && /\s/.test(environment.base)) {
     v.fail(
       "environment.base",

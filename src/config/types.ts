@@ -108,6 +108,8 @@ export interface EnvSpec {
     env: Record<string, string>;
     /** Working directory inside the environment (default: the project dir on the host, /app in a sandbox). */
     workdir: string | null;
+    /** `ca_certs = true`: the host's CA certificates in the sandbox (as `HD_HOST_CA=1`). */
+    caCerts?: boolean;
   };
   dependencies: DependencySpec[];
   build: {

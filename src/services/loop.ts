@@ -46,6 +46,7 @@ import { ProjectWatcher } from "../watch/watcher.ts";
 import { configChanged, planRestart, type PlanState, planUpdate } from "./plan.ts";
 import { listenersOnPort } from "./readiness.ts";
 import { ownOutputFiles } from "../watch/own_output.ts";
+import { CA_CERTS_HINT, tlsInterception } from "../runtime/ca_certs.ts";
 import { type ServiceStatus, Supervisor } from "./supervisor.ts";
 
 /**
@@ -379,8 +380,11 @@ export class DevLoop {
         } catch { /* no log */ }
       };
       write(`[hd] step ${st.index + 1} (${st.hash}): ${st.run}`);
+      let untrusted = false; // a TLS-intercepting proxy: hint at ca_certs
       this.#running = this.runtime.runStep(st.index, st.hash, spec, {
-        onLine: (line) => (write(line), this.#o.print("build", line)),
+        onLine: (
+          line,
+        ) => (untrusted ||= tlsInterception(line), write(line), this.#o.print("build", line)),
       });
       const r = await this.#running.done;
       this.#running = null;
@@ -391,6 +395,10 @@ export class DevLoop {
           ? `step ${st.index + 1} done in ${st.ms} ms`
           : `step ${st.index + 1} failed with exit code ${r.code} after ${st.ms} ms`,
       );
+      // (on the host a step already has the host's certificates)
+      if (r.code !== 0 && untrusted && this.#spec.environment.base !== null) {
+        if (!this.#spec.environment.caCerts) this.#print(`hint: ${CA_CERTS_HINT}`);
+      }
       this.#o.onEvent?.({ event: "step", index: st.index, hash: st.hash, code: r.code, ms: st.ms });
       if (r.code !== 0) failed.push(st.index);
     }
