@@ -153,6 +153,11 @@ export interface CheckContext {
   env: Record<string, string>;
   /** The service's processes now. */
   pids: readonly number[];
+  /**
+   * The service runs in a container: a CMD check runs only inside it (never on the host, not even
+   * while the container is being created).
+   */
+  sandboxed?: boolean;
 }
 
 function nsPidDepth(pid: number): number {
@@ -229,6 +234,7 @@ async function runCommand(
   timeoutMs: number,
 ): Promise<CheckResult> {
   const init = containerInit(ctx.pids);
+  if (init === null && ctx.sandboxed) return { ok: false, output: "its container is not up yet" };
   const command = init === null
     ? `exec ${argv.map(shQuote).join(" ")}`
     : nsenterCommand(init, argv);

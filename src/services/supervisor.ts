@@ -529,7 +529,14 @@ export class Supervisor {
       s.healthTimer = null;
       if (!live()) return;
       const pids = this.#o.pids?.(name, leader) ?? servicePids(leader);
-      const r = await runCheck(hc, { cwd, env: { ...this.#o.env, ...s.spec.env }, pids });
+      // a sandboxed service's command is wrapped (src/runtime/sandbox_services.ts): HD_SANDBOX
+      const sandboxed = Object.hasOwn(s.spec.env, "HD_SANDBOX");
+      const r = await runCheck(hc, {
+        cwd,
+        env: { ...this.#o.env, ...s.spec.env },
+        pids,
+        sandboxed,
+      });
       if (!live() || !s.health) return;
       const before = s.health.status;
       s.health = healthState(s.health, r, Date.now(), hc);

@@ -4,6 +4,7 @@ import {
   listenerOf,
   ownListener,
   parseProcNetTcp,
+  pollInterval,
   serviceTree,
   socketInode,
 } from "../../src/services/readiness.ts";
@@ -83,6 +84,20 @@ Deno.test("readiness: the service's processes are its group and descendants (tab
   assertEquals(serviceTree(procs, 200), [200, 201]);
   assertEquals(serviceTree(procs, 999), [], "a leader that is gone has no processes");
   assertEquals(serviceTree([{ pid: 5, ppid: 5, pgid: 5 }], 5), [5], "a self-parent loop ends");
+});
+
+Deno.test("readiness: polls often at first, rarely for a service that never listens (table)", () => {
+  const cases: [number, number][] = [
+    [0, 10],
+    [299, 10],
+    [300, 25],
+    [1999, 25],
+    [2000, 50],
+    [9999, 50],
+    [10_000, 250],
+    [3_600_000, 250],
+  ];
+  for (const [t, want] of cases) assertEquals(pollInterval(t), want, `${t} ms`);
 });
 
 Deno.test("readiness: listenerOf sees this process's own listener, not another's", () => {
