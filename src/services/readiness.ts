@@ -1,10 +1,11 @@
 /**
  * Port readiness that is the service's own: a service with a `port` is ready once one of ITS
  * processes holds a listening TCP socket on that port — a port held by another process never makes
- * it ready. The check reads /proc and opens no connection (a server never logs an aborted
- * connection from it): the LISTEN sockets of /proc/<pid>/net/tcp and tcp6 (the table of that
- * process's network namespace, so a service in its own namespace is seen in it), matched by socket
- * inode against the descriptors in /proc/<pid>/fd of the service's processes.
+ * it ready. The check opens no connection (a server never logs an aborted connection from it): the
+ * LISTEN sockets of the service's network namespace — from the kernel's sock_diag netlink in hd's
+ * own namespace (ffi/sockdiag.ts: tens of µs), else /proc/<pid>/net/tcp and tcp6 of a process of
+ * the service (that process's namespace, so a service in its own namespace is seen in it) —
+ * matched by socket inode against the descriptors in /proc/<pid>/fd of the service's processes.
  *
  * Which processes are the service's is a parameter ({@link WaitOptions.pids}); by default
  * {@link servicePids}: the group leader hd started, the members of its process group, and every
@@ -18,6 +19,8 @@
  * ```
  * @module
  */
+
+import { listeningSockets } from "../../ffi/sockdiag.ts";
 
 /** A listening TCP socket from /proc/net/tcp or tcp6. */
 export interface TcpListener {
@@ -193,7 +196,16 @@ export function listenerOf(port: number, pids: readonly number[]): TcpListener |
     if (ns !== null && !netns.has(ns)) netns.set(ns, pid);
   }
   if (inodes.size === 0) return null;
-  for (const pid of netns.values()) {
+  const own = readLink("/proc/self/ns/net");
+  for (const [ns, pid] of netns) {
+    // hd's own namespace: ask the kernel for its listening sockets only (sock_diag, µs); another
+    // namespace (a sandboxed service's): that namespace's tables in /proc
+    const fast = ns === own ? listeningSockets() : null;
+    if (fast) {
+      const l = ownListener(fast, port, inodes);
+      if (l) return l;
+      continue;
+    }
     for (const table of ["tcp", "tcp6"]) {
       const own = ownListener(parseProcNetTcp(readText(`/proc/${pid}/net/${table}`)), port, inodes);
       if (own) return own;
@@ -225,8 +237,9 @@ export interface WaitOptions {
 /**
  * Time between readiness polls `elapsedMs` after the start: 10 ms for the first 300 ms, 25 ms
  * until 2 s, 50 ms until 10 s, then 250 ms. A poll reads the service's descriptors and, once it
- * holds sockets, its namespace's tcp tables (≈ 2–5 ms with a few hundred sockets on the machine:
- * the kernel prints every socket), so a service that never listens costs little.
+ * holds sockets, its namespace's listening sockets (≈ 0.1 ms by sock_diag; 2–5 ms through /proc
+ * tables with a few hundred sockets on the machine, the kernel printing every one), so a service
+ * that never listens costs little.
  */
 export function pollInterval(elapsedMs: number): number {
   return elapsedMs < 300 ? 10 : elapsedMs < 2000 ? 25 : elapsedMs < 10_000 ? 50 : 250;

@@ -9,6 +9,7 @@ import {
   socketInode,
 } from "../../src/services/readiness.ts";
 import { Supervisor } from "../../src/services/supervisor.ts";
+import { diagRequest, listeningSockets, parseDiagAnswer } from "../../ffi/sockdiag.ts";
 import { freePort, svc, waitFor } from "./_util.ts";
 
 const NODE = skipUnless({ commands: ["node", "setsid"] });
@@ -163,3 +164,106 @@ testIf(
     }
   },
 );
+
+const NETNS = skipUnless({ commands: ["node", "setsid", "unshare", "ip"], root: true });
+
+testIf(
+  NETNS,
+  "supervisor: a service in its own network namespace is ready on its listener there, whoever holds the port on the host",
+  async () => {
+    using tmp = tempDir();
+    const port = freePort();
+    const other = Deno.listen({ hostname: "127.0.0.1", port }); // the host's port: not the service's
+    const events: string[] = [];
+    const js =
+      `require('net').createServer(c=>c.end()).listen(${port},'127.0.0.1',()=>console.log('listening'))`;
+    const sup = new Supervisor({
+      services: {
+        ns: svc("ns", `exec unshare -n sh -c 'ip link set lo up; sleep 0.3; exec node -e "$JS"'`, {
+          port,
+          env: { JS: js },
+        }),
+      },
+      dir: tmp.path,
+      env: { PATH: Deno.env.get("PATH")! },
+      graceMs: 1000,
+      onEvent: (s, m) => events.push(`${s}: ${m}`),
+    });
+    try {
+      sup.start();
+      await waitFor(() => sup.status()[0].pid !== null, "started");
+      await new Promise((r) => setTimeout(r, 150));
+      assertEquals(sup.status()[0].ready, false, "not before its own listener");
+      await waitFor(() => sup.status()[0].ready === true, "ready in its namespace", 10_000);
+      assert(events.includes(`ns: ready on 127.0.0.1:${port}`), events.join("\n"));
+    } finally {
+      other.close();
+      await sup.close();
+    }
+  },
+);
+
+Deno.test("sock_diag: the request, and answers parsed (table)", () => {
+  const req = diagRequest(2, 7);
+  const v = new DataView(req.buffer);
+  assertEquals([v.getUint32(0, true), v.getUint16(4, true), v.getUint32(8, true)], [72, 20, 7]);
+  assertEquals([req[16], req[17], v.getUint32(20, true)], [2, 6, 1 << 10]);
+  // one inet_diag_msg for 127.0.0.1:8080 inode 4242, one for [::1]:3000 inode 7, then DONE
+  const msg = (family: number, addr: number[], port: number, inode: number) => {
+    const b = new Uint8Array(16 + 72);
+    const d = new DataView(b.buffer);
+    d.setUint32(0, b.length, true);
+    d.setUint16(4, 20, true);
+    b[16] = family;
+    b[17] = 10;
+    d.setUint16(20, port, false);
+    b.set(addr, 24);
+    d.setUint32(16 + 68, inode, true);
+    return b;
+  };
+  const done = new Uint8Array(20);
+  new DataView(done.buffer).setUint32(0, 20, true);
+  new DataView(done.buffer).setUint16(4, 3, true);
+  const v6 = [...new Array(15).fill(0), 1];
+  const all = new Uint8Array([
+    ...msg(2, [127, 0, 0, 1], 8080, 4242),
+    ...msg(10, v6, 3000, 7),
+    ...done,
+  ]);
+  assertEquals(parseDiagAnswer(all), {
+    sockets: [
+      { address: "127.0.0.1", port: 8080, inode: 4242 },
+      { address: "::1", port: 3000, inode: 7 },
+    ],
+    done: true,
+    error: null,
+  });
+  assertEquals(parseDiagAnswer(all.subarray(0, 88)).done, false, "more to come");
+  assertEquals(parseDiagAnswer(all.subarray(0, 50)).sockets, [], "a cut message is not read");
+  const err = new Uint8Array(36);
+  new DataView(err.buffer).setUint32(0, 36, true);
+  new DataView(err.buffer).setUint16(4, 2, true);
+  new DataView(err.buffer).setInt32(16, -13, true);
+  assertEquals(parseDiagAnswer(err).error, 13);
+});
+
+Deno.test("sock_diag: the kernel's listening sockets are /proc/net/tcp's LISTEN lines", () => {
+  const a = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const b = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+  try {
+    const fast = listeningSockets();
+    if (fast === null) return void console.log("skipped: sock_diag unavailable here");
+    const key = (x: { address: string; port: number; inode: number }) =>
+      `${x.address} ${x.port} ${x.inode}`;
+    const proc = ["tcp", "tcp6"].flatMap((t) =>
+      parseProcNetTcp(Deno.readTextFileSync(`/proc/self/net/${t}`))
+    );
+    const mine = (x: { port: number }) =>
+      x.port === (a.addr as Deno.NetAddr).port || x.port === (b.addr as Deno.NetAddr).port;
+    assertEquals(fast.filter(mine).map(key).sort(), proc.filter(mine).map(key).sort());
+    assertEquals(fast.filter(mine).length, 2);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
