@@ -158,6 +158,8 @@ export interface CheckContext {
    * while the container is being created).
    */
   sandboxed?: boolean;
+  /** Aborting ends a running check at once (its process group is killed): the service stops. */
+  signal?: AbortSignal;
 }
 
 function nsPidDepth(pid: number): number {
@@ -252,14 +254,24 @@ async function runCommand(
     return out;
   };
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), timeoutMs));
+  let onAbort = () => {};
+  const timedOut = new Promise<"timeout" | "aborted">((r) => {
+    timer = setTimeout(() => r("timeout"), timeoutMs);
+    onAbort = () => r("aborted");
+    ctx.signal?.addEventListener("abort", onAbort);
+    if (ctx.signal?.aborted) r("aborted");
+  });
   const done = Promise.all([proc.status, read(proc.stdout), read(proc.stderr)]);
   const first = await Promise.race([done, timedOut]);
   clearTimeout(timer);
-  if (first === "timeout") {
+  ctx.signal?.removeEventListener("abort", onAbort);
+  if (first === "timeout" || first === "aborted") {
     signalGroup(proc.pid, "SIGKILL"); // hd started this group just now
     await done.catch(() => {});
-    return { ok: false, output: `timed out after ${timeoutMs} ms` };
+    return {
+      ok: false,
+      output: first === "timeout" ? `timed out after ${timeoutMs} ms` : "stopped",
+    };
   }
   const [st, out, err] = first;
   const line = lastLine(out + "\n" + err);
@@ -284,9 +296,10 @@ export async function runCheck(spec: HealthcheckSpec, ctx: CheckContext): Promis
     }
     case "http": {
       try {
+        const timeout = AbortSignal.timeout(spec.timeoutMs);
         const r = await fetch(p.url, {
           redirect: "manual",
-          signal: AbortSignal.timeout(spec.timeoutMs),
+          signal: ctx.signal ? AbortSignal.any([timeout, ctx.signal]) : timeout,
         });
         await r.body?.cancel();
         return { ok: r.status >= 200 && r.status < 400, output: `HTTP ${r.status}` };

@@ -129,6 +129,8 @@ interface Svc {
   logSize: number;
   health: HealthState | null;
   healthTimer: ReturnType<typeof setTimeout> | null;
+  /** Ends the running healthcheck when the service stops. */
+  healthAbort: AbortController | null;
   reason: string | null;
 }
 
@@ -181,6 +183,7 @@ export class Supervisor {
         logSize: opts.logDir ? fileSize(`${opts.logDir}/${name}.log`) : 0,
         health: null,
         healthTimer: null,
+        healthAbort: null,
         reason: null,
       });
     }
@@ -524,6 +527,8 @@ export class Supervisor {
     const hc = s.spec.healthcheck!;
     const leader = s.proc!.pid;
     s.health = initialHealth(Date.now());
+    const abort = new AbortController();
+    s.healthAbort = abort;
     const live = () => s.gen === gen && s.proc !== null && s.proc.pid === leader;
     const tick = async () => {
       s.healthTimer = null;
@@ -536,6 +541,7 @@ export class Supervisor {
         env: { ...this.#o.env, ...s.spec.env },
         pids,
         sandboxed,
+        signal: abort.signal,
       });
       if (!live() || !s.health) return;
       const before = s.health.status;
@@ -558,6 +564,8 @@ export class Supervisor {
   #stopHealth(s: Svc): void {
     if (s.healthTimer !== null) clearTimeout(s.healthTimer);
     s.healthTimer = null;
+    s.healthAbort?.abort();
+    s.healthAbort = null;
   }
 
   #died(name: string, gen: number): void {

@@ -10,7 +10,7 @@ import {
   nextCheckDelay,
 } from "../../src/services/health.ts";
 import { Supervisor } from "../../src/services/supervisor.ts";
-import { freePort, svc, waitFor } from "./_util.ts";
+import { freePort, pidsWith, svc, waitFor } from "./_util.ts";
 
 const SETSID = skipUnless({ commands: ["setsid"] });
 const NODE = skipUnless({ commands: ["node", "setsid"] });
@@ -452,3 +452,20 @@ testIf(
     }
   },
 );
+
+testIf(SETSID, "health: stopping a service ends its running check at once", async () => {
+  using tmp = tempDir();
+  const marker = `${Math.floor(Math.random() * 1e6) + 1000}.5`; // a unique sleep time
+  const events: string[] = [];
+  const sup = supervisor(tmp.path, [
+    ["db", "exec sleep 600", {
+      healthcheck: quick({ kind: "cmd", argv: ["sleep", marker] }, { timeoutMs: 3_600_000 }),
+    }],
+  ], events);
+  sup.start();
+  await waitFor(() => pidsWith(`sleep ${marker}`).length > 0, "the check running");
+  const t0 = performance.now();
+  await sup.close();
+  assert(performance.now() - t0 < 3000, "close did not wait for the check");
+  await waitFor(() => pidsWith(`sleep ${marker}`).length === 0, "the check killed", 3000);
+});
