@@ -30,9 +30,11 @@ export const down: Command = {
     const stale = cleanupIfStale(dir);
     // the sandbox's root is unmounted once nothing runs in it (the project can then be deleted)
     const release = async () => {
-      if (spec.environment.base === null) return;
+      const images = await import("../runtime/image_services.ts");
+      if (spec.environment.base === null && !images.imageServiceNames(spec).length) return;
       const { releaseEnv } = await import("../runtime/sandbox_steps.ts");
       await releaseEnv(spec);
+      images.releaseImageServices(spec);
     };
     if (stale) {
       await release();

@@ -19,6 +19,7 @@ import { HdError } from "../sys/errors.ts";
 import { durationOverLimit, parseDuration } from "./duration.ts";
 import { type LineCol, SourcePositions } from "./positions.ts";
 import { didYouMean } from "./suggest.ts";
+import { commandForm, imageWorkdir, RUN_KEYS, serviceRunKeys } from "./service_keys.ts";
 import type {
   BuildStepSpec,
   DependencySpec,
@@ -39,7 +40,16 @@ export const KNOWN_KEYS = {
   environment: ["name", "base", "env", "workdir"],
   build: ["steps", "cache"],
   step: ["run", "inputs", "outputs", "env", "network"],
-  service: ["command", "watch", "port", "depends_on", "restart_policy", "env", "workdir"],
+  service: [
+    "command",
+    "watch",
+    "port",
+    "depends_on",
+    "restart_policy",
+    "env",
+    "workdir",
+    ...RUN_KEYS,
+  ],
   files: ["include", "exclude"],
   options: ["restart_grace", "debounce"],
   fileDependency: ["file"],
@@ -599,10 +609,12 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
   }
   const t = v.table(path, sv, `[services.${name}]`);
   v.keys(path, t, KNOWN_KEYS.service, `[services.${name}]`);
-  if (t.command === undefined) {
+  if (t.command === undefined && t.image === undefined) {
     v.fail(`${path}.command`, `service "${name}" needs a command`, 'add command = "…"', true);
   }
-  const command = v.str(`${path}.command`, t.command);
+  // compose's image/command/entrypoint/user (src/config/service_keys.ts)
+  const run = serviceRunKeys(v, path, t);
+  const command = t.command === undefined ? "" : commandForm(v, `${path}.command`, t.command).shown;
   const watch = t.watch === undefined ? [] : v.globs(`${path}.watch`, t.watch, '["src/**"]');
   let port: number | null = null;
   if (t.port !== undefined) {
@@ -642,7 +654,11 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
     restart_policy = r as RestartPolicy;
   }
   const env = t.env === undefined ? {} : v.env(`${path}.env`, t.env);
-  const workdir = t.workdir === undefined ? "." : v.relPath(`${path}.workdir`, t.workdir, true);
+  const workdir = t.workdir === undefined
+    ? "."
+    : run.image !== undefined
+    ? imageWorkdir(v, `${path}.workdir`, v.workdir(`${path}.workdir`, t.workdir))
+    : v.relPath(`${path}.workdir`, t.workdir, true);
   return {
     name,
     command,
@@ -653,6 +669,7 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
     env,
     workdir,
     at: v.at(path, true),
+    ...run,
   };
 }
 

@@ -58,9 +58,17 @@ export interface ServiceSpec {
   restart_policy: RestartPolicy;
   /** Environment variables (on top of [environment].env). */
   env: Record<string, string>;
-  /** Working directory relative to the project (default "."). */
+  /** Working directory relative to the project (default "."); absolute for an `image` service. */
   workdir: string;
   at?: Position;
+  /** `image = "REF"`: the service runs in its own sandbox on that image (absent: base or host). */
+  image?: string;
+  /** `command` in exec form (an array in hd.toml); absent for the string form (see `command`). */
+  argv?: string[];
+  /** `entrypoint` (a string becomes `/bin/sh -c STRING`); absent: the image's ENTRYPOINT. */
+  entrypoint?: string[];
+  /** `user` as written: `name`, `uid`, `name:group`, `uid:gid`; absent: the image's USER. */
+  user?: string;
 }
 
 /** The whole hd.toml. */

@@ -37,6 +37,7 @@ import {
 } from "./sandbox_steps.ts";
 import { sandboxedServices, writeServiceConfigs } from "./sandbox_services.ts";
 import { aptLayer } from "./apt_layer.ts";
+import { ImageServices } from "./image_services.ts";
 import { packagesFor } from "../env/compile.ts";
 
 /**
@@ -70,13 +71,16 @@ export class SandboxRuntime implements LoopRuntime {
   #base: string[] = [];
 
   #note: (line: string) => void;
+  /** Services with an image of their own (image_services.ts). */
+  #images: ImageServices;
 
   /** `note` receives progress lines (pull, materialized layers, apt packages). */
   constructor(spec: EnvSpec, store: Store, note: (line: string) => void = () => {}) {
     this.#spec = spec;
     this.#store = store;
     this.#note = note;
-    this.services = sandboxedServices(spec);
+    this.#images = new ImageServices(spec, store, note);
+    this.services = this.#images.wrap(sandboxedServices(spec));
     this.hostEnv = { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" };
   }
 
@@ -106,6 +110,7 @@ export class SandboxRuntime implements LoopRuntime {
     );
     if (apt) (materializeLayer(this.#store, apt), this.#base.push(apt));
     this.#env = { ...ctx, store: this.#store, compiled: null as never, timings: {} };
+    await this.#images.prepare();
   }
 
   isCached(index: number, hash: string): boolean {
@@ -174,6 +179,7 @@ export class SandboxRuntime implements LoopRuntime {
     ];
     const root = mountEnv(env);
     writeServiceConfigs(env, root.target);
+    this.#images.ready();
     const key = env.layers.join(":");
     const changed = this.#mounted !== "" && this.#mounted !== key;
     this.#mounted = key;

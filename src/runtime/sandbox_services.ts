@@ -45,28 +45,32 @@ export function serviceScript(spec: EnvSpec, name: string): string {
     `>/dev/null 2>&1; exec ${q(runcRunArgv(state, serviceBundle(spec, name), id))}`;
 }
 
+/** Service `s` wrapped to start its bundle with runc; `shown` is the command its lines show. */
+export function wrapService(spec: EnvSpec, s: ServiceSpec, shown = s.command): ServiceSpec {
+  // the sandbox command line sits in a variable so that the supervisor's "started" line shows
+  // the service's own command (after the shell comment sign)
+  const original = shown.replace(/\s*\n\s*/g, " ");
+  return {
+    ...s,
+    command: `eval "$HD_SANDBOX" # in the sandbox: ${original}`,
+    env: hostEnv({ HD_SANDBOX: serviceScript(spec, s.name) }),
+    workdir: ".",
+  };
+}
+
 /** The services of `spec`, each wrapped to start in the sandbox (see the module doc). */
 export function sandboxedServices(spec: EnvSpec): Record<string, ServiceSpec> {
   const out: Record<string, ServiceSpec> = {};
-  for (const [name, s] of Object.entries(spec.services)) {
-    // the sandbox command line sits in a variable so that the supervisor's "started" line shows
-    // the service's own command (after the shell comment sign)
-    const original = s.command.replace(/\s*\n\s*/g, " ");
-    out[name] = {
-      ...s,
-      command: `eval "$HD_SANDBOX" # in the sandbox: ${original}`,
-      env: hostEnv({ HD_SANDBOX: serviceScript(spec, name) }),
-      workdir: ".",
-    };
-  }
+  for (const [name, s] of Object.entries(spec.services)) out[name] = wrapService(spec, s);
   return out;
 }
 
 /** Writes the runtime configuration of every service for the root mounted at `root`. */
 export function writeServiceConfigs(env: SandboxEnv, root: string): void {
   for (const [name, s] of Object.entries(env.spec.services)) {
+    if (s.image !== undefined) continue; // its own root: image_services.ts
     const cwd = s.workdir && s.workdir !== "." ? `${env.workdir}/${s.workdir}` : env.workdir;
-    const opts = envSandbox(env, root, ["sh", "-c", s.command], {
+    const opts = envSandbox(env, root, s.argv ?? ["sh", "-c", s.command], {
       env: { ...env.env, ...s.env },
       cwd,
     });

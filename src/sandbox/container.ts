@@ -20,13 +20,14 @@ import {
   type KeptPath,
   ociConfig,
   type OverlaySpec,
+  type ProcessUser,
   type RuntimeOptions,
 } from "./oci_config.ts";
 import { resolveInRoot } from "./inroot.ts";
 import { containerId, deleteContainer, runcRunArgv, sweepContainers, tiniPath } from "./runc.ts";
 import { signalChild } from "./process.ts";
 
-export type { BindSpec, OverlaySpec } from "./oci_config.ts";
+export type { BindSpec, OverlaySpec, ProcessUser } from "./oci_config.ts";
 
 /** What to run and where. */
 export interface SandboxOptions {
@@ -56,6 +57,8 @@ export interface SandboxOptions {
   runDir?: string;
   /** Container kind in its id (default "run"). */
   kind?: "step" | "exec" | "run";
+  /** Who the command runs as (default root). */
+  user?: ProcessUser;
 }
 
 /** Where the host's CA bundle is, when there is one. */
@@ -96,6 +99,7 @@ export function containerSpec(opts: SandboxOptions): ContainerSpec {
     readonlyRoot: opts.readonlyRoot,
     overlays: opts.overlays,
     keep: keptPaths(opts.root, opts.keep ?? []),
+    ...(opts.user ? { user: opts.user } : {}),
   };
 }
 

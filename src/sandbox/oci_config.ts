@@ -61,6 +61,15 @@ export interface ContainerSpec {
    * and from there onto itself after them.
    */
   keep?: KeptPath[];
+  /** Who the command runs as (default root, 0:0). */
+  user?: ProcessUser;
+}
+
+/** The user of a container's process: uid, primary gid and supplementary groups. */
+export interface ProcessUser {
+  uid: number;
+  gid: number;
+  additionalGids?: number[];
 }
 
 /** A kept path (see ContainerSpec.keep), its host paths resolved inside the root. */
@@ -331,7 +340,7 @@ export function ociConfig(c: ContainerSpec, rt: RuntimeOptions): Record<string, 
     ociVersion: "1.0.2",
     process: {
       terminal: false,
-      user: { uid: 0, gid: 0 },
+      user: c.user ?? { uid: 0, gid: 0 },
       args: [INIT_PATH, "-g", "--", ...c.argv],
       env: Object.entries(c.env).map(([k, v]) => `${k}=${v}`),
       cwd: c.cwd,
