@@ -20,6 +20,7 @@ import { durationOverLimit, parseDuration } from "./duration.ts";
 import { type LineCol, SourcePositions } from "./positions.ts";
 import { didYouMean } from "./suggest.ts";
 import { commandForm, imageWorkdir, RUN_KEYS, serviceRunKeys } from "./service_keys.ts";
+import { declaredVolumes, serviceVolumes, VOLUME_KEYS } from "./volume_keys.ts";
 import type {
   BuildStepSpec,
   DependencySpec,
@@ -36,7 +37,7 @@ const REF_HINT = "see docs/hdtoml.md for the hd.toml reference";
 
 /** Keys allowed in each table, for unknown-key errors and suggestions. */
 export const KNOWN_KEYS = {
-  top: ["environment", "dependencies", "build", "services", "files", "options"],
+  top: ["environment", "dependencies", "build", "services", "files", "options", "volumes"],
   environment: ["name", "base", "env", "workdir"],
   build: ["steps", "cache"],
   step: ["run", "inputs", "outputs", "env", "network"],
@@ -49,6 +50,7 @@ export const KNOWN_KEYS = {
     "env",
     "workdir",
     ...RUN_KEYS,
+    ...VOLUME_KEYS,
   ],
   files: ["include", "exclude"],
   options: ["restart_grace", "debounce"],
@@ -519,7 +521,7 @@ export function parseSpec(source: string, file: string): EnvSpec {
   if (doc.services !== undefined) {
     const st = v.table("services", doc.services, "[services]");
     for (const [sname, sv] of Object.entries(st)) {
-      services[sname] = service(v, sname, sv);
+      services[sname] = service(v, sname, sv, environment.base !== null);
     }
     checkDependsOn(v, services);
   }
@@ -551,7 +553,9 @@ export function parseSpec(source: string, file: string): EnvSpec {
   }
 
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
-  return { file, dir, environment, dependencies, build, services, files, options };
+  const spec: EnvSpec = { file, dir, environment, dependencies, build, services, files, options };
+  if (doc.volumes !== undefined) spec.volumes = declaredVolumes(v, doc.volumes);
+  return spec;
 }
 
 function step(v: Validator, s: unknown, index: number): BuildStepSpec {
@@ -597,7 +601,7 @@ function step(v: Validator, s: unknown, index: number): BuildStepSpec {
   return { run, inputs, outputs, env, network, index, at };
 }
 
-function service(v: Validator, name: string, sv: unknown): ServiceSpec {
+function service(v: Validator, name: string, sv: unknown, base = false): ServiceSpec {
   const path = `services.${name}`;
   if (!SERVICE_NAME.test(name)) {
     v.fail(
@@ -670,6 +674,7 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
     workdir,
     at: v.at(path, true),
     ...run,
+    ...serviceVolumes(v, path, t, base || run.image !== undefined),
   };
 }
 

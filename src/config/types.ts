@@ -69,6 +69,23 @@ export interface ServiceSpec {
   entrypoint?: string[];
   /** `user` as written: `name`, `uid`, `name:group`, `uid:gid`; absent: the image's USER. */
   user?: string;
+  /** `volumes` then `tmpfs`, in order (absent: none). */
+  volumes?: VolumeMount[];
+}
+
+/**
+ * One mount of a service: a named volume (`source` its name; "" for an anonymous one, which
+ * mounts nothing: the path stays in the container's own files), a bind of a project path
+ * (`source` relative to the project, "." for the project), or a tmpfs.
+ */
+export interface VolumeMount {
+  type: "volume" | "bind" | "tmpfs";
+  source: string;
+  /** Absolute, normalized path inside the container. */
+  target: string;
+  read_only: boolean;
+  /** `:nocopy`: a new named volume is not seeded from the image. */
+  nocopy?: boolean;
 }
 
 /** The whole hd.toml. */
@@ -101,4 +118,6 @@ export interface EnvSpec {
     /** Quiet period before a burst of file changes is processed. */
     debounceMs: number;
   };
+  /** Names of the top-level `[volumes.NAME]` tables (absent: none declared). */
+  volumes?: string[];
 }

@@ -10,8 +10,8 @@
  * `WorkingDir` (unless `workdir`), `User` (unless `user`; names resolved through the image's
  * /etc/passwd and /etc/group, read inside the root without following a symlink out of it), and
  * ENTRYPOINT/CMD combined with the service's `entrypoint`/`command` by {@link imageArgv}. The
- * project is not mounted: an image service sees only its image (and, later, the volumes it asks
- * for). The decisions are pure functions with table tests (tests/runtime/image_services_test.ts).
+ * project is not mounted: an image service sees only its image and the volumes it asks for
+ * (src/runtime/volumes.ts). The decisions are pure functions with table tests (tests/runtime/image_services_test.ts).
  *
  * @example
  * ```ts
@@ -34,6 +34,7 @@ import { type ProcessUser, type SandboxOptions, writeBundle } from "../sandbox/c
 import { serviceContainerId } from "../sandbox/runc.ts";
 import { serviceBundle, wrapService } from "./sandbox_services.ts";
 import { envRunDir, hostCaWanted } from "./sandbox_steps.ts";
+import { serviceMounts } from "./volumes.ts";
 
 /** The default PATH when an image sets none (Docker's). */
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -280,6 +281,7 @@ export class ImageServices {
       `[services.${s.name}].workdir`,
     );
     mkdirInRoot(root, cwd);
+    const mounts = serviceMounts(this.#store, this.#spec, s, root);
     const env: Record<string, string> = { ...imageEnvOf(cfg), ...s.env };
     env.HOME ??= user.home;
     env.HD_ENV = this.#spec.environment.name;
@@ -288,7 +290,8 @@ export class ImageServices {
       argv,
       env,
       cwd,
-      binds: [],
+      binds: mounts.binds,
+      tmpfs: mounts.tmpfs,
       runDir: envRunDir(this.#spec),
       kind: "run",
       network: "host",

@@ -20,6 +20,7 @@ import type { EnvSpec, ServiceSpec } from "../config/types.ts";
 import { hostEnv, writeBundle } from "../sandbox/container.ts";
 import { runcDeleteArgv, runcRunArgv, serviceContainerId } from "../sandbox/runc.ts";
 import { envRunDir, envSandbox, envSandboxDir, type SandboxEnv } from "./sandbox_steps.ts";
+import { serviceMounts } from "./volumes.ts";
 
 /** Quotes `s` for sh. */
 export function shQuote(s: string): string {
@@ -74,6 +75,8 @@ export function writeServiceConfigs(env: SandboxEnv, root: string): void {
       env: { ...env.env, ...s.env },
       cwd,
     });
+    const m = serviceMounts(env.store, env.spec, s, root); // volumes.ts
+    (opts.binds.push(...m.binds), opts.tmpfs = m.tmpfs);
     writeBundle(serviceBundle(env.spec, name), opts, serviceContainerId(env.spec.dir, name));
   }
 }

@@ -59,6 +59,8 @@ export interface SandboxOptions {
   kind?: "step" | "exec" | "run";
   /** Who the command runs as (default root). */
   user?: ProcessUser;
+  /** Paths inside that get a fresh tmpfs. */
+  tmpfs?: string[];
 }
 
 /** Where the host's CA bundle is, when there is one. */
@@ -100,6 +102,7 @@ export function containerSpec(opts: SandboxOptions): ContainerSpec {
     overlays: opts.overlays,
     keep: keptPaths(opts.root, opts.keep ?? []),
     ...(opts.user ? { user: opts.user } : {}),
+    ...(opts.tmpfs?.length ? { tmpfs: opts.tmpfs } : {}),
   };
 }
 

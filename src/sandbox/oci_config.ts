@@ -63,6 +63,8 @@ export interface ContainerSpec {
   keep?: KeptPath[];
   /** Who the command runs as (default root, 0:0). */
   user?: ProcessUser;
+  /** Absolute paths inside that get a fresh tmpfs (after the overlays, before the binds). */
+  tmpfs?: string[];
 }
 
 /** The user of a container's process: uid, primary gid and supplementary groups. */
@@ -283,6 +285,9 @@ export function containerMounts(c: ContainerSpec, init: string): Mount[] {
       source: "overlay",
       options: [`lowerdir=${o.lowers.join(":")}`, `upperdir=${o.upper}`, `workdir=${o.work}`],
     });
+  }
+  for (const t of c.tmpfs ?? []) {
+    m.push({ destination: t, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev"] });
   }
   for (const b of c.binds) {
     m.push({

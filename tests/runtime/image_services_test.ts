@@ -270,7 +270,9 @@ name = "mixed"
 base = "${base}"
 
 [services.app]
-command = "httpd -f -p 127.0.0.1:${p1} -h /app"
+command = "cat /app/index.html > /data/copy; exec httpd -f -p 127.0.0.1:${p1} -h /app"
+volumes = ["shared:/data", "./:/app/again:ro"]
+tmpfs = ["/run"]
 port = ${p1}
 
 [services.img]
@@ -294,6 +296,12 @@ port = ${p2}
     const [pid] = pidsOf(["httpd", "-f", "-p", `127.0.0.1:${p2}`, "-h", "/srv"]);
     assert(pid, "the image service's httpd");
     assertEquals(ids(pid).uid, 0);
+    // a base service's volumes: a named volume and a read-only bind beside the project
+    assertEquals(await get(`http://127.0.0.1:${p1}/again/index.html`), "project\n");
+    assertEquals(
+      Deno.readTextFileSync(`${tmp.path}/store/volumes/mixed/shared/copy`),
+      "project\n",
+    );
   } finally {
     await sup?.close();
     await reg.stop().catch(() => {});
