@@ -21,6 +21,8 @@ import { type LineCol, SourcePositions } from "./positions.ts";
 import { didYouMean } from "./suggest.ts";
 import { commandForm, imageWorkdir, RUN_KEYS, serviceRunKeys } from "./service_keys.ts";
 import { declaredVolumes, serviceVolumes, VOLUME_KEYS } from "./volume_keys.ts";
+import { dotEnv, ENV_FILE_KEYS, envFileVars } from "./env_files.ts";
+import { interpolateDoc } from "./interpolate.ts";
 import type {
   BuildStepSpec,
   DependencySpec,
@@ -38,7 +40,7 @@ const REF_HINT = "see docs/hdtoml.md for the hd.toml reference";
 /** Keys allowed in each table, for unknown-key errors and suggestions. */
 export const KNOWN_KEYS = {
   top: ["environment", "dependencies", "build", "services", "files", "options", "volumes"],
-  environment: ["name", "base", "env", "workdir"],
+  environment: ["name", "base", "env", "workdir", ...ENV_FILE_KEYS],
   build: ["steps", "cache"],
   step: ["run", "inputs", "outputs", "env", "network"],
   service: [
@@ -51,6 +53,7 @@ export const KNOWN_KEYS = {
     "workdir",
     ...RUN_KEYS,
     ...VOLUME_KEYS,
+    ...ENV_FILE_KEYS,
   ],
   files: ["include", "exclude"],
   options: ["restart_grace", "debounce"],
@@ -102,6 +105,8 @@ class Validator {
   readonly file: string;
   readonly shown: string;
   readonly pos: SourcePositions;
+  /** Variables for `${VAR}` and env files: the process environment, then the project's .env. */
+  lookup: (name: string) => string | undefined = () => undefined;
 
   constructor(file: string, source: string) {
     this.file = file;
@@ -388,7 +393,11 @@ function lastKey(path: string): string {
  * Parses and validates the text of an hd.toml. `file` is its absolute path (the project dir is
  * its directory). Throws {@link HdError} `Cannot load hd.toml: FILE:LINE:COL: …` on any problem.
  */
-export function parseSpec(source: string, file: string): EnvSpec {
+export function parseSpec(
+  source: string,
+  file: string,
+  opts: { env?: Record<string, string> } = {},
+): EnvSpec {
   const v: Validator = new Validator(file, source);
   let doc: Table;
   try {
@@ -411,6 +420,11 @@ export function parseSpec(source: string, file: string): EnvSpec {
     );
   }
   v.keys("", doc, KNOWN_KEYS.top, "hd.toml (top level)");
+  // ${VAR} interpolation (interpolate.ts): the process environment wins over the project's .env
+  const procEnv = opts.env ?? Deno.env.toObject();
+  const dotenv = dotEnv(v.dir, procEnv);
+  v.lookup = (n) => Object.hasOwn(procEnv, n) ? procEnv[n] : dotenv[n];
+  interpolateDoc(doc, v.lookup, (path, e) => v.fail(path, e.message, e.hint));
 
   // [environment]
   if (doc.environment === undefined) {
@@ -439,6 +453,10 @@ export function parseSpec(source: string, file: string): EnvSpec {
     env: envT.env === undefined ? {} : v.env("environment.env", envT.env),
     workdir: envT.workdir === undefined ? null : v.workdir("environment.workdir", envT.workdir),
   };
+  if (envT.env_file !== undefined) {
+    const vars = envFileVars(v, "environment.env_file", envT.env_file, v.dir, v.lookup);
+    environment.env = { ...vars, ...environment.env };
+  }
   if (environment.base !== null && /\s/.test(environment.base)) {
     v.fail(
       "environment.base",
@@ -657,7 +675,10 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     }
     restart_policy = r as RestartPolicy;
   }
-  const env = t.env === undefined ? {} : v.env(`${path}.env`, t.env);
+  let env = t.env === undefined ? {} : v.env(`${path}.env`, t.env);
+  if (t.env_file !== undefined) {
+    env = { ...envFileVars(v, `${path}.env_file`, t.env_file, v.dir, v.lookup), ...env };
+  }
   const workdir = t.workdir === undefined
     ? "."
     : run.image !== undefined
