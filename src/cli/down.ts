@@ -52,6 +52,7 @@ export const down: Command = {
     // the sandbox's root is unmounted once nothing runs in it (the project can then be deleted)
     const release = async () => {
       await volumes();
+      (await import("../runtime/secrets.ts")).removeSecrets(dir);
       const images = await import("../runtime/image_services.ts");
       if (spec.environment.base === null && !images.imageServiceNames(spec).length) return;
       const { releaseEnv } = await import("../runtime/sandbox_steps.ts");

@@ -23,6 +23,7 @@ import { commandForm, imageWorkdir, RUN_KEYS, serviceRunKeys } from "./service_k
 import { declaredVolumes, serviceVolumes, VOLUME_KEYS } from "./volume_keys.ts";
 import { dotEnv, ENV_FILE_KEYS, envFileVars } from "./env_files.ts";
 import { interpolateDoc } from "./interpolate.ts";
+import { checkServiceSecrets, parseSecrets, SECRET_KEYS, serviceSecrets } from "./secret_keys.ts";
 import type {
   BuildStepSpec,
   DependencySpec,
@@ -39,7 +40,16 @@ const REF_HINT = "see docs/hdtoml.md for the hd.toml reference";
 
 /** Keys allowed in each table, for unknown-key errors and suggestions. */
 export const KNOWN_KEYS = {
-  top: ["environment", "dependencies", "build", "services", "files", "options", "volumes"],
+  top: [
+    "environment",
+    "dependencies",
+    "build",
+    "services",
+    "files",
+    "options",
+    "volumes",
+    "secrets",
+  ],
   environment: ["name", "base", "env", "workdir", ...ENV_FILE_KEYS],
   build: ["steps", "cache"],
   step: ["run", "inputs", "outputs", "env", "network"],
@@ -54,6 +64,7 @@ export const KNOWN_KEYS = {
     ...RUN_KEYS,
     ...VOLUME_KEYS,
     ...ENV_FILE_KEYS,
+    ...SECRET_KEYS,
   ],
   files: ["include", "exclude"],
   options: ["restart_grace", "debounce"],
@@ -573,6 +584,8 @@ export function parseSpec(
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
   const spec: EnvSpec = { file, dir, environment, dependencies, build, services, files, options };
   if (doc.volumes !== undefined) spec.volumes = declaredVolumes(v, doc.volumes);
+  if (doc.secrets !== undefined) spec.secrets = parseSecrets(v, doc.secrets, v.lookup);
+  checkServiceSecrets(v, services, spec.secrets ?? {});
   return spec;
 }
 
@@ -696,6 +709,7 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     at: v.at(path, true),
     ...run,
     ...serviceVolumes(v, path, t, base || run.image !== undefined),
+    ...serviceSecrets(v, path, t),
   };
 }
 

@@ -71,6 +71,17 @@ export interface ServiceSpec {
   user?: string;
   /** `volumes` then `tmpfs`, in order (absent: none). */
   volumes?: VolumeMount[];
+  /** Names of `[secrets.NAME]` it receives (at /run/secrets/NAME in a sandbox). */
+  secrets?: string[];
+}
+
+/** A `[secrets.NAME]`: a project file, or a variable read when the service starts. */
+export interface SecretSpec {
+  name: string;
+  /** Path relative to the project. */
+  file?: string;
+  /** Name of the variable (process environment, then the project's .env). */
+  environment?: string;
 }
 
 /**
@@ -120,4 +131,6 @@ export interface EnvSpec {
   };
   /** Names of the top-level `[volumes.NAME]` tables (absent: none declared). */
   volumes?: string[];
+  /** The top-level `[secrets.NAME]` tables (absent: none). */
+  secrets?: Record<string, SecretSpec>;
 }

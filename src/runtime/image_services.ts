@@ -35,6 +35,7 @@ import { serviceContainerId } from "../sandbox/runc.ts";
 import { serviceBundle, wrapService } from "./sandbox_services.ts";
 import { envRunDir, hostCaWanted } from "./sandbox_steps.ts";
 import { serviceMounts } from "./volumes.ts";
+import { hostSecretEnv } from "./secrets.ts";
 
 /** The default PATH when an image sets none (Docker's). */
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -224,7 +225,11 @@ export class ImageServices {
     const out: Record<string, ServiceSpec> = {};
     for (const [name, s] of Object.entries(services)) {
       const orig = this.#spec.services[name];
-      out[name] = orig?.image !== undefined ? wrapService(this.#spec, orig, shownCommand(orig)) : s;
+      if (orig?.image !== undefined) out[name] = wrapService(this.#spec, orig, shownCommand(orig));
+      else if (this.#spec.environment.base === null && orig?.secrets?.length) {
+        // a host service: the secrets' paths in HD_SECRET_<NAME> (secrets.ts)
+        out[name] = { ...s, env: { ...s.env, ...hostSecretEnv(this.#spec, orig) } };
+      } else out[name] = s;
     }
     return out;
   }

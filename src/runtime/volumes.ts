@@ -33,6 +33,7 @@ import type { EnvSpec, ServiceSpec, VolumeMount } from "../config/types.ts";
 import { captureLayer } from "../sandbox/layers.ts";
 import { resolveInRoot } from "../sandbox/inroot.ts";
 import type { BindSpec } from "../sandbox/container.ts";
+import { secretBinds } from "./secrets.ts";
 
 /** Where the named volumes of environment `env` live. */
 export function volumesDir(store: Store, env: string): string {
@@ -169,6 +170,7 @@ export function serviceMounts(
       binds.push({ src: namedVolume(store, spec, m, root), dst: m.target, readonly: m.read_only });
     }
   }
+  binds.push(...secretBinds(spec, s)); // /run/secrets/NAME (secrets.ts)
   return { binds, tmpfs };
 }
 
