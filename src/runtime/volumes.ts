@@ -11,7 +11,8 @@
  * directory's contents, owners and modes (Docker's behaviour; `:nocopy` skips it); device nodes,
  * FIFOs and sockets are not copied. `hd down` snapshots every volume of the environment into the
  * store as a tree (owners, modes, symlinks kept), referenced by `volumes/<env>/<name>` — so it is
- * deduplicated, `hd cas verify` checks it and gc keeps it — under a lease while it writes;
+ * deduplicated, `hd cas verify` checks it and gc keeps it — under a lease while it writes; a
+ * volume whose directory is missing while its ref exists is checked out from that tree;
  * `hd down -v` removes the directories and the refs ({@link volumesToRemove} decides which).
  *
  * A **bind** names a path of the project (checked relative, without `..`, when hd.toml is read);
@@ -30,6 +31,7 @@
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import type { EnvSpec, ServiceSpec, VolumeMount } from "../config/types.ts";
+import { checkoutTree } from "../dag/checkout.ts";
 import { captureLayer } from "../sandbox/layers.ts";
 import { resolveInRoot } from "../sandbox/inroot.ts";
 import type { BindSpec } from "../sandbox/container.ts";
@@ -185,6 +187,12 @@ function namedVolume(store: Store, spec: EnvSpec, m: VolumeMount, root: string):
       `Cannot use volume "${m.source}": ${dir} is not a directory`,
       `remove it (\`hd down -v\` removes the environment's volumes)`,
     );
+  }
+  const snapshot = st === null ? store.getRef(volumeRef(spec.environment.name, m.source)) : null;
+  if (snapshot !== null) {
+    // the directory is gone but the store keeps the volume: restore it from its tree
+    checkoutTree(store, snapshot, dir);
+    return dir;
   }
   if (st === null) Deno.mkdirSync(dir, { mode: 0o755 });
   if (!m.nocopy && isEmptyDir(dir)) {

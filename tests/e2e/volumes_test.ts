@@ -172,6 +172,13 @@ port = ${port}
       const t = Tree.load(s, id);
       assert(t.get("starts") && t.get("index.html"), "snapshot lacks files");
     }
+    // gc keeps it (the ref is a root), verify checks it
+    r = await hd(["cas", "gc"], { store, cwd: dir });
+    assertEquals(r.code, 0, r.stderr + r.stdout);
+    r = await hd(["cas", "verify"], { store, cwd: dir });
+    assertEquals(r.code, 0, r.stderr + r.stdout);
+    // the directory is the working copy: lost, it is checked out again from the store
+    Deno.removeSync(volDir, { recursive: true });
 
     r = await hd(["up", "-d"], { store, cwd: dir });
     assertEquals(r.code, 0, r.stderr + r.stdout);
