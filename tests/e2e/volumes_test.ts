@@ -15,7 +15,8 @@ import { imageRegistry, serviceImageLayers } from "../sandbox/_image.ts";
 import { parseSpec } from "../../src/config/parse.ts";
 import { Store } from "../../src/cas/store.ts";
 import { Tree } from "../../src/dag/tree.ts";
-import { volumesToRemove } from "../../src/runtime/volumes.ts";
+import { bindSource, volumesToRemove } from "../../src/runtime/volumes.ts";
+import { secretFile } from "../../src/runtime/secrets.ts";
 import { exists } from "../../src/sys/fs.ts";
 
 Deno.test("volumesToRemove: only this environment's volume names", () => {
@@ -200,4 +201,29 @@ port = ${port}
     await reg.stop().catch(() => {});
   }
   assert(!exists(`${dir}/.hd/sandbox/services/db/upper`));
+});
+
+Deno.test("binds and file secrets refuse a symbolic link in their path", () => {
+  using tmp = tempDir();
+  const dir = `${tmp.path}/proj`;
+  Deno.mkdirSync(`${dir}/real`, { recursive: true });
+  Deno.symlinkSync("/etc", `${dir}/conf`);
+  Deno.symlinkSync("real", `${dir}/inner`);
+  assertEquals(bindSource(dir, "real", "t"), `${dir}/real`);
+  assertEquals(bindSource(dir, ".", "t"), dir);
+  // a missing source is created as a directory, inside the project
+  assertEquals(bindSource(dir, "new/sub", "t"), `${dir}/new/sub`);
+  assert(Deno.statSync(`${dir}/new/sub`).isDirectory);
+  for (const rel of ["conf", "conf/x", "inner/y"]) {
+    const e = throwsHd(() => bindSource(dir, rel, 'service "db"'));
+    assert(e.message.includes("is a symbolic link"), e.message);
+  }
+  assert(!exists("/etc/x"));
+  const spec = parseSpec(
+    `[environment]\nname = "s"\n[secrets.a]\nfile = "conf/passwd"\n`,
+    `${dir}/hd.toml`,
+    { env: {} },
+  );
+  const e = throwsHd(() => secretFile(spec, "a"));
+  assert(e.message.includes("conf is a symbolic link"), e.message);
 });
