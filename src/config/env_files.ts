@@ -71,6 +71,7 @@ export function envFileVars(
   value: unknown,
   dir: string,
   lookup: (n: string) => string | undefined,
+  onFile: (rel: string) => void = () => {},
 ): Record<string, string> {
   const items = typeof value === "string" ? [value] : value;
   if (!Array.isArray(items)) {
@@ -95,6 +96,7 @@ export function envFileVars(
       file = t.path;
     }
     const rel = v.relPath(at, file);
+    onFile(rel);
     const vars = readEnvFile(`${dir}/${rel}`, rel, (n) => out[n] ?? lookup(n), "hd.toml");
     if (vars === null && required) {
       v.fail(

@@ -118,6 +118,8 @@ class Validator {
   readonly pos: SourcePositions;
   /** Variables for `${VAR}` and env files: the process environment, then the project's .env. */
   lookup: (name: string) => string | undefined = () => undefined;
+  /** Project files read besides hd.toml (.env, env_file): their edit reloads hd.toml too. */
+  readonly configFiles: string[] = [".env"];
 
   constructor(file: string, source: string) {
     this.file = file;
@@ -465,7 +467,14 @@ export function parseSpec(
     workdir: envT.workdir === undefined ? null : v.workdir("environment.workdir", envT.workdir),
   };
   if (envT.env_file !== undefined) {
-    const vars = envFileVars(v, "environment.env_file", envT.env_file, v.dir, v.lookup);
+    const vars = envFileVars(
+      v,
+      "environment.env_file",
+      envT.env_file,
+      v.dir,
+      v.lookup,
+      (f) => v.configFiles.push(f),
+    );
     environment.env = { ...vars, ...environment.env };
   }
   if (environment.base !== null && /\s/.test(environment.base)) {
@@ -586,6 +595,7 @@ export function parseSpec(
   if (doc.volumes !== undefined) spec.volumes = declaredVolumes(v, doc.volumes);
   if (doc.secrets !== undefined) spec.secrets = parseSecrets(v, doc.secrets, v.lookup);
   checkServiceSecrets(v, services, spec.secrets ?? {});
+  spec.configFiles = [...new Set(v.configFiles)];
   return spec;
 }
 
@@ -690,7 +700,8 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
   }
   let env = t.env === undefined ? {} : v.env(`${path}.env`, t.env);
   if (t.env_file !== undefined) {
-    env = { ...envFileVars(v, `${path}.env_file`, t.env_file, v.dir, v.lookup), ...env };
+    const onFile = (f: string) => v.configFiles.push(f);
+    env = { ...envFileVars(v, `${path}.env_file`, t.env_file, v.dir, v.lookup, onFile), ...env };
   }
   const workdir = t.workdir === undefined
     ? "."

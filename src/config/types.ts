@@ -133,4 +133,6 @@ export interface EnvSpec {
   volumes?: string[];
   /** The top-level `[secrets.NAME]` tables (absent: none). */
   secrets?: Record<string, SecretSpec>;
+  /** Project files hd.toml's values were read from: `.env` and every `env_file` (relative). */
+  configFiles?: string[];
 }

@@ -11,6 +11,7 @@ import { interpolate, InterpolationError, parseEnvFile } from "../../src/config/
 import { loadSpec, parseSpec } from "../../src/config/parse.ts";
 import { Store } from "../../src/cas/store.ts";
 import { compileEnv } from "../../src/env/compile.ts";
+import { configChanged } from "../../src/services/plan.ts";
 
 const VARS: Record<string, string> = { A: "a", EMPTY: "", PORT: "5000", NESTED: "${A}" };
 const look = (n: string) => VARS[n];
@@ -220,4 +221,29 @@ Deno.test("service-level env and env_file never enter a step's hash", async () =
   assertEquals(await hashes("e1.env", "svc1.env", "2"), a, "service env changed the step");
   // [environment] variables reach the steps: they are part of the step's identity
   assert((await hashes("e2.env", "svc1.env", "1"))[0] !== a[0], "environment env_file ignored");
+});
+
+Deno.test("an edit of .env or of an env_file reads hd.toml again", () => {
+  using tmp = tempDir();
+  Deno.writeTextFileSync(`${tmp.path}/a.env`, "A=1\n");
+  Deno.mkdirSync(`${tmp.path}/svc`);
+  Deno.writeTextFileSync(`${tmp.path}/svc/b.env`, "B=1\n");
+  const spec = parseSpec(
+    `[environment]\nname = "x"\nenv_file = "a.env"\n[services.w]\ncommand = "x"\n` +
+      `env_file = ["./svc/b.env", { path = "opt.env", required = false }]\n`,
+    `${tmp.path}/hd.toml`,
+    { env: {} },
+  );
+  assertEquals(spec.configFiles, [".env", "a.env", "svc/b.env", "opt.env"]);
+  const table: [string[], boolean][] = [
+    [["hd.toml"], true],
+    [[".env"], true],
+    [["src/x.js", "svc/b.env"], true],
+    [["opt.env"], true],
+    [["src/x.js"], false],
+    [["b.env"], false],
+  ];
+  for (const [changed, want] of table) {
+    assertEquals(configChanged(spec, changed), want, `${changed}`);
+  }
 });
