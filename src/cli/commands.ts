@@ -31,6 +31,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: "restart", load: async () => (await import("./restart.ts")).restart },
   { name: "exec", load: async () => (await import("./exec.ts")).exec },
   { name: "shell", load: async () => (await import("./shell.ts")).shell },
+  { name: "ingest", load: async () => (await import("./ingest.ts")).ingestCmd },
   { name: "init", load: async () => (await import("./init.ts")).init },
   { name: "lock", load: async () => (await import("./lock.ts")).lock },
   { name: "status", load: async () => (await import("./status.ts")).status },

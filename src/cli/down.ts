@@ -14,7 +14,7 @@
 import { HdError } from "../sys/errors.ts";
 import { loadProjectSpec } from "../config/parse.ts";
 import { callControl, controlSocketPath, readUpState, removeUpState } from "../services/control.ts";
-import { bootId, procInfo, sameProcess, signalRecorded } from "../sandbox/process.ts";
+import { bootId, procInfo, sameProcess, signalRecorded } from "../sys/proc.ts";
 import { cleanupIfStale, formatCleanup } from "../services/report.ts";
 import type { Command } from "./command.ts";
 import { exists } from "../sys/fs.ts";

@@ -24,11 +24,13 @@ import { declaredVolumes, serviceVolumes, VOLUME_KEYS } from "./volume_keys.ts";
 import { dotEnv, ENV_FILE_KEYS, envFileVars } from "./env_files.ts";
 import { interpolateDoc } from "./interpolate.ts";
 import { checkServiceSecrets, parseSecrets, SECRET_KEYS, serviceSecrets } from "./secret_keys.ts";
+import { hostPortClash, parsePortEntry, publishedClash } from "./ports.ts";
 import type {
   BuildStepSpec,
   DependencySpec,
   EnvSpec,
   Position,
+  PublishedPort,
   RestartPolicy,
   ServiceSpec,
 } from "./types.ts";
@@ -65,6 +67,8 @@ export const KNOWN_KEYS = {
     ...VOLUME_KEYS,
     ...ENV_FILE_KEYS,
     ...SECRET_KEYS,
+    "aliases",
+    "ports",
   ],
   files: ["include", "exclude"],
   options: ["restart_grace", "debounce"],
@@ -562,6 +566,59 @@ export function parseSpec(
       services[sname] = service(v, sname, sv, environment.base !== null);
     }
     checkDependsOn(v, services);
+    // Host services share the host's network: the same `port` twice is an error (src/config/ports.ts).
+    const onHost = (s: ServiceSpec) => environment.base === null && s.image === undefined;
+    for (const s of Object.values(services)) {
+      const key = s.ports ? "ports" : s.aliases ? "aliases" : null;
+      if (key && onHost(s)) {
+        v.fail(
+          `services.${s.name}.${key}`,
+          `${key} needs the service to run in a sandbox; on the host it shares the host's network`,
+          key === "ports"
+            ? `remove ports (the service's own port is the host's already), or set base = "IMAGE"`
+            : `remove aliases, or set base = "IMAGE" (each sandboxed service then has its own network)`,
+          true,
+        );
+      }
+    }
+    const clash = hostPortClash(
+      Object.values(services).map((s) => ({
+        name: s.name,
+        port: s.port,
+        onHost: onHost(s),
+        at: v.at(`services.${s.name}.port`),
+      })),
+    );
+    if (clash) {
+      const loc = (p: Position) => `${displayPath(p.file)}:${p.line}:${p.column}`;
+      const { first, second } = clash;
+      v.fail(
+        `services.${second.name}.port`,
+        `port ${clash.port} is declared by two services on the host: "${first.name}" at ${
+          loc(first.at)
+        } and "${second.name}" at ${loc(second.at)}`,
+        'give each service its own port; on the host they share one network (with base = "IMAGE" each sandboxed service has its own)',
+      );
+    }
+    const pub = publishedClash(
+      Object.values(services).flatMap((s) =>
+        (s.ports ?? []).map((p) => ({
+          name: s.name,
+          hostIp: p.hostIp,
+          published: p.published,
+          at: p.at!,
+        }))
+      ),
+    );
+    if (pub) {
+      v.fail(
+        `services.${pub.second}.ports`,
+        `${pub.key} is published twice: by "${pub.first}" and by "${pub.second}" (${
+          displayPath(pub.at.file)
+        }:${pub.at.line}:${pub.at.column})`,
+        "publish each host port once",
+      );
+    }
   }
 
   // [files]
@@ -708,7 +765,23 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     : run.image !== undefined
     ? imageWorkdir(v, `${path}.workdir`, v.workdir(`${path}.workdir`, t.workdir))
     : v.relPath(`${path}.workdir`, t.workdir, true);
+  // the environment's network (src/sandbox/network.ts): extra host names, published ports
+  const net: Pick<ServiceSpec, "aliases" | "ports"> = {};
+  if (t.aliases !== undefined) {
+    net.aliases = v.strArray(`${path}.aliases`, t.aliases, '["db", "postgres"]');
+    net.aliases.forEach((a, i) => {
+      if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(a) || a.length > 253) {
+        v.fail(
+          `${path}.aliases[${i}]`,
+          `alias "${a}" is not a host name`,
+          "use letters, digits, '.' and '-'",
+        );
+      }
+    });
+  }
+  if (t.ports !== undefined) net.ports = publishedPorts(v, `${path}.ports`, t.ports);
   return {
+    ...net,
     name,
     command,
     watch,
@@ -722,6 +795,55 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     ...serviceVolumes(v, path, t, base || run.image !== undefined),
     ...serviceSecrets(v, path, t),
   };
+}
+
+/** `ports`: compose's short syntax strings or long-form tables (see src/config/ports.ts). */
+function publishedPorts(v: Validator, path: string, val: unknown): PublishedPort[] {
+  if (!Array.isArray(val)) {
+    v.fail(path, `ports must be an array, not ${typeName(val)}`, 'write ports = ["8080:3000"]');
+  }
+  return val.map((item: unknown, i: number): PublishedPort => {
+    const p = `${path}[${i}]`;
+    const at = v.at(p);
+    if (typeof item === "string") {
+      const e = parsePortEntry(item);
+      if (!e.ok) v.fail(p, e.why, e.hint);
+      return { hostIp: e.hostIp, published: e.published, target: e.target, at };
+    }
+    if (typeof item === "number" || typeof item === "bigint") {
+      const e = parsePortEntry(String(item));
+      if (!e.ok) v.fail(p, e.why, e.hint);
+      return { hostIp: e.hostIp, published: e.published, target: e.target, at };
+    }
+    if (!isTable(item)) {
+      v.fail(
+        p,
+        `a ports entry must be a string or a table, not ${typeName(item)}`,
+        'e.g. "8080:3000"',
+      );
+    }
+    v.keys(
+      p,
+      item,
+      ["target", "published", "host_ip", "protocol", "mode", "name"],
+      "a ports table",
+    );
+    if (item.target === undefined) {
+      v.fail(p, "a ports table needs a target", "e.g. { target = 3000, published = 8080 }");
+    }
+    const num = (x: unknown) =>
+      typeof x === "number" || typeof x === "bigint" ? String(x) : typeof x === "string" ? x : "?";
+    const proto = item.protocol === undefined ? "tcp" : v.str(`${p}.protocol`, item.protocol);
+    const ip = item.host_ip === undefined ? null : v.str(`${p}.host_ip`, item.host_ip);
+    const pub = item.published === undefined ? "" : num(item.published);
+    // the same rules as the short syntax: [HOST_IP:][PUBLISHED:]TARGET/PROTOCOL
+    const short = `${ip !== null ? `${ip}:${pub}:` : pub ? `${pub}:` : ""}${
+      num(item.target)
+    }/${proto}`;
+    const e = parsePortEntry(short);
+    if (!e.ok) v.fail(p, e.why, e.hint);
+    return { hostIp: e.hostIp, published: e.published, target: e.target, at };
+  });
 }
 
 function checkDependsOn(v: Validator, services: Record<string, ServiceSpec>): void {

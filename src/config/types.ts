@@ -73,6 +73,12 @@ export interface ServiceSpec {
   volumes?: VolumeMount[];
   /** Names of `[secrets.NAME]` it receives (at /run/secrets/NAME in a sandbox). */
   secrets?: string[];
+  /** Extra host names on the environment's network (besides the service's name). */
+  aliases?: string[];
+  /** Ports published on the host (`ports`). */
+  ports?: PublishedPort[];
+  /** Where port readiness connects (set by the sandbox runtime: the service's own address). */
+  readyHost?: string;
 }
 
 /** A `[secrets.NAME]`: a project file, or a variable read when the service starts. */
@@ -135,4 +141,15 @@ export interface EnvSpec {
   secrets?: Record<string, SecretSpec>;
   /** Project files hd.toml's values were read from: `.env` and every `env_file` (relative). */
   configFiles?: string[];
+}
+
+/** One `ports` entry: `host_ip:published:target/tcp` (compose's short or long syntax). */
+export interface PublishedPort {
+  /** Host address to listen on (default 127.0.0.1). */
+  hostIp: string;
+  /** Host port; 0 = any free port (compose's `"3000"`). */
+  published: number;
+  /** The service's own port. */
+  target: number;
+  at?: Position;
 }

@@ -15,6 +15,10 @@
  *
  * @example
  * ```ts
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const store: Store;
+ * declare const spec: EnvSpec;
  * import { ImageServices } from "./image_services.ts";
  * const images = new ImageServices(spec, store);
  * const services = images.wrap(spec.services);   // for the supervisor
@@ -33,6 +37,7 @@ import { checkSandboxPath, mkdirInRoot, resolveInRoot } from "../sandbox/inroot.
 import { type ProcessUser, type SandboxOptions, writeBundle } from "../sandbox/container.ts";
 import { serviceContainerId } from "../sandbox/runc.ts";
 import { serviceBundle, wrapService } from "./sandbox_services.ts";
+import type { EnvNetwork } from "./network.ts";
 import { envRunDir, hostCaWanted } from "./sandbox_steps.ts";
 import { serviceMounts } from "./volumes.ts";
 import { hostSecretEnv } from "./secrets.ts";
@@ -221,12 +226,20 @@ export class ImageServices {
   }
 
   /** `services` with each image service replaced by its wrapper (runc on its bundle). */
-  wrap(services: Record<string, ServiceSpec>): Record<string, ServiceSpec> {
+  wrap(
+    services: Record<string, ServiceSpec>,
+    net?: EnvNetwork | null,
+  ): Record<string, ServiceSpec> {
     const out: Record<string, ServiceSpec> = {};
     for (const [name, s] of Object.entries(services)) {
       const orig = this.#spec.services[name];
-      if (orig?.image !== undefined) out[name] = wrapService(this.#spec, orig, shownCommand(orig));
-      else if (this.#spec.environment.base === null && orig?.secrets?.length) {
+      const addr = net?.address(name);
+      if (orig?.image !== undefined) {
+        out[name] = {
+          ...wrapService(this.#spec, orig, shownCommand(orig)),
+          ...(addr ? { readyHost: addr } : {}),
+        };
+      } else if (this.#spec.environment.base === null && orig?.secrets?.length) {
         // a host service: the secrets' paths in HD_SECRET_<NAME> (secrets.ts)
         out[name] = { ...s, env: { ...s.env, ...hostSecretEnv(this.#spec, orig) } };
       } else out[name] = s;
@@ -250,17 +263,21 @@ export class ImageServices {
   }
 
   /** Mounts each image service's root (reused while its image is the same), writes its bundle. */
-  ready(): void {
+  ready(net?: EnvNetwork | null): void {
     for (const name of imageServiceNames(this.#spec)) {
       const s = this.#spec.services[name];
       const img = this.#images.get(s.image!);
       if (!img) throw new Error(`ImageServices: prepare() before ready() (${name})`);
       const root = this.#mount(name, img);
-      writeBundle(
-        serviceBundle(this.#spec, name),
-        this.options(s, img, root),
-        serviceContainerId(this.#spec.dir, name),
-      );
+      const opts = this.options(s, img, root);
+      const netns = net?.netnsPath(name);
+      if (net && netns) {
+        // its own namespace on the environment's bridge, the others' names in /etc/hosts
+        opts.netnsPath = netns;
+        opts.resolvConf = true;
+        opts.binds.push({ src: net.hostsPath, dst: "/etc/hosts", readonly: true });
+      }
+      writeBundle(serviceBundle(this.#spec, name), opts, serviceContainerId(this.#spec.dir, name));
     }
   }
 
@@ -297,6 +314,7 @@ export class ImageServices {
       cwd,
       binds: mounts.binds,
       tmpfs: mounts.tmpfs,
+      project: this.#spec.dir,
       runDir: envRunDir(this.#spec),
       kind: "run",
       network: "host",

@@ -11,8 +11,14 @@
  * @example
  * ```ts
  * import { sandboxedServices, writeServiceConfigs } from "./sandbox_services.ts";
+ * import { mountEnv, type SandboxEnv } from "./sandbox_steps.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const env: SandboxEnv;
+ * declare const spec: EnvSpec;
+ * const root = mountEnv(env);
  * writeServiceConfigs(env, root.target);
- * new Supervisor({ services: sandboxedServices(spec), dir: spec.dir, env: {}, graceMs: 1000 });
+ * // what `hd up` hands to the Supervisor of src/services as its `services`:
+ * const services = sandboxedServices(spec);
  * ```
  * @module
  */
@@ -21,6 +27,7 @@ import { hostEnv, writeBundle } from "../sandbox/container.ts";
 import { runcDeleteArgv, runcRunArgv, serviceContainerId } from "../sandbox/runc.ts";
 import { envRunDir, envSandbox, envSandboxDir, type SandboxEnv } from "./sandbox_steps.ts";
 import { serviceMounts } from "./volumes.ts";
+import type { EnvNetwork } from "./network.ts";
 
 /** Quotes `s` for sh. */
 export function shQuote(s: string): string {
@@ -60,14 +67,25 @@ export function wrapService(spec: EnvSpec, s: ServiceSpec, shown = s.command): S
 }
 
 /** The services of `spec`, each wrapped to start in the sandbox (see the module doc). */
-export function sandboxedServices(spec: EnvSpec): Record<string, ServiceSpec> {
+export function sandboxedServices(
+  spec: EnvSpec,
+  net?: EnvNetwork | null,
+): Record<string, ServiceSpec> {
   const out: Record<string, ServiceSpec> = {};
-  for (const [name, s] of Object.entries(spec.services)) out[name] = wrapService(spec, s);
+  for (const [name, s] of Object.entries(spec.services)) {
+    // readiness checks the service's own address on the environment's network
+    const addr = net?.address(name);
+    out[name] = { ...wrapService(spec, s), ...(addr ? { readyHost: addr } : {}) };
+  }
   return out;
 }
 
 /** Writes the runtime configuration of every service for the root mounted at `root`. */
-export function writeServiceConfigs(env: SandboxEnv, root: string): void {
+export function writeServiceConfigs(
+  env: SandboxEnv,
+  root: string,
+  net?: EnvNetwork | null,
+): void {
   for (const [name, s] of Object.entries(env.spec.services)) {
     if (s.image !== undefined) continue; // its own root: image_services.ts
     const cwd = s.workdir && s.workdir !== "." ? `${env.workdir}/${s.workdir}` : env.workdir;
@@ -77,6 +95,13 @@ export function writeServiceConfigs(env: SandboxEnv, root: string): void {
     });
     const m = serviceMounts(env.store, env.spec, s, root); // volumes.ts
     (opts.binds.push(...m.binds), opts.tmpfs = m.tmpfs);
+    const netns = net?.netnsPath(name);
+    if (net && netns) {
+      // its own namespace on the environment's bridge; names of the others in /etc/hosts
+      opts.netnsPath = netns;
+      opts.resolvConf = true;
+      opts.binds.push({ src: net.hostsPath, dst: "/etc/hosts", readonly: true });
+    }
     writeBundle(serviceBundle(env.spec, name), opts, serviceContainerId(env.spec.dir, name));
   }
 }

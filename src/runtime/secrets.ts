@@ -18,7 +18,9 @@
  *
  * @example
  * ```ts
+ * import type { EnvSpec } from "../config/types.ts";
  * import { secretBinds } from "./secrets.ts";
+ * declare const spec: EnvSpec;
  * const binds = secretBinds(spec, spec.services.db); // [{ src, dst: "/run/secrets/db_password", readonly: true }]
  * ```
  * @module

@@ -22,6 +22,11 @@
  *
  * @example
  * ```ts
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const store: Store;
+ * declare const spec: EnvSpec;
+ * declare const root: string;
  * import { serviceMounts, snapshotVolumes } from "./volumes.ts";
  * const m = serviceMounts(store, spec, spec.services.db, root); // { binds, tmpfs }
  * snapshotVolumes(store, spec.environment.name);               // on hd down

@@ -14,7 +14,11 @@
  * @example
  * ```ts
  * import { ociConfig } from "./oci_config.ts";
- * const cfg = ociConfig({ root, argv: ["sh"], env: {}, cwd: "/", binds: [] }, { cgroupsPath: "/hd/x" });
+ * declare const root: string, bundle: string;
+ * const cfg = ociConfig({ root, argv: ["sh"], env: {}, cwd: "/", binds: [] }, {
+ *   init: "/usr/bin/tini-static",
+ *   cgroupsPath: "/hd/x",
+ * });
  * Deno.writeTextFileSync(`${bundle}/config.json`, JSON.stringify(cfg));
  * ```
  * @module
@@ -65,6 +69,14 @@ export interface ContainerSpec {
   user?: ProcessUser;
   /** Absolute paths inside that get a fresh tmpfs (after the overlays, before the binds). */
   tmpfs?: string[];
+  /** A network namespace to join (a netns mount such as /run/netns/NAME) instead of a new one. */
+  netnsPath?: string;
+  /**
+   * Paths inside hidden by an empty read-only tmpfs, mounted after everything else: the project's
+   * `.hd/` below the working directory, so that nothing inside can read hd's state or rewrite the
+   * bundles and runc state hd reads back on the host.
+   */
+  masks?: string[];
 }
 
 /** The user of a container's process: uid, primary gid and supplementary groups. */
@@ -301,6 +313,14 @@ export function containerMounts(c: ContainerSpec, init: string): Mount[] {
   for (const k of keep) {
     m.push({ destination: k.path, type: "bind", source: k.stashSource, options: ["rbind"] });
   }
+  for (const path of c.masks ?? []) {
+    m.push({
+      destination: path,
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["ro", "nosuid", "nodev", "noexec", "mode=555", "size=4k"],
+    });
+  }
   return m;
 }
 
@@ -317,13 +337,14 @@ export interface RuntimeOptions {
 /** The OCI runtime configuration of container `c` (see the module doc). */
 export function ociConfig(c: ContainerSpec, rt: RuntimeOptions): Record<string, unknown> {
   const caps = [...CAPABILITIES];
-  const namespaces: { type: string }[] = [
+  const namespaces: { type: string; path?: string }[] = [
     { type: "pid" },
     { type: "ipc" },
     { type: "uts" },
     { type: "mount" },
   ];
-  if (c.netns) namespaces.push({ type: "network" });
+  if (c.netnsPath) namespaces.push({ type: "network", path: c.netnsPath });
+  else if (c.netns) namespaces.push({ type: "network" });
   if (rt.rootless) namespaces.push({ type: "user" });
   const linux: Record<string, unknown> = {
     namespaces,

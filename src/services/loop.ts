@@ -214,7 +214,7 @@ export class DevLoop {
     );
     this.runtime = opts.spec.environment.base === null
       ? new HostRuntime(opts.spec, opts.store)
-      : new SandboxRuntime(opts.spec, opts.store);
+      : new SandboxRuntime(opts.spec, opts.store, (l) => opts.print("hd", l));
     this.supervisor = new Supervisor({
       services: this.runtime.services,
       dir: opts.spec.dir,
@@ -329,7 +329,9 @@ export class DevLoop {
     }
     // a port something else already listens on would look ready at once
     for (const svc of Object.values(this.#spec.services)) {
-      if (svc.port !== null && await portOpen(svc.port)) {
+      if (
+        svc.port !== null && await portOpen(svc.port, this.runtime.services[svc.name]?.readyHost)
+      ) {
         this.#print(
           `warning: port ${svc.port} of ${svc.name} is already in use by another process; ` +
             `${svc.name} will look ready before it is (stop the other process, or change the port)`,
@@ -541,6 +543,7 @@ export class DevLoop {
     this.#watcher = null;
     const closing = w?.close();
     await this.supervisor.close();
+    await this.runtime.close?.().catch(() => {});
     await closing;
     if (this.#captureTimer !== null) (clearTimeout(this.#captureTimer), this.#captureTimer = null);
     await this.runtime.recordPending().catch(() => {});

@@ -9,10 +9,13 @@
  * @module
  */
 
-/** True when 127.0.0.1:`port` accepts a connection now. */
-export async function portOpen(port: number): Promise<boolean> {
+/**
+ * True when `hostname`:`port` accepts a connection now (127.0.0.1 on the host; a sandboxed
+ * service's own address on the environment's bridge, ServiceSpec.readyHost).
+ */
+export async function portOpen(port: number, hostname = "127.0.0.1"): Promise<boolean> {
   try {
-    const c = await Deno.connect({ hostname: "127.0.0.1", port, transport: "tcp" });
+    const c = await Deno.connect({ hostname, port, transport: "tcp" });
     c.close();
     return true;
   } catch {
@@ -26,11 +29,11 @@ export async function portOpen(port: number): Promise<boolean> {
  */
 export async function waitForPort(
   port: number,
-  opts: { until: () => boolean; intervalMs?: number },
+  opts: { until: () => boolean; intervalMs?: number; hostname?: string },
 ): Promise<boolean> {
   const interval = opts.intervalMs ?? 10;
   while (!opts.until()) {
-    if (await portOpen(port)) return true;
+    if (await portOpen(port, opts.hostname)) return true;
     await new Promise((r) => setTimeout(r, interval));
   }
   return false;

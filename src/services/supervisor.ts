@@ -413,11 +413,13 @@ export class Supervisor {
     });
     if (spec.port !== null) {
       const port = spec.port;
-      waitForPort(port, { until: () => s.gen !== gen || s.proc === null }).then((ok) => {
+      const host = spec.readyHost ?? "127.0.0.1";
+      const until = () => s.gen !== gen || s.proc === null;
+      waitForPort(port, { until, hostname: host }).then((ok) => {
         if (!ok || s.gen !== gen || s.proc === null) return;
         s.ready = true;
         this.#set(s, "running");
-        this.#event(name, `ready on 127.0.0.1:${port}`);
+        this.#event(name, `ready on ${host}:${port}`);
         this.#pump();
       });
     } else {
