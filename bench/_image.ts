@@ -105,25 +105,53 @@ export function hasPodman(): boolean {
 /**
  * Builds the image `tag` from the context `dir` with podman (`--isolation chroot`: its containers
  * cannot start on this machine — crun cannot set rlimits — so builds run chrooted); returns the
- * wall time in ms, its steps after `FROM` and how many of them came from podman's layer cache.
+ * wall time in ms, its steps after `FROM`, how many of them came from podman's layer cache, and
+ * the ids of the images it made (for {@link podmanRmi}: a re-tag leaves the old ones dangling).
  */
 export async function podmanBuild(
   dir: string,
   tag: string,
-): Promise<{ ms: number; cached: number; steps: number }> {
+): Promise<{ ms: number; cached: number; steps: number; ids: string[] }> {
   const t0 = performance.now();
   const out = await sh(
     `podman build --isolation chroot --tls-verify=false -t ${tag} ${dir} 2>&1`,
   );
   const ms = performance.now() - t0;
+  const lines = out.split("\n");
   return {
     ms,
-    cached: out.split("\n").filter((l) => l.includes("Using cache")).length,
-    steps: out.split("\n").filter((l) => /^STEP \d+\/\d+: (?!FROM )/.test(l)).length,
+    ids: lines.map((l) => /^--> ([0-9a-f]{6,})$/.exec(l.trim())?.[1]).filter((x) =>
+      x !== undefined
+    ),
+    cached: lines.filter((l) => l.includes("Using cache")).length,
+    steps: lines.filter((l) => /^STEP \d+\/\d+: (?!FROM )/.test(l)).length,
   };
 }
 
-/** Removes podman images (ignoring ones already gone). */
+/** Removes podman images by name or id (ignoring ones already gone). */
 export async function podmanRmi(...refs: string[]): Promise<void> {
-  await sh(`podman rmi -f ${refs.join(" ")} >/dev/null 2>&1; true`);
+  if (refs.length) await sh(`podman rmi -f --ignore ${refs.join(" ")} >/dev/null 2>&1; true`);
+}
+
+/**
+ * podman builds of one context and tag on the bench's base image, remembering every image they
+ * make; `remove()` deletes them and the base, so the next run's first build pulls again.
+ */
+export function podmanBuilds(dir: string, tag: string, base: string): {
+  build(): Promise<{ ms: number; cached: number; steps: number }>;
+  remove(): Promise<void>;
+} {
+  const made = new Set<string>();
+  return {
+    async build() {
+      const b = await podmanBuild(dir, tag);
+      for (const id of b.ids) made.add(id);
+      return b;
+    },
+    async remove() {
+      await podmanRmi(tag);
+      await podmanRmi(...made);
+      await podmanRmi(base);
+    },
+  };
 }

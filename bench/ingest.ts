@@ -23,7 +23,7 @@ import {
   hdCmd,
   hdDown,
   nodeImage,
-  podmanBuild,
+  podmanBuilds,
   podmanRmi,
   REPO,
   untilAnswer,
@@ -167,11 +167,12 @@ export const bench: Bench = {
       await sh(`cp -r ${REPO}/examples/node-app/vendor ${papp}/vendor`);
       const tag = `localhost/hd-bench-ingest:${Date.now()}`;
       const note = "image build only (--isolation chroot); the container is not run";
+      const podman = podmanBuilds(papp, tag, ref);
       try {
         await podmanRmi(ref);
-        const cold = await podmanBuild(papp, tag);
+        const cold = await podman.build();
         row("cold build (pull, npm ci)", "podman", cold.ms, { note });
-        const nochange = await podmanBuild(papp, tag);
+        const nochange = await podman.build();
         row("no-change rebuild", "podman", nochange.ms, {
           note,
           cachedSteps: `${nochange.cached}/${nochange.steps}`,
@@ -180,7 +181,7 @@ export const bench: Bench = {
         const reran: number[] = [];
         for (let i = 1; i <= edits; i++) {
           Deno.writeTextFileSync(`${papp}/message.js`, `module.exports = "v${i}";\n`);
-          const b = await podmanBuild(papp, tag);
+          const b = await podman.build();
           ts.push(b.ms);
           reran.push(b.steps - b.cached);
         }
@@ -190,13 +191,13 @@ export const bench: Bench = {
           stepsRerun: reran,
         });
         bumpLock(papp, "1.0.1");
-        const lock = await podmanBuild(papp, tag);
+        const lock = await podman.build();
         row("edit package-lock.json → image rebuilt", "podman", lock.ms, {
           note,
           stepsRerun: lock.steps - lock.cached,
         });
       } finally {
-        await podmanRmi(tag);
+        await podman.remove();
       }
     } finally {
       await reg.stop();

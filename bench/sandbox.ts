@@ -21,7 +21,7 @@ import {
   hdCmd,
   hdDown,
   nodeImage,
-  podmanBuild,
+  podmanBuilds,
   podmanRmi,
   REPO,
   untilAnswer,
@@ -245,7 +245,8 @@ export const bench: Bench = {
         DOCKERFILE.replace("IMAGE", ref).replace("PORTNUM", "3000"),
       );
       const tag = `localhost/hd-bench-node-app:${Date.now()}`;
-      const build = () => podmanBuild(papp, tag);
+      const podman = podmanBuilds(papp, tag, ref);
+      const build = () => podman.build();
       const note = { note: "image build only (--isolation chroot); the container is not run" };
       try {
         await podmanRmi(ref);
@@ -309,7 +310,7 @@ export const bench: Bench = {
         });
         log(`podman package.json → rebuilt: ${reinstall.toFixed(0)} ms`);
       } finally {
-        await podmanRmi(tag);
+        await podman.remove();
       }
     } finally {
       await reg.stop();
