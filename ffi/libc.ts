@@ -1,8 +1,10 @@
 /**
- * The few libc calls the FUSE loop needs: `poll` (run on a worker thread, so waiting for the next
- * request does not block the event loop) and `fcntl` (to make the FUSE fd non-blocking, so queued
- * requests are drained on the JS thread without a thread hop each); and the xattr calls checkout
- * needs (`lsetxattr`, `lgetxattr`, `llistxattr`, with errno), which Deno has no API for.
+ * hd's one binding of libc (the only `Deno.dlopen("libc.so.6")`), for the calls Deno has no API
+ * for: `poll` (run on a worker thread, so the FUSE loop's wait for the next request does not block
+ * the event loop) and `fcntl` (to make the FUSE fd non-blocking, so queued requests are drained on
+ * the JS thread without a thread hop each); the xattr calls (`lsetxattr`, `lgetxattr`,
+ * `llistxattr`, with errno) of checkout and layers; and `mknod`, `lchown`, `mount`, `umount2` for
+ * root filesystems. The typed wrappers that throw are src/sys/libc.ts.
  *
  * @example
  * ```ts
@@ -37,9 +39,32 @@ export const LIBC_SYMBOLS = {
   lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
   /** llistxattr(path, buf, size): NUL-separated names, or -1. */
   llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  /** mknod(path, mode, dev): devices, fifos, overlay whiteouts. */
+  mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
+  /** lchown(path, uid, gid): does not follow symlinks. */
+  lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+  /** mount(source, target, fstype, flags, data). */
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
+  /** umount2(target, flags). */
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
   strerror: { parameters: ["i32"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
+
+/** mount(2) flags. */
+export const MS = {
+  RDONLY: 1,
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
+  REMOUNT: 32,
+  BIND: 4096,
+  REC: 16384,
+  PRIVATE: 1 << 18,
+} as const;
+
+/** MNT_DETACH for umount2: a lazy unmount. */
+export const MNT_DETACH = 2;
 
 /** The opened libc. */
 export type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>;

@@ -20,11 +20,18 @@ export interface Layer {
 /** Bottom first. A directory may import itself and any directory above it in this list. */
 export const LAYERS: readonly Layer[] = [
   { dir: "ffi", holds: "raw bindings: libc, libfuse3, libzstd" },
-  { dir: "src/sys", holds: "system helpers every module shares: errors, files, processes" },
+  {
+    dir: "src/sys",
+    holds: "system helpers: errors, files, modes, globs, processes, sockets, libc",
+  },
   { dir: "src/cas", holds: "chunks, objects, packs, refs, gc, verify" },
   { dir: "src/dag", holds: "nodes, trees, diff, checkout" },
   { dir: "src/scan", holds: "walk, filters, stat cache, ingest" },
   { dir: "src/config", holds: "the hd.toml and hd.lock model: parse, types, positions, providers" },
+  {
+    dir: "src/ingest",
+    holds: "Dockerfiles and compose files translated into hd.toml: tokens, meaning, reports",
+  },
   {
     dir: "src/env",
     holds: "compiling an environment from hd.toml and the tracked tree; its report",

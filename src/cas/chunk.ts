@@ -8,6 +8,7 @@
  * @example
  * ```ts
  * import { chunkBoundaries } from "./chunk.ts";
+ * declare const bytes: Uint8Array;
  * for (const [start, end] of chunkBoundaries(bytes)) console.log(end - start);
  * ```
  * @module

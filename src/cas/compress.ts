@@ -6,6 +6,7 @@
  * @example
  * ```ts
  * import { encodeObject, decodeObject } from "./compress.ts";
+ * declare const bytes: Uint8Array;
  * decodeObject(encodeObject(bytes)); // equals bytes
  * ```
  * @module

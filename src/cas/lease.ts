@@ -22,6 +22,7 @@
  * ```ts
  * import { Store } from "./store.ts";
  * const store = Store.open("/tmp/s");
+ * const bytes = new TextEncoder().encode("hello");
  * {
  *   using _lease = store.lease("import");
  *   const id = await store.withLock("shared", () => store.putObject(bytes));
@@ -31,6 +32,7 @@
  * @module
  */
 import { isId } from "./hash.ts";
+import { bootId, readStat } from "../sys/proc.ts";
 
 /** The version of the lease file format. */
 export const LEASE_VERSION = 1;
@@ -87,35 +89,13 @@ export function leaseVerdict(
   return { live: true, why: `held by process ${lease.pid}` };
 }
 
-/** The start time of `pid` in clock ticks since boot, "gone" when it does not exist. */
+/**
+ * The start time of `pid` in clock ticks since boot, "gone" when it does not exist, null when it
+ * cannot be told. A zombie is not gone: its pid is still taken, and the lease stays live.
+ */
 export function procStart(pid: number): number | "gone" | null {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      try {
-        Deno.statSync("/proc/self");
-        return "gone"; // /proc is there, the pid is not
-      } catch {
-        return null; // no /proc here: cannot tell
-      }
-    }
-    return null;
-  }
-  // comm (field 2) may hold spaces and parentheses: fields resume after the last ")".
-  const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  const n = Number(rest[19]); // field 22 = index 19 after pid, comm
-  return Number.isFinite(n) ? n : null;
-}
-
-/** The boot id of this machine, or null. */
-export function bootId(): string | null {
-  try {
-    return Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim() || null;
-  } catch {
-    return null;
-  }
+  const s = readStat(pid);
+  return s === null || s === "gone" ? s : s.startTime;
 }
 
 /** The probe of the running system. */

@@ -8,6 +8,7 @@
  * @example
  * ```ts
  * import { encodeManifest, decodeManifest } from "./manifest.ts";
+ * declare const id: string; // a chunk id
  * decodeManifest(encodeManifest({ size: 3, chunks: [id] }));
  * ```
  * @module

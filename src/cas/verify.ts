@@ -5,6 +5,10 @@
  * @example
  * ```ts
  * import { verifyStore } from "./verify.ts";
+ * import type { Store } from "./store.ts";
+ * import type { ReferenceFn } from "./gc.ts";
+ * declare const store: Store;
+ * declare const references: ReferenceFn; // e.g. dagReferences from src/dag/refs.ts
  * const r = verifyStore(store, references);
  * if (r.corrupt.length || r.missing.length) Deno.exit(1);
  * ```

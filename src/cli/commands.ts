@@ -36,6 +36,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: "ps", load: async () => (await import("./service_ctl.ts")).ps },
   { name: "exec", load: async () => (await import("./exec.ts")).exec, passThrough: true },
   { name: "shell", load: async () => (await import("./shell.ts")).shell, passThrough: true },
+  { name: "ingest", load: async () => (await import("./ingest.ts")).ingestCmd },
   { name: "init", load: async () => (await import("./init.ts")).init },
   { name: "lock", load: async () => (await import("./lock.ts")).lock },
   { name: "status", load: async () => (await import("./status.ts")).status },

@@ -70,7 +70,7 @@ async function execInService(
 ): Promise<number> {
   const svc = spec.services[name];
   const { readUpState } = await import("../services/control.ts");
-  const { procStartTime } = await import("../sandbox/process.ts");
+  const { procStartTime } = await import("../sys/proc.ts");
   const { servicePids } = await import("../services/readiness.ts");
   const { containerEnv, containerInit, nsenterArgv } = await import("../services/health.ts");
   // the running service's group, if its leader is still the process hd recorded

@@ -1,11 +1,14 @@
 /**
- * `hd init [DIR]`: writes a commented starter hd.toml. Refuses to overwrite an existing one.
+ * `hd init [DIR]`: writes a commented starter hd.toml. Refuses to overwrite an existing one. In a
+ * directory with a Dockerfile or a compose file it says so and offers `hd init --from FILE`, which
+ * runs `hd ingest FILE` instead.
  * @module
  */
 import { HdError } from "../sys/errors.ts";
 import { parseSpec, SPEC_FILE } from "../config/parse.ts";
 import type { Command } from "./command.ts";
 import { exists } from "../sys/fs.ts";
+import { findInputs } from "../ingest/ingest.ts";
 
 /** A valid environment name made from a directory name. */
 export function envNameFor(dir: string): string {
@@ -65,13 +68,32 @@ debounce = "50ms"                       # quiet time before a burst of changes i
 export const init: Command = {
   name: "init",
   summary: "write a commented starter hd.toml",
-  usage: "hd init [DIR] [--name NAME]",
+  usage: "hd init [DIR] [--name NAME] [--from FILE]",
   options: {
     name: { type: "string", help: "environment name (default: the directory's name)" },
+    from: {
+      type: "string",
+      help: "translate this Dockerfile or compose file instead (same as hd ingest FILE)",
+    },
   },
-  run(ctx) {
+  async run(ctx) {
     if (ctx.positionals.length > 1) {
       throw new HdError("Cannot init: expected at most one DIR", "usage: hd init [DIR]", 2);
+    }
+    if (typeof ctx.values.from === "string") {
+      if (ctx.positionals.length) {
+        throw new HdError(
+          "Cannot init: --from takes the file, not a DIR",
+          "hd init --from path/to/Dockerfile writes hd.toml beside it",
+          2,
+        );
+      }
+      const { runIngest } = await import("./ingest.ts");
+      return runIngest(ctx, ctx.values.from, {
+        force: false,
+        stdout: false,
+        name: typeof ctx.values.name === "string" ? ctx.values.name : undefined,
+      });
     }
     const dir = (ctx.positionals[0] ?? ".").replace(/\/+$/, "") || "/";
     let abs: string;
@@ -87,6 +109,18 @@ export const init: Command = {
         `Cannot init ${dir}: ${file} already exists`,
         "edit it, or remove it first to start over",
       );
+    }
+    const found = findInputs(abs);
+    if (found.length && !ctx.out.json && Deno.stdin.isTerminal()) {
+      // offer the translation of what is here (a terminal only; scripts get the note below)
+      if (confirm(`This directory has ${found.join(", ")}. Translate ${found[0]} into hd.toml?`)) {
+        const { runIngest } = await import("./ingest.ts");
+        return runIngest(ctx, `${abs}/${found[0]}`, {
+          force: false,
+          stdout: false,
+          name: typeof ctx.values.name === "string" ? ctx.values.name : undefined,
+        });
+      }
     }
     const name = typeof ctx.values.name === "string" ? ctx.values.name : envNameFor(abs);
     const text = starterSpec(abs, name);
@@ -106,8 +140,14 @@ export const init: Command = {
       } catch { /* gone */ }
     }
     ctx.out.result(
-      { file, name },
-      () => `wrote ${file} (environment "${name}")\nnext: edit it, then \`hd status\``,
+      { file, name, ingestable: found },
+      () =>
+        `wrote ${file} (environment "${name}")\nnext: edit it, then \`hd status\`` +
+        (found.length
+          ? `\nthis directory has ${found.join(", ")}: \`hd init --from ${
+            found[0]
+          }\` (after removing hd.toml) translates it instead`
+          : ""),
     );
     return 0;
   },

@@ -5,13 +5,13 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
+import { isAlive } from "../sys/proc.ts";
 import { loadFuse } from "../mount/fuse.ts";
 import {
   absMountDir,
   findMount,
   listMounts,
   mountKey,
-  pidAlive,
   recoverStale,
   serveMount,
 } from "../mount/manager.ts";
@@ -118,7 +118,7 @@ export const mount: Command = {
         return 0;
       }
       if (exited !== null || Date.now() - t0 > 20000) {
-        if (exited === null && pidAlive(child.pid)) child.kill("SIGTERM");
+        if (exited === null && isAlive(child.pid, { zombies: "dead" })) child.kill("SIGTERM");
         let tail = "";
         try {
           tail = Deno.readTextFileSync(log).trim().split("\n").slice(-3).join(" | ");

@@ -6,6 +6,7 @@
  * ```ts
  * import { Output } from "./output.ts";
  * const out = new Output({ json: false });
+ * declare const id: string;
  * out.result({ root: id }, () => `root ${id}`);
  * ```
  * @module

@@ -20,6 +20,8 @@
  * @example
  * ```ts
  * import { resolveLock, writeLock } from "./lockfile.ts";
+ * import type { EnvSpec } from "./types.ts";
+ * declare const spec: EnvSpec;
  * const lock = await resolveLock(spec);
  * writeLock(`${spec.dir}/hd.lock`, lock);
  * ```

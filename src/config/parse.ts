@@ -19,6 +19,12 @@ import { HdError } from "../sys/errors.ts";
 import { durationOverLimit, parseDuration } from "./duration.ts";
 import { type LineCol, SourcePositions } from "./positions.ts";
 import { didYouMean } from "./suggest.ts";
+import { commandForm, imageWorkdir, RUN_KEYS, serviceRunKeys } from "./service_keys.ts";
+import { declaredVolumes, serviceVolumes, VOLUME_KEYS } from "./volume_keys.ts";
+import { dotEnv, ENV_FILE_KEYS, envFileVars } from "./env_files.ts";
+import { interpolateDoc } from "./interpolate.ts";
+import { checkServiceSecrets, parseSecrets, SECRET_KEYS, serviceSecrets } from "./secret_keys.ts";
+import { hostPortClash, parsePortEntry, publishedClash } from "./ports.ts";
 import type {
   BuildStepSpec,
   DependencySpec,
@@ -27,6 +33,7 @@ import type {
   HealthcheckSpec,
   HealthProbe,
   Position,
+  PublishedPort,
   RestartPolicy,
   ServiceSpec,
 } from "./types.ts";
@@ -38,8 +45,17 @@ const REF_HINT = "see docs/hdtoml.md for the hd.toml reference";
 
 /** Keys allowed in each table, for unknown-key errors and suggestions. */
 export const KNOWN_KEYS = {
-  top: ["environment", "dependencies", "build", "services", "files", "options"],
-  environment: ["name", "base", "env", "workdir", "ca_certs"],
+  top: [
+    "environment",
+    "dependencies",
+    "build",
+    "services",
+    "files",
+    "options",
+    "volumes",
+    "secrets",
+  ],
+  environment: ["name", "base", "env", "workdir", "ca_certs", ...ENV_FILE_KEYS],
   build: ["steps", "cache"],
   step: ["run", "inputs", "outputs", "env", "network"],
   service: [
@@ -50,6 +66,12 @@ export const KNOWN_KEYS = {
     "restart_policy",
     "env",
     "workdir",
+    ...RUN_KEYS,
+    ...VOLUME_KEYS,
+    ...ENV_FILE_KEYS,
+    ...SECRET_KEYS,
+    "aliases",
+    "ports",
     "healthcheck",
   ],
   healthcheck: ["test", "http", "tcp", "interval", "timeout", "retries", "start_period"],
@@ -103,6 +125,10 @@ class Validator {
   readonly file: string;
   readonly shown: string;
   readonly pos: SourcePositions;
+  /** Variables for `${VAR}` and env files: the process environment, then the project's .env. */
+  lookup: (name: string) => string | undefined = () => undefined;
+  /** Project files read besides hd.toml (.env, env_file): their edit reloads hd.toml too. */
+  readonly configFiles: string[] = [".env"];
 
   constructor(file: string, source: string) {
     this.file = file;
@@ -389,7 +415,11 @@ function lastKey(path: string): string {
  * Parses and validates the text of an hd.toml. `file` is its absolute path (the project dir is
  * its directory). Throws {@link HdError} `Cannot load hd.toml: FILE:LINE:COL: …` on any problem.
  */
-export function parseSpec(source: string, file: string): EnvSpec {
+export function parseSpec(
+  source: string,
+  file: string,
+  opts: { env?: Record<string, string> } = {},
+): EnvSpec {
   const v: Validator = new Validator(file, source);
   let doc: Table;
   try {
@@ -412,6 +442,11 @@ export function parseSpec(source: string, file: string): EnvSpec {
     );
   }
   v.keys("", doc, KNOWN_KEYS.top, "hd.toml (top level)");
+  // ${VAR} interpolation (interpolate.ts): the process environment wins over the project's .env
+  const procEnv = opts.env ?? Deno.env.toObject();
+  const dotenv = dotEnv(v.dir, procEnv);
+  v.lookup = (n) => Object.hasOwn(procEnv, n) ? procEnv[n] : dotenv[n];
+  interpolateDoc(doc, v.lookup, (path, e) => v.fail(path, e.message, e.hint));
 
   // [environment]
   if (doc.environment === undefined) {
@@ -449,6 +484,17 @@ export function parseSpec(source: string, file: string): EnvSpec {
       );
     }
     environment.caCerts = envT.ca_certs;
+  }
+  if (envT.env_file !== undefined) {
+    const vars = envFileVars(
+      v,
+      "environment.env_file",
+      envT.env_file,
+      v.dir,
+      v.lookup,
+      (f) => v.configFiles.push(f),
+    );
+    environment.env = { ...vars, ...environment.env };
   }
   if (environment.base !== null && /\s/.test(environment.base)) {
     v.fail(
@@ -532,9 +578,62 @@ export function parseSpec(source: string, file: string): EnvSpec {
   if (doc.services !== undefined) {
     const st = v.table("services", doc.services, "[services]");
     for (const [sname, sv] of Object.entries(st)) {
-      services[sname] = service(v, sname, sv);
+      services[sname] = service(v, sname, sv, environment.base !== null);
     }
     checkDependsOn(v, services);
+    // Host services share the host's network: the same `port` twice is an error (src/config/ports.ts).
+    const onHost = (s: ServiceSpec) => environment.base === null && s.image === undefined;
+    for (const s of Object.values(services)) {
+      const key = s.ports ? "ports" : s.aliases ? "aliases" : null;
+      if (key && onHost(s)) {
+        v.fail(
+          `services.${s.name}.${key}`,
+          `${key} needs the service to run in a sandbox; on the host it shares the host's network`,
+          key === "ports"
+            ? `remove ports (the service's own port is the host's already), or set base = "IMAGE"`
+            : `remove aliases, or set base = "IMAGE" (each sandboxed service then has its own network)`,
+          true,
+        );
+      }
+    }
+    const clash = hostPortClash(
+      Object.values(services).map((s) => ({
+        name: s.name,
+        port: s.port,
+        onHost: onHost(s),
+        at: v.at(`services.${s.name}.port`),
+      })),
+    );
+    if (clash) {
+      const loc = (p: Position) => `${displayPath(p.file)}:${p.line}:${p.column}`;
+      const { first, second } = clash;
+      v.fail(
+        `services.${second.name}.port`,
+        `port ${clash.port} is declared by two services on the host: "${first.name}" at ${
+          loc(first.at)
+        } and "${second.name}" at ${loc(second.at)}`,
+        'give each service its own port; on the host they share one network (with base = "IMAGE" each sandboxed service has its own)',
+      );
+    }
+    const pub = publishedClash(
+      Object.values(services).flatMap((s) =>
+        (s.ports ?? []).map((p) => ({
+          name: s.name,
+          hostIp: p.hostIp,
+          published: p.published,
+          at: p.at!,
+        }))
+      ),
+    );
+    if (pub) {
+      v.fail(
+        `services.${pub.second}.ports`,
+        `${pub.key} is published twice: by "${pub.first}" and by "${pub.second}" (${
+          displayPath(pub.at.file)
+        }:${pub.at.line}:${pub.at.column})`,
+        "publish each host port once",
+      );
+    }
   }
 
   // [files]
@@ -564,7 +663,12 @@ export function parseSpec(source: string, file: string): EnvSpec {
   }
 
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
-  return { file, dir, environment, dependencies, build, services, files, options };
+  const spec: EnvSpec = { file, dir, environment, dependencies, build, services, files, options };
+  if (doc.volumes !== undefined) spec.volumes = declaredVolumes(v, doc.volumes);
+  if (doc.secrets !== undefined) spec.secrets = parseSecrets(v, doc.secrets, v.lookup);
+  checkServiceSecrets(v, services, spec.secrets ?? {});
+  spec.configFiles = [...new Set(v.configFiles)];
+  return spec;
 }
 
 function step(v: Validator, s: unknown, index: number): BuildStepSpec {
@@ -610,7 +714,7 @@ function step(v: Validator, s: unknown, index: number): BuildStepSpec {
   return { run, inputs, outputs, env, network, index, at };
 }
 
-function service(v: Validator, name: string, sv: unknown): ServiceSpec {
+function service(v: Validator, name: string, sv: unknown, base = false): ServiceSpec {
   const path = `services.${name}`;
   if (!SERVICE_NAME.test(name)) {
     v.fail(
@@ -622,10 +726,12 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
   }
   const t = v.table(path, sv, `[services.${name}]`);
   v.keys(path, t, KNOWN_KEYS.service, `[services.${name}]`);
-  if (t.command === undefined) {
+  if (t.command === undefined && t.image === undefined) {
     v.fail(`${path}.command`, `service "${name}" needs a command`, 'add command = "…"', true);
   }
-  const command = v.str(`${path}.command`, t.command);
+  // compose's image/command/entrypoint/user (src/config/service_keys.ts)
+  const run = serviceRunKeys(v, path, t);
+  const command = t.command === undefined ? "" : commandForm(v, `${path}.command`, t.command).shown;
   const watch = t.watch === undefined ? [] : v.globs(`${path}.watch`, t.watch, '["src/**"]');
   let port: number | null = null;
   if (t.port !== undefined) {
@@ -668,9 +774,33 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
     }
     restart_policy = r as RestartPolicy;
   }
-  const env = t.env === undefined ? {} : v.env(`${path}.env`, t.env);
-  const workdir = t.workdir === undefined ? "." : v.relPath(`${path}.workdir`, t.workdir, true);
+  let env = t.env === undefined ? {} : v.env(`${path}.env`, t.env);
+  if (t.env_file !== undefined) {
+    const onFile = (f: string) => v.configFiles.push(f);
+    env = { ...envFileVars(v, `${path}.env_file`, t.env_file, v.dir, v.lookup, onFile), ...env };
+  }
+  const workdir = t.workdir === undefined
+    ? "."
+    : run.image !== undefined
+    ? imageWorkdir(v, `${path}.workdir`, v.workdir(`${path}.workdir`, t.workdir))
+    : v.relPath(`${path}.workdir`, t.workdir, true);
+  // the environment's network (src/sandbox/network.ts): extra host names, published ports
+  const net: Pick<ServiceSpec, "aliases" | "ports"> = {};
+  if (t.aliases !== undefined) {
+    net.aliases = v.strArray(`${path}.aliases`, t.aliases, '["db", "postgres"]');
+    net.aliases.forEach((a, i) => {
+      if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(a) || a.length > 253) {
+        v.fail(
+          `${path}.aliases[${i}]`,
+          `alias "${a}" is not a host name`,
+          "use letters, digits, '.' and '-'",
+        );
+      }
+    });
+  }
+  if (t.ports !== undefined) net.ports = publishedPorts(v, `${path}.ports`, t.ports);
   return {
+    ...net,
     name,
     command,
     watch,
@@ -682,7 +812,59 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
     at: v.at(path, true),
     healthcheck: t.healthcheck === undefined ? null : healthcheck(v, path, t.healthcheck),
     ...(dependsTable ? { depends_conditions: dependsTable } : {}),
+    ...run,
+    ...serviceVolumes(v, path, t, base || run.image !== undefined),
+    ...serviceSecrets(v, path, t),
   };
+}
+
+/** `ports`: compose's short syntax strings or long-form tables (see src/config/ports.ts). */
+function publishedPorts(v: Validator, path: string, val: unknown): PublishedPort[] {
+  if (!Array.isArray(val)) {
+    v.fail(path, `ports must be an array, not ${typeName(val)}`, 'write ports = ["8080:3000"]');
+  }
+  return val.map((item: unknown, i: number): PublishedPort => {
+    const p = `${path}[${i}]`;
+    const at = v.at(p);
+    if (typeof item === "string") {
+      const e = parsePortEntry(item);
+      if (!e.ok) v.fail(p, e.why, e.hint);
+      return { hostIp: e.hostIp, published: e.published, target: e.target, at };
+    }
+    if (typeof item === "number" || typeof item === "bigint") {
+      const e = parsePortEntry(String(item));
+      if (!e.ok) v.fail(p, e.why, e.hint);
+      return { hostIp: e.hostIp, published: e.published, target: e.target, at };
+    }
+    if (!isTable(item)) {
+      v.fail(
+        p,
+        `a ports entry must be a string or a table, not ${typeName(item)}`,
+        'e.g. "8080:3000"',
+      );
+    }
+    v.keys(
+      p,
+      item,
+      ["target", "published", "host_ip", "protocol", "mode", "name"],
+      "a ports table",
+    );
+    if (item.target === undefined) {
+      v.fail(p, "a ports table needs a target", "e.g. { target = 3000, published = 8080 }");
+    }
+    const num = (x: unknown) =>
+      typeof x === "number" || typeof x === "bigint" ? String(x) : typeof x === "string" ? x : "?";
+    const proto = item.protocol === undefined ? "tcp" : v.str(`${p}.protocol`, item.protocol);
+    const ip = item.host_ip === undefined ? null : v.str(`${p}.host_ip`, item.host_ip);
+    const pub = item.published === undefined ? "" : num(item.published);
+    // the same rules as the short syntax: [HOST_IP:][PUBLISHED:]TARGET/PROTOCOL
+    const short = `${ip !== null ? `${ip}:${pub}:` : pub ? `${pub}:` : ""}${
+      num(item.target)
+    }/${proto}`;
+    const e = parsePortEntry(short);
+    if (!e.ok) v.fail(p, e.why, e.hint);
+    return { hostIp: e.hostIp, published: e.published, target: e.target, at };
+  });
 }
 
 function checkDependsOn(v: Validator, services: Record<string, ServiceSpec>): void {

@@ -8,6 +8,9 @@
  * @example
  * ```ts
  * import { checkoutTree } from "./checkout.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const rootId: string;
  * checkoutTree(store, rootId, "/tmp/out");
  * ```
  * @module
@@ -15,8 +18,9 @@
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode, readFileChunks } from "./dag.ts";
-import { type Libc, lsetxattr, openLibc } from "../../ffi/libc.ts";
-import { type DirNode, type FileNode, S_IFLNK, S_IFMT, S_IFREG } from "./node.ts";
+import { libc, LibcError } from "../sys/libc.ts";
+import type { DirNode, FileNode } from "./node.ts";
+import { S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 
 /** Counters of a checkout. */
 export interface CheckoutStats {
@@ -29,8 +33,6 @@ export interface CheckoutStats {
 }
 
 const isRoot = Deno.uid() === 0;
-
-let libc: Libc | null = null;
 
 /** Sets the node's xattrs on `path` (not following a symlink); failures go to `skipped`. */
 function applyXattrs(
@@ -45,9 +47,12 @@ function applyXattrs(
       skipped.push({ path: rel || ".", why: `xattr ${name} (needs root)` });
       continue;
     }
-    libc ??= openLibc();
-    const err = lsetxattr(libc, path, name, value);
-    if (err !== null) skipped.push({ path: rel || ".", why: `xattr ${name}: ${err}` });
+    try {
+      libc().setxattr(path, name, value);
+    } catch (e) {
+      if (!(e instanceof LibcError)) throw e;
+      skipped.push({ path: rel || ".", why: `xattr ${name}: ${e.text} (errno ${e.errno})` });
+    }
   }
 }
 

@@ -4,6 +4,10 @@
  * @example
  * ```ts
  * import { putNode, getNode, readFileContent } from "./dag.ts";
+ * import type { DirNode } from "./node.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const dirNode: DirNode;
  * const id = putNode(store, dirNode);
  * const node = getNode(store, id);
  * ```

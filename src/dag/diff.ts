@@ -5,6 +5,9 @@
  * @example
  * ```ts
  * import { diffTrees } from "./diff.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const oldRoot: string, newRoot: string;
  * const { added, removed, changed } = diffTrees(store, oldRoot, newRoot);
  * ```
  * @module

@@ -10,23 +10,14 @@
  *
  * @example
  * ```ts
- * import { encodeNode, decodeNode, nodeId } from "./node.ts";
- * const f = { type: "file", mode: 0o100644, size: 0, chunks: [] } as const;
+ * import { encodeNode, decodeNode, nodeId, type FileNode } from "./node.ts";
+ * const f: FileNode = { type: "file", mode: 0o100644, size: 0, chunks: [] };
  * decodeNode(encodeNode(f)); nodeId(f);
  * ```
  * @module
  */
 import { blake3Hex } from "../cas/hash.ts";
 import { ByteReader, ByteWriter, DecodeError } from "./encoding.ts";
-
-/** File type bits of st_mode. */
-export const S_IFMT = 0o170000;
-/** Regular file. */
-export const S_IFREG = 0o100000;
-/** Directory. */
-export const S_IFDIR = 0o040000;
-/** Symbolic link. */
-export const S_IFLNK = 0o120000;
 
 /** A file, symlink or special file: mode (with type bits) and content. */
 export interface FileNode {

@@ -5,6 +5,9 @@
  * @example
  * ```ts
  * import { dagReferences } from "./refs.ts";
+ * import { collectGarbage } from "../cas/gc.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
  * await collectGarbage(store, { references: dagReferences });
  * ```
  * @module

@@ -8,6 +8,11 @@
  * @example
  * ```ts
  * import { Tree } from "./tree.ts";
+ * import type { FileNode } from "./node.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const rootId: string;
+ * declare const fileNode: FileNode;
  * const t = Tree.load(store, rootId);
  * t.setFile("src/a.ts", fileNode);
  * const newRoot = t.commit(store);
@@ -16,14 +21,8 @@
  */
 import type { Store } from "../cas/store.ts";
 import { getNode } from "./dag.ts";
-import {
-  compareNames,
-  type DirEntry,
-  type DirNode,
-  encodeNode,
-  type FileNode,
-  S_IFDIR,
-} from "./node.ts";
+import { compareNames, type DirEntry, type DirNode, encodeNode, type FileNode } from "./node.ts";
+import { S_IFDIR } from "../sys/mode.ts";
 import { blake3Hex } from "../cas/hash.ts";
 import { HdError } from "../sys/errors.ts";
 

@@ -18,14 +18,19 @@
  * @example
  * ```ts
  * import { compileEnv, stepHashes } from "./compile.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * import type { FileNode } from "../dag/node.ts";
+ * declare const store: Store;
+ * declare const spec: EnvSpec;
+ * declare const fileNode: FileNode;
  * const env = await compileEnv(store, spec);
  * env.tree.setFile("src/a.js", fileNode);
  * const steps = stepHashes(spec, env.tree, { store });
  * ```
  * @module
  */
-// @ts-types="npm:@types/picomatch@4.0.3"
-import picomatch from "picomatch";
+import { cleanGlob, globBase, globMatcher } from "../sys/glob.ts";
 import { blake3Hex } from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
 import { putNode } from "../dag/dag.ts";
@@ -169,9 +174,9 @@ function emptyDirId(store: Store | undefined): string {
 
 /** Hashes one declared input against the tree. */
 function hashInput(pattern: string, tree: Tree, store: Store | undefined): StepInput {
-  const clean = pattern.replace(/^\.\//, "").replace(/\/+$/, "");
+  const clean = cleanGlob(pattern);
   if (!GLOB.test(clean)) {
-    const hit = clean === "" || clean === "." ? tree.root : tree.get(clean);
+    const hit = clean === "" ? tree.root : tree.get(clean);
     if (hit instanceof MemDir) {
       const sub = new Tree(hit);
       return { label: pattern, id: sub.commit(store), files: countFiles(hit) };
@@ -182,11 +187,12 @@ function hashInput(pattern: string, tree: Tree, store: Store | undefined): StepI
     }
     return { label: pattern, id: emptyDirId(store), files: 0, missing: true };
   }
-  const match = picomatch(clean, { dot: true });
+  // a glob covers its matches and what lies below them (`src/*` takes `src/lib/a.js` too)
+  const match = globMatcher([clean]);
   const sub = new Tree(new MemDir(tree.root.mode));
   let files = 0;
   // Walk only below the pattern's static prefix (`src` for `src/**/*.js`).
-  const base = picomatch.scan(clean).base;
+  const base = globBase(clean);
   const start = base === "" ? tree.root : tree.get(base);
   if (start instanceof MemDir) {
     for (const [p, f] of walkFiles(start, base)) {

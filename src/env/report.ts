@@ -9,6 +9,10 @@
  * @example
  * ```ts
  * import { gatherStatus } from "./report.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const store: Store;
+ * declare const spec: EnvSpec;
  * const s = await gatherStatus(store, spec);
  * console.log(s.env.id, s.steps.map((x) => x.cached));
  * ```

@@ -17,6 +17,8 @@
  * @example
  * ```ts
  * import { FuseServer } from "./fuse.ts";
+ * import type { Projection } from "./projected.ts";
+ * declare const projection: Projection;
  * const srv = new FuseServer(projection, null, { mountpoint: "/mnt/x" });
  * srv.mount();
  * await srv.serve(); // until unmounted or srv.stop()

@@ -11,12 +11,17 @@
  * @example
  * ```ts
  * import { listMounts, serveMount } from "./manager.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const rootId: string;
  * await serveMount(store, rootId, "/mnt/env", { rw: false }); // until unmounted or signalled
  * listMounts(store); // [{ dir, root, pid, state: "live", … }]
  * ```
  * @module
  */
 import { HdError } from "../sys/errors.ts";
+import { guardedKill, isAlive } from "../sys/proc.ts";
+import { jsonlRequest, serveJsonl } from "../sys/jsonl.ts";
 import { blake3Hex } from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
 import { FuseServer } from "./fuse.ts";
@@ -107,17 +112,6 @@ export function mountsAt(absDir: string): { fstype: string; source: string }[] {
   return out;
 }
 
-/** True when process `pid` exists and is not a zombie. */
-export function pidAlive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
-
 /** True when stat-ing `absDir` fails with ENOTCONN or ECONNABORTED (its server is gone). */
 export function isDisconnected(absDir: string): boolean {
   try {
@@ -142,7 +136,7 @@ function recordPath(store: Store, key: string): string {
 
 function stateOf(rec: MountRecord): MountStatus["state"] {
   const mounted = mountsAt(rec.dir).some((m) => m.fstype.startsWith("fuse"));
-  if (pidAlive(rec.pid) && mounted && !isDisconnected(rec.dir)) return "live";
+  if (isAlive(rec.pid, { zombies: "dead" }) && mounted && !isDisconnected(rec.dir)) return "live";
   return mounted ? "stale" : "gone";
 }
 
@@ -207,7 +201,7 @@ export function recoverStale(store: Store, absDir: string): number {
       "pick an empty directory, or unmount what is there",
     );
   }
-  const live = rec && pidAlive(rec.pid) && !isDisconnected(absDir);
+  const live = rec && isAlive(rec.pid, { zombies: "dead" }) && !isDisconnected(absDir);
   if (live) {
     throw new HdError(
       `Cannot mount on ${absDir}: hd (pid ${rec!.pid}) already serves ${
@@ -245,35 +239,15 @@ export async function requestMount(
       "mount it with `hd mount HASH DIR` (add --rw to capture writes)",
     );
   }
-  const conn = await Deno.connect({ transport: "unix", path: m.socket });
-  try {
-    await conn.write(new TextEncoder().encode(JSON.stringify(msg) + "\n"));
-    const chunks: Uint8Array[] = [];
-    const buf = new Uint8Array(65536);
-    while (true) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      chunks.push(buf.slice(0, n));
-      if (buf[n - 1] === 10) break;
-    }
-    const text = new TextDecoder().decode(
-      chunks.reduce((a, b) => {
-        const o = new Uint8Array(a.length + b.length);
-        o.set(a);
-        o.set(b, a.length);
-        return o;
-      }, new Uint8Array(0)),
-    );
-    const reply = JSON.parse(text) as Record<string, unknown>;
-    if (typeof reply.error === "string") {
-      throw new HdError(`Cannot ${String(msg.op)} ${m.dir}: ${reply.error}`, "see the mount log");
-    }
-    return reply;
-  } finally {
-    try {
-      conn.close();
-    } catch { /* closed */ }
+  const reply = await jsonlRequest(m.socket, msg, {
+    // a snapshot ingests the overlay's writes (and may wait for a gc's lock): give it time
+    replyTimeoutMs: msg.op === "snapshot" ? 600_000 : 30_000,
+    hint: `see the mount log; \`hd unmount ${m.dir}\` stops a wedged mount`,
+  }) as Record<string, unknown>;
+  if (typeof reply.error === "string") {
+    throw new HdError(`Cannot ${String(msg.op)} ${m.dir}: ${reply.error}`, "see the mount log");
   }
+  return reply;
 }
 
 /**
@@ -325,10 +299,7 @@ export async function serveMount(
     await Deno.writeTextFile(`/sys/class/bdi/0:${minor}/read_ahead_kb`, "1024");
   } catch { /* not root, or no such bdi: keep the default */ }
   const sock = socketPath(store, key);
-  try {
-    Deno.removeSync(sock);
-  } catch { /* none */ }
-  const listener = Deno.listen({ transport: "unix", path: sock });
+  const control = serveJsonl(sock, (req) => mountRequest(req, store, fs, overlay, server, log));
   const rec: MountRecord = {
     dir: absDir,
     root,
@@ -340,12 +311,6 @@ export async function serveMount(
   };
   store.writeAtomic(recordPath(store, key), enc.encode(JSON.stringify(rec, null, 2) + "\n"));
   log(`mounted ${root} on ${absDir}${opts.rw ? " (rw)" : ""}`);
-
-  const control = (async () => {
-    for await (const conn of listener) {
-      handleControl(conn, store, fs, overlay, server, log).catch(() => {});
-    }
-  })().catch(() => {});
 
   let stopping: Promise<void> | null = null;
   let signalled!: () => void;
@@ -371,10 +336,8 @@ export async function serveMount(
     await stop("unmounted");
   } finally {
     for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
-    try {
-      listener.close();
-    } catch { /* closed */ }
-    await control;
+    control.close();
+    await control.done;
     for (const p of [sock, recordPath(store, key)]) {
       try {
         Deno.removeSync(p);
@@ -387,50 +350,37 @@ export async function serveMount(
   }
 }
 
-async function handleControl(
-  conn: Deno.Conn,
+/** The answer of a mount to one control request (`stats`, `snapshot`); throws for anything else. */
+async function mountRequest(
+  request: unknown,
   store: Store,
   fs: Projection,
   overlay: Overlay | null,
   server: FuseServer,
   log: (l: string) => void,
-): Promise<void> {
-  const buf = new Uint8Array(65536);
-  let text = "";
-  while (!text.includes("\n")) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    text += new TextDecoder().decode(buf.subarray(0, n));
+): Promise<Record<string, unknown>> {
+  const req = request as { op: string; ref?: string };
+  if (req.op === "stats") {
+    return {
+      root: fs.rootId,
+      stats: fs.stats,
+      ops: server.ops,
+      overlay: overlay ? overlay.summary() : null,
+    };
   }
-  let reply: Record<string, unknown>;
-  try {
-    const req = JSON.parse(text) as { op: string; ref?: string };
-    if (req.op === "stats") {
-      reply = {
-        root: fs.rootId,
-        stats: fs.stats,
-        ops: server.ops,
-        overlay: overlay ? overlay.summary() : null,
-      };
-    } else if (req.op === "snapshot") {
-      if (!overlay) throw new Error("the mount is read-only: its view is its root");
-      const ref = req.ref;
-      using _lease = store.lease("hd snapshot");
-      reply = await store.withLock("shared", () => {
-        const root = overlay.snapshot();
-        if (ref) store.setRef(ref, root);
-        return { root, ref: ref ?? null, ...overlay.summary() };
-      });
-      log(`snapshot ${reply.root}${ref ? ` → refs/${ref}` : ""}`);
-    } else throw new Error(`unknown op ${req.op}`);
-  } catch (e) {
-    reply = { error: (e as Error).message };
+  if (req.op === "snapshot") {
+    if (!overlay) throw new Error("the mount is read-only: its view is its root");
+    const ref = req.ref;
+    using _lease = store.lease("hd snapshot");
+    const reply = await store.withLock("shared", () => {
+      const root = overlay.snapshot();
+      if (ref) store.setRef(ref, root);
+      return { root, ref: ref ?? null, ...overlay.summary() };
+    });
+    log(`snapshot ${reply.root}${ref ? ` → refs/${ref}` : ""}`);
+    return reply;
   }
-  try {
-    await conn.write(new TextEncoder().encode(JSON.stringify(reply) + "\n"));
-  } finally {
-    conn.close();
-  }
+  throw new Error(`unknown op ${req.op}`);
 }
 
 /**
@@ -446,13 +396,10 @@ export async function unmountDir(
   const key = mountKey(absDir);
   const rec = readRecord(recordPath(store, key));
   let stopped: number | null = null;
-  // the record is a file: never signal pid <= 1 or hd itself whatever it says
-  if (
-    rec && Number.isSafeInteger(rec.pid) && rec.pid > 1 && rec.pid !== Deno.pid && pidAlive(rec.pid)
-  ) {
-    Deno.kill(rec.pid, "SIGTERM");
+  // the record is a file: guardedKill never signals pid <= 1 or hd itself whatever it says
+  if (rec && isAlive(rec.pid, { zombies: "dead" }) && guardedKill(rec.pid, "SIGTERM")) {
     const t0 = Date.now();
-    while (pidAlive(rec.pid) && Date.now() - t0 < timeoutMs) {
+    while (isAlive(rec.pid, { zombies: "dead" }) && Date.now() - t0 < timeoutMs) {
       await new Promise((r) => setTimeout(r, 25));
     }
     stopped = rec.pid;

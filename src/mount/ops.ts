@@ -16,13 +16,19 @@
  * @example
  * ```ts
  * import { FuseOps } from "./ops.ts";
+ * import { loadFuse } from "./fuse.ts";
+ * import type { Projection } from "./projected.ts";
+ * declare const fs: Projection;
+ * const lib = loadFuse();
+ * const log = (line: string) => console.error(line);
+ * const counts: Record<string, number> = {};
  * const ops = new FuseOps({ lib, fs, overlay: null, timeout: 86400, xattrs: false, log, counts });
  * const table = ops.table(); // what the session registers as callbacks
  * ```
  * @module
  */
 import { type CALLBACKS, type Libfuse3, num } from "../../ffi/libfuse3.ts";
-import { S_IFDIR, S_IFMT } from "../dag/node.ts";
+import { S_IFDIR, S_IFMT } from "../sys/mode.ts";
 import type { Overlay } from "./overlay.ts";
 import { Errno, FsError, type Inode, type Projection } from "./projected.ts";
 import {

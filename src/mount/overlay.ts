@@ -11,6 +11,8 @@
  * @example
  * ```ts
  * import { Overlay } from "./overlay.ts";
+ * import type { Projection } from "./projected.ts";
+ * declare const projection: Projection;
  * const ov = new Overlay(projection);
  * const f = ov.create(1, "new.txt", 0o100644);
  * ov.write(f.ino, 0, new TextEncoder().encode("hi"));
@@ -19,16 +21,8 @@
  * @module
  */
 import { putNode } from "../dag/dag.ts";
-import {
-  compareNames,
-  type DirEntry,
-  type DirNode,
-  type FileNode,
-  S_IFDIR,
-  S_IFLNK,
-  S_IFMT,
-  S_IFREG,
-} from "../dag/node.ts";
+import { compareNames, type DirEntry, type DirNode, type FileNode } from "../dag/node.ts";
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 import { ingestBytes } from "../scan/ingest.ts";
 import { Errno, FsError, type Inode, type Projection } from "./projected.ts";
 

@@ -13,6 +13,9 @@
  * @example
  * ```ts
  * import { Projection } from "./projected.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const rootId: string;
  * const p = new Projection(store, rootId);
  * const ino = p.lookup(1, "README.md").ino;
  * const bytes = p.read(ino, 0, 4096);
@@ -22,15 +25,8 @@
 import { CorruptObjectError, HdError } from "../cas/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
-import {
-  decodeNode,
-  type FileNode,
-  type Node,
-  S_IFDIR,
-  S_IFLNK,
-  S_IFMT,
-  S_IFREG,
-} from "../dag/node.ts";
+import { decodeNode, type FileNode, type Node } from "../dag/node.ts";
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 
 /** The mtime shown for nodes that carry none (project trees): 2000-01-01T00:00:00Z. */
 export const FIXED_MTIME = 946684800;

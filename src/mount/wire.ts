@@ -23,7 +23,7 @@
  * @module
  */
 import { FUSE_SET_ATTR } from "../../ffi/libfuse3.ts";
-import { S_IFMT } from "../dag/node.ts";
+import { S_IFMT } from "../sys/mode.ts";
 
 /** `struct stat` (glibc, x86_64): what libfuse's reply_attr/reply_entry read. */
 export const STAT = {

@@ -13,6 +13,8 @@
  * @example
  * ```ts
  * import { pullImage, loadImage } from "./image.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
  * const img = await pullImage(store, "127.0.0.1:5000/test:1");
  * img.rootfs; // id of the merged root Dir node
  * loadImage(store, "127.0.0.1:5000/test:1")?.digest;

@@ -19,6 +19,10 @@
  * @example
  * ```ts
  * import { imageSource } from "./repair.ts";
+ * import { repairStore } from "../cas/repair.ts";
+ * import { dagReferences } from "../dag/refs.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
  * const r = await repairStore(store, dagReferences, [imageSource(store)]);
  * ```
  * @module

@@ -16,6 +16,7 @@
  * @example
  * ```ts
  * import { TarReader } from "./tar.ts";
+ * declare const tarBytes: Uint8Array;
  * const r = new TarReader({
  *   entry: (h) => console.log(h.type, h.path, h.size),
  *   data: (bytes) => {},

@@ -18,6 +18,11 @@
  * @example
  * ```ts
  * import { mergeLayer, unpackLayer } from "./unpack.ts";
+ * import { Tree } from "../dag/tree.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const blobStream: ReadableStream<Uint8Array>;
+ * declare const diffId: string, compressedSize: number;
  * const layer = await unpackLayer(store, blobStream, { diffId, compressedSize });
  * const rootfs = new Tree();
  * mergeLayer(store, rootfs, layer.tree);
@@ -30,24 +35,10 @@ import zlib from "node:zlib";
 import { MAX_CHUNK, nextCut } from "../cas/chunk.ts";
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
-import {
-  type FileNode,
-  INLINE_CHUNKS,
-  S_IFDIR,
-  S_IFLNK,
-  S_IFREG,
-  sortXattrs,
-  XATTR_VALUE_MAX,
-} from "../dag/node.ts";
+import { type FileNode, INLINE_CHUNKS, sortXattrs, XATTR_VALUE_MAX } from "../dag/node.ts";
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { type TarHeader, TarReader } from "./tar.ts";
-
-/** Character device type bits. */
-export const S_IFCHR = 0o020000;
-/** Block device type bits. */
-export const S_IFBLK = 0o060000;
-/** FIFO type bits. */
-export const S_IFIFO = 0o010000;
 
 /** A layer may decompress to at most this many times its compressed size… */
 export const DEFAULT_MAX_RATIO = 100;
@@ -277,7 +268,7 @@ class LayerBuilder {
         d = nd;
       } else if (c instanceof MemDir) {
         d = c;
-      } else if ((c.mode & 0o170000) === S_IFLNK) {
+      } else if ((c.mode & S_IFMT) === S_IFLNK) {
         throw hostile(
           this.#label,
           `entry "${path}" is written through the symlink "${

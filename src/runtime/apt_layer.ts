@@ -9,6 +9,10 @@
  * @example
  * ```ts
  * import { aptLayer } from "./apt_layer.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { PackageNode } from "../dag/node.ts";
+ * declare const store: Store;
+ * declare const aptPackages: PackageNode[], baseLayerIds: string[];
  * const layer = await aptLayer(store, aptPackages, baseLayerIds);
  * ```
  * @module

@@ -97,4 +97,6 @@ export interface LoopRuntime {
    * services being (re)started. A runtime that records them as it runs has nothing to do.
    */
   recordPending(): Promise<void>;
+  /** Releases what the runtime holds while services run (the sandbox's network); optional. */
+  close?(): Promise<void>;
 }

@@ -37,7 +37,9 @@ import {
 } from "./sandbox_steps.ts";
 import { sandboxedServices, writeServiceConfigs } from "./sandbox_services.ts";
 import { aptLayer } from "./apt_layer.ts";
+import { ImageServices } from "./image_services.ts";
 import { packagesFor } from "../env/compile.ts";
+import { EnvNetwork } from "./network.ts";
 
 /**
  * The sandbox runtime (see the module doc). A step's layer is recorded as it runs (nothing is left
@@ -70,13 +72,21 @@ export class SandboxRuntime implements LoopRuntime {
   #base: string[] = [];
 
   #note: (line: string) => void;
+  /** Services with an image of their own (image_services.ts). */
+  #images: ImageServices;
+  /** The environment's network (null: the services share the host's). */
+  #net: EnvNetwork | null = null;
 
   /** `note` receives progress lines (pull, materialized layers, apt packages). */
   constructor(spec: EnvSpec, store: Store, note: (line: string) => void = () => {}) {
     this.#spec = spec;
     this.#store = store;
     this.#note = note;
-    this.services = sandboxedServices(spec);
+    const net = EnvNetwork.forSpec(spec);
+    if (typeof net === "string") note(`services share the host's network: ${net}`);
+    else this.#net = net;
+    this.#images = new ImageServices(spec, store, note);
+    this.services = this.#images.wrap(sandboxedServices(spec, this.#net), this.#net);
     this.hostEnv = { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" };
   }
 
@@ -106,6 +116,7 @@ export class SandboxRuntime implements LoopRuntime {
     );
     if (apt) (materializeLayer(this.#store, apt), this.#base.push(apt));
     this.#env = { ...ctx, store: this.#store, compiled: null as never, timings: {} };
+    await this.#images.prepare();
   }
 
   isCached(index: number, hash: string): boolean {
@@ -173,7 +184,13 @@ export class SandboxRuntime implements LoopRuntime {
       ...steps.map((s) => s.layer),
     ];
     const root = mountEnv(env);
-    writeServiceConfigs(env, root.target);
+    if (this.#net) {
+      const first = this.#net.lines.length === 0;
+      await this.#net.up();
+      if (first) { for (const l of this.#net.lines) this.#note(l); }
+    }
+    writeServiceConfigs(env, root.target, this.#net);
+    this.#images.ready(this.#net);
     const key = env.layers.join(":");
     const changed = this.#mounted !== "" && this.#mounted !== key;
     this.#mounted = key;
@@ -182,5 +199,10 @@ export class SandboxRuntime implements LoopRuntime {
 
   recordPending(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /** Removes the environment's network (forwarders, bridge, namespaces, NAT). */
+  async close(): Promise<void> {
+    await this.#net?.down();
   }
 }

@@ -11,8 +11,14 @@
  * @example
  * ```ts
  * import { sandboxedServices, writeServiceConfigs } from "./sandbox_services.ts";
+ * import { mountEnv, type SandboxEnv } from "./sandbox_steps.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const env: SandboxEnv;
+ * declare const spec: EnvSpec;
+ * const root = mountEnv(env);
  * writeServiceConfigs(env, root.target);
- * new Supervisor({ services: sandboxedServices(spec), dir: spec.dir, env: {}, graceMs: 1000 });
+ * // what `hd up` hands to the Supervisor of src/services as its `services`:
+ * const services = sandboxedServices(spec);
  * ```
  * @module
  */
@@ -20,6 +26,8 @@ import type { EnvSpec, ServiceSpec } from "../config/types.ts";
 import { hostEnv, writeBundle } from "../sandbox/container.ts";
 import { runcDeleteArgv, runcRunArgv, serviceContainerId } from "../sandbox/runc.ts";
 import { envRunDir, envSandbox, envSandboxDir, type SandboxEnv } from "./sandbox_steps.ts";
+import { serviceMounts } from "./volumes.ts";
+import type { EnvNetwork } from "./network.ts";
 
 /** Quotes `s` for sh. */
 export function shQuote(s: string): string {
@@ -45,31 +53,55 @@ export function serviceScript(spec: EnvSpec, name: string): string {
     `>/dev/null 2>&1; exec ${q(runcRunArgv(state, serviceBundle(spec, name), id))}`;
 }
 
+/** Service `s` wrapped to start its bundle with runc; `shown` is the command its lines show. */
+export function wrapService(spec: EnvSpec, s: ServiceSpec, shown = s.command): ServiceSpec {
+  // the sandbox command line sits in a variable so that the supervisor's "started" line shows
+  // the service's own command (after the shell comment sign)
+  const original = shown.replace(/\s*\n\s*/g, " ");
+  return {
+    ...s,
+    command: `eval "$HD_SANDBOX" # in the sandbox: ${original}`,
+    env: hostEnv({ HD_SANDBOX: serviceScript(spec, s.name) }),
+    workdir: ".",
+  };
+}
+
 /** The services of `spec`, each wrapped to start in the sandbox (see the module doc). */
-export function sandboxedServices(spec: EnvSpec): Record<string, ServiceSpec> {
+export function sandboxedServices(
+  spec: EnvSpec,
+  net?: EnvNetwork | null,
+): Record<string, ServiceSpec> {
   const out: Record<string, ServiceSpec> = {};
   for (const [name, s] of Object.entries(spec.services)) {
-    // the sandbox command line sits in a variable so that the supervisor's "started" line shows
-    // the service's own command (after the shell comment sign)
-    const original = s.command.replace(/\s*\n\s*/g, " ");
-    out[name] = {
-      ...s,
-      command: `eval "$HD_SANDBOX" # in the sandbox: ${original}`,
-      env: hostEnv({ HD_SANDBOX: serviceScript(spec, name) }),
-      workdir: ".",
-    };
+    // readiness checks the service's own address on the environment's network
+    const addr = net?.address(name);
+    out[name] = { ...wrapService(spec, s), ...(addr ? { readyHost: addr } : {}) };
   }
   return out;
 }
 
 /** Writes the runtime configuration of every service for the root mounted at `root`. */
-export function writeServiceConfigs(env: SandboxEnv, root: string): void {
+export function writeServiceConfigs(
+  env: SandboxEnv,
+  root: string,
+  net?: EnvNetwork | null,
+): void {
   for (const [name, s] of Object.entries(env.spec.services)) {
+    if (s.image !== undefined) continue; // its own root: image_services.ts
     const cwd = s.workdir && s.workdir !== "." ? `${env.workdir}/${s.workdir}` : env.workdir;
-    const opts = envSandbox(env, root, ["sh", "-c", s.command], {
+    const opts = envSandbox(env, root, s.argv ?? ["sh", "-c", s.command], {
       env: { ...env.env, ...s.env },
       cwd,
     });
+    const m = serviceMounts(env.store, env.spec, s, root); // volumes.ts
+    (opts.binds.push(...m.binds), opts.tmpfs = m.tmpfs);
+    const netns = net?.netnsPath(name);
+    if (net && netns) {
+      // its own namespace on the environment's bridge; names of the others in /etc/hosts
+      opts.netnsPath = netns;
+      opts.resolvConf = true;
+      opts.binds.push({ src: net.hostsPath, dst: "/etc/hosts", readonly: true });
+    }
     writeBundle(serviceBundle(env.spec, name), opts, serviceContainerId(env.spec.dir, name));
   }
 }

@@ -15,6 +15,11 @@
  * @example
  * ```ts
  * import { prepareEnv, mountEnv, envSandbox } from "./sandbox_steps.ts";
+ * import { spawnSandbox } from "../sandbox/container.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const store: Store;
+ * declare const spec: EnvSpec;
  * const env = await prepareEnv(store, spec, { onLine: console.log });
  * const root = mountEnv(env);
  * spawnSandbox(envSandbox(env, root.target, ["sh"]));
@@ -42,6 +47,8 @@ import { othersRunningIn, sweepContainers } from "../sandbox/runc.ts";
 import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./step_cache.ts";
 import { aptLayer } from "./apt_layer.ts";
 import { exists } from "../sys/fs.ts";
+import { isAlive } from "../sys/proc.ts";
+import { globBase } from "../sys/glob.ts";
 
 /** Default working directory inside a sandboxed environment. */
 export const DEFAULT_WORKDIR = "/app";
@@ -261,9 +268,7 @@ export async function prepareEnv(
  * that step's declared outputs. Steps that depend on nothing run side by side.
  */
 export function stepDeps(spec: EnvSpec): Set<number>[] {
-  const base = (p: string) =>
-    p.replace(/^\.\//, "").replace(/\/+$/, "").split(/[*?[{]/)[0]
-      .replace(/\/+$/, "");
+  const base = globBase; // `src/a*.js` lies below `src` (not `src/a`)
   const overlaps = (a: string, b: string) =>
     a === "" || b === "" || a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
   const out: Set<number>[] = [];
@@ -330,6 +335,7 @@ export async function runStep(
       hostname: spec.environment.name.replace(/[^A-Za-z0-9-]/g, "-").slice(0, 63) || "hd",
       runDir: envRunDir(spec),
       kind: "step",
+      project: spec.dir,
       overlays: root.mode === "overlay"
         ? [{
           lowers: [spec.dir, wdHost],
@@ -411,14 +417,8 @@ export async function runStep(
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** The hd process `pid` still holds what it made: a zombie too (deleting is the riskier answer). */
+const holderAlive = (pid: number) => isAlive(pid, { zombies: "alive" });
 
 /**
  * Removes what a build left behind when its hd process died mid-step: the step's root (unmounted)
@@ -434,7 +434,7 @@ export function cleanStaleBuilds(tmpRoot: string): string[] {
   }
   for (const e of entries) {
     const m = /^build-[0-9a-f]{12}-(\d+)-/.exec(e.name);
-    if (!m || pidAlive(Number(m[1]))) continue;
+    if (!m || holderAlive(Number(m[1]))) continue;
     const dir = `${tmpRoot}/${e.name}`;
     if (isMountPoint(`${dir}/root`)) unmountRootfs({ mode: "overlay", target: `${dir}/root` });
     try {
@@ -564,6 +564,8 @@ export async function releaseEnv(
 ): Promise<{ deleted: string[]; unmounted: boolean }> {
   const state = `${envRunDir(spec)}/runc`;
   const deleted = await sweepContainers(state, true);
+  // the environment's network, by its names (a crashed hd's leftovers included)
+  await (await import("./network.ts")).teardownEnvNetwork(spec).catch(() => []);
   const unmounted = othersRunningIn(state, "") ? false : releaseEnvMount(spec);
   return { deleted, unmounted };
 }
@@ -586,6 +588,7 @@ export function envSandbox(
     ],
     runDir: envRunDir(env.spec),
     kind: "exec",
+    project: env.spec.dir,
     keep: keptPaths(env),
     network: "host",
     caCerts: hostCaWanted(env.spec),

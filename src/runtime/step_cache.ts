@@ -7,6 +7,9 @@
  * @example
  * ```ts
  * import { cachedLayer, recordLayer, cacheBinds } from "./step_cache.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const hash: string, newLayerId: string;
  * const layer = cachedLayer(store, hash) ?? recordLayer(store, hash, newLayerId);
  * ```
  * @module

@@ -8,6 +8,7 @@
  * @example
  * ```ts
  * import { runSandbox } from "./container.ts";
+ * declare const root: string; // an assembled root filesystem
  * const r = await runSandbox({ root, argv: ["sh", "-c", "id"], cwd: "/", env: {}, binds: [] });
  * ```
  * @module
@@ -20,13 +21,15 @@ import {
   type KeptPath,
   ociConfig,
   type OverlaySpec,
+  type ProcessUser,
   type RuntimeOptions,
 } from "./oci_config.ts";
 import { resolveInRoot } from "./inroot.ts";
 import { containerId, deleteContainer, runcRunArgv, sweepContainers, tiniPath } from "./runc.ts";
 import { signalChild } from "./process.ts";
+import { procChildren, readStat } from "../sys/proc.ts";
 
-export type { BindSpec, OverlaySpec } from "./oci_config.ts";
+export type { BindSpec, OverlaySpec, ProcessUser } from "./oci_config.ts";
 
 /** What to run and where. */
 export interface SandboxOptions {
@@ -50,12 +53,24 @@ export interface SandboxOptions {
   /** Root paths kept visible over the bind mounts (see ContainerSpec.keep). */
   keep?: string[];
   /**
+   * The project directory whose `.hd/` (hd's state: up.json, logs, runc state, bundles, the
+   * mounted root) must stay invisible inside: wherever a bind or an overlay lower shows it, an
+   * empty read-only tmpfs covers it (see {@link stateMasks}).
+   */
+  project?: string;
+  /**
    * Where runc's state and the bundles live (`<runDir>/runc`, `<runDir>/bundles/<id>`); default
    * a private directory of the user (`/run/hd` for root).
    */
   runDir?: string;
   /** Container kind in its id (default "run"). */
   kind?: "step" | "exec" | "run";
+  /** Who the command runs as (default root). */
+  user?: ProcessUser;
+  /** Paths inside that get a fresh tmpfs. */
+  tmpfs?: string[];
+  /** Join this network namespace (a service on the environment's bridge, see network.ts). */
+  netnsPath?: string;
 }
 
 /** Where the host's CA bundle is, when there is one. */
@@ -96,7 +111,42 @@ export function containerSpec(opts: SandboxOptions): ContainerSpec {
     readonlyRoot: opts.readonlyRoot,
     overlays: opts.overlays,
     keep: keptPaths(opts.root, opts.keep ?? []),
+    ...(opts.user ? { user: opts.user } : {}),
+    ...(opts.tmpfs?.length ? { tmpfs: opts.tmpfs } : {}),
+    netnsPath: opts.netnsPath,
+    masks: opts.project ? stateMasks(opts.project, binds, opts.overlays ?? []) : undefined,
   };
+}
+
+/**
+ * Where `project`'s `.hd/` would appear inside a container with these binds and overlays: below
+ * every bind whose source is the project or one of its parents, and every overlay with the project
+ * as a lower. Each gets an empty read-only tmpfs over it, so a process inside can neither read
+ * hd's state nor rewrite what hd reads back on the host (bundles, runc state, up.json).
+ *
+ * @example
+ * ```ts
+ * import { stateMasks } from "./container.ts";
+ * stateMasks("/p", [{ src: "/p", dst: "/app" }], []); // ["/app/.hd"]
+ * ```
+ */
+export function stateMasks(
+  project: string,
+  binds: readonly BindSpec[],
+  overlays: readonly OverlaySpec[],
+): string[] {
+  const proj = project.replace(/\/+$/, "");
+  const out = new Set<string>();
+  const below = (dst: string, src: string): void => {
+    const s = src.replace(/\/+$/, "");
+    if (s === proj) out.add(`${dst.replace(/\/+$/, "")}/.hd`);
+    else if (proj.startsWith(`${s}/`) || s === "") {
+      out.add(`${dst.replace(/\/+$/, "")}${proj.slice(s.length)}/.hd`);
+    }
+  };
+  for (const b of binds) below(b.dst, b.src);
+  for (const o of overlays) for (const l of o.lowers) below(o.dst, l);
+  return [...out];
 }
 
 /** The kept paths of `root` that exist, resolved inside the root (see ContainerSpec.keep). */
@@ -223,15 +273,12 @@ export function runcPid(pid: number): number | null {
   let p = pid;
   // setpriv execs unshare, which forks runc: one level down (none when not root)
   for (let i = 0; i < 2; i++) {
-    try {
-      const comm = Deno.readTextFileSync(`/proc/${p}/comm`).trim();
-      if (comm.startsWith("runc")) return p;
-      const c = Deno.readTextFileSync(`/proc/${p}/task/${p}/children`).trim();
-      if (!c) return null;
-      p = Number(c.split(" ")[0]);
-    } catch {
-      return null;
-    }
+    const s = readStat(p);
+    if (s === null || s === "gone") return null;
+    if (s.comm.startsWith("runc")) return p;
+    const c = procChildren(p);
+    if (!c.length) return null;
+    p = c[0];
   }
   return null;
 }

@@ -13,6 +13,7 @@
  * @example
  * ```ts
  * import { mkdirInRoot, resolveInRoot } from "./inroot.ts";
+ * declare const rootDir: string;
  * const wd = mkdirInRoot(rootDir, "/app");      // <rootDir>/app, or where /app leads inside
  * resolveInRoot(rootDir, "/etc/resolv.conf");
  * ```

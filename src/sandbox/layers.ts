@@ -11,6 +11,9 @@
  * @example
  * ```ts
  * import { materializeLayer, captureLayer } from "./layers.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const treeId: string;
  * const dir = materializeLayer(store, treeId).dir;
  * const id = captureLayer(store, "/path/upper", { exclude: ["root/.npm"] }).id;
  * ```
@@ -18,10 +21,11 @@
  */
 import type { Store } from "../cas/store.ts";
 import { getNode, readFileChunks } from "../dag/dag.ts";
-import { type FileNode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../dag/node.ts";
+import type { FileNode } from "../dag/node.ts";
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { ingestFile } from "../scan/ingest.ts";
-import { libc } from "./libc.ts";
+import { libc } from "../sys/libc.ts";
 
 /** Prefix of an OCI whiteout entry. */
 export const WHITEOUT_PREFIX = ".wh.";
@@ -29,10 +33,6 @@ export const WHITEOUT_PREFIX = ".wh.";
 export const OPAQUE_MARKER = ".wh..wh..opq";
 /** The xattr overlayfs reads to make a directory opaque. */
 export const OPAQUE_XATTR = "trusted.overlay.opaque";
-
-const S_IFCHR = 0o020000;
-const S_IFBLK = 0o060000;
-const S_IFIFO = 0o010000;
 
 /** Where the layer directory of tree `id` lives. */
 export function layerDir(store: Store, id: string): string {

@@ -14,7 +14,11 @@
  * @example
  * ```ts
  * import { ociConfig } from "./oci_config.ts";
- * const cfg = ociConfig({ root, argv: ["sh"], env: {}, cwd: "/", binds: [] }, { cgroupsPath: "/hd/x" });
+ * declare const root: string, bundle: string;
+ * const cfg = ociConfig({ root, argv: ["sh"], env: {}, cwd: "/", binds: [] }, {
+ *   init: "/usr/bin/tini-static",
+ *   cgroupsPath: "/hd/x",
+ * });
  * Deno.writeTextFileSync(`${bundle}/config.json`, JSON.stringify(cfg));
  * ```
  * @module
@@ -61,6 +65,25 @@ export interface ContainerSpec {
    * and from there onto itself after them.
    */
   keep?: KeptPath[];
+  /** Who the command runs as (default root, 0:0). */
+  user?: ProcessUser;
+  /** Absolute paths inside that get a fresh tmpfs (after the overlays, before the binds). */
+  tmpfs?: string[];
+  /** A network namespace to join (a netns mount such as /run/netns/NAME) instead of a new one. */
+  netnsPath?: string;
+  /**
+   * Paths inside hidden by an empty read-only tmpfs, mounted after everything else: the project's
+   * `.hd/` below the working directory, so that nothing inside can read hd's state or rewrite the
+   * bundles and runc state hd reads back on the host.
+   */
+  masks?: string[];
+}
+
+/** The user of a container's process: uid, primary gid and supplementary groups. */
+export interface ProcessUser {
+  uid: number;
+  gid: number;
+  additionalGids?: number[];
 }
 
 /** A kept path (see ContainerSpec.keep), its host paths resolved inside the root. */
@@ -275,6 +298,9 @@ export function containerMounts(c: ContainerSpec, init: string): Mount[] {
       options: [`lowerdir=${o.lowers.join(":")}`, `upperdir=${o.upper}`, `workdir=${o.work}`],
     });
   }
+  for (const t of c.tmpfs ?? []) {
+    m.push({ destination: t, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev"] });
+  }
   for (const b of c.binds) {
     m.push({
       destination: b.dst,
@@ -286,6 +312,14 @@ export function containerMounts(c: ContainerSpec, init: string): Mount[] {
   // the stash is reached through the root, where runc mounted the /dev tmpfs above
   for (const k of keep) {
     m.push({ destination: k.path, type: "bind", source: k.stashSource, options: ["rbind"] });
+  }
+  for (const path of c.masks ?? []) {
+    m.push({
+      destination: path,
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["ro", "nosuid", "nodev", "noexec", "mode=555", "size=4k"],
+    });
   }
   return m;
 }
@@ -303,13 +337,14 @@ export interface RuntimeOptions {
 /** The OCI runtime configuration of container `c` (see the module doc). */
 export function ociConfig(c: ContainerSpec, rt: RuntimeOptions): Record<string, unknown> {
   const caps = [...CAPABILITIES];
-  const namespaces: { type: string }[] = [
+  const namespaces: { type: string; path?: string }[] = [
     { type: "pid" },
     { type: "ipc" },
     { type: "uts" },
     { type: "mount" },
   ];
-  if (c.netns) namespaces.push({ type: "network" });
+  if (c.netnsPath) namespaces.push({ type: "network", path: c.netnsPath });
+  else if (c.netns) namespaces.push({ type: "network" });
   if (rt.rootless) namespaces.push({ type: "user" });
   const linux: Record<string, unknown> = {
     namespaces,
@@ -331,7 +366,7 @@ export function ociConfig(c: ContainerSpec, rt: RuntimeOptions): Record<string, 
     ociVersion: "1.0.2",
     process: {
       terminal: false,
-      user: { uid: 0, gid: 0 },
+      user: c.user ?? { uid: 0, gid: 0 },
       args: [INIT_PATH, "-g", "--", ...c.argv],
       env: Object.entries(c.env).map(([k, v]) => `${k}=${v}`),
       cwd: c.cwd,

@@ -8,6 +8,7 @@
  * @example
  * ```ts
  * import { mountRootfs, unmountRootfs } from "./rootfs.ts";
+ * declare const stepDir: string, baseDir: string, upper: string, work: string, target: string;
  * const m = mountRootfs({ lowers: [stepDir, baseDir], upper, work, target });
  * unmountRootfs(m);
  * ```
@@ -16,9 +17,10 @@
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
-// @ts-types="npm:@types/picomatch@4.0.3"
-import picomatch from "picomatch";
-import { libc, LibcError, MNT_DETACH } from "./libc.ts";
+import { S_IFCHR, S_IFMT } from "../sys/mode.ts";
+import { globMatcher } from "../sys/glob.ts";
+import { MNT_DETACH } from "../../ffi/libc.ts";
+import { libc, LibcError } from "../sys/libc.ts";
 import { OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX } from "./layers.ts";
 
 /** How a root filesystem was assembled. */
@@ -132,9 +134,6 @@ export function unmountRootfs(r: { mode: RootfsMode; target: string }): void {
   }
 }
 
-const S_IFMT = 0o170000;
-const S_IFCHR = 0o020000;
-
 function linkTree(src: string, dst: string): void {
   const opaque = libc().getxattr(src, OPAQUE_XATTR) === "y";
   if (opaque) {
@@ -209,7 +208,7 @@ export function layerConflicts(
   layerIds: string[],
   whitelist: readonly string[] = DEFAULT_CONFLICT_WHITELIST,
 ): Conflict[] {
-  const ok = picomatch([...whitelist], { dot: true });
+  const ok = globMatcher(whitelist);
   const seen = new Map<string, number[]>();
   const walk = (id: string, prefix: string, layer: number) => {
     const n = getNode(store, id);

@@ -19,12 +19,14 @@
  * @example
  * ```ts
  * import { containerId, runcRunArgv } from "./runc.ts";
+ * declare const bundleDir: string;
  * const id = containerId("/home/me/app", "exec");
  * const argv = runcRunArgv("/home/me/app/.hd/sandbox/run/runc", bundleDir, id);
  * ```
  * @module
  */
 import { HdError } from "../sys/errors.ts";
+import { isAlive } from "../sys/proc.ts";
 
 /** FNV-1a (32 bits) of `s` as 8 hex digits. */
 export function shortHash(s: string): string {
@@ -153,14 +155,8 @@ export async function deleteContainer(stateRoot: string, id: string): Promise<st
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** The hd process `pid` still holds what it made: a zombie too (deleting is the riskier answer). */
+const holderAlive = (pid: number) => isAlive(pid, { zombies: "alive" });
 
 /**
  * Deletes the leftovers of `stateRoot` (see {@link leftoverContainers}); returns the ids deleted.
@@ -176,7 +172,7 @@ export async function sweepContainers(
     return [];
   }
   const out: string[] = [];
-  for (const id of leftoverContainers(entries, pidAlive, servicesStopped)) {
+  for (const id of leftoverContainers(entries, holderAlive, servicesStopped)) {
     if ((await deleteContainer(stateRoot, id)) === null) out.push(id);
   }
   return out;
@@ -207,5 +203,5 @@ export function othersRunningIn(stateRoot: string, self: string): boolean {
   } catch {
     return false;
   }
-  return othersRunning(entries, self, pidAlive);
+  return othersRunning(entries, self, holderAlive);
 }

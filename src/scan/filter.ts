@@ -1,7 +1,7 @@
 /**
- * Path filters from [files] include/exclude globs (picomatch, dotfiles matched). A pattern that
- * names a directory covers everything below it (`src` means `src` and `src/**`). The default
- * excludes are always applied.
+ * Path filters from [files] include/exclude globs, with the meaning of src/sys/glob.ts (a pattern
+ * that names a directory covers everything below it: `src` means `src` and `src/**`; dotfiles
+ * match). The default excludes are always applied.
  *
  * @example
  * ```ts
@@ -11,8 +11,7 @@
  * ```
  * @module
  */
-// @ts-types="npm:@types/picomatch@4.0.3"
-import picomatch from "picomatch";
+import { cleanGlob, globMatcher } from "../sys/glob.ts";
 
 /** Paths never tracked: VCS data, hd's own state, caches and OS litter. */
 export const DEFAULT_EXCLUDES: readonly string[] = [
@@ -22,17 +21,6 @@ export const DEFAULT_EXCLUDES: readonly string[] = [
   "**/.DS_Store",
   "target",
 ];
-
-function expand(patterns: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let p of patterns) {
-    p = p.replace(/^\.\//, "").replace(/\/+$/, "");
-    if (p === "") continue;
-    out.push(p);
-    if (!p.endsWith("/**")) out.push(`${p}/**`);
-  }
-  return out;
-}
 
 /** Decides which relative paths of a tree are tracked. */
 export class PathFilter {
@@ -48,12 +36,11 @@ export class PathFilter {
   constructor(include: readonly string[] = [], exclude: readonly string[] = []) {
     this.include = include;
     this.exclude = [...DEFAULT_EXCLUDES, ...exclude];
-    const opts = { dot: true };
-    this.#inc = include.length ? picomatch(expand(include), opts) : null;
-    this.#exc = picomatch(expand(this.exclude), opts);
+    this.#inc = include.length ? globMatcher(include) : null;
+    this.#exc = globMatcher(this.exclude);
     const names = new Set<string>();
     for (const p of this.exclude) {
-      const last = p.replace(/\/+$/, "").split("/").pop() ?? "";
+      const last = cleanGlob(p).split("/").pop() ?? "";
       if (/[*?[\]{}()!+@]/.test(last) || last === "") {
         this.#excNames = null;
         return;

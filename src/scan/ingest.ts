@@ -14,6 +14,8 @@
  * @example
  * ```ts
  * import { ingestTree } from "./ingest.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
  * const { root, files } = ingestTree(store, "./my-project");
  * ```
  * @module
@@ -21,7 +23,8 @@
 import { chunkBlocks, chunkBoundaries } from "../cas/chunk.ts";
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
-import { type FileNode, INLINE_CHUNKS, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../dag/node.ts";
+import { type FileNode, INLINE_CHUNKS } from "../dag/node.ts";
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { readBlocks, STREAM_THRESHOLD } from "./blocks.ts";
 import { PathFilter } from "./filter.ts";

@@ -20,6 +20,8 @@
  * @example
  * ```ts
  * import { StatCache } from "./statcache.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
  * const cache = StatCache.load(".hd/statcache.json", store);
  * ```
  * @module

@@ -6,14 +6,15 @@
  *
  * @example
  * ```ts
- * import { callControl, readUpState } from "./control.ts";
+ * import { callControl, controlSocketPath, readUpState } from "./control.ts";
  * const st = readUpState("/proj");
- * if (st?.alive) console.log(await callControl(st.state.socket, { op: "status" }));
+ * if (st?.alive) console.log(await callControl(controlSocketPath("/proj"), { op: "status" }));
  * ```
  * @module
  */
 import { HdError } from "../sys/errors.ts";
 import { privateDir, writePrivateAtomic } from "../sys/fs.ts";
+import { jsonlRequest, serveJsonl } from "../sys/jsonl.ts";
 import {
   bootId,
   procInfo,
@@ -21,7 +22,7 @@ import {
   recordOf,
   sameProcess,
   signalRecorded,
-} from "../sandbox/process.ts";
+} from "../sys/proc.ts";
 
 import type { GroupRecord } from "./supervisor.ts";
 
@@ -289,83 +290,27 @@ export type ControlRequest =
 
 /**
  * Serves the control socket at `path` until the returned closer is called. Each request line is
- * answered by `handler`'s result (or `{error}` when it throws).
+ * answered by `handler`'s result (or `{error}` when it throws); the wire is src/sys/jsonl.ts's.
  */
 export function serveControl(
   path: string,
   handler: (req: ControlRequest) => Promise<unknown>,
 ): { close(): void } {
-  try {
-    Deno.removeSync(path);
-  } catch { /* none */ }
-  const listener = Deno.listen({ transport: "unix", path });
-  try {
-    Deno.chmodSync(path, 0o600); // created under the umask; only its owner may connect
-  } catch { /* the private .hd/ still guards it */ }
-  const enc = new TextEncoder();
-  (async () => {
-    try {
-      for await (const conn of listener) {
-        (async () => {
-          let buf = "";
-          try {
-            for await (const chunk of conn.readable.pipeThrough(new TextDecoderStream())) {
-              buf += chunk;
-              let i;
-              while ((i = buf.indexOf("\n")) >= 0) {
-                const line = buf.slice(0, i);
-                buf = buf.slice(i + 1);
-                let res: unknown;
-                try {
-                  res = await handler(JSON.parse(line));
-                } catch (e) {
-                  res = { error: (e as Error).message };
-                }
-                await conn.write(enc.encode(JSON.stringify(res) + "\n"));
-              }
-            }
-          } catch { /* client went away */ }
-          try {
-            conn.close();
-          } catch { /* closed */ }
-        })();
-      }
-    } catch { /* listener closed */ }
-  })();
-  return {
-    close() {
-      try {
-        listener.close();
-      } catch { /* closed */ }
-    },
-  };
+  const server = serveJsonl(path, (req) => handler(req as ControlRequest));
+  return { close: () => server.close() };
 }
 
-/** Sends one request to the control socket at `path`; resolves to the response object. */
+/**
+ * Sends one request to the control socket at `path`; resolves to the response object. Throws an
+ * HdError when the supervisor does not answer within `timeoutMs` (or at all).
+ */
 export async function callControl(
   path: string,
   req: ControlRequest,
   timeoutMs = 30_000,
 ): Promise<Record<string, unknown>> {
-  const conn = await Deno.connect({ transport: "unix", path });
-  const timer = setTimeout(() => {
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  }, timeoutMs);
-  try {
-    await conn.write(new TextEncoder().encode(JSON.stringify(req) + "\n"));
-    let buf = "";
-    for await (const chunk of conn.readable.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      const i = buf.indexOf("\n");
-      if (i >= 0) return JSON.parse(buf.slice(0, i));
-    }
-    throw new Error("the supervisor closed the connection without answering");
-  } finally {
-    clearTimeout(timer);
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  }
+  return await jsonlRequest(path, req, {
+    replyTimeoutMs: timeoutMs,
+    hint: "see .hd/logs/hd.log; `hd status` tells whether the supervisor still runs",
+  }) as Record<string, unknown>;
 }

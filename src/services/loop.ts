@@ -219,7 +219,7 @@ export class DevLoop {
     );
     this.runtime = opts.spec.environment.base === null
       ? new HostRuntime(opts.spec, opts.store)
-      : new SandboxRuntime(opts.spec, opts.store);
+      : new SandboxRuntime(opts.spec, opts.store, (l) => opts.print("hd", l));
     this.supervisor = new Supervisor({
       services: this.runtime.services,
       dir: opts.spec.dir,
@@ -345,7 +345,10 @@ export class DevLoop {
     }
     // readiness is the service's own listener: a port another process holds delays it
     for (const svc of Object.values(this.#spec.services)) {
-      if (svc.port !== null && listenersOnPort(svc.port).length > 0) {
+      if (
+        svc.port !== null && !this.runtime.services[svc.name]?.readyHost &&
+        listenersOnPort(svc.port).length > 0
+      ) {
         this.#print(
           `warning: port ${svc.port} of ${svc.name} is already in use by another process; ` +
             `${svc.name} is not ready until it listens there itself (stop the other process, or change the port)`,
@@ -564,6 +567,7 @@ export class DevLoop {
     this.#watcher = null;
     const closing = w?.close();
     await this.supervisor.close();
+    await this.runtime.close?.().catch(() => {});
     await closing;
     if (this.#captureTimer !== null) (clearTimeout(this.#captureTimer), this.#captureTimer = null);
     await this.runtime.recordPending().catch(() => {});

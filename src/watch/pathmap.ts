@@ -10,33 +10,22 @@
  * ```
  * @module
  */
-// @ts-types="npm:@types/picomatch@4.0.3"
-import picomatch from "picomatch";
+import { globMatcher } from "../sys/glob.ts";
 
-/** A set of globs (picomatch syntax, dotfiles matched). */
+/** A set of project globs (their meaning is src/sys/glob.ts's). */
 export class GlobSet {
   /** The patterns as given. */
   readonly patterns: readonly string[];
-  #m: ((p: string) => boolean) | null;
+  #m: (p: string) => boolean;
 
   constructor(patterns: readonly string[]) {
     this.patterns = patterns;
-    const expanded: string[] = [];
-    for (let p of patterns) {
-      p = p.replace(/^\.\//, "").replace(/\/+$/, "");
-      if (p === "" || p === ".") {
-        expanded.push("**");
-        continue;
-      }
-      expanded.push(p);
-      if (!p.endsWith("/**")) expanded.push(`${p}/**`);
-    }
-    this.#m = expanded.length ? picomatch(expanded, { dot: true }) : null;
+    this.#m = globMatcher(patterns);
   }
 
   /** True when `rel` (a project-relative path) matches one of the patterns. */
   matches(rel: string): boolean {
-    return this.#m !== null && this.#m(rel);
+    return this.#m(rel);
   }
 
   /** The paths of `rels` that match. */

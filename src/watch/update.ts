@@ -6,6 +6,12 @@
  * @example
  * ```ts
  * import { applyChanges } from "./update.ts";
+ * import type { Tree } from "../dag/tree.ts";
+ * import type { PathFilter } from "../scan/filter.ts";
+ * import type { Store } from "../cas/store.ts";
+ * declare const store: Store;
+ * declare const tree: Tree;
+ * declare const filter: PathFilter;
  * const r = applyChanges(store, tree, "/proj", ["src/a.ts"], { filter });
  * console.log(r.oldRoot, "→", r.root, r.modified);
  * ```

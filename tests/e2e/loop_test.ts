@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { downAtEnd, hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { groupMembers } from "../../src/sandbox/process.ts";
+import { groupMembers } from "../../src/sys/proc.ts";
 import { freePort, waitFor } from "../services/_util.ts";
 
 const NEEDS = skipUnless({ commands: ["node", "npm", "setsid"] });

@@ -5,7 +5,8 @@
  */
 import { assertEquals } from "../_assert.ts";
 import { randomBytes } from "../_helpers.ts";
-import { encodeNode, type Node, nodeId, S_IFDIR, S_IFLNK, S_IFREG } from "../../src/dag/node.ts";
+import { encodeNode, type Node, nodeId } from "../../src/dag/node.ts";
+import { S_IFDIR, S_IFLNK, S_IFREG } from "../../src/sys/mode.ts";
 import { encodeManifest, manifestId } from "../../src/cas/manifest.ts";
 import { PackBuilder } from "../../src/cas/pack.ts";
 import { chunkBoundaries } from "../../src/cas/chunk.ts";

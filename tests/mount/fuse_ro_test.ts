@@ -7,7 +7,8 @@ import { assert, assertEquals } from "../_assert.ts";
 import { tempDir, testIf } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
 import { getNode, putNode } from "../../src/dag/dag.ts";
-import { compareNames, type DirEntry, type FileNode, S_IFDIR } from "../../src/dag/node.ts";
+import { compareNames, type DirEntry, type FileNode } from "../../src/dag/node.ts";
+import { S_IFDIR } from "../../src/sys/mode.ts";
 import { FIXED_MTIME } from "../../src/mount/projected.ts";
 import { requestMount } from "../../src/mount/manager.ts";
 import {

@@ -14,7 +14,8 @@ import { Supervisor } from "../../src/services/supervisor.ts";
 import { SandboxRuntime } from "../../src/runtime/sandbox.ts";
 import { envRunDir, releaseEnv, unmountEnv } from "../../src/runtime/sandbox_steps.ts";
 import { serviceContainerId } from "../../src/sandbox/runc.ts";
-import { groupMembers, signalGroup, spawnGroup } from "../../src/sandbox/process.ts";
+import { signalGroup, spawnGroup } from "../../src/sandbox/process.ts";
+import { groupMembers } from "../../src/sys/proc.ts";
 import { exists } from "../../src/sys/fs.ts";
 import { freePort } from "../oci/_fixtures.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
@@ -83,6 +84,7 @@ port = ${port}
     assertEquals(await get(`http://127.0.0.1:${port}/gen/host.txt`), "svc\n");
   } finally {
     await sup?.close();
+    await rt.close(); // the environment's network
     await reg.stop().catch(() => {});
     unmountEnv(spec);
   }

@@ -10,7 +10,7 @@ import { skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
 import { pullImage } from "../../src/oci/image.ts";
 import { captureLayer, materializeLayer, OPAQUE_XATTR } from "../../src/sandbox/layers.ts";
-import { libc } from "../../src/sandbox/libc.ts";
+import { libc } from "../../src/sys/libc.ts";
 import {
   layerConflicts,
   mountRootfs,

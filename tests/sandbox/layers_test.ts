@@ -14,7 +14,7 @@ import {
   OPAQUE_MARKER,
   OPAQUE_XATTR,
 } from "../../src/sandbox/layers.ts";
-import { libc } from "../../src/sandbox/libc.ts";
+import { libc } from "../../src/sys/libc.ts";
 import { describeTree } from "../oci/_fixtures.ts";
 
 const skip = skipUnless({ root: true, commands: ["find"] });

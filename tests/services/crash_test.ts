@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { downAtEnd, hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { isAlive } from "../../src/sandbox/process.ts";
+import { isAlive } from "../../src/sys/proc.ts";
 import { waitFor } from "./_util.ts";
 
 const NEEDS = skipUnless({ commands: ["setsid", "sleep"] });
@@ -112,12 +112,16 @@ for (const detached of [false, true]) {
       await using _ = downAtEnd({ cwd: tmp.path, store: store.path });
       await waitFor(() => readPid(`${out.path}/step.pid`) !== null, "the step's sleep", 30_000);
       const sleepPid = readPid(`${out.path}/step.pid`)!;
-      assert(isAlive(sleepPid), "the step's sleep runs");
+      assert(isAlive(sleepPid, { zombies: "dead" }), "the step's sleep runs");
       // the hd process that runs the step: the foreground one, or the supervisor it started
       const hdPid = detached ? readPid(`${tmp.path}/.hd/up.lock`)! : up.pid;
-      assert(hdPid > 1 && isAlive(hdPid), `hd runs (${hdPid})`);
+      assert(hdPid > 1 && isAlive(hdPid, { zombies: "dead" }), `hd runs (${hdPid})`);
       Deno.kill(hdPid, "SIGKILL");
-      await waitFor(() => !isAlive(sleepPid), "the step's sleep to die with hd", 5_000);
+      await waitFor(
+        () => !isAlive(sleepPid, { zombies: "dead" }),
+        "the step's sleep to die with hd",
+        5_000,
+      );
       // the next `hd up` starts cleanly (the lock died with the process)
       const again = await hd(["status"], { cwd: tmp.path, store: store.path });
       assertEquals(again.code, 0, again.stderr);
@@ -150,9 +154,13 @@ restart_grace = "1s"
     await waitFor(() => readPid(`${out.path}/svc.pid`) !== null, "the service's sleep");
     const sleepPid = readPid(`${out.path}/svc.pid`)!;
     const sup = readPid(`${tmp.path}/.hd/up.lock`)!;
-    assert(sup > 1 && isAlive(sup) && isAlive(sleepPid));
+    assert(sup > 1 && isAlive(sup, { zombies: "dead" }) && isAlive(sleepPid, { zombies: "dead" }));
     Deno.kill(sup, "SIGKILL");
-    await waitFor(() => !isAlive(sleepPid), "the service's sleep to die with hd", 5_000);
+    await waitFor(
+      () => !isAlive(sleepPid, { zombies: "dead" }),
+      "the service's sleep to die with hd",
+      5_000,
+    );
     const st = await hd(["status"], { cwd: tmp.path, store: store.path });
     assertEquals(st.code, 0, st.stderr);
     assertIncludes(st.stdout, "not running");

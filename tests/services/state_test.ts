@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { downAtEnd, hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { bootId, procStartTime } from "../../src/sandbox/process.ts";
+import { bootId, procStartTime } from "../../src/sys/proc.ts";
 import { waitFor } from "./_util.ts";
 import { lexists } from "../../src/sys/fs.ts";
 

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { topoOrder, withDependents } from "../../src/services/graph.ts";
-import { groupMembers } from "../../src/sandbox/process.ts";
+import { groupMembers } from "../../src/sys/proc.ts";
 import { Supervisor } from "../../src/services/supervisor.ts";
 import { freePort, nodeListen, pidsWith, svc, waitFor } from "./_util.ts";
 

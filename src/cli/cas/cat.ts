@@ -5,7 +5,8 @@
  */
 import { HdError } from "../../sys/errors.ts";
 import { getNode, readFileChunks } from "../../dag/dag.ts";
-import { decodeNode, type FileNode, isNodeEncoding, S_IFLNK, S_IFMT } from "../../dag/node.ts";
+import { decodeNode, type FileNode, isNodeEncoding } from "../../dag/node.ts";
+import { S_IFLNK, S_IFMT } from "../../sys/mode.ts";
 import type { Command } from "../command.ts";
 import { resolveName } from "./resolve.ts";
 

@@ -8,7 +8,8 @@
 import { HdError } from "../../sys/errors.ts";
 import type { Store } from "../../cas/store.ts";
 import { getNode } from "../../dag/dag.ts";
-import { type FileNode, isNodeEncoding, nodeId, S_IFLNK, S_IFMT } from "../../dag/node.ts";
+import { type FileNode, isNodeEncoding, nodeId } from "../../dag/node.ts";
+import { S_IFLNK, S_IFMT } from "../../sys/mode.ts";
 import { compileEnv } from "../../env/compile.ts";
 import { loadProjectSpec } from "../../config/parse.ts";
 import { resolveName } from "../cas/resolve.ts";

@@ -6,6 +6,8 @@
  * @example
  * ```ts
  * import { resolveDependency } from "./registry.ts";
+ * import type { EnvSpec } from "../types.ts";
+ * declare const spec: EnvSpec;
  * const { packages } = await resolveDependency(spec.dependencies[0], { spec, dir: spec.dir });
  * ```
  * @module
