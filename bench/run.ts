@@ -5,7 +5,7 @@
  */
 import type { Bench, BenchRow } from "./lib.ts";
 
-const MODULES = ["cas", "spec", "loop", "fuse", "oci", "sandbox", "export"];
+const MODULES = ["cas", "spec", "loop", "fuse", "oci", "sandbox", "ingest", "export"];
 
 const only = (() => {
   const i = Deno.args.indexOf("--only");
