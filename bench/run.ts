@@ -5,7 +5,7 @@
  */
 import type { Bench, BenchRow } from "./lib.ts";
 
-const MODULES = ["cas", "spec", "loop", "fuse", "oci", "sandbox", "remote"];
+const MODULES = ["cas", "spec", "loop", "fuse", "oci", "sandbox", "ingest", "export", "remote"];
 
 const only = (() => {
   const i = Deno.args.indexOf("--only");

@@ -15,56 +15,18 @@
  * @module
  */
 import { type Bench, type BenchRow, median, sh } from "./lib.ts";
-import { debianRootfs, rootfsLayout } from "../tests/sandbox/_debian.ts";
-import { startRegistry } from "../tests/oci/_fixtures.ts";
+import {
+  freePort,
+  hasPodman,
+  hdCmd,
+  hdDown,
+  nodeImage,
+  podmanBuilds,
+  podmanRmi,
+  REPO,
+  untilAnswer,
+} from "./_image.ts";
 import { busyboxRegistry } from "../tests/sandbox/_image.ts";
-
-const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function untilAnswer(url: string, needle: string, t0: number, limitMs = 120_000) {
-  while (performance.now() - t0 < limitMs) {
-    try {
-      const r = await fetch(url);
-      const body = await r.text();
-      if (r.ok && body.includes(needle)) return performance.now() - t0;
-    } catch { /* not up */ }
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  throw new Error(`no answer containing "${needle}" from ${url} within ${limitMs} ms`);
-}
-
-async function hdCmd(args: string[], cwd: string, store: string): Promise<number> {
-  const t0 = performance.now();
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", `${REPO}/cli.ts`, ...args],
-    cwd,
-    env: { HD_HOME: store, NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const ms = performance.now() - t0;
-  if (!out.success) {
-    const dec = new TextDecoder();
-    throw new Error(`hd ${args.join(" ")}: ${dec.decode(out.stderr)}${dec.decode(out.stdout)}`);
-  }
-  return ms;
-}
-
-function hasPodman(): boolean {
-  try {
-    return new Deno.Command("podman", { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
 
 const DOCKERFILE = `FROM IMAGE
 WORKDIR /app
@@ -83,24 +45,16 @@ export const bench: Bench = {
   name: "sandbox",
   async run({ workDir, quick, log }) {
     const rows: BenchRow[] = [];
-    const img = await debianRootfs();
+    const dir = `${workDir}/sandbox`;
+    await sh(`rm -rf ${dir} && mkdir -p ${dir}`);
+    const img = await nodeImage(dir);
     if ("skip" in img) {
       log(`sandbox: skipped: ${img.skip}`);
       return rows;
     }
-    const dir = `${workDir}/sandbox`;
-    await sh(`rm -rf ${dir} && mkdir -p ${dir}`);
-    const reg = await startRegistry(dir);
+    const { ref, reg, extra } = img;
     const edits = quick ? 2 : 5;
     try {
-      await rootfsLayout(img.rootfs, `${dir}/layout`, "bookworm");
-      const ref = `${reg.host}/hd-node:bookworm`;
-      await sh(
-        `skopeo copy --dest-tls-verify=false oci:${dir}/layout:bookworm docker://${ref} >/dev/null`,
-      );
-      const rootfsBytes = Number((await sh(`du -sb ${img.rootfs} | cut -f1`)).trim());
-      const extra = { image: "debootstrap minbase + nodejs npm node-express", rootfsBytes };
-
       // ---- hd
       const app = `${dir}/hd-app`;
       const port = freePort();
@@ -215,8 +169,7 @@ export const bench: Bench = {
         });
         log(`app start via hd exec: ${appStart.toFixed(0)} ms`);
       } finally {
-        await hdCmd(["down"], app, store).catch(() => 0);
-        await sh(`umount -l ${app}/.hd/sandbox/root 2>/dev/null; true`);
+        await hdDown(app, store);
       }
 
       // ---- hd's own share of a restart: a busybox httpd service (starts in ~1 ms)
@@ -271,8 +224,7 @@ export const bench: Bench = {
           });
           log(`hd edit → answer (busybox): median ${median(ts).toFixed(0)} ms`);
         } finally {
-          await hdCmd(["down"], proj, bstore).catch(() => 0);
-          await sh(`umount -l ${proj}/.hd/sandbox/root 2>/dev/null; true`);
+          await hdDown(proj, bstore);
           await bb.reg.stop();
         }
       }
@@ -293,13 +245,13 @@ export const bench: Bench = {
         DOCKERFILE.replace("IMAGE", ref).replace("PORTNUM", "3000"),
       );
       const tag = `localhost/hd-bench-node-app:${Date.now()}`;
-      const build = `podman build -q --isolation chroot --tls-verify=false -t ${tag} ${papp} ` +
-        ">/dev/null";
+      const podman = podmanBuilds(papp, tag, ref);
+      const build = () => podman.build();
       const note = { note: "image build only (--isolation chroot); the container is not run" };
       try {
-        await sh(`podman rmi -f ${ref} >/dev/null 2>&1; true`);
+        await podmanRmi(ref);
         let t0 = performance.now();
-        await sh(build);
+        await build();
         const cold = performance.now() - t0;
         rows.push({
           bench: "sandbox",
@@ -311,7 +263,7 @@ export const bench: Bench = {
         });
         log(`podman cold build: ${cold.toFixed(0)} ms`);
         t0 = performance.now();
-        await sh(build);
+        await build();
         const nochange = performance.now() - t0;
         rows.push({
           bench: "sandbox",
@@ -326,7 +278,7 @@ export const bench: Bench = {
         for (let i = 0; i < edits; i++) {
           t0 = performance.now();
           Deno.writeTextFileSync(`${papp}/src/message.js`, `module.exports = "edit ${i}";\n`);
-          await sh(build);
+          await build();
           ts.push(performance.now() - t0);
         }
         rows.push({
@@ -346,7 +298,7 @@ export const bench: Bench = {
         pkg.version = "1.0.1";
         t0 = performance.now();
         Deno.writeTextFileSync(`${papp}/package.json`, JSON.stringify(pkg, null, 2) + "\n");
-        await sh(build);
+        await build();
         const reinstall = performance.now() - t0;
         rows.push({
           bench: "sandbox",
@@ -358,7 +310,7 @@ export const bench: Bench = {
         });
         log(`podman package.json → rebuilt: ${reinstall.toFixed(0)} ms`);
       } finally {
-        await sh(`podman rmi -f ${tag} >/dev/null 2>&1; true`);
+        await podman.remove();
       }
     } finally {
       await reg.stop();

@@ -33,7 +33,7 @@ export async function cliReference(): Promise<string> {
       "",
       "```",
       c.usage,
-      ...Object.entries(c.options).map(([k, o]) =>
+      ...Object.entries(c.options).filter(([, o]) => !o.hidden).map(([k, o]) =>
         `  ${o.short ? `-${o.short}, ` : ""}--${k}${o.type === "string" ? " VALUE" : ""}  ${o.help}`
       ),
       "```",

@@ -21,6 +21,8 @@ export interface OptionSpec {
   short?: string;
   multiple?: boolean;
   help: string;
+  /** Internal (e.g. `--supervise`): accepted, but not shown in help or docs/cli.md. */
+  hidden?: boolean;
 }
 
 /** What every command receives. */
@@ -48,7 +50,10 @@ export interface Command {
   usage: string;
   /** Options beyond the global ones (--json, --store, --debug, --help). */
   options: Record<string, OptionSpec>;
-  /** Allow arguments after `--` or unknown flags to pass through as positionals (hd exec). */
+  /**
+   * hd's options end at the first positional (or `--`): that and everything after it are
+   * positionals, flags included (hd exec).
+   */
   passThrough?: boolean;
   /** Runs the command; returns the exit code. */
   run(ctx: Context): Promise<number> | number;

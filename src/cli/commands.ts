@@ -12,6 +12,8 @@ export interface CommandEntry {
   name: string;
   /** Imports the command's module. */
   load: () => Promise<Command>;
+  /** The command runs another command: nothing after its first positional is hd's option. */
+  passThrough?: boolean;
 }
 
 /** All commands, in the order `hd --help` lists them. */
@@ -26,14 +28,18 @@ export const COMMANDS: CommandEntry[] = [
   { name: "cache push", load: async () => (await import("./cache.ts")).cachePush },
   { name: "cache ls", load: async () => (await import("./cache.ts")).cacheLs },
   { name: "cache pull", load: async () => (await import("./cache.ts")).cachePull },
+  { name: "export", load: async () => (await import("./export.ts")).exportCmd },
   { name: "images", load: async () => (await import("./images.ts")).images },
   { name: "images rm", load: async () => (await import("./images_rm.ts")).imagesRm },
   { name: "up", load: async () => (await import("./up.ts")).up },
   { name: "down", load: async () => (await import("./down.ts")).down },
   { name: "logs", load: async () => (await import("./logs.ts")).logs },
   { name: "restart", load: async () => (await import("./restart.ts")).restart },
-  { name: "exec", load: async () => (await import("./exec.ts")).exec },
-  { name: "shell", load: async () => (await import("./shell.ts")).shell },
+  { name: "start", load: async () => (await import("./service_ctl.ts")).start },
+  { name: "stop", load: async () => (await import("./service_ctl.ts")).stop },
+  { name: "ps", load: async () => (await import("./service_ctl.ts")).ps },
+  { name: "exec", load: async () => (await import("./exec.ts")).exec, passThrough: true },
+  { name: "shell", load: async () => (await import("./shell.ts")).shell, passThrough: true },
   { name: "ingest", load: async () => (await import("./ingest.ts")).ingestCmd },
   { name: "init", load: async () => (await import("./init.ts")).init },
   { name: "lock", load: async () => (await import("./lock.ts")).lock },
@@ -43,4 +49,5 @@ export const COMMANDS: CommandEntry[] = [
   { name: "mount", load: async () => (await import("./mount.ts")).mount },
   { name: "unmount", load: async () => (await import("./unmount.ts")).unmount },
   { name: "snapshot", load: async () => (await import("./snapshot.ts")).snapshot },
+  { name: "completions", load: async () => (await import("./completions.ts")).completions },
 ];

@@ -17,22 +17,47 @@ import { callControl, controlSocketPath, readUpState, removeUpState } from "../s
 import { bootId, procInfo, sameProcess, signalRecorded } from "../sys/proc.ts";
 import { cleanupIfStale, formatCleanup } from "../services/report.ts";
 import type { Command } from "./command.ts";
+import { exists } from "../sys/fs.ts";
 
 /** `hd down`. */
 export const down: Command = {
   name: "down",
   summary: "stop the services of `hd up` (reverse dependency order)",
-  usage: "hd down [--file hd.toml]",
-  options: { file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" } },
+  usage: "hd down [-v] [--file hd.toml]",
+  options: {
+    file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" },
+    volumes: {
+      type: "boolean",
+      short: "v",
+      help: "also remove the environment's named volumes (directories and refs)",
+    },
+  },
   async run(ctx) {
     const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
     const dir = spec.dir;
     const stale = cleanupIfStale(dir);
+    // named volumes: kept as trees in the store (refs volumes/<env>/<name>), or removed with -v
+    const volumes = async () => {
+      if (!exists(`${ctx.storeRoot}/refs`) && !exists(`${ctx.storeRoot}/volumes`)) return;
+      const vol = await import("../runtime/volumes.ts");
+      const env = spec.environment.name;
+      if (ctx.values.volumes === true) {
+        const gone = vol.removeVolumes(ctx.store(), env);
+        if (gone.length) ctx.out.note(`removed volumes: ${gone.join(", ")}`);
+      } else {
+        const kept = await vol.snapshotVolumes(ctx.store(), env);
+        for (const k of kept) ctx.out.note(`volume ${k.name}: ${k.ref} → ${k.tree.slice(0, 12)}`);
+      }
+    };
     // the sandbox's root is unmounted once nothing runs in it (the project can then be deleted)
     const release = async () => {
-      if (spec.environment.base === null) return;
+      await volumes();
+      (await import("../runtime/secrets.ts")).removeSecrets(dir);
+      const images = await import("../runtime/image_services.ts");
+      if (spec.environment.base === null && !images.imageServiceNames(spec).length) return;
       const { releaseEnv } = await import("../runtime/sandbox_steps.ts");
       await releaseEnv(spec);
+      images.releaseImageServices(spec);
     };
     if (stale) {
       await release();

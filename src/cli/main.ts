@@ -60,7 +60,9 @@ async function topHelp(): Promise<string> {
 }
 
 function commandHelp(cmd: Command): string {
-  const opts = { ...cmd.options, ...GLOBAL };
+  const opts = Object.fromEntries(
+    Object.entries({ ...cmd.options, ...GLOBAL }).filter(([, o]) => !o.hidden),
+  );
   const heads = Object.entries(opts).map(([k, o]) =>
     `  ${o.short ? `-${o.short}, ` : "    "}--${k}${o.type === "string" ? " VALUE" : ""}`
   );
@@ -69,10 +71,38 @@ function commandHelp(cmd: Command): string {
   return [`${cmd.summary}`, "", `Usage: ${cmd.usage}`, "", "Options:", ...lines].join("\n");
 }
 
+/**
+ * For a command that runs another command (`hd exec`): `rest` split into hd's own options (those
+ * before the first positional, or before `--`) and the command with its arguments, untouched —
+ * `hd exec db psql -h x --json` passes `-h x --json` to psql.
+ */
+export function splitPassThrough(
+  rest: string[],
+  options: Record<string, OptionSpec>,
+): { own: string[]; tail: string[] } {
+  const takesValue = new Set<string>();
+  for (const [k, o] of Object.entries(options)) {
+    if (o.type === "string") (takesValue.add(`--${k}`), o.short && takesValue.add(`-${o.short}`));
+  }
+  let i = 0;
+  while (i < rest.length) {
+    const a = rest[i];
+    if (a === "--") return { own: rest.slice(0, i), tail: rest.slice(i + 1) };
+    if (!a.startsWith("-") || a === "-") break;
+    i += takesValue.has(a) ? 2 : 1;
+  }
+  return { own: rest.slice(0, i), tail: rest.slice(i) };
+}
+
 /** Runs the CLI with `argv` (without the program name); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const json = argv.includes("--json");
-  const debug = argv.includes("--debug");
+  // hd's own flags: for `hd exec`, only those before the command it runs
+  const early = findCommand(argv);
+  const mine = early?.entry.passThrough
+    ? argv.slice(0, argv.length - splitPassThrough(early.rest, GLOBAL).tail.length)
+    : argv;
+  const json = mine.includes("--json");
+  const debug = mine.includes("--debug");
   const out = new Output({ json });
   try {
     if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
@@ -97,8 +127,9 @@ export async function main(argv: string[]): Promise<number> {
       );
     }
     const cmd = await found.entry.load();
-    const rest = found.rest;
     const options = { ...GLOBAL, ...cmd.options };
+    const split = cmd.passThrough ? splitPassThrough(found.rest, options) : null;
+    const rest = split ? split.own : found.rest;
     let parsed;
     try {
       parsed = parseArgs({
@@ -110,7 +141,7 @@ export async function main(argv: string[]): Promise<number> {
           ]),
         ),
         allowPositionals: true,
-        strict: !cmd.passThrough,
+        strict: true,
       });
     } catch (e) {
       const msg = (e as Error).message.split("\n")[0];
@@ -136,7 +167,7 @@ export async function main(argv: string[]): Promise<number> {
       debug,
       store: (create = true) => (store ??= Store.open(storeRoot, { create })),
       values: parsed.values as Context["values"],
-      positionals: parsed.positionals,
+      positionals: split ? [...parsed.positionals, ...split.tail] : parsed.positionals,
     };
     return await cmd.run(ctx);
   } catch (caught) {

@@ -31,7 +31,12 @@ import {
   gatherServices,
   servicesSettled,
   type UpStatus,
+  type WaitVerdict,
+  waitVerdict,
 } from "../services/report.ts";
+import { callControl, controlSocketPath } from "../services/control.ts";
+import { parseDuration } from "../config/duration.ts";
+import { parseLogLine } from "../services/logs.ts";
 import { AlreadyRunning, UpSession } from "../services/session.ts";
 import type { Command, Context } from "./command.ts";
 
@@ -98,7 +103,117 @@ function tailer(path: string): () => string[] {
   };
 }
 
-async function detach(ctx: Context, dir: string, env: string): Promise<number> {
+/** `--wait-timeout` in ms (default 60 s), or a usage error. */
+function waitTimeout(ctx: Context): number {
+  const v = ctx.values["wait-timeout"];
+  if (v === undefined) return 60_000;
+  const ms = typeof v === "string" ? parseDuration(v) : null;
+  if (ms === null || ms > 3_600_000) {
+    throw new HdError(
+      `Cannot parse --wait-timeout: "${v}" is not a duration of at most 1h`,
+      "e.g. --wait-timeout 90s or --wait-timeout 2m",
+      2,
+    );
+  }
+  return ms;
+}
+
+/** The last `n` lines of service `name`'s log, or none. */
+function lastLogLines(dir: string, name: string, n = 12): string[] {
+  try {
+    const lines = Deno.readTextFileSync(`${dir}/.hd/logs/${name}.log`).split("\n");
+    if (lines[lines.length - 1] === "") lines.pop();
+    return lines.slice(-n).map((l) => parseLogLine(l).line);
+  } catch {
+    return [];
+  }
+}
+
+/** Fails `hd up -d --wait`: names each failed (or late) service with its last log lines. */
+function waitFailure(ctx: Context, dir: string, env: string, v: WaitVerdict, ms: number): never {
+  const bad = v.failed.length ? v.failed : v.pending.map((p) => ({
+    name: p.name,
+    why: `not healthy after ${ms / 1000} s (${p.state})`,
+  }));
+  for (const b of bad) {
+    const tail = lastLogLines(dir, b.name);
+    ctx.out.note(`${b.name}: ${b.why}`);
+    for (const l of tail) ctx.out.note(`  ${b.name} | ${l}`);
+  }
+  throw new HdError(
+    `Cannot bring ${env} up: ${bad.map((b) => `${b.name} ${b.why}`).join("; ")}`,
+    `its last log lines are above (\`hd logs ${bad[0].name}\`); \`hd status\` shows the services`,
+  );
+}
+
+/**
+ * Polls the running supervisor until the services are up ({@link waitVerdict}), one failed, or
+ * `ms` passed; the last status and verdict.
+ */
+async function waitServices(dir: string, ms: number): Promise<[UpStatus, WaitVerdict]> {
+  const end = performance.now() + ms;
+  while (true) {
+    const st = await gatherServices(dir);
+    if (!st.running) return [st, { ok: false, failed: [], pending: [] }];
+    const v = waitVerdict(st.services);
+    if (st.phase === "running" && (v.ok || v.failed.length)) return [st, v];
+    if (performance.now() > end) return [st, v];
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** `hd up -d` while the environment is up: apply hd.toml and start the named services. */
+async function reconcile(ctx: Context, spec: EnvSpec): Promise<number> {
+  // the socket opens just after the state file is written: retry a refused connection a little
+  let res: Record<string, unknown> | null = null;
+  for (let i = 0; res === null; i++) {
+    try {
+      res = await callControl(
+        controlSocketPath(spec.dir),
+        { op: "reconcile", services: ctx.positionals },
+        660_000,
+      );
+    } catch (e) {
+      if (i >= 50) {
+        throw new HdError(
+          `Cannot reach the running ${spec.environment.name}: ${(e as Error).message}`,
+          "`hd status` shows its state; `hd down` stops it",
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  if (typeof res.error === "string") {
+    throw new HdError(
+      `Cannot apply hd.toml to the running ${spec.environment.name}: ${res.error}`,
+      "fix hd.toml and run `hd up -d` again; the services keep running as they were",
+    );
+  }
+  const started = res.started as string[];
+  const what = res.upToDate
+    ? `${spec.environment.name} is up to date`
+    : `${spec.environment.name}: applied the changed hd.toml` +
+      (res.applied === "reload" ? " (reloaded)" : "");
+  let status: UpStatus = await gatherServices(spec.dir);
+  if (ctx.values.wait) {
+    const ms = waitTimeout(ctx);
+    const [st, v] = await waitServices(spec.dir, ms);
+    status = st;
+    if (!v.ok) {
+      ctx.out.note(what);
+      waitFailure(ctx, spec.dir, spec.environment.name, v, ms);
+    }
+  }
+  ctx.out.result({ ...res, status }, () =>
+    [
+      what + (started.length ? `; started ${started.join(", ")}` : ""),
+      ...(status.running ? [formatServices(status.services)] : []),
+    ].join("\n"));
+  return 0;
+}
+
+async function detach(ctx: Context, spec: EnvSpec): Promise<number> {
+  const [dir, env] = [spec.dir, spec.environment.name];
   const log = `${dir}/.hd/logs/hd.log`;
   privateDir(`${dir}/.hd`);
   openPrivateAppend(log).close(); // the shell's >> would create it 0644
@@ -131,7 +246,11 @@ async function detach(ctx: Context, dir: string, env: string): Promise<number> {
   child.status.then((s) => exited = s);
   const t0 = performance.now();
   let status: UpStatus = { running: false };
-  // builds may take long; once running, services get READY_WAIT_MS to become ready
+  // builds may take long; once running, services get READY_WAIT_MS (--wait: --wait-timeout) to
+  // become ready
+  const wait = !!ctx.values.wait;
+  const readyMs = wait ? waitTimeout(ctx) : READY_WAIT_MS;
+  let verdict: WaitVerdict = { ok: false, failed: [], pending: [] };
   let runningSince = 0;
   while (performance.now() - t0 < 3_600_000) {
     await new Promise((r) => setTimeout(r, 50));
@@ -144,11 +263,23 @@ async function detach(ctx: Context, dir: string, env: string): Promise<number> {
     if (status.phase === "failed") break;
     if (status.phase !== "running") continue;
     runningSince ||= performance.now();
-    if (servicesSettled(status.services) || performance.now() - runningSince > READY_WAIT_MS) break;
+    verdict = waitVerdict(status.services);
+    const settled = wait
+      ? verdict.ok || verdict.failed.length > 0
+      : servicesSettled(status.services);
+    if (settled || performance.now() - runningSince > readyMs) break;
   }
   showNew();
   const ended = exited as Deno.CommandStatus | null; // set by the callback above
-  if (ended?.code === EXIT_ALREADY_RUNNING) throw new AlreadyRunning(env, upLockHolder(dir));
+  if (ended?.code === EXIT_ALREADY_RUNNING) {
+    // another `hd up` took the project first (two `hd up -d` at once): reconcile with it
+    const until = performance.now() + 10_000;
+    while (performance.now() < until && !readUpState(dir)?.alive) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!readUpState(dir)?.alive) throw new AlreadyRunning(env, upLockHolder(dir));
+    return await reconcile(ctx, spec);
+  }
   if (exited || !status.running || status.phase === "failed") {
     // its own error lines (others may write to the same log: only lines since it started)
     const tail = unshown.slice(-15);
@@ -159,6 +290,7 @@ async function detach(ctx: Context, dir: string, env: string): Promise<number> {
       `its output is in ${log}${tail.length ? " (its last lines are above)" : ""}`,
     );
   }
+  if (wait && !verdict.ok) waitFailure(ctx, dir, env, verdict, readyMs);
   const notReady = status.services.filter((s) => s.state === "starting" || s.state === "waiting");
   ctx.out.result(status, () =>
     [
@@ -238,11 +370,21 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
 export const up: Command = {
   name: "up",
   summary: "build the environment, start its services, and watch for changes",
-  usage: "hd up [-d] [SERVICE…] [--file hd.toml] [--cache REF] [--push-cache]",
+  usage:
+    "hd up [-d [--wait [--wait-timeout 60s]]] [SERVICE…] [--file hd.toml] [--cache REF] [--push-cache]",
   options: {
     detach: { type: "boolean", short: "d", help: "run in the background (a supervisor)" },
+    wait: {
+      type: "boolean",
+      help: "with -d: return once every service is healthy (or completed); exit 1 naming the " +
+        "service and its last log lines when one crashes or is not healthy in time",
+    },
+    "wait-timeout": {
+      type: "string",
+      help: "how long --wait waits for the services (default 60s)",
+    },
     file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" },
-    supervise: { type: "boolean", help: "(internal) be the detached supervisor" },
+    supervise: { type: "boolean", help: "(internal) be the detached supervisor", hidden: true },
     cache: {
       type: "string",
       help: "remote build cache REGISTRY/REPO or s3://BUCKET/PREFIX (over HD_REMOTE_CACHE, " +
@@ -255,14 +397,23 @@ export const up: Command = {
   },
   async run(ctx) {
     const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
+    if ((ctx.values.wait || ctx.values["wait-timeout"] !== undefined) && !ctx.values.detach) {
+      throw new HdError(
+        "Cannot wait: --wait and --wait-timeout go with -d",
+        "run `hd up -d --wait` (in the foreground, hd up shows the services as they start)",
+        2,
+      );
+    }
+    waitTimeout(ctx); // a bad --wait-timeout is refused before anything starts
     if (ctx.values.detach && !ctx.values.supervise) {
       // the supervisor takes the lock; this only spares starting one when one is running, and
       // reports here what a stale state was (the supervisor's own notes go to its log)
       const stale = cleanupIfStale(spec.dir);
       if (stale) ctx.out.note(`hd: ${formatCleanup(stale)}`);
       const cur = readUpState(spec.dir);
-      if (cur?.alive) throw new AlreadyRunning(spec.environment.name, cur.state.pid);
-      return await detach(ctx, spec.dir, spec.environment.name);
+      // up already: apply the hd.toml on disk to it (or say it is up to date)
+      if (cur?.alive) return await reconcile(ctx, spec);
+      return await detach(ctx, spec);
     }
     // one `hd up` per project: the lock is taken before anything is built, and held until exit
     return await serve(ctx, spec, !!ctx.values.supervise);

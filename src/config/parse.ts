@@ -19,11 +19,19 @@ import { HdError } from "../sys/errors.ts";
 import { durationOverLimit, parseDuration } from "./duration.ts";
 import { type LineCol, SourcePositions } from "./positions.ts";
 import { didYouMean } from "./suggest.ts";
+import { commandForm, imageWorkdir, RUN_KEYS, serviceRunKeys } from "./service_keys.ts";
+import { declaredVolumes, serviceVolumes, VOLUME_KEYS } from "./volume_keys.ts";
+import { dotEnv, ENV_FILE_KEYS, envFileVars } from "./env_files.ts";
+import { interpolateDoc } from "./interpolate.ts";
+import { checkServiceSecrets, parseSecrets, SECRET_KEYS, serviceSecrets } from "./secret_keys.ts";
 import { hostPortClash, parsePortEntry, publishedClash } from "./ports.ts";
 import type {
   BuildStepSpec,
   DependencySpec,
+  DependsCondition,
   EnvSpec,
+  HealthcheckSpec,
+  HealthProbe,
   Position,
   PublishedPort,
   RestartPolicy,
@@ -37,8 +45,18 @@ const REF_HINT = "see docs/hdtoml.md for the hd.toml reference";
 
 /** Keys allowed in each table, for unknown-key errors and suggestions. */
 export const KNOWN_KEYS = {
-  top: ["environment", "dependencies", "build", "services", "files", "options", "remote"],
-  environment: ["name", "base", "env", "workdir"],
+  top: [
+    "environment",
+    "dependencies",
+    "build",
+    "services",
+    "files",
+    "options",
+    "volumes",
+    "secrets",
+    "remote",
+  ],
+  environment: ["name", "base", "env", "workdir", "ca_certs", ...ENV_FILE_KEYS],
   build: ["steps", "cache"],
   step: ["run", "inputs", "outputs", "env", "network"],
   service: [
@@ -49,9 +67,15 @@ export const KNOWN_KEYS = {
     "restart_policy",
     "env",
     "workdir",
+    ...RUN_KEYS,
+    ...VOLUME_KEYS,
+    ...ENV_FILE_KEYS,
+    ...SECRET_KEYS,
     "aliases",
     "ports",
+    "healthcheck",
   ],
+  healthcheck: ["test", "http", "tcp", "interval", "timeout", "retries", "start_period"],
   files: ["include", "exclude"],
   options: ["restart_grace", "debounce"],
   fileDependency: ["file"],
@@ -103,6 +127,10 @@ class Validator {
   readonly file: string;
   readonly shown: string;
   readonly pos: SourcePositions;
+  /** Variables for `${VAR}` and env files: the process environment, then the project's .env. */
+  lookup: (name: string) => string | undefined = () => undefined;
+  /** Project files read besides hd.toml (.env, env_file): their edit reloads hd.toml too. */
+  readonly configFiles: string[] = [".env"];
 
   constructor(file: string, source: string) {
     this.file = file;
@@ -389,7 +417,11 @@ function lastKey(path: string): string {
  * Parses and validates the text of an hd.toml. `file` is its absolute path (the project dir is
  * its directory). Throws {@link HdError} `Cannot load hd.toml: FILE:LINE:COL: …` on any problem.
  */
-export function parseSpec(source: string, file: string): EnvSpec {
+export function parseSpec(
+  source: string,
+  file: string,
+  opts: { env?: Record<string, string> } = {},
+): EnvSpec {
   const v: Validator = new Validator(file, source);
   let doc: Table;
   try {
@@ -412,6 +444,11 @@ export function parseSpec(source: string, file: string): EnvSpec {
     );
   }
   v.keys("", doc, KNOWN_KEYS.top, "hd.toml (top level)");
+  // ${VAR} interpolation (interpolate.ts): the process environment wins over the project's .env
+  const procEnv = opts.env ?? Deno.env.toObject();
+  const dotenv = dotEnv(v.dir, procEnv);
+  v.lookup = (n) => Object.hasOwn(procEnv, n) ? procEnv[n] : dotenv[n];
+  interpolateDoc(doc, v.lookup, (path, e) => v.fail(path, e.message, e.hint));
 
   // [environment]
   if (doc.environment === undefined) {
@@ -440,6 +477,27 @@ export function parseSpec(source: string, file: string): EnvSpec {
     env: envT.env === undefined ? {} : v.env("environment.env", envT.env),
     workdir: envT.workdir === undefined ? null : v.workdir("environment.workdir", envT.workdir),
   };
+  if (envT.ca_certs !== undefined) {
+    if (typeof envT.ca_certs !== "boolean") {
+      v.fail(
+        "environment.ca_certs",
+        `ca_certs must be true or false, not ${typeName(envT.ca_certs)}`,
+        "write ca_certs = true (no quotes)",
+      );
+    }
+    environment.caCerts = envT.ca_certs;
+  }
+  if (envT.env_file !== undefined) {
+    const vars = envFileVars(
+      v,
+      "environment.env_file",
+      envT.env_file,
+      v.dir,
+      v.lookup,
+      (f) => v.configFiles.push(f),
+    );
+    environment.env = { ...vars, ...environment.env };
+  }
   if (environment.base !== null && /\s/.test(environment.base)) {
     v.fail(
       "environment.base",
@@ -522,11 +580,11 @@ export function parseSpec(source: string, file: string): EnvSpec {
   if (doc.services !== undefined) {
     const st = v.table("services", doc.services, "[services]");
     for (const [sname, sv] of Object.entries(st)) {
-      services[sname] = service(v, sname, sv);
+      services[sname] = service(v, sname, sv, environment.base !== null);
     }
     checkDependsOn(v, services);
     // Host services share the host's network: the same `port` twice is an error (src/config/ports.ts).
-    const onHost = (_s: ServiceSpec) => environment.base === null;
+    const onHost = (s: ServiceSpec) => environment.base === null && s.image === undefined;
     for (const s of Object.values(services)) {
       const key = s.ports ? "ports" : s.aliases ? "aliases" : null;
       if (key && onHost(s)) {
@@ -623,7 +681,22 @@ export function parseSpec(source: string, file: string): EnvSpec {
   }
 
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
-  return { file, dir, environment, dependencies, build, services, files, options, remote };
+  const spec: EnvSpec = {
+    file,
+    dir,
+    environment,
+    dependencies,
+    build,
+    services,
+    files,
+    options,
+    remote,
+  };
+  if (doc.volumes !== undefined) spec.volumes = declaredVolumes(v, doc.volumes);
+  if (doc.secrets !== undefined) spec.secrets = parseSecrets(v, doc.secrets, v.lookup);
+  checkServiceSecrets(v, services, spec.secrets ?? {});
+  spec.configFiles = [...new Set(v.configFiles)];
+  return spec;
 }
 
 function step(v: Validator, s: unknown, index: number): BuildStepSpec {
@@ -669,7 +742,7 @@ function step(v: Validator, s: unknown, index: number): BuildStepSpec {
   return { run, inputs, outputs, env, network, index, at };
 }
 
-function service(v: Validator, name: string, sv: unknown): ServiceSpec {
+function service(v: Validator, name: string, sv: unknown, base = false): ServiceSpec {
   const path = `services.${name}`;
   if (!SERVICE_NAME.test(name)) {
     v.fail(
@@ -681,10 +754,12 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
   }
   const t = v.table(path, sv, `[services.${name}]`);
   v.keys(path, t, KNOWN_KEYS.service, `[services.${name}]`);
-  if (t.command === undefined) {
+  if (t.command === undefined && t.image === undefined) {
     v.fail(`${path}.command`, `service "${name}" needs a command`, 'add command = "…"', true);
   }
-  const command = v.str(`${path}.command`, t.command);
+  // compose's image/command/entrypoint/user (src/config/service_keys.ts)
+  const run = serviceRunKeys(v, path, t);
+  const command = t.command === undefined ? "" : commandForm(v, `${path}.command`, t.command).shown;
   const watch = t.watch === undefined ? [] : v.globs(`${path}.watch`, t.watch, '["src/**"]');
   let port: number | null = null;
   if (t.port !== undefined) {
@@ -707,8 +782,12 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
     }
     port = n;
   }
+  // depends_on: a list of names, or a table of name = condition (see dependsOnTable)
+  const dependsTable = isTable(t.depends_on) ? dependsOnTable(v, path, t.depends_on) : null;
   const depends_on = t.depends_on === undefined
     ? []
+    : dependsTable
+    ? Object.keys(dependsTable)
     : v.strArray(`${path}.depends_on`, t.depends_on, '["db"]');
   let restart_policy: RestartPolicy = "on_failure";
   if (t.restart_policy !== undefined) {
@@ -723,8 +802,16 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
     }
     restart_policy = r as RestartPolicy;
   }
-  const env = t.env === undefined ? {} : v.env(`${path}.env`, t.env);
-  const workdir = t.workdir === undefined ? "." : v.relPath(`${path}.workdir`, t.workdir, true);
+  let env = t.env === undefined ? {} : v.env(`${path}.env`, t.env);
+  if (t.env_file !== undefined) {
+    const onFile = (f: string) => v.configFiles.push(f);
+    env = { ...envFileVars(v, `${path}.env_file`, t.env_file, v.dir, v.lookup, onFile), ...env };
+  }
+  const workdir = t.workdir === undefined
+    ? "."
+    : run.image !== undefined
+    ? imageWorkdir(v, `${path}.workdir`, v.workdir(`${path}.workdir`, t.workdir))
+    : v.relPath(`${path}.workdir`, t.workdir, true);
   // the environment's network (src/sandbox/network.ts): extra host names, published ports
   const net: Pick<ServiceSpec, "aliases" | "ports"> = {};
   if (t.aliases !== undefined) {
@@ -751,6 +838,11 @@ function service(v: Validator, name: string, sv: unknown): ServiceSpec {
     env,
     workdir,
     at: v.at(path, true),
+    healthcheck: t.healthcheck === undefined ? null : healthcheck(v, path, t.healthcheck),
+    ...(dependsTable ? { depends_conditions: dependsTable } : {}),
+    ...run,
+    ...serviceVolumes(v, path, t, base || run.image !== undefined),
+    ...serviceSecrets(v, path, t),
   };
 }
 
@@ -906,4 +998,134 @@ export function findSpecFile(start: string = Deno.cwd()): string {
 /** The spec a command works on: `--file PATH` when given, else hd.toml found from the cwd. */
 export function loadProjectSpec(file?: string): EnvSpec {
   return loadSpec(file ?? findSpecFile());
+}
+
+const CONDITIONS: Record<string, DependsCondition> = {
+  started: "started",
+  healthy: "healthy",
+  completed_successfully: "completed_successfully",
+  service_started: "started",
+  service_healthy: "healthy",
+  service_completed_successfully: "completed_successfully",
+};
+
+/** `depends_on = { db = "healthy", migrate = "completed_successfully" }` (compose's aliases too). */
+function dependsOnTable(
+  v: Validator,
+  path: string,
+  t: Table,
+): Record<string, DependsCondition> {
+  const out: Record<string, DependsCondition> = {};
+  for (const [dep, c] of Object.entries(t)) {
+    const key = `${path}.depends_on.${dep}`;
+    // compose's long form { condition = "service_healthy" } is accepted as well
+    const raw = isTable(c) && c.condition !== undefined ? c.condition : c;
+    const name = v.str(key, raw);
+    const cond = CONDITIONS[name];
+    if (cond === undefined) {
+      const guess = didYouMean(name, Object.keys(CONDITIONS));
+      v.fail(
+        key,
+        `the condition of ${dep} must be started, healthy or completed_successfully, not "${name}"`,
+        guess ? `did you mean "${guess}"?` : `write ${dep} = "healthy"`,
+      );
+    }
+    out[dep] = cond;
+  }
+  return out;
+}
+
+/** Defaults of a healthcheck (compose's). */
+export const HEALTHCHECK_DEFAULTS = {
+  intervalMs: 30_000,
+  timeoutMs: 30_000,
+  retries: 3,
+  startPeriodMs: 0,
+} as const;
+
+/** `healthcheck = { test = …, http = …, tcp = …, interval, timeout, retries, start_period }`. */
+function healthcheck(v: Validator, service: string, raw: unknown): HealthcheckSpec {
+  const path = `${service}.healthcheck`;
+  const t = v.table(path, raw, "healthcheck");
+  v.keys(path, t, KNOWN_KEYS.healthcheck, "healthcheck");
+  const given = (["test", "http", "tcp"] as const).filter((k) => t[k] !== undefined);
+  if (given.length !== 1) {
+    v.fail(
+      path,
+      given.length === 0
+        ? "healthcheck needs one of test, http or tcp"
+        : `healthcheck takes one of test, http or tcp, not ${given.join(" and ")}`,
+      'e.g. healthcheck = { test = ["CMD", "pg_isready"] } or { http = "http://127.0.0.1:3000/health" }',
+    );
+  }
+  let probe: HealthProbe;
+  if (t.test !== undefined) {
+    const tp = `${path}.test`;
+    if (typeof t.test === "string") {
+      probe = { kind: "shell", script: v.str(tp, t.test) };
+    } else {
+      const a = v.strArray(tp, t.test, '["CMD", "pg_isready", "-U", "postgres"]');
+      if (a[0] === "CMD" && a.length >= 2) probe = { kind: "cmd", argv: a.slice(1) };
+      else if (a[0] === "CMD-SHELL" && a.length === 2 && a[1].trim() !== "") {
+        probe = { kind: "shell", script: a[1] };
+      } else {
+        v.fail(
+          tp,
+          `test must be ["CMD", program, args…], ["CMD-SHELL", "script"] or a string, not ${
+            JSON.stringify(a)
+          }`,
+          a[0] === "NONE"
+            ? "remove the healthcheck to have none"
+            : 'e.g. test = ["CMD", "redis-cli", "ping"] or test = "curl -f http://127.0.0.1/"',
+        );
+      }
+    }
+  } else if (t.http !== undefined) {
+    const url = v.str(`${path}.http`, t.http);
+    let ok = false;
+    try {
+      ok = ["http:", "https:"].includes(new URL(url).protocol);
+    } catch { /* not a URL */ }
+    if (!ok) {
+      v.fail(
+        `${path}.http`,
+        `http must be an http:// or https:// URL, not "${url}"`,
+        'e.g. http = "http://127.0.0.1:3000/health"',
+      );
+    }
+    probe = { kind: "http", url };
+  } else {
+    const p = typeof t.tcp === "bigint" ? Number(t.tcp) : t.tcp;
+    if (typeof p !== "number" || !Number.isInteger(p) || p < 1 || p > 65535) {
+      v.fail(
+        `${path}.tcp`,
+        `tcp must be a port from 1 to 65535, not ${JSON.stringify(String(t.tcp))}`,
+        "e.g. tcp = 5432",
+      );
+    }
+    probe = { kind: "tcp", port: p };
+  }
+  let retries: number = HEALTHCHECK_DEFAULTS.retries;
+  if (t.retries !== undefined) {
+    const r = typeof t.retries === "bigint" ? Number(t.retries) : t.retries;
+    if (typeof r !== "number" || !Number.isInteger(r) || r < 1 || r > 1000) {
+      v.fail(
+        `${path}.retries`,
+        `retries must be an integer from 1 to 1000, not ${JSON.stringify(String(t.retries))}`,
+        "e.g. retries = 3",
+      );
+    }
+    retries = r;
+  }
+  const intervalMs = v.duration(`${path}.interval`, t.interval, HEALTHCHECK_DEFAULTS.intervalMs);
+  const timeoutMs = v.duration(`${path}.timeout`, t.timeout, HEALTHCHECK_DEFAULTS.timeoutMs);
+  const startPeriodMs = v.duration(
+    `${path}.start_period`,
+    t.start_period,
+    HEALTHCHECK_DEFAULTS.startPeriodMs,
+  );
+  for (const [k, ms] of [["interval", intervalMs], ["timeout", timeoutMs]] as const) {
+    if (ms === 0) v.fail(`${path}.${k}`, `${k} must be more than 0`, `e.g. ${k} = "5s"`);
+  }
+  return { probe, intervalMs, timeoutMs, retries, startPeriodMs, at: v.at(path, true) };
 }

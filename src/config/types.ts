@@ -51,22 +51,89 @@ export interface ServiceSpec {
   command: string;
   /** Globs (relative to the project) whose change restarts this service. */
   watch: string[];
-  /** A TCP port the service listens on; readiness = it accepts connections on 127.0.0.1. */
+  /** A TCP port the service listens on; readiness = one of its own processes holds a LISTEN socket on it. */
   port: number | null;
   /** Names of services that must be started (and ready) first. */
   depends_on: string[];
   restart_policy: RestartPolicy;
   /** Environment variables (on top of [environment].env). */
   env: Record<string, string>;
-  /** Working directory relative to the project (default "."). */
+  /** Working directory relative to the project (default "."); absolute for an `image` service. */
   workdir: string;
   at?: Position;
+  /** `healthcheck`: how hd checks that the service works (absent or null: no check). */
+  healthcheck?: HealthcheckSpec | null;
+  /**
+   * Condition per dependency, from the table form of `depends_on`; a dependency without one (the
+   * list form) gets the default: `healthy` when it has a healthcheck or a port, else `started`.
+   */
+  depends_conditions?: Record<string, DependsCondition>;
+  /** `image = "REF"`: the service runs in its own sandbox on that image (absent: base or host). */
+  image?: string;
+  /** `command` in exec form (an array in hd.toml); absent for the string form (see `command`). */
+  argv?: string[];
+  /** `entrypoint` (a string becomes `/bin/sh -c STRING`); absent: the image's ENTRYPOINT. */
+  entrypoint?: string[];
+  /** `user` as written: `name`, `uid`, `name:group`, `uid:gid`; absent: the image's USER. */
+  user?: string;
+  /** `volumes` then `tmpfs`, in order (absent: none). */
+  volumes?: VolumeMount[];
+  /** Names of `[secrets.NAME]` it receives (at /run/secrets/NAME in a sandbox). */
+  secrets?: string[];
   /** Extra host names on the environment's network (besides the service's name). */
   aliases?: string[];
   /** Ports published on the host (`ports`). */
   ports?: PublishedPort[];
   /** Where port readiness connects (set by the sandbox runtime: the service's own address). */
   readyHost?: string;
+}
+
+/** What a dependency must reach before a dependent starts (compose's `depends_on` conditions). */
+export type DependsCondition = "started" | "healthy" | "completed_successfully";
+
+/** The probe of a `healthcheck`. */
+export type HealthProbe =
+  | { kind: "cmd"; argv: string[] } // ["CMD", …]: exec form
+  | { kind: "shell"; script: string } // ["CMD-SHELL", "…"] or a string: sh -c
+  | { kind: "http"; url: string } // GET; 2xx/3xx is healthy
+  | { kind: "tcp"; port: number }; // one of the service's processes listens on the port
+
+/** A service's `healthcheck` (compose semantics; durations in ms). */
+export interface HealthcheckSpec {
+  probe: HealthProbe;
+  /** Time between checks once the service has been healthy (default 30 s). */
+  intervalMs: number;
+  /** A check taking longer fails (default 30 s). */
+  timeoutMs: number;
+  /** Consecutive failures that make the service unhealthy (default 3). */
+  retries: number;
+  /** Failures within this time of the start do not count (default 0). */
+  startPeriodMs: number;
+  at?: Position;
+}
+
+/** A `[secrets.NAME]`: a project file, or a variable read when the service starts. */
+export interface SecretSpec {
+  name: string;
+  /** Path relative to the project. */
+  file?: string;
+  /** Name of the variable (process environment, then the project's .env). */
+  environment?: string;
+}
+
+/**
+ * One mount of a service: a named volume (`source` its name; "" for an anonymous one, which
+ * mounts nothing: the path stays in the container's own files), a bind of a project path
+ * (`source` relative to the project, "." for the project), or a tmpfs.
+ */
+export interface VolumeMount {
+  type: "volume" | "bind" | "tmpfs";
+  source: string;
+  /** Absolute, normalized path inside the container. */
+  target: string;
+  read_only: boolean;
+  /** `:nocopy`: a new named volume is not seeded from the image. */
+  nocopy?: boolean;
 }
 
 /** The whole hd.toml. */
@@ -83,6 +150,8 @@ export interface EnvSpec {
     env: Record<string, string>;
     /** Working directory inside the environment (default: the project dir on the host, /app in a sandbox). */
     workdir: string | null;
+    /** `ca_certs = true`: the host's CA certificates in the sandbox (as `HD_HOST_CA=1`). */
+    caCerts?: boolean;
   };
   dependencies: DependencySpec[];
   build: {
@@ -101,6 +170,12 @@ export interface EnvSpec {
   };
   /** `[remote]`: the shared build cache (`REGISTRY/REPO` or `s3://BUCKET/PREFIX`), if any. */
   remote?: { cache: string | null };
+  /** Names of the top-level `[volumes.NAME]` tables (absent: none declared). */
+  volumes?: string[];
+  /** The top-level `[secrets.NAME]` tables (absent: none). */
+  secrets?: Record<string, SecretSpec>;
+  /** Project files hd.toml's values were read from: `.env` and every `env_file` (relative). */
+  configFiles?: string[];
 }
 
 /** One `ports` entry: `host_ip:published:target/tcp` (compose's short or long syntax). */

@@ -118,6 +118,8 @@ export interface CompileOptions {
    * the base is identified by its reference string (see {@link baseRefBytes}).
    */
   baseId?: string;
+  /** More paths left out of the tracked files (hd's own output: src/watch/own_output.ts). */
+  exclude?: readonly string[];
 }
 
 /** Path of the project's stat cache. */
@@ -126,9 +128,9 @@ export function statCachePath(spec: EnvSpec): string {
 }
 
 /** The filter of tracked files: [files] include/exclude plus every step's declared outputs. */
-export function trackedFilter(spec: EnvSpec): PathFilter {
+export function trackedFilter(spec: EnvSpec, extraExclude: readonly string[] = []): PathFilter {
   const outputs = spec.build.steps.flatMap((s) => s.outputs);
-  return new PathFilter(spec.files.include, [...spec.files.exclude, ...outputs]);
+  return new PathFilter(spec.files.include, [...spec.files.exclude, ...outputs, ...extraExclude]);
 }
 
 const te = new TextEncoder();
@@ -284,7 +286,7 @@ export async function compileEnv(
 ): Promise<CompiledEnv> {
   const pk = await packagesFor(spec);
   return await store.withLock("shared", () => {
-    const filter = trackedFilter(spec);
+    const filter = trackedFilter(spec, opts.exclude);
     const cachePath = statCachePath(spec);
     const cache = opts.noCache ? StatCache.empty(store) : StatCache.load(cachePath, store);
     cache.dir = spec.dir; // for `hd cas verify --repair`

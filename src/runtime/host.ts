@@ -29,6 +29,7 @@ import { ingestFile, ingestTree } from "../scan/ingest.ts";
 import { stepCacheRef } from "../env/report.ts";
 import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../config/types.ts";
 import type { LoopRuntime, RunningStep, StepRun } from "./runtime.ts";
+import { ImageServices } from "./image_services.ts";
 import { signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
 import { placeOutputs } from "./remote_steps.ts";
 
@@ -252,7 +253,9 @@ export class HostRuntime implements LoopRuntime {
   readonly baseId: string | undefined = undefined;
   readonly services: Record<string, ServiceSpec>;
   readonly hostEnv: Record<string, string>;
-  readonly servicesInPlace = true;
+  readonly servicesInPlace: boolean;
+  /** Services with an image of their own (image_services.ts). */
+  #images: ImageServices;
   /** Steps that ran and whose outputs are not recorded yet (hash → index). */
   #pending = new Map<string, number>();
   #spec: EnvSpec;
@@ -262,7 +265,10 @@ export class HostRuntime implements LoopRuntime {
   constructor(spec: EnvSpec, store: Store) {
     this.#spec = spec;
     this.#store = store;
-    this.services = spec.services;
+    this.#images = new ImageServices(spec, store);
+    this.services = this.#images.wrap(spec.services);
+    // an image service's bundle is written from the whole spec: a change of it takes a reload
+    this.servicesInPlace = !this.#images.any;
     this.hostEnv = { ...Deno.env.toObject(), ...spec.environment.env };
   }
 
@@ -271,7 +277,7 @@ export class HostRuntime implements LoopRuntime {
   }
 
   prepare(): Promise<void> {
-    return Promise.resolve();
+    return this.#images.prepare();
   }
 
   isCached(index: number, hash: string): boolean {
@@ -295,6 +301,7 @@ export class HostRuntime implements LoopRuntime {
   }
 
   ready(): Promise<boolean> {
+    this.#images.ready();
     return Promise.resolve(false);
   }
 

@@ -37,6 +37,7 @@ import {
 } from "./sandbox_steps.ts";
 import { sandboxedServices, writeServiceConfigs } from "./sandbox_services.ts";
 import { aptLayer } from "./apt_layer.ts";
+import { ImageServices } from "./image_services.ts";
 import { packagesFor } from "../env/compile.ts";
 import { EnvNetwork } from "./network.ts";
 
@@ -71,6 +72,8 @@ export class SandboxRuntime implements LoopRuntime {
   #base: string[] = [];
 
   #note: (line: string) => void;
+  /** Services with an image of their own (image_services.ts). */
+  #images: ImageServices;
   /** The environment's network (null: the services share the host's). */
   #net: EnvNetwork | null = null;
 
@@ -82,7 +85,8 @@ export class SandboxRuntime implements LoopRuntime {
     const net = EnvNetwork.forSpec(spec);
     if (typeof net === "string") note(`services share the host's network: ${net}`);
     else this.#net = net;
-    this.services = sandboxedServices(spec, this.#net);
+    this.#images = new ImageServices(spec, store, note);
+    this.services = this.#images.wrap(sandboxedServices(spec, this.#net), this.#net);
     this.hostEnv = { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" };
   }
 
@@ -112,6 +116,7 @@ export class SandboxRuntime implements LoopRuntime {
     );
     if (apt) (materializeLayer(this.#store, apt), this.#base.push(apt));
     this.#env = { ...ctx, store: this.#store, compiled: null as never, timings: {} };
+    await this.#images.prepare();
   }
 
   isCached(index: number, hash: string): boolean {
@@ -185,6 +190,7 @@ export class SandboxRuntime implements LoopRuntime {
       if (first) { for (const l of this.#net.lines) this.#note(l); }
     }
     writeServiceConfigs(env, root.target, this.#net);
+    this.#images.ready(this.#net);
     const key = env.layers.join(":");
     const changed = this.#mounted !== "" && this.#mounted !== key;
     this.#mounted = key;

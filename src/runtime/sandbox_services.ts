@@ -26,6 +26,7 @@ import type { EnvSpec, ServiceSpec } from "../config/types.ts";
 import { hostEnv, writeBundle } from "../sandbox/container.ts";
 import { runcDeleteArgv, runcRunArgv, serviceContainerId } from "../sandbox/runc.ts";
 import { envRunDir, envSandbox, envSandboxDir, type SandboxEnv } from "./sandbox_steps.ts";
+import { serviceMounts } from "./volumes.ts";
 import type { EnvNetwork } from "./network.ts";
 
 /** Quotes `s` for sh. */
@@ -52,6 +53,19 @@ export function serviceScript(spec: EnvSpec, name: string): string {
     `>/dev/null 2>&1; exec ${q(runcRunArgv(state, serviceBundle(spec, name), id))}`;
 }
 
+/** Service `s` wrapped to start its bundle with runc; `shown` is the command its lines show. */
+export function wrapService(spec: EnvSpec, s: ServiceSpec, shown = s.command): ServiceSpec {
+  // the sandbox command line sits in a variable so that the supervisor's "started" line shows
+  // the service's own command (after the shell comment sign)
+  const original = shown.replace(/\s*\n\s*/g, " ");
+  return {
+    ...s,
+    command: `eval "$HD_SANDBOX" # in the sandbox: ${original}`,
+    env: hostEnv({ HD_SANDBOX: serviceScript(spec, s.name) }),
+    workdir: ".",
+  };
+}
+
 /** The services of `spec`, each wrapped to start in the sandbox (see the module doc). */
 export function sandboxedServices(
   spec: EnvSpec,
@@ -59,17 +73,9 @@ export function sandboxedServices(
 ): Record<string, ServiceSpec> {
   const out: Record<string, ServiceSpec> = {};
   for (const [name, s] of Object.entries(spec.services)) {
-    // the sandbox command line sits in a variable so that the supervisor's "started" line shows
-    // the service's own command (after the shell comment sign)
-    const original = s.command.replace(/\s*\n\s*/g, " ");
-    out[name] = {
-      ...s,
-      command: `eval "$HD_SANDBOX" # in the sandbox: ${original}`,
-      env: hostEnv({ HD_SANDBOX: serviceScript(spec, name) }),
-      workdir: ".",
-      // readiness checks the service's own address on the environment's network
-      ...(net?.address(name) ? { readyHost: net.address(name) } : {}),
-    };
+    // readiness checks the service's own address on the environment's network
+    const addr = net?.address(name);
+    out[name] = { ...wrapService(spec, s), ...(addr ? { readyHost: addr } : {}) };
   }
   return out;
 }
@@ -81,11 +87,14 @@ export function writeServiceConfigs(
   net?: EnvNetwork | null,
 ): void {
   for (const [name, s] of Object.entries(env.spec.services)) {
+    if (s.image !== undefined) continue; // its own root: image_services.ts
     const cwd = s.workdir && s.workdir !== "." ? `${env.workdir}/${s.workdir}` : env.workdir;
-    const opts = envSandbox(env, root, ["sh", "-c", s.command], {
+    const opts = envSandbox(env, root, s.argv ?? ["sh", "-c", s.command], {
       env: { ...env.env, ...s.env },
       cwd,
     });
+    const m = serviceMounts(env.store, env.spec, s, root); // volumes.ts
+    (opts.binds.push(...m.binds), opts.tmpfs = m.tmpfs);
     const netns = net?.netnsPath(name);
     if (net && netns) {
       // its own namespace on the environment's bridge; names of the others in /etc/hosts

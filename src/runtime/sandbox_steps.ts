@@ -27,6 +27,7 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
+import { CA_CERTS_HINT, tlsInterception } from "./ca_certs.ts";
 import type { Store } from "../cas/store.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { loadImage, type PulledImage, pullImage } from "../oci/image.ts";
@@ -110,8 +111,12 @@ export interface PrepareOptions {
   remote?: RemoteCache | null;
 }
 
-/** True when the host's CA certificates are asked for (`HD_HOST_CA=1`). */
-export function hostCaWanted(): boolean {
+/**
+ * True when the host's CA certificates are asked for: `ca_certs = true` in [environment] of
+ * `spec`, or `HD_HOST_CA=1` (still honoured).
+ */
+export function hostCaWanted(spec?: EnvSpec): boolean {
+  if (spec?.environment.caCerts === true) return true;
   const v = Deno.env.get("HD_HOST_CA");
   return v !== undefined && v !== "" && v !== "0";
 }
@@ -331,7 +336,7 @@ export async function runStep(
       cwd: workdir,
       binds: caches,
       network: step.spec.network,
-      caCerts: opts.caCerts ?? hostCaWanted(),
+      caCerts: opts.caCerts ?? hostCaWanted(spec),
       hostname: spec.environment.name.replace(/[^A-Za-z0-9-]/g, "-").slice(0, 63) || "hd",
       runDir: envRunDir(spec),
       kind: "step",
@@ -372,10 +377,11 @@ export async function runStep(
     opts.signal?.removeEventListener("abort", abort);
     const code = st.signal ? 128 + 15 : st.code;
     if (code !== 0) {
+      const ca = tail.some(tlsInterception) && !sb.caCerts ? `\n${CA_CERTS_HINT}` : "";
       throw new StepFailed(
         `Cannot build step ${step.index + 1} (\`${step.spec.run}\`): it exited with code ${code}`,
         `its last output lines:\n${tail.slice(-10).map((l) => `  ${l}`).join("\n")}\n` +
-          "nothing of the failed step was kept; the previous environment still works",
+          "nothing of the failed step was kept; the previous environment still works" + ca,
         code,
       );
     }
@@ -590,7 +596,7 @@ export function envSandbox(
     project: env.spec.dir,
     keep: keptPaths(env),
     network: "host",
-    caCerts: hostCaWanted(),
+    caCerts: hostCaWanted(env.spec),
     hostname: env.spec.environment.name.replace(/[^A-Za-z0-9-]/g, "-").slice(0, 63) || "hd",
     ...extra,
   };

@@ -21,6 +21,7 @@ import {
   type KeptPath,
   ociConfig,
   type OverlaySpec,
+  type ProcessUser,
   type RuntimeOptions,
 } from "./oci_config.ts";
 import { resolveInRoot } from "./inroot.ts";
@@ -28,7 +29,7 @@ import { containerId, deleteContainer, runcRunArgv, sweepContainers, tiniPath } 
 import { signalChild } from "./process.ts";
 import { procChildren, readStat } from "../sys/proc.ts";
 
-export type { BindSpec, OverlaySpec } from "./oci_config.ts";
+export type { BindSpec, OverlaySpec, ProcessUser } from "./oci_config.ts";
 
 /** What to run and where. */
 export interface SandboxOptions {
@@ -64,6 +65,10 @@ export interface SandboxOptions {
   runDir?: string;
   /** Container kind in its id (default "run"). */
   kind?: "step" | "exec" | "run";
+  /** Who the command runs as (default root). */
+  user?: ProcessUser;
+  /** Paths inside that get a fresh tmpfs. */
+  tmpfs?: string[];
   /** Join this network namespace (a service on the environment's bridge, see network.ts). */
   netnsPath?: string;
 }
@@ -106,6 +111,8 @@ export function containerSpec(opts: SandboxOptions): ContainerSpec {
     readonlyRoot: opts.readonlyRoot,
     overlays: opts.overlays,
     keep: keptPaths(opts.root, opts.keep ?? []),
+    ...(opts.user ? { user: opts.user } : {}),
+    ...(opts.tmpfs?.length ? { tmpfs: opts.tmpfs } : {}),
     netnsPath: opts.netnsPath,
     masks: opts.project ? stateMasks(opts.project, binds, opts.overlays ?? []) : undefined,
   };

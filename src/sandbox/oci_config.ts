@@ -65,6 +65,10 @@ export interface ContainerSpec {
    * and from there onto itself after them.
    */
   keep?: KeptPath[];
+  /** Who the command runs as (default root, 0:0). */
+  user?: ProcessUser;
+  /** Absolute paths inside that get a fresh tmpfs (after the overlays, before the binds). */
+  tmpfs?: string[];
   /** A network namespace to join (a netns mount such as /run/netns/NAME) instead of a new one. */
   netnsPath?: string;
   /**
@@ -73,6 +77,13 @@ export interface ContainerSpec {
    * bundles and runc state hd reads back on the host.
    */
   masks?: string[];
+}
+
+/** The user of a container's process: uid, primary gid and supplementary groups. */
+export interface ProcessUser {
+  uid: number;
+  gid: number;
+  additionalGids?: number[];
 }
 
 /** A kept path (see ContainerSpec.keep), its host paths resolved inside the root. */
@@ -287,6 +298,9 @@ export function containerMounts(c: ContainerSpec, init: string): Mount[] {
       options: [`lowerdir=${o.lowers.join(":")}`, `upperdir=${o.upper}`, `workdir=${o.work}`],
     });
   }
+  for (const t of c.tmpfs ?? []) {
+    m.push({ destination: t, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev"] });
+  }
   for (const b of c.binds) {
     m.push({
       destination: b.dst,
@@ -352,7 +366,7 @@ export function ociConfig(c: ContainerSpec, rt: RuntimeOptions): Record<string, 
     ociVersion: "1.0.2",
     process: {
       terminal: false,
-      user: { uid: 0, gid: 0 },
+      user: c.user ?? { uid: 0, gid: 0 },
       args: [INIT_PATH, "-g", "--", ...c.argv],
       env: Object.entries(c.env).map(([k, v]) => `${k}=${v}`),
       cwd: c.cwd,

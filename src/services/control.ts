@@ -283,7 +283,10 @@ export type ControlRequest =
   | { op: "status" }
   | { op: "restart"; services: string[] }
   | { op: "down" }
-  | { op: "ping" };
+  | { op: "ping" }
+  | { op: "reconcile"; services: string[] } // `hd up -d` again: apply hd.toml, start these
+  | { op: "start"; services: string[] }
+  | { op: "stop"; services: string[] };
 
 /**
  * Serves the control socket at `path` until the returned closer is called. Each request line is

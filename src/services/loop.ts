@@ -46,7 +46,9 @@ import { GlobSet } from "../watch/pathmap.ts";
 import { applyChanges, type UpdateResult } from "../watch/update.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
 import { configChanged, planRestart, type PlanState, planUpdate } from "./plan.ts";
-import { portOpen } from "./readiness.ts";
+import { listenersOnPort } from "./readiness.ts";
+import { ownOutputFiles } from "../watch/own_output.ts";
+import { CA_CERTS_HINT, tlsInterception } from "../runtime/ca_certs.ts";
 import { type ServiceStatus, Supervisor } from "./supervisor.ts";
 
 /**
@@ -190,6 +192,7 @@ export class DevLoop {
   #store: Store;
   #filter: PathFilter;
   #outputs: GlobSet;
+  #ownOutput: string[];
   #cache: StatCache;
   #tree: Tree | null = null;
   #filesRoot = "";
@@ -214,7 +217,9 @@ export class DevLoop {
     this.#o = opts;
     this.#spec = opts.spec;
     this.#store = opts.store;
-    this.#filter = trackedFilter(opts.spec);
+    // never track (nor watch) a file hd itself writes to: `hd up > up.log` must not loop
+    this.#ownOutput = ownOutputFiles(opts.spec.dir);
+    this.#filter = trackedFilter(opts.spec, this.#ownOutput);
     this.#outputs = new GlobSet(opts.spec.build.steps.flatMap((s) => s.outputs));
     this.#cache = StatCache.empty(opts.store);
     this.#watchGlobs = Object.fromEntries(
@@ -259,6 +264,11 @@ export class DevLoop {
   }
 
   /** Id of the Env node (the root hash). */
+  /** The configuration in use (an edit of hd.toml applied in place changes it). */
+  get spec(): EnvSpec {
+    return this.#spec;
+  }
+
   get root(): string {
     return this.#envRoot;
   }
@@ -290,7 +300,13 @@ export class DevLoop {
       this.#print(`base ${this.#spec.environment.base}: preparing the image`);
     }
     await this.runtime.prepare();
-    const c = await compileEnv(this.#store, this.#spec, { baseId: this.runtime.baseId });
+    if (this.#ownOutput.length) {
+      this.#print(`not tracking ${this.#ownOutput.join(", ")}: hd writes its output there`);
+    }
+    const c = await compileEnv(this.#store, this.#spec, {
+      baseId: this.runtime.baseId,
+      exclude: this.#ownOutput,
+    });
     this.#tree = c.tree;
     this.#filesRoot = c.filesRoot;
     this.#envRoot = c.envId;
@@ -335,14 +351,15 @@ export class DevLoop {
       });
       this.#watcher.start();
     }
-    // a port something else already listens on would look ready at once
+    // readiness is the service's own listener: a port another process holds delays it
     for (const svc of Object.values(this.#spec.services)) {
       if (
-        svc.port !== null && await portOpen(svc.port, this.runtime.services[svc.name]?.readyHost)
+        svc.port !== null && !this.runtime.services[svc.name]?.readyHost &&
+        listenersOnPort(svc.port).length > 0
       ) {
         this.#print(
           `warning: port ${svc.port} of ${svc.name} is already in use by another process; ` +
-            `${svc.name} will look ready before it is (stop the other process, or change the port)`,
+            `${svc.name} is not ready until it listens there itself (stop the other process, or change the port)`,
         );
       }
     }
@@ -383,8 +400,11 @@ export class DevLoop {
         } catch { /* no log */ }
       };
       write(`[hd] step ${st.index + 1} (${st.hash}): ${st.run}`);
+      let untrusted = false; // a TLS-intercepting proxy: hint at ca_certs
       this.#running = this.runtime.runStep(st.index, st.hash, spec, {
-        onLine: (line) => (write(line), this.#o.print("build", line)),
+        onLine: (
+          line,
+        ) => (untrusted ||= tlsInterception(line), write(line), this.#o.print("build", line)),
       });
       const r = await this.#running.done;
       this.#running = null;
@@ -395,6 +415,10 @@ export class DevLoop {
           ? `step ${st.index + 1} done in ${st.ms} ms`
           : `step ${st.index + 1} failed with exit code ${r.code} after ${st.ms} ms`,
       );
+      // (on the host a step already has the host's certificates)
+      if (r.code !== 0 && untrusted && this.#spec.environment.base !== null) {
+        if (!this.#spec.environment.caCerts) this.#print(`hint: ${CA_CERTS_HINT}`);
+      }
       this.#o.onEvent?.({ event: "step", index: st.index, hash: st.hash, code: r.code, ms: st.ms });
       if (r.code !== 0) failed.push(st.index);
       if (r.code === 0 && this.#remote && this.#o.remote?.push) {

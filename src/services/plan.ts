@@ -142,7 +142,9 @@ export function configPath(spec: EnvSpec): string | null {
  */
 export function configChanged(spec: EnvSpec, changed: readonly string[]): boolean {
   const rel = configPath(spec);
-  return rel !== null && changed.includes(rel);
+  // .env and env_file feed hd.toml's values (src/config/env_files.ts): reading it again is due
+  const inputs = [...(rel !== null ? [rel] : []), ...(spec.configFiles ?? [])];
+  return inputs.some((p) => changed.includes(p));
 }
 
 /**

@@ -1,40 +1,264 @@
 /**
- * Port readiness: a service with a `port` is ready once 127.0.0.1:port accepts a TCP connection.
+ * Port readiness that is the service's own: a service with a `port` is ready once one of ITS
+ * processes holds a listening TCP socket on that port — a port held by another process never makes
+ * it ready. The check opens no connection (a server never logs an aborted connection from it): the
+ * LISTEN sockets of the service's network namespace — from the kernel's sock_diag netlink in hd's
+ * own namespace (ffi/sockdiag.ts: tens of µs), else /proc/<pid>/net/tcp and tcp6 of a process of
+ * the service (that process's namespace, so a service in its own namespace is seen in it) —
+ * matched by socket inode against the descriptors in /proc/<pid>/fd of the service's processes.
+ *
+ * Which processes are the service's is a parameter ({@link WaitOptions.pids}); by default
+ * {@link servicePids}: the group leader hd started, the members of its process group, and every
+ * descendant (which covers a container's processes in their own pid namespace under runc).
  *
  * @example
  * ```ts
- * import { waitForPort } from "./readiness.ts";
- * const ok = await waitForPort(8080, { until: () => false });
+ * import { servicePids, waitForListener } from "./readiness.ts";
+ * const leader = 1234;
+ * const l = await waitForListener(8080, { pids: () => servicePids(leader), until: () => false });
  * ```
  * @module
  */
 
+import { listeningSockets } from "../../ffi/sockdiag.ts";
+
+/** A listening TCP socket from /proc/net/tcp or tcp6. */
+export interface TcpListener {
+  /** Local address as text ("127.0.0.1", "0.0.0.0", "::", "::1", …). */
+  address: string;
+  port: number;
+  /** The socket's inode (what /proc/<pid>/fd/N links to as `socket:[INODE]`). */
+  inode: number;
+}
+
+const LISTEN = "0A";
+
+function v4(hex: string): string {
+  // one 32-bit word in host (little-endian) order
+  const b = [0, 2, 4, 6].map((i) => parseInt(hex.slice(i, i + 2), 16)).reverse();
+  return b.join(".");
+}
+
+function v6(hex: string): string {
+  // four 32-bit words, each in host (little-endian) order
+  const bytes: number[] = [];
+  for (let w = 0; w < 4; w++) {
+    const word = hex.slice(w * 8, w * 8 + 8);
+    for (let i = 6; i >= 0; i -= 2) bytes.push(parseInt(word.slice(i, i + 2), 16));
+  }
+  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 255 && bytes[11] === 255) {
+    return `::ffff:${bytes.slice(12).join(".")}`;
+  }
+  const groups = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  // compress the longest run of zero groups
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== "0") {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > bestLen) (best = i, bestLen = j - i);
+    i = j;
+  }
+  if (bestLen < 2) return groups.join(":");
+  return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLen).join(":")}`;
+}
+
 /**
- * True when `hostname`:`port` accepts a connection now (127.0.0.1 on the host; a sandboxed
- * service's own address on the environment's bridge, ServiceSpec.readyHost).
+ * The LISTEN sockets of a /proc/net/tcp or /proc/net/tcp6 text (header line and malformed lines
+ * are skipped; sockets without an inode are not listed).
  */
-export async function portOpen(port: number, hostname = "127.0.0.1"): Promise<boolean> {
+export function parseProcNetTcp(text: string): TcpListener[] {
+  const out: TcpListener[] = [];
+  for (const line of text.split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10 || !/^\d+:$/.test(f[0]) || f[3] !== LISTEN) continue;
+    const m = /^([0-9A-Fa-f]{8}|[0-9A-Fa-f]{32}):([0-9A-Fa-f]{4})$/.exec(f[1]);
+    const inode = Number(f[9]);
+    if (!m || !Number.isSafeInteger(inode) || inode <= 0) continue;
+    out.push({
+      address: m[1].length === 8 ? v4(m[1]) : v6(m[1]),
+      port: parseInt(m[2], 16),
+      inode,
+    });
+  }
+  return out;
+}
+
+/** The inode of a `/proc/<pid>/fd/N` link target `socket:[INODE]`, or null for anything else. */
+export function socketInode(link: string): number | null {
+  const m = /^socket:\[(\d+)\]$/.exec(link);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * The listener on `port` that belongs to the service — one of `listeners` whose inode is among
+ * the socket inodes its processes hold — or null. A listener on the port whose socket no process
+ * of the service holds is another process's: it never counts.
+ */
+export function ownListener(
+  listeners: readonly TcpListener[],
+  port: number,
+  inodes: ReadonlySet<number>,
+): TcpListener | null {
+  return listeners.find((l) => l.port === port && inodes.has(l.inode)) ?? null;
+}
+
+/** One process as {@link serviceTree} sees it (from /proc/<pid>/stat). */
+export interface ProcLink {
+  pid: number;
+  ppid: number;
+  pgid: number;
+}
+
+/**
+ * The processes of the service whose group leader is `leader`: the leader, the members of its
+ * process group, and the descendants of any of them (children that made their own group, a
+ * container's processes under runc). Sorted. Nothing when the leader is not among `procs`.
+ */
+export function serviceTree(procs: readonly ProcLink[], leader: number): number[] {
+  if (!procs.some((p) => p.pid === leader)) return [];
+  const mine = new Set<number>([leader]);
+  for (const p of procs) if (p.pgid === leader) mine.add(p.pid);
+  const kids = new Map<number, number[]>();
+  for (const p of procs) {
+    if (p.pid === p.ppid) continue;
+    kids.set(p.ppid, [...(kids.get(p.ppid) ?? []), p.pid]);
+  }
+  const todo = [...mine];
+  while (todo.length) {
+    for (const c of kids.get(todo.pop()!) ?? []) {
+      if (!mine.has(c)) (mine.add(c), todo.push(c));
+    }
+  }
+  return [...mine].sort((a, b) => a - b);
+}
+
+/** Every live process's pid, parent and group, read from /proc/<pid>/stat. */
+export function procLinks(): ProcLink[] {
+  const out: ProcLink[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const s = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+      if (f[0] === "Z" || f[0] === "X") continue;
+      out.push({ pid: Number(e.name), ppid: Number(f[1]), pgid: Number(f[2]) });
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** The processes of the service led by `leader` now ({@link serviceTree} over /proc). */
+export function servicePids(leader: number): number[] {
+  return serviceTree(procLinks(), leader);
+}
+
+function readLink(path: string): string | null {
   try {
-    const c = await Deno.connect({ hostname, port, transport: "tcp" });
-    c.close();
-    return true;
+    return Deno.readLinkSync(path);
   } catch {
-    return false;
+    return null;
+  }
+}
+
+function readText(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
   }
 }
 
 /**
- * Polls 127.0.0.1:`port` every `intervalMs` until it accepts a connection (true) or `until()`
- * says to give up (false), e.g. because the process exited or was stopped.
+ * The LISTEN socket on `port` that one of `pids` holds, or null. Reads each pid's descriptors and,
+ * once per network namespace among them, that namespace's tcp and tcp6 tables.
  */
-export async function waitForPort(
+export function listenerOf(port: number, pids: readonly number[]): TcpListener | null {
+  const inodes = new Set<number>();
+  const netns = new Map<string, number>(); // namespace → a pid in it
+  for (const pid of pids) {
+    let fds: Iterable<Deno.DirEntry>;
+    try {
+      fds = [...Deno.readDirSync(`/proc/${pid}/fd`)];
+    } catch {
+      continue; // gone
+    }
+    let held = false;
+    for (const fd of fds) {
+      const ino = socketInode(readLink(`/proc/${pid}/fd/${fd.name}`) ?? "");
+      if (ino !== null) (inodes.add(ino), held = true);
+    }
+    const ns = held ? readLink(`/proc/${pid}/ns/net`) : null;
+    if (ns !== null && !netns.has(ns)) netns.set(ns, pid);
+  }
+  if (inodes.size === 0) return null;
+  const own = readLink("/proc/self/ns/net");
+  for (const [ns, pid] of netns) {
+    // hd's own namespace: ask the kernel for its listening sockets only (sock_diag, µs); another
+    // namespace (a sandboxed service's): that namespace's tables in /proc
+    const fast = ns === own ? listeningSockets() : null;
+    if (fast) {
+      const l = ownListener(fast, port, inodes);
+      if (l) return l;
+      continue;
+    }
+    for (const table of ["tcp", "tcp6"]) {
+      const own = ownListener(parseProcNetTcp(readText(`/proc/${pid}/net/${table}`)), port, inodes);
+      if (own) return own;
+    }
+  }
+  return null;
+}
+
+/**
+ * The LISTEN sockets on `port` in hd's own network namespace, whoever holds them (no connection
+ * is made). Used to warn that another process holds a service's port.
+ */
+export function listenersOnPort(port: number): TcpListener[] {
+  return ["tcp", "tcp6"].flatMap((t) =>
+    parseProcNetTcp(readText(`/proc/self/net/${t}`)).filter((l) => l.port === port)
+  );
+}
+
+/** Options of {@link waitForListener}. */
+export interface WaitOptions {
+  /** The service's processes now (e.g. `() => servicePids(leader)`). */
+  pids: () => readonly number[];
+  /** Give up (false) once this says so, e.g. the process exited or was stopped. */
+  until: () => boolean;
+  /** Poll interval (default {@link pollInterval}). */
+  intervalMs?: number;
+}
+
+/**
+ * Time between readiness polls `elapsedMs` after the start: 10 ms for the first 300 ms, 25 ms
+ * until 2 s, 50 ms until 10 s, then 250 ms. A poll reads the service's descriptors and, once it
+ * holds sockets, its namespace's listening sockets (≈ 0.1 ms by sock_diag; 2–5 ms through /proc
+ * tables with a few hundred sockets on the machine, the kernel printing every one), so a service
+ * that never listens costs little.
+ */
+export function pollInterval(elapsedMs: number): number {
+  return elapsedMs < 300 ? 10 : elapsedMs < 2000 ? 25 : elapsedMs < 10_000 ? 50 : 250;
+}
+
+/**
+ * Polls until one of the service's processes listens on `port` (the listener) or `until()` says
+ * to give up (null).
+ */
+export async function waitForListener(
   port: number,
-  opts: { until: () => boolean; intervalMs?: number; hostname?: string },
-): Promise<boolean> {
-  const interval = opts.intervalMs ?? 10;
+  opts: WaitOptions,
+): Promise<TcpListener | null> {
+  const t0 = performance.now();
   while (!opts.until()) {
-    if (await portOpen(port, opts.hostname)) return true;
+    const l = listenerOf(port, opts.pids());
+    if (l) return l;
+    const interval = opts.intervalMs ?? pollInterval(performance.now() - t0);
     await new Promise((r) => setTimeout(r, interval));
   }
-  return false;
+  return null;
 }

@@ -124,10 +124,14 @@ export function formatCleanup(c: StaleCleanup | { invalid: string }): string {
  * ```
  */
 export function servicesSettled(
-  services: readonly Pick<ServiceStatus, "name" | "state" | "ready" | "waitingFor">[],
+  services: readonly (
+    & Pick<ServiceStatus, "name" | "state" | "ready" | "waitingFor">
+    & Partial<Pick<ServiceStatus, "health">>
+  )[],
 ): boolean {
   const by = new Map(services.map((x) => [x.name, x]));
-  const over = (state: string) => state === "crashed" || state === "exited" || state === "stopped";
+  const over = (state: string) =>
+    state === "crashed" || state === "exited" || state === "stopped" || state === "failed";
   const blockedForGood = (name: string, seen = new Set<string>()): boolean => {
     const x = by.get(name);
     if (!x || seen.has(name)) return true;
@@ -137,9 +141,94 @@ export function servicesSettled(
     return false;
   };
   return services.every((x) =>
-    (x.state === "running" && x.ready !== false) || over(x.state) ||
+    (x.state === "running" && x.ready !== false && x.health !== "starting") || over(x.state) ||
     (x.state === "waiting" && x.waitingFor.some((d) => blockedForGood(d)))
   );
+}
+
+/** What {@link waitVerdict} reads of a service. */
+export type WaitInput =
+  & Pick<
+    ServiceStatus,
+    | "name"
+    | "state"
+    | "ready"
+    | "waitingFor"
+    | "lastExitCode"
+    | "health"
+    | "healthOutput"
+    | "reason"
+  >
+  & { uptimeMs?: number | null };
+
+/** What `hd up -d --wait` makes of the services now. */
+export interface WaitVerdict {
+  /** Every started service is healthy (or ready, or completed): success. */
+  ok: boolean;
+  /** Services that failed for good (crash loop, non-zero exit, unhealthy, a failed condition). */
+  failed: { name: string; why: string }[];
+  /** Services still on their way: their state (and health, with its last output). */
+  pending: { name: string; state: string }[];
+}
+
+/**
+ * The decision of `hd up -d --wait` (pure): ok when every service that was started is running and
+ * ready and not `starting`/`unhealthy` by its healthcheck, or exited 0 (a completed one-shot); a
+ * service with neither a port nor a healthcheck counts once it has run `settleMs` (a command that
+ * fails at once must not pass for up);
+ * failed as soon as one crashed, exited non-zero, is unhealthy, could not start (`failed`), or
+ * waits for a service that failed. Services never started (`stopped`) do not count.
+ *
+ * @example
+ * ```ts
+ * import { waitVerdict } from "./report.ts";
+ * declare const services: Parameters<typeof waitVerdict>[0];
+ * const v = waitVerdict(services);
+ * if (v.failed.length) console.log(v.failed.map((f) => `${f.name}: ${f.why}`).join("\n"));
+ * ```
+ */
+export function waitVerdict(
+  services: readonly WaitInput[],
+  settleMs = 1000,
+): WaitVerdict {
+  const by = new Map(services.map((x) => [x.name, x]));
+  const why = (x: WaitInput): string | null => {
+    if (x.state === "crashed") return `crashed (exit code ${x.lastExitCode}, crash loop)`;
+    if (x.state === "exited" && x.lastExitCode !== 0) return `exited with code ${x.lastExitCode}`;
+    if (x.state === "failed") return `not started: ${x.reason ?? "a dependency failed"}`;
+    if (x.state === "running" && x.health === "unhealthy") {
+      return `unhealthy${x.healthOutput ? `: ${x.healthOutput}` : ""}`;
+    }
+    return null;
+  };
+  const failed: WaitVerdict["failed"] = [];
+  const pending: WaitVerdict["pending"] = [];
+  for (const x of services) {
+    if (x.state === "stopped") continue;
+    const w = why(x);
+    if (w) {
+      failed.push({ name: x.name, why: w });
+      continue;
+    }
+    const bare = x.ready === null && x.health === null; // nothing says it works but running
+    const done = (x.state === "running" && x.ready !== false && x.health !== "starting" &&
+      (!bare || (x.uptimeMs ?? 0) >= settleMs)) ||
+      (x.state === "exited" && x.lastExitCode === 0);
+    if (done) continue;
+    const dead = x.state === "waiting"
+      ? x.waitingFor.find((d) => {
+        const dep = by.get(d);
+        return dep && (why(dep) !== null || dep.state === "stopped");
+      })
+      : undefined;
+    if (dead) failed.push({ name: x.name, why: `waiting for ${dead}, which is not coming up` });
+    else {
+      const health = x.health ? `, ${x.health}${x.healthOutput ? `: ${x.healthOutput}` : ""}` : "";
+      const waiting = x.state === "waiting" ? ` for ${x.waitingFor.join(", ")}` : "";
+      pending.push({ name: x.name, state: x.state + waiting + health });
+    }
+  }
+  return { ok: failed.length === 0 && pending.length === 0, failed, pending };
 }
 
 /** Formats a duration in ms as "4s", "3m12s", "2h05m". */
@@ -153,6 +242,7 @@ export function formatUptime(ms: number): string {
 /** A plain-text table of services: name, state, pid, restarts, uptime, port readiness. */
 export function formatServices(services: ServiceStatus[]): string {
   if (services.length === 0) return "  (no services)";
+  const withHealth = services.some((s) => s.health || s.healthOutput || s.reason);
   const rows = services.map((s) => [
     s.name,
     s.state + (s.waitingFor.length ? ` (for ${s.waitingFor.join(", ")})` : "") +
@@ -163,11 +253,28 @@ export function formatServices(services: ServiceStatus[]): string {
     String(s.restarts),
     s.uptimeMs === null ? "-" : formatUptime(s.uptimeMs),
     s.port === null ? "-" : `${s.port} ${s.ready ? "ready" : "not ready"}`,
+    ...(withHealth ? [healthCell(s)] : []),
   ]);
-  const head = ["SERVICE", "STATE", "PID", "RESTARTS", "UPTIME", "PORT"];
+  const head = [
+    "SERVICE",
+    "STATE",
+    "PID",
+    "RESTARTS",
+    "UPTIME",
+    "PORT",
+    ...(withHealth ? ["HEALTH"] : []),
+  ];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const fmt = (r: string[]) => "  " + r.map((c, i) => c.padEnd(w[i])).join("  ").trimEnd();
   return [fmt(head), ...rows.map(fmt)].join("\n");
+}
+
+/** The HEALTH cell: the health and the last line of the last check (or why it failed to start). */
+function healthCell(s: ServiceStatus): string {
+  const cut = (t: string) => t.length > 60 ? t.slice(0, 59) + "…" : t;
+  if (s.reason) return cut(s.reason);
+  if (!s.health) return "-";
+  return s.healthOutput ? `${s.health}: ${cut(s.healthOutput)}` : s.health;
 }
 
 /** The services section of `hd status` as text. */

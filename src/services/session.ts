@@ -48,6 +48,7 @@ import {
 } from "./control.ts";
 import { DevLoop, type LineSource, type LoopStatus } from "./loop.ts";
 import { reloadRefusal } from "./plan.ts";
+import { type ReconcileResult, sameConfig } from "./reconcile.ts";
 import { cleanupIfStale, formatCleanup } from "./report.ts";
 
 /**
@@ -132,6 +133,8 @@ export class UpSession {
   #lock: Deno.FsFile;
   #spec: EnvSpec;
   #loop: DevLoop;
+  /** Reloads finished (applied or not), for `hd up -d` reconciling. */
+  #reloadsDone = 0;
   #phase: UpPhase = "starting";
   #state: UpState;
   /** The state file as last written: rewritten only when it changes. */
@@ -328,9 +331,69 @@ export class UpSession {
       case "down":
         this.stop("hd down");
         return Promise.resolve({ ok: true });
+      case "reconcile":
+      case "start":
+      case "stop": {
+        const names = Array.isArray(req.services) ? req.services : [];
+        for (const n of names) {
+          if (typeof n !== "string" || !Object.hasOwn(this.#loop.spec.services, n)) {
+            return Promise.resolve({ error: `no service "${n}"` });
+          }
+        }
+        if (req.op === "reconcile") return this.#reconcile(names);
+        const sup = this.#loop.supervisor;
+        if (req.op === "stop") return sup.stop(names).then(() => ({ stopped: names }));
+        sup.start(names);
+        return Promise.resolve({ started: names });
+      }
       default:
         return Promise.resolve({ error: "unknown op" });
     }
+  }
+
+  /**
+   * `hd up -d` while up: applies the hd.toml on disk if it differs from the configuration in use
+   * — the watcher applies an edit within its debounce, so it gets that time first; otherwise a
+   * reload — then starts the named services that are not running.
+   */
+  async #reconcile(names: string[]): Promise<ReconcileResult | { error: string }> {
+    let fresh: EnvSpec;
+    try {
+      fresh = loadSpec(this.#spec.file);
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
+    const upToDate = sameConfig(fresh, this.#loop.spec);
+    let applied: ReconcileResult["applied"] = null;
+    if (!upToDate) {
+      const sleep = () => new Promise((r) => setTimeout(r, 50));
+      const before = this.#reloadsDone;
+      const busy = () => this.#reloadWanted || this.#reloadsDone !== before;
+      // the watcher applies an edit within its debounce (in place, or by asking for a reload)
+      const end = Date.now() + 4 * this.#loop.spec.options.debounceMs + 1000;
+      while (Date.now() < end && !sameConfig(fresh, this.#loop.spec) && !busy()) await sleep();
+      applied = "watcher";
+      if (!sameConfig(fresh, this.#loop.spec) && !busy()) {
+        const refused = reloadRefusal(this.#spec, fresh);
+        if (refused !== null) return { error: refused };
+        applied = "reload";
+        this.reload();
+      }
+      // a reload replaces the loop: answer once it is done (the new loop runs, or it failed)
+      const limit = Date.now() + 600_000;
+      while (Date.now() < limit && this.#stopReason === null) {
+        const settled = this.#phase !== "starting" && !this.#reloadWanted;
+        if (settled && (sameConfig(fresh, this.#loop.spec) || this.#reloadsDone !== before)) break;
+        await sleep();
+      }
+      if (!sameConfig(fresh, this.#loop.spec)) {
+        return { error: "the new hd.toml could not be applied (see `hd logs hd`)" };
+      }
+    }
+    const sup = this.#loop.supervisor;
+    const started = names.filter((n) => !sup.wanted(n));
+    if (names.length) sup.start(names);
+    return { upToDate, applied, started };
   }
 
   /** From started to stopped: reloads on request, then the stop. */
@@ -365,8 +428,17 @@ export class UpSession {
     }
   }
 
-  /** One reload: read hd.toml again; if it is usable, stop this loop and start a new one. */
+  /** One reload (counted in {@link #reloadsDone}, whatever its outcome). */
   async #reloadNow(): Promise<void> {
+    try {
+      await this.#reloadOnce();
+    } finally {
+      this.#reloadsDone++;
+    }
+  }
+
+  /** One reload: read hd.toml again; if it is usable, stop this loop and start a new one. */
+  async #reloadOnce(): Promise<void> {
     let fresh: EnvSpec;
     try {
       fresh = loadSpec(this.#spec.file);

@@ -21,7 +21,19 @@ import { openPrivateAppend, privateDir } from "../sys/fs.ts";
 import type { ServiceSpec } from "../config/types.ts";
 import { type DepGraph, restartSet, topoOrder } from "./graph.ts";
 import { type GroupProcess, signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
-import { waitForPort } from "./readiness.ts";
+import { servicePids, waitForListener } from "./readiness.ts";
+import { stampLine } from "./logs.ts";
+import {
+  conditionMet,
+  defaultCondition,
+  type DepView,
+  type HealthState,
+  healthState,
+  type HealthStatus,
+  initialHealth,
+  nextCheckDelay,
+  runCheck,
+} from "./health.ts";
 
 /** A process group of a running service: its id and its leader's identity. */
 export interface GroupRecord {
@@ -44,7 +56,8 @@ export type ServiceState =
   | "stopping"
   | "stopped"
   | "exited" // died and the policy says to leave it
-  | "crashed"; // too many deaths in a minute: left stopped
+  | "crashed" // too many deaths in a minute: left stopped
+  | "failed"; // not started: a dependency failed its depends_on condition
 
 /** What `hd status` shows for one service. */
 export interface ServiceStatus {
@@ -62,6 +75,12 @@ export interface ServiceStatus {
   /** Dependencies not ready yet (state "waiting"). */
   waitingFor: string[];
   dependsOn: string[];
+  /** Health (null without a healthcheck or while not running). */
+  health: HealthStatus | null;
+  /** The last line of the last healthcheck's output (null before the first check). */
+  healthOutput: string | null;
+  /** Why the service is "failed" (a dependency's condition), else null. */
+  reason: string | null;
 }
 
 /** Options of a {@link Supervisor}. */
@@ -85,6 +104,11 @@ export interface SupervisorOptions {
   crashLoop?: { deaths: number; windowMs: number };
   /** Restart backoff: first delay and cap (default 100 ms doubling to 10 s). */
   backoff?: { initialMs: number; maxMs: number };
+  /**
+   * The processes of a service whose group leader is `leader` — whose listening sockets make it
+   * ready (default {@link servicePids}: the group and its descendants).
+   */
+  pids?: (service: string, leader: number) => readonly number[];
 }
 
 interface Svc {
@@ -103,6 +127,11 @@ interface Svc {
   timer: ReturnType<typeof setTimeout> | null;
   log: Deno.FsFile | null;
   logSize: number;
+  health: HealthState | null;
+  healthTimer: ReturnType<typeof setTimeout> | null;
+  /** Ends the running healthcheck when the service stops. */
+  healthAbort: AbortController | null;
+  reason: string | null;
 }
 
 const enc = new TextEncoder();
@@ -152,6 +181,10 @@ export class Supervisor {
         timer: null,
         log: opts.logDir ? openPrivateAppend(`${opts.logDir}/${name}.log`) : null,
         logSize: opts.logDir ? fileSize(`${opts.logDir}/${name}.log`) : 0,
+        health: null,
+        healthTimer: null,
+        healthAbort: null,
+        reason: null,
       });
     }
   }
@@ -169,11 +202,16 @@ export class Supervisor {
       want.add(n);
       for (const d of this.#graph[n] ?? []) add(d);
     };
-    for (const n of names) add(n);
+    const named = new Set(names);
+    for (const n of named) add(n);
     for (const n of want) {
       this.#desired.add(n);
       const s = this.#svc.get(n)!;
-      if (["stopped", "exited", "crashed"].includes(s.state)) this.#set(s, "pending");
+      // a one-shot dependency that completed is not run again for a dependent
+      const completed = s.state === "exited" && s.lastExitCode === 0 && !named.has(n);
+      if (["stopped", "exited", "crashed", "failed"].includes(s.state) && !completed) {
+        this.#set(s, "pending");
+      }
     }
     this.#pump();
   }
@@ -185,8 +223,11 @@ export class Supervisor {
       const busy = [...this.#desired].some((n) => {
         const s = this.#svc.get(n)!;
         if (s.state === "waiting") {
-          return this.#blockers(n).some((d) => this.#svc.get(d)!.state !== "crashed");
+          return this.#blockers(n).some((d) =>
+            !["crashed", "exited", "failed", "stopped"].includes(this.#svc.get(d)!.state)
+          );
         }
+        if (s.state === "running" && s.health?.status === "starting") return true;
         return ["pending", "starting", "backoff", "stopping"].includes(s.state);
       });
       if (!busy) return true;
@@ -213,6 +254,9 @@ export class Supervisor {
         lastExitCode: s.lastExitCode,
         waitingFor: s.state === "waiting" ? this.#blockers(name) : [],
         dependsOn: [...s.spec.depends_on],
+        health: s.proc !== null && s.health ? s.health.status : null,
+        healthOutput: s.health && s.health.output !== "" ? s.health.output : null,
+        reason: s.state === "failed" ? s.reason : null,
       };
     });
   }
@@ -279,6 +323,24 @@ export class Supervisor {
     });
   }
 
+  /**
+   * Stops `names` (in reverse dependency order) and leaves them stopped until {@link start} or
+   * {@link restart}; what depends on them keeps running (as `docker compose stop`).
+   */
+  stop(names: Iterable<string>): Promise<void> {
+    return this.#serial(async () => {
+      const named = new Set(names);
+      for (const n of named) if (!this.#svc.has(n)) throw new Error(`no service "${n}"`);
+      for (const n of [...this.#order].reverse()) {
+        if (!named.has(n)) continue;
+        this.#desired.delete(n);
+        await this.#stopOne(n);
+        const s = this.#svc.get(n)!;
+        if (s.state !== "stopped") this.#set(s, "stopped");
+      }
+    });
+  }
+
   /** Stops every service in reverse dependency order; the supervisor can start again later. */
   stopAll(): Promise<void> {
     return this.#serial(async () => {
@@ -310,13 +372,33 @@ export class Supervisor {
     this.#o.onChange?.();
   }
 
-  #isReady(name: string): boolean {
+  #depView(name: string): DepView {
     const s = this.#svc.get(name)!;
-    return s.state === "running" && s.ready;
+    return {
+      name,
+      state: s.state,
+      ready: s.spec.port === null ? null : s.ready,
+      health: s.spec.healthcheck ? (s.proc && s.health ? s.health.status : "starting") : null,
+      lastExitCode: s.lastExitCode,
+    };
+  }
+
+  /** Each dependency of `name` with the verdict on its condition. */
+  #conditions(name: string) {
+    const spec = this.#svc.get(name)!.spec;
+    return (this.#graph[name] ?? []).map((d) => {
+      const dep = this.#svc.get(d)!;
+      const cond = spec.depends_conditions?.[d] ??
+        defaultCondition({
+          ready: dep.spec.port === null ? null : false,
+          health: dep.spec.healthcheck ? "starting" : null,
+        });
+      return { dep: d, verdict: conditionMet(cond, this.#depView(d)) };
+    });
   }
 
   #blockers(name: string): string[] {
-    return (this.#graph[name] ?? []).filter((d) => !this.#isReady(d));
+    return this.#conditions(name).filter((c) => !c.verdict.met).map((c) => c.dep);
   }
 
   #pump(): void {
@@ -325,7 +407,15 @@ export class Supervisor {
       if (!this.#desired.has(n)) continue;
       const s = this.#svc.get(n)!;
       if (s.state !== "pending" && s.state !== "waiting") continue;
-      const blockers = this.#blockers(n);
+      const conds = this.#conditions(n);
+      const failed = conds.map((c) => c.verdict.met ? null : c.verdict.failed).find((f) => f);
+      if (failed) {
+        s.reason = failed;
+        this.#set(s, "failed");
+        this.#event(n, `not started: ${failed}`);
+        continue;
+      }
+      const blockers = conds.filter((c) => !c.verdict.met).map((c) => c.dep);
       if (blockers.length === 0) this.#spawn(n);
       else if (s.state !== "waiting") {
         this.#set(s, "waiting");
@@ -343,7 +433,7 @@ export class Supervisor {
     const s = this.#svc.get(name)!;
     if (!s.log) return;
     try {
-      const bytes = enc.encode(line + "\n");
+      const bytes = enc.encode(stampLine(Date.now(), line) + "\n"); // hd logs interleaves by it
       s.log.writeSync(bytes);
       s.logSize += bytes.length;
       if (s.logSize > LOG_ROTATE_BYTES && this.#o.logDir) {
@@ -396,12 +486,14 @@ export class Supervisor {
     s.ready = spec.port === null;
     this.#set(s, spec.port === null ? "running" : "starting");
     this.#event(name, `started (pid ${proc.pid}): ${spec.command}`);
+    if (spec.healthcheck) this.#watchHealth(name, gen, cwd);
     const pipes = Promise.all([this.#pipe(name, proc.stdout), this.#pipe(name, proc.stderr)]);
     s.exited = proc.status.then(async (st) => {
       if (s.gen !== gen) return;
       s.lastExitCode = st.signal ? 128 + signalNumber(st.signal) : st.code;
       s.proc = null;
       s.ready = false;
+      this.#stopHealth(s);
       if (s.stopRequested) {
         // stopGroup handles the rest of the group
         this.#set(s, "stopped");
@@ -413,18 +505,67 @@ export class Supervisor {
     });
     if (spec.port !== null) {
       const port = spec.port;
-      const host = spec.readyHost ?? "127.0.0.1";
-      const until = () => s.gen !== gen || s.proc === null;
-      waitForPort(port, { until, hostname: host }).then((ok) => {
-        if (!ok || s.gen !== gen || s.proc === null) return;
+      const pids = () => this.#o.pids?.(name, proc.pid) ?? servicePids(proc.pid);
+      waitForListener(port, { pids, until: () => s.gen !== gen || s.proc === null }).then((l) => {
+        if (!l || s.gen !== gen || s.proc === null) return;
         s.ready = true;
         this.#set(s, "running");
-        this.#event(name, `ready on ${host}:${port}`);
+        this.#event(
+          name,
+          `ready on ${l.address.includes(":") ? `[${l.address}]` : l.address}:${port}`,
+        );
         this.#pump();
       });
     } else {
       queueMicrotask(() => this.#pump());
     }
+  }
+
+  /** Runs the healthcheck of `name` while its process `gen` lives. */
+  #watchHealth(name: string, gen: number, cwd: string): void {
+    const s = this.#svc.get(name)!;
+    const hc = s.spec.healthcheck!;
+    const leader = s.proc!.pid;
+    s.health = initialHealth(Date.now());
+    const abort = new AbortController();
+    s.healthAbort = abort;
+    const live = () => s.gen === gen && s.proc !== null && s.proc.pid === leader;
+    const tick = async () => {
+      s.healthTimer = null;
+      if (!live()) return;
+      const pids = this.#o.pids?.(name, leader) ?? servicePids(leader);
+      // a sandboxed service's command is wrapped (src/runtime/sandbox_services.ts): HD_SANDBOX
+      const sandboxed = Object.hasOwn(s.spec.env, "HD_SANDBOX");
+      const r = await runCheck(hc, {
+        cwd,
+        env: { ...this.#o.env, ...s.spec.env },
+        pids,
+        sandboxed,
+        signal: abort.signal,
+      });
+      if (!live() || !s.health) return;
+      const before = s.health.status;
+      s.health = healthState(s.health, r, Date.now(), hc);
+      if (s.health.status !== before) {
+        this.#event(
+          name,
+          s.health.status === "healthy"
+            ? `healthy${r.output ? `: ${r.output}` : ""}`
+            : `${s.health.status} (${s.health.failures} failed checks): ${r.output}`,
+        );
+        this.#o.onChange?.();
+        this.#pump();
+      }
+      if (live()) s.healthTimer = setTimeout(tick, nextCheckDelay(s.health, hc));
+    };
+    s.healthTimer = setTimeout(tick, 0);
+  }
+
+  #stopHealth(s: Svc): void {
+    if (s.healthTimer !== null) clearTimeout(s.healthTimer);
+    s.healthTimer = null;
+    s.healthAbort?.abort();
+    s.healthAbort = null;
   }
 
   #died(name: string, gen: number): void {
@@ -437,11 +578,13 @@ export class Supervisor {
     if (!this.#desired.has(name) || policy === "never" || (policy === "on_failure" && code === 0)) {
       this.#set(s, "exited");
       this.#event(name, `exited with code ${code} (restart_policy = "${policy}": left stopped)`);
+      this.#pump(); // a dependent may wait for it to complete
       return;
     }
     const limit = this.#o.crashLoop?.deaths ?? 5;
     if (s.deaths.length >= limit) {
       this.#set(s, "crashed");
+      queueMicrotask(() => this.#pump());
       this.#event(
         name,
         `exited with code ${code}; crash loop (${s.deaths.length} exits within ${
@@ -468,6 +611,7 @@ export class Supervisor {
   async #stopOne(name: string): Promise<void> {
     const s = this.#svc.get(name)!;
     if (s.timer !== null) (clearTimeout(s.timer), s.timer = null);
+    this.#stopHealth(s);
     if (s.proc) {
       s.stopRequested = true;
       this.#set(s, "stopping");

@@ -59,6 +59,7 @@ steps = [{ run = "mkdir -p gen && cat site/index.html > gen/copy && cat /proc/sy
 command = "httpd -f -p 127.0.0.1:${port} -h /app"
 watch = ["site/**"]
 port = ${port}
+healthcheck = { test = ["CMD-SHELL", "cat /app/site/index.html"], interval = "1s" }
 
 [options]
 debounce = "10ms"
@@ -68,6 +69,22 @@ debounce = "10ms"
     try {
       const up = await hd(["up", "-d"], { store, cwd: dir });
       assertEquals(up.code, 0, up.stderr + up.stdout);
+      // ready: the container's httpd (a descendant of runc, in its own pid namespace) listens
+      assert(/web\s+running.*\bready\b/.test(up.stdout), up.stdout);
+      // the healthcheck ran inside the container (/app exists only in its root)
+      assert(/ready\s+healthy: v1\b/.test(up.stdout), up.stdout);
+      // hd exec SERVICE runs inside the running container (its root, its namespaces, its cwd)
+      const inSvc = await hd([
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        'cat site/index.html; echo "$PWD"; exit 3',
+      ], {
+        store,
+        cwd: dir,
+      });
+      assertEquals([inSvc.code, inSvc.stdout], [3, "v1\n/app\n"], inSvc.stderr);
       await reg.stop(); // everything needed is in the store now
       assertEquals(await get(`${base}/site/index.html`), "v1\n");
       assertEquals(await get(`${base}/gen/copy`), "v1\n");

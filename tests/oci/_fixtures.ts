@@ -145,7 +145,12 @@ export interface LayerSpec {
  * Writes (or extends) an OCI image layout at `dir` holding one image tagged `tag`;
  * returns the manifest digest.
  */
-export function writeLayout(dir: string, tag: string, layers: LayerSpec[]): string {
+export function writeLayout(
+  dir: string,
+  tag: string,
+  layers: LayerSpec[],
+  imageConfig: Record<string, unknown> = { Env: ["PATH=/bin"], Cmd: ["/bin/sh"] },
+): string {
   Deno.mkdirSync(`${dir}/blobs/sha256`, { recursive: true });
   Deno.writeTextFileSync(`${dir}/oci-layout`, '{"imageLayoutVersion":"1.0.0"}');
   const put = (b: Uint8Array) => {
@@ -163,7 +168,7 @@ export function writeLayout(dir: string, tag: string, layers: LayerSpec[]): stri
   const config = {
     architecture: "amd64",
     os: "linux",
-    config: { Env: ["PATH=/bin"], Cmd: ["/bin/sh"] },
+    config: imageConfig,
     rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId ?? sha256(l.tar)) },
     history: layers.map(() => ({ created_by: "hd test" })),
   };

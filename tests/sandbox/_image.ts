@@ -86,6 +86,26 @@ async function run(cmd: string, args: string[]): Promise<void> {
   }
 }
 
+/**
+ * A busybox image for services: users `www` (uid 33, group `www` 33, also in `web` 82) and
+ * `app` (1000), and an image config with `config` (Env, WorkingDir, User, Entrypoint, Cmd).
+ */
+export function serviceImageLayers(): TarSpec[][] {
+  const [l1, l2] = busyboxLayers();
+  const l3: TarSpec[] = [
+    { path: "etc/", type: "dir" },
+    {
+      path: "etc/passwd",
+      data: "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/sh\n" +
+        "app:x:1000:1000:app:/home/app:/bin/sh\n",
+    },
+    { path: "etc/group", data: "root:x:0:\nwww:x:33:\nweb:x:82:www\napp:x:1000:\n" },
+    { path: "srv/", type: "dir" },
+    { path: "srv/index.html", data: "hello from /srv\n" },
+  ];
+  return [l1, l2, l3];
+}
+
 /** A registry on 127.0.0.1 holding `busybox:1`; returns it and the image reference. */
 export async function busyboxRegistry(dir: string): Promise<{ reg: Registry; ref: string }> {
   return await imageRegistry(dir, busyboxLayers());
@@ -99,9 +119,10 @@ export async function imageRegistry(
   dir: string,
   layers: TarSpec[][],
   name = "busybox",
+  config?: Record<string, unknown>,
 ): Promise<{ reg: Registry; ref: string }> {
   const layout = `${dir}/layout-${name}`;
-  writeLayout(layout, "1", layers.map((l) => ({ tar: makeTar(l) })));
+  writeLayout(layout, "1", layers.map((l) => ({ tar: makeTar(l) })), config);
   const reg = await startRegistry(dir);
   const ref = `${reg.host}/${name}:1`;
   await run("skopeo", ["copy", "--dest-tls-verify=false", `oci:${layout}:1`, `docker://${ref}`]);
