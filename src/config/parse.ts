@@ -65,6 +65,7 @@ export const KNOWN_KEYS = {
     "port",
     "depends_on",
     "restart_policy",
+    "reload",
     "env",
     "workdir",
     ...RUN_KEYS,
@@ -802,6 +803,21 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     }
     restart_policy = r as RestartPolicy;
   }
+  // reload = "warm": restarts hand over to a standby that preloaded the unchanged modules
+  let reload: "warm" | "restart" | undefined;
+  if (t.reload !== undefined) {
+    const r = v.str(`${path}.reload`, t.reload);
+    if (r !== "warm" && r !== "restart") {
+      v.fail(
+        `${path}.reload`,
+        `reload must be "warm" or "restart", not "${r}"`,
+        didYouMean(r, ["warm", "restart"])
+          ? `did you mean "${didYouMean(r, ["warm", "restart"])}"?`
+          : 'write reload = "warm"',
+      );
+    }
+    reload = r;
+  }
   let env = t.env === undefined ? {} : v.env(`${path}.env`, t.env);
   if (t.env_file !== undefined) {
     const onFile = (f: string) => v.configFiles.push(f);
@@ -835,6 +851,7 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     port,
     depends_on,
     restart_policy,
+    ...(reload ? { reload } : {}),
     env,
     workdir,
     at: v.at(path, true),

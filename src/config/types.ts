@@ -56,6 +56,11 @@ export interface ServiceSpec {
   /** Names of services that must be started (and ready) first. */
   depends_on: string[];
   restart_policy: RestartPolicy;
+  /**
+   * `reload = "warm"`: restart through a warm standby process that has loaded the unchanged modules
+   * (src/services/warm.ts); absent or `"restart"`: a plain restart.
+   */
+  reload?: "warm" | "restart";
   /** Environment variables (on top of [environment].env). */
   env: Record<string, string>;
   /** Working directory relative to the project (default "."); absolute for an `image` service. */

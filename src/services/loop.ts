@@ -488,6 +488,8 @@ export class DevLoop {
       await this.runtime.ready();
     const restart = planRestart(this.#planState(), plan, { failed, stopping, rootChanged });
     for (const line of restart.lines) this.#print(line);
+    // warm standbys (reload = "warm") learn what changed: a stale one is not handed over to
+    this.supervisor.noteChanges(changed, stepsRun.length, restart.set);
     const restarted = restart.services.length
       ? await this.supervisor.restart(restart.services)
       : [];
