@@ -110,7 +110,14 @@ export const bench: Bench = {
     const rows: BenchRow[] = [];
     const n = quick ? 10 : 20;
     const row = (c: string, tool: string, value: number, unit = "ms", extra = {}) =>
-      rows.push({ bench: "warm", case: c, tool, value: Math.round(value * 10) / 10, unit, extra });
+      rows.push({
+        bench: "warm",
+        case: c,
+        tool,
+        value: unit === "x" ? Math.round(value * 100) / 100 : Math.round(value * 10) / 10,
+        unit,
+        extra,
+      });
     const nodePath = await cacheDir("express", "express@4", log);
     const nodemon = `${await cacheDir("nodemon", "nodemon@3.1.10", log)}/nodemon/bin/nodemon.js`;
     const env = {

@@ -349,3 +349,45 @@ testIf(NEEDS, "warm: a service that is not `node …` restarts cold, saying why 
     await loop.stop();
   }
 });
+
+testIf(NEEDS, "warm: a standby that died is not handed over to; the next one is", async () => {
+  using tmp = tempDir();
+  using st = tempDir();
+  const dir = tmp.path;
+  const port = freePort();
+  project(dir, port);
+  const spec = envSpec(dir, {
+    services: { web: svc("web", NODE, { watch: ["src/**"], port, reload: "warm" }) },
+  });
+  const out: string[] = [];
+  const loop = new DevLoop({
+    spec,
+    store: Store.open(`${st.path}/store`),
+    print: (src, line) => out.push(`${src} | ${line}`),
+    noWatch: true,
+  });
+  await loop.start();
+  try {
+    await waitFor(() => loop.supervisor.standbyPid("web") !== null, "a standby");
+    const dead = loop.supervisor.standbyPid("web")!;
+    Deno.kill(dead, "SIGKILL"); // the standby this test's loop started
+    await waitFor(() => loop.supervisor.standbyPid("web") === null, "the standby's death seen");
+    Deno.writeTextFileSync(`${dir}/src/msg.js`, 'module.exports = "msg-2";\n');
+    await loop.update(["src/msg.js"]);
+    await waitFor(async () => (await ask(port))?.msg === "msg-2", "the cold answer");
+    assert((await ask(port))!.pid !== dead);
+    assertEquals(out.filter((l) => l.includes("cold start: the standby died")).length, 1);
+    // a fresh standby after that start, and the next edit is warm again
+    await waitFor(() => {
+      const p = loop.supervisor.standbyPid("web");
+      return p !== null && loadsOf(dir, p) === 3;
+    }, "a new standby");
+    const next = loop.supervisor.standbyPid("web")!;
+    Deno.writeTextFileSync(`${dir}/src/msg.js`, 'module.exports = "msg-3";\n');
+    await loop.update(["src/msg.js"]);
+    await waitFor(async () => (await ask(port))?.msg === "msg-3", "the warm answer");
+    assertEquals((await ask(port))!.pid, next);
+  } finally {
+    await loop.stop();
+  }
+});
