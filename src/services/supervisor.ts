@@ -90,6 +90,8 @@ export interface ServiceStatus {
   healthOutput: string | null;
   /** Why the service is "failed" (a dependency's condition), else null. */
   reason: string | null;
+  /** The pid of its warm standby (`reload = "warm"`) waiting for its go, else null. */
+  standby?: number | null;
 }
 
 /** Options of a {@link Supervisor}. */
@@ -291,6 +293,7 @@ export class Supervisor {
         health: s.proc !== null && s.health ? s.health.status : null,
         healthOutput: s.health && s.health.output !== "" ? s.health.output : null,
         reason: s.state === "failed" ? s.reason : null,
+        standby: s.standby?.alive ? s.standby.proc.pid : null,
       };
     });
   }
@@ -664,10 +667,20 @@ export class Supervisor {
   #prepareSoon(name: string, gen: number): void {
     const s = this.#svc.get(name)!;
     if (s.spec.reload !== "warm" || s.standby !== null) return;
-    setTimeout(() => {
+    let tries = 0;
+    const tick = () => {
       if (this.#closed || s.gen !== gen || !s.proc || s.standby || !this.#desired.has(name)) return;
+      // the first instance writes its record once its entry point has run: wait for it a little
+      if (this.#warmDir !== null && tries++ < 40) {
+        try {
+          Deno.statSync(`${this.#warmDir}/${name}.record.json`);
+        } catch {
+          return void setTimeout(tick, 50);
+        }
+      }
       this.#prepare(name);
-    }, STANDBY_DELAY_MS);
+    };
+    setTimeout(tick, STANDBY_DELAY_MS);
   }
 
   /** Spawns a standby: the service's warm command, preloading the last record's modules. */

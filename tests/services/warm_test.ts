@@ -253,6 +253,7 @@ testIf(
       await waitFor(() => loop.supervisor.standbyPid("web") !== null, "a standby");
       const sb = loop.supervisor.standbyPid("web")!;
       assert(sb !== first);
+      assertEquals(loop.supervisor.status()[0].standby, sb, "hd status shows the standby");
       await waitFor(() => loadsOf(dir, sb) === 3, "the standby preloading heavy");
       assertEquals(listenerOf(port, [sb]), null, "the standby listens before its go");
       assertEquals((await ask(port))!.pid, first);
