@@ -25,6 +25,7 @@ import { servicePids, waitForListener } from "./readiness.ts";
 import { stampLine } from "./logs.ts";
 import { GlobSet } from "../watch/pathmap.ts";
 import {
+  loadedSet,
   parseRecord,
   preloadList,
   WARM_LOADER,
@@ -90,7 +91,10 @@ export interface ServiceStatus {
   healthOutput: string | null;
   /** Why the service is "failed" (a dependency's condition), else null. */
   reason: string | null;
-  /** The pid of its warm standby (`reload = "warm"`) waiting for its go, else null. */
+  /**
+   * The pid of its warm standby (`reload = "warm"`) once it has preloaded and waits for its go,
+   * else null.
+   */
   standby?: number | null;
 }
 
@@ -153,7 +157,10 @@ interface Svc {
 interface Standby {
   proc: GroupProcess;
   command: string;
-  preloaded: Set<string>;
+  /** Where it reports its module cache once it preloaded (see `loadedSet` in warm.ts). */
+  loadedFile: string;
+  /** Its module cache as it reported it; null until then. */
+  loaded: Set<string> | null;
   /** Project-relative paths changed since it started. */
   changed: Set<string>;
   stepsRan: number;
@@ -190,6 +197,8 @@ export class Supervisor {
   #warmDir: string | null = null;
   /** Standbys being stopped (awaited by close). */
   #dropping = new Set<Promise<unknown>>();
+  /** Numbers the standbys' report files. */
+  #standbys = 0;
 
   constructor(opts: SupervisorOptions) {
     this.#o = opts;
@@ -293,7 +302,7 @@ export class Supervisor {
         health: s.proc !== null && s.health ? s.health.status : null,
         healthOutput: s.health && s.health.output !== "" ? s.health.output : null,
         reason: s.state === "failed" ? s.reason : null,
-        standby: s.standby?.alive ? s.standby.proc.pid : null,
+        standby: s.standby?.alive && this.#loaded(s.standby) ? s.standby.proc.pid : null,
       };
     });
   }
@@ -557,7 +566,8 @@ export class Supervisor {
         sb.proc.go?.();
         proc = sb.proc;
         s.warmWhy = null;
-        how = `, warm: its standby had preloaded ${sb.modules} modules`;
+        how = `, warm: its standby had preloaded ${sb.loaded?.size ?? sb.modules} modules`;
+        removeQuietly(sb.loadedFile);
       } else if (d !== "warm") {
         this.#dropStandby(s);
         const first = sb === null && s.restarts === 0; // nothing to hand over to yet
@@ -657,10 +667,20 @@ export class Supervisor {
       reload: s.spec.reload,
       command: s.spec.command,
       sandboxed: this.#sandboxed(s.spec),
-      standby: sb ? { alive: sb.alive, command: sb.command, preloaded: sb.preloaded } : null,
+      standby: sb ? { alive: sb.alive, command: sb.command, preloaded: this.#loaded(sb) } : null,
       changed: sb ? [...sb.changed] : [],
       stepsRan: sb?.stepsRan ?? 0,
     });
+  }
+
+  /** What standby `sb` holds in its module cache, once it has reported it. */
+  #loaded(sb: Standby): Set<string> | null {
+    if (sb.loaded === null) {
+      try {
+        sb.loaded = loadedSet(Deno.readTextFileSync(sb.loadedFile), this.#o.dir);
+      } catch { /* not yet */ }
+    }
+    return sb.loaded;
   }
 
   /** Starts the next standby of `name` shortly after its process `gen` is up. */
@@ -694,7 +714,7 @@ export class Supervisor {
     try {
       rec = parseRecord(Deno.readTextFileSync(`${dir}/${name}.record.json`));
     } catch { /* no record yet: the standby still saves node's own start */ }
-    const { paths, preloaded } = preloadList(rec ?? { entry: null, modules: [] }, {
+    const { paths } = preloadList(rec ?? { entry: null, modules: [], children: [] }, {
       dir: this.#o.dir,
       watch: new GlobSet(s.spec.watch),
       loader,
@@ -703,6 +723,7 @@ export class Supervisor {
     const cwd = s.spec.workdir && s.spec.workdir !== "."
       ? `${this.#o.dir}/${s.spec.workdir}`
       : this.#o.dir;
+    const loadedFile = `${dir}/${name}.loaded.${++this.#standbys}.json`;
     let proc: GroupProcess;
     try {
       Deno.writeTextFileSync(`${list}.tmp`, JSON.stringify(paths), { mode: 0o600 });
@@ -714,6 +735,7 @@ export class Supervisor {
           ...s.spec.env,
           ...this.#warmEnv(name),
           HD_WARM_PRELOAD: list,
+          HD_WARM_LOADED: loadedFile,
           HD_WARM_HOLD: "1",
         },
         hold: true,
@@ -725,7 +747,8 @@ export class Supervisor {
     const sb: Standby = {
       proc,
       command: s.spec.command,
-      preloaded,
+      loadedFile,
+      loaded: null,
       changed: new Set(),
       stepsRan: 0,
       alive: true,
@@ -742,7 +765,8 @@ export class Supervisor {
     s.standby = null;
     const p = stopGroup(sb.proc.pid, sb.proc.status, this.#o.graceMs)
       .then(() => Promise.all([sb.proc.stdout.cancel(), sb.proc.stderr.cancel()]))
-      .catch(() => {});
+      .catch(() => {})
+      .finally(() => removeQuietly(sb.loadedFile));
     this.#dropping.add(p);
     p.finally(() => this.#dropping.delete(p));
   }
@@ -850,6 +874,12 @@ export class Supervisor {
     s.ready = false;
     if (s.state !== "crashed" && s.state !== "exited") this.#set(s, "stopped");
   }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch { /* gone */ }
 }
 
 function signalNumber(sig: Deno.Signal): number {

@@ -40,8 +40,11 @@ export interface WarmFacts {
     alive: boolean;
     /** The command it was started with. */
     command: string;
-    /** What it preloaded: project-relative paths (absolute for files outside the project). */
-    preloaded: ReadonlySet<string>;
+    /**
+     * What it holds in its module cache once it preloaded (project-relative paths, absolute for
+     * files outside the project) — as it reported it; null while it is still loading.
+     */
+    preloaded: ReadonlySet<string> | null;
   } | null;
   /** Project-relative paths changed since the standby started (the batch's included). */
   changed: readonly string[];
@@ -85,6 +88,7 @@ export function warmDecision(f: WarmFacts): WarmDecision {
   if (f.standby === null) return cold("no standby was ready");
   if (!f.standby.alive) return cold("the standby died");
   if (f.standby.command !== f.command) return cold("the service's command changed");
+  if (f.standby.preloaded === null) return cold("the standby was still loading its modules");
   if (f.stepsRan > 0) return cold("a build step re-ran");
   for (const p of f.changed) {
     const parts = p.split("/");
@@ -159,6 +163,8 @@ export interface WarmRecord {
   entry: string | null;
   /** Absolute paths of the modules in `require.cache`, in load order. */
   modules: string[];
+  /** For each module, the indexes in `modules` of the modules it required (`module.children`). */
+  children: number[][];
 }
 
 /** At most this many modules are taken from a record (a bigger one is cut). */
@@ -182,31 +188,72 @@ export function parseRecord(text: string): WarmRecord | null {
   } catch {
     return null;
   }
-  if (typeof v !== "object" || v === null || !Array.isArray((v as { modules?: unknown }).modules)) {
-    return null;
-  }
-  const ok = (p: unknown): p is string =>
-    typeof p === "string" && p.startsWith("/") && p.length < 4096 &&
-    ![...p].some((c) => c.charCodeAt(0) < 0x20);
-  const raw = v as { entry?: unknown; modules: unknown[] };
+  if (typeof v !== "object" || v === null) return null;
+  const raw = v as { entry?: unknown; modules?: unknown; children?: unknown };
+  const { modules, children } = raw;
+  // without the graph hd cannot tell which modules pull in watched code: nothing is taken
+  if (!Array.isArray(modules) || !Array.isArray(children)) return null;
+  if (modules.length > MAX_RECORD_MODULES || children.length !== modules.length) return null;
+  if (!modules.every(modulePath)) return null;
+  const n = modules.length;
+  const edges = children.map((c) =>
+    Array.isArray(c) && c.every((i) => Number.isInteger(i) && i >= 0 && i < n)
+      ? c as number[]
+      : null
+  );
+  if (edges.some((e) => e === null)) return null;
   return {
-    entry: ok(raw.entry) ? raw.entry : null,
-    modules: raw.modules.filter(ok).slice(0, MAX_RECORD_MODULES),
+    entry: modulePath(raw.entry) ? raw.entry : null,
+    modules: modules as string[],
+    children: edges as number[][],
   };
 }
 
+/** An absolute path without control characters: what a module cache key may be here. */
+function modulePath(p: unknown): p is string {
+  return typeof p === "string" && p.startsWith("/") && p.length < 4096 &&
+    ![...p].some((c) => c.charCodeAt(0) < 0x20);
+}
+
 /**
- * Which recorded modules a standby preloads: every one but the entry point, the loader, and the
- * project files the service watches (its edits; node_modules always preloads). Returns the
- * absolute paths to require and the set the decision compares changes with (project-relative
- * inside `dir`, absolute outside).
+ * The module list a standby reported once it had preloaded (a JSON array of absolute paths), as
+ * the set {@link warmDecision} compares changes with (project-relative inside `dir`); null when it
+ * is not such a list.
+ *
+ * @example
+ * ```ts
+ * import { loadedSet } from "./warm.ts";
+ * loadedSet('["/p/lib/a.js", "/usr/lib/b.js"]', "/p"); // Set { "lib/a.js", "/usr/lib/b.js" }
+ * ```
+ */
+export function loadedSet(text: string, dir: string): Set<string> | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(v) || v.length > MAX_RECORD_MODULES || !v.every(modulePath)) return null;
+  return new Set(v.map((m) => m.startsWith(dir + "/") ? m.slice(dir.length + 1) : m));
+}
+
+/**
+ * Which recorded modules a standby preloads: every one but the entry point, the loader, the
+ * project files the service watches (its edits; never a file under node_modules), and any module
+ * that required one of those, directly or not (it holds their old exports). Returns the absolute
+ * paths to require and their keys as {@link warmDecision} sees changes (project-relative inside
+ * `dir`, absolute outside).
  *
  * @example
  * ```ts
  * import { preloadList } from "./warm.ts";
  * import { GlobSet } from "../watch/pathmap.ts";
  * const r = preloadList(
- *   { entry: "/p/src/app.js", modules: ["/p/src/app.js", "/p/src/a.js", "/p/lib/b.js", "/p/node_modules/x/i.js"] },
+ *   {
+ *     entry: "/p/src/app.js",
+ *     modules: ["/p/src/app.js", "/p/src/a.js", "/p/lib/b.js", "/p/node_modules/x/i.js"],
+ *     children: [[1, 2, 3], [], [], []],
+ *   },
  *   { dir: "/p", watch: new GlobSet(["src/**"]), loader: "/tmp/l.cjs" },
  * );
  * r.paths; // ["/p/lib/b.js", "/p/node_modules/x/i.js"]
@@ -216,19 +263,29 @@ export function preloadList(
   rec: WarmRecord,
   o: { dir: string; watch: GlobSet; loader: string },
 ): { paths: string[]; preloaded: Set<string> } {
+  const rel = (m: string) => m.startsWith(o.dir + "/") ? m.slice(o.dir.length + 1) : m;
+  const watched = (m: string) => {
+    const key = rel(m);
+    return key !== m && !key.split("/").includes("node_modules") && o.watch.matches(key);
+  };
+  // tainted: the entry, the loader, watched files, and whatever required one of them
+  const parents: number[][] = rec.modules.map(() => []);
+  rec.children.forEach((cs, i) => cs.forEach((c) => parents[c].push(i)));
+  const tainted = new Set<number>();
+  const todo: number[] = [];
+  rec.modules.forEach((m, i) => {
+    if (m === rec.entry || m === o.loader || watched(m)) (tainted.add(i), todo.push(i));
+  });
+  while (todo.length) {
+    for (const p of parents[todo.pop()!]) if (!tainted.has(p)) (tainted.add(p), todo.push(p));
+  }
   const paths: string[] = [];
   const preloaded = new Set<string>();
-  for (const m of rec.modules) {
-    if (m === rec.entry || m === o.loader || preloaded.has(m)) continue;
-    let key = m;
-    if (m.startsWith(o.dir + "/")) {
-      key = m.slice(o.dir.length + 1);
-      if (!key.split("/").includes("node_modules") && o.watch.matches(key)) continue;
-    }
-    if (preloaded.has(key)) continue;
-    preloaded.add(key);
+  rec.modules.forEach((m, i) => {
+    if (tainted.has(i) || preloaded.has(rel(m))) return;
+    preloaded.add(rel(m));
     paths.push(m);
-  }
+  });
   return { paths, preloaded };
 }
 
@@ -236,6 +293,7 @@ export function preloadList(
  * The loader hd writes beside its records and runs with `node --require`. Environment (removed
  * from `process.env` before the service's code runs): `HD_WARM_RECORD` (where to record
  * `require.cache`), `HD_WARM_PRELOAD` (a JSON array of absolute paths to require first),
+ * `HD_WARM_LOADED` (where a standby writes the keys of its module cache once it preloaded),
  * `HD_WARM_HOLD=1` (then wait for a `go` line on stdin; EOF without it exits 0).
  */
 export const WARM_LOADER = `"use strict";
@@ -247,10 +305,17 @@ export const WARM_LOADER = `"use strict";
   const env = process.env;
   const record = env.HD_WARM_RECORD;
   const preload = env.HD_WARM_PRELOAD;
+  const loaded = env.HD_WARM_LOADED;
   const hold = env.HD_WARM_HOLD === "1";
   delete env.HD_WARM_RECORD;
   delete env.HD_WARM_PRELOAD;
+  delete env.HD_WARM_LOADED;
   delete env.HD_WARM_HOLD;
+  const save = (file, value) => {
+    const tmp = file + "." + process.pid + ".tmp";
+    fs.writeFileSync(tmp, JSON.stringify(value));
+    fs.renameSync(tmp, file);
+  };
   if (preload) {
     let list = [];
     try { list = JSON.parse(fs.readFileSync(preload, "utf8")); } catch (_) { list = []; }
@@ -258,6 +323,10 @@ export const WARM_LOADER = `"use strict";
       if (typeof f !== "string" || f[0] !== "/") continue;
       try { require(f); } catch (_) { /* loaded (or failing) again after go */ }
     }
+  }
+  // what this standby holds now (hd compares the edits with it)
+  if (loaded) {
+    try { save(loaded, Object.keys(Module._cache)); } catch (_) { /* hd starts cold */ }
   }
   if (hold) {
     const buf = Buffer.alloc(16);
@@ -278,13 +347,18 @@ export const WARM_LOADER = `"use strict";
   let last = -1;
   const write = () => {
     try {
-      const modules = Object.keys(Module._cache);
+      const cache = Module._cache;
+      const modules = Object.keys(cache);
       if (modules.length === last) return;
       last = modules.length;
-      const entry = require.main && require.main.filename ? require.main.filename : null;
-      const tmp = record + "." + process.pid + ".tmp";
-      fs.writeFileSync(tmp, JSON.stringify({ version: 1, pid: process.pid, entry, modules }));
-      fs.renameSync(tmp, record);
+      const index = new Map(modules.map((m, i) => [m, i]));
+      const children = modules.map((m) =>
+        ((cache[m] && cache[m].children) || []).map((c) => index.get(c.filename))
+          .filter((i) => i !== undefined)
+      );
+      const main = modules.find((m) => cache[m] && cache[m].id === ".");
+      const entry = main === undefined ? null : main;
+      save(record, { version: 1, pid: process.pid, entry, modules, children });
     } catch (_) { /* hd reads the last good record */ }
   };
   setImmediate(write);

@@ -5,6 +5,7 @@ import { DevLoop } from "../../src/services/loop.ts";
 import { listenerOf } from "../../src/services/readiness.ts";
 import { GlobSet } from "../../src/watch/pathmap.ts";
 import {
+  loadedSet,
   nodeCommand,
   parseRecord,
   preloadList,
@@ -52,6 +53,11 @@ Deno.test("warm: the decision, row by row", () => {
     ["node -e", { command: "node -e 1" }, "node -e runs no script file hd can warm"],
     ["no standby", { standby: null }, "no standby was ready"],
     ["standby died", { standby: standby([], { alive: false }) }, "the standby died"],
+    [
+      "standby still loading",
+      { standby: standby([], { preloaded: null }) },
+      "the standby was still loading its modules",
+    ],
     [
       "command changed",
       { standby: standby([], { command: "node old.js" }) },
@@ -103,27 +109,38 @@ Deno.test("warm: which commands are node lines, and the loader's place in them",
   assertEquals(warmCommandLine("node a.js", "/tmp/a b/l.cjs"), null); // never quoted
 });
 
-Deno.test("warm: a record is untrusted; the preload list leaves out what the service watches", () => {
+Deno.test("warm: a record is untrusted; the preload list leaves out what touches watched code", () => {
   assertEquals(parseRecord("not json"), null);
-  assertEquals(parseRecord('{"modules":"x"}'), null);
+  assertEquals(parseRecord('{"modules":"x","children":[]}'), null);
+  assertEquals(parseRecord('{"modules":["/a.js"]}'), null, "no graph");
+  assertEquals(parseRecord('{"modules":["/a.js","rel.js"],"children":[[],[]]}'), null);
+  assertEquals(parseRecord('{"modules":["/a\\n.js"],"children":[[]]}'), null);
+  assertEquals(parseRecord('{"modules":["/a.js"],"children":[[1]]}'), null, "index out of range");
+  assertEquals(parseRecord('{"modules":["/a.js","/b.js"],"children":[[1]]}'), null);
   assertEquals(
-    parseRecord('{"entry":"rel.js","modules":["/a.js","rel.js",3,"/b\\n.js","/c.js"]}'),
-    { entry: null, modules: ["/a.js", "/c.js"] },
+    parseRecord('{"entry":"x.js","modules":["/a.js","/b.js"],"children":[[1],[]]}'),
+    { entry: null, modules: ["/a.js", "/b.js"], children: [[1], []] },
   );
-  const r = preloadList({
-    entry: "/p/src/server.js",
-    modules: [
-      "/tmp/l.cjs",
-      "/p/src/server.js",
-      "/p/src/msg.js",
-      "/p/lib/util.js",
-      "/p/package.json",
-      "/p/node_modules/heavy/index.js",
-      "/p/src/node_modules/x/i.js",
-      "/usr/share/nodejs/y/index.js",
-      "/p/lib/util.js",
-    ],
-  }, { dir: "/p", watch: new GlobSet(["src/**"]), loader: "/tmp/l.cjs" });
+  assertEquals(loadedSet('["/p/lib/a.js","/usr/x.js"]', "/p"), new Set(["lib/a.js", "/usr/x.js"]));
+  assertEquals(loadedSet('["lib/a.js"]', "/p"), null);
+  const modules = [
+    "/tmp/l.cjs", // 0
+    "/p/src/server.js", // 1 entry
+    "/p/src/msg.js", // 2 watched
+    "/p/lib/util.js", // 3
+    "/p/package.json", // 4
+    "/p/node_modules/heavy/index.js", // 5
+    "/p/src/node_modules/x/i.js", // 6
+    "/usr/share/nodejs/y/index.js", // 7
+    "/p/lib/fmt.js", // 8 requires src/shape.js
+    "/p/src/shape.js", // 9 watched
+    "/p/node_modules/plugin/index.js", // 10 requires lib/fmt.js
+  ];
+  const children = [[], [2, 3, 4, 5, 6, 7, 10], [], [], [], [], [], [], [9], [], [8]];
+  const r = preloadList(
+    { entry: "/p/src/server.js", modules, children },
+    { dir: "/p", watch: new GlobSet(["src/**"]), loader: "/tmp/l.cjs" },
+  );
   assertEquals(r.paths, [
     "/p/lib/util.js",
     "/p/package.json",
@@ -184,19 +201,25 @@ function project(dir: string, port: number): void {
     'module.exports = ["a", "b", "c"].map((m) => require("./" + m)).join("");\n',
   );
   Deno.writeTextFileSync(`${dir}/lib/util.js`, 'module.exports = "util-1";\n');
+  // an unwatched module that requires a watched one: never preloaded (it would hold it stale)
+  Deno.writeTextFileSync(`${dir}/lib/fmt.js`, 'module.exports = require("../src/shape");\n');
+  Deno.writeTextFileSync(`${dir}/src/shape.js`, 'module.exports = "shape-1";\n');
   Deno.writeTextFileSync(`${dir}/src/msg.js`, 'module.exports = "msg-1";\n');
   Deno.writeTextFileSync(
     `${dir}/src/server.js`,
     `const heavy = require("heavy");
 const util = require("../lib/util");
 const msg = require("./msg");
-require("http").createServer((_q, r) => r.end(JSON.stringify({ pid: process.pid, heavy, util, msg })))
+const shape = require("../lib/fmt");
+require("http").createServer((_q, r) => r.end(JSON.stringify({ pid: process.pid, heavy, util, msg, shape })))
   .listen(${port}, "127.0.0.1");
 `,
   );
 }
 
-async function ask(port: number): Promise<{ pid: number; msg: string; util: string } | null> {
+async function ask(
+  port: number,
+): Promise<{ pid: number; msg: string; util: string; shape: string } | null> {
   try {
     const r = await fetch(`http://127.0.0.1:${port}/`);
     return await r.json();
@@ -253,13 +276,14 @@ testIf(
       await waitFor(() => loop.supervisor.standbyPid("web") !== null, "a standby");
       const sb = loop.supervisor.standbyPid("web")!;
       assert(sb !== first);
-      assertEquals(loop.supervisor.status()[0].standby, sb, "hd status shows the standby");
-      await waitFor(() => loadsOf(dir, sb) === 3, "the standby preloading heavy");
+      await waitFor(() => loop.supervisor.status()[0].standby === sb, "the standby preloaded");
+      assertEquals(loadsOf(dir, sb), 3, "the standby preloaded heavy");
       assertEquals(listenerOf(port, [sb]), null, "the standby listens before its go");
       assertEquals((await ask(port))!.pid, first);
 
       // edit a watched file: the standby takes over; at no moment do both hold the port
       Deno.writeTextFileSync(`${dir}/src/msg.js`, 'module.exports = "msg-2";\n');
+      Deno.writeTextFileSync(`${dir}/src/shape.js`, 'module.exports = "shape-2";\n');
       let both = 0;
       let sampling = true;
       const sampler = (async () => {
@@ -269,7 +293,7 @@ testIf(
         }
       })();
       const t0 = performance.now();
-      const report = await loop.update(["src/msg.js"]);
+      const report = await loop.update(["src/msg.js", "src/shape.js"]);
       assertEquals(report?.restarted, ["web"]);
       await waitFor(async () => (await ask(port))?.msg === "msg-2", "the edited answer");
       const handover = performance.now() - t0;
@@ -278,6 +302,7 @@ testIf(
       assertEquals(both, 0, "two instances held the port at once");
       const second = await ask(port);
       assertEquals(second!.pid, sb, "the answer comes from the standby recorded before the edit");
+      assertEquals(second!.shape, "shape-2", "code behind an unwatched module is not stale");
       assert(!alive(first), "the old instance is gone");
       assertEquals(loadsOf(dir, sb), 3, "heavy was not loaded again after the go");
       assert(
@@ -288,8 +313,8 @@ testIf(
       // the next standby is prepared; a change of a module it preloaded (with a watched edit in
       // the same batch) is a cold start, with the reason said once
       await waitFor(() => {
-        const p = loop.supervisor.standbyPid("web");
-        return p !== null && p !== sb && loadsOf(dir, p) === 3;
+        const p = loop.supervisor.status()[0].standby;
+        return p !== null && p !== undefined && p !== sb;
       }, "the next standby");
       const sb2 = loop.supervisor.standbyPid("web")!;
       Deno.writeTextFileSync(`${dir}/lib/util.js`, 'module.exports = "util-2";\n');
@@ -379,10 +404,7 @@ testIf(NEEDS, "warm: a standby that died is not handed over to; the next one is"
     assert((await ask(port))!.pid !== dead);
     assertEquals(out.filter((l) => l.includes("cold start: the standby died")).length, 1);
     // a fresh standby after that start, and the next edit is warm again
-    await waitFor(() => {
-      const p = loop.supervisor.standbyPid("web");
-      return p !== null && loadsOf(dir, p) === 3;
-    }, "a new standby");
+    await waitFor(() => (loop.supervisor.status()[0].standby ?? null) !== null, "a new standby");
     const next = loop.supervisor.standbyPid("web")!;
     Deno.writeTextFileSync(`${dir}/src/msg.js`, 'module.exports = "msg-3";\n');
     await loop.update(["src/msg.js"]);
