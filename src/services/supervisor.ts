@@ -335,7 +335,9 @@ export class Supervisor {
       if (!sb) continue;
       for (const p of changed) sb.changed.add(p);
       sb.stepsRan += stepsRan;
-      if (restarting.includes(name)) continue;
+      // a restarting service decides at its start; one still loading is judged once it reports
+      // (every change since it started counts then)
+      if (restarting.includes(name) || this.#loaded(sb) === null) continue;
       const d = this.#warmVerdict(s);
       if (d === "warm") continue;
       this.#dropStandby(s);

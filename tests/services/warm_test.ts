@@ -414,3 +414,48 @@ testIf(NEEDS, "warm: a standby that died is not handed over to; the next one is"
     await loop.stop();
   }
 });
+
+testIf(NEEDS, "warm: a standby made stale by an unwatched edit is replaced at once", async () => {
+  using tmp = tempDir();
+  using st = tempDir();
+  const dir = tmp.path;
+  const port = freePort();
+  project(dir, port);
+  const spec = envSpec(dir, {
+    services: { web: svc("web", NODE, { watch: ["src/**"], port, reload: "warm" }) },
+  });
+  const out: string[] = [];
+  const loop = new DevLoop({
+    spec,
+    store: Store.open(`${st.path}/store`),
+    print: (src, line) => out.push(`${src} | ${line}`),
+    noWatch: true,
+  });
+  await loop.start();
+  try {
+    const ready = () => loop.supervisor.status()[0].standby ?? null;
+    await waitFor(() => ready() !== null, "a standby");
+    const first = ready()!;
+    const running = (await ask(port))!.pid;
+    // lib/util.js is not watched: web keeps running, its standby (which loaded it) is replaced
+    Deno.writeTextFileSync(`${dir}/lib/util.js`, 'module.exports = "util-2";\n');
+    const r = await loop.update(["lib/util.js"]);
+    assertEquals(r?.restarted, []);
+    assert(
+      out.some((l) => l.includes("standby replaced: lib/util.js changed and the standby had")),
+      out.join("\n"),
+    );
+    await waitFor(() => ready() !== null && ready() !== first, "the replacement standby");
+    const second = ready()!;
+    await waitFor(() => !alive(first), "the stale standby gone");
+    assertEquals((await ask(port))!.pid, running);
+    // the next edit is warm, and serves the new util
+    Deno.writeTextFileSync(`${dir}/src/msg.js`, 'module.exports = "msg-2";\n');
+    await loop.update(["src/msg.js"]);
+    await waitFor(async () => (await ask(port))?.msg === "msg-2", "the edited answer");
+    const a = (await ask(port))!;
+    assertEquals([a.pid, a.util], [second, "util-2"]);
+  } finally {
+    await loop.stop();
+  }
+});
