@@ -36,6 +36,8 @@ export interface GroupProcess {
    * a warm standby waits for (src/services/warm.ts). Absent otherwise.
    */
   go?: () => void;
+  /** Spawned with `hold`: closes its stdin without a go (a standby then exits). Absent otherwise. */
+  release?: () => void;
 }
 
 const SHELL_WORDS = new Set(
@@ -75,6 +77,12 @@ export function spawnGroup(
   if (!opts.hold) first.finally(() => go.close()).catch(() => {});
   else first.catch(() => {});
   const status = child.status.then((st) => (guard.remove(child.pid), st));
+  let held = opts.hold === true;
+  const finish = (say: boolean) => {
+    if (!held) return;
+    held = false;
+    (say ? go.write(line) : Promise.resolve()).finally(() => go.close()).catch(() => {});
+  };
   return {
     pid: child.pid,
     startTime,
@@ -82,9 +90,7 @@ export function spawnGroup(
     stderr: child.stderr,
     status,
     record: () => recordOf(child.pid),
-    ...(opts.hold
-      ? { go: () => void go.write(line).finally(() => go.close()).catch(() => {}) }
-      : {}),
+    ...(opts.hold ? { go: () => finish(true), release: () => finish(false) } : {}),
   };
 }
 

@@ -765,6 +765,7 @@ export class Supervisor {
     const sb = s.standby;
     if (!sb) return;
     s.standby = null;
+    sb.proc.release?.(); // hd's end of its stdin: no go will come
     const p = stopGroup(sb.proc.pid, sb.proc.status, this.#o.graceMs)
       .then(() => Promise.all([sb.proc.stdout.cancel(), sb.proc.stderr.cancel()]))
       .catch(() => {})

@@ -459,3 +459,41 @@ testIf(NEEDS, "warm: a standby made stale by an unwatched edit is replaced at on
     await loop.stop();
   }
 });
+
+testIf(NEEDS, "warm: replacing standbys again and again leaks no descriptor of hd's", async () => {
+  using tmp = tempDir();
+  using st = tempDir();
+  const dir = tmp.path;
+  const port = freePort();
+  Deno.mkdirSync(`${dir}/lib`);
+  Deno.writeTextFileSync(`${dir}/lib/u.js`, "module.exports = 0;\n");
+  Deno.writeTextFileSync(
+    `${dir}/app.js`,
+    `require("./lib/u");\nrequire("http").createServer((_q, r) => r.end("x")).listen(${port}, "127.0.0.1");\n`,
+  );
+  const spec = envSpec(dir, {
+    services: { web: svc("web", "node app.js", { watch: ["app.js"], port, reload: "warm" }) },
+  });
+  const loop = new DevLoop({
+    spec,
+    store: Store.open(`${st.path}/store`),
+    print: () => {},
+    noWatch: true,
+  });
+  await loop.start();
+  try {
+    const fds = () => [...Deno.readDirSync("/proc/self/fd")].length;
+    const ready = () => loop.supervisor.status()[0].standby ?? null;
+    await waitFor(() => ready() !== null, "a standby");
+    const before = fds();
+    for (let i = 1; i <= 6; i++) {
+      const old = ready();
+      Deno.writeTextFileSync(`${dir}/lib/u.js`, `module.exports = ${i};\n`);
+      await loop.update(["lib/u.js"]);
+      await waitFor(() => ready() !== null && ready() !== old && !alive(old!), `standby ${i}`);
+    }
+    assertEquals(fds(), before, "descriptors of hd after 6 standbys were replaced");
+  } finally {
+    await loop.stop();
+  }
+});
