@@ -5,7 +5,18 @@
  */
 import type { Bench, BenchRow } from "./lib.ts";
 
-const MODULES = ["cas", "spec", "loop", "fuse", "oci", "sandbox", "ingest", "export", "remote"];
+const MODULES = [
+  "cas",
+  "spec",
+  "loop",
+  "steps",
+  "fuse",
+  "oci",
+  "sandbox",
+  "ingest",
+  "export",
+  "remote",
+];
 
 const only = (() => {
   const i = Deno.args.indexOf("--only");
