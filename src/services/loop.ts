@@ -212,6 +212,8 @@ export class DevLoop {
   #watcher: ProjectWatcher | null = null;
   /** Build steps running now (side by side when independent). */
   #running = new Set<RunningStep>();
+  /** The last call of runtime.recordPending (calls run one after the other: #recordPending). */
+  #recording: Promise<void> = Promise.resolve();
   #stopping = false;
   #cacheTimer: ReturnType<typeof setTimeout> | null = null;
   #captureTimer: ReturnType<typeof setTimeout> | null = null;
@@ -431,7 +433,7 @@ export class DevLoop {
       // a failing remote is not asked again this session: each edit would wait for it
       if (got.line?.startsWith("warning")) (this.#remote = false, this.#print(REMOTE_OFF));
     }
-    if (this.#stopping) return true; // stopped while asking the remote: start nothing
+    if (this.#stopping) return (st.state = "pending", true); // stopped meanwhile: start nothing
     this.#print(`step ${st.index + 1} running (${st.hash.slice(0, 12)}): ${st.run}`);
     log.file ??= openLog(log.path);
     const tag = `[${st.index + 1}] `;
@@ -463,7 +465,7 @@ export class DevLoop {
     }
     this.#o.onEvent?.({ event: "step", index: st.index, hash: st.hash, code: r.code, ms: st.ms });
     if (r.code === 0 && this.#remote && this.#o.remote?.push) {
-      await this.runtime.recordPending();
+      await this.#recordPending();
       this.#print(await pushStep(this.#store, this.#remote, st.hash));
     }
     return r.code === 0;
@@ -598,10 +600,19 @@ export class DevLoop {
     if (this.#captureTimer !== null) clearTimeout(this.#captureTimer);
     this.#captureTimer = setTimeout(() => {
       this.#captureTimer = null;
-      this.runtime.recordPending().catch((e) =>
-        this.#print(`cannot record step outputs: ${e.message}`)
-      );
+      this.#recordPending().catch((e) => this.#print(`cannot record step outputs: ${e.message}`));
     }, 1500);
+  }
+
+  /**
+   * Records the outputs of the steps that ran (runtime.recordPending), one call after the other:
+   * with steps side by side, a step about to be pushed must not find its outputs being recorded
+   * by a call that started for another step and has not finished.
+   */
+  #recordPending(): Promise<void> {
+    const next = this.#recording.then(() => this.runtime.recordPending());
+    this.#recording = next.catch(() => {});
+    return next;
   }
 
   /** The loop's status. */
@@ -631,7 +642,7 @@ export class DevLoop {
     await this.runtime.close?.().catch(() => {});
     await closing;
     if (this.#captureTimer !== null) (clearTimeout(this.#captureTimer), this.#captureTimer = null);
-    await this.runtime.recordPending().catch(() => {});
+    await this.#recordPending().catch(() => {});
     if (this.#cacheTimer !== null) {
       clearTimeout(this.#cacheTimer);
       this.#cacheTimer = null;
