@@ -140,16 +140,24 @@ export class RegistryBackend implements Backend {
     return bytes;
   }
 
-  async getStep(step: string): Promise<Uint8Array | null> {
+  getStep(step: string): Promise<Uint8Array | null> {
+    return this.getTagged(`step-${step}`, `the cache entry of step ${step.slice(0, 12)}`);
+  }
+
+  putStep(step: string, manifest: Uint8Array): Promise<void> {
+    return this.putTagged(
+      `step-${step}`,
+      manifest,
+      `the cache entry of step ${step.slice(0, 12)} (an OCI artifact)`,
+    );
+  }
+
+  async getTagged(tag: string, what: string): Promise<Uint8Array | null> {
     const { res, body } = await this.#c.send(
       "GET",
-      `${this.#repo}/manifests/step-${step}`,
+      `${this.#repo}/manifests/${tag}`,
       this.#repo,
-      {
-        pass: [404],
-        headers: { accept: MEDIA.ociManifest },
-        what: `the cache entry of step ${step.slice(0, 12)}`,
-      },
+      { pass: [404], headers: { accept: MEDIA.ociManifest }, what },
     );
     if (res.status === 404) {
       await body.cancel();
@@ -157,17 +165,17 @@ export class RegistryBackend implements Backend {
     }
     return await readCapped(body, 4 << 20, () =>
       new HdError(
-        `Cannot read the cache entry of step ${step.slice(0, 12)}: larger than 4 MiB`,
+        `Cannot read ${what}: larger than 4 MiB`,
         "the remote is misbehaving or hostile",
       ));
   }
 
-  async putStep(step: string, manifest: Uint8Array): Promise<void> {
+  async putTagged(tag: string, manifest: Uint8Array, what: string): Promise<void> {
     const empty = new TextEncoder().encode("{}");
     const ed = sha256Digest(empty);
     if (!await this.hasBlob(ed)) await this.putBlob(ed, empty);
-    const r = await this.#c.send("PUT", `${this.#repo}/manifests/step-${step}`, this.#repo, {
-      what: `the cache entry of step ${step.slice(0, 12)} (an OCI artifact)`,
+    const r = await this.#c.send("PUT", `${this.#repo}/manifests/${tag}`, this.#repo, {
+      what,
       push: true,
       body: manifest,
       headers: { "content-type": MEDIA.ociManifest },

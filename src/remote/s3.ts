@@ -226,15 +226,28 @@ export class S3Backend implements Backend {
   }
 
   getStep(step: string): Promise<Uint8Array | null> {
-    return this.#get(this.#key(`steps/step-${step}`), 4 << 20, `read step ${step.slice(0, 12)}`);
+    return this.getTagged(`step-${step}`, `step ${step.slice(0, 12)}`);
   }
 
-  async putStep(step: string, manifest: Uint8Array): Promise<void> {
-    const res = await this.#send("PUT", this.#key(`steps/step-${step}`), {
+  putStep(step: string, manifest: Uint8Array): Promise<void> {
+    return this.putTagged(`step-${step}`, manifest, `step ${step.slice(0, 12)}`);
+  }
+
+  /** `steps/step-<hash>` for a step, `volumes/volume-…` for a volume's snapshot. */
+  #tagKey(tag: string): string {
+    return this.#key(`${tag.startsWith("volume-") ? "volumes" : "steps"}/${tag}`);
+  }
+
+  getTagged(tag: string, what: string): Promise<Uint8Array | null> {
+    return this.#get(this.#tagKey(tag), 4 << 20, `read ${what}`);
+  }
+
+  async putTagged(tag: string, manifest: Uint8Array, what: string): Promise<void> {
+    const res = await this.#send("PUT", this.#tagKey(tag), {
       body: manifest,
       headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" },
-    }, "write a step");
-    if (!res.ok) await this.#fail(res, `write step ${step.slice(0, 12)}`);
+    }, `write ${what}`);
+    if (!res.ok) await this.#fail(res, `write ${what}`);
     await res.body?.cancel();
   }
 
