@@ -66,6 +66,7 @@ function project(dir: string, image: string, port: number): void {
   Deno.mkdirSync(dir, { recursive: true });
   const script = [
     "[ -f /srv/first ] || cat /proc/sys/kernel/random/uuid > /srv/first",
+    "chmod 0750 /srv",
     `exec httpd -f -p 127.0.0.1:${port} -h /srv`,
   ].join("; ");
   Deno.writeTextFileSync(
@@ -127,6 +128,7 @@ async function shareVolume(
     r = await hd(["up", "-d"], b);
     assertEquals(r.code, 0, r.stderr + r.stdout);
     assertEquals(await get(url), first, "B's service sees A's volume");
+    assertEquals(Deno.statSync(`${b.store}/volumes/e2e-rvol/data`).mode! & 0o7777, 0o750);
     assertEquals((await hd(["down"], b)).code, 0);
 
     // a second pull keeps what B has now (its directory), never overwrites it
