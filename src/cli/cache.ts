@@ -4,7 +4,8 @@
  *
  * - `hd cache push` uploads the recorded results (`builds/<hash>`) of the current environment's
  *   steps: only packs the remote lacks; a re-run after a cut pushes what is missing.
- * - `hd cache ls` lists the step results the remote holds, marking this environment's steps.
+ * - `hd cache ls` lists the step results the remote holds, marking this environment's steps
+ *   (with `--volumes`, its volumes' snapshots too).
  * - `hd cache pull` downloads the results of this environment's steps not recorded here (only the
  *   objects the store lacks) and records them as if they had run.
  *
@@ -33,6 +34,8 @@ import { type FetchStats, type PushStats, restoreStep } from "../remote/cache.ts
 import { HostRuntime } from "../runtime/host.ts";
 import { specRemote } from "../runtime/remote_steps.ts";
 import { pullVolumes, pushVolumes, specVolumeNames } from "../runtime/remote_volumes.ts";
+import { volumeRef } from "../runtime/volumes.ts";
+import { volumeTag } from "../remote/wire.ts";
 import { recordLayer, stepBaseId } from "../runtime/step_cache.ts";
 import type { Command, Context, OptionSpec } from "./command.ts";
 import { formatBytes } from "./output.ts";
@@ -140,23 +143,47 @@ export const cachePush: Command = {
 export const cacheLs: Command = {
   name: "cache ls",
   summary: "list the step results the remote cache holds (this environment's marked)",
-  usage: "hd cache ls [--cache REF]",
-  options: OPTIONS,
+  usage: "hd cache ls [--cache REF] [--volumes]",
+  options: WITH_VOLUMES,
   async run(ctx) {
-    const { rc, steps } = await setup(ctx);
+    const { spec, store, rc, steps } = await setup(ctx);
     const held = new Set(await rc.list());
     const mine = steps.map((s) => ({ ...s, remote: held.has(s.hash) }));
     const others = [...held].filter((h) => !steps.some((s) => s.hash === h)).sort();
-    ctx.out.result({ remote: rc.describe, steps: mine, other: others }, () =>
-      [
-        `${rc.describe}: ${held.size} step result(s)`,
-        ...mine.map((s) =>
-          `  step ${s.index + 1} ${s.hash.slice(0, 12)} ${s.remote ? "remote" : "-     "} ${
-            s.result ? "local" : "-    "
-          }  ${s.run}`
-        ),
-        ...(others.length ? [`  ${others.length} other result(s) (other versions/projects)`] : []),
-      ].join("\n"));
+    let volumes: { name: string; tag: string; remote: boolean; local: string | null }[] | undefined;
+    let otherVolumes = 0;
+    if (ctx.values.volumes === true) {
+      const tags = new Set(await rc.listVolumes());
+      const env = spec.environment.name;
+      volumes = specVolumeNames(spec).map((name) => ({
+        name,
+        tag: volumeTag(env, name),
+        remote: tags.has(volumeTag(env, name)),
+        local: store.getRef(volumeRef(env, name)),
+      }));
+      otherVolumes = [...tags].filter((t) => !volumes!.some((v) => v.tag === t)).length;
+    }
+    ctx.out.result(
+      { remote: rc.describe, steps: mine, other: others, volumes, otherVolumes },
+      () =>
+        [
+          `${rc.describe}: ${held.size} step result(s)`,
+          ...mine.map((s) =>
+            `  step ${s.index + 1} ${s.hash.slice(0, 12)} ${s.remote ? "remote" : "-     "} ${
+              s.result ? "local" : "-    "
+            }  ${s.run}`
+          ),
+          ...(others.length
+            ? [`  ${others.length} other result(s) (other versions/projects)`]
+            : []),
+          ...(volumes ?? []).map((v) =>
+            `  volume ${v.name} ${v.remote ? "remote" : "-     "} ${
+              v.local ? "local" : "-    "
+            }  ${v.tag}`
+          ),
+          ...(otherVolumes ? [`  ${otherVolumes} other volume(s) (other environments)`] : []),
+        ].join("\n"),
+    );
     return 0;
   },
 };

@@ -85,6 +85,8 @@ export interface RemoteCache {
    * {@link volumeTag} (moving the tag: the latest push wins). `stats.step` is the volume's key.
    */
   pushVolume(env: string, name: string, tree: string): Promise<PushStats>;
+  /** Tags of the volume snapshots the remote holds (`volume-…`, see {@link volumeTag}). */
+  listVolumes(): Promise<string[]>;
   /** The index of the snapshot of volume `env`/`name` the remote holds, or null. */
   lookupVolume(env: string, name: string): Promise<StepIndex | null>;
 }
@@ -344,6 +346,10 @@ class Cache implements RemoteCache {
 
   list(): Promise<string[]> {
     return this.#b.listSteps();
+  }
+
+  listVolumes(): Promise<string[]> {
+    return this.#b.listVolumes();
   }
 }
 

@@ -184,6 +184,15 @@ export class RegistryBackend implements Backend {
   }
 
   async listSteps(): Promise<string[]> {
+    return (await this.#tags()).flatMap((t) => /^step-([0-9a-f]{64})$/.exec(t)?.[1] ?? []);
+  }
+
+  async listVolumes(): Promise<string[]> {
+    return (await this.#tags()).filter((t) => /^volume-[a-z0-9._-]+$/.test(t));
+  }
+
+  /** Every tag of the repository (paged). */
+  async #tags(): Promise<string[]> {
     const out: string[] = [];
     let path = `${this.#repo}/tags/list?n=1000`;
     for (let page = 0; page < 100; page++) {
@@ -201,10 +210,7 @@ export class RegistryBackend implements Backend {
         () => new HdError(`Cannot list ${this.describe}: the tag list is too large`, ""),
       );
       const j = JSON.parse(new TextDecoder().decode(raw)) as { tags?: string[] | null };
-      for (const t of j.tags ?? []) {
-        const m = /^step-([0-9a-f]{64})$/.exec(t);
-        if (m) out.push(m[1]);
-      }
+      for (const t of j.tags ?? []) if (typeof t === "string") out.push(t);
       const link = res.headers.get("link");
       const next = link ? /<([^>]+)>/.exec(link)?.[1] : undefined;
       if (!next) return out;

@@ -252,17 +252,28 @@ export class S3Backend implements Backend {
   }
 
   async listSteps(): Promise<string[]> {
+    return (await this.#list("steps/")).flatMap((k) => /step-([0-9a-f]{64})$/.exec(k)?.[1] ?? []);
+  }
+
+  async listVolumes(): Promise<string[]> {
+    return (await this.#list("volumes/")).flatMap((k) =>
+      /(volume-[a-z0-9._-]+)$/.exec(k)?.[1] ?? []
+    );
+  }
+
+  /** The keys under `PREFIX/<dir>` (ListObjectsV2, paged). */
+  async #list(dir: string): Promise<string[]> {
     const out: string[] = [];
     let token: string | null = null;
     for (let page = 0; page < 1000; page++) {
-      const query: Record<string, string> = { "list-type": "2", prefix: this.#key("steps/") };
+      const query: Record<string, string> = { "list-type": "2", prefix: this.#key(dir) };
       if (token) query["continuation-token"] = token;
       const res = await this.#send("GET", null, { query }, "list steps");
       if (!res.ok) await this.#fail(res, "list steps");
       const xml = new TextDecoder().decode(
         await readCapped(res.body, 16 << 20, () => new HdError("Cannot list: too large", "")),
       );
-      for (const m of xml.matchAll(/<Key>[^<]*step-([0-9a-f]{64})<\/Key>/g)) out.push(m[1]);
+      for (const m of xml.matchAll(/<Key>([^<]*)<\/Key>/g)) out.push(m[1]);
       token = /<IsTruncated>true<\/IsTruncated>/.test(xml)
         ? /<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1] ?? null
         : null;

@@ -115,6 +115,17 @@ async function shareVolume(
     assertEquals(r.code, 0, r.stderr);
     assertEquals(JSON.parse(r.stdout).volumes[0].uploaded, 0);
 
+    // B lists it (remote, not local), then pulls it
+    r = await hd(["cache", "ls", "--volumes", "--cache", cache, "--json"], b);
+    assertEquals(r.code, 0, r.stderr);
+    const ls = JSON.parse(r.stdout);
+    assertEquals(ls.volumes, [{
+      name: "data",
+      tag: volumeTag("e2e-rvol", "data"),
+      remote: true,
+      local: null,
+    }]);
+    assertEquals(ls.otherVolumes, 0);
     // B: the pull sets the ref (no directory yet); hd up checks it out; the service sees A's data
     r = await hd(["cache", "pull", "--volumes", "--cache", cache, "--json"], b);
     assertEquals(r.code, 0, r.stderr + r.stdout);
