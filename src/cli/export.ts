@@ -94,6 +94,14 @@ export function volumeLayers(
       2,
     );
   }
+  if (service.image !== undefined) {
+    throw new HdError(
+      `Cannot export the volumes of service "${service.name}": it runs its own image ` +
+        `(${service.image}), not the environment`,
+      "hd export writes the environment's image; name a service that runs in it (--service)",
+      2,
+    );
+  }
   const out: ExportLayer[] = [];
   for (const m of service.volumes ?? []) {
     if (m.type !== "volume" || m.source === "") continue;

@@ -27,9 +27,15 @@ Deno.test("volumeLayers: the service's named volumes at their targets, or a clea
   assertEquals(volumeLayers("v", db, (n) => n === "data" ? T : null), [
     { label: "volume data at /var/lib/db", tree: T, prefix: "var/lib/db/", volume: true },
   ]);
+  const img = parseSpec(
+    `[environment]\nname = "v"\nbase = "b"\n[services.pg]\nimage = "postgres"\n` +
+      `volumes = ["data:/var/lib/db"]\n`,
+    "/p/hd.toml",
+  ).services.pg;
   for (
     const [svc, snap, want] of [
       [null, () => T, /no service is chosen/],
+      [img, () => T, /it runs its own image \(postgres\), not the environment/],
       [db, () => null, /the store has no snapshot of it \(ref volumes\/v\/data\)/],
     ] as const
   ) {
