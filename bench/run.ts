@@ -10,6 +10,7 @@ const MODULES = [
   "spec",
   "loop",
   "warm",
+  "steps",
   "fuse",
   "oci",
   "sandbox",

@@ -4,9 +4,14 @@
  *
  * - `hd cache push` uploads the recorded results (`builds/<hash>`) of the current environment's
  *   steps: only packs the remote lacks; a re-run after a cut pushes what is missing.
- * - `hd cache ls` lists the step results the remote holds, marking this environment's steps.
+ * - `hd cache ls` lists the step results the remote holds, marking this environment's steps
+ *   (with `--volumes`, its volumes' snapshots too).
  * - `hd cache pull` downloads the results of this environment's steps not recorded here (only the
  *   objects the store lacks) and records them as if they had run.
+ *
+ * - `--volumes` (push, pull): also the environment's named volumes — push uploads the snapshots
+ *   `hd down` left (refs `volumes/<env>/<name>`), pull restores those this machine lacks (the
+ *   next `hd up` checks them out); src/runtime/remote_volumes.ts.
  *
  * Unlike `hd up` (which runs a step when the remote fails), these report a failing remote as an
  * error and exit 1.
@@ -28,6 +33,9 @@ import { loadImage } from "../oci/image.ts";
 import { type FetchStats, type PushStats, restoreStep } from "../remote/cache.ts";
 import { HostRuntime } from "../runtime/host.ts";
 import { specRemote } from "../runtime/remote_steps.ts";
+import { pullVolumes, pushVolumes, specVolumeNames } from "../runtime/remote_volumes.ts";
+import { volumeRef } from "../runtime/volumes.ts";
+import { volumeTag } from "../remote/wire.ts";
 import { recordLayer, stepBaseId } from "../runtime/step_cache.ts";
 import type { Command, Context, OptionSpec } from "./command.ts";
 import { formatBytes } from "./output.ts";
@@ -38,6 +46,14 @@ const OPTIONS: Record<string, OptionSpec> = {
     help: "the remote: REGISTRY/REPO or s3://BUCKET/PREFIX (default HD_REMOTE_CACHE, hd.toml)",
   },
   file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" },
+};
+
+const WITH_VOLUMES: Record<string, OptionSpec> = {
+  ...OPTIONS,
+  volumes: {
+    type: "boolean",
+    help: "also the environment's named volumes (the snapshots `hd down` keeps)",
+  },
 };
 
 /** The project, its remote, and its steps (hash, command, recorded result). */
@@ -79,10 +95,10 @@ async function envSteps(store: Store, spec: EnvSpec) {
 export const cachePush: Command = {
   name: "cache push",
   summary: "upload the current environment's step results to the remote cache",
-  usage: "hd cache push [--cache REF]",
-  options: OPTIONS,
+  usage: "hd cache push [--cache REF] [--volumes]",
+  options: WITH_VOLUMES,
   async run(ctx) {
-    const { rc, steps } = await setup(ctx);
+    const { spec, store, rc, steps } = await setup(ctx);
     const pushed: (
       & { index: number; hash: string; run: string; pushed: boolean; why?: string }
       & Partial<PushStats>
@@ -99,12 +115,25 @@ export const cachePush: Command = {
           `${st.skipped} already there, ${formatBytes(st.bytes + st.metaBytes)}`,
       );
     }
-    const bytes = pushed.reduce((n, p) => n + (p.bytes ?? 0) + (p.metaBytes ?? 0), 0);
-    ctx.out.result({ remote: rc.describe, steps: pushed, bytes }, () => {
+    const volumes = ctx.values.volumes === true
+      ? await pushVolumes(store, rc, spec.environment.name)
+      : undefined;
+    for (const v of volumes ?? []) {
+      ctx.out.note(
+        `volume ${v.name} (${v.tree.slice(0, 12)}) as ${v.tag}: ${v.uploaded} pack(s) uploaded, ` +
+          `${v.skipped} already there, ${formatBytes(v.bytes + v.metaBytes)}`,
+      );
+    }
+    const bytes = [...pushed, ...volumes ?? []]
+      .reduce((n, p) => n + (p.bytes ?? 0) + (p.metaBytes ?? 0), 0);
+    ctx.out.result({ remote: rc.describe, steps: pushed, volumes, bytes }, () => {
       const n = pushed.filter((p) => p.pushed).length;
       const unbuilt = pushed.length - n;
-      return `pushed ${n} step result(s) to ${rc.describe} (${formatBytes(bytes)})` +
-        (unbuilt ? `; ${unbuilt} step(s) not built here (run \`hd up\`)` : "");
+      return `pushed ${n} step result(s)` +
+        (volumes ? ` and ${volumes.length} volume(s)` : "") +
+        ` to ${rc.describe} (${formatBytes(bytes)})` +
+        (unbuilt ? `; ${unbuilt} step(s) not built here (run \`hd up\`)` : "") +
+        (volumes && !volumes.length ? "; no volume snapshot here (`hd down` makes them)" : "");
     });
     return 0;
   },
@@ -114,23 +143,47 @@ export const cachePush: Command = {
 export const cacheLs: Command = {
   name: "cache ls",
   summary: "list the step results the remote cache holds (this environment's marked)",
-  usage: "hd cache ls [--cache REF]",
-  options: OPTIONS,
+  usage: "hd cache ls [--cache REF] [--volumes]",
+  options: WITH_VOLUMES,
   async run(ctx) {
-    const { rc, steps } = await setup(ctx);
+    const { spec, store, rc, steps } = await setup(ctx);
     const held = new Set(await rc.list());
     const mine = steps.map((s) => ({ ...s, remote: held.has(s.hash) }));
     const others = [...held].filter((h) => !steps.some((s) => s.hash === h)).sort();
-    ctx.out.result({ remote: rc.describe, steps: mine, other: others }, () =>
-      [
-        `${rc.describe}: ${held.size} step result(s)`,
-        ...mine.map((s) =>
-          `  step ${s.index + 1} ${s.hash.slice(0, 12)} ${s.remote ? "remote" : "-     "} ${
-            s.result ? "local" : "-    "
-          }  ${s.run}`
-        ),
-        ...(others.length ? [`  ${others.length} other result(s) (other versions/projects)`] : []),
-      ].join("\n"));
+    let volumes: { name: string; tag: string; remote: boolean; local: string | null }[] | undefined;
+    let otherVolumes = 0;
+    if (ctx.values.volumes === true) {
+      const tags = new Set(await rc.listVolumes());
+      const env = spec.environment.name;
+      volumes = specVolumeNames(spec).map((name) => ({
+        name,
+        tag: volumeTag(env, name),
+        remote: tags.has(volumeTag(env, name)),
+        local: store.getRef(volumeRef(env, name)),
+      }));
+      otherVolumes = [...tags].filter((t) => !volumes!.some((v) => v.tag === t)).length;
+    }
+    ctx.out.result(
+      { remote: rc.describe, steps: mine, other: others, volumes, otherVolumes },
+      () =>
+        [
+          `${rc.describe}: ${held.size} step result(s)`,
+          ...mine.map((s) =>
+            `  step ${s.index + 1} ${s.hash.slice(0, 12)} ${s.remote ? "remote" : "-     "} ${
+              s.result ? "local" : "-    "
+            }  ${s.run}`
+          ),
+          ...(others.length
+            ? [`  ${others.length} other result(s) (other versions/projects)`]
+            : []),
+          ...(volumes ?? []).map((v) =>
+            `  volume ${v.name} ${v.remote ? "remote" : "-     "} ${
+              v.local ? "local" : "-    "
+            }  ${v.tag}`
+          ),
+          ...(otherVolumes ? [`  ${otherVolumes} other volume(s) (other environments)`] : []),
+        ].join("\n"),
+    );
     return 0;
   },
 };
@@ -139,8 +192,8 @@ export const cacheLs: Command = {
 export const cachePull: Command = {
   name: "cache pull",
   summary: "download the current environment's step results from the remote cache",
-  usage: "hd cache pull [--cache REF]",
-  options: OPTIONS,
+  usage: "hd cache pull [--cache REF] [--volumes]",
+  options: WITH_VOLUMES,
   async run(ctx) {
     const { spec, store, rc, steps } = await setup(ctx);
     const host = spec.environment.base === null ? new HostRuntime(spec, store) : null;
@@ -156,9 +209,23 @@ export const cachePull: Command = {
       });
       out.push({ index: s.index, hash: s.hash, state: got ? "pulled" : "missing", ...got?.stats });
     }
+    const env = spec.environment.name;
+    const volumes = ctx.values.volumes === true
+      ? await pullVolumes(store, rc, env, specVolumeNames(spec))
+      : undefined;
+    const said: Record<string, string> = {
+      restore: "pulled (checked out by the next `hd up`)",
+      same: "local (the same snapshot)",
+      "keep-local": "kept this machine's (`hd down -v` removes it, then pull again)",
+      missing: "missing",
+    };
     ctx.out.result(
-      { remote: rc.describe, steps: out },
-      () => out.map((s) => `step ${s.index + 1} (${s.hash.slice(0, 12)}): ${s.state}`).join("\n"),
+      { remote: rc.describe, steps: out, volumes },
+      () =>
+        [
+          ...out.map((s) => `step ${s.index + 1} (${s.hash.slice(0, 12)}): ${s.state}`),
+          ...(volumes ?? []).map((v) => `volume ${v.name}: ${said[v.action]}`),
+        ].join("\n"),
     );
     return 0;
   },

@@ -77,6 +77,52 @@ export function runtimeConfig(
   return out;
 }
 
+/**
+ * The named volumes of `service` to export (`--volumes`): each `NAME:TARGET` with the snapshot
+ * `hd down` stored (`snapshot(name)`, the ref `volumes/<env>/<name>`), as a layer at its target.
+ * Without a service, or with a volume never snapshotted, a clear error (nothing is written yet).
+ */
+export function volumeLayers(
+  env: string,
+  service: ServiceSpec | null,
+  snapshot: (name: string) => string | null,
+): ExportLayer[] {
+  if (!service) {
+    throw new HdError(
+      "Cannot export volumes: no service is chosen (volumes are mounted per service)",
+      "name one with --service NAME",
+      2,
+    );
+  }
+  if (service.image !== undefined) {
+    throw new HdError(
+      `Cannot export the volumes of service "${service.name}": it runs its own image ` +
+        `(${service.image}), not the environment`,
+      "hd export writes the environment's image; name a service that runs in it (--service)",
+      2,
+    );
+  }
+  const out: ExportLayer[] = [];
+  for (const m of service.volumes ?? []) {
+    if (m.type !== "volume" || m.source === "") continue;
+    const tree = snapshot(m.source);
+    if (tree === null) {
+      throw new HdError(
+        `Cannot export volume "${m.source}" of service "${service.name}": the store has no ` +
+          `snapshot of it (ref volumes/${env}/${m.source})`,
+        "run the environment (`hd up`) and stop it (`hd down`): hd down stores each volume",
+      );
+    }
+    out.push({
+      label: `volume ${m.source} at ${m.target}`,
+      tree,
+      prefix: `${m.target.replace(/^\/+|\/+$/g, "")}/`,
+      volume: true,
+    });
+  }
+  return out;
+}
+
 /** SOURCE_DATE_EPOCH as seconds (0 when unset); throws on a malformed value. */
 export function sourceDateEpoch(v: string | undefined): number {
   if (v === undefined || v === "") return 0;
@@ -94,11 +140,13 @@ export function sourceDateEpoch(v: string | undefined): number {
 export const exportCmd: Command = {
   name: "export",
   summary: "export the environment as an OCI image (a layout, a docker archive, or a push)",
-  usage: "hd export [--to DEST] [--service NAME] [--file hd.toml] [--insecure-registry HOST]…\n\n" +
+  usage:
+    "hd export [--to DEST] [--service NAME] [--volumes] [--file hd.toml] [--insecure-registry HOST]…\n\n" +
     "DEST is oci:DIR[:TAG] (an OCI image layout), docker-archive:FILE[:REF] (a `docker save`\n" +
     "tar) or a registry reference REGISTRY/REPO[:TAG] (pushed; blobs the registry has are\n" +
     "skipped). Default: oci:.hd/export:latest in the project. Layers: the base image's as they\n" +
-    "are, each build step's output, the project's tracked files at the working directory.\n" +
+    "are, each build step's output, the project's tracked files at the working directory, and\n" +
+    "with --volumes the service's named volumes (as `hd down` stored them) at their targets.\n" +
     "Mtimes of written layers are SOURCE_DATE_EPOCH (default 0): the same environment gives the\n" +
     "same image digest.",
   options: {
@@ -106,6 +154,10 @@ export const exportCmd: Command = {
     service: {
       type: "string",
       help: "the service whose command is the image's Cmd (default: the only one, or none)",
+    },
+    volumes: {
+      type: "boolean",
+      help: "also the service's named volumes (the snapshots `hd down` stores) at their targets",
     },
     file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" },
     "insecure-registry": {
@@ -134,6 +186,15 @@ export const exportCmd: Command = {
       typeof ctx.values.service === "string" ? ctx.values.service : undefined,
     );
     const epoch = sourceDateEpoch(Deno.env.get("SOURCE_DATE_EPOCH"));
+    const store = ctx.store();
+    // checked before any build step runs
+    const volumes = ctx.values.volumes === true
+      ? volumeLayers(
+        spec.environment.name,
+        service,
+        (n) => store.getRef(`volumes/${spec.environment.name}/${n}`),
+      )
+      : [];
     const to = typeof ctx.values.to === "string"
       ? ctx.values.to
       : `oci:${spec.dir}/.hd/export:latest`;
@@ -141,7 +202,6 @@ export const exportCmd: Command = {
     parseDest(to); // a bad DEST fails before any build step runs
     const { prepareEnv } = await import("../runtime/sandbox_steps.ts");
     const { getNode } = await import("../dag/dag.ts");
-    const store = ctx.store();
     const env = await prepareEnv(store, spec, {
       onNote: (t) => ctx.out.note(`hd: ${t}`),
       onStep: (s, cached) =>
@@ -184,6 +244,7 @@ export const exportCmd: Command = {
       tree: env.compiled.filesRoot,
       prefix: env.workdir === "/" ? "" : `${env.workdir.replace(/^\/+|\/+$/g, "")}/`,
     });
+    layers.push(...volumes); // last: a volume's mount hides what is below it
     const plan: ExportPlan = {
       layers,
       config: runtimeConfig(spec, env.env, env.workdir, service, img.config.config ?? {}),

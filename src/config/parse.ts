@@ -78,7 +78,7 @@ export const KNOWN_KEYS = {
   ],
   healthcheck: ["test", "http", "tcp", "interval", "timeout", "retries", "start_period"],
   files: ["include", "exclude"],
-  options: ["restart_grace", "debounce"],
+  options: ["restart_grace", "debounce", "jobs"],
   fileDependency: ["file"],
   remote: ["cache"],
 } as const;
@@ -663,6 +663,25 @@ export function parseSpec(
       DEFAULT_OPTIONS.restartGraceMs,
     );
     options.debounceMs = v.duration("options.debounce", o.debounce, DEFAULT_OPTIONS.debounceMs);
+    if (o.jobs !== undefined) {
+      const j = typeof o.jobs === "bigint" ? Number(o.jobs) : o.jobs;
+      if (typeof j !== "number" || !Number.isInteger(j) || j < 1 || j > 1024) {
+        v.fail(
+          "options.jobs",
+          `jobs must be an integer from 1 to 1024, not ${
+            typeof o.jobs === "number" || typeof o.jobs === "bigint"
+              ? String(o.jobs)
+              : typeof o.jobs === "string"
+              ? `"${o.jobs}"`
+              : typeName(o.jobs)
+          }`,
+          typeof o.jobs === "string" && /^\d+$/.test(o.jobs)
+            ? `remove the quotes: jobs = ${o.jobs}`
+            : "jobs = N runs at most N independent build steps at once (leave it out: one per core)",
+        );
+      }
+      options.jobs = j;
+    }
   }
 
   // [remote]: the shared build cache (src/remote), "REGISTRY/REPO" or "s3://BUCKET/PREFIX"

@@ -172,6 +172,11 @@ export interface EnvSpec {
     restartGraceMs: number;
     /** Quiet period before a burst of file changes is processed. */
     debounceMs: number;
+    /**
+     * `jobs`: at most this many independent build steps run at once (absent: one per core; see
+     * `stepJobs` in src/services/plan.ts).
+     */
+    jobs?: number;
   };
   /** `[remote]`: the shared build cache (`REGISTRY/REPO` or `s3://BUCKET/PREFIX`), if any. */
   remote?: { cache: string | null };

@@ -35,6 +35,8 @@ import zlib from "node:zlib";
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { entryHeader, layerTar } from "./tar_write.ts";
+import { getNode } from "../dag/dag.ts";
+import type { DirNode } from "../dag/node.ts";
 import { fileRange, OciLayout } from "./layout.ts";
 import { parseReference } from "./reference.ts";
 import { MEDIA, RegistryClient, sha256Digest } from "./registry.ts";
@@ -75,6 +77,13 @@ export interface ExportLayer {
   prefix?: string;
   /** The original blob of a base layer. */
   base?: BaseBlob;
+  /**
+   * A named volume mounted at `prefix` (`hd export --volumes`): only the mount point is written
+   * (with the tree root's mode, owner and xattrs; its parents are the lower layers' own), and an
+   * opaque whiteout (`.wh..wh..opq`) in it hides what lower layers hold there, as the mount hid
+   * the image's directory from the service.
+   */
+  volume?: boolean;
 }
 
 /** The `config` part of an image config (the runtime settings). */
@@ -193,8 +202,34 @@ function tarDirHeader(path: string, epoch: number): Uint8Array {
   }, epoch);
 }
 
+/** The mount point of a volume layer (its tree root's metadata) and its opaque whiteout. */
+function volumeHeaders(store: Store, l: ExportLayer, epoch: number): Uint8Array[] {
+  const root = getNode(store, l.tree);
+  if (root.type !== "dir" || !l.prefix) {
+    throw new HdError(`Cannot write volume layer ${l.label}: not a directory tree`, "");
+  }
+  const d = root as DirNode;
+  const none = { size: 0, link: "", devmajor: 0, devminor: 0 };
+  return [
+    entryHeader({
+      ...none,
+      path: l.prefix,
+      flag: "5",
+      mode: d.mode,
+      uid: d.uid ?? 0,
+      gid: d.gid ?? 0,
+      xattrs: d.xattrs,
+    }, epoch),
+    entryHeader(
+      { ...none, path: `${l.prefix}.wh..wh..opq`, flag: "0", mode: 0, uid: 0, gid: 0 },
+      epoch,
+    ),
+  ];
+}
+
 function* layerPieces(store: Store, l: ExportLayer, epoch: number): Generator<Uint8Array> {
-  if (l.prefix) yield* dirHeaders(l.prefix, epoch);
+  if (l.volume) yield* volumeHeaders(store, l, epoch);
+  else if (l.prefix) yield* dirHeaders(l.prefix, epoch);
   yield* layerTar(store, l.tree, { mtime: epoch, prefix: l.prefix });
 }
 
@@ -263,7 +298,14 @@ async function buildLayer(
 
 function cacheKey(l: ExportLayer, epoch: number, gzip: boolean): string {
   return createHash("sha256").update(
-    JSON.stringify([l.tree, l.prefix ?? "", epoch, gzip ? "gzip6" : "tar", 1]),
+    JSON.stringify([
+      l.tree,
+      l.prefix ?? "",
+      epoch,
+      gzip ? "gzip6" : "tar",
+      1,
+      ...(l.volume ? ["volume"] : []),
+    ]),
   ).digest("hex");
 }
 

@@ -146,15 +146,8 @@ export class PushClient {
     }
   }
 
-  #fail(what: string, res: Response, text: string): HdError {
-    return new HdError(
-      `Cannot push ${what} to ${this.host}: HTTP ${res.status}${
-        text ? ` (${text.slice(0, 200).trim()})` : ""
-      }`,
-      res.status === 401 || res.status === 403
-        ? "the registry refused the push: log in with push rights (~/.docker/config.json)"
-        : "the registry refused it; check the repository name",
-    );
+  #fail(what: string, res: Response, text: string, mediaType?: string): HdError {
+    return pushRefusal(`Cannot push ${what} to ${this.host}`, res.status, text, mediaType);
   }
 
   /** True when repository `repo` has blob `digest`. */
@@ -237,6 +230,45 @@ export class PushClient {
       () => bytes as BodyInit,
     );
     const t = await res.text();
-    if (res.status !== 201 && res.status !== 200) throw this.#fail(`manifest ${reference}`, res, t);
+    if (res.status !== 201 && res.status !== 200) {
+      throw this.#fail(`manifest ${reference}`, res, t, mediaType);
+    }
   }
+}
+
+/**
+ * The error for a registry's refusal (`status`, body `text`) of a push: the registry's error code
+ * and message on one line (its JSON `errors`, else the body's first 200 characters, whitespace
+ * folded), and a hint for the case — credentials for 401/403; for a manifest (`mediaType` given)
+ * refused with 415 or a 400 `MANIFEST_INVALID`/`UNSUPPORTED`, that the registry does not take
+ * that media type.
+ */
+export function pushRefusal(
+  what: string,
+  status: number,
+  text: string,
+  mediaType?: string,
+): HdError {
+  let said = text.replace(/\s+/g, " ").trim().slice(0, 200);
+  let code = "";
+  try {
+    const e = (JSON.parse(text) as { errors?: { code?: unknown; message?: unknown }[] })
+      .errors?.[0];
+    if (e && typeof e.code === "string") {
+      code = e.code;
+      said = [e.code, typeof e.message === "string" ? e.message : ""].filter(Boolean).join(": ")
+        .replace(/\s+/g, " ").slice(0, 200);
+    }
+  } catch { /* not the registry's JSON */ }
+  const mediaRefused = mediaType !== undefined &&
+    (status === 415 || (status === 400 && /^(MANIFEST_INVALID|UNSUPPORTED)$/.test(code)));
+  return new HdError(
+    `${what}: HTTP ${status}${said ? ` (${said})` : ""}`,
+    status === 401 || status === 403
+      ? "the registry refused the push: log in with push rights (~/.docker/config.json)"
+      : mediaRefused
+      ? `the registry does not accept the media type ${mediaType}; push to a registry that ` +
+        "takes OCI image manifests, or export to docker-archive:FILE"
+      : "the registry refused it; check the repository name",
+  );
 }

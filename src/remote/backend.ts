@@ -34,6 +34,12 @@ export interface Backend {
   putStep(step: string, manifest: Uint8Array): Promise<void>;
   /** Hashes of the steps the remote holds. */
   listSteps(): Promise<string[]>;
+  /** Tags of the volume snapshots the remote holds (`volume-…`). */
+  listVolumes(): Promise<string[]>;
+  /** The manifest tagged `tag` (`volume-…`: a named volume's snapshot), or null when none. */
+  getTagged(tag: string, what: string): Promise<Uint8Array | null>;
+  /** Writes (or moves) the manifest tagged `tag`. */
+  putTagged(tag: string, manifest: Uint8Array, what: string): Promise<void>;
 }
 
 /** The backend of a remote reference: `s3://BUCKET/PREFIX` or `REGISTRY/REPOSITORY`. */

@@ -42,6 +42,9 @@ import {
   type StepIndex,
   stepManifest,
   verifyPack,
+  VOLUME_ARTIFACT,
+  volumeKey,
+  volumeTag,
 } from "./wire.ts";
 
 /** What a fetch did. */
@@ -77,6 +80,15 @@ export interface RemoteCache {
   push(step: string, tree: string): Promise<PushStats>;
   /** Hashes of the steps the remote holds. */
   list(): Promise<string[]>;
+  /**
+   * Uploads the snapshot (tree `tree`) of named volume `name` of environment `env`, tagged
+   * {@link volumeTag} (moving the tag: the latest push wins). `stats.step` is the volume's key.
+   */
+  pushVolume(env: string, name: string, tree: string): Promise<PushStats>;
+  /** Tags of the volume snapshots the remote holds (`volume-…`, see {@link volumeTag}). */
+  listVolumes(): Promise<string[]>;
+  /** The index of the snapshot of volume `env`/`name` the remote holds, or null. */
+  lookupVolume(env: string, name: string): Promise<StepIndex | null>;
 }
 
 interface Mapping {
@@ -208,7 +220,7 @@ class Cache implements RemoteCache {
     const missing = await store.withLock("shared", () => missingFromTree(store, ix.tree));
     if (missing.length) {
       throw new HdError(
-        `Cannot use the result of step ${ix.step.slice(0, 12)} from ${this.describe}: its index ` +
+        `Cannot use the result of ${ix.step.slice(0, 12)} from ${this.describe}: its index ` +
           `leaves out ${missing.length} object(s) of the tree (${missing[0].id.slice(0, 12)}…)`,
         "the remote entry is incomplete; the step runs here instead (push again to repair)",
       );
@@ -217,7 +229,39 @@ class Cache implements RemoteCache {
     return stats;
   }
 
-  async push(step: string, tree: string): Promise<PushStats> {
+  async lookupVolume(env: string, name: string): Promise<StepIndex | null> {
+    const what = `volume ${env}/${name}`;
+    const man = await this.#b.getTagged(volumeTag(env, name), what);
+    if (man === null) return null;
+    const key = volumeKey(env, name);
+    const ref = manifestIndex(man, key, VOLUME_ARTIFACT, what);
+    return parseIndex(await this.#b.getBlob(ref.digest, MAX_INDEX_BYTES), key, what);
+  }
+
+  push(step: string, tree: string): Promise<PushStats> {
+    return this.#push(step, tree, (man) => this.#b.putStep(step, man));
+  }
+
+  pushVolume(env: string, name: string, tree: string): Promise<PushStats> {
+    const key = volumeKey(env, name);
+    const what = `volume ${env}/${name}`;
+    return this.#push(
+      key,
+      tree,
+      (man) => this.#b.putTagged(volumeTag(env, name), man, `${what} (an OCI artifact)`),
+      {
+        artifact: VOLUME_ARTIFACT,
+        annotations: { "dev.hd.volume": `${env}/${name}`, "dev.hd.tree": tree },
+      },
+    );
+  }
+
+  async #push(
+    step: string,
+    tree: string,
+    putManifest: (man: Uint8Array) => Promise<void>,
+    manOpts: { artifact?: string; annotations?: Record<string, string> } = {},
+  ): Promise<PushStats> {
     const store = this.#store;
     const keys = await store.withLock("shared", () => collectTree(store, tree));
     const known = this.#load();
@@ -292,8 +336,9 @@ class Cache implements RemoteCache {
       tree,
       { digest: ixDigest, size: ixBytes.length },
       packs.map((p) => ({ digest: p.digest, size: p.size })),
+      manOpts,
     );
-    await this.#b.putStep(step, man);
+    await putManifest(man);
     stats.metaBytes += man.length;
     this.#save(Object.fromEntries(made.map((p) => [p.digest, p])));
     return stats;
@@ -301,6 +346,10 @@ class Cache implements RemoteCache {
 
   list(): Promise<string[]> {
     return this.#b.listSteps();
+  }
+
+  listVolumes(): Promise<string[]> {
+    return this.#b.listVolumes();
   }
 }
 

@@ -140,16 +140,24 @@ export class RegistryBackend implements Backend {
     return bytes;
   }
 
-  async getStep(step: string): Promise<Uint8Array | null> {
+  getStep(step: string): Promise<Uint8Array | null> {
+    return this.getTagged(`step-${step}`, `the cache entry of step ${step.slice(0, 12)}`);
+  }
+
+  putStep(step: string, manifest: Uint8Array): Promise<void> {
+    return this.putTagged(
+      `step-${step}`,
+      manifest,
+      `the cache entry of step ${step.slice(0, 12)} (an OCI artifact)`,
+    );
+  }
+
+  async getTagged(tag: string, what: string): Promise<Uint8Array | null> {
     const { res, body } = await this.#c.send(
       "GET",
-      `${this.#repo}/manifests/step-${step}`,
+      `${this.#repo}/manifests/${tag}`,
       this.#repo,
-      {
-        pass: [404],
-        headers: { accept: MEDIA.ociManifest },
-        what: `the cache entry of step ${step.slice(0, 12)}`,
-      },
+      { pass: [404], headers: { accept: MEDIA.ociManifest }, what },
     );
     if (res.status === 404) {
       await body.cancel();
@@ -157,17 +165,17 @@ export class RegistryBackend implements Backend {
     }
     return await readCapped(body, 4 << 20, () =>
       new HdError(
-        `Cannot read the cache entry of step ${step.slice(0, 12)}: larger than 4 MiB`,
+        `Cannot read ${what}: larger than 4 MiB`,
         "the remote is misbehaving or hostile",
       ));
   }
 
-  async putStep(step: string, manifest: Uint8Array): Promise<void> {
+  async putTagged(tag: string, manifest: Uint8Array, what: string): Promise<void> {
     const empty = new TextEncoder().encode("{}");
     const ed = sha256Digest(empty);
     if (!await this.hasBlob(ed)) await this.putBlob(ed, empty);
-    const r = await this.#c.send("PUT", `${this.#repo}/manifests/step-${step}`, this.#repo, {
-      what: `the cache entry of step ${step.slice(0, 12)} (an OCI artifact)`,
+    const r = await this.#c.send("PUT", `${this.#repo}/manifests/${tag}`, this.#repo, {
+      what,
       push: true,
       body: manifest,
       headers: { "content-type": MEDIA.ociManifest },
@@ -176,6 +184,15 @@ export class RegistryBackend implements Backend {
   }
 
   async listSteps(): Promise<string[]> {
+    return (await this.#tags()).flatMap((t) => /^step-([0-9a-f]{64})$/.exec(t)?.[1] ?? []);
+  }
+
+  async listVolumes(): Promise<string[]> {
+    return (await this.#tags()).filter((t) => /^volume-[a-z0-9._-]+$/.test(t));
+  }
+
+  /** Every tag of the repository (paged). */
+  async #tags(): Promise<string[]> {
     const out: string[] = [];
     let path = `${this.#repo}/tags/list?n=1000`;
     for (let page = 0; page < 100; page++) {
@@ -193,10 +210,7 @@ export class RegistryBackend implements Backend {
         () => new HdError(`Cannot list ${this.describe}: the tag list is too large`, ""),
       );
       const j = JSON.parse(new TextDecoder().decode(raw)) as { tags?: string[] | null };
-      for (const t of j.tags ?? []) {
-        const m = /^step-([0-9a-f]{64})$/.exec(t);
-        if (m) out.push(m[1]);
-      }
+      for (const t of j.tags ?? []) if (typeof t === "string") out.push(t);
       const link = res.headers.get("link");
       const next = link ? /<([^>]+)>/.exec(link)?.[1] : undefined;
       if (!next) return out;

@@ -226,30 +226,54 @@ export class S3Backend implements Backend {
   }
 
   getStep(step: string): Promise<Uint8Array | null> {
-    return this.#get(this.#key(`steps/step-${step}`), 4 << 20, `read step ${step.slice(0, 12)}`);
+    return this.getTagged(`step-${step}`, `step ${step.slice(0, 12)}`);
   }
 
-  async putStep(step: string, manifest: Uint8Array): Promise<void> {
-    const res = await this.#send("PUT", this.#key(`steps/step-${step}`), {
+  putStep(step: string, manifest: Uint8Array): Promise<void> {
+    return this.putTagged(`step-${step}`, manifest, `step ${step.slice(0, 12)}`);
+  }
+
+  /** `steps/step-<hash>` for a step, `volumes/volume-…` for a volume's snapshot. */
+  #tagKey(tag: string): string {
+    return this.#key(`${tag.startsWith("volume-") ? "volumes" : "steps"}/${tag}`);
+  }
+
+  getTagged(tag: string, what: string): Promise<Uint8Array | null> {
+    return this.#get(this.#tagKey(tag), 4 << 20, `read ${what}`);
+  }
+
+  async putTagged(tag: string, manifest: Uint8Array, what: string): Promise<void> {
+    const res = await this.#send("PUT", this.#tagKey(tag), {
       body: manifest,
       headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" },
-    }, "write a step");
-    if (!res.ok) await this.#fail(res, `write step ${step.slice(0, 12)}`);
+    }, `write ${what}`);
+    if (!res.ok) await this.#fail(res, `write ${what}`);
     await res.body?.cancel();
   }
 
   async listSteps(): Promise<string[]> {
+    return (await this.#list("steps/")).flatMap((k) => /step-([0-9a-f]{64})$/.exec(k)?.[1] ?? []);
+  }
+
+  async listVolumes(): Promise<string[]> {
+    return (await this.#list("volumes/")).flatMap((k) =>
+      /(volume-[a-z0-9._-]+)$/.exec(k)?.[1] ?? []
+    );
+  }
+
+  /** The keys under `PREFIX/<dir>` (ListObjectsV2, paged). */
+  async #list(dir: string): Promise<string[]> {
     const out: string[] = [];
     let token: string | null = null;
     for (let page = 0; page < 1000; page++) {
-      const query: Record<string, string> = { "list-type": "2", prefix: this.#key("steps/") };
+      const query: Record<string, string> = { "list-type": "2", prefix: this.#key(dir) };
       if (token) query["continuation-token"] = token;
       const res = await this.#send("GET", null, { query }, "list steps");
       if (!res.ok) await this.#fail(res, "list steps");
       const xml = new TextDecoder().decode(
         await readCapped(res.body, 16 << 20, () => new HdError("Cannot list: too large", "")),
       );
-      for (const m of xml.matchAll(/<Key>[^<]*step-([0-9a-f]{64})<\/Key>/g)) out.push(m[1]);
+      for (const m of xml.matchAll(/<Key>([^<]*)<\/Key>/g)) out.push(m[1]);
       token = /<IsTruncated>true<\/IsTruncated>/.test(xml)
         ? /<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1] ?? null
         : null;

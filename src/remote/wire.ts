@@ -27,6 +27,8 @@ import { HdError } from "../sys/errors.ts";
 
 /** `artifactType` of a step result's manifest. */
 export const STEP_ARTIFACT = "application/vnd.hd.step.v1";
+/** `artifactType` of a named volume's snapshot (the same index and packs as a step result). */
+export const VOLUME_ARTIFACT = "application/vnd.hd.volume.v1";
 /** Media type of the index blob. */
 export const INDEX_MEDIA = "application/vnd.hd.step.index.v1+json";
 /** Media type of a pack blob. */
@@ -172,12 +174,16 @@ function bad(what: string, why: string): HdError {
 }
 
 /** Parses and checks an index blob's bytes (untrusted). */
-export function parseIndex(bytes: Uint8Array, step: string): StepIndex {
+export function parseIndex(
+  bytes: Uint8Array,
+  step: string,
+  what = `step ${step.slice(0, 12)}`,
+): StepIndex {
   let j: unknown;
   try {
     j = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
-    throw bad(`the index of step ${step.slice(0, 12)}`, "it is not JSON");
+    throw bad(`the index of ${what}`, "it is not JSON");
   }
   const o = j as Record<string, unknown>;
   const ids = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === "string" && isId(x));
@@ -192,8 +198,8 @@ export function parseIndex(bytes: Uint8Array, step: string): StepIndex {
     )
   ) {
     throw bad(
-      `the index of step ${step.slice(0, 12)}`,
-      "it is not an hd step index for this step (version 1)",
+      `the index of ${what}`,
+      `it is not an hd index for this ${what.split(" ")[0]} (version 1)`,
     );
   }
   return o as unknown as StepIndex;
@@ -269,29 +275,56 @@ export function verifyPack(
   return out;
 }
 
+/**
+ * The key of named volume `name` of environment `env` on a remote: 64 hex (SHA-256 of
+ * `hd volume\0ENV\0NAME`), the `step` field of its index, so the index format is shared.
+ */
+export function volumeKey(env: string, name: string): string {
+  return sha256Digest(new TextEncoder().encode(`hd volume\0${env}\0${name}`)).slice(7);
+}
+
+/**
+ * The tag of named volume `name` of environment `env`: `volume-ENV-NAME-<12 hex of its key>`
+ * (the readable part cut so the tag stays within the 128 characters a registry allows). One tag
+ * per volume, moved by each push (the latest snapshot wins, as `hd down` moves the local ref):
+ * a pull finds it with one GET. The hash keeps `a-b`/`c` and `a`/`b-c` apart; both names are
+ * `[a-z0-9._-]`, characters a tag allows.
+ */
+export function volumeTag(env: string, name: string): string {
+  const h = volumeKey(env, name).slice(0, 12);
+  const readable = `${env}-${name}`.slice(0, 128 - "volume-".length - 13);
+  return `volume-${readable}-${h}`;
+}
+
 /** The OCI image manifest of a step result (artifactType + empty config). */
 export function stepManifest(
   step: string,
   tree: string,
   index: { digest: string; size: number },
   packs: { digest: string; size: number }[],
+  opts: { artifact?: string; annotations?: Record<string, string> } = {},
 ): Uint8Array {
   const m = {
     schemaVersion: 2,
     mediaType: "application/vnd.oci.image.manifest.v1+json",
-    artifactType: STEP_ARTIFACT,
+    artifactType: opts.artifact ?? STEP_ARTIFACT,
     config: EMPTY_CONFIG,
     layers: [
       { mediaType: INDEX_MEDIA, ...index },
       ...packs.map((p) => ({ mediaType: PACK_MEDIA, ...p })),
     ],
-    annotations: { "dev.hd.step": step, "dev.hd.tree": tree },
+    annotations: opts.annotations ?? { "dev.hd.step": step, "dev.hd.tree": tree },
   };
   return new TextEncoder().encode(JSON.stringify(m));
 }
 
 /** The index blob's digest and size named by a step manifest (untrusted), or an error. */
-export function manifestIndex(bytes: Uint8Array, step: string): { digest: string; size: number } {
+export function manifestIndex(
+  bytes: Uint8Array,
+  step: string,
+  artifact = STEP_ARTIFACT,
+  what = `step ${step.slice(0, 12)}`,
+): { digest: string; size: number } {
   let m: {
     artifactType?: unknown;
     layers?: { mediaType?: unknown; digest?: unknown; size?: unknown }[];
@@ -299,16 +332,21 @@ export function manifestIndex(bytes: Uint8Array, step: string): { digest: string
   try {
     m = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
-    throw bad(`the manifest of step ${step.slice(0, 12)}`, "it is not JSON");
+    throw bad(`the manifest of ${what}`, "it is not JSON");
   }
   const l = Array.isArray(m?.layers) ? m.layers[0] : undefined;
   if (
-    m?.artifactType !== STEP_ARTIFACT || !l || l.mediaType !== INDEX_MEDIA ||
+    m?.artifactType !== artifact || !l || l.mediaType !== INDEX_MEDIA ||
     typeof l.digest !== "string" || !/^sha256:[0-9a-f]{64}$/.test(l.digest) ||
     typeof l.size !== "number" || !Number.isSafeInteger(l.size) || l.size <= 0 ||
     l.size > MAX_INDEX_BYTES
   ) {
-    throw bad(`the manifest of step ${step.slice(0, 12)}`, "it is not an hd step result");
+    throw bad(
+      `the manifest of ${what}`,
+      artifact === STEP_ARTIFACT
+        ? "it is not an hd step result"
+        : "it is not an hd volume snapshot",
+    );
   }
   return { digest: l.digest, size: l.size };
 }

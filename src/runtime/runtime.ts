@@ -82,7 +82,11 @@ export interface LoopRuntime {
   prepare(): Promise<void>;
   /** True when step `index` with `hash` need not run (its result is there). */
   isCached(index: number, hash: string): boolean;
-  /** Starts step `index` (`hash`); output lines go to `onLine`. */
+  /**
+   * Starts step `index` (`hash`); output lines go to `onLine`, each whole. The loop calls it for
+   * several steps at once when they do not depend on each other (`stepDeps`), and only once every
+   * step that `index` depends on is done (ran or cached).
+   */
   runStep(
     index: number,
     hash: string,
