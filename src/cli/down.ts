@@ -56,7 +56,7 @@ export const down: Command = {
       const images = await import("../runtime/image_services.ts");
       if (spec.environment.base === null && !images.imageServiceNames(spec).length) return;
       const { releaseEnv } = await import("../runtime/sandbox_steps.ts");
-      await releaseEnv(spec);
+      await releaseEnv(spec, exists(`${ctx.storeRoot}/mounts`) ? ctx.store() : null);
       images.releaseImageServices(spec);
     };
     if (stale) {

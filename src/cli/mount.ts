@@ -38,6 +38,10 @@ export const mount: Command = {
     rw: { type: "boolean", help: "writable: keep writes in an in-memory overlay" },
     foreground: { type: "boolean", help: "serve in this process until unmounted or Ctrl-C" },
     log: { type: "string", help: "append the server's log to this file" },
+    layers: {
+      type: "boolean",
+      help: "serve whiteouts as overlayfs reads them (a lazy environment's layers)",
+    },
   },
   async run(ctx) {
     const [ref, dir, ...extra] = ctx.positionals;
@@ -69,6 +73,7 @@ export const mount: Command = {
     if (ctx.values.foreground) {
       await serveMount(store, id, abs, {
         rw,
+        layerView: !!ctx.values.layers,
         log: ctx.values.log as string | undefined,
         onReady: (rec) => ctx.out.note(`mounted ${rec.root} on ${rec.dir} (pid ${rec.pid})`),
       });
@@ -98,6 +103,7 @@ export const mount: Command = {
         "--log",
         log,
         ...(rw ? ["--rw"] : []),
+        ...(ctx.values.layers ? ["--layers"] : []),
       ],
       stdin: "null",
       stdout: "null",

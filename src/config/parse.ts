@@ -78,7 +78,7 @@ export const KNOWN_KEYS = {
   ],
   healthcheck: ["test", "http", "tcp", "interval", "timeout", "retries", "start_period"],
   files: ["include", "exclude"],
-  options: ["restart_grace", "debounce", "jobs"],
+  options: ["restart_grace", "debounce", "jobs", "layers"],
   fileDependency: ["file"],
   remote: ["cache"],
 } as const;
@@ -681,6 +681,17 @@ export function parseSpec(
         );
       }
       options.jobs = j;
+    }
+    if (o.layers !== undefined) {
+      const l = v.str("options.layers", o.layers);
+      if (l !== "lazy" && l !== "materialized") {
+        v.fail(
+          "options.layers",
+          `layers must be "lazy" or "materialized", not "${l}"`,
+          'layers = "lazy" serves image layers through FUSE; "materialized" copies them (default)',
+        );
+      }
+      options.layers = l;
     }
   }
 

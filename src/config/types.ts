@@ -177,6 +177,11 @@ export interface EnvSpec {
      * `stepJobs` in src/services/plan.ts).
      */
     jobs?: number;
+    /**
+     * `layers`: how image and step layers reach the environment's overlay — served lazily by a
+     * FUSE projection, or copied out of the store (absent: materialized; `HD_LAYERS` wins).
+     */
+    layers?: "lazy" | "materialized";
   };
   /** `[remote]`: the shared build cache (`REGISTRY/REPO` or `s3://BUCKET/PREFIX`), if any. */
   remote?: { cache: string | null };

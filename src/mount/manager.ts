@@ -59,6 +59,11 @@ export interface ServeOptions {
   log?: string;
   /** Called once the mount is live. */
   onReady?: (rec: MountRecord) => void;
+  /**
+   * Serve image layers as overlayfs lowerdirs: whiteouts as 0:0 character devices, opaque
+   * directories with `trusted.overlay.opaque=y`, and the stored xattrs (see Projection).
+   */
+  layerView?: boolean;
 }
 
 /** Absolute form of `dir` without stat-ing it (a stale mount point cannot be stat-ed). */
@@ -280,12 +285,13 @@ export async function serveMount(
   }
   if (!st.isDirectory) throw new HdError(`Cannot mount on ${absDir}: not a directory`, "");
 
-  const fs = new Projection(store, root, { log });
+  const fs = new Projection(store, root, { log, layerView: opts.layerView });
   const overlay = opts.rw ? new Overlay(fs) : null;
   const server = new FuseServer(fs, overlay, {
     mountpoint: absDir,
     fsname: `hd:${root.slice(0, 12)}`,
     log,
+    ...(opts.layerView ? { xattrs: true } : {}),
   });
   Deno.mkdirSync(registry(store), { recursive: true });
   store.setRef(`mounts/${key}`, root);

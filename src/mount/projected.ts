@@ -26,7 +26,7 @@ import { CorruptObjectError, HdError } from "../cas/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
 import { decodeNode, type FileNode, type Node } from "../dag/node.ts";
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
+import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 
 /** The mtime shown for nodes that carry none (project trees): 2000-01-01T00:00:00Z. */
 export const FIXED_MTIME = 946684800;
@@ -98,6 +98,8 @@ export interface Inode {
   hasMeta?: boolean;
   /** Overlay: removed from its directory while still open. */
   unlinked?: boolean;
+  /** Layer view: the stored directory held an opaque marker (`.wh..wh..opq`). */
+  opaque?: boolean;
 }
 
 /** Counters of what the projection read from the store. */
@@ -129,7 +131,19 @@ export interface ProjectionOptions {
   gid?: number;
   /** Where problems are reported (default console.error). */
   log?: (line: string) => void;
+  /**
+   * Show OCI whiteouts the way overlayfs reads a lower layer (what materializeLayer writes):
+   * `.wh.NAME` as a 0:0 character device NAME, `.wh..wh..opq` as the xattr
+   * `trusted.overlay.opaque=y` on its directory.
+   */
+  layerView?: boolean;
 }
+
+/** Prefix of an OCI whiteout entry. */
+const WH = ".wh.";
+/** Name of the OCI opaque-directory marker. */
+const WH_OPQ = ".wh..wh..opq";
+const OPAQUE: [string, Uint8Array] = ["trusted.overlay.opaque", new TextEncoder().encode("y")];
 
 /** A stored tree seen as inodes, with lazy verified reads. */
 export class Projection {
@@ -160,6 +174,7 @@ export class Projection {
   #lastId: string | null = null;
   #lastBytes: Uint8Array | null = null;
   #sizes = new Map<string, number>();
+  #layerView: boolean;
 
   constructor(store: Store, rootId: string, opts: ProjectionOptions = {}) {
     this.store = store;
@@ -168,6 +183,7 @@ export class Projection {
     this.#uid = opts.uid ?? Deno.uid() ?? 0;
     this.#gid = opts.gid ?? Deno.gid() ?? 0;
     this.#log = opts.log ?? ((l) => console.error(l));
+    this.#layerView = opts.layerView ?? false;
     const node = getNode(store, rootId);
     if (node.type !== "dir") {
       throw new HdError(
@@ -258,6 +274,14 @@ export class Projection {
       dir.mtime = node.mtime ?? FIXED_MTIME;
       dir.hasMeta = node.uid !== undefined || node.mtime !== undefined;
       for (const e of node.entries) {
+        if (this.#layerView && e.name.startsWith(WH)) {
+          if (e.name === WH_OPQ) dir.opaque = true;
+          else {
+            const name = e.name.slice(WH.length);
+            m.set(name, this.newInode(dir, name, { mode: S_IFCHR, uid: 0, gid: 0, rdev: 0 }));
+          }
+          continue;
+        }
         if (e.dir !== undefined) {
           m.set(e.name, this.newInode(dir, e.name, { mode: S_IFDIR | 0o755, lowerDir: e.dir }));
         } else {
@@ -385,7 +409,10 @@ export class Projection {
     if (n.lower) return n.lower.xattrs ?? [];
     if (!n.lowerDir) return [];
     const node = this.#node(n.lowerDir);
-    return node.type === "dir" ? node.xattrs ?? [] : [];
+    const own = node.type === "dir" ? node.xattrs ?? [] : [];
+    if (!this.#layerView) return own;
+    this.children(n);
+    return n.opaque ? [...own, OPAQUE] : own;
   }
 
   #node(id: string): Node {

@@ -41,6 +41,14 @@ import {
   materializeLayer,
 } from "../sandbox/layers.ts";
 import { isMountPoint, mountRootfs, type Rootfs, unmountRootfs } from "../sandbox/rootfs.ts";
+import {
+  decideLayers,
+  fuseAvailable,
+  type LayerMount,
+  layerMountLive,
+  startLayerMount,
+  stopLayerMount,
+} from "./lazy_layers.ts";
 import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/container.ts";
 import { checkSandboxPath, mkdirInRoot } from "../sandbox/inroot.ts";
 import { othersRunningIn, sweepContainers } from "../sandbox/runc.ts";
@@ -80,6 +88,8 @@ export interface SandboxEnv {
   env: Record<string, string>;
   /** Milliseconds spent: pull/load, compile, materialize, steps. */
   timings: Record<string, number>;
+  /** Lazy layers: the FUSE server projecting `layers` (absent: materialized layer dirs). */
+  layerMount?: LayerMount;
 }
 
 /** What running a step needs: the environment with the layers below the step. */
@@ -208,7 +218,16 @@ export async function prepareEnv(
   lap("image");
   const compiled = await compileEnv(store, spec, { baseId: stepBaseId(store, image) });
   lap("compile");
-  for (const id of image.layers.map((l) => l.tree)) {
+  const envLayers = Deno.env.get("HD_LAYERS");
+  const wantsLazy = (envLayers || spec.options.layers) === "lazy";
+  const decision = decideLayers({
+    option: spec.options.layers,
+    env: envLayers,
+    fuse: wantsLazy ? fuseAvailable() : { ok: true },
+  });
+  if (decision.note) opts.onNote?.(decision.note);
+  const lazy = decision.mode === "lazy";
+  for (const id of lazy ? [] : image.layers.map((l) => l.tree)) {
     const m = materializeLayer(store, id);
     if (m.created) opts.onNote?.(`materialized layer ${id.slice(0, 12)} (${m.files} files)`);
   }
@@ -221,7 +240,7 @@ export async function prepareEnv(
   lap("materialize");
   const prep: SandboxEnv = { ...baseContext(spec, image), store, compiled, timings };
   const { layers, steps } = prep;
-  if (apt) (materializeLayer(store, apt), layers.push(apt));
+  if (apt) (lazy || materializeLayer(store, apt), layers.push(apt));
   // steps run in waves: each waits only for the steps it depends on (see stepDeps), and runs on
   // the layers of those; the environment stacks every layer in declaration order
   const deps = stepDeps(spec);
@@ -237,7 +256,7 @@ export async function prepareEnv(
     opts.onStep?.(s, hit !== null);
     const ctx = { ...prep, layers: [...below, ...mine.map((r) => r.layer)] };
     const layer = hit ?? await runStep(ctx, s, opts);
-    materializeLayer(store, layer);
+    if (!lazy) materializeLayer(store, layer);
     const r = {
       index: s.index,
       run: s.spec.run,
@@ -263,6 +282,10 @@ export async function prepareEnv(
     steps.push(r);
   }
   lap("steps");
+  if (lazy) {
+    prep.layerMount = await startLayerMount(store, `${envSandboxDir(spec)}/layers`, layers);
+    lap("layers");
+  }
   return prep;
 }
 
@@ -499,12 +522,14 @@ export function mountEnv(env: SandboxEnv): Rootfs & { reused: boolean } {
   const t0 = performance.now();
   const dir = envSandboxDir(env.spec);
   const state = `${dir}/root.json`;
-  const lowers = lowerDirs(env.store, env.layers);
+  const lm = env.layerMount;
+  const lowers = lm ? lm.lowers : lowerDirs(env.store, env.layers);
   const target = `${dir}/root`;
   // a state file is untrusted (a repository can ship a .hd/): a malformed one counts as none
   const prev = readRootState(state);
   const spec = { lowers, upper: `${dir}/upper`, work: `${dir}/work`, target };
-  if (prev && prev.lowers.join(":") === lowers.join(":")) {
+  // a lazy root is reused only over the same live server (a restarted one is a new mount)
+  if (prev && prev.lowers.join(":") === lowers.join(":") && (!lm || lm.reused)) {
     if (prev.mode === "overlay" ? isMountPoint(target) : exists(target)) {
       return { ...spec, mode: prev.mode, ms: performance.now() - t0, reused: true };
     }
@@ -514,7 +539,7 @@ export function mountEnv(env: SandboxEnv): Rootfs & { reused: boolean } {
   const r = mountRootfs(spec);
   Deno.mkdirSync(dir, { recursive: true });
   const tmp = `${state}.${Deno.pid}.tmp`;
-  Deno.writeTextFileSync(tmp, JSON.stringify({ lowers, mode: r.mode }));
+  Deno.writeTextFileSync(tmp, JSON.stringify({ lowers, mode: r.mode, lazy: !!lm }));
   Deno.renameSync(tmp, state);
   return { ...r, reused: false };
 }
@@ -561,17 +586,34 @@ export function releaseEnvMount(spec: EnvSpec): boolean {
 }
 
 /**
+ * Stops the lazy layer server of the environment (`.hd/sandbox/layers`) once its root is no longer
+ * mounted; with `store`, through the store's mount registry (SIGTERM to its recorded server).
+ */
+export async function releaseLayerMount(spec: EnvSpec, store: Store | null): Promise<boolean> {
+  const dir = envSandboxDir(spec);
+  if (isMountPoint(`${dir}/root`)) return false;
+  const lm = `${dir}/layers`;
+  if (!isMountPoint(lm) && !(store && layerMountLive(store, lm))) return false;
+  await stopLayerMount(store, lm);
+  return !isMountPoint(lm);
+}
+
+/**
  * After the services stopped (`hd down`): deletes the runc states left by killed containers and
  * unmounts the overlay root unless an `hd exec` still runs in it.
  */
 export async function releaseEnv(
   spec: EnvSpec,
+  store: Store | null = null,
 ): Promise<{ deleted: string[]; unmounted: boolean }> {
   const state = `${envRunDir(spec)}/runc`;
   const deleted = await sweepContainers(state, true);
   // the environment's network, by its names (a crashed hd's leftovers included)
   await (await import("./network.ts")).teardownEnvNetwork(spec).catch(() => []);
   const unmounted = othersRunningIn(state, "") ? false : releaseEnvMount(spec);
+  if (unmounted || !isMountPoint(`${envSandboxDir(spec)}/root`)) {
+    await releaseLayerMount(spec, store);
+  }
   return { deleted, unmounted };
 }
 
