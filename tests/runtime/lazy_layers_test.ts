@@ -1,0 +1,107 @@
+/**
+ * Lazy environments: the busybox test image (two layers, a whiteout and an opaque directory)
+ * served by one FUSE layer server as the overlay's lowerdirs through the real CLI, nothing
+ * materialized, only the chunks read fetched, and `hd down` leaving no FUSE mount. The choice of
+ * lazy or materialized (and the fallback without FUSE) is a table.
+ * @module
+ */
+import { assert, assertEquals, assertIncludes, assertThrows } from "../_assert.ts";
+import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { busyboxRegistry } from "../sandbox/_image.ts";
+import { decideLayers } from "../../src/runtime/lazy_layers.ts";
+import { requestMount } from "../../src/mount/manager.ts";
+import { Store } from "../../src/cas/store.ts";
+
+Deno.test("decideLayers: HD_LAYERS wins, default materialized, fallback without FUSE", () => {
+  const ok = { ok: true };
+  const no = { ok: false, why: "/dev/fuse is missing" };
+  const table: [string | undefined, string | undefined, boolean, string, boolean][] = [
+    // option, env, fuse ok, mode, note
+    [undefined, undefined, true, "materialized", false],
+    ["lazy", undefined, true, "lazy", false],
+    ["materialized", undefined, true, "materialized", false],
+    ["materialized", "lazy", true, "lazy", false],
+    ["lazy", "materialized", true, "materialized", false],
+    ["lazy", "", true, "lazy", false],
+    ["lazy", undefined, false, "materialized", true],
+    [undefined, "lazy", false, "materialized", true],
+    ["materialized", undefined, false, "materialized", false],
+  ];
+  for (const [option, env, fuse, mode, note] of table) {
+    const d = decideLayers({
+      option: option as "lazy" | "materialized" | undefined,
+      env,
+      fuse: fuse ? ok : no,
+    });
+    assertEquals([d.mode, !!d.note], [mode, note], `${option} ${env} ${fuse}`);
+    if (note) assertIncludes(d.note!, "/dev/fuse is missing");
+  }
+  assertThrows(() => decideLayers({ env: "yes", fuse: ok }), /HD_LAYERS/);
+});
+
+const skip = skipUnless({
+  root: true,
+  commands: ["runc", "unshare", "setpriv", "docker-registry", "skopeo"],
+  paths: ["/bin/busybox", "/usr/bin/tini-static", "/dev/fuse"],
+});
+
+function fuseMounts(under: string): string[] {
+  return Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+    .filter((l) => l.includes(" - fuse") && l.split(" ")[4]?.startsWith(under));
+}
+
+testIf(skip, "lazy layers: whiteout, opaque dir, chunks read on demand, hd down", async () => {
+  using tmp = tempDir();
+  const { reg, ref } = await busyboxRegistry(tmp.path);
+  const store = `${tmp.path}/store`;
+  const dir = `${tmp.path}/proj`;
+  Deno.mkdirSync(dir);
+  Deno.writeTextFileSync(
+    `${dir}/hd.toml`,
+    `[environment]\nname = "lazy"\nbase = "${ref}"\n\n[options]\nlayers = "lazy"\n`,
+  );
+  try {
+    const r = await hd(["exec", "--", "cat", "/var/www/index.html"], { store, cwd: dir });
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.stdout, "hello from the image\n");
+    // nothing copied out of the store
+    let materialized: string[] = [];
+    try {
+      materialized = [...Deno.readDirSync(`${store}/layers`)].map((e) => e.name);
+    } catch { /* no layers dir at all */ }
+    assertEquals(materialized, [], "no layer directory was written");
+    // the layer server stays for the next exec; it is an hd mount of this store
+    const lm = `${dir}/.hd/sandbox/layers`;
+    assertEquals(fuseMounts(lm).length, 1, "one FUSE server for the environment");
+    const s = Store.open(store);
+    const before = (await requestMount(s, lm, { op: "stats" })).stats as { chunkReads: number };
+    // busybox (≈2 MB, many chunks) is executed, but the whiteout/opaque checks read nothing more
+    const w = await hd([
+      "exec",
+      "--",
+      "sh",
+      "-c",
+      "test -e /etc/gone || echo gone; ls /opt/old; cat /etc/motd",
+    ], { store, cwd: dir });
+    assertEquals(w.code, 0, w.stderr);
+    assertEquals(w.stdout, "gone\nb\nlayer 2\n", "whiteout hides etc/gone, opaque hides opt/old/a");
+    const after = (await requestMount(s, lm, { op: "stats" })).stats as { chunkReads: number };
+    assert(after.chunkReads >= before.chunkReads);
+    // only what was read: the image holds busybox (~2 MB) but /var/www/index.html, /etc/motd,
+    // opt/old/b never need more than a handful of chunks besides the busybox binary's
+    const bb = Deno.statSync("/bin/busybox").size;
+    const served = (await requestMount(s, lm, { op: "stats" })).stats as { bytesServed: number };
+    assert(served.bytesServed <= bb + 4096 * 8, `served ${served.bytesServed} bytes`);
+
+    const d = await hd(["down"], { store, cwd: dir });
+    assertEquals(d.code, 0, d.stderr);
+    assertEquals(fuseMounts(dir), [], "hd down leaves no FUSE mount");
+  } finally {
+    await reg.stop();
+    await hd(["down"], { store, cwd: dir });
+    for (const l of fuseMounts(dir)) {
+      const p = l.split(" ")[4];
+      await new Deno.Command("umount", { args: ["-l", p] }).output();
+    }
+  }
+});
