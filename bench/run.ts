@@ -14,6 +14,7 @@ const MODULES = [
   "fuse",
   "oci",
   "sandbox",
+  "lazy",
   "ingest",
   "export",
   "remote",
