@@ -29,9 +29,11 @@ import { cachedLayer, recordLayer, stepBaseId } from "./step_cache.ts";
 import {
   baseContext,
   baseImage,
+  lazyLayers,
   mountEnv,
   runStep,
   type SandboxEnv,
+  serveEnvLayers,
   stepDeps,
   StepFailed,
 } from "./sandbox_steps.ts";
@@ -70,6 +72,8 @@ export class SandboxRuntime implements LoopRuntime {
   #mounted = "";
   /** Layers between the image and the steps (the apt layer). */
   #base: string[] = [];
+  /** Layers served by a FUSE layer server instead of materialized (lazy_layers.ts). */
+  #lazy = false;
 
   #note: (line: string) => void;
   /** Services with an image of their own (image_services.ts). */
@@ -104,7 +108,10 @@ export class SandboxRuntime implements LoopRuntime {
     const t0 = performance.now();
     const image = await baseImage(this.#store, this.#spec, this.#note);
     let made = 0;
-    for (const l of image.layers) made += materializeLayer(this.#store, l.tree).created ? 1 : 0;
+    this.#lazy = lazyLayers(this.#spec, this.#note);
+    for (const l of this.#lazy ? [] : image.layers) {
+      made += materializeLayer(this.#store, l.tree).created ? 1 : 0;
+    }
     const ctx = baseContext(this.#spec, image);
     const pk = await packagesFor(this.#spec);
     const apt = await aptLayer(this.#store, pk.packages.map((p) => p.node), ctx.layers, this.#note);
@@ -114,7 +121,7 @@ export class SandboxRuntime implements LoopRuntime {
           Math.round(performance.now() - t0)
         } ms)`,
     );
-    if (apt) (materializeLayer(this.#store, apt), this.#base.push(apt));
+    if (apt) (this.#lazy || materializeLayer(this.#store, apt), this.#base.push(apt));
     this.#env = { ...ctx, store: this.#store, compiled: null as never, timings: {} };
     await this.#images.prepare();
   }
@@ -176,13 +183,14 @@ export class SandboxRuntime implements LoopRuntime {
       const layer = hash ? cachedLayer(this.#store, hash) : null;
       return { index: i, run: s.run, hash, layer: layer ?? "", cached: true, ms: 0 };
     }).filter((s) => s.layer !== "");
-    for (const s of steps) materializeLayer(this.#store, s.layer);
+    if (!this.#lazy) { for (const s of steps) materializeLayer(this.#store, s.layer); }
     env.steps = steps;
     env.layers = [
       ...env.image.layers.map((l) => l.tree),
       ...this.#base,
       ...steps.map((s) => s.layer),
     ];
+    if (this.#lazy) await serveEnvLayers(env);
     const root = mountEnv(env);
     if (this.#net) {
       const first = this.#net.lines.length === 0;

@@ -201,6 +201,32 @@ export function baseContext(
   };
 }
 
+/**
+ * True when the environment's layers are served lazily (decideLayers over `[options] layers`,
+ * `HD_LAYERS` and whether FUSE is here); a fallback is reported through `onNote`.
+ */
+export function lazyLayers(spec: EnvSpec, onNote?: (text: string) => void): boolean {
+  const env = Deno.env.get("HD_LAYERS");
+  const wants = (env || spec.options.layers) === "lazy";
+  const d = decideLayers({
+    option: spec.options.layers,
+    env,
+    fuse: wants ? fuseAvailable() : { ok: true },
+  });
+  if (d.note) onNote?.(d.note);
+  return d.mode === "lazy";
+}
+
+/** Serves `env.layers` through the environment's layer server (lazy layers); sets `layerMount`. */
+export async function serveEnvLayers(env: SandboxEnv): Promise<LayerMount> {
+  env.layerMount = await startLayerMount(
+    env.store,
+    `${envSandboxDir(env.spec)}/layers`,
+    env.layers,
+  );
+  return env.layerMount;
+}
+
 /** Pulls/loads the image, compiles, materializes the layers and runs the uncached steps. */
 export async function prepareEnv(
   store: Store,
@@ -218,15 +244,7 @@ export async function prepareEnv(
   lap("image");
   const compiled = await compileEnv(store, spec, { baseId: stepBaseId(store, image) });
   lap("compile");
-  const envLayers = Deno.env.get("HD_LAYERS");
-  const wantsLazy = (envLayers || spec.options.layers) === "lazy";
-  const decision = decideLayers({
-    option: spec.options.layers,
-    env: envLayers,
-    fuse: wantsLazy ? fuseAvailable() : { ok: true },
-  });
-  if (decision.note) opts.onNote?.(decision.note);
-  const lazy = decision.mode === "lazy";
+  const lazy = lazyLayers(spec, opts.onNote);
   for (const id of lazy ? [] : image.layers.map((l) => l.tree)) {
     const m = materializeLayer(store, id);
     if (m.created) opts.onNote?.(`materialized layer ${id.slice(0, 12)} (${m.files} files)`);
@@ -283,7 +301,7 @@ export async function prepareEnv(
   }
   lap("steps");
   if (lazy) {
-    prep.layerMount = await startLayerMount(store, `${envSandboxDir(spec)}/layers`, layers);
+    await serveEnvLayers(prep);
     lap("layers");
   }
   return prep;

@@ -105,3 +105,46 @@ testIf(skip, "lazy layers: whiteout, opaque dir, chunks read on demand, hd down"
     }
   }
 });
+
+testIf(
+  skip,
+  "lazy layers under hd up: nothing materialized, hd down stops the server",
+  async () => {
+    using tmp = tempDir();
+    const { reg, ref } = await busyboxRegistry(tmp.path);
+    const store = `${tmp.path}/store`;
+    const dir = `${tmp.path}/proj`;
+    Deno.mkdirSync(dir);
+    Deno.writeTextFileSync(
+      `${dir}/hd.toml`,
+      `[environment]\nname = "lazyup"\nbase = "${ref}"\n\n` +
+        `[services.idle]\ncommand = "cat /etc/motd > /tmp/seen; exec sleep 600"\n`,
+    );
+    const env = { HD_LAYERS: "lazy" };
+    try {
+      const up = await hd(["up", "-d"], { store, cwd: dir, env });
+      assertEquals(up.code, 0, up.stderr);
+      const lm = `${dir}/.hd/sandbox/layers`;
+      assertEquals(fuseMounts(lm).length, 1, "the layer server runs while the services do");
+      let materialized: string[] = [];
+      try {
+        materialized = [...Deno.readDirSync(`${store}/layers`)].map((e) => e.name);
+      } catch { /* none */ }
+      assertEquals(materialized, []);
+      // `hd exec` beside `hd up` reuses the same server
+      const r = await hd(["exec", "--", "cat", "/etc/motd"], { store, cwd: dir, env });
+      assertEquals([r.code, r.stdout], [0, "layer 2\n"], r.stderr);
+      assertEquals(fuseMounts(lm).length, 1);
+      const d = await hd(["down"], { store, cwd: dir, env });
+      assertEquals(d.code, 0, d.stderr);
+      assertEquals(fuseMounts(dir), [], "hd down leaves no FUSE mount");
+      assertEquals(Deno.readTextFileSync("/proc/self/mountinfo").includes(dir), false);
+    } finally {
+      await reg.stop();
+      await hd(["down"], { store, cwd: dir, env });
+      for (const l of fuseMounts(dir)) {
+        await new Deno.Command("umount", { args: ["-l", l.split(" ")[4]] }).output();
+      }
+    }
+  },
+);
