@@ -41,6 +41,14 @@ function rssKiB(pid: number): number {
   }
 }
 
+function loadavg(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return -1;
+  }
+}
+
 const READ_ALL = "s=$(date +%s%N); n=$(find /usr/share/nodejs /app/node_modules -type f " +
   "-exec cat {} + | wc -c); e=$(date +%s%N); echo $(( (e-s)/1000000 )) $n";
 
@@ -112,7 +120,12 @@ export const bench: Bench = {
           tool: `hd ${mode}`,
           value: median(xs),
           unit: "ms",
-          extra: { samples: xs.map(Math.round), min: Math.min(...xs), max: Math.max(...xs) },
+          extra: {
+            samples: xs.map(Math.round),
+            min: Math.min(...xs),
+            max: Math.max(...xs),
+            loadavg: loadavg(),
+          },
         });
         rows.push({
           bench: "lazy",
@@ -149,7 +162,7 @@ export const bench: Bench = {
             tool: `hd ${mode}`,
             value: median(reads[k]),
             unit: "ms",
-            extra: { samples: reads[k], bytes },
+            extra: { samples: reads[k], bytes, loadavg: loadavg() },
           });
           log(`read ${k} ${mode}: ${median(reads[k])} ms (${bytes} bytes)`);
         }
@@ -202,7 +215,7 @@ async function podmanRows(
       tool: "podman",
       value: median(ts),
       unit: "ms",
-      extra: { samples: ts.map(Math.round) },
+      extra: { samples: ts.map(Math.round), loadavg: loadavg() },
     });
     rows.push({
       bench: "lazy",

@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals, assertIncludes, assertThrows } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { busyboxRegistry } from "../sandbox/_image.ts";
+import { busyboxLayers, busyboxRegistry, imageRegistry } from "../sandbox/_image.ts";
 import { decideLayers } from "../../src/runtime/lazy_layers.ts";
 import { requestMount } from "../../src/mount/manager.ts";
 import { Store } from "../../src/cas/store.ts";
@@ -148,3 +148,53 @@ testIf(
     }
   },
 );
+
+testIf(skip, "lazy layers: only the chunks a read touches are fetched", async () => {
+  using tmp = tempDir();
+  // an 8 MiB file of random bytes (incompressible, many chunks) in a third layer
+  const big = new Uint8Array(8 << 20);
+  for (let o = 0; o < big.length; o += 65536) crypto.getRandomValues(big.subarray(o, o + 65536));
+  const layers = [...busyboxLayers(), [{ path: "data/", type: "dir" as const }, {
+    path: "data/big",
+    data: big,
+  }]];
+  const { reg, ref } = await imageRegistry(tmp.path, layers, "bigfile");
+  const store = `${tmp.path}/store`;
+  const dir = `${tmp.path}/proj`;
+  Deno.mkdirSync(dir);
+  Deno.writeTextFileSync(`${dir}/hd.toml`, `[environment]\nname = "big"\nbase = "${ref}"\n`);
+  const env = { HD_LAYERS: "lazy" };
+  try {
+    const r0 = await hd(["exec", "--", "true"], { store, cwd: dir, env });
+    assertEquals(r0.code, 0, r0.stderr);
+    const s = Store.open(store);
+    const lm = `${dir}/.hd/sandbox/layers`;
+    type St = { chunkReads: number; bytesServed: number };
+    const before = (await requestMount(s, lm, { op: "stats" })).stats as St;
+    const r = await hd(["exec", "--", "sh", "-c", "head -c 100 /data/big | wc -c"], {
+      store,
+      cwd: dir,
+      env,
+    });
+    assertEquals([r.code, r.stdout.trim()], [0, "100"], r.stderr);
+    const after = (await requestMount(s, lm, { op: "stats" })).stats as St;
+    const served = after.bytesServed - before.bytesServed;
+    assert(after.chunkReads > before.chunkReads, "the first chunks of data/big were read");
+    // the kernel reads ahead up to 1 MiB (the mount's window): far from the file's 8 MiB
+    assert(served <= (1 << 20) + 65536, `served ${served} bytes of an 8 MiB file for 100 bytes`);
+    const total = (await hd(["exec", "--", "sh", "-c", "cat /data/big | wc -c"], {
+      store,
+      cwd: dir,
+      env,
+    })).stdout.trim();
+    assertEquals(total, String(8 << 20));
+    const all = (await requestMount(s, lm, { op: "stats" })).stats as St;
+    assert(all.bytesServed - before.bytesServed >= 8 << 20, "reading it all fetches the rest");
+  } finally {
+    await reg.stop();
+    await hd(["down"], { store, cwd: dir, env });
+    for (const l of fuseMounts(dir)) {
+      await new Deno.Command("umount", { args: ["-l", l.split(" ")[4]] }).output();
+    }
+  }
+});
