@@ -9,7 +9,7 @@ import { assert, assertEquals, assertIncludes, assertThrows } from "../_assert.t
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { busyboxLayers, busyboxRegistry, imageRegistry } from "../sandbox/_image.ts";
 import { decideLayers } from "../../src/runtime/lazy_layers.ts";
-import { requestMount } from "../../src/mount/manager.ts";
+import { findMount, requestMount } from "../../src/mount/manager.ts";
 import { Store } from "../../src/cas/store.ts";
 
 Deno.test("decideLayers: HD_LAYERS wins, default materialized, fallback without FUSE", () => {
@@ -92,6 +92,19 @@ testIf(skip, "lazy layers: whiteout, opaque dir, chunks read on demand, hd down"
     const bb = Deno.statSync("/bin/busybox").size;
     const served = (await requestMount(s, lm, { op: "stats" })).stats as { bytesServed: number };
     assert(served.bytesServed <= bb + 4096 * 8, `served ${served.bytesServed} bytes`);
+
+    // a killed layer server leaves a stale mount: the next exec detects it and serves anew
+    const old = findMount(s, lm)!;
+    assert(old.pid > 1 && old.pid !== Deno.pid);
+    Deno.kill(old.pid, "SIGKILL");
+    while (findMount(s, lm)?.state === "live") await new Promise((r) => setTimeout(r, 20));
+    assertEquals(findMount(s, lm)?.state, "stale");
+    const again = await hd(["exec", "--", "cat", "/etc/motd"], { store, cwd: dir });
+    assertEquals([again.code, again.stdout], [0, "layer 2\n"], again.stderr);
+    const now = findMount(s, lm)!;
+    assertEquals(now.state, "live");
+    assert(now.pid !== old.pid, "a new server");
+    assertEquals(fuseMounts(lm).length, 1, "the stale mount was removed, not stacked");
 
     const d = await hd(["down"], { store, cwd: dir });
     assertEquals(d.code, 0, d.stderr);
