@@ -66,6 +66,12 @@ Deno.test("defaults: minimal file", () => {
   assertEquals(spec.options, { restartGraceMs: 5000, debounceMs: 50 });
 });
 
+Deno.test("[options] layers: lazy or materialized (absent by default)", () => {
+  const spec = parseSpec('[environment]\nname = "x"\n[options]\nlayers = "lazy"\n', "/p/hd.toml");
+  assertEquals(spec.options.layers, "lazy");
+  assertEquals(parseSpec('[environment]\nname = "x"\n', "/p/hd.toml").options.layers, undefined);
+});
+
 Deno.test("[options] jobs: an integer bound of build steps at once (absent by default)", () => {
   const spec = parseSpec('[environment]\nname = "x"\n[options]\njobs = 3\n', "/p/hd.toml");
   assertEquals(spec.options, { restartGraceMs: 5000, debounceMs: 50, jobs: 3 });
@@ -237,6 +243,11 @@ Deno.test("wrong types and values name the value's position", () => {
       '[environment]\nname = "a"\n[options]\njobs = "4"\n',
       '"4"',
       /jobs must be an integer from 1 to 1024, not "4"/,
+    ],
+    [
+      '[environment]\nname = "a"\n[options]\nlayers = "fast"\n',
+      '"fast"',
+      /layers must be "lazy" or "materialized", not "fast" \(key options\.layers\)$/,
     ],
     [
       '[environment]\nname = "a"\n[options]\njobs = 1.5\n',
