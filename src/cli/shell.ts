@@ -47,9 +47,10 @@ async function listConflicts(ctx: Context, spec: EnvSpec): Promise<number> {
  * for an environment with a base.
  */
 export async function runInSandbox(ctx: Context, spec: EnvSpec, argv: string[]): Promise<number> {
-  const { prepareEnv, mountEnv, envSandbox, envRunDir, releaseEnvMount } = await import(
-    "../runtime/sandbox_steps.ts"
-  );
+  const { prepareEnv, mountEnv, serveEnvLayers, envSandbox, envRunDir, releaseEnvMount } =
+    await import(
+      "../runtime/sandbox_steps.ts"
+    );
   const { spawnSandbox } = await import("../sandbox/container.ts");
   const { othersRunningIn } = await import("../sandbox/runc.ts");
   const { readUpState } = await import("../services/control.ts");
@@ -62,6 +63,7 @@ export async function runInSandbox(ctx: Context, spec: EnvSpec, argv: string[]):
     onLine: (l) => ctx.out.note(`build | ${l}`),
     remote: (await import("../runtime/remote_steps.ts")).specRemote(store, spec),
   });
+  if (env.lazy) await serveEnvLayers(env);
   const root = mountEnv(env);
   if (root.mode === "hardlink") {
     ctx.out.note(`hd: overlayfs unavailable (${root.why ?? "?"}); using a hardlink farm`);

@@ -190,6 +190,7 @@ export class SandboxRuntime implements LoopRuntime {
       ...this.#base,
       ...steps.map((s) => s.layer),
     ];
+    env.lazy = this.#lazy;
     if (this.#lazy) await serveEnvLayers(env);
     const root = mountEnv(env);
     if (this.#net) {

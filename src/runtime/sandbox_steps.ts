@@ -88,6 +88,8 @@ export interface SandboxEnv {
   env: Record<string, string>;
   /** Milliseconds spent: pull/load, compile, materialize, steps. */
   timings: Record<string, number>;
+  /** Layers served lazily (see lazy_layers.ts): {@link serveEnvLayers} before mountEnv. */
+  lazy?: boolean;
   /** Lazy layers: the FUSE server projecting `layers` (absent: materialized layer dirs). */
   layerMount?: LayerMount;
 }
@@ -300,10 +302,7 @@ export async function prepareEnv(
     steps.push(r);
   }
   lap("steps");
-  if (lazy) {
-    await serveEnvLayers(prep);
-    lap("layers");
-  }
+  prep.lazy = lazy;
   return prep;
 }
 
@@ -541,6 +540,7 @@ export function mountEnv(env: SandboxEnv): Rootfs & { reused: boolean } {
   const dir = envSandboxDir(env.spec);
   const state = `${dir}/root.json`;
   const lm = env.layerMount;
+  if (env.lazy && !lm) throw new Error("mountEnv: serveEnvLayers() first (lazy layers)");
   const lowers = lm ? lm.lowers : lowerDirs(env.store, env.layers);
   const target = `${dir}/root`;
   // a state file is untrusted (a repository can ship a .hd/): a malformed one counts as none
