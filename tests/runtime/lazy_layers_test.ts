@@ -211,3 +211,41 @@ testIf(skip, "lazy layers: only the chunks a read touches are fetched", async ()
     }
   }
 });
+
+testIf(
+  skip,
+  "lazy layers: a build step runs, its layer is served lazily with the image's",
+  async () => {
+    using tmp = tempDir();
+    const { reg, ref } = await busyboxRegistry(tmp.path);
+    const store = `${tmp.path}/store`;
+    const dir = `${tmp.path}/proj`;
+    Deno.mkdirSync(dir);
+    Deno.writeTextFileSync(
+      `${dir}/hd.toml`,
+      `[environment]\nname = "lazystep"\nbase = "${ref}"\n\n[build]\n` +
+        `steps = [{ run = "echo made > /opt/made && rm /etc/motd", inputs = [] }]\n`,
+    );
+    const env = { HD_LAYERS: "lazy" };
+    try {
+      const cmd =
+        "cat /opt/made; test -e /etc/motd || echo no-motd; test -e /etc/gone || echo gone";
+      const r = await hd(["exec", "--", "sh", "-c", cmd], { store, cwd: dir, env });
+      assertEquals([r.code, r.stdout], [0, "made\nno-motd\ngone\n"], r.stderr);
+      assertIncludes(r.stderr, "step 1 running");
+      const lm = `${dir}/.hd/sandbox/layers`;
+      // three lowerdirs: the two image layers and the step's, all below the one server
+      const layers = [...Deno.readDirSync(lm)].map((e) => e.name);
+      assertEquals(layers.length, 3);
+      const r2 = await hd(["exec", "--", "sh", "-c", cmd], { store, cwd: dir, env });
+      assertEquals([r2.code, r2.stdout], [0, "made\nno-motd\ngone\n"], r2.stderr);
+      assertIncludes(r2.stderr, "step 1 cached");
+    } finally {
+      await reg.stop();
+      await hd(["down"], { store, cwd: dir, env });
+      for (const l of fuseMounts(dir)) {
+        await new Deno.Command("umount", { args: ["-l", l.split(" ")[4]] }).output();
+      }
+    }
+  },
+);
