@@ -154,7 +154,7 @@ export class SandboxRuntime implements LoopRuntime {
     const t0 = performance.now();
     const ac = new AbortController();
     const done = (async (): Promise<StepRun> => {
-      const ctx = { ...this.env, layers: this.#layersBelow(index) };
+      const ctx = { ...this.env, layers: this.#layersBelow(index), lazy: this.#lazy };
       try {
         await runStep(ctx, { id: hash, index, spec: step }, {
           onLine: (l) => opts.onLine?.(l),

@@ -40,7 +40,13 @@ import {
   farmSnapshot,
   materializeLayer,
 } from "../sandbox/layers.ts";
-import { isMountPoint, mountRootfs, type Rootfs, unmountRootfs } from "../sandbox/rootfs.ts";
+import {
+  isMountPoint,
+  mountRootfs,
+  overlayAvailable,
+  type Rootfs,
+  unmountRootfs,
+} from "../sandbox/rootfs.ts";
 import {
   decideLayers,
   fuseAvailable,
@@ -95,7 +101,9 @@ export interface SandboxEnv {
 }
 
 /** What running a step needs: the environment with the layers below the step. */
-export type StepContext = Pick<SandboxEnv, "store" | "spec" | "workdir" | "layers" | "env">;
+export type StepContext =
+  & Pick<SandboxEnv, "store" | "spec" | "workdir" | "layers" | "env">
+  & Partial<Pick<SandboxEnv, "lazy">>;
 
 /** The step to run: its hash, index and spec. */
 export type StepToRun = Pick<StepHash, "id" | "index" | "spec">;
@@ -210,11 +218,13 @@ export function baseContext(
 export function lazyLayers(spec: EnvSpec, onNote?: (text: string) => void): boolean {
   const env = Deno.env.get("HD_LAYERS");
   const wants = (env || spec.options.layers) === "lazy";
-  const d = decideLayers({
-    option: spec.options.layers,
-    env,
-    fuse: wants ? fuseAvailable() : { ok: true },
-  });
+  let fuse = { ok: true } as { ok: boolean; why?: string };
+  if (wants) {
+    // FUSE lowers need overlayfs (a hardlink farm cannot link across filesystems)
+    const ov = overlayAvailable(Deno.env.get("TMPDIR") || "/tmp");
+    fuse = ov.ok ? fuseAvailable() : { ok: false, why: `no overlayfs: ${ov.why}` };
+  }
+  const d = decideLayers({ option: spec.options.layers, env, fuse });
   if (d.note) onNote?.(d.note);
   return d.mode === "lazy";
 }
@@ -274,7 +284,7 @@ export async function prepareEnv(
     const hit = cachedLayer(store, s.id) ??
       (opts.remote ? await layerFromRemote(store, opts.remote, s.id, opts.onNote) : null);
     opts.onStep?.(s, hit !== null);
-    const ctx = { ...prep, layers: [...below, ...mine.map((r) => r.layer)] };
+    const ctx = { ...prep, layers: [...below, ...mine.map((r) => r.layer)], lazy };
     const layer = hit ?? await runStep(ctx, s, opts);
     if (!lazy) materializeLayer(store, layer);
     const r = {
@@ -358,10 +368,13 @@ export async function runStep(
   };
   for (const d of Object.values(dirs)) Deno.mkdirSync(d);
   let root: Rootfs | null = null;
+  let lm: LayerMount | null = null;
   const tail: string[] = [];
   try {
+    // lazy: the layers below the step come from a layer server of its own, stopped after it
+    if (env.lazy) lm = await startLayerMount(store, `${tmp}/layers`, env.layers);
     root = mountRootfs({
-      lowers: lowerDirs(store, env.layers),
+      lowers: lm ? lm.lowers : lowerDirs(store, env.layers),
       upper: dirs.upper,
       work: dirs.work,
       target: dirs.root,
@@ -456,6 +469,7 @@ export async function runStep(
     return recordLayer(store, step.id, layer);
   } finally {
     if (root) unmountRootfs(root);
+    if (lm) await stopLayerMount(store, lm.dir);
     try {
       Deno.removeSync(tmp, { recursive: true });
     } catch { /* busy: left for the next gc */ }

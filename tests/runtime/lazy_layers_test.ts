@@ -233,6 +233,12 @@ testIf(
       const r = await hd(["exec", "--", "sh", "-c", cmd], { store, cwd: dir, env });
       assertEquals([r.code, r.stdout], [0, "made\nno-motd\ngone\n"], r.stderr);
       assertIncludes(r.stderr, "step 1 running");
+      let materialized: string[] = [];
+      try {
+        materialized = [...Deno.readDirSync(`${store}/layers`)].map((e) => e.name);
+      } catch { /* none */ }
+      assertEquals(materialized, [], "the step ran on lazy layers too");
+      assertEquals(fuseMounts(`${store}/tmp`), [], "the step's layer server is gone");
       const lm = `${dir}/.hd/sandbox/layers`;
       // three lowerdirs: the two image layers and the step's, all below the one server
       const layers = [...Deno.readDirSync(lm)].map((e) => e.name);
