@@ -10,6 +10,8 @@
  */
 import { type Bench, type BenchRow, dropCaches, median, sh } from "./lib.ts";
 import { freePort, nodeImage, REPO, untilAnswer } from "./_image.ts";
+import { Store } from "../src/cas/store.ts";
+import { startLayerMount, stopLayerMount } from "../src/runtime/lazy_layers.ts";
 
 type Mode = "lazy" | "materialized";
 
@@ -139,6 +141,7 @@ export const bench: Bench = {
           },
         });
       }
+      let layerIds: string[] = [];
       // steady state: read every file of /usr/share/nodejs and node_modules inside the env
       for (const mode of ["materialized", "lazy"] as Mode[]) {
         await hdRun(["up", "-d"], app, store, mode);
@@ -166,7 +169,36 @@ export const bench: Bench = {
           });
           log(`read ${k} ${mode}: ${median(reads[k])} ms (${bytes} bytes)`);
         }
+        if (mode === "lazy") {
+          layerIds = JSON.parse(Deno.readTextFileSync(`${app}/.hd/sandbox/root.json`)).lowers
+            .map((l: string) => l.slice(l.lastIndexOf("/") + 1)).reverse();
+        }
         await down(mode);
+      }
+      // what one layer server costs (start until it answers, RSS): one per environment, not one
+      // per layer, since every server is a Deno process of its own
+      {
+        const s = Store.open(store);
+        const layers = layerIds;
+        const starts: number[] = [];
+        let rss = 0;
+        for (let i = 0; i < 3; i++) {
+          const m = await startLayerMount(s, `${dir}/probe`, layers);
+          starts.push(m.ms);
+          rss = Math.max(rss, rssKiB(m.pid));
+          await stopLayerMount(s, m.dir);
+        }
+        rows.push({
+          bench: "lazy",
+          case: `one layer server: start → serving (${layers.length} layers)`,
+          tool: "hd lazy",
+          value: median(starts),
+          unit: "ms",
+          extra: { samples: starts.map(Math.round), rssMiB: rss / 1024, loadavg: loadavg() },
+        });
+        log(
+          `layer server start: ${median(starts).toFixed(0)} ms, RSS ${(rss / 1024).toFixed(0)} MiB`,
+        );
       }
       // podman: pull + run of the same image, when it can run containers here
       await podmanRows(ref, rounds, rows, log);
