@@ -163,8 +163,30 @@ function* walkFiles(d: MemDir, prefix: string): Generator<[string, FileNode]> {
 
 function countFiles(d: MemDir): number {
   let n = 0;
-  for (const _ of walkFiles(d, "")) n++;
+  for (const c of d.entries.values()) n += c instanceof MemDir ? countFiles(c) : 1;
   return n;
+}
+
+/**
+ * The files of `d` (at `prefix`) that `match` takes, for a glob of `depth` segments without `**`,
+ * braces or extglobs: such a glob matches only paths of exactly `depth` segments, and what lies
+ * below a match; so a directory at that depth is taken whole when it matches and skipped when it
+ * does not, without visiting every file below it (`package*.json` looks at the root only).
+ */
+function* walkMatching(
+  d: MemDir,
+  prefix: string,
+  depth: number,
+  match: (p: string) => boolean,
+): Generator<[string, FileNode]> {
+  const level = prefix === "" ? 1 : prefix.split("/").length + 1;
+  for (const [name, c] of d.entries) {
+    const p = prefix ? `${prefix}/${name}` : name;
+    if (!(c instanceof MemDir)) {
+      if (match(p)) yield [p, c];
+    } else if (level < depth) yield* walkMatching(c, p, depth, match);
+    else if (match(p)) yield* walkFiles(c, p);
+  }
 }
 
 function emptyDirId(store: Store | undefined): string {
@@ -195,7 +217,10 @@ function hashInput(pattern: string, tree: Tree, store: Store | undefined): StepI
   const base = globBase(clean);
   const start = base === "" ? tree.root : tree.get(base);
   if (start instanceof MemDir) {
-    for (const [p, f] of walkFiles(start, base)) {
+    const walk = /\*\*|[{}()!]/.test(clean)
+      ? walkFiles(start, base)
+      : walkMatching(start, base, clean.split("/").length, match);
+    for (const [p, f] of walk) {
       if (match(p)) (sub.setFile(p, f), files++);
     }
   }

@@ -196,7 +196,7 @@ function walkTree(
     for (const e of entries) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       const a = `${abs}/${e.name}`;
-      if (filter.excluded(r)) continue;
+      if (filter.excludedEntry(r, e.name)) continue;
       let st: Deno.FileInfo;
       try {
         st = Deno.lstatSync(a);
@@ -217,7 +217,7 @@ function walkTree(
         skipped.push({ path: r, why: "not a regular file, directory or symlink" });
         continue;
       }
-      if (!filter.includesFile(r)) continue;
+      if (!filter.includesUnexcluded(r)) continue;
       const sig = statSig(st);
       const f = cache.lookup(r, sig);
       if (f !== null) {
