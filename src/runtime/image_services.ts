@@ -30,7 +30,7 @@
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import type { EnvSpec, ServiceSpec } from "../config/types.ts";
-import { type ImageConfig, loadImage, type PulledImage, pullImage } from "../oci/image.ts";
+import type { ImageConfig, PulledImage } from "../oci/image.ts";
 import { materializeLayer } from "../sandbox/layers.ts";
 import { isMountPoint, mountRootfs, type RootfsMode, unmountRootfs } from "../sandbox/rootfs.ts";
 import { checkSandboxPath, mkdirInRoot, resolveInRoot } from "../sandbox/inroot.ts";
@@ -252,6 +252,8 @@ export class ImageServices {
     for (const name of imageServiceNames(this.#spec)) {
       const ref = this.#spec.services[name].image!;
       if (this.#images.has(ref)) continue;
+      // loaded here, not at start-up: node:zlib and the registry client cost every `hd up`
+      const { loadImage, pullImage } = await import("../oci/image.ts");
       let img = loadImage(this.#store, ref);
       if (!img) {
         this.#note(`pulling ${ref} (service ${name})`);

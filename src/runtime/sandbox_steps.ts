@@ -30,7 +30,7 @@ import { HdError } from "../sys/errors.ts";
 import { CA_CERTS_HINT, tlsInterception } from "./ca_certs.ts";
 import type { Store } from "../cas/store.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
-import { loadImage, type PulledImage, pullImage } from "../oci/image.ts";
+import type { PulledImage } from "../oci/image.ts";
 import { type CompiledEnv, compileEnv, type StepHash } from "../env/compile.ts";
 import type { EnvSpec } from "../config/types.ts";
 import {
@@ -165,6 +165,8 @@ export async function baseImage(
       'add `base = "IMAGE"` to [environment]',
     );
   }
+  // loaded here, not at start-up: node:zlib and the registry client cost every `hd up`
+  const { loadImage, pullImage } = await import("../oci/image.ts");
   const have = loadImage(store, base);
   if (have) return have;
   onNote?.(`pulling ${base}`);
