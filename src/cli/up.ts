@@ -37,7 +37,7 @@ import {
 import { callControl, controlSocketPath } from "../services/control.ts";
 import { parseDuration } from "../config/duration.ts";
 import { parseLogLine } from "../services/logs.ts";
-import { AlreadyRunning, UpSession } from "../services/session.ts";
+import type { UpSession } from "../services/session.ts";
 import type { Command, Context } from "./command.ts";
 
 /**
@@ -277,7 +277,10 @@ async function detach(ctx: Context, spec: EnvSpec): Promise<number> {
     while (performance.now() < until && !readUpState(dir)?.alive) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    if (!readUpState(dir)?.alive) throw new AlreadyRunning(env, upLockHolder(dir));
+    if (!readUpState(dir)?.alive) {
+      const { AlreadyRunning } = await import("../services/session.ts");
+      throw new AlreadyRunning(env, upLockHolder(dir));
+    }
     return await reconcile(ctx, spec);
   }
   if (exited || !status.running || status.phase === "failed") {
@@ -325,6 +328,9 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
     const pre = ctx.out.color ? `\x1b[${color(src)}m${tag} |\x1b[0m ` : `${tag} | `;
     out(pre + line + "\n");
   };
+  // The session (watcher, supervisor, build runtime) loads only here: `hd up -d` starts the
+  // detached supervisor without compiling it, so the supervisor starts that much sooner.
+  const { AlreadyRunning, UpSession } = await import("../services/session.ts");
   let session: UpSession;
   try {
     session = UpSession.open({
