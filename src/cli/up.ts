@@ -253,7 +253,8 @@ async function detach(ctx: Context, spec: EnvSpec): Promise<number> {
   let verdict: WaitVerdict = { ok: false, failed: [], pending: [] };
   let runningSince = 0;
   while (performance.now() - t0 < 3_600_000) {
-    await new Promise((r) => setTimeout(r, 50));
+    // a no-change start is done in a few hundred ms: look often then, then every 50 ms
+    await new Promise((r) => setTimeout(r, performance.now() - t0 < 3_000 ? 20 : 50));
     showNew();
     if (exited) break;
     const st = readUpState(dir);
