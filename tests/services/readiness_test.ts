@@ -2,6 +2,7 @@ import { assert, assertEquals } from "../_assert.ts";
 import { skipUnless, tempDir, testIf } from "../_helpers.ts";
 import {
   listenerOf,
+  listenersOnPort,
   ownListener,
   parseProcNetTcp,
   pollInterval,
@@ -265,5 +266,28 @@ Deno.test("sock_diag: the kernel's listening sockets are /proc/net/tcp's LISTEN 
   } finally {
     a.close();
     b.close();
+  }
+});
+
+Deno.test("listenersOnPort: the sock_diag answer equals /proc's tables, v4 and v6", () => {
+  const v4 = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (v4.addr as Deno.NetAddr).port;
+  let v6: Deno.Listener | null = null;
+  try {
+    v6 = Deno.listen({ hostname: "::1", port });
+  } catch { /* no IPv6 here: the v4 listener alone */ }
+  try {
+    const key = (l: { address: string; port: number; inode: number }) =>
+      `${l.address} ${l.port} ${l.inode}`;
+    const fromProc = ["tcp", "tcp6"].flatMap((t) =>
+      parseProcNetTcp(Deno.readTextFileSync(`/proc/self/net/${t}`)).filter((l) => l.port === port)
+    ).map(key).sort();
+    const got = listenersOnPort(port).map(key).sort();
+    assertEquals(got, fromProc);
+    assertEquals(got.length, v6 ? 2 : 1);
+    assertEquals(listenersOnPort(freePort()), []);
+  } finally {
+    v4.close();
+    v6?.close();
   }
 });
