@@ -12,6 +12,12 @@ import { createHash } from "node:crypto";
 /** Packages of the example app's base image. */
 export const NODE_PACKAGES = ["nodejs", "npm", "node-express"];
 
+/**
+ * Packages of the compose app's image (tests/e2e/compose_app_test.ts, bench/compose.ts): Node for
+ * `web` and `api` (npm for their install step) and redis-server (with redis-cli) for `redis`.
+ */
+export const COMPOSE_PACKAGES = ["nodejs", "npm", "redis-server"];
+
 /** Where built root filesystems are cached. */
 export const IMAGE_CACHE = Deno.env.get("HD_TEST_IMAGES") ?? "/var/tmp/hd-test-images";
 
