@@ -5,7 +5,7 @@
  */
 import type { Bench, BenchRow } from "./lib.ts";
 
-const MODULES = ["cas", "spec", "loop", "fuse", "oci", "sandbox", "ingest"];
+const MODULES = ["cas", "spec", "loop", "fuse", "oci", "sandbox", "ingest", "compose"];
 
 const only = (() => {
   const i = Deno.args.indexOf("--only");
