@@ -4,7 +4,8 @@
  * packages) and reused by later runs; then written as a one-layer OCI layout that skopeo pushes
  * to a local docker-registry. Returns null with a reason when debootstrap cannot reach its mirror.
  *
- * Run directly to build the cache: `deno run -A tests/sandbox/_debian.ts`.
+ * Run directly to build the cache (the node-app's and the compose app's images):
+ * `deno run -A tests/sandbox/_debian.ts`.
  * @module
  */
 import { createHash } from "node:crypto";
@@ -147,6 +148,8 @@ export async function rootfsLayout(rootfs: string, layout: string, tag: string):
 }
 
 if (import.meta.main) {
-  const t0 = performance.now();
-  console.log(await debianRootfs(), `${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  for (const packages of [NODE_PACKAGES, COMPOSE_PACKAGES]) {
+    const t0 = performance.now();
+    console.log(await debianRootfs(packages), `${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
 }
