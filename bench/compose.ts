@@ -251,10 +251,15 @@ export const bench: Bench = {
 };
 
 if (import.meta.main) {
-  const rows = await bench.run({
-    workDir: Deno.makeTempDirSync({ prefix: "hd-bench-compose-" }),
-    quick: Deno.args.includes("--quick"),
-    log: (s) => console.log(s),
-  });
-  console.table(rows.map(({ extra: _e, ...r }) => ({ ...r, value: Math.round(r.value) })));
+  const workDir = Deno.makeTempDirSync({ prefix: "hd-bench-compose-" });
+  try {
+    const rows = await bench.run({
+      workDir,
+      quick: Deno.args.includes("--quick"),
+      log: (s) => console.log(s),
+    });
+    console.table(rows.map(({ extra: _e, ...r }) => ({ ...r, value: Math.round(r.value) })));
+  } finally {
+    Deno.removeSync(workDir, { recursive: true });
+  }
 }
