@@ -459,21 +459,69 @@ async function copyProject(src: string, dest: string): Promise<void> {
   }
 }
 
-/** Paths below the working directory that the step layers provide (kept over the project). */
+/**
+ * Paths below the working directory that the step layers provide (kept over the project). A
+ * directory the project has too (not empty) is descended into, so `outputs = ["web/node_modules"]`
+ * keeps `/app/web/node_modules` and leaves the rest of the project's `web/` visible; a declared
+ * output, a directory the step replaced (opaque) or one the project lacks is kept whole.
+ */
 export function keptPaths(
-  env: Pick<SandboxEnv, "store" | "workdir" | "steps">,
+  env: Pick<SandboxEnv, "store" | "workdir" | "steps"> & { spec: Pick<EnvSpec, "dir" | "build"> },
 ): string[] {
   const wd = env.workdir.replace(/^\/+/, "");
+  const outputs = new Set(env.spec.build.steps.flatMap((s) => s.outputs));
+  // a declared output is kept whole, and so is an empty directory (the mount point runc made)
+  const isProjectDir = (rel: string): boolean => {
+    if (outputs.has(rel)) return false;
+    try {
+      if (!Deno.lstatSync(`${env.spec.dir}/${rel}`).isDirectory) return false;
+      for (const _ of Deno.readDirSync(`${env.spec.dir}/${rel}`)) return true;
+      return false;
+    } catch {
+      return false;
+    }
+  };
   const out = new Set<string>();
   for (const s of env.steps) {
     const d = Tree.load(env.store, s.layer).get(wd);
     if (d instanceof MemDir) {
-      for (const name of d.entries.keys()) {
-        if (!name.startsWith(".wh.")) out.add(`${env.workdir}/${name}`);
-      }
+      for (const rel of keptBelow(d, isProjectDir)) out.add(`${env.workdir}/${rel}`);
     }
   }
   return [...out].sort();
+}
+
+/**
+ * The paths (relative to `dir`) a layer's directory keeps over the project: each entry, except
+ * that a directory which the project also has as a directory (`isProjectDir`) and which the layer
+ * did not make opaque is replaced by what is kept below it. Whiteouts are skipped.
+ *
+ * @example
+ * ```ts
+ * import { MemDir } from "../dag/tree.ts";
+ * import { keptBelow } from "./sandbox_steps.ts";
+ * const web = new MemDir();
+ * web.entries.set("node_modules", new MemDir());
+ * const top = new MemDir();
+ * top.entries.set("web", web);
+ * keptBelow(top, (p) => p === "web"); // ["web/node_modules"]
+ * ```
+ */
+export function keptBelow(dir: MemDir, isProjectDir: (rel: string) => boolean): string[] {
+  const out: string[] = [];
+  const stack: [MemDir, string][] = [[dir, ""]];
+  while (stack.length) {
+    const [d, prefix] = stack.pop()!;
+    for (const [name, e] of d.entries) {
+      if (name.startsWith(".wh.")) continue;
+      const rel = prefix + name;
+      if (
+        e instanceof MemDir && !e.entries.has(".wh..wh..opq") && isProjectDir(rel)
+      ) stack.push([e, `${rel}/`]);
+      else out.push(rel);
+    }
+  }
+  return out.sort();
 }
 
 /** Where the environment's root and writable layer live: `<project>/.hd/sandbox`. */

@@ -237,3 +237,32 @@ testIf(skip, "what a build killed mid-step left behind is unmounted and removed"
     await reg.stop();
   }
 });
+
+testIf(skip, "an output in a subdirectory keeps the rest of that directory visible", async () => {
+  using tmp = tempDir();
+  const { reg, ref } = await busyboxRegistry(tmp.path);
+  const store = `${tmp.path}/store`;
+  const dir = `${tmp.path}/proj`;
+  project(
+    dir,
+    ref,
+    `  { run = "mkdir -p web/node_modules/m && echo mod > web/node_modules/m/i.js", ` +
+      `inputs = ["src"], outputs = ["web/node_modules"] },`,
+  );
+  Deno.mkdirSync(`${dir}/web/src`, { recursive: true });
+  Deno.writeTextFileSync(`${dir}/web/package.json`, "{}\n");
+  Deno.writeTextFileSync(`${dir}/web/src/app.js`, "app\n");
+  try {
+    const cmd = "cat web/package.json web/src/app.js web/node_modules/m/i.js";
+    const r = await hd(["shell", "--", "sh", "-c", cmd], { store, cwd: dir });
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.stdout, "{}\napp\nmod\n");
+    // an edit of the project's web/ shows through at once (web/ itself is the project's)
+    Deno.writeTextFileSync(`${dir}/web/src/app.js`, "app2\n");
+    const r2 = await hd(["shell", "--", "cat", "web/src/app.js"], { store, cwd: dir });
+    assertEquals(r2.stdout, "app2\n", r2.stderr);
+  } finally {
+    await reg.stop();
+    unmountEnv(loadSpec(`${dir}/hd.toml`));
+  }
+});
