@@ -266,3 +266,29 @@ testIf(skip, "an output in a subdirectory keeps the rest of that directory visib
     unmountEnv(loadSpec(`${dir}/hd.toml`));
   }
 });
+
+testIf(
+  skip,
+  "hd status reports the step hashes `hd up` uses with a base (the pulled image's id)",
+  async () => {
+    using tmp = tempDir();
+    const { reg, ref } = await busyboxRegistry(tmp.path);
+    const store = `${tmp.path}/store`;
+    const dir = `${tmp.path}/proj`;
+    project(dir, ref, `  { run = "echo x > /opt/x", inputs = ["src"] },`);
+    try {
+      const before = JSON.parse((await hd(["status", "--json"], { store, cwd: dir })).stdout);
+      assertEquals(before.steps[0].cached, false);
+      const r = await hd(["shell", "--", "cat", "/opt/x"], { store, cwd: dir });
+      assertEquals(r.code, 0, r.stderr);
+      const s = await hd(["status", "--json"], { store, cwd: dir });
+      assertEquals(s.code, 0, s.stderr);
+      const st = JSON.parse(s.stdout);
+      assertEquals(st.steps[0].cached, true, "the hash status shows is the one the build recorded");
+      assertEquals(st.env.upToDate, true);
+    } finally {
+      await reg.stop();
+      unmountEnv(loadSpec(`${dir}/hd.toml`));
+    }
+  },
+);
