@@ -465,7 +465,12 @@ export class DevLoop {
     // a sandboxed environment whose root changed (a step's layer): every service restarts in it
     const rootChanged = failed.length === 0 && !stopping && plan.rerun.length > 0 &&
       await this.runtime.ready();
-    const restart = planRestart(this.#planState(), plan, { failed, stopping, rootChanged });
+    const restart = planRestart(this.#planState(), plan, {
+      failed,
+      stopping,
+      rootChanged,
+      ran: stepsRun,
+    });
     for (const line of restart.lines) this.#print(line);
     const restarted = restart.services.length
       ? await this.supervisor.restart(restart.services)

@@ -122,9 +122,13 @@ testIf(NEEDS, "loop: steps re-run by hash; a change during a step is the next up
     assertEquals(lines(log), ["install", "build", "build"].concat(["build"]));
     const s = loop.status();
     assertEquals(s.lastUpdate!.modified, ["other.txt"]);
-    assertEquals(s.lastUpdate!.restarted, []); // nobody watches other.txt
-    assertEquals(loop.supervisor.status()[0].restarts, 1); // app, for app.js
-    assertEquals(loop.supervisor.status()[1].pid, sidePid); // side never restarted
+    // nobody watches other.txt, but the chained build re-ran: every service restarts on its
+    // outputs (a re-run step never leaves the old processes running)
+    assertEquals(s.lastUpdate!.stepsRun, [1]);
+    assertEquals(s.lastUpdate!.restarted.sort(), ["app", "side"]);
+    assert(out.some((l) => l.includes("step 2 re-ran: every service")), out.join("\n"));
+    assertEquals(loop.supervisor.status()[0].restarts, 2); // app.js, then the build again
+    assert(loop.supervisor.status()[1].pid !== sidePid, "side restarted after the build");
     // the step's outputs are not tracked: vendor/ never shows up as a change
     assert(!out.some((l) => /root .*vendor/.test(l)), out.join("\n"));
 
@@ -133,6 +137,8 @@ testIf(NEEDS, "loop: steps re-run by hash; a change during a step is the next up
     await waitFor(() => loop.status().updates === 3, "third update", 20_000);
     assertEquals(loop.status().lastUpdate!.stepsRun, [0, 1]);
     assertEquals(Deno.readTextFileSync(`${dir}/vendor/x`), "v2");
+    // the re-run install restarted what runs on its outputs: side too, which watches nothing
+    assertEquals(loop.status().lastUpdate!.restarted.sort(), ["app", "side"]);
   }
 
   // a new loop on the unchanged tree: every step cached, nothing runs
