@@ -551,6 +551,19 @@ export function parseSpec(
     }
   }
 
+  // apt packages are installed into a layer over the base image: without one there is nowhere
+  const apt = dependencies.find((d) => d.provider === "apt");
+  if (apt !== undefined && environment.base === null) {
+    v.fail(
+      "dependencies.apt",
+      "apt packages cannot be installed on the host: [environment] has no base image",
+      `add base = "debian:12" (or another Debian image) to [environment], or install ${
+        apt.form === "list" && apt.packages.length ? apt.packages.join(", ") : "them"
+      } on this machine yourself and remove the apt entry`,
+      true,
+    );
+  }
+
   // [build]
   const build: EnvSpec["build"] = { steps: [], cache: [] };
   if (doc.build !== undefined) {
