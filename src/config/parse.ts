@@ -24,6 +24,14 @@ import { declaredVolumes, serviceVolumes, VOLUME_KEYS } from "./volume_keys.ts";
 import { dotEnv, ENV_FILE_KEYS, envFileVars } from "./env_files.ts";
 import { interpolateDoc } from "./interpolate.ts";
 import { checkServiceSecrets, parseSecrets, SECRET_KEYS, serviceSecrets } from "./secret_keys.ts";
+import {
+  expandReplicas,
+  REPLICA_KEYS,
+  replicaClash,
+  scaleRefusal,
+  serviceProfiles,
+  serviceScale,
+} from "./replica_keys.ts";
 import { hostPortClash, parsePortEntry, publishedClash } from "./ports.ts";
 import type {
   BuildStepSpec,
@@ -70,6 +78,7 @@ export const KNOWN_KEYS = {
     ...VOLUME_KEYS,
     ...ENV_FILE_KEYS,
     ...SECRET_KEYS,
+    ...REPLICA_KEYS,
     "aliases",
     "ports",
     "healthcheck",
@@ -647,6 +656,26 @@ export function parseSpec(
         "publish each host port once",
       );
     }
+    // scale = N: N replicas NAME-1..N, each a service of its own (src/config/replica_keys.ts)
+    const scales: Record<string, number> = {};
+    for (const [sname, sv] of Object.entries(st)) {
+      const n = serviceScale(v, `services.${sname}`, sv as Record<string, unknown>);
+      const no = n === null ? null : scaleRefusal(services[sname], n, onHost(services[sname]));
+      if (no) v.fail(`services.${sname}.${no.key}`, no.what, no.hint, true);
+      if (n !== null && n > 1) scales[sname] = n;
+    }
+    const clashing = replicaClash(Object.keys(services), scales);
+    if (clashing) {
+      v.fail(
+        `services.${clashing[1]}.scale`,
+        `replica "${clashing[0]}" of "${clashing[1]}" has the name of another service`,
+        `rename service "${clashing[0]}"`,
+        true,
+      );
+    }
+    const expanded = expandReplicas(services, scales, (n) => !onHost(services[n]));
+    for (const k of Object.keys(services)) delete services[k];
+    Object.assign(services, expanded);
   }
 
   // [files]
@@ -828,6 +857,7 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     ...run,
     ...serviceVolumes(v, path, t, base || run.image !== undefined),
     ...serviceSecrets(v, path, t),
+    ...serviceProfiles(v, path, t),
   };
 }
 

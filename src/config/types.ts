@@ -86,6 +86,10 @@ export interface ServiceSpec {
   ports?: PublishedPort[];
   /** Where port readiness connects (set by the sandbox runtime: the service's own address). */
   readyHost?: string;
+  /** `profiles`: started only when one of them is active (`hd up --profile`); absent: always. */
+  profiles?: string[];
+  /** A replica of a `scale = N` service: the service's name as written and this one's number. */
+  replicaOf?: { name: string; index: number; scale: number };
 }
 
 /** What a dependency must reach before a dependent starts (compose's `depends_on` conditions). */
