@@ -44,6 +44,7 @@ import { GlobSet } from "../watch/pathmap.ts";
 import { applyChanges, type UpdateResult } from "../watch/update.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
 import { configChanged, planRestart, type PlanState, planUpdate } from "./plan.ts";
+import { replicaTargets, type Selection, selectServices } from "./profiles.ts";
 import { listenersOnPort } from "./readiness.ts";
 import { ownOutputFiles } from "../watch/own_output.ts";
 import { CA_CERTS_HINT, tlsInterception } from "../runtime/ca_certs.ts";
@@ -78,6 +79,8 @@ export interface DevLoopOptions {
   store: Store;
   /** Services to run (with their dependencies); default all. */
   only?: string[];
+  /** Active profiles (`--profile`, `HD_PROFILES`): see src/services/profiles.ts. */
+  profiles?: string[];
   /** Receives every line: hd's messages, build output, service output. */
   print: (source: LineSource, line: string) => void;
   /** Structured events (for --json). */
@@ -200,6 +203,8 @@ export class DevLoop {
   #captureTimer: ReturnType<typeof setTimeout> | null = null;
   #updates = 0;
   #last: UpdateReport | null = null;
+  /** What profiles and the named services start (src/services/profiles.ts). */
+  #selection: Selection;
   /** The service supervisor. */
   readonly supervisor: Supervisor;
   /** Where steps and services run: the host, or the sandbox of the `base` image. */
@@ -233,8 +238,10 @@ export class DevLoop {
       },
       onChange: opts.onChange,
     });
-    if (opts.only?.length) {
-      for (const n of opts.only) {
+    // a scaled service's name stands for its replicas
+    const only = replicaTargets(opts.spec.services, opts.only ?? []);
+    if (only.length) {
+      for (const n of only) {
         if (!opts.spec.services[n]) {
           throw new HdError(
             `Cannot start service "${n}": no such service in ${opts.spec.file}`,
@@ -244,6 +251,7 @@ export class DevLoop {
         }
       }
     }
+    this.#selection = selectServices(opts.spec.services, opts.profiles ?? [], only);
   }
 
   get #cachePath(): string {
@@ -355,7 +363,7 @@ export class DevLoop {
         );
       }
     }
-    this.supervisor.start(this.#o.only?.length ? this.#o.only : undefined);
+    this.supervisor.start(this.#selection.start);
     this.#captureSoon();
   }
 
@@ -557,7 +565,11 @@ export class DevLoop {
       root: this.#envRoot,
       files: this.#filesRoot,
       steps: this.#steps.map((s) => ({ ...s })),
-      services: this.supervisor.status(),
+      services: this.supervisor.status().map((x) =>
+        this.#selection.inactive[x.name] && x.state === "stopped"
+          ? { ...x, inactive: this.#selection.inactive[x.name] }
+          : x
+      ),
       updates: this.#updates,
       lastUpdate: this.#last,
       watching: this.#watcher !== null,

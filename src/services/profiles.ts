@@ -95,3 +95,29 @@ export function profilesFrom(flags: readonly string[], env: string | undefined):
   const all = [...flags, ...(env ?? "").split(",")].map((p) => p.trim()).filter(Boolean);
   return [...new Set(all)];
 }
+
+/**
+ * `targets` with each name of a scaled service (`scale = N`) replaced by its replicas, so that
+ * `hd up api` starts `api-1`…`api-N`; other names are kept as they are (an unknown one is the
+ * caller's error).
+ *
+ * @example
+ * ```ts
+ * import { replicaTargets } from "./profiles.ts";
+ * declare const services: Record<string, import("../config/types.ts").ServiceSpec>;
+ * replicaTargets(services, ["api"]); // ["api-1", "api-2"] when api has scale = 2
+ * ```
+ */
+export function replicaTargets(
+  services: Record<string, Pick<ServiceSpec, "replicaOf">>,
+  targets: readonly string[],
+): string[] {
+  const out: string[] = [];
+  for (const t of targets) {
+    const replicas = services[t] === undefined
+      ? Object.entries(services).filter(([, s]) => s.replicaOf?.name === t).map(([n]) => n)
+      : [];
+    for (const n of replicas.length ? replicas : [t]) if (!out.includes(n)) out.push(n);
+  }
+  return out;
+}

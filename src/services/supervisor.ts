@@ -81,6 +81,8 @@ export interface ServiceStatus {
   healthOutput: string | null;
   /** Why the service is "failed" (a dependency's condition), else null. */
   reason: string | null;
+  /** Not started because none of its profiles is active: its profiles (set by the loop). */
+  inactive?: string[];
 }
 
 /** Options of a {@link Supervisor}. */
