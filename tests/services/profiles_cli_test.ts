@@ -99,6 +99,16 @@ testIf(NEEDS, "profiles: inactive until asked for; replicas each run on their ow
   assertIncludes(env.stderr, 'no service has profile "nope"');
   s = await ps(opts);
   assertEquals(by("trace").state, "running");
+
+  // a scaled service's name: exec runs in its first replica, restart restarts every replica
+  const ex = await hd(["exec", "worker", "sh", "-c", "echo $HD_SERVICE"], opts);
+  assertEquals([ex.code, ex.stdout], [0, "worker-1\n"], ex.stderr);
+  const rs = await hd(["restart", "worker", "--json"], opts);
+  assertEquals(rs.code, 0, rs.stderr);
+  const restarted = JSON.parse(rs.stdout).restarted as string[];
+  for (const n of ["worker-1", "worker-2", "worker-3", "after"]) {
+    assert(restarted.includes(n), `${n} restarted: ${restarted}`);
+  }
 });
 
 testIf(NEEDS, "profiles: a named service starts whatever its profiles; scaled names", async () => {
