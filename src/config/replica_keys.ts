@@ -11,7 +11,7 @@
  * ```ts
  * import { expandReplicas } from "./replica_keys.ts";
  * declare const services: Record<string, import("./types.ts").ServiceSpec>;
- * const out = expandReplicas(services, { api: 3 }, true); // api-1, api-2, api-3 instead of api
+ * const out = expandReplicas(services, { api: 3 }, () => true); // api-1…api-3 instead of api
  * ```
  * @module
  */
