@@ -58,21 +58,19 @@ function applyXattrs(
 }
 
 /**
- * The key under which regular files of an image tree are written as one inode (hardlinks): the
- * File node's id when it carries an image's metadata (an mtime), else null (project files are
- * never linked: editing one copy must not change another). A tar hardlink is the same File node
- * twice, so a hardlinked pair of an image comes out as a hardlinked pair, as `umoci unpack` makes
- * it. The tree records no inode identity: two separate image files with identical bytes, mode,
- * owner, mtime and xattrs are linked too.
+ * The key under which regular files of a tree are written as one inode (hardlinks), or null: a
+ * file of an image layer that was hardlinked in its tar carries a link group (FileNode.link), and
+ * the entries whose File nodes are equal — content, metadata and group — come out as one inode, as
+ * `umoci unpack` makes them. Separate files with the same bytes stay separate files.
  *
  * @example
  * ```ts
  * import { hardlinkKey } from "./checkout.ts";
- * hardlinkKey({ type: "file", mode: 0o100644, size: 0, chunks: [] }); // null: no mtime
+ * hardlinkKey({ type: "file", mode: 0o100644, size: 0, chunks: [] }); // null: not a link
  * ```
  */
 export function hardlinkKey(f: FileNode): string | null {
-  if ((f.mode & S_IFMT) !== S_IFREG || f.mtime === undefined) return null;
+  if ((f.mode & S_IFMT) !== S_IFREG || f.link === undefined) return null;
   return nodeId(f);
 }
 
