@@ -286,6 +286,12 @@ testIf(
       const st = JSON.parse(s.stdout);
       assertEquals(st.steps[0].cached, true, "the hash status shows is the one the build recorded");
       assertEquals(st.env.upToDate, true);
+      // hd dag show compiles (and records) the same Env: status still says it is up to date
+      const show = await hd(["dag", "show", "--json"], { store, cwd: dir });
+      assertEquals(show.code, 0, show.stderr);
+      const again = JSON.parse((await hd(["status", "--json"], { store, cwd: dir })).stdout);
+      assertEquals(again.env.upToDate, true, "dag show recorded the Env hd up uses");
+      assertEquals(again.env.id, st.env.id);
     } finally {
       await reg.stop();
       unmountEnv(loadSpec(`${dir}/hd.toml`));
