@@ -154,7 +154,7 @@ export function configChanged(spec: EnvSpec, changed: readonly string[]): boolea
 
 /**
  * Which services a new hd.toml changes when nothing but services' own settings changed (command,
- * env, watch, port, restart policy, workdir — not their names or dependencies), or null when it
+ * env, watch, port, restart policy, workdir — not their names, dependencies or profiles), or null when it
  * takes a reload: anything else changed, or the runtime cannot apply a service's settings by a
  * restart (`servicesInPlace` false: the sandbox).
  *
@@ -183,6 +183,8 @@ export function configChange(
   if (names.some((n) => !same(old.services[n].depends_on, fresh.services[n]?.depends_on))) {
     return null;
   }
+  // the active services are chosen when the loop starts (src/services/profiles.ts)
+  if (names.some((n) => !same(old.services[n].profiles, fresh.services[n]?.profiles))) return null;
   return names.filter((n) => !same(old.services[n], fresh.services[n]));
 }
 

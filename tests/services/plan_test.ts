@@ -424,6 +424,8 @@ Deno.test("plan: which hd.toml edits apply in place, which reload (configChange)
       null,
     ],
     ["depends_on", edited((s) => s.services.web.depends_on = ["db"]), true, null],
+    // which services are active is decided when the loop starts: a new profile set reloads
+    ["profiles", edited((s) => s.services.worker.profiles = ["debug"]), true, null],
     ["a service removed", edited((s) => delete s.services.worker), true, null],
     [
       "services reordered",
