@@ -494,7 +494,8 @@ export function keptPaths(
 /**
  * The paths (relative to `dir`) a layer's directory keeps over the project: each entry, except
  * that a directory which the project also has as a directory (`isProjectDir`) and which the layer
- * did not make opaque is replaced by what is kept below it. Whiteouts are skipped.
+ * did not make opaque is replaced by what is kept below it — unless that is more than `limit`
+ * paths (each is a bind mount), when the directory is kept whole. Whiteouts are skipped.
  *
  * @example
  * ```ts
@@ -507,22 +508,29 @@ export function keptPaths(
  * keptBelow(top, (p) => p === "web"); // ["web/node_modules"]
  * ```
  */
-export function keptBelow(dir: MemDir, isProjectDir: (rel: string) => boolean): string[] {
-  const out: string[] = [];
-  const stack: [MemDir, string][] = [[dir, ""]];
-  while (stack.length) {
-    const [d, prefix] = stack.pop()!;
+export function keptBelow(
+  dir: MemDir,
+  isProjectDir: (rel: string) => boolean,
+  limit = KEPT_BELOW_LIMIT,
+): string[] {
+  const walk = (d: MemDir, prefix: string): string[] => {
+    const out: string[] = [];
     for (const [name, e] of d.entries) {
       if (name.startsWith(".wh.")) continue;
       const rel = prefix + name;
-      if (
-        e instanceof MemDir && !e.entries.has(".wh..wh..opq") && isProjectDir(rel)
-      ) stack.push([e, `${rel}/`]);
-      else out.push(rel);
+      if (e instanceof MemDir && !e.entries.has(".wh..wh..opq") && isProjectDir(rel)) {
+        const inner = walk(e, `${rel}/`);
+        if (inner.length > limit) out.push(rel);
+        else out.push(...inner);
+      } else out.push(rel);
     }
-  }
-  return out.sort();
+    return out;
+  };
+  return walk(dir, "").sort();
 }
+
+/** At most this many kept paths below one directory the project has too (see keptBelow). */
+export const KEPT_BELOW_LIMIT = 64;
 
 /** Where the environment's root and writable layer live: `<project>/.hd/sandbox`. */
 export function envSandboxDir(spec: EnvSpec): string {
