@@ -469,6 +469,9 @@ export class DevLoop {
     const failed = plan.rerun.length ? await this.#runSteps(new Set(plan.rerun)) : [];
     const tSteps = performance.now();
     const stepsRun = plan.rerun.filter((i) => this.#steps[i].state === "ran");
+    // only a step that writes declared outputs hands the services new files to run on; a step
+    // without outputs (a check, a chained script) re-running restarts nobody by itself
+    const wroteOutputs = stepsRun.filter((i) => this.#spec.build.steps[i].outputs.length > 0);
     const stopping = this.#stopping;
     // a sandboxed environment whose root changed (a step's layer): every service restarts in it
     const rootChanged = failed.length === 0 && !stopping && plan.rerun.length > 0 &&
@@ -477,7 +480,7 @@ export class DevLoop {
       failed,
       stopping,
       rootChanged,
-      ran: stepsRun,
+      ran: wroteOutputs,
     });
     for (const line of restart.lines) this.#print(line);
     const restarted = restart.services.length
