@@ -5,7 +5,19 @@
  */
 import type { Bench, BenchRow } from "./lib.ts";
 
-const MODULES = ["cas", "spec", "loop", "fuse", "oci", "sandbox", "ingest"];
+const MODULES = [
+  "cas",
+  "spec",
+  "loop",
+  "warm",
+  "steps",
+  "fuse",
+  "oci",
+  "sandbox",
+  "ingest",
+  "export",
+  "remote",
+];
 
 const only = (() => {
   const i = Deno.args.indexOf("--only");

@@ -83,6 +83,8 @@ function supervisorCommand(ctx: Context): string[] {
   const args = [...entryArgs(), "up", "--supervise"];
   if (typeof ctx.values.file === "string") args.push("--file", ctx.values.file);
   for (const p of (ctx.values.profile as string[] | undefined) ?? []) args.push("--profile", p);
+  if (typeof ctx.values.cache === "string") args.push("--cache", ctx.values.cache);
+  if (ctx.values["push-cache"]) args.push("--push-cache");
   return [Deno.execPath(), ...args, ...ctx.positionals];
 }
 
@@ -360,6 +362,10 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
         width = Math.max(...names.map((n) => n.length));
       },
       onNote: (line) => ctx.out.note(line),
+      remote: {
+        flag: typeof ctx.values.cache === "string" ? ctx.values.cache : undefined,
+        push: !!ctx.values["push-cache"],
+      },
     });
   } catch (e) {
     // the detached supervisor tells the `hd up -d` that started it by its exit code
@@ -379,13 +385,14 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
  * @example
  * ```ts
  * import { up } from "./up.ts";
- * console.log(up.usage); // hd up [-d] [SERVICE…] [--file hd.toml]
+ * console.log(up.usage); // hd up [-d] [SERVICE…] [--file hd.toml] [--cache REF] [--push-cache]
  * ```
  */
 export const up: Command = {
   name: "up",
   summary: "build the environment, start its services, and watch for changes",
-  usage: "hd up [-d [--wait [--wait-timeout 60s]]] [--profile NAME…] [SERVICE…] [--file hd.toml]",
+  usage:
+    "hd up [-d [--wait [--wait-timeout 60s]]] [--profile NAME…] [SERVICE…] [--file hd.toml] [--cache REF] [--push-cache]",
   options: {
     detach: { type: "boolean", short: "d", help: "run in the background (a supervisor)" },
     wait: {
@@ -404,6 +411,15 @@ export const up: Command = {
     },
     file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" },
     supervise: { type: "boolean", help: "(internal) be the detached supervisor", hidden: true },
+    cache: {
+      type: "string",
+      help: "remote build cache REGISTRY/REPO or s3://BUCKET/PREFIX (over HD_REMOTE_CACHE, " +
+        "hd.toml's [remote] cache; off: none)",
+    },
+    "push-cache": {
+      type: "boolean",
+      help: "push each step that ran to the remote cache (for CI)",
+    },
   },
   async run(ctx) {
     const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);

@@ -62,6 +62,7 @@ export const KNOWN_KEYS = {
     "options",
     "volumes",
     "secrets",
+    "remote",
   ],
   environment: ["name", "base", "env", "workdir", "ca_certs", ...ENV_FILE_KEYS],
   build: ["steps", "cache"],
@@ -72,6 +73,7 @@ export const KNOWN_KEYS = {
     "port",
     "depends_on",
     "restart_policy",
+    "reload",
     "env",
     "workdir",
     ...RUN_KEYS,
@@ -85,8 +87,9 @@ export const KNOWN_KEYS = {
   ],
   healthcheck: ["test", "http", "tcp", "interval", "timeout", "retries", "start_period"],
   files: ["include", "exclude"],
-  options: ["restart_grace", "debounce"],
+  options: ["restart_grace", "debounce", "jobs"],
   fileDependency: ["file"],
+  remote: ["cache"],
 } as const;
 
 const RESTART_POLICIES: RestartPolicy[] = ["always", "on_failure", "never"];
@@ -702,10 +705,55 @@ export function parseSpec(
       DEFAULT_OPTIONS.restartGraceMs,
     );
     options.debounceMs = v.duration("options.debounce", o.debounce, DEFAULT_OPTIONS.debounceMs);
+    if (o.jobs !== undefined) {
+      const j = typeof o.jobs === "bigint" ? Number(o.jobs) : o.jobs;
+      if (typeof j !== "number" || !Number.isInteger(j) || j < 1 || j > 1024) {
+        v.fail(
+          "options.jobs",
+          `jobs must be an integer from 1 to 1024, not ${
+            typeof o.jobs === "number" || typeof o.jobs === "bigint"
+              ? String(o.jobs)
+              : typeof o.jobs === "string"
+              ? `"${o.jobs}"`
+              : typeName(o.jobs)
+          }`,
+          typeof o.jobs === "string" && /^\d+$/.test(o.jobs)
+            ? `remove the quotes: jobs = ${o.jobs}`
+            : "jobs = N runs at most N independent build steps at once (leave it out: one per core)",
+        );
+      }
+      options.jobs = j;
+    }
+  }
+
+  // [remote]: the shared build cache (src/remote), "REGISTRY/REPO" or "s3://BUCKET/PREFIX"
+  let remote: EnvSpec["remote"];
+  if (doc.remote !== undefined) {
+    const r = v.table("remote", doc.remote, "[remote]");
+    v.keys("remote", r, KNOWN_KEYS.remote, "[remote]");
+    const c = r.cache === undefined ? "" : v.str("remote.cache", r.cache);
+    if (c && !/^s3:\/\/[^/]+|^[^/\s]+\/[^\s]+$/.test(c)) {
+      v.fail(
+        "remote.cache",
+        `remote.cache must be "REGISTRY/REPOSITORY" or "s3://BUCKET/PREFIX", not "${c}"`,
+        'write cache = "registry.example.com/team/hd-cache"',
+      );
+    }
+    remote = { cache: c || null };
   }
 
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
-  const spec: EnvSpec = { file, dir, environment, dependencies, build, services, files, options };
+  const spec: EnvSpec = {
+    file,
+    dir,
+    environment,
+    dependencies,
+    build,
+    services,
+    files,
+    options,
+    remote,
+  };
   if (doc.volumes !== undefined) spec.volumes = declaredVolumes(v, doc.volumes);
   if (doc.secrets !== undefined) spec.secrets = parseSecrets(v, doc.secrets, v.lookup);
   checkServiceSecrets(v, services, spec.secrets ?? {});
@@ -816,6 +864,21 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     }
     restart_policy = r as RestartPolicy;
   }
+  // reload = "warm": restarts hand over to a standby that preloaded the unchanged modules
+  let reload: "warm" | "restart" | undefined;
+  if (t.reload !== undefined) {
+    const r = v.str(`${path}.reload`, t.reload);
+    if (r !== "warm" && r !== "restart") {
+      v.fail(
+        `${path}.reload`,
+        `reload must be "warm" or "restart", not "${r}"`,
+        didYouMean(r, ["warm", "restart"])
+          ? `did you mean "${didYouMean(r, ["warm", "restart"])}"?`
+          : 'write reload = "warm"',
+      );
+    }
+    reload = r;
+  }
   let env = t.env === undefined ? {} : v.env(`${path}.env`, t.env);
   if (t.env_file !== undefined) {
     const onFile = (f: string) => v.configFiles.push(f);
@@ -849,6 +912,7 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     port,
     depends_on,
     restart_policy,
+    ...(reload ? { reload } : {}),
     env,
     workdir,
     at: v.at(path, true),

@@ -44,7 +44,9 @@ import { isMountPoint, mountRootfs, type Rootfs, unmountRootfs } from "../sandbo
 import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/container.ts";
 import { checkSandboxPath, mkdirInRoot } from "../sandbox/inroot.ts";
 import { othersRunningIn, sweepContainers } from "../sandbox/runc.ts";
-import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./step_cache.ts";
+import { cacheBinds, cachedLayer, cacheTarget, recordLayer, stepBaseId } from "./step_cache.ts";
+import { layerFromRemote } from "./remote_steps.ts";
+import type { RemoteCache } from "../remote/cache.ts";
 import { aptLayer } from "./apt_layer.ts";
 import { exists } from "../sys/fs.ts";
 import { isAlive } from "../sys/proc.ts";
@@ -105,6 +107,8 @@ export interface PrepareOptions {
   caCerts?: boolean;
   /** Aborting stops a running step (its sandbox gets SIGTERM, then SIGKILL). */
   signal?: AbortSignal;
+  /** The remote build cache, looked at before a step runs (src/runtime/remote_steps.ts). */
+  remote?: RemoteCache | null;
 }
 
 /**
@@ -202,7 +206,7 @@ export async function prepareEnv(
   };
   const image = await baseImage(store, spec, opts.onNote);
   lap("image");
-  const compiled = await compileEnv(store, spec, { baseId: image.record });
+  const compiled = await compileEnv(store, spec, { baseId: stepBaseId(store, image) });
   lap("compile");
   for (const id of image.layers.map((l) => l.tree)) {
     const m = materializeLayer(store, id);
@@ -228,7 +232,8 @@ export async function prepareEnv(
     const need = [...deps[s.index]].sort((a, b) => a - b);
     const mine = await Promise.all(need.map((j) => pending.get(j)!));
     const t0 = performance.now();
-    const hit = cachedLayer(store, s.id);
+    const hit = cachedLayer(store, s.id) ??
+      (opts.remote ? await layerFromRemote(store, opts.remote, s.id, opts.onNote) : null);
     opts.onStep?.(s, hit !== null);
     const ctx = { ...prep, layers: [...below, ...mine.map((r) => r.layer)] };
     const layer = hit ?? await runStep(ctx, s, opts);

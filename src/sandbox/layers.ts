@@ -247,12 +247,14 @@ export interface CapturedLayer {
 /**
  * Ingests an overlay upperdir as a layer tree: files, symlinks, directories (with owners and
  * modes), device nodes; a 0:0 character device becomes a `.wh.NAME` file and an opaque directory
- * gets a `.wh..wh..opq` entry. Paths in `exclude` (relative to the upperdir) are left out.
+ * gets a `.wh..wh..opq` entry. Paths in `exclude` (relative to the upperdir) are left out. With
+ * `root`, the directory's own mode and owner become the tree root's (a volume's snapshot; an
+ * upperdir's own metadata is not part of a layer, whose root is 0755 root).
  */
 export function captureLayer(
   store: Store,
   upper: string,
-  opts: { exclude?: string[] } = {},
+  opts: { exclude?: string[]; root?: boolean } = {},
 ): CapturedLayer {
   const exclude = new Set((opts.exclude ?? []).map((p) => p.replace(/^\/+|\/+$/g, "")));
   const out: CapturedLayer = { id: "", files: 0, bytes: 0, whiteouts: 0, empty: true };
@@ -297,7 +299,9 @@ export function captureLayer(
       }
     }
   };
-  const root = new MemDir(S_IFDIR | 0o755);
+  const top = opts.root ? Deno.statSync(upper) : null;
+  const root = new MemDir(top ? top.mode! : S_IFDIR | 0o755);
+  if (top) root.meta = keep(top);
   walk(upper, "", root);
   out.id = new Tree(root).commit(store);
   return out;

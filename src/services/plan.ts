@@ -368,3 +368,94 @@ function list(paths: readonly string[]): string {
     ? paths.join(", ")
     : `${paths.slice(0, 3).join(", ")} and ${paths.length - 3} more`;
 }
+
+/**
+ * Where a run of build steps stands, the input of {@link nextSteps}: the dependency sets
+ * (`stepDeps` of src/runtime/sandbox_steps.ts: for each step, the earlier steps it depends on,
+ * transitively), the steps of this run not started yet, those running, those that failed in this
+ * run, and how many may run at once.
+ */
+export interface StepQueue {
+  /** For each step (by index), the steps it depends on. */
+  deps: readonly ReadonlySet<number>[];
+  /** Steps of this run not started yet. */
+  todo: readonly number[];
+  /** Steps of this run running now. */
+  running: readonly number[];
+  /** Steps of this run that failed. */
+  failed: readonly number[];
+  /** At most this many steps run at once (at least 1). */
+  jobs: number;
+}
+
+/**
+ * The steps to start now, lowest index first: those of `todo` none of whose dependencies is still
+ * to run, running or failed in this run (a step outside the run is done: cached or ran before),
+ * as many as free slots allow. After a failure nothing new starts: the steps already running
+ * finish, the rest stay pending (the failed step's dependents cannot run, and an independent one
+ * not yet started is not worth delaying the report of the failure for).
+ *
+ * @example
+ * ```ts
+ * import { nextSteps } from "./plan.ts";
+ * const deps = [new Set<number>(), new Set<number>(), new Set([0, 1])];
+ * nextSteps({ deps, todo: [0, 1, 2], running: [], failed: [], jobs: 4 }); // [0, 1]
+ * nextSteps({ deps, todo: [2], running: [1], failed: [], jobs: 4 }); // []
+ * nextSteps({ deps, todo: [2], running: [], failed: [], jobs: 4 }); // [2]
+ * ```
+ */
+export function nextSteps(q: StepQueue): number[] {
+  if (q.failed.length) return [];
+  const open = new Set([...q.todo, ...q.running]);
+  const free = Math.max(1, Math.floor(q.jobs)) - q.running.length;
+  const out: number[] = [];
+  for (const i of [...q.todo].sort((a, b) => a - b)) {
+    if (out.length >= free) break;
+    if (![...(q.deps[i] ?? [])].some((d) => open.has(d))) out.push(i);
+  }
+  return out;
+}
+
+/**
+ * The waves of a run where every step takes the same time: each wave the steps {@link nextSteps}
+ * starts once the previous wave finished — a summary of the schedule for tests and docs; `hd up`
+ * itself follows the ready queue of {@link nextSteps}, which starts a step as soon as its own
+ * dependencies are done.
+ *
+ * @example
+ * ```ts
+ * import { stepWaves } from "./plan.ts";
+ * const deps = [new Set<number>(), new Set<number>(), new Set([0, 1])];
+ * stepWaves(deps, [0, 1, 2], 4); // [[0, 1], [2]]
+ * stepWaves(deps, [0, 1, 2], 1); // [[0], [1], [2]]
+ * ```
+ */
+export function stepWaves(
+  deps: readonly ReadonlySet<number>[],
+  run: readonly number[],
+  jobs: number,
+): number[][] {
+  const waves: number[][] = [];
+  let todo = [...run];
+  while (todo.length) {
+    const wave = nextSteps({ deps, todo, running: [], failed: [], jobs });
+    if (!wave.length) break; // unreachable: a step depends on earlier steps only
+    waves.push(wave);
+    todo = todo.filter((i) => !wave.includes(i));
+  }
+  return waves;
+}
+
+/**
+ * How many build steps may run at once: `[options] jobs` when set, else `cores` (at least 1).
+ *
+ * @example
+ * ```ts
+ * import { stepJobs } from "./plan.ts";
+ * stepJobs(undefined, 8); // 8
+ * stepJobs(1, 8); // 1
+ * ```
+ */
+export function stepJobs(jobs: number | undefined, cores: number): number {
+  return Math.max(1, Math.floor(jobs ?? cores) || 1);
+}

@@ -125,6 +125,8 @@ export interface UpSessionOptions {
   onNote?: (line: string) => void;
   /** Stop on SIGINT/SIGTERM, kill on a second SIGINT (default true; false in tests). */
   signals?: boolean;
+  /** The remote build cache (`--cache`, `--push-cache`); see DevLoopOptions.remote. */
+  remote?: { flag?: string; push?: boolean };
 }
 
 /** One `hd up` of a project (see the module doc). */
@@ -300,6 +302,7 @@ export class UpSession {
         }, 0);
       },
       onSpecChange: () => this.reload(),
+      remote: this.#o.remote,
     });
   }
 

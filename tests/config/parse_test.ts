@@ -66,6 +66,12 @@ Deno.test("defaults: minimal file", () => {
   assertEquals(spec.options, { restartGraceMs: 5000, debounceMs: 50 });
 });
 
+Deno.test("[options] jobs: an integer bound of build steps at once (absent by default)", () => {
+  const spec = parseSpec('[environment]\nname = "x"\n[options]\njobs = 3\n', "/p/hd.toml");
+  assertEquals(spec.options, { restartGraceMs: 5000, debounceMs: 50, jobs: 3 });
+  assertEquals(parseSpec('[environment]\nname = "x"\n', "/p/hd.toml").options.jobs, undefined);
+});
+
 Deno.test("dependency forms, step forms and array-of-tables steps", () => {
   const spec = parseSpec(
     `[environment]
@@ -222,6 +228,21 @@ Deno.test("wrong types and values name the value's position", () => {
       '[environment]\nname = "a"\n[options]\ndebounce = 50\n',
       "50",
       /debounce must be a duration .* not an integer/,
+    ],
+    [
+      '[environment]\nname = "a"\n[options]\njobs = 0\n',
+      "0",
+      /jobs must be an integer from 1 to 1024, not 0 \(key options\.jobs\)$/,
+    ],
+    [
+      '[environment]\nname = "a"\n[options]\njobs = "4"\n',
+      '"4"',
+      /jobs must be an integer from 1 to 1024, not "4"/,
+    ],
+    [
+      '[environment]\nname = "a"\n[options]\njobs = 1.5\n',
+      "1.5",
+      /jobs must be an integer from 1 to 1024, not 1.5/,
     ],
     [
       '[environment]\nname = "a"\n[services.web]\ncommand = "x"\nrestart_policy = "alway"\n',

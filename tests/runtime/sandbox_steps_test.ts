@@ -11,6 +11,8 @@ import { isMountPoint } from "../../src/sandbox/rootfs.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
 import { cleanStaleBuilds, unmountEnv } from "../../src/runtime/sandbox_steps.ts";
 import { loadSpec } from "../../src/config/parse.ts";
+import { Store } from "../../src/cas/store.ts";
+import { DevLoop } from "../../src/services/loop.ts";
 
 const skip = skipUnless({
   root: true,
@@ -295,6 +297,58 @@ testIf(
     } finally {
       await reg.stop();
       unmountEnv(loadSpec(`${dir}/hd.toml`));
+    }
+  },
+);
+
+testIf(
+  skip,
+  "hd up's loop runs independent sandbox steps side by side, first and after an edit",
+  async () => {
+    using tmp = tempDir();
+    const { reg, ref } = await busyboxRegistry(tmp.path);
+    const dir = `${tmp.path}/proj`;
+    // a and b each wait for the other to have started in this round (the round is the content of
+    // src/msg.txt; the marker files live in the shared cache dir): they pass only side by side
+    const meet = (me: string, other: string) =>
+      `r=$(cat src/msg.txt); touch /root/.cache/x/${me}-$r; for i in $(seq 100); do ` +
+      `test -e /root/.cache/x/${other}-$r && break; sleep 0.05; done; test -e /root/.cache/x/${other}-$r`;
+    project(
+      dir,
+      ref,
+      [
+        `{ run = "${
+          meet("a", "b")
+        } && mkdir -p a && cat src/msg.txt > a/x", inputs = ["src"], outputs = ["a"] },`,
+        `{ run = "${
+          meet("b", "a")
+        } && mkdir -p b && echo B > b/x", inputs = ["src"], outputs = ["b"] },`,
+        `{ run = "cat a/x b/x > c.txt", inputs = ["a", "b/x"], outputs = ["c.txt"] },`,
+      ].map((l) => `  ${l}`).join("\n"),
+    );
+    const spec = loadSpec(`${dir}/hd.toml`);
+    const store = Store.open(`${tmp.path}/store`, { create: true });
+    const out: string[] = [];
+    const loop = new DevLoop({
+      spec,
+      store,
+      noWatch: true,
+      print: (s, l) => out.push(`${s} | ${l}`),
+    });
+    try {
+      await loop.start();
+      assertEquals(loop.status().steps.map((s) => s.state), ["ran", "ran", "ran"], out.join("\n"));
+      Deno.writeTextFileSync(`${dir}/src/msg.txt`, "two\n");
+      const r = await loop.update(["src/msg.txt"]);
+      assertEquals(r?.stepsRun, [0, 1, 2], out.join("\n"));
+      assertEquals(r?.stepsFailed, []);
+      // c ran on both layers: the environment's root holds what it wrote
+      const root = `${dir}/.hd/sandbox/root/app`;
+      assertEquals(Deno.readTextFileSync(`${root}/c.txt`), "two\nB\n");
+    } finally {
+      await loop.stop();
+      await reg.stop();
+      unmountEnv(spec);
     }
   },
 );
