@@ -5,6 +5,7 @@
  * refs `envs/<name>` and `trees/<name>`.
  * @module
  */
+import { stepBaseId } from "../../runtime/step_cache.ts";
 import { HdError } from "../../sys/errors.ts";
 import type { Store } from "../../cas/store.ts";
 import { getNode } from "../../dag/dag.ts";
@@ -179,9 +180,10 @@ export const dagShow: Command = {
     } else {
       const spec = loadProjectSpec(ctx.values.file as string | undefined);
       const store = ctx.store();
-      // hashed as `hd up` hashes it: the pulled base image's record, when it is pulled
+      // hashed as `hd up` hashes it: the pulled base image's manifest digest, when it is pulled
       const base = spec.environment.base;
-      const baseId = base === null ? undefined : loadImage(store, base)?.record;
+      const image = base === null ? null : loadImage(store, base);
+      const baseId = image ? stepBaseId(store, image) : undefined;
       const env = await compileEnv(store, spec, { baseId });
       root = showTree(store, env.envId, "", depth);
     }
