@@ -37,3 +37,5 @@ export type { EnvSpec, ServiceSpec } from "./src/config/types.ts";
 export { loadSpec, parseSpec } from "./src/config/parse.ts";
 export { compileEnv, stepHashes } from "./src/env/compile.ts";
 export { listImages, loadImage, pullImage } from "./src/oci/image.ts";
+export { exportImage, parseDest } from "./src/oci/export.ts";
+export { layerTar } from "./src/oci/tar_write.ts";

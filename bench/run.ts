@@ -5,7 +5,20 @@
  */
 import type { Bench, BenchRow } from "./lib.ts";
 
-const MODULES = ["cas", "spec", "loop", "fuse", "oci", "sandbox", "ingest", "compose"];
+const MODULES = [
+  "cas",
+  "spec",
+  "loop",
+  "warm",
+  "steps",
+  "fuse",
+  "oci",
+  "sandbox",
+  "ingest",
+  "export",
+  "remote",
+  "compose",
+];
 
 const only = (() => {
   const i = Deno.args.indexOf("--only");

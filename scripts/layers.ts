@@ -38,6 +38,7 @@ export const LAYERS: readonly Layer[] = [
   },
   { dir: "src/watch", holds: "the watcher and incremental update" },
   { dir: "src/oci", holds: "image references, registries, tar, pulls" },
+  { dir: "src/remote", holds: "the remote build cache: OCI registry and S3 backends, packs" },
   { dir: "src/mount", holds: "the FUSE projection" },
   { dir: "src/sandbox", holds: "root filesystems, namespaces, process groups" },
   {

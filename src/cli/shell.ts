@@ -60,6 +60,7 @@ export async function runInSandbox(ctx: Context, spec: EnvSpec, argv: string[]):
     onStep: (s, cached) =>
       ctx.out.note(`hd: step ${s.index + 1} ${cached ? "cached" : "running"}: ${s.spec.run}`),
     onLine: (l) => ctx.out.note(`build | ${l}`),
+    remote: (await import("../runtime/remote_steps.ts")).specRemote(store, spec),
   });
   const root = mountEnv(env);
   if (root.mode === "hardlink") {

@@ -4,9 +4,11 @@
  * The data comes from {@link gatherStatus} (src/env/report.ts); this file only prints it.
  * @module
  */
+import { stepBaseId } from "../runtime/step_cache.ts";
 import { HdError } from "../sys/errors.ts";
 import { displayPath, loadProjectSpec } from "../config/parse.ts";
 import { gatherStatus, type Status } from "../env/report.ts";
+import { loadImage } from "../oci/image.ts";
 import { formatUpStatus, gatherServices } from "../services/report.ts";
 import { listMounts, type MountStatus } from "../mount/manager.ts";
 import type { Command } from "./command.ts";
@@ -21,7 +23,11 @@ export function short(id: string): string {
 export function formatStatus(s: Status, out: Output): string {
   const lines = [
     `${out.paint("environment", "bold")} ${s.name}  (${displayPath(s.file)})`,
-    `  base     ${s.base ?? "(none: runs on the host)"}`,
+    `  base     ${s.base ?? "(none: runs on the host)"}${
+      s.basePulled === false
+        ? out.paint("  not pulled yet: step hashes change once it is", "yellow")
+        : ""
+    }`,
     `  env      ${short(s.env.id)}  ${
       s.env.upToDate
         ? out.paint("recorded", "green")
@@ -83,7 +89,12 @@ export const status: Command = {
       throw new HdError("Cannot show status: unexpected argument", "usage: hd status", 2);
     }
     const spec = loadProjectSpec(ctx.values.file as string | undefined);
-    const s = await gatherStatus(ctx.store(), spec);
+    // the runtime hashes the pulled base image by its manifest digest (stepBaseId), not its
+    // reference: so does status
+    const base = spec.environment.base;
+    const image = base === null ? null : loadImage(ctx.store(), base);
+    const baseId = image ? stepBaseId(ctx.store(), image) : undefined;
+    const s = await gatherStatus(ctx.store(), spec, undefined, { baseId });
     const up = await gatherServices(spec.dir); // services of a running `hd up` (src/services)
     const mounts = listMounts(ctx.store()).filter((m) => m.state !== "gone");
     ctx.out.result(

@@ -24,6 +24,14 @@ import { declaredVolumes, serviceVolumes, VOLUME_KEYS } from "./volume_keys.ts";
 import { dotEnv, ENV_FILE_KEYS, envFileVars } from "./env_files.ts";
 import { interpolateDoc } from "./interpolate.ts";
 import { checkServiceSecrets, parseSecrets, SECRET_KEYS, serviceSecrets } from "./secret_keys.ts";
+import {
+  expandReplicas,
+  REPLICA_KEYS,
+  replicaClash,
+  scaleRefusal,
+  serviceProfiles,
+  serviceScale,
+} from "./replica_keys.ts";
 import { hostPortClash, parsePortEntry, publishedClash } from "./ports.ts";
 import type {
   BuildStepSpec,
@@ -54,6 +62,7 @@ export const KNOWN_KEYS = {
     "options",
     "volumes",
     "secrets",
+    "remote",
   ],
   environment: ["name", "base", "env", "workdir", "ca_certs", ...ENV_FILE_KEYS],
   build: ["steps", "cache"],
@@ -64,20 +73,23 @@ export const KNOWN_KEYS = {
     "port",
     "depends_on",
     "restart_policy",
+    "reload",
     "env",
     "workdir",
     ...RUN_KEYS,
     ...VOLUME_KEYS,
     ...ENV_FILE_KEYS,
     ...SECRET_KEYS,
+    ...REPLICA_KEYS,
     "aliases",
     "ports",
     "healthcheck",
   ],
   healthcheck: ["test", "http", "tcp", "interval", "timeout", "retries", "start_period"],
   files: ["include", "exclude"],
-  options: ["restart_grace", "debounce"],
+  options: ["restart_grace", "debounce", "jobs"],
   fileDependency: ["file"],
+  remote: ["cache"],
 } as const;
 
 const RESTART_POLICIES: RestartPolicy[] = ["always", "on_failure", "never"];
@@ -551,6 +563,19 @@ export function parseSpec(
     }
   }
 
+  // apt packages are installed into a layer over the base image: without one there is nowhere
+  const apt = dependencies.find((d) => d.provider === "apt");
+  if (apt !== undefined && environment.base === null) {
+    v.fail(
+      "dependencies.apt",
+      "apt packages cannot be installed on the host: [environment] has no base image",
+      `add base = "debian:12" (or another Debian image) to [environment], or install ${
+        apt.form === "list" && apt.packages.length ? apt.packages.join(", ") : "them"
+      } on this machine yourself and remove the apt entry`,
+      true,
+    );
+  }
+
   // [build]
   const build: EnvSpec["build"] = { steps: [], cache: [] };
   if (doc.build !== undefined) {
@@ -634,6 +659,26 @@ export function parseSpec(
         "publish each host port once",
       );
     }
+    // scale = N: N replicas NAME-1..N, each a service of its own (src/config/replica_keys.ts)
+    const scales: Record<string, number> = {};
+    for (const [sname, sv] of Object.entries(st)) {
+      const n = serviceScale(v, `services.${sname}`, sv as Record<string, unknown>);
+      const no = n === null ? null : scaleRefusal(services[sname], n, onHost(services[sname]));
+      if (no) v.fail(`services.${sname}.${no.key}`, no.what, no.hint, true);
+      if (n !== null && n > 1) scales[sname] = n;
+    }
+    const clashing = replicaClash(Object.keys(services), scales);
+    if (clashing) {
+      v.fail(
+        `services.${clashing[1]}.scale`,
+        `replica "${clashing[0]}" of "${clashing[1]}" has the name of another service`,
+        `rename service "${clashing[0]}"`,
+        true,
+      );
+    }
+    const expanded = expandReplicas(services, scales, (n) => !onHost(services[n]));
+    for (const k of Object.keys(services)) delete services[k];
+    Object.assign(services, expanded);
   }
 
   // [files]
@@ -660,10 +705,55 @@ export function parseSpec(
       DEFAULT_OPTIONS.restartGraceMs,
     );
     options.debounceMs = v.duration("options.debounce", o.debounce, DEFAULT_OPTIONS.debounceMs);
+    if (o.jobs !== undefined) {
+      const j = typeof o.jobs === "bigint" ? Number(o.jobs) : o.jobs;
+      if (typeof j !== "number" || !Number.isInteger(j) || j < 1 || j > 1024) {
+        v.fail(
+          "options.jobs",
+          `jobs must be an integer from 1 to 1024, not ${
+            typeof o.jobs === "number" || typeof o.jobs === "bigint"
+              ? String(o.jobs)
+              : typeof o.jobs === "string"
+              ? `"${o.jobs}"`
+              : typeName(o.jobs)
+          }`,
+          typeof o.jobs === "string" && /^\d+$/.test(o.jobs)
+            ? `remove the quotes: jobs = ${o.jobs}`
+            : "jobs = N runs at most N independent build steps at once (leave it out: one per core)",
+        );
+      }
+      options.jobs = j;
+    }
+  }
+
+  // [remote]: the shared build cache (src/remote), "REGISTRY/REPO" or "s3://BUCKET/PREFIX"
+  let remote: EnvSpec["remote"];
+  if (doc.remote !== undefined) {
+    const r = v.table("remote", doc.remote, "[remote]");
+    v.keys("remote", r, KNOWN_KEYS.remote, "[remote]");
+    const c = r.cache === undefined ? "" : v.str("remote.cache", r.cache);
+    if (c && !/^s3:\/\/[^/]+|^[^/\s]+\/[^\s]+$/.test(c)) {
+      v.fail(
+        "remote.cache",
+        `remote.cache must be "REGISTRY/REPOSITORY" or "s3://BUCKET/PREFIX", not "${c}"`,
+        'write cache = "registry.example.com/team/hd-cache"',
+      );
+    }
+    remote = { cache: c || null };
   }
 
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
-  const spec: EnvSpec = { file, dir, environment, dependencies, build, services, files, options };
+  const spec: EnvSpec = {
+    file,
+    dir,
+    environment,
+    dependencies,
+    build,
+    services,
+    files,
+    options,
+    remote,
+  };
   if (doc.volumes !== undefined) spec.volumes = declaredVolumes(v, doc.volumes);
   if (doc.secrets !== undefined) spec.secrets = parseSecrets(v, doc.secrets, v.lookup);
   checkServiceSecrets(v, services, spec.secrets ?? {});
@@ -774,6 +864,21 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     }
     restart_policy = r as RestartPolicy;
   }
+  // reload = "warm": restarts hand over to a standby that preloaded the unchanged modules
+  let reload: "warm" | "restart" | undefined;
+  if (t.reload !== undefined) {
+    const r = v.str(`${path}.reload`, t.reload);
+    if (r !== "warm" && r !== "restart") {
+      v.fail(
+        `${path}.reload`,
+        `reload must be "warm" or "restart", not "${r}"`,
+        didYouMean(r, ["warm", "restart"])
+          ? `did you mean "${didYouMean(r, ["warm", "restart"])}"?`
+          : 'write reload = "warm"',
+      );
+    }
+    reload = r;
+  }
   let env = t.env === undefined ? {} : v.env(`${path}.env`, t.env);
   if (t.env_file !== undefined) {
     const onFile = (f: string) => v.configFiles.push(f);
@@ -807,6 +912,7 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     port,
     depends_on,
     restart_policy,
+    ...(reload ? { reload } : {}),
     env,
     workdir,
     at: v.at(path, true),
@@ -815,6 +921,7 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     ...run,
     ...serviceVolumes(v, path, t, base || run.image !== undefined),
     ...serviceSecrets(v, path, t),
+    ...serviceProfiles(v, path, t),
   };
 }
 

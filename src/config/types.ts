@@ -56,6 +56,11 @@ export interface ServiceSpec {
   /** Names of services that must be started (and ready) first. */
   depends_on: string[];
   restart_policy: RestartPolicy;
+  /**
+   * `reload = "warm"`: restart through a warm standby process that has loaded the unchanged modules
+   * (src/services/warm.ts); absent or `"restart"`: a plain restart.
+   */
+  reload?: "warm" | "restart";
   /** Environment variables (on top of [environment].env). */
   env: Record<string, string>;
   /** Working directory relative to the project (default "."); absolute for an `image` service. */
@@ -86,6 +91,10 @@ export interface ServiceSpec {
   ports?: PublishedPort[];
   /** Where port readiness connects (set by the sandbox runtime: the service's own address). */
   readyHost?: string;
+  /** `profiles`: started only when one of them is active (`hd up --profile`); absent: always. */
+  profiles?: string[];
+  /** A replica of a `scale = N` service: the service's name as written and this one's number. */
+  replicaOf?: { name: string; index: number; scale: number };
 }
 
 /** What a dependency must reach before a dependent starts (compose's `depends_on` conditions). */
@@ -167,7 +176,14 @@ export interface EnvSpec {
     restartGraceMs: number;
     /** Quiet period before a burst of file changes is processed. */
     debounceMs: number;
+    /**
+     * `jobs`: at most this many independent build steps run at once (absent: one per core; see
+     * `stepJobs` in src/services/plan.ts).
+     */
+    jobs?: number;
   };
+  /** `[remote]`: the shared build cache (`REGISTRY/REPO` or `s3://BUCKET/PREFIX`), if any. */
+  remote?: { cache: string | null };
   /** Names of the top-level `[volumes.NAME]` tables (absent: none declared). */
   volumes?: string[];
   /** The top-level `[secrets.NAME]` tables (absent: none). */

@@ -62,21 +62,25 @@ export interface Status {
   packages: number;
   steps: StepStatus[];
   skipped: { path: string; why: string }[];
+  /** With a base: whether it is pulled (its record id given); until then step hashes are provisional. */
+  basePulled?: boolean;
 }
 
 /**
  * Compiles the project (without moving its refs) and reports its state. Pass `compiled` to report
- * on an environment compiled already.
+ * on an environment compiled already, and `baseId` (the pulled base image's record, as the runtime
+ * hashes it) so that the step hashes are the ones `hd up` uses.
  */
 export async function gatherStatus(
   store: Store,
   spec: EnvSpec,
   compiled?: CompiledEnv,
+  opts: { baseId?: string } = {},
 ): Promise<Status> {
   const name = spec.environment.name;
   const recordedEnv = store.getRef(`envs/${name}`);
   const recordedTree = store.getRef(`trees/${name}`);
-  const c = compiled ?? await compileEnv(store, spec, { record: false });
+  const c = compiled ?? await compileEnv(store, spec, { record: false, baseId: opts.baseId });
   return {
     name,
     file: spec.file,
@@ -111,5 +115,6 @@ export async function gatherStatus(
       };
     }),
     skipped: c.skipped,
+    ...(spec.environment.base === null ? {} : { basePulled: opts.baseId !== undefined }),
   };
 }

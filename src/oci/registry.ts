@@ -226,6 +226,7 @@ export class RegistryClient {
     from: URL | null,
     headers: Record<string, string>,
     what: string,
+    init: { method?: string; body?: Uint8Array } = {},
   ): Promise<{ res: Response; url: URL; body: ReadableStream<Uint8Array> }> {
     const insecure = this.#opts.insecure ?? [];
     let url = first;
@@ -248,6 +249,8 @@ export class RegistryClient {
         what,
         () =>
           fetch(url, {
+            method: init.method ?? "GET",
+            body: init.body as Uint8Array<ArrayBuffer> | undefined,
             headers: url.origin === first.origin ? headers : {},
             redirect: "manual",
             signal: ctl.signal,
@@ -384,7 +387,7 @@ export class RegistryClient {
     return `${this.scheme}://${this.host}/v2/${path}`;
   }
 
-  async #authenticate(res: Response, repo: string): Promise<boolean> {
+  async #authenticate(res: Response, repo: string, push = false): Promise<boolean> {
     const h = res.headers.get("www-authenticate");
     if (!h) return false;
     const { scheme, params } = parseChallenge(h);
@@ -395,7 +398,7 @@ export class RegistryClient {
       return true;
     }
     if (scheme !== "bearer" || !params.realm) return false;
-    const scope = params.scope ?? `repository:${repo}:pull`;
+    const scope = params.scope ?? `repository:${repo}:${push ? "pull,push" : "pull"}`;
     if (this.#tokens.has(scope)) return false; // the token we had was refused
     let url: URL;
     try {
@@ -442,7 +445,7 @@ export class RegistryClient {
     const token = body.token ?? body.access_token;
     if (typeof token !== "string" || !token) return false;
     this.#tokens.set(scope, token);
-    this.#tokens.set(`repository:${repo}:pull`, token);
+    this.#tokens.set(`repository:${repo}:${push ? "push" : "pull"}`, token);
     return true;
   }
 
@@ -451,18 +454,21 @@ export class RegistryClient {
     repo: string,
     headers: Record<string, string>,
     what: string,
+    init: { method?: string; body?: Uint8Array; pass?: number[]; push?: boolean } = {},
   ): Promise<{ res: Response; body: ReadableStream<Uint8Array> }> {
     let busy = 0;
     for (let attempt = 0; attempt < 3; attempt++) {
       const h: Record<string, string> = { ...headers };
-      const token = this.#tokens.get(`repository:${repo}:pull`);
+      const token = this.#tokens.get(`repository:${repo}:${init.push ? "push" : "pull"}`) ??
+        this.#tokens.get(`repository:${repo}:pull`);
       if (token) h.authorization = `Bearer ${token}`;
       else if (this.#basic) h.authorization = this.#basic;
       let got: { res: Response; body: ReadableStream<Uint8Array> };
       try {
         // Blobs are often redirected to a CDN or object store: followed without our credentials
         // when the redirect leaves the registry's origin (S3 refuses a second auth mechanism).
-        got = await this.#request(new URL(this.#url(path)), null, h, what);
+        const url = /^https?:/.test(path) ? new URL(path) : new URL(this.#url(path));
+        got = await this.#request(url, null, h, what, init);
       } catch (e) {
         if (e instanceof HdError) throw e;
         const err = e as Error & { cause?: { message?: string } };
@@ -480,7 +486,7 @@ export class RegistryClient {
       const res = got.res;
       if (res.status === 401 && attempt < 2) {
         await got.body.cancel();
-        if (await this.#authenticate(res, repo)) continue;
+        if (await this.#authenticate(res, repo, init.push === true)) continue;
       }
       if ((res.status === 429 || res.status >= 502) && busy++ < 2) {
         // Rate limited or a proxy hiccup: wait (Retry-After when it is short) and try again.
@@ -491,7 +497,30 @@ export class RegistryClient {
         attempt--;
         continue;
       }
-      if (res.ok) return got;
+      if (res.ok || init.pass?.includes(res.status)) return got;
+      const method = init.method ?? "GET";
+      if (method !== "GET" && method !== "HEAD") {
+        // a refused write: the registry's own error code says why (MANIFEST_INVALID, DENIED…)
+        const raw = await readCapped(got.body, 64 << 10, () => new Error("large")).catch(() =>
+          new Uint8Array(0)
+        );
+        let why = "";
+        try {
+          const e = JSON.parse(new TextDecoder().decode(raw)).errors?.[0];
+          if (e?.code) {
+            why = ` (${String(e.code).slice(0, 60)}: ${String(e.message).slice(0, 120)})`;
+          }
+        } catch { /* not the registry's JSON */ }
+        throw new HdError(
+          `Cannot push ${what} to ${this.host}: HTTP ${res.status}${why}`,
+          res.status === 401 || res.status === 403
+            ? "the registry refused the push: log in with push rights (~/.docker/config.json)"
+            : res.status === 400 || res.status === 415
+            ? "the registry refuses this upload (a registry without OCI 1.1 artifacts?); " +
+              "use another registry or an s3:// remote"
+            : "the registry answered with an error; try again later",
+        );
+      }
       await got.body.cancel();
       const hint = res.status === 404
         ? "check the repository name and tag (`hd pull` names like docker pull does)"
@@ -546,5 +575,36 @@ export class RegistryClient {
   async blob(repo: string, digest: string): Promise<ReadableStream<Uint8Array>> {
     const { body } = await this.#get(`${repo}/blobs/${digest}`, repo, {}, `blob ${digest}`);
     return body;
+  }
+
+  /**
+   * One request of the distribution API (`path` under /v2/, or an absolute upload URL the
+   * registry gave) with the client's auth, redirects, timeouts and retries. Statuses in `pass`
+   * come back like successes (a HEAD's 404); any other failure throws `Cannot <what>: HTTP n`.
+   * `push` asks the token service for push access.
+   */
+  send(
+    method: string,
+    path: string,
+    repo: string,
+    opts: {
+      headers?: Record<string, string>;
+      body?: Uint8Array;
+      what?: string;
+      pass?: number[];
+      push?: boolean;
+    } = {},
+  ): Promise<{ res: Response; body: ReadableStream<Uint8Array> }> {
+    return this.#get(path, repo, opts.headers ?? {}, opts.what ?? `${method} ${path}`, {
+      method,
+      body: opts.body,
+      pass: opts.pass,
+      push: opts.push,
+    });
+  }
+
+  /** The origin requests go to (`http://127.0.0.1:5000`). */
+  get origin(): string {
+    return `${this.scheme}://${this.host}`;
   }
 }

@@ -31,6 +31,7 @@ import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../config/types.ts";
 import type { LoopRuntime, RunningStep, StepRun } from "./runtime.ts";
 import { ImageServices } from "./image_services.ts";
 import { signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
+import { placeOutputs } from "./remote_steps.ts";
 
 /**
  * Path of the record of a successful run of step `hash`.
@@ -302,6 +303,15 @@ export class HostRuntime implements LoopRuntime {
   ready(): Promise<boolean> {
     this.#images.ready();
     return Promise.resolve(false);
+  }
+
+  /** A remote result holds the step's outputs: written into the project, then recorded. */
+  adopt(index: number, hash: string, tree: string): Promise<void> {
+    const step = this.#spec.build.steps[index];
+    placeOutputs(this.#store, this.#spec, step, tree);
+    this.#store.setRef(stepCacheRef(hash), tree);
+    recordStep(this.#spec, hash, { index, run: step.run, outputs: tree, remote: true });
+    return Promise.resolve();
   }
 
   /** Records `builds/<hash>` of each step that ran since the last call (the first error stops it). */

@@ -82,7 +82,11 @@ export interface LoopRuntime {
   prepare(): Promise<void>;
   /** True when step `index` with `hash` need not run (its result is there). */
   isCached(index: number, hash: string): boolean;
-  /** Starts step `index` (`hash`); output lines go to `onLine`. */
+  /**
+   * Starts step `index` (`hash`); output lines go to `onLine`, each whole. The loop calls it for
+   * several steps at once when they do not depend on each other (`stepDeps`), and only once every
+   * step that `index` depends on is done (ran or cached).
+   */
   runStep(
     index: number,
     hash: string,
@@ -99,4 +103,10 @@ export interface LoopRuntime {
   recordPending(): Promise<void>;
   /** Releases what the runtime holds while services run (the sandbox's network); optional. */
   close?(): Promise<void>;
+  /**
+   * Takes `tree` (a step result downloaded from the remote cache, src/remote) as the output of
+   * step `index` (`hash`), as if it had run here: records `builds/<hash>` (and, on the host,
+   * writes the outputs into the project). Called under the download's lease.
+   */
+  adopt?(index: number, hash: string, tree: string): Promise<void>;
 }

@@ -25,7 +25,7 @@ import type { Store } from "../cas/store.ts";
 import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../config/types.ts";
 import { materializeLayer } from "../sandbox/layers.ts";
 import type { LoopRuntime, RunningStep, StepRun } from "./runtime.ts";
-import { cachedLayer } from "./step_cache.ts";
+import { cachedLayer, recordLayer, stepBaseId } from "./step_cache.ts";
 import {
   baseContext,
   baseImage,
@@ -91,7 +91,7 @@ export class SandboxRuntime implements LoopRuntime {
   }
 
   get baseId(): string | undefined {
-    return this.#env?.image.record;
+    return this.#env ? stepBaseId(this.#store, this.#env.image) : undefined;
   }
 
   /** The prepared environment (after {@link prepare}). */
@@ -198,6 +198,13 @@ export class SandboxRuntime implements LoopRuntime {
   }
 
   recordPending(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** A remote result is a layer like one this runtime built: recorded as `builds/<hash>`. */
+  adopt(index: number, hash: string, tree: string): Promise<void> {
+    this.#hashes.set(index, hash);
+    recordLayer(this.#store, hash, tree);
     return Promise.resolve();
   }
 

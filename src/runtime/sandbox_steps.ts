@@ -44,7 +44,9 @@ import { isMountPoint, mountRootfs, type Rootfs, unmountRootfs } from "../sandbo
 import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/container.ts";
 import { checkSandboxPath, mkdirInRoot } from "../sandbox/inroot.ts";
 import { othersRunningIn, sweepContainers } from "../sandbox/runc.ts";
-import { cacheBinds, cachedLayer, cacheTarget, recordLayer } from "./step_cache.ts";
+import { cacheBinds, cachedLayer, cacheTarget, recordLayer, stepBaseId } from "./step_cache.ts";
+import { layerFromRemote } from "./remote_steps.ts";
+import type { RemoteCache } from "../remote/cache.ts";
 import { aptLayer } from "./apt_layer.ts";
 import { exists } from "../sys/fs.ts";
 import { isAlive } from "../sys/proc.ts";
@@ -105,6 +107,8 @@ export interface PrepareOptions {
   caCerts?: boolean;
   /** Aborting stops a running step (its sandbox gets SIGTERM, then SIGKILL). */
   signal?: AbortSignal;
+  /** The remote build cache, looked at before a step runs (src/runtime/remote_steps.ts). */
+  remote?: RemoteCache | null;
 }
 
 /**
@@ -202,7 +206,7 @@ export async function prepareEnv(
   };
   const image = await baseImage(store, spec, opts.onNote);
   lap("image");
-  const compiled = await compileEnv(store, spec, { baseId: image.record });
+  const compiled = await compileEnv(store, spec, { baseId: stepBaseId(store, image) });
   lap("compile");
   for (const id of image.layers.map((l) => l.tree)) {
     const m = materializeLayer(store, id);
@@ -228,7 +232,8 @@ export async function prepareEnv(
     const need = [...deps[s.index]].sort((a, b) => a - b);
     const mine = await Promise.all(need.map((j) => pending.get(j)!));
     const t0 = performance.now();
-    const hit = cachedLayer(store, s.id);
+    const hit = cachedLayer(store, s.id) ??
+      (opts.remote ? await layerFromRemote(store, opts.remote, s.id, opts.onNote) : null);
     opts.onStep?.(s, hit !== null);
     const ctx = { ...prep, layers: [...below, ...mine.map((r) => r.layer)] };
     const layer = hit ?? await runStep(ctx, s, opts);
@@ -459,22 +464,78 @@ async function copyProject(src: string, dest: string): Promise<void> {
   }
 }
 
-/** Paths below the working directory that the step layers provide (kept over the project). */
+/**
+ * Paths below the working directory that the step layers provide (kept over the project). A
+ * directory the project has too (not empty) is descended into, so `outputs = ["web/node_modules"]`
+ * keeps `/app/web/node_modules` and leaves the rest of the project's `web/` visible; a declared
+ * output, a directory the step replaced (opaque) or one the project lacks is kept whole.
+ */
 export function keptPaths(
-  env: Pick<SandboxEnv, "store" | "workdir" | "steps">,
+  env: Pick<SandboxEnv, "store" | "workdir" | "steps"> & { spec: Pick<EnvSpec, "dir" | "build"> },
 ): string[] {
   const wd = env.workdir.replace(/^\/+/, "");
+  const outputs = new Set(env.spec.build.steps.flatMap((s) => s.outputs));
+  // a declared output is kept whole, and so is an empty directory (the mount point runc made)
+  const isProjectDir = (rel: string): boolean => {
+    if (outputs.has(rel)) return false;
+    try {
+      if (!Deno.lstatSync(`${env.spec.dir}/${rel}`).isDirectory) return false;
+      for (const _ of Deno.readDirSync(`${env.spec.dir}/${rel}`)) return true;
+      return false;
+    } catch {
+      return false;
+    }
+  };
   const out = new Set<string>();
   for (const s of env.steps) {
     const d = Tree.load(env.store, s.layer).get(wd);
     if (d instanceof MemDir) {
-      for (const name of d.entries.keys()) {
-        if (!name.startsWith(".wh.")) out.add(`${env.workdir}/${name}`);
-      }
+      for (const rel of keptBelow(d, isProjectDir)) out.add(`${env.workdir}/${rel}`);
     }
   }
   return [...out].sort();
 }
+
+/**
+ * The paths (relative to `dir`) a layer's directory keeps over the project: each entry, except
+ * that a directory which the project also has as a directory (`isProjectDir`) and which the layer
+ * did not make opaque is replaced by what is kept below it — unless that is more than `limit`
+ * paths (each is a bind mount), when the directory is kept whole. Whiteouts are skipped.
+ *
+ * @example
+ * ```ts
+ * import { MemDir } from "../dag/tree.ts";
+ * import { keptBelow } from "./sandbox_steps.ts";
+ * const web = new MemDir();
+ * web.entries.set("node_modules", new MemDir());
+ * const top = new MemDir();
+ * top.entries.set("web", web);
+ * keptBelow(top, (p) => p === "web"); // ["web/node_modules"]
+ * ```
+ */
+export function keptBelow(
+  dir: MemDir,
+  isProjectDir: (rel: string) => boolean,
+  limit = KEPT_BELOW_LIMIT,
+): string[] {
+  const walk = (d: MemDir, prefix: string): string[] => {
+    const out: string[] = [];
+    for (const [name, e] of d.entries) {
+      if (name.startsWith(".wh.")) continue;
+      const rel = prefix + name;
+      if (e instanceof MemDir && !e.entries.has(".wh..wh..opq") && isProjectDir(rel)) {
+        const inner = walk(e, `${rel}/`);
+        if (inner.length > limit) out.push(rel);
+        else out.push(...inner);
+      } else out.push(rel);
+    }
+    return out;
+  };
+  return walk(dir, "").sort();
+}
+
+/** At most this many kept paths below one directory the project has too (see keptBelow). */
+export const KEPT_BELOW_LIMIT = 64;
 
 /** Where the environment's root and writable layer live: `<project>/.hd/sandbox`. */
 export function envSandboxDir(spec: EnvSpec): string {

@@ -17,6 +17,17 @@
 import type { Store } from "../cas/store.ts";
 import { stepCacheRef } from "../env/report.ts";
 import type { BindSpec } from "../sandbox/container.ts";
+import { baseRefBytes } from "../env/compile.ts";
+import type { PulledImage } from "../oci/image.ts";
+
+/**
+ * The id standing for a pulled base image in step hashes: the image's manifest digest (which
+ * names its config and layers), stored as a small blob. Not the image record, which holds the
+ * time of the pull: step hashes must be the same on every machine for a shared (remote) cache.
+ */
+export function stepBaseId(store: Store, image: Pick<PulledImage, "manifestDigest">): string {
+  return store.putObject(baseRefBytes(`@${image.manifestDigest}`));
+}
 
 /** The output layer recorded for step `hash`, or null when the step has not run. */
 export function cachedLayer(store: Store, hash: string): string | null {

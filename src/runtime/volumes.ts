@@ -233,7 +233,10 @@ export async function snapshotVolumes(store: Store, env: string): Promise<Volume
   }
   for (const name of names) {
     using _lease = store.lease(`volume ${env}/${name}`);
-    const c = await store.withLock("shared", () => captureLayer(store, `${base}/${name}`));
+    const c = await store.withLock(
+      "shared",
+      () => captureLayer(store, `${base}/${name}`, { root: true }),
+    );
     const ref = volumeRef(env, name);
     store.setRef(ref, c.id);
     out.push({ name, ref, tree: c.id, files: c.files, bytes: c.bytes });

@@ -21,6 +21,7 @@
  */
 import type { Store } from "../cas/store.ts";
 import { getNode, readFileChunks } from "../dag/dag.ts";
+import { hardlinkKey } from "../dag/checkout.ts";
 import type { FileNode } from "../dag/node.ts";
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
@@ -155,11 +156,21 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
   Deno.mkdirSync(`${store.root}/layers`, { recursive: true });
   const tmp = `${store.root}/layers/.tmp-${id.slice(0, 16)}-${Deno.pid}-${Date.now().toString(36)}`;
   const dirs: [string, number, Meta][] = [];
+  const linked = new Map<string, string>();
   const writeFile = (path: string, f: FileNode) => {
     const type = f.mode & S_IFMT;
     if (type === S_IFLNK) {
       Deno.symlinkSync(f.target ?? "", path);
     } else if (type === S_IFREG) {
+      // an image's hardlinked pair (the same File node) stays one inode
+      const key = hardlinkKey(f);
+      const first = key === null ? undefined : linked.get(key);
+      if (first !== undefined) {
+        Deno.linkSync(first, path);
+        out.files++;
+        return;
+      }
+      if (key !== null) linked.set(key, path);
       const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
       try {
         for (const c of readFileChunks(store, f)) {
@@ -236,12 +247,14 @@ export interface CapturedLayer {
 /**
  * Ingests an overlay upperdir as a layer tree: files, symlinks, directories (with owners and
  * modes), device nodes; a 0:0 character device becomes a `.wh.NAME` file and an opaque directory
- * gets a `.wh..wh..opq` entry. Paths in `exclude` (relative to the upperdir) are left out.
+ * gets a `.wh..wh..opq` entry. Paths in `exclude` (relative to the upperdir) are left out. With
+ * `root`, the directory's own mode and owner become the tree root's (a volume's snapshot; an
+ * upperdir's own metadata is not part of a layer, whose root is 0755 root).
  */
 export function captureLayer(
   store: Store,
   upper: string,
-  opts: { exclude?: string[] } = {},
+  opts: { exclude?: string[]; root?: boolean } = {},
 ): CapturedLayer {
   const exclude = new Set((opts.exclude ?? []).map((p) => p.replace(/^\/+|\/+$/g, "")));
   const out: CapturedLayer = { id: "", files: 0, bytes: 0, whiteouts: 0, empty: true };
@@ -286,7 +299,9 @@ export function captureLayer(
       }
     }
   };
-  const root = new MemDir(S_IFDIR | 0o755);
+  const top = opts.root ? Deno.statSync(upper) : null;
+  const root = new MemDir(top ? top.mode! : S_IFDIR | 0o755);
+  if (top) root.meta = keep(top);
   walk(upper, "", root);
   out.id = new Tree(root).commit(store);
   return out;

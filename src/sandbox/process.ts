@@ -31,6 +31,13 @@ export interface GroupProcess {
   status: Promise<Deno.CommandStatus>;
   /** The leader's identity now (what `.hd/up.json` records; see `signalDecision` in src/sys/proc.ts). */
   record(): ProcRecord;
+  /**
+   * Spawned with `hold`: writes the second line (`go`) on the group's stdin, then closes it — what
+   * a warm standby waits for (src/services/warm.ts). Absent otherwise.
+   */
+  go?: () => void;
+  /** Spawned with `hold`: closes its stdin without a go (a standby then exits). Absent otherwise. */
+  release?: () => void;
 }
 
 const SHELL_WORDS = new Set(
@@ -38,10 +45,13 @@ const SHELL_WORDS = new Set(
     "if for while until case time command builtin local readonly type hash getopts").split(" "),
 );
 
-/** Runs `sh -c command` as the leader of a new session and process group. */
+/**
+ * Runs `sh -c command` as the leader of a new session and process group. With `hold`, stdin stays
+ * open after the first line until {@link GroupProcess.go} (a warm standby reads its go from it).
+ */
 export function spawnGroup(
   command: string,
-  opts: { cwd: string; env: Record<string, string> },
+  opts: { cwd: string; env: Record<string, string>; hold?: boolean },
 ): GroupProcess {
   // a simple command replaces the shell (one process less to start and to signal)
   const simple = /^[^;&|\n`()<>$*?{}\[\]#'"\\]+$/.test(command.trim()) &&
@@ -62,8 +72,17 @@ export function spawnGroup(
   const startTime = procStartTime(child.pid);
   if (startTime !== null) guard.add(child.pid, startTime);
   const go = child.stdin.getWriter();
-  go.write(new TextEncoder().encode("go\n")).finally(() => go.close()).catch(() => {});
+  const line = new TextEncoder().encode("go\n");
+  const first = go.write(line);
+  if (!opts.hold) first.finally(() => go.close()).catch(() => {});
+  else first.catch(() => {});
   const status = child.status.then((st) => (guard.remove(child.pid), st));
+  let held = opts.hold === true;
+  const finish = (say: boolean) => {
+    if (!held) return;
+    held = false;
+    (say ? go.write(line) : Promise.resolve()).finally(() => go.close()).catch(() => {});
+  };
   return {
     pid: child.pid,
     startTime,
@@ -71,6 +90,7 @@ export function spawnGroup(
     stderr: child.stderr,
     status,
     record: () => recordOf(child.pid),
+    ...(opts.hold ? { go: () => finish(true), release: () => finish(false) } : {}),
   };
 }
 

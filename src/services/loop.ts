@@ -39,11 +39,22 @@ import { loadSpec } from "../config/parse.ts";
 import type { EnvSpec } from "../config/types.ts";
 import { HostRuntime } from "../runtime/host.ts";
 import { SandboxRuntime } from "../runtime/sandbox.ts";
+import { fromRemote, pushStep, specRemote } from "../runtime/remote_steps.ts";
+import type { RemoteCache } from "../remote/cache.ts";
 import type { LoopRuntime, RunningStep } from "../runtime/runtime.ts";
 import { GlobSet } from "../watch/pathmap.ts";
 import { applyChanges, type UpdateResult } from "../watch/update.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
-import { configChanged, planRestart, type PlanState, planUpdate } from "./plan.ts";
+import {
+  configChanged,
+  nextSteps,
+  planRestart,
+  type PlanState,
+  planUpdate,
+  stepJobs,
+} from "./plan.ts";
+import { stepDeps } from "../runtime/sandbox_steps.ts";
+import { replicaTargets, type Selection, selectServices } from "./profiles.ts";
 import { listenersOnPort } from "./readiness.ts";
 import { ownOutputFiles } from "../watch/own_output.ts";
 import { CA_CERTS_HINT, tlsInterception } from "../runtime/ca_certs.ts";
@@ -78,6 +89,8 @@ export interface DevLoopOptions {
   store: Store;
   /** Services to run (with their dependencies); default all. */
   only?: string[];
+  /** Active profiles (`--profile`, `HD_PROFILES`): see src/services/profiles.ts. */
+  profiles?: string[];
   /** Receives every line: hd's messages, build output, service output. */
   print: (source: LineSource, line: string) => void;
   /** Structured events (for --json). */
@@ -91,7 +104,11 @@ export interface DevLoopOptions {
    * starts one with the new spec). Without it, a note says to restart `hd up`.
    */
   onSpecChange?: () => void;
+  /** The remote build cache: `--cache REF` (over HD_REMOTE_CACHE and hd.toml), `--push-cache`. */
+  remote?: { flag?: string; push?: boolean };
 }
+
+const REMOTE_OFF = "remote cache off until hd up restarts (it failed; steps run here)";
 
 /**
  * State of one build step after the last run.
@@ -180,6 +197,8 @@ export interface UpdateReport {
  */
 export class DevLoop {
   #o: DevLoopOptions;
+  /** The remote cache (false: none configured; undefined: not looked at yet). */
+  #remote: RemoteCache | false | undefined;
   #spec: EnvSpec;
   #store: Store;
   #filter: PathFilter;
@@ -194,12 +213,17 @@ export class DevLoop {
   #steps: StepState[] = [];
   #watchGlobs: Record<string, GlobSet>;
   #watcher: ProjectWatcher | null = null;
-  #running: RunningStep | null = null;
+  /** Build steps running now (side by side when independent). */
+  #running = new Set<RunningStep>();
+  /** The last call of runtime.recordPending (calls run one after the other: #recordPending). */
+  #recording: Promise<void> = Promise.resolve();
   #stopping = false;
   #cacheTimer: ReturnType<typeof setTimeout> | null = null;
   #captureTimer: ReturnType<typeof setTimeout> | null = null;
   #updates = 0;
   #last: UpdateReport | null = null;
+  /** What profiles and the named services start (src/services/profiles.ts). */
+  #selection: Selection;
   /** The service supervisor. */
   readonly supervisor: Supervisor;
   /** Where steps and services run: the host, or the sandbox of the `base` image. */
@@ -233,8 +257,10 @@ export class DevLoop {
       },
       onChange: opts.onChange,
     });
-    if (opts.only?.length) {
-      for (const n of opts.only) {
+    // a scaled service's name stands for its replicas
+    const only = replicaTargets(opts.spec.services, opts.only ?? []);
+    if (only.length) {
+      for (const n of only) {
         if (!opts.spec.services[n]) {
           throw new HdError(
             `Cannot start service "${n}": no such service in ${opts.spec.file}`,
@@ -244,6 +270,7 @@ export class DevLoop {
         }
       }
     }
+    this.#selection = selectServices(opts.spec.services, opts.profiles ?? [], only);
   }
 
   get #cachePath(): string {
@@ -355,58 +382,101 @@ export class DevLoop {
         );
       }
     }
-    this.supervisor.start(this.#o.only?.length ? this.#o.only : undefined);
+    this.supervisor.start(this.#selection.start);
     this.#captureSoon();
   }
 
-  /** Runs the steps in `which` that are not cached, in order; returns the indexes that failed. */
+  /**
+   * Runs the steps in `which` that are not cached; returns the indexes that failed (ascending).
+   * Steps whose dependency sets allow it (stepDeps: disjoint declared inputs and outputs) run side
+   * by side, at most `[options] jobs` (default: one per core) at once, each starting as soon as
+   * the steps it depends on are done ({@link nextSteps}). Their output lines are prefixed with the
+   * step number. After a failure nothing new starts; the steps already running finish.
+   */
   async #runSteps(which: Set<number>): Promise<number[]> {
+    const deps = stepDeps(this.#spec);
+    const jobs = stepJobs(this.#spec.options.jobs, navigator.hardwareConcurrency);
+    const todo = this.#steps.filter((s) => which.has(s.index)).map((s) => s.index);
+    const running = new Map<number, Promise<void>>();
     const failed: number[] = [];
-    let log: Deno.FsFile | null = null;
-    for (const st of this.#steps) {
-      if (!which.has(st.index) || this.#stopping) continue;
-      const spec = this.#spec.build.steps[st.index];
-      if (this.runtime.isCached(st.index, st.hash)) {
-        st.state = "cached";
-        this.#print(`step ${st.index + 1} cached (${st.hash.slice(0, 12)}): ${st.run}`);
-        continue;
+    const log = { file: null as Deno.FsFile | null, path: `${this.#spec.dir}/.hd/logs/build.log` };
+    while (!this.#stopping) {
+      const start = nextSteps({ deps, todo, running: [...running.keys()], failed, jobs });
+      for (const i of start) {
+        todo.splice(todo.indexOf(i), 1);
+        running.set(
+          i,
+          this.#runStep(this.#steps[i], log).then((ok) => {
+            if (!ok) failed.push(i);
+            running.delete(i);
+          }),
+        );
       }
-      if (failed.length) {
-        st.state = "pending";
-        continue;
-      }
-      this.#print(`step ${st.index + 1} running (${st.hash.slice(0, 12)}): ${st.run}`);
-      log ??= openLog(`${this.#spec.dir}/.hd/logs/build.log`);
-      const write = (line: string) => {
-        try {
-          log?.writeSync(new TextEncoder().encode(line + "\n"));
-        } catch { /* no log */ }
-      };
-      write(`[hd] step ${st.index + 1} (${st.hash}): ${st.run}`);
-      let untrusted = false; // a TLS-intercepting proxy: hint at ca_certs
-      this.#running = this.runtime.runStep(st.index, st.hash, spec, {
-        onLine: (
-          line,
-        ) => (untrusted ||= tlsInterception(line), write(line), this.#o.print("build", line)),
-      });
-      const r = await this.#running.done;
-      this.#running = null;
-      st.ms = Math.round(r.ms);
-      st.state = r.code === 0 ? "ran" : "failed";
-      this.#print(
-        r.code === 0
-          ? `step ${st.index + 1} done in ${st.ms} ms`
-          : `step ${st.index + 1} failed with exit code ${r.code} after ${st.ms} ms`,
-      );
-      // (on the host a step already has the host's certificates)
-      if (r.code !== 0 && untrusted && this.#spec.environment.base !== null) {
-        if (!this.#spec.environment.caCerts) this.#print(`hint: ${CA_CERTS_HINT}`);
-      }
-      this.#o.onEvent?.({ event: "step", index: st.index, hash: st.hash, code: r.code, ms: st.ms });
-      if (r.code !== 0) failed.push(st.index);
+      if (running.size === 0) break;
+      await Promise.race(running.values());
     }
-    log?.close();
-    return failed;
+    await Promise.all(running.values());
+    for (const i of todo) this.#steps[i].state = "pending";
+    log.file?.close();
+    return failed.sort((a, b) => a - b);
+  }
+
+  /** Runs one step unless it is cached (here or in the remote cache); false when it failed. */
+  async #runStep(
+    st: StepState,
+    log: { file: Deno.FsFile | null; path: string },
+  ): Promise<boolean> {
+    const spec = this.#spec.build.steps[st.index];
+    if (this.runtime.isCached(st.index, st.hash)) {
+      st.state = "cached";
+      this.#print(`step ${st.index + 1} cached (${st.hash.slice(0, 12)}): ${st.run}`);
+      return true;
+    }
+    this.#remote ??= specRemote(this.#store, this.#spec, this.#o.remote?.flag) ?? false;
+    if (this.#remote) {
+      const got = await fromRemote(this.runtime, this.#store, this.#remote, st.index, st.hash);
+      if (got.line) this.#print(got.line);
+      if (got.hit) (st.state = "cached", this.#o.onChange?.());
+      if (got.hit) return true;
+      // a failing remote is not asked again this session: each edit would wait for it
+      if (got.line?.startsWith("warning")) (this.#remote = false, this.#print(REMOTE_OFF));
+    }
+    if (this.#stopping) return (st.state = "pending", true); // stopped meanwhile: start nothing
+    this.#print(`step ${st.index + 1} running (${st.hash.slice(0, 12)}): ${st.run}`);
+    log.file ??= openLog(log.path);
+    const tag = `[${st.index + 1}] `;
+    const write = (line: string) => {
+      try {
+        log.file?.writeSync(new TextEncoder().encode(line + "\n"));
+      } catch { /* no log */ }
+    };
+    write(`[hd] step ${st.index + 1} (${st.hash}): ${st.run}`);
+    let untrusted = false; // a TLS-intercepting proxy: hint at ca_certs
+    const running = this.runtime.runStep(st.index, st.hash, spec, {
+      onLine: (line) => (
+        untrusted ||= tlsInterception(line), write(tag + line), this.#o.print("build", tag + line)
+      ),
+    });
+    this.#running.add(running);
+    const r = await running.done;
+    this.#running.delete(running);
+    st.ms = Math.round(r.ms);
+    st.state = r.code === 0 ? "ran" : "failed";
+    this.#print(
+      r.code === 0
+        ? `step ${st.index + 1} done in ${st.ms} ms`
+        : `step ${st.index + 1} failed with exit code ${r.code} after ${st.ms} ms`,
+    );
+    // (on the host a step already has the host's certificates)
+    if (r.code !== 0 && untrusted && this.#spec.environment.base !== null) {
+      if (!this.#spec.environment.caCerts) this.#print(`hint: ${CA_CERTS_HINT}`);
+    }
+    this.#o.onEvent?.({ event: "step", index: st.index, hash: st.hash, code: r.code, ms: st.ms });
+    if (r.code === 0 && this.#remote && this.#o.remote?.push) {
+      await this.#recordPending();
+      this.#print(await pushStep(this.#store, this.#remote, st.hash));
+    }
+    return r.code === 0;
   }
 
   /** Applies one batch of changed paths (relative to the project). */
@@ -461,12 +531,22 @@ export class DevLoop {
     const failed = plan.rerun.length ? await this.#runSteps(new Set(plan.rerun)) : [];
     const tSteps = performance.now();
     const stepsRun = plan.rerun.filter((i) => this.#steps[i].state === "ran");
+    // only a step that writes declared outputs hands the services new files to run on; a step
+    // without outputs (a check, a chained script) re-running restarts nobody by itself
+    const wroteOutputs = stepsRun.filter((i) => this.#spec.build.steps[i].outputs.length > 0);
     const stopping = this.#stopping;
     // a sandboxed environment whose root changed (a step's layer): every service restarts in it
     const rootChanged = failed.length === 0 && !stopping && plan.rerun.length > 0 &&
       await this.runtime.ready();
-    const restart = planRestart(this.#planState(), plan, { failed, stopping, rootChanged });
+    const restart = planRestart(this.#planState(), plan, {
+      failed,
+      stopping,
+      rootChanged,
+      ran: wroteOutputs,
+    });
     for (const line of restart.lines) this.#print(line);
+    // warm standbys (reload = "warm") learn what changed: a stale one is not handed over to
+    this.supervisor.noteChanges(changed, stepsRun.length, restart.set);
     const restarted = restart.services.length
       ? await this.supervisor.restart(restart.services)
       : [];
@@ -538,10 +618,19 @@ export class DevLoop {
     if (this.#captureTimer !== null) clearTimeout(this.#captureTimer);
     this.#captureTimer = setTimeout(() => {
       this.#captureTimer = null;
-      this.runtime.recordPending().catch((e) =>
-        this.#print(`cannot record step outputs: ${e.message}`)
-      );
+      this.#recordPending().catch((e) => this.#print(`cannot record step outputs: ${e.message}`));
     }, 1500);
+  }
+
+  /**
+   * Records the outputs of the steps that ran (runtime.recordPending), one call after the other:
+   * with steps side by side, a step about to be pushed must not find its outputs being recorded
+   * by a call that started for another step and has not finished.
+   */
+  #recordPending(): Promise<void> {
+    const next = this.#recording.then(() => this.runtime.recordPending());
+    this.#recording = next.catch(() => {});
+    return next;
   }
 
   /** The loop's status. */
@@ -552,17 +641,22 @@ export class DevLoop {
       root: this.#envRoot,
       files: this.#filesRoot,
       steps: this.#steps.map((s) => ({ ...s })),
-      services: this.supervisor.status(),
+      services: this.supervisor.status().map((x) =>
+        this.#selection.inactive[x.name] && x.state === "stopped"
+          ? { ...x, inactive: this.#selection.inactive[x.name] }
+          : x
+      ),
       updates: this.#updates,
       lastUpdate: this.#last,
       watching: this.#watcher !== null,
     };
   }
 
-  /** Stops the watcher, a running step, and the services (reverse dependency order). */
+  /** Stops the watcher, the running steps (all at once), and the services (reverse dependency order). */
   async stop(): Promise<void> {
     this.#stopping = true;
-    await this.#running?.stop(this.#spec.options.restartGraceMs);
+    // every running step at once (each its own process group, or container)
+    await Promise.all([...this.#running].map((r) => r.stop(this.#spec.options.restartGraceMs)));
     const w = this.#watcher;
     this.#watcher = null;
     const closing = w?.close();
@@ -570,7 +664,7 @@ export class DevLoop {
     await this.runtime.close?.().catch(() => {});
     await closing;
     if (this.#captureTimer !== null) (clearTimeout(this.#captureTimer), this.#captureTimer = null);
-    await this.runtime.recordPending().catch(() => {});
+    await this.#recordPending().catch(() => {});
     if (this.#cacheTimer !== null) {
       clearTimeout(this.#cacheTimer);
       this.#cacheTimer = null;

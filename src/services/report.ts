@@ -245,7 +245,10 @@ export function formatServices(services: ServiceStatus[]): string {
   const withHealth = services.some((s) => s.health || s.healthOutput || s.reason);
   const rows = services.map((s) => [
     s.name,
-    s.state + (s.waitingFor.length ? ` (for ${s.waitingFor.join(", ")})` : "") +
+    (s.inactive
+      ? `inactive (profile${s.inactive.length === 1 ? "" : "s"} ${s.inactive.join(", ")})`
+      : s.state) +
+    (s.waitingFor.length ? ` (for ${s.waitingFor.join(", ")})` : "") +
     ((s.state === "exited" || s.state === "crashed") && s.lastExitCode !== null
       ? ` (exit ${s.lastExitCode})`
       : ""),

@@ -111,6 +111,8 @@ export interface UpSessionOptions {
   store: Store;
   /** Services to run (with their dependencies); default all. */
   only?: string[];
+  /** Active profiles (`hd up --profile`, `HD_PROFILES`; src/services/profiles.ts). */
+  profiles?: string[];
   /** This is a detached supervisor (recorded in the state; a failed start lingers 300 ms). */
   detached: boolean;
   /** Every line: hd's own ("hd"), build output ("build"), each service's output. */
@@ -123,6 +125,8 @@ export interface UpSessionOptions {
   onNote?: (line: string) => void;
   /** Stop on SIGINT/SIGTERM, kill on a second SIGINT (default true; false in tests). */
   signals?: boolean;
+  /** The remote build cache (`--cache`, `--push-cache`); see DevLoopOptions.remote. */
+  remote?: { flag?: string; push?: boolean };
 }
 
 /** One `hd up` of a project (see the module doc). */
@@ -288,6 +292,7 @@ export class UpSession {
       spec,
       store: this.#o.store,
       only: this.#o.only,
+      profiles: this.#o.profiles,
       print: this.#o.print,
       onEvent: this.#o.onEvent,
       onChange: () => {
@@ -297,6 +302,7 @@ export class UpSession {
         }, 0);
       },
       onSpecChange: () => this.reload(),
+      remote: this.#o.remote,
     });
   }
 

@@ -23,6 +23,16 @@ import { type DepGraph, restartSet, topoOrder } from "./graph.ts";
 import { type GroupProcess, signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
 import { servicePids, waitForListener } from "./readiness.ts";
 import { stampLine } from "./logs.ts";
+import { GlobSet } from "../watch/pathmap.ts";
+import {
+  loadedSet,
+  parseRecord,
+  preloadList,
+  WARM_LOADER,
+  warmCommandLine,
+  type WarmDecision,
+  warmDecision,
+} from "./warm.ts";
 import {
   conditionMet,
   defaultCondition,
@@ -81,6 +91,13 @@ export interface ServiceStatus {
   healthOutput: string | null;
   /** Why the service is "failed" (a dependency's condition), else null. */
   reason: string | null;
+  /** Not started because none of its profiles is active: its profiles (set by the loop). */
+  inactive?: string[];
+  /**
+   * The pid of its warm standby (`reload = "warm"`) once it has preloaded and waits for its go,
+   * else null.
+   */
+  standby?: number | null;
 }
 
 /** Options of a {@link Supervisor}. */
@@ -132,7 +149,29 @@ interface Svc {
   /** Ends the running healthcheck when the service stops. */
   healthAbort: AbortController | null;
   reason: string | null;
+  /** The warm standby (`reload = "warm"`), waiting for its go. */
+  standby: Standby | null;
+  /** The last reason for a cold start logged (each is logged once until a warm handover). */
+  warmWhy: string | null;
 }
+
+/** A warm standby: a process that preloaded the unchanged modules and waits for go. */
+interface Standby {
+  proc: GroupProcess;
+  command: string;
+  /** Where it reports its module cache once it preloaded (see `loadedSet` in warm.ts). */
+  loadedFile: string;
+  /** Its module cache as it reported it; null until then. */
+  loaded: Set<string> | null;
+  /** Project-relative paths changed since it started. */
+  changed: Set<string>;
+  stepsRan: number;
+  alive: boolean;
+  modules: number;
+}
+
+/** Time between a warm service's readiness and the start of its next standby. */
+const STANDBY_DELAY_MS = 30;
 
 const enc = new TextEncoder();
 
@@ -156,6 +195,12 @@ export class Supervisor {
   #desired = new Set<string>();
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
+  /** hd's private directory of the warm loader and the records (outside the project). */
+  #warmDir: string | null = null;
+  /** Standbys being stopped (awaited by close). */
+  #dropping = new Set<Promise<unknown>>();
+  /** Numbers the standbys' report files. */
+  #standbys = 0;
 
   constructor(opts: SupervisorOptions) {
     this.#o = opts;
@@ -185,6 +230,8 @@ export class Supervisor {
         healthTimer: null,
         healthAbort: null,
         reason: null,
+        standby: null,
+        warmWhy: null,
       });
     }
   }
@@ -257,6 +304,7 @@ export class Supervisor {
         health: s.proc !== null && s.health ? s.health.status : null,
         healthOutput: s.health && s.health.output !== "" ? s.health.output : null,
         reason: s.state === "failed" ? s.reason : null,
+        standby: s.standby?.alive && this.#loaded(s.standby) ? s.standby.proc.pid : null,
       };
     });
   }
@@ -269,6 +317,35 @@ export class Supervisor {
     const s = this.#svc.get(spec.name);
     if (!s) throw new Error(`no service "${spec.name}"`);
     s.spec = spec;
+    this.#dropStandby(s); // started with the old settings
+  }
+
+  /** The pid of the warm standby of `name` (waiting for its go), or null. */
+  standbyPid(name: string): number | null {
+    const sb = this.#svc.get(name)?.standby;
+    return sb && sb.alive ? sb.proc.pid : null;
+  }
+
+  /**
+   * Tells the warm standbys what a batch changed (project-relative paths) and how many build steps
+   * ran. A standby of a service not in `restarting` that can no longer be handed over to (it
+   * loaded a changed module, …) is replaced now; the restarting ones decide at their start.
+   */
+  noteChanges(changed: readonly string[], stepsRan: number, restarting: readonly string[]): void {
+    for (const [name, s] of this.#svc) {
+      const sb = s.standby;
+      if (!sb) continue;
+      for (const p of changed) sb.changed.add(p);
+      sb.stepsRan += stepsRan;
+      // a restarting service decides at its start; one still loading is judged once it reports
+      // (every change since it started counts then)
+      if (restarting.includes(name) || this.#loaded(sb) === null) continue;
+      const d = this.#warmVerdict(s);
+      if (d === "warm") continue;
+      this.#dropStandby(s);
+      this.#event(name, `standby replaced: ${d.why}`);
+      if (s.proc && s.ready) this.#prepareSoon(name, s.gen);
+    }
   }
 
   /** True when `name` is meant to run (started and not stopped since). */
@@ -334,6 +411,7 @@ export class Supervisor {
       for (const n of [...this.#order].reverse()) {
         if (!named.has(n)) continue;
         this.#desired.delete(n);
+        this.#dropStandby(this.#svc.get(n)!);
         await this.#stopOne(n);
         const s = this.#svc.get(n)!;
         if (s.state !== "stopped") this.#set(s, "stopped");
@@ -345,7 +423,9 @@ export class Supervisor {
   stopAll(): Promise<void> {
     return this.#serial(async () => {
       this.#desired.clear();
+      for (const s of this.#svc.values()) this.#dropStandby(s);
       for (const n of [...this.#order].reverse()) await this.#stopOne(n);
+      await Promise.all(this.#dropping);
     });
   }
 
@@ -353,6 +433,14 @@ export class Supervisor {
   async close(): Promise<void> {
     await this.stopAll();
     this.#closed = true;
+    for (const s of this.#svc.values()) this.#dropStandby(s);
+    await Promise.all(this.#dropping);
+    if (this.#warmDir !== null) {
+      try {
+        Deno.removeSync(this.#warmDir, { recursive: true });
+      } catch { /* gone */ }
+      this.#warmDir = null;
+    }
     for (const s of this.#svc.values()) {
       try {
         s.log?.close();
@@ -471,21 +559,46 @@ export class Supervisor {
     const cwd = spec.workdir && spec.workdir !== "."
       ? `${this.#o.dir}/${spec.workdir}`
       : this.#o.dir;
-    let proc: GroupProcess;
-    try {
-      proc = spawnGroup(spec.command, { cwd, env: { ...this.#o.env, ...spec.env } });
-    } catch (e) {
-      this.#event(name, `cannot start: ${(e as Error).message}`);
-      s.lastExitCode = 127;
-      this.#died(name, gen);
-      return;
+    let proc: GroupProcess | null = null;
+    let how = "";
+    if (spec.reload === "warm") {
+      const sb = s.standby;
+      const d = this.#warmVerdict(s);
+      if (d === "warm" && sb) {
+        // the old instance is stopped (restart waits for it): the standby may run and listen now
+        s.standby = null;
+        sb.proc.go?.();
+        proc = sb.proc;
+        s.warmWhy = null;
+        how = `, warm: its standby had preloaded ${sb.loaded?.size ?? sb.modules} modules`;
+        removeQuietly(sb.loadedFile);
+      } else if (d !== "warm") {
+        this.#dropStandby(s);
+        const first = sb === null && s.restarts === 0; // nothing to hand over to yet
+        if (!first && s.warmWhy !== d.why) this.#event(name, `cold start: ${d.why}`);
+        if (!first) s.warmWhy = d.why;
+      }
+    }
+    if (proc === null) {
+      const warmLine = this.#warmLine(spec);
+      try {
+        proc = spawnGroup(warmLine ?? spec.command, {
+          cwd,
+          env: { ...this.#o.env, ...spec.env, ...(warmLine ? this.#warmEnv(name) : {}) },
+        });
+      } catch (e) {
+        this.#event(name, `cannot start: ${(e as Error).message}`);
+        s.lastExitCode = 127;
+        this.#died(name, gen);
+        return;
+      }
     }
     s.proc = proc;
     s.stopRequested = false;
     s.startedAt = Date.now();
     s.ready = spec.port === null;
     this.#set(s, spec.port === null ? "running" : "starting");
-    this.#event(name, `started (pid ${proc.pid}): ${spec.command}`);
+    this.#event(name, `started (pid ${proc.pid}${how}): ${spec.command}`);
     if (spec.healthcheck) this.#watchHealth(name, gen, cwd);
     const pipes = Promise.all([this.#pipe(name, proc.stdout), this.#pipe(name, proc.stderr)]);
     s.exited = proc.status.then(async (st) => {
@@ -515,10 +628,152 @@ export class Supervisor {
           `ready on ${l.address.includes(":") ? `[${l.address}]` : l.address}:${port}`,
         );
         this.#pump();
+        this.#prepareSoon(name, gen);
       });
     } else {
       queueMicrotask(() => this.#pump());
+      this.#prepareSoon(name, gen);
     }
+  }
+
+  /** The warm loader's path (written once into hd's private directory), or null. */
+  #loader(): string | null {
+    if (this.#warmDir === null) {
+      try {
+        const dir = Deno.makeTempDirSync({ prefix: "hd-warm-" }); // 0700
+        Deno.writeTextFileSync(`${dir}/loader.cjs`, WARM_LOADER, { mode: 0o600 });
+        this.#warmDir = dir;
+      } catch {
+        return null;
+      }
+    }
+    return `${this.#warmDir}/loader.cjs`;
+  }
+
+  #sandboxed(spec: ServiceSpec): boolean {
+    return Object.hasOwn(spec.env, "HD_SANDBOX") || spec.image !== undefined;
+  }
+
+  /** The command line of a warm service (`node --require LOADER …`), or null: run it as written. */
+  #warmLine(spec: ServiceSpec): string | null {
+    if (spec.reload !== "warm" || this.#sandboxed(spec) || this.#closed) return null;
+    const loader = this.#loader();
+    return loader === null ? null : warmCommandLine(spec.command, loader);
+  }
+
+  #warmEnv(name: string): Record<string, string> {
+    return { HD_WARM_RECORD: `${this.#warmDir}/${name}.record.json` };
+  }
+
+  #warmVerdict(s: Svc): WarmDecision {
+    const sb = s.standby;
+    return warmDecision({
+      reload: s.spec.reload,
+      command: s.spec.command,
+      sandboxed: this.#sandboxed(s.spec),
+      standby: sb ? { alive: sb.alive, command: sb.command, preloaded: this.#loaded(sb) } : null,
+      changed: sb ? [...sb.changed] : [],
+      stepsRan: sb?.stepsRan ?? 0,
+    });
+  }
+
+  /** What standby `sb` holds in its module cache, once it has reported it. */
+  #loaded(sb: Standby): Set<string> | null {
+    if (sb.loaded === null) {
+      try {
+        sb.loaded = loadedSet(Deno.readTextFileSync(sb.loadedFile), this.#o.dir);
+      } catch { /* not yet */ }
+    }
+    return sb.loaded;
+  }
+
+  /** Starts the next standby of `name` shortly after its process `gen` is up. */
+  #prepareSoon(name: string, gen: number): void {
+    const s = this.#svc.get(name)!;
+    if (s.spec.reload !== "warm" || s.standby !== null) return;
+    let tries = 0;
+    const tick = () => {
+      if (this.#closed || s.gen !== gen || !s.proc || s.standby || !this.#desired.has(name)) return;
+      // the first instance writes its record once its entry point has run: wait for it a little
+      if (this.#warmDir !== null && tries++ < 40) {
+        try {
+          Deno.statSync(`${this.#warmDir}/${name}.record.json`);
+        } catch {
+          return void setTimeout(tick, 50);
+        }
+      }
+      this.#prepare(name);
+    };
+    setTimeout(tick, STANDBY_DELAY_MS);
+  }
+
+  /** Spawns a standby: the service's warm command, preloading the last record's modules. */
+  #prepare(name: string): void {
+    const s = this.#svc.get(name)!;
+    const line = this.#warmLine(s.spec);
+    const loader = this.#loader();
+    if (line === null || loader === null) return;
+    const dir = this.#warmDir!;
+    let rec = null;
+    try {
+      rec = parseRecord(Deno.readTextFileSync(`${dir}/${name}.record.json`));
+    } catch { /* no record yet: the standby still saves node's own start */ }
+    const { paths } = preloadList(rec ?? { entry: null, modules: [], children: [] }, {
+      dir: this.#o.dir,
+      watch: new GlobSet(s.spec.watch),
+      loader,
+    });
+    const list = `${dir}/${name}.preload.json`;
+    const cwd = s.spec.workdir && s.spec.workdir !== "."
+      ? `${this.#o.dir}/${s.spec.workdir}`
+      : this.#o.dir;
+    const loadedFile = `${dir}/${name}.loaded.${++this.#standbys}.json`;
+    let proc: GroupProcess;
+    try {
+      Deno.writeTextFileSync(`${list}.tmp`, JSON.stringify(paths), { mode: 0o600 });
+      Deno.renameSync(`${list}.tmp`, list);
+      proc = spawnGroup(line, {
+        cwd,
+        env: {
+          ...this.#o.env,
+          ...s.spec.env,
+          ...this.#warmEnv(name),
+          HD_WARM_PRELOAD: list,
+          HD_WARM_LOADED: loadedFile,
+          HD_WARM_HOLD: "1",
+        },
+        hold: true,
+      });
+    } catch (e) {
+      this.#event(name, `cannot start a standby: ${(e as Error).message}`);
+      return;
+    }
+    const sb: Standby = {
+      proc,
+      command: s.spec.command,
+      loadedFile,
+      loaded: null,
+      changed: new Set(),
+      stepsRan: 0,
+      alive: true,
+      modules: paths.length,
+    };
+    proc.status.then(() => sb.alive = false);
+    s.standby = sb;
+  }
+
+  /** Stops the standby of `s` (in the background; close waits for it). */
+  #dropStandby(s: Svc): void {
+    const sb = s.standby;
+    if (!sb) return;
+    s.standby = null;
+    sb.proc.release?.(); // hd's end of its stdin: no go will come
+    const p = stopGroup(sb.proc.pid, sb.proc.status, this.#o.graceMs)
+      .then(() => Promise.all([sb.proc.stdout.cancel(), sb.proc.stderr.cancel()]))
+      .catch(() => {})
+      .finally(() => removeQuietly(sb.loadedFile));
+    this.#dropping.add(p);
+    p.finally(() => this.#dropping.delete(p));
   }
 
   /** Runs the healthcheck of `name` while its process `gen` lives. */
@@ -624,6 +879,12 @@ export class Supervisor {
     s.ready = false;
     if (s.state !== "crashed" && s.state !== "exited") this.#set(s, "stopped");
   }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch { /* gone */ }
 }
 
 function signalNumber(sig: Deno.Signal): number {

@@ -56,7 +56,8 @@ testIf(
       }).output();
       return new TextDecoder().decode(out.stdout).trim();
     };
-    assertEquals(await complete("ca"), "cas");
+    assertEquals(await complete("ca"), "cas cache");
+    assertEquals(await complete("cache", ""), "push ls pull");
     assertEquals(await complete("cas", ""), "add checkout cat stats gc verify");
     assertEquals(await complete("images", ""), "rm");
     assertEquals(await complete("up", "--de"), "--detach --debug");

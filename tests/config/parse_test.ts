@@ -66,10 +66,17 @@ Deno.test("defaults: minimal file", () => {
   assertEquals(spec.options, { restartGraceMs: 5000, debounceMs: 50 });
 });
 
+Deno.test("[options] jobs: an integer bound of build steps at once (absent by default)", () => {
+  const spec = parseSpec('[environment]\nname = "x"\n[options]\njobs = 3\n', "/p/hd.toml");
+  assertEquals(spec.options, { restartGraceMs: 5000, debounceMs: 50, jobs: 3 });
+  assertEquals(parseSpec('[environment]\nname = "x"\n', "/p/hd.toml").options.jobs, undefined);
+});
+
 Deno.test("dependency forms, step forms and array-of-tables steps", () => {
   const spec = parseSpec(
     `[environment]
 name = "x"
+base = "debian:12"
 [dependencies]
 apt = ["curl", "git=2.39"]
 node = "20"
@@ -92,7 +99,7 @@ env = { A = "1" }
   assertEquals(spec.build.steps[0].network, "none");
   assertEquals(spec.build.steps[1].inputs, null); // a table without inputs chains
   assertEquals(spec.build.steps[1].env, { A: "1" });
-  assertEquals(spec.build.steps[1].at?.line, 11);
+  assertEquals(spec.build.steps[1].at?.line, 12);
 });
 
 Deno.test("typo in a service key: file:line:col, key and suggestion", () => {
@@ -221,6 +228,21 @@ Deno.test("wrong types and values name the value's position", () => {
       '[environment]\nname = "a"\n[options]\ndebounce = 50\n',
       "50",
       /debounce must be a duration .* not an integer/,
+    ],
+    [
+      '[environment]\nname = "a"\n[options]\njobs = 0\n',
+      "0",
+      /jobs must be an integer from 1 to 1024, not 0 \(key options\.jobs\)$/,
+    ],
+    [
+      '[environment]\nname = "a"\n[options]\njobs = "4"\n',
+      '"4"',
+      /jobs must be an integer from 1 to 1024, not "4"/,
+    ],
+    [
+      '[environment]\nname = "a"\n[options]\njobs = 1.5\n',
+      "1.5",
+      /jobs must be an integer from 1 to 1024, not 1.5/,
     ],
     [
       '[environment]\nname = "a"\n[services.web]\ncommand = "x"\nrestart_policy = "alway"\n',
@@ -591,4 +613,29 @@ Deno.test("text the position scanner cannot follow does not hang it", () => {
     assertMatch(err.message, /invalid TOML/);
     assert(performance.now() - t0 < 1000, `${JSON.stringify(text)} took too long`);
   }
+});
+
+Deno.test("apt packages without a base: an error at load naming the key, not skipped", () => {
+  const text = `[environment]
+name = "x"
+
+[dependencies]
+npm = { file = "package-lock.json" }
+apt = ["curl"]
+`;
+  const { err, file } = loadError(text);
+  assertEquals(
+    err.message,
+    `Cannot load hd.toml: ${file}:${
+      where(text, "apt")
+    }: apt packages cannot be installed on the host: [environment] has no base image (key dependencies.apt)`,
+  );
+  assertMatch(err.hint, /add base = "debian:12"/);
+  assertMatch(err.hint, /install curl on this machine yourself/);
+  // with a base they are fine
+  const spec = parseSpec(
+    text.replace('name = "x"', 'name = "x"\nbase = "debian:12"'),
+    "/p/hd.toml",
+  );
+  assertEquals(spec.dependencies.map((d) => d.provider), ["npm", "apt"]);
 });

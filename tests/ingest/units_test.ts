@@ -275,6 +275,8 @@ Deno.test("planned keys: every feature of the table emits its key when on, repor
       "service.healthcheck",
       "service.image",
       "service.ports",
+      "service.profiles",
+      "service.scale",
       "service.secrets",
       "service.tmpfs",
       "service.volumes",

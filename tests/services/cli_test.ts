@@ -275,7 +275,7 @@ command = "exec sleep 60"
   const reading = (async () => {
     for await (const c of child.stdout.pipeThrough(new TextDecoderStream())) out.push(c);
   })();
-  await waitFor(() => out.join("").includes("build | building"), "step running");
+  await waitFor(() => out.join("").includes("build | [1] building"), "step running");
   const t0 = performance.now();
   child.kill("SIGINT");
   assertEquals((await child.status).code, 0);

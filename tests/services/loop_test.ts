@@ -1,11 +1,11 @@
-import { assert, assertEquals } from "../_assert.ts";
+import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
 import { DevLoop } from "../../src/services/loop.ts";
 import { compileEnv } from "../../src/env/compile.ts";
 import type { BuildStepSpec } from "../../src/config/types.ts";
 import { loadSpec } from "../../src/config/parse.ts";
-import { envSpec, svc, waitFor } from "./_util.ts";
+import { envSpec, pidsWith, svc, waitFor } from "./_util.ts";
 
 const NEEDS = skipUnless({ commands: ["setsid", "git"] });
 
@@ -122,7 +122,10 @@ testIf(NEEDS, "loop: steps re-run by hash; a change during a step is the next up
     assertEquals(lines(log), ["install", "build", "build"].concat(["build"]));
     const s = loop.status();
     assertEquals(s.lastUpdate!.modified, ["other.txt"]);
-    assertEquals(s.lastUpdate!.restarted, []); // nobody watches other.txt
+    // nobody watches other.txt, and the chained build that re-ran declares no outputs: it hands
+    // the services no new files, so nothing restarts
+    assertEquals(s.lastUpdate!.stepsRun, [1]);
+    assertEquals(s.lastUpdate!.restarted, []);
     assertEquals(loop.supervisor.status()[0].restarts, 1); // app, for app.js
     assertEquals(loop.supervisor.status()[1].pid, sidePid); // side never restarted
     // the step's outputs are not tracked: vendor/ never shows up as a change
@@ -133,6 +136,8 @@ testIf(NEEDS, "loop: steps re-run by hash; a change during a step is the next up
     await waitFor(() => loop.status().updates === 3, "third update", 20_000);
     assertEquals(loop.status().lastUpdate!.stepsRun, [0, 1]);
     assertEquals(Deno.readTextFileSync(`${dir}/vendor/x`), "v2");
+    // the re-run install restarted what runs on its outputs: side too, which watches nothing
+    assertEquals(loop.status().lastUpdate!.restarted.sort(), ["app", "side"]);
   }
 
   // a new loop on the unchanged tree: every step cached, nothing runs
@@ -323,3 +328,159 @@ command = "echo b-${word}; exec sleep 60"
     }
   },
 );
+
+/** The `start`/`end` times (ns) each step wrote to `path` as "<step> <start|end> <ns>" lines. */
+function spans(path: string): Record<string, { start: number; end: number }> {
+  const out: Record<string, { start: number; end: number }> = {};
+  for (const l of lines(path)) {
+    const [k, what, ns] = l.split(" ");
+    out[k] ??= { start: NaN, end: NaN };
+    out[k][what as "start" | "end"] = Number(ns) / 1e6;
+  }
+  return out;
+}
+
+/** A step that records its start and end time in `times` around `sleep 1`, then makes `out`. */
+function timed(times: string, name: string, out: string): string {
+  return `echo "${name} start $(date +%s%N)" >> ${times}; echo ${name} working; sleep 1; ` +
+    `mkdir -p ${out}; echo "${name} end $(date +%s%N)" >> ${times}`;
+}
+
+const NEEDS_DATE = skipUnless({ commands: ["setsid", "date", "sleep"] });
+
+testIf(
+  NEEDS_DATE,
+  "loop: independent host steps run side by side; a chained one waits",
+  async () => {
+    using tmp = tempDir();
+    using st = tempDir();
+    const dir = tmp.path;
+    const times = `${st.path}/times`;
+    Deno.writeTextFileSync(`${dir}/a.txt`, "1");
+    Deno.writeTextFileSync(`${dir}/b.txt`, "1");
+    const steps = (jobs: number) =>
+      envSpec(dir, {
+        build: {
+          steps: [
+            step(0, timed(times, "a", "out-a"), { inputs: ["a.txt"], outputs: ["out-a"] }),
+            step(1, timed(times, "b", "out-b"), { inputs: ["b.txt"], outputs: ["out-b"] }),
+            step(2, timed(times, "c", "out-c"), { outputs: ["out-c"] }), // chained
+          ],
+          cache: [],
+        },
+        options: { restartGraceMs: 1000, debounceMs: 30, jobs },
+      });
+    const store = Store.open(`${st.path}/store`);
+    const out: string[] = [];
+    const loop = new DevLoop({ spec: steps(2), store, print: (s, l) => out.push(`${s} | ${l}`) });
+    await loop.start();
+    try {
+      const overlap = () => {
+        const t = spans(times);
+        // the intervals of a and b overlap; c starts after both ended
+        assert(t.a.start < t.b.end && t.b.start < t.a.end, JSON.stringify(t));
+        assert(t.c.start >= Math.max(t.a.end, t.b.end), JSON.stringify(t));
+      };
+      overlap();
+      assertEquals(loop.status().steps.map((s) => s.state), ["ran", "ran", "ran"]);
+      // each output line carries its step number, whole
+      assert(out.includes("build | [1] a working"), out.join("\n"));
+      assert(out.includes("build | [2] b working"), out.join("\n"));
+      assert(out.includes("build | [3] c working"), out.join("\n"));
+      const log = Deno.readTextFileSync(`${dir}/.hd/logs/build.log`);
+      assert(log.includes("[1] a working\n") && log.includes("[2] b working\n"), log);
+
+      // a re-run after an edit: a's input changed, so a and (by the hash chain) b and c re-run,
+      // a and b again side by side
+      Deno.removeSync(times);
+      Deno.writeTextFileSync(`${dir}/a.txt`, "2");
+      await waitFor(() => loop.status().updates === 1, "update", 20_000);
+      assertEquals(loop.status().lastUpdate!.stepsRun, [0, 1, 2]);
+      overlap();
+    } finally {
+      await loop.stop();
+    }
+
+    // jobs = 1: the same steps one after the other (a, b, c), whatever the cores
+    Deno.removeSync(times);
+    Deno.removeSync(`${dir}/.hd/steps`, { recursive: true });
+    const one = new DevLoop({ spec: steps(1), store, print: () => {}, noWatch: true });
+    await one.start();
+    await one.stop();
+    const t = spans(times);
+    assert(t.b.start >= t.a.end && t.c.start >= t.b.end, JSON.stringify(t));
+  },
+);
+
+testIf(
+  NEEDS_DATE,
+  "loop: a failing step stops its dependents; a running sibling finishes",
+  async () => {
+    using tmp = tempDir();
+    using st = tempDir();
+    const dir = tmp.path;
+    const times = `${st.path}/times`;
+    Deno.writeTextFileSync(`${dir}/a.txt`, "1");
+    Deno.writeTextFileSync(`${dir}/b.txt`, "1");
+    const spec = envSpec(dir, {
+      build: {
+        steps: [
+          step(0, "echo a failing; exit 3", { inputs: ["a.txt"], outputs: ["out-a"] }),
+          step(1, timed(times, "b", "out-b"), { inputs: ["b.txt"], outputs: ["out-b"] }),
+          step(2, timed(times, "c", "out-c"), { outputs: ["out-c"] }),
+        ],
+        cache: [],
+      },
+      options: { restartGraceMs: 1000, debounceMs: 30, jobs: 2 },
+    });
+    const store = Store.open(`${st.path}/store`);
+    const out: string[] = [];
+    const loop = new DevLoop({ spec, store, print: (s, l) => out.push(`${s} | ${l}`) });
+    try {
+      await assertRejects(() => loop.start(), /build step 1 \(`echo a failing; exit 3`\) failed/);
+    } finally {
+      await loop.stop();
+    }
+    const t = spans(times);
+    assert(t.b.end > 0, "b (already running) finished"); // and is cached for the next run
+    assertEquals(t.c, undefined); // the dependent never started
+    assertEquals(loop.status().steps.map((s) => s.state), ["failed", "ran", "pending"]);
+    assert(
+      out.includes(
+        "hd | step 1 failed with exit code 3 after " + loop.status().steps[0].ms + " ms",
+      ),
+    );
+  },
+);
+
+testIf(NEEDS_DATE, "loop: stop ends every running step at once", async () => {
+  using tmp = tempDir();
+  using st = tempDir();
+  const dir = tmp.path;
+  const marker = `hd-steps-stop-${crypto.randomUUID()}`;
+  Deno.writeTextFileSync(`${dir}/a.txt`, "1");
+  Deno.writeTextFileSync(`${dir}/b.txt`, "1");
+  const slow = (n: string) => `echo ${n} up; exec sh -c "sleep 30; :" ${marker}-${n}`;
+  const spec = envSpec(dir, {
+    build: {
+      steps: [
+        step(0, slow("a"), { inputs: ["a.txt"], outputs: ["out-a"] }),
+        step(1, slow("b"), { inputs: ["b.txt"], outputs: ["out-b"] }),
+      ],
+      cache: [],
+    },
+    options: { restartGraceMs: 1000, debounceMs: 30, jobs: 2 },
+  });
+  const store = Store.open(`${st.path}/store`);
+  const out: string[] = [];
+  const loop = new DevLoop({ spec, store, print: (s, l) => out.push(`${s} | ${l}`) });
+  const starting = loop.start().catch((e) => e);
+  await waitFor(
+    () => out.includes("build | [1] a up") && out.includes("build | [2] b up"),
+    "both up",
+  );
+  assertEquals(pidsWith(marker).length, 2);
+  await loop.stop();
+  await starting;
+  assertEquals(pidsWith(marker), []);
+});

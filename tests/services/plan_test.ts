@@ -12,11 +12,15 @@ import {
   configChange,
   configChanged,
   configPath,
+  nextSteps,
   planRestart,
   type PlanState,
   planUpdate,
   reloadRefusal,
+  stepJobs,
+  type StepQueue,
   type StepsOutcome,
+  stepWaves,
 } from "../../src/services/plan.ts";
 import { envSpec, svc } from "./_util.ts";
 
@@ -354,6 +358,36 @@ const AFTER_STEPS: RestartRow[] = [
   },
 ];
 
+AFTER_STEPS.push(
+  {
+    name: "a step ran on the host (npm ci): every service of the environment restarts after it",
+    changes: { modified: ["package-lock.json"], hashes: ["h0'", "h1'"] },
+    outcome: { failed: [], stopping: false, rootChanged: false, ran: [0, 1] },
+    restart: ["api", "db", "web", "worker"],
+    lines: [
+      "steps 1, 2 re-ran: every service of the environment restarts on the new outputs",
+      "restarting db, api, web, worker (api watches package-lock.json)",
+    ],
+  },
+  {
+    name: "one step ran, nobody watches its input: still every service, and the line says why",
+    changes: { modified: ["src/lib.ts"], hashes: ["h0", "h1'"] },
+    outcome: { failed: [], stopping: false, rootChanged: false, ran: [1] },
+    restart: ["db", "api", "web", "worker"],
+    lines: [
+      "step 2 re-ran: every service of the environment restarts on the new outputs",
+      "restarting db, api, web, worker",
+    ],
+  },
+  {
+    name: "the re-run steps were found cached on the host (nothing ran): only watchers",
+    changes: { modified: ["package-lock.json"], hashes: ["h0'", "h1'"] },
+    outcome: { failed: [], stopping: false, rootChanged: false, ran: [] },
+    restart: ["api"],
+    lines: ["restarting api, web (api watches package-lock.json)"],
+  },
+);
+
 for (const row of AFTER_STEPS) {
   Deno.test(`plan after the steps: ${row.name}`, () => {
     const st = state();
@@ -394,6 +428,8 @@ Deno.test("plan: which hd.toml edits apply in place, which reload (configChange)
       null,
     ],
     ["depends_on", edited((s) => s.services.web.depends_on = ["db"]), true, null],
+    // which services are active is decided when the loop starts: a new profile set reloads
+    ["profiles", edited((s) => s.services.worker.profiles = ["debug"]), true, null],
     ["a service removed", edited((s) => delete s.services.worker), true, null],
     [
       "services reordered",
@@ -438,4 +474,124 @@ Deno.test("plan: hd.toml is seen only inside the project (configPath, configChan
     assertEquals(configPath(spec), rel, file);
     assertEquals(configChanged(spec, changed), seen, file);
   }
+});
+
+Deno.test("plan after the steps: a service with an image of its own does not restart on a step", () => {
+  const spec = edited((s) => {
+    s.services.worker.image = "redis:7";
+    s.services.worker.depends_on = [];
+  });
+  for (const outcome of [{ ran: [0] }, { rootChanged: true }]) {
+    const st = state({ spec, wanted: new Set(["db", "api", "worker"]) });
+    const plan = planUpdate(st, changes({ modified: ["src/x"], hashes: ["h0'", "h1"] }));
+    const r = planRestart(st, plan, {
+      failed: [],
+      stopping: false,
+      rootChanged: false,
+      ...outcome,
+    });
+    assertEquals(r.services, ["db", "api"], JSON.stringify(outcome));
+    assertEquals(r.set, ["db", "api"], "web is not wanted, worker has its own image");
+  }
+});
+
+// ---- build steps side by side: the ready queue (nextSteps), its waves, the job bound ----
+
+/** Dependency sets from a list of lists (index → the steps it depends on). */
+function D(...sets: number[][]): Set<number>[] {
+  return sets.map((s) => new Set(s));
+}
+
+Deno.test("nextSteps: which steps start now, as a table", () => {
+  // 0 and 1 independent (disjoint inputs/outputs), 2 chained (depends on both), 3 on 2 too
+  const fan = D([], [], [0, 1], [0, 1, 2]);
+  const rows: { why: string; q: Omit<StepQueue, "deps">; deps?: Set<number>[]; start: number[] }[] =
+    [
+      {
+        why: "independent steps start together",
+        q: { todo: [0, 1, 2, 3], running: [], failed: [], jobs: 4 },
+        start: [0, 1],
+      },
+      {
+        why: "bounded by jobs, lowest index first",
+        q: { todo: [0, 1, 2, 3], running: [], failed: [], jobs: 1 },
+        start: [0],
+      },
+      {
+        why: "a running step holds a slot",
+        q: { todo: [1, 2, 3], running: [0], failed: [], jobs: 1 },
+        start: [],
+      },
+      {
+        why: "the chained step waits for both",
+        q: { todo: [2, 3], running: [1], failed: [], jobs: 4 },
+        start: [],
+      },
+      {
+        why: "both done: the chained step starts, its dependent not yet",
+        q: { todo: [2, 3], running: [], failed: [], jobs: 4 },
+        start: [2],
+      },
+      {
+        why: "a step outside the run (cached before) counts as done",
+        q: { todo: [3], running: [], failed: [], jobs: 4 },
+        start: [3],
+      },
+      {
+        why: "re-run after an edit of step 1's input only: 1 (and what follows it) runs",
+        q: { todo: [1, 2, 3], running: [], failed: [], jobs: 4 },
+        start: [1],
+      },
+      {
+        why: "after a failure nothing new starts (running ones finish)",
+        q: { todo: [1, 2, 3], running: [1], failed: [0], jobs: 4 },
+        start: [],
+      },
+      {
+        why: "after a failure even an independent step does not start",
+        deps: D([], [], []),
+        q: { todo: [2], running: [], failed: [0], jobs: 4 },
+        start: [],
+      },
+      {
+        why: "an all-chained build runs one step at a time whatever jobs says",
+        deps: D([], [0], [0, 1]),
+        q: { todo: [0, 1, 2], running: [], failed: [], jobs: 8 },
+        start: [0],
+      },
+      {
+        why: "jobs below 1 still runs one",
+        q: { todo: [0, 1], running: [], failed: [], jobs: 0 },
+        start: [0],
+      },
+      {
+        why: "todo order does not matter",
+        q: { todo: [1, 0], running: [], failed: [], jobs: 1 },
+        start: [0],
+      },
+    ];
+  for (const r of rows) {
+    assertEquals(nextSteps({ deps: r.deps ?? fan, ...r.q }), r.start, r.why);
+  }
+});
+
+Deno.test("stepWaves: the schedule of equal-length steps, and the jobs bound", () => {
+  const rows: { deps: Set<number>[]; run: number[]; jobs: number; waves: number[][] }[] = [
+    { deps: D([], [], [0, 1]), run: [0, 1, 2], jobs: 4, waves: [[0, 1], [2]] },
+    { deps: D([], [], [0, 1]), run: [0, 1, 2], jobs: 1, waves: [[0], [1], [2]] },
+    { deps: D([], [], []), run: [0, 1, 2], jobs: 2, waves: [[0, 1], [2]] },
+    { deps: D([], [0], [0, 1]), run: [0, 1, 2], jobs: 4, waves: [[0], [1], [2]] },
+    { deps: D([], [], [0, 1]), run: [1, 2], jobs: 4, waves: [[1], [2]] },
+    { deps: D([], [], [0, 1]), run: [], jobs: 4, waves: [] },
+  ];
+  for (const r of rows) {
+    assertEquals(stepWaves(r.deps, r.run, r.jobs), r.waves, JSON.stringify(r));
+  }
+});
+
+Deno.test("stepJobs: [options] jobs, else one per core", () => {
+  assertEquals(stepJobs(undefined, 8), 8);
+  assertEquals(stepJobs(2, 8), 2);
+  assertEquals(stepJobs(1, 1), 1);
+  assertEquals(stepJobs(undefined, 0), 1);
 });

@@ -139,7 +139,7 @@ testIf(NEEDS, "session: a failed build throws and releases the project", async (
   });
   await assertRejects(() => session.start(), /build step 1 .* failed/);
   assertEquals(session.phase, "stopped");
-  assert(lines.includes("build | broken"), lines.join("\n"));
+  assert(lines.includes("build | [1] broken"), lines.join("\n"));
   assert(!lines.some((l) => l.startsWith("say |")), "nothing started");
   assert(!exists(upStatePath(dir)) && !exists(controlSocketPath(dir)));
   const lock = acquireUpLock(dir);
