@@ -66,7 +66,8 @@ export const KNOWN_KEYS = {
   ],
   environment: ["name", "base", "env", "workdir", "ca_certs", ...ENV_FILE_KEYS],
   build: ["steps", "cache"],
-  step: ["run", "inputs", "outputs", "env", "network"],
+  step: ["run", "inputs", "outputs", "env", "network", "stage", "image", "copy"],
+  stepCopy: ["from", "src", "dst"],
   service: [
     "command",
     "watch",
@@ -591,6 +592,7 @@ export function parseSpec(
         );
       }
       steps.forEach((s: unknown, index: number) => build.steps.push(step(v, s, index)));
+      checkStages(v, build.steps, environment.base !== null);
     }
     if (b.cache !== undefined) {
       build.cache = v.strArray("build.cache", b.cache, '["~/.npm"]')
@@ -768,6 +770,7 @@ function step(v: Validator, s: unknown, index: number): BuildStepSpec {
     if (s.trim() === "") v.fail(path, `step ${index + 1} is an empty command`);
     return { run: s, inputs: null, outputs: [], env: {}, network: "host", index, at };
   }
+  if (isTable(s) && s.copy !== undefined) return copyStep(v, s, index);
   if (!isTable(s)) {
     v.fail(
       path,
@@ -801,7 +804,178 @@ function step(v: Validator, s: unknown, index: number): BuildStepSpec {
     }
     network = n;
   }
-  return { run, inputs, outputs, env, network, index, at };
+  const out: BuildStepSpec = { run, inputs, outputs, env, network, index, at };
+  if (s.stage !== undefined) out.stage = stageName(v, `${path}.stage`, s.stage);
+  if (s.image !== undefined) out.image = imageRef(v, `${path}.image`, s.image);
+  if (out.image !== undefined && out.stage === undefined) {
+    v.fail(
+      `${path}.image`,
+      `step ${index + 1} names an image but no stage`,
+      'add stage = "NAME" (steps of one stage run on its image; copy takes from = "NAME")',
+      true,
+    );
+  }
+  if (out.stage !== undefined && outputs.length) {
+    v.fail(
+      `${path}.outputs`,
+      `step ${index + 1} of stage "${out.stage}" declares outputs`,
+      "a stage's layers are not part of the environment: copy what it made with copy = [{ from, src, dst }]",
+      true,
+    );
+  }
+  return out;
+}
+
+// ---- build stages: `stage`, `image` and `copy` (docs/hdtoml.md, [build]) ----
+
+const STAGE_NAME = /^[a-z0-9][a-z0-9_.-]*$/;
+
+function stageName(v: Validator, path: string, x: unknown): string {
+  const n = v.str(path, x);
+  if (!STAGE_NAME.test(n)) {
+    v.fail(
+      path,
+      `stage name "${n}" is not valid`,
+      "use a-z, 0-9, '_', '.' and '-', e.g. \"build\"",
+    );
+  }
+  return n;
+}
+
+function imageRef(v: Validator, path: string, x: unknown): string {
+  const image = v.str(path, x);
+  if (/\s/.test(image) || image.includes("\0")) {
+    v.fail(path, `image "${image}" is not an image reference`, 'e.g. "golang:1.22"');
+  }
+  return image;
+}
+
+/** An absolute, normalized path inside a stage or the environment (`dst` may end with `/`). */
+function sandboxPath(v: Validator, path: string, x: unknown, trailing: boolean): string {
+  const p = v.str(path, x);
+  const name = lastKey(path);
+  const body = trailing && p.length > 1 ? p.replace(/\/$/, "") : p;
+  // deno-lint-ignore no-control-regex
+  const bad = !p.startsWith("/") || /[\x00-\x1f\x7f]/.test(p) ||
+    (body !== "/" && body.slice(1).split("/").some((c) => c === "" || c === "." || c === ".."));
+  if (bad) {
+    v.fail(
+      path,
+      `${name} "${p}" is not an absolute, normalized path (no ".", ".." or empty components)`,
+      `write e.g. ${name} = "/out/app"`,
+    );
+  }
+  return p;
+}
+
+/** A step with `copy`: it runs nothing (`run` is ""); `stage` may place it in a stage. */
+function copyStep(v: Validator, s: Table, index: number): BuildStepSpec {
+  const path = `build.steps[${index}]`;
+  v.keys(path, s, KNOWN_KEYS.step, `build step ${index + 1}`);
+  for (const k of ["run", "inputs", "outputs", "env", "network", "image"]) {
+    if (s[k] !== undefined) {
+      v.fail(
+        `${path}.${k}`,
+        `step ${index + 1} copies (copy = …): it cannot have ${k}`,
+        "a copy step runs nothing; put the command in a step of its own",
+        true,
+      );
+    }
+  }
+  if (!Array.isArray(s.copy) || s.copy.length === 0) {
+    v.fail(
+      `${path}.copy`,
+      `copy must be a non-empty array of tables, not ${
+        Array.isArray(s.copy) ? "an empty array" : typeName(s.copy)
+      }`,
+      'write copy = [{ from = "build", src = "/out/app", dst = "/usr/local/bin/app" }]',
+    );
+  }
+  const copy = s.copy.map((c: unknown, i: number) => {
+    const cp = `${path}.copy[${i}]`;
+    const t = v.table(cp, c, `copy item ${i + 1}`);
+    v.keys(cp, t, KNOWN_KEYS.stepCopy, `copy item ${i + 1} of step ${index + 1}`);
+    for (const k of KNOWN_KEYS.stepCopy) {
+      if (t[k] === undefined) v.fail(cp, `copy item ${i + 1} needs ${k}`, `add ${k} = "…"`);
+    }
+    return {
+      from: stageName(v, `${cp}.from`, t.from),
+      src: sandboxPath(v, `${cp}.src`, t.src, false),
+      dst: sandboxPath(v, `${cp}.dst`, t.dst, true),
+    };
+  });
+  const out: BuildStepSpec = {
+    run: "",
+    inputs: [],
+    outputs: [],
+    env: {},
+    network: "none",
+    index,
+    at: v.at(path),
+    copy,
+  };
+  if (s.stage !== undefined) out.stage = stageName(v, `${path}.stage`, s.stage);
+  return out;
+}
+
+/**
+ * Across steps: stages and copies need a base (they run in the sandbox); every step of a stage names the same image (its first step names one), and each
+ * `copy` takes from a stage of earlier steps, not its own.
+ */
+function checkStages(v: Validator, steps: BuildStepSpec[], sandboxed: boolean): void {
+  const images = new Map<string, string>();
+  for (const s of steps) {
+    const path = `build.steps[${s.index}]`;
+    const key = s.copy ? "copy" : s.stage !== undefined ? "stage" : null;
+    if (key !== null && !sandboxed) {
+      v.fail(
+        `${path}.${key}`,
+        `step ${s.index + 1} uses ${key}, which needs the sandbox: [environment] has no base image`,
+        'add base = "IMAGE" to [environment] (the image the environment itself runs on)',
+        true,
+      );
+    }
+    if (s.stage !== undefined && s.copy === undefined) {
+      const first = images.get(s.stage);
+      if (s.image === undefined && first === undefined) {
+        v.fail(
+          path,
+          `step ${s.index + 1} starts stage "${s.stage}" without an image`,
+          'add image = "REF" (the image the stage runs on)',
+        );
+      }
+      if (first !== undefined && s.image !== undefined && s.image !== first) {
+        v.fail(
+          `${path}.image`,
+          `step ${s.index + 1} of stage "${s.stage}" names image "${s.image}", not "${first}"`,
+          "every step of a stage runs on the same image; name another stage for another image",
+        );
+      }
+      if (first === undefined) images.set(s.stage, s.image!);
+      s.image ??= first;
+    }
+    s.copy?.forEach((c, i) => {
+      if (c.from === s.stage || !images.has(c.from)) {
+        const known = [...images.keys()];
+        v.fail(
+          `${path}.copy[${i}].from`,
+          c.from === s.stage
+            ? `step ${s.index + 1} copies from its own stage "${c.from}"`
+            : `no earlier step has stage "${c.from}"`,
+          known.length
+            ? `stages before step ${s.index + 1}: ${known.join(", ")}`
+            : 'give the steps that build it stage = "NAME" and image = "REF", before this step',
+        );
+      }
+    });
+    if (s.stage !== undefined && s.copy !== undefined && !images.has(s.stage)) {
+      v.fail(
+        `${path}.stage`,
+        `step ${s.index + 1} copies into stage "${s.stage}" before any step gives it an image`,
+        'put a step with stage = "NAME" and image = "REF" first',
+      );
+    }
+  }
 }
 
 function service(v: Validator, name: string, sv: unknown, base = false): ServiceSpec {

@@ -39,6 +39,29 @@ export interface BuildStepSpec {
   /** Index in [build].steps. */
   index: number;
   at?: Position;
+  /**
+   * `stage = "NAME"`: the build stage the step belongs to (a Dockerfile stage the environment
+   * copies from). Steps of one stage run on its `image`, each on the layers of the stage's earlier
+   * steps (chained, as Docker runs a stage's RUNs); none of them is part of the environment's root.
+   */
+  stage?: string;
+  /** `image = "REF"`: the image a stage's steps run on (every step of the stage names it). */
+  image?: string;
+  /**
+   * `copy = [{ from = "STAGE", src, dst }]` (COPY --from): the step runs nothing; its layer is
+   * `src` of each entry, read from the root stage `from` has at this point, placed at `dst`.
+   */
+  copy?: StepCopySpec[];
+}
+
+/** One entry of a step's `copy`: an absolute path of a stage's root copied to `dst`. */
+export interface StepCopySpec {
+  /** The stage (`stage` of earlier steps) whose resulting root is read. */
+  from: string;
+  /** Absolute, normalized path in that root (a file or a directory). */
+  src: string;
+  /** Absolute path in the step's layer; a trailing `/` puts a file inside that directory. */
+  dst: string;
 }
 
 /** Restart policy of a service. */

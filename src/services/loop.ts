@@ -324,6 +324,7 @@ export class DevLoop {
     }
     const c = await compileEnv(this.#store, this.#spec, {
       baseId: this.runtime.baseId,
+      imageIds: this.runtime.imageIds,
       exclude: this.#ownOutput,
     });
     this.#tree = c.tree;
@@ -500,7 +501,11 @@ export class DevLoop {
     const hashes = await this.#store.withLock(
       "shared",
       () =>
-        stepHashes(this.#spec, tree, { store: this.#store, baseId: this.runtime.baseId })
+        stepHashes(this.#spec, tree, {
+          store: this.#store,
+          baseId: this.runtime.baseId,
+          imageIds: this.runtime.imageIds,
+        })
           .map((s) => s.id),
     );
     const oldEnv = this.#envRoot;
