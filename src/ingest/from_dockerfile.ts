@@ -63,6 +63,8 @@ export interface DockerfileOptions {
   arch?: string;
   /** Name of the service a CMD/ENTRYPOINT becomes. */
   serviceName?: string;
+  /** Stages whose steps are written already (a stage copied from twice is built once). */
+  emittedStages?: Set<string>;
 }
 
 /** The built stage as hd.toml pieces. */
@@ -764,33 +766,70 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
       const from = stageByRef(e.from);
       const what = `COPY --from=${e.from} ${short(e.sources.join(" "), 30)} ${e.dest}`;
       if (tr.features["step.copy"] && tr.features["step.image"] && from) {
-        const sub = translateDockerfile(tr, {
-          ...o,
-          target: from.name ?? String(from.index),
-          serviceName: undefined,
-        });
-        for (const s of sub.steps) {
-          if (sub.base) s.extra.image = sub.base;
-          s.comment.unshift(`stage ${from.name ?? from.index} (COPY --from at ${file}:${e.at})`);
-          steps.push(s);
+        // the stage's steps, once (by its name: what COPY --from says, stable when steps move)
+        const name = from.name ?? String(from.index);
+        const emitted = o.emittedStages ?? new Set<string>();
+        if (!emitted.has(name)) {
+          emitted.add(name);
+          const sub = translateDockerfile(tr, {
+            ...o,
+            target: name,
+            serviceName: undefined,
+            emittedStages: emitted,
+          });
+          if (!sub.base) {
+            tr.report(
+              at(e.at),
+              what,
+              `not translated: stage ${name} starts FROM scratch (a stage's steps need an image)`,
+            );
+            continue;
+          }
+          if (sub.projectDir !== projectDir && sub.steps.some((s) => s.extra.copy === undefined)) {
+            tr.report(
+              at(from.from.line),
+              `stage ${name}: its build context at ${sub.projectDir}`,
+              `not translated: hd runs its steps with the project at ${projectDir} (the environment's workdir, as for every step); a path below ${sub.projectDir} in its commands may need editing`,
+            );
+          }
+          for (const c of sub.cache) if (!cache.includes(c)) cache.push(c);
+          sub.steps.forEach((s, i) => {
+            if (s.extra.stage === undefined) {
+              // the stage's ENV (what it had at the end) is each step's own
+              s.env = { ...sub.env, ...s.env };
+              s.extra = s.extra.copy !== undefined
+                ? { stage: name, ...s.extra }
+                : { ...s.extra, stage: name, image: sub.base! };
+            }
+            if (i === 0) s.comment.unshift(`stage ${name} (COPY --from at ${file}:${e.at})`);
+            steps.push(s);
+          });
         }
-        const s = step(":", [], [
-          `${file}:${e.at} ${e.text}: copied from stage ${from.name ?? from.index}`,
+        const s = step("", [], [
+          `${file}:${e.at} ${e.text}: copied from stage ${name}`,
         ]);
-        s.extra.copy = e.sources.map((src) => ({ from: steps.length, src, dst: e.dest }));
+        s.extra.copy = e.sources.map((src) => ({
+          from: name,
+          src: normAbs("/", src),
+          dst: e.dest.replace(/\/\/+$/, "/"),
+        }));
         steps.push(s);
-      } else {
+      } else if (from) {
         tr.planned(
           "step.copy",
           {},
           "copy",
           [],
           at(e.at),
-          from
-            ? `${what} (stage ${
-              from.name ?? from.index
-            }, ${file}:${from.from.line}; its image via build.steps[].image)`
-            : `${what} (image ${e.from}; via build.steps[].image)`,
+          `${what} (stage ${
+            from.name ?? from.index
+          }, ${file}:${from.from.line}; its image via build.steps[].image)`,
+        );
+      } else {
+        tr.report(
+          at(e.at),
+          what,
+          `not translated: a copy from image ${e.from}; write \`FROM ${e.from} AS NAME\` and COPY --from=NAME`,
         );
       }
       continue;
@@ -1017,7 +1056,8 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
         `VOLUME ${v.v.join(" ")}`,
       );
     }
-  } else {
+  } else if (!o.emittedStages) {
+    // (a stage copied from is built for its files, not run: no service is expected of it)
     const line = chain[chain.length - 1].from.line;
     tr.report(
       at(line),

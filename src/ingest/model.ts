@@ -133,8 +133,8 @@ export const FEATURES = {
   "build.shell": { key: "build.shell", on: false },
   "step.workdir": { key: "build.steps[].workdir", on: false },
   "step.user": { key: "build.steps[].user", on: false },
-  "step.image": { key: "build.steps[].image", on: false },
-  "step.copy": { key: "build.steps[].copy", on: false },
+  "step.image": { key: "build.steps[].image", on: true },
+  "step.copy": { key: "build.steps[].copy", on: true },
   "service.image": { key: "services.NAME.image", on: true },
   "service.user": { key: "services.NAME.user", on: false },
   "service.env_file": { key: "services.NAME.env_file", on: true },
@@ -269,6 +269,8 @@ export function stepValue(s: StepOut): string {
   const simple = s.inputs === null && !s.outputs.length && !Object.keys(s.env).length &&
     s.network === "host" && !Object.keys(s.extra).length;
   if (simple) return tomlString(s.run);
+  // a copy step runs nothing: only its stage (when in one) and what it copies
+  if (s.extra.copy !== undefined) return tomlValue(s.extra);
   const t: Record<string, TomlValue> = { run: s.run };
   if (s.inputs !== null) t.inputs = s.inputs;
   if (s.outputs.length) t.outputs = s.outputs;

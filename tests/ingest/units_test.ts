@@ -280,6 +280,8 @@ Deno.test("planned keys: every feature of the table emits its key when on, repor
       "service.secrets",
       "service.tmpfs",
       "service.volumes",
+      "step.copy",
+      "step.image",
       "volumes",
     ],
   );
