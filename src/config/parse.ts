@@ -44,6 +44,7 @@ import type {
   PublishedPort,
   RestartPolicy,
   ServiceSpec,
+  StepCopySpec,
 } from "./types.ts";
 
 /** The file name hd looks for. */
@@ -868,7 +869,7 @@ function sandboxPath(v: Validator, path: string, x: unknown, trailing: boolean):
   return p;
 }
 
-/** A step with `copy`: it runs nothing (`run` is ""); `stage` may place it in a stage. */
+/** A step with `copy`: it runs nothing (`run` is a comment naming the copies); `stage` may place it in a stage. */
 function copyStep(v: Validator, s: Table, index: number): BuildStepSpec {
   const path = `build.steps[${index}]`;
   v.keys(path, s, KNOWN_KEYS.step, `build step ${index + 1}`);
@@ -905,7 +906,8 @@ function copyStep(v: Validator, s: Table, index: number): BuildStepSpec {
     };
   });
   const out: BuildStepSpec = {
-    run: "",
+    // shown where steps are listed; a shell comment, so it would do nothing if it were run
+    run: `# copy ${copy.map((c: StepCopySpec) => `${c.from}:${c.src} -> ${c.dst}`).join(", ")}`,
     inputs: [],
     outputs: [],
     env: {},

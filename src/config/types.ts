@@ -48,7 +48,8 @@ export interface BuildStepSpec {
   /** `image = "REF"`: the image a stage's steps run on (every step of the stage names it). */
   image?: string;
   /**
-   * `copy = [{ from = "STAGE", src, dst }]` (COPY --from): the step runs nothing; its layer is
+   * `copy = [{ from = "STAGE", src, dst }]` (COPY --from): the step runs nothing (its `run` is a
+   * shell comment naming the copies, for listings); its layer is
    * `src` of each entry, read from the root stage `from` has at this point, placed at `dst`.
    */
   copy?: StepCopySpec[];

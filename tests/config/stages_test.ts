@@ -25,7 +25,11 @@ Deno.test("a stage's steps and a copy from it parse; later steps of a stage take
   ]);
   assertEquals(b.inputs, ["go.mod"]);
   assertEquals(c.copy, [{ from: "build", src: "/out/app", dst: "/usr/local/bin/" }]);
-  assertEquals([c.run, c.inputs, c.stage], ["", [], undefined]);
+  assertEquals([c.run, c.inputs, c.stage], [
+    "# copy build:/out/app -> /usr/local/bin/",
+    [],
+    undefined,
+  ]);
   assertEquals([d.stage, d.image, d.copy], [undefined, undefined, undefined]);
 });
 
