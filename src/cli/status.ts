@@ -4,11 +4,10 @@
  * The data comes from {@link gatherStatus} (src/env/report.ts); this file only prints it.
  * @module
  */
-import { stepBaseId } from "../runtime/step_cache.ts";
+import { pulledImageIds } from "../runtime/step_cache.ts";
 import { HdError } from "../sys/errors.ts";
 import { displayPath, loadProjectSpec } from "../config/parse.ts";
 import { gatherStatus, type Status } from "../env/report.ts";
-import { loadImage } from "../oci/image.ts";
 import { formatUpStatus, gatherServices } from "../services/report.ts";
 import { listMounts, type MountStatus } from "../mount/manager.ts";
 import type { Command } from "./command.ts";
@@ -89,12 +88,9 @@ export const status: Command = {
       throw new HdError("Cannot show status: unexpected argument", "usage: hd status", 2);
     }
     const spec = loadProjectSpec(ctx.values.file as string | undefined);
-    // the runtime hashes the pulled base image by its manifest digest (stepBaseId), not its
-    // reference: so does status
-    const base = spec.environment.base;
-    const image = base === null ? null : loadImage(ctx.store(), base);
-    const baseId = image ? stepBaseId(ctx.store(), image) : undefined;
-    const s = await gatherStatus(ctx.store(), spec, undefined, { baseId });
+    // the runtime hashes pulled images (base, stages) by their manifest digests (stepBaseId), not
+    // their references: so does status
+    const s = await gatherStatus(ctx.store(), spec, undefined, pulledImageIds(ctx.store(), spec));
     const up = await gatherServices(spec.dir); // services of a running `hd up` (src/services)
     const mounts = listMounts(ctx.store()).filter((m) => m.state !== "gone");
     ctx.out.result(

@@ -68,19 +68,23 @@ export interface Status {
 
 /**
  * Compiles the project (without moving its refs) and reports its state. Pass `compiled` to report
- * on an environment compiled already, and `baseId` (the pulled base image's record, as the runtime
- * hashes it) so that the step hashes are the ones `hd up` uses.
+ * on an environment compiled already, and `baseId` and `imageIds` (the pulled images, as the
+ * runtime hashes them) so that the step hashes are the ones `hd up` uses.
  */
 export async function gatherStatus(
   store: Store,
   spec: EnvSpec,
   compiled?: CompiledEnv,
-  opts: { baseId?: string } = {},
+  opts: { baseId?: string; imageIds?: Record<string, string> } = {},
 ): Promise<Status> {
   const name = spec.environment.name;
   const recordedEnv = store.getRef(`envs/${name}`);
   const recordedTree = store.getRef(`trees/${name}`);
-  const c = compiled ?? await compileEnv(store, spec, { record: false, baseId: opts.baseId });
+  const c = compiled ?? await compileEnv(store, spec, {
+    record: false,
+    baseId: opts.baseId,
+    imageIds: opts.imageIds,
+  });
   return {
     name,
     file: spec.file,

@@ -5,14 +5,13 @@
  * refs `envs/<name>` and `trees/<name>`.
  * @module
  */
-import { stepBaseId } from "../../runtime/step_cache.ts";
+import { pulledImageIds } from "../../runtime/step_cache.ts";
 import { HdError } from "../../sys/errors.ts";
 import type { Store } from "../../cas/store.ts";
 import { getNode } from "../../dag/dag.ts";
 import { type FileNode, isNodeEncoding, nodeId } from "../../dag/node.ts";
 import { S_IFLNK, S_IFMT } from "../../sys/mode.ts";
 import { compileEnv } from "../../env/compile.ts";
-import { loadImage } from "../../oci/image.ts";
 import { loadProjectSpec } from "../../config/parse.ts";
 import { resolveName } from "../cas/resolve.ts";
 import type { Command } from "../command.ts";
@@ -181,10 +180,7 @@ export const dagShow: Command = {
       const spec = loadProjectSpec(ctx.values.file as string | undefined);
       const store = ctx.store();
       // hashed as `hd up` hashes it: the pulled base image's manifest digest, when it is pulled
-      const base = spec.environment.base;
-      const image = base === null ? null : loadImage(store, base);
-      const baseId = image ? stepBaseId(store, image) : undefined;
-      const env = await compileEnv(store, spec, { baseId });
+      const env = await compileEnv(store, spec, pulledImageIds(store, spec));
       root = showTree(store, env.envId, "", depth);
     }
     ctx.out.result(root, () => renderTree(root));
