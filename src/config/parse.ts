@@ -873,7 +873,7 @@ function sandboxPath(v: Validator, path: string, x: unknown, trailing: boolean):
 function copyStep(v: Validator, s: Table, index: number): BuildStepSpec {
   const path = `build.steps[${index}]`;
   v.keys(path, s, KNOWN_KEYS.step, `build step ${index + 1}`);
-  for (const k of ["run", "inputs", "outputs", "env", "network", "image"]) {
+  for (const k of ["run", "inputs", "outputs", "env", "network"]) {
     if (s[k] !== undefined) {
       v.fail(
         `${path}.${k}`,
@@ -917,6 +917,15 @@ function copyStep(v: Validator, s: Table, index: number): BuildStepSpec {
     copy,
   };
   if (s.stage !== undefined) out.stage = stageName(v, `${path}.stage`, s.stage);
+  if (s.image !== undefined) out.image = imageRef(v, `${path}.image`, s.image);
+  if (out.image !== undefined && out.stage === undefined) {
+    v.fail(
+      `${path}.image`,
+      `step ${index + 1} names an image but no stage`,
+      'add stage = "NAME" (a copy into a stage), or remove image (a copy into the environment)',
+      true,
+    );
+  }
   return out;
 }
 
@@ -937,7 +946,7 @@ function checkStages(v: Validator, steps: BuildStepSpec[], sandboxed: boolean): 
         true,
       );
     }
-    if (s.stage !== undefined && s.copy === undefined) {
+    if (s.stage !== undefined) {
       const first = images.get(s.stage);
       if (s.image === undefined && first === undefined) {
         v.fail(
@@ -970,13 +979,6 @@ function checkStages(v: Validator, steps: BuildStepSpec[], sandboxed: boolean): 
         );
       }
     });
-    if (s.stage !== undefined && s.copy !== undefined && !images.has(s.stage)) {
-      v.fail(
-        `${path}.stage`,
-        `step ${s.index + 1} copies into stage "${s.stage}" before any step gives it an image`,
-        'put a step with stage = "NAME" and image = "REF" first',
-      );
-    }
   }
 }
 

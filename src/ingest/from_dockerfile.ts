@@ -673,6 +673,8 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
 
   // ---- emission ----
   const steps: StepOut[] = [];
+  // the stages copied from whose steps are written (shared with the stages' own translations)
+  const emitted = o.emittedStages ?? new Set<string>();
   const cache: string[] = [];
   let whole: number | null = null;
   const copied: string[] = [];
@@ -768,7 +770,6 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
       if (tr.features["step.copy"] && tr.features["step.image"] && from) {
         // the stage's steps, once (by its name: what COPY --from says, stable when steps move)
         const name = from.name ?? String(from.index);
-        const emitted = o.emittedStages ?? new Set<string>();
         if (!emitted.has(name)) {
           emitted.add(name);
           const sub = translateDockerfile(tr, {
@@ -798,7 +799,7 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
               // the stage's ENV (what it had at the end) is each step's own
               s.env = { ...sub.env, ...s.env };
               s.extra = s.extra.copy !== undefined
-                ? { stage: name, ...s.extra }
+                ? { stage: name, image: sub.base!, ...s.extra }
                 : { ...s.extra, stage: name, image: sub.base! };
             }
             if (i === 0) s.comment.unshift(`stage ${name} (COPY --from at ${file}:${e.at})`);

@@ -13,7 +13,9 @@ Deno.test("a stage's steps and a copy from it parse; later steps of a stage take
   const spec = parseSpec(
     HEAD + BUILD + '  { run = "make test", stage = "build", inputs = ["go.mod"] },\n' +
       '  { copy = [{ from = "build", src = "/out/app", dst = "/usr/local/bin/" }] },\n' +
-      '  "echo after",\n]\n',
+      '  "echo after",\n' +
+      '  { stage = "t", image = "node:20", copy = [{ from = "build", src = "/o", dst = "/o" }] },\n' +
+      '  { run = "ls /o", stage = "t" },\n]\n',
     "/p/hd.toml",
   );
   const [a, b, c, d] = spec.build.steps;
@@ -31,6 +33,11 @@ Deno.test("a stage's steps and a copy from it parse; later steps of a stage take
     undefined,
   ]);
   assertEquals([d.stage, d.image, d.copy], [undefined, undefined, undefined]);
+  // a stage may start with a copy (naming its image); its later steps take that image
+  assertEquals(spec.build.steps.slice(4).map((s) => [s.stage, s.image]), [["t", "node:20"], [
+    "t",
+    "node:20",
+  ]]);
 });
 
 Deno.test("stage, image and copy refusals name the line, the key and a fix", () => {
@@ -112,6 +119,16 @@ Deno.test("stage, image and copy refusals name the line, the key and a fix", () 
       /step 2 copies \(copy = …\): it cannot have run/,
     ],
     [BUILD + "  { copy = [] },\n", "[]", /copy must be a non-empty array of tables/],
+    [
+      BUILD + '  { image = "x", copy = [{ from = "build", src = "/a", dst = "/b" }] },\n',
+      'image = "x"',
+      /step 2 names an image but no stage/,
+    ],
+    [
+      BUILD + '  { stage = "t", copy = [{ from = "build", src = "/a", dst = "/b" }] },\n',
+      '{ stage = "t"',
+      /step 2 starts stage "t" without an image/,
+    ],
   ];
   for (const [steps, at, re] of cases) {
     const text = HEAD + steps + "]\n";
