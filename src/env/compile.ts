@@ -9,7 +9,8 @@
  *   node, a directory's Dir node, or a glob's matched set as a Dir); a string step (or a table
  *   without `inputs`) chains: previous step + the whole tracked tree. A base image adds its
  *   reference (stored as a small blob, or the id a caller passes as `baseId`, e.g. the pulled
- *   image) to every step.
+ *   image) to every step. A build stage's steps (`stage`) chain on their own stage and its `image`
+ *   (by `imageIds`) instead; a copy step is keyed by its source step's hash, `src` and `dst`.
  * - The Env node names, in order: files, base, packages, steps. Refs `trees/<name>` and
  *   `envs/<name>` record the result.
  *

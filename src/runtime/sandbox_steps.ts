@@ -7,6 +7,10 @@
  * step writes there (node_modules, dist) lands in its layer, not in the project. A failing step
  * keeps nothing and names the step, its exit code and its last output lines.
  *
+ * Build stages (`stage`, `image`, `copy`; see {@link stepPlan}): a stage's steps run on their
+ * image's layers and the earlier layers of their stage, never part of the environment's root; a
+ * copy step's layer is paths copied from a stage's root (see {@link runCopy}).
+ *
  * The environment's root is an overlay of the step layers over the base layers with the
  * environment's writable layer (`.hd/sandbox/upper`) on top, mounted at `.hd/sandbox/root` and
  * reused while its layers stay the same; the project is bind-mounted at the working directory
