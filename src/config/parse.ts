@@ -19,7 +19,7 @@ import { HdError } from "../sys/errors.ts";
 import { durationOverLimit, parseDuration } from "./duration.ts";
 import { type LineCol, SourcePositions } from "./positions.ts";
 import { didYouMean } from "./suggest.ts";
-import { commandForm, imageWorkdir, RUN_KEYS, serviceRunKeys } from "./service_keys.ts";
+import { commandForm, imageWorkdir, RUN_KEYS, serviceRunKeys, userForm } from "./service_keys.ts";
 import { declaredVolumes, serviceVolumes, VOLUME_KEYS } from "./volume_keys.ts";
 import { dotEnv, ENV_FILE_KEYS, envFileVars } from "./env_files.ts";
 import { interpolateDoc } from "./interpolate.ts";
@@ -64,9 +64,9 @@ export const KNOWN_KEYS = {
     "secrets",
     "remote",
   ],
-  environment: ["name", "base", "env", "workdir", "ca_certs", ...ENV_FILE_KEYS],
+  environment: ["name", "base", "env", "workdir", "ca_certs", "user", ...ENV_FILE_KEYS],
   build: ["steps", "cache"],
-  step: ["run", "inputs", "outputs", "env", "network"],
+  step: ["run", "inputs", "outputs", "env", "network", "user", "workdir"],
   service: [
     "command",
     "watch",
@@ -508,6 +508,10 @@ export function parseSpec(
     );
     environment.env = { ...vars, ...environment.env };
   }
+  if (envT.user !== undefined) {
+    environment.user = userForm(v, "environment.user", envT.user);
+    if (environment.base === null) noHostUser(v, "environment.user");
+  }
   if (environment.base !== null && /\s/.test(environment.base)) {
     v.fail(
       "environment.base",
@@ -590,7 +594,9 @@ export function parseSpec(
           'write steps = ["make", { run = "npm ci", inputs = ["package-lock.json"] }]',
         );
       }
-      steps.forEach((s: unknown, index: number) => build.steps.push(step(v, s, index)));
+      steps.forEach((s: unknown, index: number) =>
+        build.steps.push(step(v, s, index, environment.base !== null))
+      );
     }
     if (b.cache !== undefined) {
       build.cache = v.strArray("build.cache", b.cache, '["~/.npm"]')
@@ -761,7 +767,17 @@ export function parseSpec(
   return spec;
 }
 
-function step(v: Validator, s: unknown, index: number): BuildStepSpec {
+/** hd does not switch users on the host: `user` needs a base (or, for a service, an image). */
+function noHostUser(v: Validator, path: string): never {
+  return v.fail(
+    path,
+    "user needs a base: hd does not switch users on the host (steps and services run as you)",
+    'add base = "…" to [environment], or remove user',
+    true,
+  );
+}
+
+function step(v: Validator, s: unknown, index: number, base = false): BuildStepSpec {
   const path = `build.steps[${index}]`;
   const at = v.at(path);
   if (typeof s === "string") {
@@ -801,7 +817,14 @@ function step(v: Validator, s: unknown, index: number): BuildStepSpec {
     }
     network = n;
   }
-  return { run, inputs, outputs, env, network, index, at };
+  // as Dockerfile USER / WORKDIR in effect for this RUN (only in a base's sandbox)
+  const where: Pick<BuildStepSpec, "user" | "workdir"> = {};
+  if (s.user !== undefined) {
+    where.user = userForm(v, `${path}.user`, s.user);
+    if (!base) noHostUser(v, `${path}.user`);
+  }
+  if (s.workdir !== undefined) where.workdir = v.workdir(`${path}.workdir`, s.workdir);
+  return { run, inputs, outputs, env, network, index, at, ...where };
 }
 
 function service(v: Validator, name: string, sv: unknown, base = false): ServiceSpec {
@@ -820,7 +843,10 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     v.fail(`${path}.command`, `service "${name}" needs a command`, 'add command = "…"', true);
   }
   // compose's image/command/entrypoint/user (src/config/service_keys.ts)
-  const run = serviceRunKeys(v, path, t);
+  // a service of the base may name its user too (checked here; service_keys.ts wants an image)
+  const baseUser = base && t.image === undefined && t.user !== undefined;
+  const run = serviceRunKeys(v, path, baseUser ? { ...t, user: undefined } : t);
+  if (baseUser) run.user = userForm(v, `${path}.user`, t.user);
   const command = t.command === undefined ? "" : commandForm(v, `${path}.command`, t.command).shown;
   const watch = t.watch === undefined ? [] : v.globs(`${path}.watch`, t.watch, '["src/**"]');
   let port: number | null = null;

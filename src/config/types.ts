@@ -39,6 +39,10 @@ export interface BuildStepSpec {
   /** Index in [build].steps. */
   index: number;
   at?: Position;
+  /** `user`: who runs this step (as Dockerfile USER; absent: [environment].user, else root). */
+  user?: string;
+  /** `workdir`: where it runs (absolute, or relative to [environment].workdir; Dockerfile WORKDIR). */
+  workdir?: string;
 }
 
 /** Restart policy of a service. */
@@ -79,7 +83,10 @@ export interface ServiceSpec {
   argv?: string[];
   /** `entrypoint` (a string becomes `/bin/sh -c STRING`); absent: the image's ENTRYPOINT. */
   entrypoint?: string[];
-  /** `user` as written: `name`, `uid`, `name:group`, `uid:gid`; absent: the image's USER. */
+  /**
+   * `user` as written: `name`, `uid`, `name:group`, `uid:gid`; absent: the image's USER (an image
+   * service) or [environment].user (a service of the base).
+   */
   user?: string;
   /** `volumes` then `tmpfs`, in order (absent: none). */
   volumes?: VolumeMount[];
@@ -161,6 +168,8 @@ export interface EnvSpec {
     workdir: string | null;
     /** `ca_certs = true`: the host's CA certificates in the sandbox (as `HD_HOST_CA=1`). */
     caCerts?: boolean;
+    /** `user`: default user of the steps and services of the base (absent: root). */
+    user?: string;
   };
   dependencies: DependencySpec[];
   build: {

@@ -109,11 +109,14 @@ export function runHostStep(
 ): RunningStep {
   const t0 = performance.now();
   const env = { ...(opts.baseEnv ?? Deno.env.toObject()), ...spec.environment.env, ...step.env };
-  const cwd = spec.environment.workdir && !spec.environment.base
+  const envCwd = spec.environment.workdir && !spec.environment.base
     ? (spec.environment.workdir.startsWith("/")
       ? spec.environment.workdir
       : `${spec.dir}/${spec.environment.workdir}`)
     : spec.dir;
+  // a step's own `workdir` (absolute, or below the environment's)
+  const w = step.workdir;
+  const cwd = !w ? envCwd : w.startsWith("/") ? w : `${envCwd}/${w}`;
   const p = spawnGroup(step.run, { cwd, env });
   const pump = async (s: ReadableStream<Uint8Array>) => {
     let buf = "";
