@@ -741,7 +741,13 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
       for (const [k, v] of Object.entries(e.args)) s.env[k] = v;
       for (const [k, v] of Object.entries(e.env)) if (st.env[k] !== v) s.env[k] = v;
       s.network = e.network;
-      if (e.user && e.user !== "root" && e.user !== "0") {
+      const asRoot = !e.user || e.user === "root" || e.user === "0";
+      if (asRoot && st.user && tr.features["environment.user"] && tr.features["step.user"]) {
+        // [environment] user (the last USER) is every step's default: a RUN before it says root
+        const last = st.user.name;
+        if (last !== "root" && last !== "0" && !last.startsWith("0:")) s.extra.user = "root";
+      }
+      if (!asRoot && e.user) {
         if (tr.features["step.user"]) s.extra.user = e.user;
         else if (!reportedUser) {
           reportedUser = true;

@@ -128,15 +128,15 @@ export function newService(name: string, command: string): ServiceOut {
  * docs/hdtoml.md; the emission code and its tests are already in place.
  */
 export const FEATURES = {
-  "environment.user": { key: "environment.user", on: false },
+  "environment.user": { key: "environment.user", on: true },
   "environment.env_file": { key: "environment.env_file", on: true },
   "build.shell": { key: "build.shell", on: false },
-  "step.workdir": { key: "build.steps[].workdir", on: false },
-  "step.user": { key: "build.steps[].user", on: false },
+  "step.workdir": { key: "build.steps[].workdir", on: true },
+  "step.user": { key: "build.steps[].user", on: true },
   "step.image": { key: "build.steps[].image", on: false },
   "step.copy": { key: "build.steps[].copy", on: false },
   "service.image": { key: "services.NAME.image", on: true },
-  "service.user": { key: "services.NAME.user", on: false },
+  "service.user": { key: "services.NAME.user", on: true },
   "service.env_file": { key: "services.NAME.env_file", on: true },
   "service.ports": { key: "services.NAME.ports", on: true },
   "service.expose": { key: "services.NAME.expose", on: false },

@@ -267,6 +267,7 @@ Deno.test("planned keys: every feature of the table emits its key when on, repor
     Object.entries(FEATURES).filter(([, f]) => f.on).map(([k]) => k).sort(),
     [
       "environment.env_file",
+      "environment.user",
       "interpolation",
       "secrets",
       "service.aliases",
@@ -279,7 +280,10 @@ Deno.test("planned keys: every feature of the table emits its key when on, repor
       "service.scale",
       "service.secrets",
       "service.tmpfs",
+      "service.user",
       "service.volumes",
+      "step.user",
+      "step.workdir",
       "volumes",
     ],
   );
