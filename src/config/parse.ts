@@ -19,6 +19,7 @@ import { HdError } from "../sys/errors.ts";
 import { durationOverLimit, parseDuration } from "./duration.ts";
 import { type LineCol, SourcePositions } from "./positions.ts";
 import { didYouMean } from "./suggest.ts";
+import { STOP_SIGNALS, stopSignalName } from "./signals.ts";
 import { commandForm, imageWorkdir, RUN_KEYS, serviceRunKeys, userForm } from "./service_keys.ts";
 import { declaredVolumes, serviceVolumes, VOLUME_KEYS } from "./volume_keys.ts";
 import { dotEnv, ENV_FILE_KEYS, envFileVars } from "./env_files.ts";
@@ -84,6 +85,8 @@ export const KNOWN_KEYS = {
     "aliases",
     "ports",
     "healthcheck",
+    "stop_signal",
+    "restart_grace",
   ],
   healthcheck: ["test", "http", "tcp", "interval", "timeout", "retries", "start_period"],
   files: ["include", "exclude"],
@@ -948,7 +951,37 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     ...serviceVolumes(v, path, t, base || run.image !== undefined),
     ...serviceSecrets(v, path, t),
     ...serviceProfiles(v, path, t),
+    ...stopKeys(v, path, t),
   };
+}
+
+/** `stop_signal` and `restart_grace` of service table `t` (only those present). */
+function stopKeys(
+  v: Validator,
+  path: string,
+  t: Table,
+): Pick<ServiceSpec, "stop_signal" | "restartGraceMs"> {
+  const out: Pick<ServiceSpec, "stop_signal" | "restartGraceMs"> = {};
+  if (t.stop_signal !== undefined) {
+    const s = v.str(`${path}.stop_signal`, t.stop_signal);
+    const name = stopSignalName(s);
+    if (!name) {
+      v.fail(
+        `${path}.stop_signal`,
+        `stop_signal "${s}" is not a signal that stops a service`,
+        `write one of ${STOP_SIGNALS.join(", ")}`,
+      );
+    }
+    out.stop_signal = name;
+  }
+  if (t.restart_grace !== undefined) {
+    out.restartGraceMs = v.duration(
+      `${path}.restart_grace`,
+      t.restart_grace,
+      DEFAULT_OPTIONS.restartGraceMs,
+    );
+  }
+  return out;
 }
 
 /** `ports`: compose's short syntax strings or long-form tables (see src/config/ports.ts). */

@@ -100,6 +100,10 @@ export interface ServiceSpec {
   readyHost?: string;
   /** `profiles`: started only when one of them is active (`hd up --profile`); absent: always. */
   profiles?: string[];
+  /** `stop_signal`: what stops it (SIGINT, SIGQUIT, …: see parse.ts stopSignalName); absent: SIGTERM. */
+  stop_signal?: string;
+  /** `restart_grace`: time between its stop signal and SIGKILL; absent: [options]. */
+  restartGraceMs?: number;
   /** A replica of a `scale = N` service: the service's name as written and this one's number. */
   replicaOf?: { name: string; index: number; scale: number };
 }

@@ -17,6 +17,8 @@
  */
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { didYouMean } from "../config/suggest.ts";
+import { STOP_SIGNALS, stopSignalName } from "../config/signals.ts";
+import { durationOverLimit, parseDuration } from "../config/duration.ts";
 import { SourceError, translateDockerfile } from "./from_dockerfile.ts";
 import { applyDockerignore } from "./dockerignore.ts";
 import {
@@ -854,24 +856,43 @@ export function translateCompose(tr: Translation, o: ComposeOptions): HdDoc {
       );
     }
     if (s.stop_signal !== undefined) {
-      tr.planned(
-        "service.stop_signal",
-        sv.extra,
-        "stop_signal",
-        str(s.stop_signal),
-        at(`${p}.stop_signal`),
-        `stop_signal ${str(s.stop_signal)}`,
-      );
+      const sig = stopSignalName(str(s.stop_signal));
+      if (sig === null) {
+        tr.report(
+          at(`${p}.stop_signal`),
+          `stop_signal ${str(s.stop_signal)}`,
+          `not translated: hd stops a service with ${STOP_SIGNALS.join(", ")}`,
+        );
+      } else {
+        tr.planned(
+          "service.stop_signal",
+          sv.extra,
+          "stop_signal",
+          sig,
+          at(`${p}.stop_signal`),
+          `stop_signal ${str(s.stop_signal)}`,
+        );
+      }
     }
     if (s.stop_grace_period !== undefined) {
-      tr.planned(
-        "service.restart_grace",
-        sv.extra,
-        "restart_grace",
-        str(s.stop_grace_period),
-        at(`${p}.stop_grace_period`),
-        "stop_grace_period",
-      );
+      const ms = parseDuration(str(s.stop_grace_period));
+      const over = ms === null ? null : durationOverLimit("restart_grace", ms);
+      if (ms === null || over) {
+        tr.report(
+          at(`${p}.stop_grace_period`),
+          `stop_grace_period ${str(s.stop_grace_period)}`,
+          `not translated: ${over ? over.message : 'not a duration like "10s" or "1m30s"'}`,
+        );
+      } else {
+        tr.planned(
+          "service.restart_grace",
+          sv.extra,
+          "restart_grace",
+          str(s.stop_grace_period),
+          at(`${p}.stop_grace_period`),
+          "stop_grace_period",
+        );
+      }
     }
     if (s.profiles !== undefined) {
       tr.planned(

@@ -25,6 +25,7 @@ import {
   type Translation,
 } from "./model.ts";
 import { classifyRun } from "./rules.ts";
+import { STOP_SIGNALS, stopSignalName } from "../config/signals.ts";
 import {
   expandWord,
   shellQuote,
@@ -985,14 +986,23 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
       );
     }
     if (st.stopsignal) {
-      tr.planned(
-        "service.stop_signal",
-        service.extra,
-        "stop_signal",
-        st.stopsignal.v,
-        at(st.stopsignal.line),
-        `STOPSIGNAL ${st.stopsignal.v}`,
-      );
+      const sig = stopSignalName(st.stopsignal.v);
+      if (sig === null) {
+        tr.report(
+          at(st.stopsignal.line),
+          `STOPSIGNAL ${st.stopsignal.v}`,
+          `not translated: hd stops a service with ${STOP_SIGNALS.join(", ")}`,
+        );
+      } else {
+        tr.planned(
+          "service.stop_signal",
+          service.extra,
+          "stop_signal",
+          sig,
+          at(st.stopsignal.line),
+          `STOPSIGNAL ${st.stopsignal.v}`,
+        );
+      }
     }
     if (st.user) {
       tr.planned(

@@ -870,7 +870,13 @@ export class Supervisor {
     if (s.proc) {
       s.stopRequested = true;
       this.#set(s, "stopping");
-      const how = await stopGroup(s.proc.pid, s.proc.status, this.#o.graceMs);
+      // the service's own stop_signal / restart_grace, else SIGTERM and [options] restart_grace
+      const how = await stopGroup(
+        s.proc.pid,
+        s.proc.status,
+        s.spec.restartGraceMs ?? this.#o.graceMs,
+        (s.spec.stop_signal ?? "SIGTERM") as Deno.Signal,
+      );
       await s.exited;
       this.#event(name, how === "kill" ? "killed (grace period over)" : "stopped");
     }
