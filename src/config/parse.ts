@@ -87,6 +87,8 @@ export const KNOWN_KEYS = {
     "healthcheck",
     "stop_signal",
     "restart_grace",
+    "labels",
+    "expose",
   ],
   healthcheck: ["test", "http", "tcp", "interval", "timeout", "retries", "start_period"],
   files: ["include", "exclude"],
@@ -952,7 +954,55 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     ...serviceSecrets(v, path, t),
     ...serviceProfiles(v, path, t),
     ...stopKeys(v, path, t),
+    ...metaKeys(v, path, t),
   };
+}
+
+/** `labels` and `expose` of service table `t` (only those present): kept, never acted on. */
+function metaKeys(v: Validator, path: string, t: Table): Pick<ServiceSpec, "labels" | "expose"> {
+  const out: Pick<ServiceSpec, "labels" | "expose"> = {};
+  if (t.labels !== undefined) {
+    const l = v.table(`${path}.labels`, t.labels, "labels");
+    out.labels = {};
+    for (const [k, val] of Object.entries(l)) {
+      if (k === "" || /[\x00-\x1f]/.test(k)) {
+        v.fail(`${path}.labels`, "a label name is empty or has a control character", "");
+      }
+      if (typeof val !== "string") {
+        v.fail(
+          `${path}.labels.${k}`,
+          `label ${k} must be a string, not ${typeName(val)}`,
+          `quote it: labels = { ${k} = "${String(val)}" }`,
+        );
+      }
+      out.labels[k] = val;
+    }
+  }
+  if (t.expose !== undefined) {
+    if (!Array.isArray(t.expose)) {
+      v.fail(
+        `${path}.expose`,
+        `expose must be an array of ports, not ${typeName(t.expose)}`,
+        "e.g. expose = [9229]",
+      );
+    }
+    out.expose = t.expose.map((p: unknown, i: number) => {
+      const n = typeof p === "bigint" ? Number(p) : p;
+      if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 65535) {
+        v.fail(
+          `${path}.expose[${i}]`,
+          `expose must hold integers from 1 to 65535, not ${
+            typeof p === "string" ? `"${p}"` : typeof p === "number" ? String(p) : typeName(p)
+          }`,
+          typeof p === "string" && /^\d+$/.test(p)
+            ? `remove the quotes: ${p}`
+            : "e.g. expose = [9229]",
+        );
+      }
+      return n;
+    });
+  }
+  return out;
 }
 
 /** `stop_signal` and `restart_grace` of service table `t` (only those present). */

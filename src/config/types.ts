@@ -100,6 +100,10 @@ export interface ServiceSpec {
   readyHost?: string;
   /** `profiles`: started only when one of them is active (`hd up --profile`); absent: always. */
   profiles?: string[];
+  /** `labels`: free key/value metadata, kept and shown by `hd ps --json` / `hd status --json`. */
+  labels?: Record<string, string>;
+  /** `expose`: ports it serves besides `port` (documentation only: shown by `hd ps`). */
+  expose?: number[];
   /** `stop_signal`: what stops it (SIGINT, SIGQUIT, …: see parse.ts stopSignalName); absent: SIGTERM. */
   stop_signal?: string;
   /** `restart_grace`: time between its stop signal and SIGKILL; absent: [options]. */

@@ -723,9 +723,19 @@ export function translateCompose(tr: Translation, o: ComposeOptions): HdDoc {
         `ports ${published.join(", ")}`,
       );
     }
-    const expose = (Array.isArray(s.expose) ? s.expose : []).map((x) =>
-      Number(str(x).split("/")[0])
-    );
+    const expose: number[] = [];
+    for (const x of Array.isArray(s.expose) ? s.expose : []) {
+      const [n, proto] = str(x).split("/");
+      const port = /^\d{1,5}$/.test(n) ? Number(n) : 0;
+      if (port >= 1 && port <= 65535 && (proto === undefined || proto === "tcp")) expose.push(port);
+      else {
+        tr.report(
+          at(`${p}.expose`),
+          `expose ${str(x)}`,
+          "not translated: expose holds single TCP ports (write each port of a range)",
+        );
+      }
+    }
     for (const x of expose) if (sv.port === null && x > 0) sv.port = x;
     const moreExpose = expose.filter((x) => x !== sv.port);
     if (moreExpose.length) {

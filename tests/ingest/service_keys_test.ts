@@ -1,6 +1,7 @@
 /**
  * STOPSIGNAL / compose's stop_signal and stop_grace_period come over as `stop_signal` and
- * `restart_grace` when hd can honour them, and are reported (never written) when it cannot.
+ * `restart_grace`, LABEL / labels and EXPOSE / expose as `labels` and `expose`, when hd can
+ * honour them; what it cannot is reported (never written).
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { translateDockerfile } from "../../src/ingest/from_dockerfile.ts";
@@ -38,4 +39,21 @@ Deno.test("ingest: compose stop_signal / stop_grace_period; bad ones are reporte
   assertEquals([a.extra.stop_signal, a.extra.restart_grace], ["SIGQUIT", "1m30s"]);
   assertEquals([b.extra.stop_signal, b.extra.restart_grace], [undefined, undefined]);
   assertEquals(tr.reports.map((x) => x.line), [8, 9]);
+});
+
+Deno.test("ingest: compose labels and expose; a port range in expose is reported", () => {
+  const tr = new Translation(currentFeatures());
+  const doc = translateCompose(tr, {
+    file: "compose.yaml",
+    name: "app",
+    text: "services:\n  a:\n    image: x\n    labels:\n      - tier=front\n" +
+      '    expose: ["3000", "9229/tcp", "4000-4002", "53/udp"]\n',
+  });
+  const [a] = doc.services;
+  assertEquals(a.extra.labels, { tier: "front" });
+  assertEquals([a.port, a.extra.expose], [3000, [9229]]);
+  assertEquals(tr.reports.map((x) => [x.line, x.what]), [[6, "expose 4000-4002"], [
+    6,
+    "expose 53/udp",
+  ]]);
 });
