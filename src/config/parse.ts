@@ -66,7 +66,7 @@ export const KNOWN_KEYS = {
     "remote",
   ],
   environment: ["name", "base", "env", "workdir", "ca_certs", "user", ...ENV_FILE_KEYS],
-  build: ["steps", "cache"],
+  build: ["steps", "cache", "shell"],
   step: ["run", "inputs", "outputs", "env", "network", "user", "workdir"],
   service: [
     "command",
@@ -606,6 +606,18 @@ export function parseSpec(
     if (b.cache !== undefined) {
       build.cache = v.strArray("build.cache", b.cache, '["~/.npm"]')
         .map((c, i) => v.cachePath(`build.cache[${i}]`, c));
+    }
+    if (b.shell !== undefined) {
+      // the step's command is appended as the last argument, as Dockerfile SHELL does
+      const sh = v.strArray("build.shell", b.shell, '["/bin/bash", "-c"]');
+      if (sh.length === 0 || sh[0] === "" || sh.some((a) => a.includes("\0"))) {
+        v.fail(
+          "build.shell",
+          sh.length === 0 ? "shell must not be empty" : "shell names no program",
+          'write shell = ["/bin/bash", "-c"]',
+        );
+      }
+      build.shell = sh;
     }
   }
 

@@ -184,6 +184,8 @@ export interface EnvSpec {
     steps: BuildStepSpec[];
     /** Cache directories that persist across runs outside the layers (e.g. ~/.npm). */
     cache: string[];
+    /** `shell`: the argv prefix that runs each step's command (Dockerfile SHELL); absent: sh -c. */
+    shell?: string[];
   };
   /** Services in declaration order. */
   services: Record<string, ServiceSpec>;

@@ -233,6 +233,7 @@ export function stepHashes(
     const user = s.user ?? spec.environment.user;
     if (user !== undefined && spec.environment.base !== null) env.push(["HD_USER", user]);
     if (s.workdir !== undefined) env.push(["HD_WORKDIR", s.workdir]);
+    if (spec.build.shell) env.push(["HD_SHELL", JSON.stringify(spec.build.shell)]);
     const node: BuildStepNode = {
       type: "buildstep",
       command: s.run,

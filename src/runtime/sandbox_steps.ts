@@ -379,7 +379,7 @@ export async function runStep(
     const where = stepWhere(spec, step.spec, workdir, dirs.root);
     const sb: SandboxOptions = {
       root: dirs.root,
-      argv: ["sh", "-c", step.spec.run],
+      argv: [...(spec.build.shell ?? ["sh", "-c"]), step.spec.run],
       env: { ...env.env, ...where.env, ...step.spec.env },
       cwd: where.cwd,
       ...(where.user ? { user: where.user } : {}),

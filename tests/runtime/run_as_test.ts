@@ -6,7 +6,7 @@
  * name fails the step with its name.
  * @module
  */
-import { assertEquals, assertIncludes } from "../_assert.ts";
+import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
 import { loadSpec } from "../../src/config/parse.ts";
@@ -168,3 +168,54 @@ Deno.test("workdir: a host step runs in its workdir below the project", async ()
   assertEquals(r.code, 0);
   assertEquals(Deno.readTextFileSync(`${dir}/sub/dir/here`), `${Deno.realPathSync(dir)}/sub/dir\n`);
 });
+
+Deno.test("build.shell: a host step runs with the shell named", async () => {
+  using tmp = tempDir();
+  const dir = `${tmp.path}/proj`;
+  Deno.mkdirSync(dir);
+  // busybox sh as the "shell", with its own flags: -e makes the failing `false` end the step
+  Deno.writeTextFileSync(
+    `${dir}/hd.toml`,
+    '[environment]\nname = "sh"\n[build]\nshell = ["/bin/sh", "-e", "-c"]\n' +
+      'steps = ["echo $0 > zero; false; echo not-reached > after"]\n',
+  );
+  const spec = loadSpec(`${dir}/hd.toml`);
+  const r = await runHostStep(spec, spec.build.steps[0], "0".repeat(64), { capture: false }).done;
+  assert(r.code !== 0, "-e: the step failed at false");
+  assertEquals(Deno.readTextFileSync(`${dir}/zero`), "/bin/sh\n");
+  assertEquals(exists(`${dir}/after`), false);
+});
+
+testIf(skip, "build.shell: a sandboxed step runs with the shell named", async () => {
+  using tmp = tempDir();
+  const { reg, ref } = await imageRegistry(tmp.path, serviceImageLayers(), "users");
+  const dir = `${tmp.path}/proj`;
+  Deno.mkdirSync(dir);
+  Deno.writeTextFileSync(
+    `${dir}/hd.toml`,
+    `[environment]\nname = "sh-sbx"\nbase = "${ref}"\n[build]\nshell = ["/bin/sh", "-e", "-c"]\n` +
+      'steps = [{ run = "false; touch /opt/after", inputs = [] }]\n',
+  );
+  const spec = loadSpec(`${dir}/hd.toml`);
+  const store = Store.open(`${tmp.path}/store`, { create: true });
+  const rt = new SandboxRuntime(spec, store);
+  try {
+    await rt.prepare();
+    const c = await compileEnv(store, spec, { baseId: rt.baseId });
+    const r = await rt.runStep(0, c.steps[0].id, c.steps[0].spec, {}).done;
+    assert(r.code !== 0, "-e: the step failed at false (sh -c alone would go on)");
+  } finally {
+    await rt.close();
+    await reg.stop().catch(() => {});
+    unmountEnv(spec);
+  }
+});
+
+function exists(p: string): boolean {
+  try {
+    Deno.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
