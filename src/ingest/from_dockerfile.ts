@@ -128,8 +128,14 @@ type Event =
     kind: "run";
     at: number;
     cmd: string;
-    /** A SHELL to run the command with (folded: `bash -c 'cmd'`), or null. */
+    /**
+     * The SHELL in effect for a shell-form RUN (null: the default `/bin/sh -c`, or an exec-form
+     * RUN, which needs none); folded into the command (`bash -c 'cmd'`) unless it is the shell
+     * `[build] shell` names.
+     */
     shellFold: string[] | null;
+    /** An exec-form RUN (its words already quoted: any shell runs it). */
+    exec?: boolean;
     args: Record<string, string>;
     env: Record<string, string>;
     workdir: string;
@@ -535,9 +541,7 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
           } else if (ins.heredocs.length) {
             cmd = ins.args + "\n" + ins.heredocs.map((h) => `${h.body}${h.name}`).join("\n");
           } else cmd = ins.args;
-          const shellFold = st.shell && !ins.json && !tr.features["build.shell"]
-            ? st.shell.argv
-            : null;
+          const shellFold = st.shell && !ins.json ? st.shell.argv : null;
           let network: "host" | "none" = "host";
           const cache: string[] = [];
           const binds: string[] = [];
@@ -598,6 +602,7 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
             at: line,
             cmd,
             shellFold,
+            exec: ins.json !== null && ins.json !== undefined,
             args,
             env: { ...st.env },
             workdir: st.workdir,
@@ -704,12 +709,21 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
       s.run = cmd;
     } else s.run = e.workdir !== undefined ? inDir(e.workdir, cmd) : cmd;
   };
+  // with [build] shell (the last SHELL), a RUN under another shell (or before any SHELL, under
+  // sh -c; exec-form RUNs are already quoted words) keeps its own by folding it into the command
+  const finalShell = st.shell && tr.features["build.shell"] ? st.shell.argv : null;
+  const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const foldShell = (e: { cmd: string; shellFold: string[] | null; exec?: boolean }): string => {
+    if (finalShell === null) return e.shellFold ? shellQuote([...e.shellFold, e.cmd]) : e.cmd;
+    const own = e.shellFold ?? (e.exec ? finalShell : ["/bin/sh", "-c"]);
+    return same(own, finalShell) ? e.cmd : shellQuote([...own, e.cmd]);
+  };
   let reportedUser = false;
   for (const e of events) {
     if (e.kind === "run") {
       const key = classifyRun(e.cmd, (g) => exists(inCtx(g)));
       const s = step("", null, []);
-      stepAt(s, e, e.shellFold ? shellQuote([...e.shellFold, e.cmd]) : e.cmd);
+      stepAt(s, e, foldShell(e));
       const loc = `${file}:${e.at} ${e.text}`;
       if (whole !== null) {
         if (key.rules.length) {

@@ -130,7 +130,7 @@ export function newService(name: string, command: string): ServiceOut {
 export const FEATURES = {
   "environment.user": { key: "environment.user", on: true },
   "environment.env_file": { key: "environment.env_file", on: true },
-  "build.shell": { key: "build.shell", on: false },
+  "build.shell": { key: "build.shell", on: true },
   "step.workdir": { key: "build.steps[].workdir", on: true },
   "step.user": { key: "build.steps[].user", on: true },
   "step.image": { key: "build.steps[].image", on: false },

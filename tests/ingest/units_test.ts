@@ -266,6 +266,7 @@ Deno.test("planned keys: every feature of the table emits its key when on, repor
   assertEquals(
     Object.entries(FEATURES).filter(([, f]) => f.on).map(([k]) => k).sort(),
     [
+      "build.shell",
       "environment.env_file",
       "environment.user",
       "interpolation",
