@@ -977,6 +977,7 @@ function metaKeys(v: Validator, path: string, t: Table): Pick<ServiceSpec, "labe
     const l = v.table(`${path}.labels`, t.labels, "labels");
     out.labels = {};
     for (const [k, val] of Object.entries(l)) {
+      // deno-lint-ignore no-control-regex
       if (k === "" || /[\x00-\x1f]/.test(k)) {
         v.fail(`${path}.labels`, "a label name is empty or has a control character", "");
       }
