@@ -19,7 +19,8 @@ import { HdError } from "../sys/errors.ts";
 import { durationOverLimit, parseDuration } from "./duration.ts";
 import { type LineCol, SourcePositions } from "./positions.ts";
 import { didYouMean } from "./suggest.ts";
-import { commandForm, imageWorkdir, RUN_KEYS, serviceRunKeys } from "./service_keys.ts";
+import { STOP_SIGNALS, stopSignalName } from "./signals.ts";
+import { commandForm, imageWorkdir, RUN_KEYS, serviceRunKeys, userForm } from "./service_keys.ts";
 import { declaredVolumes, serviceVolumes, VOLUME_KEYS } from "./volume_keys.ts";
 import { dotEnv, ENV_FILE_KEYS, envFileVars } from "./env_files.ts";
 import { interpolateDoc } from "./interpolate.ts";
@@ -65,9 +66,9 @@ export const KNOWN_KEYS = {
     "secrets",
     "remote",
   ],
-  environment: ["name", "base", "env", "workdir", "ca_certs", ...ENV_FILE_KEYS],
-  build: ["steps", "cache"],
-  step: ["run", "inputs", "outputs", "env", "network", "stage", "image", "copy"],
+  environment: ["name", "base", "env", "workdir", "ca_certs", "user", ...ENV_FILE_KEYS],
+  build: ["steps", "cache", "shell"],
+  step: ["run", "inputs", "outputs", "env", "network", "user", "workdir", "stage", "image", "copy"],
   stepCopy: ["from", "src", "dst"],
   service: [
     "command",
@@ -86,6 +87,10 @@ export const KNOWN_KEYS = {
     "aliases",
     "ports",
     "healthcheck",
+    "stop_signal",
+    "restart_grace",
+    "labels",
+    "expose",
   ],
   healthcheck: ["test", "http", "tcp", "interval", "timeout", "retries", "start_period"],
   files: ["include", "exclude"],
@@ -510,6 +515,10 @@ export function parseSpec(
     );
     environment.env = { ...vars, ...environment.env };
   }
+  if (envT.user !== undefined) {
+    environment.user = userForm(v, "environment.user", envT.user);
+    if (environment.base === null) noHostUser(v, "environment.user");
+  }
   if (environment.base !== null && /\s/.test(environment.base)) {
     v.fail(
       "environment.base",
@@ -592,12 +601,26 @@ export function parseSpec(
           'write steps = ["make", { run = "npm ci", inputs = ["package-lock.json"] }]',
         );
       }
-      steps.forEach((s: unknown, index: number) => build.steps.push(step(v, s, index)));
+      steps.forEach((s: unknown, index: number) =>
+        build.steps.push(step(v, s, index, environment.base !== null))
+      );
       checkStages(v, build.steps, environment.base !== null);
     }
     if (b.cache !== undefined) {
       build.cache = v.strArray("build.cache", b.cache, '["~/.npm"]')
         .map((c, i) => v.cachePath(`build.cache[${i}]`, c));
+    }
+    if (b.shell !== undefined) {
+      // the step's command is appended as the last argument, as Dockerfile SHELL does
+      const sh = v.strArray("build.shell", b.shell, '["/bin/bash", "-c"]');
+      if (sh.length === 0 || sh[0] === "" || sh.some((a) => a.includes("\0"))) {
+        v.fail(
+          "build.shell",
+          sh.length === 0 ? "shell must not be empty" : "shell names no program",
+          'write shell = ["/bin/bash", "-c"]',
+        );
+      }
+      build.shell = sh;
     }
   }
 
@@ -764,7 +787,17 @@ export function parseSpec(
   return spec;
 }
 
-function step(v: Validator, s: unknown, index: number): BuildStepSpec {
+/** hd does not switch users on the host: `user` needs a base (or, for a service, an image). */
+function noHostUser(v: Validator, path: string): never {
+  return v.fail(
+    path,
+    "user needs a base: hd does not switch users on the host (steps and services run as you)",
+    'add base = "…" to [environment], or remove user',
+    true,
+  );
+}
+
+function step(v: Validator, s: unknown, index: number, base = false): BuildStepSpec {
   const path = `build.steps[${index}]`;
   const at = v.at(path);
   if (typeof s === "string") {
@@ -805,7 +838,14 @@ function step(v: Validator, s: unknown, index: number): BuildStepSpec {
     }
     network = n;
   }
-  const out: BuildStepSpec = { run, inputs, outputs, env, network, index, at };
+  // as Dockerfile USER / WORKDIR in effect for this RUN (only in a base's sandbox)
+  const where: Pick<BuildStepSpec, "user" | "workdir"> = {};
+  if (s.user !== undefined) {
+    where.user = userForm(v, `${path}.user`, s.user);
+    if (!base) noHostUser(v, `${path}.user`);
+  }
+  if (s.workdir !== undefined) where.workdir = v.workdir(`${path}.workdir`, s.workdir);
+  const out: BuildStepSpec = { run, inputs, outputs, env, network, index, at, ...where };
   if (s.stage !== undefined) out.stage = stageName(v, `${path}.stage`, s.stage);
   if (s.image !== undefined) out.image = imageRef(v, `${path}.image`, s.image);
   if (out.image !== undefined && out.stage === undefined) {
@@ -998,7 +1038,10 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     v.fail(`${path}.command`, `service "${name}" needs a command`, 'add command = "…"', true);
   }
   // compose's image/command/entrypoint/user (src/config/service_keys.ts)
-  const run = serviceRunKeys(v, path, t);
+  // a service of the base may name its user too (checked here; service_keys.ts wants an image)
+  const baseUser = base && t.image === undefined && t.user !== undefined;
+  const run = serviceRunKeys(v, path, baseUser ? { ...t, user: undefined } : t);
+  if (baseUser) run.user = userForm(v, `${path}.user`, t.user);
   const command = t.command === undefined ? "" : commandForm(v, `${path}.command`, t.command).shown;
   const watch = t.watch === undefined ? [] : v.globs(`${path}.watch`, t.watch, '["src/**"]');
   let port: number | null = null;
@@ -1100,7 +1143,86 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     ...serviceVolumes(v, path, t, base || run.image !== undefined),
     ...serviceSecrets(v, path, t),
     ...serviceProfiles(v, path, t),
+    ...stopKeys(v, path, t),
+    ...metaKeys(v, path, t),
   };
+}
+
+/** `labels` and `expose` of service table `t` (only those present): kept, never acted on. */
+function metaKeys(v: Validator, path: string, t: Table): Pick<ServiceSpec, "labels" | "expose"> {
+  const out: Pick<ServiceSpec, "labels" | "expose"> = {};
+  if (t.labels !== undefined) {
+    const l = v.table(`${path}.labels`, t.labels, "labels");
+    out.labels = {};
+    for (const [k, val] of Object.entries(l)) {
+      // deno-lint-ignore no-control-regex
+      if (k === "" || /[\x00-\x1f]/.test(k)) {
+        v.fail(`${path}.labels`, "a label name is empty or has a control character", "");
+      }
+      if (typeof val !== "string") {
+        v.fail(
+          `${path}.labels.${k}`,
+          `label ${k} must be a string, not ${typeName(val)}`,
+          `quote it: labels = { ${k} = "${String(val)}" }`,
+        );
+      }
+      out.labels[k] = val;
+    }
+  }
+  if (t.expose !== undefined) {
+    if (!Array.isArray(t.expose)) {
+      v.fail(
+        `${path}.expose`,
+        `expose must be an array of ports, not ${typeName(t.expose)}`,
+        "e.g. expose = [9229]",
+      );
+    }
+    out.expose = t.expose.map((p: unknown, i: number) => {
+      const n = typeof p === "bigint" ? Number(p) : p;
+      if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 65535) {
+        v.fail(
+          `${path}.expose[${i}]`,
+          `expose must hold integers from 1 to 65535, not ${
+            typeof p === "string" ? `"${p}"` : typeof p === "number" ? String(p) : typeName(p)
+          }`,
+          typeof p === "string" && /^\d+$/.test(p)
+            ? `remove the quotes: ${p}`
+            : "e.g. expose = [9229]",
+        );
+      }
+      return n;
+    });
+  }
+  return out;
+}
+
+/** `stop_signal` and `restart_grace` of service table `t` (only those present). */
+function stopKeys(
+  v: Validator,
+  path: string,
+  t: Table,
+): Pick<ServiceSpec, "stop_signal" | "restartGraceMs"> {
+  const out: Pick<ServiceSpec, "stop_signal" | "restartGraceMs"> = {};
+  if (t.stop_signal !== undefined) {
+    const s = v.str(`${path}.stop_signal`, t.stop_signal);
+    const name = stopSignalName(s);
+    if (!name) {
+      v.fail(
+        `${path}.stop_signal`,
+        `stop_signal "${s}" is not a signal that stops a service`,
+        `write one of ${STOP_SIGNALS.join(", ")}`,
+      );
+    }
+    out.stop_signal = name;
+  }
+  if (t.restart_grace !== undefined) {
+    out.restartGraceMs = v.duration(
+      `${path}.restart_grace`,
+      t.restart_grace,
+      DEFAULT_OPTIONS.restartGraceMs,
+    );
+  }
+  return out;
 }
 
 /** `ports`: compose's short syntax strings or long-form tables (see src/config/ports.ts). */

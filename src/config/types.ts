@@ -53,6 +53,10 @@ export interface BuildStepSpec {
    * `src` of each entry, read from the root stage `from` has at this point, placed at `dst`.
    */
   copy?: StepCopySpec[];
+  /** `user`: who runs this step (as Dockerfile USER; absent: [environment].user, else root). */
+  user?: string;
+  /** `workdir`: where it runs (absolute, or relative to [environment].workdir; Dockerfile WORKDIR). */
+  workdir?: string;
 }
 
 /** One entry of a step's `copy`: an absolute path of a stage's root copied to `dst`. */
@@ -103,7 +107,10 @@ export interface ServiceSpec {
   argv?: string[];
   /** `entrypoint` (a string becomes `/bin/sh -c STRING`); absent: the image's ENTRYPOINT. */
   entrypoint?: string[];
-  /** `user` as written: `name`, `uid`, `name:group`, `uid:gid`; absent: the image's USER. */
+  /**
+   * `user` as written: `name`, `uid`, `name:group`, `uid:gid`; absent: the image's USER (an image
+   * service) or [environment].user (a service of the base).
+   */
   user?: string;
   /** `volumes` then `tmpfs`, in order (absent: none). */
   volumes?: VolumeMount[];
@@ -117,6 +124,14 @@ export interface ServiceSpec {
   readyHost?: string;
   /** `profiles`: started only when one of them is active (`hd up --profile`); absent: always. */
   profiles?: string[];
+  /** `labels`: free key/value metadata, kept and shown by `hd ps --json` / `hd status --json`. */
+  labels?: Record<string, string>;
+  /** `expose`: ports it serves besides `port` (documentation only: shown by `hd ps`). */
+  expose?: number[];
+  /** `stop_signal`: what stops it (SIGINT, SIGQUIT, …: see parse.ts stopSignalName); absent: SIGTERM. */
+  stop_signal?: string;
+  /** `restart_grace`: time between its stop signal and SIGKILL; absent: [options]. */
+  restartGraceMs?: number;
   /** A replica of a `scale = N` service: the service's name as written and this one's number. */
   replicaOf?: { name: string; index: number; scale: number };
 }
@@ -185,12 +200,16 @@ export interface EnvSpec {
     workdir: string | null;
     /** `ca_certs = true`: the host's CA certificates in the sandbox (as `HD_HOST_CA=1`). */
     caCerts?: boolean;
+    /** `user`: default user of the steps and services of the base (absent: root). */
+    user?: string;
   };
   dependencies: DependencySpec[];
   build: {
     steps: BuildStepSpec[];
     /** Cache directories that persist across runs outside the layers (e.g. ~/.npm). */
     cache: string[];
+    /** `shell`: the argv prefix that runs each step's command (Dockerfile SHELL); absent: sh -c. */
+    shell?: string[];
   };
   /** Services in declaration order. */
   services: Record<string, ServiceSpec>;

@@ -259,6 +259,11 @@ export function stepHashes(
       )
         .sort((a, b) => compareNames(a[0], b[0])) as [string, string][];
       if (s.network === "none") env.push(["HD_NETWORK", "none"]); // part of the step's identity
+      // who runs it and where are too (absent: as before, so existing step ids stay)
+      const user = s.user ?? spec.environment.user;
+      if (user !== undefined && spec.environment.base !== null) env.push(["HD_USER", user]);
+      if (s.workdir !== undefined) env.push(["HD_WORKDIR", s.workdir]);
+      if (spec.build.shell) env.push(["HD_SHELL", JSON.stringify(spec.build.shell)]);
       node = {
         type: "buildstep",
         command: s.run,

@@ -25,6 +25,7 @@ import {
   type Translation,
 } from "./model.ts";
 import { classifyRun } from "./rules.ts";
+import { STOP_SIGNALS, stopSignalName } from "../config/signals.ts";
 import {
   expandWord,
   shellQuote,
@@ -129,8 +130,14 @@ type Event =
     kind: "run";
     at: number;
     cmd: string;
-    /** A SHELL to run the command with (folded: `bash -c 'cmd'`), or null. */
+    /**
+     * The SHELL in effect for a shell-form RUN (null: the default `/bin/sh -c`, or an exec-form
+     * RUN, which needs none); folded into the command (`bash -c 'cmd'`) unless it is the shell
+     * `[build] shell` names.
+     */
     shellFold: string[] | null;
+    /** An exec-form RUN (its words already quoted: any shell runs it). */
+    exec?: boolean;
     args: Record<string, string>;
     env: Record<string, string>;
     workdir: string;
@@ -536,9 +543,7 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
           } else if (ins.heredocs.length) {
             cmd = ins.args + "\n" + ins.heredocs.map((h) => `${h.body}${h.name}`).join("\n");
           } else cmd = ins.args;
-          const shellFold = st.shell && !ins.json && !tr.features["build.shell"]
-            ? st.shell.argv
-            : null;
+          const shellFold = st.shell && !ins.json ? st.shell.argv : null;
           let network: "host" | "none" = "host";
           const cache: string[] = [];
           const binds: string[] = [];
@@ -599,6 +604,7 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
             at: line,
             cmd,
             shellFold,
+            exec: ins.json !== null && ins.json !== undefined,
             args,
             env: { ...st.env },
             workdir: st.workdir,
@@ -707,12 +713,21 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
       s.run = cmd;
     } else s.run = e.workdir !== undefined ? inDir(e.workdir, cmd) : cmd;
   };
+  // with [build] shell (the last SHELL), a RUN under another shell (or before any SHELL, under
+  // sh -c; exec-form RUNs are already quoted words) keeps its own by folding it into the command
+  const finalShell = st.shell && tr.features["build.shell"] ? st.shell.argv : null;
+  const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const foldShell = (e: { cmd: string; shellFold: string[] | null; exec?: boolean }): string => {
+    if (finalShell === null) return e.shellFold ? shellQuote([...e.shellFold, e.cmd]) : e.cmd;
+    const own = e.shellFold ?? (e.exec ? finalShell : ["/bin/sh", "-c"]);
+    return same(own, finalShell) ? e.cmd : shellQuote([...own, e.cmd]);
+  };
   let reportedUser = false;
   for (const e of events) {
     if (e.kind === "run") {
       const key = classifyRun(e.cmd, (g) => exists(inCtx(g)));
       const s = step("", null, []);
-      stepAt(s, e, e.shellFold ? shellQuote([...e.shellFold, e.cmd]) : e.cmd);
+      stepAt(s, e, foldShell(e));
       const loc = `${file}:${e.at} ${e.text}`;
       if (whole !== null) {
         if (key.rules.length) {
@@ -745,7 +760,13 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
       for (const [k, v] of Object.entries(e.args)) s.env[k] = v;
       for (const [k, v] of Object.entries(e.env)) if (st.env[k] !== v) s.env[k] = v;
       s.network = e.network;
-      if (e.user && e.user !== "root" && e.user !== "0") {
+      const asRoot = !e.user || e.user === "root" || e.user === "0";
+      if (asRoot && st.user && tr.features["environment.user"] && tr.features["step.user"]) {
+        // [environment] user (the last USER) is every step's default: a RUN before it says root
+        const last = st.user.name;
+        if (last !== "root" && last !== "0" && !last.startsWith("0:")) s.extra.user = "root";
+      }
+      if (!asRoot && e.user) {
         if (tr.features["step.user"]) s.extra.user = e.user;
         else if (!reportedUser) {
           reportedUser = true;
@@ -1019,14 +1040,23 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
       );
     }
     if (st.stopsignal) {
-      tr.planned(
-        "service.stop_signal",
-        service.extra,
-        "stop_signal",
-        st.stopsignal.v,
-        at(st.stopsignal.line),
-        `STOPSIGNAL ${st.stopsignal.v}`,
-      );
+      const sig = stopSignalName(st.stopsignal.v);
+      if (sig === null) {
+        tr.report(
+          at(st.stopsignal.line),
+          `STOPSIGNAL ${st.stopsignal.v}`,
+          `not translated: hd stops a service with ${STOP_SIGNALS.join(", ")}`,
+        );
+      } else {
+        tr.planned(
+          "service.stop_signal",
+          service.extra,
+          "stop_signal",
+          sig,
+          at(st.stopsignal.line),
+          `STOPSIGNAL ${st.stopsignal.v}`,
+        );
+      }
     }
     if (st.user) {
       tr.planned(

@@ -45,7 +45,13 @@ import {
   materializeLayer,
 } from "../sandbox/layers.ts";
 import { isMountPoint, mountRootfs, type Rootfs, unmountRootfs } from "../sandbox/rootfs.ts";
-import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/container.ts";
+import {
+  type ProcessUser,
+  type SandboxOptions,
+  spawnSandbox,
+  stopSandbox,
+} from "../sandbox/container.ts";
+import { resolveUserInRoot } from "./image_services.ts";
 import { checkSandboxPath, mkdirInRoot, resolveInRoot } from "../sandbox/inroot.ts";
 import { othersRunningIn, sweepContainers } from "../sandbox/runc.ts";
 import { cacheBinds, cachedLayer, cacheTarget, recordLayer, stepBaseId } from "./step_cache.ts";
@@ -508,9 +514,49 @@ export async function runCopy(
   }
 }
 
+/**
+ * `layers` (lowest first) with each repeated layer kept only at its highest place: two steps can
+ * leave the same layer (e.g. both wrote only below /tmp), and overlayfs refuses a lowerdir given
+ * twice (ELOOP). The upper copy already covers everything the lower one gave, so the root is the
+ * same.
+ */
+export function uniqueLayers(layers: string[]): string[] {
+  return layers.filter((id, i) => layers.indexOf(id, i + 1) === -1);
+}
+
 /** Layer directories of `layers` (lowest first) as overlay lowerdirs (highest first). */
 function lowerDirs(store: Store, layers: string[]): string[] {
-  return [...layers].reverse().map((id) => materializeLayer(store, id).dir);
+  return uniqueLayers(layers).reverse().map((id) => materializeLayer(store, id).dir);
+}
+
+/**
+ * Who runs step `step` and where, in the root mounted at `root`: its `user` (else
+ * [environment].user; absent: root, as before) resolved through the root's /etc/passwd, with
+ * HOME its home; its `workdir` (absolute, or below the environment's `workdir`), created inside
+ * the root. Throws a located HdError for an unknown user name.
+ */
+export function stepWhere(
+  spec: Pick<EnvSpec, "environment">,
+  step: Pick<EnvSpec["build"]["steps"][number], "user" | "workdir" | "index">,
+  workdir: string,
+  root: string,
+): { cwd: string; user?: ProcessUser; env: Record<string, string> } {
+  let cwd = workdir;
+  if (step.workdir !== undefined) {
+    cwd = checkSandboxPath(
+      step.workdir.startsWith("/") ? step.workdir : `${workdir}/${step.workdir}`,
+      `build.steps[${step.index}].workdir`,
+    );
+    if (cwd !== workdir) mkdirInRoot(root, cwd);
+  }
+  const name = step.user ?? spec.environment.user;
+  if (name === undefined) return { cwd, env: {} };
+  const u = resolveUserInRoot(root, name, `build step ${step.index + 1}`);
+  return {
+    cwd,
+    user: { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids },
+    env: { HOME: u.home },
+  };
 }
 
 /** Runs one step in the sandbox and records its output layer; throws when it fails. */
@@ -547,11 +593,14 @@ export async function runStep(
     const caches = checkedCacheBinds(store, spec, workdir);
     // the working directory, resolved inside the root (an image's symlink cannot lead out)
     const wdHost = mkdirInRoot(dirs.root, workdir);
+    // the step's own USER / WORKDIR (Dockerfile's, in effect for this RUN)
+    const where = stepWhere(spec, step.spec, workdir, dirs.root);
     const sb: SandboxOptions = {
       root: dirs.root,
-      argv: ["sh", "-c", step.spec.run],
-      env: { ...env.env, ...step.spec.env },
-      cwd: workdir,
+      argv: [...(spec.build.shell ?? ["sh", "-c"]), step.spec.run],
+      env: { ...env.env, ...where.env, ...step.spec.env },
+      cwd: where.cwd,
+      ...(where.user ? { user: where.user } : {}),
       binds: caches,
       network: step.spec.network,
       caCerts: opts.caCerts ?? hostCaWanted(spec),

@@ -98,6 +98,10 @@ export interface ServiceStatus {
    * else null.
    */
   standby?: number | null;
+  /** Its `labels` (absent: none). */
+  labels?: Record<string, string>;
+  /** Its `expose` ports (documentation only; absent: none). */
+  expose?: number[];
 }
 
 /** Options of a {@link Supervisor}. */
@@ -305,6 +309,8 @@ export class Supervisor {
         healthOutput: s.health && s.health.output !== "" ? s.health.output : null,
         reason: s.state === "failed" ? s.reason : null,
         standby: s.standby?.alive && this.#loaded(s.standby) ? s.standby.proc.pid : null,
+        ...(s.spec.labels ? { labels: { ...s.spec.labels } } : {}),
+        ...(s.spec.expose?.length ? { expose: [...s.spec.expose] } : {}),
       };
     });
   }
@@ -870,7 +876,13 @@ export class Supervisor {
     if (s.proc) {
       s.stopRequested = true;
       this.#set(s, "stopping");
-      const how = await stopGroup(s.proc.pid, s.proc.status, this.#o.graceMs);
+      // the service's own stop_signal / restart_grace, else SIGTERM and [options] restart_grace
+      const how = await stopGroup(
+        s.proc.pid,
+        s.proc.status,
+        s.spec.restartGraceMs ?? this.#o.graceMs,
+        (s.spec.stop_signal ?? "SIGTERM") as Deno.Signal,
+      );
       await s.exited;
       this.#event(name, how === "kill" ? "killed (grace period over)" : "stopped");
     }

@@ -267,22 +267,31 @@ Deno.test("planned keys: every feature of the table emits its key when on, repor
   assertEquals(
     Object.entries(FEATURES).filter(([, f]) => f.on).map(([k]) => k).sort(),
     [
+      "build.shell",
       "environment.env_file",
+      "environment.user",
       "interpolation",
       "secrets",
       "service.aliases",
       "service.depends_on_conditions",
       "service.env_file",
+      "service.expose",
       "service.healthcheck",
       "service.image",
+      "service.labels",
       "service.ports",
       "service.profiles",
+      "service.restart_grace",
       "service.scale",
       "service.secrets",
+      "service.stop_signal",
       "service.tmpfs",
+      "service.user",
       "service.volumes",
       "step.copy",
       "step.image",
+      "step.user",
+      "step.workdir",
       "volumes",
     ],
   );
@@ -358,7 +367,7 @@ Deno.test("COPY --from: a stage's steps once, by name; nested stages; an image i
   });
   const shown: unknown[] = r.steps.map((s) => ({ run: s.extra.copy ? null : s.run, ...s.extra }));
   assertEquals<unknown[]>(shown, [
-    { run: "cd / && echo t > /t", stage: "tools", image: "alpine:3" },
+    { run: "echo t > /t", stage: "tools", image: "alpine:3", workdir: "/" },
     // a stage whose first step is a copy names its image there
     {
       run: null,
