@@ -17,6 +17,7 @@ const MODULES = [
   "ingest",
   "export",
   "remote",
+  "compose",
 ];
 
 const only = (() => {

@@ -157,6 +157,19 @@ export function resolveUser(
   return { uid, gid, additionalGids, home: pw?.home || "/" };
 }
 
+/**
+ * Resolves `user` (see {@link resolveUser}) through the /etc/passwd and /etc/group of the root
+ * mounted at `root`, read inside it (a symlink cannot lead out).
+ */
+export function resolveUserInRoot(root: string, user: string, what: string): ResolvedUser {
+  return resolveUser(
+    user,
+    parsePasswd(readInRoot(root, "/etc/passwd")),
+    parseGroup(readInRoot(root, "/etc/group")),
+    what,
+  );
+}
+
 /** The variables of an image's config (`KEY=VALUE` lines; PATH defaulted as Docker does). */
 export function imageEnvOf(cfg: ImageConfig["config"]): Record<string, string> {
   const out: Record<string, string> = {};
