@@ -5,7 +5,7 @@
  * @module
  */
 import { sh } from "./lib.ts";
-import { debianRootfs, rootfsLayout } from "../tests/sandbox/_debian.ts";
+import { debianRootfs, NODE_PACKAGES, rootfsLayout } from "../tests/sandbox/_debian.ts";
 import { freePort, type Registry, startRegistry } from "../tests/oci/_fixtures.ts";
 
 export { freePort };
@@ -23,17 +23,22 @@ export interface NodeImage {
 }
 
 /**
- * Builds (or takes from the cache) the Debian rootfs with nodejs, npm and node-express, starts a
- * docker-registry under `dir` and pushes the image to it; `{ skip }` when debootstrap cannot build
+ * Builds (or takes from the cache) the Debian rootfs with `packages` (default nodejs, npm and
+ * node-express), starts a docker-registry under `dir` and pushes the image to it as
+ * `NAME:bookworm`; `{ skip }` when debootstrap cannot build
  * it. The caller stops `reg`.
  */
-export async function nodeImage(dir: string): Promise<NodeImage | { skip: string }> {
-  const img = await debianRootfs();
+export async function nodeImage(
+  dir: string,
+  packages: string[] = NODE_PACKAGES,
+  name = "hd-node",
+): Promise<NodeImage | { skip: string }> {
+  const img = await debianRootfs(packages);
   if ("skip" in img) return img;
   const reg = await startRegistry(dir);
   try {
     await rootfsLayout(img.rootfs, `${dir}/layout`, "bookworm");
-    const ref = `${reg.host}/hd-node:bookworm`;
+    const ref = `${reg.host}/${name}:bookworm`;
     await sh(
       `skopeo copy --dest-tls-verify=false oci:${dir}/layout:bookworm docker://${ref} >/dev/null`,
     );
@@ -42,7 +47,7 @@ export async function nodeImage(dir: string): Promise<NodeImage | { skip: string
     return {
       ref,
       reg,
-      extra: { image: "debootstrap minbase + nodejs npm node-express", rootfsBytes },
+      extra: { image: `debootstrap minbase + ${packages.join(" ")}`, rootfsBytes },
     };
   } catch (e) {
     await reg.stop();

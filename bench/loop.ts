@@ -6,6 +6,9 @@
  *   nodemon: `nodemon --watch web web/server.js`, its defaults, asking the same api). Edits
  *   alternate between the two so that a busy machine slows both alike;
  * - app start: the app alone, from spawn to answering HTTP (the floor both tools pay);
+ * - no-change `hd up -d` (after `hd down`) until web answers through api, beside the same two
+ *   `node` processes started by hand in dependency order (api, wait until it answers, then web):
+ *   alternated, 5 rounds, median and range;
  * - unwatched edit → root: time from writing a file no service watches to the new root hash on
  *   hd's control socket (`git add -A && git write-tree` is shown as a reference that hashes the
  *   same tree without a watcher).
@@ -137,6 +140,64 @@ export const bench: Bench = {
       await p.status;
     }
     row("app start (node web/server.js → HTTP), p50", "node", percentile(starts, 50));
+
+    // no-change `hd up -d` until both answer, beside starting the two processes by hand
+    {
+      const upStore = `${workDir}/up-store`;
+      const upDir = `${workDir}/up`;
+      const [aPort, wPort] = [freePort(), freePort()];
+      await copyExample(upDir, aPort, wPort);
+      const hdSh = (cmd: string) =>
+        sh(`HD_HOME=${upStore} deno run -A --quiet ${REPO}/cli.ts ${cmd} >/dev/null`, {
+          cwd: upDir,
+        });
+      await hdSh("up -d"); // first up: runs npm ci, records the step
+      await hdSh("down");
+      const env = {
+        PATH: Deno.env.get("PATH")!,
+        API_PORT: String(aPort),
+        WEB_PORT: String(wPort),
+        GREETING: "hello",
+      };
+      const hdUps: number[] = [];
+      const hand: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const pair = [
+          async () => {
+            const t0 = performance.now();
+            await hdSh("up -d");
+            hdUps.push(await untilAnswer(wPort, "api says: hello", t0));
+            await hdSh("down");
+          },
+          async () => {
+            const t0 = performance.now();
+            const api = spawnGroup(["node", "api/server.js"], upDir, env);
+            await untilAnswer(aPort, "hello", t0);
+            const web = spawnGroup(["node", "web/server.js"], upDir, env);
+            hand.push(await untilAnswer(wPort, "api says: hello", t0));
+            for (const p of [web, api]) (killGroup(p.pid), await p.status);
+          },
+        ];
+        if (i % 2) pair.reverse();
+        for (const f of pair) await f();
+      }
+      const range = (xs: number[]) => ({
+        min: Math.round(Math.min(...xs)),
+        max: Math.round(Math.max(...xs)),
+        samples: xs.map(Math.round),
+      });
+      row("no-change up -d → both services answer, median", "hd", percentile(hdUps, 50), "ms", {
+        ...range(hdUps),
+      });
+      row("no-change up -d → both services answer, median", "by hand", percentile(hand, 50), "ms", {
+        ...range(hand),
+      });
+      log(
+        `no-change up: hd ${hdUps.map(Math.round).join(" ")}; by hand ${
+          hand.map(Math.round).join(" ")
+        }`,
+      );
+    }
 
     // hd and nodemon run side by side; edits alternate between them so that the noise of a
     // shared machine falls on both alike

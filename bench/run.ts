@@ -18,6 +18,7 @@ const MODULES = [
   "ingest",
   "export",
   "remote",
+  "compose",
 ];
 
 const only = (() => {

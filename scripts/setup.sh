@@ -20,7 +20,7 @@ fi
 PKGS=(fuse3 libfuse3-3 util-linux uidmap iproute2 nftables procps runc tini)
 if [ "$for_tests" -eq 1 ]; then
   PKGS+=(gcc libfuse3-dev b3sum restic git skopeo umoci docker-registry dpkg-dev attr squashfuse
-    squashfs-tools busybox-static debootstrap psmisc podman apache2-utils)
+    squashfs-tools busybox-static debootstrap psmisc podman podman-compose apache2-utils)
 fi
 # Node.js (examples, e2e tests, benches): Debian's nodejs when the machine has no node at all
 # (machines that ship NodeSource's nodejs already have node and npm).

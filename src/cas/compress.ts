@@ -11,8 +11,16 @@
  * ```
  * @module
  */
-import zlib from "node:zlib";
+import type zlibType from "node:zlib";
+import { createRequire } from "node:module";
 import { type Libzstd, openLibzstd } from "../../ffi/libzstd.ts";
+
+// node:zlib is loaded on first use: evaluating it costs ~20 ms of every start-up, and a command
+// that only reads a warm stat cache never compresses anything.
+let zlibMod: typeof zlibType | undefined;
+function zlib(): typeof zlibType {
+  return zlibMod ??= createRequire(import.meta.url)("node:zlib") as typeof zlibType;
+}
 
 /** ZSTD_CONTENTSIZE_UNKNOWN and _ERROR: frame headers that do not say their size. */
 const SIZE_UNKNOWN = 0xffffffffffffffffn;
@@ -66,9 +74,9 @@ export function encodeObject(bytes: Uint8Array, compress = true): Uint8Array {
   if (compress && bytes.length > COMPRESS_MIN && !looksCompressed(bytes)) {
     // The pledged size is written into the frame header, so readers can size the output (and
     // learn a chunk's length from its first bytes) without decoding.
-    const z = zlib.zstdCompressSync(
+    const z = zlib().zstdCompressSync(
       bytes,
-      { pledgedSrcSize: bytes.length } as zlib.ZstdOptions,
+      { pledgedSrcSize: bytes.length } as zlibType.ZstdOptions,
     ) as Uint8Array;
     if (z.length + (bytes.length >> 5) < bytes.length) {
       const out = new Uint8Array(z.length + 1);
@@ -121,7 +129,7 @@ export function decodeObject(stored: Uint8Array): Uint8Array {
         return out;
       }
     }
-    const out = zlib.zstdDecompressSync(payload) as Uint8Array;
+    const out = zlib().zstdDecompressSync(payload) as Uint8Array;
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
   throw new Error(`Cannot decode object: unknown codec byte ${codec}`);

@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-import { createBLAKE3, type IHasher } from "hash-wasm";
+import type { IHasher } from "hash-wasm";
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
@@ -33,7 +33,8 @@ async function loadNative(): Promise<Native | null> {
 }
 
 const native: Native | null = await loadNative();
-const hasher: IHasher | null = native ? null : await createBLAKE3();
+// hash-wasm is loaded only where it is used (its module costs ~20 ms of every start-up)
+const hasher: IHasher | null = native ? null : await (await import("hash-wasm")).createBLAKE3();
 
 /** Which implementation computes ids in this process ("native" or "wasm"). */
 export const BLAKE3_IMPL: "native" | "wasm" = native ? "native" : "wasm";
@@ -59,6 +60,7 @@ export function blake3Hex(bytes: Uint8Array): string {
 
 /** An incremental BLAKE3 over several pieces (a whole file read in blocks). */
 export async function blake3Stream(): Promise<IHasher> {
+  const { createBLAKE3 } = await import("hash-wasm");
   const h = await createBLAKE3();
   h.init();
   return h;

@@ -36,7 +36,7 @@ import { specRemote } from "../runtime/remote_steps.ts";
 import { pullVolumes, pushVolumes, specVolumeNames } from "../runtime/remote_volumes.ts";
 import { volumeRef } from "../runtime/volumes.ts";
 import { volumeTag } from "../remote/wire.ts";
-import { recordLayer, stepBaseId } from "../runtime/step_cache.ts";
+import { pulledImageIds, recordLayer } from "../runtime/step_cache.ts";
 import type { Command, Context, OptionSpec } from "./command.ts";
 import { formatBytes } from "./output.ts";
 
@@ -81,8 +81,7 @@ async function envSteps(store: Store, spec: EnvSpec) {
       `run \`hd pull ${base}\` (or \`hd up\`) first`,
     );
   }
-  const baseId = image ? stepBaseId(store, image) : undefined;
-  const c = await compileEnv(store, spec, { record: false, baseId });
+  const c = await compileEnv(store, spec, { record: false, ...pulledImageIds(store, spec) });
   return c.steps.map((s) => ({
     index: s.index,
     run: s.spec.run,

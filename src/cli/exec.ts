@@ -110,7 +110,7 @@ export const exec: Command = {
   passThrough: true,
   async run(ctx) {
     // everything from the first positional on is the command, flags included (src/cli/main.ts)
-    const cmd = ctx.positionals[0] === "--" ? ctx.positionals.slice(1) : ctx.positionals;
+    const cmd = ctx.positionals[0] === "--" ? ctx.positionals.slice(1) : [...ctx.positionals];
     if (cmd.length === 0) {
       throw new HdError(
         "Cannot exec: no command given",
@@ -119,6 +119,10 @@ export const exec: Command = {
       );
     }
     const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
+    // a scaled service's name means its first replica (compose's `exec --index 1`)
+    if (!Object.hasOwn(spec.services, cmd[0]) && Object.hasOwn(spec.services, `${cmd[0]}-1`)) {
+      if (spec.services[`${cmd[0]}-1`].replicaOf?.name === cmd[0]) cmd[0] = `${cmd[0]}-1`;
+    }
     if (Object.hasOwn(spec.services, cmd[0])) {
       const rest = cmd[1] === "--" ? cmd.slice(2) : cmd.slice(1);
       if (rest.length === 0) {

@@ -9,9 +9,8 @@
  * ```
  * @module
  */
-import { parseArgs } from "node:util";
 import { HdError } from "../sys/errors.ts";
-import { defaultStoreRoot, Store } from "../cas/store.ts";
+import type { Store } from "../cas/store.ts";
 import type { Command, Context, OptionSpec } from "./command.ts";
 import { type CommandEntry, COMMANDS } from "./commands.ts";
 import { Output } from "./output.ts";
@@ -126,7 +125,13 @@ export async function main(argv: string[]): Promise<number> {
         2,
       );
     }
-    const cmd = await found.entry.load();
+    // The store (BLAKE3's native module) and node:util load only for a command that runs:
+    // `hd --version` and `hd --help` start without them.
+    const [cmd, { parseArgs }, { defaultStoreRoot, Store }] = await Promise.all([
+      found.entry.load(),
+      import("node:util"),
+      import("../cas/store.ts"),
+    ]);
     const options = { ...GLOBAL, ...cmd.options };
     const split = cmd.passThrough ? splitPassThrough(found.rest, options) : null;
     const rest = split ? split.own : found.rest;

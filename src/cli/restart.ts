@@ -8,6 +8,7 @@
  * ```
  * @module
  */
+import { replicaTargets } from "../services/profiles.ts";
 import { HdError } from "../sys/errors.ts";
 import { loadProjectSpec } from "../config/parse.ts";
 import { callControl, controlSocketPath, readUpState } from "../services/control.ts";
@@ -30,7 +31,9 @@ export const restart: Command = {
         2,
       );
     }
-    for (const n of ctx.positionals) {
+    // a scaled service's name stands for its replicas
+    const names = replicaTargets(spec.services, ctx.positionals);
+    for (const n of names) {
       if (!spec.services[n]) {
         const g = didYouMean(n, Object.keys(spec.services));
         throw new HdError(
@@ -50,7 +53,7 @@ export const restart: Command = {
     }
     const res = await callControl(controlSocketPath(spec.dir), {
       op: "restart",
-      services: ctx.positionals,
+      services: names,
     });
     if (typeof res.error === "string") {
       throw new HdError(`Cannot restart ${ctx.positionals.join(", ")}: ${res.error}`, "");

@@ -4,6 +4,7 @@
  * The data comes from {@link gatherStatus} (src/env/report.ts); this file only prints it.
  * @module
  */
+import { pulledImageIds } from "../runtime/step_cache.ts";
 import { HdError } from "../sys/errors.ts";
 import { displayPath, loadProjectSpec } from "../config/parse.ts";
 import { gatherStatus, type Status } from "../env/report.ts";
@@ -21,7 +22,11 @@ export function short(id: string): string {
 export function formatStatus(s: Status, out: Output): string {
   const lines = [
     `${out.paint("environment", "bold")} ${s.name}  (${displayPath(s.file)})`,
-    `  base     ${s.base ?? "(none: runs on the host)"}`,
+    `  base     ${s.base ?? "(none: runs on the host)"}${
+      s.basePulled === false
+        ? out.paint("  not pulled yet: step hashes change once it is", "yellow")
+        : ""
+    }`,
     `  env      ${short(s.env.id)}  ${
       s.env.upToDate
         ? out.paint("recorded", "green")
@@ -83,7 +88,9 @@ export const status: Command = {
       throw new HdError("Cannot show status: unexpected argument", "usage: hd status", 2);
     }
     const spec = loadProjectSpec(ctx.values.file as string | undefined);
-    const s = await gatherStatus(ctx.store(), spec);
+    // the runtime hashes pulled images (base, stages) by their manifest digests (stepBaseId), not
+    // their references: so does status
+    const s = await gatherStatus(ctx.store(), spec, undefined, pulledImageIds(ctx.store(), spec));
     const up = await gatherServices(spec.dir); // services of a running `hd up` (src/services)
     const mounts = listMounts(ctx.store()).filter((m) => m.state !== "gone");
     ctx.out.result(

@@ -37,7 +37,8 @@ import {
 import { callControl, controlSocketPath } from "../services/control.ts";
 import { parseDuration } from "../config/duration.ts";
 import { parseLogLine } from "../services/logs.ts";
-import { AlreadyRunning, UpSession } from "../services/session.ts";
+import type { UpSession } from "../services/session.ts";
+import { profilesFrom, replicaTargets, selectServices } from "../services/profiles.ts";
 import type { Command, Context } from "./command.ts";
 
 /**
@@ -71,10 +72,17 @@ function entryArgs(): string[] {
   return base.startsWith("deno") ? ["run", "-A", "--quiet", Deno.mainModule] : [];
 }
 
+/** The active profiles: `--profile` (repeatable) and `HD_PROFILES` (a comma list). */
+function activeProfiles(ctx: Context): string[] {
+  const flags = (ctx.values.profile as string[] | undefined) ?? [];
+  return profilesFrom(flags, Deno.env.get("HD_PROFILES"));
+}
+
 /** Command line that starts the detached supervisor for the same project. */
 function supervisorCommand(ctx: Context): string[] {
   const args = [...entryArgs(), "up", "--supervise"];
   if (typeof ctx.values.file === "string") args.push("--file", ctx.values.file);
+  for (const p of (ctx.values.profile as string[] | undefined) ?? []) args.push("--profile", p);
   if (typeof ctx.values.cache === "string") args.push("--cache", ctx.values.cache);
   if (ctx.values["push-cache"]) args.push("--push-cache");
   return [Deno.execPath(), ...args, ...ctx.positionals];
@@ -162,6 +170,18 @@ async function waitServices(dir: string, ms: number): Promise<[UpStatus, WaitVer
   }
 }
 
+/**
+ * The services `hd up -d [--profile P] [SERVICE…]` asks a running environment to start: the named
+ * ones (a scaled service's replicas for its name) and, with profiles, every service they enable.
+ */
+function reconcileNames(ctx: Context, spec: EnvSpec): string[] {
+  const named = replicaTargets(spec.services, ctx.positionals);
+  const profiles = activeProfiles(ctx);
+  if (!profiles.length) return named;
+  const sel = selectServices(spec.services, profiles, named);
+  return [...new Set([...named, ...(sel.start ?? Object.keys(spec.services))])];
+}
+
 /** `hd up -d` while the environment is up: apply hd.toml and start the named services. */
 async function reconcile(ctx: Context, spec: EnvSpec): Promise<number> {
   // the socket opens just after the state file is written: retry a refused connection a little
@@ -170,7 +190,7 @@ async function reconcile(ctx: Context, spec: EnvSpec): Promise<number> {
     try {
       res = await callControl(
         controlSocketPath(spec.dir),
-        { op: "reconcile", services: ctx.positionals },
+        { op: "reconcile", services: reconcileNames(ctx, spec) },
         660_000,
       );
     } catch (e) {
@@ -253,7 +273,8 @@ async function detach(ctx: Context, spec: EnvSpec): Promise<number> {
   let verdict: WaitVerdict = { ok: false, failed: [], pending: [] };
   let runningSince = 0;
   while (performance.now() - t0 < 3_600_000) {
-    await new Promise((r) => setTimeout(r, 50));
+    // a no-change start is done in a few hundred ms: look often then, then every 50 ms
+    await new Promise((r) => setTimeout(r, performance.now() - t0 < 3_000 ? 20 : 50));
     showNew();
     if (exited) break;
     const st = readUpState(dir);
@@ -277,7 +298,10 @@ async function detach(ctx: Context, spec: EnvSpec): Promise<number> {
     while (performance.now() < until && !readUpState(dir)?.alive) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    if (!readUpState(dir)?.alive) throw new AlreadyRunning(env, upLockHolder(dir));
+    if (!readUpState(dir)?.alive) {
+      const { AlreadyRunning } = await import("../services/session.ts");
+      throw new AlreadyRunning(env, upLockHolder(dir));
+    }
     return await reconcile(ctx, spec);
   }
   if (exited || !status.running || status.phase === "failed") {
@@ -325,12 +349,16 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
     const pre = ctx.out.color ? `\x1b[${color(src)}m${tag} |\x1b[0m ` : `${tag} | `;
     out(pre + line + "\n");
   };
+  // The session (watcher, supervisor, build runtime) loads only here: `hd up -d` starts the
+  // detached supervisor without compiling it, so the supervisor starts that much sooner.
+  const { AlreadyRunning, UpSession } = await import("../services/session.ts");
   let session: UpSession;
   try {
     session = UpSession.open({
       spec,
       store: ctx.store(),
       only: ctx.positionals,
+      profiles: activeProfiles(ctx),
       detached,
       print,
       onEvent: (ev) => {
@@ -371,7 +399,7 @@ export const up: Command = {
   name: "up",
   summary: "build the environment, start its services, and watch for changes",
   usage:
-    "hd up [-d [--wait [--wait-timeout 60s]]] [SERVICE…] [--file hd.toml] [--cache REF] [--push-cache]",
+    "hd up [-d [--wait [--wait-timeout 60s]]] [--profile NAME…] [SERVICE…] [--file hd.toml] [--cache REF] [--push-cache]",
   options: {
     detach: { type: "boolean", short: "d", help: "run in the background (a supervisor)" },
     wait: {
@@ -382,6 +410,11 @@ export const up: Command = {
     "wait-timeout": {
       type: "string",
       help: "how long --wait waits for the services (default 60s)",
+    },
+    profile: {
+      type: "string",
+      multiple: true,
+      help: "start the services of this profile too (repeatable; HD_PROFILES=a,b does the same)",
     },
     file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" },
     supervise: { type: "boolean", help: "(internal) be the detached supervisor", hidden: true },
@@ -405,6 +438,17 @@ export const up: Command = {
       );
     }
     waitTimeout(ctx); // a bad --wait-timeout is refused before anything starts
+    // profiles: an inactive dependency is refused before anything starts; a typo is said
+    const profiles = activeProfiles(ctx);
+    const targets = replicaTargets(spec.services, ctx.positionals);
+    const sel = targets.every((n) => spec.services[n])
+      ? selectServices(spec.services, profiles, targets)
+      : null;
+    if (sel?.unknownProfiles.length && !ctx.values.supervise) {
+      ctx.out.note(
+        `hd: no service has profile ${sel.unknownProfiles.map((p) => `"${p}"`).join(", ")}`,
+      );
+    }
     if (ctx.values.detach && !ctx.values.supervise) {
       // the supervisor takes the lock; this only spares starting one when one is running, and
       // reports here what a stale state was (the supervisor's own notes go to its log)

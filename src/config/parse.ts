@@ -19,11 +19,20 @@ import { HdError } from "../sys/errors.ts";
 import { durationOverLimit, parseDuration } from "./duration.ts";
 import { type LineCol, SourcePositions } from "./positions.ts";
 import { didYouMean } from "./suggest.ts";
-import { commandForm, imageWorkdir, RUN_KEYS, serviceRunKeys } from "./service_keys.ts";
+import { STOP_SIGNALS, stopSignalName } from "./signals.ts";
+import { commandForm, imageWorkdir, RUN_KEYS, serviceRunKeys, userForm } from "./service_keys.ts";
 import { declaredVolumes, serviceVolumes, VOLUME_KEYS } from "./volume_keys.ts";
 import { dotEnv, ENV_FILE_KEYS, envFileVars } from "./env_files.ts";
 import { interpolateDoc } from "./interpolate.ts";
 import { checkServiceSecrets, parseSecrets, SECRET_KEYS, serviceSecrets } from "./secret_keys.ts";
+import {
+  expandReplicas,
+  REPLICA_KEYS,
+  replicaClash,
+  scaleRefusal,
+  serviceProfiles,
+  serviceScale,
+} from "./replica_keys.ts";
 import { hostPortClash, parsePortEntry, publishedClash } from "./ports.ts";
 import type {
   BuildStepSpec,
@@ -36,6 +45,7 @@ import type {
   PublishedPort,
   RestartPolicy,
   ServiceSpec,
+  StepCopySpec,
 } from "./types.ts";
 
 /** The file name hd looks for. */
@@ -56,9 +66,10 @@ export const KNOWN_KEYS = {
     "secrets",
     "remote",
   ],
-  environment: ["name", "base", "env", "workdir", "ca_certs", ...ENV_FILE_KEYS],
-  build: ["steps", "cache"],
-  step: ["run", "inputs", "outputs", "env", "network"],
+  environment: ["name", "base", "env", "workdir", "ca_certs", "user", ...ENV_FILE_KEYS],
+  build: ["steps", "cache", "shell"],
+  step: ["run", "inputs", "outputs", "env", "network", "user", "workdir", "stage", "image", "copy"],
+  stepCopy: ["from", "src", "dst"],
   service: [
     "command",
     "watch",
@@ -72,9 +83,14 @@ export const KNOWN_KEYS = {
     ...VOLUME_KEYS,
     ...ENV_FILE_KEYS,
     ...SECRET_KEYS,
+    ...REPLICA_KEYS,
     "aliases",
     "ports",
     "healthcheck",
+    "stop_signal",
+    "restart_grace",
+    "labels",
+    "expose",
   ],
   healthcheck: ["test", "http", "tcp", "interval", "timeout", "retries", "start_period"],
   files: ["include", "exclude"],
@@ -499,6 +515,10 @@ export function parseSpec(
     );
     environment.env = { ...vars, ...environment.env };
   }
+  if (envT.user !== undefined) {
+    environment.user = userForm(v, "environment.user", envT.user);
+    if (environment.base === null) noHostUser(v, "environment.user");
+  }
   if (environment.base !== null && /\s/.test(environment.base)) {
     v.fail(
       "environment.base",
@@ -554,6 +574,19 @@ export function parseSpec(
     }
   }
 
+  // apt packages are installed into a layer over the base image: without one there is nowhere
+  const apt = dependencies.find((d) => d.provider === "apt");
+  if (apt !== undefined && environment.base === null) {
+    v.fail(
+      "dependencies.apt",
+      "apt packages cannot be installed on the host: [environment] has no base image",
+      `add base = "debian:12" (or another Debian image) to [environment], or install ${
+        apt.form === "list" && apt.packages.length ? apt.packages.join(", ") : "them"
+      } on this machine yourself and remove the apt entry`,
+      true,
+    );
+  }
+
   // [build]
   const build: EnvSpec["build"] = { steps: [], cache: [] };
   if (doc.build !== undefined) {
@@ -568,11 +601,26 @@ export function parseSpec(
           'write steps = ["make", { run = "npm ci", inputs = ["package-lock.json"] }]',
         );
       }
-      steps.forEach((s: unknown, index: number) => build.steps.push(step(v, s, index)));
+      steps.forEach((s: unknown, index: number) =>
+        build.steps.push(step(v, s, index, environment.base !== null))
+      );
+      checkStages(v, build.steps, environment.base !== null);
     }
     if (b.cache !== undefined) {
       build.cache = v.strArray("build.cache", b.cache, '["~/.npm"]')
         .map((c, i) => v.cachePath(`build.cache[${i}]`, c));
+    }
+    if (b.shell !== undefined) {
+      // the step's command is appended as the last argument, as Dockerfile SHELL does
+      const sh = v.strArray("build.shell", b.shell, '["/bin/bash", "-c"]');
+      if (sh.length === 0 || sh[0] === "" || sh.some((a) => a.includes("\0"))) {
+        v.fail(
+          "build.shell",
+          sh.length === 0 ? "shell must not be empty" : "shell names no program",
+          'write shell = ["/bin/bash", "-c"]',
+        );
+      }
+      build.shell = sh;
     }
   }
 
@@ -637,6 +685,26 @@ export function parseSpec(
         "publish each host port once",
       );
     }
+    // scale = N: N replicas NAME-1..N, each a service of its own (src/config/replica_keys.ts)
+    const scales: Record<string, number> = {};
+    for (const [sname, sv] of Object.entries(st)) {
+      const n = serviceScale(v, `services.${sname}`, sv as Record<string, unknown>);
+      const no = n === null ? null : scaleRefusal(services[sname], n, onHost(services[sname]));
+      if (no) v.fail(`services.${sname}.${no.key}`, no.what, no.hint, true);
+      if (n !== null && n > 1) scales[sname] = n;
+    }
+    const clashing = replicaClash(Object.keys(services), scales);
+    if (clashing) {
+      v.fail(
+        `services.${clashing[1]}.scale`,
+        `replica "${clashing[0]}" of "${clashing[1]}" has the name of another service`,
+        `rename service "${clashing[0]}"`,
+        true,
+      );
+    }
+    const expanded = expandReplicas(services, scales, (n) => !onHost(services[n]));
+    for (const k of Object.keys(services)) delete services[k];
+    Object.assign(services, expanded);
   }
 
   // [files]
@@ -730,13 +798,24 @@ export function parseSpec(
   return spec;
 }
 
-function step(v: Validator, s: unknown, index: number): BuildStepSpec {
+/** hd does not switch users on the host: `user` needs a base (or, for a service, an image). */
+function noHostUser(v: Validator, path: string): never {
+  return v.fail(
+    path,
+    "user needs a base: hd does not switch users on the host (steps and services run as you)",
+    'add base = "…" to [environment], or remove user',
+    true,
+  );
+}
+
+function step(v: Validator, s: unknown, index: number, base = false): BuildStepSpec {
   const path = `build.steps[${index}]`;
   const at = v.at(path);
   if (typeof s === "string") {
     if (s.trim() === "") v.fail(path, `step ${index + 1} is an empty command`);
     return { run: s, inputs: null, outputs: [], env: {}, network: "host", index, at };
   }
+  if (isTable(s) && s.copy !== undefined) return copyStep(v, s, index);
   if (!isTable(s)) {
     v.fail(
       path,
@@ -770,7 +849,188 @@ function step(v: Validator, s: unknown, index: number): BuildStepSpec {
     }
     network = n;
   }
-  return { run, inputs, outputs, env, network, index, at };
+  // as Dockerfile USER / WORKDIR in effect for this RUN (only in a base's sandbox)
+  const where: Pick<BuildStepSpec, "user" | "workdir"> = {};
+  if (s.user !== undefined) {
+    where.user = userForm(v, `${path}.user`, s.user);
+    if (!base) noHostUser(v, `${path}.user`);
+  }
+  if (s.workdir !== undefined) where.workdir = v.workdir(`${path}.workdir`, s.workdir);
+  const out: BuildStepSpec = { run, inputs, outputs, env, network, index, at, ...where };
+  if (s.stage !== undefined) out.stage = stageName(v, `${path}.stage`, s.stage);
+  if (s.image !== undefined) out.image = imageRef(v, `${path}.image`, s.image);
+  if (out.image !== undefined && out.stage === undefined) {
+    v.fail(
+      `${path}.image`,
+      `step ${index + 1} names an image but no stage`,
+      'add stage = "NAME" (steps of one stage run on its image; copy takes from = "NAME")',
+      true,
+    );
+  }
+  if (out.stage !== undefined && outputs.length) {
+    v.fail(
+      `${path}.outputs`,
+      `step ${index + 1} of stage "${out.stage}" declares outputs`,
+      "a stage's layers are not part of the environment: copy what it made with copy = [{ from, src, dst }]",
+      true,
+    );
+  }
+  return out;
+}
+
+// ---- build stages: `stage`, `image` and `copy` (docs/hdtoml.md, [build]) ----
+
+const STAGE_NAME = /^[a-z0-9][a-z0-9_.-]*$/;
+
+function stageName(v: Validator, path: string, x: unknown): string {
+  const n = v.str(path, x);
+  if (!STAGE_NAME.test(n)) {
+    v.fail(
+      path,
+      `stage name "${n}" is not valid`,
+      "use a-z, 0-9, '_', '.' and '-', e.g. \"build\"",
+    );
+  }
+  return n;
+}
+
+function imageRef(v: Validator, path: string, x: unknown): string {
+  const image = v.str(path, x);
+  if (/\s/.test(image) || image.includes("\0")) {
+    v.fail(path, `image "${image}" is not an image reference`, 'e.g. "golang:1.22"');
+  }
+  return image;
+}
+
+/** An absolute, normalized path inside a stage or the environment (`dst` may end with `/`). */
+function sandboxPath(v: Validator, path: string, x: unknown, trailing: boolean): string {
+  const p = v.str(path, x);
+  const name = lastKey(path);
+  const body = trailing && p.length > 1 ? p.replace(/\/$/, "") : p;
+  // deno-lint-ignore no-control-regex
+  const bad = !p.startsWith("/") || /[\x00-\x1f\x7f]/.test(p) ||
+    (body !== "/" && body.slice(1).split("/").some((c) => c === "" || c === "." || c === ".."));
+  if (bad) {
+    v.fail(
+      path,
+      `${name} "${p}" is not an absolute, normalized path (no ".", ".." or empty components)`,
+      `write e.g. ${name} = "/out/app"`,
+    );
+  }
+  return p;
+}
+
+/** A step with `copy`: it runs nothing (`run` is a comment naming the copies); `stage` may place it in a stage. */
+function copyStep(v: Validator, s: Table, index: number): BuildStepSpec {
+  const path = `build.steps[${index}]`;
+  v.keys(path, s, KNOWN_KEYS.step, `build step ${index + 1}`);
+  for (const k of ["run", "inputs", "outputs", "env", "network"]) {
+    if (s[k] !== undefined) {
+      v.fail(
+        `${path}.${k}`,
+        `step ${index + 1} copies (copy = …): it cannot have ${k}`,
+        "a copy step runs nothing; put the command in a step of its own",
+        true,
+      );
+    }
+  }
+  if (!Array.isArray(s.copy) || s.copy.length === 0) {
+    v.fail(
+      `${path}.copy`,
+      `copy must be a non-empty array of tables, not ${
+        Array.isArray(s.copy) ? "an empty array" : typeName(s.copy)
+      }`,
+      'write copy = [{ from = "build", src = "/out/app", dst = "/usr/local/bin/app" }]',
+    );
+  }
+  const copy = s.copy.map((c: unknown, i: number) => {
+    const cp = `${path}.copy[${i}]`;
+    const t = v.table(cp, c, `copy item ${i + 1}`);
+    v.keys(cp, t, KNOWN_KEYS.stepCopy, `copy item ${i + 1} of step ${index + 1}`);
+    for (const k of KNOWN_KEYS.stepCopy) {
+      if (t[k] === undefined) v.fail(cp, `copy item ${i + 1} needs ${k}`, `add ${k} = "…"`);
+    }
+    return {
+      from: stageName(v, `${cp}.from`, t.from),
+      src: sandboxPath(v, `${cp}.src`, t.src, false),
+      dst: sandboxPath(v, `${cp}.dst`, t.dst, true),
+    };
+  });
+  const out: BuildStepSpec = {
+    // shown where steps are listed; a shell comment, so it would do nothing if it were run
+    run: `# copy ${copy.map((c: StepCopySpec) => `${c.from}:${c.src} -> ${c.dst}`).join(", ")}`,
+    inputs: [],
+    outputs: [],
+    env: {},
+    network: "none",
+    index,
+    at: v.at(path),
+    copy,
+  };
+  if (s.stage !== undefined) out.stage = stageName(v, `${path}.stage`, s.stage);
+  if (s.image !== undefined) out.image = imageRef(v, `${path}.image`, s.image);
+  if (out.image !== undefined && out.stage === undefined) {
+    v.fail(
+      `${path}.image`,
+      `step ${index + 1} names an image but no stage`,
+      'add stage = "NAME" (a copy into a stage), or remove image (a copy into the environment)',
+      true,
+    );
+  }
+  return out;
+}
+
+/**
+ * Across steps: stages and copies need a base (they run in the sandbox); every step of a stage names the same image (its first step names one), and each
+ * `copy` takes from a stage of earlier steps, not its own.
+ */
+function checkStages(v: Validator, steps: BuildStepSpec[], sandboxed: boolean): void {
+  const images = new Map<string, string>();
+  for (const s of steps) {
+    const path = `build.steps[${s.index}]`;
+    const key = s.copy ? "copy" : s.stage !== undefined ? "stage" : null;
+    if (key !== null && !sandboxed) {
+      v.fail(
+        `${path}.${key}`,
+        `step ${s.index + 1} uses ${key}, which needs the sandbox: [environment] has no base image`,
+        'add base = "IMAGE" to [environment] (the image the environment itself runs on)',
+        true,
+      );
+    }
+    if (s.stage !== undefined) {
+      const first = images.get(s.stage);
+      if (s.image === undefined && first === undefined) {
+        v.fail(
+          path,
+          `step ${s.index + 1} starts stage "${s.stage}" without an image`,
+          'add image = "REF" (the image the stage runs on)',
+        );
+      }
+      if (first !== undefined && s.image !== undefined && s.image !== first) {
+        v.fail(
+          `${path}.image`,
+          `step ${s.index + 1} of stage "${s.stage}" names image "${s.image}", not "${first}"`,
+          "every step of a stage runs on the same image; name another stage for another image",
+        );
+      }
+      if (first === undefined) images.set(s.stage, s.image!);
+      s.image ??= first;
+    }
+    s.copy?.forEach((c, i) => {
+      if (c.from === s.stage || !images.has(c.from)) {
+        const known = [...images.keys()];
+        v.fail(
+          `${path}.copy[${i}].from`,
+          c.from === s.stage
+            ? `step ${s.index + 1} copies from its own stage "${c.from}"`
+            : `no earlier step has stage "${c.from}"`,
+          known.length
+            ? `stages before step ${s.index + 1}: ${known.join(", ")}`
+            : 'give the steps that build it stage = "NAME" and image = "REF", before this step',
+        );
+      }
+    });
+  }
 }
 
 function service(v: Validator, name: string, sv: unknown, base = false): ServiceSpec {
@@ -789,7 +1049,10 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     v.fail(`${path}.command`, `service "${name}" needs a command`, 'add command = "…"', true);
   }
   // compose's image/command/entrypoint/user (src/config/service_keys.ts)
-  const run = serviceRunKeys(v, path, t);
+  // a service of the base may name its user too (checked here; service_keys.ts wants an image)
+  const baseUser = base && t.image === undefined && t.user !== undefined;
+  const run = serviceRunKeys(v, path, baseUser ? { ...t, user: undefined } : t);
+  if (baseUser) run.user = userForm(v, `${path}.user`, t.user);
   const command = t.command === undefined ? "" : commandForm(v, `${path}.command`, t.command).shown;
   const watch = t.watch === undefined ? [] : v.globs(`${path}.watch`, t.watch, '["src/**"]');
   let port: number | null = null;
@@ -890,7 +1153,87 @@ function service(v: Validator, name: string, sv: unknown, base = false): Service
     ...run,
     ...serviceVolumes(v, path, t, base || run.image !== undefined),
     ...serviceSecrets(v, path, t),
+    ...serviceProfiles(v, path, t),
+    ...stopKeys(v, path, t),
+    ...metaKeys(v, path, t),
   };
+}
+
+/** `labels` and `expose` of service table `t` (only those present): kept, never acted on. */
+function metaKeys(v: Validator, path: string, t: Table): Pick<ServiceSpec, "labels" | "expose"> {
+  const out: Pick<ServiceSpec, "labels" | "expose"> = {};
+  if (t.labels !== undefined) {
+    const l = v.table(`${path}.labels`, t.labels, "labels");
+    out.labels = {};
+    for (const [k, val] of Object.entries(l)) {
+      // deno-lint-ignore no-control-regex
+      if (k === "" || /[\x00-\x1f]/.test(k)) {
+        v.fail(`${path}.labels`, "a label name is empty or has a control character", "");
+      }
+      if (typeof val !== "string") {
+        v.fail(
+          `${path}.labels.${k}`,
+          `label ${k} must be a string, not ${typeName(val)}`,
+          `quote it: labels = { ${k} = "${String(val)}" }`,
+        );
+      }
+      out.labels[k] = val;
+    }
+  }
+  if (t.expose !== undefined) {
+    if (!Array.isArray(t.expose)) {
+      v.fail(
+        `${path}.expose`,
+        `expose must be an array of ports, not ${typeName(t.expose)}`,
+        "e.g. expose = [9229]",
+      );
+    }
+    out.expose = t.expose.map((p: unknown, i: number) => {
+      const n = typeof p === "bigint" ? Number(p) : p;
+      if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 65535) {
+        v.fail(
+          `${path}.expose[${i}]`,
+          `expose must hold integers from 1 to 65535, not ${
+            typeof p === "string" ? `"${p}"` : typeof p === "number" ? String(p) : typeName(p)
+          }`,
+          typeof p === "string" && /^\d+$/.test(p)
+            ? `remove the quotes: ${p}`
+            : "e.g. expose = [9229]",
+        );
+      }
+      return n;
+    });
+  }
+  return out;
+}
+
+/** `stop_signal` and `restart_grace` of service table `t` (only those present). */
+function stopKeys(
+  v: Validator,
+  path: string,
+  t: Table,
+): Pick<ServiceSpec, "stop_signal" | "restartGraceMs"> {
+  const out: Pick<ServiceSpec, "stop_signal" | "restartGraceMs"> = {};
+  if (t.stop_signal !== undefined) {
+    const s = v.str(`${path}.stop_signal`, t.stop_signal);
+    const name = stopSignalName(s);
+    if (!name) {
+      v.fail(
+        `${path}.stop_signal`,
+        `stop_signal "${s}" is not a signal that stops a service`,
+        `write one of ${STOP_SIGNALS.join(", ")}`,
+      );
+    }
+    out.stop_signal = name;
+  }
+  if (t.restart_grace !== undefined) {
+    out.restartGraceMs = v.duration(
+      `${path}.restart_grace`,
+      t.restart_grace,
+      DEFAULT_OPTIONS.restartGraceMs,
+    );
+  }
+  return out;
 }
 
 /** `ports`: compose's short syntax strings or long-form tables (see src/config/ports.ts). */

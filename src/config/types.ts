@@ -39,6 +39,34 @@ export interface BuildStepSpec {
   /** Index in [build].steps. */
   index: number;
   at?: Position;
+  /**
+   * `stage = "NAME"`: the build stage the step belongs to (a Dockerfile stage the environment
+   * copies from). Steps of one stage run on its `image`, each on the layers of the stage's earlier
+   * steps (chained, as Docker runs a stage's RUNs); none of them is part of the environment's root.
+   */
+  stage?: string;
+  /** `image = "REF"`: the image a stage's steps run on (every step of the stage names it). */
+  image?: string;
+  /**
+   * `copy = [{ from = "STAGE", src, dst }]` (COPY --from): the step runs nothing (its `run` is a
+   * shell comment naming the copies, for listings); its layer is
+   * `src` of each entry, read from the root stage `from` has at this point, placed at `dst`.
+   */
+  copy?: StepCopySpec[];
+  /** `user`: who runs this step (as Dockerfile USER; absent: [environment].user, else root). */
+  user?: string;
+  /** `workdir`: where it runs (absolute, or relative to [environment].workdir; Dockerfile WORKDIR). */
+  workdir?: string;
+}
+
+/** One entry of a step's `copy`: an absolute path of a stage's root copied to `dst`. */
+export interface StepCopySpec {
+  /** The stage (`stage` of earlier steps) whose resulting root is read. */
+  from: string;
+  /** Absolute, normalized path in that root (a file or a directory). */
+  src: string;
+  /** Absolute path in the step's layer; a trailing `/` puts a file inside that directory. */
+  dst: string;
 }
 
 /** Restart policy of a service. */
@@ -79,7 +107,10 @@ export interface ServiceSpec {
   argv?: string[];
   /** `entrypoint` (a string becomes `/bin/sh -c STRING`); absent: the image's ENTRYPOINT. */
   entrypoint?: string[];
-  /** `user` as written: `name`, `uid`, `name:group`, `uid:gid`; absent: the image's USER. */
+  /**
+   * `user` as written: `name`, `uid`, `name:group`, `uid:gid`; absent: the image's USER (an image
+   * service) or [environment].user (a service of the base).
+   */
   user?: string;
   /** `volumes` then `tmpfs`, in order (absent: none). */
   volumes?: VolumeMount[];
@@ -91,6 +122,18 @@ export interface ServiceSpec {
   ports?: PublishedPort[];
   /** Where port readiness connects (set by the sandbox runtime: the service's own address). */
   readyHost?: string;
+  /** `profiles`: started only when one of them is active (`hd up --profile`); absent: always. */
+  profiles?: string[];
+  /** `labels`: free key/value metadata, kept and shown by `hd ps --json` / `hd status --json`. */
+  labels?: Record<string, string>;
+  /** `expose`: ports it serves besides `port` (documentation only: shown by `hd ps`). */
+  expose?: number[];
+  /** `stop_signal`: what stops it (SIGINT, SIGQUIT, …: see parse.ts stopSignalName); absent: SIGTERM. */
+  stop_signal?: string;
+  /** `restart_grace`: time between its stop signal and SIGKILL; absent: [options]. */
+  restartGraceMs?: number;
+  /** A replica of a `scale = N` service: the service's name as written and this one's number. */
+  replicaOf?: { name: string; index: number; scale: number };
 }
 
 /** What a dependency must reach before a dependent starts (compose's `depends_on` conditions). */
@@ -157,12 +200,16 @@ export interface EnvSpec {
     workdir: string | null;
     /** `ca_certs = true`: the host's CA certificates in the sandbox (as `HD_HOST_CA=1`). */
     caCerts?: boolean;
+    /** `user`: default user of the steps and services of the base (absent: root). */
+    user?: string;
   };
   dependencies: DependencySpec[];
   build: {
     steps: BuildStepSpec[];
     /** Cache directories that persist across runs outside the layers (e.g. ~/.npm). */
     cache: string[];
+    /** `shell`: the argv prefix that runs each step's command (Dockerfile SHELL); absent: sh -c. */
+    shell?: string[];
   };
   /** Services in declaration order. */
   services: Record<string, ServiceSpec>;

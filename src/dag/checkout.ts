@@ -18,6 +18,7 @@
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode, readFileChunks } from "./dag.ts";
+import { nodeId } from "./node.ts";
 import { libc, LibcError } from "../sys/libc.ts";
 import type { DirNode, FileNode } from "./node.ts";
 import { S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
@@ -54,6 +55,23 @@ function applyXattrs(
       skipped.push({ path: rel || ".", why: `xattr ${name}: ${e.text} (errno ${e.errno})` });
     }
   }
+}
+
+/**
+ * The key under which regular files of a tree are written as one inode (hardlinks), or null: a
+ * file of an image layer that was hardlinked in its tar carries a link group (FileNode.link), and
+ * the entries whose File nodes are equal — content, metadata and group — come out as one inode, as
+ * `umoci unpack` makes them. Separate files with the same bytes stay separate files.
+ *
+ * @example
+ * ```ts
+ * import { hardlinkKey } from "./checkout.ts";
+ * hardlinkKey({ type: "file", mode: 0o100644, size: 0, chunks: [] }); // null: not a link
+ * ```
+ */
+export function hardlinkKey(f: FileNode): string | null {
+  if ((f.mode & S_IFMT) !== S_IFREG || f.link === undefined) return null;
+  return nodeId(f);
 }
 
 function writeFile(store: Store, path: string, f: FileNode): void {
@@ -120,6 +138,7 @@ export function checkoutTree(store: Store, id: string, dest: string): CheckoutSt
   const tmp = `${dest.replace(/\/+$/, "")}.hd-checkout-${Deno.pid}-${Date.now().toString(36)}`;
   const stats: CheckoutStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, skipped: [] };
 
+  const linked = new Map<string, string>(); // hardlinkKey → the first path written
   const writeEntry = (path: string, rel: string, f: FileNode) => {
     const type = f.mode & S_IFMT;
     if (type === S_IFLNK) {
@@ -127,10 +146,17 @@ export function checkoutTree(store: Store, id: string, dest: string): CheckoutSt
       applyXattrs(path, rel, f.xattrs, stats.skipped);
       stats.symlinks++;
     } else if (type === S_IFREG) {
-      writeFile(store, path, f);
-      applyMeta(path, rel, f.mode, f, stats.skipped);
+      const key = hardlinkKey(f);
+      const first = key === null ? undefined : linked.get(key);
+      if (first !== undefined) {
+        Deno.linkSync(first, path);
+      } else {
+        writeFile(store, path, f);
+        applyMeta(path, rel, f.mode, f, stats.skipped);
+        if (key !== null) linked.set(key, path);
+        stats.bytes += f.size;
+      }
       stats.files++;
-      stats.bytes += f.size;
     } else {
       stats.skipped.push({ path: rel, why: `special file (mode ${f.mode.toString(8)})` });
     }

@@ -45,6 +45,12 @@ export interface FileNode {
    * bytes of the name; absent when there are none.
    */
   xattrs?: [string, Uint8Array][];
+  /**
+   * Hardlink group (image layers): the entries of one layer whose File nodes carry the same group
+   * were one inode in the layer's tar (a hardlink is the same File node twice) and are written as
+   * one again. Numbered from 1 in the order of the tar; absent for a file with one name.
+   */
+  link?: number;
 }
 
 /** One entry of a directory: a subdirectory by id, or an embedded file. */
@@ -188,6 +194,7 @@ function writeFileBody(w: ByteWriter, f: FileNode): void {
   if (f.rdev !== undefined) (w.u8(6), w.varint(f.rdev));
   writeXattrs(w, f.xattrs);
   writeMeta(w, f);
+  if (f.link !== undefined) (w.u8(23), w.varint(f.link));
 }
 
 /** Canonical bytes of a File node (without the node header, as embedded in a Dir). */
@@ -278,6 +285,11 @@ function readFileBody(r: ByteReader): FileNode {
   if (r.peek() === 6) (r.u8(), f.rdev = r.varint());
   readXattrs(r, f);
   readMeta(r, f);
+  if (!r.done && r.peek() === 23) {
+    r.u8();
+    f.link = r.varint();
+    if (f.link === 0) throw new DecodeError("hardlink group 0");
+  }
   return f;
 }
 

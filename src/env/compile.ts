@@ -9,7 +9,8 @@
  *   node, a directory's Dir node, or a glob's matched set as a Dir); a string step (or a table
  *   without `inputs`) chains: previous step + the whole tracked tree. A base image adds its
  *   reference (stored as a small blob, or the id a caller passes as `baseId`, e.g. the pulled
- *   image) to every step.
+ *   image) to every step. A build stage's steps (`stage`) chain on their own stage and its `image`
+ *   (by `imageIds`) instead; a copy step is keyed by its source step's hash, `src` and `dst`.
  * - The Env node names, in order: files, base, packages, steps. Refs `trees/<name>` and
  *   `envs/<name>` record the result.
  *
@@ -54,7 +55,7 @@ import {
   readLock,
   resolveLock,
 } from "../config/lockfile.ts";
-import type { BuildStepSpec, EnvSpec } from "../config/types.ts";
+import type { BuildStepSpec, EnvSpec, StepCopySpec } from "../config/types.ts";
 
 /** One input of a step and what it hashed to. */
 export interface StepInput {
@@ -118,6 +119,8 @@ export interface CompileOptions {
    * the base is identified by its reference string (see {@link baseRefBytes}).
    */
   baseId?: string;
+  /** Ids standing for the images of build stages (`image` of a step), by reference. */
+  imageIds?: Record<string, string>;
   /** More paths left out of the tracked files (hd's own output: src/watch/own_output.ts). */
   exclude?: readonly string[];
 }
@@ -163,8 +166,30 @@ function* walkFiles(d: MemDir, prefix: string): Generator<[string, FileNode]> {
 
 function countFiles(d: MemDir): number {
   let n = 0;
-  for (const _ of walkFiles(d, "")) n++;
+  for (const c of d.entries.values()) n += c instanceof MemDir ? countFiles(c) : 1;
   return n;
+}
+
+/**
+ * The files of `d` (at `prefix`) that `match` takes, for a glob of `depth` segments without `**`,
+ * braces or extglobs: such a glob matches only paths of exactly `depth` segments, and what lies
+ * below a match; so a directory at that depth is taken whole when it matches and skipped when it
+ * does not, without visiting every file below it (`package*.json` looks at the root only).
+ */
+function* walkMatching(
+  d: MemDir,
+  prefix: string,
+  depth: number,
+  match: (p: string) => boolean,
+): Generator<[string, FileNode]> {
+  const level = prefix === "" ? 1 : prefix.split("/").length + 1;
+  for (const [name, c] of d.entries) {
+    const p = prefix ? `${prefix}/${name}` : name;
+    if (!(c instanceof MemDir)) {
+      if (match(p)) yield [p, c];
+    } else if (level < depth) yield* walkMatching(c, p, depth, match);
+    else if (match(p)) yield* walkFiles(c, p);
+  }
 }
 
 function emptyDirId(store: Store | undefined): string {
@@ -195,7 +220,10 @@ function hashInput(pattern: string, tree: Tree, store: Store | undefined): StepI
   const base = globBase(clean);
   const start = base === "" ? tree.root : tree.get(base);
   if (start instanceof MemDir) {
-    for (const [p, f] of walkFiles(start, base)) {
+    const walk = /\*\*|[{}()!]/.test(clean)
+      ? walkFiles(start, base)
+      : walkMatching(start, base, clean.split("/").length, match);
+    for (const [p, f] of walk) {
       if (match(p)) (sub.setFile(p, f), files++);
     }
   }
@@ -212,36 +240,74 @@ function hashInput(pattern: string, tree: Tree, store: Store | undefined): StepI
 export function stepHashes(
   spec: EnvSpec,
   tree: Tree,
-  opts: { store?: Store; baseId?: string } = {},
+  opts: { store?: Store; baseId?: string; imageIds?: Record<string, string> } = {},
 ): StepHash[] {
   const store = opts.store;
   const filesRoot = tree.commit(store);
   const filesCount = spec.build.steps.some((s) => s.inputs === null) ? countFiles(tree.root) : 0;
   const baseId = baseIdFor(spec, store, opts.baseId);
+  const imageId = (ref: string) =>
+    opts.imageIds?.[ref] ??
+      (store ? store.putObject(baseRefBytes(ref)) : blake3Hex(baseRefBytes(ref)));
   const out: StepHash[] = [];
-  let previous: string | null = null;
+  // each chain (the environment's steps; each stage's) has its own previous step; a copy's hash
+  // leaves the chain out (its layer is only what it copied), so the next step of the chain takes
+  // the step before the copy and the copy as its previous steps
+  const previous = new Map<string | null, string[]>();
+  const last = (chain: string) => previous.get(chain)?.at(-1) ?? "";
   for (const s of spec.build.steps) {
+    const chain = s.stage ?? null;
     const inputs: StepInput[] = [];
-    if (previous !== null) inputs.push({ label: "previous", id: previous, files: 0 });
-    if (baseId !== null) inputs.push({ label: "base", id: baseId, files: 0 });
-    if (s.inputs === null) inputs.push({ label: "files", id: filesRoot, files: filesCount });
-    else for (const p of s.inputs) inputs.push(hashInput(p, tree, store));
-    const env = Object.entries({ ...spec.environment.env, ...s.env })
-      .sort((a, b) => compareNames(a[0], b[0])) as [string, string][];
-    if (s.network === "none") env.push(["HD_NETWORK", "none"]); // part of the step's identity
-    const node: BuildStepNode = {
-      type: "buildstep",
-      command: s.run,
-      inputs: inputs.map(({ label, id }) => ({ label, id })),
-      env,
-      outputs: s.outputs,
-      cache: spec.build.cache,
-    };
+    let node: BuildStepNode;
+    if (s.copy) {
+      // a copy's layer is what it read: the hash of the source stage's last step, src and dst
+      for (const c of s.copy) {
+        inputs.push({ label: `copy ${c.from}`, id: last(c.from), files: 0 });
+      }
+      node = {
+        type: "buildstep",
+        command: copyCommand(s.copy),
+        inputs: inputs.map(({ label, id }) => ({ label, id })),
+        env: [],
+        outputs: [],
+        cache: [],
+      };
+    } else {
+      for (const id of previous.get(chain) ?? []) inputs.push({ label: "previous", id, files: 0 });
+      const root = s.stage !== undefined ? imageId(s.image!) : baseId;
+      if (root !== null) inputs.push({ label: s.stage ? "image" : "base", id: root, files: 0 });
+      if (s.inputs === null) inputs.push({ label: "files", id: filesRoot, files: filesCount });
+      else for (const p of s.inputs) inputs.push(hashInput(p, tree, store));
+      // a stage's steps see their own env, not the environment's
+      const env = Object.entries(
+        s.stage !== undefined ? s.env : { ...spec.environment.env, ...s.env },
+      )
+        .sort((a, b) => compareNames(a[0], b[0])) as [string, string][];
+      if (s.network === "none") env.push(["HD_NETWORK", "none"]); // part of the step's identity
+      // who runs it and where are too (absent: as before, so existing step ids stay)
+      const user = s.user ?? spec.environment.user;
+      if (user !== undefined && spec.environment.base !== null) env.push(["HD_USER", user]);
+      if (s.workdir !== undefined) env.push(["HD_WORKDIR", s.workdir]);
+      if (spec.build.shell) env.push(["HD_SHELL", JSON.stringify(spec.build.shell)]);
+      node = {
+        type: "buildstep",
+        command: s.run,
+        inputs: inputs.map(({ label, id }) => ({ label, id })),
+        env,
+        outputs: s.outputs,
+        cache: spec.build.cache,
+      };
+    }
     const id = store ? putNode(store, node) : nodeId(node);
     out.push({ index: s.index, spec: s, node, id, inputs });
-    previous = id;
+    previous.set(chain, s.copy ? [...previous.get(chain) ?? [], id] : [id]);
   }
   return out;
+}
+
+/** The command recorded in a copy step's node: its entries, one a line (`from:src -> dst`). */
+export function copyCommand(copy: readonly StepCopySpec[]): string {
+  return `hd-copy 1\n${copy.map((c) => `${c.from}:${c.src} -> ${c.dst}`).join("\n")}`;
 }
 
 /** The packages of `spec`: from hd.lock when it is current, else resolved by the providers. */
@@ -297,7 +363,11 @@ export async function compileEnv(
     });
     cache.save(cachePath);
     const packages = pk.packages.map((p) => ({ ...p, id: putNode(store, p.node) }));
-    const steps = stepHashes(spec, r.tree, { store, baseId: opts.baseId });
+    const steps = stepHashes(spec, r.tree, {
+      store,
+      baseId: opts.baseId,
+      imageIds: opts.imageIds,
+    });
     const baseId = baseIdFor(spec, store, opts.baseId);
     const node = envNode(
       spec.environment.name,

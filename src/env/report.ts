@@ -62,21 +62,29 @@ export interface Status {
   packages: number;
   steps: StepStatus[];
   skipped: { path: string; why: string }[];
+  /** With a base: whether it is pulled (its record id given); until then step hashes are provisional. */
+  basePulled?: boolean;
 }
 
 /**
  * Compiles the project (without moving its refs) and reports its state. Pass `compiled` to report
- * on an environment compiled already.
+ * on an environment compiled already, and `baseId` and `imageIds` (the pulled images, as the
+ * runtime hashes them) so that the step hashes are the ones `hd up` uses.
  */
 export async function gatherStatus(
   store: Store,
   spec: EnvSpec,
   compiled?: CompiledEnv,
+  opts: { baseId?: string; imageIds?: Record<string, string> } = {},
 ): Promise<Status> {
   const name = spec.environment.name;
   const recordedEnv = store.getRef(`envs/${name}`);
   const recordedTree = store.getRef(`trees/${name}`);
-  const c = compiled ?? await compileEnv(store, spec, { record: false });
+  const c = compiled ?? await compileEnv(store, spec, {
+    record: false,
+    baseId: opts.baseId,
+    imageIds: opts.imageIds,
+  });
   return {
     name,
     file: spec.file,
@@ -111,5 +119,6 @@ export async function gatherStatus(
       };
     }),
     skipped: c.skipped,
+    ...(spec.environment.base === null ? {} : { basePulled: opts.baseId !== undefined }),
   };
 }

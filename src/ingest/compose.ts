@@ -17,6 +17,8 @@
  */
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { didYouMean } from "../config/suggest.ts";
+import { STOP_SIGNALS, stopSignalName } from "../config/signals.ts";
+import { durationOverLimit, parseDuration } from "../config/duration.ts";
 import { SourceError, translateDockerfile } from "./from_dockerfile.ts";
 import { applyDockerignore } from "./dockerignore.ts";
 import {
@@ -721,9 +723,19 @@ export function translateCompose(tr: Translation, o: ComposeOptions): HdDoc {
         `ports ${published.join(", ")}`,
       );
     }
-    const expose = (Array.isArray(s.expose) ? s.expose : []).map((x) =>
-      Number(str(x).split("/")[0])
-    );
+    const expose: number[] = [];
+    for (const x of Array.isArray(s.expose) ? s.expose : []) {
+      const [n, proto] = str(x).split("/");
+      const port = /^\d{1,5}$/.test(n) ? Number(n) : 0;
+      if (port >= 1 && port <= 65535 && (proto === undefined || proto === "tcp")) expose.push(port);
+      else {
+        tr.report(
+          at(`${p}.expose`),
+          `expose ${str(x)}`,
+          "not translated: expose holds single TCP ports (write each port of a range)",
+        );
+      }
+    }
     for (const x of expose) if (sv.port === null && x > 0) sv.port = x;
     const moreExpose = expose.filter((x) => x !== sv.port);
     if (moreExpose.length) {
@@ -854,24 +866,43 @@ export function translateCompose(tr: Translation, o: ComposeOptions): HdDoc {
       );
     }
     if (s.stop_signal !== undefined) {
-      tr.planned(
-        "service.stop_signal",
-        sv.extra,
-        "stop_signal",
-        str(s.stop_signal),
-        at(`${p}.stop_signal`),
-        `stop_signal ${str(s.stop_signal)}`,
-      );
+      const sig = stopSignalName(str(s.stop_signal));
+      if (sig === null) {
+        tr.report(
+          at(`${p}.stop_signal`),
+          `stop_signal ${str(s.stop_signal)}`,
+          `not translated: hd stops a service with ${STOP_SIGNALS.join(", ")}`,
+        );
+      } else {
+        tr.planned(
+          "service.stop_signal",
+          sv.extra,
+          "stop_signal",
+          sig,
+          at(`${p}.stop_signal`),
+          `stop_signal ${str(s.stop_signal)}`,
+        );
+      }
     }
     if (s.stop_grace_period !== undefined) {
-      tr.planned(
-        "service.restart_grace",
-        sv.extra,
-        "restart_grace",
-        str(s.stop_grace_period),
-        at(`${p}.stop_grace_period`),
-        "stop_grace_period",
-      );
+      const ms = parseDuration(str(s.stop_grace_period));
+      const over = ms === null ? null : durationOverLimit("restart_grace", ms);
+      if (ms === null || over) {
+        tr.report(
+          at(`${p}.stop_grace_period`),
+          `stop_grace_period ${str(s.stop_grace_period)}`,
+          `not translated: ${over ? over.message : 'not a duration like "10s" or "1m30s"'}`,
+        );
+      } else {
+        tr.planned(
+          "service.restart_grace",
+          sv.extra,
+          "restart_grace",
+          str(s.stop_grace_period),
+          at(`${p}.stop_grace_period`),
+          "stop_grace_period",
+        );
+      }
     }
     if (s.profiles !== undefined) {
       tr.planned(

@@ -25,6 +25,7 @@ import {
   type Translation,
 } from "./model.ts";
 import { classifyRun } from "./rules.ts";
+import { STOP_SIGNALS, stopSignalName } from "../config/signals.ts";
 import {
   expandWord,
   shellQuote,
@@ -63,6 +64,8 @@ export interface DockerfileOptions {
   arch?: string;
   /** Name of the service a CMD/ENTRYPOINT becomes. */
   serviceName?: string;
+  /** Stages whose steps are written already (a stage copied from twice is built once). */
+  emittedStages?: Set<string>;
 }
 
 /** The built stage as hd.toml pieces. */
@@ -127,8 +130,14 @@ type Event =
     kind: "run";
     at: number;
     cmd: string;
-    /** A SHELL to run the command with (folded: `bash -c 'cmd'`), or null. */
+    /**
+     * The SHELL in effect for a shell-form RUN (null: the default `/bin/sh -c`, or an exec-form
+     * RUN, which needs none); folded into the command (`bash -c 'cmd'`) unless it is the shell
+     * `[build] shell` names.
+     */
     shellFold: string[] | null;
+    /** An exec-form RUN (its words already quoted: any shell runs it). */
+    exec?: boolean;
     args: Record<string, string>;
     env: Record<string, string>;
     workdir: string;
@@ -534,9 +543,7 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
           } else if (ins.heredocs.length) {
             cmd = ins.args + "\n" + ins.heredocs.map((h) => `${h.body}${h.name}`).join("\n");
           } else cmd = ins.args;
-          const shellFold = st.shell && !ins.json && !tr.features["build.shell"]
-            ? st.shell.argv
-            : null;
+          const shellFold = st.shell && !ins.json ? st.shell.argv : null;
           let network: "host" | "none" = "host";
           const cache: string[] = [];
           const binds: string[] = [];
@@ -597,6 +604,7 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
             at: line,
             cmd,
             shellFold,
+            exec: ins.json !== null && ins.json !== undefined,
             args,
             env: { ...st.env },
             workdir: st.workdir,
@@ -671,6 +679,8 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
 
   // ---- emission ----
   const steps: StepOut[] = [];
+  // the stages copied from whose steps are written (shared with the stages' own translations)
+  const emitted = o.emittedStages ?? new Set<string>();
   const cache: string[] = [];
   let whole: number | null = null;
   const copied: string[] = [];
@@ -703,12 +713,21 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
       s.run = cmd;
     } else s.run = e.workdir !== undefined ? inDir(e.workdir, cmd) : cmd;
   };
+  // with [build] shell (the last SHELL), a RUN under another shell (or before any SHELL, under
+  // sh -c; exec-form RUNs are already quoted words) keeps its own by folding it into the command
+  const finalShell = st.shell && tr.features["build.shell"] ? st.shell.argv : null;
+  const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const foldShell = (e: { cmd: string; shellFold: string[] | null; exec?: boolean }): string => {
+    if (finalShell === null) return e.shellFold ? shellQuote([...e.shellFold, e.cmd]) : e.cmd;
+    const own = e.shellFold ?? (e.exec ? finalShell : ["/bin/sh", "-c"]);
+    return same(own, finalShell) ? e.cmd : shellQuote([...own, e.cmd]);
+  };
   let reportedUser = false;
   for (const e of events) {
     if (e.kind === "run") {
       const key = classifyRun(e.cmd, (g) => exists(inCtx(g)));
       const s = step("", null, []);
-      stepAt(s, e, e.shellFold ? shellQuote([...e.shellFold, e.cmd]) : e.cmd);
+      stepAt(s, e, foldShell(e));
       const loc = `${file}:${e.at} ${e.text}`;
       if (whole !== null) {
         if (key.rules.length) {
@@ -741,7 +760,13 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
       for (const [k, v] of Object.entries(e.args)) s.env[k] = v;
       for (const [k, v] of Object.entries(e.env)) if (st.env[k] !== v) s.env[k] = v;
       s.network = e.network;
-      if (e.user && e.user !== "root" && e.user !== "0") {
+      const asRoot = !e.user || e.user === "root" || e.user === "0";
+      if (asRoot && st.user && tr.features["environment.user"] && tr.features["step.user"]) {
+        // [environment] user (the last USER) is every step's default: a RUN before it says root
+        const last = st.user.name;
+        if (last !== "root" && last !== "0" && !last.startsWith("0:")) s.extra.user = "root";
+      }
+      if (!asRoot && e.user) {
         if (tr.features["step.user"]) s.extra.user = e.user;
         else if (!reportedUser) {
           reportedUser = true;
@@ -764,33 +789,69 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
       const from = stageByRef(e.from);
       const what = `COPY --from=${e.from} ${short(e.sources.join(" "), 30)} ${e.dest}`;
       if (tr.features["step.copy"] && tr.features["step.image"] && from) {
-        const sub = translateDockerfile(tr, {
-          ...o,
-          target: from.name ?? String(from.index),
-          serviceName: undefined,
-        });
-        for (const s of sub.steps) {
-          if (sub.base) s.extra.image = sub.base;
-          s.comment.unshift(`stage ${from.name ?? from.index} (COPY --from at ${file}:${e.at})`);
-          steps.push(s);
+        // the stage's steps, once (by its name: what COPY --from says, stable when steps move)
+        const name = from.name ?? String(from.index);
+        if (!emitted.has(name)) {
+          emitted.add(name);
+          const sub = translateDockerfile(tr, {
+            ...o,
+            target: name,
+            serviceName: undefined,
+            emittedStages: emitted,
+          });
+          if (!sub.base) {
+            tr.report(
+              at(e.at),
+              what,
+              `not translated: stage ${name} starts FROM scratch (a stage's steps need an image)`,
+            );
+            continue;
+          }
+          if (sub.projectDir !== projectDir && sub.steps.some((s) => s.extra.copy === undefined)) {
+            tr.report(
+              at(from.from.line),
+              `stage ${name}: its build context at ${sub.projectDir}`,
+              `not translated: hd runs its steps with the project at ${projectDir} (the environment's workdir, as for every step); a path below ${sub.projectDir} in its commands may need editing`,
+            );
+          }
+          for (const c of sub.cache) if (!cache.includes(c)) cache.push(c);
+          sub.steps.forEach((s, i) => {
+            if (s.extra.stage === undefined) {
+              // the stage's ENV (what it had at the end) is each step's own
+              s.env = { ...sub.env, ...s.env };
+              s.extra = s.extra.copy !== undefined
+                ? { stage: name, image: sub.base!, ...s.extra }
+                : { ...s.extra, stage: name, image: sub.base! };
+            }
+            if (i === 0) s.comment.unshift(`stage ${name} (COPY --from at ${file}:${e.at})`);
+            steps.push(s);
+          });
         }
-        const s = step(":", [], [
-          `${file}:${e.at} ${e.text}: copied from stage ${from.name ?? from.index}`,
+        const s = step("", [], [
+          `${file}:${e.at} ${e.text}: copied from stage ${name}`,
         ]);
-        s.extra.copy = e.sources.map((src) => ({ from: steps.length, src, dst: e.dest }));
+        s.extra.copy = e.sources.map((src) => ({
+          from: name,
+          src: normAbs("/", src),
+          dst: e.dest.replace(/\/\/+$/, "/"),
+        }));
         steps.push(s);
-      } else {
+      } else if (from) {
         tr.planned(
           "step.copy",
           {},
           "copy",
           [],
           at(e.at),
-          from
-            ? `${what} (stage ${
-              from.name ?? from.index
-            }, ${file}:${from.from.line}; its image via build.steps[].image)`
-            : `${what} (image ${e.from}; via build.steps[].image)`,
+          `${what} (stage ${
+            from.name ?? from.index
+          }, ${file}:${from.from.line}; its image via build.steps[].image)`,
+        );
+      } else {
+        tr.report(
+          at(e.at),
+          what,
+          `not translated: a copy from image ${e.from}; write \`FROM ${e.from} AS NAME\` and COPY --from=NAME`,
         );
       }
       continue;
@@ -979,14 +1040,23 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
       );
     }
     if (st.stopsignal) {
-      tr.planned(
-        "service.stop_signal",
-        service.extra,
-        "stop_signal",
-        st.stopsignal.v,
-        at(st.stopsignal.line),
-        `STOPSIGNAL ${st.stopsignal.v}`,
-      );
+      const sig = stopSignalName(st.stopsignal.v);
+      if (sig === null) {
+        tr.report(
+          at(st.stopsignal.line),
+          `STOPSIGNAL ${st.stopsignal.v}`,
+          `not translated: hd stops a service with ${STOP_SIGNALS.join(", ")}`,
+        );
+      } else {
+        tr.planned(
+          "service.stop_signal",
+          service.extra,
+          "stop_signal",
+          sig,
+          at(st.stopsignal.line),
+          `STOPSIGNAL ${st.stopsignal.v}`,
+        );
+      }
     }
     if (st.user) {
       tr.planned(
@@ -1017,7 +1087,8 @@ export function translateDockerfile(tr: Translation, o: DockerfileOptions): Dock
         `VOLUME ${v.v.join(" ")}`,
       );
     }
-  } else {
+  } else if (!o.emittedStages) {
+    // (a stage copied from is built for its files, not run: no service is expected of it)
     const line = chain[chain.length - 1].from.line;
     tr.report(
       at(line),

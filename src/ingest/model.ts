@@ -128,29 +128,29 @@ export function newService(name: string, command: string): ServiceOut {
  * docs/hdtoml.md; the emission code and its tests are already in place.
  */
 export const FEATURES = {
-  "environment.user": { key: "environment.user", on: false },
+  "environment.user": { key: "environment.user", on: true },
   "environment.env_file": { key: "environment.env_file", on: true },
-  "build.shell": { key: "build.shell", on: false },
-  "step.workdir": { key: "build.steps[].workdir", on: false },
-  "step.user": { key: "build.steps[].user", on: false },
-  "step.image": { key: "build.steps[].image", on: false },
-  "step.copy": { key: "build.steps[].copy", on: false },
+  "build.shell": { key: "build.shell", on: true },
+  "step.workdir": { key: "build.steps[].workdir", on: true },
+  "step.user": { key: "build.steps[].user", on: true },
+  "step.image": { key: "build.steps[].image", on: true },
+  "step.copy": { key: "build.steps[].copy", on: true },
   "service.image": { key: "services.NAME.image", on: true },
-  "service.user": { key: "services.NAME.user", on: false },
+  "service.user": { key: "services.NAME.user", on: true },
   "service.env_file": { key: "services.NAME.env_file", on: true },
   "service.ports": { key: "services.NAME.ports", on: true },
-  "service.expose": { key: "services.NAME.expose", on: false },
+  "service.expose": { key: "services.NAME.expose", on: true },
   "service.aliases": { key: "services.NAME.aliases", on: true },
   "service.depends_on_conditions": { key: "services.NAME.depends_on (table form)", on: true },
   "service.healthcheck": { key: "services.NAME.healthcheck", on: true },
-  "service.stop_signal": { key: "services.NAME.stop_signal", on: false },
-  "service.restart_grace": { key: "services.NAME.restart_grace", on: false },
+  "service.stop_signal": { key: "services.NAME.stop_signal", on: true },
+  "service.restart_grace": { key: "services.NAME.restart_grace", on: true },
   "service.volumes": { key: "services.NAME.volumes", on: true },
   "service.tmpfs": { key: "services.NAME.tmpfs", on: true },
   "service.secrets": { key: "services.NAME.secrets", on: true },
-  "service.profiles": { key: "services.NAME.profiles", on: false },
-  "service.scale": { key: "services.NAME.scale", on: false },
-  "service.labels": { key: "services.NAME.labels", on: false },
+  "service.profiles": { key: "services.NAME.profiles", on: true },
+  "service.scale": { key: "services.NAME.scale", on: true },
+  "service.labels": { key: "services.NAME.labels", on: true },
   "volumes": { key: "[volumes.NAME]", on: true },
   "secrets": { key: "[secrets.NAME]", on: true },
   "interpolation": { key: "${VAR} in hd.toml strings", on: true },
@@ -269,6 +269,8 @@ export function stepValue(s: StepOut): string {
   const simple = s.inputs === null && !s.outputs.length && !Object.keys(s.env).length &&
     s.network === "host" && !Object.keys(s.extra).length;
   if (simple) return tomlString(s.run);
+  // a copy step runs nothing: only its stage (when in one) and what it copies
+  if (s.extra.copy !== undefined) return tomlValue(s.extra);
   const t: Record<string, TomlValue> = { run: s.run };
   if (s.inputs !== null) t.inputs = s.inputs;
   if (s.outputs.length) t.outputs = s.outputs;

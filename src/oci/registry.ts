@@ -20,7 +20,13 @@
  * ```
  * @module
  */
-import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
+
+// node:crypto loads on first use (~15 ms of evaluation): every `hd up` imports this module through
+// the remote cache, and only a pull or a push hashes anything
+let cryptoMod: typeof import("node:crypto") | undefined;
+const createHash: typeof import("node:crypto").createHash = (...a) =>
+  (cryptoMod ??= createRequire(import.meta.url)("node:crypto")).createHash(...a);
 import { HdError } from "../sys/errors.ts";
 import { DEFAULT_API_HOST, DEFAULT_DOMAIN, isLoopbackHost } from "./reference.ts";
 

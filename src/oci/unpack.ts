@@ -250,6 +250,8 @@ class LayerBuilder {
   pending: PendingLink[] = [];
   #defer: boolean;
   #pending: { parent: MemDir; name: string; h: TarHeader } | null = null;
+  /** Hardlink groups numbered so far (FileNode.link). */
+  #links = 0;
 
   constructor(store: Store, label: string, lower: Tree | null, defer: boolean) {
     this.#store = store;
@@ -344,6 +346,9 @@ class LayerBuilder {
             }`,
           );
         }
+        // one inode in the tar: the same File node under both names, marked as a link group
+        // (a target of this layer; one of a layer below is a copy here, as overlayfs shows it)
+        if (this.tree.get(path) === target) target.link ??= ++this.#links;
         parent.entries.set(name, target);
         return;
       }

@@ -19,7 +19,13 @@
  * ```
  * @module
  */
-import { createHash, createHmac } from "node:crypto";
+import { createRequire } from "node:module";
+
+// node:crypto loads on first use (~15 ms of evaluation): every `hd up` imports this module
+let cryptoMod: typeof import("node:crypto") | undefined;
+const crypto = () => cryptoMod ??= createRequire(import.meta.url)("node:crypto");
+const createHash: typeof import("node:crypto").createHash = (...a) => crypto().createHash(...a);
+const createHmac: typeof import("node:crypto").createHmac = (...a) => crypto().createHmac(...a);
 import { readCapped, refuseUrl, sha256Digest } from "../oci/registry.ts";
 import { HdError } from "../sys/errors.ts";
 import type { Backend } from "./backend.ts";

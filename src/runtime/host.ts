@@ -32,6 +32,7 @@ import type { LoopRuntime, RunningStep, StepRun } from "./runtime.ts";
 import { ImageServices } from "./image_services.ts";
 import { signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
 import { placeOutputs } from "./remote_steps.ts";
+import { shQuote } from "./sandbox_services.ts";
 
 /**
  * Path of the record of a successful run of step `hash`.
@@ -109,12 +110,20 @@ export function runHostStep(
 ): RunningStep {
   const t0 = performance.now();
   const env = { ...(opts.baseEnv ?? Deno.env.toObject()), ...spec.environment.env, ...step.env };
-  const cwd = spec.environment.workdir && !spec.environment.base
+  const envCwd = spec.environment.workdir && !spec.environment.base
     ? (spec.environment.workdir.startsWith("/")
       ? spec.environment.workdir
       : `${spec.dir}/${spec.environment.workdir}`)
     : spec.dir;
-  const p = spawnGroup(step.run, { cwd, env });
+  // a step's own `workdir` (absolute, or below the environment's)
+  const w = step.workdir;
+  const cwd = !w ? envCwd : w.startsWith("/") ? w : `${envCwd}/${w}`;
+  // [build] shell: its argv with the command appended (sh execs it), else sh -c
+  const sh = spec.build.shell;
+  const p = spawnGroup(sh ? `exec ${[...sh, step.run].map(shQuote).join(" ")}` : step.run, {
+    cwd,
+    env,
+  });
   const pump = async (s: ReadableStream<Uint8Array>) => {
     let buf = "";
     for await (const chunk of s.pipeThrough(new TextDecoderStream())) {

@@ -30,7 +30,7 @@
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import type { EnvSpec, ServiceSpec } from "../config/types.ts";
-import { type ImageConfig, loadImage, type PulledImage, pullImage } from "../oci/image.ts";
+import type { ImageConfig, PulledImage } from "../oci/image.ts";
 import { materializeLayer } from "../sandbox/layers.ts";
 import { isMountPoint, mountRootfs, type RootfsMode, unmountRootfs } from "../sandbox/rootfs.ts";
 import { checkSandboxPath, mkdirInRoot, resolveInRoot } from "../sandbox/inroot.ts";
@@ -157,6 +157,19 @@ export function resolveUser(
   return { uid, gid, additionalGids, home: pw?.home || "/" };
 }
 
+/**
+ * Resolves `user` (see {@link resolveUser}) through the /etc/passwd and /etc/group of the root
+ * mounted at `root`, read inside it (a symlink cannot lead out).
+ */
+export function resolveUserInRoot(root: string, user: string, what: string): ResolvedUser {
+  return resolveUser(
+    user,
+    parsePasswd(readInRoot(root, "/etc/passwd")),
+    parseGroup(readInRoot(root, "/etc/group")),
+    what,
+  );
+}
+
 /** The variables of an image's config (`KEY=VALUE` lines; PATH defaulted as Docker does). */
 export function imageEnvOf(cfg: ImageConfig["config"]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -252,6 +265,8 @@ export class ImageServices {
     for (const name of imageServiceNames(this.#spec)) {
       const ref = this.#spec.services[name].image!;
       if (this.#images.has(ref)) continue;
+      // loaded here, not at start-up: node:zlib and the registry client cost every `hd up`
+      const { loadImage, pullImage } = await import("../oci/image.ts");
       let img = loadImage(this.#store, ref);
       if (!img) {
         this.#note(`pulling ${ref} (service ${name})`);

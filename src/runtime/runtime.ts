@@ -66,6 +66,8 @@ export interface RunningStep {
 export interface LoopRuntime {
   /** Id standing for the base image in step hashes (set by prepare). */
   readonly baseId: string | undefined;
+  /** Ids standing for the build stages' images in step hashes, by reference (set by prepare). */
+  readonly imageIds?: Record<string, string>;
   /** Service specs as the supervisor must run them. */
   readonly services: Record<string, ServiceSpec>;
   /** Variables of the supervisor itself (the host side). */

@@ -29,14 +29,17 @@ import { cachedLayer, recordLayer, stepBaseId } from "./step_cache.ts";
 import {
   baseContext,
   baseImage,
+  buildStep,
   lazyLayers,
   mountEnv,
-  runStep,
   type SandboxEnv,
   serveEnvLayers,
-  stepDeps,
+  stageImageIds,
+  stageImages,
   StepFailed,
+  stepPlan,
 } from "./sandbox_steps.ts";
+import type { PulledImage } from "../oci/image.ts";
 import { sandboxedServices, writeServiceConfigs } from "./sandbox_services.ts";
 import { aptLayer } from "./apt_layer.ts";
 import { ImageServices } from "./image_services.ts";
@@ -80,6 +83,8 @@ export class SandboxRuntime implements LoopRuntime {
   #images: ImageServices;
   /** The environment's network (null: the services share the host's). */
   #net: EnvNetwork | null = null;
+  /** The images of the build stages (`image` of steps), by reference. */
+  #stageImages = new Map<string, PulledImage>();
 
   /** `note` receives progress lines (pull, materialized layers, apt packages). */
   constructor(spec: EnvSpec, store: Store, note: (line: string) => void = () => {}) {
@@ -98,6 +103,11 @@ export class SandboxRuntime implements LoopRuntime {
     return this.#env ? stepBaseId(this.#store, this.#env.image) : undefined;
   }
 
+  /** Ids standing for the build stages' images in step hashes (set by prepare). */
+  get imageIds(): Record<string, string> {
+    return stageImageIds(this.#store, this.#stageImages);
+  }
+
   /** The prepared environment (after {@link prepare}). */
   get env(): SandboxEnv {
     if (!this.#env) throw new Error("SandboxRuntime: prepare() first");
@@ -107,6 +117,7 @@ export class SandboxRuntime implements LoopRuntime {
   async prepare(): Promise<void> {
     const t0 = performance.now();
     const image = await baseImage(this.#store, this.#spec, this.#note);
+    this.#stageImages = await stageImages(this.#store, this.#spec, this.#note);
     let made = 0;
     this.#lazy = lazyLayers(this.#spec, this.#note);
     for (const l of this.#lazy ? [] : image.layers) {
@@ -131,17 +142,12 @@ export class SandboxRuntime implements LoopRuntime {
     return cachedLayer(this.#store, hash) !== null;
   }
 
-  /** Layers of the base and of the steps `index` depends on (stepDeps), lowest first. */
-  #layersBelow(index: number): string[] {
-    const out = [...this.env.image.layers.map((l) => l.tree), ...this.#base];
-    const deps = stepDeps(this.#spec)[index] ?? new Set<number>();
-    for (let i = 0; i < index; i++) {
-      if (!deps.has(i)) continue;
-      const h = this.#hashes.get(i);
-      const l = h === undefined ? null : cachedLayer(this.#store, h);
-      if (l) out.push(l);
-    }
-    return out;
+  /** The output layer of step `index` (recorded under the hash it last had). */
+  #layerOf(index: number): string {
+    const h = this.#hashes.get(index);
+    const l = h === undefined ? null : cachedLayer(this.#store, h);
+    if (l === null) throw new Error(`step ${index + 1} has no recorded layer`);
+    return l;
   }
 
   runStep(
@@ -154,12 +160,17 @@ export class SandboxRuntime implements LoopRuntime {
     const t0 = performance.now();
     const ac = new AbortController();
     const done = (async (): Promise<StepRun> => {
-      const ctx = { ...this.env, layers: this.#layersBelow(index), lazy: this.#lazy };
       try {
-        await runStep(ctx, { id: hash, index, spec: step }, {
-          onLine: (l) => opts.onLine?.(l),
-          signal: ac.signal,
-        });
+        const base = [...this.env.image.layers.map((l) => l.tree), ...this.#base];
+        await buildStep(
+          { ...this.env, lazy: this.#lazy },
+          { id: hash, index, spec: step },
+          stepPlan(this.#spec)[index],
+          base,
+          this.#stageImages,
+          (i) => this.#layerOf(i),
+          { onLine: (l) => opts.onLine?.(l), signal: ac.signal },
+        );
         return { index, hash, code: 0, ms: performance.now() - t0 };
       } catch (e) {
         const code = e instanceof StepFailed ? e.stepCode : 1;
@@ -181,14 +192,15 @@ export class SandboxRuntime implements LoopRuntime {
     const steps = this.#spec.build.steps.map((s, i) => {
       const hash = this.#hashes.get(i) ?? "";
       const layer = hash ? cachedLayer(this.#store, hash) : null;
-      return { index: i, run: s.run, hash, layer: layer ?? "", cached: true, ms: 0 };
+      const stage = s.stage ?? null;
+      return { index: i, run: s.run, hash, layer: layer ?? "", cached: true, ms: 0, stage };
     }).filter((s) => s.layer !== "");
     if (!this.#lazy) { for (const s of steps) materializeLayer(this.#store, s.layer); }
     env.steps = steps;
     env.layers = [
       ...env.image.layers.map((l) => l.tree),
       ...this.#base,
-      ...steps.map((s) => s.layer),
+      ...steps.filter((s) => s.stage === null).map((s) => s.layer), // a stage's are not
     ];
     env.lazy = this.#lazy;
     if (this.#lazy) await serveEnvLayers(env);

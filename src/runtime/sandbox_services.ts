@@ -27,6 +27,7 @@ import { hostEnv, writeBundle } from "../sandbox/container.ts";
 import { runcDeleteArgv, runcRunArgv, serviceContainerId } from "../sandbox/runc.ts";
 import { envRunDir, envSandbox, envSandboxDir, type SandboxEnv } from "./sandbox_steps.ts";
 import { serviceMounts } from "./volumes.ts";
+import { resolveUserInRoot } from "./image_services.ts";
 import type { EnvNetwork } from "./network.ts";
 
 /** Quotes `s` for sh. */
@@ -89,9 +90,13 @@ export function writeServiceConfigs(
   for (const [name, s] of Object.entries(env.spec.services)) {
     if (s.image !== undefined) continue; // its own root: image_services.ts
     const cwd = s.workdir && s.workdir !== "." ? `${env.workdir}/${s.workdir}` : env.workdir;
+    // `user` (else [environment].user) resolved through the root's /etc/passwd; absent: root
+    const who = s.user ?? env.spec.environment.user;
+    const u = who === undefined ? null : resolveUserInRoot(root, who, `service "${s.name}"`);
     const opts = envSandbox(env, root, s.argv ?? ["sh", "-c", s.command], {
-      env: { ...env.env, ...s.env },
+      env: { ...env.env, ...(u ? { HOME: u.home } : {}), ...s.env },
       cwd,
+      ...(u ? { user: { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids } } : {}),
     });
     const m = serviceMounts(env.store, env.spec, s, root); // volumes.ts
     (opts.binds.push(...m.binds), opts.tmpfs = m.tmpfs);

@@ -7,6 +7,10 @@
  * step writes there (node_modules, dist) lands in its layer, not in the project. A failing step
  * keeps nothing and names the step, its exit code and its last output lines.
  *
+ * Build stages (`stage`, `image`, `copy`; see {@link stepPlan}): a stage's steps run on their
+ * image's layers and the earlier layers of their stage, never part of the environment's root; a
+ * copy step's layer is paths copied from a stage's root (see {@link runCopy}).
+ *
  * The environment's root is an overlay of the step layers over the base layers with the
  * environment's writable layer (`.hd/sandbox/upper`) on top, mounted at `.hd/sandbox/root` and
  * reused while its layers stay the same; the project is bind-mounted at the working directory
@@ -17,7 +21,7 @@
  * import { prepareEnv, mountEnv, envSandbox } from "./sandbox_steps.ts";
  * import { spawnSandbox } from "../sandbox/container.ts";
  * import type { Store } from "../cas/store.ts";
- * import type { EnvSpec } from "../config/types.ts";
+ * import type { EnvSpec, StepCopySpec } from "../config/types.ts";
  * declare const store: Store;
  * declare const spec: EnvSpec;
  * const env = await prepareEnv(store, spec, { onLine: console.log });
@@ -30,9 +34,9 @@ import { HdError } from "../sys/errors.ts";
 import { CA_CERTS_HINT, tlsInterception } from "./ca_certs.ts";
 import type { Store } from "../cas/store.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
-import { loadImage, type PulledImage, pullImage } from "../oci/image.ts";
+import type { PulledImage } from "../oci/image.ts";
 import { type CompiledEnv, compileEnv, type StepHash } from "../env/compile.ts";
-import type { EnvSpec } from "../config/types.ts";
+import type { EnvSpec, StepCopySpec } from "../config/types.ts";
 import {
   captureFarm,
   captureLayer,
@@ -55,8 +59,14 @@ import {
   startLayerMount,
   stopLayerMount,
 } from "./lazy_layers.ts";
-import { type SandboxOptions, spawnSandbox, stopSandbox } from "../sandbox/container.ts";
-import { checkSandboxPath, mkdirInRoot } from "../sandbox/inroot.ts";
+import {
+  type ProcessUser,
+  type SandboxOptions,
+  spawnSandbox,
+  stopSandbox,
+} from "../sandbox/container.ts";
+import { resolveUserInRoot } from "./image_services.ts";
+import { checkSandboxPath, mkdirInRoot, resolveInRoot } from "../sandbox/inroot.ts";
 import { othersRunningIn, sweepContainers } from "../sandbox/runc.ts";
 import { cacheBinds, cachedLayer, cacheTarget, recordLayer, stepBaseId } from "./step_cache.ts";
 import { layerFromRemote } from "./remote_steps.ts";
@@ -78,6 +88,8 @@ export interface SandboxStepResult {
   layer: string;
   cached: boolean;
   ms: number;
+  /** The build stage of the step (its layer is not part of the environment's root), or null. */
+  stage?: string | null;
 }
 
 /** A prepared environment: image, compiled spec, and the layers of its root, lowest first. */
@@ -185,6 +197,8 @@ export async function baseImage(
       'add `base = "IMAGE"` to [environment]',
     );
   }
+  // loaded here, not at start-up: node:zlib and the registry client cost every `hd up`
+  const { loadImage, pullImage } = await import("../oci/image.ts");
   const have = loadImage(store, base);
   if (have) return have;
   onNote?.(`pulling ${base}`);
@@ -253,8 +267,12 @@ export async function prepareEnv(
     t = n;
   };
   const image = await baseImage(store, spec, opts.onNote);
+  const images = await stageImages(store, spec, opts.onNote);
   lap("image");
-  const compiled = await compileEnv(store, spec, { baseId: stepBaseId(store, image) });
+  const compiled = await compileEnv(store, spec, {
+    baseId: stepBaseId(store, image),
+    imageIds: stageImageIds(store, images),
+  });
   lap("compile");
   const lazy = lazyLayers(spec, opts.onNote);
   for (const id of lazy ? [] : image.layers.map((l) => l.tree)) {
@@ -271,21 +289,21 @@ export async function prepareEnv(
   const prep: SandboxEnv = { ...baseContext(spec, image), store, compiled, timings };
   const { layers, steps } = prep;
   if (apt) (lazy || materializeLayer(store, apt), layers.push(apt));
-  // steps run in waves: each waits only for the steps it depends on (see stepDeps), and runs on
-  // the layers of those; the environment stacks every layer in declaration order
-  const deps = stepDeps(spec);
+  // steps run in waves: each waits only for the steps it depends on (see stepPlan), and runs on
+  // the layers of those; the environment stacks the layers of its own steps in declaration order
+  const plan = stepPlan(spec);
   const below = layers.slice();
   const results = new Map<number, SandboxStepResult>();
   const pending = new Map<number, Promise<SandboxStepResult>>();
   const runOne = async (s: StepHash): Promise<SandboxStepResult> => {
-    const need = [...deps[s.index]].sort((a, b) => a - b);
-    const mine = await Promise.all(need.map((j) => pending.get(j)!));
+    await Promise.all([...plan[s.index].waits].map((j) => pending.get(j)!));
     const t0 = performance.now();
     const hit = cachedLayer(store, s.id) ??
       (opts.remote ? await layerFromRemote(store, opts.remote, s.id, opts.onNote) : null);
     opts.onStep?.(s, hit !== null);
-    const ctx = { ...prep, layers: [...below, ...mine.map((r) => r.layer)], lazy };
-    const layer = hit ?? await runStep(ctx, s, opts);
+    const layerOf = (j: number) => results.get(j)!.layer;
+    const layer = hit ??
+      await buildStep({ ...prep, lazy }, s, plan[s.index], below, images, layerOf, opts);
     if (!lazy) materializeLayer(store, layer);
     const r = {
       index: s.index,
@@ -294,6 +312,7 @@ export async function prepareEnv(
       layer,
       cached: hit !== null,
       ms: performance.now() - t0,
+      stage: s.spec.stage ?? null,
     };
     results.set(s.index, r);
     return r;
@@ -308,7 +327,7 @@ export async function prepareEnv(
   if (failed) throw (failed as PromiseRejectedResult).reason;
   for (const s of compiled.steps) {
     const r = results.get(s.index)!;
-    layers.push(r.layer);
+    if (r.stage === null) layers.push(r.layer);
     steps.push(r);
   }
   lap("steps");
@@ -317,32 +336,282 @@ export async function prepareEnv(
 }
 
 /**
- * For each step, the earlier steps it depends on (transitively): a chained step (no declared
- * inputs) depends on every earlier step and every later step depends on it; a step with declared
- * inputs depends on an earlier step when one of its inputs names (or lies below, or above) one of
- * that step's declared outputs. Steps that depend on nothing run side by side.
+ * For each step, the earlier steps it depends on (transitively): those it stacks on (see
+ * {@link stepPlan}) and, for a copy step, the steps of the root it reads. Steps that depend on
+ * nothing run side by side.
  */
-export function stepDeps(spec: EnvSpec): Set<number>[] {
+export function stepDeps(spec: Pick<EnvSpec, "build">): Set<number>[] {
+  return stepPlan(spec).map((p) => p.waits);
+}
+
+/** The root a step runs on (or a copy reads): an image's layers and the layers of earlier steps. */
+export interface StepRoot {
+  /** null: the environment's base (and apt layer); else a stage's `image`. */
+  image: string | null;
+  /** Indices of the earlier steps whose layers stack on it, lowest first. */
+  steps: number[];
+}
+
+/** What one step needs: the root it runs on, the roots its copies read, what it waits for. */
+export interface StepPlan {
+  /** The root it runs on (a copy step runs nothing: its root is unused). */
+  root: StepRoot;
+  /** For a copy step, the root each entry reads (the stage's root after its last earlier step). */
+  copies: StepRoot[];
+  /** Every earlier step that must be done first. */
+  waits: Set<number>;
+}
+
+/**
+ * Which layers each step runs on. The environment's steps (no `stage`) run on the base: a chained
+ * step (no declared inputs) on every earlier one of them, a step with declared inputs on those
+ * whose declared outputs one of its inputs names (or lies below, or above), transitively. A
+ * stage's steps run on the stage's image and every earlier step of the same stage (chained, as a
+ * Dockerfile stage's RUNs). A copy step's layer is only what it copied: in the environment it
+ * stacks on nothing (later chained steps stack on it); in a stage it stays in the stage's chain and reads, per entry, the root of stage `from`
+ * after that stage's last step before it.
+ */
+export function stepPlan(spec: Pick<EnvSpec, "build">): StepPlan[] {
   const base = globBase; // `src/a*.js` lies below `src` (not `src/a`)
   const overlaps = (a: string, b: string) =>
     a === "" || b === "" || a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
-  const out: Set<number>[] = [];
-  spec.build.steps.forEach((s, i) => {
-    const d = new Set<number>();
-    for (let j = 0; j < i; j++) {
-      const t = spec.build.steps[j];
-      const linked = s.inputs === null || t.inputs === null ||
-        s.inputs.some((inp) => t.outputs.some((o) => overlaps(base(inp), base(o))));
-      if (linked) (d.add(j), out[j].forEach((k) => d.add(k)));
+  const steps = spec.build.steps;
+  const out: StepPlan[] = [];
+  const sorted = (d: Set<number>) => [...d].sort((a, b) => a - b);
+  steps.forEach((s, i) => {
+    const chain = s.stage ?? null;
+    const below = new Set<number>();
+    // a copy in the environment stacks on nothing; one in a stage keeps the stage's chain
+    if (!s.copy || chain !== null) {
+      for (let j = 0; j < i; j++) {
+        const t = steps[j];
+        if ((t.stage ?? null) !== chain) continue;
+        const linked = chain !== null || t.copy !== undefined
+          ? s.inputs === null || chain !== null
+          : s.inputs === null || t.inputs === null ||
+            s.inputs.some((inp) => t.outputs.some((o) => overlaps(base(inp), base(o))));
+        if (linked) (below.add(j), out[j].root.steps.forEach((k) => below.add(k)));
+      }
     }
-    out.push(d);
+    const copies: StepRoot[] = (s.copy ?? []).map((c) => {
+      let last = -1;
+      for (let j = 0; j < i; j++) if (steps[j].stage === c.from) last = j;
+      const from = last < 0 ? [] : [...out[last].root.steps, last];
+      const image = last < 0 ? null : out[last].root.image;
+      return { image, steps: sorted(new Set(from)) };
+    });
+    const waits = new Set(below);
+    for (const j of below) out[j].waits.forEach((k) => waits.add(k));
+    for (const c of copies) {
+      for (const j of c.steps) (waits.add(j), out[j].waits.forEach((k) => waits.add(k)));
+    }
+    const image = chain === null ? null : s.image ?? firstImage(steps, chain);
+    out.push({ root: { image, steps: sorted(below) }, copies, waits });
   });
   return out;
 }
 
+function firstImage(steps: EnvSpec["build"]["steps"], stage: string): string | null {
+  return steps.find((t) => t.stage === stage && t.image !== undefined)?.image ?? null;
+}
+
+/** The pulled images of the build stages of `spec` (pulled now when not in the store). */
+export async function stageImages(
+  store: Store,
+  spec: Pick<EnvSpec, "build">,
+  onNote?: (t: string) => void,
+): Promise<Map<string, PulledImage>> {
+  const out = new Map<string, PulledImage>();
+  if (!spec.build.steps.some((s) => s.image !== undefined)) return out;
+  // the image code loads only when a stage names an image (hd up stays light without)
+  const { loadImage, pullImage } = await import("../oci/image.ts");
+  for (const s of spec.build.steps) {
+    if (s.image === undefined || out.has(s.image)) continue;
+    let img = loadImage(store, s.image);
+    if (!img) {
+      (onNote?.(`pulling ${s.image} (stage ${s.stage})`), img = await pullImage(store, s.image));
+    }
+    for (const l of img.layers) materializeLayer(store, l.tree);
+    out.set(s.image, img);
+  }
+  return out;
+}
+
+/** The ids standing for stage images in step hashes (their manifest digests, see stepBaseId). */
+export function stageImageIds(
+  store: Store,
+  images: Map<string, PulledImage>,
+): Record<string, string> {
+  return Object.fromEntries([...images].map(([ref, img]) => [ref, stepBaseId(store, img)]));
+}
+
+/**
+ * How to run step `index` of `plan`: its root's layers (the base's, `base`, or its stage image's,
+ * then the layers of the steps it stacks on) and its variables (a stage's steps get their image's
+ * Env, not [environment].env). `layerOf` gives the output layer of an earlier step.
+ */
+export function stepContext(
+  env: StepContext,
+  root: StepRoot,
+  base: string[],
+  images: Map<string, PulledImage>,
+  layerOf: (index: number) => string,
+): StepContext {
+  const below = root.steps.map(layerOf);
+  if (root.image === null) return { ...env, layers: [...base, ...below] };
+  const img = images.get(root.image);
+  if (!img) throw new Error(`stage image ${root.image} was not prepared`);
+  return {
+    ...env,
+    layers: [...img.layers.map((l) => l.tree), ...below],
+    env: { ...imageEnv(img), HOME: "/root", HD_ENV: env.spec.environment.name },
+  };
+}
+
+/**
+ * Builds one step: a copy step copies (see {@link runCopy}) from the roots `plan` names, any
+ * other runs in the sandbox (see {@link runStep}). Returns its recorded layer.
+ */
+export async function buildStep(
+  env: StepContext,
+  step: StepToRun,
+  plan: StepPlan,
+  base: string[],
+  images: Map<string, PulledImage>,
+  layerOf: (index: number) => string,
+  opts: PrepareOptions = {},
+): Promise<string> {
+  if (!step.spec.copy) {
+    return await runStep(stepContext(env, plan.root, base, images, layerOf), step, opts);
+  }
+  const sources = step.spec.copy.map((c, i) => ({
+    copy: c,
+    layers: stepContext(env, plan.copies[i], base, images, layerOf).layers,
+  }));
+  return await runCopy(env.store, step, sources);
+}
+
+/**
+ * A copy step: mounts each source root (read only in effect: its upper is thrown away), copies
+ * `src` (resolved inside that root: its symlinks cannot lead out) with `cp -a` to `dst` in a fresh
+ * directory, and records that directory as the step's layer. A directory's contents land in
+ * `dst`; a file lands at `dst` (inside it when `dst` ends with `/`).
+ */
+export async function runCopy(
+  store: Store,
+  step: StepToRun,
+  sources: { copy: StepCopySpec; layers: string[] }[],
+): Promise<string> {
+  const tmpRoot = `${store.root}/tmp`;
+  Deno.mkdirSync(tmpRoot, { recursive: true });
+  const tmp = Deno.makeTempDirSync({
+    dir: tmpRoot,
+    prefix: `build-${step.id.slice(0, 12)}-${Deno.pid}-`,
+  });
+  const out = `${tmp}/layer`;
+  Deno.mkdirSync(out);
+  try {
+    for (const [i, { copy: c, layers }] of sources.entries()) {
+      // one source at a time at <tmp>/root, where cleanStaleBuilds looks for a leftover mount
+      const d = `${tmp}/src${i}`;
+      for (const x of ["upper", "work"]) Deno.mkdirSync(`${d}/${x}`, { recursive: true });
+      Deno.mkdirSync(`${tmp}/root`, { recursive: true });
+      const root = mountRootfs({
+        lowers: lowerDirs(store, layers),
+        upper: `${d}/upper`,
+        work: `${d}/work`,
+        target: `${tmp}/root`,
+      });
+      try {
+        const from = resolveInRoot(root.target, c.src);
+        let st: Deno.FileInfo;
+        try {
+          st = Deno.statSync(from);
+        } catch {
+          throw new HdError(
+            `Cannot build step ${
+              step.index + 1
+            } (copy from stage ${c.from}): ${c.src} does not exist in that stage`,
+            `check where the steps of stage ${c.from} write (e.g. add \`ls -la ${
+              c.src.replace(/\/[^/]*$/, "") || "/"
+            }\` to its last step)`,
+          );
+        }
+        let args: string[];
+        if (st.isDirectory) {
+          args = [`${from}/.`, mkdirInRoot(out, c.dst.replace(/\/+$/, "") || "/")];
+        } else {
+          const dst = c.dst.endsWith("/") ? `${c.dst}${c.src.replace(/^.*\//, "")}` : c.dst;
+          mkdirInRoot(out, dst.replace(/\/[^/]*$/, "") || "/");
+          args = [from, resolveInRoot(out, dst)];
+        }
+        const r = await new Deno.Command("cp", { args: ["-a", "--", ...args], stderr: "piped" })
+          .output();
+        if (!r.success) {
+          throw new HdError(
+            `Cannot build step ${step.index + 1} (copy ${c.src} from stage ${c.from}): ${
+              new TextDecoder().decode(r.stderr).trim()
+            }`,
+            "check free space under the store",
+          );
+        }
+      } finally {
+        unmountRootfs(root);
+      }
+    }
+    using _lease = store.lease(`build step ${step.index + 1}`);
+    const layer = await store.withLock("shared", () => captureLayer(store, out).id);
+    return recordLayer(store, step.id, layer);
+  } finally {
+    try {
+      Deno.removeSync(tmp, { recursive: true });
+    } catch { /* busy: left for the next gc */ }
+  }
+}
+
+/**
+ * `layers` (lowest first) with each repeated layer kept only at its highest place: two steps can
+ * leave the same layer (e.g. both wrote only below /tmp), and overlayfs refuses a lowerdir given
+ * twice (ELOOP). The upper copy already covers everything the lower one gave, so the root is the
+ * same.
+ */
+export function uniqueLayers(layers: string[]): string[] {
+  return layers.filter((id, i) => layers.indexOf(id, i + 1) === -1);
+}
+
 /** Layer directories of `layers` (lowest first) as overlay lowerdirs (highest first). */
 function lowerDirs(store: Store, layers: string[]): string[] {
-  return [...layers].reverse().map((id) => materializeLayer(store, id).dir);
+  return uniqueLayers(layers).reverse().map((id) => materializeLayer(store, id).dir);
+}
+
+/**
+ * Who runs step `step` and where, in the root mounted at `root`: its `user` (else
+ * [environment].user; absent: root, as before) resolved through the root's /etc/passwd, with
+ * HOME its home; its `workdir` (absolute, or below the environment's `workdir`), created inside
+ * the root. Throws a located HdError for an unknown user name.
+ */
+export function stepWhere(
+  spec: Pick<EnvSpec, "environment">,
+  step: Pick<EnvSpec["build"]["steps"][number], "user" | "workdir" | "index">,
+  workdir: string,
+  root: string,
+): { cwd: string; user?: ProcessUser; env: Record<string, string> } {
+  let cwd = workdir;
+  if (step.workdir !== undefined) {
+    cwd = checkSandboxPath(
+      step.workdir.startsWith("/") ? step.workdir : `${workdir}/${step.workdir}`,
+      `build.steps[${step.index}].workdir`,
+    );
+    if (cwd !== workdir) mkdirInRoot(root, cwd);
+  }
+  const name = step.user ?? spec.environment.user;
+  if (name === undefined) return { cwd, env: {} };
+  const u = resolveUserInRoot(root, name, `build step ${step.index + 1}`);
+  return {
+    cwd,
+    user: { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids },
+    env: { HOME: u.home },
+  };
 }
 
 /** Runs one step in the sandbox and records its output layer; throws when it fails. */
@@ -382,11 +651,14 @@ export async function runStep(
     const caches = checkedCacheBinds(store, spec, workdir);
     // the working directory, resolved inside the root (an image's symlink cannot lead out)
     const wdHost = mkdirInRoot(dirs.root, workdir);
+    // the step's own USER / WORKDIR (Dockerfile's, in effect for this RUN)
+    const where = stepWhere(spec, step.spec, workdir, dirs.root);
     const sb: SandboxOptions = {
       root: dirs.root,
-      argv: ["sh", "-c", step.spec.run],
-      env: { ...env.env, ...step.spec.env },
-      cwd: workdir,
+      argv: [...(spec.build.shell ?? ["sh", "-c"]), step.spec.run],
+      env: { ...env.env, ...where.env, ...step.spec.env },
+      cwd: where.cwd,
+      ...(where.user ? { user: where.user } : {}),
       binds: caches,
       network: step.spec.network,
       caCerts: opts.caCerts ?? hostCaWanted(spec),
@@ -518,22 +790,79 @@ async function copyProject(src: string, dest: string): Promise<void> {
   }
 }
 
-/** Paths below the working directory that the step layers provide (kept over the project). */
+/**
+ * Paths below the working directory that the step layers provide (kept over the project). A
+ * directory the project has too (not empty) is descended into, so `outputs = ["web/node_modules"]`
+ * keeps `/app/web/node_modules` and leaves the rest of the project's `web/` visible; a declared
+ * output, a directory the step replaced (opaque) or one the project lacks is kept whole.
+ */
 export function keptPaths(
-  env: Pick<SandboxEnv, "store" | "workdir" | "steps">,
+  env: Pick<SandboxEnv, "store" | "workdir" | "steps"> & { spec: Pick<EnvSpec, "dir" | "build"> },
 ): string[] {
   const wd = env.workdir.replace(/^\/+/, "");
+  const outputs = new Set(env.spec.build.steps.flatMap((s) => s.outputs));
+  // a declared output is kept whole, and so is an empty directory (the mount point runc made)
+  const isProjectDir = (rel: string): boolean => {
+    if (outputs.has(rel)) return false;
+    try {
+      if (!Deno.lstatSync(`${env.spec.dir}/${rel}`).isDirectory) return false;
+      for (const _ of Deno.readDirSync(`${env.spec.dir}/${rel}`)) return true;
+      return false;
+    } catch {
+      return false;
+    }
+  };
   const out = new Set<string>();
   for (const s of env.steps) {
+    if (s.stage) continue; // a stage's layer is not in the environment's root
     const d = Tree.load(env.store, s.layer).get(wd);
     if (d instanceof MemDir) {
-      for (const name of d.entries.keys()) {
-        if (!name.startsWith(".wh.")) out.add(`${env.workdir}/${name}`);
-      }
+      for (const rel of keptBelow(d, isProjectDir)) out.add(`${env.workdir}/${rel}`);
     }
   }
   return [...out].sort();
 }
+
+/**
+ * The paths (relative to `dir`) a layer's directory keeps over the project: each entry, except
+ * that a directory which the project also has as a directory (`isProjectDir`) and which the layer
+ * did not make opaque is replaced by what is kept below it — unless that is more than `limit`
+ * paths (each is a bind mount), when the directory is kept whole. Whiteouts are skipped.
+ *
+ * @example
+ * ```ts
+ * import { MemDir } from "../dag/tree.ts";
+ * import { keptBelow } from "./sandbox_steps.ts";
+ * const web = new MemDir();
+ * web.entries.set("node_modules", new MemDir());
+ * const top = new MemDir();
+ * top.entries.set("web", web);
+ * keptBelow(top, (p) => p === "web"); // ["web/node_modules"]
+ * ```
+ */
+export function keptBelow(
+  dir: MemDir,
+  isProjectDir: (rel: string) => boolean,
+  limit = KEPT_BELOW_LIMIT,
+): string[] {
+  const walk = (d: MemDir, prefix: string): string[] => {
+    const out: string[] = [];
+    for (const [name, e] of d.entries) {
+      if (name.startsWith(".wh.")) continue;
+      const rel = prefix + name;
+      if (e instanceof MemDir && !e.entries.has(".wh..wh..opq") && isProjectDir(rel)) {
+        const inner = walk(e, `${rel}/`);
+        if (inner.length > limit) out.push(rel);
+        else out.push(...inner);
+      } else out.push(rel);
+    }
+    return out;
+  };
+  return walk(dir, "").sort();
+}
+
+/** At most this many kept paths below one directory the project has too (see keptBelow). */
+export const KEPT_BELOW_LIMIT = 64;
 
 /** Where the environment's root and writable layer live: `<project>/.hd/sandbox`. */
 export function envSandboxDir(spec: EnvSpec): string {

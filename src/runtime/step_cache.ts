@@ -18,7 +18,8 @@ import type { Store } from "../cas/store.ts";
 import { stepCacheRef } from "../env/report.ts";
 import type { BindSpec } from "../sandbox/container.ts";
 import { baseRefBytes } from "../env/compile.ts";
-import type { PulledImage } from "../oci/image.ts";
+import { loadImage, type PulledImage } from "../oci/image.ts";
+import type { EnvSpec } from "../config/types.ts";
 
 /**
  * The id standing for a pulled base image in step hashes: the image's manifest digest (which
@@ -27,6 +28,25 @@ import type { PulledImage } from "../oci/image.ts";
  */
 export function stepBaseId(store: Store, image: Pick<PulledImage, "manifestDigest">): string {
   return store.putObject(baseRefBytes(`@${image.manifestDigest}`));
+}
+
+/**
+ * The ids the runtime hashes steps with, for the images already in the store (none is pulled):
+ * the base's (`baseId`, absent when not pulled) and each build stage's (`imageIds`, by reference).
+ * What `hd status`, `hd dag show` and `hd cache` pass to compileEnv to agree with `hd up`.
+ */
+export function pulledImageIds(
+  store: Store,
+  spec: Pick<EnvSpec, "environment" | "build">,
+): { baseId?: string; imageIds: Record<string, string> } {
+  const base = spec.environment.base;
+  const image = base === null ? null : loadImage(store, base);
+  const imageIds: Record<string, string> = {};
+  for (const s of spec.build.steps) {
+    const img = s.image === undefined ? null : loadImage(store, s.image);
+    if (img) imageIds[s.image!] = stepBaseId(store, img);
+  }
+  return { ...(image ? { baseId: stepBaseId(store, image) } : {}), imageIds };
 }
 
 /** The output layer recorded for step `hash`, or null when the step has not run. */

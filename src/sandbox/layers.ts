@@ -21,6 +21,7 @@
  */
 import type { Store } from "../cas/store.ts";
 import { getNode, readFileChunks } from "../dag/dag.ts";
+import { hardlinkKey } from "../dag/checkout.ts";
 import type { FileNode } from "../dag/node.ts";
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
@@ -155,11 +156,21 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
   Deno.mkdirSync(`${store.root}/layers`, { recursive: true });
   const tmp = `${store.root}/layers/.tmp-${id.slice(0, 16)}-${Deno.pid}-${Date.now().toString(36)}`;
   const dirs: [string, number, Meta][] = [];
+  const linked = new Map<string, string>();
   const writeFile = (path: string, f: FileNode) => {
     const type = f.mode & S_IFMT;
     if (type === S_IFLNK) {
       Deno.symlinkSync(f.target ?? "", path);
     } else if (type === S_IFREG) {
+      // an image's hardlinked pair (the same File node) stays one inode
+      const key = hardlinkKey(f);
+      const first = key === null ? undefined : linked.get(key);
+      if (first !== undefined) {
+        Deno.linkSync(first, path);
+        out.files++;
+        return;
+      }
+      if (key !== null) linked.set(key, path);
       const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
       try {
         for (const c of readFileChunks(store, f)) {

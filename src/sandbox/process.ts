@@ -179,16 +179,18 @@ export function signalChild(pid: number, signal: Deno.Signal): boolean {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Stops group `pgid`: SIGTERM to the group, waits up to `graceMs` for the leader to exit and the
- * group to empty, then SIGKILLs what is left. Resolves to "term" or "kill" (how it ended).
+ * Stops group `pgid`: `signal` (SIGTERM unless the service names its own `stop_signal`) to the
+ * group, waits up to `graceMs` for the leader to exit and the group to empty, then SIGKILLs what
+ * is left. Resolves to "term" or "kill" (how it ended).
  */
 export async function stopGroup(
   pgid: number,
   leaderExit: Promise<unknown> | null,
   graceMs: number,
+  signal: Deno.Signal = "SIGTERM",
 ): Promise<"term" | "kill" | "gone"> {
   // right after spawn the leader may not have called setsid() yet: then signal it alone
-  if (!signalGroup(pgid, "SIGTERM") && !signalChild(pgid, "SIGTERM")) {
+  if (!signalGroup(pgid, signal) && !signalChild(pgid, signal)) {
     if (leaderExit) await leaderExit;
     return "gone";
   }

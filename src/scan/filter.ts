@@ -74,6 +74,23 @@ export class PathFilter {
     return this.#excluded(rel);
   }
 
+  /**
+   * {@link excluded} for an entry named `name` (the last segment of `rel`) whose parent directories
+   * are known not to be excluded, as in a walk that does not enter excluded directories. When every
+   * exclude pattern ends in a literal name, a path can only be excluded by a pattern matching it
+   * (its last segment is then one of those names) or one of its parents, so one Set lookup
+   * answers for almost every entry without splitting the path.
+   */
+  excludedEntry(rel: string, name: string): boolean {
+    if (this.#excNames !== null && !this.#excNames.has(name)) return false;
+    return this.#exc(rel);
+  }
+
+  /** {@link includesFile} for a file already found not excluded ({@link excludedEntry}). */
+  includesUnexcluded(rel: string): boolean {
+    return this.#inc === null || this.#inc(rel);
+  }
+
   /** True when a file at `rel` is tracked. */
   includesFile(rel: string): boolean {
     if (this.#excluded(rel)) return false;

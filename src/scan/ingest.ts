@@ -29,6 +29,7 @@ import { MemDir, Tree } from "../dag/tree.ts";
 import { readBlocks, STREAM_THRESHOLD } from "./blocks.ts";
 import { PathFilter } from "./filter.ts";
 import { StatCache, type StatSig } from "./statcache.ts";
+import { type LightStat, lstatLight } from "../sys/lstat.ts";
 
 export { STREAM_THRESHOLD } from "./blocks.ts";
 
@@ -60,6 +61,11 @@ export interface IngestOptions {
   cache?: StatCache;
   /** Called every few hundred files. */
   onProgress?: (p: IngestProgress) => void;
+}
+
+/** The stat signature of a {@link LightStat} (the same as {@link statSig} of its FileInfo). */
+export function lightSig(st: LightStat): StatSig {
+  return { size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino, mode: st.mode };
 }
 
 /** The stat signature of a FileInfo. */
@@ -196,16 +202,16 @@ function walkTree(
     for (const e of entries) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       const a = `${abs}/${e.name}`;
-      if (filter.excluded(r)) continue;
-      let st: Deno.FileInfo;
+      if (filter.excludedEntry(r, e.name)) continue;
+      let st: LightStat;
       try {
-        st = Deno.lstatSync(a);
+        st = lstatLight(a);
       } catch (err) {
         skipped.push({ path: r, why: (err as Error).message });
         continue;
       }
       if (st.isDirectory) {
-        const sub = walk(a, r, st.mode ?? S_IFDIR | 0o755);
+        const sub = walk(a, r, st.mode || S_IFDIR | 0o755);
         if (!sub || sub.id === null) clean = false;
         if (sub && (sub.entries.size > 0 || pending.has(sub) || filter.keepsEmptyDir(r))) {
           d.entries.set(e.name, sub);
@@ -217,8 +223,8 @@ function walkTree(
         skipped.push({ path: r, why: "not a regular file, directory or symlink" });
         continue;
       }
-      if (!filter.includesFile(r)) continue;
-      const sig = statSig(st);
+      if (!filter.includesUnexcluded(r)) continue;
+      const sig = lightSig(st);
       const f = cache.lookup(r, sig);
       if (f !== null) {
         d.entries.set(e.name, f);
@@ -233,7 +239,11 @@ function walkTree(
       clean = false;
       if (st.isSymlink) {
         try {
-          const link = ingestFile(store, a, st);
+          const link = ingestFile(
+            store,
+            a,
+            { mode: st.mode, size: st.size, isSymlink: true } as Deno.FileInfo,
+          );
           cache.record(r, sig, link);
           d.entries.set(e.name, link);
           progress.files++;
@@ -256,7 +266,7 @@ function walkTree(
         name: e.name,
         rel: r,
         abs: a,
-        mode: st.mode ?? S_IFREG | 0o644,
+        mode: st.mode || S_IFREG | 0o644,
         size: st.size,
         sig,
         aliases: [],

@@ -54,6 +54,7 @@ import {
   stepJobs,
 } from "./plan.ts";
 import { stepDeps } from "../runtime/sandbox_steps.ts";
+import { replicaTargets, type Selection, selectServices } from "./profiles.ts";
 import { listenersOnPort } from "./readiness.ts";
 import { ownOutputFiles } from "../watch/own_output.ts";
 import { CA_CERTS_HINT, tlsInterception } from "../runtime/ca_certs.ts";
@@ -88,6 +89,8 @@ export interface DevLoopOptions {
   store: Store;
   /** Services to run (with their dependencies); default all. */
   only?: string[];
+  /** Active profiles (`--profile`, `HD_PROFILES`): see src/services/profiles.ts. */
+  profiles?: string[];
   /** Receives every line: hd's messages, build output, service output. */
   print: (source: LineSource, line: string) => void;
   /** Structured events (for --json). */
@@ -219,6 +222,8 @@ export class DevLoop {
   #captureTimer: ReturnType<typeof setTimeout> | null = null;
   #updates = 0;
   #last: UpdateReport | null = null;
+  /** What profiles and the named services start (src/services/profiles.ts). */
+  #selection: Selection;
   /** The service supervisor. */
   readonly supervisor: Supervisor;
   /** Where steps and services run: the host, or the sandbox of the `base` image. */
@@ -252,8 +257,10 @@ export class DevLoop {
       },
       onChange: opts.onChange,
     });
-    if (opts.only?.length) {
-      for (const n of opts.only) {
+    // a scaled service's name stands for its replicas
+    const only = replicaTargets(opts.spec.services, opts.only ?? []);
+    if (only.length) {
+      for (const n of only) {
         if (!opts.spec.services[n]) {
           throw new HdError(
             `Cannot start service "${n}": no such service in ${opts.spec.file}`,
@@ -263,6 +270,7 @@ export class DevLoop {
         }
       }
     }
+    this.#selection = selectServices(opts.spec.services, opts.profiles ?? [], only);
   }
 
   get #cachePath(): string {
@@ -316,6 +324,7 @@ export class DevLoop {
     }
     const c = await compileEnv(this.#store, this.#spec, {
       baseId: this.runtime.baseId,
+      imageIds: this.runtime.imageIds,
       exclude: this.#ownOutput,
     });
     this.#tree = c.tree;
@@ -353,15 +362,6 @@ export class DevLoop {
       );
     }
     await this.runtime.ready();
-    if (!this.#o.noWatch) {
-      this.#watcher = new ProjectWatcher(this.#spec.dir, {
-        debounceMs: this.#spec.options.debounceMs,
-        filter: this.#filter,
-        ignore: this.#outputs,
-        onBatch: (paths) => this.update(paths).then(() => {}),
-      });
-      this.#watcher.start();
-    }
     // readiness is the service's own listener: a port another process holds delays it
     for (const svc of Object.values(this.#spec.services)) {
       if (
@@ -374,7 +374,19 @@ export class DevLoop {
         );
       }
     }
-    this.supervisor.start(this.#o.only?.length ? this.#o.only : undefined);
+    this.supervisor.start(this.#selection.start);
+    // The watcher starts just after the first services are spawned, so that setting up its
+    // watches (~15 ms on a 10k-file tree) overlaps their start. Edits between the scan above and
+    // this point are not seen, as before; the window grows by the spawn only.
+    if (!this.#o.noWatch) {
+      this.#watcher = new ProjectWatcher(this.#spec.dir, {
+        debounceMs: this.#spec.options.debounceMs,
+        filter: this.#filter,
+        ignore: this.#outputs,
+        onBatch: (paths) => this.update(paths).then(() => {}),
+      });
+      this.#watcher.start();
+    }
     this.#captureSoon();
   }
 
@@ -492,7 +504,11 @@ export class DevLoop {
     const hashes = await this.#store.withLock(
       "shared",
       () =>
-        stepHashes(this.#spec, tree, { store: this.#store, baseId: this.runtime.baseId })
+        stepHashes(this.#spec, tree, {
+          store: this.#store,
+          baseId: this.runtime.baseId,
+          imageIds: this.runtime.imageIds,
+        })
           .map((s) => s.id),
     );
     const oldEnv = this.#envRoot;
@@ -523,11 +539,19 @@ export class DevLoop {
     const failed = plan.rerun.length ? await this.#runSteps(new Set(plan.rerun)) : [];
     const tSteps = performance.now();
     const stepsRun = plan.rerun.filter((i) => this.#steps[i].state === "ran");
+    // only a step that writes declared outputs hands the services new files to run on; a step
+    // without outputs (a check, a chained script) re-running restarts nobody by itself
+    const wroteOutputs = stepsRun.filter((i) => this.#spec.build.steps[i].outputs.length > 0);
     const stopping = this.#stopping;
     // a sandboxed environment whose root changed (a step's layer): every service restarts in it
     const rootChanged = failed.length === 0 && !stopping && plan.rerun.length > 0 &&
       await this.runtime.ready();
-    const restart = planRestart(this.#planState(), plan, { failed, stopping, rootChanged });
+    const restart = planRestart(this.#planState(), plan, {
+      failed,
+      stopping,
+      rootChanged,
+      ran: wroteOutputs,
+    });
     for (const line of restart.lines) this.#print(line);
     // warm standbys (reload = "warm") learn what changed: a stale one is not handed over to
     this.supervisor.noteChanges(changed, stepsRun.length, restart.set);
@@ -625,7 +649,11 @@ export class DevLoop {
       root: this.#envRoot,
       files: this.#filesRoot,
       steps: this.#steps.map((s) => ({ ...s })),
-      services: this.supervisor.status(),
+      services: this.supervisor.status().map((x) =>
+        this.#selection.inactive[x.name] && x.state === "stopped"
+          ? { ...x, inactive: this.#selection.inactive[x.name] }
+          : x
+      ),
       updates: this.#updates,
       lastUpdate: this.#last,
       watching: this.#watcher !== null,

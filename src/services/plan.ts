@@ -99,6 +99,11 @@ export interface StepsOutcome {
   stopping: boolean;
   /** The runtime's root changed with the steps (a sandbox layer): every service restarts. */
   rootChanged: boolean;
+  /**
+   * Indexes of the steps that ran (not found cached) and passed: their outputs were written again,
+   * so every service that runs on the environment restarts (see {@link planRestart}).
+   */
+  ran?: readonly number[];
 }
 
 /** The restarts of a batch. */
@@ -149,7 +154,7 @@ export function configChanged(spec: EnvSpec, changed: readonly string[]): boolea
 
 /**
  * Which services a new hd.toml changes when nothing but services' own settings changed (command,
- * env, watch, port, restart policy, workdir — not their names or dependencies), or null when it
+ * env, watch, port, restart policy, workdir — not their names, dependencies or profiles), or null when it
  * takes a reload: anything else changed, or the runtime cannot apply a service's settings by a
  * restart (`servicesInPlace` false: the sandbox).
  *
@@ -178,6 +183,8 @@ export function configChange(
   if (names.some((n) => !same(old.services[n].depends_on, fresh.services[n]?.depends_on))) {
     return null;
   }
+  // the active services are chosen when the loop starts (src/services/profiles.ts)
+  if (names.some((n) => !same(old.services[n].profiles, fresh.services[n]?.profiles))) return null;
   return names.filter((n) => !same(old.services[n], fresh.services[n]));
 }
 
@@ -278,8 +285,9 @@ function decideConfig(prev: PlanState, changes: Changes, changed: string[]): Con
 /**
  * The restarts of a batch once its steps ran: none when a step failed (a line says so) or the loop
  * is stopping; otherwise the wanted services whose watch globs match a changed path, those whose
- * settings changed in place, and — when the root changed — every wanted service, with the lines
- * that say who restarts and why (or that nobody watches the change).
+ * settings changed in place, and — when a step ran or the root changed — every wanted service that
+ * runs on the environment (not those with an `image` of their own), with the lines that say who
+ * restarts and why (or that nobody watches the change).
  *
  * @example
  * ```ts
@@ -304,10 +312,23 @@ export function planRestart(
   const respec = plan.config.kind === "in-place" ? plan.config.services : [];
   const hit = [...affected(plan.watch, changed).keys()].filter((n) => prev.wanted.has(n));
   for (const n of respec) if (prev.wanted.has(n) && !hit.includes(n)) hit.push(n);
-  // a sandboxed environment whose root changed (a step's layer): every service restarts in it
-  if (plan.rerun.length && outcome.rootChanged) {
-    for (const n of prev.order) if (prev.wanted.has(n) && !hit.includes(n)) hit.push(n);
-    out.lines.push("the environment's root changed: every service restarts in the new one");
+  // A step that ran rewrote its outputs (node_modules after `npm ci`, dist after a build): every
+  // service that runs on the environment restarts after it, as compose's `develop.watch` rebuild
+  // recreates the service built from it. Which files a process uses cannot be read from its
+  // workdir, watch or command (node finds node_modules by walking up, a venv sits on PATH), so
+  // "every service on the environment" is the rule that never leaves an old process running. A
+  // service with an `image` of its own sees neither the steps nor their outputs: it stays.
+  const onEnv = (n: string) => prev.wanted.has(n) && !prev.spec.services[n]?.image;
+  const ran = outcome.ran ?? [];
+  if (plan.rerun.length && (outcome.rootChanged || ran.length)) {
+    for (const n of prev.order) if (onEnv(n) && !hit.includes(n)) hit.push(n);
+    out.lines.push(
+      outcome.rootChanged
+        ? "the environment's root changed: every service restarts in the new one"
+        : `${ran.length === 1 ? "step" : "steps"} ${
+          ran.map((i) => i + 1).join(", ")
+        } re-ran: every service of the environment restarts on the new outputs`,
+    );
   }
   if (hit.length) {
     const why = hit.flatMap((n) => {

@@ -243,9 +243,13 @@ export function formatUptime(ms: number): string {
 export function formatServices(services: ServiceStatus[]): string {
   if (services.length === 0) return "  (no services)";
   const withHealth = services.some((s) => s.health || s.healthOutput || s.reason);
+  const withExpose = services.some((s) => s.expose?.length);
   const rows = services.map((s) => [
     s.name,
-    s.state + (s.waitingFor.length ? ` (for ${s.waitingFor.join(", ")})` : "") +
+    (s.inactive
+      ? `inactive (profile${s.inactive.length === 1 ? "" : "s"} ${s.inactive.join(", ")})`
+      : s.state) +
+    (s.waitingFor.length ? ` (for ${s.waitingFor.join(", ")})` : "") +
     ((s.state === "exited" || s.state === "crashed") && s.lastExitCode !== null
       ? ` (exit ${s.lastExitCode})`
       : ""),
@@ -253,6 +257,7 @@ export function formatServices(services: ServiceStatus[]): string {
     String(s.restarts),
     s.uptimeMs === null ? "-" : formatUptime(s.uptimeMs),
     s.port === null ? "-" : `${s.port} ${s.ready ? "ready" : "not ready"}`,
+    ...(withExpose ? [s.expose?.length ? s.expose.join(", ") : "-"] : []),
     ...(withHealth ? [healthCell(s)] : []),
   ]);
   const head = [
@@ -262,6 +267,7 @@ export function formatServices(services: ServiceStatus[]): string {
     "RESTARTS",
     "UPTIME",
     "PORT",
+    ...(withExpose ? ["EXPOSE"] : []),
     ...(withHealth ? ["HEALTH"] : []),
   ];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

@@ -111,6 +111,8 @@ export interface UpSessionOptions {
   store: Store;
   /** Services to run (with their dependencies); default all. */
   only?: string[];
+  /** Active profiles (`hd up --profile`, `HD_PROFILES`; src/services/profiles.ts). */
+  profiles?: string[];
   /** This is a detached supervisor (recorded in the state; a failed start lingers 300 ms). */
   detached: boolean;
   /** Every line: hd's own ("hd"), build output ("build"), each service's output. */
@@ -290,6 +292,7 @@ export class UpSession {
       spec,
       store: this.#o.store,
       only: this.#o.only,
+      profiles: this.#o.profiles,
       print: this.#o.print,
       onEvent: this.#o.onEvent,
       onChange: () => {

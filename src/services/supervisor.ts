@@ -91,11 +91,17 @@ export interface ServiceStatus {
   healthOutput: string | null;
   /** Why the service is "failed" (a dependency's condition), else null. */
   reason: string | null;
+  /** Not started because none of its profiles is active: its profiles (set by the loop). */
+  inactive?: string[];
   /**
    * The pid of its warm standby (`reload = "warm"`) once it has preloaded and waits for its go,
    * else null.
    */
   standby?: number | null;
+  /** Its `labels` (absent: none). */
+  labels?: Record<string, string>;
+  /** Its `expose` ports (documentation only; absent: none). */
+  expose?: number[];
 }
 
 /** Options of a {@link Supervisor}. */
@@ -303,6 +309,8 @@ export class Supervisor {
         healthOutput: s.health && s.health.output !== "" ? s.health.output : null,
         reason: s.state === "failed" ? s.reason : null,
         standby: s.standby?.alive && this.#loaded(s.standby) ? s.standby.proc.pid : null,
+        ...(s.spec.labels ? { labels: { ...s.spec.labels } } : {}),
+        ...(s.spec.expose?.length ? { expose: [...s.spec.expose] } : {}),
       };
     });
   }
@@ -868,7 +876,13 @@ export class Supervisor {
     if (s.proc) {
       s.stopRequested = true;
       this.#set(s, "stopping");
-      const how = await stopGroup(s.proc.pid, s.proc.status, this.#o.graceMs);
+      // the service's own stop_signal / restart_grace, else SIGTERM and [options] restart_grace
+      const how = await stopGroup(
+        s.proc.pid,
+        s.proc.status,
+        s.spec.restartGraceMs ?? this.#o.graceMs,
+        (s.spec.stop_signal ?? "SIGTERM") as Deno.Signal,
+      );
       await s.exited;
       this.#event(name, how === "kill" ? "killed (grace period over)" : "stopped");
     }

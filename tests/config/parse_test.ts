@@ -82,6 +82,7 @@ Deno.test("dependency forms, step forms and array-of-tables steps", () => {
   const spec = parseSpec(
     `[environment]
 name = "x"
+base = "debian:12"
 [dependencies]
 apt = ["curl", "git=2.39"]
 node = "20"
@@ -104,7 +105,7 @@ env = { A = "1" }
   assertEquals(spec.build.steps[0].network, "none");
   assertEquals(spec.build.steps[1].inputs, null); // a table without inputs chains
   assertEquals(spec.build.steps[1].env, { A: "1" });
-  assertEquals(spec.build.steps[1].at?.line, 11);
+  assertEquals(spec.build.steps[1].at?.line, 12);
 });
 
 Deno.test("typo in a service key: file:line:col, key and suggestion", () => {
@@ -623,4 +624,29 @@ Deno.test("text the position scanner cannot follow does not hang it", () => {
     assertMatch(err.message, /invalid TOML/);
     assert(performance.now() - t0 < 1000, `${JSON.stringify(text)} took too long`);
   }
+});
+
+Deno.test("apt packages without a base: an error at load naming the key, not skipped", () => {
+  const text = `[environment]
+name = "x"
+
+[dependencies]
+npm = { file = "package-lock.json" }
+apt = ["curl"]
+`;
+  const { err, file } = loadError(text);
+  assertEquals(
+    err.message,
+    `Cannot load hd.toml: ${file}:${
+      where(text, "apt")
+    }: apt packages cannot be installed on the host: [environment] has no base image (key dependencies.apt)`,
+  );
+  assertMatch(err.hint, /add base = "debian:12"/);
+  assertMatch(err.hint, /install curl on this machine yourself/);
+  // with a base they are fine
+  const spec = parseSpec(
+    text.replace('name = "x"', 'name = "x"\nbase = "debian:12"'),
+    "/p/hd.toml",
+  );
+  assertEquals(spec.dependencies.map((d) => d.provider), ["npm", "apt"]);
 });

@@ -92,7 +92,8 @@ testIf(NEEDS, "e2e: up, edit watched/unwatched/lock files, kill a service, down"
   assertEquals(st.lastUpdate.stepsRun, []);
   assertEquals(pids(st), stable);
 
-  // edit package-lock.json: the install step re-runs (its declared input changed)
+  // edit package-lock.json: the install step re-runs (its declared input changed), and the
+  // services restart after it on the new node_modules (a re-run step never leaves old processes)
   assertEquals(hdLog().split("step 1 running").length - 1, 1);
   Deno.writeTextFileSync(
     `${dir}/package-lock.json`,
@@ -103,20 +104,23 @@ testIf(NEEDS, "e2e: up, edit watched/unwatched/lock files, kill a service, down"
   assertEquals(st.lastUpdate.stepsRun, [0]);
   assertEquals(st.steps[0].state, "ran");
   assertEquals(hdLog().split("step 1 running").length - 1, 2);
-  assertEquals(pids(st), stable);
+  assertEquals(st.lastUpdate.restarted, ["api", "web"]);
+  const installed = pids(st);
+  assert(installed.api !== stable.api && installed.web !== stable.web, JSON.stringify(st));
+  await waitFor(async () => (await status()).services.every((x: Svc) => x.ready), "ready again");
   // Let the supervisor's deferred stat-cache save (1 s after an update) happen: a save sooner
   // than the racy window after the edit would (rightly) leave package-lock.json to be re-read.
   await new Promise((r) => setTimeout(r, 1300));
 
   // kill api: restart_policy "always" brings it back (web keeps running)
-  Deno.kill(stable.api!, "SIGKILL");
+  Deno.kill(installed.api!, "SIGKILL");
   await waitFor(async () => {
     const x = (await status()).services[0];
-    return x.state === "running" && x.ready && x.pid !== stable.api;
+    return x.state === "running" && x.ready && x.pid !== installed.api;
   }, "api restarted by policy");
   st = await status();
-  assertEquals(st.services[0].restarts, 2); // one edit, one death
-  assertEquals(st.services[1].pid, stable.web);
+  assertEquals(st.services[0].restarts, 3); // one edit, the install, one death
+  assertEquals(st.services[1].pid, installed.web);
   assertIncludes(
     Deno.readTextFileSync(`${dir}/.hd/logs/api.log`),
     "exited with code 137; restarting in 100 ms",

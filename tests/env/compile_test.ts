@@ -219,3 +219,44 @@ Deno.test("a caller-provided base id (a pulled image) replaces the reference blo
     byImage.steps.map((x) => x.id),
   );
 });
+
+Deno.test("glob inputs: the pruned walk takes exactly the files the pattern covers", () => {
+  const enc = new TextEncoder();
+  const paths = [
+    "package.json",
+    "package-lock.json",
+    "packages/a/package.json",
+    "src/a.js",
+    "src/ab/c.js",
+    "src/ab/d/e.js",
+    "src/b.ts",
+    "src/x/a.js",
+    "lib/x1",
+    "lib/x2/deep/f",
+    "lib/y",
+  ];
+  using d = tempDir();
+  const store = Store.open(`${d.path}/store`);
+  const tree = new Tree();
+  for (const p of paths) tree.setFile(p, ingestBytes(store, enc.encode(p)));
+  Deno.writeTextFileSync(`${d.path}/hd.toml`, TOML);
+  const spec = loadSpec(`${d.path}/hd.toml`);
+  const patterns = ["package*.json", "src/a*", "src/*/*.js", "lib/x?", "*", "src/a?", "*/x*"];
+  for (const pat of patterns) {
+    spec.build.steps = [{ ...spec.build.steps[0], inputs: [pat], index: 0 }];
+    const got = stepHashes(spec, tree)[0].inputs[0];
+    // the same pattern through the full walk: `**` in a brace forces it, the meaning is unchanged
+    const full = stepHashes(
+      {
+        ...spec,
+        build: {
+          ...spec.build,
+          steps: [{ ...spec.build.steps[0], inputs: [`{${pat},**/nothing-here}`] }],
+        },
+      },
+      tree,
+    )[0].inputs[0];
+    assertEquals([pat, got.id, got.files], [pat, full.id, full.files]);
+    assert(got.files > 0, pat);
+  }
+});

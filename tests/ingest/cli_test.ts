@@ -58,9 +58,20 @@ Deno.test("hd ingest --json: the document and the reports as data; --target", as
   assertEquals(j.kind, "dockerfile");
   assertEquals(j.file, null);
   assertEquals(j.document.environment.base, "debian:12-slim");
+  // COPY --from=builder: the stage's steps and a copy step (docs/ingest.md, stages)
+  const steps = j.document.build.steps;
+  assertEquals(steps.at(-1).extra.copy, [{
+    from: "builder",
+    src: "/out/app",
+    dst: "/usr/local/bin/app",
+  }]);
+  assertEquals(
+    steps.filter((s: { extra: { stage?: string } }) => s.extra.stage === "builder").length,
+    2,
+  );
   assertEquals(j.reports.length, 1);
-  assertEquals([j.reports[0].file, j.reports[0].line], ["Dockerfile", 13]);
-  assertIncludes(j.reports[0].why, "build.steps[].copy planned");
+  assertEquals([j.reports[0].file, j.reports[0].line], ["Dockerfile", 1]);
+  assertIncludes(j.reports[0].what, "stage builder: its build context at /src");
   const dev = await hd(["ingest", "--json", "--stdout", "--target", "dev"], { cwd: dir });
   assertEquals(JSON.parse(dev.stdout).document.environment.base, "golang:1.22");
   const bad = await hd(["ingest", "--target", "nope"], { cwd: dir });

@@ -20,6 +20,7 @@ import {
   Translation,
 } from "../../src/ingest/model.ts";
 import { parse as parseToml } from "smol-toml";
+import { parseSpec } from "../../src/config/parse.ts";
 
 Deno.test("tokenizer: directives, continuations with comments, forms, heredocs", () => {
   const cases: [string, string, unknown][] = [
@@ -266,18 +267,31 @@ Deno.test("planned keys: every feature of the table emits its key when on, repor
   assertEquals(
     Object.entries(FEATURES).filter(([, f]) => f.on).map(([k]) => k).sort(),
     [
+      "build.shell",
       "environment.env_file",
+      "environment.user",
       "interpolation",
       "secrets",
       "service.aliases",
       "service.depends_on_conditions",
       "service.env_file",
+      "service.expose",
       "service.healthcheck",
       "service.image",
+      "service.labels",
       "service.ports",
+      "service.profiles",
+      "service.restart_grace",
+      "service.scale",
       "service.secrets",
+      "service.stop_signal",
       "service.tmpfs",
+      "service.user",
       "service.volumes",
+      "step.copy",
+      "step.image",
+      "step.user",
+      "step.workdir",
       "volumes",
     ],
   );
@@ -328,4 +342,54 @@ Deno.test("planned keys: every feature of the table emits its key when on, repor
       tr.reports.every((r) => r.line === 7 && /planned, docs\/design\/compose.md/.test(r.why)),
     );
   }
+});
+
+Deno.test("COPY --from: a stage's steps once, by name; nested stages; an image is reported", () => {
+  const tr = new Translation(currentFeatures());
+  const r = translateDockerfile(tr, {
+    file: "Dockerfile",
+    text: [
+      "FROM alpine:3 AS tools",
+      "RUN echo t > /t",
+      "FROM golang:1 AS build",
+      "ENV CGO_ENABLED=0",
+      "WORKDIR /app",
+      "COPY --from=tools /t /t",
+      "RUN go build -o /out/app .",
+      "FROM debian:12",
+      "WORKDIR /app",
+      "COPY --from=build /out/app /usr/local/bin/app",
+      "COPY --from=build /out/ /opt/out/",
+      "COPY --from=0 /t /t0",
+      "COPY --from=nginx:1 /etc/nginx/nginx.conf /etc/nginx.conf",
+      'CMD ["app"]',
+    ].join("\n") + "\n",
+  });
+  const shown: unknown[] = r.steps.map((s) => ({ run: s.extra.copy ? null : s.run, ...s.extra }));
+  assertEquals<unknown[]>(shown, [
+    { run: "echo t > /t", stage: "tools", image: "alpine:3", workdir: "/" },
+    // a stage whose first step is a copy names its image there
+    {
+      run: null,
+      stage: "build",
+      image: "golang:1",
+      copy: [{ from: "tools", src: "/t", dst: "/t" }],
+    },
+    { run: "go build -o /out/app .", stage: "build", image: "golang:1" },
+    { run: null, copy: [{ from: "build", src: "/out/app", dst: "/usr/local/bin/app" }] },
+    { run: null, copy: [{ from: "build", src: "/out", dst: "/opt/out/" }] },
+    // an unnamed stage by its index; `tools` was written already
+    { run: null, copy: [{ from: "tools", src: "/t", dst: "/t0" }] },
+  ]);
+  // the stage's ENV goes to each of its steps
+  assertEquals(r.steps[2].env, { CGO_ENABLED: "0" });
+  assertEquals(
+    tr.reports.map((x) => `${x.line}: ${x.what}: ${x.why.slice(0, 41)}`),
+    [`13: COPY --from=nginx:1 /etc/nginx/nginx.conf /etc/nginx.conf: not translated: a copy from image nginx:1`],
+  );
+  // and hd's parser takes it
+  const doc = emptyDoc("x");
+  doc.environment.base = r.base;
+  doc.build.steps = r.steps;
+  parseSpec(renderToml(doc), "/p/hd.toml");
 });

@@ -276,3 +276,43 @@ testIf(
     assertEquals(await describeTree(out), await describeTree(`${tmp.path}/bundle/rootfs`));
   },
 );
+
+testIf(
+  skipUnless({ root: true, commands: ["umoci"] }),
+  "hardlinks of an image stay hardlinks in hd cas checkout and materialized layers (as umoci)",
+  async () => {
+    using tmp = tempDir("hd-oci-hl-");
+    const layout = `${tmp.path}/layout`;
+    const tar = makeTar([
+      { path: "bin/", type: "dir" },
+      { path: "bin/busybox", data: "big binary\n", mode: 0o755, mtime: 1700000000 },
+      { path: "bin/ls", type: "hardlink", link: "bin/busybox" },
+      { path: "bin/cat", type: "hardlink", link: "bin/busybox" },
+      // the same bytes and metadata but not a link in the tar: two inodes, as umoci makes it
+      { path: "bin/twin1", data: "same\n", mode: 0o644, mtime: 1700000000 },
+      { path: "bin/twin2", data: "same\n", mode: 0o644, mtime: 1700000000 },
+    ]);
+    writeLayout(layout, "hl", [{ tar }]);
+    const store = `${tmp.path}/store`;
+    const p = await hd(["pull", `oci:${layout}:hl`, "--json"], { store });
+    assertEquals(p.code, 0, p.stderr);
+    const pulled = JSON.parse(p.stdout);
+    await run("umoci", ["unpack", "--image", `${layout}:hl`, `${tmp.path}/bundle`]);
+    const inodes = (d: string) =>
+      ["busybox", "ls", "cat", "twin1", "twin2"].map((n) => Deno.lstatSync(`${d}/bin/${n}`));
+    const shape = (d: string) => {
+      const s = inodes(d);
+      return s.map((x) => [s.findIndex((y) => y.ino === x.ino), x.nlink]);
+    };
+    const expected = shape(`${tmp.path}/bundle/rootfs`);
+    assertEquals(expected, [[0, 3], [0, 3], [0, 3], [3, 1], [4, 1]]);
+    const out = `${tmp.path}/out`;
+    const c = await hd(["cas", "checkout", pulled.rootfs, out], { store });
+    assertEquals(c.code, 0, c.stderr);
+    assertEquals(shape(out), expected, "checkout");
+    const { materializeLayer } = await import("../../src/sandbox/layers.ts");
+    const s = Store.open(store);
+    const m = materializeLayer(s, pulled.layers[0].tree);
+    assertEquals(shape(m.dir), expected, "materialized layer");
+  },
+);

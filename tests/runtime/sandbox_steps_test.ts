@@ -240,6 +240,67 @@ testIf(skip, "what a build killed mid-step left behind is unmounted and removed"
   }
 });
 
+testIf(skip, "an output in a subdirectory keeps the rest of that directory visible", async () => {
+  using tmp = tempDir();
+  const { reg, ref } = await busyboxRegistry(tmp.path);
+  const store = `${tmp.path}/store`;
+  const dir = `${tmp.path}/proj`;
+  project(
+    dir,
+    ref,
+    `  { run = "mkdir -p web/node_modules/m && echo mod > web/node_modules/m/i.js", ` +
+      `inputs = ["src"], outputs = ["web/node_modules"] },`,
+  );
+  Deno.mkdirSync(`${dir}/web/src`, { recursive: true });
+  Deno.writeTextFileSync(`${dir}/web/package.json`, "{}\n");
+  Deno.writeTextFileSync(`${dir}/web/src/app.js`, "app\n");
+  try {
+    const cmd = "cat web/package.json web/src/app.js web/node_modules/m/i.js";
+    const r = await hd(["shell", "--", "sh", "-c", cmd], { store, cwd: dir });
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.stdout, "{}\napp\nmod\n");
+    // an edit of the project's web/ shows through at once (web/ itself is the project's)
+    Deno.writeTextFileSync(`${dir}/web/src/app.js`, "app2\n");
+    const r2 = await hd(["shell", "--", "cat", "web/src/app.js"], { store, cwd: dir });
+    assertEquals(r2.stdout, "app2\n", r2.stderr);
+  } finally {
+    await reg.stop();
+    unmountEnv(loadSpec(`${dir}/hd.toml`));
+  }
+});
+
+testIf(
+  skip,
+  "hd status reports the step hashes `hd up` uses with a base (the pulled image's id)",
+  async () => {
+    using tmp = tempDir();
+    const { reg, ref } = await busyboxRegistry(tmp.path);
+    const store = `${tmp.path}/store`;
+    const dir = `${tmp.path}/proj`;
+    project(dir, ref, `  { run = "echo x > /opt/x", inputs = ["src"] },`);
+    try {
+      const before = JSON.parse((await hd(["status", "--json"], { store, cwd: dir })).stdout);
+      assertEquals(before.steps[0].cached, false);
+      const r = await hd(["shell", "--", "cat", "/opt/x"], { store, cwd: dir });
+      assertEquals(r.code, 0, r.stderr);
+      const s = await hd(["status", "--json"], { store, cwd: dir });
+      assertEquals(s.code, 0, s.stderr);
+      const st = JSON.parse(s.stdout);
+      assertEquals(st.steps[0].cached, true, "the hash status shows is the one the build recorded");
+      assertEquals(st.env.upToDate, true);
+      // hd dag show compiles (and records) the same Env: status still says it is up to date
+      const show = await hd(["dag", "show", "--json"], { store, cwd: dir });
+      assertEquals(show.code, 0, show.stderr);
+      const again = JSON.parse((await hd(["status", "--json"], { store, cwd: dir })).stdout);
+      assertEquals(again.env.upToDate, true, "dag show recorded the Env hd up uses");
+      assertEquals(again.env.id, st.env.id);
+    } finally {
+      await reg.stop();
+      unmountEnv(loadSpec(`${dir}/hd.toml`));
+    }
+  },
+);
+
 testIf(
   skip,
   "hd up's loop runs independent sandbox steps side by side, first and after an edit",

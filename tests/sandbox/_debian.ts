@@ -4,13 +4,20 @@
  * packages) and reused by later runs; then written as a one-layer OCI layout that skopeo pushes
  * to a local docker-registry. Returns null with a reason when debootstrap cannot reach its mirror.
  *
- * Run directly to build the cache: `deno run -A tests/sandbox/_debian.ts`.
+ * Run directly to build the cache (the node-app's and the compose app's images):
+ * `deno run -A tests/sandbox/_debian.ts`.
  * @module
  */
 import { createHash } from "node:crypto";
 
 /** Packages of the example app's base image. */
 export const NODE_PACKAGES = ["nodejs", "npm", "node-express"];
+
+/**
+ * Packages of the compose app's image (tests/e2e/compose_app_test.ts, bench/compose.ts): Node for
+ * `web` and `api` (npm for their install step) and redis-server (with redis-cli) for `redis`.
+ */
+export const COMPOSE_PACKAGES = ["nodejs", "npm", "redis-server"];
 
 /** Where built root filesystems are cached. */
 export const IMAGE_CACHE = Deno.env.get("HD_TEST_IMAGES") ?? "/var/tmp/hd-test-images";
@@ -141,6 +148,8 @@ export async function rootfsLayout(rootfs: string, layout: string, tag: string):
 }
 
 if (import.meta.main) {
-  const t0 = performance.now();
-  console.log(await debianRootfs(), `${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  for (const packages of [NODE_PACKAGES, COMPOSE_PACKAGES]) {
+    const t0 = performance.now();
+    console.log(await debianRootfs(packages), `${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
 }

@@ -152,3 +152,50 @@ Deno.test("recording one file (as the watcher does) invalidates its directories'
   assertEquals(r.bytesRead, 0);
   assertEquals(r.root, ingestTree(Store.open(`${d.path}/fresh`), `${d.path}/t`).root);
 });
+
+Deno.test("the walk's one-name exclude check agrees with the full check below kept parents", () => {
+  const filters = [
+    new PathFilter(),
+    new PathFilter([], ["node_modules", "**/*.log", "dist"]), // a wildcard name: no fast path
+    new PathFilter(["src"], ["node_modules", "a/b", "**/cache"]),
+    new PathFilter([], ["node_modules", "a/b", "**/cache", "x/**/y"]),
+  ];
+  const paths = [
+    "node_modules",
+    "src/node_modules",
+    "a",
+    "a/b",
+    "a/b/c",
+    "c/a/b",
+    "cache",
+    "src/cache",
+    "src/cache/x.js",
+    ".git",
+    "src/.git",
+    ".hd",
+    "src/.hd",
+    "target",
+    "src/target",
+    "x/y",
+    "x/q/y",
+    "x/q/y/z",
+    "app.log",
+    "dist/app.js",
+    "src/a.js",
+  ];
+  let compared = 0;
+  for (const f of filters) {
+    for (const p of paths) {
+      const segs = p.split("/");
+      // the walk asks only about entries whose parents it entered (not excluded)
+      const parentsKept = segs.slice(1).every((_, i) =>
+        !f.excluded(segs.slice(0, i + 1).join("/"))
+      );
+      if (!parentsKept) continue;
+      compared++;
+      assertEquals(f.excludedEntry(p, segs[segs.length - 1]), f.excluded(p), p);
+      if (!f.excluded(p)) assertEquals(f.includesUnexcluded(p), f.includesFile(p), p);
+    }
+  }
+  assert(compared > 40);
+});

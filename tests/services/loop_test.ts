@@ -122,7 +122,10 @@ testIf(NEEDS, "loop: steps re-run by hash; a change during a step is the next up
     assertEquals(lines(log), ["install", "build", "build"].concat(["build"]));
     const s = loop.status();
     assertEquals(s.lastUpdate!.modified, ["other.txt"]);
-    assertEquals(s.lastUpdate!.restarted, []); // nobody watches other.txt
+    // nobody watches other.txt, and the chained build that re-ran declares no outputs: it hands
+    // the services no new files, so nothing restarts
+    assertEquals(s.lastUpdate!.stepsRun, [1]);
+    assertEquals(s.lastUpdate!.restarted, []);
     assertEquals(loop.supervisor.status()[0].restarts, 1); // app, for app.js
     assertEquals(loop.supervisor.status()[1].pid, sidePid); // side never restarted
     // the step's outputs are not tracked: vendor/ never shows up as a change
@@ -133,6 +136,8 @@ testIf(NEEDS, "loop: steps re-run by hash; a change during a step is the next up
     await waitFor(() => loop.status().updates === 3, "third update", 20_000);
     assertEquals(loop.status().lastUpdate!.stepsRun, [0, 1]);
     assertEquals(Deno.readTextFileSync(`${dir}/vendor/x`), "v2");
+    // the re-run install restarted what runs on its outputs: side too, which watches nothing
+    assertEquals(loop.status().lastUpdate!.restarted.sort(), ["app", "side"]);
   }
 
   // a new loop on the unchanged tree: every step cached, nothing runs

@@ -358,6 +358,36 @@ const AFTER_STEPS: RestartRow[] = [
   },
 ];
 
+AFTER_STEPS.push(
+  {
+    name: "a step ran on the host (npm ci): every service of the environment restarts after it",
+    changes: { modified: ["package-lock.json"], hashes: ["h0'", "h1'"] },
+    outcome: { failed: [], stopping: false, rootChanged: false, ran: [0, 1] },
+    restart: ["api", "db", "web", "worker"],
+    lines: [
+      "steps 1, 2 re-ran: every service of the environment restarts on the new outputs",
+      "restarting db, api, web, worker (api watches package-lock.json)",
+    ],
+  },
+  {
+    name: "one step ran, nobody watches its input: still every service, and the line says why",
+    changes: { modified: ["src/lib.ts"], hashes: ["h0", "h1'"] },
+    outcome: { failed: [], stopping: false, rootChanged: false, ran: [1] },
+    restart: ["db", "api", "web", "worker"],
+    lines: [
+      "step 2 re-ran: every service of the environment restarts on the new outputs",
+      "restarting db, api, web, worker",
+    ],
+  },
+  {
+    name: "the re-run steps were found cached on the host (nothing ran): only watchers",
+    changes: { modified: ["package-lock.json"], hashes: ["h0'", "h1'"] },
+    outcome: { failed: [], stopping: false, rootChanged: false, ran: [] },
+    restart: ["api"],
+    lines: ["restarting api, web (api watches package-lock.json)"],
+  },
+);
+
 for (const row of AFTER_STEPS) {
   Deno.test(`plan after the steps: ${row.name}`, () => {
     const st = state();
@@ -398,6 +428,8 @@ Deno.test("plan: which hd.toml edits apply in place, which reload (configChange)
       null,
     ],
     ["depends_on", edited((s) => s.services.web.depends_on = ["db"]), true, null],
+    // which services are active is decided when the loop starts: a new profile set reloads
+    ["profiles", edited((s) => s.services.worker.profiles = ["debug"]), true, null],
     ["a service removed", edited((s) => delete s.services.worker), true, null],
     [
       "services reordered",
@@ -441,6 +473,25 @@ Deno.test("plan: hd.toml is seen only inside the project (configPath, configChan
     const spec = { ...SPEC, file, dir };
     assertEquals(configPath(spec), rel, file);
     assertEquals(configChanged(spec, changed), seen, file);
+  }
+});
+
+Deno.test("plan after the steps: a service with an image of its own does not restart on a step", () => {
+  const spec = edited((s) => {
+    s.services.worker.image = "redis:7";
+    s.services.worker.depends_on = [];
+  });
+  for (const outcome of [{ ran: [0] }, { rootChanged: true }]) {
+    const st = state({ spec, wanted: new Set(["db", "api", "worker"]) });
+    const plan = planUpdate(st, changes({ modified: ["src/x"], hashes: ["h0'", "h1"] }));
+    const r = planRestart(st, plan, {
+      failed: [],
+      stopping: false,
+      rootChanged: false,
+      ...outcome,
+    });
+    assertEquals(r.services, ["db", "api"], JSON.stringify(outcome));
+    assertEquals(r.set, ["db", "api"], "web is not wanted, worker has its own image");
   }
 });
 

@@ -5,6 +5,7 @@
  * refs `envs/<name>` and `trees/<name>`.
  * @module
  */
+import { pulledImageIds } from "../../runtime/step_cache.ts";
 import { HdError } from "../../sys/errors.ts";
 import type { Store } from "../../cas/store.ts";
 import { getNode } from "../../dag/dag.ts";
@@ -178,7 +179,8 @@ export const dagShow: Command = {
     } else {
       const spec = loadProjectSpec(ctx.values.file as string | undefined);
       const store = ctx.store();
-      const env = await compileEnv(store, spec);
+      // hashed as `hd up` hashes it: the pulled base image's manifest digest, when it is pulled
+      const env = await compileEnv(store, spec, pulledImageIds(store, spec));
       root = showTree(store, env.envId, "", depth);
     }
     ctx.out.result(root, () => renderTree(root));
