@@ -73,7 +73,10 @@ export function runtimeConfig(
     if (base.Entrypoint) out.Entrypoint = base.Entrypoint;
     if (base.Cmd) out.Cmd = base.Cmd;
   }
-  if (base.User) out.User = base.User;
+  // who runs it: the service's own user, else [environment].user, else the base image's
+  const user = service?.user ?? spec.environment.user ?? base.User;
+  if (user) out.User = user;
+  if (service?.labels) out.Labels = { ...out.Labels, ...service.labels };
   return out;
 }
 

@@ -67,6 +67,20 @@ Deno.test("runtimeConfig: Env, WorkingDir, ExposedPorts, Cmd of the service", ()
   assertEquals([none.Cmd, none.User, none.WorkingDir], [["sh"], "app", "/app"]);
 });
 
+Deno.test("runtimeConfig: User from the service, else [environment].user, else the base's", () => {
+  const withUser = TOML.replace('name = "', 'user = "node"\nname = "').replace(
+    'command = "node worker.js"',
+    'command = "node worker.js"\nuser = "1000:1000"\nlabels = { team = "core" }',
+  );
+  const spec = parseSpec(withUser, "/p/hd.toml");
+  const base = { User: "root" };
+  assertEquals(runtimeConfig(spec, {}, "/app", spec.services.worker, base).User, "1000:1000");
+  assertEquals(runtimeConfig(spec, {}, "/app", spec.services.worker, base).Labels?.team, "core");
+  assertEquals(runtimeConfig(spec, {}, "/app", spec.services.web, base).User, "node");
+  const plain = parseSpec(TOML, "/p/hd.toml");
+  assertEquals(runtimeConfig(plain, {}, "/app", plain.services.web, base).User, "root");
+});
+
 Deno.test("SOURCE_DATE_EPOCH: unset is 0, a number, else an error", () => {
   assertEquals(sourceDateEpoch(undefined), 0);
   assertEquals(sourceDateEpoch(""), 0);
