@@ -3,7 +3,7 @@
  * image-layout writer, and a real `docker-registry` started on 127.0.0.1.
  * @module
  */
-import { createHash } from "node:crypto";
+import { createHash, createSign } from "node:crypto";
 import zlib from "node:zlib";
 
 const te = new TextEncoder();
@@ -257,6 +257,100 @@ ${extraYaml}`,
       } catch { /* gone */ }
       await child.stderr.cancel();
       await child.status;
+    },
+  };
+}
+
+const b64url = (b: Uint8Array | string) =>
+  (typeof b === "string" ? btoa(b) : btoa(String.fromCharCode(...b)))
+    .replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+
+/** A docker-registry with token auth and its token service, from {@link startTokenRegistry}. */
+export interface TokenRegistry {
+  reg: Registry;
+  user: string;
+  pass: string;
+  /** The `scope` parameters of each token request, in order. */
+  requests: string[][];
+  /** Stops the registry and the token service. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts docker-registry with bearer-token auth as Docker Hub and ghcr.io do it, and a token
+ * service on 127.0.0.1 that wants Basic `user:pass` and signs RS256 JWTs with a throwaway
+ * certificate (openssl) kept under `dir`.
+ */
+export async function startTokenRegistry(dir: string, pass: string): Promise<TokenRegistry> {
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    `${dir}/key.pem`,
+    "-out",
+    `${dir}/cert.pem`,
+    "-days",
+    "1",
+    "-subj",
+    "/CN=hd-test-token",
+  ]);
+  const key = Deno.readTextFileSync(`${dir}/key.pem`);
+  const der = Deno.readTextFileSync(`${dir}/cert.pem`)
+    .replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
+  const user = "hd";
+  const basic = "Basic " + btoa(`${user}:${pass}`);
+  const requests: string[][] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const url = new URL(req.url);
+    requests.push(url.searchParams.getAll("scope"));
+    if (req.headers.get("authorization") !== basic) return new Response("no", { status: 401 });
+    const access = url.searchParams.getAll("scope").map((s) => {
+      const [type, name, actions] = s.split(":");
+      return { type, name, actions: actions.split(",") };
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const head = b64url(JSON.stringify({ alg: "RS256", typ: "JWT", x5c: [der] }));
+    const claims = b64url(JSON.stringify({
+      iss: "hd-test-issuer",
+      sub: user,
+      aud: "hd-test",
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: crypto.randomUUID(),
+      access,
+    }));
+    const sig = createSign("RSA-SHA256").update(`${head}.${claims}`).sign(key);
+    return Response.json({ token: `${head}.${claims}.${b64url(new Uint8Array(sig))}` });
+  });
+  const realm = `http://127.0.0.1:${server.addr.port}/token`;
+  let reg: Registry;
+  try {
+    reg = await startRegistry(
+      dir,
+      `auth:
+  token:
+    realm: ${realm}
+    service: hd-test
+    issuer: hd-test-issuer
+    rootcertbundle: ${dir}/cert.pem
+`,
+    );
+  } catch (e) {
+    await server.shutdown();
+    throw e;
+  }
+  return {
+    reg,
+    user,
+    pass,
+    requests,
+    async stop() {
+      await reg.stop();
+      await server.shutdown();
     },
   };
 }

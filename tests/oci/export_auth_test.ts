@@ -5,10 +5,9 @@
  * mounted from its private repository (a token for both scopes), the rest uploaded, and skopeo
  * reads the image back with the same digest.
  */
-import { createSign } from "node:crypto";
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { makeTar, run, startRegistry, writeLayout } from "./_fixtures.ts";
+import { makeTar, run, startTokenRegistry, writeLayout } from "./_fixtures.ts";
 import { Store } from "../../src/cas/store.ts";
 import { loadImage } from "../../src/oci/image.ts";
 import { unpackLayer } from "../../src/oci/unpack.ts";
@@ -16,71 +15,13 @@ import { exportImage } from "../../src/oci/export.ts";
 
 const skip = skipUnless({ commands: ["docker-registry", "skopeo", "openssl"] });
 
-const b64url = (b: Uint8Array | string) =>
-  (typeof b === "string" ? btoa(b) : btoa(String.fromCharCode(...b)))
-    .replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
-
 testIf(
   skip,
   "export push with bearer tokens: refused without creds, mounts with them",
   async () => {
     using tmp = tempDir("hd-export-auth-");
-    await run("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      `${tmp.path}/key.pem`,
-      "-out",
-      `${tmp.path}/cert.pem`,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=hd-test-token",
-    ]);
-    const key = Deno.readTextFileSync(`${tmp.path}/key.pem`);
-    const der = Deno.readTextFileSync(`${tmp.path}/cert.pem`)
-      .replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
-    const user = "hd";
-    const pass = "push pass";
-    const basic = "Basic " + btoa(`${user}:${pass}`);
-    const seen: string[] = [];
-    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
-      const url = new URL(req.url);
-      seen.push(url.searchParams.getAll("scope").join(" "));
-      if (req.headers.get("authorization") !== basic) return new Response("no", { status: 401 });
-      const access = url.searchParams.getAll("scope").map((s) => {
-        const [type, name, actions] = s.split(":");
-        return { type, name, actions: actions.split(",") };
-      });
-      const now = Math.floor(Date.now() / 1000);
-      const head = b64url(JSON.stringify({ alg: "RS256", typ: "JWT", x5c: [der] }));
-      const claims = b64url(JSON.stringify({
-        iss: "hd-test-issuer",
-        sub: user,
-        aud: "hd-test",
-        exp: now + 300,
-        nbf: now - 10,
-        iat: now,
-        jti: crypto.randomUUID(),
-        access,
-      }));
-      const sig = createSign("RSA-SHA256").update(`${head}.${claims}`).sign(key);
-      return Response.json({ token: `${head}.${claims}.${b64url(new Uint8Array(sig))}` });
-    });
-    const realm = `http://127.0.0.1:${server.addr.port}/token`;
-    const reg = await startRegistry(
-      tmp.path,
-      `auth:
-  token:
-    realm: ${realm}
-    service: hd-test
-    issuer: hd-test-issuer
-    rootcertbundle: ${tmp.path}/cert.pem
-`,
-    );
+    const tok = await startTokenRegistry(tmp.path, "push pass");
+    const { reg, user, pass } = tok;
     const docker = `${tmp.path}/docker`;
     Deno.mkdirSync(docker);
     const prevDocker = Deno.env.get("DOCKER_CONFIG");
@@ -160,6 +101,7 @@ testIf(
       );
       const r = await exportImage(store, plan, dest);
       assertEquals(r.layers.map((l) => l.push), ["mounted", "uploaded"]);
+      const seen = tok.requests.map((s) => s.join(" "));
       assert(
         seen.some((s) =>
           /repository:private\/exp:(pull,push|push,pull)/.test(s) &&
@@ -181,8 +123,7 @@ testIf(
     } finally {
       if (prevDocker === undefined) Deno.env.delete("DOCKER_CONFIG");
       else Deno.env.set("DOCKER_CONFIG", prevDocker);
-      await reg.stop();
-      await server.shutdown();
+      await tok.stop();
     }
   },
 );
