@@ -85,3 +85,36 @@ export async function dropCaches(): Promise<boolean> {
     return false;
   }
 }
+
+/** A free TCP port on 127.0.0.1 (closed again: the caller binds it). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** The body of `GET http://127.0.0.1:<port>/`, or null when nothing answers. */
+export async function getAnswer(port: number): Promise<string | null> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}/`);
+    return await r.text();
+  } catch {
+    return null;
+  }
+}
+
+/** Polls 127.0.0.1:`port` until its answer contains `needle`; returns the ms since `t0`. */
+export async function untilPortAnswer(
+  port: number,
+  needle: string,
+  t0: number,
+  limitMs = 20_000,
+): Promise<number> {
+  while (performance.now() - t0 < limitMs) {
+    const body = await getAnswer(port);
+    if (body?.includes(needle)) return performance.now() - t0;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error(`no answer containing "${needle}" on :${port} within ${limitMs} ms`);
+}

@@ -13,35 +13,16 @@
  * NODE_PATH — the image of examples/node-app gets it from Debian's node-express the same way.
  * @module
  */
-import { type Bench, type BenchRow, percentile, sh } from "./lib.ts";
+import {
+  type Bench,
+  type BenchRow,
+  freePort,
+  percentile,
+  sh,
+  untilPortAnswer as untilAnswer,
+} from "./lib.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function get(port: number): Promise<string | null> {
-  try {
-    const r = await fetch(`http://127.0.0.1:${port}/`);
-    return await r.text();
-  } catch {
-    return null;
-  }
-}
-
-/** Polls the app until its answer contains `needle`; returns the ms since `t0`. */
-async function untilAnswer(port: number, needle: string, t0: number, limitMs = 20_000) {
-  while (performance.now() - t0 < limitMs) {
-    const body = await get(port);
-    if (body?.includes(needle)) return performance.now() - t0;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  throw new Error(`no answer containing "${needle}" on :${port} within ${limitMs} ms`);
-}
 
 async function cacheDir(name: string, pkgs: string, log: (s: string) => void): Promise<string> {
   const home = Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME")}/.cache`;
