@@ -257,27 +257,11 @@ class Validator {
     const s = this.str(path, v);
     const name = lastKey(path);
     this.#plain(path, s);
-    if (s.startsWith("/")) {
-      this.fail(
-        path,
-        `${name} "${s}" is an absolute path; it must be relative to the project`,
-        `write it relative to ${this.dir}, e.g. "${s.replace(/^\/+/, "").split("/").pop()}"`,
-      );
-    }
-    if (s.startsWith("~")) {
-      this.fail(
-        path,
-        `${name} "${s}" names a home directory; it must be relative to the project`,
-        "write a path relative to the project (hd.toml's directory)",
-      );
-    }
-    if (s.split("/").includes("..")) {
-      this.fail(
-        path,
-        `${name} "${s}" leaves the project (a ".." component)`,
-        'remove the ".."; hd reads and writes only below the project directory',
-      );
-    }
+    this.#belowProject(path, s, "it must be relative to the project", {
+      abs: `write it relative to ${this.dir}, e.g. "${s.replace(/^\/+/, "").split("/").pop()}"`,
+      home: "write a path relative to the project (hd.toml's directory)",
+      up: 'remove the ".."; hd reads and writes only below the project directory',
+    });
     const n = normalizePath(s);
     if (n === "." && !root) {
       this.fail(
@@ -291,30 +275,33 @@ class Validator {
 
   /** A glob relative to the project (inputs, watch, [files]): as {@link relPath}, kept as is. */
   glob(path: string, s: string): string {
-    const name = lastKey(path);
     this.#plain(path, s);
-    if (s.startsWith("/")) {
-      this.fail(
-        path,
-        `${name} "${s}" is an absolute path; globs match paths relative to the project`,
-        `write it relative to the project, e.g. "${s.replace(/^\/+/, "")}"`,
-      );
-    }
+    this.#belowProject(path, s, "globs match paths relative to the project", {
+      abs: `write it relative to the project, e.g. "${s.replace(/^\/+/, "")}"`,
+      home: "write a glob relative to the project (hd.toml's directory)",
+      up: 'remove the ".."; globs match only files below the project directory',
+    });
+    return s;
+  }
+
+  /**
+   * Refuses a project path or glob that is absolute, starts with `~` or has a `..` component:
+   * `rule` says what it must be, `hint` how to fix each case.
+   */
+  #belowProject(
+    path: string,
+    s: string,
+    rule: string,
+    hint: { abs: string; home: string; up: string },
+  ): void {
+    const name = lastKey(path);
+    if (s.startsWith("/")) this.fail(path, `${name} "${s}" is an absolute path; ${rule}`, hint.abs);
     if (s.startsWith("~")) {
-      this.fail(
-        path,
-        `${name} "${s}" names a home directory; globs match paths relative to the project`,
-        "write a glob relative to the project (hd.toml's directory)",
-      );
+      this.fail(path, `${name} "${s}" names a home directory; ${rule}`, hint.home);
     }
     if (s.split("/").includes("..")) {
-      this.fail(
-        path,
-        `${name} "${s}" leaves the project (a ".." component)`,
-        'remove the ".."; globs match only files below the project directory',
-      );
+      this.fail(path, `${name} "${s}" leaves the project (a ".." component)`, hint.up);
     }
-    return s;
   }
 
   /** An array of project globs. */
