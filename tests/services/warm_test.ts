@@ -217,6 +217,35 @@ require("http").createServer((_q, r) => r.end(JSON.stringify({ pid: process.pid,
   );
 }
 
+/** The spec of one warm-reloaded service `web` running `cmd` on `port`, watching src/. */
+function warmWeb(
+  dir: string,
+  port: number,
+  cmd: string,
+  options?: ReturnType<typeof envSpec>["options"],
+) {
+  return envSpec(dir, {
+    services: { web: svc("web", cmd, { watch: ["src/**"], port, reload: "warm" }) },
+    ...(options ? { options } : {}),
+  });
+}
+
+/** A started DevLoop (no watcher) on `spec`, its store in `storeDir`; `out` gets its lines. */
+async function startLoop(
+  spec: ReturnType<typeof envSpec>,
+  storeDir: string,
+): Promise<{ loop: DevLoop; out: string[] }> {
+  const out: string[] = [];
+  const loop = new DevLoop({
+    spec,
+    store: Store.open(`${storeDir}/store`),
+    print: (src, line) => out.push(`${src} | ${line}`),
+    noWatch: true,
+  });
+  await loop.start();
+  return { loop, out };
+}
+
 async function ask(
   port: number,
 ): Promise<{ pid: number; msg: string; util: string; shape: string } | null> {
@@ -255,20 +284,8 @@ testIf(
     const dir = tmp.path;
     const port = freePort();
     project(dir, port);
-    const spec = envSpec(dir, {
-      services: {
-        web: svc("web", NODE, { watch: ["src/**"], port, reload: "warm" }),
-      },
-      options: { restartGraceMs: 2000, debounceMs: 10 },
-    });
-    const out: string[] = [];
-    const loop = new DevLoop({
-      spec,
-      store: Store.open(`${st.path}/store`),
-      print: (src, line) => out.push(`${src} | ${line}`),
-      noWatch: true,
-    });
-    await loop.start();
+    const spec = warmWeb(dir, port, NODE, { restartGraceMs: 2000, debounceMs: 10 });
+    const { loop, out } = await startLoop(spec, st.path);
     try {
       await waitFor(async () => (await ask(port))?.msg === "msg-1", "the first answer");
       const first = (await ask(port))!.pid;
@@ -348,19 +365,8 @@ testIf(NEEDS, "warm: a service that is not `node …` restarts cold, saying why 
   const dir = tmp.path;
   const port = freePort();
   project(dir, port);
-  const spec = envSpec(dir, {
-    services: {
-      web: svc("web", `sh -c "exec ${NODE}"`, { watch: ["src/**"], port, reload: "warm" }),
-    },
-  });
-  const out: string[] = [];
-  const loop = new DevLoop({
-    spec,
-    store: Store.open(`${st.path}/store`),
-    print: (src, line) => out.push(`${src} | ${line}`),
-    noWatch: true,
-  });
-  await loop.start();
+  const spec = warmWeb(dir, port, `sh -c "exec ${NODE}"`);
+  const { loop, out } = await startLoop(spec, st.path);
   try {
     await waitFor(async () => (await ask(port))?.msg === "msg-1", "the first answer");
     for (const n of [2, 3]) {
@@ -382,17 +388,8 @@ testIf(NEEDS, "warm: a standby that died is not handed over to; the next one is"
   const dir = tmp.path;
   const port = freePort();
   project(dir, port);
-  const spec = envSpec(dir, {
-    services: { web: svc("web", NODE, { watch: ["src/**"], port, reload: "warm" }) },
-  });
-  const out: string[] = [];
-  const loop = new DevLoop({
-    spec,
-    store: Store.open(`${st.path}/store`),
-    print: (src, line) => out.push(`${src} | ${line}`),
-    noWatch: true,
-  });
-  await loop.start();
+  const spec = warmWeb(dir, port, NODE);
+  const { loop, out } = await startLoop(spec, st.path);
   try {
     await waitFor(() => loop.supervisor.standbyPid("web") !== null, "a standby");
     const dead = loop.supervisor.standbyPid("web")!;
@@ -421,17 +418,8 @@ testIf(NEEDS, "warm: a standby made stale by an unwatched edit is replaced at on
   const dir = tmp.path;
   const port = freePort();
   project(dir, port);
-  const spec = envSpec(dir, {
-    services: { web: svc("web", NODE, { watch: ["src/**"], port, reload: "warm" }) },
-  });
-  const out: string[] = [];
-  const loop = new DevLoop({
-    spec,
-    store: Store.open(`${st.path}/store`),
-    print: (src, line) => out.push(`${src} | ${line}`),
-    noWatch: true,
-  });
-  await loop.start();
+  const spec = warmWeb(dir, port, NODE);
+  const { loop, out } = await startLoop(spec, st.path);
   try {
     const ready = () => loop.supervisor.status()[0].standby ?? null;
     await waitFor(() => ready() !== null, "a standby");
@@ -474,13 +462,7 @@ testIf(NEEDS, "warm: replacing standbys again and again leaks no descriptor of h
   const spec = envSpec(dir, {
     services: { web: svc("web", "node app.js", { watch: ["app.js"], port, reload: "warm" }) },
   });
-  const loop = new DevLoop({
-    spec,
-    store: Store.open(`${st.path}/store`),
-    print: () => {},
-    noWatch: true,
-  });
-  await loop.start();
+  const { loop } = await startLoop(spec, st.path);
   try {
     const fds = () => [...Deno.readDirSync("/proc/self/fd")].length;
     const ready = () => loop.supervisor.status()[0].standby ?? null;
