@@ -17,15 +17,35 @@ restart_grace = "1s"
 
 type Svc = { name: string; state: string; health: string | null; healthOutput: string | null };
 
+/**
+ * A project for one test: a temporary `dir` whose hd.toml is HEAD + `services`, its own store
+ * (`opts` for {@link hd}); at the end `hd down`, then both directories removed.
+ */
+function waitProject(services: string) {
+  const tmp = tempDir();
+  const store = tempDir();
+  const opts = { cwd: tmp.path, store: store.path };
+  Deno.writeTextFileSync(`${tmp.path}/hd.toml`, HEAD + services);
+  const down = downAtEnd(opts);
+  return {
+    dir: tmp.path,
+    opts,
+    async [Symbol.asyncDispose]() {
+      try {
+        await down[Symbol.asyncDispose]();
+      } finally {
+        store[Symbol.dispose]();
+        tmp[Symbol.dispose]();
+      }
+    },
+  };
+}
+
 testIf(
   NEEDS,
   "up -d --wait: healthy db, one-shot migrate, then web; again = up to date; edits applied",
   async () => {
-    using tmp = tempDir();
-    using store = tempDir();
-    const opts = { cwd: tmp.path, store: store.path };
-    await using _down = downAtEnd(opts);
-    const toml = HEAD + `
+    const services = `
 [services.db]
 command = "sleep 0.4; touch db.ok; exec sleep 600"
 healthcheck = { test = "test -f db.ok && echo accepting", interval = "200ms" }
@@ -39,7 +59,8 @@ depends_on = ["db"]
 command = "cat schema.txt > web-saw.txt; exec sleep 600"
 depends_on = { db = "service_healthy", migrate = "completed_successfully" }
 `;
-    Deno.writeTextFileSync(`${tmp.path}/hd.toml`, toml);
+    await using p = waitProject(services);
+    const { opts } = p;
     const up = await hd(["up", "-d", "--wait", "--json"], opts);
     assertEquals(up.code, 0, up.stderr + up.stdout);
     const st = JSON.parse(up.stdout);
@@ -49,7 +70,7 @@ depends_on = { db = "service_healthy", migrate = "completed_successfully" }
       ["running", "healthy", "accepting", "exited", "running"],
     );
     // web started after the migration had completed
-    assertEquals(Deno.readTextFileSync(`${tmp.path}/web-saw.txt`), "v1\n");
+    assertEquals(Deno.readTextFileSync(`${p.dir}/web-saw.txt`), "v1\n");
 
     const again = await hd(["up", "-d"], opts);
     assertEquals(again.code, 0, again.stderr);
@@ -57,8 +78,8 @@ depends_on = { db = "service_healthy", migrate = "completed_successfully" }
 
     // a new service in hd.toml: `hd up -d --wait` applies it to the running supervisor
     Deno.writeTextFileSync(
-      `${tmp.path}/hd.toml`,
-      toml + `\n[services.extra]\ncommand = "exec sleep 600"\n`,
+      `${p.dir}/hd.toml`,
+      HEAD + services + `\n[services.extra]\ncommand = "exec sleep 600"\n`,
     );
     const applied = await hd(["up", "-d", "--wait"], opts);
     assertEquals(applied.code, 0, applied.stderr + applied.stdout);
@@ -88,21 +109,15 @@ testIf(
   NEEDS,
   "up -d --wait: a crashing service fails it, named with its last log lines",
   async () => {
-    using tmp = tempDir();
-    using store = tempDir();
-    const opts = { cwd: tmp.path, store: store.path };
-    await using _down = downAtEnd(opts);
-    Deno.writeTextFileSync(
-      `${tmp.path}/hd.toml`,
-      HEAD + `
+    await using p = waitProject(`
 [services.db]
 command = "echo 'FATAL: bad config' >&2; exit 2"
 
 [services.api]
 command = "exec sleep 600"
 depends_on = ["db"]
-`,
-    );
+`);
+    const { opts } = p;
     const up = await hd(["up", "-d", "--wait"], opts);
     assertEquals(up.code, 1, up.stdout);
     assertIncludes(
@@ -118,13 +133,7 @@ testIf(
   NEEDS,
   "up -d --wait: a failed one-shot fails its dependents; not healthy in time fails",
   async () => {
-    using tmp = tempDir();
-    using store = tempDir();
-    const opts = { cwd: tmp.path, store: store.path };
-    await using _down = downAtEnd(opts);
-    Deno.writeTextFileSync(
-      `${tmp.path}/hd.toml`,
-      HEAD + `
+    await using p = waitProject(`
 [services.migrate]
 command = "echo 'relation exists'; exit 3"
 restart_policy = "never"
@@ -132,8 +141,8 @@ restart_policy = "never"
 [services.web]
 command = "exec sleep 600"
 depends_on = { migrate = "completed_successfully" }
-`,
-    );
+`);
+    const { opts } = p;
     const up = await hd(["up", "-d", "--wait"], opts);
     assertEquals(up.code, 1, up.stdout);
     assertIncludes(up.stderr, "migrate exited with code 3");
@@ -145,7 +154,7 @@ depends_on = { migrate = "completed_successfully" }
     assertEquals((await hd(["down"], opts)).code, 0);
 
     Deno.writeTextFileSync(
-      `${tmp.path}/hd.toml`,
+      `${p.dir}/hd.toml`,
       HEAD + `
 [services.slow]
 command = "exec sleep 600"
