@@ -20,6 +20,18 @@ const skip = skipUnless({
   paths: ["/bin/busybox", "/usr/bin/tini-static"],
 });
 
+/** A registry serving busybox (`ref`), and the store and project paths of a test under `tmp`. */
+async function setup(tmp: string) {
+  const { reg, ref } = await busyboxRegistry(tmp);
+  return { reg, ref, store: `${tmp}/store`, dir: `${tmp}/proj` };
+}
+
+/** Stops the registry, then unmounts what the project's environment left mounted. */
+async function teardown(reg: { stop(): Promise<void> }, dir: string): Promise<void> {
+  await reg.stop();
+  unmountEnv(loadSpec(`${dir}/hd.toml`));
+}
+
 function project(dir: string, ref: string, steps: string): void {
   Deno.mkdirSync(`${dir}/src`, { recursive: true });
   Deno.writeTextFileSync(`${dir}/src/msg.txt`, "one\n");
@@ -48,9 +60,7 @@ testIf(
   "build step: runs in the sandbox, output layer cached, rerun on input change",
   async () => {
     using tmp = tempDir();
-    const { reg, ref } = await busyboxRegistry(tmp.path);
-    const store = `${tmp.path}/store`;
-    const dir = `${tmp.path}/proj`;
+    const { reg, ref, store, dir } = await setup(tmp.path);
     const hermetic = '{ run = "grep -c : /proc/net/dev > /opt/ifaces", inputs = [], ' +
       'network = "none" },';
     project(dir, ref, `${STEPS}\n  ${hermetic}`);
@@ -94,8 +104,7 @@ testIf(
       const r4 = await hd(["shell", "--", "sh", "-c", "exit 3"], { store, cwd: dir });
       assertEquals(r4.code, 3);
     } finally {
-      await reg.stop();
-      unmountEnv(loadSpec(`${dir}/hd.toml`));
+      await teardown(reg, dir);
     }
   },
 );
@@ -105,9 +114,7 @@ testIf(
   "a failing step names itself, its exit code and last lines, and keeps nothing",
   async () => {
     using tmp = tempDir();
-    const { reg, ref } = await busyboxRegistry(tmp.path);
-    const store = `${tmp.path}/store`;
-    const dir = `${tmp.path}/proj`;
+    const { reg, ref, store, dir } = await setup(tmp.path);
     project(
       dir,
       ref,
@@ -126,17 +133,14 @@ testIf(
       );
       assertEquals(tmpLeft.length, 0, "partial upperdir discarded");
     } finally {
-      await reg.stop();
-      unmountEnv(loadSpec(`${dir}/hd.toml`));
+      await teardown(reg, dir);
     }
   },
 );
 
 testIf(skip, "hardlink fallback: a step's changes are captured from the farm", async () => {
   using tmp = tempDir();
-  const { reg, ref } = await busyboxRegistry(tmp.path);
-  const store = `${tmp.path}/store`;
-  const dir = `${tmp.path}/proj`;
+  const { reg, ref, store, dir } = await setup(tmp.path);
   project(dir, ref, STEPS);
   const env = { HD_ROOTFS: "hardlink" };
   try {
@@ -165,9 +169,7 @@ testIf(skip, "hardlink fallback: a step's changes are captured from the farm", a
 
 testIf(skip, "independent steps run side by side; a step on both outputs sees both", async () => {
   using tmp = tempDir();
-  const { reg, ref } = await busyboxRegistry(tmp.path);
-  const store = `${tmp.path}/store`;
-  const dir = `${tmp.path}/proj`;
+  const { reg, ref, store, dir } = await setup(tmp.path);
   // a and b each wait for the other to have started (through the shared cache dir): they pass
   // only when they run at the same time
   const meet = (me: string, other: string) =>
@@ -193,16 +195,13 @@ testIf(skip, "independent steps run side by side; a step on both outputs sees bo
     // b ran without a's layer below it
     assert(!r.stderr.includes("build | a\n"), r.stderr);
   } finally {
-    await reg.stop();
-    unmountEnv(loadSpec(`${dir}/hd.toml`));
+    await teardown(reg, dir);
   }
 });
 
 testIf(skip, "what a build killed mid-step left behind is unmounted and removed", async () => {
   using tmp = tempDir();
-  const { reg, ref } = await busyboxRegistry(tmp.path);
-  const store = `${tmp.path}/store`;
-  const dir = `${tmp.path}/proj`;
+  const { reg, ref, store, dir } = await setup(tmp.path);
   project(dir, ref, `  { run = "touch /opt/started; sleep 30", inputs = ["src"] },`);
   try {
     const child = new Deno.Command(Deno.execPath(), {
@@ -242,9 +241,7 @@ testIf(skip, "what a build killed mid-step left behind is unmounted and removed"
 
 testIf(skip, "an output in a subdirectory keeps the rest of that directory visible", async () => {
   using tmp = tempDir();
-  const { reg, ref } = await busyboxRegistry(tmp.path);
-  const store = `${tmp.path}/store`;
-  const dir = `${tmp.path}/proj`;
+  const { reg, ref, store, dir } = await setup(tmp.path);
   project(
     dir,
     ref,
@@ -264,8 +261,7 @@ testIf(skip, "an output in a subdirectory keeps the rest of that directory visib
     const r2 = await hd(["shell", "--", "cat", "web/src/app.js"], { store, cwd: dir });
     assertEquals(r2.stdout, "app2\n", r2.stderr);
   } finally {
-    await reg.stop();
-    unmountEnv(loadSpec(`${dir}/hd.toml`));
+    await teardown(reg, dir);
   }
 });
 
@@ -274,9 +270,7 @@ testIf(
   "hd status reports the step hashes `hd up` uses with a base (the pulled image's id)",
   async () => {
     using tmp = tempDir();
-    const { reg, ref } = await busyboxRegistry(tmp.path);
-    const store = `${tmp.path}/store`;
-    const dir = `${tmp.path}/proj`;
+    const { reg, ref, store, dir } = await setup(tmp.path);
     project(dir, ref, `  { run = "echo x > /opt/x", inputs = ["src"] },`);
     try {
       const before = JSON.parse((await hd(["status", "--json"], { store, cwd: dir })).stdout);
@@ -295,8 +289,7 @@ testIf(
       assertEquals(again.env.upToDate, true, "dag show recorded the Env hd up uses");
       assertEquals(again.env.id, st.env.id);
     } finally {
-      await reg.stop();
-      unmountEnv(loadSpec(`${dir}/hd.toml`));
+      await teardown(reg, dir);
     }
   },
 );
