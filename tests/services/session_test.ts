@@ -41,6 +41,30 @@ function exists(path: string): boolean {
   }
 }
 
+/** A session on the project in `dir`, its store under `storeDir`, without signal handlers. */
+function openSession(
+  dir: string,
+  storeDir: string,
+  more: Partial<Parameters<typeof UpSession.open>[0]> = {},
+): UpSession {
+  return UpSession.open({
+    spec: loadSpec(`${dir}/hd.toml`),
+    store: Store.open(`${storeDir}/store`),
+    detached: false,
+    signals: false,
+    print: () => {},
+    ...more,
+  });
+}
+
+/** The project is released: no up state, no control socket, its lock free again. */
+function assertReleased(dir: string): void {
+  assert(!exists(upStatePath(dir)) && !exists(controlSocketPath(dir)));
+  const lock = acquireUpLock(dir);
+  assert("file" in lock);
+  lock.file.close();
+}
+
 testIf(NEEDS, "session: start, status over the socket, reload, refused reload, stop", async () => {
   using tmp = tempDir();
   using st = tempDir();
@@ -49,24 +73,13 @@ testIf(NEEDS, "session: start, status over the socket, reload, refused reload, s
   const lines: string[] = [];
   const events: Record<string, unknown>[] = [];
   const specs: string[] = [];
-  const session = UpSession.open({
-    spec: loadSpec(`${dir}/hd.toml`),
-    store: Store.open(`${st.path}/store`),
-    detached: false,
-    signals: false,
+  const session = openSession(dir, st.path, {
     print: (src, line) => lines.push(`${src} | ${line}`),
     onEvent: (ev) => events.push(ev),
     onSpec: (sp) => specs.push(sp.environment.env.GREETING),
   });
   // one `hd up` per project: a second session is refused by the lock, before it builds anything
-  const second = () =>
-    UpSession.open({
-      spec: loadSpec(`${dir}/hd.toml`),
-      store: Store.open(`${st.path}/store`),
-      detached: false,
-      signals: false,
-      print: () => {},
-    });
+  const second = () => openSession(dir, st.path);
   let refused: unknown = null;
   try {
     second();
@@ -115,10 +128,7 @@ testIf(NEEDS, "session: start, status over the socket, reload, refused reload, s
   assert(kinds.lastIndexOf("stopping") > kinds.lastIndexOf("reload"), kinds.join());
   assert(lines.includes("hd | stopping (test): say"), lines.join("\n"));
   // released: no state, no socket, the lock is free
-  assert(!exists(upStatePath(dir)) && !exists(controlSocketPath(dir)));
-  const lock = acquireUpLock(dir);
-  assert("file" in lock);
-  lock.file.close();
+  assertReleased(dir);
 });
 
 testIf(NEEDS, "session: a failed build throws and releases the project", async () => {
@@ -130,21 +140,14 @@ testIf(NEEDS, "session: a failed build throws and releases the project", async (
     toml("failing", "x", '\n[build]\nsteps = ["echo broken; exit 3"]\n'),
   );
   const lines: string[] = [];
-  const session = UpSession.open({
-    spec: loadSpec(`${dir}/hd.toml`),
-    store: Store.open(`${st.path}/store`),
-    detached: false,
-    signals: false,
+  const session = openSession(dir, st.path, {
     print: (src, line) => lines.push(`${src} | ${line}`),
   });
   await assertRejects(() => session.start(), /build step 1 .* failed/);
   assertEquals(session.phase, "stopped");
   assert(lines.includes("build | [1] broken"), lines.join("\n"));
   assert(!lines.some((l) => l.startsWith("say |")), "nothing started");
-  assert(!exists(upStatePath(dir)) && !exists(controlSocketPath(dir)));
-  const lock = acquireUpLock(dir);
-  assert("file" in lock);
-  lock.file.close();
+  assertReleased(dir);
 });
 
 testIf(NEEDS, "session: `hd down` over the socket stops it", async () => {
@@ -153,11 +156,8 @@ testIf(NEEDS, "session: `hd down` over the socket stops it", async () => {
   const dir = tmp.path;
   Deno.writeTextFileSync(`${dir}/hd.toml`, toml("down", "x"));
   const lines: string[] = [];
-  const session = UpSession.open({
-    spec: loadSpec(`${dir}/hd.toml`),
-    store: Store.open(`${st.path}/store`),
+  const session = openSession(dir, st.path, {
     detached: true,
-    signals: false,
     print: (src, line) => lines.push(`${src} | ${line}`),
   });
   await session.start();
