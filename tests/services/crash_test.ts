@@ -37,6 +37,14 @@ function spawnHd(args: string[], cwd: string, store: string) {
   };
 }
 
+/** Writes `dir`/hd.toml: [environment] `name`, then `body`, then a 1s restart_grace. */
+function projectToml(dir: string, name: string, body: string): void {
+  Deno.writeTextFileSync(
+    `${dir}/hd.toml`,
+    `[environment]\nname = "${name}"\n\n${body}\n[options]\nrestart_grace = "1s"\n`,
+  );
+}
+
 function readPid(path: string): number | null {
   try {
     const t = Deno.readTextFileSync(path).trim();
@@ -50,19 +58,14 @@ testIf(NEEDS, "crash: two `hd up -d` at once run the build step once", async () 
   using tmp = tempDir();
   using out = tempDir();
   using store = tempDir();
-  Deno.writeTextFileSync(
-    `${tmp.path}/hd.toml`,
-    `[environment]
-name = "twice"
-
-[build]
+  projectToml(
+    tmp.path,
+    "twice",
+    `[build]
 steps = ["echo ran >> ${out.path}/runs.txt; sleep 1"]
 
 [services.idle]
 command = "sleep 300"
-
-[options]
-restart_grace = "1s"
 `,
   );
   await using _ = downAtEnd({ cwd: tmp.path, store: store.path });
@@ -84,16 +87,11 @@ restart_grace = "1s"
 });
 
 function stepProject(dir: string, out: string): void {
-  Deno.writeTextFileSync(
-    `${dir}/hd.toml`,
-    `[environment]
-name = "orphans"
-
-[build]
+  projectToml(
+    dir,
+    "orphans",
+    `[build]
 steps = ["sleep 300 & echo $! > ${out}/step.pid; wait"]
-
-[options]
-restart_grace = "1s"
 `,
   );
 }
@@ -136,16 +134,11 @@ testIf(
     using tmp = tempDir();
     using out = tempDir();
     using store = tempDir();
-    Deno.writeTextFileSync(
-      `${tmp.path}/hd.toml`,
-      `[environment]
-name = "orphans"
-
-[services.kids]
+    projectToml(
+      tmp.path,
+      "orphans",
+      `[services.kids]
 command = "sleep 300 & echo $! > ${out.path}/svc.pid; wait"
-
-[options]
-restart_grace = "1s"
 `,
     );
     await using _ = downAtEnd({ cwd: tmp.path, store: store.path });
@@ -174,19 +167,14 @@ function mode(path: string): string {
 testIf(NEEDS, "crash: .hd/ is 0700 and what hd writes in it 0600, old modes fixed", async () => {
   using tmp = tempDir();
   using store = tempDir();
-  Deno.writeTextFileSync(
-    `${tmp.path}/hd.toml`,
-    `[environment]
-name = "modes"
-
-[build]
+  projectToml(
+    tmp.path,
+    "modes",
+    `[build]
 steps = ["echo built"]
 
 [services.idle]
 command = "echo up; exec sleep 300"
-
-[options]
-restart_grace = "1s"
 `,
   );
   Deno.writeTextFileSync(`${tmp.path}/a.txt`, "a");
