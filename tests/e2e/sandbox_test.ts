@@ -9,6 +9,7 @@
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { getWanted } from "./_http.ts";
 import { freePort, run, startRegistry } from "../oci/_fixtures.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
 import { debianRootfs, rootfsLayout } from "../sandbox/_debian.ts";
@@ -21,19 +22,7 @@ const skip = skipUnless({
   paths: ["/bin/busybox", "/usr/bin/tini-static"],
 });
 
-async function get(url: string, want?: (s: string) => boolean, ms = 20_000): Promise<string> {
-  const t0 = Date.now();
-  let last = "";
-  while (Date.now() - t0 < ms) {
-    try {
-      const r = await fetch(url);
-      last = await r.text();
-      if (r.ok && (!want || want(last))) return last;
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no wanted answer from ${url} (last: ${last.slice(0, 200)})`);
-}
+const get = (url: string, want?: (s: string) => boolean, ms = 20_000) => getWanted(url, want, ms);
 
 testIf(
   skip,
