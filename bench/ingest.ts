@@ -16,7 +16,7 @@
  * with `--isolation chroot`, the container's start not included.
  * @module
  */
-import { type Bench, type BenchRow, median, sh } from "./lib.ts";
+import { type Bench, type BenchRow, median, runAloneTable, sh } from "./lib.ts";
 import {
   freePort,
   hasPodman,
@@ -206,11 +206,4 @@ export const bench: Bench = {
   },
 };
 
-if (import.meta.main) {
-  const rows = await bench.run({
-    workDir: Deno.makeTempDirSync({ prefix: "hd-bench-ingest-" }),
-    quick: Deno.args.includes("--quick"),
-    log: (s) => console.log(s),
-  });
-  console.table(rows.map(({ extra: _e, ...r }) => ({ ...r, value: Math.round(r.value) })));
-}
+if (import.meta.main) await runAloneTable(bench, "hd-bench-ingest-");

@@ -118,3 +118,39 @@ export async function untilPortAnswer(
   }
   throw new Error(`no answer containing "${needle}" on :${port} within ${limitMs} ms`);
 }
+
+/**
+ * Runs `bench` on its own (`deno run -A bench/<name>.ts [--quick]`) in a new temp dir named
+ * `prefix…`, its log on stdout, and prints its rows as a table (values rounded).
+ */
+export async function runAloneTable(bench: Bench, prefix: string): Promise<void> {
+  const rows = await bench.run({
+    workDir: Deno.makeTempDirSync({ prefix }),
+    quick: Deno.args.includes("--quick"),
+    log: (s) => console.log(s),
+  });
+  console.table(rows.map(({ extra: _e, ...r }) => ({ ...r, value: Math.round(r.value) })));
+}
+
+/**
+ * Runs `bench` on its own in a new temp dir named `prefix…` (removed after), its log on stderr,
+ * and prints a line a row: case, tool (padded to `toolWidth`), value, unit.
+ */
+export async function runAloneLines(
+  bench: Bench,
+  prefix: string,
+  toolWidth: number,
+): Promise<void> {
+  const workDir = Deno.makeTempDirSync({ prefix });
+  const rows = await bench.run({
+    workDir,
+    quick: Deno.args.includes("--quick"),
+    log: (s) => console.error(s),
+  });
+  for (const r of rows) {
+    console.log(
+      `${r.case.padEnd(44)} ${r.tool.padEnd(toolWidth)} ${String(r.value).padStart(8)} ${r.unit}`,
+    );
+  }
+  Deno.removeSync(workDir, { recursive: true });
+}

@@ -21,6 +21,7 @@ import {
   type BenchRow,
   freePort,
   percentile,
+  runAloneLines,
   sh,
   untilPortAnswer as untilAnswer,
 } from "./lib.ts";
@@ -262,17 +263,4 @@ export const bench: Bench = {
   },
 };
 
-if (import.meta.main) {
-  const workDir = Deno.makeTempDirSync({ prefix: "hd-bench-loop-" });
-  const rows = await bench.run({
-    workDir,
-    quick: Deno.args.includes("--quick"),
-    log: (s) => console.error(s),
-  });
-  for (const r of rows) {
-    console.log(
-      `${r.case.padEnd(44)} ${r.tool.padEnd(20)} ${String(r.value).padStart(8)} ${r.unit}`,
-    );
-  }
-  Deno.removeSync(workDir, { recursive: true });
-}
+if (import.meta.main) await runAloneLines(bench, "hd-bench-loop-", 20);

@@ -14,7 +14,7 @@
  * so its edit → answer figures from a kind machine are quoted in docs/sandbox.md.
  * @module
  */
-import { type Bench, type BenchRow, median, sh } from "./lib.ts";
+import { type Bench, type BenchRow, median, runAloneTable, sh } from "./lib.ts";
 import {
   freePort,
   hasPodman,
@@ -319,11 +319,4 @@ export const bench: Bench = {
   },
 };
 
-if (import.meta.main) {
-  const rows = await bench.run({
-    workDir: Deno.makeTempDirSync({ prefix: "hd-bench-sandbox-" }),
-    quick: Deno.args.includes("--quick"),
-    log: (s) => console.log(s),
-  });
-  console.table(rows.map(({ extra: _e, ...r }) => ({ ...r, value: Math.round(r.value) })));
-}
+if (import.meta.main) await runAloneTable(bench, "hd-bench-sandbox-");

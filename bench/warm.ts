@@ -18,6 +18,7 @@ import {
   type BenchRow,
   freePort,
   percentile,
+  runAloneLines,
   sh,
   untilPortAnswer as untilAnswer,
 } from "./lib.ts";
@@ -195,17 +196,4 @@ export const bench: Bench = {
   },
 };
 
-if (import.meta.main) {
-  const workDir = Deno.makeTempDirSync({ prefix: "hd-bench-warm-" });
-  const rows = await bench.run({
-    workDir,
-    quick: Deno.args.includes("--quick"),
-    log: (s) => console.error(s),
-  });
-  for (const r of rows) {
-    console.log(
-      `${r.case.padEnd(44)} ${r.tool.padEnd(10)} ${String(r.value).padStart(8)} ${r.unit}`,
-    );
-  }
-  Deno.removeSync(workDir, { recursive: true });
-}
+if (import.meta.main) await runAloneLines(bench, "hd-bench-warm-", 10);
