@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { getWanted } from "./_http.ts";
 import { freePort } from "../oci/_fixtures.ts";
 import { startS3 } from "../remote/_fixtures.ts";
 import { imageRegistry, serviceImageLayers } from "../sandbox/_image.ts";
@@ -49,18 +50,7 @@ const skip = skipUnless({
   paths: ["/bin/busybox", "/usr/bin/tini-static"],
 });
 
-async function get(url: string, ms = 20_000): Promise<string> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    try {
-      const r = await fetch(url);
-      const t = await r.text();
-      if (r.ok) return t;
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no answer from ${url}`);
-}
+const get = (url: string, ms = 20_000) => getWanted(url, undefined, ms);
 
 function project(dir: string, image: string, port: number): void {
   Deno.mkdirSync(dir, { recursive: true });

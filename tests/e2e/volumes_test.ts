@@ -9,6 +9,7 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { getWanted } from "./_http.ts";
 import { throwsHd } from "../config/_util.ts";
 import { freePort } from "../oci/_fixtures.ts";
 import { imageRegistry, serviceImageLayers } from "../sandbox/_image.ts";
@@ -102,18 +103,7 @@ const skip = skipUnless({
   paths: ["/bin/busybox", "/usr/bin/tini-static"],
 });
 
-async function get(url: string, ms = 20_000): Promise<string> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    try {
-      const r = await fetch(url);
-      const t = await r.text();
-      if (r.ok) return t;
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no answer from ${url}`);
-}
+const get = (url: string, ms = 20_000) => getWanted(url, undefined, ms);
 
 testIf(skip, "a named volume survives hd down / hd up; hd down -v removes it", async () => {
   using tmp = tempDir();
