@@ -50,12 +50,31 @@ function fuseMounts(under: string): string[] {
     .filter((l) => l.includes(" - fuse") && l.split(" ")[4]?.startsWith(under));
 }
 
+/** A registry serving busybox (`ref`), the test's store path and its (made) project dir. */
+async function setup(tmp: string) {
+  const { reg, ref } = await busyboxRegistry(tmp);
+  const dir = `${tmp}/proj`;
+  Deno.mkdirSync(dir);
+  return { reg, ref, store: `${tmp}/store`, dir };
+}
+
+/** Stops the registry, `hd down` in `dir`, and lazily unmounts any FUSE mount left under it. */
+async function cleanUp(
+  reg: { stop(): Promise<void> },
+  store: string,
+  dir: string,
+  env?: Record<string, string>,
+): Promise<void> {
+  await reg.stop();
+  await hd(["down"], env ? { store, cwd: dir, env } : { store, cwd: dir });
+  for (const l of fuseMounts(dir)) {
+    await new Deno.Command("umount", { args: ["-l", l.split(" ")[4]] }).output();
+  }
+}
+
 testIf(skip, "lazy layers: whiteout, opaque dir, chunks read on demand, hd down", async () => {
   using tmp = tempDir();
-  const { reg, ref } = await busyboxRegistry(tmp.path);
-  const store = `${tmp.path}/store`;
-  const dir = `${tmp.path}/proj`;
-  Deno.mkdirSync(dir);
+  const { reg, ref, store, dir } = await setup(tmp.path);
   Deno.writeTextFileSync(
     `${dir}/hd.toml`,
     `[environment]\nname = "lazy"\nbase = "${ref}"\n\n[options]\nlayers = "lazy"\n`,
@@ -110,12 +129,7 @@ testIf(skip, "lazy layers: whiteout, opaque dir, chunks read on demand, hd down"
     assertEquals(d.code, 0, d.stderr);
     assertEquals(fuseMounts(dir), [], "hd down leaves no FUSE mount");
   } finally {
-    await reg.stop();
-    await hd(["down"], { store, cwd: dir });
-    for (const l of fuseMounts(dir)) {
-      const p = l.split(" ")[4];
-      await new Deno.Command("umount", { args: ["-l", p] }).output();
-    }
+    await cleanUp(reg, store, dir);
   }
 });
 
@@ -124,10 +138,7 @@ testIf(
   "lazy layers under hd up: nothing materialized, hd down stops the server",
   async () => {
     using tmp = tempDir();
-    const { reg, ref } = await busyboxRegistry(tmp.path);
-    const store = `${tmp.path}/store`;
-    const dir = `${tmp.path}/proj`;
-    Deno.mkdirSync(dir);
+    const { reg, ref, store, dir } = await setup(tmp.path);
     Deno.writeTextFileSync(
       `${dir}/hd.toml`,
       `[environment]\nname = "lazyup"\nbase = "${ref}"\n\n` +
@@ -153,11 +164,7 @@ testIf(
       assertEquals(fuseMounts(dir), [], "hd down leaves no FUSE mount");
       assertEquals(Deno.readTextFileSync("/proc/self/mountinfo").includes(dir), false);
     } finally {
-      await reg.stop();
-      await hd(["down"], { store, cwd: dir, env });
-      for (const l of fuseMounts(dir)) {
-        await new Deno.Command("umount", { args: ["-l", l.split(" ")[4]] }).output();
-      }
+      await cleanUp(reg, store, dir, env);
     }
   },
 );
@@ -204,11 +211,7 @@ testIf(skip, "lazy layers: only the chunks a read touches are fetched", async ()
     const all = (await requestMount(s, lm, { op: "stats" })).stats as St;
     assert(all.bytesServed - before.bytesServed >= 8 << 20, "reading it all fetches the rest");
   } finally {
-    await reg.stop();
-    await hd(["down"], { store, cwd: dir, env });
-    for (const l of fuseMounts(dir)) {
-      await new Deno.Command("umount", { args: ["-l", l.split(" ")[4]] }).output();
-    }
+    await cleanUp(reg, store, dir, env);
   }
 });
 
@@ -217,10 +220,7 @@ testIf(
   "lazy layers: a build step runs, its layer is served lazily with the image's",
   async () => {
     using tmp = tempDir();
-    const { reg, ref } = await busyboxRegistry(tmp.path);
-    const store = `${tmp.path}/store`;
-    const dir = `${tmp.path}/proj`;
-    Deno.mkdirSync(dir);
+    const { reg, ref, store, dir } = await setup(tmp.path);
     Deno.writeTextFileSync(
       `${dir}/hd.toml`,
       `[environment]\nname = "lazystep"\nbase = "${ref}"\n\n[build]\n` +
@@ -247,11 +247,7 @@ testIf(
       assertEquals([r2.code, r2.stdout], [0, "made\nno-motd\ngone\n"], r2.stderr);
       assertIncludes(r2.stderr, "step 1 cached");
     } finally {
-      await reg.stop();
-      await hd(["down"], { store, cwd: dir, env });
-      for (const l of fuseMounts(dir)) {
-        await new Deno.Command("umount", { args: ["-l", l.split(" ")[4]] }).output();
-      }
+      await cleanUp(reg, store, dir, env);
     }
   },
 );
