@@ -7,7 +7,8 @@
  * @module
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { tempDir, testIf } from "../_helpers.ts";
+import { firstAnswer, sandboxSkip } from "./_util.ts";
 import { throwsHd } from "../config/_util.ts";
 import { Store } from "../../src/cas/store.ts";
 import { loadSpec, parseSpec } from "../../src/config/parse.ts";
@@ -110,23 +111,9 @@ Deno.test("image keys in hd.toml: forms and located errors", () => {
   }
 });
 
-const skip = skipUnless({
-  root: true,
-  commands: ["runc", "unshare", "setpriv", "docker-registry", "skopeo", "setsid"],
-  paths: ["/bin/busybox", "/usr/bin/tini-static"],
-});
+const skip = sandboxSkip;
 
-async function get(url: string): Promise<string> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const r = await fetch(url);
-      return await r.text();
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`no answer from ${url}`);
-}
+const get = (url: string) => firstAnswer(url, 200);
 
 /** Pids of live processes whose command line is exactly `argv`. */
 function pidsOf(argv: string[]): number[] {

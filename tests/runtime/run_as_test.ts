@@ -7,7 +7,8 @@
  * @module
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
-import { skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { tempDir, testIf } from "../_helpers.ts";
+import { sandboxSkip } from "./_util.ts";
 import { Store } from "../../src/cas/store.ts";
 import { loadSpec } from "../../src/config/parse.ts";
 import { compileEnv } from "../../src/env/compile.ts";
@@ -17,11 +18,7 @@ import { runHostStep } from "../../src/runtime/host.ts";
 import { uniqueLayers, unmountEnv } from "../../src/runtime/sandbox_steps.ts";
 import { imageRegistry, serviceImageLayers } from "../sandbox/_image.ts";
 
-const skip = skipUnless({
-  root: true,
-  commands: ["runc", "unshare", "setpriv", "docker-registry", "skopeo", "setsid"],
-  paths: ["/bin/busybox", "/usr/bin/tini-static"],
-});
+const skip = sandboxSkip;
 
 async function until(cond: () => boolean, ms = 15000): Promise<boolean> {
   for (const t0 = Date.now(); Date.now() - t0 < ms;) {

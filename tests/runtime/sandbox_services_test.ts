@@ -6,7 +6,8 @@
  * @module
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { tempDir, testIf } from "../_helpers.ts";
+import { firstAnswer, sandboxSkip } from "./_util.ts";
 import { Store } from "../../src/cas/store.ts";
 import { loadSpec } from "../../src/config/parse.ts";
 import { compileEnv } from "../../src/env/compile.ts";
@@ -20,23 +21,9 @@ import { exists } from "../../src/sys/fs.ts";
 import { freePort } from "../oci/_fixtures.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
 
-const skip = skipUnless({
-  root: true,
-  commands: ["runc", "unshare", "setpriv", "docker-registry", "skopeo", "setsid"],
-  paths: ["/bin/busybox", "/usr/bin/tini-static"],
-});
+const skip = sandboxSkip;
 
-async function get(url: string): Promise<string> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      const r = await fetch(url);
-      return await r.text();
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`no answer from ${url}`);
-}
+const get = (url: string) => firstAnswer(url, 100);
 
 testIf(skip, "a sandboxed service under the supervisor serves a build step's output", async () => {
   using tmp = tempDir();

@@ -5,7 +5,8 @@
  * @module
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { tempDir, testIf } from "../_helpers.ts";
+import { sandboxSkip } from "./_util.ts";
 import { throwsHd } from "../config/_util.ts";
 import { Store } from "../../src/cas/store.ts";
 import { loadSpec, parseSpec } from "../../src/config/parse.ts";
@@ -55,11 +56,7 @@ Deno.test("secrets in hd.toml: forms and located errors", () => {
   }
 });
 
-const skip = skipUnless({
-  root: true,
-  commands: ["runc", "unshare", "setpriv", "docker-registry", "skopeo", "setsid"],
-  paths: ["/bin/busybox", "/usr/bin/tini-static"],
-});
+const skip = sandboxSkip;
 
 async function get(url: string): Promise<string> {
   for (let i = 0; i < 200; i++) {

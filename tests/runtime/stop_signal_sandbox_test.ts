@@ -5,7 +5,8 @@
  * @module
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { tempDir, testIf } from "../_helpers.ts";
+import { sandboxSkip } from "./_util.ts";
 import { Store } from "../../src/cas/store.ts";
 import { loadSpec } from "../../src/config/parse.ts";
 import { Supervisor } from "../../src/services/supervisor.ts";
@@ -13,11 +14,7 @@ import { SandboxRuntime } from "../../src/runtime/sandbox.ts";
 import { unmountEnv } from "../../src/runtime/sandbox_steps.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
 
-const skip = skipUnless({
-  root: true,
-  commands: ["runc", "unshare", "setpriv", "docker-registry", "skopeo", "setsid"],
-  paths: ["/bin/busybox", "/usr/bin/tini-static"],
-});
+const skip = sandboxSkip;
 
 async function until(cond: () => boolean, ms = 15000): Promise<boolean> {
   for (const t0 = Date.now(); Date.now() - t0 < ms;) {
