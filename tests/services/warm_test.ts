@@ -257,6 +257,19 @@ async function ask(
   }
 }
 
+/** Writes `msg` into src/msg.js, tells `loop`, and waits until the app on `port` answers it. */
+async function editMsg(
+  loop: DevLoop,
+  dir: string,
+  port: number,
+  msg: string,
+  what: string,
+): Promise<void> {
+  Deno.writeTextFileSync(`${dir}/src/msg.js`, `module.exports = "${msg}";\n`);
+  await loop.update(["src/msg.js"]);
+  await waitFor(async () => (await ask(port))?.msg === msg, what);
+}
+
 function loadsOf(dir: string, pid: number): number {
   try {
     return Deno.readTextFileSync(`${dir}/loads.log`).split("\n")
@@ -370,9 +383,7 @@ testIf(NEEDS, "warm: a service that is not `node …` restarts cold, saying why 
   try {
     await waitFor(async () => (await ask(port))?.msg === "msg-1", "the first answer");
     for (const n of [2, 3]) {
-      Deno.writeTextFileSync(`${dir}/src/msg.js`, `module.exports = "msg-${n}";\n`);
-      await loop.update(["src/msg.js"]);
-      await waitFor(async () => (await ask(port))?.msg === `msg-${n}`, `answer ${n}`);
+      await editMsg(loop, dir, port, `msg-${n}`, `answer ${n}`);
     }
     assertEquals(loop.supervisor.standbyPid("web"), null);
     const why = out.filter((l) => l.includes("cold start: the command is not `node …` (sh)"));
@@ -395,17 +406,13 @@ testIf(NEEDS, "warm: a standby that died is not handed over to; the next one is"
     const dead = loop.supervisor.standbyPid("web")!;
     Deno.kill(dead, "SIGKILL"); // the standby this test's loop started
     await waitFor(() => loop.supervisor.standbyPid("web") === null, "the standby's death seen");
-    Deno.writeTextFileSync(`${dir}/src/msg.js`, 'module.exports = "msg-2";\n');
-    await loop.update(["src/msg.js"]);
-    await waitFor(async () => (await ask(port))?.msg === "msg-2", "the cold answer");
+    await editMsg(loop, dir, port, "msg-2", "the cold answer");
     assert((await ask(port))!.pid !== dead);
     assertEquals(out.filter((l) => l.includes("cold start: the standby died")).length, 1);
     // a fresh standby after that start, and the next edit is warm again
     await waitFor(() => (loop.supervisor.status()[0].standby ?? null) !== null, "a new standby");
     const next = loop.supervisor.standbyPid("web")!;
-    Deno.writeTextFileSync(`${dir}/src/msg.js`, 'module.exports = "msg-3";\n');
-    await loop.update(["src/msg.js"]);
-    await waitFor(async () => (await ask(port))?.msg === "msg-3", "the warm answer");
+    await editMsg(loop, dir, port, "msg-3", "the warm answer");
     assertEquals((await ask(port))!.pid, next);
   } finally {
     await loop.stop();
@@ -438,9 +445,7 @@ testIf(NEEDS, "warm: a standby made stale by an unwatched edit is replaced at on
     await waitFor(() => !alive(first), "the stale standby gone");
     assertEquals((await ask(port))!.pid, running);
     // the next edit is warm, and serves the new util
-    Deno.writeTextFileSync(`${dir}/src/msg.js`, 'module.exports = "msg-2";\n');
-    await loop.update(["src/msg.js"]);
-    await waitFor(async () => (await ask(port))?.msg === "msg-2", "the edited answer");
+    await editMsg(loop, dir, port, "msg-2", "the edited answer");
     const a = (await ask(port))!;
     assertEquals([a.pid, a.util], [second, "util-2"]);
   } finally {
