@@ -11,6 +11,7 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { waitFile } from "./_http.ts";
 import { freePort } from "../oci/_fixtures.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
 import { networkId, overlaps, routedSubnets } from "../../src/sandbox/network.ts";
@@ -27,18 +28,6 @@ function sh(cmd: string): { ok: boolean; out: string } {
     .outputSync();
   const d = new TextDecoder();
   return { ok: o.success, out: d.decode(o.stdout) + d.decode(o.stderr) };
-}
-
-async function waitFile(path: string, ms = 20_000): Promise<string> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    try {
-      const s = Deno.readTextFileSync(path);
-      if (s.endsWith("\n")) return s;
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${path} was not written`);
 }
 
 async function get(url: string, ms = 20_000): Promise<string> {

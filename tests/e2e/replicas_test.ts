@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { waitFile } from "./_http.ts";
 import { freePort } from "../oci/_fixtures.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
 
@@ -15,18 +16,6 @@ const skip = skipUnless({
   commands: ["runc", "unshare", "setpriv", "docker-registry", "skopeo", "ip", "nft"],
   paths: ["/bin/busybox", "/usr/bin/tini-static"],
 });
-
-async function waitFile(path: string, ms = 20_000): Promise<string> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    try {
-      const s = Deno.readTextFileSync(path);
-      if (s.endsWith("\n")) return s;
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${path} was not written`);
-}
 
 testIf(
   skip,
