@@ -13,7 +13,13 @@
  */
 import { HdError } from "../sys/errors.ts";
 import { loadProjectSpec } from "../config/parse.ts";
-import { callControl, controlSocketPath, readUpState, removeUpState } from "../services/control.ts";
+import {
+  callControl,
+  controlSocketPath,
+  readUpState,
+  removeUpState,
+  upLockHeld,
+} from "../services/control.ts";
 import { bootId, procInfo, sameProcess, signalRecorded } from "../sys/proc.ts";
 import { cleanupIfStale, formatCleanup } from "../services/report.ts";
 import type { Command } from "./command.ts";
@@ -59,6 +65,34 @@ export const down: Command = {
       await releaseEnv(spec, exists(`${ctx.storeRoot}/mounts`) ? ctx.store() : null);
       images.releaseImageServices(spec);
     };
+    // up.json unreadable (damaged, or overwritten) while an `hd up` still holds the project's lock:
+    // ask it over its control socket — asking signals nothing, so no record needs to be trusted
+    if ((stale?.invalid !== undefined || readUpState(dir) === null) && upLockHeld(dir)) {
+      const t0 = performance.now();
+      let asked = false;
+      try {
+        await callControl(controlSocketPath(dir), { op: "down" }, 5000);
+        asked = true;
+      } catch { /* no answer: reported below */ }
+      const limit = 10_000 + spec.options.restartGraceMs * (Object.keys(spec.services).length + 1);
+      while (asked && upLockHeld(dir) && performance.now() - t0 < limit) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      if (!asked || upLockHeld(dir)) {
+        throw new HdError(
+          `Cannot stop ${spec.environment.name}: .hd/up.json is unreadable and the running \`hd up\` does not answer on .hd/control.sock`,
+          "find it with `fuser .hd/up.lock` and stop it yourself; hd signals only what its state proves it started",
+        );
+      }
+      await release();
+      const ms = Math.round(performance.now() - t0);
+      ctx.out.result(
+        { running: false, stopped: true, viaSocket: true, ms },
+        () =>
+          `stopped ${spec.environment.name} over its control socket in ${ms} ms (.hd/up.json was unreadable)`,
+      );
+      return 0;
+    }
     if (stale) {
       await release();
       ctx.out.result(

@@ -17,6 +17,7 @@ import {
   controlSocketPath,
   readUpState,
   removeUpState,
+  upLockHeld,
 } from "./control.ts";
 import type { LoopStatus } from "./loop.ts";
 import type { ServiceStatus } from "./supervisor.ts";
@@ -92,7 +93,8 @@ export function cleanupIfStale(
   const st = readUpState(dir);
   if (st === null || st.alive) return null;
   if (st.invalid !== undefined) {
-    removeUpState(dir);
+    // a running `hd up` (it holds the lock) still owns its socket: leave both for it to answer
+    if (!upLockHeld(dir)) removeUpState(dir);
     return { invalid: st.invalid };
   }
   const c = cleanupStale(dir, st.state);

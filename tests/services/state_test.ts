@@ -142,3 +142,29 @@ testIf(NEEDS, "state: a planted up.json with pgid 1 (kill(-1) = everything)", as
     assertEquals(r.code, 0, r.stderr);
   }
 });
+
+testIf(
+  NEEDS,
+  "state: up.json overwritten under a running hd up — hd down asks over the control socket",
+  async () => {
+    using tmp = tempDir();
+    const dir = tmp.path;
+    const store = `${dir}/.store`;
+    project(dir);
+    await using _down = downAtEnd({ cwd: dir, store });
+    const up = await hd(["up", "-d"], { cwd: dir, store });
+    assertEquals(up.code, 0, up.stderr + up.stdout);
+    const st = JSON.parse(Deno.readTextFileSync(`${dir}/.hd/up.json`));
+    const sup: number = st.pid;
+    const svc: number = st.groups[0].pgid;
+    const start = procStartTime(sup);
+    // what a process inside could do to a state file it can write (the sandbox masks .hd/ now)
+    Deno.writeTextFileSync(`${dir}/.hd/up.json`, "{}");
+    const down = await hd(["down"], { cwd: dir, store });
+    assertEquals(down.code, 0, down.stderr + down.stdout);
+    assertIncludes(down.stdout, "over its control socket");
+    // the supervisor (the very process, by start time) and its service are gone
+    await waitFor(() => procStartTime(sup) !== start, "the supervisor exited");
+    await waitFor(() => procStartTime(svc) === null, "its service exited");
+  },
+);
