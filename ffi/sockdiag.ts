@@ -47,7 +47,17 @@ export function diagRequest(family: number, seq: number): Uint8Array<ArrayBuffer
   return buf;
 }
 
-function addressOf(family: number, b: Uint8Array): string {
+/**
+ * The text of an address in network byte order: dotted IPv4 for AF_INET, else IPv6 with the
+ * longest run of zero groups compressed and IPv4-mapped addresses as `::ffff:a.b.c.d`.
+ *
+ * @example
+ * ```ts
+ * import { addressOf } from "./sockdiag.ts";
+ * addressOf(10, new Uint8Array(16)); // "::"
+ * ```
+ */
+export function addressOf(family: number, b: Uint8Array): string {
   if (family === AF_INET) return [...b.subarray(0, 4)].join(".");
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((b[i] << 8) | b[i + 1]).toString(16));

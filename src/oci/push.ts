@@ -17,7 +17,7 @@
  */
 import { HdError } from "../sys/errors.ts";
 import { isLoopbackHost } from "./reference.ts";
-import { dockerCredentials, refuseUrl } from "./registry.ts";
+import { dockerCredentials, parseChallenge, refuseUrl } from "./registry.ts";
 
 /** Options of a {@link PushClient}. */
 export interface PushOptions {
@@ -25,16 +25,6 @@ export interface PushOptions {
   insecure?: string[];
   /** Docker config.json with credentials. */
   dockerConfig?: string;
-}
-
-function challenge(h: string): { scheme: string; params: Record<string, string> } {
-  const m = /^\s*(\w+)\s*(.*)$/.exec(h);
-  const params: Record<string, string> = {};
-  if (!m) return { scheme: "", params };
-  const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g;
-  let x: RegExpExecArray | null;
-  while ((x = re.exec(m[2])) !== null) params[x[1].toLowerCase()] = x[2] ?? x[3];
-  return { scheme: m[1].toLowerCase(), params };
 }
 
 /** A push client for one registry host. */
@@ -67,7 +57,7 @@ export class PushClient {
   async #token(res: Response, scopeKey: string): Promise<boolean> {
     const h = res.headers.get("www-authenticate");
     if (!h) return false;
-    const { scheme, params } = challenge(h);
+    const { scheme, params } = parseChallenge(h);
     const creds = dockerCredentials(this.host, this.#opts.dockerConfig);
     if (scheme === "basic") {
       if (!creds || this.#auth.has(scopeKey)) return false; // the credentials were refused

@@ -185,7 +185,8 @@ function shortUrl(u: URL): string {
   return s.length > 120 ? s.slice(0, 117) + "…" : s;
 }
 
-function parseChallenge(h: string): { scheme: string; params: Record<string, string> } {
+/** The scheme and parameters of a `WWW-Authenticate` challenge (`Bearer realm="…",service="…"`). */
+export function parseChallenge(h: string): { scheme: string; params: Record<string, string> } {
   const m = /^\s*(\w+)\s*(.*)$/.exec(h);
   const params: Record<string, string> = {};
   if (!m) return { scheme: "", params };

@@ -20,7 +20,8 @@
  * @module
  */
 
-import { listeningSockets } from "../../ffi/sockdiag.ts";
+import { addressOf, listeningSockets } from "../../ffi/sockdiag.ts";
+import { readStat } from "../sys/proc.ts";
 
 /** A listening TCP socket from /proc/net/tcp or tcp6. */
 export interface TcpListener {
@@ -46,25 +47,7 @@ function v6(hex: string): string {
     const word = hex.slice(w * 8, w * 8 + 8);
     for (let i = 6; i >= 0; i -= 2) bytes.push(parseInt(word.slice(i, i + 2), 16));
   }
-  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 255 && bytes[11] === 255) {
-    return `::ffff:${bytes.slice(12).join(".")}`;
-  }
-  const groups = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
-  // compress the longest run of zero groups
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== "0") {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === "0") j++;
-    if (j - i > bestLen) (best = i, bestLen = j - i);
-    i = j;
-  }
-  if (bestLen < 2) return groups.join(":");
-  return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLen).join(":")}`;
+  return addressOf(10, new Uint8Array(bytes)); // AF_INET6: the one formatter (ffi/sockdiag.ts)
 }
 
 /**
@@ -142,12 +125,9 @@ export function procLinks(): ProcLink[] {
   const out: ProcLink[] = [];
   for (const e of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const s = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-      if (f[0] === "Z" || f[0] === "X") continue;
-      out.push({ pid: Number(e.name), ppid: Number(f[1]), pgid: Number(f[2]) });
-    } catch { /* gone */ }
+    const st = readStat(Number(e.name)); // src/sys/proc.ts: the one /proc/<pid>/stat reader
+    if (st === null || st === "gone" || st.state === "Z" || st.state === "X") continue;
+    out.push({ pid: st.pid, ppid: st.ppid, pgid: st.pgid });
   }
   return out;
 }
