@@ -5,26 +5,17 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
-import { isAlive } from "../sys/proc.ts";
 import { loadFuse } from "../mount/fuse.ts";
 import {
   absMountDir,
-  findMount,
   listMounts,
   mountKey,
   recoverStale,
   serveMount,
+  spawnMountServer,
 } from "../mount/manager.ts";
 import type { Command } from "./command.ts";
 import { resolveId } from "./cas/resolve.ts";
-
-/** The argv that runs this same hd (the compiled binary, or deno + cli.ts). */
-function selfArgv(): string[] {
-  const exe = Deno.execPath();
-  const base = exe.slice(exe.lastIndexOf("/") + 1);
-  if (!base.startsWith("deno")) return [exe];
-  return [exe, "run", "-A", "--quiet", new URL(Deno.mainModule).pathname];
-}
 
 /** `hd mount`. */
 export const mount: Command = {
@@ -90,53 +81,18 @@ export const mount: Command = {
     }
     const key = mountKey(abs);
     const log = (ctx.values.log as string | undefined) ?? `${store.root}/mounts/${key}.log`;
-    Deno.mkdirSync(`${store.root}/mounts`, { recursive: true });
-    const child = new Deno.Command(selfArgv()[0], {
-      args: [
-        ...selfArgv().slice(1),
-        "mount",
-        id,
-        abs,
-        "--foreground",
-        "--store",
-        store.root,
-        "--log",
-        log,
-        ...(rw ? ["--rw"] : []),
-        ...(ctx.values.layers ? ["--layers"] : []),
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-      detached: true,
-    }).spawn();
-    let exited = null as Deno.CommandStatus | null;
-    child.status.then((s) => exited = s);
-    const t0 = Date.now();
-    while (true) {
-      const m = findMount(store, abs);
-      if (m && m.pid === child.pid && m.state === "live") {
-        child.unref();
-        ctx.out.result(
-          { root: id, dir: abs, pid: child.pid, rw, log },
-          () => `mounted ${id.slice(0, 12)} on ${abs}${rw ? " (rw)" : ""} (pid ${child.pid})`,
-        );
-        return 0;
-      }
-      if (exited !== null || Date.now() - t0 > 20000) {
-        if (exited === null && isAlive(child.pid, { zombies: "dead" })) child.kill("SIGTERM");
-        let tail = "";
-        try {
-          tail = Deno.readTextFileSync(log).trim().split("\n").slice(-3).join(" | ");
-        } catch { /* no log */ }
-        throw new HdError(
-          `Cannot mount ${id.slice(0, 12)} on ${abs}: the mount process ${
-            exited ? `exited (${exited.code})` : "did not become ready"
-          }${tail ? `: ${tail}` : ""}`,
-          `see ${log}; \`hd mount … --foreground\` shows errors directly`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 30));
+    const flags = [...(rw ? ["--rw"] : []), ...(ctx.values.layers ? ["--layers"] : [])];
+    const r = await spawnMountServer(store, id, abs, log, flags);
+    if ("failed" in r) {
+      throw new HdError(
+        `Cannot mount ${id.slice(0, 12)} on ${abs}: the mount process ${r.failed}`,
+        `see ${log}; \`hd mount … --foreground\` shows errors directly`,
+      );
     }
+    ctx.out.result(
+      { root: id, dir: abs, pid: r.pid, rw, log },
+      () => `mounted ${id.slice(0, 12)} on ${abs}${rw ? " (rw)" : ""} (pid ${r.pid})`,
+    );
+    return 0;
   },
 };

@@ -425,3 +425,77 @@ export async function unmountDir(
   store.deleteRef(`mounts/${key}`);
   return { dir: absDir, stopped, detached };
 }
+
+/** The argv that runs hd itself: the compiled binary, or deno with this checkout's cli.ts. */
+export function hdArgv(): string[] {
+  const exe = Deno.execPath();
+  const base = exe.slice(exe.lastIndexOf("/") + 1);
+  if (!base.startsWith("deno")) return [exe];
+  return [exe, "run", "-A", "--quiet", new URL("../../cli.ts", import.meta.url).pathname];
+}
+
+/**
+ * Starts `hd mount ROOT DIR --foreground` (plus `flags`) as a detached server logging to `log`,
+ * and waits until the store's registry shows it live on `dir`: its pid, or why it did not come up
+ * (`exited (CODE)` / `did not become ready`, with the last lines of its log). A server that never
+ * became ready within 20 s is sent SIGTERM (it is hd's own child).
+ *
+ * @example
+ * ```ts
+ * import type { Store } from "../cas/store.ts";
+ * import { spawnMountServer } from "./manager.ts";
+ * declare const store: Store;
+ * const r = await spawnMountServer(store, "ab".repeat(32), "/mnt/x", "/tmp/x.log", ["--rw"]);
+ * if ("failed" in r) console.log(r.failed);
+ * ```
+ */
+export async function spawnMountServer(
+  store: Store,
+  root: string,
+  dir: string,
+  log: string,
+  flags: string[],
+): Promise<{ pid: number } | { failed: string }> {
+  Deno.mkdirSync(`${store.root}/mounts`, { recursive: true });
+  const argv = hdArgv();
+  const child = new Deno.Command(argv[0], {
+    args: [
+      ...argv.slice(1),
+      "mount",
+      root,
+      dir,
+      "--foreground",
+      "--store",
+      store.root,
+      "--log",
+      log,
+      ...flags,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true,
+  }).spawn();
+  let exited = null as Deno.CommandStatus | null;
+  child.status.then((s) => exited = s);
+  const t0 = performance.now();
+  while (true) {
+    const m = findMount(store, dir);
+    if (m && m.pid === child.pid && m.state === "live") {
+      child.unref();
+      return { pid: child.pid };
+    }
+    if (exited !== null || performance.now() - t0 > 20000) {
+      if (exited === null && isAlive(child.pid, { zombies: "dead" })) child.kill("SIGTERM");
+      let tail = "";
+      try {
+        tail = Deno.readTextFileSync(log).trim().split("\n").slice(-3).join(" | ");
+      } catch { /* no log */ }
+      const why = exited
+        ? `exited (${(exited as Deno.CommandStatus).code})`
+        : "did not become ready";
+      return { failed: `${why}${tail ? `: ${tail}` : ""}` };
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

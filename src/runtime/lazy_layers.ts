@@ -14,12 +14,17 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
-import { isAlive } from "../sys/proc.ts";
 import type { Store } from "../cas/store.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { S_IFDIR } from "../sys/mode.ts";
 import { loadFuse } from "../mount/fuse.ts";
-import { findMount, forceUnmount, mountKey, unmountDir } from "../mount/manager.ts";
+import {
+  findMount,
+  forceUnmount,
+  mountKey,
+  spawnMountServer,
+  unmountDir,
+} from "../mount/manager.ts";
 
 /** How layers reach the overlay. */
 export type LayersMode = "lazy" | "materialized";
@@ -76,14 +81,6 @@ export function layersRoot(store: Store, layers: string[]): string {
   return new Tree(root).commit(store);
 }
 
-/** The argv that runs hd (the compiled binary, or deno + this checkout's cli.ts). */
-function hdArgv(): string[] {
-  const exe = Deno.execPath();
-  const base = exe.slice(exe.lastIndexOf("/") + 1);
-  if (!base.startsWith("deno")) return [exe];
-  return [exe, "run", "-A", "--quiet", new URL("../../cli.ts", import.meta.url).pathname];
-}
-
 /** A started (or reused) layer server. */
 export interface LayerMount {
   /** Mount point of the projection. */
@@ -117,50 +114,15 @@ export async function startLayerMount(
   if (cur) await unmountDir(store, dir);
   else forceUnmount(dir);
   Deno.mkdirSync(dir, { recursive: true });
-  Deno.mkdirSync(`${store.root}/mounts`, { recursive: true });
   const log = `${store.root}/mounts/${mountKey(dir)}.log`;
-  const argv = hdArgv();
-  const child = new Deno.Command(argv[0], {
-    args: [
-      ...argv.slice(1),
-      "mount",
-      root,
-      dir,
-      "--foreground",
-      "--layers",
-      "--store",
-      store.root,
-      "--log",
-      log,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    detached: true,
-  }).spawn();
-  let exited = null as Deno.CommandStatus | null;
-  child.status.then((s) => exited = s);
-  while (true) {
-    const m = findMount(store, dir);
-    if (m && m.pid === child.pid && m.state === "live") {
-      child.unref();
-      return { dir, root, pid: child.pid, lowers, reused: false, ms: performance.now() - t0 };
-    }
-    if (exited !== null || performance.now() - t0 > 20000) {
-      if (exited === null && isAlive(child.pid, { zombies: "dead" })) child.kill("SIGTERM");
-      let tail = "";
-      try {
-        tail = Deno.readTextFileSync(log).trim().split("\n").slice(-3).join(" | ");
-      } catch { /* no log */ }
-      throw new HdError(
-        `Cannot serve the environment's layers on ${dir}: the layer server ${
-          exited ? `exited (${exited.code})` : "did not become ready"
-        }${tail ? `: ${tail}` : ""}`,
-        `see ${log}; HD_LAYERS=materialized copies the layers instead`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 20));
+  const r = await spawnMountServer(store, root, dir, log, ["--layers"]);
+  if ("failed" in r) {
+    throw new HdError(
+      `Cannot serve the environment's layers on ${dir}: the layer server ${r.failed}`,
+      `see ${log}; HD_LAYERS=materialized copies the layers instead`,
+    );
   }
+  return { dir, root, pid: r.pid, lowers, reused: false, ms: performance.now() - t0 };
 }
 
 /** Whether the layer server on `dir` is live (a lazy root whose lowers still answer). */
