@@ -176,3 +176,34 @@ Deno.test("durations past their limit are refused with file:line and the key", a
   const ok = await hd(["status"], { cwd: d.path, store: `${d.path}/store` });
   assertEquals(ok.code, 0, ok.stderr);
 });
+
+Deno.test("the new commands refuse bad arguments with one Cannot line, a hint, exit 1, no writes", async () => {
+  using d = tempDir();
+  const store = `${d.path}/store`;
+  Deno.writeTextFileSync(
+    `${d.path}/hd.toml`,
+    '[environment]\nname = "p"\n[services.a]\ncommand = "sleep 1"\n',
+  );
+  const cases: [string[], string, string][] = [
+    [["stop", "nope"], 'Cannot stop "nope": no such service', "services: a"],
+    [["start", "nope"], 'Cannot start "nope": no such service', "services: a"],
+    [["cache", "push"], "Cannot use the remote cache: none is configured", "[remote] cache"],
+    [["cache", "ls"], "Cannot use the remote cache: none is configured", "HD_REMOTE_CACHE"],
+    [["export", "--to", "oci:"], "Cannot export p", "hint:"],
+    [["ingest", "missing.Dockerfile"], "Cannot ingest missing.Dockerfile: no such file", "hint:"],
+    [["completions", "xyz"], 'Cannot write completions for "xyz"', "bash, zsh, fish"],
+  ];
+  for (const [args, what, hint] of cases) {
+    const r = await hd(args, { store, cwd: d.path });
+    assert(r.code !== 0, `hd ${args.join(" ")} exits non-zero`);
+    assertIncludes(r.stderr, what);
+    assertIncludes(r.stderr, hint);
+    assertEquals(r.stderr.trim().split("\n").filter((l) => l.startsWith("error:")).length, 1);
+  }
+  // nothing written beside hd.toml: no hd.toml rewrite, no export layout, no ingest output
+  assertEquals(
+    [...Deno.readDirSync(d.path)].map((e) => e.name).filter((n) => n !== "store" && n !== ".hd")
+      .sort(),
+    ["hd.toml"],
+  );
+});
