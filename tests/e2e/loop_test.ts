@@ -105,9 +105,11 @@ testIf(NEEDS, "e2e: up, edit watched/unwatched/lock files, kill a service, down"
   assertEquals(st.steps[0].state, "ran");
   assertEquals(hdLog().split("step 1 running").length - 1, 2);
   assertEquals(st.lastUpdate.restarted, ["api", "web"]);
-  const installed = pids(st);
-  assert(installed.api !== stable.api && installed.web !== stable.web, JSON.stringify(st));
+  // web starts only once api is ready again: its pid may still be null at this point
   await waitFor(async () => (await status()).services.every((x: Svc) => x.ready), "ready again");
+  const installed = pids(await status());
+  assert(installed.api !== stable.api && installed.web !== stable.web, JSON.stringify(st));
+  assert(installed.api !== null && installed.web !== null, JSON.stringify(installed));
   // Let the supervisor's deferred stat-cache save (1 s after an update) happen: a save sooner
   // than the racy window after the edit would (rightly) leave package-lock.json to be re-read.
   await new Promise((r) => setTimeout(r, 1300));
