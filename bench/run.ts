@@ -31,6 +31,9 @@ Deno.mkdirSync(outDir, { recursive: true });
 const workDir = Deno.makeTempDirSync({ prefix: "hd-bench-" });
 const rows: BenchRow[] = [];
 const errors: { bench: string; error: string }[] = [];
+/** Per module: when it started, how long it took, the 1-minute load average before and after. */
+const modules: { bench: string; started: string; seconds: number; load: [number, number] }[] = [];
+const load1 = () => Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
 const log = (s: string) => console.error(`[bench] ${s}`);
 
 for (const name of MODULES) {
@@ -43,6 +46,8 @@ for (const name of MODULES) {
     continue;
   }
   log(`${name}: start`);
+  const started = new Date();
+  const load0 = load1();
   const dir = `${workDir}/${name}`;
   Deno.mkdirSync(dir, { recursive: true });
   try {
@@ -59,6 +64,12 @@ for (const name of MODULES) {
     errors.push({ bench: name, error: (e as Error).stack ?? String(e) });
     log(`${name}: FAILED ${(e as Error).message}`);
   }
+  modules.push({
+    bench: name,
+    started: started.toISOString(),
+    seconds: Math.round((Date.now() - started.getTime()) / 1000),
+    load: [load0, load1()],
+  });
   try {
     Deno.removeSync(dir, { recursive: true });
   } catch { /* mounts may linger; the bench module cleans up its own */ }
@@ -67,6 +78,8 @@ for (const name of MODULES) {
 const doc = {
   when: new Date().toISOString(),
   machine: { cores: navigator.hardwareConcurrency, deno: Deno.version.deno, os: Deno.build.os },
+  quick,
+  modules,
   rows,
   errors,
 };
