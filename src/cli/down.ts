@@ -62,8 +62,10 @@ export const down: Command = {
       const images = await import("../runtime/image_services.ts");
       if (spec.environment.base === null && !images.imageServiceNames(spec).length) return;
       const { releaseEnv } = await import("../runtime/sandbox_steps.ts");
-      await releaseEnv(spec, exists(`${ctx.storeRoot}/mounts`) ? ctx.store() : null);
+      const store = exists(`${ctx.storeRoot}/mounts`) ? ctx.store() : null;
+      await releaseEnv(spec, store);
       images.releaseImageServices(spec);
+      await images.releaseImageLayers(spec, store);
     };
     // up.json unreadable (damaged, or overwritten) while an `hd up` still holds the project's lock:
     // ask it over its control socket — asking signals nothing, so no record needs to be trusted

@@ -30,6 +30,7 @@ import { stepCacheRef } from "../env/report.ts";
 import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../config/types.ts";
 import type { LoopRuntime, RunningStep, StepRun } from "./runtime.ts";
 import { ImageServices } from "./image_services.ts";
+import { lazyLayers } from "./sandbox_steps.ts";
 import { signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
 import { placeOutputs } from "./remote_steps.ts";
 import { shQuote } from "./sandbox_services.ts";
@@ -286,7 +287,7 @@ export class HostRuntime implements LoopRuntime {
   }
 
   prepare(): Promise<void> {
-    return this.#images.prepare();
+    return this.#images.prepare(this.#images.any && lazyLayers(this.#spec));
   }
 
   isCached(index: number, hash: string): boolean {

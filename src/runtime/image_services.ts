@@ -38,7 +38,8 @@ import { type ProcessUser, type SandboxOptions, writeBundle } from "../sandbox/c
 import { serviceContainerId } from "../sandbox/runc.ts";
 import { serviceBundle, wrapService } from "./sandbox_services.ts";
 import type { EnvNetwork } from "./network.ts";
-import { envRunDir, hostCaWanted } from "./sandbox_steps.ts";
+import { envRunDir, envSandboxDir, hostCaWanted } from "./sandbox_steps.ts";
+import { type LayerMount, layerMountLive, startLayerMount, stopLayerMount } from "./lazy_layers.ts";
 import { serviceMounts } from "./volumes.ts";
 import { hostSecretEnv } from "./secrets.ts";
 
@@ -197,6 +198,8 @@ function readInRoot(root: string, path: string): string {
 interface RootState {
   lowers: string[];
   mode: RootfsMode;
+  /** Lazy layers: the layer server the lowers are on (`root:pid`); a new server is a new root. */
+  server?: string;
 }
 
 /** `.hd/sandbox/services/<name>/root.json` when it has the shape hd writes. */
@@ -206,9 +209,20 @@ function readState(path: string): RootState | null {
     if (
       Array.isArray(j?.lowers) && j.lowers.every((l: unknown) => typeof l === "string") &&
       (j.mode === "overlay" || j.mode === "hardlink")
-    ) return { lowers: j.lowers, mode: j.mode };
+    ) {
+      return {
+        lowers: j.lowers,
+        mode: j.mode,
+        ...(typeof j.server === "string" ? { server: j.server } : {}),
+      };
+    }
   } catch { /* none */ }
   return null;
+}
+
+/** Where the image services' lazy layer server projects their layers (one per environment). */
+export function imageLayersDir(spec: EnvSpec): string {
+  return `${envSandboxDir(spec)}/image-layers`;
 }
 
 /** The services of `spec` that have an image. */
@@ -225,6 +239,8 @@ export class ImageServices {
   #store: Store;
   #note: (line: string) => void;
   #images = new Map<string, PulledImage>();
+  /** Lazy layers: the server projecting every image service's layers (else null: materialized). */
+  #layerMount: LayerMount | null = null;
 
   /** `note` receives progress lines (pulls). */
   constructor(spec: EnvSpec, store: Store, note: (line: string) => void = () => {}) {
@@ -261,7 +277,13 @@ export class ImageServices {
   }
 
   /** Pulls (when not in the store) and materializes the image of every image service. */
-  async prepare(): Promise<void> {
+  /**
+   * Pulls (or loads) each image service's image; with `lazy`, serves all their layers from one
+   * layer server of the environment's (.hd/sandbox/image-layers) instead of materializing them —
+   * a server apart from the environment's own, so a re-run build step (which replaces that one)
+   * never pulls the layers from under a running image service.
+   */
+  async prepare(lazy = false): Promise<void> {
     for (const name of imageServiceNames(this.#spec)) {
       const ref = this.#spec.services[name].image!;
       if (this.#images.has(ref)) continue;
@@ -272,8 +294,14 @@ export class ImageServices {
         this.#note(`pulling ${ref} (service ${name})`);
         img = await pullImage(this.#store, ref);
       }
-      for (const l of img.layers) materializeLayer(this.#store, l.tree);
+      if (!lazy) { for (const l of img.layers) materializeLayer(this.#store, l.tree); }
       this.#images.set(ref, img);
+    }
+    if (lazy && this.#images.size) {
+      const ids = [
+        ...new Set([...this.#images.values()].flatMap((i) => i.layers.map((l) => l.tree))),
+      ];
+      this.#layerMount = await startLayerMount(this.#store, imageLayersDir(this.#spec), ids);
     }
   }
 
@@ -343,18 +371,22 @@ export class ImageServices {
   #mount(name: string, img: PulledImage): string {
     const dir = serviceBundle(this.#spec, name);
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const lowers = [...img.layers].reverse().map((l) => materializeLayer(this.#store, l.tree).dir);
+    const lm = this.#layerMount;
+    const lowers = [...img.layers].reverse().map((l) =>
+      lm ? `${lm.dir}/${l.tree}` : materializeLayer(this.#store, l.tree).dir
+    );
+    const server = lm ? `${lm.root}:${lm.pid}` : undefined;
     const target = `${dir}/root`;
     const state = `${dir}/root.json`;
     const prev = readState(state);
-    if (prev && prev.lowers.join(":") === lowers.join(":")) {
+    if (prev && prev.lowers.join(":") === lowers.join(":") && prev.server === server) {
       if (prev.mode === "overlay" ? isMountPoint(target) : exists(target)) return target;
     }
     if (prev) unmountRootfs({ mode: prev.mode, target });
     else if (isMountPoint(target)) unmountRootfs({ mode: "overlay", target });
     const r = mountRootfs({ lowers, upper: `${dir}/upper`, work: `${dir}/work`, target });
     const tmp = `${state}.${Deno.pid}.tmp`;
-    Deno.writeTextFileSync(tmp, JSON.stringify({ lowers, mode: r.mode }));
+    Deno.writeTextFileSync(tmp, JSON.stringify({ lowers, mode: r.mode, server }));
     Deno.renameSync(tmp, state);
     return target;
   }
@@ -403,4 +435,21 @@ export function releaseImageServices(spec: EnvSpec): string[] {
     done.push(e.name);
   }
   return done;
+}
+
+/**
+ * After {@link releaseImageServices}: stops the image services' lazy layer server once no image
+ * service's root is mounted on it (with `store`, through the mount registry). True when stopped.
+ */
+export async function releaseImageLayers(spec: EnvSpec, store: Store | null): Promise<boolean> {
+  const lm = imageLayersDir(spec);
+  if (!isMountPoint(lm) && !(store && layerMountLive(store, lm))) return false;
+  const base = `${spec.dir}/.hd/sandbox/services`;
+  try {
+    for (const e of Deno.readDirSync(base)) {
+      if (e.isDirectory && isMountPoint(`${base}/${e.name}/root`)) return false;
+    }
+  } catch { /* no services dir */ }
+  await stopLayerMount(store, lm);
+  return !isMountPoint(lm);
 }

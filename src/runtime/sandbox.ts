@@ -134,7 +134,7 @@ export class SandboxRuntime implements LoopRuntime {
     );
     if (apt) (this.#lazy || materializeLayer(this.#store, apt), this.#base.push(apt));
     this.#env = { ...ctx, store: this.#store, compiled: null as never, timings: {} };
-    await this.#images.prepare();
+    await this.#images.prepare(this.#lazy);
   }
 
   isCached(index: number, hash: string): boolean {

@@ -7,7 +7,13 @@
  */
 import { assert, assertEquals, assertIncludes, assertThrows } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { busyboxLayers, busyboxRegistry, imageRegistry } from "../sandbox/_image.ts";
+import {
+  busyboxLayers,
+  busyboxRegistry,
+  imageRegistry,
+  serviceImageLayers,
+} from "../sandbox/_image.ts";
+import { freePort } from "../oci/_fixtures.ts";
 import { decideLayers } from "../../src/runtime/lazy_layers.ts";
 import { findMount, requestMount } from "../../src/mount/manager.ts";
 import { Store } from "../../src/cas/store.ts";
@@ -248,6 +254,64 @@ testIf(
       assertIncludes(r2.stderr, "step 1 cached");
     } finally {
       await cleanUp(reg, store, dir, env);
+    }
+  },
+);
+
+testIf(
+  skip,
+  "lazy layers: image services on a server of their own, kept across a step re-run",
+  async () => {
+    using tmp = tempDir();
+    const { reg, ref } = await imageRegistry(tmp.path, serviceImageLayers(), "svc", {
+      Env: ["PATH=/bin"],
+    });
+    const dir = `${tmp.path}/proj`;
+    const store = `${tmp.path}/store`;
+    Deno.mkdirSync(dir);
+    Deno.writeTextFileSync(`${dir}/input.txt`, "one\n");
+    const port = freePort();
+    // a host step and an image service: the step's re-run must not touch the image's server
+    Deno.writeTextFileSync(
+      `${dir}/hd.toml`,
+      `[environment]\nname = "lazyimg"\n\n[options]\nlayers = "lazy"\n\n` +
+        `[[build.steps]]\nrun = "cp input.txt out.txt"\ninputs = ["input.txt"]\n` +
+        `outputs = ["out.txt"]\n\n` +
+        `[services.web]\nimage = "${ref}"\n` +
+        `command = ["httpd", "-f", "-p", "127.0.0.1:${port}", "-h", "/var/www"]\n` +
+        `port = ${port}\n`,
+    );
+    const opts = { store, cwd: dir };
+    try {
+      const up = await hd(["up", "-d"], opts);
+      assertEquals(up.code, 0, up.stderr);
+      const lm = `${dir}/.hd/sandbox/image-layers`;
+      assertEquals(fuseMounts(lm).length, 1, "the image services' layer server");
+      let materialized: string[] = [];
+      try {
+        materialized = [...Deno.readDirSync(`${store}/layers`)].map((e) => e.name);
+      } catch { /* none */ }
+      assertEquals(materialized, [], "no layer directory was written");
+      const get = async () => await (await fetch(`http://127.0.0.1:${port}/index.html`)).text();
+      assertEquals(await get(), "hello from the image\n");
+      const s = Store.open(store);
+      const server = findMount(s, lm)!;
+      assertEquals(server.state, "live");
+      // the step re-runs; the image service keeps its root and its server
+      Deno.writeTextFileSync(`${dir}/input.txt`, "two\n");
+      const t0 = Date.now();
+      while (Deno.readTextFileSync(`${dir}/out.txt`) !== "two\n" && Date.now() - t0 < 30_000) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assertEquals(Deno.readTextFileSync(`${dir}/out.txt`), "two\n");
+      assertEquals(findMount(s, lm)?.pid, server.pid, "the same layer server");
+      assertEquals(await get(), "hello from the image\n");
+      const d = await hd(["down"], opts);
+      assertEquals(d.code, 0, d.stderr);
+      assertEquals(fuseMounts(dir), [], "hd down leaves no FUSE mount");
+      assertEquals(Deno.readTextFileSync("/proc/self/mountinfo").includes(dir), false);
+    } finally {
+      await cleanUp(reg, store, dir);
     }
   },
 );
