@@ -7,11 +7,12 @@
  * link targets that do not fit ustar (over 100 bytes, non-ASCII) and large owners or sizes go in
  * pax records. The same tree and epoch always give the same bytes.
  *
- * Hardlinks: a tree keeps a hardlinked file as the same File node twice (src/oci/unpack.ts), which
- * is indistinguishable from two equal copies. A regular, non-empty file whose node carries an
- * `mtime` (it came from an image layer's tar, where equal copies with equal mtimes are hardlinks in
- * practice) is written as a hardlink to the first path that had the identical node; nodes without
- * an mtime (build-step outputs, project files) are never linked.
+ * Hardlinks: the entries of a tree that carry the same link group (FileNode.link: an image
+ * layer's hardlinks, recorded by src/oci/unpack.ts, and a build step's, recorded by its capture)
+ * are written as hardlinks to the first path of the group. A tree stored before link groups were
+ * recorded falls back to the older rule: a non-empty regular file whose node has an `mtime` (an
+ * image layer's) and equals an earlier one is linked to it; nodes without an mtime and without a
+ * group (project files) are never linked.
  *
  * @example
  * ```ts
@@ -25,6 +26,7 @@
  */
 import type { Store } from "../cas/store.ts";
 import { getNode, readFileChunks } from "../dag/dag.ts";
+import { hardlinkKey } from "../dag/checkout.ts";
 import type { DirNode, FileNode } from "../dag/node.ts";
 import { S_IFBLK, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 import { HdError } from "../sys/errors.ts";
@@ -221,8 +223,14 @@ export function* layerTar(
       } else if (type === S_IFIFO) {
         yield entryHeader({ ...base, flag: "6" }, mtime);
       } else if (type === S_IFREG) {
-        if (f.mtime !== undefined && f.size > 0) {
-          const k = fileKey(f);
+        // a link group (a pulled layer's or a step's hardlink), else the older rule for trees
+        // stored before groups were recorded: equal nodes with an mtime (an image layer's)
+        const k = f.link !== undefined
+          ? `link:${hardlinkKey(f)}`
+          : f.mtime !== undefined && f.size > 0
+          ? fileKey(f)
+          : null;
+        if (k !== null) {
           const first = linked.get(k);
           if (first !== undefined) {
             yield entryHeader({ ...base, flag: "1", link: first }, mtime);

@@ -259,10 +259,20 @@ export function captureLayer(
   const exclude = new Set((opts.exclude ?? []).map((p) => p.replace(/^\/+|\/+$/g, "")));
   const out: CapturedLayer = { id: "", files: 0, bytes: 0, whiteouts: 0, empty: true };
   const whiteout: FileNode = { type: "file", mode: S_IFREG | 0o644, size: 0, chunks: [] };
-  const keep = (st: Deno.FileInfo) => ({
-    ...(st.uid ? { uid: st.uid } : {}),
-    ...(st.gid ? { gid: st.gid } : {}),
-  });
+  // overlayfs keeps its own state in trusted.overlay.* (opaque, redirect, origin…): never content
+  const ownXattr = (name: string) => !name.startsWith("trusted.overlay.");
+  const keep = (st: Deno.FileInfo, p: string) => {
+    const xattrs = libc().xattrs(p, ownXattr);
+    return {
+      ...(st.uid ? { uid: st.uid } : {}),
+      ...(st.gid ? { gid: st.gid } : {}),
+      ...(xattrs.length ? { xattrs } : {}),
+    };
+  };
+  // names of one inode (a hardlink the step made) share one File node and a link group, written
+  // back as one inode on checkout (as an image layer's hardlinks are)
+  const inodes = new Map<string, FileNode>();
+  let links = 0;
   const walk = (abs: string, rel: string, into: MemDir) => {
     if (libc().getxattr(abs, OPAQUE_XATTR) === "y") {
       into.entries.set(OPAQUE_MARKER, whiteout);
@@ -277,15 +287,23 @@ export function captureLayer(
       out.empty = false;
       if (type === S_IFDIR) {
         const d = new MemDir(st.mode!);
-        d.meta = keep(st);
+        d.meta = keep(st, p);
         into.entries.set(e.name, d);
         walk(p, r, d);
       } else if (type === S_IFCHR && (st.rdev ?? 0) === 0) {
         into.entries.set(WHITEOUT_PREFIX + e.name, whiteout);
         out.whiteouts++;
       } else if (type === S_IFREG || type === S_IFLNK) {
+        const ino = type === S_IFREG && (st.nlink ?? 1) > 1 ? `${st.dev}:${st.ino}` : "";
+        const seen = ino ? inodes.get(ino) : undefined;
+        if (seen) {
+          seen.link ??= ++links;
+          into.entries.set(e.name, seen);
+          continue;
+        }
         const f = ingestFile(store, p, st);
-        Object.assign(f, keep(st));
+        Object.assign(f, keep(st, p));
+        if (ino) inodes.set(ino, f);
         into.entries.set(e.name, f);
         if (type === S_IFREG) (out.files++, out.bytes += st.size);
       } else if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
@@ -294,14 +312,14 @@ export function captureLayer(
           mode: st.mode!,
           size: 0,
           rdev: st.rdev ?? 0,
-          ...keep(st),
+          ...keep(st, p),
         });
       }
     }
   };
   const top = opts.root ? Deno.statSync(upper) : null;
   const root = new MemDir(top ? top.mode! : S_IFDIR | 0o755);
-  if (top) root.meta = keep(top);
+  if (top) root.meta = keep(top, upper);
   walk(upper, "", root);
   out.id = new Tree(root).commit(store);
   return out;

@@ -15,7 +15,7 @@
  * ```
  * @module
  */
-import { lastError, lgetxattr, type Libc, openLibc } from "../../ffi/libc.ts";
+import { lastError, lgetxattr, type Libc, llistxattr, openLibc } from "../../ffi/libc.ts";
 import { S_IFCHR } from "./mode.ts";
 
 const te = new TextEncoder();
@@ -88,6 +88,22 @@ export class LibcCalls {
   getxattr(path: string, name: string): string | null {
     const v = lgetxattr(this.#lib, path, name);
     return v === null ? null : new TextDecoder().decode(v);
+  }
+
+  /**
+   * Every extended attribute of `path` (not following a symlink) as [name, value], sorted by the
+   * UTF-8 bytes of the name (the order of a node's `xattrs`); names for which `keep` is false are
+   * left out. Empty when there are none or the filesystem has none.
+   */
+  xattrs(path: string, keep: (name: string) => boolean = () => true): [string, Uint8Array][] {
+    const out: [string, Uint8Array][] = [];
+    for (const name of llistxattr(this.#lib, path)) {
+      if (!keep(name)) continue;
+      const v = lgetxattr(this.#lib, path, name);
+      if (v !== null) out.push([name, v]);
+    }
+    const key = (n: string) => Array.from(te.encode(n), (b) => String.fromCharCode(b)).join("");
+    return out.sort((a, b) => (key(a[0]) < key(b[0]) ? -1 : key(a[0]) > key(b[0]) ? 1 : 0));
   }
 
   /** lchown(path, uid, gid): does not follow symlinks. */

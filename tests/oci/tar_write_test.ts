@@ -98,3 +98,27 @@ Deno.test("splitDev is glibc's major/minor", () => {
     0x12345,
   ]);
 });
+
+testIf(
+  skipUnless({ commands: ["tar"] }),
+  "a build step's hardlinks (captured, no mtime) are written as hardlinks",
+  async () => {
+    using tmp = tempDir();
+    const src = `${tmp.path}/upper`;
+    Deno.mkdirSync(`${src}/bin`, { recursive: true });
+    Deno.writeTextFileSync(`${src}/bin/a`, "same bytes\n");
+    Deno.linkSync(`${src}/bin/a`, `${src}/bin/b`);
+    Deno.writeTextFileSync(`${src}/bin/c`, "same bytes\n"); // a copy, not a link
+    const store = Store.open(`${tmp.path}/store`, { create: true });
+    const { captureLayer } = await import("../../src/sandbox/layers.ts");
+    const cap = captureLayer(store, src);
+    const parts = [...layerTar(store, cap.id)];
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) (out.set(p, o), o += p.length);
+    Deno.writeFileSync(`${tmp.path}/l.tar`, out);
+    const list = await run("tar", ["-tvf", `${tmp.path}/l.tar`]);
+    assert(/bin\/b link to bin\/a/.test(list), list);
+    assert(!/bin\/c link to/.test(list), list);
+  },
+);

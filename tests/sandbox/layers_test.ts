@@ -64,3 +64,40 @@ testIf(
     assertEquals(captureLayer(store, l.dir).id, cap.id);
   },
 );
+
+testIf(skip, "capture keeps a step's hardlinks as one inode and its xattrs, not overlay's", () => {
+  using tmp = tempDir();
+  const src = `${tmp.path}/src`;
+  Deno.mkdirSync(`${src}/usr/bin`, { recursive: true });
+  Deno.writeTextFileSync(`${src}/usr/bin/perl`, "#!perl\n");
+  Deno.linkSync(`${src}/usr/bin/perl`, `${src}/usr/bin/perl5.36`);
+  Deno.writeTextFileSync(`${src}/usr/bin/alone`, "#!perl\n"); // same bytes, its own inode
+  const xattrs = (() => {
+    try {
+      libc().setxattr(`${src}/usr/bin/alone`, "user.mark", "kept");
+      libc().setxattr(`${src}/usr/bin`, "trusted.hd-test", new Uint8Array([1, 2, 3]));
+      return true;
+    } catch {
+      return false; // a filesystem without xattrs: the hardlink half still runs
+    }
+  })();
+  libc().setxattr(`${src}/usr`, "trusted.overlay.redirect", "/elsewhere");
+
+  const store = Store.open(`${tmp.path}/store`, { create: true });
+  const cap = captureLayer(store, src);
+  const l = materializeLayer(store, cap.id);
+  const a = Deno.lstatSync(`${l.dir}/usr/bin/perl`);
+  const b = Deno.lstatSync(`${l.dir}/usr/bin/perl5.36`);
+  const c = Deno.lstatSync(`${l.dir}/usr/bin/alone`);
+  assertEquals([a.ino === b.ino, a.nlink, a.ino === c.ino], [true, 2, false]);
+  assertEquals(Deno.readTextFileSync(`${l.dir}/usr/bin/perl5.36`), "#!perl\n");
+  // overlayfs's own state is never part of a layer
+  assertEquals(libc().getxattr(`${l.dir}/usr`, "trusted.overlay.redirect"), null);
+  if (xattrs) {
+    assertEquals(libc().getxattr(`${l.dir}/usr/bin/alone`, "user.mark"), "kept");
+    assertEquals(libc().xattrs(`${l.dir}/usr/bin`, (n) => n.startsWith("trusted.hd")), [
+      ["trusted.hd-test", new Uint8Array([1, 2, 3])],
+    ]);
+  } else console.log("skipped the xattr half: the temp filesystem refuses user/trusted xattrs");
+  assertEquals(captureLayer(store, l.dir).id, cap.id, "a materialized layer captures the same");
+});
