@@ -18,6 +18,7 @@ import type { Store } from "../cas/store.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { S_IFDIR } from "../sys/mode.ts";
 import { loadFuse } from "../mount/fuse.ts";
+import { uniqueLayers } from "../sandbox/layers.ts";
 import {
   findMount,
   forceUnmount,
@@ -106,7 +107,8 @@ export async function startLayerMount(
 ): Promise<LayerMount> {
   const t0 = performance.now();
   const root = layersRoot(store, layers);
-  const lowers = [...layers].reverse().map((id) => `${dir}/${id}`);
+  // a layer given twice is one lowerdir (overlayfs refuses a repeated one with ELOOP)
+  const lowers = uniqueLayers(layers).reverse().map((id) => `${dir}/${id}`);
   const cur = findMount(store, dir);
   if (cur?.state === "live" && cur.root === root) {
     return { dir, root, pid: cur.pid, lowers, reused: true, ms: performance.now() - t0 };

@@ -43,6 +43,7 @@ import {
   type FarmEntry,
   farmSnapshot,
   materializeLayer,
+  uniqueLayers,
 } from "../sandbox/layers.ts";
 import {
   isMountPoint,
@@ -59,6 +60,7 @@ import {
   startLayerMount,
   stopLayerMount,
 } from "./lazy_layers.ts";
+import { forceUnmount } from "../mount/manager.ts";
 import {
   type ProcessUser,
   type SandboxOptions,
@@ -569,16 +571,6 @@ export async function runCopy(
   }
 }
 
-/**
- * `layers` (lowest first) with each repeated layer kept only at its highest place: two steps can
- * leave the same layer (e.g. both wrote only below /tmp), and overlayfs refuses a lowerdir given
- * twice (ELOOP). The upper copy already covers everything the lower one gave, so the root is the
- * same.
- */
-export function uniqueLayers(layers: string[]): string[] {
-  return layers.filter((id, i) => layers.indexOf(id, i + 1) === -1);
-}
-
 /** Layer directories of `layers` (lowest first) as overlay lowerdirs (highest first). */
 function lowerDirs(store: Store, layers: string[]): string[] {
   return uniqueLayers(layers).reverse().map((id) => materializeLayer(store, id).dir);
@@ -768,6 +760,8 @@ export function cleanStaleBuilds(tmpRoot: string): string[] {
     if (!m || holderAlive(Number(m[1]))) continue;
     const dir = `${tmpRoot}/${e.name}`;
     if (isMountPoint(`${dir}/root`)) unmountRootfs({ mode: "overlay", target: `${dir}/root` });
+    // lazy layers: the step's own layer server outlived its hd; detached, it exits by itself
+    if (!isMountPoint(`${dir}/root`)) forceUnmount(`${dir}/layers`);
     try {
       Deno.removeSync(dir, { recursive: true });
       removed.push(dir);

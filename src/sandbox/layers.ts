@@ -414,3 +414,19 @@ export function captureFarm(
   out.id = tree.commit(store);
   return out;
 }
+
+/**
+ * `layers` (lowest first) with each repeated layer kept only at its highest place: two steps can
+ * leave the same layer (e.g. both wrote only below /tmp), and overlayfs refuses a lowerdir given
+ * twice (ELOOP). The upper copy already covers everything the lower one gave, so the root is the
+ * same.
+ *
+ * @example
+ * ```ts
+ * import { uniqueLayers } from "./layers.ts";
+ * uniqueLayers(["a", "b", "a"]); // ["b", "a"]
+ * ```
+ */
+export function uniqueLayers(layers: string[]): string[] {
+  return layers.filter((id, i) => layers.indexOf(id, i + 1) === -1);
+}

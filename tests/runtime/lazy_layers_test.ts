@@ -315,3 +315,23 @@ testIf(
     }
   },
 );
+
+testIf(skip, "lazy layers: two steps that leave the same layer are one lowerdir", async () => {
+  using tmp = tempDir();
+  const { reg, ref, store, dir } = await setup(tmp.path);
+  // both steps write only below /tmp (the sandbox's own tmpfs): their layers are the same tree,
+  // and overlayfs refuses a lowerdir given twice (ELOOP) — the later step mounts both below it
+  Deno.writeTextFileSync(
+    `${dir}/hd.toml`,
+    `[environment]\nname = "lazydup"\nbase = "${ref}"\n\n[options]\nlayers = "lazy"\n\n` +
+      `[build]\nsteps = [\n  { run = "touch /tmp/a", inputs = [] },\n` +
+      `  { run = "touch /tmp/b", inputs = [] },\n` +
+      `  { run = "echo built > /opt/x", inputs = [] },\n]\n`,
+  );
+  try {
+    const r = await hd(["exec", "--", "cat", "/opt/x"], { store, cwd: dir });
+    assertEquals([r.code, r.stdout], [0, "built\n"], r.stderr);
+  } finally {
+    await cleanUp(reg, store, dir);
+  }
+});

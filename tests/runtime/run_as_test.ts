@@ -15,7 +15,8 @@ import { compileEnv } from "../../src/env/compile.ts";
 import { Supervisor } from "../../src/services/supervisor.ts";
 import { SandboxRuntime } from "../../src/runtime/sandbox.ts";
 import { runHostStep } from "../../src/runtime/host.ts";
-import { uniqueLayers, unmountEnv } from "../../src/runtime/sandbox_steps.ts";
+import { unmountEnv } from "../../src/runtime/sandbox_steps.ts";
+import { uniqueLayers } from "../../src/sandbox/layers.ts";
 import { imageRegistry, serviceImageLayers } from "../sandbox/_image.ts";
 
 const skip = sandboxSkip;
