@@ -256,6 +256,8 @@ export function warmFiles(spec: EnvSpec, name: string, uid: number | null): stri
       Deno.writeTextFileSync(`${wd}/${f}`, "", { createNew: true, mode: 0o644 });
     }
   }
+  // whatever mode a container gave them (it can chmod what is bound), they are plain data again
+  for (const f of ["record.json", "loaded.json"]) Deno.chmodSync(`${wd}/${f}`, 0o644);
   if (uid !== null && Deno.uid() === 0) {
     for (const f of ["record.json", "loaded.json"]) Deno.chownSync(`${wd}/${f}`, uid, null);
   }
