@@ -153,6 +153,27 @@ debounce = "10ms"
       assert(d.pid !== c.pid && d.pid !== c.standby, "a cold start: neither old process");
       const logs2 = await hd(["logs", "web"], { store, cwd: dir });
       assert(/cold start: (lib\/dep\.js|package\.json) changed/.test(logs2.stdout), logs2.stdout);
+
+      // hd down stops the standby container too: no container of web is left in runc's state
+      assertEquals((await hd(["down"], { store, cwd: dir })).code, 0);
+      const state = `${dir}/.hd/sandbox/run/runc`;
+      let left: string[] = [];
+      try {
+        left = [...Deno.readDirSync(state)].map((e) => e.name).filter((n) =>
+          n.includes("-svc-web")
+        );
+      } catch { /* no state root: nothing left */ }
+      assertEquals(left, []);
+      // web's group and its standby's are gone
+      for (const pid of [d.pid, d.standby]) {
+        let alive = true;
+        try {
+          Deno.statSync(`/proc/${pid}`);
+        } catch {
+          alive = false;
+        }
+        assert(!alive, `pid ${pid} still runs after hd down`);
+      }
     } finally {
       await hd(["down"], { store, cwd: dir });
       await reg.stop();
