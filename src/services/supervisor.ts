@@ -236,6 +236,8 @@ export class Supervisor {
   #warmDir: string | null = null;
   /** Standbys being stopped (awaited by close). */
   #dropping = new Set<Promise<unknown>>();
+  /** Standby containers being stopped, by `service:slot` (their slot is free once they are). */
+  #slotStops = new Map<string, Promise<unknown>>();
   /** Numbers the standbys' report files. */
   #standbys = 0;
 
@@ -859,6 +861,16 @@ export class Supervisor {
   #prepareContainer(name: string, s: Svc, w: SandboxWarm): void {
     if (this.#closed) return;
     const slot = Object.keys(w.slots).sort().find((k) => k !== s.slot)!;
+    // a standby of that slot still stopping holds its container id: start once it is gone
+    const busy = this.#slotStops.get(`${name}:${slot}`);
+    if (busy) {
+      const gen = s.gen;
+      busy.then(() => {
+        if (this.#closed || s.gen !== gen || !s.proc || s.standby || !this.#desired.has(name)) return;
+        this.#prepare(name);
+      });
+      return;
+    }
     const text = readSmall(`${w.dir}/record.json`);
     const rec = text ? parseRecord(text) : null;
     const { paths } = preloadList(rec ?? { entry: null, modules: [], children: [] }, {
@@ -912,6 +924,11 @@ export class Supervisor {
       .finally(() => sb.slot === null && removeQuietly(sb.loadedFile));
     this.#dropping.add(p);
     p.finally(() => this.#dropping.delete(p));
+    if (sb.slot !== null) {
+      const key = `${s.spec.name}:${sb.slot}`;
+      this.#slotStops.set(key, p);
+      p.finally(() => this.#slotStops.get(key) === p && this.#slotStops.delete(key));
+    }
   }
 
   /** Runs the healthcheck of `name` while its process `gen` lives. */

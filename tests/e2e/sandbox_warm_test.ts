@@ -4,7 +4,8 @@
  * environment's network, published on 127.0.0.1. hd keeps a standby container of the same service
  * that has preloaded the unwatched modules and listens on nothing; an edit of a watched file hands
  * over to it (the answer and the pid change, the log says warm), and an edit of a preloaded module
- * and a watched `package.json` restarts cold, saying why.
+ * replaces the standby (in its slot, once the old container is gone) and the next edit hands over
+ * to the new one; a watched `package.json` restarts cold, saying why.
  * @module
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
@@ -51,14 +52,31 @@ async function webPids(
   return { pid: w?.pid ?? null, standby: w?.standby ?? null };
 }
 
-/** Waits (bounded by tries, not asserted in time) until web has a ready standby. */
-async function untilStandby(dir: string, store: string): Promise<{ pid: number; standby: number }> {
+/** Waits (bounded by tries, not asserted in time) until web has a ready standby (not `not`). */
+async function untilStandby(
+  dir: string,
+  store: string,
+  not: number | null = null,
+): Promise<{ pid: number; standby: number }> {
   for (let i = 0; i < 600; i++) {
     const p = await webPids(dir, store);
-    if (p.pid !== null && p.standby !== null) return { pid: p.pid, standby: p.standby };
+    if (p.pid !== null && p.standby !== null && p.standby !== not) {
+      return { pid: p.pid, standby: p.standby };
+    }
     await pause(100);
   }
   throw new Error("web's standby never became ready");
+}
+
+/** Waits (bounded by tries) until web's log has `line`. */
+async function untilLog(dir: string, store: string, line: string): Promise<void> {
+  let last = "";
+  for (let i = 0; i < 300; i++) {
+    last = (await hd(["logs", "web"], { store, cwd: dir })).stdout;
+    if (last.includes(line)) return;
+    await pause(100);
+  }
+  throw new Error(`web's log never said "${line}":\n${last}`);
 }
 
 const SERVER = `const http = require("http");
@@ -144,15 +162,27 @@ debounce = "10ms"
       const c = await untilStandby(dir, store);
       assertEquals(c.pid, b.standby);
 
-      // lib/dep.js (preloaded) and package.json (watched: the dependencies may differ) changed:
-      // cold, and hd says why (which of the two it names depends on how the batches fell)
+      // lib/dep.js changed (preloaded, not watched): web goes on, its standby is replaced — in
+      // the slot the old standby held, once that container is gone
       Deno.writeTextFileSync(`${dir}/lib/dep.js`, 'module.exports = "dep2";\n');
+      await untilLog(dir, store, "standby replaced: lib/dep.js changed");
+      const c2 = await untilStandby(dir, store, c.standby);
+      assertEquals(c2.pid, c.pid);
+      // handed over to the new standby, which loaded the new dep.js
+      Deno.writeTextFileSync(`${dir}/src/message.js`, 'module.exports = "v3";\n');
+      assert((await get(url, (s) => s.startsWith("web v3"))).startsWith("web v3 dep2"));
+      const e = await untilStandby(dir, store);
+      assertEquals(e.pid, c2.standby);
+      const warm = (await hd(["logs", "web"], { store, cwd: dir })).stdout
+        .split("warm: its standby had preloaded").length - 1;
+      assertEquals(warm, 3);
+
+      // package.json changed (watched: the dependencies may differ): cold, and hd says why
       Deno.writeTextFileSync(`${dir}/package.json`, '{ "name": "w", "version": "1.0.1" }\n');
-      await get(url, (s) => s.startsWith("web v2 dep2"));
-      const d = await untilStandby(dir, store);
-      assert(d.pid !== c.pid && d.pid !== c.standby, "a cold start: neither old process");
-      const logs2 = await hd(["logs", "web"], { store, cwd: dir });
-      assert(/cold start: (lib\/dep\.js|package\.json) changed/.test(logs2.stdout), logs2.stdout);
+      await untilLog(dir, store, "cold start: package.json changed");
+      const d = await untilStandby(dir, store, e.standby);
+      assert(d.pid !== e.pid && d.pid !== e.standby, "a cold start: neither old process");
+      assert((await get(url)).startsWith("web v3 dep2"));
 
       // hd down stops the standby container too: no container of web is left in runc's state
       assertEquals((await hd(["down"], { store, cwd: dir })).code, 0);
