@@ -866,7 +866,9 @@ export class Supervisor {
     if (busy) {
       const gen = s.gen;
       busy.then(() => {
-        if (this.#closed || s.gen !== gen || !s.proc || s.standby || !this.#desired.has(name)) return;
+        if (this.#closed || s.gen !== gen || !s.proc || s.standby || !this.#desired.has(name)) {
+          return;
+        }
         this.#prepare(name);
       });
       return;
