@@ -11,7 +11,11 @@
  *   1.0.3 rebuilds the image and recreates the containers (`down` then `up -d --build`: it has no
  *   per-service recreate or change detection; down stops with 1 s grace, hd's `restart_grace`);
  * - edit package-lock.json → `npm ci` re-runs → web answers the new lockfile version;
- * - hd's same edit in host mode (no base: web and api on the host, no redis) as the baseline.
+ * - hd's same edit in host mode (no base: web and api on the host, no redis) as the baseline, and
+ *   both again with `reload = "warm"` on web: the four apps run at once and their edits alternate
+ *   (host, sandbox, host warm, sandbox warm, …), so each pair is measured under the same load.
+ *
+ * HD_BENCH_COMPOSE_NO_PODMAN=1 leaves podman-compose out (hd's rows only).
  *
  * podman runs containers here only with runc, cgroupfs and explicit ulimits (the VM caps
  * RLIMIT_NOFILE): a containers.conf of the bench's own (CONTAINERS_CONF) says so, and a
@@ -25,6 +29,15 @@ import { COMPOSE_PACKAGES } from "../tests/sandbox/_debian.ts";
 import { hostHdToml, lockfile, writeComposeApp } from "../tests/e2e/_compose_app.ts";
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The 1-minute load average. */
+function loadavg(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return NaN;
+  }
+}
 
 /** Whether podman-compose is installed. */
 function hasPodmanCompose(): boolean {
@@ -55,28 +68,37 @@ export const bench: Bench = {
       return rows;
     }
     const { ref, reg, extra } = img;
-    const edits = quick ? 2 : 5;
+    const edits = quick ? 3 : 5;
     const name = "benchcompose";
-    const editLoop = async (app: string, url: string): Promise<number[]> => {
-      const ts: number[] = [];
-      for (let i = 0; i < edits; i++) {
-        const needle = `edit${i}-${Date.now()}`;
-        const t0 = performance.now();
-        Deno.writeTextFileSync(`${app}/web/message.js`, `module.exports = "${needle}";\n`);
-        ts.push(await untilAnswer(url, `web ${needle}`, t0));
-        await pause(300);
-      }
-      return ts;
+    const warmToml = (toml: string) =>
+      toml.replace(
+        /(\[services\.web\]\ncommand = "node web\/server\.js"\n)/,
+        '$1reload = "warm"\n',
+      );
+    /** One edit of web/message.js in `app` → the new message answers at `url` (ms). */
+    const edit = async (app: string, url: string, i: number): Promise<number> => {
+      const needle = `edit${i}-${Date.now()}`;
+      const t0 = performance.now();
+      Deno.writeTextFileSync(`${app}/web/message.js`, `module.exports = "${needle}";\n`);
+      return await untilAnswer(url, `web ${needle}`, t0);
     };
+    const stats = (ts: number[], loads: number[]) => ({
+      samples: ts.map(Math.round),
+      min: Math.round(Math.min(...ts)),
+      max: Math.round(Math.max(...ts)),
+      loadavg: `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`,
+    });
     try {
       // ---- hd, sandboxed: every service in its own namespace on the environment's network
-      {
-        const app = `${dir}/hd-app`;
-        const store = `${dir}/hd-store`;
-        const port = freePort();
-        writeComposeApp(app, { ref, hostPort: port, name });
-        const url = `http://127.0.0.1:${port}/`;
-        try {
+      const store = `${dir}/hd-store`;
+      const apps: { key: string; app: string; url: string; store: string }[] = [];
+      try {
+        {
+          const app = `${dir}/hd-app`;
+          const port = freePort();
+          writeComposeApp(app, { ref, hostPort: port, name });
+          const url = `http://127.0.0.1:${port}/`;
+          apps.push({ key: "sandbox", app, url, store });
           let t0 = performance.now();
           await hdCmd(["up", "-d"], app, store);
           row(
@@ -91,40 +113,83 @@ export const bench: Bench = {
           row("no-change up (to answering)", "hd", await untilAnswer(url, "api on", t0), {
             upCommandMs: Math.round(upMs),
           });
-          const ts = await editLoop(app, url);
-          row("edit web → answer (median)", "hd", median(ts), { samples: ts.map(Math.round) });
-          t0 = performance.now();
-          Deno.writeTextFileSync(`${app}/package-lock.json`, lockfile(name, "1.0.1"));
-          row(
-            "edit package-lock.json → npm ci → answer",
-            "hd",
-            await untilAnswer(url, "lock=1.0.1", t0),
-          );
-        } finally {
-          await hdDown(app, store);
-          await hdCmd(["down", "-v"], app, store).catch(() => 0);
         }
-      }
-      // ---- hd in host mode: the same edit, web and api on the host
-      {
-        const app = `${dir}/hd-host`;
-        const store = `${dir}/hd-host-store`;
-        const port = freePort();
-        writeComposeApp(app, { ref, hostPort: port, name: `${name}-host` });
-        Deno.writeTextFileSync(`${app}/hd.toml`, hostHdToml(`${name}-host`, port, freePort()));
-        const url = `http://127.0.0.1:${port}/`;
-        try {
-          await hdCmd(["up", "-d"], app, store);
-          await untilAnswer(url, "api on", performance.now());
-          const ts = await editLoop(app, url);
-          row("edit web → answer, host mode (median)", "hd", median(ts), {
-            samples: ts.map(Math.round),
+        // the same app with reload = "warm" on web (the same store: the image is there), and
+        // both in host mode (web and api on the host, no base, no redis): all four run at once
+        // and their edits alternate (host, sandbox, host warm, sandbox warm, …) under one load
+        {
+          const app = `${dir}/hd-warm`;
+          const port = freePort();
+          writeComposeApp(app, { ref, hostPort: port, name: `${name}-warm` });
+          const toml = Deno.readTextFileSync(`${app}/hd.toml`);
+          Deno.writeTextFileSync(`${app}/hd.toml`, warmToml(toml));
+          apps.push({ key: "sandbox warm", app, url: `http://127.0.0.1:${port}/`, store });
+        }
+        for (const warm of [false, true]) {
+          const app = `${dir}/hd-host${warm ? "-warm" : ""}`;
+          const port = freePort();
+          const n = `${name}-host${warm ? "-warm" : ""}`;
+          writeComposeApp(app, { ref, hostPort: port, name: n });
+          const toml = hostHdToml(n, port, freePort());
+          Deno.writeTextFileSync(`${app}/hd.toml`, warm ? warmToml(toml) : toml);
+          apps.push({
+            key: warm ? "host warm" : "host",
+            app,
+            url: `http://127.0.0.1:${port}/`,
+            store: `${dir}/hd-host-store`,
           });
-        } finally {
-          await hdDown(app, store);
+        }
+        for (const a of apps.slice(1)) {
+          await hdCmd(["up", "-d"], a.app, a.store);
+          await untilAnswer(a.url, "api on", performance.now());
+        }
+        await pause(1500); // the warm standbys preload
+        const order = ["host", "sandbox", "host warm", "sandbox warm"];
+        const ts: Record<string, number[]> = Object.fromEntries(order.map((k) => [k, []]));
+        const loads: number[] = [];
+        for (let i = 0; i < edits; i++) {
+          for (const k of order) {
+            const a = apps.find((x) => x.key === k)!;
+            loads.push(loadavg());
+            ts[k].push(await edit(a.app, a.url, i));
+            await pause(300);
+          }
+        }
+        const label: Record<string, string> = {
+          sandbox: "edit web → answer (median)",
+          host: "edit web → answer, host mode (no base; median)",
+          "sandbox warm": 'edit web → answer, reload = "warm" (median)',
+          "host warm": 'edit web → answer, host mode, reload = "warm" (median)',
+        };
+        for (const k of order) row(label[k], "hd", median(ts[k]), stats(ts[k], loads));
+        const gap = (a: string, b: string) => ts[a].map((t, i) => t - ts[b][i]);
+        log(
+          `sandbox − host per round: ${gap("sandbox", "host").map(Math.round).join(" ")} ms; ` +
+            `sandbox warm − host warm: ${
+              gap("sandbox warm", "host warm").map(Math.round).join(" ")
+            } ms; sandbox warm − host: ${gap("sandbox warm", "host").map(Math.round).join(" ")} ms`,
+        );
+        const main = apps[0];
+        const t0 = performance.now();
+        Deno.writeTextFileSync(`${main.app}/package-lock.json`, lockfile(name, "1.0.1"));
+        row(
+          "edit package-lock.json → npm ci → answer",
+          "hd",
+          await untilAnswer(main.url, "lock=1.0.1", t0),
+        );
+      } finally {
+        for (const a of apps) {
+          await hdDown(a.app, a.store);
+          if (a.key.startsWith("sandbox")) {
+            await hdCmd(["down", "-v"], a.app, a.store).catch(() => 0);
+          }
         }
       }
 
+      if (Deno.env.get("HD_BENCH_COMPOSE_NO_PODMAN")) {
+        log("compose: podman-compose skipped (HD_BENCH_COMPOSE_NO_PODMAN)");
+        return rows;
+      }
       // ---- podman-compose on the same app
       if (!hasPodman() || !hasPodmanCompose()) {
         log("compose: podman or podman-compose not installed (apt-get install podman-compose)");

@@ -25,7 +25,13 @@
 import type { EnvSpec, ServiceSpec } from "../config/types.ts";
 import { hostEnv, writeBundle } from "../sandbox/container.ts";
 import { runcDeleteArgv, runcRunArgv, serviceContainerId } from "../sandbox/runc.ts";
-import { envRunDir, envSandbox, envSandboxDir, type SandboxEnv } from "./sandbox_steps.ts";
+import {
+  envRunDir,
+  envSandbox,
+  envSandboxDir,
+  type SandboxEnv,
+  sandboxWorkdir,
+} from "./sandbox_steps.ts";
 import { serviceMounts } from "./volumes.ts";
 import { resolveUserInRoot } from "./image_services.ts";
 import type { EnvNetwork } from "./network.ts";
@@ -54,6 +60,70 @@ export function serviceScript(spec: EnvSpec, name: string): string {
     `>/dev/null 2>&1; exec ${q(runcRunArgv(state, serviceBundle(spec, name), id))}`;
 }
 
+/** Where a sandboxed warm service's loader and records appear inside its containers. */
+export const WARM_MOUNT = "/dev/.hd-warm";
+
+/** The two standby slots of a sandboxed warm service (one may run while the other waits). */
+export const WARM_SLOTS = ["a", "b"] as const;
+
+/** The bundle of standby slot `slot` of service `name` (a container id and cgroup of its own). */
+export function standbyBundle(spec: EnvSpec, name: string, slot: string): string {
+  return `${envSandboxDir(spec)}/standby/${name}/${slot}`;
+}
+
+/**
+ * hd's directory of a sandboxed warm service's loader and records, on the host:
+ * `in/` (the loader and the standby's preload list, bound read-only at {@link WARM_MOUNT}) and
+ * `record.json` and `loaded.json`, each bound as a single file over `in/`'s empty placeholder of
+ * the same name — the container can write their contents but can neither replace them by a link
+ * nor reach anything else of hd's.
+ */
+export function warmDir(spec: EnvSpec, name: string): string {
+  return `${envRunDir(spec)}/warm/${name}`;
+}
+
+/** A `node …` command line (what NODE_OPTIONS's `--require` of the warm loader applies to). */
+function nodeLine(command: string): boolean {
+  return /^\s*(exec\s+)?(\S*\/)?node(\s|$)/.test(command);
+}
+
+/** Whether service `s` of a sandboxed environment runs warm (`reload = "warm"`, `node …`). */
+export function sandboxWarm(s: ServiceSpec): boolean {
+  return s.reload === "warm" && s.image === undefined && s.argv === undefined &&
+    nodeLine(s.command);
+}
+
+/**
+ * The standby script of a slot: delete a leftover state of its container, then exec runc run
+ * with the slot's bundle (as {@link serviceScript}).
+ */
+function standbyScript(spec: EnvSpec, name: string, slot: string): string {
+  const state = `${envRunDir(spec)}/runc`;
+  const id = `${serviceContainerId(spec.dir, name)}.warm-${slot}`;
+  const q = (a: string[]) => a.map(shQuote).join(" ");
+  return `[ ! -e ${shQuote(`${state}/${id}`)} ] || ${q(runcDeleteArgv(state, id))} ` +
+    `>/dev/null 2>&1; exec ${q(runcRunArgv(state, standbyBundle(spec, name, slot), id))}`;
+}
+
+/**
+ * What the supervisor needs to keep a standby of a sandboxed warm service (in the wrapped spec's
+ * env, which only the host shell sees): the host directory of its records, the project's path
+ * inside, the service's own command, and the start script of each standby slot.
+ */
+function warmEnv(spec: EnvSpec, s: ServiceSpec): Record<string, string> {
+  if (!sandboxWarm(s)) return {};
+  const out: Record<string, string> = {
+    HD_SANDBOX_WARM_DIR: warmDir(spec, s.name),
+    HD_SANDBOX_WARM_ROOT: sandboxWorkdir(spec),
+    HD_SANDBOX_WARM_MOUNT: WARM_MOUNT,
+    HD_SANDBOX_WARM_CMD: s.command.trim(),
+  };
+  for (const slot of WARM_SLOTS) {
+    out[`HD_SANDBOX_WARM_${slot.toUpperCase()}`] = standbyScript(spec, s.name, slot);
+  }
+  return out;
+}
+
 /** Service `s` wrapped to start its bundle with runc; `shown` is the command its lines show. */
 export function wrapService(spec: EnvSpec, s: ServiceSpec, shown = s.command): ServiceSpec {
   // the sandbox command line sits in a variable so that the supervisor's "started" line shows
@@ -76,7 +146,9 @@ export function sandboxedServices(
   for (const [name, s] of Object.entries(spec.services)) {
     // readiness checks the service's own address on the environment's network
     const addr = net?.address(name);
-    out[name] = { ...wrapService(spec, s), ...(addr ? { readyHost: addr } : {}) };
+    const w = wrapService(spec, s);
+    w.env = { ...w.env, ...warmEnv(spec, s) };
+    out[name] = { ...w, ...(addr ? { readyHost: addr } : {}) };
   }
   return out;
 }
@@ -107,6 +179,87 @@ export function writeServiceConfigs(
       opts.resolvConf = true;
       opts.binds.push({ src: net.hostsPath, dst: "/etc/hosts", readonly: true });
     }
-    writeBundle(serviceBundle(env.spec, name), opts, serviceContainerId(env.spec.dir, name));
+    const id = serviceContainerId(env.spec.dir, name);
+    if (!sandboxWarm(s)) {
+      writeBundle(serviceBundle(env.spec, name), opts, id);
+      continue;
+    }
+    // warm: node loads hd's loader (NODE_OPTIONS; the loader puts the service's own back)
+    const wd = warmFiles(env.spec, name, u?.uid ?? null);
+    const bind = (f: string, readonly = false) => ({
+      src: `${wd}/${f}`,
+      dst: `${WARM_MOUNT}/${f}`,
+      readonly,
+    });
+    const node = opts.env.NODE_OPTIONS ?? "";
+    const main = {
+      ...opts,
+      env: {
+        ...opts.env,
+        NODE_OPTIONS: `${node} --require ${WARM_MOUNT}/loader.cjs`.trim(),
+        HD_WARM_NODE_OPTIONS: node,
+        HD_WARM_RECORD: `${WARM_MOUNT}/record.json`,
+      },
+      binds: [
+        ...opts.binds,
+        { src: `${wd}/in`, dst: WARM_MOUNT, readonly: true },
+        bind("record.json"),
+      ],
+    };
+    writeBundle(serviceBundle(env.spec, name), main, id);
+    // a standby: the same container (root, mounts, user, network namespace) preloading and
+    // waiting for hd's go on its stdin; its own id and cgroup per slot
+    const standby = {
+      ...main,
+      env: {
+        ...main.env,
+        HD_WARM_PRELOAD: `${WARM_MOUNT}/preload.json`,
+        HD_WARM_LOADED: `${WARM_MOUNT}/loaded.json`,
+        HD_WARM_HOLD: "1",
+      },
+      binds: [...main.binds, bind("loaded.json")],
+    };
+    for (const slot of WARM_SLOTS) {
+      writeBundle(standbyBundle(env.spec, name, slot), standby, `${id}.warm-${slot}`);
+    }
   }
+}
+
+/** The files of {@link warmDir} that must be hd's own regular files (the rest is written later). */
+const WARM_FILES = ["in/record.json", "in/loaded.json", "record.json", "loaded.json"];
+
+/**
+ * Makes {@link warmDir} of service `name` (kept when it is already hd's: a running container's
+ * record goes on being written there), else made anew: a project may ship a `.hd/` whose links
+ * would otherwise be bound into the container. The two record files go to `uid` when hd is root.
+ */
+export function warmFiles(spec: EnvSpec, name: string, uid: number | null): string {
+  const wd = warmDir(spec, name);
+  const mine = (p: string, dir: boolean) => {
+    try {
+      const st = Deno.lstatSync(p);
+      return (dir ? st.isDirectory : st.isFile && st.nlink === 1) && !st.isSymlink &&
+        (Deno.uid() === 0 || st.uid === Deno.uid());
+    } catch {
+      return false;
+    }
+  };
+  const ok = mine(wd, true) && mine(`${wd}/in`, true) &&
+    WARM_FILES.every((f) => mine(`${wd}/${f}`, false));
+  if (!ok) {
+    try {
+      Deno.removeSync(wd, { recursive: true });
+    } catch { /* none */ }
+    Deno.mkdirSync(`${wd}/in`, { recursive: true, mode: 0o700 });
+    Deno.chmodSync(`${wd}/in`, 0o755); // the service's user reads the loader
+    for (const f of WARM_FILES) {
+      Deno.writeTextFileSync(`${wd}/${f}`, "", { createNew: true, mode: 0o644 });
+    }
+  }
+  // whatever mode a container gave them (it can chmod what is bound), they are plain data again
+  for (const f of ["record.json", "loaded.json"]) Deno.chmodSync(`${wd}/${f}`, 0o644);
+  if (uid !== null && Deno.uid() === 0) {
+    for (const f of ["record.json", "loaded.json"]) Deno.chownSync(`${wd}/${f}`, uid, null);
+  }
+  return wd;
 }

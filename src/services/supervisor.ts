@@ -157,6 +157,8 @@ interface Svc {
   standby: Standby | null;
   /** The last reason for a cold start logged (each is logged once until a warm handover). */
   warmWhy: string | null;
+  /** The standby slot the running container was started in (null: the service's own id). */
+  slot: string | null;
 }
 
 /** A warm standby: a process that preloaded the unchanged modules and waits for go. */
@@ -165,6 +167,8 @@ interface Standby {
   command: string;
   /** Where it reports its module cache once it preloaded (see `loadedSet` in warm.ts). */
   loadedFile: string;
+  /** The project's path as it sees it (its report's paths are relative to it). */
+  root: string;
   /** Its module cache as it reported it; null until then. */
   loaded: Set<string> | null;
   /** Project-relative paths changed since it started. */
@@ -172,6 +176,35 @@ interface Standby {
   stepsRan: number;
   alive: boolean;
   modules: number;
+  /** A sandboxed service's standby: the container slot it runs in (null on the host). */
+  slot: string | null;
+}
+
+/**
+ * A service of the environment's base with standby containers (the wrapped spec's env of
+ * src/runtime/sandbox_services.ts): where its records are on the host, the project's path inside,
+ * its own command and the start script of each standby slot.
+ */
+interface SandboxWarm {
+  dir: string;
+  root: string;
+  /** Where `dir/in` appears inside. */
+  mount: string;
+  command: string;
+  slots: Record<string, string>;
+}
+
+/** The records of a sandboxed service are written by the container: at most this is read. */
+const MAX_RECORD_BYTES = 32 << 20;
+
+/** Reads a file the container may write (its size checked first); null when absent or too big. */
+function readSmall(path: string): string | null {
+  try {
+    if (Deno.statSync(path).size > MAX_RECORD_BYTES) return null;
+    return Deno.readTextFileSync(path);
+  } catch {
+    return null;
+  }
 }
 
 /** Time between a warm service's readiness and the start of its next standby. */
@@ -203,6 +236,8 @@ export class Supervisor {
   #warmDir: string | null = null;
   /** Standbys being stopped (awaited by close). */
   #dropping = new Set<Promise<unknown>>();
+  /** Standby containers being stopped, by `service:slot` (their slot is free once they are). */
+  #slotStops = new Map<string, Promise<unknown>>();
   /** Numbers the standbys' report files. */
   #standbys = 0;
 
@@ -236,6 +271,7 @@ export class Supervisor {
         reason: null,
         standby: null,
         warmWhy: null,
+        slot: null,
       });
     }
   }
@@ -576,8 +612,10 @@ export class Supervisor {
         sb.proc.go?.();
         proc = sb.proc;
         s.warmWhy = null;
+        s.slot = sb.slot;
         how = `, warm: its standby had preloaded ${sb.loaded?.size ?? sb.modules} modules`;
-        removeQuietly(sb.loadedFile);
+        // a sandbox's file is bound into the next standby: emptied, not removed
+        if (sb.slot === null) removeQuietly(sb.loadedFile);
       } else if (d !== "warm") {
         this.#dropStandby(s);
         const first = sb === null && s.restarts === 0; // nothing to hand over to yet
@@ -586,6 +624,8 @@ export class Supervisor {
       }
     }
     if (proc === null) {
+      s.slot = null;
+      this.#sandboxLoader(spec);
       const warmLine = this.#warmLine(spec);
       try {
         proc = spawnGroup(warmLine ?? spec.command, {
@@ -660,6 +700,43 @@ export class Supervisor {
     return Object.hasOwn(spec.env, "HD_SANDBOX") || spec.image !== undefined;
   }
 
+  /** The standby containers of a warm service of the environment's base, or null. */
+  #sandboxWarm(spec: ServiceSpec): SandboxWarm | null {
+    const e = spec.env;
+    if (spec.reload !== "warm" || !e.HD_SANDBOX_WARM_DIR || !e.HD_SANDBOX_WARM_ROOT) return null;
+    if (!e.HD_SANDBOX_WARM_MOUNT) return null;
+    const slots: Record<string, string> = {};
+    for (const [k, v] of Object.entries(e)) {
+      const m = /^HD_SANDBOX_WARM_([A-Z])$/.exec(k);
+      if (m) slots[m[1].toLowerCase()] = v;
+    }
+    if (Object.keys(slots).length < 2) return null;
+    const command = e.HD_SANDBOX_WARM_CMD ?? "";
+    const mount = e.HD_SANDBOX_WARM_MOUNT;
+    return { dir: e.HD_SANDBOX_WARM_DIR, root: e.HD_SANDBOX_WARM_ROOT, mount, command, slots };
+  }
+
+  /**
+   * Writes the warm loader into a sandboxed warm service's directory (bound read-only into its
+   * containers), before its container starts: temp file + rename in hd's own directory.
+   */
+  #sandboxLoader(spec: ServiceSpec): void {
+    const w = this.#sandboxWarm(spec);
+    if (w === null) return;
+    try {
+      const f = `${w.dir}/in/loader.cjs`;
+      Deno.writeTextFileSync(`${f}.${Deno.pid}.tmp`, WARM_LOADER, { mode: 0o644 });
+      Deno.renameSync(`${f}.${Deno.pid}.tmp`, f);
+    } catch { /* its node starts without the loader: cold restarts */ }
+  }
+
+  /** Where the running instance of `name` records its modules (null: nowhere yet). */
+  #recordPath(name: string, spec: ServiceSpec): string | null {
+    const w = this.#sandboxWarm(spec);
+    if (w) return `${w.dir}/record.json`;
+    return this.#warmDir === null ? null : `${this.#warmDir}/${name}.record.json`;
+  }
+
   /** The command line of a warm service (`node --require LOADER …`), or null: run it as written. */
   #warmLine(spec: ServiceSpec): string | null {
     if (spec.reload !== "warm" || this.#sandboxed(spec) || this.#closed) return null;
@@ -673,10 +750,11 @@ export class Supervisor {
 
   #warmVerdict(s: Svc): WarmDecision {
     const sb = s.standby;
+    const w = this.#sandboxWarm(s.spec);
     return warmDecision({
       reload: s.spec.reload,
-      command: s.spec.command,
-      sandboxed: this.#sandboxed(s.spec),
+      command: w ? w.command : s.spec.command,
+      sandboxed: w === null && this.#sandboxed(s.spec),
       standby: sb ? { alive: sb.alive, command: sb.command, preloaded: this.#loaded(sb) } : null,
       changed: sb ? [...sb.changed] : [],
       stepsRan: sb?.stepsRan ?? 0,
@@ -687,7 +765,8 @@ export class Supervisor {
   #loaded(sb: Standby): Set<string> | null {
     if (sb.loaded === null) {
       try {
-        sb.loaded = loadedSet(Deno.readTextFileSync(sb.loadedFile), this.#o.dir);
+        const text = readSmall(sb.loadedFile);
+        if (text) sb.loaded = loadedSet(text, sb.root);
       } catch { /* not yet */ }
     }
     return sb.loaded;
@@ -701,9 +780,10 @@ export class Supervisor {
     const tick = () => {
       if (this.#closed || s.gen !== gen || !s.proc || s.standby || !this.#desired.has(name)) return;
       // the first instance writes its record once its entry point has run: wait for it a little
-      if (this.#warmDir !== null && tries++ < 40) {
+      const rec = this.#recordPath(name, s.spec);
+      if (rec !== null && tries++ < 40) {
         try {
-          Deno.statSync(`${this.#warmDir}/${name}.record.json`);
+          if (Deno.statSync(rec).size === 0) return void setTimeout(tick, 50);
         } catch {
           return void setTimeout(tick, 50);
         }
@@ -716,6 +796,8 @@ export class Supervisor {
   /** Spawns a standby: the service's warm command, preloading the last record's modules. */
   #prepare(name: string): void {
     const s = this.#svc.get(name)!;
+    const w = this.#sandboxWarm(s.spec);
+    if (w !== null) return this.#prepareContainer(name, s, w);
     const line = this.#warmLine(s.spec);
     const loader = this.#loader();
     if (line === null || loader === null) return;
@@ -758,11 +840,74 @@ export class Supervisor {
       proc,
       command: s.spec.command,
       loadedFile,
+      root: this.#o.dir,
       loaded: null,
       changed: new Set(),
       stepsRan: 0,
       alive: true,
       modules: paths.length,
+      slot: null,
+    };
+    proc.status.then(() => sb.alive = false);
+    s.standby = sb;
+  }
+
+  /**
+   * Spawns the standby of a service of the environment's base: a container of the service's own
+   * (same root, mounts, user, env and network namespace; src/runtime/sandbox_services.ts) in the
+   * slot the running one does not use, preloading what the running container recorded. The
+   * paths are as the container sees them (the project at `w.root`).
+   */
+  #prepareContainer(name: string, s: Svc, w: SandboxWarm): void {
+    if (this.#closed) return;
+    const slot = Object.keys(w.slots).sort().find((k) => k !== s.slot)!;
+    // a standby of that slot still stopping holds its container id: start once it is gone
+    const busy = this.#slotStops.get(`${name}:${slot}`);
+    if (busy) {
+      const gen = s.gen;
+      busy.then(() => {
+        if (this.#closed || s.gen !== gen || !s.proc || s.standby || !this.#desired.has(name)) {
+          return;
+        }
+        this.#prepare(name);
+      });
+      return;
+    }
+    const text = readSmall(`${w.dir}/record.json`);
+    const rec = text ? parseRecord(text) : null;
+    const { paths } = preloadList(rec ?? { entry: null, modules: [], children: [] }, {
+      dir: w.root,
+      watch: new GlobSet(s.spec.watch),
+      loader: `${w.mount}/loader.cjs`,
+    });
+    const list = `${w.dir}/in/preload.json`;
+    const loadedFile = `${w.dir}/loaded.json`;
+    let proc: GroupProcess;
+    try {
+      this.#sandboxLoader(s.spec);
+      Deno.writeTextFileSync(`${list}.${Deno.pid}.tmp`, JSON.stringify(paths), { mode: 0o644 });
+      Deno.renameSync(`${list}.${Deno.pid}.tmp`, list);
+      Deno.writeTextFileSync(loadedFile, ""); // in place: it is bound into the container
+      proc = spawnGroup(`eval "$HD_SANDBOX_STANDBY"`, {
+        cwd: this.#o.dir,
+        env: { ...this.#o.env, ...s.spec.env, HD_SANDBOX_STANDBY: w.slots[slot] },
+        hold: true,
+      });
+    } catch (e) {
+      this.#event(name, `cannot start a standby: ${(e as Error).message}`);
+      return;
+    }
+    const sb: Standby = {
+      proc,
+      command: w.command, // what warmVerdict compares: the service's own command
+      loadedFile,
+      root: w.root,
+      loaded: null,
+      changed: new Set(),
+      stepsRan: 0,
+      alive: true,
+      modules: paths.length,
+      slot,
     };
     proc.status.then(() => sb.alive = false);
     s.standby = sb;
@@ -777,9 +922,15 @@ export class Supervisor {
     const p = stopGroup(sb.proc.pid, sb.proc.status, this.#o.graceMs)
       .then(() => Promise.all([sb.proc.stdout.cancel(), sb.proc.stderr.cancel()]))
       .catch(() => {})
-      .finally(() => removeQuietly(sb.loadedFile));
+      // a sandbox's file is bound into the next standby (emptied when that one starts)
+      .finally(() => sb.slot === null && removeQuietly(sb.loadedFile));
     this.#dropping.add(p);
     p.finally(() => this.#dropping.delete(p));
+    if (sb.slot !== null) {
+      const key = `${s.spec.name}:${sb.slot}`;
+      this.#slotStops.set(key, p);
+      p.finally(() => this.#slotStops.get(key) === p && this.#slotStops.delete(key));
+    }
   }
 
   /** Runs the healthcheck of `name` while its process `gen` lives. */

@@ -32,7 +32,11 @@ export interface WarmFacts {
   reload: "warm" | "restart" | undefined;
   /** The service's command now. */
   command: string;
-  /** The service runs in a sandbox (a `base` or an `image`): its command is wrapped. */
+  /**
+   * The service runs in a sandbox hd keeps no standby in: a service on an `image` of its own (a
+   * service of the environment's `base` has standby containers, see
+   * src/runtime/sandbox_services.ts, and counts as not sandboxed here).
+   */
   sandboxed: boolean;
   /** The standby, or null when none was prepared. */
   standby: {
@@ -82,7 +86,11 @@ const MANIFESTS = new Set([
 export function warmDecision(f: WarmFacts): WarmDecision {
   const cold = (why: string): WarmDecision => ({ cold: true, why });
   if (f.reload !== "warm") return cold('reload is not "warm"');
-  if (f.sandboxed) return cold("warm restarts run on the host only (the service is sandboxed)");
+  if (f.sandboxed) {
+    return cold(
+      "warm restarts run on the host or the environment's base only (the service has an image)",
+    );
+  }
   const cmd = nodeCommand(f.command);
   if ("why" in cmd) return cold(cmd.why);
   if (f.standby === null) return cold("no standby was ready");
@@ -294,7 +302,9 @@ export function preloadList(
  * from `process.env` before the service's code runs): `HD_WARM_RECORD` (where to record
  * `require.cache`), `HD_WARM_PRELOAD` (a JSON array of absolute paths to require first),
  * `HD_WARM_LOADED` (where a standby writes the keys of its module cache once it preloaded),
- * `HD_WARM_HOLD=1` (then wait for a `go` line on stdin; EOF without it exits 0).
+ * `HD_WARM_HOLD=1` (then wait for a `go` line on stdin; EOF without it exits 0),
+ * `HD_WARM_NODE_OPTIONS` (in a sandbox, where the loader comes through NODE_OPTIONS: the
+ * service's own NODE_OPTIONS, put back; empty: none).
  */
 export const WARM_LOADER = `"use strict";
 // hd's warm loader (src/services/warm.ts): records the modules this instance loads; in a standby,
@@ -311,10 +321,22 @@ export const WARM_LOADER = `"use strict";
   delete env.HD_WARM_PRELOAD;
   delete env.HD_WARM_LOADED;
   delete env.HD_WARM_HOLD;
+  // in a sandbox hd's loader comes through NODE_OPTIONS: the service's own is put back
+  if (env.HD_WARM_NODE_OPTIONS !== undefined) {
+    if (env.HD_WARM_NODE_OPTIONS) env.NODE_OPTIONS = env.HD_WARM_NODE_OPTIONS;
+    else delete env.NODE_OPTIONS;
+    delete env.HD_WARM_NODE_OPTIONS;
+  }
   const save = (file, value) => {
+    const text = JSON.stringify(value);
     const tmp = file + "." + process.pid + ".tmp";
-    fs.writeFileSync(tmp, JSON.stringify(value));
-    fs.renameSync(tmp, file);
+    try {
+      fs.writeFileSync(tmp, text);
+      fs.renameSync(tmp, file);
+    } catch (_) {
+      // a sandbox's record file is bound alone (its directory is read-only): written in place
+      fs.writeFileSync(file, text);
+    }
   };
   if (preload) {
     let list = [];

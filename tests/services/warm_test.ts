@@ -40,9 +40,9 @@ Deno.test("warm: the decision, row by row", () => {
     ["reload not set", { reload: undefined }, 'reload is not "warm"'],
     ['reload = "restart"', { reload: "restart" }, 'reload is not "warm"'],
     [
-      "sandboxed",
+      "on an image of its own",
       { sandboxed: true },
-      "warm restarts run on the host only (the service is sandboxed)",
+      "warm restarts run on the host or the environment's base only (the service has an image)",
     ],
     ["npm start", { command: "npm start" }, "the command is not `node …` (npm)"],
     [
