@@ -43,8 +43,9 @@ function findCommand(argv: string[]): { entry: CommandEntry; rest: string[] } | 
   return best;
 }
 
-async function topHelp(): Promise<string> {
-  const cmds = await Promise.all(COMMANDS.map((c) => c.load()));
+function topHelp(): string {
+  // the summaries are listed beside the loaders: no command module is loaded for this
+  const cmds = COMMANDS;
   const w = Math.max(...cmds.map((c) => c.name.length));
   return [
     "hd — content-addressed development environments",
@@ -105,7 +106,7 @@ export async function main(argv: string[]): Promise<number> {
   const out = new Output({ json });
   try {
     if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
-      out.line(await topHelp());
+      out.line(topHelp());
       return argv.length === 0 ? 2 : 0;
     }
     if (argv[0] === "--version" || argv[0] === "version") {
