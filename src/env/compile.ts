@@ -123,6 +123,11 @@ export interface CompileOptions {
   imageIds?: Record<string, string>;
   /** More paths left out of the tracked files (hd's own output: src/watch/own_output.ts). */
   exclude?: readonly string[];
+  /**
+   * False: hash only, write no object and take no lock (`hd status`); implies `record: false`.
+   * The stat cache (in the project) is still saved. Default true.
+   */
+  write?: boolean;
 }
 
 /** Path of the project's stat cache. */
@@ -351,7 +356,9 @@ export async function compileEnv(
   opts: CompileOptions = {},
 ): Promise<CompiledEnv> {
   const pk = await packagesFor(spec);
-  return await store.withLock("shared", () => {
+  const write = opts.write ?? true;
+  const sink = write ? store : undefined;
+  const compile = () => {
     const filter = trackedFilter(spec, opts.exclude);
     const cachePath = statCachePath(spec);
     const cache = opts.noCache ? StatCache.empty(store) : StatCache.load(cachePath, store);
@@ -360,15 +367,19 @@ export async function compileEnv(
       filter,
       cache,
       onProgress: opts.onProgress ? (p) => opts.onProgress!(p.files, p.bytes) : undefined,
+      write,
     });
     cache.save(cachePath);
-    const packages = pk.packages.map((p) => ({ ...p, id: putNode(store, p.node) }));
+    const packages = pk.packages.map((p) => ({
+      ...p,
+      id: sink ? putNode(sink, p.node) : nodeId(p.node),
+    }));
     const steps = stepHashes(spec, r.tree, {
-      store,
+      store: sink,
       baseId: opts.baseId,
       imageIds: opts.imageIds,
     });
-    const baseId = baseIdFor(spec, store, opts.baseId);
+    const baseId = baseIdFor(spec, sink, opts.baseId);
     const node = envNode(
       spec.environment.name,
       r.root,
@@ -376,8 +387,8 @@ export async function compileEnv(
       packages.map((p) => p.id),
       steps.map((s) => s.id),
     );
-    const envId = putNode(store, node);
-    if (opts.record ?? true) {
+    const envId = sink ? putNode(sink, node) : nodeId(node);
+    if (write && (opts.record ?? true)) {
       store.setRef(`trees/${spec.environment.name}`, r.root);
       store.setRef(`envs/${spec.environment.name}`, envId);
     }
@@ -399,5 +410,6 @@ export async function compileEnv(
       lock: pk.lock,
       steps,
     };
-  });
+  };
+  return write ? await store.withLock("shared", compile) : compile();
 }

@@ -67,7 +67,7 @@ export interface Status {
 }
 
 /**
- * Compiles the project (without moving its refs) and reports its state. Pass `compiled` to report
+ * Compiles the project (hashing only: it writes no object and moves no ref) and reports its state. Pass `compiled` to report
  * on an environment compiled already, and `baseId` and `imageIds` (the pulled images, as the
  * runtime hashes them) so that the step hashes are the ones `hd up` uses.
  */
@@ -80,8 +80,10 @@ export async function gatherStatus(
   const name = spec.environment.name;
   const recordedEnv = store.getRef(`envs/${name}`);
   const recordedTree = store.getRef(`trees/${name}`);
+  // a report writes nothing to the store: ids are hashed, not stored
   const c = compiled ?? await compileEnv(store, spec, {
     record: false,
+    write: false,
     baseId: opts.baseId,
     imageIds: opts.imageIds,
   });
