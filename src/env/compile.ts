@@ -97,6 +97,8 @@ export interface CompiledEnv {
   /** Files answered by the stat cache without reading. */
   cacheHits: number;
   skipped: { path: string; why: string }[];
+  /** Every directory the scan read, relative to the project ("" its root). */
+  walked: string[];
   /** Id of the stored base reference blob, or null without a base image. */
   baseId: string | null;
   packages: { id: string; node: PackageNode; path?: string }[];
@@ -404,6 +406,7 @@ export async function compileEnv(
       bytes: r.bytes,
       cacheHits: r.cacheHits,
       skipped: r.skipped,
+      walked: r.walked,
       baseId,
       packages,
       packagesFrom: pk.from,

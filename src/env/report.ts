@@ -20,6 +20,13 @@
  */
 import type { Store } from "../cas/store.ts";
 import { type CompiledEnv, compileEnv } from "./compile.ts";
+import {
+  loadQuickStatus,
+  proofSubject,
+  saveQuickStatus,
+  type StatusSummary,
+  summaryOf,
+} from "./quick_status.ts";
 import type { LockState } from "../config/lockfile.ts";
 import type { EnvSpec } from "../config/types.ts";
 
@@ -67,60 +74,62 @@ export interface Status {
 }
 
 /**
- * Compiles the project (hashing only: it writes no object and moves no ref) and reports its state. Pass `compiled` to report
- * on an environment compiled already, and `baseId` and `imageIds` (the pulled images, as the
- * runtime hashes them) so that the step hashes are the ones `hd up` uses.
+ * Compiles the project (hashing only: it writes no object and moves no ref) and reports its
+ * state. Pass `compiled` to report on an environment compiled already, and `baseId` and `imageIds` (the pulled images, as the
+ * runtime hashes them) so that the step hashes are the ones `hd up` uses. Without `compiled`, the
+ * proof of the last status is used when it holds (src/env/quick_status.ts; `quick: false` always
+ * scans), and saved again after a scan.
  */
 export async function gatherStatus(
   store: Store,
   spec: EnvSpec,
   compiled?: CompiledEnv,
-  opts: { baseId?: string; imageIds?: Record<string, string> } = {},
+  opts: { baseId?: string; imageIds?: Record<string, string>; quick?: boolean } = {},
 ): Promise<Status> {
   const name = spec.environment.name;
   const recordedEnv = store.getRef(`envs/${name}`);
   const recordedTree = store.getRef(`trees/${name}`);
-  // a report writes nothing to the store: ids are hashed, not stored
-  const c = compiled ?? await compileEnv(store, spec, {
-    record: false,
-    write: false,
-    baseId: opts.baseId,
-    imageIds: opts.imageIds,
-  });
+  let sum: StatusSummary;
+  if (compiled) sum = summaryOf(compiled);
+  else {
+    // the proof saved by the last status, when nothing it covers changed (quick_status.ts)
+    const subject = proofSubject(spec, opts);
+    const quick = opts.quick === false ? null : await loadQuickStatus(store, spec, subject);
+    if (quick) sum = quick;
+    else {
+      const start = Date.now();
+      // a report writes nothing to the store: ids are hashed, not stored
+      const c = await compileEnv(store, spec, {
+        record: false,
+        write: false,
+        baseId: opts.baseId,
+        imageIds: opts.imageIds,
+      });
+      if (opts.quick !== false) await saveQuickStatus(store, spec, subject, c, start);
+      sum = summaryOf(c);
+    }
+  }
   return {
     name,
     file: spec.file,
     dir: spec.dir,
     base: spec.environment.base,
     tree: {
-      root: c.filesRoot,
-      files: c.files,
-      bytes: c.bytes,
-      cacheHits: c.cacheHits,
+      root: sum.filesRoot,
+      files: sum.files,
+      bytes: sum.bytes,
+      cacheHits: sum.cacheHits,
       recorded: recordedTree,
     },
-    env: { id: c.envId, recorded: recordedEnv, upToDate: recordedEnv === c.envId },
-    lock: c.lock,
+    env: { id: sum.envId, recorded: recordedEnv, upToDate: recordedEnv === sum.envId },
+    lock: sum.lock,
     dependencies: spec.dependencies.length,
-    packages: c.packages.length,
-    steps: c.steps.map((s) => {
-      const output = store.getRef(stepCacheRef(s.id));
-      return {
-        index: s.index,
-        run: s.spec.run,
-        kind: s.spec.inputs === null ? "chained" : "inputs",
-        hash: s.id,
-        cached: output !== null,
-        output,
-        inputs: s.inputs.map((i) => ({
-          label: i.label,
-          hash: i.id,
-          files: i.files,
-          missing: i.missing ?? false,
-        })),
-      };
+    packages: sum.packages,
+    steps: sum.steps.map((s) => {
+      const output = store.getRef(stepCacheRef(s.hash));
+      return { ...s, cached: output !== null, output };
     }),
-    skipped: c.skipped,
+    skipped: sum.skipped,
     ...(spec.environment.base === null ? {} : { basePulled: opts.baseId !== undefined }),
   };
 }

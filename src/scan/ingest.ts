@@ -55,6 +55,8 @@ export interface IngestResult extends IngestProgress {
   cacheHits: number;
   /** Paths skipped (sockets, fifos, devices, unreadable), with the reason. */
   skipped: { path: string; why: string }[];
+  /** Every directory the walk read ("" the root), kept in the tree or not (empty ones). */
+  walked: string[];
 }
 
 /** Options of {@link ingestTree}. */
@@ -370,7 +372,14 @@ function finish(store: Store, w: Walked, cache: StatCache, opts: IngestOptions):
   const root = w.tree.commit(opts.write === false ? undefined : store);
   for (const [rel, d] of w.dirs) cache.recordDir(rel, d.id!, d.entries.size, d.mode);
   opts.onProgress?.(w.progress);
-  return { ...w.progress, root, tree: w.tree, cacheHits: cache.hits, skipped: w.skipped };
+  return {
+    ...w.progress,
+    root,
+    tree: w.tree,
+    cacheHits: cache.hits,
+    skipped: w.skipped,
+    walked: w.dirs.map(([rel]) => rel),
+  };
 }
 
 /**

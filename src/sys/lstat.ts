@@ -99,3 +99,35 @@ export function lstatLight(path: string): LightStat {
   }
   return fromFileInfo(Deno.lstatSync(path));
 }
+
+/**
+ * The full lstat identity of `path` as one string — inode, st_mode, size, mtime and ctime to the
+ * nanosecond — or null when it cannot be lstat'ed (absent, unreadable parent). Two equal keys
+ * mean nothing was written to the path in between (any write moves ctime, which cannot be set
+ * back). For proofs that a scanned tree is unchanged (src/env/quick_status.ts).
+ */
+export function statKey(path: string): string | null {
+  if (lib === undefined) lib = open();
+  if (lib !== null && path.indexOf("\0") < 0) {
+    if (pathBuf.length < path.length * 3 + 1) pathBuf = new Uint8Array(path.length * 3 + 1);
+    const { written } = te.encodeInto(path, pathBuf);
+    pathBuf[written] = 0;
+    if (lib.symbols.fstatat(AT_FDCWD, pathBuf, statBuf, AT_SYMLINK_NOFOLLOW) !== 0) return null;
+    // struct stat (x86_64): ino 8, mode 24, size 48, mtim 88/96, ctim 104/112 (u64 as 2 × u32)
+    const u = (o: number) => view.getUint32(o, true) + view.getUint32(o + 4, true) * 4294967296;
+    return `${u(8)}:${view.getUint32(24, true)}:${u(48)}:${u(88)}.${u(96)}:${u(104)}.${u(112)}`;
+  }
+  try {
+    const st = Deno.lstatSync(path);
+    return `${st.ino}:${st.mode}:${st.size}:${st.mtime?.getTime()}:${st.ctime?.getTime()}`;
+  } catch {
+    return null;
+  }
+}
+
+/** The ctime of a {@link statKey}, in ms since the epoch (NaN when the key has none). */
+export function statKeyCtimeMs(key: string): number {
+  const c = key.slice(key.lastIndexOf(":") + 1);
+  const dot = c.indexOf(".");
+  return dot < 0 ? Number(c) : Number(c.slice(0, dot)) * 1000 + Number(c.slice(dot + 1)) / 1e6;
+}

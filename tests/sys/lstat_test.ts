@@ -4,7 +4,7 @@
  * long and non-ASCII names, and a file with an old and a sub-millisecond mtime; errors are Deno's.
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { fromFileInfo, lstatLight } from "../../src/sys/lstat.ts";
+import { fromFileInfo, lstatLight, statKey, statKeyCtimeMs } from "../../src/sys/lstat.ts";
 import { tempDir } from "../_helpers.ts";
 
 Deno.test("lstatLight agrees with Deno.lstatSync on every kind of entry", () => {
@@ -62,4 +62,18 @@ Deno.test("lstatLight fails as Deno.lstatSync does", () => {
     nul = e;
   }
   assert(nul !== null, "a path with a NUL is refused");
+});
+
+Deno.test("statKey: stable while nothing is written, moves on a same-size edit, null when absent", () => {
+  using d = tempDir("hd-statkey-");
+  const p = `${d.path}/f`;
+  Deno.writeTextFileSync(p, "one\n");
+  const k = statKey(p);
+  assert(k !== null);
+  assertEquals(statKey(p), k);
+  const ctime = Deno.lstatSync(p).ctime!.getTime();
+  assert(Math.abs(statKeyCtimeMs(k) - ctime) < 1000, "ctime agrees with Deno's to the second");
+  Deno.writeTextFileSync(p, "two\n");
+  assert(statKey(p) !== k, "an edit of the same size moves the key (ctime, mtime)");
+  assertEquals(statKey(`${d.path}/absent`), null);
 });
