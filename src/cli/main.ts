@@ -16,6 +16,7 @@ import { type CommandEntry, COMMANDS } from "./commands.ts";
 import { Output } from "./output.ts";
 import { fsErrorToHdError } from "./fs_error.ts";
 import { didYouMean } from "../config/suggest.ts";
+import { defaultStoreRoot } from "../cas/root.ts";
 
 /** Re-exported for callers that imported it from here; it lives in src/config/suggest.ts. */
 export { didYouMean };
@@ -127,12 +128,10 @@ export async function main(argv: string[]): Promise<number> {
       );
     }
     // The store (BLAKE3's native module) and node:util load only for a command that runs:
-    // `hd --version` and `hd --help` start without them.
-    const [cmd, { parseArgs }, { defaultStoreRoot, Store }] = await Promise.all([
-      found.entry.load(),
-      import("node:util"),
-      import("../cas/store.ts"),
-    ]);
+    // `hd --version` and `hd --help` start without them; a `lazyStore` command loads the store
+    // only if it opens it.
+    const [cmd, { parseArgs }] = await Promise.all([found.entry.load(), import("node:util")]);
+    let storeMod = cmd.lazyStore ? null : await import("../cas/store.ts");
     const options = { ...GLOBAL, ...cmd.options };
     const split = cmd.passThrough ? splitPassThrough(found.rest, options) : null;
     const rest = split ? split.own : found.rest;
@@ -167,11 +166,19 @@ export async function main(argv: string[]): Promise<number> {
     }
     const storeRoot = (parsed.values.store as string | undefined) ?? defaultStoreRoot();
     let store: Store | null = null;
+    const openSync = (create = true) => {
+      if (!storeMod) throw new Error(`hd ${cmd.name} opened the store before loading it`);
+      return (store ??= storeMod.Store.open(storeRoot, { create }));
+    };
     const ctx: Context = {
       out,
       storeRoot,
       debug,
-      store: (create = true) => (store ??= Store.open(storeRoot, { create })),
+      store: openSync,
+      openStore: async (create = true) => {
+        storeMod ??= await import("../cas/store.ts");
+        return openSync(create);
+      },
       values: parsed.values as Context["values"],
       positionals: split ? [...parsed.positionals, ...split.tail] : parsed.positionals,
     };

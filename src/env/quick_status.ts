@@ -19,20 +19,20 @@
  * resolved from anything but files, saves no proof.
  *
  * The file (`.hd/status.json`) lives in the project, so it is untrusted: it carries an
- * HMAC-SHA256 with the store's secret key, and any mismatch or malformed content means a scan.
+ * HMAC-SHA256 with the store's secret key (`secret`: `Store.identity().key`, or
+ * `StoreView.secretKey()` without loading the store), and any mismatch or malformed content means
+ * a scan.
  *
  * @example
  * ```ts
  * import { loadQuickStatus } from "./quick_status.ts";
- * import type { Store } from "../cas/store.ts";
  * import type { EnvSpec } from "../config/types.ts";
- * declare const store: Store;
+ * declare const secret: Uint8Array;
  * declare const spec: EnvSpec;
- * const summary = await loadQuickStatus(store, spec, "subject"); // null: scan
+ * const summary = await loadQuickStatus(secret, spec, "subject"); // null: scan
  * ```
  * @module
  */
-import type { Store } from "../cas/store.ts";
 import { statKey, statKeyCtimeMs } from "../sys/lstat.ts";
 import type { LockState } from "../config/lockfile.ts";
 import type { EnvSpec } from "../config/types.ts";
@@ -137,10 +137,10 @@ export function holds(
 
 const te = new TextEncoder();
 
-async function hmac(store: Store, body: string): Promise<string> {
+async function hmac(secret: Uint8Array, body: string): Promise<string> {
   const key = await crypto.subtle.importKey(
     "raw",
-    store.identity().key as Uint8Array<ArrayBuffer>,
+    secret as Uint8Array<ArrayBuffer>,
     { name: "HMAC", hash: "SHA-256" },
     false,
     ["sign"],
@@ -165,7 +165,7 @@ interface Saved {
  * (missing, damaged, another store's, another subject, or anything changed: scan).
  */
 export async function loadQuickStatus(
-  store: Store,
+  secret: Uint8Array,
   spec: EnvSpec,
   subject: string,
 ): Promise<StatusSummary | null> {
@@ -192,7 +192,7 @@ export async function loadQuickStatus(
   // the keys first (the cheap test that fails when anything changed), then the MAC
   if (!j.paths.every((p) => typeof p === "string")) return null;
   if (!holds(j.keys, j.paths.map((p) => statKey(abs(spec.dir, p))))) return null;
-  if (await hmac(store, body) !== text.slice(0, 64)) return null;
+  if (await hmac(secret, body) !== text.slice(0, 64)) return null;
   return j.summary;
 }
 
@@ -201,7 +201,7 @@ export async function loadQuickStatus(
  * rules allow (see the module doc), else removes any older proof. Returns whether it was saved.
  */
 export async function saveQuickStatus(
-  store: Store,
+  secret: Uint8Array,
   spec: EnvSpec,
   subject: string,
   c: CompiledEnv,
@@ -243,7 +243,7 @@ export async function saveQuickStatus(
   const tmp = `${path}.${Deno.pid}.tmp`;
   try {
     Deno.mkdirSync(`${spec.dir}/.hd`, { recursive: true, mode: 0o700 });
-    Deno.writeTextFileSync(tmp, `${await hmac(store, body)}\n${body}`, { mode: 0o600 });
+    Deno.writeTextFileSync(tmp, `${await hmac(secret, body)}\n${body}`, { mode: 0o600 });
     Deno.renameSync(tmp, path);
     return true;
   } catch {

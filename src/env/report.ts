@@ -19,7 +19,7 @@
  * @module
  */
 import type { Store } from "../cas/store.ts";
-import { type CompiledEnv, compileEnv } from "./compile.ts";
+import type { CompiledEnv } from "./compile.ts";
 import {
   loadQuickStatus,
   proofSubject,
@@ -73,42 +73,20 @@ export interface Status {
   basePulled?: boolean;
 }
 
-/**
- * Compiles the project (hashing only: it writes no object and moves no ref) and reports its
- * state. Pass `compiled` to report on an environment compiled already, and `baseId` and `imageIds` (the pulled images, as the
- * runtime hashes them) so that the step hashes are the ones `hd up` uses. Without `compiled`, the
- * proof of the last status is used when it holds (src/env/quick_status.ts; `quick: false` always
- * scans), and saved again after a scan.
- */
-export async function gatherStatus(
-  store: Store,
+/** What a status reads of a store: refs (a Store, or a StoreView). */
+export interface RefReader {
+  getRef(name: string): string | null;
+}
+
+function statusOf(
+  store: RefReader,
   spec: EnvSpec,
-  compiled?: CompiledEnv,
-  opts: { baseId?: string; imageIds?: Record<string, string>; quick?: boolean } = {},
-): Promise<Status> {
+  sum: StatusSummary,
+  opts: { baseId?: string },
+): Status {
   const name = spec.environment.name;
   const recordedEnv = store.getRef(`envs/${name}`);
   const recordedTree = store.getRef(`trees/${name}`);
-  let sum: StatusSummary;
-  if (compiled) sum = summaryOf(compiled);
-  else {
-    // the proof saved by the last status, when nothing it covers changed (quick_status.ts)
-    const subject = proofSubject(spec, opts);
-    const quick = opts.quick === false ? null : await loadQuickStatus(store, spec, subject);
-    if (quick) sum = quick;
-    else {
-      const start = Date.now();
-      // a report writes nothing to the store: ids are hashed, not stored
-      const c = await compileEnv(store, spec, {
-        record: false,
-        write: false,
-        baseId: opts.baseId,
-        imageIds: opts.imageIds,
-      });
-      if (opts.quick !== false) await saveQuickStatus(store, spec, subject, c, start);
-      sum = summaryOf(c);
-    }
-  }
   return {
     name,
     file: spec.file,
@@ -132,4 +110,55 @@ export async function gatherStatus(
     skipped: sum.skipped,
     ...(spec.environment.base === null ? {} : { basePulled: opts.baseId !== undefined }),
   };
+}
+
+/**
+ * The status from the proof the last status saved (src/env/quick_status.ts), when it still holds;
+ * null when it does not (then {@link gatherStatus} scans). `secret` is the store's key; refs are
+ * read live from `store`.
+ */
+export async function quickStatus(
+  store: RefReader,
+  secret: Uint8Array,
+  spec: EnvSpec,
+  opts: { baseId?: string; imageIds?: Record<string, string> } = {},
+): Promise<Status | null> {
+  const sum = await loadQuickStatus(secret, spec, proofSubject(spec, opts));
+  return sum ? statusOf(store, spec, sum, opts) : null;
+}
+
+/**
+ * Compiles the project (hashing only: it writes no object and moves no ref) and reports its
+ * state. Pass `compiled` to report on an environment compiled already, and `baseId` and
+ * `imageIds` (the pulled images, as the runtime hashes them) so that the step hashes are the ones
+ * `hd up` uses. Without `compiled`, the proof of the last status is used when it holds
+ * ({@link quickStatus}; `quick: false` always scans, `quick: "save"` scans and saves a proof), and
+ * saved again after a scan.
+ */
+export async function gatherStatus(
+  store: Store,
+  spec: EnvSpec,
+  compiled?: CompiledEnv,
+  opts: { baseId?: string; imageIds?: Record<string, string>; quick?: boolean | "save" } = {},
+): Promise<Status> {
+  if (compiled) return statusOf(store, spec, summaryOf(compiled), opts);
+  const secret = store.identity().key;
+  if (opts.quick === undefined || opts.quick === true) {
+    const q = await quickStatus(store, secret, spec, opts);
+    if (q) return q;
+  }
+  // loaded only for a scan: compiling pulls in the scanner, the DAG and the lock resolvers
+  const { compileEnv } = await import("./compile.ts");
+  const start = Date.now();
+  // a report writes nothing to the store: ids are hashed, not stored
+  const c = await compileEnv(store, spec, {
+    record: false,
+    write: false,
+    baseId: opts.baseId,
+    imageIds: opts.imageIds,
+  });
+  if (opts.quick !== false) {
+    await saveQuickStatus(secret, spec, proofSubject(spec, opts), c, start);
+  }
+  return statusOf(store, spec, summaryOf(c), opts);
 }

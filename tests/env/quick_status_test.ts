@@ -64,7 +64,7 @@ async function saved(dir: string, store: Store) {
   const c = await compileEnv(store, spec, { write: false, record: false });
   // the files are unchanged since they were written: a scan started RACY_MS + 1 s later would
   // have read the same, so the proof may be saved as of then
-  const ok = await saveQuickStatus(store, spec, subject, c, Date.now() + RACY_MS + 1000);
+  const ok = await saveQuickStatus(store.identity().key, spec, subject, c, Date.now() + RACY_MS + 1000);
   return { spec, subject, c, ok };
 }
 
@@ -75,12 +75,12 @@ Deno.test("quick status: a saved proof gives the scan's summary back until somet
   const store = Store.open(s.path, { create: true });
   const { spec, subject, c, ok } = await saved(d.path, store);
   assert(ok, "the proof is saved");
-  assertEquals(await loadQuickStatus(store, spec, subject), summaryOf(c));
+  assertEquals(await loadQuickStatus(store.identity().key, spec, subject), summaryOf(c));
   // another subject (hd.toml parsed differently, another pulled image) does not take it
-  assertEquals(await loadQuickStatus(store, spec, subject + " "), null);
+  assertEquals(await loadQuickStatus(store.identity().key, spec, subject + " "), null);
   // another store's key does not verify it
   using s2 = tempDir("hd-store-");
-  assertEquals(await loadQuickStatus(Store.open(s2.path, { create: true }), spec, subject), null);
+  assertEquals(await loadQuickStatus(Store.open(s2.path, { create: true }).identity().key, spec, subject), null);
   // a changed digit in the summary fails the MAC
   const p = quickStatusPath(spec);
   const text = Deno.readTextFileSync(p);
@@ -88,9 +88,9 @@ Deno.test("quick status: a saved proof gives the scan's summary back until somet
     p,
     text.replace(c.filesRoot, c.filesRoot.replace(/^./, (x) => x === "0" ? "1" : "0")),
   );
-  assertEquals(await loadQuickStatus(store, spec, subject), null);
+  assertEquals(await loadQuickStatus(store.identity().key, spec, subject), null);
   Deno.writeTextFileSync(p, text.slice(0, 100)); // truncated
-  assertEquals(await loadQuickStatus(store, spec, subject), null);
+  assertEquals(await loadQuickStatus(store.identity().key, spec, subject), null);
 });
 
 Deno.test("quick status: every change a scan sees breaks the proof", async () => {
@@ -120,9 +120,9 @@ Deno.test("quick status: every change a scan sees breaks the proof", async () =>
     const store = Store.open(s.path, { create: true });
     const { spec, subject, ok } = await saved(d.path, store);
     assert(ok, what);
-    assert((await loadQuickStatus(store, spec, subject)) !== null, `holds before: ${what}`);
+    assert((await loadQuickStatus(store.identity().key, spec, subject)) !== null, `holds before: ${what}`);
     change(d.path);
-    assertEquals(await loadQuickStatus(store, spec, subject), null, what);
+    assertEquals(await loadQuickStatus(store.identity().key, spec, subject), null, what);
   }
 });
 
@@ -138,7 +138,7 @@ Deno.test("quick status: a file written during the scan keeps the proof from bei
   const start = Date.now();
   const c = await compileEnv(store, spec, { write: false, record: false });
   Deno.writeTextFileSync(`${d.path}/src/a.js`, "console.log(9);\n"); // during the scan
-  assertEquals(await saveQuickStatus(store, spec, subject, c, start), false);
+  assertEquals(await saveQuickStatus(store.identity().key, spec, subject, c, start), false);
   let absent = false;
   try {
     Deno.statSync(quickStatusPath(spec));
@@ -151,7 +151,7 @@ Deno.test("quick status: a file written during the scan keeps the proof from bei
   Deno.removeSync(`${d.path}/src`, { recursive: true });
   const start2 = Date.now() + RACY_MS + 1000; // as if started after the window had passed
   const c2 = await compileEnv(store, spec, { write: false, record: false });
-  assertEquals(await saveQuickStatus(store, spec, subject, c2, start2), true);
+  assertEquals(await saveQuickStatus(store.identity().key, spec, subject, c2, start2), true);
 });
 
 Deno.test("quick status: gatherStatus answers from the proof, and after an edit from a scan (the same as without proofs)", async () => {
