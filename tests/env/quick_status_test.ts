@@ -64,7 +64,13 @@ async function saved(dir: string, store: Store) {
   const c = await compileEnv(store, spec, { write: false, record: false });
   // the files are unchanged since they were written: a scan started RACY_MS + 1 s later would
   // have read the same, so the proof may be saved as of then
-  const ok = await saveQuickStatus(store.identity().key, spec, subject, c, Date.now() + RACY_MS + 1000);
+  const ok = await saveQuickStatus(
+    store.identity().key,
+    spec,
+    subject,
+    c,
+    Date.now() + RACY_MS + 1000,
+  );
   return { spec, subject, c, ok };
 }
 
@@ -80,7 +86,10 @@ Deno.test("quick status: a saved proof gives the scan's summary back until somet
   assertEquals(await loadQuickStatus(store.identity().key, spec, subject + " "), null);
   // another store's key does not verify it
   using s2 = tempDir("hd-store-");
-  assertEquals(await loadQuickStatus(Store.open(s2.path, { create: true }).identity().key, spec, subject), null);
+  assertEquals(
+    await loadQuickStatus(Store.open(s2.path, { create: true }).identity().key, spec, subject),
+    null,
+  );
   // a changed digit in the summary fails the MAC
   const p = quickStatusPath(spec);
   const text = Deno.readTextFileSync(p);
@@ -120,7 +129,10 @@ Deno.test("quick status: every change a scan sees breaks the proof", async () =>
     const store = Store.open(s.path, { create: true });
     const { spec, subject, ok } = await saved(d.path, store);
     assert(ok, what);
-    assert((await loadQuickStatus(store.identity().key, spec, subject)) !== null, `holds before: ${what}`);
+    assert(
+      (await loadQuickStatus(store.identity().key, spec, subject)) !== null,
+      `holds before: ${what}`,
+    );
     change(d.path);
     assertEquals(await loadQuickStatus(store.identity().key, spec, subject), null, what);
   }
