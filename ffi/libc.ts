@@ -4,7 +4,8 @@
  * the event loop) and `fcntl` (to make the FUSE fd non-blocking, so queued requests are drained on
  * the JS thread without a thread hop each); the xattr calls (`lsetxattr`, `lgetxattr`,
  * `llistxattr`, with errno) of checkout and layers; and `mknod`, `lchown`, `mount`, `umount2` for
- * root filesystems; `fstatat` for the scan's lstat of every file (src/sys/lstat.ts). The typed
+ * root filesystems; `fstatat` for the scan's lstat of every file, and `openat`/`close` for the directory those
+ * are looked up below (src/sys/lstat.ts). The typed
  * wrappers that throw are src/sys/libc.ts.
  *
  * @example
@@ -32,6 +33,9 @@ export const POLLFD_SIZE = 8;
 export const LIBC_SYMBOLS = {
   /** fstatat(dirfd, path, struct stat *, flags): lstat without Deno's FileInfo and its Dates. */
   fstatat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  /** openat(dirfd, path, flags): a directory fd (O_PATH) that fstatat can look up names below. */
+  openat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   /** poll on the calling thread (for short waits without a thread hop). */
   poll_sync: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },

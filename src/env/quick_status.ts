@@ -2,8 +2,8 @@
  * `hd status` without a scan when nothing changed: a saved proof that the project is as the last
  * status saw it, and what that status computed (tree root, Env id, step hashes).
  *
- * The proof is the full lstat key ({@link statKey}: inode, mode, size, mtime and ctime to the
- * nanosecond) of every directory the scan read — kept in the tree or not, so that a file created
+ * The proof is the full lstat identity ({@link statWords}: inode, mode, size, mtime and ctime to
+ * the nanosecond) of every directory the scan read — kept in the tree or not, so that a file created
  * in an empty directory is seen — and of every tracked file, plus hd.lock and the dependency files
  * the packages were resolved from. It holds when every path still has its key:
  * - a file edited in place (which leaves its directory's mtime alone) has a new ctime;
@@ -18,7 +18,9 @@
  * steps) are read live each time. A scan that skipped anything (unreadable, sockets), or packages
  * resolved from anything but files, saves no proof.
  *
- * The file (`.hd/status.json`) lives in the project, so it is untrusted: it carries an
+ * The file (`.hd/status.bin`: a MAC line, a JSON header line, the NUL-terminated paths, then
+ * {@link STAT_WORDS} u32 per path) is compared without making a string or an object per path. It
+ * lives in the project, so it is untrusted: it carries an
  * HMAC-SHA256 with the store's secret key (`secret`: `Store.identity().key`, or
  * `StoreView.secretKey()` without loading the store), and any mismatch or malformed content means
  * a scan.
@@ -33,7 +35,14 @@
  * ```
  * @module
  */
-import { statKey, statKeyCtimeMs } from "../sys/lstat.ts";
+import {
+  closeDir,
+  openDir,
+  STAT_WORDS,
+  statMatches,
+  statWords,
+  wordsCtimeMs,
+} from "../sys/lstat.ts";
 import type { LockState } from "../config/lockfile.ts";
 import type { EnvSpec } from "../config/types.ts";
 import type { CompiledEnv } from "./compile.ts";
@@ -42,7 +51,7 @@ import type { MemDir } from "../dag/tree.ts";
 /** A path whose ctime is this close to the scan's start (or after it) is not recorded. */
 export const RACY_MS = 1000;
 
-const VERSION = 1;
+const VERSION = 2;
 
 /** What a status computes from the project (everything but the refs it reads live). */
 export interface StatusSummary {
@@ -91,7 +100,7 @@ export function summaryOf(c: CompiledEnv): StatusSummary {
 
 /** Where the proof of `spec`'s project is kept. */
 export function quickStatusPath(spec: Pick<EnvSpec, "dir">): string {
-  return `${spec.dir}/.hd/status.json`;
+  return `${spec.dir}/.hd/status.bin`;
 }
 
 /**
@@ -113,31 +122,15 @@ function extraPaths(spec: EnvSpec): string[] {
 }
 
 /**
- * Whether a proof may be saved: every key present and every ctime older than the scan's start by
- * the racy window (pure; keys as {@link statKey} gives them).
+ * Whether a proof may be saved: every path present (`null`: absent) and its ctime older than the
+ * scan's start by the racy window (pure).
  */
-export function recordable(keys: readonly (string | null)[], scanStartMs: number): boolean {
-  for (const k of keys) {
-    if (k === null) return false;
-    const c = statKeyCtimeMs(k);
-    if (!(c < scanStartMs - RACY_MS)) return false;
-  }
+export function recordable(ctimesMs: readonly (number | null)[], scanStartMs: number): boolean {
+  for (const c of ctimesMs) if (c === null || !(c < scanStartMs - RACY_MS)) return false;
   return true;
 }
 
-/** Whether a proof holds: the same paths have the same keys now (pure). */
-export function holds(
-  saved: readonly (string | null)[],
-  now: readonly (string | null)[],
-): boolean {
-  if (saved.length !== now.length) return false;
-  for (let i = 0; i < saved.length; i++) if (saved[i] !== now[i]) return false;
-  return true;
-}
-
-const te = new TextEncoder();
-
-async function hmac(secret: Uint8Array, body: string): Promise<string> {
+async function hmac(secret: Uint8Array, body: Uint8Array): Promise<string> {
   const key = await crypto.subtle.importKey(
     "raw",
     secret as Uint8Array<ArrayBuffer>,
@@ -145,20 +138,25 @@ async function hmac(secret: Uint8Array, body: string): Promise<string> {
     false,
     ["sign"],
   );
-  const sig = new Uint8Array(await crypto.subtle.sign("HMAC", key, te.encode(body)));
+  const sig = new Uint8Array(
+    await crypto.subtle.sign("HMAC", key, body as Uint8Array<ArrayBuffer>),
+  );
   return Array.from(sig, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-const abs = (dir: string, p: string) => p.startsWith("/") ? p : p === "" ? dir : `${dir}/${p}`;
-
-interface Saved {
+/** The JSON line after the MAC. */
+interface Header {
   version: number;
   subject: string;
-  paths: string[];
-  /** null: the path was absent (an extra path: hd.lock not written yet). */
-  keys: (string | null)[];
   summary: StatusSummary;
+  /** Number of paths. */
+  count: number;
+  /** Bytes of the NUL-terminated paths. */
+  pathBytes: number;
 }
+
+const te = new TextEncoder();
+const td = new TextDecoder();
 
 /**
  * The summary saved by the last status when its proof still holds for `subject`, else null
@@ -169,31 +167,47 @@ export async function loadQuickStatus(
   spec: EnvSpec,
   subject: string,
 ): Promise<StatusSummary | null> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = Deno.readTextFileSync(quickStatusPath(spec));
+    bytes = Deno.readFileSync(quickStatusPath(spec));
   } catch {
     return null;
   }
-  const nl = text.indexOf("\n");
-  if (nl !== 64) return null;
-  const body = text.slice(nl + 1);
-  let j: Saved;
+  if (bytes.length < 66 || bytes[64] !== 10) return null;
+  const nl = bytes.indexOf(10, 65);
+  if (nl < 0) return null;
+  let h: Header;
   try {
-    j = JSON.parse(body);
+    h = JSON.parse(td.decode(bytes.subarray(65, nl)));
   } catch {
     return null;
   }
   if (
-    typeof j !== "object" || j === null || j.version !== VERSION || j.subject !== subject ||
-    !Array.isArray(j.paths) || !Array.isArray(j.keys) || j.paths.length !== j.keys.length ||
-    typeof j.summary !== "object" || j.summary === null
+    typeof h !== "object" || h === null || h.version !== VERSION || h.subject !== subject ||
+    !Number.isSafeInteger(h.count) || !Number.isSafeInteger(h.pathBytes) || h.count < 0 ||
+    h.pathBytes < 0 || typeof h.summary !== "object" || h.summary === null ||
+    bytes.length !== nl + 1 + h.pathBytes + h.count * STAT_WORDS * 4
   ) return null;
+  const names = bytes.subarray(nl + 1, nl + 1 + h.pathBytes);
+  const words = new Uint32Array(bytes.slice(nl + 1 + h.pathBytes).buffer);
+  if (names.length > 0 && names[names.length - 1] !== 0) return null;
+  const dir = openDir(spec.dir);
+  if (dir === null) return null;
   // the keys first (the cheap test that fails when anything changed), then the MAC
-  if (!j.paths.every((p) => typeof p === "string")) return null;
-  if (!holds(j.keys, j.paths.map((p) => statKey(abs(spec.dir, p))))) return null;
-  if (await hmac(secret, body) !== text.slice(0, 64)) return null;
-  return j.summary;
+  try {
+    let off = 0;
+    for (let i = 0; i < h.count; i++) {
+      const end = names.indexOf(0, off);
+      if (end < 0) return null;
+      if (!statMatches(dir, names.subarray(off, end + 1), words, i * STAT_WORDS)) return null;
+      off = end + 1;
+    }
+    if (off !== names.length) return null;
+  } finally {
+    closeDir(dir);
+  }
+  if (await hmac(secret, bytes.subarray(65)) !== td.decode(bytes.subarray(0, 64))) return null;
+  return h.summary;
 }
 
 /**
@@ -217,7 +231,8 @@ export async function saveQuickStatus(
   const resolvedFromFiles = c.lock === "current" ||
     spec.dependencies.every((d) => d.form === "file");
   if (c.skipped.length > 0 || !resolvedFromFiles) return drop();
-  const paths = [...c.walked, ...extraPaths(spec)];
+  const extra = extraPaths(spec);
+  const paths = [...c.walked, ...extra];
   const files = (d: MemDir, prefix: string) => {
     for (const [name, e] of d.entries) {
       const p = prefix ? `${prefix}/${name}` : name;
@@ -226,24 +241,46 @@ export async function saveQuickStatus(
     }
   };
   files(c.tree.root, "");
-  const keys = paths.map((p) => statKey(abs(spec.dir, p)));
-  // an absent extra path (no hd.lock yet) is recorded as absent: creating it breaks the proof
-  const extra = new Set(extraPaths(spec));
-  const check = keys.filter((k, i) => !(k === null && extra.has(paths[i])));
-  if (!recordable(check, scanStartMs)) return drop();
-  const body = JSON.stringify(
-    {
-      version: VERSION,
-      subject,
-      paths,
-      keys,
-      summary: summaryOf(c),
-    } satisfies Saved,
-  );
+  if (paths.some((p) => p.includes("\0"))) return drop();
+  const names = te.encode(paths.map((p) => `${p === "" ? "." : p}\0`).join(""));
+  const dir = openDir(spec.dir);
+  if (dir === null) return drop();
+  const words = new Uint32Array(paths.length * STAT_WORDS);
+  const ctimes: (number | null)[] = [];
+  try {
+    let off = 0;
+    for (let i = 0; i < paths.length; i++) {
+      const end = names.indexOf(0, off);
+      const ok = statWords(dir, names.subarray(off, end + 1), words, i * STAT_WORDS);
+      off = end + 1;
+      // an absent extra path (no hd.lock yet) is recorded as absent: creating it breaks the proof
+      if (!ok && i >= c.walked.length && i < c.walked.length + extra.length) continue;
+      ctimes.push(ok ? wordsCtimeMs(words, i * STAT_WORDS) : null);
+    }
+  } finally {
+    closeDir(dir);
+  }
+  if (!recordable(ctimes, scanStartMs)) return drop();
+  const header: Header = {
+    version: VERSION,
+    subject,
+    summary: summaryOf(c),
+    count: paths.length,
+    pathBytes: names.length,
+  };
+  const head = te.encode(JSON.stringify(header) + "\n");
+  const body = new Uint8Array(head.length + names.length + words.byteLength);
+  body.set(head);
+  body.set(names, head.length);
+  body.set(new Uint8Array(words.buffer), head.length + names.length);
+  const mac = te.encode(`${await hmac(secret, body)}\n`);
   const tmp = `${path}.${Deno.pid}.tmp`;
   try {
     Deno.mkdirSync(`${spec.dir}/.hd`, { recursive: true, mode: 0o700 });
-    Deno.writeTextFileSync(tmp, `${await hmac(secret, body)}\n${body}`, { mode: 0o600 });
+    const all = new Uint8Array(mac.length + body.length);
+    all.set(mac);
+    all.set(body, mac.length);
+    Deno.writeFileSync(tmp, all, { mode: 0o600 });
     Deno.renameSync(tmp, path);
     return true;
   } catch {

@@ -101,33 +101,65 @@ export function lstatLight(path: string): LightStat {
 }
 
 /**
- * The full lstat identity of `path` as one string — inode, st_mode, size, mtime and ctime to the
- * nanosecond — or null when it cannot be lstat'ed (absent, unreadable parent). Two equal keys
- * mean nothing was written to the path in between (any write moves ctime, which cannot be set
- * back). For proofs that a scanned tree is unchanged (src/env/quick_status.ts).
+ * Words of the x86_64 `struct stat` (as u32) that identify what a path holds: inode (2), st_mode,
+ * size (2), mtime seconds (2) and nanoseconds, ctime seconds (2) and nanoseconds. Two equal sets
+ * mean nothing was written to the path in between: any write moves ctime, which cannot be set
+ * back. For proofs that a scanned tree is unchanged (src/env/quick_status.ts).
  */
-export function statKey(path: string): string | null {
+export const STAT_WORDS = 11;
+const WORD_AT = [2, 3, 6, 12, 13, 22, 23, 24, 26, 27, 28];
+const statU32 = new Uint32Array(statBuf.buffer);
+const AT_O_PATH = 0o10000000;
+const AT_O_DIRECTORY = 0o200000;
+
+/**
+ * A directory that {@link statWords} looks names up below, or null where the fast lstat is not
+ * available (not x86_64 Linux, no --allow-ffi) or `path` cannot be opened. Close it with
+ * {@link closeDir}.
+ */
+export function openDir(path: string): number | null {
   if (lib === undefined) lib = open();
-  if (lib !== null && path.indexOf("\0") < 0) {
-    if (pathBuf.length < path.length * 3 + 1) pathBuf = new Uint8Array(path.length * 3 + 1);
-    const { written } = te.encodeInto(path, pathBuf);
-    pathBuf[written] = 0;
-    if (lib.symbols.fstatat(AT_FDCWD, pathBuf, statBuf, AT_SYMLINK_NOFOLLOW) !== 0) return null;
-    // struct stat (x86_64): ino 8, mode 24, size 48, mtim 88/96, ctim 104/112 (u64 as 2 × u32)
-    const u = (o: number) => view.getUint32(o, true) + view.getUint32(o + 4, true) * 4294967296;
-    return `${u(8)}:${view.getUint32(24, true)}:${u(48)}:${u(88)}.${u(96)}:${u(104)}.${u(112)}`;
-  }
-  try {
-    const st = Deno.lstatSync(path);
-    return `${st.ino}:${st.mode}:${st.size}:${st.mtime?.getTime()}:${st.ctime?.getTime()}`;
-  } catch {
-    return null;
-  }
+  if (lib === null || path.indexOf("\0") >= 0) return null;
+  const fd = lib.symbols.openat(AT_FDCWD, te.encode(path + "\0"), AT_O_PATH | AT_O_DIRECTORY);
+  return fd >= 0 ? fd : null;
 }
 
-/** The ctime of a {@link statKey}, in ms since the epoch (NaN when the key has none). */
-export function statKeyCtimeMs(key: string): number {
-  const c = key.slice(key.lastIndexOf(":") + 1);
-  const dot = c.indexOf(".");
-  return dot < 0 ? Number(c) : Number(c.slice(0, dot)) * 1000 + Number(c.slice(dot + 1)) / 1e6;
+/** Closes a directory of {@link openDir}. */
+export function closeDir(fd: number): void {
+  lib?.symbols.close(fd);
+}
+
+/**
+ * lstat of `name` (NUL-terminated bytes, relative to `dir` from {@link openDir}) into
+ * `out[at .. at + STAT_WORDS)`; false (and zeros there) when it cannot be lstat'ed.
+ */
+export function statWords(dir: number, name: Uint8Array, out: Uint32Array, at: number): boolean {
+  if (lib!.symbols.fstatat(dir, name, statBuf, AT_SYMLINK_NOFOLLOW) !== 0) {
+    out.fill(0, at, at + STAT_WORDS);
+    return false;
+  }
+  for (let k = 0; k < STAT_WORDS; k++) out[at + k] = statU32[WORD_AT[k]];
+  return true;
+}
+
+/**
+ * Whether lstat of `name` below `dir` gives exactly `saved[at .. at + STAT_WORDS)` (all zeros:
+ * that it cannot be lstat'ed, the path was absent).
+ */
+export function statMatches(
+  dir: number,
+  name: Uint8Array,
+  saved: Uint32Array,
+  at: number,
+): boolean {
+  if (lib!.symbols.fstatat(dir, name, statBuf, AT_SYMLINK_NOFOLLOW) !== 0) {
+    return saved[at + 2] === 0; // no st_mode: recorded as absent
+  }
+  for (let k = 0; k < STAT_WORDS; k++) if (saved[at + k] !== statU32[WORD_AT[k]]) return false;
+  return true;
+}
+
+/** The ctime of the words at `at` (as {@link statWords} writes them), in ms since the epoch. */
+export function wordsCtimeMs(words: Uint32Array, at: number): number {
+  return (words[at + 8] + words[at + 9] * 4294967296) * 1000 + words[at + 10] / 1e6;
 }

@@ -26,7 +26,7 @@ Deno.test("hd status: answers from its proof until a file is edited in place", a
   await new Promise((r) => setTimeout(r, RACY_MS + 200)); // every path is older than the window
   const first = await status();
   assertEquals(first, zero);
-  const proof = `${d.path}/.hd/status.json`;
+  const proof = `${d.path}/.hd/status.bin`;
   const saved = Deno.statSync(proof).mtime!.getTime();
   const second = await status();
   assertEquals(second, first);
