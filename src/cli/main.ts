@@ -9,6 +9,7 @@
  * ```
  * @module
  */
+import { lazyImport } from "../sys/lazy.ts";
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import type { Command, Context, OptionSpec } from "./command.ts";
@@ -131,7 +132,9 @@ export async function main(argv: string[]): Promise<number> {
     // `hd --version` and `hd --help` start without them; a `lazyStore` command loads the store
     // only if it opens it.
     const [cmd, { parseArgs }] = await Promise.all([found.entry.load(), import("node:util")]);
-    let storeMod = cmd.lazyStore ? null : await import("../cas/store.ts");
+    let storeMod = cmd.lazyStore ? null : await lazyImport<typeof import("../cas/store.ts")>(
+      new URL("../cas/store.ts", import.meta.url),
+    );
     const options = { ...GLOBAL, ...cmd.options };
     const split = cmd.passThrough ? splitPassThrough(found.rest, options) : null;
     const rest = split ? split.own : found.rest;
@@ -176,7 +179,9 @@ export async function main(argv: string[]): Promise<number> {
       debug,
       store: openSync,
       openStore: async (create = true) => {
-        storeMod ??= await import("../cas/store.ts");
+        storeMod ??= await lazyImport<typeof import("../cas/store.ts")>(
+          new URL("../cas/store.ts", import.meta.url),
+        );
         return openSync(create);
       },
       values: parsed.values as Context["values"],

@@ -4,6 +4,7 @@
  * The data comes from {@link gatherStatus} (src/env/report.ts); this file only prints it.
  * @module
  */
+import { lazyImport } from "../sys/lazy.ts";
 import { HdError } from "../sys/errors.ts";
 import { displayPath, loadProjectSpec } from "../config/parse.ts";
 import { gatherStatus, quickStatus, type Status } from "../env/report.ts";
@@ -103,16 +104,18 @@ export const status: Command = {
     if (view && secret) (tried = true, s = await quickStatus(view, secret, spec));
     if (!s) {
       store = await ctx.openStore();
-      const ids = plain
-        ? {}
-        : (await import("../runtime/step_cache.ts")).pulledImageIds(store, spec);
+      const ids = plain ? {} : (await lazyImport<typeof import("../runtime/step_cache.ts")>(
+        new URL("../runtime/step_cache.ts", import.meta.url),
+      )).pulledImageIds(store, spec);
       s = await gatherStatus(store, spec, undefined, { ...ids, quick: tried ? "save" : true });
     }
     const st = s;
     const up = await gatherServices(spec.dir); // services of a running `hd up` (src/services)
     // the mount registry is read (and its module loaded) only when it has entries
     const mounts = hasEntries(`${ctx.storeRoot}/mounts`)
-      ? (await import("../mount/manager.ts")).listMounts(store ?? await ctx.openStore())
+      ? (await lazyImport<typeof import("../mount/manager.ts")>(
+        new URL("../mount/manager.ts", import.meta.url),
+      )).listMounts(store ?? await ctx.openStore())
         .filter((m) => m.state !== "gone")
       : [];
     ctx.out.result(

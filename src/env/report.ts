@@ -18,6 +18,7 @@
  * ```
  * @module
  */
+import { lazyImport } from "../sys/lazy.ts";
 import type { Store } from "../cas/store.ts";
 import type { CompiledEnv } from "./compile.ts";
 import {
@@ -148,7 +149,9 @@ export async function gatherStatus(
     if (q) return q;
   }
   // loaded only for a scan: compiling pulls in the scanner, the DAG and the lock resolvers
-  const { compileEnv } = await import("./compile.ts");
+  const { compileEnv } = await lazyImport<typeof import("./compile.ts")>(
+    new URL("./compile.ts", import.meta.url),
+  );
   const start = Date.now();
   // a report writes nothing to the store: ids are hashed, not stored
   const c = await compileEnv(store, spec, {
