@@ -14,7 +14,7 @@
  * ```
  * @module
  */
-import { type Libc, openLibc } from "../../ffi/libc.ts";
+import { type LibcStat, openLibcStat } from "../../ffi/libc.ts";
 
 /** What a scan needs of an lstat; times in whole milliseconds as `FileInfo.mtime.getTime()`. */
 export interface LightStat {
@@ -37,16 +37,16 @@ const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const S_IFMT = 0o170000;
 
-let lib: Libc | null | undefined;
+let lib: LibcStat | null | undefined;
 const statBuf = new Uint8Array(144); // sizeof(struct stat) on x86_64
 const view = new DataView(statBuf.buffer);
 let pathBuf = new Uint8Array(4096);
 const te = new TextEncoder();
 
-function open(): Libc | null {
+function open(): LibcStat | null {
   if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") return null;
   try {
-    return openLibc();
+    return openLibcStat();
   } catch {
     return null;
   }
