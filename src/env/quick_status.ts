@@ -246,7 +246,6 @@ export async function saveQuickStatus(
   const dir = openDir(spec.dir);
   if (dir === null) return drop();
   const words = new Uint32Array(paths.length * STAT_WORDS);
-  const ctimes: (number | null)[] = [];
   try {
     let off = 0;
     for (let i = 0; i < paths.length; i++) {
@@ -255,12 +254,14 @@ export async function saveQuickStatus(
       off = end + 1;
       // an absent extra path (no hd.lock yet) is recorded as absent: creating it breaks the proof
       if (!ok && i >= c.walked.length && i < c.walked.length + extra.length) continue;
-      ctimes.push(ok ? wordsCtimeMs(words, i * STAT_WORDS) : null);
+      // the first path that may not be recorded ends it (after an edit: no need to stat the rest)
+      if (!recordable([ok ? wordsCtimeMs(words, i * STAT_WORDS) : null], scanStartMs)) {
+        return drop();
+      }
     }
   } finally {
     closeDir(dir);
   }
-  if (!recordable(ctimes, scanStartMs)) return drop();
   const header: Header = {
     version: VERSION,
     subject,
