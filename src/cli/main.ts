@@ -10,6 +10,7 @@
  * @module
  */
 import { lazyImport } from "../sys/lazy.ts";
+import { parseOptions } from "./args.ts";
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import type { Command, Context, OptionSpec } from "./command.ts";
@@ -128,10 +129,9 @@ export async function main(argv: string[]): Promise<number> {
         2,
       );
     }
-    // The store (BLAKE3's native module) and node:util load only for a command that runs:
-    // `hd --version` and `hd --help` start without them; a `lazyStore` command loads the store
-    // only if it opens it.
-    const [cmd, { parseArgs }] = await Promise.all([found.entry.load(), import("node:util")]);
+    // The store (BLAKE3's native module) loads only for a command that runs: `hd --version` and
+    // `hd --help` start without it; a `lazyStore` command loads it only if it opens it.
+    const cmd = await found.entry.load();
     let storeMod = cmd.lazyStore ? null : await lazyImport<typeof import("../cas/store.ts")>(
       new URL("../cas/store.ts", import.meta.url),
     );
@@ -140,17 +140,7 @@ export async function main(argv: string[]): Promise<number> {
     const rest = split ? split.own : found.rest;
     let parsed;
     try {
-      parsed = parseArgs({
-        args: rest,
-        options: Object.fromEntries(
-          Object.entries(options).map(([k, o]) => [
-            k,
-            { type: o.type, multiple: o.multiple ?? false, ...(o.short ? { short: o.short } : {}) },
-          ]),
-        ),
-        allowPositionals: true,
-        strict: true,
-      });
+      parsed = parseOptions(rest, options); // node:util parseArgs' rules and messages (args.ts)
     } catch (e) {
       const msg = (e as Error).message.split("\n")[0];
       const unknown = /Unknown option '(-{1,2})([^']+)'/.exec(msg);
