@@ -51,6 +51,10 @@ import type { MemDir } from "../dag/tree.ts";
 /** A path whose ctime is this close to the scan's start (or after it) is not recorded. */
 export const RACY_MS = 1000;
 
+/**
+ * Format and meaning of a proof: bump it whenever what a status computes from the same files
+ * would change (an identity rule, a default exclude), or proofs of the old code would be believed.
+ */
 const VERSION = 2;
 
 /** What a status computes from the project (everything but the refs it reads live). */
