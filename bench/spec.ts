@@ -1,14 +1,18 @@
 /**
  * Bench "spec": how long hd takes to know a project's state, beside git on the same tree.
  *
- * - first scan: `hd status` on a fresh store (ingest every file, hash the Env and its steps)
- *   vs `git add -A && git write-tree` on a fresh repository;
- * - unchanged: `hd status` with a warm stat cache vs `git status --porcelain` with a warm index;
- * - one file edited: the same two after touching one source file;
- * - process startup (`--version`) of each, to read the others against.
+ * - first scan: `hd status` on a fresh store and no stat cache (it hashes every file and writes
+ *   nothing to the store) vs git hashing every file of a fresh repository without writing
+ *   (`git ls-files -o | git hash-object --stdin-paths`): the same work on both sides;
+ * - unchanged: `hd status` with a warm stat cache vs `git status --porcelain` on a committed repo;
+ * - one file edited: the same two after appending to one source file (a new file each round);
+ * - start-up: `hd --version` and `hd --help` beside Deno's floor (`deno run` of an empty script,
+ *   with the same flags) and `git --version`.
  *
- * Both sides run as processes (hd pays Deno's startup, git its own). The project is generated:
- * N small JavaScript files in nested directories, a package.json and a package-lock.json.
+ * Every case alternates hd and its peer (A B A B …), ≥ 5 rounds in a full run (3 with --quick),
+ * and reports the median with min–max and the 1-minute load average in `extra`. Both sides run as
+ * processes (hd pays Deno's start-up, git its own). The project is generated: N small JavaScript
+ * files in nested directories, a package.json and a package-lock.json.
  * @module
  */
 import { type Bench, type BenchRow, median, sh, timeCmd } from "./lib.ts";
@@ -52,75 +56,138 @@ steps = [
   );
 }
 
+function loadAvg(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return NaN;
+  }
+}
+
+/** A timed command of one side of a case. */
+type Side = {
+  tool: string;
+  cmd: string;
+  args: string[];
+  cwd?: string;
+  /** Evaluated at each run (the store may change between rounds). */
+  env?: () => Record<string, string>;
+};
+
 /** The "spec" bench. */
 export const bench: Bench = {
   name: "spec",
   async run({ workDir, quick, log }) {
     const n = quick ? 1000 : 10000;
-    const reps = quick ? 3 : 7;
+    const rounds = quick ? 3 : 7;
     const proj = `${workDir}/spec-project`;
-    const store = `${workDir}/spec-store`;
     const gitProj = `${workDir}/spec-git`;
     makeProject(proj, n);
     await sh(`cp -r ${proj} ${gitProj}`);
-    const hdArgs = ["run", "-A", "--quiet", `${REPO}/cli.ts`, "status", "--json"];
-    const env = { HD_HOME: store, NO_COLOR: "1", PATH: Deno.env.get("PATH") ?? "" };
+    const deno = Deno.execPath();
+    const hdArgs = ["run", "-A", "--quiet", `${REPO}/cli.ts`];
+    const path = Deno.env.get("PATH") ?? "";
+    let store = `${workDir}/spec-store`;
+    const env = () => ({ HD_HOME: store, NO_COLOR: "1", PATH: path });
     const rows: BenchRow[] = [];
-    const extra = { files: n };
-    const row = (c: string, tool: string, value: number) =>
-      rows.push({ bench: "spec", case: c, tool, value: Math.round(value), unit: "ms", extra });
 
-    log(`spec: ${n} files, first scan`);
-    row("first scan", "hd", await timeCmd(Deno.execPath(), hdArgs, { cwd: proj, env }));
-    await sh("git init -q . && git config user.email b@b && git config user.name b", {
-      cwd: gitProj,
-    });
-    row(
-      "first scan",
-      "git",
-      await timeCmd("sh", ["-c", "git add -A && git write-tree >/dev/null"], { cwd: gitProj }),
-    );
-    await sh("git commit -qm init", { cwd: gitProj });
-    // Let the stat cache's racy window (2 s) pass so the warm runs can trust it.
-    await new Promise((r) => setTimeout(r, 2500));
-    await timeCmd(Deno.execPath(), hdArgs, { cwd: proj, env });
-
-    log("spec: unchanged");
-    const hdWarm: number[] = [];
-    const gitWarm: number[] = [];
-    for (let i = 0; i < reps; i++) {
-      hdWarm.push(await timeCmd(Deno.execPath(), hdArgs, { cwd: proj, env }));
-      gitWarm.push(await timeCmd("git", ["status", "--porcelain"], { cwd: gitProj }));
-    }
-    row("status, unchanged", "hd", median(hdWarm));
-    row("status, unchanged", "git", median(gitWarm));
-
-    // Process startup alone, to read the figures above against.
-    const hdStart: number[] = [];
-    const gitStart: number[] = [];
-    for (let i = 0; i < reps; i++) {
-      hdStart.push(
-        await timeCmd(Deno.execPath(), ["run", "-A", "--quiet", `${REPO}/cli.ts`, "--version"], {
-          env,
-        }),
+    /** Runs the sides alternately `rounds` times (`before` ahead of each round) and adds rows. */
+    const alternate = async (c: string, sides: Side[], before?: (i: number) => Promise<void>) => {
+      const t: number[][] = sides.map(() => []);
+      const loads: number[] = [];
+      for (let i = 0; i < rounds; i++) {
+        await before?.(i);
+        loads.push(loadAvg());
+        for (let k = 0; k < sides.length; k++) {
+          const s = sides[k];
+          t[k].push(await timeCmd(s.cmd, s.args, { cwd: s.cwd, env: s.env?.() }));
+        }
+      }
+      sides.forEach((s, k) =>
+        rows.push({
+          bench: "spec",
+          case: c,
+          tool: s.tool,
+          value: Math.round(median(t[k])),
+          unit: "ms",
+          extra: {
+            files: n,
+            rounds,
+            min: Math.round(Math.min(...t[k])),
+            max: Math.round(Math.max(...t[k])),
+            samples: t[k].map(Math.round),
+            loadavg: median(loads),
+          },
+        })
       );
-      gitStart.push(await timeCmd("git", ["--version"]));
-    }
-    row("process startup (--version)", "hd", median(hdStart));
-    row("process startup (--version)", "git", median(gitStart));
+    };
+    const hdStatus: Side = {
+      tool: "hd",
+      cmd: deno,
+      args: [...hdArgs, "status", "--json"],
+      cwd: proj,
+      env,
+    };
+    const gitStatus: Side = {
+      tool: "git",
+      cmd: "git",
+      args: ["status", "--porcelain"],
+      cwd: gitProj,
+    };
 
-    log("spec: one file edited");
-    const hdEdit: number[] = [];
-    const gitEdit: number[] = [];
-    for (let i = 0; i < reps; i++) {
+    log(`spec: ${n} files, first scan (fresh store, fresh repository), ${rounds} rounds`);
+    // a fresh store and no stat cache for hd; a fresh repository for git, each round
+    const fresh = async (i: number) => {
+      store = `${workDir}/spec-store-${i}`;
+      await Deno.remove(`${proj}/.hd`, { recursive: true }).catch(() => {});
+      await sh(
+        "rm -rf .git && git init -q . && git config user.email b@b && git config user.name b",
+        {
+          cwd: gitProj,
+        },
+      );
+    };
+    await alternate("first scan (hash every file, write nothing)", [
+      hdStatus,
+      {
+        tool: "git",
+        cmd: "sh",
+        args: [
+          "-c",
+          "git ls-files -o --exclude-standard | git hash-object --stdin-paths >/dev/null",
+        ],
+        cwd: gitProj,
+      },
+    ], fresh);
+    await sh("git add -A && git commit -qm init", { cwd: gitProj });
+    // Let the stat cache's racy window pass so the warm runs can trust it, then warm it.
+    await new Promise((r) => setTimeout(r, 2500));
+    await timeCmd(deno, [...hdArgs, "status", "--json"], { cwd: proj, env: env() });
+    await timeCmd("git", ["status", "--porcelain"], { cwd: gitProj });
+
+    log("spec: status, unchanged");
+    await alternate("status, unchanged", [hdStatus, gitStatus]);
+
+    log("spec: start-up");
+    const empty = `${workDir}/empty.ts`;
+    Deno.writeTextFileSync(empty, "");
+    await alternate("start-up --version", [
+      { tool: "deno run (empty)", cmd: deno, args: ["run", "-A", "--quiet", empty], env },
+      { tool: "hd", cmd: deno, args: [...hdArgs, "--version"], env },
+      { tool: "git", cmd: "git", args: ["--version"] },
+    ]);
+    await alternate("start-up --help", [
+      { tool: "deno run (empty)", cmd: deno, args: ["run", "-A", "--quiet", empty], env },
+      { tool: "hd", cmd: deno, args: [...hdArgs, "--help"], env },
+    ]);
+
+    log("spec: status, one file edited");
+    await alternate("status, one file edited", [hdStatus, gitStatus], (i) => {
       const rel = `src/m${i % 50}/d${i % 7}/f${i}.js`;
       Deno.writeTextFileSync(`${proj}/${rel}`, `// edit ${i}\n`, { append: true });
       Deno.writeTextFileSync(`${gitProj}/${rel}`, `// edit ${i}\n`, { append: true });
-      hdEdit.push(await timeCmd(Deno.execPath(), hdArgs, { cwd: proj, env }));
-      gitEdit.push(await timeCmd("git", ["status", "--porcelain"], { cwd: gitProj }));
-    }
-    row("status, one file edited", "hd", median(hdEdit));
-    row("status, one file edited", "git", median(gitEdit));
+      return Promise.resolve();
+    });
     return rows;
   },
 };

@@ -8,8 +8,15 @@ import { exists } from "../src/sys/fs.ts";
 
 const repo = new URL("..", import.meta.url).pathname;
 const out = Deno.args[0] ?? `${repo}hd`;
-// Worker modules are loaded by URL at run time: deno compile must be told to embed them.
-const workers = [`${repo}src/scan/ingest_worker.ts`].filter(exists);
+// Worker modules, and the modules imported through src/sys/lazy.ts (every command, the store,
+// the scanner: not in the module graph Deno builds ahead), are loaded by URL at run time:
+// deno compile must be told to embed them.
+const modules = (dir: string): string[] =>
+  [...Deno.readDirSync(dir)].flatMap((e) =>
+    e.isDirectory ? modules(`${dir}/${e.name}`) : e.name.endsWith(".ts") ? [`${dir}/${e.name}`] : []
+  );
+const workers = [`${repo}src/scan/ingest_worker.ts`, ...modules(`${repo}src`)]
+  .filter((p, i, all) => exists(p) && all.indexOf(p) === i);
 const args = [
   "compile",
   "-A",

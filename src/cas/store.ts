@@ -46,6 +46,7 @@ import { LooseObjects } from "./loose.ts";
 import type { PackEntry } from "./pack.ts";
 import { Packs } from "./packs.ts";
 import { Refs } from "./refs.ts";
+import { defaultStoreRoot } from "./root.ts";
 import { type SweepResult, sweepStore } from "./sweep.ts";
 
 export type { ObjectKind } from "./key.ts";
@@ -58,13 +59,7 @@ export const PACK_TARGET = 32 << 20;
 /** The store format this code reads and writes. */
 export const STORE_FORMAT = "hd-store 1";
 
-/** Default store root: `$HD_HOME`, else `~/.hd`. */
-export function defaultStoreRoot(): string {
-  const env = Deno.env.get("HD_HOME");
-  if (env) return env;
-  const home = Deno.env.get("HOME") ?? "/root";
-  return `${home}/.hd`;
-}
+export { defaultStoreRoot } from "./root.ts";
 
 /** A content-addressed store rooted at a directory. */
 export class Store {

@@ -32,8 +32,13 @@ export interface Context {
   storeRoot: string;
   /** True with --debug (stack traces on errors). */
   debug: boolean;
-  /** Opens the store (creating it unless `create` is false). */
+  /**
+   * Opens the store (creating it unless `create` is false). For a command with `lazyStore`, only
+   * after {@link Context.openStore} has resolved once.
+   */
   store(create?: boolean): Store;
+  /** Loads the store's modules if not yet loaded, then opens it as {@link Context.store} does. */
+  openStore(create?: boolean): Promise<Store>;
   /** Parsed option values of this command. */
   values: Record<string, string | boolean | string[] | boolean[] | undefined>;
   /** Positional arguments after the command name. */
@@ -55,6 +60,11 @@ export interface Command {
    * positionals, flags included (hd exec).
    */
   passThrough?: boolean;
+  /**
+   * The command opens the store itself with `ctx.openStore()`, only when it needs it: the store's
+   * modules (BLAKE3's native module among them) are not loaded before it runs (`hd status`).
+   */
+  lazyStore?: boolean;
   /** Runs the command; returns the exit code. */
   run(ctx: Context): Promise<number> | number;
 }

@@ -9,6 +9,8 @@
  * ```
  * @module
  */
+import { lazyImport } from "../sys/lazy.ts";
+import { parseOptions } from "./args.ts";
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import type { Command, Context, OptionSpec } from "./command.ts";
@@ -16,6 +18,7 @@ import { type CommandEntry, COMMANDS } from "./commands.ts";
 import { Output } from "./output.ts";
 import { fsErrorToHdError } from "./fs_error.ts";
 import { didYouMean } from "../config/suggest.ts";
+import { defaultStoreRoot } from "../cas/root.ts";
 
 /** Re-exported for callers that imported it from here; it lives in src/config/suggest.ts. */
 export { didYouMean };
@@ -43,8 +46,9 @@ function findCommand(argv: string[]): { entry: CommandEntry; rest: string[] } | 
   return best;
 }
 
-async function topHelp(): Promise<string> {
-  const cmds = await Promise.all(COMMANDS.map((c) => c.load()));
+function topHelp(): string {
+  // the summaries are listed beside the loaders: no command module is loaded for this
+  const cmds = COMMANDS;
   const w = Math.max(...cmds.map((c) => c.name.length));
   return [
     "hd — content-addressed development environments",
@@ -105,7 +109,7 @@ export async function main(argv: string[]): Promise<number> {
   const out = new Output({ json });
   try {
     if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
-      out.line(await topHelp());
+      out.line(topHelp());
       return argv.length === 0 ? 2 : 0;
     }
     if (argv[0] === "--version" || argv[0] === "version") {
@@ -125,29 +129,18 @@ export async function main(argv: string[]): Promise<number> {
         2,
       );
     }
-    // The store (BLAKE3's native module) and node:util load only for a command that runs:
-    // `hd --version` and `hd --help` start without them.
-    const [cmd, { parseArgs }, { defaultStoreRoot, Store }] = await Promise.all([
-      found.entry.load(),
-      import("node:util"),
-      import("../cas/store.ts"),
-    ]);
+    // The store (BLAKE3's native module) loads only for a command that runs: `hd --version` and
+    // `hd --help` start without it; a `lazyStore` command loads it only if it opens it.
+    const cmd = await found.entry.load();
+    let storeMod = cmd.lazyStore ? null : await lazyImport<typeof import("../cas/store.ts")>(
+      new URL("../cas/store.ts", import.meta.url),
+    );
     const options = { ...GLOBAL, ...cmd.options };
     const split = cmd.passThrough ? splitPassThrough(found.rest, options) : null;
     const rest = split ? split.own : found.rest;
     let parsed;
     try {
-      parsed = parseArgs({
-        args: rest,
-        options: Object.fromEntries(
-          Object.entries(options).map(([k, o]) => [
-            k,
-            { type: o.type, multiple: o.multiple ?? false, ...(o.short ? { short: o.short } : {}) },
-          ]),
-        ),
-        allowPositionals: true,
-        strict: true,
-      });
+      parsed = parseOptions(rest, options); // node:util parseArgs' rules and messages (args.ts)
     } catch (e) {
       const msg = (e as Error).message.split("\n")[0];
       const unknown = /Unknown option '(-{1,2})([^']+)'/.exec(msg);
@@ -166,11 +159,21 @@ export async function main(argv: string[]): Promise<number> {
     }
     const storeRoot = (parsed.values.store as string | undefined) ?? defaultStoreRoot();
     let store: Store | null = null;
+    const openSync = (create = true) => {
+      if (!storeMod) throw new Error(`hd ${cmd.name} opened the store before loading it`);
+      return (store ??= storeMod.Store.open(storeRoot, { create }));
+    };
     const ctx: Context = {
       out,
       storeRoot,
       debug,
-      store: (create = true) => (store ??= Store.open(storeRoot, { create })),
+      store: openSync,
+      openStore: async (create = true) => {
+        storeMod ??= await lazyImport<typeof import("../cas/store.ts")>(
+          new URL("../cas/store.ts", import.meta.url),
+        );
+        return openSync(create);
+      },
       values: parsed.values as Context["values"],
       positionals: split ? [...parsed.positionals, ...split.tail] : parsed.positionals,
     };

@@ -4,12 +4,14 @@
  * The data comes from {@link gatherStatus} (src/env/report.ts); this file only prints it.
  * @module
  */
-import { pulledImageIds } from "../runtime/step_cache.ts";
+import { lazyImport } from "../sys/lazy.ts";
 import { HdError } from "../sys/errors.ts";
 import { displayPath, loadProjectSpec } from "../config/parse.ts";
-import { gatherStatus, type Status } from "../env/report.ts";
+import { gatherStatus, quickStatus, type Status } from "../env/report.ts";
 import { formatUpStatus, gatherServices } from "../services/report.ts";
-import { listMounts, type MountStatus } from "../mount/manager.ts";
+import type { MountStatus } from "../mount/manager.ts";
+import type { Store } from "../cas/store.ts";
+import { StoreView } from "../cas/view.ts";
 import type { Command } from "./command.ts";
 import { formatBytes, type Output } from "./output.ts";
 
@@ -83,20 +85,50 @@ export const status: Command = {
       help: "path of hd.toml (default: found from the current directory up)",
     },
   },
+  // the store and the scanner load only when the proof of the last status does not hold
+  lazyStore: true,
   async run(ctx) {
     if (ctx.positionals.length > 0) {
       throw new HdError("Cannot show status: unexpected argument", "usage: hd status", 2);
     }
     const spec = loadProjectSpec(ctx.values.file as string | undefined);
     // the runtime hashes pulled images (base, stages) by their manifest digests (stepBaseId), not
-    // their references: so does status
-    const s = await gatherStatus(ctx.store(), spec, undefined, pulledImageIds(ctx.store(), spec));
+    // their references: so does status. Without images, a saved proof can answer with the store
+    // only viewed (no BLAKE3, no codecs: src/cas/view.ts).
+    const plain = spec.environment.base === null && spec.build.steps.every((x) => !x.image);
+    let store: Store | null = null;
+    let s: Status | null = null;
+    let tried = false;
+    const view = plain ? StoreView.open(ctx.storeRoot) : null;
+    const secret = view?.secretKey() ?? null;
+    if (view && secret) (tried = true, s = await quickStatus(view, secret, spec));
+    if (!s) {
+      store = await ctx.openStore();
+      const ids = plain ? {} : (await lazyImport<typeof import("../runtime/step_cache.ts")>(
+        new URL("../runtime/step_cache.ts", import.meta.url),
+      )).pulledImageIds(store, spec);
+      s = await gatherStatus(store, spec, undefined, { ...ids, quick: tried ? "save" : true });
+    }
+    const st = s;
     const up = await gatherServices(spec.dir); // services of a running `hd up` (src/services)
-    const mounts = listMounts(ctx.store()).filter((m) => m.state !== "gone");
+    // the mount registry is read (and its module loaded) only when it has entries
+    const mounts = hasEntries(`${ctx.storeRoot}/mounts`)
+      ? (await lazyImport<typeof import("../mount/manager.ts")>(
+        new URL("../mount/manager.ts", import.meta.url),
+      )).listMounts(store ?? await ctx.openStore())
+        .filter((m) => m.state !== "gone")
+      : [];
     ctx.out.result(
-      { ...s, up, mounts },
-      () => formatStatus(s, ctx.out) + "\n" + formatUpStatus(up) + formatMounts(mounts, ctx.out),
+      { ...st, up, mounts },
+      () => formatStatus(st, ctx.out) + "\n" + formatUpStatus(up) + formatMounts(mounts, ctx.out),
     );
     return 0;
   },
 };
+
+function hasEntries(dir: string): boolean {
+  try {
+    for (const _ of Deno.readDirSync(dir)) return true;
+  } catch { /* none */ }
+  return false;
+}

@@ -97,6 +97,8 @@ export interface CompiledEnv {
   /** Files answered by the stat cache without reading. */
   cacheHits: number;
   skipped: { path: string; why: string }[];
+  /** Every directory the scan read, relative to the project ("" its root). */
+  walked: string[];
   /** Id of the stored base reference blob, or null without a base image. */
   baseId: string | null;
   packages: { id: string; node: PackageNode; path?: string }[];
@@ -123,6 +125,11 @@ export interface CompileOptions {
   imageIds?: Record<string, string>;
   /** More paths left out of the tracked files (hd's own output: src/watch/own_output.ts). */
   exclude?: readonly string[];
+  /**
+   * False: hash only, write no object and take no lock (`hd status`); implies `record: false`.
+   * The stat cache (in the project) is still saved. Default true.
+   */
+  write?: boolean;
 }
 
 /** Path of the project's stat cache. */
@@ -351,7 +358,9 @@ export async function compileEnv(
   opts: CompileOptions = {},
 ): Promise<CompiledEnv> {
   const pk = await packagesFor(spec);
-  return await store.withLock("shared", () => {
+  const write = opts.write ?? true;
+  const sink = write ? store : undefined;
+  const compile = () => {
     const filter = trackedFilter(spec, opts.exclude);
     const cachePath = statCachePath(spec);
     const cache = opts.noCache ? StatCache.empty(store) : StatCache.load(cachePath, store);
@@ -360,15 +369,19 @@ export async function compileEnv(
       filter,
       cache,
       onProgress: opts.onProgress ? (p) => opts.onProgress!(p.files, p.bytes) : undefined,
+      write,
     });
     cache.save(cachePath);
-    const packages = pk.packages.map((p) => ({ ...p, id: putNode(store, p.node) }));
+    const packages = pk.packages.map((p) => ({
+      ...p,
+      id: sink ? putNode(sink, p.node) : nodeId(p.node),
+    }));
     const steps = stepHashes(spec, r.tree, {
-      store,
+      store: sink,
       baseId: opts.baseId,
       imageIds: opts.imageIds,
     });
-    const baseId = baseIdFor(spec, store, opts.baseId);
+    const baseId = baseIdFor(spec, sink, opts.baseId);
     const node = envNode(
       spec.environment.name,
       r.root,
@@ -376,8 +389,8 @@ export async function compileEnv(
       packages.map((p) => p.id),
       steps.map((s) => s.id),
     );
-    const envId = putNode(store, node);
-    if (opts.record ?? true) {
+    const envId = sink ? putNode(sink, node) : nodeId(node);
+    if (write && (opts.record ?? true)) {
       store.setRef(`trees/${spec.environment.name}`, r.root);
       store.setRef(`envs/${spec.environment.name}`, envId);
     }
@@ -393,11 +406,13 @@ export async function compileEnv(
       bytes: r.bytes,
       cacheHits: r.cacheHits,
       skipped: r.skipped,
+      walked: r.walked,
       baseId,
       packages,
       packagesFrom: pk.from,
       lock: pk.lock,
       steps,
     };
-  });
+  };
+  return write ? await store.withLock("shared", compile) : compile();
 }

@@ -18,8 +18,16 @@
  * ```
  * @module
  */
+import { lazyImport } from "../sys/lazy.ts";
 import type { Store } from "../cas/store.ts";
-import { type CompiledEnv, compileEnv } from "./compile.ts";
+import type { CompiledEnv } from "./compile.ts";
+import {
+  loadQuickStatus,
+  proofSubject,
+  saveQuickStatus,
+  type StatusSummary,
+  summaryOf,
+} from "./quick_status.ts";
 import type { LockState } from "../config/lockfile.ts";
 import type { EnvSpec } from "../config/types.ts";
 
@@ -66,59 +74,94 @@ export interface Status {
   basePulled?: boolean;
 }
 
-/**
- * Compiles the project (without moving its refs) and reports its state. Pass `compiled` to report
- * on an environment compiled already, and `baseId` and `imageIds` (the pulled images, as the
- * runtime hashes them) so that the step hashes are the ones `hd up` uses.
- */
-export async function gatherStatus(
-  store: Store,
+/** What a status reads of a store: refs (a Store, or a StoreView). */
+export interface RefReader {
+  getRef(name: string): string | null;
+}
+
+function statusOf(
+  store: RefReader,
   spec: EnvSpec,
-  compiled?: CompiledEnv,
-  opts: { baseId?: string; imageIds?: Record<string, string> } = {},
-): Promise<Status> {
+  sum: StatusSummary,
+  opts: { baseId?: string },
+): Status {
   const name = spec.environment.name;
   const recordedEnv = store.getRef(`envs/${name}`);
   const recordedTree = store.getRef(`trees/${name}`);
-  const c = compiled ?? await compileEnv(store, spec, {
-    record: false,
-    baseId: opts.baseId,
-    imageIds: opts.imageIds,
-  });
   return {
     name,
     file: spec.file,
     dir: spec.dir,
     base: spec.environment.base,
     tree: {
-      root: c.filesRoot,
-      files: c.files,
-      bytes: c.bytes,
-      cacheHits: c.cacheHits,
+      root: sum.filesRoot,
+      files: sum.files,
+      bytes: sum.bytes,
+      cacheHits: sum.cacheHits,
       recorded: recordedTree,
     },
-    env: { id: c.envId, recorded: recordedEnv, upToDate: recordedEnv === c.envId },
-    lock: c.lock,
+    env: { id: sum.envId, recorded: recordedEnv, upToDate: recordedEnv === sum.envId },
+    lock: sum.lock,
     dependencies: spec.dependencies.length,
-    packages: c.packages.length,
-    steps: c.steps.map((s) => {
-      const output = store.getRef(stepCacheRef(s.id));
-      return {
-        index: s.index,
-        run: s.spec.run,
-        kind: s.spec.inputs === null ? "chained" : "inputs",
-        hash: s.id,
-        cached: output !== null,
-        output,
-        inputs: s.inputs.map((i) => ({
-          label: i.label,
-          hash: i.id,
-          files: i.files,
-          missing: i.missing ?? false,
-        })),
-      };
+    packages: sum.packages,
+    steps: sum.steps.map((s) => {
+      const output = store.getRef(stepCacheRef(s.hash));
+      return { ...s, cached: output !== null, output };
     }),
-    skipped: c.skipped,
+    skipped: sum.skipped,
     ...(spec.environment.base === null ? {} : { basePulled: opts.baseId !== undefined }),
   };
+}
+
+/**
+ * The status from the proof the last status saved (src/env/quick_status.ts), when it still holds;
+ * null when it does not (then {@link gatherStatus} scans). `secret` is the store's key; refs are
+ * read live from `store`.
+ */
+export async function quickStatus(
+  store: RefReader,
+  secret: Uint8Array,
+  spec: EnvSpec,
+  opts: { baseId?: string; imageIds?: Record<string, string> } = {},
+): Promise<Status | null> {
+  const sum = await loadQuickStatus(secret, spec, proofSubject(spec, opts));
+  return sum ? statusOf(store, spec, sum, opts) : null;
+}
+
+/**
+ * Compiles the project (hashing only: it writes no object and moves no ref) and reports its
+ * state. Pass `compiled` to report on an environment compiled already, and `baseId` and
+ * `imageIds` (the pulled images, as the runtime hashes them) so that the step hashes are the ones
+ * `hd up` uses. Without `compiled`, the proof of the last status is used when it holds
+ * ({@link quickStatus}; `quick: false` always scans, `quick: "save"` scans and saves a proof), and
+ * saved again after a scan.
+ */
+export async function gatherStatus(
+  store: Store,
+  spec: EnvSpec,
+  compiled?: CompiledEnv,
+  opts: { baseId?: string; imageIds?: Record<string, string>; quick?: boolean | "save" } = {},
+): Promise<Status> {
+  if (compiled) return statusOf(store, spec, summaryOf(compiled), opts);
+  const secret = store.identity().key;
+  if (opts.quick === undefined || opts.quick === true) {
+    const q = await quickStatus(store, secret, spec, opts);
+    if (q) return q;
+  }
+  // loaded only for a scan: compiling pulls in the scanner, the DAG and the lock resolvers
+  const { compileEnv } = await lazyImport<typeof import("./compile.ts")>(
+    new URL("./compile.ts", import.meta.url),
+  );
+  const start = Date.now();
+  // a report writes nothing to the store: ids are hashed, not stored
+  const c = await compileEnv(store, spec, {
+    record: false,
+    write: false,
+    baseId: opts.baseId,
+    imageIds: opts.imageIds,
+  });
+  if (opts.quick !== false) {
+    await saveQuickStatus(secret, spec, proofSubject(spec, opts), c, start);
+  }
+  return statusOf(store, spec, summaryOf(c), opts);
 }

@@ -30,6 +30,8 @@ import { readBlocks, STREAM_THRESHOLD } from "./blocks.ts";
 import { PathFilter } from "./filter.ts";
 import { StatCache, type StatSig } from "./statcache.ts";
 import { type LightStat, lstatLight } from "../sys/lstat.ts";
+import { blake3Hex } from "../cas/hash.ts";
+import { encodeManifest } from "../cas/manifest.ts";
 
 export { STREAM_THRESHOLD } from "./blocks.ts";
 
@@ -53,6 +55,8 @@ export interface IngestResult extends IngestProgress {
   cacheHits: number;
   /** Paths skipped (sockets, fifos, devices, unreadable), with the reason. */
   skipped: { path: string; why: string }[];
+  /** Every directory the walk read ("" the root), kept in the tree or not (empty ones). */
+  walked: string[];
 }
 
 /** Options of {@link ingestTree}. */
@@ -61,7 +65,21 @@ export interface IngestOptions {
   cache?: StatCache;
   /** Called every few hundred files. */
   onProgress?: (p: IngestProgress) => void;
+  /**
+   * False: only hash (ids as the store would give them), write nothing to the store, and take
+   * the stat cache's ids without checking they are stored (`hd status`). Default true.
+   */
+  write?: boolean;
 }
+
+/** Where {@link ingestFile} puts content: a Store, or {@link HASH_ONLY}. */
+export type ContentSink = Pick<Store, "putObject" | "putManifest">;
+
+/** A sink that stores nothing: each put returns the id the store would give. */
+export const HASH_ONLY: ContentSink = {
+  putObject: (bytes) => blake3Hex(bytes),
+  putManifest: (m) => blake3Hex(encodeManifest(m)),
+};
 
 /** The stat signature of a {@link LightStat} (the same as {@link statSig} of its FileInfo). */
 export function lightSig(st: LightStat): StatSig {
@@ -79,14 +97,14 @@ export function statSig(st: Deno.FileInfo): StatSig {
   };
 }
 
-function storeChunks(store: Store, chunks: Iterable<Uint8Array>): string[] {
+function storeChunks(store: ContentSink, chunks: Iterable<Uint8Array>): string[] {
   const ids: string[] = [];
   for (const c of chunks) ids.push(store.putObject(c));
   return ids;
 }
 
 /** Stores the bytes of one file (or symlink) given its lstat, and returns its File node. */
-export function ingestFile(store: Store, path: string, st: Deno.FileInfo): FileNode {
+export function ingestFile(store: ContentSink, path: string, st: Deno.FileInfo): FileNode {
   const mode = st.mode ?? (st.isSymlink ? S_IFLNK | 0o777 : S_IFREG | 0o644);
   if ((mode & S_IFMT) === S_IFLNK) {
     const target = Deno.readLinkSync(path);
@@ -280,7 +298,7 @@ function walkTree(
   };
   const tree = new Tree(walk(dir, "", rootSt.mode ?? S_IFDIR | 0o755)!);
   const w = { tree, hits, dirs, jobs, progress, skipped };
-  checkCached(store, w, cache);
+  if (opts.write !== false) checkCached(store, w, cache);
   return w;
 }
 
@@ -351,10 +369,17 @@ function place(job: FileJob, f: FileNode, cache: StatCache, progress: IngestProg
 }
 
 function finish(store: Store, w: Walked, cache: StatCache, opts: IngestOptions): IngestResult {
-  const root = w.tree.commit(store);
+  const root = w.tree.commit(opts.write === false ? undefined : store);
   for (const [rel, d] of w.dirs) cache.recordDir(rel, d.id!, d.entries.size, d.mode);
   opts.onProgress?.(w.progress);
-  return { ...w.progress, root, tree: w.tree, cacheHits: cache.hits, skipped: w.skipped };
+  return {
+    ...w.progress,
+    root,
+    tree: w.tree,
+    cacheHits: cache.hits,
+    skipped: w.skipped,
+    walked: w.dirs.map(([rel]) => rel),
+  };
 }
 
 /**
@@ -364,15 +389,16 @@ function finish(store: Store, w: Walked, cache: StatCache, opts: IngestOptions):
 export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}): IngestResult {
   const cache = opts.cache ?? StatCache.empty(store);
   const progress: IngestProgress = { files: 0, dirs: 0, bytes: 0, bytesRead: 0 };
+  const sink = opts.write === false ? HASH_ONLY : store;
   // Batched: new chunks and Dir nodes go into pack files, not one file each.
-  return store.batch(() => {
+  const run = () => {
     const w = walkTree(store, dir, { ...opts, cache }, progress);
     let since = 0;
     for (const job of w.jobs) {
       let f: FileNode;
       try {
         f = ingestFile(
-          store,
+          sink,
           job.abs,
           { mode: job.mode, size: job.size, isSymlink: false } as Deno.FileInfo,
         );
@@ -384,7 +410,8 @@ export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}):
       if (opts.onProgress && ++since >= 256) (since = 0, opts.onProgress(progress));
     }
     return finish(store, w, cache, opts);
-  });
+  };
+  return opts.write === false ? run() : store.batch(run);
 }
 
 /** Below this many bytes to read, a parallel ingest is not worth starting workers for. */

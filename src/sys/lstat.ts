@@ -14,7 +14,7 @@
  * ```
  * @module
  */
-import { type Libc, openLibc } from "../../ffi/libc.ts";
+import { type LibcStat, openLibcStat } from "../../ffi/libc.ts";
 
 /** What a scan needs of an lstat; times in whole milliseconds as `FileInfo.mtime.getTime()`. */
 export interface LightStat {
@@ -37,16 +37,16 @@ const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const S_IFMT = 0o170000;
 
-let lib: Libc | null | undefined;
+let lib: LibcStat | null | undefined;
 const statBuf = new Uint8Array(144); // sizeof(struct stat) on x86_64
 const view = new DataView(statBuf.buffer);
 let pathBuf = new Uint8Array(4096);
 const te = new TextEncoder();
 
-function open(): Libc | null {
+function open(): LibcStat | null {
   if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") return null;
   try {
-    return openLibc();
+    return openLibcStat();
   } catch {
     return null;
   }
@@ -98,4 +98,68 @@ export function lstatLight(path: string): LightStat {
     }
   }
   return fromFileInfo(Deno.lstatSync(path));
+}
+
+/**
+ * Words of the x86_64 `struct stat` (as u32) that identify what a path holds: inode (2), st_mode,
+ * size (2), mtime seconds (2) and nanoseconds, ctime seconds (2) and nanoseconds. Two equal sets
+ * mean nothing was written to the path in between: any write moves ctime, which cannot be set
+ * back. For proofs that a scanned tree is unchanged (src/env/quick_status.ts).
+ */
+export const STAT_WORDS = 11;
+const WORD_AT = [2, 3, 6, 12, 13, 22, 23, 24, 26, 27, 28];
+const statU32 = new Uint32Array(statBuf.buffer);
+const AT_O_PATH = 0o10000000;
+const AT_O_DIRECTORY = 0o200000;
+
+/**
+ * A directory that {@link statWords} looks names up below, or null where the fast lstat is not
+ * available (not x86_64 Linux, no --allow-ffi) or `path` cannot be opened. Close it with
+ * {@link closeDir}.
+ */
+export function openDir(path: string): number | null {
+  if (lib === undefined) lib = open();
+  if (lib === null || path.indexOf("\0") >= 0) return null;
+  const fd = lib.symbols.openat(AT_FDCWD, te.encode(path + "\0"), AT_O_PATH | AT_O_DIRECTORY);
+  return fd >= 0 ? fd : null;
+}
+
+/** Closes a directory of {@link openDir}. */
+export function closeDir(fd: number): void {
+  lib?.symbols.close(fd);
+}
+
+/**
+ * lstat of `name` (NUL-terminated bytes, relative to `dir` from {@link openDir}) into
+ * `out[at .. at + STAT_WORDS)`; false (and zeros there) when it cannot be lstat'ed.
+ */
+export function statWords(dir: number, name: Uint8Array, out: Uint32Array, at: number): boolean {
+  if (lib!.symbols.fstatat(dir, name, statBuf, AT_SYMLINK_NOFOLLOW) !== 0) {
+    out.fill(0, at, at + STAT_WORDS);
+    return false;
+  }
+  for (let k = 0; k < STAT_WORDS; k++) out[at + k] = statU32[WORD_AT[k]];
+  return true;
+}
+
+/**
+ * Whether lstat of `name` below `dir` gives exactly `saved[at .. at + STAT_WORDS)` (all zeros:
+ * that it cannot be lstat'ed, the path was absent).
+ */
+export function statMatches(
+  dir: number,
+  name: Uint8Array,
+  saved: Uint32Array,
+  at: number,
+): boolean {
+  if (lib!.symbols.fstatat(dir, name, statBuf, AT_SYMLINK_NOFOLLOW) !== 0) {
+    return saved[at + 2] === 0; // no st_mode: recorded as absent
+  }
+  for (let k = 0; k < STAT_WORDS; k++) if (saved[at + k] !== statU32[WORD_AT[k]]) return false;
+  return true;
+}
+
+/** The ctime of the words at `at` (as {@link statWords} writes them), in ms since the epoch. */
+export function wordsCtimeMs(words: Uint32Array, at: number): number {
+  return (words[at + 8] + words[at + 9] * 4294967296) * 1000 + words[at + 10] / 1e6;
 }

@@ -260,3 +260,58 @@ Deno.test("glob inputs: the pruned walk takes exactly the files the pattern cove
     assert(got.files > 0, pat);
   }
 });
+
+/** Every file below `dir` (objects, packs, manifests of a store), as relative paths. */
+function filesBelow(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string, rel: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(d)];
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory) walk(`${d}/${e.name}`, r);
+      else out.push(r);
+    }
+  };
+  walk(dir, "");
+  return out.sort();
+}
+
+Deno.test("compile with write: false hashes the same ids, stores nothing; a writing compile after it stores all", async () => {
+  using d = tempDir("hd-compile-");
+  using s = tempDir("hd-store-");
+  using s2 = tempDir("hd-store-");
+  writeProject(d.path);
+  const store = Store.open(s.path, { create: true });
+  const spec = loadSpec(`${d.path}/hd.toml`);
+  const stored = () =>
+    ["objects", "manifests", "packs"].flatMap((k) => filesBelow(`${s.path}/${k}`));
+  const before = stored();
+  const dry = await compileEnv(store, spec, { write: false });
+  assertEquals(stored(), before, "a hash-only compile writes no object or pack");
+  assertEquals(store.getRef("envs/demo"), null, "and records no ref");
+  // the same ids a writing compile gives (on another store, so the stat caches do not mix)
+  const other = Store.open(s2.path, { create: true });
+  const written = await compileEnv(other, spec, { noCache: true, record: false });
+  assertEquals(dry.filesRoot, written.filesRoot);
+  assertEquals(dry.envId, written.envId);
+  assertEquals(dry.steps.map((x) => x.id), written.steps.map((x) => x.id));
+  // the stat cache the dry compile saved names content this store lacks: a writing compile
+  // must read those files again, not take their ids on trust
+  const env = await compileEnv(store, spec);
+  assertEquals(env.filesRoot, dry.filesRoot);
+  assert(store.has(env.filesRoot), "the root is stored");
+  for (const p of ["src/index.js", "src/lib/util.js", "docs/readme.md"]) {
+    const f = env.tree.get(p);
+    assert(f !== undefined && !("entries" in f), p);
+    for (const c of (f as { chunks?: string[] }).chunks ?? []) assert(store.has(c), `${p} chunk`);
+  }
+  // a second hash-only compile with the (now warm) cache still sees an in-place edit
+  Deno.writeTextFileSync(`${d.path}/src/index.js`, "console.log(2);\n"); // same size
+  const again = await compileEnv(store, spec, { write: false });
+  assert(again.filesRoot !== env.filesRoot, "the edit changes the root");
+});

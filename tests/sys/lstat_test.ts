@@ -4,7 +4,16 @@
  * long and non-ASCII names, and a file with an old and a sub-millisecond mtime; errors are Deno's.
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { fromFileInfo, lstatLight } from "../../src/sys/lstat.ts";
+import {
+  closeDir,
+  fromFileInfo,
+  lstatLight,
+  openDir,
+  STAT_WORDS,
+  statMatches,
+  statWords,
+  wordsCtimeMs,
+} from "../../src/sys/lstat.ts";
 import { tempDir } from "../_helpers.ts";
 
 Deno.test("lstatLight agrees with Deno.lstatSync on every kind of entry", () => {
@@ -62,4 +71,36 @@ Deno.test("lstatLight fails as Deno.lstatSync does", () => {
     nul = e;
   }
   assert(nul !== null, "a path with a NUL is refused");
+});
+
+Deno.test("statWords/statMatches: stable while nothing is written, a same-size edit breaks the match, absence is recorded", () => {
+  using d = tempDir("hd-statwords-");
+  const dir = openDir(d.path);
+  if (dir === null) {
+    console.log("skipped: the fast lstat needs x86_64 Linux and --allow-ffi");
+    return;
+  }
+  try {
+    const name = new TextEncoder().encode("f\0");
+    Deno.writeTextFileSync(`${d.path}/f`, "one\n");
+    const w = new Uint32Array(STAT_WORDS * 2);
+    assert(statWords(dir, name, w, STAT_WORDS));
+    assert(statMatches(dir, name, w, STAT_WORDS));
+    const st = Deno.lstatSync(`${d.path}/f`);
+    assertEquals(w[STAT_WORDS + 2], st.mode, "st_mode");
+    assertEquals(w[STAT_WORDS + 3] + w[STAT_WORDS + 4] * 2 ** 32, 4, "size");
+    const ctime = wordsCtimeMs(w, STAT_WORDS);
+    assert(Math.abs(ctime - st.ctime!.getTime()) < 1000, "ctime agrees with Deno's to the second");
+    Deno.writeTextFileSync(`${d.path}/f`, "two\n");
+    assert(
+      !statMatches(dir, name, w, STAT_WORDS),
+      "an edit of the same size moves mtime and ctime",
+    );
+    const gone = new TextEncoder().encode("absent\0");
+    assert(!statWords(dir, gone, w, 0), "an absent path");
+    assert(statMatches(dir, gone, w, 0), "recorded absent, still absent");
+    assert(!statMatches(dir, name, w, 0), "recorded absent, now present");
+  } finally {
+    closeDir(dir);
+  }
 });

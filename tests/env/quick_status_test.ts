@@ -1,0 +1,191 @@
+/**
+ * The saved proof of `hd status` (src/env/quick_status.ts): the rules (table), and on real files
+ * that every change a scan would see breaks it — an in-place edit that leaves the directory alone,
+ * a file created in an empty directory, a chmod, an mtime set back, hd.lock appearing, another
+ * hd.toml — that a write during the scan keeps it from being saved, and that a damaged or foreign
+ * proof is ignored.
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { tempDir } from "../_helpers.ts";
+import { Store } from "../../src/cas/store.ts";
+import { compileEnv } from "../../src/env/compile.ts";
+import { gatherStatus } from "../../src/env/report.ts";
+import {
+  loadQuickStatus,
+  proofSubject,
+  quickStatusPath,
+  RACY_MS,
+  recordable,
+  saveQuickStatus,
+  summaryOf,
+} from "../../src/env/quick_status.ts";
+import { loadSpec } from "../../src/config/parse.ts";
+
+Deno.test("quick status rule: recordable only when every path is present and its ctime older than the scan by the racy window (table)", () => {
+  const start = 1_700_000_000_000;
+  const cases: [string, (number | null)[], boolean][] = [
+    ["all old", [start - 5000, start - RACY_MS - 1], true],
+    ["one inside the racy window", [start - 5000, start - RACY_MS + 1], false],
+    ["one exactly at the window's edge", [start - RACY_MS], false],
+    ["one written during the scan", [start + 10], false],
+    ["one absent", [start - 5000, null], false],
+    ["none", [], true],
+  ];
+  for (const [what, ctimes, want] of cases) assertEquals(recordable(ctimes, start), want, what);
+});
+
+function writeProject(dir: string): void {
+  Deno.mkdirSync(`${dir}/src/lib`, { recursive: true });
+  Deno.mkdirSync(`${dir}/empty`, { recursive: true });
+  Deno.writeTextFileSync(
+    `${dir}/hd.toml`,
+    `[environment]\nname = "q"\n[build]\nsteps = [{ run = "build", inputs = ["src"] }, "test"]\n`,
+  );
+  Deno.writeTextFileSync(`${dir}/src/a.js`, "console.log(1);\n");
+  Deno.writeTextFileSync(`${dir}/src/lib/b.js`, "module.exports = 2;\n");
+}
+
+/** A project scanned and its proof saved as if the scan had started 2 s after the last write. */
+async function saved(dir: string, store: Store) {
+  const spec = loadSpec(`${dir}/hd.toml`);
+  const subject = proofSubject(spec, {});
+  const c = await compileEnv(store, spec, { write: false, record: false });
+  // the files are unchanged since they were written: a scan started RACY_MS + 1 s later would
+  // have read the same, so the proof may be saved as of then
+  const ok = await saveQuickStatus(
+    store.identity().key,
+    spec,
+    subject,
+    c,
+    Date.now() + RACY_MS + 1000,
+  );
+  return { spec, subject, c, ok };
+}
+
+Deno.test("quick status: a saved proof gives the scan's summary back until something changes", async () => {
+  using d = tempDir("hd-quick-");
+  using s = tempDir("hd-store-");
+  writeProject(d.path);
+  const store = Store.open(s.path, { create: true });
+  const { spec, subject, c, ok } = await saved(d.path, store);
+  assert(ok, "the proof is saved");
+  assertEquals(await loadQuickStatus(store.identity().key, spec, subject), summaryOf(c));
+  // another subject (hd.toml parsed differently, another pulled image) does not take it
+  assertEquals(await loadQuickStatus(store.identity().key, spec, subject + " "), null);
+  // another store's key does not verify it
+  using s2 = tempDir("hd-store-");
+  assertEquals(
+    await loadQuickStatus(Store.open(s2.path, { create: true }).identity().key, spec, subject),
+    null,
+  );
+  // a changed digit in the summary fails the MAC (the file is otherwise well-formed)
+  const p = quickStatusPath(spec);
+  const bytes = Deno.readFileSync(p);
+  const text = new TextDecoder("latin1").decode(bytes);
+  const at = text.indexOf(c.filesRoot);
+  assert(at > 64, "the summary holds the root");
+  const flipped = bytes.slice();
+  flipped[at] = flipped[at] === 0x30 ? 0x31 : 0x30;
+  Deno.writeFileSync(p, flipped);
+  assertEquals(await loadQuickStatus(store.identity().key, spec, subject), null);
+  // so does a changed stat word (as if the proof were edited to match a changed file)
+  const word = bytes.slice();
+  word[bytes.length - 1] ^= 1;
+  Deno.writeFileSync(p, word);
+  assertEquals(await loadQuickStatus(store.identity().key, spec, subject), null);
+  Deno.writeFileSync(p, bytes);
+  assert((await loadQuickStatus(store.identity().key, spec, subject)) !== null, "restored");
+  Deno.writeFileSync(p, bytes.subarray(0, 100)); // truncated
+  assertEquals(await loadQuickStatus(store.identity().key, spec, subject), null);
+});
+
+Deno.test("quick status: every change a scan sees breaks the proof", async () => {
+  const changes: [string, (dir: string) => void][] = [
+    ["an in-place edit of the same size (the directory is untouched)", (dir) => {
+      const before = Deno.statSync(`${dir}/src`);
+      Deno.writeTextFileSync(`${dir}/src/a.js`, "console.log(2);\n");
+      const after = Deno.statSync(`${dir}/src`);
+      assertEquals([after.mtime, after.ctime, after.size], [
+        before.mtime,
+        before.ctime,
+        before.size,
+      ]);
+    }],
+    ["a file created in an empty (untracked) directory", (dir) => {
+      Deno.writeTextFileSync(`${dir}/empty/new.js`, "x");
+    }],
+    ["a file removed", (dir) => Deno.removeSync(`${dir}/src/lib/b.js`)],
+    ["a file renamed", (dir) => Deno.renameSync(`${dir}/src/a.js`, `${dir}/src/c.js`)],
+    ["a chmod", (dir) => Deno.chmodSync(`${dir}/src/a.js`, 0o755)],
+    ["an edit with the mtime set back", (dir) => {
+      const st = Deno.statSync(`${dir}/src/a.js`);
+      Deno.writeTextFileSync(`${dir}/src/a.js`, "console.log(3);\n");
+      Deno.utimeSync(`${dir}/src/a.js`, st.atime!, st.mtime!);
+    }],
+    ["hd.lock appearing", (dir) => Deno.writeTextFileSync(`${dir}/hd.lock`, "{}")],
+  ];
+  for (const [what, change] of changes) {
+    using d = tempDir("hd-quick-");
+    using s = tempDir("hd-store-");
+    writeProject(d.path);
+    const store = Store.open(s.path, { create: true });
+    const { spec, subject, ok } = await saved(d.path, store);
+    assert(ok, what);
+    assert(
+      (await loadQuickStatus(store.identity().key, spec, subject)) !== null,
+      `holds before: ${what}`,
+    );
+    change(d.path);
+    assertEquals(await loadQuickStatus(store.identity().key, spec, subject), null, what);
+  }
+});
+
+Deno.test("quick status: a file written during the scan keeps the proof from being saved", async () => {
+  using d = tempDir("hd-quick-");
+  using s = tempDir("hd-store-");
+  writeProject(d.path);
+  const store = Store.open(s.path, { create: true });
+  const spec = loadSpec(`${d.path}/hd.toml`);
+  const subject = proofSubject(spec, {});
+  // the project's files are older than the racy window when the scans below start
+  await new Promise((r) => setTimeout(r, RACY_MS + 200));
+  const start = Date.now();
+  const c = await compileEnv(store, spec, { write: false, record: false });
+  Deno.writeTextFileSync(`${d.path}/src/a.js`, "console.log(9);\n"); // during the scan
+  assertEquals(await saveQuickStatus(store.identity().key, spec, subject, c, start), false);
+  let absent = false;
+  try {
+    Deno.statSync(quickStatusPath(spec));
+  } catch {
+    absent = true;
+  }
+  assert(absent, "no proof on disk");
+  // the control: a scan of files older than the window saves one (src/a.js is new: leave it)
+  Deno.removeSync(`${d.path}/src/a.js`);
+  Deno.removeSync(`${d.path}/src`, { recursive: true });
+  const start2 = Date.now() + RACY_MS + 1000; // as if started after the window had passed
+  const c2 = await compileEnv(store, spec, { write: false, record: false });
+  assertEquals(await saveQuickStatus(store.identity().key, spec, subject, c2, start2), true);
+});
+
+Deno.test("quick status: gatherStatus answers from the proof, and after an edit from a scan (the same as without proofs)", async () => {
+  using d = tempDir("hd-quick-");
+  using s = tempDir("hd-store-");
+  writeProject(d.path);
+  const store = Store.open(s.path, { create: true });
+  const { spec } = await saved(d.path, store);
+  const quick = await gatherStatus(store, spec);
+  const full = await gatherStatus(store, spec, undefined, { quick: false });
+  assertEquals({ ...quick, tree: { ...quick.tree, cacheHits: 0 } }, {
+    ...full,
+    tree: { ...full.tree, cacheHits: 0 },
+  });
+  Deno.writeTextFileSync(`${d.path}/src/lib/b.js`, "module.exports = 3;\n");
+  const after = await gatherStatus(store, spec);
+  assert(after.tree.root !== quick.tree.root, "the edit is seen");
+  assertEquals(
+    after.tree.root,
+    (await gatherStatus(store, spec, undefined, { quick: false })).tree.root,
+  );
+  assert(after.steps[0].hash !== quick.steps[0].hash, "the step with src as input changes");
+});
