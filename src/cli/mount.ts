@@ -10,6 +10,7 @@ import {
   absMountDir,
   listMounts,
   mountKey,
+  READY_LINE,
   recoverStale,
   serveMount,
   spawnMountServer,
@@ -29,6 +30,11 @@ export const mount: Command = {
     rw: { type: "boolean", help: "writable: keep writes in an in-memory overlay" },
     foreground: { type: "boolean", help: "serve in this process until unmounted or Ctrl-C" },
     log: { type: "string", help: "append the server's log to this file" },
+    ready: {
+      type: "boolean",
+      hidden: true,
+      help: "with --foreground: print a line on stdout once serving, then close stdout",
+    },
     layers: {
       type: "boolean",
       help: "serve whiteouts as overlayfs reads them (a lazy environment's layers)",
@@ -66,7 +72,14 @@ export const mount: Command = {
         rw,
         layerView: !!ctx.values.layers,
         log: ctx.values.log as string | undefined,
-        onReady: (rec) => ctx.out.note(`mounted ${rec.root} on ${rec.dir} (pid ${rec.pid})`),
+        onReady: (rec) => {
+          ctx.out.note(`mounted ${rec.root} on ${rec.dir} (pid ${rec.pid})`);
+          if (ctx.values.ready) {
+            // for spawnMountServer: the parent waits for this line; nothing else goes to stdout
+            Deno.stdout.writeSync(new TextEncoder().encode(`${READY_LINE}\n`));
+            Deno.stdout.close();
+          }
+        },
       });
       return 0;
     }

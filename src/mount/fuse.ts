@@ -197,6 +197,9 @@ export class FuseServer {
   }
 
   async #run(): Promise<void> {
+    // Let the caller finish first (register the mount, say it is ready): requests that come in
+    // meanwhile wait in the kernel's queue.
+    await new Promise((res) => setTimeout(res, 0));
     const L = this.#lib.symbols;
     const buf = new Uint8Array(LAYOUT.buf.size);
     const bufPtr = Deno.UnsafePointer.of(buf);

@@ -98,21 +98,21 @@ function unescapeMount(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
 }
 
-/** Mount entries at `absDir` in this mount namespace, innermost last. */
-export function mountsAt(absDir: string): { fstype: string; source: string }[] {
+/** Mount entries at `absDir` in this mount namespace, innermost last (`dev` is "major:minor"). */
+export function mountsAt(absDir: string): { fstype: string; source: string; dev: string }[] {
   let text = "";
   try {
     text = Deno.readTextFileSync("/proc/self/mountinfo");
   } catch {
     return [];
   }
-  const out: { fstype: string; source: string }[] = [];
+  const out: { fstype: string; source: string; dev: string }[] = [];
   for (const line of text.split("\n")) {
     if (!line) continue;
     const f = line.split(" ");
     const sep = f.indexOf("-");
     if (sep < 0 || unescapeMount(f[4]) !== absDir) continue;
-    out.push({ fstype: f[sep + 1], source: unescapeMount(f[sep + 2]) });
+    out.push({ fstype: f[sep + 1], source: unescapeMount(f[sep + 2]), dev: f[2] });
   }
   return out;
 }
@@ -296,13 +296,11 @@ export async function serveMount(
   Deno.mkdirSync(registry(store), { recursive: true });
   store.setRef(`mounts/${key}`, root);
   server.mount();
-  // Serve before touching the mount point: a stat of it waits for the server's reply.
-  const served = server.serve();
-  // A larger read-ahead window: fewer, bigger read requests for sequential readers.
+  // A larger read-ahead window: fewer, bigger read requests for sequential readers. The device
+  // comes from mountinfo: a stat of the mount point would wait for the server's reply.
+  const bdi = mountsAt(absDir).findLast((m) => m.fstype.startsWith("fuse"))?.dev;
   try {
-    const dev = (await Deno.stat(absDir)).dev;
-    const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
-    await Deno.writeTextFile(`/sys/class/bdi/0:${minor}/read_ahead_kb`, "1024");
+    if (bdi) Deno.writeTextFileSync(`/sys/class/bdi/${bdi}/read_ahead_kb`, "1024");
   } catch { /* not root, or no such bdi: keep the default */ }
   const sock = socketPath(store, key);
   const control = serveJsonl(sock, (req) => mountRequest(req, store, fs, overlay, server, log));
@@ -317,6 +315,7 @@ export async function serveMount(
   };
   store.writeAtomic(recordPath(store, key), enc.encode(JSON.stringify(rec, null, 2) + "\n"));
   log(`mounted ${root} on ${absDir}${opts.rw ? " (rw)" : ""}`);
+  const served = server.serve();
 
   let stopping: Promise<void> | null = null;
   let signalled!: () => void;
@@ -434,9 +433,13 @@ export function hdArgv(): string[] {
   return [exe, "run", "-A", "--quiet", new URL("../../cli.ts", import.meta.url).pathname];
 }
 
+/** The line a server started by {@link spawnMountServer} prints on stdout once it serves. */
+export const READY_LINE = "hd-mount-ready";
+
 /**
- * Starts `hd mount ROOT DIR --foreground` (plus `flags`) as a detached server logging to `log`,
- * and waits until the store's registry shows it live on `dir`: its pid, or why it did not come up
+ * Starts `hd mount ROOT DIR --foreground --ready` (plus `flags`) as a detached server logging to
+ * `log`, and waits for the line {@link READY_LINE} on its stdout (a pipe it closes right after:
+ * printed once it is mounted, registered and serving): its pid, or why it did not come up
  * (`exited (CODE)` / `did not become ready`, with the last lines of its log). A server that never
  * became ready within 20 s is sent SIGTERM (it is hd's own child).
  *
@@ -465,6 +468,7 @@ export async function spawnMountServer(
       root,
       dir,
       "--foreground",
+      "--ready",
       "--store",
       store.root,
       "--log",
@@ -472,30 +476,44 @@ export async function spawnMountServer(
       ...flags,
     ],
     stdin: "null",
-    stdout: "null",
+    stdout: "piped",
     stderr: "null",
     detached: true,
   }).spawn();
-  let exited = null as Deno.CommandStatus | null;
-  child.status.then((s) => exited = s);
-  const t0 = performance.now();
+  // Wait for the ready line (no polling of the registry): the pipe ends when the child closes it
+  // (after the line) or exits.
+  const reader = child.stdout.getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), 20000));
+  let text = "";
+  let ended: "ready" | "eof" | "timeout" = "eof";
+  const dec = new TextDecoder();
   while (true) {
-    const m = findMount(store, dir);
-    if (m && m.pid === child.pid && m.state === "live") {
-      child.unref();
-      return { pid: child.pid };
+    const got = await Promise.race([reader.read(), timeout]);
+    if (got === "timeout") {
+      ended = "timeout";
+      break;
     }
-    if (exited !== null || performance.now() - t0 > 20000) {
-      if (exited === null && isAlive(child.pid, { zombies: "dead" })) child.kill("SIGTERM");
-      let tail = "";
-      try {
-        tail = Deno.readTextFileSync(log).trim().split("\n").slice(-3).join(" | ");
-      } catch { /* no log */ }
-      const why = exited
-        ? `exited (${(exited as Deno.CommandStatus).code})`
-        : "did not become ready";
-      return { failed: `${why}${tail ? `: ${tail}` : ""}` };
+    if (got.done) break;
+    text += dec.decode(got.value, { stream: true });
+    if (text.includes(`${READY_LINE}\n`)) {
+      ended = "ready";
+      break;
     }
-    await new Promise((r) => setTimeout(r, 20));
   }
+  clearTimeout(timer);
+  reader.cancel().catch(() => {});
+  if (ended === "ready") {
+    child.unref();
+    return { pid: child.pid };
+  }
+  let exited: Deno.CommandStatus | null = null;
+  if (ended === "timeout" && isAlive(child.pid, { zombies: "dead" })) child.kill("SIGTERM");
+  else exited = await child.status;
+  let tail = "";
+  try {
+    tail = Deno.readTextFileSync(log).trim().split("\n").slice(-3).join(" | ");
+  } catch { /* no log */ }
+  const why = exited ? `exited (${exited.code})` : "did not become ready";
+  return { failed: `${why}${tail ? `: ${tail}` : ""}` };
 }
