@@ -433,6 +433,13 @@ export function hdArgv(): string[] {
   return [exe, "run", "-A", "--quiet", new URL("../../cli.ts", import.meta.url).pathname];
 }
 
+/** V8 flags of a mount server: the caller's, plus a 1 MiB semi-space unless they set one. */
+export function mountServerV8Flags(inherited: string | undefined): string {
+  const flags = (inherited ?? "").trim();
+  if (/--max-semi-space-size/.test(flags)) return flags;
+  return `${flags} --max-semi-space-size=1`.trim();
+}
+
 /** The line a server started by {@link spawnMountServer} prints on stdout once it serves. */
 export const READY_LINE = "hd-mount-ready";
 
@@ -478,6 +485,10 @@ export async function spawnMountServer(
     stdin: "null",
     stdout: "piped",
     stderr: "null",
+    // A small young generation: the server's garbage (decoded chunks, reply buffers) is freed
+    // by frequent cheap scavenges instead of piling up (peak RSS after a cold cat of a 6.2k-file
+    // node_modules: 151 → 93 MiB).
+    env: { DENO_V8_FLAGS: mountServerV8Flags(Deno.env.get("DENO_V8_FLAGS")) },
     detached: true,
   }).spawn();
   // Wait for the ready line (no polling of the registry): the pipe ends when the child closes it
