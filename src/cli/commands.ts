@@ -5,6 +5,7 @@
  * @module
  */
 import type { Command } from "./command.ts";
+import { startMountEarly } from "./mount_early.ts";
 
 /** A command known by name; its module loads only when it runs (or for `hd --help`). */
 export interface CommandEntry {
@@ -14,6 +15,11 @@ export interface CommandEntry {
   load: () => Promise<Command>;
   /** The command runs another command: nothing after its first positional is hd's option. */
   passThrough?: boolean;
+  /**
+   * Called with the command's arguments before its module and the store load: starts work that
+   * needs neither (`hd mount` starts its server process), so both load side by side.
+   */
+  early?: (rest: string[]) => void;
 }
 
 /** All commands, in the order `hd --help` lists them. */
@@ -46,7 +52,11 @@ export const COMMANDS: CommandEntry[] = [
   { name: "status", load: async () => (await import("./status.ts")).status },
   { name: "dag show", load: async () => (await import("./dag/show.ts")).dagShow },
   { name: "dag diff", load: async () => (await import("./dag/diff.ts")).dagDiff },
-  { name: "mount", load: async () => (await import("./mount.ts")).mount },
+  {
+    name: "mount",
+    load: async () => (await import("./mount.ts")).mount,
+    early: startMountEarly,
+  },
   { name: "unmount", load: async () => (await import("./unmount.ts")).unmount },
   { name: "snapshot", load: async () => (await import("./snapshot.ts")).snapshot },
   { name: "completions", load: async () => (await import("./completions.ts")).completions },

@@ -125,6 +125,7 @@ export async function main(argv: string[]): Promise<number> {
         2,
       );
     }
+    found.entry.early?.(found.rest);
     // The store (BLAKE3's native module) and node:util load only for a command that runs:
     // `hd --version` and `hd --help` start without them.
     const [cmd, { parseArgs }, { defaultStoreRoot, Store }] = await Promise.all([

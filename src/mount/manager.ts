@@ -27,6 +27,9 @@ import type { Store } from "../cas/store.ts";
 import { FuseServer } from "./fuse.ts";
 import { Overlay } from "./overlay.ts";
 import { Projection } from "./projected.ts";
+import { failureOf, startMountServer, waitMountServer } from "./spawn.ts";
+
+export { hdArgv, mountServerV8Flags, READY_LINE } from "./spawn.ts";
 
 /** What the registry records about a mount. */
 export interface MountRecord {
@@ -425,28 +428,9 @@ export async function unmountDir(
   return { dir: absDir, stopped, detached };
 }
 
-/** The argv that runs hd itself: the compiled binary, or deno with this checkout's cli.ts. */
-export function hdArgv(): string[] {
-  const exe = Deno.execPath();
-  const base = exe.slice(exe.lastIndexOf("/") + 1);
-  if (!base.startsWith("deno")) return [exe];
-  return [exe, "run", "-A", "--quiet", new URL("../../cli.ts", import.meta.url).pathname];
-}
-
-/** V8 flags of a mount server: the caller's, plus a 1 MiB semi-space unless they set one. */
-export function mountServerV8Flags(inherited: string | undefined): string {
-  const flags = (inherited ?? "").trim();
-  if (/--max-semi-space-size/.test(flags)) return flags;
-  return `${flags} --max-semi-space-size=1`.trim();
-}
-
-/** The line a server started by {@link spawnMountServer} prints on stdout once it serves. */
-export const READY_LINE = "hd-mount-ready";
-
 /**
  * Starts `hd mount ROOT DIR --foreground --ready` (plus `flags`) as a detached server logging to
- * `log`, and waits for the line {@link READY_LINE} on its stdout (a pipe it closes right after:
- * printed once it is mounted, registered and serving): its pid, or why it did not come up
+ * `log`, and waits until it serves (see spawn.ts): its pid, or why it did not come up
  * (`exited (CODE)` / `did not become ready`, with the last lines of its log). A server that never
  * became ready within 20 s is sent SIGTERM (it is hd's own child).
  *
@@ -467,64 +451,7 @@ export async function spawnMountServer(
   flags: string[],
 ): Promise<{ pid: number } | { failed: string }> {
   Deno.mkdirSync(`${store.root}/mounts`, { recursive: true });
-  const argv = hdArgv();
-  const child = new Deno.Command(argv[0], {
-    args: [
-      ...argv.slice(1),
-      "mount",
-      root,
-      dir,
-      "--foreground",
-      "--ready",
-      "--store",
-      store.root,
-      "--log",
-      log,
-      ...flags,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-    // A small young generation: the server's garbage (decoded chunks, reply buffers) is freed
-    // by frequent cheap scavenges instead of piling up (peak RSS after a cold cat of a 6.2k-file
-    // node_modules: 151 → 93 MiB).
-    env: { DENO_V8_FLAGS: mountServerV8Flags(Deno.env.get("DENO_V8_FLAGS")) },
-    detached: true,
-  }).spawn();
-  // Wait for the ready line (no polling of the registry): the pipe ends when the child closes it
-  // (after the line) or exits.
-  const reader = child.stdout.getReader();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), 20000));
-  let text = "";
-  let ended: "ready" | "eof" | "timeout" = "eof";
-  const dec = new TextDecoder();
-  while (true) {
-    const got = await Promise.race([reader.read(), timeout]);
-    if (got === "timeout") {
-      ended = "timeout";
-      break;
-    }
-    if (got.done) break;
-    text += dec.decode(got.value, { stream: true });
-    if (text.includes(`${READY_LINE}\n`)) {
-      ended = "ready";
-      break;
-    }
-  }
-  clearTimeout(timer);
-  reader.cancel().catch(() => {});
-  if (ended === "ready") {
-    child.unref();
-    return { pid: child.pid };
-  }
-  let exited: Deno.CommandStatus | null = null;
-  if (ended === "timeout" && isAlive(child.pid, { zombies: "dead" })) child.kill("SIGTERM");
-  else exited = await child.status;
-  let tail = "";
-  try {
-    tail = Deno.readTextFileSync(log).trim().split("\n").slice(-3).join(" | ");
-  } catch { /* no log */ }
-  const why = exited ? `exited (${exited.code})` : "did not become ready";
-  return { failed: `${why}${tail ? `: ${tail}` : ""}` };
+  const child = startMountServer(root, dir, { store: store.root, log, flags });
+  const r = await waitMountServer(child);
+  return "pid" in r ? r : { failed: failureOf(r, log) };
 }
