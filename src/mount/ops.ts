@@ -279,8 +279,12 @@ export class FuseOps {
         const nm = i === 0 ? "." : i === 1 ? ".." : n.name;
         let next: number;
         if (plus) {
-          if (i > 1) fs.getattr(n.ino);
-          next = putDirentPlus(w, pos, cap, nm, n, fs.nlink(n), i + 1, this.#timeout);
+          // A subdirectory's own attributes live in its Dir node: rather than read one node per
+          // subdirectory to list its parent (`ls` of a node_modules: hundreds), send its name and
+          // type only; the kernel looks it up (and the node is read) when it is used.
+          const full = i <= 1 || n.children !== null || !n.lowerDir;
+          if (i > 1 && full) fs.getattr(n.ino);
+          next = putDirentPlus(w, pos, cap, nm, n, fs.nlink(n), i + 1, this.#timeout, full);
         } else next = putDirent(w, pos, cap, nm, n.ino, i + 1, n.mode);
         if (next < 0) break;
         pos = next;
