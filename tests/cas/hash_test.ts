@@ -37,3 +37,12 @@ Deno.test("hex round-trips and rejects bad input", () => {
   }
   assertEquals(threw, true);
 });
+
+Deno.test("toHex: every byte value, in order, any length (and fromHex reverses it)", () => {
+  const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+  const want = Array.from(all, (b) => b.toString(16).padStart(2, "0")).join("");
+  assertEquals(toHex(all), want);
+  assertEquals(toHex(new Uint8Array(0)), "");
+  assertEquals(toHex(all.subarray(250)), "fafbfcfdfeff");
+  assertEquals(toHex(fromHex(want)), want);
+});
