@@ -5,7 +5,6 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
-import { loadFuse } from "../mount/fuse.ts";
 import {
   absMountDir,
   listMounts,
@@ -79,7 +78,7 @@ export const mount: Command = {
       if ("exited" in r) {
         // say why the way the ordinary path would (the server's stderr is not kept)
         resolveId(store, ref);
-        loadFuse().close();
+        (await import("../mount/fuse.ts")).loadFuse().close();
         recoverStale(store, abs);
         checkMountDir(abs);
         throw new HdError(
@@ -96,7 +95,7 @@ export const mount: Command = {
     }
     const store = ctx.store(false);
     const id = resolveId(store, ref);
-    loadFuse().close();
+    (await import("../mount/fuse.ts")).loadFuse().close();
     if (ctx.values.foreground) {
       // started by spawnMountServer / mount_early (--ready): log to the default file
       const log = (ctx.values.log as string | undefined) ??

@@ -50,8 +50,16 @@ export function parseMountEarly(rest: string[]): EarlyMount | null {
 
 let early: { args: EarlyMount; child: Deno.ChildProcess } | null = null;
 
-/** Starts the server of a qualifying background `hd mount` (see the module doc). */
+/**
+ * Starts the server of a qualifying background `hd mount` (see the module doc). In the server
+ * itself (`--foreground`), starts loading the FUSE server's modules beside the store's instead.
+ */
 export function startMountEarly(rest: string[]): void {
+  if (rest.includes("--foreground")) {
+    import("../mount/fuse.ts").catch(() => {});
+    import("../mount/projected.ts").catch(() => {});
+    return;
+  }
   const args = parseMountEarly(rest);
   if (!args || early) return;
   try {

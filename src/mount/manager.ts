@@ -24,9 +24,9 @@ import { guardedKill, isAlive } from "../sys/proc.ts";
 import { jsonlRequest, serveJsonl } from "../sys/jsonl.ts";
 import { blake3Hex } from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
-import { FuseServer } from "./fuse.ts";
-import { Overlay } from "./overlay.ts";
-import { Projection } from "./projected.ts";
+import type { FuseServer } from "./fuse.ts";
+import type { Overlay } from "./overlay.ts";
+import type { Projection } from "./projected.ts";
 import { failureOf, startMountServer, waitMountServer } from "./spawn.ts";
 
 export { hdArgv, mountServerV8Flags, READY_LINE } from "./spawn.ts";
@@ -288,8 +288,15 @@ export async function serveMount(
   }
   if (!st.isDirectory) throw new HdError(`Cannot mount on ${absDir}: not a directory`, "");
 
+  // the server's modules load here, not with this module: `hd mount` (background) and
+  // `hd status` use the registry functions without them
+  const [{ FuseServer }, { Projection }] = await Promise.all([
+    import("./fuse.ts"),
+    import("./projected.ts"),
+  ]);
   const fs = new Projection(store, root, { log, layerView: opts.layerView });
-  const overlay = opts.rw ? new Overlay(fs) : null;
+  // the overlay (and the ingest code its snapshots use) loads only for a writable mount
+  const overlay = opts.rw ? new (await import("./overlay.ts")).Overlay(fs) : null;
   const server = new FuseServer(fs, overlay, {
     mountpoint: absDir,
     fsname: `hd:${root.slice(0, 12)}`,
