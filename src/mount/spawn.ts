@@ -29,11 +29,14 @@ export function hdArgv(): string[] {
   return [exe, "run", "-A", "--quiet", new URL("../../cli.ts", import.meta.url).pathname];
 }
 
-/** V8 flags of a mount server: the caller's, plus a 1 MiB semi-space unless they set one. */
+/**
+ * V8 flags of a mount server (DENO_V8_FLAGS: comma-separated): the caller's, plus a 1 MiB
+ * semi-space unless they set one.
+ */
 export function mountServerV8Flags(inherited: string | undefined): string {
-  const flags = (inherited ?? "").trim();
-  if (/--max-semi-space-size/.test(flags)) return flags;
-  return `${flags} --max-semi-space-size=1`.trim();
+  const flags = (inherited ?? "").split(",").map((f) => f.trim()).filter((f) => f);
+  if (flags.some((f) => f.startsWith("--max-semi-space-size"))) return flags.join(",");
+  return [...flags, "--max-semi-space-size=1"].join(",");
 }
 
 /** Where a server started by {@link startMountServer} goes, and with which flags. */

@@ -11,9 +11,10 @@ Deno.test("mount server V8 flags: a 1 MiB semi-space is added unless the caller 
   const table: [string | undefined, string][] = [
     [undefined, "--max-semi-space-size=1"],
     ["", "--max-semi-space-size=1"],
-    ["--stack-size=2000", "--stack-size=2000 --max-semi-space-size=1"],
+    ["--stack-size=2000", "--stack-size=2000,--max-semi-space-size=1"],
     ["--max-semi-space-size=16", "--max-semi-space-size=16"],
-    [" --foo --max-semi-space-size=4 ", "--foo --max-semi-space-size=4"],
+    [" --foo, --max-semi-space-size=4 ", "--foo,--max-semi-space-size=4"],
+    ["--prof,", "--prof,--max-semi-space-size=1"],
   ];
   for (const [inherited, want] of table) assertEquals(mountServerV8Flags(inherited), want);
 });
