@@ -15,6 +15,16 @@ import type { IHasher } from "hash-wasm";
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
+/** Each byte's two hex digits as ASCII, packed in the platform's byte order (a Uint16 a byte). */
+const HEX_PAIRS = (() => {
+  const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+  const [a, b] = le ? [0, 8] : [8, 0];
+  return Uint16Array.from(HEX, (h) => (h.charCodeAt(0) << a) | (h.charCodeAt(1) << b));
+})();
+const ASCII = new TextDecoder();
+let hexOut = new Uint16Array(64);
+// (declared before loadNative, which runs at load time and calls toHex)
+
 /** BLAKE3 of the empty input (the reference vector every implementation must reproduce). */
 const EMPTY_ID = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
 
@@ -65,15 +75,6 @@ export async function blake3Stream(): Promise<IHasher> {
   h.init();
   return h;
 }
-
-/** Each byte's two hex digits as ASCII, packed in the platform's byte order (a Uint16 a byte). */
-const HEX_PAIRS = (() => {
-  const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-  const [a, b] = le ? [0, 8] : [8, 0];
-  return Uint16Array.from(HEX, (h) => (h.charCodeAt(0) << a) | (h.charCodeAt(1) << b));
-})();
-const ASCII = new TextDecoder();
-let hexOut = new Uint16Array(64);
 
 /**
  * Lowercase hex of `bytes`, as one flat string. (Appending digit pairs made a rope of 32 parts
