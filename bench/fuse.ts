@@ -1,12 +1,28 @@
 /**
- * FUSE projection bench: the same tree served three ways in one run — plain directory on disk,
- * `hd mount` (lazy from the CAS, libfuse3 through Deno FFI) and Debian's `squashfuse` serving a
- * `mksquashfs` image — measuring find, cold and warm cat of every file, a sequential read of a
- * big file, stat latency and `cp -r` of a node_modules-shaped tree (synthetic: no network).
- * "Cold" means page cache dropped and the FUSE servers freshly mounted.
+ * FUSE projection bench: `hd mount` (lazy from the CAS, libfuse3's low-level API through Deno FFI)
+ * beside `squashfuse_ll` (the same low-level API, in C) serving a `mksquashfs` image of the same
+ * tree: an installed node_modules of a real app (`npm install express typescript eslint webpack`,
+ * cached under /var/tmp/hd-bench-trees/fuse-tree; a synthetic node_modules-shaped tree when npm is
+ * unreachable, marked in `extra`).
+ *
+ * Same caching on both sides: squashfuse_ll answers with entry/attr timeouts of DBL_MAX and
+ * keep_cache; hd's read-only mount with 86400 s timeouts and keep_cache (no open: the kernel keeps
+ * the page cache). "Cold" means the page cache dropped and the server freshly mounted.
+ *
+ * Rounds alternate the tools (hd first in even rounds, squashfuse_ll first in odd ones); each row
+ * is the median over rounds with min–max, the samples and the load average in `extra`. Measured:
+ * mount → serving (the mount command started until a listing of the mount point answers; warm
+ * caches) beside hd's start-up floors in the same round (`hd --version`, which loads nothing, and
+ * `hd mount` listing mounts, which opens the store), the server's RSS once serving, cold find,
+ * cold cat of every file, cold stat median and p99 over every file, and the server's peak RSS
+ * (VmHWM after the cold cat).
  * @module
  */
 import { type Bench, type BenchRow, dropCaches, median, percentile, sh } from "./lib.ts";
+
+/** Where the real tree is installed (shared across runs; `fuse-tree` avoids other benches' dirs). */
+const TREE_CACHE = "/var/tmp/hd-bench-trees/fuse-tree";
+const TREE_PACKAGES = ["express", "typescript", "eslint", "webpack"];
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const WORDS = [
@@ -114,11 +130,67 @@ async function timeSh(line: string): Promise<number> {
   return performance.now() - t;
 }
 
+/** The 1-minute load average (from /proc/loadavg), or -1. */
+function loadavg(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return -1;
+  }
+}
+
+/** The real node_modules (installed once into {@link TREE_CACHE}), or null when npm fails. */
+async function realTree(log: (s: string) => void): Promise<string | null> {
+  const nm = `${TREE_CACHE}/node_modules`;
+  try {
+    if (Deno.statSync(`${TREE_CACHE}/.complete`).isFile) return nm;
+  } catch { /* not yet */ }
+  log(`npm install ${TREE_PACKAGES.join(" ")} into ${TREE_CACHE}`);
+  try {
+    Deno.mkdirSync(TREE_CACHE, { recursive: true });
+    Deno.writeTextFileSync(
+      `${TREE_CACHE}/package.json`,
+      JSON.stringify({ name: "fuse-tree", version: "1.0.0", private: true }),
+    );
+    await sh(`npm install --no-audit --no-fund ${TREE_PACKAGES.join(" ")}`, { cwd: TREE_CACHE });
+    Deno.writeTextFileSync(`${TREE_CACHE}/.complete`, "");
+    return nm;
+  } catch (e) {
+    log(`npm install failed (${(e as Error).message.slice(0, 200)}): using a synthetic tree`);
+    return null;
+  }
+}
+
+/** Peak RSS (VmHWM) of `pid` in MiB, or NaN. */
+function peakRssMiB(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Pid of the process whose argv is exactly `argv` (the squashfuse_ll this bench started). */
+function pidOfArgv(argv: string[]): number | null {
+  const want = argv.join("\0");
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cl = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replace(/\0$/, "");
+      if (cl === want) return Number(e.name);
+    } catch { /* gone */ }
+  }
+  return null;
+}
+
+type Tool = "hd" | "squashfuse_ll";
+
 /** The FUSE bench. */
 export const bench: Bench = {
   name: "fuse",
   async run({ workDir, quick, log }) {
-    for (const c of ["mksquashfs", "squashfuse", "fusermount3"]) {
+    for (const c of ["mksquashfs", "squashfuse_ll", "fusermount3"]) {
       try {
         await sh(`command -v ${c}`);
       } catch {
@@ -126,124 +198,156 @@ export const bench: Bench = {
       }
     }
     const rows: BenchRow[] = [];
-    const tree = `${workDir}/tree`;
-    const nm = `${tree}/node_modules`;
-    const bigMiB = quick ? 256 : 1024;
-    const files = quick ? 2000 : 8000;
-    log(`making a node_modules-shaped tree of ${files} files and a ${bigMiB} MiB file`);
-    const shape = makeNodeModules(nm, files);
-    await sh(`head -c ${bigMiB}M /dev/urandom > ${tree}/big.bin`);
+    let tree = await realTree(log);
+    const synthetic = tree === null;
+    if (!tree) {
+      tree = `${workDir}/tree/node_modules`;
+      makeNodeModules(tree, quick ? 2000 : 8000);
+    }
+    const count = (await sh(`find ${tree} -type f | wc -l`)).trim();
+    const bytes = (await sh(`du -sb ${tree} | cut -f1`)).trim();
     const store = `${workDir}/store`;
-    log("hd cas add");
+    log(`hd cas add ${tree} (${count} files)`);
     const root = (await hdCli(["cas", "add", tree], store)).trim().split("\n")[0];
     log("mksquashfs");
-    await sh(`mksquashfs ${tree} ${workDir}/tree.sqfs -noappend -quiet -no-progress`);
-    const mnt = { hd: `${workDir}/mnt-hd`, squashfuse: `${workDir}/mnt-sq` };
+    const img = `${workDir}/tree.sqfs`;
+    await sh(`mksquashfs ${tree} ${img} -noappend -quiet -no-progress`);
+    const mnt: Record<Tool, string> = {
+      hd: `${workDir}/mnt-hd`,
+      squashfuse_ll: `${workDir}/mnt-sq`,
+    };
     Deno.mkdirSync(mnt.hd);
-    Deno.mkdirSync(mnt.squashfuse);
-    const mounts = {
-      hd: async () => {
-        await hdCli(["mount", root, mnt.hd], store);
-      },
-      squashfuse: async () => {
-        await sh(`squashfuse ${workDir}/tree.sqfs ${mnt.squashfuse}`);
-      },
+    Deno.mkdirSync(mnt.squashfuse_ll);
+    const sqArgv = ["squashfuse_ll", img, mnt.squashfuse_ll];
+    const pid: Record<Tool, number | null> = { hd: null, squashfuse_ll: null };
+    /** Mounts `t` and returns the ms until a listing of the mount point answers. */
+    const mount = async (t: Tool): Promise<number> => {
+      const t0 = performance.now();
+      if (t === "hd") {
+        const out = await hdCli(["mount", root, mnt.hd, "--json"], store);
+        pid.hd = JSON.parse(out).pid;
+      } else await sh(sqArgv.join(" "));
+      for (const _ of Deno.readDirSync(mnt[t])) break;
+      const ms = performance.now() - t0;
+      if (t === "squashfuse_ll") pid.squashfuse_ll = pidOfArgv(sqArgv);
+      return ms;
     };
-    const unmounts = {
-      hd: async () => void await hdCli(["unmount", mnt.hd], store),
-      squashfuse: async () => void await sh(`fusermount3 -u ${mnt.squashfuse}`),
+    const unmount = async (t: Tool) => {
+      try {
+        if (t === "hd") await hdCli(["unmount", mnt.hd], store);
+        else await sh(`fusermount3 -u ${mnt.squashfuse_ll}`);
+      } catch { /* not mounted */ }
+      pid[t] = null;
     };
-    const tools = ["disk", "hd", "squashfuse"] as const;
-    const dirOf = (t: (typeof tools)[number]) => t === "disk" ? tree : mnt[t];
-    /** Fresh mounts and an empty page cache. */
-    const cold = async () => {
-      for (const t of ["hd", "squashfuse"] as const) {
-        try {
-          await unmounts[t]();
-        } catch { /* not mounted */ }
-      }
+    /** Unmounts `t`, drops the page cache and mounts it again: the next access is cold. */
+    const fresh = async (t: Tool): Promise<number> => {
+      await unmount(t);
       await dropCaches();
-      await mounts.hd();
-      await mounts.squashfuse();
+      return await mount(t);
     };
-    const row = (c: string, tool: string, value: number, unit: string, extra = {}) => {
-      rows.push({ bench: "fuse", case: c, tool, value, unit, extra });
-      log(`${c.padEnd(36)} ${tool.padEnd(11)} ${value.toFixed(2)} ${unit}`);
+    const samples = new Map<string, Record<string, number[]>>();
+    const loads: number[] = [];
+    const add = (c: string, tool: string, v: number) => {
+      const m = samples.get(c) ?? {};
+      (m[tool] ??= []).push(v);
+      samples.set(c, m);
     };
+    const files = (await sh(`cd ${tree} && find . -type f`)).trim().split("\n");
+    const units: Record<string, string> = {
+      "mount → serving": "ms",
+      "cold find": "ms",
+      "cold cat all files": "ms",
+      "cold stat median": "µs",
+      "cold stat p99": "µs",
+      "server peak RSS": "MiB",
+      "server RSS once serving": "MiB",
+    };
+    const rounds = quick ? 2 : 5;
     try {
-      await mounts.hd();
-      await mounts.squashfuse();
-      const extra = { files: shape.files, bytes: shape.bytes, bigMiB };
-
-      // find over the tree (cold, then warm).
-      for (const tool of tools) {
-        await cold();
-        row("find tree (cold)", tool, await timeSh(`find ${dirOf(tool)} | wc -l`), "ms", extra);
-        row("find tree (warm)", tool, await timeSh(`find ${dirOf(tool)} | wc -l`), "ms", extra);
-      }
-      // cat every file of node_modules, cold then warm.
-      for (const tool of tools) {
-        await cold();
-        const line = `cd ${
-          dirOf(tool)
-        }/node_modules && find . -type f -print0 | xargs -0 cat > /dev/null`;
-        row("cat all files (cold)", tool, await timeSh(line), "ms", extra);
-        row("cat all files (warm)", tool, await timeSh(line), "ms", extra);
-      }
-      // Sequential read of the big file.
-      for (const tool of tools) {
-        await cold();
-        const line = `cat ${dirOf(tool)}/big.bin > /dev/null`;
-        const c = await timeSh(line);
-        row(`read ${bigMiB} MiB file (cold)`, tool, bigMiB / (c / 1000), "MiB/s", extra);
-        const w = await timeSh(line);
-        row(`read ${bigMiB} MiB file (warm)`, tool, bigMiB / (w / 1000), "MiB/s", extra);
-      }
-      // stat latency over every file (first touch after a fresh mount, then cached).
-      const list = (await sh(`cd ${tree}/node_modules && find . -type f`)).trim().split("\n");
-      for (const tool of tools) {
-        await cold();
-        for (const phase of ["cold", "warm"]) {
+      for (let r = 0; r < rounds; r++) {
+        loads.push(loadavg());
+        const order: Tool[] = r % 2 ? ["squashfuse_ll", "hd"] : ["hd", "squashfuse_ll"];
+        // hd's start-up floors, beside the mounts of this round: a command that loads nothing,
+        // and one that opens the store and lists its mounts (`hd mount` without arguments).
+        const v0 = performance.now();
+        await hdCli(["--version"], store);
+        add("mount → serving", "hd --version", performance.now() - v0);
+        const l0 = performance.now();
+        await hdCli(["mount"], store);
+        add("mount → serving", "hd mount (list)", performance.now() - l0);
+        for (const t of order) {
+          // Start-up with warm caches, like `hd --version`; every later phase starts cold.
+          await unmount(t);
+          add("mount → serving", t, await mount(t));
+          if (pid[t]) add("server RSS once serving", t, peakRssMiB(pid[t]!));
+          await fresh(t);
+          add("cold find", t, await timeSh(`find ${mnt[t]} | wc -l`));
+          await fresh(t);
+          add(
+            "cold cat all files",
+            t,
+            await timeSh(`cd ${mnt[t]} && find . -type f -print0 | xargs -0 cat > /dev/null`),
+          );
+          if (pid[t]) add("server peak RSS", t, peakRssMiB(pid[t]!));
+          await fresh(t);
           const ts: number[] = [];
-          for (const p of list) {
-            const t = performance.now();
-            Deno.statSync(`${dirOf(tool)}/node_modules/${p}`);
-            ts.push((performance.now() - t) * 1000);
+          for (const p of files) {
+            const t1 = performance.now();
+            Deno.statSync(`${mnt[t]}/${p}`);
+            ts.push((performance.now() - t1) * 1000);
           }
-          row(`stat (${phase}) median`, tool, median(ts), "µs", extra);
-          row(`stat (${phase}) p99`, tool, percentile(ts, 99), "µs", extra);
+          add("cold stat median", t, median(ts));
+          add("cold stat p99", t, percentile(ts, 99));
+          await unmount(t);
         }
-      }
-      // cp -r of node_modules.
-      for (const tool of tools) {
-        await cold();
-        const dest = `${workDir}/copy-${tool}`;
-        row(
-          "cp -r node_modules (cold)",
-          tool,
-          await timeSh(`cp -r ${dirOf(tool)}/node_modules ${dest}`),
-          "ms",
-          extra,
-        );
-        await sh(`rm -rf ${dest}`);
+        log(`round ${r + 1}/${rounds} done (load ${loads[loads.length - 1]})`);
       }
     } finally {
-      for (const t of ["hd", "squashfuse"] as const) {
-        try {
-          await unmounts[t]();
-        } catch { /* not mounted */ }
+      await unmount("hd");
+      await unmount("squashfuse_ll");
+    }
+    const extraBase = {
+      files: Number(count),
+      bytes: Number(bytes),
+      tree: synthetic ? "synthetic node_modules" : `npm install ${TREE_PACKAGES.join(" ")}`,
+      rounds,
+      loadavg: loads,
+      caching: "entry/attr timeouts: hd 86400 s, squashfuse_ll DBL_MAX; keep_cache on both",
+    };
+    const med = new Map<string, Record<string, number>>();
+    for (const [c, byTool] of samples) {
+      for (const [tool, xs] of Object.entries(byTool)) {
+        const v = median(xs);
+        med.set(c, { ...med.get(c), [tool]: v });
+        rows.push({
+          bench: "fuse",
+          case: c,
+          tool,
+          value: v,
+          unit: units[c],
+          extra: {
+            ...extraBase,
+            min: Math.min(...xs),
+            max: Math.max(...xs),
+            samples: xs.map((x) => Math.round(x * 100) / 100),
+          },
+        });
+        log(
+          `${c.padEnd(22)} ${tool.padEnd(14)} ${v.toFixed(2)} ${units[c]} ` +
+            `(${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`,
+        );
       }
     }
-    // hd relative to squashfuse and disk, per case.
-    const by = new Map<string, Record<string, number>>();
-    for (const r of rows) by.set(r.case, { ...by.get(r.case), [r.tool]: r.value });
-    for (const [c, v] of by) {
-      const higherIsBetter = c.startsWith("read ");
-      const ratio = higherIsBetter ? v.squashfuse / v.hd : v.hd / v.squashfuse;
-      rows.push({ bench: "fuse", case: c, tool: "hd/squashfuse", value: ratio, unit: "x" });
-      log(
-        `${c.padEnd(36)} hd is ${ratio.toFixed(2)}x squashfuse's ${higherIsBetter ? "time" : ""}`,
-      );
+    for (const [c, v] of med) {
+      const ratio = v.hd / v.squashfuse_ll;
+      rows.push({ bench: "fuse", case: c, tool: "hd/squashfuse_ll", value: ratio, unit: "x" });
+      log(`${c.padEnd(22)} hd is ${ratio.toFixed(2)}x squashfuse_ll`);
+      for (const floor of ["hd --version", "hd mount (list)"]) {
+        if (!v[floor]) continue;
+        const r2 = v.hd / v[floor];
+        rows.push({ bench: "fuse", case: c, tool: `hd/${floor}`, value: r2, unit: "x" });
+        log(`${c.padEnd(22)} hd is ${r2.toFixed(2)}x ${floor}`);
+      }
     }
     return rows;
   },

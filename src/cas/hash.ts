@@ -15,6 +15,16 @@ import type { IHasher } from "hash-wasm";
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
+/** Each byte's two hex digits as ASCII, packed in the platform's byte order (a Uint16 a byte). */
+const HEX_PAIRS = (() => {
+  const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+  const [a, b] = le ? [0, 8] : [8, 0];
+  return Uint16Array.from(HEX, (h) => (h.charCodeAt(0) << a) | (h.charCodeAt(1) << b));
+})();
+const ASCII = new TextDecoder();
+let hexOut = new Uint16Array(64);
+// (declared before loadNative, which runs at load time and calls toHex)
+
 /** BLAKE3 of the empty input (the reference vector every implementation must reproduce). */
 const EMPTY_ID = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
 
@@ -66,11 +76,16 @@ export async function blake3Stream(): Promise<IHasher> {
   return h;
 }
 
-/** Lowercase hex of `bytes`. */
+/**
+ * Lowercase hex of `bytes`, as one flat string. (Appending digit pairs made a rope of 32 parts
+ * for an id, about 1 KiB of heap where the flat string takes 80 bytes: it was most of the memory
+ * of every decoded node a mount or a scan kept.)
+ */
 export function toHex(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i++) s += HEX[bytes[i]];
-  return s;
+  const n = bytes.length;
+  if (hexOut.length < n) hexOut = new Uint16Array(n);
+  for (let i = 0; i < n; i++) hexOut[i] = HEX_PAIRS[bytes[i]];
+  return ASCII.decode(new Uint8Array(hexOut.buffer, 0, n * 2));
 }
 
 const NIBBLE = (() => {

@@ -5,9 +5,10 @@
  * (open file handles, the index, the read window) has one owner and the store only asks "where
  * is this key?".
  *
- * Lookups are cheap until something needs more: {@link Packs.has} binary-searches each pack's
- * sorted on-disk index (a no-change re-scan checks only its root), and the full index map is
- * built on the first read, flush or listing. Reads go through a window of {@link READ_WINDOW}
+ * Lookups are cheap until something needs more: {@link Packs.has} and {@link Packs.locate}
+ * binary-search each pack's sorted on-disk index (a no-change re-scan checks only its root; a
+ * mount reads only what is touched), and the full index map is built on the first flush or
+ * listing. Reads go through a window of {@link READ_WINDOW}
  * bytes, so objects read in pack order (a file's chunks) cost one syscall per window. Nothing
  * here verifies content: the store hashes whatever it reads, loose or packed.
  *
@@ -47,6 +48,9 @@ import {
 /** Bytes read from a pack at once: neighbouring objects (a file's chunks) come along. */
 export const READ_WINDOW = 512 << 10;
 
+/** The trailer's magic (`HDPI`, as pack.ts writes it): a pack without it is malformed. */
+const INDEX_MAGIC = [0x48, 0x44, 0x50, 0x49];
+
 /** Where a key is stored in a pack. */
 export interface PackLoc {
   /** The pack's name (64 hex, without `.pack`). */
@@ -65,7 +69,7 @@ export class Packs {
   /** Full index: every key of every readable pack (the first pack listed wins). */
   #index: Map<ObjectKey, PackLoc> | null = null;
   /** Each pack's raw sorted index, for binary search before the full index is needed. */
-  #raw: Uint8Array[] | null = null;
+  #raw: { name: string; index: Uint8Array; end: number }[] | null = null;
   readonly #files = new Map<string, Deno.FsFile>();
   readonly #broken = new Map<string, string>();
   readonly #window = { pack: "", start: 0, end: 0, buf: new Uint8Array(READ_WINDOW) };
@@ -106,35 +110,56 @@ export class Packs {
   }
 
   /**
-   * True when a pack holds `key`. Until something needs the full index map (a read, a flush), a
-   * lookup binary-searches each pack's sorted on-disk index instead of parsing every entry: a
+   * True when a pack holds `key`. Until something needs the full index map (a flush, a listing),
+   * a lookup binary-searches each pack's sorted on-disk index instead of parsing every entry: a
    * scan that only checks a few ids (a no-change re-scan checks its root) stays cheap.
    */
   has(key: ObjectKey): boolean {
-    if (this.#index) return this.#index.has(key);
-    if (!this.#raw) {
-      this.#raw = [];
-      for (const name of this.#names()) {
-        try {
-          const f = this.#file(name);
-          const size = f.statSync().size;
-          const t = new Uint8Array(TRAILER);
-          readAt(f, t, size - TRAILER);
-          const dv = new DataView(t.buffer);
-          const off = Number(dv.getBigUint64(0));
-          const count = dv.getUint32(8);
-          if (off + count * INDEX_ENTRY + TRAILER !== size) return this.#load().has(key);
-          const index = new Uint8Array(count * INDEX_ENTRY);
-          readAt(f, index, off);
-          this.#raw.push(index);
-        } catch {
-          return this.#load().has(key); // let the full load sort out what is wrong
-        }
+    return this.#find(key) !== undefined;
+  }
+
+  /**
+   * Each pack's raw sorted index (read once), or null when a pack is malformed (the caller then
+   * falls back to the full load, which records what is wrong).
+   */
+  #rawIndexes(): { name: string; index: Uint8Array; end: number }[] | null {
+    if (this.#raw) return this.#raw;
+    const raw: { name: string; index: Uint8Array; end: number }[] = [];
+    for (const name of this.#names()) {
+      try {
+        const f = this.#file(name);
+        const size = f.statSync().size;
+        if (size < 4 + TRAILER) return null;
+        const t = new Uint8Array(TRAILER);
+        readAt(f, t, size - TRAILER);
+        if (INDEX_MAGIC.some((b, i) => t[12 + i] !== b)) return null;
+        const dv = new DataView(t.buffer);
+        const off = Number(dv.getBigUint64(0));
+        const count = dv.getUint32(8);
+        if (off + count * INDEX_ENTRY + TRAILER !== size) return null;
+        const index = new Uint8Array(count * INDEX_ENTRY);
+        readAt(f, index, off);
+        raw.push({ name, index, end: off });
+      } catch {
+        return null;
       }
     }
+    this.#raw = raw;
+    return raw;
+  }
+
+  /**
+   * Where `key` is packed: from the full index when it is loaded, else by binary search of the
+   * raw indexes (the first pack listed wins, as in the full index). A server that reads a few
+   * objects (a mount) never builds the map of every packed key.
+   */
+  #find(key: ObjectKey): PackLoc | undefined {
+    if (this.#index) return this.#index.get(key);
+    const raws = this.#rawIndexes();
+    if (!raws) return this.#load().get(key);
     const kind = keyKind(key) === "manifests" ? 1 : 0;
     const id = fromHex(keyId(key));
-    for (const index of this.#raw) {
+    for (const { name, index, end } of raws) {
       let lo = 0;
       let hi = index.length / INDEX_ENTRY;
       while (lo < hi) {
@@ -142,12 +167,19 @@ export class Packs {
         const o = mid * INDEX_ENTRY;
         let c = index[o] - kind;
         for (let i = 0; c === 0 && i < 32; i++) c = index[o + 1 + i] - id[i];
-        if (c === 0) return true;
+        if (c === 0) {
+          const dv = new DataView(index.buffer, index.byteOffset + o + 33, 12);
+          const offset = Number(dv.getBigUint64(0));
+          const length = dv.getUint32(8);
+          // the same range check as the full load: a bad entry makes the pack "broken"
+          if (offset < 4 || offset + length > end) return this.#load().get(key);
+          return { pack: name, offset, length };
+        }
         if (c < 0) lo = mid + 1;
         else hi = mid;
       }
     }
-    return false;
+    return undefined;
   }
 
   /** The full index, loaded on first use; `reload` adds packs that appeared since. */
@@ -176,7 +208,11 @@ export class Packs {
 
   /** Where `key` is packed, or undefined; `reload` first looks for packs that appeared since. */
   locate(key: ObjectKey, reload = false): PackLoc | undefined {
-    return this.#load(reload).get(key);
+    if (reload) {
+      if (this.#index) return this.#load(true).get(key);
+      this.#raw = null; // read the pack list again
+    }
+    return this.#find(key);
   }
 
   /** Every packed key (each once), after looking for new packs. */

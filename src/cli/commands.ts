@@ -6,6 +6,7 @@
  */
 import type { Command } from "./command.ts";
 import { lazyImport } from "../sys/lazy.ts";
+import { startMountEarly } from "./mount_early.ts";
 
 /** A command known by name; its module loads only when it runs (or for `hd --help`). */
 export interface CommandEntry {
@@ -20,6 +21,11 @@ export interface CommandEntry {
   load: () => Promise<Command>;
   /** The command runs another command: nothing after its first positional is hd's option. */
   passThrough?: boolean;
+  /**
+   * Called with the command's arguments before its module and the store load: starts work that
+   * needs neither (`hd mount` starts its server process), so both load side by side.
+   */
+  early?: (rest: string[]) => void;
 }
 
 /** All commands, in the order `hd --help` lists them. */
@@ -243,6 +249,7 @@ export const COMMANDS: CommandEntry[] = [
     load: async () =>
       (await lazyImport<typeof import("./mount.ts")>(new URL("./mount.ts", import.meta.url)))
         .mount,
+    early: startMountEarly,
   },
   {
     name: "unmount",

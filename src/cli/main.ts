@@ -129,6 +129,7 @@ export async function main(argv: string[]): Promise<number> {
         2,
       );
     }
+    found.entry.early?.(found.rest);
     // The store (BLAKE3's native module) loads only for a command that runs: `hd --version` and
     // `hd --help` start without it; a `lazyStore` command loads it only if it opens it.
     const cmd = await found.entry.load();

@@ -5,16 +5,19 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
-import { loadFuse } from "../mount/fuse.ts";
 import {
   absMountDir,
   listMounts,
   mountKey,
+  READY_LINE,
   recoverStale,
   serveMount,
   spawnMountServer,
 } from "../mount/manager.ts";
 import type { Command } from "./command.ts";
+import type { Store } from "../cas/store.ts";
+import { failureOf, waitMountServer } from "../mount/spawn.ts";
+import { takeMountEarly } from "./mount_early.ts";
 import { resolveId } from "./cas/resolve.ts";
 
 /** `hd mount`. */
@@ -29,12 +32,19 @@ export const mount: Command = {
     rw: { type: "boolean", help: "writable: keep writes in an in-memory overlay" },
     foreground: { type: "boolean", help: "serve in this process until unmounted or Ctrl-C" },
     log: { type: "string", help: "append the server's log to this file" },
+    ready: {
+      type: "boolean",
+      hidden: true,
+      help: "with --foreground: print a line on stdout once serving, then close stdout",
+    },
     layers: {
       type: "boolean",
       help: "serve whiteouts as overlayfs reads them (a lazy environment's layers)",
     },
   },
   async run(ctx) {
+    // a background mount whose server main.ts already started (mount_early.ts)
+    const early = takeMountEarly();
     const [ref, dir, ...extra] = ctx.positionals;
     if (!ref) {
       const mounts = listMounts(ctx.store(false));
@@ -56,31 +66,59 @@ export const mount: Command = {
         2,
       );
     }
+    const rw = !!ctx.values.rw;
+    const abs = absMountDir(dir);
+    const defaultLog = (store: Store) => `${store.root}/mounts/${mountKey(abs)}.log`;
+    if (early && !ctx.values.foreground) {
+      // The server checks what the steps below check; it is waited for first, so that this
+      // process never races it (recovering a stale mount it is about to replace).
+      const r = await waitMountServer(early.child);
+      const store = ctx.store(false);
+      const log = (ctx.values.log as string | undefined) ?? defaultLog(store);
+      if ("exited" in r) {
+        // say why the way the ordinary path would (the server's stderr is not kept)
+        resolveId(store, ref);
+        (await import("../mount/fuse.ts")).loadFuse().close();
+        recoverStale(store, abs);
+        checkMountDir(abs);
+        throw new HdError(
+          `Cannot mount ${ref} on ${abs}: the mount process ${failureOf(r, log)}`,
+          `see ${log}; \`hd mount … --foreground\` shows errors directly`,
+        );
+      }
+      const id = resolveId(store, ref);
+      ctx.out.result(
+        { root: id, dir: abs, pid: r.pid, rw, log },
+        () => `mounted ${id.slice(0, 12)} on ${abs}${rw ? " (rw)" : ""} (pid ${r.pid})`,
+      );
+      return 0;
+    }
     const store = ctx.store(false);
     const id = resolveId(store, ref);
-    const rw = !!ctx.values.rw;
-    loadFuse().close();
-    const abs = absMountDir(dir);
+    (await import("../mount/fuse.ts")).loadFuse().close();
     if (ctx.values.foreground) {
+      // started by spawnMountServer / mount_early (--ready): log to the default file
+      const log = (ctx.values.log as string | undefined) ??
+        (ctx.values.ready ? defaultLog(store) : undefined);
+      if (log) Deno.mkdirSync(`${store.root}/mounts`, { recursive: true });
       await serveMount(store, id, abs, {
         rw,
         layerView: !!ctx.values.layers,
-        log: ctx.values.log as string | undefined,
-        onReady: (rec) => ctx.out.note(`mounted ${rec.root} on ${rec.dir} (pid ${rec.pid})`),
+        log,
+        onReady: (rec) => {
+          ctx.out.note(`mounted ${rec.root} on ${rec.dir} (pid ${rec.pid})`);
+          if (ctx.values.ready) {
+            // for spawnMountServer: the parent waits for this line; nothing else goes to stdout
+            Deno.stdout.writeSync(new TextEncoder().encode(`${READY_LINE}\n`));
+            Deno.stdout.close();
+          }
+        },
       });
       return 0;
     }
     recoverStale(store, abs);
-    try {
-      if (!Deno.statSync(abs).isDirectory) throw new Error("not a directory");
-    } catch (e) {
-      throw new HdError(
-        `Cannot mount on ${abs}: ${(e as Error).message}`,
-        "create an empty directory to mount on (mkdir -p DIR)",
-      );
-    }
-    const key = mountKey(abs);
-    const log = (ctx.values.log as string | undefined) ?? `${store.root}/mounts/${key}.log`;
+    checkMountDir(abs);
+    const log = (ctx.values.log as string | undefined) ?? defaultLog(store);
     const flags = [...(rw ? ["--rw"] : []), ...(ctx.values.layers ? ["--layers"] : [])];
     const r = await spawnMountServer(store, id, abs, log, flags);
     if ("failed" in r) {
@@ -96,3 +134,15 @@ export const mount: Command = {
     return 0;
   },
 };
+
+/** Throws when `abs` is not an existing directory. */
+function checkMountDir(abs: string): void {
+  try {
+    if (!Deno.statSync(abs).isDirectory) throw new Error("not a directory");
+  } catch (e) {
+    throw new HdError(
+      `Cannot mount on ${abs}: ${(e as Error).message}`,
+      "create an empty directory to mount on (mkdir -p DIR)",
+    );
+  }
+}

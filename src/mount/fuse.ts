@@ -36,6 +36,7 @@ import {
   POLLFD_SIZE,
   POLLIN,
 } from "../../ffi/libc.ts";
+import { setImmediate } from "node:timers";
 import { HdError } from "../sys/errors.ts";
 import { type FfiOps, FuseOps, type OpName } from "./ops.ts";
 import type { Overlay } from "./overlay.ts";
@@ -197,6 +198,9 @@ export class FuseServer {
   }
 
   async #run(): Promise<void> {
+    // Let the caller finish first (register the mount, say it is ready): requests that come in
+    // meanwhile wait in the kernel's queue.
+    await new Promise((res) => setImmediate(res));
     const L = this.#lib.symbols;
     const buf = new Uint8Array(LAYOUT.buf.size);
     const bufPtr = Deno.UnsafePointer.of(buf);
@@ -230,7 +234,7 @@ export class FuseServer {
             // Recently busy: wait on this thread (no thread hop when the next request comes),
             // in short slices so signals and the control socket still get their turn.
             if (libc.symbols.poll_sync(pfd, 1n, POLL_SLICE_MS) === 0 || now > yieldAt) {
-              await new Promise((res) => setTimeout(res, 0));
+              await new Promise((res) => setImmediate(res));
               yieldAt = performance.now() + 20;
             }
           } else {
@@ -249,7 +253,7 @@ export class FuseServer {
       if (L.fuse_session_exited(this.#se)) break;
       // Under steady load, let signals and the control socket in now and then.
       if (libc && performance.now() > yieldAt) {
-        await new Promise((res) => setTimeout(res, 0));
+        await new Promise((res) => setImmediate(res));
         yieldAt = performance.now() + 20;
       }
     }

@@ -24,9 +24,12 @@ import { guardedKill, isAlive } from "../sys/proc.ts";
 import { jsonlRequest, serveJsonl } from "../sys/jsonl.ts";
 import { blake3Hex } from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
-import { FuseServer } from "./fuse.ts";
-import { Overlay } from "./overlay.ts";
-import { Projection } from "./projected.ts";
+import type { FuseServer } from "./fuse.ts";
+import type { Overlay } from "./overlay.ts";
+import type { Projection } from "./projected.ts";
+import { failureOf, startMountServer, waitMountServer } from "./spawn.ts";
+
+export { hdArgv, mountServerV8Flags, READY_LINE } from "./spawn.ts";
 
 /** What the registry records about a mount. */
 export interface MountRecord {
@@ -98,21 +101,21 @@ function unescapeMount(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
 }
 
-/** Mount entries at `absDir` in this mount namespace, innermost last. */
-export function mountsAt(absDir: string): { fstype: string; source: string }[] {
+/** Mount entries at `absDir` in this mount namespace, innermost last (`dev` is "major:minor"). */
+export function mountsAt(absDir: string): { fstype: string; source: string; dev: string }[] {
   let text = "";
   try {
     text = Deno.readTextFileSync("/proc/self/mountinfo");
   } catch {
     return [];
   }
-  const out: { fstype: string; source: string }[] = [];
+  const out: { fstype: string; source: string; dev: string }[] = [];
   for (const line of text.split("\n")) {
     if (!line) continue;
     const f = line.split(" ");
     const sep = f.indexOf("-");
     if (sep < 0 || unescapeMount(f[4]) !== absDir) continue;
-    out.push({ fstype: f[sep + 1], source: unescapeMount(f[sep + 2]) });
+    out.push({ fstype: f[sep + 1], source: unescapeMount(f[sep + 2]), dev: f[2] });
   }
   return out;
 }
@@ -285,8 +288,15 @@ export async function serveMount(
   }
   if (!st.isDirectory) throw new HdError(`Cannot mount on ${absDir}: not a directory`, "");
 
+  // the server's modules load here, not with this module: `hd mount` (background) and
+  // `hd status` use the registry functions without them
+  const [{ FuseServer }, { Projection }] = await Promise.all([
+    import("./fuse.ts"),
+    import("./projected.ts"),
+  ]);
   const fs = new Projection(store, root, { log, layerView: opts.layerView });
-  const overlay = opts.rw ? new Overlay(fs) : null;
+  // the overlay (and the ingest code its snapshots use) loads only for a writable mount
+  const overlay = opts.rw ? new (await import("./overlay.ts")).Overlay(fs) : null;
   const server = new FuseServer(fs, overlay, {
     mountpoint: absDir,
     fsname: `hd:${root.slice(0, 12)}`,
@@ -296,13 +306,11 @@ export async function serveMount(
   Deno.mkdirSync(registry(store), { recursive: true });
   store.setRef(`mounts/${key}`, root);
   server.mount();
-  // Serve before touching the mount point: a stat of it waits for the server's reply.
-  const served = server.serve();
-  // A larger read-ahead window: fewer, bigger read requests for sequential readers.
+  // A larger read-ahead window: fewer, bigger read requests for sequential readers. The device
+  // comes from mountinfo: a stat of the mount point would wait for the server's reply.
+  const bdi = mountsAt(absDir).findLast((m) => m.fstype.startsWith("fuse"))?.dev;
   try {
-    const dev = (await Deno.stat(absDir)).dev;
-    const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
-    await Deno.writeTextFile(`/sys/class/bdi/0:${minor}/read_ahead_kb`, "1024");
+    if (bdi) Deno.writeTextFileSync(`/sys/class/bdi/${bdi}/read_ahead_kb`, "1024");
   } catch { /* not root, or no such bdi: keep the default */ }
   const sock = socketPath(store, key);
   const control = serveJsonl(sock, (req) => mountRequest(req, store, fs, overlay, server, log));
@@ -317,6 +325,7 @@ export async function serveMount(
   };
   store.writeAtomic(recordPath(store, key), enc.encode(JSON.stringify(rec, null, 2) + "\n"));
   log(`mounted ${root} on ${absDir}${opts.rw ? " (rw)" : ""}`);
+  const served = server.serve();
 
   let stopping: Promise<void> | null = null;
   let signalled!: () => void;
@@ -426,17 +435,9 @@ export async function unmountDir(
   return { dir: absDir, stopped, detached };
 }
 
-/** The argv that runs hd itself: the compiled binary, or deno with this checkout's cli.ts. */
-export function hdArgv(): string[] {
-  const exe = Deno.execPath();
-  const base = exe.slice(exe.lastIndexOf("/") + 1);
-  if (!base.startsWith("deno")) return [exe];
-  return [exe, "run", "-A", "--quiet", new URL("../../cli.ts", import.meta.url).pathname];
-}
-
 /**
- * Starts `hd mount ROOT DIR --foreground` (plus `flags`) as a detached server logging to `log`,
- * and waits until the store's registry shows it live on `dir`: its pid, or why it did not come up
+ * Starts `hd mount ROOT DIR --foreground --ready` (plus `flags`) as a detached server logging to
+ * `log`, and waits until it serves (see spawn.ts): its pid, or why it did not come up
  * (`exited (CODE)` / `did not become ready`, with the last lines of its log). A server that never
  * became ready within 20 s is sent SIGTERM (it is hd's own child).
  *
@@ -457,45 +458,7 @@ export async function spawnMountServer(
   flags: string[],
 ): Promise<{ pid: number } | { failed: string }> {
   Deno.mkdirSync(`${store.root}/mounts`, { recursive: true });
-  const argv = hdArgv();
-  const child = new Deno.Command(argv[0], {
-    args: [
-      ...argv.slice(1),
-      "mount",
-      root,
-      dir,
-      "--foreground",
-      "--store",
-      store.root,
-      "--log",
-      log,
-      ...flags,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    detached: true,
-  }).spawn();
-  let exited = null as Deno.CommandStatus | null;
-  child.status.then((s) => exited = s);
-  const t0 = performance.now();
-  while (true) {
-    const m = findMount(store, dir);
-    if (m && m.pid === child.pid && m.state === "live") {
-      child.unref();
-      return { pid: child.pid };
-    }
-    if (exited !== null || performance.now() - t0 > 20000) {
-      if (exited === null && isAlive(child.pid, { zombies: "dead" })) child.kill("SIGTERM");
-      let tail = "";
-      try {
-        tail = Deno.readTextFileSync(log).trim().split("\n").slice(-3).join(" | ");
-      } catch { /* no log */ }
-      const why = exited
-        ? `exited (${(exited as Deno.CommandStatus).code})`
-        : "did not become ready";
-      return { failed: `${why}${tail ? `: ${tail}` : ""}` };
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const child = startMountServer(root, dir, { store: store.root, log, flags });
+  const r = await waitMountServer(child);
+  return "pid" in r ? r : { failed: failureOf(r, log) };
 }

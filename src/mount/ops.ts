@@ -170,6 +170,27 @@ export interface OpsOptions {
   counts: Record<string, number>;
 }
 
+/**
+ * Subdirectories whose Dir nodes readdirplus may read to fill in their attributes; past this many
+ * unread ones it sends them as name and type only. Measured on a cold node_modules (10
+ * alternated runs, load ~4.5): reading them all made `find` 118 ms vs 190 ms when every one was
+ * left to a lookup (one round trip each), but the first `ls` of its root (168 packages) waited
+ * for 168 node reads (mount → serving 296 vs 243 ms).
+ */
+export const EAGER_SUBDIRS = 32;
+
+/** True when `list` (a readdir listing) has more than {@link EAGER_SUBDIRS} unread subdirectories. */
+export function lazySubdirs(list: readonly Inode[]): boolean {
+  let unread = 0;
+  for (let i = 2; i < list.length; i++) {
+    const n = list[i];
+    if ((n.mode & S_IFMT) === S_IFDIR && n.children === null && n.lowerDir) {
+      if (++unread > EAGER_SUBDIRS) return true;
+    }
+  }
+  return false;
+}
+
 /** The handlers of one mount, with their state (open directory handles, reply buffers). */
 export class FuseOps {
   readonly #L: Libfuse3["symbols"];
@@ -270,6 +291,7 @@ export class FuseOps {
     return this.#op(name, (req: Req, ino: U64, size: U64, off: U64, fi: Ptr) => {
       const fs = this.#fs;
       const list = this.#listing(num(ino), fi);
+      const lazy = plus && lazySubdirs(list);
       const cap = num(size);
       if (this.#dir.bytes.length < cap) this.#dir = wireBuffer(cap);
       const w = this.#dir;
@@ -279,8 +301,12 @@ export class FuseOps {
         const nm = i === 0 ? "." : i === 1 ? ".." : n.name;
         let next: number;
         if (plus) {
-          if (i > 1) fs.getattr(n.ino);
-          next = putDirentPlus(w, pos, cap, nm, n, fs.nlink(n), i + 1, this.#timeout);
+          // A subdirectory's own attributes live in its Dir node. In a directory with many unread
+          // subdirectories (`ls` of a node_modules: hundreds), send their name and type only: the
+          // kernel looks one up (and its node is read) when it is used.
+          const full = !lazy || i <= 1 || n.children !== null || !n.lowerDir;
+          if (i > 1 && full) fs.getattr(n.ino);
+          next = putDirentPlus(w, pos, cap, nm, n, fs.nlink(n), i + 1, this.#timeout, full);
         } else next = putDirent(w, pos, cap, nm, n.ino, i + 1, n.mode);
         if (next < 0) break;
         pos = next;

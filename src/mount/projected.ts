@@ -124,7 +124,10 @@ export interface ProjectionStats {
 
 /** Options of a {@link Projection}. */
 export interface ProjectionOptions {
-  /** Bytes of decoded chunks kept in memory (default 64 MiB). */
+  /**
+   * Bytes of decoded chunks kept in memory (default 16 MiB): only chunks read in part are kept,
+   * for the reads that take the rest of them (the kernel's page cache keeps what was read).
+   */
   cacheBytes?: number;
   /** Owner shown for nodes without one (default: this process's uid/gid). */
   uid?: number;
@@ -138,6 +141,9 @@ export interface ProjectionOptions {
    */
   layerView?: boolean;
 }
+
+/** Chunk sizes remembered (to seek in files without reading chunks) before the memo restarts. */
+const SIZE_MEMO = 65_536;
 
 /** Prefix of an OCI whiteout entry. */
 const WH = ".wh.";
@@ -179,7 +185,7 @@ export class Projection {
   constructor(store: Store, rootId: string, opts: ProjectionOptions = {}) {
     this.store = store;
     this.rootId = rootId;
-    this.#cacheLimit = opts.cacheBytes ?? 64 << 20;
+    this.#cacheLimit = opts.cacheBytes ?? 16 << 20;
     this.#uid = opts.uid ?? Deno.uid() ?? 0;
     this.#gid = opts.gid ?? Deno.gid() ?? 0;
     this.#log = opts.log ?? ((l) => console.error(l));
@@ -457,7 +463,7 @@ export class Projection {
     const size = this.store.objectSize(id);
     if (size !== null) {
       this.stats.sizeProbes++;
-      if (this.#sizes.size > 1_000_000) this.#sizes.clear();
+      if (this.#sizes.size >= SIZE_MEMO) this.#sizes.clear();
       this.#sizes.set(id, size);
       return size;
     }

@@ -337,7 +337,8 @@ export function putDirent(
 /**
  * Appends a `struct fuse_direntplus` at `pos` (what fuse_add_direntry_plus writes): an entry_out
  * for `a` valid for `timeout` seconds, then the dirent. Returns the position after it, or -1 when
- * it does not fit before `cap`.
+ * it does not fit before `cap`. Without `withEntry` the entry_out is zero (nodeid 0): the kernel
+ * lists the name and type and looks the entry up only if it is used.
  */
 export function putDirentPlus(
   w: WireBuffer,
@@ -348,10 +349,13 @@ export function putDirentPlus(
   nlink: number,
   off: number,
   timeout: number,
+  withEntry = true,
 ): number {
   const len = putName(w, pos, cap, FUSE_NAME_OFFSET_DIRENTPLUS, name);
   if (len < 0) return -1;
-  encodeEntryOut(w.view, pos + FUSE_DIRENTPLUS.entry_out, a, nlink, timeout);
+  const at = pos + FUSE_DIRENTPLUS.entry_out;
+  if (withEntry) encodeEntryOut(w.view, at, a, nlink, timeout);
+  else w.bytes.fill(0, at, at + FUSE_ENTRY_OUT.sizeof); // nodeid 0: name and type only
   putDirentHead(w.view, pos + FUSE_DIRENTPLUS.dirent, a.ino, off, len, a.mode);
   return pos + direntSize(FUSE_NAME_OFFSET_DIRENTPLUS, len);
 }

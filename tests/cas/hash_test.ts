@@ -1,7 +1,7 @@
 import { createBLAKE3 } from "hash-wasm";
 import { assertEquals } from "../_assert.ts";
-import { blake3Hex, fromHex, toHex } from "../../src/cas/hash.ts";
-import { hasCommand } from "../_helpers.ts";
+import { BLAKE3_IMPL, blake3Hex, fromHex, toHex } from "../../src/cas/hash.ts";
+import { hasCommand, testIf } from "../_helpers.ts";
 
 Deno.test("ids agree with hash-wasm's BLAKE3 at every size (native or not)", async () => {
   const ref = await createBLAKE3();
@@ -36,4 +36,29 @@ Deno.test("hex round-trips and rejects bad input", () => {
     threw = true;
   }
   assertEquals(threw, true);
+});
+
+Deno.test("toHex: every byte value, in order, any length (and fromHex reverses it)", () => {
+  const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+  const want = Array.from(all, (b) => b.toString(16).padStart(2, "0")).join("");
+  assertEquals(toHex(all), want);
+  assertEquals(toHex(new Uint8Array(0)), "");
+  assertEquals(toHex(all.subarray(250)), "fafbfcfdfeff");
+  assertEquals(toHex(fromHex(want)), want);
+});
+
+/** Why the native BLAKE3 module cannot be used here, or null when it loads and hashes. */
+async function nativeSkip(): Promise<string | null> {
+  if (Deno.env.get("HD_BLAKE3") === "wasm") return "HD_BLAKE3=wasm forces hash-wasm";
+  try {
+    const m = await import("@napi-rs/blake-hash");
+    return typeof m.blake3 === "function" ? null : "@napi-rs/blake-hash has no blake3";
+  } catch (e) {
+    return `@napi-rs/blake-hash does not load: ${(e as Error).message.slice(0, 80)}`;
+  }
+}
+
+// A module-load bug once made hash.ts fall back to wasm silently (7x slower ids): say so here.
+testIf(await nativeSkip(), "ids use the native BLAKE3 whenever its module loads", () => {
+  assertEquals(BLAKE3_IMPL, "native");
 });

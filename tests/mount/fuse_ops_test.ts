@@ -7,6 +7,9 @@
 import { assertEquals } from "../_assert.ts";
 import { tempDir, testIf } from "../_helpers.ts";
 import { fuseSkip, mountFixture, sh, withMount } from "./_util.ts";
+import { EAGER_SUBDIRS, lazySubdirs } from "../../src/mount/ops.ts";
+import type { Inode } from "../../src/mount/projected.ts";
+import { S_IFDIR } from "../../src/sys/mode.ts";
 
 const SKIP = fuseSkip() ??
   ((await sh("command -v setpriv")).code === 0 ? null : "needs setpriv (util-linux)");
@@ -41,4 +44,22 @@ testIf(SKIP, "setattr, the caller's ids, statfs and readdir on a --rw mount", as
     assertEquals(names.slice(0, 2), [".", ".."]);
     assertEquals(new Set(names).size, 302);
   });
+});
+
+Deno.test("lazySubdirs: past EAGER_SUBDIRS unread subdirectories, readdirplus sends names only", () => {
+  const root = { ino: 1, mode: S_IFDIR | 0o755, children: new Map(), lowerDir: "r" } as unknown;
+  const dir = (ino: number, read: boolean) =>
+    ({ ino, mode: S_IFDIR | 0o755, children: read ? new Map() : null, lowerDir: "x" }) as Inode;
+  const file = (ino: number) => ({ ino, mode: 0o100644, children: null }) as Inode;
+  const list = (...xs: Inode[]) => [root as Inode, root as Inode, ...xs];
+  const n = EAGER_SUBDIRS;
+  const table: [string, Inode[], boolean][] = [
+    ["empty", list(), false],
+    ["files only", list(...Array.from({ length: 500 }, (_, i) => file(i + 2))), false],
+    ["exactly the limit", list(...Array.from({ length: n }, (_, i) => dir(i + 2, false))), false],
+    ["one past", list(...Array.from({ length: n + 1 }, (_, i) => dir(i + 2, false))), true],
+    ["many, all read", list(...Array.from({ length: 3 * n }, (_, i) => dir(i + 2, true))), false],
+    ["'.' and '..' do not count", [dir(1, false), dir(1, false), ...list().slice(2)], false],
+  ];
+  for (const [what, l, want] of table) assertEquals(lazySubdirs(l), want, what);
 });

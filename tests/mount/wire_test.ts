@@ -214,6 +214,20 @@ testIf(HEADERS_SKIP, "putDirentPlus writes struct fuse_direntplus (entry_out, th
   assertEquals(putDirentPlus(w, 0, fig("FUSE_DIRENTPLUS.sizeof"), "x", FILE, 1, 1, 1), -1);
 });
 
+testIf(
+  HEADERS_SKIP,
+  "putDirentPlus without an entry: entry_out all zero, the dirent intact",
+  () => {
+    const w = wireBuffer(4096);
+    w.bytes.fill(0xee);
+    const end = putDirentPlus(w, 0, 4096, "sub", DIR, 5, 3, 1.25, false);
+    const eo = fig("FUSE_DIRENTPLUS.entry_out");
+    assert(w.bytes.subarray(eo, eo + fig("FUSE_ENTRY_OUT.sizeof")).every((b) => b === 0), "zeros");
+    const len = checkDirent(w.bytes, fig("FUSE_DIRENTPLUS.dirent"), "sub", DIR, 3);
+    assertEquals(end, fig("FUSE_DIRENTPLUS.dirent") + len);
+  },
+);
+
 testIf(HEADERS_SKIP, "decodeSetattr reads the struct stat fields to_set names", () => {
   const st = new DataView(new ArrayBuffer(fig("STAT.sizeof")));
   st.setBigInt64(fig("STAT.st_size"), 5n * 2n ** 32n + 1n, true);

@@ -1,0 +1,84 @@
+/**
+ * The early start of `hd mount HASH|REF DIR` (background): main.ts calls {@link startMountEarly}
+ * with the command's arguments before loading the command's modules and the store, so the server
+ * process starts while this one is still loading; `hd mount` then only waits for it
+ * ({@link takeMountEarly}). Only plain invocations qualify (two positionals, known options, no
+ * --foreground or --help); anything else takes the ordinary path. No heavy imports here.
+ * @module
+ */
+import { startMountServer } from "../mount/spawn.ts";
+
+/** What an early start was given. */
+export interface EarlyMount {
+  ref: string;
+  dir: string;
+  store?: string;
+  log?: string;
+  /** `--rw` / `--layers`, passed on to the server. */
+  flags: string[];
+}
+
+/**
+ * The arguments of a background `hd mount` that may start early, or null: exactly two
+ * positionals, and only the options --rw, --layers, --json, --debug, --store V, --log V.
+ */
+export function parseMountEarly(rest: string[]): EarlyMount | null {
+  const pos: string[] = [];
+  const out: EarlyMount = { ref: "", dir: "", flags: [] };
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
+    if (a === "--") return null;
+    if (!a.startsWith("-") || a === "-") {
+      pos.push(a);
+      continue;
+    }
+    const eq = a.indexOf("=");
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    if (name === "--store" || name === "--log") {
+      const v = eq > 0 ? a.slice(eq + 1) : rest[++i];
+      if (v === undefined || v === "") return null;
+      if (name === "--store") out.store = v;
+      else out.log = v;
+    } else if (eq > 0) return null;
+    else if (a === "--rw" || a === "--layers") out.flags.push(a);
+    else if (a !== "--json" && a !== "--debug") return null;
+  }
+  if (pos.length !== 2) return null;
+  [out.ref, out.dir] = pos;
+  return out;
+}
+
+let early: { args: EarlyMount; child: Deno.ChildProcess } | null = null;
+
+/**
+ * Starts the server of a qualifying background `hd mount` (see the module doc). In the server
+ * itself (`--foreground`), starts loading the FUSE server's modules beside the store's instead.
+ */
+export function startMountEarly(rest: string[]): void {
+  if (rest.includes("--foreground")) {
+    import("../mount/fuse.ts").catch(() => {});
+    import("../mount/projected.ts").catch(() => {});
+    return;
+  }
+  const args = parseMountEarly(rest);
+  if (!args || early) return;
+  try {
+    early = {
+      args,
+      child: startMountServer(args.ref, args.dir, {
+        store: args.store,
+        log: args.log,
+        flags: args.flags,
+      }),
+    };
+  } catch {
+    early = null; // the ordinary path will say what is wrong
+  }
+}
+
+/** The server started early for this invocation, if any (once). */
+export function takeMountEarly(): { args: EarlyMount; child: Deno.ChildProcess } | null {
+  const e = early;
+  early = null;
+  return e;
+}

@@ -1,0 +1,43 @@
+/**
+ * The background mount server: its V8 flags (a small young generation unless the caller set one)
+ * and the ready handshake of `hd mount` (the command returns once the mount serves, on a pipe).
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { tempDir, testIf } from "../_helpers.ts";
+import { mountServerV8Flags } from "../../src/mount/manager.ts";
+import { fuseSkip, hdOk } from "./_util.ts";
+
+Deno.test("mount server V8 flags: a 1 MiB semi-space is added unless the caller chose one", () => {
+  const table: [string | undefined, string][] = [
+    [undefined, "--max-semi-space-size=1"],
+    ["", "--max-semi-space-size=1"],
+    ["--stack-size=2000", "--stack-size=2000,--max-semi-space-size=1"],
+    ["--max-semi-space-size=16", "--max-semi-space-size=16"],
+    [" --foo, --max-semi-space-size=4 ", "--foo,--max-semi-space-size=4"],
+    ["--prof,", "--prof,--max-semi-space-size=1"],
+  ];
+  for (const [inherited, want] of table) assertEquals(mountServerV8Flags(inherited), want);
+});
+
+testIf(
+  fuseSkip(),
+  "hd mount returns once the mount serves; the server runs with the flags",
+  async () => {
+    using d = tempDir();
+    const store = `${d.path}/store`;
+    Deno.mkdirSync(`${d.path}/src/sub`, { recursive: true });
+    Deno.writeTextFileSync(`${d.path}/src/sub/a.txt`, "hello\n");
+    const root = JSON.parse(await hdOk(["cas", "add", `${d.path}/src`, "--json"], store)).root;
+    const mnt = `${d.path}/mnt`;
+    Deno.mkdirSync(mnt);
+    const r = JSON.parse(await hdOk(["mount", root, mnt, "--json"], store));
+    try {
+      // no waiting here: the command returned, so the mount answers now
+      assertEquals(Deno.readTextFileSync(`${mnt}/sub/a.txt`), "hello\n");
+      const env = Deno.readTextFileSync(`/proc/${r.pid}/environ`).split("\0");
+      assert(env.some((e) => e.startsWith("DENO_V8_FLAGS=") && e.includes("--max-semi-space")), "");
+    } finally {
+      await hdOk(["unmount", mnt], store);
+    }
+  },
+);
