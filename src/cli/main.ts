@@ -16,6 +16,7 @@ import { type CommandEntry, COMMANDS } from "./commands.ts";
 import { Output } from "./output.ts";
 import { fsErrorToHdError } from "./fs_error.ts";
 import { didYouMean } from "../config/suggest.ts";
+import { trace } from "../sys/trace.ts";
 
 /** Re-exported for callers that imported it from here; it lives in src/config/suggest.ts. */
 export { didYouMean };
@@ -95,6 +96,8 @@ export function splitPassThrough(
 
 /** Runs the CLI with `argv` (without the program name); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  trace("process start", 0);
+  trace(`main ${argv.join(" ")}`);
   // hd's own flags: for `hd exec`, only those before the command it runs
   const early = findCommand(argv);
   const mine = early?.entry.passThrough
@@ -132,6 +135,7 @@ export async function main(argv: string[]): Promise<number> {
       import("node:util"),
       import("../cas/store.ts"),
     ]);
+    trace("command loaded");
     const options = { ...GLOBAL, ...cmd.options };
     const split = cmd.passThrough ? splitPassThrough(found.rest, options) : null;
     const rest = split ? split.own : found.rest;

@@ -40,6 +40,7 @@ import { parseLogLine } from "../services/logs.ts";
 import type { UpSession } from "../services/session.ts";
 import { profilesFrom, replicaTargets, selectServices } from "../services/profiles.ts";
 import type { Command, Context } from "./command.ts";
+import { trace } from "../sys/trace.ts";
 
 /**
  * Exit code of `hd up` when another `hd up` of the project holds `.hd/up.lock`: the detached
@@ -262,6 +263,7 @@ async function detach(ctx: Context, spec: EnvSpec): Promise<number> {
     stderr: "null",
   }).spawn();
   child.unref();
+  trace("up -d: supervisor spawned");
   let exited: Deno.CommandStatus | null = null;
   child.status.then((s) => exited = s);
   const t0 = performance.now();
@@ -280,6 +282,9 @@ async function detach(ctx: Context, spec: EnvSpec): Promise<number> {
     const st = readUpState(dir);
     if (st?.state?.pid !== child.pid) continue;
     status = await gatherServices(dir);
+    trace(
+      `up -d: poll ${status.running ? `${status.phase} ${servicesSettled(status.services)}` : "-"}`,
+    );
     if (!status.running) continue;
     if (status.phase === "failed") break;
     if (status.phase !== "running") continue;
@@ -291,6 +296,7 @@ async function detach(ctx: Context, spec: EnvSpec): Promise<number> {
     if (settled || performance.now() - runningSince > readyMs) break;
   }
   showNew();
+  trace("up -d: done waiting");
   const ended = exited as Deno.CommandStatus | null; // set by the callback above
   if (ended?.code === EXIT_ALREADY_RUNNING) {
     // another `hd up` took the project first (two `hd up -d` at once): reconcile with it
@@ -352,6 +358,7 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
   // The session (watcher, supervisor, build runtime) loads only here: `hd up -d` starts the
   // detached supervisor without compiling it, so the supervisor starts that much sooner.
   const { AlreadyRunning, UpSession } = await import("../services/session.ts");
+  trace("serve: session module loaded");
   let session: UpSession;
   try {
     session = UpSession.open({
@@ -381,7 +388,9 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
     }
     throw e;
   }
+  trace("serve: session open");
   await session.start();
+  trace("serve: session started");
   await session.done();
   return 0;
 }
@@ -430,6 +439,7 @@ export const up: Command = {
   },
   async run(ctx) {
     const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
+    trace("up: spec loaded");
     if ((ctx.values.wait || ctx.values["wait-timeout"] !== undefined) && !ctx.values.detach) {
       throw new HdError(
         "Cannot wait: --wait and --wait-timeout go with -d",

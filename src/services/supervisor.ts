@@ -17,6 +17,7 @@
  * ```
  * @module
  */
+import { trace } from "../sys/trace.ts";
 import { openPrivateAppend, privateDir } from "../sys/fs.ts";
 import type { ServiceSpec } from "../config/types.ts";
 import { type DepGraph, restartSet, topoOrder } from "./graph.ts";
@@ -599,6 +600,7 @@ export class Supervisor {
         return;
       }
     }
+    trace(`supervisor: spawned ${name}`);
     s.proc = proc;
     s.stopRequested = false;
     s.startedAt = Date.now();
@@ -628,6 +630,7 @@ export class Supervisor {
       waitForListener(port, { pids, until: () => s.gen !== gen || s.proc === null }).then((l) => {
         if (!l || s.gen !== gen || s.proc === null) return;
         s.ready = true;
+        trace(`supervisor: ${name} ready`);
         this.#set(s, "running");
         this.#event(
           name,
