@@ -1,7 +1,10 @@
 /**
- * Entry point of the `hd` binary.
+ * Entry point of the `hd` binary. `hd up -d` starts its detached supervisor before the CLI loads
+ * (src/cli/up_early.ts), so that the two processes start side by side.
  * @module
  */
-import { main } from "./src/cli/main.ts";
+import { startEarlySupervisor } from "./src/cli/up_early.ts";
 
+startEarlySupervisor(Deno.args);
+const { main } = await import("./src/cli/main.ts");
 Deno.exit(await main(Deno.args));

@@ -152,6 +152,10 @@ export class UpSession {
   /** After a failed reload, any edit of the project (hd.toml or a step's input) retries it. */
   #retryWatch: ProjectWatcher | null = null;
   #done: Promise<void> = Promise.resolve();
+  /** Bumped at each change of the phase or of a service (`status` answers carry it). */
+  #version = 0;
+  /** `status` requests waiting for the next change ({@link #bump}). */
+  #waiters = new Set<() => void>();
 
   /**
    * Takes the project's `.hd/up.lock` (held until the session ends), cleans up after a
@@ -205,9 +209,34 @@ export class UpSession {
     return this.#spec;
   }
 
-  /** What the control socket answers to `status`: the phase and the loop's status. */
-  status(): { phase: UpPhase } & LoopStatus {
-    return { phase: this.#phase, ...this.#loop.status() };
+  /**
+   * What the control socket answers to `status`: the phase, the loop's status, and a version
+   * that changes whenever either may have.
+   */
+  status(): { phase: UpPhase; version: number } & LoopStatus {
+    return { phase: this.#phase, version: this.#version, ...this.#loop.status() };
+  }
+
+  /** Marks a change: wakes the `status` requests waiting for one. */
+  #bump(): void {
+    this.#version++;
+    for (const w of this.#waiters) w();
+    this.#waiters.clear();
+  }
+
+  /** The status once its version is no longer `after` (or after `waitMs`, at most 1 s). */
+  async #statusAfter(after: number, waitMs: number): Promise<unknown> {
+    if (after === this.#version && this.#phase !== "stopped") {
+      let wake = () => {};
+      const timer = setTimeout(() => wake(), Math.max(0, Math.min(waitMs, 1000)));
+      await new Promise<void>((r) => {
+        wake = r;
+        this.#waiters.add(r);
+      });
+      clearTimeout(timer);
+      this.#waiters.delete(wake);
+    }
+    return this.status();
   }
 
   /**
@@ -232,9 +261,11 @@ export class UpSession {
     try {
       await this.#loop.start();
       this.#phase = "running";
+      this.#bump();
       this.#emit({ event: "started", root: this.#loop.root });
     } catch (e) {
       this.#phase = "failed";
+      this.#bump();
       if (this.#o.detached) await new Promise((r) => setTimeout(r, 300)); // let `hd up -d` see it
       await this.#abort();
       throw e;
@@ -296,6 +327,7 @@ export class UpSession {
       print: this.#o.print,
       onEvent: this.#o.onEvent,
       onChange: () => {
+        this.#bump();
         this.#stateTimer ??= setTimeout(() => {
           this.#stateTimer = null;
           this.#saveState();
@@ -324,7 +356,9 @@ export class UpSession {
       case "ping":
         return Promise.resolve({ ok: true });
       case "status":
-        return Promise.resolve(this.status());
+        return typeof req.after === "number"
+          ? this.#statusAfter(req.after, typeof req.waitMs === "number" ? req.waitMs : 250)
+          : Promise.resolve(this.status());
       case "restart": {
         for (const n of req.services) {
           if (!this.#spec.services[n]) return Promise.resolve({ error: `no service "${n}"` });
@@ -458,13 +492,16 @@ export class UpSession {
     this.#spec = fresh;
     this.#o.onSpec?.(fresh);
     this.#phase = "starting";
+    this.#bump();
     try {
       this.#loop = this.#makeLoop(fresh);
       await this.#loop.start();
       this.#phase = "running";
+      this.#bump();
       this.#emit({ event: "reload", ok: true, root: this.#loop.root });
     } catch (e) {
       this.#phase = "failed";
+      this.#bump();
       const hint = e instanceof HdError && e.hint ? ` (${e.hint})` : "";
       this.#print(`reload failed: ${(e as Error).message}${hint}; waiting for a change`);
       this.#emit({ event: "reload", ok: false, error: (e as Error).message });
@@ -503,6 +540,7 @@ export class UpSession {
     if (this.#phase === "stopped") return;
     this.#removeSignals();
     this.#phase = "stopped";
+    this.#bump();
     if (this.#refresh !== null) clearInterval(this.#refresh);
     if (this.#stateTimer !== null) clearTimeout(this.#stateTimer);
     this.#server?.close();
