@@ -219,6 +219,8 @@ export class DevLoop {
   /** The last call of runtime.recordPending (calls run one after the other: #recordPending). */
   #recording: Promise<void> = Promise.resolve();
   #stopping = false;
+  /** Set by {@link projectGone}. */
+  #projectGone = false;
   #cacheTimer: ReturnType<typeof setTimeout> | null = null;
   #captureTimer: ReturnType<typeof setTimeout> | null = null;
   #updates = 0;
@@ -616,13 +618,26 @@ export class DevLoop {
     if (this.#cacheTimer !== null) clearTimeout(this.#cacheTimer);
     if (this.#stopping) {
       this.#cacheTimer = null;
-      this.#cache.save(this.#cachePath, true);
+      this.#saveCache();
       return;
     }
     this.#cacheTimer = setTimeout(() => {
       this.#cacheTimer = null;
-      this.#cache.save(this.#cachePath, true);
+      this.#saveCache();
     }, 1000);
+  }
+
+  /** Writes the stat cache into the project's .hd/ (unless the project is gone). */
+  #saveCache(): void {
+    if (!this.#projectGone) this.#cache.save(this.#cachePath, true);
+  }
+
+  /**
+   * The project directory is gone (deleted or replaced): nothing is written into it from now on
+   * (the stat cache would create `.hd/` again at its path). The caller stops the loop.
+   */
+  projectGone(): void {
+    this.#projectGone = true;
   }
 
   /**
@@ -684,7 +699,7 @@ export class DevLoop {
     if (this.#cacheTimer !== null) {
       clearTimeout(this.#cacheTimer);
       this.#cacheTimer = null;
-      this.#cache.save(this.#cachePath, true);
+      this.#saveCache();
     }
   }
 }

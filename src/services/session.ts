@@ -50,6 +50,7 @@ import { DevLoop, type LineSource, type LoopStatus } from "./loop.ts";
 import { reloadRefusal } from "./plan.ts";
 import { type ReconcileResult, sameConfig } from "./reconcile.ts";
 import { cleanupIfStale, formatCleanup } from "./report.ts";
+import { dirIdentity, rootGoneReason } from "./root_gone.ts";
 
 /**
  * The error of a second `hd up` of a project: another holds `.hd/up.lock` (`byLock`), or a live
@@ -152,6 +153,10 @@ export class UpSession {
   /** After a failed reload, any edit of the project (hd.toml or a step's input) retries it. */
   #retryWatch: ProjectWatcher | null = null;
   #done: Promise<void> = Promise.resolve();
+  /** The project directory at the start: deleted or replaced, the session stops. */
+  #root: ReturnType<typeof dirIdentity> = "unknown";
+  /** Set once the project directory was found gone: nothing more is written into it. */
+  #rootGone = false;
   /** Bumped at each change of the phase or of a service (`status` answers carry it). */
   #version = 0;
   /** `status` requests waiting for the next change ({@link #bump}). */
@@ -249,7 +254,9 @@ export class UpSession {
     this.#o.onSpec?.(this.#spec);
     // the state records each service's group with its leader's executable, which may change just
     // after a spawn (setsid, sh, then the command): it is compared again every second
-    this.#refresh = setInterval(() => this.#saveState(), 1000);
+    // the project directory is looked at as often: deleted or replaced, the session stops
+    this.#root = dirIdentity(this.#spec.dir);
+    this.#refresh = setInterval(() => (this.#checkRoot(), this.#saveState()), 1000);
     // this process holds .hd/up.lock: whatever state file is there is not a live one's
     this.#saveState();
     this.#server = serveControl(controlSocketPath(this.#spec.dir), (req) => this.#handle(req));
@@ -338,11 +345,29 @@ export class UpSession {
     });
   }
 
+  /**
+   * Stops the session when its project directory is gone ({@link rootGoneReason}): its services
+   * are stopped as by `hd down`, and a detached supervisor exits.
+   */
+  #checkRoot(): void {
+    if (this.#rootGone || this.#phase === "stopped") return;
+    const why = rootGoneReason(this.#spec.dir, this.#root, dirIdentity(this.#spec.dir));
+    if (why === null) return;
+    this.#rootGone = true;
+    this.#loop.projectGone();
+    this.#print(`${why}: stopping its services and exiting`);
+    this.#emit({ event: "root-gone", reason: why });
+    this.stop(why);
+  }
+
   #saveState(): void {
     if (this.#phase === "stopped") return;
     this.#state.groups = this.#loop.supervisor.groups();
     const text = JSON.stringify(this.#state);
     if (text === this.#saved) return;
+    // deleted under us: writing the state would create the directory again
+    this.#checkRoot();
+    if (this.#rootGone) return;
     this.#saved = text;
     try {
       writeUpState(this.#spec.dir, this.#state);
