@@ -8,7 +8,7 @@
  * - app start: the app alone, from spawn to answering HTTP (the floor both tools pay);
  * - no-change `hd up -d` (after `hd down`) until web answers through api, beside the same two
  *   `node` processes started by hand in dependency order (api, wait until it answers, then web):
- *   alternated, 5 rounds, median and range;
+ *   alternated A B A B, 7 rounds (3 with --quick), median, min–max and the load average;
  * - unwatched edit → root: time from writing a file no service watches to the new root hash on
  *   hd's control socket (`git add -A && git write-tree` is shown as a reference that hashes the
  *   same tree without a watcher).
@@ -54,6 +54,15 @@ async function nodemonBin(log: (s: string) => void): Promise<string> {
     cwd: dir,
   });
   return bin;
+}
+
+/** The 1-minute load average, or null where /proc/loadavg cannot be read. */
+function loadavg(): number | null {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return null;
+  }
 }
 
 function writePage(dir: string, tag: string): void {
@@ -143,7 +152,8 @@ export const bench: Bench = {
       };
       const hdUps: number[] = [];
       const hand: number[] = [];
-      for (let i = 0; i < 5; i++) {
+      const load0 = loadavg();
+      for (let i = 0; i < (quick ? 3 : 7); i++) {
         const pair = [
           async () => {
             const t0 = performance.now();
@@ -163,10 +173,13 @@ export const bench: Bench = {
         if (i % 2) pair.reverse();
         for (const f of pair) await f();
       }
+      const load = { loadavg: [load0, loadavg()] };
       const range = (xs: number[]) => ({
         min: Math.round(Math.min(...xs)),
         max: Math.round(Math.max(...xs)),
         samples: xs.map(Math.round),
+        rounds: xs.length,
+        ...load,
       });
       row("no-change up -d → both services answer, median", "hd", percentile(hdUps, 50), "ms", {
         ...range(hdUps),
@@ -177,7 +190,7 @@ export const bench: Bench = {
       log(
         `no-change up: hd ${hdUps.map(Math.round).join(" ")}; by hand ${
           hand.map(Math.round).join(" ")
-        }`,
+        }; load ${load.loadavg.join(" → ")}`,
       );
     }
 
