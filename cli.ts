@@ -4,7 +4,10 @@
  * @module
  */
 import { startEarlySupervisor } from "./src/cli/up_early.ts";
+import { trace } from "./src/sys/trace.ts";
 
 startEarlySupervisor(Deno.args);
 const { main } = await import("./src/cli/main.ts");
-Deno.exit(await main(Deno.args));
+const code = await main(Deno.args);
+trace("exit");
+Deno.exit(code);

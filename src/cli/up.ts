@@ -41,7 +41,7 @@ import type { UpSession } from "../services/session.ts";
 import type { LoopStatus } from "../services/loop.ts";
 import { profilesFrom, replicaTargets, selectServices } from "../services/profiles.ts";
 import type { Command, Context } from "./command.ts";
-import { trace } from "../sys/trace.ts";
+import { trace, tracing } from "../sys/trace.ts";
 import {
   type EarlySupervisor,
   entryArgs,
@@ -315,7 +315,7 @@ async function detach(ctx: Context, spec: EnvSpec, early: EarlySupervisor | null
       const v = (next as { version?: unknown }).version;
       version = typeof v === "number" ? v : null;
       if (version === null) await new Promise((r) => setTimeout(r, 10));
-      trace(`up -d: status ${next.phase} settled=${servicesSettled(next.services)}`);
+      if (tracing()) trace(`up -d: status ${next.phase} settled=${servicesSettled(next.services)}`);
       if (next.phase === "failed") break;
       if (next.phase !== "running") continue;
       runningSince ||= performance.now();
@@ -354,6 +354,7 @@ async function detach(ctx: Context, spec: EnvSpec, early: EarlySupervisor | null
     );
   }
   if (wait && !verdict.ok) waitFailure(ctx, dir, env, verdict, readyMs);
+  trace("up -d: reporting");
   const notReady = status.services.filter((s) => s.state === "starting" || s.state === "waiting");
   ctx.out.result(status, () =>
     [
@@ -368,6 +369,7 @@ async function detach(ctx: Context, spec: EnvSpec, early: EarlySupervisor | null
         ]
         : []),
     ].join("\n"));
+  trace("up -d: reported");
   return 0;
 }
 
