@@ -65,6 +65,38 @@ function loadavg(): number | null {
   }
 }
 
+/** HD_TRACE labels → the phase names reported (the first line of each, ms after the round's start). */
+const PHASES: [RegExp, string][] = [
+  [/^early: supervisor spawned$/, "supervisorSpawned"],
+  [/^main up --supervise/, "supervisorMain"],
+  [/^serve: session open$/, "sessionOpen"],
+  [/^loop: env compiled$/, "envCompiled"],
+  [/^supervisor: spawned api$/, "apiSpawned"],
+  [/^supervisor: api ready$/, "apiReady"],
+  [/^supervisor: spawned web$/, "webSpawned"],
+  [/^supervisor: web ready$/, "webReady"],
+  [/^exit$/, "cliExit"],
+];
+
+/** The phases of one traced `hd up -d` (ms after `t0`, an epoch time) from HD_TRACE's file. */
+function tracePhases(file: string, t0: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch {
+    return out;
+  }
+  for (const line of text.split("\n")) {
+    const m = /^(\d+\.\d+) \d+ (.*)$/.exec(line);
+    if (!m) continue;
+    for (const [re, name] of PHASES) {
+      if (re.test(m[2]) && out[name] === undefined) out[name] = Number(m[1]) - t0;
+    }
+  }
+  return out;
+}
+
 function writePage(dir: string, tag: string): void {
   Deno.writeTextFileSync(
     `${dir}/web/page.js`,
@@ -138,10 +170,14 @@ export const bench: Bench = {
       const upDir = `${workDir}/up`;
       const [aPort, wPort] = [freePort(), freePort()];
       await copyExample(upDir, aPort, wPort);
-      const hdSh = (cmd: string) =>
-        sh(`HD_HOME=${upStore} deno run -A --quiet ${REPO}/cli.ts ${cmd} >/dev/null`, {
+      const hdSh = (cmd: string, env = "") =>
+        sh(`${env}HD_HOME=${upStore} deno run -A --quiet ${REPO}/cli.ts ${cmd} >/dev/null`, {
           cwd: upDir,
         });
+      // where hd's time goes: HD_TRACE's timeline of each round (a few appended lines: the
+      // overhead falls on hd's side only)
+      const traceFile = `${workDir}/up-trace.txt`;
+      const phases: Record<string, number[]> = {};
       await hdSh("up -d"); // first up: runs npm ci, records the step
       await hdSh("down");
       const env = {
@@ -157,8 +193,14 @@ export const bench: Bench = {
         const pair = [
           async () => {
             const t0 = performance.now();
-            await hdSh("up -d");
+            Deno.writeTextFileSync(traceFile, "");
+            await hdSh("up -d", `HD_TRACE=${traceFile} `);
             hdUps.push(await untilAnswer(wPort, "api says: hello", t0));
+            for (
+              const [k, v] of Object.entries(tracePhases(traceFile, performance.timeOrigin + t0))
+            ) {
+              (phases[k] ??= []).push(v);
+            }
             await hdSh("down");
           },
           async () => {
@@ -183,6 +225,9 @@ export const bench: Bench = {
       });
       row("no-change up -d → both services answer, median", "hd", percentile(hdUps, 50), "ms", {
         ...range(hdUps),
+        phasesMedianMs: Object.fromEntries(
+          Object.entries(phases).map(([k, v]) => [k, Math.round(percentile(v, 50))]),
+        ),
       });
       row("no-change up -d → both services answer, median", "by hand", percentile(hand, 50), "ms", {
         ...range(hand),
@@ -190,7 +235,9 @@ export const bench: Bench = {
       log(
         `no-change up: hd ${hdUps.map(Math.round).join(" ")}; by hand ${
           hand.map(Math.round).join(" ")
-        }; load ${load.loadavg.join(" → ")}`,
+        }; load ${load.loadavg.join(" → ")}; hd phases (median ms): ${
+          Object.entries(phases).map(([k, v]) => `${k} ${Math.round(percentile(v, 50))}`).join(", ")
+        }`,
       );
     }
 
