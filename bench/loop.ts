@@ -8,7 +8,7 @@
  * - app start: the app alone, from spawn to answering HTTP (the floor both tools pay);
  * - no-change `hd up -d` (after `hd down`) until web answers through api, beside the same two
  *   `node` processes started by hand in dependency order (api, wait until it answers, then web):
- *   alternated, 5 rounds, median and range;
+ *   alternated A B A B, 7 rounds (3 with --quick), median, min–max and the load average;
  * - unwatched edit → root: time from writing a file no service watches to the new root hash on
  *   hd's control socket (`git add -A && git write-tree` is shown as a reference that hashes the
  *   same tree without a watcher).
@@ -54,6 +54,47 @@ async function nodemonBin(log: (s: string) => void): Promise<string> {
     cwd: dir,
   });
   return bin;
+}
+
+/** The 1-minute load average, or null where /proc/loadavg cannot be read. */
+function loadavg(): number | null {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return null;
+  }
+}
+
+/** HD_TRACE labels → the phase names reported (the first line of each, ms after the round's start). */
+const PHASES: [RegExp, string][] = [
+  [/^early: supervisor spawned$/, "supervisorSpawned"],
+  [/^main up --supervise/, "supervisorMain"],
+  [/^serve: session open$/, "sessionOpen"],
+  [/^loop: env compiled$/, "envCompiled"],
+  [/^supervisor: spawned api$/, "apiSpawned"],
+  [/^supervisor: api ready$/, "apiReady"],
+  [/^supervisor: spawned web$/, "webSpawned"],
+  [/^supervisor: web ready$/, "webReady"],
+  [/^exit$/, "cliExit"],
+];
+
+/** The phases of one traced `hd up -d` (ms after `t0`, an epoch time) from HD_TRACE's file. */
+function tracePhases(file: string, t0: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch {
+    return out;
+  }
+  for (const line of text.split("\n")) {
+    const m = /^(\d+\.\d+) \d+ (.*)$/.exec(line);
+    if (!m) continue;
+    for (const [re, name] of PHASES) {
+      if (re.test(m[2]) && out[name] === undefined) out[name] = Number(m[1]) - t0;
+    }
+  }
+  return out;
 }
 
 function writePage(dir: string, tag: string): void {
@@ -129,10 +170,14 @@ export const bench: Bench = {
       const upDir = `${workDir}/up`;
       const [aPort, wPort] = [freePort(), freePort()];
       await copyExample(upDir, aPort, wPort);
-      const hdSh = (cmd: string) =>
-        sh(`HD_HOME=${upStore} deno run -A --quiet ${REPO}/cli.ts ${cmd} >/dev/null`, {
+      const hdSh = (cmd: string, env = "") =>
+        sh(`${env}HD_HOME=${upStore} deno run -A --quiet ${REPO}/cli.ts ${cmd} >/dev/null`, {
           cwd: upDir,
         });
+      // where hd's time goes: HD_TRACE's timeline of each round (a few appended lines: the
+      // overhead falls on hd's side only)
+      const traceFile = `${workDir}/up-trace.txt`;
+      const phases: Record<string, number[]> = {};
       await hdSh("up -d"); // first up: runs npm ci, records the step
       await hdSh("down");
       const env = {
@@ -143,12 +188,19 @@ export const bench: Bench = {
       };
       const hdUps: number[] = [];
       const hand: number[] = [];
-      for (let i = 0; i < 5; i++) {
+      const load0 = loadavg();
+      for (let i = 0; i < (quick ? 3 : 7); i++) {
         const pair = [
           async () => {
             const t0 = performance.now();
-            await hdSh("up -d");
+            Deno.writeTextFileSync(traceFile, "");
+            await hdSh("up -d", `HD_TRACE=${traceFile} `);
             hdUps.push(await untilAnswer(wPort, "api says: hello", t0));
+            for (
+              const [k, v] of Object.entries(tracePhases(traceFile, performance.timeOrigin + t0))
+            ) {
+              (phases[k] ??= []).push(v);
+            }
             await hdSh("down");
           },
           async () => {
@@ -163,13 +215,19 @@ export const bench: Bench = {
         if (i % 2) pair.reverse();
         for (const f of pair) await f();
       }
+      const load = { loadavg: [load0, loadavg()] };
       const range = (xs: number[]) => ({
         min: Math.round(Math.min(...xs)),
         max: Math.round(Math.max(...xs)),
         samples: xs.map(Math.round),
+        rounds: xs.length,
+        ...load,
       });
       row("no-change up -d → both services answer, median", "hd", percentile(hdUps, 50), "ms", {
         ...range(hdUps),
+        phasesMedianMs: Object.fromEntries(
+          Object.entries(phases).map(([k, v]) => [k, Math.round(percentile(v, 50))]),
+        ),
       });
       row("no-change up -d → both services answer, median", "by hand", percentile(hand, 50), "ms", {
         ...range(hand),
@@ -177,6 +235,8 @@ export const bench: Bench = {
       log(
         `no-change up: hd ${hdUps.map(Math.round).join(" ")}; by hand ${
           hand.map(Math.round).join(" ")
+        }; load ${load.loadavg.join(" → ")}; hd phases (median ms): ${
+          Object.entries(phases).map(([k, v]) => `${k} ${Math.round(percentile(v, 50))}`).join(", ")
         }`,
       );
     }

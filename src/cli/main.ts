@@ -19,6 +19,7 @@ import { Output } from "./output.ts";
 import { fsErrorToHdError } from "./fs_error.ts";
 import { didYouMean } from "../config/suggest.ts";
 import { defaultStoreRoot } from "../cas/root.ts";
+import { trace } from "../sys/trace.ts";
 
 /** Re-exported for callers that imported it from here; it lives in src/config/suggest.ts. */
 export { didYouMean };
@@ -99,6 +100,8 @@ export function splitPassThrough(
 
 /** Runs the CLI with `argv` (without the program name); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  trace("process start", 0);
+  trace(`main ${argv.join(" ")}`);
   // hd's own flags: for `hd exec`, only those before the command it runs
   const early = findCommand(argv);
   const mine = early?.entry.passThrough
@@ -136,6 +139,7 @@ export async function main(argv: string[]): Promise<number> {
     let storeMod = cmd.lazyStore ? null : await lazyImport<typeof import("../cas/store.ts")>(
       new URL("../cas/store.ts", import.meta.url),
     );
+    trace("command loaded");
     const options = { ...GLOBAL, ...cmd.options };
     const split = cmd.passThrough ? splitPassThrough(found.rest, options) : null;
     const rest = split ? split.own : found.rest;

@@ -38,8 +38,17 @@ import { callControl, controlSocketPath } from "../services/control.ts";
 import { parseDuration } from "../config/duration.ts";
 import { parseLogLine } from "../services/logs.ts";
 import type { UpSession } from "../services/session.ts";
+import type { LoopStatus } from "../services/loop.ts";
 import { profilesFrom, replicaTargets, selectServices } from "../services/profiles.ts";
 import type { Command, Context } from "./command.ts";
+import { trace, tracing } from "../sys/trace.ts";
+import {
+  type EarlySupervisor,
+  entryArgs,
+  spawnSupervisor,
+  supervisorArgs,
+  takeEarlySupervisor,
+} from "./up_early.ts";
 
 /**
  * Exit code of `hd up` when another `hd up` of the project holds `.hd/up.lock`: the detached
@@ -66,12 +75,6 @@ function out(text: string): void {
   } catch { /* nobody reads: the logs in .hd/logs/ still have it */ }
 }
 
-function entryArgs(): string[] {
-  const exe = Deno.execPath();
-  const base = exe.slice(exe.lastIndexOf("/") + 1);
-  return base.startsWith("deno") ? ["run", "-A", "--quiet", Deno.mainModule] : [];
-}
-
 /** The active profiles: `--profile` (repeatable) and `HD_PROFILES` (a comma list). */
 function activeProfiles(ctx: Context): string[] {
   const flags = (ctx.values.profile as string[] | undefined) ?? [];
@@ -80,20 +83,24 @@ function activeProfiles(ctx: Context): string[] {
 
 /** Command line that starts the detached supervisor for the same project. */
 function supervisorCommand(ctx: Context): string[] {
-  const args = [...entryArgs(), "up", "--supervise"];
-  if (typeof ctx.values.file === "string") args.push("--file", ctx.values.file);
-  for (const p of (ctx.values.profile as string[] | undefined) ?? []) args.push("--profile", p);
-  if (typeof ctx.values.cache === "string") args.push("--cache", ctx.values.cache);
-  if (ctx.values["push-cache"]) args.push("--push-cache");
-  return [Deno.execPath(), ...args, ...ctx.positionals];
+  const args = supervisorArgs({
+    file: typeof ctx.values.file === "string" ? ctx.values.file : undefined,
+    profiles: (ctx.values.profile as string[] | undefined) ?? [],
+    cache: typeof ctx.values.cache === "string" ? ctx.values.cache : undefined,
+    pushCache: !!ctx.values["push-cache"],
+    positionals: ctx.positionals,
+  });
+  return [Deno.execPath(), ...entryArgs(), ...args];
 }
 
 /** Follows a growing file from its current end: each call returns the complete new lines. */
-function tailer(path: string): () => string[] {
-  let off = 0;
-  try {
-    off = Deno.statSync(path).size;
-  } catch { /* not yet */ }
+function tailer(path: string, from?: number): () => string[] {
+  let off = from ?? 0;
+  if (from === undefined) {
+    try {
+      off = Deno.statSync(path).size;
+    } catch { /* not yet */ }
+  }
   let rest = "";
   return () => {
     let data: Uint8Array;
@@ -232,14 +239,44 @@ async function reconcile(ctx: Context, spec: EnvSpec): Promise<number> {
   return 0;
 }
 
-async function detach(ctx: Context, spec: EnvSpec): Promise<number> {
+/**
+ * The status of the supervisor `pid` of the project at `dir` once its version is no longer
+ * `after` (at once when `after` is null), or null when its socket does not answer.
+ */
+async function statusAfter(
+  dir: string,
+  pid: number,
+  after: number | null,
+): Promise<Extract<UpStatus, { running: true }> | null> {
+  try {
+    const req = after === null ? { op: "status" as const } : { op: "status" as const, after };
+    const res = await callControl(controlSocketPath(dir), req, 10_000);
+    if (typeof res.error === "string") return null;
+    return {
+      running: true,
+      pid,
+      detached: true,
+      ...(res as unknown as LoopStatus & { phase: string }),
+    };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Starts the detached supervisor (or takes the one cli.ts started early) and waits until its
+ * services are settled, or it stopped.
+ */
+async function detach(ctx: Context, spec: EnvSpec, early: EarlySupervisor | null): Promise<number> {
   const [dir, env] = [spec.dir, spec.environment.name];
   const log = `${dir}/.hd/logs/hd.log`;
-  privateDir(`${dir}/.hd`);
-  openPrivateAppend(log).close(); // the shell's >> would create it 0644
+  if (!early) {
+    privateDir(`${dir}/.hd`);
+    openPrivateAppend(log).close(); // the shell's >> would create it 0644
+  }
   // the supervisor's own output (root, steps, build output) is shown while it starts; what it
   // wrote that was not shown (its error) is shown if it stops
-  const follow = tailer(log);
+  const follow = tailer(log, early?.logOffset);
   const unshown: string[] = [];
   const showNew = () => {
     for (const l of follow()) {
@@ -247,21 +284,9 @@ async function detach(ctx: Context, spec: EnvSpec): Promise<number> {
       else if (l.trim()) unshown.push(l);
     }
   };
-  const child = new Deno.Command("sh", {
-    args: [
-      "-c",
-      'log="$1"; shift; exec setsid "$@" >>"$log" 2>&1 </dev/null',
-      "sh",
-      log,
-      ...supervisorCommand(ctx),
-    ],
-    cwd: Deno.cwd(),
-    env: { HD_HOME: ctx.storeRoot, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  child.unref();
+  const child = early?.child ??
+    spawnSupervisor(supervisorCommand(ctx), log, { HD_HOME: ctx.storeRoot });
+  trace(`up -d: supervisor ${early ? "taken" : "spawned"}`);
   let exited: Deno.CommandStatus | null = null;
   child.status.then((s) => exited = s);
   const t0 = performance.now();
@@ -272,25 +297,39 @@ async function detach(ctx: Context, spec: EnvSpec): Promise<number> {
   const readyMs = wait ? waitTimeout(ctx) : READY_WAIT_MS;
   let verdict: WaitVerdict = { ok: false, failed: [], pending: [] };
   let runningSince = 0;
-  while (performance.now() - t0 < 3_600_000) {
-    // a no-change start is done in a few hundred ms: look often then, then every 50 ms
-    await new Promise((r) => setTimeout(r, performance.now() - t0 < 3_000 ? 20 : 50));
-    showNew();
-    if (exited) break;
-    const st = readUpState(dir);
-    if (st?.state?.pid !== child.pid) continue;
-    status = await gatherServices(dir);
-    if (!status.running) continue;
-    if (status.phase === "failed") break;
-    if (status.phase !== "running") continue;
-    runningSince ||= performance.now();
-    verdict = waitVerdict(status.services);
-    const settled = wait
-      ? verdict.ok || verdict.failed.length > 0
-      : servicesSettled(status.services);
-    if (settled || performance.now() - runningSince > readyMs) break;
+  // the supervisor's lines are shown while it starts, whatever this waits for
+  const shower = setInterval(showNew, 50);
+  // the status's version: the supervisor answers once it changed (no polling); null until a
+  // first answer, or always from a supervisor that gives none (then every 20 ms)
+  let version: number | null = null;
+  try {
+    while (performance.now() - t0 < 3_600_000) {
+      if (version === null) await new Promise((r) => setTimeout(r, 10));
+      showNew();
+      if (exited) break;
+      const st = readUpState(dir);
+      if (st?.state?.pid !== child.pid) continue;
+      const next = await statusAfter(dir, child.pid, version);
+      if (next === null) continue; // its socket is not open yet (or it just stopped)
+      status = next;
+      const v = (next as { version?: unknown }).version;
+      version = typeof v === "number" ? v : null;
+      if (version === null) await new Promise((r) => setTimeout(r, 10));
+      if (tracing()) trace(`up -d: status ${next.phase} settled=${servicesSettled(next.services)}`);
+      if (next.phase === "failed") break;
+      if (next.phase !== "running") continue;
+      runningSince ||= performance.now();
+      verdict = waitVerdict(next.services);
+      const settled = wait
+        ? verdict.ok || verdict.failed.length > 0
+        : servicesSettled(next.services);
+      if (settled || performance.now() - runningSince > readyMs) break;
+    }
+  } finally {
+    clearInterval(shower);
   }
   showNew();
+  trace("up -d: done waiting");
   const ended = exited as Deno.CommandStatus | null; // set by the callback above
   if (ended?.code === EXIT_ALREADY_RUNNING) {
     // another `hd up` took the project first (two `hd up -d` at once): reconcile with it
@@ -315,6 +354,7 @@ async function detach(ctx: Context, spec: EnvSpec): Promise<number> {
     );
   }
   if (wait && !verdict.ok) waitFailure(ctx, dir, env, verdict, readyMs);
+  trace("up -d: reporting");
   const notReady = status.services.filter((s) => s.state === "starting" || s.state === "waiting");
   ctx.out.result(status, () =>
     [
@@ -329,7 +369,26 @@ async function detach(ctx: Context, spec: EnvSpec): Promise<number> {
         ]
         : []),
     ].join("\n"));
+  trace("up -d: reported");
   return 0;
+}
+
+/**
+ * True when the supervisor cli.ts started early is the one this command line asks for (same
+ * project, arguments and store); otherwise it is stopped (SIGTERM to our own child, which has
+ * not started anything that its signal handling would not stop) and false.
+ */
+async function usableEarly(ctx: Context, spec: EnvSpec, e: EarlySupervisor): Promise<boolean> {
+  const want = supervisorCommand(ctx);
+  const same = ctx.values.detach && !ctx.values.supervise && e.dir === spec.dir &&
+    e.argv.length === want.length && e.argv.every((a, i) => a === want[i]) &&
+    (e.store ?? Deno.env.get("HD_HOME") ?? ctx.storeRoot) === ctx.storeRoot;
+  if (same) return true;
+  try {
+    e.child.kill("SIGTERM");
+  } catch { /* exited */ }
+  await e.child.status;
+  return false;
 }
 
 /**
@@ -352,6 +411,7 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
   // The session (watcher, supervisor, build runtime) loads only here: `hd up -d` starts the
   // detached supervisor without compiling it, so the supervisor starts that much sooner.
   const { AlreadyRunning, UpSession } = await import("../services/session.ts");
+  trace("serve: session module loaded");
   let session: UpSession;
   try {
     session = UpSession.open({
@@ -381,7 +441,9 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
     }
     throw e;
   }
+  trace("serve: session open");
   await session.start();
+  trace("serve: session started");
   await session.done();
   return 0;
 }
@@ -430,6 +492,7 @@ export const up: Command = {
   },
   async run(ctx) {
     const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
+    trace("up: spec loaded");
     if ((ctx.values.wait || ctx.values["wait-timeout"] !== undefined) && !ctx.values.detach) {
       throw new HdError(
         "Cannot wait: --wait and --wait-timeout go with -d",
@@ -449,6 +512,8 @@ export const up: Command = {
         `hd: no service has profile ${sel.unknownProfiles.map((p) => `"${p}"`).join(", ")}`,
       );
     }
+    const early = takeEarlySupervisor();
+    if (early && await usableEarly(ctx, spec, early)) return await detach(ctx, spec, early);
     if (ctx.values.detach && !ctx.values.supervise) {
       // the supervisor takes the lock; this only spares starting one when one is running, and
       // reports here what a stale state was (the supervisor's own notes go to its log)
@@ -457,7 +522,7 @@ export const up: Command = {
       const cur = readUpState(spec.dir);
       // up already: apply the hd.toml on disk to it (or say it is up to date)
       if (cur?.alive) return await reconcile(ctx, spec);
-      return await detach(ctx, spec);
+      return await detach(ctx, spec, null);
     }
     // one `hd up` per project: the lock is taken before anything is built, and held until exit
     return await serve(ctx, spec, !!ctx.values.supervise);

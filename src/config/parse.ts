@@ -48,8 +48,9 @@ import type {
   StepCopySpec,
 } from "./types.ts";
 
-/** The file name hd looks for. */
-export const SPEC_FILE = "hd.toml";
+import { findSpecFile, SPEC_FILE } from "./find.ts";
+/** Re-exported: they live in src/config/find.ts (light enough for `hd up -d`'s first moments). */
+export { findSpecFile, SPEC_FILE };
 
 const REF_HINT = "see docs/hdtoml.md for the hd.toml reference";
 
@@ -1351,25 +1352,6 @@ export function loadSpec(file: string): EnvSpec {
     );
   }
   return parseSpec(text, abs);
-}
-
-/** Finds hd.toml in `start` or the nearest parent directory; throws when there is none. */
-export function findSpecFile(start: string = Deno.cwd()): string {
-  let dir = start.startsWith("/") ? start : `${Deno.cwd()}/${start}`;
-  dir = dir.replace(/\/+$/, "") || "/";
-  const first = dir;
-  while (true) {
-    const candidate = dir === "/" ? `/${SPEC_FILE}` : `${dir}/${SPEC_FILE}`;
-    try {
-      if (Deno.statSync(candidate).isFile) return candidate;
-    } catch { /* keep looking */ }
-    if (dir === "/") break;
-    dir = dir.slice(0, dir.lastIndexOf("/")) || "/";
-  }
-  throw new HdError(
-    `Cannot find hd.toml: none in ${first} or any parent directory`,
-    "run `hd init` to create one here, or pass --file PATH",
-  );
 }
 
 /** The spec a command works on: `--file PATH` when given, else hd.toml found from the cwd. */

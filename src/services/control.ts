@@ -280,7 +280,9 @@ export function upLockHeld(dir: string): boolean {
 
 /** A control request. */
 export type ControlRequest =
-  | { op: "status" }
+  // with `after`: answered once the status's version differs from it (or after `waitMs`, at most
+  // 1 s), so that `hd up -d` waits for its services without polling
+  | { op: "status"; after?: number; waitMs?: number }
   | { op: "restart"; services: string[] }
   | { op: "down" }
   | { op: "ping" }

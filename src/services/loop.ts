@@ -56,6 +56,7 @@ import {
 import { stepDeps } from "../runtime/sandbox_steps.ts";
 import { replicaTargets, type Selection, selectServices } from "./profiles.ts";
 import { listenersOnPort } from "./readiness.ts";
+import { trace } from "../sys/trace.ts";
 import { ownOutputFiles } from "../watch/own_output.ts";
 import { CA_CERTS_HINT, tlsInterception } from "../runtime/ca_certs.ts";
 import { type ServiceStatus, Supervisor } from "./supervisor.ts";
@@ -218,6 +219,8 @@ export class DevLoop {
   /** The last call of runtime.recordPending (calls run one after the other: #recordPending). */
   #recording: Promise<void> = Promise.resolve();
   #stopping = false;
+  /** Set by {@link projectGone}. */
+  #projectGone = false;
   #cacheTimer: ReturnType<typeof setTimeout> | null = null;
   #captureTimer: ReturnType<typeof setTimeout> | null = null;
   #updates = 0;
@@ -319,6 +322,7 @@ export class DevLoop {
       this.#print(`base ${this.#spec.environment.base}: preparing the image`);
     }
     await this.runtime.prepare();
+    trace("loop: runtime prepared");
     if (this.#ownOutput.length) {
       this.#print(`not tracking ${this.#ownOutput.join(", ")}: hd writes its output there`);
     }
@@ -327,6 +331,7 @@ export class DevLoop {
       imageIds: this.runtime.imageIds,
       exclude: this.#ownOutput,
     });
+    trace("loop: env compiled");
     this.#tree = c.tree;
     this.#filesRoot = c.filesRoot;
     this.#envRoot = c.envId;
@@ -361,7 +366,9 @@ export class DevLoop {
         "fix the step (its output is above and in .hd/logs/build.log), then run `hd up` again",
       );
     }
+    trace("loop: steps done");
     await this.runtime.ready();
+    trace("loop: runtime ready");
     // readiness is the service's own listener: a port another process holds delays it
     for (const svc of Object.values(this.#spec.services)) {
       if (
@@ -374,7 +381,9 @@ export class DevLoop {
         );
       }
     }
+    trace("loop: port check done");
     this.supervisor.start(this.#selection.start);
+    trace("loop: supervisor.start returned");
     // The watcher starts just after the first services are spawned, so that setting up its
     // watches (~15 ms on a 10k-file tree) overlaps their start. Edits between the scan above and
     // this point are not seen, as before; the window grows by the spawn only.
@@ -387,6 +396,7 @@ export class DevLoop {
       });
       this.#watcher.start();
     }
+    trace("loop: watcher started");
     this.#captureSoon();
   }
 
@@ -608,13 +618,26 @@ export class DevLoop {
     if (this.#cacheTimer !== null) clearTimeout(this.#cacheTimer);
     if (this.#stopping) {
       this.#cacheTimer = null;
-      this.#cache.save(this.#cachePath, true);
+      this.#saveCache();
       return;
     }
     this.#cacheTimer = setTimeout(() => {
       this.#cacheTimer = null;
-      this.#cache.save(this.#cachePath, true);
+      this.#saveCache();
     }, 1000);
+  }
+
+  /** Writes the stat cache into the project's .hd/ (unless the project is gone). */
+  #saveCache(): void {
+    if (!this.#projectGone) this.#cache.save(this.#cachePath, true);
+  }
+
+  /**
+   * The project directory is gone (deleted or replaced): nothing is written into it from now on
+   * (the stat cache would create `.hd/` again at its path). The caller stops the loop.
+   */
+  projectGone(): void {
+    this.#projectGone = true;
   }
 
   /**
@@ -676,7 +699,7 @@ export class DevLoop {
     if (this.#cacheTimer !== null) {
       clearTimeout(this.#cacheTimer);
       this.#cacheTimer = null;
-      this.#cache.save(this.#cachePath, true);
+      this.#saveCache();
     }
   }
 }

@@ -50,6 +50,7 @@ import { DevLoop, type LineSource, type LoopStatus } from "./loop.ts";
 import { reloadRefusal } from "./plan.ts";
 import { type ReconcileResult, sameConfig } from "./reconcile.ts";
 import { cleanupIfStale, formatCleanup } from "./report.ts";
+import { dirIdentity, rootGoneReason } from "./root_gone.ts";
 
 /**
  * The error of a second `hd up` of a project: another holds `.hd/up.lock` (`byLock`), or a live
@@ -152,6 +153,14 @@ export class UpSession {
   /** After a failed reload, any edit of the project (hd.toml or a step's input) retries it. */
   #retryWatch: ProjectWatcher | null = null;
   #done: Promise<void> = Promise.resolve();
+  /** The project directory at the start: deleted or replaced, the session stops. */
+  #root: ReturnType<typeof dirIdentity> = "unknown";
+  /** Set once the project directory was found gone: nothing more is written into it. */
+  #rootGone = false;
+  /** Bumped at each change of the phase or of a service (`status` answers carry it). */
+  #version = 0;
+  /** `status` requests waiting for the next change ({@link #bump}). */
+  #waiters = new Set<() => void>();
 
   /**
    * Takes the project's `.hd/up.lock` (held until the session ends), cleans up after a
@@ -205,9 +214,34 @@ export class UpSession {
     return this.#spec;
   }
 
-  /** What the control socket answers to `status`: the phase and the loop's status. */
-  status(): { phase: UpPhase } & LoopStatus {
-    return { phase: this.#phase, ...this.#loop.status() };
+  /**
+   * What the control socket answers to `status`: the phase, the loop's status, and a version
+   * that changes whenever either may have.
+   */
+  status(): { phase: UpPhase; version: number } & LoopStatus {
+    return { phase: this.#phase, version: this.#version, ...this.#loop.status() };
+  }
+
+  /** Marks a change: wakes the `status` requests waiting for one. */
+  #bump(): void {
+    this.#version++;
+    for (const w of this.#waiters) w();
+    this.#waiters.clear();
+  }
+
+  /** The status once its version is no longer `after` (or after `waitMs`, at most 1 s). */
+  async #statusAfter(after: number, waitMs: number): Promise<unknown> {
+    if (after === this.#version && this.#phase !== "stopped") {
+      let wake = () => {};
+      const timer = setTimeout(() => wake(), Math.max(0, Math.min(waitMs, 1000)));
+      await new Promise<void>((r) => {
+        wake = r;
+        this.#waiters.add(r);
+      });
+      clearTimeout(timer);
+      this.#waiters.delete(wake);
+    }
+    return this.status();
   }
 
   /**
@@ -220,7 +254,9 @@ export class UpSession {
     this.#o.onSpec?.(this.#spec);
     // the state records each service's group with its leader's executable, which may change just
     // after a spawn (setsid, sh, then the command): it is compared again every second
-    this.#refresh = setInterval(() => this.#saveState(), 1000);
+    // the project directory is looked at as often: deleted or replaced, the session stops
+    this.#root = dirIdentity(this.#spec.dir);
+    this.#refresh = setInterval(() => (this.#checkRoot(), this.#saveState()), 1000);
     // this process holds .hd/up.lock: whatever state file is there is not a live one's
     this.#saveState();
     this.#server = serveControl(controlSocketPath(this.#spec.dir), (req) => this.#handle(req));
@@ -232,9 +268,11 @@ export class UpSession {
     try {
       await this.#loop.start();
       this.#phase = "running";
+      this.#bump();
       this.#emit({ event: "started", root: this.#loop.root });
     } catch (e) {
       this.#phase = "failed";
+      this.#bump();
       if (this.#o.detached) await new Promise((r) => setTimeout(r, 300)); // let `hd up -d` see it
       await this.#abort();
       throw e;
@@ -296,6 +334,7 @@ export class UpSession {
       print: this.#o.print,
       onEvent: this.#o.onEvent,
       onChange: () => {
+        this.#bump();
         this.#stateTimer ??= setTimeout(() => {
           this.#stateTimer = null;
           this.#saveState();
@@ -306,11 +345,29 @@ export class UpSession {
     });
   }
 
+  /**
+   * Stops the session when its project directory is gone ({@link rootGoneReason}): its services
+   * are stopped as by `hd down`, and a detached supervisor exits.
+   */
+  #checkRoot(): void {
+    if (this.#rootGone || this.#phase === "stopped") return;
+    const why = rootGoneReason(this.#spec.dir, this.#root, dirIdentity(this.#spec.dir));
+    if (why === null) return;
+    this.#rootGone = true;
+    this.#loop.projectGone();
+    this.#print(`${why}: stopping its services and exiting`);
+    this.#emit({ event: "root-gone", reason: why });
+    this.stop(why);
+  }
+
   #saveState(): void {
     if (this.#phase === "stopped") return;
     this.#state.groups = this.#loop.supervisor.groups();
     const text = JSON.stringify(this.#state);
     if (text === this.#saved) return;
+    // deleted under us: writing the state would create the directory again
+    this.#checkRoot();
+    if (this.#rootGone) return;
     this.#saved = text;
     try {
       writeUpState(this.#spec.dir, this.#state);
@@ -324,7 +381,9 @@ export class UpSession {
       case "ping":
         return Promise.resolve({ ok: true });
       case "status":
-        return Promise.resolve(this.status());
+        return typeof req.after === "number"
+          ? this.#statusAfter(req.after, typeof req.waitMs === "number" ? req.waitMs : 250)
+          : Promise.resolve(this.status());
       case "restart": {
         for (const n of req.services) {
           if (!this.#spec.services[n]) return Promise.resolve({ error: `no service "${n}"` });
@@ -458,13 +517,16 @@ export class UpSession {
     this.#spec = fresh;
     this.#o.onSpec?.(fresh);
     this.#phase = "starting";
+    this.#bump();
     try {
       this.#loop = this.#makeLoop(fresh);
       await this.#loop.start();
       this.#phase = "running";
+      this.#bump();
       this.#emit({ event: "reload", ok: true, root: this.#loop.root });
     } catch (e) {
       this.#phase = "failed";
+      this.#bump();
       const hint = e instanceof HdError && e.hint ? ` (${e.hint})` : "";
       this.#print(`reload failed: ${(e as Error).message}${hint}; waiting for a change`);
       this.#emit({ event: "reload", ok: false, error: (e as Error).message });
@@ -503,6 +565,7 @@ export class UpSession {
     if (this.#phase === "stopped") return;
     this.#removeSignals();
     this.#phase = "stopped";
+    this.#bump();
     if (this.#refresh !== null) clearInterval(this.#refresh);
     if (this.#stateTimer !== null) clearTimeout(this.#stateTimer);
     this.#server?.close();

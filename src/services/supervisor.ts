@@ -17,6 +17,7 @@
  * ```
  * @module
  */
+import { trace } from "../sys/trace.ts";
 import { openPrivateAppend, privateDir } from "../sys/fs.ts";
 import type { ServiceSpec } from "../config/types.ts";
 import { type DepGraph, restartSet, topoOrder } from "./graph.ts";
@@ -639,6 +640,7 @@ export class Supervisor {
         return;
       }
     }
+    trace(`supervisor: spawned ${name}`);
     s.proc = proc;
     s.stopRequested = false;
     s.startedAt = Date.now();
@@ -665,17 +667,22 @@ export class Supervisor {
     if (spec.port !== null) {
       const port = spec.port;
       const pids = () => this.#o.pids?.(name, proc.pid) ?? servicePids(proc.pid);
-      waitForListener(port, { pids, until: () => s.gen !== gen || s.proc === null }).then((l) => {
-        if (!l || s.gen !== gen || s.proc === null) return;
-        s.ready = true;
-        this.#set(s, "running");
-        this.#event(
-          name,
-          `ready on ${l.address.includes(":") ? `[${l.address}]` : l.address}:${port}`,
-        );
-        this.#pump();
-        this.#prepareSoon(name, gen);
-      });
+      // without a pids option, most polls look at the leader's descendants only (cheap)
+      const leader = this.#o.pids ? undefined : proc.pid;
+      waitForListener(port, { pids, leader, until: () => s.gen !== gen || s.proc === null }).then(
+        (l) => {
+          if (!l || s.gen !== gen || s.proc === null) return;
+          s.ready = true;
+          trace(`supervisor: ${name} ready`);
+          this.#set(s, "running");
+          this.#event(
+            name,
+            `ready on ${l.address.includes(":") ? `[${l.address}]` : l.address}:${port}`,
+          );
+          this.#pump();
+          this.#prepareSoon(name, gen);
+        },
+      );
     } else {
       queueMicrotask(() => this.#pump());
       this.#prepareSoon(name, gen);

@@ -1,13 +1,16 @@
 import { assert, assertEquals } from "../_assert.ts";
 import { skipUnless, tempDir, testIf } from "../_helpers.ts";
 import {
+  descendantPids,
   listenerOf,
   listenersOnPort,
   ownListener,
   parseProcNetTcp,
   pollInterval,
+  servicePids,
   serviceTree,
   socketInode,
+  waitForListener,
 } from "../../src/services/readiness.ts";
 import { Supervisor } from "../../src/services/supervisor.ts";
 import { diagRequest, listeningSockets, parseDiagAnswer } from "../../ffi/sockdiag.ts";
@@ -290,3 +293,78 @@ Deno.test("listenersOnPort: the sock_diag answer equals /proc's tables, v4 and v
     v6?.close();
   }
 });
+
+testIf(
+  skipUnless({ commands: ["sh", "sleep"] }),
+  "readiness: descendantPids (children files) finds the tree servicePids (all of /proc) finds",
+  async () => {
+    // a leader with two children and a grandchild (a subshell's own child)
+    const c = new Deno.Command("sh", {
+      args: ["-c", "sleep 30 & sleep 30 & (sleep 30 & wait) & wait"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      await waitFor(() => (descendantPids(c.pid)?.length ?? 5) >= 5, "the whole tree started");
+      const near = descendantPids(c.pid);
+      if (near === null) {
+        console.log("skipped: this kernel has no /proc/<pid>/task/<tid>/children");
+        return;
+      }
+      assertEquals(near, servicePids(c.pid));
+      assertEquals(near.length, 5);
+      assertEquals(near[0], Math.min(...near));
+      assertEquals(descendantPids(0x3fffffff), []); // no such process
+    } finally {
+      // only the group this test started: kill the leader's children through the leader's tree
+      for (const pid of descendantPids(c.pid) ?? []) {
+        if (pid > 1) {
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch { /* gone */ }
+        }
+      }
+      await c.status;
+    }
+  },
+);
+
+testIf(
+  NODE,
+  "readiness: with the leader known, a grandchild's listener is found (descendants every poll)",
+  async () => {
+    using tmp = tempDir();
+    const port = freePort();
+    Deno.writeTextFileSync(
+      `${tmp.path}/l.js`,
+      `require("net").createServer(() => {}).listen(${port}, "127.0.0.1");\n`,
+    );
+    // sh → sh → node (each sh waits: `; :` keeps it from exec'ing): the listener is a grandchild
+    Deno.writeTextFileSync(`${tmp.path}/inner.sh`, "node l.js; :\n");
+    Deno.writeTextFileSync(`${tmp.path}/outer.sh`, "sh inner.sh; :\n");
+    const c = new Deno.Command("sh", {
+      args: ["outer.sh"],
+      cwd: tmp.path,
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const end = performance.now() + 15_000;
+    try {
+      const l = await waitForListener(port, {
+        pids: () => servicePids(c.pid),
+        leader: c.pid,
+        until: () => performance.now() > end,
+      });
+      assert(l !== null && l.port === port, `no listener found: ${JSON.stringify(l)}`);
+    } finally {
+      for (const pid of (descendantPids(c.pid) ?? []).reverse()) {
+        if (pid > 1) {
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch { /* gone */ }
+        }
+      }
+      await c.status;
+    }
+  },
+);
