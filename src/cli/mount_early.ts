@@ -7,6 +7,7 @@
  * @module
  */
 import { startMountServer } from "../mount/spawn.ts";
+import { lazyImport } from "../sys/lazy.ts";
 
 /** What an early start was given. */
 export interface EarlyMount {
@@ -56,8 +57,9 @@ let early: { args: EarlyMount; child: Deno.ChildProcess } | null = null;
  */
 export function startMountEarly(rest: string[]): void {
   if (rest.includes("--foreground")) {
-    import("../mount/fuse.ts").catch(() => {});
-    import("../mount/projected.ts").catch(() => {});
+    // through lazyImport: a literal import() would put these into every command's module graph
+    lazyImport(new URL("../mount/fuse.ts", import.meta.url)).catch(() => {});
+    lazyImport(new URL("../mount/projected.ts", import.meta.url)).catch(() => {});
     return;
   }
   const args = parseMountEarly(rest);
