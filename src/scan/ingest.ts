@@ -281,6 +281,7 @@ function walkTree(
   const tree = new Tree(walk(dir, "", rootSt.mode ?? S_IFDIR | 0o755)!);
   const w = { tree, hits, dirs, jobs, progress, skipped };
   checkCached(store, w, cache);
+  hits.clear(); // only checkCached needs them
   return w;
 }
 
@@ -333,6 +334,11 @@ function checkCached(store: Store, w: Walked, cache: StatCache): void {
   check(w.tree.root);
 }
 
+/** Drops the walk's record of job `i` once its file is placed (a large add holds no job after). */
+function releaseJob(w: Walked, i: number): void {
+  (w.jobs as (FileJob | null)[])[i] = null;
+}
+
 function fileFromChunks(store: Store, mode: number, size: number, ids: string[]): FileNode {
   const f: FileNode = { type: "file", mode, size };
   if (ids.length <= INLINE_CHUNKS) f.chunks = ids;
@@ -368,7 +374,9 @@ export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}):
   return store.batch(() => {
     const w = walkTree(store, dir, { ...opts, cache }, progress);
     let since = 0;
-    for (const job of w.jobs) {
+    for (let i = 0; i < w.jobs.length; i++) {
+      const job = w.jobs[i];
+      releaseJob(w, i);
       let f: FileNode;
       try {
         f = ingestFile(
@@ -406,7 +414,9 @@ export async function ingestTreeParallel(
     const toRead = w.jobs.reduce((n, j) => n + j.size, 0);
     const n = Math.max(1, Math.min(opts.workers ?? navigator.hardwareConcurrency ?? 2, 8));
     if (toRead < PARALLEL_MIN_BYTES || w.jobs.length < 64) {
-      for (const job of w.jobs) {
+      for (let i = 0; i < w.jobs.length; i++) {
+        const job = w.jobs[i];
+        releaseJob(w, i);
         try {
           place(
             job,
@@ -501,6 +511,7 @@ async function runPool(
                 );}
               ids.delete(r.job);
               sizes.delete(r.job);
+              releaseJob(w, r.job);
               doneCount++;
               finished = true;
             }
