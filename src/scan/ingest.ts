@@ -26,7 +26,7 @@ import type { Store } from "../cas/store.ts";
 import { type FileNode, INLINE_CHUNKS } from "../dag/node.ts";
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
-import { readBlocks, STREAM_THRESHOLD } from "./blocks.ts";
+import { readBlocks, readWhole, STREAM_THRESHOLD } from "./blocks.ts";
 import { PathFilter } from "./filter.ts";
 import { StatCache, type StatSig } from "./statcache.ts";
 import { type LightStat, lstatLight } from "../sys/lstat.ts";
@@ -102,7 +102,7 @@ export function ingestFile(store: Store, path: string, st: Deno.FileInfo): FileN
       size += c.length;
     }
   } else {
-    const bytes = Deno.readFileSync(path);
+    const bytes = readWhole(path, st.size);
     size = bytes.length;
     ids = storeChunks(
       store,

@@ -12,7 +12,7 @@
 import { chunkBlocks, chunkBoundaries } from "../cas/chunk.ts";
 import { encodeObject } from "../cas/compress.ts";
 import { blake3Hex } from "../cas/hash.ts";
-import { readBlocks, STREAM_THRESHOLD } from "./blocks.ts";
+import { readBlocks, readWhole, STREAM_THRESHOLD } from "./blocks.ts";
 
 const BATCH_BYTES = 8 << 20;
 
@@ -43,7 +43,7 @@ function processFile(j: Job, send: (r: Reply[]) => void, pending: Reply[]): void
     if (j.size > STREAM_THRESHOLD) {
       for (const c of chunkBlocks(readBlocks(j.path))) add(c);
     } else {
-      const bytes = Deno.readFileSync(j.path);
+      const bytes = readWhole(j.path, j.size);
       for (const [a, b] of chunkBoundaries(bytes)) add(bytes.subarray(a, b));
     }
     pending.push({ job: j.job, chunks: out, done: true });
