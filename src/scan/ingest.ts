@@ -138,6 +138,11 @@ interface FileJob {
   sig: StatSig;
   /** Other tracked paths hardlinked to this one: they share its node. */
   aliases: { dir: MemDir; name: string; rel: string; sig: StatSig }[];
+  /**
+   * The file's node once placed, null when it could not be read (a hardlink the walk finds after
+   * that — the readers run alongside the walk — takes this at once).
+   */
+  result?: FileNode | null;
 }
 
 /** A file answered by the stat cache: its ids are checked against the store before reuse. */
@@ -155,14 +160,26 @@ interface Walked {
   hits: Map<MemDir, CacheHit[]>;
   /** Every directory with its path, to record its id in the stat cache after commit. */
   dirs: [string, MemDir][];
+  /** Files to read, in walk order; an entry is nulled once its file is placed. */
   jobs: FileJob[];
   progress: IngestProgress;
   skipped: { path: string; why: string }[];
+  /** True once the walk (and the check of what it took from the cache) is complete. */
+  walked: boolean;
+  /** Bytes of the jobs found so far. */
+  queuedBytes: number;
+  /**
+   * Walks on until at least `jobs` jobs beyond index `from` exist, or the walk is complete. The
+   * walk runs only as far ahead of the readers as they ask: a large tree never holds a job for
+   * every file at once.
+   */
+  pump(from: number, jobs: number): void;
 }
 
 /**
- * Walks `dir` applying the filter and the stat cache. Cache hits and symlinks are resolved at once;
- * regular files that must be read become jobs (placed in the tree once done).
+ * Walks `dir` applying the filter and the stat cache, lazily (see {@link Walked.pump}). Cache hits
+ * and symlinks are resolved at once; regular files that must be read become jobs (placed in the
+ * tree once done).
  */
 function walkTree(
   store: Store,
@@ -186,8 +203,13 @@ function walkTree(
   const pending = new Map<MemDir, number>();
   const dirs: [string, MemDir][] = [];
   const hits = new Map<MemDir, CacheHit[]>();
-  const walk = (abs: string, rel: string, mode: number): MemDir | null => {
-    const d = new MemDir(mode);
+  // A generator: it pauses after each job it finds, so readers can start before the walk ends.
+  const walk = function* (
+    abs: string,
+    rel: string,
+    mode: number,
+    d = new MemDir(mode),
+  ): Generator<void, MemDir | null> {
     // Clean: every entry below was answered by the stat cache, so the Dir id recorded last time
     // can be reused without encoding or hashing anything.
     let clean = true;
@@ -211,7 +233,7 @@ function walkTree(
         continue;
       }
       if (st.isDirectory) {
-        const sub = walk(a, r, st.mode || S_IFDIR | 0o755);
+        const sub = yield* walk(a, r, st.mode || S_IFDIR | 0o755);
         if (!sub || sub.id === null) clean = false;
         if (sub && (sub.entries.size > 0 || pending.has(sub) || filter.keepsEmptyDir(r))) {
           d.entries.set(e.name, sub);
@@ -256,8 +278,18 @@ function walkTree(
       const inoKey = st.nlink && st.nlink > 1 ? `${st.dev}:${st.ino}` : "";
       const first = inoKey ? byIno.get(inoKey) : undefined;
       if (first) {
-        first.aliases.push({ dir: d, name: e.name, rel: r, sig });
-        pending.set(d, 1);
+        if (first.result === undefined) {
+          first.aliases.push({ dir: d, name: e.name, rel: r, sig });
+          pending.set(d, 1);
+        } else if (first.result === null) {
+          skipped.push({ path: r, why: `its hardlink ${first.rel} could not be read` });
+        } else {
+          const f = first.result;
+          d.entries.set(e.name, f);
+          cache.record(r, sig, f);
+          progress.files++;
+          progress.bytes += f.size;
+        }
         continue;
       }
       pending.set(d, 1);
@@ -272,16 +304,37 @@ function walkTree(
         aliases: [],
       };
       jobs.push(job);
+      w.queuedBytes += job.size;
       if (inoKey) byIno.set(inoKey, job);
+      yield;
     }
     if (clean) d.id = cache.lookupDir(rel, d.entries.size, mode);
     dirs.push([rel, d]);
     return d;
   };
-  const tree = new Tree(walk(dir, "", rootSt.mode ?? S_IFDIR | 0o755)!);
-  const w = { tree, hits, dirs, jobs, progress, skipped };
-  checkCached(store, w, cache);
-  hits.clear(); // only checkCached needs them
+  const rootMode = rootSt.mode ?? S_IFDIR | 0o755;
+  const rootDir = new MemDir(rootMode);
+  const gen = walk(dir, "", rootMode, rootDir);
+  const w: Walked = {
+    tree: new Tree(rootDir),
+    hits,
+    dirs,
+    jobs,
+    progress,
+    skipped,
+    walked: false,
+    queuedBytes: 0,
+    pump(from, want) {
+      while (!w.walked && jobs.length - from < want) {
+        if (!gen.next().done) continue;
+        // Cache hits are checked once the walk is complete; a file whose content is missing
+        // becomes one more job.
+        checkCached(store, w, cache);
+        hits.clear();
+        w.walked = true;
+      }
+    },
+  };
   return w;
 }
 
@@ -347,6 +400,7 @@ function fileFromChunks(store: Store, mode: number, size: number, ids: string[])
 }
 
 function place(job: FileJob, f: FileNode, cache: StatCache, progress: IngestProgress): void {
+  job.result = f;
   for (const t of [job, ...job.aliases]) {
     t.dir.entries.set(t.name, f);
     cache.record(t.rel, t.sig, f);
@@ -374,7 +428,7 @@ export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}):
   return store.batch(() => {
     const w = walkTree(store, dir, { ...opts, cache }, progress);
     let since = 0;
-    for (let i = 0; i < w.jobs.length; i++) {
+    for (let i = 0; (w.pump(i, 1), i < w.jobs.length); i++) {
       const job = w.jobs[i];
       releaseJob(w, i);
       let f: FileNode;
@@ -385,7 +439,7 @@ export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}):
           { mode: job.mode, size: job.size, isSymlink: false } as Deno.FileInfo,
         );
       } catch (err) {
-        w.skipped.push({ path: job.rel, why: (err as Error).message });
+        (job.result = null, w.skipped.push({ path: job.rel, why: (err as Error).message }));
         continue;
       }
       place(job, f, cache, progress);
@@ -411,9 +465,12 @@ export async function ingestTreeParallel(
   const progress: IngestProgress = { files: 0, dirs: 0, bytes: 0, bytesRead: 0 };
   return await store.batchAsync(async () => {
     const w = walkTree(store, dir, { ...opts, cache }, progress);
-    const toRead = w.jobs.reduce((n, j) => n + j.size, 0);
+    // Walk until there is enough to read to be worth the workers (or the walk is complete).
+    while (!w.walked && (w.queuedBytes < PARALLEL_MIN_BYTES || w.jobs.length < 64)) {
+      w.pump(0, w.jobs.length + 64);
+    }
     const n = Math.max(1, Math.min(opts.workers ?? navigator.hardwareConcurrency ?? 2, 8));
-    if (toRead < PARALLEL_MIN_BYTES || w.jobs.length < 64) {
+    if (w.queuedBytes < PARALLEL_MIN_BYTES || w.jobs.length < 64) {
       for (let i = 0; i < w.jobs.length; i++) {
         const job = w.jobs[i];
         releaseJob(w, i);
@@ -425,7 +482,7 @@ export async function ingestTreeParallel(
             progress,
           );
         } catch (err) {
-          w.skipped.push({ path: job.rel, why: (err as Error).message });
+          (job.result = null, w.skipped.push({ path: job.rel, why: (err as Error).message }));
         }
       }
       return finish(store, w, cache, opts);
@@ -464,6 +521,7 @@ async function runPool(
   const nextBatch = () => {
     const jobs: { job: number; path: string; size: number }[] = [];
     let bytes = 0;
+    w.pump(next, BATCH_FILES);
     while (next < w.jobs.length && jobs.length < BATCH_FILES && bytes < BATCH_BYTES) {
       const j = w.jobs[next];
       jobs.push({ job: next, path: j.abs, size: j.size });
@@ -502,7 +560,7 @@ async function runPool(
                 sizes.set(r.job, sizes.get(r.job)! + c.length);
               }
               if (!r.done) continue;
-              if (r.error) w.skipped.push({ path: job.rel, why: r.error });
+              if (r.error) (job.result = null, w.skipped.push({ path: job.rel, why: r.error }));
               else {place(
                   job,
                   fileFromChunks(store, job.mode, sizes.get(r.job)!, list),
@@ -516,7 +574,7 @@ async function runPool(
               finished = true;
             }
             if (opts.onProgress) opts.onProgress(progress);
-            if (doneCount === w.jobs.length) resolve();
+            if (w.walked && doneCount === w.jobs.length) resolve();
             else if (finished && ev.data.replies.length > 0 && ev.data.replies.at(-1)!.done) {
               send(wk);
             }
@@ -525,7 +583,8 @@ async function runPool(
           }
         };
       }
-      if (w.jobs.length === 0) resolve();
+      w.pump(0, 1);
+      if (w.walked && w.jobs.length === 0) resolve();
     });
   } finally {
     for (const wk of workers) wk.terminate();

@@ -6,6 +6,7 @@ import { verifyStore } from "../../src/cas/verify.ts";
 import { dagReferences } from "../../src/dag/refs.ts";
 import { RACY_MS, StatCache } from "../../src/scan/statcache.ts";
 import { tempDir } from "../_helpers.ts";
+import { MemDir } from "../../src/dag/tree.ts";
 
 function makeTree(root: string, n: number): void {
   const past = new Date(Date.now() - 60_000); // a tree last edited a minute ago
@@ -198,4 +199,26 @@ Deno.test("the walk's one-name exclude check agrees with the full check below ke
     }
   }
   assert(compared > 40);
+});
+
+Deno.test("a hardlink the walk reaches after its first path was read shares its node (streamed walk)", async () => {
+  using d = tempDir();
+  const t = `${d.path}/t`;
+  Deno.mkdirSync(`${t}/a`, { recursive: true });
+  Deno.mkdirSync(`${t}/m`);
+  Deno.mkdirSync(`${t}/z`);
+  Deno.writeTextFileSync(`${t}/a/first.txt`, "shared bytes\n".repeat(100));
+  // Many files between the two paths (in whichever order readdir gives them): the file read first
+  // is placed before the walk reaches the other.
+  for (let i = 0; i < 300; i++) Deno.writeTextFileSync(`${t}/m/f${i}.js`, `// ${i}\n`);
+  Deno.linkSync(`${t}/a/first.txt`, `${t}/z/second.txt`);
+  const a = ingestTree(Store.open(`${d.path}/s1`), t);
+  assertEquals(a.files, 302);
+  const first = (a.tree.root.entries.get("a") as MemDir).entries.get("first.txt");
+  const second = (a.tree.root.entries.get("z") as MemDir).entries.get("second.txt");
+  assert(first !== undefined);
+  assertEquals(second, first);
+  const b = await ingestTreeParallel(Store.open(`${d.path}/s2`), t, { workers: 2 });
+  assertEquals(b.root, a.root);
+  assertEquals(b.files, a.files);
 });
