@@ -166,6 +166,14 @@ interface Walked {
   skipped: { path: string; why: string }[];
   /** True once the walk (and the check of what it took from the cache) is complete. */
   walked: boolean;
+  /** Directories already stored and unloaded (see {@link Walked.settle}); finish skips them. */
+  sealed: WeakSet<MemDir>;
+  /**
+   * Called once per placed (or failed) file in `dir`: when a directory the walk has finished has
+   * nothing left to read and took nothing from the stat cache, its Dir node is written and its
+   * children are dropped from memory (they reload from the store if the tree is used later).
+   */
+  settle(dir: MemDir): void;
   /** Bytes of the jobs found so far. */
   queuedBytes: number;
   /**
@@ -203,6 +211,35 @@ function walkTree(
   const pending = new Map<MemDir, number>();
   const dirs: [string, MemDir][] = [];
   const hits = new Map<MemDir, CacheHit[]>();
+  // Per walked directory: files and subdirectories still open below it. A directory holding a
+  // stat-cache hit (or under whose subtree one is) is "tainted": it waits for the final commit,
+  // since checkCached may still re-read its hits.
+  interface DirState {
+    d: MemDir;
+    rel: string;
+    parent: DirState | null;
+    open: number;
+    walked: boolean;
+    tainted: boolean;
+  }
+  const states = new Map<MemDir, DirState>();
+  const sealed = new WeakSet<MemDir>();
+  const seal = (st: DirState): void => {
+    const d = st.d;
+    new Tree(d).commit(store);
+    cache.recordDir(st.rel, d.id!, d.entries.size, d.mode);
+    d.unload(store);
+    sealed.add(d);
+    states.delete(d);
+  };
+  const trySeal = (st: DirState): void => {
+    while (st.walked && st.open === 0 && !st.tainted && st.parent) {
+      const parent: DirState = st.parent;
+      seal(st);
+      parent.open--;
+      st = parent;
+    }
+  };
   // A generator: it pauses after each job it finds, so readers can start before the walk ends.
   const walk = function* (
     abs: string,
@@ -210,6 +247,8 @@ function walkTree(
     mode: number,
     d = new MemDir(mode),
   ): Generator<void, MemDir | null> {
+    const state: DirState = { d, rel, parent: null, open: 0, walked: false, tainted: false };
+    states.set(d, state);
     // Clean: every entry below was answered by the stat cache, so the Dir id recorded last time
     // can be reused without encoding or hashing anything.
     let clean = true;
@@ -235,10 +274,19 @@ function walkTree(
       if (st.isDirectory) {
         const sub = yield* walk(a, r, st.mode || S_IFDIR | 0o755);
         if (!sub || sub.id === null) clean = false;
+        const subState = sub ? states.get(sub) : undefined;
         if (sub && (sub.entries.size > 0 || pending.has(sub) || filter.keepsEmptyDir(r))) {
           d.entries.set(e.name, sub);
           if (pending.has(sub)) pending.set(d, 1);
-        }
+          if (subState) {
+            if (subState.tainted || sub.id !== null) state.tainted = true;
+            else {
+              subState.parent = state;
+              if (subState.open === 0) seal(subState);
+              else state.open++;
+            }
+          }
+        } else if (subState) states.delete(sub!);
         continue;
       }
       if (!st.isFile && !st.isSymlink) {
@@ -254,6 +302,7 @@ function walkTree(
         const hit = { name: e.name, rel: r, abs: a, sig, f };
         if (h) h.push(hit);
         else hits.set(d, [hit]);
+        state.tainted = true;
         progress.files++;
         progress.bytes += f.size;
         continue;
@@ -281,6 +330,7 @@ function walkTree(
         if (first.result === undefined) {
           first.aliases.push({ dir: d, name: e.name, rel: r, sig });
           pending.set(d, 1);
+          state.open++;
         } else if (first.result === null) {
           skipped.push({ path: r, why: `its hardlink ${first.rel} could not be read` });
         } else {
@@ -304,12 +354,15 @@ function walkTree(
         aliases: [],
       };
       jobs.push(job);
+      state.open++;
       w.queuedBytes += job.size;
       if (inoKey) byIno.set(inoKey, job);
       yield;
     }
     if (clean) d.id = cache.lookupDir(rel, d.entries.size, mode);
+    if (d.id !== null) state.tainted = true; // reused as recorded: committed at the end
     dirs.push([rel, d]);
+    state.walked = true;
     return d;
   };
   const rootMode = rootSt.mode ?? S_IFDIR | 0o755;
@@ -324,6 +377,13 @@ function walkTree(
     skipped,
     walked: false,
     queuedBytes: 0,
+    sealed,
+    settle(dir) {
+      const st = states.get(dir);
+      if (!st) return;
+      st.open--;
+      trySeal(st);
+    },
     pump(from, want) {
       while (!w.walked && jobs.length - from < want) {
         if (!gen.next().done) continue;
@@ -399,7 +459,13 @@ function fileFromChunks(store: Store, mode: number, size: number, ids: string[])
   return f;
 }
 
-function place(job: FileJob, f: FileNode, cache: StatCache, progress: IngestProgress): void {
+function place(
+  w: Walked,
+  job: FileJob,
+  f: FileNode,
+  cache: StatCache,
+  progress: IngestProgress,
+): void {
   job.result = f;
   for (const t of [job, ...job.aliases]) {
     t.dir.entries.set(t.name, f);
@@ -408,11 +474,26 @@ function place(job: FileJob, f: FileNode, cache: StatCache, progress: IngestProg
     progress.bytes += f.size;
   }
   progress.bytesRead += f.size;
+  settleJob(w, job);
+}
+
+/** A job is done (placed or failed): its directories (and its hardlinks') may now be sealed. */
+function settleJob(w: Walked, job: FileJob): void {
+  for (const t of [job, ...job.aliases]) w.settle(t.dir);
+}
+
+/** A job could not be read: it is skipped, with the reason. */
+function fail(w: Walked, job: FileJob, why: string): void {
+  job.result = null;
+  w.skipped.push({ path: job.rel, why });
+  settleJob(w, job);
 }
 
 function finish(store: Store, w: Walked, cache: StatCache, opts: IngestOptions): IngestResult {
   const root = w.tree.commit(store);
-  for (const [rel, d] of w.dirs) cache.recordDir(rel, d.id!, d.entries.size, d.mode);
+  for (const [rel, d] of w.dirs) {
+    if (!w.sealed.has(d)) cache.recordDir(rel, d.id!, d.entries.size, d.mode);
+  }
   opts.onProgress?.(w.progress);
   return { ...w.progress, root, tree: w.tree, cacheHits: cache.hits, skipped: w.skipped };
 }
@@ -439,10 +520,10 @@ export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}):
           { mode: job.mode, size: job.size, isSymlink: false } as Deno.FileInfo,
         );
       } catch (err) {
-        (job.result = null, w.skipped.push({ path: job.rel, why: (err as Error).message }));
+        fail(w, job, (err as Error).message);
         continue;
       }
-      place(job, f, cache, progress);
+      place(w, job, f, cache, progress);
       if (opts.onProgress && ++since >= 256) (since = 0, opts.onProgress(progress));
     }
     return finish(store, w, cache, opts);
@@ -476,13 +557,14 @@ export async function ingestTreeParallel(
         releaseJob(w, i);
         try {
           place(
+            w,
             job,
             ingestFile(store, job.abs, { mode: job.mode, size: job.size } as Deno.FileInfo),
             cache,
             progress,
           );
         } catch (err) {
-          (job.result = null, w.skipped.push({ path: job.rel, why: (err as Error).message }));
+          fail(w, job, (err as Error).message);
         }
       }
       return finish(store, w, cache, opts);
@@ -560,8 +642,9 @@ async function runPool(
                 sizes.set(r.job, sizes.get(r.job)! + c.length);
               }
               if (!r.done) continue;
-              if (r.error) (job.result = null, w.skipped.push({ path: job.rel, why: r.error }));
+              if (r.error) fail(w, job, r.error);
               else {place(
+                  w,
                   job,
                   fileFromChunks(store, job.mode, sizes.get(r.job)!, list),
                   cache,

@@ -222,3 +222,30 @@ Deno.test("a hardlink the walk reaches after its first path was read shares its 
   assertEquals(b.root, a.root);
   assertEquals(b.files, a.files);
 });
+
+Deno.test("a cold ingest writes each finished directory as it goes; the returned tree still reads and edits", () => {
+  using d = tempDir();
+  const t = `${d.path}/t`;
+  for (let i = 0; i < 6; i++) {
+    Deno.mkdirSync(`${t}/p${i}/lib`, { recursive: true });
+    Deno.writeTextFileSync(`${t}/p${i}/lib/a.js`, `// ${i}\n`);
+    Deno.writeTextFileSync(`${t}/p${i}/index.js`, `export * from "./lib/a.js"; // ${i}\n`);
+  }
+  const store = Store.open(`${d.path}/s`);
+  const cache = StatCache.empty(store);
+  const r = ingestTree(store, t, { cache });
+  const p0 = r.tree.root.entries.get("p0") as MemDir;
+  assert(p0.id !== null && store.has(p0.id)); // stored before the final commit
+  assertEquals([...p0.entries.keys()].sort(), ["index.js", "lib"]); // reloads from the store
+  // The same root from a fresh store.
+  const again = ingestTree(Store.open(`${d.path}/s2`), t);
+  assertEquals(again.root, r.root);
+  // Edits through the returned tree work as on any tree.
+  r.tree.setFile(
+    "p3/lib/b.js",
+    ingestFile(store, `${t}/p1/index.js`, Deno.lstatSync(`${t}/p1/index.js`)),
+  );
+  const edited = r.tree.commit(store);
+  Deno.writeTextFileSync(`${t}/p3/lib/b.js`, Deno.readTextFileSync(`${t}/p1/index.js`));
+  assertEquals(ingestTree(Store.open(`${d.path}/s3`), t).root, edited);
+});
