@@ -6,7 +6,7 @@ import { verifyStore } from "../../src/cas/verify.ts";
 import { dagReferences } from "../../src/dag/refs.ts";
 import { RACY_MS, StatCache } from "../../src/scan/statcache.ts";
 import { tempDir } from "../_helpers.ts";
-import { MemDir } from "../../src/dag/tree.ts";
+import type { MemDir } from "../../src/dag/tree.ts";
 
 function makeTree(root: string, n: number): void {
   const past = new Date(Date.now() - 60_000); // a tree last edited a minute ago
