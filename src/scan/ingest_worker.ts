@@ -13,7 +13,7 @@
 import { chunkBlocks, chunkBoundaries } from "../cas/chunk.ts";
 import { encodeObject } from "../cas/compress.ts";
 import { blake3Hex } from "../cas/hash.ts";
-import { readBlocks, STREAM_THRESHOLD } from "./blocks.ts";
+import { readBlocks, readWhole, STREAM_THRESHOLD } from "./blocks.ts";
 
 const BATCH_BYTES = 8 << 20;
 
@@ -28,6 +28,11 @@ type Reply = { job: number; chunks: Out[]; done: boolean; error?: string };
 
 /** Files read ahead of the one being chunked: a cold cache is waiting on the disk, not the CPU. */
 const READ_AHEAD = 4;
+/**
+ * Files up to this size are read ahead; a larger one is read when its turn comes, into the one
+ * shared buffer of readWhole (4 slots grown to 16 MiB each would hold 64 MiB per worker).
+ */
+const READ_AHEAD_MAX = 1 << 20;
 /** One reused read buffer per read-ahead slot. */
 const slots: Uint8Array[] = Array.from({ length: READ_AHEAD }, () => new Uint8Array(1 << 16));
 
@@ -86,26 +91,36 @@ function processFile(
   }
 }
 
+/** A file not read ahead: whole into readWhole's shared buffer, or streamed when very large. */
+function readLarge(j: Job): Uint8Array | Error | null {
+  if (j.size > STREAM_THRESHOLD) return null;
+  try {
+    return readWhole(j.path, j.size);
+  } catch (e) {
+    return e as Error;
+  }
+}
+
 const send = (replies: Reply[]) =>
   self.postMessage(
     { replies },
     replies.flatMap((r) => r.chunks.map((c) => c.stored.buffer as ArrayBuffer)),
   );
 
-/** One batch: files are read {@link READ_AHEAD} ahead (large ones streamed when their turn comes). */
+/** One batch: small files are read {@link READ_AHEAD} ahead, larger ones when their turn comes. */
 async function processBatch(jobs: Job[]): Promise<void> {
   const pending: Reply[] = [];
   const reads: (Promise<Uint8Array | Error> | null)[] = [];
   const start = (i: number) => {
     const j = jobs[i];
-    reads[i] = j.size > STREAM_THRESHOLD
+    reads[i] = j.size > READ_AHEAD_MAX
       ? null
       : readSlot(j.path, j.size, i % READ_AHEAD).catch((e: Error) => e);
   };
   for (let i = 0; i < Math.min(READ_AHEAD, jobs.length); i++) start(i);
   for (let i = 0; i < jobs.length; i++) {
     const r = reads[i];
-    processFile(jobs[i], r === null ? null : await r, send, pending);
+    processFile(jobs[i], r === null ? readLarge(jobs[i]) : await r, send, pending);
     reads[i] = null;
     // Slot i % READ_AHEAD is free again: its bytes are chunked and encoded (copied).
     if (i + READ_AHEAD < jobs.length) start(i + READ_AHEAD);
