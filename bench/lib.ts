@@ -76,6 +76,21 @@ export function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 }
 
+/** The 1-minute load average (/proc/loadavg), or -1 where it cannot be read. */
+export function loadavg(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return -1;
+  }
+}
+
+/** Median and spread of samples, rounded, for a row's `extra`. */
+export function spread(xs: number[], digits = 0): { median: number; min: number; max: number } {
+  const r = (x: number) => +x.toFixed(digits);
+  return { median: r(median(xs)), min: r(Math.min(...xs)), max: r(Math.max(...xs)) };
+}
+
 /** Drops the page cache when possible (root), so "cold" means cold. */
 export async function dropCaches(): Promise<boolean> {
   try {

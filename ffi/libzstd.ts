@@ -22,6 +22,12 @@ export const ZSTD_SYMBOLS = {
     result: "usize",
   },
   ZSTD_isError: { parameters: ["usize"], result: "u32" },
+  ZSTD_createCCtx: { parameters: [], result: "pointer" },
+  ZSTD_compressCCtx: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "usize", "i32"],
+    result: "usize",
+  },
+  ZSTD_compressBound: { parameters: ["usize"], result: "usize" },
   ZSTD_getFrameContentSize: { parameters: ["buffer", "usize"], result: "u64" },
 } as const;
 

@@ -69,15 +69,47 @@ function looksCompressed(b: Uint8Array): boolean {
   return false;
 }
 
+/** zstd's default level (what node:zlib uses too). */
+const ZSTD_LEVEL = 3;
+
+let cctx: Deno.PointerValue | undefined;
+let cbuf = new Uint8Array(0);
+
+/**
+ * zstd-compresses `bytes` (frame header with the content size). Through libzstd with one reused
+ * context and output buffer where it opens: node:zlib creates and frees a compression context
+ * (hundreds of KiB of malloc) and a result Buffer on every call, which over a 100k-chunk add left
+ * the malloc heap fragmented and far larger than the live data. The result is a view of the
+ * shared buffer, valid until the next call.
+ */
+function zstdCompress(bytes: Uint8Array): Uint8Array {
+  const z = libzstd();
+  if (z && cctx === undefined) cctx = z.lib.symbols.ZSTD_createCCtx();
+  if (z && cctx) {
+    const bound = Number(z.lib.symbols.ZSTD_compressBound(BigInt(bytes.length)));
+    if (cbuf.length < bound) cbuf = new Uint8Array(Math.max(bound, 1 << 17));
+    const r = z.lib.symbols.ZSTD_compressCCtx(
+      cctx,
+      cbuf,
+      BigInt(cbuf.length),
+      bytes,
+      BigInt(bytes.length),
+      ZSTD_LEVEL,
+    );
+    if (!z.lib.symbols.ZSTD_isError(r)) return cbuf.subarray(0, Number(r));
+  }
+  return zlib().zstdCompressSync(
+    bytes,
+    { pledgedSrcSize: bytes.length } as zlibType.ZstdOptions,
+  ) as Uint8Array;
+}
+
 /** Encodes bytes for storage: codec byte + (possibly compressed) payload. */
 export function encodeObject(bytes: Uint8Array, compress = true): Uint8Array {
   if (compress && bytes.length > COMPRESS_MIN && !looksCompressed(bytes)) {
     // The pledged size is written into the frame header, so readers can size the output (and
     // learn a chunk's length from its first bytes) without decoding.
-    const z = zlib().zstdCompressSync(
-      bytes,
-      { pledgedSrcSize: bytes.length } as zlibType.ZstdOptions,
-    ) as Uint8Array;
+    const z = zstdCompress(bytes);
     if (z.length + (bytes.length >> 5) < bytes.length) {
       const out = new Uint8Array(z.length + 1);
       out[0] = CODEC_ZSTD;

@@ -81,23 +81,7 @@ export class PackBuilder {
 
   /** The pack file's bytes and its name (BLAKE3 of the index). */
   finish(): { name: string; bytes: Uint8Array; entries: PackEntry[] } {
-    const sorted = [...this.#entries].sort((a, b) =>
-      a.kind !== b.kind ? (a.kind === "objects" ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
-    );
-    const index = new Uint8Array(sorted.length * INDEX_ENTRY);
-    const dv = new DataView(index.buffer);
-    sorted.forEach((e, i) => {
-      const o = i * INDEX_ENTRY;
-      index[o] = e.kind === "objects" ? 0 : 1;
-      index.set(fromHex(e.id), o + 1);
-      dv.setBigUint64(o + 33, BigInt(e.offset));
-      dv.setUint32(o + 41, e.length);
-    });
-    const trailer = new Uint8Array(TRAILER);
-    const tv = new DataView(trailer.buffer);
-    tv.setBigUint64(0, BigInt(this.#size));
-    tv.setUint32(8, sorted.length);
-    trailer.set(IMAGIC, 12);
+    const { index, trailer, sorted } = indexBytes(this.#entries, this.#size);
     const bytes = new Uint8Array(this.#size + index.length + TRAILER);
     let p = 0;
     for (const part of this.#parts) (bytes.set(part, p), p += part.length);
@@ -105,6 +89,171 @@ export class PackBuilder {
     bytes.set(trailer, p + index.length);
     return { name: blake3Hex(index), bytes, entries: sorted };
   }
+}
+
+/** Bytes a {@link PackStream} buffers before it writes them to its file. */
+export const STREAM_BUFFER = 1 << 20;
+
+/**
+ * A pack written as it is collected: stored objects are appended to a temp file through a
+ * {@link STREAM_BUFFER}-byte buffer, so a batch holds only the index entries in memory, not the
+ * pack's bytes (a cold add of a large tree would otherwise keep up to a pack's worth of small
+ * buffers alive, and copy them once more to write the pack). The temp file becomes
+ * `packs/<name>.pack` by rename in {@link finish}; {@link abort} removes it.
+ */
+export class PackStream {
+  readonly #tmpPath: string;
+  #file: Deno.FsFile | null = null;
+  #reader: Deno.FsFile | null = null;
+  #buf = new Uint8Array(STREAM_BUFFER);
+  #bufLen = 0;
+  /** File offset of #buf[0]. */
+  #bufStart = 0;
+  #size = 4;
+  #entries: PackEntry[] = [];
+  #at = new Map<ObjectKey, number>();
+
+  /** A pack to be written at `tmpPath` (created on the first add). */
+  constructor(tmpPath: string) {
+    this.#tmpPath = tmpPath;
+    this.#buf.set(MAGIC);
+    this.#bufLen = 4;
+  }
+
+  /** Bytes collected so far. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Number of objects collected. */
+  get count(): number {
+    return this.#entries.length;
+  }
+
+  /** True when the pack holds `key`. */
+  has(key: ObjectKey): boolean {
+    return this.#at.has(key);
+  }
+
+  /** A copy of the stored bytes of a collected object or manifest, or undefined. */
+  pending(key: ObjectKey): Uint8Array | undefined {
+    const i = this.#at.get(key);
+    if (i === undefined) return undefined;
+    const e = this.#entries[i];
+    if (e.offset >= this.#bufStart) {
+      const o = e.offset - this.#bufStart;
+      return this.#buf.slice(o, o + e.length);
+    }
+    const out = new Uint8Array(e.length);
+    this.#reader ??= Deno.openSync(this.#tmpPath, { read: true });
+    readAt(this.#reader, out, e.offset);
+    return out;
+  }
+
+  /** Adds an object's stored bytes (codec byte + payload). Duplicates are ignored. */
+  add(kind: ObjectKind, id: string, stored: Uint8Array): void {
+    const key = objectKey(kind, id);
+    if (this.#at.has(key)) return;
+    this.#at.set(key, this.#entries.length);
+    this.#entries.push({ kind, id, offset: this.#size, length: stored.length });
+    this.#append(stored);
+  }
+
+  #append(b: Uint8Array): void {
+    if (this.#bufLen + b.length > this.#buf.length) this.#drain();
+    if (b.length >= this.#buf.length) {
+      this.#write(b);
+      this.#bufStart += b.length;
+    } else {
+      this.#buf.set(b, this.#bufLen);
+      this.#bufLen += b.length;
+    }
+    this.#size += b.length;
+  }
+
+  #write(b: Uint8Array): void {
+    this.#file ??= openNew(this.#tmpPath);
+    let off = 0;
+    while (off < b.length) off += this.#file.writeSync(b.subarray(off));
+  }
+
+  #drain(): void {
+    this.#write(this.#buf.subarray(0, this.#bufLen));
+    this.#bufStart += this.#bufLen;
+    this.#bufLen = 0;
+  }
+
+  /**
+   * Writes the index and trailer and renames the file to `dest(name)` (name: BLAKE3 of the index,
+   * as {@link PackBuilder.finish}); returns the name and the entries, sorted as in the index.
+   */
+  finish(dest: (name: string) => string): { name: string; entries: PackEntry[] } {
+    const { index, trailer, sorted } = indexBytes(this.#entries, this.#size);
+    this.#append(index);
+    this.#append(trailer);
+    this.#drain();
+    this.#close();
+    const name = blake3Hex(index);
+    const to = dest(name);
+    try {
+      Deno.renameSync(this.#tmpPath, to);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      Deno.mkdirSync(to.slice(0, to.lastIndexOf("/")), { recursive: true });
+      Deno.renameSync(this.#tmpPath, to);
+    }
+    return { name, entries: sorted };
+  }
+
+  /** Closes and removes the temp file (what was collected is dropped). */
+  abort(): void {
+    this.#close();
+    try {
+      Deno.removeSync(this.#tmpPath);
+    } catch { /* never created, or already renamed */ }
+  }
+
+  #close(): void {
+    this.#file?.close();
+    this.#reader?.close();
+    this.#file = this.#reader = null;
+  }
+}
+
+/** Creates a new file for writing (and its directory, when missing). */
+function openNew(path: string): Deno.FsFile {
+  try {
+    return Deno.openSync(path, { write: true, createNew: true });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    return Deno.openSync(path, { write: true, createNew: true });
+  }
+}
+
+/** The index (entries sorted by kind then id) and trailer of a pack whose data ends at `size`. */
+function indexBytes(
+  entries: PackEntry[],
+  size: number,
+): { index: Uint8Array; trailer: Uint8Array; sorted: PackEntry[] } {
+  const sorted = [...entries].sort((a, b) =>
+    a.kind !== b.kind ? (a.kind === "objects" ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+  );
+  const index = new Uint8Array(sorted.length * INDEX_ENTRY);
+  const dv = new DataView(index.buffer);
+  sorted.forEach((e, i) => {
+    const o = i * INDEX_ENTRY;
+    index[o] = e.kind === "objects" ? 0 : 1;
+    index.set(fromHex(e.id), o + 1);
+    dv.setBigUint64(o + 33, BigInt(e.offset));
+    dv.setUint32(o + 41, e.length);
+  });
+  const trailer = new Uint8Array(TRAILER);
+  const tv = new DataView(trailer.buffer);
+  tv.setBigUint64(0, BigInt(size));
+  tv.setUint32(8, sorted.length);
+  trailer.set(IMAGIC, 12);
+  return { index, trailer, sorted };
 }
 
 /** Reads a pack's trailer and index from an open file; throws on a malformed pack. */

@@ -34,12 +34,13 @@
  */
 import { blake3Hex, fromHex } from "./hash.ts";
 import { decodeObject } from "./compress.ts";
-import { writeAtomic } from "./atomic.ts";
+import { tempPath, writeAtomic } from "./atomic.ts";
 import { keyId, keyKind, type ObjectKey, objectKey, type ObjectKind } from "./key.ts";
 import {
   INDEX_ENTRY,
   PackBuilder,
   type PackEntry,
+  PackStream,
   readAt,
   readPackIndex,
   TRAILER,
@@ -73,7 +74,7 @@ export class Packs {
   readonly #files = new Map<string, Deno.FsFile>();
   readonly #broken = new Map<string, string>();
   readonly #window = { pack: "", start: 0, end: 0, buf: new Uint8Array(READ_WINDOW) };
-  #batch: PackBuilder | null = null;
+  #batch: PackStream | null = null;
 
   /** `root` is the store directory (packs/ and tmp/ are under it). */
   constructor(root: string) {
@@ -366,11 +367,12 @@ export class Packs {
 
   /** Starts collecting writes into a new pack. */
   startBatch(): void {
-    this.#batch = new PackBuilder();
+    this.#batch = new PackStream(tempPath(this.#tmp, "pack"));
   }
 
   /** Stops collecting (call {@link flush} first: what is pending is dropped). */
   stopBatch(): void {
+    this.#batch?.abort();
     this.#batch = null;
   }
 
@@ -384,7 +386,12 @@ export class Packs {
     return this.#batch?.count ?? 0;
   }
 
-  /** The stored bytes of a key pending in the batch's pack, or undefined. */
+  /** True when the batch's pack holds `key`. */
+  pendingHas(key: ObjectKey): boolean {
+    return this.#batch?.has(key) ?? false;
+  }
+
+  /** The stored bytes of a key pending in the batch's pack (a copy), or undefined. */
   pendingBytes(key: ObjectKey): Uint8Array | undefined {
     return this.#batch?.pending(key);
   }
@@ -401,14 +408,13 @@ export class Packs {
   flush(): PackEntry[] {
     const b = this.#batch;
     if (!b || b.count === 0) return [];
-    const { name, bytes, entries } = b.finish();
-    writeAtomic(this.#tmp, this.path(name), bytes);
+    const { name, entries } = b.finish((n) => this.path(n));
     const idx = this.#load();
     for (const e of entries) {
       const key = objectKey(e.kind, e.id);
       if (!idx.has(key)) idx.set(key, { pack: name, offset: e.offset, length: e.length });
     }
-    this.#batch = new PackBuilder();
+    this.#batch = new PackStream(tempPath(this.#tmp, "pack"));
     return entries;
   }
 }

@@ -160,7 +160,7 @@ export class Store {
   #hasRaw(id: string, kind: ObjectKind): boolean {
     const key = objectKey(kind, id);
     if (this.#known.has(key)) return true;
-    if (this.#packs.pendingBytes(key)) return true;
+    if (this.#packs.pendingHas(key)) return true;
     if (this.#packs.has(key)) return true;
     // In a batch, list each fan-out directory once instead of one failed lstat per new object.
     if (this.#packs.batching ? this.#loose.listed(kind, id) : this.#loose.exists(kind, id)) {
@@ -233,7 +233,9 @@ export class Store {
 
   /** Writes the pending pack (if any) atomically and makes its objects visible. */
   flushPack(): void {
-    for (const e of this.#packs.flush()) this.#known.add(objectKey(e.kind, e.id));
+    // The pack index now answers for these keys: copying them into #known too would hold every
+    // key of a large add twice.
+    this.#packs.flush();
   }
 
   #put(kind: ObjectKind, id: string, stored: Uint8Array): void {

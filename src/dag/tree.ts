@@ -54,6 +54,16 @@ export class MemDir {
     return new MemDir(S_IFDIR | 0o755, null, id, store);
   }
 
+  /**
+   * Forgets the children of a directory whose node is stored under {@link id}; they load again
+   * from `store` on next use. A large ingest drops each finished directory's file nodes so.
+   */
+  unload(store: Store): void {
+    if (this.id === null) throw new Error("Cannot unload a directory: it has no stored id");
+    this.#entries = null;
+    this.#store = store;
+  }
+
   /** The children, loaded from the store on first use. */
   get entries(): Map<string, MemDir | FileNode> {
     if (this.#entries === null) {

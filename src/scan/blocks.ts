@@ -26,3 +26,33 @@ export function* readBlocks(path: string, blockSize = 4 << 20): Generator<Uint8A
     f.close();
   }
 }
+
+let whole = new Uint8Array(1 << 16);
+
+/**
+ * Reads a whole file (expected `size` bytes, at most {@link STREAM_THRESHOLD} or so) into one
+ * reused buffer and returns a view of it, valid until the next call. A scan reads every file
+ * once and keeps none of the bytes: a fresh buffer per file (`Deno.readFileSync`) is garbage the
+ * collector frees late, and the malloc heap grows far past the live data.
+ */
+export function readWhole(path: string, size: number): Uint8Array {
+  const f = Deno.openSync(path, { read: true });
+  try {
+    if (whole.length < size + 1) whole = new Uint8Array(Math.max(size + 1, whole.length * 2));
+    let n = 0;
+    while (true) {
+      // The file may have grown since its lstat: keep one spare byte to notice, and grow.
+      if (n === whole.length) {
+        const b = new Uint8Array(whole.length * 2);
+        b.set(whole);
+        whole = b;
+      }
+      const got = f.readSync(whole.subarray(n));
+      if (got === null || got === 0) break;
+      n += got;
+    }
+    return whole.subarray(0, n);
+  } finally {
+    f.close();
+  }
+}

@@ -26,7 +26,7 @@ import type { Store } from "../cas/store.ts";
 import { type FileNode, INLINE_CHUNKS } from "../dag/node.ts";
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
-import { readBlocks, STREAM_THRESHOLD } from "./blocks.ts";
+import { readBlocks, readWhole, STREAM_THRESHOLD } from "./blocks.ts";
 import { PathFilter } from "./filter.ts";
 import { StatCache, type StatSig } from "./statcache.ts";
 import { type LightStat, lstatLight } from "../sys/lstat.ts";
@@ -120,7 +120,7 @@ export function ingestFile(store: ContentSink, path: string, st: Deno.FileInfo):
       size += c.length;
     }
   } else {
-    const bytes = Deno.readFileSync(path);
+    const bytes = readWhole(path, st.size);
     size = bytes.length;
     ids = storeChunks(
       store,
@@ -156,6 +156,11 @@ interface FileJob {
   sig: StatSig;
   /** Other tracked paths hardlinked to this one: they share its node. */
   aliases: { dir: MemDir; name: string; rel: string; sig: StatSig }[];
+  /**
+   * The file's node once placed, null when it could not be read (a hardlink the walk finds after
+   * that — the readers run alongside the walk — takes this at once).
+   */
+  result?: FileNode | null;
 }
 
 /** A file answered by the stat cache: its ids are checked against the store before reuse. */
@@ -173,14 +178,34 @@ interface Walked {
   hits: Map<MemDir, CacheHit[]>;
   /** Every directory with its path, to record its id in the stat cache after commit. */
   dirs: [string, MemDir][];
+  /** Files to read, in walk order; an entry is nulled once its file is placed. */
   jobs: FileJob[];
   progress: IngestProgress;
   skipped: { path: string; why: string }[];
+  /** True once the walk (and the check of what it took from the cache) is complete. */
+  walked: boolean;
+  /** Directories already stored and unloaded (see {@link Walked.settle}); finish skips them. */
+  sealed: WeakSet<MemDir>;
+  /**
+   * Called once per placed (or failed) file in `dir`: when a directory the walk has finished has
+   * nothing left to read and took nothing from the stat cache, its Dir node is written and its
+   * children are dropped from memory (they reload from the store if the tree is used later).
+   */
+  settle(dir: MemDir): void;
+  /** Bytes of the jobs found so far. */
+  queuedBytes: number;
+  /**
+   * Walks on until at least `jobs` jobs beyond index `from` exist, or the walk is complete. The
+   * walk runs only as far ahead of the readers as they ask: a large tree never holds a job for
+   * every file at once.
+   */
+  pump(from: number, jobs: number): void;
 }
 
 /**
- * Walks `dir` applying the filter and the stat cache. Cache hits and symlinks are resolved at once;
- * regular files that must be read become jobs (placed in the tree once done).
+ * Walks `dir` applying the filter and the stat cache, lazily (see {@link Walked.pump}). Cache hits
+ * and symlinks are resolved at once; regular files that must be read become jobs (placed in the
+ * tree once done).
  */
 function walkTree(
   store: Store,
@@ -204,8 +229,47 @@ function walkTree(
   const pending = new Map<MemDir, number>();
   const dirs: [string, MemDir][] = [];
   const hits = new Map<MemDir, CacheHit[]>();
-  const walk = (abs: string, rel: string, mode: number): MemDir | null => {
-    const d = new MemDir(mode);
+  // Per walked directory: files and subdirectories still open below it. A directory holding a
+  // stat-cache hit (or under whose subtree one is) is "tainted": it waits for the final commit,
+  // since checkCached may still re-read its hits.
+  interface DirState {
+    d: MemDir;
+    rel: string;
+    parent: DirState | null;
+    open: number;
+    walked: boolean;
+    tainted: boolean;
+  }
+  const states = new Map<MemDir, DirState>();
+  const sealed = new WeakSet<MemDir>();
+  const seal = (st: DirState): void => {
+    // a scan that writes nothing (hd status) keeps every directory in memory: a sealed one is
+    // stored, then unloaded and read back from the store
+    if (opts.write === false) return;
+    const d = st.d;
+    new Tree(d).commit(store);
+    cache.recordDir(st.rel, d.id!, d.entries.size, d.mode);
+    d.unload(store);
+    sealed.add(d);
+    states.delete(d);
+  };
+  const trySeal = (st: DirState): void => {
+    while (st.walked && st.open === 0 && !st.tainted && st.parent) {
+      const parent: DirState = st.parent;
+      seal(st);
+      parent.open--;
+      st = parent;
+    }
+  };
+  // A generator: it pauses after each job it finds, so readers can start before the walk ends.
+  const walk = function* (
+    abs: string,
+    rel: string,
+    mode: number,
+    d = new MemDir(mode),
+  ): Generator<void, MemDir | null> {
+    const state: DirState = { d, rel, parent: null, open: 0, walked: false, tainted: false };
+    states.set(d, state);
     // Clean: every entry below was answered by the stat cache, so the Dir id recorded last time
     // can be reused without encoding or hashing anything.
     let clean = true;
@@ -229,12 +293,21 @@ function walkTree(
         continue;
       }
       if (st.isDirectory) {
-        const sub = walk(a, r, st.mode || S_IFDIR | 0o755);
+        const sub = yield* walk(a, r, st.mode || S_IFDIR | 0o755);
         if (!sub || sub.id === null) clean = false;
+        const subState = sub ? states.get(sub) : undefined;
         if (sub && (sub.entries.size > 0 || pending.has(sub) || filter.keepsEmptyDir(r))) {
           d.entries.set(e.name, sub);
           if (pending.has(sub)) pending.set(d, 1);
-        }
+          if (subState) {
+            if (subState.tainted || sub.id !== null) state.tainted = true;
+            else {
+              subState.parent = state;
+              if (subState.open === 0) seal(subState);
+              else state.open++;
+            }
+          }
+        } else if (subState) states.delete(sub!);
         continue;
       }
       if (!st.isFile && !st.isSymlink) {
@@ -250,6 +323,7 @@ function walkTree(
         const hit = { name: e.name, rel: r, abs: a, sig, f };
         if (h) h.push(hit);
         else hits.set(d, [hit]);
+        state.tainted = true;
         progress.files++;
         progress.bytes += f.size;
         continue;
@@ -274,8 +348,19 @@ function walkTree(
       const inoKey = st.nlink && st.nlink > 1 ? `${st.dev}:${st.ino}` : "";
       const first = inoKey ? byIno.get(inoKey) : undefined;
       if (first) {
-        first.aliases.push({ dir: d, name: e.name, rel: r, sig });
-        pending.set(d, 1);
+        if (first.result === undefined) {
+          first.aliases.push({ dir: d, name: e.name, rel: r, sig });
+          pending.set(d, 1);
+          state.open++;
+        } else if (first.result === null) {
+          skipped.push({ path: r, why: `its hardlink ${first.rel} could not be read` });
+        } else {
+          const f = first.result;
+          d.entries.set(e.name, f);
+          cache.record(r, sig, f);
+          progress.files++;
+          progress.bytes += f.size;
+        }
         continue;
       }
       pending.set(d, 1);
@@ -290,15 +375,47 @@ function walkTree(
         aliases: [],
       };
       jobs.push(job);
+      state.open++;
+      w.queuedBytes += job.size;
       if (inoKey) byIno.set(inoKey, job);
+      yield;
     }
     if (clean) d.id = cache.lookupDir(rel, d.entries.size, mode);
+    if (d.id !== null) state.tainted = true; // reused as recorded: committed at the end
     dirs.push([rel, d]);
+    state.walked = true;
     return d;
   };
-  const tree = new Tree(walk(dir, "", rootSt.mode ?? S_IFDIR | 0o755)!);
-  const w = { tree, hits, dirs, jobs, progress, skipped };
-  if (opts.write !== false) checkCached(store, w, cache);
+  const rootMode = rootSt.mode ?? S_IFDIR | 0o755;
+  const rootDir = new MemDir(rootMode);
+  const gen = walk(dir, "", rootMode, rootDir);
+  const w: Walked = {
+    tree: new Tree(rootDir),
+    hits,
+    dirs,
+    jobs,
+    progress,
+    skipped,
+    walked: false,
+    queuedBytes: 0,
+    sealed,
+    settle(dir) {
+      const st = states.get(dir);
+      if (!st) return;
+      st.open--;
+      trySeal(st);
+    },
+    pump(from, want) {
+      while (!w.walked && jobs.length - from < want) {
+        if (!gen.next().done) continue;
+        // Cache hits are checked once the walk is complete; a file whose content is missing
+        // becomes one more job.
+        if (opts.write !== false) checkCached(store, w, cache);
+        hits.clear();
+        w.walked = true;
+      }
+    },
+  };
   return w;
 }
 
@@ -351,6 +468,11 @@ function checkCached(store: Store, w: Walked, cache: StatCache): void {
   check(w.tree.root);
 }
 
+/** Drops the walk's record of job `i` once its file is placed (a large add holds no job after). */
+function releaseJob(w: Walked, i: number): void {
+  (w.jobs as (FileJob | null)[])[i] = null;
+}
+
 function fileFromChunks(store: Store, mode: number, size: number, ids: string[]): FileNode {
   const f: FileNode = { type: "file", mode, size };
   if (ids.length <= INLINE_CHUNKS) f.chunks = ids;
@@ -358,7 +480,14 @@ function fileFromChunks(store: Store, mode: number, size: number, ids: string[])
   return f;
 }
 
-function place(job: FileJob, f: FileNode, cache: StatCache, progress: IngestProgress): void {
+function place(
+  w: Walked,
+  job: FileJob,
+  f: FileNode,
+  cache: StatCache,
+  progress: IngestProgress,
+): void {
+  job.result = f;
   for (const t of [job, ...job.aliases]) {
     t.dir.entries.set(t.name, f);
     cache.record(t.rel, t.sig, f);
@@ -366,11 +495,26 @@ function place(job: FileJob, f: FileNode, cache: StatCache, progress: IngestProg
     progress.bytes += f.size;
   }
   progress.bytesRead += f.size;
+  settleJob(w, job);
+}
+
+/** A job is done (placed or failed): its directories (and its hardlinks') may now be sealed. */
+function settleJob(w: Walked, job: FileJob): void {
+  for (const t of [job, ...job.aliases]) w.settle(t.dir);
+}
+
+/** A job could not be read: it is skipped, with the reason. */
+function fail(w: Walked, job: FileJob, why: string): void {
+  job.result = null;
+  w.skipped.push({ path: job.rel, why });
+  settleJob(w, job);
 }
 
 function finish(store: Store, w: Walked, cache: StatCache, opts: IngestOptions): IngestResult {
   const root = w.tree.commit(opts.write === false ? undefined : store);
-  for (const [rel, d] of w.dirs) cache.recordDir(rel, d.id!, d.entries.size, d.mode);
+  for (const [rel, d] of w.dirs) {
+    if (!w.sealed.has(d)) cache.recordDir(rel, d.id!, d.entries.size, d.mode);
+  }
   opts.onProgress?.(w.progress);
   return {
     ...w.progress,
@@ -394,7 +538,9 @@ export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}):
   const run = () => {
     const w = walkTree(store, dir, { ...opts, cache }, progress);
     let since = 0;
-    for (const job of w.jobs) {
+    for (let i = 0; (w.pump(i, 1), i < w.jobs.length); i++) {
+      const job = w.jobs[i];
+      releaseJob(w, i);
       let f: FileNode;
       try {
         f = ingestFile(
@@ -403,10 +549,10 @@ export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}):
           { mode: job.mode, size: job.size, isSymlink: false } as Deno.FileInfo,
         );
       } catch (err) {
-        w.skipped.push({ path: job.rel, why: (err as Error).message });
+        fail(w, job, (err as Error).message);
         continue;
       }
-      place(job, f, cache, progress);
+      place(w, job, f, cache, progress);
       if (opts.onProgress && ++since >= 256) (since = 0, opts.onProgress(progress));
     }
     return finish(store, w, cache, opts);
@@ -430,19 +576,25 @@ export async function ingestTreeParallel(
   const progress: IngestProgress = { files: 0, dirs: 0, bytes: 0, bytesRead: 0 };
   return await store.batchAsync(async () => {
     const w = walkTree(store, dir, { ...opts, cache }, progress);
-    const toRead = w.jobs.reduce((n, j) => n + j.size, 0);
+    // Walk until there is enough to read to be worth the workers (or the walk is complete).
+    while (!w.walked && (w.queuedBytes < PARALLEL_MIN_BYTES || w.jobs.length < 64)) {
+      w.pump(0, w.jobs.length + 64);
+    }
     const n = Math.max(1, Math.min(opts.workers ?? navigator.hardwareConcurrency ?? 2, 8));
-    if (toRead < PARALLEL_MIN_BYTES || w.jobs.length < 64) {
-      for (const job of w.jobs) {
+    if (w.queuedBytes < PARALLEL_MIN_BYTES || w.jobs.length < 64) {
+      for (let i = 0; i < w.jobs.length; i++) {
+        const job = w.jobs[i];
+        releaseJob(w, i);
         try {
           place(
+            w,
             job,
             ingestFile(store, job.abs, { mode: job.mode, size: job.size } as Deno.FileInfo),
             cache,
             progress,
           );
         } catch (err) {
-          w.skipped.push({ path: job.rel, why: (err as Error).message });
+          fail(w, job, (err as Error).message);
         }
       }
       return finish(store, w, cache, opts);
@@ -481,6 +633,7 @@ async function runPool(
   const nextBatch = () => {
     const jobs: { job: number; path: string; size: number }[] = [];
     let bytes = 0;
+    w.pump(next, BATCH_FILES);
     while (next < w.jobs.length && jobs.length < BATCH_FILES && bytes < BATCH_BYTES) {
       const j = w.jobs[next];
       jobs.push({ job: next, path: j.abs, size: j.size });
@@ -519,8 +672,9 @@ async function runPool(
                 sizes.set(r.job, sizes.get(r.job)! + c.length);
               }
               if (!r.done) continue;
-              if (r.error) w.skipped.push({ path: job.rel, why: r.error });
+              if (r.error) fail(w, job, r.error);
               else {place(
+                  w,
                   job,
                   fileFromChunks(store, job.mode, sizes.get(r.job)!, list),
                   cache,
@@ -528,11 +682,12 @@ async function runPool(
                 );}
               ids.delete(r.job);
               sizes.delete(r.job);
+              releaseJob(w, r.job);
               doneCount++;
               finished = true;
             }
             if (opts.onProgress) opts.onProgress(progress);
-            if (doneCount === w.jobs.length) resolve();
+            if (w.walked && doneCount === w.jobs.length) resolve();
             else if (finished && ev.data.replies.length > 0 && ev.data.replies.at(-1)!.done) {
               send(wk);
             }
@@ -541,7 +696,8 @@ async function runPool(
           }
         };
       }
-      if (w.jobs.length === 0) resolve();
+      w.pump(0, 1);
+      if (w.walked && w.jobs.length === 0) resolve();
     });
   } finally {
     for (const wk of workers) wk.terminate();

@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "../_assert.ts";
 import { type ObjectKey, objectKey } from "../../src/cas/key.ts";
 import { Packs, READ_WINDOW } from "../../src/cas/packs.ts";
+import { PackBuilder, PackStream, STREAM_BUFFER } from "../../src/cas/pack.ts";
 import { encodeObject } from "../../src/cas/compress.ts";
 import { blake3Hex } from "../../src/cas/hash.ts";
 import { randomBytes, tempDir } from "../_helpers.ts";
@@ -85,4 +86,38 @@ Deno.test("packs: a pack whose index does not fit its file hides its keys, not t
   assert(lost.length > 0 && lost.length < stored.size, `${lost.length} of ${stored.size} hidden`);
   assertEquals(packs.broken().map((b) => b.path), [victim]);
   for (const k of stored.keys()) assertEquals(packs.has(k), !lost.includes(k));
+});
+
+Deno.test("pack stream: pending objects read back (buffered and written), and the pack file equals PackBuilder's", () => {
+  using dir = tempDir();
+  const items = Array.from({ length: 40 }, (_, i) => {
+    // Mixed sizes: some stay in the 1 MiB buffer, some force it out, one is larger than it.
+    const raw = randomBytes(i === 7 ? STREAM_BUFFER + 1000 : 1000 + i * 20_000, i + 1);
+    return { kind: "objects" as const, id: blake3Hex(raw), stored: encodeObject(raw, false) };
+  });
+  const s = new PackStream(`${dir.path}/tmp/p1`);
+  const b = new PackBuilder();
+  for (const it of items) (s.add(it.kind, it.id, it.stored), b.add(it.kind, it.id, it.stored));
+  s.add(items[0].kind, items[0].id, items[0].stored); // a duplicate is ignored
+  assertEquals(s.count, items.length);
+  assertEquals(s.size, b.size);
+  for (const it of items) assertEquals(s.pending(objectKey(it.kind, it.id)), it.stored);
+  const built = b.finish();
+  const { name, entries } = s.finish((n) => `${dir.path}/packs/${n}.pack`);
+  assertEquals(name, built.name);
+  assertEquals(entries, built.entries);
+  assertEquals(Deno.readFileSync(`${dir.path}/packs/${name}.pack`), built.bytes);
+  assertEquals([...Deno.readDirSync(`${dir.path}/tmp`)].length, 0);
+});
+
+Deno.test("pack stream: abort removes the temp file; an empty stream never creates one", () => {
+  using dir = tempDir();
+  const s = new PackStream(`${dir.path}/p`);
+  s.add("objects", blake3Hex(new Uint8Array([1])), encodeObject(randomBytes(STREAM_BUFFER * 2, 3)));
+  assert(Deno.statSync(`${dir.path}/p`).isFile);
+  s.abort();
+  assertEquals([...Deno.readDirSync(dir.path)].length, 0);
+  const empty = new PackStream(`${dir.path}/q`);
+  empty.abort();
+  assertEquals([...Deno.readDirSync(dir.path)].length, 0);
 });

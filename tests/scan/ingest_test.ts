@@ -6,6 +6,7 @@ import { verifyStore } from "../../src/cas/verify.ts";
 import { dagReferences } from "../../src/dag/refs.ts";
 import { RACY_MS, StatCache } from "../../src/scan/statcache.ts";
 import { tempDir } from "../_helpers.ts";
+import type { MemDir } from "../../src/dag/tree.ts";
 
 function makeTree(root: string, n: number): void {
   const past = new Date(Date.now() - 60_000); // a tree last edited a minute ago
@@ -198,4 +199,53 @@ Deno.test("the walk's one-name exclude check agrees with the full check below ke
     }
   }
   assert(compared > 40);
+});
+
+Deno.test("a hardlink the walk reaches after its first path was read shares its node (streamed walk)", async () => {
+  using d = tempDir();
+  const t = `${d.path}/t`;
+  Deno.mkdirSync(`${t}/a`, { recursive: true });
+  Deno.mkdirSync(`${t}/m`);
+  Deno.mkdirSync(`${t}/z`);
+  Deno.writeTextFileSync(`${t}/a/first.txt`, "shared bytes\n".repeat(100));
+  // Many files between the two paths (in whichever order readdir gives them): the file read first
+  // is placed before the walk reaches the other.
+  for (let i = 0; i < 300; i++) Deno.writeTextFileSync(`${t}/m/f${i}.js`, `// ${i}\n`);
+  Deno.linkSync(`${t}/a/first.txt`, `${t}/z/second.txt`);
+  const a = ingestTree(Store.open(`${d.path}/s1`), t);
+  assertEquals(a.files, 302);
+  const first = (a.tree.root.entries.get("a") as MemDir).entries.get("first.txt");
+  const second = (a.tree.root.entries.get("z") as MemDir).entries.get("second.txt");
+  assert(first !== undefined);
+  assertEquals(second, first);
+  const b = await ingestTreeParallel(Store.open(`${d.path}/s2`), t, { workers: 2 });
+  assertEquals(b.root, a.root);
+  assertEquals(b.files, a.files);
+});
+
+Deno.test("a cold ingest writes each finished directory as it goes; the returned tree still reads and edits", () => {
+  using d = tempDir();
+  const t = `${d.path}/t`;
+  for (let i = 0; i < 6; i++) {
+    Deno.mkdirSync(`${t}/p${i}/lib`, { recursive: true });
+    Deno.writeTextFileSync(`${t}/p${i}/lib/a.js`, `// ${i}\n`);
+    Deno.writeTextFileSync(`${t}/p${i}/index.js`, `export * from "./lib/a.js"; // ${i}\n`);
+  }
+  const store = Store.open(`${d.path}/s`);
+  const cache = StatCache.empty(store);
+  const r = ingestTree(store, t, { cache });
+  const p0 = r.tree.root.entries.get("p0") as MemDir;
+  assert(p0.id !== null && store.has(p0.id)); // stored before the final commit
+  assertEquals([...p0.entries.keys()].sort(), ["index.js", "lib"]); // reloads from the store
+  // The same root from a fresh store.
+  const again = ingestTree(Store.open(`${d.path}/s2`), t);
+  assertEquals(again.root, r.root);
+  // Edits through the returned tree work as on any tree.
+  r.tree.setFile(
+    "p3/lib/b.js",
+    ingestFile(store, `${t}/p1/index.js`, Deno.lstatSync(`${t}/p1/index.js`)),
+  );
+  const edited = r.tree.commit(store);
+  Deno.writeTextFileSync(`${t}/p3/lib/b.js`, Deno.readTextFileSync(`${t}/p1/index.js`));
+  assertEquals(ingestTree(Store.open(`${d.path}/s3`), t).root, edited);
 });
