@@ -410,13 +410,16 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
   };
   // The session (watcher, supervisor, build runtime) loads only here: `hd up -d` starts the
   // detached supervisor without compiling it, so the supervisor starts that much sooner.
-  const { AlreadyRunning, UpSession } = await import("../services/session.ts");
+  const [{ AlreadyRunning, UpSession }, store] = await Promise.all([
+    import("../services/session.ts"),
+    ctx.openStore(),
+  ]);
   trace("serve: session module loaded");
   let session: UpSession;
   try {
     session = UpSession.open({
       spec,
-      store: ctx.store(),
+      store,
       only: ctx.positionals,
       profiles: activeProfiles(ctx),
       detached,
@@ -490,6 +493,9 @@ export const up: Command = {
       help: "push each step that ran to the remote cache (for CI)",
     },
   },
+  // the store (BLAKE3's native module among its modules) loads only where a session runs (the
+  // foreground and the supervisor): `hd up -d` itself never opens it
+  lazyStore: true,
   async run(ctx) {
     const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
     trace("up: spec loaded");
