@@ -30,58 +30,160 @@ const ROOT = 8;
 const CHUNK_LEN = 1024;
 const BLOCK_LEN = 64;
 
-/** The message word schedule of each of the 7 rounds (the permutation applied round after round). */
-const SCHEDULE: number[][] = (() => {
-  const perm = [2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8];
-  const out: number[][] = [];
-  let s = Array.from({ length: 16 }, (_, i) => i);
-  for (let r = 0; r < 7; r++) {
-    out.push(s);
-    s = perm.map((p) => s[p]);
-  }
-  return out;
-})();
-
 const st = new Uint32Array(16);
 
-function g(a: number, b: number, c: number, d: number, x: number, y: number): void {
-  const s = st;
-  s[a] = (s[a] + s[b] + x) | 0;
-  let t = s[d] ^ s[a];
-  s[d] = (t >>> 16) | (t << 16);
-  s[c] = (s[c] + s[d]) | 0;
-  t = s[b] ^ s[c];
-  s[b] = (t >>> 12) | (t << 20);
-  s[a] = (s[a] + s[b] + y) | 0;
-  t = s[d] ^ s[a];
-  s[d] = (t >>> 8) | (t << 24);
-  s[c] = (s[c] + s[d]) | 0;
-  t = s[b] ^ s[c];
-  s[b] = (t >>> 7) | (t << 25);
-}
-
 /**
- * The compression function: `st` holds its 16 output words afterwards (the first 8 are the new
- * chaining value once xored with the last 8, which {@link cvOut} does).
+ * The compression function into {@link st} (16 words): the first 8 of the result are the new
+ * chaining value. Straight-line code on locals (no calls, no array reads in the rounds): it runs
+ * mostly before the JIT has compiled it, where every bytecode counts.
  */
-function compress(cv: Uint32Array, m: Uint32Array, counter: number, len: number, flags: number) {
-  st.set(cv, 0);
-  st[8] = IV[0], st[9] = IV[1], st[10] = IV[2], st[11] = IV[3];
-  st[12] = counter >>> 0;
-  st[13] = Math.floor(counter / 0x1_0000_0000) >>> 0;
-  st[14] = len;
-  st[15] = flags;
+function compress(
+  cv: Uint32Array,
+  m: Uint32Array,
+  counter: number,
+  len: number,
+  flags: number,
+): void {
+  let s0 = cv[0], s1 = cv[1], s2 = cv[2], s3 = cv[3], s4 = cv[4], s5 = cv[5], s6 = cv[6];
+  let s7 = cv[7], s8 = 0x6a09e667, s9 = 0xbb67ae85 | 0, s10 = 0x3c6ef372, s11 = 0xa54ff53a | 0;
+  let s12 = counter | 0, s13 = Math.floor(counter / 0x1_0000_0000) | 0, s14 = len, s15 = flags;
+  let m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3], m4 = m[4], m5 = m[5], m6 = m[6], m7 = m[7];
+  let m8 = m[8], m9 = m[9], m10 = m[10], m11 = m[11], m12 = m[12], m13 = m[13], m14 = m[14];
+  let m15 = m[15];
   for (let r = 0; r < 7; r++) {
-    const s = SCHEDULE[r];
-    g(0, 4, 8, 12, m[s[0]], m[s[1]]);
-    g(1, 5, 9, 13, m[s[2]], m[s[3]]);
-    g(2, 6, 10, 14, m[s[4]], m[s[5]]);
-    g(3, 7, 11, 15, m[s[6]], m[s[7]]);
-    g(0, 5, 10, 15, m[s[8]], m[s[9]]);
-    g(1, 6, 11, 12, m[s[10]], m[s[11]]);
-    g(2, 7, 8, 13, m[s[12]], m[s[13]]);
-    g(3, 4, 9, 14, m[s[14]], m[s[15]]);
+    s0 = (s0 + s4 + m0) | 0;
+    s12 ^= s0;
+    s12 = (s12 >>> 16) | (s12 << 16);
+    s8 = (s8 + s12) | 0;
+    s4 ^= s8;
+    s4 = (s4 >>> 12) | (s4 << 20);
+    s0 = (s0 + s4 + m1) | 0;
+    s12 ^= s0;
+    s12 = (s12 >>> 8) | (s12 << 24);
+    s8 = (s8 + s12) | 0;
+    s4 ^= s8;
+    s4 = (s4 >>> 7) | (s4 << 25);
+    s1 = (s1 + s5 + m2) | 0;
+    s13 ^= s1;
+    s13 = (s13 >>> 16) | (s13 << 16);
+    s9 = (s9 + s13) | 0;
+    s5 ^= s9;
+    s5 = (s5 >>> 12) | (s5 << 20);
+    s1 = (s1 + s5 + m3) | 0;
+    s13 ^= s1;
+    s13 = (s13 >>> 8) | (s13 << 24);
+    s9 = (s9 + s13) | 0;
+    s5 ^= s9;
+    s5 = (s5 >>> 7) | (s5 << 25);
+    s2 = (s2 + s6 + m4) | 0;
+    s14 ^= s2;
+    s14 = (s14 >>> 16) | (s14 << 16);
+    s10 = (s10 + s14) | 0;
+    s6 ^= s10;
+    s6 = (s6 >>> 12) | (s6 << 20);
+    s2 = (s2 + s6 + m5) | 0;
+    s14 ^= s2;
+    s14 = (s14 >>> 8) | (s14 << 24);
+    s10 = (s10 + s14) | 0;
+    s6 ^= s10;
+    s6 = (s6 >>> 7) | (s6 << 25);
+    s3 = (s3 + s7 + m6) | 0;
+    s15 ^= s3;
+    s15 = (s15 >>> 16) | (s15 << 16);
+    s11 = (s11 + s15) | 0;
+    s7 ^= s11;
+    s7 = (s7 >>> 12) | (s7 << 20);
+    s3 = (s3 + s7 + m7) | 0;
+    s15 ^= s3;
+    s15 = (s15 >>> 8) | (s15 << 24);
+    s11 = (s11 + s15) | 0;
+    s7 ^= s11;
+    s7 = (s7 >>> 7) | (s7 << 25);
+    s0 = (s0 + s5 + m8) | 0;
+    s15 ^= s0;
+    s15 = (s15 >>> 16) | (s15 << 16);
+    s10 = (s10 + s15) | 0;
+    s5 ^= s10;
+    s5 = (s5 >>> 12) | (s5 << 20);
+    s0 = (s0 + s5 + m9) | 0;
+    s15 ^= s0;
+    s15 = (s15 >>> 8) | (s15 << 24);
+    s10 = (s10 + s15) | 0;
+    s5 ^= s10;
+    s5 = (s5 >>> 7) | (s5 << 25);
+    s1 = (s1 + s6 + m10) | 0;
+    s12 ^= s1;
+    s12 = (s12 >>> 16) | (s12 << 16);
+    s11 = (s11 + s12) | 0;
+    s6 ^= s11;
+    s6 = (s6 >>> 12) | (s6 << 20);
+    s1 = (s1 + s6 + m11) | 0;
+    s12 ^= s1;
+    s12 = (s12 >>> 8) | (s12 << 24);
+    s11 = (s11 + s12) | 0;
+    s6 ^= s11;
+    s6 = (s6 >>> 7) | (s6 << 25);
+    s2 = (s2 + s7 + m12) | 0;
+    s13 ^= s2;
+    s13 = (s13 >>> 16) | (s13 << 16);
+    s8 = (s8 + s13) | 0;
+    s7 ^= s8;
+    s7 = (s7 >>> 12) | (s7 << 20);
+    s2 = (s2 + s7 + m13) | 0;
+    s13 ^= s2;
+    s13 = (s13 >>> 8) | (s13 << 24);
+    s8 = (s8 + s13) | 0;
+    s7 ^= s8;
+    s7 = (s7 >>> 7) | (s7 << 25);
+    s3 = (s3 + s4 + m14) | 0;
+    s14 ^= s3;
+    s14 = (s14 >>> 16) | (s14 << 16);
+    s9 = (s9 + s14) | 0;
+    s4 ^= s9;
+    s4 = (s4 >>> 12) | (s4 << 20);
+    s3 = (s3 + s4 + m15) | 0;
+    s14 ^= s3;
+    s14 = (s14 >>> 8) | (s14 << 24);
+    s9 = (s9 + s14) | 0;
+    s4 ^= s9;
+    s4 = (s4 >>> 7) | (s4 << 25);
+    if (r === 6) break;
+    const t0 = m2,
+      t1 = m6,
+      t2 = m3,
+      t3 = m10,
+      t4 = m7,
+      t5 = m0,
+      t6 = m4,
+      t7 = m13,
+      t8 = m1,
+      t9 = m11,
+      t10 = m12,
+      t11 = m5,
+      t12 = m9,
+      t13 = m14,
+      t14 = m15,
+      t15 = m8;
+    m0 = t0;
+    m1 = t1;
+    m2 = t2;
+    m3 = t3;
+    m4 = t4;
+    m5 = t5;
+    m6 = t6;
+    m7 = t7;
+    m8 = t8;
+    m9 = t9;
+    m10 = t10;
+    m11 = t11;
+    m12 = t12;
+    m13 = t13;
+    m14 = t14;
+    m15 = t15;
   }
+  st[0] = s0, st[1] = s1, st[2] = s2, st[3] = s3, st[4] = s4, st[5] = s5, st[6] = s6, st[7] = s7;
+  st[8] = s8, st[9] = s9, st[10] = s10, st[11] = s11, st[12] = s12, st[13] = s13, st[14] = s14;
+  st[15] = s15;
 }
 
 /** The chaining value of the last {@link compress} into `out` (8 words). */
