@@ -2,7 +2,9 @@
  * BLAKE3 content ids. Every id in hd is the lowercase hex of a 32-byte BLAKE3 digest.
  *
  * Uses the native SIMD implementation of `@napi-rs/blake-hash` (measured here: 3.5 GB/s on 16 KiB
- * chunks) when it loads and agrees with the reference vector, else hash-wasm (0.4 GB/s).
+ * chunks) when it loads and agrees with the reference vector, else hash-wasm (0.4 GB/s). On the
+ * main thread the native module loads only once the process hashes more than a few small inputs
+ * ({@link loadNativeBlake3}); before that, ids come from blake3_js.ts (the same ids).
  *
  * @example
  * ```ts
@@ -12,6 +14,7 @@
  * @module
  */
 import type { IHasher } from "hash-wasm";
+import { blake3Js } from "./blake3_js.ts";
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
@@ -23,15 +26,15 @@ const HEX_PAIRS = (() => {
 })();
 const ASCII = new TextDecoder();
 let hexOut = new Uint16Array(64);
-// (declared before loadNative, which runs at load time and calls toHex)
+// (declared before importNative, which may run at load time and calls toHex)
 
 /** BLAKE3 of the empty input (the reference vector every implementation must reproduce). */
 const EMPTY_ID = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
 
 type Native = (b: Uint8Array) => Uint8Array;
 
-async function loadNative(): Promise<Native | null> {
-  if (Deno.env.get("HD_BLAKE3") === "wasm") return null;
+/** The native module, or null when it does not load or disagrees with the reference vector. */
+async function importNative(): Promise<Native | null> {
   try {
     const mod = await import("@napi-rs/blake-hash");
     const f = mod.blake3 as unknown as Native;
@@ -42,30 +45,69 @@ async function loadNative(): Promise<Native | null> {
   }
 }
 
-const native: Native | null = await loadNative();
+const WASM = Deno.env.get("HD_BLAKE3") === "wasm";
+// In a worker (the parallel ingest) everything hashed is file content: wait for the native module.
+const IN_WORKER = typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !==
+  "undefined";
+let native: Native | null = !WASM && IN_WORKER ? await importNative() : null;
 // hash-wasm is loaded only where it is used (its module costs ~20 ms of every start-up)
-const hasher: IHasher | null = native ? null : await (await import("hash-wasm")).createBLAKE3();
+const hasher: IHasher | null = WASM || (IN_WORKER && !native)
+  ? await (await import("hash-wasm")).createBLAKE3()
+  : null;
 
-/** Which implementation computes ids in this process ("native" or "wasm"). */
-export const BLAKE3_IMPL: "native" | "wasm" = native ? "native" : "wasm";
+/**
+ * The native module's load, once started (null before). On the main thread it starts only when
+ * {@link loadNativeBlake3} is called or the process has hashed enough to need it (an input of
+ * {@link LARGE} bytes or more, or {@link LARGE_TOTAL} bytes in all): until then ids come from the
+ * plain-TypeScript BLAKE3, which costs nothing to load (a no-change `hd up` hashes a few small
+ * tree nodes and used to wait ~10–50 ms for the native module).
+ */
+let loading: Promise<boolean> | null = WASM || IN_WORKER ? Promise.resolve(native !== null) : null;
+const LARGE = 4096;
+const LARGE_TOTAL = 64 * 1024;
+let hashedTotal = 0;
+
+/**
+ * Loads the native BLAKE3 module now (once); resolves to true when ids come from it from then on.
+ * A caller about to hash much can await it; everyone else need not (ids are identical either way).
+ */
+export function loadNativeBlake3(): Promise<boolean> {
+  return loading ??= importNative().then((f) => {
+    native = f;
+    return f !== null;
+  });
+}
+
+/** Which implementation computes ids in this process right now ("native", "js" or "wasm"). */
+export function blake3Impl(): "native" | "js" | "wasm" {
+  return native ? "native" : hasher ? "wasm" : "js";
+}
 
 /** Length of a hex id (32 bytes). */
 export const ID_HEX_LENGTH = 64;
 
+/** The slower implementations, and the start of the native one's load once it is worth it. */
+function slow(bytes: Uint8Array): Uint8Array {
+  if (hasher) {
+    hasher.init();
+    hasher.update(bytes);
+    return hasher.digest("binary");
+  }
+  hashedTotal += bytes.length;
+  if (loading === null && (bytes.length >= LARGE || hashedTotal >= LARGE_TOTAL)) {
+    loadNativeBlake3();
+  }
+  return blake3Js(bytes);
+}
+
 /** BLAKE3 of `bytes` as 32 raw bytes. */
 export function blake3(bytes: Uint8Array): Uint8Array {
-  if (native) return native(bytes);
-  hasher!.init();
-  hasher!.update(bytes);
-  return hasher!.digest("binary");
+  return native ? native(bytes) : slow(bytes);
 }
 
 /** BLAKE3 of `bytes` as a 64-character lowercase hex id. */
 export function blake3Hex(bytes: Uint8Array): string {
-  if (native) return toHex(native(bytes));
-  hasher!.init();
-  hasher!.update(bytes);
-  return hasher!.digest("hex");
+  return toHex(native ? native(bytes) : slow(bytes));
 }
 
 /** An incremental BLAKE3 over several pieces (a whole file read in blocks). */

@@ -42,6 +42,7 @@ import type { LoopStatus } from "../services/loop.ts";
 import { profilesFrom, replicaTargets, selectServices } from "../services/profiles.ts";
 import type { Command, Context } from "./command.ts";
 import { trace, tracing } from "../sys/trace.ts";
+import { lazyImport } from "../sys/lazy.ts";
 import {
   type EarlySupervisor,
   entryArgs,
@@ -338,7 +339,7 @@ async function detach(ctx: Context, spec: EnvSpec, early: EarlySupervisor | null
       await new Promise((r) => setTimeout(r, 50));
     }
     if (!readUpState(dir)?.alive) {
-      const { AlreadyRunning } = await import("../services/session.ts");
+      const { AlreadyRunning } = await loadSession();
       throw new AlreadyRunning(env, upLockHolder(dir));
     }
     return await reconcile(ctx, spec);
@@ -392,6 +393,17 @@ async function usableEarly(ctx: Context, spec: EnvSpec, e: EarlySupervisor): Pro
 }
 
 /**
+ * The session's modules (watcher, supervisor, build runtime: ~110 files). Through lazyImport, so
+ * that they stay out of the module graph of the CLI's `hd up -d`, which never runs a session: a
+ * literal `import()` here made that process read and analyse all of them.
+ */
+function loadSession(): Promise<typeof import("../services/session.ts")> {
+  return lazyImport<typeof import("../services/session.ts")>(
+    new URL("../services/session.ts", import.meta.url),
+  );
+}
+
+/**
  * Runs the session in this process (the foreground, or the detached supervisor `--supervise`):
  * prints its lines with a coloured name prefix (text) or its events (`--json`) until it stops.
  */
@@ -410,13 +422,16 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
   };
   // The session (watcher, supervisor, build runtime) loads only here: `hd up -d` starts the
   // detached supervisor without compiling it, so the supervisor starts that much sooner.
-  const { AlreadyRunning, UpSession } = await import("../services/session.ts");
+  const [{ AlreadyRunning, UpSession }, store] = await Promise.all([
+    loadSession(),
+    ctx.openStore(),
+  ]);
   trace("serve: session module loaded");
   let session: UpSession;
   try {
     session = UpSession.open({
       spec,
-      store: ctx.store(),
+      store,
       only: ctx.positionals,
       profiles: activeProfiles(ctx),
       detached,
@@ -490,6 +505,9 @@ export const up: Command = {
       help: "push each step that ran to the remote cache (for CI)",
     },
   },
+  // the store (BLAKE3's native module among its modules) loads only where a session runs (the
+  // foreground and the supervisor): `hd up -d` itself never opens it
+  lazyStore: true,
   async run(ctx) {
     const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
     trace("up: spec loaded");

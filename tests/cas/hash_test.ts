@@ -1,6 +1,7 @@
 import { createBLAKE3 } from "hash-wasm";
 import { assertEquals } from "../_assert.ts";
-import { BLAKE3_IMPL, blake3Hex, fromHex, toHex } from "../../src/cas/hash.ts";
+import { blake3Hex, blake3Impl, fromHex, loadNativeBlake3, toHex } from "../../src/cas/hash.ts";
+import { blake3Js } from "../../src/cas/blake3_js.ts";
 import { hasCommand, testIf } from "../_helpers.ts";
 
 Deno.test("ids agree with hash-wasm's BLAKE3 at every size (native or not)", async () => {
@@ -24,6 +25,8 @@ Deno.test("ids agree with Debian's b3sum", async () => {
   Deno.removeSync(p);
   assertEquals(blake3Hex(b), new TextDecoder().decode(out.stdout).trim());
 });
+
+const EMPTY = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
 
 Deno.test("hex round-trips and rejects bad input", () => {
   const b = new Uint8Array([0, 1, 0xab, 0xff]);
@@ -59,6 +62,88 @@ async function nativeSkip(): Promise<string | null> {
 }
 
 // A module-load bug once made hash.ts fall back to wasm silently (7x slower ids): say so here.
-testIf(await nativeSkip(), "ids use the native BLAKE3 whenever its module loads", () => {
-  assertEquals(BLAKE3_IMPL, "native");
+testIf(await nativeSkip(), "ids use the native BLAKE3 whenever its module loads", async () => {
+  assertEquals(await loadNativeBlake3(), true);
+  assertEquals(blake3Impl(), "native");
+});
+
+/** The lengths of BLAKE3's official test vectors (input byte i is i % 251), and a few more. */
+const VECTOR_SIZES = [
+  0,
+  1,
+  63,
+  64,
+  65,
+  127,
+  128,
+  129,
+  1023,
+  1024,
+  1025,
+  2048,
+  2049,
+  3072,
+  3073,
+  4096,
+  4097,
+  5120,
+  5121,
+  6144,
+  6145,
+  7168,
+  7169,
+  8192,
+  8193,
+  16384,
+  31744,
+  102400,
+  1 << 20,
+  3 * 1024 * 1024 + 7,
+];
+
+function vectorInput(n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = i % 251;
+  return b;
+}
+
+Deno.test("the plain-TypeScript BLAKE3 gives hash-wasm's ids (official vector sizes, odd sizes)", async () => {
+  const ref = await createBLAKE3();
+  assertEquals(toHex(blake3Js(new Uint8Array(0))), EMPTY);
+  // the official vectors' first bytes (BLAKE3 test_vectors.json, unkeyed hash, 1 and 1024 bytes)
+  assertEquals(toHex(blake3Js(vectorInput(1))).slice(0, 16), "2d3adedff11b61f1");
+  assertEquals(toHex(blake3Js(vectorInput(1024))).slice(0, 16), "42214739f095a406");
+  const sizes = [...VECTOR_SIZES];
+  for (let i = 0; i < 200; i++) sizes.push((i * 7919) % 20_000);
+  for (const n of sizes) {
+    const b = vectorInput(n);
+    ref.init();
+    ref.update(b);
+    assertEquals(toHex(blake3Js(b)), ref.digest("hex"), `size ${n}`);
+  }
+});
+
+testIf(
+  await nativeSkip(),
+  "the plain-TypeScript BLAKE3 gives the native module's ids",
+  async () => {
+    const m = await import("@napi-rs/blake-hash");
+    const f = m.blake3 as unknown as (b: Uint8Array) => Uint8Array;
+    for (const n of VECTOR_SIZES) {
+      const b = vectorInput(n);
+      assertEquals(toHex(blake3Js(b)), toHex(f(b)), `size ${n}`);
+    }
+    const r = new Uint8Array(70_000);
+    crypto.getRandomValues(r.subarray(0, 65536));
+    for (let n = 0; n < r.length; n += 997) {
+      assertEquals(toHex(blake3Js(r.subarray(0, n))), toHex(f(r.subarray(0, n))), `random ${n}`);
+    }
+  },
+);
+
+Deno.test("ids are the same before and after the native module loads", async () => {
+  const inputs = [0, 5, 200, 4095, 4096, 70_000].map(vectorInput);
+  const before = inputs.map(blake3Hex);
+  await loadNativeBlake3();
+  assertEquals(inputs.map(blake3Hex), before);
 });
