@@ -4,6 +4,9 @@
  * no-change `hd up` hashes a few tree nodes and would otherwise wait ~10–50 ms for that module).
  * It is slow on large inputs (~100 MB/s); ids are identical to every other implementation
  * (tests/cas/hash_test.ts compares it with the reference vectors, hash-wasm and the native one).
+ * Why not a library: @noble/hashes' blake3 (well kept, pure JS) was measured here, 3 runs: its
+ * import through `npm:` costs 61–193 ms (this module: under 5 ms) and 264 small node-sized inputs
+ * took 30–50 ms (this module: 9–25 ms) — the cost this module exists to avoid.
  *
  * @example
  * ```ts
