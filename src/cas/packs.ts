@@ -7,8 +7,8 @@
  *
  * Lookups are cheap until something needs more: {@link Packs.has} and {@link Packs.locate}
  * binary-search each pack's sorted on-disk index (a no-change re-scan checks only its root; a
- * mount reads only what is touched), and the full index map is built on the first flush or
- * listing. Reads go through a window of {@link READ_WINDOW}
+ * mount reads only what is touched; a batch's flush appends its new pack's index), and the full
+ * index map is built only for a listing (gc, verify) or a malformed pack. Reads go through a window of {@link READ_WINDOW}
  * bytes, so objects read in pack order (a file's chunks) cost one syscall per window. Nothing
  * here verifies content: the store hashes whatever it reads, loose or packed.
  *
@@ -62,6 +62,25 @@ export interface PackLoc {
   length: number;
 }
 
+/**
+ * A pack's sorted on-disk index (count × 45 bytes) and where its data ends, or null when the
+ * trailer is malformed.
+ */
+function rawIndexOf(f: Deno.FsFile): { index: Uint8Array; end: number } | null {
+  const size = f.statSync().size;
+  if (size < 4 + TRAILER) return null;
+  const t = new Uint8Array(TRAILER);
+  readAt(f, t, size - TRAILER);
+  if (INDEX_MAGIC.some((b, i) => t[12 + i] !== b)) return null;
+  const dv = new DataView(t.buffer);
+  const off = Number(dv.getBigUint64(0));
+  const count = dv.getUint32(8);
+  if (off + count * INDEX_ENTRY + TRAILER !== size) return null;
+  const index = new Uint8Array(count * INDEX_ENTRY);
+  readAt(f, index, off);
+  return { index, end: off };
+}
+
 /** The packs of the store at `root`, and the batch's pack in the making. */
 export class Packs {
   /** The store directory. */
@@ -111,7 +130,7 @@ export class Packs {
   }
 
   /**
-   * True when a pack holds `key`. Until something needs the full index map (a flush, a listing),
+   * True when a pack holds `key`. Until something needs the full index map (a listing, a malformed pack),
    * a lookup binary-searches each pack's sorted on-disk index instead of parsing every entry: a
    * scan that only checks a few ids (a no-change re-scan checks its root) stays cheap.
    */
@@ -128,19 +147,9 @@ export class Packs {
     const raw: { name: string; index: Uint8Array; end: number }[] = [];
     for (const name of this.#names()) {
       try {
-        const f = this.#file(name);
-        const size = f.statSync().size;
-        if (size < 4 + TRAILER) return null;
-        const t = new Uint8Array(TRAILER);
-        readAt(f, t, size - TRAILER);
-        if (INDEX_MAGIC.some((b, i) => t[12 + i] !== b)) return null;
-        const dv = new DataView(t.buffer);
-        const off = Number(dv.getBigUint64(0));
-        const count = dv.getUint32(8);
-        if (off + count * INDEX_ENTRY + TRAILER !== size) return null;
-        const index = new Uint8Array(count * INDEX_ENTRY);
-        readAt(f, index, off);
-        raw.push({ name, index, end: off });
+        const r = rawIndexOf(this.#file(name));
+        if (!r) return null;
+        raw.push({ name, ...r });
       } catch {
         return null;
       }
@@ -409,10 +418,20 @@ export class Packs {
     const b = this.#batch;
     if (!b || b.count === 0) return [];
     const { name, entries } = b.finish((n) => this.path(n));
-    const idx = this.#load();
-    for (const e of entries) {
-      const key = objectKey(e.kind, e.id);
-      if (!idx.has(key)) idx.set(key, { pack: name, offset: e.offset, length: e.length });
+    if (this.#index) {
+      // something (gc, a listing) already built the full map: keep it whole
+      for (const e of entries) {
+        const key = objectKey(e.kind, e.id);
+        if (!this.#index.has(key)) {
+          this.#index.set(key, { pack: name, offset: e.offset, length: e.length });
+        }
+      }
+    } else if (this.#raw) {
+      // Lookups stay binary searches of each pack's on-disk index (45 bytes an entry): no object
+      // per key, so a cold add of 100k files holds no map of every key it wrote.
+      const raw = rawIndexOf(this.#file(name));
+      if (raw) this.#raw.push({ name, ...raw });
+      else this.#raw = null; // read the pack list again on the next lookup
     }
     this.#batch = new PackStream(tempPath(this.#tmp, "pack"));
     return entries;

@@ -110,6 +110,15 @@ function validDirRow(r: unknown): r is DirRow {
     typeof r[1] === "number" && typeof r[2] === "number";
 }
 
+/** A row kept as JSON text, or undefined when it does not parse (a miss). */
+function parseRow(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}
+
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
@@ -133,8 +142,9 @@ function content(f: FileNode): Row[5] {
 
 /** A loaded stat cache. */
 export class StatCache {
-  #rows: Map<string, Row>;
-  #next = new Map<string, Row>();
+  /** Path → row; a row recorded by this process is kept as its JSON text (see {@link record}). */
+  #rows: Map<string, Row | string>;
+  #next = new Map<string, Row | string>();
   /** Directory path → [Dir id, entry count, mode] from the last scan. */
   #dirs: Map<string, DirRow>;
   #nextDirs = new Map<string, DirRow>();
@@ -155,7 +165,7 @@ export class StatCache {
     binding: CacheBinding,
     dirs: Map<string, unknown> = new Map(),
   ) {
-    this.#rows = rows as Map<string, Row>;
+    this.#rows = rows as Map<string, Row | string>;
     this.#dirs = dirs as Map<string, DirRow>;
     this.#savedAt = savedAt;
     this.#binding = binding;
@@ -203,7 +213,9 @@ export class StatCache {
       return empty("malformed");
     }
     const c = new StatCache(
-      new Map(Object.entries(j.rows)),
+      // a row on disk is an array; a string there is malformed (strings in memory are rows this
+      // process recorded, written back verbatim on save)
+      new Map(Object.entries(j.rows).filter(([, v]) => typeof v !== "string")),
       j.savedAt,
       binding,
       new Map(Object.entries(j.dirs)),
@@ -214,14 +226,15 @@ export class StatCache {
 
   /** The cached File node for `rel` when its stat signature is unchanged, else null. */
   lookup(rel: string, sig: StatSig): FileNode | null {
-    const r = this.#rows.get(rel);
+    const s = this.#rows.get(rel);
+    const r = typeof s === "string" ? parseRow(s) : s;
     if (
       r && validRow(r) && r[0] === sig.size && r[1] === sig.mtime && r[2] === sig.ctime &&
       r[3] === sig.ino &&
       r[4] === sig.mode && sig.mtime < this.#savedAt - RACY_MS
     ) {
       this.hits++;
-      this.#next.set(rel, r);
+      this.#next.set(rel, s!);
       const f: FileNode = { type: "file", mode: sig.mode, size: sig.size };
       const c = r[5];
       if (typeof c === "string") f.manifest = c;
@@ -258,7 +271,12 @@ export class StatCache {
 
   /** Records the content of `rel` for the next scan. */
   record(rel: string, sig: StatSig, f: FileNode): void {
-    this.#next.set(rel, [sig.size, sig.mtime, sig.ctime, sig.ino, sig.mode, content(f)]);
+    // One flat string per file, not an array of boxed numbers and an array of id strings: a cold
+    // add of 100k files keeps ~100k of these until the save writes them as they are.
+    this.#next.set(
+      rel,
+      JSON.stringify([sig.size, sig.mtime, sig.ctime, sig.ino, sig.mode, content(f)]),
+    );
     this.#dropAncestors(rel);
   }
 
@@ -304,7 +322,9 @@ export class StatCache {
     );
     let first = true;
     const put = (k: string, v: unknown) => {
-      out.push(`${first ? "" : ","}${JSON.stringify(k)}:${JSON.stringify(v)}`);
+      out.push(
+        `${first ? "" : ","}${JSON.stringify(k)}:${typeof v === "string" ? v : JSON.stringify(v)}`,
+      );
       first = false;
     };
     for (const [k, v] of this.#next) put(k, v);
