@@ -32,10 +32,10 @@
  * ```
  * @module
  */
-import { blake3Hex, fromHex } from "./hash.ts";
+import { blake3Hex } from "./hash.ts";
 import { decodeObject } from "./compress.ts";
 import { tempPath, writeAtomic } from "./atomic.ts";
-import { keyId, keyKind, type ObjectKey, objectKey, type ObjectKind } from "./key.ts";
+import { keyKind, type ObjectKey, objectKey, type ObjectKind } from "./key.ts";
 import {
   INDEX_ENTRY,
   PackBuilder,
@@ -62,11 +62,54 @@ export interface PackLoc {
   length: number;
 }
 
+/** One pack's sorted on-disk index, kept as read (45 bytes an entry), for binary search. */
+interface RawIndex {
+  name: string;
+  index: Uint8Array;
+  /** Where the pack's data ends (entries must lie before it). */
+  end: number;
+  /**
+   * Fan-out: entries `fan[b]` to `fan[b + 1]` are those of kind and first id byte `b` (kind ×
+   * 256 + byte), so a search starts within one 512th of the index.
+   */
+  fan: Uint32Array;
+}
+
+/** The fan-out table of a sorted raw index (see {@link RawIndex.fan}). */
+function fanOut(index: Uint8Array): Uint32Array {
+  const fan = new Uint32Array(513);
+  const n = index.length / INDEX_ENTRY;
+  for (let i = 0; i < n; i++) {
+    const o = i * INDEX_ENTRY;
+    fan[(index[o] ? 256 : 0) + index[o + 1] + 1]++;
+  }
+  for (let b = 1; b < 513; b++) fan[b] += fan[b - 1];
+  return fan;
+}
+
+/** The id bytes of the key being looked up: decoded here, not allocated per lookup. */
+const want = new Uint8Array(32);
+
+/** Decodes the 64-hex id of `key` into {@link want}; false when it is not lowercase hex. */
+function decodeKey(key: string): boolean {
+  const start = key.charCodeAt(0) === 0x6d ? 1 : 0;
+  if (key.length !== start + 64) return false;
+  for (let i = 0; i < 32; i++) {
+    const a = key.charCodeAt(start + 2 * i);
+    const b = key.charCodeAt(start + 2 * i + 1);
+    const hi = a >= 48 && a <= 57 ? a - 48 : a >= 97 && a <= 102 ? a - 87 : -1;
+    const lo = b >= 48 && b <= 57 ? b - 48 : b >= 97 && b <= 102 ? b - 87 : -1;
+    if (hi < 0 || lo < 0) return false;
+    want[i] = (hi << 4) | lo;
+  }
+  return true;
+}
+
 /**
  * A pack's sorted on-disk index (count × 45 bytes) and where its data ends, or null when the
  * trailer is malformed.
  */
-function rawIndexOf(f: Deno.FsFile): { index: Uint8Array; end: number } | null {
+function rawIndexOf(f: Deno.FsFile): Omit<RawIndex, "name"> | null {
   const size = f.statSync().size;
   if (size < 4 + TRAILER) return null;
   const t = new Uint8Array(TRAILER);
@@ -78,7 +121,7 @@ function rawIndexOf(f: Deno.FsFile): { index: Uint8Array; end: number } | null {
   if (off + count * INDEX_ENTRY + TRAILER !== size) return null;
   const index = new Uint8Array(count * INDEX_ENTRY);
   readAt(f, index, off);
-  return { index, end: off };
+  return { index, end: off, fan: fanOut(index) };
 }
 
 /** The packs of the store at `root`, and the batch's pack in the making. */
@@ -89,7 +132,7 @@ export class Packs {
   /** Full index: every key of every readable pack (the first pack listed wins). */
   #index: Map<ObjectKey, PackLoc> | null = null;
   /** Each pack's raw sorted index, for binary search before the full index is needed. */
-  #raw: { name: string; index: Uint8Array; end: number }[] | null = null;
+  #raw: RawIndex[] | null = null;
   readonly #files = new Map<string, Deno.FsFile>();
   readonly #broken = new Map<string, string>();
   readonly #window = { pack: "", start: 0, end: 0, buf: new Uint8Array(READ_WINDOW) };
@@ -142,9 +185,9 @@ export class Packs {
    * Each pack's raw sorted index (read once), or null when a pack is malformed (the caller then
    * falls back to the full load, which records what is wrong).
    */
-  #rawIndexes(): { name: string; index: Uint8Array; end: number }[] | null {
+  #rawIndexes(): RawIndex[] | null {
     if (this.#raw) return this.#raw;
-    const raw: { name: string; index: Uint8Array; end: number }[] = [];
+    const raw: RawIndex[] = [];
     for (const name of this.#names()) {
       try {
         const r = rawIndexOf(this.#file(name));
@@ -168,15 +211,17 @@ export class Packs {
     const raws = this.#rawIndexes();
     if (!raws) return this.#load().get(key);
     const kind = keyKind(key) === "manifests" ? 1 : 0;
-    const id = fromHex(keyId(key));
-    for (const { name, index, end } of raws) {
-      let lo = 0;
-      let hi = index.length / INDEX_ENTRY;
+    if (!decodeKey(key)) return undefined; // not a 64-hex id: no pack holds it
+    const id = want;
+    const b = kind * 256 + id[0];
+    for (const { name, index, end, fan } of raws) {
+      let lo = fan[b];
+      let hi = fan[b + 1];
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
         const o = mid * INDEX_ENTRY;
-        let c = index[o] - kind;
-        for (let i = 0; c === 0 && i < 32; i++) c = index[o + 1 + i] - id[i];
+        let c = 0;
+        for (let i = 1; c === 0 && i < 32; i++) c = index[o + 1 + i] - id[i];
         if (c === 0) {
           const dv = new DataView(index.buffer, index.byteOffset + o + 33, 12);
           const offset = Number(dv.getBigUint64(0));

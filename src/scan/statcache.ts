@@ -140,6 +140,19 @@ function content(f: FileNode): Row[5] {
   return f.manifest ?? f.chunks ?? [];
 }
 
+/** A row as JSON text, built directly (ids are hex and numbers plain: nothing to escape). */
+function rowText(sig: StatSig, f: FileNode): string {
+  const { size, mtime, ctime, ino, mode } = sig;
+  if (![size, mtime, ctime, ino, mode].every(Number.isFinite)) {
+    return JSON.stringify([size, mtime, ctime, ino, mode, content(f)]);
+  }
+  const head = `[${sig.size},${sig.mtime},${sig.ctime},${sig.ino},${sig.mode},`;
+  if (f.target !== undefined) return `${head}${JSON.stringify({ target: f.target })}]`;
+  if (f.manifest !== undefined) return `${head}"${f.manifest}"]`;
+  const ids = f.chunks ?? [];
+  return ids.length === 1 ? `${head}["${ids[0]}"]]` : `${head}${JSON.stringify(ids)}]`;
+}
+
 /** A loaded stat cache. */
 export class StatCache {
   /** Path → row; a row recorded by this process is kept as its JSON text (see {@link record}). */
@@ -273,10 +286,7 @@ export class StatCache {
   record(rel: string, sig: StatSig, f: FileNode): void {
     // One flat string per file, not an array of boxed numbers and an array of id strings: a cold
     // add of 100k files keeps ~100k of these until the save writes them as they are.
-    this.#next.set(
-      rel,
-      JSON.stringify([sig.size, sig.mtime, sig.ctime, sig.ino, sig.mode, content(f)]),
-    );
+    this.#next.set(rel, rowText(sig, f));
     this.#dropAncestors(rel);
   }
 
