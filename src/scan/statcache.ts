@@ -140,17 +140,12 @@ function content(f: FileNode): Row[5] {
   return f.manifest ?? f.chunks ?? [];
 }
 
-/** A row as JSON text, built directly (ids are hex and numbers plain: nothing to escape). */
+/**
+ * A row as JSON text. JSON.stringify makes one flat string; a template literal would make a tree
+ * of string pieces (a cons string per `${}`), which costs more memory per row than it saves time.
+ */
 function rowText(sig: StatSig, f: FileNode): string {
-  const { size, mtime, ctime, ino, mode } = sig;
-  if (![size, mtime, ctime, ino, mode].every(Number.isFinite)) {
-    return JSON.stringify([size, mtime, ctime, ino, mode, content(f)]);
-  }
-  const head = `[${sig.size},${sig.mtime},${sig.ctime},${sig.ino},${sig.mode},`;
-  if (f.target !== undefined) return `${head}${JSON.stringify({ target: f.target })}]`;
-  if (f.manifest !== undefined) return `${head}"${f.manifest}"]`;
-  const ids = f.chunks ?? [];
-  return ids.length === 1 ? `${head}["${ids[0]}"]]` : `${head}${JSON.stringify(ids)}]`;
+  return JSON.stringify([sig.size, sig.mtime, sig.ctime, sig.ino, sig.mode, content(f)]);
 }
 
 /** A loaded stat cache. */
