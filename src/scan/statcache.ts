@@ -66,8 +66,8 @@ class ByteSink {
   readonly #reserve: number;
   readonly #enc = new TextEncoder();
 
-  constructor(reserve: number) {
-    this.#buf = new Uint8Array(1 << 16);
+  constructor(reserve: number, capacity = 1 << 16) {
+    this.#buf = new Uint8Array(Math.max(capacity, reserve + 1));
     this.#len = this.#reserve = reserve;
   }
 
@@ -79,6 +79,17 @@ class ByteSink {
       this.#buf = b;
     }
     this.#len += this.#enc.encodeInto(s, this.#buf.subarray(this.#len)).written;
+  }
+
+  pushBytes(b: Uint8Array): void {
+    const need = this.#len + b.length;
+    if (need > this.#buf.length) {
+      const nb = new Uint8Array(Math.max(need, this.#buf.length * 2));
+      nb.set(this.#buf.subarray(0, this.#len));
+      this.#buf = nb;
+    }
+    this.#buf.set(b, this.#len);
+    this.#len += b.length;
   }
 
   /** The whole file: `{"mac":"<MAC of the body>",` followed by the body pushed so far. */
@@ -96,6 +107,55 @@ class ByteSink {
   }
 }
 
+/**
+ * Append-only UTF-8 text in 1 MiB blocks: the rows a scan records, kept as the bytes the save
+ * writes (a 100k-file cold add: ~15 MB outside the JS heap instead of 100k strings in a Map).
+ */
+class TextLog {
+  #blocks: Uint8Array[] = [];
+  #len = 0;
+  readonly #enc = new TextEncoder();
+  /** Entries appended. */
+  count = 0;
+  /** True once a save wrote these entries (they now belong to the loaded rows). */
+  saved = false;
+
+  append(s: string): void {
+    let b = this.#blocks.at(-1);
+    if (!b || b.length - this.#len < s.length * 3) {
+      if (b) this.#blocks[this.#blocks.length - 1] = b.subarray(0, this.#len);
+      b = new Uint8Array(Math.max(1 << 20, s.length * 3));
+      this.#blocks.push(b);
+      this.#len = 0;
+    }
+    this.#len += this.#enc.encodeInto(s, b.subarray(this.#len)).written;
+    this.count++;
+  }
+
+  /** Bytes appended. */
+  get byteLength(): number {
+    let n = this.#len;
+    for (let i = 0; i < this.#blocks.length - 1; i++) n += this.#blocks[i].length;
+    return n;
+  }
+
+  /** The bytes appended, block by block. */
+  *blocks(): Generator<Uint8Array> {
+    for (let i = 0; i < this.#blocks.length; i++) {
+      const b = this.#blocks[i];
+      yield i === this.#blocks.length - 1 ? b.subarray(0, this.#len) : b;
+    }
+  }
+
+  /** The whole text. */
+  text(): string {
+    const d = new TextDecoder();
+    let s = "";
+    for (const b of this.blocks()) s += d.decode(b, { stream: true });
+    return s + d.decode();
+  }
+}
+
 function validRow(r: unknown): r is Row {
   if (!Array.isArray(r) || r.length !== 6) return false;
   for (let i = 0; i < 5; i++) if (typeof r[i] !== "number") return false;
@@ -108,15 +168,6 @@ function validRow(r: unknown): r is Row {
 function validDirRow(r: unknown): r is DirRow {
   return Array.isArray(r) && r.length === 3 && typeof r[0] === "string" && isId(r[0]) &&
     typeof r[1] === "number" && typeof r[2] === "number";
-}
-
-/** A row kept as JSON text, or undefined when it does not parse (a miss). */
-function parseRow(s: string): unknown {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return undefined;
-  }
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -150,9 +201,11 @@ function rowText(sig: StatSig, f: FileNode): string {
 
 /** A loaded stat cache. */
 export class StatCache {
-  /** Path → row; a row recorded by this process is kept as its JSON text (see {@link record}). */
-  #rows: Map<string, Row | string>;
-  #next = new Map<string, Row | string>();
+  #rows: Map<string, Row>;
+  /** Rows kept for the next save: hits (the loaded row itself) and, after {@link #unlog}, more. */
+  #next = new Map<string, Row>();
+  /** Rows recorded in this scan, as JSON text (see {@link TextLog}): no object per file. */
+  #log = new TextLog();
   /** Directory path → [Dir id, entry count, mode] from the last scan. */
   #dirs: Map<string, DirRow>;
   #nextDirs = new Map<string, DirRow>();
@@ -173,7 +226,7 @@ export class StatCache {
     binding: CacheBinding,
     dirs: Map<string, unknown> = new Map(),
   ) {
-    this.#rows = rows as Map<string, Row | string>;
+    this.#rows = rows as Map<string, Row>;
     this.#dirs = dirs as Map<string, DirRow>;
     this.#savedAt = savedAt;
     this.#binding = binding;
@@ -221,9 +274,7 @@ export class StatCache {
       return empty("malformed");
     }
     const c = new StatCache(
-      // a row on disk is an array; a string there is malformed (strings in memory are rows this
-      // process recorded, written back verbatim on save)
-      new Map(Object.entries(j.rows).filter(([, v]) => typeof v !== "string")),
+      new Map(Object.entries(j.rows)),
       j.savedAt,
       binding,
       new Map(Object.entries(j.dirs)),
@@ -234,15 +285,15 @@ export class StatCache {
 
   /** The cached File node for `rel` when its stat signature is unchanged, else null. */
   lookup(rel: string, sig: StatSig): FileNode | null {
-    const s = this.#rows.get(rel);
-    const r = typeof s === "string" ? parseRow(s) : s;
+    if (this.#log.count && this.#savedAt > 0 && this.#log.saved) this.#unlog();
+    const r = this.#rows.get(rel);
     if (
       r && validRow(r) && r[0] === sig.size && r[1] === sig.mtime && r[2] === sig.ctime &&
       r[3] === sig.ino &&
       r[4] === sig.mode && sig.mtime < this.#savedAt - RACY_MS
     ) {
       this.hits++;
-      this.#next.set(rel, s!);
+      this.#next.set(rel, r);
       const f: FileNode = { type: "file", mode: sig.mode, size: sig.size };
       const c = r[5];
       if (typeof c === "string") f.manifest = c;
@@ -281,7 +332,8 @@ export class StatCache {
   record(rel: string, sig: StatSig, f: FileNode): void {
     // One flat string per file, not an array of boxed numbers and an array of id strings: a cold
     // add of 100k files keeps ~100k of these until the save writes them as they are.
-    this.#next.set(rel, rowText(sig, f));
+    if (this.#log.saved) this.#unlog();
+    this.#log.append(`,${JSON.stringify(rel)}:${rowText(sig, f)}`);
     this.#dropAncestors(rel);
   }
 
@@ -298,9 +350,23 @@ export class StatCache {
 
   /** Forgets `rel` (deleted file). */
   forget(rel: string): void {
+    this.#unlog();
     this.#next.delete(rel);
     this.#rows.delete(rel);
     this.#dropAncestors(rel);
+  }
+
+  /**
+   * Moves the recorded rows of the log into the maps (parsed back): before a save they go to
+   * {@link #next} (so that a {@link forget} can drop one), after it to {@link #rows} (so that the
+   * next scan of a long-running process can use them). Rare: a one-shot `hd cas add` never does it.
+   */
+  #unlog(): void {
+    if (this.#log.count === 0) return;
+    const rows = JSON.parse(`{${this.#log.text().slice(1)}}`) as Record<string, Row>;
+    const into = this.#log.saved ? this.#rows : this.#next;
+    for (const [k, v] of Object.entries(rows)) into.set(k, v);
+    this.#log = new TextLog();
   }
 
   /**
@@ -309,7 +375,8 @@ export class StatCache {
    */
   save(path: string, keepOld = false): boolean {
     if (
-      !keepOld && this.misses === 0 && !this.dirsChanged && this.#next.size === this.#rows.size &&
+      !keepOld && this.misses === 0 && !this.dirsChanged && this.#log.count === 0 &&
+      this.#next.size === this.#rows.size &&
       this.#nextDirs.size === this.#dirs.size && this.#savedAt > 0
     ) {
       this.#next = new Map(); // every entry was a hit: the file on disk already says this
@@ -319,21 +386,27 @@ export class StatCache {
     // Written straight into one byte buffer, row by row: no object of every row, no JSON string of
     // the whole cache, no second copy to prepend the MAC (a 100k-file tree's cache is ~15 MB).
     const savedAt = Date.now();
-    const out = new ByteSink(MAC_END);
+    // sized for the logged rows up front: no doubling copies of a ~15 MB buffer
+    const out = new ByteSink(MAC_END, (this.#log.saved ? 0 : this.#log.byteLength) + (1 << 20));
     out.push(
       `"version":${VERSION},"store":${JSON.stringify(this.#binding.storeId)},"generation":${
         JSON.stringify(this.#binding.generation)
       },"savedAt":${savedAt},"dir":${JSON.stringify(this.dir)},"rows":{`,
     );
     let first = true;
+    if (this.#log.saved) this.#unlog(); // (a second save without a scan between)
     const put = (k: string, v: unknown) => {
-      out.push(
-        `${first ? "" : ","}${JSON.stringify(k)}:${typeof v === "string" ? v : JSON.stringify(v)}`,
-      );
+      out.push(`${first ? "" : ","}${JSON.stringify(k)}:${JSON.stringify(v)}`);
       first = false;
     };
     for (const [k, v] of this.#next) put(k, v);
     if (keepOld) { for (const [k, v] of this.#rows) if (!this.#next.has(k)) put(k, v); }
+    // The rows recorded in this scan, as they were logged (each `,"rel":row`): last, since a key
+    // written twice means its last value to JSON.parse.
+    if (this.#log.count) {
+      let skip = first ? 1 : 0;
+      for (const b of this.#log.blocks()) (out.pushBytes(b.subarray(skip)), skip = 0);
+    }
     out.push('},"dirs":{');
     first = true;
     for (const [k, v] of this.#nextDirs) put(k, v);
@@ -360,6 +433,7 @@ export class StatCache {
     }
     this.#next = new Map();
     this.#nextDirs = new Map();
+    this.#log.saved = true; // parsed into #rows only if this process scans again
     this.dirsChanged = false;
     this.#savedAt = savedAt;
     return true;
