@@ -26,7 +26,7 @@
  * ```
  * @module
  */
-import { blake3Hex, isId } from "../cas/hash.ts";
+import { blake3Hex, blake3Pieces, isId } from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
 import type { FileNode } from "../dag/node.ts";
 
@@ -90,6 +90,11 @@ class ByteSink {
     }
     this.#buf.set(b, this.#len);
     this.#len += b.length;
+  }
+
+  /** The bytes pushed so far, with the reserved space in front (a view). */
+  bytes(): Uint8Array {
+    return this.#buf.subarray(0, this.#len);
   }
 
   /** The whole file: `{"mac":"<MAC of the body>",` followed by the body pushed so far. */
@@ -386,8 +391,12 @@ export class StatCache {
     // Written straight into one byte buffer, row by row: no object of every row, no JSON string of
     // the whole cache, no second copy to prepend the MAC (a 100k-file tree's cache is ~15 MB).
     const savedAt = Date.now();
-    // sized for the logged rows up front: no doubling copies of a ~15 MB buffer
-    const out = new ByteSink(MAC_END, (this.#log.saved ? 0 : this.#log.byteLength) + (1 << 20));
+    // With an incremental hash, the rows logged in this scan are hashed and written as they are
+    // (the buffer holds the rest); without one, all goes into one buffer sized up front.
+    const pieces = blake3Pieces();
+    const logBytes = this.#log.saved ? 0 : this.#log.byteLength;
+    let out = new ByteSink(MAC_END, (pieces ? 0 : logBytes) + (1 << 16));
+    const parts: Uint8Array[] = [];
     out.push(
       `"version":${VERSION},"store":${JSON.stringify(this.#binding.storeId)},"generation":${
         JSON.stringify(this.#binding.generation)
@@ -405,18 +414,35 @@ export class StatCache {
     // written twice means its last value to JSON.parse.
     if (this.#log.count) {
       let skip = first ? 1 : 0;
-      for (const b of this.#log.blocks()) (out.pushBytes(b.subarray(skip)), skip = 0);
+      if (pieces) {
+        parts.push(out.bytes());
+        for (const b of this.#log.blocks()) (parts.push(b.subarray(skip)), skip = 0);
+        out = new ByteSink(0);
+      } else for (const b of this.#log.blocks()) (out.pushBytes(b.subarray(skip)), skip = 0);
     }
     out.push('},"dirs":{');
     first = true;
     for (const [k, v] of this.#nextDirs) put(k, v);
     if (keepOld) { for (const [k, v] of this.#dirs) if (!this.#nextDirs.has(k)) put(k, v); }
     out.push("}}");
-    const body = out.seal(this.#binding.key);
+    if (parts.length && pieces) {
+      // parts[0] is the head's reserved space and the start of the body; then the log; then out
+      parts.push(out.bytes());
+      pieces.update(this.#binding.key);
+      pieces.update(parts[0].subarray(MAC_END));
+      for (let i = 1; i < parts.length; i++) pieces.update(parts[i]);
+      parts[0].set(new TextEncoder().encode(`${MAC_PREFIX}${pieces.hex()}",`));
+    } else parts.push(out.seal(this.#binding.key));
     const tmp = `${path}.${Deno.pid}.tmp`;
     try {
       Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || ".", { recursive: true, mode: 0o700 });
-      Deno.writeFileSync(tmp, body, { mode: 0o600 }); // private, like the rest of .hd/
+      // private, like the rest of .hd/
+      const f = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+      try {
+        for (const b of parts) for (let o = 0; o < b.length;) o += f.writeSync(b.subarray(o));
+      } finally {
+        f.close();
+      }
       Deno.renameSync(tmp, path);
     } catch {
       try {
