@@ -7,10 +7,11 @@
  *
  * Lookups are cheap until something needs more: {@link Packs.has} and {@link Packs.locate}
  * binary-search each pack's sorted on-disk index (a no-change re-scan checks only its root; a
- * mount reads only what is touched; a batch's flush appends its new pack's index), and the full
- * index map is built only for a listing (gc, verify) or a malformed pack. Reads go through a window of {@link READ_WINDOW}
- * bytes, so objects read in pack order (a file's chunks) cost one syscall per window. Nothing
- * here verifies content: the store hashes whatever it reads, loose or packed.
+ * mount reads only what is touched; a batch's flush appends its new pack's index, so a cold add
+ * keeps 45 bytes per key and no object), with a 512-entry fan-out per pack; the full index map is
+ * built only for a listing (gc, verify) or a malformed pack. Reads go through a window of
+ * {@link READ_WINDOW} bytes, so objects read in pack order (a file's chunks) cost one syscall per
+ * window. Nothing here verifies content: the store hashes whatever it reads, loose or packed.
  *
  * @example
  * ```ts
@@ -173,8 +174,8 @@ export class Packs {
   }
 
   /**
-   * True when a pack holds `key`. Until something needs the full index map (a listing, a malformed pack),
-   * a lookup binary-searches each pack's sorted on-disk index instead of parsing every entry: a
+   * True when a pack holds `key`. Until something needs the full index map (a listing, a malformed
+   * pack), a lookup binary-searches each pack's sorted on-disk index instead of parsing every entry: a
    * scan that only checks a few ids (a no-change re-scan checks its root) stays cheap.
    */
   has(key: ObjectKey): boolean {

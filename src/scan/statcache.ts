@@ -7,6 +7,10 @@
  * otherwise go unnoticed. The cache also records the store's gc generation: after a gc the cache
  * is dropped, since the objects it points at may be gone.
  *
+ * Rows recorded during a scan are not kept as objects: each is appended as its JSON text to a
+ * log of 1 MiB blocks, which the save writes as it is (a cold add of 100k files keeps ~15 MB of
+ * bytes outside the JS heap, not 100k strings in a map).
+ *
  * The file is untrusted input (it lives in the project, may be copied, edited, truncated):
  * - it records the id of the store it was made against (`Store.identity`), and a cache of
  *   another store is ignored — every fresh store has gc generation 0, so the generation alone
