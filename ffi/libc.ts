@@ -89,6 +89,28 @@ export const LIBC_STAT_SYMBOLS = {
   close: LIBC_SYMBOLS.close,
 } as const;
 
+/**
+ * The symbols of the ingest workers' file reads (src/scan/readfile.ts): a sync `read` costs a
+ * fraction of Deno's async open/read ops per small file, and `posix_fadvise(WILLNEED)` on the
+ * files read next keeps the disk busy (the kernel starts their reads without blocking).
+ */
+export const LIBC_READ_SYMBOLS = {
+  openat: LIBC_SYMBOLS.openat,
+  close: LIBC_SYMBOLS.close,
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  posix_fadvise: { parameters: ["i32", "i64", "i64", "i32"], result: "i32" },
+  __errno_location: LIBC_SYMBOLS.__errno_location,
+  strerror: LIBC_SYMBOLS.strerror,
+} as const;
+
+/** libc bound with {@link LIBC_READ_SYMBOLS} only. */
+export type LibcRead = Deno.DynamicLibrary<typeof LIBC_READ_SYMBOLS>;
+
+/** libc with only the file-read symbols. */
+export function openLibcRead(): LibcRead {
+  return Deno.dlopen("libc.so.6", LIBC_READ_SYMBOLS);
+}
+
 /** libc bound with {@link LIBC_STAT_SYMBOLS} only. */
 export type LibcStat = Deno.DynamicLibrary<typeof LIBC_STAT_SYMBOLS>;
 

@@ -33,10 +33,16 @@ const EMPTY_ID = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f32
 
 type Native = (b: Uint8Array) => Uint8Array;
 
+/** The native module's incremental hasher (the part of its API used here). */
+type NativeHasher = { update(b: Uint8Array): unknown; digest(format: string): string };
+let NativeHasherClass: (new () => NativeHasher) | null = null;
+
 /** The native module, or null when it does not load or disagrees with the reference vector. */
 async function importNative(): Promise<Native | null> {
   try {
     const mod = await import("@napi-rs/blake-hash");
+    NativeHasherClass = (mod as unknown as { Blake3Hasher?: new () => NativeHasher })
+      .Blake3Hasher ?? null;
     const f = mod.blake3 as unknown as Native;
     const d = f(new Uint8Array(0));
     return toHex(d) === EMPTY_ID ? f : null;
@@ -108,6 +114,16 @@ export function blake3(bytes: Uint8Array): Uint8Array {
 /** BLAKE3 of `bytes` as a 64-character lowercase hex id. */
 export function blake3Hex(bytes: Uint8Array): string {
   return toHex(native ? native(bytes) : slow(bytes));
+}
+
+/**
+ * A synchronous incremental BLAKE3 (pieces in, hex out), or null when only the WASM hasher is
+ * here (it is shared by {@link blake3Hex}: the caller then hashes one assembled buffer).
+ */
+export function blake3Pieces(): { update(b: Uint8Array): void; hex(): string } | null {
+  if (!native || !NativeHasherClass) return null;
+  const h = new NativeHasherClass();
+  return { update: (b) => void h.update(b), hex: () => h.digest("hex") };
 }
 
 /** An incremental BLAKE3 over several pieces (a whole file read in blocks). */

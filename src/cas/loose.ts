@@ -61,7 +61,20 @@ export class LooseObjects {
    * remembers what it wrote itself).
    */
   listed(kind: ObjectKind, id: string): boolean {
-    const dir = `${kind}/${id.slice(0, 2)}`;
+    // The kind's directory is listed first: a fan-out directory it lacks is not tried (a fresh
+    // store would otherwise fail one readDir per fan-out directory and kind).
+    let top = this.#dirs.get(kind);
+    if (!top) {
+      top = new Set();
+      try {
+        for (const e of Deno.readDirSync(`${this.root}/${kind}`)) top.add(e.name);
+      } catch { /* none */ }
+      this.#dirs.set(kind, top);
+    }
+    if (top.size === 0) return false;
+    const fan = id.slice(0, 2);
+    if (!top.has(fan)) return false;
+    const dir = `${kind}/${fan}`;
     let set = this.#dirs.get(dir);
     if (!set) {
       set = new Set();

@@ -7,10 +7,11 @@
  *
  * Lookups are cheap until something needs more: {@link Packs.has} and {@link Packs.locate}
  * binary-search each pack's sorted on-disk index (a no-change re-scan checks only its root; a
- * mount reads only what is touched), and the full index map is built on the first flush or
- * listing. Reads go through a window of {@link READ_WINDOW}
- * bytes, so objects read in pack order (a file's chunks) cost one syscall per window. Nothing
- * here verifies content: the store hashes whatever it reads, loose or packed.
+ * mount reads only what is touched; a batch's flush appends its new pack's index, so a cold add
+ * keeps 45 bytes per key and no object), with a 512-entry fan-out per pack; the full index map is
+ * built only for a listing (gc, verify) or a malformed pack. Reads go through a window of
+ * {@link READ_WINDOW} bytes, so objects read in pack order (a file's chunks) cost one syscall per
+ * window. Nothing here verifies content: the store hashes whatever it reads, loose or packed.
  *
  * @example
  * ```ts
@@ -32,10 +33,10 @@
  * ```
  * @module
  */
-import { blake3Hex, fromHex } from "./hash.ts";
+import { blake3Hex } from "./hash.ts";
 import { decodeObject } from "./compress.ts";
 import { tempPath, writeAtomic } from "./atomic.ts";
-import { keyId, keyKind, type ObjectKey, objectKey, type ObjectKind } from "./key.ts";
+import { keyKind, type ObjectKey, objectKey, type ObjectKind } from "./key.ts";
 import {
   INDEX_ENTRY,
   PackBuilder,
@@ -62,6 +63,68 @@ export interface PackLoc {
   length: number;
 }
 
+/** One pack's sorted on-disk index, kept as read (45 bytes an entry), for binary search. */
+interface RawIndex {
+  name: string;
+  index: Uint8Array;
+  /** Where the pack's data ends (entries must lie before it). */
+  end: number;
+  /**
+   * Fan-out: entries `fan[b]` to `fan[b + 1]` are those of kind and first id byte `b` (kind ×
+   * 256 + byte), so a search starts within one 512th of the index.
+   */
+  fan: Uint32Array;
+}
+
+/** The fan-out table of a sorted raw index (see {@link RawIndex.fan}). */
+function fanOut(index: Uint8Array): Uint32Array {
+  const fan = new Uint32Array(513);
+  const n = index.length / INDEX_ENTRY;
+  for (let i = 0; i < n; i++) {
+    const o = i * INDEX_ENTRY;
+    fan[(index[o] ? 256 : 0) + index[o + 1] + 1]++;
+  }
+  for (let b = 1; b < 513; b++) fan[b] += fan[b - 1];
+  return fan;
+}
+
+/** The id bytes of the key being looked up: decoded here, not allocated per lookup. */
+const want = new Uint8Array(32);
+
+/** Decodes the 64-hex id of `key` into {@link want}; false when it is not lowercase hex. */
+function decodeKey(key: string): boolean {
+  const start = key.charCodeAt(0) === 0x6d ? 1 : 0;
+  if (key.length !== start + 64) return false;
+  for (let i = 0; i < 32; i++) {
+    const a = key.charCodeAt(start + 2 * i);
+    const b = key.charCodeAt(start + 2 * i + 1);
+    const hi = a >= 48 && a <= 57 ? a - 48 : a >= 97 && a <= 102 ? a - 87 : -1;
+    const lo = b >= 48 && b <= 57 ? b - 48 : b >= 97 && b <= 102 ? b - 87 : -1;
+    if (hi < 0 || lo < 0) return false;
+    want[i] = (hi << 4) | lo;
+  }
+  return true;
+}
+
+/**
+ * A pack's sorted on-disk index (count × 45 bytes) and where its data ends, or null when the
+ * trailer is malformed.
+ */
+function rawIndexOf(f: Deno.FsFile): Omit<RawIndex, "name"> | null {
+  const size = f.statSync().size;
+  if (size < 4 + TRAILER) return null;
+  const t = new Uint8Array(TRAILER);
+  readAt(f, t, size - TRAILER);
+  if (INDEX_MAGIC.some((b, i) => t[12 + i] !== b)) return null;
+  const dv = new DataView(t.buffer);
+  const off = Number(dv.getBigUint64(0));
+  const count = dv.getUint32(8);
+  if (off + count * INDEX_ENTRY + TRAILER !== size) return null;
+  const index = new Uint8Array(count * INDEX_ENTRY);
+  readAt(f, index, off);
+  return { index, end: off, fan: fanOut(index) };
+}
+
 /** The packs of the store at `root`, and the batch's pack in the making. */
 export class Packs {
   /** The store directory. */
@@ -70,7 +133,7 @@ export class Packs {
   /** Full index: every key of every readable pack (the first pack listed wins). */
   #index: Map<ObjectKey, PackLoc> | null = null;
   /** Each pack's raw sorted index, for binary search before the full index is needed. */
-  #raw: { name: string; index: Uint8Array; end: number }[] | null = null;
+  #raw: RawIndex[] | null = null;
   readonly #files = new Map<string, Deno.FsFile>();
   readonly #broken = new Map<string, string>();
   readonly #window = { pack: "", start: 0, end: 0, buf: new Uint8Array(READ_WINDOW) };
@@ -111,8 +174,8 @@ export class Packs {
   }
 
   /**
-   * True when a pack holds `key`. Until something needs the full index map (a flush, a listing),
-   * a lookup binary-searches each pack's sorted on-disk index instead of parsing every entry: a
+   * True when a pack holds `key`. Until something needs the full index map (a listing, a malformed
+   * pack), a lookup binary-searches each pack's sorted on-disk index instead of parsing every entry: a
    * scan that only checks a few ids (a no-change re-scan checks its root) stays cheap.
    */
   has(key: ObjectKey): boolean {
@@ -123,24 +186,14 @@ export class Packs {
    * Each pack's raw sorted index (read once), or null when a pack is malformed (the caller then
    * falls back to the full load, which records what is wrong).
    */
-  #rawIndexes(): { name: string; index: Uint8Array; end: number }[] | null {
+  #rawIndexes(): RawIndex[] | null {
     if (this.#raw) return this.#raw;
-    const raw: { name: string; index: Uint8Array; end: number }[] = [];
+    const raw: RawIndex[] = [];
     for (const name of this.#names()) {
       try {
-        const f = this.#file(name);
-        const size = f.statSync().size;
-        if (size < 4 + TRAILER) return null;
-        const t = new Uint8Array(TRAILER);
-        readAt(f, t, size - TRAILER);
-        if (INDEX_MAGIC.some((b, i) => t[12 + i] !== b)) return null;
-        const dv = new DataView(t.buffer);
-        const off = Number(dv.getBigUint64(0));
-        const count = dv.getUint32(8);
-        if (off + count * INDEX_ENTRY + TRAILER !== size) return null;
-        const index = new Uint8Array(count * INDEX_ENTRY);
-        readAt(f, index, off);
-        raw.push({ name, index, end: off });
+        const r = rawIndexOf(this.#file(name));
+        if (!r) return null;
+        raw.push({ name, ...r });
       } catch {
         return null;
       }
@@ -159,15 +212,17 @@ export class Packs {
     const raws = this.#rawIndexes();
     if (!raws) return this.#load().get(key);
     const kind = keyKind(key) === "manifests" ? 1 : 0;
-    const id = fromHex(keyId(key));
-    for (const { name, index, end } of raws) {
-      let lo = 0;
-      let hi = index.length / INDEX_ENTRY;
+    if (!decodeKey(key)) return undefined; // not a 64-hex id: no pack holds it
+    const id = want;
+    const b = kind * 256 + id[0];
+    for (const { name, index, end, fan } of raws) {
+      let lo = fan[b];
+      let hi = fan[b + 1];
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
         const o = mid * INDEX_ENTRY;
-        let c = index[o] - kind;
-        for (let i = 0; c === 0 && i < 32; i++) c = index[o + 1 + i] - id[i];
+        let c = 0;
+        for (let i = 1; c === 0 && i < 32; i++) c = index[o + 1 + i] - id[i];
         if (c === 0) {
           const dv = new DataView(index.buffer, index.byteOffset + o + 33, 12);
           const offset = Number(dv.getBigUint64(0));
@@ -409,10 +464,20 @@ export class Packs {
     const b = this.#batch;
     if (!b || b.count === 0) return [];
     const { name, entries } = b.finish((n) => this.path(n));
-    const idx = this.#load();
-    for (const e of entries) {
-      const key = objectKey(e.kind, e.id);
-      if (!idx.has(key)) idx.set(key, { pack: name, offset: e.offset, length: e.length });
+    if (this.#index) {
+      // something (gc, a listing) already built the full map: keep it whole
+      for (const e of entries) {
+        const key = objectKey(e.kind, e.id);
+        if (!this.#index.has(key)) {
+          this.#index.set(key, { pack: name, offset: e.offset, length: e.length });
+        }
+      }
+    } else if (this.#raw) {
+      // Lookups stay binary searches of each pack's on-disk index (45 bytes an entry): no object
+      // per key, so a cold add of 100k files holds no map of every key it wrote.
+      const raw = rawIndexOf(this.#file(name));
+      if (raw) this.#raw.push({ name, ...raw });
+      else this.#raw = null; // read the pack list again on the next lookup
     }
     this.#batch = new PackStream(tempPath(this.#tmp, "pack"));
     return entries;

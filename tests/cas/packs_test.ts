@@ -121,3 +121,33 @@ Deno.test("pack stream: abort removes the temp file; an empty stream never creat
   empty.abort();
   assertEquals([...Deno.readDirSync(dir.path)].length, 0);
 });
+
+Deno.test("packs: a batch's flushes append their packs to the binary-searched indexes (no full map)", () => {
+  using d = tempDir();
+  Deno.mkdirSync(`${d.path}/packs`, { recursive: true });
+  const packs = new Packs(d.path);
+  const stored = new Map<ObjectKey, Uint8Array>();
+  packs.startBatch();
+  for (let p = 0; p < 3; p++) {
+    for (let i = 0; i < 100; i++) {
+      const bytes = randomBytes(100, p * 1000 + i);
+      const id = blake3Hex(bytes);
+      const key = objectKey("objects", id);
+      assert(!packs.has(key), "not stored yet"); // loads the (empty, then growing) raw indexes
+      packs.add("objects", id, encodeObject(bytes, false));
+      stored.set(key, encodeObject(bytes, false));
+    }
+    packs.flush();
+  }
+  packs.stopBatch();
+  assertEquals(packs.usage().packs, 3);
+  const fresh = new Packs(d.path);
+  for (const [k, bytes] of stored) {
+    const loc = packs.locate(k);
+    assert(loc !== undefined, k);
+    assertEquals(loc, fresh.locate(k));
+    assertEquals(packs.read(loc).slice(), bytes);
+  }
+  assert(!packs.has(objectKey("manifests", [...stored.keys()][0])), "kinds stay apart");
+  assert(!packs.has("not hex" as ObjectKey));
+});

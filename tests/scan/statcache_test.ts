@@ -158,3 +158,39 @@ Deno.test("schema: malformed rows inside an authentic cache are misses, not erro
   assertEquals(r.root, first.root);
   assertEquals(r.cacheHits, 27, "three malformed rows were misses");
 });
+
+Deno.test("rows recorded in a scan: forget drops one, a re-record wins, the same process reuses them after a save", () => {
+  using d = tempDir();
+  const s = Store.open(`${d.path}/s`);
+  const p = `${d.path}/c.json`;
+  const id = s.putObject(new TextEncoder().encode("x"));
+  const past = Date.now() - 10_000;
+  const sig = (ino: number) => ({ size: 1, mtime: past, ctime: past, ino, mode: 0o100644 });
+  const file = { type: "file" as const, mode: 0o100644, size: 1, chunks: [id] };
+  const c = StatCache.empty(s);
+  c.record("a", sig(1), file);
+  c.record("b", sig(2), file);
+  c.record("dir/c", sig(3), file);
+  c.record("b", sig(22), file); // recorded again: the later row counts
+  c.forget("a");
+  c.record("d", sig(4), { type: "file", mode: 0o120777, size: 1, target: 'a "quoted" \\ target' });
+  assert(c.save(p));
+  // the same process, a second scan: the rows saved above answer it
+  assertEquals(c.lookup("b", sig(22))?.chunks, [id]);
+  assertEquals(c.lookup("a", sig(1)), null, "forgotten");
+  assertEquals(c.lookup("d", sig(4))?.target, 'a "quoted" \\ target');
+  // a fresh load reads the same rows
+  const again = StatCache.load(p, s);
+  assertEquals(again.rejected, null);
+  assertEquals(again.lookup("b", sig(2)), null, "the first row of b was replaced");
+  assertEquals(again.lookup("b", sig(22))?.chunks, [id]);
+  assertEquals(again.lookup("dir/c", sig(3))?.chunks, [id]);
+  assertEquals(again.lookup("a", sig(1)), null);
+  // keepOld: rows recorded now and the older ones, all in one file
+  again.record("e", sig(5), file);
+  assert(again.save(p, true));
+  const third = StatCache.load(p, s);
+  for (const [k, i] of [["b", 22], ["dir/c", 3], ["d", 4], ["e", 5]] as const) {
+    assert(third.lookup(k, sig(i)) !== null, k);
+  }
+});
