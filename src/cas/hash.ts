@@ -2,7 +2,8 @@
  * BLAKE3 content ids. Every id in hd is the lowercase hex of a 32-byte BLAKE3 digest.
  *
  * Uses the native SIMD implementation of `@napi-rs/blake-hash` (measured here: 3.5 GB/s on 16 KiB
- * chunks) when it loads and agrees with the reference vector, else hash-wasm (0.4 GB/s).
+ * chunks) when it loads and agrees with the reference vector, else hash-wasm (0.4 GB/s). When the
+ * addon is in Deno's npm cache it is loaded on the first hash (~2 ms), not at start-up.
  *
  * @example
  * ```ts
@@ -12,6 +13,7 @@
  * @module
  */
 import type { IHasher } from "hash-wasm";
+import { createRequire } from "node:module";
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
@@ -30,8 +32,59 @@ const EMPTY_ID = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f32
 
 type Native = (b: Uint8Array) => Uint8Array;
 
+/** The version of `@napi-rs/blake-hash` in deno.json's import map (a test keeps them equal). */
+export const NAPI_BLAKE_VERSION = "1.3.4";
+
+/**
+ * Where Deno's npm cache keeps the native BLAKE3 addon of this platform, or null when it is not
+ * there (a compiled binary, another platform, another cache layout).
+ */
+export function nativeAddonPath(
+  env: (k: string) => string | undefined = Deno.env.get,
+): string | null {
+  if (Deno.build.os !== "linux") return null;
+  const arch = Deno.build.arch === "x86_64" ? "x64" : Deno.build.arch === "aarch64" ? "arm64" : "";
+  if (!arch) return null;
+  const home = env("HOME");
+  const cache = env("DENO_DIR") ??
+    (env("XDG_CACHE_HOME") ? `${env("XDG_CACHE_HOME")}/deno` : home ? `${home}/.cache/deno` : "");
+  if (!cache) return null;
+  const pkg = `@napi-rs/blake-hash-linux-${arch}-gnu`;
+  return `${cache}/npm/registry.npmjs.org/${pkg}/${NAPI_BLAKE_VERSION}/blake.linux-${arch}-gnu.node`;
+}
+
+function exists(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Loads the native addon synchronously (`require` of the .node file: ~2 ms, where importing the
+ * npm package costs ~35 ms, most of it the package's own libc probe that runs `which ldd`).
+ */
+function requireNative(path: string): Native {
+  let f: Native;
+  try {
+    f = createRequire(import.meta.url)(path).blake3 as Native;
+  } catch (e) {
+    throw new Error(
+      `Cannot load the native BLAKE3 module ${path}: ${(e as Error).message} ` +
+        "(set HD_BLAKE3=wasm to use hash-wasm)",
+    );
+  }
+  if (typeof f !== "function" || toHex(f(new Uint8Array(0))) !== EMPTY_ID) {
+    throw new Error(
+      `Cannot use the native BLAKE3 module ${path}: it does not reproduce the reference vector ` +
+        "(set HD_BLAKE3=wasm to use hash-wasm)",
+    );
+  }
+  return f;
+}
+
 async function loadNative(): Promise<Native | null> {
-  if (Deno.env.get("HD_BLAKE3") === "wasm") return null;
   try {
     const mod = await import("@napi-rs/blake-hash");
     const f = mod.blake3 as unknown as Native;
@@ -42,19 +95,45 @@ async function loadNative(): Promise<Native | null> {
   }
 }
 
-const native: Native | null = await loadNative();
+const wasmForced = Deno.env.get("HD_BLAKE3") === "wasm";
+/**
+ * The addon found in Deno's npm cache: loaded on the first hash, not at start-up (a mount server
+ * or a command that hashes nothing never pays for it). Where it is not found, the package is
+ * imported at start as before, and hash-wasm is the fallback.
+ */
+const addon: string | null = wasmForced ? null : (() => {
+  const p = nativeAddonPath();
+  return p && exists(p) ? p : null;
+})();
+let native: Native | null = addon || wasmForced ? null : await loadNative();
 // hash-wasm is loaded only where it is used (its module costs ~20 ms of every start-up)
-const hasher: IHasher | null = native ? null : await (await import("hash-wasm")).createBLAKE3();
+const hasher: IHasher | null = native || addon
+  ? null
+  : await (await import("hash-wasm")).createBLAKE3();
+
+/** The native hash function, loading the addon on first use when it is deferred. */
+function nativeFn(): Native | null {
+  if (native || !addon) return native;
+  return native = requireNative(addon);
+}
 
 /** Which implementation computes ids in this process ("native" or "wasm"). */
-export const BLAKE3_IMPL: "native" | "wasm" = native ? "native" : "wasm";
+export function blake3Impl(): "native" | "wasm" {
+  return native || addon ? "native" : "wasm";
+}
+
+/** True when the native addon is still to be loaded (it loads on the first hash). */
+export function blake3Deferred(): boolean {
+  return addon !== null && native === null;
+}
 
 /** Length of a hex id (32 bytes). */
 export const ID_HEX_LENGTH = 64;
 
 /** BLAKE3 of `bytes` as 32 raw bytes. */
 export function blake3(bytes: Uint8Array): Uint8Array {
-  if (native) return native(bytes);
+  const f = nativeFn();
+  if (f) return f(bytes);
   hasher!.init();
   hasher!.update(bytes);
   return hasher!.digest("binary");
@@ -62,7 +141,8 @@ export function blake3(bytes: Uint8Array): Uint8Array {
 
 /** BLAKE3 of `bytes` as a 64-character lowercase hex id. */
 export function blake3Hex(bytes: Uint8Array): string {
-  if (native) return toHex(native(bytes));
+  const f = nativeFn();
+  if (f) return toHex(f(bytes));
   hasher!.init();
   hasher!.update(bytes);
   return hasher!.digest("hex");

@@ -1,6 +1,13 @@
 import { createBLAKE3 } from "hash-wasm";
 import { assertEquals } from "../_assert.ts";
-import { BLAKE3_IMPL, blake3Hex, fromHex, toHex } from "../../src/cas/hash.ts";
+import {
+  blake3Hex,
+  blake3Impl,
+  fromHex,
+  NAPI_BLAKE_VERSION,
+  nativeAddonPath,
+  toHex,
+} from "../../src/cas/hash.ts";
 import { hasCommand, testIf } from "../_helpers.ts";
 
 Deno.test("ids agree with hash-wasm's BLAKE3 at every size (native or not)", async () => {
@@ -60,5 +67,45 @@ async function nativeSkip(): Promise<string | null> {
 
 // A module-load bug once made hash.ts fall back to wasm silently (7x slower ids): say so here.
 testIf(await nativeSkip(), "ids use the native BLAKE3 whenever its module loads", () => {
-  assertEquals(BLAKE3_IMPL, "native");
+  assertEquals(blake3Impl(), "native");
+});
+
+Deno.test("the deferred native addon is the version deno.json imports", () => {
+  const cfg = JSON.parse(Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)));
+  assertEquals(cfg.imports["@napi-rs/blake-hash"], `npm:@napi-rs/blake-hash@${NAPI_BLAKE_VERSION}`);
+});
+
+Deno.test("nativeAddonPath follows DENO_DIR, then XDG_CACHE_HOME, then HOME", () => {
+  if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") return;
+  const p = (env: Record<string, string>) => nativeAddonPath((k) => env[k]);
+  const tail =
+    `/npm/registry.npmjs.org/@napi-rs/blake-hash-linux-x64-gnu/${NAPI_BLAKE_VERSION}/blake.linux-x64-gnu.node`;
+  assertEquals(p({ DENO_DIR: "/d", XDG_CACHE_HOME: "/x", HOME: "/h" }), `/d${tail}`);
+  assertEquals(p({ XDG_CACHE_HOME: "/x", HOME: "/h" }), `/x/deno${tail}`);
+  assertEquals(p({ HOME: "/h" }), `/h/.cache/deno${tail}`);
+  assertEquals(p({}), null);
+});
+
+// A process that hashes nothing never loads the addon; the first hash loads it, right.
+Deno.test("the native addon loads on the first hash, not at import", async () => {
+  const src = new URL("../../src/cas/hash.ts", import.meta.url).href;
+  const code = `import { blake3Deferred, blake3Hex } from "${src}";
+const before = blake3Deferred();
+const id = blake3Hex(new Uint8Array(0));
+console.log(JSON.stringify({ before, after: blake3Deferred(), id }));`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--config", new URL("../../deno.json", import.meta.url).pathname, code],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const r = JSON.parse(new TextDecoder().decode(out.stdout));
+  assertEquals(r.after, false);
+  assertEquals(r.id, "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
+  // deferred exactly when the addon is in Deno's npm cache here
+  const path = nativeAddonPath();
+  let cached = false;
+  try {
+    cached = path !== null && Deno.statSync(path).isFile;
+  } catch { /* not cached */ }
+  assertEquals(r.before, cached && Deno.env.get("HD_BLAKE3") !== "wasm");
 });
