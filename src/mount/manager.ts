@@ -294,7 +294,13 @@ export async function serveMount(
     import("./fuse.ts"),
     import("./projected.ts"),
   ]);
-  const fs = new Projection(store, root, { log, layerView: opts.layerView });
+  // a writable mount keeps every inode (its changes live on them); a read-only one unloads
+  // directories the kernel has forgotten beyond the cap
+  const fs = new Projection(store, root, {
+    log,
+    layerView: opts.layerView,
+    ...(opts.rw ? { inodeCap: 0 } : {}),
+  });
   // the overlay (and the ingest code its snapshots use) loads only for a writable mount
   const overlay = opts.rw ? new (await import("./overlay.ts")).Overlay(fs) : null;
   const server = new FuseServer(fs, overlay, {
