@@ -386,6 +386,7 @@ async function mountRequest(
       root: fs.rootId,
       stats: fs.stats,
       ops: server.ops,
+      memory: Deno.memoryUsage(),
       overlay: overlay ? overlay.summary() : null,
     };
   }

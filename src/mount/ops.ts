@@ -207,7 +207,8 @@ export class FuseOps {
   #entry: WireBuffer = wireBuffer(FUSE_ENTRY_PARAM.sizeof);
   #dir: WireBuffer = wireBuffer(0);
   #dirHandles = new Map<number, Inode[]>();
-  #listings = new Map<number, { of: Map<string, Inode>; list: Inode[] }>();
+  /** Each directory's readdir listing, for as long as its entries stay loaded. */
+  #listings = new WeakMap<Map<string, Inode>, Inode[]>();
   #nextFh = 1;
 
   /** Handlers over `o.fs` (and `o.overlay`); nothing is registered until the session does. */
@@ -252,12 +253,9 @@ export class FuseOps {
     const d = this.#fs.inode(ino);
     if ((d.mode & S_IFMT) !== S_IFDIR) throw new FsError(Errno.ENOTDIR);
     const of = this.#fs.children(d);
-    const l = this.#listings.get(ino);
-    // a listing is good while its directory keeps the same entries (not unloaded since)
-    if (l && l.of === of) return l.list;
-    const list = [d, d.parent, ...of.values()];
-    if (this.#listings.size > 4096) this.#listings.clear();
-    this.#listings.set(ino, { of, list });
+    // kept with the directory's entries: an unloaded directory's listing goes with them
+    let list = this.#listings.get(of);
+    if (!list) this.#listings.set(of, list = [d, d.parent, ...of.values()]);
     return list;
   }
 

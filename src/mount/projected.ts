@@ -159,6 +159,9 @@ export interface ProjectionOptions {
 /** Default {@link ProjectionOptions.inodeCap}: about 40 MiB of inodes at ~600 B each. */
 export const INODE_CAP = 65_536;
 
+/** Inodes unloaded before a full garbage collection is asked for. */
+const GC_AFTER = 8192;
+
 /** Chunk sizes remembered (to seek in files without reading chunks) before the memo restarts. */
 const SIZE_MEMO = 65_536;
 
@@ -191,6 +194,8 @@ export class Projection {
   /** Directories with loaded entries that some forget touched, least recently used first. */
   #forgotten = new Map<number, Inode>();
   #inodeCap: number;
+  #sinceGc = 0;
+  #gcPending = false;
   #nextIno = 2;
   #cache = new Map<string, Uint8Array>();
   #cacheBytes = 0;
@@ -300,8 +305,29 @@ export class Projection {
     this.#forgotten.set(d.ino, d);
   }
 
-  /** Unloads forgotten directories, oldest first, until the table is within the cap. */
+  /**
+   * Unloads forgotten directories, oldest first, until the table is within the cap. After a large
+   * unload, a full collection is asked for when the process allows it (`--expose-gc`, which the
+   * mount server is started with): otherwise the unloaded inodes stay in the heap until V8 runs
+   * out of room, which an idle server never does.
+   */
   #trim(): void {
+    const before = this.stats.evicted;
+    this.#trimTable();
+    this.#sinceGc += this.stats.evicted - before;
+    if (this.#sinceGc >= GC_AFTER && !this.#gcPending) {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      if (!gc) return;
+      this.#gcPending = true;
+      setTimeout(() => {
+        this.#gcPending = false;
+        this.#sinceGc = 0;
+        gc();
+      }, 0);
+    }
+  }
+
+  #trimTable(): void {
     while (this.stats.live > this.#inodeCap && this.#forgotten.size) {
       const [ino, d] = this.#forgotten.entries().next().value!;
       this.#forgotten.delete(ino);
