@@ -11,7 +11,9 @@
  * trailer (16 bytes): index offset u64 BE | count u32 BE | "HDPI"
  * ```
  * A pack is written to a temp file and renamed into place complete, so readers never see a partial
- * pack. Each entry is verified on read exactly like a loose object (BLAKE3 of the decoded bytes).
+ * pack. Placement (not part of the format): a batch writes its metadata (Dir and other nodes,
+ * manifests) together after its chunks, newest first, so a cold walk of a tree from its root reads
+ * one stretch of the pack; a gc rewrite keeps the entries in their old order. Each entry is verified on read exactly like a loose object (BLAKE3 of the decoded bytes).
  *
  * @example
  * ```ts
