@@ -220,8 +220,10 @@ async function bigWalk(
   log(`big walk: hd cas add (${dirs * 100} entries)`);
   const root = (await hdCli(["cas", "add", "--no-cache", src], store)).trim().split("\n")[0];
   const img = `${workDir}/big.sqfs`;
-  // uncompressed: 100k tiny files take minutes to compress on a loaded 2-core machine
-  await sh(`mksquashfs ${src} ${img} -noappend -quiet -no-progress -noI -noD -noF -noX`);
+  // uncompressed, no duplicate search: 100k tiny files of a few sizes took minutes otherwise
+  await sh(
+    `mksquashfs ${src} ${img} -noappend -quiet -no-progress -noI -noD -noF -noX -no-duplicates`,
+  );
   const mnt = `${workDir}/mnt-big`;
   Deno.mkdirSync(mnt);
   const { Store } = await import("../src/cas/store.ts");
