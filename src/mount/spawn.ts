@@ -31,16 +31,12 @@ export function hdArgv(): string[] {
 
 /**
  * V8 flags of a mount server (DENO_V8_FLAGS: comma-separated): the caller's, plus a 1 MiB
- * semi-space unless they set one, and `--expose-gc` (the projection asks for a collection after
- * it unloads many forgotten inodes).
+ * semi-space unless they set one.
  */
 export function mountServerV8Flags(inherited: string | undefined): string {
   const flags = (inherited ?? "").split(",").map((f) => f.trim()).filter((f) => f);
-  if (!flags.some((f) => f.startsWith("--max-semi-space-size"))) {
-    flags.push("--max-semi-space-size=1");
-  }
-  if (!flags.includes("--expose-gc")) flags.push("--expose-gc");
-  return flags.join(",");
+  if (flags.some((f) => f.startsWith("--max-semi-space-size"))) return flags.join(",");
+  return [...flags, "--max-semi-space-size=1"].join(",");
 }
 
 /** Where a server started by {@link startMountServer} goes, and with which flags. */

@@ -7,15 +7,14 @@ import { tempDir, testIf } from "../_helpers.ts";
 import { mountServerV8Flags } from "../../src/mount/manager.ts";
 import { fuseSkip, hdOk } from "./_util.ts";
 
-Deno.test("mount server V8 flags: a 1 MiB semi-space is added unless the caller chose one, and --expose-gc", () => {
+Deno.test("mount server V8 flags: a 1 MiB semi-space is added unless the caller chose one", () => {
   const table: [string | undefined, string][] = [
-    [undefined, "--max-semi-space-size=1,--expose-gc"],
-    ["", "--max-semi-space-size=1,--expose-gc"],
-    ["--stack-size=2000", "--stack-size=2000,--max-semi-space-size=1,--expose-gc"],
-    ["--max-semi-space-size=16", "--max-semi-space-size=16,--expose-gc"],
-    [" --foo, --max-semi-space-size=4 ", "--foo,--max-semi-space-size=4,--expose-gc"],
-    ["--prof,", "--prof,--max-semi-space-size=1,--expose-gc"],
-    ["--expose-gc", "--expose-gc,--max-semi-space-size=1"],
+    [undefined, "--max-semi-space-size=1"],
+    ["", "--max-semi-space-size=1"],
+    ["--stack-size=2000", "--stack-size=2000,--max-semi-space-size=1"],
+    ["--max-semi-space-size=16", "--max-semi-space-size=16"],
+    [" --foo, --max-semi-space-size=4 ", "--foo,--max-semi-space-size=4"],
+    ["--prof,", "--prof,--max-semi-space-size=1"],
   ];
   for (const [inherited, want] of table) assertEquals(mountServerV8Flags(inherited), want);
 });
