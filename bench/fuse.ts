@@ -186,6 +186,100 @@ function pidOfArgv(argv: string[]): number | null {
 
 type Tool = "hd" | "squashfuse_ll";
 
+/** RSS (VmRSS) of `pid` in MiB, or NaN. */
+function rssMiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * A walk of a big tree: 100k entries (1,000 directories of 99 one-line files; 20k entries with --quick)
+ * over hd and squashfuse_ll, in alternating order: each server's RSS after `find`, and for hd its
+ * live inodes and V8 heap after the walk and after the kernel forgot (drop_caches 2).
+ */
+async function bigWalk(
+  workDir: string,
+  quick: boolean,
+  log: (s: string) => void,
+): Promise<{ rows: [string, string, number, string, number[]][]; extra: Record<string, unknown> }> {
+  const dirs = quick ? 200 : 1000;
+  const src = `${workDir}/big`;
+  const enc = new TextEncoder();
+  for (let d = 0; d < dirs; d++) {
+    const p = `${src}/p${Math.floor(d / 50)}/d${d}`;
+    Deno.mkdirSync(p, { recursive: true });
+    for (let f = 0; f < 99; f++) {
+      Deno.writeFileSync(`${p}/f${f}.js`, enc.encode(`module.exports = ${d * 100 + f};\n`));
+    }
+  }
+  const store = `${workDir}/big-store`;
+  log(`big walk: hd cas add (${dirs * 100} entries)`);
+  const root = (await hdCli(["cas", "add", "--no-cache", src], store)).trim().split("\n")[0];
+  const img = `${workDir}/big.sqfs`;
+  // uncompressed, no duplicate search: 100k tiny files of a few sizes took minutes otherwise
+  await sh(
+    `mksquashfs ${src} ${img} -noappend -quiet -no-progress -noI -noD -noF -noX -no-duplicates`,
+  );
+  const mnt = `${workDir}/mnt-big`;
+  Deno.mkdirSync(mnt);
+  const { Store } = await import("../src/cas/store.ts");
+  const { requestMount } = await import("../src/mount/manager.ts");
+  const stats = async () => {
+    const r = await requestMount(Store.open(store), mnt, { op: "stats" });
+    const s = r.stats as { live?: number; evicted?: number };
+    const m = r.memory as { heapUsed: number } | undefined;
+    return { live: s.live ?? NaN, heap: m ? m.heapUsed / 1048576 : NaN };
+  };
+  const rows: [string, string, number, string][] = [];
+  const entries = dirs * 100 + Math.ceil(dirs / 50) + 1;
+  const rounds = quick ? 1 : 2;
+  const loads: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    loads.push(loadavg());
+    for (const t of (r % 2 ? ["squashfuse_ll", "hd"] : ["hd", "squashfuse_ll"]) as Tool[]) {
+      let pid: number | null;
+      if (t === "hd") pid = JSON.parse(await hdCli(["mount", root, mnt, "--json"], store)).pid;
+      else {
+        await sh(`squashfuse_ll ${img} ${mnt}`);
+        pid = pidOfArgv(["squashfuse_ll", img, mnt]);
+      }
+      try {
+        await sh(`find ${mnt} | wc -l`);
+        rows.push(["big-tree walk: RSS after find", t, rssMiB(pid!), "MiB"]);
+        if (t === "hd") {
+          const a = await stats();
+          rows.push(["big-tree walk: live inodes after find", t, a.live, "inodes"]);
+          rows.push(["big-tree walk: heap after find", t, a.heap, "MiB"]);
+          await sh("sync && echo 2 > /proc/sys/vm/drop_caches");
+          await new Promise((res) => setTimeout(res, 500));
+          const b = await stats();
+          rows.push(["big-tree walk: live inodes after forget", t, b.live, "inodes"]);
+          rows.push(["big-tree walk: heap after forget", t, b.heap, "MiB"]);
+          rows.push(["big-tree walk: RSS after forget", t, rssMiB(pid!), "MiB"]);
+        }
+      } finally {
+        if (t === "hd") await hdCli(["unmount", mnt], store).catch(() => {});
+        else await sh(`fusermount3 -u ${mnt}`).catch(() => {});
+      }
+    }
+  }
+  // one row per case and tool: the median over rounds
+  const by = new Map<string, [string, string, number[], string]>();
+  for (const [c, t, v, u] of rows) {
+    const k = `${c}\0${t}`;
+    if (!by.has(k)) by.set(k, [c, t, [], u]);
+    by.get(k)![2].push(v);
+  }
+  return {
+    rows: [...by.values()].map(([c, t, vs, u]) => [c, t, median(vs), u, vs]),
+    extra: { entries, rounds, loadavg: loads, inodeCap: 65_536 },
+  };
+}
+
 /** The FUSE bench. */
 export const bench: Bench = {
   name: "fuse",
@@ -305,6 +399,22 @@ export const bench: Bench = {
     } finally {
       await unmount("hd");
       await unmount("squashfuse_ll");
+    }
+    // Server memory on a large tree: a full walk (the kernel then holds every inode), then the
+    // kernel forgets (drop_caches 2 evicts its dentries and inodes, and FUSE sends FORGETs): hd
+    // unloads forgotten directories down to its inode cap.
+    const big = await bigWalk(workDir, quick, log);
+    for (const [c, tool, v, unit, xs] of big.rows) {
+      const spread = { min: Math.min(...xs), max: Math.max(...xs), samples: xs };
+      rows.push({
+        bench: "fuse",
+        case: c,
+        tool,
+        value: v,
+        unit,
+        extra: { ...big.extra, ...spread },
+      });
+      log(`${c.padEnd(22)} ${tool.padEnd(14)} ${v.toFixed(1)} ${unit}`);
     }
     const extraBase = {
       files: Number(count),

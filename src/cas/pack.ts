@@ -11,7 +11,9 @@
  * trailer (16 bytes): index offset u64 BE | count u32 BE | "HDPI"
  * ```
  * A pack is written to a temp file and renamed into place complete, so readers never see a partial
- * pack. Each entry is verified on read exactly like a loose object (BLAKE3 of the decoded bytes).
+ * pack. Placement (not part of the format): a batch writes its metadata (Dir and other nodes,
+ * manifests) together after its chunks, newest first, so a cold walk of a tree from its root reads
+ * one stretch of the pack; a gc rewrite keeps the entries in their old order. Each entry is verified on read exactly like a loose object (BLAKE3 of the decoded bytes).
  *
  * @example
  * ```ts
@@ -112,6 +114,10 @@ export class PackStream {
   #size = 4;
   #entries: PackEntry[] = [];
   #at = new Map<ObjectKey, number>();
+  /** Metadata objects held back for the pack's tail: entry index and stored bytes. */
+  #meta: { i: number; bytes: Uint8Array }[] = [];
+  #metaAt = new Map<number, Uint8Array>();
+  #metaSize = 0;
 
   /** A pack to be written at `tmpPath` (created on the first add). */
   constructor(tmpPath: string) {
@@ -120,14 +126,19 @@ export class PackStream {
     this.#bufLen = 4;
   }
 
-  /** Bytes collected so far. */
+  /** Bytes collected so far (metadata held back included). */
   get size(): number {
-    return this.#size;
+    return this.#size + this.#metaSize;
   }
 
   /** Number of objects collected. */
   get count(): number {
     return this.#entries.length;
+  }
+
+  /** Bytes of metadata objects held back for the pack's tail. */
+  get metaSize(): number {
+    return this.#metaSize;
   }
 
   /** True when the pack holds `key`. */
@@ -139,6 +150,8 @@ export class PackStream {
   pending(key: ObjectKey): Uint8Array | undefined {
     const i = this.#at.get(key);
     if (i === undefined) return undefined;
+    const held = this.#metaAt.get(i);
+    if (held) return held.slice();
     const e = this.#entries[i];
     if (e.offset >= this.#bufStart) {
       const o = e.offset - this.#bufStart;
@@ -150,11 +163,27 @@ export class PackStream {
     return out;
   }
 
-  /** Adds an object's stored bytes (codec byte + payload). Duplicates are ignored. */
-  add(kind: ObjectKind, id: string, stored: Uint8Array): void {
+  /**
+   * Adds an object's stored bytes (codec byte + payload). Duplicates are ignored. A `meta` object
+   * (a tree's Dir node, a manifest) is held in memory and written with the other metadata at the
+   * pack's tail, in the reverse order of adding (a tree is written children first, so a walk from
+   * its root reads that section forward): a cold walk of the tree then reads one contiguous
+   * stretch of the pack instead of pages scattered between file chunks. The format is unchanged
+   * (an entry's offset may be anywhere in the data section).
+   */
+  add(kind: ObjectKind, id: string, stored: Uint8Array, meta = false): void {
     const key = objectKey(kind, id);
     if (this.#at.has(key)) return;
-    this.#at.set(key, this.#entries.length);
+    const i = this.#entries.length;
+    this.#at.set(key, i);
+    if (meta) {
+      const bytes = stored.slice();
+      this.#entries.push({ kind, id, offset: -1, length: bytes.length });
+      this.#meta.push({ i, bytes });
+      this.#metaAt.set(i, bytes);
+      this.#metaSize += bytes.length;
+      return;
+    }
     this.#entries.push({ kind, id, offset: this.#size, length: stored.length });
     this.#append(stored);
   }
@@ -188,6 +217,14 @@ export class PackStream {
    * as {@link PackBuilder.finish}); returns the name and the entries, sorted as in the index.
    */
   finish(dest: (name: string) => string): { name: string; entries: PackEntry[] } {
+    for (let k = this.#meta.length - 1; k >= 0; k--) {
+      const { i, bytes } = this.#meta[k];
+      this.#entries[i].offset = this.#size;
+      this.#append(bytes);
+    }
+    this.#meta = [];
+    this.#metaAt.clear();
+    this.#metaSize = 0;
     const { index, trailer, sorted } = indexBytes(this.#entries, this.#size);
     this.#append(index);
     this.#append(trailer);

@@ -397,7 +397,8 @@ export class Packs {
   rewrite(pack: string, live: PackEntry[], opts: { fsync?: boolean } = {}): number {
     const f = this.#file(pack);
     const b = new PackBuilder();
-    for (const e of live) {
+    // in the old pack's order (not the index's id order): what was together stays together
+    for (const e of [...live].sort((x, y) => x.offset - y.offset)) {
       const buf = new Uint8Array(e.length);
       readAt(f, buf, e.offset);
       b.add(e.kind, e.id, buf);
@@ -451,9 +452,12 @@ export class Packs {
     return this.#batch?.pending(key);
   }
 
-  /** Adds stored bytes to the batch's pack (call only while {@link batching}). */
-  add(kind: ObjectKind, id: string, stored: Uint8Array): void {
-    this.#batch!.add(kind, id, stored);
+  /**
+   * Adds stored bytes to the batch's pack (call only while {@link batching}); `meta` objects (Dir
+   * nodes, manifests) go together at the pack's tail (see {@link PackStream.add}).
+   */
+  add(kind: ObjectKind, id: string, stored: Uint8Array, meta = false): void {
+    this.#batch!.add(kind, id, stored, meta);
   }
 
   /**

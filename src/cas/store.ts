@@ -238,10 +238,10 @@ export class Store {
     this.#packs.flush();
   }
 
-  #put(kind: ObjectKind, id: string, stored: Uint8Array): void {
+  #put(kind: ObjectKind, id: string, stored: Uint8Array, meta = false): void {
     if (this.#leases.size) this.#note(kind, id);
     if (this.#packs.batching) {
-      this.#packs.add(kind, id, stored);
+      this.#packs.add(kind, id, stored, meta);
       if (this.#packs.pendingSize >= PACK_TARGET) this.flushPack();
       return;
     }
@@ -263,7 +263,7 @@ export class Store {
   putObject(bytes: Uint8Array, opts: { compress?: boolean; id?: string } = {}): string {
     const id = opts.id ?? blake3Hex(bytes);
     if (this.has(id)) return id;
-    this.#put("objects", id, encodeObject(bytes, opts.compress ?? true));
+    this.#put("objects", id, encodeObject(bytes, opts.compress ?? true), looksLikeNode(bytes));
     return id;
   }
 
@@ -418,7 +418,7 @@ export class Store {
     const enc = encodeManifest(m);
     const id = blake3Hex(enc);
     if (this.has(id, "manifests")) return id;
-    this.#put("manifests", id, encodeObject(enc));
+    this.#put("manifests", id, encodeObject(enc), true);
     return id;
   }
 
@@ -565,4 +565,15 @@ export class Store {
     u.bytes += p.bytes;
     return u;
   }
+}
+
+/**
+ * True when `bytes` start like an encoded hd node (`hd`, version 1, kind 1–5; the format is in
+ * src/dag/node.ts, which this layer cannot import). Used only for placement: a batch's pack keeps
+ * nodes together at its tail (pack.ts), so a chunk that happens to start the same way costs
+ * nothing but its place.
+ */
+export function looksLikeNode(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x68 && bytes[1] === 0x64 && bytes[2] === 1 &&
+    bytes[3] >= 1 && bytes[3] <= 5;
 }

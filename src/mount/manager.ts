@@ -20,6 +20,7 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
+import { trace } from "../sys/trace.ts";
 import { guardedKill, isAlive } from "../sys/proc.ts";
 import { jsonlRequest, serveJsonl } from "../sys/jsonl.ts";
 import { blake3Hex } from "../cas/hash.ts";
@@ -269,8 +270,10 @@ export async function serveMount(
   dir: string,
   opts: ServeOptions = {},
 ): Promise<void> {
+  trace("serve: store open");
   const absDir = absMountDir(dir);
   const key = mountKey(absDir);
+  trace("serve: mount key (first hash)");
   const logFile = opts.log ? Deno.openSync(opts.log, { append: true, create: true }) : null;
   const enc = new TextEncoder();
   const log = (line: string) => {
@@ -294,9 +297,17 @@ export async function serveMount(
     import("./fuse.ts"),
     import("./projected.ts"),
   ]);
-  const fs = new Projection(store, root, { log, layerView: opts.layerView });
+  trace("serve: server modules loaded");
+  // a writable mount keeps every inode (its changes live on them); a read-only one unloads
+  // directories the kernel has forgotten beyond the cap
+  const fs = new Projection(store, root, {
+    log,
+    layerView: opts.layerView,
+    ...(opts.rw ? { inodeCap: 0 } : {}),
+  });
   // the overlay (and the ingest code its snapshots use) loads only for a writable mount
   const overlay = opts.rw ? new (await import("./overlay.ts")).Overlay(fs) : null;
+  trace("serve: projection (root node read)");
   const server = new FuseServer(fs, overlay, {
     mountpoint: absDir,
     fsname: `hd:${root.slice(0, 12)}`,
@@ -306,6 +317,7 @@ export async function serveMount(
   Deno.mkdirSync(registry(store), { recursive: true });
   store.setRef(`mounts/${key}`, root);
   server.mount();
+  trace("serve: mounted");
   // A larger read-ahead window: fewer, bigger read requests for sequential readers. The device
   // comes from mountinfo: a stat of the mount point would wait for the server's reply.
   const bdi = mountsAt(absDir).findLast((m) => m.fstype.startsWith("fuse"))?.dev;
@@ -346,6 +358,7 @@ export async function serveMount(
     return [s, h] as const;
   });
   opts.onReady?.(rec);
+  trace("serve: ready");
   try {
     await Promise.race([served, signalledP]);
     await stop("unmounted");
@@ -380,6 +393,7 @@ async function mountRequest(
       root: fs.rootId,
       stats: fs.stats,
       ops: server.ops,
+      memory: Deno.memoryUsage(),
       overlay: overlay ? overlay.summary() : null,
     };
   }

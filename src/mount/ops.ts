@@ -27,7 +27,10 @@
  * ```
  * @module
  */
-import { type CALLBACKS, type Libfuse3, num } from "../../ffi/libfuse3.ts";
+import { type CALLBACKS, LAYOUT, type Libfuse3, num } from "../../ffi/libfuse3.ts";
+
+/** `struct fuse_forget_data` (forget_multi). */
+const FORGET = LAYOUT.forget;
 import { S_IFDIR, S_IFMT } from "../sys/mode.ts";
 import type { Overlay } from "./overlay.ts";
 import { Errno, FsError, type Inode, type Projection } from "./projected.ts";
@@ -204,7 +207,8 @@ export class FuseOps {
   #entry: WireBuffer = wireBuffer(FUSE_ENTRY_PARAM.sizeof);
   #dir: WireBuffer = wireBuffer(0);
   #dirHandles = new Map<number, Inode[]>();
-  #listings = new Map<number, Inode[]>();
+  /** Each directory's readdir listing, for as long as its entries stay loaded. */
+  #listings = new WeakMap<Map<string, Inode>, Inode[]>();
   #nextFh = 1;
 
   /** Handlers over `o.fs` (and `o.overlay`); nothing is registered until the session does. */
@@ -246,15 +250,13 @@ export class FuseOps {
     const h = fh ? this.#dirHandles.get(fh) : undefined;
     if (h) return h;
     if (this.#overlay) throw new FsError(Errno.EBADF);
-    let l = this.#listings.get(ino);
-    if (!l) {
-      const d = this.#fs.inode(ino);
-      if ((d.mode & S_IFMT) !== S_IFDIR) throw new FsError(Errno.ENOTDIR);
-      l = [d, d.parent, ...this.#fs.children(d).values()];
-      if (this.#listings.size > 4096) this.#listings.clear();
-      this.#listings.set(ino, l);
-    }
-    return l;
+    const d = this.#fs.inode(ino);
+    if ((d.mode & S_IFMT) !== S_IFDIR) throw new FsError(Errno.ENOTDIR);
+    const of = this.#fs.children(d);
+    // kept with the directory's entries: an unloaded directory's listing goes with them
+    let list = this.#listings.get(of);
+    if (!list) this.#listings.set(of, list = [d, d.parent, ...of.values()]);
+    return list;
   }
 
   #rw(): Overlay {
@@ -307,6 +309,8 @@ export class FuseOps {
           const full = !lazy || i <= 1 || n.children !== null || !n.lowerDir;
           if (i > 1 && full) fs.getattr(n.ino);
           next = putDirentPlus(w, pos, cap, nm, n, fs.nlink(n), i + 1, this.#timeout, full);
+          // the kernel takes a reference for each entry sent with its attributes (not . and ..)
+          if (next >= 0 && i > 1 && full) fs.remember(n);
         } else next = putDirent(w, pos, cap, nm, n.ino, i + 1, n.mode);
         if (next < 0) break;
         pos = next;
@@ -321,7 +325,10 @@ export class FuseOps {
     const fs = this.#fs;
     const timeout = this.#timeout;
     const name = (p: Ptr) => Deno.UnsafePointerView.getCString(p!);
-    const replyEntry = (req: Req, n: Inode) => L.fuse_reply_entry(req, this.#fillEntry(n));
+    const replyEntry = (req: Req, n: Inode) => {
+      fs.remember(n);
+      L.fuse_reply_entry(req, this.#fillEntry(n));
+    };
 
     const ops: LowLevelOps = {
       lookup: this.#op("lookup", (req: Req, parent: U64, nameP: Ptr) => {
@@ -338,8 +345,24 @@ export class FuseOps {
         }
         replyEntry(req, n);
       }),
-      forget: (req: Req) => L.fuse_reply_none(req),
-      forget_multi: (req: Req) => L.fuse_reply_none(req),
+      forget: (req: Req, ino: U64, nlookup: U64) => {
+        fs.forget(num(ino), num(nlookup));
+        L.fuse_reply_none(req);
+      },
+      forget_multi: (req: Req, count: U64, forgets: Ptr) => {
+        const k = num(count);
+        if (k > 0 && forgets) {
+          const v = new DataView(Deno.UnsafePointerView.getArrayBuffer(forgets, k * FORGET.size));
+          for (let i = 0; i < k; i++) {
+            const o = i * FORGET.size;
+            fs.forget(
+              Number(v.getBigUint64(o + FORGET.ino, true)),
+              Number(v.getBigUint64(o + FORGET.nlookup, true)),
+            );
+          }
+        }
+        L.fuse_reply_none(req);
+      },
       getattr: this.#op("getattr", (req: Req, ino: U64) => {
         L.fuse_reply_attr(req, this.#fillStat(fs.getattr(num(ino))), timeout);
       }),
