@@ -27,6 +27,8 @@ import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "..
 import { MemDir, Tree } from "../dag/tree.ts";
 import { ingestFile } from "../scan/ingest.ts";
 import { libc } from "../sys/libc.ts";
+import { HdError } from "../sys/errors.ts";
+import { BYTES, DONE, ERROR, ERROR_AT, kib, type WriteJob, writeJob } from "./layer_writer.ts";
 
 /** Prefix of an OCI whiteout entry. */
 export const WHITEOUT_PREFIX = ".wh.";
@@ -88,6 +90,14 @@ export function sweepLayerDirs(
   return r;
 }
 
+/** The chunks of one file as one buffer. */
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of chunks) (out.set(c, off), off += c.length);
+  return out;
+}
+
 /** What {@link materializeLayer} did. */
 export interface MaterializedLayer {
   id: string;
@@ -130,11 +140,137 @@ function meta(path: string, mode: number, n: Meta, out: MaterializedLayer) {
   }
 }
 
+/** How {@link materializeLayer} writes files. */
+export interface MaterializeOptions {
+  /**
+   * Writer threads for regular files (0: all on this thread). Default `HD_LAYER_WRITERS` or
+   * {@link DEFAULT_WRITERS}.
+   */
+  writers?: number;
+  /** Regular files written on this thread before the writers start (a small layer needs none). */
+  inlineFiles?: number;
+}
+
+/** Writer threads of a large layer: creating inodes is the kernel's work, on another core. */
+export const DEFAULT_WRITERS = 2;
+/** Files a layer writes itself before starting writers (starting one costs tens of ms). */
+export const INLINE_FILES = 1000;
+/** A batch posted to a writer closes at this many bytes or files. */
+const BATCH_BYTES = 1 << 20, BATCH_FILES = 256;
+/** Decoded bytes posted but not yet written, at most (KiB). */
+const IN_FLIGHT_KIB = 32 << 10;
+/** A file this large is written on this thread (its buffer is not copied into a batch). */
+const BIG_FILE = 8 << 20;
+/** No writer progress for this long means a writer died (it cannot tell this thread otherwise). */
+const STALL_MS = 120_000;
+
+/** The current umask (read, then set back). */
+function currentUmask(): number {
+  const m = Deno.umask(0o022);
+  Deno.umask(m);
+  return m;
+}
+
+/**
+ * Writer threads fed in batches from a thread that stays synchronous: it waits on shared counters,
+ * never on its event loop (which does not run inside materializeLayer).
+ */
+class WriterPool {
+  #workers: Worker[] = [];
+  #shared = new SharedArrayBuffer(16 + 4096);
+  #counts = new Int32Array(this.#shared);
+  #jobs: WriteJob[] = [];
+  #parts: Uint8Array[] = [];
+  #size = 0;
+  #posted = 0;
+  #postedKib = 0;
+  #next = 0;
+
+  constructor(n: number, umask: number) {
+    const url = new URL("./layer_writer.ts", import.meta.url);
+    for (let i = 0; i < n; i++) {
+      const w = new Worker(url, { type: "module" });
+      w.postMessage({ init: { sab: this.#shared, umask, root: isRoot } });
+      this.#workers.push(w);
+    }
+  }
+
+  /** Queues one file (its decoded chunks) for writing. */
+  add(job: Omit<WriteJob, "off" | "len">, chunks: Uint8Array[], len: number): void {
+    this.#jobs.push({ ...job, off: this.#size, len });
+    this.#parts.push(...chunks);
+    this.#size += len;
+    if (this.#size >= BATCH_BYTES || this.#jobs.length >= BATCH_FILES) this.flush();
+  }
+
+  /** Posts the open batch to the next writer, once few enough bytes are in flight. */
+  flush(): void {
+    if (!this.#jobs.length) return;
+    this.#wait(() => this.#postedKib - Atomics.load(this.#counts, BYTES) <= IN_FLIGHT_KIB);
+    const buf = new Uint8Array(this.#size);
+    let off = 0;
+    for (const p of this.#parts) (buf.set(p, off), off += p.length);
+    const jobs = this.#jobs;
+    this.#posted += jobs.length;
+    for (const j of jobs) this.#postedKib += kib(j.len);
+    this.#workers[this.#next++ % this.#workers.length].postMessage({ buf: buf.buffer, jobs }, [
+      buf.buffer,
+    ]);
+    this.#jobs = [];
+    this.#parts = [];
+    this.#size = 0;
+  }
+
+  /** Waits until every posted file is written; throws the first writer's error. */
+  drain(): void {
+    this.flush();
+    this.#wait(() => Atomics.load(this.#counts, DONE) >= this.#posted);
+    const len = Atomics.load(this.#counts, ERROR);
+    if (len !== 0) {
+      const text = new TextDecoder().decode(
+        new Uint8Array(this.#shared, ERROR_AT, Math.max(0, len)).slice(),
+      );
+      throw new Error(`a writer failed: ${text}`);
+    }
+  }
+
+  /** Ends the writer threads. */
+  close(): void {
+    for (const w of this.#workers) w.terminate();
+  }
+
+  #wait(ready: () => boolean): void {
+    let seen = Atomics.load(this.#counts, DONE);
+    let since = performance.now();
+    while (!ready()) {
+      if (
+        Atomics.load(this.#counts, ERROR) !== 0 && this.#posted === Atomics.load(this.#counts, DONE)
+      ) return;
+      Atomics.wait(this.#counts, DONE, seen, 1000);
+      const now = Atomics.load(this.#counts, DONE);
+      if (now !== seen) (seen = now, since = performance.now());
+      else if (performance.now() - since > STALL_MS) {
+        throw new HdError(
+          `Cannot materialize a layer: its writer threads made no progress for ${
+            STALL_MS / 1000
+          } s`,
+          "set HD_LAYER_WRITERS=0 to write on one thread, and report this",
+        );
+      }
+    }
+  }
+}
+
 /**
  * Writes layer tree `id` into `<store>/layers/<id>/` unless it is already there. Needs root (or
- * CAP_MKNOD) for whiteouts and device nodes.
+ * CAP_MKNOD) for whiteouts and device nodes. A large layer's regular files are written by writer
+ * threads while this thread walks the tree and decodes the next files (the same result).
  */
-export function materializeLayer(store: Store, id: string): MaterializedLayer {
+export function materializeLayer(
+  store: Store,
+  id: string,
+  opts: MaterializeOptions = {},
+): MaterializedLayer {
   const t0 = performance.now();
   const dir = layerDir(store, id);
   const out: MaterializedLayer = {
@@ -157,6 +293,14 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
   const tmp = `${store.root}/layers/.tmp-${id.slice(0, 16)}-${Deno.pid}-${Date.now().toString(36)}`;
   const dirs: [string, number, Meta][] = [];
   const linked = new Map<string, string>();
+  // hardlinks wait for the writers (their first name may not be written yet)
+  const links: [string, string][] = [];
+  const envWriters = Number(Deno.env.get("HD_LAYER_WRITERS") ?? NaN);
+  const writers = opts.writers ?? (Number.isInteger(envWriters) ? envWriters : DEFAULT_WRITERS);
+  const inline = opts.inlineFiles ?? INLINE_FILES;
+  const umask = currentUmask();
+  let pool: WriterPool | null = null;
+  let regular = 0;
   const writeFile = (path: string, f: FileNode) => {
     const type = f.mode & S_IFMT;
     if (type === S_IFLNK) {
@@ -166,11 +310,32 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
       const key = hardlinkKey(f);
       const first = key === null ? undefined : linked.get(key);
       if (first !== undefined) {
-        Deno.linkSync(first, path);
+        links.push([first, path]);
         out.files++;
         return;
       }
       if (key !== null) linked.set(key, path);
+      out.files++;
+      out.bytes += f.size;
+      if (writers > 0 && ++regular > inline && !f.xattrs?.length && f.size < BIG_FILE) {
+        pool ??= new WriterPool(writers, umask);
+        const chunks = [...readFileChunks(store, f)];
+        const len = chunks.reduce((n, c) => n + c.length, 0);
+        pool.add({ path, mode: f.mode, uid: f.uid, gid: f.gid, mtime: f.mtime }, chunks, len);
+        return;
+      }
+      if (!f.xattrs?.length) {
+        // as a writer would: the mode at open, the time through the descriptor
+        const chunks = [...readFileChunks(store, f)];
+        const data = chunks.length === 1 ? chunks[0] : concat(chunks);
+        writeJob(
+          { path, off: 0, len: data.length, mode: f.mode, uid: f.uid, gid: f.gid, mtime: f.mtime },
+          data,
+          umask,
+          isRoot,
+        );
+        return;
+      }
       const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
       try {
         for (const c of readFileChunks(store, f)) {
@@ -180,8 +345,6 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
       } finally {
         file.close();
       }
-      out.files++;
-      out.bytes += f.size;
     } else if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
       libc().mknod(path, f.mode, f.rdev ?? 0);
     } else return;
@@ -208,7 +371,13 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
     dirs.push([path, node.mode, node]);
   };
   try {
-    walk(id, tmp);
+    try {
+      walk(id, tmp);
+      (pool as WriterPool | null)?.drain();
+    } finally {
+      (pool as WriterPool | null)?.close();
+    }
+    for (const [first, path] of links) Deno.linkSync(first, path);
     // directory modes and times last, deepest first (children were written inside them)
     for (const [p, mode, n] of dirs) meta(p, mode, n, out);
     try {
