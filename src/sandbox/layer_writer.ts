@@ -1,22 +1,24 @@
 /**
- * Worker side of layer materialization ({@link ../sandbox/layers.ts}): writes the regular files the
- * main thread has decoded, so creating inodes (the kernel's share, most of the time) runs on another
- * core while the main thread walks the tree and decodes the next chunks.
+ * Worker side of layer materialization (src/sandbox/layers.ts): reads, decodes and verifies a
+ * regular file's chunks from the store and writes the file, so decoding and creating inodes (the
+ * kernel's share) run on both cores while the main thread walks the tree and makes directories.
  *
  * The main thread stays synchronous: it posts batches and waits on a shared counter (Atomics), so
  * nothing here may depend on the main thread's event loop. Messages in:
- * `{ init: { sab, umask, root } }` once, then `{ buf, jobs: [{ path, off, len, mode, uid, gid,
- * mtime }] }` (one transferred buffer per batch). Out, through the shared memory only: the count of
+ * `{ init: { sab, umask, root, store } }` once, then `{ jobs: [{ path, chunks, len, mode, uid, gid,
+ * mtime }] }`. Out, through the shared memory only: the count of
  * files done (slot 0), KiB done (slot 1), and the first error (slot 2 set to its length, its
  * UTF-8 text from byte 16 on).
  * @module
  */
 /// <reference lib="deno.worker" />
 
-/** One file to write (contents at `off`, `len` bytes into the batch's buffer). */
+import { Store } from "../cas/store.ts";
+
+/** One file to write: its chunk ids in the store and its size. */
 export interface WriteJob {
   path: string;
-  off: number;
+  chunks: string[];
   len: number;
   mode: number;
   uid?: number;
@@ -47,17 +49,18 @@ export function needsChmod(mode: number, umask: number, chowned: boolean): boole
   return chowned || (mode & 0o7000) !== 0 || (mode & 0o777 & umask) !== 0;
 }
 
-/** Writes one file: open (created, with its mode), write, owner when not root's, mode, time. */
-export function writeJob(
-  j: WriteJob,
-  data: Uint8Array,
-  umask: number,
-  root: boolean,
-): void {
+/**
+ * Writes one file from its verified chunks: open (created, with its mode), write, time through the
+ * descriptor, then owner when not root's and mode when the open could not set it.
+ */
+export function writeJob(store: Store, j: WriteJob, umask: number, root: boolean): void {
   const file = Deno.openSync(j.path, { write: true, createNew: true, mode: j.mode & 0o777 });
   try {
-    let off = 0;
-    while (off < data.length) off += file.writeSync(data.subarray(off));
+    for (const id of j.chunks) {
+      const data = store.getObject(id);
+      let off = 0;
+      while (off < data.length) off += file.writeSync(data.subarray(off));
+    }
     if (j.mtime !== undefined) file.utimeSync(j.mtime, j.mtime);
   } finally {
     file.close();
@@ -73,6 +76,14 @@ if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScop
   let bytes: Uint8Array | null = null;
   let umask = 0o022;
   let root = false;
+  let store: Store | null = null;
+  /** Records the first error only (two workers may fail at once). */
+  const fail = (why: string) => {
+    if (Atomics.compareExchange(shared!, ERROR, 0, -1) !== 0) return;
+    const text = new TextEncoder().encode(why).subarray(0, ERROR_MAX);
+    bytes!.set(text, ERROR_AT);
+    Atomics.store(shared!, ERROR, text.length);
+  };
   self.onmessage = (e: MessageEvent) => {
     const m = e.data;
     if (m.init) {
@@ -80,23 +91,20 @@ if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScop
       bytes = new Uint8Array(m.init.sab);
       umask = m.init.umask;
       root = m.init.root;
+      try {
+        store = Store.open(m.init.store, { create: false });
+      } catch (err) {
+        fail(`${m.init.store}: ${err instanceof Error ? err.message : String(err)}`);
+      }
       return;
     }
-    const buf = new Uint8Array(m.buf);
     let n = 0;
     for (const j of m.jobs as WriteJob[]) {
       if (Atomics.load(shared!, ERROR) === 0) {
         try {
-          writeJob(j, buf.subarray(j.off, j.off + j.len), umask, root);
+          writeJob(store!, j, umask, root);
         } catch (err) {
-          // the first error only (two workers may fail at once)
-          if (Atomics.compareExchange(shared!, ERROR, 0, -1) === 0) {
-            const text = new TextEncoder().encode(
-              `${j.path}: ${err instanceof Error ? err.message : String(err)}`,
-            ).subarray(0, ERROR_MAX);
-            bytes!.set(text, ERROR_AT);
-            Atomics.store(shared!, ERROR, text.length);
-          }
+          fail(`${j.path}: ${err instanceof Error ? err.message : String(err)}`);
         }
       }
       n += kib(j.len);

@@ -20,7 +20,7 @@
  * @module
  */
 import type { Store } from "../cas/store.ts";
-import { getNode, readFileChunks } from "../dag/dag.ts";
+import { fileChunks, getNode, readFileChunks } from "../dag/dag.ts";
 import { hardlinkKey } from "../dag/checkout.ts";
 import type { FileNode } from "../dag/node.ts";
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
@@ -90,14 +90,6 @@ export function sweepLayerDirs(
   return r;
 }
 
-/** The chunks of one file as one buffer. */
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) (out.set(c, off), off += c.length);
-  return out;
-}
-
 /** What {@link materializeLayer} did. */
 export interface MaterializedLayer {
   id: string;
@@ -155,12 +147,10 @@ export interface MaterializeOptions {
 export const DEFAULT_WRITERS = 2;
 /** Files a layer writes itself before starting writers (starting one costs tens of ms). */
 export const INLINE_FILES = 1000;
-/** A batch posted to a writer closes at this many bytes or files. */
+/** A batch posted to a writer closes at this many bytes (of file contents) or files. */
 const BATCH_BYTES = 1 << 20, BATCH_FILES = 256;
-/** Decoded bytes posted but not yet written, at most (KiB). */
+/** File bytes posted but not yet written, at most (KiB): keeps the writers' queues short. */
 const IN_FLIGHT_KIB = 32 << 10;
-/** A file this large is written on this thread (its buffer is not copied into a batch). */
-const BIG_FILE = 8 << 20;
 /** No writer progress for this long means a writer died (it cannot tell this thread otherwise). */
 const STALL_MS = 120_000;
 
@@ -180,26 +170,24 @@ class WriterPool {
   #shared = new SharedArrayBuffer(16 + 4096);
   #counts = new Int32Array(this.#shared);
   #jobs: WriteJob[] = [];
-  #parts: Uint8Array[] = [];
   #size = 0;
   #posted = 0;
   #postedKib = 0;
   #next = 0;
 
-  constructor(n: number, umask: number) {
+  constructor(n: number, umask: number, store: string) {
     const url = new URL("./layer_writer.ts", import.meta.url);
     for (let i = 0; i < n; i++) {
       const w = new Worker(url, { type: "module" });
-      w.postMessage({ init: { sab: this.#shared, umask, root: isRoot } });
+      w.postMessage({ init: { sab: this.#shared, umask, root: isRoot, store } });
       this.#workers.push(w);
     }
   }
 
-  /** Queues one file (its decoded chunks) for writing. */
-  add(job: Omit<WriteJob, "off" | "len">, chunks: Uint8Array[], len: number): void {
-    this.#jobs.push({ ...job, off: this.#size, len });
-    this.#parts.push(...chunks);
-    this.#size += len;
+  /** Queues one file for writing. */
+  add(job: WriteJob): void {
+    this.#jobs.push(job);
+    this.#size += job.len;
     if (this.#size >= BATCH_BYTES || this.#jobs.length >= BATCH_FILES) this.flush();
   }
 
@@ -207,17 +195,11 @@ class WriterPool {
   flush(): void {
     if (!this.#jobs.length) return;
     this.#wait(() => this.#postedKib - Atomics.load(this.#counts, BYTES) <= IN_FLIGHT_KIB);
-    const buf = new Uint8Array(this.#size);
-    let off = 0;
-    for (const p of this.#parts) (buf.set(p, off), off += p.length);
     const jobs = this.#jobs;
     this.#posted += jobs.length;
     for (const j of jobs) this.#postedKib += kib(j.len);
-    this.#workers[this.#next++ % this.#workers.length].postMessage({ buf: buf.buffer, jobs }, [
-      buf.buffer,
-    ]);
+    this.#workers[this.#next++ % this.#workers.length].postMessage({ jobs });
     this.#jobs = [];
-    this.#parts = [];
     this.#size = 0;
   }
 
@@ -263,8 +245,9 @@ class WriterPool {
 
 /**
  * Writes layer tree `id` into `<store>/layers/<id>/` unless it is already there. Needs root (or
- * CAP_MKNOD) for whiteouts and device nodes. A large layer's regular files are written by writer
- * threads while this thread walks the tree and decodes the next files (the same result).
+ * CAP_MKNOD) for whiteouts and device nodes. A large layer's regular files are read from the
+ * store, verified and written by writer threads while this thread walks the tree and makes its
+ * directories (the same result).
  */
 export function materializeLayer(
   store: Store,
@@ -317,23 +300,24 @@ export function materializeLayer(
       if (key !== null) linked.set(key, path);
       out.files++;
       out.bytes += f.size;
-      if (writers > 0 && ++regular > inline && !f.xattrs?.length && f.size < BIG_FILE) {
-        pool ??= new WriterPool(writers, umask);
-        const chunks = [...readFileChunks(store, f)];
-        const len = chunks.reduce((n, c) => n + c.length, 0);
-        pool.add({ path, mode: f.mode, uid: f.uid, gid: f.gid, mtime: f.mtime }, chunks, len);
-        return;
-      }
       if (!f.xattrs?.length) {
-        // as a writer would: the mode at open, the time through the descriptor
-        const chunks = [...readFileChunks(store, f)];
-        const data = chunks.length === 1 ? chunks[0] : concat(chunks);
-        writeJob(
-          { path, off: 0, len: data.length, mode: f.mode, uid: f.uid, gid: f.gid, mtime: f.mtime },
-          data,
-          umask,
-          isRoot,
-        );
+        const job: WriteJob = {
+          path,
+          chunks: fileChunks(store, f),
+          len: f.size,
+          mode: f.mode,
+          uid: f.uid,
+          gid: f.gid,
+          mtime: f.mtime,
+        };
+        if (writers > 0 && ++regular > inline) {
+          if (pool === null) {
+            // the writers read the store themselves: objects still in a pending pack go out first
+            store.flushPack();
+            pool = new WriterPool(writers, umask, store.root);
+          }
+          pool.add(job);
+        } else writeJob(store, job, umask, isRoot); // as a writer would
         return;
       }
       const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
