@@ -28,6 +28,7 @@ import { MemDir, Tree } from "../dag/tree.ts";
 import { ingestFile } from "../scan/ingest.ts";
 import { libc } from "../sys/libc.ts";
 import { HdError } from "../sys/errors.ts";
+import { trace } from "../sys/trace.ts";
 import { BYTES, DONE, ERROR, ERROR_AT, kib, type WriteJob, writeJob } from "./layer_writer.ts";
 
 /** Prefix of an OCI whiteout entry. */
@@ -383,6 +384,10 @@ export function materializeLayer(
     throw e;
   }
   out.ms = performance.now() - t0;
+  trace(
+    `layer ${id.slice(0, 12)} materialized: ${out.files} files, ${out.bytes} bytes, ` +
+      `${pool === null ? "1 thread" : `${writers} writers`}, ${out.ms.toFixed(0)} ms`,
+  );
   return out;
 }
 
