@@ -155,6 +155,14 @@ const IN_FLIGHT_KIB = 32 << 10;
 /** No writer progress for this long means a writer died (it cannot tell this thread otherwise). */
 const STALL_MS = 120_000;
 
+/** The error of a file that could not be written into layer `id`. */
+function writeError(id: string, why: string): HdError {
+  return new HdError(
+    `Cannot materialize layer ${id.slice(0, 12)}: ${why}`,
+    "`hd cas verify` checks the store; free space and permissions of the store's layers/ count too",
+  );
+}
+
 /** The current umask (read, then set back). */
 function currentUmask(): number {
   const m = Deno.umask(0o022);
@@ -176,7 +184,10 @@ class WriterPool {
   #postedKib = 0;
   #next = 0;
 
-  constructor(n: number, umask: number, store: string) {
+  #layer: string;
+
+  constructor(n: number, umask: number, store: string, layer: string) {
+    this.#layer = layer;
     const url = new URL("./layer_writer.ts", import.meta.url);
     for (let i = 0; i < n; i++) {
       const w = new Worker(url, { type: "module" });
@@ -213,7 +224,7 @@ class WriterPool {
       const text = new TextDecoder().decode(
         new Uint8Array(this.#shared, ERROR_AT, Math.max(0, len)).slice(),
       );
-      throw new Error(`a writer failed: ${text}`);
+      throw writeError(this.#layer, text);
     }
   }
 
@@ -315,10 +326,16 @@ export function materializeLayer(
           if (pool === null) {
             // the writers read the store themselves: objects still in a pending pack go out first
             store.flushPack();
-            pool = new WriterPool(writers, umask, store.root);
+            pool = new WriterPool(writers, umask, store.root, id);
           }
           pool.add(job);
-        } else writeJob(store, job, umask, isRoot); // as a writer would
+        } else {
+          try {
+            writeJob(store, job, umask, isRoot); // as a writer would
+          } catch (e) {
+            throw writeError(id, `${path}: ${e instanceof Error ? e.message : String(e)}`);
+          }
+        }
         return;
       }
       const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
