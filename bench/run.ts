@@ -18,6 +18,7 @@ const MODULES = [
   "ingest",
   "export",
   "remote",
+  "layers",
   "compose",
 ];
 

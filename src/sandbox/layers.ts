@@ -20,13 +20,16 @@
  * @module
  */
 import type { Store } from "../cas/store.ts";
-import { getNode, readFileChunks } from "../dag/dag.ts";
+import { fileChunks, getNode, readFileChunks } from "../dag/dag.ts";
 import { hardlinkKey } from "../dag/checkout.ts";
 import type { FileNode } from "../dag/node.ts";
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import { ingestFile } from "../scan/ingest.ts";
 import { libc } from "../sys/libc.ts";
+import { HdError } from "../sys/errors.ts";
+import { trace } from "../sys/trace.ts";
+import { BYTES, DONE, ERROR, ERROR_AT, kib, type WriteJob, writeJob } from "./layer_writer.ts";
 
 /** Prefix of an OCI whiteout entry. */
 export const WHITEOUT_PREFIX = ".wh.";
@@ -130,11 +133,139 @@ function meta(path: string, mode: number, n: Meta, out: MaterializedLayer) {
   }
 }
 
+/** How {@link materializeLayer} writes files. */
+export interface MaterializeOptions {
+  /**
+   * Writer threads for regular files (0: all on this thread). Default `HD_LAYER_WRITERS` or
+   * {@link DEFAULT_WRITERS}.
+   */
+  writers?: number;
+  /** Regular files written on this thread before the writers start (a small layer needs none). */
+  inlineFiles?: number;
+}
+
+/** Writer threads of a large layer: creating inodes is the kernel's work, on another core. */
+export const DEFAULT_WRITERS = 2;
+/** Files a layer writes itself before starting writers (starting one costs tens of ms). */
+export const INLINE_FILES = 1000;
+/** A batch posted to a writer closes at this many bytes (of file contents) or files. */
+const BATCH_BYTES = 1 << 20, BATCH_FILES = 256;
+/** File bytes posted but not yet written, at most (KiB): keeps the writers' queues short. */
+const IN_FLIGHT_KIB = 32 << 10;
+/** No writer progress for this long means a writer died (it cannot tell this thread otherwise). */
+const STALL_MS = 120_000;
+
+/** The error of a file that could not be written into layer `id`. */
+function writeError(id: string, why: string): HdError {
+  return new HdError(
+    `Cannot materialize layer ${id.slice(0, 12)}: ${why}`,
+    "`hd cas verify` checks the store; free space and permissions of the store's layers/ count too",
+  );
+}
+
+/** The current umask (read, then set back). */
+function currentUmask(): number {
+  const m = Deno.umask(0o022);
+  Deno.umask(m);
+  return m;
+}
+
+/**
+ * Writer threads fed in batches from a thread that stays synchronous: it waits on shared counters,
+ * never on its event loop (which does not run inside materializeLayer).
+ */
+class WriterPool {
+  #workers: Worker[] = [];
+  #shared = new SharedArrayBuffer(16 + 4096);
+  #counts = new Int32Array(this.#shared);
+  #jobs: WriteJob[] = [];
+  #size = 0;
+  #posted = 0;
+  #postedKib = 0;
+  #next = 0;
+
+  #layer: string;
+
+  constructor(n: number, umask: number, store: string, layer: string) {
+    this.#layer = layer;
+    const url = new URL("./layer_writer.ts", import.meta.url);
+    for (let i = 0; i < n; i++) {
+      const w = new Worker(url, { type: "module" });
+      w.postMessage({ init: { sab: this.#shared, umask, root: isRoot, store } });
+      this.#workers.push(w);
+    }
+  }
+
+  /** Queues one file for writing. */
+  add(job: WriteJob): void {
+    this.#jobs.push(job);
+    this.#size += job.len;
+    if (this.#size >= BATCH_BYTES || this.#jobs.length >= BATCH_FILES) this.flush();
+  }
+
+  /** Posts the open batch to the next writer, once few enough bytes are in flight. */
+  flush(): void {
+    if (!this.#jobs.length) return;
+    this.#wait(() => this.#postedKib - Atomics.load(this.#counts, BYTES) <= IN_FLIGHT_KIB);
+    const jobs = this.#jobs;
+    this.#posted += jobs.length;
+    for (const j of jobs) this.#postedKib += kib(j.len);
+    this.#workers[this.#next++ % this.#workers.length].postMessage({ jobs });
+    this.#jobs = [];
+    this.#size = 0;
+  }
+
+  /** Waits until every posted file is written; throws the first writer's error. */
+  drain(): void {
+    this.flush();
+    this.#wait(() => Atomics.load(this.#counts, DONE) >= this.#posted);
+    const len = Atomics.load(this.#counts, ERROR);
+    if (len !== 0) {
+      const text = new TextDecoder().decode(
+        new Uint8Array(this.#shared, ERROR_AT, Math.max(0, len)).slice(),
+      );
+      throw writeError(this.#layer, text);
+    }
+  }
+
+  /** Ends the writer threads. */
+  close(): void {
+    for (const w of this.#workers) w.terminate();
+  }
+
+  #wait(ready: () => boolean): void {
+    let seen = Atomics.load(this.#counts, DONE);
+    let since = performance.now();
+    while (!ready()) {
+      if (
+        Atomics.load(this.#counts, ERROR) !== 0 && this.#posted === Atomics.load(this.#counts, DONE)
+      ) return;
+      Atomics.wait(this.#counts, DONE, seen, 1000);
+      const now = Atomics.load(this.#counts, DONE);
+      if (now !== seen) (seen = now, since = performance.now());
+      else if (performance.now() - since > STALL_MS) {
+        throw new HdError(
+          `Cannot materialize a layer: its writer threads made no progress for ${
+            STALL_MS / 1000
+          } s`,
+          "set HD_LAYER_WRITERS=0 to write on one thread, and report this",
+        );
+      }
+    }
+  }
+}
+
 /**
  * Writes layer tree `id` into `<store>/layers/<id>/` unless it is already there. Needs root (or
- * CAP_MKNOD) for whiteouts and device nodes.
+ * CAP_MKNOD) for whiteouts and device nodes. A large layer's regular files are read from the
+ * store, verified and written by writer threads while this thread walks the tree and makes its
+ * directories (the same result).
  */
-export function materializeLayer(store: Store, id: string): MaterializedLayer {
+export function materializeLayer(
+  store: Store,
+  id: string,
+  opts: MaterializeOptions = {},
+): MaterializedLayer {
   const t0 = performance.now();
   const dir = layerDir(store, id);
   const out: MaterializedLayer = {
@@ -157,6 +288,14 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
   const tmp = `${store.root}/layers/.tmp-${id.slice(0, 16)}-${Deno.pid}-${Date.now().toString(36)}`;
   const dirs: [string, number, Meta][] = [];
   const linked = new Map<string, string>();
+  // hardlinks wait for the writers (their first name may not be written yet)
+  const links: [string, string][] = [];
+  const envWriters = Number(Deno.env.get("HD_LAYER_WRITERS") ?? NaN);
+  const writers = opts.writers ?? (Number.isInteger(envWriters) ? envWriters : DEFAULT_WRITERS);
+  const inline = opts.inlineFiles ?? INLINE_FILES;
+  const umask = currentUmask();
+  let pool: WriterPool | null = null;
+  let regular = 0;
   const writeFile = (path: string, f: FileNode) => {
     const type = f.mode & S_IFMT;
     if (type === S_IFLNK) {
@@ -166,11 +305,39 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
       const key = hardlinkKey(f);
       const first = key === null ? undefined : linked.get(key);
       if (first !== undefined) {
-        Deno.linkSync(first, path);
+        links.push([first, path]);
         out.files++;
         return;
       }
       if (key !== null) linked.set(key, path);
+      out.files++;
+      out.bytes += f.size;
+      if (!f.xattrs?.length) {
+        const job: WriteJob = {
+          path,
+          chunks: fileChunks(store, f),
+          len: f.size,
+          mode: f.mode,
+          uid: f.uid,
+          gid: f.gid,
+          mtime: f.mtime,
+        };
+        if (writers > 0 && ++regular > inline) {
+          if (pool === null) {
+            // the writers read the store themselves: objects still in a pending pack go out first
+            store.flushPack();
+            pool = new WriterPool(writers, umask, store.root, id);
+          }
+          pool.add(job);
+        } else {
+          try {
+            writeJob(store, job, umask, isRoot); // as a writer would
+          } catch (e) {
+            throw writeError(id, `${path}: ${e instanceof Error ? e.message : String(e)}`);
+          }
+        }
+        return;
+      }
       const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
       try {
         for (const c of readFileChunks(store, f)) {
@@ -180,8 +347,6 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
       } finally {
         file.close();
       }
-      out.files++;
-      out.bytes += f.size;
     } else if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
       libc().mknod(path, f.mode, f.rdev ?? 0);
     } else return;
@@ -208,7 +373,13 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
     dirs.push([path, node.mode, node]);
   };
   try {
-    walk(id, tmp);
+    try {
+      walk(id, tmp);
+      (pool as WriterPool | null)?.drain();
+    } finally {
+      (pool as WriterPool | null)?.close();
+    }
+    for (const [first, path] of links) Deno.linkSync(first, path);
     // directory modes and times last, deepest first (children were written inside them)
     for (const [p, mode, n] of dirs) meta(p, mode, n, out);
     try {
@@ -230,6 +401,10 @@ export function materializeLayer(store: Store, id: string): MaterializedLayer {
     throw e;
   }
   out.ms = performance.now() - t0;
+  trace(
+    `layer ${id.slice(0, 12)} materialized: ${out.files} files, ${out.bytes} bytes, ` +
+      `${pool === null ? "1 thread" : `${writers} writers`}, ${out.ms.toFixed(0)} ms`,
+  );
   return out;
 }
 

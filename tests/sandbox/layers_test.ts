@@ -5,9 +5,11 @@
  * @module
  */
 import { assertEquals } from "../_assert.ts";
-import { skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { randomBytes, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
 import { getNode } from "../../src/dag/dag.ts";
+import { MemDir, Tree } from "../../src/dag/tree.ts";
+import { S_IFDIR } from "../../src/sys/mode.ts";
 import {
   captureLayer,
   materializeLayer,
@@ -15,6 +17,7 @@ import {
   OPAQUE_XATTR,
 } from "../../src/sandbox/layers.ts";
 import { libc } from "../../src/sys/libc.ts";
+import { needsChmod } from "../../src/sandbox/layer_writer.ts";
 import { describeTree } from "../oci/_fixtures.ts";
 
 const skip = skipUnless({ root: true, commands: ["find"] });
@@ -100,4 +103,121 @@ testIf(skip, "capture keeps a step's hardlinks as one inode and its xattrs, not 
     ]);
   } else console.log("skipped the xattr half: the temp filesystem refuses user/trusted xattrs");
   assertEquals(captureLayer(store, l.dir).id, cap.id, "a materialized layer captures the same");
+});
+
+testIf(
+  skip,
+  "writer threads write the same layer as one thread (modes, owners, times, links)",
+  async () => {
+    using tmp = tempDir();
+    const src = `${tmp.path}/src`;
+    // enough files for both writers, with what the writers must get right
+    for (let d = 0; d < 6; d++) {
+      Deno.mkdirSync(`${src}/d${d}/sub`, { recursive: true });
+      for (let i = 0; i < 60; i++) {
+        const p = `${src}/d${d}/${i % 2 ? "sub/" : ""}f${i}`;
+        Deno.writeTextFileSync(p, `file ${d}/${i}\n`.repeat(i));
+        Deno.chmodSync(p, [0o644, 0o664, 0o600, 0o755, 0o4755, 0o2750, 0o1777, 0o444][i % 8]);
+        if (i % 7 === 0) Deno.chownSync(p, 1000 + i, 100 + d);
+        Deno.utimeSync(p, 1_600_000_000 + i, 1_600_000_000 + i * 17);
+      }
+      Deno.linkSync(`${src}/d${d}/f0`, `${src}/d${d}/sub/f0-link`);
+      Deno.symlinkSync(`../f2`, `${src}/d${d}/sub/to-f2`);
+    }
+    // one file of several chunks
+    Deno.writeFileSync(`${src}/d0/big`, randomBytes(3 << 20, 7));
+    Deno.utimeSync(`${src}/d0/big`, 1_500_000_000, 1_500_000_000);
+
+    const store = Store.open(`${tmp.path}/store`, { create: true });
+    // an image layer's tree keeps mtimes (a captured upperdir does not): add them, as a pull does
+    const captured = captureLayer(store, src);
+    const tree = new Tree(new MemDir(S_IFDIR | 0o755));
+    const addTimes = (id: string, rel: string) => {
+      const node = getNode(store, id);
+      if (node.type !== "dir") return;
+      for (const e of node.entries) {
+        const r = rel ? `${rel}/${e.name}` : e.name;
+        if (e.dir !== undefined) (tree.setDir(r, new MemDir(S_IFDIR | 0o755)), addTimes(e.dir, r));
+        else {
+          const st = Deno.lstatSync(`${src}/${r}`);
+          tree.setFile(r, { ...e.file, mtime: Math.floor(st.mtime!.getTime() / 1000) });
+        }
+      }
+    };
+    addTimes(captured.id, "");
+    const cap = { id: tree.commit(store) };
+    const listing = async (dir: string) => {
+      const times = new Deno.Command("find", {
+        args: [".", "-type", "f", "-printf", "%P %T@ %n %i\n"],
+        cwd: dir,
+        stdout: "piped",
+      }).outputSync();
+      const lines = new TextDecoder().decode(times.stdout).trim().split("\n").sort();
+      // inode numbers only say which names share one: renumber them in order of appearance
+      const inos = new Map<string, number>();
+      const renumbered = lines.map((l) => {
+        const f = l.split(" ");
+        f[3] = String(inos.get(f[3]) ?? inos.set(f[3], inos.size).get(f[3]));
+        return f.join(" ");
+      });
+      return `${await describeTree(dir)}\n${renumbered.join("\n")}`;
+    };
+    const threads = materializeLayer(store, cap.id, { writers: 2, inlineFiles: 10 });
+    const viaThreads = await listing(threads.dir);
+    Deno.renameSync(threads.dir, `${tmp.path}/threads`);
+    const one = materializeLayer(store, cap.id, { writers: 0 });
+    assertEquals(one.created, true);
+    assertEquals([threads.files, threads.bytes], [one.files, one.bytes]);
+    assertEquals(viaThreads, await listing(one.dir));
+    assertEquals(
+      viaThreads.includes("d0/sub/f0-link 1600000000.0000000000 2 "),
+      true,
+      "hardlink and mtime kept",
+    );
+    assertEquals(await describeTree(one.dir), await describeTree(src));
+  },
+);
+
+Deno.test("needsChmod: only when the open's mode cannot be the file's", () => {
+  const cases: [number, number, boolean, boolean][] = [
+    [0o100644, 0o022, false, false],
+    [0o100755, 0o022, false, false],
+    [0o100664, 0o022, false, true], // umask takes group write
+    [0o100664, 0o002, false, false],
+    [0o104755, 0o022, false, true], // setuid is not set by open
+    [0o101777, 0o000, false, true], // sticky
+    [0o100644, 0o022, true, true], // chown may clear bits
+    [0o100600, 0o077, false, false],
+  ];
+  for (const [mode, umask, chowned, want] of cases) {
+    assertEquals(
+      needsChmod(mode, umask, chowned),
+      want,
+      `${mode.toString(8)} ${umask.toString(8)}`,
+    );
+  }
+});
+
+testIf(skip, "a writer thread's failure fails the layer and leaves nothing behind", () => {
+  using tmp = tempDir();
+  const src = `${tmp.path}/src`;
+  Deno.mkdirSync(`${src}/d`, { recursive: true });
+  for (let i = 0; i < 40; i++) Deno.writeTextFileSync(`${src}/d/f${i}`, `content ${i}\n`);
+  const store = Store.open(`${tmp.path}/store`, { create: true });
+  const cap = captureLayer(store, src);
+  // the one chunk of d/f17 goes missing from the store
+  const root = getNode(store, cap.id);
+  const d = root.type === "dir" ? getNode(store, root.entries[0].dir!) : null;
+  const f17 = d?.type === "dir" ? d.entries.find((e) => e.name === "f17")!.file : null;
+  store.removeObjects(new Set(f17!.chunks));
+  for (const writers of [2, 0]) {
+    let message = "";
+    try {
+      materializeLayer(store, cap.id, { writers, inlineFiles: 0 });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    assertEquals(message.includes("d/f17"), true, `writers ${writers}: ${message}`);
+    assertEquals([...Deno.readDirSync(`${store.root}/layers`)].map((e) => e.name), []);
+  }
 });
