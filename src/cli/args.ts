@@ -47,6 +47,20 @@ export function parseOptions(args: string[], options: Record<string, ArgSpec>): 
       values[name] = Array.isArray(prev) ? [...prev, v] : [v];
     } else values[name] = v;
   };
+  // the value of a string option given as the next argument (`token` as typed: --name or -x)
+  const valueAfter = (i: number, name: string, token: string): string => {
+    const v = args[i + 1];
+    if (v === undefined || (v.length > 1 && v[0] === "-")) {
+      throw new Error(
+        v === undefined
+          ? `Option '${shown(name)}' argument missing`
+          : `Option '${shown(name)}' argument is ambiguous.\nDid you forget to specify the ` +
+            `option argument for '${token}'?\nTo specify an option argument starting with a ` +
+            `dash use '--${name}=-XYZ'.`,
+      );
+    }
+    return v;
+  };
   const unknown = (token: string) =>
     new Error(
       `Unknown option '${token}'. To specify a positional argument starting with a '-', place it ` +
@@ -76,17 +90,7 @@ export function parseOptions(args: string[], options: Record<string, ArgSpec>): 
         store(name, a.slice(eq + 1));
         continue;
       }
-      const v = args[i + 1];
-      if (v === undefined || (v.length > 1 && v[0] === "-")) {
-        throw new Error(
-          v === undefined
-            ? `Option '${shown(name)}' argument missing`
-            : `Option '${shown(name)}' argument is ambiguous.\nDid you forget to specify the ` +
-              `option argument for '--${name}'?\nTo specify an option argument starting with a ` +
-              `dash use '--${name}=-XYZ'.`,
-        );
-      }
-      store(name, v);
+      store(name, valueAfter(i, name, `--${name}`));
       i++;
       continue;
     }
@@ -104,17 +108,7 @@ export function parseOptions(args: string[], options: Record<string, ArgSpec>): 
         store(name, a.slice(k + 1));
         break;
       }
-      const v = args[i + 1];
-      if (v === undefined || (v.length > 1 && v[0] === "-")) {
-        throw new Error(
-          v === undefined
-            ? `Option '${shown(name)}' argument missing`
-            : `Option '${shown(name)}' argument is ambiguous.\nDid you forget to specify the ` +
-              `option argument for '-${ch}'?\nTo specify an option argument starting with a ` +
-              `dash use '--${name}=-XYZ'.`,
-        );
-      }
-      store(name, v);
+      store(name, valueAfter(i, name, `-${ch}`));
       i++;
       break;
     }
