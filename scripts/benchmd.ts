@@ -71,10 +71,16 @@ export function renderBench(doc: Results, notes: Record<string, string>): string
     const sp = spreadOf(r.extra);
     return `${label}${formatValue(r.value, r.unit)}${sp ? ` (${sp})` : ""}`;
   };
+  // results.json's `when` is written at the end of the run; the first module says when it began
+  const started = doc.modules?.[0]?.started ?? doc.when;
+  const secs = doc.modules?.reduce((n, m) => n + m.seconds, 0);
+  const total = secs ? ` (${Math.round(secs / 60)} minutes in all)` : "";
   const intro = "`deno task bench` measures hd beside real peers in one run and writes " +
     "bench/out/results.json; `deno run -A scripts/benchmd.ts` renders it here, with each " +
     "module's method from bench/notes/. This page is one " + (doc.quick ? "**quick** " : "") +
-    `run, started ${doc.when.slice(0, 16).replace("T", " ")} UTC on this project's machine ` +
+    `run, started ${
+      started.slice(0, 16).replace("T", " ")
+    } UTC${total} on this project's machine ` +
     `kind (${doc.machine.cores} cores, Deno ${doc.machine.deno}). A figure in brackets is the ` +
     "spread (min–max) of the rounds behind the median beside it; the 1-minute load average " +
     'before and after each module is given with it. "Cold" means the page cache was dropped ' +
@@ -103,7 +109,9 @@ export function renderBench(doc: Results, notes: Record<string, string>): string
       const peers = rs.filter((r) => !hd.includes(r));
       out.push(
         `| ${c} | ${
-          hd.map((r) => cell(r, r.tool === "hd" ? "" : r.tool + ": ")).join("<br>") || "—"
+          hd.map((r) => cell(r, r.tool === "hd" && hd.length === 1 ? "" : r.tool + ": ")).join(
+            "<br>",
+          ) || "—"
         } | ${peers.map((r) => cell(r, `${r.tool}: `)).join("<br>") || "—"} |`,
       );
     }
