@@ -843,17 +843,28 @@ export class Supervisor {
       this.#event(name, `cannot start a standby: ${(e as Error).message}`);
       return;
     }
-    const sb: Standby = {
-      proc,
+    this.#adoptStandby(s, proc, {
       command: s.spec.command,
       loadedFile,
       root: this.#o.dir,
+      modules: paths.length,
+      slot: null,
+    });
+  }
+
+  /** Records `proc` as the standby of `s` (alive until its group exits). */
+  #adoptStandby(
+    s: Svc,
+    proc: GroupProcess,
+    o: Pick<Standby, "command" | "loadedFile" | "root" | "modules" | "slot">,
+  ): void {
+    const sb: Standby = {
+      proc,
+      ...o,
       loaded: null,
       changed: new Set(),
       stepsRan: 0,
       alive: true,
-      modules: paths.length,
-      slot: null,
     };
     proc.status.then(() => sb.alive = false);
     s.standby = sb;
@@ -904,20 +915,13 @@ export class Supervisor {
       this.#event(name, `cannot start a standby: ${(e as Error).message}`);
       return;
     }
-    const sb: Standby = {
-      proc,
+    this.#adoptStandby(s, proc, {
       command: w.command, // what warmVerdict compares: the service's own command
       loadedFile,
       root: w.root,
-      loaded: null,
-      changed: new Set(),
-      stepsRan: 0,
-      alive: true,
       modules: paths.length,
       slot,
-    };
-    proc.status.then(() => sb.alive = false);
-    s.standby = sb;
+    });
   }
 
   /** Stops the standby of `s` (in the background; close waits for it). */
