@@ -20,8 +20,37 @@ export function short(id: string): string {
   return id.slice(0, 12);
 }
 
-/** The human text of the foundation part of a status. */
-export function formatStatus(s: Status, out: Output): string {
+/**
+ * What `hd status` says of a build step: the store's answer (`cached`), unless a running `hd up`
+ * knows better — a step it ran whose result is still being recorded (host steps are recorded
+ * after the services start), or one it is running or that failed.
+ *
+ * @example
+ * ```ts
+ * import { stepLabel } from "./status.ts";
+ * stepLabel(false, "ran"); // "ran, being recorded"
+ * ```
+ */
+export function stepLabel(
+  cached: boolean,
+  live?: "cached" | "ran" | "failed" | "pending",
+): "cached" | "ran, being recorded" | "running" | "failed" | "not built" {
+  if (cached) return "cached";
+  if (live === "ran" || live === "cached") return "ran, being recorded";
+  if (live === "pending") return "running";
+  if (live === "failed") return "failed";
+  return "not built";
+}
+
+/**
+ * The human text of the foundation part of a status; `live` is the step states of a running
+ * `hd up` by step hash (see {@link stepLabel}).
+ */
+export function formatStatus(
+  s: Status,
+  out: Output,
+  live: Map<string, "cached" | "ran" | "failed" | "pending"> = new Map(),
+): string {
   const lines = [
     `${out.paint("environment", "bold")} ${s.name}  (${displayPath(s.file)})`,
     `  base     ${s.base ?? "(none: runs on the host)"}${
@@ -51,7 +80,11 @@ export function formatStatus(s: Status, out: Output): string {
   ];
   if (s.steps.length) lines.push(`${out.paint("build steps", "bold")}`);
   for (const st of s.steps) {
-    const state = st.cached ? out.paint("cached", "green") : out.paint("not built", "yellow");
+    const label = stepLabel(st.cached, live.get(st.hash));
+    const state = out.paint(
+      label,
+      label === "cached" ? "green" : label === "failed" ? "red" : "yellow",
+    );
     lines.push(`  ${st.index + 1}. ${short(st.hash)}  ${state}  ${st.run}`);
     const ins = st.inputs.filter((i) => i.label !== "previous" && i.label !== "base")
       .map((i) => `${i.label}${i.missing ? " (missing)" : ""}`);
@@ -120,7 +153,13 @@ export const status: Command = {
       : [];
     ctx.out.result(
       { ...st, up, mounts },
-      () => formatStatus(st, ctx.out) + "\n" + formatUpStatus(up) + formatMounts(mounts, ctx.out),
+      () =>
+        formatStatus(
+          st,
+          ctx.out,
+          new Map(("steps" in up ? up.steps : []).map((x) => [x.hash, x.state])),
+        ) +
+        "\n" + formatUpStatus(up) + formatMounts(mounts, ctx.out),
     );
     return 0;
   },
