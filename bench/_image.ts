@@ -5,7 +5,7 @@
  * @module
  */
 import { sh } from "./lib.ts";
-import { debianRootfs, NODE_PACKAGES, rootfsLayout } from "../tests/sandbox/_debian.ts";
+import { debianRootfs, NODE_PACKAGES, pushRootfs } from "../tests/sandbox/_debian.ts";
 import { freePort, type Registry, startRegistry } from "../tests/oci/_fixtures.ts";
 
 export { freePort };
@@ -37,12 +37,8 @@ export async function nodeImage(
   if ("skip" in img) return img;
   const reg = await startRegistry(dir);
   try {
-    await rootfsLayout(img.rootfs, `${dir}/layout`, "bookworm");
     const ref = `${reg.host}/${name}:bookworm`;
-    await sh(
-      `skopeo copy --dest-tls-verify=false oci:${dir}/layout:bookworm docker://${ref} >/dev/null`,
-    );
-    await sh(`rm -rf ${dir}/layout`);
+    await pushRootfs(img.rootfs, dir, ref);
     const rootfsBytes = Number((await sh(`du -sb ${img.rootfs} | cut -f1`)).trim());
     return {
       ref,

@@ -11,8 +11,8 @@
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { freePort, run, startRegistry } from "../oci/_fixtures.ts";
-import { COMPOSE_PACKAGES, debianRootfs, rootfsLayout } from "../sandbox/_debian.ts";
+import { freePort, startRegistry } from "../oci/_fixtures.ts";
+import { COMPOSE_PACKAGES, debianRootfs, pushRootfs } from "../sandbox/_debian.ts";
 import { writeComposeApp } from "./_compose_app.ts";
 
 const skip = skipUnless({
@@ -48,15 +48,8 @@ testIf(skip, "compose app: web → api → redis by name, health, init, volume, 
   const store = `${tmp.path}/store`;
   const dir = `${tmp.path}/app`;
   try {
-    await rootfsLayout(img.rootfs, `${tmp.path}/layout`, "bookworm");
     const ref = `${reg.host}/hd-compose:bookworm`;
-    await run("skopeo", [
-      "copy",
-      "--dest-tls-verify=false",
-      `oci:${tmp.path}/layout:bookworm`,
-      `docker://${ref}`,
-    ]);
-    Deno.removeSync(`${tmp.path}/layout`, { recursive: true });
+    await pushRootfs(img.rootfs, tmp.path, ref);
     const hostPort = freePort();
     writeComposeApp(dir, { ref, hostPort, name: "e2e-compose" });
     const url = `http://127.0.0.1:${hostPort}`;

@@ -9,8 +9,8 @@
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { getWanted } from "./_http.ts";
-import { freePort, run, startRegistry } from "../oci/_fixtures.ts";
-import { debianRootfs, rootfsLayout } from "../sandbox/_debian.ts";
+import { freePort, startRegistry } from "../oci/_fixtures.ts";
+import { debianRootfs, pushRootfs } from "../sandbox/_debian.ts";
 
 const skip = skipUnless({
   root: true,
@@ -38,14 +38,8 @@ testIf(
     const dir = `${tmp.path}/naive`;
     const port = freePort();
     try {
-      await rootfsLayout(img.rootfs, `${tmp.path}/layout`, "bookworm");
       const ref = `${reg.host}/hd-node:bookworm`;
-      await run("skopeo", [
-        "copy",
-        "--dest-tls-verify=false",
-        `oci:${tmp.path}/layout:bookworm`,
-        `docker://${ref}`,
-      ]);
+      await pushRootfs(img.rootfs, tmp.path, ref);
       Deno.mkdirSync(dir);
       const w = (f: string, s: string) => Deno.writeTextFileSync(`${dir}/${f}`, s);
       w(

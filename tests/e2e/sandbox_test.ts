@@ -12,7 +12,7 @@ import { hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { getWanted } from "./_http.ts";
 import { freePort, run, startRegistry } from "../oci/_fixtures.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
-import { debianRootfs, rootfsLayout } from "../sandbox/_debian.ts";
+import { debianRootfs, pushRootfs } from "../sandbox/_debian.ts";
 import { isMountPoint } from "../../src/sandbox/rootfs.ts";
 import { exists } from "../../src/sys/fs.ts";
 
@@ -133,14 +133,8 @@ testIf(
     const store = `${tmp.path}/store`;
     const dir = `${tmp.path}/node-app`;
     try {
-      await rootfsLayout(img.rootfs, `${tmp.path}/layout`, "bookworm");
       const ref = `${reg.host}/hd-node:bookworm`;
-      await run("skopeo", [
-        "copy",
-        "--dest-tls-verify=false",
-        `oci:${tmp.path}/layout:bookworm`,
-        `docker://${ref}`,
-      ]);
+      await pushRootfs(img.rootfs, tmp.path, ref);
       await run("cp", ["-r", `${REPO}/examples/node-app`, dir]);
       const port = freePort();
       const toml = Deno.readTextFileSync(`${dir}/hd.toml`)

@@ -10,8 +10,8 @@
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { freePort, run, startRegistry } from "../oci/_fixtures.ts";
-import { COMPOSE_PACKAGES, debianRootfs, rootfsLayout } from "../sandbox/_debian.ts";
+import { freePort, startRegistry } from "../oci/_fixtures.ts";
+import { COMPOSE_PACKAGES, debianRootfs, pushRootfs } from "../sandbox/_debian.ts";
 import { listenerOf, servicePids } from "../../src/services/readiness.ts";
 
 const skip = skipUnless({
@@ -100,15 +100,8 @@ testIf(
     const store = `${tmp.path}/store`;
     const dir = `${tmp.path}/app`;
     try {
-      await rootfsLayout(img.rootfs, `${tmp.path}/layout`, "bookworm");
       const ref = `${reg.host}/hd-compose:bookworm`;
-      await run("skopeo", [
-        "copy",
-        "--dest-tls-verify=false",
-        `oci:${tmp.path}/layout:bookworm`,
-        `docker://${ref}`,
-      ]);
-      Deno.removeSync(`${tmp.path}/layout`, { recursive: true });
+      await pushRootfs(img.rootfs, tmp.path, ref);
       const port = freePort();
       for (const d of ["src", "lib"]) Deno.mkdirSync(`${dir}/${d}`, { recursive: true });
       Deno.writeTextFileSync(`${dir}/src/server.js`, SERVER);

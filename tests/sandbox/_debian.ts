@@ -97,12 +97,10 @@ export async function rootfsLayout(rootfs: string, layout: string, tag: string):
   const t = await sh("tar", ["--numeric-owner", "--xattrs", "-C", rootfs, "-cf", tarPath, "."]);
   if (!t.ok) throw new Error(`tar: ${t.err}`);
   const digestOf = async (p: string) => {
-    const h = await sh("sha256sum", [p]);
-    if (!h.ok) throw new Error(h.err);
-    const out = new TextDecoder().decode(
-      (await new Deno.Command("sha256sum", { args: [p], stdout: "piped" }).output()).stdout,
-    );
-    return out.split(" ")[0];
+    const out = await new Deno.Command("sha256sum", { args: [p], stdout: "piped", stderr: "piped" })
+      .output();
+    if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+    return new TextDecoder().decode(out.stdout).split(" ")[0];
   };
   const layerHex = await digestOf(tarPath);
   const size = Deno.statSync(tarPath).size;
@@ -151,5 +149,24 @@ if (import.meta.main) {
   for (const packages of [NODE_PACKAGES, COMPOSE_PACKAGES]) {
     const t0 = performance.now();
     console.log(await debianRootfs(packages), `${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+}
+
+/**
+ * Pushes `rootfs` as the one-layer image `ref` (a registry on 127.0.0.1) with skopeo, through an
+ * OCI layout written (and removed again) under `dir`.
+ */
+export async function pushRootfs(rootfs: string, dir: string, ref: string): Promise<void> {
+  const layout = `${dir}/layout-${crypto.randomUUID().slice(0, 8)}`;
+  await rootfsLayout(rootfs, layout, "bookworm");
+  try {
+    const out = await new Deno.Command("skopeo", {
+      args: ["copy", "--dest-tls-verify=false", `oci:${layout}:bookworm`, `docker://${ref}`],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!out.success) throw new Error(`skopeo copy: ${new TextDecoder().decode(out.stderr)}`);
+  } finally {
+    Deno.removeSync(layout, { recursive: true });
   }
 }
