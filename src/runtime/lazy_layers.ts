@@ -82,6 +82,32 @@ export function layersRoot(store: Store, layers: string[]): string {
   return new Tree(root).commit(store);
 }
 
+/**
+ * The first symlink among the path components of `dir` from its project's `.hd` down (null when
+ * none, or when `dir` is not below a `.hd`): the project's files are untrusted, and a cloned
+ * repository may ship a `.hd/` whose links lead out of it.
+ *
+ * @example
+ * ```ts
+ * import { symlinkInState } from "./lazy_layers.ts";
+ * symlinkInState("/proj/.hd/sandbox/layers"); // null unless one of them is a link
+ * ```
+ */
+export function symlinkInState(dir: string): string | null {
+  const clean = dir.replace(/\/+$/, "");
+  const at = clean.lastIndexOf("/.hd/");
+  if (at < 0) return null;
+  const parts = clean.slice(at + 1).split("/");
+  let p = clean.slice(0, at);
+  for (const part of parts) {
+    p = `${p}/${part}`;
+    try {
+      if (Deno.lstatSync(p).isSymlink) return p;
+    } catch { /* not there yet: created below */ }
+  }
+  return null;
+}
+
 /** A started (or reused) layer server. */
 export interface LayerMount {
   /** Mount point of the projection. */
@@ -105,6 +131,15 @@ export async function startLayerMount(
   dir: string,
   layers: string[],
 ): Promise<LayerMount> {
+  // a project can ship its own .hd/: a symlink on the way would put the mount (or an unmount)
+  // elsewhere on the host: refused before anything is touched
+  const link = symlinkInState(dir);
+  if (link) {
+    throw new HdError(
+      `Cannot serve the environment's layers on ${dir}: ${link} is a symlink`,
+      "remove it (hd keeps its own state in .hd/; a project must not ship one)",
+    );
+  }
   const t0 = performance.now();
   const root = layersRoot(store, layers);
   // a layer given twice is one lowerdir (overlayfs refuses a repeated one with ELOOP)

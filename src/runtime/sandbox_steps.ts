@@ -59,6 +59,7 @@ import {
   layerMountLive,
   startLayerMount,
   stopLayerMount,
+  symlinkInState,
 } from "./lazy_layers.ts";
 import { forceUnmount } from "../mount/manager.ts";
 import {
@@ -858,9 +859,21 @@ export function keptBelow(
 /** At most this many kept paths below one directory the project has too (see keptBelow). */
 export const KEPT_BELOW_LIMIT = 64;
 
-/** Where the environment's root and writable layer live: `<project>/.hd/sandbox`. */
+/**
+ * Where the environment's root and writable layer live: `<project>/.hd/sandbox`. Throws when a
+ * component from `.hd` down is a symlink (see symlinkInState).
+ */
 export function envSandboxDir(spec: EnvSpec): string {
-  return `${spec.dir}/.hd/sandbox`;
+  const dir = `${spec.dir}/.hd/sandbox`;
+  // the project is untrusted: a shipped .hd/ whose links lead out would put hd's mounts elsewhere
+  const link = symlinkInState(dir);
+  if (link) {
+    throw new HdError(
+      `Cannot use the sandbox state of ${spec.dir}: ${link} is a symlink`,
+      "remove it (hd keeps its own state in .hd/; a project must not ship one)",
+    );
+  }
+  return dir;
 }
 
 /** runc's state (`run/runc`) and the bundles of steps and `hd exec` (`run/bundles`). */

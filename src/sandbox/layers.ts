@@ -291,7 +291,11 @@ export function materializeLayer(
   // hardlinks wait for the writers (their first name may not be written yet)
   const links: [string, string][] = [];
   const envWriters = Number(Deno.env.get("HD_LAYER_WRITERS") ?? NaN);
-  const writers = opts.writers ?? (Number.isInteger(envWriters) ? envWriters : DEFAULT_WRITERS);
+  // 0–8 threads: a mistyped HD_LAYER_WRITERS=1000 must not start a thousand workers
+  const writers = Math.min(
+    Math.max(opts.writers ?? (Number.isInteger(envWriters) ? envWriters : DEFAULT_WRITERS), 0),
+    8,
+  );
   const inline = opts.inlineFiles ?? INLINE_FILES;
   const umask = currentUmask();
   let pool: WriterPool | null = null;

@@ -14,7 +14,7 @@ import {
   serviceImageLayers,
 } from "../sandbox/_image.ts";
 import { freePort } from "../oci/_fixtures.ts";
-import { decideLayers } from "../../src/runtime/lazy_layers.ts";
+import { decideLayers, symlinkInState } from "../../src/runtime/lazy_layers.ts";
 import { findMount, requestMount } from "../../src/mount/manager.ts";
 import { Store } from "../../src/cas/store.ts";
 
@@ -335,3 +335,47 @@ testIf(skip, "lazy layers: two steps that leave the same layer are one lowerdir"
     await cleanUp(reg, store, dir);
   }
 });
+
+Deno.test("symlinkInState: a link from .hd down is found; the project's own path may hold links", () => {
+  using tmp = tempDir();
+  const real = `${tmp.path}/real`;
+  Deno.mkdirSync(`${real}/proj/.hd/sandbox`, { recursive: true });
+  Deno.symlinkSync(real, `${tmp.path}/via`); // a link above the project: the user's own layout
+  assertEquals(symlinkInState(`${tmp.path}/via/proj/.hd/sandbox/layers`), null);
+  Deno.mkdirSync(`${tmp.path}/elsewhere`);
+  Deno.mkdirSync(`${real}/p2/.hd`, { recursive: true });
+  Deno.symlinkSync(`${tmp.path}/elsewhere`, `${real}/p2/.hd/sandbox`);
+  assertEquals(symlinkInState(`${real}/p2/.hd/sandbox/layers`), `${real}/p2/.hd/sandbox`);
+  assertEquals(symlinkInState(`${tmp.path}/store/tmp/build-x/layers`), null);
+});
+
+for (const mode of ["lazy", "materialized"]) {
+  testIf(
+    skip,
+    `${mode} layers: a project that ships .hd/sandbox as a symlink is refused`,
+    async () => {
+      using tmp = tempDir();
+      const { reg, ref, store, dir } = await setup(tmp.path);
+      const outside = `${tmp.path}/outside`;
+      Deno.mkdirSync(outside);
+      Deno.mkdirSync(`${dir}/.hd`);
+      Deno.symlinkSync(outside, `${dir}/.hd/sandbox`);
+      Deno.writeTextFileSync(
+        `${dir}/hd.toml`,
+        `[environment]\nname = "shipped"\nbase = "${ref}"\n\n[options]\nlayers = "${mode}"\n`,
+      );
+      try {
+        const r = await hd(["exec", "--", "true"], { store, cwd: dir });
+        assert(r.code !== 0, "refused");
+        assertIncludes(r.stderr, ".hd/sandbox is a symlink");
+        assertEquals([...Deno.readDirSync(outside)], [], "nothing created through the link");
+        assert(
+          !Deno.readTextFileSync("/proc/self/mountinfo").includes(tmp.path),
+          "nothing mounted",
+        );
+      } finally {
+        await reg.stop();
+      }
+    },
+  );
+}
