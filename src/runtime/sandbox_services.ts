@@ -63,7 +63,11 @@ export function serviceScript(spec: EnvSpec, name: string): string {
 /** Where a sandboxed warm service's loader and records appear inside its containers. */
 export const WARM_MOUNT = "/dev/.hd-warm";
 
-/** The two standby slots of a sandboxed warm service (one may run while the other waits). */
+/**
+ * The two standby slots of a service of the environment's base that keeps a standby container — a
+ * warm one (`reload = "warm"`) or a held one (see {@link sandboxHeld}): one may run while the
+ * other waits.
+ */
 export const WARM_SLOTS = ["a", "b"] as const;
 
 /** The bundle of standby slot `slot` of service `name` (a container id and cgroup of its own). */
@@ -94,12 +98,43 @@ export function sandboxWarm(s: ServiceSpec): boolean {
 }
 
 /**
+ * Whether service `s` of a sandboxed environment keeps a held container for its plain restarts:
+ * it restarts on edits (`watch`), runs on the environment's root (no `image`) as a shell command,
+ * and is not warm. hd creates the next container ahead (runc's namespaces, mounts and cgroup
+ * made, its shell waiting on stdin before the service's command) so that a restart after an edit
+ * only starts the command in it: what runc costs is paid while nobody waits.
+ */
+export function sandboxHeld(s: ServiceSpec): boolean {
+  return !sandboxWarm(s) && s.image === undefined && s.argv === undefined && s.watch.length > 0;
+}
+
+/**
+ * The arguments of a held container: a shell that waits for hd's go (the second line on its
+ * stdin; end of input: it exits) and then becomes the service's own `argv`.
+ *
+ * @example
+ * ```ts
+ * import { heldArgv } from "./sandbox_services.ts";
+ * heldArgv(["sh", "-c", "node web/server.js"]);
+ * // ["sh", "-c", 'read -r HD_GO || exit 0; exec "$@"', "hd-held", "sh", "-c", "node web/server.js"]
+ * ```
+ */
+export function heldArgv(argv: string[]): string[] {
+  return ["sh", "-c", 'read -r HD_GO || exit 0; exec "$@"', "hd-held", ...argv];
+}
+
+/** The container id of standby slot `slot` of service `name`. */
+export function standbyContainerId(spec: EnvSpec, name: string, slot: string): string {
+  return `${serviceContainerId(spec.dir, name)}.standby-${slot}`;
+}
+
+/**
  * The standby script of a slot: delete a leftover state of its container, then exec runc run
  * with the slot's bundle (as {@link serviceScript}).
  */
 function standbyScript(spec: EnvSpec, name: string, slot: string): string {
   const state = `${envRunDir(spec)}/runc`;
-  const id = `${serviceContainerId(spec.dir, name)}.warm-${slot}`;
+  const id = standbyContainerId(spec, name, slot);
   const q = (a: string[]) => a.map(shQuote).join(" ");
   return `[ ! -e ${shQuote(`${state}/${id}`)} ] || ${q(runcDeleteArgv(state, id))} ` +
     `>/dev/null 2>&1; exec ${q(runcRunArgv(state, standbyBundle(spec, name, slot), id))}`;
@@ -120,6 +155,19 @@ function warmEnv(spec: EnvSpec, s: ServiceSpec): Record<string, string> {
   };
   for (const slot of WARM_SLOTS) {
     out[`HD_SANDBOX_WARM_${slot.toUpperCase()}`] = standbyScript(spec, s.name, slot);
+  }
+  return out;
+}
+
+/**
+ * What the supervisor needs to keep a held container of a plain service (see {@link sandboxHeld}):
+ * its command (what the container holds) and the start script of each standby slot.
+ */
+function heldEnv(spec: EnvSpec, s: ServiceSpec): Record<string, string> {
+  if (!sandboxHeld(s)) return {};
+  const out: Record<string, string> = { HD_SANDBOX_HELD_CMD: s.command.trim() };
+  for (const slot of WARM_SLOTS) {
+    out[`HD_SANDBOX_HELD_${slot.toUpperCase()}`] = standbyScript(spec, s.name, slot);
   }
   return out;
 }
@@ -147,7 +195,7 @@ export function sandboxedServices(
     // readiness checks the service's own address on the environment's network
     const addr = net?.address(name);
     const w = wrapService(spec, s);
-    w.env = { ...w.env, ...warmEnv(spec, s) };
+    w.env = { ...w.env, ...warmEnv(spec, s), ...heldEnv(spec, s) };
     out[name] = { ...w, ...(addr ? { readyHost: addr } : {}) };
   }
   return out;
@@ -182,6 +230,16 @@ export function writeServiceConfigs(
     const id = serviceContainerId(env.spec.dir, name);
     if (!sandboxWarm(s)) {
       writeBundle(serviceBundle(env.spec, name), opts, id);
+      if (!sandboxHeld(s)) continue;
+      // held: the same container (root, mounts, user, network namespace) waiting before argv
+      const held = { ...opts, argv: heldArgv(opts.argv) };
+      for (const slot of WARM_SLOTS) {
+        writeBundle(
+          standbyBundle(env.spec, name, slot),
+          held,
+          standbyContainerId(env.spec, name, slot),
+        );
+      }
       continue;
     }
     // warm: node loads hd's loader (NODE_OPTIONS; the loader puts the service's own back)
@@ -220,7 +278,11 @@ export function writeServiceConfigs(
       binds: [...main.binds, bind("loaded.json")],
     };
     for (const slot of WARM_SLOTS) {
-      writeBundle(standbyBundle(env.spec, name, slot), standby, `${id}.warm-${slot}`);
+      writeBundle(
+        standbyBundle(env.spec, name, slot),
+        standby,
+        standbyContainerId(env.spec, name, slot),
+      );
     }
   }
 }

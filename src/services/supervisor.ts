@@ -26,6 +26,7 @@ import { servicePids, waitForListener } from "./readiness.ts";
 import { stampLine } from "./logs.ts";
 import { GlobSet } from "../watch/pathmap.ts";
 import {
+  heldDecision,
   loadedSet,
   parseRecord,
   preloadList,
@@ -95,8 +96,8 @@ export interface ServiceStatus {
   /** Not started because none of its profiles is active: its profiles (set by the loop). */
   inactive?: string[];
   /**
-   * The pid of its warm standby (`reload = "warm"`) once it has preloaded and waits for its go,
-   * else null.
+   * The pid of its standby once it waits for its go, else null: a warm one (`reload = "warm"`)
+   * once it has preloaded, or the container held ready for a plain sandboxed restart.
    */
   standby?: number | null;
   /** Its `labels` (absent: none). */
@@ -179,6 +180,17 @@ interface Standby {
   modules: number;
   /** A sandboxed service's standby: the container slot it runs in (null on the host). */
   slot: string | null;
+  /** A held container of a plain restart (no preloading: `loaded` stays null). */
+  held: boolean;
+}
+
+/**
+ * A plain service of the environment's base that keeps a held container (the wrapped spec's env
+ * of src/runtime/sandbox_services.ts): its own command and the start script of each slot.
+ */
+interface SandboxHeld {
+  command: string;
+  slots: Record<string, string>;
 }
 
 /**
@@ -345,7 +357,9 @@ export class Supervisor {
         health: s.proc !== null && s.health ? s.health.status : null,
         healthOutput: s.health && s.health.output !== "" ? s.health.output : null,
         reason: s.state === "failed" ? s.reason : null,
-        standby: s.standby?.alive && this.#loaded(s.standby) ? s.standby.proc.pid : null,
+        standby: s.standby?.alive && (s.standby.held || this.#loaded(s.standby))
+          ? s.standby.proc.pid
+          : null,
         ...(s.spec.labels ? { labels: { ...s.spec.labels } } : {}),
         ...(s.spec.expose?.length ? { expose: [...s.spec.expose] } : {}),
       };
@@ -380,6 +394,13 @@ export class Supervisor {
       if (!sb) continue;
       for (const p of changed) sb.changed.add(p);
       sb.stepsRan += stepsRan;
+      if (sb.held) {
+        // a held container is on the root it was created on: a step that ran replaces it now
+        if (restarting.includes(name) || sb.stepsRan === 0) continue;
+        this.#dropStandby(s);
+        if (s.proc && s.ready) this.#prepareSoon(name, s.gen);
+        continue;
+      }
       // a restarting service decides at its start; one still loading is judged once it reports
       // (every change since it started counts then)
       if (restarting.includes(name) || this.#loaded(sb) === null) continue;
@@ -604,7 +625,26 @@ export class Supervisor {
       : this.#o.dir;
     let proc: GroupProcess | null = null;
     let how = "";
-    if (spec.reload === "warm") {
+    const held = this.#sandboxHeld(spec);
+    if (held !== null) {
+      const sb = s.standby;
+      const d = heldDecision({
+        command: held.command,
+        standby: sb ? { alive: sb.alive, command: sb.command } : null,
+        stepsRan: sb?.stepsRan ?? 0,
+      });
+      if (d === "held" && sb) {
+        // the old container is stopped (restart waits for it): the held one runs the command now
+        s.standby = null;
+        sb.proc.go?.();
+        proc = sb.proc;
+        s.slot = sb.slot;
+        how = ", in the container held ready";
+      } else if (d !== "held") {
+        this.#dropStandby(s);
+        if (sb !== null) this.#event(name, `new container: ${d.why}`);
+      }
+    } else if (spec.reload === "warm") {
       const sb = s.standby;
       const d = this.#warmVerdict(s);
       if (d === "warm" && sb) {
@@ -723,6 +763,18 @@ export class Supervisor {
     return { dir: e.HD_SANDBOX_WARM_DIR, root: e.HD_SANDBOX_WARM_ROOT, mount, command, slots };
   }
 
+  /** The held containers of a plain service of the environment's base, or null. */
+  #sandboxHeld(spec: ServiceSpec): SandboxHeld | null {
+    const e = spec.env;
+    if (spec.reload === "warm" || e.HD_SANDBOX_HELD_CMD === undefined) return null;
+    const slots: Record<string, string> = {};
+    for (const [k, v] of Object.entries(e)) {
+      const m = /^HD_SANDBOX_HELD_([A-Z])$/.exec(k);
+      if (m) slots[m[1].toLowerCase()] = v;
+    }
+    return Object.keys(slots).length < 2 ? null : { command: e.HD_SANDBOX_HELD_CMD, slots };
+  }
+
   /**
    * Writes the warm loader into a sandboxed warm service's directory (bound read-only into its
    * containers), before its container starts: temp file + rename in hd's own directory.
@@ -782,12 +834,13 @@ export class Supervisor {
   /** Starts the next standby of `name` shortly after its process `gen` is up. */
   #prepareSoon(name: string, gen: number): void {
     const s = this.#svc.get(name)!;
-    if (s.spec.reload !== "warm" || s.standby !== null) return;
+    const held = this.#sandboxHeld(s.spec) !== null;
+    if ((s.spec.reload !== "warm" && !held) || s.standby !== null) return;
     let tries = 0;
     const tick = () => {
       if (this.#closed || s.gen !== gen || !s.proc || s.standby || !this.#desired.has(name)) return;
       // the first instance writes its record once its entry point has run: wait for it a little
-      const rec = this.#recordPath(name, s.spec);
+      const rec = held ? null : this.#recordPath(name, s.spec);
       if (rec !== null && tries++ < 40) {
         try {
           if (Deno.statSync(rec).size === 0) return void setTimeout(tick, 50);
@@ -803,6 +856,8 @@ export class Supervisor {
   /** Spawns a standby: the service's warm command, preloading the last record's modules. */
   #prepare(name: string): void {
     const s = this.#svc.get(name)!;
+    const h = this.#sandboxHeld(s.spec);
+    if (h !== null) return this.#prepareHeld(name, s, h);
     const w = this.#sandboxWarm(s.spec);
     if (w !== null) return this.#prepareContainer(name, s, w);
     const line = this.#warmLine(s.spec);
@@ -849,6 +904,7 @@ export class Supervisor {
       root: this.#o.dir,
       modules: paths.length,
       slot: null,
+      held: false,
     });
   }
 
@@ -856,7 +912,7 @@ export class Supervisor {
   #adoptStandby(
     s: Svc,
     proc: GroupProcess,
-    o: Pick<Standby, "command" | "loadedFile" | "root" | "modules" | "slot">,
+    o: Pick<Standby, "command" | "loadedFile" | "root" | "modules" | "slot" | "held">,
   ): void {
     const sb: Standby = {
       proc,
@@ -877,20 +933,8 @@ export class Supervisor {
    * paths are as the container sees them (the project at `w.root`).
    */
   #prepareContainer(name: string, s: Svc, w: SandboxWarm): void {
-    if (this.#closed) return;
-    const slot = Object.keys(w.slots).sort().find((k) => k !== s.slot)!;
-    // a standby of that slot still stopping holds its container id: start once it is gone
-    const busy = this.#slotStops.get(`${name}:${slot}`);
-    if (busy) {
-      const gen = s.gen;
-      busy.then(() => {
-        if (this.#closed || s.gen !== gen || !s.proc || s.standby || !this.#desired.has(name)) {
-          return;
-        }
-        this.#prepare(name);
-      });
-      return;
-    }
+    const slot = this.#freeSlot(name, s, w.slots);
+    if (slot === null) return;
     const text = readSmall(`${w.dir}/record.json`);
     const rec = text ? parseRecord(text) : null;
     const { paths } = preloadList(rec ?? { entry: null, modules: [], children: [] }, {
@@ -921,6 +965,54 @@ export class Supervisor {
       root: w.root,
       modules: paths.length,
       slot,
+      held: false,
+    });
+  }
+
+  /**
+   * The standby slot of `name` the running container does not use, or null: hd is closing, or a
+   * standby of that slot is still stopping (it holds the container id) — then this prepares again
+   * once it is gone.
+   */
+  #freeSlot(name: string, s: Svc, slots: Record<string, string>): string | null {
+    if (this.#closed) return null;
+    const slot = Object.keys(slots).sort().find((k) => k !== s.slot)!;
+    const busy = this.#slotStops.get(`${name}:${slot}`);
+    if (!busy) return slot;
+    const gen = s.gen;
+    busy.then(() => {
+      if (this.#closed || s.gen !== gen || !s.proc || s.standby || !this.#desired.has(name)) return;
+      this.#prepare(name);
+    });
+    return null;
+  }
+
+  /**
+   * Spawns the held container of a plain service of the environment's base in the slot the
+   * running one does not use: runc creates it now (root, mounts, user, network namespace, cgroup)
+   * and its shell waits for the go before the service's command (src/runtime/sandbox_services.ts).
+   */
+  #prepareHeld(name: string, s: Svc, h: SandboxHeld): void {
+    const slot = this.#freeSlot(name, s, h.slots);
+    if (slot === null) return;
+    let proc: GroupProcess;
+    try {
+      proc = spawnGroup(`eval "$HD_SANDBOX_STANDBY"`, {
+        cwd: this.#o.dir,
+        env: { ...this.#o.env, ...s.spec.env, HD_SANDBOX_STANDBY: h.slots[slot] },
+        hold: true,
+      });
+    } catch (e) {
+      this.#event(name, `cannot hold a container ready: ${(e as Error).message}`);
+      return;
+    }
+    this.#adoptStandby(s, proc, {
+      command: h.command,
+      loadedFile: "",
+      root: "",
+      modules: 0,
+      slot,
+      held: true,
     });
   }
 
@@ -934,7 +1026,7 @@ export class Supervisor {
       .then(() => Promise.all([sb.proc.stdout.cancel(), sb.proc.stderr.cancel()]))
       .catch(() => {})
       // a sandbox's file is bound into the next standby (emptied when that one starts)
-      .finally(() => sb.slot === null && removeQuietly(sb.loadedFile));
+      .finally(() => sb.slot === null && !sb.held && removeQuietly(sb.loadedFile));
     this.#dropping.add(p);
     p.finally(() => this.#dropping.delete(p));
     if (sb.slot !== null) {

@@ -108,6 +108,50 @@ export function warmDecision(f: WarmFacts): WarmDecision {
   return "warm";
 }
 
+/** What {@link heldDecision} looks at: a held container of a plain sandboxed service. */
+export interface HeldFacts {
+  /** The service's command now. */
+  command: string;
+  /** The held container, or null when none was prepared. */
+  standby: {
+    /** Its process is still alive (holding before the command). */
+    alive: boolean;
+    /** The command it holds. */
+    command: string;
+  } | null;
+  /**
+   * Build steps that ran (not cached) since it was created: its root is the one it was created on,
+   * and a step's new layer means a new root.
+   */
+  stepsRan: number;
+}
+
+/**
+ * Decides whether a plain restart of a service of the environment's base starts the container
+ * hd created ahead ("held": namespaces, mounts and cgroup made, its shell waiting on stdin before
+ * the command) or a new one (and why). The project is bound into it, so an edit since it was
+ * created is seen by the command it starts; only a new root (a step ran), a changed command
+ * (hd.toml drops it before) or its death make it stale.
+ *
+ * @example
+ * ```ts
+ * import { heldDecision } from "./warm.ts";
+ * heldDecision({
+ *   command: "node web/server.js",
+ *   standby: { alive: true, command: "node web/server.js" },
+ *   stepsRan: 0,
+ * }); // "held"
+ * ```
+ */
+export function heldDecision(f: HeldFacts): "held" | { cold: true; why: string } {
+  const cold = (why: string) => ({ cold: true as const, why });
+  if (f.standby === null) return cold("no container was held ready");
+  if (!f.standby.alive) return cold("the held container died");
+  if (f.standby.command !== f.command) return cold("the service's command changed");
+  if (f.stepsRan > 0) return cold("a build step re-ran (a new root)");
+  return "held";
+}
+
 const SIMPLE = /^[^;&|\n`()<>$*?{}\[\]#'"\\]+$/;
 /** Node options after which no script file runs (or that make one run differently). */
 const NO_SCRIPT = new Set([

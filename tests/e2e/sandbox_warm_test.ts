@@ -6,6 +6,8 @@
  * over to it (the answer and the pid change, the log says warm), and an edit of a preloaded module
  * replaces the standby (in its slot, once the old container is gone) and the next edit hands over
  * to the new one; a watched `package.json` restarts cold, saying why.
+ * The same for a plain (not warm) service: the next container is held ready (created, its shell
+ * waiting before the command), and an edit starts the command in it.
  * @module
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
@@ -189,6 +191,109 @@ debounce = "10ms"
       assertEquals(left, []);
       // web's group and its standby's are gone
       for (const pid of [d.pid, d.standby]) {
+        let alive = true;
+        try {
+          Deno.statSync(`/proc/${pid}`);
+        } catch {
+          alive = false;
+        }
+        assert(!alive, `pid ${pid} still runs after hd down`);
+      }
+    } finally {
+      await hd(["down"], { store, cwd: dir });
+      await reg.stop();
+      await new Deno.Command("sh", {
+        args: ["-c", `umount -l "${dir}/.hd/sandbox/root" 2>/dev/null; true`],
+      }).output();
+    }
+  },
+);
+
+testIf(
+  skip,
+  "sandboxed plain service: a restart after an edit starts the command in the container held ready",
+  async () => {
+    const img = await debianRootfs(COMPOSE_PACKAGES);
+    if ("skip" in img) {
+      console.log(`SKIP sandboxed held: ${img.skip}`);
+      return;
+    }
+    using tmp = tempDir();
+    const reg = await startRegistry(tmp.path);
+    const store = `${tmp.path}/store`;
+    const dir = `${tmp.path}/app`;
+    try {
+      const ref = `${reg.host}/hd-compose:bookworm`;
+      await pushRootfs(img.rootfs, tmp.path, ref);
+      const port = freePort();
+      for (const d of ["src", "lib"]) Deno.mkdirSync(`${dir}/${d}`, { recursive: true });
+      Deno.writeTextFileSync(`${dir}/src/server.js`, SERVER);
+      Deno.writeTextFileSync(`${dir}/src/message.js`, 'module.exports = "v0";\n');
+      Deno.writeTextFileSync(`${dir}/lib/dep.js`, 'module.exports = "dep1";\n');
+      Deno.writeTextFileSync(
+        `${dir}/hd.toml`,
+        `[environment]
+name = "e2e-held"
+base = "${ref}"
+
+[services.web]
+command = "node src/server.js"
+watch = ["src/**"]
+port = 3000
+ports = ["127.0.0.1:${port}:3000"]
+
+[options]
+restart_grace = "1s"
+debounce = "10ms"
+`,
+      );
+      const url = `http://127.0.0.1:${port}/`;
+      const up = await hd(["up", "-d", "--wait", "--wait-timeout", "3m"], { store, cwd: dir });
+      assertEquals(up.code, 0, up.stderr + up.stdout);
+      assert((await get(url)).startsWith("web v0 dep1 pid "));
+
+      // a container is held ready beside web's: created, its shell waiting, listening on nothing
+      const a = await untilStandby(dir, store);
+      assert(a.standby !== a.pid);
+      assertEquals(listenerOf(3000, servicePids(a.standby)), null);
+      const held = servicePids(a.standby).map((p) => {
+        try {
+          return Deno.readTextFileSync(`/proc/${p}/cmdline`).split("\0").join(" ");
+        } catch {
+          return "";
+        }
+      });
+      assert(
+        held.some((c) => c.includes("hd-held sh -c node src/server.js")),
+        `the held shell waits before web's command: ${held.join(" | ")}`,
+      );
+      assert(!held.some((c) => c.startsWith("node ")), "no node runs in it before the go");
+
+      // an edit: web runs again, in the held container (its group became web's), with the edit
+      Deno.writeTextFileSync(`${dir}/src/message.js`, 'module.exports = "v1";\n');
+      assert((await get(url, (s) => s.startsWith("web v1"))).startsWith("web v1 dep1"));
+      const b = await untilStandby(dir, store);
+      assertEquals(b.pid, a.standby, "the held container's group became web's");
+      assert(b.standby !== a.standby && b.standby !== a.pid, "a new one is held in the other slot");
+      await untilLog(dir, store, "in the container held ready");
+
+      // and again from the other slot; an unwatched file edited meanwhile is read anew too (the
+      // project is bound into the held container, nothing of it was loaded before the go)
+      Deno.writeTextFileSync(`${dir}/lib/dep.js`, 'module.exports = "dep2";\n');
+      Deno.writeTextFileSync(`${dir}/src/message.js`, 'module.exports = "v2";\n');
+      assert((await get(url, (s) => s.startsWith("web v2"))).startsWith("web v2 dep2"));
+      const c = await untilStandby(dir, store);
+      assertEquals(c.pid, b.standby);
+
+      // hd down stops the held container too
+      assertEquals((await hd(["down"], { store, cwd: dir })).code, 0);
+      let left: string[] = [];
+      try {
+        left = [...Deno.readDirSync(`${dir}/.hd/sandbox/run/runc`)].map((e) => e.name)
+          .filter((n) => n.includes("-svc-web"));
+      } catch { /* no state root: nothing left */ }
+      assertEquals(left, []);
+      for (const pid of [c.pid, c.standby]) {
         let alive = true;
         try {
           Deno.statSync(`/proc/${pid}`);

@@ -5,6 +5,8 @@ import { DevLoop } from "../../src/services/loop.ts";
 import { listenerOf } from "../../src/services/readiness.ts";
 import { GlobSet } from "../../src/watch/pathmap.ts";
 import {
+  heldDecision,
+  type HeldFacts,
   loadedSet,
   nodeCommand,
   parseRecord,
@@ -89,6 +91,30 @@ Deno.test("warm: the decision, row by row", () => {
     const d = warmDecision({ ...base, ...facts });
     assertEquals(d === "warm" ? "warm" : d.why, want, what);
     if (d !== "warm") assertEquals(d.cold, true);
+  }
+});
+
+Deno.test("held: whether a plain sandboxed restart starts the container created ahead", () => {
+  const held: HeldFacts = {
+    command: NODE,
+    standby: { alive: true, command: NODE },
+    stepsRan: 0,
+  };
+  const rows: [string, Partial<HeldFacts>, string][] = [
+    ["held and unchanged (edits of the project are seen through its bind)", {}, "held"],
+    ["none prepared yet", { standby: null }, "no container was held ready"],
+    ["its process died", { standby: { alive: false, command: NODE } }, "the held container died"],
+    [
+      "hd.toml changed the command",
+      { standby: { alive: true, command: "node old.js" } },
+      "the service's command changed",
+    ],
+    ["a step re-ran since", { stepsRan: 2 }, "a build step re-ran (a new root)"],
+  ];
+  for (const [what, facts, want] of rows) {
+    const d = heldDecision({ ...held, ...facts });
+    assertEquals(d === "held" ? "held" : d.why, want, what);
+    if (d !== "held") assertEquals(d.cold, true);
   }
 });
 
