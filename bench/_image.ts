@@ -5,7 +5,7 @@
  * @module
  */
 import { sh } from "./lib.ts";
-import { debianRootfs, NODE_PACKAGES, pushRootfs } from "../tests/sandbox/_debian.ts";
+import { debianRootfs, NODE_PACKAGES, pushRootfs, withHostNode } from "../tests/sandbox/_debian.ts";
 import { freePort, type Registry, startRegistry } from "../tests/oci/_fixtures.ts";
 
 export { freePort };
@@ -24,7 +24,7 @@ export interface NodeImage {
 
 /**
  * Builds (or takes from the cache) the Debian rootfs with `packages` (default nodejs, npm and
- * node-express), starts a docker-registry under `dir` and pushes the image to it as
+ * node-express) — with `hostNode`, its node replaced by the host's (see `withHostNode`) — starts a docker-registry under `dir` and pushes the image to it as
  * `NAME:bookworm`; `{ skip }` when debootstrap cannot build
  * it. The caller stops `reg`.
  */
@@ -32,9 +32,13 @@ export async function nodeImage(
   dir: string,
   packages: string[] = NODE_PACKAGES,
   name = "hd-node",
+  opts: { hostNode?: boolean } = {},
 ): Promise<NodeImage | { skip: string }> {
-  const img = await debianRootfs(packages);
+  const deb = await debianRootfs(packages);
+  if ("skip" in deb) return deb;
+  const img = opts.hostNode ? await withHostNode(deb.rootfs, deb.key) : deb;
   if ("skip" in img) return img;
+  const node = "node" in img ? `; /usr/bin/node is the host's node ${img.node}` : "";
   const reg = await startRegistry(dir);
   try {
     const ref = `${reg.host}/${name}:bookworm`;
@@ -43,7 +47,7 @@ export async function nodeImage(
     return {
       ref,
       reg,
-      extra: { image: `debootstrap minbase + ${packages.join(" ")}`, rootfsBytes },
+      extra: { image: `debootstrap minbase + ${packages.join(" ")}${node}`, rootfsBytes },
     };
   } catch (e) {
     await reg.stop();
