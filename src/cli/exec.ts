@@ -7,7 +7,8 @@
  * its `workdir` with its `env` (running or not); for a sandboxed service inside its running
  * container (nsenter into its namespaces, root, working directory, user and environment — see
  * src/services/health.ts). Nothing after the command's name is parsed as hd's option:
- * `hd exec db psql -h 127.0.0.1 --help` passes `-h 127.0.0.1 --help` to psql.
+ * `hd exec db psql -h 127.0.0.1 --help` passes `-h 127.0.0.1 --help` to psql. In a base's root
+ * the command runs as `[environment] user` (else root), or as `--user NAME|UID[:GROUP]`.
  *
  * @example
  * ```sh
@@ -67,6 +68,7 @@ async function execInService(
   spec: EnvSpec,
   name: string,
   argv: string[],
+  user: string | undefined,
 ): Promise<number> {
   const svc = spec.services[name];
   const { readUpState } = await import("../services/control.ts");
@@ -79,7 +81,12 @@ async function execInService(
   const leader = group && procStartTime(group.pgid) === group.startTime ? group.pgid : null;
   const init = leader !== null ? containerInit(servicePids(leader)) : null;
   if (init !== null) {
-    return await runAttached(ctx, nsenterArgv(init, argv), {
+    // --user: a user of the container's own root (its /etc/passwd, read inside it)
+    const { resolveUserInRoot } = await import("../runtime/image_services.ts");
+    const as = user === undefined
+      ? undefined
+      : resolveUserInRoot(`/proc/${init}/root`, user, "--user");
+    return await runAttached(ctx, nsenterArgv(init, argv, as), {
       cwd: "/",
       env: containerEnv(init),
       clearEnv: true,
@@ -94,6 +101,13 @@ async function execInService(
         : "it has no container yet; try again in a moment",
     );
   }
+  if (user !== undefined) {
+    throw new HdError(
+      `Cannot exec as another user in ${name}: it runs on the host (no base)`,
+      "run it with sudo -u, or drop --user",
+      2,
+    );
+  }
   const cwd = svc.workdir && svc.workdir !== "." ? `${spec.dir}/${svc.workdir}` : spec.dir;
   return await runAttached(ctx, argv, {
     cwd,
@@ -105,8 +119,15 @@ async function execInService(
 export const exec: Command = {
   name: "exec",
   summary: "run a command in the environment (its variables and working directory)",
-  usage: "hd exec [--file hd.toml] [SERVICE] [--] CMD [ARG…]",
-  options: { file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" } },
+  usage: "hd exec [--file hd.toml] [--user USER] [SERVICE] [--] CMD [ARG…]",
+  options: {
+    file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" },
+    user: {
+      type: "string",
+      help:
+        "in a base's root: run as NAME|UID[:GROUP|GID] (default: [environment] user, else root)",
+    },
+  },
   passThrough: true,
   async run(ctx) {
     // everything from the first positional on is the command, flags included (src/cli/main.ts)
@@ -132,12 +153,20 @@ export const exec: Command = {
           2,
         );
       }
-      return await execInService(ctx, spec, cmd[0], rest);
+      const { userOption } = await import("./shell.ts");
+      return await execInService(ctx, spec, cmd[0], rest, userOption(ctx));
     }
     if (spec.environment.base !== null) {
       // in the environment's root (the image and the steps' layers), src/cli/shell.ts
-      const { runInSandbox } = await import("./shell.ts");
-      return await runInSandbox(ctx, spec, cmd);
+      const { runInSandbox, userOption } = await import("./shell.ts");
+      return await runInSandbox(ctx, spec, cmd, userOption(ctx));
+    }
+    if (ctx.values.user !== undefined) {
+      throw new HdError(
+        `Cannot exec as another user in ${spec.environment.name}: it runs on the host (no base)`,
+        "run it with sudo -u, or drop --user",
+        2,
+      );
     }
     const wd = spec.environment.workdir && !spec.environment.base
       ? (spec.environment.workdir.startsWith("/")

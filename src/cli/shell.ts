@@ -46,7 +46,12 @@ async function listConflicts(ctx: Context, spec: EnvSpec): Promise<number> {
  * `argv` there (a shell when empty) with the terminal; returns the exit code. `hd exec` uses it
  * for an environment with a base.
  */
-export async function runInSandbox(ctx: Context, spec: EnvSpec, argv: string[]): Promise<number> {
+export async function runInSandbox(
+  ctx: Context,
+  spec: EnvSpec,
+  argv: string[],
+  user?: string,
+): Promise<number> {
   const { prepareEnv, mountEnv, serveEnvLayers, envSandbox, envRunDir, releaseEnvMount } =
     await import(
       "../runtime/sandbox_steps.ts"
@@ -76,7 +81,19 @@ export async function runInSandbox(ctx: Context, spec: EnvSpec, argv: string[]):
     } catch { /* no bash in the image */ }
     argv = [sh];
   }
-  const child = spawnSandbox(envSandbox(env, root.target, argv));
+  // as a service without `user` runs: `--user`, else [environment] user, else root
+  const { resolveUserInRoot } = await import("../runtime/image_services.ts");
+  const who = user ?? spec.environment.user;
+  const what = user !== undefined ? "--user" : "[environment] user";
+  const u = who === undefined ? null : resolveUserInRoot(root.target, who, what);
+  const child = spawnSandbox(envSandbox(env, root.target, argv, {
+    ...(u
+      ? {
+        env: { ...env.env, HOME: u.home },
+        user: { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids },
+      }
+      : {}),
+  }));
   const ign = () => {}; // runc forwards signals to tini, tini to the command
   Deno.addSignalListener("SIGINT", ign);
   const st = await child.status;
@@ -91,9 +108,13 @@ export async function runInSandbox(ctx: Context, spec: EnvSpec, argv: string[]):
 export const shell: Command = {
   name: "shell",
   summary: "open a shell (or run a command) inside the environment's sandbox",
-  usage: "hd shell [--file hd.toml] [--] [CMD [ARG…]]",
+  usage: "hd shell [--file hd.toml] [--user USER] [--] [CMD [ARG…]]",
   options: {
     file: { type: "string", help: "the hd.toml to use (default: found from the cwd)" },
+    user: {
+      type: "string",
+      help: "run as NAME|UID[:GROUP|GID] of the image (default: [environment] user, else root)",
+    },
     conflicts: {
       type: "boolean",
       help: "list files that more than one layer provides (package databases and caches excepted)",
@@ -111,6 +132,20 @@ export const shell: Command = {
     if (ctx.values.conflicts) return await listConflicts(ctx, spec);
     let argv = ctx.positionals;
     if (argv[0] === "--") argv = argv.slice(1);
-    return await runInSandbox(ctx, spec, argv);
+    return await runInSandbox(ctx, spec, argv, userOption(ctx));
   },
 };
+
+/** The `--user` option's value, if given (a non-empty string). */
+export function userOption(ctx: Context): string | undefined {
+  const u = ctx.values.user;
+  if (u === undefined) return undefined;
+  if (typeof u !== "string" || u === "") {
+    throw new HdError(
+      "Cannot use --user: no user given",
+      "e.g. --user root or --user 1000:1000",
+      2,
+    );
+  }
+  return u;
+}

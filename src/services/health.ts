@@ -195,10 +195,16 @@ function readLink(p: string): string | null {
 }
 
 /** The nsenter argv that runs `argv` inside the container whose init is host pid `init`. */
-export function nsenterArgv(init: number, argv: string[]): string[] {
+export function nsenterArgv(
+  init: number,
+  argv: string[],
+  as?: { uid: number; gid: number },
+): string[] {
   const flags = ["-m", "-u", "-i", "-n", "-p", "-r", "-w"];
-  if (readLink(`/proc/${init}/ns/user`) !== readLink("/proc/self/ns/user")) flags.push("-U");
-  else {
+  const userns = readLink(`/proc/${init}/ns/user`) !== readLink("/proc/self/ns/user");
+  if (userns) flags.push("-U");
+  if (as) flags.push("-S", String(as.uid), "-G", String(as.gid));
+  else if (!userns) {
     const st = Deno.readTextFileSync(`/proc/${init}/status`);
     const uid = /^Uid:\s+\d+\s+(\d+)/m.exec(st)?.[1];
     const gid = /^Gid:\s+\d+\s+(\d+)/m.exec(st)?.[1];

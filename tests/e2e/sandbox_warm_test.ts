@@ -285,6 +285,15 @@ debounce = "10ms"
       const c = await untilStandby(dir, store);
       assertEquals(c.pid, b.standby);
 
+      // hd exec SERVICE runs in web's running container, as its user or as --user
+      const asWeb = await hd(["exec", "web", "id", "-u"], { store, cwd: dir });
+      assertEquals(asWeb.stdout.trim(), "0", asWeb.stderr);
+      const asNobody = await hd(["exec", "--user", "nobody", "web", "sh", "-c", "id -u; id -g"], {
+        store,
+        cwd: dir,
+      });
+      assertEquals(asNobody.stdout.trim().split("\n"), ["65534", "65534"], asNobody.stderr);
+
       // hd down stops the held container too
       assertEquals((await hd(["down"], { store, cwd: dir })).code, 0);
       let left: string[] = [];

@@ -7,7 +7,7 @@
  * @module
  */
 import { assert, assertEquals, assertIncludes } from "../_assert.ts";
-import { tempDir, testIf } from "../_helpers.ts";
+import { hd, tempDir, testIf } from "../_helpers.ts";
 import { sandboxSkip } from "./_util.ts";
 import { Store } from "../../src/cas/store.ts";
 import { loadSpec } from "../../src/config/parse.ts";
@@ -139,6 +139,39 @@ steps = [{ run = "id", inputs = [], user = "nobody" }]
     await rt.close();
     await reg.stop().catch(() => {});
     unmountEnv(spec);
+  }
+});
+
+testIf(skip, "hd exec / hd shell: as [environment] user, or as --user", async () => {
+  using tmp = tempDir();
+  const { reg, ref } = await imageRegistry(tmp.path, serviceImageLayers(), "users");
+  const dir = `${tmp.path}/proj`;
+  const store = `${tmp.path}/store`;
+  Deno.mkdirSync(dir);
+  Deno.writeTextFileSync(
+    `${dir}/hd.toml`,
+    `[environment]\nname = "runas-exec"\nbase = "${ref}"\nuser = "app"\n`,
+  );
+  try {
+    const run = async (...args: string[]) => {
+      const r = await hd(args, { store, cwd: dir });
+      return { code: r.code, out: r.stdout.trim(), err: r.stderr };
+    };
+    const who = "id -u; id -g; echo $HOME";
+    const dflt = await run("exec", "sh", "-c", who);
+    assertEquals(dflt.code, 0, dflt.err);
+    assertEquals(dflt.out.split("\n"), ["1000", "1000", "/home/app"], "[environment] user");
+    const root = await run("exec", "--user", "root", "sh", "-c", who);
+    assertEquals(root.out.split("\n"), ["0", "0", "/root"], "--user root");
+    const www = await run("shell", "--user", "www:web", "--", "sh", "-c", "id -u; id -g");
+    assertEquals(www.out.split("\n"), ["33", "82"], "hd shell --user NAME:GROUP");
+    const bad = await run("exec", "--user", "nobody", "id");
+    assert(bad.code !== 0);
+    assertIncludes(bad.err, '"nobody"');
+    assertIncludes(bad.err, "--user");
+  } finally {
+    await hd(["down"], { store, cwd: dir });
+    await reg.stop().catch(() => {});
   }
 });
 
