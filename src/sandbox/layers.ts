@@ -146,6 +146,34 @@ export interface MaterializeOptions {
 
 /** Writer threads of a large layer: creating inodes is the kernel's work, on another core. */
 export const DEFAULT_WRITERS = 2;
+
+/** At most this many writer threads, whatever is asked (a mistyped 1000 starts eight). */
+export const MAX_WRITERS = 8;
+
+/**
+ * The writer threads `HD_LAYER_WRITERS` asks for (`raw`: its value, undefined when unset):
+ * {@link DEFAULT_WRITERS} when unset or empty, the number clamped to 0–{@link MAX_WRITERS}, and an
+ * error naming the variable for anything but a whole number.
+ *
+ * @example
+ * ```ts
+ * import { layerWriters } from "./layers.ts";
+ * layerWriters(undefined); // 2
+ * layerWriters("1000"); // 8
+ * ```
+ */
+export function layerWriters(raw: string | undefined): number {
+  if (raw === undefined || raw.trim() === "") return DEFAULT_WRITERS;
+  const n = Number(raw.trim());
+  if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(n)) {
+    throw new HdError(
+      `Cannot write layers with HD_LAYER_WRITERS=${JSON.stringify(raw)}: not a whole number`,
+      `set it to 0–${MAX_WRITERS} (threads that write a layer's files; 0 writes on one) or unset it`,
+      2,
+    );
+  }
+  return Math.min(n, MAX_WRITERS);
+}
 /** Files a layer writes itself before starting writers (starting one costs tens of ms). */
 export const INLINE_FILES = 1000;
 /** A batch posted to a writer closes at this many bytes (of file contents) or files. */
@@ -290,11 +318,9 @@ export function materializeLayer(
   const linked = new Map<string, string>();
   // hardlinks wait for the writers (their first name may not be written yet)
   const links: [string, string][] = [];
-  const envWriters = Number(Deno.env.get("HD_LAYER_WRITERS") ?? NaN);
-  // 0–8 threads: a mistyped HD_LAYER_WRITERS=1000 must not start a thousand workers
   const writers = Math.min(
-    Math.max(opts.writers ?? (Number.isInteger(envWriters) ? envWriters : DEFAULT_WRITERS), 0),
-    8,
+    Math.max(opts.writers ?? layerWriters(Deno.env.get("HD_LAYER_WRITERS")), 0),
+    MAX_WRITERS,
   );
   const inline = opts.inlineFiles ?? INLINE_FILES;
   const umask = currentUmask();

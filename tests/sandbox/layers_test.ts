@@ -4,7 +4,7 @@
  * as a layer tree and materialized again, and `find` sees the same thing.
  * @module
  */
-import { assertEquals } from "../_assert.ts";
+import { assertEquals, assertThrows } from "../_assert.ts";
 import { randomBytes, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
 import { getNode } from "../../src/dag/dag.ts";
@@ -12,6 +12,7 @@ import { MemDir, Tree } from "../../src/dag/tree.ts";
 import { S_IFDIR } from "../../src/sys/mode.ts";
 import {
   captureLayer,
+  layerWriters,
   materializeLayer,
   OPAQUE_MARKER,
   OPAQUE_XATTR,
@@ -219,5 +220,20 @@ testIf(skip, "a writer thread's failure fails the layer and leaves nothing behin
     }
     assertEquals(message.includes("d/f17"), true, `writers ${writers}: ${message}`);
     assertEquals([...Deno.readDirSync(`${store.root}/layers`)].map((e) => e.name), []);
+  }
+});
+
+Deno.test("HD_LAYER_WRITERS: a whole number, clamped; anything else is an error naming it", () => {
+  const rows: [string | undefined, number][] = [
+    [undefined, 2],
+    ["", 2],
+    ["0", 0],
+    [" 3 ", 3],
+    ["8", 8],
+    ["1000", 8],
+  ];
+  for (const [raw, want] of rows) assertEquals(layerWriters(raw), want, String(raw));
+  for (const raw of ["two", "1.5", "-1", "0x4", "1e3", "4 threads"]) {
+    assertThrows(() => layerWriters(raw), /Cannot write layers with HD_LAYER_WRITERS=/);
   }
 });
