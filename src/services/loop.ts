@@ -497,6 +497,7 @@ export class DevLoop {
   async update(paths: string[]): Promise<UpdateReport | null> {
     if (!this.#tree || this.#stopping) return null;
     const t0 = performance.now();
+    trace(`loop: update of ${paths.length} paths`);
     const tree = this.#tree;
     // Keeps the new tree (and what the steps store) from a gc until persistEnv sets the refs.
     using _lease = this.#store.lease("hd up: update");
@@ -525,6 +526,7 @@ export class DevLoop {
     const env = this.#envNode(hashes);
     this.#envRoot = nodeId(env);
     const tHash = performance.now();
+    trace("loop: update hashed");
     const changed = [...r.added, ...r.modified, ...r.removed];
     const plan = planUpdate(this.#planState(), {
       added: r.added,

@@ -1128,6 +1128,7 @@ export class Supervisor {
     if (s.timer !== null) (clearTimeout(s.timer), s.timer = null);
     this.#stopHealth(s);
     if (s.proc) {
+      trace(`supervisor: stopping ${name}`);
       s.stopRequested = true;
       this.#set(s, "stopping");
       // the service's own stop_signal / restart_grace, else SIGTERM and [options] restart_grace
@@ -1138,6 +1139,7 @@ export class Supervisor {
         (s.spec.stop_signal ?? "SIGTERM") as Deno.Signal,
       );
       await s.exited;
+      trace(`supervisor: ${name} stopped`);
       this.#event(name, how === "kill" ? "killed (grace period over)" : "stopped");
     }
     s.gen++;
