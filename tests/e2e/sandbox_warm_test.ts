@@ -88,172 +88,156 @@ http.createServer((q, s) => s.end("web " + message + " " + dep + " pid " + proce
   .listen(3000, "0.0.0.0", () => console.log("web listening"));
 `;
 
-testIf(
-  skip,
-  "sandboxed warm service: the standby container takes over, or cold says why",
-  async () => {
-    const img = await debianRootfs(COMPOSE_PACKAGES);
-    if ("skip" in img) {
-      console.log(`SKIP sandboxed warm: ${img.skip}`);
-      return;
-    }
-    using tmp = tempDir();
-    const reg = await startRegistry(tmp.path);
-    const store = `${tmp.path}/store`;
-    const dir = `${tmp.path}/app`;
-    try {
-      const ref = `${reg.host}/hd-compose:bookworm`;
-      await pushRootfs(img.rootfs, tmp.path, ref);
-      const port = freePort();
-      for (const d of ["src", "lib"]) Deno.mkdirSync(`${dir}/${d}`, { recursive: true });
-      Deno.writeTextFileSync(`${dir}/src/server.js`, SERVER);
-      Deno.writeTextFileSync(`${dir}/src/message.js`, 'module.exports = "v0";\n');
-      Deno.writeTextFileSync(`${dir}/lib/dep.js`, 'module.exports = "dep1";\n');
-      Deno.writeTextFileSync(`${dir}/package.json`, '{ "name": "w", "version": "1.0.0" }\n');
-      Deno.writeTextFileSync(
-        `${dir}/hd.toml`,
-        `[environment]
-name = "e2e-warm"
+/** What a test of web's containers gets: the project, its store and web's published URL. */
+interface App {
+  dir: string;
+  store: string;
+  url: string;
+}
+
+/**
+ * Runs `body` on web (src/server.js on the Debian image, published on 127.0.0.1) with `service`'s
+ * extra hd.toml lines and `watch`, brought up with `--wait`; `hd down` and the registry's stop
+ * afterwards whatever happens.
+ */
+async function withWebApp(
+  name: string,
+  service: string,
+  body: (app: App) => Promise<void>,
+): Promise<void> {
+  const img = await debianRootfs(COMPOSE_PACKAGES);
+  if ("skip" in img) {
+    console.log(`SKIP ${name}: ${img.skip}`);
+    return;
+  }
+  using tmp = tempDir();
+  const reg = await startRegistry(tmp.path);
+  const store = `${tmp.path}/store`;
+  const dir = `${tmp.path}/app`;
+  try {
+    const ref = `${reg.host}/hd-compose:bookworm`;
+    await pushRootfs(img.rootfs, tmp.path, ref);
+    const port = freePort();
+    for (const d of ["src", "lib"]) Deno.mkdirSync(`${dir}/${d}`, { recursive: true });
+    Deno.writeTextFileSync(`${dir}/src/server.js`, SERVER);
+    Deno.writeTextFileSync(`${dir}/src/message.js`, 'module.exports = "v0";\n');
+    Deno.writeTextFileSync(`${dir}/lib/dep.js`, 'module.exports = "dep1";\n');
+    Deno.writeTextFileSync(`${dir}/package.json`, '{ "name": "w", "version": "1.0.0" }\n');
+    Deno.writeTextFileSync(
+      `${dir}/hd.toml`,
+      `[environment]
+name = "${name}"
 base = "${ref}"
 
 [services.web]
 command = "node src/server.js"
-reload = "warm"
-watch = ["src/**", "package.json"]
-port = 3000
+${service}port = 3000
 ports = ["127.0.0.1:${port}:3000"]
 
 [options]
 restart_grace = "1s"
 debounce = "10ms"
 `,
-      );
-      const url = `http://127.0.0.1:${port}/`;
-      const up = await hd(["up", "-d", "--wait", "--wait-timeout", "3m"], { store, cwd: dir });
-      assertEquals(up.code, 0, up.stderr + up.stdout);
-      const first = await get(url);
+    );
+    const up = await hd(["up", "-d", "--wait", "--wait-timeout", "3m"], { store, cwd: dir });
+    assertEquals(up.code, 0, up.stderr + up.stdout);
+    await body({ dir, store, url: `http://127.0.0.1:${port}/` });
+  } finally {
+    await hd(["down"], { store, cwd: dir });
+    await reg.stop();
+    await new Deno.Command("sh", {
+      args: ["-c", `umount -l "${dir}/.hd/sandbox/root" 2>/dev/null; true`],
+    }).output();
+  }
+}
+
+/** `hd down`, then: no container of web is left in runc's state, and none of `pids` runs. */
+async function downLeavesNothing(app: App, pids: number[]): Promise<void> {
+  assertEquals((await hd(["down"], { store: app.store, cwd: app.dir })).code, 0);
+  let left: string[] = [];
+  try {
+    left = [...Deno.readDirSync(`${app.dir}/.hd/sandbox/run/runc`)].map((e) => e.name)
+      .filter((n) => n.includes("-svc-web"));
+  } catch { /* no state root: nothing left */ }
+  assertEquals(left, []);
+  for (const pid of pids) {
+    let alive = true;
+    try {
+      Deno.statSync(`/proc/${pid}`);
+    } catch {
+      alive = false;
+    }
+    assert(!alive, `pid ${pid} still runs after hd down`);
+  }
+}
+
+testIf(
+  skip,
+  "sandboxed warm service: the standby container takes over, or cold says why",
+  () =>
+    withWebApp("e2e-warm", 'reload = "warm"\nwatch = ["src/**", "package.json"]\n', async (app) => {
+      const first = await get(app.url);
       assert(first.startsWith("web v0 dep1 pid "), first);
 
       // a standby container waits, listening on nothing (it runs none of web's code before go)
-      const a = await untilStandby(dir, store);
+      const a = await untilStandby(app.dir, app.store);
       assert(a.standby !== a.pid);
       assertEquals(listenerOf(3000, servicePids(a.standby)), null);
       assert(listenerOf(3000, servicePids(a.pid)) !== null, "web's own container listens");
 
       // an edit of a watched file: handed over to the standby (new pid, new answer)
-      Deno.writeTextFileSync(`${dir}/src/message.js`, 'module.exports = "v1";\n');
-      const second = await get(url, (s) => s.startsWith("web v1"));
+      Deno.writeTextFileSync(`${app.dir}/src/message.js`, 'module.exports = "v1";\n');
+      const second = await get(app.url, (s) => s.startsWith("web v1"));
       assert(second.startsWith("web v1 dep1 pid "), second);
-      const b = await untilStandby(dir, store);
+      const b = await untilStandby(app.dir, app.store);
       assertEquals(b.pid, a.standby, "the standby's group became web's");
       assert(b.standby !== a.standby && b.standby !== a.pid);
       assertEquals(listenerOf(3000, servicePids(b.standby)), null);
-      const logs = await hd(["logs", "web"], { store, cwd: dir });
+      const logs = await hd(["logs", "web"], { store: app.store, cwd: app.dir });
       assertIncludes(logs.stdout, "warm: its standby had preloaded");
 
       // again, from the other standby slot
-      Deno.writeTextFileSync(`${dir}/src/message.js`, 'module.exports = "v2";\n');
-      assert((await get(url, (s) => s.startsWith("web v2"))).startsWith("web v2 dep1"));
-      const c = await untilStandby(dir, store);
+      Deno.writeTextFileSync(`${app.dir}/src/message.js`, 'module.exports = "v2";\n');
+      assert((await get(app.url, (s) => s.startsWith("web v2"))).startsWith("web v2 dep1"));
+      const c = await untilStandby(app.dir, app.store);
       assertEquals(c.pid, b.standby);
 
       // lib/dep.js changed (preloaded, not watched): web goes on, its standby is replaced — in
       // the slot the old standby held, once that container is gone
-      Deno.writeTextFileSync(`${dir}/lib/dep.js`, 'module.exports = "dep2";\n');
-      await untilLog(dir, store, "standby replaced: lib/dep.js changed");
-      const c2 = await untilStandby(dir, store, c.standby);
+      Deno.writeTextFileSync(`${app.dir}/lib/dep.js`, 'module.exports = "dep2";\n');
+      await untilLog(app.dir, app.store, "standby replaced: lib/dep.js changed");
+      const c2 = await untilStandby(app.dir, app.store, c.standby);
       assertEquals(c2.pid, c.pid);
       // handed over to the new standby, which loaded the new dep.js
-      Deno.writeTextFileSync(`${dir}/src/message.js`, 'module.exports = "v3";\n');
-      assert((await get(url, (s) => s.startsWith("web v3"))).startsWith("web v3 dep2"));
-      const e = await untilStandby(dir, store);
+      Deno.writeTextFileSync(`${app.dir}/src/message.js`, 'module.exports = "v3";\n');
+      assert((await get(app.url, (s) => s.startsWith("web v3"))).startsWith("web v3 dep2"));
+      const e = await untilStandby(app.dir, app.store);
       assertEquals(e.pid, c2.standby);
-      const warm = (await hd(["logs", "web"], { store, cwd: dir })).stdout
+      const warm = (await hd(["logs", "web"], { store: app.store, cwd: app.dir })).stdout
         .split("warm: its standby had preloaded").length - 1;
       assertEquals(warm, 3);
 
       // package.json changed (watched: the dependencies may differ): cold, and hd says why
-      Deno.writeTextFileSync(`${dir}/package.json`, '{ "name": "w", "version": "1.0.1" }\n');
-      await untilLog(dir, store, "cold start: package.json changed");
-      const d = await untilStandby(dir, store, e.standby);
+      Deno.writeTextFileSync(`${app.dir}/package.json`, '{ "name": "w", "version": "1.0.1" }\n');
+      await untilLog(app.dir, app.store, "cold start: package.json changed");
+      const d = await untilStandby(app.dir, app.store, e.standby);
       assert(d.pid !== e.pid && d.pid !== e.standby, "a cold start: neither old process");
-      assert((await get(url)).startsWith("web v3 dep2"));
+      assert((await get(app.url)).startsWith("web v3 dep2"));
 
-      // hd down stops the standby container too: no container of web is left in runc's state
-      assertEquals((await hd(["down"], { store, cwd: dir })).code, 0);
-      const state = `${dir}/.hd/sandbox/run/runc`;
-      let left: string[] = [];
-      try {
-        left = [...Deno.readDirSync(state)].map((e) => e.name).filter((n) =>
-          n.includes("-svc-web")
-        );
-      } catch { /* no state root: nothing left */ }
-      assertEquals(left, []);
-      // web's group and its standby's are gone
-      for (const pid of [d.pid, d.standby]) {
-        let alive = true;
-        try {
-          Deno.statSync(`/proc/${pid}`);
-        } catch {
-          alive = false;
-        }
-        assert(!alive, `pid ${pid} still runs after hd down`);
-      }
-    } finally {
-      await hd(["down"], { store, cwd: dir });
-      await reg.stop();
-      await new Deno.Command("sh", {
-        args: ["-c", `umount -l "${dir}/.hd/sandbox/root" 2>/dev/null; true`],
-      }).output();
-    }
-  },
+      // hd down stops the standby container too: web's group and its standby's are gone
+      await downLeavesNothing(app, [d.pid, d.standby]);
+    }),
 );
 
 testIf(
   skip,
   "sandboxed plain service: a restart after an edit starts the command in the container held ready",
-  async () => {
-    const img = await debianRootfs(COMPOSE_PACKAGES);
-    if ("skip" in img) {
-      console.log(`SKIP sandboxed held: ${img.skip}`);
-      return;
-    }
-    using tmp = tempDir();
-    const reg = await startRegistry(tmp.path);
-    const store = `${tmp.path}/store`;
-    const dir = `${tmp.path}/app`;
-    try {
-      const ref = `${reg.host}/hd-compose:bookworm`;
-      await pushRootfs(img.rootfs, tmp.path, ref);
-      const port = freePort();
-      for (const d of ["src", "lib"]) Deno.mkdirSync(`${dir}/${d}`, { recursive: true });
-      Deno.writeTextFileSync(`${dir}/src/server.js`, SERVER);
-      Deno.writeTextFileSync(`${dir}/src/message.js`, 'module.exports = "v0";\n');
-      Deno.writeTextFileSync(`${dir}/lib/dep.js`, 'module.exports = "dep1";\n');
-      Deno.writeTextFileSync(
-        `${dir}/hd.toml`,
-        `[environment]
-name = "e2e-held"
-base = "${ref}"
-
-[services.web]
-command = "node src/server.js"
-watch = ["src/**"]
-port = 3000
-ports = ["127.0.0.1:${port}:3000"]
-
-[options]
-restart_grace = "1s"
-debounce = "10ms"
-`,
-      );
-      const url = `http://127.0.0.1:${port}/`;
-      const up = await hd(["up", "-d", "--wait", "--wait-timeout", "3m"], { store, cwd: dir });
-      assertEquals(up.code, 0, up.stderr + up.stdout);
-      assert((await get(url)).startsWith("web v0 dep1 pid "));
+  () =>
+    withWebApp("e2e-held", 'watch = ["src/**"]\n', async (app) => {
+      assert((await get(app.url)).startsWith("web v0 dep1 pid "));
 
       // a container is held ready beside web's: created, its shell waiting, listening on nothing
-      const a = await untilStandby(dir, store);
+      const a = await untilStandby(app.dir, app.store);
       assert(a.standby !== a.pid);
       assertEquals(listenerOf(3000, servicePids(a.standby)), null);
       const held = servicePids(a.standby).map((p) => {
@@ -270,53 +254,31 @@ debounce = "10ms"
       assert(!held.some((c) => c.startsWith("node ")), "no node runs in it before the go");
 
       // an edit: web runs again, in the held container (its group became web's), with the edit
-      Deno.writeTextFileSync(`${dir}/src/message.js`, 'module.exports = "v1";\n');
-      assert((await get(url, (s) => s.startsWith("web v1"))).startsWith("web v1 dep1"));
-      const b = await untilStandby(dir, store);
+      Deno.writeTextFileSync(`${app.dir}/src/message.js`, 'module.exports = "v1";\n');
+      assert((await get(app.url, (s) => s.startsWith("web v1"))).startsWith("web v1 dep1"));
+      const b = await untilStandby(app.dir, app.store);
       assertEquals(b.pid, a.standby, "the held container's group became web's");
       assert(b.standby !== a.standby && b.standby !== a.pid, "a new one is held in the other slot");
-      await untilLog(dir, store, "in the container held ready");
+      await untilLog(app.dir, app.store, "in the container held ready");
 
       // and again from the other slot; an unwatched file edited meanwhile is read anew too (the
       // project is bound into the held container, nothing of it was loaded before the go)
-      Deno.writeTextFileSync(`${dir}/lib/dep.js`, 'module.exports = "dep2";\n');
-      Deno.writeTextFileSync(`${dir}/src/message.js`, 'module.exports = "v2";\n');
-      assert((await get(url, (s) => s.startsWith("web v2"))).startsWith("web v2 dep2"));
-      const c = await untilStandby(dir, store);
+      Deno.writeTextFileSync(`${app.dir}/lib/dep.js`, 'module.exports = "dep2";\n');
+      Deno.writeTextFileSync(`${app.dir}/src/message.js`, 'module.exports = "v2";\n');
+      assert((await get(app.url, (s) => s.startsWith("web v2"))).startsWith("web v2 dep2"));
+      const c = await untilStandby(app.dir, app.store);
       assertEquals(c.pid, b.standby);
 
       // hd exec SERVICE runs in web's running container, as its user or as --user
-      const asWeb = await hd(["exec", "web", "id", "-u"], { store, cwd: dir });
+      const asWeb = await hd(["exec", "web", "id", "-u"], { store: app.store, cwd: app.dir });
       assertEquals(asWeb.stdout.trim(), "0", asWeb.stderr);
       const asNobody = await hd(["exec", "--user", "nobody", "web", "sh", "-c", "id -u; id -g"], {
-        store,
-        cwd: dir,
+        store: app.store,
+        cwd: app.dir,
       });
       assertEquals(asNobody.stdout.trim().split("\n"), ["65534", "65534"], asNobody.stderr);
 
       // hd down stops the held container too
-      assertEquals((await hd(["down"], { store, cwd: dir })).code, 0);
-      let left: string[] = [];
-      try {
-        left = [...Deno.readDirSync(`${dir}/.hd/sandbox/run/runc`)].map((e) => e.name)
-          .filter((n) => n.includes("-svc-web"));
-      } catch { /* no state root: nothing left */ }
-      assertEquals(left, []);
-      for (const pid of [c.pid, c.standby]) {
-        let alive = true;
-        try {
-          Deno.statSync(`/proc/${pid}`);
-        } catch {
-          alive = false;
-        }
-        assert(!alive, `pid ${pid} still runs after hd down`);
-      }
-    } finally {
-      await hd(["down"], { store, cwd: dir });
-      await reg.stop();
-      await new Deno.Command("sh", {
-        args: ["-c", `umount -l "${dir}/.hd/sandbox/root" 2>/dev/null; true`],
-      }).output();
-    }
-  },
+      await downLeavesNothing(app, [c.pid, c.standby]);
+    }),
 );
