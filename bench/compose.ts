@@ -27,6 +27,7 @@ import { type Bench, type BenchRow, median, sh } from "./lib.ts";
 import { freePort, hasPodman, hdCmd, hdDown, nodeImage, untilAnswer } from "./_image.ts";
 import { COMPOSE_PACKAGES } from "../tests/sandbox/_debian.ts";
 import { hostHdToml, lockfile, writeComposeApp } from "../tests/e2e/_compose_app.ts";
+import { servicePids } from "../src/services/readiness.ts";
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -49,6 +50,41 @@ function hasPodmanCompose(): boolean {
     }).outputSync().success;
   } catch {
     return false;
+  }
+}
+
+/** The RSS (KiB) of web's standby (its group: runc and the container's processes), or null. */
+async function standbyRssKiB(app: string, store: string): Promise<number | null> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      `${new URL("..", import.meta.url).pathname}cli.ts`,
+      "ps",
+      "--json",
+    ],
+    cwd: app,
+    env: { HD_HOME: store, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  try {
+    const v = JSON.parse(new TextDecoder().decode(out.stdout));
+    const rows: { name: string; standby?: number | null }[] = Array.isArray(v) ? v : v.services;
+    const pid = rows.find((r) => r.name === "web")?.standby;
+    if (!pid) return null;
+    let kib = 0;
+    for (const p of servicePids(pid)) {
+      try {
+        kib += Number(
+          /^VmRSS:\s+(\d+)/m.exec(Deno.readTextFileSync(`/proc/${p}/status`))?.[1] ?? 0,
+        );
+      } catch { /* gone */ }
+    }
+    return kib;
+  } catch {
+    return null;
   }
 }
 
@@ -163,7 +199,16 @@ export const bench: Bench = {
           "sandbox warm": 'edit web → answer, reload = "warm" (median)',
           "host warm": 'edit web → answer, host mode, reload = "warm" (median)',
         };
-        for (const k of order) row(label[k], "hd", median(ts[k]), stats(ts[k], loads));
+        // what a standby costs: the RSS of web's held container (sandbox) and warm standby
+        const held: Record<string, number | null> = {};
+        for (const k of ["sandbox", "sandbox warm"]) {
+          const a = apps.find((x) => x.key === k)!;
+          held[k] = await standbyRssKiB(a.app, a.store);
+        }
+        for (const k of order) {
+          const more = held[k] !== undefined ? { standbyRssKiB: held[k] } : {};
+          row(label[k], "hd", median(ts[k]), { ...stats(ts[k], loads), ...more });
+        }
         const gap = (a: string, b: string) => ts[a].map((t, i) => t - ts[b][i]);
         log(
           `sandbox − host per round: ${gap("sandbox", "host").map(Math.round).join(" ")} ms; ` +
