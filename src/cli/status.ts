@@ -153,7 +153,8 @@ export const status: Command = {
         s = await gatherStatus(store, spec, undefined, {
           ...ids,
           quick: tried ? "save" : true,
-          bind: { plain, envNames: env.names() },
+          // the parser and hd.toml were read after the process started
+          bind: { plain, envNames: env.names(), readAtMs: performance.timeOrigin },
         });
       }
     }

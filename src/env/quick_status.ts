@@ -172,6 +172,19 @@ export function recordingEnv(
 }
 
 /**
+ * What a proof that binds hd.toml needs of the status that saves it: whether the project is
+ * without images (`plain`), the variables its parse read ({@link recordingEnv}; null: it listed
+ * them all), and when hd.toml, the files its parse read and the parser's code were read
+ * (`readAtMs`, ms since the epoch; the process's start serves): they were read before the scan
+ * started, so the racy rule counts from then.
+ */
+export interface SpecBinding {
+  plain: boolean;
+  envNames: string[] | null;
+  readAtMs: number;
+}
+
+/**
  * Whether a proof may bind hd.toml (pure): a project without images (`plain`), a parse that read
  * named variables only (`envNames` not null), and hd.toml and the files its parse read present
  * or absent but none a symlink.
@@ -368,8 +381,8 @@ export async function loadBoundStatus(
 /**
  * Saves the proof for a status just computed by a scan that started at `scanStartMs`: when the
  * rules allow (see the module doc), else removes any older proof. Returns whether it was saved.
- * With `bind` (the project has no images, and `envNames` are the variables its parse read, from
- * {@link recordingEnv}) the proof binds hd.toml too when {@link bindable} allows.
+ * With `bind` ({@link SpecBinding}) the proof binds hd.toml too when {@link bindable} allows; every
+ * path is then held to the racy rule from the earlier of the scan's start and `bind.readAtMs`.
  */
 export async function saveQuickStatus(
   secret: Uint8Array,
@@ -377,7 +390,7 @@ export async function saveQuickStatus(
   subject: string,
   c: CompiledEnv,
   scanStartMs: number,
-  bind?: { plain: boolean; envNames: string[] | null },
+  bind?: SpecBinding,
 ): Promise<boolean> {
   const path = quickStatusPath(spec);
   const drop = () => {
@@ -400,6 +413,9 @@ export async function saveQuickStatus(
   const extra = bound
     ? [...extraPaths(spec), ...specFiles(spec), ...codeFiles()]
     : extraPaths(spec);
+  // hd.toml and the parser were read before the scan started: a write between that read and the
+  // scan's start must break the proof as well
+  const racyFrom = bound ? Math.min(scanStartMs, bind!.readAtMs) : scanStartMs;
   const paths = [...c.walked, ...extra];
   const files = (d: MemDir, prefix: string) => {
     for (const [name, e] of d.entries) {
@@ -423,7 +439,7 @@ export async function saveQuickStatus(
       // an absent extra path (no hd.lock yet) is recorded as absent: creating it breaks the proof
       if (!ok && i >= c.walked.length && i < c.walked.length + extra.length) continue;
       // the first path that may not be recorded ends it (after an edit: no need to stat the rest)
-      if (!recordable([ok ? wordsCtimeMs(words, i * STAT_WORDS) : null], scanStartMs)) {
+      if (!recordable([ok ? wordsCtimeMs(words, i * STAT_WORDS) : null], racyFrom)) {
         return drop();
       }
     }

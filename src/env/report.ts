@@ -27,6 +27,7 @@ import {
   loadQuickStatus,
   proofSubject,
   saveQuickStatus,
+  type SpecBinding,
   type SpecFacts,
   type StatusSummary,
   summaryOf,
@@ -161,7 +162,7 @@ export async function gatherStatus(
     imageIds?: Record<string, string>;
     quick?: boolean | "save";
     /** Let the saved proof bind hd.toml too (saveQuickStatus's `bind`). */
-    bind?: { plain: boolean; envNames: string[] | null };
+    bind?: SpecBinding;
   } = {},
 ): Promise<Status> {
   if (compiled) return statusOf(store, factsOf(spec), summaryOf(compiled), opts);

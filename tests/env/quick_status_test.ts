@@ -257,7 +257,7 @@ async function savedBound(dir: string, store: Store, env: Record<string, string>
     proofSubject(spec, {}),
     c,
     Date.now() + RACY_MS + 1000,
-    { plain: true, envNames: rec.names() },
+    { plain: true, envNames: rec.names(), readAtMs: Date.now() + RACY_MS + 1000 },
   );
   return { spec, c, ok };
 }
@@ -319,7 +319,13 @@ Deno.test("quick status: no proof binds a symlinked hd.toml or a parse that list
   const c = await compileEnv(store, spec, { write: false, record: false });
   const later = Date.now() + RACY_MS + 1000;
   const subject = proofSubject(spec, {});
-  assert(await saveQuickStatus(key, spec, subject, c, later, { plain: true, envNames: null }));
+  assert(
+    await saveQuickStatus(key, spec, subject, c, later, {
+      plain: true,
+      envNames: null,
+      readAtMs: later,
+    }),
+  );
   assertEquals(await loadBoundStatus(key, `${d.path}/hd.toml`), null);
   assertEquals(await loadQuickStatus(key, spec, subject), summaryOf(c));
   // hd.toml a symlink to a file elsewhere
@@ -328,6 +334,31 @@ Deno.test("quick status: no proof binds a symlinked hd.toml or a parse that list
   Deno.symlinkSync(`${o.path}/real.toml`, `${d.path}/hd.toml`);
   const linked = loadSpec(`${d.path}/hd.toml`);
   const c2 = await compileEnv(store, linked, { write: false, record: false });
-  assert(await saveQuickStatus(key, linked, subject, c2, later, { plain: true, envNames: [] }));
+  assert(
+    await saveQuickStatus(key, linked, subject, c2, later, {
+      plain: true,
+      envNames: [],
+      readAtMs: later,
+    }),
+  );
   assertEquals(await loadBoundStatus(key, `${d.path}/hd.toml`), null);
+});
+
+Deno.test("quick status: hd.toml read before the scan started counts for the racy rule of a proof that binds it", async () => {
+  using d = tempDir("hd-quick-");
+  using s = tempDir("hd-store-");
+  writeProject(d.path);
+  const store = Store.open(s.path, { create: true });
+  const key = store.identity().key;
+  const spec = loadSpec(`${d.path}/hd.toml`);
+  const c = await compileEnv(store, spec, { write: false, record: false });
+  const later = Date.now() + RACY_MS + 1000; // the scan as if started after the window
+  const subject = proofSubject(spec, {});
+  // hd.toml was read just now (within the window of its last write): no proof, bound or not
+  const now = { plain: true, envNames: [], readAtMs: Date.now() };
+  assertEquals(await saveQuickStatus(key, spec, subject, c, later, now), false);
+  assertEquals(await loadQuickStatus(key, spec, subject), null);
+  // read after the window: saved and bound
+  assert(await saveQuickStatus(key, spec, subject, c, later, { ...now, readAtMs: later }));
+  assert((await loadBoundStatus(key, `${d.path}/hd.toml`)) !== null);
 });
