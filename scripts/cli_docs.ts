@@ -1,7 +1,8 @@
 /**
  * Writes docs/cli.md from the commands' own help, so the CLI reference cannot drift from the
- * code. `--check` writes nothing and fails when docs/cli.md is out of date (`deno task check`
- * runs it). Run: `deno run -A scripts/cli_docs.ts [--check]`.
+ * code, and src/cli/help_text.ts (the `hd --help` text cli.ts prints without loading the CLI).
+ * `--check` writes nothing and fails when either is out of date (`deno task check` runs it).
+ * Run: `deno run -A scripts/cli_docs.ts [--check]`.
  *
  * @example
  * ```ts
@@ -11,9 +12,33 @@
  * @module
  */
 import { COMMANDS } from "../src/cli/commands.ts";
+import { topHelp, VERSION } from "../src/cli/main.ts";
 
 const repo = new URL("..", import.meta.url).pathname;
 const TARGET = `${repo}docs/cli.md`;
+const HELP_TARGET = `${repo}src/cli/help_text.ts`;
+
+/** The text of src/cli/help_text.ts: the version and `hd --help` as main.ts makes it. */
+export function helpModule(): string {
+  return [
+    "/**",
+    " * `hd --help` and `hd --version` without loading the CLI: cli.ts prints these before it imports",
+    " * src/cli/main.ts, whose module graph is most of what those two cost beyond Deno's own start.",
+    " * Written by scripts/cli_docs.ts from main.ts's topHelp() (`deno task check` compares them);",
+    " * do not edit by hand: run `deno run -A scripts/cli_docs.ts`.",
+    " * @module",
+    " */",
+    "",
+    "/** The version printed by `hd --version`. */",
+    `export const VERSION = ${JSON.stringify(VERSION)};`,
+    "",
+    "/** The text of `hd --help` (generated). */",
+    "export const TOP_HELP = [",
+    ...topHelp().split("\n").map((l) => `  ${JSON.stringify(l)},`),
+    '].join("\\n");',
+    "",
+  ].join("\n");
+}
 
 /** The text of docs/cli.md, made from every command's usage and options. */
 export async function cliReference(): Promise<string> {
@@ -42,7 +67,32 @@ export async function cliReference(): Promise<string> {
   ].join("\n").trimEnd() + "\n";
 }
 
+/** Writes `text` to `path` unless it holds it already; returns whether it was in sync. */
+function sync(path: string, text: string, check: boolean): boolean {
+  let have = "";
+  try {
+    have = Deno.readTextFileSync(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  if (have === text) return true;
+  if (!check) {
+    Deno.writeTextFileSync(`${path}.tmp`, text);
+    Deno.renameSync(`${path}.tmp`, path);
+    console.log(`wrote ${path.slice(repo.length)}`);
+  }
+  return false;
+}
+
 if (import.meta.main) {
+  const check = Deno.args.includes("--check");
+  if (!sync(HELP_TARGET, helpModule(), check) && check) {
+    console.error(
+      "Cannot pass the docs check: src/cli/help_text.ts differs from main.ts's topHelp()\n" +
+        "hint: run `deno run -A scripts/cli_docs.ts` and commit src/cli/help_text.ts",
+    );
+    Deno.exit(1);
+  }
   const want = await cliReference();
   let have = "";
   try {

@@ -20,6 +20,7 @@ import { fsErrorToHdError } from "./fs_error.ts";
 import { didYouMean } from "../config/suggest.ts";
 import { defaultStoreRoot } from "../cas/root.ts";
 import { trace } from "../sys/trace.ts";
+import { VERSION } from "./help_text.ts";
 
 /** Re-exported for callers that imported it from here; it lives in src/config/suggest.ts. */
 export { didYouMean };
@@ -31,8 +32,7 @@ const GLOBAL: Record<string, OptionSpec> = {
   help: { type: "boolean", short: "h", help: "show help" },
 };
 
-/** The version printed by `hd --version`. */
-export const VERSION = "0.1.0";
+export { VERSION };
 
 function findCommand(argv: string[]): { entry: CommandEntry; rest: string[] } | null {
   let best: { entry: CommandEntry; rest: string[] } | null = null;
@@ -47,7 +47,12 @@ function findCommand(argv: string[]): { entry: CommandEntry; rest: string[] } | 
   return best;
 }
 
-function topHelp(): string {
+/**
+ * The text of `hd --help`, made from the command table. cli.ts prints the copy in help_text.ts
+ * (written by scripts/cli_docs.ts, which `deno task check` keeps equal to this) without loading
+ * this module.
+ */
+export function topHelp(): string {
   // the summaries are listed beside the loaders: no command module is loaded for this
   const cmds = COMMANDS;
   const w = Math.max(...cmds.map((c) => c.name.length));

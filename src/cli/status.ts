@@ -6,8 +6,10 @@
  */
 import { lazyImport } from "../sys/lazy.ts";
 import { HdError } from "../sys/errors.ts";
-import { displayPath, loadProjectSpec } from "../config/parse.ts";
-import { gatherStatus, quickStatus, type Status } from "../env/report.ts";
+import { trace } from "../sys/trace.ts";
+import { displayPath, specFilePath } from "../config/find.ts";
+import { boundStatus, gatherStatus, quickStatus, type Status } from "../env/report.ts";
+import { recordingEnv } from "../env/quick_status.ts";
 import { formatUpStatus, gatherServices } from "../services/report.ts";
 import type { MountStatus } from "../mount/manager.ts";
 import type { Store } from "../cas/store.ts";
@@ -124,26 +126,40 @@ export const status: Command = {
     if (ctx.positionals.length > 0) {
       throw new HdError("Cannot show status: unexpected argument", "usage: hd status", 2);
     }
-    const spec = loadProjectSpec(ctx.values.file as string | undefined);
-    // the runtime hashes pulled images (base, stages) by their manifest digests (stepBaseId), not
-    // their references: so does status. Without images, a saved proof can answer with the store
-    // only viewed (no BLAKE3, no codecs: src/cas/view.ts).
-    const plain = spec.environment.base === null && spec.build.steps.every((x) => !x.image);
-    let store: Store | null = null;
-    let s: Status | null = null;
-    let tried = false;
-    const view = plain ? StoreView.open(ctx.storeRoot) : null;
+    const file = specFilePath(ctx.values.file as string | undefined);
+    // Without images, a saved proof can answer with the store only viewed (no BLAKE3, no codecs:
+    // src/cas/view.ts); one that binds hd.toml too answers without loading the parser.
+    const view = StoreView.open(ctx.storeRoot);
     const secret = view?.secretKey() ?? null;
-    if (view && secret) (tried = true, s = await quickStatus(view, secret, spec));
+    let store: Store | null = null;
+    let s: Status | null = view && secret ? await boundStatus(view, secret, file) : null;
+    trace(s ? "status: from the proof that binds hd.toml" : "status: parse hd.toml");
     if (!s) {
-      store = await ctx.openStore();
-      const ids = plain ? {} : (await lazyImport<typeof import("../runtime/step_cache.ts")>(
-        new URL("../runtime/step_cache.ts", import.meta.url),
-      )).pulledImageIds(store, spec);
-      s = await gatherStatus(store, spec, undefined, { ...ids, quick: tried ? "save" : true });
+      const { loadSpec } = await lazyImport<typeof import("../config/parse.ts")>(
+        new URL("../config/parse.ts", import.meta.url),
+      );
+      const env = recordingEnv(); // which variables the parse reads, for a proof that binds it
+      const spec = loadSpec(file, { env: env.env });
+      // the runtime hashes pulled images (base, stages) by their manifest digests (stepBaseId),
+      // not their references: so does status.
+      const plain = spec.environment.base === null && spec.build.steps.every((x) => !x.image);
+      let tried = false;
+      if (plain && view && secret) (tried = true, s = await quickStatus(view, secret, spec));
+      if (!s) {
+        store = await ctx.openStore();
+        const ids = plain ? {} : (await lazyImport<typeof import("../runtime/step_cache.ts")>(
+          new URL("../runtime/step_cache.ts", import.meta.url),
+        )).pulledImageIds(store, spec);
+        s = await gatherStatus(store, spec, undefined, {
+          ...ids,
+          quick: tried ? "save" : true,
+          // the parser and hd.toml were read after the process started
+          bind: { plain, envNames: env.names(), readAtMs: performance.timeOrigin },
+        });
+      }
     }
     const st = s;
-    const up = await gatherServices(spec.dir); // services of a running `hd up` (src/services)
+    const up = await gatherServices(st.dir); // services of a running `hd up` (src/services)
     // the mount registry is read (and its module loaded) only when it has entries
     const mounts = hasEntries(`${ctx.storeRoot}/mounts`)
       ? (await lazyImport<typeof import("../mount/manager.ts")>(

@@ -32,3 +32,23 @@ export function findSpecFile(start: string = Deno.cwd()): string {
     "run `hd init` to create one here, or pass --file PATH",
   );
 }
+
+/** The absolute path of `file` (relative to the cwd), as commands take `--file`. */
+export function absSpecPath(file: string): string {
+  return file.startsWith("/") ? file : `${Deno.cwd()}/${file}`.replace(/\/\.\//g, "/");
+}
+
+/** The hd.toml a command works on: `--file PATH` when given, else the one found from the cwd. */
+export function specFilePath(file?: string): string {
+  return file === undefined ? findSpecFile() : absSpecPath(file);
+}
+
+/** Shows a path for messages relative to the current directory when it sits below it. */
+export function displayPath(file: string): string {
+  let cwd = "";
+  try {
+    cwd = Deno.cwd();
+  } catch { /* no cwd */ }
+  if (cwd && file.startsWith(cwd + "/")) return file.slice(cwd.length + 1);
+  return file;
+}

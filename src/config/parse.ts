@@ -48,7 +48,7 @@ import type {
   StepCopySpec,
 } from "./types.ts";
 
-import { findSpecFile, SPEC_FILE } from "./find.ts";
+import { absSpecPath, displayPath, findSpecFile, SPEC_FILE, specFilePath } from "./find.ts";
 /** Re-exported: they live in src/config/find.ts (light enough for `hd up -d`'s first moments). */
 export { findSpecFile, SPEC_FILE };
 
@@ -131,15 +131,7 @@ function typeName(v: unknown): string {
   return "a table";
 }
 
-/** Shows a path for messages relative to the current directory when it sits below it. */
-export function displayPath(file: string): string {
-  let cwd = "";
-  try {
-    cwd = Deno.cwd();
-  } catch { /* no cwd */ }
-  if (cwd && file.startsWith(cwd + "/")) return file.slice(cwd.length + 1);
-  return file;
-}
+export { displayPath };
 
 class Validator {
   readonly file: string;
@@ -1336,10 +1328,12 @@ function checkDependsOn(v: Validator, services: Record<string, ServiceSpec>): vo
   }
 }
 
-/** Reads and validates the hd.toml at `file`. */
-export function loadSpec(file: string): EnvSpec {
-  let abs = file;
-  if (!abs.startsWith("/")) abs = `${Deno.cwd()}/${file}`.replace(/\/\.\//g, "/");
+/**
+ * Reads and validates the hd.toml at `file` (relative to the cwd, or absolute); `opts.env` as
+ * {@link parseSpec}'s.
+ */
+export function loadSpec(file: string, opts: { env?: Record<string, string> } = {}): EnvSpec {
+  const abs = absSpecPath(file);
   let text: string;
   try {
     text = Deno.readTextFileSync(abs);
@@ -1351,12 +1345,12 @@ export function loadSpec(file: string): EnvSpec {
       "run `hd init` to create one, or pass --file PATH",
     );
   }
-  return parseSpec(text, abs);
+  return parseSpec(text, abs, opts);
 }
 
 /** The spec a command works on: `--file PATH` when given, else hd.toml found from the cwd. */
 export function loadProjectSpec(file?: string): EnvSpec {
-  return loadSpec(file ?? findSpecFile());
+  return loadSpec(specFilePath(file));
 }
 
 const CONDITIONS: Record<string, DependsCondition> = {

@@ -18,6 +18,15 @@
  * steps) are read live each time. A scan that skipped anything (unreadable, sockets), or packages
  * resolved from anything but files, saves no proof.
  *
+ * A proof may also bind hd.toml itself ({@link loadBoundStatus}), so that `hd status` answers
+ * without loading the parser: it then also holds the lstat of hd.toml, of the files its parse
+ * read (.env, env_file), of the parser's own code (src/config/*.ts, deno.json, and the running
+ * executable: a changed hd parses differently) and the names of the environment variables the
+ * parse looked up; their values are not written but MAC'd, so a changed variable fails the MAC.
+ * It is saved only for a project without images (no pulled ids in the subject), when none of
+ * those files is a symlink (whose target's edit its lstat would not see) and the parse did not
+ * list the whole environment ({@link bindable}).
+ *
  * The file (`.hd/status.bin`: a MAC line, a JSON header line, the NUL-terminated paths, then
  * {@link STAT_WORDS} u32 per path) is compared without making a string or an object per path. It
  * lives in the project, so it is untrusted: it carries an
@@ -55,7 +64,7 @@ export const RACY_MS = 1000;
  * Format and meaning of a proof: bump it whenever what a status computes from the same files
  * would change (an identity rule, a default exclude), or proofs of the old code would be believed.
  */
-const VERSION = 2;
+const VERSION = 3;
 
 /** What a status computes from the project (everything but the refs it reads live). */
 export interface StatusSummary {
@@ -118,6 +127,109 @@ export function proofSubject(
   return JSON.stringify([spec, opts.baseId ?? null, opts.imageIds ?? {}]);
 }
 
+/** What a status shows of hd.toml besides the summary: kept in a proof that binds hd.toml. */
+export interface SpecFacts {
+  /** Absolute path of hd.toml. */
+  file: string;
+  dir: string;
+  name: string;
+  base: string | null;
+  /** Entries in [dependencies]. */
+  dependencies: number;
+}
+
+/** The {@link SpecFacts} of a parsed spec. */
+export function factsOf(spec: EnvSpec): SpecFacts {
+  return {
+    file: spec.file,
+    dir: spec.dir,
+    name: spec.environment.name,
+    base: spec.environment.base,
+    dependencies: spec.dependencies.length,
+  };
+}
+
+/**
+ * The process environment for a parse that records which variables it reads (`parseSpec`'s
+ * `env`): `names()` lists them sorted, or is null when the parse listed the whole environment or
+ * looked up a name the environment cannot hold (then no proof binds the spec).
+ */
+export function recordingEnv(
+  vars: Record<string, string> = Deno.env.toObject(),
+): { env: Record<string, string>; names: () => string[] | null } {
+  const seen = new Set<string>();
+  let all = false;
+  const note = (k: string | symbol) => {
+    if (typeof k === "string") seen.add(k);
+  };
+  const env = new Proxy(vars, {
+    get: (t, k) => (note(k), Reflect.get(t, k)),
+    has: (t, k) => (note(k), Reflect.has(t, k)),
+    getOwnPropertyDescriptor: (t, k) => (note(k), Reflect.getOwnPropertyDescriptor(t, k)),
+    ownKeys: (t) => (all = true, Reflect.ownKeys(t)),
+  });
+  return { env, names: () => (all ? null : [...seen].sort()) };
+}
+
+/**
+ * What a proof that binds hd.toml needs of the status that saves it: whether the project is
+ * without images (`plain`), the variables its parse read ({@link recordingEnv}; null: it listed
+ * them all), and when hd.toml, the files its parse read and the parser's code were read
+ * (`readAtMs`, ms since the epoch; the process's start serves): they were read before the scan
+ * started, so the racy rule counts from then.
+ */
+export interface SpecBinding {
+  plain: boolean;
+  envNames: string[] | null;
+  readAtMs: number;
+}
+
+/**
+ * Whether a proof may bind hd.toml (pure): a project without images (`plain`), a parse that read
+ * named variables only (`envNames` not null), and hd.toml and the files its parse read present
+ * or absent but none a symlink.
+ */
+export function bindable(
+  plain: boolean,
+  envNames: readonly string[] | null,
+  specFileKinds: readonly ("file" | "symlink" | "absent" | "other")[],
+): boolean {
+  return plain && envNames !== null && specFileKinds.every((k) => k === "file" || k === "absent");
+}
+
+function kindOf(path: string): "file" | "symlink" | "absent" | "other" {
+  try {
+    const st = Deno.lstatSync(path);
+    return st.isSymlink ? "symlink" : st.isFile ? "file" : "other";
+  } catch (e) {
+    return e instanceof Deno.errors.NotFound ? "absent" : "other";
+  }
+}
+
+/** hd.toml and the files its parse read (absolute). */
+function specFiles(spec: EnvSpec): string[] {
+  return [spec.file, ...(spec.configFiles ?? [".env"]).map((f) => `${spec.dir}/${f}`)];
+}
+
+/** The parser's code: the running executable, src/config/*.ts and deno.json (when files). */
+function codeFiles(): string[] {
+  const out = [Deno.execPath()];
+  const config = new URL("../config/", import.meta.url);
+  if (config.protocol !== "file:") return out;
+  const dir = decodeURIComponent(config.pathname);
+  try {
+    for (const e of Deno.readDirSync(dir)) if (e.name.endsWith(".ts")) out.push(dir + e.name);
+  } catch { /* compiled: the executable stands for its code */ }
+  out.push(decodeURIComponent(new URL("../../deno.json", import.meta.url).pathname));
+  return out.sort();
+}
+
+/** The bytes the MAC covers before the body: the values of the bound variables (or nothing). */
+function envPrefix(names: readonly string[] | undefined): Uint8Array {
+  if (names === undefined) return new Uint8Array(0);
+  return te.encode(`${JSON.stringify(names.map((n) => Deno.env.get(n) ?? null))}\n`);
+}
+
 /** The paths (relative to the project, or absolute) besides the tree that a proof covers. */
 function extraPaths(spec: EnvSpec): string[] {
   const out = ["hd.lock"];
@@ -134,7 +246,13 @@ export function recordable(ctimesMs: readonly (number | null)[], scanStartMs: nu
   return true;
 }
 
-async function hmac(secret: Uint8Array, body: Uint8Array): Promise<string> {
+async function hmac(secret: Uint8Array, prefix: Uint8Array, body: Uint8Array): Promise<string> {
+  if (prefix.length > 0) {
+    const all = new Uint8Array(prefix.length + body.length);
+    all.set(prefix);
+    all.set(body, prefix.length);
+    body = all;
+  }
   const key = await crypto.subtle.importKey(
     "raw",
     secret as Uint8Array<ArrayBuffer>,
@@ -157,23 +275,18 @@ interface Header {
   count: number;
   /** Bytes of the NUL-terminated paths. */
   pathBytes: number;
+  /** Set when the proof binds hd.toml too: what the status shows of it, the variables read. */
+  bound?: { facts: SpecFacts; env: string[] };
 }
 
 const te = new TextEncoder();
 const td = new TextDecoder();
 
-/**
- * The summary saved by the last status when its proof still holds for `subject`, else null
- * (missing, damaged, another store's, another subject, or anything changed: scan).
- */
-export async function loadQuickStatus(
-  secret: Uint8Array,
-  spec: EnvSpec,
-  subject: string,
-): Promise<StatusSummary | null> {
+/** A proof file read and its header checked for form; null when missing or malformed. */
+function readProof(path: string): { bytes: Uint8Array; h: Header; nl: number } | null {
   let bytes: Uint8Array;
   try {
-    bytes = Deno.readFileSync(quickStatusPath(spec));
+    bytes = Deno.readFileSync(path);
   } catch {
     return null;
   }
@@ -187,36 +300,89 @@ export async function loadQuickStatus(
     return null;
   }
   if (
-    typeof h !== "object" || h === null || h.version !== VERSION || h.subject !== subject ||
+    typeof h !== "object" || h === null || h.version !== VERSION || typeof h.subject !== "string" ||
     !Number.isSafeInteger(h.count) || !Number.isSafeInteger(h.pathBytes) || h.count < 0 ||
     h.pathBytes < 0 || typeof h.summary !== "object" || h.summary === null ||
     bytes.length !== nl + 1 + h.pathBytes + h.count * STAT_WORDS * 4
   ) return null;
+  if (
+    h.bound !== undefined &&
+    (typeof h.bound !== "object" || h.bound === null || !Array.isArray(h.bound.env) ||
+      !h.bound.env.every((n) => typeof n === "string") || typeof h.bound.facts !== "object" ||
+      h.bound.facts === null)
+  ) return null;
+  return { bytes, h, nl };
+}
+
+/** Whether every path of a proof still has its key, then whether its MAC verifies. */
+async function proofHolds(
+  secret: Uint8Array,
+  dirPath: string,
+  p: { bytes: Uint8Array; h: Header; nl: number },
+): Promise<boolean> {
+  const { bytes, h, nl } = p;
   const names = bytes.subarray(nl + 1, nl + 1 + h.pathBytes);
   const words = new Uint32Array(bytes.slice(nl + 1 + h.pathBytes).buffer);
-  if (names.length > 0 && names[names.length - 1] !== 0) return null;
-  const dir = openDir(spec.dir);
-  if (dir === null) return null;
+  if (names.length > 0 && names[names.length - 1] !== 0) return false;
+  const dir = openDir(dirPath);
+  if (dir === null) return false;
   // the keys first (the cheap test that fails when anything changed), then the MAC
   try {
     let off = 0;
     for (let i = 0; i < h.count; i++) {
       const end = names.indexOf(0, off);
-      if (end < 0) return null;
-      if (!statMatches(dir, names.subarray(off, end + 1), words, i * STAT_WORDS)) return null;
+      if (end < 0) return false;
+      if (!statMatches(dir, names.subarray(off, end + 1), words, i * STAT_WORDS)) return false;
       off = end + 1;
     }
-    if (off !== names.length) return null;
+    if (off !== names.length) return false;
   } finally {
     closeDir(dir);
   }
-  if (await hmac(secret, bytes.subarray(65)) !== td.decode(bytes.subarray(0, 64))) return null;
-  return h.summary;
+  let env: Uint8Array;
+  try {
+    env = envPrefix(h.bound?.env);
+  } catch {
+    return false; // a name the environment cannot hold
+  }
+  return await hmac(secret, env, bytes.subarray(65)) === td.decode(bytes.subarray(0, 64));
+}
+
+/**
+ * The summary saved by the last status when its proof still holds for `subject`, else null
+ * (missing, damaged, another store's, another subject, or anything changed: scan).
+ */
+export async function loadQuickStatus(
+  secret: Uint8Array,
+  spec: EnvSpec,
+  subject: string,
+): Promise<StatusSummary | null> {
+  const p = readProof(quickStatusPath(spec));
+  if (p === null || p.h.subject !== subject) return null;
+  return await proofHolds(secret, spec.dir, p) ? p.h.summary : null;
+}
+
+/**
+ * The summary and what the status shows of hd.toml, from a proof that binds hd.toml (see the
+ * module doc), without parsing it: for the hd.toml at `file` (absolute). Null when there is no
+ * such proof or it does not hold (then parse, and {@link loadQuickStatus} or scan).
+ */
+export async function loadBoundStatus(
+  secret: Uint8Array,
+  file: string,
+): Promise<{ summary: StatusSummary; facts: SpecFacts } | null> {
+  const dir = file.slice(0, file.lastIndexOf("/")) || "/";
+  const p = readProof(quickStatusPath({ dir }));
+  const facts = p?.h.bound?.facts;
+  if (!p || !facts || facts.file !== file || facts.dir !== dir) return null;
+  return await proofHolds(secret, dir, p) ? { summary: p.h.summary, facts } : null;
 }
 
 /**
  * Saves the proof for a status just computed by a scan that started at `scanStartMs`: when the
  * rules allow (see the module doc), else removes any older proof. Returns whether it was saved.
+ * With `bind` ({@link SpecBinding}) the proof binds hd.toml too when {@link bindable} allows; every
+ * path is then held to the racy rule from the earlier of the scan's start and `bind.readAtMs`.
  */
 export async function saveQuickStatus(
   secret: Uint8Array,
@@ -224,6 +390,7 @@ export async function saveQuickStatus(
   subject: string,
   c: CompiledEnv,
   scanStartMs: number,
+  bind?: SpecBinding,
 ): Promise<boolean> {
   const path = quickStatusPath(spec);
   const drop = () => {
@@ -235,7 +402,20 @@ export async function saveQuickStatus(
   const resolvedFromFiles = c.lock === "current" ||
     spec.dependencies.every((d) => d.form === "file");
   if (c.skipped.length > 0 || !resolvedFromFiles) return drop();
-  const extra = extraPaths(spec);
+  let bound = bind !== undefined &&
+    bindable(bind.plain, bind.envNames, specFiles(spec).map(kindOf));
+  let envBytes: Uint8Array = new Uint8Array(0);
+  try {
+    if (bound) envBytes = envPrefix(bind!.envNames!);
+  } catch {
+    bound = false; // a name the environment cannot hold
+  }
+  const extra = bound
+    ? [...extraPaths(spec), ...specFiles(spec), ...codeFiles()]
+    : extraPaths(spec);
+  // hd.toml and the parser were read before the scan started: a write between that read and the
+  // scan's start must break the proof as well
+  const racyFrom = bound ? Math.min(scanStartMs, bind!.readAtMs) : scanStartMs;
   const paths = [...c.walked, ...extra];
   const files = (d: MemDir, prefix: string) => {
     for (const [name, e] of d.entries) {
@@ -259,7 +439,7 @@ export async function saveQuickStatus(
       // an absent extra path (no hd.lock yet) is recorded as absent: creating it breaks the proof
       if (!ok && i >= c.walked.length && i < c.walked.length + extra.length) continue;
       // the first path that may not be recorded ends it (after an edit: no need to stat the rest)
-      if (!recordable([ok ? wordsCtimeMs(words, i * STAT_WORDS) : null], scanStartMs)) {
+      if (!recordable([ok ? wordsCtimeMs(words, i * STAT_WORDS) : null], racyFrom)) {
         return drop();
       }
     }
@@ -272,13 +452,14 @@ export async function saveQuickStatus(
     summary: summaryOf(c),
     count: paths.length,
     pathBytes: names.length,
+    ...(bound ? { bound: { facts: factsOf(spec), env: bind!.envNames! } } : {}),
   };
   const head = te.encode(JSON.stringify(header) + "\n");
   const body = new Uint8Array(head.length + names.length + words.byteLength);
   body.set(head);
   body.set(names, head.length);
   body.set(new Uint8Array(words.buffer), head.length + names.length);
-  const mac = te.encode(`${await hmac(secret, body)}\n`);
+  const mac = te.encode(`${await hmac(secret, envBytes, body)}\n`);
   const tmp = `${path}.${Deno.pid}.tmp`;
   try {
     Deno.mkdirSync(`${spec.dir}/.hd`, { recursive: true, mode: 0o700 });

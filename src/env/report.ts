@@ -22,9 +22,13 @@ import { lazyImport } from "../sys/lazy.ts";
 import type { Store } from "../cas/store.ts";
 import type { CompiledEnv } from "./compile.ts";
 import {
+  factsOf,
+  loadBoundStatus,
   loadQuickStatus,
   proofSubject,
   saveQuickStatus,
+  type SpecBinding,
+  type SpecFacts,
   type StatusSummary,
   summaryOf,
 } from "./quick_status.ts";
@@ -81,18 +85,18 @@ export interface RefReader {
 
 function statusOf(
   store: RefReader,
-  spec: EnvSpec,
+  spec: SpecFacts,
   sum: StatusSummary,
   opts: { baseId?: string },
 ): Status {
-  const name = spec.environment.name;
+  const name = spec.name;
   const recordedEnv = store.getRef(`envs/${name}`);
   const recordedTree = store.getRef(`trees/${name}`);
   return {
     name,
     file: spec.file,
     dir: spec.dir,
-    base: spec.environment.base,
+    base: spec.base,
     tree: {
       root: sum.filesRoot,
       files: sum.files,
@@ -102,14 +106,14 @@ function statusOf(
     },
     env: { id: sum.envId, recorded: recordedEnv, upToDate: recordedEnv === sum.envId },
     lock: sum.lock,
-    dependencies: spec.dependencies.length,
+    dependencies: spec.dependencies,
     packages: sum.packages,
     steps: sum.steps.map((s) => {
       const output = store.getRef(stepCacheRef(s.hash));
       return { ...s, cached: output !== null, output };
     }),
     skipped: sum.skipped,
-    ...(spec.environment.base === null ? {} : { basePulled: opts.baseId !== undefined }),
+    ...(spec.base === null ? {} : { basePulled: opts.baseId !== undefined }),
   };
 }
 
@@ -125,7 +129,20 @@ export async function quickStatus(
   opts: { baseId?: string; imageIds?: Record<string, string> } = {},
 ): Promise<Status | null> {
   const sum = await loadQuickStatus(secret, spec, proofSubject(spec, opts));
-  return sum ? statusOf(store, spec, sum, opts) : null;
+  return sum ? statusOf(store, factsOf(spec), sum, opts) : null;
+}
+
+/**
+ * The status of the project of the hd.toml at `file` (absolute) from a proof that binds hd.toml
+ * too (src/env/quick_status.ts), without parsing it; null when there is none or it does not hold.
+ */
+export async function boundStatus(
+  store: RefReader,
+  secret: Uint8Array,
+  file: string,
+): Promise<Status | null> {
+  const q = await loadBoundStatus(secret, file);
+  return q ? statusOf(store, q.facts, q.summary, {}) : null;
 }
 
 /**
@@ -140,9 +157,15 @@ export async function gatherStatus(
   store: Store,
   spec: EnvSpec,
   compiled?: CompiledEnv,
-  opts: { baseId?: string; imageIds?: Record<string, string>; quick?: boolean | "save" } = {},
+  opts: {
+    baseId?: string;
+    imageIds?: Record<string, string>;
+    quick?: boolean | "save";
+    /** Let the saved proof bind hd.toml too (saveQuickStatus's `bind`). */
+    bind?: SpecBinding;
+  } = {},
 ): Promise<Status> {
-  if (compiled) return statusOf(store, spec, summaryOf(compiled), opts);
+  if (compiled) return statusOf(store, factsOf(spec), summaryOf(compiled), opts);
   const secret = store.identity().key;
   if (opts.quick === undefined || opts.quick === true) {
     const q = await quickStatus(store, secret, spec, opts);
@@ -161,7 +184,7 @@ export async function gatherStatus(
     imageIds: opts.imageIds,
   });
   if (opts.quick !== false) {
-    await saveQuickStatus(secret, spec, proofSubject(spec, opts), c, start);
+    await saveQuickStatus(secret, spec, proofSubject(spec, opts), c, start, opts.bind);
   }
-  return statusOf(store, spec, summaryOf(c), opts);
+  return statusOf(store, factsOf(spec), summaryOf(c), opts);
 }

@@ -45,3 +45,35 @@ Deno.test("hd status: answers from its proof until a file is edited in place", a
   assert(gone, "no proof while a file is younger than the racy window");
   assertEquals(await status(), edited, "the same again (a scan)");
 });
+
+Deno.test("hd status: answers without parsing hd.toml until hd.toml or a variable it reads changes", async () => {
+  using d = tempDir("hd-status-");
+  using s = tempDir("hd-store-");
+  Deno.mkdirSync(`${d.path}/src`);
+  // hd.toml outside the tracked tree: only the proof's binding of hd.toml can see its edit
+  const toml = (name: string) =>
+    `[environment]\nname = "${name}"\nenv = { V = "\${HD_QS_CLI:-none}" }\n[files]\ninclude = ["src"]\n`;
+  Deno.writeTextFileSync(`${d.path}/hd.toml`, toml("aa"));
+  Deno.writeTextFileSync(`${d.path}/src/a.js`, "console.log(1);\n");
+  const trace = `${s.path}/trace`;
+  const status = async (env: Record<string, string> = {}) => {
+    Deno.writeTextFileSync(trace, "");
+    const r = await hd(["status", "--json"], {
+      store: s.path,
+      cwd: d.path,
+      env: { HD_TRACE: trace, ...env },
+    });
+    assertEquals(r.code, 0, r.stderr);
+    return { json: JSON.parse(r.stdout), parsed: Deno.readTextFileSync(trace).includes("parse") };
+  };
+  await status(); // makes .hd/
+  await new Promise((r) => setTimeout(r, RACY_MS + 200));
+  const first = await status(); // saves the proof
+  const second = await status();
+  assertEquals([second.json, second.parsed], [first.json, false], "from the proof, no parse");
+  const other = await status({ HD_QS_CLI: "set" });
+  assertEquals(other.parsed, true, "a variable hd.toml reads changed: parsed again");
+  Deno.writeTextFileSync(`${d.path}/hd.toml`, toml("bb")); // same size, in place
+  const renamed = await status();
+  assertEquals([renamed.json.name, renamed.parsed], ["bb", true]);
+});

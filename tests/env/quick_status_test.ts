@@ -3,7 +3,8 @@
  * that every change a scan would see breaks it — an in-place edit that leaves the directory alone,
  * a file created in an empty directory, a chmod, an mtime set back, hd.lock appearing, another
  * hd.toml — that a write during the scan keeps it from being saved, and that a damaged or foreign
- * proof is ignored.
+ * proof is ignored. A proof that binds hd.toml as well (answered without parsing it) breaks when
+ * hd.toml, .env or a variable it reads changes, and is not made when it could not see those.
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { tempDir } from "../_helpers.ts";
@@ -11,11 +12,14 @@ import { Store } from "../../src/cas/store.ts";
 import { compileEnv } from "../../src/env/compile.ts";
 import { gatherStatus } from "../../src/env/report.ts";
 import {
+  bindable,
+  loadBoundStatus,
   loadQuickStatus,
   proofSubject,
   quickStatusPath,
   RACY_MS,
   recordable,
+  recordingEnv,
   saveQuickStatus,
   summaryOf,
 } from "../../src/env/quick_status.ts";
@@ -188,4 +192,173 @@ Deno.test("quick status: gatherStatus answers from the proof, and after an edit 
     (await gatherStatus(store, spec, undefined, { quick: false })).tree.root,
   );
   assert(after.steps[0].hash !== quick.steps[0].hash, "the step with src as input changes");
+});
+
+Deno.test("quick status rule: a proof binds hd.toml only without images, variables read by name, and no symlinked spec file (table)", () => {
+  const cases: [
+    string,
+    boolean,
+    string[] | null,
+    ("file" | "symlink" | "absent" | "other")[],
+    boolean,
+  ][] = [
+    ["plain, no variables, hd.toml and no .env", true, [], ["file", "absent"], true],
+    ["plain, named variables, .env present", true, ["HOME", "X"], ["file", "file"], true],
+    ["with images (pulled ids in the subject)", false, [], ["file", "absent"], false],
+    ["the parse listed the whole environment", true, null, ["file", "absent"], false],
+    [
+      "hd.toml is a symlink (its target's edit is not seen)",
+      true,
+      [],
+      ["symlink", "absent"],
+      false,
+    ],
+    [".env is a symlink", true, [], ["file", "symlink"], false],
+    ["an env_file is a directory or unreadable", true, [], ["file", "other"], false],
+  ];
+  for (const [what, plain, names, kinds, want] of cases) {
+    assertEquals(bindable(plain, names, kinds), want, what);
+  }
+});
+
+Deno.test("quick status: recordingEnv lists the variables a parse reads, or null once it lists them all", () => {
+  const r = recordingEnv({ A: "1", B: "2" });
+  assertEquals([r.env.A, Object.hasOwn(r.env, "C"), "B" in r.env], ["1", false, true]);
+  assertEquals(r.names(), ["A", "B", "C"]);
+  assertEquals(Object.keys(r.env), ["A", "B"]);
+  assertEquals(r.names(), null);
+  // a real parse of a project that reads one variable
+  using d = tempDir("hd-quick-");
+  Deno.writeTextFileSync(
+    `${d.path}/hd.toml`,
+    `[environment]\nname = "q"\nenv = { A = "\${HD_QS_ONE:-x}" }\n`,
+  );
+  const e = recordingEnv({ HD_QS_ONE: "y", OTHER: "z" });
+  assertEquals(loadSpec(`${d.path}/hd.toml`, { env: e.env }).environment.env, { A: "y" });
+  assertEquals(e.names(), ["HD_QS_ONE"]);
+});
+
+/**
+ * A project whose hd.toml reads HD_QS_VAR and tracks src/ only, scanned and its proof saved
+ * binding hd.toml.
+ */
+async function savedBound(dir: string, store: Store, env: Record<string, string>) {
+  Deno.writeTextFileSync(
+    `${dir}/hd.toml`,
+    // hd.toml and .env are outside the tracked tree: only the binding can see their edits
+    `[environment]\nname = "q"\nenv = { V = "\${HD_QS_VAR:-none}" }\n[files]\ninclude = ["src"]\n[build]\nsteps = [{ run = "build", inputs = ["src"] }]\n`,
+  );
+  const rec = recordingEnv(env);
+  const spec = loadSpec(`${dir}/hd.toml`, { env: rec.env });
+  const c = await compileEnv(store, spec, { write: false, record: false });
+  const ok = await saveQuickStatus(
+    store.identity().key,
+    spec,
+    proofSubject(spec, {}),
+    c,
+    Date.now() + RACY_MS + 1000,
+    { plain: true, envNames: rec.names(), readAtMs: Date.now() + RACY_MS + 1000 },
+  );
+  return { spec, c, ok };
+}
+
+Deno.test("quick status: a proof that binds hd.toml answers without a parse until hd.toml, .env or a variable it reads changes", async () => {
+  const changes: [string, (dir: string) => void, boolean][] = [
+    ["nothing", () => {}, true],
+    ["an unread variable set", () => Deno.env.set("HD_QS_UNREAD", "1"), true],
+    ["hd.toml edited in place, same size", (dir) => {
+      const t = Deno.readTextFileSync(`${dir}/hd.toml`);
+      Deno.writeTextFileSync(`${dir}/hd.toml`, t.replace('name = "q"', 'name = "r"'));
+    }, false],
+    [".env created", (dir) => Deno.writeTextFileSync(`${dir}/.env`, "HD_QS_VAR=1\n"), false],
+    ["the variable hd.toml reads set", () => Deno.env.set("HD_QS_VAR", "2"), false],
+    ["a tracked file edited", (dir) => Deno.writeTextFileSync(`${dir}/src/a.js`, "x"), false],
+  ];
+  for (const [what, change, holds] of changes) {
+    Deno.env.delete("HD_QS_VAR");
+    Deno.env.delete("HD_QS_UNREAD");
+    using d = tempDir("hd-quick-");
+    using s = tempDir("hd-store-");
+    writeProject(d.path);
+    const store = Store.open(s.path, { create: true });
+    const { spec, c, ok } = await savedBound(d.path, store, Deno.env.toObject());
+    assert(ok, what);
+    const key = store.identity().key;
+    const before = await loadBoundStatus(key, `${d.path}/hd.toml`);
+    assertEquals(before?.summary, summaryOf(c), `holds before: ${what}`);
+    assertEquals(before?.facts, {
+      file: `${d.path}/hd.toml`,
+      dir: d.path,
+      name: "q",
+      base: null,
+      dependencies: 0,
+    });
+    // the proof of another hd.toml path (--file elsewhere) is not this one's
+    assertEquals(await loadBoundStatus(key, `${d.path}/other.toml`), null);
+    change(d.path);
+    assertEquals((await loadBoundStatus(key, `${d.path}/hd.toml`)) !== null, holds, what);
+    // the parsed path agrees: the same proof answers (or not) for the spec parsed now
+    const now = loadSpec(`${d.path}/hd.toml`);
+    if (holds) {
+      assertEquals(await loadQuickStatus(key, now, proofSubject(now, {})), summaryOf(c), what);
+    }
+    assertEquals(spec.file, `${d.path}/hd.toml`);
+  }
+  Deno.env.delete("HD_QS_VAR");
+  Deno.env.delete("HD_QS_UNREAD");
+});
+
+Deno.test("quick status: no proof binds a symlinked hd.toml or a parse that listed the environment (the plain proof still holds)", async () => {
+  using d = tempDir("hd-quick-");
+  using s = tempDir("hd-store-");
+  writeProject(d.path);
+  const store = Store.open(s.path, { create: true });
+  const key = store.identity().key;
+  // listed: the names are unknown
+  const spec = loadSpec(`${d.path}/hd.toml`);
+  const c = await compileEnv(store, spec, { write: false, record: false });
+  const later = Date.now() + RACY_MS + 1000;
+  const subject = proofSubject(spec, {});
+  assert(
+    await saveQuickStatus(key, spec, subject, c, later, {
+      plain: true,
+      envNames: null,
+      readAtMs: later,
+    }),
+  );
+  assertEquals(await loadBoundStatus(key, `${d.path}/hd.toml`), null);
+  assertEquals(await loadQuickStatus(key, spec, subject), summaryOf(c));
+  // hd.toml a symlink to a file elsewhere
+  using o = tempDir("hd-quick-");
+  Deno.renameSync(`${d.path}/hd.toml`, `${o.path}/real.toml`);
+  Deno.symlinkSync(`${o.path}/real.toml`, `${d.path}/hd.toml`);
+  const linked = loadSpec(`${d.path}/hd.toml`);
+  const c2 = await compileEnv(store, linked, { write: false, record: false });
+  assert(
+    await saveQuickStatus(key, linked, subject, c2, later, {
+      plain: true,
+      envNames: [],
+      readAtMs: later,
+    }),
+  );
+  assertEquals(await loadBoundStatus(key, `${d.path}/hd.toml`), null);
+});
+
+Deno.test("quick status: hd.toml read before the scan started counts for the racy rule of a proof that binds it", async () => {
+  using d = tempDir("hd-quick-");
+  using s = tempDir("hd-store-");
+  writeProject(d.path);
+  const store = Store.open(s.path, { create: true });
+  const key = store.identity().key;
+  const spec = loadSpec(`${d.path}/hd.toml`);
+  const c = await compileEnv(store, spec, { write: false, record: false });
+  const later = Date.now() + RACY_MS + 1000; // the scan as if started after the window
+  const subject = proofSubject(spec, {});
+  // hd.toml was read just now (within the window of its last write): no proof, bound or not
+  const now = { plain: true, envNames: [], readAtMs: Date.now() };
+  assertEquals(await saveQuickStatus(key, spec, subject, c, later, now), false);
+  assertEquals(await loadQuickStatus(key, spec, subject), null);
+  // read after the window: saved and bound
+  assert(await saveQuickStatus(key, spec, subject, c, later, { ...now, readAtMs: later }));
+  assert((await loadBoundStatus(key, `${d.path}/hd.toml`)) !== null);
 });
