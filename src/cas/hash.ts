@@ -72,6 +72,17 @@ let loading: Promise<boolean> | null = WASM || IN_WORKER ? Promise.resolve(nativ
 const LARGE = 4096;
 const LARGE_TOTAL = 64 * 1024;
 let hashedTotal = 0;
+let autoLoad = true;
+
+/**
+ * Whether hashing much starts the native module's load by itself (the default). Loading it holds
+ * the main thread ~40–80 ms (Deno's Node compatibility and the npm package): a process that must
+ * not stall at an arbitrary moment (the FUSE server, whose first requests would wait for it)
+ * turns this off and calls {@link loadNativeBlake3} when it chooses; ids are the same either way.
+ */
+export function autoLoadNativeBlake3(on: boolean): void {
+  autoLoad = on;
+}
 
 /**
  * Loads the native BLAKE3 module now (once); resolves to true when ids come from it from then on.
@@ -100,7 +111,7 @@ function slow(bytes: Uint8Array): Uint8Array {
     return hasher.digest("binary");
   }
   hashedTotal += bytes.length;
-  if (loading === null && (bytes.length >= LARGE || hashedTotal >= LARGE_TOTAL)) {
+  if (loading === null && autoLoad && (bytes.length >= LARGE || hashedTotal >= LARGE_TOTAL)) {
     loadNativeBlake3();
   }
   return blake3Js(bytes);

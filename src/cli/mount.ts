@@ -95,7 +95,8 @@ export const mount: Command = {
     }
     const store = ctx.store(false);
     const id = resolveId(store, ref);
-    (await import("../mount/fuse.ts")).loadFuse().close();
+    // (the server checks for libfuse3 as it mounts: binding its symbols costs ~5-10 ms)
+    if (!ctx.values.foreground) (await import("../mount/fuse.ts")).loadFuse().close();
     if (ctx.values.foreground) {
       // started by spawnMountServer / mount_early (--ready): log to the default file
       const log = (ctx.values.log as string | undefined) ??

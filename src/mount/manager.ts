@@ -23,7 +23,7 @@ import { HdError } from "../sys/errors.ts";
 import { trace } from "../sys/trace.ts";
 import { guardedKill, isAlive } from "../sys/proc.ts";
 import { jsonlRequest, serveJsonl } from "../sys/jsonl.ts";
-import { blake3Hex } from "../cas/hash.ts";
+import { autoLoadNativeBlake3, blake3Hex, loadNativeBlake3 } from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
 import type { FuseServer } from "./fuse.ts";
 import type { Overlay } from "./overlay.ts";
@@ -298,6 +298,9 @@ export async function serveMount(
     import("./projected.ts"),
   ]);
   trace("serve: server modules loaded");
+  // The native BLAKE3 loads when the loop is first idle (or at the first file read): its ~40 ms
+  // load no longer holds the first requests; node ids are checked with the JS one meanwhile.
+  autoLoadNativeBlake3(false);
   // a writable mount keeps every inode (its changes live on them); a read-only one unloads
   // directories the kernel has forgotten beyond the cap
   const fs = new Projection(store, root, {
@@ -313,6 +316,7 @@ export async function serveMount(
     fsname: `hd:${root.slice(0, 12)}`,
     log,
     ...(opts.layerView ? { xattrs: true } : {}),
+    onIdle: () => void loadNativeBlake3(),
   });
   Deno.mkdirSync(registry(store), { recursive: true });
   store.setRef(`mounts/${key}`, root);

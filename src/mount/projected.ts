@@ -22,12 +22,13 @@
  * ```
  * @module
  */
-import { createRequire } from "node:module";
 import { CorruptObjectError, HdError } from "../cas/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
+import { loadNativeBlake3 } from "../cas/hash.ts";
 import { decodeNode, type FileNode, type Node } from "../dag/node.ts";
 import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
+import { nodeBuiltin } from "../sys/lazy.ts";
 
 /** The mtime shown for nodes that carry none (project trees): 2000-01-01T00:00:00Z. */
 export const FIXED_MTIME = 946684800;
@@ -171,9 +172,8 @@ let gcFn: (() => void) | null | undefined;
 function fullGc(): (() => void) | null {
   if (gcFn !== undefined) return gcFn;
   try {
-    const req = createRequire(import.meta.url);
-    req("node:v8").setFlagsFromString("--expose-gc");
-    const f = req("node:vm").runInNewContext("gc");
+    nodeBuiltin<typeof import("node:v8")>("node:v8").setFlagsFromString("--expose-gc");
+    const f = nodeBuiltin<typeof import("node:vm")>("node:vm").runInNewContext("gc");
     gcFn = typeof f === "function" ? f as () => void : null;
   } catch {
     gcFn = null;
@@ -218,6 +218,8 @@ export class Projection {
   #inodeCap: number;
   #sinceGc = 0;
   #gcPending = false;
+  /** The native BLAKE3 was asked for (at the first chunk read). */
+  #nativeAsked = false;
   #nextIno = 2;
   #cache = new Map<string, Uint8Array>();
   #cacheBytes = 0;
@@ -583,6 +585,9 @@ export class Projection {
    */
   #fetch(id: string): Uint8Array {
     this.#lastId = null;
+    // File content is what needs the native BLAKE3 (3.5 GB/s; the JS one ~100 MB/s): the first
+    // chunk read starts its load if the server's idle time has not already (see serveMount).
+    if (!this.#nativeAsked) (this.#nativeAsked = true, loadNativeBlake3());
     return this.store.getObject(id);
   }
 

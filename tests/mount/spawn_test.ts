@@ -4,6 +4,7 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { tempDir, testIf } from "../_helpers.ts";
+import { eventLoopYield } from "../../src/mount/fuse.ts";
 import { mountServerV8Flags } from "../../src/mount/manager.ts";
 import { fuseSkip, hdOk } from "./_util.ts";
 
@@ -41,3 +42,16 @@ testIf(
     }
   },
 );
+
+Deno.test("eventLoopYield: each yield lets timers run, and close() ends it without leaking", async () => {
+  const y = eventLoopYield();
+  let fired = 0;
+  const t = setTimeout(() => fired++, 0);
+  // a yield is a macrotask: after enough of them a due timer has run
+  for (let i = 0; i < 2000 && fired === 0; i++) await y.next();
+  clearTimeout(t);
+  assertEquals(fired, 1);
+  const pending = y.next();
+  y.close(); // resolves what still waits, and closes the channel (the test sanitizer checks)
+  await pending;
+});
