@@ -30,7 +30,7 @@ import type { Overlay } from "./overlay.ts";
 import type { Projection } from "./projected.ts";
 import { failureOf, startMountServer, waitMountServer } from "./spawn.ts";
 
-export { hdArgv, mountServerV8Flags, READY_LINE } from "./spawn.ts";
+export { hdArgv, mountServerV8Flags, READY_LINE, readyLine } from "./spawn.ts";
 
 /** What the registry records about a mount. */
 export interface MountRecord {
@@ -478,5 +478,5 @@ export async function spawnMountServer(
   Deno.mkdirSync(`${store.root}/mounts`, { recursive: true });
   const child = startMountServer(root, dir, { store: store.root, log, flags });
   const r = await waitMountServer(child);
-  return "pid" in r ? r : { failed: failureOf(r, log) };
+  return "pid" in r ? { pid: r.pid } : { failed: failureOf(r, log) };
 }

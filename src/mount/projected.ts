@@ -218,6 +218,8 @@ export class Projection {
   #inodeCap: number;
   #sinceGc = 0;
   #gcPending = false;
+  /** The root's node as the constructor read it, until the root's first listing uses it. */
+  #rootNode: Node | null = null;
   /** The native BLAKE3 was asked for (at the first chunk read). */
   #nativeAsked = false;
   #nextIno = 2;
@@ -243,6 +245,7 @@ export class Projection {
     this.#layerView = opts.layerView ?? false;
     this.#inodeCap = opts.inodeCap ?? INODE_CAP;
     const node = getNode(store, rootId);
+    this.#rootNode = node;
     if (node.type !== "dir") {
       throw new HdError(
         `Cannot mount ${rootId}: it is a ${node.type} node, not a directory`,
@@ -401,7 +404,9 @@ export class Projection {
     if (dir.lowerDir) {
       let node;
       try {
-        node = this.#node(dir.lowerDir);
+        // the root's node, read by the constructor, serves its first listing
+        node = dir === this.root && this.#rootNode ? this.#rootNode : this.#node(dir.lowerDir);
+        this.#rootNode = null;
         this.stats.dirReads++;
       } catch (e) {
         this.#fail(dir, e);
@@ -528,6 +533,9 @@ export class Projection {
     }
     if (this.#lastId === id) return this.#lastBytes!;
     this.#lastId = null;
+    // File content is what needs the native BLAKE3 (3.5 GB/s; the JS one ~100 MB/s): the first
+    // chunk read starts its load if the server's idle time has not already (see serveMount).
+    if (!this.#nativeAsked) (this.#nativeAsked = true, loadNativeBlake3());
     let bytes: Uint8Array;
     try {
       bytes = this.#fetch(id);
@@ -585,9 +593,6 @@ export class Projection {
    */
   #fetch(id: string): Uint8Array {
     this.#lastId = null;
-    // File content is what needs the native BLAKE3 (3.5 GB/s; the JS one ~100 MB/s): the first
-    // chunk read starts its load if the server's idle time has not already (see serveMount).
-    if (!this.#nativeAsked) (this.#nativeAsked = true, loadNativeBlake3());
     return this.store.getObject(id);
   }
 
