@@ -73,6 +73,7 @@ const LARGE = 4096;
 const LARGE_TOTAL = 64 * 1024;
 let hashedTotal = 0;
 let autoLoad = true;
+let settled = loading !== null;
 
 /**
  * Whether hashing much starts the native module's load by itself (the default). Loading it holds
@@ -91,8 +92,18 @@ export function autoLoadNativeBlake3(on: boolean): void {
 export function loadNativeBlake3(): Promise<boolean> {
   return loading ??= importNative().then((f) => {
     native = f;
+    settled = true;
     return f !== null;
   });
+}
+
+/**
+ * True while the native module's load has started and not finished. The load is a dynamic import
+ * that advances only when the event loop turns: a caller that keeps the main thread busy (the
+ * FUSE server's receive loop) yields more often meanwhile, or the load takes seconds.
+ */
+export function nativeBlake3Loading(): boolean {
+  return loading !== null && !settled;
 }
 
 /** Which implementation computes ids in this process right now ("native", "js" or "wasm"). */

@@ -100,6 +100,13 @@ export interface FuseOptions {
    * that would otherwise stall the first requests (serveMount loads the native BLAKE3 here).
    */
   onIdle?: () => void;
+  /**
+   * Whether async work of this process is under way that advances only as the event loop turns
+   * (the native BLAKE3's import, dozens of turns): "idle" — give it the loop whenever no request
+   * waits, instead of one turn per 10 ms poll slice; "always" — also after every request (it is
+   * needed now: file reads hash with the slow BLAKE3 until it is there); null — nothing.
+   */
+  needsLoop?: () => "idle" | "always" | null;
 }
 
 /** Loads libfuse3 and checks /dev/fuse; throws one clear HdError naming the package. */
@@ -267,13 +274,18 @@ export class FuseServer {
     let busyAt = performance.now();
     let traced = 0;
     let onIdle = this.#opts.onIdle;
+    const needsLoop = this.#opts.needsLoop;
     while (!this.#stopping) {
       let r: number;
       if (libc) {
         r = L.fuse_session_receive_buf_sync(this.#se, bufPtr);
         if (r === -EAGAIN) {
           const now = performance.now();
-          if (now - busyAt < ACTIVE_MS) {
+          if (now - busyAt < ACTIVE_MS && needsLoop?.()) {
+            // A load is under way: let it advance while no request waits.
+            await yielder.next();
+            yieldAt = performance.now() + 20;
+          } else if (now - busyAt < ACTIVE_MS) {
             // Recently busy: wait on this thread (no thread hop when the next request comes),
             // in short slices so signals and the control socket still get their turn.
             const none = libc.symbols.poll_sync(pfd, 1n, POLL_SLICE_MS) === 0;
@@ -303,8 +315,9 @@ export class FuseServer {
       L.fuse_session_process_buf(this.#se, bufPtr);
       if (traced < TRACED_REQUESTS && tracing()) trace(`request ${traced++} answered`);
       if (L.fuse_session_exited(this.#se)) break;
-      // Under steady load, let signals and the control socket in now and then.
-      if (libc && performance.now() > yieldAt) {
+      // Under steady load, let signals and the control socket in now and then (after every
+      // request while a module load is waiting for its turns).
+      if (libc && (performance.now() > yieldAt || needsLoop?.() === "always")) {
         await yielder.next();
         yieldAt = performance.now() + 20;
       }

@@ -23,7 +23,12 @@ import { HdError } from "../sys/errors.ts";
 import { trace } from "../sys/trace.ts";
 import { guardedKill, isAlive } from "../sys/proc.ts";
 import { jsonlRequest, serveJsonl } from "../sys/jsonl.ts";
-import { autoLoadNativeBlake3, blake3Hex, loadNativeBlake3 } from "../cas/hash.ts";
+import {
+  autoLoadNativeBlake3,
+  blake3Hex,
+  loadNativeBlake3,
+  nativeBlake3Loading,
+} from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
 import type { FuseServer } from "./fuse.ts";
 import type { Overlay } from "./overlay.ts";
@@ -317,6 +322,9 @@ export async function serveMount(
     log,
     ...(opts.layerView ? { xattrs: true } : {}),
     onIdle: () => void loadNativeBlake3(),
+    // the native BLAKE3's import advances in idle time, and at every request once file reads
+    // wait for it
+    needsLoop: () => nativeBlake3Loading() ? (fs.chunksRead ? "always" : "idle") : null,
   });
   Deno.mkdirSync(registry(store), { recursive: true });
   store.setRef(`mounts/${key}`, root);
