@@ -108,12 +108,15 @@ export const mount: Command = {
       );
       return 0;
     }
-    const { absMountDir, mountKey, recoverStale, serveMount, spawnMountServer } =
-      await managerMod();
-    const { resolveId } = await resolveMod();
+    // the three load side by side (a server started loading them in mount_early.ts)
+    const [manager, { resolveId }, store] = await Promise.all([
+      managerMod(),
+      resolveMod(),
+      ctx.openStore(false),
+    ]);
+    const { absMountDir, mountKey, recoverStale, serveMount, spawnMountServer } = manager;
     const abs = absMountDir(dir);
     const defaultLog = (store: Store) => `${store.root}/mounts/${mountKey(abs)}.log`;
-    const store = await ctx.openStore(false);
     const id = resolveId(store, ref);
     // (the server checks for libfuse3 as it mounts: binding its symbols costs ~5-10 ms)
     if (!ctx.values.foreground) (await fuseMod()).loadFuse().close();

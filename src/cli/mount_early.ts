@@ -55,13 +55,18 @@ let early: { args: EarlyMount; child: Deno.ChildProcess } | null = null;
 
 /**
  * Starts the server of a qualifying background `hd mount` (see the module doc). In the server
- * itself (`--foreground`), starts loading the FUSE server's modules beside the store's instead.
+ * itself (`--foreground`), starts loading the modules it will need (the FUSE server, the
+ * registry, the store, ref resolution) beside main.ts's instead.
  */
 export function startMountEarly(rest: string[]): void {
   if (rest.includes("--foreground")) {
     // through lazyImport: a literal import() would put these into every command's module graph
-    lazyImport(new URL("../mount/fuse.ts", import.meta.url)).catch(() => {});
-    lazyImport(new URL("../mount/projected.ts", import.meta.url)).catch(() => {});
+    for (const m of ["../mount/fuse.ts", "../mount/projected.ts", "../mount/manager.ts"]) {
+      lazyImport(new URL(m, import.meta.url)).catch(() => {});
+    }
+    for (const m of ["../cas/store.ts", "./cas/resolve.ts"]) {
+      lazyImport(new URL(m, import.meta.url)).catch(() => {});
+    }
     return;
   }
   const args = parseMountEarly(rest);
