@@ -135,7 +135,7 @@ export type Libfuse3 = Deno.DynamicLibrary<typeof SYMBOLS>;
 
 /**
  * The symbols a read-only mount uses from its first request on, bound when the library opens.
- * The others (writes, symlinks, statfs, xattrs, the asynchronous receive, shutdown, …) are bound
+ * The others (writes, creates, xattrs, opens, the asynchronous receive, shutdown, …) are bound
  * together the first time one of them is used: binding a symbol costs start-up time (~0.3 ms
  * each, more on a loaded machine), and a mount server binds before it can answer.
  */
@@ -151,6 +151,9 @@ export const EAGER_SYMBOLS = [
   "fuse_reply_entry",
   "fuse_reply_attr",
   "fuse_reply_buf",
+  // find, df and ls -l ask these early: binding the rest mid-walk costs ~5 ms once
+  "fuse_reply_statfs",
+  "fuse_reply_readlink",
 ] as const satisfies readonly (keyof typeof SYMBOLS)[];
 
 function pick(names: readonly string[]): Deno.ForeignLibraryInterface {

@@ -49,6 +49,12 @@ const ACTIVE_MS = 1000;
 /** While active, the loop waits for the next request on its own thread in slices of this (ms). */
 const POLL_SLICE_MS = 10;
 
+/**
+ * Poll slices in a row without a request (~50 ms) before {@link FuseOptions.onIdle} runs: a gap
+ * inside a walk (a client busy with its own work) is shorter; a mount waiting for its user is not.
+ */
+const IDLE_SLICES = 5;
+
 /** How many of the first requests HD_TRACE follows (the start-up's timeline). */
 const TRACED_REQUESTS = 6;
 
@@ -96,8 +102,8 @@ export interface FuseOptions {
    */
   xattrs?: boolean;
   /**
-   * Called once, the first time the loop has waited a poll slice (10 ms) with no request: work
-   * that would otherwise stall the first requests (serveMount loads the native BLAKE3 here).
+   * Called once, the first time the loop has gone ~50 ms without a request ({@link IDLE_SLICES}
+   * poll slices): work that would otherwise stall requests (serveMount loads the native BLAKE3).
    */
   onIdle?: () => void;
   /**
@@ -274,6 +280,7 @@ export class FuseServer {
     let busyAt = performance.now();
     let traced = 0;
     let onIdle = this.#opts.onIdle;
+    let quiet = 0; // poll slices in a row without a request
     const needsLoop = this.#opts.needsLoop;
     while (!this.#stopping) {
       let r: number;
@@ -289,7 +296,8 @@ export class FuseServer {
             // Recently busy: wait on this thread (no thread hop when the next request comes),
             // in short slices so signals and the control socket still get their turn.
             const none = libc.symbols.poll_sync(pfd, 1n, POLL_SLICE_MS) === 0;
-            if (none && onIdle) (onIdle(), onIdle = undefined);
+            quiet = none ? quiet + 1 : 0;
+            if (quiet >= IDLE_SLICES && onIdle) (onIdle(), onIdle = undefined);
             if (none || now > yieldAt) {
               await yielder.next();
               yieldAt = performance.now() + 20;
@@ -302,6 +310,7 @@ export class FuseServer {
           continue;
         }
         busyAt = performance.now();
+        quiet = 0;
       } else r = await L.fuse_session_receive_buf(this.#se, bufPtr);
       if (this.#stopping) break;
       if (r === -EINTR) continue;

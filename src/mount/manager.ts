@@ -303,8 +303,9 @@ export async function serveMount(
     import("./projected.ts"),
   ]);
   trace("serve: server modules loaded");
-  // The native BLAKE3 loads when the loop is first idle (or at the first file read): its ~40 ms
-  // load no longer holds the first requests; node ids are checked with the JS one meanwhile.
+  // The native BLAKE3 loads once the loop is idle (~50 ms without a request) or at the first file
+  // read: its ~40 ms load does not hold the first requests; node ids are checked with the JS
+  // BLAKE3 meanwhile.
   autoLoadNativeBlake3(false);
   // a writable mount keeps every inode (its changes live on them); a read-only one unloads
   // directories the kernel has forgotten beyond the cap

@@ -371,7 +371,7 @@ testIf(
       );
       for (const k of lazy) assertEquals(desc(k).get !== undefined, true, `${k} not bound yet`);
       // one use binds them all, as plain values from then on
-      assertEquals(typeof lib.symbols.fuse_reply_readlink, "function");
+      assertEquals(typeof lib.symbols.fuse_reply_xattr, "function");
       for (const k of lazy) assertEquals(typeof desc(k).value, "function", `${k} bound`);
     } finally {
       lib.close();
