@@ -122,6 +122,21 @@ export function openLibcStat(): LibcStat {
   return Deno.dlopen("libc.so.6", LIBC_STAT_SYMBOLS);
 }
 
+/** The symbols of the FUSE server's receive loop (src/mount/fuse.ts): a non-blocking fd, polled. */
+export const LIBC_POLL_SYMBOLS = {
+  poll: LIBC_SYMBOLS.poll,
+  poll_sync: LIBC_SYMBOLS.poll_sync,
+  fcntl: LIBC_SYMBOLS.fcntl,
+} as const;
+
+/** libc bound with {@link LIBC_POLL_SYMBOLS} only. */
+export type LibcPoll = Deno.DynamicLibrary<typeof LIBC_POLL_SYMBOLS>;
+
+/** libc with only the poll loop's symbols (a mount server binds these before its first request). */
+export function openLibcPoll(): LibcPoll {
+  return Deno.dlopen("libc.so.6", LIBC_POLL_SYMBOLS);
+}
+
 const te = new TextEncoder();
 const cstr = (s: string) => te.encode(s + "\0") as Uint8Array<ArrayBuffer>;
 

@@ -133,6 +133,34 @@ export const SYMBOLS = {
 /** The opened library. */
 export type Libfuse3 = Deno.DynamicLibrary<typeof SYMBOLS>;
 
+/**
+ * The symbols a read-only mount uses from its first request on, bound when the library opens.
+ * The others (writes, creates, xattrs, opens, the asynchronous receive, shutdown, …) are bound
+ * together the first time one of them is used: binding a symbol costs start-up time (~0.3 ms
+ * each, more on a loaded machine), and a mount server binds before it can answer.
+ */
+export const EAGER_SYMBOLS = [
+  "fuse_session_new",
+  "fuse_session_mount",
+  "fuse_session_fd",
+  "fuse_session_receive_buf_sync",
+  "fuse_session_process_buf",
+  "fuse_session_exited",
+  "fuse_reply_err",
+  "fuse_reply_none",
+  "fuse_reply_entry",
+  "fuse_reply_attr",
+  "fuse_reply_buf",
+  // find, df and ls -l ask these early: binding the rest mid-walk costs ~5 ms once
+  "fuse_reply_statfs",
+  "fuse_reply_readlink",
+] as const satisfies readonly (keyof typeof SYMBOLS)[];
+
+function pick(names: readonly string[]): Deno.ForeignLibraryInterface {
+  const all = SYMBOLS as Deno.ForeignLibraryInterface;
+  return Object.fromEntries(names.map((n) => [n, all[n]]));
+}
+
 /** Callback signatures of the low-level ops hd implements. */
 export const CALLBACKS = {
   init: { parameters: ["pointer", "pointer"], result: "void" },
@@ -197,11 +225,39 @@ export const FUSE_CAP = {
 export function openLibfuse3(): Libfuse3 {
   const errors: string[] = [];
   for (const name of LIBFUSE3_NAMES) {
+    let eager: Deno.DynamicLibrary<Deno.ForeignLibraryInterface>;
     try {
-      return Deno.dlopen(name, SYMBOLS);
+      eager = Deno.dlopen(name, pick(EAGER_SYMBOLS));
     } catch (e) {
       errors.push(`${name}: ${(e as Error).message}`);
+      continue;
     }
+    // the rest: getters that bind them all on first use, then become plain values
+    const lazyNames = Object.keys(SYMBOLS).filter((k) =>
+      !(EAGER_SYMBOLS as readonly string[]).includes(k)
+    );
+    let rest: Deno.DynamicLibrary<Deno.ForeignLibraryInterface> | null = null;
+    const symbols: Record<string, unknown> = { ...eager.symbols };
+    for (const k of lazyNames) {
+      Object.defineProperty(symbols, k, {
+        configurable: true,
+        enumerable: true,
+        get() {
+          rest ??= Deno.dlopen(name, pick(lazyNames));
+          for (const r of lazyNames) {
+            Object.defineProperty(symbols, r, { value: rest.symbols[r], enumerable: true });
+          }
+          return symbols[k];
+        },
+      });
+    }
+    return {
+      symbols,
+      close() {
+        eager.close();
+        rest?.close();
+      },
+    } as unknown as Libfuse3;
   }
   throw new Error(`libfuse3.so.3 not found (${errors[0]})`);
 }

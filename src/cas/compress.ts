@@ -12,14 +12,15 @@
  * @module
  */
 import type zlibType from "node:zlib";
-import { createRequire } from "node:module";
 import { type Libzstd, openLibzstd } from "../../ffi/libzstd.ts";
+import { nodeBuiltin } from "../sys/lazy.ts";
 
-// node:zlib is loaded on first use: evaluating it costs ~20 ms of every start-up, and a command
-// that only reads a warm stat cache never compresses anything.
+// node:zlib is loaded on first use (a fallback where libzstd is missing): evaluating it costs
+// ~20 ms of every start-up, and a command that only reads a warm stat cache never compresses
+// anything. Not through node:module's createRequire either, whose import costs ~25 ms.
 let zlibMod: typeof zlibType | undefined;
 function zlib(): typeof zlibType {
-  return zlibMod ??= createRequire(import.meta.url)("node:zlib") as typeof zlibType;
+  return zlibMod ??= nodeBuiltin<typeof zlibType>("node:zlib");
 }
 
 /** ZSTD_CONTENTSIZE_UNKNOWN and _ERROR: frame headers that do not say their size. */

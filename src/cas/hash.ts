@@ -72,6 +72,18 @@ let loading: Promise<boolean> | null = WASM || IN_WORKER ? Promise.resolve(nativ
 const LARGE = 4096;
 const LARGE_TOTAL = 64 * 1024;
 let hashedTotal = 0;
+let autoLoad = true;
+let settled = loading !== null;
+
+/**
+ * Whether hashing much starts the native module's load by itself (the default). Loading it holds
+ * the main thread ~40–80 ms (Deno's Node compatibility and the npm package): a process that must
+ * not stall at an arbitrary moment (the FUSE server, whose first requests would wait for it)
+ * turns this off and calls {@link loadNativeBlake3} when it chooses; ids are the same either way.
+ */
+export function autoLoadNativeBlake3(on: boolean): void {
+  autoLoad = on;
+}
 
 /**
  * Loads the native BLAKE3 module now (once); resolves to true when ids come from it from then on.
@@ -80,8 +92,18 @@ let hashedTotal = 0;
 export function loadNativeBlake3(): Promise<boolean> {
   return loading ??= importNative().then((f) => {
     native = f;
+    settled = true;
     return f !== null;
   });
+}
+
+/**
+ * True while the native module's load has started and not finished. The load is a dynamic import
+ * that advances only when the event loop turns: a caller that keeps the main thread busy (the
+ * FUSE server's receive loop) yields more often meanwhile, or the load takes seconds.
+ */
+export function nativeBlake3Loading(): boolean {
+  return loading !== null && !settled;
 }
 
 /** Which implementation computes ids in this process right now ("native", "js" or "wasm"). */
@@ -100,7 +122,7 @@ function slow(bytes: Uint8Array): Uint8Array {
     return hasher.digest("binary");
   }
   hashedTotal += bytes.length;
-  if (loading === null && (bytes.length >= LARGE || hashedTotal >= LARGE_TOTAL)) {
+  if (loading === null && autoLoad && (bytes.length >= LARGE || hashedTotal >= LARGE_TOTAL)) {
     loadNativeBlake3();
   }
   return blake3Js(bytes);

@@ -5,20 +5,23 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
-import {
-  absMountDir,
-  listMounts,
-  mountKey,
-  READY_LINE,
-  recoverStale,
-  serveMount,
-  spawnMountServer,
-} from "../mount/manager.ts";
 import type { Command } from "./command.ts";
 import type { Store } from "../cas/store.ts";
-import { failureOf, waitMountServer } from "../mount/spawn.ts";
+import { failureOf, readyLine, waitMountServer } from "../mount/spawn.ts";
+import { lazyImport } from "../sys/lazy.ts";
 import { takeMountEarly } from "./mount_early.ts";
-import { resolveId } from "./cas/resolve.ts";
+
+// The registry, the server and ref resolution load only on the paths that use them: a background
+// mount whose server started early (the usual `hd mount REF DIR`) reports what the server said
+// and loads neither them nor the store.
+const managerMod = () =>
+  lazyImport<typeof import("../mount/manager.ts")>(
+    new URL("../mount/manager.ts", import.meta.url),
+  );
+const fuseMod = () =>
+  lazyImport<typeof import("../mount/fuse.ts")>(new URL("../mount/fuse.ts", import.meta.url));
+const resolveMod = () =>
+  lazyImport<typeof import("./cas/resolve.ts")>(new URL("./cas/resolve.ts", import.meta.url));
 
 /** `hd mount`. */
 export const mount: Command = {
@@ -42,12 +45,14 @@ export const mount: Command = {
       help: "serve whiteouts as overlayfs reads them (a lazy environment's layers)",
     },
   },
+  lazyStore: true,
   async run(ctx) {
     // a background mount whose server main.ts already started (mount_early.ts)
     const early = takeMountEarly();
     const [ref, dir, ...extra] = ctx.positionals;
     if (!ref) {
-      const mounts = listMounts(ctx.store(false));
+      const { listMounts } = await managerMod();
+      const mounts = listMounts(await ctx.openStore(false));
       ctx.out.result(
         { mounts },
         () =>
@@ -67,18 +72,28 @@ export const mount: Command = {
       );
     }
     const rw = !!ctx.values.rw;
-    const abs = absMountDir(dir);
-    const defaultLog = (store: Store) => `${store.root}/mounts/${mountKey(abs)}.log`;
     if (early && !ctx.values.foreground) {
       // The server checks what the steps below check; it is waited for first, so that this
       // process never races it (recovering a stale mount it is about to replace).
       const r = await waitMountServer(early.child);
-      const store = ctx.store(false);
-      const log = (ctx.values.log as string | undefined) ?? defaultLog(store);
+      if ("pid" in r && r.info) {
+        const { root: id, dir: abs, log } = r.info;
+        ctx.out.result(
+          { root: id, dir: abs, pid: r.pid, rw, log },
+          () => `mounted ${id.slice(0, 12)} on ${abs}${rw ? " (rw)" : ""} (pid ${r.pid})`,
+        );
+        return 0;
+      }
+      const { absMountDir, mountKey, recoverStale } = await managerMod();
+      const { resolveId } = await resolveMod();
+      const abs = absMountDir(dir);
+      const store = await ctx.openStore(false);
+      const log = (ctx.values.log as string | undefined) ??
+        `${store.root}/mounts/${mountKey(abs)}.log`;
       if ("exited" in r) {
         // say why the way the ordinary path would (the server's stderr is not kept)
         resolveId(store, ref);
-        (await import("../mount/fuse.ts")).loadFuse().close();
+        (await fuseMod()).loadFuse().close();
         recoverStale(store, abs);
         checkMountDir(abs);
         throw new HdError(
@@ -93,9 +108,18 @@ export const mount: Command = {
       );
       return 0;
     }
-    const store = ctx.store(false);
+    // the three load side by side (a server started loading them in mount_early.ts)
+    const [manager, { resolveId }, store] = await Promise.all([
+      managerMod(),
+      resolveMod(),
+      ctx.openStore(false),
+    ]);
+    const { absMountDir, mountKey, recoverStale, serveMount, spawnMountServer } = manager;
+    const abs = absMountDir(dir);
+    const defaultLog = (store: Store) => `${store.root}/mounts/${mountKey(abs)}.log`;
     const id = resolveId(store, ref);
-    (await import("../mount/fuse.ts")).loadFuse().close();
+    // (the server checks for libfuse3 as it mounts: binding its symbols costs ~5-10 ms)
+    if (!ctx.values.foreground) (await fuseMod()).loadFuse().close();
     if (ctx.values.foreground) {
       // started by spawnMountServer / mount_early (--ready): log to the default file
       const log = (ctx.values.log as string | undefined) ??
@@ -109,7 +133,8 @@ export const mount: Command = {
           ctx.out.note(`mounted ${rec.root} on ${rec.dir} (pid ${rec.pid})`);
           if (ctx.values.ready) {
             // for spawnMountServer: the parent waits for this line; nothing else goes to stdout
-            Deno.stdout.writeSync(new TextEncoder().encode(`${READY_LINE}\n`));
+            const info = { root: rec.root, dir: rec.dir, log: log ?? null };
+            Deno.stdout.writeSync(new TextEncoder().encode(readyLine(info)));
             Deno.stdout.close();
           }
         },

@@ -1,6 +1,7 @@
 /**
- * The early start of `hd mount HASH|REF DIR` (background): main.ts calls {@link startMountEarly}
- * with the command's arguments before loading the command's modules and the store, so the server
+ * The early start of `hd mount HASH|REF DIR` (background): cli.ts calls {@link startMountEarly}
+ * with the command's arguments before loading main.ts, the command's modules and the store (and
+ * main.ts again, for callers of `main`; the second call does nothing), so the server
  * process starts while this one is still loading; `hd mount` then only waits for it
  * ({@link takeMountEarly}). Only plain invocations qualify (two positionals, known options, no
  * --foreground or --help); anything else takes the ordinary path. No heavy imports here.
@@ -8,6 +9,7 @@
  */
 import { startMountServer } from "../mount/spawn.ts";
 import { lazyImport } from "../sys/lazy.ts";
+import { trace } from "../sys/trace.ts";
 
 /** What an early start was given. */
 export interface EarlyMount {
@@ -53,13 +55,18 @@ let early: { args: EarlyMount; child: Deno.ChildProcess } | null = null;
 
 /**
  * Starts the server of a qualifying background `hd mount` (see the module doc). In the server
- * itself (`--foreground`), starts loading the FUSE server's modules beside the store's instead.
+ * itself (`--foreground`), starts loading the modules it will need (the FUSE server, the
+ * registry, the store, ref resolution) beside main.ts's instead.
  */
 export function startMountEarly(rest: string[]): void {
   if (rest.includes("--foreground")) {
     // through lazyImport: a literal import() would put these into every command's module graph
-    lazyImport(new URL("../mount/fuse.ts", import.meta.url)).catch(() => {});
-    lazyImport(new URL("../mount/projected.ts", import.meta.url)).catch(() => {});
+    for (const m of ["../mount/fuse.ts", "../mount/projected.ts", "../mount/manager.ts"]) {
+      lazyImport(new URL(m, import.meta.url)).catch(() => {});
+    }
+    for (const m of ["../cas/store.ts", "./cas/resolve.ts"]) {
+      lazyImport(new URL(m, import.meta.url)).catch(() => {});
+    }
     return;
   }
   const args = parseMountEarly(rest);
@@ -73,6 +80,7 @@ export function startMountEarly(rest: string[]): void {
         flags: args.flags,
       }),
     };
+    trace("mount: server spawned");
   } catch {
     early = null; // the ordinary path will say what is wrong
   }

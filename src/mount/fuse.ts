@@ -30,14 +30,14 @@ import {
   EAGAIN,
   F_GETFL,
   F_SETFL,
-  type Libc,
+  type LibcPoll,
   O_NONBLOCK,
-  openLibc,
+  openLibcPoll,
   POLLFD_SIZE,
   POLLIN,
 } from "../../ffi/libc.ts";
-import { setImmediate } from "node:timers";
 import { HdError } from "../sys/errors.ts";
+import { trace, tracing } from "../sys/trace.ts";
 import { type FfiOps, FuseOps, type OpName } from "./ops.ts";
 import type { Overlay } from "./overlay.ts";
 import type { Projection } from "./projected.ts";
@@ -48,6 +48,39 @@ const EINTR = 4;
 const ACTIVE_MS = 1000;
 /** While active, the loop waits for the next request on its own thread in slices of this (ms). */
 const POLL_SLICE_MS = 10;
+
+/**
+ * Poll slices in a row without a request (~50 ms) before {@link FuseOptions.onIdle} runs: a gap
+ * inside a walk (a client busy with its own work) is shorter; a mount waiting for its user is not.
+ */
+const IDLE_SLICES = 5;
+
+/** How many of the first requests HD_TRACE follows (the start-up's timeline). */
+const TRACED_REQUESTS = 6;
+
+/**
+ * A yield to the event loop (a macrotask: signals, the control socket and timers get their turn),
+ * through a MessageChannel: about 15 µs, where `setTimeout(0)` waits ~2 ms and node:timers'
+ * setImmediate costs every server start ~10 ms of loading. `close()` releases the channel (an
+ * open port keeps the process alive).
+ */
+export function eventLoopYield(): { next(): Promise<void>; close(): void } {
+  const ch = new MessageChannel();
+  const waiting: (() => void)[] = [];
+  ch.port1.onmessage = () => waiting.shift()?.();
+  return {
+    next: () =>
+      new Promise<void>((res) => {
+        waiting.push(res);
+        ch.port2.postMessage(0);
+      }),
+    close() {
+      ch.port1.close();
+      ch.port2.close();
+      for (const w of waiting.splice(0)) w();
+    },
+  };
+}
 
 /** Options of a {@link FuseServer}. */
 export interface FuseOptions {
@@ -68,6 +101,18 @@ export interface FuseOptions {
    * (security.capability) costs a round trip to this server.
    */
   xattrs?: boolean;
+  /**
+   * Called once, the first time the loop has gone ~50 ms without a request ({@link IDLE_SLICES}
+   * poll slices): work that would otherwise stall requests (serveMount loads the native BLAKE3).
+   */
+  onIdle?: () => void;
+  /**
+   * Whether async work of this process is under way that advances only as the event loop turns
+   * (the native BLAKE3's import, dozens of turns): "idle" — give it the loop whenever no request
+   * waits, instead of one turn per 10 ms poll slice; "always" — also after every request (it is
+   * needed now: file reads hash with the slow BLAKE3 until it is there); null — nothing.
+   */
+  needsLoop?: () => "idle" | "always" | null;
 }
 
 /** Loads libfuse3 and checks /dev/fuse; throws one clear HdError naming the package. */
@@ -200,7 +245,16 @@ export class FuseServer {
   async #run(): Promise<void> {
     // Let the caller finish first (register the mount, say it is ready): requests that come in
     // meanwhile wait in the kernel's queue.
-    await new Promise((res) => setImmediate(res));
+    const yielder = eventLoopYield();
+    try {
+      await yielder.next();
+      await this.#loopOn(yielder);
+    } finally {
+      yielder.close();
+    }
+  }
+
+  async #loopOn(yielder: { next(): Promise<void> }): Promise<void> {
     const L = this.#lib.symbols;
     const buf = new Uint8Array(LAYOUT.buf.size);
     const bufPtr = Deno.UnsafePointer.of(buf);
@@ -210,9 +264,9 @@ export class FuseServer {
     // the loop sleep in poll() on a worker thread. This saves two thread hops per request for
     // serial clients (find, stat loops, cat), which matters most on a loaded machine.
     const fd = L.fuse_session_fd(this.#se);
-    let libc: Libc | null = null;
+    let libc: LibcPoll | null = null;
     try {
-      libc = openLibc();
+      libc = openLibcPoll();
       const fl = libc.symbols.fcntl(fd, F_GETFL, 0);
       if (fl < 0 || libc.symbols.fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) libc = null;
     } catch {
@@ -224,17 +278,28 @@ export class FuseServer {
     pv.setInt16(4, POLLIN, true);
     let yieldAt = performance.now() + 20;
     let busyAt = performance.now();
+    let traced = 0;
+    let onIdle = this.#opts.onIdle;
+    let quiet = 0; // poll slices in a row without a request
+    const needsLoop = this.#opts.needsLoop;
     while (!this.#stopping) {
       let r: number;
       if (libc) {
         r = L.fuse_session_receive_buf_sync(this.#se, bufPtr);
         if (r === -EAGAIN) {
           const now = performance.now();
-          if (now - busyAt < ACTIVE_MS) {
+          if (now - busyAt < ACTIVE_MS && needsLoop?.()) {
+            // A load is under way: let it advance while no request waits.
+            await yielder.next();
+            yieldAt = performance.now() + 20;
+          } else if (now - busyAt < ACTIVE_MS) {
             // Recently busy: wait on this thread (no thread hop when the next request comes),
             // in short slices so signals and the control socket still get their turn.
-            if (libc.symbols.poll_sync(pfd, 1n, POLL_SLICE_MS) === 0 || now > yieldAt) {
-              await new Promise((res) => setImmediate(res));
+            const none = libc.symbols.poll_sync(pfd, 1n, POLL_SLICE_MS) === 0;
+            quiet = none ? quiet + 1 : 0;
+            if (quiet >= IDLE_SLICES && onIdle) (onIdle(), onIdle = undefined);
+            if (none || now > yieldAt) {
+              await yielder.next();
               yieldAt = performance.now() + 20;
             }
           } else {
@@ -245,15 +310,24 @@ export class FuseServer {
           continue;
         }
         busyAt = performance.now();
+        quiet = 0;
       } else r = await L.fuse_session_receive_buf(this.#se, bufPtr);
       if (this.#stopping) break;
       if (r === -EINTR) continue;
       if (r <= 0) break;
+      // HD_TRACE: the first requests, with their opcode (fuse_in_header.opcode), in the timeline
+      if (traced < TRACED_REQUESTS && tracing()) {
+        const mem = new DataView(buf.buffer).getBigUint64(LAYOUT.buf.mem, true);
+        const op = new Deno.UnsafePointerView(Deno.UnsafePointer.create(mem)!).getUint32(4);
+        trace(`request ${traced} (opcode ${op}) received`);
+      }
       L.fuse_session_process_buf(this.#se, bufPtr);
+      if (traced < TRACED_REQUESTS && tracing()) trace(`request ${traced++} answered`);
       if (L.fuse_session_exited(this.#se)) break;
-      // Under steady load, let signals and the control socket in now and then.
-      if (libc && performance.now() > yieldAt) {
-        await new Promise((res) => setImmediate(res));
+      // Under steady load, let signals and the control socket in now and then (after every
+      // request while a module load is waiting for its turns).
+      if (libc && (performance.now() > yieldAt || needsLoop?.() === "always")) {
+        await yielder.next();
         yieldAt = performance.now() + 20;
       }
     }

@@ -23,14 +23,19 @@ import { HdError } from "../sys/errors.ts";
 import { trace } from "../sys/trace.ts";
 import { guardedKill, isAlive } from "../sys/proc.ts";
 import { jsonlRequest, serveJsonl } from "../sys/jsonl.ts";
-import { blake3Hex } from "../cas/hash.ts";
+import {
+  autoLoadNativeBlake3,
+  blake3Hex,
+  loadNativeBlake3,
+  nativeBlake3Loading,
+} from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
 import type { FuseServer } from "./fuse.ts";
 import type { Overlay } from "./overlay.ts";
 import type { Projection } from "./projected.ts";
 import { failureOf, startMountServer, waitMountServer } from "./spawn.ts";
 
-export { hdArgv, mountServerV8Flags, READY_LINE } from "./spawn.ts";
+export { hdArgv, mountServerV8Flags, READY_LINE, readyLine } from "./spawn.ts";
 
 /** What the registry records about a mount. */
 export interface MountRecord {
@@ -298,6 +303,10 @@ export async function serveMount(
     import("./projected.ts"),
   ]);
   trace("serve: server modules loaded");
+  // The native BLAKE3 loads once the loop is idle (~50 ms without a request) or at the first file
+  // read: its ~40 ms load does not hold the first requests; node ids are checked with the JS
+  // BLAKE3 meanwhile.
+  autoLoadNativeBlake3(false);
   // a writable mount keeps every inode (its changes live on them); a read-only one unloads
   // directories the kernel has forgotten beyond the cap
   const fs = new Projection(store, root, {
@@ -313,6 +322,10 @@ export async function serveMount(
     fsname: `hd:${root.slice(0, 12)}`,
     log,
     ...(opts.layerView ? { xattrs: true } : {}),
+    onIdle: () => void loadNativeBlake3(),
+    // the native BLAKE3's import advances in idle time, and at every request once file reads
+    // wait for it
+    needsLoop: () => nativeBlake3Loading() ? (fs.chunksRead ? "always" : "idle") : null,
   });
   Deno.mkdirSync(registry(store), { recursive: true });
   store.setRef(`mounts/${key}`, root);
@@ -474,5 +487,5 @@ export async function spawnMountServer(
   Deno.mkdirSync(`${store.root}/mounts`, { recursive: true });
   const child = startMountServer(root, dir, { store: store.root, log, flags });
   const r = await waitMountServer(child);
-  return "pid" in r ? r : { failed: failureOf(r, log) };
+  return "pid" in r ? { pid: r.pid } : { failed: failureOf(r, log) };
 }

@@ -5,7 +5,8 @@
  * load side by side instead of one after the other.
  *
  * The server prints {@link READY_LINE} on its stdout (a pipe) once it is mounted, registered and
- * serving, then closes stdout; the parent waits for that line instead of polling the registry.
+ * serving, followed by what it mounted as JSON ({@link readyLine}), then closes stdout; the parent
+ * waits for that line instead of polling the registry, and needs no store of its own to report.
  *
  * @example
  * ```ts
@@ -20,6 +21,41 @@ import { isAlive } from "../sys/proc.ts";
 
 /** The line a server started by {@link startMountServer} prints on stdout once it serves. */
 export const READY_LINE = "hd-mount-ready";
+
+/** What a server says it serves, on its ready line. */
+export interface ReadyInfo {
+  /** Id of the mounted tree (the ref resolved). */
+  root: string;
+  /** The absolute mount directory. */
+  dir: string;
+  /** Its log file, or null. */
+  log: string | null;
+}
+
+/** The ready line a server prints ({@link READY_LINE}, a space, `info` as JSON, a newline). */
+export function readyLine(info: ReadyInfo): string {
+  return `${READY_LINE} ${JSON.stringify(info)}\n`;
+}
+
+/**
+ * What a ready line in `text` (a server's stdout so far) says: `info` null when the line has no
+ * JSON (an older server), undefined while no complete ready line is there.
+ */
+export function parseReady(text: string): { info: ReadyInfo | null } | undefined {
+  for (const line of text.split("\n").slice(0, -1)) {
+    if (line === READY_LINE) return { info: null };
+    if (!line.startsWith(`${READY_LINE} `)) continue;
+    try {
+      const v = JSON.parse(line.slice(READY_LINE.length + 1));
+      if (
+        typeof v?.root === "string" && typeof v.dir === "string" &&
+        (v.log === null || typeof v.log === "string")
+      ) return { info: { root: v.root, dir: v.dir, log: v.log } };
+    } catch { /* not JSON */ }
+    return { info: null };
+  }
+  return undefined;
+}
 
 /** The argv that runs hd itself: the compiled binary, or deno with this checkout's cli.ts. */
 export function hdArgv(): string[] {
@@ -80,19 +116,20 @@ export function startMountServer(
 }
 
 /**
- * Waits for a started server's ready line: its pid, or how it ended (`exited` with its code, or
- * null when it did not become ready within `timeoutMs`; then it is sent SIGTERM, being hd's own
- * child).
+ * Waits for a started server's ready line: its pid and what it said it serves (`info`), or how it
+ * ended (`exited` with its code, or null when it did not become ready within `timeoutMs`; then it
+ * is sent SIGTERM, being hd's own child).
  */
 export async function waitMountServer(
   child: Deno.ChildProcess,
   timeoutMs = 20000,
-): Promise<{ pid: number } | { exited: number | null }> {
+): Promise<{ pid: number; info: ReadyInfo | null } | { exited: number | null }> {
   const reader = child.stdout.getReader();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), timeoutMs));
   let text = "";
   let ended: "ready" | "eof" | "timeout" = "eof";
+  let ready: { info: ReadyInfo | null } | undefined;
   const dec = new TextDecoder();
   while (true) {
     const got = await Promise.race([reader.read(), timeout]);
@@ -102,7 +139,7 @@ export async function waitMountServer(
     }
     if (got.done) break;
     text += dec.decode(got.value, { stream: true });
-    if (text.includes(`${READY_LINE}\n`)) {
+    if ((ready = parseReady(text))) {
       ended = "ready";
       break;
     }
@@ -111,7 +148,7 @@ export async function waitMountServer(
   reader.cancel().catch(() => {});
   if (ended === "ready") {
     child.unref();
-    return { pid: child.pid };
+    return { pid: child.pid, info: ready!.info };
   }
   if (ended === "timeout" && isAlive(child.pid, { zombies: "dead" })) {
     child.kill("SIGTERM");

@@ -7,6 +7,10 @@
  * reference, which `deno run` does not load). `deno task compile` embeds these modules with
  * `--include` (scripts/compile.ts).
  *
+ * {@link nodeBuiltin} is the synchronous counterpart for Node's built-in modules: a static
+ * `import … from "node:module"` (for `createRequire`) costs every process that loads it about
+ * 25 ms of Node-compatibility set-up, whether or not the module is then used.
+ *
  * @example
  * ```ts
  * import { lazyImport } from "./lazy.ts";
@@ -18,4 +22,16 @@
 /** Imports the module at `url` when called (not before the program starts). */
 export function lazyImport<T>(url: URL): Promise<T> {
   return import(url.href);
+}
+
+/**
+ * Node's built-in module `name` ("node:zlib", "node:v8" …), loaded when called, synchronously
+ * (`process.getBuiltinModule`). Type it at the call site: `nodeBuiltin<typeof import("node:zlib")>`.
+ * The first call pays the Node-compatibility set-up that importing any such module costs.
+ */
+export function nodeBuiltin<T>(name: string): T {
+  const p = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
+  const m = p?.getBuiltinModule?.(name);
+  if (m === undefined) throw new Error(`Cannot load ${name}: process.getBuiltinModule is missing`);
+  return m as T;
 }

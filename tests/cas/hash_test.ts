@@ -147,3 +147,42 @@ Deno.test("ids are the same before and after the native module loads", async () 
   await loadNativeBlake3();
   assertEquals(inputs.map(blake3Hex), before);
 });
+
+testIf(
+  await nativeSkip(),
+  "with autoLoadNativeBlake3(false), hashing much leaves the native module unloaded until asked",
+  async () => {
+    // a fresh process: this one may have loaded the module already
+    const hash = new URL("../../src/cas/hash.ts", import.meta.url).href;
+    const script = `
+      import {
+        autoLoadNativeBlake3, blake3Hex, blake3Impl, loadNativeBlake3, nativeBlake3Loading,
+      } from "${hash}";
+      autoLoadNativeBlake3(false);
+      const big = new Uint8Array(200_000).map((_, i) => i % 251);
+      const id = blake3Hex(big);
+      await new Promise((r) => setTimeout(r, 50));
+      const before = blake3Impl();
+      const idle = nativeBlake3Loading();
+      const p = loadNativeBlake3();
+      const during = nativeBlake3Loading();
+      await p;
+      console.log(JSON.stringify({
+        before, after: blake3Impl(), same: blake3Hex(big) === id,
+        loading: [idle, during, nativeBlake3Loading()],
+      }));`;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--ext=ts", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout).trim();
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    assertEquals(JSON.parse(text), {
+      before: "js",
+      after: "native",
+      same: true,
+      loading: [false, true, false], // not started, under way, done
+    });
+  },
+);

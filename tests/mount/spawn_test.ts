@@ -4,6 +4,8 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { tempDir, testIf } from "../_helpers.ts";
+import { eventLoopYield } from "../../src/mount/fuse.ts";
+import { parseReady, READY_LINE, readyLine } from "../../src/mount/spawn.ts";
 import { mountServerV8Flags } from "../../src/mount/manager.ts";
 import { fuseSkip, hdOk } from "./_util.ts";
 
@@ -41,3 +43,32 @@ testIf(
     }
   },
 );
+
+Deno.test("eventLoopYield: each yield lets timers run, and close() ends it without leaking", async () => {
+  const y = eventLoopYield();
+  let fired = 0;
+  const t = setTimeout(() => fired++, 0);
+  // a yield is a macrotask: after enough of them a due timer has run
+  for (let i = 0; i < 2000 && fired === 0; i++) await y.next();
+  clearTimeout(t);
+  assertEquals(fired, 1);
+  const pending = y.next();
+  y.close(); // resolves what still waits, and closes the channel (the test sanitizer checks)
+  await pending;
+});
+
+Deno.test("parseReady: the server's ready line, with what it mounts, once complete", () => {
+  const info = { root: "ab".repeat(32), dir: "/m", log: "/s/mounts/k.log" };
+  const table: [string, ReturnType<typeof parseReady>][] = [
+    ["", undefined],
+    [readyLine(info).slice(0, -1), undefined], // no newline yet: incomplete
+    [readyLine(info), { info }],
+    [readyLine({ ...info, log: null }), { info: { ...info, log: null } }],
+    ["noise\n" + readyLine(info), { info }],
+    [`${READY_LINE}\n`, { info: null }], // a server without the JSON
+    [`${READY_LINE} {bad\n`, { info: null }],
+    [`${READY_LINE} {"root":1}\n`, { info: null }],
+    ["other line\n", undefined],
+  ];
+  for (const [text, want] of table) assertEquals(parseReady(text), want, JSON.stringify(text));
+});

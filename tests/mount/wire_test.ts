@@ -6,7 +6,7 @@
  * entry.
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { FUSE_SET_ATTR, openLibfuse3 } from "../../ffi/libfuse3.ts";
+import { EAGER_SYMBOLS, FUSE_SET_ATTR, openLibfuse3, SYMBOLS } from "../../ffi/libfuse3.ts";
 import {
   cstr,
   decodeCtx,
@@ -351,6 +351,28 @@ testIf(
           `direntplus entries (timeout ${timeout})`,
         );
       }
+    } finally {
+      lib.close();
+    }
+  },
+);
+
+testIf(
+  libfuseSkip(),
+  "openLibfuse3: every declared symbol is there, the eager ones bound at once, the rest on first use",
+  () => {
+    const lib = openLibfuse3();
+    try {
+      assertEquals(Object.keys(lib.symbols).sort(), Object.keys(SYMBOLS).sort());
+      const desc = (k: string) => Object.getOwnPropertyDescriptor(lib.symbols, k)!;
+      for (const k of EAGER_SYMBOLS) assertEquals(typeof desc(k).value, "function", k);
+      const lazy = Object.keys(SYMBOLS).filter((k) =>
+        !(EAGER_SYMBOLS as readonly string[]).includes(k)
+      );
+      for (const k of lazy) assertEquals(desc(k).get !== undefined, true, `${k} not bound yet`);
+      // one use binds them all, as plain values from then on
+      assertEquals(typeof lib.symbols.fuse_reply_xattr, "function");
+      for (const k of lazy) assertEquals(typeof desc(k).value, "function", `${k} bound`);
     } finally {
       lib.close();
     }

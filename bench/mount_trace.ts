@@ -1,0 +1,98 @@
+/**
+ * Where `hd mount` spends its time until the mount point serves: runs `hd mount ROOT DIR` (the
+ * background form, as a user types it) with HD_TRACE set, then lists the mount point, and prints
+ * the median time of every trace label (both processes: the CLI and the server it starts)
+ * relative to the moment the CLI was spawned, beside the end-to-end time (spawn until the
+ * listing answered). Not a bench module: a tool for reading the start-up, run by hand.
+ *
+ * With several `--cli` paths (cli.ts of different checkouts) it alternates them (A B A B …) and
+ * prints one breakdown each: an A/B of two versions under the same load.
+ *
+ *   deno run -A bench/mount_trace.ts [--rounds 10] [--tree DIR] [--cli PATH]…
+ *
+ * The tree defaults to this repository's src/ (small); pass --tree for a real one. A temporary
+ * store and mount point are made and removed.
+ * @module
+ */
+import { median } from "./lib.ts";
+
+const args = Deno.args;
+const opt = (name: string, dflt: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const clis = args.flatMap((a, i) => (a === "--cli" ? [args[i + 1]] : []));
+if (!clis.length) clis.push(new URL("../cli.ts", import.meta.url).pathname);
+const rounds = Number(opt("--rounds", "10"));
+const tree = opt("--tree", new URL("../src", import.meta.url).pathname);
+
+const work = Deno.makeTempDirSync({ prefix: "hd-mount-trace-" });
+const store = `${work}/store`;
+const mnt = `${work}/mnt`;
+Deno.mkdirSync(mnt);
+
+async function hd(cli: string, a: string[], env: Record<string, string> = {}): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", cli, ...a],
+    env: { HD_HOME: store, NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  if (!out.success) throw new Error(`hd ${a.join(" ")}: ${d.decode(out.stderr)}`);
+  return d.decode(out.stdout);
+}
+
+const root = (await hd(clis[0], ["cas", "add", tree])).trim().split("\n")[0];
+/** Per cli: label → samples (ms after the spawn); "serving" is the end-to-end time. */
+const samples = clis.map(() => new Map<string, number[]>());
+const loads: number[] = [];
+try {
+  for (let r = 0; r < rounds; r++) {
+    loads.push(Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]));
+    const order = clis.map((_, i) => i);
+    if (r % 2) order.reverse();
+    for (const c of order) {
+      const tracePath = `${work}/trace`;
+      try {
+        Deno.removeSync(tracePath);
+      } catch { /* first */ }
+      const t0 = performance.timeOrigin + performance.now();
+      await hd(clis[c], ["mount", root, mnt], { HD_TRACE: tracePath });
+      for (const _ of Deno.readDirSync(mnt)) break;
+      const t1 = performance.timeOrigin + performance.now();
+      const pids: string[] = [];
+      const add = (label: string, ms: number) => {
+        const m = samples[c];
+        if (!m.has(label)) m.set(label, []);
+        m.get(label)!.push(ms);
+      };
+      for (const line of Deno.readTextFileSync(tracePath).trim().split("\n")) {
+        const [at, pid, ...rest] = line.split(" ");
+        if (!pids.includes(pid)) pids.push(pid);
+        // the CLI's first line is "main mount ROOT DIR": drop the arguments
+        const label = rest.join(" ").replace(/^(main mount).*?( --foreground.*)?$/, "$1$2")
+          .replace(/ --log \S+/, "");
+        add(`${pids.indexOf(pid) ? "server" : "cli"}: ${label}`, Number(at) - t0);
+      }
+      add("listing answered (end to end)", t1 - t0);
+      await hd(clis[c], ["unmount", mnt]);
+    }
+  }
+} finally {
+  await new Deno.Command("fusermount3", { args: ["-u", "-q", mnt], stderr: "null" }).output()
+    .catch(() => {});
+  Deno.removeSync(work, { recursive: true });
+}
+for (const [c, cli] of clis.entries()) {
+  console.log(`\n${cli}  (${rounds} rounds, load ${Math.min(...loads)}–${Math.max(...loads)})`);
+  const rows = [...samples[c]].map(([label, xs]) => ({ label, med: median(xs), xs }))
+    .sort((a, b) => a.med - b.med);
+  for (const { label, med, xs } of rows) {
+    console.log(
+      `${med.toFixed(1).padStart(7)} ms  (${Math.min(...xs).toFixed(0)}–${
+        Math.max(...xs).toFixed(0)
+      })  ${label}`,
+    );
+  }
+}
