@@ -12,14 +12,15 @@
  * @module
  */
 import type zlibType from "node:zlib";
-import { createRequire } from "node:module";
 import { type Libzstd, openLibzstd } from "../../ffi/libzstd.ts";
+import { nodeBuiltin } from "../sys/lazy.ts";
 
-// node:zlib is loaded on first use: evaluating it costs ~20 ms of every start-up, and a command
-// that only reads a warm stat cache never compresses anything.
+// node:zlib is loaded on first use (and node:module not at all): evaluating Node's compatibility
+// layer costs ~30–40 ms of every start-up, and a command that only reads a warm stat cache never
+// compresses anything.
 let zlibMod: typeof zlibType | undefined;
 function zlib(): typeof zlibType {
-  return zlibMod ??= createRequire(import.meta.url)("node:zlib") as typeof zlibType;
+  return zlibMod ??= nodeBuiltin<typeof zlibType>("node:zlib");
 }
 
 /** ZSTD_CONTENTSIZE_UNKNOWN and _ERROR: frame headers that do not say their size. */

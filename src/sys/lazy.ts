@@ -19,3 +19,15 @@
 export function lazyImport<T>(url: URL): Promise<T> {
   return import(url.href);
 }
+
+/**
+ * The Node built-in module `name` (`"node:zlib"`), loaded synchronously on this call through
+ * `process.getBuiltinModule`: unlike a static `import { createRequire } from "node:module"`, it
+ * does not put Deno's Node compatibility layer (~30–40 ms to evaluate) into the start-up of every
+ * process whose module graph holds the caller.
+ */
+export function nodeBuiltin<T>(name: `node:${string}`): T {
+  const p = (globalThis as unknown as { process: { getBuiltinModule(n: string): unknown } })
+    .process;
+  return p.getBuiltinModule(name) as T;
+}
