@@ -195,7 +195,7 @@ export const cachePull: Command = {
   options: WITH_VOLUMES,
   async run(ctx) {
     const { spec, store, rc, steps } = await setup(ctx);
-    const host = spec.environment.base === null ? new HostRuntime(spec, store) : null;
+    const host = spec.environment.base === null ? await HostRuntime.create(spec, store) : null;
     const out: ({ index: number; hash: string; state: string } & Partial<FetchStats>)[] = [];
     for (const s of steps) {
       if (s.result) {

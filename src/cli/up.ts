@@ -429,7 +429,7 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
   trace("serve: session module loaded");
   let session: UpSession;
   try {
-    session = UpSession.open({
+    session = await UpSession.open({
       spec,
       store,
       only: ctx.positionals,

@@ -16,6 +16,7 @@
  */
 import { parse as parseToml, TomlError } from "smol-toml";
 import { HdError } from "../sys/errors.ts";
+import { globSyntaxError } from "../sys/glob.ts";
 import { durationOverLimit, parseDuration } from "./duration.ts";
 import { type LineCol, SourcePositions } from "./positions.ts";
 import { didYouMean } from "./suggest.ts";
@@ -266,7 +267,10 @@ class Validator {
     return n;
   }
 
-  /** A glob relative to the project (inputs, watch, [files]): as {@link relPath}, kept as is. */
+  /**
+   * A glob relative to the project (inputs, watch, [files]): as {@link relPath}, kept as is;
+   * syntax hd's matcher does not read as picomatch would is refused (globSyntaxError).
+   */
   glob(path: string, s: string): string {
     this.#plain(path, s);
     this.#belowProject(path, s, "globs match paths relative to the project", {
@@ -274,6 +278,8 @@ class Validator {
       home: "write a glob relative to the project (hd.toml's directory)",
       up: 'remove the ".."; globs match only files below the project directory',
     });
+    const bad = globSyntaxError(s);
+    if (bad !== null) this.fail(path, `${lastKey(path)} "${s}": ${bad.why}`, bad.hint);
     return s;
   }
 

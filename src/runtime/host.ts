@@ -29,11 +29,10 @@ import { ingestFile, ingestTree } from "../scan/ingest.ts";
 import { stepCacheRef } from "../env/report.ts";
 import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../config/types.ts";
 import type { LoopRuntime, RunningStep, StepRun } from "./runtime.ts";
-import { ImageServices } from "./image_services.ts";
-import { lazyLayers } from "./sandbox_steps.ts";
+import type { ImageServices } from "./image_services.ts";
 import { signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
-import { placeOutputs } from "./remote_steps.ts";
-import { shQuote } from "./sandbox_services.ts";
+import { lazyImport } from "../sys/lazy.ts";
+import { shQuote } from "../sys/shell.ts";
 
 /**
  * Path of the record of a successful run of step `hash`.
@@ -240,6 +239,14 @@ export function captureOutputs(store: Store, spec: EnvSpec, step: BuildStepSpec)
 }
 
 /**
+ * True when a service of host environment `spec` needs the image services' code: it has an
+ * `image` (it runs in a container of its own), or `secrets` (their paths go into its environment).
+ */
+export function needsImageServices(spec: EnvSpec): boolean {
+  return Object.values(spec.services).some((s) => s.image !== undefined || !!s.secrets?.length);
+}
+
+/**
  * The host as the runtime of `hd up`'s loop (the environment has no `base`): steps run with
  * {@link runHostStep}, are cached by {@link isStepCached}, and services run as declared (so a
  * service's new settings apply by restarting it). A step's outputs are recorded later, by
@@ -253,7 +260,7 @@ export function captureOutputs(store: Store, spec: EnvSpec, step: BuildStepSpec)
  * import type { EnvSpec } from "../config/types.ts";
  * declare const spec: EnvSpec;
  * declare const store: Store;
- * const rt = new HostRuntime(spec, store);
+ * const rt = await HostRuntime.create(spec, store);
  * const step = spec.build.steps[0];
  * if (!rt.isCached(0, "hash")) await rt.runStep(0, "hash", step, {}).done;
  * await rt.recordPending(); // builds/hash -> its outputs
@@ -264,21 +271,42 @@ export class HostRuntime implements LoopRuntime {
   readonly services: Record<string, ServiceSpec>;
   readonly hostEnv: Record<string, string>;
   readonly servicesInPlace: boolean;
-  /** Services with an image of their own (image_services.ts). */
-  #images: ImageServices;
+  /**
+   * Services with an image of their own, or host secrets (image_services.ts); null when no
+   * service has either (that module and the sandbox code it needs are then never loaded).
+   */
+  #images: ImageServices | null;
   /** Steps that ran and whose outputs are not recorded yet (hash → index). */
   #pending = new Map<string, number>();
   #spec: EnvSpec;
   #store: Store;
 
-  /** The runtime of `spec`; step outputs are recorded in `store`. */
-  constructor(spec: EnvSpec, store: Store) {
+  /**
+   * The runtime of `spec`; step outputs are recorded in `store`. Loads the image services' code
+   * only when {@link needsImageServices} says a service needs it.
+   */
+  static async create(spec: EnvSpec, store: Store): Promise<HostRuntime> {
+    if (!needsImageServices(spec)) return new HostRuntime(spec, store, null);
+    const { ImageServices } = await lazyImport<typeof import("./image_services.ts")>(
+      new URL("./image_services.ts", import.meta.url),
+    );
+    return new HostRuntime(spec, store, new ImageServices(spec, store));
+  }
+
+  /**
+   * The runtime of `spec` with `images` (which {@link create} makes): null only when no service
+   * needs them, else this throws.
+   */
+  constructor(spec: EnvSpec, store: Store, images: ImageServices | null) {
+    if (images === null && needsImageServices(spec)) {
+      throw new Error("HostRuntime: services with an image or secrets need ImageServices (create)");
+    }
     this.#spec = spec;
     this.#store = store;
-    this.#images = new ImageServices(spec, store);
-    this.services = this.#images.wrap(spec.services);
+    this.#images = images;
+    this.services = images ? images.wrap(spec.services) : { ...spec.services };
     // an image service's bundle is written from the whole spec: a change of it takes a reload
-    this.servicesInPlace = !this.#images.any;
+    this.servicesInPlace = !images?.any;
     this.hostEnv = { ...Deno.env.toObject(), ...spec.environment.env };
   }
 
@@ -286,8 +314,12 @@ export class HostRuntime implements LoopRuntime {
     return this.#pending.size;
   }
 
-  prepare(): Promise<void> {
-    return this.#images.prepare(this.#images.any && lazyLayers(this.#spec));
+  async prepare(): Promise<void> {
+    if (!this.#images?.any) return;
+    const { lazyLayers } = await lazyImport<typeof import("./sandbox_steps.ts")>(
+      new URL("./sandbox_steps.ts", import.meta.url),
+    );
+    await this.#images.prepare(lazyLayers(this.#spec));
   }
 
   isCached(index: number, hash: string): boolean {
@@ -311,17 +343,19 @@ export class HostRuntime implements LoopRuntime {
   }
 
   ready(): Promise<boolean> {
-    this.#images.ready();
+    this.#images?.ready();
     return Promise.resolve(false);
   }
 
   /** A remote result holds the step's outputs: written into the project, then recorded. */
-  adopt(index: number, hash: string, tree: string): Promise<void> {
+  async adopt(index: number, hash: string, tree: string): Promise<void> {
     const step = this.#spec.build.steps[index];
+    const { placeOutputs } = await lazyImport<typeof import("./remote_steps.ts")>(
+      new URL("./remote_steps.ts", import.meta.url),
+    );
     placeOutputs(this.#store, this.#spec, step, tree);
     this.#store.setRef(stepCacheRef(hash), tree);
     recordStep(this.#spec, hash, { index, run: step.run, outputs: tree, remote: true });
-    return Promise.resolve();
   }
 
   /** Records `builds/<hash>` of each step that ran since the last call (the first error stops it). */

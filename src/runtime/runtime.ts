@@ -4,7 +4,8 @@
  * without `base`) and the sandbox of a base image (src/runtime/sandbox.ts) — and the loop talks
  * only to this interface, never to either class: whatever differs between them (how a step is
  * cached, when its outputs are recorded, whether a service's new settings can apply by a restart)
- * is a member here.
+ * is a member here. {@link createRuntime} makes the one an environment needs, loading only its
+ * code (a host environment never loads the sandbox, the OCI client or the FUSE server).
  *
  * @example
  * ```ts
@@ -20,7 +21,9 @@
  * ```
  * @module
  */
-import type { BuildStepSpec, ServiceSpec } from "../config/types.ts";
+import type { Store } from "../cas/store.ts";
+import type { BuildStepSpec, EnvSpec, ServiceSpec } from "../config/types.ts";
+import { lazyImport } from "../sys/lazy.ts";
 
 /**
  * What one run of a build step did.
@@ -111,4 +114,37 @@ export interface LoopRuntime {
    * writes the outputs into the project). Called under the download's lease.
    */
   adopt?(index: number, hash: string, tree: string): Promise<void>;
+}
+
+/**
+ * The runtime of `spec`: the host's when it has no `base` (src/runtime/host.ts), else the
+ * sandbox of its base image (src/runtime/sandbox.ts, which sends progress lines to `note`). Each
+ * module loads here, on demand: the other one, and what only it needs, stays unread.
+ *
+ * @example
+ * ```ts
+ * import { createRuntime } from "./runtime.ts";
+ * import type { Store } from "../cas/store.ts";
+ * import type { EnvSpec } from "../config/types.ts";
+ * declare const spec: EnvSpec;
+ * declare const store: Store;
+ * const rt = await createRuntime(spec, store, (line) => console.log(line));
+ * await rt.prepare();
+ * ```
+ */
+export async function createRuntime(
+  spec: EnvSpec,
+  store: Store,
+  note: (line: string) => void = () => {},
+): Promise<LoopRuntime> {
+  if (spec.environment.base === null) {
+    const { HostRuntime } = await lazyImport<typeof import("./host.ts")>(
+      new URL("./host.ts", import.meta.url),
+    );
+    return HostRuntime.create(spec, store);
+  }
+  const { SandboxRuntime } = await lazyImport<typeof import("./sandbox.ts")>(
+    new URL("./sandbox.ts", import.meta.url),
+  );
+  return new SandboxRuntime(spec, store, note);
 }

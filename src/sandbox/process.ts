@@ -73,7 +73,8 @@ export function spawnGroup(
   if (startTime !== null) guard.add(child.pid, startTime);
   const go = child.stdin.getWriter();
   const line = new TextEncoder().encode("go\n");
-  const first = go.write(line);
+  // registered: the first line now, not at the event loop's next turn (see writeStdinNow)
+  const first = writeStdinNow(child.pid, line) ? Promise.resolve() : go.write(line);
   if (!opts.hold) first.finally(() => go.close()).catch(() => {});
   else first.catch(() => {});
   const status = child.status.then((st) => (guard.remove(child.pid), st));
@@ -92,6 +93,26 @@ export function spawnGroup(
     record: () => recordOf(child.pid),
     ...(opts.hold ? { go: () => finish(true), release: () => finish(false) } : {}),
   };
+}
+
+/**
+ * Writes `bytes` on the stdin pipe of hd's child `pid` at once, through `/proc/<pid>/fd/0` (opening
+ * it opens the same pipe), instead of the child's stdin stream, whose first write waits for the
+ * event loop's next turn: after a spawn hd goes on synchronously (the watcher, the next service,
+ * the status it answers) and a service's command started only then — 10–45 ms after its spawn,
+ * measured on `hd up -d` of examples/loop. False when it cannot (not a pipe there, /proc not
+ * readable, the child gone): the caller writes through the stream then. Only for a child whose
+ * stdin hd holds and which reads it before anything else (spawnGroup's script).
+ */
+export function writeStdinNow(pid: number, bytes: Uint8Array): boolean {
+  const path = `/proc/${pid}/fd/0`;
+  try {
+    if (!Deno.statSync(path).isFifo) return false;
+    using f = Deno.openSync(path, { write: true });
+    return f.writeSync(bytes) === bytes.length;
+  } catch {
+    return false;
+  }
 }
 
 /**

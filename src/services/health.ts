@@ -29,7 +29,7 @@
  */
 import type { DependsCondition, HealthcheckSpec } from "../config/types.ts";
 import { signalGroup, spawnGroup } from "../sandbox/process.ts";
-import { shQuote } from "../runtime/sandbox_services.ts";
+import { shQuote } from "../sys/shell.ts";
 import { listenerOf } from "./readiness.ts";
 
 /** Health of a service with a healthcheck. */

@@ -19,7 +19,7 @@
  * import type { EnvSpec } from "../config/types.ts";
  * declare const spec: EnvSpec;
  * declare const store: Store;
- * const loop = new DevLoop({ spec, store, print: (src, line) => console.log(src, line) });
+ * const loop = await DevLoop.open({ spec, store, print: (src, line) => console.log(src, line) });
  * await loop.start();
  * // … edits happen, the loop reacts …
  * await loop.stop();
@@ -37,11 +37,9 @@ import { StatCache } from "../scan/statcache.ts";
 import { compileEnv, envNode, statCachePath, stepHashes, trackedFilter } from "../env/compile.ts";
 import { loadSpec } from "../config/parse.ts";
 import type { EnvSpec } from "../config/types.ts";
-import { HostRuntime } from "../runtime/host.ts";
-import { SandboxRuntime } from "../runtime/sandbox.ts";
-import { fromRemote, pushStep, specRemote } from "../runtime/remote_steps.ts";
+import { lazyImport } from "../sys/lazy.ts";
 import type { RemoteCache } from "../remote/cache.ts";
-import type { LoopRuntime, RunningStep } from "../runtime/runtime.ts";
+import { createRuntime, type LoopRuntime, type RunningStep } from "../runtime/runtime.ts";
 import { GlobSet } from "../watch/pathmap.ts";
 import { applyChanges, type UpdateResult } from "../watch/update.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
@@ -53,13 +51,23 @@ import {
   planUpdate,
   stepJobs,
 } from "./plan.ts";
-import { stepDeps } from "../runtime/sandbox_steps.ts";
+import { stepDeps } from "../runtime/step_plan.ts";
 import { replicaTargets, type Selection, selectServices } from "./profiles.ts";
 import { listenersOnPort } from "./readiness.ts";
 import { trace } from "../sys/trace.ts";
 import { ownOutputFiles } from "../watch/own_output.ts";
 import { CA_CERTS_HINT, tlsInterception } from "../runtime/ca_certs.ts";
 import { type ServiceStatus, Supervisor } from "./supervisor.ts";
+
+/**
+ * The remote step cache's module (src/runtime/remote_steps.ts, with src/remote): loaded only
+ * when a step is not cached here, so that a no-change `hd up` never reads it.
+ */
+function remoteSteps(): Promise<typeof import("../runtime/remote_steps.ts")> {
+  return lazyImport<typeof import("../runtime/remote_steps.ts")>(
+    new URL("../runtime/remote_steps.ts", import.meta.url),
+  );
+}
 
 /**
  * Where a printed line comes from: "hd", "build", or a service name.
@@ -190,7 +198,7 @@ export interface UpdateReport {
  * import type { EnvSpec } from "../config/types.ts";
  * declare const spec: EnvSpec;
  * declare const store: Store;
- * const loop = new DevLoop({ spec, store, print: (src, line) => console.log(`${src} | ${line}`) });
+ * const loop = await DevLoop.open({ spec, store, print: (src, line) => console.log(`${src} | ${line}`) });
  * await loop.start();
  * console.log(loop.root, loop.supervisor.status());
  * await loop.stop();
@@ -232,7 +240,16 @@ export class DevLoop {
   /** Where steps and services run: the host, or the sandbox of the `base` image. */
   readonly runtime: LoopRuntime;
 
-  constructor(opts: DevLoopOptions) {
+  /**
+   * The loop of `opts.spec`, with its runtime ({@link createRuntime}: only the host's or only
+   * the sandbox's code is loaded). Starts nothing yet: see {@link start}.
+   */
+  static async open(opts: DevLoopOptions): Promise<DevLoop> {
+    const runtime = await createRuntime(opts.spec, opts.store, (l) => opts.print("hd", l));
+    return new DevLoop(opts, runtime);
+  }
+
+  private constructor(opts: DevLoopOptions, runtime: LoopRuntime) {
     this.#o = opts;
     this.#spec = opts.spec;
     this.#store = opts.store;
@@ -244,9 +261,7 @@ export class DevLoop {
     this.#watchGlobs = Object.fromEntries(
       Object.values(opts.spec.services).map((s) => [s.name, new GlobSet(s.watch)]),
     );
-    this.runtime = opts.spec.environment.base === null
-      ? new HostRuntime(opts.spec, opts.store)
-      : new SandboxRuntime(opts.spec, opts.store, (l) => opts.print("hd", l));
+    this.runtime = runtime;
     this.supervisor = new Supervisor({
       services: this.runtime.services,
       dir: opts.spec.dir,
@@ -446,8 +461,12 @@ export class DevLoop {
       this.#print(`step ${st.index + 1} cached (${st.hash.slice(0, 12)}): ${st.run}`);
       return true;
     }
-    this.#remote ??= specRemote(this.#store, this.#spec, this.#o.remote?.flag) ?? false;
+    if (this.#remote === undefined) {
+      const r = (await remoteSteps()).specRemote(this.#store, this.#spec, this.#o.remote?.flag);
+      this.#remote ??= r ?? false;
+    }
     if (this.#remote) {
+      const { fromRemote } = await remoteSteps();
       const got = await fromRemote(this.runtime, this.#store, this.#remote, st.index, st.hash);
       if (got.line) this.#print(got.line);
       if (got.hit) (st.state = "cached", this.#o.onChange?.());
@@ -488,7 +507,7 @@ export class DevLoop {
     this.#o.onEvent?.({ event: "step", index: st.index, hash: st.hash, code: r.code, ms: st.ms });
     if (r.code === 0 && this.#remote && this.#o.remote?.push) {
       await this.#recordPending();
-      this.#print(await pushStep(this.#store, this.#remote, st.hash));
+      this.#print(await (await remoteSteps()).pushStep(this.#store, this.#remote, st.hash));
     }
     return r.code === 0;
   }

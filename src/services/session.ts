@@ -16,7 +16,7 @@
  * import type { EnvSpec } from "../config/types.ts";
  * declare const spec: EnvSpec;
  * declare const store: Store;
- * const session = UpSession.open({
+ * const session = await UpSession.open({
  *   spec,
  *   store,
  *   detached: false,
@@ -135,7 +135,8 @@ export class UpSession {
   #o: UpSessionOptions;
   #lock: Deno.FsFile;
   #spec: EnvSpec;
-  #loop: DevLoop;
+  /** Set by {@link open} (before anything can use it) and by each reload. */
+  #loop!: DevLoop;
   /** Reloads finished (applied or not), for `hd up -d` reconciling. */
   #reloadsDone = 0;
   #phase: UpPhase = "starting";
@@ -173,13 +174,13 @@ export class UpSession {
    * import { AlreadyRunning, UpSession, type UpSessionOptions } from "./session.ts";
    * declare const opts: UpSessionOptions;
    * try {
-   *   UpSession.open(opts);
+   *   await UpSession.open(opts);
    * } catch (e) {
    *   if (e instanceof AlreadyRunning) console.log(`running as pid ${e.holder}`);
    * }
    * ```
    */
-  static open(opts: UpSessionOptions): UpSession {
+  static async open(opts: UpSessionOptions): Promise<UpSession> {
     const dir = opts.spec.dir;
     const env = opts.spec.environment.name;
     const lock = acquireUpLock(dir);
@@ -189,7 +190,9 @@ export class UpSession {
       if (stale) opts.onNote?.(`hd: ${formatCleanup(stale)}`);
       const cur = readUpState(dir);
       if (cur?.alive) throw new AlreadyRunning(env, cur.state.pid); // an hd without the lock
-      return new UpSession(opts, lock.file);
+      const session = new UpSession(opts, lock.file);
+      session.#loop = await session.#makeLoop(opts.spec);
+      return session;
     } catch (e) {
       lock.file.close();
       throw e;
@@ -201,7 +204,6 @@ export class UpSession {
     this.#lock = lock;
     this.#spec = opts.spec;
     this.#state = selfState(opts.spec.dir, opts.spec.environment.name, opts.detached);
-    this.#loop = this.#makeLoop(opts.spec);
   }
 
   /** Where the session is. */
@@ -325,8 +327,8 @@ export class UpSession {
       : new Promise<void>((r) => this.#poke = () => (this.#poke = () => {}, r()));
   }
 
-  #makeLoop(spec: EnvSpec): DevLoop {
-    return new DevLoop({
+  #makeLoop(spec: EnvSpec): Promise<DevLoop> {
+    return DevLoop.open({
       spec,
       store: this.#o.store,
       only: this.#o.only,
@@ -519,7 +521,7 @@ export class UpSession {
     this.#phase = "starting";
     this.#bump();
     try {
-      this.#loop = this.#makeLoop(fresh);
+      this.#loop = await this.#makeLoop(fresh);
       await this.#loop.start();
       this.#phase = "running";
       this.#bump();

@@ -189,7 +189,7 @@ port = ${p3}
   );
   const spec = loadSpec(`${dir}/hd.toml`);
   const store = Store.open(`${tmp.path}/store`, { create: true });
-  const rt = new HostRuntime(spec, store);
+  const rt = await HostRuntime.create(spec, store);
   assertEquals(rt.servicesInPlace, false);
   let sup: Supervisor | null = null;
   try {

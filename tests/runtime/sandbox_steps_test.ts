@@ -322,7 +322,7 @@ testIf(
     const spec = loadSpec(`${dir}/hd.toml`);
     const store = Store.open(`${tmp.path}/store`, { create: true });
     const out: string[] = [];
-    const loop = new DevLoop({
+    const loop = await DevLoop.open({
       spec,
       store,
       noWatch: true,

@@ -122,7 +122,7 @@ secrets = ["db", "tok"]
   const spec = loadSpec(`${dir}/hd.toml`);
   try {
     const store = Store.open(`${tmp.path}/store`, { create: true });
-    const rt = new HostRuntime(spec, store);
+    const rt = await HostRuntime.create(spec, store);
     await rt.prepare();
     await rt.ready();
     sup = new Supervisor({ services: rt.services, dir, env: rt.hostEnv, graceMs: 1000 });

@@ -37,7 +37,7 @@ env_file = "b.env"
     const spec = loadSpec(`${dir}/hd.toml`);
     const out: string[] = [];
     let reloads = 0;
-    const loop = new DevLoop({
+    const loop = await DevLoop.open({
       spec,
       store: Store.open(`${st.path}/store`),
       print: (s, l) => out.push(`${s} | ${l}`),

@@ -48,7 +48,7 @@ testIf(NEEDS, "loop: a git checkout of 500 files is one update and one restart",
     options: { restartGraceMs: 1000, debounceMs: 50 },
   });
   const store = Store.open(`${st.path}/store`);
-  const loop = new DevLoop({ spec, store, print: () => {} });
+  const loop = await DevLoop.open({ spec, store, print: () => {} });
   await loop.start();
   try {
     await run();
@@ -100,7 +100,7 @@ testIf(NEEDS, "loop: steps re-run by hash; a change during a step is the next up
   });
   const store = Store.open(`${st.path}/store`);
   const out: string[] = [];
-  let loop = new DevLoop({ spec, store, print: (s, l) => out.push(`${s} | ${l}`) });
+  let loop = await DevLoop.open({ spec, store, print: (s, l) => out.push(`${s} | ${l}`) });
   await loop.start();
   const first = loop;
   try {
@@ -144,7 +144,12 @@ testIf(NEEDS, "loop: steps re-run by hash; a change during a step is the next up
   for (const round of [1, 2]) {
     await new Promise((r) => setTimeout(r, 1100)); // past the racy window of the last save
     out.length = 0;
-    loop = new DevLoop({ spec, store, print: (s, l) => out.push(`${s} | ${l}`), noWatch: true });
+    loop = await DevLoop.open({
+      spec,
+      store,
+      print: (s, l) => out.push(`${s} | ${l}`),
+      noWatch: true,
+    });
     try {
       await loop.start();
       assertEquals(loop.status().steps.map((x) => x.state), ["cached", "cached"]);
@@ -168,7 +173,7 @@ testIf(NEEDS, "loop: hd up SERVICE starts it and its dependencies only", async (
       c: svc("c", "exec sleep 60"),
     },
   });
-  const loop = new DevLoop({
+  const loop = await DevLoop.open({
     spec,
     store: Store.open(`${st.path}/store`),
     print: () => {},
@@ -196,7 +201,7 @@ testIf(NEEDS, "loop: a failing step holds restarts back until it passes again", 
     services: { app: svc("app", "exec sleep 60", { watch: ["gate.txt", "other.txt"] }) },
   });
   const out: string[] = [];
-  const loop = new DevLoop({
+  const loop = await DevLoop.open({
     spec,
     store: Store.open(`${st.path}/store`),
     print: (s, l) => out.push(`${s} | ${l}`),
@@ -238,7 +243,7 @@ testIf(
       options: { restartGraceMs: 1000, debounceMs: 30 },
     });
     const store = Store.open(`${st.path}/store`);
-    const loop = new DevLoop({ spec, store, print: () => {} });
+    const loop = await DevLoop.open({ spec, store, print: () => {} });
     await loop.start();
     try {
       let n = 0;
@@ -305,7 +310,7 @@ command = "echo b-${word}; exec sleep 60"
     const spec = loadSpec(`${dir}/hd.toml`);
     const out: string[] = [];
     let reloads = 0;
-    const loop = new DevLoop({
+    const loop = await DevLoop.open({
       spec,
       store: Store.open(`${st.path}/store`),
       print: (s, l) => out.push(`${s} | ${l}`),
@@ -372,7 +377,11 @@ testIf(
       });
     const store = Store.open(`${st.path}/store`);
     const out: string[] = [];
-    const loop = new DevLoop({ spec: steps(2), store, print: (s, l) => out.push(`${s} | ${l}`) });
+    const loop = await DevLoop.open({
+      spec: steps(2),
+      store,
+      print: (s, l) => out.push(`${s} | ${l}`),
+    });
     await loop.start();
     try {
       const overlap = () => {
@@ -404,7 +413,7 @@ testIf(
     // jobs = 1: the same steps one after the other (a, b, c), whatever the cores
     Deno.removeSync(times);
     Deno.removeSync(`${dir}/.hd/steps`, { recursive: true });
-    const one = new DevLoop({ spec: steps(1), store, print: () => {}, noWatch: true });
+    const one = await DevLoop.open({ spec: steps(1), store, print: () => {}, noWatch: true });
     await one.start();
     await one.stop();
     const t = spans(times);
@@ -435,7 +444,7 @@ testIf(
     });
     const store = Store.open(`${st.path}/store`);
     const out: string[] = [];
-    const loop = new DevLoop({ spec, store, print: (s, l) => out.push(`${s} | ${l}`) });
+    const loop = await DevLoop.open({ spec, store, print: (s, l) => out.push(`${s} | ${l}`) });
     try {
       await assertRejects(() => loop.start(), /build step 1 \(`echo a failing; exit 3`\) failed/);
     } finally {
@@ -473,7 +482,7 @@ testIf(NEEDS_DATE, "loop: stop ends every running step at once", async () => {
   });
   const store = Store.open(`${st.path}/store`);
   const out: string[] = [];
-  const loop = new DevLoop({ spec, store, print: (s, l) => out.push(`${s} | ${l}`) });
+  const loop = await DevLoop.open({ spec, store, print: (s, l) => out.push(`${s} | ${l}`) });
   const starting = loop.start().catch((e) => e);
   await waitFor(
     () => out.includes("build | [1] a up") && out.includes("build | [2] b up"),

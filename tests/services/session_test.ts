@@ -46,7 +46,7 @@ function openSession(
   dir: string,
   storeDir: string,
   more: Partial<Parameters<typeof UpSession.open>[0]> = {},
-): UpSession {
+): Promise<UpSession> {
   return UpSession.open({
     spec: loadSpec(`${dir}/hd.toml`),
     store: Store.open(`${storeDir}/store`),
@@ -73,7 +73,7 @@ testIf(NEEDS, "session: start, status over the socket, reload, refused reload, s
   const lines: string[] = [];
   const events: Record<string, unknown>[] = [];
   const specs: string[] = [];
-  const session = openSession(dir, st.path, {
+  const session = await openSession(dir, st.path, {
     print: (src, line) => lines.push(`${src} | ${line}`),
     onEvent: (ev) => events.push(ev),
     onSpec: (sp) => specs.push(sp.environment.env.GREETING),
@@ -82,7 +82,7 @@ testIf(NEEDS, "session: start, status over the socket, reload, refused reload, s
   const second = () => openSession(dir, st.path);
   let refused: unknown = null;
   try {
-    second();
+    await second();
   } catch (e) {
     refused = e;
   }
@@ -140,7 +140,7 @@ testIf(NEEDS, "session: a failed build throws and releases the project", async (
     toml("failing", "x", '\n[build]\nsteps = ["echo broken; exit 3"]\n'),
   );
   const lines: string[] = [];
-  const session = openSession(dir, st.path, {
+  const session = await openSession(dir, st.path, {
     print: (src, line) => lines.push(`${src} | ${line}`),
   });
   await assertRejects(() => session.start(), /build step 1 .* failed/);
@@ -156,7 +156,7 @@ testIf(NEEDS, "session: `hd down` over the socket stops it", async () => {
   const dir = tmp.path;
   Deno.writeTextFileSync(`${dir}/hd.toml`, toml("down", "x"));
   const lines: string[] = [];
-  const session = openSession(dir, st.path, {
+  const session = await openSession(dir, st.path, {
     detached: true,
     print: (src, line) => lines.push(`${src} | ${line}`),
   });

@@ -262,7 +262,7 @@ async function startLoop(
   storeDir: string,
 ): Promise<{ loop: DevLoop; out: string[] }> {
   const out: string[] = [];
-  const loop = new DevLoop({
+  const loop = await DevLoop.open({
     spec,
     store: Store.open(`${storeDir}/store`),
     print: (src, line) => out.push(`${src} | ${line}`),

@@ -4,8 +4,16 @@
  * consumer agreeing with it: [files] (PathFilter), watch (GlobSet), step inputs (stepHashes) and
  * the order of steps (stepDeps).
  */
-import { assertEquals } from "../_assert.ts";
-import { cleanGlob, globBase, globMatcher, normalizeGlob } from "../../src/sys/glob.ts";
+import { assert, assertEquals } from "../_assert.ts";
+// @ts-types="npm:@types/picomatch@4.0.3"
+import picomatch from "picomatch";
+import {
+  cleanGlob,
+  globBase,
+  globMatcher,
+  globSyntaxError,
+  normalizeGlob,
+} from "../../src/sys/glob.ts";
 import { PathFilter } from "../../src/scan/filter.ts";
 import { GlobSet } from "../../src/watch/pathmap.ts";
 import { stepHashes } from "../../src/env/compile.ts";
@@ -153,4 +161,145 @@ Deno.test("glob: a step whose input glob matches an earlier step's output runs a
     const deps = stepDeps(spec(inputs, outputs));
     assertEquals(deps[1].has(0), linked, `${inputs} after ${outputs}`);
   }
+});
+
+/** picomatch's answer for a project glob: any of its normalized patterns, `dot: true`. */
+function picomatchSays(pattern: string): (rel: string) => boolean {
+  const ms = normalizeGlob(pattern).map((p) => picomatch(p, { dot: true }));
+  return (rel) => ms.some((m) => m(rel));
+}
+
+const MORE_PATHS = [
+  ...PATHS,
+  "a",
+  "a/b",
+  "a/xb",
+  "a/x/y/b",
+  "a/b/c",
+  "b",
+  "b/x",
+  "x.log",
+  "d/e/x.log",
+  ".git/config",
+  "a-5",
+  "a b",
+  "a+b",
+  "a.b$",
+  "x*y",
+  "xay",
+  "q]",
+  "a^b",
+  "src/b.js",
+  "src/[a].js",
+  "{a}/x",
+  "a{b",
+  "a[",
+  "lib",
+  "lib/q",
+  "node_modules/.bin/x",
+  "ü/é.txt",
+];
+
+const MORE_PATTERNS = [
+  "a",
+  "a/b",
+  "a/**/b",
+  "a/**",
+  "**/b",
+  "**/*.log",
+  "*",
+  "*/x",
+  "**/x",
+  "a*",
+  "*b",
+  "a/*b",
+  "a/*/b",
+  "?",
+  "a/?b",
+  "[ab]",
+  "[a-c]/x",
+  "[^a]",
+  "a-[0-9]",
+  "[]]",
+  "q[]]",
+  "{a,b}",
+  "{a,b}/x",
+  "{a,{b,c}}/x",
+  "{a}/x",
+  "a{b",
+  "a[",
+  "x\\*y",
+  "a\\{b",
+  "a b",
+  "a+b",
+  "a.b$",
+  "a^b",
+  "src/[a].js",
+  "src/\\[a\\].js",
+  ".git",
+  "**/.bin/*",
+  "*.{js,ts}",
+  "src/**/*.{js,ts}",
+  "ü/*.txt",
+];
+
+Deno.test("glob: hd's matcher says what picomatch says on the syntax hd.toml accepts", () => {
+  const diffs: string[] = [];
+  const check = (pattern: string) => {
+    if (globSyntaxError(pattern) !== null) return;
+    const mine = globMatcher([pattern]);
+    const theirs = picomatchSays(pattern);
+    for (const p of MORE_PATHS) {
+      if (mine(p) !== theirs(p)) diffs.push(`${JSON.stringify(pattern)} ${p}: hd ${mine(p)}`);
+    }
+  };
+  for (const [pattern] of TABLE) check(pattern);
+  for (const pattern of MORE_PATTERNS) {
+    assertEquals(globSyntaxError(pattern), null, pattern);
+    check(pattern);
+  }
+  // and on patterns made at random from the characters that mean something (a fixed seed)
+  let seed = 42;
+  const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const parts = ["a", "b", "x", "/", "*", "**", "?", "[ab]", "[^a]", "{a,b}", ".", "-", "\\*"];
+  let tried = 0;
+  for (let i = 0; i < 3000; i++) {
+    let p = "";
+    for (let k = 1 + rnd(5); k > 0; k--) p += parts[rnd(parts.length)];
+    p = cleanGlob(p);
+    if (p.startsWith("/") || p.includes("//") || p === "") continue;
+    tried++;
+    check(p);
+  }
+  assert(tried > 1000, `only ${tried} random patterns`);
+  assertEquals(diffs.slice(0, 20), []);
+});
+
+Deno.test("glob: syntax picomatch reads another way is refused, with a hint", () => {
+  for (
+    const p of [
+      "!dist",
+      "+(a|b)",
+      "@(x)",
+      "a/!(b)",
+      "(a|b)/x",
+      "{1..3}",
+      "[[:alpha:]]",
+      "[!a]*",
+      "{a/**,b}",
+    ]
+  ) {
+    const e = globSyntaxError(p);
+    assert(e !== null && e.why.length > 0 && e.hint.length > 0, p);
+  }
+  let err: unknown = null;
+  try {
+    parseSpec(
+      `[environment]\nname = "g"\n[services.w]\ncommand = "x"\nwatch = ["!dist"]\n`,
+      "/p/hd.toml",
+    );
+  } catch (e) {
+    err = e;
+  }
+  assert(err instanceof Error && /negation/.test(err.message), String(err));
 });
