@@ -35,11 +35,9 @@ import {
 import { serviceMounts } from "./volumes.ts";
 import { resolveUserInRoot } from "./image_services.ts";
 import type { EnvNetwork } from "./network.ts";
+import { shQuote } from "../sys/shell.ts";
 
-/** Quotes `s` for sh. */
-export function shQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
+export { shQuote } from "../sys/shell.ts";
 
 /** The bundle directory of service `name` (its `config.json` is the container's configuration). */
 export function serviceBundle(spec: EnvSpec, name: string): string {
@@ -53,11 +51,15 @@ export function serviceConfigPath(spec: EnvSpec, name: string): string {
 
 /** The sh script that starts service `name`: delete a leftover state, then exec runc run. */
 export function serviceScript(spec: EnvSpec, name: string): string {
+  return runScript(spec, serviceBundle(spec, name), serviceContainerId(spec.dir, name));
+}
+
+/** The sh script that deletes a leftover state of container `id`, then execs runc run of `bundle`. */
+function runScript(spec: EnvSpec, bundle: string, id: string): string {
   const state = `${envRunDir(spec)}/runc`;
-  const id = serviceContainerId(spec.dir, name);
   const q = (a: string[]) => a.map(shQuote).join(" ");
   return `[ ! -e ${shQuote(`${state}/${id}`)} ] || ${q(runcDeleteArgv(state, id))} ` +
-    `>/dev/null 2>&1; exec ${q(runcRunArgv(state, serviceBundle(spec, name), id))}`;
+    `>/dev/null 2>&1; exec ${q(runcRunArgv(state, bundle, id))}`;
 }
 
 /** Where a sandboxed warm service's loader and records appear inside its containers. */
@@ -133,11 +135,7 @@ export function standbyContainerId(spec: EnvSpec, name: string, slot: string): s
  * with the slot's bundle (as {@link serviceScript}).
  */
 function standbyScript(spec: EnvSpec, name: string, slot: string): string {
-  const state = `${envRunDir(spec)}/runc`;
-  const id = standbyContainerId(spec, name, slot);
-  const q = (a: string[]) => a.map(shQuote).join(" ");
-  return `[ ! -e ${shQuote(`${state}/${id}`)} ] || ${q(runcDeleteArgv(state, id))} ` +
-    `>/dev/null 2>&1; exec ${q(runcRunArgv(state, standbyBundle(spec, name, slot), id))}`;
+  return runScript(spec, standbyBundle(spec, name, slot), standbyContainerId(spec, name, slot));
 }
 
 /**
