@@ -4,13 +4,13 @@
  * scripts/compile.ts, which embeds them in the binary); tests/cli/v8_flags_test.ts checks that
  * they all say the same.
  *
- * `--max-semi-space-size=1` (MiB): V8 grows the young generation of a busy isolate to 16 MiB per
- * semi-space (three of them committed), and a cold `hd cas add` of a large tree keeps its main
- * isolate that busy: ~50 MiB of its peak RSS was an empty nursery. With 1 MiB semi-spaces the
- * scavenges are more frequent but as cheap (their cost is what survives, not the nursery size);
- * measured on a cold add of 100k synthetic files: peak RSS 186 MiB vs 249, CPU time within the
- * noise (bench/cas.ts, docs/bench.md). A process that allocates little never grows its nursery
- * past 1 MiB anyway, so start-up is unchanged.
+ * `--max-semi-space-size=1` (MiB): V8 grows the young generation of an isolate that allocates
+ * fast and keeps much of it (the main thread of a cold `hd cas add`) to its default maximum; at
+ * 100k files the main isolate committed ~100 MiB of heap for a 22–45 MiB live set, most of the
+ * difference an empty nursery. With 1 MiB semi-spaces scavenges are more frequent but each is
+ * cheaper (its cost is what survives, not the nursery's size): a cold add of 100k synthetic files
+ * peaks at ~180 MiB instead of ~260, CPU time within the noise (bench/cas.ts). A process that
+ * allocates little never grows its nursery past 1 MiB anyway: start-up is unchanged.
  *
  * Flags are read by V8 when an isolate is made: they cannot be set from inside a running hd
  * (node:v8's setFlagsFromString changes neither the main isolate's heap nor a new worker's).
