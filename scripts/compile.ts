@@ -5,6 +5,7 @@
  * @module
  */
 import { exists } from "../src/sys/fs.ts";
+import { v8FlagsArg } from "../src/cli/v8_flags.ts";
 
 const repo = new URL("..", import.meta.url).pathname;
 const out = Deno.args[0] ?? `${repo}hd`;
@@ -21,6 +22,7 @@ const args = [
   "compile",
   "-A",
   "--no-check",
+  v8FlagsArg(), // embedded: the binary runs with hd's V8 flags, like `deno task hd`
   ...workers.flatMap((w) => ["--include", w]),
   "-o",
   out,

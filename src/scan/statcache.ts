@@ -116,23 +116,46 @@ class ByteSink {
   }
 }
 
+/** Full blocks a {@link TextLog} keeps in memory before it writes them to its spill file. */
+const SPILL_BLOCKS = 4;
+
+/** Closes a dropped log's spill file (a long-running process may drop a cache unsaved). */
+const spillFiles = new FinalizationRegistry<Deno.FsFile>((f) => {
+  try {
+    f.close();
+  } catch { /* closed */ }
+});
+
 /**
  * Append-only UTF-8 text in 1 MiB blocks: the rows a scan records, kept as the bytes the save
- * writes (a 100k-file cold add: ~15 MB outside the JS heap instead of 100k strings in a Map).
+ * writes (no object per file). With a spill directory, full blocks beyond {@link SPILL_BLOCKS}
+ * go to an unlinked temp file there: a 100k-file cold add keeps ~4 MiB of rows in memory, not
+ * ~15 (they are read back, a block at a time, by the save). If the file cannot be made or
+ * written, the rows stay in memory.
  */
 class TextLog {
   #blocks: Uint8Array[] = [];
   #len = 0;
   readonly #enc = new TextEncoder();
+  #spillDir: (() => string | null) | null;
+  #spill: Deno.FsFile | null = null;
+  /** Bytes of the spill file that hold rows (anything after is a failed write's remains). */
+  #spilled = 0;
   /** Entries appended. */
   count = 0;
   /** True once a save wrote these entries (they now belong to the loaded rows). */
   saved = false;
 
+  /** `spillDir` gives a fresh temp path (in the store's tmp/), or null to keep all in memory. */
+  constructor(spillDir: (() => string | null) | null = null) {
+    this.#spillDir = spillDir;
+  }
+
   append(s: string): void {
     let b = this.#blocks.at(-1);
     if (!b || b.length - this.#len < s.length * 3) {
       if (b) this.#blocks[this.#blocks.length - 1] = b.subarray(0, this.#len);
+      if (this.#blocks.length >= SPILL_BLOCKS) this.#spillBlocks();
       b = new Uint8Array(Math.max(1 << 20, s.length * 3));
       this.#blocks.push(b);
       this.#len = 0;
@@ -141,15 +164,63 @@ class TextLog {
     this.count++;
   }
 
+  /** Moves every (full) block to the spill file; on any failure stops spilling. */
+  #spillBlocks(): void {
+    if (!this.#spillDir) return;
+    try {
+      if (!this.#spill) {
+        const path = this.#spillDir();
+        if (path === null) return void (this.#spillDir = null);
+        this.#spill = Deno.openSync(path, {
+          read: true,
+          write: true,
+          createNew: true,
+          mode: 0o600,
+        });
+        spillFiles.register(this, this.#spill, this);
+        Deno.removeSync(path); // unlinked: gone with the process, whatever happens
+      }
+      this.#spill.seekSync(this.#spilled, Deno.SeekMode.Start);
+      while (this.#blocks.length) {
+        const b = this.#blocks[0];
+        for (let o = 0; o < b.length;) o += this.#spill.writeSync(b.subarray(o));
+        this.#spilled += b.length;
+        this.#blocks.shift();
+      }
+    } catch {
+      this.#spillDir = null; // (what is spilled stays valid: #spilled counts whole blocks only)
+    }
+  }
+
   /** Bytes appended. */
   get byteLength(): number {
-    let n = this.#len;
+    let n = this.#spilled + this.#len;
     for (let i = 0; i < this.#blocks.length - 1; i++) n += this.#blocks[i].length;
     return n;
   }
 
-  /** The bytes appended, block by block. */
+  /**
+   * The bytes appended, block by block. A spilled block is read into one reused buffer: use each
+   * before taking the next.
+   */
   *blocks(): Generator<Uint8Array> {
+    if (this.#spill && this.#spilled > 0) {
+      const buf = new Uint8Array(1 << 20);
+      for (let at = 0; at < this.#spilled;) {
+        const want = Math.min(buf.length, this.#spilled - at);
+        this.#spill.seekSync(at, Deno.SeekMode.Start);
+        let got = 0;
+        while (got < want) {
+          const n = this.#spill.readSync(buf.subarray(got, want));
+          if (n === null || n === 0) {
+            throw new Error("Cannot read the stat cache's spilled rows: the temp file is short");
+          }
+          got += n;
+        }
+        at += want;
+        yield buf.subarray(0, want);
+      }
+    }
     for (let i = 0; i < this.#blocks.length; i++) {
       const b = this.#blocks[i];
       yield i === this.#blocks.length - 1 ? b.subarray(0, this.#len) : b;
@@ -162,6 +233,16 @@ class TextLog {
     let s = "";
     for (const b of this.blocks()) s += d.decode(b, { stream: true });
     return s + d.decode();
+  }
+
+  /** Closes the spill file (the log is dropped). */
+  close(): void {
+    if (!this.#spill) return;
+    spillFiles.unregister(this);
+    try {
+      this.#spill.close();
+    } catch { /* closed */ }
+    this.#spill = null;
   }
 }
 
@@ -213,8 +294,10 @@ export class StatCache {
   #rows: Map<string, Row>;
   /** Rows kept for the next save: hits (the loaded row itself) and, after {@link #unlog}, more. */
   #next = new Map<string, Row>();
+  /** A fresh temp path in the store's tmp/ for the log's spill file (null: none). */
+  #spillPath: (() => string) | null = null;
   /** Rows recorded in this scan, as JSON text (see {@link TextLog}): no object per file. */
-  #log = new TextLog();
+  #log = this.#newLog();
   /** Directory path → [Dir id, entry count, mode] from the last scan. */
   #dirs: Map<string, DirRow>;
   #nextDirs = new Map<string, DirRow>();
@@ -241,9 +324,19 @@ export class StatCache {
     this.#binding = binding;
   }
 
+  #newLog(): TextLog {
+    return new TextLog(() => this.#spillPath?.() ?? null);
+  }
+
+  /** The log's spill files go to `store`'s tmp/. */
+  #spillTo(store: Store): this {
+    this.#spillPath = () => store.tempPath("stat-rows");
+    return this;
+  }
+
   /** An empty cache for `store`. */
   static empty(store: Store): StatCache {
-    return new StatCache(new Map(), 0, bindingOf(store));
+    return new StatCache(new Map(), 0, bindingOf(store)).#spillTo(store);
   }
 
   /**
@@ -253,7 +346,7 @@ export class StatCache {
   static load(path: string, store: Store): StatCache {
     const binding = bindingOf(store);
     const empty = (why: string | null) => {
-      const c = new StatCache(new Map(), 0, binding);
+      const c = new StatCache(new Map(), 0, binding).#spillTo(store);
       c.rejected = why;
       return c;
     };
@@ -287,7 +380,7 @@ export class StatCache {
       j.savedAt,
       binding,
       new Map(Object.entries(j.dirs)),
-    );
+    ).#spillTo(store);
     if (typeof j.dir === "string") c.dir = j.dir;
     return c;
   }
@@ -375,7 +468,8 @@ export class StatCache {
     const rows = JSON.parse(`{${this.#log.text().slice(1)}}`) as Record<string, Row>;
     const into = this.#log.saved ? this.#rows : this.#next;
     for (const [k, v] of Object.entries(rows)) into.set(k, v);
-    this.#log = new TextLog();
+    this.#log.close();
+    this.#log = this.#newLog();
   }
 
   /**
@@ -400,7 +494,10 @@ export class StatCache {
     const pieces = blake3Pieces();
     const logBytes = this.#log.saved ? 0 : this.#log.byteLength;
     let out = new ByteSink(MAC_END, (pieces ? 0 : logBytes) + (1 << 16));
-    const parts: Uint8Array[] = [];
+    // the file's pieces in order; "log" stands for the logged rows, read (from memory or the spill
+    // file) once to hash them and once to write them
+    const parts: (Uint8Array | "log")[] = [];
+    let logSkip = 0;
     out.push(
       `"version":${VERSION},"store":${JSON.stringify(this.#binding.storeId)},"generation":${
         JSON.stringify(this.#binding.generation)
@@ -417,10 +514,9 @@ export class StatCache {
     // The rows recorded in this scan, as they were logged (each `,"rel":row`): last, since a key
     // written twice means its last value to JSON.parse.
     if (this.#log.count) {
-      let skip = first ? 1 : 0;
+      let skip = logSkip = first ? 1 : 0;
       if (pieces) {
-        parts.push(out.bytes());
-        for (const b of this.#log.blocks()) (parts.push(b.subarray(skip)), skip = 0);
+        parts.push(out.bytes(), "log");
         out = new ByteSink(0);
       } else for (const b of this.#log.blocks()) (out.pushBytes(b.subarray(skip)), skip = 0);
     }
@@ -429,21 +525,32 @@ export class StatCache {
     for (const [k, v] of this.#nextDirs) put(k, v);
     if (keepOld) { for (const [k, v] of this.#dirs) if (!this.#nextDirs.has(k)) put(k, v); }
     out.push("}}");
-    if (parts.length && pieces) {
-      // parts[0] is the head's reserved space and the start of the body; then the log; then out
-      parts.push(out.bytes());
-      pieces.update(this.#binding.key);
-      pieces.update(parts[0].subarray(MAC_END));
-      for (let i = 1; i < parts.length; i++) pieces.update(parts[i]);
-      parts[0].set(new TextEncoder().encode(`${MAC_PREFIX}${pieces.hex()}",`));
-    } else parts.push(out.seal(this.#binding.key));
+    const log = this.#log;
+    const bytesOf = function* (p: Uint8Array | "log"): Generator<Uint8Array> {
+      if (p !== "log") return yield p;
+      let skip = logSkip;
+      for (const b of log.blocks()) (yield b.subarray(skip), skip = 0);
+    };
     const tmp = `${path}.${Deno.pid}.tmp`;
     try {
+      if (parts.length && pieces) {
+        // parts[0]: the head's reserved space and the start of the body; then the log; then out
+        const head = parts[0] as Uint8Array;
+        parts.push(out.bytes());
+        pieces.update(this.#binding.key);
+        pieces.update(head.subarray(MAC_END));
+        for (let i = 1; i < parts.length; i++) for (const b of bytesOf(parts[i])) pieces.update(b);
+        head.set(new TextEncoder().encode(`${MAC_PREFIX}${pieces.hex()}",`));
+      } else parts.push(out.seal(this.#binding.key));
       Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || ".", { recursive: true, mode: 0o700 });
       // private, like the rest of .hd/
       const f = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
       try {
-        for (const b of parts) for (let o = 0; o < b.length;) o += f.writeSync(b.subarray(o));
+        for (const p of parts) {
+          for (const b of bytesOf(p)) {
+            for (let o = 0; o < b.length;) o += f.writeSync(b.subarray(o));
+          }
+        }
       } finally {
         f.close();
       }

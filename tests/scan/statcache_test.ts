@@ -194,3 +194,41 @@ Deno.test("rows recorded in a scan: forget drops one, a re-record wins, the same
     assert(third.lookup(k, sig(i)) !== null, k);
   }
 });
+
+Deno.test("rows of a large scan spill to an unlinked temp file: saved, reloaded and reused as when kept in memory", () => {
+  using d = tempDir();
+  const s = Store.open(`${d.path}/s`);
+  const p = `${d.path}/c.json`;
+  const id = s.putObject(new TextEncoder().encode("x"));
+  const past = Date.now() - 10_000;
+  const sig = (ino: number) => ({ size: 1, mtime: past, ctime: past, ino, mode: 0o100644 });
+  const file = { type: "file" as const, mode: 0o100644, size: 1, chunks: [id] };
+  // ~200 bytes a row, 60k rows: ~12 MiB of rows, most of them spilled
+  const name = (i: number) => `node_modules/pkg${i % 400}/lib/${"é".repeat(20)}-file${i}.js`;
+  const N = 60_000;
+  const c = StatCache.empty(s);
+  for (let i = 0; i < N; i++) c.record(name(i), sig(i + 1), file);
+  // the rows went to a file in the store's tmp/, unlinked (nothing of it is left there)
+  const spills = [...Deno.readDirSync("/proc/self/fd")].map((e) => {
+    try {
+      return Deno.readLinkSync(`/proc/self/fd/${e.name}`);
+    } catch {
+      return "";
+    }
+  }).filter((l) => l.startsWith(`${s.root}/tmp/stat-rows`));
+  assertEquals(spills.length, 1, "one spill file open");
+  assert(spills[0].endsWith(" (deleted)"), spills[0]);
+  const tmp = [...Deno.readDirSync(`${s.root}/tmp`)].map((e) => e.name);
+  assertEquals(tmp.filter((n) => n.startsWith("stat-rows")), []);
+  assert(c.save(p));
+  const size = Deno.statSync(p).size;
+  assert(size > 10 << 20, `the saved cache holds every row (${size} bytes)`);
+  // a fresh load: authentic, every row there
+  const again = StatCache.load(p, s);
+  assertEquals(again.rejected, null);
+  for (const i of [0, 1, 4095, 30_000, N - 2, N - 1]) {
+    assertEquals(again.lookup(name(i), sig(i + 1))?.chunks, [id], name(i));
+  }
+  // the same process, a second scan: the spilled rows answer it
+  assertEquals(c.lookup(name(12_345), sig(12_346))?.chunks, [id]);
+});
