@@ -23,7 +23,7 @@
 import { Store } from "../src/cas/store.ts";
 import { ingestFile, ingestTree } from "../src/scan/ingest.ts";
 import { StatCache } from "../src/scan/statcache.ts";
-import { v8FlagsArg } from "../src/cli/v8_flags.ts";
+import { v8FlagsArg } from "../src/sys/v8_flags.ts";
 import {
   type Bench,
   type BenchRow,
@@ -37,7 +37,7 @@ import {
 } from "./lib.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
-// hd as `deno task hd` and the compiled binary run it: with hd's V8 flags (src/cli/v8_flags.ts).
+// hd as `deno task hd` and the compiled binary run it: with hd's V8 flags (src/sys/v8_flags.ts).
 const HD = [Deno.execPath(), "run", "-A", "--quiet", v8FlagsArg(), `${REPO}cli.ts`];
 const TREES = "/var/tmp/hd-bench-trees";
 const RESTIC_ENV = { RESTIC_PASSWORD: "bench" };

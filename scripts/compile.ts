@@ -5,7 +5,7 @@
  * @module
  */
 import { exists } from "../src/sys/fs.ts";
-import { v8FlagsArg } from "../src/cli/v8_flags.ts";
+import { v8FlagsArg } from "../src/sys/v8_flags.ts";
 
 const repo = new URL("..", import.meta.url).pathname;
 const out = Deno.args[0] ?? `${repo}hd`;

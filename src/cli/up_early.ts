@@ -20,6 +20,7 @@ import { parseDuration } from "../config/duration.ts";
 import { findSpecFile } from "../config/find.ts";
 import { openPrivateAppend } from "../sys/fs.ts";
 import { trace } from "../sys/trace.ts";
+import { v8FlagsArg } from "../sys/v8_flags.ts";
 
 /** What the detached supervisor is started with (the same for the early and the ordinary path). */
 export interface SupervisorOptions {
@@ -106,7 +107,8 @@ let early: EarlySupervisor | null = null;
 export function entryArgs(): string[] {
   const exe = Deno.execPath();
   const base = exe.slice(exe.lastIndexOf("/") + 1);
-  return base.startsWith("deno") ? ["run", "-A", "--quiet", Deno.mainModule] : [];
+  // the V8 flags too: a compiled hd has them built in, `deno run` must be told (v8_flags.ts)
+  return base.startsWith("deno") ? ["run", "-A", "--quiet", v8FlagsArg(), Deno.mainModule] : [];
 }
 
 /**

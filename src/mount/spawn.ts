@@ -18,6 +18,7 @@
  * @module
  */
 import { isAlive } from "../sys/proc.ts";
+import { v8FlagsArg } from "../sys/v8_flags.ts";
 
 /** The line a server started by {@link startMountServer} prints on stdout once it serves. */
 export const READY_LINE = "hd-mount-ready";
@@ -62,7 +63,15 @@ export function hdArgv(): string[] {
   const exe = Deno.execPath();
   const base = exe.slice(exe.lastIndexOf("/") + 1);
   if (!base.startsWith("deno")) return [exe];
-  return [exe, "run", "-A", "--quiet", new URL("../../cli.ts", import.meta.url).pathname];
+  return [
+    exe,
+    "run",
+    "-A",
+    "--quiet",
+    v8FlagsArg(), // a compiled hd has them built in
+
+    new URL("../../cli.ts", import.meta.url).pathname,
+  ];
 }
 
 /**

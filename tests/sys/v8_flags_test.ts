@@ -1,11 +1,11 @@
 /**
- * hd's V8 flags (src/cli/v8_flags.ts) are the same on every command line that starts hd: the
+ * hd's V8 flags (src/sys/v8_flags.ts) are the same on every command line that starts hd: the
  * deno.json tasks that run cli.ts, scripts/example.sh, and `deno compile` in scripts/compile.ts;
  * and V8 accepts them (a misspelt flag makes deno refuse to start).
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { REPO } from "../_helpers.ts";
-import { V8_FLAGS, v8FlagsArg } from "../../src/cli/v8_flags.ts";
+import { V8_FLAGS, v8FlagsArg } from "../../src/sys/v8_flags.ts";
 
 /** The `deno run|install|compile` command lines of a text that start cli.ts. */
 function hdCommandLines(text: string): string[] {
@@ -44,4 +44,12 @@ Deno.test("V8 accepts hd's flags", async () => {
   const err = new TextDecoder().decode(out.stderr);
   assertEquals([out.code, new TextDecoder().decode(out.stdout).trim()], [0, "ok"], err);
   assert(!/did not recognize/.test(err), err);
+});
+
+Deno.test("hd's own children under deno run (supervisor, mount server) carry the flags too", async () => {
+  const { entryArgs } = await import("../../src/cli/up_early.ts");
+  const { hdArgv } = await import("../../src/mount/spawn.ts");
+  // this test runs under deno: both start `deno run … cli.ts` and must pass the flags
+  assert(entryArgs().includes(v8FlagsArg()), `supervisor: ${entryArgs().join(" ")}`);
+  assert(hdArgv().includes(v8FlagsArg()), `mount server: ${hdArgv().join(" ")}`);
 });

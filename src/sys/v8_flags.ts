@@ -1,7 +1,7 @@
 /**
  * The V8 flags hd runs with: one list for every way hd is started (the deno.json tasks `hd`,
  * `up` and `install`, scripts/example.sh's `deno install`, and `deno compile` in
- * scripts/compile.ts, which embeds them in the binary); tests/cli/v8_flags_test.ts checks that
+ * scripts/compile.ts, which embeds them in the binary); tests/sys/v8_flags_test.ts checks that
  * they all say the same.
  *
  * `--max-semi-space-size=1` (MiB): V8 grows the young generation of an isolate that allocates
