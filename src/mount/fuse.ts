@@ -113,6 +113,12 @@ export interface FuseOptions {
    * needed now: file reads hash with the slow BLAKE3 until it is there); null — nothing.
    */
   needsLoop?: () => "idle" | "always" | null;
+  /**
+   * A load the next requests must wait for, or null: serveMount returns the native BLAKE3's once
+   * file chunks are read — a one-time wait of what is left of its ~40–80 ms load costs less than
+   * hashing file contents with the JS BLAKE3 (~30x slower) while the load crawls between requests.
+   */
+  waitFor?: () => Promise<unknown> | null;
 }
 
 /** Loads libfuse3 and checks /dev/fuse; throws one clear HdError naming the package. */
@@ -282,7 +288,13 @@ export class FuseServer {
     let onIdle = this.#opts.onIdle;
     let quiet = 0; // poll slices in a row without a request
     const needsLoop = this.#opts.needsLoop;
+    const waitFor = this.#opts.waitFor;
     while (!this.#stopping) {
+      const pending = waitFor?.();
+      if (pending) {
+        await pending.catch(() => {});
+        yieldAt = performance.now() + 20;
+      }
       let r: number;
       if (libc) {
         r = L.fuse_session_receive_buf_sync(this.#se, bufPtr);

@@ -304,8 +304,8 @@ export async function serveMount(
   ]);
   trace("serve: server modules loaded");
   // The native BLAKE3 loads once the loop is idle (~50 ms without a request) or at the first file
-  // read: its ~40 ms load does not hold the first requests; node ids are checked with the JS
-  // BLAKE3 meanwhile.
+  // read: its ~40 ms load does not hold the first requests (node ids are checked with the JS
+  // BLAKE3 meanwhile); once file contents are read, requests wait for what is left of it.
   autoLoadNativeBlake3(false);
   // a writable mount keeps every inode (its changes live on them); a read-only one unloads
   // directories the kernel has forgotten beyond the cap
@@ -326,6 +326,8 @@ export async function serveMount(
     // the native BLAKE3's import advances in idle time, and at every request once file reads
     // wait for it
     needsLoop: () => nativeBlake3Loading() ? (fs.chunksRead ? "always" : "idle") : null,
+    // once file contents are read, the next requests wait for the rest of its load
+    waitFor: () => fs.chunksRead && nativeBlake3Loading() ? loadNativeBlake3() : null,
   });
   Deno.mkdirSync(registry(store), { recursive: true });
   store.setRef(`mounts/${key}`, root);
