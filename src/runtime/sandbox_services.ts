@@ -151,8 +151,14 @@ function warmEnv(spec: EnvSpec, s: ServiceSpec): Record<string, string> {
     HD_SANDBOX_WARM_MOUNT: WARM_MOUNT,
     HD_SANDBOX_WARM_CMD: s.command.trim(),
   };
+  return { ...out, ...slotEnv(spec, s.name, "HD_SANDBOX_WARM_") };
+}
+
+/** `<prefix>A`, `<prefix>B`: the start script of each standby slot of service `name`. */
+function slotEnv(spec: EnvSpec, name: string, prefix: string): Record<string, string> {
+  const out: Record<string, string> = {};
   for (const slot of WARM_SLOTS) {
-    out[`HD_SANDBOX_WARM_${slot.toUpperCase()}`] = standbyScript(spec, s.name, slot);
+    out[`${prefix}${slot.toUpperCase()}`] = standbyScript(spec, name, slot);
   }
   return out;
 }
@@ -163,11 +169,7 @@ function warmEnv(spec: EnvSpec, s: ServiceSpec): Record<string, string> {
  */
 function heldEnv(spec: EnvSpec, s: ServiceSpec): Record<string, string> {
   if (!sandboxHeld(s)) return {};
-  const out: Record<string, string> = { HD_SANDBOX_HELD_CMD: s.command.trim() };
-  for (const slot of WARM_SLOTS) {
-    out[`HD_SANDBOX_HELD_${slot.toUpperCase()}`] = standbyScript(spec, s.name, slot);
-  }
-  return out;
+  return { HD_SANDBOX_HELD_CMD: s.command.trim(), ...slotEnv(spec, s.name, "HD_SANDBOX_HELD_") };
 }
 
 /** Service `s` wrapped to start its bundle with runc; `shown` is the command its lines show. */

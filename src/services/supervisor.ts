@@ -207,6 +207,20 @@ interface SandboxWarm {
   slots: Record<string, string>;
 }
 
+/**
+ * The start scripts of the standby slots in a wrapped spec's env (`<prefix>A`, `<prefix>B`, …, by
+ * slot name in lower case), or null when fewer than two are there.
+ */
+function slotScripts(env: Record<string, string>, prefix: string): Record<string, string> | null {
+  const slots: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (k.length === prefix.length + 1 && k.startsWith(prefix) && /[A-Z]$/.test(k)) {
+      slots[k.slice(-1).toLowerCase()] = v;
+    }
+  }
+  return Object.keys(slots).length < 2 ? null : slots;
+}
+
 /** The records of a sandboxed service are written by the container: at most this is read. */
 const MAX_RECORD_BYTES = 32 << 20;
 
@@ -634,11 +648,7 @@ export class Supervisor {
         stepsRan: sb?.stepsRan ?? 0,
       });
       if (d === "held" && sb) {
-        // the old container is stopped (restart waits for it): the held one runs the command now
-        s.standby = null;
-        sb.proc.go?.();
-        proc = sb.proc;
-        s.slot = sb.slot;
+        proc = this.#takeStandby(s, sb);
         how = ", in the container held ready";
       } else if (d !== "held") {
         this.#dropStandby(s);
@@ -648,12 +658,8 @@ export class Supervisor {
       const sb = s.standby;
       const d = this.#warmVerdict(s);
       if (d === "warm" && sb) {
-        // the old instance is stopped (restart waits for it): the standby may run and listen now
-        s.standby = null;
-        sb.proc.go?.();
-        proc = sb.proc;
+        proc = this.#takeStandby(s, sb);
         s.warmWhy = null;
-        s.slot = sb.slot;
         how = `, warm: its standby had preloaded ${sb.loaded?.size ?? sb.modules} modules`;
         // a sandbox's file is bound into the next standby: emptied, not removed
         if (sb.slot === null) removeQuietly(sb.loadedFile);
@@ -752,27 +758,30 @@ export class Supervisor {
     const e = spec.env;
     if (spec.reload !== "warm" || !e.HD_SANDBOX_WARM_DIR || !e.HD_SANDBOX_WARM_ROOT) return null;
     if (!e.HD_SANDBOX_WARM_MOUNT) return null;
-    const slots: Record<string, string> = {};
-    for (const [k, v] of Object.entries(e)) {
-      const m = /^HD_SANDBOX_WARM_([A-Z])$/.exec(k);
-      if (m) slots[m[1].toLowerCase()] = v;
-    }
-    if (Object.keys(slots).length < 2) return null;
+    const slots = slotScripts(e, "HD_SANDBOX_WARM_");
+    if (slots === null) return null;
     const command = e.HD_SANDBOX_WARM_CMD ?? "";
     const mount = e.HD_SANDBOX_WARM_MOUNT;
     return { dir: e.HD_SANDBOX_WARM_DIR, root: e.HD_SANDBOX_WARM_ROOT, mount, command, slots };
+  }
+
+  /**
+   * Hands `s` over to its standby `sb`: the old instance is stopped (a restart waits for it), so
+   * the standby may run (and listen) now; its group becomes the service's.
+   */
+  #takeStandby(s: Svc, sb: Standby): GroupProcess {
+    s.standby = null;
+    s.slot = sb.slot;
+    sb.proc.go?.();
+    return sb.proc;
   }
 
   /** The held containers of a plain service of the environment's base, or null. */
   #sandboxHeld(spec: ServiceSpec): SandboxHeld | null {
     const e = spec.env;
     if (spec.reload === "warm" || e.HD_SANDBOX_HELD_CMD === undefined) return null;
-    const slots: Record<string, string> = {};
-    for (const [k, v] of Object.entries(e)) {
-      const m = /^HD_SANDBOX_HELD_([A-Z])$/.exec(k);
-      if (m) slots[m[1].toLowerCase()] = v;
-    }
-    return Object.keys(slots).length < 2 ? null : { command: e.HD_SANDBOX_HELD_CMD, slots };
+    const slots = slotScripts(e, "HD_SANDBOX_HELD_");
+    return slots === null ? null : { command: e.HD_SANDBOX_HELD_CMD, slots };
   }
 
   /**
