@@ -53,6 +53,7 @@ import {
   wordsCtimeMs,
 } from "../sys/lstat.ts";
 import type { LockState } from "../config/lockfile.ts";
+import { privateDir } from "../sys/fs.ts";
 import type { EnvSpec } from "../config/types.ts";
 import type { CompiledEnv } from "./compile.ts";
 import type { MemDir } from "../dag/tree.ts";
@@ -462,11 +463,12 @@ export async function saveQuickStatus(
   const mac = te.encode(`${await hmac(secret, envBytes, body)}\n`);
   const tmp = `${path}.${Deno.pid}.tmp`;
   try {
-    Deno.mkdirSync(`${spec.dir}/.hd`, { recursive: true, mode: 0o700 });
+    privateDir(`${spec.dir}/.hd`); // refuses a shipped .hd that links out of the project
     const all = new Uint8Array(mac.length + body.length);
     all.set(mac);
     all.set(body, mac.length);
-    Deno.writeFileSync(tmp, all, { mode: 0o600 });
+    // O_EXCL: never written through a link planted at the temp name
+    Deno.writeFileSync(tmp, all, { mode: 0o600, createNew: true });
     Deno.renameSync(tmp, path);
     return true;
   } catch {

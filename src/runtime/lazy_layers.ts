@@ -13,6 +13,7 @@
  * ```
  * @module
  */
+import { symlinkInState } from "../sys/fs.ts";
 import { HdError } from "../sys/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
@@ -82,31 +83,8 @@ export function layersRoot(store: Store, layers: string[]): string {
   return new Tree(root).commit(store);
 }
 
-/**
- * The first symlink among the path components of `dir` from its project's `.hd` down (null when
- * none, or when `dir` is not below a `.hd`): the project's files are untrusted, and a cloned
- * repository may ship a `.hd/` whose links lead out of it.
- *
- * @example
- * ```ts
- * import { symlinkInState } from "./lazy_layers.ts";
- * symlinkInState("/proj/.hd/sandbox/layers"); // null unless one of them is a link
- * ```
- */
-export function symlinkInState(dir: string): string | null {
-  const clean = dir.replace(/\/+$/, "");
-  const at = clean.lastIndexOf("/.hd/");
-  if (at < 0) return null;
-  const parts = clean.slice(at + 1).split("/");
-  let p = clean.slice(0, at);
-  for (const part of parts) {
-    p = `${p}/${part}`;
-    try {
-      if (Deno.lstatSync(p).isSymlink) return p;
-    } catch { /* not there yet: created below */ }
-  }
-  return null;
-}
+/** See src/sys/fs.ts (one check for every path below a project's `.hd`). */
+export { symlinkInState };
 
 /** A started (or reused) layer server. */
 export interface LayerMount {

@@ -14,6 +14,7 @@
  * ```
  * @module
  */
+import { privateDir } from "../sys/fs.ts";
 import type { Store } from "../cas/store.ts";
 import { checkoutTree } from "../dag/checkout.ts";
 import { stepCacheRef } from "../env/report.ts";
@@ -117,7 +118,7 @@ export async function pushStep(store: Store, rc: RemoteCache, hash: string): Pro
  * failure leaves the old outputs (never a half-written one).
  */
 export function placeOutputs(store: Store, spec: EnvSpec, step: BuildStepSpec, tree: string): void {
-  Deno.mkdirSync(`${spec.dir}/.hd`, { recursive: true });
+  privateDir(`${spec.dir}/.hd`); // refuses a shipped .hd that links out of the project
   const tmp = Deno.makeTempDirSync({ dir: `${spec.dir}/.hd`, prefix: "remote-" });
   try {
     checkoutTree(store, tree, tmp);

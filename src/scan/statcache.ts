@@ -32,6 +32,7 @@
  */
 import { blake3Hex, blake3Pieces, isId } from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
+import { refuseStateLink } from "../sys/fs.ts";
 import type { FileNode } from "../dag/node.ts";
 
 /** Entries modified this close to the save time are re-read on the next scan. */
@@ -542,6 +543,8 @@ export class StatCache {
         for (let i = 1; i < parts.length; i++) for (const b of bytesOf(parts[i])) pieces.update(b);
         head.set(new TextEncoder().encode(`${MAC_PREFIX}${pieces.hex()}",`));
       } else parts.push(out.seal(this.#binding.key));
+      // a shipped .hd/ (or .hd/statcache.json.*.tmp) linking out of the project: not saved
+      refuseStateLink(tmp);
       Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")) || ".", { recursive: true, mode: 0o700 });
       // private, like the rest of .hd/
       const f = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o600 });

@@ -13,7 +13,7 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
-import { privateDir, writePrivateAtomic } from "../sys/fs.ts";
+import { privateDir, refuseStateLink, writePrivateAtomic } from "../sys/fs.ts";
 import { jsonlRequest, serveJsonl } from "../sys/jsonl.ts";
 import {
   bootId,
@@ -241,6 +241,7 @@ export function removeUpState(dir: string): void {
 export function acquireUpLock(dir: string): { file: Deno.FsFile } | { holder: number | null } {
   privateDir(`${dir}/.hd`);
   const path = upLockPath(dir);
+  refuseStateLink(path); // a shipped .hd/up.lock → /etc/… would be truncated
   const f = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
   if (!f.tryLockSync(true)) {
     f.close();

@@ -9,6 +9,7 @@
  * ```
  * @module
  */
+import { HdError } from "./errors.ts";
 
 /** True when `path` exists (following symlinks); false on any error. */
 export function exists(path: string): boolean {
@@ -31,10 +32,51 @@ export function lexists(path: string): boolean {
 }
 
 /**
+ * The first symlink among the path components of `path` from its project's `.hd` down, `path`
+ * itself included (null when none, or when `path` is not `.hd` or below it): the project's files
+ * are untrusted, and a cloned repository may ship a `.hd/` whose links lead out of it.
+ *
+ * @example
+ * ```ts
+ * import { symlinkInState } from "./fs.ts";
+ * symlinkInState("/proj/.hd/sandbox/layers"); // null unless one of them is a link
+ * ```
+ */
+export function symlinkInState(path: string): string | null {
+  const clean = path.replace(/\/+$/, "");
+  const at = `${clean}/`.lastIndexOf("/.hd/");
+  if (at < 0) return null;
+  const parts = clean.slice(at + 1).split("/");
+  let p = clean.slice(0, at);
+  for (const part of parts) {
+    p = `${p}/${part}`;
+    try {
+      if (Deno.lstatSync(p).isSymlink) return p;
+    } catch { /* not there yet: created below */ }
+  }
+  return null;
+}
+
+/**
+ * Throws a clear error when {@link symlinkInState} finds a link on the way to `path`, `path`
+ * included: hd would write (or truncate) through it.
+ */
+export function refuseStateLink(path: string): void {
+  const link = symlinkInState(path);
+  if (link) {
+    throw new HdError(
+      `Cannot write ${path}: ${link} is a symlink`,
+      "remove it (hd keeps its own state in .hd/; a project must not ship one)",
+    );
+  }
+}
+
+/**
  * Creates directory `path` (and its parents) private to its owner: 0700. An existing one with
  * other bits is made 0700 (state and logs of hd were once created 0755).
  */
 export function privateDir(path: string): void {
+  refuseStateLink(path);
   Deno.mkdirSync(path, { recursive: true, mode: 0o700 });
   const st = Deno.statSync(path);
   if (st.mode !== null && (st.mode & 0o077) !== 0) Deno.chmodSync(path, st.mode & 0o700);
@@ -46,6 +88,7 @@ export function privateDir(path: string): void {
  */
 export function openPrivateAppend(path: string): Deno.FsFile {
   privateDir(path.slice(0, path.lastIndexOf("/")) || "/");
+  refuseStateLink(path); // a shipped `.hd/logs/web.log` → /etc/passwd would be appended to
   const f = Deno.openSync(path, { append: true, create: true, mode: 0o600 });
   const st = f.statSync();
   if (st.mode !== null && (st.mode & 0o077) !== 0) Deno.chmodSync(path, st.mode & 0o700);
