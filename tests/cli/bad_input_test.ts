@@ -207,3 +207,31 @@ Deno.test("the new commands refuse bad arguments with one Cannot line, a hint, e
     ["hd.toml"],
   );
 });
+
+Deno.test("hd exec --user: empty, or on the host, is a clear usage error (exit 2) and runs nothing", async () => {
+  using d = tempDir();
+  const store = `${d.path}/store`;
+  Deno.writeTextFileSync(
+    `${d.path}/hd.toml`,
+    '[environment]\nname = "u"\n[services.web]\ncommand = "sleep 60"\n',
+  );
+  const empty = await hd(["exec", "--user", "", "web", "touch", "ran"], { store, cwd: d.path });
+  assertEquals(empty.code, 2);
+  assertIncludes(empty.stderr, "Cannot use --user: no user given");
+  const host = await hd(["exec", "--user", "nobody", "touch", "ran"], { store, cwd: d.path });
+  assertEquals(host.code, 2);
+  assertIncludes(host.stderr, "Cannot exec as another user in u: it runs on the host (no base)");
+  const svc = await hd(["exec", "--user", "nobody", "web", "touch", "ran"], {
+    store,
+    cwd: d.path,
+  });
+  assertEquals(svc.code, 2);
+  assertIncludes(svc.stderr, "Cannot exec as another user in web");
+  let ran = true;
+  try {
+    Deno.statSync(`${d.path}/ran`);
+  } catch {
+    ran = false;
+  }
+  assertEquals(ran, false, "no command ran");
+});
