@@ -6,7 +6,9 @@
  * (one dropped `""`, one did not expand a glob to what lies below its matches, one computed the
  * static prefix of `src/a*.js` as `src/a`); they all use these functions now.
  *
- * The matching is hd's own (a pattern becomes one RegExp), with picomatch's meaning (`dot: true`)
+ * The matching is hd's own — one RegExp for the patterns that cannot backtrack badly, segment by
+ * segment for the others (an hd.toml is untrusted: `*a*a*a*b` or several `**` would hold a RegExp
+ * for minutes on a long path) — with picomatch's meaning (`dot: true`)
  * on the syntax hd.toml accepts — `*`, `**`, `?`, `[...]` (`[^...]`), `{a,b}` and `\` escapes;
  * tests/sys/glob_test.ts compares the two on a table of patterns and paths. picomatch itself is
  * CommonJS: importing it brought Deno's Node compatibility layer (~40 ms) into the start of every
@@ -71,10 +73,23 @@ export function normalizeGlob(pattern: string): string[] {
 export function globMatcher(patterns: readonly string[]): (rel: string) => boolean {
   if (patterns.length === 0) return () => false;
   const all = patterns.flatMap(normalizeGlob);
-  const re = new RegExp(`^(?:${all.map(globSource).join("|")})$`);
+  // one RegExp for the patterns that cannot backtrack badly; the others segment by segment
+  const safe: string[] = [];
+  const compiled: Compiled[] = [];
+  for (const p of all) {
+    const alts = expandBraces(p);
+    if (alts.every(backtracksLittle)) safe.push(globSource(p));
+    else compiled.push(...alts.map(compileSegments));
+  }
+  const re = safe.length ? new RegExp(`^(?:${safe.join("|")})$`) : null;
   // as picomatch: a path equal to a pattern matches it (`src/[a].js` names that file too)
   const same = new Set(all);
-  return (rel) => same.has(rel) || re.test(rel);
+  return (rel) => {
+    if (same.has(rel) || (re !== null && re.test(rel))) return true;
+    if (compiled.length === 0) return false;
+    const parts = rel.split("/");
+    return compiled.some((c) => matchSegments(c, parts));
+  };
 }
 
 /**
@@ -138,6 +153,24 @@ export function globSyntaxError(pattern: string): { why: string; hint: string } 
     }
   }
   return null;
+}
+
+/**
+ * True when the RegExp of brace-free pattern `p` ({@link globSource}) backtracks at most
+ * quadratically on a path that misses: one `**` at most besides a trailing one (what
+ * normalizeGlob adds), and at most one run of `*` in each other segment. `**\/**\/**\/x` or
+ * `*a*a*a*b` backtrack for seconds to minutes on a long name; those go through
+ * {@link matchSegments}, which never does. (Paths are what the project holds: untrusted.)
+ */
+function backtracksLittle(p: string): boolean {
+  const segs = p.replace(/\\./g, "x").split("/");
+  if (segs.length > 1 && segs[segs.length - 1] === "**") segs.pop();
+  let globstars = 0;
+  for (const seg of segs) {
+    if (seg === "**") globstars++;
+    else if ((seg.match(/\*+/g)?.length ?? 0) > 1) return false;
+  }
+  return globstars <= 1;
 }
 
 const SPECIAL = /[.*+?^${}()|[\]\\]/g;
@@ -217,6 +250,248 @@ function globSource(p: string): string {
     } else out += lit(c);
   }
   return out;
+}
+
+/** At most this many patterns come out of one glob's `{a,b}` alternatives (more: literal). */
+const MAX_EXPANSIONS = 1024;
+
+/**
+ * The brace-free patterns `p` stands for: each `{a,b}` (nested, with a comma at its own depth)
+ * replaced by each alternative in turn; a brace without a comma, or unclosed, stays literal (as
+ * `\{`). Beyond {@link MAX_EXPANSIONS} the pattern is taken literally (it still names itself).
+ */
+function expandBraces(p: string): string[] {
+  let out = [""];
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i];
+    if (c === "\\" && i + 1 < p.length) {
+      out = out.map((o) => o + c + p[++i]);
+    } else if (c === "{" && braceHasComma(p, i)) {
+      const end = braceClose(p, i);
+      const alts = splitAlternatives(p.slice(i + 1, end)).flatMap(expandBraces);
+      const next: string[] = [];
+      for (const o of out) for (const a of alts) next.push(o + a);
+      if (next.length > MAX_EXPANSIONS) return [escapeAll(p)];
+      out = next;
+      i = end;
+    } else if (c === "{" || c === "}") {
+      out = out.map((o) => `${o}\\${c}`);
+    } else {
+      out = out.map((o) => o + c);
+    }
+  }
+  return out;
+}
+
+/** `p` with every character escaped (matched literally). */
+function escapeAll(p: string): string {
+  return [...p].map((c) => (c === "/" ? c : `\\${c}`)).join("");
+}
+
+/** The index of the `}` closing the brace opened at `i` (it is closed: see braceHasComma). */
+function braceClose(p: string, i: number): number {
+  let depth = 0;
+  for (let j = i; j < p.length; j++) {
+    if (p[j] === "\\") j++;
+    else if (p[j] === "{") depth++;
+    else if (p[j] === "}" && --depth === 0) return j;
+  }
+  return p.length;
+}
+
+/** The alternatives of a brace's inside, split at the commas of its own depth. */
+function splitAlternatives(inner: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let from = 0;
+  for (let j = 0; j < inner.length; j++) {
+    const c = inner[j];
+    if (c === "\\") j++;
+    else if (c === "{") depth++;
+    else if (c === "}") depth--;
+    else if (c === "," && depth === 0) (out.push(inner.slice(from, j)), from = j + 1);
+  }
+  out.push(inner.slice(from));
+  return out;
+}
+
+/** One token of a path segment's pattern. */
+type Token =
+  | { kind: "char"; c: string }
+  | { kind: "any" }
+  | { kind: "class"; re: RegExp }
+  | { kind: "star" };
+
+/** The `**` segment (not a string: a plain name `\*\*` is one). */
+const GLOBSTAR: unique symbol = Symbol("**");
+
+/** A segment of a pattern: `**`, a plain name (compared as a string), or wildcard tokens. */
+type Seg = typeof GLOBSTAR | string | Token[];
+
+/** A brace-free pattern's segments: `**` (any number of path segments) or a segment's tokens. */
+interface Compiled {
+  segs: Seg[];
+  /** A trailing `**` after a segment ending in `*` (`a*\/**`) needs one segment at least. */
+  trailingNeedsOne: boolean;
+}
+
+/**
+ * Splits a brace-free pattern into segments at its unescaped `/`: a `**` segment crosses any
+ * number of directories; elsewhere `*` (a run of them) is any run of characters but `/` — a
+ * segment that is only a star needs one at least — `?` one character, `[...]` a class (`[^...]`
+ * negated, never `/`), `\\c` the character c, an unclosed `[` literal.
+ */
+function compileSegments(p: string): Compiled {
+  const segs: Seg[] = [];
+  let cur: Token[] = [];
+  let raw = "";
+  const endSegment = () => {
+    const plain = cur.every((t) => t.kind === "char");
+    segs.push(
+      raw === "**" ? GLOBSTAR : plain ? cur.map((t) => (t as { c: string }).c).join("") : cur,
+    );
+    cur = [];
+    raw = "";
+  };
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i];
+    if (c === "/") {
+      endSegment();
+      continue;
+    }
+    raw += c;
+    if (c === "\\" && i + 1 < p.length) {
+      const e = p[++i];
+      raw += e;
+      cur.push({ kind: "char", c: e });
+    } else if (c === "*") {
+      if (cur[cur.length - 1]?.kind !== "star") cur.push({ kind: "star" });
+    } else if (c === "?") {
+      cur.push({ kind: "any" });
+    } else if (c === "[" && classEnd(p, i) > 0) {
+      const end = classEnd(p, i);
+      raw += p.slice(i + 1, end + 1);
+      cur.push({ kind: "class", re: classRegExp(p, i, end) });
+      i = end;
+    } else {
+      cur.push({ kind: "char", c });
+    }
+  }
+  endSegment();
+  const last = segs.length - 1;
+  const before = last > 0 ? segs[last - 1] : null;
+  const trailingNeedsOne = segs[last] === GLOBSTAR && before !== null && Array.isArray(before) &&
+    before[before.length - 1]?.kind === "star";
+  return { segs, trailingNeedsOne };
+}
+
+/** The one-character RegExp of the class `p[i..end]` (never matching `/`). */
+function classRegExp(p: string, i: number, end: number): RegExp {
+  let k = i + 1;
+  let cls = "";
+  if (p[k] === "!" || p[k] === "^") (cls = "^", k++);
+  for (; k < end; k++) {
+    let ch = p[k];
+    const escaped = ch === "\\" && k + 1 < end;
+    if (escaped) ch = p[++k];
+    cls += /[\\\]^[]/.test(ch) || (escaped && ch === "-") ? `\\${ch}` : ch;
+  }
+  return new RegExp(`^(?!/)[${cls}]$`);
+}
+
+/**
+ * Whether `name` (one path segment) matches `tokens`: the usual wildcard walk that, on a
+ * mismatch, resumes after the last star with one more character in it — O(len × tokens), never
+ * exponential (a RegExp of several stars backtracks for seconds on a long name that misses).
+ */
+function matchSegment(seg: string | Token[], name: string): boolean {
+  if (typeof seg === "string") return seg === name;
+  const tokens = seg;
+  if (tokens.length === 1 && tokens[0].kind === "star") return name.length > 0;
+  let t = 0;
+  let n = 0;
+  let starT = -1;
+  let starN = 0;
+  while (n < name.length) {
+    const tok = tokens[t];
+    if (tok && tok.kind === "star") {
+      starT = t++;
+      starN = n;
+    } else if (tok && oneChar(tok, name[n])) {
+      t++;
+      n++;
+    } else if (starT >= 0) {
+      t = starT + 1;
+      n = ++starN;
+    } else return false;
+  }
+  while (tokens[t]?.kind === "star") t++;
+  return t === tokens.length;
+}
+
+function oneChar(tok: Token, c: string): boolean {
+  return tok.kind === "any" ||
+    (tok.kind === "char" ? tok.c === c : tok.kind === "class" && tok.re.test(c));
+}
+
+/**
+ * Whether path segments `parts` match `c`. Without `**`: segment by segment. With one `**` (the
+ * usual `src/**`, `**\/*.js`, `a/**\/b`): the segments before it match the path's first ones,
+ * those after it its last ones, and it takes what is between. With more: memoised over pattern ×
+ * path positions, O(segments × parts) however many there are (a RegExp with several `.*`
+ * backtracks for minutes on a long path that misses).
+ */
+function matchSegments(c: Compiled, parts: string[]): boolean {
+  return matchPrefix(c.segs, c.trailingNeedsOne, parts, parts.length);
+}
+
+/** {@link matchSegments} of `segs` against the first `N` of `parts`. */
+function matchPrefix(segs: Seg[], needOne: boolean, parts: string[], N: number): boolean {
+  const first = segs.indexOf(GLOBSTAR);
+  if (first < 0) {
+    if (segs.length !== N) return false;
+    for (let i = 0; i < N; i++) {
+      if (!matchSegment(segs[i] as string | Token[], parts[i])) return false;
+    }
+    return true;
+  }
+  const last = segs.lastIndexOf(GLOBSTAR);
+  if (last === segs.length - 1 && first !== last) {
+    // `X/**` with another `**` in X (`**\/*.js/**`, what normalizeGlob adds): X matches a prefix
+    const core = segs.slice(0, last);
+    for (let k = N - (needOne ? 1 : 0); k >= 0; k--) {
+      if (matchPrefix(core, false, parts, k)) return true;
+    }
+    return false;
+  }
+  const after = segs.length - 1 - last;
+  if (first + after > N) return false;
+  for (let i = 0; i < first; i++) {
+    if (!matchSegment(segs[i] as string | Token[], parts[i])) return false;
+  }
+  for (let i = 1; i <= after; i++) {
+    if (!matchSegment(segs[segs.length - i] as string | Token[], parts[N - i])) return false;
+  }
+  const between = N - first - after;
+  if (first === last) return between >= (needOne ? 1 : 0);
+  // several in the middle (`a/**\/b/**\/c`): memoised over the segments and parts between
+  const mid = segs.slice(first, last + 1);
+  const from = first;
+  const M = between;
+  const memo = new Uint8Array((mid.length + 1) * (M + 1)); // 0 ?, 1 no, 2 yes
+  const go = (i: number, j: number): boolean => {
+    const k = i * (M + 1) + j;
+    if (memo[k]) return memo[k] === 2;
+    let r: boolean;
+    if (i === mid.length) r = j === M;
+    else if (mid[i] === GLOBSTAR) r = go(i + 1, j) || (j < M && go(i, j + 1));
+    else {
+      r = j < M && matchSegment(mid[i] as string | Token[], parts[from + j]) && go(i + 1, j + 1);
+    }
+    memo[k] = r ? 2 : 1;
+    return r;
+  };
+  return go(0, 0);
 }
 
 /** The index of the `]` closing the class opened at `i` (a `]` first in it is literal), or -1. */

@@ -303,3 +303,20 @@ Deno.test("glob: syntax picomatch reads another way is refused, with a hint", ()
   }
   assert(err instanceof Error && /negation/.test(err.message), String(err));
 });
+
+Deno.test("glob: patterns a RegExp would backtrack on for minutes are answered segment by segment", () => {
+  // an hd.toml is untrusted (a cloned repository's): with the one-RegExp matcher, `*a*a…b` on a
+  // long name or several `**` on a deep path that misses took from seconds to minutes (hd up hung)
+  const stars = globMatcher([`${"*a".repeat(12)}b`]);
+  assertEquals(stars("a".repeat(240)), false);
+  assertEquals(stars(`${"a".repeat(240)}b`), true);
+  assertEquals(stars(`x/${"a".repeat(240)}b`), false, "one segment");
+  const deep = globMatcher([`${"**/".repeat(8)}x`]);
+  const path = Array(400).fill("ab").join("/");
+  assertEquals(deep(`${path}/y`), false);
+  assertEquals(deep(`${path}/x`), true);
+  assertEquals(deep(`${path}/x/below`), true, "and what lies below a match");
+  const mixed = globMatcher(["**/a*/**/b*/**/c*.js"]);
+  assertEquals(mixed(`${path}/a1/q/b2/r/c3.js`), true);
+  assertEquals(mixed(`${path}/a1/q/b2/r/d3.js`), false);
+});
