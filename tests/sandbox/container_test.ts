@@ -83,7 +83,13 @@ testIf(
           binds: [{ src: `${tmp.path}/proj`, dst: "/app" }],
           hostname: "hdtest",
         });
-        assertEquals(out.stderr, "");
+        // tini warns when a signal (runc forwards its own, Go's SIGURG among them) comes after the
+        // command exited: a race of the runtime's, not what this test looks at
+        const stderr = out.stderr.replace(
+          /^\[WARN {2}tini \(\d+\)\] Child was dead when forwarding signal\n/gm,
+          "",
+        );
+        assertEquals(stderr, "");
         assertEquals(out.code, 0);
         outputs[mode] = out.stdout.replace(/pid \d+/, "pid N");
         const lines = out.stdout.split("\n");
