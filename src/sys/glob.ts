@@ -225,16 +225,7 @@ function globSource(p: string): string {
         out += lit(c);
         continue;
       }
-      let k = i + 1;
-      let cls = "";
-      if (p[k] === "!" || p[k] === "^") (cls = "^", k++);
-      for (; k < end; k++) {
-        let ch = p[k];
-        const escaped = ch === "\\" && k + 1 < end;
-        if (escaped) ch = p[++k];
-        cls += /[\\\]^[]/.test(ch) || (escaped && ch === "-") ? `\\${ch}` : ch;
-      }
-      out += `(?!/)[${cls}]`;
+      out += classSource(p, i, end);
       i = end;
     } else if (c === "{") {
       const alt = braceHasComma(p, i);
@@ -387,6 +378,11 @@ function compileSegments(p: string): Compiled {
 
 /** The one-character RegExp of the class `p[i..end]` (never matching `/`). */
 function classRegExp(p: string, i: number, end: number): RegExp {
+  return new RegExp(`^${classSource(p, i, end)}$`);
+}
+
+/** The RegExp source of the class `p[i..end]`: one character, never `/`. */
+function classSource(p: string, i: number, end: number): string {
   let k = i + 1;
   let cls = "";
   if (p[k] === "!" || p[k] === "^") (cls = "^", k++);
@@ -396,7 +392,7 @@ function classRegExp(p: string, i: number, end: number): RegExp {
     if (escaped) ch = p[++k];
     cls += /[\\\]^[]/.test(ch) || (escaped && ch === "-") ? `\\${ch}` : ch;
   }
-  return new RegExp(`^(?!/)[${cls}]$`);
+  return `(?!/)[${cls}]`;
 }
 
 /**
