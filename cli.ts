@@ -2,7 +2,8 @@
  * Entry point of the `hd` binary. `hd --help` and `hd --version` alone print their text
  * (src/cli/help_text.ts) before anything else loads. `hd up -d` starts its detached supervisor
  * before the CLI loads (src/cli/up_early.ts), and `hd mount REF DIR` its server
- * (src/cli/mount_early.ts), so that the two processes start side by side.
+ * (src/cli/mount_early.ts), so that the two processes start side by side; a cold `hd cas add DIR`
+ * starts its ingest workers (src/cli/add_early.ts).
  * @module
  */
 import { TOP_HELP, VERSION } from "./src/cli/help_text.ts";
@@ -23,6 +24,8 @@ const { startEarlySupervisor } = await import("./src/cli/up_early.ts");
 startEarlySupervisor(Deno.args);
 if (Deno.args[0] === "mount") {
   (await import("./src/cli/mount_early.ts")).startMountEarly(Deno.args.slice(1));
+} else if (Deno.args[0] === "cas" && Deno.args[1] === "add") {
+  (await import("./src/cli/add_early.ts")).startAddEarly(Deno.args.slice(2));
 }
 const [{ main }, { trace }] = await Promise.all([
   import("./src/cli/main.ts"),
