@@ -48,7 +48,7 @@ import {
   closeDir,
   openDir,
   STAT_WORDS,
-  statMatches,
+  statAllMatch,
   statWords,
   wordsCtimeMs,
 } from "../sys/lstat.ts";
@@ -329,14 +329,7 @@ async function proofHolds(
   if (dir === null) return false;
   // the keys first (the cheap test that fails when anything changed), then the MAC
   try {
-    let off = 0;
-    for (let i = 0; i < h.count; i++) {
-      const end = names.indexOf(0, off);
-      if (end < 0) return false;
-      if (!statMatches(dir, names.subarray(off, end + 1), words, i * STAT_WORDS)) return false;
-      off = end + 1;
-    }
-    if (off !== names.length) return false;
+    if (!statAllMatch(dir, names, h.count, words)) return false;
   } finally {
     closeDir(dir);
   }
