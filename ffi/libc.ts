@@ -37,8 +37,8 @@ export const LIBC_SYMBOLS = {
   /** openat(dirfd, path, flags): a directory fd (O_PATH) that fstatat can look up names below. */
   openat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   /**
-   * fstatat with its path and buffer as addresses (numbers): a call with two numbers costs V8
-   * less than one with two typed arrays before the caller is optimised (src/sys/lstat.ts).
+   * fstatat with its path and buffer as addresses (bigints): the status proof's check passes the
+   * address of each name in place, without a typed array per name (src/sys/lstat.ts).
    */
   fstatat_addr: { name: "fstatat", parameters: ["i32", "usize", "usize", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
