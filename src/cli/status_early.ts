@@ -100,7 +100,15 @@ export async function statusEarly(args: readonly string[]): Promise<number | nul
     text = formatStatus(st, new Output({ json: false })) + "\n" + formatUpStatus(up);
     if (!text.endsWith("\n")) text += "\n"; // as Output.result
   }
-  Deno.stdout.writeSync(new TextEncoder().encode(text));
+  try {
+    Deno.stdout.writeSync(new TextEncoder().encode(text));
+  } catch (e) {
+    // nothing to fall back to once printing was tried: say so, as main() would
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(`error: Cannot print the status: ${(e as Error).message}\n`),
+    );
+    return 1;
+  }
   trace("exit");
   return 0;
 }
