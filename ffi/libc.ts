@@ -36,6 +36,11 @@ export const LIBC_SYMBOLS = {
   fstatat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
   /** openat(dirfd, path, flags): a directory fd (O_PATH) that fstatat can look up names below. */
   openat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  /**
+   * fstatat with its path and buffer as addresses (bigints): the status proof's check passes the
+   * address of each name in place, without a typed array per name (src/sys/lstat.ts).
+   */
+  fstatat_addr: { name: "fstatat", parameters: ["i32", "usize", "usize", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   /** poll on the calling thread (for short waits without a thread hop). */
@@ -82,9 +87,10 @@ export function openLibc(): Libc {
   return Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
 }
 
-/** The three symbols of the scan's lstat (src/sys/lstat.ts). */
+/** The symbols of the scan's lstat and the status proof's check (src/sys/lstat.ts). */
 export const LIBC_STAT_SYMBOLS = {
   fstatat: LIBC_SYMBOLS.fstatat,
+  fstatat_addr: LIBC_SYMBOLS.fstatat_addr,
   openat: LIBC_SYMBOLS.openat,
   close: LIBC_SYMBOLS.close,
 } as const;

@@ -14,6 +14,7 @@ import { formatUpStatus, gatherServices } from "../services/report.ts";
 import type { MountStatus } from "../mount/manager.ts";
 import type { Store } from "../cas/store.ts";
 import { StoreView } from "../cas/view.ts";
+import { earlyMissed, hasEntries } from "./status_early.ts";
 import type { Command } from "./command.ts";
 import { formatBytes, type Output } from "./output.ts";
 
@@ -132,7 +133,10 @@ export const status: Command = {
     const view = StoreView.open(ctx.storeRoot);
     const secret = view?.secretKey() ?? null;
     let store: Store | null = null;
-    let s: Status | null = view && secret ? await boundStatus(view, secret, file) : null;
+    // (not again when cli.ts's early path found that proof failing in this process)
+    let s: Status | null = view && secret && !earlyMissed(file)
+      ? await boundStatus(view, secret, file)
+      : null;
     trace(s ? "status: from the proof that binds hd.toml" : "status: parse hd.toml");
     if (!s) {
       const { loadSpec } = await lazyImport<typeof import("../config/parse.ts")>(
@@ -180,10 +184,3 @@ export const status: Command = {
     return 0;
   },
 };
-
-function hasEntries(dir: string): boolean {
-  try {
-    for (const _ of Deno.readDirSync(dir)) return true;
-  } catch { /* none */ }
-  return false;
-}

@@ -159,6 +159,45 @@ export function statMatches(
   return true;
 }
 
+/**
+ * Whether the `count` NUL-terminated names of `names` (relative to `dir` from {@link openDir};
+ * `names` must end with a NUL) all still lstat to `saved` ({@link statMatches} of each name `i`
+ * against `saved[i * STAT_WORDS ..]`), stopping at the first that does not; false too when
+ * `names` holds another number of names. One loop that hands libc the address of each name in
+ * place (no typed array made per name; a bigint, since V8's fast call takes a 64-bit argument only
+ * from one: 10k paths warm ~14 ms, with numbers ~20) and compares the words unrolled.
+ */
+export function statAllMatch(
+  dir: number,
+  names: Uint8Array,
+  count: number,
+  saved: Uint32Array,
+): boolean {
+  if (names.length === 0) return count === 0;
+  if (names[names.length - 1] !== 0 || saved.length < count * STAT_WORDS) return false;
+  const f = lib!.symbols.fstatat_addr;
+  const base = Deno.UnsafePointer.value(Deno.UnsafePointer.of(names));
+  const buf = Deno.UnsafePointer.value(Deno.UnsafePointer.of(statBuf));
+  if (base === 0n || buf === 0n) return false;
+  const s = statU32;
+  let off = 0;
+  for (let i = 0, w = 0; i < count; i++, w += STAT_WORDS) {
+    if (off >= names.length) return false;
+    // a bigint: V8 takes its fast call for a 64-bit argument only from one (a number: never)
+    if (f(dir, base + BigInt(off), buf, AT_SYMLINK_NOFOLLOW) !== 0) {
+      if (saved[w + 2] !== 0) return false; // recorded present (absent: no st_mode)
+    } else if (
+      // WORD_AT, unrolled: ino, mode, size, mtime, ctime (the likeliest to differ first)
+      saved[w + 8] !== s[26] || saved[w + 10] !== s[28] || saved[w + 9] !== s[27] ||
+      saved[w] !== s[2] || saved[w + 1] !== s[3] || saved[w + 2] !== s[6] ||
+      saved[w + 3] !== s[12] || saved[w + 4] !== s[13] || saved[w + 5] !== s[22] ||
+      saved[w + 6] !== s[23] || saved[w + 7] !== s[24]
+    ) return false;
+    off = names.indexOf(0, off) + 1;
+  }
+  return off === names.length;
+}
+
 /** The ctime of the words at `at` (as {@link statWords} writes them), in ms since the epoch. */
 export function wordsCtimeMs(words: Uint32Array, at: number): number {
   return (words[at + 8] + words[at + 9] * 4294967296) * 1000 + words[at + 10] / 1e6;

@@ -10,6 +10,7 @@ import {
   lstatLight,
   openDir,
   STAT_WORDS,
+  statAllMatch,
   statMatches,
   statWords,
   wordsCtimeMs,
@@ -100,6 +101,50 @@ Deno.test("statWords/statMatches: stable while nothing is written, a same-size e
     assert(!statWords(dir, gone, w, 0), "an absent path");
     assert(statMatches(dir, gone, w, 0), "recorded absent, still absent");
     assert(!statMatches(dir, name, w, 0), "recorded absent, now present");
+  } finally {
+    closeDir(dir);
+  }
+});
+
+Deno.test("statAllMatch: agrees with statMatches name by name, at any offset of the names' buffer, and refuses a wrong count", () => {
+  using d = tempDir("hd-statall-");
+  const dir = openDir(d.path);
+  if (dir === null) {
+    console.log("skipped: the fast lstat needs x86_64 Linux and --allow-ffi");
+    return;
+  }
+  try {
+    Deno.mkdirSync(`${d.path}/sub/deep`, { recursive: true });
+    const rel = ["a", "sub", "sub/b.txt", "sub/deep", "sub/deep/ü ✓.js", "absent"];
+    for (const r of ["a", "sub/b.txt", "sub/deep/ü ✓.js"]) {
+      Deno.writeTextFileSync(`${d.path}/${r}`, r);
+    }
+    const te = new TextEncoder();
+    const one = rel.map((r) => te.encode(`${r}\0`));
+    const w = new Uint32Array(STAT_WORDS * rel.length);
+    one.forEach((n, i) => statWords(dir, n, w, i * STAT_WORDS));
+    // the names at an odd offset of a larger buffer, as a proof file's subarray is
+    const joined = te.encode(`xyz${rel.map((r) => `${r}\0`).join("")}`).subarray(3);
+    assert(statAllMatch(dir, joined, rel.length, w), "nothing changed");
+    assert(!statAllMatch(dir, joined, rel.length - 1, w), "fewer names than the buffer holds");
+    assert(!statAllMatch(dir, joined, rel.length + 1, w), "more names than the buffer holds");
+    assert(
+      !statAllMatch(dir, joined.subarray(0, joined.length - 1), rel.length, w),
+      "no final NUL",
+    );
+    assert(statAllMatch(dir, new Uint8Array(0), 0, w), "no names");
+    for (const [i, r] of rel.entries()) {
+      const again = new Uint32Array(w);
+      if (r === "absent") Deno.writeTextFileSync(`${d.path}/absent`, "now");
+      else if (r.endsWith("deep") || r === "sub") Deno.writeTextFileSync(`${d.path}/${r}/new`, "");
+      else Deno.writeTextFileSync(`${d.path}/${r}`, "edited");
+      assert(!statMatches(dir, one[i], again, i * STAT_WORDS), `${r}: statMatches sees it`);
+      assert(!statAllMatch(dir, joined, rel.length, again), `${r}: statAllMatch sees it`);
+      one.forEach((n, k) => statWords(dir, n, w, k * STAT_WORDS));
+      assert(statAllMatch(dir, joined, rel.length, w), `${r}: matches once recorded again`);
+    }
+    Deno.removeSync(`${d.path}/absent`);
+    assert(!statAllMatch(dir, joined, rel.length, w), "a removed path");
   } finally {
     closeDir(dir);
   }
