@@ -2,7 +2,8 @@
  * Entry point of the `hd` binary. `hd --help` and `hd --version` alone print their text
  * (src/cli/help_text.ts) before anything else loads. `hd up -d` starts its detached supervisor
  * before the CLI loads (src/cli/up_early.ts), and `hd mount REF DIR` its server
- * (src/cli/mount_early.ts), so that the two processes start side by side.
+ * (src/cli/mount_early.ts), so that the two processes start side by side; that server goes
+ * straight to serving (mount_early.ts's serveMountEarly), without main.ts.
  * @module
  */
 import { TOP_HELP, VERSION } from "./src/cli/help_text.ts";
@@ -19,10 +20,15 @@ if (text !== null) {
   Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
   Deno.exit(only === undefined ? 2 : 0);
 }
-const { startEarlySupervisor } = await import("./src/cli/up_early.ts");
-startEarlySupervisor(Deno.args);
 if (Deno.args[0] === "mount") {
-  (await import("./src/cli/mount_early.ts")).startMountEarly(Deno.args.slice(1));
+  const early = await import("./src/cli/mount_early.ts");
+  // a server spawned by `hd mount` serves without main.ts
+  const served = early.serveMountEarly(Deno.args.slice(1));
+  if (served) Deno.exit(await served);
+  early.startMountEarly(Deno.args.slice(1));
+} else {
+  const { startEarlySupervisor } = await import("./src/cli/up_early.ts");
+  startEarlySupervisor(Deno.args);
 }
 const [{ main }, { trace }] = await Promise.all([
   import("./src/cli/main.ts"),
