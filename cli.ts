@@ -7,6 +7,7 @@
  * @module
  */
 import { TOP_HELP, VERSION } from "./src/cli/help_text.ts";
+import { lazyImport } from "./src/sys/lazy.ts";
 
 const [only, ...more] = Deno.args;
 const text = more.length > 0
@@ -27,11 +28,15 @@ if (Deno.args[0] === "mount") {
   if (served) Deno.exit(await served);
   early.startMountEarly(Deno.args.slice(1));
 } else {
-  const { startEarlySupervisor } = await import("./src/cli/up_early.ts");
+  // main.ts and up_early.ts through lazyImport: as literal import()s, Deno would read and analyse
+  // their module graphs before starting, also for `hd --version` and a spawned mount server
+  const { startEarlySupervisor } = await lazyImport<typeof import("./src/cli/up_early.ts")>(
+    new URL("./src/cli/up_early.ts", import.meta.url),
+  );
   startEarlySupervisor(Deno.args);
 }
 const [{ main }, { trace }] = await Promise.all([
-  import("./src/cli/main.ts"),
+  lazyImport<typeof import("./src/cli/main.ts")>(new URL("./src/cli/main.ts", import.meta.url)),
   import("./src/sys/trace.ts"),
 ]);
 const code = await main(Deno.args);
