@@ -113,6 +113,19 @@ testIf(
       assertEquals(out.code, 0);
       assertIncludes(new TextDecoder().decode(out.stderr), `mounted ${info(text)} on ${mnt}`);
     }
+    // hd mount (background) by the ref, writable: what it prints without --json
+    const bg = await hd(["mount", "t", mnt, "--rw", "--store", store]);
+    try {
+      assertEquals(bg.code, 0, bg.stderr);
+      assert(
+        /^mounted [0-9a-f]{12} on \S+ \(rw\) \(pid \d+\)\n$/.test(bg.stdout),
+        JSON.stringify(bg.stdout),
+      );
+      assertIncludes(bg.stdout, ` on ${mnt} (rw)`);
+      Deno.writeTextFileSync(`${mnt}/c.txt`, "c");
+    } finally {
+      await hdOk(["unmount", mnt], store);
+    }
     // failures: said as any command says them, no ready line, a non-zero exit
     const cases: [string[], string][] = [
       [["nosuchref", mnt], "Cannot"],
