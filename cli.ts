@@ -1,13 +1,15 @@
 /**
  * Entry point of the `hd` binary. `hd --help` and `hd --version` alone print their text
  * (src/cli/help_text.ts) before anything else loads; `hd status [--json]` answers from its saved
- * proof with the fewest modules loaded when it can (src/cli/status_early.ts), else runs as usual. `hd up -d` starts its detached supervisor
- * before the CLI loads (src/cli/up_early.ts), and `hd mount REF DIR` its server
- * (src/cli/mount_early.ts), so that the two processes start side by side; a cold `hd cas add DIR`
- * starts its ingest workers (src/cli/add_early.ts).
+ * proof with the fewest modules loaded when it can (src/cli/status_early.ts), else runs as usual.
+ * `hd up -d` starts its detached supervisor before the CLI loads (src/cli/up_early.ts), and
+ * `hd mount REF DIR` its server (src/cli/mount_early.ts), so that the two processes start side by
+ * side; that server goes straight to serving (mount_early.ts's serveMountEarly), without main.ts. A cold `hd cas add DIR`
+ * starts its ingest workers before the CLI loads (src/cli/add_early.ts).
  * @module
  */
 import { TOP_HELP, VERSION } from "./src/cli/help_text.ts";
+import { lazyImport } from "./src/sys/lazy.ts";
 
 const [only, ...more] = Deno.args;
 const text = more.length > 0
@@ -21,19 +23,36 @@ if (text !== null) {
   Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
   Deno.exit(only === undefined ? 2 : 0);
 }
+// Every early module through lazyImport: as literal import()s, Deno would read and analyse their
+// module graphs before starting, also for `hd --version` and a spawned mount server.
 if (Deno.args[0] === "status") {
-  const code = await (await import("./src/cli/status_early.ts")).statusEarly(Deno.args);
+  const early = await lazyImport<typeof import("./src/cli/status_early.ts")>(
+    new URL("./src/cli/status_early.ts", import.meta.url),
+  );
+  const code = await early.statusEarly(Deno.args);
   if (code !== null) Deno.exit(code);
 }
-const { startEarlySupervisor } = await import("./src/cli/up_early.ts");
-startEarlySupervisor(Deno.args);
 if (Deno.args[0] === "mount") {
-  (await import("./src/cli/mount_early.ts")).startMountEarly(Deno.args.slice(1));
-} else if (Deno.args[0] === "cas" && Deno.args[1] === "add") {
-  (await import("./src/cli/add_early.ts")).startAddEarly(Deno.args.slice(2));
+  const early = await lazyImport<typeof import("./src/cli/mount_early.ts")>(
+    new URL("./src/cli/mount_early.ts", import.meta.url),
+  );
+  // a server spawned by `hd mount` serves without main.ts
+  const served = early.serveMountEarly(Deno.args.slice(1));
+  if (served) Deno.exit(await served);
+  early.startMountEarly(Deno.args.slice(1));
+} else {
+  const { startEarlySupervisor } = await lazyImport<typeof import("./src/cli/up_early.ts")>(
+    new URL("./src/cli/up_early.ts", import.meta.url),
+  );
+  startEarlySupervisor(Deno.args);
+  if (Deno.args[0] === "cas" && Deno.args[1] === "add") {
+    (await lazyImport<typeof import("./src/cli/add_early.ts")>(
+      new URL("./src/cli/add_early.ts", import.meta.url),
+    )).startAddEarly(Deno.args.slice(2));
+  }
 }
 const [{ main }, { trace }] = await Promise.all([
-  import("./src/cli/main.ts"),
+  lazyImport<typeof import("./src/cli/main.ts")>(new URL("./src/cli/main.ts", import.meta.url)),
   import("./src/sys/trace.ts"),
 ]);
 const code = await main(Deno.args);

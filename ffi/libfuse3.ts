@@ -134,14 +134,22 @@ export const SYMBOLS = {
 export type Libfuse3 = Deno.DynamicLibrary<typeof SYMBOLS>;
 
 /**
- * The symbols a read-only mount uses from its first request on, bound when the library opens.
- * The others (writes, creates, xattrs, opens, the asynchronous receive, shutdown, …) are bound
- * together the first time one of them is used: binding a symbol costs start-up time (~0.3 ms
- * each, more on a loaded machine), and a mount server binds before it can answer.
+ * The symbols bound when the library opens: those that mount. Binding a symbol costs start-up
+ * time (~0.2-0.3 ms each, more on a loaded machine), and a mount server binds before it announces
+ * the mount; the others are bound a group at a time, the first time one of the group is used
+ * ({@link SERVE_SYMBOLS} as the serve loop starts, after the announcement; the rest later).
  */
 export const EAGER_SYMBOLS = [
   "fuse_session_new",
   "fuse_session_mount",
+] as const satisfies readonly (keyof typeof SYMBOLS)[];
+
+/**
+ * The symbols a read-only mount uses from its first request on: bound together at the first use
+ * of one of them (the serve loop's first call). The rest (writes, creates, xattrs, opens, the
+ * asynchronous receive, shutdown, …) are another such group.
+ */
+export const SERVE_SYMBOLS = [
   "fuse_session_fd",
   "fuse_session_receive_buf_sync",
   "fuse_session_process_buf",
@@ -232,30 +240,32 @@ export function openLibfuse3(): Libfuse3 {
       errors.push(`${name}: ${(e as Error).message}`);
       continue;
     }
-    // the rest: getters that bind them all on first use, then become plain values
-    const lazyNames = Object.keys(SYMBOLS).filter((k) =>
-      !(EAGER_SYMBOLS as readonly string[]).includes(k)
-    );
-    let rest: Deno.DynamicLibrary<Deno.ForeignLibraryInterface> | null = null;
+    // the other groups: getters that bind their group on first use, then become plain values
+    const grouped = [...EAGER_SYMBOLS, ...SERVE_SYMBOLS] as readonly string[];
+    const groups = [SERVE_SYMBOLS, Object.keys(SYMBOLS).filter((k) => !grouped.includes(k))];
+    const bound: Deno.DynamicLibrary<Deno.ForeignLibraryInterface>[] = [];
     const symbols: Record<string, unknown> = { ...eager.symbols };
-    for (const k of lazyNames) {
-      Object.defineProperty(symbols, k, {
-        configurable: true,
-        enumerable: true,
-        get() {
-          rest ??= Deno.dlopen(name, pick(lazyNames));
-          for (const r of lazyNames) {
-            Object.defineProperty(symbols, r, { value: rest.symbols[r], enumerable: true });
-          }
-          return symbols[k];
-        },
-      });
+    for (const group of groups) {
+      for (const k of group) {
+        Object.defineProperty(symbols, k, {
+          configurable: true,
+          enumerable: true,
+          get() {
+            const lib = Deno.dlopen(name, pick(group));
+            bound.push(lib);
+            for (const r of group) {
+              Object.defineProperty(symbols, r, { value: lib.symbols[r], enumerable: true });
+            }
+            return symbols[k];
+          },
+        });
+      }
     }
     return {
       symbols,
       close() {
         eager.close();
-        rest?.close();
+        for (const lib of bound) lib.close();
       },
     } as unknown as Libfuse3;
   }

@@ -34,7 +34,51 @@ export const ZSTD_SYMBOLS = {
 /** The opened libzstd. */
 export type Libzstd = Deno.DynamicLibrary<typeof ZSTD_SYMBOLS>;
 
+/**
+ * The symbols bound when the library opens: those that read stored objects. The others
+ * (compression) are bound together the first time one of them is used: binding costs ~0.2-0.3 ms
+ * a symbol, and a mount server, which only reads, opens libzstd while its first requests wait.
+ */
+export const ZSTD_READ_SYMBOLS = [
+  "ZSTD_createDCtx",
+  "ZSTD_decompressDCtx",
+  "ZSTD_isError",
+  "ZSTD_getFrameContentSize",
+] as const satisfies readonly (keyof typeof ZSTD_SYMBOLS)[];
+
+function pick(names: readonly string[]): Deno.ForeignLibraryInterface {
+  const all = ZSTD_SYMBOLS as Deno.ForeignLibraryInterface;
+  return Object.fromEntries(names.map((n) => [n, all[n]]));
+}
+
 /** Opens libzstd.so.1; throws when it is not installed. */
 export function openLibzstd(): Libzstd {
-  return Deno.dlopen("libzstd.so.1", ZSTD_SYMBOLS);
+  const name = "libzstd.so.1";
+  const read = Deno.dlopen(name, pick(ZSTD_READ_SYMBOLS));
+  const rest = Object.keys(ZSTD_SYMBOLS).filter((k) =>
+    !(ZSTD_READ_SYMBOLS as readonly string[]).includes(k)
+  );
+  let more: Deno.DynamicLibrary<Deno.ForeignLibraryInterface> | null = null;
+  const symbols: Record<string, unknown> = { ...read.symbols };
+  for (const k of rest) {
+    // a getter that binds the group on first use, then a plain value
+    Object.defineProperty(symbols, k, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        more ??= Deno.dlopen(name, pick(rest));
+        for (const r of rest) {
+          Object.defineProperty(symbols, r, { value: more.symbols[r], enumerable: true });
+        }
+        return symbols[k];
+      },
+    });
+  }
+  return {
+    symbols,
+    close() {
+      read.close();
+      more?.close();
+    },
+  } as unknown as Libzstd;
 }

@@ -189,32 +189,41 @@ export async function main(argv: string[]): Promise<number> {
     };
     return await cmd.run(ctx);
   } catch (caught) {
-    out.clearProgress();
-    // a foreseeable filesystem error (a directory where a file should be, a full disk …) is the
-    // user's to fix, not a bug: say which path and what to do
-    const fsErr = caught instanceof HdError ? null : fsErrorToHdError(caught);
-    if (fsErr && debug) out.note((caught as Error).stack ?? "");
-    const e = fsErr ?? caught;
-    if (e instanceof HdError) {
-      if (json) {
-        Deno.stdout.writeSync(
-          new TextEncoder().encode(
-            JSON.stringify({ error: e.message, hint: e.hint || undefined }, null, 2) + "\n",
-          ),
-        );
-      }
-      out.note(`${out.paint("error:", "red")} ${e.message}`);
-      if (e.hint) out.note(`${out.paint("hint:", "dim")} ${e.hint}`);
-      if (debug) out.note(e.stack ?? "");
-      return e.exitCode;
-    }
-    const err = e as Error;
-    out.note(`${out.paint("error:", "red")} Cannot complete the command: ${err.message}`);
-    out.note(
-      debug
-        ? err.stack ?? ""
-        : "hint: this looks like a bug in hd; run again with --debug and report it",
-    );
-    return 1;
+    return reportError(caught, out, json, debug);
   }
+}
+
+/**
+ * Says on stderr (and, with `json`, on stdout) what went wrong, the way every command reports a
+ * failure: an HdError with its hint, a filesystem error as the user's to fix, anything else as a
+ * bug. Returns the exit code.
+ */
+export function reportError(caught: unknown, out: Output, json: boolean, debug: boolean): number {
+  out.clearProgress();
+  // a foreseeable filesystem error (a directory where a file should be, a full disk …) is the
+  // user's to fix, not a bug: say which path and what to do
+  const fsErr = caught instanceof HdError ? null : fsErrorToHdError(caught);
+  if (fsErr && debug) out.note((caught as Error).stack ?? "");
+  const e = fsErr ?? caught;
+  if (e instanceof HdError) {
+    if (json) {
+      Deno.stdout.writeSync(
+        new TextEncoder().encode(
+          JSON.stringify({ error: e.message, hint: e.hint || undefined }, null, 2) + "\n",
+        ),
+      );
+    }
+    out.note(`${out.paint("error:", "red")} ${e.message}`);
+    if (e.hint) out.note(`${out.paint("hint:", "dim")} ${e.hint}`);
+    if (debug) out.note(e.stack ?? "");
+    return e.exitCode;
+  }
+  const err = e as Error;
+  out.note(`${out.paint("error:", "red")} Cannot complete the command: ${err.message}`);
+  out.note(
+    debug
+      ? err.stack ?? ""
+      : "hint: this looks like a bug in hd; run again with --debug and report it",
+  );
+  return 1;
 }

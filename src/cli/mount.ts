@@ -7,7 +7,7 @@
 import { HdError } from "../sys/errors.ts";
 import type { Command } from "./command.ts";
 import type { Store } from "../cas/store.ts";
-import { failureOf, readyLine, waitMountServer } from "../mount/spawn.ts";
+import { failureOf, waitMountServer } from "../mount/spawn.ts";
 import { lazyImport } from "../sys/lazy.ts";
 import { takeMountEarly } from "./mount_early.ts";
 
@@ -114,30 +114,22 @@ export const mount: Command = {
       resolveMod(),
       ctx.openStore(false),
     ]);
-    const { absMountDir, mountKey, recoverStale, serveMount, spawnMountServer } = manager;
+    const { absMountDir, mountKey, recoverStale, spawnMountServer } = manager;
     const abs = absMountDir(dir);
     const defaultLog = (store: Store) => `${store.root}/mounts/${mountKey(abs)}.log`;
     const id = resolveId(store, ref);
     // (the server checks for libfuse3 as it mounts: binding its symbols costs ~5-10 ms)
     if (!ctx.values.foreground) (await fuseMod()).loadFuse().close();
     if (ctx.values.foreground) {
-      // started by spawnMountServer / mount_early (--ready): log to the default file
-      const log = (ctx.values.log as string | undefined) ??
-        (ctx.values.ready ? defaultLog(store) : undefined);
-      if (log) Deno.mkdirSync(`${store.root}/mounts`, { recursive: true });
-      await serveMount(store, id, abs, {
+      // (--ready: started by spawnMountServer / mount_early, logs to the default file)
+      const { serveForeground } = await lazyImport<typeof import("./mount_server.ts")>(
+        new URL("./mount_server.ts", import.meta.url),
+      );
+      await serveForeground(store, id, abs, {
         rw,
-        layerView: !!ctx.values.layers,
-        log,
-        onReady: (rec) => {
-          ctx.out.note(`mounted ${rec.root} on ${rec.dir} (pid ${rec.pid})`);
-          if (ctx.values.ready) {
-            // for spawnMountServer: the parent waits for this line; nothing else goes to stdout
-            const info = { root: rec.root, dir: rec.dir, log: log ?? null };
-            Deno.stdout.writeSync(new TextEncoder().encode(readyLine(info)));
-            Deno.stdout.close();
-          }
-        },
+        layers: !!ctx.values.layers,
+        log: ctx.values.log as string | undefined,
+        ready: !!ctx.values.ready,
       });
       return 0;
     }

@@ -5,6 +5,9 @@
  * process starts while this one is still loading; `hd mount` then only waits for it
  * ({@link takeMountEarly}). Only plain invocations qualify (two positionals, known options, no
  * --foreground or --help); anything else takes the ordinary path. No heavy imports here.
+ *
+ * The server such a start spawns (`hd mount REF DIR --foreground --ready …`) skips main.ts too:
+ * cli.ts hands its command line to {@link serveMountEarly} (src/cli/mount_server.ts).
  * @module
  */
 import { startMountServer } from "../mount/spawn.ts";
@@ -49,6 +52,32 @@ export function parseMountEarly(rest: string[]): EarlyMount | null {
   if (pos.length !== 2) return null;
   [out.ref, out.dir] = pos;
   return out;
+}
+
+/**
+ * The arguments of a server started by `hd mount` (src/mount/spawn.ts: two positionals,
+ * `--foreground --ready`, and only --store V, --log V, --rw, --layers besides), or null for any
+ * other command line.
+ */
+export function parseMountServer(rest: string[]): EarlyMount | null {
+  const fg = rest.indexOf("--foreground");
+  const ready = rest.indexOf("--ready");
+  if (fg < 0 || ready < 0 || rest.includes("--json") || rest.includes("--debug")) return null;
+  const others = rest.filter((_, i) => i !== fg && i !== ready);
+  if (others.includes("--foreground") || others.includes("--ready")) return null;
+  return parseMountEarly(others);
+}
+
+/**
+ * In a server spawned by `hd mount` ({@link parseMountServer}), serves the mount without loading
+ * main.ts and resolves to the exit code; null for any other command line (the ordinary path).
+ */
+export function serveMountEarly(rest: string[]): Promise<number> | null {
+  const args = parseMountServer(rest);
+  if (!args) return null;
+  return lazyImport<typeof import("./mount_server.ts")>(
+    new URL("./mount_server.ts", import.meta.url),
+  ).then((m) => m.serveSpawned(args, ["mount", ...rest]));
 }
 
 let early: { args: EarlyMount; child: Deno.ChildProcess } | null = null;

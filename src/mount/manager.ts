@@ -21,6 +21,7 @@
  */
 import { HdError } from "../sys/errors.ts";
 import { trace } from "../sys/trace.ts";
+import { lazyImport } from "../sys/lazy.ts";
 import { guardedKill, isAlive } from "../sys/proc.ts";
 import { jsonlRequest, serveJsonl } from "../sys/jsonl.ts";
 import {
@@ -315,7 +316,14 @@ export async function serveMount(
     ...(opts.rw ? { inodeCap: 0 } : {}),
   });
   // the overlay (and the ingest code its snapshots use) loads only for a writable mount
-  const overlay = opts.rw ? new (await import("./overlay.ts")).Overlay(fs) : null;
+  // (through lazyImport: a literal import() would make Deno read the overlay's module graph,
+  // the ingest code and all, with this module's, for every mount)
+  const overlay = opts.rw
+    ? new (await lazyImport<typeof import("./overlay.ts")>(
+      new URL("./overlay.ts", import.meta.url),
+    ))
+      .Overlay(fs)
+    : null;
   trace("serve: projection (root node read)");
   const server = new FuseServer(fs, overlay, {
     mountpoint: absDir,

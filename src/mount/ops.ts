@@ -210,6 +210,7 @@ export class FuseOps {
   /** Each directory's readdir listing, for as long as its entries stay loaded. */
   #listings = new WeakMap<Map<string, Inode>, Inode[]>();
   #nextFh = 1;
+  #warm: Generator<void, void> | null = null;
 
   /** Handlers over `o.fs` (and `o.overlay`); nothing is registered until the session does. */
   constructor(o: OpsOptions) {
@@ -257,6 +258,38 @@ export class FuseOps {
     let list = this.#listings.get(of);
     if (!list) this.#listings.set(of, list = [d, d.parent, ...of.values()]);
     return list;
+  }
+
+  /**
+   * One step of the work the first listing of the root asks for, for the serve loop to do while
+   * no request waits (the mount is announced, its user has not listed it yet): first the root's
+   * entries, then, one a step, the Dir node of each subdirectory that readdirplus would describe
+   * in full (none when more than {@link EAGER_SUBDIRS} are unread: it then sends names only).
+   * False once nothing is left; a node that cannot be read ends it (the request that needs it
+   * reports the error).
+   */
+  warmStep(): boolean {
+    this.#warm ??= this.#warmSteps();
+    try {
+      return !this.#warm.next().done;
+    } catch {
+      return false;
+    }
+  }
+
+  *#warmSteps(): Generator<void, void> {
+    const fs = this.#fs;
+    const root = fs.root;
+    const list = this.#overlay
+      ? [root, root, ...fs.children(root).values()]
+      : this.#listing(1, null);
+    yield;
+    if (lazySubdirs(list)) return;
+    for (const n of list.slice(2)) {
+      if ((n.mode & S_IFMT) !== S_IFDIR || n.children !== null || !n.lowerDir) continue;
+      fs.getattr(n.ino);
+      yield;
+    }
   }
 
   #rw(): Overlay {

@@ -2,13 +2,17 @@
  * The ops whose arguments or replies other mount tests do not reach, through a real mount: setattr
  * with owner and mtime (the request's struct stat), the caller's uid/gid on create and mkdir
  * (fuse_ctx), statfs (struct statvfs), and the directory handles of a --rw mount (opendir,
- * readdir, releasedir).
+ * readdir, releasedir); and the work the serve loop does ahead of the root's first listing.
  */
-import { assertEquals } from "../_assert.ts";
+import { assertEquals, assertThrows } from "../_assert.ts";
 import { tempDir, testIf } from "../_helpers.ts";
-import { fuseSkip, mountFixture, sh, withMount } from "./_util.ts";
-import { EAGER_SUBDIRS, lazySubdirs } from "../../src/mount/ops.ts";
-import type { Inode } from "../../src/mount/projected.ts";
+import { corruptObject, fuseSkip, mountFixture, sh, withMount } from "./_util.ts";
+import { EAGER_SUBDIRS, FuseOps, lazySubdirs } from "../../src/mount/ops.ts";
+import { Errno, type FsError, type Inode, Projection } from "../../src/mount/projected.ts";
+import { Store } from "../../src/cas/store.ts";
+import { ingestTree } from "../../src/scan/ingest.ts";
+import { decodeNode } from "../../src/dag/node.ts";
+import { openLibfuse3 } from "../../ffi/libfuse3.ts";
 import { S_IFDIR } from "../../src/sys/mode.ts";
 
 const SKIP = fuseSkip() ??
@@ -63,3 +67,93 @@ Deno.test("lazySubdirs: past EAGER_SUBDIRS unread subdirectories, readdirplus se
   ];
   for (const [what, l, want] of table) assertEquals(lazySubdirs(l), want, what);
 });
+
+/**
+ * A store holding `dirs` subdirectories (one file each) and a file at the root: a Projection of
+ * it over a fresh Store (`before` runs first, e.g. to corrupt a node), and the subdirectories' ids.
+ */
+function warmFixture(
+  path: string,
+  dirs: number,
+  before: (store: Store, ids: string[]) => void = () => {},
+): Projection {
+  const src = `${path}/src`;
+  for (let i = 0; i < dirs; i++) {
+    Deno.mkdirSync(`${src}/d${i}`, { recursive: true });
+    Deno.writeTextFileSync(`${src}/d${i}/f`, `${i}`);
+  }
+  Deno.writeTextFileSync(`${src}/top`, "top");
+  const store = Store.open(`${path}/store`, { create: true });
+  const { root } = ingestTree(store, src);
+  const node = decodeNode(store.getObject(root));
+  before(store, node.type === "dir" ? node.entries.flatMap((e) => e.dir ? [e.dir] : []) : []);
+  // a Store of its own: this one's read window still holds the bytes as they were
+  return new Projection(Store.open(`${path}/store`), root, { log: () => {} });
+}
+
+function opsOver(p: Projection): FuseOps {
+  return new FuseOps({
+    lib: openLibfuse3(), // (warmStep replies to nothing: no session needed)
+    fs: p,
+    overlay: null,
+    timeout: 1,
+    xattrs: false,
+    log: () => {},
+    counts: {},
+  });
+}
+
+testIf(
+  fuseSkip(),
+  "warmStep reads what the root's first readdirplus needs, one node a step, and then stops",
+  () => {
+    using tmp = tempDir();
+    const p = warmFixture(tmp.path, 3);
+    const ops = opsOver(p);
+    let steps = 0;
+    while (ops.warmStep()) steps++;
+    // the root's entries, then each subdirectory's node
+    assertEquals(steps, 4);
+    assertEquals(p.stats.dirReads, 4);
+    assertEquals(ops.warmStep(), false);
+    // what was read is the tree's: the subdirectories' entries are there, nothing is read again
+    for (let i = 0; i < 3; i++) {
+      const d = p.lookup(1, `d${i}`);
+      assertEquals([...p.children(d).keys()], ["f"]);
+    }
+    assertEquals(p.stats.dirReads, 4);
+    assertEquals(p.stats.readErrors, 0);
+  },
+);
+
+testIf(
+  fuseSkip(),
+  "warmStep leaves many unread subdirectories to lookups, as readdirplus does",
+  () => {
+    using tmp = tempDir();
+    const p = warmFixture(tmp.path, EAGER_SUBDIRS + 1);
+    const ops = opsOver(p);
+    let steps = 0;
+    while (ops.warmStep()) steps++;
+    assertEquals(steps, 1); // the root's entries only
+    assertEquals(p.stats.dirReads, 1);
+  },
+);
+
+testIf(
+  fuseSkip(),
+  "warmStep stops at a node that cannot be read; the error stays the reader's",
+  () => {
+    using tmp = tempDir();
+    const p = warmFixture(tmp.path, 2, (store, ids) => corruptObject(store, ids[0]));
+    const ops = opsOver(p);
+    let steps = 0;
+    while (ops.warmStep()) steps++;
+    assertEquals(steps, 1); // the root's entries; d0's node fails
+    assertEquals(p.stats.readErrors, 1);
+    const d0 = p.root.children!.get("d0")!;
+    const e = assertThrows(() => p.children(d0));
+    assertEquals((e as FsError).errno, Errno.EIO);
+    assertEquals([...p.children(p.lookup(1, "d1")).keys()], ["f"]);
+  },
+);

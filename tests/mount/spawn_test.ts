@@ -2,12 +2,13 @@
  * The background mount server: its V8 flags (a small young generation unless the caller set one)
  * and the ready handshake of `hd mount` (the command returns once the mount serves, on a pipe).
  */
-import { assert, assertEquals } from "../_assert.ts";
+import { assert, assertEquals, assertIncludes } from "../_assert.ts";
 import { tempDir, testIf } from "../_helpers.ts";
 import { eventLoopYield } from "../../src/mount/fuse.ts";
 import { parseReady, READY_LINE, readyLine } from "../../src/mount/spawn.ts";
 import { mountServerV8Flags } from "../../src/mount/manager.ts";
 import { fuseSkip, hdOk } from "./_util.ts";
+import { hd } from "../_helpers.ts";
 
 Deno.test("mount server V8 flags: a 1 MiB semi-space is added unless the caller chose one", () => {
   const table: [string | undefined, string][] = [
@@ -72,3 +73,79 @@ Deno.test("parseReady: the server's ready line, with what it mounts, once comple
   ];
   for (const [text, want] of table) assertEquals(parseReady(text), want, JSON.stringify(text));
 });
+
+testIf(
+  fuseSkip(),
+  "a spawned server (--foreground --ready) serves a ref, writable, and says why it cannot",
+  async () => {
+    using d = tempDir();
+    const store = `${d.path}/store`;
+    Deno.mkdirSync(`${d.path}/src`);
+    Deno.writeTextFileSync(`${d.path}/src/a.txt`, "a\n");
+    await hdOk(["cas", "add", `${d.path}/src`, "--ref", "t"], store);
+    const mnt = `${d.path}/mnt`;
+    Deno.mkdirSync(mnt);
+    // the command line spawnMountServer builds, by a ref, writable
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", new URL("../../cli.ts", import.meta.url).pathname, "mount"]
+        .concat(["t", mnt, "--foreground", "--ready", "--store", store, "--rw"]),
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    let text = "";
+    while (!parseReady(text)) {
+      const r = await reader.read();
+      if (r.done) break;
+      text += new TextDecoder().decode(r.value);
+    }
+    reader.releaseLock();
+    try {
+      const info = parseReady(text)?.info;
+      assertEquals(info?.dir, mnt);
+      assert(info?.log?.startsWith(`${store}/mounts/`), `log ${info?.log}`);
+      assertEquals(Deno.readTextFileSync(`${mnt}/a.txt`), "a\n");
+      Deno.writeTextFileSync(`${mnt}/b.txt`, "b"); // --rw reached the server
+      assertEquals(Deno.readTextFileSync(`${mnt}/b.txt`), "b");
+    } finally {
+      await hdOk(["unmount", mnt], store);
+      const out = await child.output();
+      assertEquals(out.code, 0);
+      assertIncludes(new TextDecoder().decode(out.stderr), `mounted ${info(text)} on ${mnt}`);
+    }
+    // hd mount (background) by the ref, writable: what it prints without --json
+    const bg = await hd(["mount", "t", mnt, "--rw", "--store", store]);
+    try {
+      assertEquals(bg.code, 0, bg.stderr);
+      assert(
+        /^mounted [0-9a-f]{12} on \S+ \(rw\) \(pid \d+\)\n$/.test(bg.stdout),
+        JSON.stringify(bg.stdout),
+      );
+      assertIncludes(bg.stdout, ` on ${mnt} (rw)`);
+      Deno.writeTextFileSync(`${mnt}/c.txt`, "c");
+    } finally {
+      await hdOk(["unmount", mnt], store);
+    }
+    // failures: said as any command says them, no ready line, a non-zero exit
+    const cases: [string[], string][] = [
+      [["nosuchref", mnt], "Cannot"],
+      [["t", `${d.path}/src/a.txt`], "not a directory"],
+    ];
+    for (const [pos, want] of cases) {
+      const r = await hd([...["mount", ...pos], "--foreground", "--ready", "--store", store]);
+      assert(r.code !== 0, `${pos.join(" ")}: exit ${r.code}`);
+      assertEquals(r.stdout, "");
+      assert(r.stderr.startsWith("error: "), r.stderr);
+      assertIncludes(r.stderr, want);
+      assert(!r.stderr.includes("    at "), "no stack trace");
+      // and `hd mount` (background) reports the same cause
+      const bg = await hd(["mount", ...pos, "--store", store]);
+      assertEquals(bg.code, r.code);
+      assertIncludes(bg.stderr, want);
+    }
+  },
+);
+
+function info(text: string): string {
+  return parseReady(text)?.info?.root ?? "";
+}

@@ -6,7 +6,13 @@
  * entry.
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { EAGER_SYMBOLS, FUSE_SET_ATTR, openLibfuse3, SYMBOLS } from "../../ffi/libfuse3.ts";
+import {
+  EAGER_SYMBOLS,
+  FUSE_SET_ATTR,
+  openLibfuse3,
+  SERVE_SYMBOLS,
+  SYMBOLS,
+} from "../../ffi/libfuse3.ts";
 import {
   cstr,
   decodeCtx,
@@ -359,20 +365,25 @@ testIf(
 
 testIf(
   libfuseSkip(),
-  "openLibfuse3: every declared symbol is there, the eager ones bound at once, the rest on first use",
+  "openLibfuse3: every declared symbol is there, the eager ones bound at once, each group on first use",
   () => {
     const lib = openLibfuse3();
     try {
       assertEquals(Object.keys(lib.symbols).sort(), Object.keys(SYMBOLS).sort());
       const desc = (k: string) => Object.getOwnPropertyDescriptor(lib.symbols, k)!;
-      for (const k of EAGER_SYMBOLS) assertEquals(typeof desc(k).value, "function", k);
-      const lazy = Object.keys(SYMBOLS).filter((k) =>
-        !(EAGER_SYMBOLS as readonly string[]).includes(k)
+      const isBound = (k: string) => typeof desc(k).value === "function";
+      for (const k of EAGER_SYMBOLS) assertEquals(isBound(k), true, k);
+      const serve = SERVE_SYMBOLS as readonly string[];
+      const rest = Object.keys(SYMBOLS).filter((k) =>
+        !(EAGER_SYMBOLS as readonly string[]).includes(k) && !serve.includes(k)
       );
-      for (const k of lazy) assertEquals(desc(k).get !== undefined, true, `${k} not bound yet`);
-      // one use binds them all, as plain values from then on
+      for (const k of [...serve, ...rest]) assertEquals(isBound(k), false, `${k} not bound yet`);
+      // one use binds its group, as plain values from then on, and not the other group
+      assertEquals(typeof lib.symbols.fuse_session_fd, "function");
+      for (const k of serve) assertEquals(isBound(k), true, `${k} bound`);
+      for (const k of rest) assertEquals(isBound(k), false, `${k} not bound yet`);
       assertEquals(typeof lib.symbols.fuse_reply_xattr, "function");
-      for (const k of lazy) assertEquals(typeof desc(k).value, "function", `${k} bound`);
+      for (const k of rest) assertEquals(isBound(k), true, `${k} bound`);
     } finally {
       lib.close();
     }
