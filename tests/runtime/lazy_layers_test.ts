@@ -206,8 +206,9 @@ testIf(skip, "lazy layers: only the chunks a read touches are fetched", async ()
     const after = (await requestMount(s, lm, { op: "stats" })).stats as St;
     const served = after.bytesServed - before.bytesServed;
     assert(after.chunkReads > before.chunkReads, "the first chunks of data/big were read");
-    // the kernel reads ahead up to 1 MiB (the mount's window): far from the file's 8 MiB
-    assert(served <= (1 << 20) + 65536, `served ${served} bytes of an 8 MiB file for 100 bytes`);
+    // the kernel reads ahead by the mount's 1 MiB window, and may already start the next one
+    // (kernel 6.18 here: 1.67 MiB for this read, every time): far from the file's 8 MiB
+    assert(served <= (2 << 20) + 65536, `served ${served} bytes of an 8 MiB file for 100 bytes`);
     const total = (await hd(["exec", "--", "sh", "-c", "cat /data/big | wc -c"], {
       store,
       cwd: dir,
