@@ -40,16 +40,15 @@ if (Deno.args[0] === "mount") {
   const served = early.serveMountEarly(Deno.args.slice(1));
   if (served) Deno.exit(await served);
   early.startMountEarly(Deno.args.slice(1));
-} else {
+} else if (Deno.args[0] === "up") {
   const { startEarlySupervisor } = await lazyImport<typeof import("./src/cli/up_early.ts")>(
     new URL("./src/cli/up_early.ts", import.meta.url),
   );
   startEarlySupervisor(Deno.args);
-  if (Deno.args[0] === "cas" && Deno.args[1] === "add") {
-    (await lazyImport<typeof import("./src/cli/add_early.ts")>(
-      new URL("./src/cli/add_early.ts", import.meta.url),
-    )).startAddEarly(Deno.args.slice(2));
-  }
+} else if (Deno.args[0] === "cas" && Deno.args[1] === "add") {
+  (await lazyImport<typeof import("./src/cli/add_early.ts")>(
+    new URL("./src/cli/add_early.ts", import.meta.url),
+  )).startAddEarly(Deno.args.slice(2));
 }
 const [{ main }, { trace }] = await Promise.all([
   lazyImport<typeof import("./src/cli/main.ts")>(new URL("./src/cli/main.ts", import.meta.url)),

@@ -7,7 +7,7 @@
  * arguments (an unknown option, `--help`) leaves it to the ordinary path. No heavy imports here.
  * @module
  */
-import { blake3Hex } from "../cas/hash.ts";
+import { blake3Js } from "../cas/blake3_js.ts";
 import { defaultStoreRoot } from "../cas/root.ts";
 import { prestartDecision, startIngestPool } from "../scan/ingest_pool.ts";
 import { trace } from "../sys/trace.ts";
@@ -47,7 +47,12 @@ export function parseAddEarly(rest: string[]): EarlyAdd | null {
 
 /** The stat cache file of the directory at `abs` in the store at `root` (src/cli/cas/add.ts). */
 export function statCachePath(root: string, abs: string): string {
-  return `${root}/cache/stat/${blake3Hex(new TextEncoder().encode(abs)).slice(0, 24)}.json`;
+  // the first 12 bytes of the path's BLAKE3, in hex (the JS BLAKE3: src/cas/hash.ts's module,
+  // with its native and WASM loaders, stays out of this early path)
+  const id = blake3Js(new TextEncoder().encode(abs)).subarray(0, 12);
+  return `${root}/cache/stat/${
+    Array.from(id, (b) => b.toString(16).padStart(2, "0")).join("")
+  }.json`;
 }
 
 /** Starts the ingest workers of a qualifying `hd cas add` (see the module doc). */

@@ -1,7 +1,8 @@
 /** `hd cas add` starting its ingest workers before the CLI loads (src/cli/add_early.ts). */
 import { assert, assertEquals } from "../_assert.ts";
 import { hd, tempDir } from "../_helpers.ts";
-import { parseAddEarly } from "../../src/cli/add_early.ts";
+import { parseAddEarly, statCachePath } from "../../src/cli/add_early.ts";
+import { blake3Hex } from "../../src/cas/hash.ts";
 import { prestartDecision } from "../../src/scan/ingest_pool.ts";
 import { Store } from "../../src/cas/store.ts";
 import { ingestTree } from "../../src/scan/ingest.ts";
@@ -23,6 +24,13 @@ Deno.test("parseAddEarly: paths and the known options only", () => {
     [["--", "/t"], null],
   ];
   for (const [rest, want] of table) assertEquals(parseAddEarly(rest), want, rest.join(" "));
+});
+
+Deno.test("statCachePath: the stat cache file named by the path's BLAKE3, as the store names it", () => {
+  for (const abs of ["/", "/tmp/x", "/srv/проект/a b"]) {
+    const id = blake3Hex(new TextEncoder().encode(abs)).slice(0, 24);
+    assertEquals(statCachePath("/s", abs), `/s/cache/stat/${id}.json`);
+  }
 });
 
 Deno.test("prestartDecision: workers ahead only for a directory read in full", () => {
