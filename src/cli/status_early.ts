@@ -101,7 +101,9 @@ export async function statusEarly(args: readonly string[]): Promise<number | nul
     if (!text.endsWith("\n")) text += "\n"; // as Output.result
   }
   try {
-    Deno.stdout.writeSync(new TextEncoder().encode(text));
+    // writeSync may write part of it (a pipe with little room): write until all is out
+    const bytes = new TextEncoder().encode(text);
+    for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
   } catch (e) {
     // nothing to fall back to once printing was tried: say so, as main() would
     Deno.stderr.writeSync(
