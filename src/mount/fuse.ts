@@ -119,6 +119,8 @@ export interface FuseOptions {
    * hashing file contents with the JS BLAKE3 (~30x slower) while the load crawls between requests.
    */
   waitFor?: () => Promise<unknown> | null;
+  /** Time every op ({@link FuseServer.times}); serveMount sets it from HD_FUSE_PROFILE=1. */
+  profile?: boolean;
 }
 
 /** Loads libfuse3 and checks /dev/fuse; throws one clear HdError naming the package. */
@@ -167,6 +169,8 @@ export class FuseServer {
   #opts: FuseOptions;
   /** Requests served, by op name. */
   readonly ops: Record<string, number> = {};
+  /** With {@link FuseOptions.profile}: milliseconds spent in each op, by op name; else null. */
+  readonly times: Record<string, number> | null;
 
   constructor(fs: Projection, overlay: Overlay | null, opts: FuseOptions) {
     this.fs = fs;
@@ -175,6 +179,7 @@ export class FuseServer {
     this.#opts = opts;
     this.#timeout = opts.timeout ?? (overlay ? 1 : 86400);
     this.#log = opts.log ?? ((l) => console.error(l));
+    this.times = opts.profile ? {} : null;
     this.#lib = loadFuse();
   }
 
@@ -193,6 +198,7 @@ export class FuseServer {
       xattrs: this.#opts.xattrs ?? false,
       log: this.#log,
       counts: this.ops,
+      times: this.times,
     }).table();
     for (const name of Object.keys(CALLBACKS) as OpName[]) {
       const cb = register(table, name);
