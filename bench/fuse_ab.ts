@@ -4,12 +4,15 @@
  * during the cold find (the server's counters, from the mount's `stats` control request). Not a
  * bench module: a tool for reading where the per-request cost goes, run by hand.
  *
- *   deno run -A bench/fuse_ab.ts [--rounds 7] [--tree DIR] [--cases find,stat,cat] [--cli PATH]…
+ *   deno run -A bench/fuse_ab.ts [--rounds 7] [--tree DIR] [--cases find,stat,cat] [--profile]
+ *     [--cli PATH]…
  *
  * Every `--cli` is the cli.ts of a checkout (default: this one); the rounds alternate them and
  * squashfuse_ll (the order reversed in odd rounds). "Cold": unmounted, page cache dropped,
  * mounted again. Each line is the median over rounds with min–max and the load averages.
- * The tree defaults to bench/fuse.ts's installed node_modules; a temporary store, image and
+ * With --profile the servers run with HD_FUSE_PROFILE=1 and the milliseconds spent in each op during
+ * a cold find are printed too (two clock reads per request). The tree defaults to bench/fuse.ts's
+ * installed node_modules; a temporary store, image and
  * mount points are made and removed.
  * @module
  */
@@ -25,6 +28,7 @@ if (!clis.length) clis.push(new URL("../cli.ts", import.meta.url).pathname);
 const rounds = Number(opt("--rounds", "7"));
 const tree = opt("--tree", "/var/tmp/hd-bench-trees/fuse-tree/node_modules");
 const cases = opt("--cases", "find,stat,cat").split(",");
+const profile = args.includes("--profile");
 
 const work = Deno.makeTempDirSync({ prefix: "hd-fuse-ab-" });
 const store = `${work}/store`;
@@ -32,7 +36,7 @@ const store = `${work}/store`;
 async function hd(cli: string, a: string[]): Promise<string> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", cli, ...a],
-    env: { HD_HOME: store, NO_COLOR: "1" },
+    env: { HD_HOME: store, NO_COLOR: "1", ...(profile ? { HD_FUSE_PROFILE: "1" } : {}) },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -64,12 +68,15 @@ async function fresh(t: string): Promise<void> {
   await dropCaches();
   await mount(t);
 }
-async function ops(t: string): Promise<Record<string, number> | null> {
+async function ops(t: string): Promise<Record<string, unknown> | null> {
   if (t === "squashfuse_ll") return null;
   const { Store } = await import("../src/cas/store.ts");
   const { requestMount } = await import("../src/mount/manager.ts");
   const r = await requestMount(Store.open(store), mnt(t), { op: "stats" });
-  return r.ops as Record<string, number>;
+  const ms = r.opMs as Record<string, number> | undefined;
+  const round = (o: Record<string, number>) =>
+    Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 10) / 10]));
+  return { requests: r.ops, ...(ms ? { ms: round(ms) } : {}) };
 }
 async function timed(line: string): Promise<number> {
   const t0 = performance.now();
@@ -80,7 +87,7 @@ async function timed(line: string): Promise<number> {
 const samples = new Map<string, number[]>();
 const add = (k: string, v: number) => samples.set(k, [...(samples.get(k) ?? []), v]);
 const loads: number[] = [];
-const counts = new Map<string, Record<string, number>>();
+const counts = new Map<string, Record<string, unknown>>();
 try {
   for (let r = 0; r < rounds; r++) {
     loads.push(loadavg());
