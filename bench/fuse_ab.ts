@@ -66,7 +66,9 @@ async function unmount(t: string): Promise<void> {
 async function fresh(t: string): Promise<void> {
   await unmount(t);
   await dropCaches();
+  const t0 = performance.now();
   await mount(t);
+  add(`mount (cold) ms\0${t}`, performance.now() - t0);
 }
 async function ops(t: string): Promise<Record<string, unknown> | null> {
   if (t === "squashfuse_ll") return null;

@@ -76,12 +76,24 @@ export function hdArgv(): string[] {
 
 /**
  * V8 flags of a mount server (DENO_V8_FLAGS: comma-separated): the caller's, plus a 1 MiB
- * semi-space unless they set one.
+ * semi-space unless they set one, and no Turbofan unless they chose (`--turbofan` or not).
+ *
+ * Without Turbofan: a server meets its requests fresh, in cold code, and Turbofan's background
+ * compiles of its hot paths (handlers, node decoding, the JS BLAKE3 of Dir nodes) cost ~40 ms
+ * of CPU per cold `find` of a 760-directory node_modules, on the cores the client needs; Maglev
+ * is the top tier instead. Measured (alternated, load ~1.5): server CPU per cold find 113 vs 130
+ * ms (12 rounds), cold find 128 vs 142 ms, cold cat of every file 888 vs 942 ms, cold stat p99 293
+ * vs 297 µs (7 rounds); mount → serving unchanged (121 ms both, bench/mount_trace.ts, 10
+ * rounds: the flag does not cost the server its code cache).
  */
 export function mountServerV8Flags(inherited: string | undefined): string {
   const flags = (inherited ?? "").split(",").map((f) => f.trim()).filter((f) => f);
-  if (flags.some((f) => f.startsWith("--max-semi-space-size"))) return flags.join(",");
-  return [...flags, "--max-semi-space-size=1"].join(",");
+  const out = [...flags];
+  if (!flags.some((f) => f.startsWith("--max-semi-space-size"))) {
+    out.push("--max-semi-space-size=1");
+  }
+  if (!flags.some((f) => /^--(no-)?turbofan$/.test(f))) out.push("--no-turbofan");
+  return out.join(",");
 }
 
 /** Where a server started by {@link startMountServer} goes, and with which flags. */
