@@ -333,7 +333,7 @@ export class FuseOps {
           // `.` and `..` go as name and type only: the kernel ignores their attributes
           // (fuse_direntplus_link), so their nlink (a count over the directory) is not worked out.
           const full = i > 1 && (!lazy || n.children !== null || !n.lowerDir);
-          if (full) fs.getattr(n.ino);
+          if (full && (n.mode & S_IFMT) === S_IFDIR) fs.getattr(n.ino); // reads its Dir node
           next = putDirentPlus(
             w,
             pos,
