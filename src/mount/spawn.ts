@@ -81,10 +81,11 @@ export function hdArgv(): string[] {
  * Without Turbofan: a server meets its requests fresh, in cold code, and Turbofan's background
  * compiles of its hot paths (handlers, node decoding, the JS BLAKE3 of Dir nodes) cost ~40 ms
  * of CPU per cold `find` of a 760-directory node_modules, on the cores the client needs; Maglev
- * is the top tier instead. Measured (alternated, load ~1.5): server CPU per cold find 113 vs 130
- * ms (12 rounds), cold find 128 vs 142 ms, cold cat of every file 888 vs 942 ms, cold stat p99 293
- * vs 297 µs (7 rounds); mount → serving unchanged (121 ms both, bench/mount_trace.ts, 10
- * rounds: the flag does not cost the server its code cache).
+ * is the top tier instead. Measured (alternated, load ~1.5–2.5): server CPU per cold find 113 vs
+ * 130 ms (12 rounds), cold find 128 vs 142 ms, cold cat of every file 888 vs 942 ms (7 rounds).
+ * The price is at start-up: a flag the CLI does not share makes V8 refuse the CLI's code cache,
+ * so mount → serving is ~11 ms longer (117 vs 106 ms, bench/mount_trace.ts, 12 rounds; the
+ * server reaches `command loaded` 13 ms later). DENO_V8_FLAGS=--turbofan restores the old start.
  */
 export function mountServerV8Flags(inherited: string | undefined): string {
   const flags = (inherited ?? "").split(",").map((f) => f.trim()).filter((f) => f);
