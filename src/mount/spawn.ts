@@ -76,25 +76,18 @@ export function hdArgv(): string[] {
 
 /**
  * V8 flags of a mount server (DENO_V8_FLAGS: comma-separated): the caller's, plus a 1 MiB
- * semi-space unless they set one, and no Turbofan unless they chose (`--turbofan` or not).
+ * semi-space unless they set one.
  *
- * Without Turbofan: a server meets its requests fresh, in cold code, and Turbofan's background
- * compiles of its hot paths (handlers, node decoding, the JS BLAKE3 of Dir nodes) cost ~40 ms
- * of CPU per cold `find` of a 760-directory node_modules, on the cores the client needs; Maglev
- * is the top tier instead. Measured (alternated, load ~1.5–2.5): server CPU per cold find 113 vs
- * 130 ms (12 rounds), cold find 128 vs 142 ms, cold cat of every file 888 vs 942 ms (7 rounds).
- * The price is at start-up: a flag the CLI does not share makes V8 refuse the CLI's code cache,
- * so mount → serving is ~11 ms longer (117 vs 106 ms, bench/mount_trace.ts, 12 rounds; the
- * server reaches `command loaded` 13 ms later). DENO_V8_FLAGS=--turbofan restores the old start.
+ * Tried and dropped: `--no-turbofan` (Maglev as the top tier). It saved ~13 ms of server CPU
+ * per cold `find` of a 760-directory node_modules (126 vs 139 ms with the other changes of the
+ * day, 12 alternated rounds), but a cold cat of every file took 1038 vs 890 ms (8 rounds: the
+ * read path and the JS BLAKE3 run long enough for Turbofan to pay), and a flag the CLI does not
+ * share makes V8 refuse the CLI's code cache: mount → serving 117 vs 106 ms (12 rounds).
  */
 export function mountServerV8Flags(inherited: string | undefined): string {
   const flags = (inherited ?? "").split(",").map((f) => f.trim()).filter((f) => f);
-  const out = [...flags];
-  if (!flags.some((f) => f.startsWith("--max-semi-space-size"))) {
-    out.push("--max-semi-space-size=1");
-  }
-  if (!flags.some((f) => /^--(no-)?turbofan$/.test(f))) out.push("--no-turbofan");
-  return out.join(",");
+  if (flags.some((f) => f.startsWith("--max-semi-space-size"))) return flags.join(",");
+  return [...flags, "--max-semi-space-size=1"].join(",");
 }
 
 /** Where a server started by {@link startMountServer} goes, and with which flags. */
