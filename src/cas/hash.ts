@@ -15,6 +15,7 @@
  */
 import type { IHasher } from "hash-wasm";
 import { blake3Js } from "./blake3_js.ts";
+import { blake3Wasm } from "./blake3_wasm.ts";
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
@@ -108,11 +109,20 @@ export function nativeBlake3Loading(): boolean {
 
 /** Which implementation computes ids in this process right now ("native", "js" or "wasm"). */
 export function blake3Impl(): "native" | "js" | "wasm" {
-  return native ? "native" : hasher ? "wasm" : "js";
+  return native ? "native" : hasher || embedded ? "wasm" : "js";
 }
 
 /** Length of a hex id (32 bytes). */
 export const ID_HEX_LENGTH = 64;
+
+/**
+ * Bytes hashed by blake3_js.ts before the embedded WebAssembly BLAKE3 (blake3_wasm.ts) takes
+ * over: making it costs ~2 ms, which a few small tree nodes (a no-change `hd up`) do not repay,
+ * and a FUSE server reading hundreds of Dir nodes before the native module is there does.
+ */
+const WASM_AFTER = 16 * 1024;
+/** The embedded WebAssembly BLAKE3 once made (null: it failed; undefined: not yet). */
+let embedded: ((b: Uint8Array) => Uint8Array) | null | undefined;
 
 /** The slower implementations, and the start of the native one's load once it is worth it. */
 function slow(bytes: Uint8Array): Uint8Array {
@@ -125,7 +135,8 @@ function slow(bytes: Uint8Array): Uint8Array {
   if (loading === null && autoLoad && (bytes.length >= LARGE || hashedTotal >= LARGE_TOTAL)) {
     loadNativeBlake3();
   }
-  return blake3Js(bytes);
+  if (embedded === undefined && hashedTotal >= WASM_AFTER) embedded = blake3Wasm();
+  return embedded ? embedded(bytes) : blake3Js(bytes);
 }
 
 /** BLAKE3 of `bytes` as 32 raw bytes. */

@@ -11,10 +11,29 @@
  * ```
  * @module
  */
-import { fromHex, toHex } from "../cas/hash.ts";
+import { fromHex } from "../cas/hash.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
+/** Strings up to this many bytes are tried as ASCII in JS first ({@link ByteReader.str}). */
+const ASCII_FAST = 64;
+const HEX_DIGITS = "0123456789abcdef";
+/** Each byte's two hex digits as char codes (high digit at 2b, low at 2b+1). */
+const HEX_CODES = Uint16Array.from(
+  { length: 512 },
+  (_, i) => HEX_DIGITS.charCodeAt(i & 1 ? (i >> 1) & 15 : i >> 5),
+);
+const hexOut = new Uint16Array(64);
+
+/** The 32 bytes of `b` from `at` as lowercase hex (what toHex gives, without a view). */
+function hexAt(b: Uint8Array, at: number): string {
+  for (let i = 0; i < 32; i++) {
+    const x = b[at + i] << 1;
+    hexOut[2 * i] = HEX_CODES[x];
+    hexOut[2 * i + 1] = HEX_CODES[x + 1];
+  }
+  return String.fromCharCode.apply(null, hexOut as unknown as number[]);
+}
 
 /**
  * Bytes that are not a well-formed node: every decoding failure is one of these (never a
@@ -168,12 +187,26 @@ export class ByteReader {
   bytes(): Uint8Array {
     return this.raw(this.varint());
   }
-  /** Length-prefixed UTF-8 string. */
+  /**
+   * Length-prefixed UTF-8 string. Short ASCII strings (nearly every file name) are built in JS
+   * straight from the bytes: no view and no TextDecoder call each (a cold mount server decodes
+   * thousands of names per `find`).
+   */
   str(): string {
+    const n = this.varint();
+    this.#need(n);
+    const b = this.#b;
+    const p = this.#p;
+    const v = b.subarray(p, p + n);
+    this.#p = p + n;
+    if (n <= ASCII_FAST) {
+      let i = 0;
+      while (i < n && b[p + i] < 0x80) i++;
+      if (i === n) return String.fromCharCode.apply(null, v as unknown as number[]);
+    }
     try {
-      return dec.decode(this.bytes());
-    } catch (e) {
-      if (e instanceof DecodeError) throw e;
+      return dec.decode(v);
+    } catch {
       throw new DecodeError("a string is not valid UTF-8");
     }
   }
@@ -192,6 +225,9 @@ export class ByteReader {
   }
   /** A 32-byte id as hex. */
   id(): string {
-    return toHex(this.raw(32));
+    this.#need(32);
+    const p = this.#p;
+    this.#p = p + 32;
+    return hexAt(this.#b, p);
   }
 }

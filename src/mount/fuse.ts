@@ -125,6 +125,8 @@ export interface FuseOptions {
    * `hd mount DIR && ls DIR` then finds them read in the time the CLI took to exit.
    */
   warmRoot?: boolean;
+  /** Time every op ({@link FuseServer.times}); serveMount sets it from HD_FUSE_PROFILE=1. */
+  profile?: boolean;
 }
 
 /** Loads libfuse3 and checks /dev/fuse; throws one clear HdError naming the package. */
@@ -174,6 +176,8 @@ export class FuseServer {
   #opts: FuseOptions;
   /** Requests served, by op name. */
   readonly ops: Record<string, number> = {};
+  /** With {@link FuseOptions.profile}: milliseconds spent in each op, by op name; else null. */
+  readonly times: Record<string, number> | null;
 
   constructor(fs: Projection, overlay: Overlay | null, opts: FuseOptions) {
     this.fs = fs;
@@ -182,6 +186,7 @@ export class FuseServer {
     this.#opts = opts;
     this.#timeout = opts.timeout ?? (overlay ? 1 : 86400);
     this.#log = opts.log ?? ((l) => console.error(l));
+    this.times = opts.profile ? {} : null;
     this.#lib = loadFuse();
   }
 
@@ -200,6 +205,7 @@ export class FuseServer {
       xattrs: this.#opts.xattrs ?? false,
       log: this.#log,
       counts: this.ops,
+      times: this.times,
     });
     const table: FfiOps = this.#ops.table();
     for (const name of Object.keys(CALLBACKS) as OpName[]) {

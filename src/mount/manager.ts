@@ -336,6 +336,8 @@ export async function serveMount(
     needsLoop: () => nativeBlake3Loading() ? (fs.chunksRead ? "always" : "idle") : null,
     // once file contents are read, the next requests wait for the rest of its load
     waitFor: () => fs.chunksRead && nativeBlake3Loading() ? loadNativeBlake3() : null,
+    // per-op times in the stats control request (bench/fuse_ab.ts prints them)
+    profile: Deno.env.get("HD_FUSE_PROFILE") === "1",
   });
   Deno.mkdirSync(registry(store), { recursive: true });
   store.setRef(`mounts/${key}`, root);
@@ -416,6 +418,7 @@ async function mountRequest(
       root: fs.rootId,
       stats: fs.stats,
       ops: server.ops,
+      ...(server.times ? { opMs: server.times } : {}),
       memory: Deno.memoryUsage(),
       overlay: overlay ? overlay.summary() : null,
     };

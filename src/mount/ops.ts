@@ -171,6 +171,8 @@ export interface OpsOptions {
   log: (line: string) => void;
   /** Requests served, by op name; incremented in place. */
   counts: Record<string, number>;
+  /** When set, the milliseconds spent in each op (JS handler and its reply), added in place. */
+  times?: Record<string, number> | null;
 }
 
 /**
@@ -203,6 +205,7 @@ export class FuseOps {
   readonly #xattrs: boolean;
   readonly #log: (line: string) => void;
   readonly #counts: Record<string, number>;
+  readonly #times: Record<string, number> | null;
   #stat: WireBuffer = wireBuffer(STAT.sizeof);
   #entry: WireBuffer = wireBuffer(FUSE_ENTRY_PARAM.sizeof);
   #dir: WireBuffer = wireBuffer(0);
@@ -221,6 +224,7 @@ export class FuseOps {
     this.#xattrs = o.xattrs;
     this.#log = o.log;
     this.#counts = o.counts;
+    this.#times = o.times ?? null;
   }
 
   // ---- helpers ----
@@ -247,10 +251,14 @@ export class FuseOps {
 
   /** The entries readdir walks: the open handle's snapshot (rw), else the inode's listing. */
   #listing(ino: number, fi: Ptr): Inode[] {
-    const fh = fi ? fileInfoFh(this.#fi(fi)) : 0;
-    const h = fh ? this.#dirHandles.get(fh) : undefined;
-    if (h) return h;
-    if (this.#overlay) throw new FsError(Errno.EBADF);
+    if (this.#overlay) {
+      // rw: the handle's snapshot. Read-only mounts have no handles (OPENDIR answers ENOSYS), so
+      // they skip mapping the fuse_file_info (an ArrayBuffer over C memory per request).
+      const fh = fi ? fileInfoFh(this.#fi(fi)) : 0;
+      const h = fh ? this.#dirHandles.get(fh) : undefined;
+      if (h) return h;
+      throw new FsError(Errno.EBADF);
+    }
     const d = this.#fs.inode(ino);
     if ((d.mode & S_IFMT) !== S_IFDIR) throw new FsError(Errno.ENOTDIR);
     const of = this.#fs.children(d);
@@ -297,25 +305,41 @@ export class FuseOps {
     return this.#overlay;
   }
 
-  /** Wraps an op: counts it, and turns a thrown FsError (or any error) into fuse_reply_err. */
+  /**
+   * Wraps an op: counts it (and times it with {@link OpsOptions.times}), and turns a thrown
+   * FsError (or any error) into fuse_reply_err. The wrapper takes its arguments one by one (no
+   * rest array and spread call per request: the server runs these cold, in a fresh process).
+   */
   #op<A extends unknown[]>(
     name: string,
     fn: (req: Req, ...a: A) => void,
   ): (req: Req, ...a: A) => void {
     const L = this.#L;
     const counts = this.#counts;
-    return (req, ...a) => {
+    const times = this.#times;
+    const f = fn as unknown as (
+      req: Req,
+      a: unknown,
+      b: unknown,
+      c: unknown,
+      d: unknown,
+      e: unknown,
+    ) => void;
+    const wrapped = (req: Req, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown) => {
       counts[name] = (counts[name] ?? 0) + 1;
+      const t0 = times ? performance.now() : 0;
       try {
-        fn(req, ...a);
-      } catch (e) {
-        if (e instanceof FsError) L.fuse_reply_err(req, e.errno);
+        f(req, a, b, c, d, e);
+      } catch (err) {
+        if (err instanceof FsError) L.fuse_reply_err(req, err.errno);
         else {
-          this.#log(`hd mount: ${name} failed: ${(e as Error).stack ?? e}`);
+          this.#log(`hd mount: ${name} failed: ${(err as Error).stack ?? err}`);
           L.fuse_reply_err(req, Errno.EIO);
         }
       }
+      if (times) times[name] = (times[name] ?? 0) + performance.now() - t0;
     };
+    return wrapped as unknown as (req: Req, ...a: A) => void;
   }
 
   // Readdir replies are encoded in the kernel's wire format (struct fuse_dirent /
@@ -339,11 +363,23 @@ export class FuseOps {
           // A subdirectory's own attributes live in its Dir node. In a directory with many unread
           // subdirectories (`ls` of a node_modules: hundreds), send their name and type only: the
           // kernel looks one up (and its node is read) when it is used.
-          const full = !lazy || i <= 1 || n.children !== null || !n.lowerDir;
-          if (i > 1 && full) fs.getattr(n.ino);
-          next = putDirentPlus(w, pos, cap, nm, n, fs.nlink(n), i + 1, this.#timeout, full);
-          // the kernel takes a reference for each entry sent with its attributes (not . and ..)
-          if (next >= 0 && i > 1 && full) fs.remember(n);
+          // `.` and `..` go as name and type only: the kernel ignores their attributes
+          // (fuse_direntplus_link), so their nlink (a count over the directory) is not worked out.
+          const full = i > 1 && (!lazy || n.children !== null || !n.lowerDir);
+          if (full && (n.mode & S_IFMT) === S_IFDIR) fs.getattr(n.ino); // reads its Dir node
+          next = putDirentPlus(
+            w,
+            pos,
+            cap,
+            nm,
+            n,
+            full ? fs.nlink(n) : 0,
+            i + 1,
+            this.#timeout,
+            full,
+          );
+          // the kernel takes a reference for each entry sent with its attributes
+          if (next >= 0 && full) fs.remember(n);
         } else next = putDirent(w, pos, cap, nm, n.ino, i + 1, n.mode);
         if (next < 0) break;
         pos = next;

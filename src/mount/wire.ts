@@ -274,6 +274,22 @@ export function encodeEntryOut(
 }
 
 /**
+ * Copies `name` into `buf` at `at` when it is ASCII and at most `room` bytes (nearly every file
+ * name: no TextEncoder call per entry); returns its length, or -1 when it is not (nothing useful
+ * written).
+ */
+function asciiInto(buf: Uint8Array, at: number, room: number, name: string): number {
+  const n = name.length;
+  if (n > room) return -1;
+  for (let i = 0; i < n; i++) {
+    const c = name.charCodeAt(i);
+    if (c > 0x7f) return -1;
+    buf[at + i] = c;
+  }
+  return n;
+}
+
+/**
  * Writes the name of a directory entry whose header is `head` bytes, and zeroes its padding.
  * Returns the name's length in bytes, or -1 when the padded entry does not fit before `cap`.
  */
@@ -281,8 +297,10 @@ function putName(w: WireBuffer, pos: number, cap: number, head: number, name: st
   const buf = w.bytes;
   const room = cap - pos - head;
   if (room <= 0) return -1;
-  let len: number;
-  if (name.length * 3 <= room) len = enc.encodeInto(name, buf.subarray(pos + head)).written;
+  let len = asciiInto(buf, pos + head, room, name);
+  if (len >= 0) {
+    // ASCII: copied
+  } else if (name.length * 3 <= room) len = enc.encodeInto(name, buf.subarray(pos + head)).written;
   else {
     const b = enc.encode(name);
     if (b.length > room) return -1;

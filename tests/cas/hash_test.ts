@@ -1,7 +1,8 @@
 import { createBLAKE3 } from "hash-wasm";
-import { assertEquals } from "../_assert.ts";
+import { assert, assertEquals } from "../_assert.ts";
 import { blake3Hex, blake3Impl, fromHex, loadNativeBlake3, toHex } from "../../src/cas/hash.ts";
 import { blake3Js } from "../../src/cas/blake3_js.ts";
+import { blake3Wasm } from "../../src/cas/blake3_wasm.ts";
 import { hasCommand, testIf } from "../_helpers.ts";
 
 Deno.test("ids agree with hash-wasm's BLAKE3 at every size (native or not)", async () => {
@@ -179,10 +180,43 @@ testIf(
     const text = new TextDecoder().decode(out.stdout).trim();
     assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
     assertEquals(JSON.parse(text), {
-      before: "js",
+      before: "wasm", // 200 KB is past WASM_AFTER: the embedded WebAssembly BLAKE3
       after: "native",
       same: true,
       loading: [false, true, false], // not started, under way, done
     });
   },
 );
+
+Deno.test("the embedded WebAssembly BLAKE3 gives blake3_js.ts's digests at every size", () => {
+  const f = blake3Wasm();
+  assert(f, "WebAssembly is available here");
+  for (const n of [0, 1, 63, 64, 65, 1023, 1024, 1025, 16383, 16384, 16385, 50_000, 200_000]) {
+    const b = new Uint8Array(n).map((_, i) => (i * 31 + n) % 251);
+    assertEquals(toHex(f(b)), toHex(blake3Js(b)), `${n} bytes`);
+    assertEquals(toHex(f(b.subarray(1))), toHex(blake3Js(b.subarray(1))), `a view, ${n} bytes`);
+  }
+});
+
+Deno.test("the main thread hashes with blake3_js.ts first, then with the WebAssembly BLAKE3", async () => {
+  // a fresh process: this one may have hashed much already
+  const hash = new URL("../../src/cas/hash.ts", import.meta.url).href;
+  const script = `
+    import { autoLoadNativeBlake3, blake3Hex, blake3Impl } from "${hash}";
+    autoLoadNativeBlake3(false);
+    const small = new Uint8Array(600).map((_, i) => i % 7);
+    const ids = [blake3Hex(small)];
+    const impls = [blake3Impl()];
+    for (let i = 0; i < 40; i++) ids.push(blake3Hex(small));
+    impls.push(blake3Impl());
+    console.log(JSON.stringify({ impls, same: ids.every((x) => x === ids[0]), id: ids[0] }));`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  const r = JSON.parse(new TextDecoder().decode(out.stdout));
+  const small = new Uint8Array(600).map((_, i) => i % 7);
+  assertEquals(r, { impls: ["js", "wasm"], same: true, id: toHex(blake3Js(small)) });
+});
