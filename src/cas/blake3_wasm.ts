@@ -22,8 +22,11 @@
  * @module
  */
 
-/** hash-wasm@4.13.0's BLAKE3 module, base64 (see the module doc). */
-const MODULE_B64 = [
+/**
+ * hash-wasm@4.13.0's BLAKE3 module, base64 (see the module doc). tests/cas/hash_test.ts compares
+ * it with the `data` of the package deno.json pins, so a version bump cannot leave it behind.
+ */
+export const MODULE_B64 = [
   "AGFzbQEAAAABMQdgAAF/YAl/f39+f39/f38AYAZ/f39/fn8AYAF/AGADf39/AGABfgBgBX9/fn9/AX8DDg0AAQIDBAUGAwMD",
   "AwAEBQQBAQICBg8CfwFBgIAEC38AQYCABAsHggEJBm1lbW9yeQIAD19fc3RhY2tfcG9pbnRlcgMADkhhc2hfR2V0QnVmZmVy",
   "AAAJSGFzaF9Jbml0AAgLSGFzaF9VcGRhdGUACQpIYXNoX0ZpbmFsAAoNSGFzaF9HZXRTdGF0ZQALDkhhc2hfQ2FsY3VsYXRl",

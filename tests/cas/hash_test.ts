@@ -2,8 +2,8 @@ import { createBLAKE3 } from "hash-wasm";
 import { assert, assertEquals } from "../_assert.ts";
 import { blake3Hex, blake3Impl, fromHex, loadNativeBlake3, toHex } from "../../src/cas/hash.ts";
 import { blake3Js } from "../../src/cas/blake3_js.ts";
-import { blake3Wasm } from "../../src/cas/blake3_wasm.ts";
-import { hasCommand, testIf } from "../_helpers.ts";
+import { blake3Wasm, MODULE_B64 } from "../../src/cas/blake3_wasm.ts";
+import { hasCommand, REPO, testIf } from "../_helpers.ts";
 
 Deno.test("ids agree with hash-wasm's BLAKE3 at every size (native or not)", async () => {
   const ref = await createBLAKE3();
@@ -219,4 +219,21 @@ Deno.test("the main thread hashes with blake3_js.ts first, then with the WebAsse
   const r = JSON.parse(new TextDecoder().decode(out.stdout));
   const small = new Uint8Array(600).map((_, i) => i % 7);
   assertEquals(r, { impls: ["js", "wasm"], same: true, id: toHex(blake3Js(small)) });
+});
+
+Deno.test("the embedded WebAssembly BLAKE3 is the module of the hash-wasm deno.json pins", async () => {
+  const pin = JSON.parse(Deno.readTextFileSync(`${REPO}/deno.json`)).imports["hash-wasm"];
+  const version = /^npm:hash-wasm@(\d+\.\d+\.\d+)$/.exec(pin)?.[1];
+  assert(version, `deno.json pins hash-wasm as ${pin}`);
+  const info = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json"],
+    stdout: "piped",
+  })
+    .output();
+  const cache = JSON.parse(new TextDecoder().decode(info.stdout)).npmCache as string;
+  const dist = `${cache}/registry.npmjs.org/hash-wasm/${version}/dist/blake3.umd.min.js`;
+  // this file imports hash-wasm: the package is in the cache
+  const js = Deno.readTextFileSync(dist);
+  const data = /data:"([A-Za-z0-9+/=]+)"/.exec(js)?.[1];
+  assertEquals(data, MODULE_B64, `src/cas/blake3_wasm.ts differs from ${dist}: copy its data`);
 });
