@@ -4,8 +4,7 @@
  * proof with the fewest modules loaded when it can (src/cli/status_early.ts), else runs as usual.
  * `hd up -d` starts its detached supervisor before the CLI loads (src/cli/up_early.ts), and
  * `hd mount REF DIR` its server (src/cli/mount_early.ts), so that the two processes start side by
- * side; that server goes straight to serving (mount_early.ts's serveMountEarly), without main.ts. A cold `hd cas add DIR`
- * starts its ingest workers before the CLI loads (src/cli/add_early.ts).
+ * side; that server goes straight to serving (mount_early.ts's serveMountEarly), without main.ts.
  * @module
  */
 import { TOP_HELP, VERSION } from "./src/cli/help_text.ts";
@@ -45,10 +44,6 @@ if (Deno.args[0] === "mount") {
     new URL("./src/cli/up_early.ts", import.meta.url),
   );
   startEarlySupervisor(Deno.args);
-} else if (Deno.args[0] === "cas" && Deno.args[1] === "add") {
-  (await lazyImport<typeof import("./src/cli/add_early.ts")>(
-    new URL("./src/cli/add_early.ts", import.meta.url),
-  )).startAddEarly(Deno.args.slice(2));
 }
 const [{ main }, { trace }] = await Promise.all([
   lazyImport<typeof import("./src/cli/main.ts")>(new URL("./src/cli/main.ts", import.meta.url)),

@@ -32,8 +32,6 @@ import { StatCache, type StatSig } from "./statcache.ts";
 import { type LightStat, lstatLight } from "../sys/lstat.ts";
 import { blake3Hex } from "../cas/hash.ts";
 import { encodeManifest } from "../cas/manifest.ts";
-import { trace } from "../sys/trace.ts";
-import { dropIngestPool, INGEST_WORKER_URL, takeIngestPool } from "./ingest_pool.ts";
 
 export { STREAM_THRESHOLD } from "./blocks.ts";
 
@@ -584,7 +582,6 @@ export async function ingestTreeParallel(
     }
     const n = Math.max(1, Math.min(opts.workers ?? navigator.hardwareConcurrency ?? 2, 8));
     if (w.queuedBytes < PARALLEL_MIN_BYTES || w.jobs.length < 64) {
-      dropIngestPool(); // workers started ahead (src/cli/add_early.ts) that this add does not need
       for (let i = 0; i < w.jobs.length; i++) {
         const job = w.jobs[i];
         releaseJob(w, i);
@@ -623,13 +620,8 @@ async function runPool(
   progress: IngestProgress,
   opts: IngestOptions,
 ): Promise<void> {
-  // workers started ahead of the walk (src/scan/ingest_pool.ts) first, some maybe ready already
-  const pre = takeIngestPool();
-  if (pre) trace(`ingest: workers taken from the early start (ready: ${pre.ready.join(",")})`);
-  const workers = pre?.workers.splice(0, n) ?? [];
-  const readyAhead = pre?.ready.splice(0, n) ?? [];
-  for (const extra of pre?.workers ?? []) extra.terminate();
-  while (workers.length < n) workers.push(new Worker(INGEST_WORKER_URL, { type: "module" }));
+  const url = new URL("./ingest_worker.ts", import.meta.url);
+  const workers = Array.from({ length: n }, () => new Worker(url, { type: "module" }));
   const ids = new Map<number, string[]>();
   const sizes = new Map<number, number>();
   let next = 0;
@@ -704,8 +696,6 @@ async function runPool(
           }
         };
       }
-      // a worker that said it was ready before its handler was installed gets its batches now
-      readyAhead.forEach((ready, i) => ready && (send(workers[i]), send(workers[i])));
       w.pump(0, 1);
       if (w.walked && w.jobs.length === 0) resolve();
     });

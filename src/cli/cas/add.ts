@@ -4,7 +4,7 @@
  * @module
  */
 import { HdError } from "../../sys/errors.ts";
-import { statCachePath } from "../add_early.ts";
+import { blake3Hex } from "../../cas/hash.ts";
 import { putNode } from "../../dag/dag.ts";
 import type { FileNode } from "../../dag/node.ts";
 import { MemDir, Tree } from "../../dag/tree.ts";
@@ -47,7 +47,9 @@ export const casAdd: Command = {
         }
         if (st.isDirectory) {
           const abs = Deno.realPathSync(p);
-          const cachePath = statCachePath(store.root, abs);
+          const cachePath = `${store.root}/cache/stat/${
+            blake3Hex(new TextEncoder().encode(abs)).slice(0, 24)
+          }.json`;
           const cache = ctx.values["no-cache"]
             ? StatCache.empty(store)
             : StatCache.load(cachePath, store);
