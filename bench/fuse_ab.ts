@@ -16,7 +16,7 @@
  * mount points are made and removed.
  * @module
  */
-import { dropCaches, loadavg, median, percentile, sh } from "./lib.ts";
+import { dropCaches, hdAt, loadavg, median, percentile, sh } from "./lib.ts";
 
 const args = Deno.args;
 const opt = (name: string, dflt: string) => {
@@ -33,17 +33,8 @@ const profile = args.includes("--profile");
 const work = Deno.makeTempDirSync({ prefix: "hd-fuse-ab-" });
 const store = `${work}/store`;
 
-async function hd(cli: string, a: string[]): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", cli, ...a],
-    env: { HD_HOME: store, NO_COLOR: "1", ...(profile ? { HD_FUSE_PROFILE: "1" } : {}) },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  if (!out.success) throw new Error(`hd ${a.join(" ")}: ${d.decode(out.stderr)}`);
-  return d.decode(out.stdout);
-}
+const hd = (cli: string, a: string[]) =>
+  hdAt(cli, a, store, profile ? { HD_FUSE_PROFILE: "1" } : {});
 
 const root = (await hd(clis[0], ["cas", "add", tree])).trim().split("\n")[0];
 const img = `${work}/tree.sqfs`;

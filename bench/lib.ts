@@ -64,6 +64,27 @@ export async function sh(line: string, opts: { cwd?: string } = {}): Promise<str
   return new TextDecoder().decode(out.stdout);
 }
 
+/**
+ * Runs `hd ARGS` from the checkout whose entry is `cli` (…/cli.ts) with `HD_HOME=store` (for the
+ * A/B scripts that alternate checkouts); returns its stdout, or throws with its stderr.
+ */
+export async function hdAt(
+  cli: string,
+  args: string[],
+  store: string,
+  env: Record<string, string> = {},
+): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", cli, ...args],
+    env: { HD_HOME: store, NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  if (!out.success) throw new Error(`hd ${args.join(" ")}: ${d.decode(out.stderr)}`);
+  return d.decode(out.stdout);
+}
+
 /** Median of numbers. */
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -15,7 +15,7 @@
  * store and mount point are made and removed.
  * @module
  */
-import { median } from "./lib.ts";
+import { hdAt, median } from "./lib.ts";
 
 const args = Deno.args;
 const opt = (name: string, dflt: string) => {
@@ -32,17 +32,7 @@ const store = `${work}/store`;
 const mnt = `${work}/mnt`;
 Deno.mkdirSync(mnt);
 
-async function hd(cli: string, a: string[], env: Record<string, string> = {}): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", cli, ...a],
-    env: { HD_HOME: store, NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  if (!out.success) throw new Error(`hd ${a.join(" ")}: ${d.decode(out.stderr)}`);
-  return d.decode(out.stdout);
-}
+const hd = (cli: string, a: string[], env: Record<string, string> = {}) => hdAt(cli, a, store, env);
 
 const root = (await hd(clis[0], ["cas", "add", tree])).trim().split("\n")[0];
 /** CPU time (ms) process `pid` has run so far, over all its threads (/proc/PID/task/T/schedstat). */
