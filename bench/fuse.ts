@@ -18,7 +18,7 @@
  * (VmHWM after the cold cat).
  * @module
  */
-import { type Bench, type BenchRow, dropCaches, median, percentile, sh } from "./lib.ts";
+import { type Bench, type BenchRow, dropCaches, hdAt, median, percentile, sh } from "./lib.ts";
 
 /** Where the real tree is installed (shared across runs; `fuse-tree` avoids other benches' dirs). */
 const TREE_CACHE = "/var/tmp/hd-bench-trees/fuse-tree";
@@ -112,17 +112,7 @@ function makeNodeModules(dir: string, files: number): { files: number; bytes: nu
   return { files: made, bytes };
 }
 
-async function hdCli(args: string[], store: string): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", `${REPO}/cli.ts`, ...args],
-    env: { HD_HOME: store, NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  if (!out.success) throw new Error(`hd ${args.join(" ")}: ${d.decode(out.stderr)}`);
-  return d.decode(out.stdout);
-}
+const hdCli = (args: string[], store: string) => hdAt(`${REPO}/cli.ts`, args, store);
 
 async function timeSh(line: string): Promise<number> {
   const t = performance.now();

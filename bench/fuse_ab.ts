@@ -16,15 +16,10 @@
  * mount points are made and removed.
  * @module
  */
-import { dropCaches, hdAt, loadavg, median, percentile, sh } from "./lib.ts";
+import { abOptions, dropCaches, hdAt, loadavg, median, percentile, sh } from "./lib.ts";
 
 const args = Deno.args;
-const opt = (name: string, dflt: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const clis = args.flatMap((a, i) => (a === "--cli" ? [args[i + 1]] : []));
-if (!clis.length) clis.push(new URL("../cli.ts", import.meta.url).pathname);
+const { opt, clis } = abOptions(args);
 const rounds = Number(opt("--rounds", "7"));
 const tree = opt("--tree", "/var/tmp/hd-bench-trees/fuse-tree/node_modules");
 const cases = opt("--cases", "find,stat,cat").split(",");

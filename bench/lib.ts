@@ -85,6 +85,23 @@ export async function hdAt(
   return d.decode(out.stdout);
 }
 
+/**
+ * The command line of the A/B scripts: `opt(name, default)` reads `--name VALUE`, and `clis` are
+ * the `--cli PATH` checkouts to alternate (this one when none is given).
+ */
+export function abOptions(args: string[]): {
+  opt: (name: string, dflt: string) => string;
+  clis: string[];
+} {
+  const opt = (name: string, dflt: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : dflt;
+  };
+  const clis = args.flatMap((a, i) => (a === "--cli" ? [args[i + 1]] : []));
+  if (!clis.length) clis.push(new URL("../cli.ts", import.meta.url).pathname);
+  return { opt, clis };
+}
+
 /** Median of numbers. */
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

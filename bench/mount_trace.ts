@@ -15,15 +15,10 @@
  * store and mount point are made and removed.
  * @module
  */
-import { hdAt, median } from "./lib.ts";
+import { abOptions, hdAt, median } from "./lib.ts";
 
 const args = Deno.args;
-const opt = (name: string, dflt: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const clis = args.flatMap((a, i) => (a === "--cli" ? [args[i + 1]] : []));
-if (!clis.length) clis.push(new URL("../cli.ts", import.meta.url).pathname);
+const { opt, clis } = abOptions(args);
 const rounds = Number(opt("--rounds", "10"));
 const tree = opt("--tree", new URL("../src", import.meta.url).pathname);
 
