@@ -12,6 +12,7 @@
  * ```
  * @module
  */
+import { dlopenGroups } from "./dlopen_groups.ts";
 
 /** Candidate file names of the shared library, first match wins. */
 export const LIBFUSE3_NAMES = [
@@ -164,11 +165,6 @@ export const SERVE_SYMBOLS = [
   "fuse_reply_readlink",
 ] as const satisfies readonly (keyof typeof SYMBOLS)[];
 
-function pick(names: readonly string[]): Deno.ForeignLibraryInterface {
-  const all = SYMBOLS as Deno.ForeignLibraryInterface;
-  return Object.fromEntries(names.map((n) => [n, all[n]]));
-}
-
 /** Callback signatures of the low-level ops hd implements. */
 export const CALLBACKS = {
   init: { parameters: ["pointer", "pointer"], result: "void" },
@@ -233,41 +229,12 @@ export const FUSE_CAP = {
 export function openLibfuse3(): Libfuse3 {
   const errors: string[] = [];
   for (const name of LIBFUSE3_NAMES) {
-    let eager: Deno.DynamicLibrary<Deno.ForeignLibraryInterface>;
     try {
-      eager = Deno.dlopen(name, pick(EAGER_SYMBOLS));
+      // the serve loop's symbols bound at its first call, the rest (the ops' replies) at theirs
+      return dlopenGroups(name, SYMBOLS, EAGER_SYMBOLS, [SERVE_SYMBOLS, []]);
     } catch (e) {
       errors.push(`${name}: ${(e as Error).message}`);
-      continue;
     }
-    // the other groups: getters that bind their group on first use, then become plain values
-    const grouped = [...EAGER_SYMBOLS, ...SERVE_SYMBOLS] as readonly string[];
-    const groups = [SERVE_SYMBOLS, Object.keys(SYMBOLS).filter((k) => !grouped.includes(k))];
-    const bound: Deno.DynamicLibrary<Deno.ForeignLibraryInterface>[] = [];
-    const symbols: Record<string, unknown> = { ...eager.symbols };
-    for (const group of groups) {
-      for (const k of group) {
-        Object.defineProperty(symbols, k, {
-          configurable: true,
-          enumerable: true,
-          get() {
-            const lib = Deno.dlopen(name, pick(group));
-            bound.push(lib);
-            for (const r of group) {
-              Object.defineProperty(symbols, r, { value: lib.symbols[r], enumerable: true });
-            }
-            return symbols[k];
-          },
-        });
-      }
-    }
-    return {
-      symbols,
-      close() {
-        eager.close();
-        for (const lib of bound) lib.close();
-      },
-    } as unknown as Libfuse3;
   }
   throw new Error(`libfuse3.so.3 not found (${errors[0]})`);
 }

@@ -12,6 +12,7 @@
  * ```
  * @module
  */
+import { dlopenGroups } from "./dlopen_groups.ts";
 
 /** The symbols bound. */
 export const ZSTD_SYMBOLS = {
@@ -46,39 +47,7 @@ export const ZSTD_READ_SYMBOLS = [
   "ZSTD_getFrameContentSize",
 ] as const satisfies readonly (keyof typeof ZSTD_SYMBOLS)[];
 
-function pick(names: readonly string[]): Deno.ForeignLibraryInterface {
-  const all = ZSTD_SYMBOLS as Deno.ForeignLibraryInterface;
-  return Object.fromEntries(names.map((n) => [n, all[n]]));
-}
-
 /** Opens libzstd.so.1; throws when it is not installed. */
 export function openLibzstd(): Libzstd {
-  const name = "libzstd.so.1";
-  const read = Deno.dlopen(name, pick(ZSTD_READ_SYMBOLS));
-  const rest = Object.keys(ZSTD_SYMBOLS).filter((k) =>
-    !(ZSTD_READ_SYMBOLS as readonly string[]).includes(k)
-  );
-  let more: Deno.DynamicLibrary<Deno.ForeignLibraryInterface> | null = null;
-  const symbols: Record<string, unknown> = { ...read.symbols };
-  for (const k of rest) {
-    // a getter that binds the group on first use, then a plain value
-    Object.defineProperty(symbols, k, {
-      configurable: true,
-      enumerable: true,
-      get() {
-        more ??= Deno.dlopen(name, pick(rest));
-        for (const r of rest) {
-          Object.defineProperty(symbols, r, { value: more.symbols[r], enumerable: true });
-        }
-        return symbols[k];
-      },
-    });
-  }
-  return {
-    symbols,
-    close() {
-      read.close();
-      more?.close();
-    },
-  } as unknown as Libzstd;
+  return dlopenGroups("libzstd.so.1", ZSTD_SYMBOLS, ZSTD_READ_SYMBOLS, [[]]);
 }
