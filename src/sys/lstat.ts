@@ -143,26 +143,10 @@ export function statWords(dir: number, name: Uint8Array, out: Uint32Array, at: n
 }
 
 /**
- * Whether lstat of `name` below `dir` gives exactly `saved[at .. at + STAT_WORDS)` (all zeros:
- * that it cannot be lstat'ed, the path was absent).
- */
-export function statMatches(
-  dir: number,
-  name: Uint8Array,
-  saved: Uint32Array,
-  at: number,
-): boolean {
-  if (lib!.symbols.fstatat(dir, name, statBuf, AT_SYMLINK_NOFOLLOW) !== 0) {
-    return saved[at + 2] === 0; // no st_mode: recorded as absent
-  }
-  for (let k = 0; k < STAT_WORDS; k++) if (saved[at + k] !== statU32[WORD_AT[k]]) return false;
-  return true;
-}
-
-/**
  * Whether the `count` NUL-terminated names of `names` (relative to `dir` from {@link openDir};
- * `names` must end with a NUL) all still lstat to `saved` ({@link statMatches} of each name `i`
- * against `saved[i * STAT_WORDS ..]`), stopping at the first that does not; false too when
+ * `names` must end with a NUL) all still lstat to `saved` (name `i` to the words {@link statWords}
+ * wrote at `saved[i * STAT_WORDS ..]`; all zeros: recorded absent, still absent), stopping at the
+ * first that does not; false too when
  * `names` holds another number of names. One loop that hands libc the address of each name in
  * place (no typed array made per name; a bigint, since V8's fast call takes a 64-bit argument only
  * from one: 10k paths warm ~14 ms, with numbers ~20) and compares the words unrolled.

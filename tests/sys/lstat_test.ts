@@ -11,11 +11,17 @@ import {
   openDir,
   STAT_WORDS,
   statAllMatch,
-  statMatches,
   statWords,
   wordsCtimeMs,
 } from "../../src/sys/lstat.ts";
 import { tempDir } from "../_helpers.ts";
+
+/** Whether `name` lstats now to the words saved at `saved[at ..]` (statWords again, compared). */
+function statMatches(dir: number, name: Uint8Array, saved: Uint32Array, at: number): boolean {
+  const now = new Uint32Array(STAT_WORDS);
+  statWords(dir, name, now, 0);
+  return now.every((x, k) => x === saved[at + k]);
+}
 
 Deno.test("lstatLight agrees with Deno.lstatSync on every kind of entry", () => {
   using d = tempDir();
