@@ -179,6 +179,27 @@ export function toHex(bytes: Uint8Array): string {
   return ASCII.decode(new Uint8Array(hexOut.buffer, 0, n * 2));
 }
 
+const HEX_DIGITS = "0123456789abcdef";
+/** Each byte's two hex digits as char codes (high digit at 2b, low at 2b+1). */
+const HEX_CODES = Uint16Array.from(
+  { length: 512 },
+  (_, i) => HEX_DIGITS.charCodeAt(i & 1 ? (i >> 1) & 15 : i >> 5),
+);
+const idHexOut = new Uint16Array(64);
+
+/**
+ * The 32 bytes of `b` from `at` as lowercase hex: what {@link toHex} gives for them, without a view
+ * or a TextDecoder call (a node decoder reads thousands of ids from one buffer).
+ */
+export function idHexAt(b: Uint8Array, at: number): string {
+  for (let i = 0; i < 32; i++) {
+    const x = b[at + i] << 1;
+    idHexOut[2 * i] = HEX_CODES[x];
+    idHexOut[2 * i + 1] = HEX_CODES[x + 1];
+  }
+  return String.fromCharCode.apply(null, idHexOut as unknown as number[]);
+}
+
 const NIBBLE = (() => {
   const t = new Int8Array(128).fill(-1);
   for (let i = 0; i < 10; i++) t[48 + i] = i;

@@ -11,29 +11,12 @@
  * ```
  * @module
  */
-import { fromHex } from "../cas/hash.ts";
+import { fromHex, idHexAt } from "../cas/hash.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
 /** Strings up to this many bytes are tried as ASCII in JS first ({@link ByteReader.str}). */
 const ASCII_FAST = 64;
-const HEX_DIGITS = "0123456789abcdef";
-/** Each byte's two hex digits as char codes (high digit at 2b, low at 2b+1). */
-const HEX_CODES = Uint16Array.from(
-  { length: 512 },
-  (_, i) => HEX_DIGITS.charCodeAt(i & 1 ? (i >> 1) & 15 : i >> 5),
-);
-const hexOut = new Uint16Array(64);
-
-/** The 32 bytes of `b` from `at` as lowercase hex (what toHex gives, without a view). */
-function hexAt(b: Uint8Array, at: number): string {
-  for (let i = 0; i < 32; i++) {
-    const x = b[at + i] << 1;
-    hexOut[2 * i] = HEX_CODES[x];
-    hexOut[2 * i + 1] = HEX_CODES[x + 1];
-  }
-  return String.fromCharCode.apply(null, hexOut as unknown as number[]);
-}
 
 /**
  * Bytes that are not a well-formed node: every decoding failure is one of these (never a
@@ -228,6 +211,6 @@ export class ByteReader {
     this.#need(32);
     const p = this.#p;
     this.#p = p + 32;
-    return hexAt(this.#b, p);
+    return idHexAt(this.#b, p);
   }
 }

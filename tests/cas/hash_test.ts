@@ -1,6 +1,13 @@
 import { createBLAKE3 } from "hash-wasm";
 import { assert, assertEquals } from "../_assert.ts";
-import { blake3Hex, blake3Impl, fromHex, loadNativeBlake3, toHex } from "../../src/cas/hash.ts";
+import {
+  blake3Hex,
+  blake3Impl,
+  fromHex,
+  idHexAt,
+  loadNativeBlake3,
+  toHex,
+} from "../../src/cas/hash.ts";
 import { blake3Js } from "../../src/cas/blake3_js.ts";
 import { blake3Wasm, MODULE_B64 } from "../../src/cas/blake3_wasm.ts";
 import { hasCommand, REPO, testIf } from "../_helpers.ts";
@@ -236,4 +243,11 @@ Deno.test("the embedded WebAssembly BLAKE3 is the module of the hash-wasm deno.j
   const js = Deno.readTextFileSync(dist);
   const data = /data:"([A-Za-z0-9+/=]+)"/.exec(js)?.[1];
   assertEquals(data, MODULE_B64, `src/cas/blake3_wasm.ts differs from ${dist}: copy its data`);
+});
+
+Deno.test("idHexAt: the 32 bytes at any offset, as toHex gives them", () => {
+  const b = new Uint8Array(100);
+  for (let i = 0; i < b.length; i++) b[i] = (i * 97 + 13) & 255;
+  b.fill(255, 40, 72);
+  for (const at of [0, 1, 31, 40, 68]) assertEquals(idHexAt(b, at), toHex(b.subarray(at, at + 32)));
 });
