@@ -317,6 +317,8 @@ export class FuseOps {
     const L = this.#L;
     const counts = this.#counts;
     const times = this.#times;
+    // five arguments after req are passed on (the most any low-level op has: write, rename)
+    if (fn.length > 6) throw new Error(`Cannot register ${name}: more arguments than #op passes`);
     const f = fn as unknown as (
       req: Req,
       a: unknown,
