@@ -53,7 +53,7 @@ import {
   wordsCtimeMs,
 } from "../sys/lstat.ts";
 import type { LockState } from "../config/lockfile.ts";
-import { privateDir } from "../sys/fs.ts";
+import { privateDir, readStateFile } from "../sys/fs.ts";
 import type { EnvSpec } from "../config/types.ts";
 import type { CompiledEnv } from "./compile.ts";
 import type { MemDir } from "../dag/tree.ts";
@@ -294,14 +294,20 @@ interface Header {
 const te = new TextEncoder();
 const td = new TextDecoder();
 
+/** The largest proof read (~100 bytes a path: a few million paths). */
+const MAX_PROOF_BYTES = 256 << 20;
+
 /** A proof file read and its header checked for form; null when missing or malformed. */
 function readProof(path: string): { bytes: Uint8Array; h: Header; nl: number } | null {
-  let bytes: Uint8Array;
+  let bytes: Uint8Array | null;
   try {
-    bytes = Deno.readFileSync(path);
+    // a project's .hd/status.bin is untrusted: not through a symlink (to /dev/zero …), not a
+    // FIFO, not beyond any proof's size
+    bytes = readStateFile(path, MAX_PROOF_BYTES);
   } catch {
     return null;
   }
+  if (bytes === null) return null;
   if (bytes.length < 66 || bytes[64] !== 10) return null;
   const nl = bytes.indexOf(10, 65);
   if (nl < 0) return null;

@@ -13,7 +13,7 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
-import { privateDir, refuseStateLink, writePrivateAtomic } from "../sys/fs.ts";
+import { privateDir, readStateFile, refuseStateLink, writePrivateAtomic } from "../sys/fs.ts";
 import { jsonlRequest, serveJsonl } from "../sys/jsonl.ts";
 import {
   bootId,
@@ -168,10 +168,14 @@ export type UpRead =
 export function readUpState(dir: string): UpRead | null {
   let text: string;
   try {
-    text = Deno.readTextFileSync(upStatePath(dir));
+    // untrusted (a cloned project may ship one): no symlink, FIFO or device, no more than 1 MiB
+    const bytes = readStateFile(upStatePath(dir), 1 << 20);
+    if (bytes === null) return null;
+    text = new TextDecoder().decode(bytes);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
-    return { invalid: `Cannot read .hd/up.json: ${(e as Error).message}` };
+    const m = (e as Error).message;
+    return { invalid: m.startsWith("Cannot read") ? m : `Cannot read .hd/up.json: ${m}` };
   }
   try {
     const state = parseUpState(text, ".hd/up.json");

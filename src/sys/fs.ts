@@ -72,6 +72,58 @@ export function refuseStateLink(path: string): void {
 }
 
 /**
+ * Reads a state file of a project's `.hd/` (or any file hd wrote there itself), refusing what a
+ * cloned repository could ship in its place: a symlink on the way from `.hd` down (to /dev/zero,
+ * a FIFO, a file elsewhere), anything but a regular file, or more than `max` bytes. Returns null
+ * when it does not exist; throws an HdError naming the path for a refused one.
+ *
+ * @example
+ * ```ts
+ * import { readStateFile } from "./fs.ts";
+ * const bytes = readStateFile("/proj/.hd/up.json", 1 << 20); // null: nothing runs
+ * ```
+ */
+export function readStateFile(path: string, max: number): Uint8Array | null {
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.lstatSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  const link = st.isSymlink ? path : symlinkInState(path);
+  const why = link
+    ? `${link} is a symlink`
+    : !st.isFile
+    ? "it is not a regular file"
+    : st.size > max
+    ? `it holds ${st.size} bytes, more than the ${max} hd writes there`
+    : null;
+  if (why) {
+    throw new HdError(
+      `Cannot read ${path}: ${why}`,
+      "remove it (hd keeps its own state in .hd/; a project must not ship one)",
+    );
+  }
+  const f = Deno.openSync(path, { read: true });
+  try {
+    // the file read is the one checked: a regular file, and no more than `max` bytes of it
+    const now = f.statSync();
+    if (!now.isFile || now.size > max) throw new HdError(`Cannot read ${path}: it changed`, "");
+    const out = new Uint8Array(now.size);
+    let n = 0;
+    while (n < out.length) {
+      const got = f.readSync(out.subarray(n));
+      if (got === null || got === 0) break;
+      n += got;
+    }
+    return out.subarray(0, n);
+  } finally {
+    f.close();
+  }
+}
+
+/**
  * Creates directory `path` (and its parents) private to its owner: 0700. An existing one with
  * other bits is made 0700 (state and logs of hd were once created 0755).
  */

@@ -113,6 +113,16 @@ Deno.test("hd status: the early path prints exactly what the full command prints
   assertEquals(JSON.parse(withMount.stdout), json);
   Deno.removeSync(`${s.path}/mounts`, { recursive: true });
 
+  // a forged proof (the summary's tree root changed, the file otherwise well-formed): its MAC
+  // fails, the early path stands aside and the real root is printed
+  const proofPath = `${d.path}/.hd/status.bin`;
+  const good = Deno.readFileSync(proofPath);
+  const forged = new TextDecoder("latin1").decode(good).replace(json.tree.root, "f".repeat(64));
+  Deno.writeFileSync(proofPath, Uint8Array.from(forged, (c) => c.charCodeAt(0)));
+  const withForged = await viaCli(["status", "--json"]);
+  assert(!withForged.early, "a forged proof: not the early path");
+  assertEquals(JSON.parse(withForged.stdout).tree.root, json.tree.root);
+
   // an edit in place: the proof fails, the full command scans and sees it
   Deno.writeTextFileSync(`${d.path}/src/sub/b.js`, "console.log(3);\n"); // same size
   const edited = await viaCli(["status", "--json"]);

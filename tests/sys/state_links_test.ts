@@ -8,6 +8,7 @@ import { hd, tempDir } from "../_helpers.ts";
 import {
   openPrivateAppend,
   privateDir,
+  readStateFile,
   symlinkInState,
   writePrivateAtomic,
 } from "../../src/sys/fs.ts";
@@ -85,4 +86,58 @@ Deno.test("CLI: hd up -d refuses a project whose .hd links out, naming it; hd st
   assert(!/up\.json|status\.bin/.test([...Deno.readDirSync(victim)].map((e) => e.name).join()));
   unchanged(victim, file);
   assert(st.code === 0 || /symlink/.test(st.stderr), `status: ${st.code} ${st.stderr}`);
+});
+
+Deno.test("readStateFile: a regular file is read; a link, a FIFO, a device or an oversized file is refused", async () => {
+  using d = tempDir("hd-readstate-");
+  const { proj, file } = setup(d.path);
+  Deno.mkdirSync(`${proj}/.hd`);
+  const at = (n: string) => `${proj}/.hd/${n}`;
+  assertEquals(readStateFile(at("missing"), 100), null);
+  Deno.writeTextFileSync(at("ok"), "state");
+  assertEquals(new TextDecoder().decode(readStateFile(at("ok"), 100)!), "state");
+  assertThrows(() => readStateFile(at("ok"), 3), /more than the 3/);
+  Deno.symlinkSync("/dev/zero", at("zero"));
+  assertThrows(() => readStateFile(at("zero"), 100), /is a symlink/);
+  Deno.symlinkSync(file, at("passwd"));
+  assertThrows(() => readStateFile(at("passwd"), 100), /is a symlink/);
+  const mk = await new Deno.Command("mkfifo", { args: [at("fifo")] }).output();
+  assert(mk.success, "mkfifo");
+  assertThrows(() => readStateFile(at("fifo"), 100), /not a regular file/); // and does not block
+  // .hd itself a link to a directory elsewhere
+  const other = `${d.path}/other`;
+  Deno.mkdirSync(`${other}/.hd`, { recursive: true });
+  Deno.writeTextFileSync(`${other}/.hd/up.json`, "{}");
+  Deno.mkdirSync(`${d.path}/p2`);
+  Deno.symlinkSync(`${other}/.hd`, `${d.path}/p2/.hd`);
+  assertThrows(() => readStateFile(`${d.path}/p2/.hd/up.json`, 100), /is a symlink/);
+});
+
+Deno.test("CLI: a project shipping .hd/status.bin and .hd/up.json as links to /dev/zero: hd status answers, hd down removes the link only", async () => {
+  using d = tempDir("hd-readstate-");
+  const proj = `${d.path}/proj`;
+  Deno.mkdirSync(`${proj}/.hd`, { recursive: true });
+  Deno.writeTextFileSync(`${proj}/hd.toml`, '[environment]\nname = "x"\n');
+  Deno.symlinkSync("/dev/zero", `${proj}/.hd/status.bin`);
+  Deno.symlinkSync("/dev/zero", `${proj}/.hd/up.json`);
+  const store = `${d.path}/store`;
+  const st = await hd(["status", "--json"], { store, cwd: proj });
+  assertEquals(st.code, 0, st.stderr);
+  assertEquals(JSON.parse(st.stdout).name, "x");
+  let proofLink = false;
+  try {
+    proofLink = Deno.lstatSync(`${proj}/.hd/status.bin`).isSymlink;
+  } catch { /* dropped: this scan was too recent to prove */ }
+  assert(!proofLink, "the shipped link is replaced or dropped, never followed");
+  const down = await hd(["down"], { store, cwd: proj });
+  assertEquals(down.code, 0, down.stderr);
+  assert(down.stdout.includes("is a symlink") || down.stderr.includes("is a symlink"), down.stdout);
+  let gone = false;
+  try {
+    Deno.lstatSync(`${proj}/.hd/up.json`);
+  } catch {
+    gone = true;
+  }
+  assert(gone, "the shipped link is removed");
+  assert(Deno.statSync("/dev/zero").isCharDevice !== false, "/dev/zero is still there");
 });
