@@ -5,5 +5,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$repo/scripts/setup.sh" test
 cd "$repo"
-if [ $# -gt 0 ]; then exec deno test -A "$@"; fi
-exec deno task test
+# the npm the tests run (npm ci in build steps) writes its debug logs into a temp dir of this run,
+# not ~/.npm/_logs (logs-max=0 would instead delete the user's older logs there)
+npm_logs="$(mktemp -d)"
+trap 'rm -rf "$npm_logs"' EXIT
+export npm_config_logs_dir="$npm_logs"
+if [ $# -gt 0 ]; then deno test -A "$@"; else deno task test; fi
