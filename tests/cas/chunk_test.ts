@@ -1,11 +1,20 @@
 import { assert, assertEquals } from "../_assert.ts";
-import { chunkBlocks, chunkBoundaries, MAX_CHUNK, MIN_CHUNK } from "../../src/cas/chunk.ts";
-import { blake3Hex } from "../../src/cas/hash.ts";
+import { chunkBlocks, chunkBoundaries, GEAR, MAX_CHUNK, MIN_CHUNK } from "../../src/cas/chunk.ts";
+import { blake3, blake3Hex } from "../../src/cas/hash.ts";
 import { randomBytes } from "../_helpers.ts";
 
 function chunkIds(b: Uint8Array): string[] {
   return [...chunkBoundaries(b)].map(([s, e]) => blake3Hex(b.subarray(s, e)));
 }
+
+Deno.test("the written-out gear table is BLAKE3's, as the store format defines it", () => {
+  const enc = new TextEncoder();
+  const derived = Array.from({ length: 256 }, (_, i) => {
+    const d = blake3(enc.encode(`hd-fastcdc-gear-v1:${i}`));
+    return ((d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]) >>> 0;
+  });
+  assertEquals([...GEAR], derived);
+});
 
 Deno.test("chunks respect min and max sizes and cover the input exactly", () => {
   for (const seed of [1, 2, 3]) {
