@@ -283,9 +283,41 @@ export function pollInterval(elapsedMs: number): number {
   return elapsedMs < 300 ? 10 : elapsedMs < 2000 ? 25 : elapsedMs < 10_000 ? 50 : 250;
 }
 
+/** Time between the quick polls of the first {@link QUICK_UNTIL_MS} (see {@link pollPlan}). */
+export const QUICK_POLL_MS = 2;
+/** How long after the start {@link waitForListener} polls every {@link QUICK_POLL_MS}. */
+export const QUICK_UNTIL_MS = 300;
+
+/**
+ * One step of {@link waitForListener}'s schedule (pure): whether to run the full check now (read
+ * the service's descriptors and match them against the listening sockets), and how long to sleep
+ * after. `anyListener` is whether anything at all listens on the port in hd's own namespace (one
+ * sock_diag query, tens of µs), or null where that cannot be asked. The full check keeps
+ * {@link pollInterval}'s schedule; in the first {@link QUICK_UNTIL_MS}, the cheap query runs every
+ * {@link QUICK_POLL_MS} in between and brings the full check forward once a socket listens on the
+ * port, so a service is seen ready within ~2 ms of its listen() rather than up to 10 ms. It only
+ * adds full checks: a service whose socket is in another namespace is seen as before.
+ */
+export function pollPlan(
+  elapsedMs: number,
+  sinceFullMs: number,
+  anyListener: boolean | null,
+): { full: boolean; sleepMs: number } {
+  const interval = pollInterval(elapsedMs);
+  if (anyListener === null) return { full: true, sleepMs: interval };
+  const full = anyListener || sinceFullMs >= interval;
+  return { full, sleepMs: elapsedMs < QUICK_UNTIL_MS ? QUICK_POLL_MS : interval };
+}
+
+/** Whether a socket listens on `port` in hd's own namespace; null when sock_diag cannot say. */
+function anyListenerOn(port: number): boolean | null {
+  const all = listeningSockets();
+  return all === null ? null : all.some((l) => l.port === port);
+}
+
 /**
  * Polls until one of the service's processes listens on `port` (the listener) or `until()` says
- * to give up (null).
+ * to give up (null), on {@link pollPlan}'s schedule (`intervalMs`: a fixed one instead).
  */
 export async function waitForListener(
   port: number,
@@ -293,16 +325,22 @@ export async function waitForListener(
 ): Promise<TcpListener | null> {
   const t0 = performance.now();
   let lastTree = -Infinity;
+  let lastFull = -Infinity;
   while (!opts.until()) {
     const now = performance.now();
-    const near = opts.leader !== undefined && now - lastTree < TREE_EVERY_MS
-      ? descendantPids(opts.leader)
-      : null;
-    if (near === null) lastTree = now;
-    const l = listenerOf(port, near ?? opts.pids());
-    if (l) return l;
-    const interval = opts.intervalMs ?? pollInterval(performance.now() - t0);
-    await new Promise((r) => setTimeout(r, interval));
+    const plan = opts.intervalMs !== undefined
+      ? { full: true, sleepMs: opts.intervalMs }
+      : pollPlan(now - t0, now - lastFull, now - t0 < QUICK_UNTIL_MS ? anyListenerOn(port) : null);
+    if (plan.full) {
+      lastFull = now;
+      const near = opts.leader !== undefined && now - lastTree < TREE_EVERY_MS
+        ? descendantPids(opts.leader)
+        : null;
+      if (near === null) lastTree = now;
+      const l = listenerOf(port, near ?? opts.pids());
+      if (l) return l;
+    }
+    await new Promise((r) => setTimeout(r, plan.sleepMs));
   }
   return null;
 }

@@ -7,6 +7,7 @@ import {
   ownListener,
   parseProcNetTcp,
   pollInterval,
+  pollPlan,
   servicePids,
   serviceTree,
   socketInode,
@@ -103,6 +104,26 @@ Deno.test("readiness: polls often at first, rarely for a service that never list
     [3_600_000, 250],
   ];
   for (const [t, want] of cases) assertEquals(pollInterval(t), want, `${t} ms`);
+});
+
+Deno.test("readiness: pollPlan checks in full on the old schedule, and early once the port listens", () => {
+  // [elapsed, since the last full check, anything listening on the port, → full, sleep]
+  const cases: [number, number, boolean | null, boolean, number][] = [
+    [0, Infinity, false, true, 2], // the first poll is always full
+    [4, 4, false, false, 2], // nothing listens yet: a cheap poll, 2 ms later again
+    [9, 9, false, false, 2],
+    [10, 10, false, true, 2], // the old 10 ms schedule still runs the full check
+    [12, 2, true, true, 2], // a socket listens on the port: full check now
+    [150, 1, true, true, 2], // another process holds the port: full, bounded to the quick phase
+    [299, 5, false, false, 2],
+    [300, 5, false, false, 25], // after the quick phase: the old intervals
+    [300, 25, false, true, 25],
+    [5, 5, null, true, 10], // sock_diag cannot say: the old schedule exactly
+    [2500, 10, null, true, 50],
+  ];
+  for (const [t, since, any, full, sleepMs] of cases) {
+    assertEquals(pollPlan(t, since, any), { full, sleepMs }, `${t} ms, ${since} ms, ${any}`);
+  }
 });
 
 Deno.test("readiness: listenerOf sees this process's own listener, not another's", () => {
