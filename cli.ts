@@ -2,7 +2,8 @@
  * Entry point of the `hd` binary. `hd --help` and `hd --version` alone print their text
  * (src/cli/help_text.ts) before anything else loads; `hd status [--json]` answers from its saved
  * proof with the fewest modules loaded when it can (src/cli/status_early.ts), else runs as usual.
- * `hd up -d` starts its detached supervisor before the CLI loads (src/cli/up_early.ts), and
+ * `hd up -d` starts its detached supervisor before the CLI loads (src/cli/up_early.ts), which
+ * starts loading its session's modules first thing, and
  * `hd mount REF DIR` its server (src/cli/mount_early.ts), so that the two processes start side by
  * side; that server goes straight to serving (mount_early.ts's serveMountEarly), without main.ts.
  * @module
@@ -39,6 +40,9 @@ if (Deno.args[0] === "mount") {
   const served = early.serveMountEarly(Deno.args.slice(1));
   if (served) Deno.exit(await served);
   early.startMountEarly(Deno.args.slice(1));
+} else if (Deno.args[0] === "up" && Deno.args[1] === "--supervise") {
+  // the detached supervisor: its session's modules load while main.ts and the spec do
+  lazyImport(new URL("./src/services/session.ts", import.meta.url)).catch(() => {});
 } else if (Deno.args[0] === "up") {
   const { startEarlySupervisor } = await lazyImport<typeof import("./src/cli/up_early.ts")>(
     new URL("./src/cli/up_early.ts", import.meta.url),
