@@ -2,10 +2,10 @@
  * Entry point of the `hd` binary. `hd --help` and `hd --version` alone print their text
  * (src/cli/help_text.ts) before anything else loads; `hd status [--json]` answers from its saved
  * proof with the fewest modules loaded when it can (src/cli/status_early.ts), else runs as usual.
- * `hd up -d` starts its detached supervisor before the CLI loads (src/cli/up_early.ts), which
- * starts loading its session's modules first thing, and
+ * `hd up -d` starts its detached supervisor before the CLI loads (src/cli/up_early.ts), and
  * `hd mount REF DIR` its server (src/cli/mount_early.ts), so that the two processes start side by
- * side; that server goes straight to serving (mount_early.ts's serveMountEarly), without main.ts.
+ * side; that server goes straight to serving (mount_early.ts's serveMountEarly), without main.ts,
+ * and the supervisor starts loading its session's modules before main.ts.
  * @module
  */
 import { TOP_HELP, VERSION } from "./src/cli/help_text.ts";
