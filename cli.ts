@@ -41,8 +41,12 @@ if (Deno.args[0] === "mount") {
   if (served) Deno.exit(await served);
   early.startMountEarly(Deno.args.slice(1));
 } else if (Deno.args[0] === "up" && Deno.args[1] === "--supervise") {
-  // the detached supervisor: its session's modules load while main.ts and the spec do
+  // the detached supervisor: its session's modules load while main.ts and the spec do, and its
+  // guardian starts meanwhile (src/sandbox/process.ts's startGuardian)
   lazyImport(new URL("./src/services/session.ts", import.meta.url)).catch(() => {});
+  lazyImport<typeof import("./src/sandbox/process.ts")>(
+    new URL("./src/sandbox/process.ts", import.meta.url),
+  ).then((m) => m.startGuardian()).catch(() => {});
 } else if (Deno.args[0] === "up") {
   const { startEarlySupervisor } = await lazyImport<typeof import("./src/cli/up_early.ts")>(
     new URL("./src/cli/up_early.ts", import.meta.url),

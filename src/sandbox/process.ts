@@ -153,6 +153,17 @@ let theGuardian: Guardian | null = null;
 /** The guardian's stdin: held open (never written) until hd exits. */
 let _guardianPipe: WritableStream<Uint8Array> | null = null;
 
+/**
+ * Starts this process's guardian now rather than at the first {@link spawnGroup}: the first child
+ * process of a Deno process also loads Deno's process module (~5 ms of the main thread, and ~3 ms
+ * more for the first spawn), which the `hd up` supervisor pays while its modules load instead of
+ * just before its first service starts (cli.ts). Idempotent. Where it cannot start (no sh, no
+ * /tmp), groups are stopped by hd itself, as before.
+ */
+export function startGuardian(): void {
+  guardian();
+}
+
 function guardian(): Guardian {
   if (theGuardian) return theGuardian;
   let file: string | null = null;

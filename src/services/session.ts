@@ -51,6 +51,7 @@ import { reloadRefusal } from "./plan.ts";
 import { type ReconcileResult, sameConfig } from "./reconcile.ts";
 import { cleanupIfStale, formatCleanup } from "./report.ts";
 import { dirIdentity, rootGoneReason } from "./root_gone.ts";
+import { after, type Timer } from "../sys/timer.ts";
 
 /**
  * The error of a second `hd up` of a project: another holds `.hd/up.lock` (`byLock`), or a live
@@ -143,7 +144,7 @@ export class UpSession {
   #state: UpState;
   /** The state file as last written: rewritten only when it changes. */
   #saved = "";
-  #stateTimer: ReturnType<typeof setTimeout> | null = null;
+  #stateTimer: Timer | null = null;
   #refresh: ReturnType<typeof setInterval> | null = null;
   #server: { close(): void } | null = null;
   #signals: [Deno.Signal, () => void][] = [];
@@ -258,7 +259,7 @@ export class UpSession {
     // after a spawn (setsid, sh, then the command): it is compared again every second
     // the project directory is looked at as often: deleted or replaced, the session stops
     this.#root = dirIdentity(this.#spec.dir);
-    this.#refresh = setInterval(() => (this.#checkRoot(), this.#saveState()), 1000);
+    this.#startRefresh();
     // this process holds .hd/up.lock: whatever state file is there is not a live one's
     this.#saveState();
     this.#server = serveControl(controlSocketPath(this.#spec.dir), (req) => this.#handle(req));
@@ -337,10 +338,12 @@ export class UpSession {
       onEvent: this.#o.onEvent,
       onChange: () => {
         this.#bump();
-        this.#stateTimer ??= setTimeout(() => {
+        // the next turn (after(), not setTimeout: the first change comes before the first
+        // services start, see #startRefresh)
+        this.#stateTimer ??= after(0, () => {
           this.#stateTimer = null;
           this.#saveState();
-        }, 0);
+        });
       },
       onSpecChange: () => this.reload(),
       remote: this.#o.remote,
@@ -562,6 +565,21 @@ export class UpSession {
     this.#signals = [];
   }
 
+  /**
+   * Every second: the project directory's check and the state file. The first tick comes from
+   * src/sys/timer.ts's `after`, not setInterval: the first Node timer of a process costs ~7 ms of
+   * the main thread, which here would delay the first services' start; by the first tick the
+   * services' readiness polls have paid it, while the services started.
+   */
+  #startRefresh(): void {
+    const tick = () => (this.#checkRoot(), this.#saveState());
+    after(1000, () => {
+      if (this.#phase === "stopped" || this.#refresh !== null) return;
+      tick();
+      this.#refresh = setInterval(tick, 1000);
+    });
+  }
+
   /** Stops listening, removes this session's state file and socket, and drops the lock. */
   #release(): void {
     if (this.#phase === "stopped") return;
@@ -569,7 +587,7 @@ export class UpSession {
     this.#phase = "stopped";
     this.#bump();
     if (this.#refresh !== null) clearInterval(this.#refresh);
-    if (this.#stateTimer !== null) clearTimeout(this.#stateTimer);
+    this.#stateTimer?.cancel();
     this.#server?.close();
     const dir = this.#spec.dir;
     const cur = readUpState(dir);
