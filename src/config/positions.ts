@@ -35,8 +35,20 @@ export class SourcePositions {
   #values = new Map<string, LineCol>();
   #arrayTables = new Map<string, number>();
 
+  #scanned = false;
+
+  /**
+   * Keeps `source`; it is scanned on the first question (most parses ask none: positions are for
+   * messages, and the scan costs ~2 ms of every command that reads hd.toml).
+   */
   constructor(source: string) {
     this.#src = source;
+  }
+
+  #scan(): void {
+    if (this.#scanned) return;
+    this.#scanned = true;
+    const source = this.#src;
     if (source.startsWith("\ufeff")) this.#i = this.#lineStarts[0] = 1; // a BOM is not a column
     for (let i = 0; i < source.length; i++) if (source[i] === "\n") this.#lineStarts.push(i + 1);
     try {
@@ -48,11 +60,13 @@ export class SourcePositions {
 
   /** Position of the key that defines `path` (its first occurrence), or null. */
   key(path: string): LineCol | null {
+    this.#scan();
     return this.#keys.get(path) ?? null;
   }
 
   /** Position of the value of `path` (an array item's own position for `a[i]`), or null. */
   value(path: string): LineCol | null {
+    this.#scan();
     return this.#values.get(path) ?? null;
   }
 
@@ -61,6 +75,7 @@ export class SourcePositions {
    * the nearest enclosing key that exists, else 1:1.
    */
   nearest(path: string, preferKey = false): LineCol {
+    this.#scan();
     let p = path;
     while (p !== "") {
       const hit = preferKey
