@@ -33,9 +33,45 @@ const workDir = Deno.makeTempDirSync({ prefix: "hd-bench-" });
 const rows: BenchRow[] = [];
 const errors: { bench: string; error: string }[] = [];
 /** Per module: when it started, how long it took, the 1-minute load average before and after. */
-const modules: { bench: string; started: string; seconds: number; load: [number, number] }[] = [];
+const modules: {
+  bench: string;
+  started: string;
+  seconds: number;
+  load: [number, number];
+  /** How long the machine took to settle before the module ({@link settle}), and how idle it was. */
+  settle: { ms: number; idlePct: number };
+}[] = [];
 const load1 = () => Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
 const log = (s: string) => console.error(`[bench] ${s}`);
+
+/** The share of CPU time idle over the next `ms` (all cores), from /proc/stat. */
+async function idleShare(ms: number): Promise<number> {
+  const read = () => {
+    const f = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1)
+      .map(Number);
+    return { idle: f[3] + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) };
+  };
+  const a = read();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = read();
+  return b.total > a.total ? (b.idle - a.idle) / (b.total - a.total) : 1;
+}
+
+/**
+ * Lets the machine settle before a module: the previous one's dirty pages written out (`sync`),
+ * then until a second passes with ≥ 90% of the CPU idle (at most 30 s). A module that starts while
+ * the writeback of the one before (gigabytes, after cas) still runs measures that writeback too.
+ */
+async function settle(): Promise<{ ms: number; idlePct: number }> {
+  const t0 = performance.now();
+  await new Deno.Command("sync").output().catch(() => {});
+  let idle = 0;
+  while (performance.now() - t0 < 30_000) {
+    idle = await idleShare(1000);
+    if (idle >= 0.9) break;
+  }
+  return { ms: Math.round(performance.now() - t0), idlePct: Math.round(idle * 100) };
+}
 
 for (const name of MODULES) {
   if (only && !only.has(name)) continue;
@@ -46,7 +82,8 @@ for (const name of MODULES) {
     errors.push({ bench: name, error: `not loaded: ${(e as Error).message.split("\n")[0]}` });
     continue;
   }
-  log(`${name}: start`);
+  const settled = await settle();
+  log(`${name}: start (settled in ${settled.ms} ms, ${settled.idlePct}% idle)`);
   const started = new Date();
   const load0 = load1();
   const dir = `${workDir}/${name}`;
@@ -70,6 +107,7 @@ for (const name of MODULES) {
     started: started.toISOString(),
     seconds: Math.round((Date.now() - started.getTime()) / 1000),
     load: [load0, load1()],
+    settle: settled,
   });
   try {
     Deno.removeSync(dir, { recursive: true });

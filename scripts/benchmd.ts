@@ -13,7 +13,13 @@ interface Results {
   when: string;
   machine: { cores: number; deno: string };
   quick?: boolean;
-  modules?: { bench: string; started: string; seconds: number; load: [number, number] }[];
+  modules?: {
+    bench: string;
+    started: string;
+    seconds: number;
+    load: [number, number];
+    settle?: { ms: number; idlePct: number };
+  }[];
   rows: BenchRow[];
   errors: { bench: string; error: string }[];
 }
@@ -98,7 +104,11 @@ export function renderBench(doc: Results, notes: Record<string, string>): string
       out.push(
         `Ran ${m.started.slice(11, 16)} UTC for ${m.seconds} s; load average ${m.load[0]} before, ${
           m.load[1]
-        } after.`,
+        } after.` +
+          (m.settle
+            ? ` Before it, the machine settled for ${m.settle.ms} ms (\`sync\`, then a second ` +
+              `${m.settle.idlePct}% idle).`
+            : ""),
         "",
       );
     }
