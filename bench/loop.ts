@@ -8,7 +8,7 @@
  * - app start: the app alone, from spawn to answering HTTP (the floor both tools pay);
  * - no-change `hd up -d` (after `hd down`) until web answers through api, beside the same two
  *   `node` processes started by hand in dependency order (api, wait until it answers, then web):
- *   alternated A B A B, 7 rounds (3 with --quick), median, min–max and the load average;
+ *   alternated A B A B, 15 rounds (3 with --quick), median, min–max and the load average;
  * - unwatched edit → root: time from writing a file no service watches to the new root hash on
  *   hd's control socket (`git add -A && git write-tree` is shown as a reference that hashes the
  *   same tree without a watcher).
@@ -189,7 +189,9 @@ export const bench: Bench = {
       const hdUps: number[] = [];
       const hand: number[] = [];
       const load0 = loadavg();
-      for (let i = 0; i < (quick ? 3 : 7); i++) {
+      // 15 rounds: on this machine a round of either side is now and then ~40% slower (both
+      // node starts at once), and with 7 rounds the median ratio swung from 1.4x to 1.8x
+      for (let i = 0; i < (quick ? 3 : 15); i++) {
         const pair = [
           async () => {
             const t0 = performance.now();
