@@ -106,6 +106,11 @@ export interface CompiledEnv {
   packagesFrom: "lock" | "resolved";
   lock: LockState;
   steps: StepHash[];
+  /**
+   * The stat cache the scan used and saved (absent with `noCache`): what loading
+   * {@link statCachePath} again would give, without reading and verifying the file twice.
+   */
+  statCache?: StatCache;
 }
 
 /** Options of {@link compileEnv}. */
@@ -412,6 +417,7 @@ export async function compileEnv(
       packagesFrom: pk.from,
       lock: pk.lock,
       steps,
+      ...(opts.noCache ? {} : { statCache: cache }),
     };
   };
   return write ? await store.withLock("shared", compile) : compile();

@@ -352,7 +352,8 @@ export class DevLoop {
     this.#envRoot = c.envId;
     this.#baseId = c.baseId;
     this.#packageIds = c.packages.map((p) => p.id);
-    this.#cache = StatCache.load(this.#cachePath, this.#store);
+    // the cache the compile just loaded and saved, not the file read and verified again
+    this.#cache = c.statCache ?? StatCache.load(this.#cachePath, this.#store);
     const hashes = c.steps.map((s) => s.id);
     this.#print(
       `root ${this.#envRoot}  (${c.files} files, ${c.files - c.cacheHits} read, ${
