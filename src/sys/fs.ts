@@ -109,7 +109,12 @@ export function readStateFile(path: string, max: number): Uint8Array | null {
   try {
     // the file read is the one checked: a regular file, and no more than `max` bytes of it
     const now = f.statSync();
-    if (!now.isFile || now.size > max) throw new HdError(`Cannot read ${path}: it changed`, "");
+    if (!now.isFile || now.size > max) {
+      throw new HdError(
+        `Cannot read ${path}: it was replaced while hd opened it`,
+        "run the command again; if it says so again, remove the file",
+      );
+    }
     const out = new Uint8Array(now.size);
     let n = 0;
     while (n < out.length) {
