@@ -30,6 +30,9 @@ const quick = Deno.args.includes("--quick");
 const outDir = new URL("./out/", import.meta.url).pathname;
 Deno.mkdirSync(outDir, { recursive: true });
 const workDir = Deno.makeTempDirSync({ prefix: "hd-bench-" });
+// the npm that steps run writes its debug logs here, not into ~/.npm/_logs (as scripts/test.sh)
+Deno.mkdirSync(`${workDir}/npm-logs`);
+Deno.env.set("npm_config_logs_dir", `${workDir}/npm-logs`);
 const rows: BenchRow[] = [];
 const errors: { bench: string; error: string }[] = [];
 /** Per module: when it started, how long it took, the 1-minute load average before and after. */
