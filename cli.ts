@@ -40,6 +40,9 @@ if (Deno.args[0] === "mount") {
   const served = early.serveMountEarly(Deno.args.slice(1));
   if (served) Deno.exit(await served);
   early.startMountEarly(Deno.args.slice(1));
+  // the store's mount server served it: said without loading main.ts
+  const code = await early.finishServedEarly();
+  if (code !== null) Deno.exit(code);
 } else if (Deno.args[0] === "up" && Deno.args[1] === "--supervise") {
   // the detached supervisor: its session's modules load while main.ts and the spec do, and its
   // guardian starts meanwhile (src/sandbox/process.ts's startGuardian)

@@ -73,9 +73,18 @@ export const mount: Command = {
     }
     const rw = !!ctx.values.rw;
     if (early && !ctx.values.foreground) {
+      const start = await early.start; // the store's mount server's refusal is thrown here
+      if ("served" in start) {
+        const { root: id, dir: abs, pid, log } = start.served;
+        ctx.out.result(
+          { root: id, dir: abs, pid, rw, log },
+          () => `mounted ${id.slice(0, 12)} on ${abs}${rw ? " (rw)" : ""} (pid ${pid})`,
+        );
+        return 0;
+      }
       // The server checks what the steps below check; it is waited for first, so that this
       // process never races it (recovering a stale mount it is about to replace).
-      const r = await waitMountServer(early.child);
+      const r = await waitMountServer(start.child);
       if ("pid" in r && r.info) {
         const { root: id, dir: abs, log } = r.info;
         ctx.out.result(

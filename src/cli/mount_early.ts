@@ -11,6 +11,8 @@
  * @module
  */
 import { startMountServer } from "../mount/spawn.ts";
+import { askMountServer, mountRequest, mountServerSocket } from "../mount/host.ts";
+import { defaultStoreRoot } from "../cas/root.ts";
 import { lazyImport } from "../sys/lazy.ts";
 import { trace } from "../sys/trace.ts";
 
@@ -22,6 +24,8 @@ export interface EarlyMount {
   log?: string;
   /** `--rw` / `--layers`, passed on to the server. */
   flags: string[];
+  /** `--json` was given. */
+  json?: boolean;
 }
 
 /**
@@ -47,7 +51,8 @@ export function parseMountEarly(rest: string[]): EarlyMount | null {
       else out.log = v;
     } else if (eq > 0) return null;
     else if (a === "--rw" || a === "--layers") out.flags.push(a);
-    else if (a !== "--json" && a !== "--debug") return null;
+    else if (a === "--json") out.json = true;
+    else if (a !== "--debug") return null;
   }
   if (pos.length !== 2) return null;
   [out.ref, out.dir] = pos;
@@ -80,12 +85,25 @@ export function serveMountEarly(rest: string[]): Promise<number> | null {
   ).then((m) => m.serveSpawned(args, ["mount", ...rest]));
 }
 
-let early: { args: EarlyMount; child: Deno.ChildProcess } | null = null;
+/** What the store's mount server served ({@link askMountServer}). */
+export interface Served {
+  pid: number;
+  root: string;
+  dir: string;
+  log: string | null;
+}
+
+/** An early start: the store's mount server served it, or a server process was started. */
+export type EarlyStart = { served: Served } | { child: Deno.ChildProcess };
+
+let early: { args: EarlyMount; start: Promise<EarlyStart>; asked: boolean } | null = null;
 
 /**
- * Starts the server of a qualifying background `hd mount` (see the module doc). In the server
- * itself (`--foreground`), starts loading the modules it will need (the FUSE server, the
- * registry, the store, ref resolution) beside main.ts's instead.
+ * Starts the server of a qualifying background `hd mount` (see the module doc): asks the store's
+ * mount server when its socket is there (src/mount/host.ts), and starts a server process when
+ * there is none or it cannot take the mount. In the server itself (`--foreground`), starts
+ * loading the modules it will need (the FUSE server, the registry, the store, ref resolution)
+ * beside main.ts's instead.
  */
 export function startMountEarly(rest: string[]): void {
   if (rest.includes("--foreground")) {
@@ -93,30 +111,87 @@ export function startMountEarly(rest: string[]): void {
     for (const m of ["../mount/fuse.ts", "../mount/projected.ts", "../mount/manager.ts"]) {
       lazyImport(new URL(m, import.meta.url)).catch(() => {});
     }
-    for (const m of ["../cas/store.ts", "./cas/resolve.ts"]) {
+    for (const m of ["../cas/store.ts", "./cas/resolve.ts", "../mount/host_server.ts"]) {
       lazyImport(new URL(m, import.meta.url)).catch(() => {});
     }
     return;
   }
   const args = parseMountEarly(rest);
   if (!args || early) return;
+  const spawn = (): EarlyStart => ({
+    child: startMountServer(args.ref, args.dir, {
+      store: args.store,
+      log: args.log,
+      flags: args.flags,
+    }),
+  });
   try {
-    early = {
-      args,
-      child: startMountServer(args.ref, args.dir, {
-        store: args.store,
-        log: args.log,
-        flags: args.flags,
-      }),
-    };
-    trace("mount: server spawned");
+    const storeRoot = args.store ?? defaultStoreRoot();
+    let start: Promise<EarlyStart>;
+    const asked = hasSocket(mountServerSocket(storeRoot));
+    if (asked) {
+      const abs = (p: string) => p.startsWith("/") ? p : `${Deno.cwd()}/${p}`;
+      start = askMountServer(
+        storeRoot,
+        mountRequest(args.ref, abs(args.dir), {
+          rw: args.flags.includes("--rw"),
+          layers: args.flags.includes("--layers"),
+          log: args.log ? abs(args.log) : null,
+        }),
+      ).then((served) => served ? { served } : spawn());
+      trace("mount: asked the mount server");
+    } else {
+      start = Promise.resolve(spawn());
+      trace("mount: server spawned");
+    }
+    start.catch(() => {}); // awaited (and reported) by the command
+    early = { args, start, asked };
   } catch {
     early = null; // the ordinary path will say what is wrong
   }
 }
 
+function hasSocket(path: string): boolean {
+  try {
+    return Deno.lstatSync(path).isSocket === true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * When this invocation asked the store's mount server and it served the mount: prints what
+ * `hd mount` prints (`--json` too) and resolves to 0, so that cli.ts exits without loading
+ * main.ts and the command's modules; otherwise null (the command then takes the early start,
+ * and says any error the server gave).
+ */
+export async function finishServedEarly(): Promise<number | null> {
+  if (!early?.asked) return null;
+  let got: EarlyStart;
+  try {
+    got = await early.start;
+  } catch {
+    return null; // said by the command
+  }
+  if (!("served" in got)) return null;
+  const { args } = early;
+  early = null;
+  Deno.stdout.writeSync(new TextEncoder().encode(servedText(got.served, args)));
+  return 0;
+}
+
+/** What `hd mount` prints for a mount the store's mount server serves (as src/cli/mount.ts). */
+export function servedText(s: Served, args: Pick<EarlyMount, "flags" | "json">): string {
+  const rw = args.flags.includes("--rw");
+  if (args.json) {
+    return JSON.stringify({ root: s.root, dir: s.dir, pid: s.pid, rw, log: s.log }, null, 2) +
+      "\n";
+  }
+  return `mounted ${s.root.slice(0, 12)} on ${s.dir}${rw ? " (rw)" : ""} (pid ${s.pid})\n`;
+}
+
 /** The server started early for this invocation, if any (once). */
-export function takeMountEarly(): { args: EarlyMount; child: Deno.ChildProcess } | null {
+export function takeMountEarly(): { args: EarlyMount; start: Promise<EarlyStart> } | null {
   const e = early;
   early = null;
   return e;

@@ -28,6 +28,10 @@ export interface ForegroundOptions {
   ready: boolean;
   /** Called once the ready line (if any) is out. */
   onReady?: () => void;
+  /** This process may serve other mounts too (it is the store's mount server). */
+  shared?: boolean;
+  /** Stops the mount when aborted. */
+  abort?: AbortSignal;
 }
 
 /**
@@ -51,6 +55,8 @@ export async function serveForeground(
     rw: opts.rw,
     layerView: opts.layers,
     log,
+    shared: opts.shared,
+    abort: opts.abort,
     onReady: (rec) => {
       Deno.stderr.writeSync(
         new TextEncoder().encode(`mounted ${rec.root} on ${rec.dir} (pid ${rec.pid})\n`),
@@ -79,24 +85,54 @@ export async function serveSpawned(args: EarlyMount, argv: string[]): Promise<nu
     for (const m of ["../mount/fuse.ts", "../mount/projected.ts"]) {
       lazyImport(new URL(m, import.meta.url)).catch(() => {});
     }
-    const [{ Store }, { defaultStoreRoot }, { resolveId }] = await Promise.all([
-      lazyImport<typeof import("../cas/store.ts")>(new URL("../cas/store.ts", import.meta.url)),
-      lazyImport<typeof import("../cas/root.ts")>(new URL("../cas/root.ts", import.meta.url)),
-      lazyImport<typeof import("./cas/resolve.ts")>(
-        new URL("./cas/resolve.ts", import.meta.url),
-      ),
-      managerMod(),
-    ]);
+    const [{ Store }, { defaultStoreRoot }, { resolveId }, { absMountDir }, { MountHost }] =
+      await Promise.all([
+        lazyImport<typeof import("../cas/store.ts")>(new URL("../cas/store.ts", import.meta.url)),
+        lazyImport<typeof import("../cas/root.ts")>(new URL("../cas/root.ts", import.meta.url)),
+        lazyImport<typeof import("./cas/resolve.ts")>(
+          new URL("./cas/resolve.ts", import.meta.url),
+        ),
+        managerMod(),
+        lazyImport<typeof import("../mount/host_server.ts")>(
+          new URL("../mount/host_server.ts", import.meta.url),
+        ),
+      ]);
     trace("command loaded");
     const store = Store.open(args.store ?? defaultStoreRoot(), { create: false });
     const id = resolveId(store, args.ref);
-    await serveForeground(store, id, args.dir, {
+    // The first background server of a store becomes its mount server: later mounts are asked of
+    // it instead of starting a process each (src/mount/host.ts). The lock is taken before the
+    // first mount so that its record says the process is shared.
+    const host = MountHost.claim(store, { resolve: (ref) => resolveId(store, ref) });
+    let live!: () => void;
+    const liveP = new Promise<void>((r) => live = r);
+    const abort = new AbortController();
+    const first = serveForeground(store, id, args.dir, {
       rw: args.flags.includes("--rw"),
       layers: args.flags.includes("--layers"),
       log: args.log,
       ready: true,
-      onReady: () => ready = true,
+      shared: host !== null,
+      abort: abort.signal,
+      onReady: () => (ready = true, live()),
     });
+    if (!host) {
+      await first;
+      return 0;
+    }
+    try {
+      await Promise.race([first, liveP]);
+    } catch (e) {
+      await host.close();
+      throw e;
+    }
+    if (!ready) {
+      await host.close();
+      return 0;
+    }
+    host.track(absMountDir(args.dir), first, abort);
+    host.listen();
+    await host.done;
     return 0;
   } catch (e) {
     if (ready) throw e;

@@ -55,6 +55,28 @@ const POLL_SLICE_MS = 10;
  */
 const IDLE_SLICES = 5;
 
+/**
+ * The FUSE fds of the sessions this process serves on its JS thread (the store's mount server
+ * serves several): a loop waiting on its own thread polls them all, so that a request to another
+ * mount wakes it and it yields, instead of that request waiting out the slice.
+ */
+const sessionFds = new Set<number>();
+
+/** pollfd entries for every fd in {@link sessionFds}, `own` first; the count. */
+function pollAll(own: number, into: { buf: Uint8Array }): number {
+  const n = sessionFds.size;
+  if (into.buf.length < n * POLLFD_SIZE) into.buf = new Uint8Array(n * POLLFD_SIZE * 2);
+  const v = new DataView(into.buf.buffer);
+  let i = 0;
+  for (const fd of [own, ...[...sessionFds].filter((f) => f !== own)]) {
+    v.setInt32(i * POLLFD_SIZE, fd, true);
+    v.setInt16(i * POLLFD_SIZE + 4, POLLIN, true);
+    v.setInt16(i * POLLFD_SIZE + 6, 0, true);
+    i++;
+  }
+  return n;
+}
+
 /** How many of the first requests HD_TRACE follows (the start-up's timeline). */
 const TRACED_REQUESTS = 6;
 
@@ -125,6 +147,13 @@ export interface FuseOptions {
    * `hd mount DIR && ls DIR` then finds them read in the time the CLI took to exit.
    */
   warmRoot?: boolean;
+  /**
+   * Wait for the first request after the kernel's INIT on a worker thread, not in poll slices on
+   * the JS thread: in a process that serves other mounts (the store's mount server), the reply
+   * to the `hd mount` that asked for this one must not wait behind those slices (~15 ms on this
+   * machine kind). Default false: a process serving one mount has nothing else to do.
+   */
+  quietStart?: boolean;
   /** Time every op ({@link FuseServer.times}); serveMount sets it from HD_FUSE_PROFILE=1. */
   profile?: boolean;
 }
@@ -299,72 +328,91 @@ export class FuseServer {
     pv.setInt32(0, fd, true);
     pv.setInt16(4, POLLIN, true);
     let yieldAt = performance.now() + 20;
-    let busyAt = performance.now();
+    let busyAt = this.#opts.quietStart ? -Infinity : performance.now();
+    let first = true; // the kernel's INIT
     let traced = 0;
     let onIdle = this.#opts.onIdle;
     let quiet = 0; // poll slices in a row without a request
     const needsLoop = this.#opts.needsLoop;
     const waitFor = this.#opts.waitFor;
     let warming = this.#opts.warmRoot !== false && this.#ops !== null;
-    while (!this.#stopping) {
-      const pending = waitFor?.();
-      if (pending) {
-        await pending.catch(() => {});
-        yieldAt = performance.now() + 20;
-      }
-      let r: number;
-      if (libc) {
-        r = L.fuse_session_receive_buf_sync(this.#se, bufPtr);
-        if (r === -EAGAIN) {
-          // nothing waits: a step of the work the root's first listing would wait for
-          if (warming && this.#ops!.warmStep()) continue;
-          if (warming && tracing()) trace("warm: root listing read");
-          warming = false;
-          const now = performance.now();
-          if (now - busyAt < ACTIVE_MS && needsLoop?.()) {
-            // A load is under way: let it advance while no request waits.
-            await yielder.next();
-            yieldAt = performance.now() + 20;
-          } else if (now - busyAt < ACTIVE_MS) {
-            // Recently busy: wait on this thread (no thread hop when the next request comes),
-            // in short slices so signals and the control socket still get their turn.
-            const none = libc.symbols.poll_sync(pfd, 1n, POLL_SLICE_MS) === 0;
-            quiet = none ? quiet + 1 : 0;
-            if (quiet >= IDLE_SLICES && onIdle) (onIdle(), onIdle = undefined);
-            if (none || now > yieldAt) {
+    const many = { buf: new Uint8Array(0) };
+    if (libc) sessionFds.add(fd);
+    try {
+      while (!this.#stopping) {
+        const pending = waitFor?.();
+        if (pending) {
+          await pending.catch(() => {});
+          yieldAt = performance.now() + 20;
+        }
+        let r: number;
+        if (libc) {
+          r = L.fuse_session_receive_buf_sync(this.#se, bufPtr);
+          if (r === -EAGAIN) {
+            // nothing waits: a step of the work the root's first listing would wait for
+            if (warming && this.#ops!.warmStep()) continue;
+            if (warming && tracing()) trace("warm: root listing read");
+            warming = false;
+            const now = performance.now();
+            if (now - busyAt < ACTIVE_MS && needsLoop?.()) {
+              // A load is under way: let it advance while no request waits.
               await yielder.next();
               yieldAt = performance.now() + 20;
+            } else if (now - busyAt < ACTIVE_MS) {
+              // Recently busy: wait on this thread (no thread hop when the next request comes),
+              // in short slices so signals and the control socket still get their turn. With other
+              // mounts in this process, wait on theirs too, and yield when one of theirs is ready.
+              let none: boolean;
+              if (sessionFds.size > 1) {
+                const n = pollAll(fd, many);
+                none = libc.symbols.poll_sync(many.buf, BigInt(n), POLL_SLICE_MS) === 0;
+                const ownReady = (new DataView(many.buf.buffer).getInt16(6, true) & POLLIN) !== 0;
+                if (!none && !ownReady) {
+                  await yielder.next();
+                  yieldAt = performance.now() + 20;
+                  continue;
+                }
+              } else none = libc.symbols.poll_sync(pfd, 1n, POLL_SLICE_MS) === 0;
+              quiet = none ? quiet + 1 : 0;
+              if (quiet >= IDLE_SLICES && onIdle) (onIdle(), onIdle = undefined);
+              if (none || now > yieldAt) {
+                await yielder.next();
+                yieldAt = performance.now() + 20;
+              }
+            } else {
+              // Idle: sleep in poll() on a worker thread, leaving the event loop free.
+              await libc.symbols.poll(pfd, 1n, -1);
+              yieldAt = performance.now() + 20;
             }
-          } else {
-            // Idle: sleep in poll() on a worker thread, leaving the event loop free.
-            await libc.symbols.poll(pfd, 1n, -1);
-            yieldAt = performance.now() + 20;
+            continue;
           }
-          continue;
+          if (!first || !this.#opts.quietStart) busyAt = performance.now();
+          first = false;
+          quiet = 0;
+        } else r = await L.fuse_session_receive_buf(this.#se, bufPtr);
+        if (this.#stopping) break;
+        if (r === -EINTR) continue;
+        if (r <= 0) break;
+        // HD_TRACE: the first requests, with their opcode (fuse_in_header.opcode), in the timeline
+        if (traced < TRACED_REQUESTS && tracing()) {
+          const mem = new DataView(buf.buffer).getBigUint64(LAYOUT.buf.mem, true);
+          const op = new Deno.UnsafePointerView(Deno.UnsafePointer.create(mem)!).getUint32(4);
+          trace(`request ${traced} (opcode ${op}) received`);
         }
-        busyAt = performance.now();
-        quiet = 0;
-      } else r = await L.fuse_session_receive_buf(this.#se, bufPtr);
-      if (this.#stopping) break;
-      if (r === -EINTR) continue;
-      if (r <= 0) break;
-      // HD_TRACE: the first requests, with their opcode (fuse_in_header.opcode), in the timeline
-      if (traced < TRACED_REQUESTS && tracing()) {
-        const mem = new DataView(buf.buffer).getBigUint64(LAYOUT.buf.mem, true);
-        const op = new Deno.UnsafePointerView(Deno.UnsafePointer.create(mem)!).getUint32(4);
-        trace(`request ${traced} (opcode ${op}) received`);
+        L.fuse_session_process_buf(this.#se, bufPtr);
+        if (traced < TRACED_REQUESTS && tracing()) trace(`request ${traced++} answered`);
+        if (L.fuse_session_exited(this.#se)) break;
+        // Under steady load, let signals and the control socket in now and then (after every
+        // request while a module load is waiting for its turns).
+        if (libc && (performance.now() > yieldAt || needsLoop?.() === "always")) {
+          await yielder.next();
+          yieldAt = performance.now() + 20;
+        }
       }
-      L.fuse_session_process_buf(this.#se, bufPtr);
-      if (traced < TRACED_REQUESTS && tracing()) trace(`request ${traced++} answered`);
-      if (L.fuse_session_exited(this.#se)) break;
-      // Under steady load, let signals and the control socket in now and then (after every
-      // request while a module load is waiting for its turns).
-      if (libc && (performance.now() > yieldAt || needsLoop?.() === "always")) {
-        await yielder.next();
-        yieldAt = performance.now() + 20;
-      }
+    } finally {
+      sessionFds.delete(fd);
+      libc?.close();
     }
-    libc?.close();
   }
 
   /**

@@ -21,6 +21,7 @@
  */
 import { HdError } from "../sys/errors.ts";
 import { trace } from "../sys/trace.ts";
+import { after } from "../sys/timer.ts";
 import { lazyImport } from "../sys/lazy.ts";
 import { guardedKill, isAlive } from "../sys/proc.ts";
 import { jsonlRequest, serveJsonl } from "../sys/jsonl.ts";
@@ -35,6 +36,7 @@ import type { FuseServer } from "./fuse.ts";
 import type { Overlay } from "./overlay.ts";
 import type { Projection } from "./projected.ts";
 import { failureOf, startMountServer, waitMountServer } from "./spawn.ts";
+import { askMountServer, mountRequest as hostMountRequest } from "./host.ts";
 
 export { hdArgv, mountServerV8Flags, READY_LINE, readyLine } from "./spawn.ts";
 
@@ -54,6 +56,8 @@ export interface MountRecord {
   log: string | null;
   /** ISO time it was mounted. */
   started: string;
+  /** The process may serve other mounts too (the store's mount server, src/mount/host.ts). */
+  shared?: boolean;
 }
 
 /** A registry entry with its checked state. */
@@ -74,6 +78,12 @@ export interface ServeOptions {
    * directories with `trusted.overlay.opaque=y`, and the stored xattrs (see Projection).
    */
   layerView?: boolean;
+  /** This process may serve other mounts too (recorded: `hd unmount` then never signals it). */
+  shared?: boolean;
+  /** Wait for the first request after INIT off the JS thread (FuseOptions.quietStart). */
+  quietStart?: boolean;
+  /** Stops this mount when aborted (as `hd unmount` does). */
+  abort?: AbortSignal;
 }
 
 /** Absolute form of `dir` without stat-ing it (a stale mount point cannot be stat-ed). */
@@ -336,6 +346,9 @@ export async function serveMount(
     needsLoop: () => nativeBlake3Loading() ? (fs.chunksRead ? "always" : "idle") : null,
     // once file contents are read, the next requests wait for the rest of its load
     waitFor: () => fs.chunksRead && nativeBlake3Loading() ? loadNativeBlake3() : null,
+    // a process serving other mounts too must not hold its JS thread for this one's first
+    // request (it still has to answer the `hd mount` that asked for it)
+    quietStart: !!opts.quietStart,
     // per-op times in the stats control request (bench/fuse_ab.ts prints them)
     profile: Deno.env.get("HD_FUSE_PROFILE") === "1",
   });
@@ -350,20 +363,6 @@ export async function serveMount(
     if (bdi) Deno.writeTextFileSync(`/sys/class/bdi/${bdi}/read_ahead_kb`, "1024");
   } catch { /* not root, or no such bdi: keep the default */ }
   const sock = socketPath(store, key);
-  const control = serveJsonl(sock, (req) => mountRequest(req, store, fs, overlay, server, log));
-  const rec: MountRecord = {
-    dir: absDir,
-    root,
-    pid: Deno.pid,
-    rw: !!opts.rw,
-    socket: sock,
-    log: opts.log ?? null,
-    started: new Date().toISOString(),
-  };
-  store.writeAtomic(recordPath(store, key), enc.encode(JSON.stringify(rec, null, 2) + "\n"));
-  log(`mounted ${root} on ${absDir}${opts.rw ? " (rw)" : ""}`);
-  const served = server.serve();
-
   let stopping: Promise<void> | null = null;
   let signalled!: () => void;
   const signalledP = new Promise<void>((r) => signalled = r);
@@ -376,6 +375,26 @@ export async function serveMount(
     signalled();
     return stopping;
   };
+  const control = serveJsonl(
+    sock,
+    (req) => mountRequest(req, store, fs, overlay, server, log, () => void stop("unmount")),
+  );
+  const rec: MountRecord = {
+    dir: absDir,
+    root,
+    pid: Deno.pid,
+    rw: !!opts.rw,
+    socket: sock,
+    log: opts.log ?? null,
+    started: new Date().toISOString(),
+    ...(opts.shared ? { shared: true } : {}),
+  };
+  store.writeAtomic(recordPath(store, key), enc.encode(JSON.stringify(rec, null, 2) + "\n"));
+  log(`mounted ${root} on ${absDir}${opts.rw ? " (rw)" : ""}`);
+  const served = server.serve();
+  const onAbort = () => void stop("stop requested");
+  opts.abort?.addEventListener("abort", onAbort, { once: true });
+  if (opts.abort?.aborted) onAbort();
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   const handlers = signals.map((s) => {
     const h = () => void stop(s);
@@ -389,6 +408,7 @@ export async function serveMount(
     await stop("unmounted");
   } finally {
     for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+    opts.abort?.removeEventListener("abort", onAbort);
     control.close();
     await control.done;
     for (const p of [sock, recordPath(store, key)]) {
@@ -403,7 +423,10 @@ export async function serveMount(
   }
 }
 
-/** The answer of a mount to one control request (`stats`, `snapshot`); throws for anything else. */
+/**
+ * The answer of a mount to one control request (`stats`, `snapshot`, `unmount`); throws for
+ * anything else.
+ */
 async function mountRequest(
   request: unknown,
   store: Store,
@@ -411,8 +434,14 @@ async function mountRequest(
   overlay: Overlay | null,
   server: FuseServer,
   log: (l: string) => void,
+  unmount: () => void,
 ): Promise<Record<string, unknown>> {
   const req = request as { op: string; ref?: string };
+  if (req.op === "unmount") {
+    // answered first (the stop closes this socket, and a process serving nothing else exits)
+    after(5, unmount);
+    return { stopping: true, pid: Deno.pid };
+  }
   if (req.op === "stats") {
     return {
       root: fs.rootId,
@@ -451,13 +480,35 @@ export async function unmountDir(
   const key = mountKey(absDir);
   const rec = readRecord(recordPath(store, key));
   let stopped: number | null = null;
-  // the record is a file: guardedKill never signals pid <= 1 or hd itself whatever it says
-  if (rec && isAlive(rec.pid, { zombies: "dead" }) && guardedKill(rec.pid, "SIGTERM")) {
+  const gone = (pid: number) =>
+    !isAlive(pid, { zombies: "dead" }) ||
+    (!mountsAt(absDir).some((m) => m.fstype.startsWith("fuse")) &&
+      readRecord(recordPath(store, key)) === null);
+  const waitGone = async (pid: number) => {
     const t0 = Date.now();
-    while (isAlive(rec.pid, { zombies: "dead" }) && Date.now() - t0 < timeoutMs) {
-      await new Promise((r) => setTimeout(r, 25));
+    while (!gone(pid) && Date.now() - t0 < timeoutMs) {
+      await new Promise((r) => setTimeout(r, 10));
     }
-    stopped = rec.pid;
+  };
+  if (rec && isAlive(rec.pid, { zombies: "dead" })) {
+    // Asked over the mount's control socket first: a process serving several mounts (the
+    // store's mount server) stops this one only. A process that does not answer is signalled
+    // only when it serves this mount alone; a shared one is left to the detach below.
+    let asked = false;
+    try {
+      await jsonlRequest(rec.socket, { op: "unmount" }, {
+        connectTimeoutMs: 1000,
+        replyTimeoutMs: 3000,
+      });
+      asked = true;
+    } catch (e) {
+      asked = /closed without a reply/.test((e as Error).message);
+    }
+    // the record is a file: guardedKill never signals pid <= 1 or hd itself whatever it says
+    if (asked || (!rec.shared && guardedKill(rec.pid, "SIGTERM"))) {
+      await waitGone(rec.pid);
+      stopped = rec.pid;
+    }
   }
   const detached = forceUnmount(absDir);
   if (!rec && detached === 0) {
@@ -498,6 +549,20 @@ export async function spawnMountServer(
   flags: string[],
 ): Promise<{ pid: number } | { failed: string }> {
   Deno.mkdirSync(`${store.root}/mounts`, { recursive: true });
+  // the store's mount server, when one runs, serves it without a process start (host.ts)
+  try {
+    const served = await askMountServer(
+      store.root,
+      hostMountRequest(root, absMountDir(dir), {
+        rw: flags.includes("--rw"),
+        layers: flags.includes("--layers"),
+        log: log.startsWith("/") ? log : `${Deno.cwd()}/${log}`,
+      }),
+    );
+    if (served) return { pid: served.pid };
+  } catch (e) {
+    return { failed: (e as Error).message };
+  }
   const child = startMountServer(root, dir, { store: store.root, log, flags });
   const r = await waitMountServer(child);
   return "pid" in r ? { pid: r.pid } : { failed: failureOf(r, log) };

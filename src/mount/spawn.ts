@@ -107,18 +107,22 @@ export function startMountServer(
   opts: StartOptions = {},
 ): Deno.ChildProcess {
   const argv = hdArgv();
+  // the server runs in / (it may outlive this command and serve other mounts: it must not keep
+  // the caller's directory busy), so the paths it is given are made absolute here
+  const abs = (p: string) => p.startsWith("/") ? p : `${Deno.cwd()}/${p}`;
   return new Deno.Command(argv[0], {
     args: [
       ...argv.slice(1),
       "mount",
       ref,
-      dir,
+      abs(dir),
       "--foreground",
       "--ready",
-      ...(opts.store ? ["--store", opts.store] : []),
-      ...(opts.log ? ["--log", opts.log] : []),
+      ...(opts.store ? ["--store", abs(opts.store)] : []),
+      ...(opts.log ? ["--log", abs(opts.log)] : []),
       ...(opts.flags ?? []),
     ],
+    cwd: "/",
     stdin: "null",
     stdout: "piped",
     stderr: "null",

@@ -5,7 +5,7 @@ import { parseMountEarly, parseMountServer } from "../../src/cli/mount_early.ts"
 Deno.test("parseMountEarly: only a plain background mount with known options starts early", () => {
   const table: [string[], ReturnType<typeof parseMountEarly>][] = [
     [["R", "/m"], { ref: "R", dir: "/m", flags: [] }],
-    [["R", "/m", "--rw", "--json"], { ref: "R", dir: "/m", flags: ["--rw"] }],
+    [["R", "/m", "--rw", "--json"], { ref: "R", dir: "/m", flags: ["--rw"], json: true }],
     [["--store", "/s", "R", "/m", "--layers"], {
       ref: "R",
       dir: "/m",

@@ -1,0 +1,265 @@
+/**
+ * The store's mount server (src/mount/host.ts, host_server.ts): which requests it takes, and, with
+ * real mounts, that later mounts of a store are served by the first one's process, each on its
+ * own, without a hang where a blocking call would wait for the server itself.
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { tempDir, testIf } from "../_helpers.ts";
+import {
+  admits,
+  insideMount,
+  type MountRequest,
+  mountServerSocket,
+  parseLinger,
+  parseMountRequest,
+  type ServerState,
+} from "../../src/mount/host.ts";
+import { servedText } from "../../src/cli/mount_early.ts";
+import { jsonlRequest } from "../../src/sys/jsonl.ts";
+import { isAlive } from "../../src/sys/proc.ts";
+import { hd } from "../_helpers.ts";
+import { fuseSkip, hdOk } from "./_util.ts";
+
+Deno.test("admits: a server takes a mount only for its own user and mount namespace", () => {
+  const srv: ServerState = { exiting: false, mntns: "mnt:[1]", uid: 0 };
+  const table: [typeof srv, { mntns: string | null; uid: number | null }, string][] = [
+    [srv, { mntns: "mnt:[1]", uid: 0 }, "ok"],
+    [srv, { mntns: "mnt:[2]", uid: 0 }, "the client is in another mount namespace"],
+    [srv, { mntns: "mnt:[1]", uid: 1000 }, "the client runs as another user"],
+    [srv, { mntns: "mnt:[1]", uid: null }, "the client runs as another user"],
+    [srv, { mntns: null, uid: 0 }, "the mount namespace is unknown"],
+    [{ ...srv, mntns: null }, { mntns: "mnt:[1]", uid: 0 }, "the mount namespace is unknown"],
+    [{ ...srv, exiting: true }, { mntns: "mnt:[1]", uid: 0 }, "the mount server is exiting"],
+  ];
+  for (const [s, req, want] of table) {
+    const got = admits(s, req);
+    assertEquals("ok" in got ? "ok" : got.retry, want, JSON.stringify([s, req]));
+  }
+});
+
+Deno.test("parseLinger: whole seconds from 0 to 86400, else the default with a reason", () => {
+  const table: [string | undefined, number, boolean][] = [
+    [undefined, 120_000, false],
+    ["", 120_000, false],
+    ["0", 0, false],
+    ["30", 30_000, false],
+    ["86400", 86_400_000, false],
+    ["86401", 120_000, true],
+    ["-1", 120_000, true],
+    ["1.5", 120_000, true],
+    ["soon", 120_000, true],
+    ["9".repeat(40), 120_000, true],
+  ];
+  for (const [v, ms, err] of table) {
+    const got = parseLinger(v);
+    assertEquals(got.ms, ms, String(v));
+    assertEquals(got.error !== undefined, err, String(v));
+  }
+});
+
+Deno.test("insideMount: the mount a path is or lies in, by whole path components", () => {
+  const mounts = ["/mnt/a", "/srv/x/y"];
+  const table: [string, string | null][] = [
+    ["/mnt/a", "/mnt/a"],
+    ["/mnt/a/b/c", "/mnt/a"],
+    ["/mnt/ab", null],
+    ["/mnt", null],
+    ["/srv/x/y/z", "/srv/x/y"],
+    ["/srv/x", null],
+  ];
+  for (const [p, want] of table) assertEquals(insideMount(p, mounts), want, p);
+  assertEquals(insideMount("/anything", ["/"]), "/");
+});
+
+Deno.test("parseMountRequest: a request line is checked field by field", () => {
+  const good: MountRequest = {
+    op: "mount",
+    ref: "trees/x",
+    dir: "/m",
+    rw: false,
+    layers: true,
+    log: null,
+    mntns: "mnt:[1]",
+    uid: 0,
+  };
+  assertEquals(parseMountRequest(good), good);
+  const bad: [Record<string, unknown>, string][] = [
+    [{ ...good, op: "stop" }, "not a mount"],
+    [{ ...good, ref: "" }, "ref"],
+    [{ ...good, ref: 7 }, "ref"],
+    [{ ...good, dir: "rel/dir" }, "dir must be an absolute path"],
+    [{ ...good, log: "x.log" }, "log must be null or an absolute path"],
+    [{ ...good, rw: "yes" }, "flags"],
+    [{ ...good, mntns: 1 }, "mntns"],
+    [{ ...good, uid: 1.5 }, "uid"],
+  ];
+  for (const [req, why] of bad) {
+    const got = parseMountRequest(req);
+    assertEquals("invalid" in got ? got.invalid : "taken", why, JSON.stringify(req));
+  }
+  assertEquals(parseMountRequest(null), { invalid: "not a mount" });
+});
+
+Deno.test("mountServerSocket: in the store, or a short name under /tmp for a long store path", () => {
+  assertEquals(mountServerSocket("/s", 0), "/s/mounts/server.sock");
+  const long = `/${"x".repeat(120)}`;
+  const p = mountServerSocket(long, 1000);
+  assert(/^\/tmp\/hd-1000-mounts-[0-9a-f]{16}\.sock$/.test(p), p);
+  assertEquals(mountServerSocket(long, 1000), p); // the same store, the same socket
+  assert(mountServerSocket(`${long}y`, 1000) !== p);
+});
+
+Deno.test("servedText: what hd mount prints for a served mount, --json too", () => {
+  const s = { pid: 42, root: "ab".repeat(32), dir: "/m", log: "/s/mounts/k.log" };
+  assertEquals(
+    servedText(s, { flags: ["--rw"] }),
+    `mounted ${"ab".repeat(6)} on /m (rw) (pid 42)\n`,
+  );
+  assertEquals(JSON.parse(servedText(s, { flags: [], json: true })), {
+    root: s.root,
+    dir: "/m",
+    pid: 42,
+    rw: false,
+    log: s.log,
+  });
+});
+
+/** A store with two small trees; their roots. */
+async function twoTrees(d: string, store: string): Promise<[string, string]> {
+  for (const [n, text] of [["a", "alpha\n"], ["b", "beta\n"]]) {
+    Deno.mkdirSync(`${d}/${n}/sub`, { recursive: true });
+    Deno.writeTextFileSync(`${d}/${n}/sub/f.txt`, text);
+  }
+  const add = async (n: string) =>
+    JSON.parse(await hdOk(["cas", "add", `${d}/${n}`, "--json"], store)).root as string;
+  return [await add("a"), await add("b")];
+}
+
+const mountJson = async (args: string[], store: string, env: Record<string, string>) => {
+  const r = await hd(["mount", ...args, "--json"], { store, env });
+  if (r.code !== 0) throw new Error(`hd mount ${args.join(" ")} → ${r.code}\n${r.stderr}`);
+  return JSON.parse(r.stdout) as { pid: number; dir: string };
+};
+
+const fuseMounts = () =>
+  Deno.readTextFileSync("/proc/mounts").split("\n").filter((l) => l.includes(" fuse.hd "));
+
+testIf(
+  fuseSkip(),
+  "mount server: later mounts of a store share the first one's process; unmount stops one; --all stops it",
+  async () => {
+    using d = tempDir();
+    const store = `${d.path}/store`;
+    const env = { HD_MOUNT_LINGER: "60" };
+    const [a, b] = await twoTrees(d.path, store);
+    for (const m of ["ma", "mb"]) Deno.mkdirSync(`${d.path}/${m}`);
+    const before = fuseMounts().length;
+    const ra = await mountJson([a, `${d.path}/ma`], store, env);
+    let serverPid = ra.pid;
+    try {
+      const rb = await mountJson([b, `${d.path}/mb`], store, env);
+      assertEquals(rb.pid, ra.pid, "the second mount is served by the first one's process");
+      assertEquals(Deno.readTextFileSync(`${d.path}/ma/sub/f.txt`), "alpha\n");
+      assertEquals(Deno.readTextFileSync(`${d.path}/mb/sub/f.txt`), "beta\n");
+      for (const m of ["ma", "mb"]) {
+        const recs = JSON.parse(await hdOk(["mount", "--json"], store)).mounts as {
+          dir: string;
+          shared?: boolean;
+          state: string;
+        }[];
+        const rec = recs.find((r) => r.dir === `${d.path}/${m}`);
+        assertEquals([rec?.state, rec?.shared], ["live", true], m);
+      }
+      // the same directory again: refused with the server's answer, not a wait on itself
+      const again = await hd(["mount", a, `${d.path}/ma`], { store, env });
+      assertEquals(again.code, 1);
+      assert(/already serves/.test(again.stderr), again.stderr);
+      // a directory inside one of its mounts: a process of its own serves it
+      const inner = await mountJson([b, `${d.path}/ma/sub`], store, env);
+      assert(inner.pid !== ra.pid, "a mount inside a served mount gets its own process");
+      assertEquals(Deno.readTextFileSync(`${d.path}/ma/sub/sub/f.txt`), "beta\n");
+      await hdOk(["unmount", `${d.path}/ma/sub`], store);
+      // one unmount stops that mount only
+      await hdOk(["unmount", `${d.path}/ma`], store);
+      assert(isAlive(ra.pid, { zombies: "dead" }), "the server serves mb still");
+      assertEquals(Deno.readTextFileSync(`${d.path}/mb/sub/f.txt`), "beta\n");
+      const list = await jsonlRequest(`${store}/mounts/server.sock`, { op: "list" }) as {
+        mounts: string[];
+      };
+      assertEquals(list.mounts, [`${d.path}/mb`]);
+      const all = JSON.parse(await hdOk(["unmount", "--all", "--json"], store));
+      assertEquals(all, { unmounted: [`${d.path}/mb`], server: ra.pid });
+      for (let i = 0; i < 500 && isAlive(ra.pid, { zombies: "dead" }); i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert(!isAlive(ra.pid, { zombies: "dead" }), "the server exited");
+      serverPid = 0;
+      assertEquals(fuseMounts().length, before);
+      assert(!exists(`${store}/mounts/server.sock`), "its socket is removed");
+    } finally {
+      if (serverPid) await hd(["unmount", "--all"], { store });
+    }
+  },
+);
+
+function exists(p: string): boolean {
+  try {
+    Deno.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+testIf(
+  fuseSkip(),
+  "mount server: a dead server's socket, or a file in its place, is passed over; an idle server exits after its linger",
+  async () => {
+    using d = tempDir();
+    const store = `${d.path}/store`;
+    const [a] = await twoTrees(d.path, store);
+    Deno.mkdirSync(`${d.path}/ma`);
+    Deno.mkdirSync(`${store}/mounts`, { recursive: true });
+    const sock = `${store}/mounts/server.sock`;
+    // nobody listens on it: the socket of a server that was killed
+    // (a process that exits while listening leaves its socket file behind)
+    const dead = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `Deno.listen({ transport: "unix", path: ${JSON.stringify(sock)} }); Deno.exit(0)`,
+      ],
+    }).output();
+    assertEquals(dead.code, 0);
+    assert(exists(sock), "the dead socket stays behind");
+    let pid = 0;
+    try {
+      const r = await mountJson([a, `${d.path}/ma`], store, { HD_MOUNT_LINGER: "1" });
+      pid = r.pid;
+      assertEquals(Deno.readTextFileSync(`${d.path}/ma/sub/f.txt`), "alpha\n");
+      // the new server took the store's socket over
+      const list = await jsonlRequest(sock, { op: "list" }) as { pid: number };
+      assertEquals(list.pid, r.pid);
+      await hdOk(["unmount", `${d.path}/ma`], store);
+      // lingering, then gone (within the 1 s linger plus slack; not a speed assertion)
+      for (let i = 0; i < 1000 && isAlive(pid, { zombies: "dead" }); i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert(!isAlive(pid, { zombies: "dead" }), "the idle server exited after its linger");
+      assert(!exists(sock), "and removed its socket");
+      pid = 0;
+      // a regular file where the socket goes: not asked, a server is started all the same
+      Deno.writeTextFileSync(sock, "not a socket\n");
+      const r2 = await mountJson([a, `${d.path}/ma`], store, { HD_MOUNT_LINGER: "0" });
+      pid = r2.pid;
+      assertEquals(Deno.readTextFileSync(`${d.path}/ma/sub/f.txt`), "alpha\n");
+      await hdOk(["unmount", `${d.path}/ma`], store);
+      for (let i = 0; i < 500 && isAlive(pid, { zombies: "dead" }); i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert(!isAlive(pid, { zombies: "dead" }), "with HD_MOUNT_LINGER=0 it exits at once");
+      pid = 0;
+    } finally {
+      if (pid) await hd(["unmount", "--all"], { store });
+    }
+  },
+);
