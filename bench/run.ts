@@ -33,6 +33,10 @@ const workDir = Deno.makeTempDirSync({ prefix: "hd-bench-" });
 // the npm that steps run writes its debug logs here, not into ~/.npm/_logs (as scripts/test.sh)
 Deno.mkdirSync(`${workDir}/npm-logs`);
 Deno.env.set("npm_config_logs_dir", `${workDir}/npm-logs`);
+// A store's mount server exits with its last mount unless a bench says otherwise (bench/fuse.ts
+// measures one that runs on, and stops it): the lazy environments' cold ups start their own, and
+// no server outlives the run.
+if (Deno.env.get("HD_MOUNT_LINGER") === undefined) Deno.env.set("HD_MOUNT_LINGER", "0");
 const rows: BenchRow[] = [];
 const errors: { bench: string; error: string }[] = [];
 /** Per module: when it started, how long it took, the 1-minute load average before and after. */
