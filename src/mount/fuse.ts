@@ -46,6 +46,8 @@ import { cstr } from "./wire.ts";
 const EINTR = 4;
 /** After this long (ms) without requests the loop sleeps in poll() on a worker thread. */
 const ACTIVE_MS = 1000;
+/** While idle, the loop's poll() on a worker thread returns after this long (ms) to check for a stop. */
+const IDLE_POLL_MS = 1000;
 /** While active, the loop waits for the next request on its own thread in slices of this (ms). */
 const POLL_SLICE_MS = 10;
 
@@ -380,8 +382,10 @@ export class FuseServer {
                 yieldAt = performance.now() + 20;
               }
             } else {
-              // Idle: sleep in poll() on a worker thread, leaving the event loop free.
-              await libc.symbols.poll(pfd, 1n, -1);
+              // Idle: sleep in poll() on a worker thread, leaving the event loop free. Bounded, so
+              // that a stop is seen within a second even when the kernel keeps the connection
+              // (a client holds the detached mount busy): then close() can end it.
+              await libc.symbols.poll(pfd, 1n, IDLE_POLL_MS);
               yieldAt = performance.now() + 20;
             }
             continue;
@@ -413,6 +417,36 @@ export class FuseServer {
       sessionFds.delete(fd);
       libc?.close();
     }
+  }
+
+  /**
+   * Frees the session once its loop has ended (after {@link stop}): closes its FUSE fd (which ends
+   * the kernel's connection: a client still inside a detached mount then sees ENOTCONN), and
+   * releases the FFI callbacks, which otherwise keep the handlers and the whole projection
+   * reachable. A process serving several mounts in turn (the store's mount server) needs this;
+   * one that exits after its mount had it done by the exit. Returns false, freeing nothing, when
+   * the loop has not ended within `graceMs` (it could still call into the session).
+   */
+  async close(graceMs = 3000): Promise<boolean> {
+    if (this.#se === null) return true;
+    if (this.#loop) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const ended = await Promise.race([
+        this.#loop.then(() => true, () => true),
+        new Promise<boolean>((r) => timer = setTimeout(() => r(false), graceMs)),
+      ]);
+      clearTimeout(timer);
+      if (!ended) return false;
+    }
+    if (this.#se === null) return true;
+    // (it answers the kernel's DESTROY through the callbacks: they are closed after it)
+    this.#lib.symbols.fuse_session_destroy(this.#se);
+    this.#se = null;
+    for (const cb of this.#callbacks) cb.close();
+    this.#callbacks = [];
+    this.#keep = [];
+    this.#ops = null;
+    return true;
   }
 
   /**

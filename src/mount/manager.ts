@@ -418,6 +418,8 @@ export async function serveMount(
     }
     store.deleteRef(`mounts/${key}`);
     forceUnmount(absDir);
+    // (a process serving other mounts lives on: the session's fd and handlers are freed here)
+    if (!await server.close()) log("the serve loop did not end: its session is left open");
     log(`stats ${JSON.stringify(fs.stats)}`);
     logFile?.close();
   }

@@ -263,3 +263,30 @@ testIf(
     }
   },
 );
+
+testIf(
+  fuseSkip(),
+  "mount server: mounts served and unmounted in turn leave no fd open in the server",
+  async () => {
+    using d = tempDir();
+    const store = `${d.path}/store`;
+    const env = { HD_MOUNT_LINGER: "60" };
+    const [a, b] = await twoTrees(d.path, store);
+    for (const m of ["keep", "m"]) Deno.mkdirSync(`${d.path}/${m}`);
+    const keep = await mountJson([a, `${d.path}/keep`], store, env);
+    try {
+      const fds = () => [...Deno.readDirSync(`/proc/${keep.pid}/fd`)].length;
+      const counts: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await mountJson([b, `${d.path}/m`], store, env);
+        assertEquals(r.pid, keep.pid);
+        assertEquals(Deno.readTextFileSync(`${d.path}/m/sub/f.txt`), "beta\n");
+        await hdOk(["unmount", `${d.path}/m`], store);
+        counts.push(fds());
+      }
+      assertEquals(new Set(counts).size, 1, `open fds after each cycle: ${counts.join(" ")}`);
+    } finally {
+      await hd(["unmount", "--all"], { store });
+    }
+  },
+);
