@@ -10,6 +10,7 @@ import type { Store } from "../cas/store.ts";
 import { failureOf, waitMountServer } from "../mount/spawn.ts";
 import { lazyImport } from "../sys/lazy.ts";
 import { takeMountEarly } from "./mount_early.ts";
+import { mountServerInfo } from "../mount/host.ts";
 
 // The registry, the server and ref resolution load only on the paths that use them: a background
 // mount whose server started early (the usual `hd mount REF DIR`) reports what the server said
@@ -52,15 +53,25 @@ export const mount: Command = {
     const [ref, dir, ...extra] = ctx.positionals;
     if (!ref) {
       const { listMounts } = await managerMod();
-      const mounts = listMounts(await ctx.openStore(false));
+      const store = await ctx.openStore(false);
+      const mounts = listMounts(store);
+      const server = await mountServerInfo(store.root);
       ctx.out.result(
-        { mounts },
+        { mounts, server },
         () =>
-          mounts.length
-            ? mounts.map((m) =>
-              `${m.dir}  ${m.root.slice(0, 12)}  ${m.rw ? "rw" : "ro"}  pid ${m.pid}  ${m.state}`
-            ).join("\n")
-            : "no mounts",
+          [
+            ...(mounts.length
+              ? mounts.map((m) =>
+                `${m.dir}  ${m.root.slice(0, 12)}  ${m.rw ? "rw" : "ro"}  pid ${m.pid}  ${m.state}`
+              )
+              : ["no mounts"]),
+            ...(server
+              ? [
+                `mount server: pid ${server.pid}, ${server.mounts.length} mount(s)` +
+                (server.mounts.length ? "" : " (idle: exits after HD_MOUNT_LINGER)"),
+              ]
+              : []),
+          ].join("\n"),
       );
       return 0;
     }

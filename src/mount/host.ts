@@ -261,6 +261,27 @@ export async function askMountServer(
   );
 }
 
+/**
+ * `storeRoot`'s running mount server: its pid and the directories it serves, or null when none
+ * answers (for `hd mount`'s listing: an idle server lingering after its last mount shows here).
+ */
+export async function mountServerInfo(
+  storeRoot: string,
+): Promise<{ pid: number; mounts: string[] } | null> {
+  const path = mountServerSocket(storeRoot);
+  if (!ownSocket(path)) return null;
+  try {
+    const r = await jsonlRequest(path, { op: "list" }, {
+      connectTimeoutMs: 1000,
+      replyTimeoutMs: 2000,
+    }) as { pid?: unknown; mounts?: unknown };
+    if (!Number.isInteger(r?.pid) || !Array.isArray(r.mounts)) return null;
+    return { pid: r.pid as number, mounts: r.mounts.filter((m) => typeof m === "string") };
+  } catch {
+    return null;
+  }
+}
+
 /** Asks `storeRoot`'s mount server to unmount everything and exit: its pid, or null (none). */
 export async function stopMountServer(storeRoot: string): Promise<number | null> {
   const path = mountServerSocket(storeRoot);

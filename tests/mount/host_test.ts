@@ -187,6 +187,9 @@ testIf(
         mounts: string[];
       };
       assertEquals(list.mounts, [`${d.path}/mb`]);
+      // `hd mount` lists the server beside the mounts
+      const listed = JSON.parse(await hdOk(["mount", "--json"], store));
+      assertEquals(listed.server, { pid: ra.pid, mounts: [`${d.path}/mb`] });
       const all = JSON.parse(await hdOk(["unmount", "--all", "--json"], store));
       assertEquals(all, { unmounted: [`${d.path}/mb`], server: ra.pid });
       for (let i = 0; i < 500 && isAlive(ra.pid, { zombies: "dead" }); i++) {
