@@ -128,7 +128,8 @@ export function startMountEarly(rest: string[]): void {
   try {
     const storeRoot = args.store ?? defaultStoreRoot();
     let start: Promise<EarlyStart>;
-    const asked = hasSocket(mountServerSocket(storeRoot));
+    // (a writable mount is served by a process of its own: host.ts's admits)
+    const asked = !args.flags.includes("--rw") && hasSocket(mountServerSocket(storeRoot));
     if (asked) {
       const abs = (p: string) => p.startsWith("/") ? p : `${Deno.cwd()}/${p}`;
       start = askMountServer(

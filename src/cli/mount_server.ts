@@ -103,7 +103,10 @@ export async function serveSpawned(args: EarlyMount, argv: string[]): Promise<nu
     // The first background server of a store becomes its mount server: later mounts are asked of
     // it instead of starting a process each (src/mount/host.ts). The lock is taken before the
     // first mount so that its record says the process is shared.
-    const host = MountHost.claim(store, { resolve: (ref) => resolveId(store, ref) });
+    // (not a writable one: its writes live in this process, which then serves it alone)
+    const host = args.flags.includes("--rw")
+      ? null
+      : MountHost.claim(store, { resolve: (ref) => resolveId(store, ref) });
     let live!: () => void;
     const liveP = new Promise<void>((r) => live = r);
     const abort = new AbortController();

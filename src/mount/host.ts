@@ -113,20 +113,24 @@ export interface ServerState {
 /**
  * Whether a server takes a mount request, or why the client must start a server of its own: a
  * mount made in another mount namespace would not be seen by the client, and a server of another
- * user must not mount for it (the socket is 0600, this is a second guard).
+ * user must not mount for it (the socket is 0600, this is a second guard), and a writable mount
+ * keeps its writes in memory and holds the thread while it snapshots: it is served alone.
  *
  * @example
  * ```ts
  * import { admits } from "./host.ts";
- * admits({ exiting: false, mntns: "mnt:[1]", uid: 0 }, { mntns: "mnt:[2]", uid: 0 });
+ * admits({ exiting: false, mntns: "mnt:[1]", uid: 0 }, { mntns: "mnt:[2]", uid: 0, rw: false });
  * // { retry: "the client is in another mount namespace" }
  * ```
  */
 export function admits(
   server: ServerState,
-  req: Pick<MountRequest, "mntns" | "uid">,
+  req: Pick<MountRequest, "mntns" | "uid" | "rw">,
 ): { ok: true } | { retry: string } {
   if (server.exiting) return { retry: "the mount server is exiting" };
+  // its writes live in its process's memory until `hd snapshot`, and a snapshot holds the JS
+  // thread for as long as it ingests: neither is shared with other mounts
+  if (req.rw) return { retry: "a writable mount gets a process of its own" };
   if (req.uid !== server.uid) return { retry: "the client runs as another user" };
   if (req.mntns === null || server.mntns === null) {
     return { retry: "the mount namespace is unknown" };

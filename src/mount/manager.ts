@@ -551,19 +551,22 @@ export async function spawnMountServer(
   flags: string[],
 ): Promise<{ pid: number } | { failed: string }> {
   Deno.mkdirSync(`${store.root}/mounts`, { recursive: true });
-  // the store's mount server, when one runs, serves it without a process start (host.ts)
-  try {
-    const served = await askMountServer(
-      store.root,
-      hostMountRequest(root, absMountDir(dir), {
-        rw: flags.includes("--rw"),
-        layers: flags.includes("--layers"),
-        log: log.startsWith("/") ? log : `${Deno.cwd()}/${log}`,
-      }),
-    );
-    if (served) return { pid: served.pid };
-  } catch (e) {
-    return { failed: (e as Error).message };
+  // the store's mount server, when one runs, serves it without a process start (host.ts); a
+  // writable mount gets a process of its own
+  if (!flags.includes("--rw")) {
+    try {
+      const served = await askMountServer(
+        store.root,
+        hostMountRequest(root, absMountDir(dir), {
+          rw: flags.includes("--rw"),
+          layers: flags.includes("--layers"),
+          log: log.startsWith("/") ? log : `${Deno.cwd()}/${log}`,
+        }),
+      );
+      if (served) return { pid: served.pid };
+    } catch (e) {
+      return { failed: (e as Error).message };
+    }
   }
   const child = startMountServer(root, dir, { store: store.root, log, flags });
   const r = await waitMountServer(child);

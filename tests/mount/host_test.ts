@@ -20,16 +20,19 @@ import { isAlive } from "../../src/sys/proc.ts";
 import { hd } from "../_helpers.ts";
 import { fuseSkip, hdOk } from "./_util.ts";
 
-Deno.test("admits: a server takes a mount only for its own user and mount namespace", () => {
+Deno.test("admits: a server takes a read-only mount for its own user and mount namespace", () => {
   const srv: ServerState = { exiting: false, mntns: "mnt:[1]", uid: 0 };
-  const table: [typeof srv, { mntns: string | null; uid: number | null }, string][] = [
-    [srv, { mntns: "mnt:[1]", uid: 0 }, "ok"],
-    [srv, { mntns: "mnt:[2]", uid: 0 }, "the client is in another mount namespace"],
-    [srv, { mntns: "mnt:[1]", uid: 1000 }, "the client runs as another user"],
-    [srv, { mntns: "mnt:[1]", uid: null }, "the client runs as another user"],
-    [srv, { mntns: null, uid: 0 }, "the mount namespace is unknown"],
-    [{ ...srv, mntns: null }, { mntns: "mnt:[1]", uid: 0 }, "the mount namespace is unknown"],
-    [{ ...srv, exiting: true }, { mntns: "mnt:[1]", uid: 0 }, "the mount server is exiting"],
+  type Req = { mntns: string | null; uid: number | null; rw: boolean };
+  const ro: Req = { mntns: "mnt:[1]", uid: 0, rw: false };
+  const table: [typeof srv, Req, string][] = [
+    [srv, ro, "ok"],
+    [srv, { ...ro, mntns: "mnt:[2]" }, "the client is in another mount namespace"],
+    [srv, { ...ro, uid: 1000 }, "the client runs as another user"],
+    [srv, { ...ro, uid: null }, "the client runs as another user"],
+    [srv, { ...ro, mntns: null }, "the mount namespace is unknown"],
+    [{ ...srv, mntns: null }, ro, "the mount namespace is unknown"],
+    [{ ...srv, exiting: true }, ro, "the mount server is exiting"],
+    [srv, { ...ro, rw: true }, "a writable mount gets a process of its own"],
   ];
   for (const [s, req, want] of table) {
     const got = admits(s, req);
@@ -179,6 +182,12 @@ testIf(
       assert(inner.pid !== ra.pid, "a mount inside a served mount gets its own process");
       assertEquals(Deno.readTextFileSync(`${d.path}/ma/sub/sub/f.txt`), "beta\n");
       await hdOk(["unmount", `${d.path}/ma/sub`], store);
+      // a writable mount: a process of its own, which serves no other mount
+      Deno.mkdirSync(`${d.path}/mw`);
+      const rw = await mountJson([b, `${d.path}/mw`, "--rw"], store, env);
+      assert(rw.pid !== ra.pid, "a writable mount gets its own process");
+      Deno.writeTextFileSync(`${d.path}/mw/new.txt`, "written\n");
+      await hdOk(["unmount", `${d.path}/mw`], store);
       // one unmount stops that mount only
       await hdOk(["unmount", `${d.path}/ma`], store);
       assert(isAlive(ra.pid, { zombies: "dead" }), "the server serves mb still");
