@@ -17,6 +17,10 @@
  */
 import { abOptions, hdAt, median } from "./lib.ts";
 
+// Every mount starts its own server (the start-up these read) and none outlives the script, unless
+// HD_MOUNT_LINGER is set (then a store's mount server runs on between the rounds: docs/mount.md).
+Deno.env.set("HD_MOUNT_LINGER", Deno.env.get("HD_MOUNT_LINGER") ?? "0");
+
 const args = Deno.args;
 const { opt, clis } = abOptions(args);
 const rounds = Number(opt("--rounds", "10"));
