@@ -212,6 +212,16 @@ export function mountRequest(
   };
 }
 
+/** The pid a mount server wrote in the store's lock (for messages only: never signalled). */
+function lockHolder(storeRoot: string): number | null {
+  try {
+    const t = Deno.readTextFileSync(mountServerLock(storeRoot)).trim();
+    return /^[1-9]\d{0,9}$/.test(t) ? Number(t) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** True when `path` is a socket owned by this user (a server of this user may listen there). */
 function ownSocket(path: string): boolean {
   try {
@@ -244,10 +254,15 @@ export async function askMountServer(
   } catch (e) {
     // nobody listens (a server that was killed left its socket): start one
     if (/^Cannot connect/.test((e as Error).message)) return null;
+    const pid = lockHolder(storeRoot);
     throw new HdError(
       `Cannot mount ${req.ref} on ${req.dir}: the store's mount server did not answer ` +
         `(${(e as Error).message})`,
-      "`hd unmount --all` stops it; then mount again",
+      `\`hd unmount --all\` asks it to stop${
+        pid
+          ? `; if it does not, end its process (pid ${pid}, in ${mountServerLock(storeRoot)})`
+          : ""
+      }; then mount again`,
     );
   }
   if (reply && typeof reply === "object") {

@@ -161,8 +161,9 @@ export class MountHost {
   }
 
   #idle(): void {
-    if (this.#stopAll || this.#lingerMs === 0) {
-      void this.#exit(this.#stopAll ? "stopped" : "no mounts left");
+    // (without its socket nobody can ask it for another mount: lingering would be for nothing)
+    if (this.#stopAll || this.#lingerMs === 0 || !this.#server) {
+      void this.#exit(this.#stopAll ? "stopped" : "no mounts left, and no linger");
       return;
     }
     this.#linger = after(this.#lingerMs, () => {
@@ -229,6 +230,12 @@ export class MountHost {
       const log = req.log ?? `${this.#store.root}/mounts/${mountKey(abs)}.log`;
       const inside = insideMount(abs, this.#mounts.keys()) ??
         insideMount(await realDir(log), this.#mounts.keys());
+      if (inside === abs) {
+        return {
+          error: `Cannot mount on ${abs}: hd (pid ${Deno.pid}) already serves a tree there`,
+          hint: `run \`hd unmount ${abs}\` first`,
+        };
+      }
       if (inside) return { retry: `the path lies in ${inside}, which this server serves` };
       const id = this.#opts.resolve(req.ref);
       const abort = new AbortController();
