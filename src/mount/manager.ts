@@ -448,6 +448,7 @@ async function mountRequest(
     return {
       root: fs.rootId,
       stats: fs.stats,
+      dirNodeCache: fs.dirNodeCache(),
       ops: server.ops,
       ...(server.times ? { opMs: server.times } : {}),
       memory: Deno.memoryUsage(),

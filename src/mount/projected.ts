@@ -106,6 +106,28 @@ export interface Inode {
   nlookup?: number;
 }
 
+/**
+ * Bound of the process's cache of decoded Dir nodes, in stored bytes (decoded, a node takes a few
+ * times that): 4 MiB holds the directories of a ~60k-file node_modules.
+ */
+export const DIR_NODE_CACHE_BYTES = 4 << 20;
+
+/**
+ * Decoded Dir nodes by id, shared by every projection of this process (the store's mount server
+ * serves many mounts, one after another and side by side). An id is the BLAKE3 of the node's
+ * bytes, checked when they were read, so a decoded node is the same in every tree that holds it:
+ * a remount of a tree, or another tree that shares a subtree with it (two versions of a
+ * node_modules, an image's layers across `hd up`s), lists those directories without reading,
+ * verifying or decoding them again. Nothing mutates a decoded node. Least recently used first out.
+ */
+const dirNodes = new Map<string, { node: Node; bytes: number }>();
+let dirNodeBytes = 0;
+
+/** What the process's Dir node cache holds now (for the mount server's stats). */
+export function dirNodeCache(): { nodes: number; bytes: number } {
+  return { nodes: dirNodes.size, bytes: dirNodeBytes };
+}
+
 /** Counters of what the projection read from the store. */
 export interface ProjectionStats {
   /** Chunk objects read (and verified) from the store. */
@@ -118,6 +140,8 @@ export interface ProjectionStats {
   manifestReads: number;
   /** Dir nodes read. */
   dirReads: number;
+  /** Of those, found decoded in the process's node cache (not read from the store). */
+  dirCacheHits: number;
   /** Bytes returned to readers. */
   bytesServed: number;
   /** Reads that failed with EIO (corrupt or missing objects). */
@@ -206,6 +230,7 @@ export class Projection {
     sizeProbes: 0,
     manifestReads: 0,
     dirReads: 0,
+    dirCacheHits: 0,
     bytesServed: 0,
     readErrors: 0,
     inodes: 1,
@@ -605,13 +630,36 @@ export class Projection {
     return n.opaque ? [...own, OPAQUE] : own;
   }
 
+  /** What the process's cache of decoded Dir nodes holds now (shared by all projections). */
+  dirNodeCache(): { nodes: number; bytes: number } {
+    return dirNodeCache();
+  }
+
   #node(id: string): Node {
+    const hit = dirNodes.get(id);
+    if (hit) {
+      dirNodes.delete(id); // most recently used last
+      dirNodes.set(id, hit);
+      this.stats.dirCacheHits++;
+      return hit.node;
+    }
     const bytes = this.#fetch(id);
+    let node: Node;
     try {
-      return decodeNode(bytes);
+      node = decodeNode(bytes);
     } catch (e) {
       throw new CorruptObjectError(id, this.store.location("objects", id) ?? "", String(e));
     }
+    if (node.type === "dir" && bytes.length <= DIR_NODE_CACHE_BYTES / 16) {
+      dirNodes.set(id, { node, bytes: bytes.length });
+      dirNodeBytes += bytes.length;
+      while (dirNodeBytes > DIR_NODE_CACHE_BYTES) {
+        const [k, v] = dirNodes.entries().next().value!;
+        dirNodes.delete(k);
+        dirNodeBytes -= v.bytes;
+      }
+    }
+    return node;
   }
 
   /** Keeps a copy of a chunk that a later read will probably need (partly consumed). */

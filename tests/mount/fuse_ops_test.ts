@@ -80,7 +80,9 @@ function warmFixture(
   const src = `${path}/src`;
   for (let i = 0; i < dirs; i++) {
     Deno.mkdirSync(`${src}/d${i}`, { recursive: true });
-    Deno.writeTextFileSync(`${src}/d${i}/f`, `${i}`);
+    // (the temp path makes every fixture's nodes its own: decoded Dir nodes are cached by id for
+    // the whole process, and another test's identical tree would be listed from that cache)
+    Deno.writeTextFileSync(`${src}/d${i}/f`, `${i} ${path}`);
   }
   Deno.writeTextFileSync(`${src}/top`, "top");
   const store = Store.open(`${path}/store`, { create: true });

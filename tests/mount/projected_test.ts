@@ -131,3 +131,33 @@ Deno.test("overlay changes snapshot to the same root as ingesting the changed tr
   // rm.txt, a/b and gone/x (the whiteout of gone/x/f went with gone/x).
   assertEquals(ov.summary().whiteouts, 3);
 });
+
+Deno.test("projection: a Dir node decoded once in this process lists the same directory in another tree without the store", () => {
+  using tmp = tempDir();
+  const src = `${tmp.path}/src`;
+  Deno.mkdirSync(`${src}/shared/deep`, { recursive: true });
+  // (the temp path in the content: no other test's tree has these nodes)
+  Deno.writeTextFileSync(`${src}/shared/deep/f.txt`, `shared ${tmp.path}\n`);
+  Deno.writeTextFileSync(`${src}/top.txt`, "top\n");
+  const store = Store.open(`${tmp.path}/store`, { create: true });
+  const { root } = ingestTree(store, src);
+  const first = new Projection(Store.open(`${tmp.path}/store`), root, { log: () => {} });
+  const shared = first.lookup(1, "shared");
+  first.children(shared);
+  first.children(first.lookup(shared.ino, "deep"));
+  assertEquals(first.stats.dirCacheHits, 0);
+  // the store's copy of "shared" is now corrupt: a listing that read it would fail (EIO)
+  corruptObject(store, shared.lowerDir!);
+  // a second tree holding the same subdirectory, as another mount would serve it
+  Deno.mkdirSync(`${tmp.path}/other`);
+  Deno.renameSync(`${src}/shared`, `${tmp.path}/other/shared`);
+  const other = ingestTree(store, `${tmp.path}/other`).root;
+  const second = new Projection(Store.open(`${tmp.path}/store`), other, { log: () => {} });
+  const s2 = second.lookup(1, "shared");
+  assertEquals(s2.lowerDir, shared.lowerDir);
+  assertEquals([...second.children(s2).keys()], ["deep"]);
+  assertEquals([...second.children(second.lookup(s2.ino, "deep")).keys()], ["f.txt"]);
+  assertEquals(second.stats.dirCacheHits, 2);
+  assertEquals(second.stats.readErrors, 0);
+  assert(second.dirNodeCache().nodes >= 3, JSON.stringify(second.dirNodeCache()));
+});
