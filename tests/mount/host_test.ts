@@ -17,6 +17,7 @@ import {
 import { servedText } from "../../src/cli/mount_early.ts";
 import { jsonlRequest } from "../../src/sys/jsonl.ts";
 import { isAlive } from "../../src/sys/proc.ts";
+import { lexists } from "../../src/sys/fs.ts";
 import { hd } from "../_helpers.ts";
 import { fuseSkip, hdOk } from "./_util.ts";
 
@@ -144,6 +145,14 @@ const mountJson = async (args: string[], store: string, env: Record<string, stri
   return JSON.parse(r.stdout) as { pid: number; dir: string };
 };
 
+/** Whether process `pid` has exited within `ms` (polled; an upper bound, not a speed check). */
+async function gone(pid: number, ms: number): Promise<boolean> {
+  for (let t = 0; t < ms && isAlive(pid, { zombies: "dead" }); t += 10) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return !isAlive(pid, { zombies: "dead" });
+}
+
 const fuseMounts = () =>
   Deno.readTextFileSync("/proc/mounts").split("\n").filter((l) => l.includes(" fuse.hd "));
 
@@ -201,27 +210,15 @@ testIf(
       assertEquals(listed.server, { pid: ra.pid, mounts: [`${d.path}/mb`] });
       const all = JSON.parse(await hdOk(["unmount", "--all", "--json"], store));
       assertEquals(all, { unmounted: [`${d.path}/mb`], server: ra.pid });
-      for (let i = 0; i < 500 && isAlive(ra.pid, { zombies: "dead" }); i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      assert(!isAlive(ra.pid, { zombies: "dead" }), "the server exited");
+      assert(await gone(ra.pid, 5000), "the server exited");
       serverPid = 0;
       assertEquals(fuseMounts().length, before);
-      assert(!exists(`${store}/mounts/server.sock`), "its socket is removed");
+      assert(!lexists(`${store}/mounts/server.sock`), "its socket is removed");
     } finally {
       if (serverPid) await hd(["unmount", "--all"], { store });
     }
   },
 );
-
-function exists(p: string): boolean {
-  try {
-    Deno.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 testIf(
   fuseSkip(),
@@ -242,7 +239,7 @@ testIf(
       ],
     }).output();
     assertEquals(dead.code, 0);
-    assert(exists(sock), "the dead socket stays behind");
+    assert(lexists(sock), "the dead socket stays behind");
     let pid = 0;
     try {
       const r = await mountJson([a, `${d.path}/ma`], store, { HD_MOUNT_LINGER: "1" });
@@ -253,11 +250,8 @@ testIf(
       assertEquals(list.pid, r.pid);
       await hdOk(["unmount", `${d.path}/ma`], store);
       // lingering, then gone (within the 1 s linger plus slack; not a speed assertion)
-      for (let i = 0; i < 1000 && isAlive(pid, { zombies: "dead" }); i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      assert(!isAlive(pid, { zombies: "dead" }), "the idle server exited after its linger");
-      assert(!exists(sock), "and removed its socket");
+      assert(await gone(pid, 10000), "the idle server exited after its linger");
+      assert(!lexists(sock), "and removed its socket");
       pid = 0;
       // a regular file where the socket goes: not asked, a server is started all the same
       Deno.writeTextFileSync(sock, "not a socket\n");
@@ -265,10 +259,7 @@ testIf(
       pid = r2.pid;
       assertEquals(Deno.readTextFileSync(`${d.path}/ma/sub/f.txt`), "alpha\n");
       await hdOk(["unmount", `${d.path}/ma`], store);
-      for (let i = 0; i < 500 && isAlive(pid, { zombies: "dead" }); i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      assert(!isAlive(pid, { zombies: "dead" }), "with HD_MOUNT_LINGER=0 it exits at once");
+      assert(await gone(pid, 5000), "with HD_MOUNT_LINGER=0 it exits at once");
       pid = 0;
     } finally {
       if (pid) await hd(["unmount", "--all"], { store });
