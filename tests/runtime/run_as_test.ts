@@ -54,10 +54,10 @@ steps = [
 ]
 
 [services.dflt]
-command = "cat /out/s1 /out/s2 /out/s3 > out/steps; (${WHO}) > out/dflt; exec sleep 1000"
+command = "cat /out/s1 /out/s2 /out/s3 > out/.steps && mv out/.steps out/steps; (${WHO}) > out/.dflt && mv out/.dflt out/dflt; exec sleep 1000"
 
 [services.www]
-command = "(${WHO}; id -G) > out/www; exec sleep 1000"
+command = "(${WHO}; id -G) > out/.www && mv out/.www out/www; exec sleep 1000"
 user = "www"
 `,
   );
@@ -76,6 +76,7 @@ user = "www"
     assertEquals(await rt.ready(), false);
     sup = new Supervisor({ services: rt.services, dir, env: rt.hostEnv, graceMs: 1000 });
     sup.start();
+    // each answer is written aside and renamed into place: a file seen is a file complete
     const ok = await until(() =>
       ["steps", "dflt", "www"].every((f) => {
         try {
