@@ -10,7 +10,7 @@ import type { Store } from "../cas/store.ts";
 import { failureOf, waitMountServer } from "../mount/spawn.ts";
 import { lazyImport } from "../sys/lazy.ts";
 import { takeMountEarly } from "./mount_early.ts";
-import { mountServerInfo } from "../mount/host.ts";
+import { LINGER_HINT, mountServerInfo, parseLinger } from "../mount/host.ts";
 
 // The registry, the server and ref resolution load only on the paths that use them: a background
 // mount whose server started early (the usual `hd mount REF DIR`) reports what the server said
@@ -81,6 +81,10 @@ export const mount: Command = {
         "usage: hd mount HASH|REF DIR [--rw]",
         2,
       );
+    }
+    const linger = parseLinger(Deno.env.get("HD_MOUNT_LINGER"));
+    if (linger.error && !ctx.values.foreground) {
+      throw new HdError(`Cannot mount ${ref}: ${linger.error}`, LINGER_HINT, 2);
     }
     const rw = !!ctx.values.rw;
     if (early && !ctx.values.foreground) {

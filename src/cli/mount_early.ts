@@ -11,7 +11,7 @@
  * @module
  */
 import { startMountServer } from "../mount/spawn.ts";
-import { askMountServer, mountRequest, mountServerSocket } from "../mount/host.ts";
+import { askMountServer, mountRequest, mountServerSocket, parseLinger } from "../mount/host.ts";
 import { defaultStoreRoot } from "../cas/root.ts";
 import { lazyImport } from "../sys/lazy.ts";
 import { trace } from "../sys/trace.ts";
@@ -117,7 +117,8 @@ export function startMountEarly(rest: string[]): void {
     return;
   }
   const args = parseMountEarly(rest);
-  if (!args || early) return;
+  // a bad HD_MOUNT_LINGER: the ordinary path refuses it (src/cli/mount.ts), before any start
+  if (!args || early || parseLinger(Deno.env.get("HD_MOUNT_LINGER")).error) return;
   const spawn = (): EarlyStart => ({
     child: startMountServer(args.ref, args.dir, {
       store: args.store,

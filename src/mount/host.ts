@@ -76,9 +76,15 @@ export function mountServerLock(storeRoot: string): string {
   return `${storeRoot}/mounts/server.lock`;
 }
 
+/** How to set `HD_MOUNT_LINGER` (the hint of `hd mount`'s refusal of a value parseLinger rejects). */
+export const LINGER_HINT =
+  "set HD_MOUNT_LINGER to whole seconds (e.g. 120; 0: the mount server exits with its last mount), or unset it";
+
 /**
  * How long an idle server lingers, in ms, from `HD_MOUNT_LINGER` (whole seconds, 0–86400): the
- * default when unset; `error` says why a value was not taken (the default is used then).
+ * default when unset; `error` says why a value was not taken (the default is used then). `hd mount`
+ * refuses such a value before it starts or asks a server ({@link LINGER_HINT}); a server started
+ * some other way (a lazy environment's layers) logs the reason and lingers the default.
  *
  * @example
  * ```ts
@@ -94,7 +100,7 @@ export function parseLinger(value: string | undefined): { ms: number; error?: st
     return {
       ms: def,
       error: `HD_MOUNT_LINGER=${JSON.stringify(value).slice(0, 40)} is not a number of seconds ` +
-        `from 0 to 86400; using ${DEFAULT_LINGER_S}`,
+        `from 0 to 86400`,
     };
   }
   return { ms: Number(value) * 1000 };

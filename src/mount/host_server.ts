@@ -30,6 +30,7 @@ import { type JsonlServer, serveJsonl } from "../sys/jsonl.ts";
 import { after, type Timer } from "../sys/timer.ts";
 import {
   admits,
+  DEFAULT_LINGER_S,
   insideMount,
   type MountReply,
   mountServerLock,
@@ -89,7 +90,9 @@ export class MountHost {
     this.#lingerMs = opts.lingerMs ?? linger.ms;
     this.#socket = mountServerSocket(store.root);
     this.done = new Promise((r) => this.#end = r);
-    if (linger.error && opts.lingerMs === undefined) this.#log(linger.error);
+    if (linger.error && opts.lingerMs === undefined) {
+      this.#log(`${linger.error}; using ${DEFAULT_LINGER_S}`);
+    }
     for (const s of ["SIGINT", "SIGTERM", "SIGHUP"] as Deno.Signal[]) {
       // each mount stops itself on these (serveMount); the server then exits without lingering
       const h = () => {
