@@ -62,27 +62,24 @@ Deno.test("parseLinger: whole seconds from 0 to 86400, else the default with a r
 });
 
 Deno.test("hd mount: a bad HD_MOUNT_LINGER is refused with its value, before any server starts", async () => {
-  const d = await Deno.makeTempDir({ prefix: "hd-linger-" });
-  try {
-    const store = `${d}/store`;
-    Deno.mkdirSync(`${d}/t`);
-    Deno.writeTextFileSync(`${d}/t/f.txt`, "f\n");
-    const root = JSON.parse(await hdOk(["cas", "add", `${d}/t`, "--json"], store)).root;
-    Deno.mkdirSync(`${d}/m`);
-    for (const v of ["soon", "-1", "86401"]) {
-      const r = await hd(["mount", root, `${d}/m`], { store, env: { HD_MOUNT_LINGER: v } });
-      assertEquals(r.code, 2, r.stderr);
-      assertEquals(
-        r.stderr.split("\n")[0],
-        `error: Cannot mount ${root}: HD_MOUNT_LINGER=${JSON.stringify(v)} is not a number of ` +
-          "seconds from 0 to 86400",
-      );
-      assert(r.stderr.includes("set HD_MOUNT_LINGER to whole seconds"), r.stderr);
-      assertEquals(lexists(mountServerSocket(store)), false, "no server was started");
-      assertEquals(fuseMounts().filter((l) => l.includes(`${d}/m`)), [], "nothing mounted");
-    }
-  } finally {
-    Deno.removeSync(d, { recursive: true });
+  using tmp = tempDir();
+  const d = tmp.path;
+  const store = `${d}/store`;
+  Deno.mkdirSync(`${d}/t`);
+  Deno.writeTextFileSync(`${d}/t/f.txt`, "f\n");
+  const root = JSON.parse(await hdOk(["cas", "add", `${d}/t`, "--json"], store)).root;
+  Deno.mkdirSync(`${d}/m`);
+  for (const v of ["soon", "-1", "86401"]) {
+    const r = await hd(["mount", root, `${d}/m`], { store, env: { HD_MOUNT_LINGER: v } });
+    assertEquals(r.code, 2, r.stderr);
+    assertEquals(
+      r.stderr.split("\n")[0],
+      `error: Cannot mount ${root}: HD_MOUNT_LINGER=${JSON.stringify(v)} is not a number of ` +
+        "seconds from 0 to 86400",
+    );
+    assert(r.stderr.includes("set HD_MOUNT_LINGER to whole seconds"), r.stderr);
+    assertEquals(lexists(mountServerSocket(store)), false, "no server was started");
+    assertEquals(fuseMounts().filter((l) => l.includes(`${d}/m`)), [], "nothing mounted");
   }
 });
 
