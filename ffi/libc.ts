@@ -128,6 +128,19 @@ export function openLibcStat(): LibcStat {
   return Deno.dlopen("libc.so.6", LIBC_STAT_SYMBOLS);
 }
 
+/**
+ * The symbol that gives the heap's free pages back to the system (glibc's `malloc_trim`): a
+ * long-lived server calls it once a mount it served has ended (src/sys/memory.ts).
+ */
+export const LIBC_TRIM_SYMBOLS = {
+  malloc_trim: { parameters: ["usize"], result: "i32" },
+} as const;
+
+/** libc bound with {@link LIBC_TRIM_SYMBOLS} only; throws where libc has no `malloc_trim` (musl). */
+export function openLibcTrim(): Deno.DynamicLibrary<typeof LIBC_TRIM_SYMBOLS> {
+  return Deno.dlopen("libc.so.6", LIBC_TRIM_SYMBOLS);
+}
+
 /** The symbols of the FUSE server's receive loop (src/mount/fuse.ts): a non-blocking fd, polled. */
 export const LIBC_POLL_SYMBOLS = {
   poll: LIBC_SYMBOLS.poll,

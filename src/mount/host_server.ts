@@ -40,6 +40,10 @@ import {
   parseMountRequest,
 } from "./host.ts";
 import { mountKey, type MountRecord, serveMount } from "./manager.ts";
+import { fullGc, releaseFreedMemory } from "../sys/memory.ts";
+
+/** How long after a mount ends the server gives its memory back (another ending restarts it). */
+const RELEASE_AFTER_MS = 200;
 
 /** `path` with its parent's symlinks resolved (as absMountDir, but off the JS thread). */
 async function realDir(path: string): Promise<string> {
@@ -71,6 +75,7 @@ export class MountHost {
   readonly #mntns = ownMountNamespace();
   readonly #mounts = new Map<string, AbortController>();
   #live = 0;
+  #release: Timer | null = null;
   #exiting = false;
   #stopAll = false;
   #linger: Timer | null = null;
@@ -155,6 +160,29 @@ export class MountHost {
     served.catch((e) => this.#log(`${dir}: ${(e as Error).message}`)).finally(() => {
       if (this.#mounts.get(dir) === abort) this.#mounts.delete(dir);
       if (--this.#live === 0) this.#idle();
+      this.#releaseSoon();
+    });
+  }
+
+  /**
+   * Once a mount has ended, and nothing else has for a moment: a full collection frees its
+   * projection and session (and the native memory their buffers hold), then the C heap's free
+   * pages go back to the system — without it the server's RSS kept what its largest mounts had
+   * used (src/sys/memory.ts). The server's log says what it gave back.
+   */
+  #releaseSoon(): void {
+    this.#release?.cancel();
+    this.#release = after(RELEASE_AFTER_MS, () => {
+      this.#release = null;
+      if (this.#exiting) return;
+      const mib = (n: number) => (n / 1048576).toFixed(1);
+      const before = Deno.memoryUsage().rss;
+      fullGc()?.();
+      const trimmed = releaseFreedMemory();
+      this.#log(
+        `a mount ended: memory given back (RSS ${mib(before)} → ` +
+          `${mib(Deno.memoryUsage().rss)} MiB${trimmed ? "" : "; no malloc_trim here"})`,
+      );
     });
   }
 
@@ -178,6 +206,7 @@ export class MountHost {
     if (this.#exiting) return this.done;
     this.#exiting = true;
     this.#linger?.cancel();
+    this.#release?.cancel();
     this.#log(`mount server exits (${why})`);
     if (this.#server) {
       this.#server.close();

@@ -28,7 +28,7 @@ import { getNode } from "../dag/dag.ts";
 import { loadNativeBlake3 } from "../cas/hash.ts";
 import { decodeNode, type FileNode, type Node } from "../dag/node.ts";
 import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
-import { nodeBuiltin } from "../sys/lazy.ts";
+import { fullGc } from "../sys/memory.ts";
 
 /** The mtime shown for nodes that carry none (project trees): 2000-01-01T00:00:00Z. */
 export const FIXED_MTIME = 946684800;
@@ -184,26 +184,6 @@ export interface ProjectionOptions {
 
 /** Default {@link ProjectionOptions.inodeCap}: about 40 MiB of inodes at ~600 B each. */
 export const INODE_CAP = 65_536;
-
-let gcFn: (() => void) | null | undefined;
-
-/**
- * V8's full collection, exposed at run time (node:v8 setFlagsFromString, then node:vm) the first
- * time it is needed, or null where that fails. Not `--expose-gc` on the command line: a V8 flag
- * there changes the flag hash of V8's code cache, so a server started with it recompiled its
- * modules on every start (mount → serving 250 vs 193 ms, 8 alternated rounds, load 3).
- */
-function fullGc(): (() => void) | null {
-  if (gcFn !== undefined) return gcFn;
-  try {
-    nodeBuiltin<typeof import("node:v8")>("node:v8").setFlagsFromString("--expose-gc");
-    const f = nodeBuiltin<typeof import("node:vm")>("node:vm").runInNewContext("gc");
-    gcFn = typeof f === "function" ? f as () => void : null;
-  } catch {
-    gcFn = null;
-  }
-  return gcFn;
-}
 
 /** Inodes unloaded before a full garbage collection is asked for. */
 const GC_AFTER = 8192;

@@ -291,6 +291,47 @@ testIf(
 
 testIf(
   fuseSkip(),
+  "mount server: once a mount ends it gives memory back, says so in its log, and serves on",
+  async () => {
+    using d = tempDir();
+    const store = `${d.path}/store`;
+    const env = { HD_MOUNT_LINGER: "60" };
+    const [a, b] = await twoTrees(d.path, store);
+    for (const m of ["keep", "m"]) Deno.mkdirSync(`${d.path}/${m}`);
+    const keep = await mountJson([a, `${d.path}/keep`], store, env);
+    const log = `${store}/mounts/server.log`;
+    const released = () => {
+      try {
+        return Deno.readTextFileSync(log).split("\n").filter((l) =>
+          l.includes(`[${keep.pid}] a mount ended: memory given back (RSS `)
+        );
+      } catch {
+        return [];
+      }
+    };
+    try {
+      for (let i = 1; i <= 2; i++) {
+        const r = await mountJson([b, `${d.path}/m`], store, env);
+        assertEquals(r.pid, keep.pid, "the same server");
+        assertEquals(Deno.readTextFileSync(`${d.path}/m/sub/f.txt`), "beta\n");
+        await hdOk(["unmount", `${d.path}/m`], store);
+        // (an upper bound for the server to get to it, not a speed check)
+        for (let t = 0; t < 10_000 && released().length < i; t += 50) {
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        const lines = released();
+        assertEquals(lines.length, i, `the log says it gave memory back:\n${lines.join("\n")}`);
+        assert(!lines[i - 1].includes("no malloc_trim"), lines[i - 1]);
+        assertEquals(Deno.readTextFileSync(`${d.path}/keep/sub/f.txt`), "alpha\n", "still served");
+      }
+    } finally {
+      await hd(["unmount", "--all"], { store });
+    }
+  },
+);
+
+testIf(
+  fuseSkip(),
   "mount server: mounts served and unmounted in turn leave no fd open in the server",
   async () => {
     using d = tempDir();
