@@ -165,16 +165,18 @@ export class MountHost {
   }
 
   /**
-   * Once a mount has ended, and nothing else has for a moment: a full collection frees its
-   * projection and session (and the native memory their buffers hold), then the C heap's free
-   * pages go back to the system — without it the server's RSS kept what its largest mounts had
-   * used (src/sys/memory.ts). The server's log says what it gave back.
+   * Once the last mount served has ended, and nothing has for a moment: a full collection frees
+   * the projections and sessions (and the native memory their buffers hold), then the C heap's
+   * free pages go back to the system — without it the server's RSS kept what its largest mounts
+   * had used (src/sys/memory.ts). Not while a mount is served (a full collection would pause its
+   * requests): then at the next time none is. The server's log says what it gave back.
    */
   #releaseSoon(): void {
     this.#release?.cancel();
     this.#release = after(RELEASE_AFTER_MS, () => {
       this.#release = null;
-      if (this.#exiting) return;
+      // not while another mount is served: a full collection would pause its requests
+      if (this.#exiting || this.#live > 0) return;
       const mib = (n: number) => (n / 1048576).toFixed(1);
       const before = Deno.memoryUsage().rss;
       fullGc()?.();
