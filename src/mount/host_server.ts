@@ -42,7 +42,7 @@ import {
 import { mountKey, type MountRecord, serveMount } from "./manager.ts";
 import { fullGc, releaseFreedMemory } from "../sys/memory.ts";
 
-/** How long after a mount ends the server gives its memory back (another ending restarts it). */
+/** How long after its last mount ends the server gives its memory back. */
 const RELEASE_AFTER_MS = 200;
 
 /** `path` with its parent's symlinks resolved (as absMountDir, but off the JS thread). */
@@ -159,8 +159,10 @@ export class MountHost {
     this.#linger = null;
     served.catch((e) => this.#log(`${dir}: ${(e as Error).message}`)).finally(() => {
       if (this.#mounts.get(dir) === abort) this.#mounts.delete(dir);
-      if (--this.#live === 0) this.#idle();
-      this.#releaseSoon();
+      if (--this.#live === 0) {
+        this.#idle();
+        this.#releaseSoon();
+      }
     });
   }
 
@@ -175,7 +177,7 @@ export class MountHost {
     this.#release?.cancel();
     this.#release = after(RELEASE_AFTER_MS, () => {
       this.#release = null;
-      // not while another mount is served: a full collection would pause its requests
+      // a mount that started meanwhile: a full collection would pause its requests
       if (this.#exiting || this.#live > 0) return;
       const mib = (n: number) => (n / 1048576).toFixed(1);
       const before = Deno.memoryUsage().rss;
