@@ -5,7 +5,8 @@
  * `hd up -d` starts its detached supervisor before the CLI loads (src/cli/up_early.ts), and
  * `hd mount REF DIR` its server (src/cli/mount_early.ts), so that the two processes start side by
  * side; that server goes straight to serving (mount_early.ts's serveMountEarly), without main.ts,
- * and the supervisor starts loading its session's modules before main.ts.
+ * and the supervisor starts its first services when nothing changed (src/services/prespawn.ts),
+ * then loads its session's modules before main.ts.
  * @module
  */
 import { TOP_HELP, VERSION } from "./src/cli/help_text.ts";
@@ -44,8 +45,12 @@ if (Deno.args[0] === "mount") {
   const code = await early.finishServedEarly();
   if (code !== null) Deno.exit(code);
 } else if (Deno.args[0] === "up" && Deno.args[1] === "--supervise") {
-  // the detached supervisor: its session's modules load while main.ts and the spec do, and its
-  // guardian starts meanwhile (src/sandbox/process.ts's startGuardian)
+  // the detached supervisor: on proof that nothing changed, its first services start before
+  // anything else loads (src/services/prespawn.ts); its session's modules load while main.ts and
+  // the spec do, and its guardian starts meanwhile (src/sandbox/process.ts's startGuardian)
+  await lazyImport<typeof import("./src/services/prespawn.ts")>(
+    new URL("./src/services/prespawn.ts", import.meta.url),
+  ).then((m) => m.prespawn(Deno.args)).catch(() => {});
   lazyImport(new URL("./src/services/session.ts", import.meta.url)).catch(() => {});
   lazyImport<typeof import("./src/sandbox/process.ts")>(
     new URL("./src/sandbox/process.ts", import.meta.url),

@@ -20,7 +20,9 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
-import { loadProjectSpec } from "../config/parse.ts";
+import { loadSpec } from "../config/parse.ts";
+import { specFilePath } from "../config/find.ts";
+import { recordingEnv, type SpecBinding } from "../env/quick_status.ts";
 import type { EnvSpec } from "../config/types.ts";
 import { openPrivateAppend, privateDir } from "../sys/fs.ts";
 import { readUpState, upLockHolder } from "../services/control.ts";
@@ -407,7 +409,12 @@ function loadSession(): Promise<typeof import("../services/session.ts")> {
  * Runs the session in this process (the foreground, or the detached supervisor `--supervise`):
  * prints its lines with a coloured name prefix (text) or its events (`--json`) until it stops.
  */
-async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<number> {
+async function serve(
+  ctx: Context,
+  spec: EnvSpec,
+  detached: boolean,
+  bind: SpecBinding,
+): Promise<number> {
   const json = ctx.out.json;
   let names: string[] = [];
   let width = 0;
@@ -448,6 +455,7 @@ async function serve(ctx: Context, spec: EnvSpec, detached: boolean): Promise<nu
         flag: typeof ctx.values.cache === "string" ? ctx.values.cache : undefined,
         push: !!ctx.values["push-cache"],
       },
+      bind,
     });
   } catch (e) {
     // the detached supervisor tells the `hd up -d` that started it by its exit code
@@ -509,7 +517,18 @@ export const up: Command = {
   // foreground and the supervisor): `hd up -d` itself never opens it
   lazyStore: true,
   async run(ctx) {
-    const spec = loadProjectSpec(typeof ctx.values.file === "string" ? ctx.values.file : undefined);
+    // which variables the parse reads: the session's first start saves a proof that binds hd.toml
+    // with them, from which the next no-change `hd up -d` starts early (src/services/prespawn.ts)
+    const env = recordingEnv();
+    const spec = loadSpec(
+      specFilePath(typeof ctx.values.file === "string" ? ctx.values.file : undefined),
+      { env: env.env },
+    );
+    const bind: SpecBinding = {
+      plain: spec.environment.base === null && spec.build.steps.every((x) => !x.image),
+      envNames: env.names(),
+      readAtMs: performance.timeOrigin,
+    };
     trace("up: spec loaded");
     if ((ctx.values.wait || ctx.values["wait-timeout"] !== undefined) && !ctx.values.detach) {
       throw new HdError(
@@ -543,6 +562,6 @@ export const up: Command = {
       return await detach(ctx, spec, null);
     }
     // one `hd up` per project: the lock is taken before anything is built, and held until exit
-    return await serve(ctx, spec, !!ctx.values.supervise);
+    return await serve(ctx, spec, !!ctx.values.supervise, bind);
   },
 };

@@ -383,12 +383,14 @@ export async function loadQuickStatus(
 export async function loadBoundStatus(
   secret: Uint8Array,
   file: string,
-): Promise<{ summary: StatusSummary; facts: SpecFacts } | null> {
+): Promise<{ summary: StatusSummary; facts: SpecFacts; subject: string } | null> {
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
   const p = readProof(quickStatusPath({ dir }));
   const facts = p?.h.bound?.facts;
   if (!p || !facts || facts.file !== file || facts.dir !== dir) return null;
-  return await proofHolds(secret, dir, p) ? { summary: p.h.summary, facts } : null;
+  return await proofHolds(secret, dir, p)
+    ? { summary: p.h.summary, facts, subject: p.h.subject }
+    : null;
 }
 
 /**

@@ -33,52 +33,11 @@ import type { ImageServices } from "./image_services.ts";
 import { signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
 import { lazyImport } from "../sys/lazy.ts";
 import { shQuote } from "../sys/shell.ts";
+import { isStepCached, stepRecordPath } from "./step_record.ts";
 
-/**
- * Path of the record of a successful run of step `hash`.
- *
- * @example
- * ```ts
- * import { stepRecordPath } from "./host.ts";
- * import type { Store } from "../cas/store.ts";
- * import type { EnvSpec } from "../config/types.ts";
- * declare const spec: EnvSpec;
- * declare const store: Store;
- * console.log(stepRecordPath(spec, "ab12")); // <project>/.hd/steps/ab12.json
- * ```
- */
-export function stepRecordPath(spec: EnvSpec, hash: string): string {
-  return `${spec.dir}/.hd/steps/${hash}.json`;
-}
-
-/**
- * True when step `hash` ran successfully here and its declared outputs still exist.
- *
- * @example
- * ```ts
- * import { isStepCached } from "./host.ts";
- * import type { Store } from "../cas/store.ts";
- * import type { EnvSpec } from "../config/types.ts";
- * declare const spec: EnvSpec;
- * declare const store: Store;
- * const fresh = !isStepCached(spec, spec.build.steps[0], "ab12");
- * ```
- */
-export function isStepCached(spec: EnvSpec, step: BuildStepSpec, hash: string): boolean {
-  try {
-    Deno.statSync(stepRecordPath(spec, hash));
-  } catch {
-    return false;
-  }
-  for (const o of step.outputs) {
-    try {
-      Deno.lstatSync(`${spec.dir}/${o}`);
-    } catch {
-      return false;
-    }
-  }
-  return true;
-}
+// where a host step is recorded, and whether it is cached: in their own module, which the services
+// started early (src/services/prespawn.ts) load without this one
+export { isStepCached, stepRecordPath } from "./step_record.ts";
 
 /**
  * Runs `step` on the host with `sh -c` in the project directory (its own process group) and, when

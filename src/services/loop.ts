@@ -34,7 +34,14 @@ import { type EnvNode, nodeId } from "../dag/node.ts";
 import type { Tree } from "../dag/tree.ts";
 import type { PathFilter } from "../scan/filter.ts";
 import { StatCache } from "../scan/statcache.ts";
-import { compileEnv, envNode, statCachePath, stepHashes, trackedFilter } from "../env/compile.ts";
+import {
+  type CompiledEnv,
+  compileEnv,
+  envNode,
+  statCachePath,
+  stepHashes,
+  trackedFilter,
+} from "../env/compile.ts";
 import { loadSpec } from "../config/parse.ts";
 import type { EnvSpec } from "../config/types.ts";
 import { lazyImport } from "../sys/lazy.ts";
@@ -58,6 +65,9 @@ import { trace } from "../sys/trace.ts";
 import { ownOutputFiles } from "../watch/own_output.ts";
 import { CA_CERTS_HINT, tlsInterception } from "../runtime/ca_certs.ts";
 import { type ServiceStatus, Supervisor } from "./supervisor.ts";
+import { dropEarly, earlyIds, settleEarly } from "./prespawn.ts";
+import { proofSubject, saveQuickStatus, type SpecBinding } from "../env/quick_status.ts";
+import { after } from "../sys/timer.ts";
 
 /**
  * The remote step cache's module (src/runtime/remote_steps.ts, with src/remote): loaded only
@@ -115,6 +125,11 @@ export interface DevLoopOptions {
   onSpecChange?: () => void;
   /** The remote build cache: `--cache REF` (over HD_REMOTE_CACHE and hd.toml), `--push-cache`. */
   remote?: { flag?: string; push?: boolean };
+  /**
+   * How `spec` was parsed (src/env/quick_status.ts's SpecBinding): given, the proof of the first
+   * compile is saved binding hd.toml, for the next no-change start (src/services/prespawn.ts).
+   */
+  bind?: SpecBinding;
 }
 
 const REMOTE_OFF = "remote cache off until hd up restarts (it failed; steps run here)";
@@ -332,6 +347,14 @@ export class DevLoop {
    * Throws when a build step fails (nothing is started then).
    */
   async start(): Promise<void> {
+    try {
+      await this.#start();
+    } finally {
+      await dropEarly(); // a failed build, a stop meanwhile: no early service runs on
+    }
+  }
+
+  async #start(): Promise<void> {
     const t0 = performance.now();
     if (this.#spec.environment.base !== null) {
       this.#print(`base ${this.#spec.environment.base}: preparing the image`);
@@ -341,6 +364,7 @@ export class DevLoop {
     if (this.#ownOutput.length) {
       this.#print(`not tracking ${this.#ownOutput.join(", ")}: hd writes its output there`);
     }
+    const scanStart = Date.now();
     const c = await compileEnv(this.#store, this.#spec, {
       baseId: this.runtime.baseId,
       imageIds: this.runtime.imageIds,
@@ -385,10 +409,20 @@ export class DevLoop {
     trace("loop: steps done");
     await this.runtime.ready();
     trace("loop: runtime ready");
+    // services started before the session loaded (src/services/prespawn.ts) are kept when this
+    // compile found the tree and environment their proof named, no step ran, and the supervisor
+    // starts them the same way; the others are stopped (and gone) before anything starts
+    const ids = earlyIds(this.#spec.dir);
+    const same = ids !== null && ids.filesRoot === c.filesRoot && ids.envId === c.envId &&
+      this.#steps.every((s) => s.state === "cached");
+    const early = await settleEarly(
+      this.#spec.dir,
+      (name) => same ? this.supervisor.plainLine(name) : null,
+    );
     // readiness is the service's own listener: a port another process holds delays it
     for (const svc of Object.values(this.#spec.services)) {
       if (
-        svc.port !== null && !this.runtime.services[svc.name]?.readyHost &&
+        svc.port !== null && !this.runtime.services[svc.name]?.readyHost && !early.has(svc.name) &&
         listenersOnPort(svc.port).length > 0
       ) {
         this.#print(
@@ -400,6 +434,8 @@ export class DevLoop {
     trace("loop: port check done");
     this.supervisor.start(this.#selection.start);
     trace("loop: supervisor.start returned");
+    await dropEarly(); // any the supervisor did not take
+    if (!early.size) this.#saveProofSoon(c, scanStart);
     // The watcher starts just after the first services are spawned, so that setting up its
     // watches (~15 ms on a 10k-file tree) overlaps their start. Edits between the scan above and
     // this point are not seen, as before; the window grows by the spawn only.
@@ -414,6 +450,25 @@ export class DevLoop {
     }
     trace("loop: watcher started");
     this.#captureSoon();
+  }
+
+  /**
+   * Saves the proof of this start's compile (src/env/quick_status.ts; binding hd.toml when its
+   * parse allows), a second later, off the services' start: the next no-change `hd up -d` starts
+   * its first services from it (src/services/prespawn.ts), and `hd status` answers from it. A
+   * file written since the compile began keeps it from being saved (the racy rule). Only on the
+   * host and when hd tracks the project as `hd status` does (no own output excluded).
+   */
+  #saveProofSoon(c: CompiledEnv, scanStart: number): void {
+    const bind = this.#o.bind;
+    if (!bind || this.runtime.baseId !== undefined || this.runtime.imageIds) return;
+    if (this.#ownOutput.length) return;
+    const spec = this.#spec;
+    after(1000, () => {
+      if (this.#stopping || spec !== this.#spec) return;
+      const secret = this.#store.identity().key;
+      saveQuickStatus(secret, spec, proofSubject(spec, {}), c, scanStart, bind).catch(() => {});
+    });
   }
 
   /**

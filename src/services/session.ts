@@ -52,6 +52,8 @@ import { type ReconcileResult, sameConfig } from "./reconcile.ts";
 import { cleanupIfStale, formatCleanup } from "./report.ts";
 import { dirIdentity, rootGoneReason } from "./root_gone.ts";
 import { after, type Timer } from "../sys/timer.ts";
+import { takeEarlyLock } from "./prespawn.ts";
+import type { SpecBinding } from "../env/quick_status.ts";
 
 /**
  * The error of a second `hd up` of a project: another holds `.hd/up.lock` (`byLock`), or a live
@@ -129,6 +131,8 @@ export interface UpSessionOptions {
   signals?: boolean;
   /** The remote build cache (`--cache`, `--push-cache`); see DevLoopOptions.remote. */
   remote?: { flag?: string; push?: boolean };
+  /** How `spec` was parsed, for the proof of its first start; see DevLoopOptions.bind. */
+  bind?: SpecBinding;
 }
 
 /** One `hd up` of a project (see the module doc). */
@@ -184,7 +188,9 @@ export class UpSession {
   static async open(opts: UpSessionOptions): Promise<UpSession> {
     const dir = opts.spec.dir;
     const env = opts.spec.environment.name;
-    const lock = acquireUpLock(dir);
+    // the lock the services started before the session took (src/services/prespawn.ts)
+    const early = takeEarlyLock(dir);
+    const lock = early ? { file: early } : acquireUpLock(dir);
     if (!("file" in lock)) throw new AlreadyRunning(env, lock.holder, 1, true);
     try {
       const stale = cleanupIfStale(dir);
@@ -336,6 +342,8 @@ export class UpSession {
       profiles: this.#o.profiles,
       print: this.#o.print,
       onEvent: this.#o.onEvent,
+      // (a reload's spec was parsed without recording what it read)
+      bind: spec === this.#o.spec ? this.#o.bind : undefined,
       onChange: () => {
         this.#bump();
         // the next turn (after(), not setTimeout: the first change comes before the first

@@ -24,6 +24,7 @@ import { type DepGraph, restartSet, topoOrder } from "./graph.ts";
 import { type GroupProcess, signalGroup, spawnGroup, stopGroup } from "../sandbox/process.ts";
 import { servicePids, waitForListener } from "./readiness.ts";
 import { stampLine } from "./logs.ts";
+import { type SpawnLine, spawnLine, takeEarly } from "./prespawn.ts";
 import { GlobSet } from "../watch/pathmap.ts";
 import {
   heldDecision,
@@ -634,9 +635,8 @@ export class Supervisor {
     const s = this.#svc.get(name)!;
     const gen = ++s.gen;
     const spec = s.spec;
-    const cwd = spec.workdir && spec.workdir !== "."
-      ? `${this.#o.dir}/${spec.workdir}`
-      : this.#o.dir;
+    const line = spawnLine(this.#o.dir, spec, this.#o.env);
+    const cwd = line.cwd;
     let proc: GroupProcess | null = null;
     let how = "";
     const held = this.#sandboxHeld(spec);
@@ -674,16 +674,21 @@ export class Supervisor {
       s.slot = null;
       this.#sandboxLoader(spec);
       const warmLine = this.#warmLine(spec);
-      try {
-        proc = spawnGroup(warmLine ?? spec.command, {
-          cwd,
-          env: { ...this.#o.env, ...spec.env, ...(warmLine ? this.#warmEnv(name) : {}) },
-        });
-      } catch (e) {
-        this.#event(name, `cannot start: ${(e as Error).message}`);
-        s.lastExitCode = 127;
-        this.#died(name, gen);
-        return;
+      // started before the session loaded (src/services/prespawn.ts) with this very line
+      proc = warmLine === null && held === null ? takeEarly(name, line) : null;
+      if (proc !== null) how = ", started before the session loaded";
+      else {
+        try {
+          proc = spawnGroup(warmLine ?? spec.command, {
+            cwd,
+            env: { ...line.env, ...(warmLine ? this.#warmEnv(name) : {}) },
+          });
+        } catch (e) {
+          this.#event(name, `cannot start: ${(e as Error).message}`);
+          s.lastExitCode = 127;
+          this.#died(name, gen);
+          return;
+        }
       }
     }
     trace(`supervisor: spawned ${name}`);
@@ -777,6 +782,17 @@ export class Supervisor {
   }
 
   /** The held containers of a plain service of the environment's base, or null. */
+  /**
+   * How service `name` would be started now when it is a plain host service (no warm standby, no
+   * held container): what src/services/prespawn.ts's early processes are compared with; null
+   * otherwise.
+   */
+  plainLine(name: string): SpawnLine | null {
+    const spec = this.#svc.get(name)?.spec;
+    if (!spec || this.#sandboxHeld(spec) !== null || this.#warmLine(spec) !== null) return null;
+    return spawnLine(this.#o.dir, spec, this.#o.env);
+  }
+
   #sandboxHeld(spec: ServiceSpec): SandboxHeld | null {
     const e = spec.env;
     if (spec.reload === "warm" || e.HD_SANDBOX_HELD_CMD === undefined) return null;

@@ -1,0 +1,238 @@
+/**
+ * Services started before the session loads: the detached supervisor of a no-change `hd up -d`
+ * starts its first services (those that depend on none) right after its own start, instead of
+ * after loading the session's ~140 modules, parsing hd.toml and compiling the environment
+ * (~45 ms on a fast machine, more on a slow one). It does so only on proof that nothing changed:
+ *
+ * - the saved proof that binds hd.toml holds (src/env/quick_status.ts: every tracked file and
+ *   directory, hd.toml and what its parse read, the parser's code and the variables it looked up
+ *   are as when the proof was saved, and the proof's MAC, made with the store's secret key,
+ *   verifies: a proof shipped in a cloned project does not). The proof carries the parsed spec
+ *   as its subject, so the commands, directories and variables started are those hd.toml says;
+ * - every build step is cached here, with its outputs in place ({@link isStepCached});
+ * - no `hd up` runs or left its state (`.hd/up.json` absent), and this process takes the
+ *   project's `.hd/up.lock` first, which the session then takes over ({@link takeEarlyLock}):
+ *   two instances of a service never start;
+ * - the environment has no base image, no service has an image, secrets, profiles, replicas or
+ *   `reload = "warm"`, and the supervisor was started without services or profiles named
+ *   ({@link earlyServices}).
+ *
+ * The session then compiles as usual and keeps each early process only when its compile found
+ * the proof's tree and environment ids, no step ran, and the supervisor would start the service
+ * with exactly the same command, directory and variables ({@link settleEarly}); any other early
+ * process is stopped (SIGKILL to its group, which hd spawned and registered with the guardian)
+ * and waited for before anything starts. Early processes are ordinary groups of
+ * src/sandbox/process.ts: if the supervisor dies first, the guardian ends them.
+ *
+ * @example
+ * ```ts
+ * import { prespawn, takeEarly } from "./prespawn.ts";
+ * await prespawn(["up", "--supervise"]); // in the detached supervisor, before the session loads
+ * const proc = takeEarly("api", { command: "node api.js", cwd: "/p", env: {} }); // null: spawn
+ * ```
+ * @module
+ */
+import type { EnvSpec, ServiceSpec } from "../config/types.ts";
+import { findSpecFile } from "../config/find.ts";
+import { defaultStoreRoot } from "../cas/root.ts";
+import { StoreView } from "../cas/view.ts";
+import { loadBoundStatus } from "../env/quick_status.ts";
+import { isStepCached } from "../runtime/step_record.ts";
+import { type GroupProcess, signalGroup, spawnGroup } from "../sandbox/process.ts";
+import { trace } from "../sys/trace.ts";
+import { acquireUpLock, upStatePath } from "./control.ts";
+
+/** How a plain host service is started: its command, directory and whole environment. */
+export interface SpawnLine {
+  command: string;
+  cwd: string;
+  env: Record<string, string>;
+}
+
+/**
+ * How the supervisor starts service `svc` of the project at `dir` on the host (pure):
+ * `sh -c command` in its workdir, with the host's environment (`hostEnv`: the host's variables
+ * and [environment].env) and its own `env` over it.
+ */
+export function spawnLine(
+  dir: string,
+  svc: Pick<ServiceSpec, "command" | "workdir" | "env">,
+  hostEnv: Record<string, string>,
+): SpawnLine {
+  const cwd = svc.workdir && svc.workdir !== "." ? `${dir}/${svc.workdir}` : dir;
+  return { command: svc.command, cwd, env: { ...hostEnv, ...svc.env } };
+}
+
+/** Whether two spawn lines start the same thing (the environments compared as sets). */
+export function sameLine(a: SpawnLine, b: SpawnLine): boolean {
+  if (a.command !== b.command || a.cwd !== b.cwd) return false;
+  const ka = Object.keys(a.env);
+  if (ka.length !== Object.keys(b.env).length) return false;
+  return ka.every((k) => Object.hasOwn(b.env, k) && b.env[k] === a.env[k]);
+}
+
+/**
+ * Which services of `spec` the supervisor started with `args` (its arguments after the entry)
+ * may start before its session loads (pure): the services that depend on none, or why none.
+ * `profilesEnv` is `HD_PROFILES`.
+ */
+export function earlyServices(
+  spec: EnvSpec,
+  args: readonly string[],
+  profilesEnv: string | undefined,
+): { names: string[] } | { why: string } {
+  const plainArgs = args.length === 2 ||
+    (args.length === 4 && args[2] === "--file" && !args[3].startsWith("-"));
+  if (args[0] !== "up" || args[1] !== "--supervise" || !plainArgs) {
+    return { why: "services, profiles or a cache were named" };
+  }
+  if (profilesEnv) return { why: "HD_PROFILES is set" };
+  if (spec.environment.base !== null) return { why: "the environment has a base image" };
+  if (spec.build.steps.some((s) => s.image !== undefined)) return { why: "a step has an image" };
+  const services = Object.values(spec.services);
+  for (const s of services) {
+    if (s.profiles?.length) return { why: `service ${s.name} has profiles` };
+    if (s.image !== undefined || s.secrets?.length) {
+      return { why: `service ${s.name} has an image or secrets` };
+    }
+    if (s.replicaOf !== undefined) return { why: `service ${s.name} is scaled` };
+  }
+  const names = services.filter((s) =>
+    s.depends_on.length === 0 && s.reload !== "warm" && s.env.HD_SANDBOX_HELD_CMD === undefined
+  ).map((s) => s.name);
+  return names.length ? { names } : { why: "every service waits for another or is warm" };
+}
+
+/** Whether `v` has the shape of a parsed spec as far as the early start reads it. */
+function specShape(v: unknown): v is EnvSpec {
+  const s = v as EnvSpec;
+  const strings = (r: unknown) =>
+    typeof r === "object" && r !== null && Object.values(r).every((x) => typeof x === "string");
+  return typeof s === "object" && s !== null && typeof s.dir === "string" &&
+    typeof s.environment === "object" && s.environment !== null &&
+    strings(s.environment.env) && typeof s.build === "object" && s.build !== null &&
+    Array.isArray(s.build.steps) && typeof s.services === "object" && s.services !== null &&
+    Object.values(s.services).every((x) =>
+      typeof x === "object" && x !== null && typeof x.name === "string" &&
+      typeof x.command === "string" && typeof x.workdir === "string" && strings(x.env) &&
+      Array.isArray(x.depends_on)
+    );
+}
+
+interface Early {
+  dir: string;
+  lock: Deno.FsFile | null;
+  filesRoot: string;
+  envId: string;
+  procs: Map<string, { line: SpawnLine; proc: GroupProcess }>;
+}
+
+let early: Early | null = null;
+
+/**
+ * In the detached supervisor (`args`: its arguments after the entry), before its session loads:
+ * starts the services {@link earlyServices} allows when the proof of the module doc holds. Never
+ * throws; without a proof (or on any doubt) it starts nothing and the session starts them.
+ */
+export async function prespawn(args: readonly string[]): Promise<void> {
+  try {
+    const f = args[2] === "--file" ? args[3] : undefined;
+    const file = f === undefined ? findSpecFile() : f.startsWith("/") ? f : `${Deno.cwd()}/${f}`;
+    const view = StoreView.open(defaultStoreRoot());
+    const secret = view?.secretKey() ?? null;
+    if (secret === null) return;
+    const q = await loadBoundStatus(secret, file);
+    if (q === null) return trace("early services: no proof that holds");
+    const spec: unknown = JSON.parse(q.subject)[0];
+    if (!specShape(spec) || spec.dir !== q.facts.dir) return;
+    const which = earlyServices(spec, args, Deno.env.get("HD_PROFILES"));
+    if ("why" in which) return trace(`early services: none (${which.why})`);
+    const steps = spec.build.steps;
+    if (
+      q.summary.steps.length !== steps.length ||
+      !steps.every((s, i) => isStepCached(spec, s, q.summary.steps[i].hash))
+    ) return trace("early services: none (a step is not cached)");
+    const dir = spec.dir;
+    try {
+      Deno.lstatSync(upStatePath(dir));
+      return trace("early services: none (an up state is there)");
+    } catch { /* none: no hd up runs */ }
+    const lock = acquireUpLock(dir);
+    if (!("file" in lock)) return trace("early services: none (another hd up holds the lock)");
+    const hostEnv = { ...Deno.env.toObject(), ...spec.environment.env };
+    const procs = new Map<string, { line: SpawnLine; proc: GroupProcess }>();
+    early = { dir, lock: lock.file, filesRoot: q.summary.filesRoot, envId: q.summary.envId, procs };
+    for (const name of which.names) {
+      const line = spawnLine(dir, spec.services[name], hostEnv);
+      procs.set(name, { line, proc: spawnGroup(line.command, { cwd: line.cwd, env: line.env }) });
+      trace(`early services: spawned ${name}`);
+    }
+  } catch (e) {
+    trace(`early services: stopped (${(e as Error).message})`);
+  }
+}
+
+/**
+ * The project lock {@link prespawn} took for the project at `dir`, handed over once (the session
+ * holds it from then on), or null.
+ */
+export function takeEarlyLock(dir: string): Deno.FsFile | null {
+  if (early?.dir !== dir || early.lock === null) return null;
+  const l = early.lock;
+  early.lock = null;
+  return l;
+}
+
+/** The tree and environment ids of the proof the early services of `dir` started on, or null. */
+export function earlyIds(dir: string): { filesRoot: string; envId: string } | null {
+  return early?.dir === dir && early.procs.size > 0
+    ? { filesRoot: early.filesRoot, envId: early.envId }
+    : null;
+}
+
+async function stop(name: string): Promise<void> {
+  const e = early?.procs.get(name);
+  if (!e) return;
+  early!.procs.delete(name);
+  signalGroup(e.proc.pid, "SIGKILL");
+  await Promise.all([e.proc.stdout.cancel(), e.proc.stderr.cancel()]).catch(() => {});
+  await e.proc.status.catch(() => {});
+  trace(`early services: stopped ${name}`);
+}
+
+/**
+ * Keeps the early services of `dir` that `want` (the supervisor's line for a service, or null)
+ * would start the same way; stops the others and waits until they are gone. Returns the names
+ * kept.
+ */
+export async function settleEarly(
+  dir: string,
+  want: (name: string) => SpawnLine | null,
+): Promise<Set<string>> {
+  if (early?.dir !== dir) return new Set();
+  const drop = [...early.procs].filter(([n, e]) => {
+    const w = want(n);
+    return w === null || !sameLine(w, e.line);
+  }).map(([n]) => n);
+  await Promise.all(drop.map(stop));
+  return new Set(early.procs.keys());
+}
+
+/**
+ * The early process of service `name`, handed over once, when it was started with `line`; null
+ * when there is none (or it was started otherwise: then it is killed, which {@link settleEarly}
+ * makes never happen).
+ */
+export function takeEarly(name: string, line: SpawnLine): GroupProcess | null {
+  const e = early?.procs.get(name);
+  if (!e) return null;
+  early!.procs.delete(name);
+  if (sameLine(e.line, line)) return e.proc;
+  signalGroup(e.proc.pid, "SIGKILL");
+  return null;
+}
+
+/** Stops every early process not handed over (the session started without them). */
+export async function dropEarly(): Promise<void> {
+  if (early) await Promise.all([...early.procs.keys()].map(stop));
+}

@@ -1,0 +1,248 @@
+/**
+ * Services started before the session loads (src/services/prespawn.ts): which services of which
+ * specs may start early (a table of earlyServices), how spawn lines compare, and end to end on
+ * the host: the first `hd up -d` saves the proof, the next no-change one starts its first service
+ * early (and the session keeps it: one instance, which answers), while an edited file or a changed
+ * variable that hd.toml reads makes the session start it as usual, with the new value.
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { downAtEnd, hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { earlyServices, sameLine, spawnLine } from "../../src/services/prespawn.ts";
+import type { EnvSpec, ServiceSpec } from "../../src/config/types.ts";
+
+function svc(name: string, extra: Partial<ServiceSpec> = {}): ServiceSpec {
+  return {
+    name,
+    command: `run-${name}`,
+    watch: [],
+    port: null,
+    depends_on: [],
+    restart_policy: "on_failure",
+    env: {},
+    workdir: ".",
+    ...extra,
+  } as ServiceSpec;
+}
+
+function spec(services: ServiceSpec[], extra: Partial<EnvSpec> = {}): EnvSpec {
+  return {
+    dir: "/p",
+    environment: { name: "t", base: null, env: {} },
+    build: { steps: [] },
+    services: Object.fromEntries(services.map((s) => [s.name, s])),
+    ...extra,
+  } as unknown as EnvSpec;
+}
+
+Deno.test("earlyServices: the services that depend on none, only where nothing else decides", () => {
+  const plain = ["up", "--supervise"];
+  const two = spec([svc("api"), svc("web", { depends_on: ["api"] })]);
+  const table: [string, EnvSpec, string[], string | undefined, string[] | null][] = [
+    ["first wave", two, plain, undefined, ["api"]],
+    ["with --file", two, [...plain, "--file", "x/hd.toml"], undefined, ["api"]],
+    ["services named", two, [...plain, "web"], undefined, null],
+    ["a profile named", two, [...plain, "--profile", "a"], undefined, null],
+    ["a cache named", two, [...plain, "--cache", "off"], undefined, null],
+    ["HD_PROFILES", two, plain, "a", null],
+    ["not the supervisor", two, ["up", "-d"], undefined, null],
+    [
+      "a base image",
+      spec([svc("api")], {
+        environment: { name: "t", base: "debian:12", env: {} },
+      } as Partial<EnvSpec>),
+      plain,
+      undefined,
+      null,
+    ],
+    [
+      "a step with an image",
+      spec([svc("api")], { build: { steps: [{ image: "node:20" }] } } as unknown as Partial<
+        EnvSpec
+      >),
+      plain,
+      undefined,
+      null,
+    ],
+    [
+      "a service with profiles",
+      spec([svc("api"), svc("x", { profiles: ["p"] })]),
+      plain,
+      undefined,
+      null,
+    ],
+    [
+      "an image service",
+      spec([svc("api"), svc("db", { image: "postgres" })]),
+      plain,
+      undefined,
+      null,
+    ],
+    ["secrets", spec([svc("api", { secrets: ["k"] })]), plain, undefined, null],
+    [
+      "replicas",
+      spec([svc("api", { replicaOf: { name: "api", index: 1, scale: 2 } })]),
+      plain,
+      undefined,
+      null,
+    ],
+    ["warm ones wait", spec([svc("api", { reload: "warm" }), svc("b")]), plain, undefined, ["b"]],
+    ["all wait or are warm", spec([svc("api", { reload: "warm" })]), plain, undefined, null],
+  ];
+  for (const [what, s, args, profiles, want] of table) {
+    const got = earlyServices(s, args, profiles);
+    assertEquals("names" in got ? got.names : null, want, what);
+    if (!("names" in got)) assert(got.why.length > 0, what);
+  }
+});
+
+Deno.test("spawnLine and sameLine: the supervisor's command, directory and whole environment", () => {
+  const a = spawnLine("/p", { command: "node a.js", workdir: "api", env: { B: "2" } }, {
+    A: "1",
+    B: "1",
+  });
+  assertEquals(a, { command: "node a.js", cwd: "/p/api", env: { A: "1", B: "2" } });
+  assertEquals(spawnLine("/p", { command: "x", workdir: ".", env: {} }, {}).cwd, "/p");
+  assert(sameLine(a, { ...a, env: { B: "2", A: "1" } }), "variables in another order");
+  assert(!sameLine(a, { ...a, env: { A: "1" } }), "a variable less");
+  assert(!sameLine(a, { ...a, env: { A: "1", B: "2", C: "" } }), "a variable more");
+  assert(!sameLine(a, { ...a, env: { A: "1", B: "3" } }), "another value");
+  assert(!sameLine(a, { ...a, cwd: "/p" }), "another directory");
+  assert(!sameLine(a, { ...a, command: "node b.js" }), "another command");
+});
+
+const NEEDS = skipUnless({ commands: ["setsid", "sh"] });
+
+/** The lines of `.hd/logs/<name>.log` that say how the service started. */
+function starts(dir: string, name: string): string[] {
+  try {
+    return Deno.readTextFileSync(`${dir}/.hd/logs/${name}.log`).split("\n")
+      .filter((l) => l.includes("] started (pid"));
+  } catch {
+    return [];
+  }
+}
+
+async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+  const t0 = Date.now();
+  while (!ok()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+testIf(
+  NEEDS,
+  "hd up -d with nothing changed starts its first service before the session loads, and keeps it",
+  async () => {
+    using tmp = tempDir();
+    using store = tempDir();
+    const dir = tmp.path;
+    const env = { GREETING: "hello" };
+    const opts = { cwd: dir, store: store.path, env };
+    Deno.mkdirSync(`${dir}/out`);
+    // a writes what it saw, aside then renamed; b depends on it (not started early)
+    Deno.writeTextFileSync(
+      `${dir}/hd.toml`,
+      `[environment]
+name = "pre"
+env = { SAY = "\${GREETING}" }
+
+[files]
+exclude = ["out"]
+
+[services.a]
+command = "sh -c 'echo $$$$ $$SAY > out/.a; mv out/.a out/a; exec sleep 600'"
+
+[services.b]
+command = "sleep 600"
+depends_on = ["a"]
+`,
+    );
+    Deno.writeTextFileSync(`${dir}/src.txt`, "one\n");
+    await using _down = downAtEnd(opts);
+    // the first up makes .hd/ in the project (its directory changes: no proof from that one);
+    // the racy rule: what was written less than a second before a compile is not vouched for
+    assertEquals((await hd(["up", "-d"], opts)).code, 0);
+    assertEquals((await hd(["down"], opts)).code, 0);
+    await new Promise((r) => setTimeout(r, 1200));
+    Deno.removeSync(`${dir}/out/a`);
+    const first = await hd(["up", "-d"], opts);
+    assertEquals(first.code, 0, first.stderr);
+    assertEquals(starts(dir, "a").length, 2);
+    assert(!starts(dir, "a")[1].includes("before the session"), starts(dir, "a")[1]);
+    // the session saves the proof a second after its start
+    await until("the proof", () => {
+      try {
+        return Deno.statSync(`${dir}/.hd/status.bin`).isFile;
+      } catch {
+        return false;
+      }
+    });
+    assertEquals((await hd(["down"], opts)).code, 0);
+
+    // nothing changed: a starts early, the session keeps that one process
+    Deno.removeSync(`${dir}/out/a`);
+    const second = await hd(["up", "-d"], opts);
+    assertEquals(second.code, 0, second.stderr);
+    const s2 = starts(dir, "a");
+    assertEquals(s2.length, 3, s2.join("\n"));
+    assert(s2[2].includes("started before the session loaded"), s2[1]);
+    await until("a's answer", () => {
+      try {
+        return Deno.readTextFileSync(`${dir}/out/a`).endsWith("\n");
+      } catch {
+        return false;
+      }
+    });
+    const [pid, said] = Deno.readTextFileSync(`${dir}/out/a`).trim().split(" ");
+    assertEquals(said, "hello");
+    const st = await hd(["status", "--json"], opts);
+    const up = JSON.parse(st.stdout).up;
+    assert(up.running, st.stdout);
+    const a = up.services.find((x: { name: string }) => x.name === "a");
+    // the session runs the group started early: its leader, whose group wrote the answer
+    assert(s2[2].includes(`(pid ${a.pid}, started before`), `${a.pid}: ${s2[2]}`);
+    const pgrp = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ")[2];
+    assertEquals(pgrp, String(a.pid), "the answer came from the group started early");
+    assertEquals(a.state, "running");
+    assert(!starts(dir, "b").at(-1)!.includes("before the session"), "b waits for a");
+    assertEquals((await hd(["down"], opts)).code, 0);
+
+    // a tracked file edited: the proof fails, the session starts a as usual
+    Deno.writeTextFileSync(`${dir}/src.txt`, "two\n", { append: true });
+    const third = await hd(["up", "-d"], opts);
+    assertEquals(third.code, 0, third.stderr);
+    const s3 = starts(dir, "a");
+    assertEquals(s3.length, 4, s3.join("\n"));
+    assert(!s3[3].includes("before the session"), s3[2]);
+    assertEquals((await hd(["down"], opts)).code, 0);
+
+    // a variable hd.toml reads changed: no early start, and a sees the new value
+    await new Promise((r) => setTimeout(r, 1200)); // the edit above is past the racy window
+    assertEquals((await hd(["up", "-d"], opts)).code, 0); // (saves the proof again)
+    await until("the proof again", () => {
+      try {
+        return Deno.statSync(`${dir}/.hd/status.bin`).mtime!.getTime() > Date.now() - 5000;
+      } catch {
+        return false;
+      }
+    });
+    assertEquals((await hd(["down"], opts)).code, 0);
+    Deno.removeSync(`${dir}/out/a`);
+    const other = { ...opts, env: { GREETING: "bonjour" } };
+    const fifth = await hd(["up", "-d"], other);
+    assertEquals(fifth.code, 0, fifth.stderr);
+    const s5 = starts(dir, "a");
+    assertEquals(s5.length, 6, s5.join("\n"));
+    assert(!s5[5].includes("before the session"), s5[4]);
+    await until("a's answer", () => {
+      try {
+        return Deno.readTextFileSync(`${dir}/out/a`).endsWith("\n");
+      } catch {
+        return false;
+      }
+    });
+    assertEquals(Deno.readTextFileSync(`${dir}/out/a`).trim().split(" ")[1], "bonjour");
+    assertEquals((await hd(["down"], other)).code, 0);
+  },
+);
