@@ -68,6 +68,7 @@ function loadavg(): number | null {
 /** HD_TRACE labels → the phase names reported (the first line of each, ms after the round's start). */
 const PHASES: [RegExp, string][] = [
   [/^early: supervisor spawned$/, "supervisorSpawned"],
+  [/^early services: spawned api$/, "apiStartedEarly"], // src/services/prespawn.ts
   [/^main up --supervise/, "supervisorMain"],
   [/^serve: session open$/, "sessionOpen"],
   [/^loop: env compiled$/, "envCompiled"],
@@ -227,6 +228,8 @@ export const bench: Bench = {
       });
       row("no-change up -d → both services answer, median", "hd", percentile(hdUps, 50), "ms", {
         ...range(hdUps),
+        // rounds whose api started before the session loaded (the first rounds save the proof)
+        earlyRounds: phases.apiStartedEarly?.length ?? 0,
         phasesMedianMs: Object.fromEntries(
           Object.entries(phases).map(([k, v]) => [k, Math.round(percentile(v, 50))]),
         ),

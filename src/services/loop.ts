@@ -67,7 +67,7 @@ import { CA_CERTS_HINT, tlsInterception } from "../runtime/ca_certs.ts";
 import { type ServiceStatus, Supervisor } from "./supervisor.ts";
 import { dropEarly, earlyIds, settleEarly } from "./prespawn.ts";
 import { proofSubject, saveQuickStatus, type SpecBinding } from "../env/quick_status.ts";
-import { after } from "../sys/timer.ts";
+import { after, type Timer } from "../sys/timer.ts";
 
 /**
  * The remote step cache's module (src/runtime/remote_steps.ts, with src/remote): loaded only
@@ -456,19 +456,25 @@ export class DevLoop {
    * Saves the proof of this start's compile (src/env/quick_status.ts; binding hd.toml when its
    * parse allows), a second later, off the services' start: the next no-change `hd up -d` starts
    * its first services from it (src/services/prespawn.ts), and `hd status` answers from it. A
-   * file written since the compile began keeps it from being saved (the racy rule). Only on the
-   * host and when hd tracks the project as `hd status` does (no own output excluded).
+   * file written since the compile began keeps it from being saved (the racy rule). A session
+   * stopped sooner saves it as it stops. Only on the host and when hd tracks the project as
+   * `hd status` does (no own output excluded).
    */
+  #proof: { timer: Timer; save: () => Promise<void> } | null = null;
+
   #saveProofSoon(c: CompiledEnv, scanStart: number): void {
     const bind = this.#o.bind;
     if (!bind || this.runtime.baseId !== undefined || this.runtime.imageIds) return;
     if (this.#ownOutput.length) return;
     const spec = this.#spec;
-    after(1000, () => {
-      if (this.#stopping || spec !== this.#spec) return;
+    const save = async () => {
+      this.#proof = null;
+      if (spec !== this.#spec) return; // hd.toml applied in place since
       const secret = this.#store.identity().key;
-      saveQuickStatus(secret, spec, proofSubject(spec, {}), c, scanStart, bind).catch(() => {});
-    });
+      await saveQuickStatus(secret, spec, proofSubject(spec, {}), c, scanStart, bind)
+        .catch(() => {});
+    };
+    this.#proof = { timer: after(1000, () => void save()), save };
   }
 
   /**
@@ -763,6 +769,8 @@ export class DevLoop {
   /** Stops the watcher, the running steps (all at once), and the services (reverse dependency order). */
   async stop(): Promise<void> {
     this.#stopping = true;
+    const proof = this.#proof; // not saved yet: now (before the services stop, which may write)
+    if (proof) (proof.timer.cancel(), await proof.save());
     // every running step at once (each its own process group, or container)
     await Promise.all([...this.#running].map((r) => r.stop(this.#spec.options.restartGraceMs)));
     const w = this.#watcher;
