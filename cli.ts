@@ -5,8 +5,8 @@
  * `hd up -d` starts its detached supervisor before the CLI loads (src/cli/up_early.ts), and
  * `hd mount REF DIR` its server (src/cli/mount_early.ts), so that the two processes start side by
  * side; that server goes straight to serving (mount_early.ts's serveMountEarly), without main.ts,
- * and the supervisor starts its first services when nothing changed (src/services/prespawn.ts),
- * then loads its session's modules before main.ts.
+ * and the supervisor (or a foreground `hd up`) starts its first services when nothing changed
+ * (src/services/prespawn.ts); the supervisor then loads its session's modules before main.ts.
  * @module
  */
 import { TOP_HELP, VERSION } from "./src/cli/help_text.ts";
@@ -56,10 +56,17 @@ if (Deno.args[0] === "mount") {
     new URL("./src/sandbox/process.ts", import.meta.url),
   ).then((m) => m.startGuardian()).catch(() => {});
 } else if (Deno.args[0] === "up") {
-  const { startEarlySupervisor } = await lazyImport<typeof import("./src/cli/up_early.ts")>(
-    new URL("./src/cli/up_early.ts", import.meta.url),
-  );
+  const { foregroundArgs, startEarlySupervisor } = await lazyImport<
+    typeof import("./src/cli/up_early.ts")
+  >(new URL("./src/cli/up_early.ts", import.meta.url));
   startEarlySupervisor(Deno.args);
+  // a foreground `hd up` is its own supervisor: its first services start early as well
+  const fg = foregroundArgs(Deno.args);
+  if (fg !== null) {
+    await lazyImport<typeof import("./src/services/prespawn.ts")>(
+      new URL("./src/services/prespawn.ts", import.meta.url),
+    ).then((m) => m.prespawn(fg)).catch(() => {});
+  }
 }
 const [{ main }, { trace }] = await Promise.all([
   lazyImport<typeof import("./src/cli/main.ts")>(new URL("./src/cli/main.ts", import.meta.url)),

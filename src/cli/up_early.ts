@@ -52,6 +52,19 @@ const FLAGS = new Set(["--wait", "--json", "--debug", "--push-cache"]);
 const VALUES = new Set(["--file", "--profile", "--cache", "--store", "--wait-timeout"]);
 
 /**
+ * For a foreground `hd up` (`argv` without the program: `up`, or `up --file PATH`), the
+ * supervisor's arguments that src/services/prespawn.ts reads to start the first services early
+ * (pure); null for any other command line (those start as usual).
+ */
+export function foregroundArgs(argv: readonly string[]): string[] | null {
+  if (argv.length === 1 && argv[0] === "up") return ["up", "--supervise"];
+  if (argv.length === 3 && argv[0] === "up" && argv[1] === "--file" && !argv[2].startsWith("-")) {
+    return ["up", "--supervise", "--file", argv[2]];
+  }
+  return null;
+}
+
+/**
  * The plan of an early supervisor start for the command line `argv` (without the program), or
  * null when it is not `hd up -d` or holds anything this does not read exactly as parseArgs does
  * (`--opt=value`, combined short flags, `--`, `--help`, a repeated single-valued option, a value

@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { downAtEnd, hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { earlyPlan, supervisorArgs } from "../../src/cli/up_early.ts";
+import { earlyPlan, foregroundArgs, supervisorArgs } from "../../src/cli/up_early.ts";
 
 Deno.test("earlyPlan: only `hd up -d` command lines it reads as parseArgs does", () => {
   const table: [string[], string[] | null][] = [
@@ -43,6 +43,21 @@ Deno.test("earlyPlan: only `hd up -d` command lines it reads as parseArgs does",
     supervisorArgs({ profiles: [], pushCache: false, positionals: [] }),
     ["up", "--supervise"],
   );
+});
+
+Deno.test("foregroundArgs: a foreground `hd up` with nothing else, or with --file only", () => {
+  const table: [string[], string[] | null][] = [
+    [["up"], ["up", "--supervise"]],
+    [["up", "--file", "p/hd.toml"], ["up", "--supervise", "--file", "p/hd.toml"]],
+    [["up", "-d"], null], // the supervisor starts them
+    [["up", "web"], null],
+    [["up", "--json"], null],
+    [["up", "--file", "-x"], null],
+    [["up", "--file=p/hd.toml"], null],
+    [["up", "--profile", "a"], null],
+    [["down"], null],
+  ];
+  for (const [argv, want] of table) assertEquals(foregroundArgs(argv), want, argv.join(" "));
 });
 
 const NEEDS = skipUnless({ commands: ["setsid", "sh"] });

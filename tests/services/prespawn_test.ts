@@ -6,7 +6,7 @@
  * variable that hd.toml reads makes the session start it as usual, with the new value.
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { downAtEnd, hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { downAtEnd, hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { earlyServices, sameLine, spawnLine } from "../../src/services/prespawn.ts";
 import type { EnvSpec, ServiceSpec } from "../../src/config/types.ts";
 
@@ -244,5 +244,55 @@ depends_on = ["a"]
     });
     assertEquals(Deno.readTextFileSync(`${dir}/out/a`).trim().split(" ")[1], "bonjour");
     assertEquals((await hd(["down"], other)).code, 0);
+  },
+);
+
+testIf(
+  NEEDS,
+  "a foreground hd up with nothing changed starts its first service early too",
+  async () => {
+    using tmp = tempDir();
+    using store = tempDir();
+    const dir = tmp.path;
+    const opts = { cwd: dir, store: store.path };
+    Deno.writeTextFileSync(
+      `${dir}/hd.toml`,
+      `[environment]\nname = "fg"\n\n[services.a]\ncommand = "sleep 600"\n`,
+    );
+    await using _down = downAtEnd(opts);
+    assertEquals((await hd(["up", "-d"], opts)).code, 0); // makes .hd/
+    assertEquals((await hd(["down"], opts)).code, 0);
+    await new Promise((r) => setTimeout(r, 1200)); // past the racy window
+    /** `hd up` in the foreground until a's log has `n` starts, then SIGINT (this test's child only). */
+    const foreground = async (n: number) => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", `${REPO}/cli.ts`, "up"],
+        cwd: dir,
+        env: { HD_HOME: store.path, NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      try {
+        await until(`start ${n} of a`, () => starts(dir, "a").length >= n);
+        // its session is up once the state file says a runs
+        await until("the state file", () => {
+          try {
+            return Deno.readTextFileSync(`${dir}/.hd/up.json`).includes('"a"');
+          } catch {
+            return false;
+          }
+        });
+      } finally {
+        child.kill("SIGINT");
+        const out = await child.output();
+        assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      }
+    };
+    await foreground(2); // stops within the second: saves the proof as it stops
+    await foreground(3);
+    const s = starts(dir, "a");
+    assert(!s[1].includes("before the session"), s[1]);
+    assert(s[2].includes("started before the session loaded"), s[2]);
   },
 );
