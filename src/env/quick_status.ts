@@ -396,8 +396,9 @@ export async function loadBoundStatus(
 /**
  * Saves the proof for a status just computed by a scan that started at `scanStartMs`: when the
  * rules allow (see the module doc), else removes any older proof. Returns whether it was saved.
- * With `bind` ({@link SpecBinding}) the proof binds hd.toml too when {@link bindable} allows; every
- * path is then held to the racy rule from the earlier of the scan's start and `bind.readAtMs`.
+ * With `bind` ({@link SpecBinding}) the proof binds hd.toml too when {@link bindable} allows; hd.toml,
+ * the files its parse read and the parser's code are then held to the racy rule from the earlier
+ * of the scan's start and `bind.readAtMs` (the tree and the dependency files from the scan's).
  */
 export async function saveQuickStatus(
   secret: Uint8Array,
@@ -425,12 +426,13 @@ export async function saveQuickStatus(
   } catch {
     bound = false; // a name the environment cannot hold
   }
-  const extra = bound
-    ? [...extraPaths(spec), ...specFiles(spec), ...codeFiles()]
-    : extraPaths(spec);
-  // hd.toml and the parser were read before the scan started: a write between that read and the
-  // scan's start must break the proof as well
-  const racyFrom = bound ? Math.min(scanStartMs, bind!.readAtMs) : scanStartMs;
+  const read = extraPaths(spec);
+  const parsed = bound ? [...specFiles(spec), ...codeFiles()] : [];
+  const extra = [...read, ...parsed];
+  // hd.toml, what its parse read and the parser were read before the scan started, maybe long
+  // before (a session saves its proof as it stops): a write between that read and the scan's
+  // start must break the proof as well. The tree and what the compile read count from the scan.
+  const parsedFrom = bound ? Math.min(scanStartMs, bind!.readAtMs) : scanStartMs;
   const paths = [...c.walked, ...extra];
   const files = (d: MemDir, prefix: string) => {
     for (const [name, e] of d.entries) {
@@ -454,7 +456,10 @@ export async function saveQuickStatus(
       // an absent extra path (no hd.lock yet) is recorded as absent: creating it breaks the proof
       if (!ok && i >= c.walked.length && i < c.walked.length + extra.length) continue;
       // the first path that may not be recorded ends it (after an edit: no need to stat the rest)
-      if (!recordable([ok ? wordsCtimeMs(words, i * STAT_WORDS) : null], racyFrom)) {
+      const from = i >= c.walked.length + read.length && i < c.walked.length + extra.length
+        ? parsedFrom
+        : scanStartMs;
+      if (!recordable([ok ? wordsCtimeMs(words, i * STAT_WORDS) : null], from)) {
         return drop();
       }
     }

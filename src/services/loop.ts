@@ -457,15 +457,15 @@ export class DevLoop {
    * parse allows), a second later, off the services' start: the next no-change `hd up -d` starts
    * its first services from it (src/services/prespawn.ts), and `hd status` answers from it. A
    * file written since the compile began keeps it from being saved (the racy rule). A session
-   * stopped sooner saves it as it stops. Only on the host and when hd tracks the project as
-   * `hd status` does (no own output excluded).
+   * that ends sooner saves it as it stops (one whose files changed meanwhile saves a fresh one,
+   * {@link #saveFreshProof}). Only on the host and when hd tracks the project as `hd status` does
+   * (no own output excluded).
    */
   #proof: { timer: Timer; save: () => Promise<void> } | null = null;
 
   #saveProofSoon(c: CompiledEnv, scanStart: number): void {
     const bind = this.#o.bind;
-    if (!bind || this.runtime.baseId !== undefined || this.runtime.imageIds) return;
-    if (this.#ownOutput.length) return;
+    if (!bind || !this.#proofAllowed()) return;
     const spec = this.#spec;
     const save = async () => {
       this.#proof = null;
@@ -767,10 +767,16 @@ export class DevLoop {
   }
 
   /** Stops the watcher, the running steps (all at once), and the services (reverse dependency order). */
-  async stop(): Promise<void> {
+  async stop(opts: { final?: boolean } = {}): Promise<void> {
     this.#stopping = true;
-    const proof = this.#proof; // not saved yet: now (before the services stop, which may write)
-    if (proof) (proof.timer.cancel(), await proof.save());
+    const proof = this.#proof;
+    this.#proof = null;
+    proof?.timer.cancel();
+    // The session ends (not a reload): the proof for the next start (src/services/prespawn.ts),
+    // the start's if nothing changed since (before the services stop, which may write), else one
+    // of the project as it is now (after the services stopped and the stat cache was saved).
+    const fresh = opts.final === true && this.#updates > 0;
+    if (opts.final && !fresh && proof) await proof.save();
     // every running step at once (each its own process group, or container)
     await Promise.all([...this.#running].map((r) => r.stop(this.#spec.options.restartGraceMs)));
     const w = this.#watcher;
@@ -786,6 +792,33 @@ export class DevLoop {
       this.#cacheTimer = null;
       this.#saveCache();
     }
+    if (fresh) await this.#saveFreshProof().catch(() => {});
+  }
+
+  /**
+   * Compiles the project as it is now (hashing only, through the stat cache) and saves its proof,
+   * as {@link #saveProofSoon} does for the start's: for a session whose files changed since. Not
+   * when hd.toml was applied in place (the parse the binding recorded is no longer the spec's).
+   */
+  async #saveFreshProof(): Promise<void> {
+    const bind = this.#o.bind;
+    if (!this.#proofAllowed() || !bind || this.#spec !== this.#o.spec) return;
+    const spec = this.#spec;
+    const start = Date.now();
+    const c = await compileEnv(this.#store, spec, {
+      record: false,
+      write: false,
+      baseId: this.runtime.baseId,
+      imageIds: this.runtime.imageIds,
+    });
+    const secret = this.#store.identity().key;
+    await saveQuickStatus(secret, spec, proofSubject(spec, {}), c, start, bind);
+  }
+
+  /** Whether a proof of this loop may be saved: on the host, tracking what `hd status` does. */
+  #proofAllowed(): boolean {
+    return this.#o.bind !== undefined && this.runtime.baseId === undefined &&
+      !this.runtime.imageIds && this.#ownOutput.length === 0;
   }
 }
 

@@ -489,7 +489,7 @@ export class UpSession {
       this.#removeSignals();
       if (this.#o.signals !== false) Deno.addSignalListener("SIGINT", force);
       try {
-        await this.#loop.stop();
+        await this.#loop.stop({ final: true });
       } finally {
         if (this.#o.signals !== false) Deno.removeSignalListener("SIGINT", force);
       }

@@ -362,3 +362,26 @@ Deno.test("quick status: hd.toml read before the scan started counts for the rac
   assert(await saveQuickStatus(key, spec, subject, c, later, { ...now, readAtMs: later }));
   assert((await loadBoundStatus(key, `${d.path}/hd.toml`)) !== null);
 });
+
+Deno.test("quick status: a file written after hd.toml was read but before the scan's window still lets a bound proof be saved", async () => {
+  using d = tempDir("hd-quick-");
+  using s = tempDir("hd-store-");
+  writeProject(d.path);
+  const store = Store.open(s.path, { create: true });
+  const key = store.identity().key;
+  const spec = loadSpec(`${d.path}/hd.toml`);
+  // a session parsed hd.toml (its start, readAtMs) well after its last write; a source file was
+  // edited during the session; the session stops and compiles a while after that edit
+  await new Promise((r) => setTimeout(r, RACY_MS + 100));
+  const readAtMs = Date.now();
+  await new Promise((r) => setTimeout(r, 20));
+  Deno.writeTextFileSync(`${d.path}/src/a.js`, "console.log(3);\n");
+  const c = await compileEnv(store, spec, { write: false, record: false });
+  const scan = Date.now() + RACY_MS + 1000;
+  const bind = { plain: true, envNames: [], readAtMs };
+  assert(await saveQuickStatus(key, spec, proofSubject(spec, {}), c, scan, bind));
+  assert((await loadBoundStatus(key, `${d.path}/hd.toml`)) !== null, "bound, and it holds");
+  // hd.toml written after it was read: no proof
+  Deno.writeTextFileSync(`${d.path}/hd.toml`, Deno.readTextFileSync(`${d.path}/hd.toml`));
+  assertEquals(await saveQuickStatus(key, spec, proofSubject(spec, {}), c, scan, bind), false);
+});

@@ -294,5 +294,16 @@ testIf(
     const s = starts(dir, "a");
     assert(!s[1].includes("before the session"), s[1]);
     assert(s[2].includes("started before the session loaded"), s[2]);
+
+    // a file edited while hd up runs: the session saves a fresh proof as it ends (the start's no
+    // longer holds), so the next up starts early again
+    assertEquals((await hd(["up", "-d"], opts)).code, 0);
+    Deno.writeTextFileSync(`${dir}/notes.txt`, "edited while up\n");
+    await new Promise((r) => setTimeout(r, 1300)); // the update, then past the racy window
+    assertEquals((await hd(["down"], opts)).code, 0);
+    assertEquals((await hd(["up", "-d"], opts)).code, 0);
+    const s5 = starts(dir, "a");
+    assertEquals(s5.length, 5, s5.join("\n"));
+    assert(s5[4].includes("started before the session loaded"), s5[4]);
   },
 );
