@@ -240,13 +240,21 @@ testIf(
       const a = await untilStandby(app.dir, app.store);
       assert(a.standby !== a.pid);
       assertEquals(listenerOf(3000, servicePids(a.standby)), null);
-      const held = servicePids(a.standby).map((p) => {
-        try {
-          return Deno.readTextFileSync(`/proc/${p}/cmdline`).split("\0").join(" ");
-        } catch {
-          return "";
-        }
-      });
+      // (the standby's group is recorded once runc starts; its shell runs once the container is
+      // created: waited for, bounded)
+      const cmdlines = () =>
+        servicePids(a.standby).map((p) => {
+          try {
+            return Deno.readTextFileSync(`/proc/${p}/cmdline`).split("\0").join(" ");
+          } catch {
+            return "";
+          }
+        });
+      let held = cmdlines();
+      for (let i = 0; i < 100 && !held.some((c) => c.includes("hd-held sh")); i++) {
+        await pause(100);
+        held = cmdlines();
+      }
       assert(
         held.some((c) => c.includes("hd-held sh -c node src/server.js")),
         `the held shell waits before web's command: ${held.join(" | ")}`,
