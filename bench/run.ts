@@ -1,6 +1,7 @@
 /**
  * `deno task bench [--only NAME,…] [--quick]`: runs every bench module and writes all rows to
- * bench/out/results.json (and a dated copy), printing a table of hd beside its peers.
+ * bench/out/results.json, printing a table of hd beside its peers. A run that docs/bench.md is made
+ * from is copied to bench/results/<date>.json and rendered by scripts/benchmd.ts.
  * @module
  */
 import type { Bench, BenchRow } from "./lib.ts";
