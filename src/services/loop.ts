@@ -452,6 +452,9 @@ export class DevLoop {
     this.#captureSoon();
   }
 
+  /** The start's proof, while its save is pending ({@link #saveProofSoon}). */
+  #proof: { timer: Timer; save: () => Promise<void> } | null = null;
+
   /**
    * Saves the proof of this start's compile (src/env/quick_status.ts; binding hd.toml when its
    * parse allows), a second later, off the services' start: the next no-change `hd up -d` starts
@@ -461,8 +464,6 @@ export class DevLoop {
    * {@link #saveFreshProof}). Only on the host and when hd tracks the project as `hd status` does
    * (no own output excluded).
    */
-  #proof: { timer: Timer; save: () => Promise<void> } | null = null;
-
   #saveProofSoon(c: CompiledEnv, scanStart: number): void {
     const bind = this.#o.bind;
     if (!bind || !this.#proofAllowed()) return;
