@@ -122,6 +122,15 @@ function starts(dir: string, name: string): string[] {
   }
 }
 
+/** Whether `path` holds a whole line (its writer renames it into place once written). */
+function written(path: string): boolean {
+  try {
+    return Deno.readTextFileSync(path).endsWith("\n");
+  } catch {
+    return false;
+  }
+}
+
 async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
   const t0 = Date.now();
   while (!ok()) {
@@ -187,13 +196,7 @@ depends_on = ["a"]
     const s2 = starts(dir, "a");
     assertEquals(s2.length, 3, s2.join("\n"));
     assert(s2[2].includes("started before the session loaded"), s2[1]);
-    await until("a's answer", () => {
-      try {
-        return Deno.readTextFileSync(`${dir}/out/a`).endsWith("\n");
-      } catch {
-        return false;
-      }
-    });
+    await until("a's answer", () => written(`${dir}/out/a`));
     const [pid, said] = Deno.readTextFileSync(`${dir}/out/a`).trim().split(" ");
     assertEquals(said, "hello");
     const st = await hd(["status", "--json"], opts);
@@ -235,13 +238,7 @@ depends_on = ["a"]
     const s5 = starts(dir, "a");
     assertEquals(s5.length, 6, s5.join("\n"));
     assert(!s5[5].includes("before the session"), s5[4]);
-    await until("a's answer", () => {
-      try {
-        return Deno.readTextFileSync(`${dir}/out/a`).endsWith("\n");
-      } catch {
-        return false;
-      }
-    });
+    await until("a's answer", () => written(`${dir}/out/a`));
     assertEquals(Deno.readTextFileSync(`${dir}/out/a`).trim().split(" ")[1], "bonjour");
     assertEquals((await hd(["down"], other)).code, 0);
   },
