@@ -26,6 +26,8 @@ export interface ForegroundOptions {
   log?: string;
   /** Print the ready line on stdout once serving (for the parent that spawned this process). */
   ready: boolean;
+  /** Called once serving, before the ready line (if any) goes out. */
+  beforeReady?: () => void;
   /** Called once the ready line (if any) is out. */
   onReady?: () => void;
   /** This process may serve other mounts too (it is the store's mount server). */
@@ -58,6 +60,7 @@ export async function serveForeground(
     shared: opts.shared,
     abort: opts.abort,
     onReady: (rec) => {
+      opts.beforeReady?.();
       Deno.stderr.writeSync(
         new TextEncoder().encode(`mounted ${rec.root} on ${rec.dir} (pid ${rec.pid})\n`),
       );
@@ -110,13 +113,18 @@ export async function serveSpawned(args: EarlyMount, argv: string[]): Promise<nu
     let live!: () => void;
     const liveP = new Promise<void>((r) => live = r);
     const abort = new AbortController();
-    const first = serveForeground(store, id, args.dir, {
+    const first: Promise<void> = serveForeground(store, id, args.dir, {
       rw: args.flags.includes("--rw"),
       layers: args.flags.includes("--layers"),
       log: args.log,
       ready: true,
       shared: host !== null,
       abort: abort.signal,
+      // the store's mount server listens before its first mount is reported: a `hd mount` right
+      // after that one finds the socket (else it started a server of its own)
+      beforeReady: () => {
+        if (host) (host.track(absMountDir(args.dir), first, abort), host.listen());
+      },
       onReady: () => (ready = true, live()),
     });
     if (!host) {
@@ -133,8 +141,6 @@ export async function serveSpawned(args: EarlyMount, argv: string[]): Promise<nu
       await host.close();
       return 0;
     }
-    host.track(absMountDir(args.dir), first, abort);
-    host.listen();
     await host.done;
     return 0;
   } catch (e) {
