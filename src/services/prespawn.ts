@@ -14,8 +14,8 @@
  *   project's `.hd/up.lock` first, which the session then takes over ({@link takeEarlyLock}):
  *   two instances of a service never start;
  * - the environment has no base image, no service has an image, secrets, profiles, replicas or
- *   `reload = "warm"`, and the supervisor was started without services or profiles named
- *   ({@link earlyServices}).
+ *   `reload = "warm"` ({@link earlyServices}), and the supervisor was started without services,
+ *   profiles or a cache named ({@link earlyArgs}).
  *
  * The session then compiles as usual and keeps each early process only when its compile found
  * the proof's tree and environment ids, no step ran, and the supervisor would start the service
@@ -33,7 +33,7 @@
  * @module
  */
 import type { EnvSpec, ServiceSpec } from "../config/types.ts";
-import { findSpecFile } from "../config/find.ts";
+import { specFilePath } from "../config/find.ts";
 import { defaultStoreRoot } from "../cas/root.ts";
 import { StoreView } from "../cas/view.ts";
 import { loadBoundStatus } from "../env/quick_status.ts";
@@ -72,21 +72,29 @@ export function sameLine(a: SpawnLine, b: SpawnLine): boolean {
 }
 
 /**
- * Which services of `spec` the supervisor started with `args` (its arguments after the entry)
- * may start before its session loads (pure): the services that depend on none, or why none.
- * `profilesEnv` is `HD_PROFILES`.
+ * Whether a supervisor started with `args` (its arguments after the entry) may start services
+ * early (pure): with no service, profile or cache named and `HD_PROFILES` (`profilesEnv`) unset.
+ * Returns its `--file` (undefined: found from the cwd), or why not. Checked before anything is
+ * read, so that a command line that rules it out costs nothing.
  */
-export function earlyServices(
-  spec: EnvSpec,
+export function earlyArgs(
   args: readonly string[],
   profilesEnv: string | undefined,
-): { names: string[] } | { why: string } {
+): { file: string | undefined } | { why: string } {
   const plainArgs = args.length === 2 ||
     (args.length === 4 && args[2] === "--file" && !args[3].startsWith("-"));
   if (args[0] !== "up" || args[1] !== "--supervise" || !plainArgs) {
     return { why: "services, profiles or a cache were named" };
   }
   if (profilesEnv) return { why: "HD_PROFILES is set" };
+  return { file: args.length === 4 ? args[3] : undefined };
+}
+
+/**
+ * Which services of `spec` may start before the session loads (pure): the services that depend
+ * on none, or why none.
+ */
+export function earlyServices(spec: EnvSpec): { names: string[] } | { why: string } {
   if (spec.environment.base !== null) return { why: "the environment has a base image" };
   if (spec.build.steps.some((s) => s.image !== undefined)) return { why: "a step has an image" };
   const services = Object.values(spec.services);
@@ -135,9 +143,10 @@ let early: Early | null = null;
  * throws; without a proof (or on any doubt) it starts nothing and the session starts them.
  */
 export async function prespawn(args: readonly string[]): Promise<void> {
+  const a = earlyArgs(args, Deno.env.get("HD_PROFILES"));
+  if ("why" in a) return trace(`early services: none (${a.why})`);
   try {
-    const f = args[2] === "--file" ? args[3] : undefined;
-    const file = f === undefined ? findSpecFile() : f.startsWith("/") ? f : `${Deno.cwd()}/${f}`;
+    const file = specFilePath(a.file); // as the session resolves it
     const view = StoreView.open(defaultStoreRoot());
     const secret = view?.secretKey() ?? null;
     if (secret === null) return;
@@ -145,7 +154,7 @@ export async function prespawn(args: readonly string[]): Promise<void> {
     if (q === null) return trace("early services: no proof that holds");
     const spec: unknown = JSON.parse(q.subject)[0];
     if (!specShape(spec) || spec.dir !== q.facts.dir) return;
-    const which = earlyServices(spec, args, Deno.env.get("HD_PROFILES"));
+    const which = earlyServices(spec);
     if ("why" in which) return trace(`early services: none (${which.why})`);
     const steps = spec.build.steps;
     if (

@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { downAtEnd, hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { earlyServices, sameLine, spawnLine } from "../../src/services/prespawn.ts";
+import { earlyArgs, earlyServices, sameLine, spawnLine } from "../../src/services/prespawn.ts";
 import type { EnvSpec, ServiceSpec } from "../../src/config/types.ts";
 
 function svc(name: string, extra: Partial<ServiceSpec> = {}): ServiceSpec {
@@ -34,24 +34,33 @@ function spec(services: ServiceSpec[], extra: Partial<EnvSpec> = {}): EnvSpec {
   } as unknown as EnvSpec;
 }
 
-Deno.test("earlyServices: the services that depend on none, only where nothing else decides", () => {
+Deno.test("earlyArgs: only a supervisor with nothing named, and HD_PROFILES unset", () => {
   const plain = ["up", "--supervise"];
+  const table: [string, string[], string | undefined, string | undefined | null][] = [
+    ["first wave", plain, undefined, undefined],
+    ["with --file", [...plain, "--file", "x/hd.toml"], undefined, "x/hd.toml"],
+    ["services named", [...plain, "web"], undefined, null],
+    ["a profile named", [...plain, "--profile", "a"], undefined, null],
+    ["a cache named", [...plain, "--cache", "off"], undefined, null],
+    ["HD_PROFILES", plain, "a", null],
+    ["not the supervisor", ["up", "-d"], undefined, null],
+  ];
+  for (const [what, args, profiles, want] of table) {
+    const got = earlyArgs(args, profiles);
+    assertEquals("file" in got ? got.file : null, want, what);
+    if (!("file" in got)) assert(got.why.length > 0, what);
+  }
+});
+
+Deno.test("earlyServices: the services that depend on none, only where nothing else decides", () => {
   const two = spec([svc("api"), svc("web", { depends_on: ["api"] })]);
-  const table: [string, EnvSpec, string[], string | undefined, string[] | null][] = [
-    ["first wave", two, plain, undefined, ["api"]],
-    ["with --file", two, [...plain, "--file", "x/hd.toml"], undefined, ["api"]],
-    ["services named", two, [...plain, "web"], undefined, null],
-    ["a profile named", two, [...plain, "--profile", "a"], undefined, null],
-    ["a cache named", two, [...plain, "--cache", "off"], undefined, null],
-    ["HD_PROFILES", two, plain, "a", null],
-    ["not the supervisor", two, ["up", "-d"], undefined, null],
+  const table: [string, EnvSpec, string[] | null][] = [
+    ["first wave", two, ["api"]],
     [
       "a base image",
       spec([svc("api")], {
         environment: { name: "t", base: "debian:12", env: {} },
       } as Partial<EnvSpec>),
-      plain,
-      undefined,
       null,
     ],
     [
@@ -59,37 +68,17 @@ Deno.test("earlyServices: the services that depend on none, only where nothing e
       spec([svc("api")], { build: { steps: [{ image: "node:20" }] } } as unknown as Partial<
         EnvSpec
       >),
-      plain,
-      undefined,
       null,
     ],
-    [
-      "a service with profiles",
-      spec([svc("api"), svc("x", { profiles: ["p"] })]),
-      plain,
-      undefined,
-      null,
-    ],
-    [
-      "an image service",
-      spec([svc("api"), svc("db", { image: "postgres" })]),
-      plain,
-      undefined,
-      null,
-    ],
-    ["secrets", spec([svc("api", { secrets: ["k"] })]), plain, undefined, null],
-    [
-      "replicas",
-      spec([svc("api", { replicaOf: { name: "api", index: 1, scale: 2 } })]),
-      plain,
-      undefined,
-      null,
-    ],
-    ["warm ones wait", spec([svc("api", { reload: "warm" }), svc("b")]), plain, undefined, ["b"]],
-    ["all wait or are warm", spec([svc("api", { reload: "warm" })]), plain, undefined, null],
+    ["a service with profiles", spec([svc("api"), svc("x", { profiles: ["p"] })]), null],
+    ["an image service", spec([svc("api"), svc("db", { image: "postgres" })]), null],
+    ["secrets", spec([svc("api", { secrets: ["k"] })]), null],
+    ["replicas", spec([svc("api", { replicaOf: { name: "api", index: 1, scale: 2 } })]), null],
+    ["warm ones wait", spec([svc("api", { reload: "warm" }), svc("b")]), ["b"]],
+    ["all wait or are warm", spec([svc("api", { reload: "warm" })]), null],
   ];
-  for (const [what, s, args, profiles, want] of table) {
-    const got = earlyServices(s, args, profiles);
+  for (const [what, s, want] of table) {
+    const got = earlyServices(s);
     assertEquals("names" in got ? got.names : null, want, what);
     if (!("names" in got)) assert(got.why.length > 0, what);
   }
@@ -298,7 +287,8 @@ testIf(
     Deno.writeTextFileSync(`${dir}/notes.txt`, "edited while up\n");
     await new Promise((r) => setTimeout(r, 1300)); // the update, then past the racy window
     assertEquals((await hd(["down"], opts)).code, 0);
-    assertEquals((await hd(["up", "-d"], opts)).code, 0);
+    // (--file as typed, ./ and all: resolved as the session resolves it)
+    assertEquals((await hd(["up", "-d", "--file", "./hd.toml"], opts)).code, 0);
     const s5 = starts(dir, "a");
     assertEquals(s5.length, 5, s5.join("\n"));
     assert(s5[4].includes("started before the session loaded"), s5[4]);
