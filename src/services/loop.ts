@@ -67,6 +67,7 @@ import { CA_CERTS_HINT, tlsInterception } from "../runtime/ca_certs.ts";
 import { type ServiceStatus, Supervisor } from "./supervisor.ts";
 import { dropEarly, earlyIds, settleEarly } from "./prespawn.ts";
 import { proofSubject, saveQuickStatus, type SpecBinding } from "../env/quick_status.ts";
+import { gatherStatus } from "../env/report.ts";
 import { after, type Timer } from "../sys/timer.ts";
 
 /**
@@ -804,16 +805,8 @@ export class DevLoop {
   async #saveFreshProof(): Promise<void> {
     const bind = this.#o.bind;
     if (!this.#proofAllowed() || !bind || this.#spec !== this.#o.spec) return;
-    const spec = this.#spec;
-    const start = Date.now();
-    const c = await compileEnv(this.#store, spec, {
-      record: false,
-      write: false,
-      baseId: this.runtime.baseId,
-      imageIds: this.runtime.imageIds,
-    });
-    const secret = this.#store.identity().key;
-    await saveQuickStatus(secret, spec, proofSubject(spec, {}), c, start, bind);
+    // what `hd status` does when its proof fails: compile without writing, save the proof
+    await gatherStatus(this.#store, this.#spec, undefined, { quick: "save", bind });
   }
 
   /** Whether a proof of this loop may be saved: on the host, tracking what `hd status` does. */
