@@ -9,7 +9,6 @@ import { HdError } from "../sys/errors.ts";
 import { trace } from "../sys/trace.ts";
 import { displayPath, specFilePath } from "../config/find.ts";
 import { boundStatus, gatherStatus, quickStatus, type Status } from "../env/report.ts";
-import { recordingEnv } from "../env/quick_status.ts";
 import { formatUpStatus, gatherServices } from "../services/report.ts";
 import type { MountStatus } from "../mount/manager.ts";
 import type { Store } from "../cas/store.ts";
@@ -139,14 +138,14 @@ export const status: Command = {
       : null;
     trace(s ? "status: from the proof that binds hd.toml" : "status: parse hd.toml");
     if (!s) {
-      const { loadSpec } = await lazyImport<typeof import("../config/parse.ts")>(
-        new URL("../config/parse.ts", import.meta.url),
+      // which variables the parse reads, for a proof that binds it
+      const { loadBoundSpec } = await lazyImport<typeof import("../env/bound_spec.ts")>(
+        new URL("../env/bound_spec.ts", import.meta.url),
       );
-      const env = recordingEnv(); // which variables the parse reads, for a proof that binds it
-      const spec = loadSpec(file, { env: env.env });
+      const { spec, bind } = loadBoundSpec(file);
       // the runtime hashes pulled images (base, stages) by their manifest digests (stepBaseId),
       // not their references: so does status.
-      const plain = spec.environment.base === null && spec.build.steps.every((x) => !x.image);
+      const plain = bind.plain;
       let tried = false;
       if (plain && view && secret) (tried = true, s = await quickStatus(view, secret, spec));
       if (!s) {
@@ -157,8 +156,8 @@ export const status: Command = {
         s = await gatherStatus(store, spec, undefined, {
           ...ids,
           quick: tried ? "save" : true,
-          // the parser and hd.toml were read after the process started
-          bind: { plain, envNames: env.names(), readAtMs: performance.timeOrigin },
+          // (the parser and hd.toml were read after the process started)
+          bind,
         });
       }
     }

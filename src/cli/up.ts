@@ -20,9 +20,9 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
-import { loadSpec } from "../config/parse.ts";
 import { specFilePath } from "../config/find.ts";
-import { recordingEnv, type SpecBinding } from "../env/quick_status.ts";
+import type { SpecBinding } from "../env/quick_status.ts";
+import { loadBoundSpec } from "../env/bound_spec.ts";
 import type { EnvSpec } from "../config/types.ts";
 import { openPrivateAppend, privateDir } from "../sys/fs.ts";
 import { readUpState, upLockHolder } from "../services/control.ts";
@@ -517,18 +517,11 @@ export const up: Command = {
   // foreground and the supervisor): `hd up -d` itself never opens it
   lazyStore: true,
   async run(ctx) {
-    // which variables the parse reads: the session's first start saves a proof that binds hd.toml
-    // with them, from which the next no-change `hd up -d` starts early (src/services/prespawn.ts)
-    const env = recordingEnv();
-    const spec = loadSpec(
+    // parsed for a proof that binds hd.toml: the session's start saves one, from which the next
+    // no-change `hd up` starts early (src/services/prespawn.ts)
+    const { spec, bind } = loadBoundSpec(
       specFilePath(typeof ctx.values.file === "string" ? ctx.values.file : undefined),
-      { env: env.env },
     );
-    const bind: SpecBinding = {
-      plain: spec.environment.base === null && spec.build.steps.every((x) => !x.image),
-      envNames: env.names(),
-      readAtMs: performance.timeOrigin,
-    };
     trace("up: spec loaded");
     if ((ctx.values.wait || ctx.values["wait-timeout"] !== undefined) && !ctx.values.detach) {
       throw new HdError(
