@@ -49,6 +49,21 @@ function writeProject(dir: string): void {
   Deno.writeTextFileSync(`${dir}/src/lib/b.js`, "module.exports = 2;\n");
 }
 
+/** A written project ({@link writeProject}) and a new store, both removed at the scope's end. */
+function project(): { path: string; store: Store; [Symbol.dispose](): void } {
+  const d = tempDir("hd-quick-");
+  const s = tempDir("hd-store-");
+  writeProject(d.path);
+  return {
+    path: d.path,
+    store: Store.open(s.path, { create: true }),
+    [Symbol.dispose]() {
+      s[Symbol.dispose]();
+      d[Symbol.dispose]();
+    },
+  };
+}
+
 /** A project scanned and its proof saved as if the scan had started 2 s after the last write. */
 async function saved(dir: string, store: Store) {
   const spec = loadSpec(`${dir}/hd.toml`);
@@ -67,10 +82,8 @@ async function saved(dir: string, store: Store) {
 }
 
 Deno.test("quick status: a saved proof gives the scan's summary back until something changes", async () => {
-  using d = tempDir("hd-quick-");
-  using s = tempDir("hd-store-");
-  writeProject(d.path);
-  const store = Store.open(s.path, { create: true });
+  using d = project();
+  const store = d.store;
   const { spec, subject, c, ok } = await saved(d.path, store);
   assert(ok, "the proof is saved");
   assertEquals(await loadQuickStatus(store.identity().key, spec, subject), summaryOf(c));
@@ -129,10 +142,8 @@ Deno.test("quick status: every change a scan sees breaks the proof", async () =>
     ["hd.lock appearing", (dir) => Deno.writeTextFileSync(`${dir}/hd.lock`, "{}")],
   ];
   for (const [what, change] of changes) {
-    using d = tempDir("hd-quick-");
-    using s = tempDir("hd-store-");
-    writeProject(d.path);
-    const store = Store.open(s.path, { create: true });
+    using d = project();
+    const store = d.store;
     const { spec, subject, ok } = await saved(d.path, store);
     assert(ok, what);
     assert(
@@ -145,10 +156,8 @@ Deno.test("quick status: every change a scan sees breaks the proof", async () =>
 });
 
 Deno.test("quick status: a file written during the scan keeps the proof from being saved", async () => {
-  using d = tempDir("hd-quick-");
-  using s = tempDir("hd-store-");
-  writeProject(d.path);
-  const store = Store.open(s.path, { create: true });
+  using d = project();
+  const store = d.store;
   const spec = loadSpec(`${d.path}/hd.toml`);
   const subject = proofSubject(spec, {});
   // the project's files are older than the racy window when the scans below start
@@ -173,10 +182,8 @@ Deno.test("quick status: a file written during the scan keeps the proof from bei
 });
 
 Deno.test("quick status: gatherStatus answers from the proof, and after an edit from a scan (the same as without proofs)", async () => {
-  using d = tempDir("hd-quick-");
-  using s = tempDir("hd-store-");
-  writeProject(d.path);
-  const store = Store.open(s.path, { create: true });
+  using d = project();
+  const store = d.store;
   const { spec } = await saved(d.path, store);
   const quick = await gatherStatus(store, spec);
   const full = await gatherStatus(store, spec, undefined, { quick: false });
@@ -277,10 +284,8 @@ Deno.test("quick status: a proof that binds hd.toml answers without a parse unti
   for (const [what, change, holds] of changes) {
     Deno.env.delete("HD_QS_VAR");
     Deno.env.delete("HD_QS_UNREAD");
-    using d = tempDir("hd-quick-");
-    using s = tempDir("hd-store-");
-    writeProject(d.path);
-    const store = Store.open(s.path, { create: true });
+    using d = project();
+    const store = d.store;
     const { spec, c, ok } = await savedBound(d.path, store, Deno.env.toObject());
     assert(ok, what);
     const key = store.identity().key;
@@ -309,10 +314,8 @@ Deno.test("quick status: a proof that binds hd.toml answers without a parse unti
 });
 
 Deno.test("quick status: no proof binds a symlinked hd.toml or a parse that listed the environment (the plain proof still holds)", async () => {
-  using d = tempDir("hd-quick-");
-  using s = tempDir("hd-store-");
-  writeProject(d.path);
-  const store = Store.open(s.path, { create: true });
+  using d = project();
+  const store = d.store;
   const key = store.identity().key;
   // listed: the names are unknown
   const spec = loadSpec(`${d.path}/hd.toml`);
@@ -345,10 +348,8 @@ Deno.test("quick status: no proof binds a symlinked hd.toml or a parse that list
 });
 
 Deno.test("quick status: hd.toml read before the scan started counts for the racy rule of a proof that binds it", async () => {
-  using d = tempDir("hd-quick-");
-  using s = tempDir("hd-store-");
-  writeProject(d.path);
-  const store = Store.open(s.path, { create: true });
+  using d = project();
+  const store = d.store;
   const key = store.identity().key;
   const spec = loadSpec(`${d.path}/hd.toml`);
   const c = await compileEnv(store, spec, { write: false, record: false });
@@ -364,10 +365,8 @@ Deno.test("quick status: hd.toml read before the scan started counts for the rac
 });
 
 Deno.test("quick status: a file written after hd.toml was read but before the scan's window still lets a bound proof be saved", async () => {
-  using d = tempDir("hd-quick-");
-  using s = tempDir("hd-store-");
-  writeProject(d.path);
-  const store = Store.open(s.path, { create: true });
+  using d = project();
+  const store = d.store;
   const key = store.identity().key;
   const spec = loadSpec(`${d.path}/hd.toml`);
   // a session parsed hd.toml (its start, readAtMs) well after its last write; a source file was
