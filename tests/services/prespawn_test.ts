@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { downAtEnd, hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
+import { waitFor } from "./_util.ts";
 import { earlyArgs, earlyServices, sameLine, spawnLine } from "../../src/services/prespawn.ts";
 import type { EnvSpec, ServiceSpec } from "../../src/config/types.ts";
 
@@ -120,14 +121,6 @@ function written(path: string): boolean {
   }
 }
 
-async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
-  const t0 = Date.now();
-  while (!ok()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 testIf(
   NEEDS,
   "hd up -d with nothing changed starts its first service before the session loads, and keeps it",
@@ -169,13 +162,13 @@ depends_on = ["a"]
     assertEquals(starts(dir, "a").length, 2);
     assert(!starts(dir, "a")[1].includes("before the session"), starts(dir, "a")[1]);
     // the session saves the proof a second after its start
-    await until("the proof", () => {
+    await waitFor(() => {
       try {
         return Deno.statSync(`${dir}/.hd/status.bin`).isFile;
       } catch {
         return false;
       }
-    });
+    }, "the proof");
     assertEquals((await hd(["down"], opts)).code, 0);
 
     // nothing changed: a starts early, the session keeps that one process
@@ -185,7 +178,7 @@ depends_on = ["a"]
     const s2 = starts(dir, "a");
     assertEquals(s2.length, 3, s2.join("\n"));
     assert(s2[2].includes("started before the session loaded"), s2[1]);
-    await until("a's answer", () => written(`${dir}/out/a`));
+    await waitFor(() => written(`${dir}/out/a`), "a's answer");
     const [pid, said] = Deno.readTextFileSync(`${dir}/out/a`).trim().split(" ");
     assertEquals(said, "hello");
     const st = await hd(["status", "--json"], opts);
@@ -212,13 +205,13 @@ depends_on = ["a"]
     // a variable hd.toml reads changed: no early start, and a sees the new value
     await new Promise((r) => setTimeout(r, 1200)); // the edit above is past the racy window
     assertEquals((await hd(["up", "-d"], opts)).code, 0); // (saves the proof again)
-    await until("the proof again", () => {
+    await waitFor(() => {
       try {
         return Deno.statSync(`${dir}/.hd/status.bin`).mtime!.getTime() > Date.now() - 5000;
       } catch {
         return false;
       }
-    });
+    }, "the proof again");
     assertEquals((await hd(["down"], opts)).code, 0);
     Deno.removeSync(`${dir}/out/a`);
     const other = { ...opts, env: { GREETING: "bonjour" } };
@@ -227,7 +220,7 @@ depends_on = ["a"]
     const s5 = starts(dir, "a");
     assertEquals(s5.length, 6, s5.join("\n"));
     assert(!s5[5].includes("before the session"), s5[4]);
-    await until("a's answer", () => written(`${dir}/out/a`));
+    await waitFor(() => written(`${dir}/out/a`), "a's answer");
     assertEquals(Deno.readTextFileSync(`${dir}/out/a`).trim().split(" ")[1], "bonjour");
     assertEquals((await hd(["down"], other)).code, 0);
   },
@@ -260,15 +253,15 @@ testIf(
         stderr: "piped",
       }).spawn();
       try {
-        await until(`start ${n} of a`, () => starts(dir, "a").length >= n);
+        await waitFor(() => starts(dir, "a").length >= n, `start ${n} of a`);
         // its session is up once the state file says a runs
-        await until("the state file", () => {
+        await waitFor(() => {
           try {
             return Deno.readTextFileSync(`${dir}/.hd/up.json`).includes('"a"');
           } catch {
             return false;
           }
-        });
+        }, "the state file");
       } finally {
         child.kill("SIGINT");
         const out = await child.output();
