@@ -287,3 +287,75 @@ testIf(
     assert(s5[4].includes("started before the session loaded"), s5[4]);
   },
 );
+
+testIf(
+  NEEDS,
+  "a tampered or damaged proof starts nothing early and runs nothing it names",
+  async () => {
+    using tmp = tempDir();
+    using store = tempDir();
+    const dir = tmp.path;
+    const opts = { cwd: dir, store: store.path };
+    Deno.writeTextFileSync(
+      `${dir}/hd.toml`,
+      `[environment]\nname = "tamper"\n\n[services.a]\ncommand = "sleep 600"\n`,
+    );
+    await using _down = downAtEnd(opts);
+    assertEquals((await hd(["up", "-d"], opts)).code, 0); // makes .hd/
+    assertEquals((await hd(["down"], opts)).code, 0);
+    await new Promise((r) => setTimeout(r, 1200));
+    assertEquals((await hd(["up", "-d"], opts)).code, 0);
+    assertEquals((await hd(["down"], opts)).code, 0); // saves the proof as it ends
+    const proof = `${dir}/.hd/status.bin`;
+    const good = Deno.readFileSync(proof);
+    const text = new TextDecoder().decode(good);
+    assert(text.includes("sleep 600"), "the proof carries the parsed spec");
+
+    // the spec in the proof says another command, same length (only its MAC can tell): refused
+    Deno.writeFileSync(proof, new TextEncoder().encode(text.replace("sleep 600", "touch pwn")));
+    assertEquals((await hd(["up", "-d"], opts)).code, 0);
+    let s = starts(dir, "a");
+    assertEquals(s.length, 3, s.join("\n"));
+    assert(!s[2].includes("before the session"), s[2]);
+    assert(s[2].endsWith("sleep 600"), s[2]);
+    assert(!exists(`${dir}/pwn`), "the tampered command never ran");
+    assertEquals((await hd(["down"], opts)).code, 0);
+
+    // the proof as saved: early (so the refusals here are the proof's doing)
+    Deno.writeFileSync(proof, good);
+    assertEquals((await hd(["up", "-d"], opts)).code, 0);
+    s = starts(dir, "a");
+    assert(s[3].includes("started before the session loaded"), s[3]);
+    assertEquals((await hd(["down"], opts)).code, 0);
+
+    // the same proof from another store (another key): refused
+    Deno.writeFileSync(proof, good);
+    using other = tempDir();
+    const elsewhere = { ...opts, store: other.path };
+    assertEquals((await hd(["up", "-d"], elsewhere)).code, 0);
+    s = starts(dir, "a");
+    assert(!s[4].includes("before the session"), s[4]);
+    assertEquals((await hd(["down"], elsewhere)).code, 0);
+
+    // bytes that are no proof at all, and a proof that is a symlink: the session starts as usual
+    Deno.writeFileSync(proof, new Uint8Array(5000).map((_, i) => (i * 151) % 256));
+    assertEquals((await hd(["up", "-d"], opts)).code, 0);
+    assertEquals((await hd(["down"], opts)).code, 0);
+    Deno.removeSync(proof);
+    Deno.symlinkSync("/dev/zero", proof);
+    assertEquals((await hd(["up", "-d"], opts)).code, 0);
+    s = starts(dir, "a");
+    assertEquals(s.length, 7, s.join("\n"));
+    assert(s.slice(5).every((l) => !l.includes("before the session")), s.join("\n"));
+    assertEquals((await hd(["down"], opts)).code, 0);
+  },
+);
+
+function exists(p: string): boolean {
+  try {
+    Deno.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
