@@ -22,8 +22,11 @@ export function putNode(store: Store, node: Node): string {
   return store.putObject(encodeNode(node));
 }
 
+/** What {@link getNode} reads nodes from: a store, or anything that hands out verified objects. */
+export type NodeSource = Pick<Store, "getObject" | "path">;
+
 /** Loads and decodes a node; a stored object that is not a node is reported as corrupt. */
-export function getNode(store: Store, id: string): Node {
+export function getNode(store: NodeSource, id: string): Node {
   const bytes = store.getObject(id);
   try {
     return decodeNode(bytes);

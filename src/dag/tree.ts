@@ -20,7 +20,7 @@
  * @module
  */
 import type { Store } from "../cas/store.ts";
-import { getNode } from "./dag.ts";
+import { getNode, type NodeSource } from "./dag.ts";
 import { compareNames, type DirEntry, type DirNode, encodeNode, type FileNode } from "./node.ts";
 import { S_IFDIR } from "../sys/mode.ts";
 import { blake3Hex } from "../cas/hash.ts";
@@ -35,13 +35,13 @@ export class MemDir {
   /** Extra metadata kept from the source (image layers). */
   meta: { uid?: number; gid?: number; mtime?: number; xattrs?: [string, Uint8Array][] } = {};
   #entries: Map<string, MemDir | FileNode> | null;
-  #store: Store | null;
+  #store: NodeSource | null;
 
   constructor(
     mode = S_IFDIR | 0o755,
     entries: Map<string, MemDir | FileNode> | null = new Map(),
     id: string | null = null,
-    store: Store | null = null,
+    store: NodeSource | null = null,
   ) {
     this.mode = mode;
     this.#entries = entries;
@@ -50,7 +50,7 @@ export class MemDir {
   }
 
   /** A directory known only by id, loaded from `store` on first use. */
-  static lazy(id: string, store: Store): MemDir {
+  static lazy(id: string, store: NodeSource): MemDir {
     return new MemDir(S_IFDIR | 0o755, null, id, store);
   }
 
@@ -62,6 +62,11 @@ export class MemDir {
     if (this.id === null) throw new Error("Cannot unload a directory: it has no stored id");
     this.#entries = null;
     this.#store = store;
+  }
+
+  /** Whether the children are in memory (not left to load from the store on first use). */
+  get loaded(): boolean {
+    return this.#entries !== null;
   }
 
   /** The children, loaded from the store on first use. */
@@ -85,7 +90,7 @@ function dirMeta(node: DirNode): MemDir["meta"] {
   return m;
 }
 
-function fromDirNode(node: DirNode, store: Store): Map<string, MemDir | FileNode> {
+function fromDirNode(node: DirNode, store: NodeSource): Map<string, MemDir | FileNode> {
   const m = new Map<string, MemDir | FileNode>();
   for (const e of node.entries) {
     m.set(e.name, e.dir !== undefined ? MemDir.lazy(e.dir, store) : e.file);
@@ -105,8 +110,11 @@ export class Tree {
     this.root = root;
   }
 
-  /** A tree backed by a stored root Dir node (subdirectories load on demand). */
-  static load(store: Store, rootId: string): Tree {
+  /**
+   * A tree backed by a stored root Dir node (subdirectories load on demand), from a store or
+   * any {@link NodeSource}.
+   */
+  static load(store: NodeSource, rootId: string): Tree {
     const node = getNode(store, rootId);
     if (node.type !== "dir") {
       throw new HdError(
@@ -210,11 +218,7 @@ export class Tree {
         continue;
       }
       const d = f.d;
-      const node: DirNode = { type: "dir", mode: d.mode, entries: f.entries, ...d.meta };
-      for (const k of ["uid", "gid", "mtime", "xattrs"] as const) {
-        if (node[k] === undefined) delete node[k];
-      }
-      const bytes = encodeNode(node);
+      const bytes = encodeNode(dirNode(d, f.entries));
       d.id = store ? store.putObject(bytes) : blake3Hex(bytes);
       dirs++;
       stack.pop();
@@ -224,4 +228,35 @@ export class Tree {
     this.#changedFiles = 0;
     return id;
   }
+
+  /**
+   * The encoding of every loaded directory, each with its id (the tree committed: every loaded
+   * directory has one). A directory not loaded is left out with everything below it.
+   */
+  *encodedDirs(): Generator<[string, Uint8Array]> {
+    const stack: MemDir[] = [this.root];
+    while (stack.length) {
+      const d = stack.pop()!;
+      if (d.id === null) throw new Error("Cannot encode a directory: the tree is not committed");
+      if (!d.loaded) continue;
+      const entries: DirEntry[] = [];
+      for (const name of [...d.entries.keys()].sort(compareNames)) {
+        const c = d.entries.get(name)!;
+        if (c instanceof MemDir) {
+          entries.push({ name, dir: c.id! });
+          stack.push(c);
+        } else entries.push({ name, file: c });
+      }
+      yield [d.id, encodeNode(dirNode(d, entries))];
+    }
+  }
+}
+
+/** The Dir node of `d` with `entries` (sorted, children's ids known). */
+function dirNode(d: MemDir, entries: DirEntry[]): DirNode {
+  const node: DirNode = { type: "dir", mode: d.mode, entries, ...d.meta };
+  for (const k of ["uid", "gid", "mtime", "xattrs"] as const) {
+    if (node[k] === undefined) delete node[k];
+  }
+  return node;
 }

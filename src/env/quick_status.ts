@@ -27,6 +27,11 @@
  * those files is a symlink (whose target's edit its lstat would not see) and the parse did not
  * list the whole environment ({@link bindable}).
  *
+ * When only tracked files have another key (edited in place, at most {@link MAX_EDITED}), the
+ * proof still serves: {@link loadQuickStatus} and {@link loadBoundStatus} name them, and the
+ * status is worked out from the proof's tree and those files (src/env/proof_update.ts; the Dir
+ * nodes it needs are saved beside the proof: {@link dirIndexPath}).
+ *
  * The file (`.hd/status.bin`: a MAC line, a JSON header line, the NUL-terminated paths, then
  * {@link STAT_WORDS} u32 per path) is compared without making a string or an object per path. It
  * lives in the project, so it is untrusted: it carries an
@@ -46,9 +51,11 @@
  */
 import {
   closeDir,
+  nextName,
   openDir,
   STAT_WORDS,
-  statAllMatch,
+  type StatCursor,
+  statMismatch,
   statWords,
   wordsCtimeMs,
 } from "../sys/lstat.ts";
@@ -56,7 +63,8 @@ import type { LockState } from "../config/lockfile.ts";
 import { privateDir, readStateFile } from "../sys/fs.ts";
 import type { EnvSpec } from "../config/types.ts";
 import type { CompiledEnv } from "./compile.ts";
-import type { MemDir } from "../dag/tree.ts";
+import type { StepHash } from "./step_hashes.ts";
+import type { MemDir, Tree } from "../dag/tree.ts";
 
 /** A path whose ctime is this close to the scan's start (or after it) is not recorded. */
 export const RACY_MS = 1000;
@@ -65,7 +73,14 @@ export const RACY_MS = 1000;
  * Format and meaning of a proof: bump it whenever what a status computes from the same files
  * would change (an identity rule, a default exclude), or proofs of the old code would be believed.
  */
-const VERSION = 3;
+const VERSION = 4;
+
+/**
+ * The most tracked files a proof may find edited in place and still serve (the status then
+ * rehashes them against the proof's tree: src/env/proof_update.ts); more, and the project is
+ * scanned.
+ */
+export const MAX_EDITED = 256;
 
 /** What a status computes from the project (everything but the refs it reads live). */
 export interface StatusSummary {
@@ -76,6 +91,8 @@ export interface StatusSummary {
   envId: string;
   lock: LockState;
   packages: number;
+  /** The Package nodes' ids, in the Env node's order (a status after edits reuses them). */
+  packageIds: string[];
   skipped: { path: string; why: string }[];
   steps: {
     index: number;
@@ -96,25 +113,41 @@ export function summaryOf(c: CompiledEnv): StatusSummary {
     envId: c.envId,
     lock: c.lock,
     packages: c.packages.length,
+    packageIds: c.packages.map((p) => p.id),
     skipped: c.skipped,
-    steps: c.steps.map((s) => ({
-      index: s.index,
-      run: s.spec.run,
-      kind: s.spec.inputs === null ? "chained" : "inputs",
-      hash: s.id,
-      inputs: s.inputs.map((i) => ({
-        label: i.label,
-        hash: i.id,
-        files: i.files,
-        missing: i.missing ?? false,
-      })),
-    })),
+    steps: stepSummary(c.steps),
   };
+}
+
+/** The summary's steps of hashed steps. */
+export function stepSummary(steps: readonly StepHash[]): StatusSummary["steps"] {
+  return steps.map((s) => ({
+    index: s.index,
+    run: s.spec.run,
+    kind: s.spec.inputs === null ? "chained" : "inputs",
+    hash: s.id,
+    inputs: s.inputs.map((i) => ({
+      label: i.label,
+      hash: i.id,
+      files: i.files,
+      missing: i.missing ?? false,
+    })),
+  }));
 }
 
 /** Where the proof of `spec`'s project is kept. */
 export function quickStatusPath(spec: Pick<EnvSpec, "dir">): string {
   return `${spec.dir}/.hd/status.bin`;
+}
+
+/**
+ * Where the Dir nodes of the tree a proof vouches for are kept (src/env/proof_update.ts reads
+ * them): records of a 32-byte id, a u32 (little-endian) length and the node's encoding. Nothing
+ * in it is trusted: a node is used only when it hashes to the id its parent (or the proof's
+ * MAC'd tree root) names.
+ */
+export function dirIndexPath(spec: Pick<EnvSpec, "dir">): string {
+  return `${spec.dir}/.hd/status.dirs`;
 }
 
 /**
@@ -283,8 +316,10 @@ interface Header {
   version: number;
   subject: string;
   summary: StatusSummary;
-  /** Number of paths. */
+  /** Number of paths: `dirs` walked directories, `extra` paths, then the tracked files. */
   count: number;
+  dirs: number;
+  extra: number;
   /** Bytes of the NUL-terminated paths. */
   pathBytes: number;
   /** Set when the proof binds hd.toml too: what the status shows of it, the variables read. */
@@ -321,6 +356,8 @@ function readProof(path: string): { bytes: Uint8Array; h: Header; nl: number } |
     typeof h !== "object" || h === null || h.version !== VERSION || typeof h.subject !== "string" ||
     !Number.isSafeInteger(h.count) || !Number.isSafeInteger(h.pathBytes) || h.count < 0 ||
     h.pathBytes < 0 || typeof h.summary !== "object" || h.summary === null ||
+    !Number.isSafeInteger(h.dirs) || !Number.isSafeInteger(h.extra) || h.dirs < 0 ||
+    h.extra < 0 || h.dirs + h.extra > h.count ||
     bytes.length !== nl + 1 + h.pathBytes + h.count * STAT_WORDS * 4
   ) return null;
   if (
@@ -332,47 +369,64 @@ function readProof(path: string): { bytes: Uint8Array; h: Header; nl: number } |
   return { bytes, h, nl };
 }
 
-/** Whether every path of a proof still has its key, then whether its MAC verifies. */
-async function proofHolds(
+/**
+ * What holds of a proof: its MAC verifies and every path still has its key (`[]`), or only
+ * tracked files (at most {@link MAX_EDITED}) have another key (their paths, relative to the
+ * project); null otherwise (a directory, hd.lock, a dependency file, hd.toml or the parser's code
+ * changed, too many files, a bad MAC).
+ */
+async function proofCheck(
   secret: Uint8Array,
   dirPath: string,
   p: { bytes: Uint8Array; h: Header; nl: number },
-): Promise<boolean> {
+): Promise<string[] | null> {
   const { bytes, h, nl } = p;
   const names = bytes.subarray(nl + 1, nl + 1 + h.pathBytes);
   const words = new Uint32Array(bytes.slice(nl + 1 + h.pathBytes).buffer);
-  if (names.length > 0 && names[names.length - 1] !== 0) return false;
+  if (names.length > 0 && names[names.length - 1] !== 0) return null;
   let env: Uint8Array;
   try {
     env = envPrefix(h.bound?.env);
   } catch {
-    return false; // a name the environment cannot hold
+    return null; // a name the environment cannot hold
   }
   // The MAC is computed by Deno off the JS thread: started first, it runs beside the keys' check
   // (the proof holds only when both do; a failed check leaves its result unread).
   const mac = hmacWith(await hmacKey(secret), env, bytes.subarray(65)).catch(() => "");
   const dir = openDir(dirPath);
-  if (dir === null) return false;
+  if (dir === null) return null;
+  const changed: string[] = [];
   try {
-    if (!statAllMatch(dir, names, h.count, words)) return false;
+    const at: StatCursor = { i: 0, off: 0 };
+    for (;;) {
+      if (!statMismatch(dir, names, h.count, words, at)) return null;
+      if (at.i === h.count) break;
+      // a directory or a path besides the tree changed, or more files than are worth rehashing
+      if (at.i < h.dirs + h.extra || changed.length === MAX_EDITED) return null;
+      changed.push(td.decode(names.subarray(at.off, names.indexOf(0, at.off))));
+      nextName(names, at);
+    }
   } finally {
     closeDir(dir);
   }
-  return await mac === td.decode(bytes.subarray(0, 64));
+  return await mac === td.decode(bytes.subarray(0, 64)) ? changed : null;
 }
 
 /**
- * The summary saved by the last status when its proof still holds for `subject`, else null
- * (missing, damaged, another store's, another subject, or anything changed: scan).
+ * The summary saved by the last status when its proof still holds for `subject` (`changed`
+ * empty), or holds but for tracked files edited in place (`changed`: their paths; the summary is
+ * then the one before the edits), else null (missing, damaged, another store's, another subject,
+ * or anything else changed: scan).
  */
 export async function loadQuickStatus(
   secret: Uint8Array,
   spec: EnvSpec,
   subject: string,
-): Promise<StatusSummary | null> {
+): Promise<{ summary: StatusSummary; changed: string[] } | null> {
   const p = readProof(quickStatusPath(spec));
   if (p === null || p.h.subject !== subject) return null;
-  return await proofHolds(secret, spec.dir, p) ? p.h.summary : null;
+  const changed = await proofCheck(secret, spec.dir, p);
+  return changed ? { summary: p.h.summary, changed } : null;
 }
 
 /**
@@ -383,14 +437,15 @@ export async function loadQuickStatus(
 export async function loadBoundStatus(
   secret: Uint8Array,
   file: string,
-): Promise<{ summary: StatusSummary; facts: SpecFacts; subject: string } | null> {
+): Promise<
+  { summary: StatusSummary; facts: SpecFacts; subject: string; changed: string[] } | null
+> {
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
   const p = readProof(quickStatusPath({ dir }));
   const facts = p?.h.bound?.facts;
   if (!p || !facts || facts.file !== file || facts.dir !== dir) return null;
-  return await proofHolds(secret, dir, p)
-    ? { summary: p.h.summary, facts, subject: p.h.subject }
-    : null;
+  const changed = await proofCheck(secret, dir, p);
+  return changed ? { summary: p.h.summary, facts, subject: p.h.subject, changed } : null;
 }
 
 /**
@@ -410,9 +465,11 @@ export async function saveQuickStatus(
 ): Promise<boolean> {
   const path = quickStatusPath(spec);
   const drop = () => {
-    try {
-      Deno.removeSync(path);
-    } catch { /* none */ }
+    for (const p of [path, dirIndexPath(spec)]) {
+      try {
+        Deno.removeSync(p);
+      } catch { /* none */ }
+    }
     return false;
   };
   const resolvedFromFiles = c.lock === "current" ||
@@ -471,6 +528,8 @@ export async function saveQuickStatus(
     subject,
     summary: summaryOf(c),
     count: paths.length,
+    dirs: c.walked.length,
+    extra: extra.length,
     pathBytes: names.length,
     ...(bound ? { bound: { facts: factsOf(spec), env: bind!.envNames! } } : {}),
   };
@@ -480,14 +539,22 @@ export async function saveQuickStatus(
   body.set(names, head.length);
   body.set(new Uint8Array(words.buffer), head.length + names.length);
   const mac = te.encode(`${await hmac(secret, envBytes, body)}\n`);
+  const all = new Uint8Array(mac.length + body.length);
+  all.set(mac);
+  all.set(body, mac.length);
+  // the tree's directories first (a proof is of use without them: a status after an edit then
+  // scans); then the proof
+  writePrivate(spec.dir, dirIndexPath(spec), dirIndexBytes(c.tree));
+  return writePrivate(spec.dir, path, all);
+}
+
+/** Writes `bytes` to `path` in the project's `.hd` (temp file and rename); whether it did. */
+function writePrivate(dir: string, path: string, bytes: Uint8Array): boolean {
   const tmp = `${path}.${Deno.pid}.tmp`;
   try {
-    privateDir(`${spec.dir}/.hd`); // refuses a shipped .hd that links out of the project
-    const all = new Uint8Array(mac.length + body.length);
-    all.set(mac);
-    all.set(body, mac.length);
+    privateDir(`${dir}/.hd`); // refuses a shipped .hd that links out of the project
     // O_EXCL: never written through a link planted at the temp name
-    Deno.writeFileSync(tmp, all, { mode: 0o600, createNew: true });
+    Deno.writeFileSync(tmp, bytes, { mode: 0o600, createNew: true });
     Deno.renameSync(tmp, path);
     return true;
   } catch {
@@ -496,4 +563,21 @@ export async function saveQuickStatus(
     } catch { /* nothing written */ }
     return false;
   }
+}
+
+/** The records of {@link dirIndexPath} for the loaded directories of a committed tree. */
+export function dirIndexBytes(tree: Tree): Uint8Array {
+  const parts: [string, Uint8Array][] = [...tree.encodedDirs()];
+  let size = 0;
+  for (const [, b] of parts) size += 36 + b.length;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  for (const [id, b] of parts) {
+    for (let k = 0; k < 32; k++) out[at + k] = parseInt(id.slice(2 * k, 2 * k + 2), 16);
+    view.setUint32(at + 32, b.length, true);
+    out.set(b, at + 36);
+    at += 36 + b.length;
+  }
+  return out;
 }

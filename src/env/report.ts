@@ -18,6 +18,7 @@
  * ```
  * @module
  */
+import { trace } from "../sys/trace.ts";
 import { lazyImport } from "../sys/lazy.ts";
 import type { Store } from "../cas/store.ts";
 import type { CompiledEnv } from "./compile.ts";
@@ -128,8 +129,29 @@ export async function quickStatus(
   spec: EnvSpec,
   opts: { baseId?: string; imageIds?: Record<string, string> } = {},
 ): Promise<Status | null> {
-  const sum = await loadQuickStatus(secret, spec, proofSubject(spec, opts));
+  const q = await loadQuickStatus(secret, spec, proofSubject(spec, opts));
+  const sum = q && await edited(spec, q.summary, q.changed, opts);
   return sum ? statusOf(store, factsOf(spec), sum, opts) : null;
+}
+
+/**
+ * The summary of a proof that holds but for tracked files edited in place (`changed`), worked
+ * out from the proof's tree (src/env/proof_update.ts); the proof's own when none changed; null
+ * when it cannot be worked out so (then scan).
+ */
+async function edited(
+  spec: EnvSpec,
+  summary: StatusSummary,
+  changed: readonly string[],
+  opts: { baseId?: string; imageIds?: Record<string, string> },
+): Promise<StatusSummary | null> {
+  if (changed.length === 0) return summary;
+  trace(`status: from the proof and ${changed.length} file(s) edited since`);
+  // loaded only then: it pulls in the scanner's hashing and the steps' code
+  const { updatedSummary } = await lazyImport<typeof import("./proof_update.ts")>(
+    new URL("./proof_update.ts", import.meta.url),
+  );
+  return updatedSummary(spec, summary, changed, opts);
 }
 
 /**
@@ -142,7 +164,14 @@ export async function boundStatus(
   file: string,
 ): Promise<Status | null> {
   const q = await loadBoundStatus(secret, file);
-  return q ? statusOf(store, q.facts, q.summary, {}) : null;
+  if (!q) return null;
+  let sum: StatusSummary | null = q.summary;
+  if (q.changed.length > 0) {
+    // a bound proof is of a project without images: its subject is [spec, null, {}]
+    const [spec] = JSON.parse(q.subject) as [EnvSpec];
+    sum = await edited(spec, q.summary, q.changed, {});
+  }
+  return sum ? statusOf(store, q.facts, sum, {}) : null;
 }
 
 /**

@@ -35,7 +35,8 @@ import { CA_CERTS_HINT, tlsInterception } from "./ca_certs.ts";
 import type { Store } from "../cas/store.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
 import type { PulledImage } from "../oci/image.ts";
-import { type CompiledEnv, compileEnv, type StepHash } from "../env/compile.ts";
+import { type CompiledEnv, compileEnv } from "../env/compile.ts";
+import type { StepHash } from "../env/step_hashes.ts";
 import type { EnvSpec, StepCopySpec } from "../config/types.ts";
 import {
   captureFarm,

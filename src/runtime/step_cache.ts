@@ -17,7 +17,7 @@
 import type { Store } from "../cas/store.ts";
 import { stepCacheRef } from "../env/report.ts";
 import type { BindSpec } from "../sandbox/container.ts";
-import { baseRefBytes } from "../env/compile.ts";
+import { baseRefBytes } from "../env/step_hashes.ts";
 import { loadImage, type PulledImage } from "../oci/image.ts";
 import type { EnvSpec } from "../config/types.ts";
 

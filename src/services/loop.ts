@@ -34,14 +34,8 @@ import { type EnvNode, nodeId } from "../dag/node.ts";
 import type { Tree } from "../dag/tree.ts";
 import type { PathFilter } from "../scan/filter.ts";
 import { StatCache } from "../scan/statcache.ts";
-import {
-  type CompiledEnv,
-  compileEnv,
-  envNode,
-  statCachePath,
-  stepHashes,
-  trackedFilter,
-} from "../env/compile.ts";
+import { type CompiledEnv, compileEnv, statCachePath, trackedFilter } from "../env/compile.ts";
+import { envNode, stepHashes } from "../env/step_hashes.ts";
 import { loadSpec } from "../config/parse.ts";
 import type { EnvSpec } from "../config/types.ts";
 import { lazyImport } from "../sys/lazy.ts";

@@ -152,6 +152,8 @@ export async function prespawn(args: readonly string[]): Promise<void> {
     if (secret === null) return;
     const q = await loadBoundStatus(secret, file);
     if (q === null) return trace("early services: no proof that holds");
+    // files edited since: the session's compile finds another tree and would stop them again
+    if (q.changed.length > 0) return trace("early services: none (files edited since the proof)");
     const spec: unknown = JSON.parse(q.subject)[0];
     if (!specShape(spec) || spec.dir !== q.facts.dir) return;
     const which = earlyServices(spec);

@@ -146,16 +146,40 @@ export function statWords(dir: number, name: Uint8Array, out: Uint32Array, at: n
  * Whether the `count` NUL-terminated names of `names` (relative to `dir` from {@link openDir};
  * `names` must end with a NUL) all still lstat to `saved` (name `i` to the words {@link statWords}
  * wrote at `saved[i * STAT_WORDS ..]`; all zeros: recorded absent, still absent), stopping at the
- * first that does not; false too when
- * `names` holds another number of names. One loop that hands libc the address of each name in
- * place (no typed array made per name; a bigint, since V8's fast call takes a 64-bit argument only
- * from one: 10k paths warm ~14 ms, with numbers ~20) and compares the words unrolled.
+ * first that does not; false too when `names` holds another number of names.
  */
 export function statAllMatch(
   dir: number,
   names: Uint8Array,
   count: number,
   saved: Uint32Array,
+): boolean {
+  const at: StatCursor = { i: 0, off: 0 };
+  return statMismatch(dir, names, count, saved, at) && at.i === count;
+}
+
+/** Where {@link statMismatch} goes on from: the index of a name and its first byte in `names`. */
+export interface StatCursor {
+  i: number;
+  off: number;
+}
+
+/**
+ * From `at` on, lstats the names of `names` as {@link statAllMatch} does and stops at the first
+ * whose words differ from `saved`, leaving `at` on it (`at.i === count` when none did). False
+ * when `names` does not hold `count` names (malformed: nothing may be concluded). To go on past a
+ * mismatch, move `at` to the next name ({@link nextName}).
+ *
+ * One loop that hands libc the address of each name in place (no typed array made per name; a
+ * bigint, since V8's fast call takes a 64-bit argument only from one: 10k paths warm ~14 ms, with
+ * numbers ~20) and compares the words unrolled.
+ */
+export function statMismatch(
+  dir: number,
+  names: Uint8Array,
+  count: number,
+  saved: Uint32Array,
+  at: StatCursor,
 ): boolean {
   if (names.length === 0) return count === 0;
   if (names[names.length - 1] !== 0 || saved.length < count * STAT_WORDS) return false;
@@ -164,22 +188,31 @@ export function statAllMatch(
   const buf = Deno.UnsafePointer.value(Deno.UnsafePointer.of(statBuf));
   if (base === 0n || buf === 0n) return false;
   const s = statU32;
-  let off = 0;
-  for (let i = 0, w = 0; i < count; i++, w += STAT_WORDS) {
+  let off = at.off;
+  let i = at.i;
+  for (let w = i * STAT_WORDS; i < count; i++, w += STAT_WORDS) {
     if (off >= names.length) return false;
     // a bigint: V8 takes its fast call for a 64-bit argument only from one (a number: never)
     if (f(dir, base + BigInt(off), buf, AT_SYMLINK_NOFOLLOW) !== 0) {
-      if (saved[w + 2] !== 0) return false; // recorded present (absent: no st_mode)
+      if (saved[w + 2] !== 0) break; // recorded present (absent: no st_mode)
     } else if (
       // WORD_AT, unrolled: ino, mode, size, mtime, ctime (the likeliest to differ first)
       saved[w + 8] !== s[26] || saved[w + 10] !== s[28] || saved[w + 9] !== s[27] ||
       saved[w] !== s[2] || saved[w + 1] !== s[3] || saved[w + 2] !== s[6] ||
       saved[w + 3] !== s[12] || saved[w + 4] !== s[13] || saved[w + 5] !== s[22] ||
       saved[w + 6] !== s[23] || saved[w + 7] !== s[24]
-    ) return false;
+    ) break;
     off = names.indexOf(0, off) + 1;
   }
-  return off === names.length;
+  at.i = i;
+  at.off = off;
+  return i < count || off === names.length;
+}
+
+/** Moves `at` past the name it is on (the next name of a {@link statMismatch} scan). */
+export function nextName(names: Uint8Array, at: StatCursor): void {
+  at.off = names.indexOf(0, at.off) + 1;
+  at.i++;
 }
 
 /** The ctime of the words at `at` (as {@link statWords} writes them), in ms since the epoch. */

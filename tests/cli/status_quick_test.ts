@@ -2,7 +2,7 @@
  * `hd status` through the CLI with its saved proof: the first status makes .hd/ in the project
  * (which changes the project directory: no proof yet); one a racy window later saves a proof, the
  * next answers from it (the same JSON, the proof file untouched), and an in-place edit is seen
- * (the same JSON as a status made to scan).
+ * from the proof and the edited file (the same JSON as a status made to scan).
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { hd, tempDir } from "../_helpers.ts";
@@ -35,7 +35,13 @@ Deno.test("hd status: answers from its proof until a file is edited in place", a
   const edited = await status();
   assert(edited.tree.root !== first.tree.root, "the edit is seen");
   assert(edited.steps[0].hash !== first.steps[0].hash, "and changes the step with src as input");
-  // the edit is within the racy window of that scan: its proof was dropped, not saved
+  // worked out from the proof and the edited file: the proof stays as it was
+  assertEquals(Deno.statSync(proof).mtime!.getTime(), saved, "the proof is kept");
+  assertEquals(await status(), edited, "the same again");
+  // a scan (no proof) says the same; the edit is within the racy window of that scan: its proof
+  // is dropped, not saved
+  Deno.removeSync(proof);
+  assertEquals(await status(), edited, "the same as a scan");
   let gone = false;
   try {
     Deno.statSync(proof);
@@ -43,7 +49,6 @@ Deno.test("hd status: answers from its proof until a file is edited in place", a
     gone = true;
   }
   assert(gone, "no proof while a file is younger than the racy window");
-  assertEquals(await status(), edited, "the same again (a scan)");
 });
 
 Deno.test("hd status: answers without parsing hd.toml until hd.toml or a variable it reads changes", async () => {

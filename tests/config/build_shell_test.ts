@@ -2,7 +2,7 @@
 import { assert, assertEquals } from "../_assert.ts";
 import { assertMatch, throwsHd } from "./_util.ts";
 import { parseSpec } from "../../src/config/parse.ts";
-import { stepHashes } from "../../src/env/compile.ts";
+import { stepHashes } from "../../src/env/step_hashes.ts";
 import { Tree } from "../../src/dag/tree.ts";
 
 const ENV = '[environment]\nname = "x"\n[build]\nsteps = ["make"]\n';

@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "../_assert.ts";
 import { assertMatch, throwsHd } from "./_util.ts";
 import { parseSpec } from "../../src/config/parse.ts";
-import { stepHashes } from "../../src/env/compile.ts";
+import { stepHashes } from "../../src/env/step_hashes.ts";
 import { Tree } from "../../src/dag/tree.ts";
 
 const BASE = '[environment]\nname = "x"\nbase = "busybox:1"\n';

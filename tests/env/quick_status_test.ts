@@ -86,7 +86,10 @@ Deno.test("quick status: a saved proof gives the scan's summary back until somet
   const store = d.store;
   const { spec, subject, c, ok } = await saved(d.path, store);
   assert(ok, "the proof is saved");
-  assertEquals(await loadQuickStatus(store.identity().key, spec, subject), summaryOf(c));
+  assertEquals(await loadQuickStatus(store.identity().key, spec, subject), {
+    summary: summaryOf(c),
+    changed: [],
+  });
   // another subject (hd.toml parsed differently, another pulled image) does not take it
   assertEquals(await loadQuickStatus(store.identity().key, spec, subject + " "), null);
   // another store's key does not verify it
@@ -116,8 +119,9 @@ Deno.test("quick status: a saved proof gives the scan's summary back until somet
   assertEquals(await loadQuickStatus(store.identity().key, spec, subject), null);
 });
 
-Deno.test("quick status: every change a scan sees breaks the proof", async () => {
-  const changes: [string, (dir: string) => void][] = [
+Deno.test("quick status: every change a scan sees breaks the proof, or names the file edited in place", async () => {
+  // [what, change, the files the proof names as edited (none: it no longer holds at all)]
+  const changes: [string, (dir: string) => void, string[]?][] = [
     ["an in-place edit of the same size (the directory is untouched)", (dir) => {
       const before = Deno.statSync(`${dir}/src`);
       Deno.writeTextFileSync(`${dir}/src/a.js`, "console.log(2);\n");
@@ -127,21 +131,29 @@ Deno.test("quick status: every change a scan sees breaks the proof", async () =>
         before.ctime,
         before.size,
       ]);
-    }],
+    }, ["src/a.js"]],
     ["a file created in an empty (untracked) directory", (dir) => {
       Deno.writeTextFileSync(`${dir}/empty/new.js`, "x");
     }],
     ["a file removed", (dir) => Deno.removeSync(`${dir}/src/lib/b.js`)],
     ["a file renamed", (dir) => Deno.renameSync(`${dir}/src/a.js`, `${dir}/src/c.js`)],
-    ["a chmod", (dir) => Deno.chmodSync(`${dir}/src/a.js`, 0o755)],
+    ["a chmod", (dir) => Deno.chmodSync(`${dir}/src/a.js`, 0o755), ["src/a.js"]],
     ["an edit with the mtime set back", (dir) => {
       const st = Deno.statSync(`${dir}/src/a.js`);
       Deno.writeTextFileSync(`${dir}/src/a.js`, "console.log(3);\n");
       Deno.utimeSync(`${dir}/src/a.js`, st.atime!, st.mtime!);
+    }, ["src/a.js"]],
+    ["two files edited, one a directory below the other", (dir) => {
+      Deno.writeTextFileSync(`${dir}/src/lib/b.js`, "module.exports = 7;\n");
+      Deno.writeTextFileSync(`${dir}/src/a.js`, "console.log(4);\n");
+    }, ["src/a.js", "src/lib/b.js"]],
+    ["an edit and a file created", (dir) => {
+      Deno.writeTextFileSync(`${dir}/src/a.js`, "console.log(5);\n");
+      Deno.writeTextFileSync(`${dir}/src/new.js`, "x");
     }],
     ["hd.lock appearing", (dir) => Deno.writeTextFileSync(`${dir}/hd.lock`, "{}")],
   ];
-  for (const [what, change] of changes) {
+  for (const [what, change, edited] of changes) {
     using d = project();
     const store = d.store;
     const { spec, subject, ok } = await saved(d.path, store);
@@ -151,7 +163,8 @@ Deno.test("quick status: every change a scan sees breaks the proof", async () =>
       `holds before: ${what}`,
     );
     change(d.path);
-    assertEquals(await loadQuickStatus(store.identity().key, spec, subject), null, what);
+    const q = await loadQuickStatus(store.identity().key, spec, subject);
+    assertEquals(q && q.changed.toSorted(), edited ?? null, what);
   }
 });
 
@@ -270,7 +283,8 @@ async function savedBound(dir: string, store: Store, env: Record<string, string>
 }
 
 Deno.test("quick status: a proof that binds hd.toml answers without a parse until hd.toml, .env or a variable it reads changes", async () => {
-  const changes: [string, (dir: string) => void, boolean][] = [
+  // [what, change, whether the proof holds (or the tracked files it names as edited)]
+  const changes: [string, (dir: string) => void, boolean | string[]][] = [
     ["nothing", () => {}, true],
     ["an unread variable set", () => Deno.env.set("HD_QS_UNREAD", "1"), true],
     ["hd.toml edited in place, same size", (dir) => {
@@ -279,7 +293,9 @@ Deno.test("quick status: a proof that binds hd.toml answers without a parse unti
     }, false],
     [".env created", (dir) => Deno.writeTextFileSync(`${dir}/.env`, "HD_QS_VAR=1\n"), false],
     ["the variable hd.toml reads set", () => Deno.env.set("HD_QS_VAR", "2"), false],
-    ["a tracked file edited", (dir) => Deno.writeTextFileSync(`${dir}/src/a.js`, "x"), false],
+    ["a tracked file edited", (dir) => Deno.writeTextFileSync(`${dir}/src/a.js`, "x"), [
+      "src/a.js",
+    ]],
   ];
   for (const [what, change, holds] of changes) {
     Deno.env.delete("HD_QS_VAR");
@@ -301,11 +317,19 @@ Deno.test("quick status: a proof that binds hd.toml answers without a parse unti
     // the proof of another hd.toml path (--file elsewhere) is not this one's
     assertEquals(await loadBoundStatus(key, `${d.path}/other.toml`), null);
     change(d.path);
-    assertEquals((await loadBoundStatus(key, `${d.path}/hd.toml`)) !== null, holds, what);
+    assertEquals(
+      (await loadBoundStatus(key, `${d.path}/hd.toml`))?.changed ?? null,
+      holds === true ? [] : holds === false ? null : holds,
+      what,
+    );
     // the parsed path agrees: the same proof answers (or not) for the spec parsed now
     const now = loadSpec(`${d.path}/hd.toml`);
-    if (holds) {
-      assertEquals(await loadQuickStatus(key, now, proofSubject(now, {})), summaryOf(c), what);
+    if (holds === true) {
+      assertEquals(
+        await loadQuickStatus(key, now, proofSubject(now, {})),
+        { summary: summaryOf(c), changed: [] },
+        what,
+      );
     }
     assertEquals(spec.file, `${d.path}/hd.toml`);
   }
@@ -330,7 +354,7 @@ Deno.test("quick status: no proof binds a symlinked hd.toml or a parse that list
     }),
   );
   assertEquals(await loadBoundStatus(key, `${d.path}/hd.toml`), null);
-  assertEquals(await loadQuickStatus(key, spec, subject), summaryOf(c));
+  assertEquals(await loadQuickStatus(key, spec, subject), { summary: summaryOf(c), changed: [] });
   // hd.toml a symlink to a file elsewhere
   using o = tempDir("hd-quick-");
   Deno.renameSync(`${d.path}/hd.toml`, `${o.path}/real.toml`);

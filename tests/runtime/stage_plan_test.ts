@@ -9,7 +9,7 @@ import { Store } from "../../src/cas/store.ts";
 import { tempDir } from "../_helpers.ts";
 import { parseSpec } from "../../src/config/parse.ts";
 import { stepPlan } from "../../src/runtime/sandbox_steps.ts";
-import { copyCommand, stepHashes } from "../../src/env/compile.ts";
+import { copyCommand, stepHashes } from "../../src/env/step_hashes.ts";
 import { MemDir, Tree } from "../../src/dag/tree.ts";
 import { ingestBytes } from "../../src/scan/ingest.ts";
 

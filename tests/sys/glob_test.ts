@@ -16,7 +16,7 @@ import {
 } from "../../src/sys/glob.ts";
 import { PathFilter } from "../../src/scan/filter.ts";
 import { GlobSet } from "../../src/watch/pathmap.ts";
-import { stepHashes } from "../../src/env/compile.ts";
+import { stepHashes } from "../../src/env/step_hashes.ts";
 import { parseSpec } from "../../src/config/parse.ts";
 import { MemDir, Tree } from "../../src/dag/tree.ts";
 import { stepDeps } from "../../src/runtime/sandbox_steps.ts";
