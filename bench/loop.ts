@@ -8,7 +8,9 @@
  * - app start: the app alone, from spawn to answering HTTP (the floor both tools pay);
  * - no-change `hd up -d` (after `hd down`) until web answers through api, beside the same two
  *   `node` processes started by hand in dependency order (api, wait until it answers, then web):
- *   alternated A B A B, 15 rounds (3 with --quick), median, min–max and the load average;
+ *   alternated A B A B, 15 rounds (3 with --quick), median, min–max and the load average; again
+ *   with 10,000 more tracked files in the example (no service watches them), unchanged and with
+ *   one of them edited in place while hd is down (1.2 s before the round: past the racy window);
  * - unwatched edit → root: time from writing a file no service watches to the new root hash on
  *   hd's control socket (`git add -A && git write-tree` is shown as a reference that hashes the
  *   same tree without a watcher).
@@ -71,6 +73,7 @@ const PHASES: [RegExp, string][] = [
   [/^early services: spawned api$/, "apiStartedEarly"], // src/services/prespawn.ts
   [/^main up --supervise/, "supervisorMain"],
   [/^serve: session open$/, "sessionOpen"],
+  [/^compile: the tree from the proof/, "treeFromProof"], // src/env/compile.ts
   [/^loop: env compiled$/, "envCompiled"],
   [/^supervisor: spawned api$/, "apiSpawned"],
   [/^supervisor: api ready$/, "apiReady"],
@@ -139,6 +142,132 @@ async function editLoop(
   return times;
 }
 
+/** What {@link upRounds} is given. */
+interface UpRounds {
+  workDir: string;
+  quick: boolean;
+  log: (s: string) => void;
+  row: (
+    c: string,
+    tool: string,
+    value: number,
+    unit?: string,
+    extra?: Record<string, unknown>,
+  ) => void;
+  /** Directory and store names under `workDir`. */
+  name: string;
+  /** Tracked files added to the example (in `extra/`, watched by no service). */
+  extraFiles?: number;
+  /** Edit one of them in place before each round of hd (1.2 s before: past the racy window). */
+  edit?: boolean;
+}
+
+/** The case name of an {@link upRounds} run. */
+function upCase(o: UpRounds): string {
+  if (!o.extraFiles) return "no-change up -d → both services answer, median";
+  const more = `${o.extraFiles.toLocaleString("en")} more files`;
+  return o.edit
+    ? `up -d after one file edited, ${more} → both answer, median`
+    : `no-change up -d, ${more} → both answer, median`;
+}
+
+/**
+ * `hd up -d` (after `hd down`) until web answers through api, beside the same two `node`
+ * processes started by hand in dependency order, alternated, on a copy of examples/loop.
+ */
+async function upRounds(o: UpRounds): Promise<void> {
+  const { workDir, quick, log, row } = o;
+  const upStore = `${workDir}/${o.name}-store`;
+  const upDir = `${workDir}/${o.name}`;
+  const [aPort, wPort] = [freePort(), freePort()];
+  await copyExample(upDir, aPort, wPort);
+  for (let i = 0; i < (o.extraFiles ?? 0); i++) {
+    const sub = `${upDir}/extra/m${i % 50}/d${i % 7}`;
+    if (i < 350) Deno.mkdirSync(sub, { recursive: true });
+    Deno.writeTextFileSync(`${sub}/f${i}.js`, `// file ${i}\nexport const v${i} = ${i};\n`);
+  }
+  const hdSh = (cmd: string, env = "") =>
+    sh(`${env}HD_HOME=${upStore} deno run -A --quiet ${REPO}/cli.ts ${cmd} >/dev/null`, {
+      cwd: upDir,
+    });
+  // where hd's time goes: HD_TRACE's timeline of each round (a few appended lines: the
+  // overhead falls on hd's side only)
+  const traceFile = `${workDir}/${o.name}-trace.txt`;
+  const phases: Record<string, number[]> = {};
+  await hdSh("up -d"); // first up: runs npm ci, records the step
+  await hdSh("down");
+  const env = {
+    PATH: Deno.env.get("PATH")!,
+    API_PORT: String(aPort),
+    WEB_PORT: String(wPort),
+    GREETING: "hello",
+  };
+  const hdUps: number[] = [];
+  const hand: number[] = [];
+  const load0 = loadavg();
+  // 15 rounds: on this machine a round of either side is now and then ~40% slower (both
+  // node starts at once), and with 7 rounds the median ratio swung from 1.4x to 1.8x
+  for (let i = 0; i < (quick ? 3 : 15); i++) {
+    const pair = [
+      async () => {
+        if (o.edit) {
+          const f = `${upDir}/extra/m${i % 50}/d${i % 7}/f${i}.js`;
+          Deno.writeTextFileSync(f, `// edited ${i}\n`, { append: true });
+          await new Promise((r) => setTimeout(r, 1200));
+        }
+        const t0 = performance.now();
+        Deno.writeTextFileSync(traceFile, "");
+        await hdSh("up -d", `HD_TRACE=${traceFile} `);
+        hdUps.push(await untilAnswer(wPort, "api says: hello", t0));
+        for (
+          const [k, v] of Object.entries(tracePhases(traceFile, performance.timeOrigin + t0))
+        ) {
+          (phases[k] ??= []).push(v);
+        }
+        await hdSh("down");
+      },
+      async () => {
+        const t0 = performance.now();
+        const api = spawnGroup(["node", "api/server.js"], upDir, env);
+        await untilAnswer(aPort, "hello", t0);
+        const web = spawnGroup(["node", "web/server.js"], upDir, env);
+        hand.push(await untilAnswer(wPort, "api says: hello", t0));
+        for (const p of [web, api]) (killGroup(p.pid), await p.status);
+      },
+    ];
+    if (i % 2) pair.reverse();
+    for (const f of pair) await f();
+  }
+  const load = { loadavg: [load0, loadavg()] };
+  const range = (xs: number[]) => ({
+    min: Math.round(Math.min(...xs)),
+    max: Math.round(Math.max(...xs)),
+    samples: xs.map(Math.round),
+    rounds: xs.length,
+    ...load,
+  });
+  const c = upCase(o);
+  row(c, "hd", percentile(hdUps, 50), "ms", {
+    ...range(hdUps),
+    ...(o.extraFiles ? { extraFiles: o.extraFiles, edited: o.edit ?? false } : {}),
+    // rounds whose api started before the session loaded (the first rounds save the proof)
+    earlyRounds: phases.apiStartedEarly?.length ?? 0,
+    // rounds whose session took its tree from the proof instead of a scan
+    proofRounds: phases.treeFromProof?.length ?? 0,
+    phasesMedianMs: Object.fromEntries(
+      Object.entries(phases).map(([k, v]) => [k, Math.round(percentile(v, 50))]),
+    ),
+  });
+  row(c, "by hand", percentile(hand, 50), "ms", { ...range(hand) });
+  log(
+    `${o.name}: hd ${hdUps.map(Math.round).join(" ")}; by hand ${
+      hand.map(Math.round).join(" ")
+    }; load ${load.loadavg.join(" → ")}; hd phases (median ms): ${
+      Object.entries(phases).map(([k, v]) => `${k} ${Math.round(percentile(v, 50))}`).join(", ")
+    }`,
+  );
+}
+
 /** The loop bench. */
 export const bench: Bench = {
   name: "loop",
@@ -165,86 +294,20 @@ export const bench: Bench = {
     }
     row("app start (node web/server.js → HTTP), p50", "node", percentile(starts, 50));
 
-    // no-change `hd up -d` until both answer, beside starting the two processes by hand
-    {
-      const upStore = `${workDir}/up-store`;
-      const upDir = `${workDir}/up`;
-      const [aPort, wPort] = [freePort(), freePort()];
-      await copyExample(upDir, aPort, wPort);
-      const hdSh = (cmd: string, env = "") =>
-        sh(`${env}HD_HOME=${upStore} deno run -A --quiet ${REPO}/cli.ts ${cmd} >/dev/null`, {
-          cwd: upDir,
-        });
-      // where hd's time goes: HD_TRACE's timeline of each round (a few appended lines: the
-      // overhead falls on hd's side only)
-      const traceFile = `${workDir}/up-trace.txt`;
-      const phases: Record<string, number[]> = {};
-      await hdSh("up -d"); // first up: runs npm ci, records the step
-      await hdSh("down");
-      const env = {
-        PATH: Deno.env.get("PATH")!,
-        API_PORT: String(aPort),
-        WEB_PORT: String(wPort),
-        GREETING: "hello",
-      };
-      const hdUps: number[] = [];
-      const hand: number[] = [];
-      const load0 = loadavg();
-      // 15 rounds: on this machine a round of either side is now and then ~40% slower (both
-      // node starts at once), and with 7 rounds the median ratio swung from 1.4x to 1.8x
-      for (let i = 0; i < (quick ? 3 : 15); i++) {
-        const pair = [
-          async () => {
-            const t0 = performance.now();
-            Deno.writeTextFileSync(traceFile, "");
-            await hdSh("up -d", `HD_TRACE=${traceFile} `);
-            hdUps.push(await untilAnswer(wPort, "api says: hello", t0));
-            for (
-              const [k, v] of Object.entries(tracePhases(traceFile, performance.timeOrigin + t0))
-            ) {
-              (phases[k] ??= []).push(v);
-            }
-            await hdSh("down");
-          },
-          async () => {
-            const t0 = performance.now();
-            const api = spawnGroup(["node", "api/server.js"], upDir, env);
-            await untilAnswer(aPort, "hello", t0);
-            const web = spawnGroup(["node", "web/server.js"], upDir, env);
-            hand.push(await untilAnswer(wPort, "api says: hello", t0));
-            for (const p of [web, api]) (killGroup(p.pid), await p.status);
-          },
-        ];
-        if (i % 2) pair.reverse();
-        for (const f of pair) await f();
-      }
-      const load = { loadavg: [load0, loadavg()] };
-      const range = (xs: number[]) => ({
-        min: Math.round(Math.min(...xs)),
-        max: Math.round(Math.max(...xs)),
-        samples: xs.map(Math.round),
-        rounds: xs.length,
-        ...load,
-      });
-      row("no-change up -d → both services answer, median", "hd", percentile(hdUps, 50), "ms", {
-        ...range(hdUps),
-        // rounds whose api started before the session loaded (the first rounds save the proof)
-        earlyRounds: phases.apiStartedEarly?.length ?? 0,
-        phasesMedianMs: Object.fromEntries(
-          Object.entries(phases).map(([k, v]) => [k, Math.round(percentile(v, 50))]),
-        ),
-      });
-      row("no-change up -d → both services answer, median", "by hand", percentile(hand, 50), "ms", {
-        ...range(hand),
-      });
-      log(
-        `no-change up: hd ${hdUps.map(Math.round).join(" ")}; by hand ${
-          hand.map(Math.round).join(" ")
-        }; load ${load.loadavg.join(" → ")}; hd phases (median ms): ${
-          Object.entries(phases).map(([k, v]) => `${k} ${Math.round(percentile(v, 50))}`).join(", ")
-        }`,
-      );
-    }
+    // no-change `hd up -d` until both answer, beside starting the two processes by hand: the
+    // example as it is, then with 10,000 more tracked files (no service watches them), unchanged
+    // and with one of them edited in place while hd is down
+    await upRounds({ workDir, quick, log, row, name: "up" });
+    await upRounds({ workDir, quick, log, row, name: "up-10k", extraFiles: 10_000 });
+    await upRounds({
+      workDir,
+      quick,
+      log,
+      row,
+      name: "up-10k-edit",
+      extraFiles: 10_000,
+      edit: true,
+    });
 
     // hd and nodemon run side by side; edits alternate between them so that the noise of a
     // shared machine falls on both alike

@@ -42,6 +42,9 @@ import {
 } from "../config/lockfile.ts";
 import type { EnvSpec } from "../config/types.ts";
 import { baseIdFor, envNode, type StepHash, stepHashes } from "./step_hashes.ts";
+import { loadQuickStatus, proofSubject, type StatusSummary } from "./quick_status.ts";
+import { editedTree } from "./proof_update.ts";
+import { trace } from "../sys/trace.ts";
 
 /** Everything compile produced. */
 export interface CompiledEnv {
@@ -100,6 +103,12 @@ export interface CompileOptions {
    * The stat cache (in the project) is still saved. Default true.
    */
   write?: boolean;
+  /**
+   * Take the tree from the project's proof instead of a scan when it may
+   * ({@link treeFromProof}): a writing compile without `exclude` or `noCache`. The result then
+   * has no `statCache` (none was loaded).
+   */
+  fromProof?: boolean;
 }
 
 /** Path of the project's stat cache. */
@@ -138,18 +147,26 @@ export async function compileEnv(
   const pk = await packagesFor(spec);
   const write = opts.write ?? true;
   const sink = write ? store : undefined;
+  const proof = write && opts.fromProof && !opts.noCache && !opts.exclude?.length
+    ? await loadQuickStatus(store.identity().key, spec, proofSubject(spec, opts))
+    : null;
   const compile = () => {
     const filter = trackedFilter(spec, opts.exclude);
     const cachePath = statCachePath(spec);
-    const cache = opts.noCache ? StatCache.empty(store) : StatCache.load(cachePath, store);
-    cache.dir = spec.dir; // for `hd cas verify --repair`
-    const r = ingestTree(store, spec.dir, {
-      filter,
-      cache,
-      onProgress: opts.onProgress ? (p) => opts.onProgress!(p.files, p.bytes) : undefined,
-      write,
-    });
-    cache.save(cachePath);
+    let cache: StatCache | undefined;
+    const proven = proof && treeFromProof(store, spec, proof, pk.lock);
+    const r = proven || (() => {
+      cache = opts.noCache ? StatCache.empty(store) : StatCache.load(cachePath, store);
+      cache.dir = spec.dir; // for `hd cas verify --repair`
+      const scan = ingestTree(store, spec.dir, {
+        filter,
+        cache,
+        onProgress: opts.onProgress ? (p) => opts.onProgress!(p.files, p.bytes) : undefined,
+        write,
+      });
+      cache.save(cachePath);
+      return scan;
+    })();
     const packages = pk.packages.map((p) => ({
       ...p,
       id: sink ? putNode(sink, p.node) : nodeId(p.node),
@@ -158,7 +175,9 @@ export async function compileEnv(
       store: sink,
       baseId: opts.baseId,
       imageIds: opts.imageIds,
+      files: proven ? r.files : undefined, // (counting a proven tree would load all of it)
     });
+    r.root = r.tree.root.id!; // a tree from a proof is committed by stepHashes
     const baseId = baseIdFor(spec, sink, opts.baseId);
     const node = envNode(
       spec.environment.name,
@@ -190,8 +209,55 @@ export async function compileEnv(
       packagesFrom: pk.from,
       lock: pk.lock,
       steps,
-      ...(opts.noCache ? {} : { statCache: cache }),
+      ...(opts.noCache || cache === undefined ? {} : { statCache: cache }),
     };
   };
   return write ? await store.withLock("shared", compile) : compile();
+}
+
+/**
+ * The tracked tree from the project's proof (src/env/quick_status.ts), for a writing compile:
+ * when the proof holds, or holds but for files edited in place, and the store's `trees/<name>` is
+ * the proof's tree (so every node below it is in the store and kept from a gc). The tree loads
+ * from the store on demand; the edited files are ingested into it (src/env/proof_update.ts).
+ * Null otherwise (then scan): another tree recorded, a lock state other than the proof's, a node
+ * that cannot be read, a file that is no longer one.
+ */
+export function treeFromProof(
+  store: Store,
+  spec: EnvSpec,
+  proof: { summary: StatusSummary; changed: string[]; walked: string[] },
+  lock: LockState,
+): {
+  tree: Tree;
+  root: string;
+  files: number;
+  bytes: number;
+  cacheHits: number;
+  skipped: { path: string; why: string }[];
+  walked: string[];
+} | null {
+  const { summary, changed } = proof;
+  if (
+    summary.lock !== lock || summary.skipped.length > 0 ||
+    store.getRef(`trees/${spec.environment.name}`) !== summary.filesRoot
+  ) return null;
+  try {
+    const edited = store.batch(() =>
+      editedTree(store, summary.filesRoot, spec.dir, changed, store)
+    );
+    if (edited === null) return null;
+    trace(`compile: the tree from the proof, ${changed.length} file(s) edited since`);
+    return {
+      tree: edited.tree,
+      root: summary.filesRoot, // (the edited tree's is set once committed)
+      files: summary.files,
+      bytes: summary.bytes + edited.grew,
+      cacheHits: summary.files - changed.length,
+      skipped: [],
+      walked: proof.walked,
+    };
+  } catch {
+    return null;
+  }
 }

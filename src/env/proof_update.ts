@@ -29,7 +29,7 @@ import { blake3Hex, toHex } from "../cas/hash.ts";
 import type { NodeSource } from "../dag/dag.ts";
 import { type FileNode, nodeId } from "../dag/node.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
-import { HASH_ONLY, ingestFile } from "../scan/ingest.ts";
+import { type ContentSink, HASH_ONLY, ingestFile } from "../scan/ingest.ts";
 import { lstatLight } from "../sys/lstat.ts";
 import { readStateFile } from "../sys/fs.ts";
 import { S_IFREG } from "../sys/mode.ts";
@@ -94,22 +94,51 @@ export class DirIndex implements NodeSource {
   }
 }
 
-/** The File node of the file (or symlink) at `abs` as a scan makes it; null when it is neither. */
-function hashFile(abs: string): FileNode | null {
+/**
+ * The File node of the file (or symlink) at `abs` as a scan makes it, its content put into
+ * `sink`; null when it is neither.
+ */
+function hashFile(abs: string, sink: ContentSink): FileNode | null {
   const st = lstatLight(abs);
   if (st.isSymlink) {
     return ingestFile(
-      HASH_ONLY,
+      sink,
       abs,
       { mode: st.mode, size: st.size, isSymlink: true } as Deno.FileInfo,
     );
   }
   if (!st.isFile) return null;
   return ingestFile(
-    HASH_ONLY,
+    sink,
     abs,
     { mode: st.mode || S_IFREG | 0o644, size: st.size, isSymlink: false } as Deno.FileInfo,
   );
+}
+
+/**
+ * The tree a proof vouches for (`root`, its nodes read from `source` on demand) with the files
+ * `changed` since (relative to the project at `dir`) rehashed, their content put into `sink`,
+ * and by how many bytes the tracked files grew; null when one of them is no longer a file or
+ * symlink, or was not a file in the tree. Throws when a node cannot be read.
+ */
+export function editedTree(
+  source: NodeSource,
+  root: string,
+  dir: string,
+  changed: readonly string[],
+  sink: ContentSink,
+): { tree: Tree; grew: number } | null {
+  const tree = Tree.load(source, root);
+  let grew = 0;
+  for (const rel of changed) {
+    const old = tree.get(rel);
+    if (old === undefined || old instanceof MemDir) return null;
+    const f = hashFile(`${dir}/${rel}`, sink);
+    if (f === null) return null;
+    grew += f.size - old.size;
+    tree.setFile(rel, f);
+  }
+  return { tree, grew };
 }
 
 /**
@@ -126,16 +155,9 @@ export function updatedSummary(
   const index = DirIndex.read(dirIndexPath(spec));
   if (index === null) return null;
   try {
-    const tree = Tree.load(index, summary.filesRoot);
-    let bytes = summary.bytes;
-    for (const rel of changed) {
-      const old = tree.get(rel);
-      if (old === undefined || old instanceof MemDir) return null;
-      const f = hashFile(`${spec.dir}/${rel}`);
-      if (f === null) return null;
-      bytes += f.size - old.size;
-      tree.setFile(rel, f);
-    }
+    const edited = editedTree(index, summary.filesRoot, spec.dir, changed, HASH_ONLY);
+    if (edited === null) return null;
+    const { tree } = edited;
     // hd.lock and the files packages were resolved from are as the proof saw them: so are the
     // packages
     const packageIds = summary.packageIds;
@@ -155,7 +177,7 @@ export function updatedSummary(
     return {
       ...summary,
       filesRoot,
-      bytes,
+      bytes: summary.bytes + edited.grew,
       cacheHits: summary.files - changed.length,
       envId: nodeId(env),
       steps: stepSummary(steps),

@@ -422,11 +422,24 @@ export async function loadQuickStatus(
   secret: Uint8Array,
   spec: EnvSpec,
   subject: string,
-): Promise<{ summary: StatusSummary; changed: string[] } | null> {
+): Promise<{ summary: StatusSummary; changed: string[]; walked: string[] } | null> {
   const p = readProof(quickStatusPath(spec));
   if (p === null || p.h.subject !== subject) return null;
   const changed = await proofCheck(secret, spec.dir, p);
-  return changed ? { summary: p.h.summary, changed } : null;
+  return changed ? { summary: p.h.summary, changed, walked: walkedOf(p) } : null;
+}
+
+/** The directories a proof's scan walked (relative to the project; "" its root). */
+function walkedOf(p: { bytes: Uint8Array; h: Header; nl: number }): string[] {
+  const out: string[] = [];
+  let off = p.nl + 1;
+  for (let i = 0; i < p.h.dirs; i++) {
+    const end = p.bytes.indexOf(0, off);
+    const name = td.decode(p.bytes.subarray(off, end));
+    out.push(name === "." ? "" : name);
+    off = end + 1;
+  }
+  return out;
 }
 
 /**

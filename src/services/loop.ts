@@ -223,7 +223,8 @@ export class DevLoop {
   #filter: PathFilter;
   #outputs: GlobSet;
   #ownOutput: string[];
-  #cache: StatCache;
+  /** The stat cache: the one the compile loaded, else loaded on first use (see #statCache). */
+  #cache: StatCache | null;
   #tree: Tree | null = null;
   #filesRoot = "";
   #envRoot = "";
@@ -267,7 +268,7 @@ export class DevLoop {
     this.#ownOutput = ownOutputFiles(opts.spec.dir);
     this.#filter = trackedFilter(opts.spec, this.#ownOutput);
     this.#outputs = new GlobSet(opts.spec.build.steps.flatMap((s) => s.outputs));
-    this.#cache = StatCache.empty(opts.store);
+    this.#cache = null;
     this.#watchGlobs = Object.fromEntries(
       Object.values(opts.spec.services).map((s) => [s.name, new GlobSet(s.watch)]),
     );
@@ -364,6 +365,7 @@ export class DevLoop {
       baseId: this.runtime.baseId,
       imageIds: this.runtime.imageIds,
       exclude: this.#ownOutput,
+      fromProof: true, // nothing changed, or files edited in place: no scan
     });
     trace("loop: env compiled");
     this.#tree = c.tree;
@@ -372,7 +374,8 @@ export class DevLoop {
     this.#baseId = c.baseId;
     this.#packageIds = c.packages.map((p) => p.id);
     // the cache the compile just loaded and saved, not the file read and verified again
-    this.#cache = c.statCache ?? StatCache.load(this.#cachePath, this.#store);
+    // a tree from the project's proof loaded none: loaded when an update first needs it
+    this.#cache = c.statCache ?? null;
     const hashes = c.steps.map((s) => s.id);
     this.#print(
       `root ${this.#envRoot}  (${c.files} files, ${c.files - c.cacheHits} read, ${
@@ -584,7 +587,7 @@ export class DevLoop {
         applyChanges(this.#store, tree, this.#spec.dir, paths, {
           filter: this.#filter,
           ignore: this.#outputs,
-          cache: this.#cache,
+          cache: this.#statCache(),
         }),
     );
     if (r.root === r.oldRoot) return null;
@@ -708,7 +711,12 @@ export class DevLoop {
 
   /** Writes the stat cache into the project's .hd/ (unless the project is gone). */
   #saveCache(): void {
-    if (!this.#projectGone) this.#cache.save(this.#cachePath, true);
+    if (!this.#projectGone) this.#cache?.save(this.#cachePath, true);
+  }
+
+  /** The stat cache, loaded from the project on first use. */
+  #statCache(): StatCache {
+    return this.#cache ??= StatCache.load(this.#cachePath, this.#store);
   }
 
   /**

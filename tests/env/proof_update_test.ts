@@ -9,7 +9,8 @@
 import { assert, assertEquals } from "../_assert.ts";
 import { tempDir } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
-import { compileEnv } from "../../src/env/compile.ts";
+import { type CompiledEnv, compileEnv } from "../../src/env/compile.ts";
+import { fileChunks, getNode } from "../../src/dag/dag.ts";
 import { gatherStatus, type Status } from "../../src/env/report.ts";
 import {
   dirIndexPath,
@@ -268,4 +269,59 @@ Deno.test("proof update: a tampered, foreign or missing .hd/status.dirs is not b
   await check("a symlink to this index's bytes", false, null, dirIndexPath(other.spec));
   await check("restored", true, good);
   assertEquals(summaryOf(p.c).filesRoot, q.summary.filesRoot);
+});
+
+Deno.test("proof update: a writing compile takes the recorded tree from the proof (edits ingested), as a scan would make it", async () => {
+  using p = await saved();
+  const scanOf = () => compileEnv(p.store, p.spec, { record: false });
+  const fromProof = () => compileEnv(p.store, p.spec, { fromProof: true });
+  const same = (a: CompiledEnv, b: CompiledEnv, what: string) => {
+    assertEquals(
+      [a.filesRoot, a.envId, a.steps.map((s) => s.id), a.files, a.bytes, a.walked.toSorted()],
+      [b.filesRoot, b.envId, b.steps.map((s) => s.id), b.files, b.bytes, b.walked.toSorted()],
+      what,
+    );
+  };
+  // the proof's tree is not the store's recorded one yet (a status stores nothing): a scan
+  const first = await fromProof();
+  assert(first.statCache !== undefined, "no tree recorded: scanned");
+  // recorded now (trees/pu is the proof's root): the proof's tree, nothing scanned
+  const again = await fromProof();
+  assertEquals(again.statCache, undefined, "taken from the proof");
+  same(again, await scanOf(), "unchanged");
+  // an edit in place (and a file grown past several chunks): ingested into the store
+  Deno.writeTextFileSync(`${p.path}/src/lib/deep/d.js`, "module.exports = 41;\n");
+  const big = new Uint8Array(3 << 20);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 2246822519) >>> 24;
+  Deno.writeFileSync(`${p.path}/docs/readme.md`, big);
+  const edited = await fromProof();
+  assertEquals(edited.statCache, undefined, "edited in place: still from the proof");
+  same(edited, await scanOf(), "edited");
+  assert(edited.filesRoot !== again.filesRoot, "the edit is in the tree");
+  assertEquals(p.store.getRef("trees/pu"), edited.filesRoot, "recorded");
+  // what it wrote is whole: every object below the new root can be read from the store
+  const walk = (id: string): number => {
+    const n = getNode(p.store, id);
+    if (n.type !== "dir") throw new Error("not a dir");
+    let files = 0;
+    for (const e of n.entries) {
+      if (e.dir !== undefined) files += walk(e.dir);
+      else (fileChunks(p.store, e.file).forEach((c) => p.store.getObject(c)), files++);
+    }
+    return files;
+  };
+  assertEquals(walk(edited.filesRoot), edited.files);
+  // the recorded tree is now the edited one, not the proof's (saved before the edits): a scan
+  assert((await fromProof()).statCache !== undefined, "another tree recorded: scanned");
+  // the proof's own tree recorded again: from the proof, with both edits
+  p.store.setRef("trees/pu", again.filesRoot);
+  const back = await fromProof();
+  assertEquals(back.statCache, undefined, "the proof's tree recorded");
+  same(back, edited, "the same edits");
+  // paths left out of the tree (hd's own output): never from the proof
+  assert(
+    (await compileEnv(p.store, p.spec, { fromProof: true, exclude: ["docs"] })).statCache !==
+      undefined,
+    "with exclude: scanned",
+  );
 });

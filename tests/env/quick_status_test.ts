@@ -89,6 +89,7 @@ Deno.test("quick status: a saved proof gives the scan's summary back until somet
   assertEquals(await loadQuickStatus(store.identity().key, spec, subject), {
     summary: summaryOf(c),
     changed: [],
+    walked: c.walked,
   });
   // another subject (hd.toml parsed differently, another pulled image) does not take it
   assertEquals(await loadQuickStatus(store.identity().key, spec, subject + " "), null);
@@ -327,7 +328,7 @@ Deno.test("quick status: a proof that binds hd.toml answers without a parse unti
     if (holds === true) {
       assertEquals(
         await loadQuickStatus(key, now, proofSubject(now, {})),
-        { summary: summaryOf(c), changed: [] },
+        { summary: summaryOf(c), changed: [], walked: c.walked },
         what,
       );
     }
@@ -354,7 +355,11 @@ Deno.test("quick status: no proof binds a symlinked hd.toml or a parse that list
     }),
   );
   assertEquals(await loadBoundStatus(key, `${d.path}/hd.toml`), null);
-  assertEquals(await loadQuickStatus(key, spec, subject), { summary: summaryOf(c), changed: [] });
+  assertEquals(await loadQuickStatus(key, spec, subject), {
+    summary: summaryOf(c),
+    changed: [],
+    walked: c.walked,
+  });
   // hd.toml a symlink to a file elsewhere
   using o = tempDir("hd-quick-");
   Deno.renameSync(`${d.path}/hd.toml`, `${o.path}/real.toml`);
