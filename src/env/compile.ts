@@ -75,6 +75,11 @@ export interface CompiledEnv {
   lock: LockState;
   steps: StepHash[];
   /**
+   * Set when the tree came from the project's proof ({@link treeFromProof}) instead of a scan:
+   * how many files were edited in place since the proof was saved.
+   */
+  proofEdits?: number;
+  /**
    * The stat cache the scan used and saved (absent with `noCache`): what loading
    * {@link statCachePath} again would give, without reading and verifying the file twice.
    */
@@ -210,6 +215,7 @@ export async function compileEnv(
       lock: pk.lock,
       steps,
       ...(opts.noCache || cache === undefined ? {} : { statCache: cache }),
+      ...(proven ? { proofEdits: proof!.changed.length } : {}),
     };
   };
   return write ? await store.withLock("shared", compile) : compile();

@@ -433,7 +433,9 @@ export class DevLoop {
     this.supervisor.start(this.#selection.start);
     trace("loop: supervisor.start returned");
     await dropEarly(); // any the supervisor did not take
-    if (!early.size) this.#saveProofSoon(c, scanStart);
+    // services kept from the early start began on the saved proof: it needs saving again only
+    // when files were edited since (the recorded tree moved on from the proof's)
+    if (!early.size || (c.proofEdits ?? 0) > 0) this.#saveProofSoon(c, scanStart);
     // The watcher starts just after the first services are spawned, so that setting up its
     // watches (~15 ms on a 10k-file tree) overlaps their start. Edits between the scan above and
     // this point are not seen, as before; the window grows by the spawn only.

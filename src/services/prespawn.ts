@@ -8,7 +8,9 @@
  *   directory, hd.toml and what its parse read, the parser's code and the variables it looked up
  *   are as when the proof was saved, and the proof's MAC, made with the store's secret key,
  *   verifies: a proof shipped in a cloned project does not). The proof carries the parsed spec
- *   as its subject, so the commands, directories and variables started are those hd.toml says;
+ *   as its subject, so the commands, directories and variables started are those hd.toml says.
+ *   Tracked files edited in place since are rehashed against the proof's tree
+ *   (src/env/proof_update.ts), which gives the tree and step hashes the session will find;
  * - every build step is cached here, with its outputs in place ({@link isStepCached});
  * - no `hd up` runs or left its state (`.hd/up.json` absent), and this process takes the
  *   project's `.hd/up.lock` first, which the session then takes over ({@link takeEarlyLock}):
@@ -38,6 +40,7 @@ import { defaultStoreRoot } from "../cas/root.ts";
 import { StoreView } from "../cas/view.ts";
 import { loadBoundStatus } from "../env/quick_status.ts";
 import { isStepCached } from "../runtime/step_record.ts";
+import { lazyImport } from "../sys/lazy.ts";
 import { type GroupProcess, signalGroup, spawnGroup } from "../sandbox/process.ts";
 import { trace } from "../sys/trace.ts";
 import { acquireUpLock, upStatePath } from "./control.ts";
@@ -152,16 +155,20 @@ export async function prespawn(args: readonly string[]): Promise<void> {
     if (secret === null) return;
     const q = await loadBoundStatus(secret, file);
     if (q === null) return trace("early services: no proof that holds");
-    // files edited since: the session's compile finds another tree and would stop them again
-    if (q.changed.length > 0) return trace("early services: none (files edited since the proof)");
     const spec: unknown = JSON.parse(q.subject)[0];
     if (!specShape(spec) || spec.dir !== q.facts.dir) return;
     const which = earlyServices(spec);
     if ("why" in which) return trace(`early services: none (${which.why})`);
+    // files edited in place since: the tree and steps the session's compile will find
+    const summary = q.changed.length === 0 ? q.summary : await lazyImport<
+      typeof import("../env/proof_update.ts")
+    >(new URL("../env/proof_update.ts", import.meta.url))
+      .then((m) => m.updatedSummary(spec, q.summary, q.changed));
+    if (summary === null) return trace("early services: none (edited files not worked out)");
     const steps = spec.build.steps;
     if (
-      q.summary.steps.length !== steps.length ||
-      !steps.every((s, i) => isStepCached(spec, s, q.summary.steps[i].hash))
+      summary.steps.length !== steps.length ||
+      !steps.every((s, i) => isStepCached(spec, s, summary.steps[i].hash))
     ) return trace("early services: none (a step is not cached)");
     const dir = spec.dir;
     try {
@@ -172,7 +179,7 @@ export async function prespawn(args: readonly string[]): Promise<void> {
     if (!("file" in lock)) return trace("early services: none (another hd up holds the lock)");
     const hostEnv = { ...Deno.env.toObject(), ...spec.environment.env };
     const procs = new Map<string, { line: SpawnLine; proc: GroupProcess }>();
-    early = { dir, lock: lock.file, filesRoot: q.summary.filesRoot, envId: q.summary.envId, procs };
+    early = { dir, lock: lock.file, filesRoot: summary.filesRoot, envId: summary.envId, procs };
     for (const name of which.names) {
       const line = spawnLine(dir, spec.services[name], hostEnv);
       procs.set(name, { line, proc: spawnGroup(line.command, { cwd: line.cwd, env: line.env }) });

@@ -2,8 +2,9 @@
  * Services started before the session loads (src/services/prespawn.ts): which services of which
  * specs may start early (a table of earlyServices), how spawn lines compare, and end to end on
  * the host: the first `hd up -d` saves the proof, the next no-change one starts its first service
- * early (and the session keeps it: one instance, which answers), while an edited file or a changed
- * variable that hd.toml reads makes the session start it as usual, with the new value.
+ * early (and the session keeps it: one instance, which answers), also after a file was edited in
+ * place, while a new file or a changed variable that hd.toml reads makes the session start it as
+ * usual, with the new value.
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { downAtEnd, hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
@@ -193,13 +194,25 @@ depends_on = ["a"]
     assert(!starts(dir, "b").at(-1)!.includes("before the session"), "b waits for a");
     assertEquals((await hd(["down"], opts)).code, 0);
 
-    // a tracked file edited: the proof fails, the session starts a as usual
+    // a tracked file edited in place: rehashed against the proof's tree, a still starts early and
+    // the session (whose compile finds the same tree) keeps it
     Deno.writeTextFileSync(`${dir}/src.txt`, "two\n", { append: true });
     const third = await hd(["up", "-d"], opts);
     assertEquals(third.code, 0, third.stderr);
     const s3 = starts(dir, "a");
     assertEquals(s3.length, 4, s3.join("\n"));
-    assert(!s3[3].includes("before the session"), s3[2]);
+    assert(s3[3].includes("started before the session loaded"), s3[3]);
+    const a3 = JSON.parse((await hd(["status", "--json"], opts)).stdout).up.services
+      .find((x: { name: string }) => x.name === "a");
+    assert(s3[3].includes(`(pid ${a3.pid}, started before`), `kept: ${a3.pid}: ${s3[3]}`);
+    assertEquals((await hd(["down"], opts)).code, 0);
+    // a file created: the directory changed, no proof holds, the session starts a as usual
+    Deno.writeTextFileSync(`${dir}/new.txt`, "new\n");
+    const fourth = await hd(["up", "-d"], opts);
+    assertEquals(fourth.code, 0, fourth.stderr);
+    const s4 = starts(dir, "a");
+    assertEquals(s4.length, 5, s4.join("\n"));
+    assert(!s4[4].includes("before the session"), s4[4]);
     assertEquals((await hd(["down"], opts)).code, 0);
 
     // a variable hd.toml reads changed: no early start, and a sees the new value
@@ -218,8 +231,8 @@ depends_on = ["a"]
     const fifth = await hd(["up", "-d"], other);
     assertEquals(fifth.code, 0, fifth.stderr);
     const s5 = starts(dir, "a");
-    assertEquals(s5.length, 6, s5.join("\n"));
-    assert(!s5[5].includes("before the session"), s5[4]);
+    assertEquals(s5.length, 7, s5.join("\n"));
+    assert(!s5[6].includes("before the session"), s5[6]);
     await waitFor(() => written(`${dir}/out/a`), "a's answer");
     assertEquals(Deno.readTextFileSync(`${dir}/out/a`).trim().split(" ")[1], "bonjour");
     assertEquals((await hd(["down"], other)).code, 0);

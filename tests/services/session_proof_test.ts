@@ -2,9 +2,10 @@
  * A session's compile from the project's proof (src/env/compile.ts's treeFromProof), end to end on
  * the host: once a session has saved its proof and recorded its tree, the next `hd up -d` takes
  * the tree from the proof instead of a scan (its trace says so), also after a file was edited in
- * place while it was down (the edit is ingested and a step that reads it runs again); what it
- * records is what a scan gives (`hd status` after the proof is removed), and an edit beside a new
- * file makes it scan.
+ * place while it was down (the edit is ingested, the step that reads it runs again and nothing
+ * starts early, and the session saves a new proof, which the next start takes); what it records
+ * is what a scan gives (`hd status` after the proof is removed), and an edit beside a new file
+ * makes it scan.
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { downAtEnd, hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
@@ -76,15 +77,24 @@ command = "sleep 600"
     assert(same.env.upToDate, JSON.stringify(same.env));
     await down();
 
-    // edited in place while down: the edit is ingested, the step that reads it runs again
+    // edited in place while down: the edit is ingested, the step that reads it runs again (so
+    // no service started before the session: the step was not cached)
     Deno.writeTextFileSync(`${dir}/src/lib/b.txt`, "b2\n");
+    await new Promise((r) => setTimeout(r, 1200)); // past the racy window: a proof is saved again
+    const t3 = Date.now() - 5;
     assertEquals(await up(), "proof: 1");
+    assert(
+      Deno.readTextFileSync(trace).includes("early services: none (a step is not cached)"),
+      "not early: the edited file is the step's input",
+    );
     await waitFor(() => Deno.readTextFileSync(`${dir}/built.txt`) === "b2\n", "the step ran");
     const edited = await status();
     assert(edited.tree.root !== same.tree.root, "a new tree");
     assertEquals(edited.tree.recorded, edited.tree.root);
+    await proofSaved(t3); // the session's tree moved on from the proof's: it saves a new one
     await down();
-    // (the session may have saved no proof: the edit was within the racy window of its start)
+    assertEquals(await up(), "proof: 0", "the next start takes the new proof's tree");
+    await down();
     try {
       Deno.removeSync(`${dir}/.hd/status.bin`);
     } catch { /* none saved */ }
@@ -92,12 +102,10 @@ command = "sleep 600"
     assertEquals(scanned.tree.root, edited.tree.root, "what a scan gives");
     assertEquals(scanned.env.id, edited.env.id);
 
-    // an edit beside a new file: the directory changed, a scan
-    await new Promise((r) => setTimeout(r, 1200));
-    const t2 = Date.now() - 5;
-    assertEquals(await up(), "scan"); // no proof: scans, saves one
-    await proofSaved(t2);
+    // the status's scan above saved a proof of the recorded tree (its edit is past the window)
+    assertEquals(await up(), "proof: 0");
     await down();
+    // an edit beside a new file: the directory changed, a scan
     Deno.writeTextFileSync(`${dir}/src/a.txt`, "a2\n");
     Deno.writeTextFileSync(`${dir}/src/new.txt`, "new\n");
     assertEquals(await up(), "scan");
