@@ -37,8 +37,11 @@ import type { EnvSpec } from "../config/types.ts";
 import { baseIdFor, envNode, stepHashes } from "./step_hashes.ts";
 import { dirIndexPath, type StatusSummary, stepSummary } from "./quick_status.ts";
 
-/** The largest `.hd/status.dirs` read (a Dir node per directory: ~100 bytes a file). */
-const MAX_INDEX_BYTES = 1 << 30;
+/**
+ * The largest `.hd/status.dirs` read: what a proof allows (~100 bytes a file in both; the
+ * project's files are untrusted, and a bigger one means a scan, not a read of all of it).
+ */
+const MAX_INDEX_BYTES = 256 << 20;
 
 /**
  * The Dir nodes of `.hd/status.dirs` ({@link dirIndexPath}), handed out only when they hash to
