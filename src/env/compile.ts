@@ -30,7 +30,7 @@ import { putNode } from "../dag/dag.ts";
 import { type EnvNode, nodeId, type PackageNode } from "../dag/node.ts";
 import type { Tree } from "../dag/tree.ts";
 import { PathFilter } from "../scan/filter.ts";
-import { ingestTree } from "../scan/ingest.ts";
+import { type IngestResult, ingestTree } from "../scan/ingest.ts";
 import { StatCache } from "../scan/statcache.ts";
 import {
   LOCK_FILE,
@@ -176,24 +176,25 @@ export async function compileEnv(
       ...p,
       id: sink ? putNode(sink, p.node) : nodeId(p.node),
     }));
+    // (a scan's tree is committed; one from a proof is once its edits are: stored here)
+    const filesRoot = r.tree.commit(sink);
     const steps = stepHashes(spec, r.tree, {
       store: sink,
       baseId: opts.baseId,
       imageIds: opts.imageIds,
-      files: proven ? r.files : undefined, // (counting a proven tree would load all of it)
+      files: r.files, // (counting a tree from a proof would load all of it)
     });
-    r.root = r.tree.root.id!; // a tree from a proof is committed by stepHashes
     const baseId = baseIdFor(spec, sink, opts.baseId);
     const node = envNode(
       spec.environment.name,
-      r.root,
+      filesRoot,
       baseId,
       packages.map((p) => p.id),
       steps.map((s) => s.id),
     );
     const envId = sink ? putNode(sink, node) : nodeId(node);
     if (write && (opts.record ?? true)) {
-      store.setRef(`trees/${spec.environment.name}`, r.root);
+      store.setRef(`trees/${spec.environment.name}`, filesRoot);
       store.setRef(`envs/${spec.environment.name}`, envId);
     }
     return {
@@ -201,7 +202,7 @@ export async function compileEnv(
       name: spec.environment.name,
       envId,
       envNode: node,
-      filesRoot: r.root,
+      filesRoot,
       tree: r.tree,
       filter,
       files: r.files,
@@ -234,15 +235,7 @@ export function treeFromProof(
   spec: EnvSpec,
   proof: { summary: StatusSummary; changed: string[]; walked: string[] },
   lock: LockState,
-): {
-  tree: Tree;
-  root: string;
-  files: number;
-  bytes: number;
-  cacheHits: number;
-  skipped: { path: string; why: string }[];
-  walked: string[];
-} | null {
+): Pick<IngestResult, "tree" | "files" | "bytes" | "cacheHits" | "skipped" | "walked"> | null {
   const { summary, changed } = proof;
   if (
     summary.lock !== lock || summary.skipped.length > 0 ||
@@ -256,7 +249,6 @@ export function treeFromProof(
     trace(`compile: the tree from the proof, ${changed.length} file(s) edited since`);
     return {
       tree: edited.tree,
-      root: summary.filesRoot, // (the edited tree's is set once committed)
       files: summary.files,
       bytes: summary.bytes + edited.grew,
       cacheHits: summary.files - changed.length,

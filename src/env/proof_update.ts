@@ -27,12 +27,11 @@
  */
 import { blake3Hex, toHex } from "../cas/hash.ts";
 import type { NodeSource } from "../dag/dag.ts";
-import { type FileNode, nodeId } from "../dag/node.ts";
+import { nodeId } from "../dag/node.ts";
 import { MemDir, Tree } from "../dag/tree.ts";
-import { type ContentSink, HASH_ONLY, ingestFile } from "../scan/ingest.ts";
+import { type ContentSink, HASH_ONLY, ingestPath } from "../scan/ingest.ts";
 import { lstatLight } from "../sys/lstat.ts";
 import { readStateFile } from "../sys/fs.ts";
-import { S_IFREG } from "../sys/mode.ts";
 import type { EnvSpec } from "../config/types.ts";
 import { baseIdFor, envNode, stepHashes } from "./step_hashes.ts";
 import { dirIndexPath, type StatusSummary, stepSummary } from "./quick_status.ts";
@@ -98,27 +97,6 @@ export class DirIndex implements NodeSource {
 }
 
 /**
- * The File node of the file (or symlink) at `abs` as a scan makes it, its content put into
- * `sink`; null when it is neither.
- */
-function hashFile(abs: string, sink: ContentSink): FileNode | null {
-  const st = lstatLight(abs);
-  if (st.isSymlink) {
-    return ingestFile(
-      sink,
-      abs,
-      { mode: st.mode, size: st.size, isSymlink: true } as Deno.FileInfo,
-    );
-  }
-  if (!st.isFile) return null;
-  return ingestFile(
-    sink,
-    abs,
-    { mode: st.mode || S_IFREG | 0o644, size: st.size, isSymlink: false } as Deno.FileInfo,
-  );
-}
-
-/**
  * The tree a proof vouches for (`root`, its nodes read from `source` on demand) with the files
  * `changed` since (relative to the project at `dir`) rehashed, their content put into `sink`,
  * and by how many bytes the tracked files grew; null when one of them is no longer a file or
@@ -136,7 +114,8 @@ export function editedTree(
   for (const rel of changed) {
     const old = tree.get(rel);
     if (old === undefined || old instanceof MemDir) return null;
-    const f = hashFile(`${dir}/${rel}`, sink);
+    const abs = `${dir}/${rel}`;
+    const f = ingestPath(sink, abs, lstatLight(abs));
     if (f === null) return null;
     grew += f.size - old.size;
     tree.setFile(rel, f);

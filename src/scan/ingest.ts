@@ -135,6 +135,20 @@ export function ingestFile(store: ContentSink, path: string, st: Deno.FileInfo):
   return f;
 }
 
+/**
+ * The File node of the file or symlink at `abs` as a scan makes it from its lstat `st` (a
+ * regular file with no mode bits gets 0644), its content put into `sink`; null for anything else
+ * (a directory, a socket, a device).
+ */
+export function ingestPath(sink: ContentSink, abs: string, st: LightStat): FileNode | null {
+  if (!st.isFile && !st.isSymlink) return null;
+  return ingestFile(sink, abs, {
+    mode: st.isSymlink ? st.mode : st.mode || S_IFREG | 0o644,
+    size: st.size,
+    isSymlink: st.isSymlink,
+  } as Deno.FileInfo);
+}
+
 /** Stores in-memory bytes as a regular file's content. */
 export function ingestBytes(store: Store, bytes: Uint8Array, mode = S_IFREG | 0o644): FileNode {
   const ids: string[] = [];
@@ -331,11 +345,7 @@ function walkTree(
       clean = false;
       if (st.isSymlink) {
         try {
-          const link = ingestFile(
-            store,
-            a,
-            { mode: st.mode, size: st.size, isSymlink: true } as Deno.FileInfo,
-          );
+          const link = ingestPath(store, a, st)!;
           cache.record(r, sig, link);
           d.entries.set(e.name, link);
           progress.files++;

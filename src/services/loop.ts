@@ -433,9 +433,9 @@ export class DevLoop {
     this.supervisor.start(this.#selection.start);
     trace("loop: supervisor.start returned");
     await dropEarly(); // any the supervisor did not take
-    // services kept from the early start began on the saved proof: it needs saving again only
-    // when files were edited since (the recorded tree moved on from the proof's)
-    if (!early.size || (c.proofEdits ?? 0) > 0) this.#saveProofSoon(c, scanStart);
+    // a tree taken from the proof unchanged is the proof's: the one on disk stays (a scan's, or
+    // one with files edited since, is saved)
+    if (c.proofEdits !== 0) this.#saveProofSoon(c, scanStart);
     // The watcher starts just after the first services are spawned, so that setting up its
     // watches (~15 ms on a 10k-file tree) overlaps their start. Edits between the scan above and
     // this point are not seen, as before; the window grows by the spawn only.
