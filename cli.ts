@@ -13,6 +13,12 @@ import { TOP_HELP, VERSION } from "./src/cli/help_text.ts";
 import { lazyImport } from "./src/sys/lazy.ts";
 
 const [only, ...more] = Deno.args;
+// the supervisor's spare, when this process is one (src/services/spare.ts)
+let spare: typeof import("./src/services/spare.ts") | null = null;
+// only hd itself makes a spare: a supervisor started from here never inherits the mark
+if (!(Deno.args[0] === "up" && Deno.args[1] === "--supervise")) {
+  Deno.env.delete("HD_INTERNAL_SPARE");
+}
 const text = more.length > 0
   ? null
   : only === undefined || only === "--help" || only === "-h" || only === "help"
@@ -45,6 +51,50 @@ if (Deno.args[0] === "mount") {
   const code = await early.finishServedEarly();
   if (code !== null) Deno.exit(code);
 } else if (Deno.args[0] === "up" && Deno.args[1] === "--supervise") {
+  // a spare (src/services/spare.ts): loads the supervisor's modules, then waits for the next
+  // `hd up -d` of its project, and goes on from here as its supervisor (or exits)
+  const spareFor = Deno.env.get("HD_INTERNAL_SPARE");
+  if (spareFor !== undefined) {
+    Deno.env.delete("HD_INTERNAL_SPARE");
+    const [s, { entryArgs }] = await Promise.all([
+      lazyImport<typeof import("./src/services/spare.ts")>(
+        new URL("./src/services/spare.ts", import.meta.url),
+      ),
+      lazyImport<typeof import("./src/cli/up_early.ts")>(
+        new URL("./src/cli/up_early.ts", import.meta.url),
+      ),
+    ]);
+    spare = s;
+    const linger = s.parseSpareLinger(Deno.env.get("HD_SPARE_LINGER"));
+    if (linger.ms === 0) Deno.exit(0);
+    await s.waitAsSpare({
+      dir: spareFor,
+      argv: [Deno.execPath(), ...entryArgs(), ...Deno.args],
+      lingerMs: linger.ms,
+      // the supervisor's modules, its guardian, and one dry run of its early start
+      preload: async () => {
+        const [prespawn, process, hash] = await Promise.all([
+          lazyImport<typeof import("./src/services/prespawn.ts")>(
+            new URL("./src/services/prespawn.ts", import.meta.url),
+          ),
+          lazyImport<typeof import("./src/sandbox/process.ts")>(
+            new URL("./src/sandbox/process.ts", import.meta.url),
+          ),
+          lazyImport<typeof import("./src/cas/hash.ts")>(
+            new URL("./src/cas/hash.ts", import.meta.url),
+          ),
+          ...["./src/services/session.ts", "./src/cli/main.ts", "./src/cli/up.ts"].map((m) =>
+            lazyImport(new URL(m, import.meta.url))
+          ),
+        ]);
+        process.startGuardian();
+        await Promise.all([
+          prespawn.prespawn(Deno.args, { dryRun: true }),
+          hash.loadNativeBlake3(),
+        ]);
+      },
+    });
+  }
   // the detached supervisor: on proof that nothing changed, its first services start before
   // anything else loads (src/services/prespawn.ts); its session's modules load while main.ts and
   // the spec do, and its guardian starts meanwhile (src/sandbox/process.ts's startGuardian)
@@ -59,7 +109,7 @@ if (Deno.args[0] === "mount") {
   const { foregroundArgs, startEarlySupervisor } = await lazyImport<
     typeof import("./src/cli/up_early.ts")
   >(new URL("./src/cli/up_early.ts", import.meta.url));
-  startEarlySupervisor(Deno.args);
+  await startEarlySupervisor(Deno.args);
   // a foreground `hd up` is its own supervisor: its first services start early as well
   const fg = foregroundArgs(Deno.args);
   if (fg !== null) {
@@ -74,4 +124,5 @@ const [{ main }, { trace }] = await Promise.all([
 ]);
 const code = await main(Deno.args);
 trace("exit");
+await spare?.reportExit(code);
 Deno.exit(code);

@@ -10,7 +10,10 @@
  *   `node` processes started by hand in dependency order (api, wait until it answers, then web):
  *   alternated A B A B, 15 rounds (3 with --quick), median, min–max and the load average; again
  *   with 10,000 more tracked files in the example (no service watches them), unchanged and with
- *   one of them edited in place while hd is down (1.2 s before the round: past the racy window);
+ *   one of them edited in place while hd is down (1.2 s before the round: past the racy window).
+ *   Each `hd down` leaves a spare supervisor (src/services/spare.ts), which the next round takes;
+ *   the round waits until it listens, so that its start falls on neither side. Once more with
+ *   `HD_SPARE_LINGER=0`: each `hd up -d` then starts its supervisor, as a first one of the day;
  * - unwatched edit → root: time from writing a file no service watches to the new root hash on
  *   hd's control socket (`git add -A && git write-tree` is shown as a reference that hashes the
  *   same tree without a watcher).
@@ -70,6 +73,7 @@ function loadavg(): number | null {
 /** HD_TRACE labels → the phase names reported (the first line of each, ms after the round's start). */
 const PHASES: [RegExp, string][] = [
   [/^early: supervisor spawned$/, "supervisorSpawned"],
+  [/^early: the spare goes on as the supervisor$/, "spareTaken"], // src/services/spare.ts
   [/^early services: spawned api$/, "apiStartedEarly"], // src/services/prespawn.ts
   [/^main up --supervise/, "supervisorMain"],
   [/^serve: session open$/, "sessionOpen"],
@@ -160,10 +164,16 @@ interface UpRounds {
   extraFiles?: number;
   /** Edit one of them in place before each round of hd (1.2 s before: past the racy window). */
   edit?: boolean;
+  /**
+   * False: no spare supervisor (`HD_SPARE_LINGER=0`), each `hd up -d` starts its supervisor as a
+   * first up of the day does. Default true: `hd down` leaves a spare, which the next round takes.
+   */
+  spare?: boolean;
 }
 
 /** The case name of an {@link upRounds} run. */
 function upCase(o: UpRounds): string {
+  if (o.spare === false) return "no-change up -d, no spare supervisor → both answer, median";
   if (!o.extraFiles) return "no-change up -d → both services answer, median";
   const more = `${o.extraFiles.toLocaleString("en")} more files`;
   return o.edit
@@ -175,7 +185,7 @@ function upCase(o: UpRounds): string {
  * `hd up -d` (after `hd down`) until web answers through api, beside the same two `node`
  * processes started by hand in dependency order, alternated, on a copy of examples/loop.
  */
-async function upRounds(o: UpRounds): Promise<void> {
+export async function upRounds(o: UpRounds): Promise<void> {
   const { workDir, quick, log, row } = o;
   const upStore = `${workDir}/${o.name}-store`;
   const upDir = `${workDir}/${o.name}`;
@@ -186,16 +196,32 @@ async function upRounds(o: UpRounds): Promise<void> {
     if (i < 350) Deno.mkdirSync(sub, { recursive: true });
     Deno.writeTextFileSync(`${sub}/f${i}.js`, `// file ${i}\nexport const v${i} = ${i};\n`);
   }
+  const linger = o.spare === false ? "HD_SPARE_LINGER=0 " : "";
   const hdSh = (cmd: string, env = "") =>
-    sh(`${env}HD_HOME=${upStore} deno run -A --quiet ${REPO}/cli.ts ${cmd} >/dev/null`, {
+    sh(`${env}${linger}HD_HOME=${upStore} deno run -A --quiet ${REPO}/cli.ts ${cmd} >/dev/null`, {
       cwd: upDir,
     });
+  // after `hd down`: until the spare it leaves listens (its start is not left to fall on the
+  // next round, of either side)
+  const settle = async () => {
+    for (let i = 0; o.spare !== false && i < 100; i++) {
+      try {
+        Deno.lstatSync(`${upDir}/.hd/spare.sock`);
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  };
   // where hd's time goes: HD_TRACE's timeline of each round (a few appended lines: the
   // overhead falls on hd's side only)
   const traceFile = `${workDir}/${o.name}-trace.txt`;
   const phases: Record<string, number[]> = {};
-  await hdSh("up -d"); // first up: runs npm ci, records the step
-  await hdSh("down");
+  // first up: runs npm ci, records the step (traced as the rounds are: the spare it leaves is
+  // started with the same variables)
+  await hdSh("up -d", `HD_TRACE=${traceFile} `);
+  await hdSh("down", `HD_TRACE=${traceFile} `);
+  await settle();
   const env = {
     PATH: Deno.env.get("PATH")!,
     API_PORT: String(aPort),
@@ -224,7 +250,8 @@ async function upRounds(o: UpRounds): Promise<void> {
         ) {
           (phases[k] ??= []).push(v);
         }
-        await hdSh("down");
+        await hdSh("down", `HD_TRACE=${traceFile} `); // the spare it leaves: as the next up
+        await settle();
       },
       async () => {
         const t0 = performance.now();
@@ -238,6 +265,7 @@ async function upRounds(o: UpRounds): Promise<void> {
     if (i % 2) pair.reverse();
     for (const f of pair) await f();
   }
+  await hdSh("down"); // nothing runs: stops the spare the last round left
   const load = { loadavg: [load0, loadavg()] };
   const range = (xs: number[]) => ({
     min: Math.round(Math.min(...xs)),
@@ -254,6 +282,8 @@ async function upRounds(o: UpRounds): Promise<void> {
     earlyRounds: phases.apiStartedEarly?.length ?? 0,
     // rounds whose session took its tree from the proof instead of a scan
     proofRounds: phases.treeFromProof?.length ?? 0,
+    // rounds whose supervisor was the spare the last `hd down` left
+    spareRounds: phases.spareTaken?.length ?? 0,
     phasesMedianMs: Object.fromEntries(
       Object.entries(phases).map(([k, v]) => [k, Math.round(percentile(v, 50))]),
     ),
@@ -298,6 +328,7 @@ export const bench: Bench = {
     // example as it is, then with 10,000 more tracked files (no service watches them), unchanged
     // and with one of them edited in place while hd is down
     await upRounds({ workDir, quick, log, row, name: "up" });
+    await upRounds({ workDir, quick, log, row, name: "up-no-spare", spare: false });
     await upRounds({ workDir, quick, log, row, name: "up-10k", extraFiles: 10_000 });
     await upRounds({
       workDir,

@@ -10,4 +10,6 @@ cd "$repo"
 npm_logs="$(mktemp -d)"
 trap 'rm -rf "$npm_logs"' EXIT
 export npm_config_logs_dir="$npm_logs"
+# no idle mount server or spare supervisor outlives a test (the tests that want one set these)
+export HD_MOUNT_LINGER=0 HD_SPARE_LINGER=0
 if [ $# -gt 0 ]; then deno test -A "$@"; else deno task test; fi

@@ -1,9 +1,10 @@
 /**
  * `hd down`: stops the running `hd up` of this project (services in reverse dependency order,
- * grace, then SIGKILL of each process group). With nothing running it says so and exits 0; a stale
- * state left by a killed supervisor is cleaned up (its leftover service processes are killed). With
- * a base image, the environment's root is then unmounted and runc states of killed containers are
- * deleted.
+ * grace, then SIGKILL of each process group); a detached supervisor leaves a spare for the next
+ * `hd up -d` (src/services/spare.ts). With nothing running it says so, stops that spare, and exits
+ * 0; a stale state left by a killed supervisor is cleaned up (its leftover service processes are
+ * killed). With a base image, the environment's root is then unmounted and runc states of killed
+ * containers are deleted.
  *
  * @example
  * ```sh
@@ -22,6 +23,7 @@ import {
 } from "../services/control.ts";
 import { bootId, procInfo, sameProcess, signalRecorded } from "../sys/proc.ts";
 import { cleanupIfStale, formatCleanup } from "../services/report.ts";
+import { stopSpare } from "../services/spare.ts";
 import type { Command } from "./command.ts";
 import { exists } from "../sys/fs.ts";
 
@@ -112,7 +114,14 @@ export const down: Command = {
     const st = readUpState(dir);
     if (!st || !st.state) {
       await release();
-      ctx.out.result({ running: false }, () => `nothing running for ${spec.environment.name}`);
+      // the spare the last `hd down` left (src/services/spare.ts): a second `hd down` stops it
+      const spare = await stopSpare(dir);
+      ctx.out.result(
+        { running: false, ...(spare ? { spareStopped: true } : {}) },
+        () =>
+          `nothing running for ${spec.environment.name}` +
+          (spare ? " (its spare supervisor stopped)" : ""),
+      );
       return 0;
     }
     const t0 = performance.now();

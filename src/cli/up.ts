@@ -48,8 +48,10 @@ import { lazyImport } from "../sys/lazy.ts";
 import {
   type EarlySupervisor,
   entryArgs,
+  spawnSpare,
   spawnSupervisor,
   supervisorArgs,
+  type SupervisorProcess,
   takeEarlySupervisor,
 } from "./up_early.ts";
 
@@ -287,10 +289,10 @@ async function detach(ctx: Context, spec: EnvSpec, early: EarlySupervisor | null
       else if (l.trim()) unshown.push(l);
     }
   };
-  const child = early?.child ??
+  const child: SupervisorProcess = early?.child ??
     spawnSupervisor(supervisorCommand(ctx), log, { HD_HOME: ctx.storeRoot });
   trace(`up -d: supervisor ${early ? "taken" : "spawned"}`);
-  let exited: Deno.CommandStatus | null = null;
+  let exited: { code: number } | null = null;
   child.status.then((s) => exited = s);
   const t0 = performance.now();
   let status: UpStatus = { running: false };
@@ -333,7 +335,7 @@ async function detach(ctx: Context, spec: EnvSpec, early: EarlySupervisor | null
   }
   showNew();
   trace("up -d: done waiting");
-  const ended = exited as Deno.CommandStatus | null; // set by the callback above
+  const ended = exited as { code: number } | null; // set by the callback above
   if (ended?.code === EXIT_ALREADY_RUNNING) {
     // another `hd up` took the project first (two `hd up -d` at once): reconcile with it
     const until = performance.now() + 10_000;
@@ -468,6 +470,8 @@ async function serve(
   await session.start();
   trace("serve: session started");
   await session.done();
+  // stopped by `hd down`: leave a spare for the next `hd up -d` (src/services/spare.ts)
+  if (detached && session.stopReason === "hd down") spawnSpare(spec.dir);
   return 0;
 }
 
@@ -542,7 +546,7 @@ export const up: Command = {
         `hd: no service has profile ${sel.unknownProfiles.map((p) => `"${p}"`).join(", ")}`,
       );
     }
-    const early = takeEarlySupervisor();
+    const early = await takeEarlySupervisor();
     if (early && await usableEarly(ctx, spec, early)) return await detach(ctx, spec, early);
     if (ctx.values.detach && !ctx.values.supervise) {
       // the supervisor takes the lock; this only spares starting one when one is running, and

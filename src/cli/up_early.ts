@@ -21,6 +21,7 @@ import { findSpecFile } from "../config/find.ts";
 import { openPrivateAppend } from "../sys/fs.ts";
 import { trace } from "../sys/trace.ts";
 import { v8FlagsArg } from "../sys/v8_flags.ts";
+import { askSpare, parseSpareLinger, SPARE_ENV, trustedSpareSocket } from "../services/spare.ts";
 
 /** What the detached supervisor is started with (the same for the early and the ordinary path). */
 export interface SupervisorOptions {
@@ -101,9 +102,18 @@ export function earlyPlan(argv: readonly string[]): EarlyPlan | null {
   return { args: supervisorArgs(o), file: o.file ?? null, store };
 }
 
+/**
+ * The supervisor process as `hd up -d` sees it: its own child, or the project's spare gone on as
+ * the supervisor (src/services/spare.ts).
+ */
+export type SupervisorProcess = Pick<Deno.ChildProcess, "pid"> & {
+  status: Promise<{ code: number }>;
+  kill(signal: Deno.Signal): void;
+};
+
 /** A supervisor started early, for `hd up -d` to take. */
 export interface EarlySupervisor {
-  child: Deno.ChildProcess;
+  child: SupervisorProcess;
   /** Its full command line (executable first). */
   argv: string[];
   /** The project directory (where hd.toml is). */
@@ -112,9 +122,11 @@ export interface EarlySupervisor {
   store: string | null;
   /** Size of `.hd/logs/hd.log` before it started: its output begins there. */
   logOffset: number;
+  /** True when it is the project's spare (src/services/spare.ts), not a process started now. */
+  spare: boolean;
 }
 
-let early: EarlySupervisor | null = null;
+let early: Promise<EarlySupervisor | null> | null = null;
 
 /** The entry arguments that run this hd again: `run -A --quiet <main module>` under deno. */
 export function entryArgs(): string[] {
@@ -147,9 +159,14 @@ export function spawnSupervisor(
 
 /**
  * Starts the supervisor of `hd up -d` now, when {@link earlyPlan} has a plan for `argv` and the
- * project has no `.hd/up.json`; otherwise (or on any error) does nothing. Never throws.
+ * project has no `.hd/up.json`; otherwise (or on any error) does nothing. When the project has a
+ * spare supervisor (`.hd/spare.sock`), asks it first, with the command line, directory and
+ * variables it would start the supervisor with; a spare that declines or does not answer means a
+ * supervisor started as usual, at once. Resolves once a supervisor runs (cli.ts waits for it
+ * before loading anything else: the few ms of asking the spare would otherwise wait behind the
+ * CLI's module loading). Never throws.
  */
-export function startEarlySupervisor(argv: readonly string[]): void {
+export async function startEarlySupervisor(argv: readonly string[]): Promise<void> {
   const plan = earlyPlan(argv);
   if (plan === null) return;
   try {
@@ -169,15 +186,48 @@ export function startEarlySupervisor(argv: readonly string[]): void {
     const logOffset = f.statSync().size;
     f.close();
     const full = [Deno.execPath(), ...entryArgs(), ...plan.args];
-    const child = spawnSupervisor(full, log, plan.store === null ? {} : { HD_HOME: plan.store });
-    early = { child, argv: full, dir, store: plan.store, logOffset };
-    trace("early: supervisor spawned");
+    const extra: Record<string, string> = plan.store === null ? {} : { HD_HOME: plan.store };
+    const base = { argv: full, dir, store: plan.store, logOffset };
+    const spawnNow = (): EarlySupervisor => {
+      const child = spawnSupervisor(full, log, extra);
+      trace("early: supervisor spawned");
+      return { ...base, child, spare: false };
+    };
+    if (!trustedSpareSocket(dir)) {
+      early = Promise.resolve(spawnNow());
+      return;
+    }
+    // the variables spawnSupervisor gives the child (the shell it runs sets PWD, not compared)
+    const env = { ...Deno.env.toObject(), ...extra, NO_COLOR: "1" };
+    early = askSpare(dir, { argv: full, cwd: Deno.cwd(), env }).then((child) => {
+      if (child === null) return spawnNow();
+      trace("early: the spare goes on as the supervisor");
+      return { ...base, child, spare: true };
+    }).catch(() => null);
+    await early;
   } catch { /* the ordinary path reports what is wrong */ }
 }
 
 /** The supervisor {@link startEarlySupervisor} started, once (null when it did not). */
-export function takeEarlySupervisor(): EarlySupervisor | null {
+export async function takeEarlySupervisor(): Promise<EarlySupervisor | null> {
   const e = early;
   early = null;
-  return e;
+  return e === null ? null : await e;
+}
+
+/**
+ * In the detached supervisor, stopped by `hd down`: starts its spare (src/services/spare.ts), a
+ * process started as this one was (the same command line, directory, variables and log) that
+ * waits for the project's next `hd up -d`. Nothing when `HD_SPARE_LINGER` is 0 (or invalid: said
+ * in the log). Never throws.
+ */
+export function spawnSpare(dir: string): void {
+  const linger = parseSpareLinger(Deno.env.get("HD_SPARE_LINGER"));
+  if (linger.error) console.error(`hd: ${linger.error}`);
+  if (linger.ms === 0) return;
+  try {
+    const argv = [Deno.execPath(), ...entryArgs(), ...Deno.args];
+    spawnSupervisor(argv, `${dir}/.hd/logs/hd.log`, { [SPARE_ENV]: dir });
+    trace("down: spare spawned");
+  } catch { /* no spare: the next hd up -d starts its supervisor */ }
 }

@@ -143,9 +143,15 @@ let early: Early | null = null;
 /**
  * In the detached supervisor (`args`: its arguments after the entry), before its session loads:
  * starts the services {@link earlyServices} allows when the proof of the module doc holds. Never
- * throws; without a proof (or on any doubt) it starts nothing and the session starts them.
+ * throws; without a proof (or on any doubt) it starts nothing and the session starts them. With
+ * `dryRun`, it reads and checks all the same but stops before the project's lock: a spare
+ * supervisor (src/services/spare.ts) does so while it waits, so that this code has run once
+ * (compiled, its pages in) before it counts.
  */
-export async function prespawn(args: readonly string[]): Promise<void> {
+export async function prespawn(
+  args: readonly string[],
+  opts: { dryRun?: boolean } = {},
+): Promise<void> {
   const a = earlyArgs(args, Deno.env.get("HD_PROFILES"));
   if ("why" in a) return trace(`early services: none (${a.why})`);
   try {
@@ -175,6 +181,7 @@ export async function prespawn(args: readonly string[]): Promise<void> {
       Deno.lstatSync(upStatePath(dir));
       return trace("early services: none (an up state is there)");
     } catch { /* none: no hd up runs */ }
+    if (opts.dryRun) return;
     const lock = acquireUpLock(dir);
     if (!("file" in lock)) return trace("early services: none (another hd up holds the lock)");
     const hostEnv = { ...Deno.env.toObject(), ...spec.environment.env };

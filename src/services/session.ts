@@ -314,6 +314,11 @@ export class UpSession {
     this.#poke();
   }
 
+  /** Why the session was asked to stop ("SIGINT", "hd down", …), or null while it was not. */
+  get stopReason(): string | null {
+    return this.#stopReason;
+  }
+
   /** Kills every service's process group now (a second Ctrl-C while stopping). */
   kill(): void {
     for (const g of this.#loop.supervisor.groups()) signalGroup(g.pgid, "SIGKILL");

@@ -60,8 +60,19 @@ const dec = new TextDecoder();
 /** A line longer than the cap (internal: each side turns it into its own answer). */
 class LineTooLong extends Error {}
 
-/** Reads `\n`-terminated lines from a connection, refusing any longer than `max` bytes. */
-class LineReader {
+/**
+ * Reads `\n`-terminated lines from a connection, refusing any longer than `max` bytes (`next()`
+ * throws then). For a wire of its own beside {@link jsonlRequest}'s (src/services/spare.ts).
+ *
+ * @example
+ * ```ts
+ * import { LineReader } from "./jsonl.ts";
+ * async function first(conn: Deno.Conn): Promise<string | null> {
+ *   return await new LineReader(conn, 4096).next();
+ * }
+ * ```
+ */
+export class LineReader {
   #conn: Deno.Conn;
   #max: number;
   #buf = new Uint8Array(0);
