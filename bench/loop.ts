@@ -31,6 +31,7 @@ import {
   untilPortAnswer as untilAnswer,
 } from "./lib.ts";
 import { callControl } from "../src/services/control.ts";
+import { jsonlRequest } from "../src/sys/jsonl.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const NODEMON_VERSION = "3.1.10";
@@ -202,15 +203,19 @@ export async function upRounds(o: UpRounds): Promise<void> {
       cwd: upDir,
     });
   // after `hd down`: until the spare it leaves listens (its start is not left to fall on the
-  // next round, of either side)
+  // next round, of either side); its RSS then, in MiB
+  const spareRss: number[] = [];
   const settle = async () => {
     for (let i = 0; o.spare !== false && i < 100; i++) {
-      try {
-        Deno.lstatSync(`${upDir}/.hd/spare.sock`);
+      const r = await jsonlRequest(`${upDir}/.hd/spare.sock`, { op: "ping" }, {
+        replyTimeoutMs: 1000,
+      }).catch(() => null) as { pid?: number } | null;
+      if (r?.pid) {
+        const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${r.pid}/status`));
+        if (m) spareRss.push(Number(m[1]) / 1024);
         break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 50));
       }
+      await new Promise((r) => setTimeout(r, 50));
     }
   };
   // where hd's time goes: HD_TRACE's timeline of each round (a few appended lines: the
@@ -282,8 +287,9 @@ export async function upRounds(o: UpRounds): Promise<void> {
     earlyRounds: phases.apiStartedEarly?.length ?? 0,
     // rounds whose session took its tree from the proof instead of a scan
     proofRounds: phases.treeFromProof?.length ?? 0,
-    // rounds whose supervisor was the spare the last `hd down` left
+    // rounds whose supervisor was the spare the last `hd down` left, and its RSS while it waited
     spareRounds: phases.spareTaken?.length ?? 0,
+    ...(spareRss.length ? { spareRssMiB: Math.round(percentile(spareRss, 50)) } : {}),
     phasesMedianMs: Object.fromEntries(
       Object.entries(phases).map(([k, v]) => [k, Math.round(percentile(v, 50))]),
     ),
