@@ -38,6 +38,9 @@ Deno.env.set("npm_config_logs_dir", `${workDir}/npm-logs`);
 // measures one that runs on, and stops it): the lazy environments' cold ups start their own, and
 // no server outlives the run.
 if (Deno.env.get("HD_MOUNT_LINGER") === undefined) Deno.env.set("HD_MOUNT_LINGER", "0");
+// Likewise no `hd down` leaves a spare supervisor (its start would fall on the next measurement,
+// of either side) but in bench/loop.ts's no-change up rounds, which wait for it and measure it.
+if (Deno.env.get("HD_SPARE_LINGER") === undefined) Deno.env.set("HD_SPARE_LINGER", "0");
 const rows: BenchRow[] = [];
 const errors: { bench: string; error: string }[] = [];
 /** Per module: when it started, how long it took, the 1-minute load average before and after. */
