@@ -122,7 +122,10 @@ export function writeStdinNow(pid: number, bytes: Uint8Array): boolean {
  * was killed with SIGKILL and could stop nothing — the guardian SIGKILLs every group still
  * registered whose leader is still that process (same start time, still leading its group and
  * session), removes the file and exits. It ignores the terminal's signals so that a Ctrl-C or a
- * hang-up reaches hd first. The pipe is close-on-exec in hd: no service holds it open.
+ * hang-up reaches hd first. The pipe is close-on-exec in hd: no service holds it open. On its way
+ * out it also removes the empty `hd-guard-*` directories of this user older than a minute: those
+ * of hd processes killed between creating theirs and starting their guardian (an early supervisor
+ * stopped at once by `hd up -d`, say); rmdir removes only empty directories.
  */
 const GUARD_SCRIPT = `trap '' INT HUP TERM QUIT PIPE
 f="$1"
@@ -141,7 +144,9 @@ for e in $g; do
   s="\${s##*) }"; set -- $s
   [ "$3" = "$pg" ] && [ "$4" = "$pg" ] && [ "\${20}" = "$st" ] && kill -9 -"$pg" 2>/dev/null
 done
-rm -f "$f"; rmdir "\${f%/*}" 2>/dev/null
+rm -f "$f"; d="\${f%/*}"; rmdir "$d" 2>/dev/null
+find "\${d%/*}" -maxdepth 1 -name 'hd-guard-*' -type d -uid "$(id -u)" -empty -mmin +1 \\
+  -exec rmdir {} + 2>/dev/null
 exit 0`;
 
 interface Guardian {

@@ -43,3 +43,40 @@ Deno.test("writeStdinNow: writes on a child's stdin pipe at once; not on anythin
   // a pid that is no child of this process (gone): false
   assertEquals(writeStdinNow(piped.pid, new TextEncoder().encode("go\n")), false);
 });
+
+Deno.test("guardian: on its way out it removes this user's empty hd-guard-* directories older than a minute, nothing else", async () => {
+  // a private TMPDIR: the guardian looks beside its own directory, so /tmp is left alone
+  const tmp = Deno.makeTempDirSync();
+  try {
+    const old = new Date(Date.now() - 5 * 60_000);
+    const mk = (name: string, opts: { old?: boolean; file?: boolean } = {}) => {
+      Deno.mkdirSync(`${tmp}/${name}`);
+      if (opts.file) Deno.writeTextFileSync(`${tmp}/${name}/groups`, "");
+      if (opts.old) Deno.utimeSync(`${tmp}/${name}`, old, old);
+    };
+    mk("hd-guard-killed", { old: true }); // an hd process killed before its guardian started
+    mk("hd-guard-starting"); // another hd process that just made its own
+    mk("hd-guard-inuse", { old: true, file: true }); // one in use
+    mk("other-empty", { old: true }); // not hd's
+    // a process that starts its guardian and exits: the pipe closes, the guardian cleans up
+    const code = `import { startGuardian } from ${
+      JSON.stringify(new URL("../../src/sandbox/process.ts", import.meta.url).href)
+    }; startGuardian();`;
+    const st = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", code],
+      env: { TMPDIR: tmp },
+      stdout: "null",
+      stderr: "inherit",
+    }).output();
+    assert(st.success);
+    const left = () => [...Deno.readDirSync(tmp)].map((e) => e.name).sort();
+    const want = ["hd-guard-inuse", "hd-guard-starting", "other-empty"];
+    for (let i = 0; i < 100 && left().join() !== want.join(); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // its own directory is gone too
+    assertEquals(left(), want);
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
+  }
+});
