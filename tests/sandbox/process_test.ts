@@ -3,6 +3,8 @@
  * holds nothing (the `go` line is read by the shell, written once, at once: writeStdinNow).
  */
 import { assert, assertEquals } from "../_assert.ts";
+import { tempDir } from "../_helpers.ts";
+import { waitFor } from "../services/_util.ts";
 import { spawnGroup, writeStdinNow } from "../../src/sandbox/process.ts";
 
 const ENV = { PATH: "/usr/bin:/bin" };
@@ -46,37 +48,52 @@ Deno.test("writeStdinNow: writes on a child's stdin pipe at once; not on anythin
 
 Deno.test("guardian: on its way out it removes this user's empty hd-guard-* directories older than a minute, nothing else", async () => {
   // a private TMPDIR: the guardian looks beside its own directory, so /tmp is left alone
-  const tmp = Deno.makeTempDirSync();
+  using tmp = tempDir();
+  const old = new Date(Date.now() - 5 * 60_000);
+  const mk = (name: string, opts: { old?: boolean; file?: boolean } = {}) => {
+    Deno.mkdirSync(`${tmp.path}/${name}`);
+    if (opts.file) Deno.writeTextFileSync(`${tmp.path}/${name}/groups`, "");
+    if (opts.old) Deno.utimeSync(`${tmp.path}/${name}`, old, old);
+  };
+  mk("hd-guard-killed", { old: true }); // an hd process killed before its guardian started
+  mk("hd-guard-starting"); // another hd process that just made its own
+  mk("hd-guard-inuse", { old: true, file: true }); // one in use
+  mk("other-empty", { old: true }); // not hd's
+  // hostile or foreign: a link named like a guard directory to an empty directory elsewhere, and
+  // another user's empty one (only where this process may give a directory away: root)
+  mk("target-of-link", { old: true });
+  Deno.symlinkSync(`${tmp.path}/target-of-link`, `${tmp.path}/hd-guard-link`);
+  mk("hd-guard-foreign", { old: true });
+  let foreign = true;
   try {
-    const old = new Date(Date.now() - 5 * 60_000);
-    const mk = (name: string, opts: { old?: boolean; file?: boolean } = {}) => {
-      Deno.mkdirSync(`${tmp}/${name}`);
-      if (opts.file) Deno.writeTextFileSync(`${tmp}/${name}/groups`, "");
-      if (opts.old) Deno.utimeSync(`${tmp}/${name}`, old, old);
-    };
-    mk("hd-guard-killed", { old: true }); // an hd process killed before its guardian started
-    mk("hd-guard-starting"); // another hd process that just made its own
-    mk("hd-guard-inuse", { old: true, file: true }); // one in use
-    mk("other-empty", { old: true }); // not hd's
-    // a process that starts its guardian and exits: the pipe closes, the guardian cleans up
-    const code = `import { startGuardian } from ${
-      JSON.stringify(new URL("../../src/sandbox/process.ts", import.meta.url).href)
-    }; startGuardian();`;
-    const st = await new Deno.Command(Deno.execPath(), {
-      args: ["eval", code],
-      env: { TMPDIR: tmp },
-      stdout: "null",
-      stderr: "inherit",
-    }).output();
-    assert(st.success);
-    const left = () => [...Deno.readDirSync(tmp)].map((e) => e.name).sort();
-    const want = ["hd-guard-inuse", "hd-guard-starting", "other-empty"];
-    for (let i = 0; i < 100 && left().join() !== want.join(); i++) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    // its own directory is gone too
-    assertEquals(left(), want);
-  } finally {
-    Deno.removeSync(tmp, { recursive: true });
+    Deno.chownSync(`${tmp.path}/hd-guard-foreign`, 65534, 65534);
+  } catch {
+    foreign = false;
+    Deno.removeSync(`${tmp.path}/hd-guard-foreign`);
+    console.log("  (another user's directory not tried: this process cannot chown)");
   }
+  // a process that starts its guardian and exits: the pipe closes, the guardian cleans up
+  const code = `import { startGuardian } from ${
+    JSON.stringify(new URL("../../src/sandbox/process.ts", import.meta.url).href)
+  }; startGuardian();`;
+  const st = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    env: { TMPDIR: tmp.path },
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
+  assert(st.success);
+  const left = () => [...Deno.readDirSync(tmp.path)].map((e) => e.name).sort();
+  const want = [
+    ...(foreign ? ["hd-guard-foreign"] : []),
+    "hd-guard-inuse",
+    "hd-guard-link",
+    "hd-guard-starting",
+    "other-empty",
+    "target-of-link",
+  ];
+  await waitFor(() => left().join() === want.join(), "the guardian's clean-up", 5000)
+    .catch(() => {}); // the assertion below says what is left
+  // its own directory is gone too
+  assertEquals(left(), want);
 });
