@@ -228,6 +228,31 @@ function lockHolder(storeRoot: string): number | null {
   }
 }
 
+/**
+ * True when no process holds `storeRoot`'s mount-server lock, or none does within `waitMs` (a
+ * server on its way out releases it as it ends). Takes the lock shared for a moment to know.
+ */
+export async function lockFreed(storeRoot: string, waitMs = 500): Promise<boolean> {
+  const until = performance.now() + waitMs;
+  for (;;) {
+    let f: Deno.FsFile;
+    try {
+      f = Deno.openSync(mountServerLock(storeRoot), { read: true });
+    } catch {
+      return true; // no lock file: no server ever claimed this store
+    }
+    try {
+      if (f.tryLockSync(false)) return true;
+    } catch {
+      return false; // cannot tell: say nothing was freed
+    } finally {
+      f.close(); // (closing drops the shared lock too)
+    }
+    if (performance.now() >= until) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** True when `path` is a socket owned by this user (a server of this user may listen there). */
 function ownSocket(path: string): boolean {
   try {
@@ -258,8 +283,12 @@ export async function askMountServer(
       replyTimeoutMs: opts.replyTimeoutMs ?? 20_000,
     }) as MountReply;
   } catch (e) {
+    const why = (e as Error).message;
     // nobody listens (a server that was killed left its socket): start one
-    if (/^Cannot connect/.test((e as Error).message)) return null;
+    if (/^Cannot connect/.test(why)) return null;
+    // the server went without answering (killed, or it ended as the request came): once its lock
+    // is free nothing serves there, so start one (a server exiting answers "retry" instead)
+    if (/closed without a reply/.test(why) && await lockFreed(storeRoot)) return null;
     const pid = lockHolder(storeRoot);
     throw new HdError(
       `Cannot mount ${req.ref} on ${req.dir}: the store's mount server did not answer ` +

@@ -212,13 +212,10 @@ export class MountHost {
     this.#linger?.cancel();
     this.#release?.cancel();
     this.#log(`mount server exits (${why})`);
-    if (this.#server) {
-      this.#server.close();
-      await this.#server.done;
-      try {
-        Deno.removeSync(this.#socket); // ours: the lock is still held
-      } catch { /* gone */ }
-    }
+    // The socket goes first and every request already queued is answered ("retry": this server
+    // is exiting), so that a client that connected in the meantime starts its own server instead
+    // of seeing its connection closed without a reply; the lock is held until then.
+    if (this.#server) await this.#server.drain();
     for (const [s, h] of this.#signals) Deno.removeSignalListener(s, h);
     try {
       this.#lock.close(); // drops the flock

@@ -31,6 +31,7 @@ import { jsonlRequest, LineReader } from "../sys/jsonl.ts";
 import { procStartTime } from "../sys/proc.ts";
 import { after, type Timer } from "../sys/timer.ts";
 import { trace } from "../sys/trace.ts";
+import { listenUnix, type UnixListen } from "../sys/unix_listen.ts";
 
 /** How long a spare waits for an `hd up -d` by default, in seconds. */
 export const DEFAULT_SPARE_LINGER_S = 300;
@@ -306,14 +307,6 @@ function parseLine(line: string | null): Record<string, unknown> | null {
   }
 }
 
-function inode(path: string): number | null {
-  try {
-    return Deno.lstatSync(path).ino;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Whether this process's output (fd 1, the log it was started with) still is the project's
  * `.hd/logs/hd.log`: a supervisor's lines go there, where `hd up -d` and `hd logs` read them.
@@ -362,24 +355,15 @@ export async function waitAsSpare(o: SpareOptions): Promise<void> {
     null
   );
   if (there !== null) Deno.exit(0);
-  let listener: Deno.Listener;
+  let sock: UnixListen;
   try {
-    try {
-      Deno.removeSync(path);
-    } catch { /* none */ }
-    listener = Deno.listen({ transport: "unix", path });
-    Deno.chmodSync(path, 0o600);
+    // (bound beside the path and renamed there: closing it never removes another spare's socket)
+    sock = listenUnix(path);
   } catch {
     return Deno.exit(0);
   }
-  const ino = inode(path);
-  const unlink = () => {
-    if (ino !== null && inode(path) === ino) {
-      try {
-        Deno.removeSync(path);
-      } catch { /* gone */ }
-    }
-  };
+  const listener = sock.listener;
+  const unlink = () => sock.unlinkIfOwn();
   const leave = (why: string): never => {
     unlink();
     trace(`spare: leaves (${why})`);
@@ -397,16 +381,16 @@ export async function waitAsSpare(o: SpareOptions): Promise<void> {
     (async () => {
       try {
         for await (const ev of w) {
-          if (ev.kind !== "access" && inode(path) !== ino) leave("its socket is gone");
+          if (ev.kind !== "access" && !sock.owns()) leave("its socket is gone");
         }
       } catch { /* closed */ }
     })();
   } catch { /* the poll below still sees it */ }
   // and a poll, should an event be missed
   const poll = setInterval(() => {
-    if (inode(path) !== ino) leave("its socket is gone");
+    if (!sock.owns()) leave("its socket is gone");
   }, 2000);
-  if (ino === null || inode(path) !== ino) leave("its socket is gone");
+  if (!sock.owns()) leave("its socket is gone");
   trace("spare: waiting");
   // connections are served side by side (one that sends nothing holds up no other); one start
   // handshake at a time, and the first that says go is the one this spare goes on for

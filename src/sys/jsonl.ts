@@ -21,6 +21,7 @@
  * @module
  */
 import { HdError } from "./errors.ts";
+import { listenUnix } from "./unix_listen.ts";
 
 /**
  * The longest line either side accepts, in bytes, unless told otherwise (4 MiB: a status reply of
@@ -207,20 +208,36 @@ export async function jsonlRequest(
 
 /**
  * A running {@link serveJsonl}: `close()` stops accepting connections (those open finish their
- * request); `done` resolves once the accept loop has ended.
+ * request, but a client that had connected and was not yet accepted sees its connection closed
+ * without a reply); `drain()` stops without that loss; `done` resolves once the accept loop has
+ * ended.
  *
  * @example
  * ```ts
  * import { type JsonlServer, serveJsonl } from "./jsonl.ts";
  * const s: JsonlServer = serveJsonl(`${Deno.makeTempDirSync()}/s.sock`, () => ({ ok: true }));
- * s.close();
+ * await s.drain();
  * await s.done;
  * ```
  */
 export interface JsonlServer {
   close(): void;
+  /**
+   * Stops serving without dropping a client: removes the socket file (when it is still the one
+   * this server made), so that nobody new can connect (a client then gets "Cannot connect"),
+   * answers every connection made before that, closes the listener once none has come for
+   * `quietMs` (default {@link DRAIN_QUIET_MS}), and resolves when the requests in flight are
+   * answered (at most {@link DRAIN_MAX_MS} after that). For a server that exits: a connection
+   * still queued when its listener closes would be dropped unanswered.
+   */
+  drain(quietMs?: number): Promise<void>;
   done: Promise<void>;
 }
+
+/** How long {@link JsonlServer.drain} waits for another queued connection before it closes. */
+export const DRAIN_QUIET_MS = 20;
+/** How long {@link JsonlServer.drain} waits at most for the requests in flight. */
+export const DRAIN_MAX_MS = 2_000;
 
 /**
  * Serves the unix socket at `path` (an old socket file there is replaced; the new one is made
@@ -244,13 +261,14 @@ export function serveJsonl(
   opts: { maxLineBytes?: number } = {},
 ): JsonlServer {
   const max = opts.maxLineBytes ?? DEFAULT_MAX_LINE;
-  try {
-    Deno.removeSync(path);
-  } catch { /* none */ }
-  const listener = Deno.listen({ transport: "unix", path });
-  try {
-    Deno.chmodSync(path, 0o600); // created under the umask
-  } catch { /* its private directory still guards it */ }
+  // bound beside `path` and renamed there: closing removes the socket file only while it is this
+  // server's (Deno's own listener would remove whatever is at its path by then)
+  const sock = listenUnix(path);
+  const listener = sock.listener;
+  const inflight = new Set<Promise<void>>();
+  /** While draining: how long without a queued connection closes the listener (-1: serving). */
+  let quietMs = -1;
+  let quietTimer: ReturnType<typeof setTimeout> | undefined;
   const reply = (c: Deno.Conn, v: unknown) => c.write(enc.encode(JSON.stringify(v) + "\n"));
   const serveConn = async (conn: Deno.Conn) => {
     const lines = new LineReader(conn, max);
@@ -277,10 +295,40 @@ export function serveJsonl(
     } catch { /* the client went away */ }
     closeQuietly(conn);
   };
+  /** (Re)arms the drain's timer: the listener closes once no queued connection came for a while. */
+  const arm = () => {
+    if (quietMs < 0) return;
+    clearTimeout(quietTimer);
+    quietTimer = setTimeout(() => closeQuietly(listener), quietMs);
+  };
   const done = (async () => {
     try {
-      for await (const conn of listener) serveConn(conn);
+      for await (const conn of listener) {
+        arm();
+        const p = serveConn(conn);
+        inflight.add(p);
+        p.finally(() => inflight.delete(p));
+      }
     } catch { /* listener closed */ }
+    clearTimeout(quietTimer);
   })();
-  return { close: () => closeQuietly(listener), done };
+  const drain = async (ms = DRAIN_QUIET_MS) => {
+    if (quietMs < 0) {
+      sock.unlinkIfOwn();
+      quietMs = ms;
+      arm();
+    }
+    await done;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...inflight]),
+      new Promise((r) => timer = setTimeout(r, DRAIN_MAX_MS)),
+    ]);
+    clearTimeout(timer);
+  };
+  const close = () => {
+    closeQuietly(listener);
+    sock.unlinkIfOwn();
+  };
+  return { close, drain, done };
 }

@@ -7,8 +7,10 @@ import { assert, assertEquals } from "../_assert.ts";
 import { tempDir, testIf } from "../_helpers.ts";
 import {
   admits,
+  askMountServer,
   insideMount,
   type MountRequest,
+  mountServerLock,
   mountServerSocket,
   parseLinger,
   parseMountRequest,
@@ -16,6 +18,7 @@ import {
 } from "../../src/mount/host.ts";
 import { servedText } from "../../src/cli/mount_early.ts";
 import { jsonlRequest } from "../../src/sys/jsonl.ts";
+import { HdError } from "../../src/sys/errors.ts";
 import { isAlive } from "../../src/sys/proc.ts";
 import { lexists } from "../../src/sys/fs.ts";
 import { hd } from "../_helpers.ts";
@@ -356,3 +359,42 @@ testIf(
     }
   },
 );
+
+Deno.test("askMountServer: a server gone without a reply is started again once its lock is free", async () => {
+  using tmp = tempDir();
+  const store = tmp.path;
+  Deno.mkdirSync(`${store}/mounts`);
+  const path = mountServerSocket(store);
+  // a "server" that takes each connection and closes it unanswered (as one killed mid-request)
+  const l = Deno.listen({ transport: "unix", path });
+  const serving = (async () => {
+    try {
+      for await (const c of l) c.close();
+    } catch { /* closed */ }
+  })();
+  const req: MountRequest = {
+    op: "mount",
+    ref: "trees/x",
+    dir: `${tmp.path}/mnt`,
+    rw: false,
+    layers: false,
+    log: null,
+    mntns: null,
+    uid: null,
+  };
+  try {
+    // no process holds the server's lock: nothing serves there, so the caller starts its own
+    assertEquals(await askMountServer(store, req), null);
+    // a live holder of the lock: an error that names it, not a second server beside it
+    Deno.writeTextFileSync(mountServerLock(store), `${Deno.pid}\n`);
+    using lock = Deno.openSync(mountServerLock(store), { read: true, write: true });
+    assert(lock.tryLockSync(true));
+    const e = await askMountServer(store, req).then(() => null, (e: Error) => e);
+    assert(e instanceof HdError, String(e));
+    assert(/did not answer .*closed without a reply/.test(e.message), e.message);
+    assert(e.hint.includes(`pid ${Deno.pid}`), e.hint);
+  } finally {
+    l.close();
+    await serving;
+  }
+});

@@ -156,3 +156,36 @@ Deno.test("jsonl: a new server replaces a stale socket file", async () => {
     await second.done;
   }
 });
+
+Deno.test("jsonl: drain answers every client already connected, then nobody can connect", async () => {
+  using tmp = tempDir();
+  const path = `${tmp.path}/s.sock`;
+  const server = serveJsonl(path, () => ({ retry: "exiting" }));
+  // eight clients connect and ask at once; the listener accepts one at a time, so most are still
+  // queued when the server stops (close() dropped them unanswered: 5 of 8 on average)
+  const conns = await Promise.all(
+    Array.from({ length: 8 }, () => Deno.connect({ transport: "unix", path })),
+  );
+  await Promise.all(conns.map((c) => c.write(enc.encode('{"op":"mount"}\n'))));
+  await server.drain();
+  for (const c of conns) {
+    assertEquals(await readLines(c, 1), '{"retry":"exiting"}\n');
+    c.close();
+  }
+  await server.done;
+  assertEquals(await Deno.lstat(path).then(() => "there", () => "gone"), "gone");
+  const e = await errorOf(jsonlRequest(path, { op: "mount" }));
+  assert(e.message.startsWith("Cannot connect"), e.message);
+});
+
+Deno.test("jsonl: drain leaves a socket file that is no longer its own", async () => {
+  using tmp = tempDir();
+  const path = `${tmp.path}/s.sock`;
+  const server = serveJsonl(path, () => ({ ok: true }));
+  // another server took the path meanwhile (its file replaced this one's)
+  const other = serveJsonl(path, () => ({ other: true }));
+  await server.drain();
+  assertEquals(await jsonlRequest(path, { op: "ping" }), { other: true });
+  await other.drain();
+  assertEquals(await Deno.lstat(path).then(() => "there", () => "gone"), "gone");
+});
