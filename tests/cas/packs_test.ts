@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../_assert.ts";
 import { type ObjectKey, objectKey } from "../../src/cas/key.ts";
-import { Packs, READ_WINDOW } from "../../src/cas/packs.ts";
+import { Packs, READ_MIN, READ_WINDOW, readSize } from "../../src/cas/packs.ts";
 import { PackBuilder, PackStream, STREAM_BUFFER } from "../../src/cas/pack.ts";
 import { encodeObject } from "../../src/cas/compress.ts";
 import { blake3Hex } from "../../src/cas/hash.ts";
@@ -150,4 +150,50 @@ Deno.test("packs: a batch's flushes append their packs to the binary-searched in
   }
   assert(!packs.has(objectKey("manifests", [...stored.keys()][0])), "kinds stay apart");
   assert(!packs.has("not hex" as ObjectKey));
+});
+
+Deno.test("readSize: the window doubles while reads go on forward, and starts small after a jump", () => {
+  const M = READ_MIN;
+  const at = (start: number, end: number, pack = "p") => ({ pack, start, end });
+  const table: [string, ReturnType<typeof at>, string, number, number, number][] = [
+    ["first read", at(0, 0, ""), "p", 0, 100, M],
+    ["on from the window's end", at(0, M), "p", M, 100, 2 * M],
+    ["just past its end (an object skipped)", at(0, M), "p", M + M / 2, 100, 2 * M],
+    ["an object that straddles its end", at(2 * M, 4 * M), "p", 4 * M - 1024, M, 4 * M],
+    ["doubling stops at READ_WINDOW", at(0, READ_WINDOW), "p", READ_WINDOW, 100, READ_WINDOW],
+    ["a jump forward", at(0, M), "p", 3 * M, 100, M],
+    ["a jump back", at(4 * M, 5 * M), "p", M, 100, M],
+    ["another pack", at(0, M), "q", M, 100, M],
+    ["an object bigger than the window", at(0, 0, ""), "p", 0, 3 * M, 3 * M],
+  ];
+  for (const [what, w, pack, off, len, want] of table) {
+    assertEquals(readSize(w, pack, off, len), want, what);
+  }
+});
+
+Deno.test("packs: objects read out of pack order cost small reads, in pack order few big ones", () => {
+  using d = tempDir();
+  Deno.mkdirSync(`${d.path}/packs`);
+  const packs = new Packs(d.path);
+  // 400 objects of 2 KiB (incompressible): ~800 KiB of pack
+  const items = Array.from({ length: 400 }, (_, i) => {
+    const bytes = randomBytes(2048, 7000 + i);
+    return { kind: "objects" as const, id: blake3Hex(bytes), stored: encodeObject(bytes, false) };
+  });
+  writePack(packs, items);
+  const locs = items.map((it) => packs.locate(objectKey("objects", it.id))!);
+  const total = locs.reduce((n, l) => n + l.length, 0);
+  // in pack order: the window grows to READ_WINDOW, and everything is read about once
+  const seq = new Packs(d.path);
+  for (const l of [...locs].sort((a, b) => a.offset - b.offset)) seq.read(l);
+  const s = seq.readStats();
+  assert(s.calls <= 8, `${s.calls} reads in pack order`);
+  assert(s.bytes < total + READ_WINDOW, `${s.bytes} bytes read for ${total}`);
+  // every 7th object, around the pack (a read order unrelated to the pack's): each read small
+  const jumpy = new Packs(d.path);
+  const order = locs.map((_, i) => locs[(i * 7) % locs.length]);
+  for (const l of order) assertEquals(jumpy.read(l).length, l.length);
+  const j = jumpy.readStats();
+  assert(j.bytes <= order.length * READ_MIN, `${j.bytes} bytes for ${order.length} jumps`);
+  // (each of them read READ_WINDOW bytes before: 400 × 512 KiB)
 });
