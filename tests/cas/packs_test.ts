@@ -152,22 +152,47 @@ Deno.test("packs: a batch's flushes append their packs to the binary-searched in
   assert(!packs.has("not hex" as ObjectKey));
 });
 
-Deno.test("readSize: the window doubles while reads go on forward, and starts small after a jump", () => {
+Deno.test("readSize: on forward the window doubles; after a jump it reads what recent windows used", () => {
   const M = READ_MIN;
-  const at = (start: number, end: number, pack = "p") => ({ pack, start, end });
-  const table: [string, ReturnType<typeof at>, string, number, number, number][] = [
-    ["first read", at(0, 0, ""), "p", 0, 100, M],
-    ["on from the window's end", at(0, M), "p", M, 100, 2 * M],
-    ["just past its end (an object skipped)", at(0, M), "p", M + M / 2, 100, 2 * M],
-    ["an object that straddles its end", at(2 * M, 4 * M), "p", 4 * M - 1024, M, 4 * M],
-    ["doubling stops at READ_WINDOW", at(0, READ_WINDOW), "p", READ_WINDOW, 100, READ_WINDOW],
-    ["a jump forward", at(0, M), "p", 3 * M, 100, M],
-    ["a jump back", at(4 * M, 5 * M), "p", M, 100, M],
-    ["another pack", at(0, M), "q", M, 100, M],
-    ["an object bigger than the window", at(0, 0, ""), "p", 0, 3 * M, 3 * M],
+  const W = READ_WINDOW;
+  const at = (start: number, end: number, hits = 0, pack = "p") => ({ pack, start, end, hits });
+  // [what, window, jump size, pack, offset, length] → [bytes to read, jump size kept]
+  const table: [string, ReturnType<typeof at>, number, string, number, number, number, number][] = [
+    ["first read", at(0, 0, 0, ""), M, "p", 0, 100, M, M],
+    ["on from the window's end", at(0, M), M, "p", M, 100, 2 * M, M],
+    ["just past its end (an object skipped)", at(0, M), M, "p", M + M / 2, 100, 2 * M, M],
+    ["an object that straddles its end", at(2 * M, 4 * M), M, "p", 4 * M - 1024, M, 4 * M, M],
+    ["doubling stops at READ_WINDOW", at(0, W), M, "p", W, 100, W, M],
+    ["on forward, at least the jump size", at(0, M), 8 * M, "p", M, 100, 8 * M, 8 * M],
+    ["a jump from a window that served none", at(0, 4 * M), 4 * M, "p", 20 * M, 100, 2 * M, 2 * M],
+    ["… down to READ_MIN", at(0, M), M, "p", 20 * M, 100, M, M],
+    [
+      "a jump from a window that served one more",
+      at(0, 2 * M, 1),
+      2 * M,
+      "p",
+      20 * M,
+      100,
+      2 * M,
+      2 * M,
+    ],
+    [
+      "a jump from a window that served two more",
+      at(0, 2 * M, 2),
+      2 * M,
+      "p",
+      20 * M,
+      100,
+      4 * M,
+      4 * M,
+    ],
+    ["… up to READ_WINDOW", at(0, W, 9), W, "p", 20 * W, 100, W, W],
+    ["a jump back", at(4 * M, 5 * M), M, "p", M, 100, M, M],
+    ["another pack", at(0, M), M, "q", M, 100, M, M],
+    ["an object bigger than the window", at(0, 0, 0, ""), M, "p", 0, 3 * M, 3 * M, M],
   ];
-  for (const [what, w, pack, off, len, want] of table) {
-    assertEquals(readSize(w, pack, off, len), want, what);
+  for (const [what, w, jump, pack, off, len, size, kept] of table) {
+    assertEquals(readSize(w, jump, pack, off, len), { size, jump: kept }, what);
   }
 });
 
@@ -196,4 +221,10 @@ Deno.test("packs: objects read out of pack order cost small reads, in pack order
   const j = jumpy.readStats();
   assert(j.bytes <= order.length * READ_MIN, `${j.bytes} bytes for ${order.length} jumps`);
   // (each of them read READ_WINDOW bytes before: 400 × 512 KiB)
+  // all over the pack (~300 KiB apart): the windows serve nothing, so each read stays small
+  const far = new Packs(d.path);
+  const spread = locs.map((_, i) => locs[(i * 157) % locs.length]);
+  for (const l of spread) assertEquals(far.read(l).length, l.length);
+  const fr = far.readStats();
+  assert(fr.bytes <= spread.length * READ_MIN * 1.2, `${fr.bytes} bytes, reads all over`);
 });
