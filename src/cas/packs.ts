@@ -13,8 +13,8 @@
  * grow as the kernel's readahead does ({@link readSize}: up to {@link READ_WINDOW} while reads go
  * on forward; after a jump as much as recent windows were used, down to {@link READ_MIN}), so
  * objects read in pack order (a file's chunks) cost one syscall per window and objects read all
- * over a pack a small read each. Nothing here
- * verifies content: the store hashes whatever it reads, loose or packed.
+ * over a pack a small read each. Nothing here verifies content: the store hashes whatever it
+ * reads, loose or packed.
  *
  * @example
  * ```ts

@@ -28,6 +28,7 @@
  */
 import { HdError } from "../sys/errors.ts";
 import { jsonlRequest } from "../sys/jsonl.ts";
+import { lockHeld, lockPid } from "../sys/fs.ts";
 
 /** Seconds an idle mount server waits for another mount before it exits, unless told otherwise. */
 export const DEFAULT_LINGER_S = 120;
@@ -220,33 +221,20 @@ export function mountRequest(
 
 /** The pid a mount server wrote in the store's lock (for messages only: never signalled). */
 function lockHolder(storeRoot: string): number | null {
-  try {
-    const t = Deno.readTextFileSync(mountServerLock(storeRoot)).trim();
-    return /^[1-9]\d{0,9}$/.test(t) ? Number(t) : null;
-  } catch {
-    return null;
-  }
+  return lockPid(mountServerLock(storeRoot));
 }
 
 /**
  * True when no process holds `storeRoot`'s mount-server lock, or none does within `waitMs` (a
- * server on its way out releases it as it ends). Takes the lock shared for a moment to know.
+ * server on its way out releases it as it ends).
  */
 export async function lockFreed(storeRoot: string, waitMs = 500): Promise<boolean> {
   const until = performance.now() + waitMs;
   for (;;) {
-    let f: Deno.FsFile;
     try {
-      f = Deno.openSync(mountServerLock(storeRoot), { read: true });
-    } catch {
-      return true; // no lock file: no server ever claimed this store
-    }
-    try {
-      if (f.tryLockSync(false)) return true;
+      if (!lockHeld(mountServerLock(storeRoot))) return true;
     } catch {
       return false; // cannot tell: say nothing was freed
-    } finally {
-      f.close(); // (closing drops the shared lock too)
     }
     if (performance.now() >= until) return false;
     await new Promise((r) => setTimeout(r, 20));

@@ -13,7 +13,14 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
-import { privateDir, readStateFile, refuseStateLink, writePrivateAtomic } from "../sys/fs.ts";
+import {
+  lockHeld,
+  lockPid,
+  privateDir,
+  readStateFile,
+  refuseStateLink,
+  writePrivateAtomic,
+} from "../sys/fs.ts";
 import { jsonlRequest, serveJsonl } from "../sys/jsonl.ts";
 import {
   bootId,
@@ -258,29 +265,12 @@ export function acquireUpLock(dir: string): { file: Deno.FsFile } | { holder: nu
 
 /** The pid written in `.hd/up.lock` (for messages only: never signalled), or null. */
 export function upLockHolder(dir: string): number | null {
-  try {
-    const t = Deno.readTextFileSync(upLockPath(dir)).trim();
-    return /^[1-9]\d{0,9}$/.test(t) ? Number(t) : null;
-  } catch {
-    return null;
-  }
+  return lockPid(upLockPath(dir));
 }
 
 /** True when some process holds the lock of `hd up` for this project (probe: taken and dropped). */
 export function upLockHeld(dir: string): boolean {
-  let f: Deno.FsFile;
-  try {
-    f = Deno.openSync(upLockPath(dir), { read: true });
-  } catch {
-    return false;
-  }
-  try {
-    if (!f.tryLockSync(false)) return true;
-    f.unlockSync();
-    return false;
-  } finally {
-    f.close();
-  }
+  return lockHeld(upLockPath(dir));
 }
 
 /** A control request. */

@@ -167,3 +167,46 @@ export function writePrivateAtomic(path: string, text: string): void {
     throw e;
   }
 }
+
+/**
+ * True when some process holds a `flock` on the lock file `path` (probed by taking it shared and
+ * dropping it at once); false when the file is missing or nobody holds it.
+ *
+ * @example
+ * ```ts
+ * import { lockHeld } from "./fs.ts";
+ * console.log(lockHeld("/tmp/store/mounts/server.lock")); // false: no such file
+ * ```
+ */
+export function lockHeld(path: string): boolean {
+  let f: Deno.FsFile;
+  try {
+    f = Deno.openSync(path, { read: true });
+  } catch {
+    return false;
+  }
+  try {
+    return !f.tryLockSync(false); // (closing the file drops the shared lock)
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * The pid a lock's holder wrote in the lock file `path` (for messages only: never signalled), or
+ * null when there is none or it is not a plain positive integer.
+ *
+ * @example
+ * ```ts
+ * import { lockPid } from "./fs.ts";
+ * console.log(lockPid("/nonexistent.lock")); // null
+ * ```
+ */
+export function lockPid(path: string): number | null {
+  try {
+    const t = Deno.readTextFileSync(path).trim();
+    return /^[1-9]\d{0,9}$/.test(t) ? Number(t) : null;
+  } catch {
+    return null;
+  }
+}
