@@ -34,3 +34,22 @@ Deno.test("listenUnix: a path it cannot take throws and leaves nothing behind", 
   assertEquals([...Deno.readDirSync(tmp.path)].map((e) => e.name), ["d"]);
   assertThrows(() => listenUnix(`${tmp.path}/missing/s.sock`));
 });
+
+Deno.test("listenUnix: a link planted at the path is replaced, never followed", () => {
+  using tmp = tempDir();
+  Deno.mkdirSync(`${tmp.path}/proj/.hd`, { recursive: true });
+  const target = `${tmp.path}/precious`;
+  Deno.writeTextFileSync(target, "keep me");
+  const path = `${tmp.path}/proj/.hd/control.sock`;
+  Deno.symlinkSync(target, path); // as a cloned project could ship it
+  const l = listenUnix(path);
+  assert(Deno.lstatSync(path).isSocket, "the link itself was replaced by the socket");
+  assertEquals(Deno.readTextFileSync(target), "keep me");
+  l.listener.close();
+  // a link put back in its place is not "its own" and stays, as does what it points at
+  Deno.removeSync(path);
+  Deno.symlinkSync(target, path);
+  l.unlinkIfOwn();
+  assert(Deno.lstatSync(path).isSymlink);
+  assertEquals(Deno.readTextFileSync(target), "keep me");
+});
