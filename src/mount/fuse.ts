@@ -355,6 +355,8 @@ export class FuseServer {
             if (warming && this.#ops!.warmStep()) continue;
             if (warming && tracing()) trace("warm: root listing read");
             warming = false;
+            // the proof that lets xattr requests end (FuseOps.proveStep), a Dir node a step
+            if (this.#ops?.proveStep()) continue;
             const now = performance.now();
             if (now - busyAt < ACTIVE_MS && needsLoop?.()) {
               // A load is under way: let it advance while no request waits.

@@ -449,6 +449,8 @@ async function mountRequest(
       root: fs.rootId,
       stats: fs.stats,
       dirNodeCache: fs.dirNodeCache(),
+      // true: proven to hold no extended attribute (xattr requests get ENOSYS); null: not yet
+      xattrFree: fs.xattrFree(),
       ops: server.ops,
       ...(server.times ? { opMs: server.times } : {}),
       memory: Deno.memoryUsage(),

@@ -214,6 +214,8 @@ export class FuseOps {
   #listings = new WeakMap<Map<string, Inode>, Inode[]>();
   #nextFh = 1;
   #warm: Generator<void, void> | null = null;
+  /** A getxattr or listxattr came: the proof that the tree holds none is to be run. */
+  #xattrAsked = false;
 
   /** Handlers over `o.fs` (and `o.overlay`); nothing is registered until the session does. */
   constructor(o: OpsOptions) {
@@ -283,6 +285,27 @@ export class FuseOps {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * One step of the proof that the tree holds no extended attribute (Projection.proveXattrsStep),
+   * for the serve loop to do while no request waits, once a getxattr or listxattr has come (an
+   * overlayfs lower layer, whose every lookup asks); false when there is nothing to do.
+   */
+  proveStep(): boolean {
+    return this.#xattrAsked && this.#fs.proveXattrsStep();
+  }
+
+  /**
+   * Whether an xattr request gets ENOSYS: once the tree is proven to hold no extended attribute
+   * (read-only mounts; the kernel then stops asking this mount, and its callers see "not
+   * supported", which is what a tree without any means to overlayfs and to exec's capability
+   * check); else the request starts the proof and is answered from the nodes.
+   */
+  #xattrsGone(): boolean {
+    if (this.#overlay) return false;
+    this.#xattrAsked = true;
+    return this.#fs.xattrFree() === true;
   }
 
   *#warmSteps(): Generator<void, void> {
@@ -536,6 +559,7 @@ export class FuseOps {
     };
     if (this.#xattrs) {
       ops.getxattr = this.#op("getxattr", (req: Req, ino: U64, nameP: Ptr, size: U64) => {
+        if (this.#xattrsGone()) throw new FsError(Errno.ENOSYS);
         const want = name(nameP);
         const v = fs.xattrs(num(ino)).find(([k]) => k === want)?.[1];
         if (v === undefined) throw new FsError(Errno.ENODATA);
@@ -545,6 +569,7 @@ export class FuseOps {
         else L.fuse_reply_buf(req, new Uint8Array(v), BigInt(v.length));
       });
       ops.listxattr = this.#op("listxattr", (req: Req, ino: U64, size: U64) => {
+        if (this.#xattrsGone()) throw new FsError(Errno.ENOSYS);
         const names = encodeXattrNames(fs.xattrs(num(ino)).map(([k]) => k));
         const cap = num(size);
         if (cap === 0) L.fuse_reply_xattr(req, BigInt(names.length));

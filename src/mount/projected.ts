@@ -26,7 +26,7 @@ import { CorruptObjectError, HdError } from "../cas/errors.ts";
 import type { Store } from "../cas/store.ts";
 import { getNode } from "../dag/dag.ts";
 import { loadNativeBlake3 } from "../cas/hash.ts";
-import { decodeNode, type FileNode, type Node } from "../dag/node.ts";
+import { decodeNode, type DirNode, type FileNode, type Node } from "../dag/node.ts";
 import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../sys/mode.ts";
 import { fullGc } from "../sys/memory.ts";
 
@@ -197,6 +197,60 @@ const WH = ".wh.";
 const WH_OPQ = ".wh..wh..opq";
 const OPAQUE: [string, Uint8Array] = ["trusted.overlay.opaque", new TextEncoder().encode("y")];
 
+/**
+ * Whether a Dir node holds anything the kernel reads as an extended attribute: xattrs of its own
+ * or of a file entry, or (in a layer view) the opaque marker `.wh..wh..opq`, which becomes
+ * `trusted.overlay.opaque` on the directory.
+ */
+export function dirHoldsXattrs(node: DirNode, layerView: boolean): boolean {
+  if (node.xattrs?.length) return true;
+  for (const e of node.entries) {
+    if (e.file?.xattrs?.length || (layerView && e.name === WH_OPQ)) return true;
+  }
+  return false;
+}
+
+/**
+ * The proof that no directory under `rootId` holds an extended attribute ({@link dirHoldsXattrs}),
+ * one Dir node at a time: yields after each node (so that a server can run it between requests)
+ * and returns true when every Dir node was read and none holds one; false at the first that does,
+ * at a node that is not a directory, and when `read` throws (not proven). Each distinct id is read
+ * once (layers share subtrees).
+ *
+ * @example
+ * ```ts
+ * import { xattrProof } from "./projected.ts";
+ * import type { DirNode } from "../dag/node.ts";
+ * const nodes = new Map<string, DirNode>([["r", { type: "dir", mode: 0o40755, entries: [] }]]);
+ * const walk = xattrProof("r", (id) => nodes.get(id)!, true);
+ * let step = walk.next();
+ * while (!step.done) step = walk.next();
+ * console.log(step.value); // true: nothing to answer for
+ * ```
+ */
+export function* xattrProof(
+  rootId: string,
+  read: (id: string) => Node,
+  layerView: boolean,
+): Generator<void, boolean> {
+  const stack = [rootId];
+  const seen = new Set(stack);
+  for (let id = stack.pop(); id !== undefined; id = stack.pop()) {
+    let node: Node;
+    try {
+      node = read(id);
+    } catch {
+      return false;
+    }
+    if (node.type !== "dir" || dirHoldsXattrs(node, layerView)) return false;
+    for (const e of node.entries) {
+      if (e.dir !== undefined && !seen.has(e.dir)) (seen.add(e.dir), stack.push(e.dir));
+    }
+    yield;
+  }
+  return true;
+}
+
 /** A stored tree seen as inodes, with lazy verified reads. */
 export class Projection {
   readonly store: Store;
@@ -239,6 +293,8 @@ export class Projection {
   #lastBytes: Uint8Array | null = null;
   #sizes = new Map<string, number>();
   #layerView: boolean;
+  #xattrWalk: Generator<void, boolean> | null = null;
+  #xattrFree: boolean | null = null;
 
   constructor(store: Store, rootId: string, opts: ProjectionOptions = {}) {
     this.store = store;
@@ -608,6 +664,28 @@ export class Projection {
     if (!this.#layerView) return own;
     this.children(n);
     return n.opaque ? [...own, OPAQUE] : own;
+  }
+
+  /**
+   * Whether the whole tree is proven to hold no extended attribute (see {@link xattrProof}): true
+   * or false once {@link proveXattrsStep} has run the proof to its end, null before.
+   */
+  xattrFree(): boolean | null {
+    return this.#xattrFree;
+  }
+
+  /**
+   * One step of the proof that the tree holds no extended attribute (one Dir node, through the
+   * cache of decoded Dir nodes the listings use); true while steps remain. The first call starts it.
+   */
+  proveXattrsStep(): boolean {
+    if (this.#xattrFree !== null) return false;
+    this.#xattrWalk ??= xattrProof(this.rootId, (id) => this.#node(id), this.#layerView);
+    const step = this.#xattrWalk.next();
+    if (!step.done) return true;
+    this.#xattrFree = step.value;
+    this.#xattrWalk = null;
+    return false;
   }
 
   /** What the process's cache of decoded Dir nodes holds now (shared by all projections). */

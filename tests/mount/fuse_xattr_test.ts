@@ -1,7 +1,9 @@
 /**
  * The FUSE projection answers getxattr/listxattr from the stored nodes when asked to
  * (`FuseOptions.xattrs`), read-only, with ENODATA for a missing name; by default it keeps
- * answering ENOSYS (the kernel then stops asking), as before.
+ * answering ENOSYS (the kernel then stops asking), as before. Once xattr requests have come and a
+ * walk of every Dir node has proven that the tree holds none (no xattrs, no opaque marker in a
+ * layer view), it answers ENOSYS too; a tree holding one anywhere is answered from its nodes.
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
@@ -9,6 +11,8 @@ import { Store } from "../../src/cas/store.ts";
 import { putNode } from "../../src/dag/dag.ts";
 import { ingestBytes } from "../../src/scan/ingest.ts";
 import { fuseSkip } from "./_util.ts";
+import { xattrProof } from "../../src/mount/projected.ts";
+import type { DirEntry, Node } from "../../src/dag/node.ts";
 
 const te = new TextEncoder();
 const CAP = new Uint8Array([1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -18,7 +22,7 @@ async function withServer(
   store: string,
   root: string,
   mnt: string,
-  xattrs: boolean,
+  xattrs: boolean | "layers",
   fn: () => Promise<void>,
 ): Promise<void> {
   const code = `
@@ -26,9 +30,9 @@ async function withServer(
     import { Projection } from "${REPO}/src/mount/projected.ts";
     import { FuseServer } from "${REPO}/src/mount/fuse.ts";
     const fs = new Projection(Store.open(${JSON.stringify(store)}, { create: false }),
-      ${JSON.stringify(root)});
+      ${JSON.stringify(root)}, { layerView: ${xattrs === "layers"} });
     const srv = new FuseServer(fs, null, { mountpoint: ${JSON.stringify(mnt)},
-      xattrs: ${xattrs}, log: () => {} });
+      xattrs: ${xattrs !== false}, log: () => {} });
     srv.mount();
     srv.serve();
     console.log("ready");
@@ -124,6 +128,171 @@ testIf(
     await withServer(storePath, root, `${tmp.path}/mnt2`, false, async () => {
       const r = await run("getfattr", ["-n", "user.n", `${tmp.path}/mnt2/ping`]);
       assert(r.code !== 0 && /not supported/i.test(r.out), r.out);
+    });
+  },
+);
+
+const dir = (entries: DirEntry[], xattrs?: [string, Uint8Array][]): Node => ({
+  type: "dir",
+  mode: 0o40755,
+  entries,
+  ...(xattrs ? { xattrs } : {}),
+});
+const FILE = { type: "file", mode: 0o100644, size: 0, chunks: [] } as unknown as Extract<
+  DirEntry,
+  { file: unknown }
+>["file"];
+
+/** Runs the proof over `nodes` to its end: its verdict, steps, and the ids read in order. */
+function prove(nodes: Record<string, Node>, layerView: boolean) {
+  const reads: string[] = [];
+  const walk = xattrProof("r", (id) => {
+    reads.push(id);
+    const n = nodes[id];
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }, layerView);
+  let steps = 0;
+  for (let s = walk.next();; s = walk.next(), steps++) {
+    if (s.done) return { ok: s.value, steps, reads };
+  }
+}
+
+Deno.test("xattrProof: true only when no Dir node holds an xattr or (layer view) an opaque marker", () => {
+  const shared = dir([{ name: "f", file: FILE }]);
+  const cases: { name: string; nodes: Record<string, Node>; layerView: boolean; ok: boolean }[] = [
+    { name: "empty root", nodes: { r: dir([]) }, layerView: true, ok: true },
+    {
+      name: "plain tree, a subtree shared by two layers",
+      nodes: { r: dir([{ name: "a", dir: "s" }, { name: "b", dir: "s" }]), s: shared },
+      layerView: true,
+      ok: true,
+    },
+    {
+      name: "a file's xattr three levels down",
+      nodes: {
+        r: dir([{ name: "a", dir: "x" }]),
+        x: dir([{ name: "b", dir: "y" }]),
+        y: dir([{ name: "ping", file: { ...FILE, xattrs: [["security.capability", CAP]] } }]),
+      },
+      layerView: true,
+      ok: false,
+    },
+    {
+      name: "a directory's own xattr",
+      nodes: { r: dir([{ name: "a", dir: "x" }]), x: dir([], [["user.d", te.encode("d")]]) },
+      layerView: false,
+      ok: false,
+    },
+    {
+      name: "an opaque marker in a layer view",
+      nodes: { r: dir([{ name: "a", dir: "x" }]), x: dir([{ name: ".wh..wh..opq", file: FILE }]) },
+      layerView: true,
+      ok: false,
+    },
+    {
+      name: "the same marker outside a layer view is a plain file",
+      nodes: { r: dir([{ name: "a", dir: "x" }]), x: dir([{ name: ".wh..wh..opq", file: FILE }]) },
+      layerView: false,
+      ok: true,
+    },
+    {
+      name: "a node that cannot be read",
+      nodes: { r: dir([{ name: "a", dir: "gone" }]) },
+      layerView: true,
+      ok: false,
+    },
+    {
+      name: "a directory entry naming a file node",
+      nodes: { r: dir([{ name: "a", dir: "f" }]), f: FILE as unknown as Node },
+      layerView: true,
+      ok: false,
+    },
+  ];
+  for (const c of cases) assertEquals(prove(c.nodes, c.layerView).ok, c.ok, c.name);
+  // one step a node, each distinct node read once
+  const shared2 = prove(cases[1].nodes, true);
+  assertEquals(shared2.reads, ["r", "s"]);
+  assertEquals(shared2.steps, 2);
+});
+
+testIf(
+  fuseSkip() ?? skipUnless({ commands: ["getfattr"] }),
+  "FUSE layer view: xattr requests end with ENOSYS once the tree is proven to hold none",
+  async () => {
+    using tmp = tempDir();
+    const storePath = `${tmp.path}/store`;
+    const store = Store.open(storePath);
+    const f = ingestBytes(store, te.encode("x\n"), 0o100644);
+    // a few levels of directories without any xattr or opaque marker
+    let sub = putNode(store, { type: "dir", mode: 0o40755, entries: [{ name: "leaf", file: f }] });
+    for (let i = 0; i < 5; i++) {
+      sub = putNode(store, {
+        type: "dir",
+        mode: 0o40755,
+        entries: [{ name: "d", dir: sub }, { name: `f${i}`, file: f }],
+      });
+    }
+    const plain = putNode(store, {
+      type: "dir",
+      mode: 0o40755,
+      entries: [{ name: "l", dir: sub }],
+    });
+    // the same, with one file's xattr at the bottom
+    const deep = putNode(store, {
+      type: "dir",
+      mode: 0o40755,
+      entries: [
+        { name: "l", dir: sub },
+        {
+          name: "z",
+          dir: putNode(store, {
+            type: "dir",
+            mode: 0o40755,
+            entries: [{ name: "ping", file: { ...f, xattrs: [["user.n", te.encode("v")]] } }],
+          }),
+        },
+      ],
+    });
+    for (const [k, v] of [["plain", plain], ["deep", deep]]) store.setRef(`test/${k}`, v);
+    const until = async (file: string, want: RegExp) => {
+      let last = "";
+      for (let i = 0; i < 100; i++) {
+        last = (await run("getfattr", ["-n", "user.nope", file])).out;
+        if (want.test(last)) return last;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`getfattr never said ${want}: ${last}`);
+    };
+    const mnt = `${tmp.path}/mnt`;
+    await withServer(storePath, plain, mnt, "layers", async () => {
+      // the first request is answered from the nodes, and starts the proof
+      const first = await run("getfattr", ["-n", "user.nope", `${mnt}/l/f4`]);
+      assert(/No such attribute/.test(first.out), first.out);
+      // proven: the kernel is told ENOSYS, and reports no support from then on
+      await until(`${mnt}/l/d/d/d/d/d/leaf`, /not supported/i);
+      const list = await run("getfattr", ["-d", "-m", "-", `${mnt}/l/f4`]);
+      assert(/not supported/i.test(list.out) || list.out.trim() === "", list.out);
+    });
+    await withServer(storePath, deep, `${tmp.path}/mnt2`, "layers", async () => {
+      const m = `${tmp.path}/mnt2`;
+      assert(
+        /No such attribute/.test((await run("getfattr", ["-n", "user.nope", `${m}/l/f4`])).out),
+      );
+      // long after the proof has run (it reads 8 Dir nodes), requests are still answered
+      await new Promise((r) => setTimeout(r, 300));
+      for (const p of [`${m}/l/f4`, `${m}/l/d/d/d/d/d/leaf`]) {
+        const r = await run("getfattr", ["-n", "user.nope", p]);
+        assert(/No such attribute/.test(r.out), r.out);
+      }
+      const one = await run("getfattr", [
+        "--absolute-names",
+        "--only-values",
+        "-n",
+        "user.n",
+        `${m}/z/ping`,
+      ]);
+      assertEquals(one.out, "v");
     });
   },
 );
