@@ -198,6 +198,12 @@ const WH_OPQ = ".wh..wh..opq";
 const OPAQUE: [string, Uint8Array] = ["trusted.overlay.opaque", new TextEncoder().encode("y")];
 
 /**
+ * Distinct Dir nodes {@link xattrProof} reads before it gives up (~100 bytes an id kept: ~20 MiB
+ * at most; a Debian image with Node.js has ~3k).
+ */
+export const XATTR_PROOF_DIRS = 200_000;
+
+/**
  * Whether a Dir node holds anything the kernel reads as an extended attribute: xattrs of its own
  * or of a file entry, or (in a layer view) the opaque marker `.wh..wh..opq`, which becomes
  * `trusted.overlay.opaque` on the directory.
@@ -214,8 +220,8 @@ export function dirHoldsXattrs(node: DirNode, layerView: boolean): boolean {
  * The proof that no directory under `rootId` holds an extended attribute ({@link dirHoldsXattrs}),
  * one Dir node at a time: yields after each node (so that a server can run it between requests)
  * and returns true when every Dir node was read and none holds one; false at the first that does,
- * at a node that is not a directory, and when `read` throws (not proven). Each distinct id is read
- * once (layers share subtrees).
+ * at a node that is not a directory, when `read` throws, and past `limit` distinct Dir nodes (not
+ * proven: the ids it keeps to read each once, as layers share subtrees, stay bounded).
  *
  * @example
  * ```ts
@@ -232,10 +238,12 @@ export function* xattrProof(
   rootId: string,
   read: (id: string) => Node,
   layerView: boolean,
+  limit = XATTR_PROOF_DIRS,
 ): Generator<void, boolean> {
   const stack = [rootId];
   const seen = new Set(stack);
   for (let id = stack.pop(); id !== undefined; id = stack.pop()) {
+    if (seen.size > limit) return false;
     let node: Node;
     try {
       node = read(id);

@@ -144,14 +144,19 @@ const FILE = { type: "file", mode: 0o100644, size: 0, chunks: [] } as unknown as
 >["file"];
 
 /** Runs the proof over `nodes` to its end: its verdict, steps, and the ids read in order. */
-function prove(nodes: Record<string, Node>, layerView: boolean) {
+function prove(nodes: Record<string, Node>, layerView: boolean, limit?: number) {
   const reads: string[] = [];
-  const walk = xattrProof("r", (id) => {
-    reads.push(id);
-    const n = nodes[id];
-    if (!n) throw new Error(`no node ${id}`);
-    return n;
-  }, layerView);
+  const walk = xattrProof(
+    "r",
+    (id) => {
+      reads.push(id);
+      const n = nodes[id];
+      if (!n) throw new Error(`no node ${id}`);
+      return n;
+    },
+    layerView,
+    limit,
+  );
   let steps = 0;
   for (let s = walk.next();; s = walk.next(), steps++) {
     if (s.done) return { ok: s.value, steps, reads };
@@ -214,6 +219,13 @@ Deno.test("xattrProof: true only when no Dir node holds an xattr or (layer view)
   const shared2 = prove(cases[1].nodes, true);
   assertEquals(shared2.reads, ["r", "s"]);
   assertEquals(shared2.steps, 2);
+  // past its limit of distinct Dir nodes it gives up: not proven
+  const wide: Record<string, Node> = {
+    r: dir(Array.from({ length: 5 }, (_, i) => ({ name: `d${i}`, dir: `s${i}` }))),
+  };
+  for (let i = 0; i < 5; i++) wide[`s${i}`] = dir([]);
+  assertEquals(prove(wide, true, 6).ok, true);
+  assertEquals(prove(wide, true, 5).ok, false);
 });
 
 testIf(
