@@ -277,16 +277,19 @@ export class Store {
     this.#put("objects", id, stored);
   }
 
-  /** Reads an object and verifies its hash. */
-  getObject(id: string): Uint8Array {
-    return this.#read("objects", id);
+  /**
+   * Reads an object and verifies its hash. `node`: it is a tree's node, read on a walk from the
+   * root (its pack read may go back through the pack: Packs.read).
+   */
+  getObject(id: string, opts: { node?: boolean } = {}): Uint8Array {
+    return this.#read("objects", id, opts.node ?? false);
   }
 
-  #read(kind: ObjectKind, id: string): Uint8Array {
+  #read(kind: ObjectKind, id: string, node = kind === "manifests"): Uint8Array {
     if (!isId(id)) {
       throw new HdError(`Cannot read ${kind.slice(0, -1)} "${id}": not a 64-hex id`, "");
     }
-    const [stored, p] = this.#readStored(kind, id);
+    const [stored, p] = this.#readStored(kind, id, node);
     let bytes: Uint8Array;
     try {
       bytes = decodeObject(stored);
@@ -301,7 +304,7 @@ export class Store {
   }
 
   /** The stored bytes of `id` (not verified) and where they are: pending, packed or loose. */
-  #readStored(kind: ObjectKind, id: string): [Uint8Array, string] {
+  #readStored(kind: ObjectKind, id: string, node = false): [Uint8Array, string] {
     const key = objectKey(kind, id);
     const pending = this.#packs.pendingBytes(key);
     if (pending) return [pending, "(pending pack)"];
@@ -310,7 +313,7 @@ export class Store {
       if (loc) {
         let buf: Uint8Array;
         try {
-          buf = this.#packs.read(loc);
+          buf = this.#packs.read(loc, node);
         } catch (e) {
           if (e instanceof Deno.errors.NotFound && !reload) {
             // The pack went (a gc rewrote or dropped it): forget the index and look again.

@@ -27,7 +27,7 @@ export type NodeSource = Pick<Store, "getObject" | "path">;
 
 /** Loads and decodes a node; a stored object that is not a node is reported as corrupt. */
 export function getNode(store: NodeSource, id: string): Node {
-  const bytes = store.getObject(id);
+  const bytes = store.getObject(id, { node: true });
   try {
     return decodeNode(bytes);
   } catch (e) {

@@ -709,7 +709,7 @@ export class Projection {
       this.stats.dirCacheHits++;
       return hit.node;
     }
-    const bytes = this.#fetch(id);
+    const bytes = this.#fetch(id, true);
     let node: Node;
     try {
       node = decodeNode(bytes);
@@ -746,9 +746,9 @@ export class Projection {
    * Reads and verifies a chunk through the store (pack read window, libzstd with a reused
    * context, native BLAKE3: see src/cas).
    */
-  #fetch(id: string): Uint8Array {
+  #fetch(id: string, node = false): Uint8Array {
     this.#lastId = null;
-    return this.store.getObject(id);
+    return this.store.getObject(id, { node });
   }
 
   /** The size of a chunk without verifying it (a raw object is its stored size - 1 bytes). */

@@ -152,12 +152,14 @@ Deno.test("packs: a batch's flushes append their packs to the binary-searched in
   assert(!packs.has("not hex" as ObjectKey));
 });
 
-Deno.test("readSize: on forward the window doubles; after a jump it reads what recent windows used", () => {
+Deno.test("readSize: on forward the window doubles, back through a tree's nodes too; after a jump it reads what recent windows used", () => {
   const M = READ_MIN;
   const W = READ_WINDOW;
   const at = (start: number, end: number, hits = 0, pack = "p") => ({ pack, start, end, hits });
-  // [what, window, jump size, pack, offset, length] → [bytes to read, jump size kept]
-  const table: [string, ReturnType<typeof at>, number, string, number, number, number, number][] = [
+  // [what, window, jump size, pack, offset, length] → [bytes to read, jump size kept, and where
+  // the read starts when not at the object]
+  type Row = [string, ReturnType<typeof at>, number, string, number, number, number, number];
+  const table: (Row | [...Row, number])[] = [
     ["first read", at(0, 0, 0, ""), M, "p", 0, 100, M, M],
     ["on from the window's end", at(0, M), M, "p", M, 100, 2 * M, M],
     ["just past its end (an object skipped)", at(0, M), M, "p", M + M / 2, 100, 2 * M, M],
@@ -187,13 +189,88 @@ Deno.test("readSize: on forward the window doubles; after a jump it reads what r
       4 * M,
     ],
     ["… up to READ_WINDOW", at(0, W, 9), W, "p", 20 * W, 100, W, W],
-    ["a jump back", at(4 * M, 5 * M), M, "p", M, 100, M, M],
+    [
+      "back from the window: the stretch that ends where it starts",
+      at(4 * M, 5 * M),
+      M,
+      "p",
+      3 * M,
+      100,
+      2 * M,
+      M,
+      2 * M,
+    ],
+    [
+      "back farther, from a window that served more: from the object",
+      at(4 * M, 5 * M, 1),
+      M,
+      "p",
+      M,
+      100,
+      3 * M,
+      M,
+      M,
+    ],
+    [
+      "back farther, from a window that served none: a jump",
+      at(4 * M, 5 * M),
+      M,
+      "p",
+      M,
+      100,
+      M,
+      M,
+    ],
+    [
+      "back from a big window: READ_WINDOW at most",
+      at(2 * W, 3 * W),
+      M,
+      "p",
+      2 * W - 100,
+      100,
+      W,
+      M,
+      W,
+    ],
+    ["back, near the pack's start", at(M, 2 * M), M, "p", 0, 100, M, M, 0],
+    [
+      "back farther than READ_WINDOW: a jump",
+      at(20 * W, 21 * W, 5),
+      M,
+      "p",
+      10 * W,
+      100,
+      2 * M,
+      2 * M,
+    ],
+    [
+      "an object across the window's start: back, through its end",
+      at(4 * M, 5 * M),
+      M,
+      "p",
+      4 * M - 50,
+      100,
+      2 * M,
+      M,
+      2 * M + 50,
+    ],
     ["another pack", at(0, M), M, "q", M, 100, M, M],
     ["an object bigger than the window", at(0, 0, 0, ""), M, "p", 0, 3 * M, 3 * M, M],
   ];
-  for (const [what, w, jump, pack, off, len, size, kept] of table) {
-    assertEquals(readSize(w, jump, pack, off, len), { size, jump: kept }, what);
+  // (a tree's nodes: reads may go back)
+  for (const [what, w, jump, pack, off, len, size, kept, start] of table) {
+    assertEquals(
+      readSize(w, jump, pack, off, len, true),
+      { start: start ?? off, size, jump: kept },
+      what,
+    );
   }
+  // file chunks never read back: the same read is a jump from the object
+  assertEquals(readSize(at(4 * M, 5 * M, 3), M, "p", 3 * M, 100), {
+    start: 3 * M,
+    size: 2 * M,
+    jump: 2 * M,
+  });
 });
 
 Deno.test("packs: objects read out of pack order cost small reads, in pack order few big ones", () => {
@@ -214,6 +291,16 @@ Deno.test("packs: objects read out of pack order cost small reads, in pack order
   const s = seq.readStats();
   assert(s.calls <= 8, `${s.calls} reads in pack order`);
   assert(s.bytes < total + READ_WINDOW, `${s.bytes} bytes read for ${total}`);
+  // backwards (a walk from a tree's root through nodes written children first): as few reads
+  // when they are a tree's nodes; file chunks read forward from each object
+  const back = new Packs(d.path);
+  for (const l of [...locs].sort((a, b) => b.offset - a.offset)) back.read(l, true);
+  const b = back.readStats();
+  assert(b.calls <= 10, `${b.calls} reads back through the pack`);
+  assert(b.bytes < total + READ_WINDOW, `${b.bytes} bytes read back for ${total}`);
+  const chunks = new Packs(d.path);
+  for (const l of [...locs].sort((a, b) => b.offset - a.offset)) chunks.read(l);
+  assert(chunks.readStats().calls >= 100, `${chunks.readStats().calls} chunk reads back`);
   // every 7th object, around the pack (a read order unrelated to the pack's): each read small
   const jumpy = new Packs(d.path);
   const order = locs.map((_, i) => locs[(i * 7) % locs.length]);
