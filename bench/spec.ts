@@ -6,6 +6,9 @@
  *   (`git ls-files -o | git hash-object --stdin-paths`): the same work on both sides;
  * - unchanged: `hd status` with a warm stat cache vs `git status --porcelain` on a committed repo;
  * - one file edited: the same two after appending to one source file (a new file each round);
+ *   one file saved by rename (written beside, renamed over it, as editors save: its directory
+ *   changes too); one file created. The changes of a case's rounds add up (no status in between
+ *   re-saves hd's proof), and so do those of the cases before it;
  * - start-up: `hd --version` and `hd --help` beside Deno's floor (`deno run` of an empty script,
  *   with the same flags) and `git --version`.
  *
@@ -203,6 +206,31 @@ export const bench: Bench = {
       const rel = `src/m${i % 50}/d${i % 7}/f${i}.js`;
       Deno.writeTextFileSync(`${proj}/${rel}`, `// edit ${i}\n`, { append: true });
       Deno.writeTextFileSync(`${gitProj}/${rel}`, `// edit ${i}\n`, { append: true });
+      return Promise.resolve();
+    });
+
+    // as most editors save (vim, JetBrains' safe write …): the new content written beside the
+    // file, then renamed over it, so the directory changes too
+    log("spec: status, one file saved by rename");
+    await alternate("status, one file saved by rename (an editor's atomic save)", [
+      hdStatus,
+      gitStatus,
+    ], (i) => {
+      const rel = `src/m${(i + 20) % 50}/d${(i + 3) % 7}/f${i + 500}.js`;
+      for (const root of [proj, gitProj]) {
+        const text = Deno.readTextFileSync(`${root}/${rel}`) + `// saved ${i}\n`;
+        Deno.writeTextFileSync(`${root}/${rel}.swp`, text);
+        Deno.renameSync(`${root}/${rel}.swp`, `${root}/${rel}`);
+      }
+      return Promise.resolve();
+    });
+
+    log("spec: status, one file created");
+    await alternate("status, one file created", [hdStatus, gitStatus], (i) => {
+      const rel = `src/m${(i + 30) % 50}/d${(i + 5) % 7}/new${i}.js`;
+      for (const root of [proj, gitProj]) {
+        Deno.writeTextFileSync(`${root}/${rel}`, `export const n${i} = ${i};\n`);
+      }
       return Promise.resolve();
     });
     return rows;

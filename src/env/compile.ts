@@ -29,7 +29,7 @@ import type { Store } from "../cas/store.ts";
 import { putNode } from "../dag/dag.ts";
 import { type EnvNode, nodeId, type PackageNode } from "../dag/node.ts";
 import type { Tree } from "../dag/tree.ts";
-import { PathFilter } from "../scan/filter.ts";
+import type { PathFilter } from "../scan/filter.ts";
 import { type IngestResult, ingestTree } from "../scan/ingest.ts";
 import { StatCache } from "../scan/statcache.ts";
 import {
@@ -42,8 +42,14 @@ import {
 } from "../config/lockfile.ts";
 import type { EnvSpec } from "../config/types.ts";
 import { baseIdFor, envNode, type StepHash, stepHashes } from "./step_hashes.ts";
-import { loadQuickStatus, proofSubject, type StatusSummary } from "./quick_status.ts";
+import {
+  loadQuickStatus,
+  type ProofChanges,
+  proofSubject,
+  type StatusSummary,
+} from "./quick_status.ts";
 import { editedTree } from "./proof_update.ts";
+import { trackedFilter } from "./tracked.ts";
 import { trace } from "../sys/trace.ts";
 
 /** Everything compile produced. */
@@ -116,15 +122,11 @@ export interface CompileOptions {
   fromProof?: boolean;
 }
 
+export { trackedFilter } from "./tracked.ts";
+
 /** Path of the project's stat cache. */
 export function statCachePath(spec: EnvSpec): string {
   return `${spec.dir}/.hd/statcache.json`;
-}
-
-/** The filter of tracked files: [files] include/exclude plus every step's declared outputs. */
-export function trackedFilter(spec: EnvSpec, extraExclude: readonly string[] = []): PathFilter {
-  const outputs = spec.build.steps.flatMap((s) => s.outputs);
-  return new PathFilter(spec.files.include, [...spec.files.exclude, ...outputs, ...extraExclude]);
 }
 
 /** The packages of `spec`: from hd.lock when it is current, else resolved by the providers. */
@@ -216,7 +218,7 @@ export async function compileEnv(
       lock: pk.lock,
       steps,
       ...(opts.noCache || cache === undefined ? {} : { statCache: cache }),
-      ...(proven ? { proofEdits: proof!.changed.length } : {}),
+      ...(proven ? { proofEdits: proof!.changed.length + proof!.dirs.length } : {}),
     };
   };
   return write ? await store.withLock("shared", compile) : compile();
@@ -233,27 +235,33 @@ export async function compileEnv(
 export function treeFromProof(
   store: Store,
   spec: EnvSpec,
-  proof: { summary: StatusSummary; changed: string[]; walked: string[] },
+  proof: ProofChanges & { summary: StatusSummary; walked: string[] },
   lock: LockState,
 ): Pick<IngestResult, "tree" | "files" | "bytes" | "cacheHits" | "skipped" | "walked"> | null {
-  const { summary, changed } = proof;
+  const { summary, changed, dirs } = proof;
   if (
     summary.lock !== lock || summary.skipped.length > 0 ||
     store.getRef(`trees/${spec.environment.name}`) !== summary.filesRoot
   ) return null;
   try {
     const edited = store.batch(() =>
-      editedTree(store, summary.filesRoot, spec.dir, changed, store)
+      editedTree(store, summary.filesRoot, spec.dir, proof, store, {
+        filter: trackedFilter(spec),
+        walked: proof.walked,
+      })
     );
     if (edited === null) return null;
-    trace(`compile: the tree from the proof, ${changed.length} file(s) edited since`);
+    trace(
+      `compile: the tree from the proof, ${changed.length} file(s) and ${dirs.length} ` +
+        `directories changed since`,
+    );
     return {
       tree: edited.tree,
-      files: summary.files,
+      files: summary.files + edited.files,
       bytes: summary.bytes + edited.grew,
-      cacheHits: summary.files - changed.length,
+      cacheHits: Math.max(0, summary.files - changed.length),
       skipped: [],
-      walked: proof.walked,
+      walked: edited.walked,
     };
   } catch {
     return null;

@@ -27,10 +27,12 @@
  * those files is a symlink (whose target's edit its lstat would not see) and the parse did not
  * list the whole environment ({@link bindable}).
  *
- * When only tracked files have another key (edited in place, at most {@link MAX_EDITED}), the
- * proof still serves: {@link loadQuickStatus} and {@link loadBoundStatus} name them, and the
- * status is worked out from the proof's tree and those files (src/env/proof_update.ts; the Dir
- * nodes it needs are saved beside the proof: {@link dirIndexPath}).
+ * When only tracked files and walked directories have another key (files edited in place or
+ * replaced by a rename, as editors save; entries added, removed or renamed: at most
+ * {@link MAX_EDITED} paths), the proof still serves: {@link loadQuickStatus} and
+ * {@link loadBoundStatus} name them, and the status is worked out from the proof's tree, those
+ * files and those directories' listings (src/env/proof_update.ts; the Dir nodes it needs are
+ * saved beside the proof: {@link dirIndexPath}).
  *
  * The file (`.hd/status.bin`: a MAC line, a JSON header line, the NUL-terminated paths, then
  * {@link STAT_WORDS} u32 per path) is compared without making a string or an object per path. It
@@ -76,9 +78,9 @@ export const RACY_MS = 1000;
 const VERSION = 4;
 
 /**
- * The most tracked files a proof may find edited in place and still serve (the status then
- * rehashes them against the proof's tree: src/env/proof_update.ts); more, and the project is
- * scanned.
+ * The most changed paths (tracked files and walked directories together) a proof may find and
+ * still serve (the status then rehashes the files and lists the directories again against the
+ * proof's tree: src/env/proof_update.ts); more, and the project is scanned.
  */
 export const MAX_EDITED = 256;
 
@@ -370,16 +372,29 @@ function readProof(path: string): { bytes: Uint8Array; h: Header; nl: number } |
 }
 
 /**
- * What holds of a proof: its MAC verifies and every path still has its key (`[]`), or only
- * tracked files (at most {@link MAX_EDITED}) have another key (their paths, relative to the
- * project); null otherwise (a directory, hd.lock, a dependency file, hd.toml or the parser's code
- * changed, too many files, a bad MAC).
+ * What changed since a proof was saved: tracked files with another key (edited in place, replaced
+ * by a rename, removed) and walked directories with another key (an entry added, removed or
+ * renamed in them, their mode changed, or they are gone); paths relative to the project, "" its
+ * root.
+ */
+export interface ProofChanges {
+  /** Tracked files. */
+  changed: string[];
+  /** Walked directories. */
+  dirs: string[];
+}
+
+/**
+ * What holds of a proof: its MAC verifies and every path still has its key (both lists empty),
+ * or only tracked files and walked directories (at most {@link MAX_EDITED} together) have
+ * another key; null otherwise (hd.lock, a dependency file, hd.toml or the parser's code changed,
+ * too many paths, a bad MAC).
  */
 async function proofCheck(
   secret: Uint8Array,
   dirPath: string,
   p: { bytes: Uint8Array; h: Header; nl: number },
-): Promise<string[] | null> {
+): Promise<ProofChanges | null> {
   const { bytes, h, nl } = p;
   const names = bytes.subarray(nl + 1, nl + 1 + h.pathBytes);
   const words = new Uint32Array(bytes.slice(nl + 1 + h.pathBytes).buffer);
@@ -396,37 +411,42 @@ async function proofCheck(
   const dir = openDir(dirPath);
   if (dir === null) return null;
   const changed: string[] = [];
+  const dirs: string[] = [];
   try {
     const at: StatCursor = { i: 0, off: 0 };
     for (;;) {
       if (!statMismatch(dir, names, h.count, words, at)) return null;
       if (at.i === h.count) break;
-      // a directory or a path besides the tree changed, or more files than are worth rehashing
-      if (at.i < h.dirs + h.extra || changed.length === MAX_EDITED) return null;
-      changed.push(td.decode(names.subarray(at.off, names.indexOf(0, at.off))));
+      // a path besides the tree changed, or more paths than are worth working out one by one
+      const isDir = at.i < h.dirs;
+      if (!isDir && at.i < h.dirs + h.extra) return null;
+      if (changed.length + dirs.length === MAX_EDITED) return null;
+      const name = td.decode(names.subarray(at.off, names.indexOf(0, at.off)));
+      if (isDir) dirs.push(name === "." ? "" : name);
+      else changed.push(name);
       nextName(names, at);
     }
   } finally {
     closeDir(dir);
   }
-  return await mac === td.decode(bytes.subarray(0, 64)) ? changed : null;
+  return await mac === td.decode(bytes.subarray(0, 64)) ? { changed, dirs } : null;
 }
 
 /**
- * The summary saved by the last status when its proof still holds for `subject` (`changed`
- * empty), or holds but for tracked files edited in place (`changed`: their paths; the summary is
- * then the one before the edits), else null (missing, damaged, another store's, another subject,
- * or anything else changed: scan).
+ * The summary saved by the last status when its proof still holds for `subject` (`changed` and
+ * `dirs` empty), or holds but for tracked files and walked directories that changed
+ * ({@link ProofChanges}; the summary is then the one before those changes), else null (missing,
+ * damaged, another store's, another subject, or anything else changed: scan).
  */
 export async function loadQuickStatus(
   secret: Uint8Array,
   spec: EnvSpec,
   subject: string,
-): Promise<{ summary: StatusSummary; changed: string[]; walked: string[] } | null> {
+): Promise<(ProofChanges & { summary: StatusSummary; walked: string[] }) | null> {
   const p = readProof(quickStatusPath(spec));
   if (p === null || p.h.subject !== subject) return null;
-  const changed = await proofCheck(secret, spec.dir, p);
-  return changed ? { summary: p.h.summary, changed, walked: walkedOf(p) } : null;
+  const c = await proofCheck(secret, spec.dir, p);
+  return c ? { summary: p.h.summary, ...c, walked: walkedOf(p) } : null;
 }
 
 /** The directories a proof's scan walked (relative to the project; "" its root). */
@@ -451,14 +471,18 @@ export async function loadBoundStatus(
   secret: Uint8Array,
   file: string,
 ): Promise<
-  { summary: StatusSummary; facts: SpecFacts; subject: string; changed: string[] } | null
+  | (ProofChanges & { summary: StatusSummary; facts: SpecFacts; subject: string; walked: string[] })
+  | null
 > {
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
   const p = readProof(quickStatusPath({ dir }));
   const facts = p?.h.bound?.facts;
   if (!p || !facts || facts.file !== file || facts.dir !== dir) return null;
-  const changed = await proofCheck(secret, dir, p);
-  return changed ? { summary: p.h.summary, facts, subject: p.h.subject, changed } : null;
+  const c = await proofCheck(secret, dir, p);
+  if (c === null) return null;
+  // (the directories are listed only when some changed: an unchanged status does not need them)
+  const walked = c.dirs.length > 0 ? walkedOf(p) : [];
+  return { summary: p.h.summary, facts, subject: p.h.subject, ...c, walked };
 }
 
 /**

@@ -26,6 +26,7 @@ import {
   factsOf,
   loadBoundStatus,
   loadQuickStatus,
+  type ProofChanges,
   proofSubject,
   saveQuickStatus,
   type SpecBinding,
@@ -130,7 +131,7 @@ export async function quickStatus(
   opts: { baseId?: string; imageIds?: Record<string, string> } = {},
 ): Promise<Status | null> {
   const q = await loadQuickStatus(secret, spec, proofSubject(spec, opts));
-  const sum = q && await edited(spec, q.summary, q.changed, opts);
+  const sum = q && await edited(spec, q.summary, q, opts);
   return sum ? statusOf(store, factsOf(spec), sum, opts) : null;
 }
 
@@ -142,16 +143,20 @@ export async function quickStatus(
 async function edited(
   spec: EnvSpec,
   summary: StatusSummary,
-  changed: readonly string[],
+  changes: ProofChanges & { walked: readonly string[] },
   opts: { baseId?: string; imageIds?: Record<string, string> },
 ): Promise<StatusSummary | null> {
-  if (changed.length === 0) return summary;
-  trace(`status: from the proof and ${changed.length} file(s) edited since`);
+  const { changed, dirs } = changes;
+  if (changed.length === 0 && dirs.length === 0) return summary;
+  trace(
+    `status: from the proof and ${changed.length} file(s) and ${dirs.length} directories ` +
+      `changed since`,
+  );
   // loaded only then: it pulls in the scanner's hashing and the steps' code
   const { updatedSummary } = await lazyImport<typeof import("./proof_update.ts")>(
     new URL("./proof_update.ts", import.meta.url),
   );
-  return updatedSummary(spec, summary, changed, opts);
+  return updatedSummary(spec, summary, changes, opts);
 }
 
 /**
@@ -166,10 +171,10 @@ export async function boundStatus(
   const q = await loadBoundStatus(secret, file);
   if (!q) return null;
   let sum: StatusSummary | null = q.summary;
-  if (q.changed.length > 0) {
+  if (q.changed.length > 0 || q.dirs.length > 0) {
     // a bound proof is of a project without images: its subject is [spec, null, {}]
     const [spec] = JSON.parse(q.subject) as [EnvSpec];
-    sum = await edited(spec, q.summary, q.changed, {});
+    sum = await edited(spec, q.summary, q, {});
   }
   return sum ? statusOf(store, q.facts, sum, {}) : null;
 }

@@ -166,10 +166,10 @@ export async function prespawn(
     const which = earlyServices(spec);
     if ("why" in which) return trace(`early services: none (${which.why})`);
     // files edited in place since: the tree and steps the session's compile will find
-    const summary = q.changed.length === 0 ? q.summary : await lazyImport<
+    const summary = q.changed.length === 0 && q.dirs.length === 0 ? q.summary : await lazyImport<
       typeof import("../env/proof_update.ts")
     >(new URL("../env/proof_update.ts", import.meta.url))
-      .then((m) => m.updatedSummary(spec, q.summary, q.changed));
+      .then((m) => m.updatedSummary(spec, q.summary, q));
     if (summary === null) return trace("early services: none (edited files not worked out)");
     const steps = spec.build.steps;
     if (

@@ -143,7 +143,7 @@ Deno.test("proof update: every in-place edit gives the status a scan gives, whic
     edit(p.path);
     const q = await loadQuickStatus(p.store.identity().key, p.spec, proofSubject(p.spec, {}));
     assertEquals(q?.changed.toSorted(), paths, `the proof names the edits: ${what}`);
-    const fromProof = updatedSummary(p.spec, q!.summary, q!.changed);
+    const fromProof = updatedSummary(p.spec, q!.summary, q!);
     assert(fromProof !== null, `worked out from the proof: ${what}`);
     const quick = await gatherStatus(p.store, p.spec);
     const scan = await gatherStatus(p.store, p.spec, undefined, { quick: false });
@@ -153,15 +153,18 @@ Deno.test("proof update: every in-place edit gives the status a scan gives, whic
   }
 });
 
-Deno.test("proof update: more edits than it takes, or an edit beside a new file, mean a scan", async () => {
+Deno.test("proof update: more changed paths than it takes mean a scan; files created count as their directory", async () => {
   {
     using p = await saved();
     for (let i = 0; i <= MAX_EDITED; i++) {
       Deno.writeTextFileSync(`${p.path}/docs/f${i}.md`, `${i}\n`);
     }
-    // files created: the directory changed (a scan), whatever the count
+    // files created: one changed directory, whatever the count
     const q = await loadQuickStatus(p.store.identity().key, p.spec, proofSubject(p.spec, {}));
-    assertEquals(q, null);
+    assertEquals([q?.changed, q?.dirs], [[], ["docs"]]);
+    const scan = await gatherStatus(p.store, p.spec, undefined, { quick: false });
+    assertEquals(updatedSummary(p.spec, q!.summary, q!)?.filesRoot, scan.tree.root);
+    assertEquals(scan.tree.files, 8 + MAX_EDITED + 1);
   }
   {
     // MAX_EDITED + 1 files in the proof, all edited in place
@@ -185,11 +188,14 @@ Deno.test("proof update: more edits than it takes, or an edit beside a new file,
     assertEquals((await gatherStatus(store, spec)).tree.root, scan.tree.root);
   }
   {
+    // as many changed directories as files edited in place: the same limit
     using p = await saved();
-    Deno.writeTextFileSync(`${p.path}/src/a.js`, "console.log(6);\n");
-    Deno.writeTextFileSync(`${p.path}/src/lib/new.js`, "new\n");
-    const q = await loadQuickStatus(p.store.identity().key, p.spec, proofSubject(p.spec, {}));
-    assertEquals(q, null, "an edit beside a new file: a scan");
+    for (let i = 0; i < MAX_EDITED; i++) Deno.mkdirSync(`${p.path}/docs/d${i}`);
+    // docs changed, and its new directories are not in the proof: one path
+    assertEquals(
+      (await loadQuickStatus(p.store.identity().key, p.spec, proofSubject(p.spec, {})))?.dirs,
+      ["docs"],
+    );
   }
 });
 
@@ -219,7 +225,7 @@ Deno.test("proof update: a tampered, foreign or missing .hd/status.dirs is not b
     } catch { /* none */ }
     if (bytes) Deno.writeFileSync(index, bytes);
     if (link) Deno.symlinkSync(link, index);
-    const got = updatedSummary(p.spec, q.summary, q.changed);
+    const got = updatedSummary(p.spec, q.summary, q);
     assertEquals(got !== null, believed, what);
     if (got) assertEquals(got.filesRoot, scan.tree.root, what);
     assertEquals(comparable(await gatherStatus(p.store, p.spec)), scan, `a scan's status: ${what}`);
@@ -324,4 +330,167 @@ Deno.test("proof update: a writing compile takes the recorded tree from the proo
       undefined,
     "with exclude: scanned",
   );
+});
+
+/** An atomic save, as editors make one: the new content written beside, then renamed over. */
+function saveByRename(path: string, text: string): void {
+  Deno.writeTextFileSync(`${path}.tmp~`, text);
+  Deno.renameSync(`${path}.tmp~`, path);
+}
+
+/**
+ * Entries added, removed, renamed or replaced since the proof (its directories changed): the
+ * status worked out from the proof and the directories' listings is the status a scan gives, and
+ * so is a writing compile's tree, file count and walked directories. [what, change, whether the
+ * proof still serves (false: a scan must see it)]
+ */
+const STRUCTURAL: [string, (dir: string) => void, boolean][] = [
+  ["a file saved by rename (an editor's atomic save)", (dir) => {
+    saveByRename(`${dir}/src/a.js`, "console.log(9);\n");
+  }, true],
+  ["a file created", (dir) => Deno.writeTextFileSync(`${dir}/src/new.js`, "new\n"), true],
+  ["a file created at the root", (dir) => Deno.writeTextFileSync(`${dir}/NOTES`, "n\n"), true],
+  ["a file removed", (dir) => Deno.removeSync(`${dir}/src/lib/c.js`), true],
+  ["a file renamed", (dir) => Deno.renameSync(`${dir}/src/a.js`, `${dir}/src/z.js`), true],
+  ["a file moved to another directory", (dir) => {
+    Deno.renameSync(`${dir}/src/lib/c.js`, `${dir}/docs/c.js`);
+  }, true],
+  ["an edit in place beside a new file", (dir) => {
+    Deno.writeTextFileSync(`${dir}/src/b.ts`, "export const b = 2;\n");
+    Deno.writeTextFileSync(`${dir}/src/lib/e.js`, "e\n");
+  }, true],
+  ["a directory tree created", (dir) => {
+    Deno.mkdirSync(`${dir}/src/feature/deep/er`, { recursive: true });
+    Deno.writeTextFileSync(`${dir}/src/feature/f.js`, "f\n");
+    Deno.writeTextFileSync(`${dir}/src/feature/deep/er/g.js`, "g\n");
+    Deno.mkdirSync(`${dir}/src/feature/empty`);
+  }, true],
+  ["an empty directory created", (dir) => Deno.mkdirSync(`${dir}/docs/none`), true],
+  ["a directory removed, with what is below it", (dir) => {
+    Deno.removeSync(`${dir}/src/lib`, { recursive: true });
+  }, true],
+  ["a directory renamed", (dir) => Deno.renameSync(`${dir}/src/lib`, `${dir}/src/lib2`), true],
+  ["a file replaced by a directory", (dir) => {
+    Deno.removeSync(`${dir}/docs/readme.md`);
+    Deno.mkdirSync(`${dir}/docs/readme.md`);
+    Deno.writeTextFileSync(`${dir}/docs/readme.md/x`, "x\n");
+  }, true],
+  ["a directory replaced by a file", (dir) => {
+    Deno.removeSync(`${dir}/src/lib/deep`, { recursive: true });
+    Deno.writeTextFileSync(`${dir}/src/lib/deep`, "now a file\n");
+  }, true],
+  ["a directory emptied", (dir) => Deno.removeSync(`${dir}/docs/readme.md`), true],
+  ["a directory's mode changed", (dir) => Deno.chmodSync(`${dir}/docs`, 0o700), true],
+  ["a symlink created", (dir) => Deno.symlinkSync("../a.js", `${dir}/src/lib/l.js`), true],
+  ["files created where the filter leaves them out", (dir) => {
+    Deno.mkdirSync(`${dir}/.git/objects`, { recursive: true });
+    Deno.writeTextFileSync(`${dir}/.git/objects/i`, "i\n");
+    Deno.writeTextFileSync(`${dir}/src/.DS_Store`, "x");
+  }, true],
+  ["a FIFO created (a scan skips it and saves no proof)", (dir) => {
+    new Deno.Command("mkfifo", { args: [`${dir}/src/pipe`] }).outputSync();
+  }, false],
+];
+
+Deno.test("proof update: entries added, removed, renamed or replaced give the status a scan gives", async () => {
+  for (const [what, change, serves] of STRUCTURAL) {
+    using p = await saved();
+    const before = await gatherStatus(p.store, p.spec);
+    change(p.path);
+    const q = await loadQuickStatus(p.store.identity().key, p.spec, proofSubject(p.spec, {}));
+    assert(q !== null && q.dirs.length > 0, `the proof names a changed directory: ${what}`);
+    const fromProof = updatedSummary(p.spec, q.summary, q);
+    assertEquals(fromProof !== null, serves, `worked out from the proof: ${what}`);
+    const quick = await gatherStatus(p.store, p.spec);
+    const scan = await gatherStatus(p.store, p.spec, undefined, { quick: false });
+    assertEquals(comparable(quick), comparable(scan), what);
+    if (!fromProof) continue;
+    assertEquals(
+      [fromProof.filesRoot, fromProof.files, fromProof.bytes, fromProof.envId],
+      [scan.tree.root, scan.tree.files, scan.tree.bytes, scan.env.id],
+      what,
+    );
+    const unchanged = what.startsWith("files created where");
+    assertEquals(scan.tree.root === before.tree.root, unchanged, `seen (or not): ${what}`);
+  }
+});
+
+Deno.test("proof update: with include patterns, an emptied directory leaves the tree and a new file in an empty one joins it, as in a scan", async () => {
+  const cases: [string, (dir: string) => void][] = [
+    ["the only file of a directory removed", (dir) => Deno.removeSync(`${dir}/src/lib/deep/d.js`)],
+    ["a file created in a directory the tree left out (empty)", (dir) => {
+      Deno.writeTextFileSync(`${dir}/src/hollow/h.js`, "h\n");
+    }],
+    ["a file created in a new directory below one left out", (dir) => {
+      Deno.mkdirSync(`${dir}/src/hollow/in`);
+      Deno.writeTextFileSync(`${dir}/src/hollow/in/h.js`, "h\n");
+    }],
+    ["a file the includes leave out created", (dir) => {
+      Deno.writeTextFileSync(`${dir}/src/lib/notes.txt`, "t\n");
+    }],
+  ];
+  for (const [what, change] of cases) {
+    using p = await saved();
+    Deno.writeTextFileSync(
+      `${p.path}/hd.toml`,
+      TOML.replace("[build]", '[files]\ninclude = ["src/**/*.js", "src/*.ts", "hd.toml"]\n[build]'),
+    );
+    Deno.mkdirSync(`${p.path}/src/hollow`);
+    const spec = loadSpec(`${p.path}/hd.toml`);
+    const c = await compileEnv(p.store, spec, { write: false, record: false });
+    assert(!c.tree.get("src/hollow"), "an empty directory is left out with includes");
+    const ok = await saveQuickStatus(
+      p.store.identity().key,
+      spec,
+      proofSubject(spec, {}),
+      c,
+      Date.now() + RACY_MS + 1000,
+    );
+    assert(ok, what);
+    change(p.path);
+    const q = await loadQuickStatus(p.store.identity().key, spec, proofSubject(spec, {}));
+    assert(q !== null && q.dirs.length > 0, `the proof names a changed directory: ${what}`);
+    const fromProof = updatedSummary(spec, q.summary, q);
+    const scan = await gatherStatus(p.store, spec, undefined, { quick: false });
+    assertEquals(
+      [fromProof?.filesRoot, fromProof?.files, fromProof?.bytes],
+      [scan.tree.root, scan.tree.files, scan.tree.bytes],
+      what,
+    );
+  }
+});
+
+Deno.test("proof update: a writing compile takes the proof's tree with entries added, removed or replaced, and walks what a scan walks", async () => {
+  for (const [what, change, serves] of STRUCTURAL) {
+    using p = await saved();
+    // recorded: a writing compile from the proof, then its proof saved (as hd up's loop does)
+    await compileEnv(p.store, p.spec, { fromProof: true });
+    const rec = await compileEnv(p.store, p.spec, { fromProof: true });
+    assertEquals(rec.statCache, undefined, `from the proof before: ${what}`);
+    change(p.path);
+    const got = await compileEnv(p.store, p.spec, { fromProof: true });
+    assertEquals(got.statCache === undefined, serves, `from the proof: ${what}`);
+    const scan = await compileEnv(p.store, p.spec, { record: false, noCache: true });
+    assertEquals(
+      [got.filesRoot, got.files, got.bytes, got.walked.toSorted()],
+      [scan.filesRoot, scan.files, scan.bytes, scan.walked.toSorted()],
+      what,
+    );
+    // the proof saved from it (walked directories and tracked files) sees the next change
+    if (!serves) continue;
+    assert(
+      await saveQuickStatus(
+        p.store.identity().key,
+        p.spec,
+        proofSubject(p.spec, {}),
+        got,
+        Date.now() + RACY_MS + 1000,
+      ),
+      `a proof saved: ${what}`,
+    );
+    Deno.writeTextFileSync(`${p.path}/src/later.js`, "later\n");
+    const next = await compileEnv(p.store, p.spec, { fromProof: true });
+    const rescan = await compileEnv(p.store, p.spec, { record: false, noCache: true });
+    assertEquals(next.filesRoot, rescan.filesRoot, `the next change: ${what}`);
+  }
 });

@@ -89,6 +89,7 @@ Deno.test("quick status: a saved proof gives the scan's summary back until somet
   assertEquals(await loadQuickStatus(store.identity().key, spec, subject), {
     summary: summaryOf(c),
     changed: [],
+    dirs: [],
     walked: c.walked,
   });
   // another subject (hd.toml parsed differently, another pulled image) does not take it
@@ -120,9 +121,10 @@ Deno.test("quick status: a saved proof gives the scan's summary back until somet
   assertEquals(await loadQuickStatus(store.identity().key, spec, subject), null);
 });
 
-Deno.test("quick status: every change a scan sees breaks the proof, or names the file edited in place", async () => {
-  // [what, change, the files the proof names as edited (none: it no longer holds at all)]
-  const changes: [string, (dir: string) => void, string[]?][] = [
+Deno.test("quick status: every change a scan sees breaks the proof, or names the files and directories changed", async () => {
+  // [what, change, the files and the directories the proof names as changed (none: it no longer
+  // holds at all)]
+  const changes: [string, (dir: string) => void, [string[], string[]]?][] = [
     ["an in-place edit of the same size (the directory is untouched)", (dir) => {
       const before = Deno.statSync(`${dir}/src`);
       Deno.writeTextFileSync(`${dir}/src/a.js`, "console.log(2);\n");
@@ -132,26 +134,30 @@ Deno.test("quick status: every change a scan sees breaks the proof, or names the
         before.ctime,
         before.size,
       ]);
-    }, ["src/a.js"]],
+    }, [["src/a.js"], []]],
     ["a file created in an empty (untracked) directory", (dir) => {
       Deno.writeTextFileSync(`${dir}/empty/new.js`, "x");
-    }],
-    ["a file removed", (dir) => Deno.removeSync(`${dir}/src/lib/b.js`)],
-    ["a file renamed", (dir) => Deno.renameSync(`${dir}/src/a.js`, `${dir}/src/c.js`)],
-    ["a chmod", (dir) => Deno.chmodSync(`${dir}/src/a.js`, 0o755), ["src/a.js"]],
+    }, [[], ["empty"]]],
+    ["a file removed", (dir) => Deno.removeSync(`${dir}/src/lib/b.js`), [["src/lib/b.js"], [
+      "src/lib",
+    ]]],
+    ["a file renamed", (dir) => Deno.renameSync(`${dir}/src/a.js`, `${dir}/src/c.js`), [[
+      "src/a.js",
+    ], ["src"]]],
+    ["a chmod", (dir) => Deno.chmodSync(`${dir}/src/a.js`, 0o755), [["src/a.js"], []]],
     ["an edit with the mtime set back", (dir) => {
       const st = Deno.statSync(`${dir}/src/a.js`);
       Deno.writeTextFileSync(`${dir}/src/a.js`, "console.log(3);\n");
       Deno.utimeSync(`${dir}/src/a.js`, st.atime!, st.mtime!);
-    }, ["src/a.js"]],
+    }, [["src/a.js"], []]],
     ["two files edited, one a directory below the other", (dir) => {
       Deno.writeTextFileSync(`${dir}/src/lib/b.js`, "module.exports = 7;\n");
       Deno.writeTextFileSync(`${dir}/src/a.js`, "console.log(4);\n");
-    }, ["src/a.js", "src/lib/b.js"]],
+    }, [["src/a.js", "src/lib/b.js"], []]],
     ["an edit and a file created", (dir) => {
       Deno.writeTextFileSync(`${dir}/src/a.js`, "console.log(5);\n");
       Deno.writeTextFileSync(`${dir}/src/new.js`, "x");
-    }],
+    }, [["src/a.js"], ["src"]]],
     ["hd.lock appearing", (dir) => Deno.writeTextFileSync(`${dir}/hd.lock`, "{}")],
   ];
   for (const [what, change, edited] of changes) {
@@ -165,7 +171,7 @@ Deno.test("quick status: every change a scan sees breaks the proof, or names the
     );
     change(d.path);
     const q = await loadQuickStatus(store.identity().key, spec, subject);
-    assertEquals(q && q.changed.toSorted(), edited ?? null, what);
+    assertEquals(q && [q.changed.toSorted(), q.dirs.toSorted()], edited ?? null, what);
   }
 });
 
@@ -328,7 +334,7 @@ Deno.test("quick status: a proof that binds hd.toml answers without a parse unti
     if (holds === true) {
       assertEquals(
         await loadQuickStatus(key, now, proofSubject(now, {})),
-        { summary: summaryOf(c), changed: [], walked: c.walked },
+        { summary: summaryOf(c), changed: [], dirs: [], walked: c.walked },
         what,
       );
     }
@@ -358,6 +364,7 @@ Deno.test("quick status: no proof binds a symlinked hd.toml or a parse that list
   assertEquals(await loadQuickStatus(key, spec, subject), {
     summary: summaryOf(c),
     changed: [],
+    dirs: [],
     walked: c.walked,
   });
   // hd.toml a symlink to a file elsewhere
