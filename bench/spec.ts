@@ -216,7 +216,8 @@ export const bench: Bench = {
       hdStatus,
       gitStatus,
     ], (i) => {
-      const rel = `src/m${(i + 20) % 50}/d${(i + 3) % 7}/f${i + 500}.js`;
+      const j = i + 500; // a file the cases before did not touch
+      const rel = `src/m${j % 50}/d${j % 7}/f${j}.js`;
       for (const root of [proj, gitProj]) {
         const text = Deno.readTextFileSync(`${root}/${rel}`) + `// saved ${i}\n`;
         Deno.writeTextFileSync(`${root}/${rel}.swp`, text);

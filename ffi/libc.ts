@@ -6,7 +6,8 @@
  * the JS thread without a thread hop each); the xattr calls (`lsetxattr`, `lgetxattr`,
  * `llistxattr`, with errno) of checkout and layers; and `mknod`, `lchown`, `mount`, `umount2` for
  * root filesystems; `fstatat` for the scan's lstat of every file, and `openat`/`close` for the directory those
- * are looked up below (src/sys/lstat.ts). The typed
+ * are looked up below (src/sys/lstat.ts); `openat2`, `fstat`, `readlinkat` for the scan's opens that
+ * follow no symlink (src/sys/nofollow.ts). The typed
  * wrappers that throw are src/sys/libc.ts.
  *
  * @example
@@ -108,6 +109,34 @@ export const LIBC_READ_SYMBOLS = {
   __errno_location: LIBC_SYMBOLS.__errno_location,
   strerror: LIBC_SYMBOLS.strerror,
 } as const;
+
+/**
+ * The symbols of the scan's opens that follow no symlink (src/sys/nofollow.ts): `openat2` (by
+ * `syscall`: glibc has no wrapper) with RESOLVE_NO_SYMLINKS, `openat` where the kernel has none,
+ * `fstat` to check what opened, `readlinkat` on an `O_PATH` fd of a link.
+ */
+export const LIBC_NOFOLLOW_SYMBOLS = {
+  /** syscall(SYS_openat2, dirfd, path, struct open_how *, size) */
+  openat2: {
+    name: "syscall",
+    parameters: ["i64", "i32", "buffer", "buffer", "usize"],
+    result: "i64",
+  },
+  openat: LIBC_SYMBOLS.openat,
+  fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  readlinkat: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
+  close: LIBC_SYMBOLS.close,
+  __errno_location: LIBC_SYMBOLS.__errno_location,
+  strerror: LIBC_SYMBOLS.strerror,
+} as const;
+
+/** libc bound with {@link LIBC_NOFOLLOW_SYMBOLS} only. */
+export type LibcNofollow = Deno.DynamicLibrary<typeof LIBC_NOFOLLOW_SYMBOLS>;
+
+/** libc with only the no-follow opens' symbols. */
+export function openLibcNofollow(): LibcNofollow {
+  return Deno.dlopen("libc.so.6", LIBC_NOFOLLOW_SYMBOLS);
+}
 
 /** libc bound with {@link LIBC_READ_SYMBOLS} only. */
 export type LibcRead = Deno.DynamicLibrary<typeof LIBC_READ_SYMBOLS>;

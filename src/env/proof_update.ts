@@ -35,6 +35,7 @@ import type { FileNode } from "../dag/node.ts";
 import { type ContentSink, HASH_ONLY, ingestPath } from "../scan/ingest.ts";
 import type { PathFilter } from "../scan/filter.ts";
 import { type LightStat, lstatLight } from "../sys/lstat.ts";
+import { listDir } from "../sys/nofollow.ts";
 import { S_IFDIR } from "../sys/mode.ts";
 import { readStateFile } from "../sys/fs.ts";
 import type { EnvSpec } from "../config/types.ts";
@@ -162,7 +163,7 @@ export function editedTree(
       return null;
     }
     if (old instanceof MemDir) return null;
-    const f = ingestPath(sink, abs, lstatLight(abs));
+    const f = ingestPath(sink, abs, lstatLight(abs), dir);
     if (f === null) return null;
     acc.grew += f.size - old.size;
     tree.setFile(rel, f);
@@ -234,7 +235,7 @@ function relistDirs(
     added.push(rel);
     redone.add(rel);
     const d = new MemDir(mode);
-    for (const e of Deno.readDirSync(abs)) {
+    for (const e of listDir(abs, dir)) {
       const r = join(rel, e.name);
       if (filter.excludedEntry(r, e.name)) continue;
       const st = lstatLight(`${abs}/${e.name}`);
@@ -253,7 +254,7 @@ function relistDirs(
     // a scan skips these, and then saves no proof: let one say so
     if (!st.isFile && !st.isSymlink) throw new NeedsScan();
     if (!filter.includesUnexcluded(rel)) return null;
-    const f = ingestPath(sink, abs, st);
+    const f = ingestPath(sink, abs, st, dir);
     if (f === null) throw new NeedsScan();
     acc.files++;
     acc.grew += f.size;
@@ -293,7 +294,7 @@ function relistDirs(
       if (rel !== "") tree.setDir(rel, node); // clears the ids above it
     }
     const onDisk = new Set<string>();
-    for (const e of Deno.readDirSync(abs)) {
+    for (const e of listDir(abs, dir)) {
       onDisk.add(e.name);
       const r = join(rel, e.name);
       if (filter.excludedEntry(r, e.name)) continue;

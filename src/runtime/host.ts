@@ -191,8 +191,10 @@ export function captureOutputs(store: Store, spec: EnvSpec, step: BuildStepSpec)
     } catch {
       continue;
     }
-    if (st.isDirectory) t.setDir(o, ingestTree(store, abs).tree.root);
-    else if (st.isFile || st.isSymlink) t.setFile(o, ingestFile(store, abs, st));
+    // the step (or what it left running) may still write here: nothing below the project is
+    // followed through a symlink (src/sys/nofollow.ts)
+    if (st.isDirectory) t.setDir(o, ingestTree(store, abs, { root: spec.dir }).tree.root);
+    else if (st.isFile || st.isSymlink) t.setFile(o, ingestFile(store, abs, st, spec.dir));
   }
   return t.commit(store);
 }

@@ -19,6 +19,7 @@
  * ```
  * @module
  */
+import { listDir } from "../sys/nofollow.ts";
 import type { Store } from "../cas/store.ts";
 import { fileChunks, getNode, readFileChunks } from "../dag/dag.ts";
 import { hardlinkKey } from "../dag/checkout.ts";
@@ -483,7 +484,9 @@ export function captureLayer(
       into.entries.set(OPAQUE_MARKER, whiteout);
       out.whiteouts++;
     }
-    for (const e of Deno.readDirSync(abs)) {
+    // a step's upper directory: what it left running may still write to it, so nothing below
+    // `upper` is followed through a symlink (src/sys/nofollow.ts)
+    for (const e of listDir(abs, upper)) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (exclude.has(r)) continue;
       const p = `${abs}/${e.name}`;
@@ -506,7 +509,7 @@ export function captureLayer(
           into.entries.set(e.name, seen);
           continue;
         }
-        const f = ingestFile(store, p, st);
+        const f = ingestFile(store, p, st, upper);
         Object.assign(f, keep(st, p));
         if (ino) inodes.set(ino, f);
         into.entries.set(e.name, f);
@@ -576,7 +579,7 @@ export function captureFarm(
   const whiteout: FileNode = { type: "file", mode: S_IFREG | 0o644, size: 0, chunks: [] };
   const seen = new Set<string>();
   const walk = (abs: string, rel: string) => {
-    for (const e of Deno.readDirSync(abs)) {
+    for (const e of listDir(abs, farm)) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (skip(r)) continue;
       seen.add(r);
@@ -594,7 +597,7 @@ export function captureFarm(
         }
         walk(p, r);
       } else if (changed && (st.isFile || st.isSymlink)) {
-        const f = ingestFile(store, p, st);
+        const f = ingestFile(store, p, st, farm);
         if (st.uid) f.uid = st.uid;
         if (st.gid) f.gid = st.gid;
         tree.setFile(r, f);

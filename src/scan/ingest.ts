@@ -31,6 +31,7 @@ import { PathFilter } from "./filter.ts";
 import { StatCache, type StatSig } from "./statcache.ts";
 import { type LightStat, lstatLight } from "../sys/lstat.ts";
 import { blake3Hex } from "../cas/hash.ts";
+import { listDir, readLink } from "../sys/nofollow.ts";
 import { encodeManifest } from "../cas/manifest.ts";
 
 export { STREAM_THRESHOLD } from "./blocks.ts";
@@ -70,6 +71,12 @@ export interface IngestOptions {
    * the stat cache's ids without checking they are stored (`hd status`). Default true.
    */
   write?: boolean;
+  /**
+   * The trusted directory the tree lies in (default: the tree's own directory). Below it the walk
+   * follows no symlink when it lists, reads a link or opens a file, so that whatever else writes
+   * to the tree while it is walked cannot make it read outside (src/sys/nofollow.ts).
+   */
+  root?: string;
 }
 
 /** Where {@link ingestFile} puts content: a Store, or {@link HASH_ONLY}. */
@@ -103,11 +110,22 @@ function storeChunks(store: ContentSink, chunks: Iterable<Uint8Array>): string[]
   return ids;
 }
 
-/** Stores the bytes of one file (or symlink) given its lstat, and returns its File node. */
-export function ingestFile(store: ContentSink, path: string, st: Deno.FileInfo): FileNode {
+/**
+ * Stores the bytes of one file (or symlink) given its lstat, and returns its File node. With
+ * `root` (the tree `path` was found in, which something else may be writing to), no symlink is
+ * followed below it and only a regular file is read: a path swapped for a symlink, or a directory
+ * above it swapped for one, after its lstat fails to read instead of reading where the link
+ * points (src/sys/nofollow.ts).
+ */
+export function ingestFile(
+  store: ContentSink,
+  path: string,
+  st: Deno.FileInfo,
+  root?: string,
+): FileNode {
   const mode = st.mode ?? (st.isSymlink ? S_IFLNK | 0o777 : S_IFREG | 0o644);
   if ((mode & S_IFMT) === S_IFLNK) {
-    const target = Deno.readLinkSync(path);
+    const target = readLink(path, root);
     return { type: "file", mode, size: new TextEncoder().encode(target).length, target };
   }
   let ids: string[];
@@ -115,12 +133,12 @@ export function ingestFile(store: ContentSink, path: string, st: Deno.FileInfo):
   if (st.size > STREAM_THRESHOLD) {
     size = 0;
     ids = [];
-    for (const c of chunkBlocks(readBlocks(path))) {
+    for (const c of chunkBlocks(readBlocks(path, undefined, root))) {
       ids.push(store.putObject(c));
       size += c.length;
     }
   } else {
-    const bytes = readWhole(path, st.size);
+    const bytes = readWhole(path, st.size, root);
     size = bytes.length;
     ids = storeChunks(
       store,
@@ -138,15 +156,20 @@ export function ingestFile(store: ContentSink, path: string, st: Deno.FileInfo):
 /**
  * The File node of the file or symlink at `abs` as a scan makes it from its lstat `st` (a
  * regular file with no mode bits gets 0644), its content put into `sink`; null for anything else
- * (a directory, a socket, a device).
+ * (a directory, a socket, a device). `root`: as {@link ingestFile}'s.
  */
-export function ingestPath(sink: ContentSink, abs: string, st: LightStat): FileNode | null {
+export function ingestPath(
+  sink: ContentSink,
+  abs: string,
+  st: LightStat,
+  root?: string,
+): FileNode | null {
   if (!st.isFile && !st.isSymlink) return null;
   return ingestFile(sink, abs, {
     mode: st.isSymlink ? st.mode : st.mode || S_IFREG | 0o644,
     size: st.size,
     isSymlink: st.isSymlink,
-  } as Deno.FileInfo);
+  } as Deno.FileInfo, root);
 }
 
 /** Stores in-memory bytes as a regular file's content. */
@@ -229,6 +252,7 @@ function walkTree(
 ): Walked {
   const filter = opts.filter ?? new PathFilter();
   const cache = opts.cache!;
+  const trusted = opts.root ?? dir;
   let rootSt: Deno.FileInfo;
   try {
     rootSt = Deno.statSync(dir);
@@ -289,7 +313,7 @@ function walkTree(
     let clean = true;
     let entries: Deno.DirEntry[];
     try {
-      entries = [...Deno.readDirSync(abs)];
+      entries = listDir(abs, trusted);
     } catch (e) {
       skipped.push({ path: rel || ".", why: (e as Error).message });
       return rel === "" ? d : null;
@@ -345,7 +369,7 @@ function walkTree(
       clean = false;
       if (st.isSymlink) {
         try {
-          const link = ingestPath(store, a, st)!;
+          const link = ingestPath(store, a, st, trusted)!;
           cache.record(r, sig, link);
           d.entries.set(e.name, link);
           progress.files++;
@@ -557,6 +581,7 @@ export function ingestTree(store: Store, dir: string, opts: IngestOptions = {}):
           sink,
           job.abs,
           { mode: job.mode, size: job.size, isSymlink: false } as Deno.FileInfo,
+          opts.root ?? dir,
         );
       } catch (err) {
         fail(w, job, (err as Error).message);
@@ -599,7 +624,12 @@ export async function ingestTreeParallel(
           place(
             w,
             job,
-            ingestFile(store, job.abs, { mode: job.mode, size: job.size } as Deno.FileInfo),
+            ingestFile(
+              store,
+              job.abs,
+              { mode: job.mode, size: job.size } as Deno.FileInfo,
+              opts.root ?? dir,
+            ),
             cache,
             progress,
           );
@@ -609,7 +639,7 @@ export async function ingestTreeParallel(
       }
       return finish(store, w, cache, opts);
     }
-    await runPool(store, w, n, cache, progress, opts);
+    await runPool(store, w, n, cache, progress, opts, opts.root ?? dir);
     return finish(store, w, cache, opts);
   });
 }
@@ -629,6 +659,7 @@ async function runPool(
   cache: StatCache,
   progress: IngestProgress,
   opts: IngestOptions,
+  root: string,
 ): Promise<void> {
   const url = new URL("./ingest_worker.ts", import.meta.url);
   const workers = Array.from({ length: n }, () => new Worker(url, { type: "module" }));
@@ -641,12 +672,12 @@ async function runPool(
   const BATCH_FILES = 128;
   const BATCH_BYTES = 4 << 20;
   const nextBatch = () => {
-    const jobs: { job: number; path: string; size: number }[] = [];
+    const jobs: { job: number; path: string; size: number; root: string }[] = [];
     let bytes = 0;
     w.pump(next, BATCH_FILES);
     while (next < w.jobs.length && jobs.length < BATCH_FILES && bytes < BATCH_BYTES) {
       const j = w.jobs[next];
-      jobs.push({ job: next, path: j.abs, size: j.size });
+      jobs.push({ job: next, path: j.abs, size: j.size, root });
       ids.set(next, []);
       sizes.set(next, 0);
       bytes += j.size;

@@ -6,7 +6,8 @@
  * sync libc `read` each (readfile.ts), so a cold cache keeps several reads in flight without
  * paying Deno's async open/read ops per file; without FFI, async reads into reused buffers.
  *
- * Messages in: `{ jobs: [{ job, path, size }] }` (a batch of files, handled in order). Out:
+ * Messages in: `{ jobs: [{ job, path, size, root? }] }` (a batch of files, handled in order; below
+ * `root`, the tree's trusted directory, no symlink is followed: src/sys/nofollow.ts). Out:
  * `{ replies: [{ job, chunks: [{ id, stored, length }], done, error? }] }`; a large file sends
  * partial replies (about 8 MiB of chunks each) before its last one with `done: true`.
  * @module
@@ -26,7 +27,7 @@ interface Out {
   length: number;
 }
 
-type Job = { job: number; path: string; size: number };
+type Job = { job: number; path: string; size: number; root?: string };
 type Reply = { job: number; chunks: Out[]; done: boolean; error?: string };
 
 /** Files read ahead of the one being chunked: a cold cache is waiting on the disk, not the CPU. */
@@ -86,8 +87,9 @@ function processFile(
   };
   try {
     if (bytes instanceof Error) throw bytes;
-    if (bytes === null) { for (const c of chunkBlocks(readBlocks(j.path))) add(c); }
-    else for (const [a, b] of chunkBoundaries(bytes)) add(bytes.subarray(a, b));
+    if (bytes === null) {
+      for (const c of chunkBlocks(readBlocks(j.path, undefined, j.root))) add(c);
+    } else for (const [a, b] of chunkBoundaries(bytes)) add(bytes.subarray(a, b));
     pending.push({ job: j.job, chunks: out, done: true });
   } catch (e) {
     pending.push({ job: j.job, chunks: [], done: true, error: (e as Error).message });
@@ -98,7 +100,7 @@ function processFile(
 function readLarge(j: Job): Uint8Array | Error | null {
   if (j.size > STREAM_THRESHOLD) return null;
   try {
-    return readWhole(j.path, j.size);
+    return readWhole(j.path, j.size, j.root);
   } catch (e) {
     return e as Error;
   }
@@ -123,7 +125,7 @@ function processBatchSync(r: FileReader, jobs: Job[]): void {
   const pending: Reply[] = [];
   const fds: (number | Error | null)[] = new Array(jobs.length).fill(null);
   const start = (i: number) => {
-    if (jobs[i].size <= READ_AHEAD_MAX) fds[i] = r.prefetch(jobs[i].path);
+    if (jobs[i].size <= READ_AHEAD_MAX) fds[i] = r.prefetch(jobs[i].path, jobs[i].root);
   };
   for (let i = 0; i < Math.min(PREFETCH, jobs.length); i++) start(i);
   for (let i = 0; i < jobs.length; i++) {

@@ -22,6 +22,7 @@ import { encodeFileBody, type FileNode } from "../dag/node.ts";
 import { MemDir, type Tree } from "../dag/tree.ts";
 import { PathFilter } from "../scan/filter.ts";
 import { ingestFile, statSig } from "../scan/ingest.ts";
+import { listDir } from "../sys/nofollow.ts";
 import type { StatCache } from "../scan/statcache.ts";
 import type { GlobSet } from "./pathmap.ts";
 
@@ -91,7 +92,7 @@ export function applyChanges(
     if (!filter.includesFile(rel)) return removePath(rel);
     let f: FileNode;
     try {
-      f = ingestFile(store, abs, st);
+      f = ingestFile(store, abs, st, dir);
     } catch {
       return removePath(rel); // vanished or unreadable between stat and read
     }
@@ -108,7 +109,7 @@ export function applyChanges(
     const seen = new Set<string>();
     let entries: Deno.DirEntry[] = [];
     try {
-      entries = [...Deno.readDirSync(abs)];
+      entries = listDir(abs, dir); // no symlink followed below the project (nofollow.ts)
     } catch {
       return removePath(rel);
     }

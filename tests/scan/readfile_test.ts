@@ -2,7 +2,7 @@ import { assert, assertEquals } from "../_assert.ts";
 import { FileReader } from "../../src/scan/readfile.ts";
 import { tempDir } from "../_helpers.ts";
 
-Deno.test("FileReader: whole files through libc, larger than its buffer, empty, missing", () => {
+Deno.test("FileReader: whole files through libc, larger than its buffer, empty, missing; only regular files, read to a bound", () => {
   const r = FileReader.open();
   if (!r) {
     console.log("skip: libc cannot be bound here");
@@ -29,9 +29,14 @@ Deno.test("FileReader: whole files through libc, larger than its buffer, empty, 
   const missing = r.prefetch(`${t.path}/nope`);
   assert(missing instanceof Error);
   assert(missing.message.startsWith(`Cannot read ${t.path}/nope: `), missing.message);
-  // a directory opens but does not read: an error, and the fd is closed
+  // only a regular file opens (a directory, a symlink: an error; src/sys/nofollow.ts)
   const d = r.prefetch(t.path);
-  assert(typeof d === "number");
-  const de = r.read(d, t.path, 0);
-  assert(de instanceof Error && /errno 21/.test(de.message), String(de));
+  assert(d instanceof Error && /no longer a regular file/.test(d.message), String(d));
+  Deno.symlinkSync("small", `${t.path}/link`);
+  const l = r.prefetch(`${t.path}/link`);
+  assert(l instanceof Error && /symlink|errno 40/.test(l.message), String(l));
+  // a file far larger than its lstat said (written to without end while read) is not read whole
+  Deno.writeFileSync(`${t.path}/grown`, new Uint8Array((16 << 20) + 4096));
+  const g = r.read(r.prefetch(`${t.path}/grown`) as number, "grown", 100);
+  assert(g instanceof Error && /grew by more than 16 MiB/.test(g.message), String(g));
 });
