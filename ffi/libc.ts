@@ -125,6 +125,7 @@ export const LIBC_NOFOLLOW_SYMBOLS = {
   openat: LIBC_SYMBOLS.openat,
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   readlinkat: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: LIBC_SYMBOLS.close,
   __errno_location: LIBC_SYMBOLS.__errno_location,
   strerror: LIBC_SYMBOLS.strerror,

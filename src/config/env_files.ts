@@ -12,6 +12,7 @@
  * @module
  */
 import { HdError } from "../sys/errors.ts";
+import { readBeneath } from "../sys/nofollow.ts";
 import { EnvFileError, parseEnvFile } from "./interpolate.ts";
 import type { VolumeReader } from "./volume_keys.ts";
 
@@ -22,33 +23,30 @@ export const ENV_FILE_KEYS = ["env_file"] as const;
 export const ENV_FILE_MAX = 1 << 20;
 
 function readEnvFile(
-  file: string,
-  shown: string,
+  dir: string,
+  rel: string,
   lookup: (n: string) => string | undefined,
   what: string,
 ): Record<string, string> | null {
   let text: string;
   try {
-    const st = Deno.statSync(file);
-    if (!st.isFile) throw new HdError(`Cannot load ${what}: ${shown} is not a file`, "name a file");
-    if (st.size > ENV_FILE_MAX) {
-      throw new HdError(
-        `Cannot load ${what}: ${shown} is ${st.size} bytes (at most ${ENV_FILE_MAX})`,
-        "an env file holds KEY=VALUE lines",
-      );
-    }
-    text = Deno.readTextFileSync(file);
+    // a project file: a symlink may lead elsewhere in the project, never out of it (a cloned
+    // project must not hand a host file's variables to its services: src/sys/nofollow.ts)
+    const bytes = readBeneath(dir, rel, ENV_FILE_MAX);
+    if (bytes === null) return null;
+    text = new TextDecoder().decode(bytes);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    if (e instanceof HdError) throw e;
-    throw new HdError(`Cannot load ${what}: ${shown}: ${(e as Error).message}`, "check the file");
+    throw new HdError(
+      `Cannot load ${what}: ${(e as Error).message}`,
+      "an env file is a regular file of the project, of KEY=VALUE lines",
+    );
   }
   try {
     return parseEnvFile(text, lookup).vars;
   } catch (e) {
     if (e instanceof EnvFileError) {
       throw new HdError(
-        `Cannot load ${what}: ${shown}:${e.line}:${e.column}: ${e.message}`,
+        `Cannot load ${what}: ${rel}:${e.line}:${e.column}: ${e.message}`,
         "lines are KEY=VALUE; quote values with spaces or #; $$ is a literal $",
       );
     }
@@ -58,7 +56,7 @@ function readEnvFile(
 
 /** The project's `.env` (`dir/.env`) read with `env` (the process environment); {} when none. */
 export function dotEnv(dir: string, env: Record<string, string>): Record<string, string> {
-  return readEnvFile(`${dir}/.env`, ".env", (n) => env[n], "hd.toml") ?? {};
+  return readEnvFile(dir, ".env", (n) => env[n], "hd.toml") ?? {};
 }
 
 /**
@@ -97,7 +95,7 @@ export function envFileVars(
     }
     const rel = v.relPath(at, file);
     onFile(rel);
-    const vars = readEnvFile(`${dir}/${rel}`, rel, (n) => out[n] ?? lookup(n), "hd.toml");
+    const vars = readEnvFile(dir, rel, (n) => out[n] ?? lookup(n), "hd.toml");
     if (vars === null && required) {
       v.fail(
         at,

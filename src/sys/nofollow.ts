@@ -37,10 +37,13 @@ const O_NOFOLLOW = 0o400000;
 const O_CLOEXEC = 0o2000000;
 const O_PATH = 0o10000000;
 const RESOLVE_NO_MAGICLINKS = 0x02;
+const RESOLVE_BENEATH = 0x08;
 const RESOLVE_NO_SYMLINKS = 0x04;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const ENOSYS = 38;
+const ENOENT = 2;
+const EXDEV = 18;
 const ELOOP = 40;
 const EINTR = 4;
 
@@ -247,5 +250,82 @@ export function readLink(path: string, root?: string): string {
     return td.decode(linkBuf.subarray(0, n));
   } finally {
     l.symbols.close(fd);
+  }
+}
+
+/**
+ * The bytes of the project file `rel` below `root` (hd.toml's `.env`, an `env_file`): a symlink
+ * may lead to another file below `root`, never out of it (openat2's RESOLVE_BENEATH: an absolute
+ * target or a `..` past `root` is refused, so a cloned project cannot have hd read
+ * `/root/.aws/credentials` into a service's environment); only a regular file, at most `max`
+ * bytes. Null when it does not exist; throws an Error saying why otherwise. Without openat2 a
+ * symlink at `rel` is refused; without libc, Deno's API (no check).
+ */
+export function readBeneath(root: string, rel: string, max: number): Uint8Array | null {
+  const l = bind();
+  if (l === null) {
+    try {
+      return Deno.readFileSync(`${root}/${rel}`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+  }
+  if (rel.indexOf("\0") >= 0 || root.indexOf("\0") >= 0) throw new Error(`${rel}: NUL in the path`);
+  const dirFd = l.symbols.openat(AT_FDCWD, cPath(root), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dirFd < 0) {
+    const e = errnoOf(l);
+    if (e.errno === ENOENT) return null;
+    throw new Error(`${root}: ${e.text} (errno ${e.errno})`);
+  }
+  let fd = -1;
+  try {
+    const p = cPath(rel);
+    const flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    for (;;) {
+      if (!noOpenat2) {
+        howView.setBigUint64(0, BigInt(flags), true);
+        howView.setBigUint64(8, 0n, true);
+        howView.setBigUint64(16, BigInt(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS), true);
+        fd = Number(l.symbols.openat2(SYS_OPENAT2, dirFd, p, how, 24n));
+      } else fd = l.symbols.openat(dirFd, p, flags | O_NOFOLLOW);
+      if (fd >= 0) break;
+      const e = errnoOf(l);
+      if (e.errno === EINTR) continue;
+      if (e.errno === ENOSYS && !noOpenat2) {
+        noOpenat2 = true;
+        continue;
+      }
+      if (e.errno === ENOENT) return null;
+      if (e.errno === EXDEV) throw new Error(`${rel} leads outside ${root} (a symlink)`);
+      if (e.errno === ELOOP) throw new Error(`${rel} is a symlink`);
+      throw new Error(`${rel}: ${e.text} (errno ${e.errno})`);
+    }
+    if (typeOf(l, fd) !== S_IFREG) throw new Error(`${rel} is not a regular file`);
+    const size = Number(statView.getBigInt64(48, true));
+    if (size > max) throw new Error(`${rel} is ${size} bytes (at most ${max})`);
+    let buf = new Uint8Array(size + 1);
+    let n = 0;
+    for (;;) {
+      if (n === buf.length) {
+        if (buf.length > max) break; // grew past `max` while read
+        const b = new Uint8Array(Math.min(max + 1, buf.length * 2));
+        b.set(buf);
+        buf = b;
+      }
+      const got = Number(l.symbols.read(fd, buf.subarray(n), BigInt(buf.length - n)));
+      if (got < 0) {
+        const e = errnoOf(l);
+        if (e.errno === EINTR) continue;
+        throw new Error(`${rel}: ${e.text} (errno ${e.errno})`);
+      }
+      if (got === 0) break;
+      n += got;
+    }
+    if (n > max) throw new Error(`${rel} is more than ${max} bytes`);
+    return buf.slice(0, n);
+  } finally {
+    if (fd >= 0) l.symbols.close(fd);
+    l.symbols.close(dirFd);
   }
 }

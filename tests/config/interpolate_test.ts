@@ -9,6 +9,7 @@ import { tempDir } from "../_helpers.ts";
 import { throwsHd } from "./_util.ts";
 import { interpolate, InterpolationError, parseEnvFile } from "../../src/config/interpolate.ts";
 import { loadSpec, parseSpec } from "../../src/config/parse.ts";
+import { ENV_FILE_MAX } from "../../src/config/env_files.ts";
 import { Store } from "../../src/cas/store.ts";
 import { compileEnv } from "../../src/env/compile.ts";
 import { configChanged } from "../../src/services/plan.ts";
@@ -195,6 +196,34 @@ env = { A = "\${UNSET:-fallback}" }
   // a broken .env is reported with its line
   Deno.writeTextFileSync(`${dir}/.env`, "A=1\nB='unclosed\n");
   at(`[environment]\nname = "x"\n`, ".env:2:3: the ' quote is not closed", /hd\.toml/);
+  Deno.removeSync(`${dir}/.env`);
+
+  // env files are project files: a symlink may lead elsewhere in the project, never out of it (a
+  // cloned project must not hand a host file's variables to its services), and only a regular
+  // file of at most ENV_FILE_MAX bytes is read
+  using outside = tempDir("hd-outside-");
+  Deno.writeTextFileSync(`${outside.path}/host.env`, "AWS_SECRET=host-secret\n");
+  Deno.writeTextFileSync(`${dir}/real.env`, "IN=project\n");
+  Deno.symlinkSync("real.env", `${dir}/inside.env`);
+  Deno.symlinkSync(`${outside.path}/host.env`, `${dir}/abs.env`);
+  Deno.symlinkSync(`../${outside.path.split("/").pop()}/host.env`, `${dir}/up.env`);
+  const inside = parseSpec(
+    `[environment]\nname = "x"\nenv_file = "inside.env"\n`,
+    `${dir}/hd.toml`,
+    { env: {} },
+  );
+  assertEquals(inside.environment.env, { IN: "project" });
+  at(`[environment]\nname = "x"\nenv_file = "abs.env"\n`, "abs.env leads outside", /hd\.toml/);
+  at(`[environment]\nname = "x"\nenv_file = "up.env"\n`, "up.env leads outside", /hd\.toml/);
+  Deno.symlinkSync(`${outside.path}/host.env`, `${dir}/.env`);
+  at(`[environment]\nname = "x"\n`, ".env leads outside", /hd\.toml/);
+  Deno.removeSync(`${dir}/.env`);
+  Deno.writeFileSync(`${dir}/big.env`, new Uint8Array(ENV_FILE_MAX + 1).fill(0x41));
+  at(`[environment]\nname = "x"\nenv_file = "big.env"\n`, "big.env is 1048577 bytes", /hd/);
+  if (new Deno.Command("mkfifo", { args: [`${dir}/fifo.env`] }).outputSync().success) {
+    // refused without waiting for a writer
+    at(`[environment]\nname = "x"\nenv_file = "fifo.env"\n`, "fifo.env is not a regular", /hd/);
+  }
 });
 
 Deno.test("service-level env and env_file never enter a step's hash", async () => {
