@@ -75,7 +75,7 @@ function weaker(why: string): void {
   warned = true;
   console.error(
     `hd: warning: ${why}: a scan does not follow the last symlink of a path, but a directory ` +
-      `swapped for a symlink during the scan could still be followed (Linux 5.6 or later has openat2)`,
+      `swapped for a symlink while it scans could still be followed`,
   );
 }
 
@@ -171,7 +171,7 @@ function openOnce(
       if (e.errno === EINTR) continue;
       if (e.errno !== ENOSYS) return e;
       noOpenat2 = true;
-      weaker("this kernel has no openat2");
+      weaker("this kernel has no openat2 (Linux 5.6 or later has)");
     }
     const fd = l.symbols.openat(AT_FDCWD, p, flags | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0) return fd;
@@ -208,6 +208,19 @@ export function closeFd(fd: number): void {
   bind()?.symbols.close(fd);
 }
 
+let hasProcFds: boolean | undefined;
+/** Whether /proc/self/fd is there to list a directory through its fd. */
+function procFds(): boolean {
+  if (hasProcFds === undefined) {
+    try {
+      hasProcFds = Deno.statSync("/proc/self/fd").isDirectory;
+    } catch {
+      hasProcFds = false;
+    }
+  }
+  return hasProcFds;
+}
+
 /**
  * The entries of the directory at `path` (below the trusted `root`, if given), listed through an
  * fd opened following no symlink (a directory swapped for a symlink is refused, not listed).
@@ -221,6 +234,10 @@ export function listDir(path: string, root?: string): Deno.DirEntry[] {
   try {
     // the fd's magic link names the directory it is open on, not the path again
     return [...Deno.readDirSync(`/proc/self/fd/${fd}`)];
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound) || procFds()) throw e;
+    weaker("/proc is not mounted");
+    return [...Deno.readDirSync(path)];
   } finally {
     l.symbols.close(fd);
   }
