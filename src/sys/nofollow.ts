@@ -108,13 +108,14 @@ function failure(path: string, e: { errno: number; text: string }, what: string)
 const reals = new Map<string, string>();
 
 /**
- * The path to open for `path` below the trusted `root`: `root`'s real path with the rest of
- * `path` after it; null when there is no root, `path` is not below it, or the root is gone.
+ * The path to open for `path` below the trusted `root` (or the root itself, which may be a
+ * symlink): `root`'s real path with the rest of `path` after it; null when there is no root,
+ * `path` is not below it, or the root is gone.
  */
 function below(path: string, root: string | undefined, fresh = false): string | null {
   if (root === undefined || root === "") return null;
   const r = root.endsWith("/") ? root.slice(0, -1) : root;
-  if (!path.startsWith(r + "/")) return null;
+  if (path !== r && !path.startsWith(r + "/")) return null;
   let real = fresh ? undefined : reals.get(r);
   if (real === undefined) {
     try {

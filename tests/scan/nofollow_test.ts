@@ -184,6 +184,24 @@ Deno.test("nofollow: a directory swapped for a symlink during the walk gives the
   }
 });
 
+Deno.test("nofollow: a tree whose own path is a symlink (the root the caller trusts) is walked whole", async () => {
+  const { t, root } = layout();
+  using _t = t;
+  using s = tempDir("hd-store-");
+  const store = Store.open(s.path, { create: true });
+  Deno.symlinkSync(root, `${t.path}/rootlink`);
+  const direct = ingestTree(store, root, { cache: StatCache.empty(store) });
+  const viaLink = ingestTree(store, `${t.path}/rootlink`, { cache: StatCache.empty(store) });
+  assertEquals(viaLink.skipped, []);
+  assertEquals(viaLink.root, direct.root);
+  const parallel = await ingestTreeParallel(store, `${t.path}/rootlink`, {
+    cache: StatCache.empty(store),
+    workers: 2,
+  });
+  assertEquals(parallel.root, direct.root);
+  assertEquals(contents(store, viaLink.tree).get("src/secret.txt"), "decoy\n");
+});
+
 Deno.test("nofollow: the watcher's update of a directory swapped for a symlink takes nothing from outside it", () => {
   const { t, root, out } = layout();
   using _t = t;
