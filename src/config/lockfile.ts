@@ -27,6 +27,8 @@
  * ```
  * @module
  */
+import { readBeneath } from "../sys/nofollow.ts";
+import { INPUT_FILE_MAX } from "./providers/provider.ts";
 import { HdError } from "../sys/errors.ts";
 import { blake3Hex } from "../cas/hash.ts";
 import { compareNames, nodeId, type PackageNode } from "../dag/node.ts";
@@ -401,9 +403,9 @@ export function lockStatus(
   if (lock.environment !== spec.environment.name) return stale("the environment's name changed");
   for (const [path, hash] of Object.entries(lock.inputs)) {
     try {
-      if (blake3Hex(Deno.readFileSync(`${spec.dir}/${path}`)) !== hash) {
-        return stale(`${path} changed`);
-      }
+      // a project file: not through a symlink out of the project, not a FIFO, bounded
+      const bytes = readBeneath(spec.dir, path, INPUT_FILE_MAX);
+      if (bytes === null || blake3Hex(bytes) !== hash) return stale(`${path} changed`);
     } catch {
       return stale(`${path} cannot be read`);
     }

@@ -239,6 +239,47 @@ Deno.test("unavailable, unknown and misused providers fail clearly", async () =>
   Deno.writeTextFileSync(`${d.path}/nope.json`, "{ not json");
   const e5 = await rejectsHd(() => resolveLock(missing));
   assertMatch(e5.message, /nope\.json: not valid JSON/);
+  // the project's lockfile is untrusted: not read through a symlink out of the project, not a
+  // device or a FIFO (which would never end or never answer)
+  using outside = tempDir("hd-outside-");
+  Deno.writeTextFileSync(`${outside.path}/lock.json`, '{ "lockfileVersion": 3, "packages": {} }');
+  const linked = (target: string) => {
+    Deno.removeSync(`${d.path}/nope.json`);
+    Deno.symlinkSync(target, `${d.path}/nope.json`);
+  };
+  linked(`${outside.path}/lock.json`);
+  assertMatch((await rejectsHd(() => resolveLock(missing))).message, /leads outside/);
+  linked("/dev/zero");
+  assertMatch((await rejectsHd(() => resolveLock(missing))).message, /leads outside/);
+  Deno.removeSync(`${d.path}/nope.json`);
+  if (new Deno.Command("mkfifo", { args: [`${d.path}/nope.json`] }).outputSync().success) {
+    assertMatch(
+      (await rejectsHd(() => resolveLock(missing))).message,
+      /nope\.json is not a regular file/,
+    );
+  }
+});
+
+Deno.test("an hd.lock input that is now a FIFO or a link out of the project makes the lock stale, without hanging", async () => {
+  using d = tempDir("hd-lock-");
+  const file = project(
+    d.path,
+    '[environment]\nname = "p"\n[dependencies]\nnpm = { file = "package-lock.json" }\n',
+    JSON.stringify({ lockfileVersion: 3, packages: { "": { name: "p" } } }),
+  );
+  const spec = loadSpec(file);
+  writeLock(`${d.path}/hd.lock`, await resolveLock(spec));
+  assertEquals(lockState(spec, readLock(`${d.path}/hd.lock`)), "current");
+  using outside = tempDir("hd-outside-");
+  Deno.copyFileSync(`${d.path}/package-lock.json`, `${outside.path}/same.json`);
+  Deno.removeSync(`${d.path}/package-lock.json`);
+  // the same bytes, but outside the project: not read
+  Deno.symlinkSync(`${outside.path}/same.json`, `${d.path}/package-lock.json`);
+  assertEquals(lockState(spec, readLock(`${d.path}/hd.lock`)), "stale");
+  Deno.removeSync(`${d.path}/package-lock.json`);
+  if (new Deno.Command("mkfifo", { args: [`${d.path}/package-lock.json`] }).outputSync().success) {
+    assertEquals(lockState(spec, readLock(`${d.path}/hd.lock`)), "stale");
+  }
 });
 
 Deno.test("a registered provider is used for its entries", async () => {

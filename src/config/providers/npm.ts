@@ -12,6 +12,8 @@
  * ```
  * @module
  */
+import { readBeneath } from "../../sys/nofollow.ts";
+import { INPUT_FILE_MAX } from "./provider.ts";
 import { HdError } from "../../sys/errors.ts";
 import { blake3Hex } from "../../cas/hash.ts";
 import type { PackageNode } from "../../dag/node.ts";
@@ -141,10 +143,11 @@ export const npmProvider: Provider = {
         ),
       );
     }
-    const abs = `${ctx.dir}/${dep.file}`;
-    let bytes: Uint8Array;
+    let bytes: Uint8Array | null;
     try {
-      bytes = Deno.readFileSync(abs);
+      // a project file: not through a symlink out of the project, not a FIFO or a device, bounded
+      bytes = readBeneath(ctx.dir, dep.file, INPUT_FILE_MAX);
+      if (bytes === null) throw new Deno.errors.NotFound(dep.file);
     } catch (e) {
       return Promise.reject(
         new HdError(

@@ -71,3 +71,10 @@ export function parsePackagePin(text: string): { name: string; version: string |
   if (at > 0) return { name: text.slice(0, at), version: text.slice(at + 1) || null };
   return { name: text, version: null };
 }
+
+/**
+ * The largest dependency file (a lockfile) hd reads to resolve packages or to tell whether hd.lock
+ * is current: a project's file is untrusted, and one named by mistake (or a link to a device) must
+ * not be read without end.
+ */
+export const INPUT_FILE_MAX = 256 << 20;
