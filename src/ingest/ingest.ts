@@ -11,6 +11,7 @@
  * ```
  * @module
  */
+import { readBeneath } from "../sys/nofollow.ts";
 import { parseSpec } from "../config/parse.ts";
 import { HdError } from "../sys/errors.ts";
 import { translateCompose } from "./compose.ts";
@@ -36,6 +37,9 @@ export interface ProjectFiles {
   isDir(rel: string): boolean;
 }
 
+/** The largest project file `hd ingest` reads (a Dockerfile, a compose file, an env file). */
+export const PROJECT_TEXT_MAX = 16 << 20;
+
 /** {@link ProjectFiles} over a real directory. */
 export function projectFiles(dir: string): ProjectFiles {
   const stat = (rel: string) => {
@@ -48,7 +52,10 @@ export function projectFiles(dir: string): ProjectFiles {
   return {
     read(rel) {
       try {
-        return Deno.readTextFileSync(`${dir}/${rel}`);
+        // untrusted: not through a symlink out of the project, not a FIFO or a device, bounded
+        // (a compose file's env_file linked to a host file must not land in hd.toml)
+        const bytes = readBeneath(dir, rel, PROJECT_TEXT_MAX);
+        return bytes === null ? null : new TextDecoder().decode(bytes);
       } catch {
         return null;
       }

@@ -127,3 +127,51 @@ Deno.test("hd ingest CLI: a broken input exits 1, names FILE:LINE and writes not
     );
   }
 });
+
+Deno.test("ingest: a compose .env or extends file linked out of the project is not read (nothing of it lands in hd.toml)", () => {
+  using d = tempDir("hd-ingest-");
+  using outside = tempDir("hd-outside-");
+  Deno.writeTextFileSync(`${outside.path}/host.env`, "DB_PASSWORD=host-secret-value\n");
+  Deno.writeTextFileSync(
+    `${outside.path}/base.yaml`,
+    "services:\n  base:\n    image: nginx:1.27\n    environment:\n      - TOKEN=host-secret-value\n",
+  );
+  const compose = (extra: string) =>
+    Deno.writeTextFileSync(
+      `${d.path}/compose.yaml`,
+      "services:\n  web:\n    image: nginx:1.27\n" + extra +
+        "    environment:\n      - PASSWORD=${DB_PASSWORD:-none}\n",
+    );
+  /** The translation, or the error's message. */
+  const run = () => {
+    try {
+      return ingest({
+        dir: d.path,
+        input: "compose.yaml",
+        fs: projectFiles(d.path),
+        name: "l",
+        env: {},
+      })
+        .toml;
+    } catch (e) {
+      assert(e instanceof HdError, String(e));
+      return e.message;
+    }
+  };
+  compose("");
+  Deno.writeTextFileSync(`${d.path}/.env`, "DB_PASSWORD=from-the-project\n");
+  assert(run().includes("from-the-project"), "a project .env is read");
+  Deno.removeSync(`${d.path}/.env`);
+  Deno.symlinkSync(`${outside.path}/host.env`, `${d.path}/.env`);
+  // not interpolated from it (and hd's own check of the translation refuses it)
+  const said = run();
+  assert(!said.includes("host-secret-value"), said);
+  assert(said.includes(".env leads outside"), said);
+  Deno.removeSync(`${d.path}/.env`);
+  // a service extending one of a file linked out of the project: as if that file were missing
+  compose("    extends: { file: base.yaml, service: base }\n");
+  Deno.symlinkSync(`${outside.path}/base.yaml`, `${d.path}/base.yaml`);
+  const ext = run();
+  assert(!ext.includes("host-secret-value"), ext);
+  assert(ext.includes("extends file base.yaml does not exist"), ext);
+});
