@@ -113,6 +113,9 @@ const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  */
 export const TOML_MAX_DEPTH = 64;
 
+/** The largest hd.toml read (a cloned project's, linked to a huge file by mistake or on purpose). */
+export const SPEC_MAX_BYTES = 4 << 20;
+
 /** Defaults of [options], in milliseconds. */
 export const DEFAULT_OPTIONS = { restartGraceMs: 5000, debounceMs: 50 } as const;
 
@@ -1342,6 +1345,10 @@ export function loadSpec(file: string, opts: { env?: Record<string, string> } = 
   const abs = absSpecPath(file);
   let text: string;
   try {
+    // a project's file: a regular file (a FIFO would never answer, a device never end), bounded
+    const st = Deno.statSync(abs);
+    if (!st.isFile) throw new Error("not a regular file");
+    if (st.size > SPEC_MAX_BYTES) throw new Error(`${st.size} bytes (at most ${SPEC_MAX_BYTES})`);
     text = Deno.readTextFileSync(abs);
   } catch (e) {
     throw new HdError(

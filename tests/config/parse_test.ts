@@ -5,7 +5,7 @@
 import { assert, assertEquals } from "../_assert.ts";
 import type { HdError } from "../../src/cas/errors.ts";
 import { assertMatch, throwsHd } from "./_util.ts";
-import { findSpecFile, loadSpec, parseSpec } from "../../src/config/parse.ts";
+import { findSpecFile, loadSpec, parseSpec, SPEC_MAX_BYTES } from "../../src/config/parse.ts";
 import { SourcePositions } from "../../src/config/positions.ts";
 import { parseDuration } from "../../src/config/duration.ts";
 import { didYouMean } from "../../src/config/suggest.ts";
@@ -649,4 +649,33 @@ apt = ["curl"]
     "/p/hd.toml",
   );
   assertEquals(spec.dependencies.map((d) => d.provider), ["npm", "apt"]);
+});
+
+Deno.test("hd.toml is read only as a regular file of bounded size: a FIFO, a device or a huge file is a one-line error", () => {
+  using d = tempDir("hd-spec-");
+  const file = `${d.path}/hd.toml`;
+  const cases: [string, () => void, RegExp][] = [
+    ["a link to a device", () => Deno.symlinkSync("/dev/zero", file), /not a regular file/],
+    ["too big", () => {
+      Deno.writeTextFileSync(file, `# ${"x".repeat(SPEC_MAX_BYTES)}\n[environment]\nname = "b"\n`);
+    }, /bytes \(at most 4194304\)/],
+    ["missing", () => {}, /no such file/],
+  ];
+  if (new Deno.Command("mkfifo", { args: [`${d.path}/probe`] }).outputSync().success) {
+    Deno.removeSync(`${d.path}/probe`);
+    cases.push([
+      "a FIFO",
+      () => void new Deno.Command("mkfifo", { args: [file] }).outputSync(),
+      /not a regular file/,
+    ]);
+  }
+  for (const [what, make, says] of cases) {
+    try {
+      Deno.removeSync(file);
+    } catch { /* none */ }
+    make();
+    const e = throwsHd(() => loadSpec(file));
+    assert(e.message.startsWith("Cannot load hd.toml: "), `${what}: ${e.message}`);
+    assertMatch(e.message, says);
+  }
 });
