@@ -23,6 +23,7 @@ import type { Store } from "../cas/store.ts";
 import type { PackageNode } from "../dag/node.ts";
 import { nodeId } from "../dag/node.ts";
 import { captureLayer, materializeLayer } from "../sandbox/layers.ts";
+import { resolveInRoot } from "../sandbox/inroot.ts";
 import { cachedLayer, recordLayer } from "./step_cache.ts";
 
 /** The cache key of the apt layer over `baseLayers` (lowest first) with `packages`. */
@@ -46,10 +47,23 @@ async function run(cmd: string, args: string[]): Promise<string> {
   return new TextDecoder().decode(out.stdout);
 }
 
-function baseStatus(store: Store, baseLayers: string[]): string {
+/** The largest dpkg status file read from an image (Debian's own are a few MiB). */
+export const DPKG_STATUS_MAX = 64 << 20;
+
+/**
+ * The dpkg status of the topmost of `baseLayers` that has one ("" when none does). An image's
+ * file: a symlink in its path resolves inside its layer, never on the host (an image shipping
+ * `var/lib/dpkg/status -> /etc/shadow` must not have hd copy the host's file into the apt layer it
+ * builds, where the environment would read it), and only a regular file of at most
+ * {@link DPKG_STATUS_MAX} bytes is read.
+ */
+export function baseStatus(store: Store, baseLayers: string[]): string {
   for (const id of [...baseLayers].reverse()) {
     try {
-      return Deno.readTextFileSync(`${materializeLayer(store, id).dir}/var/lib/dpkg/status`);
+      const host = resolveInRoot(materializeLayer(store, id).dir, "var/lib/dpkg/status");
+      const st = Deno.lstatSync(host);
+      if (!st.isFile || st.size > DPKG_STATUS_MAX) continue;
+      return Deno.readTextFileSync(host);
     } catch { /* not in this layer */ }
   }
   return "";

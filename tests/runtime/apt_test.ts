@@ -13,6 +13,9 @@ import { unmountEnv } from "../../src/runtime/sandbox_steps.ts";
 import { loadSpec } from "../../src/config/parse.ts";
 import { LOCK_FILE, resolveLock, writeLock } from "../../src/config/lockfile.ts";
 import { busyboxRegistry } from "../sandbox/_image.ts";
+import { Store } from "../../src/cas/store.ts";
+import { captureLayer } from "../../src/sandbox/layers.ts";
+import { baseStatus } from "../../src/runtime/apt_layer.ts";
 
 const ARCHIVES = "/var/cache/apt/archives";
 const DEBS = ["dns-root-data_2024071801~deb12u1_all.deb", "libwayland-egl1_1.21.0-1_amd64.deb"];
@@ -137,3 +140,37 @@ apt = ["dns-root-data", "libwayland-egl1"]
     }
   },
 );
+
+Deno.test("apt layer: the base's dpkg status is read inside its layer; a link to a host file is not followed", () => {
+  using s = tempDir("hd-store-");
+  using src = tempDir("hd-layer-");
+  using outside = tempDir("hd-outside-");
+  const store = Store.open(s.path, { create: true });
+  const host = `${outside.path}/shadow`;
+  Deno.writeTextFileSync(host, "Package: host-secret\nStatus: install ok installed\nVersion: 1\n");
+  const layerWith = (make: (dpkg: string) => void): string => {
+    Deno.removeSync(src.path, { recursive: true });
+    Deno.mkdirSync(`${src.path}/var/lib/dpkg`, { recursive: true });
+    make(`${src.path}/var/lib/dpkg`);
+    return captureLayer(store, src.path).id;
+  };
+  const real = "Package: bash\nStatus: install ok installed\nVersion: 5.2\n";
+  // [what, the layer's dpkg directory, what is read]
+  const cases: [string, (dpkg: string) => void, string][] = [
+    ["a regular file", (d) => Deno.writeTextFileSync(`${d}/status`, real), real],
+    ["a link inside the layer", (d) => {
+      Deno.writeTextFileSync(`${d}/status.real`, real);
+      Deno.symlinkSync("status.real", `${d}/status`);
+    }, real],
+    ["an absolute link: resolved in the layer, where nothing is", (d) => {
+      Deno.symlinkSync(host, `${d}/status`);
+    }, ""],
+    ["a link climbing out: stops at the layer's root", (d) => {
+      Deno.symlinkSync(`../../../../../../../..${host}`, `${d}/status`);
+    }, ""],
+    ["a directory", (d) => Deno.mkdirSync(`${d}/status`), ""],
+  ];
+  for (const [what, make, want] of cases) {
+    assertEquals(baseStatus(store, [layerWith(make)]), want, what);
+  }
+});
