@@ -17,6 +17,7 @@
  * ```
  * @module
  */
+import { readBeneath } from "../sys/nofollow.ts";
 import { trace } from "../sys/trace.ts";
 import { openPrivateAppend, privateDir } from "../sys/fs.ts";
 import type { ServiceSpec } from "../config/types.ts";
@@ -223,13 +224,18 @@ function slotScripts(env: Record<string, string>, prefix: string): Record<string
 }
 
 /** The records of a sandboxed service are written by the container: at most this is read. */
-const MAX_RECORD_BYTES = 32 << 20;
+export const MAX_RECORD_BYTES = 32 << 20;
 
-/** Reads a file the container may write (its size checked first); null when absent or too big. */
-function readSmall(path: string): string | null {
+/**
+ * Reads a file the container may write; null when absent, too big, or not a regular file inside
+ * its directory (the container could make it a link to a host file, or a FIFO the supervisor
+ * would wait on forever: src/sys/nofollow.ts's readBeneath).
+ */
+export function readSmall(path: string): string | null {
+  const k = path.lastIndexOf("/");
   try {
-    if (Deno.statSync(path).size > MAX_RECORD_BYTES) return null;
-    return Deno.readTextFileSync(path);
+    const bytes = readBeneath(path.slice(0, k) || "/", path.slice(k + 1), MAX_RECORD_BYTES);
+    return bytes === null ? null : new TextDecoder().decode(bytes);
   } catch {
     return null;
   }

@@ -430,3 +430,42 @@ Deno.test("a hand-edited hd.lock entry: `hd status` and `hd lock --check` agree 
   assertEquals((await hd(["lock"], { cwd: d.path, store: store.path })).code, 0);
   assertEquals(Deno.readTextFileSync(`${d.path}/${LOCK_FILE}`), good);
 });
+
+Deno.test("hd.lock itself is read only as a regular file of the project: a link out of it, a device or a FIFO is a one-line error", () => {
+  using d = tempDir("hd-lock-");
+  using outside = tempDir("hd-outside-");
+  Deno.writeTextFileSync(`${outside.path}/lock.json`, "{}");
+  const lock = `${d.path}/hd.lock`;
+  const cases: [string, () => void, RegExp][] = [
+    [
+      "a link out of the project",
+      () => Deno.symlinkSync(`${outside.path}/lock.json`, lock),
+      /leads outside/,
+    ],
+    ["a link to a device", () => Deno.symlinkSync("/dev/zero", lock), /leads outside/],
+  ];
+  if (new Deno.Command("mkfifo", { args: [`${d.path}/probe`] }).outputSync().success) {
+    Deno.removeSync(`${d.path}/probe`);
+    cases.push([
+      "a FIFO",
+      () => void new Deno.Command("mkfifo", { args: [lock] }).outputSync(),
+      /not a regular file/,
+    ]);
+  }
+  for (const [what, make, says] of cases) {
+    try {
+      Deno.removeSync(lock);
+    } catch { /* none */ }
+    make();
+    let msg = "";
+    try {
+      readLock(lock);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    assert(msg.startsWith(`Cannot read ${lock}: `), `${what}: ${msg}`);
+    assertMatch(msg, says);
+  }
+  Deno.removeSync(lock);
+  assertEquals(readLock(lock), null, "absent");
+});

@@ -2,7 +2,7 @@ import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { skipUnless, tempDir, testIf } from "../_helpers.ts";
 import { topoOrder, withDependents } from "../../src/services/graph.ts";
 import { groupMembers } from "../../src/sys/proc.ts";
-import { Supervisor } from "../../src/services/supervisor.ts";
+import { MAX_RECORD_BYTES, readSmall, Supervisor } from "../../src/services/supervisor.ts";
 import { freePort, nodeListen, pidsWith, svc, waitFor } from "./_util.ts";
 
 const NODE = skipUnless({ commands: ["node", "setsid"] });
@@ -204,3 +204,34 @@ testIf(
     await sup.close();
   },
 );
+
+Deno.test("readSmall: a file a container writes is read only as a regular file inside its directory, bounded", () => {
+  using d = tempDir("hd-rec-");
+  using outside = tempDir("hd-outside-");
+  Deno.writeTextFileSync(`${outside.path}/config.json`, '{"auths":{"x":"host-token"}}');
+  const f = `${d.path}/record.json`;
+  const cases: [string, () => void, string | null][] = [
+    ["a regular file", () => Deno.writeTextFileSync(f, '{"entry":null}'), '{"entry":null}'],
+    ["a link inside its directory", () => {
+      Deno.writeTextFileSync(`${d.path}/real.json`, "{}");
+      Deno.symlinkSync("real.json", f);
+    }, "{}"],
+    ["a link to a host file", () => Deno.symlinkSync(`${outside.path}/config.json`, f), null],
+    ["a link to a device", () => Deno.symlinkSync("/dev/zero", f), null],
+    ["too big", () => Deno.writeFileSync(f, new Uint8Array(MAX_RECORD_BYTES + 1)), null],
+    ["absent", () => {}, null],
+  ];
+  if (new Deno.Command("mkfifo", { args: [`${d.path}/probe`] }).outputSync().success) {
+    cases.push(["a FIFO (never waited on)", () => {
+      Deno.removeSync(`${d.path}/probe`);
+      new Deno.Command("mkfifo", { args: [f] }).outputSync();
+    }, null]);
+  }
+  for (const [what, make, want] of cases) {
+    try {
+      Deno.removeSync(f);
+    } catch { /* none */ }
+    make();
+    assertEquals(readSmall(f), want, what);
+  }
+});
