@@ -27,7 +27,7 @@
  * ```
  * @module
  */
-import { readBeneath } from "../sys/nofollow.ts";
+import { readBeneath, readInDir } from "../sys/nofollow.ts";
 import { INPUT_FILE_MAX } from "./providers/provider.ts";
 import { HdError } from "../sys/errors.ts";
 import { blake3Hex } from "../cas/hash.ts";
@@ -286,10 +286,7 @@ export function readLock(path: string): LockFile | null {
   let text: string;
   try {
     // a project file: not through a link out of the project, not a FIFO or a device, bounded
-    const k = path.lastIndexOf("/");
-    const bytes = k < 0
-      ? readBeneath(".", path, INPUT_FILE_MAX)
-      : readBeneath(path.slice(0, k) || "/", path.slice(k + 1), INPUT_FILE_MAX);
+    const bytes = readInDir(path, INPUT_FILE_MAX);
     if (bytes === null) return null;
     text = new TextDecoder().decode(bytes);
   } catch (e) {

@@ -17,7 +17,7 @@
  * ```
  * @module
  */
-import { readBeneath } from "../sys/nofollow.ts";
+import { readInDir } from "../sys/nofollow.ts";
 import { trace } from "../sys/trace.ts";
 import { openPrivateAppend, privateDir } from "../sys/fs.ts";
 import type { ServiceSpec } from "../config/types.ts";
@@ -232,9 +232,8 @@ export const MAX_RECORD_BYTES = 32 << 20;
  * would wait on forever: src/sys/nofollow.ts's readBeneath).
  */
 export function readSmall(path: string): string | null {
-  const k = path.lastIndexOf("/");
   try {
-    const bytes = readBeneath(path.slice(0, k) || "/", path.slice(k + 1), MAX_RECORD_BYTES);
+    const bytes = readInDir(path, MAX_RECORD_BYTES);
     return bytes === null ? null : new TextDecoder().decode(bytes);
   } catch {
     return null;

@@ -347,3 +347,14 @@ export function readBeneath(root: string, rel: string, max: number): Uint8Array 
     l.symbols.close(dirFd);
   }
 }
+
+/**
+ * {@link readBeneath} of the file at `path` inside its own directory (a state file, hd.lock): a
+ * symlink may lead elsewhere in that directory, never out of it.
+ */
+export function readInDir(path: string, max: number): Uint8Array | null {
+  const k = path.lastIndexOf("/");
+  return k < 0
+    ? readBeneath(".", path, max)
+    : readBeneath(path.slice(0, k) || "/", path.slice(k + 1), max);
+}
