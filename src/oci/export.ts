@@ -39,7 +39,8 @@ import { getNode } from "../dag/dag.ts";
 import type { DirNode } from "../dag/node.ts";
 import { fileRange, OciLayout } from "./layout.ts";
 import { parseReference } from "./reference.ts";
-import { MEDIA, RegistryClient, sha256Digest } from "./registry.ts";
+import { MAX_MANIFEST_BYTES, MEDIA, RegistryClient, sha256Digest } from "./registry.ts";
+import { readBeneath } from "../sys/nofollow.ts";
 import { PushClient } from "./push.ts";
 import { parseSource } from "./image.ts";
 
@@ -688,12 +689,25 @@ function writeIndex(dir: string, tag: string | null, m: { digest: string; size: 
     mediaType: MEDIA.ociIndex,
     manifests: [],
   };
+  // the images already there are kept: an index.json that cannot be read stops the export
+  // instead of being replaced by one that names only this image
+  let prev: { manifests?: unknown } | null = null;
   try {
-    const prev = JSON.parse(Deno.readTextFileSync(`${dir}/index.json`));
-    if (Array.isArray(prev.manifests)) index = { ...index, manifests: prev.manifests };
-  } catch { /* a new layout */ }
+    const bytes = readBeneath(dir, "index.json", MAX_MANIFEST_BYTES);
+    if (bytes !== null) prev = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new HdError(
+      `Cannot export to ${dir}: its index.json cannot be read (${(e as Error).message})`,
+      "export to a new directory, or mend or remove index.json (the blobs written are kept)",
+    );
+  }
+  if (prev !== null && Array.isArray(prev.manifests)) {
+    index = { ...index, manifests: prev.manifests as D[] };
+  }
   const name = "org.opencontainers.image.ref.name";
-  index.manifests = index.manifests.filter((d) => (d.annotations?.[name] ?? null) !== tag);
+  index.manifests = index.manifests.filter((d) =>
+    typeof d !== "object" || d === null || (d.annotations?.[name] ?? null) !== tag
+  );
   index.manifests.push({
     mediaType: MEDIA.ociManifest,
     digest: m.digest,

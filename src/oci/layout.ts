@@ -14,11 +14,21 @@
  */
 import { HdError } from "../sys/errors.ts";
 import { checksumOk, cstr, num, parsePax } from "./tar.ts";
-import { type FetchedManifest, MEDIA, sha256Digest } from "./registry.ts";
+import { type FetchedManifest, MAX_MANIFEST_BYTES, MEDIA, sha256Digest } from "./registry.ts";
+import { openFileBeneath, readBeneath } from "../sys/nofollow.ts";
 
 /** Reads `length` bytes at `offset` of a file as a stream of pieces. */
 export function fileRange(
   path: string,
+  offset = 0,
+  length = Infinity,
+): ReadableStream<Uint8Array> {
+  return fileStream(() => Deno.open(path, { read: true }), offset, length);
+}
+
+/** Reads `length` bytes at `offset` of the file `open` gives as a stream of pieces. */
+function fileStream(
+  open: () => Promise<Deno.FsFile>,
   offset = 0,
   length = Infinity,
 ): ReadableStream<Uint8Array> {
@@ -28,7 +38,7 @@ export function fileRange(
     type: "bytes",
     async pull(c) {
       if (!f) {
-        f = await Deno.open(path, { read: true });
+        f = await open();
         if (offset) await f.seek(offset, Deno.SeekMode.Start);
       }
       if (left <= 0) {
@@ -78,20 +88,31 @@ export class OciLayout {
     this.tag = tag;
   }
 
+  /** The blob's path inside the layout (`blobs/ALG/HEX`). */
   #blobPath(digest: string): string {
     const m = /^([a-z0-9]+):([0-9a-f]{32,})$/.exec(digest);
     if (!m) throw new HdError(`Cannot read blob "${digest}" of ${this.dir}: not a digest`, "");
-    return `${this.dir}/blobs/${m[1]}/${m[2]}`;
+    return `blobs/${m[1]}/${m[2]}`;
   }
 
-  /** Reads and verifies a small blob. */
+  /**
+   * Reads and verifies a small blob (a manifest or an index): a regular file inside the layout
+   * (a symlink may lead elsewhere inside it, never out), at most {@link MAX_MANIFEST_BYTES}, as a
+   * registry's are.
+   */
   blobBytes(digest: string): Uint8Array {
-    let bytes: Uint8Array;
+    let bytes: Uint8Array | null;
     try {
-      bytes = Deno.readFileSync(this.#blobPath(digest));
+      bytes = readBeneath(this.dir, this.#blobPath(digest), MAX_MANIFEST_BYTES);
     } catch (e) {
       throw new HdError(
         `Cannot read blob ${digest} of ${this.dir}: ${(e as Error).message}`,
+        "a layout's blobs are regular files of at most 4 MiB for manifests; copy the image again",
+      );
+    }
+    if (bytes === null) {
+      throw new HdError(
+        `Cannot read blob ${digest} of ${this.dir}: it is not there`,
         "the layout is incomplete; copy the image again",
       );
     }
@@ -109,7 +130,9 @@ export class OciLayout {
   root(): Promise<FetchedManifest> {
     let index: { manifests?: Descriptor[] };
     try {
-      index = parseJson(Deno.readFileSync(`${this.dir}/index.json`), `${this.dir}/index.json`);
+      const bytes = readBeneath(this.dir, "index.json", MAX_MANIFEST_BYTES);
+      if (bytes === null) throw new Error("it has no index.json");
+      index = parseJson(bytes, `${this.dir}/index.json`);
     } catch (e) {
       if (e instanceof HdError) throw e;
       throw new HdError(
@@ -143,15 +166,23 @@ export class OciLayout {
     return Promise.resolve({ bytes, mediaType: mt, digest });
   }
 
-  /** A blob as a stream. */
+  /**
+   * A blob as a stream: a regular file inside the layout, opened now (a symlink out of the layout,
+   * a FIFO or a device is refused; the reader bounds and verifies what it reads).
+   */
   blob(digest: string): Promise<ReadableStream<Uint8Array>> {
-    const p = this.#blobPath(digest);
+    let f: Deno.FsFile | null;
     try {
-      Deno.statSync(p);
+      f = openFileBeneath(this.dir, this.#blobPath(digest));
+      if (f === null) throw new Error("it is not there");
     } catch (e) {
-      throw new HdError(`Cannot read blob ${digest} of ${this.dir}: ${(e as Error).message}`, "");
+      throw new HdError(
+        `Cannot read blob ${digest} of ${this.dir}: ${(e as Error).message}`,
+        "the layout is incomplete or not a plain copy; copy the image again",
+      );
     }
-    return Promise.resolve(fileRange(p));
+    const file = f;
+    return Promise.resolve(fileStream(() => Promise.resolve(file)));
   }
 }
 

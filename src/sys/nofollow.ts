@@ -289,6 +289,65 @@ export function readBeneath(root: string, rel: string, max: number): Uint8Array 
       throw e;
     }
   }
+  const fd = openBeneath(l, root, rel);
+  if (fd === null) return null;
+  try {
+    const size = Number(statView.getBigInt64(48, true));
+    if (size > max) throw new Error(`${rel} is ${size} bytes (at most ${max})`);
+    let buf = new Uint8Array(size + 1);
+    let n = 0;
+    for (;;) {
+      if (n === buf.length) {
+        if (buf.length > max) break; // grew past `max` while read
+        const b = new Uint8Array(Math.min(max + 1, buf.length * 2));
+        b.set(buf);
+        buf = b;
+      }
+      const got = Number(l.symbols.read(fd, buf.subarray(n), BigInt(buf.length - n)));
+      if (got < 0) {
+        const e = errnoOf(l);
+        if (e.errno === EINTR) continue;
+        throw new Error(`${rel}: ${e.text} (errno ${e.errno})`);
+      }
+      if (got === 0) break;
+      n += got;
+    }
+    if (n > max) throw new Error(`${rel} is more than ${max} bytes`);
+    return buf.slice(0, n);
+  } finally {
+    l.symbols.close(fd);
+  }
+}
+
+/**
+ * The regular file `rel` below `root` opened as {@link readBeneath} opens it (a symlink may lead
+ * elsewhere below `root`, never out; a FIFO or device is refused without waiting), as a Deno file
+ * to stream from: a blob of an OCI layout, whose bytes are checked against their digest only
+ * once read to the end. Null when it does not exist; throws an Error saying why otherwise.
+ */
+export function openFileBeneath(root: string, rel: string): Deno.FsFile | null {
+  const l = bind();
+  if (l === null || !procFds()) {
+    if (l !== null) weaker("/proc is not mounted");
+    try {
+      return Deno.openSync(`${root}/${rel}`, { read: true });
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+  }
+  const fd = openBeneath(l, root, rel);
+  if (fd === null) return null;
+  try {
+    // the fd's magic link reopens the very file checked, not the path again
+    return Deno.openSync(`/proc/self/fd/${fd}`, { read: true });
+  } finally {
+    l.symbols.close(fd);
+  }
+}
+
+/** openat2(RESOLVE_BENEATH) of `rel` below `root`: a regular file's fd (statBuf holds its stat). */
+function openBeneath(l: Lib, root: string, rel: string): number | null {
   if (rel.indexOf("\0") >= 0 || root.indexOf("\0") >= 0) throw new Error(`${rel}: NUL in the path`);
   const dirFd = l.symbols.openat(AT_FDCWD, cPath(root), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (dirFd < 0) {
@@ -320,28 +379,9 @@ export function readBeneath(root: string, rel: string, max: number): Uint8Array 
       throw new Error(`${rel}: ${e.text} (errno ${e.errno})`);
     }
     if (typeOf(l, fd) !== S_IFREG) throw new Error(`${rel} is not a regular file`);
-    const size = Number(statView.getBigInt64(48, true));
-    if (size > max) throw new Error(`${rel} is ${size} bytes (at most ${max})`);
-    let buf = new Uint8Array(size + 1);
-    let n = 0;
-    for (;;) {
-      if (n === buf.length) {
-        if (buf.length > max) break; // grew past `max` while read
-        const b = new Uint8Array(Math.min(max + 1, buf.length * 2));
-        b.set(buf);
-        buf = b;
-      }
-      const got = Number(l.symbols.read(fd, buf.subarray(n), BigInt(buf.length - n)));
-      if (got < 0) {
-        const e = errnoOf(l);
-        if (e.errno === EINTR) continue;
-        throw new Error(`${rel}: ${e.text} (errno ${e.errno})`);
-      }
-      if (got === 0) break;
-      n += got;
-    }
-    if (n > max) throw new Error(`${rel} is more than ${max} bytes`);
-    return buf.slice(0, n);
+    const ok = fd;
+    fd = -1;
+    return ok;
   } finally {
     if (fd >= 0) l.symbols.close(fd);
     l.symbols.close(dirFd);
