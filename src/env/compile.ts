@@ -45,7 +45,9 @@ import { baseIdFor, envNode, type StepHash, stepHashes } from "./step_hashes.ts"
 import {
   loadQuickStatus,
   type ProofChanges,
+  type ProofCheck,
   proofSubject,
+  reuseCheck,
   type StatusSummary,
 } from "./quick_status.ts";
 import { editedTree } from "./proof_update.ts";
@@ -86,6 +88,11 @@ export interface CompiledEnv {
    */
   proofEdits?: number;
   /**
+   * Set when that proof's check was made before the compile ({@link CompileOptions.checked}):
+   * when it began. What was written since is not in the tree.
+   */
+  checkedAtMs?: number;
+  /**
    * The stat cache the scan used and saved (absent with `noCache`): what loading
    * {@link statCachePath} again would give, without reading and verifying the file twice.
    */
@@ -120,6 +127,12 @@ export interface CompileOptions {
    * has no `statCache` (none was loaded).
    */
   fromProof?: boolean;
+  /**
+   * With `fromProof`: a check of the project's proof made earlier in this process (the early
+   * services', src/services/prespawn.ts), used instead of checking again when it is of the proof
+   * on disk (src/env/quick_status.ts's reuseCheck). The caller then checks again once it watches.
+   */
+  checked?: ProofCheck;
 }
 
 export { trackedFilter } from "./tracked.ts";
@@ -154,9 +167,15 @@ export async function compileEnv(
   const pk = await packagesFor(spec);
   const write = opts.write ?? true;
   const sink = write ? store : undefined;
-  const proof = write && opts.fromProof && !opts.noCache && !opts.exclude?.length
-    ? await loadQuickStatus(store.identity().key, spec, proofSubject(spec, opts))
+  const subject = () => proofSubject(spec, opts);
+  const reused = write && opts.fromProof && !opts.noCache && !opts.exclude?.length &&
+      opts.checked
+    ? reuseCheck(spec, subject(), opts.checked)
     : null;
+  const proof = reused ??
+    (write && opts.fromProof && !opts.noCache && !opts.exclude?.length
+      ? await loadQuickStatus(store.identity().key, spec, subject())
+      : null);
   const compile = () => {
     const filter = trackedFilter(spec, opts.exclude);
     const cachePath = statCachePath(spec);
@@ -219,6 +238,7 @@ export async function compileEnv(
       steps,
       ...(opts.noCache || cache === undefined ? {} : { statCache: cache }),
       ...(proven ? { proofEdits: proof!.changed.length + proof!.dirs.length } : {}),
+      ...(proven && reused ? { checkedAtMs: opts.checked!.checkedAtMs } : {}),
     };
   };
   return write ? await store.withLock("shared", compile) : compile();

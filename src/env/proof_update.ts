@@ -187,6 +187,45 @@ const join = (rel: string, name: string) => rel ? `${rel}/${name}` : name;
 const within = (p: string, d: string) =>
   d === "" || p === d || (p.length > d.length && p[d.length] === "/" && p.startsWith(d));
 
+/**
+ * The paths (relative to `dir`) a watcher's update must look at for what changed since a proof
+ * (`changes`), against `tree`, the tree in use (worked out from that proof, maybe updated since):
+ * the changed files, and in each directory whose listing changed the entries that are in the
+ * listing or the tree but not both (a directory gone, or one the tree does not hold, itself). An
+ * entry excluded by the filter may be named: the update leaves it out.
+ *
+ * @example
+ * ```ts
+ * import { changedPaths } from "./proof_update.ts";
+ * import { Tree } from "../dag/tree.ts";
+ * changedPaths(new Tree(), "/proj", { changed: ["a.txt"], dirs: [] }); // ["a.txt"]
+ * ```
+ */
+export function changedPaths(
+  tree: Tree,
+  dir: string,
+  changes: { changed: readonly string[]; dirs: readonly string[] },
+): string[] {
+  const out = new Set(changes.changed);
+  for (const rel of changes.dirs) {
+    const node = rel === "" ? tree.root : tree.get(rel);
+    let now: Set<string>;
+    try {
+      now = new Set(listDir(rel ? `${dir}/${rel}` : dir, dir).map((e) => e.name));
+    } catch {
+      if (rel) out.add(rel); // gone, or no longer a directory
+      continue;
+    }
+    if (!(node instanceof MemDir)) {
+      if (rel) out.add(rel); // the update walks it
+      continue;
+    }
+    for (const n of now) if (!node.entries.has(n)) out.add(join(rel, n));
+    for (const n of node.entries.keys()) if (!now.has(n)) out.add(join(rel, n));
+  }
+  return [...out].sort();
+}
+
 /** Files and bytes of a tree node (a file: 1 and its size), loading what it must. */
 function tally(n: MemDir | FileNode): { files: number; bytes: number } {
   if (!(n instanceof MemDir)) return { files: 1, bytes: n.size };

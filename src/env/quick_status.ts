@@ -471,18 +471,48 @@ export async function loadBoundStatus(
   secret: Uint8Array,
   file: string,
 ): Promise<
-  | (ProofChanges & { summary: StatusSummary; facts: SpecFacts; subject: string; walked: string[] })
+  | (ProofCheck & { summary: StatusSummary; facts: SpecFacts; subject: string; walked: string[] })
   | null
 > {
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
   const p = readProof(quickStatusPath({ dir }));
   const facts = p?.h.bound?.facts;
   if (!p || !facts || facts.file !== file || facts.dir !== dir) return null;
+  const checkedAtMs = Date.now();
   const c = await proofCheck(secret, dir, p);
   if (c === null) return null;
   // (the directories are listed only when some changed: an unchanged status does not need them)
   const walked = c.dirs.length > 0 ? walkedOf(p) : [];
-  return { summary: p.h.summary, facts, subject: p.h.subject, ...c, walked };
+  const mac = td.decode(p.bytes.subarray(0, 64));
+  return { summary: p.h.summary, facts, subject: p.h.subject, ...c, walked, mac, checkedAtMs };
+}
+
+/**
+ * A check of a proof made earlier in this process ({@link loadBoundStatus}): what changed, which
+ * proof it was (its MAC, verified then), and when the check began (`Date.now()`: anything written
+ * since may not be in what it found).
+ */
+export interface ProofCheck extends ProofChanges {
+  mac: string;
+  checkedAtMs: number;
+}
+
+/**
+ * {@link loadQuickStatus} answered from an earlier `check` of the same proof instead of stat'ing
+ * every path again: the proof on disk is still the one checked (the same MAC) and is for
+ * `subject`; null otherwise. What was written after the check began is not seen: the caller
+ * checks again once its watcher runs (src/services/loop.ts), and saves no proof that vouches for
+ * anything older than the check ({@link RACY_MS}).
+ */
+export function reuseCheck(
+  spec: EnvSpec,
+  subject: string,
+  check: ProofCheck,
+): (ProofChanges & { summary: StatusSummary; walked: string[] }) | null {
+  const p = readProof(quickStatusPath(spec));
+  if (p === null || p.h.subject !== subject) return null;
+  if (td.decode(p.bytes.subarray(0, 64)) !== check.mac) return null;
+  return { summary: p.h.summary, changed: check.changed, dirs: check.dirs, walked: walkedOf(p) };
 }
 
 /**

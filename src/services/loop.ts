@@ -43,6 +43,7 @@ import type { RemoteCache } from "../remote/cache.ts";
 import { createRuntime, type LoopRuntime, type RunningStep } from "../runtime/runtime.ts";
 import { GlobSet } from "../watch/pathmap.ts";
 import { applyChanges, type UpdateResult } from "../watch/update.ts";
+import { ingestTree } from "../scan/ingest.ts";
 import { ProjectWatcher } from "../watch/watcher.ts";
 import {
   configChanged,
@@ -59,8 +60,14 @@ import { trace } from "../sys/trace.ts";
 import { ownOutputFiles } from "../watch/own_output.ts";
 import { CA_CERTS_HINT, tlsInterception } from "../runtime/ca_certs.ts";
 import { type ServiceStatus, Supervisor } from "./supervisor.ts";
-import { dropEarly, earlyIds, settleEarly } from "./prespawn.ts";
-import { proofSubject, saveQuickStatus, type SpecBinding } from "../env/quick_status.ts";
+import { dropEarly, earlyIds, settleEarly, takeEarlyCheck } from "./prespawn.ts";
+import {
+  loadQuickStatus,
+  proofSubject,
+  saveQuickStatus,
+  type SpecBinding,
+} from "../env/quick_status.ts";
+import { changedPaths } from "../env/proof_update.ts";
 import { gatherStatus } from "../env/report.ts";
 import { after, type Timer } from "../sys/timer.ts";
 
@@ -361,11 +368,13 @@ export class DevLoop {
       this.#print(`not tracking ${this.#ownOutput.join(", ")}: hd writes its output there`);
     }
     const scanStart = Date.now();
+    const subjectOpts = { baseId: this.runtime.baseId, imageIds: this.runtime.imageIds };
     const c = await compileEnv(this.#store, this.#spec, {
-      baseId: this.runtime.baseId,
-      imageIds: this.runtime.imageIds,
+      ...subjectOpts,
       exclude: this.#ownOutput,
       fromProof: true, // nothing changed, or files edited in place: no scan
+      // the early services' check of the proof, made before the session loaded: not made twice
+      checked: takeEarlyCheck(this.#spec.dir) ?? undefined,
     });
     trace("loop: env compiled");
     this.#tree = c.tree;
@@ -435,21 +444,74 @@ export class DevLoop {
     await dropEarly(); // any the supervisor did not take
     // a tree taken from the proof unchanged is the proof's: the one on disk stays (a scan's, or
     // one with files edited since, is saved)
-    if (c.proofEdits !== 0) this.#saveProofSoon(c, scanStart);
-    // The watcher starts just after the first services are spawned, so that setting up its
-    // watches (~15 ms on a 10k-file tree) overlaps their start. Edits between the scan above and
-    // this point are not seen, as before; the window grows by the spawn only.
+    // (a proof saved now vouches for nothing written after the check the tree came from)
+    if (c.proofEdits !== 0) this.#saveProofSoon(c, c.checkedAtMs ?? scanStart);
+    // After a scan the watcher starts just after the first services are spawned, so that
+    // setting up its watches overlaps their start; what was written between the scan and this
+    // point is not seen until written again. A tree from the proof needs no such haste: the
+    // watcher starts once the services settle (its set-up, ~15-70 ms on a 10k-file tree, would
+    // hold up their readiness checks), and the proof is then checked again (#watchAfterStart).
     if (!this.#o.noWatch) {
-      this.#watcher = new ProjectWatcher(this.#spec.dir, {
-        debounceMs: this.#spec.options.debounceMs,
-        filter: this.#filter,
-        ignore: this.#outputs,
-        onBatch: (paths) => this.update(paths).then(() => {}),
-      });
-      this.#watcher.start();
+      if (c.proofEdits !== undefined) {
+        this.#watchAfterStart(proofSubject(this.#spec, subjectOpts));
+      } else this.#watch();
     }
-    trace("loop: watcher started");
     this.#captureSoon();
+  }
+
+  /** Starts the watcher: its batches are {@link update}s. */
+  #watch(): ProjectWatcher {
+    const w = new ProjectWatcher(this.#spec.dir, {
+      debounceMs: this.#spec.options.debounceMs,
+      filter: this.#filter,
+      ignore: this.#outputs,
+      onBatch: (paths) => this.update(paths).then(() => {}),
+    });
+    this.#watcher = w;
+    w.start();
+    trace("loop: watcher started");
+    return w;
+  }
+
+  /**
+   * The start's tree came from the project's proof, checked before anything watched (by the
+   * compile, or by the early services before the session loaded). Once the services started
+   * settle (at most a second), the watcher starts, then the proof is checked again and what
+   * differs from it is handed to the watcher as if it had seen it (an update finds no change
+   * where the tree has it already): nothing written since the first check goes unseen. When the
+   * proof no longer holds (hd.toml, hd.lock or many files changed since), a scan against the stat
+   * cache finds what differs from the tree. Off the start's path: `hd up -d` has returned.
+   */
+  #watchAfterStart(subject: string): void {
+    const spec = this.#spec;
+    void this.supervisor.settled(1000).then(async () => {
+      if (this.#stopping || spec !== this.#spec || this.#watcher !== null || !this.#tree) return;
+      const watcher = this.#watch();
+      const q = await loadQuickStatus(this.#store.identity().key, spec, subject);
+      // (stopped meanwhile, or reloaded: another watcher, or none)
+      if (this.#stopping || (this.#watcher as ProjectWatcher | null) !== watcher) return;
+      let paths: string[];
+      if (q !== null) paths = changedPaths(this.#tree, spec.dir, q);
+      else {
+        const store = this.#store;
+        using _lease = store.lease("hd up: check after the start");
+        const fresh = await store.withLock(
+          "shared",
+          () => ingestTree(store, spec.dir, { filter: this.#filter, cache: this.#statCache() }),
+        );
+        const { diffTrees } = await lazyImport<typeof import("../dag/diff.ts")>(
+          new URL("../dag/diff.ts", import.meta.url),
+        );
+        const d = diffTrees(store, this.#filesRoot, fresh.root);
+        paths = [...d.added, ...d.removed, ...d.changed].map((p) => p.replace(/\/$/, ""));
+      }
+      trace(`loop: checked again after the start (${q ? "proof" : "scan"}), ${paths.length} paths`);
+      watcher.report(paths.map((p) => `${spec.dir}/${p}`));
+    }).catch((e) => {
+      this.#print(
+        `warning: cannot check for files changed while starting: ${(e as Error).message}`,
+      );
+    });
   }
 
   /** The start's proof, while its save is pending ({@link #saveProofSoon}). */

@@ -38,7 +38,7 @@ import type { EnvSpec, ServiceSpec } from "../config/types.ts";
 import { specFilePath } from "../config/find.ts";
 import { defaultStoreRoot } from "../cas/root.ts";
 import { StoreView } from "../cas/view.ts";
-import { loadBoundStatus } from "../env/quick_status.ts";
+import { loadBoundStatus, type ProofCheck } from "../env/quick_status.ts";
 import { isStepCached } from "../runtime/step_record.ts";
 import { lazyImport } from "../sys/lazy.ts";
 import { type GroupProcess, signalGroup, spawnGroup } from "../sandbox/process.ts";
@@ -139,6 +139,18 @@ interface Early {
 }
 
 let early: Early | null = null;
+/** The check of the proof {@link prespawn} made, for the session ({@link takeEarlyCheck}). */
+let check: { dir: string; check: ProofCheck } | null = null;
+
+/**
+ * The check of the project's proof {@link prespawn} made in this process for the project at
+ * `dir`, handed over once (the session's compile uses it instead of checking again), or null.
+ */
+export function takeEarlyCheck(dir: string): ProofCheck | null {
+  const c = check?.dir === dir ? check.check : null;
+  check = null;
+  return c;
+}
 
 /**
  * In the detached supervisor (`args`: its arguments after the entry), before its session loads:
@@ -163,6 +175,8 @@ export async function prespawn(
     if (q === null) return trace("early services: no proof that holds");
     const spec: unknown = JSON.parse(q.subject)[0];
     if (!specShape(spec) || spec.dir !== q.facts.dir) return;
+    // the session's compile takes this check instead of stat'ing every path again
+    if (!opts.dryRun) check = { dir: spec.dir, check: q };
     const which = earlyServices(spec);
     if ("why" in which) return trace(`early services: none (${which.why})`);
     // files edited in place since: the tree and steps the session's compile will find

@@ -170,6 +170,14 @@ export class ProjectWatcher {
     if (this.#pending.size > 0 && this.#timer === null) this.#schedule();
   }
 
+  /**
+   * Hands `paths` (absolute) to the next batch as if their events had come: what changed before
+   * the watch was in place (src/services/loop.ts's check after the start).
+   */
+  report(paths: Iterable<string>): void {
+    for (const p of paths) this.#add(p);
+  }
+
   /** Stops watching; a batch being handled finishes. */
   async close(): Promise<void> {
     this.#closed = true;

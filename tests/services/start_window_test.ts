@@ -1,0 +1,125 @@
+/**
+ * What is written between the check of the project's proof a start's tree comes from and the
+ * watcher's start is found (src/services/loop.ts's check after the start): before, it was never
+ * seen until written again. The window is made deterministic: the loop's "root" event (after the
+ * compile, before the watcher) writes the files. And a compile given an earlier check of the same
+ * proof (the early services') takes it instead of checking again; given one of another proof, it
+ * checks.
+ * @module
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { tempDir } from "../_helpers.ts";
+import { Store } from "../../src/cas/store.ts";
+import { DevLoop } from "../../src/services/loop.ts";
+import { compileEnv } from "../../src/env/compile.ts";
+import { proofSubject, quickStatusPath, saveQuickStatus } from "../../src/env/quick_status.ts";
+import type { EnvSpec } from "../../src/config/types.ts";
+import { readFileContent } from "../../src/dag/dag.ts";
+import { Tree } from "../../src/dag/tree.ts";
+import { envSpec, waitFor } from "./_util.ts";
+
+/** A project of `n` files under data/, its spec and store, with a proof saved (past the racy window). */
+async function project(dir: string, storeDir: string, n: number) {
+  Deno.mkdirSync(`${dir}/data/deep`, { recursive: true });
+  for (let i = 0; i < n; i++) Deno.writeTextFileSync(`${dir}/data/f${i}.txt`, `v0 ${i}`);
+  Deno.writeTextFileSync(`${dir}/data/deep/x.txt`, "x");
+  const spec: EnvSpec = envSpec(dir, { options: { restartGraceMs: 1000, debounceMs: 50 } });
+  const store = Store.open(storeDir);
+  await compileEnv(store, spec); // makes .hd/ (the project's directory changes)
+  await new Promise((r) => setTimeout(r, 1100)); // the racy rule: ctimes a second old
+  const start = Date.now();
+  const c = await compileEnv(store, spec);
+  assert(await saveQuickStatus(store.identity().key, spec, proofSubject(spec, {}), c, start));
+  return { spec, store };
+}
+
+/** The content of `rel` in the tree the store records for the environment now, or null. */
+function recorded(store: Store, spec: EnvSpec, rel: string): string | null {
+  const t = Tree.load(store, store.getRef(`trees/${spec.environment.name}`)!);
+  const f = t.get(rel);
+  if (f === undefined || !("size" in f) || "entries" in f) return null;
+  return new TextDecoder().decode(readFileContent(store, f as never));
+}
+
+const CASES: { what: string; files: number; write: (dir: string) => void; expect: string[][] }[] = [
+  {
+    what: "a file edited, one created, one in a new directory, one removed (the proof's check)",
+    files: 20,
+    write: (dir) => {
+      Deno.writeTextFileSync(`${dir}/data/f1.txt`, "v1 1");
+      Deno.writeTextFileSync(`${dir}/new.txt`, "new");
+      Deno.mkdirSync(`${dir}/data/deep/er`);
+      Deno.writeTextFileSync(`${dir}/data/deep/er/y.txt`, "y");
+      Deno.removeSync(`${dir}/data/f2.txt`);
+    },
+    expect: [["data/f1.txt", "v1 1"], ["new.txt", "new"], ["data/deep/er/y.txt", "y"]],
+  },
+  {
+    what: "300 files edited: more than a proof names, found by a scan",
+    files: 300,
+    write: (dir) => {
+      for (let i = 0; i < 300; i++) Deno.writeTextFileSync(`${dir}/data/f${i}.txt`, `v1 ${i}`);
+    },
+    expect: [["data/f0.txt", "v1 0"], ["data/f299.txt", "v1 299"]],
+  },
+];
+
+for (const k of CASES) {
+  Deno.test(`files written while hd up starts are found: ${k.what}`, async () => {
+    using tmp = tempDir();
+    using st = tempDir();
+    const { spec, store } = await project(tmp.path, `${st.path}/store`, k.files);
+    // without the stat cache, a scan would read every file: a start that read none used the proof
+    Deno.removeSync(`${tmp.path}/.hd/statcache.json`);
+    let read = -1;
+    const loop = await DevLoop.open({
+      spec,
+      store,
+      print: () => {},
+      onEvent: (ev) => {
+        if (ev.event !== "root") return;
+        read = ev.read as number;
+        k.write(tmp.path); // after the compile, before the watcher
+      },
+    });
+    await loop.start();
+    try {
+      assertEquals(read, 0, "the start's tree came from the proof");
+      await waitFor(
+        () => k.expect.every(([rel, text]) => recorded(store, spec, rel) === text),
+        "the files written while starting",
+        10_000,
+      );
+      if (k.files === 20) assertEquals(recorded(store, spec, "data/f2.txt"), null, "removed");
+    } finally {
+      await loop.stop();
+    }
+  });
+}
+
+Deno.test("a compile takes an earlier check of the same proof, and checks again for another", async () => {
+  using tmp = tempDir();
+  using st = tempDir();
+  const { spec, store } = await project(tmp.path, `${st.path}/store`, 5);
+  const mac = new TextDecoder().decode(
+    Deno.readFileSync(quickStatusPath(spec)).subarray(0, 64),
+  );
+  Deno.writeTextFileSync(`${tmp.path}/data/f1.txt`, "edited after the check");
+  const checkedAtMs = Date.now() - 5;
+  const table: [string, string, boolean][] = [
+    ["the same proof: taken, the edit after it not seen", mac, false],
+    ["another proof's check: checked again, the edit seen", "0".repeat(64), true],
+  ];
+  for (const [what, m, seen] of table) {
+    const c = await compileEnv(store, spec, {
+      fromProof: true,
+      record: false,
+      checked: { changed: [], dirs: [], mac: m, checkedAtMs },
+    });
+    assertEquals(c.proofEdits, seen ? 1 : 0, what);
+    assertEquals(c.checkedAtMs, seen ? undefined : checkedAtMs, what);
+    const f = c.tree.get("data/f1.txt")!;
+    const text = new TextDecoder().decode(readFileContent(store, f as never));
+    assertEquals(text, seen ? "edited after the check" : "v0 1", what);
+  }
+});
