@@ -89,7 +89,7 @@ if (Deno.args[0] === "mount") {
         ]);
         process.startGuardian();
         await Promise.all([
-          prespawn.prespawn(Deno.args, { dryRun: true }),
+          prespawn.standBy(Deno.args),
           hash.loadNativeBlake3(),
         ]);
       },

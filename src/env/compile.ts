@@ -87,11 +87,8 @@ export interface CompiledEnv {
    * how many files were edited in place since the proof was saved.
    */
   proofEdits?: number;
-  /**
-   * Set when that proof's check was made before the compile ({@link CompileOptions.checked}):
-   * when it began. What was written since is not in the tree.
-   */
-  checkedAtMs?: number;
+  /** With {@link proofEdits}: the files and walked directories the proof's check found changed. */
+  proofChanges?: ProofChanges;
   /**
    * The stat cache the scan used and saved (absent with `noCache`): what loading
    * {@link statCachePath} again would give, without reading and verifying the file twice.
@@ -238,7 +235,7 @@ export async function compileEnv(
       steps,
       ...(opts.noCache || cache === undefined ? {} : { statCache: cache }),
       ...(proven ? { proofEdits: proof!.changed.length + proof!.dirs.length } : {}),
-      ...(proven && reused ? { checkedAtMs: opts.checked!.checkedAtMs } : {}),
+      ...(proven ? { proofChanges: { changed: proof!.changed, dirs: proof!.dirs } } : {}),
     };
   };
   return write ? await store.withLock("shared", compile) : compile();

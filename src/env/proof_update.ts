@@ -226,6 +226,28 @@ export function changedPaths(
   return [...out].sort();
 }
 
+/**
+ * Whether a later check of a proof (`later`; null: the proof no longer held) found nothing
+ * changed besides what an earlier one (`earlier`) did: then a tree worked out from the earlier
+ * check is still the project's, but for files written again among those it named (pure).
+ *
+ * @example
+ * ```ts
+ * import { proofCovers } from "./proof_update.ts";
+ * proofCovers({ changed: ["a"], dirs: [] }, { changed: ["a"], dirs: [] }); // true
+ * proofCovers({ changed: [], dirs: [] }, { changed: ["b"], dirs: [] }); // false
+ * ```
+ */
+export function proofCovers(
+  earlier: { changed: readonly string[]; dirs: readonly string[] } | undefined,
+  later: { changed: readonly string[]; dirs: readonly string[] } | null,
+): boolean {
+  if (earlier === undefined || later === null) return false;
+  const files = new Set(earlier.changed);
+  const dirs = new Set(earlier.dirs);
+  return later.changed.every((f) => files.has(f)) && later.dirs.every((d) => dirs.has(d));
+}
+
 /** Files and bytes of a tree node (a file: 1 and its size), loading what it must. */
 function tally(n: MemDir | FileNode): { files: number; bytes: number } {
   if (!(n instanceof MemDir)) return { files: 1, bytes: n.size };

@@ -478,31 +478,34 @@ export async function loadBoundStatus(
   const p = readProof(quickStatusPath({ dir }));
   const facts = p?.h.bound?.facts;
   if (!p || !facts || facts.file !== file || facts.dir !== dir) return null;
-  const checkedAtMs = Date.now();
   const c = await proofCheck(secret, dir, p);
   if (c === null) return null;
   // (the directories are listed only when some changed: an unchanged status does not need them)
   const walked = c.dirs.length > 0 ? walkedOf(p) : [];
   const mac = td.decode(p.bytes.subarray(0, 64));
-  return { summary: p.h.summary, facts, subject: p.h.subject, ...c, walked, mac, checkedAtMs };
+  return { summary: p.h.summary, facts, subject: p.h.subject, ...c, walked, mac };
 }
 
 /**
- * A check of a proof made earlier in this process ({@link loadBoundStatus}): what changed, which
- * proof it was (its MAC, verified then), and when the check began (`Date.now()`: anything written
- * since may not be in what it found).
+ * A check of a proof made earlier in this process ({@link loadBoundStatus}): what changed, and
+ * which proof it was (its MAC, verified then).
  */
 export interface ProofCheck extends ProofChanges {
   mac: string;
-  checkedAtMs: number;
+}
+
+/** Whether the proof of the project at `dir` is still the one whose MAC is `mac`. */
+export function sameProof(dir: string, mac: string): boolean {
+  const p = readProof(quickStatusPath({ dir }));
+  return p !== null && td.decode(p.bytes.subarray(0, 64)) === mac;
 }
 
 /**
  * {@link loadQuickStatus} answered from an earlier `check` of the same proof instead of stat'ing
  * every path again: the proof on disk is still the one checked (the same MAC) and is for
  * `subject`; null otherwise. What was written after the check began is not seen: the caller
- * checks again once its watcher runs (src/services/loop.ts), and saves no proof that vouches for
- * anything older than the check ({@link RACY_MS}).
+ * checks again once its watcher runs (src/services/loop.ts), and saves a proof only when that
+ * check found nothing besides what this one did.
  */
 export function reuseCheck(
   spec: EnvSpec,

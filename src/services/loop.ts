@@ -63,11 +63,12 @@ import { type ServiceStatus, Supervisor } from "./supervisor.ts";
 import { dropEarly, earlyIds, settleEarly, takeEarlyCheck } from "./prespawn.ts";
 import {
   loadQuickStatus,
+  type ProofChanges,
   proofSubject,
   saveQuickStatus,
   type SpecBinding,
 } from "../env/quick_status.ts";
-import { changedPaths } from "../env/proof_update.ts";
+import { changedPaths, proofCovers } from "../env/proof_update.ts";
 import { gatherStatus } from "../env/report.ts";
 import { after, type Timer } from "../sys/timer.ts";
 
@@ -445,7 +446,7 @@ export class DevLoop {
     // a tree taken from the proof unchanged is the proof's: the one on disk stays (a scan's, or
     // one with files edited since, is saved)
     // (a proof saved now vouches for nothing written after the check the tree came from)
-    if (c.proofEdits !== 0) this.#saveProofSoon(c, c.checkedAtMs ?? scanStart);
+    if (c.proofEdits !== 0) this.#saveProofSoon(c, scanStart);
     // After a scan the watcher starts just after the first services are spawned, so that
     // setting up its watches overlaps their start; what was written between the scan and this
     // point is not seen until written again. A tree from the proof needs no such haste: the
@@ -484,10 +485,23 @@ export class DevLoop {
    */
   #watchAfterStart(subject: string): void {
     const spec = this.#spec;
+    let found: (v: ProofChanges | null) => void = () => {};
+    const recheck = {
+      found: new Promise<ProofChanges | null>((r) => found = r),
+      done: false,
+    };
+    this.#recheck = recheck;
+    const end = (v: ProofChanges | null) => {
+      recheck.done = true;
+      found(v);
+    };
     void this.supervisor.settled(1000).then(async () => {
-      if (this.#stopping || spec !== this.#spec || this.#watcher !== null || !this.#tree) return;
+      if (this.#stopping || spec !== this.#spec || this.#watcher !== null || !this.#tree) {
+        return end(null);
+      }
       const watcher = this.#watch();
       const q = await loadQuickStatus(this.#store.identity().key, spec, subject);
+      end(q);
       // (stopped meanwhile, or reloaded: another watcher, or none)
       if (this.#stopping || (this.#watcher as ProjectWatcher | null) !== watcher) return;
       let paths: string[];
@@ -508,6 +522,7 @@ export class DevLoop {
       trace(`loop: checked again after the start (${q ? "proof" : "scan"}), ${paths.length} paths`);
       watcher.report(paths.map((p) => `${spec.dir}/${p}`));
     }).catch((e) => {
+      end(null);
       this.#print(
         `warning: cannot check for files changed while starting: ${(e as Error).message}`,
       );
@@ -515,7 +530,12 @@ export class DevLoop {
   }
 
   /** The start's proof, while its save is pending ({@link #saveProofSoon}). */
-  #proof: { timer: Timer; save: () => Promise<void> } | null = null;
+  #proof: { timer: Timer; save: (stopping?: boolean) => Promise<void> } | null = null;
+  /**
+   * The check after the start ({@link #watchAfterStart}): what it found changed since the proof
+   * (null: it found the proof no longer holds, or did not run), and whether it is done.
+   */
+  #recheck: { found: Promise<ProofChanges | null>; done: boolean } | null = null;
 
   /**
    * Saves the proof of this start's compile (src/env/quick_status.ts; binding hd.toml when its
@@ -530,9 +550,18 @@ export class DevLoop {
     const bind = this.#o.bind;
     if (!bind || !this.#proofAllowed()) return;
     const spec = this.#spec;
-    const save = async () => {
+    const save = async (stopping = false) => {
       this.#proof = null;
       if (spec !== this.#spec) return; // hd.toml applied in place since
+      // a tree from the proof is vouched for by the check after the start (#watchAfterStart):
+      // saved only when that found nothing besides what the compile's check did (a file
+      // written in between, in the tree or not, would otherwise be recorded with what it held
+      // before); not waited for by a stop
+      const again = this.#recheck;
+      if (again !== null) {
+        if (stopping && !again.done) return;
+        if (!proofCovers(c.proofChanges, await again.found)) return;
+      }
       const secret = this.#store.identity().key;
       await saveQuickStatus(secret, spec, proofSubject(spec, {}), c, scanStart, bind)
         .catch(() => {});
@@ -844,7 +873,7 @@ export class DevLoop {
     // the start's if nothing changed since (before the services stop, which may write), else one
     // of the project as it is now (after the services stopped and the stat cache was saved).
     const fresh = opts.final === true && this.#updates > 0;
-    if (opts.final && !fresh && proof) await proof.save();
+    if (opts.final && !fresh && proof) await proof.save(true);
     // every running step at once (each its own process group, or container)
     await Promise.all([...this.#running].map((r) => r.stop(this.#spec.options.restartGraceMs)));
     const w = this.#watcher;

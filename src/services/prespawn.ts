@@ -38,7 +38,8 @@ import type { EnvSpec, ServiceSpec } from "../config/types.ts";
 import { specFilePath } from "../config/find.ts";
 import { defaultStoreRoot } from "../cas/root.ts";
 import { StoreView } from "../cas/view.ts";
-import { loadBoundStatus, type ProofCheck } from "../env/quick_status.ts";
+import { loadBoundStatus, type ProofCheck, sameProof } from "../env/quick_status.ts";
+import type { ProjectWatcher } from "../watch/watcher.ts";
 import { isStepCached } from "../runtime/step_record.ts";
 import { lazyImport } from "../sys/lazy.ts";
 import { type GroupProcess, signalGroup, spawnGroup } from "../sandbox/process.ts";
@@ -142,6 +143,85 @@ let early: Early | null = null;
 /** The check of the proof {@link prespawn} made, for the session ({@link takeEarlyCheck}). */
 let check: { dir: string; check: ProofCheck } | null = null;
 
+type BoundCheck = NonNullable<Awaited<ReturnType<typeof loadBoundStatus>>>;
+/** What the last dry run of {@link prespawn} found a proof for. */
+let dry: { file: string; spec: EnvSpec; secret: Uint8Array } | null = null;
+/** A spare's watch of the project ({@link standBy}), and its check of the proof. */
+let standWatch: ProjectWatcher | null = null;
+let standing: { file: string; q: BoundCheck; events: number } | null = null;
+
+/**
+ * In a spare supervisor (src/services/spare.ts) while it waits: a dry run of {@link prespawn},
+ * then, when a proof holds, a watch of the project's tracked files started before a check of the
+ * proof that is kept standing (checked again once the files written settle). When `hd up -d`
+ * comes, {@link prespawn} takes that check instead of stat'ing every path again, if the watch has
+ * seen nothing since it began and the proof on disk is still the one checked; the session checks
+ * again once its own watcher runs (src/services/loop.ts), so nothing written in between goes
+ * unseen even where this watch missed it.
+ */
+export async function standBy(args: readonly string[]): Promise<void> {
+  await prespawn(args, { dryRun: true });
+  const d = dry;
+  if (d === null) return;
+  let again = false;
+  let checking = false;
+  const check = async (): Promise<void> => {
+    if (checking) return void (again = true);
+    checking = true;
+    try {
+      do {
+        again = false;
+        const events = w.relevantEvents;
+        standing = null;
+        const q = await loadBoundStatus(d.secret, d.file).catch(() => null);
+        if (q !== null && w.relevantEvents === events && standWatch === w) {
+          standing = { file: d.file, q, events };
+          trace(`early services: a standing check, ${q.changed.length} file(s) changed`);
+        }
+      } while (again && standWatch === w);
+    } finally {
+      checking = false;
+    }
+  };
+  // (loaded here: a supervisor that is no spare starts its early services without them)
+  const [{ ProjectWatcher }, { trackedFilter }] = await Promise.all([
+    lazyImport<typeof import("../watch/watcher.ts")>(
+      new URL("../watch/watcher.ts", import.meta.url),
+    ),
+    lazyImport<typeof import("../env/tracked.ts")>(new URL("../env/tracked.ts", import.meta.url)),
+  ]);
+  const w: ProjectWatcher = new ProjectWatcher(d.spec.dir, {
+    debounceMs: 100,
+    filter: trackedFilter(d.spec),
+    onBatch: check,
+  });
+  standWatch = w;
+  w.start();
+  await check();
+  trace(`early services: standing by (${standing ? "a check holds" : "no check"})`);
+}
+
+/**
+ * Ends a spare's watch ({@link standBy}); its check when it still holds (the watch saw nothing
+ * since the check began), else null.
+ */
+function endStanding(): { file: string; q: BoundCheck } | null {
+  const s = standing;
+  const w = standWatch;
+  standing = null;
+  standWatch = null;
+  if (w === null) return null;
+  void w.close();
+  return s !== null && w.relevantEvents === s.events ? s : null;
+}
+
+/** The spare's check `s` when it is of the hd.toml at `file` and of the proof on disk. */
+function standingFor(s: { file: string; q: BoundCheck } | null, file: string): BoundCheck | null {
+  if (s === null || s.file !== file || !sameProof(s.q.facts.dir, s.q.mac)) return null;
+  trace("early services: the spare's standing check");
+  return s.q;
+}
+
 /**
  * The check of the project's proof {@link prespawn} made in this process for the project at
  * `dir`, handed over once (the session's compile uses it instead of checking again), or null.
@@ -164,6 +244,8 @@ export async function prespawn(
   args: readonly string[],
   opts: { dryRun?: boolean } = {},
 ): Promise<void> {
+  // a spare's watch ends here, whatever this finds (the session watches on its own)
+  const stood = opts.dryRun ? null : endStanding();
   const a = earlyArgs(args, Deno.env.get("HD_PROFILES"));
   if ("why" in a) return trace(`early services: none (${a.why})`);
   try {
@@ -171,10 +253,11 @@ export async function prespawn(
     const view = StoreView.open(defaultStoreRoot());
     const secret = view?.secretKey() ?? null;
     if (secret === null) return;
-    const q = await loadBoundStatus(secret, file);
+    const q = standingFor(stood, file) ?? await loadBoundStatus(secret, file);
     if (q === null) return trace("early services: no proof that holds");
     const spec: unknown = JSON.parse(q.subject)[0];
     if (!specShape(spec) || spec.dir !== q.facts.dir) return;
+    if (opts.dryRun) dry = { file, spec, secret };
     // the session's compile takes this check instead of stat'ing every path again
     if (!opts.dryRun) check = { dir: spec.dir, check: q };
     const which = earlyServices(spec);

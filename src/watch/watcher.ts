@@ -46,6 +46,8 @@ export class ProjectWatcher {
   #closed = false;
   /** Events seen (before filtering). */
   events = 0;
+  /** Paths seen that the filter keeps (a count that moves whenever a tracked path may have). */
+  relevantEvents = 0;
 
   constructor(dir: string, opts: WatcherOptions) {
     this.#dir = dir.replace(/\/+$/, "");
@@ -138,6 +140,7 @@ export class ProjectWatcher {
   #add(abs: string): void {
     const rel = this.relevant(abs);
     if (rel === null) return;
+    this.relevantEvents++;
     if (this.#pending.size === 0) this.#first = performance.now();
     this.#pending.add(rel);
     this.#schedule();

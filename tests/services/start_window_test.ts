@@ -17,6 +17,7 @@ import type { EnvSpec } from "../../src/config/types.ts";
 import { readFileContent } from "../../src/dag/dag.ts";
 import { Tree } from "../../src/dag/tree.ts";
 import { envSpec, waitFor } from "./_util.ts";
+import { proofCovers } from "../../src/env/proof_update.ts";
 
 /** A project of `n` files under data/, its spec and store, with a proof saved (past the racy window). */
 async function project(dir: string, storeDir: string, n: number) {
@@ -105,7 +106,6 @@ Deno.test("a compile takes an earlier check of the same proof, and checks again 
     Deno.readFileSync(quickStatusPath(spec)).subarray(0, 64),
   );
   Deno.writeTextFileSync(`${tmp.path}/data/f1.txt`, "edited after the check");
-  const checkedAtMs = Date.now() - 5;
   const table: [string, string, boolean][] = [
     ["the same proof: taken, the edit after it not seen", mac, false],
     ["another proof's check: checked again, the edit seen", "0".repeat(64), true],
@@ -114,12 +114,30 @@ Deno.test("a compile takes an earlier check of the same proof, and checks again 
     const c = await compileEnv(store, spec, {
       fromProof: true,
       record: false,
-      checked: { changed: [], dirs: [], mac: m, checkedAtMs },
+      checked: { changed: [], dirs: [], mac: m },
     });
     assertEquals(c.proofEdits, seen ? 1 : 0, what);
-    assertEquals(c.checkedAtMs, seen ? undefined : checkedAtMs, what);
+    assertEquals(c.proofChanges?.changed, seen ? ["data/f1.txt"] : [], what);
     const f = c.tree.get("data/f1.txt")!;
     const text = new TextDecoder().decode(readFileContent(store, f as never));
     assertEquals(text, seen ? "edited after the check" : "v0 1", what);
+  }
+});
+
+Deno.test("proofCovers: a later check that found nothing besides the earlier one's", () => {
+  const c = (changed: string[], dirs: string[] = []) => ({ changed, dirs });
+  const table: [string, ReturnType<typeof c> | undefined, ReturnType<typeof c> | null, boolean][] =
+    [
+      ["both found nothing", c([]), c([]), true],
+      ["the same file", c(["a"]), c(["a"]), true],
+      ["fewer (one written back)", c(["a", "b"]), c(["a"]), true],
+      ["another file", c(["a"]), c(["a", "b"]), false],
+      ["a directory besides", c(["a"]), c(["a"], ["d"]), false],
+      ["the same directory", c([], ["d"]), c([], ["d"]), true],
+      ["the proof no longer held", c([]), null, false],
+      ["no earlier check (a scan)", undefined, c([]), false],
+    ];
+  for (const [what, earlier, later, want] of table) {
+    assertEquals(proofCovers(earlier, later), want, what);
   }
 });
