@@ -10,7 +10,8 @@
  *   changes too); one file created. The changes of a case's rounds add up (no status in between
  *   re-saves hd's proof), and so do those of the cases before it;
  * - start-up: `hd --version` and `hd --help` beside Deno's floor (`deno run` of an empty script,
- *   with the same flags) and `git --version`.
+ *   with the same flags) and `git --version`; `hd status` with nothing running on a small project
+ *   (examples/hello, its proof saved) beside the same floor.
  *
  * Every case alternates hd and its peer (A B A B …), ≥ 5 rounds in a full run (3 with --quick;
  * the unchanged status and the start-up cases, 20–50 ms a run whose spread is as wide as the gap
@@ -196,6 +197,32 @@ export const bench: Bench = {
       [
         { tool: "deno run (empty)", cmd: deno, args: ["run", "-A", "--quiet", empty], env },
         { tool: "hd", cmd: deno, args: [...hdArgs, "--help"], env },
+      ],
+      undefined,
+      3,
+    );
+
+    // `hd status` with nothing running on a small project (examples/hello's files): the issue
+    // counts it among the commands that do no work, so it stands beside Deno's floor too
+    const small = `${workDir}/spec-small`;
+    await sh(`cp -r ${REPO}/examples/hello ${small} && rm -rf ${small}/.hd`);
+    const smallStatus: Side = {
+      tool: "hd",
+      cmd: deno,
+      args: [...hdArgs, "status", "--json"],
+      cwd: small,
+      env,
+    };
+    // the proof: one status past the racy window of the copy, another to save it bound
+    await new Promise((r) => setTimeout(r, 1200));
+    await timeCmd(deno, smallStatus.args, { cwd: small, env: env() });
+    await new Promise((r) => setTimeout(r, 1200));
+    await timeCmd(deno, smallStatus.args, { cwd: small, env: env() });
+    await alternate(
+      "start-up status, small project, nothing running",
+      [
+        { tool: "deno run (empty)", cmd: deno, args: ["run", "-A", "--quiet", empty], env },
+        smallStatus,
       ],
       undefined,
       3,

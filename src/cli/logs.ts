@@ -17,6 +17,7 @@ import { HdError } from "../sys/errors.ts";
 import { loadProjectSpec } from "../config/parse.ts";
 import { didYouMean } from "../config/suggest.ts";
 import { readUpState } from "../services/control.ts";
+import { openFileBeneath } from "../sys/nofollow.ts";
 import {
   lastEntries,
   type LogEntry,
@@ -35,15 +36,32 @@ class LogFollower {
   constructor(readonly path: string) {}
 
   read(): LogEntry[] {
+    // hd writes these files itself, never through a link: a cloned project that ships
+    // `.hd/logs/api.log` as a link to a host file (~/.aws/credentials) must not have `hd logs`
+    // print it (into a CI log, say); a FIFO is not waited on
+    const k = this.path.lastIndexOf("/");
+    let f: Deno.FsFile | null;
+    try {
+      f = openFileBeneath(this.path.slice(0, k), this.path.slice(k + 1));
+    } catch (e) {
+      throw new HdError(
+        `Cannot read ${this.path}: ${(e as Error).message}`,
+        "hd writes its logs there itself; remove that file (a project may have shipped it)",
+      );
+    }
+    if (f === null) return [];
     let size = 0;
     try {
-      size = Deno.statSync(this.path).size;
+      size = f.statSync().size;
     } catch {
+      f.close();
       return [];
     }
     if (size < this.#off) (this.#off = 0, this.#partial = ""); // rotated or truncated
-    if (size <= this.#off) return [];
-    const f = Deno.openSync(this.path);
+    if (size <= this.#off) {
+      f.close();
+      return [];
+    }
     try {
       f.seekSync(this.#off, Deno.SeekMode.Start);
       const buf = new Uint8Array(size - this.#off);

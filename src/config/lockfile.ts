@@ -328,8 +328,11 @@ export function readLock(path: string): LockFile | null {
 export function writeLock(path: string, lock: LockFile): boolean {
   const text = encodeLock(lock);
   try {
-    if (Deno.readTextFileSync(path) === text) return false;
-  } catch { /* absent */ }
+    // (read as readLock reads it: a link out of the project, a device or a FIFO in its place is
+    // not read, only replaced by the rename below, which replaces a link, never its target)
+    const old = readInDir(path, INPUT_FILE_MAX);
+    if (old !== null && new TextDecoder().decode(old) === text) return false;
+  } catch { /* not readable as hd.lock: written anew */ }
   const tmp = `${path}.${Deno.pid}.${Date.now()}.tmp`;
   try {
     const f = Deno.openSync(tmp, { write: true, create: true, truncate: true });

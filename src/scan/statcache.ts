@@ -32,7 +32,10 @@
  */
 import { blake3Hex, blake3Pieces, isId } from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
-import { refuseStateLink } from "../sys/fs.ts";
+import { readStateFile, refuseStateLink } from "../sys/fs.ts";
+
+/** The largest stat cache read (a few hundred bytes a file: millions of files). */
+const STAT_CACHE_MAX = 1 << 30;
 import type { FileNode } from "../dag/node.ts";
 
 /** Entries modified this close to the save time are re-read on the next scan. */
@@ -351,12 +354,15 @@ export class StatCache {
       c.rejected = why;
       return c;
     };
-    let bytes: Uint8Array;
+    let bytes: Uint8Array | null;
     try {
-      bytes = Deno.readFileSync(path);
-    } catch {
-      return empty(null);
+      // a project's `.hd/statcache.json`: a cloned repository may ship one linked to /dev/zero
+      // (read without end) or made a FIFO (never answers); a regular file of hd's own, bounded
+      bytes = readStateFile(path, STAT_CACHE_MAX);
+    } catch (e) {
+      return empty((e as Error).message);
     }
+    if (bytes === null) return empty(null);
     // `{"mac":"<64 hex>",` + the rest of the body; the MAC covers the rest.
     const head = new TextDecoder().decode(bytes.subarray(0, MAC_END));
     const m = head.startsWith(MAC_PREFIX) ? head.slice(8, 72) : "";

@@ -144,6 +144,8 @@ let early: Early | null = null;
 let check: { dir: string; check: ProofCheck } | null = null;
 
 type BoundCheck = NonNullable<Awaited<ReturnType<typeof loadBoundStatus>>>;
+/** The least time between two of a spare's checks of the proof ({@link standBy}). */
+const STAND_EVERY_MS = 1000;
 /** What the last dry run of {@link prespawn} found a proof for. */
 let dry: { file: string; spec: EnvSpec; secret: Uint8Array } | null = null;
 /** A spare's watch of the project ({@link standBy}), and its check of the proof. */
@@ -153,7 +155,8 @@ let standing: { file: string; q: BoundCheck; events: number } | null = null;
 /**
  * In a spare supervisor (src/services/spare.ts) while it waits: a dry run of {@link prespawn},
  * then, when a proof holds, a watch of the project's tracked files started before a check of the
- * proof that is kept standing (checked again once the files written settle). When `hd up -d`
+ * proof that is kept standing (checked again once the files written settle, at most once a
+ * second). When `hd up -d`
  * comes, {@link prespawn} takes that check instead of stat'ing every path again, if the watch has
  * seen nothing since it began and the proof on disk is still the one checked; the session checks
  * again once its own watcher runs (src/services/loop.ts), so nothing written in between goes
@@ -165,12 +168,18 @@ export async function standBy(args: readonly string[]): Promise<void> {
   if (d === null) return;
   let again = false;
   let checking = false;
+  let last = -Infinity;
   const check = async (): Promise<void> => {
     if (checking) return void (again = true);
     checking = true;
     try {
       do {
         again = false;
+        // at most one check a second (~40 ms on 10,000 files): files written on and on while
+        // hd is down (a compiler's watch mode) cost a spare little
+        const wait = last + STAND_EVERY_MS - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        last = performance.now();
         const events = w.relevantEvents;
         standing = null;
         const q = await loadBoundStatus(d.secret, d.file).catch(() => null);
@@ -191,7 +200,7 @@ export async function standBy(args: readonly string[]): Promise<void> {
     lazyImport<typeof import("../env/tracked.ts")>(new URL("../env/tracked.ts", import.meta.url)),
   ]);
   const w: ProjectWatcher = new ProjectWatcher(d.spec.dir, {
-    debounceMs: 100,
+    debounceMs: 200,
     filter: trackedFilter(d.spec),
     onBatch: check,
   });

@@ -469,3 +469,27 @@ Deno.test("hd.lock itself is read only as a regular file of the project: a link 
   Deno.removeSync(lock);
   assertEquals(readLock(lock), null, "absent");
 });
+
+Deno.test("writeLock over an hd.lock linked to /dev/zero or out of the project: replaced, the target untouched", async () => {
+  using a = tempDir();
+  using outside = tempDir();
+  const fa = project(
+    a.path,
+    '[environment]\nname = "p"\n[dependencies]\nnpm = { file = "package-lock.json" }\n',
+    Deno.readTextFileSync(`${FIXTURE}/package-lock.json`),
+  );
+  const lock = await resolveLock(loadSpec(fa));
+  const target = `${outside.path}/precious.txt`;
+  Deno.writeTextFileSync(target, "keep me\n");
+  for (const link of ["/dev/zero", target]) {
+    const path = `${a.path}/${LOCK_FILE}`;
+    try {
+      Deno.removeSync(path);
+    } catch { /* none */ }
+    Deno.symlinkSync(link, path);
+    assert(writeLock(path, lock), `${link}: written (before: /dev/zero read without end)`);
+    assert(!Deno.lstatSync(path).isSymlink, `${link}: the link replaced`);
+    assertEquals(readLock(path)?.packages.length, lock.packages.length, link);
+  }
+  assertEquals(Deno.readTextFileSync(target), "keep me\n");
+});

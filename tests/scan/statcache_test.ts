@@ -232,3 +232,27 @@ Deno.test("rows of a large scan spill to an unlinked temp file: saved, reloaded 
   // the same process, a second scan: the spilled rows answer it
   assertEquals(c.lookup(name(12_345), sig(12_346))?.chunks, [id]);
 });
+
+Deno.test("a stat cache linked to /dev/zero, to a file elsewhere, or made a FIFO loads empty at once", () => {
+  using tmp = tempDir();
+  const store = Store.open(`${tmp.path}/store`, { create: true });
+  const hdDir = `${tmp.path}/p/.hd`;
+  Deno.mkdirSync(hdDir, { recursive: true });
+  const path = `${hdDir}/statcache.json`;
+  Deno.writeTextFileSync(`${tmp.path}/elsewhere.json`, '{"mac":"x"}');
+  const table: [string, () => void][] = [
+    ["a link to /dev/zero", () => Deno.symlinkSync("/dev/zero", path)],
+    ["a link to a file elsewhere", () => Deno.symlinkSync(`${tmp.path}/elsewhere.json`, path)],
+    ["a FIFO", () => void new Deno.Command("mkfifo", { args: [path] }).outputSync()],
+    ["a directory", () => Deno.mkdirSync(path)],
+  ];
+  for (const [what, ship] of table) {
+    try {
+      Deno.removeSync(path);
+    } catch { /* none */ }
+    ship();
+    const c = StatCache.load(path, store); // (before: read without end, or waited forever)
+    assertEquals([c.hits, c.misses], [0, 0], what);
+    assert(c.rejected !== null && c.rejected.includes("Cannot read"), `${what}: ${c.rejected}`);
+  }
+});

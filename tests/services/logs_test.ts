@@ -113,3 +113,46 @@ restart_grace = "1s"
     assert(new TextDecoder().decode(res.stdout).includes("stopped"), "it printed the last lines");
   },
 );
+
+Deno.test("cli: hd logs does not follow a shipped log that links out of .hd/logs, nor wait on a FIFO", async () => {
+  using tmp = tempDir();
+  using store = tempDir();
+  const opts = { cwd: tmp.path, store: store.path };
+  Deno.writeTextFileSync(
+    `${tmp.path}/hd.toml`,
+    `[environment]\nname = "shipped"\n\n[services.api]\ncommand = "exec sleep 600"\n\n[services.web]\ncommand = "exec sleep 600"\n`,
+  );
+  Deno.writeTextFileSync(`${tmp.path}/secret`, "2026-01-01T00:00:00.000Z s3cr3t\n");
+  Deno.mkdirSync(`${tmp.path}/.hd/logs`, { recursive: true, mode: 0o700 });
+  const table: [string, () => void, string | null][] = [
+    [
+      "a link out of .hd/logs",
+      () => Deno.symlinkSync(`${tmp.path}/secret`, `${tmp.path}/.hd/logs/api.log`),
+      "leads outside",
+    ],
+    ["a FIFO", () => {
+      new Deno.Command("mkfifo", { args: [`${tmp.path}/.hd/logs/api.log`] }).outputSync();
+    }, "is not a regular file"],
+    ["a link to another log beside it", () => {
+      Deno.writeTextFileSync(`${tmp.path}/.hd/logs/web.log`, "2026-01-01T00:00:00.000Z from web\n");
+      Deno.symlinkSync("web.log", `${tmp.path}/.hd/logs/api.log`);
+    }, null],
+  ];
+  for (const [what, ship, refused] of table) {
+    for (const f of ["api.log", "web.log"]) {
+      try {
+        Deno.removeSync(`${tmp.path}/.hd/logs/${f}`);
+      } catch { /* none */ }
+    }
+    ship();
+    const r = await hd(["logs", "api"], opts);
+    assert(!r.stdout.includes("s3cr3t") && !r.stderr.includes("s3cr3t"), `${what}: printed`);
+    if (refused === null) {
+      assertEquals(r.code, 0, `${what}: ${r.stderr}`);
+      assertEquals(r.stdout.trim(), "from web", what);
+      continue;
+    }
+    assertEquals(r.code, 1, `${what}: ${r.stdout}${r.stderr}`);
+    assert(r.stderr.includes(refused) && r.stderr.includes("hint:"), `${what}: ${r.stderr}`);
+  }
+});
