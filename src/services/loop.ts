@@ -445,7 +445,6 @@ export class DevLoop {
     await dropEarly(); // any the supervisor did not take
     // a tree taken from the proof unchanged is the proof's: the one on disk stays (a scan's, or
     // one with files edited since, is saved)
-    // (a proof saved now vouches for nothing written after the check the tree came from)
     if (c.proofEdits !== 0) this.#saveProofSoon(c, scanStart);
     // After a scan the watcher starts just after the first services are spawned, so that
     // setting up its watches overlaps their start; what was written between the scan and this
