@@ -125,6 +125,11 @@ export interface CompileOptions {
    */
   fromProof?: boolean;
   /**
+   * Called just before the scan reads the project (not when the tree comes from the proof): a
+   * session starts its watcher there, so that nothing written while the scan reads goes unseen.
+   */
+  beforeScan?: () => void;
+  /**
    * With `fromProof`: a check of the project's proof made earlier in this process (the early
    * services', src/services/prespawn.ts), used instead of checking again when it is of the proof
    * on disk (src/env/quick_status.ts's reuseCheck). The caller then checks again once it watches.
@@ -179,6 +184,7 @@ export async function compileEnv(
     let cache: StatCache | undefined;
     const proven = proof && treeFromProof(store, spec, proof, pk.lock);
     const r = proven || (() => {
+      opts.beforeScan?.();
       cache = opts.noCache ? StatCache.empty(store) : StatCache.load(cachePath, store);
       cache.dir = spec.dir; // for `hd cas verify --repair`
       const scan = ingestTree(store, spec.dir, {

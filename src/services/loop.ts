@@ -137,6 +137,9 @@ export interface DevLoopOptions {
 
 const REMOTE_OFF = "remote cache off until hd up restarts (it failed; steps run here)";
 
+/** The most paths held while a start is not done (more: a scan finds what changed). */
+const HELD_MAX = 10_000;
+
 /**
  * State of one build step after the last run.
  *
@@ -353,6 +356,15 @@ export class DevLoop {
   async start(): Promise<void> {
     try {
       await this.#start();
+    } catch (e) {
+      // a watcher started before the scan of a start that failed watches for no one
+      if (this.#held !== null) {
+        this.#held = null;
+        const w = this.#watcher;
+        this.#watcher = null;
+        await w?.close();
+      }
+      throw e;
     } finally {
       await dropEarly(); // a failed build, a stop meanwhile: no early service runs on
     }
@@ -376,6 +388,12 @@ export class DevLoop {
       fromProof: true, // nothing changed, or files edited in place: no scan
       // the early services' check of the proof, made before the session loaded: not made twice
       checked: takeEarlyCheck(this.#spec.dir) ?? undefined,
+      // a scan: the watcher starts before it reads anything, and what it sees is held until
+      // the start is done (#flushHeld)
+      beforeScan: this.#o.noWatch ? undefined : () => {
+        this.#held = new Set();
+        this.#watch();
+      },
     });
     trace("loop: env compiled");
     this.#tree = c.tree;
@@ -446,26 +464,64 @@ export class DevLoop {
     // a tree taken from the proof unchanged is the proof's: the one on disk stays (a scan's, or
     // one with files edited since, is saved)
     if (c.proofEdits !== 0) this.#saveProofSoon(c, scanStart);
-    // After a scan the watcher starts just after the first services are spawned, so that
-    // setting up its watches overlaps their start; what was written between the scan and this
-    // point is not seen until written again. A tree from the proof needs no such haste: the
-    // watcher starts once the services settle (its set-up, ~15-70 ms on a 10k-file tree, would
-    // hold up their readiness checks), and the proof is then checked again (#watchAfterStart).
+    // After a scan the watcher runs already (it started before the scan read anything) and
+    // what it saw meanwhile is applied now. A tree from the proof: the watcher starts once the
+    // services settle (its set-up, ~15-70 ms on a 10k-file tree, would hold up their readiness
+    // checks), and the proof is then checked again (#watchAfterStart).
     if (!this.#o.noWatch) {
       if (c.proofEdits !== undefined) {
         this.#watchAfterStart(proofSubject(this.#spec, subjectOpts));
-      } else this.#watch();
+      } else await this.#flushHeld();
     }
     this.#captureSoon();
   }
 
-  /** Starts the watcher: its batches are {@link update}s. */
+  /**
+   * Paths the watcher reported while the start was not done (it started before the scan):
+   * applied once the start is done, not while its steps run or its services start. Null when
+   * nothing is held; `overflow` when more than {@link HELD_MAX} came (then a scan finds them).
+   */
+  #held: Set<string> | null = null;
+  #heldOverflow = false;
+
+  /** Applies what the watcher saw while the start was not done ({@link #held}). */
+  async #flushHeld(): Promise<void> {
+    const held = this.#held;
+    this.#held = null;
+    const w = this.#watcher;
+    if (held === null || w === null) return;
+    const dir = this.#spec.dir;
+    if (this.#heldOverflow) {
+      this.#heldOverflow = false;
+      const paths = await this.#changedByScan();
+      trace(`loop: held while starting: too many, a scan found ${paths.length} paths`);
+      w.report(paths.map((p) => `${dir}/${p}`));
+    } else if (held.size > 0) {
+      trace(`loop: held while starting: ${held.size} paths`);
+      w.report([...held].map((p) => `${dir}/${p}`));
+    }
+  }
+
+  /** Starts the watcher: its batches are {@link update}s (held while the start is not done). */
   #watch(): ProjectWatcher {
     const w = new ProjectWatcher(this.#spec.dir, {
       debounceMs: this.#spec.options.debounceMs,
       filter: this.#filter,
       ignore: this.#outputs,
-      onBatch: (paths) => this.update(paths).then(() => {}),
+      onBatch: (paths) => {
+        const held = this.#held;
+        if (held === null) return this.update(paths).then(() => {});
+        for (const p of paths) {
+          if (held.size >= HELD_MAX) this.#heldOverflow = true;
+          else held.add(p);
+        }
+      },
+      // the kernel dropped events: a scan against the stat cache finds what they said
+      onRescan: () => {
+        if (this.#held === null) return this.#changedByScan();
+        this.#heldOverflow = true; // (found by the scan once the start is done)
+        return [];
+      },
     });
     this.#watcher = w;
     w.start();
@@ -503,21 +559,9 @@ export class DevLoop {
       end(q);
       // (stopped meanwhile, or reloaded: another watcher, or none)
       if (this.#stopping || (this.#watcher as ProjectWatcher | null) !== watcher) return;
-      let paths: string[];
-      if (q !== null) paths = changedPaths(this.#tree, spec.dir, q);
-      else {
-        const store = this.#store;
-        using _lease = store.lease("hd up: check after the start");
-        const fresh = await store.withLock(
-          "shared",
-          () => ingestTree(store, spec.dir, { filter: this.#filter, cache: this.#statCache() }),
-        );
-        const { diffTrees } = await lazyImport<typeof import("../dag/diff.ts")>(
-          new URL("../dag/diff.ts", import.meta.url),
-        );
-        const d = diffTrees(store, this.#filesRoot, fresh.root);
-        paths = [...d.added, ...d.removed, ...d.changed].map((p) => p.replace(/\/$/, ""));
-      }
+      const paths = q !== null
+        ? changedPaths(this.#tree, spec.dir, q)
+        : await this.#changedByScan();
       trace(`loop: checked again after the start (${q ? "proof" : "scan"}), ${paths.length} paths`);
       watcher.report(paths.map((p) => `${spec.dir}/${p}`));
     }).catch((e) => {
@@ -526,6 +570,24 @@ export class DevLoop {
         `warning: cannot check for files changed while starting: ${(e as Error).message}`,
       );
     });
+  }
+
+  /**
+   * What differs between the project and the tree in use, by a scan against the stat cache
+   * (it reads only files whose stat changed): paths relative to the project.
+   */
+  async #changedByScan(): Promise<string[]> {
+    const store = this.#store;
+    using _lease = store.lease("hd up: what changed while starting");
+    const fresh = await store.withLock(
+      "shared",
+      () => ingestTree(store, this.#spec.dir, { filter: this.#filter, cache: this.#statCache() }),
+    );
+    const { diffTrees } = await lazyImport<typeof import("../dag/diff.ts")>(
+      new URL("../dag/diff.ts", import.meta.url),
+    );
+    const d = diffTrees(store, this.#filesRoot, fresh.root);
+    return [...d.added, ...d.removed, ...d.changed].map((p) => p.replace(/\/$/, ""));
   }
 
   /** The start's proof, while its save is pending ({@link #saveProofSoon}). */

@@ -203,6 +203,7 @@ export async function standBy(args: readonly string[]): Promise<void> {
     debounceMs: 200,
     filter: trackedFilter(d.spec),
     onBatch: check,
+    onRescan: () => (void check(), []), // events dropped: the standing check no longer holds
   });
   standWatch = w;
   w.start();

@@ -30,6 +30,13 @@ export interface WatcherOptions {
   ignore?: GlobSet;
   /** Receives each batch; the next batch is not delivered before this resolves. */
   onBatch: (paths: string[]) => Promise<void> | void;
+  /**
+   * The kernel dropped events (its inotify queue overflowed: a checkout of thousands of files):
+   * what changed must be found otherwise. Returns the project-relative paths that differ (a scan
+   * against what was last applied), which go into the next batch. Without it, dropped events stay
+   * unseen.
+   */
+  onRescan?: () => Promise<string[]> | string[];
 }
 
 /** Watches a directory tree and delivers debounced batches of changed paths. */
@@ -119,6 +126,7 @@ export class ProjectWatcher {
       try {
         for await (const ev of w) {
           this.events++;
+          if (ev.flag === "rescan") this.#needRescan();
           extra?.(ev);
           for (const p of ev.paths) this.#add(p);
         }
@@ -135,6 +143,17 @@ export class ProjectWatcher {
     if (this.#o.filter?.excluded(rel)) return null;
     if (this.#o.ignore?.matches(rel)) return null;
     return rel;
+  }
+
+  /** Events were dropped: the next batch starts with what {@link WatcherOptions.onRescan} finds. */
+  #rescan = false;
+
+  #needRescan(): void {
+    if (this.#o.onRescan === undefined || this.#closed) return;
+    if (!this.#rescan && this.#pending.size === 0) this.#first = performance.now();
+    this.#rescan = true;
+    this.relevantEvents++;
+    this.#schedule();
   }
 
   #add(abs: string): void {
@@ -155,14 +174,20 @@ export class ProjectWatcher {
 
   async #fire(): Promise<void> {
     this.#timer = null;
-    if (this.#closed || this.#pending.size === 0) return;
+    if (this.#closed || (this.#pending.size === 0 && !this.#rescan)) return;
     // a batch is being handled: what piles up is delivered when it is done
     if (this.#busy) return;
-    const batch = [...this.#pending].sort();
-    this.#pending.clear();
+    const rescan = this.#rescan;
+    this.#rescan = false;
     const run = (async () => {
       try {
-        await this.#o.onBatch(batch);
+        if (rescan) {
+          for (const p of await this.#o.onRescan!()) this.#pending.add(p);
+          this.relevantEvents++;
+        }
+        const batch = [...this.#pending].sort();
+        this.#pending.clear();
+        if (batch.length > 0) await this.#o.onBatch(batch);
       } catch (e) {
         console.error(`hd: update failed: ${(e as Error).message}`);
       }
@@ -170,7 +195,7 @@ export class ProjectWatcher {
     this.#busy = run;
     await run;
     this.#busy = null;
-    if (this.#pending.size > 0 && this.#timer === null) this.#schedule();
+    if ((this.#pending.size > 0 || this.#rescan) && this.#timer === null) this.#schedule();
   }
 
   /**

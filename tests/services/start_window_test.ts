@@ -1,7 +1,8 @@
 /**
  * What is written between the check of the project's proof a start's tree comes from and the
- * watcher's start is found (src/services/loop.ts's check after the start): before, it was never
- * seen until written again. The window is made deterministic: the loop's "root" event (after the
+ * watcher's start is found (src/services/loop.ts's check after the start), and so is what is
+ * written while a start's scan reads and after it (the watcher starts before the scan; what it sees
+ * is applied once the start is done): before, either was never seen until written again. The window is made deterministic: the loop's "root" event (after the
  * compile, before the watcher) writes the files. And a compile given an earlier check of the same
  * proof (the early services') takes it instead of checking again; given one of another proof, it
  * checks.
@@ -20,11 +21,23 @@ import { envSpec, waitFor } from "./_util.ts";
 import { proofCovers } from "../../src/env/proof_update.ts";
 
 /** A project of `n` files under data/, its spec and store, with a proof saved (past the racy window). */
-async function project(dir: string, storeDir: string, n: number) {
+async function project(dir: string, storeDir: string, n: number, stepSeconds = 0.5) {
   Deno.mkdirSync(`${dir}/data/deep`, { recursive: true });
   for (let i = 0; i < n; i++) Deno.writeTextFileSync(`${dir}/data/f${i}.txt`, `v0 ${i}`);
   Deno.writeTextFileSync(`${dir}/data/deep/x.txt`, "x");
-  const spec: EnvSpec = envSpec(dir, { options: { restartGraceMs: 1000, debounceMs: 50 } });
+  // a step that takes a while: what the watcher sees while it runs is held until the start is done
+  const step = {
+    run: `sleep ${stepSeconds}`,
+    inputs: ["no-such-input"],
+    outputs: [],
+    env: {},
+    network: "host" as const,
+    index: 0,
+  };
+  const spec: EnvSpec = envSpec(dir, {
+    build: { steps: [step], cache: [] },
+    options: { restartGraceMs: 1000, debounceMs: 50 },
+  });
   const store = Store.open(storeDir);
   await compileEnv(store, spec); // makes .hd/ (the project's directory changes)
   await new Promise((r) => setTimeout(r, 1100)); // the racy rule: ctimes a second old
@@ -42,9 +55,16 @@ function recorded(store: Store, spec: EnvSpec, rel: string): string | null {
   return new TextDecoder().decode(readFileContent(store, f as never));
 }
 
-const CASES: { what: string; files: number; write: (dir: string) => void; expect: string[][] }[] = [
+const CASES: {
+  what: string;
+  files: number;
+  write: (dir: string) => void;
+  expect: string[][];
+  /** How long the start's build step runs (the watcher's events meanwhile are held). */
+  stepSeconds?: number;
+}[] = [
   {
-    what: "a file edited, one created, one in a new directory, one removed (the proof's check)",
+    what: "a file edited, one created, one in a new directory, one removed",
     files: 20,
     write: (dir) => {
       Deno.writeTextFileSync(`${dir}/data/f1.txt`, "v1 1");
@@ -56,22 +76,34 @@ const CASES: { what: string; files: number; write: (dir: string) => void; expect
     expect: [["data/f1.txt", "v1 1"], ["new.txt", "new"], ["data/deep/er/y.txt", "y"]],
   },
   {
-    what: "300 files edited: more than a proof names, found by a scan",
+    what: "300 files edited (more than a proof names)",
     files: 300,
     write: (dir) => {
       for (let i = 0; i < 300; i++) Deno.writeTextFileSync(`${dir}/data/f${i}.txt`, `v1 ${i}`);
     },
     expect: [["data/f0.txt", "v1 0"], ["data/f299.txt", "v1 299"]],
   },
+  {
+    what: "10,050 files created (more than the watcher holds while a start is not done)",
+    files: 5,
+    stepSeconds: 3,
+    write: (dir) => {
+      // in a directory watched already: an event for each
+      for (let i = 0; i < 10_050; i++) Deno.writeTextFileSync(`${dir}/data/n${i}.txt`, `n${i}`);
+    },
+    expect: [["data/n0.txt", "n0"], ["data/n10049.txt", "n10049"]],
+  },
 ];
 
-for (const k of CASES) {
-  Deno.test(`files written while hd up starts are found: ${k.what}`, async () => {
+for (const [k, scan] of CASES.flatMap((k) => [[k, false], [k, true]] as const)) {
+  const how = scan ? "a start by a scan" : "a start from the proof";
+  Deno.test(`files written while hd up starts are found, ${how}: ${k.what}`, async () => {
     using tmp = tempDir();
     using st = tempDir();
-    const { spec, store } = await project(tmp.path, `${st.path}/store`, k.files);
-    // without the stat cache, a scan would read every file: a start that read none used the proof
+    const { spec, store } = await project(tmp.path, `${st.path}/store`, k.files, k.stepSeconds);
+    // without the stat cache, a scan reads every file: a start that read none used the proof
     Deno.removeSync(`${tmp.path}/.hd/statcache.json`);
+    if (scan) Deno.removeSync(quickStatusPath(spec)); // no proof: a scan
     let read = -1;
     const loop = await DevLoop.open({
       spec,
@@ -85,7 +117,11 @@ for (const k of CASES) {
     });
     await loop.start();
     try {
-      assertEquals(read, 0, "the start's tree came from the proof");
+      assertEquals(
+        read,
+        scan ? k.files + 1 : 0,
+        scan ? "a scan read every file" : "from the proof",
+      );
       await waitFor(
         () => k.expect.every(([rel, text]) => recorded(store, spec, rel) === text),
         "the files written while starting",

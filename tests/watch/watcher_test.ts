@@ -106,3 +106,36 @@ Deno.test("watcher: excluded top-level directories cost no watch; recreated ones
   await waitFor(() => batches.flat().includes("src/late.js"), "edit in the recreated directory");
   await w.close();
 });
+
+Deno.test("watcher: when the kernel drops events (its queue overflowed), onRescan's paths are delivered", async () => {
+  let queue = 16384;
+  try {
+    queue = Number(Deno.readTextFileSync("/proc/sys/fs/inotify/max_queued_events").trim());
+  } catch { /* the default */ }
+  using tmp = tempDir();
+  const dir = tmp.path;
+  Deno.mkdirSync(`${dir}/src`);
+  const batches: string[][] = [];
+  let rescans = 0;
+  const w = new ProjectWatcher(dir, {
+    debounceMs: 30,
+    onBatch: (paths) => void batches.push(paths),
+    onRescan: () => (rescans++, ["found-by-a-scan.txt"]),
+  });
+  w.start();
+  try {
+    // written while this thread does nothing else: the kernel queues more events (three a file)
+    // than it keeps, and says so
+    const n = Math.ceil(queue / 2) + 100;
+    for (let i = 0; i < n; i++) Deno.writeTextFileSync(`${dir}/src/f${i}.txt`, "x");
+    await waitFor(() => rescans > 0, "the rescan", 10_000);
+    await waitFor(
+      () => batches.some((b) => b.includes("found-by-a-scan.txt")),
+      "onRescan's paths in a batch",
+      10_000,
+    );
+    assert(w.relevantEvents > 0);
+  } finally {
+    await w.close();
+  }
+});
