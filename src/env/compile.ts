@@ -169,15 +169,11 @@ export async function compileEnv(
   const pk = await packagesFor(spec);
   const write = opts.write ?? true;
   const sink = write ? store : undefined;
-  const subject = () => proofSubject(spec, opts);
-  const reused = write && opts.fromProof && !opts.noCache && !opts.exclude?.length &&
-      opts.checked
-    ? reuseCheck(spec, subject(), opts.checked)
+  // the proof: an earlier check of it in this process when there is one, else a check now
+  const proof = write && opts.fromProof && !opts.noCache && !opts.exclude?.length
+    ? (opts.checked && reuseCheck(spec, proofSubject(spec, opts), opts.checked)) ||
+      await loadQuickStatus(store.identity().key, spec, proofSubject(spec, opts))
     : null;
-  const proof = reused ??
-    (write && opts.fromProof && !opts.noCache && !opts.exclude?.length
-      ? await loadQuickStatus(store.identity().key, spec, subject())
-      : null);
   const compile = () => {
     const filter = trackedFilter(spec, opts.exclude);
     const cachePath = statCachePath(spec);

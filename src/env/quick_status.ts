@@ -334,6 +334,11 @@ const td = new TextDecoder();
 /** The largest proof read (~100 bytes a path: a few million paths). */
 const MAX_PROOF_BYTES = 256 << 20;
 
+/** The MAC line of a proof read by {@link readProof} (64 hex digits). */
+function macOf(p: { bytes: Uint8Array }): string {
+  return td.decode(p.bytes.subarray(0, 64));
+}
+
 /** A proof file read and its header checked for form; null when missing or malformed. */
 function readProof(path: string): { bytes: Uint8Array; h: Header; nl: number } | null {
   let bytes: Uint8Array | null;
@@ -482,8 +487,7 @@ export async function loadBoundStatus(
   if (c === null) return null;
   // (the directories are listed only when some changed: an unchanged status does not need them)
   const walked = c.dirs.length > 0 ? walkedOf(p) : [];
-  const mac = td.decode(p.bytes.subarray(0, 64));
-  return { summary: p.h.summary, facts, subject: p.h.subject, ...c, walked, mac };
+  return { summary: p.h.summary, facts, subject: p.h.subject, ...c, walked, mac: macOf(p) };
 }
 
 /**
@@ -497,7 +501,7 @@ export interface ProofCheck extends ProofChanges {
 /** Whether the proof of the project at `dir` is still the one whose MAC is `mac`. */
 export function sameProof(dir: string, mac: string): boolean {
   const p = readProof(quickStatusPath({ dir }));
-  return p !== null && td.decode(p.bytes.subarray(0, 64)) === mac;
+  return p !== null && macOf(p) === mac;
 }
 
 /**
@@ -514,7 +518,7 @@ export function reuseCheck(
 ): (ProofChanges & { summary: StatusSummary; walked: string[] }) | null {
   const p = readProof(quickStatusPath(spec));
   if (p === null || p.h.subject !== subject) return null;
-  if (td.decode(p.bytes.subarray(0, 64)) !== check.mac) return null;
+  if (macOf(p) !== check.mac) return null;
   return { summary: p.h.summary, changed: check.changed, dirs: check.dirs, walked: walkedOf(p) };
 }
 

@@ -33,10 +33,10 @@
 import { blake3Hex, blake3Pieces, isId } from "../cas/hash.ts";
 import type { Store } from "../cas/store.ts";
 import { readStateFile, refuseStateLink } from "../sys/fs.ts";
+import type { FileNode } from "../dag/node.ts";
 
 /** The largest stat cache read (a few hundred bytes a file: millions of files). */
 const STAT_CACHE_MAX = 1 << 30;
-import type { FileNode } from "../dag/node.ts";
 
 /** Entries modified this close to the save time are re-read on the next scan. */
 export const RACY_MS = 1000;

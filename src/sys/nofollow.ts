@@ -281,14 +281,7 @@ export function readLink(path: string, root?: string): string {
  */
 export function readBeneath(root: string, rel: string, max: number): Uint8Array | null {
   const l = bind();
-  if (l === null) {
-    try {
-      return Deno.readFileSync(`${root}/${rel}`);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
-    }
-  }
+  if (l === null) return absentAsNull(() => Deno.readFileSync(`${root}/${rel}`));
   const fd = openBeneath(l, root, rel);
   if (fd === null) return null;
   try {
@@ -329,12 +322,7 @@ export function openFileBeneath(root: string, rel: string): Deno.FsFile | null {
   const l = bind();
   if (l === null || !procFds()) {
     if (l !== null) weaker("/proc is not mounted");
-    try {
-      return Deno.openSync(`${root}/${rel}`, { read: true });
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
-    }
+    return absentAsNull(() => Deno.openSync(`${root}/${rel}`, { read: true }));
   }
   const fd = openBeneath(l, root, rel);
   if (fd === null) return null;
@@ -343,6 +331,16 @@ export function openFileBeneath(root: string, rel: string): Deno.FsFile | null {
     return Deno.openSync(`/proc/self/fd/${fd}`, { read: true });
   } finally {
     l.symbols.close(fd);
+  }
+}
+
+/** What `f` gives, or null when it throws NotFound (the path is not there). */
+function absentAsNull<T>(f: () => T): T | null {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
   }
 }
 

@@ -181,10 +181,7 @@ export class ProjectWatcher {
     this.#rescan = false;
     const run = (async () => {
       try {
-        if (rescan) {
-          for (const p of await this.#o.onRescan!()) this.#pending.add(p);
-          this.relevantEvents++;
-        }
+        if (rescan) { for (const p of await this.#o.onRescan!()) this.#pending.add(p); }
         const batch = [...this.#pending].sort();
         this.#pending.clear();
         if (batch.length > 0) await this.#o.onBatch(batch);
