@@ -78,3 +78,14 @@ export function pidsWith(marker: string): number[] {
 export function nodeListen(port: number, tag = ""): string {
   return `exec node -e "require('net').createServer(s=>s.end('${tag}')).listen(${port},'127.0.0.1',()=>console.log('listening ${tag}'))"`;
 }
+
+/** Waits until the project at `dir` has a saved proof (`.hd/status.bin`: a start saves it). */
+export async function waitForProof(dir: string): Promise<void> {
+  await waitFor(() => {
+    try {
+      return Deno.statSync(`${dir}/.hd/status.bin`).isFile;
+    } catch {
+      return false;
+    }
+  }, "the proof");
+}

@@ -8,7 +8,7 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { downAtEnd, hd, REPO, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { waitFor } from "./_util.ts";
+import { waitFor, waitForProof } from "./_util.ts";
 import { earlyArgs, earlyServices, sameLine, spawnLine } from "../../src/services/prespawn.ts";
 import type { EnvSpec, ServiceSpec } from "../../src/config/types.ts";
 
@@ -163,13 +163,7 @@ depends_on = ["a"]
     assertEquals(starts(dir, "a").length, 2);
     assert(!starts(dir, "a")[1].includes("before the session"), starts(dir, "a")[1]);
     // the session saves the proof a second after its start
-    await waitFor(() => {
-      try {
-        return Deno.statSync(`${dir}/.hd/status.bin`).isFile;
-      } catch {
-        return false;
-      }
-    }, "the proof");
+    await waitForProof(dir);
     assertEquals((await hd(["down"], opts)).code, 0);
 
     // nothing changed: a starts early, the session keeps that one process

@@ -9,7 +9,7 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { downAtEnd, hd, skipUnless, tempDir, testIf } from "../_helpers.ts";
-import { waitFor } from "./_util.ts";
+import { waitFor, waitForProof } from "./_util.ts";
 import { spareSocketPath } from "../../src/services/spare.ts";
 import { jsonlRequest } from "../../src/sys/jsonl.ts";
 
@@ -59,13 +59,7 @@ testIf(
     assertEquals((await hd(["down"], opts)).code, 0);
     await new Promise((r) => setTimeout(r, 1200));
     assertEquals((await hd(["up", "-d"], opts)).code, 0);
-    await waitFor(() => {
-      try {
-        return Deno.statSync(`${dir}/.hd/status.bin`).isFile;
-      } catch {
-        return false;
-      }
-    }, "the proof");
+    await waitForProof(dir);
     assertEquals((await hd(["down"], opts)).code, 0);
     /** Waits for the spare's next standing check after `from`; its line. */
     const standing = async (from: number) => {
