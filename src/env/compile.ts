@@ -131,8 +131,9 @@ export interface CompileOptions {
   beforeScan?: () => void;
   /**
    * With `fromProof`: a check of the project's proof made earlier in this process (the early
-   * services', src/services/prespawn.ts), used instead of checking again when it is of the proof
-   * on disk (src/env/quick_status.ts's reuseCheck). The caller then checks again once it watches.
+   * services', src/services/prespawn.ts), used instead of checking again when it is for this
+   * compile's subject (src/env/quick_status.ts's reuseCheck). The caller then checks again once it
+   * watches.
    */
   checked?: ProofCheck;
 }
@@ -171,7 +172,7 @@ export async function compileEnv(
   const sink = write ? store : undefined;
   // the proof: an earlier check of it in this process when there is one, else a check now
   const proof = write && opts.fromProof && !opts.noCache && !opts.exclude?.length
-    ? (opts.checked && reuseCheck(spec, proofSubject(spec, opts), opts.checked)) ||
+    ? (opts.checked && reuseCheck(proofSubject(spec, opts), opts.checked)) ||
       await loadQuickStatus(store.identity().key, spec, proofSubject(spec, opts))
     : null;
   const compile = () => {

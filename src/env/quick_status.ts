@@ -334,11 +334,6 @@ const td = new TextDecoder();
 /** The largest proof read (~100 bytes a path: a few million paths). */
 const MAX_PROOF_BYTES = 256 << 20;
 
-/** The MAC line of a proof read by {@link readProof} (64 hex digits). */
-function macOf(p: { bytes: Uint8Array }): string {
-  return td.decode(p.bytes.subarray(0, 64));
-}
-
 /** A proof file read and its header checked for form; null when missing or malformed. */
 function readProof(path: string): { bytes: Uint8Array; h: Header; nl: number } | null {
   let bytes: Uint8Array | null;
@@ -470,15 +465,15 @@ function walkedOf(p: { bytes: Uint8Array; h: Header; nl: number }): string[] {
 /**
  * The summary and what the status shows of hd.toml, from a proof that binds hd.toml (see the
  * module doc), without parsing it: for the hd.toml at `file` (absolute). Null when there is no
- * such proof or it does not hold (then parse, and {@link loadQuickStatus} or scan).
+ * such proof or it does not hold (then parse, and {@link loadQuickStatus} or scan). With
+ * `allWalked`, `walked` lists the walked directories even when none changed (a check to be
+ * reused by a compile, {@link reuseCheck}: a proof saved from its tree records them).
  */
 export async function loadBoundStatus(
   secret: Uint8Array,
   file: string,
-): Promise<
-  | (ProofCheck & { summary: StatusSummary; facts: SpecFacts; subject: string; walked: string[] })
-  | null
-> {
+  opts: { allWalked?: boolean } = {},
+): Promise<(ProofCheck & { facts: SpecFacts }) | null> {
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
   const p = readProof(quickStatusPath({ dir }));
   const facts = p?.h.bound?.facts;
@@ -486,40 +481,33 @@ export async function loadBoundStatus(
   const c = await proofCheck(secret, dir, p);
   if (c === null) return null;
   // (the directories are listed only when some changed: an unchanged status does not need them)
-  const walked = c.dirs.length > 0 ? walkedOf(p) : [];
-  return { summary: p.h.summary, facts, subject: p.h.subject, ...c, walked, mac: macOf(p) };
+  const walked = c.dirs.length > 0 || opts.allWalked ? walkedOf(p) : [];
+  return { summary: p.h.summary, facts, subject: p.h.subject, ...c, walked };
 }
 
 /**
- * A check of a proof made earlier in this process ({@link loadBoundStatus}): what changed, and
- * which proof it was (its MAC, verified then).
+ * A check of a proof ({@link loadBoundStatus}): what changed since it was saved, and what it holds,
+ * all read from the bytes whose MAC verified (a file written over it since changes none of it).
  */
 export interface ProofCheck extends ProofChanges {
-  mac: string;
-}
-
-/** Whether the proof of the project at `dir` is still the one whose MAC is `mac`. */
-export function sameProof(dir: string, mac: string): boolean {
-  const p = readProof(quickStatusPath({ dir }));
-  return p !== null && macOf(p) === mac;
+  summary: StatusSummary;
+  subject: string;
+  walked: string[];
 }
 
 /**
- * {@link loadQuickStatus} answered from an earlier `check` of the same proof instead of stat'ing
- * every path again: the proof on disk is still the one checked (the same MAC) and is for
- * `subject`; null otherwise. What was written after the check began is not seen: the caller
- * checks again once its watcher runs (src/services/loop.ts), and saves a proof only when that
- * check found nothing besides what this one did.
+ * {@link loadQuickStatus} answered from an earlier `check` (made with `allWalked`) instead of
+ * stat'ing every path again: when it is for `subject`, else null (pure). Its data are those the
+ * check verified, not the proof file read again. What was written after the check began is not
+ * seen: the caller checks again once its watcher runs (src/services/loop.ts), and saves a proof
+ * only when that check found nothing besides what this one did.
  */
 export function reuseCheck(
-  spec: EnvSpec,
   subject: string,
   check: ProofCheck,
 ): (ProofChanges & { summary: StatusSummary; walked: string[] }) | null {
-  const p = readProof(quickStatusPath(spec));
-  if (p === null || p.h.subject !== subject) return null;
-  if (macOf(p) !== check.mac) return null;
-  return { summary: p.h.summary, changed: check.changed, dirs: check.dirs, walked: walkedOf(p) };
+  if (check.subject !== subject) return null;
+  return { summary: check.summary, changed: check.changed, dirs: check.dirs, walked: check.walked };
 }
 
 /**

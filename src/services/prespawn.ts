@@ -38,7 +38,7 @@ import type { EnvSpec, ServiceSpec } from "../config/types.ts";
 import { specFilePath } from "../config/find.ts";
 import { defaultStoreRoot } from "../cas/root.ts";
 import { StoreView } from "../cas/view.ts";
-import { loadBoundStatus, type ProofCheck, sameProof } from "../env/quick_status.ts";
+import { loadBoundStatus, type ProofCheck } from "../env/quick_status.ts";
 import type { ProjectWatcher } from "../watch/watcher.ts";
 import { isStepCached } from "../runtime/step_record.ts";
 import { lazyImport } from "../sys/lazy.ts";
@@ -156,9 +156,8 @@ let standing: { file: string; q: BoundCheck; events: number } | null = null;
  * In a spare supervisor (src/services/spare.ts) while it waits: a dry run of {@link prespawn},
  * then, when a proof holds, a watch of the project's tracked files started before a check of the
  * proof that is kept standing (checked again once the files written settle, at most once a
- * second). When `hd up -d`
- * comes, {@link prespawn} takes that check instead of stat'ing every path again, if the watch has
- * seen nothing since it began and the proof on disk is still the one checked; the session checks
+ * second). When `hd up -d` comes, {@link prespawn} takes that check instead of stat'ing every path
+ * again, if the watch has seen nothing since it began; the session checks
  * again once its own watcher runs (src/services/loop.ts), so nothing written in between goes
  * unseen even where this watch missed it.
  */
@@ -182,7 +181,7 @@ export async function standBy(args: readonly string[]): Promise<void> {
         last = performance.now();
         const events = w.relevantEvents;
         standing = null;
-        const q = await loadBoundStatus(d.secret, d.file).catch(() => null);
+        const q = await loadBoundStatus(d.secret, d.file, { allWalked: true }).catch(() => null);
         if (q !== null && w.relevantEvents === events && standWatch === w) {
           standing = { file: d.file, q, events };
           trace(`early services: a standing check, ${q.changed.length} file(s) changed`);
@@ -225,9 +224,9 @@ function endStanding(): { file: string; q: BoundCheck } | null {
   return s !== null && w.relevantEvents === s.events ? s : null;
 }
 
-/** The spare's check `s` when it is of the hd.toml at `file` and of the proof on disk. */
+/** The spare's check `s` when it is of the hd.toml at `file`. */
 function standingFor(s: { file: string; q: BoundCheck } | null, file: string): BoundCheck | null {
-  if (s === null || s.file !== file || !sameProof(s.q.facts.dir, s.q.mac)) return null;
+  if (s === null || s.file !== file) return null;
   trace("early services: the spare's standing check");
   return s.q;
 }
@@ -263,7 +262,8 @@ export async function prespawn(
     const view = StoreView.open(defaultStoreRoot());
     const secret = view?.secretKey() ?? null;
     if (secret === null) return;
-    const q = standingFor(stood, file) ?? await loadBoundStatus(secret, file);
+    const q = standingFor(stood, file) ??
+      await loadBoundStatus(secret, file, { allWalked: !opts.dryRun });
     if (q === null) return trace("early services: no proof that holds");
     const spec: unknown = JSON.parse(q.subject)[0];
     if (!specShape(spec) || spec.dir !== q.facts.dir) return;

@@ -13,7 +13,12 @@ import { tempDir } from "../_helpers.ts";
 import { Store } from "../../src/cas/store.ts";
 import { DevLoop } from "../../src/services/loop.ts";
 import { compileEnv } from "../../src/env/compile.ts";
-import { proofSubject, quickStatusPath, saveQuickStatus } from "../../src/env/quick_status.ts";
+import {
+  loadQuickStatus,
+  proofSubject,
+  quickStatusPath,
+  saveQuickStatus,
+} from "../../src/env/quick_status.ts";
 import type { EnvSpec } from "../../src/config/types.ts";
 import { readFileContent } from "../../src/dag/dag.ts";
 import { Tree } from "../../src/dag/tree.ts";
@@ -134,26 +139,29 @@ for (const [k, scan] of CASES.flatMap((k) => [[k, false], [k, true]] as const)) 
   });
 }
 
-Deno.test("a compile takes an earlier check of the same proof, and checks again for another", async () => {
+Deno.test("a compile takes an earlier check made for its subject, and checks again for another", async () => {
   using tmp = tempDir();
   using st = tempDir();
   const { spec, store } = await project(tmp.path, `${st.path}/store`, 5);
-  const mac = new TextDecoder().decode(
-    Deno.readFileSync(quickStatusPath(spec)).subarray(0, 64),
-  );
+  const subject = proofSubject(spec, {});
+  const q = await loadQuickStatus(store.identity().key, spec, subject);
+  assert(q !== null, "the proof holds");
+  // a file written over the proof since the check changes nothing the check took from it
+  Deno.writeTextFileSync(quickStatusPath(spec), "garbage");
   Deno.writeTextFileSync(`${tmp.path}/data/f1.txt`, "edited after the check");
   const table: [string, string, boolean][] = [
-    ["the same proof: taken, the edit after it not seen", mac, false],
-    ["another proof's check: checked again, the edit seen", "0".repeat(64), true],
+    ["its subject: taken, the edit after it not seen", subject, false],
+    ["another subject: checked again (the proof is gone: a scan), the edit seen", "other", true],
   ];
-  for (const [what, m, seen] of table) {
+  for (const [what, subj, seen] of table) {
     const c = await compileEnv(store, spec, {
       fromProof: true,
       record: false,
-      checked: { changed: [], dirs: [], mac: m },
+      checked: { ...q, subject: subj },
     });
-    assertEquals(c.proofEdits, seen ? 1 : 0, what);
-    assertEquals(c.proofChanges?.changed, seen ? ["data/f1.txt"] : [], what);
+    assertEquals(c.proofEdits, seen ? undefined : 0, what);
+    assertEquals(c.proofChanges?.changed, seen ? undefined : [], what);
+    assertEquals(c.walked.length > 0, true, `${what}: the walked directories`);
     const f = c.tree.get("data/f1.txt")!;
     const text = new TextDecoder().decode(readFileContent(store, f as never));
     assertEquals(text, seen ? "edited after the check" : "v0 1", what);
