@@ -61,13 +61,23 @@ testIf(
     assertEquals((await hd(["up", "-d"], opts)).code, 0);
     await waitForProof(dir);
     assertEquals((await hd(["down"], opts)).code, 0);
-    /** Waits for the spare's next standing check after `from`; its line. */
+    /**
+     * Waits for the spare's next standing check after `from`, and for the spare to listen (it
+     * checks before it opens its socket: an up sooner would start a supervisor of its own); the
+     * check's line.
+     */
     const standing = async (from: number) => {
       let line = "";
       await waitFor(() => {
         line = traced(trace, from).find((l) => l.includes("a standing check")) ?? "";
         return line !== "";
       }, "the spare's standing check");
+      await waitFor(async () => {
+        const r = await jsonlRequest(spareSocketPath(dir), { op: "ping" }, {
+          replyTimeoutMs: 2000,
+        }).catch(() => null) as { pid?: number } | null;
+        return (r?.pid ?? 0) > 1;
+      }, "the spare listening");
       return line;
     };
     const upRoot = async () => {
@@ -108,11 +118,6 @@ testIf(
     // a fresh one is made, and the edit is in what the session records
     mark = Deno.readTextFileSync(trace).length;
     await standing(mark);
-    await waitFor(async () => {
-      const r = await jsonlRequest(spareSocketPath(dir), { op: "ping" }, { replyTimeoutMs: 2000 })
-        .catch(() => null) as { pid?: number } | null;
-      return (r?.pid ?? 0) > 1;
-    }, "the spare waiting");
     mark = Deno.readTextFileSync(trace).length;
     Deno.writeTextFileSync(`${dir}/src/x.txt`, "three\n", { append: true });
     await upRoot();
